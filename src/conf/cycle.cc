@@ -1,0 +1,170 @@
+#include "conf/cycle.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "conf/conf_context.h"
+#include "conf/module.h"
+
+namespace weir {
+
+OpenFile* Cycle::open_file(const std::string& name) {
+  for (OpenFile& f : open_files) {
+    if (f.name == name) return &f;
+  }
+  open_files.push_back(OpenFile{name});
+  return &open_files.back();
+}
+
+Status Cycle::add_path(const TempPath* path) {
+  for (const TempPath* p : paths) {
+    if (p->name == path->name) {
+      if (p->level != path->level) {
+        return Status::errorf("the same path name \"%s\" used with different levels", path->name.c_str());
+      }
+      return {};
+    }
+  }
+  paths.push_back(path);
+  return {};
+}
+
+SharedZone* Cycle::add_zone(const std::string& name, size_t size, const void* tag, std::string& error) {
+  for (SharedZone& z : zones) {
+    if (z.name != name) continue;
+    if (z.tag != tag) {
+      error = strprintf("the shared memory zone \"%s\" is already declared for a different use",
+                        name.c_str());
+      return nullptr;
+    }
+    if (size != 0 && z.size != 0 && z.size != size) {
+      error = strprintf("the size %zu of shared memory zone \"%s\" conflicts with already declared size %zu",
+                        size, name.c_str(), z.size);
+      return nullptr;
+    }
+    if (z.size == 0) z.size = size;
+    return &z;
+  }
+  zones.push_back(SharedZone{name, size, tag});
+  return &zones.back();
+}
+
+Status Cycle::load() {
+  number_modules();
+  auto modules = all_modules();
+  confs.assign(modules.size(), nullptr);
+  ConfContext cf(*this, pool);
+  for (Module* m : modules) {
+    if (m->type == ModuleType::Core && m->create_conf != nullptr) confs[m->index] = m->create_conf(cf);
+  }
+  reader = std::make_unique<ConfReader>(conf_prefix);
+  std::vector<ConfNode> params;
+  if (!conf_param.empty()) {
+    if (Status s = reader->read_command_line(conf_param, params); !s.ok()) return s;
+    if (Status s = cf.parse_block(params); !s.ok()) return s;
+  }
+  // Nodes must outlive processing: configuration objects keep pointers into them.
+  auto* nodes = pool.make<std::vector<ConfNode>>();
+  if (Status s = reader->read_file(conf_file, *nodes); !s.ok()) return s;
+  if (Status s = cf.parse_block(*nodes); !s.ok()) return s;
+  cf.node = nullptr;
+  for (Module* m : modules) {
+    if (m->type == ModuleType::Core && m->init_conf != nullptr) {
+      if (Status s = m->init_conf(cf, confs[m->index]); !s.ok()) return s;
+    }
+  }
+  return {};
+}
+
+Status Cycle::open_files_and_paths() {
+  for (const TempPath* p : paths) {
+    if (int err = create_full_path(p->name); err != 0) {
+      return Status::errorf("mkdir() \"%s\" failed (%d: %s)", p->name.c_str(), err, std::strerror(err));
+    }
+  }
+  for (OpenFile& f : open_files) {
+    if (f.fd >= 0) continue;
+    if (int err = f.open(); err != 0) {
+      return Status::errorf("open() \"%s\" failed (%d: %s)", f.name.c_str(), err, std::strerror(err));
+    }
+  }
+  return {};
+}
+
+Status Cycle::open_listening(Cycle* old) {
+  for (auto& ls : listening) {
+    if (old != nullptr) {
+      for (auto& ols : old->listening) {
+        if (ols->fd >= 0 && ols->addr == ls->addr && ols->worker == ls->worker &&
+            ols->opt.reuseport == ls->opt.reuseport) {
+          ls->fd = ols->fd;
+          ls->inherited = true;
+          ols->fd = -1;  // ownership moves to the new cycle
+          break;
+        }
+      }
+    }
+    if (ls->fd >= 0) continue;
+    std::string err;
+    // nginx retries bind() a few times (another process may be releasing the port).
+    for (int attempt = 0; attempt < 5; attempt++) {
+      ls->fd = open_listening_socket(ls->addr, ls->opt, err);
+      if (ls->fd >= 0 || err.find("(98:") == std::string::npos) break;
+      log_error(LogLevel::Emerg, log, 0, "%s", err.c_str());
+      usleep(500 * 1000);
+    }
+    if (ls->fd < 0) {
+      log_error(LogLevel::Emerg, log, 0, "%s", err.c_str());
+      return Status::error(err);
+    }
+  }
+  return {};
+}
+
+Status Cycle::create_zones(Cycle* old) {
+  for (SharedZone& z : zones) {
+    if (z.size == 0) {
+      return Status::errorf("zero size shared memory zone \"%s\"", z.name.c_str());
+    }
+    void* old_data = nullptr;
+    if (old != nullptr) {
+      for (SharedZone& oz : old->zones) {
+        if (oz.name == z.name && oz.tag == z.tag && oz.size == z.size && oz.addr != nullptr) {
+          z.addr = oz.addr;  // reuse the memory and the state in it
+          old_data = oz.data;
+          oz.addr = nullptr;
+          break;
+        }
+      }
+    }
+    if (z.addr == nullptr) {
+      z.addr = ::mmap(nullptr, z.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+      if (z.addr == MAP_FAILED) {
+        z.addr = nullptr;
+        return Status::errorf("mmap(MAP_ANON|MAP_SHARED, %zu) failed (%d: %s)", z.size, errno,
+                              std::strerror(errno));
+      }
+    }
+    if (z.init != nullptr) {
+      if (Status s = z.init(z, old_data); !s.ok()) return s;
+    }
+  }
+  return {};
+}
+
+void Cycle::close_listening() {
+  for (auto& ls : listening) {
+    if (ls->fd >= 0) {
+      ::close(ls->fd);
+      if (ls->addr.family() == AF_UNIX && !ls->inherited) {
+        // Leave the socket file: a new cycle may be using it.
+      }
+      ls->fd = -1;
+    }
+  }
+}
+
+}  // namespace weir

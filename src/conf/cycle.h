@@ -1,0 +1,69 @@
+// Cycle: everything one loaded configuration made - module configurations, the files logs write to,
+// listening sockets, temp paths, shared zones - and the loading itself: -g directives, then the file, then
+// each module's init hooks; the process layer then opens what the configuration names.
+// nginx: src/core/ngx_cycle.c (ngx_init_cycle)
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "conf/conf_file.h"
+#include "core/file.h"
+#include "core/log.h"
+#include "core/pool.h"
+#include "core/status.h"
+#include "event/listening.h"
+
+namespace weir {
+
+// A shared-memory zone made by the master before fork (limit_req, limit_conn, ...).
+struct SharedZone {
+  std::string name;
+  size_t size = 0;
+  const void* tag = nullptr;  // the module that owns it
+  void* addr = nullptr;
+  Status (*init)(SharedZone& zone, void* old_data) = nullptr;
+  void* data = nullptr;  // the module's view of the zone
+};
+
+struct Cycle {
+  Pool pool{16384};
+
+  std::string prefix;       // -p, with a trailing slash
+  std::string conf_file;    // -c, absolute
+  std::string conf_prefix;  // the directory of conf_file, with a trailing slash
+  std::string conf_param;   // -g
+  std::string error_log;    // -e ("stderr" or a path); empty: the built-in default
+  bool test_config = false;
+  bool quiet = false;
+
+  std::vector<void*> confs;        // core modules, by module index
+  std::vector<void*> event_confs;  // event modules, by ctx_index
+  std::deque<OpenFile> open_files;
+  LogSink* log_sink = nullptr;  // the main context's error_log
+  Log log;                      // writes to log_sink
+  std::vector<std::unique_ptr<Listening>> listening;
+  std::vector<const TempPath*> paths;
+  std::deque<SharedZone> zones;
+  std::unique_ptr<ConfReader> reader;  // the files read, for -T
+
+  // The OpenFile for a full path (shared by every directive naming it); "" is stderr.
+  OpenFile* open_file(const std::string& name);
+  // Records a temp path to be created at start; two paths with the same name must have the same levels.
+  Status add_path(const TempPath* path);
+  SharedZone* add_zone(const std::string& name, size_t size, const void* tag, std::string& error);
+
+  // Reads and processes the configuration (no side effects outside the cycle).
+  Status load();
+  // Opens log files and creates temp paths (after load, in the process that will run it).
+  Status open_files_and_paths();
+  // Opens listening sockets, taking over those of old (same address) instead of binding again.
+  Status open_listening(Cycle* old);
+  Status create_zones(Cycle* old);
+  void close_listening();
+};
+
+}  // namespace weir

@@ -1,0 +1,42 @@
+#include "conf/setting.h"
+
+namespace weir::slot {
+
+Status parse_flag(ConfContext& cf, const ConfNode& n, bool& out) {
+  if (iequals(n.args[1], "on")) {
+    out = true;
+  } else if (iequals(n.args[1], "off")) {
+    out = false;
+  } else {
+    return cf.errorf("invalid value \"%s\" in \"%s\" directive, it must be \"on\" or \"off\"",
+                     n.args[1].c_str(), n.name().c_str());
+  }
+  return {};
+}
+
+Status parse_bufs(const ConfNode& n, Bufs& out) {
+  if (n.nargs() != 2) return Status::error("invalid value");
+  auto num = parse_int(n.args[1]);
+  if (!num || *num == 0) return Status::errorf("invalid value \"%s\"", n.args[1].c_str());
+  auto size = parse_size(n.args[2]);
+  if (!size || *size == 0) return Status::errorf("invalid value \"%s\"", n.args[2].c_str());
+  out.num = static_cast<int>(*num);
+  out.size = static_cast<size_t>(*size);
+  return {};
+}
+
+Status parse_path(ConfContext& cf, const ConfNode& n, TempPath& out) {
+  std::string name = n.args[1];
+  while (name.size() > 1 && name.back() == '/') name.pop_back();
+  out.name = cf.full_name(name);
+  out.level = {0, 0, 0};
+  for (size_t i = 2; i < n.args.size(); i++) {
+    if (i - 2 >= out.level.size()) return Status::error("invalid value");
+    auto v = parse_int(n.args[i]);
+    if (!v || *v < 1 || *v > 2) return Status::error("invalid value");
+    out.level[i - 2] = static_cast<int>(*v);
+  }
+  return {};
+}
+
+}  // namespace weir::slot

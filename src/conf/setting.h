@@ -1,0 +1,187 @@
+// Setting<T>: a configuration value that knows whether it was set, so that merging from http to server to
+// location works as nginx's NGX_CONF_UNSET and ngx_conf_merge_*_value do; and the typed directive setters
+// (slot::flag, slot::size, slot::msec, slot::bufs, slot::str, slot::enum_ ...) that fill them.
+// nginx: src/core/ngx_conf_file.c (ngx_conf_set_*_slot), ngx_conf_merge_* macros
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <vector>
+
+#include "conf/conf_context.h"
+#include "conf/conf_file.h"
+#include "core/file.h"
+#include "core/str.h"
+
+namespace weir {
+
+template <class T>
+struct Setting {
+  T value{};
+  bool set = false;
+
+  const T& operator*() const { return value; }
+  const T* operator->() const { return &value; }
+  Setting& operator=(const T& v) {
+    value = v;
+    set = true;
+    return *this;
+  }
+  // Unset: take the parent's value, or the default when the parent has none either.
+  void merge(const Setting& parent, const T& def) {
+    if (set) return;
+    value = parent.set ? parent.value : def;
+    set = true;
+  }
+  void merge(const Setting& parent) {
+    if (set || !parent.set) return;
+    value = parent.value;
+    set = true;
+  }
+};
+
+template <class T>
+struct EnumName {
+  std::string_view name;
+  T value;
+};
+
+namespace slot {
+
+template <class M>
+struct member;
+template <class C, class V>
+struct member<V C::*> {
+  using owner = C;
+  using type = V;
+};
+
+template <auto M>
+auto& field(void* conf) {
+  using C = typename member<decltype(M)>::owner;
+  return static_cast<C*>(conf)->*M;
+}
+
+Status parse_flag(ConfContext& cf, const ConfNode& n, bool& out);
+
+template <auto M>
+Status flag(ConfContext& cf, const ConfNode& n, void* conf) {
+  auto& f = field<M>(conf);
+  if (f.set) return Status::error("is duplicate");
+  bool v;
+  if (Status s = parse_flag(cf, n, v); !s.ok()) return s;
+  f = v;
+  return {};
+}
+
+template <auto M>
+Status size(ConfContext&, const ConfNode& n, void* conf) {
+  auto& f = field<M>(conf);
+  if (f.set) return Status::error("is duplicate");
+  auto v = parse_size(n.args[1]);
+  if (!v) return Status::error("invalid value");
+  f = static_cast<std::remove_cvref_t<decltype(f.value)>>(*v);
+  return {};
+}
+
+template <auto M>
+Status offset(ConfContext&, const ConfNode& n, void* conf) {
+  auto& f = field<M>(conf);
+  if (f.set) return Status::error("is duplicate");
+  auto v = parse_offset(n.args[1]);
+  if (!v) return Status::error("invalid value");
+  f = static_cast<std::remove_cvref_t<decltype(f.value)>>(*v);
+  return {};
+}
+
+template <auto M>
+Status msec(ConfContext&, const ConfNode& n, void* conf) {
+  auto& f = field<M>(conf);
+  if (f.set) return Status::error("is duplicate");
+  auto v = parse_time(n.args[1], false);
+  if (!v) return Status::error("invalid value");
+  f = static_cast<std::remove_cvref_t<decltype(f.value)>>(*v);
+  return {};
+}
+
+template <auto M>
+Status sec(ConfContext&, const ConfNode& n, void* conf) {
+  auto& f = field<M>(conf);
+  if (f.set) return Status::error("is duplicate");
+  auto v = parse_time(n.args[1], true);
+  if (!v) return Status::error("invalid value");
+  f = static_cast<std::remove_cvref_t<decltype(f.value)>>(*v);
+  return {};
+}
+
+template <auto M>
+Status num(ConfContext&, const ConfNode& n, void* conf) {
+  auto& f = field<M>(conf);
+  if (f.set) return Status::error("is duplicate");
+  auto v = parse_int(n.args[1]);
+  if (!v) return Status::error("invalid number");
+  f = static_cast<std::remove_cvref_t<decltype(f.value)>>(*v);
+  return {};
+}
+
+template <auto M>
+Status str(ConfContext&, const ConfNode& n, void* conf) {
+  auto& f = field<M>(conf);
+  if (f.set) return Status::error("is duplicate");
+  f = n.args[1];
+  return {};
+}
+
+// Appends each use's argument (directives that may repeat).
+template <auto M>
+Status str_array(ConfContext&, const ConfNode& n, void* conf) {
+  auto& f = field<M>(conf);
+  f.value.push_back(n.args[1]);
+  f.set = true;
+  return {};
+}
+
+Status parse_bufs(const ConfNode& n, Bufs& out);
+
+template <auto M>
+Status bufs(ConfContext&, const ConfNode& n, void* conf) {
+  auto& f = field<M>(conf);
+  if (f.set) return Status::error("is duplicate");
+  Bufs b;
+  if (Status s = parse_bufs(n, b); !s.ok()) return s;
+  f = b;
+  return {};
+}
+
+// One of a fixed set of words.
+template <auto M, const auto& Table>
+Status enum_(ConfContext&, const ConfNode& n, void* conf) {
+  auto& f = field<M>(conf);
+  if (f.set) return Status::error("is duplicate");
+  for (const auto& e : Table) {
+    if (iequals(e.name, n.args[1])) {
+      f = e.value;
+      return {};
+    }
+  }
+  return Status::errorf("invalid value \"%s\"", n.args[1].c_str());
+}
+
+// A temp path: "path [level1 [level2 [level3]]]".
+Status parse_path(ConfContext& cf, const ConfNode& n, TempPath& out);
+
+template <auto M>
+Status path(ConfContext& cf, const ConfNode& n, void* conf) {
+  auto& f = field<M>(conf);
+  if (f.set) return Status::error("is duplicate");
+  TempPath p;
+  if (Status s = parse_path(cf, n, p); !s.ok()) return s;
+  f = p;
+  return {};
+}
+
+}  // namespace slot
+
+}  // namespace weir

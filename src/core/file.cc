@@ -1,0 +1,139 @@
+#include "core/file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+
+#include "core/str.h"
+
+namespace weir {
+
+ssize_t read_file(const File& file, char* buf, size_t size, off_t offset) {
+  size_t done = 0;
+  while (done < size) {
+    ssize_t n = ::pread(file.fd, buf + done, size - done, offset + done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (n == 0) break;
+    done += n;
+  }
+  return static_cast<ssize_t>(done);
+}
+
+ssize_t write_chain_to_file(File& file, ChainLink* cl, off_t offset) {
+  ssize_t total = 0;
+  while (cl != nullptr) {
+    struct iovec iov[64];
+    int n = 0;
+    size_t size = 0;
+    for (; cl != nullptr && n < 64; cl = cl->next) {
+      Buffer* b = cl->buf;
+      if (!b->in_memory() || b->last == b->pos) continue;
+      iov[n].iov_base = b->pos;
+      iov[n].iov_len = b->last - b->pos;
+      size += iov[n].iov_len;
+      n++;
+    }
+    if (n == 0) break;
+    size_t done = 0;
+    int first = 0;
+    while (done < size) {
+      ssize_t w = ::pwritev(file.fd, iov + first, n - first, offset);
+      if (w < 0) {
+        if (errno == EINTR) continue;
+        return -1;
+      }
+      done += w;
+      offset += w;
+      total += w;
+      // Skip what was written (a short write can end mid-iovec).
+      while (first < n && static_cast<size_t>(w) >= iov[first].iov_len) {
+        w -= iov[first].iov_len;
+        first++;
+      }
+      if (first < n) {
+        iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + w;
+        iov[first].iov_len -= w;
+      }
+    }
+  }
+  file.offset = offset;
+  return total;
+}
+
+int create_full_path(const std::string& dir) {
+  std::string path;
+  for (size_t i = 0; i <= dir.size(); i++) {
+    if (i == dir.size() || (dir[i] == '/' && i > 0)) {
+      path = dir.substr(0, i);
+      if (::mkdir(path.c_str(), 0700) < 0 && errno != EEXIST) return errno;
+    }
+  }
+  return 0;
+}
+
+namespace {
+
+uint32_t g_temp_number = 0;
+
+void close_temp(void* data) {
+  auto* tf = static_cast<TempFile*>(data);
+  if (tf->file.fd >= 0) {
+    ::close(tf->file.fd);
+    tf->file.fd = -1;
+  }
+  if (tf->clean && !tf->file.name.empty()) {
+    std::string name(tf->file.name);
+    ::unlink(name.c_str());
+  }
+}
+
+}  // namespace
+
+int create_temp_file(TempFile& tf, Pool& pool, const TempPath& path) {
+  if (g_temp_number == 0) g_temp_number = static_cast<uint32_t>(::getpid()) * 1000 + 1;
+  for (int attempt = 0; attempt < 1000; attempt++) {
+    uint32_t n = g_temp_number++;
+    // The number, zero-padded to 10 digits; level directories take its last digits (nginx's layout).
+    char digits[16];
+    char* e = put_uint_pad(digits, n, 10);
+    std::string_view num(digits, e - digits);
+    std::string name = path.name;
+    size_t tail = num.size();
+    for (int len : path.level) {
+      if (len == 0) break;
+      name += '/';
+      name.append(num.substr(tail - len, len));
+      tail -= len;
+    }
+    std::string dir = name;
+    name += '/';
+    name.append(num);
+    int fd = ::open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == ENOENT) {
+      int err = create_full_path(dir);
+      if (err != 0) return err;
+      fd = ::open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
+    }
+    if (fd < 0) {
+      if (errno == EEXIST) continue;
+      return errno;
+    }
+    if (!tf.persistent) ::unlink(name.c_str());
+    tf.file.fd = fd;
+    tf.file.name = pool.dup(name);
+    tf.file.offset = 0;
+    tf.path = &path;
+    pool.add_cleanup(close_temp, &tf);
+    return 0;
+  }
+  return EEXIST;
+}
+
+}  // namespace weir

@@ -1,0 +1,51 @@
+// Files as buffers see them (fd + name + log), positional reads and chain writes, and temp files created under
+// a `*_temp_path` with its hashed sub-directory levels.
+// nginx: src/core/ngx_file.c, src/os/unix/ngx_files.c
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/buffer.h"
+#include "core/log.h"
+#include "core/pool.h"
+
+namespace weir {
+
+struct File {
+  int fd = -1;
+  std::string_view name;
+  const Log* log = nullptr;
+  off_t offset = 0;  // end of what was written, for sequential writes
+};
+
+// pread until size bytes or EOF; returns bytes read or -1 (errno set).
+ssize_t read_file(const File& file, char* buf, size_t size, off_t offset);
+// Writes the in-memory buffers of a chain at offset (pwritev); returns bytes written or -1.
+ssize_t write_chain_to_file(File& file, ChainLink* cl, off_t offset);
+
+// A `*_temp_path` directive's value: where temp files go and how they are spread over sub-directories.
+struct TempPath {
+  std::string name;
+  std::array<int, 3> level{0, 0, 0};
+};
+
+struct TempFile {
+  File file;
+  const TempPath* path = nullptr;
+  bool persistent = false;  // keep the file (client_body_in_file_only on)
+  bool clean = false;       // remove it at cleanup (client_body_in_file_only clean)
+};
+
+// Creates a fresh temp file under path (making level directories as needed); unless persistent it is
+// unlinked at once, and it is closed when the pool is released. Returns 0 or errno.
+int create_temp_file(TempFile& tf, Pool& pool, const TempPath& path);
+
+// Creates a directory and its parents (mkdir -p), mode 0700; returns 0 or errno.
+int create_full_path(const std::string& dir);
+
+}  // namespace weir

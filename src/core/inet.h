@@ -1,0 +1,41 @@
+// Socket addresses: parsing "addr:port", "[v6]:port", "port", "*:port", "unix:/path" as nginx's listen and
+// upstream directives take them, and formatting them for variables and logs.
+// nginx: src/core/ngx_inet.c, src/core/ngx_parse.c (ngx_parse_url)
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace weir {
+
+struct SockAddr {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+
+  int family() const { return ss.ss_family; }
+  const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&ss); }
+  sockaddr* sa() { return reinterpret_cast<sockaddr*>(&ss); }
+  uint16_t port() const;
+  void set_port(uint16_t port);
+  bool is_wildcard() const;
+  bool operator==(const SockAddr& o) const;
+  // "127.0.0.1:80", "[::1]:80", "unix:/path"; without port: "127.0.0.1", "::1", "unix:/path".
+  std::string to_string(bool with_port = true) const;
+};
+
+// Writes the address text (no port) into buf; returns its length.
+size_t format_addr_text(const sockaddr* sa, char* buf, size_t size);
+
+// Parses a listen address: "80", "*:80", "127.0.0.1", "127.0.0.1:80", "[::1]:80", "localhost:80",
+// "unix:/tmp/s". A name resolves to every address it has. default_port is used when none is given.
+// On error returns the nginx-style reason ("invalid port", "host not found", ...).
+std::string parse_addresses(std::string_view text, uint16_t default_port, bool port_required,
+                            std::vector<SockAddr>& out);
+
+}  // namespace weir

@@ -1,0 +1,37 @@
+// OutputChain: passes a chain on as is when it can, and otherwise copies it into its own buffers
+// (output_buffers N x size, reused by tag through update_chains): file data is read into memory when sendfile
+// is off or a later filter needs it in memory, read-only memory is copied when a filter needs it writable.
+// nginx: src/core/ngx_output_chain.c (ngx_output_chain_ctx_t)
+#pragma once
+
+#include "core/log.h"
+#include "core/buffer.h"
+#include "core/status.h"
+
+namespace weir {
+
+struct OutputChain {
+  using OutputFn = Rc (*)(void* ctx, ChainLink* in);
+
+  Buffer* buf = nullptr;  // the buffer being filled
+  ChainLink* in = nullptr;
+  ChainLink* free = nullptr;
+  ChainLink* busy = nullptr;
+  bool sendfile = false;
+  bool need_in_memory = false;
+  bool need_in_temp = false;
+  Pool* pool = nullptr;
+  int allocated = 0;
+  Bufs bufs;
+  BufTag tag = nullptr;
+  OutputFn output = nullptr;
+  void* output_ctx = nullptr;
+  const Log* log = nullptr;
+
+  // Ok, Again (something is left to copy or send), Error or Done.
+  Rc write(ChainLink* in);
+
+  bool as_is(Buffer& b) const;
+};
+
+}  // namespace weir

@@ -1,0 +1,160 @@
+#include "core/pool.h"
+
+#include <cassert>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/buffer.h"
+
+namespace weir {
+
+namespace {
+
+// Standard blocks are kept for reuse; a worker's working set of blocks stays bounded by its busy requests.
+struct BlockCache {
+  void* head = nullptr;
+  size_t count = 0;
+  static constexpr size_t kMaxCached = 4096;
+};
+BlockCache g_cache;
+
+void* get_block(size_t size) {
+  if (size == Pool::kDefaultBlock && g_cache.head != nullptr) {
+    void* b = g_cache.head;
+    g_cache.head = *static_cast<void**>(b);
+    g_cache.count--;
+    return b;
+  }
+  void* b = std::malloc(size);
+  if (b == nullptr) throw std::bad_alloc();
+  return b;
+}
+
+void put_block(void* b, size_t size) {
+  if (size == Pool::kDefaultBlock && g_cache.count < BlockCache::kMaxCached) {
+    *static_cast<void**>(b) = g_cache.head;
+    g_cache.head = b;
+    g_cache.count++;
+    return;
+  }
+  std::free(b);
+}
+
+}  // namespace
+
+void Pool::trim_block_cache() {
+  while (g_cache.head != nullptr) {
+    void* b = g_cache.head;
+    g_cache.head = *static_cast<void**>(b);
+    std::free(b);
+  }
+  g_cache.count = 0;
+}
+
+void Pool::new_block(size_t min_size) {
+  size_t size = block_size_;
+  if (min_size + sizeof(Block) + alignof(std::max_align_t) > size) {
+    size = min_size + sizeof(Block) + alignof(std::max_align_t);
+  }
+  auto* b = static_cast<Block*>(get_block(size));
+  b->next = blocks_;
+  b->size = size;
+  blocks_ = b;
+  cur_ = reinterpret_cast<char*>(b + 1);
+  end_ = reinterpret_cast<char*>(b) + size;
+}
+
+void* Pool::alloc_slow(size_t size, size_t align) {
+  assert(align <= alignof(std::max_align_t));
+  if (size > block_size_ / 2) {
+    // Large: its own allocation, freed at reset or by free_large().
+    auto* l = static_cast<Large*>(std::malloc(sizeof(Large) + size));
+    if (l == nullptr) throw std::bad_alloc();
+    l->prev = nullptr;
+    l->next = large_;
+    if (large_ != nullptr) large_->prev = l;
+    large_ = l;
+    return l + 1;
+  }
+  new_block(size + align);
+  return alloc(size, align);
+}
+
+bool Pool::free_large(void* p) {
+  for (Large* l = large_; l != nullptr; l = l->next) {
+    if (static_cast<void*>(l + 1) == p) {
+      if (l->prev != nullptr) {
+        l->prev->next = l->next;
+      } else {
+        large_ = l->next;
+      }
+      if (l->next != nullptr) l->next->prev = l->prev;
+      std::free(l);
+      return true;
+    }
+  }
+  return false;
+}
+
+void* Pool::alloc_zeroed(size_t size) {
+  void* p = alloc(size);
+  std::memset(p, 0, size);
+  return p;
+}
+
+std::string_view Pool::dup(std::string_view s) {
+  if (s.empty()) return {};
+  char* p = alloc_bytes(s.size());
+  std::memcpy(p, s.data(), s.size());
+  return {p, s.size()};
+}
+
+Pool::Cleanup* Pool::add_cleanup(void (*fn)(void*), void* data) {
+  auto* c = static_cast<Cleanup*>(alloc(sizeof(Cleanup), alignof(Cleanup)));
+  c->fn = fn;
+  c->data = data;
+  c->next = cleanups_;
+  cleanups_ = c;
+  return c;
+}
+
+ChainLink* Pool::alloc_link() {
+  if (free_links_ != nullptr) {
+    ChainLink* cl = free_links_;
+    free_links_ = cl->next;
+    cl->next = nullptr;
+    return cl;
+  }
+  auto* cl = static_cast<ChainLink*>(alloc(sizeof(ChainLink), alignof(ChainLink)));
+  cl->buf = nullptr;
+  cl->next = nullptr;
+  return cl;
+}
+
+void Pool::free_link(ChainLink* cl) {
+  cl->next = free_links_;
+  free_links_ = cl;
+}
+
+void Pool::release() {
+  // Cleanups may allocate from or look into the pool: run them before freeing memory.
+  while (cleanups_ != nullptr) {
+    Cleanup* c = cleanups_;
+    cleanups_ = c->next;
+    if (c->fn != nullptr) c->fn(c->data);
+  }
+  while (large_ != nullptr) {
+    Large* l = large_;
+    large_ = l->next;
+    std::free(l);
+  }
+  while (blocks_ != nullptr) {
+    Block* b = blocks_;
+    blocks_ = b->next;
+    put_block(b, b->size);
+  }
+  cur_ = end_ = nullptr;
+  free_links_ = nullptr;
+}
+
+}  // namespace weir

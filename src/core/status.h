@@ -1,0 +1,43 @@
+// Return codes on the data path (nginx's NGX_OK/NGX_AGAIN/...) and Status for configuration and start-up.
+// nginx: src/core/ngx_core.h (NGX_OK ... NGX_ABORT)
+#pragma once
+
+#include <cstdarg>
+#include <string>
+#include <utility>
+
+namespace weir {
+
+// Rc is what handlers, filters and I/O return on the data path; no exceptions there.
+enum class Rc { Ok, Error, Again, Busy, Done, Declined, Abort };
+
+// Status carries an error message for configuration and start-up; empty means success.
+class [[nodiscard]] Status {
+ public:
+  Status() = default;
+  static Status error(std::string message) { return Status(std::move(message)); }
+  // An error whose message already names its place ("... in file:line"): not decorated further.
+  static Status located(std::string message) {
+    Status s(std::move(message));
+    s.located_ = true;
+    return s;
+  }
+  [[gnu::format(printf, 1, 2)]] static Status errorf(const char* fmt, ...);
+
+  bool ok() const { return message_.empty(); }
+  const std::string& message() const { return message_; }
+  bool is_located() const { return located_; }
+
+ private:
+  explicit Status(std::string m) : message_(std::move(m)) {
+    if (message_.empty()) message_ = "error";
+  }
+  std::string message_;
+  bool located_ = false;
+};
+
+// printf into a std::string.
+[[gnu::format(printf, 1, 2)]] std::string strprintf(const char* fmt, ...);
+std::string vstrprintf(const char* fmt, va_list ap);
+
+}  // namespace weir

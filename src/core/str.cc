@@ -1,0 +1,189 @@
+#include "core/str.h"
+
+namespace weir {
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); i++) {
+    if (to_lower(a[i]) != to_lower(b[i])) return false;
+  }
+  return true;
+}
+
+bool istarts_with(std::string_view s, std::string_view prefix) {
+  return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
+}
+
+size_t ifind(std::string_view s, std::string_view needle) {
+  if (needle.size() > s.size()) return std::string_view::npos;
+  for (size_t i = 0; i + needle.size() <= s.size(); i++) {
+    if (iequals(s.substr(i, needle.size()), needle)) return i;
+  }
+  return std::string_view::npos;
+}
+
+void lowercase_into(char* dst, std::string_view src) {
+  for (char c : src) *dst++ = to_lower(c);
+}
+
+std::optional<int64_t> parse_int(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  int64_t v = 0;
+  constexpr int64_t kCutoff = INT64_MAX / 10;
+  constexpr int64_t kCutlim = INT64_MAX % 10;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    int d = c - '0';
+    if (v > kCutoff || (v == kCutoff && d > kCutlim)) return std::nullopt;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+namespace {
+
+std::optional<int64_t> parse_scaled(std::string_view s, bool allow_g) {
+  if (s.empty()) return std::nullopt;
+  int64_t scale = 1;
+  switch (s.back()) {
+    case 'K':
+    case 'k':
+      scale = 1024;
+      break;
+    case 'M':
+    case 'm':
+      scale = 1024 * 1024;
+      break;
+    case 'G':
+    case 'g':
+      if (!allow_g) return parse_int(s);
+      scale = int64_t{1024} * 1024 * 1024;
+      break;
+    default:
+      return parse_int(s);
+  }
+  auto v = parse_int(s.substr(0, s.size() - 1));
+  if (!v || *v > INT64_MAX / scale) return std::nullopt;
+  return *v * scale;
+}
+
+}  // namespace
+
+std::optional<int64_t> parse_size(std::string_view s) { return parse_scaled(s, false); }
+std::optional<int64_t> parse_offset(std::string_view s) { return parse_scaled(s, true); }
+
+std::optional<int64_t> parse_time(std::string_view s, bool is_sec) {
+  // Units appear in decreasing order, each at most once: y M w d h m s ms; a bare number is seconds.
+  enum Step { kStart, kYear, kMonth, kWeek, kDay, kHour, kMin, kSec, kMsec, kLast };
+  int step = is_sec ? kStart : kMonth;
+  int64_t total = 0;
+  int64_t value = 0;
+  bool valid = false;
+  size_t i = 0;
+  while (i < s.size()) {
+    char c = s[i++];
+    if (c >= '0' && c <= '9') {
+      if (value > (INT64_MAX - (c - '0')) / 10) return std::nullopt;
+      value = value * 10 + (c - '0');
+      valid = true;
+      continue;
+    }
+    int next;
+    int64_t scale;
+    switch (c) {
+      case 'y':
+        if (step > kStart) return std::nullopt;
+        next = kYear, scale = 60 * 60 * 24 * 365;
+        break;
+      case 'M':
+        next = kMonth, scale = 60 * 60 * 24 * 30;
+        break;
+      case 'w':
+        next = kWeek, scale = 60 * 60 * 24 * 7;
+        break;
+      case 'd':
+        next = kDay, scale = 60 * 60 * 24;
+        break;
+      case 'h':
+        next = kHour, scale = 60 * 60;
+        break;
+      case 'm':
+        if (i < s.size() && s[i] == 's') {
+          if (is_sec) return std::nullopt;
+          i++;
+          next = kMsec, scale = 1;
+          break;
+        }
+        next = kMin, scale = 60;
+        break;
+      case 's':
+        next = kSec, scale = 1;
+        break;
+      case ' ':
+        next = kLast, scale = 1;
+        break;
+      default:
+        return std::nullopt;
+    }
+    if (next != kLast && step >= next) return std::nullopt;
+    step = next;
+    if (step != kMsec && !is_sec) scale *= 1000;
+    if (value > INT64_MAX / scale) return std::nullopt;
+    value *= scale;
+    if (total > INT64_MAX - value) return std::nullopt;
+    total += value;
+    value = 0;
+    while (i < s.size() && s[i] == ' ') i++;
+  }
+  if (!valid) return std::nullopt;
+  if (!is_sec) {
+    if (value > INT64_MAX / 1000) return std::nullopt;
+    value *= 1000;
+  }
+  if (total > INT64_MAX - value) return std::nullopt;
+  return total + value;
+}
+
+char* put_uint(char* p, uint64_t v) {
+  char tmp[20];
+  char* t = tmp + sizeof tmp;
+  do {
+    *--t = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  size_t n = tmp + sizeof tmp - t;
+  std::memcpy(p, t, n);
+  return p + n;
+}
+
+char* put_int(char* p, int64_t v) {
+  if (v < 0) {
+    *p++ = '-';
+    return put_uint(p, static_cast<uint64_t>(-(v + 1)) + 1);
+  }
+  return put_uint(p, static_cast<uint64_t>(v));
+}
+
+char* put_uint_pad(char* p, uint64_t v, int width) {
+  char* end = p + width;
+  for (char* t = end; t > p;) {
+    *--t = static_cast<char>('0' + v % 10);
+    v /= 10;
+  }
+  return end;
+}
+
+char* put_hex(char* p, uint64_t v) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char tmp[16];
+  char* t = tmp + sizeof tmp;
+  do {
+    *--t = kHex[v & 0xf];
+    v >>= 4;
+  } while (v != 0);
+  size_t n = tmp + sizeof tmp - t;
+  std::memcpy(p, t, n);
+  return p + n;
+}
+
+}  // namespace weir

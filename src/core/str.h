@@ -1,0 +1,59 @@
+// String helpers used everywhere: ASCII case folding, number/size/time parsing with nginx's rules, and the
+// small "put" writers the hot paths format with (no iostreams, no heap).
+// nginx: src/core/ngx_string.c, src/core/ngx_parse.c
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace weir {
+
+constexpr char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c; }
+constexpr char to_upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c & ~0x20) : c; }
+
+bool iequals(std::string_view a, std::string_view b);
+bool istarts_with(std::string_view s, std::string_view prefix);
+// Case-insensitive search of needle in s; npos when absent.
+size_t ifind(std::string_view s, std::string_view needle);
+void lowercase_into(char* dst, std::string_view src);
+
+// Non-negative decimal integer, nginx's ngx_atoi: no sign, no spaces, overflow is an error.
+std::optional<int64_t> parse_int(std::string_view s);
+// Sizes: "1024", "8k", "1m" (nginx's ngx_parse_size); offsets also take "g" (ngx_parse_offset).
+std::optional<int64_t> parse_size(std::string_view s);
+std::optional<int64_t> parse_offset(std::string_view s);
+// Times: "30", "500ms", "1h 30m", "2d" (ngx_parse_time); result in ms, or in seconds when is_sec.
+std::optional<int64_t> parse_time(std::string_view s, bool is_sec);
+
+inline char* put(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+char* put_uint(char* p, uint64_t v);
+char* put_int(char* p, int64_t v);
+// Zero-padded to width digits.
+char* put_uint_pad(char* p, uint64_t v, int width);
+char* put_hex(char* p, uint64_t v);
+inline size_t uint_len(uint64_t v) {
+  size_t n = 1;
+  while (v >= 10) {
+    v /= 10;
+    n++;
+  }
+  return n;
+}
+
+std::string to_string_view_copy(std::string_view s);
+
+// Hex digit value, or -1.
+inline int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  c = to_lower(c);
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+}  // namespace weir

@@ -1,0 +1,214 @@
+#include "core/time_cache.h"
+
+#include <sys/time.h>
+
+#include <cstdio>
+
+#include "core/str.h"
+
+namespace weir::clock {
+
+namespace {
+
+constexpr const char* kWeek[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+struct Cache {
+  time_t sec = -1;
+  uint64_t wall_msec = 0;
+  msec_t mono = 0;
+  char http[kHttpTimeLen + 1];
+  char err_log[20];
+  char http_log[27];
+  char iso[26];
+};
+Cache g;
+
+void rebuild(time_t sec) {
+  g.sec = sec;
+  format_http_time(g.http, sec);
+  struct tm tm;
+  localtime_r(&sec, &tm);
+  long off = tm.tm_gmtoff / 60;
+  char sign = off < 0 ? '-' : '+';
+  long aoff = off < 0 ? -off : off;
+  std::snprintf(g.err_log, sizeof g.err_log, "%4d/%02d/%02d %02d:%02d:%02d", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  std::snprintf(g.http_log, sizeof g.http_log, "%02d/%s/%d:%02d:%02d:%02d %c%02ld%02ld", tm.tm_mday,
+                kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, sign,
+                aoff / 60, aoff % 60);
+  std::snprintf(g.iso, sizeof g.iso, "%4d-%02d-%02dT%02d:%02d:%02d%c%02ld:%02ld", tm.tm_year + 1900,
+                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, sign, aoff / 60,
+                aoff % 60);
+}
+
+}  // namespace
+
+void update() {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  g.wall_msec = static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+  if (ts.tv_sec != g.sec) rebuild(ts.tv_sec);
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  g.mono = static_cast<msec_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+time_t now() {
+  if (g.sec < 0) update();
+  return g.sec;
+}
+msec_t msec() {
+  if (g.sec < 0) update();
+  return g.mono;
+}
+uint64_t wall_msec() {
+  if (g.sec < 0) update();
+  return g.wall_msec;
+}
+std::string_view http_time() {
+  if (g.sec < 0) update();
+  return {g.http, kHttpTimeLen};
+}
+std::string_view err_log_time() {
+  if (g.sec < 0) update();
+  return {g.err_log, 19};
+}
+std::string_view http_log_time() {
+  if (g.sec < 0) update();
+  return {g.http_log, 26};
+}
+std::string_view iso8601() {
+  if (g.sec < 0) update();
+  return {g.iso, 25};
+}
+
+char* format_http_time(char* buf, time_t t) {
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  char* p = buf;
+  p = put(p, kWeek[tm.tm_wday]);
+  p = put(p, ", ");
+  p = put_uint_pad(p, tm.tm_mday, 2);
+  *p++ = ' ';
+  p = put(p, kMonths[tm.tm_mon]);
+  *p++ = ' ';
+  p = put_uint_pad(p, tm.tm_year + 1900, 4);
+  *p++ = ' ';
+  p = put_uint_pad(p, tm.tm_hour, 2);
+  *p++ = ':';
+  p = put_uint_pad(p, tm.tm_min, 2);
+  *p++ = ':';
+  p = put_uint_pad(p, tm.tm_sec, 2);
+  p = put(p, " GMT");
+  return p;
+}
+
+char* format_cookie_time(char* buf, time_t t) {
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  int n = std::sprintf(buf, "%s, %02d-%s-%02d %02d:%02d:%02d GMT", kWeek[tm.tm_wday], tm.tm_mday,
+                       kMonths[tm.tm_mon], tm.tm_year % 100, tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return buf + n;
+}
+
+namespace {
+
+int month_index(std::string_view s) {
+  for (int i = 0; i < 12; i++) {
+    if (s.size() >= 3 && s.substr(0, 3) == kMonths[i]) return i;
+  }
+  return -1;
+}
+
+bool two_digits(std::string_view s, size_t at, int& v) {
+  if (at + 2 > s.size() || s[at] < '0' || s[at] > '9' || s[at + 1] < '0' || s[at + 1] > '9') {
+    return false;
+  }
+  v = (s[at] - '0') * 10 + (s[at + 1] - '0');
+  return true;
+}
+
+}  // namespace
+
+std::optional<time_t> parse_http_time(std::string_view s) {
+  // Skip the weekday: up to the first ',' or ' '.
+  size_t i = 0;
+  while (i < s.size() && s[i] != ',' && s[i] != ' ') i++;
+  if (i >= s.size()) return std::nullopt;
+  enum { kRfc822, kRfc850, kIsoc } fmt;
+  if (s[i] == ',') {
+    i++;
+    if (i < s.size() && s[i] == ' ') i++;
+    // "Sun, 06 Nov 1994" (822) or "Sunday, 06-Nov-94" (850)
+    fmt = (i + 2 < s.size() && s[i + 2] == '-') ? kRfc850 : kRfc822;
+  } else {
+    i++;
+    fmt = kIsoc;  // "Sun Nov  6 08:49:37 1994"
+  }
+  int day = 0, month, year = 0, hour, min, sec;
+  if (fmt == kIsoc) {
+    month = month_index(s.substr(i));
+    if (month < 0) return std::nullopt;
+    i += 3;
+    if (i >= s.size() || s[i] != ' ') return std::nullopt;
+    i++;
+    if (i < s.size() && s[i] == ' ') i++;
+    while (i < s.size() && s[i] >= '0' && s[i] <= '9') day = day * 10 + (s[i++] - '0');
+    if (i >= s.size() || s[i] != ' ') return std::nullopt;
+    i++;
+  } else {
+    if (!two_digits(s, i, day)) return std::nullopt;
+    i += 2;
+    if (i >= s.size() || (s[i] != ' ' && s[i] != '-')) return std::nullopt;
+    i++;
+    month = month_index(s.substr(i));
+    if (month < 0) return std::nullopt;
+    i += 3;
+    if (i >= s.size() || (s[i] != ' ' && s[i] != '-')) return std::nullopt;
+    i++;
+    int hi, lo;
+    if (fmt == kRfc822) {
+      if (!two_digits(s, i, hi) || !two_digits(s, i + 2, lo)) return std::nullopt;
+      year = hi * 100 + lo;
+      i += 4;
+    } else {
+      if (!two_digits(s, i, lo)) return std::nullopt;
+      year = lo + (lo < 70 ? 2000 : 1900);
+      i += 2;
+    }
+    if (i >= s.size() || s[i] != ' ') return std::nullopt;
+    i++;
+  }
+  if (!two_digits(s, i, hour) || i + 2 >= s.size() || s[i + 2] != ':' ||
+      !two_digits(s, i + 3, min) || i + 5 >= s.size() || s[i + 5] != ':' ||
+      !two_digits(s, i + 6, sec)) {
+    return std::nullopt;
+  }
+  i += 8;
+  if (fmt == kIsoc) {
+    if (i >= s.size() || s[i] != ' ') return std::nullopt;
+    i++;
+    int hi, lo;
+    if (!two_digits(s, i, hi) || !two_digits(s, i + 2, lo)) return std::nullopt;
+    year = hi * 100 + lo;
+  }
+  if (hour > 23 || min > 59 || sec > 59) return std::nullopt;
+  if (day < 1 || day > 31) return std::nullopt;
+  if (day == 29 && month == 1 && (year % 4 != 0 || (year % 100 == 0 && year % 400 != 0))) {
+    return std::nullopt;
+  }
+  static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  if (day > kDays[month]) return std::nullopt;
+  // Gauss' formula: the year starts on March 1 (March = 1 ... February = 12), January and February count
+  // in the previous year; 719527 days lie between March 1, 1 BC and March 1, 1970.
+  int64_t y = year, mm = month;
+  if (--mm <= 0) {
+    mm += 12;
+    y -= 1;
+  }
+  int64_t days = 365 * y + y / 4 - y / 100 + y / 400 + 367 * mm / 12 - 30 + day - 1 - 719527 + 31 + 28;
+  return static_cast<time_t>(days * 86400 + hour * 3600 + min * 60 + sec);
+}
+
+}  // namespace weir::clock

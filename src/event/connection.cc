@@ -1,0 +1,201 @@
+#include "event/connection.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+
+#include "event/event_loop.h"
+#include "os/socket.h"
+
+namespace weir {
+
+ConnectionPool* ConnectionPool::current = nullptr;
+
+namespace {
+uint64_t g_local_counter = 0;
+uint64_t* g_shared_counter = nullptr;
+}  // namespace
+
+void set_connection_counter(uint64_t* shared) { g_shared_counter = shared; }
+
+uint64_t next_connection_number() {
+  if (g_shared_counter != nullptr) {
+    return std::atomic_ref<uint64_t>(*g_shared_counter).fetch_add(1, std::memory_order_relaxed) + 1;
+  }
+  return ++g_local_counter;
+}
+
+ssize_t Connection::recv(char* buf, size_t size) {
+  ssize_t n = recv_once(fd, buf, size);
+  if (n > 0) {
+    // A short read drains the socket: EPOLLRDHUP would have told us about a pending EOF.
+    if (static_cast<size_t>(n) < size && !read.pending_eof) read.ready = false;
+    return n;
+  }
+  if (n == 0) {
+    read.ready = false;
+    read.eof = true;
+    return 0;
+  }
+  if (n == -1) {
+    read.ready = false;
+    return -1;
+  }
+  int err = errno;
+  read.ready = false;
+  read.error = true;
+  log_error(err == ECONNRESET ? LogLevel::Info : LogLevel::Error, log, err, "recv() failed");
+  return -2;
+}
+
+ChainLink* Connection::send_chain(ChainLink* in, off_t limit) {
+  ChainLink* rest = weir::send_chain(io, in, limit, log);
+  if (io.blocked) write.ready = false;
+  if (rest == kChainError) error = true;
+  return rest;
+}
+
+void Connection::set_tcp_nodelay() {
+  if (tcp_nodelay_set || peer.sa.sa_family == AF_UNIX) return;
+  if (weir::set_tcp_nodelay(fd, true) == 0) tcp_nodelay_set = true;
+}
+
+uint16_t Connection::peer_port() const {
+  if (peer.sa.sa_family == AF_INET) return ntohs(peer.in.sin_port);
+  if (peer.sa.sa_family == AF_INET6) return ntohs(peer.in6.sin6_port);
+  return 0;
+}
+
+void ConnectionPool::init(size_t n) {
+  all_ = std::vector<Connection>(n);
+  free_ = nullptr;
+  for (size_t i = n; i-- > 0;) {
+    all_[i].next_free = free_;
+    free_ = &all_[i];
+  }
+  in_use_ = 0;
+}
+
+Connection* ConnectionPool::get(int fd, const Log& log) {
+  if (free_ == nullptr) drain(log);
+  if (free_ == nullptr) {
+    log_error(LogLevel::Alert, log, 0, "%zu worker_connections are not enough", all_.size());
+    return nullptr;
+  }
+  Connection* c = free_;
+  free_ = c->next_free;
+  in_use_++;
+  bool rinst = c->read.instance;
+  bool winst = c->write.instance;
+  // Reset to a fresh state, keeping the instance bits flipped so stale epoll reports are ignored.
+  c->data = nullptr;
+  c->read = Event{};
+  c->write = Event{};
+  c->read.instance = !rinst;
+  c->write.instance = !winst;
+  c->write.write = true;
+  c->read.data = c->write.data = c;
+  c->read.log = c->write.log = &c->log;
+  c->fd = fd;
+  c->io = SendState{};
+  c->io.fd = fd;
+  c->log = Log{};
+  c->listening = nullptr;
+  c->peer_len = 0;
+  c->addr_text = {};
+  c->buffer = nullptr;
+  c->number = 0;
+  c->requests = 0;
+  c->start_msec = clock::msec();
+  c->next_free = nullptr;
+  c->reusable_prev = c->reusable_next = nullptr;
+  c->buffered = 0;
+  c->error = c->timedout = c->destroyed = c->idle = c->reusable = c->close = false;
+  c->tcp_nodelay_set = c->is_listening = c->shared_counter = false;
+  return c;
+}
+
+void ConnectionPool::free(Connection& c) {
+  c.fd = -1;
+  c.next_free = free_;
+  free_ = &c;
+  in_use_--;
+}
+
+void ConnectionPool::reusable(Connection& c, bool on) {
+  if (c.reusable) {
+    if (c.reusable_prev != nullptr) {
+      c.reusable_prev->reusable_next = c.reusable_next;
+    } else {
+      reusable_head_ = c.reusable_next;
+    }
+    if (c.reusable_next != nullptr) {
+      c.reusable_next->reusable_prev = c.reusable_prev;
+    } else {
+      reusable_tail_ = c.reusable_prev;
+    }
+    c.reusable_prev = c.reusable_next = nullptr;
+    reusable_count_--;
+  }
+  c.reusable = on;
+  if (on) {
+    c.reusable_prev = reusable_tail_;
+    c.reusable_next = nullptr;
+    if (reusable_tail_ != nullptr) {
+      reusable_tail_->reusable_next = &c;
+    } else {
+      reusable_head_ = &c;
+    }
+    reusable_tail_ = &c;
+    reusable_count_++;
+  }
+}
+
+void ConnectionPool::drain(const Log& log) {
+  if (reusable_head_ == nullptr) return;
+  log_error(LogLevel::Warn, log, 0, "%zu worker_connections are not enough, reusing connections",
+            all_.size());
+  // Close up to 32 idle connections (at least one), oldest first.
+  size_t n = reusable_count_ / 8;
+  if (n < 1) n = 1;
+  if (n > 32) n = 32;
+  for (size_t i = 0; i < n && reusable_head_ != nullptr; i++) {
+    Connection* c = reusable_head_;
+    reusable(*c, false);
+    c->close = true;
+    c->read.handler(c->read);
+  }
+}
+
+void ConnectionPool::close_idle() {
+  for (Connection& c : all_) {
+    if (c.fd != -1 && c.idle && !c.is_listening) {
+      c.close = true;
+      c.read.handler(c.read);
+    }
+  }
+}
+
+void close_connection(Connection& c) {
+  if (c.fd == -1) return;
+  if (c.read.timer_set) del_timer(c.read);
+  if (c.write.timer_set) del_timer(c.write);
+  delete_posted_event(c.read);
+  delete_posted_event(c.write);
+  c.read.closed = c.write.closed = true;
+  if (c.reusable && ConnectionPool::current != nullptr) ConnectionPool::current->reusable(c, false);
+  int fd = c.fd;
+  c.pool.reset();
+  c.buffer = nullptr;
+  c.destroyed = true;
+  // The kernel drops the fd from epoll when it is closed; no epoll_ctl needed.
+  if (ConnectionPool::current != nullptr) {
+    ConnectionPool::current->free(c);
+  } else {
+    c.fd = -1;
+  }
+  if (::close(fd) < 0) log_error(LogLevel::Alert, c.log, errno, "close() socket %d failed", fd);
+}
+
+}  // namespace weir

@@ -1,0 +1,126 @@
+// Connection: a socket with its two events, pool, log and counters. Worker connections are preallocated
+// (worker_connections) and recycled through a free list; idle keep-alive connections are "reusable" and are
+// closed first when the pool runs dry.
+// nginx: src/core/ngx_connection.h, src/core/ngx_connection.c
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+#include "core/buffer.h"
+#include "core/inet.h"
+#include "core/log.h"
+#include "core/pool.h"
+#include "event/event.h"
+#include "os/send_chain.h"
+
+namespace weir {
+
+struct Listening;
+
+// Bits of Connection::buffered: who holds unsent output.
+enum : uint8_t {
+  kLowlevelBuffered = 0x0f,
+  kWriteBuffered = 0x10,  // the write filter holds data (postpone_output, limit_rate, EAGAIN)
+  kCopyBuffered = 0x20,
+};
+
+struct Connection {
+  void* data = nullptr;  // the owner: the HTTP connection state or the current request
+  Event read;
+  Event write;
+  int fd = -1;
+  SendState io;  // io.fd == fd; io.sent counts bytes sent
+
+  Pool pool;
+  Log log;
+  Listening* listening = nullptr;
+
+  // The peer's address, compact (IPv4/IPv6; a unix-socket peer keeps only its family).
+  union {
+    sockaddr sa;
+    sockaddr_in in;
+    sockaddr_in6 in6;
+  } peer{};
+  socklen_t peer_len = 0;
+  std::string_view addr_text;  // the peer's address as text, in pool
+
+  Buffer* buffer = nullptr;  // bytes read but not yet parsed (the request header buffer)
+  uint64_t number = 0;       // $connection
+  uint64_t requests = 0;     // $connection_requests
+  clock::msec_t start_msec = 0;
+
+  Connection* next_free = nullptr;
+  Connection* reusable_prev = nullptr;
+  Connection* reusable_next = nullptr;
+
+  uint8_t buffered = 0;
+  bool error : 1 = false;
+  bool timedout : 1 = false;
+  bool destroyed : 1 = false;
+  bool idle : 1 = false;      // waiting for the next keep-alive request
+  bool reusable : 1 = false;  // may be closed to make room for a new connection
+  bool close : 1 = false;     // asked to close (graceful shutdown, drain)
+  bool tcp_nodelay_set : 1 = false;
+  bool is_listening : 1 = false;
+  bool shared_counter : 1 = false;
+
+  // Receives into [buf, buf+size): >0 bytes, 0 EOF, -1 again (read.ready cleared), -2 error (logged).
+  ssize_t recv(char* buf, size_t size);
+  // Sends a chain through io; clears write.ready when the socket blocks.
+  ChainLink* send_chain(ChainLink* in, off_t limit);
+
+  void set_tcp_nodelay();
+  uint16_t peer_port() const;
+};
+
+// The worker's preallocated connections.
+class ConnectionPool {
+ public:
+  // Preallocates n connections; returns false if memory is short.
+  void init(size_t n);
+  // A free connection for fd, or nullptr (logged) when every one is in use and none could be reclaimed.
+  Connection* get(int fd, const Log& log);
+  void free(Connection& c);
+  size_t size() const { return all_.size(); }
+  size_t in_use() const { return in_use_; }
+  size_t listening_count = 0;
+
+  // Idle keep-alive connections, oldest first, reclaimed when get() runs out.
+  void reusable(Connection& c, bool on);
+  // Closes idle connections (graceful shutdown): sets close and calls their read handler.
+  void close_idle();
+  // Visits every connection in use.
+  template <class F>
+  void for_each_in_use(F&& f) {
+    for (Connection& c : all_) {
+      if (c.fd != -1) f(c);
+    }
+  }
+
+  static ConnectionPool* current;
+
+ private:
+  void drain(const Log& log);
+
+  std::vector<Connection> all_;
+  Connection* free_ = nullptr;
+  size_t in_use_ = 0;
+  Connection* reusable_head_ = nullptr;  // oldest
+  Connection* reusable_tail_ = nullptr;
+  size_t reusable_count_ = 0;
+};
+
+// Closes the socket, removes events from timers and the posted queue, frees the pool and returns the
+// connection to the pool. nginx: ngx_close_connection.
+void close_connection(Connection& c);
+
+// A per-process counter that numbers connections across all workers (shared memory made by the master).
+void set_connection_counter(uint64_t* shared);
+uint64_t next_connection_number();
+
+}  // namespace weir

@@ -1,0 +1,79 @@
+// EventLoop: epoll in edge-triggered mode (each connection is registered once for both directions), timers in
+// a binary heap keyed by monotonic ms (lazily re-armed, as nginx's rbtree timers are), and a posted queue run
+// after each batch so that nothing is destroyed inside its own callback.
+// nginx: src/event/modules/ngx_epoll_module.c, src/event/ngx_event_timer.c, src/event/ngx_event_posted.c
+#pragma once
+
+#include <signal.h>
+#include <sys/epoll.h>
+
+#include <cstddef>
+#include <vector>
+
+#include "event/event.h"
+
+namespace weir {
+
+struct Connection;
+
+class EventLoop {
+ public:
+  EventLoop() = default;
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // Returns errno or 0.
+  int init(int max_events);
+
+  // Registers both directions of a connection, edge-triggered, once for its lifetime.
+  int add_connection(Connection& c);
+  // Listening sockets: level-triggered read, EPOLLEXCLUSIVE so one worker wakes per connection.
+  int add_listening(Connection& c, bool exclusive);
+  int del_connection(Connection& c);
+
+  void add_timer(Event& ev, clock::msec_t ms);
+  void del_timer(Event& ev);
+  void post(Event& ev);
+  void unpost(Event& ev);
+
+  // Waits for events (no longer than the nearest timer, or timeout_ms when no timer is set; -1 = forever),
+  // dispatches them, runs expired timers, then the posted queue.
+  void process_events(int timeout_ms);
+
+  // True when only cancelable timers are left (a shutting-down worker may exit).
+  bool no_timers_left() const;
+  size_t timer_count() const { return heap_.size(); }
+  // Cancels every timer (the handlers run with timedout set) - used at fast shutdown.
+  void expire_all_timers();
+  // Signals stay blocked except during the wait (epoll_pwait with this mask), so none is lost.
+  void set_wait_sigmask(const sigset_t* mask) { wait_mask_ = mask; }
+
+  static EventLoop* current;
+
+ private:
+  void heap_up(size_t i);
+  void heap_down(size_t i);
+  void heap_remove(size_t i);
+  void run_timers();
+  void run_posted();
+
+  int epfd_ = -1;
+  std::vector<epoll_event> events_;
+  std::vector<Event*> heap_;
+  Event* posted_head_ = nullptr;
+  Event* posted_tail_ = nullptr;
+  const sigset_t* wait_mask_ = nullptr;
+};
+
+// The running loop's operations, for code that does not hold the loop.
+inline void add_timer(Event& ev, clock::msec_t ms) { EventLoop::current->add_timer(ev, ms); }
+inline void del_timer(Event& ev) {
+  if (ev.timer_set) EventLoop::current->del_timer(ev);
+}
+inline void post_event(Event& ev) { EventLoop::current->post(ev); }
+inline void delete_posted_event(Event& ev) {
+  if (ev.posted) EventLoop::current->unpost(ev);
+}
+
+}  // namespace weir

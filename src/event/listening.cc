@@ -1,0 +1,85 @@
+#include "event/listening.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace weir {
+
+namespace {
+
+AcceptOptions g_accept;
+
+void accept_handler(Event& ev) {
+  auto* lc = static_cast<Connection*>(ev.data);
+  auto* ls = lc->listening;
+  int count = 0;
+  do {
+    sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    int fd = ::accept4(lc->fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      int err = errno;
+      if (err == EAGAIN) return;
+      if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
+      LogLevel level = (err == EMFILE || err == ENFILE) ? LogLevel::Crit : LogLevel::Alert;
+      log_error(level, lc->log, err, "accept4() failed");
+      return;
+    }
+    Connection* c = ConnectionPool::current->get(fd, lc->log);
+    if (c == nullptr) {
+      ::close(fd);
+      return;
+    }
+    c->listening = ls;
+    std::memcpy(&c->peer, &ss, std::min<size_t>(len, sizeof c->peer));
+    c->peer_len = len;
+    if (ss.ss_family == AF_UNIX) c->peer.sa.sa_family = AF_UNIX;
+    c->number = next_connection_number();
+    c->log.sink = ls->log_sink;
+    c->log.connection = c->number;
+    if (EventLoop::current->add_connection(*c) != 0) {
+      close_connection(*c);
+      continue;
+    }
+    ls->handler(*c);
+    count++;
+  } while (g_accept.multi_accept && count < 64);
+}
+
+}  // namespace
+
+bool enable_accept(Listening& ls, ConnectionPool& pool, EventLoop& loop, const AcceptOptions& opt) {
+  g_accept = opt;
+  Log log;
+  log.sink = ls.log_sink;
+  Connection* c = pool.get(ls.fd, log);
+  if (c == nullptr) return false;
+  c->is_listening = true;
+  c->listening = &ls;
+  c->log.sink = ls.log_sink;
+  c->read.handler = accept_handler;
+  c->read.accept = true;
+  ls.connection = c;
+  pool.listening_count++;
+  return loop.add_listening(*c, opt.exclusive) == 0;
+}
+
+void disable_accept(Listening& ls, bool close_fd) {
+  Connection* c = ls.connection;
+  if (c == nullptr) return;
+  ls.connection = nullptr;
+  if (ConnectionPool::current != nullptr) ConnectionPool::current->listening_count--;
+  // The master and other workers keep their copies: deregister explicitly, then close ours.
+  int fd = c->fd;
+  EventLoop::current->del_connection(*c);
+  ConnectionPool::current->free(*c);
+  if (close_fd) {
+    ::close(fd);
+    ls.fd = -1;
+  }
+}
+
+}  // namespace weir

@@ -1,0 +1,480 @@
+// HTTP core directives (root, alias, types, timeouts, sendfile, error_page, try_files ...) and the
+// creation/merging of the core configuration. server/listen/server_name live in core_servers.cc,
+// location in core_locations.cc. nginx: src/http/ngx_http_core_module.c
+#include "http/core_module.h"
+
+#include <algorithm>
+#include <unistd.h>
+
+#include "conf/cycle.h"
+#include "conf/error_log.h"
+#include "http/core_setters.h"
+#include "core/str.h"
+
+namespace weir::http {
+
+namespace {
+
+using M = CoreMainConf;
+using S = CoreSrvConf;
+using L = CoreLocConf;
+
+constexpr uint32_t kMSL = kHttpMainConf | kHttpSrvConf | kHttpLocConf;
+constexpr uint32_t kMSLI = kMSL | kHttpLifConf;
+constexpr uint32_t kMS = kHttpMainConf | kHttpSrvConf;
+
+constexpr EnumName<ServerTokens> kServerTokens[] = {
+    {"off", ServerTokens::Off}, {"on", ServerTokens::On}, {"build", ServerTokens::Build}};
+constexpr EnumName<LingeringClose> kLingering[] = {
+    {"off", LingeringClose::Off}, {"on", LingeringClose::On}, {"always", LingeringClose::Always}};
+constexpr EnumName<IfModifiedSince> kIms[] = {{"off", IfModifiedSince::Off},
+                                              {"exact", IfModifiedSince::Exact},
+                                              {"before", IfModifiedSince::Before}};
+constexpr EnumName<BodyInFileOnly> kBodyInFile[] = {
+    {"off", BodyInFileOnly::Off}, {"on", BodyInFileOnly::On}, {"clean", BodyInFileOnly::Clean}};
+constexpr EnumName<uint32_t> kSatisfy[] = {{"all", 0}, {"any", 1}};
+
+Status set_root(ConfContext& cf, const ConfNode& n, void* conf) {
+  auto& clcf = *static_cast<L*>(conf);
+  bool alias = n.name() == "alias";
+  if (clcf.root_set) {
+    if (clcf.alias == alias) return Status::error("is duplicate");
+    return cf.errorf("\"%s\" directive is duplicate, \"%s\" directive was specified earlier",
+                     n.name().c_str(), clcf.alias ? "alias" : "root");
+  }
+  if (clcf.named && alias) {
+    return cf.errorf("the \"alias\" directive cannot be used inside the named location");
+  }
+  std::string value = n.args[1];
+  if (value.find("$document_root") != std::string::npos ||
+      value.find("${document_root}") != std::string::npos) {
+    return cf.errorf("the $document_root variable cannot be used in the \"%s\" directive",
+                     n.name().c_str());
+  }
+  if (value.find("$realpath_root") != std::string::npos ||
+      value.find("${realpath_root}") != std::string::npos) {
+    return cf.errorf("the $realpath_root variable cannot be used in the \"%s\" directive",
+                     n.name().c_str());
+  }
+  clcf.root_set = true;
+  clcf.alias = alias;
+  clcf.alias_prefix_len = alias ? clcf.name.size() : 0;
+  if (!alias && value.size() > 1 && value.back() == '/') value.pop_back();
+  if (value.empty() || value[0] != '$') value = cf.full_name(value);
+  clcf.root = value;
+  if (value.find('$') != std::string::npos) {
+    auto* cv = cf.pool.make<ComplexValue>();
+    if (Status s = cv->compile(cf, value); !s.ok()) return s;
+    if (!cv->is_static()) {
+      clcf.root_values = cv;
+      if (alias && clcf.regex != nullptr && !cv->has_captures()) {
+        // nginx accepts it but warns: every request would map to the same file.
+      }
+    }
+  }
+  return {};
+}
+
+Status set_types(ConfContext& cf, const ConfNode& n, void* conf) {
+  auto& clcf = *static_cast<L*>(conf);
+  auto* map = cf.pool.make<TypesMap>();
+  if (clcf.types != nullptr) {
+    // A second `types` block in the same context adds to the first.
+    *map = *clcf.types;
+  }
+  for (const ConfNode& t : n.children) {
+    if (t.block) return cf.error_at(t, "unexpected \"{\"");
+    const std::string& type = t.args[0];
+    for (size_t i = 1; i < t.args.size(); i++) {
+      std::string ext;
+      for (char c : t.args[i]) ext += to_lower(c);
+      auto it = std::find_if(map->entries.begin(), map->entries.end(),
+                             [&](const auto& e) { return e.first == ext; });
+      if (it != map->entries.end()) {
+        if (it->second != type) {
+          ConfContext w = cf;
+          w.node = &t;
+          w.warn(LogLevel::Warn,
+                 "duplicate extension \"%s\", content type: \"%s\", previous content type: \"%s\"",
+                 ext.c_str(), type.c_str(), it->second.c_str());
+        }
+        it->second = type;
+      } else {
+        map->entries.emplace_back(ext, type);
+      }
+    }
+  }
+  std::sort(map->entries.begin(), map->entries.end());
+  clcf.types = map;
+  return {};
+}
+
+Status set_keepalive(ConfContext& cf, const ConfNode& n, void* conf) {
+  auto& clcf = *static_cast<L*>(conf);
+  if (clcf.keepalive_timeout.set) return Status::error("is duplicate");
+  auto t = parse_time(n.args[1], false);
+  if (!t) return Status::error("invalid value");
+  clcf.keepalive_timeout = static_cast<uint64_t>(*t);
+  if (n.nargs() == 2) {
+    auto h = parse_time(n.args[2], true);
+    if (!h) return Status::error("invalid value");
+    clcf.keepalive_header = static_cast<time_t>(*h);
+  }
+  return {};
+}
+
+Status set_keepalive_disable(ConfContext& cf, const ConfNode& n, void* conf) {
+  auto& clcf = *static_cast<L*>(conf);
+  if (clcf.keepalive_disable.set) return Status::error("is duplicate");
+  uint32_t mask = 0;
+  for (size_t i = 1; i < n.args.size(); i++) {
+    if (n.args[i] == "none") {
+      mask = kKeepaliveDisableNone;
+    } else if (n.args[i] == "msie6") {
+      mask |= kKeepaliveDisableMsie6;
+    } else if (n.args[i] == "safari") {
+      mask |= kKeepaliveDisableSafari;
+    } else {
+      return cf.errorf("invalid value \"%s\" in \"%s\" directive", n.args[i].c_str(),
+                       n.name().c_str());
+    }
+  }
+  clcf.keepalive_disable = mask;
+  return {};
+}
+
+// limit_rate / limit_rate_after: a size, or a value with variables evaluated per request.
+template <auto Field, auto Values>
+Status set_rate(ConfContext& cf, const ConfNode& n, void* conf) {
+  auto& clcf = *static_cast<L*>(conf);
+  auto& f = clcf.*Field;
+  if (f.set || clcf.*Values != nullptr) return Status::error("is duplicate");
+  if (n.args[1].find('$') != std::string::npos) {
+    auto* cv = cf.pool.make<ComplexValue>();
+    if (Status s = cv->compile(cf, n.args[1]); !s.ok()) return s;
+    clcf.*Values = cv;
+    f = 0;
+    return {};
+  }
+  auto v = parse_size(n.args[1]);
+  if (!v) return Status::error("invalid value");
+  f = static_cast<size_t>(*v);
+  return {};
+}
+
+// Accepted for compatibility: weir's tables are not nginx's hashes, so their sizes need no tuning.
+Status accept_size(ConfContext&, const ConfNode& n, void*) {
+  if (!parse_size(n.args[1])) return Status::error("invalid value");
+  return {};
+}
+
+Status set_internal(ConfContext&, const ConfNode&, void* conf) {
+  auto& clcf = *static_cast<L*>(conf);
+  if (clcf.internal.set) return Status::error("is duplicate");
+  clcf.internal = true;
+  return {};
+}
+
+Status set_error_page(ConfContext& cf, const ConfNode& n, void* conf) {
+  auto& clcf = *static_cast<L*>(conf);
+  clcf.error_pages_set = true;
+  size_t last = n.args.size() - 1;
+  int overwrite = -1;
+  size_t codes_end = last;
+  const std::string& maybe = n.args[last - 1];
+  if (!maybe.empty() && maybe[0] == '=') {
+    codes_end = last - 1;
+    if (maybe.size() == 1) {
+      overwrite = 0;
+    } else {
+      auto v = parse_int(std::string_view(maybe).substr(1));
+      if (!v || *v > 999) return cf.errorf("invalid value \"%s\"", maybe.c_str());
+      overwrite = static_cast<int>(*v);
+    }
+    if (codes_end == 1) return cf.error("invalid number of arguments in \"error_page\" directive");
+  }
+  const std::string& uri = n.args[last];
+  if (uri.empty()) return cf.errorf("invalid value \"%s\"", uri.c_str());
+  for (size_t i = 1; i < codes_end; i++) {
+    auto code = parse_int(n.args[i]);
+    if (!code) return cf.errorf("invalid value \"%s\"", n.args[i].c_str());
+    if (*code < 300 || *code > 599) {
+      return cf.errorf("value \"%s\" must be between 300 and 599", n.args[i].c_str());
+    }
+    if (*code == kHttpClientClosedRequest) {
+      return cf.errorf("value \"%s\" must be between 300 and 599", n.args[i].c_str());
+    }
+    ErrorPage ep;
+    ep.status = static_cast<int>(*code);
+    ep.overwrite = overwrite;
+    if (overwrite == -1 && ep.status >= 400) {
+      // A URL error page without "=" redirects; a URI keeps the original status.
+    }
+    if (Status s = ep.value.compile(cf, uri); !s.ok()) return s;
+    clcf.error_pages.push_back(std::move(ep));
+  }
+  return {};
+}
+
+Status set_try_files(ConfContext& cf, const ConfNode& n, void* conf) {
+  auto& clcf = *static_cast<L*>(conf);
+  if (clcf.try_files != nullptr) return Status::error("is duplicate");
+  core_main_conf(cf).try_files = true;
+  auto* list = cf.pool.make<std::vector<TryFile>>();
+  for (size_t i = 1; i < n.args.size(); i++) {
+    TryFile tf;
+    std::string v = n.args[i];
+    if (i < n.args.size() - 1 && v.size() > 1 && v.back() == '/') {
+      tf.test_dir = true;
+      v.pop_back();
+    }
+    if (i == n.args.size() - 1 && !v.empty() && v[0] == '=') {
+      auto code = parse_int(std::string_view(v).substr(1));
+      if (!code || *code > 999) return cf.errorf("invalid code \"%s\"", v.c_str());
+    }
+    if (Status s = tf.value.compile(cf, v); !s.ok()) return s;
+    list->push_back(std::move(tf));
+  }
+  clcf.try_files = list;
+  return {};
+}
+
+Status set_error_log(ConfContext& cf, const ConfNode& n, void* conf) {
+  auto& clcf = *static_cast<L*>(conf);
+  return parse_error_log(cf, n, &clcf.error_log);
+}
+
+void* create_main_conf(ConfContext& cf) { return cf.pool.make<M>(); }
+
+Status init_main_conf(ConfContext& cf, void* conf) {
+  auto& cmcf = *static_cast<M*>(conf);
+  cmcf.server_names_hash_max_size.merge({}, 512);
+  cmcf.server_names_hash_bucket_size.merge({}, 64);
+  cmcf.variables_hash_max_size.merge({}, 1024);
+  cmcf.variables_hash_bucket_size.merge({}, 64);
+  return {};
+}
+
+void* create_srv_conf(ConfContext& cf) {
+  auto* cscf = cf.pool.make<S>();
+  cscf->node = cf.node;
+  return cscf;
+}
+
+Status merge_srv_conf(ConfContext& cf, void* parent, void* child) {
+  auto& prev = *static_cast<S*>(parent);
+  auto& conf = *static_cast<S*>(child);
+  conf.connection_pool_size.merge(prev.connection_pool_size, 512);
+  conf.request_pool_size.merge(prev.request_pool_size, 4096);
+  conf.client_header_timeout.merge(prev.client_header_timeout, 60000);
+  conf.client_header_buffer_size.merge(prev.client_header_buffer_size, 1024);
+  conf.large_client_header_buffers.merge(prev.large_client_header_buffers, Bufs{4, 8192});
+  if (conf.large_client_header_buffers->size < conf.connection_pool_size.value) {
+    return cf.error(
+        "the \"large_client_header_buffers\" size must be equal to or greater than "
+        "\"connection_pool_size\"");
+  }
+  conf.ignore_invalid_headers.merge(prev.ignore_invalid_headers, true);
+  conf.merge_slashes.merge(prev.merge_slashes, true);
+  conf.underscores_in_headers.merge(prev.underscores_in_headers, false);
+  return {};
+}
+
+void* create_loc_conf(ConfContext& cf) {
+  auto* clcf = cf.pool.make<L>();
+  clcf->node = cf.node;
+  return clcf;
+}
+
+Status merge_loc_conf(ConfContext& cf, void* parent, void* child) {
+  auto& prev = *static_cast<L*>(parent);
+  auto& conf = *static_cast<L*>(child);
+
+  if (!conf.root_set) {
+    if (prev.root_set) {
+      conf.root = prev.root;
+      conf.alias = prev.alias;
+      conf.alias_prefix_len = prev.alias_prefix_len;
+      conf.root_values = prev.root_values;
+    } else {
+      conf.root = cf.full_name("html");
+      conf.alias = false;
+    }
+    conf.root_set = true;
+  }
+
+  if (conf.types == nullptr) {
+    if (prev.types == nullptr) {
+      // nginx's built-in types when the http level has none.
+      auto* map = cf.pool.make<TypesMap>();
+      map->entries = {{"gif", "image/gif"}, {"html", "text/html"}, {"jpg", "image/jpeg"}};
+      prev.types = map;
+    }
+    conf.types = prev.types;
+  }
+  conf.default_type.merge(prev.default_type, "text/plain");
+
+  conf.client_max_body_size.merge(prev.client_max_body_size, 1024 * 1024);
+  conf.client_body_buffer_size.merge(prev.client_body_buffer_size, 2 * 8192);
+  conf.client_body_in_single_buffer.merge(prev.client_body_in_single_buffer, false);
+  conf.client_body_in_file_only.merge(prev.client_body_in_file_only, BodyInFileOnly::Off);
+  TempPath body_temp;
+  body_temp.name = cf.full_name("client_body_temp");
+  conf.client_body_temp_path.merge(prev.client_body_temp_path, body_temp);
+  if (Status s = cf.cycle.add_path(&conf.client_body_temp_path.value); !s.ok()) return cf.error(s.message());
+  conf.client_body_timeout.merge(prev.client_body_timeout, 60000);
+  conf.send_timeout.merge(prev.send_timeout, 60000);
+  conf.keepalive_timeout.merge(prev.keepalive_timeout, 75000);
+  conf.keepalive_header.merge(prev.keepalive_header, 0);
+  conf.keepalive_requests.merge(prev.keepalive_requests, 1000);
+  conf.keepalive_time.merge(prev.keepalive_time, 3600000);
+  conf.keepalive_disable.merge(prev.keepalive_disable, kKeepaliveDisableMsie6);
+  conf.lingering_time.merge(prev.lingering_time, 30000);
+  conf.lingering_timeout.merge(prev.lingering_timeout, 5000);
+  conf.lingering_close.merge(prev.lingering_close, LingeringClose::On);
+  conf.reset_timedout_connection.merge(prev.reset_timedout_connection, false);
+  conf.resolver_timeout.merge(prev.resolver_timeout, 30000);
+  conf.auth_delay.merge(prev.auth_delay, 0);
+
+  conf.sendfile.merge(prev.sendfile, false);
+  conf.sendfile_max_chunk.merge(prev.sendfile_max_chunk, 2 * 1024 * 1024);
+  conf.tcp_nopush.merge(prev.tcp_nopush, false);
+  conf.tcp_nodelay.merge(prev.tcp_nodelay, true);
+  conf.postpone_output.merge(prev.postpone_output, 1460);
+  if (!conf.limit_rate.set && conf.limit_rate_values == nullptr) {
+    conf.limit_rate_values = prev.limit_rate_values;
+  }
+  conf.limit_rate.merge(prev.limit_rate, 0);
+  if (!conf.limit_rate_after.set && conf.limit_rate_after_values == nullptr) {
+    conf.limit_rate_after_values = prev.limit_rate_after_values;
+  }
+  conf.limit_rate_after.merge(prev.limit_rate_after, 0);
+  conf.directio.merge(prev.directio, -1);
+  conf.read_ahead.merge(prev.read_ahead, 0);
+
+  conf.internal.merge({}, false);  // never inherited
+  conf.absolute_redirect.merge(prev.absolute_redirect, true);
+  conf.server_name_in_redirect.merge(prev.server_name_in_redirect, false);
+  conf.port_in_redirect.merge(prev.port_in_redirect, true);
+  conf.msie_padding.merge(prev.msie_padding, true);
+  conf.msie_refresh.merge(prev.msie_refresh, false);
+  conf.log_not_found.merge(prev.log_not_found, true);
+  conf.log_subrequest.merge(prev.log_subrequest, false);
+  conf.recursive_error_pages.merge(prev.recursive_error_pages, false);
+  conf.server_tokens.merge(prev.server_tokens, ServerTokens::On);
+  conf.chunked_transfer_encoding.merge(prev.chunked_transfer_encoding, true);
+  conf.etag.merge(prev.etag, true);
+  conf.if_modified_since.merge(prev.if_modified_since, IfModifiedSince::Exact);
+  conf.max_ranges.merge(prev.max_ranges, UINT64_MAX);
+  conf.satisfy.merge(prev.satisfy, 0);
+  conf.disable_symlinks.merge(prev.disable_symlinks, false);
+
+  if (!conf.error_pages_set && prev.error_pages_set) {
+    conf.error_pages = prev.error_pages;
+    conf.error_pages_set = true;
+  }
+  if (conf.error_log == nullptr) conf.error_log = prev.error_log;
+  if (conf.error_log == nullptr) conf.error_log = cf.cycle.log_sink;
+  return {};
+}
+
+const Directive kDirectives[] = {
+    {"variables_hash_max_size", kHttpMainConf | kTake1, slot::num<&M::variables_hash_max_size>,
+     ConfLevel::Main},
+    {"variables_hash_bucket_size", kHttpMainConf | kTake1, slot::num<&M::variables_hash_bucket_size>,
+     ConfLevel::Main},
+    {"server_names_hash_max_size", kHttpMainConf | kTake1, slot::num<&M::server_names_hash_max_size>,
+     ConfLevel::Main},
+    {"server_names_hash_bucket_size", kHttpMainConf | kTake1,
+     slot::num<&M::server_names_hash_bucket_size>, ConfLevel::Main},
+
+    {"server", kHttpMainConf | kBlock | kNoArgs, server_block, ConfLevel::Main},
+    {"connection_pool_size", kMS | kTake1, slot::size<&S::connection_pool_size>, ConfLevel::Srv},
+    {"request_pool_size", kMS | kTake1, slot::size<&S::request_pool_size>, ConfLevel::Srv},
+    {"client_header_timeout", kMS | kTake1, slot::msec<&S::client_header_timeout>, ConfLevel::Srv},
+    {"client_header_buffer_size", kMS | kTake1, slot::size<&S::client_header_buffer_size>,
+     ConfLevel::Srv},
+    {"large_client_header_buffers", kMS | kTake2, slot::bufs<&S::large_client_header_buffers>,
+     ConfLevel::Srv},
+    {"ignore_invalid_headers", kMS | kFlag, slot::flag<&S::ignore_invalid_headers>, ConfLevel::Srv},
+    {"merge_slashes", kMS | kFlag, slot::flag<&S::merge_slashes>, ConfLevel::Srv},
+    {"underscores_in_headers", kMS | kFlag, slot::flag<&S::underscores_in_headers>, ConfLevel::Srv},
+    {"location", kHttpSrvConf | kHttpLocConf | kBlock | kTake12, location_block},
+    {"listen", kHttpSrvConf | kOneMore, listen_directive, ConfLevel::Srv},
+    {"server_name", kHttpSrvConf | kOneMore, server_name_directive, ConfLevel::Srv},
+
+    {"types_hash_max_size", kMSL | kTake1, accept_size},
+    {"types_hash_bucket_size", kMSL | kTake1, accept_size},
+    {"types", kMSL | kBlock | kNoArgs, set_types},
+    {"default_type", kMSL | kTake1, slot::str<&L::default_type>},
+    {"root", kMSLI | kTake1, set_root},
+    {"alias", kHttpLocConf | kTake1, set_root},
+    {"limit_except", kHttpLocConf | kBlock | kOneMore, limit_except_block},
+    {"client_max_body_size", kMSL | kTake1, slot::offset<&L::client_max_body_size>},
+    {"client_body_buffer_size", kMSL | kTake1, slot::size<&L::client_body_buffer_size>},
+    {"client_body_timeout", kMSL | kTake1, slot::msec<&L::client_body_timeout>},
+    {"client_body_temp_path", kMSL | kTake1234, slot::path<&L::client_body_temp_path>},
+    {"client_body_in_file_only", kMSL | kTake1,
+     slot::enum_<&L::client_body_in_file_only, kBodyInFile>},
+    {"client_body_in_single_buffer", kMSL | kFlag, slot::flag<&L::client_body_in_single_buffer>},
+    {"sendfile", kMSLI | kFlag, slot::flag<&L::sendfile>},
+    {"sendfile_max_chunk", kMSL | kTake1, slot::size<&L::sendfile_max_chunk>},
+    {"read_ahead", kMSL | kTake1, slot::size<&L::read_ahead>},
+    {"tcp_nopush", kMSL | kFlag, slot::flag<&L::tcp_nopush>},
+    {"tcp_nodelay", kMSL | kFlag, slot::flag<&L::tcp_nodelay>},
+    {"send_timeout", kMSL | kTake1, slot::msec<&L::send_timeout>},
+    {"postpone_output", kMSL | kTake1, slot::size<&L::postpone_output>},
+    {"limit_rate", kMSLI | kTake1, set_rate<&L::limit_rate, &L::limit_rate_values>},
+    {"limit_rate_after", kMSLI | kTake1, set_rate<&L::limit_rate_after, &L::limit_rate_after_values>},
+    {"keepalive_time", kMSL | kTake1, slot::msec<&L::keepalive_time>},
+    {"keepalive_timeout", kMSL | kTake12, set_keepalive},
+    {"keepalive_requests", kMSL | kTake1, slot::num<&L::keepalive_requests>},
+    {"keepalive_disable", kMSL | kTake12, set_keepalive_disable},
+    {"satisfy", kMSL | kTake1, slot::enum_<&L::satisfy, kSatisfy>},
+    {"auth_delay", kMSL | kTake1, slot::msec<&L::auth_delay>},
+    {"internal", kHttpLocConf | kNoArgs, set_internal},
+    {"lingering_close", kMSL | kTake1, slot::enum_<&L::lingering_close, kLingering>},
+    {"lingering_time", kMSL | kTake1, slot::msec<&L::lingering_time>},
+    {"lingering_timeout", kMSL | kTake1, slot::msec<&L::lingering_timeout>},
+    {"reset_timedout_connection", kMSL | kFlag, slot::flag<&L::reset_timedout_connection>},
+    {"absolute_redirect", kMSL | kFlag, slot::flag<&L::absolute_redirect>},
+    {"server_name_in_redirect", kMSL | kFlag, slot::flag<&L::server_name_in_redirect>},
+    {"port_in_redirect", kMSL | kFlag, slot::flag<&L::port_in_redirect>},
+    {"msie_padding", kMSL | kFlag, slot::flag<&L::msie_padding>},
+    {"msie_refresh", kMSL | kFlag, slot::flag<&L::msie_refresh>},
+    {"log_not_found", kMSL | kFlag, slot::flag<&L::log_not_found>},
+    {"log_subrequest", kMSL | kFlag, slot::flag<&L::log_subrequest>},
+    {"recursive_error_pages", kMSL | kFlag, slot::flag<&L::recursive_error_pages>},
+    {"server_tokens", kMSL | kTake1, slot::enum_<&L::server_tokens, kServerTokens>},
+    {"if_modified_since", kMSL | kTake1, slot::enum_<&L::if_modified_since, kIms>},
+    {"max_ranges", kMSL | kTake1, slot::num<&L::max_ranges>},
+    {"chunked_transfer_encoding", kMSL | kFlag, slot::flag<&L::chunked_transfer_encoding>},
+    {"etag", kMSL | kFlag, slot::flag<&L::etag>},
+    {"error_page", kMSLI | kTwoMore, set_error_page},
+    {"try_files", kHttpSrvConf | kHttpLocConf | kTwoMore, set_try_files},
+    {"error_log", kMSL | kOneMore, set_error_log},
+};
+
+}  // namespace
+
+Module http_core_module{
+    .name = "http_core",
+    .type = ModuleType::Http,
+    .directives = kDirectives,
+    .preconfiguration = add_core_variables,
+    .create_main_conf = create_main_conf,
+    .init_main_conf = init_main_conf,
+    .create_srv_conf = create_srv_conf,
+    .merge_srv_conf = merge_srv_conf,
+    .create_loc_conf = create_loc_conf,
+    .merge_loc_conf = merge_loc_conf,
+};
+
+std::string_view TypesMap::find(std::string_view ext) const {
+  auto it = std::lower_bound(entries.begin(), entries.end(), ext,
+                             [](const auto& e, std::string_view k) { return e.first < k; });
+  if (it != entries.end() && it->first == ext) return it->second;
+  return {};
+}
+
+}  // namespace weir::http

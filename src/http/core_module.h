@@ -1,0 +1,291 @@
+// The HTTP core module's configuration: the main conf (servers, phases, variables, filter chains), the
+// server conf (names, header buffers and timeouts) and the location conf (matching, root/alias, types,
+// timeouts, sendfile, limits, error pages, try_files ...), and the phases that modules hook into.
+// nginx: src/http/ngx_http_core_module.h
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "conf/conf_context.h"
+#include "conf/module.h"
+#include "conf/setting.h"
+#include "core/file.h"
+#include "core/inet.h"
+#include "http/filter.h"
+#include "http/request.h"
+#include "http/script.h"
+#include "http/variables.h"
+#include "os/socket.h"
+
+namespace weir::http {
+
+extern Module http_module;       // the `http { }` block (a core module)
+extern Module http_core_module;  // the HTTP core directives
+
+enum class Phase : uint8_t {
+  PostRead,
+  ServerRewrite,
+  FindConfig,
+  Rewrite,
+  PostRewrite,
+  Preaccess,
+  Access,
+  PostAccess,
+  Precontent,
+  Content,
+  Log,
+};
+constexpr int kPhaseCount = 11;
+
+using PhaseHandlerFn = Code (*)(Request& r);
+struct PhaseHandler;
+using PhaseChecker = Rc (*)(Request& r, const PhaseHandler& ph);  // Ok: stop running phases
+
+struct PhaseHandler {
+  PhaseChecker checker = nullptr;  // nullptr ends the array
+  PhaseHandlerFn handler = nullptr;
+  int next = 0;  // the first handler of the next phase
+};
+
+struct PhaseEngine {
+  std::vector<PhaseHandler> handlers;
+  int server_rewrite_index = -1;
+  int location_rewrite_index = -1;
+  int find_config_index = 0;
+};
+
+struct CoreSrvConf;
+struct CoreLocConf;
+
+// One `listen` directive.
+struct ListenConf {
+  SockAddr addr;
+  std::string addr_text;
+  ListenOptions opt;
+  bool default_server = false;
+  bool bind = false;
+  bool wildcard = false;
+  CoreSrvConf* server = nullptr;
+  const ConfNode* node = nullptr;
+};
+
+struct ServerName {
+  std::string name;  // lower case; "" matches requests without Host
+  HttpRegex* regex = nullptr;
+  CoreSrvConf* server = nullptr;
+};
+
+// The virtual servers behind one address: lookup by Host.
+struct VirtualServers {
+  CoreSrvConf* default_server = nullptr;
+  std::vector<std::pair<std::string, CoreSrvConf*>> exact;           // sorted by name
+  std::vector<std::pair<std::string, CoreSrvConf*>> wildcard_head;   // "*.example.com" stored as ".example.com"
+  std::vector<std::pair<std::string, CoreSrvConf*>> wildcard_tail;   // "www.example.*" stored as "www.example."
+  std::vector<std::pair<HttpRegex*, CoreSrvConf*>> regex;
+  CoreSrvConf* find(Request* r, std::string_view host) const;
+};
+
+// An address a listening socket serves (several when a wildcard socket covers specific addresses).
+struct HttpAddr {
+  SockAddr addr;
+  std::string addr_text;
+  VirtualServers servers;
+};
+
+struct HttpPort {
+  std::vector<HttpAddr> addrs;  // the wildcard, if any, last
+};
+
+struct CoreMainConf {
+  static constexpr Module* kModule = &http_core_module;
+
+  std::vector<CoreSrvConf*> servers;
+  std::array<std::vector<PhaseHandlerFn>, kPhaseCount> phases;
+  PhaseEngine phase_engine;
+  Variables variables;
+  FilterChains filters;
+  std::vector<std::pair<FilterId, HeaderFilterFn>> header_registrations;
+  std::vector<std::pair<FilterId, BodyFilterFn>> body_registrations;
+  std::vector<ListenConf> listens;
+  std::vector<std::unique_ptr<HttpPort>> ports;
+
+  Setting<size_t> server_names_hash_max_size;
+  Setting<size_t> server_names_hash_bucket_size;
+  Setting<size_t> variables_hash_max_size;
+  Setting<size_t> variables_hash_bucket_size;
+  int ncaptures = 0;
+  bool try_files = false;
+  std::string prefix;  // the -p prefix, for roots with variables that end up relative
+};
+
+struct CoreSrvConf {
+  static constexpr Module* kModule = &http_core_module;
+
+  std::vector<ServerName> server_names;
+  HttpConfCtx* ctx = nullptr;
+  const ConfNode* node = nullptr;
+  std::string server_name;  // the first name, for $server_name and redirects
+  bool has_listen = false;
+  bool has_server_name = false;
+
+  Setting<size_t> connection_pool_size;
+  Setting<size_t> request_pool_size;
+  Setting<size_t> client_header_buffer_size;
+  Setting<Bufs> large_client_header_buffers;
+  Setting<uint64_t> client_header_timeout;
+  Setting<bool> ignore_invalid_headers;
+  Setting<bool> merge_slashes;
+  Setting<bool> underscores_in_headers;
+
+  std::vector<CoreLocConf*> named_locations;
+};
+
+// A sorted extension -> MIME type table.
+struct TypesMap {
+  std::vector<std::pair<std::string, std::string>> entries;  // sorted by extension
+  std::string_view find(std::string_view lowercase_exten) const;
+};
+
+struct ErrorPage {
+  int status = 0;
+  int overwrite = -1;  // -1: keep the status; 0: "=" (the redirect's own status); else the new status
+  ComplexValue value;
+};
+
+struct TryFile {
+  ComplexValue value;
+  bool test_dir = false;
+};
+
+enum class ServerTokens : uint8_t { Off, On, Build };
+enum class LingeringClose : uint8_t { Off, On, Always };
+enum class IfModifiedSince : uint8_t { Off, Exact, Before };
+enum class BodyInFileOnly : uint8_t { Off, On, Clean };
+enum : uint32_t { kKeepaliveDisableNone = 0, kKeepaliveDisableMsie6 = 1, kKeepaliveDisableSafari = 2 };
+
+struct CoreLocConf {
+  static constexpr Module* kModule = &http_core_module;
+
+  std::string name;
+  HttpRegex* regex = nullptr;
+  bool exact_match = false;
+  bool noregex = false;
+  bool named = false;
+  bool noname = false;  // `if` and limit_except blocks
+  bool auto_redirect = false;
+  bool lmt_excpt = false;
+  const ConfNode* node = nullptr;
+  void** loc_conf = nullptr;  // this location's configuration array
+
+  std::vector<CoreLocConf*> locations;         // nested, as written
+  std::vector<CoreLocConf*> static_locations;  // prefix and exact, longest first
+  std::vector<CoreLocConf*> regex_locations;   // in configuration order
+
+  ContentHandler handler = nullptr;
+  uint32_t limit_except = 0;  // methods allowed without the limit_except block's rules
+  void** limit_except_loc_conf = nullptr;
+
+  // root / alias
+  std::string root;
+  bool root_set = false;
+  bool alias = false;
+  size_t alias_prefix_len = 0;  // the location name's length, replaced by the alias
+  ComplexValue* root_values = nullptr;  // when root/alias has variables
+
+  const TypesMap* types = nullptr;
+  Setting<std::string> default_type;
+
+  Setting<off_t> client_max_body_size;
+  Setting<size_t> client_body_buffer_size;
+  Setting<bool> client_body_in_single_buffer;
+  Setting<BodyInFileOnly> client_body_in_file_only;
+  Setting<TempPath> client_body_temp_path;
+  Setting<uint64_t> client_body_timeout;
+  Setting<uint64_t> send_timeout;
+  Setting<uint64_t> keepalive_timeout;
+  Setting<time_t> keepalive_header;
+  Setting<uint64_t> keepalive_requests;
+  Setting<uint64_t> keepalive_time;
+  Setting<uint32_t> keepalive_disable;
+  Setting<uint64_t> lingering_time;
+  Setting<uint64_t> lingering_timeout;
+  Setting<LingeringClose> lingering_close;
+  Setting<bool> reset_timedout_connection;
+  Setting<uint64_t> resolver_timeout;
+  Setting<uint64_t> auth_delay;
+
+  Setting<bool> sendfile;
+  Setting<size_t> sendfile_max_chunk;
+  Setting<bool> tcp_nopush;
+  Setting<bool> tcp_nodelay;
+  Setting<size_t> postpone_output;
+  Setting<size_t> limit_rate;
+  ComplexValue* limit_rate_values = nullptr;
+  Setting<size_t> limit_rate_after;
+  ComplexValue* limit_rate_after_values = nullptr;
+  Setting<off_t> directio;
+  Setting<size_t> read_ahead;
+
+  Setting<bool> internal;
+  Setting<bool> absolute_redirect;
+  Setting<bool> server_name_in_redirect;
+  Setting<bool> port_in_redirect;
+  Setting<bool> msie_padding;
+  Setting<bool> msie_refresh;
+  Setting<bool> log_not_found;
+  Setting<bool> log_subrequest;
+  Setting<bool> recursive_error_pages;
+  Setting<ServerTokens> server_tokens;
+  Setting<bool> chunked_transfer_encoding;
+  Setting<bool> etag;
+  Setting<IfModifiedSince> if_modified_since;
+  Setting<uint64_t> max_ranges;
+  Setting<uint32_t> satisfy;  // 0 all, 1 any
+  Setting<bool> disable_symlinks;
+
+  std::vector<ErrorPage> error_pages;
+  bool error_pages_set = false;
+  std::vector<TryFile>* try_files = nullptr;
+
+  LogSink* error_log = nullptr;
+};
+
+// Phase engine and locations.
+Status init_phase_engine(ConfContext& cf, CoreMainConf& cmcf);
+void run_phases(Request& r);
+void core_run_phases(Request& r);
+// Finds the location for r.uri among the server's locations (ngx_http_core_find_location).
+// Returns Ok (found), Done (auto redirect wanted) or Declined (no location).
+Rc find_location(Request& r);
+void update_location_config(Request& r);
+Status init_locations(ConfContext& cf, CoreSrvConf& cscf, CoreLocConf& pclcf);
+
+// The server for a Host value within the connection's address.
+CoreSrvConf* find_virtual_server(Request& r, std::string_view host);
+
+// The http block's listening sockets.
+Status add_listening(ConfContext& cf, CoreMainConf& cmcf);
+
+// The default and the configured keep-alive etc. as the request sees them.
+inline CoreLocConf& core_loc(const Request& r) { return r.loc<CoreLocConf>(); }
+inline CoreSrvConf& core_srv(const Request& r) { return r.srv<CoreSrvConf>(); }
+inline CoreMainConf& core_main(const Request& r) { return r.main_cf<CoreMainConf>(); }
+
+// Registers a phase handler (modules' postconfiguration).
+void add_phase_handler(ConfContext& cf, Phase phase, PhaseHandlerFn fn);
+CoreMainConf& core_main_conf(ConfContext& cf);
+
+// Content handler of a location (proxy_pass, return ...): set from a directive.
+inline void set_location_handler(ConfContext& cf, ContentHandler h) {
+  conf_of<CoreLocConf>(cf.http->loc_conf).handler = h;
+}
+
+// Creates the configuration arrays of a new level (server, location, if) for every HTTP module.
+Status create_level_confs(ConfContext& cf, HttpConfCtx& ctx, bool srv);
+
+}  // namespace weir::http

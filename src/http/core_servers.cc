@@ -1,0 +1,381 @@
+// `server`, `listen` and `server_name`: virtual servers, the addresses they listen on, and choosing a server
+// for a request's Host. nginx: src/http/ngx_http.c (ngx_http_optimize_servers ...),
+// src/http/ngx_http_core_module.c (ngx_http_core_server, ngx_http_core_listen, ngx_http_core_server_name),
+// src/http/ngx_http_request.c (ngx_http_find_virtual_server)
+#include <unistd.h>
+
+#include <algorithm>
+
+#include "conf/cycle.h"
+#include "core/str.h"
+#include "http/core_module.h"
+#include "http/core_setters.h"
+#include "http/http_connection.h"
+
+namespace weir::http {
+
+Status server_block(ConfContext& cf, const ConfNode& n, void*) {
+  auto* ctx = cf.pool.make<HttpConfCtx>();
+  ctx->main_conf = cf.http->main_conf;
+  ConfContext sc = cf;
+  sc.node = &n;
+  if (Status s = create_level_confs(sc, *ctx, true); !s.ok()) return s;
+  auto& cscf = conf_of<CoreSrvConf>(ctx->srv_conf);
+  cscf.ctx = ctx;
+  cscf.node = &n;
+  auto& cmcf = core_main_conf(cf);
+  cmcf.servers.push_back(&cscf);
+
+  sc.http = ctx;
+  sc.cmd_type = kHttpSrvConf;
+  if (Status s = sc.parse_block(n.children); !s.ok()) return s;
+
+  if (!cscf.has_listen) {
+    // nginx's default: port 80 when run as root, 8000 otherwise.
+    ListenConf lc;
+    std::vector<SockAddr> addrs;
+    (void)parse_addresses(::getuid() == 0 ? "*:80" : "*:8000", 80, false, addrs);
+    lc.addr = addrs[0];
+    lc.addr_text = lc.addr.to_string();
+    lc.wildcard = true;
+    lc.server = &cscf;
+    lc.node = &n;
+    cmcf.listens.push_back(lc);
+  }
+  if (!cscf.has_server_name) {
+    cscf.server_names.push_back(ServerName{"", nullptr, &cscf});
+  }
+  return {};
+}
+
+Status listen_directive(ConfContext& cf, const ConfNode& n, void* conf) {
+  auto& cscf = *static_cast<CoreSrvConf*>(conf);
+  cscf.has_listen = true;
+  std::vector<SockAddr> addrs;
+  std::string err = parse_addresses(n.args[1], 80, false, addrs);
+  if (!err.empty()) {
+    return cf.errorf("%s in \"%s\" of the \"listen\" directive", err.c_str(), n.args[1].c_str());
+  }
+  ListenConf base;
+  bool options = false;
+  for (size_t i = 2; i < n.args.size(); i++) {
+    std::string_view a = n.args[i];
+    if (a == "default_server" || a == "default") {
+      base.default_server = true;
+    } else if (a == "bind") {
+      base.bind = true;
+    } else if (a.starts_with("backlog=")) {
+      auto v = parse_int(a.substr(8));
+      if (!v || *v == 0) return cf.errorf("invalid backlog \"%s\"", n.args[i].c_str());
+      base.opt.backlog = static_cast<int>(*v);
+      base.bind = options = true;
+    } else if (a.starts_with("rcvbuf=")) {
+      auto v = parse_size(a.substr(7));
+      if (!v) return cf.errorf("invalid rcvbuf \"%s\"", n.args[i].c_str());
+      base.opt.rcvbuf = static_cast<int>(*v);
+      base.bind = options = true;
+    } else if (a.starts_with("sndbuf=")) {
+      auto v = parse_size(a.substr(7));
+      if (!v) return cf.errorf("invalid sndbuf \"%s\"", n.args[i].c_str());
+      base.opt.sndbuf = static_cast<int>(*v);
+      base.bind = options = true;
+    } else if (a == "deferred") {
+      base.opt.deferred = true;
+      base.bind = options = true;
+    } else if (a.starts_with("ipv6only=")) {
+      if (a.substr(9) == "on") {
+        base.opt.ipv6only = 1;
+      } else if (a.substr(9) == "off") {
+        base.opt.ipv6only = 0;
+      } else {
+        return cf.errorf("invalid ipv6only flags \"%s\"", n.args[i].c_str() + 9);
+      }
+      base.bind = options = true;
+    } else if (a == "reuseport") {
+      base.opt.reuseport = true;
+      base.bind = options = true;
+    } else if (a.starts_with("so_keepalive=")) {
+      std::string_view v = a.substr(13);
+      if (v == "on") {
+        base.opt.so_keepalive = true;
+      } else if (v != "off") {
+        return cf.errorf("invalid so_keepalive value: \"%s\"", n.args[i].c_str() + 13);
+      }
+      base.bind = options = true;
+    } else if (a.starts_with("fastopen=")) {
+      if (!parse_int(a.substr(9))) return cf.errorf("invalid fastopen \"%s\"", n.args[i].c_str());
+      base.opt.fastopen = true;
+      base.bind = options = true;
+    } else if (a == "ssl") {
+      return cf.error("the \"ssl\" parameter requires ngx_http_ssl_module");
+    } else if (a == "http2") {
+      return cf.error("the \"http2\" parameter requires ngx_http_v2_module");
+    } else if (a == "quic" || a == "http3") {
+      return cf.errorf("the \"%s\" parameter requires ngx_http_v3_module", n.args[i].c_str());
+    } else if (a == "proxy_protocol") {
+      return cf.error("the \"proxy_protocol\" parameter is not supported by weir yet");
+    } else {
+      return cf.errorf("invalid parameter \"%s\"", n.args[i].c_str());
+    }
+  }
+  (void)options;
+  auto& cmcf = core_main_conf(cf);
+  for (const SockAddr& a : addrs) {
+    for (const ListenConf& l : cmcf.listens) {
+      if (l.server == &cscf && l.addr == a) {
+        return cf.errorf("a duplicate listen %s", a.to_string().c_str());
+      }
+    }
+    ListenConf lc = base;
+    lc.addr = a;
+    lc.addr_text = a.to_string();
+    lc.wildcard = a.is_wildcard();
+    lc.server = &cscf;
+    lc.node = &n;
+    cmcf.listens.push_back(lc);
+  }
+  return {};
+}
+
+Status server_name_directive(ConfContext& cf, const ConfNode& n, void* conf) {
+  auto& cscf = *static_cast<CoreSrvConf*>(conf);
+  for (size_t i = 1; i < n.args.size(); i++) {
+    std::string name = n.args[i];
+    if (!cscf.has_server_name && cscf.server_name.empty() && name[0] != '~') {
+      cscf.server_name = name;
+      if (name == "$hostname") {
+        char host[256] = {};
+        ::gethostname(host, sizeof host - 1);
+        cscf.server_name = host;
+      }
+    }
+    cscf.has_server_name = true;
+    if (name == "$hostname") {
+      char host[256] = {};
+      ::gethostname(host, sizeof host - 1);
+      name = host;
+    }
+    if (name.find('/') != std::string::npos) {
+      return cf.errorf("server name \"%s\" has suspicious symbols", name.c_str());
+    }
+    if (name[0] == '~') {
+      if (name.size() == 1) return cf.errorf("empty regex in server name \"%s\"", name.c_str());
+      auto* re = cf.pool.make<HttpRegex>();
+      if (Status s = compile_http_regex(cf, *re, std::string_view(name).substr(1), true); !s.ok()) {
+        return s;
+      }
+      cscf.server_names.push_back(ServerName{name, re, &cscf});
+      continue;
+    }
+    std::string lower;
+    for (char c : name) lower += to_lower(c);
+    if (lower.size() > 1 && lower[0] == '.') {
+      // ".example.com" is "example.com" and "*.example.com".
+      cscf.server_names.push_back(ServerName{lower.substr(1), nullptr, &cscf});
+      cscf.server_names.push_back(ServerName{"*" + lower, nullptr, &cscf});
+      continue;
+    }
+    size_t star = lower.find('*');
+    if (star != std::string::npos &&
+        !(star == 0 && lower.size() > 2 && lower[1] == '.' && lower.find('*', 1) == std::string::npos) &&
+        !(star == lower.size() - 1 && lower.size() > 2 && lower[star - 1] == '.' &&
+          lower.find('*') == star)) {
+      return cf.errorf("invalid server name or wildcard \"%s\" on %s", name.c_str(), "0.0.0.0:80");
+    }
+    cscf.server_names.push_back(ServerName{lower, nullptr, &cscf});
+  }
+  return {};
+}
+
+CoreSrvConf* VirtualServers::find(Request* r, std::string_view host) const {
+  if (!exact.empty()) {
+    auto it = std::lower_bound(exact.begin(), exact.end(), host,
+                               [](const auto& e, std::string_view k) { return e.first < k; });
+    if (it != exact.end() && it->first == host) return it->second;
+  }
+  // "*.example.com": the longest matching suffix ".example.com" (host must have more in front).
+  CoreSrvConf* best = nullptr;
+  size_t best_len = 0;
+  for (const auto& [suffix, srv] : wildcard_head) {
+    if (host.size() > suffix.size() && host.ends_with(suffix) && suffix.size() > best_len) {
+      best = srv;
+      best_len = suffix.size();
+    }
+  }
+  if (best != nullptr) return best;
+  for (const auto& [prefix, srv] : wildcard_tail) {
+    if (host.size() > prefix.size() && host.starts_with(prefix) && prefix.size() > best_len) {
+      best = srv;
+      best_len = prefix.size();
+    }
+  }
+  if (best != nullptr) return best;
+  for (const auto& [re, srv] : regex) {
+    if (r != nullptr ? regex_exec(*r, *re, host) : re->re.match(host, nullptr, 0)) return srv;
+  }
+  return nullptr;
+}
+
+namespace {
+
+Status add_names(ConfContext& cf, HttpAddr& addr, const std::vector<CoreSrvConf*>& servers) {
+  VirtualServers& vs = addr.servers;
+  auto conflict = [&](const std::string& name) {
+    cf.warn(LogLevel::Warn, "conflicting server name \"%s\" on %s, ignored", name.c_str(),
+            addr.addr_text.c_str());
+  };
+  for (CoreSrvConf* srv : servers) {
+    for (const ServerName& sn : srv->server_names) {
+      if (sn.regex != nullptr) {
+        vs.regex.emplace_back(sn.regex, srv);
+        continue;
+      }
+      const std::string& name = sn.name;
+      if (name.size() > 1 && name[0] == '*') {
+        std::string suffix = name.substr(1);
+        bool dup = std::any_of(vs.wildcard_head.begin(), vs.wildcard_head.end(),
+                               [&](const auto& e) { return e.first == suffix; });
+        if (dup) {
+          conflict(name);
+        } else {
+          vs.wildcard_head.emplace_back(suffix, srv);
+        }
+      } else if (name.size() > 1 && name.back() == '*') {
+        std::string prefix = name.substr(0, name.size() - 1);
+        bool dup = std::any_of(vs.wildcard_tail.begin(), vs.wildcard_tail.end(),
+                               [&](const auto& e) { return e.first == prefix; });
+        if (dup) {
+          conflict(name);
+        } else {
+          vs.wildcard_tail.emplace_back(prefix, srv);
+        }
+      } else {
+        bool dup = std::any_of(vs.exact.begin(), vs.exact.end(),
+                               [&](const auto& e) { return e.first == name; });
+        if (dup) {
+          if (!name.empty()) conflict(name);
+        } else {
+          vs.exact.emplace_back(name, srv);
+        }
+      }
+    }
+  }
+  std::sort(vs.exact.begin(), vs.exact.end());
+  return {};
+}
+
+}  // namespace
+
+Status add_listening(ConfContext& cf, CoreMainConf& cmcf) {
+  // Group the listen directives by port, then by address.
+  struct AddrGroup {
+    ListenConf first;
+    std::vector<CoreSrvConf*> servers;
+    CoreSrvConf* default_server = nullptr;
+    bool bind = false;
+    bool has_options = false;
+  };
+  struct PortGroup {
+    int family;
+    uint16_t port;
+    std::string unix_path;
+    std::vector<AddrGroup> addrs;
+  };
+  std::vector<PortGroup> ports;
+  for (const ListenConf& l : cmcf.listens) {
+    PortGroup* pg = nullptr;
+    for (PortGroup& p : ports) {
+      bool same = p.family == l.addr.family() &&
+                  (l.addr.family() == AF_UNIX ? p.unix_path == l.addr.to_string() : p.port == l.addr.port());
+      if (same) pg = &p;
+    }
+    if (pg == nullptr) {
+      ports.push_back(PortGroup{l.addr.family(), l.addr.port(),
+                                l.addr.family() == AF_UNIX ? l.addr.to_string() : ""});
+      pg = &ports.back();
+    }
+    AddrGroup* ag = nullptr;
+    for (AddrGroup& a : pg->addrs) {
+      if (a.first.addr == l.addr) ag = &a;
+    }
+    bool has_options = l.bind;  // socket options (backlog=, reuseport ...) imply bind
+    if (ag == nullptr) {
+      pg->addrs.push_back(AddrGroup{l, {}, nullptr, l.bind, has_options});
+      ag = &pg->addrs.back();
+    } else {
+      if (has_options && ag->has_options) {
+        ConfContext ec = cf;
+        ec.node = l.node;
+        return ec.errorf("duplicate listen options for %s", l.addr_text.c_str());
+      }
+      if (has_options) {
+        ag->first.opt = l.opt;
+        ag->has_options = true;
+      }
+      ag->bind = ag->bind || l.bind;
+    }
+    if (std::find(ag->servers.begin(), ag->servers.end(), l.server) == ag->servers.end()) {
+      ag->servers.push_back(l.server);
+    }
+    if (l.default_server) {
+      if (ag->default_server != nullptr) {
+        ConfContext ec = cf;
+        ec.node = l.node;
+        return ec.errorf("a duplicate default server for %s", l.addr_text.c_str());
+      }
+      ag->default_server = l.server;
+    }
+  }
+
+  for (PortGroup& pg : ports) {
+    // Wildcard last: a connection to a specific address prefers that address's servers.
+    std::stable_sort(pg.addrs.begin(), pg.addrs.end(), [](const AddrGroup& a, const AddrGroup& b) {
+      return !a.first.wildcard && b.first.wildcard;
+    });
+    bool has_wildcard = !pg.addrs.empty() && pg.addrs.back().first.wildcard;
+
+    // Sockets: every address with `bind` (or without a wildcard) gets its own; the rest share the wildcard.
+    auto shared = std::make_unique<HttpPort>();
+    std::vector<std::pair<AddrGroup*, std::unique_ptr<HttpPort>>> own;
+    for (AddrGroup& ag : pg.addrs) {
+      HttpAddr a;
+      a.addr = ag.first.addr;
+      a.addr_text = ag.first.addr_text;
+      a.servers.default_server = ag.default_server != nullptr ? ag.default_server : ag.servers.front();
+      if (Status s = add_names(cf, a, ag.servers); !s.ok()) return s;
+      if (has_wildcard && !ag.bind && !ag.first.wildcard) {
+        shared->addrs.push_back(std::move(a));
+      } else if (ag.first.wildcard) {
+        shared->addrs.push_back(std::move(a));
+        own.emplace_back(&ag, nullptr);  // the wildcard's socket carries `shared`
+      } else {
+        auto port = std::make_unique<HttpPort>();
+        port->addrs.push_back(std::move(a));
+        own.emplace_back(&ag, std::move(port));
+      }
+    }
+    for (auto& [ag, port] : own) {
+      auto ls = std::make_unique<Listening>();
+      ls->addr = ag->first.addr;
+      ls->addr_text = ag->first.addr_text;
+      ls->opt = ag->first.opt;
+      ls->handler = init_connection;
+      ls->log_sink = cf.cycle.log_sink;
+      HttpPort* hp = port != nullptr ? port.get() : shared.get();
+      ls->servers = hp;
+      if (port != nullptr) cmcf.ports.push_back(std::move(port));
+      cf.cycle.listening.push_back(std::move(ls));
+    }
+    if (!shared->addrs.empty()) cmcf.ports.push_back(std::move(shared));
+  }
+  return {};
+}
+
+CoreSrvConf* find_virtual_server(Request& r, std::string_view host) {
+  auto* hc = r.http_connection;
+  if (hc == nullptr || hc->addr_conf == nullptr) return nullptr;
+  CoreSrvConf* s = hc->addr_conf->servers.find(&r, host);
+  return s;
+}
+
+}  // namespace weir::http

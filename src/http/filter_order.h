@@ -1,0 +1,51 @@
+// The order of the output filters, stated once (seed 004's module list; "the filter order is important").
+// nginx registers filters from the bottom of its list up and each new filter becomes the top, so the chains
+// run in the reverse of that list: a request's response meets not_modified first and write last.
+// nginx: auto/modules (HTTP_FILTER_MODULES), ngx_modules.c
+#pragma once
+
+#include <array>
+#include <string_view>
+
+namespace weir::http {
+
+enum class FilterId {
+  NotModified,
+  RangeBody,
+  Copy,
+  Headers,
+  Userid,
+  Charset,
+  Ssi,
+  Postpone,
+  Gzip,
+  RangeHeader,
+  Chunked,
+  Header,
+  Write,
+};
+
+// The seed's module list in registration order (ngx_modules[]): write first, not_modified last.
+inline constexpr std::array kSeedRegistrationOrder = {
+    FilterId::Write,   FilterId::Header,  FilterId::Chunked,  FilterId::RangeHeader, FilterId::Gzip,
+    FilterId::Postpone, FilterId::Ssi,    FilterId::Charset,  FilterId::Userid,      FilterId::Headers,
+    FilterId::Copy,    FilterId::RangeBody, FilterId::NotModified,
+};
+
+// Run order: the registration order reversed.
+inline constexpr auto kFilterRunOrder = [] {
+  std::array<FilterId, kSeedRegistrationOrder.size()> out{};
+  for (size_t i = 0; i < out.size(); i++) out[i] = kSeedRegistrationOrder[out.size() - 1 - i];
+  return out;
+}();
+
+constexpr int filter_position(FilterId id) {
+  for (size_t i = 0; i < kFilterRunOrder.size(); i++) {
+    if (kFilterRunOrder[i] == id) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+std::string_view filter_name(FilterId id);
+
+}  // namespace weir::http

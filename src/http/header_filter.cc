@@ -1,0 +1,174 @@
+// The last header filter: serialises the status line and headers into one buffer and hands it to the write
+// filter (which may hold it back until the body's first bytes join it).
+// nginx: src/http/ngx_http_header_filter_module.c
+#include <cstring>
+
+#include "core/str.h"
+#include "core/time_cache.h"
+#include "http/core_module.h"
+#include "http/http_connection.h"
+#include "http/request_body.h"
+#include "http/special_response.h"
+
+namespace weir::http {
+
+namespace {
+
+Rc header_filter(Request& r, HeaderNext) {
+  if (r.header_sent) return Rc::Ok;
+  r.header_sent = true;
+  if (!r.is_main()) return Rc::Ok;
+  if (r.http_version < 1000) return Rc::Ok;  // HTTP/0.9: no header at all
+  if (r.method == kHead) r.header_only = true;
+
+  HeadersOut& out = r.headers_out;
+  if (out.last_modified_time != -1 && out.status != 200 && out.status != 206 && out.status != 304) {
+    out.last_modified_time = -1;
+    out.last_modified = nullptr;
+  }
+  if (r.keepalive && worker_exiting()) r.keepalive = false;
+
+  std::string_view status_line = out.status_line;
+  int status = out.status;
+  if (status_line.empty()) {
+    if (status == 204) {
+      r.header_only = true;
+      out.content_type = {};
+      out.last_modified_time = -1;
+      out.last_modified = nullptr;
+      out.content_length = nullptr;
+      out.content_length_n = -1;
+    } else if (status == 304) {
+      r.header_only = true;
+    }
+    status_line = status_text(status);
+  }
+
+  CoreLocConf& clcf = core_loc(r);
+  Connection& c = *r.connection;
+
+  // Location: a relative redirect becomes absolute (absolute_redirect on).
+  std::string_view host;
+  uint16_t port = 0;
+  char addr[128];
+  bool abs_location = out.location != nullptr && !out.location->value.empty() &&
+                      out.location->value[0] == '/' && *clcf.absolute_redirect;
+  if (abs_location) {
+    out.location->hash = 0;
+    if (*clcf.server_name_in_redirect) {
+      host = core_srv(r).server_name;
+    } else if (!r.headers_in.server.empty()) {
+      host = r.headers_in.server;
+    } else {
+      SockAddr local;
+      local_address(c.fd, local);
+      size_t n = format_addr_text(local.sa(), addr, sizeof addr);
+      host = {addr, n};
+    }
+    if (*clcf.port_in_redirect) {
+      SockAddr local;
+      const HttpAddr* a = r.http_connection->addr_conf;
+      if (a != nullptr && !a->addr.is_wildcard()) {
+        port = a->addr.port();
+      } else if (local_address(c.fd, local)) {
+        port = local.port();
+      }
+      if (port == 80) port = 0;
+    }
+  }
+
+  // Size the buffer generously: the fixed parts, then every header.
+  size_t len = 128 + status_line.size() + out.content_type.size() + out.charset.size() + 256;
+  if (abs_location) len += host.size() + out.location->value.size() + 32;
+  for (Header* h : out.headers) {
+    if (h->hash != 0) len += h->key.size() + h->value.size() + 4;
+  }
+  Buffer* b = Buffer::create_temp(*r.pool, len);
+  char* p = b->last;
+  p = put(p, "HTTP/1.1 ");
+  if (!status_line.empty()) {
+    p = put(p, status_line);
+  } else {
+    p = put_uint_pad(p, static_cast<uint64_t>(status % 1000), 3);
+    *p++ = ' ';
+  }
+  p = put(p, "\r\n");
+  if (out.server == nullptr) {
+    p = put(p, "Server: ");
+    p = put(p, server_string(*clcf.server_tokens != ServerTokens::Off));
+    p = put(p, "\r\n");
+  }
+  if (out.date == nullptr) {
+    p = put(p, "Date: ");
+    p = put(p, clock::http_time());
+    p = put(p, "\r\n");
+  }
+  if (!out.content_type.empty()) {
+    p = put(p, "Content-Type: ");
+    p = put(p, out.content_type);
+    if (out.content_type_len == out.content_type.size() && !out.charset.empty()) {
+      p = put(p, "; charset=");
+      p = put(p, out.charset);
+    }
+    p = put(p, "\r\n");
+  }
+  if (out.content_length == nullptr && out.content_length_n >= 0) {
+    p = put(p, "Content-Length: ");
+    p = put_uint(p, static_cast<uint64_t>(out.content_length_n));
+    p = put(p, "\r\n");
+  }
+  if (out.last_modified == nullptr && out.last_modified_time != -1) {
+    p = put(p, "Last-Modified: ");
+    p = clock::format_http_time(p, out.last_modified_time);
+    p = put(p, "\r\n");
+  }
+  if (abs_location) {
+    p = put(p, "Location: http://");
+    p = put(p, host);
+    if (port != 0) {
+      *p++ = ':';
+      p = put_uint(p, port);
+    }
+    p = put(p, out.location->value);
+    p = put(p, "\r\n");
+  }
+  if (r.chunked) p = put(p, "Transfer-Encoding: chunked\r\n");
+  if (r.keepalive) {
+    p = put(p, "Connection: keep-alive\r\n");
+    if (*clcf.keepalive_header != 0) {
+      p = put(p, "Keep-Alive: timeout=");
+      p = put_uint(p, static_cast<uint64_t>(*clcf.keepalive_header));
+      p = put(p, "\r\n");
+    }
+  } else {
+    p = put(p, "Connection: close\r\n");
+  }
+  for (Header* h : out.headers) {
+    if (h->hash == 0) continue;
+    p = put(p, h->key);
+    p = put(p, ": ");
+    p = put(p, h->value);
+    p = put(p, "\r\n");
+  }
+  p = put(p, "\r\n");
+  b->last = p;
+  r.header_size = b->last - b->pos;
+  if (r.header_only) b->last_buf = true;
+  ChainLink cl{b, nullptr};
+  return write_filter(r, &cl);
+}
+
+Status init(ConfContext& cf) {
+  register_header_filter(cf, FilterId::Header, header_filter);
+  return {};
+}
+
+}  // namespace
+
+Module http_header_filter_module{
+    .name = "http_header_filter",
+    .type = ModuleType::Http,
+    .postconfiguration = init,
+};
+
+}  // namespace weir::http

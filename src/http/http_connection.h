@@ -1,0 +1,56 @@
+// An HTTP/1.x connection: waiting for a request, reading the request line and headers (with large header
+// buffers when they do not fit), keep-alive between requests (holding no request memory while idle),
+// pipelining, lingering close.
+// nginx: src/http/ngx_http_request.c (ngx_http_init_connection ... ngx_http_set_keepalive)
+#pragma once
+
+#include <string_view>
+
+#include "core/buffer.h"
+#include "core/pool.h"
+#include "event/connection.h"
+
+namespace weir {
+struct HttpConfCtx;
+}
+
+namespace weir::http {
+
+struct Request;
+struct HttpAddr;
+
+struct HttpConnection {
+  const HttpAddr* addr_conf = nullptr;
+  HttpConfCtx* conf_ctx = nullptr;  // the default server's configuration
+  Pool request_pool;                // the current request's arena, reset after each request
+  Request* request = nullptr;       // the request events go to
+
+  // Large header buffers (in the connection's pool): in use by the current request, and spare ones.
+  ChainLink* busy = nullptr;
+  ChainLink* free = nullptr;
+  int nbusy = 0;
+
+  uint64_t lingering_deadline = 0;  // ms, lingering close
+  uint64_t lingering_timeout = 0;
+  HttpConnection* next_free = nullptr;
+  uint8_t addr_len = 0;
+  char addr_buf[46];  // the client's address as text (INET6_ADDRSTRLEN)
+
+  std::string_view addr_text() const { return {addr_buf, addr_len}; }
+};
+
+// The listening socket's handler: a new connection.
+void init_connection(Connection& c);
+// Closes an HTTP connection and frees its state.
+void close_http_connection(Connection& c);
+// After a request: keep the connection for the next one, or close it.
+void set_keepalive(Request& r);
+// Frees the request and reads (and drops) what the client still sends before closing, so that a reset
+// does not destroy the response in flight.
+void set_lingering_close(Request& r);
+// A new request on this connection (pipelined or after keep-alive).
+Request* create_request(Connection& c);
+// The request's pool and memory go back; the connection stays.
+void free_request(Request& r);
+
+}  // namespace weir::http

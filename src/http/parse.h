@@ -1,0 +1,147 @@
+// The HTTP/1.x parsers: request line, header lines, URI normalisation (%XX, "//", "/./", "/../") and the
+// chunked body. Hand-written state machines over a Buffer, resumable at any byte, no regex, no allocation;
+// fuzzed by tests/fuzz/request_parser_fuzz.cc.
+// nginx: src/http/ngx_http_parse.c
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string_view>
+
+#include "core/buffer.h"
+
+namespace weir::http {
+
+// Methods as bits, so that sets of them (limit_except, proxy_cache_methods) are masks.
+enum Method : uint32_t {
+  kUnknown = 0x1,
+  kGet = 0x2,
+  kHead = 0x4,
+  kPost = 0x8,
+  kPut = 0x10,
+  kDelete = 0x20,
+  kMkcol = 0x40,
+  kCopy = 0x80,
+  kMove = 0x100,
+  kOptions = 0x200,
+  kPropfind = 0x400,
+  kPropppatch = 0x800,
+  kLock = 0x1000,
+  kUnlock = 0x2000,
+  kPatch = 0x4000,
+  kTrace = 0x8000,
+  kConnect = 0x10000,
+};
+
+enum class ParseResult {
+  Ok,
+  Again,
+  HeaderDone,
+  InvalidMethod,
+  InvalidRequest,
+  InvalidVersion,
+  Invalid09Method,
+  InvalidHeader,
+};
+
+// Where the parts of the request line are, as pointers into the header buffer.
+struct RequestLineState {
+  int state = 0;
+  char* request_start = nullptr;
+  char* request_end = nullptr;
+  char* method_end = nullptr;
+  char* uri_start = nullptr;
+  char* uri_end = nullptr;
+  char* uri_ext = nullptr;
+  char* args_start = nullptr;
+  char* schema_start = nullptr;
+  char* schema_end = nullptr;
+  char* host_start = nullptr;
+  char* host_end = nullptr;
+  char* protocol_start = nullptr;
+  int http_major = 0;
+  int http_minor = 0;
+  uint32_t method = kUnknown;
+  bool complex_uri = false;
+  bool quoted_uri = false;
+  bool plus_in_uri = false;
+  bool empty_path_in_uri = false;
+
+  // The buffer was moved by delta bytes (a large header buffer took over): move every pointer with it.
+  void relocate(ptrdiff_t delta);
+};
+
+constexpr int kLowcaseHeaderLen = 32;
+
+struct HeaderLineState {
+  int state = 0;
+  char* name_start = nullptr;
+  char* name_end = nullptr;
+  char* value_start = nullptr;
+  char* value_end = nullptr;
+  uint32_t hash = 0;
+  int lowcase_index = 0;
+  char lowcase[kLowcaseHeaderLen];
+  bool invalid = false;  // has characters ignore_invalid_headers drops
+
+  void relocate(ptrdiff_t delta);
+};
+
+ParseResult parse_request_line(RequestLineState& st, Buffer& b);
+// allow_underscores: underscores_in_headers on.
+ParseResult parse_header_line(HeaderLineState& st, Buffer& b, bool allow_underscores);
+
+// Normalises a URI that parse_request_line marked complex or quoted: decodes %XX, merges slashes (if asked),
+// resolves "." and ".." (a path that climbs above "/" is an error), stops at "?" (args) and "#".
+// out must have room for the URI's length + 1. Returns Ok or InvalidRequest.
+struct ComplexUri {
+  std::string_view uri;
+  std::string_view args;
+  std::string_view exten;
+  bool args_found = false;
+  bool plus_in_uri = false;
+};
+ParseResult parse_complex_uri(std::string_view raw, bool empty_path, bool merge_slashes, char* out,
+                              ComplexUri& result);
+
+// The file extension of a plain URI (after the last "." of its last segment).
+std::string_view uri_exten(std::string_view uri);
+
+// The chunked transfer coding, resumable across buffers.
+struct ChunkedState {
+  int state = 0;
+  off_t size = 0;    // data bytes available at b.pos when Ok is returned
+  off_t length = 0;  // the least number of bytes still expected (for pre-allocation)
+  off_t data_left = 0;
+};
+
+enum class ChunkedResult { Ok, Done, Again, Error };
+// Ok: st.size data bytes start at b.pos (the caller consumes them and moves b.pos); Done: the last chunk
+// and trailer were read; Again: need more input; Error: malformed (or a chunk size over max_chunk).
+ChunkedResult parse_chunked(ChunkedState& st, Buffer& b);
+
+// Upstream status line "HTTP/1.1 200 OK".
+struct StatusLine {
+  int state = 0;
+  int http_major = 0;
+  int http_minor = 0;
+  int code = 0;
+  int count = 0;
+  char* start = nullptr;
+  char* end = nullptr;
+};
+ParseResult parse_status_line(StatusLine& st, Buffer& b);
+
+// Decodes %XX in [src, src+len) into dst; returns the decoded length. nginx: ngx_unescape_uri.
+enum class Unescape { Uri, Redirect, Plain };
+size_t unescape_uri(char* dst, std::string_view src, Unescape type);
+
+// Escaping for URIs and arguments. Returns the escaped length; when dst is null, only counts.
+enum class Escape { Uri, Args, UriComponent, Html, RefreshUri, Memcached, MailAuth };
+size_t escape_uri(char* dst, std::string_view src, Escape type);
+
+// True for characters that must not appear unescaped in a header value we generate.
+bool is_unsafe_header_char(unsigned char c);
+
+}  // namespace weir::http

@@ -1,0 +1,494 @@
+#include "http/request.h"
+
+#include <cstring>
+
+#include "conf/cycle.h"
+#include "core/str.h"
+#include "core/time_cache.h"
+#include "event/event_loop.h"
+#include "http/core_module.h"
+#include "http/http_connection.h"
+#include "http/request_body.h"
+#include "http/special_response.h"
+#include "http/variables.h"
+
+namespace weir::http {
+
+void handle_request(Request& r) {
+  r.connection->log.action = nullptr;
+  if (!r.internal) {
+    switch (r.headers_in.connection_type) {
+      case ConnectionType::None:
+        r.keepalive = r.http_version > 1000;
+        break;
+      case ConnectionType::Close:
+        r.keepalive = false;
+        break;
+      case ConnectionType::KeepAlive:
+        r.keepalive = true;
+        break;
+    }
+    r.lingering_close = r.headers_in.content_length_n > 0 || r.headers_in.chunked;
+    r.phase_handler = 0;
+  } else {
+    r.phase_handler = core_main(r).phase_engine.server_rewrite_index;
+  }
+  r.valid_location = true;
+  r.write_event_handler = core_run_phases;
+  run_phases(r);
+}
+
+void request_event_handler(Event& ev) {
+  auto* c = static_cast<Connection*>(ev.data);
+  auto* hc = static_cast<HttpConnection*>(c->data);
+  Request* r = hc->request;
+  if (c->close) {
+    r->main->count++;
+    terminate_request(*r, Rc::Ok);
+    return;
+  }
+  if (ev.delayed && ev.timedout) {
+    ev.delayed = false;
+    ev.timedout = false;
+  }
+  if (ev.write) {
+    r->write_event_handler(*r);
+  } else {
+    r->read_event_handler(*r);
+  }
+}
+
+void block_reading(Request&) {
+  // Edge-triggered epoll: nothing to switch off; the data waits in the socket.
+}
+
+void request_empty_handler(Request&) {}
+
+void test_reading(Request& r) {
+  Connection& c = *r.connection;
+  Event& rev = c.read;
+  int err = 0;
+  if (rev.pending_eof) {
+    rev.eof = true;
+    c.error = true;
+  } else {
+    char buf[1];
+    ssize_t n = ::recv(c.fd, buf, 1, MSG_PEEK);
+    if (n > 0) return;  // pipelined data: leave it for the next request
+    if (n < 0) {
+      err = errno;
+      if (err == EAGAIN || err == EINTR) {
+        rev.ready = false;
+        return;
+      }
+      rev.error = true;
+    }
+    rev.eof = true;
+    c.error = true;
+  }
+  log_error(LogLevel::Info, c.log, err, "client prematurely closed connection");
+  finalize_request(r, Code::status(kHttpClientClosedRequest));
+}
+
+namespace {
+
+void writer(Request& r) {
+  Connection& c = *r.connection;
+  Event& wev = c.write;
+  CoreLocConf& clcf = core_loc(r);
+  if (wev.timedout) {
+    log_error(LogLevel::Info, c.log, ETIMEDOUT, "client timed out");
+    c.timedout = true;
+    finalize_request(r, Code::status(408));
+    return;
+  }
+  if (wev.delayed) {
+    if (!wev.timer_set) add_timer(wev, *clcf.send_timeout);
+    return;
+  }
+  Rc rc = output_filter(r, nullptr);
+  if (r.buffered != 0 || c.buffered != 0) {
+    if (!wev.delayed) add_timer(wev, *clcf.send_timeout);
+    return;
+  }
+  r.write_event_handler = request_empty_handler;
+  finalize_request(r, rc);
+}
+
+}  // namespace
+
+Code set_write_handler(Request& r) {
+  r.read_event_handler = r.discard_body ? discarded_request_body_handler : test_reading;
+  r.write_event_handler = writer;
+  Event& wev = r.connection->write;
+  if (wev.ready && wev.delayed) return Rc::Ok;
+  if (!wev.delayed) add_timer(wev, *core_loc(r).send_timeout);
+  return Rc::Ok;
+}
+
+void finalize_request(Request& r, Code rc) {
+  Connection& c = *r.connection;
+  if (rc == Rc::Done) {
+    finalize_connection(r);
+    return;
+  }
+  if (rc == Rc::Ok && r.filter_finalize) c.error = true;
+  if (rc == Rc::Declined) {
+    r.content_handler = nullptr;
+    r.write_event_handler = core_run_phases;
+    run_phases(r);
+    return;
+  }
+  if (rc == Rc::Error || (rc.is_status() && (rc.http_status() == 408 || rc.http_status() == 499)) ||
+      c.error) {
+    terminate_request(r, rc);
+    return;
+  }
+  if (rc.is_status() && (rc.http_status() >= kHttpSpecialResponse || rc.http_status() == 201 ||
+                         rc.http_status() == 204)) {
+    if (rc.http_status() == kHttpClose) {
+      c.timedout = true;
+      terminate_request(r, rc);
+      return;
+    }
+    if (r.is_main()) {
+      del_timer(c.read);
+      del_timer(c.write);
+    }
+    c.read.handler = request_event_handler;
+    c.write.handler = request_event_handler;
+    finalize_request(r, special_response_handler(r, rc.http_status()));
+    return;
+  }
+  if (r.buffered != 0 || c.buffered != 0) {
+    (void)set_write_handler(r);
+    return;
+  }
+  r.done = true;
+  r.read_event_handler = block_reading;
+  r.write_event_handler = request_empty_handler;
+  r.request_complete = true;
+  del_timer(c.read);
+  if (c.write.timer_set) {
+    c.write.delayed = false;
+    del_timer(c.write);
+  }
+  finalize_connection(r);
+}
+
+void terminate_request(Request& r, Code rc) {
+  Request& mr = *r.main;
+  if (rc.is_status() && (mr.headers_out.status == 0 || mr.connection->io.sent == 0)) {
+    mr.headers_out.status = rc.http_status();
+  }
+  mr.terminated = true;
+  mr.count = 1;
+  close_request(mr, rc.is_status() ? rc.http_status() : 0);
+}
+
+void finalize_connection(Request& r) {
+  CoreLocConf& clcf = core_loc(r);
+  if (r.main->count != 1) {
+    if (r.discard_body) {
+      r.read_event_handler = discarded_request_body_handler;
+      add_timer(r.connection->read, *clcf.lingering_timeout);
+      set_lingering_deadline(r);
+    }
+    close_request(r, 0);
+    return;
+  }
+  Request& mr = *r.main;
+  Connection& c = *mr.connection;
+  if (c.read.eof) {
+    close_request(mr, 0);
+    return;
+  }
+  if (mr.reading_body) {
+    mr.keepalive = false;
+    mr.lingering_close = true;
+  }
+  if (mr.keepalive && *clcf.keepalive_timeout > 0 && !worker_exiting()) {
+    set_keepalive(mr);
+    return;
+  }
+  if (*clcf.lingering_close == LingeringClose::Always ||
+      (*clcf.lingering_close == LingeringClose::On &&
+       (mr.lingering_close || (c.buffer != nullptr && c.buffer->pos < c.buffer->last) ||
+        c.read.ready))) {
+    set_lingering_close(mr);
+    return;
+  }
+  close_request(mr, 0);
+}
+
+void close_request(Request& r, int status) {
+  Request& mr = *r.main;
+  Connection& c = *mr.connection;
+  if (mr.count == 0) {
+    log_error(LogLevel::Alert, c.log, 0, "http request count is zero");
+  }
+  mr.count--;
+  if (mr.count > 0) return;
+  if (status > 0 && (mr.headers_out.status == 0 || c.io.sent == 0)) mr.headers_out.status = status;
+  free_request(mr);
+  close_http_connection(c);
+}
+
+void log_request(Request& r) {
+  if (r.logged) return;
+  r.logged = true;
+  for (PhaseHandlerFn h : core_main(r).phases[static_cast<int>(Phase::Log)]) h(r);
+}
+
+Code internal_redirect(Request& r, std::string_view uri, std::string_view args) {
+  if (--r.uri_changes == 0) {
+    log_error(LogLevel::Error, r.log(), 0,
+              "rewrite or internal redirection cycle while internally redirecting to \"%.*s\"",
+              static_cast<int>(uri.size()), uri.data());
+    r.main->count++;
+    finalize_request(r, Code::status(500));
+    return Rc::Done;
+  }
+  r.uri = uri;
+  r.args = args;
+  r.exten = uri_exten(uri);
+  int n = module_count(ModuleType::Http);
+  for (int i = 0; i < n; i++) r.ctx[i] = nullptr;
+  r.loc_conf = core_srv(r).ctx->loc_conf;
+  update_location_config(r);
+  r.internal = true;
+  r.valid_unparsed_uri = false;
+  r.main->count++;
+  handle_request(r);
+  return Rc::Done;
+}
+
+Code named_location(Request& r, std::string_view name) {
+  r.main->count++;
+  if (--r.uri_changes == 0) {
+    log_error(LogLevel::Error, r.log(), 0,
+              "rewrite or internal redirection cycle while redirect to named location \"%.*s\"",
+              static_cast<int>(name.size()), name.data());
+    finalize_request(r, Code::status(500));
+    return Rc::Done;
+  }
+  if (r.uri.empty()) {
+    log_error(LogLevel::Error, r.log(), 0, "empty URI in redirect to named location \"%.*s\"",
+              static_cast<int>(name.size()), name.data());
+    finalize_request(r, Code::status(500));
+    return Rc::Done;
+  }
+  for (CoreLocConf* clcf : core_srv(r).named_locations) {
+    if (clcf->name != name) continue;
+    r.loc_conf = clcf->loc_conf;
+    int n = module_count(ModuleType::Http);
+    for (int i = 0; i < n; i++) r.ctx[i] = nullptr;
+    update_location_config(r);
+    r.phase_handler = core_main(r).phase_engine.location_rewrite_index;
+    r.write_event_handler = core_run_phases;
+    run_phases(r);
+    return Rc::Done;
+  }
+  log_error(LogLevel::Error, r.log(), 0, "could not find named location \"%.*s\"",
+            static_cast<int>(name.size()), name.data());
+  finalize_request(r, Code::status(500));
+  return Rc::Done;
+}
+
+std::string_view location_root(Request& r) {
+  CoreLocConf& clcf = core_loc(r);
+  if (clcf.root_values == nullptr) return clcf.root;
+  std::string_view v = clcf.root_values->eval(r);
+  if (!v.empty() && v[0] == '/') return v;
+  const std::string& prefix = core_main(r).prefix;
+  char* p = r.pool->alloc_bytes(prefix.size() + v.size());
+  put(put(p, prefix), v);
+  return {p, prefix.size() + v.size()};
+}
+
+std::string_view map_uri_to_path(Request& r, size_t* root_len, size_t reserved) {
+  CoreLocConf& clcf = core_loc(r);
+  size_t alias = clcf.alias ? clcf.alias_prefix_len : 0;
+  if (alias != 0 && !r.valid_location) {
+    log_error(LogLevel::Error, r.log(), 0,
+              "\"alias\" cannot be used in location \"%s\" where URI was rewritten",
+              clcf.name.c_str());
+    return {};
+  }
+  std::string_view root = location_root(r);
+  std::string_view tail;
+  if (!(clcf.alias && clcf.regex != nullptr)) {
+    tail = alias < r.uri.size() ? r.uri.substr(alias) : std::string_view();
+  }
+  char* p = r.pool->alloc_bytes(root.size() + tail.size() + reserved + 1);
+  char* e = put(put(p, root), tail);
+  *e = '\0';
+  *root_len = root.size();
+  return {p, static_cast<size_t>(e - p)};
+}
+
+Header* add_header_out(Request& r, std::string_view key, std::string_view value) {
+  return r.headers_out.headers.push(*r.pool, key, value);
+}
+
+void clear_content_length(Request& r) {
+  r.headers_out.content_length_n = -1;
+  if (r.headers_out.content_length != nullptr) {
+    r.headers_out.content_length->hash = 0;
+    r.headers_out.content_length = nullptr;
+  }
+}
+
+void clear_accept_ranges(Request& r) {
+  r.allow_ranges = false;
+  if (r.headers_out.accept_ranges != nullptr) {
+    r.headers_out.accept_ranges->hash = 0;
+    r.headers_out.accept_ranges = nullptr;
+  }
+}
+
+void clear_last_modified(Request& r) {
+  r.headers_out.last_modified_time = -1;
+  if (r.headers_out.last_modified != nullptr) {
+    r.headers_out.last_modified->hash = 0;
+    r.headers_out.last_modified = nullptr;
+  }
+}
+
+void clear_etag(Request& r) {
+  if (r.headers_out.etag != nullptr) {
+    r.headers_out.etag->hash = 0;
+    r.headers_out.etag = nullptr;
+  }
+}
+
+void clear_location(Request& r) {
+  if (r.headers_out.location != nullptr) {
+    r.headers_out.location->hash = 0;
+    r.headers_out.location = nullptr;
+  }
+}
+
+Rc set_content_type(Request& r) {
+  if (!r.headers_out.content_type.empty()) return Rc::Ok;
+  CoreLocConf& clcf = core_loc(r);
+  if (!r.exten.empty()) {
+    char small[32];
+    char* low = r.exten.size() <= sizeof small ? small : r.pool->alloc_bytes(r.exten.size());
+    lowercase_into(low, r.exten);
+    std::string_view type = clcf.types->find({low, r.exten.size()});
+    if (!type.empty()) {
+      r.headers_out.content_type = type;
+      r.headers_out.content_type_len = type.size();
+      return Rc::Ok;
+    }
+  }
+  r.headers_out.content_type = *clcf.default_type;
+  r.headers_out.content_type_len = clcf.default_type->size();
+  return Rc::Ok;
+}
+
+Rc set_etag(Request& r) {
+  if (!*core_loc(r).etag) return Rc::Ok;
+  char* p = r.pool->alloc_bytes(2 + 16 + 1 + 16);
+  char* e = p;
+  *e++ = '"';
+  e = put_hex(e, static_cast<uint64_t>(r.headers_out.last_modified_time));
+  *e++ = '-';
+  e = put_hex(e, static_cast<uint64_t>(r.headers_out.content_length_n));
+  *e++ = '"';
+  r.headers_out.etag = add_header_out(r, "ETag", {p, static_cast<size_t>(e - p)});
+  return Rc::Ok;
+}
+
+void weak_etag(Request& r) {
+  Header* etag = r.headers_out.etag;
+  if (etag == nullptr) return;
+  std::string_view v = etag->value;
+  if (v.size() > 2 && v[0] == 'W' && v[1] == '/') return;
+  if (v.empty() || v[0] != '"') {
+    clear_etag(r);
+    return;
+  }
+  char* p = r.pool->alloc_bytes(v.size() + 2);
+  p[0] = 'W';
+  p[1] = '/';
+  std::memcpy(p + 2, v.data(), v.size());
+  etag->value = {p, v.size() + 2};
+}
+
+Rc send_special(Request& r, bool last, bool flush) {
+  Buffer* b = Buffer::create_special(*r.pool, last && r.is_main(), flush);
+  if (last && !r.is_main()) b->last_in_chain = true;
+  if (!last && !flush) b->sync = true;
+  if (!b->last_buf && !b->flush && !b->last_in_chain) b->sync = true;
+  ChainLink cl{b, nullptr};
+  return output_filter(r, &cl);
+}
+
+Code send_response(Request& r, int status, std::string_view text) {
+  if (discard_request_body(r) != Rc::Ok) r.keepalive = false;
+  if (status >= 301 && status <= 308 && status != 304) {
+    clear_location(r);
+    r.headers_out.location = add_header_out(r, "Location", text);
+    return Code::status(status);
+  }
+  r.headers_out.status = status;
+  if (set_content_type(r) != Rc::Ok) return Code::status(500);
+  clear_content_length(r);
+  auto* b = r.pool->make<Buffer>();
+  b->pos = b->start = const_cast<char*>(text.data());
+  b->last = b->end = b->pos + text.size();
+  b->memory = !text.empty();
+  b->last_buf = r.is_main();
+  b->last_in_chain = true;
+  b->sync = !(b->last_buf || b->memory);
+  r.headers_out.content_length_n = static_cast<off_t>(text.size());
+  Rc rc = send_header(r);
+  if (rc == Rc::Error || r.header_only) return rc;
+  ChainLink out{b, nullptr};
+  return output_filter(r, &out);
+}
+
+char* log_error_handler(const Log& log, char* p, char* end) {
+  auto append = [&](std::string_view s) {
+    size_t n = std::min<size_t>(s.size(), end - p);
+    std::memcpy(p, s.data(), n);
+    p += n;
+  };
+  if (log.action != nullptr) {
+    append(" while ");
+    append(log.action);
+  }
+  auto* c = static_cast<Connection*>(log.data);
+  if (c == nullptr) return p;
+  auto* hc = static_cast<HttpConnection*>(c->data);
+  append(", client: ");
+  append(hc != nullptr ? hc->addr_text() : std::string_view("-"));
+  Request* r = hc != nullptr ? hc->request : nullptr;
+  if (r == nullptr) {
+    append(", server: ");
+    append(c->listening != nullptr ? std::string_view(c->listening->addr_text) : "");
+    return p;
+  }
+  append(", server: ");
+  append(r->srv_conf != nullptr ? std::string_view(core_srv(*r).server_name) : "");
+  if (!r->request_line.empty()) {
+    append(", request: \"");
+    append(r->request_line);
+    append("\"");
+  }
+  if (r->headers_in.host != nullptr) {
+    append(", host: \"");
+    append(r->headers_in.host->value);
+    append("\"");
+  }
+  if (r->headers_in.referer != nullptr) {
+    append(", referrer: \"");
+    append(r->headers_in.referer->value);
+    append("\"");
+  }
+  return p;
+}
+
+}  // namespace weir::http

@@ -1,0 +1,239 @@
+// Request: one HTTP request from its first byte to its log line - the parsed request line and headers, the
+// configuration it runs under, the phase it is in, per-module contexts, variables' values, the response
+// headers and the write filter's pending output. And the functions that drive it: finalize, internal
+// redirects, keep-alive or close.
+// nginx: src/http/ngx_http_request.h, src/http/ngx_http_request.c, src/http/ngx_http_core_module.c
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string_view>
+
+#include "conf/conf_context.h"
+#include "core/buffer.h"
+#include "core/status.h"
+#include "event/connection.h"
+#include "http/headers.h"
+#include "http/parse.h"
+
+namespace weir::http {
+
+struct Request;
+struct HttpConnection;
+struct RequestBody;
+struct VariableValue;
+struct CoreLocConf;
+
+// What a handler answers: one of the Rc codes, or an HTTP status to finish the request with.
+class Code {
+ public:
+  constexpr Code(Rc rc) : v_(-1 - static_cast<int>(rc)) {}  // NOLINT: Rc converts implicitly
+  static constexpr Code status(int s) { return Code(s, 0); }
+  constexpr bool operator==(Rc rc) const { return v_ == -1 - static_cast<int>(rc); }
+  constexpr bool operator!=(Rc rc) const { return !(*this == rc); }
+  constexpr bool is_status() const { return v_ > 0; }
+  constexpr int http_status() const { return v_; }
+  constexpr Rc rc() const { return static_cast<Rc>(-1 - v_); }
+
+ private:
+  constexpr Code(int s, int) : v_(s) {}
+  int v_;
+};
+
+// Non-standard statuses nginx uses internally.
+constexpr int kHttpClose = 444;
+constexpr int kHttpRequestHeaderTooLarge = 494;
+constexpr int kHttpToHttps = 497;
+constexpr int kHttpClientClosedRequest = 499;
+constexpr int kHttpSpecialResponse = 300;
+
+using RequestHandler = void (*)(Request& r);
+using ContentHandler = Code (*)(Request& r);
+
+// Bits of Request::buffered.
+enum : uint8_t {
+  kCopyFilterBuffered = 0x01,
+  kSsiBuffered = 0x02,
+  kSubBuffered = 0x04,
+  kGzipBuffered = 0x08,
+  kImageBuffered = 0x10,
+};
+
+struct Request {
+  Connection* connection = nullptr;
+  HttpConnection* http_connection = nullptr;
+  Pool* pool = nullptr;
+  Request* main = nullptr;
+  Request* parent = nullptr;
+
+  void** main_conf = nullptr;
+  void** srv_conf = nullptr;
+  void** loc_conf = nullptr;
+  void** ctx = nullptr;  // per-module request contexts, by ctx_index
+
+  RequestHandler read_event_handler = nullptr;
+  RequestHandler write_event_handler = nullptr;
+
+  // The request line.
+  RequestLineState line;
+  HeaderLineState header_line;
+  std::string_view request_line;
+  std::string_view method_name;
+  std::string_view unparsed_uri;
+  std::string_view uri;
+  std::string_view args;
+  std::string_view exten;
+  std::string_view http_protocol;
+  std::string_view schema;
+  uint32_t method = kUnknown;
+  int http_version = 0;  // major * 1000 + minor; 9 for HTTP/0.9
+
+  HeadersIn headers_in;
+  HeadersOut headers_out;
+  RequestBody* request_body = nullptr;
+
+  time_t start_sec = 0;
+  uint64_t start_msec = 0;  // wall clock, for $request_time
+
+  int phase_handler = 0;
+  ContentHandler content_handler = nullptr;
+  int access_code = 0;
+
+  VariableValue* variables = nullptr;
+  int* captures = nullptr;
+  int ncaptures = 0;  // 2 * (number of groups + 1) set by the last match
+  std::string_view captures_data;
+
+  Buffer* header_in = nullptr;  // the buffer the request line and headers are read into
+  ChainLink* out = nullptr;     // what the write filter holds back
+  off_t limit_rate = 0;
+  off_t limit_rate_after = 0;
+  off_t request_length = 0;
+  uint64_t lingering_time = 0;  // ms deadline for reading a discarded body after the response
+  off_t header_size = 0;
+
+  int count = 1;  // references: the request itself, body reading, ...
+  int uri_changes = 11;
+  int err_status = 0;
+  uint8_t buffered = 0;
+
+  bool header_sent : 1 = false;
+  bool header_only : 1 = false;
+  bool keepalive : 1 = false;
+  bool lingering_close : 1 = false;
+  bool discard_body : 1 = false;
+  bool reading_body : 1 = false;
+  bool internal : 1 = false;
+  bool error_page : 1 = false;
+  bool filter_finalize : 1 = false;
+  bool request_complete : 1 = false;
+  bool request_output : 1 = false;
+  bool done : 1 = false;
+  bool logged : 1 = false;
+  bool terminated : 1 = false;
+  bool main_filter_need_in_memory : 1 = false;
+  bool filter_need_in_memory : 1 = false;
+  bool filter_need_temporary : 1 = false;
+  bool allow_ranges : 1 = false;
+  bool disable_not_modified : 1 = false;
+  bool expect_tested : 1 = false;
+  bool root_tested : 1 = false;
+  bool valid_location : 1 = false;
+  bool valid_unparsed_uri : 1 = false;
+  bool uri_changed : 1 = false;
+  bool quoted_uri : 1 = false;
+  bool plus_in_uri : 1 = false;
+  bool complex_uri : 1 = false;
+  bool empty_path_in_uri : 1 = false;
+  bool invalid_header : 1 = false;
+  bool chunked : 1 = false;
+  bool expect_trailers : 1 = false;
+  bool limit_rate_set : 1 = false;
+  bool limit_rate_after_set : 1 = false;
+  bool preserve_body : 1 = false;
+
+  // Typed access to configuration and contexts.
+  template <class Conf>
+  Conf& loc() const {
+    return conf_of<Conf>(loc_conf);
+  }
+  template <class Conf>
+  Conf& srv() const {
+    return conf_of<Conf>(srv_conf);
+  }
+  template <class Conf>
+  Conf& main_cf() const {
+    return conf_of<Conf>(main_conf);
+  }
+  template <class Ctx>
+  Ctx* get_ctx() const {
+    return static_cast<Ctx*>(ctx[Ctx::kModule->ctx_index]);
+  }
+  template <class Ctx>
+  void set_ctx(Ctx* c) {
+    ctx[Ctx::kModule->ctx_index] = c;
+  }
+
+  bool is_main() const { return this == main; }
+  const Log& log() const { return connection->log; }
+};
+
+// Starts the phases for a parsed request (ngx_http_handler).
+void handle_request(Request& r);
+// Drives the request to its end with a handler's code (ngx_http_finalize_request).
+void finalize_request(Request& r, Code rc);
+// Ends the request at once, whatever it was doing (errors, timeouts).
+void terminate_request(Request& r, Code rc);
+// Drops one reference; the last one frees the request and decides keep-alive or close.
+void close_request(Request& r, int status);
+void finalize_connection(Request& r);
+// Restarts processing at find_config with a new URI (and optionally args).
+Code internal_redirect(Request& r, std::string_view uri, std::string_view args);
+Code named_location(Request& r, std::string_view name);
+
+// Event plumbing: a connection's read/write events go to the request's handlers.
+void request_event_handler(Event& ev);
+void block_reading(Request& r);
+void request_empty_handler(Request& r);
+// Waits until the write filter has flushed what it holds (ngx_http_set_write_handler / ngx_http_writer).
+Code set_write_handler(Request& r);
+
+// The location's root (or alias), evaluated when it has variables; empty on error.
+std::string_view location_root(Request& r);
+// Maps the URI onto the file system (root/alias) in the request pool, NUL-terminated, with `reserved` spare
+// bytes after it (for an index file name). *root_len gets the length of the root part. Empty on error.
+std::string_view map_uri_to_path(Request& r, size_t* root_len, size_t reserved);
+
+// Adds an output header.
+Header* add_header_out(Request& r, std::string_view key, std::string_view value);
+// Clears the body-describing headers (Content-Length, Last-Modified, ETag, Accept-Ranges ...).
+void clear_content_length(Request& r);
+void clear_accept_ranges(Request& r);
+void clear_location(Request& r);
+void clear_last_modified(Request& r);
+void clear_etag(Request& r);
+
+// Content-Type from the location's types and the URI's extension.
+Rc set_content_type(Request& r);
+// Builds the ETag from Last-Modified and Content-Length (nginx's format).
+Rc set_etag(Request& r);
+// Makes a weak ETag out of a strong one.
+void weak_etag(Request& r);
+
+// The error-log context printed after a message: ", client: ..., server: ..., request: ..."
+char* log_error_handler(const Log& log, char* p, char* end);
+
+// Sends a full response whose body is text (`return code "text"`); a 301..308 code makes text the
+// Location instead. nginx: ngx_http_send_response.
+Code send_response(Request& r, int status, std::string_view text);
+// Sends an empty buffer carrying last_buf and/or flush (nginx: ngx_http_send_special).
+Rc send_special(Request& r, bool last, bool flush);
+// Runs the log phase's handlers once.
+void log_request(Request& r);
+// Called for a read event while the response is being written: notices a client that went away.
+void test_reading(Request& r);
+
+std::string_view status_text(int status);
+
+}  // namespace weir::http

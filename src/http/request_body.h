@@ -1,0 +1,39 @@
+// Request bodies: reading one (Content-Length or chunked) into memory buffers of client_body_buffer_size,
+// spilling to a temp file under client_body_temp_path when it does not fit, for modules that need it; and
+// discarding one that nobody needs, without blocking the response. "Expect: 100-continue" is answered here.
+// nginx: src/http/ngx_http_request_body.c
+#pragma once
+
+#include <sys/types.h>
+
+#include "core/buffer.h"
+#include "core/file.h"
+#include "http/parse.h"
+#include "http/request.h"
+
+namespace weir::http {
+
+struct RequestBody {
+  TempFile* temp_file = nullptr;
+  ChainLink* bufs = nullptr;  // the whole body once read: memory buffers and/or one temp-file buffer
+  Buffer* buf = nullptr;      // the buffer being filled
+  off_t rest = 0;             // bytes still expected (chunked: at least this many)
+  off_t received = 0;         // body bytes so far
+  ChunkedState* chunked = nullptr;
+  RequestHandler post_handler = nullptr;
+  bool done = false;
+};
+
+// Reads the whole body, then calls post_handler. Returns Ok/Again (the caller answers Done), or an HTTP
+// status for errors found at once.
+Code read_client_request_body(Request& r, RequestHandler post_handler);
+// Arranges for the body to be read and dropped. Ok, or an HTTP status.
+Code discard_request_body(Request& r);
+void discarded_request_body_handler(Request& r);
+// The deadline for reading a discarded body after the response (lingering_time).
+void set_lingering_deadline(Request& r);
+// Whether the worker is shutting down (no keep-alive then).
+bool worker_exiting();
+void set_worker_exiting(bool exiting);
+
+}  // namespace weir::http

@@ -1,0 +1,105 @@
+// Variables: a registry that maps names to getters at configuration time, indexes for the ones configuration
+// refers to (resolved once, unknown names are errors), prefixed families ($http_*, $sent_http_*, $cookie_*,
+// $arg_*), and per-request cached values.
+// nginx: src/http/ngx_http_variables.c
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/status.h"
+
+namespace weir {
+struct ConfContext;
+struct ConfNode;
+class Pool;
+}  // namespace weir
+
+namespace weir::http {
+
+struct Request;
+
+struct VariableValue {
+  const char* data = nullptr;
+  uint32_t len = 0;
+  bool valid : 1 = false;
+  bool no_cacheable : 1 = false;
+  bool not_found : 1 = false;
+  bool escape : 1 = false;
+
+  std::string_view view() const { return {data, len}; }
+  void set(std::string_view s) {
+    data = s.data();
+    len = static_cast<uint32_t>(s.size());
+    valid = true;
+    not_found = false;
+    no_cacheable = false;
+  }
+  void set_not_found() {
+    valid = false;
+    not_found = true;
+  }
+};
+
+using VarGetter = void (*)(Request& r, VariableValue& v, uintptr_t data);
+using VarSetter = void (*)(Request& r, std::string_view value, uintptr_t data);
+
+enum : uint32_t {
+  kVarChangeable = 1,   // `set` may assign it
+  kVarNoCacheable = 2,  // evaluated on every use
+  kVarIndexed = 4,
+  kVarNoHash = 8,   // not reachable by name at run time (SSI, ...)
+  kVarWeak = 16,
+  kVarPrefix = 32,  // a family: the name is a prefix ($http_...)
+};
+
+struct Variable {
+  std::string name;
+  VarGetter get = nullptr;
+  VarSetter set = nullptr;
+  uintptr_t data = 0;
+  uint32_t flags = 0;
+  int index = -1;
+};
+
+class Variables {
+ public:
+  // Declares a variable (modules at preconfiguration, `set` at parse time). Declaring twice is an error
+  // unless both declarations are changeable.
+  Variable* add(ConfContext& cf, std::string_view name, uint32_t flags, Status* error);
+  Variable* add_prefix(std::string_view prefix, VarGetter get, uintptr_t data, uint32_t flags);
+  // The index of a variable configuration refers to; resolved (or rejected) by init().
+  int index_of(ConfContext& cf, std::string_view name);
+  // Resolves every indexed reference; an unknown name is an error at the place it was first used.
+  Status init(ConfContext& cf);
+
+  size_t count() const { return indexed_.size(); }
+  const Variable& indexed(int i) const { return indexed_[i]; }
+  Variable& indexed_mut(int i) { return indexed_[i]; }
+  const Variable* find(std::string_view name) const;
+  const Variable* find_prefix(std::string_view name) const;
+
+ private:
+  std::unordered_map<std::string, Variable> by_name_;
+  std::vector<Variable> prefixes_;
+  std::vector<Variable> indexed_;  // resolved copies of the definitions, by index
+  std::vector<std::pair<const ConfNode*, const std::string*>> first_use_;
+};
+
+// The value of an indexed variable, computed once per request (or every time when no_cacheable).
+VariableValue* get_indexed_variable(Request& r, int index);
+// Same, but recomputes a no_cacheable variable.
+VariableValue* get_flushed_variable(Request& r, int index);
+// By name at run time (names not known at configuration time); nullptr when unknown.
+VariableValue* get_variable(Request& r, std::string_view name);
+
+// Registers the core variables ($uri, $host, $remote_addr ...).
+Status add_core_variables(ConfContext& cf);
+
+// Case-insensitive lookup of a request header by a variable suffix ("user_agent" -> "User-Agent").
+std::string_view find_header_value(Request& r, std::string_view var_suffix, bool join_cookies);
+
+}  // namespace weir::http

@@ -1,0 +1,162 @@
+// The write filter (seed 004): collects the response's buffers, holds small output back (postpone_output)
+// until a flush, a recycled buffer or the last buffer, paces it (limit_rate, limit_rate_after), caps one
+// send (sendfile_max_chunk) and hands the chain to the connection's send chain; what the socket does not take
+// stays in r.out for the next write event.
+// nginx: src/http/ngx_http_write_filter_module.c
+#include "event/event_loop.h"
+#include "http/core_module.h"
+
+namespace weir::http {
+
+namespace {
+
+constexpr off_t kPageSize = 4096;
+
+off_t complex_size(Request& r, const ComplexValue* cv, size_t fixed) {
+  if (cv == nullptr) return static_cast<off_t>(fixed);
+  auto v = parse_size(cv->eval(r));
+  return v ? *v : 0;
+}
+
+Rc write_body_filter(Request& r, ChainLink* in, BodyNext) { return write_filter(r, in); }
+
+Status init(ConfContext& cf) {
+  register_body_filter(cf, FilterId::Write, write_body_filter);
+  return {};
+}
+
+}  // namespace
+
+Rc write_filter(Request& r, ChainLink* in) {
+  Connection& c = *r.connection;
+  if (c.error) return Rc::Error;
+
+  off_t size = 0;
+  bool flush = false, sync = false, last = false;
+  ChainLink** ll = &r.out;
+  auto account = [&](Buffer* b) -> bool {
+    if (b->size() == 0 && !b->special()) {
+      log_error(LogLevel::Alert, c.log, 0, "zero size buf in writer t:%d r:%d f:%d",
+                b->temporary, b->recycled, b->in_file);
+      return false;
+    }
+    if (b->size() < 0) {
+      log_error(LogLevel::Alert, c.log, 0, "negative size buf in writer");
+      return false;
+    }
+    size += b->size();
+    if (b->flush || b->recycled) flush = true;
+    if (b->sync) sync = true;
+    if (b->last_buf) last = true;
+    return true;
+  };
+  for (ChainLink* cl = r.out; cl != nullptr; cl = cl->next) {
+    ll = &cl->next;
+    if (!account(cl->buf)) return Rc::Error;
+  }
+  for (ChainLink* ln = in; ln != nullptr; ln = ln->next) {
+    ChainLink* cl = r.pool->alloc_link();
+    cl->buf = ln->buf;
+    *ll = cl;
+    ll = &cl->next;
+    if (!account(cl->buf)) return Rc::Error;
+  }
+  *ll = nullptr;
+
+  CoreLocConf& clcf = core_loc(r);
+  // Hold small output back until there is a flush point, the last buffer, or enough of it.
+  if (!last && !flush && in != nullptr && size < static_cast<off_t>(*clcf.postpone_output)) return Rc::Ok;
+
+  if (c.write.delayed) {
+    c.buffered |= kWriteBuffered;
+    return Rc::Again;
+  }
+
+  if (size == 0 && !(c.buffered & kLowlevelBuffered)) {
+    if (last || flush || sync) {
+      for (ChainLink* cl = r.out; cl != nullptr;) {
+        ChainLink* next = cl->next;
+        r.pool->free_link(cl);
+        cl = next;
+      }
+      r.out = nullptr;
+      c.buffered &= ~kWriteBuffered;
+      return Rc::Ok;
+    }
+    log_error(LogLevel::Alert, c.log, 0, "the http output chain is empty");
+    return Rc::Error;
+  }
+
+  if (!r.limit_rate_set) {
+    r.limit_rate = complex_size(r, clcf.limit_rate_values, *clcf.limit_rate);
+    r.limit_rate_set = true;
+  }
+  off_t limit;
+  if (r.limit_rate != 0) {
+    if (!r.limit_rate_after_set) {
+      r.limit_rate_after = complex_size(r, clcf.limit_rate_after_values, *clcf.limit_rate_after);
+      r.limit_rate_after_set = true;
+    }
+    limit = r.limit_rate * (clock::now() - r.start_sec + 1) - (c.io.sent - r.limit_rate_after);
+    if (limit <= 0) {
+      c.write.delayed = true;
+      add_timer(c.write, static_cast<clock::msec_t>(-limit * 1000 / r.limit_rate + 1));
+      c.buffered |= kWriteBuffered;
+      return Rc::Again;
+    }
+    if (*clcf.sendfile_max_chunk != 0 && static_cast<off_t>(*clcf.sendfile_max_chunk) < limit) {
+      limit = static_cast<off_t>(*clcf.sendfile_max_chunk);
+    }
+  } else {
+    limit = static_cast<off_t>(*clcf.sendfile_max_chunk);
+  }
+
+  off_t sent = c.io.sent;
+  ChainLink* chain = c.send_chain(r.out, limit);
+  if (chain == kChainError) {
+    c.error = true;
+    return Rc::Error;
+  }
+
+  if (r.limit_rate != 0) {
+    off_t nsent = c.io.sent;
+    off_t s = sent;
+    if (r.limit_rate_after != 0) {
+      s = std::max<off_t>(0, s - r.limit_rate_after);
+      nsent = std::max<off_t>(0, nsent - r.limit_rate_after);
+    }
+    auto delay = static_cast<clock::msec_t>((nsent - s) * 1000 / r.limit_rate);
+    if (delay > 0) {
+      limit = 0;
+      c.write.delayed = true;
+      add_timer(c.write, delay);
+    }
+  }
+  // A full chunk went out and the socket is still writable: yield to other connections for a moment.
+  if (chain != nullptr && limit != 0 && c.write.ready && c.io.sent - sent >= limit - 2 * kPageSize) {
+    c.write.delayed = true;
+    add_timer(c.write, 1);
+  }
+
+  for (ChainLink* cl = r.out; cl != nullptr && cl != chain;) {
+    ChainLink* next = cl->next;
+    r.pool->free_link(cl);
+    cl = next;
+  }
+  r.out = chain;
+  if (chain != nullptr) {
+    c.buffered |= kWriteBuffered;
+    return Rc::Again;
+  }
+  c.buffered &= ~kWriteBuffered;
+  if (c.buffered & kLowlevelBuffered) return Rc::Again;
+  return Rc::Ok;
+}
+
+Module http_write_filter_module{
+    .name = "http_write_filter",
+    .type = ModuleType::Http,
+    .postconfiguration = init,
+};
+
+}  // namespace weir::http

@@ -1,0 +1,103 @@
+#include "conf/conf_context.h"
+#include "conf/cycle.h"
+#include "core/str.h"
+#include "main/core_module.h"
+
+namespace weir {
+
+namespace {
+
+Status events_block(ConfContext& cf, const ConfNode& n, void*) {
+  if (!cf.cycle.event_confs.empty()) return Status::error("is duplicate");
+  int count = module_count(ModuleType::Event);
+  cf.cycle.event_confs.assign(count, nullptr);
+  for (Module* m : all_modules()) {
+    if (m->type == ModuleType::Event && m->create_conf != nullptr) {
+      cf.cycle.event_confs[m->ctx_index] = m->create_conf(cf);
+    }
+  }
+  ConfContext ec = cf;
+  ec.module_type = ModuleType::Event;
+  ec.cmd_type = kEventConf;
+  ec.node = &n;
+  if (Status s = ec.parse_block(n.children); !s.ok()) return s;
+  for (Module* m : all_modules()) {
+    if (m->type == ModuleType::Event && m->init_conf != nullptr) {
+      if (Status s = m->init_conf(ec, cf.cycle.event_confs[m->ctx_index]); !s.ok()) return s;
+    }
+  }
+  return {};
+}
+
+Status events_init(ConfContext& cf, void*) {
+  if (cf.cycle.event_confs.empty()) return Status::error("no \"events\" section in configuration");
+  return {};
+}
+
+Status set_use(ConfContext& cf, const ConfNode& n, void*) {
+  if (n.args[1] != "epoll") return cf.errorf("invalid event type \"%s\"", n.args[1].c_str());
+  return {};
+}
+
+Status set_connections(ConfContext&, const ConfNode& n, void* conf) {
+  auto& ec = *static_cast<EventConf*>(conf);
+  if (ec.connections.set) return Status::error("is duplicate");
+  auto v = parse_int(n.args[1]);
+  if (!v || *v == 0) return Status::errorf("invalid number \"%s\"", n.args[1].c_str());
+  ec.connections = static_cast<uint64_t>(*v);
+  return {};
+}
+
+Status set_debug_connection(ConfContext& cf, const ConfNode& n, void*) {
+  cf.warn(LogLevel::Warn, "\"debug_connection\" is ignored, weir logs debug messages for every connection "
+                          "when the error_log level is \"debug\"");
+  (void)n;
+  return {};
+}
+
+void* create_event_conf(ConfContext& cf) { return cf.pool.make<EventConf>(); }
+
+Status init_event_conf(ConfContext&, void* conf) {
+  auto& ec = *static_cast<EventConf*>(conf);
+  ec.connections.merge({}, 512);
+  ec.multi_accept.merge({}, false);
+  ec.accept_mutex.merge({}, false);
+  ec.accept_mutex_delay.merge({}, 500);
+  return {};
+}
+
+const Directive kEventsDirectives[] = {
+    {"events", kMainConf | kBlock | kNoArgs, events_block},
+};
+
+const Directive kEventCoreDirectives[] = {
+    {"worker_connections", kEventConf | kTake1, set_connections},
+    {"use", kEventConf | kTake1, set_use},
+    {"multi_accept", kEventConf | kFlag, slot::flag<&EventConf::multi_accept>},
+    {"accept_mutex", kEventConf | kFlag, slot::flag<&EventConf::accept_mutex>},
+    {"accept_mutex_delay", kEventConf | kTake1, slot::msec<&EventConf::accept_mutex_delay>},
+    {"debug_connection", kEventConf | kTake1, set_debug_connection},
+};
+
+}  // namespace
+
+Module events_module{
+    .name = "events",
+    .type = ModuleType::Core,
+    .directives = kEventsDirectives,
+    .init_conf = events_init,
+};
+
+Module event_core_module{
+    .name = "event_core",
+    .type = ModuleType::Event,
+    .directives = kEventCoreDirectives,
+    .create_conf = create_event_conf,
+    .init_conf = init_event_conf,
+};
+
+EventConf& event_conf(Cycle& cycle) {
+  return *static_cast<EventConf*>(cycle.event_confs[event_core_module.ctx_index]);
+}
+
+}  // namespace weir

@@ -1,0 +1,272 @@
+// The command line: nginx's flags (-?hvVtTq -s -p -e -c -g, bundled, attached or separate arguments), the
+// version and configure text tools parse, configuration tests, the signaller, and starting the processes.
+// nginx: src/core/nginx.c (main, ngx_get_options, ngx_show_version_info, ngx_signal_process)
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "conf/cycle.h"
+#include "core/log.h"
+#include "core/str.h"
+#include "core/time_cache.h"
+#include "main/core_module.h"
+#include "main/module_list.h"
+#include "main/process_cycle.h"
+#include "os/process.h"
+
+#ifndef WEIR_PREFIX
+#define WEIR_PREFIX "/usr/local/weir/"
+#endif
+
+namespace weir {
+namespace {
+
+constexpr std::string_view kUsage =
+    "Usage: weir [-?hvVtTq] [-s signal] [-p prefix]\n"
+    "            [-e filename] [-c filename] [-g directives]\n"
+    "\n"
+    "Options:\n"
+    "  -?,-h         : this help\n"
+    "  -v            : show version and exit\n"
+    "  -V            : show version and configure options then exit\n"
+    "  -t            : test configuration and exit\n"
+    "  -T            : test configuration, dump it and exit\n"
+    "  -q            : suppress non-error messages during configuration testing\n"
+    "  -s signal     : send signal to a master process: stop, quit, reopen, reload\n"
+    "  -p prefix     : set prefix path (default: " WEIR_PREFIX ")\n"
+    "  -e filename   : set error log file (default: logs/error.log)\n"
+    "  -c filename   : set configuration file (default: conf/weir.conf)\n"
+    "  -g directives : set global directives out of configuration file\n"
+    "\n";
+
+// nginx's default modules; each one weir lacks is announced as --without-..., as nginx's configure does.
+constexpr std::string_view kDefaultModules[] = {
+    "charset",       "gzip",          "ssi",           "userid",         "access",
+    "auth_basic",    "mirror",        "autoindex",     "geo",            "map",
+    "split_clients", "referer",       "rewrite",       "proxy",          "fastcgi",
+    "uwsgi",         "scgi",          "grpc",          "memcached",      "limit_conn",
+    "limit_req",     "empty_gif",     "browser",       "upstream_hash",  "upstream_ip_hash",
+    "upstream_least_conn", "upstream_random", "upstream_keepalive", "upstream_zone",
+};
+
+bool have_module(std::string_view name) {
+  for (Module* m : all_modules()) {
+    std::string_view n = m->name;
+    if (n.starts_with("http_") && n.substr(5) == name) return true;
+  }
+  return false;
+}
+
+std::string configure_arguments() {
+  std::string out = "--prefix=" WEIR_PREFIX;
+  if (out.back() == '/' && out.size() > 10) out.pop_back();
+  for (std::string_view m : kDefaultModules) {
+    if (!have_module(m)) out += " --without-http_" + std::string(m) + "_module";
+  }
+  out += " --without-http-cache";
+  return out;
+}
+
+struct Cli {
+  Options opt;
+  bool show_version = false;
+  bool show_help = false;
+  bool show_configure = false;
+};
+
+int parse_options(int argc, char** argv, Cli& cli) {
+  auto fail = [](const std::string& msg) {
+    write_stderr("weir: " + msg + "\n");
+    return 1;
+  };
+  for (int i = 1; i < argc; i++) {
+    const char* p = argv[i];
+    if (*p++ != '-') return fail(std::string("invalid option: \"") + argv[i] + "\"");
+    while (*p) {
+      char c = *p++;
+      auto value = [&](const char* what, std::string& out) -> bool {
+        if (*p) {
+          out = p;
+        } else if (i + 1 < argc) {
+          out = argv[++i];
+        } else {
+          fail(std::string("option \"-") + c + "\" requires " + what);
+          return false;
+        }
+        p = "";
+        return true;
+      };
+      switch (c) {
+        case '?':
+        case 'h':
+          cli.show_version = cli.show_help = true;
+          break;
+        case 'v':
+          cli.show_version = true;
+          break;
+        case 'V':
+          cli.show_version = cli.show_configure = true;
+          break;
+        case 't':
+          cli.opt.test = true;
+          break;
+        case 'T':
+          cli.opt.test = cli.opt.dump = true;
+          break;
+        case 'q':
+          cli.opt.quiet = true;
+          break;
+        case 'p':
+          if (!value("directory name", cli.opt.prefix)) return 1;
+          break;
+        case 'e':
+          if (!value("file name", cli.opt.error_log)) return 1;
+          break;
+        case 'c':
+          if (!value("file name", cli.opt.conf_file)) return 1;
+          break;
+        case 'g':
+          if (!value("parameter", cli.opt.conf_param)) return 1;
+          break;
+        case 's':
+          if (!value("parameter", cli.opt.signal)) return 1;
+          if (cli.opt.signal != "stop" && cli.opt.signal != "quit" && cli.opt.signal != "reopen" &&
+              cli.opt.signal != "reload") {
+            return fail("invalid option: \"-s " + cli.opt.signal + "\"");
+          }
+          break;
+        default:
+          return fail(std::string("invalid option: \"") + c + "\"");
+      }
+    }
+  }
+  return 0;
+}
+
+int send_signal(Cycle& cycle, const std::string& name) {
+  const std::string& path = core_conf(cycle).pid;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    log_stderr(LogLevel::Error, errno, "open() \"%s\" failed", path.c_str());
+    return 1;
+  }
+  char buf[32];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n < 0) n = 0;
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
+  auto pid = parse_int(std::string_view(buf, static_cast<size_t>(n)));
+  if (!pid || *pid == 0) {
+    log_stderr(LogLevel::Error, 0, "invalid PID number \"%.*s\" in \"%s\"", static_cast<int>(n), buf, path.c_str());
+    return 1;
+  }
+  int sig = name == "stop" ? SIGTERM : name == "quit" ? SIGQUIT : name == "reopen" ? SIGUSR1 : SIGHUP;
+  if (::kill(static_cast<pid_t>(*pid), sig) < 0) {
+    log_stderr(LogLevel::Alert, errno, "kill(%lld, %d) failed", static_cast<long long>(*pid), sig);
+    return 1;
+  }
+  return 0;
+}
+
+void dump_config(Cycle& cycle) {
+  std::vector<std::string> seen;
+  for (const ConfFile& f : cycle.reader->files()) {
+    if (f.command_line()) continue;
+    if (std::find(seen.begin(), seen.end(), f.path) != seen.end()) continue;
+    seen.push_back(f.path);
+    std::string out = "# configuration file " + f.path + ":\n" + f.text + "\n";
+    (void)::write(STDOUT_FILENO, out.data(), out.size());
+  }
+}
+
+}  // namespace
+}  // namespace weir
+
+int main(int argc, char** argv) {
+  using namespace weir;
+  std::string argv_line;
+  for (int i = 0; i < argc; i++) {
+    if (i > 0) argv_line += ' ';
+    argv_line += argv[i];
+  }
+  Cli cli;
+  if (parse_options(argc, argv, cli) != 0) return 1;
+  init_proc_title(argc, argv);
+  cli.opt.argv_line = argv_line.substr(argv_line.find(' ') == std::string::npos ? argv_line.size() : 0);
+  cli.opt.argv_line = argv_line;
+  use_builtin_modules();
+
+  if (cli.show_version) {
+    std::string out = "weir version: weir/" WEIR_VERSION "\n";
+    if (cli.show_help) out += std::string(kUsage);
+    if (cli.show_configure) out += "configure arguments: " + configure_arguments() + "\n";
+    write_stderr(out);
+    if (!cli.opt.test) return 0;
+  }
+
+  ::tzset();
+  clock::update();
+  log_set_pid(static_cast<int>(::getpid()));
+
+  Options& opt = cli.opt;
+  if (opt.prefix.empty()) opt.prefix = WEIR_PREFIX;
+  if (opt.prefix.back() != '/') opt.prefix += '/';
+  if (opt.prefix[0] != '/') {
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof cwd) != nullptr) opt.prefix = std::string(cwd) + "/" + opt.prefix;
+  }
+  if (opt.conf_file.empty()) opt.conf_file = "conf/weir.conf";
+  if (opt.conf_file[0] != '/') opt.conf_file = opt.prefix + opt.conf_file;
+  if (opt.error_log == "stderr") opt.error_log = "stderr";
+
+  log_echo_to_stderr(true);
+  std::unique_ptr<Cycle> cycle = load_cycle(opt, nullptr);
+  if (Status s = cycle->load(); !s.ok()) {
+    log_stderr(LogLevel::Emerg, 0, "%s", s.message().c_str());
+    if (opt.test) write_stderr("weir: configuration file " + opt.conf_file + " test failed\n");
+    return 1;
+  }
+  if (!opt.signal.empty()) return send_signal(*cycle, opt.signal);
+
+  if (opt.test) {
+    if (!opt.quiet) write_stderr("weir: the configuration file " + opt.conf_file + " syntax is ok\n");
+    Status s = open_cycle(*cycle, nullptr, true);
+    for (auto& ls : cycle->listening) {
+      if (ls->fd >= 0) ::close(ls->fd);
+      ls->fd = -1;
+    }
+    if (!s.ok()) {
+      log_stderr(LogLevel::Emerg, 0, "%s", s.message().c_str());
+      write_stderr("weir: configuration file " + opt.conf_file + " test failed\n");
+      return 1;
+    }
+    if (!opt.quiet) write_stderr("weir: configuration file " + opt.conf_file + " test is successful\n");
+    if (opt.dump) dump_config(*cycle);
+    return 0;
+  }
+
+  if (Status s = open_cycle(*cycle, nullptr, false); !s.ok()) {
+    if (cycle->log.sink != nullptr) {
+      log_error(LogLevel::Emerg, cycle->log, 0, "%s", s.message().c_str());
+    } else {
+      log_stderr(LogLevel::Emerg, 0, "%s", s.message().c_str());
+    }
+    return 1;
+  }
+  CoreConf& cc = core_conf(*cycle);
+  if (*cc.daemon) {
+    std::string err = daemonize();
+    if (!err.empty()) {
+      log_error(LogLevel::Emerg, cycle->log, 0, "%s", err.c_str());
+      return 1;
+    }
+    log_set_pid(static_cast<int>(::getpid()));
+  }
+  if (*cc.master) return run_master(std::move(cycle), opt);
+  return run_single(std::move(cycle), opt);
+}

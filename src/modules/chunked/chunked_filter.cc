@@ -1,0 +1,118 @@
+// The chunked filter: a response without Content-Length to an HTTP/1.1 client is sent with
+// "Transfer-Encoding: chunked" (chunked_transfer_encoding on); to an older client it ends with a close.
+// Chunk-size lines and the trailer are small buffers reused through update_chains.
+// nginx: src/http/modules/ngx_http_chunked_filter_module.c
+#include "http/core_module.h"
+
+namespace weir::http {
+
+extern Module http_chunked_filter_module;
+
+namespace {
+
+struct ChunkedCtx {
+  static constexpr Module* kModule = &http_chunked_filter_module;
+  ChainLink* free = nullptr;
+  ChainLink* busy = nullptr;
+};
+
+Rc chunked_header_filter(Request& r, HeaderNext next) {
+  int status = r.headers_out.status;
+  if (status == 304 || status == 204 || status < 200 || !r.is_main() || r.method == kHead) return next(r);
+  if (r.headers_out.content_length_n == -1 || r.expect_trailers) {
+    if (r.http_version >= 1001 && *core_loc(r).chunked_transfer_encoding) {
+      if (r.expect_trailers) clear_content_length(r);
+      r.chunked = true;
+      r.set_ctx(r.pool->make<ChunkedCtx>());
+    } else if (r.headers_out.content_length_n == -1) {
+      r.keepalive = false;
+    }
+  }
+  return next(r);
+}
+
+Rc chunked_body_filter(Request& r, ChainLink* in, BodyNext next) {
+  if (in == nullptr || !r.chunked || r.header_only) return next(r, in);
+  auto* ctx = r.get_ctx<ChunkedCtx>();
+  ChainLink* out = nullptr;
+  ChainLink** ll = &out;
+  off_t size = 0;
+  ChainLink* cl = in;
+  for (;;) {
+    size += cl->buf->size();
+    if (cl->buf->flush || cl->buf->sync || cl->buf->in_memory() || cl->buf->in_file) {
+      ChainLink* tl = r.pool->alloc_link();
+      tl->buf = cl->buf;
+      *ll = tl;
+      ll = &tl->next;
+    }
+    if (cl->next == nullptr) break;
+    cl = cl->next;
+  }
+  if (size != 0) {
+    ChainLink* tl = chain_get_free_buf(*r.pool, &ctx->free);
+    Buffer* b = tl->buf;
+    if (b->start == nullptr) {
+      b->start = r.pool->alloc_bytes(18);  // 16 hex digits + CRLF
+      b->end = b->start + 18;
+    }
+    b->tag = &http_chunked_filter_module;
+    b->memory = false;
+    b->temporary = true;
+    b->pos = b->start;
+    char* p = put_hex(b->start, static_cast<uint64_t>(size));
+    *p++ = '\r';
+    *p++ = '\n';
+    b->last = p;
+    tl->next = out;
+    out = tl;
+  }
+  if (cl->buf->last_buf) {
+    ChainLink* tl = chain_get_free_buf(*r.pool, &ctx->free);
+    Buffer* b = tl->buf;
+    static constexpr std::string_view kLast = "\r\n0\r\n\r\n";
+    b->tag = &http_chunked_filter_module;
+    b->temporary = false;
+    b->memory = true;
+    b->start = b->pos = const_cast<char*>(kLast.data());
+    b->last = b->end = b->pos + kLast.size();
+    if (size == 0) b->pos += 2;
+    b->last_buf = true;
+    tl->next = nullptr;
+    *ll = tl;
+    // The response's own last buffer hands its role to the trailer.
+    cl->buf->last_buf = false;
+  } else if (size > 0) {
+    ChainLink* tl = chain_get_free_buf(*r.pool, &ctx->free);
+    Buffer* b = tl->buf;
+    static constexpr std::string_view kCrlf = "\r\n";
+    b->tag = &http_chunked_filter_module;
+    b->temporary = false;
+    b->memory = true;
+    b->start = b->pos = const_cast<char*>(kCrlf.data());
+    b->last = b->end = b->pos + 2;
+    tl->next = nullptr;
+    *ll = tl;
+  } else {
+    *ll = nullptr;
+  }
+  Rc rc = next(r, out);
+  update_chains(*r.pool, &ctx->free, &ctx->busy, &out, &http_chunked_filter_module);
+  return rc;
+}
+
+Status init(ConfContext& cf) {
+  register_header_filter(cf, FilterId::Chunked, chunked_header_filter);
+  register_body_filter(cf, FilterId::Chunked, chunked_body_filter);
+  return {};
+}
+
+}  // namespace
+
+Module http_chunked_filter_module{
+    .name = "http_chunked_filter",
+    .type = ModuleType::Http,
+    .postconfiguration = init,
+};
+
+}  // namespace weir::http

@@ -1,0 +1,536 @@
+// The access log: `log_format` (with escape=default|json|none; `combined` built in) and `access_log`
+// (a path, possibly with variables, a format, buffer=, flush=, if=), written in the log phase. Buffered logs
+// collect lines per file and are written when full, on the flush timer, before a reopen and at exit.
+// nginx: src/http/modules/ngx_http_log_module.c
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "conf/cycle.h"
+#include "event/event_loop.h"
+#include "http/core_module.h"
+
+namespace weir::http {
+
+extern Module http_log_module;
+
+namespace {
+
+enum class LogEscape : uint8_t { Default, Json, None };
+
+struct LogFormat {
+  std::string name;
+  LogEscape escape = LogEscape::Default;
+  struct Op {
+    bool literal;
+    int index;  // variable
+    uint32_t off, len;
+  };
+  std::vector<Op> ops;
+  std::string literals;
+};
+
+// One file's write buffer (shared by every access_log naming the file with a buffer).
+struct LogBuffer {
+  size_t size = 0;
+  uint64_t flush_ms = 0;
+  char* start = nullptr;
+  char* pos = nullptr;
+  char* end = nullptr;
+  Event timer;
+  OpenFile* file = nullptr;
+};
+
+struct AccessLog {
+  OpenFile* file = nullptr;              // a fixed path
+  ComplexValue* path_values = nullptr;   // a path with variables
+  LogFormat* format = nullptr;
+  LogBuffer* buffer = nullptr;
+  ComplexValue* filter = nullptr;        // if=
+};
+
+struct LogMainConf {
+  static constexpr Module* kModule = &http_log_module;
+  std::vector<LogFormat*> formats;
+};
+
+struct LogLocConf {
+  static constexpr Module* kModule = &http_log_module;
+  std::vector<AccessLog>* logs = nullptr;
+  bool off = false;
+};
+
+constexpr std::string_view kCombined =
+    "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" "
+    "\"$http_user_agent\"";
+
+// --- escaping ---------------------------------------------------------------------------------------
+
+constexpr char kHex[] = "0123456789ABCDEF";
+
+size_t escaped_len(std::string_view v, LogEscape esc) {
+  size_t n = 0;
+  switch (esc) {
+    case LogEscape::None:
+      return v.size();
+    case LogEscape::Default:
+      for (unsigned char c : v) n += (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') ? 4 : 1;
+      return n;
+    case LogEscape::Json:
+      return v.size() * 6;  // an upper bound; the writer computes exactly
+  }
+  return n;
+}
+
+// Length of a valid UTF-8 sequence starting at s[i] (0 if invalid).
+size_t utf8_len(std::string_view s, size_t i) {
+  auto c = static_cast<unsigned char>(s[i]);
+  size_t n;
+  uint32_t cp;
+  if (c < 0x80) return 1;
+  if ((c & 0xe0) == 0xc0) {
+    n = 2;
+    cp = c & 0x1f;
+  } else if ((c & 0xf0) == 0xe0) {
+    n = 3;
+    cp = c & 0x0f;
+  } else if ((c & 0xf8) == 0xf0) {
+    n = 4;
+    cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; k++) {
+    auto cc = static_cast<unsigned char>(s[i + k]);
+    if ((cc & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (cc & 0x3f);
+  }
+  // Overlong forms, surrogates and values past U+10FFFF are not valid UTF-8.
+  if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+      (cp >= 0xd800 && cp <= 0xdfff)) {
+    return 0;
+  }
+  return n;
+}
+
+char* write_escaped(char* p, std::string_view v, LogEscape esc) {
+  switch (esc) {
+    case LogEscape::None:
+      return put(p, v);
+    case LogEscape::Default:
+      for (unsigned char c : v) {
+        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
+          *p++ = '\\';
+          *p++ = 'x';
+          *p++ = kHex[c >> 4];
+          *p++ = kHex[c & 0xf];
+        } else {
+          *p++ = static_cast<char>(c);
+        }
+      }
+      return p;
+    case LogEscape::Json:
+      for (size_t i = 0; i < v.size();) {
+        auto c = static_cast<unsigned char>(v[i]);
+        if (c >= 0x80) {
+          // Valid UTF-8 goes out as is; a byte that is not (nginx copies it raw and the JSON breaks) is
+          // written as the code point of the same value, so the line stays valid JSON.
+          size_t n = utf8_len(v, i);
+          if (n == 0) {
+            p = put(p, "\\u00");
+            *p++ = kHex[c >> 4];
+            *p++ = kHex[c & 0xf];
+            i++;
+          } else {
+            p = put(p, v.substr(i, n));
+            i += n;
+          }
+          continue;
+        }
+        switch (c) {
+          case '"':
+            p = put(p, "\\\"");
+            break;
+          case '\\':
+            p = put(p, "\\\\");
+            break;
+          case '\n':
+            p = put(p, "\\n");
+            break;
+          case '\r':
+            p = put(p, "\\r");
+            break;
+          case '\t':
+            p = put(p, "\\t");
+            break;
+          case '\b':
+            p = put(p, "\\b");
+            break;
+          case '\f':
+            p = put(p, "\\f");
+            break;
+          default:
+            if (c < 0x20) {
+              p = put(p, "\\u00");
+              *p++ = kHex[c >> 4];
+              *p++ = kHex[c & 0xf];
+            } else {
+              *p++ = static_cast<char>(c);
+            }
+        }
+        i++;
+      }
+      return p;
+  }
+  return p;
+}
+
+// --- writing ---------------------------------------------------------------------------------------
+
+void write_to(int fd, const char* buf, size_t len, const Log& log, const std::string& name) {
+  while (len > 0) {
+    ssize_t n = ::write(fd, buf, len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      log_error(LogLevel::Alert, log, errno, "write() to \"%s\" failed", name.c_str());
+      return;
+    }
+    if (static_cast<size_t>(n) < len) {
+      log_error(LogLevel::Alert, log, 0, "write() to \"%s\" was incomplete: %zd of %zu", name.c_str(), n, len);
+      return;
+    }
+    buf += n;
+    len -= n;
+  }
+}
+
+void flush_buffer(LogBuffer& b) {
+  if (b.start != nullptr && b.pos > b.start) {
+    Log log;
+    write_to(b.file->fd, b.start, b.pos - b.start, log, b.file->name);
+    b.pos = b.start;
+  }
+  if (b.timer.timer_set) del_timer(b.timer);
+}
+
+void flush_file(OpenFile& f) {
+  if (f.data != nullptr) flush_buffer(*static_cast<LogBuffer*>(f.data));
+}
+
+void flush_timer_handler(Event& ev) { flush_buffer(*static_cast<LogBuffer*>(ev.data)); }
+
+void write_unbuffered(Request& r, AccessLog& al, const char* line, size_t len) {
+  if (al.file != nullptr) {
+    write_to(al.file->fd, line, len, r.log(), al.file->name);
+    return;
+  }
+  std::string_view path = al.path_values->eval(r);
+  std::string full = (!path.empty() && path[0] == '/') ? std::string(path) : core_main(r).prefix + std::string(path);
+  int fd = ::open(full.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    log_error(LogLevel::Error, r.log(), errno, "open() \"%s\" failed", full.c_str());
+    return;
+  }
+  write_to(fd, line, len, r.log(), full);
+  ::close(fd);
+}
+
+Code log_handler(Request& r) {
+  LogLocConf& lcf = r.loc<LogLocConf>();
+  if (lcf.off || lcf.logs == nullptr) return Rc::Ok;
+  for (AccessLog& al : *lcf.logs) {
+    if (al.filter != nullptr) {
+      std::string_view v = al.filter->eval(r);
+      if (v.empty() || v == "0") continue;
+    }
+    const LogFormat& fmt = *al.format;
+    // Evaluate once, size, then write.
+    VariableValue* small[32];
+    VariableValue** vals = fmt.ops.size() <= 32 ? small
+                                                : static_cast<VariableValue**>(
+                                                      r.pool->alloc(sizeof(VariableValue*) * fmt.ops.size()));
+    size_t len = 1;  // '\n'
+    for (size_t i = 0; i < fmt.ops.size(); i++) {
+      const LogFormat::Op& op = fmt.ops[i];
+      if (op.literal) {
+        len += op.len;
+        continue;
+      }
+      VariableValue* v = get_flushed_variable(r, op.index);
+      vals[i] = v;
+      if (v->not_found || !v->valid) {
+        len += 1;  // "-"
+      } else {
+        len += escaped_len(v->view(), fmt.escape);
+      }
+    }
+    LogBuffer* b = al.buffer;
+    char* line;
+    bool into_buffer = false;
+    if (b != nullptr) {
+      if (b->start == nullptr) {
+        b->start = b->pos = static_cast<char*>(std::malloc(b->size));
+        b->end = b->start + b->size;
+      }
+      if (len > static_cast<size_t>(b->end - b->pos)) flush_buffer(*b);
+      into_buffer = len <= static_cast<size_t>(b->end - b->pos);
+    }
+    line = into_buffer ? b->pos : r.pool->alloc_bytes(len);
+    char* p = line;
+    for (size_t i = 0; i < fmt.ops.size(); i++) {
+      const LogFormat::Op& op = fmt.ops[i];
+      if (op.literal) {
+        p = put(p, std::string_view(fmt.literals).substr(op.off, op.len));
+        continue;
+      }
+      VariableValue* v = vals[i];
+      if (v->not_found || !v->valid) {
+        if (fmt.escape != LogEscape::Json) *p++ = '-';
+      } else {
+        p = write_escaped(p, v->view(), fmt.escape);
+      }
+    }
+    *p++ = '\n';
+    if (into_buffer) {
+      bool was_empty = b->pos == b->start;
+      b->pos = p;
+      if (was_empty && b->flush_ms != 0) add_timer(b->timer, b->flush_ms);
+      continue;
+    }
+    write_unbuffered(r, al, line, p - line);
+  }
+  return Rc::Ok;
+}
+
+// --- configuration ---------------------------------------------------------------------------------
+
+Status compile_format(ConfContext& cf, LogFormat& fmt, std::string_view text) {
+  Variables& vars = core_main_conf(cf).variables;
+  size_t i = 0, lit = 0;
+  auto flush_lit = [&](size_t end) {
+    if (end > lit) {
+      fmt.ops.push_back(LogFormat::Op{true, -1, static_cast<uint32_t>(fmt.literals.size()),
+                                      static_cast<uint32_t>(end - lit)});
+      fmt.literals.append(text.substr(lit, end - lit));
+    }
+  };
+  while (i < text.size()) {
+    if (text[i] != '$') {
+      i++;
+      continue;
+    }
+    flush_lit(i);
+    i++;
+    std::string_view name;
+    if (i < text.size() && text[i] == '{') {
+      size_t close = text.find('}', i);
+      if (close == std::string_view::npos) {
+        return cf.errorf("the closing bracket in \"%s\" variable is missing", std::string(text.substr(i + 1)).c_str());
+      }
+      name = text.substr(i + 1, close - i - 1);
+      i = close + 1;
+    } else {
+      size_t s = i;
+      while (i < text.size() && (std::isalnum(static_cast<unsigned char>(text[i])) || text[i] == '_')) i++;
+      name = text.substr(s, i - s);
+    }
+    if (name.empty()) return cf.errorf("invalid parameter \"%s\"", std::string(text).c_str());
+    fmt.ops.push_back(LogFormat::Op{false, vars.index_of(cf, name), 0, 0});
+    lit = i;
+  }
+  flush_lit(text.size());
+  return {};
+}
+
+void* create_main_conf(ConfContext& cf) {
+  auto* lmcf = cf.pool.make<LogMainConf>();
+  auto* combined = cf.pool.make<LogFormat>();
+  combined->name = "combined";
+  (void)compile_format(cf, *combined, kCombined);
+  lmcf->formats.push_back(combined);
+  return lmcf;
+}
+
+Status log_format_directive(ConfContext& cf, const ConfNode& n, void* conf) {
+  auto& lmcf = *static_cast<LogMainConf*>(conf);
+  for (LogFormat* f : lmcf.formats) {
+    if (f->name == n.args[1]) return cf.errorf("duplicate \"log_format\" name \"%s\"", n.args[1].c_str());
+  }
+  auto* fmt = cf.pool.make<LogFormat>();
+  fmt->name = n.args[1];
+  size_t i = 2;
+  if (n.args[i].starts_with("escape=")) {
+    std::string_view e = std::string_view(n.args[i]).substr(7);
+    if (e == "json") {
+      fmt->escape = LogEscape::Json;
+    } else if (e == "none") {
+      fmt->escape = LogEscape::None;
+    } else if (e != "default") {
+      return cf.errorf("unknown log format escaping \"%s\"", n.args[i].c_str() + 7);
+    }
+    i++;
+  }
+  if (i >= n.args.size()) return cf.error("invalid number of arguments in \"log_format\" directive");
+  std::string text;
+  for (; i < n.args.size(); i++) text += n.args[i];
+  if (Status s = compile_format(cf, *fmt, text); !s.ok()) return s;
+  lmcf.formats.push_back(fmt);
+  return {};
+}
+
+Status access_log_directive(ConfContext& cf, const ConfNode& n, void* conf) {
+  auto& llcf = *static_cast<LogLocConf*>(conf);
+  auto& lmcf = conf_of<LogMainConf>(cf.http->main_conf);
+  if (n.args[1] == "off") {
+    if (n.nargs() != 1) return cf.errorf("invalid parameter \"%s\"", n.args[2].c_str());
+    llcf.off = true;
+    return {};
+  }
+  if (llcf.off) return Status::error("is duplicate");
+  if (llcf.logs == nullptr) llcf.logs = cf.pool.make<std::vector<AccessLog>>();
+  const std::string& path = n.args[1];
+  if (path.starts_with("syslog:")) return cf.error("logging to syslog is not supported, use a file");
+  AccessLog al;
+  if (path.find('$') != std::string::npos) {
+    al.path_values = cf.pool.make<ComplexValue>();
+    if (Status s = al.path_values->compile(cf, path); !s.ok()) return s;
+  } else {
+    al.file = cf.cycle.open_file(cf.full_name(path));
+  }
+  std::string_view fname = n.nargs() >= 2 ? std::string_view(n.args[2]) : "combined";
+  size_t i = n.nargs() >= 2 ? 3 : 2;
+  if (n.nargs() >= 2 && (n.args[2].starts_with("buffer=") || n.args[2].starts_with("flush=") ||
+                         n.args[2].starts_with("if=") || n.args[2].starts_with("gzip"))) {
+    fname = "combined";
+    i = 2;
+  }
+  for (LogFormat* f : lmcf.formats) {
+    if (f->name == fname) al.format = f;
+  }
+  if (al.format == nullptr) return cf.errorf("unknown log format \"%s\"", std::string(fname).c_str());
+  size_t buffer = 0;
+  uint64_t flush = 0;
+  for (; i < n.args.size(); i++) {
+    std::string_view a = n.args[i];
+    if (a.starts_with("buffer=")) {
+      auto v = parse_size(a.substr(7));
+      if (!v || *v == 0) return cf.errorf("invalid buffer size \"%s\"", n.args[i].c_str() + 7);
+      buffer = static_cast<size_t>(*v);
+    } else if (a.starts_with("flush=")) {
+      auto v = parse_time(a.substr(6), false);
+      if (!v || *v == 0) return cf.errorf("invalid flush time \"%s\"", n.args[i].c_str() + 6);
+      flush = static_cast<uint64_t>(*v);
+    } else if (a.starts_with("if=")) {
+      al.filter = cf.pool.make<ComplexValue>();
+      if (Status s = al.filter->compile(cf, a.substr(3)); !s.ok()) return s;
+    } else if (a == "gzip" || a.starts_with("gzip=")) {
+      return cf.error("the \"gzip\" parameter of \"access_log\" is not supported by weir yet");
+    } else {
+      return cf.errorf("invalid parameter \"%s\"", n.args[i].c_str());
+    }
+  }
+  if (flush != 0 && buffer == 0) return cf.errorf("no buffer is defined for access_log \"%s\"", path.c_str());
+  if (buffer != 0) {
+    if (al.file == nullptr) return cf.error("buffered logs cannot have variables in name");
+    if (al.file->data != nullptr) {
+      auto* b = static_cast<LogBuffer*>(al.file->data);
+      if (b->size != buffer || b->flush_ms != flush) {
+        return cf.errorf("access_log \"%s\" already defined with conflicting parameters", path.c_str());
+      }
+      al.buffer = b;
+    } else {
+      auto* b = cf.pool.make<LogBuffer>();
+      b->size = buffer;
+      b->flush_ms = flush;
+      b->file = al.file;
+      b->timer.handler = flush_timer_handler;
+      b->timer.data = b;
+      b->timer.cancelable = true;
+      al.file->data = b;
+      al.file->flush = flush_file;
+      al.buffer = b;
+    }
+  }
+  llcf.logs->push_back(al);
+  return {};
+}
+
+Status open_log_file_cache_directive(ConfContext& cf, const ConfNode& n, void*) {
+  // weir opens a log path with variables for each line; the cache's parameters are checked and accepted.
+  if (n.args[1] == "off") return n.nargs() == 1 ? Status() : cf.errorf("invalid parameter \"%s\"", n.args[2].c_str());
+  bool have_max = false;
+  for (size_t i = 1; i < n.args.size(); i++) {
+    std::string_view a = n.args[i];
+    bool ok = false;
+    if (a.starts_with("max=")) {
+      ok = parse_int(a.substr(4)).has_value();
+      have_max = true;
+    } else if (a.starts_with("inactive=")) {
+      ok = parse_time(a.substr(9), true).has_value();
+    } else if (a.starts_with("min_uses=")) {
+      ok = parse_int(a.substr(9)).has_value();
+    } else if (a.starts_with("valid=")) {
+      ok = parse_time(a.substr(6), true).has_value();
+    }
+    if (!ok) return cf.errorf("invalid \"open_log_file_cache\" parameter \"%s\"", n.args[i].c_str());
+  }
+  if (!have_max) return cf.error("\"open_log_file_cache\" must have \"max\" parameter");
+  return {};
+}
+
+void* create_loc_conf(ConfContext& cf) { return cf.pool.make<LogLocConf>(); }
+
+Status merge_loc_conf(ConfContext& cf, void* parent, void* child) {
+  auto& prev = *static_cast<LogLocConf*>(parent);
+  auto& conf = *static_cast<LogLocConf*>(child);
+  if (conf.logs != nullptr || conf.off) return {};
+  conf.logs = prev.logs;
+  conf.off = prev.off;
+  if (conf.logs != nullptr || conf.off) return {};
+  // No access_log anywhere above: logs/access.log in the combined format.
+  auto& lmcf = conf_of<LogMainConf>(cf.http->main_conf);
+  conf.logs = cf.pool.make<std::vector<AccessLog>>();
+  AccessLog al;
+  al.file = cf.cycle.open_file(cf.full_name("logs/access.log"));
+  al.format = lmcf.formats.front();
+  conf.logs->push_back(al);
+  return {};
+}
+
+Status init(ConfContext& cf) {
+  add_phase_handler(cf, Phase::Log, log_handler);
+  return {};
+}
+
+void exit_process(Cycle& cycle) {
+  for (OpenFile& f : cycle.open_files) {
+    if (f.flush != nullptr) f.flush(f);
+  }
+}
+
+const Directive kDirectives[] = {
+    {"log_format", kHttpMainConf | kTwoMore, log_format_directive, ConfLevel::Main},
+    {"access_log",
+     kHttpMainConf | kHttpSrvConf | kHttpLocConf | kHttpLifConf | kHttpLmtConf | kOneMore,
+     access_log_directive},
+    {"open_log_file_cache", kHttpMainConf | kHttpSrvConf | kHttpLocConf | kTake1234,
+     open_log_file_cache_directive},
+};
+
+}  // namespace
+
+Module http_log_module{
+    .name = "http_log",
+    .type = ModuleType::Http,
+    .directives = kDirectives,
+    .create_main_conf = create_main_conf,
+    .create_loc_conf = create_loc_conf,
+    .merge_loc_conf = merge_loc_conf,
+    .postconfiguration = init,
+    .exit_process = exit_process,
+};
+
+}  // namespace weir::http

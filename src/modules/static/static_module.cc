@@ -1,0 +1,124 @@
+// The static content handler: maps the URI to a file, answers 301 for a directory without its slash,
+// 403/404 like nginx, and sends the file as an in_file buffer (the send chain uses sendfile, or the copy
+// filter reads it when sendfile is off).
+// nginx: src/http/modules/ngx_http_static_module.c
+#include "http/core_module.h"
+#include "http/open_file.h"
+#include "http/request_body.h"
+
+namespace weir::http {
+
+namespace {
+
+Code static_handler(Request& r) {
+  if (!(r.method & (kGet | kHead | kPost))) return Code::status(405);
+  if (r.uri.empty() || r.uri.back() == '/') return Rc::Declined;
+
+  size_t root;
+  // map_uri_to_path leaves room for the terminating NUL, which a redirect reuses for its '/'.
+  std::string_view path = map_uri_to_path(r, &root, 1);
+  if (path.empty()) return Code::status(500);
+  CoreLocConf& clcf = core_loc(r);
+  const Log& log = r.log();
+
+  OpenFileInfo of;
+  if (!open_cached_file(nullptr, path, of, *r.pool)) {
+    int level, rc;
+    switch (of.err) {
+      case 0:
+        return Code::status(500);
+      case ENOENT:
+      case ENOTDIR:
+      case ENAMETOOLONG:
+        level = static_cast<int>(LogLevel::Error);
+        rc = 404;
+        break;
+      case EACCES:
+      case EMLINK:
+      case ELOOP:
+        level = static_cast<int>(LogLevel::Error);
+        rc = 403;
+        break;
+      default:
+        level = static_cast<int>(LogLevel::Crit);
+        rc = 500;
+        break;
+    }
+    if (rc != 404 || *clcf.log_not_found) {
+      log_error(static_cast<LogLevel>(level), log, of.err, "%s \"%.*s\" failed", of.failed,
+                static_cast<int>(path.size()), path.data());
+    }
+    return Code::status(rc);
+  }
+  r.root_tested = !r.error_page;
+
+  if (of.is_dir) {
+    clear_location(r);
+    std::string_view location;
+    if (!clcf.alias && r.args.empty()) {
+      // The path's URI part plus '/', written over the NUL map_uri_to_path left.
+      char* p = const_cast<char*>(path.data());
+      p[path.size()] = '/';
+      location = {p + root, path.size() - root + 1};
+    } else {
+      size_t len = r.uri.size() + 1 + (r.args.empty() ? 0 : r.args.size() + 1);
+      char* p = r.pool->alloc_bytes(len);
+      char* e = put(p, r.uri);
+      *e++ = '/';
+      if (!r.args.empty()) {
+        *e++ = '?';
+        e = put(e, r.args);
+      }
+      location = {p, len};
+    }
+    r.headers_out.location = add_header_out(r, "Location", location);
+    return Code::status(301);
+  }
+  if (!of.is_file) {
+    log_error(LogLevel::Crit, log, 0, "\"%.*s\" is not a regular file", static_cast<int>(path.size()),
+              path.data());
+    return Code::status(404);
+  }
+  if (r.method == kPost) return Code::status(405);
+  if (Code rc = discard_request_body(r); rc != Rc::Ok) return rc;
+
+  r.connection->log.action = "sending response to client";
+  r.headers_out.status = 200;
+  r.headers_out.content_length_n = of.size;
+  r.headers_out.last_modified_time = of.mtime;
+  if (set_etag(r) != Rc::Ok || set_content_type(r) != Rc::Ok) return Code::status(500);
+  if (!r.is_main() && of.size == 0) return send_header(r);
+  r.allow_ranges = true;
+
+  auto* b = r.pool->make<Buffer>();
+  auto* file = r.pool->make<File>();
+  Rc rc = send_header(r);
+  if (rc == Rc::Error || r.header_only) return rc;
+  b->file_pos = 0;
+  b->file_last = of.size;
+  b->in_file = of.size != 0;
+  b->last_buf = r.is_main();
+  b->last_in_chain = true;
+  b->sync = !(b->last_buf || b->in_file);
+  file->fd = of.fd;
+  file->name = path;
+  file->log = &r.connection->log;
+  b->file = file;
+  ChainLink out{b, nullptr};
+  return output_filter(r, &out);
+}
+
+Status init(ConfContext& cf) {
+  add_phase_handler(cf, Phase::Content, static_handler);
+  return {};
+}
+
+}  // namespace
+
+Module http_static_module{
+    .name = "http_static",
+    .type = ModuleType::Http,
+    .postconfiguration = init,
+};
+
+}  // namespace weir::http

@@ -1,0 +1,93 @@
+#include "os/process.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/status.h"
+
+extern char** environ;
+
+namespace weir {
+
+namespace {
+char* g_title_start = nullptr;
+size_t g_title_size = 0;
+}  // namespace
+
+std::string daemonize() {
+  pid_t pid = ::fork();
+  if (pid < 0) return strprintf("fork() failed (%d: %s)", errno, std::strerror(errno));
+  if (pid > 0) ::_exit(0);
+  if (::setsid() < 0) return strprintf("setsid() failed (%d: %s)", errno, std::strerror(errno));
+  ::umask(0);
+  int fd = ::open("/dev/null", O_RDWR);
+  if (fd < 0) return strprintf("open(\"/dev/null\") failed (%d: %s)", errno, std::strerror(errno));
+  ::dup2(fd, STDIN_FILENO);
+  ::dup2(fd, STDOUT_FILENO);
+  if (fd > STDERR_FILENO) ::close(fd);
+  return {};
+}
+
+void init_proc_title(int argc, char** argv) {
+  if (argc == 0 || argv[0] == nullptr) return;
+  // argv strings and then environ strings usually lie back to back: the title may use all of it once
+  // environ is copied elsewhere.
+  char* end = argv[0] + std::strlen(argv[0]) + 1;
+  for (int i = 1; i < argc; i++) {
+    if (argv[i] == end) end = argv[i] + std::strlen(argv[i]) + 1;
+  }
+  size_t n = 0;
+  while (environ[n] != nullptr) n++;
+  char** env = static_cast<char**>(std::malloc((n + 1) * sizeof(char*)));
+  for (size_t i = 0; i < n; i++) {
+    if (environ[i] == end) end = environ[i] + std::strlen(environ[i]) + 1;
+    env[i] = ::strdup(environ[i]);
+  }
+  env[n] = nullptr;
+  environ = env;
+  g_title_start = argv[0];
+  g_title_size = end - argv[0];
+  for (int i = 1; i < argc; i++) argv[i] = nullptr;
+}
+
+void set_proc_title(const std::string& title) {
+  ::prctl(PR_SET_NAME, title.c_str(), 0, 0, 0);
+  if (g_title_start == nullptr || g_title_size < 2) return;
+  size_t n = std::min(title.size(), g_title_size - 1);
+  std::memcpy(g_title_start, title.data(), n);
+  std::memset(g_title_start + n, 0, g_title_size - n);
+}
+
+std::string set_nofile_limit(long n) {
+  struct rlimit rl;
+  rl.rlim_cur = rl.rlim_max = static_cast<rlim_t>(n);
+  if (::setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+    return strprintf("setrlimit(RLIMIT_NOFILE, %ld) failed (%d: %s)", n, errno, std::strerror(errno));
+  }
+  return {};
+}
+
+std::string switch_user(uid_t uid, gid_t gid, const std::string& user) {
+  if (::setgid(gid) < 0) {
+    return strprintf("setgid(%d) failed (%d: %s)", static_cast<int>(gid), errno, std::strerror(errno));
+  }
+  if (::initgroups(user.c_str(), gid) < 0) {
+    return strprintf("initgroups(%s, %d) failed (%d: %s)", user.c_str(), static_cast<int>(gid), errno,
+                     std::strerror(errno));
+  }
+  if (::setuid(uid) < 0) {
+    return strprintf("setuid(%d) failed (%d: %s)", static_cast<int>(uid), errno, std::strerror(errno));
+  }
+  ::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+  return {};
+}
+
+}  // namespace weir

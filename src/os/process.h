@@ -1,0 +1,24 @@
+// Process-level system calls: daemonizing, the process title seen in ps ("weir: worker process"), file
+// descriptor limits and dropping privileges.
+// nginx: src/os/unix/ngx_daemon.c, src/os/unix/ngx_setproctitle.c, src/os/unix/ngx_process_cycle.c
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+namespace weir {
+
+// Forks, lets the parent exit, starts a new session and points stdin/stdout at /dev/null.
+// Returns an error message or "".
+std::string daemonize();
+
+// Keeps argv's memory so the title can be rewritten later; call first thing in main().
+void init_proc_title(int argc, char** argv);
+void set_proc_title(const std::string& title);
+
+// Returns an error message or "".
+std::string set_nofile_limit(long n);
+std::string switch_user(uid_t uid, gid_t gid, const std::string& user);
+
+}  // namespace weir

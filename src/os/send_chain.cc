@@ -1,0 +1,139 @@
+#include "os/send_chain.h"
+
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <climits>
+
+#include "core/file.h"
+
+namespace weir {
+
+namespace {
+
+constexpr int kIovMax = IOV_MAX < 1024 ? IOV_MAX : 1024;
+
+LogLevel send_error_level(int err) {
+  // A client that went away is routine; anything else is worth attention.
+  return (err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == ETIMEDOUT) ? LogLevel::Info
+                                                                                    : LogLevel::Crit;
+}
+
+}  // namespace
+
+ChainLink* chain_to_iovec(IoVecs& vec, ChainLink* in, off_t limit) {
+  vec.count = 0;
+  vec.size = 0;
+  char* prev = nullptr;
+  for (; in != nullptr && static_cast<off_t>(vec.size) < limit; in = in->next) {
+    Buffer* b = in->buf;
+    if (b->special()) continue;
+    if (b->in_file) break;
+    if (!b->in_memory()) continue;  // nothing to send here (e.g. an empty sync buffer)
+    off_t size = b->last - b->pos;
+    if (size > limit - static_cast<off_t>(vec.size)) size = limit - vec.size;
+    if (size == 0) continue;
+    if (prev == b->pos && vec.count > 0) {
+      vec.iov[vec.count - 1].iov_len += size;  // adjacent memory: one iovec
+    } else {
+      if (vec.count == vec.max) break;
+      vec.iov[vec.count].iov_base = b->pos;
+      vec.iov[vec.count].iov_len = size;
+      vec.count++;
+    }
+    prev = b->pos + size;
+    vec.size += size;
+  }
+  return in;
+}
+
+ssize_t writev_nonblocking(SendState& s, IoVecs& vec, bool more, const Log& log) {
+  for (;;) {
+    ssize_t n;
+    if (more) {
+      struct msghdr msg {};
+      msg.msg_iov = vec.iov;
+      msg.msg_iovlen = vec.count;
+      n = ::sendmsg(s.fd, &msg, MSG_MORE | MSG_NOSIGNAL);
+    } else {
+      n = ::writev(s.fd, vec.iov, vec.count);
+    }
+    if (n >= 0) return n;
+    int err = errno;
+    if (err == EINTR) continue;
+    if (err == EAGAIN) {
+      s.blocked = true;
+      return 0;
+    }
+    log_error(send_error_level(err), log, err, "writev() failed");
+    return -1;
+  }
+}
+
+ChainLink* send_chain(SendState& s, ChainLink* in, off_t limit, const Log& log) {
+  if (limit == 0 || limit > kMaxSendfileSize) limit = kMaxSendfileSize;
+  s.blocked = false;
+  struct iovec iovs[kIovMax];
+  off_t send = 0;
+
+  for (;;) {
+    off_t prev_send = send;
+    IoVecs header{iovs, 0, kIovMax, 0};
+    ChainLink* cl = chain_to_iovec(header, in, limit - send);
+    send += header.size;
+    ssize_t sent;
+
+    bool file_next = cl != nullptr && cl->buf->in_file && send < limit;
+    if (file_next && header.count == 0) {
+      Buffer* fb = cl->buf;
+      off_t file_size = chain_coalesce_file(&cl, limit - send);
+      send += file_size;
+      if (s.use_sendfile) {
+        off_t offset = fb->file_pos;
+        for (;;) {
+          sent = ::sendfile(s.fd, fb->file->fd, &offset, file_size);
+          if (sent >= 0) break;
+          int err = errno;
+          if (err == EINTR) continue;
+          if (err == EAGAIN) {
+            s.blocked = true;
+            sent = 0;
+            break;
+          }
+          log_error(send_error_level(err), log, err, "sendfile() failed");
+          return kChainError;
+        }
+        if (sent == 0 && !s.blocked) {
+          // The file is shorter than the buffer says: it was truncated under us.
+          log_error(LogLevel::Alert, log, 0,
+                    "sendfile() reported that \"%.*s\" was truncated at %lld",
+                    static_cast<int>(fb->file->name.size()), fb->file->name.data(),
+                    static_cast<long long>(fb->file_pos));
+          return kChainError;
+        }
+      } else {
+        log_error(LogLevel::Alert, log, 0, "file buffer in the send chain with sendfile off");
+        return kChainError;
+      }
+    } else {
+      if (header.count == 0) return in;  // only special buffers left
+      // Hold headers back when file data follows (tcp_nopush): they leave with the file's first packet.
+      bool more = s.nopush && file_next;
+      sent = writev_nonblocking(s, header, more, log);
+      if (sent < 0) return kChainError;
+    }
+
+    s.sent += sent;
+    in = chain_update_sent(in, sent);
+    if (s.blocked) return in;
+    if (send - prev_send != sent) {
+      // A short write: the socket buffer is full; the caller waits for the write event.
+      s.blocked = true;
+      return in;
+    }
+    if (send >= limit || in == nullptr) return in;
+  }
+}
+
+}  // namespace weir

@@ -1,0 +1,45 @@
+// The Linux send chain (seed 004): adjacent memory buffers go out in one writev (up to IOV_MAX), contiguous
+// ranges of one file in one sendfile, both up to a byte limit; a partial write leaves the chain pointing at the
+// unsent part. With tcp_nopush, headers that precede file data are held back (MSG_MORE) so they leave in the
+// same packet as the file's first bytes, and nothing is held once the response's data is queued.
+// nginx: src/os/unix/ngx_linux_sendfile_chain.c, src/os/unix/ngx_writev_chain.c
+#pragma once
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "core/buffer.h"
+#include "core/log.h"
+
+namespace weir {
+
+// What the send chain needs to know and update about a socket.
+struct SendState {
+  int fd = -1;
+  off_t sent = 0;        // bytes sent on this socket so far
+  bool blocked = false;  // the last call stopped because the socket would block
+  bool nopush = false;   // tcp_nopush: hold headers that precede file data
+  bool use_sendfile = true;
+};
+
+// The largest sendfile() the kernel takes in one call, rounded down to a page.
+constexpr off_t kMaxSendfileSize = 2147479552;
+
+// Sends up to limit bytes of the chain (0: no limit). Returns the first link not fully sent (nullptr when
+// everything was sent) or kChainError (errno-derived message logged at info for a peer's reset, else crit).
+ChainLink* send_chain(SendState& s, ChainLink* in, off_t limit, const Log& log);
+
+// Collects memory buffers starting at in into iov (coalescing adjacent memory), up to limit bytes.
+// Returns the first link not collected (a file buffer, or the one past the limit).
+struct IoVecs {
+  struct iovec* iov;
+  int count;
+  int max;
+  size_t size;
+};
+ChainLink* chain_to_iovec(IoVecs& vec, ChainLink* in, off_t limit);
+
+// writev() that reports EAGAIN as 0 bytes with blocked set, and errors as -1.
+ssize_t writev_nonblocking(SendState& s, IoVecs& vec, bool more, const Log& log);
+
+}  // namespace weir

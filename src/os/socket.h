@@ -1,0 +1,40 @@
+// Socket system calls with nginx's error reporting: listening sockets (bind/listen with the listen
+// directive's options), non-blocking mode, TCP options, and receiving into a buffer.
+// nginx: src/os/unix/ngx_socket.c, src/os/unix/ngx_recv.c, src/core/ngx_connection.c
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include "core/inet.h"
+#include "core/log.h"
+
+namespace weir {
+
+struct ListenOptions {
+  int backlog = 511;
+  bool reuseport = false;
+  int ipv6only = 1;
+  int rcvbuf = -1;
+  int sndbuf = -1;
+  bool deferred = false;
+  bool so_keepalive = false;
+  bool fastopen = false;
+};
+
+// Creates, binds and listens; returns the fd or -1 with a message such as
+// "bind() to 127.0.0.1:80 failed (98: Address already in use)".
+int open_listening_socket(const SockAddr& addr, const ListenOptions& opt, std::string& error);
+
+bool set_nonblocking(int fd);
+int set_tcp_nodelay(int fd, bool on);
+int set_tcp_cork(int fd, bool on);
+
+// recv() once: >0 bytes, 0 on EOF, -1 would block (errno EAGAIN), -2 on error (errno set).
+ssize_t recv_once(int fd, char* buf, size_t size);
+
+// The address the socket is bound to (for $server_addr when listening on a wildcard).
+bool local_address(int fd, SockAddr& out);
+
+}  // namespace weir

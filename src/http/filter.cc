@@ -58,7 +58,7 @@ Status build_filter_chains(ConfContext& cf) {
   return {};
 }
 
-Rc send_header(Request& r) {
+Code send_header(Request& r) {
   if (r.header_sent) {
     log_error(LogLevel::Alert, r.log(), 0, "header already sent");
     return Rc::Error;
@@ -67,7 +67,13 @@ Rc send_header(Request& r) {
     r.headers_out.status = r.err_status;
     r.headers_out.status_line = {};
   }
-  return core_main(r).filters.header_top()(r);
+  Rc rc = core_main(r).filters.header_top()(r);
+  if (rc == Rc::Declined && r.filter_status != 0) {
+    int status = r.filter_status;
+    r.filter_status = 0;
+    return Code::status(status);
+  }
+  return rc;
 }
 
 Rc output_filter(Request& r, ChainLink* in) {

@@ -54,8 +54,11 @@ Status build_filter_chains(ConfContext& cf);
 // The last body filter, also called directly by the header serialiser (nginx: ngx_http_write_filter).
 Rc write_filter(Request& r, ChainLink* in);
 
-// Runs the header filters (once per request) / the body filters.
-Rc send_header(Request& r);
+// Runs the header filters (once per request). A header filter that turns the response into an error (range's
+// 416) sets r.filter_status and returns Declined; send_header then answers with that status.
+class Code;
+Code send_header(Request& r);
+// Runs the body filters.
 Rc output_filter(Request& r, ChainLink* in);
 
 }  // namespace weir::http

@@ -226,7 +226,8 @@ Code try_files_handler(Request& r) {
 
   std::string_view last = list.back().value.eval(r);
   if (!last.empty() && last[0] == '@') {
-    named_location(r, last);
+    (void)named_location(r, last);
+    finalize_request(r, Rc::Done);  // the redirect took a reference of its own
     return Rc::Done;
   }
   if (!last.empty() && last[0] == '=') {
@@ -246,6 +247,7 @@ Code try_files_handler(Request& r) {
     args = r.args;
   }
   (void)internal_redirect(r, last, args);
+  finalize_request(r, Rc::Done);
   return Rc::Done;
 }
 

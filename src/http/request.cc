@@ -427,7 +427,7 @@ Rc send_special(Request& r, bool last, bool flush) {
 }
 
 Code send_response(Request& r, int status, std::string_view text) {
-  if (discard_request_body(r) != Rc::Ok) r.keepalive = false;
+  if (Code rc = discard_request_body(r); rc != Rc::Ok) return rc;
   if (status >= 301 && status <= 308 && status != 304) {
     clear_location(r);
     r.headers_out.location = add_header_out(r, "Location", text);
@@ -444,8 +444,8 @@ Code send_response(Request& r, int status, std::string_view text) {
   b->last_in_chain = true;
   b->sync = !(b->last_buf || b->memory);
   r.headers_out.content_length_n = static_cast<off_t>(text.size());
-  Rc rc = send_header(r);
-  if (rc == Rc::Error || r.header_only) return rc;
+  Code rc = send_header(r);
+  if (rc == Rc::Error || rc.is_status() || r.header_only) return rc;
   ChainLink out{b, nullptr};
   return output_filter(r, &out);
 }

@@ -87,7 +87,7 @@ struct Request {
   std::string_view http_protocol;
   std::string_view schema;
   uint32_t method = kUnknown;
-  int http_version = 0;  // major * 1000 + minor; 9 for HTTP/0.9
+  int http_version = 1000;  // major * 1000 + minor; 9 for HTTP/0.9
 
   HeadersIn headers_in;
   HeadersOut headers_out;
@@ -116,6 +116,7 @@ struct Request {
   int count = 1;  // references: the request itself, body reading, ...
   int uri_changes = 11;
   int err_status = 0;
+  int filter_status = 0;  // a header filter's answer (see send_header)
   uint8_t buffered = 0;
 
   bool header_sent : 1 = false;

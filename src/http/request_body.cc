@@ -44,13 +44,6 @@ Code discard_filter(Request& r, Buffer& b) {
         rb.chunked->size -= take;
         rb.received += take;
         b.pos += take;
-        off_t max = *core_loc(r).client_max_body_size;
-        if (max != 0 && rb.received > max) {
-          log_error(LogLevel::Error, r.log(), 0, "client intended to send too large chunked body: %lld bytes",
-                    static_cast<long long>(rb.received));
-          r.lingering_close = true;
-          return Code::status(413);
-        }
         continue;
       }
       if (rc == ChunkedResult::Done) {

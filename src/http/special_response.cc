@@ -100,8 +100,8 @@ Code send_refresh(Request& r) {
   clear_accept_ranges(r);
   clear_last_modified(r);
   clear_etag(r);
-  Rc rc = send_header(r);
-  if (rc == Rc::Error || r.header_only) return rc;
+  Code rc = send_header(r);
+  if (rc == Rc::Error || rc.is_status() || r.header_only) return rc;
   Buffer* b = Buffer::create_memory(*r.pool, {p, len});
   b->last_buf = r.is_main();
   b->last_in_chain = true;
@@ -131,8 +131,8 @@ Code send_special_page(Request& r, int error) {
   clear_accept_ranges(r);
   clear_last_modified(r);
   clear_etag(r);
-  Rc rc = send_header(r);
-  if (rc == Rc::Error || r.header_only) return rc;
+  Code rc = send_header(r);
+  if (rc == Rc::Error || rc.is_status() || r.header_only) return rc;
   if (page.empty()) return send_special(r, true, false);
   ChainLink* out = r.pool->alloc_link();
   ChainLink* second = r.pool->alloc_link();

@@ -20,11 +20,12 @@ extern Module http_header_filter_module;
 extern Module http_chunked_filter_module;
 extern Module http_copy_filter_module;
 extern Module http_not_modified_filter_module;
+extern Module http_range_filter_module;
 }  // namespace http
 
 namespace {
 
-std::array<Module*, 15> g_list = {
+std::array<Module*, 16> g_list = {
     &core_module,
     &errlog_module,
     &events_module,
@@ -38,6 +39,7 @@ std::array<Module*, 15> g_list = {
     &http::http_write_filter_module,
     &http::http_header_filter_module,
     &http::http_chunked_filter_module,
+    &http::http_range_filter_module,
     &http::http_copy_filter_module,
     &http::http_not_modified_filter_module,
 };

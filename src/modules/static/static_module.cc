@@ -92,8 +92,8 @@ Code static_handler(Request& r) {
 
   auto* b = r.pool->make<Buffer>();
   auto* file = r.pool->make<File>();
-  Rc rc = send_header(r);
-  if (rc == Rc::Error || r.header_only) return rc;
+  Code rc = send_header(r);
+  if (rc == Rc::Error || rc.is_status() || r.header_only) return rc;
   b->file_pos = 0;
   b->file_last = of.size;
   b->in_file = of.size != 0;

@@ -1,0 +1,51 @@
+# weir: `make` builds build/weir; `make run` and `make test` are the whole set-up on a fresh Debian 12.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+CMAKE_ARGS ?=
+FUZZ_SECONDS ?= 60
+
+.PHONY: all weir deps run test test-fast unit integration asan fuzz bench format clean
+
+all: weir
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
+
+weir: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+deps:
+	@scripts/deps.sh
+
+# Serves html/ on 127.0.0.1:8080 in the foreground (Ctrl-C stops it).
+run: deps weir
+	@mkdir -p logs
+	./$(BUILD)/weir -p $(CURDIR)/ -c conf/weir.conf -g 'daemon off;'
+
+# Unit tests, integration tests on the release and the ASan/UBSan builds, 60 s of fuzzing;
+# the last line is "N passed, M failed".
+test: deps
+	@scripts/test.sh all
+
+# Unit and integration tests on the release build only.
+test-fast: deps
+	@scripts/test.sh fast
+
+asan: $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD) weir
+
+$(ASAN_BUILD)/build.ninja:
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEIR_SANITIZE=ON -DWEIR_TESTS=OFF $(CMAKE_ARGS)
+
+fuzz: deps
+	@scripts/test.sh fuzz
+
+bench: deps weir
+	@bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

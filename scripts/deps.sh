@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages weir's build, tests and benchmarks need, when they are missing.
+set -euo pipefail
+pkgs=(cmake ninja-build g++ clang pkg-config libpcre2-dev libgtest-dev python3-pytest python3-pytest-timeout curl nginx
+      libclang-rt-14-dev)
+[ "${WEIR_BENCH:-0}" = 1 ] && pkgs+=(wrk h2o strace valgrind)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "installing: ${missing[*]}"
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+if ! $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/weir-apt.log 2>&1; then
+  $sudo apt-get update >/tmp/weir-apt-update.log 2>&1 || true
+  $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/weir-apt.log 2>&1 || {
+    tail -20 /tmp/weir-apt.log; exit 1; }
+fi
+# Debian's nginx package may start a service; weir's tests run their own nginx on free ports.
+if command -v systemctl >/dev/null 2>&1; then $sudo systemctl disable --now nginx h2o >/dev/null 2>&1 || true; fi
+exit 0

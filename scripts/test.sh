@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The test runner behind `make test`: builds, runs the unit tests (GoogleTest), the integration tests
+# (pytest, real sockets) on the release build and on the ASan/UBSan build, and the request-parser fuzzer;
+# ends with one line "N passed, M failed".
+#   scripts/test.sh all   - everything (CI)
+#   scripts/test.sh fast  - unit + release integration
+#   scripts/test.sh fuzz  - the fuzzer only
+set -uo pipefail
+cd "$(dirname "$0")/.."
+mode=${1:-all}
+passed=0
+failed=0
+jobs=$(nproc)
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+count() {  # count <name> <passed> <failed>
+  passed=$((passed + $2)); failed=$((failed + $3))
+  printf '%-28s %5d passed, %d failed\n' "$1" "$2" "$3"
+}
+
+build() {  # build <dir> <cmake args...>
+  local dir=$1; shift
+  if ! { cmake -S . -B "$dir" -G Ninja "$@" >"$results/cmake-$(basename "$dir").log" 2>&1 &&
+         ninja -C "$dir" >"$results/ninja-$(basename "$dir").log" 2>&1; }; then
+    cat "$results/cmake-$(basename "$dir").log" "$results/ninja-$(basename "$dir").log" | grep -E "error|warning|Error" | head -40
+    return 1
+  fi
+}
+
+junit_counts() {  # prints "passed failed" from a junit xml file
+  /usr/bin/python3 - "$1" <<'PY'
+import sys, xml.etree.ElementTree as ET
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except Exception:
+    print(0, 1); sys.exit()
+suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
+t = f = s = 0
+for st in suites:
+    t += int(st.get("tests", 0)); f += int(st.get("failures", 0)) + int(st.get("errors", 0))
+    s += int(st.get("skipped", 0))
+# A skipped test is not a pass.
+print(t - f - s, f + s)
+PY
+}
+
+gtest_counts() {
+  /usr/bin/python3 - "$1" <<'PY'
+import json, sys
+try:
+    d = json.load(open(sys.argv[1]))
+    print(d["tests"] - d["failures"] - d.get("disabled", 0), d["failures"] + d.get("disabled", 0))
+except Exception:
+    print(0, 1)
+PY
+}
+
+run_unit() {
+  if ! build build -DCMAKE_BUILD_TYPE=Release -DWEIR_WERROR=ON; then count "build (release)" 0 1; return; fi
+  build/weir_unit_tests --gtest_output=json:"$results/unit.json" >"$results/unit.log" 2>&1
+  local c; c=$(gtest_counts "$results/unit.json")
+  [ "${c#* }" != 0 ] && grep -E "FAILED|Failure" -A5 "$results/unit.log" | head -60
+  count "unit tests" ${c% *} ${c#* }
+}
+
+run_integration() {  # run_integration <label> <binary>
+  WEIR_BIN="$2" /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider --maxfail=50 --timeout=300 \
+    --junitxml="$results/$1.xml" >"$results/$1.log" 2>&1
+  local c; c=$(junit_counts "$results/$1.xml")
+  [ "${c#* }" != 0 ] && grep -E "^(FAILED|ERROR)|Error|assert" "$results/$1.log" | head -60
+  count "$1" ${c% *} ${c#* }
+}
+
+run_asan() {
+  if ! build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEIR_SANITIZE=ON -DWEIR_TESTS=OFF -DWEIR_WERROR=ON; then
+    count "build (asan)" 0 1; return
+  fi
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_integration "integration (asan+ubsan)" build-asan/weir
+}
+
+run_fuzz() {
+  if ! build build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEIR_FUZZ=ON -DWEIR_WERROR=ON \
+        -DCMAKE_CXX_COMPILER=clang++; then
+    count "build (fuzz)" 0 1; return
+  fi
+  local secs=${FUZZ_SECONDS:-60} ok=0 bad=0
+  for f in build-fuzz/*_fuzz; do
+    mkdir -p "$results/corpus-$(basename "$f")"
+    if "$f" -max_total_time="$secs" -print_final_stats=0 "$results/corpus-$(basename "$f")" tests/fuzz/corpus \
+         >"$results/$(basename "$f").log" 2>&1; then
+      ok=$((ok + 1))
+    else
+      bad=$((bad + 1)); tail -40 "$results/$(basename "$f").log"
+    fi
+  done
+  count "fuzz (${secs}s each)" $ok $bad
+}
+
+case "$mode" in
+  fast) run_unit; run_integration "integration (release)" build/weir ;;
+  fuzz) run_fuzz ;;
+  all)  run_unit; run_integration "integration (release)" build/weir; run_asan; run_fuzz ;;
+  *) echo "usage: $0 all|fast|fuzz"; exit 2 ;;
+esac
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

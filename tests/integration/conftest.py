@@ -1,0 +1,382 @@
+"""The harness every integration test uses: a server (weir, or Debian's nginx as the reference) started in
+its own temp prefix with its own config on free ports, real sockets to talk to it, and checks that its
+error log holds no [alert] and its stderr no sanitizer report."""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WEIR = os.environ.get("WEIR_BIN", os.path.join(ROOT, "build", "weir"))
+if not os.path.isabs(WEIR):
+    WEIR = os.path.join(ROOT, WEIR)
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+MIME = os.path.join(ROOT, "conf", "mime.types")
+SANITIZED = "asan" in WEIR
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Response:
+    def __init__(self, status, reason, headers, body, raw):
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # list of (name, value)
+        self.body = body
+        self.raw = raw
+
+    def header(self, name, default=None):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return default
+
+    def header_list(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    def __repr__(self):
+        return "<Response %s %r>" % (self.status, self.body[:80])
+
+
+def parse_one(data, head_request=False):
+    """Parses one response from data; returns (Response, rest) or (None, data) if incomplete."""
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        return None, data
+    head = data[:end].decode("latin-1").split("\r\n")
+    m = re.match(r"HTTP/(\d\.\d) (\d{3}) ?(.*)", head[0])
+    if not m:
+        raise ValueError("bad status line %r" % head[0])
+    status = int(m.group(2))
+    headers = []
+    for line in head[1:]:
+        k, _, v = line.partition(":")
+        headers.append((k.strip(), v.strip()))
+    rest = data[end + 4:]
+    resp = Response(status, m.group(3), headers, b"", data)
+    if head_request or status in (204, 304) or 100 <= status < 200:
+        return resp, rest
+    te = resp.header("Transfer-Encoding")
+    cl = resp.header("Content-Length")
+    if te and te.lower() == "chunked":
+        body = b""
+        pos = 0
+        while True:
+            nl = rest.find(b"\r\n", pos)
+            if nl < 0:
+                return None, data
+            size = int(rest[pos:nl].split(b";")[0], 16)
+            pos = nl + 2
+            if size == 0:
+                trailer_end = rest.find(b"\r\n", pos)
+                if trailer_end < 0:
+                    return None, data
+                # skip trailers
+                while rest[pos:pos + 2] != b"\r\n":
+                    nxt = rest.find(b"\r\n", pos)
+                    if nxt < 0:
+                        return None, data
+                    pos = nxt + 2
+                pos += 2
+                resp.body = body
+                return resp, rest[pos:]
+            if len(rest) < pos + size + 2:
+                return None, data
+            body += rest[pos:pos + size]
+            pos += size + 2
+    if cl is not None:
+        n = int(cl)
+        if len(rest) < n:
+            return None, data
+        resp.body = rest[:n]
+        return resp, rest[n:]
+    # Until close.
+    resp.body = rest
+    resp.until_close = True
+    return resp, b""
+
+
+class Client:
+    """A connection that can send raw bytes and read responses (keep-alive, pipelining)."""
+
+    def __init__(self, port, timeout=10, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buf = b""
+        self.closed = False
+
+    def send(self, data):
+        if isinstance(data, str):
+            data = data.encode("latin-1")
+        self.sock.sendall(data)
+
+    def recv_more(self):
+        chunk = self.sock.recv(1 << 20)
+        if not chunk:
+            self.closed = True
+        self.buf += chunk
+        return chunk
+
+    def response(self, head=False):
+        while True:
+            resp, rest = parse_one(self.buf, head)
+            if resp is not None and not getattr(resp, "until_close", False):
+                self.buf = rest
+                return resp
+            if self.closed:
+                if resp is not None:
+                    self.buf = b""
+                    return resp
+                raise ConnectionError("closed before a full response: %r" % self.buf[:200])
+            self.recv_more()
+
+    def read_until_close(self):
+        while not self.closed:
+            self.recv_more()
+        return self.buf
+
+    def is_closed(self, wait=2.0):
+        """True if the server closes the connection within `wait` seconds (no more data expected)."""
+        self.sock.settimeout(wait)
+        try:
+            data = self.sock.recv(65536)
+            self.buf += data
+            return data == b""
+        except socket.timeout:
+            return False
+        except ConnectionResetError:
+            return True
+
+    def close(self):
+        self.sock.close()
+
+
+def http_get(port, path, headers=None, method="GET", body=None, version="1.1", host="localhost"):
+    """One request on a new connection; returns the Response."""
+    h = {"Host": host, "Connection": "close"}
+    h.update(headers or {})
+    req = "%s %s HTTP/%s\r\n" % (method, path, version)
+    for k, v in h.items():
+        if v is not None:
+            req += "%s: %s\r\n" % (k, v)
+    data = req.encode("latin-1") + b"\r\n"
+    if body is not None:
+        data = data.replace(b"\r\n\r\n", b"\r\nContent-Length: %d\r\n\r\n" % len(body), 1) + body
+    c = Client(port)
+    c.send(data)
+    r = c.response(head=(method == "HEAD"))
+    c.close()
+    return r
+
+
+def raw(port, data, timeout=5):
+    """Sends raw bytes, half-closes, returns everything until the server closes."""
+    if isinstance(data, str):
+        data = data.encode("latin-1")
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(data)
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except (socket.timeout, ConnectionResetError):
+        pass
+    s.close()
+    return out
+
+
+class Server:
+    def __init__(self, http_conf="", main_conf="", events="", files=None, binary=None, ports=1,
+                 full_conf=None, name=None):
+        self.binary = binary or WEIR
+        self.name = name or ("nginx" if self.binary == NGINX else "weir")
+        self.dir = tempfile.mkdtemp(prefix="%s-test-" % self.name)
+        os.chmod(self.dir, 0o755)
+        for sub in ("logs", "conf", "html"):
+            os.makedirs(os.path.join(self.dir, sub))
+            os.chmod(os.path.join(self.dir, sub), 0o755)
+        self.ports = [free_port() for _ in range(ports)]
+        self.port = self.ports[0]
+        for path, content in (files or {}).items():
+            self.write(path, content)
+        shutil.copy(MIME, os.path.join(self.dir, "conf", "mime.types"))
+        if full_conf is None:
+            full_conf = (
+                "daemon off;\n"
+                "pid %%DIR%%/logs/server.pid;\n"
+                "error_log %%DIR%%/logs/error.log debug;\n"
+                + main_conf + "\n"
+                "events { worker_connections 1024; " + events + " }\n"
+                "http {\n"
+                "    access_log %%DIR%%/logs/access.log;\n"
+                "    client_body_temp_path %%DIR%%/client_body_temp;\n"
+                "    root %%DIR%%/html;\n"
+                + http_conf + "\n}\n")
+        self.conf_path = os.path.join(self.dir, "conf", "nginx.conf")
+        self.set_conf(full_conf)
+        self.proc = None
+        self.stderr_path = os.path.join(self.dir, "logs", "stderr")
+
+    def subst(self, text):
+        text = text.replace("%%DIR%%", self.dir)
+        for i, p in enumerate(self.ports):
+            text = text.replace("%%%%PORT%d%%%%" % i, str(p))
+        return text.replace("%%PORT%%", str(self.port))
+
+    def set_conf(self, text):
+        self.conf_text = self.subst(text)
+        with open(self.conf_path, "w") as f:
+            f.write(self.conf_text)
+
+    def path(self, rel):
+        return os.path.join(self.dir, rel)
+
+    def write(self, rel, content, mode=0o644):
+        p = os.path.join(self.dir, "html", rel) if not rel.startswith("/") else rel
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        d = os.path.dirname(p)
+        while d.startswith(self.dir) and len(d) > len(self.dir):
+            os.chmod(d, 0o755)
+            d = os.path.dirname(d)
+        with open(p, "wb") as f:
+            f.write(content.encode() if isinstance(content, str) else content)
+        os.chmod(p, mode)
+        return p
+
+    @property
+    def pid_file(self):
+        return os.path.join(self.dir, "logs", "server.pid")
+
+    def master_pid(self):
+        with open(self.pid_file) as f:
+            return int(f.read().strip())
+
+    def start(self, args=(), wait=True):
+        cmd = [self.binary, "-p", self.dir + "/", "-c", self.conf_path, "-e", self.path("logs/error.log")]
+        cmd += list(args)
+        self.stderr = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        if wait:
+            self.wait_started()
+        return self
+
+    def wait_started(self, timeout=15):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.path.exists(self.pid_file):
+                try:
+                    if self.master_pid() > 0:
+                        return
+                except ValueError:
+                    pass
+            if self.proc.poll() is not None:
+                raise RuntimeError("%s exited with %s: %s\n%s" % (
+                    self.name, self.proc.returncode, self.read_stderr(), self.error_log()[-2000:]))
+            time.sleep(0.02)
+        raise RuntimeError("%s did not start: %s" % (self.name, self.read_stderr()))
+
+    def send_signal(self, sig):
+        os.kill(self.master_pid(), sig)
+
+    def stop(self, sig=signal.SIGQUIT, timeout=30):
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("%s did not stop within %ss after signal %d" % (self.name, timeout, sig))
+        self.stderr.close()
+        return self.proc.returncode
+
+    def read_stderr(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def error_log(self):
+        try:
+            with open(self.path("logs/error.log"), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def access_log(self, name="logs/access.log"):
+        try:
+            with open(self.path(name), "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def check_clean(self):
+        """No [alert] (nginx's harness checks the same) and no sanitizer report."""
+        log = self.error_log()
+        alerts = [l for l in log.splitlines() if "[alert]" in l]
+        assert not alerts, "alerts in error log:\n" + "\n".join(alerts[:20])
+        err = self.read_stderr()
+        for marker in ("AddressSanitizer", "runtime error:", "LeakSanitizer", "UndefinedBehaviorSanitizer"):
+            assert marker not in err and marker not in log, "sanitizer report:\n" + err[-4000:]
+
+    def get(self, path, **kw):
+        return http_get(self.port, path, **kw)
+
+    def client(self, port=None):
+        return Client(port or self.port)
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def make_server():
+    """Builds servers; each is stopped (gracefully) and checked for alerts/sanitizer reports afterwards."""
+    servers = []
+
+    def make(*args, start=True, **kw):
+        s = Server(*args, **kw)
+        servers.append(s)
+        if start:
+            s.start()
+        return s
+
+    yield make
+    errors = []
+    for s in servers:
+        try:
+            s.stop()
+            s.check_clean()
+        except AssertionError as e:
+            errors.append(str(e))
+        finally:
+            if not errors:
+                s.cleanup()
+    if errors:
+        pytest.fail("\n".join(errors))
+
+
+def wait_for(cond, timeout=10, step=0.05, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    raise AssertionError("timed out waiting for " + what)

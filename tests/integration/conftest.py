@@ -220,7 +220,8 @@ class Server:
                 "pid %%DIR%%/logs/server.pid;\n"
                 "error_log %%DIR%%/logs/error.log debug;\n"
                 + main_conf + "\n"
-                "events { worker_connections 1024; " + events + " }\n"
+                "events { " + (events if "worker_connections" in events else
+                               "worker_connections 1024; " + events) + " }\n"
                 "http {\n"
                 "    access_log %%DIR%%/logs/access.log;\n"
                 "    client_body_temp_path %%DIR%%/client_body_temp;\n"

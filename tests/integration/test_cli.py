@@ -1,0 +1,174 @@
+"""The command line as nginx's: -v -V -h -t -T -q -g -p -c -e -s, and configuration errors reported with
+nginx's wording and the file:line they are at."""
+import os
+import subprocess
+import tempfile
+
+import pytest
+
+from conftest import WEIR, Server
+
+
+def run(*args, cwd=None):
+    p = subprocess.run([WEIR, *args], capture_output=True, text=True, timeout=30, cwd=cwd)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_version_help_configure():
+    rc, out, err = run("-v")
+    assert rc == 0 and out == "" and err == "weir version: weir/0.1.0\n"
+    rc, out, err = run("-V")
+    assert rc == 0 and out == ""
+    lines = err.splitlines()
+    assert lines[0] == "weir version: weir/0.1.0"
+    conf = [l for l in lines if l.startswith("configure arguments: ")][0]
+    for missing in ("gzip", "proxy", "fastcgi", "ssi", "map", "access", "limit_req"):
+        assert "--without-http_%s_module" % missing in conf
+    assert "--without-http_rewrite_module" not in conf
+    assert "--without-http-cache" in conf
+    for absent in ("--with-http_ssl_module", "http_v2", "dav", "mp4", "--with-"):
+        assert absent not in conf
+    rc, out, err = run("-h")
+    assert rc == 0 and out == ""
+    assert "Usage: weir [-?hvVtTq] [-s signal] [-p prefix]\n            [-e filename] [-c filename] [-g directives]" in err
+    assert "-s signal     : send signal to a master process: stop, quit, reopen, reload" in err
+    rc, out, err = run("-?")
+    assert rc == 0 and "Usage:" in err
+
+
+def test_invalid_options():
+    assert run("-x")[2] == 'weir: invalid option: "x"\n'
+    assert run("-x")[0] == 1
+    assert run("foo")[2] == 'weir: invalid option: "foo"\n'
+    assert run("-s", "restart")[2] == 'weir: invalid option: "-s restart"\n'
+    assert run("-c")[2] == 'weir: option "-c" requires file name\n'
+    assert run("-p")[2] == 'weir: option "-p" requires directory name\n'
+    assert run("-g")[2] == 'weir: option "-g" requires parameter\n'
+
+
+def write_conf(text, extra_files=None):
+    d = tempfile.mkdtemp(prefix="weir-cli-")
+    os.chmod(d, 0o755)
+    os.makedirs(os.path.join(d, "logs"))
+    os.makedirs(os.path.join(d, "conf"))
+    for name, content in (extra_files or {}).items():
+        p = os.path.join(d, "conf", name)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "w") as f:
+            f.write(content)
+    path = os.path.join(d, "conf", "nginx.conf")
+    from conftest import free_port
+    with open(path, "w") as f:
+        f.write(text.replace("%%DIR%%", d).replace("%%PORT%%", str(free_port())))
+    return d, path
+
+
+GOOD = """pid %%DIR%%/logs/pid;
+error_log %%DIR%%/logs/error.log;
+events { }
+http {
+    include sub/*.conf;
+    access_log %%DIR%%/logs/access.log;
+    server { listen 127.0.0.1:%%PORT%%; root %%DIR%%; }
+}
+"""
+
+
+def test_t_and_T_on_a_good_config():
+    d, path = write_conf(GOOD, {"sub/a.conf": "types { text/a a; }\n", "sub/b.conf": "types { text/b b; }\n"})
+    rc, out, err = run("-p", d + "/", "-c", path, "-t")
+    assert rc == 0 and out == ""
+    assert err == ("weir: the configuration file %s syntax is ok\n"
+                   "weir: configuration file %s test is successful\n") % (path, path)
+    rc, out, err = run("-p", d + "/", "-c", path, "-tq")
+    assert rc == 0 and err == "" and out == ""
+    rc, out, err = run("-p", d + "/", "-c", path, "-T")
+    assert rc == 0
+    assert out.startswith("# configuration file %s:\n%s" % (path, open(path).read()))
+    assert "# configuration file %s/conf/sub/a.conf:\ntypes { text/a a; }\n" % d in out
+    assert "# configuration file %s/conf/sub/b.conf:\n" % d in out
+    # -c relative to the prefix.
+    rc, out, err = run("-p", d, "-c", "conf/nginx.conf", "-t")
+    assert rc == 0
+
+
+BAD = [
+    ("events {}\nhttp {\n    foo bar;\n}\n", 'unknown directive "foo" in %s:3'),
+    ("events {}\nhttp {\n    listen 80;\n}\n", '"listen" directive is not allowed here in %s:3'),
+    ("events {}\nhttp {\n    sendfile;\n}\n", 'invalid number of arguments in "sendfile" directive in %s:3'),
+    ("events {}\nhttp {\n    sendfile maybe;\n}\n",
+     'invalid value "maybe" in "sendfile" directive, it must be "on" or "off" in %s:3'),
+    ("events {}\nhttp {\n    sendfile on;\n    sendfile off;\n}\n", '"sendfile" directive is duplicate in %s:4'),
+    ("events {}\nhttp {\n    client_max_body_size 1x;\n}\n", '"client_max_body_size" directive invalid value in %s:3'),
+    ("events {}\nhttp {\n    keepalive_timeout 5q;\n}\n", '"keepalive_timeout" directive invalid value in %s:3'),
+    ("events {}\nhttp {\n    sendfile on\n}\n", 'unexpected "}" in %s:4'),
+    ("events {}\nhttp {\n    server {\n", 'unexpected end of file, expecting "}" in %s:4'),
+    ("events {}\nhttp {\n    root /x\n", 'unexpected end of file, expecting ";" or "}" in %s:4'),
+    ("events {}\n}\n", 'unexpected "}" in %s:2'),
+    ("events {}\nhttp {\n    server {\n        return 200 $nonesuch;\n    }\n}\n",
+     'unknown "nonesuch" variable in %s:4'),
+    ("events {}\nhttp {\n    server { location ~ ( { } }\n}\n", "pcre2_compile() failed: missing closing parenthesis"),
+    ("events {}\nhttp {\n    include missing.conf;\n}\n", "missing.conf\" failed (2: No such file or directory) in %s:3"),
+    ("events {}\nhttp {\n    server { listen 127.0.0.1:99999; }\n}\n",
+     'invalid port in "127.0.0.1:99999" of the "listen" directive in %s:3'),
+    ("http { }\n", 'no "events" section in configuration'),
+    ("events {}\nhttp {\n    server { location /a { location /b { } } }\n}\n",
+     'location "/b" is outside location "/a" in %s:3'),
+    ("events {}\nhttp {\n    server { location /a {} location /a {} }\n}\n", 'duplicate location "/a" in %s:3'),
+    ("events {}\nhttp {\n    gzip on;\n}\n", 'unknown directive "gzip" in %s:3'),
+    ("events {}\nhttp {\n    server { listen 127.0.0.1:1 ssl; }\n}\n",
+     'the "ssl" parameter requires ngx_http_ssl_module in %s:3'),
+    ("events {}\nhttp {\n    root \"/x;\n}\n", "unexpected end of file"),
+    ("events {}\nhttp {\n    root 'a'b;\n}\n", 'unexpected "b" in %s:3'),
+    ("events { use kqueue; }\nhttp { }\n", 'invalid event type "kqueue" in %s:1'),
+    ("events {}\nhttp { server { return 99999; } }\n", 'invalid return code "99999" in %s:2'),
+    ("events {}\nhttp { server { if ($a { } } }\n", 'invalid condition "$a" in %s:2'),
+]
+
+
+@pytest.mark.parametrize("text,message", BAD)
+def test_t_on_bad_configs(text, message):
+    d, path = write_conf(text)
+    rc, out, err = run("-p", d + "/", "-c", path, "-t")
+    assert rc == 1
+    expected = message % path if "%s" in message else message
+    assert expected in err, err
+    assert err.startswith("weir: [emerg] ")
+    assert err.endswith("weir: configuration file %s test failed\n" % path)
+
+
+def test_g_directives():
+    d, path = write_conf(GOOD.replace("pid", "worker_processes 1;\npid"), {"sub/x.conf": ""})
+    rc, out, err = run("-p", d + "/", "-c", path, "-g", "worker_processes 2;", "-t")
+    assert rc == 1 and '"worker_processes" directive is duplicate in %s:1' % path in err
+    rc, out, err = run("-p", d + "/", "-c", path, "-g", "daemon off; daemon off;", "-t")
+    assert rc == 1 and '"daemon" directive is duplicate in command line' in err
+    rc, out, err = run("-p", d + "/", "-c", path, "-g", "http { }", "-t")
+    assert rc == 1 and "block directives are not supported in -g option" in err
+    rc, out, err = run("-p", d + "/", "-c", path, "-g", "daemon off", "-t")
+    assert rc == 1 and 'unexpected end of parameter, expecting ";" in command line' in err
+
+
+def test_signaller_errors():
+    d, path = write_conf(GOOD, {"sub/x.conf": ""})
+    rc, out, err = run("-p", d + "/", "-c", path, "-s", "reload")
+    assert rc == 1
+    assert err == 'weir: [error] open() "%s/logs/pid" failed (2: No such file or directory)\n' % d
+    open(os.path.join(d, "logs", "pid"), "w").close()
+    rc, out, err = run("-p", d + "/", "-c", path, "-s", "quit")
+    assert rc == 1 and err == 'weir: [error] invalid PID number "" in "%s/logs/pid"\n' % d
+
+
+def test_signaller_controls_a_running_server(make_server):
+    s = make_server("server { listen 127.0.0.1:%%PORT%%; return 200 \"one\\n\"; }")
+    assert s.get("/").body == b"one\n"
+    s.set_conf(s.conf_text.replace('"one\\n"', '"two\\n"'))
+    rc, out, err = run("-p", s.dir + "/", "-c", s.conf_path, "-s", "reload")
+    assert rc == 0, err
+    from conftest import wait_for
+    wait_for(lambda: s.get("/").body == b"two\n", what="the reloaded configuration")
+    rc, out, err = run("-p", s.dir + "/", "-c", s.conf_path, "-s", "quit")
+    assert rc == 0
+    assert s.proc.wait(10) == 0
+    assert not os.path.exists(s.pid_file)
+

@@ -1,0 +1,136 @@
+"""Access logs (combined, custom formats, escape=default|json|none, buffer=/flush=, if=, off, variables in
+the path) and error logs (levels, per-location error_log, the line format)."""
+import json
+import re
+import time
+
+from conftest import Client, http_get, raw, wait_for
+
+LOGS = """
+    log_format custom '$remote_addr|$request_method|$uri|$args|$status|$body_bytes_sent|$request_length|$http_x_test';
+    log_format js escape=json '{"uri":"$uri","ua":"$http_user_agent","missing":"$http_nope"}';
+    log_format raw escape=none '[$http_user_agent]';
+    log_format dflt '[$http_user_agent]';
+    map_hash_bucket_size 64;
+"""
+
+
+def test_combined_format(make_server):
+    s = make_server("""
+    server { listen 127.0.0.1:%%PORT%%; location / { } }
+    """, files={"f.txt": "12345"})
+    http_get(s.port, "/f.txt?x=1", headers={"User-Agent": "tester/1.0", "Referer": "http://ref/"})
+    http_get(s.port, "/none")
+    wait_for(lambda: s.access_log().count("\n") >= 2, what="two log lines")
+    lines = s.access_log().splitlines()
+    assert re.fullmatch(r'127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}\] '
+                        r'"GET /f\.txt\?x=1 HTTP/1\.1" 200 5 "http://ref/" "tester/1\.0"', lines[0]), lines[0]
+    assert re.fullmatch(r'.*"GET /none HTTP/1\.1" 404 \d+ "-" "-"', lines[1]), lines[1]
+
+
+def test_custom_formats_and_escaping(make_server):
+    conf = """
+    log_format custom '$remote_addr|$request_method|$uri|$args|$status|$body_bytes_sent|$request_length|$http_x_test';
+    log_format js escape=json '{"uri":"$uri","ua":"$http_user_agent","missing":"$http_nope"}';
+    log_format raw escape=none '[$http_user_agent]';
+    log_format dflt '[$http_user_agent]';
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        access_log %%DIR%%/logs/custom.log custom;
+        access_log %%DIR%%/logs/json.log js;
+        access_log %%DIR%%/logs/raw.log raw;
+        access_log %%DIR%%/logs/dflt.log dflt;
+        location / { return 200 "ok"; }
+    }
+    """
+    s = make_server(conf)
+    ua = b'bad"ua\\\x01\xc3\xa9\xff'
+    raw(s.port, b"GET /p%22q?a=b HTTP/1.1\r\nHost: x\r\nUser-Agent: " + ua + b"\r\nX-Test: t\r\nConnection: close\r\n\r\n")
+    wait_for(lambda: s.access_log("logs/dflt.log") != "", what="log lines")
+    line = open(s.path("logs/custom.log")).read().strip()
+    f = line.split("|")
+    assert f[:7] == ["127.0.0.1", "GET", "/p\\x22q", "a=b", "200", "2", f[6]] and int(f[6]) > 50 and f[7] == "t"
+    dflt = open(s.path("logs/dflt.log"), "rb").read().strip()
+    assert dflt == b'[bad\\x22ua\\x5C\\x01\\xC3\\xA9\\xFF]'
+    assert open(s.path("logs/raw.log"), "rb").read().strip() == b"[" + ua + b"]"
+    js = open(s.path("logs/json.log"), "rb").read().strip()
+    # Valid UTF-8 passes; the lone 0xFF byte is escaped, so the line is valid JSON (nginx writes it raw).
+    assert js == b'{"uri":"/p\\"q","ua":"bad\\"ua\\\\\\u0001\xc3\xa9\\u00FF","missing":""}'
+    parsed = json.loads(js)
+    assert parsed["ua"] == 'bad"ua\\\x01\u00e9\u00ff' and parsed["missing"] == ""
+
+
+def test_buffer_flush_if_and_off(make_server):
+    conf = """
+    map_placeholder
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        access_log %%DIR%%/logs/buffered.log combined buffer=64k flush=1s;
+        access_log %%DIR%%/logs/filtered.log combined if=$arg_log;
+        location /off { access_log off; return 200; }
+        location / { return 200; }
+    }
+    """.replace("map_placeholder", "")
+    s = make_server(conf)
+    http_get(s.port, "/a?log=1")
+    http_get(s.port, "/b?log=0")
+    http_get(s.port, "/c")
+    http_get(s.port, "/off?log=1")
+    wait_for(lambda: "GET /a?log=1" in s.access_log("logs/filtered.log"), what="the filtered line")
+    # Buffered: nothing yet; written by the flush timer.
+    assert s.access_log("logs/buffered.log") == ""
+    wait_for(lambda: s.access_log("logs/buffered.log").count("\n") == 3, timeout=5, what="flushed buffer")
+    assert "/off" not in s.access_log("logs/buffered.log")
+    filtered = s.access_log("logs/filtered.log")
+    assert "GET /a?log=1" in filtered and "/b?log=0" not in filtered and "GET /c " not in filtered
+
+
+def test_buffered_log_written_at_exit(make_server):
+    s = make_server("""
+    server { listen 127.0.0.1:%%PORT%%; access_log %%DIR%%/logs/b.log combined buffer=1m; location / { return 200; } }
+    """)
+    for i in range(5):
+        http_get(s.port, "/x%d" % i)
+    assert s.access_log("logs/b.log") == ""
+    s.stop()
+    assert s.access_log("logs/b.log").count("\n") == 5
+
+
+def test_variable_log_path(make_server):
+    import os
+    s = make_server("""
+    server { listen 127.0.0.1:%%PORT%%; access_log %%DIR%%/logs/v/by-$arg_who.log combined; location / { return 200; } }
+    """)
+    # A path with variables is opened by the worker (which runs as `user` when started as root).
+    os.makedirs(s.path("logs/v"))
+    os.chmod(s.path("logs/v"), 0o777)
+    http_get(s.port, "/?who=alice")
+    http_get(s.port, "/?who=bob")
+    # A line is written after its response went out: wait for it.
+    wait_for(lambda: "who=alice" in s.access_log("logs/v/by-alice.log"), what="alice's line")
+    wait_for(lambda: "who=bob" in s.access_log("logs/v/by-bob.log"), what="bob's line")
+
+
+def test_error_log_levels_and_format(make_server):
+    conf = """
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location / { }
+        location /quiet/ { error_log %%DIR%%/logs/quiet.log crit; }
+        location /info/ { error_log %%DIR%%/logs/info.log info; error_log %%DIR%%/logs/info2.log error; }
+    }
+    """
+    s = make_server(conf)
+    http_get(s.port, "/nope", headers={"Referer": "http://r/"})
+    http_get(s.port, "/quiet/nope")
+    http_get(s.port, "/info/nope")
+    wait_for(lambda: "/info/nope" in s.access_log(), what="the last request's log line")
+    log = s.error_log()
+    line = [l for l in log.splitlines() if "/nope\" failed" in l and "/quiet/" not in l and "/info/" not in l][0]
+    assert re.fullmatch(r'\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[error\] \d+#\d+: \*\d+ open\(\) ".*/html/nope" failed '
+                        r'\(2: No such file or directory\), client: 127\.0\.0\.1, server: , '
+                        r'request: "GET /nope HTTP/1\.1", host: "localhost", referrer: "http://r/"', line), line
+    assert open(s.path("logs/quiet.log")).read() == ""
+    assert "/info/nope" in open(s.path("logs/info.log")).read()
+    assert "/info/nope" in open(s.path("logs/info2.log")).read()
+    assert "/info/nope" not in log

@@ -17,40 +17,36 @@ struct ConfNode;
 struct Cycle;
 
 // Where a directive may appear.
-enum : uint32_t {
-  kMainConf = 1u << 0,
-  kEventConf = 1u << 1,
-  kHttpMainConf = 1u << 2,
-  kHttpSrvConf = 1u << 3,
-  kHttpLocConf = 1u << 4,
-  kHttpUpsConf = 1u << 5,
-  kHttpSifConf = 1u << 6,  // `if` inside server
-  kHttpLifConf = 1u << 7,  // `if` inside location
-  kHttpLmtConf = 1u << 8,  // limit_except
-  kAnyConf = 0xffu | kHttpLmtConf,
-};
+inline constexpr uint32_t kMainConf = 1u << 0;
+inline constexpr uint32_t kEventConf = 1u << 1;
+inline constexpr uint32_t kHttpMainConf = 1u << 2;
+inline constexpr uint32_t kHttpSrvConf = 1u << 3;
+inline constexpr uint32_t kHttpLocConf = 1u << 4;
+inline constexpr uint32_t kHttpUpsConf = 1u << 5;
+inline constexpr uint32_t kHttpSifConf = 1u << 6;  // `if` inside server
+inline constexpr uint32_t kHttpLifConf = 1u << 7;  // `if` inside location
+inline constexpr uint32_t kHttpLmtConf = 1u << 8;  // limit_except
+inline constexpr uint32_t kAnyConf = 0xffu | kHttpLmtConf;
 
 // How many arguments it takes (after its name).
-enum : uint32_t {
-  kNoArgs = 1u << 12,
-  kTake1 = 1u << 13,
-  kTake2 = 1u << 14,
-  kTake3 = 1u << 15,
-  kTake4 = 1u << 16,
-  kTake5 = 1u << 17,
-  kTake6 = 1u << 18,
-  kTake7 = 1u << 19,
-  kTake12 = kTake1 | kTake2,
-  kTake13 = kTake1 | kTake3,
-  kTake23 = kTake2 | kTake3,
-  kTake123 = kTake1 | kTake2 | kTake3,
-  kTake1234 = kTake1 | kTake2 | kTake3 | kTake4,
-  kBlock = 1u << 20,
-  kFlag = 1u << 21,
-  kAnyArgs = 1u << 22,
-  kOneMore = 1u << 23,
-  kTwoMore = 1u << 24,
-};
+inline constexpr uint32_t kNoArgs = 1u << 12;
+inline constexpr uint32_t kTake1 = 1u << 13;
+inline constexpr uint32_t kTake2 = 1u << 14;
+inline constexpr uint32_t kTake3 = 1u << 15;
+inline constexpr uint32_t kTake4 = 1u << 16;
+inline constexpr uint32_t kTake5 = 1u << 17;
+inline constexpr uint32_t kTake6 = 1u << 18;
+inline constexpr uint32_t kTake7 = 1u << 19;
+inline constexpr uint32_t kTake12 = kTake1 | kTake2;
+inline constexpr uint32_t kTake13 = kTake1 | kTake3;
+inline constexpr uint32_t kTake23 = kTake2 | kTake3;
+inline constexpr uint32_t kTake123 = kTake1 | kTake2 | kTake3;
+inline constexpr uint32_t kTake1234 = kTake1 | kTake2 | kTake3 | kTake4;
+inline constexpr uint32_t kBlock = 1u << 20;
+inline constexpr uint32_t kFlag = 1u << 21;
+inline constexpr uint32_t kAnyArgs = 1u << 22;
+inline constexpr uint32_t kOneMore = 1u << 23;
+inline constexpr uint32_t kTwoMore = 1u << 24;
 
 // Which configuration object an HTTP directive's setter receives.
 enum class ConfLevel : uint8_t { Main, Srv, Loc };
@@ -68,8 +64,8 @@ enum class ModuleType { Core, Event, Http };
 
 struct Module {
   std::string_view name;
-  ModuleType type;
-  std::span<const Directive> directives;
+  ModuleType type = ModuleType::Core;
+  std::span<const Directive> directives = {};
 
   // Core and event modules: one configuration per cycle.
   void* (*create_conf)(ConfContext& cf) = nullptr;

@@ -291,7 +291,7 @@ Status add_listening(ConfContext& cf, CoreMainConf& cmcf) {
     }
     if (pg == nullptr) {
       ports.push_back(PortGroup{l.addr.family(), l.addr.port(),
-                                l.addr.family() == AF_UNIX ? l.addr.to_string() : ""});
+                                l.addr.family() == AF_UNIX ? l.addr.to_string() : "", {}});
       pg = &ports.back();
     }
     AddrGroup* ag = nullptr;

@@ -50,15 +50,11 @@ ChainLink* chain_to_iovec(IoVecs& vec, ChainLink* in, off_t limit) {
 
 ssize_t writev_nonblocking(SendState& s, IoVecs& vec, bool more, const Log& log) {
   for (;;) {
-    ssize_t n;
-    if (more) {
-      struct msghdr msg {};
-      msg.msg_iov = vec.iov;
-      msg.msg_iovlen = vec.count;
-      n = ::sendmsg(s.fd, &msg, MSG_MORE | MSG_NOSIGNAL);
-    } else {
-      n = ::writev(s.fd, vec.iov, vec.count);
-    }
+    // sendmsg is writev with flags: no SIGPIPE from a peer that went away, and MSG_MORE when asked.
+    struct msghdr msg {};
+    msg.msg_iov = vec.iov;
+    msg.msg_iovlen = vec.count;
+    ssize_t n = ::sendmsg(s.fd, &msg, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
     if (n >= 0) return n;
     int err = errno;
     if (err == EINTR) continue;

@@ -1,0 +1,64 @@
+// The filter order equals the seed's (shared/seeds/004: ngx_modules[] from write up to not_modified), and
+// the chains built from a real configuration follow it, ending with the header serialiser and the writer.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "conf/cycle.h"
+#include "http/core_module.h"
+#include "http/filter_order.h"
+#include "main/module_list.h"
+
+namespace weir::http {
+namespace {
+
+TEST(FilterOrder, IsTheSeeds) {
+  // The seed's list, verbatim in order: write, header, chunked, range_header, gzip, postpone, ssi, charset,
+  // userid, headers, copy, range_body, not_modified. The last registered runs first.
+  const std::vector<std::string> seed = {"write",   "header",  "chunked", "range_header", "gzip",
+                                         "postpone", "ssi",    "charset", "userid",       "headers",
+                                         "copy",    "range_body", "not_modified"};
+  std::vector<std::string> reg;
+  for (FilterId id : kSeedRegistrationOrder) reg.emplace_back(filter_name(id));
+  EXPECT_EQ(reg, seed);
+  std::vector<std::string> run;
+  for (FilterId id : kFilterRunOrder) run.emplace_back(filter_name(id));
+  EXPECT_EQ(run.front(), "not_modified");
+  EXPECT_EQ(run.back(), "write");
+  EXPECT_EQ(std::vector<std::string>(run.rbegin(), run.rend()), seed);
+}
+
+TEST(FilterOrder, BuiltChainsFollowIt) {
+  use_builtin_modules();
+  char tmpl[] = "/tmp/weir-fo-XXXXXX";
+  std::string dir = std::string(mkdtemp(tmpl)) + "/";
+  std::ofstream(dir + "nginx.conf") << "events {}\nhttp { server { listen 127.0.0.1:1; } }\n";
+  Cycle cycle;
+  cycle.prefix = dir;
+  cycle.conf_prefix = dir;
+  cycle.conf_file = dir + "nginx.conf";
+  Status s = cycle.load();
+  ASSERT_TRUE(s.ok()) << s.message();
+  auto* ctx = static_cast<HttpConfCtx*>(cycle.confs[http_module.index]);
+  const FilterChains& fc = conf_of<CoreMainConf>(ctx->main_conf).filters;
+  auto positions = [](const std::vector<FilterId>& ids) {
+    std::vector<int> p;
+    for (FilterId id : ids) p.push_back(filter_position(id));
+    return p;
+  };
+  std::vector<int> hp = positions(fc.header_ids), bp = positions(fc.body_ids);
+  EXPECT_TRUE(std::is_sorted(hp.begin(), hp.end()));
+  EXPECT_TRUE(std::is_sorted(bp.begin(), bp.end()));
+  EXPECT_EQ(fc.header_ids.back(), FilterId::Header);
+  EXPECT_EQ(fc.body_ids.back(), FilterId::Write);
+  EXPECT_EQ(fc.header_ids.front(), FilterId::NotModified);
+  // The filters weir has today, in their places.
+  EXPECT_EQ(fc.header_ids, (std::vector<FilterId>{FilterId::NotModified, FilterId::RangeHeader, FilterId::Chunked,
+                                                  FilterId::Header}));
+  EXPECT_EQ(fc.body_ids, (std::vector<FilterId>{FilterId::RangeBody, FilterId::Copy, FilterId::Chunked,
+                                                FilterId::Write}));
+}
+
+}  // namespace
+}  // namespace weir::http

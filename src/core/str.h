@@ -29,7 +29,7 @@ std::optional<int64_t> parse_offset(std::string_view s);
 std::optional<int64_t> parse_time(std::string_view s, bool is_sec);
 
 inline char* put(char* p, std::string_view s) {
-  std::memcpy(p, s.data(), s.size());
+  if (!s.empty()) std::memcpy(p, s.data(), s.size());  // an empty view may hold a null pointer
   return p + s.size();
 }
 char* put_uint(char* p, uint64_t v);

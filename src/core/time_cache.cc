@@ -19,9 +19,9 @@ struct Cache {
   uint64_t wall_msec = 0;
   msec_t mono = 0;
   char http[kHttpTimeLen + 1];
-  char err_log[20];
-  char http_log[27];
-  char iso[26];
+  char err_log[24];
+  char http_log[32];
+  char iso[32];
 };
 Cache g;
 
@@ -32,15 +32,52 @@ void rebuild(time_t sec) {
   localtime_r(&sec, &tm);
   long off = tm.tm_gmtoff / 60;
   char sign = off < 0 ? '-' : '+';
-  long aoff = off < 0 ? -off : off;
-  std::snprintf(g.err_log, sizeof g.err_log, "%4d/%02d/%02d %02d:%02d:%02d", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  std::snprintf(g.http_log, sizeof g.http_log, "%02d/%s/%d:%02d:%02d:%02d %c%02ld%02ld", tm.tm_mday,
-                kMonths[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec, sign,
-                aoff / 60, aoff % 60);
-  std::snprintf(g.iso, sizeof g.iso, "%4d-%02d-%02dT%02d:%02d:%02d%c%02ld:%02ld", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, sign, aoff / 60,
-                aoff % 60);
+  uint64_t aoff = static_cast<uint64_t>(off < 0 ? -off : off);
+  uint64_t year = static_cast<uint64_t>(tm.tm_year + 1900) % 10000;
+  // "2026/11/21 23:28:03"
+  char* p = put_uint_pad(g.err_log, year, 4);
+  *p++ = '/';
+  p = put_uint_pad(p, tm.tm_mon + 1, 2);
+  *p++ = '/';
+  p = put_uint_pad(p, tm.tm_mday, 2);
+  *p++ = ' ';
+  p = put_uint_pad(p, tm.tm_hour, 2);
+  *p++ = ':';
+  p = put_uint_pad(p, tm.tm_min, 2);
+  *p++ = ':';
+  p = put_uint_pad(p, tm.tm_sec, 2);
+  // "21/Nov/2026:23:28:03 +0000"
+  p = put_uint_pad(g.http_log, tm.tm_mday, 2);
+  *p++ = '/';
+  p = put(p, kMonths[tm.tm_mon]);
+  *p++ = '/';
+  p = put_uint_pad(p, year, 4);
+  *p++ = ':';
+  p = put_uint_pad(p, tm.tm_hour, 2);
+  *p++ = ':';
+  p = put_uint_pad(p, tm.tm_min, 2);
+  *p++ = ':';
+  p = put_uint_pad(p, tm.tm_sec, 2);
+  *p++ = ' ';
+  *p++ = sign;
+  p = put_uint_pad(p, (aoff / 60) % 100, 2);
+  p = put_uint_pad(p, aoff % 60, 2);
+  // "2026-11-21T23:28:03+00:00"
+  p = put_uint_pad(g.iso, year, 4);
+  *p++ = '-';
+  p = put_uint_pad(p, tm.tm_mon + 1, 2);
+  *p++ = '-';
+  p = put_uint_pad(p, tm.tm_mday, 2);
+  *p++ = 'T';
+  p = put_uint_pad(p, tm.tm_hour, 2);
+  *p++ = ':';
+  p = put_uint_pad(p, tm.tm_min, 2);
+  *p++ = ':';
+  p = put_uint_pad(p, tm.tm_sec, 2);
+  *p++ = sign;
+  p = put_uint_pad(p, (aoff / 60) % 100, 2);
+  *p++ = ':';
+  p = put_uint_pad(p, aoff % 60, 2);
 }
 
 }  // namespace
@@ -105,11 +142,23 @@ char* format_http_time(char* buf, time_t t) {
 }
 
 char* format_cookie_time(char* buf, time_t t) {
+  // "Thu, 31-Dec-37 23:55:55 GMT"
   struct tm tm;
   gmtime_r(&t, &tm);
-  int n = std::sprintf(buf, "%s, %02d-%s-%02d %02d:%02d:%02d GMT", kWeek[tm.tm_wday], tm.tm_mday,
-                       kMonths[tm.tm_mon], tm.tm_year % 100, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  return buf + n;
+  char* p = put(buf, kWeek[tm.tm_wday]);
+  p = put(p, ", ");
+  p = put_uint_pad(p, tm.tm_mday, 2);
+  *p++ = '-';
+  p = put(p, kMonths[tm.tm_mon]);
+  *p++ = '-';
+  p = put_uint_pad(p, tm.tm_year % 100, 2);
+  *p++ = ' ';
+  p = put_uint_pad(p, tm.tm_hour, 2);
+  *p++ = ':';
+  p = put_uint_pad(p, tm.tm_min, 2);
+  *p++ = ':';
+  p = put_uint_pad(p, tm.tm_sec, 2);
+  return put(p, " GMT");
 }
 
 namespace {

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/buffer.h"
+#include "core/config.h"
 
 namespace weir {
 
@@ -31,7 +32,7 @@ void* get_block(size_t size) {
 }
 
 void put_block(void* b, size_t size) {
-  if (size == Pool::kDefaultBlock && g_cache.count < BlockCache::kMaxCached) {
+  if (kRecycleMemory && size == Pool::kDefaultBlock && g_cache.count < BlockCache::kMaxCached) {
     *static_cast<void**>(b) = g_cache.head;
     g_cache.head = b;
     g_cache.count++;

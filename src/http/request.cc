@@ -45,6 +45,7 @@ void request_event_handler(Event& ev) {
   if (c->close) {
     r->main->count++;
     terminate_request(*r, Rc::Ok);
+    run_posted_requests(*c);
     return;
   }
   if (ev.delayed && ev.timedout) {
@@ -55,6 +56,29 @@ void request_event_handler(Event& ev) {
     r->write_event_handler(*r);
   } else {
     r->read_event_handler(*r);
+  }
+  run_posted_requests(*c);
+}
+
+void post_request(Request& r) {
+  auto* pr = r.pool->make<PostedRequest>();
+  pr->request = &r;
+  pr->next = nullptr;
+  PostedRequest** p = &r.main->posted_requests;
+  while (*p != nullptr) p = &(*p)->next;
+  *p = pr;
+}
+
+void run_posted_requests(Connection& c) {
+  for (;;) {
+    if (c.destroyed || c.fd == -1) return;
+    auto* hc = static_cast<HttpConnection*>(c.data);
+    if (hc == nullptr || hc->request == nullptr) return;
+    Request* mr = hc->request->main;
+    PostedRequest* pr = mr->posted_requests;
+    if (pr == nullptr) return;
+    mr->posted_requests = pr->next;
+    pr->request->write_event_handler(*pr->request);
   }
 }
 
@@ -176,14 +200,25 @@ void finalize_request(Request& r, Code rc) {
   finalize_connection(r);
 }
 
+namespace {
+
+void terminate_handler(Request& r) {
+  r.count = 1;
+  close_request(r, 0);
+}
+
+}  // namespace
+
 void terminate_request(Request& r, Code rc) {
   Request& mr = *r.main;
   if (rc.is_status() && (mr.headers_out.status == 0 || mr.connection->io.sent == 0)) {
     mr.headers_out.status = rc.http_status();
   }
+  if (mr.terminated) return;  // already on its way out
   mr.terminated = true;
-  mr.count = 1;
-  close_request(mr, rc.is_status() ? rc.http_status() : 0);
+  mr.posted_requests = nullptr;
+  mr.write_event_handler = terminate_handler;
+  post_request(mr);
 }
 
 void finalize_connection(Request& r) {

@@ -51,6 +51,12 @@ constexpr int kHttpSpecialResponse = 300;
 using RequestHandler = void (*)(Request& r);
 using ContentHandler = Code (*)(Request& r);
 
+// A request whose write handler should run once the current event's handlers have returned.
+struct PostedRequest {
+  Request* request;
+  PostedRequest* next;
+};
+
 // Bits of Request::buffered.
 enum : uint8_t {
   kCopyFilterBuffered = 0x01,
@@ -107,6 +113,7 @@ struct Request {
 
   Buffer* header_in = nullptr;  // the buffer the request line and headers are read into
   ChainLink* out = nullptr;     // what the write filter holds back
+  PostedRequest* posted_requests = nullptr;  // main request only
   off_t limit_rate = 0;
   off_t limit_rate_after = 0;
   off_t request_length = 0;
@@ -184,8 +191,12 @@ struct Request {
 void handle_request(Request& r);
 // Drives the request to its end with a handler's code (ngx_http_finalize_request).
 void finalize_request(Request& r, Code rc);
-// Ends the request at once, whatever it was doing (errors, timeouts).
+// Ends the request, whatever it was doing (errors, timeouts). The closing itself is posted and happens
+// after the current handlers return, so no caller up the stack is left holding a freed request.
 void terminate_request(Request& r, Code rc);
+void post_request(Request& r);
+// Runs posted requests' write handlers (call at the end of every event handler that drives requests).
+void run_posted_requests(Connection& c);
 // Drops one reference; the last one frees the request and decides keep-alive or close.
 void close_request(Request& r, int status);
 void finalize_connection(Request& r);

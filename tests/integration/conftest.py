@@ -180,12 +180,14 @@ def http_get(port, path, headers=None, method="GET", body=None, version="1.1", h
     return r
 
 
-def raw(port, data, timeout=5):
-    """Sends raw bytes, half-closes, returns everything until the server closes."""
+def raw(port, data, timeout=5, half_close=False):
+    """Sends raw bytes (then half-closes if asked), returns everything until the server closes."""
     if isinstance(data, str):
         data = data.encode("latin-1")
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.sendall(data)
+    if half_close:
+        s.shutdown(socket.SHUT_WR)
     out = b""
     try:
         while True:

@@ -239,6 +239,36 @@ Status set_try_files(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
+Status set_open_file_cache(ConfContext& cf, const ConfNode& n, void* conf) {
+  auto& clcf = *static_cast<L*>(conf);
+  if (clcf.open_file_cache_set) return Status::error("is duplicate");
+  clcf.open_file_cache_set = true;
+  if (n.args[1] == "off") {
+    if (n.nargs() != 1) return cf.errorf("invalid \"open_file_cache\" parameter \"%s\"", n.args[2].c_str());
+    clcf.open_file_cache = nullptr;
+    return {};
+  }
+  int64_t max = -1;
+  int64_t inactive = 60;
+  for (size_t i = 1; i < n.args.size(); i++) {
+    std::string_view a = n.args[i];
+    std::optional<int64_t> v;
+    if (a.starts_with("max=")) {
+      v = parse_int(a.substr(4));
+      if (v && *v > 0) max = *v;
+    } else if (a.starts_with("inactive=")) {
+      v = parse_time(a.substr(9), true);
+      if (v) inactive = *v;
+    }
+    if (!v || (a.starts_with("max=") && *v == 0)) {
+      return cf.errorf("invalid \"open_file_cache\" parameter \"%s\"", n.args[i].c_str());
+    }
+  }
+  if (max < 0) return cf.error("\"open_file_cache\" must have the \"max\" parameter");
+  clcf.open_file_cache = cf.pool.make<OpenFileCache>(static_cast<size_t>(max), static_cast<time_t>(inactive));
+  return {};
+}
+
 Status set_error_log(ConfContext& cf, const ConfNode& n, void* conf) {
   auto& clcf = *static_cast<L*>(conf);
   return parse_error_log(cf, n, &clcf.error_log);
@@ -373,6 +403,14 @@ Status merge_loc_conf(ConfContext& cf, void* parent, void* child) {
     conf.error_pages = prev.error_pages;
     conf.error_pages_set = true;
   }
+  if (!conf.open_file_cache_set) {
+    conf.open_file_cache = prev.open_file_cache;
+    conf.open_file_cache_set = prev.open_file_cache_set;
+  }
+  conf.open_file_cache_valid.merge(prev.open_file_cache_valid, 60);
+  conf.open_file_cache_min_uses.merge(prev.open_file_cache_min_uses, 1);
+  conf.open_file_cache_errors.merge(prev.open_file_cache_errors, false);
+  conf.open_file_cache_events.merge(prev.open_file_cache_events, false);
   if (conf.error_log == nullptr) conf.error_log = prev.error_log;
   if (conf.error_log == nullptr) conf.error_log = cf.cycle.log_sink;
   return {};
@@ -453,6 +491,12 @@ const Directive kDirectives[] = {
     {"error_page", kMSLI | kTwoMore, set_error_page},
     {"try_files", kHttpSrvConf | kHttpLocConf | kTwoMore, set_try_files},
     {"error_log", kMSL | kOneMore, set_error_log},
+    {"open_file_cache", kMSL | kTake12, set_open_file_cache},
+    {"open_file_cache_valid", kMSL | kTake1, slot::sec<&L::open_file_cache_valid>},
+    {"open_file_cache_min_uses", kMSL | kTake1, slot::num<&L::open_file_cache_min_uses>},
+    {"open_file_cache_errors", kMSL | kFlag, slot::flag<&L::open_file_cache_errors>},
+    // Vnode events are kqueue's; on Linux nginx ignores the flag as well.
+    {"open_file_cache_events", kMSL | kFlag, slot::flag<&L::open_file_cache_events>},
 };
 
 }  // namespace
@@ -469,6 +513,12 @@ Module http_core_module{
     .create_loc_conf = create_loc_conf,
     .merge_loc_conf = merge_loc_conf,
 };
+
+void init_open_file_info(const CoreLocConf& clcf, OpenFileInfo& of) {
+  of.valid = *clcf.open_file_cache_valid;
+  of.min_uses = static_cast<unsigned>(*clcf.open_file_cache_min_uses);
+  of.errors = *clcf.open_file_cache_errors;
+}
 
 std::string_view TypesMap::find(std::string_view ext) const {
   auto it = std::lower_bound(entries.begin(), entries.end(), ext,

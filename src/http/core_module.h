@@ -17,6 +17,7 @@
 #include "core/file.h"
 #include "core/inet.h"
 #include "http/filter.h"
+#include "http/open_file.h"
 #include "http/request.h"
 #include "http/script.h"
 #include "http/variables.h"
@@ -253,7 +254,18 @@ struct CoreLocConf {
   std::vector<TryFile>* try_files = nullptr;
 
   LogSink* error_log = nullptr;
+
+  // open_file_cache: nullptr when off.
+  OpenFileCache* open_file_cache = nullptr;
+  bool open_file_cache_set = false;
+  Setting<time_t> open_file_cache_valid;
+  Setting<uint64_t> open_file_cache_min_uses;
+  Setting<bool> open_file_cache_errors;
+  Setting<bool> open_file_cache_events;
 };
+
+// The open-file parameters of a location, ready for open_cached_file.
+void init_open_file_info(const CoreLocConf& clcf, OpenFileInfo& of);
 
 // Phase engine and locations.
 Status init_phase_engine(ConfContext& cf, CoreMainConf& cmcf);

@@ -127,6 +127,7 @@ struct HeadersOut {
   off_t content_offset = 0;
   time_t date_time = 0;
   time_t last_modified_time = -1;
+  std::string_view last_modified_text;  // last_modified_time already formatted (the open file cache's)
 };
 
 }  // namespace weir::http

@@ -5,6 +5,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/file.h"
+#include "core/str.h"
+#include "core/time_cache.h"
 
 namespace weir::http {
 
@@ -12,7 +18,7 @@ namespace {
 
 void close_fd(void* data) { ::close(static_cast<int>(reinterpret_cast<intptr_t>(data))); }
 
-bool fill_info(OpenFileInfo& of, const struct stat& st) {
+void fill_stat(OpenFileInfo& of, const struct stat& st) {
   of.uniq = st.st_ino;
   of.mtime = st.st_mtime;
   of.size = st.st_size;
@@ -20,24 +26,21 @@ bool fill_info(OpenFileInfo& of, const struct stat& st) {
   of.is_file = S_ISREG(st.st_mode);
   of.is_link = S_ISLNK(st.st_mode);
   of.is_exec = (st.st_mode & S_IXUSR) != 0;
-  return true;
 }
 
-}  // namespace
-
-bool open_cached_file(OpenFileCache* cache, std::string_view path, OpenFileInfo& of, Pool& pool) {
-  (void)cache;
+// Opens (or stats) a path without any cache. The fd, if any, is the caller's.
+bool open_and_stat(const char* p, OpenFileInfo& of) {
+  struct stat st;
   of.fd = -1;
   of.err = 0;
-  const char* p = path.data();  // NUL-terminated by the caller
-  struct stat st;
   if (of.test_only) {
     if (::stat(p, &st) < 0) {
       of.err = errno;
       of.failed = "stat()";
       return false;
     }
-    return fill_info(of, st);
+    fill_stat(of, st);
+    return true;
   }
   int fd = ::open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
   if (fd < 0) {
@@ -51,14 +54,242 @@ bool open_cached_file(OpenFileCache* cache, std::string_view path, OpenFileInfo&
     ::close(fd);
     return false;
   }
-  fill_info(of, st);
+  fill_stat(of, st);
   if (of.is_dir) {
-    // Directories are reported, not kept open.
-    ::close(fd);
+    ::close(fd);  // directories are reported, not kept open
     return true;
   }
   of.fd = fd;
-  pool.add_cleanup(close_fd, reinterpret_cast<void*>(static_cast<intptr_t>(fd)));
+  return true;
+}
+
+}  // namespace
+
+struct OpenFileCache::Entry {
+  std::string name;
+  int fd = -1;
+  int err = 0;
+  const char* failed = nullptr;
+  OpenFileInfo info;  // what stat said
+  time_t created = 0;  // when last validated
+  time_t accessed = 0;
+  unsigned uses = 0;
+  unsigned refs = 0;  // requests using fd or data now
+  bool dead = false;  // no longer in the cache: freed when refs drops to 0
+  char* data = nullptr;
+  size_t data_len = 0;
+  char last_modified[clock::kHttpTimeLen];
+  char etag[40];
+  size_t etag_len = 0;
+  Entry* prev = nullptr;
+  Entry* next = nullptr;
+
+  void drop_content() {
+    std::free(data);
+    data = nullptr;
+    data_len = 0;
+  }
+  void close_fd() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+  // The content of a small regular file and the validators, read at (re)validation.
+  void load(const OpenFileInfo& of) {
+    info = of;
+    info.fd = -1;
+    drop_content();
+    clock::format_http_time(last_modified, of.mtime);
+    char* p = etag;
+    *p++ = '"';
+    p = put_hex(p, static_cast<uint64_t>(of.mtime));
+    *p++ = '-';
+    p = put_hex(p, static_cast<uint64_t>(of.size));
+    *p++ = '"';
+    etag_len = static_cast<size_t>(p - etag);
+    if (fd >= 0 && of.is_file && of.size <= OpenFileCache::kContentMax) {
+      size_t n = static_cast<size_t>(of.size);
+      data = static_cast<char*>(std::malloc(n ? n : 1));
+      File f;
+      f.fd = fd;
+      if (data == nullptr || read_file(f, data, n, 0) != static_cast<ssize_t>(n)) {
+        drop_content();  // changing under us: serve it from the file
+      } else {
+        data_len = n;
+      }
+    }
+  }
+};
+
+OpenFileCache::~OpenFileCache() {
+  for (auto& [name, e] : map_) {
+    e->close_fd();
+    e->drop_content();
+    delete e;
+  }
+}
+
+void OpenFileCache::unlink(Entry* e) {
+  if (e->prev != nullptr) {
+    e->prev->next = e->next;
+  } else if (head_ == e) {
+    head_ = e->next;
+  }
+  if (e->next != nullptr) {
+    e->next->prev = e->prev;
+  } else if (tail_ == e) {
+    tail_ = e->prev;
+  }
+  e->prev = e->next = nullptr;
+}
+
+void OpenFileCache::touch(Entry* e) {
+  if (head_ == e) return;
+  unlink(e);
+  e->next = head_;
+  if (head_ != nullptr) head_->prev = e;
+  head_ = e;
+  if (tail_ == nullptr) tail_ = e;
+}
+
+void OpenFileCache::retire(Entry* e) {
+  unlink(e);
+  map_.erase(e->name);
+  e->dead = true;
+  if (e->refs == 0) {
+    e->close_fd();
+    e->drop_content();
+    delete e;
+  }
+}
+
+void OpenFileCache::release(void* entry) {
+  auto* e = static_cast<Entry*>(entry);
+  if (--e->refs == 0 && e->dead) {
+    e->close_fd();
+    e->drop_content();
+    delete e;
+  }
+}
+
+void OpenFileCache::expire(time_t now) {
+  // Like nginx, at most two inactive entries per lookup: the cost stays flat.
+  for (int i = 0; i < 2 && tail_ != nullptr && now - tail_->accessed > inactive_; i++) retire(tail_);
+}
+
+void OpenFileCache::fill(const Entry& e, OpenFileInfo& of, Pool& pool) {
+  bool test_only = of.test_only;
+  time_t valid = of.valid;
+  unsigned min_uses = of.min_uses;
+  bool errors = of.errors;
+  of = e.info;
+  of.test_only = test_only;
+  of.valid = valid;
+  of.min_uses = min_uses;
+  of.errors = errors;
+  of.fd = e.fd;
+  of.last_modified_text = {e.last_modified, clock::kHttpTimeLen};
+  of.etag_text = {e.etag, e.etag_len};
+  of.data = e.data != nullptr ? std::string_view(e.data, e.data_len) : std::string_view();
+  if (e.fd >= 0 || e.data != nullptr) {
+    auto* me = const_cast<Entry*>(&e);
+    me->refs++;
+    pool.add_cleanup(release, me);
+  }
+}
+
+// Re-stats an entry whose validity ran out. False when the path now names another file (or nothing).
+bool OpenFileCache::refresh(Entry& e, OpenFileInfo& of) {
+  struct stat st;
+  if (::stat(e.name.c_str(), &st) < 0) return false;
+  if (e.err != 0 || st.st_ino != e.info.uniq || (e.fd < 0 && !e.info.is_dir && !of.test_only)) return false;
+  OpenFileInfo now;
+  fill_stat(now, st);
+  if (now.mtime != e.info.mtime || now.size != e.info.size) {
+    // Changed in place: the same descriptor, new size and dates, the content read again.
+    e.load(now);
+  }
+  e.created = clock::now();
+  return true;
+}
+
+bool OpenFileCache::lookup(std::string_view path, OpenFileInfo& of, Pool& pool) {
+  time_t now = clock::now();
+  expire(now);
+  auto it = map_.find(path);
+  if (it != map_.end()) {
+    Entry* e = it->second;
+    e->uses++;
+    e->accessed = now;
+    touch(e);
+    bool fresh = now - e->created < of.valid;
+    if (fresh || refresh(*e, of)) {
+      if (e->err != 0) {
+        of.err = e->err;
+        of.failed = e->failed;
+        return false;
+      }
+      if (e->fd < 0 && !e->info.is_dir && !of.test_only) {
+        // Known from a stat (or not used often enough to be kept open): open it now.
+        OpenFileInfo opened = of;
+        if (!open_and_stat(e->name.c_str(), opened)) {
+          of.err = opened.err;
+          of.failed = opened.failed;
+          retire(e);
+          return false;
+        }
+        if (e->uses < of.min_uses) {
+          pool.add_cleanup(close_fd, reinterpret_cast<void*>(static_cast<intptr_t>(opened.fd)));
+          of = opened;
+          return true;
+        }
+        e->fd = opened.fd;
+        e->load(opened);
+        e->created = now;
+      }
+      fill(*e, of, pool);
+      return true;
+    }
+    retire(e);  // another file (or none) now: start afresh
+  }
+
+  if (!open_and_stat(std::string(path).c_str(), of)) {
+    if (of.errors && (of.err == ENOENT || of.err == ENOTDIR || of.err == EACCES || of.err == ENAMETOOLONG)) {
+      auto* e = new Entry();
+      e->name = std::string(path);
+      e->err = of.err;
+      e->failed = of.failed;
+      e->created = e->accessed = now;
+      e->uses = 1;
+      map_.emplace(e->name, e);
+      touch(e);
+    }
+    return false;
+  }
+  if (map_.size() >= max_ && tail_ != nullptr) retire(tail_);
+  auto* e = new Entry();
+  e->name = std::string(path);
+  e->created = e->accessed = now;
+  e->uses = 1;
+  if (of.fd >= 0 && of.min_uses > 1) {
+    // Not used often enough yet to be kept open: remembered, but this request closes the descriptor.
+    e->load(of);
+    map_.emplace(e->name, e);
+    touch(e);
+    pool.add_cleanup(close_fd, reinterpret_cast<void*>(static_cast<intptr_t>(of.fd)));
+    return true;
+  }
+  e->fd = of.fd;
+  e->load(of);
+  map_.emplace(e->name, e);
+  touch(e);
+  fill(*e, of, pool);
+  return true;
+}
+
+bool open_cached_file(OpenFileCache* cache, std::string_view path, OpenFileInfo& of, Pool& pool) {
+  if (cache != nullptr) return cache->lookup(path, of, pool);
+  if (!open_and_stat(path.data(), of)) return false;
+  if (of.fd >= 0) pool.add_cleanup(close_fd, reinterpret_cast<void*>(static_cast<intptr_t>(of.fd)));
   return true;
 }
 

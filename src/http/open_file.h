@@ -1,13 +1,17 @@
 // Opening files for the static, index and try_files handlers: one call that opens (or only stats) a path and
-// reports what it is, with nginx's error distinctions; open_file_cache keeps descriptors and results of
-// hot files so they cost no open/fstat/close.
+// reports what it is, with nginx's error distinctions. With open_file_cache, a worker keeps descriptors and
+// what stat said for hot files (revalidated every open_file_cache_valid), so a hit costs no open/fstat/close;
+// for small files it also keeps the content and the formatted Last-Modified and ETag, so a response is one
+// write. A cached snapshot is coherent: size, dates and bytes come from the same validation.
 // nginx: src/core/ngx_open_file_cache.c (ngx_open_cached_file)
 #pragma once
 
 #include <sys/types.h>
 
 #include <ctime>
+#include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "core/pool.h"
 
@@ -21,21 +25,56 @@ struct OpenFileInfo {
   int err = 0;
   const char* failed = nullptr;  // the call that failed ("open()", "stat()")
   bool test_only = false;        // stat, do not open
-  bool test_dir = false;         // a directory is fine
+  bool test_dir = false;
   bool is_dir = false;
   bool is_file = false;
   bool is_link = false;
   bool is_exec = false;
-  bool errors = false;  // cache errors too (open_file_cache_errors)
-  bool events = false;
-  uint64_t valid = 0;    // open_file_cache_valid, ms
+  bool errors = false;   // open_file_cache_errors
+  time_t valid = 60;     // open_file_cache_valid, seconds
   unsigned min_uses = 1;
+  // From the cache, for small regular files: the whole content and the formatted validators.
+  std::string_view data;
+  std::string_view last_modified_text;
+  std::string_view etag_text;
 };
 
-class OpenFileCache;
+class OpenFileCache {
+ public:
+  OpenFileCache(size_t max, time_t inactive) : max_(max), inactive_(inactive) {}
+  ~OpenFileCache();
+  OpenFileCache(const OpenFileCache&) = delete;
+  OpenFileCache& operator=(const OpenFileCache&) = delete;
 
-// Opens or stats path (NUL-terminated). A descriptor it returns stays open until the pool is released
-// (or belongs to the cache). Returns false with of.err / of.failed set.
+  bool lookup(std::string_view path, OpenFileInfo& of, Pool& pool);
+  size_t size() const { return map_.size(); }
+
+  // Files up to this size keep their content in the cache.
+  static constexpr off_t kContentMax = 32 * 1024;
+
+ private:
+  struct Entry;
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+  };
+  void touch(Entry* e);
+  void unlink(Entry* e);
+  void retire(Entry* e);  // out of the map; closed when the last request using it is done
+  void expire(time_t now);
+  void fill(const Entry& e, OpenFileInfo& of, Pool& pool);
+  bool refresh(Entry& e, OpenFileInfo& of);
+  static void release(void* entry);
+
+  std::unordered_map<std::string, Entry*, Hash, std::equal_to<>> map_;
+  Entry* head_ = nullptr;  // most recently used
+  Entry* tail_ = nullptr;
+  size_t max_;
+  time_t inactive_;
+};
+
+// Opens or stats path (NUL-terminated), through the cache when there is one. A descriptor it returns stays
+// open until the pool is released. Returns false with of.err / of.failed set.
 bool open_cached_file(OpenFileCache* cache, std::string_view path, OpenFileInfo& of, Pool& pool);
 
 }  // namespace weir::http

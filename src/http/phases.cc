@@ -201,9 +201,10 @@ Code try_files_handler(Request& r) {
     std::string_view path(buf, e - buf);
 
     OpenFileInfo of;
+    init_open_file_info(clcf, of);
     of.test_only = true;
     of.test_dir = tf.test_dir;
-    if (!open_cached_file(nullptr, path, of, *r.pool)) {
+    if (!open_cached_file(clcf.open_file_cache, path, of, *r.pool)) {
       if (of.err != ENOENT && of.err != ENOTDIR && of.err != ENAMETOOLONG) {
         log_error(LogLevel::Crit, r.log(), of.err, "%s \"%.*s\" failed", of.failed,
                   static_cast<int>(path.size()), path.data());

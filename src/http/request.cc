@@ -384,6 +384,7 @@ void clear_accept_ranges(Request& r) {
 
 void clear_last_modified(Request& r) {
   r.headers_out.last_modified_time = -1;
+  r.headers_out.last_modified_text = {};
   if (r.headers_out.last_modified != nullptr) {
     r.headers_out.last_modified->hash = 0;
     r.headers_out.last_modified = nullptr;

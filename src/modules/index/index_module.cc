@@ -36,9 +36,10 @@ Code test_dir(Request& r, CoreLocConf& clcf, std::string_view dir) {
   std::memcpy(d, dir.data(), dir.size());
   d[dir.size()] = '\0';
   OpenFileInfo of;
+  init_open_file_info(clcf, of);
   of.test_only = true;
   of.test_dir = true;
-  if (!open_cached_file(nullptr, {d, dir.size()}, of, *r.pool)) {
+  if (!open_cached_file(clcf.open_file_cache, {d, dir.size()}, of, *r.pool)) {
     if (of.err == ENOENT) return index_error(r, clcf, {d, dir.size()}, ENOENT);
     if (of.err == EACCES) return Rc::Ok;  // searching the directory is allowed, reading it is not
     log_error(LogLevel::Crit, r.log(), of.err, "%s \"%s\" failed", of.failed, d);
@@ -68,8 +69,9 @@ Code index_handler(Request& r) {
     std::string_view path(dir.data(), dir.size() + name.size());
 
     OpenFileInfo of;
+    init_open_file_info(clcf, of);
     of.test_only = true;
-    if (!open_cached_file(nullptr, path, of, *r.pool)) {
+    if (!open_cached_file(clcf.open_file_cache, path, of, *r.pool)) {
       if (of.err == ENOTDIR || of.err == ENAMETOOLONG || of.err == EACCES) {
         return index_error(r, clcf, path, of.err);
       }

@@ -22,7 +22,8 @@ Code static_handler(Request& r) {
   const Log& log = r.log();
 
   OpenFileInfo of;
-  if (!open_cached_file(nullptr, path, of, *r.pool)) {
+  init_open_file_info(clcf, of);
+  if (!open_cached_file(clcf.open_file_cache, path, of, *r.pool)) {
     int level, rc;
     switch (of.err) {
       case 0:
@@ -86,7 +87,13 @@ Code static_handler(Request& r) {
   r.headers_out.status = 200;
   r.headers_out.content_length_n = of.size;
   r.headers_out.last_modified_time = of.mtime;
-  if (set_etag(r) != Rc::Ok || set_content_type(r) != Rc::Ok) return Code::status(500);
+  r.headers_out.last_modified_text = of.last_modified_text;  // formatted once per cache validation
+  if (!of.etag_text.empty()) {
+    if (*clcf.etag) r.headers_out.etag = add_header_out(r, "ETag", of.etag_text);
+  } else if (set_etag(r) != Rc::Ok) {
+    return Code::status(500);
+  }
+  if (set_content_type(r) != Rc::Ok) return Code::status(500);
   if (!r.is_main() && of.size == 0) return send_header(r);
   r.allow_ranges = true;
 
@@ -94,16 +101,24 @@ Code static_handler(Request& r) {
   auto* file = r.pool->make<File>();
   Code rc = send_header(r);
   if (rc == Rc::Error || rc.is_status() || r.header_only) return rc;
-  b->file_pos = 0;
-  b->file_last = of.size;
-  b->in_file = of.size != 0;
   b->last_buf = r.is_main();
   b->last_in_chain = true;
-  b->sync = !(b->last_buf || b->in_file);
-  file->fd = of.fd;
-  file->name = path;
-  file->log = &r.connection->log;
-  b->file = file;
+  if (of.data.size() == static_cast<size_t>(of.size) && of.data.data() != nullptr) {
+    // A small file the cache holds: a memory buffer, sent with the headers in one write.
+    b->pos = b->start = const_cast<char*>(of.data.data());
+    b->last = b->end = b->pos + of.data.size();
+    b->memory = of.size != 0;
+    b->sync = !(b->last_buf || b->memory);
+  } else {
+    b->file_pos = 0;
+    b->file_last = of.size;
+    b->in_file = of.size != 0;
+    b->sync = !(b->last_buf || b->in_file);
+    file->fd = of.fd;
+    file->name = path;
+    file->log = &r.connection->log;
+    b->file = file;
+  }
   ChainLink out{b, nullptr};
   return output_filter(r, &out);
 }

@@ -1,0 +1,481 @@
+#!/usr/bin/python3
+"""make bench: weir beside Debian's nginx and h2o, each with one worker pinned to CPU 0 and wrk pinned to
+CPU 1, servers interleaved and rotated for several rounds. Reports medians (min-max) of req/s and of server CPU
+time per request (utime+stime from /proc, the figure that survives a noisy machine), ratios paired round by
+round, and exact cost figures: syscalls per request (strace), user-space instructions per request
+(callgrind, two runs so start-up cancels) and user memory per idle keep-alive connection.
+Writes bench/results/YYYY-MM-DD.md.
+
+    bench/bench.py [--rounds N] [--seconds S] [--quick]
+"""
+import argparse
+import datetime
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WEIR = os.path.join(ROOT, "build", "weir")
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+H2O = shutil.which("h2o") or "/usr/bin/h2o"
+SERVER_CPU = "0"
+CLIENT_CPU = "1"
+
+NGINX_CONF = """
+daemon off;
+master_process {master};
+worker_processes 1;
+worker_rlimit_nofile 30000;
+pid {dir}/logs/server.pid;
+error_log {dir}/logs/error.log error;
+events {{ worker_connections 20000; }}
+http {{
+    include {root}/conf/mime.types;
+    default_type application/octet-stream;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 1000000;
+    open_file_cache max=1000 inactive=60s;
+    open_file_cache_valid 60s;
+    {access_log}
+    client_body_temp_path {dir}/client_body_temp;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        root {dir}/html;
+    }}
+}}
+"""
+
+H2O_CONF = """
+listen:
+  host: 127.0.0.1
+  port: {port}
+num-threads: 1
+error-log: {dir}/logs/error.log
+{access_log}
+hosts:
+  default:
+    paths:
+      /:
+        file.dir: {dir}/html
+"""
+
+SCENARIOS = [
+    # name, path, connections, extra wrk args, access log
+    ("1 KiB, 50 connections", "/1k.bin", 50, [], False),
+    ("1 KiB, 1 connection", "/1k.bin", 1, [], False),
+    ("100 KiB, 1 connection", "/100k.bin", 1, [], False),
+    ("10 MiB, 4 connections", "/10m.bin", 4, [], False),
+    ("1 KiB, 50 conns, access log", "/1k.bin", 50, [], True),
+    ("1 KiB, 50 conns, Connection: close", "/1k.bin", 50, ["-H", "Connection: close"], False),
+]
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+class Server:
+    def __init__(self, kind, access_log=False, master=True):
+        self.kind = kind
+        self.dir = tempfile.mkdtemp(prefix="weir-bench-%s-" % kind)
+        os.chmod(self.dir, 0o755)
+        for sub in ("logs", "html", "conf"):
+            os.makedirs(os.path.join(self.dir, sub))
+        # h2o (and weir/nginx workers) run as nobody when started as root: let them write their logs.
+        os.chmod(os.path.join(self.dir, "logs"), 0o777)
+        html = os.path.join(self.dir, "html")
+        for name, size in (("1k.bin", 1024), ("100k.bin", 100 * 1024), ("10m.bin", 10 * 1024 * 1024)):
+            with open(os.path.join(html, name), "wb") as f:
+                f.write(os.urandom(size))
+        os.chmod(html, 0o755)
+        for name in os.listdir(html):
+            os.chmod(os.path.join(html, name), 0o644)
+        self.port = free_port()
+        if kind == "h2o":
+            log = "access-log: %s/logs/access.log" % self.dir if access_log else ""
+            conf = H2O_CONF.format(port=self.port, dir=self.dir, access_log=log)
+            self.conf = os.path.join(self.dir, "conf", "h2o.conf")
+        else:
+            log = ("access_log %s/logs/access.log combined buffer=64k flush=1s;" % self.dir) if access_log \
+                else "access_log off;"
+            conf = NGINX_CONF.format(port=self.port, dir=self.dir, root=ROOT, access_log=log,
+                                     master="on" if master else "off")
+            self.conf = os.path.join(self.dir, "conf", "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        self.proc = None
+
+    def command(self):
+        if self.kind == "weir":
+            return [WEIR, "-p", self.dir + "/", "-c", self.conf]
+        if self.kind == "nginx":
+            return [NGINX, "-p", self.dir + "/", "-c", self.conf]
+        return [H2O, "-c", self.conf]
+
+    def start(self, prefix=()):
+        cmd = ["taskset", "-c", SERVER_CPU] + list(prefix) + self.command()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "logs", "stderr"), "w"))
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return self
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("%s did not start: %s" % (self.kind, open(os.path.join(self.dir, "logs", "stderr")).read()))
+                time.sleep(0.05)
+        raise RuntimeError("%s did not start" % self.kind)
+
+    def pids(self):
+        pids = [self.proc.pid]
+        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(self.proc.pid)], capture_output=True, text=True).stdout
+        pids += [int(x) for x in out.split()]
+        return pids
+
+    def worker_pid(self):
+        if self.kind == "h2o":
+            return self.proc.pid
+        kids = self.pids()[1:]
+        return kids[0] if kids else self.proc.pid
+
+    def cpu_seconds(self):
+        total = 0
+        tick = os.sysconf("SC_CLK_TCK")
+        for pid in self.pids():
+            for tid in os.listdir("/proc/%d/task" % pid) if os.path.exists("/proc/%d/task" % pid) else []:
+                try:
+                    fields = open("/proc/%d/task/%s/stat" % (pid, tid)).read().rsplit(")", 1)[1].split()
+                    total += int(fields[11]) + int(fields[12])
+                except (FileNotFoundError, IndexError):
+                    pass
+        return total / tick
+
+    def rss_kib(self, pid):
+        for line in open("/proc/%d/status" % pid):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return 0
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM if self.kind == "h2o" else signal.SIGQUIT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wrk(port, path, conns, seconds, extra):
+    cmd = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds] + extra + \
+          ["http://127.0.0.1:%d%s" % (port, path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30).stdout
+    m = re.search(r"(\d+) requests in", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    return int(m.group(1)), float(rps.group(1)), (errors.group(0) if errors else "")
+
+
+def sequential_client(port, path, n, latencies=None):
+    """n requests one after another on one keep-alive connection; optionally per-request latencies (s)."""
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    req = ("GET %s HTTP/1.1\r\nHost: bench\r\n\r\n" % path).encode()
+    buf = b""
+    for _ in range(n):
+        t = time.perf_counter()
+        s.sendall(req)
+        while True:
+            h = buf.find(b"\r\n\r\n")
+            if h >= 0:
+                m = re.search(rb"[Cc]ontent-[Ll]ength: (\d+)", buf[:h])
+                need = h + 4 + int(m.group(1))
+                if len(buf) >= need:
+                    buf = buf[need:]
+                    break
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+        if latencies is not None:
+            latencies.append(time.perf_counter() - t)
+    s.close()
+
+
+def median_range(values, fmt="{:.0f}"):
+    return "%s (%s–%s)" % (fmt.format(statistics.median(values)), fmt.format(min(values)), fmt.format(max(values)))
+
+
+def run_throughput(kinds, rounds, seconds, log):
+    results = {}
+    for name, path, conns, extra, access in SCENARIOS:
+        servers = {k: Server(k, access_log=access).start() for k in kinds}
+        try:
+            per = {k: {"rps": [], "cpu_us": [], "errors": ""} for k in kinds}
+            # Warm up (page cache, open file caches).
+            for k in kinds:
+                wrk(servers[k].port, path, conns, 1, extra)
+            for r in range(rounds):
+                order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
+                for k in order:
+                    s = servers[k]
+                    c0 = s.cpu_seconds()
+                    n, rps, errors = wrk(s.port, path, conns, seconds, extra)
+                    c1 = s.cpu_seconds()
+                    per[k]["rps"].append(rps)
+                    per[k]["cpu_us"].append((c1 - c0) / max(n, 1) * 1e6)
+                    if errors:
+                        per[k]["errors"] = errors
+            results[name] = per
+            log("  %-36s " % name + "  ".join("%s %s req/s %s µs" % (k, median_range(per[k]["rps"]),
+                                                                         median_range(per[k]["cpu_us"], "{:.1f}"))
+                                                 for k in kinds))
+        finally:
+            for s in servers.values():
+                s.stop()
+    return results
+
+
+def strace_counts(pid, action):
+    out = tempfile.mktemp()
+    tracer = subprocess.Popen(["strace", "-f", "-c", "-o", out, "-p", str(pid)], stderr=subprocess.DEVNULL)
+    time.sleep(0.8)
+    action()
+    time.sleep(0.3)
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait(20)
+    total = 0
+    calls = {}
+    for line in open(out):
+        parts = line.split()
+        if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+            n = int(parts[3])
+            calls[parts[-1]] = n
+            total += n
+    os.unlink(out)
+    return total, calls
+
+
+def run_syscalls(kinds, log):
+    res = {}
+    for k in kinds:
+        s = Server(k).start()
+        try:
+            sequential_client(s.port, "/1k.bin", 200)  # warm
+            pid = s.worker_pid()
+            t1, _ = strace_counts(pid, lambda: sequential_client(s.port, "/1k.bin", 1000))
+            t2, calls = strace_counts(pid, lambda: sequential_client(s.port, "/1k.bin", 3000))
+            one_conn = (t2 - t1) / 2000
+            holder = {}
+            t3, calls_load = strace_counts(pid, lambda: holder.update(n=wrk(s.port, "/1k.bin", 50, 3, [])[0]))
+            under_load = t3 / holder["n"]
+            per_req = {c: round(n / 3000, 2) for c, n in calls.items() if n >= 1000}
+            res[k] = (one_conn, under_load, per_req)
+            log("  %-6s syscalls/request: %.2f at one connection, %.2f under load  %s" % (k, one_conn, under_load, per_req))
+        finally:
+            s.stop()
+    return res
+
+
+def callgrind_instructions(kind, n):
+    """User-space instructions for start-up plus n requests (callgrind dumps on request, then the server is
+    killed: a signalled nginx under valgrind does not always exit)."""
+    s = Server(kind, master=False)
+    out = os.path.join(s.dir, "callgrind.out")
+    try:
+        s.start(prefix=["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out])
+        sequential_client(s.port, "/1k.bin", n)
+        subprocess.run(["callgrind_control", "-d", str(s.proc.pid)], capture_output=True, timeout=60)
+        total = 0
+        for f in os.listdir(s.dir):
+            if f.startswith("callgrind.out."):
+                for line in open(os.path.join(s.dir, f)):
+                    if line.startswith("summary:"):
+                        total += int(line.split()[1])
+        return total
+    finally:
+        if s.proc and s.proc.poll() is None:
+            s.proc.kill()
+            s.proc.wait()
+        shutil.rmtree(s.dir, ignore_errors=True)
+
+
+def run_instructions(kinds, log):
+    res = {}
+    for k in kinds:
+        a = callgrind_instructions(k, 1000)
+        b = callgrind_instructions(k, 3000)
+        res[k] = (b - a) / 2000
+        log("  %-6s instructions/request: %.0f" % (k, res[k]))
+    return res
+
+
+def run_memory(kinds, log, count=10000):
+    res = {}
+    for k in kinds:
+        s = Server(k).start()
+        socks = []
+        try:
+            pid = s.worker_pid()
+            sequential_client(s.port, "/1k.bin", 10)
+            time.sleep(0.3)
+            before = s.rss_kib(pid)
+            req = b"GET /1k.bin HTTP/1.1\r\nHost: bench\r\n\r\n"
+            for i in range(count):
+                c = socket.create_connection(("127.0.0.1", s.port))
+                c.sendall(req)
+                socks.append(c)
+                if len(socks) % 200 == 0:
+                    for x in socks[-200:]:
+                        x.recv(65536)
+            for x in socks[len(socks) - len(socks) % 200:]:
+                x.recv(65536)
+            time.sleep(1.0)
+            after = s.rss_kib(pid)
+            res[k] = (after - before) * 1024 / count
+            log("  %-6s user memory per idle keep-alive connection: %.0f bytes" % (k, res[k]))
+        finally:
+            for c in socks:
+                c.close()
+            s.stop()
+    return res
+
+
+def p99_latency(kinds, log, n=3000):
+    res = {}
+    for k in kinds:
+        s = Server(k).start()
+        try:
+            lat = []
+            sequential_client(s.port, "/100k.bin", 200)
+            sequential_client(s.port, "/100k.bin", n, lat)
+            lat.sort()
+            res[k] = (lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3, lat[-1] * 1e3,
+                      sum(1 for x in lat if x > 0.02))
+            log("  %-6s 100 KiB per-request latency: p50 %.3f ms, p99 %.3f ms, max %.1f ms, %d over 20 ms" % ((k,) + res[k]))
+        finally:
+            s.stop()
+    return res
+
+
+def machine():
+    cpu = "?"
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = int(open("/proc/meminfo").readline().split()[1]) // 1024 // 1024
+    versions = []
+    for cmd in ([WEIR, "-v"], [NGINX, "-v"], [H2O, "--version"]):
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True)
+            versions.append((p.stderr + p.stdout).splitlines()[0])
+        except OSError:
+            pass
+    return "%s, %d CPUs, %d GiB, Linux %s; %s" % (cpu, os.cpu_count(), mem, platform.release(), "; ".join(versions))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=4)
+    ap.add_argument("--only", default="")
+    args = ap.parse_args()
+    kinds = ["weir", "nginx", "h2o"]
+    lines = []
+
+    def log(s):
+        print(s, flush=True)
+        lines.append(s)
+
+    started = time.time()
+    log("machine: " + machine())
+    parts = args.only.split(",") if args.only else ["throughput", "latency", "syscalls", "instructions", "memory"]
+    tp = run_throughput(kinds, args.rounds, args.seconds, log) if "throughput" in parts else {}
+    lat = p99_latency(kinds, log) if "latency" in parts else {}
+    sc = run_syscalls(kinds, log) if "syscalls" in parts else {}
+    ins = run_instructions(kinds, log) if "instructions" in parts else {}
+    mem = run_memory(kinds, log) if "memory" in parts else {}
+    write_report(args, tp, lat, sc, ins, mem, time.time() - started)
+
+
+def ratio(a, b):
+    return [x / y for x, y in zip(a, b) if y]
+
+
+def write_report(args, tp, lat, sc, ins, mem, elapsed):
+    today = datetime.date.today().isoformat()
+    out = ["# weir benchmark, %s" % today, "",
+           "Machine: " + machine() + ".",
+           "",
+           "Each server runs one worker pinned to CPU %s; wrk (1 thread) is pinned to CPU %s. The same nginx.conf for "
+           "weir and nginx (sendfile, tcp_nopush, tcp_nodelay, keep-alive, open_file_cache, access_log off unless "
+           "stated); h2o serves the same files. %d rounds of %d s per server and scenario, servers interleaved and "
+           "rotated. Figures are medians (min–max); ratios are computed round by round, then the median taken. "
+           "CPU is the server's utime+stime per request from /proc." % (SERVER_CPU, CLIENT_CPU, args.rounds, args.seconds),
+           ""]
+    if tp:
+        out += ["| scenario | weir req/s | nginx req/s | h2o req/s | weir/nginx | weir/h2o | weir CPU µs/req | nginx CPU µs/req | h2o CPU µs/req | CPU weir/nginx |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for name, per in tp.items():
+            w, n, h = per["weir"], per["nginx"], per.get("h2o")
+            out.append("| %s | %s | %s | %s | %.2f | %s | %s | %s | %s | %.2f |" % (
+                name, median_range(w["rps"]), median_range(n["rps"]), median_range(h["rps"]) if h else "-",
+                statistics.median(ratio(w["rps"], n["rps"])),
+                "%.2f" % statistics.median(ratio(w["rps"], h["rps"])) if h else "-",
+                median_range(w["cpu_us"], "{:.2f}"), median_range(n["cpu_us"], "{:.2f}"),
+                median_range(h["cpu_us"], "{:.2f}") if h else "-",
+                statistics.median(ratio(w["cpu_us"], n["cpu_us"]))))
+        for name, per in tp.items():
+            errs = ["%s: %s" % (k, v["errors"]) for k, v in per.items() if v["errors"]]
+            if errs:
+                out.append("")
+                out.append("wrk reported for %s: %s" % (name, "; ".join(errs)))
+        if "1 KiB, 50 connections" in tp and "1 KiB, 50 conns, access log" in tp:
+            w0 = statistics.median(tp["1 KiB, 50 connections"]["weir"]["cpu_us"])
+            w1 = statistics.median(tp["1 KiB, 50 conns, access log"]["weir"]["cpu_us"])
+            out += ["", "Access log cost for weir: %.2f → %.2f µs/request (%+.0f %%)." % (w0, w1, (w1 / w0 - 1) * 100)]
+        out.append("")
+    if lat:
+        out += ["100 KiB over one keep-alive connection, per-request latency from a plain sequential client "
+                "(tcp_nopush on):", "", "| server | p50 ms | p99 ms | max ms | requests over 20 ms |", "|---|---|---|---|---|"]
+        for k, (p50, p99, mx, slow) in lat.items():
+            out.append("| %s | %.3f | %.3f | %.1f | %d |" % (k, p50, p99, mx, slow))
+        out.append("")
+    if sc or ins or mem:
+        out += ["Exact cost figures (1 KiB static):", "", "| server | syscalls/req, 1 conn | syscalls/req, 50 conns | "
+                "user instructions/req | user bytes per idle keep-alive conn |", "|---|---|---|---|---|"]
+        for k in ("weir", "nginx", "h2o"):
+            s = sc.get(k)
+            out.append("| %s | %s | %s | %s | %s |" % (
+                k, "%.2f" % s[0] if s else "-", "%.2f" % s[1] if s else "-",
+                "%.0f" % ins[k] if k in ins else "-", "%.0f" % mem[k] if k in mem else "-"))
+        out.append("")
+        for k, s in sc.items():
+            out.append("- %s syscalls per request at one connection: %s" % (k, ", ".join("%s %s" % kv for kv in s[2].items())))
+        out.append("")
+    out.append("Reproduce: `make bench` (whole run %.0f s)." % elapsed)
+    path = os.path.join(ROOT, "bench", "results", "%s.md" % today)
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+    print("\nwrote " + path)
+
+
+if __name__ == "__main__":
+    main()

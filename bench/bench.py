@@ -222,9 +222,11 @@ def median_range(values, fmt="{:.0f}"):
     return "%s (%s–%s)" % (fmt.format(statistics.median(values)), fmt.format(min(values)), fmt.format(max(values)))
 
 
-def run_throughput(kinds, rounds, seconds, log):
+def run_throughput(kinds, rounds, seconds, log, only=()):
     results = {}
     for name, path, conns, extra, access in SCENARIOS:
+        if only and not any(name.startswith(o) for o in only):
+            continue
         servers = {k: Server(k, access_log=access).start() for k in kinds}
         try:
             per = {k: {"rps": [], "cpu_us": [], "errors": ""} for k in kinds}
@@ -250,6 +252,34 @@ def run_throughput(kinds, rounds, seconds, log):
             for s in servers.values():
                 s.stop()
     return results
+
+
+def run_log_cost(kinds, rounds, seconds, log):
+    """The access log's price: the same server with and without `access_log ... buffer=64k flush=1s`,
+    interleaved round by round, CPU per request paired."""
+    res = {}
+    for k in kinds:
+        if k == "h2o":
+            continue
+        a = Server(k, access_log=False).start()
+        b = Server(k, access_log=True).start()
+        try:
+            for s in (a, b):
+                wrk(s.port, "/1k.bin", 50, 1, [])
+            cpu = {"off": [], "on": []}
+            for r in range(rounds + 2):
+                pairs = (("off", a), ("on", b)) if r % 2 == 0 else (("on", b), ("off", a))
+                for name, s in pairs:
+                    c0 = s.cpu_seconds()
+                    n, _, _ = wrk(s.port, "/1k.bin", 50, seconds, [])
+                    cpu[name].append((s.cpu_seconds() - c0) / max(n, 1) * 1e6)
+            paired = statistics.median([y / x for x, y in zip(cpu["off"], cpu["on"])])
+            res[k] = (statistics.median(cpu["off"]), statistics.median(cpu["on"]), paired)
+            log("  %-6s access log: %.2f -> %.2f µs/request, paired ratio %.3f" % ((k,) + res[k]))
+        finally:
+            a.stop()
+            b.stop()
+    return res
 
 
 def strace_counts(pid, action):
@@ -396,6 +426,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=4)
     ap.add_argument("--only", default="")
+    ap.add_argument("--scenarios", default="", help="comma-separated scenario name prefixes")
     args = ap.parse_args()
     kinds = ["weir", "nginx", "h2o"]
     lines = []
@@ -406,20 +437,23 @@ def main():
 
     started = time.time()
     log("machine: " + machine())
-    parts = args.only.split(",") if args.only else ["throughput", "latency", "syscalls", "instructions", "memory"]
-    tp = run_throughput(kinds, args.rounds, args.seconds, log) if "throughput" in parts else {}
+    parts = args.only.split(",") if args.only else ["throughput", "logcost", "latency", "syscalls", "instructions",
+                                                     "memory"]
+    only = [x for x in args.scenarios.split(",") if x]
+    tp = run_throughput(kinds, args.rounds, args.seconds, log, only) if "throughput" in parts else {}
+    lc = run_log_cost(kinds, args.rounds, args.seconds, log) if "logcost" in parts else {}
     lat = p99_latency(kinds, log) if "latency" in parts else {}
     sc = run_syscalls(kinds, log) if "syscalls" in parts else {}
     ins = run_instructions(kinds, log) if "instructions" in parts else {}
     mem = run_memory(kinds, log) if "memory" in parts else {}
-    write_report(args, tp, lat, sc, ins, mem, time.time() - started)
+    write_report(args, tp, lc, lat, sc, ins, mem, time.time() - started)
 
 
 def ratio(a, b):
     return [x / y for x, y in zip(a, b) if y]
 
 
-def write_report(args, tp, lat, sc, ins, mem, elapsed):
+def write_report(args, tp, lc, lat, sc, ins, mem, elapsed):
     today = datetime.date.today().isoformat()
     out = ["# weir benchmark, %s" % today, "",
            "Machine: " + machine() + ".",
@@ -447,10 +481,13 @@ def write_report(args, tp, lat, sc, ins, mem, elapsed):
             if errs:
                 out.append("")
                 out.append("wrk reported for %s: %s" % (name, "; ".join(errs)))
-        if "1 KiB, 50 connections" in tp and "1 KiB, 50 conns, access log" in tp:
-            w0 = statistics.median(tp["1 KiB, 50 connections"]["weir"]["cpu_us"])
-            w1 = statistics.median(tp["1 KiB, 50 conns, access log"]["weir"]["cpu_us"])
-            out += ["", "Access log cost for weir: %.2f → %.2f µs/request (%+.0f %%)." % (w0, w1, (w1 / w0 - 1) * 100)]
+        out.append("")
+    if lc:
+        out += ["The access log's price (1 KiB, 50 connections; the same server with and without "
+                "`access_log ... combined buffer=64k flush=1s`, interleaved, CPU per request paired):", "",
+                "| server | no log µs/req | log µs/req | paired ratio |", "|---|---|---|---|"]
+        for k, (off, on, paired) in lc.items():
+            out.append("| %s | %.2f | %.2f | %.3f |" % (k, off, on, paired))
         out.append("")
     if lat:
         out += ["100 KiB over one keep-alive connection, per-request latency from a plain sequential client "

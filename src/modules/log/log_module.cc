@@ -20,16 +20,33 @@ namespace {
 
 enum class LogEscape : uint8_t { Default, Json, None };
 
+// What a format is made of. Values with a fixed shape (numbers, times) are written directly, as nginx's
+// log module does; everything else goes through the variables and is escaped.
+enum class LogOp : uint8_t {
+  Literal,
+  Variable,
+  Status,
+  TimeLocal,
+  TimeIso8601,
+  Msec,
+  RequestTime,
+  BytesSent,
+  BodyBytesSent,
+  RequestLength,
+  Pipe,
+};
+
 struct LogFormat {
   std::string name;
   LogEscape escape = LogEscape::Default;
   struct Op {
-    bool literal;
+    LogOp kind;
     int index;  // variable
     uint32_t off, len;
   };
   std::vector<Op> ops;
   std::string literals;
+  size_t fixed_len = 0;  // literals and the fixed-shape values at their longest
 };
 
 // One file's write buffer (shared by every access_log naming the file with a buffer).
@@ -70,18 +87,36 @@ constexpr std::string_view kCombined =
 
 constexpr char kHex[] = "0123456789ABCDEF";
 
-size_t escaped_len(std::string_view v, LogEscape esc) {
-  size_t n = 0;
+// Bytes the default escaping writes as \xHH: controls, '"', '\\', DEL and everything above.
+struct EscapeTable {
+  bool v[256];
+  constexpr EscapeTable() : v() {
+    for (int c = 0; c < 256; c++) v[c] = c < 0x20 || c >= 0x7f || c == '"' || c == '\\';
+  }
+};
+constexpr EscapeTable kDefaultEscape;
+
+// Whether any of 8 bytes needs the default escaping (a false positive only sends a word down the slow path).
+inline bool word_needs_escape(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  constexpr uint64_t kHighs = 0x8080808080808080ull;
+  auto has_zero = [](uint64_t v) { return (v - kOnes) & ~v & kHighs; };
+  uint64_t below_space = (w - kOnes * 0x20) & ~w & kHighs;
+  uint64_t del_or_high = ((w + kOnes) | w) & kHighs;  // 0x7f and up
+  return (below_space | del_or_high | has_zero(w ^ (kOnes * '"')) | has_zero(w ^ (kOnes * '\\'))) != 0;
+}
+
+// The most a value can grow to once escaped.
+size_t escaped_bound(size_t n, LogEscape esc) {
   switch (esc) {
     case LogEscape::None:
-      return v.size();
-    case LogEscape::Default:
-      for (unsigned char c : v) n += (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') ? 4 : 1;
       return n;
+    case LogEscape::Default:
+      return n * 4;
     case LogEscape::Json:
-      return v.size() * 6;  // an upper bound; the writer computes exactly
+      return n * 6;
   }
-  return n;
+  return n * 6;
 }
 
 // Length of a valid UTF-8 sequence starting at s[i] (0 if invalid).
@@ -120,18 +155,27 @@ char* write_escaped(char* p, std::string_view v, LogEscape esc) {
   switch (esc) {
     case LogEscape::None:
       return put(p, v);
-    case LogEscape::Default:
-      for (unsigned char c : v) {
-        if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') {
-          *p++ = '\\';
-          *p++ = 'x';
-          *p++ = kHex[c >> 4];
-          *p++ = kHex[c & 0xf];
-        } else {
-          *p++ = static_cast<char>(c);
+    case LogEscape::Default: {
+      // Runs of bytes that need nothing are copied at once.
+      size_t i = 0, n = v.size();
+      while (i < n) {
+        size_t run = i;
+        for (uint64_t w; run + 8 <= n; run += 8) {
+          std::memcpy(&w, v.data() + run, 8);
+          if (word_needs_escape(w)) break;
         }
+        while (run < n && !kDefaultEscape.v[static_cast<unsigned char>(v[run])]) run++;
+        p = put(p, v.substr(i, run - i));
+        if (run == n) break;
+        auto c = static_cast<unsigned char>(v[run]);
+        *p++ = '\\';
+        *p++ = 'x';
+        *p++ = kHex[c >> 4];
+        *p++ = kHex[c & 0xf];
+        i = run + 1;
       }
       return p;
+    }
     case LogEscape::Json:
       for (size_t i = 0; i < v.size();) {
         auto c = static_cast<unsigned char>(v[i]);
@@ -238,6 +282,68 @@ void write_unbuffered(Request& r, AccessLog& al, const char* line, size_t len) {
   ::close(fd);
 }
 
+char* put_msec(char* p, uint64_t ms) {
+  p = put_uint(p, ms / 1000);
+  *p++ = '.';
+  return put_uint_pad(p, ms % 1000, 3);
+}
+
+// Writes one log line at p (which has room for fmt.fixed_len plus the escaped bound of every value).
+char* write_line(Request& r, const LogFormat& fmt, VariableValue** vals, char* p) {
+  for (size_t i = 0; i < fmt.ops.size(); i++) {
+    const LogFormat::Op& op = fmt.ops[i];
+    switch (op.kind) {
+      case LogOp::Literal:
+        p = put(p, std::string_view(fmt.literals).substr(op.off, op.len));
+        break;
+      case LogOp::Variable: {
+        VariableValue* v = vals[i];
+        if (v->not_found || !v->valid) {
+          if (fmt.escape != LogEscape::Json) *p++ = '-';
+        } else {
+          p = write_escaped(p, v->view(), fmt.escape);
+        }
+        break;
+      }
+      case LogOp::Status: {
+        int status = r.err_status != 0 ? r.err_status : r.headers_out.status;
+        p = put_uint_pad(p, static_cast<uint64_t>(status % 1000), 3);
+        break;
+      }
+      case LogOp::TimeLocal:
+        p = put(p, clock::http_log_time());
+        break;
+      case LogOp::TimeIso8601:
+        p = put(p, clock::iso8601());
+        break;
+      case LogOp::Msec:
+        p = put_msec(p, clock::wall_msec());
+        break;
+      case LogOp::RequestTime: {
+        uint64_t now = clock::wall_msec();
+        p = put_msec(p, now > r.start_msec ? now - r.start_msec : 0);
+        break;
+      }
+      case LogOp::BytesSent:
+        p = put_uint(p, static_cast<uint64_t>(r.connection->io.sent));
+        break;
+      case LogOp::BodyBytesSent: {
+        off_t sent = r.connection->io.sent - r.header_size;
+        p = put_uint(p, static_cast<uint64_t>(sent < 0 ? 0 : sent));
+        break;
+      }
+      case LogOp::RequestLength:
+        p = put_uint(p, static_cast<uint64_t>(r.request_length));
+        break;
+      case LogOp::Pipe:
+        *p++ = r.connection->requests > 1 ? 'p' : '.';
+        break;
+    }
+  }
+  *p++ = '\n';
+  return p;
+}
+
 Code log_handler(Request& r) {
   LogLocConf& lcf = r.loc<LogLocConf>();
   if (lcf.off || lcf.logs == nullptr) return Rc::Ok;
@@ -247,60 +353,35 @@ Code log_handler(Request& r) {
       if (v.empty() || v == "0") continue;
     }
     const LogFormat& fmt = *al.format;
-    // Evaluate once, size, then write.
+    // Evaluate the variables once; the line's length is bounded by their escaped sizes.
     VariableValue* small[32];
     VariableValue** vals = fmt.ops.size() <= 32 ? small
                                                 : static_cast<VariableValue**>(
                                                       r.pool->alloc(sizeof(VariableValue*) * fmt.ops.size()));
-    size_t len = 1;  // '\n'
+    size_t bound = fmt.fixed_len + 1;
     for (size_t i = 0; i < fmt.ops.size(); i++) {
-      const LogFormat::Op& op = fmt.ops[i];
-      if (op.literal) {
-        len += op.len;
-        continue;
-      }
-      VariableValue* v = get_flushed_variable(r, op.index);
+      if (fmt.ops[i].kind != LogOp::Variable) continue;
+      VariableValue* v = get_flushed_variable(r, fmt.ops[i].index);
       vals[i] = v;
-      if (v->not_found || !v->valid) {
-        len += 1;  // "-"
-      } else {
-        len += escaped_len(v->view(), fmt.escape);
-      }
+      bound += v->valid && !v->not_found ? escaped_bound(v->len, fmt.escape) : 1;
     }
     LogBuffer* b = al.buffer;
-    char* line;
-    bool into_buffer = false;
     if (b != nullptr) {
       if (b->start == nullptr) {
         b->start = b->pos = static_cast<char*>(std::malloc(b->size));
         b->end = b->start + b->size;
       }
-      if (len > static_cast<size_t>(b->end - b->pos)) flush_buffer(*b);
-      into_buffer = len <= static_cast<size_t>(b->end - b->pos);
-    }
-    line = into_buffer ? b->pos : r.pool->alloc_bytes(len);
-    char* p = line;
-    for (size_t i = 0; i < fmt.ops.size(); i++) {
-      const LogFormat::Op& op = fmt.ops[i];
-      if (op.literal) {
-        p = put(p, std::string_view(fmt.literals).substr(op.off, op.len));
+      if (bound > static_cast<size_t>(b->end - b->pos)) flush_buffer(*b);
+      if (bound <= static_cast<size_t>(b->end - b->pos)) {
+        bool was_empty = b->pos == b->start;
+        b->pos = write_line(r, fmt, vals, b->pos);
+        if (was_empty && b->flush_ms != 0) add_timer(b->timer, b->flush_ms);
         continue;
       }
-      VariableValue* v = vals[i];
-      if (v->not_found || !v->valid) {
-        if (fmt.escape != LogEscape::Json) *p++ = '-';
-      } else {
-        p = write_escaped(p, v->view(), fmt.escape);
-      }
     }
-    *p++ = '\n';
-    if (into_buffer) {
-      bool was_empty = b->pos == b->start;
-      b->pos = p;
-      if (was_empty && b->flush_ms != 0) add_timer(b->timer, b->flush_ms);
-      continue;
-    }
-    write_unbuffered(r, al, line, p - line);
+    char* line = r.pool->alloc_bytes(bound);
+    char* end = write_line(r, fmt, vals, line);
+    write_unbuffered(r, al, line, end - line);
   }
   return Rc::Ok;
 }
@@ -312,10 +393,23 @@ Status compile_format(ConfContext& cf, LogFormat& fmt, std::string_view text) {
   size_t i = 0, lit = 0;
   auto flush_lit = [&](size_t end) {
     if (end > lit) {
-      fmt.ops.push_back(LogFormat::Op{true, -1, static_cast<uint32_t>(fmt.literals.size()),
+      fmt.ops.push_back(LogFormat::Op{LogOp::Literal, -1, static_cast<uint32_t>(fmt.literals.size()),
                                       static_cast<uint32_t>(end - lit)});
       fmt.literals.append(text.substr(lit, end - lit));
+      fmt.fixed_len += end - lit;
     }
+  };
+  // Values written directly, with their longest form.
+  static constexpr std::pair<std::string_view, std::pair<LogOp, size_t>> kDirect[] = {
+      {"status", {LogOp::Status, 3}},
+      {"time_local", {LogOp::TimeLocal, 26}},
+      {"time_iso8601", {LogOp::TimeIso8601, 25}},
+      {"msec", {LogOp::Msec, 24}},
+      {"request_time", {LogOp::RequestTime, 24}},
+      {"bytes_sent", {LogOp::BytesSent, 20}},
+      {"body_bytes_sent", {LogOp::BodyBytesSent, 20}},
+      {"request_length", {LogOp::RequestLength, 20}},
+      {"pipe", {LogOp::Pipe, 1}},
   };
   while (i < text.size()) {
     if (text[i] != '$') {
@@ -338,7 +432,15 @@ Status compile_format(ConfContext& cf, LogFormat& fmt, std::string_view text) {
       name = text.substr(s, i - s);
     }
     if (name.empty()) return cf.errorf("invalid parameter \"%s\"", std::string(text).c_str());
-    fmt.ops.push_back(LogFormat::Op{false, vars.index_of(cf, name), 0, 0});
+    bool direct = false;
+    for (const auto& [dname, what] : kDirect) {
+      if (iequals(name, dname)) {
+        fmt.ops.push_back(LogFormat::Op{what.first, -1, 0, 0});
+        fmt.fixed_len += what.second;
+        direct = true;
+      }
+    }
+    if (!direct) fmt.ops.push_back(LogFormat::Op{LogOp::Variable, vars.index_of(cf, name), 0, 0});
     lit = i;
   }
   flush_lit(text.size());

@@ -61,7 +61,7 @@ listen:
   host: 127.0.0.1
   port: {port}
 num-threads: 1
-error-log: {dir}/logs/error.log
+{user}error-log: {dir}/logs/error.log
 {access_log}
 hosts:
   default:
@@ -108,7 +108,10 @@ class Server:
         self.port = free_port()
         if kind == "h2o":
             log = "access-log: %s/logs/access.log" % self.dir if access_log else ""
-            conf = H2O_CONF.format(port=self.port, dir=self.dir, access_log=log)
+            # Under callgrind the process must keep the uid that created valgrind's vgdb FIFOs (root-only),
+            # or `callgrind_control -d` waits forever; nginx and weir keep it with master_process off.
+            user = "" if master or os.geteuid() != 0 else "user: root\n"
+            conf = H2O_CONF.format(port=self.port, dir=self.dir, access_log=log, user=user)
             self.conf = os.path.join(self.dir, "conf", "h2o.conf")
         else:
             log = ("access_log %s/logs/access.log combined buffer=64k flush=1s;" % self.dir) if access_log \
@@ -323,15 +326,24 @@ def run_syscalls(kinds, log):
     return res
 
 
-def callgrind_instructions(kind, n):
+def callgrind_instructions(kind, n, access_log=False):
     """User-space instructions for start-up plus n requests (callgrind dumps on request, then the server is
     killed: a signalled nginx under valgrind does not always exit)."""
-    s = Server(kind, master=False)
+    s = Server(kind, access_log=access_log, master=False)
     out = os.path.join(s.dir, "callgrind.out")
     try:
-        s.start(prefix=["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out])
+        s.start(prefix=["valgrind", "--tool=callgrind", "--vgdb-prefix=" + os.path.join(s.dir, "vgdb"),
+                        "--callgrind-out-file=" + out])
         sequential_client(s.port, "/1k.bin", n)
-        subprocess.run(["callgrind_control", "-d", str(s.proc.pid)], capture_output=True, timeout=60)
+        dump = subprocess.Popen(["callgrind_control", "--vgdb-prefix=" + os.path.join(s.dir, "vgdb"),
+                                 "-d", str(s.proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        try:
+            dump.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(dump.pid, signal.SIGKILL)  # vgdb is a grandchild: kill the whole group
+            dump.wait()
+            raise RuntimeError("callgrind dump of %s timed out" % kind)
         total = 0
         for f in os.listdir(s.dir):
             if f.startswith("callgrind.out."):
@@ -349,10 +361,13 @@ def callgrind_instructions(kind, n):
 def run_instructions(kinds, log):
     res = {}
     for k in kinds:
-        a = callgrind_instructions(k, 1000)
-        b = callgrind_instructions(k, 3000)
-        res[k] = (b - a) / 2000
-        log("  %-6s instructions/request: %.0f" % (k, res[k]))
+        per = []
+        for access_log in (False, True):
+            a = callgrind_instructions(k, 1000, access_log)
+            b = callgrind_instructions(k, 3000, access_log)
+            per.append((b - a) / 2000)
+        res[k] = tuple(per)
+        log("  %-6s instructions/request: %.0f, with access log %.0f" % (k, per[0], per[1]))
     return res
 
 
@@ -497,12 +512,14 @@ def write_report(args, tp, lc, lat, sc, ins, mem, elapsed):
         out.append("")
     if sc or ins or mem:
         out += ["Exact cost figures (1 KiB static):", "", "| server | syscalls/req, 1 conn | syscalls/req, 50 conns | "
-                "user instructions/req | user bytes per idle keep-alive conn |", "|---|---|---|---|---|"]
+                "user instructions/req | the same with access log | user bytes per idle keep-alive conn |",
+                "|---|---|---|---|---|---|"]
         for k in ("weir", "nginx", "h2o"):
             s = sc.get(k)
-            out.append("| %s | %s | %s | %s | %s |" % (
+            out.append("| %s | %s | %s | %s | %s | %s |" % (
                 k, "%.2f" % s[0] if s else "-", "%.2f" % s[1] if s else "-",
-                "%.0f" % ins[k] if k in ins else "-", "%.0f" % mem[k] if k in mem else "-"))
+                "%.0f" % ins[k][0] if k in ins else "-", "%.0f" % ins[k][1] if k in ins else "-",
+                "%.0f" % mem[k] if k in mem else "-"))
         out.append("")
         for k, s in sc.items():
             out.append("- %s syscalls per request at one connection: %s" % (k, ", ".join("%s %s" % kv for kv in s[2].items())))

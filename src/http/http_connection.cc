@@ -429,15 +429,19 @@ void process_request(Request& r) {
   run_posted_requests(c);
 }
 
+// client_header_timeout fired while the request line or headers were still arriving.
+bool close_on_header_timeout(Event& ev, Request& r) {
+  if (!ev.timedout) return false;
+  log_error(LogLevel::Info, r.connection->log, ETIMEDOUT, "client timed out");
+  r.connection->timedout = true;
+  close_request(r, 408);
+  return true;
+}
+
 void process_request_headers_impl(Event& ev) {
   auto* c = static_cast<Connection*>(ev.data);
   Request& r = *static_cast<HttpConnection*>(c->data)->request;
-  if (ev.timedout) {
-    log_error(LogLevel::Info, c->log, ETIMEDOUT, "client timed out");
-    c->timedout = true;
-    close_request(r, 408);
-    return;
-  }
+  if (close_on_header_timeout(ev, r)) return;
   ParseResult rc = ParseResult::Again;
   for (;;) {
     if (rc == ParseResult::Again) {
@@ -509,12 +513,7 @@ void process_request_headers_impl(Event& ev) {
 void process_request_line_impl(Event& ev) {
   auto* c = static_cast<Connection*>(ev.data);
   Request& r = *static_cast<HttpConnection*>(c->data)->request;
-  if (ev.timedout) {
-    log_error(LogLevel::Info, c->log, ETIMEDOUT, "client timed out");
-    c->timedout = true;
-    close_request(r, 408);
-    return;
-  }
+  if (close_on_header_timeout(ev, r)) return;
   ParseResult rc = ParseResult::Again;
   for (;;) {
     if (rc == ParseResult::Again) {

@@ -536,6 +536,7 @@ int run_master(std::unique_ptr<Cycle> cycle, const Options& opt) {
     log_error(LogLevel::Emerg, cycle->log, 0, "%s", s.message().c_str());
     return 1;
   }
+  daemon_started();
   log_echo_to_stderr(false);
   set_proc_title("weir: master process " + opt.argv_line);
   log_startup(*cycle);
@@ -669,6 +670,7 @@ int run_single(std::unique_ptr<Cycle> cycle, const Options& opt) {
     log_error(LogLevel::Emerg, cycle->log, 0, "%s", s.message().c_str());
     return 1;
   }
+  daemon_started();
   log_echo_to_stderr(false);
   log_startup(*cycle);
   apply_env(*cycle);

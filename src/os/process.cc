@@ -20,12 +20,28 @@ namespace weir {
 namespace {
 char* g_title_start = nullptr;
 size_t g_title_size = 0;
+// The write end of the pipe the daemonizing parent waits on (-1 when not daemonized or already told).
+int g_started_fd = -1;
 }  // namespace
 
 std::string daemonize() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) < 0) return strprintf("pipe2() failed (%d: %s)", errno, std::strerror(errno));
   pid_t pid = ::fork();
   if (pid < 0) return strprintf("fork() failed (%d: %s)", errno, std::strerror(errno));
-  if (pid > 0) ::_exit(0);
+  if (pid > 0) {
+    // Exit only when the daemon has written its pid file (so `weir && cat weir.pid` and systemd's
+    // Type=forking never race it), and exit 1 when the daemon died before that.
+    ::close(fds[1]);
+    char ok = 0;
+    ssize_t n;
+    do {
+      n = ::read(fds[0], &ok, 1);
+    } while (n < 0 && errno == EINTR);
+    ::_exit(n == 1 && ok == '1' ? 0 : 1);
+  }
+  ::close(fds[0]);
+  g_started_fd = fds[1];
   if (::setsid() < 0) return strprintf("setsid() failed (%d: %s)", errno, std::strerror(errno));
   ::umask(0);
   int fd = ::open("/dev/null", O_RDWR);
@@ -34,6 +50,16 @@ std::string daemonize() {
   ::dup2(fd, STDOUT_FILENO);
   if (fd > STDERR_FILENO) ::close(fd);
   return {};
+}
+
+void daemon_started() {
+  if (g_started_fd < 0) return;
+  ssize_t n;
+  do {
+    n = ::write(g_started_fd, "1", 1);
+  } while (n < 0 && errno == EINTR);
+  ::close(g_started_fd);
+  g_started_fd = -1;
 }
 
 void init_proc_title(int argc, char** argv) {

@@ -9,9 +9,11 @@
 
 namespace weir {
 
-// Forks, lets the parent exit, starts a new session and points stdin/stdout at /dev/null.
-// Returns an error message or "".
+// Forks, starts a new session and points stdin/stdout at /dev/null. The parent waits until the child calls
+// daemon_started() and exits 0, or exits 1 if the child dies first. Returns an error message or "".
 std::string daemonize();
+// Tells a waiting daemonize() parent that start-up is complete (the pid file exists); no-op otherwise.
+void daemon_started();
 
 // Keeps argv's memory so the title can be rewritten later; call first thing in main().
 void init_proc_title(int argc, char** argv);

@@ -215,12 +215,21 @@ def test_daemon(make_server):
     s.set_conf(s.conf_text.replace("daemon off;", "daemon on;"))
     s.start(wait=False)
     assert s.proc.wait(10) == 0  # the started process exits; the daemon runs on
-    s.wait_started()
+    # ... and only once the daemon has written its pid file and listens: no polling needed.
     pid = s.master_pid()
     assert pid != s.proc.pid
     assert http_get(s.port, "/").body == b"version daemon\n"
     os.kill(pid, signal.SIGQUIT)
     wait_for(lambda: not os.path.exists("/proc/%d" % pid), what="daemon exit")
+
+
+def test_daemon_that_fails_to_start_exits_non_zero(make_server):
+    # nginx's parent exits 0 before its daemon tries the pid file; weir's waits and reports the failure.
+    s = make_server(conf("daemon"), start=False)
+    s.set_conf(s.conf_text.replace("daemon off;", "daemon on;").replace("logs/server.pid", "no-such-dir/weir.pid"))
+    s.start(wait=False)
+    assert s.proc.wait(10) == 1
+    assert "no-such-dir/weir.pid" in s.error_log()
 
 
 def test_worker_connections_run_out(make_server):

@@ -1,5 +1,8 @@
 #include "core/str.h"
 
+#include <array>
+#include <cstring>
+
 namespace weir {
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -144,16 +147,44 @@ std::optional<int64_t> parse_time(std::string_view s, bool is_sec) {
   return total + value;
 }
 
+namespace {
+
+// "00" "01" ... "99": two digits per division by 100.
+constexpr auto kDigitPairs = [] {
+  std::array<char, 200> t{};
+  for (int i = 0; i < 100; i++) {
+    t[2 * i] = static_cast<char>('0' + i / 10);
+    t[2 * i + 1] = static_cast<char>('0' + i % 10);
+  }
+  return t;
+}();
+
+int decimal_digits(uint64_t v) {
+  for (int n = 1;; n += 4) {
+    if (v < 10) return n;
+    if (v < 100) return n + 1;
+    if (v < 1000) return n + 2;
+    if (v < 10000) return n + 3;
+    v /= 10000;
+  }
+}
+
+// Writes the low digits of v backwards, ending just before end, until start.
+void put_digits_backwards(char* start, char* end, uint64_t v) {
+  while (end - start >= 2) {
+    end -= 2;
+    std::memcpy(end, &kDigitPairs[(v % 100) * 2], 2);
+    v /= 100;
+  }
+  if (end > start) *start = static_cast<char>('0' + v % 10);
+}
+
+}  // namespace
+
 char* put_uint(char* p, uint64_t v) {
-  char tmp[20];
-  char* t = tmp + sizeof tmp;
-  do {
-    *--t = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  size_t n = tmp + sizeof tmp - t;
-  std::memcpy(p, t, n);
-  return p + n;
+  char* end = p + decimal_digits(v);
+  put_digits_backwards(p, end, v);
+  return end;
 }
 
 char* put_int(char* p, int64_t v) {
@@ -165,12 +196,8 @@ char* put_int(char* p, int64_t v) {
 }
 
 char* put_uint_pad(char* p, uint64_t v, int width) {
-  char* end = p + width;
-  for (char* t = end; t > p;) {
-    *--t = static_cast<char>('0' + v % 10);
-    v /= 10;
-  }
-  return end;
+  put_digits_backwards(p, p + width, v);
+  return p + width;
 }
 
 char* put_hex(char* p, uint64_t v) {

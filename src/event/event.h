@@ -35,6 +35,7 @@ struct Event {
   bool timer_set : 1 = false;
   bool delayed : 1 = false;  // limit_rate / limit_req pause
   bool posted : 1 = false;
+  bool posted_next_round : 1 = false;  // queued for after the next wait rather than this round
   bool closed : 1 = false;
   bool cancelable : 1 = false;  // a pending timer that must not keep a shutting-down worker alive
   bool instance : 1 = false;    // flips on reuse so stale epoll reports are recognised

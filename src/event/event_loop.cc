@@ -126,33 +126,49 @@ void EventLoop::del_timer(Event& ev) {
   ev.timer_set = false;
 }
 
-void EventLoop::post(Event& ev) {
-  if (ev.posted) return;
-  ev.posted = true;
+void EventLoop::Queue::push(Event& ev) {
   ev.posted_next = nullptr;
-  ev.posted_prev = posted_tail_;
-  if (posted_tail_ != nullptr) {
-    posted_tail_->posted_next = &ev;
+  ev.posted_prev = tail;
+  if (tail != nullptr) {
+    tail->posted_next = &ev;
   } else {
-    posted_head_ = &ev;
+    head = &ev;
   }
-  posted_tail_ = &ev;
+  tail = &ev;
 }
 
-void EventLoop::unpost(Event& ev) {
-  if (!ev.posted) return;
+void EventLoop::Queue::remove(Event& ev) {
   if (ev.posted_prev != nullptr) {
     ev.posted_prev->posted_next = ev.posted_next;
   } else {
-    posted_head_ = ev.posted_next;
+    head = ev.posted_next;
   }
   if (ev.posted_next != nullptr) {
     ev.posted_next->posted_prev = ev.posted_prev;
   } else {
-    posted_tail_ = ev.posted_prev;
+    tail = ev.posted_prev;
   }
-  ev.posted = false;
   ev.posted_prev = ev.posted_next = nullptr;
+}
+
+void EventLoop::post(Event& ev) {
+  if (ev.posted) return;
+  ev.posted = true;
+  posted_.push(ev);
+}
+
+void EventLoop::post_next_round(Event& ev) {
+  if (ev.posted) return;
+  ev.posted = true;
+  ev.posted_next_round = true;
+  next_round_.push(ev);
+}
+
+void EventLoop::unpost(Event& ev) {
+  if (!ev.posted) return;
+  (ev.posted_next_round ? next_round_ : posted_).remove(ev);
+  ev.posted = false;
+  ev.posted_next_round = false;
 }
 
 void EventLoop::run_timers() {
@@ -168,8 +184,8 @@ void EventLoop::run_timers() {
 }
 
 void EventLoop::run_posted() {
-  while (posted_head_ != nullptr) {
-    Event* ev = posted_head_;
+  while (posted_.head != nullptr) {
+    Event* ev = posted_.head;
     unpost(*ev);
     ev->handler(*ev);
   }
@@ -195,7 +211,13 @@ void EventLoop::expire_all_timers() {
 
 void EventLoop::process_events(int timeout_ms) {
   int timeout = timeout_ms;
-  if (posted_head_ != nullptr) {
+  // Last round's next-round events run in this round, after the wait.
+  while (next_round_.head != nullptr) {
+    Event* ev = next_round_.head;
+    unpost(*ev);
+    post(*ev);
+  }
+  if (posted_.head != nullptr) {
     timeout = 0;
   } else if (!heap_.empty()) {
     clock::msec_t now = clock::msec();

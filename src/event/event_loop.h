@@ -1,6 +1,9 @@
 // EventLoop: epoll in edge-triggered mode (each connection is registered once for both directions), timers in
 // a binary heap keyed by monotonic ms (lazily re-armed, as nginx's rbtree timers are), and a posted queue run
-// after each batch so that nothing is destroyed inside its own callback.
+// after each batch so that nothing is destroyed inside its own callback. A second queue holds events for the
+// next round: a writer that stopped at sendfile_max_chunk with the socket still writable lets the other
+// connections' events in first, then continues without waiting for the kernel (edge-triggered epoll would not
+// report the socket again).
 // nginx: src/event/modules/ngx_epoll_module.c, src/event/ngx_event_timer.c, src/event/ngx_event_posted.c
 #pragma once
 
@@ -35,6 +38,8 @@ class EventLoop {
   void add_timer(Event& ev, clock::msec_t ms);
   void del_timer(Event& ev);
   void post(Event& ev);
+  // Runs ev after the next wait, which then does not block.
+  void post_next_round(Event& ev);
   void unpost(Event& ev);
 
   // Waits for events (no longer than the nearest timer, or timeout_ms when no timer is set; -1 = forever),
@@ -61,8 +66,14 @@ class EventLoop {
   int epfd_ = -1;
   std::vector<epoll_event> events_;
   std::vector<Event*> heap_;
-  Event* posted_head_ = nullptr;
-  Event* posted_tail_ = nullptr;
+  struct Queue {
+    Event* head = nullptr;
+    Event* tail = nullptr;
+    void push(Event& ev);
+    void remove(Event& ev);
+  };
+  Queue posted_;
+  Queue next_round_;
   const sigset_t* wait_mask_ = nullptr;
 };
 
@@ -72,6 +83,7 @@ inline void del_timer(Event& ev) {
   if (ev.timer_set) EventLoop::current->del_timer(ev);
 }
 inline void post_event(Event& ev) { EventLoop::current->post(ev); }
+inline void post_event_next_round(Event& ev) { EventLoop::current->post_next_round(ev); }
 inline void delete_posted_event(Event& ev) {
   if (ev.posted) EventLoop::current->unpost(ev);
 }

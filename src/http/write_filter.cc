@@ -10,8 +10,6 @@ namespace weir::http {
 
 namespace {
 
-constexpr off_t kPageSize = 4096;
-
 off_t complex_size(Request& r, const ComplexValue* cv, size_t fixed) {
   if (cv == nullptr) return static_cast<off_t>(fixed);
   auto v = parse_size(cv->eval(r));
@@ -132,11 +130,8 @@ Rc write_filter(Request& r, ChainLink* in) {
       add_timer(c.write, delay);
     }
   }
-  // A full chunk went out and the socket is still writable: yield to other connections for a moment.
-  if (chain != nullptr && limit != 0 && c.write.ready && c.io.sent - sent >= limit - 2 * kPageSize) {
-    c.write.delayed = true;
-    add_timer(c.write, 1);
-  }
+  // Stopped at the chunk limit with the socket still writable: continue after the other connections' events.
+  if (chain != nullptr && c.write.ready && !c.write.delayed) post_event_next_round(c.write);
 
   for (ChainLink* cl = r.out; cl != nullptr && cl != chain;) {
     ChainLink* next = cl->next;

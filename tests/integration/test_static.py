@@ -45,6 +45,23 @@ def test_one_mebibyte_with_and_without_sendfile(make_server):
         assert hashlib.sha256(r.body).digest() == hashlib.sha256(data).digest(), path
 
 
+def test_sendfile_max_chunk_interleaves_downloads(make_server):
+    # Each write event sends at most 32 KiB and then lets the other connections go first; with an
+    # edge-triggered socket that stays writable, a writer that is not re-run would stall the download.
+    data = os.urandom(4 << 20)
+    s = make_server(STATIC.replace("location / { }", "location / { sendfile_max_chunk 32k; }")
+                    .replace("output_buffers 2 4k;", "output_buffers 2 4k; sendfile_max_chunk 32k;"),
+                    files={"4m.bin": data})
+    want = hashlib.sha256(data).hexdigest()
+    procs = [subprocess.Popen(["curl", "-s", "http://127.0.0.1:%d%s" % (s.port, path)], stdout=subprocess.PIPE)
+             for path in ("/4m.bin", "/4m.bin", "/nosendfile/4m.bin", "/nosendfile/4m.bin")]
+    # A small request is answered while the downloads run.
+    assert s.get("/4m.bin", headers={"Range": "bytes=0-9"}).body == data[:10]
+    for p in procs:
+        out, _ = p.communicate(timeout=60)
+        assert hashlib.sha256(out).hexdigest() == want
+
+
 def test_three_gibibyte_sparse_file(make_server):
     s = make_server(STATIC)
     p = s.path("html/big.bin")

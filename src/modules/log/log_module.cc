@@ -42,9 +42,10 @@ struct LogFormat {
   struct Op {
     LogOp kind;
     int index;  // variable
-    uint32_t off, len;
+    uint32_t off, len;  // literal; for a variable, off is its slot among the evaluated values
   };
   std::vector<Op> ops;
+  std::vector<int> variables;  // the variable indexes, in slot order
   std::string literals;
   size_t fixed_len = 0;  // literals and the fixed-shape values at their longest
 };
@@ -297,7 +298,7 @@ char* write_line(Request& r, const LogFormat& fmt, VariableValue** vals, char* p
         p = put(p, std::string_view(fmt.literals).substr(op.off, op.len));
         break;
       case LogOp::Variable: {
-        VariableValue* v = vals[i];
+        VariableValue* v = vals[op.off];
         if (v->not_found || !v->valid) {
           if (fmt.escape != LogEscape::Json) *p++ = '-';
         } else {
@@ -354,14 +355,13 @@ Code log_handler(Request& r) {
     }
     const LogFormat& fmt = *al.format;
     // Evaluate the variables once; the line's length is bounded by their escaped sizes.
+    size_t nvars = fmt.variables.size();
     VariableValue* small[32];
-    VariableValue** vals = fmt.ops.size() <= 32 ? small
-                                                : static_cast<VariableValue**>(
-                                                      r.pool->alloc(sizeof(VariableValue*) * fmt.ops.size()));
+    VariableValue** vals =
+        nvars <= 32 ? small : static_cast<VariableValue**>(r.pool->alloc(sizeof(VariableValue*) * nvars));
     size_t bound = fmt.fixed_len + 1;
-    for (size_t i = 0; i < fmt.ops.size(); i++) {
-      if (fmt.ops[i].kind != LogOp::Variable) continue;
-      VariableValue* v = get_flushed_variable(r, fmt.ops[i].index);
+    for (size_t i = 0; i < nvars; i++) {
+      VariableValue* v = get_flushed_variable(r, fmt.variables[i]);
       vals[i] = v;
       bound += v->valid && !v->not_found ? escaped_bound(v->len, fmt.escape) : 1;
     }
@@ -440,7 +440,11 @@ Status compile_format(ConfContext& cf, LogFormat& fmt, std::string_view text) {
         direct = true;
       }
     }
-    if (!direct) fmt.ops.push_back(LogFormat::Op{LogOp::Variable, vars.index_of(cf, name), 0, 0});
+    if (!direct) {
+      int index = vars.index_of(cf, name);
+      fmt.ops.push_back(LogFormat::Op{LogOp::Variable, index, static_cast<uint32_t>(fmt.variables.size()), 0});
+      fmt.variables.push_back(index);
+    }
     lit = i;
   }
   flush_lit(text.size());

@@ -30,5 +30,36 @@ TEST(Str, ParseTime) {
   EXPECT_FALSE(parse_time("x", false).has_value());
 }
 
+
+TEST(Str, PutEveryShortLength) {
+  std::string src = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
+  for (size_t n = 0; n <= 40; n++) {
+    std::string dst(48, '#');
+    char* end = put(dst.data() + 1, std::string_view(src).substr(3, n));
+    EXPECT_EQ(end, dst.data() + 1 + n);
+    std::string want(48, '#');
+    want.replace(1, n, src, 3, n);
+    EXPECT_EQ(dst, want) << n;
+  }
+  EXPECT_EQ(put(nullptr, std::string_view()), nullptr);
+}
+
+TEST(Str, PutUint) {
+  auto fmt = [](uint64_t v) {
+    char buf[32];
+    return std::string(buf, put_uint(buf, v));
+  };
+  for (uint64_t v : {0ull, 7ull, 9ull, 10ull, 99ull, 100ull, 101ull, 999ull, 1000ull, 1024ull, 9999ull, 10000ull,
+                     123456789ull, 10000000000000000000ull, 18446744073709551615ull}) {
+    EXPECT_EQ(fmt(v), std::to_string(v));
+  }
+  char buf[8];
+  EXPECT_EQ(std::string(buf, put_uint_pad(buf, 7, 3)), "007");
+  EXPECT_EQ(std::string(buf, put_uint_pad(buf, 404, 3)), "404");
+  EXPECT_EQ(std::string(buf, put_uint_pad(buf, 1234, 3)), "234");
+  EXPECT_EQ(std::string(buf, put_uint_pad(buf, 5, 2)), "05");
+  EXPECT_EQ(std::string(buf, put_int(buf, -9223372036854775807ll - 1)), "-9223372036854775808");
+}
+
 }  // namespace
 }  // namespace weir

@@ -590,10 +590,49 @@ Buffer* ensure_buffer(Connection& c, size_t size) {
   return c.buffer;
 }
 
+// Whether bytes of a next request are waiting in the socket (or already in the buffer).
+bool has_pending_request(Connection& c) {
+  if (c.buffer != nullptr && c.buffer->pos < c.buffer->last) return true;
+  char byte;
+  return ::recv(c.fd, &byte, 1, MSG_PEEK) == 1;
+}
+
+// Half-closes an idle connection and reads until the client closes too, for at most one
+// lingering_timeout.
+void linger_idle_connection(Connection& c) {
+  auto* hc = static_cast<HttpConnection*>(c.data);
+  if (::shutdown(c.fd, SHUT_WR) < 0) {
+    close_http_connection(c);
+    return;
+  }
+  c.idle = false;
+  c.read.cancelable = false;
+  uint64_t timeout = *conf_of<CoreLocConf>(hc->conf_ctx->loc_conf).lingering_timeout;
+  hc->lingering_deadline = clock::msec() + timeout;
+  hc->lingering_timeout = timeout;
+  c.read.handler = lingering_close_handler;
+  c.write.handler = empty_handler;
+  if (c.read.timer_set) del_timer(c.read);
+  add_timer(c.read, timeout);
+  c.read.ready = true;
+  lingering_close_handler(c.read);
+}
+
 // Reading the first bytes of a request on a new or idle keep-alive connection.
 void wait_request_handler(Event& ev) {
   auto* c = static_cast<Connection*>(ev.data);
   auto* hc = static_cast<HttpConnection*>(c->data);
+  if (c->close && c->idle && worker_exiting()) {
+    // Graceful shutdown. nginx closes the idle connection outright, and a request that has just arrived
+    // (or crosses the close) is answered by a reset. Here a request already received is served, with
+    // "Connection: close"; otherwise the connection is half-closed and drained, so a crossing request
+    // sees an orderly end of stream, which clients retry.
+    c->close = false;
+    if (c->read.pending_eof || !has_pending_request(*c)) {
+      linger_idle_connection(*c);
+      return;
+    }
+  }
   if (ev.timedout || c->close) {
     if (ev.timedout && !c->idle) log_error(LogLevel::Info, c->log, ETIMEDOUT, "client timed out");
     close_http_connection(*c);

@@ -184,6 +184,20 @@ void finalize_request(Request& r, Code rc) {
     finalize_request(r, special_response_handler(r, rc.http_status()));
     return;
   }
+  if (!r.is_main()) {
+    // A background subrequest (the only kind there is): its output was dropped as it was made, so it ends
+    // here, logged if log_subrequest says so, and gives back its reference on the main request.
+    if (r.logged) {
+      log_error(LogLevel::Alert, c.log, 0, "subrequest: \"%.*s?%.*s\" logged again", static_cast<int>(r.uri.size()),
+                r.uri.data(), static_cast<int>(r.args.size()), r.args.data());
+    } else if (*core_loc(r).log_subrequest) {
+      log_request(r);
+    }
+    r.logged = true;
+    r.done = true;
+    finalize_connection(r);
+    return;
+  }
   if (r.buffered != 0 || c.buffered != 0) {
     (void)set_write_handler(r);
     return;

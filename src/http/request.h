@@ -47,6 +47,8 @@ constexpr int kHttpRequestHeaderTooLarge = 494;
 constexpr int kHttpToHttps = 497;
 constexpr int kHttpClientClosedRequest = 499;
 constexpr int kHttpSpecialResponse = 300;
+// How deep subrequests may nest (nginx's NGX_HTTP_MAX_SUBREQUESTS).
+constexpr int kMaxSubrequests = 50;
 
 using RequestHandler = void (*)(Request& r);
 using ContentHandler = Code (*)(Request& r);
@@ -120,8 +122,9 @@ struct Request {
   uint64_t lingering_time = 0;  // ms deadline for reading a discarded body after the response
   off_t header_size = 0;
 
-  int count = 1;  // references: the request itself, body reading, ...
+  int count = 1;  // references: the request itself, body reading, subrequests ...
   int uri_changes = 11;
+  uint8_t subrequests = kMaxSubrequests + 1;  // how many more levels of subrequests may nest below this one
   int err_status = 0;
   int filter_status = 0;  // a header filter's answer (see send_header)
   uint8_t buffered = 0;
@@ -160,6 +163,7 @@ struct Request {
   bool limit_rate_set : 1 = false;
   bool limit_rate_after_set : 1 = false;
   bool preserve_body : 1 = false;
+  bool background : 1 = false;  // a subrequest whose output is dropped and which nobody waits for
 
   // Typed access to configuration and contexts.
   template <class Conf>

@@ -100,10 +100,33 @@ Code read_discarded(Request& r) {
 
 void body_read_handler(Request& r);
 
-// Copies body bytes from b into the current buffer (allocating / spilling as needed). Ok, Again
-// (buffer full and written out), or an HTTP status.
-Code save_body(Request& r, RequestBody& rb, Buffer& b, off_t n);
+// Appends body bytes [p, p + n) to the saved body without copying them: they stay in the header buffer or
+// the read buffer until the body is complete or the read buffer must be reused.
+void save_piece(Request& r, RequestBody& rb, char* p, off_t n) {
+  auto* b = r.pool->make<Buffer>();
+  b->start = b->pos = p;
+  b->end = b->last = p + n;
+  b->temporary = true;
+  ChainLink* cl = r.pool->alloc_link();
+  cl->buf = b;
+  cl->next = nullptr;
+  *rb.bufs_tail = cl;
+  rb.bufs_tail = &cl->next;
+  rb.received += n;
+}
 
+// The body is complete: an empty last buffer closes the list (so an empty body reads as "" rather than
+// as no body at all).
+void save_last(Request& r, RequestBody& rb) {
+  ChainLink* cl = r.pool->alloc_link();
+  cl->buf = Buffer::create_special(*r.pool, true, false);
+  cl->next = nullptr;
+  *rb.bufs_tail = cl;
+  rb.bufs_tail = &cl->next;
+  rb.last_saved = true;
+}
+
+// Writes the saved in-memory pieces to the temp file (creating it), so their memory may be reused.
 Code write_to_temp_file(Request& r, RequestBody& rb) {
   if (rb.temp_file == nullptr) {
     CoreLocConf& clcf = core_loc(r);
@@ -116,43 +139,43 @@ Code write_to_temp_file(Request& r, RequestBody& rb) {
                 clcf.client_body_temp_path->name.c_str());
       return Code::status(500);
     }
-    log_error(LogLevel::Warn, r.log(), 0, "a client request body is buffered to a temporary file %.*s",
-              static_cast<int>(rb.temp_file->file.name.size()), rb.temp_file->file.name.data());
-  }
-  // Memory buffers collected so far go to the file.
-  ChainLink* mem = nullptr;
-  ChainLink** ll = &mem;
-  for (ChainLink* cl = rb.bufs; cl != nullptr; cl = cl->next) {
-    if (!cl->buf->in_memory() || cl->buf->size() == 0) continue;
-    ChainLink* n = r.pool->alloc_link();
-    n->buf = cl->buf;
-    n->next = nullptr;
-    *ll = n;
-    ll = &n->next;
-  }
-  if (rb.buf != nullptr && rb.buf->last > rb.buf->pos) {
-    ChainLink* n = r.pool->alloc_link();
-    n->buf = rb.buf;
-    n->next = nullptr;
-    *ll = n;
+    // Asked-for files (client_body_in_file_only) are no news; a body that did not fit in memory is.
+    if (!rb.temp_file->persistent) {
+      log_error(LogLevel::Warn, r.log(), 0, "a client request body is buffered to a temporary file %.*s",
+                static_cast<int>(rb.temp_file->file.name.size()), rb.temp_file->file.name.data());
+    }
   }
   File& f = rb.temp_file->file;
-  if (mem != nullptr && write_chain_to_file(f, mem, f.offset) < 0) {
+  if (write_chain_to_file(f, rb.bufs, f.offset) < 0) {
     log_error(LogLevel::Crit, r.log(), errno, "write() to \"%.*s\" failed", static_cast<int>(f.name.size()),
               f.name.data());
     return Code::status(500);
   }
+  for (ChainLink* cl = rb.bufs; cl != nullptr;) {
+    ChainLink* next = cl->next;
+    cl->buf->pos = cl->buf->last;
+    r.pool->free_link(cl);
+    cl = next;
+  }
   rb.bufs = nullptr;
-  if (rb.buf != nullptr) rb.buf->pos = rb.buf->last = rb.buf->start;
+  rb.bufs_tail = &rb.bufs;
   return Rc::Ok;
 }
 
-Code finish_body(Request& r, RequestBody& rb) {
-  CoreLocConf& clcf = core_loc(r);
-  if (rb.temp_file != nullptr || *clcf.client_body_in_file_only != BodyInFileOnly::Off) {
-    if (Code rc = write_to_temp_file(r, rb); rc != Rc::Ok) return rc;
+// After each piece of input: a full read buffer goes to the temp file (so it can be read into again); a
+// complete body that is in a file, or must be (client_body_in_file_only), is written out and described by
+// one file buffer.
+Code save_filter(Request& r, RequestBody& rb) {
+  if (!rb.last_saved) {
+    if (rb.bufs != nullptr && rb.buf != nullptr && rb.buf->last == rb.buf->end) return write_to_temp_file(r, rb);
+    return Rc::Ok;
+  }
+  if (rb.temp_file == nullptr && *core_loc(r).client_body_in_file_only == BodyInFileOnly::Off) return Rc::Ok;
+  if (Code rc = write_to_temp_file(r, rb); rc != Rc::Ok) return rc;
+  if (rb.temp_file->file.offset != 0) {
     auto* fb = r.pool->make<Buffer>();
     fb->in_file = true;
+    fb->last_buf = true;
     fb->file = &rb.temp_file->file;
     fb->file_pos = 0;
     fb->file_last = rb.temp_file->file.offset;
@@ -160,105 +183,98 @@ Code finish_body(Request& r, RequestBody& rb) {
     cl->buf = fb;
     cl->next = nullptr;
     rb.bufs = cl;
-  } else if (rb.buf != nullptr && rb.buf->last > rb.buf->pos) {
-    ChainLink* cl = r.pool->alloc_link();
-    cl->buf = rb.buf;
-    cl->next = nullptr;
-    ChainLink** ll = &rb.bufs;
-    while (*ll != nullptr) ll = &(*ll)->next;
-    *ll = cl;
-  }
-  if (rb.bufs != nullptr) {
-    ChainLink* last = rb.bufs;
-    while (last->next != nullptr) last = last->next;
-    last->buf->last_buf = true;
-  }
-  rb.done = true;
-  r.reading_body = false;
-  r.read_event_handler = block_reading;
-  return Rc::Ok;
-}
-
-Code save_body(Request& r, RequestBody& rb, Buffer& b, off_t n) {
-  CoreLocConf& clcf = core_loc(r);
-  while (n > 0) {
-    if (rb.buf == nullptr) rb.buf = Buffer::create_temp(*r.pool, *clcf.client_body_buffer_size);
-    if (rb.buf->last == rb.buf->end) {
-      if (Code rc = write_to_temp_file(r, rb); rc != Rc::Ok) return rc;
-    }
-    off_t take = std::min<off_t>(n, rb.buf->end - rb.buf->last);
-    std::memcpy(rb.buf->last, b.pos, take);
-    rb.buf->last += take;
-    b.pos += take;
-    n -= take;
-    rb.received += take;
+    rb.bufs_tail = &cl->next;
   }
   return Rc::Ok;
 }
 
-// Feeds body bytes (from the header buffer or the socket) through the framing. Done when complete.
+// Takes the body's bytes from b through its framing (Content-Length or chunked), saving the data; b.pos moves
+// past what was the body's. Ok (rb.last_saved tells whether the body is complete), or an HTTP status.
 Code body_filter(Request& r, RequestBody& rb, Buffer& b) {
   HeadersIn& in = r.headers_in;
   if (!in.chunked) {
     off_t n = std::min<off_t>(b.last - b.pos, rb.rest);
-    if (Code rc = save_body(r, rb, b, n); rc != Rc::Ok) return rc;
+    if (n > 0) save_piece(r, rb, b.pos, n);
+    b.pos += n;
     rb.rest -= n;
-    return rb.rest == 0 ? Code(Rc::Done) : Code(Rc::Again);
+    if (rb.rest == 0) save_last(r, rb);
+    return save_filter(r, rb);
   }
   off_t max = *core_loc(r).client_max_body_size;
+  // A bad chunk anywhere in this input loses the whole input, as in nginx (its pieces are saved only at the
+  // end of the pass).
+  ChainLink** pass_start = rb.bufs_tail;
+  auto fail = [&](int status) {
+    *pass_start = nullptr;
+    rb.bufs_tail = pass_start;
+    return Code::status(status);
+  };
   for (;;) {
     ChunkedResult cr = parse_chunked(*rb.chunked, b);
     if (cr == ChunkedResult::Ok) {
-      off_t n = std::min<off_t>(rb.chunked->size, b.last - b.pos);
-      if (max != 0 && rb.received + n > max) {
+      if (max != 0 && max - rb.received < rb.chunked->size) {
         log_error(LogLevel::Error, r.log(), 0, "client intended to send too large chunked body: %lld+%lld bytes",
                   static_cast<long long>(rb.received), static_cast<long long>(rb.chunked->size));
         r.lingering_close = true;
-        return Code::status(413);
+        return fail(413);
       }
-      if (Code rc = save_body(r, rb, b, n); rc != Rc::Ok) return rc;
+      off_t n = std::min<off_t>(rb.chunked->size, b.last - b.pos);
+      if (n > 0) save_piece(r, rb, b.pos, n);
+      b.pos += n;
       rb.chunked->size -= n;
       continue;
     }
     if (cr == ChunkedResult::Done) {
       rb.rest = 0;
       in.content_length_n = rb.received;
-      return Rc::Done;
+      save_last(r, rb);
+      return save_filter(r, rb);
     }
     if (cr == ChunkedResult::Again) {
       rb.rest = rb.chunked->length;
-      return Rc::Again;
+      return save_filter(r, rb);
     }
     log_error(LogLevel::Error, r.log(), 0, "client sent invalid chunked body");
-    return Code::status(400);
+    return fail(400);
   }
 }
 
+void finish_body(Request& r, RequestBody& rb) {
+  rb.done = true;
+  r.reading_body = false;
+  r.read_event_handler = block_reading;
+}
+
+// Reads from the socket into rb.buf (never past the body's end: a pipelined request stays in the socket).
+// Ok when the body is complete, Again when waiting for the client, or an HTTP status.
 Code read_body(Request& r) {
   RequestBody& rb = *r.request_body;
   Connection& c = *r.connection;
-  char buffer[16384];
-  for (;;) {
-    if (!c.read.ready) break;
-    size_t size = sizeof buffer;
-    if (!r.headers_in.chunked && rb.rest < static_cast<off_t>(size)) size = static_cast<size_t>(rb.rest);
-    ssize_t n = c.recv(buffer, size);
+  while (!rb.last_saved) {
+    Buffer& buf = *rb.buf;
+    if (buf.last == buf.end) buf.pos = buf.last = buf.start;  // its pieces went to the temp file
+    off_t size = std::min<off_t>(buf.end - buf.last, rb.rest);
+    if (size == 0 || !c.read.ready) break;
+    ssize_t n = c.recv(buf.last, static_cast<size_t>(size));
     if (n == -1) break;
     if (n == 0) log_error(LogLevel::Info, c.log, 0, "client prematurely closed connection");
     if (n == 0 || n == -2) {
       c.error = true;
       return Code::status(400);
     }
-    Buffer b;
-    b.pos = b.start = buffer;
-    b.last = b.end = buffer + n;
-    b.temporary = true;
-    Code rc = body_filter(r, rb, b);
-    if (rc == Rc::Done) return finish_body(r, rb);
-    if (rc != Rc::Again) return rc;
+    Buffer in;
+    in.start = in.pos = buf.last;
+    buf.last += n;
+    in.last = in.end = buf.last;
+    r.request_length += n;
+    if (Code rc = body_filter(r, rb, in); rc != Rc::Ok) return rc;
   }
-  add_timer(c.read, *core_loc(r).client_body_timeout);
-  return Rc::Again;
+  if (!rb.last_saved) {
+    add_timer(c.read, *core_loc(r).client_body_timeout);
+    return Rc::Again;
+  }
+  finish_body(r, rb);
+  return Rc::Ok;
 }
 
 void body_read_handler(Request& r) {
@@ -278,6 +294,22 @@ void body_read_handler(Request& r) {
   r.request_body->post_handler(r);
 }
 
+// The read buffer: the header buffer's free tail when the rest of the body fits there, else one of
+// client_body_buffer_size (up to a quarter more, so a body a little over it still needs no temp file).
+Buffer* body_buffer(Request& r, RequestBody& rb) {
+  Buffer& h = *r.header_in;
+  if (!r.headers_in.chunked && rb.rest <= h.end - h.last) {
+    auto* b = r.pool->make<Buffer>();
+    b->start = b->pos = b->last = h.last;
+    b->end = h.end;
+    b->temporary = true;
+    return b;
+  }
+  off_t size = static_cast<off_t>(*core_loc(r).client_body_buffer_size);
+  if (!r.headers_in.chunked && rb.rest < size + size / 4) size = rb.rest;
+  return Buffer::create_temp(*r.pool, static_cast<size_t>(size));
+}
+
 }  // namespace
 
 Code read_client_request_body(Request& r, RequestHandler post_handler) {
@@ -291,43 +323,39 @@ Code read_client_request_body(Request& r, RequestHandler post_handler) {
     return Code::status(500);
   }
   auto* rb = r.pool->make<RequestBody>();
+  rb->bufs_tail = &rb->bufs;
   rb->post_handler = post_handler;
   r.request_body = rb;
   HeadersIn& in = r.headers_in;
-  if (in.content_length_n <= 0 && !in.chunked) {
+  if (in.content_length_n < 0 && !in.chunked) {  // no body at all
     rb->done = true;
     post_handler(r);
     return Rc::Ok;
   }
   if (in.chunked) {
     rb->chunked = r.pool->make<ChunkedState>();
-    rb->rest = 3;
+    rb->rest = 3;  // "0" CRLF at the least
   } else {
     rb->rest = in.content_length_n;
   }
   r.reading_body = true;
-  // Body bytes that arrived with the headers.
+  // Body bytes that arrived with the headers stay in the header buffer.
   Buffer& pre = *r.header_in;
-  if (pre.last > pre.pos) {
-    r.request_length += pre.last - pre.pos;
-    Code rc = body_filter(r, *rb, pre);
-    if (rc == Rc::Done) {
-      if (Code f = finish_body(r, *rb); f != Rc::Ok) {
-        r.main->count--;
-        return f;
-      }
-      post_handler(r);
-      return Rc::Ok;
-    }
-    if (rc != Rc::Again) {
-      r.main->count--;
-      return rc;
-    }
+  Code rc = Rc::Ok;
+  if (pre.last > pre.pos || (!in.chunked && rb->rest == 0)) {
+    char* from = pre.pos;
+    rc = body_filter(r, *rb, pre);
+    if (rc == Rc::Ok) r.request_length += pre.pos - from;
   }
-  r.read_event_handler = body_read_handler;
-  Code rc = read_body(r);
-  if (rc == Rc::Again) return Rc::Again;
-  del_timer(r.connection->read);
+  if (rc == Rc::Ok && !rb->last_saved) {
+    rb->buf = body_buffer(r, *rb);
+    r.read_event_handler = body_read_handler;
+    rc = read_body(r);
+    if (rc == Rc::Again) return Rc::Again;
+    del_timer(r.connection->read);
+  } else if (rc == Rc::Ok) {
+    finish_body(r, *rb);
+  }
   if (rc != Rc::Ok) {
     r.main->count--;
     return rc;

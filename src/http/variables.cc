@@ -372,7 +372,8 @@ void var_request_id(Request& r, VariableValue& v, uintptr_t) {
 
 void var_request_body(Request& r, VariableValue& v, uintptr_t) {
   RequestBody* rb = r.request_body;
-  if (rb == nullptr || !rb->done || rb->temp_file != nullptr) {
+  // What has been read so far, even if the body is incomplete (a timed-out request logs its part).
+  if (rb == nullptr || rb->bufs == nullptr || rb->temp_file != nullptr) {
     v.set_not_found();
     return;
   }

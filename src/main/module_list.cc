@@ -14,6 +14,7 @@ namespace http {
 extern Module http_log_module;
 extern Module http_static_module;
 extern Module http_index_module;
+extern Module http_mirror_module;
 extern Module http_rewrite_module;
 extern Module http_write_filter_module;
 extern Module http_header_filter_module;
@@ -21,11 +22,12 @@ extern Module http_chunked_filter_module;
 extern Module http_copy_filter_module;
 extern Module http_not_modified_filter_module;
 extern Module http_range_filter_module;
+extern Module http_postpone_filter_module;
 }  // namespace http
 
 namespace {
 
-std::array<Module*, 16> g_list = {
+std::array<Module*, 18> g_list = {
     &core_module,
     &errlog_module,
     &events_module,
@@ -35,11 +37,13 @@ std::array<Module*, 16> g_list = {
     &http::http_log_module,
     &http::http_static_module,
     &http::http_index_module,
+    &http::http_mirror_module,
     &http::http_rewrite_module,
     &http::http_write_filter_module,
     &http::http_header_filter_module,
     &http::http_chunked_filter_module,
     &http::http_range_filter_module,
+    &http::http_postpone_filter_module,
     &http::http_copy_filter_module,
     &http::http_not_modified_filter_module,
 };

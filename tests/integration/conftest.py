@@ -188,6 +188,11 @@ def raw(port, data, timeout=5, half_close=False):
     s.sendall(data)
     if half_close:
         s.shutdown(socket.SHUT_WR)
+    return read_to_end(s)
+
+
+def read_to_end(s):
+    """Everything the server sends until it closes (or resets, or times out); closes the socket."""
     out = b""
     try:
         while True:

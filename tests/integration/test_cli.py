@@ -25,6 +25,7 @@ def test_version_help_configure():
     for missing in ("gzip", "proxy", "fastcgi", "ssi", "map", "access", "limit_req"):
         assert "--without-http_%s_module" % missing in conf
     assert "--without-http_rewrite_module" not in conf
+    assert "--without-http_mirror_module" not in conf
     assert "--without-http-cache" in conf
     for absent in ("--with-http_ssl_module", "http_v2", "dav", "mp4", "--with-"):
         assert absent not in conf
@@ -123,6 +124,10 @@ BAD = [
     ("events { use kqueue; }\nhttp { }\n", 'invalid event type "kqueue" in %s:1'),
     ("events {}\nhttp { server { return 99999; } }\n", 'invalid return code "99999" in %s:2'),
     ("events {}\nhttp { server { if ($a { } } }\n", 'invalid condition "$a" in %s:2'),
+    ("events {}\nhttp {\n    mirror /a;\n    mirror off;\n}\n", '"mirror" directive is duplicate in %s:4'),
+    ("events {}\nhttp {\n    mirror off;\n    mirror /a;\n}\n", '"mirror" directive is duplicate in %s:4'),
+    ("events {}\nhttp {\n    mirror_request_body yes;\n}\n",
+     'invalid value "yes" in "mirror_request_body" directive, it must be "on" or "off" in %s:3'),
 ]
 
 

@@ -56,8 +56,8 @@ TEST(FilterOrder, BuiltChainsFollowIt) {
   // The filters weir has today, in their places.
   EXPECT_EQ(fc.header_ids, (std::vector<FilterId>{FilterId::NotModified, FilterId::RangeHeader, FilterId::Chunked,
                                                   FilterId::Header}));
-  EXPECT_EQ(fc.body_ids, (std::vector<FilterId>{FilterId::RangeBody, FilterId::Copy, FilterId::Chunked,
-                                                FilterId::Write}));
+  EXPECT_EQ(fc.body_ids, (std::vector<FilterId>{FilterId::RangeBody, FilterId::Copy, FilterId::Postpone,
+                                                FilterId::Chunked, FilterId::Write}));
 }
 
 }  // namespace

@@ -76,7 +76,7 @@ run_asan() {
   if ! build build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWEIR_SANITIZE=ON -DWEIR_TESTS=OFF -DWEIR_WERROR=ON; then
     count "build (asan)" 0 1; return
   fi
-  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ASAN_OPTIONS=abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_integration "integration (asan+ubsan)" build-asan/weir
 }
 

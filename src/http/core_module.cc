@@ -104,7 +104,7 @@ Status set_types(ConfContext& cf, const ConfNode& n, void* conf) {
       }
     }
   }
-  std::sort(map->entries.begin(), map->entries.end());
+  map->build_index();
   clcf.types = map;
   return {};
 }
@@ -338,6 +338,7 @@ Status merge_loc_conf(ConfContext& cf, void* parent, void* child) {
       // nginx's built-in types when the http level has none.
       auto* map = cf.pool.make<TypesMap>();
       map->entries = {{"gif", "image/gif"}, {"html", "text/html"}, {"jpg", "image/jpeg"}};
+      map->build_index();
       prev.types = map;
     }
     conf.types = prev.types;
@@ -520,10 +521,34 @@ void init_open_file_info(const CoreLocConf& clcf, OpenFileInfo& of) {
   of.errors = *clcf.open_file_cache_errors;
 }
 
+namespace {
+
+uint64_t hash_exten(std::string_view ext) {  // FNV-1a
+  uint64_t h = 14695981039346656037ull;
+  for (char c : ext) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+  return h;
+}
+
+}  // namespace
+
+void TypesMap::build_index() {
+  size_t size = 8;
+  while (size < entries.size() * 2) size <<= 1;  // at most half full: probe runs stay short
+  index.assign(size, 0);
+  for (size_t i = 0; i < entries.size(); i++) {
+    size_t slot = hash_exten(entries[i].first) & (size - 1);
+    while (index[slot] != 0) slot = (slot + 1) & (size - 1);
+    index[slot] = static_cast<uint32_t>(i + 1);
+  }
+}
+
 std::string_view TypesMap::find(std::string_view ext) const {
-  auto it = std::lower_bound(entries.begin(), entries.end(), ext,
-                             [](const auto& e, std::string_view k) { return e.first < k; });
-  if (it != entries.end() && it->first == ext) return it->second;
+  if (index.empty()) return {};
+  size_t mask = index.size() - 1;
+  for (size_t slot = hash_exten(ext) & mask; index[slot] != 0; slot = (slot + 1) & mask) {
+    const auto& [e, type] = entries[index[slot] - 1];
+    if (e == ext) return type;
+  }
   return {};
 }
 

@@ -147,8 +147,12 @@ struct CoreSrvConf {
 };
 
 // A sorted extension -> MIME type table.
+// `types`: extension → MIME type. Every static response looks one up, so build_index() makes an
+// open-addressing table over the entries once they are read: one hash and usually one compare per lookup.
 struct TypesMap {
-  std::vector<std::pair<std::string, std::string>> entries;  // sorted by extension
+  std::vector<std::pair<std::string, std::string>> entries;  // lowercase extension, type
+  std::vector<uint32_t> index;                               // entry number + 1; 0 is an empty slot
+  void build_index();
   std::string_view find(std::string_view lowercase_exten) const;
 };
 

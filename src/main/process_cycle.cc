@@ -305,6 +305,7 @@ Status init_worker(Cycle& cycle, WorkerState& w, int slot) {
     if (m->exit_process != nullptr) m->exit_process(cycle);
   }
   log_error(LogLevel::Notice, cycle.log, 0, "exit");
+  check_leaks();
   ::_exit(0);
 }
 

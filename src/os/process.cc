@@ -13,6 +13,10 @@
 
 #include "core/status.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/lsan_interface.h>
+#endif
+
 extern char** environ;
 
 namespace weir {
@@ -78,10 +82,19 @@ void init_proc_title(int argc, char** argv) {
     env[i] = ::strdup(environ[i]);
   }
   env[n] = nullptr;
-  environ = env;
+  // Kept for the life of the process: environ may later point elsewhere (the "env" directive) while its
+  // strings stay in use.
+  static char** environ_copy = env;
+  environ = environ_copy;
   g_title_start = argv[0];
   g_title_size = end - argv[0];
   for (int i = 1; i < argc; i++) argv[i] = nullptr;
+}
+
+void check_leaks() {
+#if defined(__SANITIZE_ADDRESS__)
+  __lsan_do_leak_check();
+#endif
 }
 
 void set_proc_title(const std::string& title) {

@@ -5,7 +5,7 @@ import hashlib
 import os
 import subprocess
 
-from conftest import Client, http_get
+from conftest import ROOT, Client, http_get
 
 STATIC = """
     include %%DIR%%/conf/mime.types;
@@ -166,3 +166,24 @@ def test_types_block_and_default_type(make_server):
     assert s.get("/a.WRR").header("Content-Type") == "text/x-weir"
     assert s.get("/b.txt").header("Content-Type") == "application/x-default"
     assert s.get("/t/c.wrr").header("Content-Type") == "text/t"
+
+
+def test_every_shipped_mime_type(make_server):
+    """Each extension of conf/mime.types, in lower and upper case, gets its type (one keep-alive connection)."""
+    text = open(os.path.join(ROOT, "conf", "mime.types")).read()
+    body = text[text.index("{") + 1:text.rindex("}")]
+    expected = {}
+    for entry in body.split(";"):
+        words = entry.split()
+        for ext in words[1:]:
+            expected[ext] = words[0]
+    assert len(expected) > 100
+    names = ["f." + ext for ext in expected] + ["g." + ext.upper() for ext in expected]
+    s = make_server("include %s/conf/mime.types;\nserver { listen 127.0.0.1:%%%%PORT%%%%; }" % ROOT,
+                    files={name: "x" for name in names})
+    c = Client(s.port)
+    for name in names:
+        c.send("GET /%s HTTP/1.1\r\nHost: x\r\n\r\n" % name)
+        r = c.response()
+        assert r.status == 200 and r.header("Content-Type") == expected[name[2:].lower()], (name, r.status)
+    c.close()

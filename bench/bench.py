@@ -99,7 +99,7 @@ def free_port():
 
 
 class Server:
-    def __init__(self, kind, access_log=False, master=True, logged_port=False):
+    def __init__(self, kind, access_log=False, master=True, logged_port=False, sendfile=True):
         self.kind = kind
         self.dir = tempfile.mkdtemp(prefix="weir-bench-%s-" % kind)
         os.chmod(self.dir, 0o755)
@@ -129,6 +129,8 @@ class Server:
             logged = LOGGED_SERVER.format(port=self.logged_port, dir=self.dir) if logged_port else ""
             conf = NGINX_CONF.format(port=self.port, dir=self.dir, root=ROOT, access_log=log,
                                      master="on" if master else "off", logged_server=logged)
+            if not sendfile:
+                conf = conf.replace("sendfile on;", "sendfile off; output_buffers %s;" % READ_BUFFERS)
             self.conf = os.path.join(self.dir, "conf", "nginx.conf")
         with open(self.conf, "w") as f:
             f.write(conf)
@@ -262,6 +264,38 @@ def run_throughput(kinds, rounds, seconds, log, only=()):
             log("  %-36s " % name + "  ".join("%s %s req/s %s µs" % (k, median_range(per[k]["rps"]),
                                                                          median_range(per[k]["cpu_us"], "{:.1f}"))
                                                  for k in kinds))
+        finally:
+            for s in servers.values():
+                s.stop()
+    return results
+
+
+# The buffered path that sendfile is measured against: pread into two 256k buffers, then writev (the best of
+# 32k, 256k and 1m in a trial on this machine).
+READ_BUFFERS = "2 256k"
+SENDFILE_SCENARIOS = [("100 KiB, 1 connection", "/100k.bin", 1), ("10 MiB, 4 connections", "/10m.bin", 4)]
+
+
+def run_sendfile_choice(rounds, seconds, log):
+    """weir with sendfile against weir reading files into output buffers (pread + writev), per file size."""
+    results = {}
+    for name, path, conns in SENDFILE_SCENARIOS:
+        servers = {"sendfile": Server("weir").start(), "pread": Server("weir", sendfile=False).start()}
+        try:
+            per = {k: {"rps": [], "cpu_us": []} for k in servers}
+            for s in servers.values():
+                wrk(s.port, path, conns, 1, [])
+            for r in range(rounds):
+                for k in (["sendfile", "pread"] if r % 2 == 0 else ["pread", "sendfile"]):
+                    s = servers[k]
+                    c0 = s.cpu_seconds()
+                    n, rps, _ = wrk(s.port, path, conns, seconds, [])
+                    per[k]["rps"].append(rps)
+                    per[k]["cpu_us"].append((s.cpu_seconds() - c0) / max(n, 1) * 1e6)
+            results[name] = per
+            log("  %-36s " % name + "  ".join("%s %s req/s %s µs" % (k, median_range(per[k]["rps"]),
+                                                                         median_range(per[k]["cpu_us"], "{:.1f}"))
+                                                 for k in servers))
         finally:
             for s in servers.values():
                 s.stop()
@@ -461,23 +495,24 @@ def main():
 
     started = time.time()
     log("machine: " + machine())
-    parts = args.only.split(",") if args.only else ["throughput", "logcost", "latency", "syscalls", "instructions",
-                                                     "memory"]
+    parts = args.only.split(",") if args.only else ["throughput", "sendfile", "logcost", "latency", "syscalls",
+                                                     "instructions", "memory"]
     only = [x for x in args.scenarios.split(",") if x]
     tp = run_throughput(kinds, args.rounds, args.seconds, log, only) if "throughput" in parts else {}
+    sf = run_sendfile_choice(args.rounds, args.seconds, log) if "sendfile" in parts else {}
     lc = run_log_cost(kinds, args.rounds, args.seconds, log) if "logcost" in parts else {}
     lat = p99_latency(kinds, log) if "latency" in parts else {}
     sc = run_syscalls(kinds, log) if "syscalls" in parts else {}
     ins = run_instructions(kinds, log) if "instructions" in parts else {}
     mem = run_memory(kinds, log) if "memory" in parts else {}
-    write_report(args, tp, lc, lat, sc, ins, mem, time.time() - started)
+    write_report(args, tp, sf, lc, lat, sc, ins, mem, time.time() - started)
 
 
 def ratio(a, b):
     return [x / y for x, y in zip(a, b) if y]
 
 
-def write_report(args, tp, lc, lat, sc, ins, mem, elapsed):
+def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed):
     today = datetime.date.today().isoformat()
     out = ["# weir benchmark, %s" % today, "",
            "Machine: " + machine() + ".",
@@ -505,6 +540,22 @@ def write_report(args, tp, lc, lat, sc, ins, mem, elapsed):
             if errs:
                 out.append("")
                 out.append("wrk reported for %s: %s" % (name, "; ".join(errs)))
+        out.append("")
+    if sf:
+        out += ["sendfile against buffered reads (weir alone; `sendfile on` against `sendfile off; output_buffers "
+                "%s`, i.e. pread + writev), paired rounds:" % READ_BUFFERS, "",
+                "| file | sendfile req/s | pread req/s | req/s sendfile/pread | sendfile CPU µs/req | pread CPU µs/req |",
+                "|---|---|---|---|---|---|"]
+        for name, per in sf.items():
+            a, b = per["sendfile"], per["pread"]
+            out.append("| %s | %s | %s | %.2f | %s | %s |" % (
+                name, median_range(a["rps"]), median_range(b["rps"]), statistics.median(ratio(a["rps"], b["rps"])),
+                median_range(a["cpu_us"], "{:.1f}"), median_range(b["cpu_us"], "{:.1f}")))
+        cheaper = [name for name, per in sf.items()
+                   if statistics.median(per["sendfile"]["cpu_us"]) < statistics.median(per["pread"]["cpu_us"])]
+        out += ["", "sendfile costs less server CPU per request at %s of %d sizes measured%s." % (
+            len(cheaper), len(sf), ": no size threshold is warranted" if len(cheaper) == len(sf) else
+            " (a size threshold may be warranted)")]
         out.append("")
     if lc:
         out += ["The access log's price (1 KiB, 50 connections; one worker serving a port without and a port with "

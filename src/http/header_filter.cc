@@ -7,7 +7,6 @@
 #include "core/time_cache.h"
 #include "http/core_module.h"
 #include "http/http_connection.h"
-#include "http/request_body.h"
 #include "http/special_response.h"
 
 namespace weir::http {

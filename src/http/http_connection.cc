@@ -22,6 +22,7 @@ namespace {
 // HttpConnection objects are recycled per process: an idle keep-alive connection holds one of these and
 // its preallocated Connection, nothing else.
 HttpConnection* g_free_hc = nullptr;
+bool g_exiting = false;
 
 HttpConnection* alloc_http_connection() {
   if (g_free_hc != nullptr) {
@@ -712,6 +713,9 @@ void lingering_close_handler(Event& ev) {
 }
 
 }  // namespace
+
+bool worker_exiting() { return g_exiting; }
+void set_worker_exiting(bool exiting) { g_exiting = exiting; }
 
 void init_connection(Connection& c) {
   HttpConnection* hc = alloc_http_connection();

@@ -39,6 +39,10 @@ struct HttpConnection {
   std::string_view addr_text() const { return {addr_buf, addr_len}; }
 };
 
+// Whether the worker is shutting down gracefully: no keep-alive then, and idle connections are closed.
+bool worker_exiting();
+void set_worker_exiting(bool exiting);
+
 // The listening socket's handler: a new connection.
 void init_connection(Connection& c);
 // Closes an HTTP connection and frees its state.

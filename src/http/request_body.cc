@@ -13,8 +13,6 @@ namespace weir::http {
 
 namespace {
 
-bool g_exiting = false;
-
 Rc test_expect(Request& r) {
   if (r.expect_tested || r.headers_in.expect == nullptr || r.http_version < 1001) return Rc::Ok;
   r.expect_tested = true;
@@ -427,8 +425,6 @@ void discarded_request_body_handler(Request& r) {
   }
 }
 
-bool worker_exiting() { return g_exiting; }
-void set_worker_exiting(bool exiting) { g_exiting = exiting; }
 
 void set_lingering_deadline(Request& r) {
   if (r.lingering_time == 0) r.lingering_time = clock::msec() + *core_loc(r).lingering_time;

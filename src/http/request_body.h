@@ -36,8 +36,5 @@ Code discard_request_body(Request& r);
 void discarded_request_body_handler(Request& r);
 // The deadline for reading a discarded body after the response (lingering_time).
 void set_lingering_deadline(Request& r);
-// Whether the worker is shutting down (no keep-alive then).
-bool worker_exiting();
-void set_worker_exiting(bool exiting);
 
 }  // namespace weir::http

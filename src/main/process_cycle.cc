@@ -21,7 +21,7 @@
 #include "event/connection.h"
 #include "event/event_loop.h"
 #include "event/listening.h"
-#include "http/request_body.h"
+#include "http/http_connection.h"
 #include "main/core_module.h"
 #include "os/process.h"
 

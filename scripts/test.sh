@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The test runner behind `make test`: builds, runs the unit tests (GoogleTest), the integration tests
-# (pytest, real sockets) on the release build and on the ASan/UBSan build, and the request-parser fuzzer;
-# ends with one line "N passed, M failed".
+# (pytest, real sockets) on the release build and on the ASan/UBSan build, and the fuzzers (request and
+# config parsers); ends with one line "N passed, M failed".
 #   scripts/test.sh all   - everything (CI)
 #   scripts/test.sh fast  - unit + release integration
-#   scripts/test.sh fuzz  - the fuzzer only
+#   scripts/test.sh fuzz  - the fuzzers only
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-all}

@@ -205,7 +205,11 @@ Status ConfReader::read_file(const std::string& path, std::vector<ConfNode>& out
   }
   std::ostringstream ss;
   ss << in.rdbuf();
-  files_.push_back(ConfFile{path, ss.str()});
+  return read_text(path, ss.str(), out);
+}
+
+Status ConfReader::read_text(std::string path, std::string text, std::vector<ConfNode>& out) {
+  files_.push_back(ConfFile{std::move(path), std::move(text)});
   return parse(files_.back(), out);
 }
 

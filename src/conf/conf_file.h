@@ -44,6 +44,8 @@ class ConfReader {
   // Reads a file into nodes appended to out. Errors carry the position.
   Status read_file(const std::string& path, std::vector<ConfNode>& out,
                    const ConfNode* included_from = nullptr);
+  // Parses text as if read from the file `path` (the fuzzer's entry; read_file ends here).
+  Status read_text(std::string path, std::string text, std::vector<ConfNode>& out);
   // Reads `-g` directives (no blocks allowed).
   Status read_command_line(const std::string& text, std::vector<ConfNode>& out);
 

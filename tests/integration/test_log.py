@@ -34,8 +34,12 @@ def test_custom_formats_and_escaping(make_server):
     log_format js escape=json '{"uri":"$uri","ua":"$http_user_agent","missing":"$http_nope"}';
     log_format raw escape=none '[$http_user_agent]';
     log_format dflt '[$http_user_agent]';
+    log_format packed '$status$request_method${uri}x' "-$args";
+    log_format plain 'no values';
     server {
         listen 127.0.0.1:%%PORT%%;
+        access_log %%DIR%%/logs/packed.log packed;
+        access_log %%DIR%%/logs/plain.log plain;
         access_log %%DIR%%/logs/custom.log custom;
         access_log %%DIR%%/logs/json.log js;
         access_log %%DIR%%/logs/raw.log raw;
@@ -53,6 +57,9 @@ def test_custom_formats_and_escaping(make_server):
     dflt = open(s.path("logs/dflt.log"), "rb").read().strip()
     assert dflt == b'[bad\\x22ua\\x5C\\x01\\xC3\\xA9\\xFF]'
     assert open(s.path("logs/raw.log"), "rb").read().strip() == b"[" + ua + b"]"
+    # Values back to back, a value right before a literal, and a format of several strings or no values.
+    assert open(s.path("logs/packed.log")).read() == "200GET/p\\x22qx-a=b\n"
+    assert open(s.path("logs/plain.log")).read() == "no values\n"
     js = open(s.path("logs/json.log"), "rb").read().strip()
     # Valid UTF-8 passes; the lone 0xFF byte is escaped, so the line is valid JSON (nginx writes it raw).
     assert js == b'{"uri":"/p\\"q","ua":"bad\\"ua\\\\\\u0001\xc3\xa9\\u00FF","missing":""}'

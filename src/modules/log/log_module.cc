@@ -39,10 +39,12 @@ enum class LogOp : uint8_t {
 struct LogFormat {
   std::string name;
   LogEscape escape = LogEscape::Default;
+  // An op writes the literal text before it, then its value: half as many steps as one op per piece.
+  // A format's trailing text is an op of kind Literal.
   struct Op {
     LogOp kind;
-    int index;  // variable
-    uint32_t off, len;  // literal; for a variable, off is its slot among the evaluated values
+    uint32_t lit_off, lit_len;  // the literal before the value, in `literals`
+    uint32_t slot;              // a variable's place among the evaluated values
   };
   std::vector<Op> ops;
   std::vector<int> variables;  // the variable indexes, in slot order
@@ -293,12 +295,12 @@ char* put_msec(char* p, uint64_t ms) {
 char* write_line(Request& r, const LogFormat& fmt, VariableValue** vals, char* p) {
   for (size_t i = 0; i < fmt.ops.size(); i++) {
     const LogFormat::Op& op = fmt.ops[i];
+    p = put(p, std::string_view(fmt.literals.data() + op.lit_off, op.lit_len));
     switch (op.kind) {
       case LogOp::Literal:
-        p = put(p, std::string_view(fmt.literals).substr(op.off, op.len));
         break;
       case LogOp::Variable: {
-        VariableValue* v = vals[op.off];
+        VariableValue* v = vals[op.slot];
         if (v->not_found || !v->valid) {
           if (fmt.escape != LogEscape::Json) *p++ = '-';
         } else {
@@ -391,13 +393,13 @@ Code log_handler(Request& r) {
 Status compile_format(ConfContext& cf, LogFormat& fmt, std::string_view text) {
   Variables& vars = core_main_conf(cf).variables;
   size_t i = 0, lit = 0;
-  auto flush_lit = [&](size_t end) {
-    if (end > lit) {
-      fmt.ops.push_back(LogFormat::Op{LogOp::Literal, -1, static_cast<uint32_t>(fmt.literals.size()),
-                                      static_cast<uint32_t>(end - lit)});
-      fmt.literals.append(text.substr(lit, end - lit));
-      fmt.fixed_len += end - lit;
-    }
+  // An op carrying the literal text since the previous value (text[lit, end)).
+  auto op_after_literal = [&](size_t end) {
+    LogFormat::Op op{LogOp::Literal, static_cast<uint32_t>(fmt.literals.size()),
+                     static_cast<uint32_t>(end - lit), 0};
+    fmt.literals.append(text.substr(lit, end - lit));
+    fmt.fixed_len += end - lit;
+    return op;
   };
   // Values written directly, with their longest form.
   static constexpr std::pair<std::string_view, std::pair<LogOp, size_t>> kDirect[] = {
@@ -416,7 +418,7 @@ Status compile_format(ConfContext& cf, LogFormat& fmt, std::string_view text) {
       i++;
       continue;
     }
-    flush_lit(i);
+    LogFormat::Op op = op_after_literal(i);
     i++;
     std::string_view name;
     if (i < text.size() && text[i] == '{') {
@@ -435,19 +437,20 @@ Status compile_format(ConfContext& cf, LogFormat& fmt, std::string_view text) {
     bool direct = false;
     for (const auto& [dname, what] : kDirect) {
       if (iequals(name, dname)) {
-        fmt.ops.push_back(LogFormat::Op{what.first, -1, 0, 0});
+        op.kind = what.first;
         fmt.fixed_len += what.second;
         direct = true;
       }
     }
     if (!direct) {
-      int index = vars.index_of(cf, name);
-      fmt.ops.push_back(LogFormat::Op{LogOp::Variable, index, static_cast<uint32_t>(fmt.variables.size()), 0});
-      fmt.variables.push_back(index);
+      op.kind = LogOp::Variable;
+      op.slot = static_cast<uint32_t>(fmt.variables.size());
+      fmt.variables.push_back(vars.index_of(cf, name));
     }
+    fmt.ops.push_back(op);
     lit = i;
   }
-  flush_lit(text.size());
+  if (text.size() > lit) fmt.ops.push_back(op_after_literal(text.size()));
   return {};
 }
 

@@ -150,9 +150,7 @@ class Tokenizer {
   }
 
   int line() const { return line_; }
-  Status error(std::string_view msg) const {
-    return Status::error(conf_error_at(&file_, line_, msg));
-  }
+  Status error(std::string_view msg) const { return Status::error(conf_error_at(&file_, line_, msg)); }
 
  private:
   static std::string unescape(std::string_view raw) {
@@ -280,8 +278,7 @@ Status ConfReader::include(const ConfNode& node, std::vector<ConfNode>& out) {
   int rc = ::glob(pattern.c_str(), 0, nullptr, &gl);
   if (rc != 0 && rc != GLOB_NOMATCH) {
     globfree(&gl);
-    return Status::error(conf_error_at(node.file, node.line,
-                                       "glob() \"" + pattern + "\" failed"));
+    return Status::error(conf_error_at(node.file, node.line, "glob() \"" + pattern + "\" failed"));
   }
   Status s;
   for (size_t i = 0; i < gl.gl_pathc && s.ok(); i++) s = read_one(gl.gl_pathv[i]);

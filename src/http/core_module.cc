@@ -3,13 +3,14 @@
 // location in core_locations.cc. nginx: src/http/ngx_http_core_module.c
 #include "http/core_module.h"
 
-#include <algorithm>
 #include <unistd.h>
+
+#include <algorithm>
 
 #include "conf/cycle.h"
 #include "conf/error_log.h"
-#include "http/core_setters.h"
 #include "core/str.h"
+#include "http/core_setters.h"
 
 namespace weir::http {
 
@@ -27,9 +28,8 @@ constexpr EnumName<ServerTokens> kServerTokens[] = {
     {"off", ServerTokens::Off}, {"on", ServerTokens::On}, {"build", ServerTokens::Build}};
 constexpr EnumName<LingeringClose> kLingering[] = {
     {"off", LingeringClose::Off}, {"on", LingeringClose::On}, {"always", LingeringClose::Always}};
-constexpr EnumName<IfModifiedSince> kIms[] = {{"off", IfModifiedSince::Off},
-                                              {"exact", IfModifiedSince::Exact},
-                                              {"before", IfModifiedSince::Before}};
+constexpr EnumName<IfModifiedSince> kIms[] = {
+    {"off", IfModifiedSince::Off}, {"exact", IfModifiedSince::Exact}, {"before", IfModifiedSince::Before}};
 constexpr EnumName<BodyInFileOnly> kBodyInFile[] = {
     {"off", BodyInFileOnly::Off}, {"on", BodyInFileOnly::On}, {"clean", BodyInFileOnly::Clean}};
 constexpr EnumName<uint32_t> kSatisfy[] = {{"all", 0}, {"any", 1}};
@@ -48,13 +48,11 @@ Status set_root(ConfContext& cf, const ConfNode& n, void* conf) {
   std::string value = n.args[1];
   if (value.find("$document_root") != std::string::npos ||
       value.find("${document_root}") != std::string::npos) {
-    return cf.errorf("the $document_root variable cannot be used in the \"%s\" directive",
-                     n.name().c_str());
+    return cf.errorf("the $document_root variable cannot be used in the \"%s\" directive", n.name().c_str());
   }
   if (value.find("$realpath_root") != std::string::npos ||
       value.find("${realpath_root}") != std::string::npos) {
-    return cf.errorf("the $realpath_root variable cannot be used in the \"%s\" directive",
-                     n.name().c_str());
+    return cf.errorf("the $realpath_root variable cannot be used in the \"%s\" directive", n.name().c_str());
   }
   clcf.root_set = true;
   clcf.alias = alias;
@@ -135,8 +133,7 @@ Status set_keepalive_disable(ConfContext& cf, const ConfNode& n, void* conf) {
     } else if (n.args[i] == "safari") {
       mask |= kKeepaliveDisableSafari;
     } else {
-      return cf.errorf("invalid value \"%s\" in \"%s\" directive", n.args[i].c_str(),
-                       n.name().c_str());
+      return cf.errorf("invalid value \"%s\" in \"%s\" directive", n.args[i].c_str(), n.name().c_str());
     }
   }
   clcf.keepalive_disable = mask;
@@ -274,7 +271,9 @@ Status set_error_log(ConfContext& cf, const ConfNode& n, void* conf) {
   return parse_error_log(cf, n, &clcf.error_log);
 }
 
-void* create_main_conf(ConfContext& cf) { return cf.pool.make<M>(); }
+void* create_main_conf(ConfContext& cf) {
+  return cf.pool.make<M>();
+}
 
 Status init_main_conf(ConfContext& cf, void* conf) {
   auto& cmcf = *static_cast<M*>(conf);
@@ -424,15 +423,14 @@ const Directive kDirectives[] = {
      ConfLevel::Main},
     {"server_names_hash_max_size", kHttpMainConf | kTake1, slot::num<&M::server_names_hash_max_size>,
      ConfLevel::Main},
-    {"server_names_hash_bucket_size", kHttpMainConf | kTake1,
-     slot::num<&M::server_names_hash_bucket_size>, ConfLevel::Main},
+    {"server_names_hash_bucket_size", kHttpMainConf | kTake1, slot::num<&M::server_names_hash_bucket_size>,
+     ConfLevel::Main},
 
     {"server", kHttpMainConf | kBlock | kNoArgs, server_block, ConfLevel::Main},
     {"connection_pool_size", kMS | kTake1, slot::size<&S::connection_pool_size>, ConfLevel::Srv},
     {"request_pool_size", kMS | kTake1, slot::size<&S::request_pool_size>, ConfLevel::Srv},
     {"client_header_timeout", kMS | kTake1, slot::msec<&S::client_header_timeout>, ConfLevel::Srv},
-    {"client_header_buffer_size", kMS | kTake1, slot::size<&S::client_header_buffer_size>,
-     ConfLevel::Srv},
+    {"client_header_buffer_size", kMS | kTake1, slot::size<&S::client_header_buffer_size>, ConfLevel::Srv},
     {"large_client_header_buffers", kMS | kTake2, slot::bufs<&S::large_client_header_buffers>,
      ConfLevel::Srv},
     {"ignore_invalid_headers", kMS | kFlag, slot::flag<&S::ignore_invalid_headers>, ConfLevel::Srv},
@@ -453,8 +451,7 @@ const Directive kDirectives[] = {
     {"client_body_buffer_size", kMSL | kTake1, slot::size<&L::client_body_buffer_size>},
     {"client_body_timeout", kMSL | kTake1, slot::msec<&L::client_body_timeout>},
     {"client_body_temp_path", kMSL | kTake1234, slot::path<&L::client_body_temp_path>},
-    {"client_body_in_file_only", kMSL | kTake1,
-     slot::enum_<&L::client_body_in_file_only, kBodyInFile>},
+    {"client_body_in_file_only", kMSL | kTake1, slot::enum_<&L::client_body_in_file_only, kBodyInFile>},
     {"client_body_in_single_buffer", kMSL | kFlag, slot::flag<&L::client_body_in_single_buffer>},
     {"sendfile", kMSLI | kFlag, slot::flag<&L::sendfile>},
     {"sendfile_max_chunk", kMSL | kTake1, slot::size<&L::sendfile_max_chunk>},

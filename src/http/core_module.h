@@ -84,9 +84,11 @@ struct ServerName {
 // The virtual servers behind one address: lookup by Host.
 struct VirtualServers {
   CoreSrvConf* default_server = nullptr;
-  std::vector<std::pair<std::string, CoreSrvConf*>> exact;           // sorted by name
-  std::vector<std::pair<std::string, CoreSrvConf*>> wildcard_head;   // "*.example.com" stored as ".example.com"
-  std::vector<std::pair<std::string, CoreSrvConf*>> wildcard_tail;   // "www.example.*" stored as "www.example."
+  std::vector<std::pair<std::string, CoreSrvConf*>> exact;  // sorted by name
+  std::vector<std::pair<std::string, CoreSrvConf*>>
+      wildcard_head;  // "*.example.com" stored as ".example.com"
+  std::vector<std::pair<std::string, CoreSrvConf*>>
+      wildcard_tail;  // "www.example.*" stored as "www.example."
   std::vector<std::pair<HttpRegex*, CoreSrvConf*>> regex;
   CoreSrvConf* find(Request* r, std::string_view host) const;
 };
@@ -199,7 +201,7 @@ struct CoreLocConf {
   std::string root;
   bool root_set = false;
   bool alias = false;
-  size_t alias_prefix_len = 0;  // the location name's length, replaced by the alias
+  size_t alias_prefix_len = 0;          // the location name's length, replaced by the alias
   ComplexValue* root_values = nullptr;  // when root/alias has variables
 
   const TypesMap* types = nullptr;
@@ -288,9 +290,15 @@ CoreSrvConf* find_virtual_server(Request& r, std::string_view host);
 Status add_listening(ConfContext& cf, CoreMainConf& cmcf);
 
 // The default and the configured keep-alive etc. as the request sees them.
-inline CoreLocConf& core_loc(const Request& r) { return r.loc<CoreLocConf>(); }
-inline CoreSrvConf& core_srv(const Request& r) { return r.srv<CoreSrvConf>(); }
-inline CoreMainConf& core_main(const Request& r) { return r.main_cf<CoreMainConf>(); }
+inline CoreLocConf& core_loc(const Request& r) {
+  return r.loc<CoreLocConf>();
+}
+inline CoreSrvConf& core_srv(const Request& r) {
+  return r.srv<CoreSrvConf>();
+}
+inline CoreMainConf& core_main(const Request& r) {
+  return r.main_cf<CoreMainConf>();
+}
 
 // Registers a phase handler (modules' postconfiguration).
 void add_phase_handler(ConfContext& cf, Phase phase, PhaseHandlerFn fn);

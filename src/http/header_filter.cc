@@ -118,8 +118,9 @@ Rc header_filter(Request& r, HeaderNext) {
   }
   if (out.last_modified == nullptr && out.last_modified_time != -1) {
     p = put(p, "Last-Modified: ");
-    p = out.last_modified_text.size() == clock::kHttpTimeLen ? put(p, out.last_modified_text)
-                                                              : clock::format_http_time(p, out.last_modified_time);
+    p = out.last_modified_text.size() == clock::kHttpTimeLen
+            ? put(p, out.last_modified_text)
+            : clock::format_http_time(p, out.last_modified_time);
     p = put(p, "\r\n");
   }
   if (abs_location) {

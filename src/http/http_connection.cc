@@ -55,7 +55,9 @@ void process_request_headers(Event& ev);
 void lingering_close_handler(Event& ev);
 void empty_handler(Event&) {}
 
-CoreSrvConf& default_server(const HttpConnection& hc) { return conf_of<CoreSrvConf>(hc.conf_ctx->srv_conf); }
+CoreSrvConf& default_server(const HttpConnection& hc) {
+  return conf_of<CoreSrvConf>(hc.conf_ctx->srv_conf);
+}
 
 ssize_t read_request_header(Request& r) {
   Connection& c = *r.connection;
@@ -322,8 +324,7 @@ Rc process_request_uri(Request& r) {
   if (l.complex_uri || l.quoted_uri || l.empty_path_in_uri) {
     char* out = r.pool->alloc_bytes(raw.size() + 2);
     ComplexUri cu;
-    if (parse_complex_uri(raw, l.empty_path_in_uri, *core_srv(r).merge_slashes, out, cu) !=
-        ParseResult::Ok) {
+    if (parse_complex_uri(raw, l.empty_path_in_uri, *core_srv(r).merge_slashes, out, cu) != ParseResult::Ok) {
       r.uri = {};
       log_error(LogLevel::Info, r.log(), 0, "client sent invalid request");
       finalize_request(r, Code::status(400));
@@ -372,8 +373,7 @@ Rc process_request_header(Request& r) {
   }
   if (in.transfer_encoding != nullptr) {
     if (r.http_version < 1001) {
-      log_error(LogLevel::Info, r.log(), 0,
-                "client sent HTTP/1.0 request with \"Transfer-Encoding\" header");
+      log_error(LogLevel::Info, r.log(), 0, "client sent HTTP/1.0 request with \"Transfer-Encoding\" header");
       finalize_request(r, Code::status(400));
       return Rc::Error;
     }
@@ -387,8 +387,7 @@ Rc process_request_header(Request& r) {
       in.chunked = true;
     } else {
       log_error(LogLevel::Info, r.log(), 0, "client sent unknown \"Transfer-Encoding\": \"%.*s\"",
-                static_cast<int>(in.transfer_encoding->value.size()),
-                in.transfer_encoding->value.data());
+                static_cast<int>(in.transfer_encoding->value.size()), in.transfer_encoding->value.data());
       finalize_request(r, Code::status(501));
       return Rc::Error;
     }
@@ -479,8 +478,8 @@ void process_request_headers_impl(Event& ev) {
         continue;
       }
       std::string_view key(hl.name_start, hl.name_end - hl.name_start);
-      Header* h = r.headers_in.headers.push(*r.pool, key,
-                                            {hl.value_start, static_cast<size_t>(hl.value_end - hl.value_start)});
+      Header* h = r.headers_in.headers.push(
+          *r.pool, key, {hl.value_start, static_cast<size_t>(hl.value_end - hl.value_start)});
       h->hash = hl.hash == 0 ? 1 : hl.hash;
       if (static_cast<size_t>(hl.lowcase_index) == key.size()) {
         h->lowcase_key = r.pool->dup({hl.lowcase, key.size()});
@@ -504,8 +503,7 @@ void process_request_headers_impl(Event& ev) {
     // Invalid header line.
     char bad = hl.value_end != nullptr ? *hl.value_end : '?';
     log_error(LogLevel::Info, c->log, 0, "client sent invalid header line: \"%.*s\\x%02X...\"",
-              static_cast<int>(hl.value_end - hl.name_start), hl.name_start,
-              static_cast<unsigned char>(bad));
+              static_cast<int>(hl.value_end - hl.name_start), hl.name_start, static_cast<unsigned char>(bad));
     finalize_request(r, Code::status(400));
     return;
   }
@@ -557,14 +555,13 @@ void process_request_line_impl(Event& ev) {
       return;
     }
     if (rc != ParseResult::Again) {
-      static constexpr const char* kErrors[] = {"client sent invalid method",
-                                                "client sent invalid request",
+      static constexpr const char* kErrors[] = {"client sent invalid method", "client sent invalid request",
                                                 "client sent invalid version",
                                                 "client sent invalid method in HTTP/0.9 request"};
       int idx = rc == ParseResult::InvalidMethod    ? 0
                 : rc == ParseResult::InvalidRequest ? 1
                 : rc == ParseResult::InvalidVersion ? 2
-                                                     : 3;
+                                                    : 3;
       log_error(LogLevel::Info, c->log, 0, "%s", kErrors[idx]);
       finalize_request(r, Code::status(rc == ParseResult::InvalidVersion ? 505 : 400));
       return;
@@ -576,8 +573,7 @@ void process_request_line_impl(Event& ev) {
         return;
       }
       if (rv == Rc::Declined) {
-        r.request_line = {r.line.request_start,
-                          static_cast<size_t>(r.header_in->end - r.line.request_start)};
+        r.request_line = {r.line.request_start, static_cast<size_t>(r.header_in->end - r.line.request_start)};
         log_error(LogLevel::Info, c->log, 0, "client sent too long URI");
         finalize_request(r, Code::status(414));
         return;
@@ -714,8 +710,12 @@ void lingering_close_handler(Event& ev) {
 
 }  // namespace
 
-bool worker_exiting() { return g_exiting; }
-void set_worker_exiting(bool exiting) { g_exiting = exiting; }
+bool worker_exiting() {
+  return g_exiting;
+}
+void set_worker_exiting(bool exiting) {
+  g_exiting = exiting;
+}
 
 void init_connection(Connection& c) {
   HttpConnection* hc = alloc_http_connection();
@@ -737,9 +737,9 @@ void init_connection(Connection& c) {
   }
   hc->addr_conf = addr;
   hc->conf_ctx = addr->servers.default_server->ctx;
-  hc->addr_len = static_cast<uint8_t>(
-      c.peer.sa.sa_family == AF_UNIX ? (std::memcpy(hc->addr_buf, "unix:", 5), 5)
-                                     : format_addr_text(&c.peer.sa, hc->addr_buf, sizeof hc->addr_buf));
+  hc->addr_len = static_cast<uint8_t>(c.peer.sa.sa_family == AF_UNIX
+                                          ? (std::memcpy(hc->addr_buf, "unix:", 5), 5)
+                                          : format_addr_text(&c.peer.sa, hc->addr_buf, sizeof hc->addr_buf));
   c.log.data = &c;
   c.log.handler = log_error_handler;
   c.log.action = "waiting for request";

@@ -113,8 +113,8 @@ struct Request {
   int ncaptures = 0;  // 2 * (number of groups + 1) set by the last match
   std::string_view captures_data;
 
-  Buffer* header_in = nullptr;  // the buffer the request line and headers are read into
-  ChainLink* out = nullptr;     // what the write filter holds back
+  Buffer* header_in = nullptr;               // the buffer the request line and headers are read into
+  ChainLink* out = nullptr;                  // what the write filter holds back
   PostedRequest* posted_requests = nullptr;  // main request only
   off_t limit_rate = 0;
   off_t limit_rate_after = 0;

@@ -77,9 +77,9 @@ Code read_discarded(Request& r) {
     }
     Connection& c = *r.connection;
     if (!c.read.ready) return Rc::Again;
-    size_t size = r.headers_in.chunked ? sizeof buffer
-                                        : static_cast<size_t>(std::min<off_t>(r.headers_in.content_length_n,
-                                                                              sizeof buffer));
+    size_t size = r.headers_in.chunked
+                      ? sizeof buffer
+                      : static_cast<size_t>(std::min<off_t>(r.headers_in.content_length_n, sizeof buffer));
     ssize_t n = c.recv(buffer, size);
     if (n == -2) {
       c.error = true;
@@ -165,7 +165,8 @@ Code write_to_temp_file(Request& r, RequestBody& rb) {
 // one file buffer.
 Code save_filter(Request& r, RequestBody& rb) {
   if (!rb.last_saved) {
-    if (rb.bufs != nullptr && rb.buf != nullptr && rb.buf->last == rb.buf->end) return write_to_temp_file(r, rb);
+    if (rb.bufs != nullptr && rb.buf != nullptr && rb.buf->last == rb.buf->end)
+      return write_to_temp_file(r, rb);
     return Rc::Ok;
   }
   if (rb.temp_file == nullptr && *core_loc(r).client_body_in_file_only == BodyInFileOnly::Off) return Rc::Ok;
@@ -211,7 +212,8 @@ Code body_filter(Request& r, RequestBody& rb, Buffer& b) {
     ChunkedResult cr = parse_chunked(*rb.chunked, b);
     if (cr == ChunkedResult::Ok) {
       if (max != 0 && max - rb.received < rb.chunked->size) {
-        log_error(LogLevel::Error, r.log(), 0, "client intended to send too large chunked body: %lld+%lld bytes",
+        log_error(LogLevel::Error, r.log(), 0,
+                  "client intended to send too large chunked body: %lld+%lld bytes",
                   static_cast<long long>(rb.received), static_cast<long long>(rb.chunked->size));
         r.lingering_close = true;
         return fail(413);
@@ -424,7 +426,6 @@ void discarded_request_body_handler(Request& r) {
     add_timer(c.read, timer > lt ? lt : timer);
   }
 }
-
 
 void set_lingering_deadline(Request& r) {
   if (r.lingering_time == 0) r.lingering_time = clock::msec() + *core_loc(r).lingering_time;

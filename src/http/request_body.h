@@ -15,17 +15,17 @@ namespace weir::http {
 
 struct RequestBody {
   TempFile* temp_file = nullptr;
-  // The body read so far: pieces of the header buffer and of the read buffer (not copied), ending with an empty
-  // last_buf buffer; or, once the body is (or must be) in the temp file, one buffer for the whole file.
+  // The body read so far: pieces of the header buffer and of the read buffer (not copied), ending with an
+  // empty last_buf buffer; or, once the body is (or must be) in the temp file, one buffer for the whole file.
   ChainLink* bufs = nullptr;
   ChainLink** bufs_tail = &bufs;
-  Buffer* buf = nullptr;      // the buffer the socket is read into
-  off_t rest = 0;             // bytes still expected (chunked: at least this many)
-  off_t received = 0;         // body bytes so far
+  Buffer* buf = nullptr;  // the buffer the socket is read into
+  off_t rest = 0;         // bytes still expected (chunked: at least this many)
+  off_t received = 0;     // body bytes so far
   ChunkedState* chunked = nullptr;
   RequestHandler post_handler = nullptr;
-  bool last_saved = false;    // the whole body has been taken in
-  bool done = false;          // ... and reading is over
+  bool last_saved = false;  // the whole body has been taken in
+  bool done = false;        // ... and reading is over
 };
 
 // Reads the whole body, then calls post_handler. Returns Ok/Again (the caller answers Done), or an HTTP

@@ -74,7 +74,9 @@ void var_joined_header(Request& r, VariableValue& v, std::string_view name, char
 void var_x_forwarded_for(Request& r, VariableValue& v, uintptr_t) {
   var_joined_header(r, v, "X-Forwarded-For", ',');
 }
-void var_cookies(Request& r, VariableValue& v, uintptr_t) { var_joined_header(r, v, "Cookie", ';'); }
+void var_cookies(Request& r, VariableValue& v, uintptr_t) {
+  var_joined_header(r, v, "Cookie", ';');
+}
 
 void var_unknown_header(Request& r, VariableValue& v, std::string_view var, const HeaderList& list) {
   for (Header* h : list) {
@@ -164,7 +166,9 @@ void var_host(Request& r, VariableValue& v, uintptr_t) {
   }
 }
 
-void var_remote_addr(Request& r, VariableValue& v, uintptr_t) { v.set(r.http_connection->addr_text()); }
+void var_remote_addr(Request& r, VariableValue& v, uintptr_t) {
+  v.set(r.http_connection->addr_text());
+}
 
 void var_binary_remote_addr(Request& r, VariableValue& v, uintptr_t) {
   Connection& c = *r.connection;
@@ -203,11 +207,21 @@ void var_server_port(Request& r, VariableValue& v, uintptr_t) {
   v.set(port != 0 ? pool_number(r, port) : std::string_view());
 }
 
-void var_server_protocol(Request& r, VariableValue& v, uintptr_t) { v.set(r.http_protocol); }
-void var_scheme(Request&, VariableValue& v, uintptr_t) { v.set("http"); }
-void var_https(Request&, VariableValue& v, uintptr_t) { v.set(""); }
-void var_request_uri(Request& r, VariableValue& v, uintptr_t) { v.set(r.unparsed_uri); }
-void var_uri(Request& r, VariableValue& v, uintptr_t) { v.set(r.uri); }
+void var_server_protocol(Request& r, VariableValue& v, uintptr_t) {
+  v.set(r.http_protocol);
+}
+void var_scheme(Request&, VariableValue& v, uintptr_t) {
+  v.set("http");
+}
+void var_https(Request&, VariableValue& v, uintptr_t) {
+  v.set("");
+}
+void var_request_uri(Request& r, VariableValue& v, uintptr_t) {
+  v.set(r.unparsed_uri);
+}
+void var_uri(Request& r, VariableValue& v, uintptr_t) {
+  v.set(r.uri);
+}
 
 void var_request_line(Request& r, VariableValue& v, uintptr_t) {
   if (r.request_line.empty()) {
@@ -224,7 +238,9 @@ void var_request_line(Request& r, VariableValue& v, uintptr_t) {
   v.set(r.request_line);
 }
 
-void var_document_root(Request& r, VariableValue& v, uintptr_t) { v.set(location_root(r)); }
+void var_document_root(Request& r, VariableValue& v, uintptr_t) {
+  v.set(location_root(r));
+}
 
 void var_realpath_root(Request& r, VariableValue& v, uintptr_t) {
   std::string root(location_root(r));
@@ -247,7 +263,9 @@ void var_request_filename(Request& r, VariableValue& v, uintptr_t) {
   v.set(path);
 }
 
-void var_server_name(Request& r, VariableValue& v, uintptr_t) { v.set(core_srv(r).server_name); }
+void var_server_name(Request& r, VariableValue& v, uintptr_t) {
+  v.set(core_srv(r).server_name);
+}
 void var_request_method(Request& r, VariableValue& v, uintptr_t) {
   if (r.main->method_name.empty()) {
     v.set_not_found();
@@ -256,9 +274,15 @@ void var_request_method(Request& r, VariableValue& v, uintptr_t) {
   v.set(r.main->method_name);
 }
 
-void var_args(Request& r, VariableValue& v, uintptr_t) { v.set(r.args); }
-void set_args(Request& r, std::string_view value, uintptr_t) { r.args = value; }
-void var_is_args(Request& r, VariableValue& v, uintptr_t) { v.set(r.args.empty() ? "" : "?"); }
+void var_args(Request& r, VariableValue& v, uintptr_t) {
+  v.set(r.args);
+}
+void set_args(Request& r, std::string_view value, uintptr_t) {
+  r.args = value;
+}
+void var_is_args(Request& r, VariableValue& v, uintptr_t) {
+  v.set(r.args.empty() ? "" : "?");
+}
 
 void var_bytes_sent(Request& r, VariableValue& v, uintptr_t) {
   v.set(pool_number(r, static_cast<uint64_t>(r.connection->io.sent)));
@@ -343,9 +367,13 @@ void var_pid(Request& r, VariableValue& v, uintptr_t) {
   v.set(pool_number(r, static_cast<uint64_t>(log_pid())));
 }
 
-void var_version(Request&, VariableValue& v, uintptr_t) { v.set(WEIR_VERSION); }
+void var_version(Request&, VariableValue& v, uintptr_t) {
+  v.set(WEIR_VERSION);
+}
 
-void var_pipe(Request& r, VariableValue& v, uintptr_t) { v.set(r.connection->requests > 1 ? "p" : "."); }
+void var_pipe(Request& r, VariableValue& v, uintptr_t) {
+  v.set(r.connection->requests > 1 ? "p" : ".");
+}
 
 void var_request_completion(Request& r, VariableValue& v, uintptr_t) {
   v.set(r.request_complete ? "OK" : "");

@@ -16,8 +16,8 @@
 #include <cstring>
 #include <vector>
 
-#include "core/time_cache.h"
 #include "core/regex.h"
+#include "core/time_cache.h"
 #include "event/connection.h"
 #include "event/event_loop.h"
 #include "event/listening.h"
@@ -80,16 +80,26 @@ void on_signal(int signo, siginfo_t* si, void*) {
 
 const char* signal_name(int signo) {
   switch (signo) {
-    case SIGHUP: return "SIGHUP";
-    case SIGQUIT: return "SIGQUIT";
-    case SIGTERM: return "SIGTERM";
-    case SIGINT: return "SIGINT";
-    case SIGUSR1: return "SIGUSR1";
-    case SIGUSR2: return "SIGUSR2";
-    case SIGWINCH: return "SIGWINCH";
-    case SIGCHLD: return "SIGCHLD";
-    case SIGALRM: return "SIGALRM";
-    default: return "?";
+    case SIGHUP:
+      return "SIGHUP";
+    case SIGQUIT:
+      return "SIGQUIT";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGINT:
+      return "SIGINT";
+    case SIGUSR1:
+      return "SIGUSR1";
+    case SIGUSR2:
+      return "SIGUSR2";
+    case SIGWINCH:
+      return "SIGWINCH";
+    case SIGCHLD:
+      return "SIGCHLD";
+    case SIGALRM:
+      return "SIGALRM";
+    default:
+      return "?";
   }
 }
 
@@ -123,12 +133,21 @@ void log_signals(const Log& log, bool master) {
     if (!master) continue;
     const char* action = "";
     switch (s.signo) {
-      case SIGHUP: action = ", reconfiguring"; break;
-      case SIGQUIT: action = ", shutting down"; break;
+      case SIGHUP:
+        action = ", reconfiguring";
+        break;
+      case SIGQUIT:
+        action = ", shutting down";
+        break;
       case SIGTERM:
-      case SIGINT: action = ", exiting"; break;
-      case SIGUSR1: action = ", reopening logs"; break;
-      default: break;
+      case SIGINT:
+        action = ", exiting";
+        break;
+      case SIGUSR1:
+        action = ", reopening logs";
+        break;
+      default:
+        break;
     }
     if (s.from != 0) {
       log_error(LogLevel::Notice, log, 0, "signal %d (%s) received from %d%s", s.signo, signal_name(s.signo),
@@ -152,7 +171,8 @@ void make_shared_counter() {
 
 Status write_pid_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::errorf("open() \"%s\" failed (%d: %s)", path.c_str(), errno, std::strerror(errno));
+  if (fd < 0)
+    return Status::errorf("open() \"%s\" failed (%d: %s)", path.c_str(), errno, std::strerror(errno));
   char buf[32];
   int n = std::snprintf(buf, sizeof buf, "%d\n", static_cast<int>(::getpid()));
   bool ok = ::write(fd, buf, n) == n;
@@ -243,7 +263,8 @@ void apply_worker_limits(Cycle& cycle, int slot) {
   }
 }
 
-// The environment workers get: TZ plus what `env` names (NAME passes the master's value, NAME=value sets one).
+// The environment workers get: TZ plus what `env` names (NAME passes the master's value, NAME=value sets
+// one).
 void apply_env(Cycle& cycle) {
   CoreConf& cc = core_conf(cycle);
   std::vector<std::string> keep{"TZ"};
@@ -445,7 +466,8 @@ Status open_cycle(Cycle& cycle, Cycle* old, bool test) {
     if (path.empty()) path = cycle.prefix + "logs/error.log";
     auto* sink = cycle.pool.make<LogSink>();
     sink->level = LogLevel::Error;
-    sink->file = cycle.open_file(path == "stderr" ? std::string() : (path[0] == '/' ? path : cycle.prefix + path));
+    sink->file =
+        cycle.open_file(path == "stderr" ? std::string() : (path[0] == '/' ? path : cycle.prefix + path));
     cycle.log_sink = sink;
   }
   CoreConf& cc = core_conf(cycle);
@@ -455,8 +477,8 @@ Status open_cycle(Cycle& cycle, Cycle* old, bool test) {
     // Workers run as `user`: the temp paths must be theirs.
     for (const TempPath* p : cycle.paths) {
       if (::chown(p->name.c_str(), cc.user, ::getgid()) < 0) {
-        return Status::errorf("chown(\"%s\", %d) failed (%d: %s)", p->name.c_str(), static_cast<int>(cc.user), errno,
-                              std::strerror(errno));
+        return Status::errorf("chown(\"%s\", %d) failed (%d: %s)", p->name.c_str(), static_cast<int>(cc.user),
+                              errno, std::strerror(errno));
       }
     }
   }
@@ -574,13 +596,14 @@ int run_master(std::unique_ptr<Cycle> cycle, const Options& opt) {
         int status;
         pid_t pid = ::waitpid(-1, &status, WNOHANG);
         if (pid <= 0) break;
-        auto it = std::find_if(workers.begin(), workers.end(), [&](const WorkerProc& w) { return w.pid == pid; });
+        auto it =
+            std::find_if(workers.begin(), workers.end(), [&](const WorkerProc& w) { return w.pid == pid; });
         if (WIFSIGNALED(status)) {
-          log_error(LogLevel::Alert, cycle->log, 0, "worker process %d exited on signal %d%s", static_cast<int>(pid),
-                    WTERMSIG(status), WCOREDUMP(status) ? " (core dumped)" : "");
+          log_error(LogLevel::Alert, cycle->log, 0, "worker process %d exited on signal %d%s",
+                    static_cast<int>(pid), WTERMSIG(status), WCOREDUMP(status) ? " (core dumped)" : "");
         } else {
-          log_error(LogLevel::Notice, cycle->log, 0, "worker process %d exited with code %d", static_cast<int>(pid),
-                    WEXITSTATUS(status));
+          log_error(LogLevel::Notice, cycle->log, 0, "worker process %d exited with code %d",
+                    static_cast<int>(pid), WEXITSTATUS(status));
         }
         if (it == workers.end()) continue;
         WorkerProc w = *it;
@@ -588,7 +611,8 @@ int run_master(std::unique_ptr<Cycle> cycle, const Options& opt) {
         bool fatal = WIFEXITED(status) && WEXITSTATUS(status) == 2;
         if (!w.exiting && w.generation == generation && !terminating && !quitting) {
           if (fatal) {
-            log_error(LogLevel::Alert, cycle->log, 0, "worker process %d exited with fatal code 2 and cannot be respawned",
+            log_error(LogLevel::Alert, cycle->log, 0,
+                      "worker process %d exited with fatal code 2 and cannot be respawned",
                       static_cast<int>(pid));
             continue;
           }

@@ -3,8 +3,8 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>

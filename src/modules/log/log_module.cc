@@ -64,11 +64,11 @@ struct LogBuffer {
 };
 
 struct AccessLog {
-  OpenFile* file = nullptr;              // a fixed path
-  ComplexValue* path_values = nullptr;   // a path with variables
+  OpenFile* file = nullptr;             // a fixed path
+  ComplexValue* path_values = nullptr;  // a path with variables
   LogFormat* format = nullptr;
   LogBuffer* buffer = nullptr;
-  ComplexValue* filter = nullptr;        // if=
+  ComplexValue* filter = nullptr;  // if=
 };
 
 struct LogMainConf {
@@ -246,7 +246,8 @@ void write_to(int fd, const char* buf, size_t len, const Log& log, const std::st
       return;
     }
     if (static_cast<size_t>(n) < len) {
-      log_error(LogLevel::Alert, log, 0, "write() to \"%s\" was incomplete: %zd of %zu", name.c_str(), n, len);
+      log_error(LogLevel::Alert, log, 0, "write() to \"%s\" was incomplete: %zd of %zu", name.c_str(), n,
+                len);
       return;
     }
     buf += n;
@@ -267,7 +268,9 @@ void flush_file(OpenFile& f) {
   if (f.data != nullptr) flush_buffer(*static_cast<LogBuffer*>(f.data));
 }
 
-void flush_timer_handler(Event& ev) { flush_buffer(*static_cast<LogBuffer*>(ev.data)); }
+void flush_timer_handler(Event& ev) {
+  flush_buffer(*static_cast<LogBuffer*>(ev.data));
+}
 
 void write_unbuffered(Request& r, AccessLog& al, const char* line, size_t len) {
   if (al.file != nullptr) {
@@ -275,7 +278,8 @@ void write_unbuffered(Request& r, AccessLog& al, const char* line, size_t len) {
     return;
   }
   std::string_view path = al.path_values->eval(r);
-  std::string full = (!path.empty() && path[0] == '/') ? std::string(path) : core_main(r).prefix + std::string(path);
+  std::string full =
+      (!path.empty() && path[0] == '/') ? std::string(path) : core_main(r).prefix + std::string(path);
   int fd = ::open(full.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
     log_error(LogLevel::Error, r.log(), errno, "open() \"%s\" failed", full.c_str());
@@ -424,7 +428,8 @@ Status compile_format(ConfContext& cf, LogFormat& fmt, std::string_view text) {
     if (i < text.size() && text[i] == '{') {
       size_t close = text.find('}', i);
       if (close == std::string_view::npos) {
-        return cf.errorf("the closing bracket in \"%s\" variable is missing", std::string(text.substr(i + 1)).c_str());
+        return cf.errorf("the closing bracket in \"%s\" variable is missing",
+                         std::string(text.substr(i + 1)).c_str());
       }
       name = text.substr(i + 1, close - i - 1);
       i = close + 1;
@@ -569,7 +574,8 @@ Status access_log_directive(ConfContext& cf, const ConfNode& n, void* conf) {
 
 Status open_log_file_cache_directive(ConfContext& cf, const ConfNode& n, void*) {
   // weir opens a log path with variables for each line; the cache's parameters are checked and accepted.
-  if (n.args[1] == "off") return n.nargs() == 1 ? Status() : cf.errorf("invalid parameter \"%s\"", n.args[2].c_str());
+  if (n.args[1] == "off")
+    return n.nargs() == 1 ? Status() : cf.errorf("invalid parameter \"%s\"", n.args[2].c_str());
   bool have_max = false;
   for (size_t i = 1; i < n.args.size(); i++) {
     std::string_view a = n.args[i];
@@ -590,7 +596,9 @@ Status open_log_file_cache_directive(ConfContext& cf, const ConfNode& n, void*) 
   return {};
 }
 
-void* create_loc_conf(ConfContext& cf) { return cf.pool.make<LogLocConf>(); }
+void* create_loc_conf(ConfContext& cf) {
+  return cf.pool.make<LogLocConf>();
+}
 
 Status merge_loc_conf(ConfContext& cf, void* parent, void* child) {
   auto& prev = *static_cast<LogLocConf*>(parent);
@@ -622,8 +630,7 @@ void exit_process(Cycle& cycle) {
 
 const Directive kDirectives[] = {
     {"log_format", kHttpMainConf | kTwoMore, log_format_directive, ConfLevel::Main},
-    {"access_log",
-     kHttpMainConf | kHttpSrvConf | kHttpLocConf | kHttpLifConf | kHttpLmtConf | kOneMore,
+    {"access_log", kHttpMainConf | kHttpSrvConf | kHttpLocConf | kHttpLifConf | kHttpLmtConf | kOneMore,
      access_log_directive},
     {"open_log_file_cache", kHttpMainConf | kHttpSrvConf | kHttpLocConf | kTake1234,
      open_log_file_cache_directive},

@@ -75,7 +75,9 @@ Status set_mirror(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
-void* create_loc_conf(ConfContext& cf) { return cf.pool.make<MirrorConf>(); }
+void* create_loc_conf(ConfContext& cf) {
+  return cf.pool.make<MirrorConf>();
+}
 
 Status merge_loc_conf(ConfContext&, void* parent, void* child) {
   auto& prev = *static_cast<MirrorConf*>(parent);

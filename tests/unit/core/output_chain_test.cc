@@ -43,6 +43,19 @@ struct Sink {
   }
 };
 
+// An output chain as the copy filter sets it up with `sendfile off; output_buffers 2 4k;`.
+OutputChain two_4k_buffers_into(Sink& sink, Pool& pool, Log& log) {
+  OutputChain oc;
+  oc.sendfile = false;
+  oc.pool = &pool;
+  oc.bufs = Bufs{2, 4096};
+  oc.tag = &kTag;
+  oc.output = Sink::output;
+  oc.output_ctx = &sink;
+  oc.log = &log;
+  return oc;
+}
+
 TEST(OutputChain, CopiesAFileThroughTwo4kBuffers) {
   Pool pool;
   char path[] = "/tmp/weir-oc-XXXXXX";
@@ -55,15 +68,8 @@ TEST(OutputChain, CopiesAFileThroughTwo4kBuffers) {
 
   Sink sink;
   sink.budget = 3000;  // slower than a buffer: buffers stay busy and must be waited for
-  OutputChain oc;
-  oc.sendfile = false;
-  oc.pool = &pool;
-  oc.bufs = Bufs{2, 4096};
-  oc.tag = &kTag;
-  oc.output = Sink::output;
-  oc.output_ctx = &sink;
   Log log;
-  oc.log = &log;
+  OutputChain oc = two_4k_buffers_into(sink, pool, log);
 
   auto* fb = pool.make<Buffer>();
   fb->in_file = true;
@@ -87,15 +93,8 @@ TEST(OutputChain, CopiesAFileThroughTwo4kBuffers) {
 TEST(OutputChain, PassesMemoryAsIsAndASmallLastFileInOneBuffer) {
   Pool pool;
   Sink sink;
-  OutputChain oc;
-  oc.sendfile = false;
-  oc.pool = &pool;
-  oc.bufs = Bufs{2, 4096};
-  oc.tag = &kTag;
-  oc.output = Sink::output;
-  oc.output_ctx = &sink;
   Log log;
-  oc.log = &log;
+  OutputChain oc = two_4k_buffers_into(sink, pool, log);
   Buffer* m = Buffer::create_memory(pool, "as is");
   ChainLink in{m, nullptr};
   EXPECT_EQ(oc.write(&in), Rc::Ok);

@@ -238,35 +238,40 @@ def median_range(values, fmt="{:.0f}"):
     return "%s (%s–%s)" % (fmt.format(statistics.median(values)), fmt.format(min(values)), fmt.format(max(values)))
 
 
+def measure_rounds(name, servers, path, conns, extra, rounds, seconds, log):
+    """Loads each of the started servers (a dict, name -> Server) in turn for `rounds` rounds, the order rotated
+    every round, after a warm-up (page cache, open file caches); stops them. Per server: req/s and CPU µs per
+    request of every round, and what wrk reported as errors."""
+    kinds = list(servers)
+    try:
+        per = {k: {"rps": [], "cpu_us": [], "errors": ""} for k in kinds}
+        for k in kinds:
+            wrk(servers[k].port, path, conns, 1, extra)
+        for r in range(rounds):
+            for k in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
+                s = servers[k]
+                c0 = s.cpu_seconds()
+                n, rps, errors = wrk(s.port, path, conns, seconds, extra)
+                per[k]["rps"].append(rps)
+                per[k]["cpu_us"].append((s.cpu_seconds() - c0) / max(n, 1) * 1e6)
+                if errors:
+                    per[k]["errors"] = errors
+        log("  %-36s " % name + "  ".join("%s %s req/s %s µs" % (k, median_range(per[k]["rps"]),
+                                                                     median_range(per[k]["cpu_us"], "{:.1f}"))
+                                             for k in kinds))
+        return per
+    finally:
+        for s in servers.values():
+            s.stop()
+
+
 def run_throughput(kinds, rounds, seconds, log, only=()):
     results = {}
     for name, path, conns, extra, access in SCENARIOS:
         if only and not any(name.startswith(o) for o in only):
             continue
         servers = {k: Server(k, access_log=access).start() for k in kinds}
-        try:
-            per = {k: {"rps": [], "cpu_us": [], "errors": ""} for k in kinds}
-            # Warm up (page cache, open file caches).
-            for k in kinds:
-                wrk(servers[k].port, path, conns, 1, extra)
-            for r in range(rounds):
-                order = kinds[r % len(kinds):] + kinds[:r % len(kinds)]
-                for k in order:
-                    s = servers[k]
-                    c0 = s.cpu_seconds()
-                    n, rps, errors = wrk(s.port, path, conns, seconds, extra)
-                    c1 = s.cpu_seconds()
-                    per[k]["rps"].append(rps)
-                    per[k]["cpu_us"].append((c1 - c0) / max(n, 1) * 1e6)
-                    if errors:
-                        per[k]["errors"] = errors
-            results[name] = per
-            log("  %-36s " % name + "  ".join("%s %s req/s %s µs" % (k, median_range(per[k]["rps"]),
-                                                                         median_range(per[k]["cpu_us"], "{:.1f}"))
-                                                 for k in kinds))
-        finally:
-            for s in servers.values():
-                s.stop()
+        results[name] = measure_rounds(name, servers, path, conns, extra, rounds, seconds, log)
     return results
 
 
@@ -281,24 +286,7 @@ def run_sendfile_choice(rounds, seconds, log):
     results = {}
     for name, path, conns in SENDFILE_SCENARIOS:
         servers = {"sendfile": Server("weir").start(), "pread": Server("weir", sendfile=False).start()}
-        try:
-            per = {k: {"rps": [], "cpu_us": []} for k in servers}
-            for s in servers.values():
-                wrk(s.port, path, conns, 1, [])
-            for r in range(rounds):
-                for k in (["sendfile", "pread"] if r % 2 == 0 else ["pread", "sendfile"]):
-                    s = servers[k]
-                    c0 = s.cpu_seconds()
-                    n, rps, _ = wrk(s.port, path, conns, seconds, [])
-                    per[k]["rps"].append(rps)
-                    per[k]["cpu_us"].append((s.cpu_seconds() - c0) / max(n, 1) * 1e6)
-            results[name] = per
-            log("  %-36s " % name + "  ".join("%s %s req/s %s µs" % (k, median_range(per[k]["rps"]),
-                                                                         median_range(per[k]["cpu_us"], "{:.1f}"))
-                                                 for k in servers))
-        finally:
-            for s in servers.values():
-                s.stop()
+        results[name] = measure_rounds(name, servers, path, conns, [], rounds, seconds, log)
     return results
 
 

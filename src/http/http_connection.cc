@@ -192,30 +192,25 @@ Rc header_line(Request&, Header* h, Header** slot) {
   return Rc::Ok;
 }
 
-Rc unique_header_line(Request& r, Header* h, Header** slot) {
-  if (*slot == nullptr) {
-    *slot = h;
-    return Rc::Ok;
-  }
+// A header that may appear once came again: 400, logged with both lines ("header line", "host header").
+Rc reject_duplicate(Request& r, const char* what, const Header& h, const Header& previous) {
   log_error(LogLevel::Info, r.log(), 0,
-            "client sent duplicate header line: \"%.*s: %.*s\", previous value: \"%.*s: %.*s\"",
-            static_cast<int>(h->key.size()), h->key.data(), static_cast<int>(h->value.size()),
-            h->value.data(), static_cast<int>((*slot)->key.size()), (*slot)->key.data(),
-            static_cast<int>((*slot)->value.size()), (*slot)->value.data());
+            "client sent duplicate %s: \"%.*s: %.*s\", previous value: \"%.*s: %.*s\"", what,
+            static_cast<int>(h.key.size()), h.key.data(), static_cast<int>(h.value.size()), h.value.data(),
+            static_cast<int>(previous.key.size()), previous.key.data(),
+            static_cast<int>(previous.value.size()), previous.value.data());
   finalize_request(r, Code::status(400));
   return Rc::Error;
 }
 
+Rc unique_header_line(Request& r, Header* h, Header** slot) {
+  if (*slot != nullptr) return reject_duplicate(r, "header line", *h, **slot);
+  *slot = h;
+  return Rc::Ok;
+}
+
 Rc host_header(Request& r, Header* h, Header** slot) {
-  if (*slot != nullptr) {
-    log_error(LogLevel::Info, r.log(), 0,
-              "client sent duplicate host header: \"%.*s: %.*s\", previous value: \"%.*s: %.*s\"",
-              static_cast<int>(h->key.size()), h->key.data(), static_cast<int>(h->value.size()),
-              h->value.data(), static_cast<int>((*slot)->key.size()), (*slot)->key.data(),
-              static_cast<int>((*slot)->value.size()), (*slot)->value.data());
-    finalize_request(r, Code::status(400));
-    return Rc::Error;
-  }
+  if (*slot != nullptr) return reject_duplicate(r, "host header", *h, **slot);
   *slot = h;
   std::string_view host = h->value;
   if (!validate_host(host, *r.pool)) {
@@ -594,25 +589,26 @@ bool has_pending_request(Connection& c) {
   return ::recv(c.fd, &byte, 1, MSG_PEEK) == 1;
 }
 
-// Half-closes an idle connection and reads until the client closes too, for at most one
-// lingering_timeout.
-void linger_idle_connection(Connection& c) {
+// Half-closes the connection and reads (and drops) what the client still sends until it closes too: for at
+// most `time` ms in all, `timeout` ms between reads. A request crossing our close then meets an orderly end
+// of stream, and data still arriving cannot make the kernel reset what was sent.
+void start_lingering(Connection& c, uint64_t time, uint64_t timeout) {
   auto* hc = static_cast<HttpConnection*>(c.data);
-  if (::shutdown(c.fd, SHUT_WR) < 0) {
-    close_http_connection(c);
-    return;
-  }
-  c.idle = false;
-  c.read.cancelable = false;
-  uint64_t timeout = *conf_of<CoreLocConf>(hc->conf_ctx->loc_conf).lingering_timeout;
-  hc->lingering_deadline = clock::msec() + timeout;
+  hc->lingering_deadline = clock::msec() + time;
   hc->lingering_timeout = timeout;
   c.read.handler = lingering_close_handler;
   c.write.handler = empty_handler;
-  if (c.read.timer_set) del_timer(c.read);
+  if (::shutdown(c.fd, SHUT_WR) < 0) {
+    log_error(LogLevel::Info, c.log, errno, "shutdown() failed");
+    close_http_connection(c);
+    return;
+  }
+  c.close = false;
+  c.idle = false;
+  c.read.cancelable = false;
+  ConnectionPool::current->reusable(c, true);
   add_timer(c.read, timeout);
-  c.read.ready = true;
-  lingering_close_handler(c.read);
+  if (c.read.ready) lingering_close_handler(c.read);
 }
 
 // Reading the first bytes of a request on a new or idle keep-alive connection.
@@ -626,7 +622,10 @@ void wait_request_handler(Event& ev) {
     // sees an orderly end of stream, which clients retry.
     c->close = false;
     if (c->read.pending_eof || !has_pending_request(*c)) {
-      linger_idle_connection(*c);
+      // One lingering_timeout in all; the first read also catches a request that came after the peek.
+      uint64_t timeout = *conf_of<CoreLocConf>(hc->conf_ctx->loc_conf).lingering_timeout;
+      c->read.ready = true;
+      start_lingering(*c, timeout, timeout);
       return;
     }
   }
@@ -857,22 +856,10 @@ void set_keepalive(Request& r) {
 
 void set_lingering_close(Request& r) {
   Connection& c = *r.connection;
-  auto* hc = r.http_connection;
   CoreLocConf& clcf = core_loc(r);
-  hc->lingering_deadline = clock::msec() + *clcf.lingering_time;
-  hc->lingering_timeout = *clcf.lingering_timeout;
+  uint64_t time = *clcf.lingering_time, timeout = *clcf.lingering_timeout;
   free_request(r);
-  c.read.handler = lingering_close_handler;
-  c.write.handler = empty_handler;
-  if (::shutdown(c.fd, SHUT_WR) < 0) {
-    log_error(LogLevel::Info, c.log, errno, "shutdown() failed");
-    close_http_connection(c);
-    return;
-  }
-  c.close = false;
-  ConnectionPool::current->reusable(c, true);
-  add_timer(c.read, hc->lingering_timeout);
-  if (c.read.ready) lingering_close_handler(c.read);
+  start_lingering(c, time, timeout);
 }
 
 }  // namespace weir::http

@@ -74,6 +74,7 @@ def test_malformed_requests(make_server):
         ("GET / HTTP/2.0\r\nHost: x\r\n\r\n", 505),
         ("GET / HTTP/1.1\r\n\r\n", 400),  # no Host
         ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        ("GET / HTTP/1.1\r\nHost: x\r\nIf-Match: \"a\"\r\nIf-Match: \"b\"\r\n\r\n", 400),
         ("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
         ("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
         ("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
@@ -92,6 +93,9 @@ def test_malformed_requests(make_server):
         out = raw(s.port, req)
         assert out.startswith(b"HTTP/1.1 %d " % status), (req, out[:100])
         assert b"Connection: close" in out, req
+    log = s.error_log()
+    assert 'client sent duplicate host header: "Host: b", previous value: "Host: a"' in log
+    assert 'client sent duplicate header line: "If-Match: "b"", previous value: "If-Match: "a""' in log
 
 
 def test_long_uri_and_large_headers(make_server):

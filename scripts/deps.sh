@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages weir's build, tests and benchmarks need, when they are missing.
 set -euo pipefail
-pkgs=(cmake ninja-build g++ clang pkg-config libpcre2-dev libgtest-dev python3-pytest python3-pytest-timeout curl nginx
+pkgs=(cmake ninja-build g++ clang pkg-config libpcre2-dev libgtest-dev python3-pytest python3-pytest-timeout
+      python3-pytest-xdist curl nginx wrk
       libclang-rt-14-dev)
-[ "${WEIR_BENCH:-0}" = 1 ] && pkgs+=(wrk h2o strace valgrind)
+[ "${WEIR_BENCH:-0}" = 1 ] && pkgs+=(h2o strace valgrind)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

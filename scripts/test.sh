@@ -65,7 +65,8 @@ run_unit() {
 }
 
 run_integration() {  # run_integration <label> <binary>
-  WEIR_BIN="$2" /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider --maxfail=50 --timeout=300 \
+  # In parallel (pytest-xdist): every test has its own servers on free ports.
+  WEIR_BIN="$2" /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider -n "$jobs" --maxfail=50 --timeout=300 \
     --junitxml="$results/$1.xml" >"$results/$1.log" 2>&1
   local c; c=$(junit_counts "$results/$1.xml")
   [ "${c#* }" != 0 ] && grep -E "^(FAILED|ERROR)|Error|assert" "$results/$1.log" | head -60

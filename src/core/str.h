@@ -19,6 +19,12 @@ bool istarts_with(std::string_view s, std::string_view prefix);
 // Case-insensitive search of needle in s; npos when absent.
 size_t ifind(std::string_view s, std::string_view needle);
 void lowercase_into(char* dst, std::string_view src);
+// s without leading and trailing spaces and tabs (HTTP's optional white space).
+constexpr std::string_view trim_ows(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
 
 // Non-negative decimal integer, nginx's ngx_atoi: no sign, no spaces, overflow is an error.
 std::optional<int64_t> parse_int(std::string_view s);

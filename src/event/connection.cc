@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 
@@ -109,9 +110,10 @@ Connection* ConnectionPool::get(int fd, const Log& log) {
   c->requests = 0;
   c->start_msec = clock::msec();
   c->next_free = nullptr;
-  c->reusable_prev = c->reusable_next = nullptr;
+  c->reclaim_prev = c->reclaim_next = nullptr;
+  c->reclaim = Reclaim::No;
   c->buffered = 0;
-  c->error = c->timedout = c->destroyed = c->idle = c->reusable = c->close = false;
+  c->error = c->timedout = c->destroyed = c->idle = c->close = false;
   c->tcp_nodelay_set = c->is_listening = c->shared_counter = false;
   return c;
 }
@@ -123,49 +125,49 @@ void ConnectionPool::free(Connection& c) {
   in_use_--;
 }
 
-void ConnectionPool::reusable(Connection& c, bool on) {
-  if (c.reusable) {
-    if (c.reusable_prev != nullptr) {
-      c.reusable_prev->reusable_next = c.reusable_next;
-    } else {
-      reusable_head_ = c.reusable_next;
-    }
-    if (c.reusable_next != nullptr) {
-      c.reusable_next->reusable_prev = c.reusable_prev;
-    } else {
-      reusable_tail_ = c.reusable_prev;
-    }
-    c.reusable_prev = c.reusable_next = nullptr;
-    reusable_count_--;
+void ConnectionPool::set_reclaim(Connection& c, Reclaim to) {
+  if (c.reclaim != Reclaim::No) {
+    List& l = list(c.reclaim);
+    (c.reclaim_prev != nullptr ? c.reclaim_prev->reclaim_next : l.head) = c.reclaim_next;
+    (c.reclaim_next != nullptr ? c.reclaim_next->reclaim_prev : l.tail) = c.reclaim_prev;
+    c.reclaim_prev = c.reclaim_next = nullptr;
+    l.count--;
   }
-  c.reusable = on;
-  if (on) {
-    c.reusable_prev = reusable_tail_;
-    c.reusable_next = nullptr;
-    if (reusable_tail_ != nullptr) {
-      reusable_tail_->reusable_next = &c;
-    } else {
-      reusable_head_ = &c;
-    }
-    reusable_tail_ = &c;
-    reusable_count_++;
-  }
+  c.reclaim = to;
+  if (to == Reclaim::No) return;
+  List& l = list(to);
+  c.reclaim_prev = l.tail;
+  (l.tail != nullptr ? l.tail->reclaim_next : l.head) = &c;
+  l.tail = &c;
+  l.count++;
+  c.waiting_since = clock::msec();
 }
 
 void ConnectionPool::drain(const Log& log) {
-  if (reusable_head_ == nullptr) return;
-  log_error(LogLevel::Warn, log, 0, "%zu worker_connections are not enough, reusing connections",
-            all_.size());
-  // Close up to 32 idle connections (at least one), oldest first.
-  size_t n = reusable_count_ / 8;
-  if (n < 1) n = 1;
-  if (n > 32) n = 32;
-  for (size_t i = 0; i < n && reusable_head_ != nullptr; i++) {
-    Connection* c = reusable_head_;
-    reusable(*c, false);
-    c->close = true;
-    c->read.handler(c->read);
+  if (idle_.head != nullptr) {
+    log_error(LogLevel::Warn, log, 0, "%zu worker_connections are not enough, reusing connections",
+              all_.size());
+    // Close up to 32 idle connections (at least one), oldest first.
+    size_t n = std::clamp<size_t>(idle_.count / 8, 1, 32);
+    for (size_t i = 0; i < n && idle_.head != nullptr; i++) {
+      Connection* c = idle_.head;
+      set_reclaim(*c, Reclaim::No);
+      c->close = true;
+      c->read.handler(c->read);
+    }
+    return;
   }
+  if (waiting_.head == nullptr) return;
+  // No idle connection: the one that has waited longest without sending a whole request header gives way
+  // (a slowloris client, most likely), rather than a new client being refused.
+  Connection* c = waiting_.head;
+  log_error(LogLevel::Warn, log, 0,
+            "%zu worker_connections are not enough, closing a connection that has sent no complete request "
+            "header for %llu ms",
+            all_.size(), static_cast<unsigned long long>(clock::msec() - c->waiting_since));
+  set_reclaim(*c, Reclaim::No);
+  c->close = true;
+  c->read.handler(c->read);
 }
 
 void ConnectionPool::close_idle() {
@@ -184,7 +186,9 @@ void close_connection(Connection& c) {
   delete_posted_event(c.read);
   delete_posted_event(c.write);
   c.read.closed = c.write.closed = true;
-  if (c.reusable && ConnectionPool::current != nullptr) ConnectionPool::current->reusable(c, false);
+  if (c.reclaim != Reclaim::No && ConnectionPool::current != nullptr) {
+    ConnectionPool::current->set_reclaim(c, Reclaim::No);
+  }
   int fd = c.fd;
   c.pool.reset();
   c.buffer = nullptr;

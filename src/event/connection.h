@@ -1,6 +1,7 @@
 // Connection: a socket with its two events, pool, log and counters. Worker connections are preallocated
-// (worker_connections) and recycled through a free list; idle keep-alive connections are "reusable" and are
-// closed first when the pool runs dry.
+// (worker_connections) and recycled through a free list. When the pool runs dry, connections that hold no
+// request in progress are reclaimed: idle keep-alive ones first, then those still waiting for or sending
+// their request header, oldest first (nginx reclaims only the first kind, so a slowloris fills its slots).
 // nginx: src/core/ngx_connection.h, src/core/ngx_connection.c
 #pragma once
 
@@ -29,6 +30,13 @@ enum : uint8_t {
   kCopyBuffered = 0x20,
 };
 
+// Which reclaim list a connection is on (at most one).
+enum class Reclaim : uint8_t {
+  No,
+  Idle,     // idle keep-alive or lingering close: closed first, a batch at a time
+  Waiting,  // accepted, or a keep-alive request begun, and no complete request header yet: one at a time
+};
+
 struct Connection {
   void* data = nullptr;  // the owner: the HTTP connection state or the current request
   Event read;
@@ -55,16 +63,17 @@ struct Connection {
   clock::msec_t start_msec = 0;
 
   Connection* next_free = nullptr;
-  Connection* reusable_prev = nullptr;
-  Connection* reusable_next = nullptr;
+  Connection* reclaim_prev = nullptr;
+  Connection* reclaim_next = nullptr;
+  clock::msec_t waiting_since = 0;  // when it joined its reclaim list
 
   uint8_t buffered = 0;
   bool error : 1 = false;
   bool timedout : 1 = false;
   bool destroyed : 1 = false;
-  bool idle : 1 = false;      // waiting for the next keep-alive request
-  bool reusable : 1 = false;  // may be closed to make room for a new connection
-  bool close : 1 = false;     // asked to close (graceful shutdown, drain)
+  bool idle : 1 = false;          // waiting for the next keep-alive request
+  Reclaim reclaim = Reclaim::No;  // may be closed to make room for a new connection
+  bool close : 1 = false;         // asked to close (graceful shutdown, drain)
   bool tcp_nodelay_set : 1 = false;
   bool is_listening : 1 = false;
   bool shared_counter : 1 = false;
@@ -90,8 +99,11 @@ class ConnectionPool {
   size_t in_use() const { return in_use_; }
   size_t listening_count = 0;
 
-  // Idle keep-alive connections, oldest first, reclaimed when get() runs out.
-  void reusable(Connection& c, bool on);
+  // Moves c to the end of a reclaim list (or off them): get() closes the oldest when it runs out, setting
+  // close and calling the read handler, which must close the connection.
+  void set_reclaim(Connection& c, Reclaim list);
+  // Fewer than an eighth of the connections are free: the accept handler then lets other workers go first.
+  bool nearly_full() const { return all_.size() - in_use_ < all_.size() / 8 + 1; }
   // Closes idle connections (graceful shutdown): sets close and calls their read handler.
   void close_idle();
   // Visits every connection in use.
@@ -105,14 +117,20 @@ class ConnectionPool {
   static ConnectionPool* current;
 
  private:
+  // An intrusive list through Connection::reclaim_prev/next, oldest first.
+  struct List {
+    Connection* head = nullptr;
+    Connection* tail = nullptr;
+    size_t count = 0;
+  };
+  List& list(Reclaim r) { return r == Reclaim::Idle ? idle_ : waiting_; }
   void drain(const Log& log);
 
   std::vector<Connection> all_;
   Connection* free_ = nullptr;
   size_t in_use_ = 0;
-  Connection* reusable_head_ = nullptr;  // oldest
-  Connection* reusable_tail_ = nullptr;
-  size_t reusable_count_ = 0;
+  List idle_;
+  List waiting_;
 };
 
 // Closes the socket, removes events from timers and the posted queue, frees the pool and returns the

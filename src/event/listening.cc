@@ -12,23 +12,23 @@ namespace {
 
 AcceptOptions g_accept;
 
-void accept_handler(Event& ev) {
-  auto* lc = static_cast<Connection*>(ev.data);
-  auto* ls = lc->listening;
+// Accepts what is waiting (one connection, or up to 64 with multi_accept).
+void accept_connections(Connection& lc) {
+  auto* ls = lc.listening;
   int count = 0;
   do {
     sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    int fd = ::accept4(lc->fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = ::accept4(lc.fd, reinterpret_cast<sockaddr*>(&ss), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
       int err = errno;
       if (err == EAGAIN) return;
       if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
       LogLevel level = (err == EMFILE || err == ENFILE) ? LogLevel::Crit : LogLevel::Alert;
-      log_error(level, lc->log, err, "accept4() failed");
+      log_error(level, lc.log, err, "accept4() failed");
       return;
     }
-    Connection* c = ConnectionPool::current->get(fd, lc->log);
+    Connection* c = ConnectionPool::current->get(fd, lc.log);
     if (c == nullptr) {
       ::close(fd);
       return;
@@ -47,6 +47,25 @@ void accept_handler(Event& ev) {
     ls->handler(*c);
     count++;
   } while (g_accept.multi_accept && count < 64);
+}
+
+// With EPOLLEXCLUSIVE the kernel wakes the first sleeping worker on the socket's wait queue, so one worker
+// would take every connection while it is idle (and fill up under a flood of idle connections). Re-adding
+// the socket moves this worker to the end of the queue: every 16 accepts, as nginx does, and at every
+// accept while this worker has few free connections left, so that workers with room go first.
+void reorder_accept(Connection& lc) {
+  if (!g_accept.exclusive) return;
+  // Counted from 1: a worker that re-added at its first accept would hand the next 15 back to the first.
+  if (++lc.requests % 16 != 0 && !ConnectionPool::current->nearly_full()) return;
+  EventLoop& loop = *EventLoop::current;
+  if (loop.del_connection(lc) != 0) return;
+  (void)loop.add_listening(lc, true);
+}
+
+void accept_handler(Event& ev) {
+  auto& lc = *static_cast<Connection*>(ev.data);
+  accept_connections(lc);
+  reorder_accept(lc);
 }
 
 }  // namespace

@@ -304,6 +304,7 @@ Status merge_srv_conf(ConfContext& cf, void* parent, void* child) {
         "\"connection_pool_size\"");
   }
   conf.ignore_invalid_headers.merge(prev.ignore_invalid_headers, true);
+  conf.max_headers.merge(prev.max_headers, 1000);
   conf.merge_slashes.merge(prev.merge_slashes, true);
   conf.underscores_in_headers.merge(prev.underscores_in_headers, false);
   return {};
@@ -353,6 +354,7 @@ Status merge_loc_conf(ConfContext& cf, void* parent, void* child) {
   conf.client_body_temp_path.merge(prev.client_body_temp_path, body_temp);
   if (Status s = cf.cycle.add_path(&conf.client_body_temp_path.value); !s.ok()) return cf.error(s.message());
   conf.client_body_timeout.merge(prev.client_body_timeout, 60000);
+  conf.client_body_min_rate.merge(prev.client_body_min_rate, 0);
   conf.send_timeout.merge(prev.send_timeout, 60000);
   conf.keepalive_timeout.merge(prev.keepalive_timeout, 75000);
   conf.keepalive_header.merge(prev.keepalive_header, 0);
@@ -434,6 +436,7 @@ const Directive kDirectives[] = {
     {"large_client_header_buffers", kMS | kTake2, slot::bufs<&S::large_client_header_buffers>,
      ConfLevel::Srv},
     {"ignore_invalid_headers", kMS | kFlag, slot::flag<&S::ignore_invalid_headers>, ConfLevel::Srv},
+    {"max_headers", kMS | kTake1, slot::num<&S::max_headers>, ConfLevel::Srv},
     {"merge_slashes", kMS | kFlag, slot::flag<&S::merge_slashes>, ConfLevel::Srv},
     {"underscores_in_headers", kMS | kFlag, slot::flag<&S::underscores_in_headers>, ConfLevel::Srv},
     {"location", kHttpSrvConf | kHttpLocConf | kBlock | kTake12, location_block},
@@ -450,6 +453,7 @@ const Directive kDirectives[] = {
     {"client_max_body_size", kMSL | kTake1, slot::offset<&L::client_max_body_size>},
     {"client_body_buffer_size", kMSL | kTake1, slot::size<&L::client_body_buffer_size>},
     {"client_body_timeout", kMSL | kTake1, slot::msec<&L::client_body_timeout>},
+    {"client_body_min_rate", kMSL | kTake1, slot::size<&L::client_body_min_rate>},
     {"client_body_temp_path", kMSL | kTake1234, slot::path<&L::client_body_temp_path>},
     {"client_body_in_file_only", kMSL | kTake1, slot::enum_<&L::client_body_in_file_only, kBodyInFile>},
     {"client_body_in_single_buffer", kMSL | kFlag, slot::flag<&L::client_body_in_single_buffer>},

@@ -142,6 +142,7 @@ struct CoreSrvConf {
   Setting<Bufs> large_client_header_buffers;
   Setting<uint64_t> client_header_timeout;
   Setting<bool> ignore_invalid_headers;
+  Setting<uint32_t> max_headers;
   Setting<bool> merge_slashes;
   Setting<bool> underscores_in_headers;
 
@@ -213,6 +214,7 @@ struct CoreLocConf {
   Setting<BodyInFileOnly> client_body_in_file_only;
   Setting<TempPath> client_body_temp_path;
   Setting<uint64_t> client_body_timeout;
+  Setting<size_t> client_body_min_rate;  // weir's: bytes/s a body must average (0: no minimum)
   Setting<uint64_t> send_timeout;
   Setting<uint64_t> keepalive_timeout;
   Setting<time_t> keepalive_header;

@@ -88,6 +88,7 @@ struct HeadersIn {
 
   std::string_view server;  // the validated Host (or the absolute URI's host), lower case, no port
   off_t content_length_n = -1;
+  uint32_t count = 0;  // header lines kept, for max_headers
   ConnectionType connection_type = ConnectionType::None;
   bool chunked = false;
   bool msie = false;

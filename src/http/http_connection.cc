@@ -372,7 +372,8 @@ Rc process_request_header(Request& r) {
       finalize_request(r, Code::status(400));
       return Rc::Error;
     }
-    if (iequals(in.transfer_encoding->value, "chunked")) {
+    std::string_view te = in.transfer_encoding->value;
+    if (iequals(te, "chunked")) {
       if (in.content_length != nullptr) {
         log_error(LogLevel::Info, r.log(), 0,
                   "client sent \"Content-Length\" and \"Transfer-Encoding\" headers at the same time");
@@ -381,9 +382,15 @@ Rc process_request_header(Request& r) {
       }
       in.chunked = true;
     } else {
+      // With chunked last the body could be framed, but in a coding weir does not decode (501, as nginx);
+      // without it the body's length cannot be known (400 and close: RFC 9112 6.3).
+      size_t comma = te.rfind(',');
+      std::string_view last = trim_ows(comma == std::string_view::npos ? te : te.substr(comma + 1));
+      bool framed = comma != std::string_view::npos && iequals(last, "chunked");
       log_error(LogLevel::Info, r.log(), 0, "client sent unknown \"Transfer-Encoding\": \"%.*s\"",
-                static_cast<int>(in.transfer_encoding->value.size()), in.transfer_encoding->value.data());
-      finalize_request(r, Code::status(501));
+                static_cast<int>(te.size()), te.data());
+      if (!framed) r.lingering_close = true;
+      finalize_request(r, Code::status(framed ? 501 : 400));
       return Rc::Error;
     }
   }
@@ -417,6 +424,7 @@ void process_request_line(Event& ev) {
 void process_request(Request& r) {
   Connection& c = *r.connection;
   del_timer(c.read);
+  ConnectionPool::current->set_reclaim(c, Reclaim::No);  // a whole request: it is served
   c.read.handler = request_event_handler;
   c.write.handler = request_event_handler;
   r.read_event_handler = block_reading;
@@ -424,11 +432,13 @@ void process_request(Request& r) {
   run_posted_requests(c);
 }
 
-// client_header_timeout fired while the request line or headers were still arriving.
+// client_header_timeout fired while the request line or headers were still arriving, or the connection was
+// reclaimed for a new one (ConnectionPool::drain, which has logged why).
 bool close_on_header_timeout(Event& ev, Request& r) {
-  if (!ev.timedout) return false;
-  log_error(LogLevel::Info, r.connection->log, ETIMEDOUT, "client timed out");
-  r.connection->timedout = true;
+  Connection& c = *r.connection;
+  if (!ev.timedout && !c.close) return false;
+  if (ev.timedout) log_error(LogLevel::Info, c.log, ETIMEDOUT, "client timed out");
+  c.timedout = true;
   close_request(r, 408);
   return true;
 }
@@ -471,6 +481,12 @@ void process_request_headers_impl(Event& ev) {
         log_error(LogLevel::Info, c->log, 0, "client sent invalid header line: \"%.*s\"",
                   static_cast<int>(hl.value_end - hl.name_start), hl.name_start);
         continue;
+      }
+      if (r.headers_in.count++ >= *cscf.max_headers) {
+        r.lingering_close = true;
+        log_error(LogLevel::Info, c->log, 0, "client sent too many header lines");
+        finalize_request(r, Code::status(400));
+        return;
       }
       std::string_view key(hl.name_start, hl.name_end - hl.name_start);
       Header* h = r.headers_in.headers.push(
@@ -606,7 +622,7 @@ void start_lingering(Connection& c, uint64_t time, uint64_t timeout) {
   c.close = false;
   c.idle = false;
   c.read.cancelable = false;
-  ConnectionPool::current->reusable(c, true);
+  ConnectionPool::current->set_reclaim(c, Reclaim::Idle);
   add_timer(c.read, timeout);
   if (c.read.ready) lingering_close_handler(c.read);
 }
@@ -634,13 +650,8 @@ void wait_request_handler(Event& ev) {
     close_http_connection(*c);
     return;
   }
-  if (c->read.pending_eof && c->idle && (c->buffer == nullptr || c->buffer->pos == c->buffer->last)) {
-    c->log.handler = nullptr;
-    log_error(LogLevel::Info, c->log, 0, "client %.*s closed keepalive connection",
-              static_cast<int>(hc->addr_len), hc->addr_buf);
-    close_http_connection(*c);
-    return;
-  }
+  // A peer that half-closed (EPOLLRDHUP) may still have a pipelined request in the socket: the read below
+  // finds it, or the end of the stream.
   size_t size = *default_server(*hc).client_header_buffer_size;
   Buffer* b = ensure_buffer(*c, size);
   if (b->last == b->end) b->pos = b->last = b->start;
@@ -672,11 +683,14 @@ void wait_request_handler(Event& ev) {
   b->last += n;
   c->log.handler = log_error_handler;
   c->log.action = "reading client request line";
+  // client_header_timeout bounds the whole header phase: from the accept for a new connection (as in
+  // nginx), from this first byte for a keep-alive one (whose timer was keepalive_timeout).
+  if (c->idle) del_timer(c->read);
   c->idle = false;
   c->read.cancelable = false;
-  ConnectionPool::current->reusable(*c, false);
+  // A new connection keeps its place (its age counts from the accept); a keep-alive one joins the end.
+  if (c->reclaim != Reclaim::Waiting) ConnectionPool::current->set_reclaim(*c, Reclaim::Waiting);
   create_request(*c);
-  del_timer(c->read);
   c->read.handler = process_request_line;
   process_request_line(c->read);
 }
@@ -745,7 +759,7 @@ void init_connection(Connection& c) {
   c.read.handler = wait_request_handler;
   c.write.handler = empty_handler;
   add_timer(c.read, *default_server(*hc).client_header_timeout);
-  ConnectionPool::current->reusable(c, true);
+  ConnectionPool::current->set_reclaim(c, Reclaim::Waiting);
 }
 
 Request* create_request(Connection& c) {
@@ -830,8 +844,8 @@ void set_keepalive(Request& r) {
 
   if (pipelined) {
     c.log.action = "reading client pipelined request line";
-    Request* nr = create_request(c);
-    (void)nr;
+    create_request(c);
+    ConnectionPool::current->set_reclaim(c, Reclaim::Waiting);
     del_timer(c.read);
     c.read.handler = process_request_line;
     post_event(c.read);
@@ -848,7 +862,7 @@ void set_keepalive(Request& r) {
   c.log.action = "keepalive";
   if (nodelay) c.set_tcp_nodelay();
   c.idle = true;
-  ConnectionPool::current->reusable(c, true);
+  ConnectionPool::current->set_reclaim(c, Reclaim::Idle);
   add_timer(c.read, keepalive_timeout);
   c.read.cancelable = true;
   if (c.read.ready) post_event(c.read);

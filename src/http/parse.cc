@@ -76,8 +76,6 @@ uint32_t method_of(std::string_view m) {
 
 enum RlState {
   rl_start = 0,
-  rl_newline,
-  rl_method_start,
   rl_method,
   rl_spaces_before_uri,
   rl_schema,
@@ -126,27 +124,9 @@ ParseResult parse_request_line(RequestLineState& r, Buffer& b) {
     auto ch = static_cast<unsigned char>(*p);
     switch (state) {
       case rl_start:
-        r.request_start = p;
-        if (ch == '\r') {
-          state = rl_newline;
-          break;
-        }
-        if (ch == '\n') {
-          state = rl_method_start;
-          break;
-        }
-        if (!is_upper_method_char(ch)) return ParseResult::InvalidMethod;
-        state = rl_method;
-        break;
-
-      case rl_newline:
-        if (ch == '\n') {
-          state = rl_method_start;
-          break;
-        }
-        return ParseResult::InvalidRequest;
-
-      case rl_method_start:
+        // Any number of empty lines before a request line are skipped, as nginx does (RFC 9112 2.2: at
+        // least one); client_header_timeout bounds a client that sends nothing else.
+        if (ch == '\r' || ch == '\n') break;
         r.request_start = p;
         if (!is_upper_method_char(ch)) return ParseResult::InvalidMethod;
         state = rl_method;
@@ -958,8 +938,45 @@ enum ChState {
 };
 // Larger sizes would overflow off_t on the next hex digit.
 constexpr off_t kMaxChunkSize = INT64_MAX / 16 - 1;
+
+// The least number of bytes a valid body still holds in each state, every line ending in CRLF: what a
+// reader may ask the socket for without reading into a pipelined request.
+off_t least_remaining(int state, off_t size) {
+  constexpr off_t kLastChunk = 5;  // "0" CRLF CRLF
+  switch (state) {
+    case ch_chunk_start:
+      return kLastChunk;
+    case ch_chunk_size:
+      return size == 0 ? 4 : 2 + size + 2 + kLastChunk;  // "0" read: CRLF CRLF
+    case ch_chunk_extension:
+      return 2 + size + 2 + kLastChunk;
+    case ch_chunk_extension_almost_done:
+      return 1 + size + 2 + kLastChunk;
+    case ch_chunk_data:
+      return size + 2 + kLastChunk;
+    case ch_after_data:
+      return 2 + kLastChunk;
+    case ch_after_data_almost_done:
+      return 1 + kLastChunk;
+    case ch_last_chunk_extension:
+      return 4;
+    case ch_last_chunk_extension_almost_done:
+      return 3;
+    case ch_trailer:
+      return 2;
+    case ch_trailer_almost_done:
+      return 1;
+    case ch_trailer_header:
+      return 4;
+    case ch_trailer_header_almost_done:
+      return 3;
+  }
+  return 1;
+}
 }  // namespace
 
+// Every line of the framing ends in CRLF: a bare LF (which nginx accepts) is an error, as RFC 9112 allows
+// and as a server behind or in front of a lax parser must, lest the two disagree on where a body ends.
 ChunkedResult parse_chunked(ChunkedState& ctx, Buffer& b) {
   int state = ctx.state;
   if (state == ch_chunk_data && ctx.size == 0) state = ch_after_data;
@@ -981,35 +998,15 @@ ChunkedResult parse_chunked(ChunkedState& ctx, Buffer& b) {
           ctx.size = ctx.size * 16 + v;
           break;
         }
-        if (ctx.size == 0) {
-          switch (ch) {
-            case '\r':
-              state = ch_last_chunk_extension_almost_done;
-              break;
-            case '\n':
-              state = ch_trailer;
-              break;
-            case ';':
-            case ' ':
-            case '\t':
-              state = ch_last_chunk_extension;
-              break;
-            default:
-              goto invalid;
-          }
-          break;
-        }
+        bool last = ctx.size == 0;
         switch (ch) {
           case '\r':
-            state = ch_chunk_extension_almost_done;
-            break;
-          case '\n':
-            state = ch_chunk_data;
+            state = last ? ch_last_chunk_extension_almost_done : ch_chunk_extension_almost_done;
             break;
           case ';':
           case ' ':
           case '\t':
-            state = ch_chunk_extension;
+            state = last ? ch_last_chunk_extension : ch_chunk_extension;
             break;
           default:
             goto invalid;
@@ -1017,8 +1014,13 @@ ChunkedResult parse_chunked(ChunkedState& ctx, Buffer& b) {
         break;
       }
       case ch_chunk_extension:
-        if (ch == '\r') state = ch_chunk_extension_almost_done;
-        else if (ch == '\n') state = ch_chunk_data;
+      case ch_last_chunk_extension:
+        if (ch == '\r') {
+          state = state == ch_chunk_extension ? ch_chunk_extension_almost_done
+                                              : ch_last_chunk_extension_almost_done;
+        } else if (ch == '\n' || ++ctx.metadata > kMaxChunkMetadata) {
+          goto invalid;
+        }
         break;
       case ch_chunk_extension_almost_done:
         if (ch != '\n') goto invalid;
@@ -1027,33 +1029,36 @@ ChunkedResult parse_chunked(ChunkedState& ctx, Buffer& b) {
       case ch_chunk_data:
         goto data;
       case ch_after_data:
-        if (ch == '\r') state = ch_after_data_almost_done;
-        else if (ch == '\n') state = ch_chunk_start;
-        else goto invalid;
+        if (ch != '\r') goto invalid;
+        state = ch_after_data_almost_done;
         break;
       case ch_after_data_almost_done:
         if (ch != '\n') goto invalid;
         state = ch_chunk_start;
-        break;
-      case ch_last_chunk_extension:
-        if (ch == '\r') state = ch_last_chunk_extension_almost_done;
-        else if (ch == '\n') state = ch_trailer;
         break;
       case ch_last_chunk_extension_almost_done:
         if (ch != '\n') goto invalid;
         state = ch_trailer;
         break;
       case ch_trailer:
-        if (ch == '\r') state = ch_trailer_almost_done;
-        else if (ch == '\n') goto last;
-        else state = ch_trailer_header;
+        if (ch == '\r') {
+          state = ch_trailer_almost_done;
+        } else if (ch == '\n') {
+          goto invalid;
+        } else {
+          state = ch_trailer_header;
+          if (++ctx.metadata > kMaxChunkMetadata) goto invalid;
+        }
         break;
       case ch_trailer_almost_done:
         if (ch != '\n') goto invalid;
         goto last;
       case ch_trailer_header:
-        if (ch == '\r') state = ch_trailer_header_almost_done;
-        else if (ch == '\n') state = ch_trailer;
+        if (ch == '\r') {
+          state = ch_trailer_header_almost_done;
+        } else if (ch == '\n' || ++ctx.metadata > kMaxChunkMetadata) {
+          goto invalid;
+        }
         break;
       case ch_trailer_header_almost_done:
         if (ch != '\n') goto invalid;
@@ -1066,41 +1071,12 @@ data:
   ctx.state = state;
   b.pos = p;
   if (ctx.size > kMaxChunkSize) goto invalid;
-  switch (state) {
-    case ch_chunk_start:
-      ctx.length = 3;  // "0" LF LF
-      break;
-    case ch_chunk_size:
-      ctx.length = 1 + (ctx.size ? ctx.size + 4 : 1);  // LF "0" LF LF at least
-      break;
-    case ch_chunk_extension:
-    case ch_chunk_extension_almost_done:
-      ctx.length = 1 + ctx.size + 4;
-      break;
-    case ch_chunk_data:
-      ctx.length = ctx.size + 4;
-      break;
-    case ch_after_data:
-    case ch_after_data_almost_done:
-      ctx.length = 4;
-      break;
-    case ch_last_chunk_extension:
-    case ch_last_chunk_extension_almost_done:
-      ctx.length = 2;
-      break;
-    case ch_trailer:
-    case ch_trailer_almost_done:
-      ctx.length = 1;
-      break;
-    case ch_trailer_header:
-    case ch_trailer_header_almost_done:
-      ctx.length = 2;
-      break;
-  }
+  ctx.length = least_remaining(state, ctx.size);
   return (state == ch_chunk_data && p < b.last) ? ChunkedResult::Ok : ChunkedResult::Again;
 
 last:
   ctx.state = 0;
+  ctx.length = 0;
   b.pos = p + 1;
   return ChunkedResult::Done;
 

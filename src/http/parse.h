@@ -108,13 +108,16 @@ ParseResult parse_complex_uri(std::string_view raw, bool empty_path, bool merge_
 // The file extension of a plain URI (after the last "." of its last segment).
 std::string_view uri_exten(std::string_view uri);
 
-// The chunked transfer coding, resumable across buffers.
+// The chunked transfer coding, resumable across buffers; every line must end in CRLF.
 struct ChunkedState {
   int state = 0;
-  off_t size = 0;    // data bytes available at b.pos when Ok is returned
-  off_t length = 0;  // the least number of bytes still expected (for pre-allocation)
-  off_t data_left = 0;
+  off_t size = 0;      // data bytes available at b.pos when Ok is returned
+  off_t length = 0;    // the least number of bytes a valid body still holds: never reads past its end
+  off_t metadata = 0;  // chunk-extension and trailer bytes seen so far (bounded by kMaxChunkMetadata)
 };
+// Chunk extensions and trailers of one body together, in bytes: an endless extension is an error, not a
+// way to hold a connection with no data.
+inline constexpr off_t kMaxChunkMetadata = 16384;
 
 enum class ChunkedResult { Ok, Done, Again, Error };
 // Ok: st.size data bytes start at b.pos (the caller consumes them and moves b.pos); Done: the last chunk

@@ -26,7 +26,8 @@ Rc test_expect(Request& r) {
   return Rc::Error;
 }
 
-// Drops body bytes from b; for chunked bodies parses the framing. Ok, or an HTTP status.
+// Drops body bytes from b, and no byte past the body's end; for chunked bodies parses the framing. Ok, or
+// an HTTP status. in.content_length_n is left at what the body still holds (0: complete).
 Code discard_filter(Request& r, Buffer& b) {
   HeadersIn& in = r.headers_in;
   if (in.chunked) {
@@ -49,7 +50,9 @@ Code discard_filter(Request& r, Buffer& b) {
         break;
       }
       if (rc == ChunkedResult::Again) {
-        in.content_length_n = 1;  // something is still expected
+        // What the body still holds at the least: reading no more than that never swallows a
+        // pipelined request.
+        in.content_length_n = rb.chunked->length;
         break;
       }
       log_error(LogLevel::Error, r.log(), 0, "client sent invalid chunked body");
@@ -77,9 +80,8 @@ Code read_discarded(Request& r) {
     }
     Connection& c = *r.connection;
     if (!c.read.ready) return Rc::Again;
-    size_t size = r.headers_in.chunked
-                      ? sizeof buffer
-                      : static_cast<size_t>(std::min<off_t>(r.headers_in.content_length_n, sizeof buffer));
+    // Never more than the body still holds: the next request stays in the socket.
+    auto size = static_cast<size_t>(std::min<off_t>(r.headers_in.content_length_n, sizeof buffer));
     ssize_t n = c.recv(buffer, size);
     if (n == -2) {
       c.error = true;
@@ -239,6 +241,18 @@ Code body_filter(Request& r, RequestBody& rb, Buffer& b) {
   }
 }
 
+// client_body_min_rate: the body may take client_body_timeout plus its bytes so far at the rate. The ms
+// left until then (0 once passed), or -1 when there is no minimum. A slow trickle is cut even though
+// every read comes within client_body_timeout.
+int64_t min_rate_left(Request& r, const RequestBody& rb) {
+  CoreLocConf& clcf = core_loc(r);
+  size_t rate = *clcf.client_body_min_rate;
+  if (rate == 0) return -1;
+  uint64_t allowed = *clcf.client_body_timeout + static_cast<uint64_t>(rb.received) * 1000 / rate;
+  uint64_t elapsed = clock::msec() - rb.start_msec;
+  return elapsed >= allowed ? 0 : static_cast<int64_t>(allowed - elapsed);
+}
+
 void finish_body(Request& r, RequestBody& rb) {
   rb.done = true;
   r.reading_body = false;
@@ -270,7 +284,9 @@ Code read_body(Request& r) {
     if (Code rc = body_filter(r, rb, in); rc != Rc::Ok) return rc;
   }
   if (!rb.last_saved) {
-    add_timer(c.read, *core_loc(r).client_body_timeout);
+    uint64_t timeout = *core_loc(r).client_body_timeout;
+    if (int64_t left = min_rate_left(r, rb); left >= 0) timeout = std::min<uint64_t>(timeout, left);
+    add_timer(c.read, timeout);
     return Rc::Again;
   }
   finish_body(r, rb);
@@ -280,6 +296,14 @@ Code read_body(Request& r) {
 void body_read_handler(Request& r) {
   Connection& c = *r.connection;
   if (c.read.timedout) {
+    RequestBody& rb = *r.request_body;
+    uint64_t elapsed = clock::msec() - rb.start_msec;
+    size_t rate = *core_loc(r).client_body_min_rate;
+    if (rate != 0 && static_cast<uint64_t>(rb.received) * 1000 < rate * elapsed) {
+      log_error(LogLevel::Info, c.log, 0,
+                "client sent the request body slower than client_body_min_rate: %lld bytes in %llu ms",
+                static_cast<long long>(rb.received), static_cast<unsigned long long>(elapsed));
+    }
     c.timedout = true;
     finalize_request(r, Code::status(408));
     return;
@@ -325,6 +349,7 @@ Code read_client_request_body(Request& r, RequestHandler post_handler) {
   auto* rb = r.pool->make<RequestBody>();
   rb->bufs_tail = &rb->bufs;
   rb->post_handler = post_handler;
+  rb->start_msec = clock::msec();
   r.request_body = rb;
   HeadersIn& in = r.headers_in;
   if (in.content_length_n < 0 && !in.chunked) {  // no body at all

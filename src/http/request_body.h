@@ -19,9 +19,10 @@ struct RequestBody {
   // empty last_buf buffer; or, once the body is (or must be) in the temp file, one buffer for the whole file.
   ChainLink* bufs = nullptr;
   ChainLink** bufs_tail = &bufs;
-  Buffer* buf = nullptr;  // the buffer the socket is read into
-  off_t rest = 0;         // bytes still expected (chunked: at least this many)
-  off_t received = 0;     // body bytes so far
+  Buffer* buf = nullptr;    // the buffer the socket is read into
+  off_t rest = 0;           // bytes still expected (chunked: at least this many)
+  off_t received = 0;       // body bytes so far
+  uint64_t start_msec = 0;  // when reading began (client_body_min_rate)
   ChunkedState* chunked = nullptr;
   RequestHandler post_handler = nullptr;
   bool last_saved = false;  // the whole body has been taken in

@@ -3,6 +3,7 @@
 // Built by `make fuzz` (clang, -fsanitize=fuzzer,address,undefined).
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -57,6 +58,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   c.end = buf.data() + buf.size();
   c.last = c.start + std::min(step, buf.size());
   ChunkedState cs;
+  // What a reader may ask the socket for (cs.length) must never reach past the end of a valid body: that
+  // would swallow the next pipelined request.
+  const char* reach = c.start;
   for (int n = 0; n < 100000; n++) {
     ChunkedResult cr = parse_chunked(cs, c);
     if (cr == ChunkedResult::Ok) {
@@ -65,10 +69,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       cs.size -= take;
       continue;
     }
-    if (cr == ChunkedResult::Again && c.last < c.end) {
-      c.last = std::min(c.end, c.last + step);
-      continue;
+    if (cr == ChunkedResult::Again) {
+      if (cs.length <= 0) __builtin_trap();
+      reach = std::max<const char*>(reach, c.pos + cs.length);
+      if (c.last < c.end) {
+        c.last = std::min(c.end, c.last + step);
+        continue;
+      }
     }
+    if (cr == ChunkedResult::Done && reach > c.pos) __builtin_trap();
     break;
   }
 

@@ -381,6 +381,22 @@ def make_server():
         pytest.fail("\n".join(errors))
 
 
+def weir_and_nginx(conf, files):
+    """A generator for module-scoped fixtures: weir and Debian's nginx started on the same config; after
+    the module both are stopped and weir is checked clean."""
+    if not os.path.exists(NGINX):
+        pytest.fail("Debian's nginx is not installed (make deps installs it)")
+    pair = [Server(conf, files=files), Server(conf, files=files, binary=NGINX)]
+    for s in pair:
+        s.start()
+    yield pair
+    for s in pair:
+        s.stop()
+    pair[0].check_clean()
+    for s in pair:
+        s.cleanup()
+
+
 def wait_for(cond, timeout=10, step=0.05, what="condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:

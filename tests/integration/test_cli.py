@@ -6,7 +6,7 @@ import tempfile
 
 import pytest
 
-from conftest import WEIR, Server
+from conftest import WEIR
 
 
 def run(*args, cwd=None):

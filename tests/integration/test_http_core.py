@@ -78,7 +78,8 @@ def test_malformed_requests(make_server):
         ("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
         ("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400),
         ("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
-        ("GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        ("GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", 400),  # no framing: 400
+        ("GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 501),
         ("GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
         ("GET /../x HTTP/1.1\r\nHost: x\r\n\r\n", 400),
         ("GET /%2 HTTP/1.1\r\nHost: x\r\n\r\n", 400),

@@ -2,9 +2,8 @@
 the path) and error logs (levels, per-location error_log, the line format)."""
 import json
 import re
-import time
 
-from conftest import Client, http_get, raw, wait_for
+from conftest import http_get, raw, wait_for
 
 LOGS = """
     log_format custom '$remote_addr|$request_method|$uri|$args|$status|$body_bytes_sent|$request_length|$http_x_test';

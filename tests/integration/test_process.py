@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-from conftest import WEIR, Client, Server, http_get, raw, wait_for
+from conftest import Client, http_get, wait_for
 
 
 def children(pid):
@@ -233,18 +233,38 @@ def test_daemon_that_fails_to_start_exits_non_zero(make_server):
 
 
 def test_worker_connections_run_out(make_server):
-    s = make_server("server { listen 127.0.0.1:%%PORT%%; location / { return 200; } }",
+    s = make_server("server { listen 127.0.0.1:%%PORT%%; client_body_timeout 10s; location / { return 200; } "
+                    "location /body { mirror /m; return 200; } location = /m { internal; return 204; } }",
                     events="worker_connections 4;")
-    # One connection is the listener; three half-sent requests hold the rest.
+    # One connection is the listener; three half-sent request headers hold the rest. A new client is not
+    # refused: the connection that has waited longest without a whole header gives way (nginx refuses).
     held = [Client(s.port) for _ in range(3)]
     for c in held:
         c.send("GET / HTTP/1.1\r\n")
+        time.sleep(0.05)
+    time.sleep(0.3)
+    extra = Client(s.port)
+    extra.send("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert extra.response().status == 200
+    assert held[0].is_closed(wait=3)
+    wait_for(lambda: "closing a connection that has sent no complete request header" in s.error_log(),
+             what="the warning")
+    for c in held[1:]:
+        c.send("Host: x\r\n\r\n")
+        assert c.response().status == 200
+        c.close()
+    # Connections reading a request body are not reclaimed: with every slot taken by them, a new one is
+    # refused, as in nginx.
+    bodies = [Client(s.port) for _ in range(3)]
+    for c in bodies:
+        c.send("POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab")
     time.sleep(0.3)
     extra = Client(s.port)
     assert extra.is_closed(wait=3)
-    wait_for(lambda: "worker_connections are not enough" in s.error_log(), what="the alert")
-    for c in held:
-        c.send("Host: x\r\n\r\n")
+    wait_for(lambda: "worker_connections are not enough" in s.error_log() and "[alert]" in s.error_log(),
+             what="the alert")
+    for c in bodies:
+        c.send("cde")
         assert c.response().status == 200
     with open(s.path("logs/error.log"), "w"):
         pass

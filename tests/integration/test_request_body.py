@@ -7,7 +7,7 @@ import re
 import socket
 import time
 
-from conftest import NGINX, Server, raw, read_to_end, wait_for
+from conftest import NGINX, read_to_end, wait_for
 
 CONF = r"""
     include %%DIR%%/conf/mime.types;

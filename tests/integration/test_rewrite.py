@@ -1,6 +1,5 @@
 """The rewrite module: return (codes, text, URLs), rewrite with last/break/redirect/permanent, set, if with
 every kind of condition, break, and their interplay with locations."""
-import os
 
 
 def test_return_forms(make_server):

@@ -5,7 +5,7 @@ import hashlib
 import os
 import subprocess
 
-from conftest import ROOT, Client, http_get
+from conftest import ROOT, Client
 
 STATIC = """
     include %%DIR%%/conf/mime.types;

@@ -5,7 +5,7 @@ import socket
 import subprocess
 import time
 
-from conftest import Client, raw, wait_for
+from conftest import Client, wait_for
 
 
 def test_send_timeout_closes_a_stalled_client(make_server):

@@ -80,6 +80,13 @@ TEST(RequestLine, Valid) {
   EXPECT_EQ(std::string(p.st.host_start, p.st.host_end), "host");
   EXPECT_TRUE(p.st.quoted_uri);
 
+  // Any number of empty lines before the request line are skipped, as nginx does, at any split.
+  for (size_t step : {0, 1, 3}) {
+    p = parse_request("\r\n\n\r\n\r\n\n\nGET /e HTTP/1.1\r\n\r\n", step);
+    ASSERT_EQ(p.line, ParseResult::Ok) << step;
+    EXPECT_EQ(std::string(p.st.request_start, p.st.request_end), "GET /e HTTP/1.1") << step;
+  }
+
   p = parse_request("GET /x/../y HTTP/1.1\r\n\r\n");
   EXPECT_TRUE(p.st.complex_uri);
   p = parse_request("GET /\r\n");
@@ -182,6 +189,7 @@ TEST(ComplexUri, Normalisation) {
 struct Chunked {
   std::string data;
   ChunkedResult last;
+  bool length_past_end = false;  // st.length once claimed more bytes than were left
 };
 
 Chunked dechunk(const std::string& in, size_t step) {
@@ -201,6 +209,8 @@ Chunked dechunk(const std::string& in, size_t step) {
       st.size -= n;
       continue;
     }
+    if (r == ChunkedResult::Again && (st.length <= 0 || st.length > b.end - b.pos))
+      out.length_past_end = true;
     if (r == ChunkedResult::Again && b.last < b.end) {
       b.last = std::min(b.end, b.last + step);
       continue;
@@ -221,6 +231,37 @@ TEST(Chunked, ParsesAtEverySplit) {
   EXPECT_EQ(dechunk("5\r\nhelloX\r\n", 100).last, ChunkedResult::Error);
   EXPECT_EQ(dechunk("ffffffffffffffffff\r\n", 100).last, ChunkedResult::Error);
   EXPECT_EQ(dechunk("5\r\nhel", 100).last, ChunkedResult::Again);
+  EXPECT_EQ(dechunk("0000000000000000000000000000003\r\nabc\r\n0\r\n\r\n", 7).data, "abc");
+}
+
+TEST(Chunked, EveryLineEndsInCrlf) {
+  for (const char* bad : {"5\nhello\r\n0\r\n\r\n", "5\r\nhello\n0\r\n\r\n", "5;x\nhello\r\n0\r\n\r\n",
+                          "0\n\r\n", "0\r\n\n", "0\r\nT: x\n\r\n", "0;e\n\r\n", "5\r\nhello\r\r\n"}) {
+    for (size_t step : {1, 2, 100}) EXPECT_EQ(dechunk(bad, step).last, ChunkedResult::Error) << bad;
+  }
+}
+
+TEST(Chunked, ExtensionsAndTrailersAreBounded) {
+  std::string ext = "1;" + std::string(kMaxChunkMetadata + 1, 'e') + "\r\nx\r\n0\r\n\r\n";
+  EXPECT_EQ(dechunk(ext, 4096).last, ChunkedResult::Error);
+  std::string trailer = "0\r\nX: " + std::string(kMaxChunkMetadata, 't') + "\r\n\r\n";
+  EXPECT_EQ(dechunk(trailer, 4096).last, ChunkedResult::Error);
+  std::string fits = "1;" + std::string(kMaxChunkMetadata / 2, 'e') + "\r\nx\r\n0\r\n\r\n";
+  EXPECT_EQ(dechunk(fits, 4096).last, ChunkedResult::Done);
+}
+
+// st.length is what a reader may ask the socket for: never more than the body still holds, at any split,
+// so a pipelined request behind the body is never read into the body's buffer.
+TEST(Chunked, LengthNeverReachesPastTheBody) {
+  for (const std::string body :
+       {"5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nTrailer: x\r\n\r\n", "0\r\n\r\n",
+        "00001\r\nx\r\n0;e\r\n\r\n", "3\r\nabc\r\n0\r\nA: 1\r\nB: 2\r\n\r\n"}) {
+    for (size_t step = 1; step <= body.size(); step++) {
+      Chunked c = dechunk(body, step);
+      ASSERT_EQ(c.last, ChunkedResult::Done) << body;
+      ASSERT_FALSE(c.length_past_end) << body << " in steps of " << step;
+    }
+  }
 }
 
 TEST(StatusLine, Parses) {

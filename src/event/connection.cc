@@ -144,9 +144,15 @@ void ConnectionPool::set_reclaim(Connection& c, Reclaim to) {
 }
 
 void ConnectionPool::drain(const Log& log) {
+  // Each kind of reclaim is logged at most once a second (as nginx does for idle ones): under a flood a
+  // message per connection would fill the disk.
+  uint64_t now_sec = clock::msec() / 1000;
   if (idle_.head != nullptr) {
-    log_error(LogLevel::Warn, log, 0, "%zu worker_connections are not enough, reusing connections",
-              all_.size());
+    if (idle_logged_sec_ != now_sec) {
+      idle_logged_sec_ = now_sec;
+      log_error(LogLevel::Warn, log, 0, "%zu worker_connections are not enough, reusing connections",
+                all_.size());
+    }
     // Close up to 32 idle connections (at least one), oldest first.
     size_t n = std::clamp<size_t>(idle_.count / 8, 1, 32);
     for (size_t i = 0; i < n && idle_.head != nullptr; i++) {
@@ -161,10 +167,16 @@ void ConnectionPool::drain(const Log& log) {
   // No idle connection: the one that has waited longest without sending a whole request header gives way
   // (a slowloris client, most likely), rather than a new client being refused.
   Connection* c = waiting_.head;
-  log_error(LogLevel::Warn, log, 0,
-            "%zu worker_connections are not enough, closing a connection that has sent no complete request "
-            "header for %llu ms",
-            all_.size(), static_cast<unsigned long long>(clock::msec() - c->waiting_since));
+  waiting_reclaimed_++;
+  if (waiting_logged_sec_ != now_sec) {
+    waiting_logged_sec_ = now_sec;
+    log_error(LogLevel::Warn, log, 0,
+              "%zu worker_connections are not enough, closing a connection that has sent no complete "
+              "request header for %llu ms (%llu closed so since the last such message)",
+              all_.size(), static_cast<unsigned long long>(clock::msec() - c->waiting_since),
+              static_cast<unsigned long long>(waiting_reclaimed_));
+    waiting_reclaimed_ = 0;
+  }
   set_reclaim(*c, Reclaim::No);
   c->close = true;
   c->read.handler(c->read);

@@ -131,6 +131,9 @@ class ConnectionPool {
   size_t in_use_ = 0;
   List idle_;
   List waiting_;
+  uint64_t idle_logged_sec_ = 0;  // when drain() last logged each kind (seconds)
+  uint64_t waiting_logged_sec_ = 0;
+  uint64_t waiting_reclaimed_ = 0;  // waiting connections closed since that message
 };
 
 // Closes the socket, removes events from timers and the posted queue, frees the pool and returns the

@@ -23,7 +23,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WEIR = os.path.join(ROOT, "build", "weir")
+WEIR = os.environ.get("WEIR_BIN", os.path.join(ROOT, "build", "weir"))
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 H2O = shutil.which("h2o") or "/usr/bin/h2o"
 SERVER_CPU = "0"

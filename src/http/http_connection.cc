@@ -68,6 +68,9 @@ ssize_t read_request_header(Request& r) {
   if (c.read.ready) n = c.recv(b.last, b.end - b.last);
   if (n == -1) {
     if (!c.read.timer_set) add_timer(c.read, *core_srv(r).client_header_timeout);
+    // An incomplete header may be reclaimed for a new connection (a keep-alive one joins the list here,
+    // so a header that comes whole costs no list work).
+    if (c.reclaim == Reclaim::No) ConnectionPool::current->set_reclaim(c, Reclaim::Waiting);
     return -1;
   }
   if (n == 0) log_error(LogLevel::Info, c.log, 0, "client prematurely closed connection");
@@ -424,7 +427,7 @@ void process_request_line(Event& ev) {
 void process_request(Request& r) {
   Connection& c = *r.connection;
   del_timer(c.read);
-  ConnectionPool::current->set_reclaim(c, Reclaim::No);  // a whole request: it is served
+  if (c.reclaim != Reclaim::No) ConnectionPool::current->set_reclaim(c, Reclaim::No);  // a whole request
   c.read.handler = request_event_handler;
   c.write.handler = request_event_handler;
   r.read_event_handler = block_reading;
@@ -688,8 +691,9 @@ void wait_request_handler(Event& ev) {
   if (c->idle) del_timer(c->read);
   c->idle = false;
   c->read.cancelable = false;
-  // A new connection keeps its place (its age counts from the accept); a keep-alive one joins the end.
-  if (c->reclaim != Reclaim::Waiting) ConnectionPool::current->set_reclaim(*c, Reclaim::Waiting);
+  // A new connection keeps its place on the waiting list (its age counts from the accept); a keep-alive
+  // one leaves the idle list, and joins the waiting one only if its header turns out incomplete.
+  if (c->reclaim == Reclaim::Idle) ConnectionPool::current->set_reclaim(*c, Reclaim::No);
   create_request(*c);
   c->read.handler = process_request_line;
   process_request_line(c->read);
@@ -845,7 +849,6 @@ void set_keepalive(Request& r) {
   if (pipelined) {
     c.log.action = "reading client pipelined request line";
     create_request(c);
-    ConnectionPool::current->set_reclaim(c, Reclaim::Waiting);
     del_timer(c.read);
     c.read.handler = process_request_line;
     post_event(c.read);

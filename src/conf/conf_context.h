@@ -1,7 +1,7 @@
-// ConfContext: the state of configuration processing (nginx's ngx_conf_t): which context we are in, the
-// configuration objects directives write to, and the dispatcher that finds each directive in the module
-// tables, checks where it is and how many arguments it has, and reports errors as nginx words them.
-// nginx: src/core/ngx_conf_file.c (ngx_conf_handler, ngx_conf_log_error)
+// ConfContext: the state of configuration processing (nginx's ngx_conf_t): which context we are in,
+// the configuration objects directives write to, and the dispatcher that finds each directive in
+// the module tables, checks where it is and how many arguments it has, and reports errors as nginx
+// words them. nginx: src/core/ngx_conf_file.c (ngx_conf_handler, ngx_conf_log_error)
 #pragma once
 
 #include <string>

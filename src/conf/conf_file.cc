@@ -150,7 +150,9 @@ class Tokenizer {
   }
 
   int line() const { return line_; }
-  Status error(std::string_view msg) const { return Status::error(conf_error_at(&file_, line_, msg)); }
+  Status error(std::string_view msg) const {
+    return Status::error(conf_error_at(&file_, line_, msg));
+  }
 
  private:
   static std::string unescape(std::string_view raw) {
@@ -197,8 +199,10 @@ Status ConfReader::read_file(const std::string& path, std::vector<ConfNode>& out
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     int err = errno;
-    std::string msg = strprintf("open() \"%s\" failed (%d: %s)", path.c_str(), err, std::strerror(err));
-    if (included_from != nullptr) msg = conf_error_at(included_from->file, included_from->line, msg);
+    std::string msg =
+        strprintf("open() \"%s\" failed (%d: %s)", path.c_str(), err, std::strerror(err));
+    if (included_from != nullptr)
+      msg = conf_error_at(included_from->file, included_from->line, msg);
     return Status::error(msg);
   }
   std::ostringstream ss;
@@ -221,7 +225,8 @@ Status ConfReader::read_command_line(const std::string& text, std::vector<ConfNo
     if (Status s = tok.next(args, end); !s.ok()) return s;
     if (end == TokenEnd::FileDone) break;
     if (end == TokenEnd::BlockDone) return tok.error("unexpected \"}\"");
-    if (end == TokenEnd::BlockStart) return tok.error("block directives are not supported in -g option");
+    if (end == TokenEnd::BlockStart)
+      return tok.error("block directives are not supported in -g option");
     ConfNode n;
     n.args = std::move(args);
     n.file = &f;

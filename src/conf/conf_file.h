@@ -1,7 +1,7 @@
-// Reading nginx.conf: the tokenizer (words, quotes and escapes, `#` comments, `;` `{` `}`, `${var}`) with
-// nginx's exact rules and error texts, and the parser that turns files into a tree of ConfNodes, expanding
-// `include` (with globs, relative to the configuration's directory) as it goes.
-// nginx: src/core/ngx_conf_file.c (ngx_conf_read_token, ngx_conf_parse, ngx_conf_include)
+// Reading nginx.conf: the tokenizer (words, quotes and escapes, `#` comments, `;` `{` `}`,
+// `${var}`) with nginx's exact rules and error texts, and the parser that turns files into a tree
+// of ConfNodes, expanding `include` (with globs, relative to the configuration's directory) as it
+// goes. nginx: src/core/ngx_conf_file.c (ngx_conf_read_token, ngx_conf_parse, ngx_conf_include)
 #pragma once
 
 #include <deque>

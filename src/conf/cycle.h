@@ -1,6 +1,6 @@
 // Cycle: everything one loaded configuration made - module configurations, the files logs write to,
-// listening sockets, temp paths, shared zones - and the loading itself: -g directives, then the file, then
-// each module's init hooks; the process layer then opens what the configuration names.
+// listening sockets, temp paths, shared zones - and the loading itself: -g directives, then the
+// file, then each module's init hooks; the process layer then opens what the configuration names.
 // nginx: src/core/ngx_cycle.c (ngx_init_cycle)
 #pragma once
 
@@ -52,7 +52,8 @@ struct Cycle {
 
   // The OpenFile for a full path (shared by every directive naming it); "" is stderr.
   OpenFile* open_file(const std::string& name);
-  // Records a temp path to be created at start; two paths with the same name must have the same levels.
+  // Records a temp path to be created at start; two paths with the same name must have the same
+  // levels.
   Status add_path(const TempPath* path);
   SharedZone* add_zone(const std::string& name, size_t size, const void* tag, std::string& error);
 
@@ -60,10 +61,11 @@ struct Cycle {
   Status load();
   // Opens log files and creates temp paths (after load, in the process that will run it).
   Status open_files_and_paths();
-  // Opens listening sockets, taking over those of old (same address) instead of binding again.
-  Status open_listening(Cycle* old);
+  // Opens listening sockets, taking over those of old (same address) instead of binding again; with
+  // test
+  // (-t), an address in use (by the running server) is no error.
+  Status open_listening(Cycle* old, bool test);
   Status create_zones(Cycle* old);
-  void close_listening();
 };
 
 }  // namespace weir

@@ -20,7 +20,8 @@ Status parse_error_log(ConfContext& cf, const ConfNode& n, LogSink** head) {
     std::string_view v = n.args[i];
     std::optional<LogLevel> l = parse_level(v);
     if (!l && istarts_with(v, "debug_")) l = LogLevel::Debug;  // nginx's debug sub-levels
-    if (!l || *l == LogLevel::Stderr) return cf.errorf("invalid log level \"%s\"", n.args[i].c_str());
+    if (!l || *l == LogLevel::Stderr)
+      return cf.errorf("invalid log level \"%s\"", n.args[i].c_str());
     if (have_level && *l != LogLevel::Debug) {
       return cf.errorf("duplicate log level \"%s\"", n.args[i].c_str());
     }
@@ -30,7 +31,8 @@ Status parse_error_log(ConfContext& cf, const ConfNode& n, LogSink** head) {
   auto* sink = cf.pool.make<LogSink>();
   sink->level = level;
   sink->file = file;
-  // Keep the list ordered by level, highest first: a message stops at the first sink too quiet for it.
+  // Keep the list ordered by level, highest first: a message stops at the first sink too quiet for
+  // it.
   LogSink** pp = head;
   while (*pp != nullptr && (*pp)->level >= level) pp = &(*pp)->next;
   sink->next = *pp;

@@ -13,7 +13,9 @@ void set_modules(std::span<Module* const> modules) {
   for (Module* m : g_modules) g_counts[static_cast<int>(m->type)]++;
 }
 
-std::span<Module* const> all_modules() { return g_modules; }
+std::span<Module* const> all_modules() {
+  return g_modules;
+}
 
 void number_modules() {
   int counts[3] = {0, 0, 0};
@@ -24,6 +26,8 @@ void number_modules() {
   }
 }
 
-int module_count(ModuleType type) { return g_counts[static_cast<int>(type)]; }
+int module_count(ModuleType type) {
+  return g_counts[static_cast<int>(type)];
+}
 
 }  // namespace weir

@@ -1,7 +1,7 @@
-// Modules and their directive tables. A module declares its directives (name, the contexts it may appear
-// in, its argument-count rule, a setter) and its configuration hooks; the module list in one file
-// (src/modules/module_list.cc) fixes their order.
-// nginx: src/core/ngx_module.h, src/core/ngx_conf_file.h (ngx_command_t, NGX_CONF_TAKE1 ...)
+// Modules and their directive tables. A module declares its directives (name, the contexts it may
+// appear in, its argument-count rule, a setter) and its configuration hooks; the module list in one
+// file (src/modules/module_list.cc) fixes their order. nginx: src/core/ngx_module.h,
+// src/core/ngx_conf_file.h (ngx_command_t, NGX_CONF_TAKE1 ...)
 #pragma once
 
 #include <cstdint>
@@ -27,6 +27,12 @@ inline constexpr uint32_t kHttpSifConf = 1u << 6;  // `if` inside server
 inline constexpr uint32_t kHttpLifConf = 1u << 7;  // `if` inside location
 inline constexpr uint32_t kHttpLmtConf = 1u << 8;  // limit_except
 inline constexpr uint32_t kAnyConf = 0xffu | kHttpLmtConf;
+// The usual context sets, spelled once.
+inline constexpr uint32_t kHttpMainSrv = kHttpMainConf | kHttpSrvConf;
+inline constexpr uint32_t kHttpMainSrvLoc = kHttpMainSrv | kHttpLocConf;
+inline constexpr uint32_t kHttpMainSrvLocLif =
+    kHttpMainSrvLoc | kHttpLifConf;  // also `if` in location
+inline constexpr uint32_t kHttpSrvLocIf = kHttpSrvConf | kHttpSifConf | kHttpLocConf | kHttpLifConf;
 
 // How many arguments it takes (after its name).
 inline constexpr uint32_t kNoArgs = 1u << 12;

@@ -1,7 +1,7 @@
-// Setting<T>: a configuration value that knows whether it was set, so that merging from http to server to
-// location works as nginx's NGX_CONF_UNSET and ngx_conf_merge_*_value do; and the typed directive setters
-// (slot::flag, slot::size, slot::msec, slot::bufs, slot::str, slot::enum_ ...) that fill them.
-// nginx: src/core/ngx_conf_file.c (ngx_conf_set_*_slot), ngx_conf_merge_* macros
+// Setting<T>: a configuration value that knows whether it was set, so that merging from http to
+// server to location works as nginx's NGX_CONF_UNSET and ngx_conf_merge_*_value do; and the typed
+// directive setters (slot::flag, slot::size, slot::msec, slot::bufs, slot::str, slot::enum_ ...)
+// that fill them. nginx: src/core/ngx_conf_file.c (ngx_conf_set_*_slot), ngx_conf_merge_* macros
 #pragma once
 
 #include <cstdint>

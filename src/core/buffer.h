@@ -1,6 +1,6 @@
-// Buffer and ChainLink: nginx's ngx_buf_t / ngx_chain_t with their exact flag meanings, and the free/busy
-// reuse idiom (update_chains) that the copy filter, chunked filter, event pipe and upstream relay rest on.
-// nginx: src/core/ngx_buf.h, src/core/ngx_buf.c
+// Buffer and ChainLink: nginx's ngx_buf_t / ngx_chain_t with their exact flag meanings, and the
+// free/busy reuse idiom (update_chains) that the copy filter, chunked filter, event pipe and
+// upstream relay rest on. nginx: src/core/ngx_buf.h, src/core/ngx_buf.c
 #pragma once
 
 #include <sys/types.h>
@@ -14,7 +14,8 @@ namespace weir {
 
 struct File;
 
-// A tag says which module owns a buffer, so update_chains only recycles its own; any unique address works.
+// A tag says which module owns a buffer, so update_chains only recycles its own; any unique address
+// works.
 using BufTag = const void*;
 
 struct Buffer {
@@ -26,7 +27,8 @@ struct Buffer {
   char* end = nullptr;
   BufTag tag = nullptr;
   File* file = nullptr;
-  Buffer* shadow = nullptr;  // the buffer this one was copied from, or the raw buffer it points into
+  Buffer* shadow =
+      nullptr;  // the buffer this one was copied from, or the raw buffer it points into
 
   bool temporary : 1 = false;  // memory that filters may change
   bool memory : 1 = false;     // read-only memory (e.g. a static string)
@@ -45,9 +47,7 @@ struct Buffer {
   bool in_memory() const { return temporary || memory || mmap; }
   bool in_memory_only() const { return in_memory() && !in_file; }
   // Special: carries only flags (flush, last_buf, sync), no data.
-  bool special() const {
-    return (flush || last_buf || sync) && !in_memory() && !in_file;
-  }
+  bool special() const { return (flush || last_buf || sync) && !in_memory() && !in_file; }
   bool sync_only() const { return sync && !in_memory() && !in_file && !flush && !last_buf; }
   off_t size() const { return in_memory() ? static_cast<off_t>(last - pos) : file_last - file_pos; }
   std::string_view view() const { return {pos, static_cast<size_t>(last - pos)}; }
@@ -78,18 +78,20 @@ void chain_add_copy(Pool& pool, ChainLink** chain, ChainLink* in);
 // Takes a link with a free buffer from *free, or a new link with an empty Buffer.
 ChainLink* chain_get_free_buf(Pool& pool, ChainLink** free);
 
-// After a filter has passed *out down: moves *out to the end of *busy, then moves every fully sent buffer at
-// the head of *busy to *free when it carries `tag` (resetting pos/last to start), or back to the pool otherwise.
+// After a filter has passed *out down: moves *out to the end of *busy, then moves every fully sent
+// buffer at the head of *busy to *free when it carries `tag` (resetting pos/last to start), or back
+// to the pool otherwise.
 void update_chains(Pool& pool, ChainLink** free, ChainLink** busy, ChainLink** out, BufTag tag);
 
 // Total bytes held by the chain.
 off_t chain_size(const ChainLink* in);
 
-// Advances the chain past `sent` bytes; returns the first link with data left (or special), or nullptr.
+// Advances the chain past `sent` bytes; returns the first link with data left (or special), or
+// nullptr.
 ChainLink* chain_update_sent(ChainLink* in, off_t sent);
 
-// Length of the run of file buffers at *in that continue one another in the same file, up to limit; *in is
-// moved past them. nginx: ngx_chain_coalesce_file.
+// Length of the run of file buffers at *in that continue one another in the same file, up to limit;
+// *in is moved past them. nginx: ngx_chain_coalesce_file.
 off_t chain_coalesce_file(ChainLink** in, off_t limit);
 
 }  // namespace weir

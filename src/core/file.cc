@@ -100,7 +100,8 @@ int create_temp_file(TempFile& tf, Pool& pool, const TempPath& path) {
   if (g_temp_number == 0) g_temp_number = static_cast<uint32_t>(::getpid()) * 1000 + 1;
   for (int attempt = 0; attempt < 1000; attempt++) {
     uint32_t n = g_temp_number++;
-    // The number, zero-padded to 10 digits; level directories take its last digits (nginx's layout).
+    // The number, zero-padded to 10 digits; level directories take its last digits (nginx's
+    // layout).
     char digits[16];
     char* e = put_uint_pad(digits, n, 10);
     std::string_view num(digits, e - digits);

@@ -1,6 +1,6 @@
-// Files as buffers see them (fd + name + log), positional reads and chain writes, and temp files created under
-// a `*_temp_path` with its hashed sub-directory levels.
-// nginx: src/core/ngx_file.c, src/os/unix/ngx_files.c
+// Files as buffers see them (fd + name + log), positional reads and chain writes, and temp files
+// created under a `*_temp_path` with its hashed sub-directory levels. nginx: src/core/ngx_file.c,
+// src/os/unix/ngx_files.c
 #pragma once
 
 #include <sys/types.h>
@@ -28,7 +28,8 @@ ssize_t read_file(const File& file, char* buf, size_t size, off_t offset);
 // Writes the in-memory buffers of a chain at offset (pwritev); returns bytes written or -1.
 ssize_t write_chain_to_file(File& file, ChainLink* cl, off_t offset);
 
-// A `*_temp_path` directive's value: where temp files go and how they are spread over sub-directories.
+// A `*_temp_path` directive's value: where temp files go and how they are spread over
+// sub-directories.
 struct TempPath {
   std::string name;
   std::array<int, 3> level{0, 0, 0};
@@ -41,8 +42,8 @@ struct TempFile {
   bool clean = false;       // remove it at cleanup (client_body_in_file_only clean)
 };
 
-// Creates a fresh temp file under path (making level directories as needed); unless persistent it is
-// unlinked at once, and it is closed when the pool is released. Returns 0 or errno.
+// Creates a fresh temp file under path (making level directories as needed); unless persistent it
+// is unlinked at once, and it is closed when the pool is released. Returns 0 or errno.
 int create_temp_file(TempFile& tf, Pool& pool, const TempPath& path);
 
 // Creates a directory and its parents (mkdir -p), mode 0700; returns 0 or errno.

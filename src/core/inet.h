@@ -1,6 +1,6 @@
-// Socket addresses: parsing "addr:port", "[v6]:port", "port", "*:port", "unix:/path" as nginx's listen and
-// upstream directives take them, and formatting them for variables and logs.
-// nginx: src/core/ngx_inet.c, src/core/ngx_parse.c (ngx_parse_url)
+// Socket addresses: parsing "addr:port", "[v6]:port", "port", "*:port", "unix:/path" as nginx's
+// listen and upstream directives take them, and formatting them for variables and logs. nginx:
+// src/core/ngx_inet.c, src/core/ngx_parse.c (ngx_parse_url)
 #pragma once
 
 #include <netinet/in.h>

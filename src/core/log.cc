@@ -15,8 +15,8 @@ namespace weir {
 
 namespace {
 
-constexpr std::string_view kLevels[] = {"stderr", "emerg", "alert", "crit", "error",
-                                        "warn",   "notice", "info", "debug"};
+constexpr std::string_view kLevels[] = {"stderr", "emerg",  "alert", "crit", "error",
+                                        "warn",   "notice", "info",  "debug"};
 constexpr size_t kMaxLine = 2048;
 int g_pid = 0;
 bool g_echo_stderr = false;
@@ -44,7 +44,9 @@ void write_all(int fd, const char* p, size_t n) {
 
 }  // namespace
 
-std::string_view level_name(LogLevel level) { return kLevels[static_cast<int>(level)]; }
+std::string_view level_name(LogLevel level) {
+  return kLevels[static_cast<int>(level)];
+}
 
 std::optional<LogLevel> parse_level(std::string_view name) {
   for (size_t i = 0; i < std::size(kLevels); i++) {
@@ -83,9 +85,15 @@ void OpenFile::close() {
   fd = -1;
 }
 
-void log_set_pid(int pid) { g_pid = pid; }
-void log_echo_to_stderr(bool on) { g_echo_stderr = on; }
-int log_pid() { return g_pid != 0 ? g_pid : static_cast<int>(::getpid()); }
+void log_set_pid(int pid) {
+  g_pid = pid;
+}
+void log_echo_to_stderr(bool on) {
+  g_echo_stderr = on;
+}
+int log_pid() {
+  return g_pid != 0 ? g_pid : static_cast<int>(::getpid());
+}
 
 void log_error(LogLevel level, const Log& log, int err, const char* fmt, ...) {
   if (!log.enabled(level)) return;
@@ -163,7 +171,9 @@ void log_stderr(LogLevel level, int err, const char* fmt, ...) {
   write_all(STDERR_FILENO, line, p - line);
 }
 
-void write_stderr(std::string_view s) { write_all(STDERR_FILENO, s.data(), s.size()); }
+void write_stderr(std::string_view s) {
+  write_all(STDERR_FILENO, s.data(), s.size());
+}
 
 char* log_escape(char* p, char* end, std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";

@@ -1,6 +1,6 @@
-// The error log: nginx's levels and line format ("YYYY/MM/DD HH:MM:SS [level] pid#tid: *conn message,
-// context"), several destinations per context (sorted by level), and the shared OpenFile that USR1 reopens.
-// nginx: src/core/ngx_log.c
+// The error log: nginx's levels and line format ("YYYY/MM/DD HH:MM:SS [level] pid#tid: *conn
+// message, context"), several destinations per context (sorted by level), and the shared OpenFile
+// that USR1 reopens. nginx: src/core/ngx_log.c
 #pragma once
 
 #include <cstdint>
@@ -19,18 +19,21 @@ std::optional<LogLevel> parse_level(std::string_view name);
 struct OpenFile {
   std::string name;
   int fd = -1;
-  // Whoever buffers writes to this file (the access log) flushes through this before a reopen or exit.
+  // Whoever buffers writes to this file (the access log) flushes through this before a reopen or
+  // exit.
   void (*flush)(OpenFile& file) = nullptr;
   void* data = nullptr;
   bool is_stderr() const { return name.empty(); }
   // Opens (append, create 0644); on failure returns errno.
   int open();
-  // Reopens in place (USR1): a new fd for the same name, swapped in with dup2 so holders keep theirs.
+  // Reopens in place (USR1): a new fd for the same name, swapped in with dup2 so holders keep
+  // theirs.
   int reopen();
   void close();
 };
 
-// One destination of an error_log directive; destinations of one context form a list, highest level first.
+// One destination of an error_log directive; destinations of one context form a list, highest level
+// first.
 struct LogSink {
   LogLevel level = LogLevel::Error;
   OpenFile* file = nullptr;  // nullptr: stderr
@@ -40,7 +43,7 @@ struct LogSink {
 // The log a piece of code writes through: destinations plus the context of the message.
 struct Log {
   const LogSink* sink = nullptr;
-  uint64_t connection = 0;  // printed as "*N" when non-zero
+  uint64_t connection = 0;       // printed as "*N" when non-zero
   const char* action = nullptr;  // "while reading client request line"
   // Appends ", client: ..., server: ..." to a line; returns the new end.
   char* (*handler)(const Log& log, char* p, char* end) = nullptr;
@@ -55,10 +58,10 @@ struct Log {
 void log_set_pid(int pid);
 int log_pid();
 
-[[gnu::format(printf, 4, 5)]] void log_error(LogLevel level, const Log& log, int err, const char* fmt,
-                                             ...);
-// While starting up, messages that go to a log file are echoed to stderr as well ("weir: [emerg] ..."), so
-// that whoever started weir sees why it failed.
+[[gnu::format(printf, 4, 5)]] void log_error(LogLevel level, const Log& log, int err,
+                                             const char* fmt, ...);
+// While starting up, messages that go to a log file are echoed to stderr as well ("weir: [emerg]
+// ..."), so that whoever started weir sees why it failed.
 void log_echo_to_stderr(bool on);
 
 // Before any log is open (and for -t): "weir: [level] message" on stderr.
@@ -71,8 +74,8 @@ char* log_escape(char* p, char* end, std::string_view s);
 
 }  // namespace weir
 
-#define WEIR_DEBUG(log, ...)                                                      \
-  do {                                                                           \
-    if ((log).enabled(::weir::LogLevel::Debug))                                  \
-      ::weir::log_error(::weir::LogLevel::Debug, (log), 0, __VA_ARGS__);         \
+#define WEIR_DEBUG(log, ...)                                             \
+  do {                                                                   \
+    if ((log).enabled(::weir::LogLevel::Debug))                          \
+      ::weir::log_error(::weir::LogLevel::Debug, (log), 0, __VA_ARGS__); \
   } while (0)

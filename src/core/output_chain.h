@@ -1,11 +1,11 @@
 // OutputChain: passes a chain on as is when it can, and otherwise copies it into its own buffers
-// (output_buffers N x size, reused by tag through update_chains): file data is read into memory when sendfile
-// is off or a later filter needs it in memory, read-only memory is copied when a filter needs it writable.
-// nginx: src/core/ngx_output_chain.c (ngx_output_chain_ctx_t)
+// (output_buffers N x size, reused by tag through update_chains): file data is read into memory
+// when sendfile is off or a later filter needs it in memory, read-only memory is copied when a
+// filter needs it writable. nginx: src/core/ngx_output_chain.c (ngx_output_chain_ctx_t)
 #pragma once
 
-#include "core/log.h"
 #include "core/buffer.h"
+#include "core/log.h"
 #include "core/status.h"
 
 namespace weir {

@@ -11,7 +11,8 @@ namespace weir {
 
 namespace {
 
-// Standard blocks are kept for reuse; a worker's working set of blocks stays bounded by its busy requests.
+// Standard blocks are kept for reuse; a worker's working set of blocks stays bounded by its busy
+// requests.
 struct BlockCache {
   void* head = nullptr;
   size_t count = 0;

@@ -1,7 +1,7 @@
-// Pool: the arena that a cycle, a connection or a request allocates from; everything in it dies with it.
-// Cleanups run in reverse order on reset/destruction. Standard-size blocks are recycled through a per-process
-// cache, so a request that fits its first blocks costs no malloc in steady state.
-// nginx: src/core/ngx_palloc.c
+// Pool: the arena that a cycle, a connection or a request allocates from; everything in it dies
+// with it. Cleanups run in reverse order on reset/destruction. Standard-size blocks are recycled
+// through a per-process cache, so a request that fits its first blocks costs no malloc in steady
+// state. nginx: src/core/ngx_palloc.c
 #pragma once
 
 #include <cstddef>
@@ -63,7 +63,8 @@ class Pool : public std::pmr::memory_resource {
     void* data;
     Cleanup* next;
   };
-  // Registers fn(data) to run when the pool is reset or destroyed; the handle can be disarmed (fn = nullptr).
+  // Registers fn(data) to run when the pool is reset or destroyed; the handle can be disarmed (fn =
+  // nullptr).
   Cleanup* add_cleanup(void (*fn)(void*), void* data);
 
   // Frees everything, runs cleanups, keeps nothing: the pool can be used again afterwards.
@@ -96,7 +97,9 @@ class Pool : public std::pmr::memory_resource {
   void release();
   void do_deallocate(void*, size_t, size_t) override {}
   void* do_allocate(size_t bytes, size_t align) override { return alloc(bytes, align); }
-  bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override { return this == &o; }
+  bool do_is_equal(const std::pmr::memory_resource& o) const noexcept override {
+    return this == &o;
+  }
 
   size_t block_size_;
   char* cur_ = nullptr;

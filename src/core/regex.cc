@@ -20,7 +20,9 @@ pcre2_match_data* match_data() {
 
 }  // namespace
 
-void Regex::set_jit(bool on) { g_jit = on; }
+void Regex::set_jit(bool on) {
+  g_jit = on;
+}
 
 Regex::~Regex() {
   if (code_ != nullptr) pcre2_code_free(code_);
@@ -39,7 +41,8 @@ std::string Regex::compile(std::string_view pattern, bool caseless) {
     return strprintf("pcre2_compile() failed: %s in \"%s\" at \"%s\"", reinterpret_cast<char*>(msg),
                      pattern_.c_str(), at.c_str());
   }
-  if (g_jit) pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE);  // falls back to the interpreter if it fails
+  if (g_jit)
+    pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE);  // falls back to the interpreter if it fails
   uint32_t n = 0;
   pcre2_pattern_info(code_, PCRE2_INFO_CAPTURECOUNT, &n);
   if (n > kMaxCaptures) return strprintf("too many captures in \"%s\"", pattern_.c_str());
@@ -61,8 +64,8 @@ std::string Regex::compile(std::string_view pattern, bool caseless) {
 
 bool Regex::match(std::string_view subject, int* caps, int ncaps) const {
   pcre2_match_data* md = match_data();
-  int rc = pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(), 0, 0, md,
-                       nullptr);
+  int rc = pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(), 0, 0,
+                       md, nullptr);
   if (rc < 0) return false;
   if (caps != nullptr) {
     PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);

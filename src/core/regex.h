@@ -1,6 +1,6 @@
-// Regular expressions through PCRE2 (with JIT when available): compiled once at configuration time, matched
-// on the data path into a caller's capture array without allocating.
-// nginx: src/core/ngx_regex.c
+// Regular expressions through PCRE2 (with JIT when available): compiled once at configuration time,
+// matched on the data path into a caller's capture array without allocating. nginx:
+// src/core/ngx_regex.c
 #pragma once
 
 #include <string>
@@ -19,7 +19,8 @@ class Regex {
   Regex(const Regex&) = delete;
   Regex& operator=(const Regex&) = delete;
 
-  // Compiles; on failure returns nginx's message ("pcre2_compile() failed: ... in \"...\" at \"...\"").
+  // Compiles; on failure returns nginx's message ("pcre2_compile() failed: ... in \"...\" at
+  // \"...\"").
   std::string compile(std::string_view pattern, bool caseless);
 
   // Matches; caps receives 2 * (captures() + 1) offsets (-1 for unset groups) when non-null.

@@ -1,5 +1,5 @@
-// Return codes on the data path (nginx's NGX_OK/NGX_AGAIN/...) and Status for configuration and start-up.
-// nginx: src/core/ngx_core.h (NGX_OK ... NGX_ABORT)
+// Return codes on the data path (nginx's NGX_OK/NGX_AGAIN/...) and Status for configuration and
+// start-up. nginx: src/core/ngx_core.h (NGX_OK ... NGX_ABORT)
 #pragma once
 
 #include <cstdarg>

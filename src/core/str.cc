@@ -72,11 +72,16 @@ std::optional<int64_t> parse_scaled(std::string_view s, bool allow_g) {
 
 }  // namespace
 
-std::optional<int64_t> parse_size(std::string_view s) { return parse_scaled(s, false); }
-std::optional<int64_t> parse_offset(std::string_view s) { return parse_scaled(s, true); }
+std::optional<int64_t> parse_size(std::string_view s) {
+  return parse_scaled(s, false);
+}
+std::optional<int64_t> parse_offset(std::string_view s) {
+  return parse_scaled(s, true);
+}
 
 std::optional<int64_t> parse_time(std::string_view s, bool is_sec) {
-  // Units appear in decreasing order, each at most once: y M w d h m s ms; a bare number is seconds.
+  // Units appear in decreasing order, each at most once: y M w d h m s ms; a bare number is
+  // seconds.
   enum Step { kStart, kYear, kMonth, kWeek, kDay, kHour, kMin, kSec, kMsec, kLast };
   int step = is_sec ? kStart : kMonth;
   int64_t total = 0;

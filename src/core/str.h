@@ -1,6 +1,6 @@
-// String helpers used everywhere: ASCII case folding, number/size/time parsing with nginx's rules, and the
-// small "put" writers the hot paths format with (no iostreams, no heap).
-// nginx: src/core/ngx_string.c, src/core/ngx_parse.c
+// String helpers used everywhere: ASCII case folding, number/size/time parsing with nginx's rules,
+// and the small "put" writers the hot paths format with (no iostreams, no heap). nginx:
+// src/core/ngx_string.c, src/core/ngx_parse.c
 #pragma once
 
 #include <cstdint>
@@ -11,8 +11,12 @@
 
 namespace weir {
 
-constexpr char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c; }
-constexpr char to_upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c & ~0x20) : c; }
+constexpr char to_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c | 0x20) : c;
+}
+constexpr char to_upper(char c) {
+  return (c >= 'a' && c <= 'z') ? static_cast<char>(c & ~0x20) : c;
+}
 
 bool iequals(std::string_view a, std::string_view b);
 bool istarts_with(std::string_view s, std::string_view prefix);
@@ -34,8 +38,8 @@ std::optional<int64_t> parse_offset(std::string_view s);
 // Times: "30", "500ms", "1h 30m", "2d" (ngx_parse_time); result in ms, or in seconds when is_sec.
 std::optional<int64_t> parse_time(std::string_view s, bool is_sec);
 
-// Most pieces written are short (header names, log format literals, numbers): those are copied inline with
-// two overlapping loads and stores instead of a call to memcpy.
+// Most pieces written are short (header names, log format literals, numbers): those are copied
+// inline with two overlapping loads and stores instead of a call to memcpy.
 inline char* put(char* p, std::string_view s) {
   const char* src = s.data();
   size_t n = s.size();
@@ -73,8 +77,6 @@ inline size_t uint_len(uint64_t v) {
   }
   return n;
 }
-
-std::string to_string_view_copy(std::string_view s);
 
 // Hex digit value, or -1.
 inline int hex_value(char c) {

@@ -249,14 +249,15 @@ std::optional<time_t> parse_http_time(std::string_view s) {
   }
   static constexpr int kDays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
   if (day > kDays[month]) return std::nullopt;
-  // Gauss' formula: the year starts on March 1 (March = 1 ... February = 12), January and February count
-  // in the previous year; 719527 days lie between March 1, 1 BC and March 1, 1970.
+  // Gauss' formula: the year starts on March 1 (March = 1 ... February = 12), January and February
+  // count in the previous year; 719527 days lie between March 1, 1 BC and March 1, 1970.
   int64_t y = year, mm = month;
   if (--mm <= 0) {
     mm += 12;
     y -= 1;
   }
-  int64_t days = 365 * y + y / 4 - y / 100 + y / 400 + 367 * mm / 12 - 30 + day - 1 - 719527 + 31 + 28;
+  int64_t days =
+      365 * y + y / 4 - y / 100 + y / 400 + 367 * mm / 12 - 30 + day - 1 - 719527 + 31 + 28;
   return static_cast<time_t>(days * 86400 + hour * 3600 + min * 60 + sec);
 }
 

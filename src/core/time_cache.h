@@ -1,6 +1,6 @@
-// The process's cached clock: wall and monotonic time read once per event-loop turn, and the formatted date
-// strings (HTTP date, error-log, access-log, ISO 8601) rebuilt only when the second changes.
-// nginx: src/core/ngx_times.c, src/core/ngx_parse_time.c
+// The process's cached clock: wall and monotonic time read once per event-loop turn, and the
+// formatted date strings (HTTP date, error-log, access-log, ISO 8601) rebuilt only when the second
+// changes. nginx: src/core/ngx_times.c, src/core/ngx_parse_time.c
 #pragma once
 
 #include <sys/types.h>

@@ -18,7 +18,9 @@ uint64_t g_local_counter = 0;
 uint64_t* g_shared_counter = nullptr;
 }  // namespace
 
-void set_connection_counter(uint64_t* shared) { g_shared_counter = shared; }
+void set_connection_counter(uint64_t* shared) {
+  g_shared_counter = shared;
+}
 
 uint64_t next_connection_number() {
   if (g_shared_counter != nullptr) {
@@ -144,14 +146,14 @@ void ConnectionPool::set_reclaim(Connection& c, Reclaim to) {
 }
 
 void ConnectionPool::drain(const Log& log) {
-  // Each kind of reclaim is logged at most once a second (as nginx does for idle ones): under a flood a
-  // message per connection would fill the disk.
+  // Each kind of reclaim is logged at most once a second (as nginx does for idle ones): under a
+  // flood a message per connection would fill the disk.
   uint64_t now_sec = clock::msec() / 1000;
   if (idle_.head != nullptr) {
     if (idle_logged_sec_ != now_sec) {
       idle_logged_sec_ = now_sec;
-      log_error(LogLevel::Warn, log, 0, "%zu worker_connections are not enough, reusing connections",
-                all_.size());
+      log_error(LogLevel::Warn, log, 0,
+                "%zu worker_connections are not enough, reusing connections", all_.size());
     }
     // Close up to 32 idle connections (at least one), oldest first.
     size_t n = std::clamp<size_t>(idle_.count / 8, 1, 32);
@@ -164,17 +166,18 @@ void ConnectionPool::drain(const Log& log) {
     return;
   }
   if (waiting_.head == nullptr) return;
-  // No idle connection: the one that has waited longest without sending a whole request header gives way
-  // (a slowloris client, most likely), rather than a new client being refused.
+  // No idle connection: the one that has waited longest without sending a whole request header
+  // gives way (a slowloris client, most likely), rather than a new client being refused.
   Connection* c = waiting_.head;
   waiting_reclaimed_++;
   if (waiting_logged_sec_ != now_sec) {
     waiting_logged_sec_ = now_sec;
-    log_error(LogLevel::Warn, log, 0,
-              "%zu worker_connections are not enough, closing a connection that has sent no complete "
-              "request header for %llu ms (%llu closed so since the last such message)",
-              all_.size(), static_cast<unsigned long long>(clock::msec() - c->waiting_since),
-              static_cast<unsigned long long>(waiting_reclaimed_));
+    log_error(
+        LogLevel::Warn, log, 0,
+        "%zu worker_connections are not enough, closing a connection that has sent no complete "
+        "request header for %llu ms (%llu closed so since the last such message)",
+        all_.size(), static_cast<unsigned long long>(clock::msec() - c->waiting_since),
+        static_cast<unsigned long long>(waiting_reclaimed_));
     waiting_reclaimed_ = 0;
   }
   set_reclaim(*c, Reclaim::No);

@@ -1,8 +1,9 @@
-// Connection: a socket with its two events, pool, log and counters. Worker connections are preallocated
-// (worker_connections) and recycled through a free list. When the pool runs dry, connections that hold no
-// request in progress are reclaimed: idle keep-alive ones first, then those still waiting for or sending
-// their request header, oldest first (nginx reclaims only the first kind, so a slowloris fills its slots).
-// nginx: src/core/ngx_connection.h, src/core/ngx_connection.c
+// Connection: a socket with its two events, pool, log and counters. Worker connections are
+// preallocated (worker_connections) and recycled through a free list. When the pool runs dry,
+// connections that hold no request in progress are reclaimed: idle keep-alive ones first, then
+// those still waiting for or sending their request header, oldest first (nginx reclaims only the
+// first kind, so a slowloris fills its slots). nginx: src/core/ngx_connection.h,
+// src/core/ngx_connection.c
 #pragma once
 
 #include <netinet/in.h>
@@ -34,7 +35,8 @@ enum : uint8_t {
 enum class Reclaim : uint8_t {
   No,
   Idle,     // idle keep-alive or lingering close: closed first, a batch at a time
-  Waiting,  // accepted, or a keep-alive request begun, and no complete request header yet: one at a time
+  Waiting,  // accepted, or a keep-alive request begun, and no complete request header yet: one at a
+            // time
 };
 
 struct Connection {
@@ -78,7 +80,8 @@ struct Connection {
   bool is_listening : 1 = false;
   bool shared_counter : 1 = false;
 
-  // Receives into [buf, buf+size): >0 bytes, 0 EOF, -1 again (read.ready cleared), -2 error (logged).
+  // Receives into [buf, buf+size): >0 bytes, 0 EOF, -1 again (read.ready cleared), -2 error
+  // (logged).
   ssize_t recv(char* buf, size_t size);
   // Sends a chain through io; clears write.ready when the socket blocks.
   ChainLink* send_chain(ChainLink* in, off_t limit);
@@ -92,17 +95,19 @@ class ConnectionPool {
  public:
   // Preallocates n connections; returns false if memory is short.
   void init(size_t n);
-  // A free connection for fd, or nullptr (logged) when every one is in use and none could be reclaimed.
+  // A free connection for fd, or nullptr (logged) when every one is in use and none could be
+  // reclaimed.
   Connection* get(int fd, const Log& log);
   void free(Connection& c);
   size_t size() const { return all_.size(); }
   size_t in_use() const { return in_use_; }
   size_t listening_count = 0;
 
-  // Moves c to the end of a reclaim list (or off them): get() closes the oldest when it runs out, setting
-  // close and calling the read handler, which must close the connection.
+  // Moves c to the end of a reclaim list (or off them): get() closes the oldest when it runs out,
+  // setting close and calling the read handler, which must close the connection.
   void set_reclaim(Connection& c, Reclaim list);
-  // Fewer than an eighth of the connections are free: the accept handler then lets other workers go first.
+  // Fewer than an eighth of the connections are free: the accept handler then lets other workers go
+  // first.
   bool nearly_full() const { return all_.size() - in_use_ < all_.size() / 8 + 1; }
   // Closes idle connections (graceful shutdown): sets close and calls their read handler.
   void close_idle();
@@ -136,11 +141,12 @@ class ConnectionPool {
   uint64_t waiting_reclaimed_ = 0;  // waiting connections closed since that message
 };
 
-// Closes the socket, removes events from timers and the posted queue, frees the pool and returns the
-// connection to the pool. nginx: ngx_close_connection.
+// Closes the socket, removes events from timers and the posted queue, frees the pool and returns
+// the connection to the pool. nginx: ngx_close_connection.
 void close_connection(Connection& c);
 
-// A per-process counter that numbers connections across all workers (shared memory made by the master).
+// A per-process counter that numbers connections across all workers (shared memory made by the
+// master).
 void set_connection_counter(uint64_t* shared);
 uint64_t next_connection_number();
 

@@ -1,7 +1,6 @@
-// Event: one direction of a connection (or a timer-only event): readiness flags set by the loop, a handler
-// (a plain function pointer, no std::function on hot paths), a timer slot in the loop's heap and a place in
-// the posted queue.
-// nginx: src/event/ngx_event.h (ngx_event_t)
+// Event: one direction of a connection (or a timer-only event): readiness flags set by the loop, a
+// handler (a plain function pointer, no std::function on hot paths), a timer slot in the loop's
+// heap and a place in the posted queue. nginx: src/event/ngx_event.h (ngx_event_t)
 #pragma once
 
 #include <cstdint>
@@ -40,7 +39,8 @@ struct Event {
   bool cancelable : 1 = false;  // a pending timer that must not keep a shutting-down worker alive
   bool instance : 1 = false;    // flips on reuse so stale epoll reports are recognised
 
-  // The event is ready to be handled again without waiting for the kernel (e.g. data left in a buffer).
+  // The event is ready to be handled again without waiting for the kernel (e.g. data left in a
+  // buffer).
   bool available : 1 = false;
 };
 

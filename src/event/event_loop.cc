@@ -11,7 +11,8 @@ namespace weir {
 EventLoop* EventLoop::current = nullptr;
 
 namespace {
-// Re-arming a timer to within this many ms of its old deadline is skipped (nginx's NGX_TIMER_LAZY_DELAY).
+// Re-arming a timer to within this many ms of its old deadline is skipped (nginx's
+// NGX_TIMER_LAZY_DELAY).
 constexpr clock::msec_t kTimerLazyDelay = 300;
 
 void* tag_pointer(Connection& c) {
@@ -226,7 +227,8 @@ void EventLoop::process_events(int timeout_ms) {
     if (timeout < 0 || until < timeout) timeout = until;
   }
 
-  int n = ::epoll_pwait(epfd_, events_.data(), static_cast<int>(events_.size()), timeout, wait_mask_);
+  int n =
+      ::epoll_pwait(epfd_, events_.data(), static_cast<int>(events_.size()), timeout, wait_mask_);
   int err = n < 0 ? errno : 0;
   clock::update();
   if (n < 0) {

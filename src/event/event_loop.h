@@ -1,10 +1,10 @@
-// EventLoop: epoll in edge-triggered mode (each connection is registered once for both directions), timers in
-// a binary heap keyed by monotonic ms (lazily re-armed, as nginx's rbtree timers are), and a posted queue run
-// after each batch so that nothing is destroyed inside its own callback. A second queue holds events for the
-// next round: a writer that stopped at sendfile_max_chunk with the socket still writable lets the other
-// connections' events in first, then continues without waiting for the kernel (edge-triggered epoll would not
-// report the socket again).
-// nginx: src/event/modules/ngx_epoll_module.c, src/event/ngx_event_timer.c, src/event/ngx_event_posted.c
+// EventLoop: epoll in edge-triggered mode (each connection is registered once for both directions),
+// timers in a binary heap keyed by monotonic ms (lazily re-armed, as nginx's rbtree timers are),
+// and a posted queue run after each batch so that nothing is destroyed inside its own callback. A
+// second queue holds events for the next round: a writer that stopped at sendfile_max_chunk with
+// the socket still writable lets the other connections' events in first, then continues without
+// waiting for the kernel (edge-triggered epoll would not report the socket again). nginx:
+// src/event/modules/ngx_epoll_module.c, src/event/ngx_event_timer.c, src/event/ngx_event_posted.c
 #pragma once
 
 #include <signal.h>
@@ -42,8 +42,8 @@ class EventLoop {
   void post_next_round(Event& ev);
   void unpost(Event& ev);
 
-  // Waits for events (no longer than the nearest timer, or timeout_ms when no timer is set; -1 = forever),
-  // dispatches them, runs expired timers, then the posted queue.
+  // Waits for events (no longer than the nearest timer, or timeout_ms when no timer is set; -1 =
+  // forever), dispatches them, runs expired timers, then the posted queue.
   void process_events(int timeout_ms);
 
   // True when only cancelable timers are left (a shutting-down worker may exit).
@@ -78,12 +78,18 @@ class EventLoop {
 };
 
 // The running loop's operations, for code that does not hold the loop.
-inline void add_timer(Event& ev, clock::msec_t ms) { EventLoop::current->add_timer(ev, ms); }
+inline void add_timer(Event& ev, clock::msec_t ms) {
+  EventLoop::current->add_timer(ev, ms);
+}
 inline void del_timer(Event& ev) {
   if (ev.timer_set) EventLoop::current->del_timer(ev);
 }
-inline void post_event(Event& ev) { EventLoop::current->post(ev); }
-inline void post_event_next_round(Event& ev) { EventLoop::current->post_next_round(ev); }
+inline void post_event(Event& ev) {
+  EventLoop::current->post(ev);
+}
+inline void post_event_next_round(Event& ev) {
+  EventLoop::current->post_next_round(ev);
+}
 inline void delete_posted_event(Event& ev) {
   if (ev.posted) EventLoop::current->unpost(ev);
 }

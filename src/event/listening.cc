@@ -49,13 +49,15 @@ void accept_connections(Connection& lc) {
   } while (g_accept.multi_accept && count < 64);
 }
 
-// With EPOLLEXCLUSIVE the kernel wakes the first sleeping worker on the socket's wait queue, so one worker
-// would take every connection while it is idle (and fill up under a flood of idle connections). Re-adding
-// the socket moves this worker to the end of the queue: every 16 accepts, as nginx does, and at every
-// accept while this worker has few free connections left, so that workers with room go first.
+// With EPOLLEXCLUSIVE the kernel wakes the first sleeping worker on the socket's wait queue, so one
+// worker would take every connection while it is idle (and fill up under a flood of idle
+// connections). Re-adding the socket moves this worker to the end of the queue: every 16 accepts,
+// as nginx does, and at every accept while this worker has few free connections left, so that
+// workers with room go first.
 void reorder_accept(Connection& lc) {
   if (!g_accept.exclusive) return;
-  // Counted from 1: a worker that re-added at its first accept would hand the next 15 back to the first.
+  // Counted from 1: a worker that re-added at its first accept would hand the next 15 back to the
+  // first.
   if (++lc.requests % 16 != 0 && !ConnectionPool::current->nearly_full()) return;
   EventLoop& loop = *EventLoop::current;
   if (loop.del_connection(lc) != 0) return;

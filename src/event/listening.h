@@ -1,6 +1,6 @@
-// Listening sockets: what a `listen` directive opened (made by the master before fork, kept across reloads
-// when the address stays), and the accept handler that turns a ready socket into a Connection.
-// nginx: src/core/ngx_connection.c (ngx_listening_t), src/event/ngx_event_accept.c
+// Listening sockets: what a `listen` directive opened (made by the master before fork, kept across
+// reloads when the address stays), and the accept handler that turns a ready socket into a
+// Connection. nginx: src/core/ngx_connection.c (ngx_listening_t), src/event/ngx_event_accept.c
 #pragma once
 
 #include <string>
@@ -35,8 +35,8 @@ struct AcceptOptions {
 
 // Registers the listening socket with the loop (in a worker).
 bool enable_accept(Listening& ls, ConnectionPool& pool, EventLoop& loop, const AcceptOptions& opt);
-// Stops accepting (graceful shutdown, reload): deregisters the socket and, unless it is handed over to a new
-// configuration in this same process, closes this process's copy.
+// Stops accepting (graceful shutdown, reload): deregisters the socket and, unless it is handed over
+// to a new configuration in this same process, closes this process's copy.
 void disable_accept(Listening& ls, bool close_fd = true);
 
 }  // namespace weir

@@ -1,6 +1,6 @@
-// The copy filter (seed 004): runs the response through an OutputChain so that file data is read into
-// memory (output_buffers) when sendfile is off or a later filter needs it in memory; otherwise the chain
-// passes as is. nginx: src/http/ngx_http_copy_filter_module.c
+// The copy filter (seed 004): runs the response through an OutputChain so that file data is read
+// into memory (output_buffers) when sendfile is off or a later filter needs it in memory; otherwise
+// the chain passes as is. nginx: src/http/ngx_http_copy_filter_module.c
 #include "core/output_chain.h"
 #include "http/core_module.h"
 
@@ -56,7 +56,9 @@ Rc copy_filter(Request& r, ChainLink* in, BodyNext next) {
   return rc;
 }
 
-void* create_loc_conf(ConfContext& cf) { return cf.pool.make<CopyConf>(); }
+void* create_loc_conf(ConfContext& cf) {
+  return cf.pool.make<CopyConf>();
+}
 
 Status merge_loc_conf(ConfContext&, void* parent, void* child) {
   static_cast<CopyConf*>(child)->bufs.merge(static_cast<CopyConf*>(parent)->bufs, Bufs{2, 32768});
@@ -69,7 +71,7 @@ Status init(ConfContext& cf) {
 }
 
 const Directive kDirectives[] = {
-    {"output_buffers", kHttpMainConf | kHttpSrvConf | kHttpLocConf | kTake2, slot::bufs<&CopyConf::bufs>},
+    {"output_buffers", kHttpMainSrvLoc | kTake2, slot::bufs<&CopyConf::bufs>},
 };
 
 }  // namespace

@@ -1,6 +1,6 @@
-// Locations: the `location` and `limit_except` blocks, ordering a server's locations for lookup, and
-// matching a URI as nginx does - exact first, then the longest prefix (whose nested locations are searched
-// next), then regular expressions in configuration order unless the prefix said ^~.
+// Locations: the `location` and `limit_except` blocks, ordering a server's locations for lookup,
+// and matching a URI as nginx does - exact first, then the longest prefix (whose nested locations
+// are searched next), then regular expressions in configuration order unless the prefix said ^~.
 // nginx: src/http/ngx_http_core_module.c (ngx_http_core_location, ngx_http_core_find_location),
 //        src/http/ngx_http.c (ngx_http_init_locations, ngx_http_init_static_location_trees)
 #include <algorithm>
@@ -92,10 +92,10 @@ Status limit_except_block(ConfContext& cf, const ConfNode& n, void* conf) {
   for (size_t i = 1; i < n.args.size(); i++) {
     const std::string& m = n.args[i];
     static constexpr std::pair<std::string_view, uint32_t> kMethods[] = {
-        {"GET", kGet | kHead}, {"HEAD", kHead},         {"POST", kPost},       {"PUT", kPut},
-        {"DELETE", kDelete},   {"MKCOL", kMkcol},       {"COPY", kCopy},       {"MOVE", kMove},
-        {"OPTIONS", kOptions}, {"PROPFIND", kPropfind}, {"PROPPATCH", kPropppatch},
-        {"LOCK", kLock},       {"UNLOCK", kUnlock},     {"PATCH", kPatch},
+        {"GET", kGet | kHead}, {"HEAD", kHead},         {"POST", kPost},           {"PUT", kPut},
+        {"DELETE", kDelete},   {"MKCOL", kMkcol},       {"COPY", kCopy},           {"MOVE", kMove},
+        {"OPTIONS", kOptions}, {"PROPFIND", kPropfind}, {"PROPPATCH", kProppatch}, {"LOCK", kLock},
+        {"UNLOCK", kUnlock},   {"PATCH", kPatch},
     };
     bool found = false;
     for (const auto& [mn, bit] : kMethods) {

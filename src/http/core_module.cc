@@ -20,16 +20,13 @@ using M = CoreMainConf;
 using S = CoreSrvConf;
 using L = CoreLocConf;
 
-constexpr uint32_t kMSL = kHttpMainConf | kHttpSrvConf | kHttpLocConf;
-constexpr uint32_t kMSLI = kMSL | kHttpLifConf;
-constexpr uint32_t kMS = kHttpMainConf | kHttpSrvConf;
-
 constexpr EnumName<ServerTokens> kServerTokens[] = {
     {"off", ServerTokens::Off}, {"on", ServerTokens::On}, {"build", ServerTokens::Build}};
 constexpr EnumName<LingeringClose> kLingering[] = {
     {"off", LingeringClose::Off}, {"on", LingeringClose::On}, {"always", LingeringClose::Always}};
-constexpr EnumName<IfModifiedSince> kIms[] = {
-    {"off", IfModifiedSince::Off}, {"exact", IfModifiedSince::Exact}, {"before", IfModifiedSince::Before}};
+constexpr EnumName<IfModifiedSince> kIms[] = {{"off", IfModifiedSince::Off},
+                                              {"exact", IfModifiedSince::Exact},
+                                              {"before", IfModifiedSince::Before}};
 constexpr EnumName<BodyInFileOnly> kBodyInFile[] = {
     {"off", BodyInFileOnly::Off}, {"on", BodyInFileOnly::On}, {"clean", BodyInFileOnly::Clean}};
 constexpr EnumName<uint32_t> kSatisfy[] = {{"all", 0}, {"any", 1}};
@@ -48,11 +45,13 @@ Status set_root(ConfContext& cf, const ConfNode& n, void* conf) {
   std::string value = n.args[1];
   if (value.find("$document_root") != std::string::npos ||
       value.find("${document_root}") != std::string::npos) {
-    return cf.errorf("the $document_root variable cannot be used in the \"%s\" directive", n.name().c_str());
+    return cf.errorf("the $document_root variable cannot be used in the \"%s\" directive",
+                     n.name().c_str());
   }
   if (value.find("$realpath_root") != std::string::npos ||
       value.find("${realpath_root}") != std::string::npos) {
-    return cf.errorf("the $realpath_root variable cannot be used in the \"%s\" directive", n.name().c_str());
+    return cf.errorf("the $realpath_root variable cannot be used in the \"%s\" directive",
+                     n.name().c_str());
   }
   clcf.root_set = true;
   clcf.alias = alias;
@@ -63,12 +62,7 @@ Status set_root(ConfContext& cf, const ConfNode& n, void* conf) {
   if (value.find('$') != std::string::npos) {
     auto* cv = cf.pool.make<ComplexValue>();
     if (Status s = cv->compile(cf, value); !s.ok()) return s;
-    if (!cv->is_static()) {
-      clcf.root_values = cv;
-      if (alias && clcf.regex != nullptr && !cv->has_captures()) {
-        // nginx accepts it but warns: every request would map to the same file.
-      }
-    }
+    if (!cv->is_static()) clcf.root_values = cv;
   }
   return {};
 }
@@ -133,7 +127,8 @@ Status set_keepalive_disable(ConfContext& cf, const ConfNode& n, void* conf) {
     } else if (n.args[i] == "safari") {
       mask |= kKeepaliveDisableSafari;
     } else {
-      return cf.errorf("invalid value \"%s\" in \"%s\" directive", n.args[i].c_str(), n.name().c_str());
+      return cf.errorf("invalid value \"%s\" in \"%s\" directive", n.args[i].c_str(),
+                       n.name().c_str());
     }
   }
   clcf.keepalive_disable = mask;
@@ -203,10 +198,7 @@ Status set_error_page(ConfContext& cf, const ConfNode& n, void* conf) {
     }
     ErrorPage ep;
     ep.status = static_cast<int>(*code);
-    ep.overwrite = overwrite;
-    if (overwrite == -1 && ep.status >= 400) {
-      // A URL error page without "=" redirects; a URI keeps the original status.
-    }
+    ep.overwrite = overwrite;  // without "=", a URL error page redirects and a URI keeps the status
     if (Status s = ep.value.compile(cf, uri); !s.ok()) return s;
     clcf.error_pages.push_back(std::move(ep));
   }
@@ -241,7 +233,8 @@ Status set_open_file_cache(ConfContext& cf, const ConfNode& n, void* conf) {
   if (clcf.open_file_cache_set) return Status::error("is duplicate");
   clcf.open_file_cache_set = true;
   if (n.args[1] == "off") {
-    if (n.nargs() != 1) return cf.errorf("invalid \"open_file_cache\" parameter \"%s\"", n.args[2].c_str());
+    if (n.nargs() != 1)
+      return cf.errorf("invalid \"open_file_cache\" parameter \"%s\"", n.args[2].c_str());
     clcf.open_file_cache = nullptr;
     return {};
   }
@@ -262,7 +255,8 @@ Status set_open_file_cache(ConfContext& cf, const ConfNode& n, void* conf) {
     }
   }
   if (max < 0) return cf.error("\"open_file_cache\" must have the \"max\" parameter");
-  clcf.open_file_cache = cf.pool.make<OpenFileCache>(static_cast<size_t>(max), static_cast<time_t>(inactive));
+  clcf.open_file_cache =
+      cf.pool.make<OpenFileCache>(static_cast<size_t>(max), static_cast<time_t>(inactive));
   return {};
 }
 
@@ -352,7 +346,8 @@ Status merge_loc_conf(ConfContext& cf, void* parent, void* child) {
   TempPath body_temp;
   body_temp.name = cf.full_name("client_body_temp");
   conf.client_body_temp_path.merge(prev.client_body_temp_path, body_temp);
-  if (Status s = cf.cycle.add_path(&conf.client_body_temp_path.value); !s.ok()) return cf.error(s.message());
+  if (Status s = cf.cycle.add_path(&conf.client_body_temp_path.value); !s.ok())
+    return cf.error(s.message());
   conf.client_body_timeout.merge(prev.client_body_timeout, 60000);
   conf.client_body_min_rate.merge(prev.client_body_min_rate, 0);
   conf.send_timeout.merge(prev.send_timeout, 60000);
@@ -421,84 +416,94 @@ Status merge_loc_conf(ConfContext& cf, void* parent, void* child) {
 const Directive kDirectives[] = {
     {"variables_hash_max_size", kHttpMainConf | kTake1, slot::num<&M::variables_hash_max_size>,
      ConfLevel::Main},
-    {"variables_hash_bucket_size", kHttpMainConf | kTake1, slot::num<&M::variables_hash_bucket_size>,
-     ConfLevel::Main},
-    {"server_names_hash_max_size", kHttpMainConf | kTake1, slot::num<&M::server_names_hash_max_size>,
-     ConfLevel::Main},
-    {"server_names_hash_bucket_size", kHttpMainConf | kTake1, slot::num<&M::server_names_hash_bucket_size>,
-     ConfLevel::Main},
+    {"variables_hash_bucket_size", kHttpMainConf | kTake1,
+     slot::num<&M::variables_hash_bucket_size>, ConfLevel::Main},
+    {"server_names_hash_max_size", kHttpMainConf | kTake1,
+     slot::num<&M::server_names_hash_max_size>, ConfLevel::Main},
+    {"server_names_hash_bucket_size", kHttpMainConf | kTake1,
+     slot::num<&M::server_names_hash_bucket_size>, ConfLevel::Main},
 
     {"server", kHttpMainConf | kBlock | kNoArgs, server_block, ConfLevel::Main},
-    {"connection_pool_size", kMS | kTake1, slot::size<&S::connection_pool_size>, ConfLevel::Srv},
-    {"request_pool_size", kMS | kTake1, slot::size<&S::request_pool_size>, ConfLevel::Srv},
-    {"client_header_timeout", kMS | kTake1, slot::msec<&S::client_header_timeout>, ConfLevel::Srv},
-    {"client_header_buffer_size", kMS | kTake1, slot::size<&S::client_header_buffer_size>, ConfLevel::Srv},
-    {"large_client_header_buffers", kMS | kTake2, slot::bufs<&S::large_client_header_buffers>,
+    {"connection_pool_size", kHttpMainSrv | kTake1, slot::size<&S::connection_pool_size>,
      ConfLevel::Srv},
-    {"ignore_invalid_headers", kMS | kFlag, slot::flag<&S::ignore_invalid_headers>, ConfLevel::Srv},
-    {"max_headers", kMS | kTake1, slot::num<&S::max_headers>, ConfLevel::Srv},
-    {"merge_slashes", kMS | kFlag, slot::flag<&S::merge_slashes>, ConfLevel::Srv},
-    {"underscores_in_headers", kMS | kFlag, slot::flag<&S::underscores_in_headers>, ConfLevel::Srv},
+    {"request_pool_size", kHttpMainSrv | kTake1, slot::size<&S::request_pool_size>, ConfLevel::Srv},
+    {"client_header_timeout", kHttpMainSrv | kTake1, slot::msec<&S::client_header_timeout>,
+     ConfLevel::Srv},
+    {"client_header_buffer_size", kHttpMainSrv | kTake1, slot::size<&S::client_header_buffer_size>,
+     ConfLevel::Srv},
+    {"large_client_header_buffers", kHttpMainSrv | kTake2,
+     slot::bufs<&S::large_client_header_buffers>, ConfLevel::Srv},
+    {"ignore_invalid_headers", kHttpMainSrv | kFlag, slot::flag<&S::ignore_invalid_headers>,
+     ConfLevel::Srv},
+    {"max_headers", kHttpMainSrv | kTake1, slot::num<&S::max_headers>, ConfLevel::Srv},
+    {"merge_slashes", kHttpMainSrv | kFlag, slot::flag<&S::merge_slashes>, ConfLevel::Srv},
+    {"underscores_in_headers", kHttpMainSrv | kFlag, slot::flag<&S::underscores_in_headers>,
+     ConfLevel::Srv},
     {"location", kHttpSrvConf | kHttpLocConf | kBlock | kTake12, location_block},
     {"listen", kHttpSrvConf | kOneMore, listen_directive, ConfLevel::Srv},
     {"server_name", kHttpSrvConf | kOneMore, server_name_directive, ConfLevel::Srv},
 
-    {"types_hash_max_size", kMSL | kTake1, accept_size},
-    {"types_hash_bucket_size", kMSL | kTake1, accept_size},
-    {"types", kMSL | kBlock | kNoArgs, set_types},
-    {"default_type", kMSL | kTake1, slot::str<&L::default_type>},
-    {"root", kMSLI | kTake1, set_root},
+    {"types_hash_max_size", kHttpMainSrvLoc | kTake1, accept_size},
+    {"types_hash_bucket_size", kHttpMainSrvLoc | kTake1, accept_size},
+    {"types", kHttpMainSrvLoc | kBlock | kNoArgs, set_types},
+    {"default_type", kHttpMainSrvLoc | kTake1, slot::str<&L::default_type>},
+    {"root", kHttpMainSrvLocLif | kTake1, set_root},
     {"alias", kHttpLocConf | kTake1, set_root},
     {"limit_except", kHttpLocConf | kBlock | kOneMore, limit_except_block},
-    {"client_max_body_size", kMSL | kTake1, slot::offset<&L::client_max_body_size>},
-    {"client_body_buffer_size", kMSL | kTake1, slot::size<&L::client_body_buffer_size>},
-    {"client_body_timeout", kMSL | kTake1, slot::msec<&L::client_body_timeout>},
-    {"client_body_min_rate", kMSL | kTake1, slot::size<&L::client_body_min_rate>},
-    {"client_body_temp_path", kMSL | kTake1234, slot::path<&L::client_body_temp_path>},
-    {"client_body_in_file_only", kMSL | kTake1, slot::enum_<&L::client_body_in_file_only, kBodyInFile>},
-    {"client_body_in_single_buffer", kMSL | kFlag, slot::flag<&L::client_body_in_single_buffer>},
-    {"sendfile", kMSLI | kFlag, slot::flag<&L::sendfile>},
-    {"sendfile_max_chunk", kMSL | kTake1, slot::size<&L::sendfile_max_chunk>},
-    {"read_ahead", kMSL | kTake1, slot::size<&L::read_ahead>},
-    {"tcp_nopush", kMSL | kFlag, slot::flag<&L::tcp_nopush>},
-    {"tcp_nodelay", kMSL | kFlag, slot::flag<&L::tcp_nodelay>},
-    {"send_timeout", kMSL | kTake1, slot::msec<&L::send_timeout>},
-    {"postpone_output", kMSL | kTake1, slot::size<&L::postpone_output>},
-    {"limit_rate", kMSLI | kTake1, set_rate<&L::limit_rate, &L::limit_rate_values>},
-    {"limit_rate_after", kMSLI | kTake1, set_rate<&L::limit_rate_after, &L::limit_rate_after_values>},
-    {"keepalive_time", kMSL | kTake1, slot::msec<&L::keepalive_time>},
-    {"keepalive_timeout", kMSL | kTake12, set_keepalive},
-    {"keepalive_requests", kMSL | kTake1, slot::num<&L::keepalive_requests>},
-    {"keepalive_disable", kMSL | kTake12, set_keepalive_disable},
-    {"satisfy", kMSL | kTake1, slot::enum_<&L::satisfy, kSatisfy>},
-    {"auth_delay", kMSL | kTake1, slot::msec<&L::auth_delay>},
+    {"client_max_body_size", kHttpMainSrvLoc | kTake1, slot::offset<&L::client_max_body_size>},
+    {"client_body_buffer_size", kHttpMainSrvLoc | kTake1, slot::size<&L::client_body_buffer_size>},
+    {"client_body_timeout", kHttpMainSrvLoc | kTake1, slot::msec<&L::client_body_timeout>},
+    {"client_body_min_rate", kHttpMainSrvLoc | kTake1, slot::size<&L::client_body_min_rate>},
+    {"client_body_temp_path", kHttpMainSrvLoc | kTake1234, slot::path<&L::client_body_temp_path>},
+    {"client_body_in_file_only", kHttpMainSrvLoc | kTake1,
+     slot::enum_<&L::client_body_in_file_only, kBodyInFile>},
+    {"client_body_in_single_buffer", kHttpMainSrvLoc | kFlag,
+     slot::flag<&L::client_body_in_single_buffer>},
+    {"sendfile", kHttpMainSrvLocLif | kFlag, slot::flag<&L::sendfile>},
+    {"sendfile_max_chunk", kHttpMainSrvLoc | kTake1, slot::size<&L::sendfile_max_chunk>},
+    {"read_ahead", kHttpMainSrvLoc | kTake1, slot::size<&L::read_ahead>},
+    {"tcp_nopush", kHttpMainSrvLoc | kFlag, slot::flag<&L::tcp_nopush>},
+    {"tcp_nodelay", kHttpMainSrvLoc | kFlag, slot::flag<&L::tcp_nodelay>},
+    {"send_timeout", kHttpMainSrvLoc | kTake1, slot::msec<&L::send_timeout>},
+    {"postpone_output", kHttpMainSrvLoc | kTake1, slot::size<&L::postpone_output>},
+    {"limit_rate", kHttpMainSrvLocLif | kTake1, set_rate<&L::limit_rate, &L::limit_rate_values>},
+    {"limit_rate_after", kHttpMainSrvLocLif | kTake1,
+     set_rate<&L::limit_rate_after, &L::limit_rate_after_values>},
+    {"keepalive_time", kHttpMainSrvLoc | kTake1, slot::msec<&L::keepalive_time>},
+    {"keepalive_timeout", kHttpMainSrvLoc | kTake12, set_keepalive},
+    {"keepalive_requests", kHttpMainSrvLoc | kTake1, slot::num<&L::keepalive_requests>},
+    {"keepalive_disable", kHttpMainSrvLoc | kTake12, set_keepalive_disable},
+    {"satisfy", kHttpMainSrvLoc | kTake1, slot::enum_<&L::satisfy, kSatisfy>},
+    {"auth_delay", kHttpMainSrvLoc | kTake1, slot::msec<&L::auth_delay>},
     {"internal", kHttpLocConf | kNoArgs, set_internal},
-    {"lingering_close", kMSL | kTake1, slot::enum_<&L::lingering_close, kLingering>},
-    {"lingering_time", kMSL | kTake1, slot::msec<&L::lingering_time>},
-    {"lingering_timeout", kMSL | kTake1, slot::msec<&L::lingering_timeout>},
-    {"reset_timedout_connection", kMSL | kFlag, slot::flag<&L::reset_timedout_connection>},
-    {"absolute_redirect", kMSL | kFlag, slot::flag<&L::absolute_redirect>},
-    {"server_name_in_redirect", kMSL | kFlag, slot::flag<&L::server_name_in_redirect>},
-    {"port_in_redirect", kMSL | kFlag, slot::flag<&L::port_in_redirect>},
-    {"msie_padding", kMSL | kFlag, slot::flag<&L::msie_padding>},
-    {"msie_refresh", kMSL | kFlag, slot::flag<&L::msie_refresh>},
-    {"log_not_found", kMSL | kFlag, slot::flag<&L::log_not_found>},
-    {"log_subrequest", kMSL | kFlag, slot::flag<&L::log_subrequest>},
-    {"recursive_error_pages", kMSL | kFlag, slot::flag<&L::recursive_error_pages>},
-    {"server_tokens", kMSL | kTake1, slot::enum_<&L::server_tokens, kServerTokens>},
-    {"if_modified_since", kMSL | kTake1, slot::enum_<&L::if_modified_since, kIms>},
-    {"max_ranges", kMSL | kTake1, slot::num<&L::max_ranges>},
-    {"chunked_transfer_encoding", kMSL | kFlag, slot::flag<&L::chunked_transfer_encoding>},
-    {"etag", kMSL | kFlag, slot::flag<&L::etag>},
-    {"error_page", kMSLI | kTwoMore, set_error_page},
+    {"lingering_close", kHttpMainSrvLoc | kTake1, slot::enum_<&L::lingering_close, kLingering>},
+    {"lingering_time", kHttpMainSrvLoc | kTake1, slot::msec<&L::lingering_time>},
+    {"lingering_timeout", kHttpMainSrvLoc | kTake1, slot::msec<&L::lingering_timeout>},
+    {"reset_timedout_connection", kHttpMainSrvLoc | kFlag,
+     slot::flag<&L::reset_timedout_connection>},
+    {"absolute_redirect", kHttpMainSrvLoc | kFlag, slot::flag<&L::absolute_redirect>},
+    {"server_name_in_redirect", kHttpMainSrvLoc | kFlag, slot::flag<&L::server_name_in_redirect>},
+    {"port_in_redirect", kHttpMainSrvLoc | kFlag, slot::flag<&L::port_in_redirect>},
+    {"msie_padding", kHttpMainSrvLoc | kFlag, slot::flag<&L::msie_padding>},
+    {"msie_refresh", kHttpMainSrvLoc | kFlag, slot::flag<&L::msie_refresh>},
+    {"log_not_found", kHttpMainSrvLoc | kFlag, slot::flag<&L::log_not_found>},
+    {"log_subrequest", kHttpMainSrvLoc | kFlag, slot::flag<&L::log_subrequest>},
+    {"recursive_error_pages", kHttpMainSrvLoc | kFlag, slot::flag<&L::recursive_error_pages>},
+    {"server_tokens", kHttpMainSrvLoc | kTake1, slot::enum_<&L::server_tokens, kServerTokens>},
+    {"if_modified_since", kHttpMainSrvLoc | kTake1, slot::enum_<&L::if_modified_since, kIms>},
+    {"max_ranges", kHttpMainSrvLoc | kTake1, slot::num<&L::max_ranges>},
+    {"chunked_transfer_encoding", kHttpMainSrvLoc | kFlag,
+     slot::flag<&L::chunked_transfer_encoding>},
+    {"etag", kHttpMainSrvLoc | kFlag, slot::flag<&L::etag>},
+    {"error_page", kHttpMainSrvLocLif | kTwoMore, set_error_page},
     {"try_files", kHttpSrvConf | kHttpLocConf | kTwoMore, set_try_files},
-    {"error_log", kMSL | kOneMore, set_error_log},
-    {"open_file_cache", kMSL | kTake12, set_open_file_cache},
-    {"open_file_cache_valid", kMSL | kTake1, slot::sec<&L::open_file_cache_valid>},
-    {"open_file_cache_min_uses", kMSL | kTake1, slot::num<&L::open_file_cache_min_uses>},
-    {"open_file_cache_errors", kMSL | kFlag, slot::flag<&L::open_file_cache_errors>},
+    {"error_log", kHttpMainSrvLoc | kOneMore, set_error_log},
+    {"open_file_cache", kHttpMainSrvLoc | kTake12, set_open_file_cache},
+    {"open_file_cache_valid", kHttpMainSrvLoc | kTake1, slot::sec<&L::open_file_cache_valid>},
+    {"open_file_cache_min_uses", kHttpMainSrvLoc | kTake1, slot::num<&L::open_file_cache_min_uses>},
+    {"open_file_cache_errors", kHttpMainSrvLoc | kFlag, slot::flag<&L::open_file_cache_errors>},
     // Vnode events are kqueue's; on Linux nginx ignores the flag as well.
-    {"open_file_cache_events", kMSL | kFlag, slot::flag<&L::open_file_cache_events>},
+    {"open_file_cache_events", kHttpMainSrvLoc | kFlag, slot::flag<&L::open_file_cache_events>},
 };
 
 }  // namespace

@@ -1,7 +1,7 @@
-// The HTTP core module's configuration: the main conf (servers, phases, variables, filter chains), the
-// server conf (names, header buffers and timeouts) and the location conf (matching, root/alias, types,
-// timeouts, sendfile, limits, error pages, try_files ...), and the phases that modules hook into.
-// nginx: src/http/ngx_http_core_module.h
+// The HTTP core module's configuration: the main conf (servers, phases, variables, filter chains),
+// the server conf (names, header buffers and timeouts) and the location conf (matching, root/alias,
+// types, timeouts, sendfile, limits, error pages, try_files ...), and the phases that modules hook
+// into. nginx: src/http/ngx_http_core_module.h
 #pragma once
 
 #include <array>
@@ -151,7 +151,8 @@ struct CoreSrvConf {
 
 // A sorted extension -> MIME type table.
 // `types`: extension → MIME type. Every static response looks one up, so build_index() makes an
-// open-addressing table over the entries once they are read: one hash and usually one compare per lookup.
+// open-addressing table over the entries once they are read: one hash and usually one compare per
+// lookup.
 struct TypesMap {
   std::vector<std::pair<std::string, std::string>> entries;  // lowercase extension, type
   std::vector<uint32_t> index;                               // entry number + 1; 0 is an empty slot
@@ -161,7 +162,8 @@ struct TypesMap {
 
 struct ErrorPage {
   int status = 0;
-  int overwrite = -1;  // -1: keep the status; 0: "=" (the redirect's own status); else the new status
+  int overwrite =
+      -1;  // -1: keep the status; 0: "=" (the redirect's own status); else the new status
   ComplexValue value;
 };
 
@@ -174,7 +176,11 @@ enum class ServerTokens : uint8_t { Off, On, Build };
 enum class LingeringClose : uint8_t { Off, On, Always };
 enum class IfModifiedSince : uint8_t { Off, Exact, Before };
 enum class BodyInFileOnly : uint8_t { Off, On, Clean };
-enum : uint32_t { kKeepaliveDisableNone = 0, kKeepaliveDisableMsie6 = 1, kKeepaliveDisableSafari = 2 };
+enum : uint32_t {
+  kKeepaliveDisableNone = 0,
+  kKeepaliveDisableMsie6 = 1,
+  kKeepaliveDisableSafari = 2
+};
 
 struct CoreLocConf {
   static constexpr Module* kModule = &http_core_module;

@@ -1,7 +1,7 @@
-// `server`, `listen` and `server_name`: virtual servers, the addresses they listen on, and choosing a server
-// for a request's Host. nginx: src/http/ngx_http.c (ngx_http_optimize_servers ...),
-// src/http/ngx_http_core_module.c (ngx_http_core_server, ngx_http_core_listen, ngx_http_core_server_name),
-// src/http/ngx_http_request.c (ngx_http_find_virtual_server)
+// `server`, `listen` and `server_name`: virtual servers, the addresses they listen on, and choosing
+// a server for a request's Host. nginx: src/http/ngx_http.c (ngx_http_optimize_servers ...),
+// src/http/ngx_http_core_module.c (ngx_http_core_server, ngx_http_core_listen,
+// ngx_http_core_server_name), src/http/ngx_http_request.c (ngx_http_find_virtual_server)
 #include <unistd.h>
 
 #include <algorithm>
@@ -177,7 +177,8 @@ Status server_name_directive(ConfContext& cf, const ConfNode& n, void* conf) {
     }
     size_t star = lower.find('*');
     if (star != std::string::npos &&
-        !(star == 0 && lower.size() > 2 && lower[1] == '.' && lower.find('*', 1) == std::string::npos) &&
+        !(star == 0 && lower.size() > 2 && lower[1] == '.' &&
+          lower.find('*', 1) == std::string::npos) &&
         !(star == lower.size() - 1 && lower.size() > 2 && lower[star - 1] == '.' &&
           lower.find('*') == star)) {
       return cf.errorf("invalid server name or wildcard \"%s\" on %s", name.c_str(), "0.0.0.0:80");
@@ -286,12 +287,15 @@ Status add_listening(ConfContext& cf, CoreMainConf& cmcf) {
     PortGroup* pg = nullptr;
     for (PortGroup& p : ports) {
       bool same = p.family == l.addr.family() &&
-                  (l.addr.family() == AF_UNIX ? p.unix_path == l.addr.to_string() : p.port == l.addr.port());
+                  (l.addr.family() == AF_UNIX ? p.unix_path == l.addr.to_string()
+                                              : p.port == l.addr.port());
       if (same) pg = &p;
     }
     if (pg == nullptr) {
-      ports.push_back(PortGroup{l.addr.family(), l.addr.port(),
-                                l.addr.family() == AF_UNIX ? l.addr.to_string() : "", {}});
+      ports.push_back(PortGroup{l.addr.family(),
+                                l.addr.port(),
+                                l.addr.family() == AF_UNIX ? l.addr.to_string() : "",
+                                {}});
       pg = &ports.back();
     }
     AddrGroup* ag = nullptr;
@@ -334,14 +338,16 @@ Status add_listening(ConfContext& cf, CoreMainConf& cmcf) {
     });
     bool has_wildcard = !pg.addrs.empty() && pg.addrs.back().first.wildcard;
 
-    // Sockets: every address with `bind` (or without a wildcard) gets its own; the rest share the wildcard.
+    // Sockets: every address with `bind` (or without a wildcard) gets its own; the rest share the
+    // wildcard.
     auto shared = std::make_unique<HttpPort>();
     std::vector<std::pair<AddrGroup*, std::unique_ptr<HttpPort>>> own;
     for (AddrGroup& ag : pg.addrs) {
       HttpAddr a;
       a.addr = ag.first.addr;
       a.addr_text = ag.first.addr_text;
-      a.servers.default_server = ag.default_server != nullptr ? ag.default_server : ag.servers.front();
+      a.servers.default_server =
+          ag.default_server != nullptr ? ag.default_server : ag.servers.front();
       if (Status s = add_names(cf, a, ag.servers); !s.ok()) return s;
       if (has_wildcard && !ag.bind && !ag.first.wildcard) {
         shared->addrs.push_back(std::move(a));

@@ -1,5 +1,5 @@
-// Setters of the HTTP core's block directives, defined next to the logic they feed (core_servers.cc,
-// core_locations.cc) and listed in core_module.cc's directive table.
+// Setters of the HTTP core's block directives, defined next to the logic they feed
+// (core_servers.cc, core_locations.cc) and listed in core_module.cc's directive table.
 #pragma once
 
 #include "conf/conf_context.h"

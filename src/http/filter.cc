@@ -8,19 +8,32 @@ namespace weir::http {
 
 std::string_view filter_name(FilterId id) {
   switch (id) {
-    case FilterId::NotModified: return "not_modified";
-    case FilterId::RangeBody: return "range_body";
-    case FilterId::Copy: return "copy";
-    case FilterId::Headers: return "headers";
-    case FilterId::Userid: return "userid";
-    case FilterId::Charset: return "charset";
-    case FilterId::Ssi: return "ssi";
-    case FilterId::Postpone: return "postpone";
-    case FilterId::Gzip: return "gzip";
-    case FilterId::RangeHeader: return "range_header";
-    case FilterId::Chunked: return "chunked";
-    case FilterId::Header: return "header";
-    case FilterId::Write: return "write";
+    case FilterId::NotModified:
+      return "not_modified";
+    case FilterId::RangeBody:
+      return "range_body";
+    case FilterId::Copy:
+      return "copy";
+    case FilterId::Headers:
+      return "headers";
+    case FilterId::Userid:
+      return "userid";
+    case FilterId::Charset:
+      return "charset";
+    case FilterId::Ssi:
+      return "ssi";
+    case FilterId::Postpone:
+      return "postpone";
+    case FilterId::Gzip:
+      return "gzip";
+    case FilterId::RangeHeader:
+      return "range_header";
+    case FilterId::Chunked:
+      return "chunked";
+    case FilterId::Header:
+      return "header";
+    case FilterId::Write:
+      return "write";
   }
   return "?";
 }

@@ -1,8 +1,9 @@
-// The output filter chains (seed 004). A header filter is `Rc (Request&, HeaderNext)` and a body filter
-// `Rc (Request&, ChainLink*, BodyNext)`; `next` is a handle into the chain, not a global, so a unit test can put
-// a fake sink behind any filter. Modules register their filters at postconfiguration under a FilterId; the chain
-// is built in the order filter_order.h declares.
-// nginx: ngx_http_top_header_filter / ngx_http_top_body_filter, ngx_http_send_header, ngx_http_output_filter
+// The output filter chains (seed 004). A header filter is `Rc (Request&, HeaderNext)` and a body
+// filter `Rc (Request&, ChainLink*, BodyNext)`; `next` is a handle into the chain, not a global, so
+// a unit test can put a fake sink behind any filter. Modules register their filters at
+// postconfiguration under a FilterId; the chain is built in the order filter_order.h declares.
+// nginx: ngx_http_top_header_filter / ngx_http_top_body_filter, ngx_http_send_header,
+// ngx_http_output_filter
 #pragma once
 
 #include <vector>
@@ -51,11 +52,13 @@ void register_body_filter(ConfContext& cf, FilterId id, BodyFilterFn fn);
 // Orders the registered filters by filter_order.h.
 Status build_filter_chains(ConfContext& cf);
 
-// The last body filter, also called directly by the header serialiser (nginx: ngx_http_write_filter).
+// The last body filter, also called directly by the header serialiser (nginx:
+// ngx_http_write_filter).
 Rc write_filter(Request& r, ChainLink* in);
 
-// Runs the header filters (once per request). A header filter that turns the response into an error (range's
-// 416) sets r.filter_status and returns Declined; send_header then answers with that status.
+// Runs the header filters (once per request). A header filter that turns the response into an error
+// (range's 416) sets r.filter_status and returns Declined; send_header then answers with that
+// status.
 class Code;
 Code send_header(Request& r);
 // Runs the body filters.

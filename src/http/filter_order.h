@@ -1,7 +1,7 @@
-// The order of the output filters, stated once (seed 004's module list; "the filter order is important").
-// nginx registers filters from the bottom of its list up and each new filter becomes the top, so the chains
-// run in the reverse of that list: a request's response meets not_modified first and write last.
-// nginx: auto/modules (HTTP_FILTER_MODULES), ngx_modules.c
+// The order of the output filters, stated once (seed 004's module list; "the filter order is
+// important"). nginx registers filters from the bottom of its list up and each new filter becomes
+// the top, so the chains run in the reverse of that list: a request's response meets not_modified
+// first and write last. nginx: auto/modules (HTTP_FILTER_MODULES), ngx_modules.c
 #pragma once
 
 #include <array>
@@ -27,9 +27,10 @@ enum class FilterId {
 
 // The seed's module list in registration order (ngx_modules[]): write first, not_modified last.
 inline constexpr std::array kSeedRegistrationOrder = {
-    FilterId::Write,   FilterId::Header,  FilterId::Chunked,  FilterId::RangeHeader, FilterId::Gzip,
-    FilterId::Postpone, FilterId::Ssi,    FilterId::Charset,  FilterId::Userid,      FilterId::Headers,
-    FilterId::Copy,    FilterId::RangeBody, FilterId::NotModified,
+    FilterId::Write,       FilterId::Header,   FilterId::Chunked, FilterId::RangeHeader,
+    FilterId::Gzip,        FilterId::Postpone, FilterId::Ssi,     FilterId::Charset,
+    FilterId::Userid,      FilterId::Headers,  FilterId::Copy,    FilterId::RangeBody,
+    FilterId::NotModified,
 };
 
 // Run order: the registration order reversed.

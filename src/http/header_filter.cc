@@ -1,6 +1,6 @@
-// The last header filter: serialises the status line and headers into one buffer and hands it to the write
-// filter (which may hold it back until the body's first bytes join it).
-// nginx: src/http/ngx_http_header_filter_module.c
+// The last header filter: serialises the status line and headers into one buffer and hands it to
+// the write filter (which may hold it back until the body's first bytes join it). nginx:
+// src/http/ngx_http_header_filter_module.c
 #include <cstring>
 
 #include "core/str.h"

@@ -1,6 +1,6 @@
 // Header lists: request and response headers in arrival/insertion order, pool-allocated, with the
-// well-known ones also reachable through named pointers (headers_in.host, headers_out.location ...).
-// nginx: src/core/ngx_list.h, ngx_table_elt_t, ngx_http_headers_in_t / ngx_http_headers_out_t
+// well-known ones also reachable through named pointers (headers_in.host, headers_out.location
+// ...). nginx: src/core/ngx_list.h, ngx_table_elt_t, ngx_http_headers_in_t / ngx_http_headers_out_t
 #pragma once
 
 #include <sys/types.h>
@@ -128,7 +128,8 @@ struct HeadersOut {
   off_t content_offset = 0;
   time_t date_time = 0;
   time_t last_modified_time = -1;
-  std::string_view last_modified_text;  // last_modified_time already formatted (the open file cache's)
+  std::string_view
+      last_modified_text;  // last_modified_time already formatted (the open file cache's)
 };
 
 }  // namespace weir::http

@@ -1,6 +1,6 @@
-// The `http { }` block: creates every HTTP module's configuration at the http level, parses the block,
-// merges http -> server -> location, builds location trees, the phase engine, variables, the filter chains
-// and finally the listening sockets. nginx: src/http/ngx_http.c (ngx_http_block)
+// The `http { }` block: creates every HTTP module's configuration at the http level, parses the
+// block, merges http -> server -> location, builds location trees, the phase engine, variables, the
+// filter chains and finally the listening sockets. nginx: src/http/ngx_http.c (ngx_http_block)
 #include "conf/cycle.h"
 #include "http/core_module.h"
 
@@ -163,7 +163,9 @@ Status create_level_confs(ConfContext& cf, HttpConfCtx& ctx, bool srv) {
   return {};
 }
 
-CoreMainConf& core_main_conf(ConfContext& cf) { return conf_of<CoreMainConf>(cf.http->main_conf); }
+CoreMainConf& core_main_conf(ConfContext& cf) {
+  return conf_of<CoreMainConf>(cf.http->main_conf);
+}
 
 void add_phase_handler(ConfContext& cf, Phase phase, PhaseHandlerFn fn) {
   core_main_conf(cf).phases[static_cast<int>(phase)].push_back(fn);

@@ -19,8 +19,8 @@ namespace weir::http {
 
 namespace {
 
-// HttpConnection objects are recycled per process: an idle keep-alive connection holds one of these and
-// its preallocated Connection, nothing else.
+// HttpConnection objects are recycled per process: an idle keep-alive connection holds one of these
+// and its preallocated Connection, nothing else.
 HttpConnection* g_free_hc = nullptr;
 bool g_exiting = false;
 
@@ -68,8 +68,8 @@ ssize_t read_request_header(Request& r) {
   if (c.read.ready) n = c.recv(b.last, b.end - b.last);
   if (n == -1) {
     if (!c.read.timer_set) add_timer(c.read, *core_srv(r).client_header_timeout);
-    // An incomplete header may be reclaimed for a new connection (a keep-alive one joins the list here,
-    // so a header that comes whole costs no list work).
+    // An incomplete header may be reclaimed for a new connection (a keep-alive one joins the list
+    // here, so a header that comes whole costs no list work).
     if (c.reclaim == Reclaim::No) ConnectionPool::current->set_reclaim(c, Reclaim::Waiting);
     return -1;
   }
@@ -92,7 +92,8 @@ Rc alloc_large_header_buffer(Request& r, bool request_line) {
   char* old = request_line ? r.line.request_start : r.header_line.name_start;
   int state = request_line ? r.line.state : r.header_line.state;
   size_t big = cscf.large_client_header_buffers->size;
-  if (state != 0 && old != nullptr && static_cast<size_t>(old_b.pos - old) >= big) return Rc::Declined;
+  if (state != 0 && old != nullptr && static_cast<size_t>(old_b.pos - old) >= big)
+    return Rc::Declined;
 
   Buffer* b;
   if (hc.free != nullptr) {
@@ -195,12 +196,13 @@ Rc header_line(Request&, Header* h, Header** slot) {
   return Rc::Ok;
 }
 
-// A header that may appear once came again: 400, logged with both lines ("header line", "host header").
+// A header that may appear once came again: 400, logged with both lines ("header line", "host
+// header").
 Rc reject_duplicate(Request& r, const char* what, const Header& h, const Header& previous) {
   log_error(LogLevel::Info, r.log(), 0,
             "client sent duplicate %s: \"%.*s: %.*s\", previous value: \"%.*s: %.*s\"", what,
-            static_cast<int>(h.key.size()), h.key.data(), static_cast<int>(h.value.size()), h.value.data(),
-            static_cast<int>(previous.key.size()), previous.key.data(),
+            static_cast<int>(h.key.size()), h.key.data(), static_cast<int>(h.value.size()),
+            h.value.data(), static_cast<int>(previous.key.size()), previous.key.data(),
             static_cast<int>(previous.value.size()), previous.value.data());
   finalize_request(r, Code::status(400));
   return Rc::Error;
@@ -322,7 +324,8 @@ Rc process_request_uri(Request& r) {
   if (l.complex_uri || l.quoted_uri || l.empty_path_in_uri) {
     char* out = r.pool->alloc_bytes(raw.size() + 2);
     ComplexUri cu;
-    if (parse_complex_uri(raw, l.empty_path_in_uri, *core_srv(r).merge_slashes, out, cu) != ParseResult::Ok) {
+    if (parse_complex_uri(raw, l.empty_path_in_uri, *core_srv(r).merge_slashes, out, cu) !=
+        ParseResult::Ok) {
       r.uri = {};
       log_error(LogLevel::Info, r.log(), 0, "client sent invalid request");
       finalize_request(r, Code::status(400));
@@ -371,22 +374,24 @@ Rc process_request_header(Request& r) {
   }
   if (in.transfer_encoding != nullptr) {
     if (r.http_version < 1001) {
-      log_error(LogLevel::Info, r.log(), 0, "client sent HTTP/1.0 request with \"Transfer-Encoding\" header");
+      log_error(LogLevel::Info, r.log(), 0,
+                "client sent HTTP/1.0 request with \"Transfer-Encoding\" header");
       finalize_request(r, Code::status(400));
       return Rc::Error;
     }
     std::string_view te = in.transfer_encoding->value;
     if (iequals(te, "chunked")) {
       if (in.content_length != nullptr) {
-        log_error(LogLevel::Info, r.log(), 0,
-                  "client sent \"Content-Length\" and \"Transfer-Encoding\" headers at the same time");
+        log_error(
+            LogLevel::Info, r.log(), 0,
+            "client sent \"Content-Length\" and \"Transfer-Encoding\" headers at the same time");
         finalize_request(r, Code::status(400));
         return Rc::Error;
       }
       in.chunked = true;
     } else {
-      // With chunked last the body could be framed, but in a coding weir does not decode (501, as nginx);
-      // without it the body's length cannot be known (400 and close: RFC 9112 6.3).
+      // With chunked last the body could be framed, but in a coding weir does not decode (501, as
+      // nginx); without it the body's length cannot be known (400 and close: RFC 9112 6.3).
       size_t comma = te.rfind(',');
       std::string_view last = trim_ows(comma == std::string_view::npos ? te : te.substr(comma + 1));
       bool framed = comma != std::string_view::npos && iequals(last, "chunked");
@@ -427,7 +432,8 @@ void process_request_line(Event& ev) {
 void process_request(Request& r) {
   Connection& c = *r.connection;
   del_timer(c.read);
-  if (c.reclaim != Reclaim::No) ConnectionPool::current->set_reclaim(c, Reclaim::No);  // a whole request
+  if (c.reclaim != Reclaim::No)
+    ConnectionPool::current->set_reclaim(c, Reclaim::No);  // a whole request
   c.read.handler = request_event_handler;
   c.write.handler = request_event_handler;
   r.read_event_handler = block_reading;
@@ -435,8 +441,8 @@ void process_request(Request& r) {
   run_posted_requests(c);
 }
 
-// client_header_timeout fired while the request line or headers were still arriving, or the connection was
-// reclaimed for a new one (ConnectionPool::drain, which has logged why).
+// client_header_timeout fired while the request line or headers were still arriving, or the
+// connection was reclaimed for a new one (ConnectionPool::drain, which has logged why).
 bool close_on_header_timeout(Event& ev, Request& r) {
   Connection& c = *r.connection;
   if (!ev.timedout && !c.close) return false;
@@ -466,7 +472,8 @@ void process_request_headers_impl(Event& ev) {
             log_error(LogLevel::Info, c->log, 0, "client sent too large request");
           } else {
             int len = static_cast<int>(std::min<ptrdiff_t>(r.header_in->end - p, 1748));
-            log_error(LogLevel::Info, c->log, 0, "client sent too long header line: \"%.*s...\"", len, p);
+            log_error(LogLevel::Info, c->log, 0, "client sent too long header line: \"%.*s...\"",
+                      len, p);
           }
           finalize_request(r, Code::status(kHttpRequestHeaderTooLarge));
           return;
@@ -517,7 +524,8 @@ void process_request_headers_impl(Event& ev) {
     // Invalid header line.
     char bad = hl.value_end != nullptr ? *hl.value_end : '?';
     log_error(LogLevel::Info, c->log, 0, "client sent invalid header line: \"%.*s\\x%02X...\"",
-              static_cast<int>(hl.value_end - hl.name_start), hl.name_start, static_cast<unsigned char>(bad));
+              static_cast<int>(hl.value_end - hl.name_start), hl.name_start,
+              static_cast<unsigned char>(bad));
     finalize_request(r, Code::status(400));
     return;
   }
@@ -569,9 +577,9 @@ void process_request_line_impl(Event& ev) {
       return;
     }
     if (rc != ParseResult::Again) {
-      static constexpr const char* kErrors[] = {"client sent invalid method", "client sent invalid request",
-                                                "client sent invalid version",
-                                                "client sent invalid method in HTTP/0.9 request"};
+      static constexpr const char* kErrors[] = {
+          "client sent invalid method", "client sent invalid request",
+          "client sent invalid version", "client sent invalid method in HTTP/0.9 request"};
       int idx = rc == ParseResult::InvalidMethod    ? 0
                 : rc == ParseResult::InvalidRequest ? 1
                 : rc == ParseResult::InvalidVersion ? 2
@@ -587,7 +595,8 @@ void process_request_line_impl(Event& ev) {
         return;
       }
       if (rv == Rc::Declined) {
-        r.request_line = {r.line.request_start, static_cast<size_t>(r.header_in->end - r.line.request_start)};
+        r.request_line = {r.line.request_start,
+                          static_cast<size_t>(r.header_in->end - r.line.request_start)};
         log_error(LogLevel::Info, c->log, 0, "client sent too long URI");
         finalize_request(r, Code::status(414));
         return;
@@ -608,9 +617,9 @@ bool has_pending_request(Connection& c) {
   return ::recv(c.fd, &byte, 1, MSG_PEEK) == 1;
 }
 
-// Half-closes the connection and reads (and drops) what the client still sends until it closes too: for at
-// most `time` ms in all, `timeout` ms between reads. A request crossing our close then meets an orderly end
-// of stream, and data still arriving cannot make the kernel reset what was sent.
+// Half-closes the connection and reads (and drops) what the client still sends until it closes too:
+// for at most `time` ms in all, `timeout` ms between reads. A request crossing our close then meets
+// an orderly end of stream, and data still arriving cannot make the kernel reset what was sent.
 void start_lingering(Connection& c, uint64_t time, uint64_t timeout) {
   auto* hc = static_cast<HttpConnection*>(c.data);
   hc->lingering_deadline = clock::msec() + time;
@@ -635,13 +644,14 @@ void wait_request_handler(Event& ev) {
   auto* c = static_cast<Connection*>(ev.data);
   auto* hc = static_cast<HttpConnection*>(c->data);
   if (c->close && c->idle && worker_exiting()) {
-    // Graceful shutdown. nginx closes the idle connection outright, and a request that has just arrived
-    // (or crosses the close) is answered by a reset. Here a request already received is served, with
-    // "Connection: close"; otherwise the connection is half-closed and drained, so a crossing request
-    // sees an orderly end of stream, which clients retry.
+    // Graceful shutdown. nginx closes the idle connection outright, and a request that has just
+    // arrived (or crosses the close) is answered by a reset. Here a request already received is
+    // served, with "Connection: close"; otherwise the connection is half-closed and drained, so a
+    // crossing request sees an orderly end of stream, which clients retry.
     c->close = false;
     if (c->read.pending_eof || !has_pending_request(*c)) {
-      // One lingering_timeout in all; the first read also catches a request that came after the peek.
+      // One lingering_timeout in all; the first read also catches a request that came after the
+      // peek.
       uint64_t timeout = *conf_of<CoreLocConf>(hc->conf_ctx->loc_conf).lingering_timeout;
       c->read.ready = true;
       start_lingering(*c, timeout, timeout);
@@ -653,8 +663,8 @@ void wait_request_handler(Event& ev) {
     close_http_connection(*c);
     return;
   }
-  // A peer that half-closed (EPOLLRDHUP) may still have a pipelined request in the socket: the read below
-  // finds it, or the end of the stream.
+  // A peer that half-closed (EPOLLRDHUP) may still have a pipelined request in the socket: the read
+  // below finds it, or the end of the stream.
   size_t size = *default_server(*hc).client_header_buffer_size;
   Buffer* b = ensure_buffer(*c, size);
   if (b->last == b->end) b->pos = b->last = b->start;
@@ -686,13 +696,14 @@ void wait_request_handler(Event& ev) {
   b->last += n;
   c->log.handler = log_error_handler;
   c->log.action = "reading client request line";
-  // client_header_timeout bounds the whole header phase: from the accept for a new connection (as in
-  // nginx), from this first byte for a keep-alive one (whose timer was keepalive_timeout).
+  // client_header_timeout bounds the whole header phase: from the accept for a new connection (as
+  // in nginx), from this first byte for a keep-alive one (whose timer was keepalive_timeout).
   if (c->idle) del_timer(c->read);
   c->idle = false;
   c->read.cancelable = false;
-  // A new connection keeps its place on the waiting list (its age counts from the accept); a keep-alive
-  // one leaves the idle list, and joins the waiting one only if its header turns out incomplete.
+  // A new connection keeps its place on the waiting list (its age counts from the accept); a
+  // keep-alive one leaves the idle list, and joins the waiting one only if its header turns out
+  // incomplete.
   if (c->reclaim == Reclaim::Idle) ConnectionPool::current->set_reclaim(*c, Reclaim::No);
   create_request(*c);
   c->read.handler = process_request_line;
@@ -754,9 +765,10 @@ void init_connection(Connection& c) {
   }
   hc->addr_conf = addr;
   hc->conf_ctx = addr->servers.default_server->ctx;
-  hc->addr_len = static_cast<uint8_t>(c.peer.sa.sa_family == AF_UNIX
-                                          ? (std::memcpy(hc->addr_buf, "unix:", 5), 5)
-                                          : format_addr_text(&c.peer.sa, hc->addr_buf, sizeof hc->addr_buf));
+  hc->addr_len =
+      static_cast<uint8_t>(c.peer.sa.sa_family == AF_UNIX
+                               ? (std::memcpy(hc->addr_buf, "unix:", 5), 5)
+                               : format_addr_text(&c.peer.sa, hc->addr_buf, sizeof hc->addr_buf));
   c.log.data = &c;
   c.log.handler = log_error_handler;
   c.log.action = "waiting for request";

@@ -1,7 +1,7 @@
-// An HTTP/1.x connection: waiting for a request, reading the request line and headers (with large header
-// buffers when they do not fit), keep-alive between requests (holding no request memory while idle),
-// pipelining, lingering close.
-// nginx: src/http/ngx_http_request.c (ngx_http_init_connection ... ngx_http_set_keepalive)
+// An HTTP/1.x connection: waiting for a request, reading the request line and headers (with large
+// header buffers when they do not fit), keep-alive between requests (holding no request memory
+// while idle), pipelining, lingering close. nginx: src/http/ngx_http_request.c
+// (ngx_http_init_connection ... ngx_http_set_keepalive)
 #pragma once
 
 #include <string_view>
@@ -39,7 +39,8 @@ struct HttpConnection {
   std::string_view addr_text() const { return {addr_buf, addr_len}; }
 };
 
-// Whether the worker is shutting down gracefully: no keep-alive then, and idle connections are closed.
+// Whether the worker is shutting down gracefully: no keep-alive then, and idle connections are
+// closed.
 bool worker_exiting();
 void set_worker_exiting(bool exiting);
 
@@ -49,8 +50,8 @@ void init_connection(Connection& c);
 void close_http_connection(Connection& c);
 // After a request: keep the connection for the next one, or close it.
 void set_keepalive(Request& r);
-// Frees the request and reads (and drops) what the client still sends before closing, so that a reset
-// does not destroy the response in flight.
+// Frees the request and reads (and drops) what the client still sends before closing, so that a
+// reset does not destroy the response in flight.
 void set_lingering_close(Request& r);
 // A new request on this connection (pipelined or after keep-alive).
 Request* create_request(Connection& c);

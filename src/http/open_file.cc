@@ -16,7 +16,9 @@ namespace weir::http {
 
 namespace {
 
-void close_fd(void* data) { ::close(static_cast<int>(reinterpret_cast<intptr_t>(data))); }
+void close_fd(void* data) {
+  ::close(static_cast<int>(reinterpret_cast<intptr_t>(data)));
+}
 
 void fill_stat(OpenFileInfo& of, const struct stat& st) {
   of.uniq = st.st_ino;
@@ -70,7 +72,7 @@ struct OpenFileCache::Entry {
   int fd = -1;
   int err = 0;
   const char* failed = nullptr;
-  OpenFileInfo info;  // what stat said
+  OpenFileInfo info;   // what stat said
   time_t created = 0;  // when last validated
   time_t accessed = 0;
   unsigned uses = 0;
@@ -173,7 +175,8 @@ void OpenFileCache::release(void* entry) {
 
 void OpenFileCache::expire(time_t now) {
   // Like nginx, at most two inactive entries per lookup: the cost stays flat.
-  for (int i = 0; i < 2 && tail_ != nullptr && now - tail_->accessed > inactive_; i++) retire(tail_);
+  for (int i = 0; i < 2 && tail_ != nullptr && now - tail_->accessed > inactive_; i++)
+    retire(tail_);
 }
 
 void OpenFileCache::fill(const Entry& e, OpenFileInfo& of, Pool& pool) {
@@ -197,11 +200,13 @@ void OpenFileCache::fill(const Entry& e, OpenFileInfo& of, Pool& pool) {
   }
 }
 
-// Re-stats an entry whose validity ran out. False when the path now names another file (or nothing).
+// Re-stats an entry whose validity ran out. False when the path now names another file (or
+// nothing).
 bool OpenFileCache::refresh(Entry& e, OpenFileInfo& of) {
   struct stat st;
   if (::stat(e.name.c_str(), &st) < 0) return false;
-  if (e.err != 0 || st.st_ino != e.info.uniq || (e.fd < 0 && !e.info.is_dir && !of.test_only)) return false;
+  if (e.err != 0 || st.st_ino != e.info.uniq || (e.fd < 0 && !e.info.is_dir && !of.test_only))
+    return false;
   OpenFileInfo now;
   fill_stat(now, st);
   if (now.mtime != e.info.mtime || now.size != e.info.size) {
@@ -253,7 +258,8 @@ bool OpenFileCache::lookup(std::string_view path, OpenFileInfo& of, Pool& pool) 
   }
 
   if (!open_and_stat(std::string(path).c_str(), of)) {
-    if (of.errors && (of.err == ENOENT || of.err == ENOTDIR || of.err == EACCES || of.err == ENAMETOOLONG)) {
+    if (of.errors &&
+        (of.err == ENOENT || of.err == ENOTDIR || of.err == EACCES || of.err == ENAMETOOLONG)) {
       auto* e = new Entry();
       e->name = std::string(path);
       e->err = of.err;
@@ -271,7 +277,8 @@ bool OpenFileCache::lookup(std::string_view path, OpenFileInfo& of, Pool& pool) 
   e->created = e->accessed = now;
   e->uses = 1;
   if (of.fd >= 0 && of.min_uses > 1) {
-    // Not used often enough yet to be kept open: remembered, but this request closes the descriptor.
+    // Not used often enough yet to be kept open: remembered, but this request closes the
+    // descriptor.
     e->load(of);
     map_.emplace(e->name, e);
     touch(e);

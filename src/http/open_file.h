@@ -1,9 +1,10 @@
-// Opening files for the static, index and try_files handlers: one call that opens (or only stats) a path and
-// reports what it is, with nginx's error distinctions. With open_file_cache, a worker keeps descriptors and
-// what stat said for hot files (revalidated every open_file_cache_valid), so a hit costs no open/fstat/close;
-// for small files it also keeps the content and the formatted Last-Modified and ETag, so a response is one
-// write. A cached snapshot is coherent: size, dates and bytes come from the same validation.
-// nginx: src/core/ngx_open_file_cache.c (ngx_open_cached_file)
+// Opening files for the static, index and try_files handlers: one call that opens (or only stats) a
+// path and reports what it is, with nginx's error distinctions. With open_file_cache, a worker
+// keeps descriptors and what stat said for hot files (revalidated every open_file_cache_valid), so
+// a hit costs no open/fstat/close; for small files it also keeps the content and the formatted
+// Last-Modified and ETag, so a response is one write. A cached snapshot is coherent: size, dates
+// and bytes come from the same validation. nginx: src/core/ngx_open_file_cache.c
+// (ngx_open_cached_file)
 #pragma once
 
 #include <sys/types.h>
@@ -30,8 +31,8 @@ struct OpenFileInfo {
   bool is_file = false;
   bool is_link = false;
   bool is_exec = false;
-  bool errors = false;   // open_file_cache_errors
-  time_t valid = 60;     // open_file_cache_valid, seconds
+  bool errors = false;  // open_file_cache_errors
+  time_t valid = 60;    // open_file_cache_valid, seconds
   unsigned min_uses = 1;
   // From the cache, for small regular files: the whole content and the formatted validators.
   std::string_view data;
@@ -73,8 +74,8 @@ class OpenFileCache {
   time_t inactive_;
 };
 
-// Opens or stats path (NUL-terminated), through the cache when there is one. A descriptor it returns stays
-// open until the pool is released. Returns false with of.err / of.failed set.
+// Opens or stats path (NUL-terminated), through the cache when there is one. A descriptor it
+// returns stays open until the pool is released. Returns false with of.err / of.failed set.
 bool open_cached_file(OpenFileCache* cache, std::string_view path, OpenFileInfo& of, Pool& pool);
 
 }  // namespace weir::http

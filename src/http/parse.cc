@@ -9,7 +9,8 @@ namespace weir::http {
 
 namespace {
 
-// Bytes that need no attention inside a URI path: everything but controls, space, '#', '%', '+', '.',
+// Bytes that need no attention inside a URI path: everything but controls, space, '#', '%', '+',
+// '.',
 // '/', '?' and DEL.
 struct UsualTable {
   bool v[256];
@@ -20,7 +21,9 @@ struct UsualTable {
   }
 };
 constexpr UsualTable kUsual;
-inline bool usual(unsigned char c) { return kUsual.v[c]; }
+inline bool usual(unsigned char c) {
+  return kUsual.v[c];
+}
 
 // Header-name bytes folded to lower case; 0 for bytes that are not token characters nginx accepts.
 struct LowcaseTable {
@@ -34,9 +37,13 @@ struct LowcaseTable {
 };
 constexpr LowcaseTable kLowcase;
 
-inline uint32_t hash_step(uint32_t h, char c) { return h * 31 + static_cast<unsigned char>(c); }
+inline uint32_t hash_step(uint32_t h, char c) {
+  return h * 31 + static_cast<unsigned char>(c);
+}
 
-bool is_upper_method_char(unsigned char c) { return (c >= 'A' && c <= 'Z') || c == '_' || c == '-'; }
+bool is_upper_method_char(unsigned char c) {
+  return (c >= 'A' && c <= 'Z') || c == '_' || c == '-';
+}
 
 uint32_t method_of(std::string_view m) {
   switch (m.size()) {
@@ -68,7 +75,7 @@ uint32_t method_of(std::string_view m) {
       if (m == "PROPFIND") return kPropfind;
       break;
     case 9:
-      if (m == "PROPPATCH") return kPropppatch;
+      if (m == "PROPPATCH") return kProppatch;
       break;
   }
   return kUnknown;
@@ -105,8 +112,9 @@ enum RlState {
 }  // namespace
 
 void RequestLineState::relocate(ptrdiff_t d) {
-  for (char** p : {&request_start, &request_end, &method_end, &uri_start, &uri_end, &uri_ext,
-                   &args_start, &schema_start, &schema_end, &host_start, &host_end, &protocol_start}) {
+  for (char** p :
+       {&request_start, &request_end, &method_end, &uri_start, &uri_end, &uri_ext, &args_start,
+        &schema_start, &schema_end, &host_start, &host_end, &protocol_start}) {
     if (*p != nullptr) *p += d;
   }
 }
@@ -124,8 +132,8 @@ ParseResult parse_request_line(RequestLineState& r, Buffer& b) {
     auto ch = static_cast<unsigned char>(*p);
     switch (state) {
       case rl_start:
-        // Any number of empty lines before a request line are skipped, as nginx does (RFC 9112 2.2: at
-        // least one); client_header_timeout bounds a client that sends nothing else.
+        // Any number of empty lines before a request line are skipped, as nginx does (RFC 9112 2.2:
+        // at least one); client_header_timeout bounds a client that sends nothing else.
         if (ch == '\r' || ch == '\n') break;
         r.request_start = p;
         if (!is_upper_method_char(ch)) return ParseResult::InvalidMethod;
@@ -487,7 +495,8 @@ done:
   b.pos = p + 1;
   if (r.request_end == nullptr) r.request_end = p;
   r.state = rl_start;
-  if (r.http_major == 0 && r.http_minor == 9 && r.method != kGet) return ParseResult::Invalid09Method;
+  if (r.http_major == 0 && r.http_minor == 9 && r.method != kGet)
+    return ParseResult::Invalid09Method;
   return ParseResult::Ok;
 }
 
@@ -702,7 +711,8 @@ ParseResult parse_complex_uri(std::string_view raw, bool empty_path, bool merge_
 
   size_t i = 0;
   const size_t n = raw.size();
-  // An extra virtual terminator lets the last character be processed like nginx's "always a LF after".
+  // An extra virtual terminator lets the last character be processed like nginx's "always a LF
+  // after".
   auto next = [&]() -> int { return i < n ? static_cast<unsigned char>(raw[i++]) : (i++, -1); };
   int ch = next();
   while (ch >= 0) {
@@ -906,7 +916,8 @@ done:
 
 args:
   // The args end at a '#'.
-  if (size_t hash = res.args.find('#'); hash != std::string_view::npos) res.args = res.args.substr(0, hash);
+  if (size_t hash = res.args.find('#'); hash != std::string_view::npos)
+    res.args = res.args.substr(0, hash);
   res.uri = std::string_view(start, u - start);
   res.exten = ext != nullptr && ext <= u ? std::string_view(ext, u - ext) : std::string_view();
   return ParseResult::Ok;
@@ -939,8 +950,8 @@ enum ChState {
 // Larger sizes would overflow off_t on the next hex digit.
 constexpr off_t kMaxChunkSize = INT64_MAX / 16 - 1;
 
-// The least number of bytes a valid body still holds in each state, every line ending in CRLF: what a
-// reader may ask the socket for without reading into a pipelined request.
+// The least number of bytes a valid body still holds in each state, every line ending in CRLF: what
+// a reader may ask the socket for without reading into a pipelined request.
 off_t least_remaining(int state, off_t size) {
   constexpr off_t kLastChunk = 5;  // "0" CRLF CRLF
   switch (state) {
@@ -975,8 +986,9 @@ off_t least_remaining(int state, off_t size) {
 }
 }  // namespace
 
-// Every line of the framing ends in CRLF: a bare LF (which nginx accepts) is an error, as RFC 9112 allows
-// and as a server behind or in front of a lax parser must, lest the two disagree on where a body ends.
+// Every line of the framing ends in CRLF: a bare LF (which nginx accepts) is an error, as RFC 9112
+// allows and as a server behind or in front of a lax parser must, lest the two disagree on where a
+// body ends.
 ChunkedResult parse_chunked(ChunkedState& ctx, Buffer& b) {
   int state = ctx.state;
   if (state == ch_chunk_data && ctx.size == 0) state = ch_after_data;
@@ -1179,8 +1191,10 @@ ParseResult parse_status_line(StatusLine& s, Buffer& b) {
         }
         break;
       case st_status_text:
-        if (ch == '\r') state = st_almost_done;
-        else if (ch == '\n') goto done;
+        if (ch == '\r')
+          state = st_almost_done;
+        else if (ch == '\n')
+          goto done;
         break;
       case st_almost_done:
         s.end = p - 1;
@@ -1212,7 +1226,8 @@ size_t unescape_uri(char* dst, std::string_view src, Unescape type) {
       copy_rest();  // the args stay as they are
       break;
     }
-    if (ch == '%' && i + 2 < src.size() && hex_value(src[i + 1]) >= 0 && hex_value(src[i + 2]) >= 0) {
+    if (ch == '%' && i + 2 < src.size() && hex_value(src[i + 1]) >= 0 &&
+        hex_value(src[i + 2]) >= 0) {
       auto c = static_cast<unsigned char>(hex_value(src[i + 1]) * 16 + hex_value(src[i + 2]));
       if (type == Unescape::Redirect && !(c > '%' && c < 0x7f)) {
         // A redirect keeps bytes that would change the URI's meaning escaped.
@@ -1274,10 +1289,11 @@ constexpr EscapeTable make_escape(Escape type) {
   return t;
 }
 
-constexpr EscapeTable kEscapes[] = {make_escape(Escape::Uri),        make_escape(Escape::Args),
-                                    make_escape(Escape::UriComponent), make_escape(Escape::Html),
-                                    make_escape(Escape::RefreshUri),   make_escape(Escape::Memcached),
-                                    make_escape(Escape::MailAuth)};
+constexpr EscapeTable kEscapes[] = {
+    make_escape(Escape::Uri),          make_escape(Escape::Args),
+    make_escape(Escape::UriComponent), make_escape(Escape::Html),
+    make_escape(Escape::RefreshUri),   make_escape(Escape::Memcached),
+    make_escape(Escape::MailAuth)};
 
 }  // namespace
 
@@ -1302,6 +1318,8 @@ size_t escape_uri(char* dst, std::string_view src, Escape type) {
   return d - dst;
 }
 
-bool is_unsafe_header_char(unsigned char c) { return c < 0x20 || c == 0x7f; }
+bool is_unsafe_header_char(unsigned char c) {
+  return c < 0x20 || c == 0x7f;
+}
 
 }  // namespace weir::http

@@ -1,7 +1,6 @@
-// The HTTP/1.x parsers: request line, header lines, URI normalisation (%XX, "//", "/./", "/../") and the
-// chunked body. Hand-written state machines over a Buffer, resumable at any byte, no regex, no allocation;
-// fuzzed by tests/fuzz/request_parser_fuzz.cc.
-// nginx: src/http/ngx_http_parse.c
+// The HTTP/1.x parsers: request line, header lines, URI normalisation (%XX, "//", "/./", "/../")
+// and the chunked body. Hand-written state machines over a Buffer, resumable at any byte, no regex,
+// no allocation; fuzzed by tests/fuzz/request_parser_fuzz.cc. nginx: src/http/ngx_http_parse.c
 #pragma once
 
 #include <sys/types.h>
@@ -26,7 +25,7 @@ enum Method : uint32_t {
   kMove = 0x100,
   kOptions = 0x200,
   kPropfind = 0x400,
-  kPropppatch = 0x800,
+  kProppatch = 0x800,
   kLock = 0x1000,
   kUnlock = 0x2000,
   kPatch = 0x4000,
@@ -68,7 +67,8 @@ struct RequestLineState {
   bool plus_in_uri = false;
   bool empty_path_in_uri = false;
 
-  // The buffer was moved by delta bytes (a large header buffer took over): move every pointer with it.
+  // The buffer was moved by delta bytes (a large header buffer took over): move every pointer with
+  // it.
   void relocate(ptrdiff_t delta);
 };
 
@@ -92,9 +92,9 @@ ParseResult parse_request_line(RequestLineState& st, Buffer& b);
 // allow_underscores: underscores_in_headers on.
 ParseResult parse_header_line(HeaderLineState& st, Buffer& b, bool allow_underscores);
 
-// Normalises a URI that parse_request_line marked complex or quoted: decodes %XX, merges slashes (if asked),
-// resolves "." and ".." (a path that climbs above "/" is an error), stops at "?" (args) and "#".
-// out must have room for the URI's length + 1. Returns Ok or InvalidRequest.
+// Normalises a URI that parse_request_line marked complex or quoted: decodes %XX, merges slashes
+// (if asked), resolves "." and ".." (a path that climbs above "/" is an error), stops at "?" (args)
+// and "#". out must have room for the URI's length + 1. Returns Ok or InvalidRequest.
 struct ComplexUri {
   std::string_view uri;
   std::string_view args;
@@ -111,17 +111,19 @@ std::string_view uri_exten(std::string_view uri);
 // The chunked transfer coding, resumable across buffers; every line must end in CRLF.
 struct ChunkedState {
   int state = 0;
-  off_t size = 0;      // data bytes available at b.pos when Ok is returned
-  off_t length = 0;    // the least number of bytes a valid body still holds: never reads past its end
-  off_t metadata = 0;  // chunk-extension and trailer bytes seen so far (bounded by kMaxChunkMetadata)
+  off_t size = 0;    // data bytes available at b.pos when Ok is returned
+  off_t length = 0;  // the least number of bytes a valid body still holds: never reads past its end
+  off_t metadata =
+      0;  // chunk-extension and trailer bytes seen so far (bounded by kMaxChunkMetadata)
 };
-// Chunk extensions and trailers of one body together, in bytes: an endless extension is an error, not a
-// way to hold a connection with no data.
+// Chunk extensions and trailers of one body together, in bytes: an endless extension is an error,
+// not a way to hold a connection with no data.
 inline constexpr off_t kMaxChunkMetadata = 16384;
 
 enum class ChunkedResult { Ok, Done, Again, Error };
-// Ok: st.size data bytes start at b.pos (the caller consumes them and moves b.pos); Done: the last chunk
-// and trailer were read; Again: need more input; Error: malformed (or a chunk size over max_chunk).
+// Ok: st.size data bytes start at b.pos (the caller consumes them and moves b.pos); Done: the last
+// chunk and trailer were read; Again: need more input; Error: malformed (or a chunk size over
+// max_chunk).
 ChunkedResult parse_chunked(ChunkedState& st, Buffer& b);
 
 // Upstream status line "HTTP/1.1 200 OK".

@@ -1,7 +1,7 @@
-// The phase engine: handlers of every phase in one array, each with a checker that interprets its answer
-// (continue in the phase, skip to the next phase, suspend, or finish the request), plus the core's own
-// steps: find_config, post_rewrite, post_access, try_files and the content phase's fallbacks.
-// nginx: src/http/ngx_http_core_module.c (ngx_http_core_*_phase), src/http/ngx_http.c
+// The phase engine: handlers of every phase in one array, each with a checker that interprets its
+// answer (continue in the phase, skip to the next phase, suspend, or finish the request), plus the
+// core's own steps: find_config, post_rewrite, post_access, try_files and the content phase's
+// fallbacks. nginx: src/http/ngx_http_core_module.c (ngx_http_core_*_phase), src/http/ngx_http.c
 //        (ngx_http_init_phase_handlers), src/http/modules/ngx_http_try_files_module.c
 #include <cstring>
 
@@ -179,8 +179,8 @@ Rc content_phase(Request& r, const PhaseHandler& ph) {
   return Rc::Ok;
 }
 
-// try_files: the first file (or directory, for "name/") that exists becomes the URI; otherwise the last
-// argument: a URI (internal redirect), a named location or "=code".
+// try_files: the first file (or directory, for "name/") that exists becomes the URI; otherwise the
+// last argument: a URI (internal redirect), a named location or "=code".
 Code try_files_handler(Request& r) {
   CoreLocConf& clcf = core_loc(r);
   if (clcf.try_files == nullptr) return Rc::Declined;
@@ -280,7 +280,8 @@ Status init_phase_engine(ConfContext& cf, CoreMainConf& cmcf) {
         checker = rewrite_phase;
         break;
       case Phase::PostRewrite:
-        if (use_rewrite) out.push_back(PhaseHandler{post_rewrite_phase, nullptr, pe.find_config_index});
+        if (use_rewrite)
+          out.push_back(PhaseHandler{post_rewrite_phase, nullptr, pe.find_config_index});
         continue;
       case Phase::Access:
         checker = access_phase;
@@ -315,7 +316,9 @@ void run_phases(Request& r) {
   }
 }
 
-void core_run_phases(Request& r) { run_phases(r); }
+void core_run_phases(Request& r) {
+  run_phases(r);
+}
 
 void update_location_config(Request& r) {
   CoreLocConf* clcf = &core_loc(r);

@@ -1,7 +1,7 @@
-// The postpone filter (seed 004's place between ssi and gzip): it keeps subrequests' output in order. The
-// only subrequests today are background ones, whose output nobody reads: it is marked sent and dropped here,
-// so the filters above reuse their buffers and the subrequest ends without touching the client's socket.
-// nginx: src/http/ngx_http_postpone_filter_module.c
+// The postpone filter (seed 004's place between ssi and gzip): it keeps subrequests' output in
+// order. The only subrequests today are background ones, whose output nobody reads: it is marked
+// sent and dropped here, so the filters above reuse their buffers and the subrequest ends without
+// touching the client's socket. nginx: src/http/ngx_http_postpone_filter_module.c
 #include "http/core_module.h"
 #include "http/filter.h"
 

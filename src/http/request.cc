@@ -168,8 +168,8 @@ void finalize_request(Request& r, Code rc) {
     terminate_request(r, rc);
     return;
   }
-  if (rc.is_status() &&
-      (rc.http_status() >= kHttpSpecialResponse || rc.http_status() == 201 || rc.http_status() == 204)) {
+  if (rc.is_status() && (rc.http_status() >= kHttpSpecialResponse || rc.http_status() == 201 ||
+                         rc.http_status() == 204)) {
     if (rc.http_status() == kHttpClose) {
       c.timedout = true;
       terminate_request(r, rc);
@@ -185,11 +185,13 @@ void finalize_request(Request& r, Code rc) {
     return;
   }
   if (!r.is_main()) {
-    // A background subrequest (the only kind there is): its output was dropped as it was made, so it ends
-    // here, logged if log_subrequest says so, and gives back its reference on the main request.
+    // A background subrequest (the only kind there is): its output was dropped as it was made, so
+    // it ends here, logged if log_subrequest says so, and gives back its reference on the main
+    // request.
     if (r.logged) {
       log_error(LogLevel::Alert, c.log, 0, "subrequest: \"%.*s?%.*s\" logged again",
-                static_cast<int>(r.uri.size()), r.uri.data(), static_cast<int>(r.args.size()), r.args.data());
+                static_cast<int>(r.uri.size()), r.uri.data(), static_cast<int>(r.args.size()),
+                r.args.data());
     } else if (*core_loc(r).log_subrequest) {
       log_request(r);
     }
@@ -262,7 +264,8 @@ void finalize_connection(Request& r) {
   }
   if (*clcf.lingering_close == LingeringClose::Always ||
       (*clcf.lingering_close == LingeringClose::On &&
-       (mr.lingering_close || (c.buffer != nullptr && c.buffer->pos < c.buffer->last) || c.read.ready))) {
+       (mr.lingering_close || (c.buffer != nullptr && c.buffer->pos < c.buffer->last) ||
+        c.read.ready))) {
     set_lingering_close(mr);
     return;
   }
@@ -359,7 +362,8 @@ std::string_view map_uri_to_path(Request& r, size_t* root_len, size_t reserved) 
   size_t alias = clcf.alias ? clcf.alias_prefix_len : 0;
   if (alias != 0 && !r.valid_location) {
     log_error(LogLevel::Error, r.log(), 0,
-              "\"alias\" cannot be used in location \"%s\" where URI was rewritten", clcf.name.c_str());
+              "\"alias\" cannot be used in location \"%s\" where URI was rewritten",
+              clcf.name.c_str());
     return {};
   }
   std::string_view root = location_root(r);

@@ -1,8 +1,8 @@
-// Request: one HTTP request from its first byte to its log line - the parsed request line and headers, the
-// configuration it runs under, the phase it is in, per-module contexts, variables' values, the response
-// headers and the write filter's pending output. And the functions that drive it: finalize, internal
-// redirects, keep-alive or close.
-// nginx: src/http/ngx_http_request.h, src/http/ngx_http_request.c, src/http/ngx_http_core_module.c
+// Request: one HTTP request from its first byte to its log line - the parsed request line and
+// headers, the configuration it runs under, the phase it is in, per-module contexts, variables'
+// values, the response headers and the write filter's pending output. And the functions that drive
+// it: finalize, internal redirects, keep-alive or close. nginx: src/http/ngx_http_request.h,
+// src/http/ngx_http_request.c, src/http/ngx_http_core_module.c
 #pragma once
 
 #include <sys/types.h>
@@ -113,8 +113,8 @@ struct Request {
   int ncaptures = 0;  // 2 * (number of groups + 1) set by the last match
   std::string_view captures_data;
 
-  Buffer* header_in = nullptr;               // the buffer the request line and headers are read into
-  ChainLink* out = nullptr;                  // what the write filter holds back
+  Buffer* header_in = nullptr;  // the buffer the request line and headers are read into
+  ChainLink* out = nullptr;     // what the write filter holds back
   PostedRequest* posted_requests = nullptr;  // main request only
   off_t limit_rate = 0;
   off_t limit_rate_after = 0;
@@ -124,7 +124,8 @@ struct Request {
 
   int count = 1;  // references: the request itself, body reading, subrequests ...
   int uri_changes = 11;
-  uint8_t subrequests = kMaxSubrequests + 1;  // how many more levels of subrequests may nest below this one
+  uint8_t subrequests =
+      kMaxSubrequests + 1;  // how many more levels of subrequests may nest below this one
   int err_status = 0;
   int filter_status = 0;  // a header filter's answer (see send_header)
   uint8_t buffered = 0;
@@ -195,11 +196,13 @@ struct Request {
 void handle_request(Request& r);
 // Drives the request to its end with a handler's code (ngx_http_finalize_request).
 void finalize_request(Request& r, Code rc);
-// Ends the request, whatever it was doing (errors, timeouts). The closing itself is posted and happens
-// after the current handlers return, so no caller up the stack is left holding a freed request.
+// Ends the request, whatever it was doing (errors, timeouts). The closing itself is posted and
+// happens after the current handlers return, so no caller up the stack is left holding a freed
+// request.
 void terminate_request(Request& r, Code rc);
 void post_request(Request& r);
-// Runs posted requests' write handlers (call at the end of every event handler that drives requests).
+// Runs posted requests' write handlers (call at the end of every event handler that drives
+// requests).
 void run_posted_requests(Connection& c);
 // Drops one reference; the last one frees the request and decides keep-alive or close.
 void close_request(Request& r, int status);
@@ -212,13 +215,15 @@ Code named_location(Request& r, std::string_view name);
 void request_event_handler(Event& ev);
 void block_reading(Request& r);
 void request_empty_handler(Request& r);
-// Waits until the write filter has flushed what it holds (ngx_http_set_write_handler / ngx_http_writer).
+// Waits until the write filter has flushed what it holds (ngx_http_set_write_handler /
+// ngx_http_writer).
 Code set_write_handler(Request& r);
 
 // The location's root (or alias), evaluated when it has variables; empty on error.
 std::string_view location_root(Request& r);
-// Maps the URI onto the file system (root/alias) in the request pool, NUL-terminated, with `reserved` spare
-// bytes after it (for an index file name). *root_len gets the length of the root part. Empty on error.
+// Maps the URI onto the file system (root/alias) in the request pool, NUL-terminated, with
+// `reserved` spare bytes after it (for an index file name). *root_len gets the length of the root
+// part. Empty on error.
 std::string_view map_uri_to_path(Request& r, size_t* root_len, size_t reserved);
 
 // Adds an output header.

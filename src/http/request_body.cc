@@ -26,8 +26,8 @@ Rc test_expect(Request& r) {
   return Rc::Error;
 }
 
-// Drops body bytes from b, and no byte past the body's end; for chunked bodies parses the framing. Ok, or
-// an HTTP status. in.content_length_n is left at what the body still holds (0: complete).
+// Drops body bytes from b, and no byte past the body's end; for chunked bodies parses the framing.
+// Ok, or an HTTP status. in.content_length_n is left at what the body still holds (0: complete).
 Code discard_filter(Request& r, Buffer& b) {
   HeadersIn& in = r.headers_in;
   if (in.chunked) {
@@ -100,8 +100,8 @@ Code read_discarded(Request& r) {
 
 void body_read_handler(Request& r);
 
-// Appends body bytes [p, p + n) to the saved body without copying them: they stay in the header buffer or
-// the read buffer until the body is complete or the read buffer must be reused.
+// Appends body bytes [p, p + n) to the saved body without copying them: they stay in the header
+// buffer or the read buffer until the body is complete or the read buffer must be reused.
 void save_piece(Request& r, RequestBody& rb, char* p, off_t n) {
   auto* b = r.pool->make<Buffer>();
   b->start = b->pos = p;
@@ -115,8 +115,8 @@ void save_piece(Request& r, RequestBody& rb, char* p, off_t n) {
   rb.received += n;
 }
 
-// The body is complete: an empty last buffer closes the list (so an empty body reads as "" rather than
-// as no body at all).
+// The body is complete: an empty last buffer closes the list (so an empty body reads as "" rather
+// than as no body at all).
 void save_last(Request& r, RequestBody& rb) {
   ChainLink* cl = r.pool->alloc_link();
   cl->buf = Buffer::create_special(*r.pool, true, false);
@@ -135,20 +135,22 @@ Code write_to_temp_file(Request& r, RequestBody& rb) {
     rb.temp_file->clean = *clcf.client_body_in_file_only == BodyInFileOnly::Clean;
     rb.temp_file->file.log = &r.connection->log;
     if (int err = create_temp_file(*rb.temp_file, *r.pool, *clcf.client_body_temp_path); err != 0) {
-      log_error(LogLevel::Crit, r.log(), err, "failed to create a temp file for the request body in \"%s\"",
+      log_error(LogLevel::Crit, r.log(), err,
+                "failed to create a temp file for the request body in \"%s\"",
                 clcf.client_body_temp_path->name.c_str());
       return Code::status(500);
     }
     // Asked-for files (client_body_in_file_only) are no news; a body that did not fit in memory is.
     if (!rb.temp_file->persistent) {
-      log_error(LogLevel::Warn, r.log(), 0, "a client request body is buffered to a temporary file %.*s",
+      log_error(LogLevel::Warn, r.log(), 0,
+                "a client request body is buffered to a temporary file %.*s",
                 static_cast<int>(rb.temp_file->file.name.size()), rb.temp_file->file.name.data());
     }
   }
   File& f = rb.temp_file->file;
   if (write_chain_to_file(f, rb.bufs, f.offset) < 0) {
-    log_error(LogLevel::Crit, r.log(), errno, "write() to \"%.*s\" failed", static_cast<int>(f.name.size()),
-              f.name.data());
+    log_error(LogLevel::Crit, r.log(), errno, "write() to \"%.*s\" failed",
+              static_cast<int>(f.name.size()), f.name.data());
     return Code::status(500);
   }
   for (ChainLink* cl = rb.bufs; cl != nullptr;) {
@@ -162,16 +164,17 @@ Code write_to_temp_file(Request& r, RequestBody& rb) {
   return Rc::Ok;
 }
 
-// After each piece of input: a full read buffer goes to the temp file (so it can be read into again); a
-// complete body that is in a file, or must be (client_body_in_file_only), is written out and described by
-// one file buffer.
+// After each piece of input: a full read buffer goes to the temp file (so it can be read into
+// again); a complete body that is in a file, or must be (client_body_in_file_only), is written out
+// and described by one file buffer.
 Code save_filter(Request& r, RequestBody& rb) {
   if (!rb.last_saved) {
     if (rb.bufs != nullptr && rb.buf != nullptr && rb.buf->last == rb.buf->end)
       return write_to_temp_file(r, rb);
     return Rc::Ok;
   }
-  if (rb.temp_file == nullptr && *core_loc(r).client_body_in_file_only == BodyInFileOnly::Off) return Rc::Ok;
+  if (rb.temp_file == nullptr && *core_loc(r).client_body_in_file_only == BodyInFileOnly::Off)
+    return Rc::Ok;
   if (Code rc = write_to_temp_file(r, rb); rc != Rc::Ok) return rc;
   if (rb.temp_file->file.offset != 0) {
     auto* fb = r.pool->make<Buffer>();
@@ -189,8 +192,9 @@ Code save_filter(Request& r, RequestBody& rb) {
   return Rc::Ok;
 }
 
-// Takes the body's bytes from b through its framing (Content-Length or chunked), saving the data; b.pos moves
-// past what was the body's. Ok (rb.last_saved tells whether the body is complete), or an HTTP status.
+// Takes the body's bytes from b through its framing (Content-Length or chunked), saving the data;
+// b.pos moves past what was the body's. Ok (rb.last_saved tells whether the body is complete), or
+// an HTTP status.
 Code body_filter(Request& r, RequestBody& rb, Buffer& b) {
   HeadersIn& in = r.headers_in;
   if (!in.chunked) {
@@ -202,8 +206,8 @@ Code body_filter(Request& r, RequestBody& rb, Buffer& b) {
     return save_filter(r, rb);
   }
   off_t max = *core_loc(r).client_max_body_size;
-  // A bad chunk anywhere in this input loses the whole input, as in nginx (its pieces are saved only at the
-  // end of the pass).
+  // A bad chunk anywhere in this input loses the whole input, as in nginx (its pieces are saved
+  // only at the end of the pass).
   ChainLink** pass_start = rb.bufs_tail;
   auto fail = [&](int status) {
     *pass_start = nullptr;
@@ -241,9 +245,9 @@ Code body_filter(Request& r, RequestBody& rb, Buffer& b) {
   }
 }
 
-// client_body_min_rate: the body may take client_body_timeout plus its bytes so far at the rate. The ms
-// left until then (0 once passed), or -1 when there is no minimum. A slow trickle is cut even though
-// every read comes within client_body_timeout.
+// client_body_min_rate: the body may take client_body_timeout plus its bytes so far at the rate.
+// The ms left until then (0 once passed), or -1 when there is no minimum. A slow trickle is cut
+// even though every read comes within client_body_timeout.
 int64_t min_rate_left(Request& r, const RequestBody& rb) {
   CoreLocConf& clcf = core_loc(r);
   size_t rate = *clcf.client_body_min_rate;
@@ -259,8 +263,8 @@ void finish_body(Request& r, RequestBody& rb) {
   r.read_event_handler = block_reading;
 }
 
-// Reads from the socket into rb.buf (never past the body's end: a pipelined request stays in the socket).
-// Ok when the body is complete, Again when waiting for the client, or an HTTP status.
+// Reads from the socket into rb.buf (never past the body's end: a pipelined request stays in the
+// socket). Ok when the body is complete, Again when waiting for the client, or an HTTP status.
 Code read_body(Request& r) {
   RequestBody& rb = *r.request_body;
   Connection& c = *r.connection;
@@ -300,9 +304,10 @@ void body_read_handler(Request& r) {
     uint64_t elapsed = clock::msec() - rb.start_msec;
     size_t rate = *core_loc(r).client_body_min_rate;
     if (rate != 0 && static_cast<uint64_t>(rb.received) * 1000 < rate * elapsed) {
-      log_error(LogLevel::Info, c.log, 0,
-                "client sent the request body slower than client_body_min_rate: %lld bytes in %llu ms",
-                static_cast<long long>(rb.received), static_cast<unsigned long long>(elapsed));
+      log_error(
+          LogLevel::Info, c.log, 0,
+          "client sent the request body slower than client_body_min_rate: %lld bytes in %llu ms",
+          static_cast<long long>(rb.received), static_cast<unsigned long long>(elapsed));
     }
     c.timedout = true;
     finalize_request(r, Code::status(408));
@@ -319,7 +324,8 @@ void body_read_handler(Request& r) {
 }
 
 // The read buffer: the header buffer's free tail when the rest of the body fits there, else one of
-// client_body_buffer_size (up to a quarter more, so a body a little over it still needs no temp file).
+// client_body_buffer_size (up to a quarter more, so a body a little over it still needs no temp
+// file).
 Buffer* body_buffer(Request& r, RequestBody& rb) {
   Buffer& h = *r.header_in;
   if (!r.headers_in.chunked && rb.rest <= h.end - h.last) {

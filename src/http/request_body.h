@@ -1,7 +1,7 @@
-// Request bodies: reading one (Content-Length or chunked) into memory buffers of client_body_buffer_size,
-// spilling to a temp file under client_body_temp_path when it does not fit, for modules that need it; and
-// discarding one that nobody needs, without blocking the response. "Expect: 100-continue" is answered here.
-// nginx: src/http/ngx_http_request_body.c
+// Request bodies: reading one (Content-Length or chunked) into memory buffers of
+// client_body_buffer_size, spilling to a temp file under client_body_temp_path when it does not
+// fit, for modules that need it; and discarding one that nobody needs, without blocking the
+// response. "Expect: 100-continue" is answered here. nginx: src/http/ngx_http_request_body.c
 #pragma once
 
 #include <sys/types.h>
@@ -15,8 +15,9 @@ namespace weir::http {
 
 struct RequestBody {
   TempFile* temp_file = nullptr;
-  // The body read so far: pieces of the header buffer and of the read buffer (not copied), ending with an
-  // empty last_buf buffer; or, once the body is (or must be) in the temp file, one buffer for the whole file.
+  // The body read so far: pieces of the header buffer and of the read buffer (not copied), ending
+  // with an empty last_buf buffer; or, once the body is (or must be) in the temp file, one buffer
+  // for the whole file.
   ChainLink* bufs = nullptr;
   ChainLink** bufs_tail = &bufs;
   Buffer* buf = nullptr;    // the buffer the socket is read into
@@ -29,8 +30,8 @@ struct RequestBody {
   bool done = false;        // ... and reading is over
 };
 
-// Reads the whole body, then calls post_handler. Returns Ok/Again (the caller answers Done), or an HTTP
-// status for errors found at once.
+// Reads the whole body, then calls post_handler. Returns Ok/Again (the caller answers Done), or an
+// HTTP status for errors found at once.
 Code read_client_request_body(Request& r, RequestHandler post_handler);
 // Arranges for the body to be read and dropped. Ok, or an HTTP status.
 Code discard_request_body(Request& r);

@@ -44,7 +44,8 @@ Status ComplexValue::compile(ConfContext& cf, std::string_view value, bool allow
     i++;
     if (i < value.size() && value[i] >= '0' && value[i] <= '9') {
       int n = value[i] - '0';
-      if (!allow_captures) return cf.errorf("using variable \"$%d\" requires regular expression", n);
+      if (!allow_captures)
+        return cf.errorf("using variable \"$%d\" requires regular expression", n);
       parts_.push_back(Part{Kind::Capture, n});
       captures_mask_ |= 1u << n;
       if (n > max_capture_) max_capture_ = n;
@@ -84,9 +85,10 @@ Status ComplexValue::compile(ConfContext& cf, std::string_view value, bool allow
 std::string_view ComplexValue::eval(Request& r, bool escape_captures) const {
   if (!dynamic_) return source_literal_;
   VariableValue* small[16];
-  VariableValue** vals = parts_.size() <= 16 ? small
-                                             : static_cast<VariableValue**>(
-                                                   r.pool->alloc(sizeof(VariableValue*) * parts_.size()));
+  VariableValue** vals =
+      parts_.size() <= 16
+          ? small
+          : static_cast<VariableValue**>(r.pool->alloc(sizeof(VariableValue*) * parts_.size()));
   size_t len = 0;
   for (size_t i = 0; i < parts_.size(); i++) {
     const Part& p = parts_[i];
@@ -103,7 +105,8 @@ std::string_view ComplexValue::eval(Request& r, bool escape_captures) const {
       case Kind::Capture: {
         int n = p.index * 2;
         if (n + 1 < r.ncaptures && r.captures[n] >= 0) {
-          std::string_view cap = r.captures_data.substr(r.captures[n], r.captures[n + 1] - r.captures[n]);
+          std::string_view cap =
+              r.captures_data.substr(r.captures[n], r.captures[n + 1] - r.captures[n]);
           len += escape_captures ? escape_uri(nullptr, cap, Escape::Args) : cap.size();
         }
         break;
@@ -124,8 +127,10 @@ std::string_view ComplexValue::eval(Request& r, bool escape_captures) const {
       case Kind::Capture: {
         int n = p.index * 2;
         if (n + 1 < r.ncaptures && r.captures[n] >= 0) {
-          std::string_view cap = r.captures_data.substr(r.captures[n], r.captures[n + 1] - r.captures[n]);
-          e += escape_captures ? escape_uri(e, cap, Escape::Args) : (std::memcpy(e, cap.data(), cap.size()), cap.size());
+          std::string_view cap =
+              r.captures_data.substr(r.captures[n], r.captures[n + 1] - r.captures[n]);
+          e += escape_captures ? escape_uri(e, cap, Escape::Args)
+                               : (std::memcpy(e, cap.data(), cap.size()), cap.size());
         }
         break;
       }
@@ -134,7 +139,8 @@ std::string_view ComplexValue::eval(Request& r, bool escape_captures) const {
   return {out, static_cast<size_t>(e - out)};
 }
 
-Status compile_http_regex(ConfContext& cf, HttpRegex& out, std::string_view pattern, bool caseless) {
+Status compile_http_regex(ConfContext& cf, HttpRegex& out, std::string_view pattern,
+                          bool caseless) {
   std::string err = out.re.compile(pattern, caseless);
   if (!err.empty()) return cf.error(err);
   CoreMainConf& cmcf = core_main_conf(cf);

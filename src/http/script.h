@@ -1,7 +1,7 @@
 // Complex values: strings with variables ("$scheme://$host$uri", "${name}s", "$1") compiled once at
-// configuration time into literal, variable-index and capture parts, and evaluated per request into the
-// request's pool. Also regex matching that sets $1..$9 and named captures.
-// nginx: src/http/ngx_http_script.c (ngx_http_compile_complex_value, ngx_http_complex_value,
+// configuration time into literal, variable-index and capture parts, and evaluated per request into
+// the request's pool. Also regex matching that sets $1..$9 and named captures. nginx:
+// src/http/ngx_http_script.c (ngx_http_compile_complex_value, ngx_http_complex_value,
 //        ngx_http_regex_exec)
 #pragma once
 
@@ -34,8 +34,8 @@ class ComplexValue {
   // Highest capture number referenced, for regexes that must provide it.
   int max_capture() const { return max_capture_; }
 
-  // Evaluates into r.pool (no allocation for a static value). escape_captures: %-escape captured text as
-  // URI args (rewrite's redirects when the original URI was escaped).
+  // Evaluates into r.pool (no allocation for a static value). escape_captures: %-escape captured
+  // text as URI args (rewrite's redirects when the original URI was escaped).
   std::string_view eval(Request& r, bool escape_captures = false) const;
 
  private:
@@ -46,7 +46,9 @@ class ComplexValue {
     uint32_t off = 0;  // literal: its place in literals_ (offsets survive moves, views would not)
     uint32_t len = 0;
   };
-  std::string_view literal(const Part& p) const { return std::string_view(literals_).substr(p.off, p.len); }
+  std::string_view literal(const Part& p) const {
+    return std::string_view(literals_).substr(p.off, p.len);
+  }
   std::string source_;
   std::string source_literal_;  // static: the text itself
   std::string literals_;        // storage for literal parts
@@ -56,7 +58,8 @@ class ComplexValue {
   int max_capture_ = -1;
 };
 
-// A regex as configuration uses it (locations, rewrite, if, server_name): named captures become variables.
+// A regex as configuration uses it (locations, rewrite, if, server_name): named captures become
+// variables.
 struct HttpRegex {
   Regex re;
   std::vector<std::pair<int, int>> named;  // (variable index, capture group)
@@ -64,7 +67,8 @@ struct HttpRegex {
 
 // Compiles; registers named captures as variables.
 Status compile_http_regex(ConfContext& cf, HttpRegex& out, std::string_view pattern, bool caseless);
-// Matches s; on success sets r.captures for $1..$9 and the named-capture variables. Returns true on match.
+// Matches s; on success sets r.captures for $1..$9 and the named-capture variables. Returns true on
+// match.
 bool regex_exec(Request& r, const HttpRegex& re, std::string_view s);
 
 }  // namespace weir::http

@@ -12,7 +12,8 @@ namespace {
 
 #define WEIR_VER "weir/" WEIR_VERSION
 
-constexpr std::string_view kTailFull = "<hr><center>" WEIR_VER "</center>\r\n</body>\r\n</html>\r\n";
+constexpr std::string_view kTailFull =
+    "<hr><center>" WEIR_VER "</center>\r\n</body>\r\n</html>\r\n";
 constexpr std::string_view kTail = "<hr><center>weir</center>\r\n</body>\r\n</html>\r\n";
 constexpr std::string_view kMsiePadding =
     "<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n"
@@ -22,10 +23,12 @@ constexpr std::string_view kMsiePadding =
     "<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n"
     "<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n";
 
-#define PAGE(title) \
-  "<html>\r\n<head><title>" title "</title></head>\r\n<body>\r\n<center><h1>" title "</h1></center>\r\n"
-#define PAGE2(title, h1, line)                                                                 \
-  "<html>\r\n<head><title>" title "</title></head>\r\n<body>\r\n<center><h1>" h1 "</h1></center>\r\n" \
+#define PAGE(title)                                                                 \
+  "<html>\r\n<head><title>" title "</title></head>\r\n<body>\r\n<center><h1>" title \
+  "</h1></center>\r\n"
+#define PAGE2(title, h1, line)                                                   \
+  "<html>\r\n<head><title>" title "</title></head>\r\n<body>\r\n<center><h1>" h1 \
+  "</h1></center>\r\n"                                                           \
   "<center>" line "</center>\r\n"
 
 struct Page {
@@ -84,7 +87,8 @@ std::string_view page_for(int status) {
 Code send_refresh(Request& r) {
   std::string_view loc = r.headers_out.location->value;
   size_t esc = escape_uri(nullptr, loc, Escape::RefreshUri);
-  static constexpr std::string_view kHead = "<html><head><meta http-equiv=\"Refresh\" content=\"0; URL=";
+  static constexpr std::string_view kHead =
+      "<html><head><meta http-equiv=\"Refresh\" content=\"0; URL=";
   static constexpr std::string_view kTailR = "\"></head><body></body></html>\r\n";
   size_t len = kHead.size() + esc + kTailR.size();
   char* p = r.pool->alloc_bytes(len);
@@ -153,7 +157,8 @@ Code send_special_page(Request& r, int error) {
   return output_filter(r, out);
 }
 
-// error_page: a URI (internal redirect, method becomes GET), a named location, or a URL to redirect to.
+// error_page: a URI (internal redirect, method becomes GET), a named location, or a URL to redirect
+// to.
 Code send_error_page(Request& r, const ErrorPage& ep) {
   int overwrite = ep.overwrite;
   if (overwrite > 0 && overwrite != 200) r.expect_tested = true;
@@ -175,7 +180,8 @@ Code send_error_page(Request& r, const ErrorPage& ep) {
 
   r.expect_tested = true;
   if (discard_request_body(r) != Rc::Ok) r.keepalive = false;
-  if (overwrite != 301 && overwrite != 302 && overwrite != 303 && overwrite != 307 && overwrite != 308) {
+  if (overwrite != 301 && overwrite != 302 && overwrite != 303 && overwrite != 307 &&
+      overwrite != 308) {
     r.err_status = 302;
   }
   clear_location(r);
@@ -186,7 +192,9 @@ Code send_error_page(Request& r, const ErrorPage& ep) {
 
 }  // namespace
 
-std::string_view server_string(bool tokens_on) { return tokens_on ? WEIR_VER : "weir"; }
+std::string_view server_string(bool tokens_on) {
+  return tokens_on ? WEIR_VER : "weir";
+}
 
 Code special_response_handler(Request& r, int error) {
   r.err_status = error;
@@ -233,43 +241,80 @@ Code special_response_handler(Request& r, int error) {
 
 std::string_view status_text(int status) {
   switch (status) {
-    case 200: return "200 OK";
-    case 201: return "201 Created";
-    case 202: return "202 Accepted";
-    case 204: return "204 No Content";
-    case 206: return "206 Partial Content";
-    case 301: return "301 Moved Permanently";
-    case 302: return "302 Moved Temporarily";
-    case 303: return "303 See Other";
-    case 304: return "304 Not Modified";
-    case 307: return "307 Temporary Redirect";
-    case 308: return "308 Permanent Redirect";
-    case 400: return "400 Bad Request";
-    case 401: return "401 Unauthorized";
-    case 402: return "402 Payment Required";
-    case 403: return "403 Forbidden";
-    case 404: return "404 Not Found";
-    case 405: return "405 Not Allowed";
-    case 406: return "406 Not Acceptable";
-    case 408: return "408 Request Time-out";
-    case 409: return "409 Conflict";
-    case 410: return "410 Gone";
-    case 411: return "411 Length Required";
-    case 412: return "412 Precondition Failed";
-    case 413: return "413 Request Entity Too Large";
-    case 414: return "414 Request-URI Too Large";
-    case 415: return "415 Unsupported Media Type";
-    case 416: return "416 Requested Range Not Satisfiable";
-    case 421: return "421 Misdirected Request";
-    case 429: return "429 Too Many Requests";
-    case 500: return "500 Internal Server Error";
-    case 501: return "501 Not Implemented";
-    case 502: return "502 Bad Gateway";
-    case 503: return "503 Service Temporarily Unavailable";
-    case 504: return "504 Gateway Time-out";
-    case 505: return "505 HTTP Version Not Supported";
-    case 507: return "507 Insufficient Storage";
-    default: return {};
+    case 200:
+      return "200 OK";
+    case 201:
+      return "201 Created";
+    case 202:
+      return "202 Accepted";
+    case 204:
+      return "204 No Content";
+    case 206:
+      return "206 Partial Content";
+    case 301:
+      return "301 Moved Permanently";
+    case 302:
+      return "302 Moved Temporarily";
+    case 303:
+      return "303 See Other";
+    case 304:
+      return "304 Not Modified";
+    case 307:
+      return "307 Temporary Redirect";
+    case 308:
+      return "308 Permanent Redirect";
+    case 400:
+      return "400 Bad Request";
+    case 401:
+      return "401 Unauthorized";
+    case 402:
+      return "402 Payment Required";
+    case 403:
+      return "403 Forbidden";
+    case 404:
+      return "404 Not Found";
+    case 405:
+      return "405 Not Allowed";
+    case 406:
+      return "406 Not Acceptable";
+    case 408:
+      return "408 Request Time-out";
+    case 409:
+      return "409 Conflict";
+    case 410:
+      return "410 Gone";
+    case 411:
+      return "411 Length Required";
+    case 412:
+      return "412 Precondition Failed";
+    case 413:
+      return "413 Request Entity Too Large";
+    case 414:
+      return "414 Request-URI Too Large";
+    case 415:
+      return "415 Unsupported Media Type";
+    case 416:
+      return "416 Requested Range Not Satisfiable";
+    case 421:
+      return "421 Misdirected Request";
+    case 429:
+      return "429 Too Many Requests";
+    case 500:
+      return "500 Internal Server Error";
+    case 501:
+      return "501 Not Implemented";
+    case 502:
+      return "502 Bad Gateway";
+    case 503:
+      return "503 Service Temporarily Unavailable";
+    case 504:
+      return "504 Gateway Time-out";
+    case 505:
+      return "505 HTTP Version Not Supported";
+    case 507:
+      return "507 Insufficient Storage";
+    default:
+      return {};
   }
 }
 

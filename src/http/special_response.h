@@ -1,6 +1,6 @@
-// Responses weir makes itself: error statuses with nginx's built-in HTML pages (and the version tail),
-// `error_page` redirects to a URI, a named location or a URL, and MSIE's refresh for redirects.
-// nginx: src/http/ngx_http_special_response.c
+// Responses weir makes itself: error statuses with nginx's built-in HTML pages (and the version
+// tail), `error_page` redirects to a URI, a named location or a URL, and MSIE's refresh for
+// redirects. nginx: src/http/ngx_http_special_response.c
 #pragma once
 
 #include "http/request.h"

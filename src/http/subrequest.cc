@@ -14,7 +14,8 @@ Request* create_background_subrequest(Request& r, std::string_view uri, std::str
   }
   // The counter is 16 bits in nginx; the same margin keeps the behaviour alike.
   if (r.main->count >= 65535 - 1000) {
-    log_error(LogLevel::Crit, r.log(), 0, "request reference counter overflow while processing \"%.*s\"",
+    log_error(LogLevel::Crit, r.log(), 0,
+              "request reference counter overflow while processing \"%.*s\"",
               static_cast<int>(uri.size()), uri.data());
     return nullptr;
   }

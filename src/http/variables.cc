@@ -32,7 +32,8 @@ std::string_view pool_number(Request& r, uint64_t v) {
   return {p, static_cast<size_t>(e - p)};
 }
 
-// --- getters ---------------------------------------------------------------------------------------
+// --- getters
+// ---------------------------------------------------------------------------------------
 
 template <Header* HeadersIn::*Slot>
 void var_in_header(Request& r, VariableValue& v, uintptr_t) {
@@ -78,7 +79,8 @@ void var_cookies(Request& r, VariableValue& v, uintptr_t) {
   var_joined_header(r, v, "Cookie", ';');
 }
 
-void var_unknown_header(Request& r, VariableValue& v, std::string_view var, const HeaderList& list) {
+void var_unknown_header(Request& r, VariableValue& v, std::string_view var,
+                        const HeaderList& list) {
   for (Header* h : list) {
     if (h->hash == 0 || h->key.size() != var.size()) continue;
     bool match = true;
@@ -113,7 +115,8 @@ void var_sent_http_prefix(Request& r, VariableValue& v, uintptr_t data) {
 }
 
 // Finds "name=value" pairs separated by sep in s (case-insensitive names).
-bool find_pair(std::string_view s, std::string_view name, char sep, bool trim, std::string_view& out) {
+bool find_pair(std::string_view s, std::string_view name, char sep, bool trim,
+               std::string_view& out) {
   size_t i = 0;
   while (i <= s.size()) {
     size_t end = s.find(sep, i);
@@ -338,7 +341,8 @@ void var_time_iso8601(Request& r, VariableValue& v, uintptr_t) {
 void var_content_length(Request& r, VariableValue& v, uintptr_t) {
   if (r.headers_in.content_length != nullptr) {
     v.set(r.headers_in.content_length->value);
-  } else if (r.headers_in.content_length_n >= 0 && r.request_body != nullptr && r.request_body->done) {
+  } else if (r.headers_in.content_length_n >= 0 && r.request_body != nullptr &&
+             r.request_body->done) {
     v.set(pool_number(r, static_cast<uint64_t>(r.headers_in.content_length_n)));
   } else {
     v.set_not_found();
@@ -382,7 +386,8 @@ void var_request_completion(Request& r, VariableValue& v, uintptr_t) {
 void var_request_id(Request& r, VariableValue& v, uintptr_t) {
   static uint64_t s0 = 0, s1 = 0;
   if (s0 == 0 && s1 == 0) {
-    if (::getrandom(&s0, sizeof s0, 0) != sizeof s0) s0 = static_cast<uint64_t>(::getpid()) * 2654435761u;
+    if (::getrandom(&s0, sizeof s0, 0) != sizeof s0)
+      s0 = static_cast<uint64_t>(::getpid()) * 2654435761u;
     if (::getrandom(&s1, sizeof s1, 0) != sizeof s1) s1 = clock::wall_msec() | 1;
   }
   char* p = r.pool->alloc_bytes(32);
@@ -544,8 +549,8 @@ void var_limit_rate(Request& r, VariableValue& v, uintptr_t) {
 void set_limit_rate(Request& r, std::string_view value, uintptr_t) {
   auto n = parse_size(value);
   if (!n) {
-    log_error(LogLevel::Error, r.log(), 0, "invalid $limit_rate \"%.*s\"", static_cast<int>(value.size()),
-              value.data());
+    log_error(LogLevel::Error, r.log(), 0, "invalid $limit_rate \"%.*s\"",
+              static_cast<int>(value.size()), value.data());
     return;
   }
   r.limit_rate = *n;
@@ -654,7 +659,8 @@ Variable* Variables::add(ConfContext& cf, std::string_view name_in, uint32_t fla
   return &v;
 }
 
-Variable* Variables::add_prefix(std::string_view prefix, VarGetter get, uintptr_t data, uint32_t flags) {
+Variable* Variables::add_prefix(std::string_view prefix, VarGetter get, uintptr_t data,
+                                uint32_t flags) {
   prefixes_.push_back(Variable{std::string(prefix), get, nullptr, data, flags | kVarPrefix, -1});
   return &prefixes_.back();
 }
@@ -708,7 +714,8 @@ Status Variables::init(ConfContext& cf) {
     if (where != nullptr) return Status::located(conf_error_at(where->file, where->line, msg));
     return Status::located(msg);
   }
-  // Prefixed-family variables reached by name at run time need stable names: indexed_ must not move now.
+  // Prefixed-family variables reached by name at run time need stable names: indexed_ must not move
+  // now.
   return {};
 }
 

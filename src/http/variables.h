@@ -1,7 +1,7 @@
-// Variables: a registry that maps names to getters at configuration time, indexes for the ones configuration
-// refers to (resolved once, unknown names are errors), prefixed families ($http_*, $sent_http_*, $cookie_*,
-// $arg_*), and per-request cached values.
-// nginx: src/http/ngx_http_variables.c
+// Variables: a registry that maps names to getters at configuration time, indexes for the ones
+// configuration refers to (resolved once, unknown names are errors), prefixed families ($http_*,
+// $sent_http_*, $cookie_*, $arg_*), and per-request cached values. nginx:
+// src/http/ngx_http_variables.c
 #pragma once
 
 #include <cstdint>
@@ -51,7 +51,7 @@ enum : uint32_t {
   kVarChangeable = 1,   // `set` may assign it
   kVarNoCacheable = 2,  // evaluated on every use
   kVarIndexed = 4,
-  kVarNoHash = 8,   // not reachable by name at run time (SSI, ...)
+  kVarNoHash = 8,  // not reachable by name at run time (SSI, ...)
   kVarWeak = 16,
   kVarPrefix = 32,  // a family: the name is a prefix ($http_...)
 };
@@ -67,8 +67,8 @@ struct Variable {
 
 class Variables {
  public:
-  // Declares a variable (modules at preconfiguration, `set` at parse time). Declaring twice is an error
-  // unless both declarations are changeable.
+  // Declares a variable (modules at preconfiguration, `set` at parse time). Declaring twice is an
+  // error unless both declarations are changeable.
   Variable* add(ConfContext& cf, std::string_view name, uint32_t flags, Status* error);
   Variable* add_prefix(std::string_view prefix, VarGetter get, uintptr_t data, uint32_t flags);
   // The index of a variable configuration refers to; resolved (or rejected) by init().

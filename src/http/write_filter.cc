@@ -1,8 +1,8 @@
-// The write filter (seed 004): collects the response's buffers, holds small output back (postpone_output)
-// until a flush, a recycled buffer or the last buffer, paces it (limit_rate, limit_rate_after), caps one
-// send (sendfile_max_chunk) and hands the chain to the connection's send chain; what the socket does not take
-// stays in r.out for the next write event.
-// nginx: src/http/ngx_http_write_filter_module.c
+// The write filter (seed 004): collects the response's buffers, holds small output back
+// (postpone_output) until a flush, a recycled buffer or the last buffer, paces it (limit_rate,
+// limit_rate_after), caps one send (sendfile_max_chunk) and hands the chain to the connection's
+// send chain; what the socket does not take stays in r.out for the next write event. nginx:
+// src/http/ngx_http_write_filter_module.c
 #include "event/event_loop.h"
 #include "http/core_module.h"
 
@@ -16,7 +16,9 @@ off_t complex_size(Request& r, const ComplexValue* cv, size_t fixed) {
   return v ? *v : 0;
 }
 
-Rc write_body_filter(Request& r, ChainLink* in, BodyNext) { return write_filter(r, in); }
+Rc write_body_filter(Request& r, ChainLink* in, BodyNext) {
+  return write_filter(r, in);
+}
 
 Status init(ConfContext& cf) {
   register_body_filter(cf, FilterId::Write, write_body_filter);
@@ -34,8 +36,8 @@ Rc write_filter(Request& r, ChainLink* in) {
   ChainLink** ll = &r.out;
   auto account = [&](Buffer* b) -> bool {
     if (b->size() == 0 && !b->special()) {
-      log_error(LogLevel::Alert, c.log, 0, "zero size buf in writer t:%d r:%d f:%d",
-                b->temporary, b->recycled, b->in_file);
+      log_error(LogLevel::Alert, c.log, 0, "zero size buf in writer t:%d r:%d f:%d", b->temporary,
+                b->recycled, b->in_file);
       return false;
     }
     if (b->size() < 0) {
@@ -63,7 +65,8 @@ Rc write_filter(Request& r, ChainLink* in) {
 
   CoreLocConf& clcf = core_loc(r);
   // Hold small output back until there is a flush point, the last buffer, or enough of it.
-  if (!last && !flush && in != nullptr && size < static_cast<off_t>(*clcf.postpone_output)) return Rc::Ok;
+  if (!last && !flush && in != nullptr && size < static_cast<off_t>(*clcf.postpone_output))
+    return Rc::Ok;
 
   if (c.write.delayed) {
     c.buffered |= kWriteBuffered;
@@ -130,7 +133,8 @@ Rc write_filter(Request& r, ChainLink* in) {
       add_timer(c.write, delay);
     }
   }
-  // Stopped at the chunk limit with the socket still writable: continue after the other connections' events.
+  // Stopped at the chunk limit with the socket still writable: continue after the other
+  // connections' events.
   if (chain != nullptr && c.write.ready && !c.write.delayed) post_event_next_round(c.write);
 
   for (ChainLink* cl = r.out; cl != nullptr && cl != chain;) {

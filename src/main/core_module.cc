@@ -32,7 +32,8 @@ Status set_user(ConfContext& cf, const ConfNode& n, void* conf) {
   if (!cc.username.empty()) return Status::error("is duplicate");
   if (::geteuid() != 0) {
     cf.warn(LogLevel::Warn,
-            "the \"user\" directive makes sense only if the master process runs with super-user privileges, ignored");
+            "the \"user\" directive makes sense only if the master process runs with super-user "
+            "privileges, ignored");
     cc.username = n.args[1];
     return {};
   }
@@ -61,7 +62,8 @@ Status set_pid(ConfContext& cf, const ConfNode& n, void* conf) {
 }
 
 Status set_lock_file(ConfContext& cf, const ConfNode& n, void* conf) {
-  // weir balances accepts with EPOLLEXCLUSIVE and needs no accept lock; the path is checked and kept.
+  // weir balances accepts with EPOLLEXCLUSIVE and needs no accept lock; the path is checked and
+  // kept.
   auto& cc = *static_cast<CoreConf*>(conf);
   bool set = !cc.lock_file.empty();
   return set_path_str(cf, n, cc.lock_file, set);
@@ -108,7 +110,8 @@ Status set_cpu_affinity(ConfContext& cf, const ConfNode& n, void* conf) {
   if (n.args[1] == "auto") {
     cc.cpu_affinity_auto = true;
     i = 2;
-    if (n.nargs() > 2) return cf.error("invalid number of arguments in \"worker_cpu_affinity\" directive");
+    if (n.nargs() > 2)
+      return cf.error("invalid number of arguments in \"worker_cpu_affinity\" directive");
   }
   for (; i < n.args.size(); i++) {
     const std::string& mask = n.args[i];
@@ -127,14 +130,17 @@ Status set_cpu_affinity(ConfContext& cf, const ConfNode& n, void* conf) {
 }
 
 Status set_load_module(ConfContext& cf, const ConfNode& n, void*) {
-  return cf.errorf("dynamic modules are not supported by weir: \"%s\" cannot be loaded", n.args[1].c_str());
+  return cf.errorf("dynamic modules are not supported by weir: \"%s\" cannot be loaded",
+                   n.args[1].c_str());
 }
 
 Status set_error_log_main(ConfContext& cf, const ConfNode& n, void*) {
   return parse_error_log(cf, n, &cf.cycle.log_sink);
 }
 
-void* create_core_conf(ConfContext& cf) { return cf.pool.make<CoreConf>(); }
+void* create_core_conf(ConfContext& cf) {
+  return cf.pool.make<CoreConf>();
+}
 
 Status init_core_conf(ConfContext& cf, void* conf) {
   auto& cc = *static_cast<CoreConf*>(conf);
@@ -161,8 +167,9 @@ Status init_core_conf(ConfContext& cf, void* conf) {
   }
   if (!cc.cpu_affinity.empty() && !cc.cpu_affinity_auto && cc.cpu_affinity.size() != 1 &&
       static_cast<int>(cc.cpu_affinity.size()) != cc.worker_processes.value) {
-    cf.warn(LogLevel::Warn, "the number of \"worker_processes\" is not equal to the number of "
-                            "\"worker_cpu_affinity\" masks, using last mask for remaining worker processes");
+    cf.warn(LogLevel::Warn,
+            "the number of \"worker_processes\" is not equal to the number of "
+            "\"worker_cpu_affinity\" masks, using last mask for remaining worker processes");
   }
   return {};
 }
@@ -208,6 +215,8 @@ Module errlog_module{
     .directives = kErrlogDirectives,
 };
 
-CoreConf& core_conf(Cycle& cycle) { return *static_cast<CoreConf*>(cycle.confs[core_module.index]); }
+CoreConf& core_conf(Cycle& cycle) {
+  return *static_cast<CoreConf*>(cycle.confs[core_module.index]);
+}
 
 }  // namespace weir

@@ -1,7 +1,7 @@
 // The main context's directives (daemon, master_process, worker_processes, pid, user, error_log,
-// worker_rlimit_nofile, working_directory, env ...) and the events block's (worker_connections, use,
-// multi_accept, accept_mutex).
-// nginx: src/core/nginx.c (ngx_core_module), src/event/ngx_event.c (ngx_events_module, ngx_event_core_module)
+// worker_rlimit_nofile, working_directory, env ...) and the events block's (worker_connections,
+// use, multi_accept, accept_mutex). nginx: src/core/nginx.c (ngx_core_module),
+// src/event/ngx_event.c (ngx_events_module, ngx_event_core_module)
 #pragma once
 
 #include <sys/types.h>

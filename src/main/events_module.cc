@@ -49,13 +49,16 @@ Status set_connections(ConfContext&, const ConfNode& n, void* conf) {
 }
 
 Status set_debug_connection(ConfContext& cf, const ConfNode& n, void*) {
-  cf.warn(LogLevel::Warn, "\"debug_connection\" is ignored, weir logs debug messages for every connection "
-                          "when the error_log level is \"debug\"");
+  cf.warn(LogLevel::Warn,
+          "\"debug_connection\" is ignored, weir logs debug messages for every connection "
+          "when the error_log level is \"debug\"");
   (void)n;
   return {};
 }
 
-void* create_event_conf(ConfContext& cf) { return cf.pool.make<EventConf>(); }
+void* create_event_conf(ConfContext& cf) {
+  return cf.pool.make<EventConf>();
+}
 
 Status init_event_conf(ConfContext&, void* conf) {
   auto& ec = *static_cast<EventConf*>(conf);

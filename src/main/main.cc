@@ -1,6 +1,7 @@
-// The command line: nginx's flags (-?hvVtTq -s -p -e -c -g, bundled, attached or separate arguments), the
-// version and configure text tools parse, configuration tests, the signaller, and starting the processes.
-// nginx: src/core/nginx.c (main, ngx_get_options, ngx_show_version_info, ngx_signal_process)
+// The command line: nginx's flags (-?hvVtTq -s -p -e -c -g, bundled, attached or separate
+// arguments), the version and configure text tools parse, configuration tests, the signaller, and
+// starting the processes. nginx: src/core/nginx.c (main, ngx_get_options, ngx_show_version_info,
+// ngx_signal_process)
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -38,20 +39,45 @@ constexpr std::string_view kUsage =
     "  -T            : test configuration, dump it and exit\n"
     "  -q            : suppress non-error messages during configuration testing\n"
     "  -s signal     : send signal to a master process: stop, quit, reopen, reload\n"
-    "  -p prefix     : set prefix path (default: " WEIR_PREFIX ")\n"
+    "  -p prefix     : set prefix path (default: " WEIR_PREFIX
+    ")\n"
     "  -e filename   : set error log file (default: logs/error.log)\n"
     "  -c filename   : set configuration file (default: conf/weir.conf)\n"
     "  -g directives : set global directives out of configuration file\n"
     "\n";
 
-// nginx's default modules; each one weir lacks is announced as --without-..., as nginx's configure does.
+// nginx's default modules; each one weir lacks is announced as --without-..., as nginx's configure
+// does.
 constexpr std::string_view kDefaultModules[] = {
-    "charset",       "gzip",          "ssi",           "userid",         "access",
-    "auth_basic",    "mirror",        "autoindex",     "geo",            "map",
-    "split_clients", "referer",       "rewrite",       "proxy",          "fastcgi",
-    "uwsgi",         "scgi",          "grpc",          "memcached",      "limit_conn",
-    "limit_req",     "empty_gif",     "browser",       "upstream_hash",  "upstream_ip_hash",
-    "upstream_least_conn", "upstream_random", "upstream_keepalive", "upstream_zone",
+    "charset",
+    "gzip",
+    "ssi",
+    "userid",
+    "access",
+    "auth_basic",
+    "mirror",
+    "autoindex",
+    "geo",
+    "map",
+    "split_clients",
+    "referer",
+    "rewrite",
+    "proxy",
+    "fastcgi",
+    "uwsgi",
+    "scgi",
+    "grpc",
+    "memcached",
+    "limit_conn",
+    "limit_req",
+    "empty_gif",
+    "browser",
+    "upstream_hash",
+    "upstream_ip_hash",
+    "upstream_least_conn",
+    "upstream_random",
+    "upstream_keepalive",
+    "upstream_zone",
 };
 
 bool have_module(std::string_view name) {
@@ -162,10 +188,14 @@ int send_signal(Cycle& cycle, const std::string& name) {
   while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) n--;
   auto pid = parse_int(std::string_view(buf, static_cast<size_t>(n)));
   if (!pid || *pid == 0) {
-    log_stderr(LogLevel::Error, 0, "invalid PID number \"%.*s\" in \"%s\"", static_cast<int>(n), buf, path.c_str());
+    log_stderr(LogLevel::Error, 0, "invalid PID number \"%.*s\" in \"%s\"", static_cast<int>(n),
+               buf, path.c_str());
     return 1;
   }
-  int sig = name == "stop" ? SIGTERM : name == "quit" ? SIGQUIT : name == "reopen" ? SIGUSR1 : SIGHUP;
+  int sig = name == "stop"     ? SIGTERM
+            : name == "quit"   ? SIGQUIT
+            : name == "reopen" ? SIGUSR1
+                               : SIGHUP;
   if (::kill(static_cast<pid_t>(*pid), sig) < 0) {
     log_stderr(LogLevel::Alert, errno, "kill(%lld, %d) failed", static_cast<long long>(*pid), sig);
     return 1;
@@ -197,7 +227,8 @@ int main(int argc, char** argv) {
   Cli cli;
   if (parse_options(argc, argv, cli) != 0) return 1;
   init_proc_title(argc, argv);
-  cli.opt.argv_line = argv_line.substr(argv_line.find(' ') == std::string::npos ? argv_line.size() : 0);
+  cli.opt.argv_line =
+      argv_line.substr(argv_line.find(' ') == std::string::npos ? argv_line.size() : 0);
   cli.opt.argv_line = argv_line;
   use_builtin_modules();
 
@@ -234,7 +265,8 @@ int main(int argc, char** argv) {
   if (!opt.signal.empty()) return send_signal(*cycle, opt.signal);
 
   if (opt.test) {
-    if (!opt.quiet) write_stderr("weir: the configuration file " + opt.conf_file + " syntax is ok\n");
+    if (!opt.quiet)
+      write_stderr("weir: the configuration file " + opt.conf_file + " syntax is ok\n");
     Status s = open_cycle(*cycle, nullptr, true);
     for (auto& ls : cycle->listening) {
       if (ls->fd >= 0) ::close(ls->fd);
@@ -245,7 +277,8 @@ int main(int argc, char** argv) {
       write_stderr("weir: configuration file " + opt.conf_file + " test failed\n");
       return 1;
     }
-    if (!opt.quiet) write_stderr("weir: configuration file " + opt.conf_file + " test is successful\n");
+    if (!opt.quiet)
+      write_stderr("weir: configuration file " + opt.conf_file + " test is successful\n");
     if (opt.dump) dump_config(*cycle);
     return 0;
   }

@@ -150,10 +150,11 @@ void log_signals(const Log& log, bool master) {
         break;
     }
     if (s.from != 0) {
-      log_error(LogLevel::Notice, log, 0, "signal %d (%s) received from %d%s", s.signo, signal_name(s.signo),
-                static_cast<int>(s.from), action);
+      log_error(LogLevel::Notice, log, 0, "signal %d (%s) received from %d%s", s.signo,
+                signal_name(s.signo), static_cast<int>(s.from), action);
     } else {
-      log_error(LogLevel::Notice, log, 0, "signal %d (%s) received%s", s.signo, signal_name(s.signo), action);
+      log_error(LogLevel::Notice, log, 0, "signal %d (%s) received%s", s.signo,
+                signal_name(s.signo), action);
     }
   }
   g_nrecords = 0;
@@ -172,7 +173,8 @@ void make_shared_counter() {
 Status write_pid_file(const std::string& path) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
-    return Status::errorf("open() \"%s\" failed (%d: %s)", path.c_str(), errno, std::strerror(errno));
+    return Status::errorf("open() \"%s\" failed (%d: %s)", path.c_str(), errno,
+                          std::strerror(errno));
   char buf[32];
   int n = std::snprintf(buf, sizeof buf, "%d\n", static_cast<int>(::getpid()));
   bool ok = ::write(fd, buf, n) == n;
@@ -200,7 +202,8 @@ void reopen_files(Cycle& cycle, bool master) {
   }
 }
 
-// --- the worker ------------------------------------------------------------------------------------
+// --- the worker
+// ------------------------------------------------------------------------------------
 
 struct WorkerState {
   EventLoop loop;
@@ -258,13 +261,14 @@ void apply_worker_limits(Cycle& cycle, int slot) {
     }
   }
   if (!cc.working_directory.empty() && ::chdir(cc.working_directory.c_str()) < 0) {
-    log_error(LogLevel::Alert, cycle.log, errno, "chdir(\"%s\") failed", cc.working_directory.c_str());
+    log_error(LogLevel::Alert, cycle.log, errno, "chdir(\"%s\") failed",
+              cc.working_directory.c_str());
     ::_exit(2);
   }
 }
 
-// The environment workers get: TZ plus what `env` names (NAME passes the master's value, NAME=value sets
-// one).
+// The environment workers get: TZ plus what `env` names (NAME passes the master's value, NAME=value
+// sets one).
 void apply_env(Cycle& cycle) {
   CoreConf& cc = core_conf(cycle);
   std::vector<std::string> keep{"TZ"};
@@ -295,7 +299,8 @@ void apply_env(Cycle& cycle) {
 
 Status init_worker(Cycle& cycle, WorkerState& w, int slot) {
   EventConf& ec = event_conf(cycle);
-  if (int err = w.loop.init(512); err != 0) return Status::errorf("epoll_create() failed (%d)", err);
+  if (int err = w.loop.init(512); err != 0)
+    return Status::errorf("epoll_create() failed (%d)", err);
   w.loop.set_wait_sigmask(&g_empty);
   w.pool.init(*ec.connections);
   ConnectionPool::current = &w.pool;
@@ -383,7 +388,8 @@ bool worker_idle(WorkerState& w) {
   }
 }
 
-// --- the master ------------------------------------------------------------------------------------
+// --- the master
+// ------------------------------------------------------------------------------------
 
 struct WorkerProc {
   pid_t pid;
@@ -416,11 +422,13 @@ void log_startup(Cycle& cycle) {
   log_error(LogLevel::Notice, cycle.log, 0, "using the \"epoll\" event method");
   log_error(LogLevel::Notice, cycle.log, 0, "weir/%s", WEIR_VERSION);
   struct utsname u;
-  if (::uname(&u) == 0) log_error(LogLevel::Notice, cycle.log, 0, "OS: %s %s", u.sysname, u.release);
+  if (::uname(&u) == 0)
+    log_error(LogLevel::Notice, cycle.log, 0, "OS: %s %s", u.sysname, u.release);
   struct rlimit rl;
   if (::getrlimit(RLIMIT_NOFILE, &rl) == 0) {
     log_error(LogLevel::Notice, cycle.log, 0, "getrlimit(RLIMIT_NOFILE): %llu:%llu",
-              static_cast<unsigned long long>(rl.rlim_cur), static_cast<unsigned long long>(rl.rlim_max));
+              static_cast<unsigned long long>(rl.rlim_cur),
+              static_cast<unsigned long long>(rl.rlim_max));
   }
 }
 
@@ -466,8 +474,8 @@ Status open_cycle(Cycle& cycle, Cycle* old, bool test) {
     if (path.empty()) path = cycle.prefix + "logs/error.log";
     auto* sink = cycle.pool.make<LogSink>();
     sink->level = LogLevel::Error;
-    sink->file =
-        cycle.open_file(path == "stderr" ? std::string() : (path[0] == '/' ? path : cycle.prefix + path));
+    sink->file = cycle.open_file(path == "stderr" ? std::string()
+                                                  : (path[0] == '/' ? path : cycle.prefix + path));
     cycle.log_sink = sink;
   }
   CoreConf& cc = core_conf(cycle);
@@ -477,8 +485,8 @@ Status open_cycle(Cycle& cycle, Cycle* old, bool test) {
     // Workers run as `user`: the temp paths must be theirs.
     for (const TempPath* p : cycle.paths) {
       if (::chown(p->name.c_str(), cc.user, ::getgid()) < 0) {
-        return Status::errorf("chown(\"%s\", %d) failed (%d: %s)", p->name.c_str(), static_cast<int>(cc.user),
-                              errno, std::strerror(errno));
+        return Status::errorf("chown(\"%s\", %d) failed (%d: %s)", p->name.c_str(),
+                              static_cast<int>(cc.user), errno, std::strerror(errno));
       }
     }
   }
@@ -487,27 +495,7 @@ Status open_cycle(Cycle& cycle, Cycle* old, bool test) {
   if (!test) {
     if (Status s = clone_reuseport(cycle); !s.ok()) return s;
   }
-  for (auto& ls : cycle.listening) {
-    ls->log_sink = cycle.log_sink;
-    if (old != nullptr) {
-      for (auto& ols : old->listening) {
-        if (ols->fd >= 0 && ols->addr == ls->addr && ols->worker == ls->worker &&
-            ols->opt.reuseport == ls->opt.reuseport) {
-          ls->fd = ols->fd;
-          ls->inherited = true;
-          break;
-        }
-      }
-    }
-    if (ls->fd >= 0) continue;
-    std::string err;
-    ls->fd = open_listening_socket(ls->addr, ls->opt, err);
-    if (ls->fd < 0) {
-      if (test && err.find("(98:") != std::string::npos) continue;  // in use by the running server
-      return Status::error(err);
-    }
-  }
-  return {};
+  return cycle.open_listening(old, test);
 }
 
 namespace {
@@ -596,11 +584,12 @@ int run_master(std::unique_ptr<Cycle> cycle, const Options& opt) {
         int status;
         pid_t pid = ::waitpid(-1, &status, WNOHANG);
         if (pid <= 0) break;
-        auto it =
-            std::find_if(workers.begin(), workers.end(), [&](const WorkerProc& w) { return w.pid == pid; });
+        auto it = std::find_if(workers.begin(), workers.end(),
+                               [&](const WorkerProc& w) { return w.pid == pid; });
         if (WIFSIGNALED(status)) {
           log_error(LogLevel::Alert, cycle->log, 0, "worker process %d exited on signal %d%s",
-                    static_cast<int>(pid), WTERMSIG(status), WCOREDUMP(status) ? " (core dumped)" : "");
+                    static_cast<int>(pid), WTERMSIG(status),
+                    WCOREDUMP(status) ? " (core dumped)" : "");
         } else {
           log_error(LogLevel::Notice, cycle->log, 0, "worker process %d exited with code %d",
                     static_cast<int>(pid), WEXITSTATUS(status));

@@ -1,7 +1,7 @@
-// Processes: the master (opens sockets, forks workers, respawns them, reloads on HUP, reopens logs on USR1,
-// stops gracefully on QUIT and fast on TERM/INT), the workers (the event loop), and the single process
-// (master_process off). Signals are blocked except while waiting, so none is lost between a check and a wait.
-// nginx: src/os/unix/ngx_process_cycle.c, src/os/unix/ngx_process.c
+// Processes: the master (opens sockets, forks workers, respawns them, reloads on HUP, reopens logs
+// on USR1, stops gracefully on QUIT and fast on TERM/INT), the workers (the event loop), and the
+// single process (master_process off). Signals are blocked except while waiting, so none is lost
+// between a check and a wait. nginx: src/os/unix/ngx_process_cycle.c, src/os/unix/ngx_process.c
 #pragma once
 
 #include <memory>
@@ -25,7 +25,8 @@ struct Options {
 
 // Loads a configuration into a new cycle (parse + module hooks). Errors are returned, not logged.
 std::unique_ptr<Cycle> load_cycle(const Options& opt, const Log* log);
-// Opens what the cycle names (log files, temp paths, zones, sockets), taking over the old cycle's sockets.
+// Opens what the cycle names (log files, temp paths, zones, sockets), taking over the old cycle's
+// sockets.
 Status open_cycle(Cycle& cycle, Cycle* old, bool test);
 
 int run_master(std::unique_ptr<Cycle> cycle, const Options& opt);

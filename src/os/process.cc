@@ -24,13 +24,15 @@ namespace weir {
 namespace {
 char* g_title_start = nullptr;
 size_t g_title_size = 0;
-// The write end of the pipe the daemonizing parent waits on (-1 when not daemonized or already told).
+// The write end of the pipe the daemonizing parent waits on (-1 when not daemonized or already
+// told).
 int g_started_fd = -1;
 }  // namespace
 
 std::string daemonize() {
   int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) < 0) return strprintf("pipe2() failed (%d: %s)", errno, std::strerror(errno));
+  if (::pipe2(fds, O_CLOEXEC) < 0)
+    return strprintf("pipe2() failed (%d: %s)", errno, std::strerror(errno));
   pid_t pid = ::fork();
   if (pid < 0) return strprintf("fork() failed (%d: %s)", errno, std::strerror(errno));
   if (pid > 0) {
@@ -68,8 +70,8 @@ void daemon_started() {
 
 void init_proc_title(int argc, char** argv) {
   if (argc == 0 || argv[0] == nullptr) return;
-  // argv strings and then environ strings usually lie back to back: the title may use all of it once
-  // environ is copied elsewhere.
+  // argv strings and then environ strings usually lie back to back: the title may use all of it
+  // once environ is copied elsewhere.
   char* end = argv[0] + std::strlen(argv[0]) + 1;
   for (int i = 1; i < argc; i++) {
     if (argv[i] == end) end = argv[i] + std::strlen(argv[i]) + 1;
@@ -82,8 +84,8 @@ void init_proc_title(int argc, char** argv) {
     env[i] = ::strdup(environ[i]);
   }
   env[n] = nullptr;
-  // Kept for the life of the process: environ may later point elsewhere (the "env" directive) while its
-  // strings stay in use.
+  // Kept for the life of the process: environ may later point elsewhere (the "env" directive) while
+  // its strings stay in use.
   static char** environ_copy = env;
   environ = environ_copy;
   g_title_start = argv[0];
@@ -109,21 +111,24 @@ std::string set_nofile_limit(long n) {
   struct rlimit rl;
   rl.rlim_cur = rl.rlim_max = static_cast<rlim_t>(n);
   if (::setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-    return strprintf("setrlimit(RLIMIT_NOFILE, %ld) failed (%d: %s)", n, errno, std::strerror(errno));
+    return strprintf("setrlimit(RLIMIT_NOFILE, %ld) failed (%d: %s)", n, errno,
+                     std::strerror(errno));
   }
   return {};
 }
 
 std::string switch_user(uid_t uid, gid_t gid, const std::string& user) {
   if (::setgid(gid) < 0) {
-    return strprintf("setgid(%d) failed (%d: %s)", static_cast<int>(gid), errno, std::strerror(errno));
-  }
-  if (::initgroups(user.c_str(), gid) < 0) {
-    return strprintf("initgroups(%s, %d) failed (%d: %s)", user.c_str(), static_cast<int>(gid), errno,
+    return strprintf("setgid(%d) failed (%d: %s)", static_cast<int>(gid), errno,
                      std::strerror(errno));
   }
+  if (::initgroups(user.c_str(), gid) < 0) {
+    return strprintf("initgroups(%s, %d) failed (%d: %s)", user.c_str(), static_cast<int>(gid),
+                     errno, std::strerror(errno));
+  }
   if (::setuid(uid) < 0) {
-    return strprintf("setuid(%d) failed (%d: %s)", static_cast<int>(uid), errno, std::strerror(errno));
+    return strprintf("setuid(%d) failed (%d: %s)", static_cast<int>(uid), errno,
+                     std::strerror(errno));
   }
   ::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
   return {};

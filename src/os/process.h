@@ -1,6 +1,6 @@
-// Process-level system calls: daemonizing, the process title seen in ps ("weir: worker process"), file
-// descriptor limits and dropping privileges.
-// nginx: src/os/unix/ngx_daemon.c, src/os/unix/ngx_setproctitle.c, src/os/unix/ngx_process_cycle.c
+// Process-level system calls: daemonizing, the process title seen in ps ("weir: worker process"),
+// file descriptor limits and dropping privileges. nginx: src/os/unix/ngx_daemon.c,
+// src/os/unix/ngx_setproctitle.c, src/os/unix/ngx_process_cycle.c
 #pragma once
 
 #include <sys/types.h>
@@ -9,10 +9,12 @@
 
 namespace weir {
 
-// Forks, starts a new session and points stdin/stdout at /dev/null. The parent waits until the child calls
-// daemon_started() and exits 0, or exits 1 if the child dies first. Returns an error message or "".
+// Forks, starts a new session and points stdin/stdout at /dev/null. The parent waits until the
+// child calls daemon_started() and exits 0, or exits 1 if the child dies first. Returns an error
+// message or "".
 std::string daemonize();
-// Tells a waiting daemonize() parent that start-up is complete (the pid file exists); no-op otherwise.
+// Tells a waiting daemonize() parent that start-up is complete (the pid file exists); no-op
+// otherwise.
 void daemon_started();
 
 // Keeps argv's memory so the title can be rewritten later; call first thing in main().
@@ -22,7 +24,8 @@ void set_proc_title(const std::string& title);
 // Returns an error message or "".
 std::string set_nofile_limit(long n);
 
-// Sanitizer builds: a worker ends with _exit, which skips LeakSanitizer's check at exit; this runs it.
+// Sanitizer builds: a worker ends with _exit, which skips LeakSanitizer's check at exit; this runs
+// it.
 void check_leaks();
 std::string switch_user(uid_t uid, gid_t gid, const std::string& user);
 

@@ -16,8 +16,9 @@ constexpr int kIovMax = IOV_MAX < 1024 ? IOV_MAX : 1024;
 
 LogLevel send_error_level(int err) {
   // A client that went away is routine; anything else is worth attention.
-  return (err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == ETIMEDOUT) ? LogLevel::Info
-                                                                                    : LogLevel::Crit;
+  return (err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == ETIMEDOUT)
+             ? LogLevel::Info
+             : LogLevel::Crit;
 }
 
 }  // namespace
@@ -114,7 +115,8 @@ ChainLink* send_chain(SendState& s, ChainLink* in, off_t limit, const Log& log) 
       }
     } else {
       if (header.count == 0) return in;  // only special buffers left
-      // Hold headers back when file data follows (tcp_nopush): they leave with the file's first packet.
+      // Hold headers back when file data follows (tcp_nopush): they leave with the file's first
+      // packet.
       bool more = s.nopush && file_next;
       sent = writev_nonblocking(s, header, more, log);
       if (sent < 0) return kChainError;

@@ -1,8 +1,9 @@
-// The Linux send chain (seed 004): adjacent memory buffers go out in one writev (up to IOV_MAX), contiguous
-// ranges of one file in one sendfile, both up to a byte limit; a partial write leaves the chain pointing at the
-// unsent part. With tcp_nopush, headers that precede file data are held back (MSG_MORE) so they leave in the
-// same packet as the file's first bytes, and nothing is held once the response's data is queued.
-// nginx: src/os/unix/ngx_linux_sendfile_chain.c, src/os/unix/ngx_writev_chain.c
+// The Linux send chain (seed 004): adjacent memory buffers go out in one writev (up to IOV_MAX),
+// contiguous ranges of one file in one sendfile, both up to a byte limit; a partial write leaves
+// the chain pointing at the unsent part. With tcp_nopush, headers that precede file data are held
+// back (MSG_MORE) so they leave in the same packet as the file's first bytes, and nothing is held
+// once the response's data is queued. nginx: src/os/unix/ngx_linux_sendfile_chain.c,
+// src/os/unix/ngx_writev_chain.c
 #pragma once
 
 #include <sys/types.h>
@@ -25,8 +26,9 @@ struct SendState {
 // The largest sendfile() the kernel takes in one call, rounded down to a page.
 constexpr off_t kMaxSendfileSize = 2147479552;
 
-// Sends up to limit bytes of the chain (0: no limit). Returns the first link not fully sent (nullptr when
-// everything was sent) or kChainError (errno-derived message logged at info for a peer's reset, else crit).
+// Sends up to limit bytes of the chain (0: no limit). Returns the first link not fully sent
+// (nullptr when everything was sent) or kChainError (errno-derived message logged at info for a
+// peer's reset, else crit).
 ChainLink* send_chain(SendState& s, ChainLink* in, off_t limit, const Log& log);
 
 // Collects memory buffers starting at in into iov (coalescing adjacent memory), up to limit bytes.

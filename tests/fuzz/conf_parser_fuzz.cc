@@ -1,7 +1,7 @@
-// libFuzzer target: the nginx.conf tokenizer and parser on arbitrary text. Every node of an accepted tree
-// has a name and a position inside the text; a rejected text has an error that names its position.
-// Inputs that mention `include` are skipped: they would read arbitrary files.
-// Built by `make fuzz` (clang, -fsanitize=fuzzer,address,undefined).
+// libFuzzer target: the nginx.conf tokenizer and parser on arbitrary text. Every node of an
+// accepted tree has a name and a position inside the text; a rejected text has an error that names
+// its position. Inputs that mention `include` are skipped: they would read arbitrary files. Built
+// by `make fuzz` (clang, -fsanitize=fuzzer,address,undefined).
 #include <cstddef>
 #include <cstdint>
 #include <string>

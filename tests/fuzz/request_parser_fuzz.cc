@@ -1,9 +1,9 @@
-// libFuzzer target: the request line, header and chunked parsers and URI normalisation on arbitrary bytes,
-// fed in pieces whose sizes come from the input, so resumption at any byte is exercised too.
+// libFuzzer target: the request line, header and chunked parsers and URI normalisation on arbitrary
+// bytes, fed in pieces whose sizes come from the input, so resumption at any byte is exercised too.
 // Built by `make fuzz` (clang, -fsanitize=fuzzer,address,undefined).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -32,12 +32,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     r = parse_request_line(rl, b);
     if (r != ParseResult::Again || !more()) break;
   }
-  if (r == ParseResult::Ok && rl.uri_start != nullptr && rl.uri_end != nullptr && rl.uri_end >= rl.uri_start) {
+  if (r == ParseResult::Ok && rl.uri_start != nullptr && rl.uri_end != nullptr &&
+      rl.uri_end >= rl.uri_start) {
     std::string_view raw(rl.uri_start, rl.uri_end - rl.uri_start);
     std::vector<char> out(raw.size() + 2);
     ComplexUri cu;
-    if (parse_complex_uri(raw, rl.empty_path_in_uri, data[0] & 1, out.data(), cu) == ParseResult::Ok) {
-      // The normalised URI is never longer than the raw one (plus a leading slash) and starts with '/'.
+    if (parse_complex_uri(raw, rl.empty_path_in_uri, data[0] & 1, out.data(), cu) ==
+        ParseResult::Ok) {
+      // The normalised URI is never longer than the raw one (plus a leading slash) and starts with
+      // '/'.
       if (cu.uri.size() > raw.size() + 1 || cu.uri.empty() || cu.uri[0] != '/') __builtin_trap();
     }
     HeaderLineState hl;
@@ -58,8 +61,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   c.end = buf.data() + buf.size();
   c.last = c.start + std::min(step, buf.size());
   ChunkedState cs;
-  // What a reader may ask the socket for (cs.length) must never reach past the end of a valid body: that
-  // would swallow the next pipelined request.
+  // What a reader may ask the socket for (cs.length) must never reach past the end of a valid body:
+  // that would swallow the next pipelined request.
   const char* reach = c.start;
   for (int n = 0; n < 100000; n++) {
     ChunkedResult cr = parse_chunked(cs, c);

@@ -1,7 +1,7 @@
 // The chunked filter: a response without Content-Length to an HTTP/1.1 client is sent with
-// "Transfer-Encoding: chunked" (chunked_transfer_encoding on); to an older client it ends with a close.
-// Chunk-size lines and the trailer are small buffers reused through update_chains.
-// nginx: src/http/modules/ngx_http_chunked_filter_module.c
+// "Transfer-Encoding: chunked" (chunked_transfer_encoding on); to an older client it ends with a
+// close. Chunk-size lines and the trailer are small buffers reused through update_chains. nginx:
+// src/http/modules/ngx_http_chunked_filter_module.c
 #include "http/core_module.h"
 
 namespace weir::http {
@@ -18,7 +18,8 @@ struct ChunkedCtx {
 
 Rc chunked_header_filter(Request& r, HeaderNext next) {
   int status = r.headers_out.status;
-  if (status == 304 || status == 204 || status < 200 || !r.is_main() || r.method == kHead) return next(r);
+  if (status == 304 || status == 204 || status < 200 || !r.is_main() || r.method == kHead)
+    return next(r);
   if (r.headers_out.content_length_n == -1 || r.expect_trailers) {
     if (r.http_version >= 1001 && *core_loc(r).chunked_transfer_encoding) {
       if (r.expect_trailers) clear_content_length(r);

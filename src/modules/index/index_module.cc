@@ -1,6 +1,6 @@
-// The index module: a URI ending in "/" is served by the first `index` file that exists in that directory
-// (an internal redirect), or by the last index when it is an absolute URI.
-// nginx: src/http/modules/ngx_http_index_module.c
+// The index module: a URI ending in "/" is served by the first `index` file that exists in that
+// directory (an internal redirect), or by the last index when it is an absolute URI. nginx:
+// src/http/modules/ngx_http_index_module.c
 #include <cstring>
 
 #include "http/core_module.h"
@@ -110,7 +110,9 @@ Status set_index(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
-void* create_loc_conf(ConfContext& cf) { return cf.pool.make<IndexConf>(); }
+void* create_loc_conf(ConfContext& cf) {
+  return cf.pool.make<IndexConf>();
+}
 
 Status merge_loc_conf(ConfContext& cf, void* parent, void* child) {
   auto& prev = *static_cast<IndexConf*>(parent);
@@ -135,7 +137,7 @@ Status init(ConfContext& cf) {
 }
 
 const Directive kDirectives[] = {
-    {"index", kHttpMainConf | kHttpSrvConf | kHttpLocConf | kOneMore, set_index},
+    {"index", kHttpMainSrvLoc | kOneMore, set_index},
 };
 
 }  // namespace

@@ -1,7 +1,7 @@
-// The access log: `log_format` (with escape=default|json|none; `combined` built in) and `access_log`
-// (a path, possibly with variables, a format, buffer=, flush=, if=), written in the log phase. Buffered logs
-// collect lines per file and are written when full, on the flush timer, before a reopen and at exit.
-// nginx: src/http/modules/ngx_http_log_module.c
+// The access log: `log_format` (with escape=default|json|none; `combined` built in) and
+// `access_log` (a path, possibly with variables, a format, buffer=, flush=, if=), written in the
+// log phase. Buffered logs collect lines per file and are written when full, on the flush timer,
+// before a reopen and at exit. nginx: src/http/modules/ngx_http_log_module.c
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -20,8 +20,8 @@ namespace {
 
 enum class LogEscape : uint8_t { Default, Json, None };
 
-// What a format is made of. Values with a fixed shape (numbers, times) are written directly, as nginx's
-// log module does; everything else goes through the variables and is escaped.
+// What a format is made of. Values with a fixed shape (numbers, times) are written directly, as
+// nginx's log module does; everything else goes through the variables and is escaped.
 enum class LogOp : uint8_t {
   Literal,
   Variable,
@@ -39,8 +39,8 @@ enum class LogOp : uint8_t {
 struct LogFormat {
   std::string name;
   LogEscape escape = LogEscape::Default;
-  // An op writes the literal text before it, then its value: half as many steps as one op per piece.
-  // A format's trailing text is an op of kind Literal.
+  // An op writes the literal text before it, then its value: half as many steps as one op per
+  // piece. A format's trailing text is an op of kind Literal.
   struct Op {
     LogOp kind;
     uint32_t lit_off, lit_len;  // the literal before the value, in `literals`
@@ -83,10 +83,12 @@ struct LogLocConf {
 };
 
 constexpr std::string_view kCombined =
-    "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" "
+    "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent "
+    "\"$http_referer\" "
     "\"$http_user_agent\"";
 
-// --- escaping ---------------------------------------------------------------------------------------
+// --- escaping
+// ---------------------------------------------------------------------------------------
 
 constexpr char kHex[] = "0123456789ABCDEF";
 
@@ -99,14 +101,16 @@ struct EscapeTable {
 };
 constexpr EscapeTable kDefaultEscape;
 
-// Whether any of 8 bytes needs the default escaping (a false positive only sends a word down the slow path).
+// Whether any of 8 bytes needs the default escaping (a false positive only sends a word down the
+// slow path).
 inline bool word_needs_escape(uint64_t w) {
   constexpr uint64_t kOnes = 0x0101010101010101ull;
   constexpr uint64_t kHighs = 0x8080808080808080ull;
   auto has_zero = [](uint64_t v) { return (v - kOnes) & ~v & kHighs; };
   uint64_t below_space = (w - kOnes * 0x20) & ~w & kHighs;
   uint64_t del_or_high = ((w + kOnes) | w) & kHighs;  // 0x7f and up
-  return (below_space | del_or_high | has_zero(w ^ (kOnes * '"')) | has_zero(w ^ (kOnes * '\\'))) != 0;
+  return (below_space | del_or_high | has_zero(w ^ (kOnes * '"')) | has_zero(w ^ (kOnes * '\\'))) !=
+         0;
 }
 
 // The most a value can grow to once escaped.
@@ -147,8 +151,8 @@ size_t utf8_len(std::string_view s, size_t i) {
     cp = (cp << 6) | (cc & 0x3f);
   }
   // Overlong forms, surrogates and values past U+10FFFF are not valid UTF-8.
-  if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
-      (cp >= 0xd800 && cp <= 0xdfff)) {
+  if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+      cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
     return 0;
   }
   return n;
@@ -183,8 +187,8 @@ char* write_escaped(char* p, std::string_view v, LogEscape esc) {
       for (size_t i = 0; i < v.size();) {
         auto c = static_cast<unsigned char>(v[i]);
         if (c >= 0x80) {
-          // Valid UTF-8 goes out as is; a byte that is not (nginx copies it raw and the JSON breaks) is
-          // written as the code point of the same value, so the line stays valid JSON.
+          // Valid UTF-8 goes out as is; a byte that is not (nginx copies it raw and the JSON
+          // breaks) is written as the code point of the same value, so the line stays valid JSON.
           size_t n = utf8_len(v, i);
           if (n == 0) {
             p = put(p, "\\u00");
@@ -235,7 +239,8 @@ char* write_escaped(char* p, std::string_view v, LogEscape esc) {
   return p;
 }
 
-// --- writing ---------------------------------------------------------------------------------------
+// --- writing
+// ---------------------------------------------------------------------------------------
 
 void write_to(int fd, const char* buf, size_t len, const Log& log, const std::string& name) {
   while (len > 0) {
@@ -246,8 +251,8 @@ void write_to(int fd, const char* buf, size_t len, const Log& log, const std::st
       return;
     }
     if (static_cast<size_t>(n) < len) {
-      log_error(LogLevel::Alert, log, 0, "write() to \"%s\" was incomplete: %zd of %zu", name.c_str(), n,
-                len);
+      log_error(LogLevel::Alert, log, 0, "write() to \"%s\" was incomplete: %zd of %zu",
+                name.c_str(), n, len);
       return;
     }
     buf += n;
@@ -278,8 +283,8 @@ void write_unbuffered(Request& r, AccessLog& al, const char* line, size_t len) {
     return;
   }
   std::string_view path = al.path_values->eval(r);
-  std::string full =
-      (!path.empty() && path[0] == '/') ? std::string(path) : core_main(r).prefix + std::string(path);
+  std::string full = (!path.empty() && path[0] == '/') ? std::string(path)
+                                                       : core_main(r).prefix + std::string(path);
   int fd = ::open(full.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) {
     log_error(LogLevel::Error, r.log(), errno, "open() \"%s\" failed", full.c_str());
@@ -295,7 +300,8 @@ char* put_msec(char* p, uint64_t ms) {
   return put_uint_pad(p, ms % 1000, 3);
 }
 
-// Writes one log line at p (which has room for fmt.fixed_len plus the escaped bound of every value).
+// Writes one log line at p (which has room for fmt.fixed_len plus the escaped bound of every
+// value).
 char* write_line(Request& r, const LogFormat& fmt, VariableValue** vals, char* p) {
   for (size_t i = 0; i < fmt.ops.size(); i++) {
     const LogFormat::Op& op = fmt.ops[i];
@@ -364,7 +370,8 @@ Code log_handler(Request& r) {
     size_t nvars = fmt.variables.size();
     VariableValue* small[32];
     VariableValue** vals =
-        nvars <= 32 ? small : static_cast<VariableValue**>(r.pool->alloc(sizeof(VariableValue*) * nvars));
+        nvars <= 32 ? small
+                    : static_cast<VariableValue**>(r.pool->alloc(sizeof(VariableValue*) * nvars));
     size_t bound = fmt.fixed_len + 1;
     for (size_t i = 0; i < nvars; i++) {
       VariableValue* v = get_flushed_variable(r, fmt.variables[i]);
@@ -392,7 +399,8 @@ Code log_handler(Request& r) {
   return Rc::Ok;
 }
 
-// --- configuration ---------------------------------------------------------------------------------
+// --- configuration
+// ---------------------------------------------------------------------------------
 
 Status compile_format(ConfContext& cf, LogFormat& fmt, std::string_view text) {
   Variables& vars = core_main_conf(cf).variables;
@@ -435,7 +443,9 @@ Status compile_format(ConfContext& cf, LogFormat& fmt, std::string_view text) {
       i = close + 1;
     } else {
       size_t s = i;
-      while (i < text.size() && (std::isalnum(static_cast<unsigned char>(text[i])) || text[i] == '_')) i++;
+      while (i < text.size() &&
+             (std::isalnum(static_cast<unsigned char>(text[i])) || text[i] == '_'))
+        i++;
       name = text.substr(s, i - s);
     }
     if (name.empty()) return cf.errorf("invalid parameter \"%s\"", std::string(text).c_str());
@@ -471,7 +481,8 @@ void* create_main_conf(ConfContext& cf) {
 Status log_format_directive(ConfContext& cf, const ConfNode& n, void* conf) {
   auto& lmcf = *static_cast<LogMainConf*>(conf);
   for (LogFormat* f : lmcf.formats) {
-    if (f->name == n.args[1]) return cf.errorf("duplicate \"log_format\" name \"%s\"", n.args[1].c_str());
+    if (f->name == n.args[1])
+      return cf.errorf("duplicate \"log_format\" name \"%s\"", n.args[1].c_str());
   }
   auto* fmt = cf.pool.make<LogFormat>();
   fmt->name = n.args[1];
@@ -487,7 +498,8 @@ Status log_format_directive(ConfContext& cf, const ConfNode& n, void* conf) {
     }
     i++;
   }
-  if (i >= n.args.size()) return cf.error("invalid number of arguments in \"log_format\" directive");
+  if (i >= n.args.size())
+    return cf.error("invalid number of arguments in \"log_format\" directive");
   std::string text;
   for (; i < n.args.size(); i++) text += n.args[i];
   if (Status s = compile_format(cf, *fmt, text); !s.ok()) return s;
@@ -506,7 +518,8 @@ Status access_log_directive(ConfContext& cf, const ConfNode& n, void* conf) {
   if (llcf.off) return Status::error("is duplicate");
   if (llcf.logs == nullptr) llcf.logs = cf.pool.make<std::vector<AccessLog>>();
   const std::string& path = n.args[1];
-  if (path.starts_with("syslog:")) return cf.error("logging to syslog is not supported, use a file");
+  if (path.starts_with("syslog:"))
+    return cf.error("logging to syslog is not supported, use a file");
   AccessLog al;
   if (path.find('$') != std::string::npos) {
     al.path_values = cf.pool.make<ComplexValue>();
@@ -524,7 +537,8 @@ Status access_log_directive(ConfContext& cf, const ConfNode& n, void* conf) {
   for (LogFormat* f : lmcf.formats) {
     if (f->name == fname) al.format = f;
   }
-  if (al.format == nullptr) return cf.errorf("unknown log format \"%s\"", std::string(fname).c_str());
+  if (al.format == nullptr)
+    return cf.errorf("unknown log format \"%s\"", std::string(fname).c_str());
   size_t buffer = 0;
   uint64_t flush = 0;
   for (; i < n.args.size(); i++) {
@@ -546,13 +560,15 @@ Status access_log_directive(ConfContext& cf, const ConfNode& n, void* conf) {
       return cf.errorf("invalid parameter \"%s\"", n.args[i].c_str());
     }
   }
-  if (flush != 0 && buffer == 0) return cf.errorf("no buffer is defined for access_log \"%s\"", path.c_str());
+  if (flush != 0 && buffer == 0)
+    return cf.errorf("no buffer is defined for access_log \"%s\"", path.c_str());
   if (buffer != 0) {
     if (al.file == nullptr) return cf.error("buffered logs cannot have variables in name");
     if (al.file->data != nullptr) {
       auto* b = static_cast<LogBuffer*>(al.file->data);
       if (b->size != buffer || b->flush_ms != flush) {
-        return cf.errorf("access_log \"%s\" already defined with conflicting parameters", path.c_str());
+        return cf.errorf("access_log \"%s\" already defined with conflicting parameters",
+                         path.c_str());
       }
       al.buffer = b;
     } else {
@@ -573,7 +589,8 @@ Status access_log_directive(ConfContext& cf, const ConfNode& n, void* conf) {
 }
 
 Status open_log_file_cache_directive(ConfContext& cf, const ConfNode& n, void*) {
-  // weir opens a log path with variables for each line; the cache's parameters are checked and accepted.
+  // weir opens a log path with variables for each line; the cache's parameters are checked and
+  // accepted.
   if (n.args[1] == "off")
     return n.nargs() == 1 ? Status() : cf.errorf("invalid parameter \"%s\"", n.args[2].c_str());
   bool have_max = false;
@@ -590,7 +607,8 @@ Status open_log_file_cache_directive(ConfContext& cf, const ConfNode& n, void*) 
     } else if (a.starts_with("valid=")) {
       ok = parse_time(a.substr(6), true).has_value();
     }
-    if (!ok) return cf.errorf("invalid \"open_log_file_cache\" parameter \"%s\"", n.args[i].c_str());
+    if (!ok)
+      return cf.errorf("invalid \"open_log_file_cache\" parameter \"%s\"", n.args[i].c_str());
   }
   if (!have_max) return cf.error("\"open_log_file_cache\" must have \"max\" parameter");
   return {};
@@ -630,10 +648,8 @@ void exit_process(Cycle& cycle) {
 
 const Directive kDirectives[] = {
     {"log_format", kHttpMainConf | kTwoMore, log_format_directive, ConfLevel::Main},
-    {"access_log", kHttpMainConf | kHttpSrvConf | kHttpLocConf | kHttpLifConf | kHttpLmtConf | kOneMore,
-     access_log_directive},
-    {"open_log_file_cache", kHttpMainConf | kHttpSrvConf | kHttpLocConf | kTake1234,
-     open_log_file_cache_directive},
+    {"access_log", kHttpMainSrvLoc | kHttpLifConf | kHttpLmtConf | kOneMore, access_log_directive},
+    {"open_log_file_cache", kHttpMainSrvLoc | kTake1234, open_log_file_cache_directive},
 };
 
 }  // namespace

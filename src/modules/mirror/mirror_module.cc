@@ -1,7 +1,7 @@
-// mirror: copies each request to other URIs as background subrequests ("mirror /audit;"), after reading the
-// client's body so that the mirrors see it too (mirror_request_body, on by default). The mirrors' responses
-// are ignored; the client's response does not wait for them, the connection's next request does.
-// nginx: src/http/modules/ngx_http_mirror_module.c
+// mirror: copies each request to other URIs as background subrequests ("mirror /audit;"), after
+// reading the client's body so that the mirrors see it too (mirror_request_body, on by default).
+// The mirrors' responses are ignored; the client's response does not wait for them, the
+// connection's next request does. nginx: src/http/modules/ngx_http_mirror_module.c
 #include <string>
 #include <vector>
 
@@ -24,7 +24,8 @@ struct MirrorConf {
 
 struct MirrorCtx {
   static constexpr Module* kModule = &http_mirror_module;
-  Code status = Rc::Done;  // what the phase handler answers when it runs again after the body is read
+  Code status =
+      Rc::Done;  // what the phase handler answers when it runs again after the body is read
 };
 
 Code start_mirrors(Request& r) {
@@ -95,11 +96,9 @@ Status init(ConfContext& cf) {
   return {};
 }
 
-constexpr uint32_t kMSL = kHttpMainConf | kHttpSrvConf | kHttpLocConf;
-
 const Directive kDirectives[] = {
-    {"mirror", kMSL | kTake1, set_mirror},
-    {"mirror_request_body", kMSL | kFlag, slot::flag<&MirrorConf::request_body>},
+    {"mirror", kHttpMainSrvLoc | kTake1, set_mirror},
+    {"mirror_request_body", kHttpMainSrvLoc | kFlag, slot::flag<&MirrorConf::request_body>},
 };
 
 }  // namespace

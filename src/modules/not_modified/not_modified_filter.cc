@@ -1,6 +1,6 @@
-// Conditional requests: If-Modified-Since / If-None-Match turn a 200 into 304, If-Unmodified-Since /
-// If-Match into 412, compared against the response's Last-Modified and ETag.
-// nginx: src/http/modules/ngx_http_not_modified_filter_module.c
+// Conditional requests: If-Modified-Since / If-None-Match turn a 200 into 304, If-Unmodified-Since
+// / If-Match into 412, compared against the response's Last-Modified and ETag. nginx:
+// src/http/modules/ngx_http_not_modified_filter_module.c
 #include "core/time_cache.h"
 #include "http/core_module.h"
 #include "http/special_response.h"
@@ -61,7 +61,8 @@ Rc not_modified_header_filter(Request& r, HeaderNext next) {
   if (r.headers_out.status != 200 || !r.is_main() || r.disable_not_modified) return next(r);
   HeadersIn& in = r.headers_in;
   if (in.if_unmodified_since != nullptr && !test_if_unmodified(r)) return filter_finalize(r, 412);
-  if (in.if_match != nullptr && !test_if_match(r, in.if_match, false)) return filter_finalize(r, 412);
+  if (in.if_match != nullptr && !test_if_match(r, in.if_match, false))
+    return filter_finalize(r, 412);
   if (in.if_modified_since != nullptr || in.if_none_match != nullptr) {
     if (in.if_modified_since != nullptr && test_if_modified(r)) return next(r);
     if (in.if_none_match != nullptr && !test_if_match(r, in.if_none_match, true)) return next(r);

@@ -1,7 +1,7 @@
-// Byte ranges: the header filter answers "Range: bytes=..." on a 200 with 206 and Content-Range (one range)
-// or multipart/byteranges (several, up to max_ranges), 416 when none is satisfiable, and If-Range; otherwise
-// it advertises "Accept-Ranges: bytes". The body filter cuts the response to the ranges.
-// nginx: src/http/modules/ngx_http_range_filter_module.c
+// Byte ranges: the header filter answers "Range: bytes=..." on a 200 with 206 and Content-Range
+// (one range) or multipart/byteranges (several, up to max_ranges), 416 when none is satisfiable,
+// and If-Range; otherwise it advertises "Accept-Ranges: bytes". The body filter cuts the response
+// to the ranges. nginx: src/http/modules/ngx_http_range_filter_module.c
 #include <unistd.h>
 
 #include <cstring>
@@ -17,7 +17,7 @@ namespace {
 
 struct Range {
   off_t start;
-  off_t end;  // exclusive
+  off_t end;                       // exclusive
   std::string_view content_range;  // multipart: "SSSS-EEEE/TTTT" CRLF CRLF
 };
 
@@ -25,7 +25,8 @@ struct RangeCtx {
   static constexpr Module* kModule = &http_range_filter_module;
   off_t offset = 0;
   std::vector<Range> ranges;
-  std::string_view boundary_header;  // CRLF "--" boundary CRLF "Content-Type: ..." CRLF "Content-Range: bytes "
+  std::string_view
+      boundary_header;  // CRLF "--" boundary CRLF "Content-Type: ..." CRLF "Content-Range: bytes "
   std::string_view boundary;
 };
 
@@ -106,7 +107,8 @@ Rc singlepart_header(Request& r, RangeCtx& ctx, HeaderNext next) {
   r.headers_out.content_range = add_header_out(
       r, "Content-Range",
       pool_printf(*r.pool, "bytes %lld-%lld/%lld", static_cast<long long>(range.start),
-                  static_cast<long long>(range.end - 1), static_cast<long long>(r.headers_out.content_length_n)));
+                  static_cast<long long>(range.end - 1),
+                  static_cast<long long>(r.headers_out.content_length_n)));
   r.headers_out.content_length_n = range.end - range.start;
   r.headers_out.content_offset = range.start;
   if (r.headers_out.content_length != nullptr) {
@@ -119,18 +121,19 @@ Rc singlepart_header(Request& r, RangeCtx& ctx, HeaderNext next) {
 uint64_t g_boundary = 0;
 
 Rc multipart_header(Request& r, RangeCtx& ctx, HeaderNext next) {
-  if (g_boundary == 0) g_boundary = static_cast<uint64_t>(::getpid()) * 1000 + (clock::wall_msec() % 1000);
+  if (g_boundary == 0)
+    g_boundary = static_cast<uint64_t>(::getpid()) * 1000 + (clock::wall_msec() % 1000);
   uint64_t boundary = ++g_boundary;
   std::string_view type = r.headers_out.content_type;
   if (!r.headers_out.charset.empty() && r.headers_out.content_type_len == type.size()) {
-    ctx.boundary_header = pool_printf(*r.pool, "\r\n--%020llu\r\nContent-Type: %.*s; charset=%.*s\r\nContent-Range: bytes ",
-                                      static_cast<unsigned long long>(boundary), static_cast<int>(type.size()),
-                                      type.data(), static_cast<int>(r.headers_out.charset.size()),
-                                      r.headers_out.charset.data());
+    ctx.boundary_header = pool_printf(
+        *r.pool, "\r\n--%020llu\r\nContent-Type: %.*s; charset=%.*s\r\nContent-Range: bytes ",
+        static_cast<unsigned long long>(boundary), static_cast<int>(type.size()), type.data(),
+        static_cast<int>(r.headers_out.charset.size()), r.headers_out.charset.data());
   } else if (!type.empty()) {
-    ctx.boundary_header = pool_printf(*r.pool, "\r\n--%020llu\r\nContent-Type: %.*s\r\nContent-Range: bytes ",
-                                      static_cast<unsigned long long>(boundary), static_cast<int>(type.size()),
-                                      type.data());
+    ctx.boundary_header = pool_printf(
+        *r.pool, "\r\n--%020llu\r\nContent-Type: %.*s\r\nContent-Range: bytes ",
+        static_cast<unsigned long long>(boundary), static_cast<int>(type.size()), type.data());
   } else {
     ctx.boundary_header = pool_printf(*r.pool, "\r\n--%020llu\r\nContent-Range: bytes ",
                                       static_cast<unsigned long long>(boundary));
@@ -143,10 +146,12 @@ Rc multipart_header(Request& r, RangeCtx& ctx, HeaderNext next) {
   // The closing boundary: CRLF "--" boundary "--" CRLF.
   off_t len = 4 + static_cast<off_t>(ctx.boundary.size()) + 4;
   for (Range& range : ctx.ranges) {
-    range.content_range = pool_printf(*r.pool, "%lld-%lld/%lld\r\n\r\n", static_cast<long long>(range.start),
-                                      static_cast<long long>(range.end - 1),
-                                      static_cast<long long>(r.headers_out.content_length_n));
-    len += static_cast<off_t>(ctx.boundary_header.size() + range.content_range.size()) + range.end - range.start;
+    range.content_range =
+        pool_printf(*r.pool, "%lld-%lld/%lld\r\n\r\n", static_cast<long long>(range.start),
+                    static_cast<long long>(range.end - 1),
+                    static_cast<long long>(r.headers_out.content_length_n));
+    len += static_cast<off_t>(ctx.boundary_header.size() + range.content_range.size()) + range.end -
+           range.start;
   }
   r.headers_out.content_length_n = len;
   if (r.headers_out.content_length != nullptr) {
@@ -172,7 +177,8 @@ Rc range_header_filter(Request& r, HeaderNext next) {
         applies = r.headers_out.etag != nullptr && r.headers_out.etag->value == v;
       } else {
         auto t = clock::parse_http_time(v);
-        applies = r.headers_out.last_modified_time != -1 && t && *t == r.headers_out.last_modified_time;
+        applies =
+            r.headers_out.last_modified_time != -1 && t && *t == r.headers_out.last_modified_time;
       }
     }
     if (applies) {
@@ -183,12 +189,14 @@ Rc range_header_filter(Request& r, HeaderNext next) {
           r.set_ctx(ctx);
           r.headers_out.status = 206;
           r.headers_out.status_line = {};
-          return ctx->ranges.size() == 1 ? singlepart_header(r, *ctx, next) : multipart_header(r, *ctx, next);
+          return ctx->ranges.size() == 1 ? singlepart_header(r, *ctx, next)
+                                         : multipart_header(r, *ctx, next);
         case ParseRange::NotSatisfiable:
           r.headers_out.status = 416;
-          r.headers_out.content_range = add_header_out(
-              r, "Content-Range",
-              pool_printf(*r.pool, "bytes */%lld", static_cast<long long>(r.headers_out.content_length_n)));
+          r.headers_out.content_range =
+              add_header_out(r, "Content-Range",
+                             pool_printf(*r.pool, "bytes */%lld",
+                                         static_cast<long long>(r.headers_out.content_length_n)));
           clear_content_length(r);
           r.filter_status = 416;
           return Rc::Declined;
@@ -246,7 +254,8 @@ Rc multipart_body(Request& r, RangeCtx& ctx, ChainLink* in, BodyNext next) {
   // The whole response must arrive as one buffer (a file, or memory), as nginx requires.
   Buffer* buf = in->buf;
   if (in->next != nullptr || !buf->last_buf) {
-    log_error(LogLevel::Alert, r.log(), 0, "multipart ranges need the whole response in one buffer");
+    log_error(LogLevel::Alert, r.log(), 0,
+              "multipart ranges need the whole response in one buffer");
     return Rc::Error;
   }
   ChainLink* out = nullptr;

@@ -1,7 +1,8 @@
-// The rewrite module: `rewrite`, `return`, `set`, `if` and `break`, compiled per server and per location
-// into one flat list of operations (an `if` block's operations sit inline after its condition, which jumps
-// past them when false), run in the server_rewrite and rewrite phases.
-// nginx: src/http/modules/ngx_http_rewrite_module.c, src/http/ngx_http_script.c (the if/return/regex codes)
+// The rewrite module: `rewrite`, `return`, `set`, `if` and `break`, compiled per server and per
+// location into one flat list of operations (an `if` block's operations sit inline after its
+// condition, which jumps past them when false), run in the server_rewrite and rewrite phases.
+// nginx: src/http/modules/ngx_http_rewrite_module.c, src/http/ngx_http_script.c (the
+// if/return/regex codes)
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -34,10 +35,10 @@ struct Op {
   HttpRegex* regex = nullptr;
   ComplexValue* value = nullptr;  // replacement, return text, set value
   RewriteFlag flag = RewriteFlag::None;
-  bool redirect = false;   // the replacement is a URL (or redirect/permanent)
-  bool add_args = true;    // keep the request's args (no trailing '?')
-  bool has_args = false;   // the replacement has its own '?args'
-  int status = 0;          // return
+  bool redirect = false;  // the replacement is a URL (or redirect/permanent)
+  bool add_args = true;   // keep the request's args (no trailing '?')
+  bool has_args = false;  // the replacement has its own '?args'
+  int status = 0;         // return
   // set
   int var_index = -1;
   VarSetter setter = nullptr;
@@ -60,7 +61,9 @@ std::vector<Op>& ops_of(ConfContext& cf, RewriteConf& conf) {
   return *conf.ops;
 }
 
-bool truthy(std::string_view v) { return !v.empty() && v != "0"; }
+bool truthy(std::string_view v) {
+  return !v.empty() && v != "0";
+}
 
 bool eval_condition(Request& r, const Condition& c) {
   switch (c.kind) {
@@ -119,8 +122,8 @@ Code apply_rewrite(Request& r, const Op& op, RewriteConf& rlcf) {
     }
     std::string_view loc(buf, n);
     if (*rlcf.log) {
-      log_error(LogLevel::Notice, r.log(), 0, "rewritten redirect: \"%.*s\"", static_cast<int>(loc.size()),
-                loc.data());
+      log_error(LogLevel::Notice, r.log(), 0, "rewritten redirect: \"%.*s\"",
+                static_cast<int>(loc.size()), loc.data());
     }
     clear_location(r);
     r.headers_out.location = add_header_out(r, "Location", loc);
@@ -144,7 +147,8 @@ Code apply_rewrite(Request& r, const Op& op, RewriteConf& rlcf) {
   }
   if (*rlcf.log) {
     log_error(LogLevel::Notice, r.log(), 0, "rewritten data: \"%.*s\", args: \"%.*s\"",
-              static_cast<int>(uri.size()), uri.data(), static_cast<int>(r.args.size()), r.args.data());
+              static_cast<int>(uri.size()), uri.data(), static_cast<int>(r.args.size()),
+              r.args.data());
   }
   if (uri.empty()) {
     log_error(LogLevel::Error, r.log(), 0, "the rewritten URI has a zero length");
@@ -181,8 +185,8 @@ Code rewrite_handler(Request& r) {
           break;
         }
         if (*rlcf.log) {
-          log_error(LogLevel::Notice, r.log(), 0, "\"%s\" matches \"%.*s\"", op.regex->re.pattern().c_str(),
-                    static_cast<int>(r.uri.size()), r.uri.data());
+          log_error(LogLevel::Notice, r.log(), 0, "\"%s\" matches \"%.*s\"",
+                    op.regex->re.pattern().c_str(), static_cast<int>(r.uri.size()), r.uri.data());
         }
         Code rc = apply_rewrite(r, op, rlcf);
         if (rc != Rc::Declined) return rc;
@@ -290,8 +294,8 @@ Status return_directive(ConfContext& cf, const ConfNode& n, void* conf) {
   const std::string& first = n.args[1];
   auto code = parse_int(first);
   if (!code) {
-    if (n.nargs() == 1 &&
-        (first.starts_with("http://") || first.starts_with("https://") || first.starts_with("$scheme"))) {
+    if (n.nargs() == 1 && (first.starts_with("http://") || first.starts_with("https://") ||
+                           first.starts_with("$scheme"))) {
       op.status = 302;
       op.value = cf.pool.make<ComplexValue>();
       if (Status s = op.value->compile(cf, first); !s.ok()) return s;
@@ -319,7 +323,8 @@ Status break_directive(ConfContext& cf, const ConfNode&, void* conf) {
 Status set_directive(ConfContext& cf, const ConfNode& n, void* conf) {
   auto& rlcf = *static_cast<RewriteConf*>(conf);
   const std::string& name = n.args[1];
-  if (name.size() < 2 || name[0] != '$') return cf.errorf("invalid variable name \"%s\"", name.c_str());
+  if (name.size() < 2 || name[0] != '$')
+    return cf.errorf("invalid variable name \"%s\"", name.c_str());
   std::string var = name.substr(1);
   Variables& vars = core_main_conf(cf).variables;
   Status err;
@@ -381,11 +386,14 @@ Status parse_condition(ConfContext& cf, const ConfNode& n, Condition& c) {
     }
     return cf.errorf("unexpected \"%s\" in condition", op.c_str());
   }
-  if (a.size() == 2 && (first == "-f" || first == "!-f" || first == "-d" || first == "!-d" || first == "-e" ||
-                        first == "!-e" || first == "-x" || first == "!-x")) {
+  if (a.size() == 2 && (first == "-f" || first == "!-f" || first == "-d" || first == "!-d" ||
+                        first == "-e" || first == "!-e" || first == "-x" || first == "!-x")) {
     c.negate = first[0] == '!';
     char t = first.back();
-    c.kind = t == 'f' ? CondKind::File : t == 'd' ? CondKind::Dir : t == 'e' ? CondKind::Exists : CondKind::Exec;
+    c.kind = t == 'f'   ? CondKind::File
+             : t == 'd' ? CondKind::Dir
+             : t == 'e' ? CondKind::Exists
+                        : CondKind::Exec;
     return c.left.compile(cf, a[1]);
   }
   return cf.errorf("invalid condition \"%s\"", first.c_str());
@@ -428,7 +436,9 @@ Status if_directive(ConfContext& cf, const ConfNode& n, void* conf) {
   return s;
 }
 
-void* create_loc_conf(ConfContext& cf) { return cf.pool.make<RewriteConf>(); }
+void* create_loc_conf(ConfContext& cf) {
+  return cf.pool.make<RewriteConf>();
+}
 
 Status merge_loc_conf(ConfContext&, void* parent, void* child) {
   auto& prev = *static_cast<RewriteConf*>(parent);
@@ -444,16 +454,14 @@ Status init(ConfContext& cf) {
   return {};
 }
 
-constexpr uint32_t kSL = kHttpSrvConf | kHttpSifConf | kHttpLocConf | kHttpLifConf;
-
 const Directive kDirectives[] = {
-    {"rewrite", kSL | kTake23, rewrite_directive},
-    {"return", kSL | kTake12, return_directive},
-    {"break", kSL | kNoArgs, break_directive},
+    {"rewrite", kHttpSrvLocIf | kTake23, rewrite_directive},
+    {"return", kHttpSrvLocIf | kTake12, return_directive},
+    {"break", kHttpSrvLocIf | kNoArgs, break_directive},
     {"if", kHttpSrvConf | kHttpLocConf | kBlock | kOneMore, if_directive},
-    {"set", kSL | kTake2, set_directive},
-    {"rewrite_log", kHttpMainConf | kSL | kFlag, slot::flag<&RewriteConf::log>},
-    {"uninitialized_variable_warn", kHttpMainConf | kSL | kFlag,
+    {"set", kHttpSrvLocIf | kTake2, set_directive},
+    {"rewrite_log", kHttpMainConf | kHttpSrvLocIf | kFlag, slot::flag<&RewriteConf::log>},
+    {"uninitialized_variable_warn", kHttpMainConf | kHttpSrvLocIf | kFlag,
      slot::flag<&RewriteConf::uninitialized_variable_warn>},
 };
 

@@ -1,7 +1,7 @@
-// The static content handler: maps the URI to a file, answers 301 for a directory without its slash,
-// 403/404 like nginx, and sends the file as an in_file buffer (the send chain uses sendfile, or the copy
-// filter reads it when sendfile is off).
-// nginx: src/http/modules/ngx_http_static_module.c
+// The static content handler: maps the URI to a file, answers 301 for a directory without its
+// slash, 403/404 like nginx, and sends the file as an in_file buffer (the send chain uses sendfile,
+// or the copy filter reads it when sendfile is off). nginx:
+// src/http/modules/ngx_http_static_module.c
 #include "http/core_module.h"
 #include "http/open_file.h"
 #include "http/request_body.h"
@@ -76,8 +76,8 @@ Code static_handler(Request& r) {
     return Code::status(301);
   }
   if (!of.is_file) {
-    log_error(LogLevel::Crit, log, 0, "\"%.*s\" is not a regular file", static_cast<int>(path.size()),
-              path.data());
+    log_error(LogLevel::Crit, log, 0, "\"%.*s\" is not a regular file",
+              static_cast<int>(path.size()), path.data());
     return Code::status(404);
   }
   if (r.method == kPost) return Code::status(405);

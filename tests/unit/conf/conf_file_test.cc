@@ -1,5 +1,5 @@
-// The tokenizer and parser: quoting and escapes, comments, blocks, variables with braces, includes with
-// globs, and nginx's error texts with file:line.
+// The tokenizer and parser: quoting and escapes, comments, blocks, variables with braces, includes
+// with globs, and nginx's error texts with file:line.
 #include "conf/conf_file.h"
 
 #include <gtest/gtest.h>
@@ -17,7 +17,9 @@ std::string temp_dir() {
   return std::string(mkdtemp(tmpl)) + "/";
 }
 
-void write(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+void write(const std::string& path, const std::string& text) {
+  std::ofstream(path) << text;
+}
 
 Status parse(const std::string& text, std::vector<ConfNode>& out, std::string* path_out = nullptr) {
   static std::vector<std::unique_ptr<ConfReader>> readers;  // nodes point into the reader's files
@@ -84,7 +86,8 @@ TEST(ConfReader, IncludesWithGlobsRelativeToTheConfDir) {
   ::mkdir((dir + "sites").c_str(), 0755);
   write(dir + "sites/b.conf", "second;\n");
   write(dir + "sites/a.conf", "first;\n");
-  write(dir + "main.conf", "before;\ninclude sites/*.conf;\nhttp { include sites/a.conf; }\nafter;\n");
+  write(dir + "main.conf",
+        "before;\ninclude sites/*.conf;\nhttp { include sites/a.conf; }\nafter;\n");
   ConfReader reader(dir);
   std::vector<ConfNode> n;
   ASSERT_TRUE(reader.read_file(dir + "main.conf", n).ok());

@@ -1,5 +1,5 @@
-// update_chains: fully sent buffers with our tag go to free (reset), foreign ones are dropped, a buffer
-// still holding data stops the scan.
+// update_chains: fully sent buffers with our tag go to free (reset), foreign ones are dropped, a
+// buffer still holding data stops the scan.
 #include "core/buffer.h"
 
 #include <gtest/gtest.h>
@@ -59,7 +59,7 @@ TEST(UpdateChains, ForeignBuffersAreDroppedWhateverTheirState) {
   ChainLink* free = nullptr;
   ChainLink* busy = nullptr;
   Buffer* foreign = temp(pool, 16, 8, &kOtherTag);  // still has data
-  Buffer* ours = temp(pool, 16, 0, &kTag);            // sent
+  Buffer* ours = temp(pool, 16, 0, &kTag);          // sent
   ChainLink* out = link(pool, foreign, link(pool, ours));
   update_chains(pool, &free, &busy, &out, &kTag);
   EXPECT_EQ(busy, nullptr);
@@ -110,7 +110,8 @@ TEST(ChainHelpers, UpdateSentAndCoalesceFile) {
     return b;
   };
   // Contiguous ranges of one file coalesce; a gap ends the run.
-  ChainLink* files = link(pool, fbuf(0, 100), link(pool, fbuf(100, 250), link(pool, fbuf(300, 400))));
+  ChainLink* files =
+      link(pool, fbuf(0, 100), link(pool, fbuf(100, 250), link(pool, fbuf(300, 400))));
   ChainLink* cur = files;
   EXPECT_EQ(chain_coalesce_file(&cur, 1 << 20), 250);
   EXPECT_EQ(cur->buf->file_pos, 300);

@@ -1,5 +1,6 @@
-// The copy filter's engine with output_buffers 2 4k and sendfile off: file data is read into at most two 4k
-// buffers, which come back through update_chains once "sent", and the output arrives whole and in order.
+// The copy filter's engine with output_buffers 2 4k and sendfile off: file data is read into at
+// most two 4k buffers, which come back through update_chains once "sent", and the output arrives
+// whole and in order.
 #include "core/output_chain.h"
 
 #include <gtest/gtest.h>

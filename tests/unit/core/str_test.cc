@@ -30,7 +30,6 @@ TEST(Str, ParseTime) {
   EXPECT_FALSE(parse_time("x", false).has_value());
 }
 
-
 TEST(Str, PutEveryShortLength) {
   std::string src = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG";
   for (size_t n = 0; n <= 40; n++) {
@@ -49,8 +48,9 @@ TEST(Str, PutUint) {
     char buf[32];
     return std::string(buf, put_uint(buf, v));
   };
-  for (uint64_t v : {0ull, 7ull, 9ull, 10ull, 99ull, 100ull, 101ull, 999ull, 1000ull, 1024ull, 9999ull, 10000ull,
-                     123456789ull, 10000000000000000000ull, 18446744073709551615ull}) {
+  for (uint64_t v :
+       {0ull, 7ull, 9ull, 10ull, 99ull, 100ull, 101ull, 999ull, 1000ull, 1024ull, 9999ull, 10000ull,
+        123456789ull, 10000000000000000000ull, 18446744073709551615ull}) {
     EXPECT_EQ(fmt(v), std::to_string(v));
   }
   char buf[8];

@@ -1,5 +1,6 @@
-// The filter order equals the seed's (shared/seeds/004: ngx_modules[] from write up to not_modified), and
-// the chains built from a real configuration follow it, ending with the header serialiser and the writer.
+// The filter order equals the seed's (shared/seeds/004: ngx_modules[] from write up to
+// not_modified), and the chains built from a real configuration follow it, ending with the header
+// serialiser and the writer.
 #include "http/filter_order.h"
 
 #include <gtest/gtest.h>
@@ -15,11 +16,11 @@ namespace weir::http {
 namespace {
 
 TEST(FilterOrder, IsTheSeeds) {
-  // The seed's list, verbatim in order: write, header, chunked, range_header, gzip, postpone, ssi, charset,
-  // userid, headers, copy, range_body, not_modified. The last registered runs first.
-  const std::vector<std::string> seed = {"write",    "header",     "chunked",     "range_header", "gzip",
-                                         "postpone", "ssi",        "charset",     "userid",       "headers",
-                                         "copy",     "range_body", "not_modified"};
+  // The seed's list, verbatim in order: write, header, chunked, range_header, gzip, postpone, ssi,
+  // charset, userid, headers, copy, range_body, not_modified. The last registered runs first.
+  const std::vector<std::string> seed = {
+      "write",   "header", "chunked", "range_header", "gzip",       "postpone",    "ssi",
+      "charset", "userid", "headers", "copy",         "range_body", "not_modified"};
   std::vector<std::string> reg;
   for (FilterId id : kSeedRegistrationOrder) reg.emplace_back(filter_name(id));
   EXPECT_EQ(reg, seed);
@@ -57,8 +58,9 @@ TEST(FilterOrder, BuiltChainsFollowIt) {
   // The filters weir has today, in their places.
   EXPECT_EQ(fc.header_ids, (std::vector<FilterId>{FilterId::NotModified, FilterId::RangeHeader,
                                                   FilterId::Chunked, FilterId::Header}));
-  EXPECT_EQ(fc.body_ids, (std::vector<FilterId>{FilterId::RangeBody, FilterId::Copy, FilterId::Postpone,
-                                                FilterId::Chunked, FilterId::Write}));
+  EXPECT_EQ(fc.body_ids,
+            (std::vector<FilterId>{FilterId::RangeBody, FilterId::Copy, FilterId::Postpone,
+                                   FilterId::Chunked, FilterId::Write}));
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
-// The request parsers: valid and malformed request lines and headers, every request split at every byte,
-// URI normalisation, and the chunked body parser.
+// The request parsers: valid and malformed request lines and headers, every request split at every
+// byte, URI normalisation, and the chunked body parser.
 #include "http/parse.h"
 
 #include <gtest/gtest.h>
@@ -76,7 +76,7 @@ TEST(RequestLine, Valid) {
 
   p = parse_request("\r\nPROPPATCH http://host:8080/p%20q HTTP/1.0\r\n\r\n");
   ASSERT_EQ(p.line, ParseResult::Ok);
-  EXPECT_EQ(p.st.method, kPropppatch);
+  EXPECT_EQ(p.st.method, kProppatch);
   EXPECT_EQ(std::string(p.st.host_start, p.st.host_end), "host");
   EXPECT_TRUE(p.st.quoted_uri);
 
@@ -128,16 +128,20 @@ TEST(HeaderLines, ValidAndInvalid) {
   EXPECT_EQ(p.headers[0].second, "b c");
   EXPECT_EQ(p.headers[1].second, "");
   EXPECT_EQ(p.headers[3].second, "z");
-  EXPECT_EQ(parse_request("GET / HTTP/1.1\r\n: x\r\n\r\n").headers_result, ParseResult::InvalidHeader);
-  EXPECT_EQ(parse_request("GET / HTTP/1.1\r\nA b: x\r\n\r\n").headers_result, ParseResult::InvalidHeader);
+  EXPECT_EQ(parse_request("GET / HTTP/1.1\r\n: x\r\n\r\n").headers_result,
+            ParseResult::InvalidHeader);
+  EXPECT_EQ(parse_request("GET / HTTP/1.1\r\nA b: x\r\n\r\n").headers_result,
+            ParseResult::InvalidHeader);
   EXPECT_EQ(parse_request(std::string("GET / HTTP/1.1\r\nA: x\0y\r\n\r\n", 27)).headers_result,
             ParseResult::InvalidHeader);
-  EXPECT_EQ(parse_request("GET / HTTP/1.1\r\nA: x\rB\r\n\r\n").headers_result, ParseResult::InvalidHeader);
+  EXPECT_EQ(parse_request("GET / HTTP/1.1\r\nA: x\rB\r\n\r\n").headers_result,
+            ParseResult::InvalidHeader);
 }
 
 TEST(Parsers, SplitAtEveryByteGivesTheSameResult) {
   const std::string requests[] = {
-      "GET /a/b.html?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t/1\r\nCookie: a=b; c=d\r\n\r\n",
+      "GET /a/b.html?x=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: t/1\r\nCookie: a=b; "
+      "c=d\r\n\r\n",
       "POST http://h:81/%41/./b?q HTTP/1.0\r\nContent-Length: 3\r\nX_Y: z\r\n\r\n",
       "\r\nGET / HTTP/1.1\r\nA: 1\nB: 2\n\n",
       "GET /bad\x01 HTTP/1.1\r\n\r\n",
@@ -155,7 +159,8 @@ TEST(Parsers, SplitAtEveryByteGivesTheSameResult) {
   }
 }
 
-std::string normalise(std::string raw, bool merge = true, bool* ok = nullptr, std::string* args = nullptr) {
+std::string normalise(std::string raw, bool merge = true, bool* ok = nullptr,
+                      std::string* args = nullptr) {
   std::vector<char> out(raw.size() + 2);
   ComplexUri cu;
   ParseResult r = parse_complex_uri(raw, false, merge, out.data(), cu);
@@ -221,7 +226,8 @@ Chunked dechunk(const std::string& in, size_t step) {
 }
 
 TEST(Chunked, ParsesAtEverySplit) {
-  std::string body = "5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nTrailer: x\r\n\r\n";
+  std::string body =
+      "5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nTrailer: x\r\n\r\n";
   for (size_t step = 1; step <= body.size(); step++) {
     Chunked c = dechunk(body, step);
     ASSERT_EQ(c.last, ChunkedResult::Done) << step;
@@ -235,8 +241,9 @@ TEST(Chunked, ParsesAtEverySplit) {
 }
 
 TEST(Chunked, EveryLineEndsInCrlf) {
-  for (const char* bad : {"5\nhello\r\n0\r\n\r\n", "5\r\nhello\n0\r\n\r\n", "5;x\nhello\r\n0\r\n\r\n",
-                          "0\n\r\n", "0\r\n\n", "0\r\nT: x\n\r\n", "0;e\n\r\n", "5\r\nhello\r\r\n"}) {
+  for (const char* bad :
+       {"5\nhello\r\n0\r\n\r\n", "5\r\nhello\n0\r\n\r\n", "5;x\nhello\r\n0\r\n\r\n", "0\n\r\n",
+        "0\r\n\n", "0\r\nT: x\n\r\n", "0;e\n\r\n", "5\r\nhello\r\r\n"}) {
     for (size_t step : {1, 2, 100}) EXPECT_EQ(dechunk(bad, step).last, ChunkedResult::Error) << bad;
   }
 }
@@ -250,12 +257,12 @@ TEST(Chunked, ExtensionsAndTrailersAreBounded) {
   EXPECT_EQ(dechunk(fits, 4096).last, ChunkedResult::Done);
 }
 
-// st.length is what a reader may ask the socket for: never more than the body still holds, at any split,
-// so a pipelined request behind the body is never read into the body's buffer.
+// st.length is what a reader may ask the socket for: never more than the body still holds, at any
+// split, so a pipelined request behind the body is never read into the body's buffer.
 TEST(Chunked, LengthNeverReachesPastTheBody) {
   for (const std::string body :
-       {"5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nTrailer: x\r\n\r\n", "0\r\n\r\n",
-        "00001\r\nx\r\n0;e\r\n\r\n", "3\r\nabc\r\n0\r\nA: 1\r\nB: 2\r\n\r\n"}) {
+       {"5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nTrailer: x\r\n\r\n",
+        "0\r\n\r\n", "00001\r\nx\r\n0;e\r\n\r\n", "3\r\nabc\r\n0\r\nA: 1\r\nB: 2\r\n\r\n"}) {
     for (size_t step = 1; step <= body.size(); step++) {
       Chunked c = dechunk(body, step);
       ASSERT_EQ(c.last, ChunkedResult::Done) << body;

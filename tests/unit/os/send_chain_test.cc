@@ -1,10 +1,10 @@
-// The send chain over a real socketpair: memory buffers coalesced into one writev, file ranges into one
-// sendfile, the byte limit, and partial writes that leave the chain pointing at what is unsent.
+// The send chain over a real socketpair: memory buffers coalesced into one writev, file ranges into
+// one sendfile, the byte limit, and partial writes that leave the chain pointing at what is unsent.
 #include "os/send_chain.h"
 
 #include <fcntl.h>
-#include <signal.h>
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -56,7 +56,8 @@ struct TempFileFixture {
     file.fd = ::mkstemp(path);
     ::unlink(path);
     for (size_t i = 0; i < size; i++) content += static_cast<char>('a' + i % 26);
-    EXPECT_EQ(::write(file.fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+    EXPECT_EQ(::write(file.fd, content.data(), content.size()),
+              static_cast<ssize_t>(content.size()));
   }
   ~TempFileFixture() { ::close(file.fd); }
   Buffer* range(Pool& p, off_t a, off_t b) {
@@ -74,7 +75,8 @@ TEST(SendChain, MemoryAndFileBuffersInOrder) {
   Pair pair;
   TempFileFixture tf(10000);
   std::string head = "HTTP/1.1 200 OK\r\n\r\n";
-  // Two adjacent pieces of one block (one iovec), then two contiguous file ranges (one sendfile), then memory.
+  // Two adjacent pieces of one block (one iovec), then two contiguous file ranges (one sendfile),
+  // then memory.
   Buffer* block = Buffer::create_temp(pool, 64);
   block->last = put(block->last, head);
   Buffer* h1 = pool.make<Buffer>(*block);
@@ -83,8 +85,10 @@ TEST(SendChain, MemoryAndFileBuffersInOrder) {
   h2->pos = h1->last;
   Buffer* tail = Buffer::create_memory(pool, "--end--");
   tail->last_buf = true;
-  ChainLink* in = link(pool, h1, link(pool, h2, link(pool, tf.range(pool, 0, 4000),
-                                                     link(pool, tf.range(pool, 4000, 10000), link(pool, tail)))));
+  ChainLink* in = link(pool, h1,
+                       link(pool, h2,
+                            link(pool, tf.range(pool, 0, 4000),
+                                 link(pool, tf.range(pool, 4000, 10000), link(pool, tail)))));
   SendState st;
   st.fd = pair.s[0];
   Log log;
@@ -98,7 +102,8 @@ TEST(SendChain, LimitStopsMidBuffer) {
   Pool pool;
   Pair pair;
   TempFileFixture tf(5000);
-  ChainLink* in = link(pool, Buffer::create_memory(pool, "0123456789"), link(pool, tf.range(pool, 0, 5000)));
+  ChainLink* in =
+      link(pool, Buffer::create_memory(pool, "0123456789"), link(pool, tf.range(pool, 0, 5000)));
   SendState st;
   st.fd = pair.s[0];
   Log log;
@@ -117,7 +122,8 @@ TEST(SendChain, PartialWritesLeaveTheUnsentPart) {
   Pair pair(4096);
   TempFileFixture tf(300000);
   std::string big(200000, 'm');
-  ChainLink* in = link(pool, Buffer::create_memory(pool, big), link(pool, tf.range(pool, 0, 300000)));
+  ChainLink* in =
+      link(pool, Buffer::create_memory(pool, big), link(pool, tf.range(pool, 0, 300000)));
   SendState st;
   st.fd = pair.s[0];
   Log log;

@@ -23,7 +23,8 @@ run: deps weir
 	@mkdir -p logs
 	./$(BUILD)/weir -p $(CURDIR)/ -c conf/weir.conf -g 'daemon off;'
 
-# Unit tests, integration tests on the release and the ASan/UBSan builds, 60 s of fuzzing;
+# Unit tests, the clang-format and clang-tidy checks, integration tests on the release and the
+# ASan/UBSan builds (in parallel), 60 s of fuzzing;
 # the last line is "N passed, M failed".
 test: deps
 	@scripts/test.sh all

@@ -2,7 +2,7 @@
 # Installs the Debian packages weir's build, tests and benchmarks need, when they are missing.
 set -euo pipefail
 pkgs=(cmake ninja-build g++ clang pkg-config libpcre2-dev libgtest-dev python3-pytest python3-pytest-timeout
-      python3-pytest-xdist curl nginx wrk
+      python3-pytest-xdist curl nginx wrk clang-format clang-tidy
       libclang-rt-14-dev)
 [ "${WEIR_BENCH:-0}" = 1 ] && pkgs+=(h2o strace valgrind)
 missing=()

@@ -2,7 +2,7 @@
 # The test runner behind `make test`: builds, runs the unit tests (GoogleTest), the integration tests
 # (pytest, real sockets) on the release build and on the ASan/UBSan build, and the fuzzers (request and
 # config parsers); ends with one line "N passed, M failed".
-#   scripts/test.sh all   - everything (CI)
+#   scripts/test.sh all   - everything (CI), with the format and clang-tidy checks
 #   scripts/test.sh fast  - unit + release integration
 #   scripts/test.sh fuzz  - the fuzzers only
 set -uo pipefail
@@ -64,6 +64,22 @@ run_unit() {
   count "unit tests" ${c% *} ${c#* }
 }
 
+# The tree is clang-format clean (.clang-format) and clang-tidy clean (.clang-tidy, using the release
+# build's compile_commands.json): each check counts as one test.
+run_style() {
+  local files; files=$(git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h')
+  if clang-format --dry-run -Werror $files >"$results/format.log" 2>&1; then
+    count "format (clang-format)" 1 0
+  else
+    grep -E "error:" "$results/format.log" | head -20; count "format (clang-format)" 0 1
+  fi
+  if git ls-files 'src/*.cc' | xargs -P "$jobs" -n 8 clang-tidy -p build --quiet >"$results/tidy.log" 2>&1; then
+    count "clang-tidy" 1 0
+  else
+    grep -E "(warning|error):" "$results/tidy.log" | sort -u | head -20; count "clang-tidy" 0 1
+  fi
+}
+
 run_integration() {  # run_integration <label> <binary>
   # In parallel (pytest-xdist): every test has its own servers on free ports.
   WEIR_BIN="$2" /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider -n "$jobs" --maxfail=50 --timeout=300 \
@@ -102,8 +118,9 @@ run_fuzz() {
 case "$mode" in
   fast) run_unit; run_integration "integration (release)" build/weir ;;
   fuzz) run_fuzz ;;
-  all)  run_unit; run_integration "integration (release)" build/weir; run_asan; run_fuzz ;;
-  *) echo "usage: $0 all|fast|fuzz"; exit 2 ;;
+  style) run_style ;;
+  all)  run_unit; run_style; run_integration "integration (release)" build/weir; run_asan; run_fuzz ;;
+  *) echo "usage: $0 all|fast|fuzz|style"; exit 2 ;;
 esac
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -23,16 +23,14 @@ namespace {
 bool get_buf(OutputChain& ctx, off_t bsize) {
   size_t size = ctx.bufs.size;
   bool recycled = true;
-  if (ctx.in->buf->last_in_chain) {
-    if (bsize < static_cast<off_t>(size)) {
-      // A small last buffer (or the small last part of one): a buffer of just that size.
-      size = static_cast<size_t>(bsize);
-      recycled = false;
-    } else if (ctx.bufs.num == 1 && bsize < static_cast<off_t>(size + size / 4)) {
-      // One buffer that would leave a small remainder: take it all at once.
-      size = static_cast<size_t>(bsize);
-      recycled = false;
-    }
+  // A small last buffer (or the small last part of one) gets a buffer of just that size; so does
+  // one that, with a single buffer configured, would leave a small remainder (it is taken all at
+  // once).
+  if (ctx.in->buf->last_in_chain &&
+      (bsize < static_cast<off_t>(size) ||
+       (ctx.bufs.num == 1 && bsize < static_cast<off_t>(size + size / 4)))) {
+    size = static_cast<size_t>(bsize);
+    recycled = false;
   }
   Buffer* b = Buffer::create_temp(*ctx.pool, size);
   b->tag = ctx.tag;

@@ -330,16 +330,11 @@ void update_location_config(Request& r) {
   if (r.is_main()) c.log.sink = clcf->error_log;
   c.io.use_sendfile = *clcf->sendfile;
   c.io.nopush = *clcf->tcp_nopush;
-  if (*clcf->keepalive_timeout == 0) {
-    r.keepalive = false;
-  } else if (c.requests >= *clcf->keepalive_requests) {
-    r.keepalive = false;
-  } else if (clock::msec() - c.start_msec > *clcf->keepalive_time) {
-    r.keepalive = false;
-  } else if (r.headers_in.msie6 && r.method == kPost &&
-             (*clcf->keepalive_disable & kKeepaliveDisableMsie6)) {
-    r.keepalive = false;
-  } else if (r.headers_in.safari && (*clcf->keepalive_disable & kKeepaliveDisableSafari)) {
+  if (*clcf->keepalive_timeout == 0 || c.requests >= *clcf->keepalive_requests ||
+      clock::msec() - c.start_msec > *clcf->keepalive_time ||
+      (r.headers_in.msie6 && r.method == kPost &&
+       (*clcf->keepalive_disable & kKeepaliveDisableMsie6)) ||
+      (r.headers_in.safari && (*clcf->keepalive_disable & kKeepaliveDisableSafari))) {
     r.keepalive = false;
   }
   if (clcf->handler != nullptr) r.content_handler = clcf->handler;

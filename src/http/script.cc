@@ -88,7 +88,8 @@ std::string_view ComplexValue::eval(Request& r, bool escape_captures) const {
   VariableValue** vals =
       parts_.size() <= 16
           ? small
-          : static_cast<VariableValue**>(r.pool->alloc(sizeof(VariableValue*) * parts_.size()));
+          : static_cast<VariableValue**>(r.pool->alloc(
+                sizeof(VariableValue*) * parts_.size()));  // NOLINT(bugprone-sizeof-expression)
   size_t len = 0;
   for (size_t i = 0; i < parts_.size(); i++) {
     const Part& p = parts_[i];

@@ -103,6 +103,7 @@ void set_proc_title(const std::string& title) {
   ::prctl(PR_SET_NAME, title.c_str(), 0, 0, 0);
   if (g_title_start == nullptr || g_title_size < 2) return;
   size_t n = std::min(title.size(), g_title_size - 1);
+  // NOLINTNEXTLINE(bugprone-not-null-terminated-result): the memset below terminates it
   std::memcpy(g_title_start, title.data(), n);
   std::memset(g_title_start + n, 0, g_title_size - n);
 }

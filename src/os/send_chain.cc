@@ -3,6 +3,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 
@@ -12,7 +13,7 @@ namespace weir {
 
 namespace {
 
-constexpr int kIovMax = IOV_MAX < 1024 ? IOV_MAX : 1024;
+constexpr int kIovMax = std::min(IOV_MAX, 1024);
 
 LogLevel send_error_level(int err) {
   // A client that went away is routine; anything else is worth attention.

@@ -371,7 +371,8 @@ Code log_handler(Request& r) {
     VariableValue* small[32];
     VariableValue** vals =
         nvars <= 32 ? small
-                    : static_cast<VariableValue**>(r.pool->alloc(sizeof(VariableValue*) * nvars));
+                    : static_cast<VariableValue**>(r.pool->alloc(
+                          sizeof(VariableValue*) * nvars));  // NOLINT(bugprone-sizeof-expression)
     size_t bound = fmt.fixed_len + 1;
     for (size_t i = 0; i < nvars; i++) {
       VariableValue* v = get_flushed_variable(r, fmt.variables[i]);

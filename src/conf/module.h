@@ -1,6 +1,6 @@
 // Modules and their directive tables. A module declares its directives (name, the contexts it may
 // appear in, its argument-count rule, a setter) and its configuration hooks; the module list in one
-// file (src/modules/module_list.cc) fixes their order. nginx: src/core/ngx_module.h,
+// file (src/main/module_list.cc) fixes their order. nginx: src/core/ngx_module.h,
 // src/core/ngx_conf_file.h (ngx_command_t, NGX_CONF_TAKE1 ...)
 #pragma once
 
@@ -95,7 +95,7 @@ struct Module {
   int ctx_index = -1;  // position among the modules of its type
 };
 
-// The module list in use (src/modules/module_list.cc hands it over at start-up), in nginx's order.
+// The module list in use (src/main/module_list.cc hands it over at start-up), in nginx's order.
 void set_modules(std::span<Module* const> modules);
 std::span<Module* const> all_modules();
 // Assigns index/ctx_index.

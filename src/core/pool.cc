@@ -1,9 +1,9 @@
 #include "core/pool.h"
 
-#include <cassert>
 #include <cstdlib>
 #include <cstring>
 
+#include "core/assert.h"
 #include "core/buffer.h"
 #include "core/config.h"
 
@@ -67,7 +67,7 @@ void Pool::new_block(size_t min_size) {
 }
 
 void* Pool::alloc_slow(size_t size, size_t align) {
-  assert(align <= alignof(std::max_align_t));
+  WEIR_ASSERT(align <= alignof(std::max_align_t));
   if (size > block_size_ / 2) {
     // Large: its own allocation, freed at reset or by free_large().
     auto* l = static_cast<Large*>(std::malloc(sizeof(Large) + size));

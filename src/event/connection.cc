@@ -14,9 +14,17 @@ namespace weir {
 ConnectionPool* ConnectionPool::current = nullptr;
 
 namespace {
+bool g_exiting = false;
 uint64_t g_local_counter = 0;
 uint64_t* g_shared_counter = nullptr;
 }  // namespace
+
+bool worker_exiting() {
+  return g_exiting;
+}
+void set_worker_exiting(bool exiting) {
+  g_exiting = exiting;
+}
 
 void set_connection_counter(uint64_t* shared) {
   g_shared_counter = shared;

@@ -141,6 +141,11 @@ class ConnectionPool {
   uint64_t waiting_reclaimed_ = 0;  // waiting connections closed since that message
 };
 
+// Whether this worker is shutting down gracefully: no keep-alive then, idle connections are closed,
+// and outbound connections kept for reuse are closed too.
+bool worker_exiting();
+void set_worker_exiting(bool exiting);
+
 // Closes the socket, removes events from timers and the posted queue, frees the pool and returns
 // the connection to the pool. nginx: ngx_close_connection.
 void close_connection(Connection& c);

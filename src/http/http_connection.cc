@@ -22,7 +22,6 @@ namespace {
 // HttpConnection objects are recycled per process: an idle keep-alive connection holds one of these
 // and its preallocated Connection, nothing else.
 HttpConnection* g_free_hc = nullptr;
-bool g_exiting = false;
 
 HttpConnection* alloc_http_connection() {
   if (g_free_hc != nullptr) {
@@ -454,7 +453,7 @@ bool close_on_header_timeout(Event& ev, Request& r) {
 
 void process_request_headers_impl(Event& ev) {
   auto* c = static_cast<Connection*>(ev.data);
-  Request& r = *static_cast<HttpConnection*>(c->data)->request;
+  Request& r = *http_connection_of(*c)->request;
   if (close_on_header_timeout(ev, r)) return;
   ParseResult rc = ParseResult::Again;
   for (;;) {
@@ -533,7 +532,7 @@ void process_request_headers_impl(Event& ev) {
 
 void process_request_line_impl(Event& ev) {
   auto* c = static_cast<Connection*>(ev.data);
-  Request& r = *static_cast<HttpConnection*>(c->data)->request;
+  Request& r = *http_connection_of(*c)->request;
   if (close_on_header_timeout(ev, r)) return;
   ParseResult rc = ParseResult::Again;
   for (;;) {
@@ -621,7 +620,7 @@ bool has_pending_request(Connection& c) {
 // for at most `time` ms in all, `timeout` ms between reads. A request crossing our close then meets
 // an orderly end of stream, and data still arriving cannot make the kernel reset what was sent.
 void start_lingering(Connection& c, uint64_t time, uint64_t timeout) {
-  auto* hc = static_cast<HttpConnection*>(c.data);
+  auto* hc = http_connection_of(c);
   hc->lingering_deadline = clock::msec() + time;
   hc->lingering_timeout = timeout;
   c.read.handler = lingering_close_handler;
@@ -642,7 +641,7 @@ void start_lingering(Connection& c, uint64_t time, uint64_t timeout) {
 // Reading the first bytes of a request on a new or idle keep-alive connection.
 void wait_request_handler(Event& ev) {
   auto* c = static_cast<Connection*>(ev.data);
-  auto* hc = static_cast<HttpConnection*>(c->data);
+  auto* hc = http_connection_of(*c);
   if (c->close && c->idle && worker_exiting()) {
     // Graceful shutdown. nginx closes the idle connection outright, and a request that has just
     // arrived (or crosses the close) is answered by a reset. Here a request already received is
@@ -712,7 +711,7 @@ void wait_request_handler(Event& ev) {
 
 void lingering_close_handler(Event& ev) {
   auto* c = static_cast<Connection*>(ev.data);
-  auto* hc = static_cast<HttpConnection*>(c->data);
+  auto* hc = http_connection_of(*c);
   if (ev.timedout || c->close) {
     close_http_connection(*c);
     return;
@@ -737,13 +736,6 @@ void lingering_close_handler(Event& ev) {
 }
 
 }  // namespace
-
-bool worker_exiting() {
-  return g_exiting;
-}
-void set_worker_exiting(bool exiting) {
-  g_exiting = exiting;
-}
 
 void init_connection(Connection& c) {
   HttpConnection* hc = alloc_http_connection();
@@ -779,7 +771,7 @@ void init_connection(Connection& c) {
 }
 
 Request* create_request(Connection& c) {
-  auto* hc = static_cast<HttpConnection*>(c.data);
+  auto* hc = http_connection_of(c);
   c.requests++;
   c.io.sent = 0;
   Pool& pool = hc->request_pool;
@@ -806,6 +798,7 @@ Request* create_request(Connection& c) {
 void free_request(Request& r) {
   Connection& c = *r.connection;
   auto* hc = r.http_connection;
+  run_request_cleanups(r);
   log_request(r);
   c.log.action = "closing request";
   hc->request = nullptr;
@@ -813,7 +806,7 @@ void free_request(Request& r) {
 }
 
 void close_http_connection(Connection& c) {
-  auto* hc = static_cast<HttpConnection*>(c.data);
+  auto* hc = http_connection_of(c);
   if (hc != nullptr) {
     if (hc->request != nullptr) {
       // A request still attached (errors before it was finalized): log it and free it.

@@ -6,6 +6,7 @@
 
 #include <string_view>
 
+#include "core/assert.h"
 #include "core/buffer.h"
 #include "core/pool.h"
 #include "event/connection.h"
@@ -39,10 +40,12 @@ struct HttpConnection {
   std::string_view addr_text() const { return {addr_buf, addr_len}; }
 };
 
-// Whether the worker is shutting down gracefully: no keep-alive then, and idle connections are
-// closed.
-bool worker_exiting();
-void set_worker_exiting(bool exiting);
+// The client state behind a connection an HTTP listener accepted (nullptr once it is closed). An
+// outbound connection (an upstream's) has no listener and never holds one.
+inline HttpConnection* http_connection_of(Connection& c) {
+  WEIR_ASSERT(c.listening != nullptr && !c.is_listening);
+  return static_cast<HttpConnection*>(c.data);
+}
 
 // The listening socket's handler: a new connection.
 void init_connection(Connection& c);

@@ -1,6 +1,7 @@
 // The HTTP/1.x parsers: request line, header lines, URI normalisation (%XX, "//", "/./", "/../")
-// and the chunked body. Hand-written state machines over a Buffer, resumable at any byte, no regex,
-// no allocation; fuzzed by tests/fuzz/request_parser_fuzz.cc. nginx: src/http/ngx_http_parse.c
+// (parse.cc, fuzzed by tests/fuzz/request_parser_fuzz.cc); the chunked coding and the status line
+// (parse_response.cc, fuzzed by tests/fuzz/response_parser_fuzz.cc). Hand-written state machines
+// over a Buffer, resumable at any byte, no regex, no allocation. nginx: src/http/ngx_http_parse.c
 #pragma once
 
 #include <sys/types.h>
@@ -137,16 +138,5 @@ struct StatusLine {
   char* end = nullptr;
 };
 ParseResult parse_status_line(StatusLine& st, Buffer& b);
-
-// Decodes %XX in [src, src+len) into dst; returns the decoded length. nginx: ngx_unescape_uri.
-enum class Unescape { Uri, Redirect, Plain };
-size_t unescape_uri(char* dst, std::string_view src, Unescape type);
-
-// Escaping for URIs and arguments. Returns the escaped length; when dst is null, only counts.
-enum class Escape { Uri, Args, UriComponent, Html, RefreshUri, Memcached, MailAuth };
-size_t escape_uri(char* dst, std::string_view src, Escape type);
-
-// True for characters that must not appear unescaped in a header value we generate.
-bool is_unsafe_header_char(unsigned char c);
 
 }  // namespace weir::http

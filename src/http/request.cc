@@ -40,7 +40,7 @@ void handle_request(Request& r) {
 
 void request_event_handler(Event& ev) {
   auto* c = static_cast<Connection*>(ev.data);
-  auto* hc = static_cast<HttpConnection*>(c->data);
+  auto* hc = http_connection_of(*c);
   Request* r = hc->request;
   if (c->close) {
     r->main->count++;
@@ -60,6 +60,26 @@ void request_event_handler(Event& ev) {
   run_posted_requests(*c);
 }
 
+RequestCleanup* add_request_cleanup(Request& r, void (*fn)(void* data), void* data) {
+  auto* cln = r.pool->make<RequestCleanup>();
+  if (cln == nullptr) return nullptr;
+  cln->handler = fn;
+  cln->data = data;
+  cln->next = r.main->cleanup;
+  r.main->cleanup = cln;
+  return cln;
+}
+
+void run_request_cleanups(Request& r) {
+  Request& mr = *r.main;
+  // Taken off first: a handler that ends another part of the request must not run the list again.
+  RequestCleanup* cln = mr.cleanup;
+  mr.cleanup = nullptr;
+  for (; cln != nullptr; cln = cln->next) {
+    if (cln->handler != nullptr) cln->handler(cln->data);
+  }
+}
+
 void post_request(Request& r) {
   auto* pr = r.pool->make<PostedRequest>();
   pr->request = &r;
@@ -72,7 +92,7 @@ void post_request(Request& r) {
 void run_posted_requests(Connection& c) {
   for (;;) {
     if (c.destroyed || c.fd == -1) return;
-    auto* hc = static_cast<HttpConnection*>(c.data);
+    auto* hc = http_connection_of(c);
     if (hc == nullptr || hc->request == nullptr) return;
     Request* mr = hc->request->main;
     PostedRequest* pr = mr->posted_requests;
@@ -230,6 +250,9 @@ void terminate_request(Request& r, Code rc) {
   if (rc.is_status() && (mr.headers_out.status == 0 || mr.connection->io.sent == 0)) {
     mr.headers_out.status = rc.http_status();
   }
+  // Outside state ends now, before the close is posted: an upstream connection must not deliver
+  // events to a request that is going away.
+  run_request_cleanups(mr);
   if (mr.terminated) return;  // already on its way out
   mr.terminated = true;
   mr.posted_requests = nullptr;
@@ -514,7 +537,7 @@ char* log_error_handler(const Log& log, char* p, char* end) {
   }
   auto* c = static_cast<Connection*>(log.data);
   if (c == nullptr) return p;
-  auto* hc = static_cast<HttpConnection*>(c->data);
+  auto* hc = http_connection_of(*c);
   append(", client: ");
   append(hc != nullptr ? hc->addr_text() : std::string_view("-"));
   Request* r = hc != nullptr ? hc->request : nullptr;

@@ -59,6 +59,15 @@ struct PostedRequest {
   PostedRequest* next;
 };
 
+// Something outside the request's pool that must end with it - an upstream connection, a counter in
+// shared memory, a subrequest's state: run when the request is terminated or freed, whichever comes
+// first, last added first, each once. nginx: ngx_http_cleanup_t.
+struct RequestCleanup {
+  void (*handler)(void* data) = nullptr;
+  void* data = nullptr;
+  RequestCleanup* next = nullptr;
+};
+
 // Bits of Request::buffered.
 enum : uint8_t {
   kCopyFilterBuffered = 0x01,
@@ -116,6 +125,7 @@ struct Request {
   Buffer* header_in = nullptr;  // the buffer the request line and headers are read into
   ChainLink* out = nullptr;     // what the write filter holds back
   PostedRequest* posted_requests = nullptr;  // main request only
+  RequestCleanup* cleanup = nullptr;         // main request only: add_request_cleanup
   off_t limit_rate = 0;
   off_t limit_rate_after = 0;
   off_t request_length = 0;
@@ -201,6 +211,10 @@ void finalize_request(Request& r, Code rc);
 // request.
 void terminate_request(Request& r, Code rc);
 void post_request(Request& r);
+// Registers fn(data) to run when the request (its main request) ends; nullptr if memory is short.
+RequestCleanup* add_request_cleanup(Request& r, void (*fn)(void* data), void* data);
+// Runs and forgets the main request's cleanups (terminate_request and free_request call it).
+void run_request_cleanups(Request& r);
 // Runs posted requests' write handlers (call at the end of every event handler that drives
 // requests).
 void run_posted_requests(Connection& c);

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "conf/conf_context.h"
+#include "core/escape.h"
 #include "core/str.h"
 #include "http/core_module.h"
 #include "http/parse.h"

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "core/escape.h"
 #include "core/str.h"
 #include "http/core_module.h"
 #include "http/request_body.h"

@@ -27,7 +27,7 @@ extern Module http_postpone_filter_module;
 
 namespace {
 
-std::array<Module*, 18> g_list = {
+auto g_list = std::to_array<Module*>({
     &core_module,
     &errlog_module,
     &events_module,
@@ -46,7 +46,7 @@ std::array<Module*, 18> g_list = {
     &http::http_postpone_filter_module,
     &http::http_copy_filter_module,
     &http::http_not_modified_filter_module,
-};
+});
 
 }  // namespace
 

@@ -338,7 +338,7 @@ Status init_worker(Cycle& cycle, WorkerState& w, int slot) {
 void begin_graceful_exit(Cycle& cycle, WorkerState& w, bool title) {
   if (w.exiting) return;
   w.exiting = true;
-  http::set_worker_exiting(true);
+  set_worker_exiting(true);
   log_error(LogLevel::Notice, cycle.log, 0, "gracefully shutting down");
   if (title) set_proc_title("weir: worker process is shutting down");
   for (auto& ls : cycle.listening) disable_accept(*ls);

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "conf/cycle.h"
+#include "core/escape.h"
 #include "event/event_loop.h"
 #include "http/core_module.h"
 

@@ -8,6 +8,7 @@
 
 #include <cstring>
 
+#include "core/escape.h"
 #include "http/core_module.h"
 #include "http/request_body.h"
 

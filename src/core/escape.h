@@ -1,0 +1,22 @@
+// URI and argument escaping and unescaping (%XX), for rewrite, script, special responses, the
+// access log and the upstream modules to come. nginx: src/core/ngx_string.c (ngx_escape_uri,
+// ngx_unescape_uri)
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+
+namespace weir {
+
+// Decodes %XX in [src, src+len) into dst; returns the decoded length. nginx: ngx_unescape_uri.
+enum class Unescape { Uri, Redirect, Plain };
+size_t unescape_uri(char* dst, std::string_view src, Unescape type);
+
+// Escaping for URIs and arguments. Returns the escaped length; when dst is null, only counts.
+enum class Escape { Uri, Args, UriComponent, Html, RefreshUri, Memcached, MailAuth };
+size_t escape_uri(char* dst, std::string_view src, Escape type);
+
+// True for characters that must not appear unescaped in a header value we generate.
+bool is_unsafe_header_char(unsigned char c);
+
+}  // namespace weir

@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "event/event_loop.h"
+#include "os/recv_chain.h"
 #include "os/socket.h"
 
 namespace weir {
@@ -37,27 +38,44 @@ uint64_t next_connection_number() {
   return ++g_local_counter;
 }
 
-ssize_t Connection::recv(char* buf, size_t size) {
-  ssize_t n = recv_once(fd, buf, size);
+namespace {
+
+// What a read's answer means for the read event: a short read drains the socket (EPOLLRDHUP would
+// have told us about a pending EOF), 0 is the end of the stream, -2 an error (logged).
+ssize_t after_read(Connection& c, ssize_t n, size_t asked) {
+  Event& read = c.read;
   if (n > 0) {
-    // A short read drains the socket: EPOLLRDHUP would have told us about a pending EOF.
-    if (static_cast<size_t>(n) < size && !read.pending_eof) read.ready = false;
+    if (static_cast<size_t>(n) < asked && !read.pending_eof) read.ready = false;
     return n;
   }
+  read.ready = false;
   if (n == 0) {
-    read.ready = false;
     read.eof = true;
     return 0;
   }
-  if (n == -1) {
-    read.ready = false;
-    return -1;
-  }
+  if (n == -1) return -1;
   int err = errno;
-  read.ready = false;
   read.error = true;
-  log_error(err == ECONNRESET ? LogLevel::Info : LogLevel::Error, log, err, "recv() failed");
+  log_error(err == ECONNRESET ? LogLevel::Info : LogLevel::Error, c.log, err, "recv() failed");
   return -2;
+}
+
+size_t chain_room(ChainLink* chain, off_t limit) {
+  size_t room = 0;
+  for (ChainLink* cl = chain; cl != nullptr; cl = cl->next) room += cl->buf->end - cl->buf->last;
+  return limit > 0 ? std::min(room, static_cast<size_t>(limit)) : room;
+}
+
+}  // namespace
+
+ssize_t Connection::recv(char* buf, size_t size) {
+  return after_read(*this, recv_once(fd, buf, size), size);
+}
+
+ssize_t Connection::recv_chain(ChainLink* chain, off_t limit) {
+  size_t room = chain_room(chain, limit);
+  if (room == 0) return -1;
+  return after_read(*this, weir::recv_chain(fd, chain, limit), room);
 }
 
 ChainLink* Connection::send_chain(ChainLink* in, off_t limit) {

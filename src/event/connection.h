@@ -83,6 +83,9 @@ struct Connection {
   // Receives into [buf, buf+size): >0 bytes, 0 EOF, -1 again (read.ready cleared), -2 error
   // (logged).
   ssize_t recv(char* buf, size_t size);
+  // Reads into the free space of a chain (os/recv_chain): the same answers and event flags as
+  // recv().
+  ssize_t recv_chain(ChainLink* chain, off_t limit);
   // Sends a chain through io; clears write.ready when the socket blocks.
   ChainLink* send_chain(ChainLink* in, off_t limit);
 

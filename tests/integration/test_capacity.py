@@ -108,8 +108,10 @@ def test_wrk_load_spreads_over_both_workers(make_server):
     if wrk is None:
         pytest.fail("wrk is not installed (make deps installs it)")
     s = start(make_server)
-    out = subprocess.run([wrk, "-t", "2", "-c", "64", "-d", "2s", "http://127.0.0.1:%d/" % s.port],
-                         capture_output=True, text=True, timeout=30).stdout
+    # A new connection per request, so that accepting goes on all through the run.
+    out = subprocess.run([wrk, "-t", "2", "-c", "32", "-d", "2s", "-H", "Connection: close",
+                          "http://127.0.0.1:%d/" % s.port], capture_output=True, text=True,
+                         timeout=30).stdout
     assert re.search(r"Requests/sec", out), out
     time.sleep(0.5)
     per_worker = {}
@@ -118,8 +120,8 @@ def test_wrk_load_spreads_over_both_workers(make_server):
             pid, conn = line.split()
             per_worker.setdefault(pid, set()).add(conn)
     counts = sorted(len(v) for v in per_worker.values())
-    assert len(counts) == 2 and sum(counts) >= 64, counts
-    assert counts[0] >= 16, counts
+    assert len(counts) == 2 and sum(counts) >= 200, counts
+    assert counts[0] >= sum(counts) // 10, counts
 
 
 class Slowloris:

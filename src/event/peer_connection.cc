@@ -1,0 +1,117 @@
+#include "event/peer_connection.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "core/time_cache.h"
+#include "event/event_loop.h"
+
+namespace weir {
+
+namespace {
+
+// A refused or unreachable peer is the peer's failure (error level, as nginx logs it); anything
+// else is ours (crit).
+bool peer_fault(int err) {
+  switch (err) {
+    case ECONNREFUSED:
+    case ECONNRESET:
+    case ENETDOWN:
+    case ENETUNREACH:
+    case EHOSTDOWN:
+    case EHOSTUNREACH:
+    case ETIMEDOUT:
+    case ENOENT:  // a unix socket path with nothing behind it
+    case EAGAIN:  // a unix socket whose backlog is full
+      return true;
+    default:
+      return false;
+  }
+}
+
+void no_handler(Event&) {}
+
+void set_option(int fd, int level, int name, int value, const Log& log, const char* what) {
+  if (::setsockopt(fd, level, name, &value, sizeof value) < 0) {
+    log_error(LogLevel::Alert, log, errno, "setsockopt(%s) failed", what);
+  }
+}
+
+}  // namespace
+
+Rc connect_peer(PeerConnection& pc) {
+  pc.connection = nullptr;
+  pc.cached = false;
+  if (pc.start_msec == 0) pc.start_msec = clock::msec();
+  if (pc.get != nullptr) {
+    Rc rc = pc.get(pc, pc.data);
+    if (rc == Rc::Done) {
+      pc.cached = true;
+      return Rc::Ok;
+    }
+    if (rc != Rc::Ok) return rc;
+  }
+  if (pc.sockaddr == nullptr) return Rc::Busy;
+  const SockAddr& addr = *pc.sockaddr;
+  int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    log_error(LogLevel::Alert, pc.log, errno, "socket() failed");
+    return Rc::Error;
+  }
+  Connection* c = ConnectionPool::current->get(fd, pc.log);
+  if (c == nullptr) {
+    ::close(fd);
+    return Rc::Error;
+  }
+  c->log = pc.log;
+  c->number = pc.log.connection;
+  c->read.handler = c->write.handler = no_handler;  // the caller sets its own before the next wait
+  std::memcpy(&c->peer, &addr.ss, std::min<size_t>(addr.len, sizeof c->peer));
+  c->peer_len = addr.len;
+  if (pc.rcvbuf > 0) set_option(fd, SOL_SOCKET, SO_RCVBUF, pc.rcvbuf, pc.log, "SO_RCVBUF");
+  if (pc.so_keepalive) set_option(fd, SOL_SOCKET, SO_KEEPALIVE, 1, pc.log, "SO_KEEPALIVE");
+  if (pc.local != nullptr) {
+    if (addr.family() != AF_UNIX) {
+      // The port is chosen at connect time, so many connections can share one local address.
+      set_option(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1, pc.log, "IP_BIND_ADDRESS_NO_PORT");
+    }
+    if (::bind(fd, pc.local->sa(), pc.local->len) < 0) {
+      log_error(LogLevel::Crit, pc.log, errno, "bind(%s) failed", pc.local->to_string().c_str());
+      close_connection(*c);
+      return Rc::Error;
+    }
+  }
+  if (EventLoop::current->add_connection(*c) != 0) {
+    close_connection(*c);
+    return Rc::Error;
+  }
+  int rc;
+  do {
+    rc = ::connect(fd, addr.sa(), addr.len);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0 && errno != EINPROGRESS) {
+    int err = errno;
+    log_error(peer_fault(err) ? LogLevel::Error : LogLevel::Crit, pc.log, err,
+              "connect() to %.*s failed", static_cast<int>(pc.name.size()), pc.name.data());
+    close_connection(*c);
+    return peer_fault(err) ? Rc::Declined : Rc::Error;
+  }
+  pc.connection = c;
+  if (rc < 0) return Rc::Again;  // the write event says when it is done
+  c->write.ready = true;
+  return Rc::Ok;
+}
+
+int connect_error(Connection& c) {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+  return err;
+}
+
+}  // namespace weir

@@ -1,0 +1,69 @@
+// recv_chain over a real socketpair: one readv fills the buffers' free space in order, keeps to the
+// byte limit, and reports would-block and end of stream as recv_once does.
+#include "os/recv_chain.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+namespace weir {
+namespace {
+
+struct Pair {
+  int s[2];
+  Pair() { EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, s), 0); }
+  ~Pair() {
+    ::close(s[0]);
+    ::close(s[1]);
+  }
+  void put(const std::string& d) {
+    ASSERT_EQ(::write(s[1], d.data(), d.size()), ssize_t(d.size()));
+  }
+};
+
+struct Bufs {
+  char mem[3][4];
+  Buffer b[3];
+  ChainLink cl[3];
+  Bufs() {
+    for (int i = 0; i < 3; i++) {
+      b[i].start = b[i].pos = b[i].last = mem[i];
+      b[i].end = mem[i] + sizeof mem[i];
+      cl[i].buf = &b[i];
+      cl[i].next = i < 2 ? &cl[i + 1] : nullptr;
+    }
+  }
+  std::string got(int i) const { return std::string(b[i].pos, b[i].last); }
+};
+
+TEST(RecvChain, FillsBuffersInOrderWithinTheLimit) {
+  Pair p;
+  Bufs bufs;
+  bufs.b[0].last += 1;  // one byte already there: only three are free
+  p.put("abcdefghij");
+  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 6), 6);
+  EXPECT_EQ(bufs.got(0).substr(1), "abc");
+  EXPECT_EQ(bufs.got(1), "def");
+  EXPECT_EQ(bufs.got(2), "");
+  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 0), 4);  // the rest: fills buffer 1, then 2
+  EXPECT_EQ(bufs.got(1), "defg");
+  EXPECT_EQ(bufs.got(2), "hij");
+  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 0), -1);  // nothing more: would block
+  ::shutdown(p.s[1], SHUT_WR);
+  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 0), 0);  // end of stream
+}
+
+TEST(RecvChain, FullChainReadsNothing) {
+  Pair p;
+  Bufs bufs;
+  for (Buffer& b : bufs.b) b.last = b.end;
+  p.put("x");
+  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 0), -1);
+  char c;
+  EXPECT_EQ(::recv(p.s[0], &c, 1, 0), 1);  // still in the socket
+}
+
+}  // namespace
+}  // namespace weir

@@ -64,8 +64,9 @@ run_unit() {
   count "unit tests" ${c% *} ${c#* }
 }
 
-# The tree is clang-format clean (.clang-format) and clang-tidy clean (.clang-tidy, using the release
-# build's compile_commands.json): each check counts as one test.
+# The tree is clang-format clean (.clang-format), keeps its layering (scripts/check_layers.sh) and is
+# clang-tidy clean (.clang-tidy, using the release build's compile_commands.json): each check counts as
+# one test.
 run_style() {
   local files; files=$(git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h')
   if clang-format --dry-run -Werror $files >"$results/format.log" 2>&1; then
@@ -73,6 +74,7 @@ run_style() {
   else
     grep -E "error:" "$results/format.log" | head -20; count "format (clang-format)" 0 1
   fi
+  if scripts/check_layers.sh; then count "layering" 1 0; else count "layering" 0 1; fi
   if git ls-files 'src/*.cc' | xargs -P "$jobs" -n 8 clang-tidy -p build --quiet >"$results/tidy.log" 2>&1; then
     count "clang-tidy" 1 0
   else

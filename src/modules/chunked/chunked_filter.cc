@@ -75,8 +75,10 @@ Rc chunked_body_filter(Request& r, ChainLink* in, BodyNext next) {
     b->tag = &http_chunked_filter_module;
     b->temporary = false;
     b->memory = true;
-    b->start = b->pos = const_cast<char*>(kLast.data());
-    b->last = b->end = b->pos + kLast.size();
+    // Only pos and last point at the constant: start and end keep the size-line memory this buffer
+    // may own, so that it can be reused from the free list (as nginx does).
+    b->pos = const_cast<char*>(kLast.data());
+    b->last = b->pos + kLast.size();
     if (size == 0) b->pos += 2;
     b->last_buf = true;
     tl->next = nullptr;
@@ -90,8 +92,8 @@ Rc chunked_body_filter(Request& r, ChainLink* in, BodyNext next) {
     b->tag = &http_chunked_filter_module;
     b->temporary = false;
     b->memory = true;
-    b->start = b->pos = const_cast<char*>(kCrlf.data());
-    b->last = b->end = b->pos + 2;
+    b->pos = const_cast<char*>(kCrlf.data());
+    b->last = b->pos + 2;
     tl->next = nullptr;
     *ll = tl;
   } else {

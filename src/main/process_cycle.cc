@@ -161,13 +161,13 @@ void log_signals(const Log& log, bool master) {
 }
 
 // A page of shared memory for counters every worker updates ($connection numbers).
-uint64_t* g_shared_counter = nullptr;
+uint64_t* g_counter_page = nullptr;
 
 void make_shared_counter() {
-  if (g_shared_counter != nullptr) return;
+  if (g_counter_page != nullptr) return;
   void* p = ::mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  if (p != MAP_FAILED) g_shared_counter = static_cast<uint64_t*>(p);
-  set_connection_counter(g_shared_counter);
+  if (p != MAP_FAILED) g_counter_page = static_cast<uint64_t*>(p);
+  set_connection_counter(g_counter_page);
 }
 
 Status write_pid_file(const std::string& path) {

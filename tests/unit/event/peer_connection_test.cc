@@ -112,9 +112,10 @@ TEST(ConnectPeer, UnixSocketPeer) {
   addr.len = sizeof(sockaddr_un);
   ASSERT_EQ(::bind(lfd, addr.sa(), addr.len), 0);
   ASSERT_EQ(::listen(lfd, 8), 0);
+  std::string name = "unix:" + path;
   PeerConnection pc;
   pc.sockaddr = &addr;
-  pc.name = "unix:" + path;
+  pc.name = name;
   EXPECT_EQ(connect_peer(pc), Rc::Ok);  // a unix socket connects at once
   ASSERT_NE(pc.connection, nullptr);
   close_connection(*pc.connection);
@@ -123,7 +124,7 @@ TEST(ConnectPeer, UnixSocketPeer) {
   // Nothing behind the path any more: the peer failed (Declined), logged, no connection kept.
   PeerConnection gone;
   gone.sockaddr = &addr;
-  gone.name = "unix:" + path;
+  gone.name = name;
   EXPECT_EQ(connect_peer(gone), Rc::Declined);
   EXPECT_EQ(w.pool.in_use(), 0u);
 }

@@ -1,0 +1,21 @@
+// Reading the request head: the request line and the header lines from the connection's buffer
+// (moving an unfinished line into a large header buffer when the buffer is full), with the answers
+// nginx gives to a malformed or too large one, then handing the request to the phases.
+// nginx: ngx_http_request.c (ngx_http_process_request_line ... ngx_http_process_request)
+#pragma once
+
+namespace weir {
+struct Event;
+}
+
+namespace weir::http {
+
+struct HttpConnection;
+struct CoreSrvConf;
+
+// The read handler while a request's line is being read (a new request, or a pipelined one).
+void process_request_line(Event& ev);
+// The address's default server, whose settings apply until the Host is known.
+CoreSrvConf& default_server(const HttpConnection& hc);
+
+}  // namespace weir::http

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <type_traits>
 
 #include "core/status.h"
 
@@ -54,17 +55,106 @@ inline constexpr uint32_t kAnyArgs = 1u << 22;
 inline constexpr uint32_t kOneMore = 1u << 23;
 inline constexpr uint32_t kTwoMore = 1u << 24;
 
-// Which configuration object an HTTP directive's setter receives.
+// Which configuration object an HTTP directive's setter receives. Each configuration struct says
+// its own (`static constexpr ConfLevel kLevel`), beside the module it belongs to (`kModule`); core
+// and event modules have one configuration per cycle, at Main.
 enum class ConfLevel : uint8_t { Main, Srv, Loc };
 
 using DirectiveSetter = Status (*)(ConfContext& cf, const ConfNode& node, void* conf);
 
+struct Module;
+
+// A directive table row. Made with directive<setter>(name, type), never by hand: the setter's
+// parameter type gives the level and the owning module, so no row can write one struct's field into
+// another.
 struct Directive {
   std::string_view name;
   uint32_t type;  // contexts | argument rule
   DirectiveSetter set;
   ConfLevel level = ConfLevel::Loc;
+  const Module* owner =
+      nullptr;  // the module whose configuration the setter writes (none: nullptr)
 };
+
+namespace conf_detail {
+
+template <class F>
+struct Setter;
+// Status fn(ConfContext&, const ConfNode&, Conf&): writes into one module's configuration.
+template <class C>
+struct Setter<Status (*)(ConfContext&, const ConfNode&, C&)> {
+  using Conf = C;
+};
+// Status fn(ConfContext&, const ConfNode&): a block or a directive that keeps nothing in a struct.
+template <>
+struct Setter<Status (*)(ConfContext&, const ConfNode&)> {
+  using Conf = void;
+};
+
+template <auto Fn>
+Status call_setter(ConfContext& cf, const ConfNode& n, void* conf) {
+  using C = typename Setter<decltype(Fn)>::Conf;
+  if constexpr (std::is_void_v<C>) {
+    return Fn(cf, n);
+  } else {
+    return Fn(cf, n, *static_cast<C*>(conf));
+  }
+}
+
+template <class F>
+struct Init;
+template <class C>
+struct Init<Status (*)(ConfContext&, C&)> {
+  using Conf = C;
+};
+
+template <class F>
+struct Merge;
+template <class P, class C>
+struct Merge<Status (*)(ConfContext&, P&, C&)> {
+  using Parent = P;  // const, unless the merge shares something it makes with the parent
+  using Child = C;
+};
+
+}  // namespace conf_detail
+
+// A directive table row for a typed setter (a slot:: template or a module's own function).
+template <auto Fn>
+consteval Directive directive(std::string_view name, uint32_t type) {
+  using C = typename conf_detail::Setter<decltype(Fn)>::Conf;
+  if constexpr (std::is_void_v<C>) {
+    return Directive{name, type, &conf_detail::call_setter<Fn>, ConfLevel::Main, nullptr};
+  } else {
+    return Directive{name, type, &conf_detail::call_setter<Fn>, C::kLevel, C::kModule};
+  }
+}
+
+// True when every row of a table writes into a configuration of module m (or into none): checked by
+// a static_assert beside each table.
+consteval bool directives_of(std::span<const Directive> table, const Module* m) {
+  for (const Directive& d : table) {
+    if (d.owner != nullptr && d.owner != m) return false;
+  }
+  return true;
+}
+
+// Typed configuration hooks for Module: `Conf* create(ConfContext&)`,
+// `Status merge(ConfContext&, const Conf& parent, Conf& child)` and `Status init(ConfContext&,
+// Conf&)`, wrapped as create_conf<fn>, merge_conf<fn> and init_conf<fn>.
+template <auto Fn>
+void* create_conf(ConfContext& cf) {
+  return Fn(cf);
+}
+template <auto Fn>
+Status merge_conf(ConfContext& cf, void* parent, void* child) {
+  using M = conf_detail::Merge<decltype(Fn)>;
+  static_assert(std::is_same_v<std::remove_const_t<typename M::Parent>, typename M::Child>);
+  return Fn(cf, *static_cast<typename M::Parent*>(parent), *static_cast<typename M::Child*>(child));
+}
+template <auto Fn>
+Status init_conf(ConfContext& cf, void* conf) {
+  return Fn(cf, *static_cast<typename conf_detail::Init<decltype(Fn)>::Conf*>(conf));
+}
 
 enum class ModuleType { Core, Event, Http };
 

@@ -58,17 +58,15 @@ struct member<V C::*> {
   using type = V;
 };
 
+// The struct a member pointer belongs to: a slot's setter writes into it.
 template <auto M>
-auto& field(void* conf) {
-  using C = typename member<decltype(M)>::owner;
-  return static_cast<C*>(conf)->*M;
-}
+using owner_of = typename member<decltype(M)>::owner;
 
 Status parse_flag(ConfContext& cf, const ConfNode& n, bool& out);
 
 template <auto M>
-Status flag(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& f = field<M>(conf);
+Status flag(ConfContext& cf, const ConfNode& n, owner_of<M>& conf) {
+  auto& f = conf.*M;
   if (f.set) return Status::error("is duplicate");
   bool v;
   if (Status s = parse_flag(cf, n, v); !s.ok()) return s;
@@ -77,8 +75,8 @@ Status flag(ConfContext& cf, const ConfNode& n, void* conf) {
 }
 
 template <auto M>
-Status size(ConfContext&, const ConfNode& n, void* conf) {
-  auto& f = field<M>(conf);
+Status size(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
+  auto& f = conf.*M;
   if (f.set) return Status::error("is duplicate");
   auto v = parse_size(n.args[1]);
   if (!v) return Status::error("invalid value");
@@ -87,8 +85,8 @@ Status size(ConfContext&, const ConfNode& n, void* conf) {
 }
 
 template <auto M>
-Status offset(ConfContext&, const ConfNode& n, void* conf) {
-  auto& f = field<M>(conf);
+Status offset(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
+  auto& f = conf.*M;
   if (f.set) return Status::error("is duplicate");
   auto v = parse_offset(n.args[1]);
   if (!v) return Status::error("invalid value");
@@ -97,8 +95,8 @@ Status offset(ConfContext&, const ConfNode& n, void* conf) {
 }
 
 template <auto M>
-Status msec(ConfContext&, const ConfNode& n, void* conf) {
-  auto& f = field<M>(conf);
+Status msec(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
+  auto& f = conf.*M;
   if (f.set) return Status::error("is duplicate");
   auto v = parse_time(n.args[1], false);
   if (!v) return Status::error("invalid value");
@@ -107,8 +105,8 @@ Status msec(ConfContext&, const ConfNode& n, void* conf) {
 }
 
 template <auto M>
-Status sec(ConfContext&, const ConfNode& n, void* conf) {
-  auto& f = field<M>(conf);
+Status sec(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
+  auto& f = conf.*M;
   if (f.set) return Status::error("is duplicate");
   auto v = parse_time(n.args[1], true);
   if (!v) return Status::error("invalid value");
@@ -117,8 +115,8 @@ Status sec(ConfContext&, const ConfNode& n, void* conf) {
 }
 
 template <auto M>
-Status num(ConfContext&, const ConfNode& n, void* conf) {
-  auto& f = field<M>(conf);
+Status num(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
+  auto& f = conf.*M;
   if (f.set) return Status::error("is duplicate");
   auto v = parse_int(n.args[1]);
   if (!v) return Status::error("invalid number");
@@ -127,8 +125,8 @@ Status num(ConfContext&, const ConfNode& n, void* conf) {
 }
 
 template <auto M>
-Status str(ConfContext&, const ConfNode& n, void* conf) {
-  auto& f = field<M>(conf);
+Status str(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
+  auto& f = conf.*M;
   if (f.set) return Status::error("is duplicate");
   f = n.args[1];
   return {};
@@ -136,8 +134,8 @@ Status str(ConfContext&, const ConfNode& n, void* conf) {
 
 // Appends each use's argument (directives that may repeat).
 template <auto M>
-Status str_array(ConfContext&, const ConfNode& n, void* conf) {
-  auto& f = field<M>(conf);
+Status str_array(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
+  auto& f = conf.*M;
   f.value.push_back(n.args[1]);
   f.set = true;
   return {};
@@ -146,8 +144,8 @@ Status str_array(ConfContext&, const ConfNode& n, void* conf) {
 Status parse_bufs(const ConfNode& n, Bufs& out);
 
 template <auto M>
-Status bufs(ConfContext&, const ConfNode& n, void* conf) {
-  auto& f = field<M>(conf);
+Status bufs(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
+  auto& f = conf.*M;
   if (f.set) return Status::error("is duplicate");
   Bufs b;
   if (Status s = parse_bufs(n, b); !s.ok()) return s;
@@ -157,8 +155,8 @@ Status bufs(ConfContext&, const ConfNode& n, void* conf) {
 
 // One of a fixed set of words.
 template <auto M, const auto& Table>
-Status enum_(ConfContext&, const ConfNode& n, void* conf) {
-  auto& f = field<M>(conf);
+Status enum_(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
+  auto& f = conf.*M;
   if (f.set) return Status::error("is duplicate");
   for (const auto& e : Table) {
     if (iequals(e.name, n.args[1])) {
@@ -173,8 +171,8 @@ Status enum_(ConfContext&, const ConfNode& n, void* conf) {
 Status parse_path(ConfContext& cf, const ConfNode& n, TempPath& out);
 
 template <auto M>
-Status path(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& f = field<M>(conf);
+Status path(ConfContext& cf, const ConfNode& n, owner_of<M>& conf) {
+  auto& f = conf.*M;
   if (f.set) return Status::error("is duplicate");
   TempPath p;
   if (Status s = parse_path(cf, n, p); !s.ok()) return s;

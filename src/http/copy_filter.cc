@@ -12,6 +12,7 @@ namespace {
 
 struct CopyConf {
   static constexpr Module* kModule = &http_copy_filter_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Loc;
   Setting<Bufs> bufs;
 };
 
@@ -56,12 +57,12 @@ Rc copy_filter(Request& r, ChainLink* in, BodyNext next) {
   return rc;
 }
 
-void* create_loc_conf(ConfContext& cf) {
+CopyConf* create_loc_conf(ConfContext& cf) {
   return cf.pool.make<CopyConf>();
 }
 
-Status merge_loc_conf(ConfContext&, void* parent, void* child) {
-  static_cast<CopyConf*>(child)->bufs.merge(static_cast<CopyConf*>(parent)->bufs, Bufs{2, 32768});
+Status merge_loc_conf(ConfContext&, const CopyConf& prev, CopyConf& conf) {
+  conf.bufs.merge(prev.bufs, Bufs{2, 32768});
   return {};
 }
 
@@ -70,9 +71,10 @@ Status init(ConfContext& cf) {
   return {};
 }
 
-const Directive kDirectives[] = {
-    {"output_buffers", kHttpMainSrvLoc | kTake2, slot::bufs<&CopyConf::bufs>},
+constexpr Directive kDirectives[] = {
+    directive<slot::bufs<&CopyConf::bufs>>("output_buffers", kHttpMainSrvLoc | kTake2),
 };
+static_assert(directives_of(kDirectives, &http_copy_filter_module));
 
 }  // namespace
 
@@ -80,8 +82,8 @@ Module http_copy_filter_module{
     .name = "http_copy_filter",
     .type = ModuleType::Http,
     .directives = kDirectives,
-    .create_loc_conf = create_loc_conf,
-    .merge_loc_conf = merge_loc_conf,
+    .create_loc_conf = create_conf<create_loc_conf>,
+    .merge_loc_conf = merge_conf<merge_loc_conf>,
     .postconfiguration = init,
 };
 

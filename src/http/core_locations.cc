@@ -11,8 +11,7 @@
 
 namespace weir::http {
 
-Status location_block(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& pclcf = *static_cast<CoreLocConf*>(conf);
+Status location_block(ConfContext& cf, const ConfNode& n, CoreLocConf& pclcf) {
   HttpConfCtx* ctx = cf.pool.make<HttpConfCtx>();
   ctx->main_conf = cf.http->main_conf;
   ctx->srv_conf = cf.http->srv_conf;
@@ -85,8 +84,7 @@ Status location_block(ConfContext& cf, const ConfNode& n, void* conf) {
   return lc.parse_block(n.children);
 }
 
-Status limit_except_block(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& pclcf = *static_cast<CoreLocConf*>(conf);
+Status limit_except_block(ConfContext& cf, const ConfNode& n, CoreLocConf& pclcf) {
   if (pclcf.limit_except != 0) return Status::error("is duplicate");
   uint32_t allowed = 0;
   for (size_t i = 1; i < n.args.size(); i++) {

@@ -31,8 +31,7 @@ constexpr EnumName<BodyInFileOnly> kBodyInFile[] = {
     {"off", BodyInFileOnly::Off}, {"on", BodyInFileOnly::On}, {"clean", BodyInFileOnly::Clean}};
 constexpr EnumName<uint32_t> kSatisfy[] = {{"all", 0}, {"any", 1}};
 
-Status set_root(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& clcf = *static_cast<L*>(conf);
+Status set_root(ConfContext& cf, const ConfNode& n, L& clcf) {
   bool alias = n.name() == "alias";
   if (clcf.root_set) {
     if (clcf.alias == alias) return Status::error("is duplicate");
@@ -67,8 +66,7 @@ Status set_root(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
-Status set_types(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& clcf = *static_cast<L*>(conf);
+Status set_types(ConfContext& cf, const ConfNode& n, L& clcf) {
   auto* map = cf.pool.make<TypesMap>();
   if (clcf.types != nullptr) {
     // A second `types` block in the same context adds to the first.
@@ -101,8 +99,7 @@ Status set_types(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
-Status set_keepalive(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& clcf = *static_cast<L*>(conf);
+Status set_keepalive(ConfContext& cf, const ConfNode& n, L& clcf) {
   if (clcf.keepalive_timeout.set) return Status::error("is duplicate");
   auto t = parse_time(n.args[1], false);
   if (!t) return Status::error("invalid value");
@@ -115,8 +112,7 @@ Status set_keepalive(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
-Status set_keepalive_disable(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& clcf = *static_cast<L*>(conf);
+Status set_keepalive_disable(ConfContext& cf, const ConfNode& n, L& clcf) {
   if (clcf.keepalive_disable.set) return Status::error("is duplicate");
   uint32_t mask = 0;
   for (size_t i = 1; i < n.args.size(); i++) {
@@ -137,8 +133,7 @@ Status set_keepalive_disable(ConfContext& cf, const ConfNode& n, void* conf) {
 
 // limit_rate / limit_rate_after: a size, or a value with variables evaluated per request.
 template <auto Field, auto Values>
-Status set_rate(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& clcf = *static_cast<L*>(conf);
+Status set_rate(ConfContext& cf, const ConfNode& n, L& clcf) {
   auto& f = clcf.*Field;
   if (f.set || clcf.*Values != nullptr) return Status::error("is duplicate");
   if (n.args[1].find('$') != std::string::npos) {
@@ -155,20 +150,18 @@ Status set_rate(ConfContext& cf, const ConfNode& n, void* conf) {
 }
 
 // Accepted for compatibility: weir's tables are not nginx's hashes, so their sizes need no tuning.
-Status accept_size(ConfContext&, const ConfNode& n, void*) {
+Status accept_size(ConfContext&, const ConfNode& n) {
   if (!parse_size(n.args[1])) return Status::error("invalid value");
   return {};
 }
 
-Status set_internal(ConfContext&, const ConfNode&, void* conf) {
-  auto& clcf = *static_cast<L*>(conf);
+Status set_internal(ConfContext&, const ConfNode&, L& clcf) {
   if (clcf.internal.set) return Status::error("is duplicate");
   clcf.internal = true;
   return {};
 }
 
-Status set_error_page(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& clcf = *static_cast<L*>(conf);
+Status set_error_page(ConfContext& cf, const ConfNode& n, L& clcf) {
   clcf.error_pages_set = true;
   size_t last = n.args.size() - 1;
   int overwrite = -1;
@@ -205,8 +198,7 @@ Status set_error_page(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
-Status set_try_files(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& clcf = *static_cast<L*>(conf);
+Status set_try_files(ConfContext& cf, const ConfNode& n, L& clcf) {
   if (clcf.try_files != nullptr) return Status::error("is duplicate");
   core_main_conf(cf).try_files = true;
   auto* list = cf.pool.make<std::vector<TryFile>>();
@@ -228,8 +220,7 @@ Status set_try_files(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
-Status set_open_file_cache(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& clcf = *static_cast<L*>(conf);
+Status set_open_file_cache(ConfContext& cf, const ConfNode& n, L& clcf) {
   if (clcf.open_file_cache_set) return Status::error("is duplicate");
   clcf.open_file_cache_set = true;
   if (n.args[1] == "off") {
@@ -260,17 +251,15 @@ Status set_open_file_cache(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
-Status set_error_log(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& clcf = *static_cast<L*>(conf);
+Status set_error_log(ConfContext& cf, const ConfNode& n, L& clcf) {
   return parse_error_log(cf, n, &clcf.error_log);
 }
 
-void* create_main_conf(ConfContext& cf) {
+M* create_main_conf(ConfContext& cf) {
   return cf.pool.make<M>();
 }
 
-Status init_main_conf(ConfContext& cf, void* conf) {
-  auto& cmcf = *static_cast<M*>(conf);
+Status init_main_conf(ConfContext& cf, M& cmcf) {
   cmcf.server_names_hash_max_size.merge({}, 512);
   cmcf.server_names_hash_bucket_size.merge({}, 64);
   cmcf.variables_hash_max_size.merge({}, 1024);
@@ -278,15 +267,13 @@ Status init_main_conf(ConfContext& cf, void* conf) {
   return {};
 }
 
-void* create_srv_conf(ConfContext& cf) {
+S* create_srv_conf(ConfContext& cf) {
   auto* cscf = cf.pool.make<S>();
   cscf->node = cf.node;
   return cscf;
 }
 
-Status merge_srv_conf(ConfContext& cf, void* parent, void* child) {
-  auto& prev = *static_cast<S*>(parent);
-  auto& conf = *static_cast<S*>(child);
+Status merge_srv_conf(ConfContext& cf, const S& prev, S& conf) {
   conf.connection_pool_size.merge(prev.connection_pool_size, 512);
   conf.request_pool_size.merge(prev.request_pool_size, 4096);
   conf.client_header_timeout.merge(prev.client_header_timeout, 60000);
@@ -304,16 +291,14 @@ Status merge_srv_conf(ConfContext& cf, void* parent, void* child) {
   return {};
 }
 
-void* create_loc_conf(ConfContext& cf) {
+L* create_loc_conf(ConfContext& cf) {
   auto* clcf = cf.pool.make<L>();
   clcf->node = cf.node;
   return clcf;
 }
 
-Status merge_loc_conf(ConfContext& cf, void* parent, void* child) {
-  auto& prev = *static_cast<L*>(parent);
-  auto& conf = *static_cast<L*>(child);
-
+// prev is not const: the parent keeps the types map it builds here, so that children share it.
+Status merge_loc_conf(ConfContext& cf, L& prev, L& conf) {
   if (!conf.root_set) {
     if (prev.root_set) {
       conf.root = prev.root;
@@ -413,98 +398,109 @@ Status merge_loc_conf(ConfContext& cf, void* parent, void* child) {
   return {};
 }
 
-const Directive kDirectives[] = {
-    {"variables_hash_max_size", kHttpMainConf | kTake1, slot::num<&M::variables_hash_max_size>,
-     ConfLevel::Main},
-    {"variables_hash_bucket_size", kHttpMainConf | kTake1,
-     slot::num<&M::variables_hash_bucket_size>, ConfLevel::Main},
-    {"server_names_hash_max_size", kHttpMainConf | kTake1,
-     slot::num<&M::server_names_hash_max_size>, ConfLevel::Main},
-    {"server_names_hash_bucket_size", kHttpMainConf | kTake1,
-     slot::num<&M::server_names_hash_bucket_size>, ConfLevel::Main},
-
-    {"server", kHttpMainConf | kBlock | kNoArgs, server_block, ConfLevel::Main},
-    {"connection_pool_size", kHttpMainSrv | kTake1, slot::size<&S::connection_pool_size>,
-     ConfLevel::Srv},
-    {"request_pool_size", kHttpMainSrv | kTake1, slot::size<&S::request_pool_size>, ConfLevel::Srv},
-    {"client_header_timeout", kHttpMainSrv | kTake1, slot::msec<&S::client_header_timeout>,
-     ConfLevel::Srv},
-    {"client_header_buffer_size", kHttpMainSrv | kTake1, slot::size<&S::client_header_buffer_size>,
-     ConfLevel::Srv},
-    {"large_client_header_buffers", kHttpMainSrv | kTake2,
-     slot::bufs<&S::large_client_header_buffers>, ConfLevel::Srv},
-    {"ignore_invalid_headers", kHttpMainSrv | kFlag, slot::flag<&S::ignore_invalid_headers>,
-     ConfLevel::Srv},
-    {"max_headers", kHttpMainSrv | kTake1, slot::num<&S::max_headers>, ConfLevel::Srv},
-    {"merge_slashes", kHttpMainSrv | kFlag, slot::flag<&S::merge_slashes>, ConfLevel::Srv},
-    {"underscores_in_headers", kHttpMainSrv | kFlag, slot::flag<&S::underscores_in_headers>,
-     ConfLevel::Srv},
-    {"location", kHttpSrvConf | kHttpLocConf | kBlock | kTake12, location_block},
-    {"listen", kHttpSrvConf | kOneMore, listen_directive, ConfLevel::Srv},
-    {"server_name", kHttpSrvConf | kOneMore, server_name_directive, ConfLevel::Srv},
-
-    {"types_hash_max_size", kHttpMainSrvLoc | kTake1, accept_size},
-    {"types_hash_bucket_size", kHttpMainSrvLoc | kTake1, accept_size},
-    {"types", kHttpMainSrvLoc | kBlock | kNoArgs, set_types},
-    {"default_type", kHttpMainSrvLoc | kTake1, slot::str<&L::default_type>},
-    {"root", kHttpMainSrvLocLif | kTake1, set_root},
-    {"alias", kHttpLocConf | kTake1, set_root},
-    {"limit_except", kHttpLocConf | kBlock | kOneMore, limit_except_block},
-    {"client_max_body_size", kHttpMainSrvLoc | kTake1, slot::offset<&L::client_max_body_size>},
-    {"client_body_buffer_size", kHttpMainSrvLoc | kTake1, slot::size<&L::client_body_buffer_size>},
-    {"client_body_timeout", kHttpMainSrvLoc | kTake1, slot::msec<&L::client_body_timeout>},
-    {"client_body_min_rate", kHttpMainSrvLoc | kTake1, slot::size<&L::client_body_min_rate>},
-    {"client_body_temp_path", kHttpMainSrvLoc | kTake1234, slot::path<&L::client_body_temp_path>},
-    {"client_body_in_file_only", kHttpMainSrvLoc | kTake1,
-     slot::enum_<&L::client_body_in_file_only, kBodyInFile>},
-    {"client_body_in_single_buffer", kHttpMainSrvLoc | kFlag,
-     slot::flag<&L::client_body_in_single_buffer>},
-    {"sendfile", kHttpMainSrvLocLif | kFlag, slot::flag<&L::sendfile>},
-    {"sendfile_max_chunk", kHttpMainSrvLoc | kTake1, slot::size<&L::sendfile_max_chunk>},
-    {"read_ahead", kHttpMainSrvLoc | kTake1, slot::size<&L::read_ahead>},
-    {"tcp_nopush", kHttpMainSrvLoc | kFlag, slot::flag<&L::tcp_nopush>},
-    {"tcp_nodelay", kHttpMainSrvLoc | kFlag, slot::flag<&L::tcp_nodelay>},
-    {"send_timeout", kHttpMainSrvLoc | kTake1, slot::msec<&L::send_timeout>},
-    {"postpone_output", kHttpMainSrvLoc | kTake1, slot::size<&L::postpone_output>},
-    {"limit_rate", kHttpMainSrvLocLif | kTake1, set_rate<&L::limit_rate, &L::limit_rate_values>},
-    {"limit_rate_after", kHttpMainSrvLocLif | kTake1,
-     set_rate<&L::limit_rate_after, &L::limit_rate_after_values>},
-    {"keepalive_time", kHttpMainSrvLoc | kTake1, slot::msec<&L::keepalive_time>},
-    {"keepalive_timeout", kHttpMainSrvLoc | kTake12, set_keepalive},
-    {"keepalive_requests", kHttpMainSrvLoc | kTake1, slot::num<&L::keepalive_requests>},
-    {"keepalive_disable", kHttpMainSrvLoc | kTake12, set_keepalive_disable},
-    {"satisfy", kHttpMainSrvLoc | kTake1, slot::enum_<&L::satisfy, kSatisfy>},
-    {"auth_delay", kHttpMainSrvLoc | kTake1, slot::msec<&L::auth_delay>},
-    {"internal", kHttpLocConf | kNoArgs, set_internal},
-    {"lingering_close", kHttpMainSrvLoc | kTake1, slot::enum_<&L::lingering_close, kLingering>},
-    {"lingering_time", kHttpMainSrvLoc | kTake1, slot::msec<&L::lingering_time>},
-    {"lingering_timeout", kHttpMainSrvLoc | kTake1, slot::msec<&L::lingering_timeout>},
-    {"reset_timedout_connection", kHttpMainSrvLoc | kFlag,
-     slot::flag<&L::reset_timedout_connection>},
-    {"absolute_redirect", kHttpMainSrvLoc | kFlag, slot::flag<&L::absolute_redirect>},
-    {"server_name_in_redirect", kHttpMainSrvLoc | kFlag, slot::flag<&L::server_name_in_redirect>},
-    {"port_in_redirect", kHttpMainSrvLoc | kFlag, slot::flag<&L::port_in_redirect>},
-    {"msie_padding", kHttpMainSrvLoc | kFlag, slot::flag<&L::msie_padding>},
-    {"msie_refresh", kHttpMainSrvLoc | kFlag, slot::flag<&L::msie_refresh>},
-    {"log_not_found", kHttpMainSrvLoc | kFlag, slot::flag<&L::log_not_found>},
-    {"log_subrequest", kHttpMainSrvLoc | kFlag, slot::flag<&L::log_subrequest>},
-    {"recursive_error_pages", kHttpMainSrvLoc | kFlag, slot::flag<&L::recursive_error_pages>},
-    {"server_tokens", kHttpMainSrvLoc | kTake1, slot::enum_<&L::server_tokens, kServerTokens>},
-    {"if_modified_since", kHttpMainSrvLoc | kTake1, slot::enum_<&L::if_modified_since, kIms>},
-    {"max_ranges", kHttpMainSrvLoc | kTake1, slot::num<&L::max_ranges>},
-    {"chunked_transfer_encoding", kHttpMainSrvLoc | kFlag,
-     slot::flag<&L::chunked_transfer_encoding>},
-    {"etag", kHttpMainSrvLoc | kFlag, slot::flag<&L::etag>},
-    {"error_page", kHttpMainSrvLocLif | kTwoMore, set_error_page},
-    {"try_files", kHttpSrvConf | kHttpLocConf | kTwoMore, set_try_files},
-    {"error_log", kHttpMainSrvLoc | kOneMore, set_error_log},
-    {"open_file_cache", kHttpMainSrvLoc | kTake12, set_open_file_cache},
-    {"open_file_cache_valid", kHttpMainSrvLoc | kTake1, slot::sec<&L::open_file_cache_valid>},
-    {"open_file_cache_min_uses", kHttpMainSrvLoc | kTake1, slot::num<&L::open_file_cache_min_uses>},
-    {"open_file_cache_errors", kHttpMainSrvLoc | kFlag, slot::flag<&L::open_file_cache_errors>},
-    // Vnode events are kqueue's; on Linux nginx ignores the flag as well.
-    {"open_file_cache_events", kHttpMainSrvLoc | kFlag, slot::flag<&L::open_file_cache_events>},
+constexpr Directive kDirectives[] = {
+    directive<slot::num<&M::variables_hash_max_size>>("variables_hash_max_size",
+                                                      kHttpMainConf | kTake1),
+    directive<slot::num<&M::variables_hash_bucket_size>>("variables_hash_bucket_size",
+                                                         kHttpMainConf | kTake1),
+    directive<slot::num<&M::server_names_hash_max_size>>("server_names_hash_max_size",
+                                                         kHttpMainConf | kTake1),
+    directive<slot::num<&M::server_names_hash_bucket_size>>("server_names_hash_bucket_size",
+                                                            kHttpMainConf | kTake1),
+    directive<server_block>("server", kHttpMainConf | kBlock | kNoArgs),
+    directive<slot::size<&S::connection_pool_size>>("connection_pool_size", kHttpMainSrv | kTake1),
+    directive<slot::size<&S::request_pool_size>>("request_pool_size", kHttpMainSrv | kTake1),
+    directive<slot::msec<&S::client_header_timeout>>("client_header_timeout",
+                                                     kHttpMainSrv | kTake1),
+    directive<slot::size<&S::client_header_buffer_size>>("client_header_buffer_size",
+                                                         kHttpMainSrv | kTake1),
+    directive<slot::bufs<&S::large_client_header_buffers>>("large_client_header_buffers",
+                                                           kHttpMainSrv | kTake2),
+    directive<slot::flag<&S::ignore_invalid_headers>>("ignore_invalid_headers",
+                                                      kHttpMainSrv | kFlag),
+    directive<slot::num<&S::max_headers>>("max_headers", kHttpMainSrv | kTake1),
+    directive<slot::flag<&S::merge_slashes>>("merge_slashes", kHttpMainSrv | kFlag),
+    directive<slot::flag<&S::underscores_in_headers>>("underscores_in_headers",
+                                                      kHttpMainSrv | kFlag),
+    directive<location_block>("location", kHttpSrvConf | kHttpLocConf | kBlock | kTake12),
+    directive<listen_directive>("listen", kHttpSrvConf | kOneMore),
+    directive<server_name_directive>("server_name", kHttpSrvConf | kOneMore),
+    directive<accept_size>("types_hash_max_size", kHttpMainSrvLoc | kTake1),
+    directive<accept_size>("types_hash_bucket_size", kHttpMainSrvLoc | kTake1),
+    directive<set_types>("types", kHttpMainSrvLoc | kBlock | kNoArgs),
+    directive<slot::str<&L::default_type>>("default_type", kHttpMainSrvLoc | kTake1),
+    directive<set_root>("root", kHttpMainSrvLocLif | kTake1),
+    directive<set_root>("alias", kHttpLocConf | kTake1),
+    directive<limit_except_block>("limit_except", kHttpLocConf | kBlock | kOneMore),
+    directive<slot::offset<&L::client_max_body_size>>("client_max_body_size",
+                                                      kHttpMainSrvLoc | kTake1),
+    directive<slot::size<&L::client_body_buffer_size>>("client_body_buffer_size",
+                                                       kHttpMainSrvLoc | kTake1),
+    directive<slot::msec<&L::client_body_timeout>>("client_body_timeout", kHttpMainSrvLoc | kTake1),
+    directive<slot::size<&L::client_body_min_rate>>("client_body_min_rate",
+                                                    kHttpMainSrvLoc | kTake1),
+    directive<slot::path<&L::client_body_temp_path>>("client_body_temp_path",
+                                                     kHttpMainSrvLoc | kTake1234),
+    directive<slot::enum_<&L::client_body_in_file_only, kBodyInFile>>("client_body_in_file_only",
+                                                                      kHttpMainSrvLoc | kTake1),
+    directive<slot::flag<&L::client_body_in_single_buffer>>("client_body_in_single_buffer",
+                                                            kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&L::sendfile>>("sendfile", kHttpMainSrvLocLif | kFlag),
+    directive<slot::size<&L::sendfile_max_chunk>>("sendfile_max_chunk", kHttpMainSrvLoc | kTake1),
+    directive<slot::size<&L::read_ahead>>("read_ahead", kHttpMainSrvLoc | kTake1),
+    directive<slot::flag<&L::tcp_nopush>>("tcp_nopush", kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&L::tcp_nodelay>>("tcp_nodelay", kHttpMainSrvLoc | kFlag),
+    directive<slot::msec<&L::send_timeout>>("send_timeout", kHttpMainSrvLoc | kTake1),
+    directive<slot::size<&L::postpone_output>>("postpone_output", kHttpMainSrvLoc | kTake1),
+    directive<set_rate<&L::limit_rate, &L::limit_rate_values>>("limit_rate",
+                                                               kHttpMainSrvLocLif | kTake1),
+    directive<set_rate<&L::limit_rate_after, &L::limit_rate_after_values>>(
+        "limit_rate_after", kHttpMainSrvLocLif | kTake1),
+    directive<slot::msec<&L::keepalive_time>>("keepalive_time", kHttpMainSrvLoc | kTake1),
+    directive<set_keepalive>("keepalive_timeout", kHttpMainSrvLoc | kTake12),
+    directive<slot::num<&L::keepalive_requests>>("keepalive_requests", kHttpMainSrvLoc | kTake1),
+    directive<set_keepalive_disable>("keepalive_disable", kHttpMainSrvLoc | kTake12),
+    directive<slot::enum_<&L::satisfy, kSatisfy>>("satisfy", kHttpMainSrvLoc | kTake1),
+    directive<slot::msec<&L::auth_delay>>("auth_delay", kHttpMainSrvLoc | kTake1),
+    directive<set_internal>("internal", kHttpLocConf | kNoArgs),
+    directive<slot::enum_<&L::lingering_close, kLingering>>("lingering_close",
+                                                            kHttpMainSrvLoc | kTake1),
+    directive<slot::msec<&L::lingering_time>>("lingering_time", kHttpMainSrvLoc | kTake1),
+    directive<slot::msec<&L::lingering_timeout>>("lingering_timeout", kHttpMainSrvLoc | kTake1),
+    directive<slot::flag<&L::reset_timedout_connection>>("reset_timedout_connection",
+                                                         kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&L::absolute_redirect>>("absolute_redirect", kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&L::server_name_in_redirect>>("server_name_in_redirect",
+                                                       kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&L::port_in_redirect>>("port_in_redirect", kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&L::msie_padding>>("msie_padding", kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&L::msie_refresh>>("msie_refresh", kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&L::log_not_found>>("log_not_found", kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&L::log_subrequest>>("log_subrequest", kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&L::recursive_error_pages>>("recursive_error_pages",
+                                                     kHttpMainSrvLoc | kFlag),
+    directive<slot::enum_<&L::server_tokens, kServerTokens>>("server_tokens",
+                                                             kHttpMainSrvLoc | kTake1),
+    directive<slot::enum_<&L::if_modified_since, kIms>>("if_modified_since",
+                                                        kHttpMainSrvLoc | kTake1),
+    directive<slot::num<&L::max_ranges>>("max_ranges", kHttpMainSrvLoc | kTake1),
+    directive<slot::flag<&L::chunked_transfer_encoding>>("chunked_transfer_encoding",
+                                                         kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&L::etag>>("etag", kHttpMainSrvLoc | kFlag),
+    directive<set_error_page>("error_page", kHttpMainSrvLocLif | kTwoMore),
+    directive<set_try_files>("try_files", kHttpSrvConf | kHttpLocConf | kTwoMore),
+    directive<set_error_log>("error_log", kHttpMainSrvLoc | kOneMore),
+    directive<set_open_file_cache>("open_file_cache", kHttpMainSrvLoc | kTake12),
+    directive<slot::sec<&L::open_file_cache_valid>>("open_file_cache_valid",
+                                                    kHttpMainSrvLoc | kTake1),
+    directive<slot::num<&L::open_file_cache_min_uses>>("open_file_cache_min_uses",
+                                                       kHttpMainSrvLoc | kTake1),
+    directive<slot::flag<&L::open_file_cache_errors>>("open_file_cache_errors",
+                                                      kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&L::open_file_cache_events>>("open_file_cache_events",
+                                                      kHttpMainSrvLoc | kFlag),
 };
+static_assert(directives_of(kDirectives, &http_core_module));
 
 }  // namespace
 
@@ -513,12 +509,12 @@ Module http_core_module{
     .type = ModuleType::Http,
     .directives = kDirectives,
     .preconfiguration = add_core_variables,
-    .create_main_conf = create_main_conf,
-    .init_main_conf = init_main_conf,
-    .create_srv_conf = create_srv_conf,
-    .merge_srv_conf = merge_srv_conf,
-    .create_loc_conf = create_loc_conf,
-    .merge_loc_conf = merge_loc_conf,
+    .create_main_conf = create_conf<create_main_conf>,
+    .init_main_conf = init_conf<init_main_conf>,
+    .create_srv_conf = create_conf<create_srv_conf>,
+    .merge_srv_conf = merge_conf<merge_srv_conf>,
+    .create_loc_conf = create_conf<create_loc_conf>,
+    .merge_loc_conf = merge_conf<merge_loc_conf>,
 };
 
 void init_open_file_info(const CoreLocConf& clcf, OpenFileInfo& of) {

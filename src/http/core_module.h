@@ -106,6 +106,7 @@ struct HttpPort {
 
 struct CoreMainConf {
   static constexpr Module* kModule = &http_core_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Main;
 
   std::vector<CoreSrvConf*> servers;
   std::array<std::vector<PhaseHandlerFn>, kPhaseCount> phases;
@@ -128,6 +129,7 @@ struct CoreMainConf {
 
 struct CoreSrvConf {
   static constexpr Module* kModule = &http_core_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Srv;
 
   std::vector<ServerName> server_names;
   HttpConfCtx* ctx = nullptr;
@@ -184,6 +186,7 @@ enum : uint32_t {
 
 struct CoreLocConf {
   static constexpr Module* kModule = &http_core_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Loc;
 
   std::string name;
   HttpRegex* regex = nullptr;

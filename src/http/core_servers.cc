@@ -14,7 +14,7 @@
 
 namespace weir::http {
 
-Status server_block(ConfContext& cf, const ConfNode& n, void*) {
+Status server_block(ConfContext& cf, const ConfNode& n) {
   auto* ctx = cf.pool.make<HttpConfCtx>();
   ctx->main_conf = cf.http->main_conf;
   ConfContext sc = cf;
@@ -48,8 +48,7 @@ Status server_block(ConfContext& cf, const ConfNode& n, void*) {
   return {};
 }
 
-Status listen_directive(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& cscf = *static_cast<CoreSrvConf*>(conf);
+Status listen_directive(ConfContext& cf, const ConfNode& n, CoreSrvConf& cscf) {
   cscf.has_listen = true;
   std::vector<SockAddr> addrs;
   std::string err = parse_addresses(n.args[1], 80, false, addrs);
@@ -137,8 +136,7 @@ Status listen_directive(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
-Status server_name_directive(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& cscf = *static_cast<CoreSrvConf*>(conf);
+Status server_name_directive(ConfContext& cf, const ConfNode& n, CoreSrvConf& cscf) {
   for (size_t i = 1; i < n.args.size(); i++) {
     std::string name = n.args[i];
     if (!cscf.has_server_name && cscf.server_name.empty() && name[0] != '~') {

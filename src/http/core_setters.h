@@ -6,10 +6,13 @@
 
 namespace weir::http {
 
-Status server_block(ConfContext& cf, const ConfNode& n, void* conf);
-Status listen_directive(ConfContext& cf, const ConfNode& n, void* conf);
-Status server_name_directive(ConfContext& cf, const ConfNode& n, void* conf);
-Status location_block(ConfContext& cf, const ConfNode& n, void* conf);
-Status limit_except_block(ConfContext& cf, const ConfNode& n, void* conf);
+struct CoreSrvConf;
+struct CoreLocConf;
+
+Status server_block(ConfContext& cf, const ConfNode& n);
+Status listen_directive(ConfContext& cf, const ConfNode& n, CoreSrvConf& cscf);
+Status server_name_directive(ConfContext& cf, const ConfNode& n, CoreSrvConf& cscf);
+Status location_block(ConfContext& cf, const ConfNode& n, CoreLocConf& pclcf);
+Status limit_except_block(ConfContext& cf, const ConfNode& n, CoreLocConf& pclcf);
 
 }  // namespace weir::http

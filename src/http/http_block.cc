@@ -8,11 +8,12 @@ namespace weir::http {
 
 namespace {
 
-Status http_block(ConfContext& cf, const ConfNode& node, void* conf);
+Status http_block(ConfContext& cf, const ConfNode& node);
 
-const Directive kHttpDirectives[] = {
-    {"http", kMainConf | kBlock | kNoArgs, http_block},
+constexpr Directive kHttpDirectives[] = {
+    directive<http_block>("http", kMainConf | kBlock | kNoArgs),
 };
+static_assert(directives_of(kHttpDirectives, &http_module));
 
 void** new_conf_array(ConfContext& cf) {
   int n = module_count(ModuleType::Http);
@@ -74,7 +75,7 @@ Status merge_servers(ConfContext& cf, CoreMainConf& cmcf, HttpConfCtx& http_ctx)
   return {};
 }
 
-Status http_block(ConfContext& cf, const ConfNode& node, void* conf) {
+Status http_block(ConfContext& cf, const ConfNode& node) {
   if (cf.cycle.confs[http_module.index] != nullptr) return Status::error("is duplicate");
   auto* ctx = cf.pool.make<HttpConfCtx>();
   cf.cycle.confs[http_module.index] = ctx;

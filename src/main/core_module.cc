@@ -13,8 +13,7 @@ namespace weir {
 
 namespace {
 
-Status set_worker_processes(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& cc = *static_cast<CoreConf*>(conf);
+Status set_worker_processes(ConfContext& cf, const ConfNode& n, CoreConf& cc) {
   if (cc.worker_processes.set) return Status::error("is duplicate");
   if (n.args[1] == "auto") {
     long ncpu = ::sysconf(_SC_NPROCESSORS_ONLN);
@@ -27,8 +26,7 @@ Status set_worker_processes(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
-Status set_user(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& cc = *static_cast<CoreConf*>(conf);
+Status set_user(ConfContext& cf, const ConfNode& n, CoreConf& cc) {
   if (!cc.username.empty()) return Status::error("is duplicate");
   if (::geteuid() != 0) {
     cf.warn(LogLevel::Warn,
@@ -56,33 +54,29 @@ Status set_path_str(ConfContext& cf, const ConfNode& n, std::string& out, bool& 
   return {};
 }
 
-Status set_pid(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& cc = *static_cast<CoreConf*>(conf);
+Status set_pid(ConfContext& cf, const ConfNode& n, CoreConf& cc) {
   return set_path_str(cf, n, cc.pid, cc.pid_set);
 }
 
-Status set_lock_file(ConfContext& cf, const ConfNode& n, void* conf) {
+Status set_lock_file(ConfContext& cf, const ConfNode& n, CoreConf& cc) {
   // weir balances accepts with EPOLLEXCLUSIVE and needs no accept lock; the path is checked and
   // kept.
-  auto& cc = *static_cast<CoreConf*>(conf);
   bool set = !cc.lock_file.empty();
   return set_path_str(cf, n, cc.lock_file, set);
 }
 
-Status set_working_directory(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& cc = *static_cast<CoreConf*>(conf);
+Status set_working_directory(ConfContext& cf, const ConfNode& n, CoreConf& cc) {
   if (!cc.working_directory.empty()) return Status::error("is duplicate");
   cc.working_directory = cf.full_name(n.args[1]);
   return {};
 }
 
-Status set_env(ConfContext&, const ConfNode& n, void* conf) {
-  static_cast<CoreConf*>(conf)->env.push_back(n.args[1]);
+Status set_env(ConfContext&, const ConfNode& n, CoreConf& cc) {
+  cc.env.push_back(n.args[1]);
   return {};
 }
 
-Status set_rlimit(ConfContext&, const ConfNode& n, void* conf) {
-  auto& cc = *static_cast<CoreConf*>(conf);
+Status set_rlimit(ConfContext&, const ConfNode& n, CoreConf& cc) {
   auto& f = n.name() == "worker_rlimit_nofile" ? cc.rlimit_nofile : cc.rlimit_core;
   if (f.set) return Status::error("is duplicate");
   auto v = n.name() == "worker_rlimit_nofile" ? parse_int(n.args[1]) : parse_offset(n.args[1]);
@@ -91,8 +85,7 @@ Status set_rlimit(ConfContext&, const ConfNode& n, void* conf) {
   return {};
 }
 
-Status set_priority(ConfContext&, const ConfNode& n, void* conf) {
-  auto& cc = *static_cast<CoreConf*>(conf);
+Status set_priority(ConfContext&, const ConfNode& n, CoreConf& cc) {
   if (cc.priority.set) return Status::error("is duplicate");
   std::string_view v = n.args[1];
   bool minus = !v.empty() && v[0] == '-';
@@ -103,8 +96,7 @@ Status set_priority(ConfContext&, const ConfNode& n, void* conf) {
   return {};
 }
 
-Status set_cpu_affinity(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& cc = *static_cast<CoreConf*>(conf);
+Status set_cpu_affinity(ConfContext& cf, const ConfNode& n, CoreConf& cc) {
   if (!cc.cpu_affinity.empty() || cc.cpu_affinity_auto) return Status::error("is duplicate");
   size_t i = 1;
   if (n.args[1] == "auto") {
@@ -129,21 +121,20 @@ Status set_cpu_affinity(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
-Status set_load_module(ConfContext& cf, const ConfNode& n, void*) {
+Status set_load_module(ConfContext& cf, const ConfNode& n) {
   return cf.errorf("dynamic modules are not supported by weir: \"%s\" cannot be loaded",
                    n.args[1].c_str());
 }
 
-Status set_error_log_main(ConfContext& cf, const ConfNode& n, void*) {
+Status set_error_log_main(ConfContext& cf, const ConfNode& n) {
   return parse_error_log(cf, n, &cf.cycle.log_sink);
 }
 
-void* create_core_conf(ConfContext& cf) {
+CoreConf* create_core_conf(ConfContext& cf) {
   return cf.pool.make<CoreConf>();
 }
 
-Status init_core_conf(ConfContext& cf, void* conf) {
-  auto& cc = *static_cast<CoreConf*>(conf);
+Status init_core_conf(ConfContext& cf, CoreConf& cc) {
   cc.daemon.merge({}, true);
   cc.master.merge({}, true);
   cc.timer_resolution.merge({}, 0);
@@ -176,28 +167,30 @@ Status init_core_conf(ConfContext& cf, void* conf) {
 
 constexpr uint32_t kDirect = kMainConf;
 
-const Directive kCoreDirectives[] = {
-    {"daemon", kDirect | kFlag, slot::flag<&CoreConf::daemon>},
-    {"master_process", kDirect | kFlag, slot::flag<&CoreConf::master>},
-    {"timer_resolution", kDirect | kTake1, slot::msec<&CoreConf::timer_resolution>},
-    {"worker_shutdown_timeout", kDirect | kTake1, slot::msec<&CoreConf::shutdown_timeout>},
-    {"pid", kDirect | kTake1, set_pid},
-    {"lock_file", kDirect | kTake1, set_lock_file},
-    {"worker_processes", kDirect | kTake1, set_worker_processes},
-    {"user", kDirect | kTake12, set_user},
-    {"worker_priority", kDirect | kTake1, set_priority},
-    {"worker_cpu_affinity", kDirect | kOneMore, set_cpu_affinity},
-    {"worker_rlimit_nofile", kDirect | kTake1, set_rlimit},
-    {"worker_rlimit_core", kDirect | kTake1, set_rlimit},
-    {"working_directory", kDirect | kTake1, set_working_directory},
-    {"env", kDirect | kTake1, set_env},
-    {"load_module", kDirect | kTake1, set_load_module},
-    {"pcre_jit", kDirect | kFlag, slot::flag<&CoreConf::pcre_jit>},
+constexpr Directive kCoreDirectives[] = {
+    directive<slot::flag<&CoreConf::daemon>>("daemon", kDirect | kFlag),
+    directive<slot::flag<&CoreConf::master>>("master_process", kDirect | kFlag),
+    directive<slot::msec<&CoreConf::timer_resolution>>("timer_resolution", kDirect | kTake1),
+    directive<slot::msec<&CoreConf::shutdown_timeout>>("worker_shutdown_timeout", kDirect | kTake1),
+    directive<set_pid>("pid", kDirect | kTake1),
+    directive<set_lock_file>("lock_file", kDirect | kTake1),
+    directive<set_worker_processes>("worker_processes", kDirect | kTake1),
+    directive<set_user>("user", kDirect | kTake12),
+    directive<set_priority>("worker_priority", kDirect | kTake1),
+    directive<set_cpu_affinity>("worker_cpu_affinity", kDirect | kOneMore),
+    directive<set_rlimit>("worker_rlimit_nofile", kDirect | kTake1),
+    directive<set_rlimit>("worker_rlimit_core", kDirect | kTake1),
+    directive<set_working_directory>("working_directory", kDirect | kTake1),
+    directive<set_env>("env", kDirect | kTake1),
+    directive<set_load_module>("load_module", kDirect | kTake1),
+    directive<slot::flag<&CoreConf::pcre_jit>>("pcre_jit", kDirect | kFlag),
 };
+static_assert(directives_of(kCoreDirectives, &core_module));
 
-const Directive kErrlogDirectives[] = {
-    {"error_log", kMainConf | kOneMore, set_error_log_main},
+constexpr Directive kErrlogDirectives[] = {
+    directive<set_error_log_main>("error_log", kMainConf | kOneMore),
 };
+static_assert(directives_of(kErrlogDirectives, &errlog_module));
 
 }  // namespace
 
@@ -205,8 +198,8 @@ Module core_module{
     .name = "core",
     .type = ModuleType::Core,
     .directives = kCoreDirectives,
-    .create_conf = create_core_conf,
-    .init_conf = init_core_conf,
+    .create_conf = create_conf<create_core_conf>,
+    .init_conf = init_conf<init_core_conf>,
 };
 
 Module errlog_module{

@@ -23,6 +23,7 @@ extern Module event_core_module;
 
 struct CoreConf {
   static constexpr Module* kModule = &core_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Main;
   Setting<bool> daemon;
   Setting<bool> master;
   Setting<uint64_t> timer_resolution;
@@ -45,6 +46,8 @@ struct CoreConf {
 };
 
 struct EventConf {
+  static constexpr Module* kModule = &event_core_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Main;
   Setting<uint64_t> connections;
   Setting<bool> multi_accept;
   Setting<bool> accept_mutex;

@@ -7,7 +7,7 @@ namespace weir {
 
 namespace {
 
-Status events_block(ConfContext& cf, const ConfNode& n, void*) {
+Status events_block(ConfContext& cf, const ConfNode& n) {
   if (!cf.cycle.event_confs.empty()) return Status::error("is duplicate");
   int count = module_count(ModuleType::Event);
   cf.cycle.event_confs.assign(count, nullptr);
@@ -34,13 +34,12 @@ Status events_init(ConfContext& cf, void*) {
   return {};
 }
 
-Status set_use(ConfContext& cf, const ConfNode& n, void*) {
+Status set_use(ConfContext& cf, const ConfNode& n) {
   if (n.args[1] != "epoll") return cf.errorf("invalid event type \"%s\"", n.args[1].c_str());
   return {};
 }
 
-Status set_connections(ConfContext&, const ConfNode& n, void* conf) {
-  auto& ec = *static_cast<EventConf*>(conf);
+Status set_connections(ConfContext&, const ConfNode& n, EventConf& ec) {
   if (ec.connections.set) return Status::error("is duplicate");
   auto v = parse_int(n.args[1]);
   if (!v || *v == 0) return Status::errorf("invalid number \"%s\"", n.args[1].c_str());
@@ -48,7 +47,7 @@ Status set_connections(ConfContext&, const ConfNode& n, void* conf) {
   return {};
 }
 
-Status set_debug_connection(ConfContext& cf, const ConfNode& n, void*) {
+Status set_debug_connection(ConfContext& cf, const ConfNode& n) {
   cf.warn(LogLevel::Warn,
           "\"debug_connection\" is ignored, weir logs debug messages for every connection "
           "when the error_log level is \"debug\"");
@@ -56,12 +55,11 @@ Status set_debug_connection(ConfContext& cf, const ConfNode& n, void*) {
   return {};
 }
 
-void* create_event_conf(ConfContext& cf) {
+EventConf* create_event_conf(ConfContext& cf) {
   return cf.pool.make<EventConf>();
 }
 
-Status init_event_conf(ConfContext&, void* conf) {
-  auto& ec = *static_cast<EventConf*>(conf);
+Status init_event_conf(ConfContext&, EventConf& ec) {
   ec.connections.merge({}, 512);
   ec.multi_accept.merge({}, false);
   ec.accept_mutex.merge({}, false);
@@ -69,18 +67,21 @@ Status init_event_conf(ConfContext&, void* conf) {
   return {};
 }
 
-const Directive kEventsDirectives[] = {
-    {"events", kMainConf | kBlock | kNoArgs, events_block},
+constexpr Directive kEventsDirectives[] = {
+    directive<events_block>("events", kMainConf | kBlock | kNoArgs),
 };
+static_assert(directives_of(kEventsDirectives, &events_module));
 
-const Directive kEventCoreDirectives[] = {
-    {"worker_connections", kEventConf | kTake1, set_connections},
-    {"use", kEventConf | kTake1, set_use},
-    {"multi_accept", kEventConf | kFlag, slot::flag<&EventConf::multi_accept>},
-    {"accept_mutex", kEventConf | kFlag, slot::flag<&EventConf::accept_mutex>},
-    {"accept_mutex_delay", kEventConf | kTake1, slot::msec<&EventConf::accept_mutex_delay>},
-    {"debug_connection", kEventConf | kTake1, set_debug_connection},
+constexpr Directive kEventCoreDirectives[] = {
+    directive<set_connections>("worker_connections", kEventConf | kTake1),
+    directive<set_use>("use", kEventConf | kTake1),
+    directive<slot::flag<&EventConf::multi_accept>>("multi_accept", kEventConf | kFlag),
+    directive<slot::flag<&EventConf::accept_mutex>>("accept_mutex", kEventConf | kFlag),
+    directive<slot::msec<&EventConf::accept_mutex_delay>>("accept_mutex_delay",
+                                                          kEventConf | kTake1),
+    directive<set_debug_connection>("debug_connection", kEventConf | kTake1),
 };
+static_assert(directives_of(kEventCoreDirectives, &event_core_module));
 
 }  // namespace
 
@@ -95,8 +96,8 @@ Module event_core_module{
     .name = "event_core",
     .type = ModuleType::Event,
     .directives = kEventCoreDirectives,
-    .create_conf = create_event_conf,
-    .init_conf = init_event_conf,
+    .create_conf = create_conf<create_event_conf>,
+    .init_conf = init_conf<init_event_conf>,
 };
 
 EventConf& event_conf(Cycle& cycle) {

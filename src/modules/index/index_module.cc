@@ -14,6 +14,7 @@ namespace {
 
 struct IndexConf {
   static constexpr Module* kModule = &http_index_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Loc;
   std::vector<ComplexValue>* indices = nullptr;
   size_t max_index_len = 0;
 };
@@ -93,8 +94,7 @@ Code index_handler(Request& r) {
   return Rc::Declined;
 }
 
-Status set_index(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& ilcf = *static_cast<IndexConf*>(conf);
+Status set_index(ConfContext& cf, const ConfNode& n, IndexConf& ilcf) {
   if (ilcf.indices == nullptr) ilcf.indices = cf.pool.make<std::vector<ComplexValue>>();
   for (size_t i = 1; i < n.args.size(); i++) {
     const std::string& v = n.args[i];
@@ -110,13 +110,12 @@ Status set_index(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
-void* create_loc_conf(ConfContext& cf) {
+IndexConf* create_loc_conf(ConfContext& cf) {
   return cf.pool.make<IndexConf>();
 }
 
-Status merge_loc_conf(ConfContext& cf, void* parent, void* child) {
-  auto& prev = *static_cast<IndexConf*>(parent);
-  auto& conf = *static_cast<IndexConf*>(child);
+// prev is not const: the default index list is made once, at the parent, and shared.
+Status merge_loc_conf(ConfContext& cf, IndexConf& prev, IndexConf& conf) {
   if (conf.indices == nullptr) {
     if (prev.indices == nullptr) {
       prev.indices = cf.pool.make<std::vector<ComplexValue>>();
@@ -136,9 +135,10 @@ Status init(ConfContext& cf) {
   return {};
 }
 
-const Directive kDirectives[] = {
-    {"index", kHttpMainSrvLoc | kOneMore, set_index},
+constexpr Directive kDirectives[] = {
+    directive<set_index>("index", kHttpMainSrvLoc | kOneMore),
 };
+static_assert(directives_of(kDirectives, &http_index_module));
 
 }  // namespace
 
@@ -146,8 +146,8 @@ Module http_index_module{
     .name = "http_index",
     .type = ModuleType::Http,
     .directives = kDirectives,
-    .create_loc_conf = create_loc_conf,
-    .merge_loc_conf = merge_loc_conf,
+    .create_loc_conf = create_conf<create_loc_conf>,
+    .merge_loc_conf = merge_conf<merge_loc_conf>,
     .postconfiguration = init,
 };
 

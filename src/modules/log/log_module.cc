@@ -74,11 +74,13 @@ struct AccessLog {
 
 struct LogMainConf {
   static constexpr Module* kModule = &http_log_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Main;
   std::vector<LogFormat*> formats;
 };
 
 struct LogLocConf {
   static constexpr Module* kModule = &http_log_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Loc;
   std::vector<AccessLog>* logs = nullptr;
   bool off = false;
 };
@@ -471,7 +473,7 @@ Status compile_format(ConfContext& cf, LogFormat& fmt, std::string_view text) {
   return {};
 }
 
-void* create_main_conf(ConfContext& cf) {
+LogMainConf* create_main_conf(ConfContext& cf) {
   auto* lmcf = cf.pool.make<LogMainConf>();
   auto* combined = cf.pool.make<LogFormat>();
   combined->name = "combined";
@@ -480,8 +482,7 @@ void* create_main_conf(ConfContext& cf) {
   return lmcf;
 }
 
-Status log_format_directive(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& lmcf = *static_cast<LogMainConf*>(conf);
+Status log_format_directive(ConfContext& cf, const ConfNode& n, LogMainConf& lmcf) {
   for (LogFormat* f : lmcf.formats) {
     if (f->name == n.args[1])
       return cf.errorf("duplicate \"log_format\" name \"%s\"", n.args[1].c_str());
@@ -509,8 +510,7 @@ Status log_format_directive(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
-Status access_log_directive(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& llcf = *static_cast<LogLocConf*>(conf);
+Status access_log_directive(ConfContext& cf, const ConfNode& n, LogLocConf& llcf) {
   auto& lmcf = conf_of<LogMainConf>(cf.http->main_conf);
   if (n.args[1] == "off") {
     if (n.nargs() != 1) return cf.errorf("invalid parameter \"%s\"", n.args[2].c_str());
@@ -590,7 +590,7 @@ Status access_log_directive(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
-Status open_log_file_cache_directive(ConfContext& cf, const ConfNode& n, void*) {
+Status open_log_file_cache_directive(ConfContext& cf, const ConfNode& n) {
   // weir opens a log path with variables for each line; the cache's parameters are checked and
   // accepted.
   if (n.args[1] == "off")
@@ -616,13 +616,11 @@ Status open_log_file_cache_directive(ConfContext& cf, const ConfNode& n, void*) 
   return {};
 }
 
-void* create_loc_conf(ConfContext& cf) {
+LogLocConf* create_loc_conf(ConfContext& cf) {
   return cf.pool.make<LogLocConf>();
 }
 
-Status merge_loc_conf(ConfContext& cf, void* parent, void* child) {
-  auto& prev = *static_cast<LogLocConf*>(parent);
-  auto& conf = *static_cast<LogLocConf*>(child);
+Status merge_loc_conf(ConfContext& cf, const LogLocConf& prev, LogLocConf& conf) {
   if (conf.logs != nullptr || conf.off) return {};
   conf.logs = prev.logs;
   conf.off = prev.off;
@@ -648,11 +646,13 @@ void exit_process(Cycle& cycle) {
   }
 }
 
-const Directive kDirectives[] = {
-    {"log_format", kHttpMainConf | kTwoMore, log_format_directive, ConfLevel::Main},
-    {"access_log", kHttpMainSrvLoc | kHttpLifConf | kHttpLmtConf | kOneMore, access_log_directive},
-    {"open_log_file_cache", kHttpMainSrvLoc | kTake1234, open_log_file_cache_directive},
+constexpr Directive kDirectives[] = {
+    directive<log_format_directive>("log_format", kHttpMainConf | kTwoMore),
+    directive<access_log_directive>("access_log",
+                                    kHttpMainSrvLoc | kHttpLifConf | kHttpLmtConf | kOneMore),
+    directive<open_log_file_cache_directive>("open_log_file_cache", kHttpMainSrvLoc | kTake1234),
 };
+static_assert(directives_of(kDirectives, &http_log_module));
 
 }  // namespace
 
@@ -660,9 +660,9 @@ Module http_log_module{
     .name = "http_log",
     .type = ModuleType::Http,
     .directives = kDirectives,
-    .create_main_conf = create_main_conf,
-    .create_loc_conf = create_loc_conf,
-    .merge_loc_conf = merge_loc_conf,
+    .create_main_conf = create_conf<create_main_conf>,
+    .create_loc_conf = create_conf<create_loc_conf>,
+    .merge_loc_conf = merge_conf<merge_loc_conf>,
     .postconfiguration = init,
     .exit_process = exit_process,
 };

@@ -17,6 +17,7 @@ namespace {
 
 struct MirrorConf {
   static constexpr Module* kModule = &http_mirror_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Loc;
   std::vector<std::string>* uris = nullptr;  // nullptr: no mirroring
   bool uris_set = false;                     // "mirror" seen here (a URI or "off")
   Setting<bool> request_body;
@@ -60,8 +61,7 @@ Code mirror_handler(Request& r) {
   return Rc::Done;
 }
 
-Status set_mirror(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& mc = *static_cast<MirrorConf*>(conf);
+Status set_mirror(ConfContext& cf, const ConfNode& n, MirrorConf& mc) {
   const std::string& uri = n.args[1];
   if (uri == "off") {
     if (mc.uris_set) return Status::error("is duplicate");
@@ -76,13 +76,11 @@ Status set_mirror(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
-void* create_loc_conf(ConfContext& cf) {
+MirrorConf* create_loc_conf(ConfContext& cf) {
   return cf.pool.make<MirrorConf>();
 }
 
-Status merge_loc_conf(ConfContext&, void* parent, void* child) {
-  auto& prev = *static_cast<MirrorConf*>(parent);
-  auto& conf = *static_cast<MirrorConf*>(child);
+Status merge_loc_conf(ConfContext&, const MirrorConf& prev, MirrorConf& conf) {
   if (!conf.uris_set) {
     conf.uris = prev.uris;
     conf.uris_set = prev.uris_set;
@@ -96,10 +94,12 @@ Status init(ConfContext& cf) {
   return {};
 }
 
-const Directive kDirectives[] = {
-    {"mirror", kHttpMainSrvLoc | kTake1, set_mirror},
-    {"mirror_request_body", kHttpMainSrvLoc | kFlag, slot::flag<&MirrorConf::request_body>},
+constexpr Directive kDirectives[] = {
+    directive<set_mirror>("mirror", kHttpMainSrvLoc | kTake1),
+    directive<slot::flag<&MirrorConf::request_body>>("mirror_request_body",
+                                                     kHttpMainSrvLoc | kFlag),
 };
+static_assert(directives_of(kDirectives, &http_mirror_module));
 
 }  // namespace
 
@@ -107,8 +107,8 @@ Module http_mirror_module{
     .name = "http_mirror",
     .type = ModuleType::Http,
     .directives = kDirectives,
-    .create_loc_conf = create_loc_conf,
-    .merge_loc_conf = merge_loc_conf,
+    .create_loc_conf = create_conf<create_loc_conf>,
+    .merge_loc_conf = merge_conf<merge_loc_conf>,
     .postconfiguration = init,
 };
 

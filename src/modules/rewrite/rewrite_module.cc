@@ -52,6 +52,7 @@ struct Op {
 
 struct RewriteConf {
   static constexpr Module* kModule = &http_rewrite_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Loc;
   std::vector<Op>* ops = nullptr;  // an `if` block writes into its parent's list
   Setting<bool> log;
   Setting<bool> uninitialized_variable_warn;
@@ -261,8 +262,7 @@ Status parse_flag(ConfContext& cf, const std::string& s, RewriteFlag& f) {
   return {};
 }
 
-Status rewrite_directive(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& rlcf = *static_cast<RewriteConf*>(conf);
+Status rewrite_directive(ConfContext& cf, const ConfNode& n, RewriteConf& rlcf) {
   Op op{OpKind::Rewrite};
   op.regex = cf.pool.make<HttpRegex>();
   if (Status s = compile_http_regex(cf, *op.regex, n.args[1], false); !s.ok()) return s;
@@ -289,8 +289,7 @@ Status rewrite_directive(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
-Status return_directive(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& rlcf = *static_cast<RewriteConf*>(conf);
+Status return_directive(ConfContext& cf, const ConfNode& n, RewriteConf& rlcf) {
   Op op{OpKind::Return};
   const std::string& first = n.args[1];
   auto code = parse_int(first);
@@ -315,14 +314,12 @@ Status return_directive(ConfContext& cf, const ConfNode& n, void* conf) {
   return {};
 }
 
-Status break_directive(ConfContext& cf, const ConfNode&, void* conf) {
-  auto& rlcf = *static_cast<RewriteConf*>(conf);
+Status break_directive(ConfContext& cf, const ConfNode&, RewriteConf& rlcf) {
   ops_of(cf, rlcf).push_back(Op{OpKind::Break});
   return {};
 }
 
-Status set_directive(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& rlcf = *static_cast<RewriteConf*>(conf);
+Status set_directive(ConfContext& cf, const ConfNode& n, RewriteConf& rlcf) {
   const std::string& name = n.args[1];
   if (name.size() < 2 || name[0] != '$')
     return cf.errorf("invalid variable name \"%s\"", name.c_str());
@@ -400,8 +397,7 @@ Status parse_condition(ConfContext& cf, const ConfNode& n, Condition& c) {
   return cf.errorf("invalid condition \"%s\"", first.c_str());
 }
 
-Status if_directive(ConfContext& cf, const ConfNode& n, void* conf) {
-  auto& rlcf = *static_cast<RewriteConf*>(conf);
+Status if_directive(ConfContext& cf, const ConfNode& n, RewriteConf& rlcf) {
   auto& pclcf = conf_of<CoreLocConf>(cf.http->loc_conf);
 
   HttpConfCtx* ctx = cf.pool.make<HttpConfCtx>();
@@ -437,13 +433,11 @@ Status if_directive(ConfContext& cf, const ConfNode& n, void* conf) {
   return s;
 }
 
-void* create_loc_conf(ConfContext& cf) {
+RewriteConf* create_loc_conf(ConfContext& cf) {
   return cf.pool.make<RewriteConf>();
 }
 
-Status merge_loc_conf(ConfContext&, void* parent, void* child) {
-  auto& prev = *static_cast<RewriteConf*>(parent);
-  auto& conf = *static_cast<RewriteConf*>(child);
+Status merge_loc_conf(ConfContext&, const RewriteConf& prev, RewriteConf& conf) {
   conf.log.merge(prev.log, false);
   conf.uninitialized_variable_warn.merge(prev.uninitialized_variable_warn, true);
   return {};
@@ -455,16 +449,17 @@ Status init(ConfContext& cf) {
   return {};
 }
 
-const Directive kDirectives[] = {
-    {"rewrite", kHttpSrvLocIf | kTake23, rewrite_directive},
-    {"return", kHttpSrvLocIf | kTake12, return_directive},
-    {"break", kHttpSrvLocIf | kNoArgs, break_directive},
-    {"if", kHttpSrvConf | kHttpLocConf | kBlock | kOneMore, if_directive},
-    {"set", kHttpSrvLocIf | kTake2, set_directive},
-    {"rewrite_log", kHttpMainConf | kHttpSrvLocIf | kFlag, slot::flag<&RewriteConf::log>},
-    {"uninitialized_variable_warn", kHttpMainConf | kHttpSrvLocIf | kFlag,
-     slot::flag<&RewriteConf::uninitialized_variable_warn>},
+constexpr Directive kDirectives[] = {
+    directive<rewrite_directive>("rewrite", kHttpSrvLocIf | kTake23),
+    directive<return_directive>("return", kHttpSrvLocIf | kTake12),
+    directive<break_directive>("break", kHttpSrvLocIf | kNoArgs),
+    directive<if_directive>("if", kHttpSrvConf | kHttpLocConf | kBlock | kOneMore),
+    directive<set_directive>("set", kHttpSrvLocIf | kTake2),
+    directive<slot::flag<&RewriteConf::log>>("rewrite_log", kHttpMainConf | kHttpSrvLocIf | kFlag),
+    directive<slot::flag<&RewriteConf::uninitialized_variable_warn>>(
+        "uninitialized_variable_warn", kHttpMainConf | kHttpSrvLocIf | kFlag),
 };
+static_assert(directives_of(kDirectives, &http_rewrite_module));
 
 }  // namespace
 
@@ -472,8 +467,8 @@ Module http_rewrite_module{
     .name = "http_rewrite",
     .type = ModuleType::Http,
     .directives = kDirectives,
-    .create_loc_conf = create_loc_conf,
-    .merge_loc_conf = merge_loc_conf,
+    .create_loc_conf = create_conf<create_loc_conf>,
+    .merge_loc_conf = merge_conf<merge_loc_conf>,
     .postconfiguration = init,
 };
 

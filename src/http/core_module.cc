@@ -335,6 +335,7 @@ Status merge_loc_conf(ConfContext& cf, L& prev, L& conf) {
     return cf.error(s.message());
   conf.client_body_timeout.merge(prev.client_body_timeout, 60000);
   conf.client_body_min_rate.merge(prev.client_body_min_rate, 0);
+  conf.subrequest_output_buffer_size.merge(prev.subrequest_output_buffer_size, 4096);
   conf.send_timeout.merge(prev.send_timeout, 60000);
   conf.keepalive_timeout.merge(prev.keepalive_timeout, 75000);
   conf.keepalive_header.merge(prev.keepalive_header, 0);
@@ -439,6 +440,8 @@ constexpr Directive kDirectives[] = {
     directive<slot::msec<&L::client_body_timeout>>("client_body_timeout", kHttpMainSrvLoc | kTake1),
     directive<slot::size<&L::client_body_min_rate>>("client_body_min_rate",
                                                     kHttpMainSrvLoc | kTake1),
+    directive<slot::size<&L::subrequest_output_buffer_size>>("subrequest_output_buffer_size",
+                                                             kHttpMainSrvLoc | kTake1),
     directive<slot::path<&L::client_body_temp_path>>("client_body_temp_path",
                                                      kHttpMainSrvLoc | kTake1234),
     directive<slot::enum_<&L::client_body_in_file_only, kBodyInFile>>("client_body_in_file_only",

@@ -223,7 +223,9 @@ struct CoreLocConf {
   Setting<BodyInFileOnly> client_body_in_file_only;
   Setting<TempPath> client_body_temp_path;
   Setting<uint64_t> client_body_timeout;
-  Setting<size_t> client_body_min_rate;  // weir's: bytes/s a body must average (0: no minimum)
+  Setting<size_t> client_body_min_rate;
+  Setting<size_t>
+      subrequest_output_buffer_size;  // weir's: bytes/s a body must average (0: no minimum)
   Setting<uint64_t> send_timeout;
   Setting<uint64_t> keepalive_timeout;
   Setting<time_t> keepalive_header;

@@ -40,7 +40,7 @@ void release_http_connection(HttpConnection* hc) {
     return;
   }
   hc->request_pool.reset();
-  hc->request = nullptr;
+  hc->request = hc->active = nullptr;
   hc->busy = hc->free = nullptr;
   hc->nbusy = 0;
   hc->addr_conf = nullptr;
@@ -241,6 +241,7 @@ Request* create_request(Connection& c) {
   r->start_sec = clock::now();
   r->start_msec = clock::wall_msec();
   hc->request = r;
+  hc->active = r;
   return r;
 }
 
@@ -251,6 +252,7 @@ void free_request(Request& r) {
   log_request(r);
   c.log.action = "closing request";
   hc->request = nullptr;
+  hc->active = nullptr;
   hc->request_pool.reset();
 }
 

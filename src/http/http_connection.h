@@ -24,7 +24,8 @@ struct HttpConnection {
   const HttpAddr* addr_conf = nullptr;
   HttpConfCtx* conf_ctx = nullptr;  // the default server's configuration
   Pool request_pool;                // the current request's arena, reset after each request
-  Request* request = nullptr;       // the request events go to
+  Request* request = nullptr;       // the main request (nullptr between requests)
+  Request* active = nullptr;  // the request events go to: the main one or a subrequest in turn
 
   // Large header buffers (in the connection's pool): in use by the current request, and spare ones.
   ChainLink* busy = nullptr;

@@ -38,10 +38,14 @@ void handle_request(Request& r) {
   run_phases(r);
 }
 
+bool is_active(const Request& r) {
+  return r.http_connection->active == &r;
+}
+
 void request_event_handler(Event& ev) {
   auto* c = static_cast<Connection*>(ev.data);
   auto* hc = http_connection_of(*c);
-  Request* r = hc->request;
+  Request* r = hc->active;  // the main request, or the subrequest whose turn it is
   if (c->close) {
     r->main->count++;
     terminate_request(*r, Rc::Ok);
@@ -151,7 +155,7 @@ void writer(Request& r) {
     return;
   }
   Rc rc = output_filter(r, nullptr);
-  if (r.buffered != 0 || c.buffered != 0) {
+  if (r.buffered != 0 || r.postponed != nullptr || (r.is_main() && c.buffered != 0)) {
     if (!wev.delayed) add_timer(wev, *clcf.send_timeout);
     return;
   }
@@ -169,6 +173,56 @@ Code set_write_handler(Request& r) {
   if (!wev.delayed) add_timer(wev, *core_loc(r).send_timeout);
   return Rc::Ok;
 }
+
+namespace {
+
+// A subrequest that ended out of turn: finished when its turn comes (nginx's request finalizer).
+void request_finalizer(Request& r) {
+  finalize_request(r, Rc::Ok);
+}
+
+void log_subrequest(Request& r) {
+  if (r.logged) {
+    log_error(LogLevel::Alert, r.log(), 0, "subrequest: \"%.*s?%.*s\" logged again",
+              static_cast<int>(r.uri.size()), r.uri.data(), static_cast<int>(r.args.size()),
+              r.args.data());
+  } else if (*core_loc(r).log_subrequest) {
+    log_request(r);
+  }
+  r.logged = true;
+}
+
+// A subrequest's handler is done. A background one ends at once. Another one still holding output
+// waits for it; otherwise, if it is the active request, it ends, leaves its parent's postponed list
+// and hands the turn back to the parent, which is run; if it is not, it ends when its turn comes.
+void finalize_subrequest(Request& r) {
+  if (r.background) {
+    log_subrequest(r);
+    r.done = true;
+    finalize_connection(r);
+    return;
+  }
+  if (r.buffered != 0 || r.postponed != nullptr) {
+    (void)set_write_handler(r);
+    return;
+  }
+  Request& parent = *r.parent;
+  if (is_active(r)) {
+    log_subrequest(r);
+    r.done = true;
+    r.main->count--;
+    if (parent.postponed != nullptr && parent.postponed->request == &r) {
+      parent.postponed = parent.postponed->next;
+    }
+    r.http_connection->active = &parent;
+  } else {
+    r.write_event_handler = request_finalizer;
+    if (r.waited) r.done = true;
+  }
+  post_request(parent);
+}
+
+}  // namespace
 
 void finalize_request(Request& r, Code rc) {
   Connection& c = *r.connection;
@@ -205,23 +259,17 @@ void finalize_request(Request& r, Code rc) {
     return;
   }
   if (!r.is_main()) {
-    // A background subrequest (the only kind there is): its output was dropped as it was made, so
-    // it ends here, logged if log_subrequest says so, and gives back its reference on the main
-    // request.
-    if (r.logged) {
-      log_error(LogLevel::Alert, c.log, 0, "subrequest: \"%.*s?%.*s\" logged again",
-                static_cast<int>(r.uri.size()), r.uri.data(), static_cast<int>(r.args.size()),
-                r.args.data());
-    } else if (*core_loc(r).log_subrequest) {
-      log_request(r);
-    }
-    r.logged = true;
-    r.done = true;
-    finalize_connection(r);
+    finalize_subrequest(r);
     return;
   }
-  if (r.buffered != 0 || c.buffered != 0) {
+  if (r.buffered != 0 || c.buffered != 0 || r.postponed != nullptr) {
     (void)set_write_handler(r);
+    return;
+  }
+  if (!is_active(r)) {
+    log_error(LogLevel::Alert, c.log, 0, "http finalize non-active request: \"%.*s?%.*s\"",
+              static_cast<int>(r.uri.size()), r.uri.data(), static_cast<int>(r.args.size()),
+              r.args.data());
     return;
   }
   r.done = true;

@@ -59,6 +59,15 @@ struct PostedRequest {
   PostedRequest* next;
 };
 
+// In a request's postponed list, in output order: a subrequest that has not had its turn yet, or
+// output the request made while another one was active. The postpone filter sends them in order.
+// nginx: ngx_http_postponed_request_t.
+struct PostponedRequest {
+  Request* request = nullptr;  // a subrequest, or nullptr for output
+  ChainLink* out = nullptr;
+  PostponedRequest* next = nullptr;
+};
+
 // Something outside the request's pool that must end with it - an upstream connection, a counter in
 // shared memory, a subrequest's state: run when the request is terminated or freed, whichever comes
 // first, last added first, each once. nginx: ngx_http_cleanup_t.
@@ -126,6 +135,7 @@ struct Request {
   ChainLink* out = nullptr;     // what the write filter holds back
   PostedRequest* posted_requests = nullptr;  // main request only
   RequestCleanup* cleanup = nullptr;         // main request only: add_request_cleanup
+  PostponedRequest* postponed = nullptr;     // subrequests and output waiting their turn
   off_t limit_rate = 0;
   off_t limit_rate_after = 0;
   off_t request_length = 0;
@@ -175,6 +185,8 @@ struct Request {
   bool limit_rate_after_set : 1 = false;
   bool preserve_body : 1 = false;
   bool background : 1 = false;  // a subrequest whose output is dropped and which nobody waits for
+  bool subrequest_in_memory : 1 = false;  // its output is kept in out for the parent to read
+  bool waited : 1 = false;  // the parent waits for it (done is set when it ends out of turn)
 
   // Typed access to configuration and contexts.
   template <class Conf>
@@ -229,6 +241,8 @@ Code named_location(Request& r, std::string_view name);
 void request_event_handler(Event& ev);
 void block_reading(Request& r);
 void request_empty_handler(Request& r);
+// The active request (the one the connection's events go to) is r.http_connection->active.
+bool is_active(const Request& r);
 // Waits until the write filter has flushed what it holds (ngx_http_set_write_handler /
 // ngx_http_writer).
 Code set_write_handler(Request& r);

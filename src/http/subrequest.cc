@@ -2,11 +2,13 @@
 
 #include "core/time_cache.h"
 #include "http/core_module.h"
+#include "http/http_connection.h"
 #include "http/variables.h"
 
 namespace weir::http {
 
-Request* create_background_subrequest(Request& r, std::string_view uri, std::string_view args) {
+Request* create_subrequest(Request& r, std::string_view uri, std::string_view args,
+                           SubrequestFlags flags) {
   if (r.subrequests == 0) {
     log_error(LogLevel::Error, r.log(), 0, "subrequests cycle while processing \"%.*s\"",
               static_cast<int>(uri.size()), uri.data());
@@ -45,7 +47,9 @@ Request* create_background_subrequest(Request& r, std::string_view uri, std::str
   sr->args = args;
   sr->exten = uri_exten(uri);
   sr->internal = true;
-  sr->background = true;
+  sr->background = flags.background;
+  sr->subrequest_in_memory = flags.in_memory;
+  sr->waited = flags.waited;
   sr->discard_body = r.discard_body;
   sr->expect_tested = true;
   sr->main_filter_need_in_memory = r.main_filter_need_in_memory;
@@ -55,6 +59,17 @@ Request* create_background_subrequest(Request& r, std::string_view uri, std::str
   sr->start_msec = clock::wall_msec();
   sr->read_event_handler = request_empty_handler;
   sr->write_event_handler = handle_request;
+  if (!sr->background) {
+    // Its output goes after what r has sent so far: it takes its place in r's postponed list, and
+    // is the active request at once when r is active with nothing else waiting.
+    HttpConnection& hc = *r.http_connection;
+    if (hc.active == &r && r.postponed == nullptr) hc.active = sr;
+    auto* pr = pool.make<PostponedRequest>();
+    pr->request = sr;
+    PostponedRequest** tail = &r.postponed;
+    while (*tail != nullptr) tail = &(*tail)->next;
+    *tail = pr;
+  }
   r.main->count++;
   post_request(*sr);
   return sr;

@@ -1,9 +1,11 @@
 // Subrequests: a request made by another one on the same connection, for another URI, that runs its
-// own phases and filters (nginx: ngx_http_subrequest). What exists today are background subrequests
-// (the mirror module's): the main request does not wait for them and their output goes nowhere (the
-// postpone filter drops it), but the connection is held, and the main request logged, only once
-// they have ended. nginx: src/http/ngx_http_core_module.c (ngx_http_subrequest),
-// src/http/ngx_http_request.c
+// own phases and filters. An ordinary subrequest's output takes its place in the parent's: the
+// parent's postponed list keeps the order, the postpone filter sends each part when its turn comes,
+// and the connection's events go to the subrequest whose turn it is (HttpConnection::active). An
+// in-memory one keeps its output for the parent (auth_request, SSI's set); a background one
+// (mirror) is not waited for and its output is dropped, but the connection is held, and the main
+// request logged, only once it has ended. nginx: src/http/ngx_http_core_module.c
+// (ngx_http_subrequest), src/http/ngx_http_postpone_filter_module.c, src/http/ngx_http_request.c
 #pragma once
 
 #include <string_view>
@@ -12,9 +14,16 @@
 
 namespace weir::http {
 
-// Creates a GET background subrequest of r for uri?args, sharing r's headers, body and variables,
-// and posts it to run once the current handlers return. Returns nullptr (logged) on a subrequest
-// cycle or overflow.
-Request* create_background_subrequest(Request& r, std::string_view uri, std::string_view args);
+struct SubrequestFlags {
+  bool in_memory = false;   // keep the output in sr->out (up to subrequest_output_buffer_size)
+  bool waited = false;      // the parent checks sr->done when it resumes
+  bool background = false;  // nobody waits; the output is dropped
+};
+
+// Creates a GET subrequest of r for uri?args, sharing r's headers, body and variables, and posts it
+// to run once the current handlers return. Returns nullptr (logged) on a subrequest cycle or when
+// the request's reference count would overflow, as nginx enforces.
+Request* create_subrequest(Request& r, std::string_view uri, std::string_view args,
+                           SubrequestFlags flags);
 
 }  // namespace weir::http

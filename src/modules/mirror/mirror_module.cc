@@ -31,7 +31,7 @@ struct MirrorCtx {
 
 Code start_mirrors(Request& r) {
   for (const std::string& uri : *r.loc<MirrorConf>().uris) {
-    Request* sr = create_background_subrequest(r, uri, r.args);
+    Request* sr = create_subrequest(r, uri, r.args, {.background = true});
     if (sr == nullptr) return Code::status(500);
     sr->header_only = true;
     sr->method = r.method;

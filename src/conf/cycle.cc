@@ -32,20 +32,17 @@ Status Cycle::add_path(const TempPath* path) {
   return {};
 }
 
-SharedZone* Cycle::add_zone(const std::string& name, size_t size, const void* tag,
-                            std::string& error) {
+Result<SharedZone*> Cycle::add_zone(const std::string& name, size_t size, const void* tag) {
   for (SharedZone& z : zones) {
     if (z.name != name) continue;
     if (z.tag != tag) {
-      error = strprintf("the shared memory zone \"%s\" is already declared for a different use",
-                        name.c_str());
-      return nullptr;
+      return Status::errorf("the shared memory zone \"%s\" is already declared for a different use",
+                            name.c_str());
     }
     if (size != 0 && z.size != 0 && z.size != size) {
-      error = strprintf(
+      return Status::errorf(
           "the size %zu of shared memory zone \"%s\" conflicts with already declared size %zu",
           size, name.c_str(), z.size);
-      return nullptr;
     }
     if (z.size == 0) z.size = size;
     return &z;
@@ -115,12 +112,13 @@ Status Cycle::open_listening(Cycle* old, bool test) {
       }
     }
     if (ls->fd >= 0) continue;
-    std::string err;
-    ls->fd = open_listening_socket(ls->addr, ls->opt, err);
-    if (ls->fd < 0) {
+    Result<int> fd = open_listening_socket(ls->addr, ls->opt);
+    if (!fd.ok()) {
+      const std::string& err = fd.status().message();
       if (test && err.find("(98:") != std::string::npos) continue;  // in use by the running server
-      return Status::error(err);
+      return fd.status();
     }
+    ls->fd = *fd;
   }
   return {};
 }

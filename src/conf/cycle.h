@@ -55,7 +55,7 @@ struct Cycle {
   // Records a temp path to be created at start; two paths with the same name must have the same
   // levels.
   Status add_path(const TempPath* path);
-  SharedZone* add_zone(const std::string& name, size_t size, const void* tag, std::string& error);
+  Result<SharedZone*> add_zone(const std::string& name, size_t size, const void* tag);
 
   // Reads and processes the configuration (no side effects outside the cycle).
   Status load();

@@ -78,14 +78,17 @@ std::string SockAddr::to_string(bool with_port) const {
   return s + ":" + std::to_string(port());
 }
 
-std::string parse_addresses(std::string_view text, uint16_t default_port, bool port_required,
-                            std::vector<SockAddr>& out) {
+namespace {
+
+Status parse_into(std::string_view text, uint16_t default_port, bool port_required,
+                  std::vector<SockAddr>& out) {
   if (istarts_with(text, "unix:")) {
     std::string_view path = text.substr(5);
-    if (path.empty()) return "no path in the unix domain socket";
+    if (path.empty()) return Status::error("no path in the unix domain socket");
     SockAddr a;
     auto* un = reinterpret_cast<sockaddr_un*>(&a.ss);
-    if (path.size() >= sizeof un->sun_path) return "too long path in the unix domain socket";
+    if (path.size() >= sizeof un->sun_path)
+      return Status::error("too long path in the unix domain socket");
     un->sun_family = AF_UNIX;
     std::memcpy(un->sun_path, path.data(), path.size());
     a.len = sizeof(sockaddr_un);
@@ -97,26 +100,27 @@ std::string parse_addresses(std::string_view text, uint16_t default_port, bool p
   std::string_view port_text;
   if (!text.empty() && text[0] == '[') {
     size_t close = text.find(']');
-    if (close == std::string_view::npos) return "invalid host";
+    if (close == std::string_view::npos) return Status::error("invalid host");
     host = text.substr(1, close - 1);
     std::string_view rest = text.substr(close + 1);
     if (!rest.empty()) {
-      if (rest[0] != ':') return "invalid host";
+      if (rest[0] != ':') return Status::error("invalid host");
       port_text = rest.substr(1);
     }
     SockAddr a;
     auto* in6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
     std::string h(host);
-    if (inet_pton(AF_INET6, h.c_str(), &in6->sin6_addr) != 1) return "invalid IPv6 address";
+    if (inet_pton(AF_INET6, h.c_str(), &in6->sin6_addr) != 1)
+      return Status::error("invalid IPv6 address");
     in6->sin6_family = AF_INET6;
     a.len = sizeof(sockaddr_in6);
     int port = default_port;
     if (!port_text.empty()) {
       auto p = parse_int(port_text);
-      if (!p || *p < 1 || *p > 65535) return "invalid port";
+      if (!p || *p < 1 || *p > 65535) return Status::error("invalid port");
       port = static_cast<int>(*p);
     } else if (port_required) {
-      return "no port";
+      return Status::error("no port");
     }
     a.set_port(static_cast<uint16_t>(port));
     out.push_back(a);
@@ -135,10 +139,10 @@ std::string parse_addresses(std::string_view text, uint16_t default_port, bool p
   int port = default_port;
   if (!port_text.empty() || colon != std::string_view::npos) {
     auto p = parse_int(port_text);
-    if (!p || *p < 1 || *p > 65535) return "invalid port";
+    if (!p || *p < 1 || *p > 65535) return Status::error("invalid port");
     port = static_cast<int>(*p);
   } else if (port_required) {
-    return "no port";
+    return Status::error("no port");
   }
   if (host.empty() || host == "*") {
     SockAddr a;
@@ -165,7 +169,7 @@ std::string parse_addresses(std::string_view text, uint16_t default_port, bool p
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
   if (getaddrinfo(h.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) {
-    return "host not found";
+    return Status::error("host not found");
   }
   size_t before = out.size();
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
@@ -179,8 +183,17 @@ std::string parse_addresses(std::string_view text, uint16_t default_port, bool p
     if (!dup) out.push_back(r);
   }
   freeaddrinfo(res);
-  if (out.size() == before) return "host not found";
+  if (out.size() == before) return Status::error("host not found");
   return {};
+}
+
+}  // namespace
+
+Result<std::vector<SockAddr>> parse_addresses(std::string_view text, uint16_t default_port,
+                                              bool port_required) {
+  std::vector<SockAddr> out;
+  if (Status s = parse_into(text, default_port, port_required, out); !s.ok()) return s;
+  return out;
 }
 
 }  // namespace weir

@@ -12,6 +12,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/status.h"
+
 namespace weir {
 
 struct SockAddr {
@@ -35,7 +37,7 @@ size_t format_addr_text(const sockaddr* sa, char* buf, size_t size);
 // Parses a listen address: "80", "*:80", "127.0.0.1", "127.0.0.1:80", "[::1]:80", "localhost:80",
 // "unix:/tmp/s". A name resolves to every address it has. default_port is used when none is given.
 // On error returns the nginx-style reason ("invalid port", "host not found", ...).
-std::string parse_addresses(std::string_view text, uint16_t default_port, bool port_required,
-                            std::vector<SockAddr>& out);
+Result<std::vector<SockAddr>> parse_addresses(std::string_view text, uint16_t default_port,
+                                              bool port_required);
 
 }  // namespace weir

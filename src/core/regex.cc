@@ -28,7 +28,7 @@ Regex::~Regex() {
   if (code_ != nullptr) pcre2_code_free(code_);
 }
 
-std::string Regex::compile(std::string_view pattern, bool caseless) {
+Status Regex::compile(std::string_view pattern, bool caseless) {
   pattern_ = std::string(pattern);
   int errcode;
   PCRE2_SIZE erroff;
@@ -38,14 +38,14 @@ std::string Regex::compile(std::string_view pattern, bool caseless) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(errcode, msg, sizeof msg);
     std::string at = erroff < pattern.size() ? std::string(pattern.substr(erroff)) : "";
-    return strprintf("pcre2_compile() failed: %s in \"%s\" at \"%s\"", reinterpret_cast<char*>(msg),
-                     pattern_.c_str(), at.c_str());
+    return Status::errorf("pcre2_compile() failed: %s in \"%s\" at \"%s\"",
+                          reinterpret_cast<char*>(msg), pattern_.c_str(), at.c_str());
   }
   if (g_jit)
     pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE);  // falls back to the interpreter if it fails
   uint32_t n = 0;
   pcre2_pattern_info(code_, PCRE2_INFO_CAPTURECOUNT, &n);
-  if (n > kMaxCaptures) return strprintf("too many captures in \"%s\"", pattern_.c_str());
+  if (n > kMaxCaptures) return Status::errorf("too many captures in \"%s\"", pattern_.c_str());
   captures_ = static_cast<int>(n);
   uint32_t name_count = 0, entry_size = 0;
   PCRE2_SPTR table = nullptr;

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/status.h"
+
 struct pcre2_real_code_8;
 
 namespace weir {
@@ -21,7 +23,7 @@ class Regex {
 
   // Compiles; on failure returns nginx's message ("pcre2_compile() failed: ... in \"...\" at
   // \"...\"").
-  std::string compile(std::string_view pattern, bool caseless);
+  Status compile(std::string_view pattern, bool caseless);
 
   // Matches; caps receives 2 * (captures() + 1) offsets (-1 for unset groups) when non-null.
   // Returns true on a match.

@@ -36,6 +36,25 @@ class [[nodiscard]] Status {
   bool located_ = false;
 };
 
+// A value, or the Status saying why there is none: what configuration and start-up calls that
+// produce something return (never an out-parameter for the error, never "" for success).
+template <class T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : value_(std::move(value)) {}        // NOLINT: a value converts implicitly
+  Result(Status error) : status_(std::move(error)) {}  // NOLINT: so does an error
+
+  bool ok() const { return status_.ok(); }
+  const Status& status() const { return status_; }
+  T& operator*() { return value_; }
+  const T& operator*() const { return value_; }
+  T* operator->() { return &value_; }
+
+ private:
+  T value_{};
+  Status status_;
+};
+
 // printf into a std::string.
 [[gnu::format(printf, 1, 2)]] std::string strprintf(const char* fmt, ...);
 std::string vstrprintf(const char* fmt, va_list ap);

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "event/connection.h"
 
@@ -25,13 +26,14 @@ EventLoop::~EventLoop() {
   if (current == this) current = nullptr;
 }
 
-int EventLoop::init(int max_events) {
+Status EventLoop::init(int max_events) {
   epfd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  if (epfd_ < 0) return errno;
+  if (epfd_ < 0)
+    return Status::errorf("epoll_create1() failed (%d: %s)", errno, std::strerror(errno));
   events_.resize(max_events > 0 ? max_events : 512);
   heap_.reserve(1024);
   current = this;
-  return 0;
+  return {};
 }
 
 int EventLoop::add_connection(Connection& c) {

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "core/status.h"
 #include "event/event.h"
 
 namespace weir {
@@ -26,8 +27,7 @@ class EventLoop {
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
 
-  // Returns errno or 0.
-  int init(int max_events);
+  Status init(int max_events);
 
   // Registers both directions of a connection, edge-triggered, once for its lifetime.
   int add_connection(Connection& c);

@@ -72,12 +72,15 @@ void accept_handler(Event& ev) {
 
 }  // namespace
 
-bool enable_accept(Listening& ls, ConnectionPool& pool, EventLoop& loop, const AcceptOptions& opt) {
+Status enable_accept(Listening& ls, ConnectionPool& pool, EventLoop& loop,
+                     const AcceptOptions& opt) {
   g_accept = opt;
   Log log;
   log.sink = ls.log_sink;
   Connection* c = pool.get(ls.fd, log);
-  if (c == nullptr) return false;
+  if (c == nullptr) {
+    return Status::errorf("could not listen on %s: no free connection", ls.addr_text.c_str());
+  }
   c->is_listening = true;
   c->listening = &ls;
   c->log.sink = ls.log_sink;
@@ -85,7 +88,10 @@ bool enable_accept(Listening& ls, ConnectionPool& pool, EventLoop& loop, const A
   c->read.accept = true;
   ls.connection = c;
   pool.listening_count++;
-  return loop.add_listening(*c, opt.exclusive) == 0;
+  if (int err = loop.add_listening(*c, opt.exclusive); err != 0) {
+    return Status::errorf("epoll_ctl() for %s failed (%d)", ls.addr_text.c_str(), err);
+  }
+  return {};
 }
 
 void disable_accept(Listening& ls, bool close_fd) {

@@ -34,7 +34,8 @@ struct AcceptOptions {
 };
 
 // Registers the listening socket with the loop (in a worker).
-bool enable_accept(Listening& ls, ConnectionPool& pool, EventLoop& loop, const AcceptOptions& opt);
+Status enable_accept(Listening& ls, ConnectionPool& pool, EventLoop& loop,
+                     const AcceptOptions& opt);
 // Stops accepting (graceful shutdown, reload): deregisters the socket and, unless it is handed over
 // to a new configuration in this same process, closes this process's copy.
 void disable_accept(Listening& ls, bool close_fd = true);

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "conf/cycle.h"
+#include "core/assert.h"
 #include "core/str.h"
 #include "http/core_module.h"
 #include "http/core_setters.h"
@@ -33,9 +34,10 @@ Status server_block(ConfContext& cf, const ConfNode& n) {
   if (!cscf.has_listen) {
     // nginx's default: port 80 when run as root, 8000 otherwise.
     ListenConf lc;
-    std::vector<SockAddr> addrs;
-    (void)parse_addresses(::getuid() == 0 ? "*:80" : "*:8000", 80, false, addrs);
-    lc.addr = addrs[0];
+    Result<std::vector<SockAddr>> addrs =
+        parse_addresses(::getuid() == 0 ? "*:80" : "*:8000", 80, false);
+    WEIR_RELEASE_ASSERT(addrs.ok() && !addrs->empty());
+    lc.addr = (*addrs)[0];
     lc.addr_text = lc.addr.to_string();
     lc.wildcard = true;
     lc.server = &cscf;
@@ -50,11 +52,12 @@ Status server_block(ConfContext& cf, const ConfNode& n) {
 
 Status listen_directive(ConfContext& cf, const ConfNode& n, CoreSrvConf& cscf) {
   cscf.has_listen = true;
-  std::vector<SockAddr> addrs;
-  std::string err = parse_addresses(n.args[1], 80, false, addrs);
-  if (!err.empty()) {
-    return cf.errorf("%s in \"%s\" of the \"listen\" directive", err.c_str(), n.args[1].c_str());
+  Result<std::vector<SockAddr>> parsed = parse_addresses(n.args[1], 80, false);
+  if (!parsed.ok()) {
+    return cf.errorf("%s in \"%s\" of the \"listen\" directive", parsed.status().message().c_str(),
+                     n.args[1].c_str());
   }
+  std::vector<SockAddr>& addrs = *parsed;
   ListenConf base;
   bool options = false;
   for (size_t i = 2; i < n.args.size(); i++) {

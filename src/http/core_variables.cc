@@ -636,9 +636,9 @@ const CoreVar kCoreVars[] = {
 Status add_core_variables(ConfContext& cf) {
   Variables& vars = core_main_conf(cf).variables;
   for (const CoreVar& cv : kCoreVars) {
-    Status err;
-    Variable* v = vars.add(cf, cv.name, cv.flags, &err);
-    if (v == nullptr) return err;
+    Result<Variable*> added = vars.add(cf, cv.name, cv.flags);
+    if (!added.ok()) return added.status();
+    Variable* v = *added;
     v->get = cv.get;
     v->set = cv.set;
   }

@@ -80,13 +80,7 @@ Code send_header(Request& r) {
     r.headers_out.status = r.err_status;
     r.headers_out.status_line = {};
   }
-  Rc rc = core_main(r).filters.header_top()(r);
-  if (rc == Rc::Declined && r.filter_status != 0) {
-    int status = r.filter_status;
-    r.filter_status = 0;
-    return Code::status(status);
-  }
-  return rc;
+  return core_main(r).filters.header_top()(r);
 }
 
 Rc output_filter(Request& r, ChainLink* in) {

@@ -10,6 +10,7 @@
 
 #include "core/buffer.h"
 #include "core/status.h"
+#include "http/code.h"
 #include "http/filter_order.h"
 
 namespace weir {
@@ -22,12 +23,12 @@ struct Request;
 struct HeaderNext;
 struct BodyNext;
 
-using HeaderFilterFn = Rc (*)(Request& r, HeaderNext next);
+using HeaderFilterFn = Code (*)(Request& r, HeaderNext next);
 using BodyFilterFn = Rc (*)(Request& r, ChainLink* in, BodyNext next);
 
 struct HeaderNext {
   const HeaderFilterFn* fn;  // the next filter; the chain ends with the header serialiser
-  Rc operator()(Request& r) const { return (*fn)(r, HeaderNext{fn + 1}); }
+  Code operator()(Request& r) const { return (*fn)(r, HeaderNext{fn + 1}); }
 };
 
 struct BodyNext {
@@ -57,9 +58,7 @@ Status build_filter_chains(ConfContext& cf);
 Rc write_filter(Request& r, ChainLink* in);
 
 // Runs the header filters (once per request). A header filter that turns the response into an error
-// (range's 416) sets r.filter_status and returns Declined; send_header then answers with that
-// status.
-class Code;
+// (range's 416) answers with that status, and so does send_header.
 Code send_header(Request& r);
 // Runs the body filters.
 Rc output_filter(Request& r, ChainLink* in);

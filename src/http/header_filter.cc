@@ -13,7 +13,7 @@ namespace weir::http {
 
 namespace {
 
-Rc header_filter(Request& r, HeaderNext) {
+Code header_filter(Request& r, HeaderNext) {
   if (r.header_sent) return Rc::Ok;
   r.header_sent = true;
   if (!r.is_main()) return Rc::Ok;

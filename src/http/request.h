@@ -14,6 +14,7 @@
 #include "core/buffer.h"
 #include "core/status.h"
 #include "event/connection.h"
+#include "http/code.h"
 #include "http/headers.h"
 #include "http/parse.h"
 
@@ -24,22 +25,6 @@ struct HttpConnection;
 struct RequestBody;
 struct VariableValue;
 struct CoreLocConf;
-
-// What a handler answers: one of the Rc codes, or an HTTP status to finish the request with.
-class Code {
- public:
-  constexpr Code(Rc rc) : v_(-1 - static_cast<int>(rc)) {}  // NOLINT: Rc converts implicitly
-  static constexpr Code status(int s) { return Code(s, 0); }
-  constexpr bool operator==(Rc rc) const { return v_ == -1 - static_cast<int>(rc); }
-  constexpr bool operator!=(Rc rc) const { return !(*this == rc); }
-  constexpr bool is_status() const { return v_ > 0; }
-  constexpr int http_status() const { return v_; }
-  constexpr Rc rc() const { return static_cast<Rc>(-1 - v_); }
-
- private:
-  constexpr Code(int s, int) : v_(s) {}
-  int v_;
-};
 
 // Non-standard statuses nginx uses internally.
 constexpr int kHttpClose = 444;
@@ -147,7 +132,6 @@ struct Request {
   uint8_t subrequests =
       kMaxSubrequests + 1;  // how many more levels of subrequests may nest below this one
   int err_status = 0;
-  int filter_status = 0;  // a header filter's answer (see send_header)
   uint8_t buffered = 0;
 
   bool header_sent : 1 = false;

@@ -143,14 +143,13 @@ std::string_view ComplexValue::eval(Request& r, bool escape_captures) const {
 
 Status compile_http_regex(ConfContext& cf, HttpRegex& out, std::string_view pattern,
                           bool caseless) {
-  std::string err = out.re.compile(pattern, caseless);
-  if (!err.empty()) return cf.error(err);
+  if (Status s = out.re.compile(pattern, caseless); !s.ok()) return cf.error(s.message());
   CoreMainConf& cmcf = core_main_conf(cf);
   if (out.re.captures() > cmcf.ncaptures) cmcf.ncaptures = out.re.captures();
   for (const auto& [name, group] : out.re.names()) {
-    Status s;
-    Variable* v = cmcf.variables.add(cf, name, kVarChangeable, &s);
-    if (v == nullptr) return s;
+    if (Result<Variable*> v = cmcf.variables.add(cf, name, kVarChangeable); !v.ok()) {
+      return v.status();
+    }
     int index = cmcf.variables.index_of(cf, name);
     out.named.emplace_back(index, group);
   }

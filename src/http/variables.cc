@@ -19,19 +19,14 @@ std::string lower(std::string_view s) {
 
 }  // namespace
 
-Variable* Variables::add(ConfContext& cf, std::string_view name_in, uint32_t flags, Status* error) {
-  if (name_in.empty()) {
-    *error = cf.error("invalid variable name \"$\"");
-    return nullptr;
-  }
+Result<Variable*> Variables::add(ConfContext& cf, std::string_view name_in, uint32_t flags) {
+  if (name_in.empty()) return cf.error("invalid variable name \"$\"");
   std::string name = lower(name_in);
   auto it = by_name_.find(name);
   if (it != by_name_.end()) {
     Variable& v = it->second;
-    if (!(v.flags & kVarChangeable)) {
-      *error = cf.errorf("the duplicate \"%s\" variable", name.c_str());
-      return nullptr;
-    }
+    if (!(v.flags & kVarChangeable))
+      return cf.errorf("the duplicate \"%s\" variable", name.c_str());
     if (!(flags & kVarWeak)) v.flags &= ~kVarWeak;
     return &v;
   }

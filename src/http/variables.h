@@ -69,7 +69,7 @@ class Variables {
  public:
   // Declares a variable (modules at preconfiguration, `set` at parse time). Declaring twice is an
   // error unless both declarations are changeable.
-  Variable* add(ConfContext& cf, std::string_view name, uint32_t flags, Status* error);
+  Result<Variable*> add(ConfContext& cf, std::string_view name, uint32_t flags);
   Variable* add_prefix(std::string_view prefix, VarGetter get, uintptr_t data, uint32_t flags);
   // The index of a variable configuration refers to; resolved (or rejected) by init().
   int index_of(ConfContext& cf, std::string_view name);

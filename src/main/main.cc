@@ -293,9 +293,8 @@ int main(int argc, char** argv) {
   }
   CoreConf& cc = core_conf(*cycle);
   if (*cc.daemon) {
-    std::string err = daemonize();
-    if (!err.empty()) {
-      log_error(LogLevel::Emerg, cycle->log, 0, "%s", err.c_str());
+    if (Status s = daemonize(); !s.ok()) {
+      log_error(LogLevel::Emerg, cycle->log, 0, "%s", s.message().c_str());
       return 1;
     }
     log_set_pid(static_cast<int>(::getpid()));

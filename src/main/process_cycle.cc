@@ -228,8 +228,9 @@ void apply_worker_limits(Cycle& cycle, int slot) {
     log_error(LogLevel::Alert, cycle.log, errno, "setpriority(%d) failed", *cc.priority);
   }
   if (*cc.rlimit_nofile != -1) {
-    std::string err = set_nofile_limit(static_cast<long>(*cc.rlimit_nofile));
-    if (!err.empty()) log_error(LogLevel::Alert, cycle.log, 0, "%s", err.c_str());
+    if (Status s = set_nofile_limit(static_cast<long>(*cc.rlimit_nofile)); !s.ok()) {
+      log_error(LogLevel::Alert, cycle.log, 0, "%s", s.message().c_str());
+    }
   }
   if (*cc.rlimit_core != -1) {
     struct rlimit rl;
@@ -240,9 +241,8 @@ void apply_worker_limits(Cycle& cycle, int slot) {
     }
   }
   if (::geteuid() == 0 && cc.user != static_cast<uid_t>(-1)) {
-    std::string err = switch_user(cc.user, cc.group, cc.username);
-    if (!err.empty()) {
-      log_error(LogLevel::Emerg, cycle.log, 0, "%s", err.c_str());
+    if (Status s = switch_user(cc.user, cc.group, cc.username); !s.ok()) {
+      log_error(LogLevel::Emerg, cycle.log, 0, "%s", s.message().c_str());
       ::_exit(2);
     }
   }
@@ -299,8 +299,7 @@ void apply_env(Cycle& cycle) {
 
 Status init_worker(Cycle& cycle, WorkerState& w, int slot) {
   EventConf& ec = event_conf(cycle);
-  if (int err = w.loop.init(512); err != 0)
-    return Status::errorf("epoll_create() failed (%d)", err);
+  if (Status s = w.loop.init(512); !s.ok()) return s;
   w.loop.set_wait_sigmask(&g_empty);
   w.pool.init(*ec.connections);
   ConnectionPool::current = &w.pool;
@@ -314,9 +313,7 @@ Status init_worker(Cycle& cycle, WorkerState& w, int slot) {
       ls->fd = -1;
       continue;
     }
-    if (!enable_accept(*ls, w.pool, w.loop, ao)) {
-      return Status::errorf("could not listen on %s: no free connection", ls->addr_text.c_str());
-    }
+    if (Status s = enable_accept(*ls, w.pool, w.loop, ao); !s.ok()) return s;
   }
   for (Module* m : all_modules()) {
     if (m->init_process != nullptr) {
@@ -712,7 +709,10 @@ int run_single(std::unique_ptr<Cycle> cycle, const Options& opt) {
         AcceptOptions ao;
         ao.multi_accept = *event_conf(*next).multi_accept;
         for (auto& ls : next->listening) {
-          if (ls->fd >= 0) enable_accept(*ls, w.pool, w.loop, ao);
+          if (ls->fd < 0) continue;
+          if (Status s = enable_accept(*ls, w.pool, w.loop, ao); !s.ok()) {
+            log_error(LogLevel::Alert, next->log, 0, "%s", s.message().c_str());
+          }
         }
         release_old_listening(*cycle, *next);
         retired.push_back(std::move(cycle));

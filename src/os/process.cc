@@ -29,12 +29,12 @@ size_t g_title_size = 0;
 int g_started_fd = -1;
 }  // namespace
 
-std::string daemonize() {
+Status daemonize() {
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) < 0)
-    return strprintf("pipe2() failed (%d: %s)", errno, std::strerror(errno));
+    return Status::errorf("pipe2() failed (%d: %s)", errno, std::strerror(errno));
   pid_t pid = ::fork();
-  if (pid < 0) return strprintf("fork() failed (%d: %s)", errno, std::strerror(errno));
+  if (pid < 0) return Status::errorf("fork() failed (%d: %s)", errno, std::strerror(errno));
   if (pid > 0) {
     // Exit only when the daemon has written its pid file (so `weir && cat weir.pid` and systemd's
     // Type=forking never race it), and exit 1 when the daemon died before that.
@@ -48,10 +48,12 @@ std::string daemonize() {
   }
   ::close(fds[0]);
   g_started_fd = fds[1];
-  if (::setsid() < 0) return strprintf("setsid() failed (%d: %s)", errno, std::strerror(errno));
+  if (::setsid() < 0)
+    return Status::errorf("setsid() failed (%d: %s)", errno, std::strerror(errno));
   ::umask(0);
   int fd = ::open("/dev/null", O_RDWR);
-  if (fd < 0) return strprintf("open(\"/dev/null\") failed (%d: %s)", errno, std::strerror(errno));
+  if (fd < 0)
+    return Status::errorf("open(\"/dev/null\") failed (%d: %s)", errno, std::strerror(errno));
   ::dup2(fd, STDIN_FILENO);
   ::dup2(fd, STDOUT_FILENO);
   if (fd > STDERR_FILENO) ::close(fd);
@@ -108,28 +110,28 @@ void set_proc_title(const std::string& title) {
   std::memset(g_title_start + n, 0, g_title_size - n);
 }
 
-std::string set_nofile_limit(long n) {
+Status set_nofile_limit(long n) {
   struct rlimit rl;
   rl.rlim_cur = rl.rlim_max = static_cast<rlim_t>(n);
   if (::setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-    return strprintf("setrlimit(RLIMIT_NOFILE, %ld) failed (%d: %s)", n, errno,
-                     std::strerror(errno));
+    return Status::errorf("setrlimit(RLIMIT_NOFILE, %ld) failed (%d: %s)", n, errno,
+                          std::strerror(errno));
   }
   return {};
 }
 
-std::string switch_user(uid_t uid, gid_t gid, const std::string& user) {
+Status switch_user(uid_t uid, gid_t gid, const std::string& user) {
   if (::setgid(gid) < 0) {
-    return strprintf("setgid(%d) failed (%d: %s)", static_cast<int>(gid), errno,
-                     std::strerror(errno));
+    return Status::errorf("setgid(%d) failed (%d: %s)", static_cast<int>(gid), errno,
+                          std::strerror(errno));
   }
   if (::initgroups(user.c_str(), gid) < 0) {
-    return strprintf("initgroups(%s, %d) failed (%d: %s)", user.c_str(), static_cast<int>(gid),
-                     errno, std::strerror(errno));
+    return Status::errorf("initgroups(%s, %d) failed (%d: %s)", user.c_str(), static_cast<int>(gid),
+                          errno, std::strerror(errno));
   }
   if (::setuid(uid) < 0) {
-    return strprintf("setuid(%d) failed (%d: %s)", static_cast<int>(uid), errno,
-                     std::strerror(errno));
+    return Status::errorf("setuid(%d) failed (%d: %s)", static_cast<int>(uid), errno,
+                          std::strerror(errno));
   }
   ::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
   return {};

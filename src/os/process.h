@@ -7,12 +7,13 @@
 
 #include <string>
 
+#include "core/status.h"
+
 namespace weir {
 
 // Forks, starts a new session and points stdin/stdout at /dev/null. The parent waits until the
-// child calls daemon_started() and exits 0, or exits 1 if the child dies first. Returns an error
-// message or "".
-std::string daemonize();
+// child calls daemon_started() and exits 0, or exits 1 if the child dies first.
+Status daemonize();
 // Tells a waiting daemonize() parent that start-up is complete (the pid file exists); no-op
 // otherwise.
 void daemon_started();
@@ -21,12 +22,12 @@ void daemon_started();
 void init_proc_title(int argc, char** argv);
 void set_proc_title(const std::string& title);
 
-// Returns an error message or "".
-std::string set_nofile_limit(long n);
+// worker_rlimit_nofile.
+Status set_nofile_limit(long n);
 
 // Sanitizer builds: a worker ends with _exit, which skips LeakSanitizer's check at exit; this runs
 // it.
 void check_leaks();
-std::string switch_user(uid_t uid, gid_t gid, const std::string& user);
+Status switch_user(uid_t uid, gid_t gid, const std::string& user);
 
 }  // namespace weir

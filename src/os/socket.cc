@@ -45,18 +45,16 @@ bool local_address(int fd, SockAddr& out) {
   return ::getsockname(fd, out.sa(), &out.len) == 0;
 }
 
-int open_listening_socket(const SockAddr& addr, const ListenOptions& opt, std::string& error) {
+Result<int> open_listening_socket(const SockAddr& addr, const ListenOptions& opt) {
   std::string text = addr.to_string();
   int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    error = strprintf("socket() %s failed (%d: %s)", text.c_str(), errno, std::strerror(errno));
-    return -1;
+    return Status::errorf("socket() %s failed (%d: %s)", text.c_str(), errno, std::strerror(errno));
   }
-  auto fail = [&](const char* what) {
+  auto fail = [&](const char* what) -> Result<int> {
     int err = errno;
-    error = strprintf("%s %s failed (%d: %s)", what, text.c_str(), err, std::strerror(err));
     ::close(fd);
-    return -1;
+    return Status::errorf("%s %s failed (%d: %s)", what, text.c_str(), err, std::strerror(err));
   };
   int one = 1;
   if (addr.family() != AF_UNIX) {

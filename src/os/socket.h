@@ -25,7 +25,7 @@ struct ListenOptions {
 
 // Creates, binds and listens; returns the fd or -1 with a message such as
 // "bind() to 127.0.0.1:80 failed (98: Address already in use)".
-int open_listening_socket(const SockAddr& addr, const ListenOptions& opt, std::string& error);
+Result<int> open_listening_socket(const SockAddr& addr, const ListenOptions& opt);
 
 bool set_nonblocking(int fd);
 int set_tcp_nodelay(int fd, bool on);

@@ -33,7 +33,7 @@ Rc record_body(http::Request&, ChainLink* in, http::BodyNext) {
   return rec.answer;
 }
 
-Rc record_header(http::Request&, http::HeaderNext) {
+http::Code record_header(http::Request&, http::HeaderNext) {
   g_recorded.header_calls++;
   return g_recorded.answer;
 }
@@ -65,7 +65,7 @@ Rc run_body_filter(http::BodyFilterFn filter, http::Request& r, ChainLink* in) {
   return filter(r, in, http::BodyNext{kBodySink});
 }
 
-Rc run_header_filter(http::HeaderFilterFn filter, http::Request& r) {
+http::Code run_header_filter(http::HeaderFilterFn filter, http::Request& r) {
   return filter(r, http::HeaderNext{kHeaderSink});
 }
 
@@ -119,7 +119,7 @@ http::HeaderFilterFn TestConf::header_filter(http::FilterId id) {
 }
 
 TestRequest::TestRequest(TestConf& conf) {
-  EXPECT_EQ(loop_.init(16), 0);
+  EXPECT_TRUE(loop_.init(16).ok());
   pool_.init(4);
   ConnectionPool::current = &pool_;
   EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, fds_), 0);

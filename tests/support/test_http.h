@@ -89,6 +89,6 @@ void reset_recorded();
 // Runs a body filter with the recording sink as its next filter.
 Rc run_body_filter(http::BodyFilterFn filter, http::Request& r, ChainLink* in);
 // Runs a header filter with the recording header sink as its next filter.
-Rc run_header_filter(http::HeaderFilterFn filter, http::Request& r);
+http::Code run_header_filter(http::HeaderFilterFn filter, http::Request& r);
 
 }  // namespace weir::test

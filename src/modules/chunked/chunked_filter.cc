@@ -16,7 +16,7 @@ struct ChunkedCtx {
   ChainLink* busy = nullptr;
 };
 
-Rc chunked_header_filter(Request& r, HeaderNext next) {
+Code chunked_header_filter(Request& r, HeaderNext next) {
   int status = r.headers_out.status;
   if (status == 304 || status == 204 || status < 200 || !r.is_main() || r.method == kHead)
     return next(r);

@@ -57,7 +57,7 @@ Rc filter_finalize(Request& r, int status) {
   return rc.is_status() ? Rc::Error : rc.rc();
 }
 
-Rc not_modified_header_filter(Request& r, HeaderNext next) {
+Code not_modified_header_filter(Request& r, HeaderNext next) {
   if (r.headers_out.status != 200 || !r.is_main() || r.disable_not_modified) return next(r);
   HeadersIn& in = r.headers_in;
   if (in.if_unmodified_since != nullptr && !test_if_unmodified(r)) return filter_finalize(r, 412);

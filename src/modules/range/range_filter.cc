@@ -102,7 +102,7 @@ std::string_view pool_printf(Pool& pool, const char* fmt, ...) {
   return pool.dup({buf, static_cast<size_t>(n < 0 ? 0 : std::min<int>(n, sizeof buf - 1))});
 }
 
-Rc singlepart_header(Request& r, RangeCtx& ctx, HeaderNext next) {
+Code singlepart_header(Request& r, RangeCtx& ctx, HeaderNext next) {
   const Range& range = ctx.ranges[0];
   r.headers_out.content_range = add_header_out(
       r, "Content-Range",
@@ -120,7 +120,7 @@ Rc singlepart_header(Request& r, RangeCtx& ctx, HeaderNext next) {
 
 uint64_t g_boundary = 0;
 
-Rc multipart_header(Request& r, RangeCtx& ctx, HeaderNext next) {
+Code multipart_header(Request& r, RangeCtx& ctx, HeaderNext next) {
   if (g_boundary == 0)
     g_boundary = static_cast<uint64_t>(::getpid()) * 1000 + (clock::wall_msec() % 1000);
   uint64_t boundary = ++g_boundary;
@@ -161,7 +161,7 @@ Rc multipart_header(Request& r, RangeCtx& ctx, HeaderNext next) {
   return next(r);
 }
 
-Rc range_header_filter(Request& r, HeaderNext next) {
+Code range_header_filter(Request& r, HeaderNext next) {
   if (r.http_version < 1000 || r.headers_out.status != 200 || !r.is_main() ||
       r.headers_out.content_length_n == -1 || !r.allow_ranges) {
     return next(r);
@@ -198,8 +198,7 @@ Rc range_header_filter(Request& r, HeaderNext next) {
                              pool_printf(*r.pool, "bytes */%lld",
                                          static_cast<long long>(r.headers_out.content_length_n)));
           clear_content_length(r);
-          r.filter_status = 416;
-          return Rc::Declined;
+          return Code::status(416);  // send_header answers with it
         case ParseRange::Declined:
           break;
       }

@@ -325,9 +325,9 @@ Status set_directive(ConfContext& cf, const ConfNode& n, RewriteConf& rlcf) {
     return cf.errorf("invalid variable name \"%s\"", name.c_str());
   std::string var = name.substr(1);
   Variables& vars = core_main_conf(cf).variables;
-  Status err;
-  Variable* v = vars.add(cf, var, kVarChangeable | kVarWeak, &err);
-  if (v == nullptr) return err;
+  Result<Variable*> added = vars.add(cf, var, kVarChangeable | kVarWeak);
+  if (!added.ok()) return added.status();
+  Variable* v = *added;
   int index = vars.index_of(cf, var);
   if (v->get == nullptr) {
     v->get = uninitialized_var;

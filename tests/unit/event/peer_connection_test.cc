@@ -22,7 +22,7 @@ struct Worker {
   EventLoop loop;
   ConnectionPool pool;
   Worker() {
-    EXPECT_EQ(loop.init(64), 0);
+    EXPECT_TRUE(loop.init(64).ok());
     pool.init(8);
     ConnectionPool::current = &pool;
   }

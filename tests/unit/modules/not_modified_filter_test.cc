@@ -36,7 +36,7 @@ struct Conditional {
     r.headers_out.etag = http::add_header_out(r, "ETag", "\"abc\"");
     reset_recorded();
   }
-  Rc run() { return run_header_filter(conf.header_filter(FilterId::NotModified), t->r()); }
+  http::Code run() { return run_header_filter(conf.header_filter(FilterId::NotModified), t->r()); }
   int status() { return t->r().headers_out.status; }
 };
 

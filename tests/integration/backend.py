@@ -1,0 +1,156 @@
+"""A scripted HTTP/1.x origin for upstream tests: an asyncio server on 127.0.0.1 (a free port) in its
+own thread, whose answer to each request is a script of steps, so a test can make it misbehave
+exactly: send bytes, pause, reset, close early, answer 1xx, chunk a body, or never answer.
+
+    with Backend() as b:
+        b.script("/slow", [Send(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\n"), Sleep(1), Send(b"ok")])
+        b.script("/reset", [Reset()])
+        ... point weir's proxy_pass at 127.0.0.1:b.port ...
+        b.requests  # every request it read: (method, target, headers dict, body)
+
+A path with no script answers 200 with "backend <path>". Every step list ends the connection unless its
+last step is KeepOpen(). Bounded: the server stops with the test (stop()), each Sleep is capped."""
+import asyncio
+import socket
+import struct
+import threading
+
+
+class Send:
+    def __init__(self, data):
+        self.data = data if isinstance(data, bytes) else data.encode("latin-1")
+
+
+class Sleep:
+    def __init__(self, seconds):
+        self.seconds = min(float(seconds), 30.0)
+
+
+class Reset:
+    """Closes with a TCP reset (SO_LINGER 0)."""
+
+
+class Close:
+    """Closes the connection (FIN) at this point."""
+
+
+class KeepOpen:
+    """Reads the next request on the same connection (keep-alive)."""
+
+
+def response(status=200, body=b"", headers=None, reason="OK"):
+    """A complete response as one Send step."""
+    body = body if isinstance(body, bytes) else body.encode()
+    head = "HTTP/1.1 %d %s\r\nContent-Length: %d\r\n" % (status, reason, len(body))
+    for k, v in (headers or {}).items():
+        head += "%s: %s\r\n" % (k, v)
+    return Send(head.encode("latin-1") + b"\r\n" + body)
+
+
+def chunked(pieces, headers=None):
+    """A chunked 200 response as one Send step per piece."""
+    head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+    for k, v in (headers or {}).items():
+        head += "%s: %s\r\n" % (k, v)
+    steps = [Send(head.encode("latin-1") + b"\r\n")]
+    for p in pieces:
+        p = p if isinstance(p, bytes) else p.encode()
+        steps.append(Send(b"%x\r\n" % len(p) + p + b"\r\n"))
+    steps.append(Send(b"0\r\n\r\n"))
+    return steps
+
+
+class Backend:
+    def __init__(self):
+        self.scripts = {}
+        self.requests = []
+        self.connections = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        self._sock = sock
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def script(self, path, steps):
+        self.scripts[path] = list(steps)
+
+    def __enter__(self):
+        self._thread.start()
+        self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def stop(self):
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+    def _run(self):
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._serve, sock=self._sock))
+        self._ready.set()
+        self._loop.run_forever()
+        server.close()
+        self._loop.run_until_complete(server.wait_closed())
+        self._loop.close()
+
+    async def _read_request(self, reader):
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ", 2)
+        headers = {}
+        for line in lines[1:]:
+            if line:
+                k, _, v = line.partition(":")
+                headers[k.strip().lower()] = v.strip()
+        body = b""
+        if "content-length" in headers:
+            body = await reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            while True:
+                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                if size == 0:
+                    while await reader.readuntil(b"\r\n") != b"\r\n":
+                        pass
+                    break
+                body += await reader.readexactly(size)
+                await reader.readexactly(2)
+        return method, target, headers, body
+
+    async def _serve(self, reader, writer):
+        self.connections += 1
+        try:
+            while True:
+                try:
+                    req = await self._read_request(reader)
+                except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+                    return
+                self.requests.append(req)
+                path = req[1].split("?")[0]
+                steps = self.scripts.get(path, [response(200, "backend %s" % path), KeepOpen()])
+                keep = False
+                for step in steps:
+                    if isinstance(step, Send):
+                        writer.write(step.data)
+                        await writer.drain()
+                    elif isinstance(step, Sleep):
+                        await asyncio.sleep(step.seconds)
+                    elif isinstance(step, Reset):
+                        sock = writer.get_extra_info("socket")
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        writer.transport.abort()
+                        return
+                    elif isinstance(step, Close):
+                        break
+                    elif isinstance(step, KeepOpen):
+                        keep = True
+                if not keep:
+                    return
+        finally:
+            if not writer.is_closing():
+                writer.close()

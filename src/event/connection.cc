@@ -56,7 +56,7 @@ ssize_t after_read(Connection& c, ssize_t n, size_t asked) {
   if (n == -1) return -1;
   int err = errno;
   read.error = true;
-  log_error(err == ECONNRESET ? LogLevel::Info : LogLevel::Error, c.log, err, "recv() failed");
+  log_error(err == ECONNRESET ? LogLevel::Info : LogLevel::Error, *c.log, err, "recv() failed");
   return -2;
 }
 
@@ -79,7 +79,7 @@ ssize_t Connection::recv_chain(ChainLink* chain, off_t limit) {
 }
 
 ChainLink* Connection::send_chain(ChainLink* in, off_t limit) {
-  ChainLink* rest = weir::send_chain(io, in, limit, log);
+  ChainLink* rest = weir::send_chain(io, in, limit, *log);
   if (io.blocked) write.ready = false;
   if (rest == kChainError) error = true;
   return rest;
@@ -125,11 +125,12 @@ Connection* ConnectionPool::get(int fd, const Log& log) {
   c->write.instance = !winst;
   c->write.write = true;
   c->read.data = c->write.data = c;
-  c->read.log = c->write.log = &c->log;
+  c->own_log = Log{};
+  c->log = &c->own_log;
+  c->read.log = c->write.log = c->log;
   c->fd = fd;
   c->io = SendState{};
   c->io.fd = fd;
-  c->log = Log{};
   c->listening = nullptr;
   c->peer_len = 0;
   c->addr_text = {};
@@ -240,7 +241,7 @@ void close_connection(Connection& c) {
   } else {
     c.fd = -1;
   }
-  if (::close(fd) < 0) log_error(LogLevel::Alert, c.log, errno, "close() socket %d failed", fd);
+  if (::close(fd) < 0) log_error(LogLevel::Alert, *c.log, errno, "close() socket %d failed", fd);
 }
 
 }  // namespace weir

@@ -47,7 +47,10 @@ struct Connection {
   SendState io;  // io.fd == fd; io.sent counts bytes sent
 
   Pool pool;
-  Log log;
+  // Where its messages go and what context they carry: its own log for a client connection; for
+  // an outbound (upstream) connection, the client's, so its messages name the request.
+  Log* log = &own_log;
+  Log own_log;
   Listening* listening = nullptr;
 
   // The peer's address, compact (IPv4/IPv6; a unix-socket peer keeps only its family).

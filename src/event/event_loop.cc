@@ -42,7 +42,7 @@ int EventLoop::add_connection(Connection& c) {
   ee.data.ptr = tag_pointer(c);
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, c.fd, &ee) < 0) {
     int err = errno;
-    log_error(LogLevel::Alert, c.log, err, "epoll_ctl(EPOLL_CTL_ADD, %d) failed", c.fd);
+    log_error(LogLevel::Alert, *c.log, err, "epoll_ctl(EPOLL_CTL_ADD, %d) failed", c.fd);
     return err;
   }
   c.read.active = c.write.active = true;
@@ -55,7 +55,7 @@ int EventLoop::add_listening(Connection& c, bool exclusive) {
   ee.data.ptr = tag_pointer(c);
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, c.fd, &ee) < 0) {
     int err = errno;
-    log_error(LogLevel::Alert, c.log, err, "epoll_ctl(EPOLL_CTL_ADD, %d) failed", c.fd);
+    log_error(LogLevel::Alert, *c.log, err, "epoll_ctl(EPOLL_CTL_ADD, %d) failed", c.fd);
     return err;
   }
   c.read.active = true;

@@ -25,10 +25,10 @@ void accept_connections(Connection& lc) {
       if (err == EAGAIN) return;
       if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
       LogLevel level = (err == EMFILE || err == ENFILE) ? LogLevel::Crit : LogLevel::Alert;
-      log_error(level, lc.log, err, "accept4() failed");
+      log_error(level, *lc.log, err, "accept4() failed");
       return;
     }
-    Connection* c = ConnectionPool::current->get(fd, lc.log);
+    Connection* c = ConnectionPool::current->get(fd, *lc.log);
     if (c == nullptr) {
       ::close(fd);
       return;
@@ -38,8 +38,8 @@ void accept_connections(Connection& lc) {
     c->peer_len = len;
     if (ss.ss_family == AF_UNIX) c->peer.sa.sa_family = AF_UNIX;
     c->number = next_connection_number();
-    c->log.sink = ls->log_sink;
-    c->log.connection = c->number;
+    c->log->sink = ls->log_sink;
+    c->log->connection = c->number;
     if (EventLoop::current->add_connection(*c) != 0) {
       close_connection(*c);
       continue;
@@ -83,7 +83,7 @@ Status enable_accept(Listening& ls, ConnectionPool& pool, EventLoop& loop,
   }
   c->is_listening = true;
   c->listening = &ls;
-  c->log.sink = ls.log_sink;
+  c->log->sink = ls.log_sink;
   c->read.handler = accept_handler;
   c->read.accept = true;
   ls.connection = c;

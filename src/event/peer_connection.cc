@@ -45,6 +45,8 @@ void set_option(int fd, int level, int name, int value, const Log& log, const ch
 }  // namespace
 
 Rc connect_peer(PeerConnection& pc) {
+  static Log no_log;
+  const Log& log = pc.log != nullptr ? *pc.log : no_log;
   pc.connection = nullptr;
   pc.cached = false;
   if (pc.start_msec == 0) pc.start_msec = clock::msec();
@@ -60,28 +62,31 @@ Rc connect_peer(PeerConnection& pc) {
   const SockAddr& addr = *pc.sockaddr;
   int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
-    log_error(LogLevel::Alert, pc.log, errno, "socket() failed");
+    log_error(LogLevel::Alert, log, errno, "socket() failed");
     return Rc::Error;
   }
-  Connection* c = ConnectionPool::current->get(fd, pc.log);
+  Connection* c = ConnectionPool::current->get(fd, log);
   if (c == nullptr) {
     ::close(fd);
     return Rc::Error;
   }
-  c->log = pc.log;
-  c->number = pc.log.connection;
+  if (pc.log != nullptr) {
+    c->log = pc.log;
+    c->read.log = c->write.log = pc.log;
+  }
+  c->number = log.connection;
   c->read.handler = c->write.handler = no_handler;  // the caller sets its own before the next wait
   std::memcpy(&c->peer, &addr.ss, std::min<size_t>(addr.len, sizeof c->peer));
   c->peer_len = addr.len;
-  if (pc.rcvbuf > 0) set_option(fd, SOL_SOCKET, SO_RCVBUF, pc.rcvbuf, pc.log, "SO_RCVBUF");
-  if (pc.so_keepalive) set_option(fd, SOL_SOCKET, SO_KEEPALIVE, 1, pc.log, "SO_KEEPALIVE");
+  if (pc.rcvbuf > 0) set_option(fd, SOL_SOCKET, SO_RCVBUF, pc.rcvbuf, log, "SO_RCVBUF");
+  if (pc.so_keepalive) set_option(fd, SOL_SOCKET, SO_KEEPALIVE, 1, log, "SO_KEEPALIVE");
   if (pc.local != nullptr) {
     if (addr.family() != AF_UNIX) {
       // The port is chosen at connect time, so many connections can share one local address.
-      set_option(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1, pc.log, "IP_BIND_ADDRESS_NO_PORT");
+      set_option(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1, log, "IP_BIND_ADDRESS_NO_PORT");
     }
     if (::bind(fd, pc.local->sa(), pc.local->len) < 0) {
-      log_error(LogLevel::Crit, pc.log, errno, "bind(%s) failed", pc.local->to_string().c_str());
+      log_error(LogLevel::Crit, log, errno, "bind(%s) failed", pc.local->to_string().c_str());
       close_connection(*c);
       return Rc::Error;
     }
@@ -96,7 +101,7 @@ Rc connect_peer(PeerConnection& pc) {
   } while (rc < 0 && errno == EINTR);
   if (rc < 0 && errno != EINPROGRESS) {
     int err = errno;
-    log_error(peer_fault(err) ? LogLevel::Error : LogLevel::Crit, pc.log, err,
+    log_error(peer_fault(err) ? LogLevel::Error : LogLevel::Crit, log, err,
               "connect() to %.*s failed", static_cast<int>(pc.name.size()), pc.name.data());
     close_connection(*c);
     return peer_fault(err) ? Rc::Declined : Rc::Error;

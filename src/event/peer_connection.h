@@ -44,7 +44,10 @@ struct PeerConnection {
   bool so_keepalive = false;        // proxy_socket_keepalive
   bool cached = false;              // the connection came from the keepalive cache
 
-  Log log;  // the client's log (its context names the request); the connection gets a copy
+  // The client connection's log: the outbound connection shares it, so its messages name the client
+  // and the request (nullptr: a log of its own). A connection that outlives the request (kept for
+  // reuse) must point its log back at its own_log first.
+  Log* log = nullptr;
 };
 
 // Opens a connection to the peer get() chooses:

@@ -43,7 +43,7 @@ Rc copy_filter(Request& r, ChainLink* in, BodyNext next) {
     oc.tag = &http_copy_filter_module;
     oc.output = pass_on;
     oc.output_ctx = ctx;
-    oc.log = &r.connection->log;
+    oc.log = r.connection->log;
     ctx->r = &r;
     if (in != nullptr && in->buf != nullptr && in->buf->size() != 0) r.request_output = true;
   }

@@ -57,7 +57,7 @@ Rc set_virtual_server(Request& r, std::string_view host) {
   if (cscf == nullptr) return Rc::Ok;  // the default server stays
   r.srv_conf = cscf->ctx->srv_conf;
   r.loc_conf = cscf->ctx->loc_conf;
-  r.connection->log.sink = conf_of<CoreLocConf>(cscf->ctx->loc_conf).error_log;
+  r.connection->log->sink = conf_of<CoreLocConf>(cscf->ctx->loc_conf).error_log;
   return Rc::Ok;
 }
 

@@ -75,7 +75,7 @@ void start_lingering(Connection& c, uint64_t time, uint64_t timeout) {
   c.read.handler = lingering_close_handler;
   c.write.handler = empty_handler;
   if (::shutdown(c.fd, SHUT_WR) < 0) {
-    log_error(LogLevel::Info, c.log, errno, "shutdown() failed");
+    log_error(LogLevel::Info, *c.log, errno, "shutdown() failed");
     close_http_connection(c);
     return;
   }
@@ -107,7 +107,7 @@ void wait_request_handler(Event& ev) {
     }
   }
   if (ev.timedout || c->close) {
-    if (ev.timedout && !c->idle) log_error(LogLevel::Info, c->log, ETIMEDOUT, "client timed out");
+    if (ev.timedout && !c->idle) log_error(LogLevel::Info, *c->log, ETIMEDOUT, "client timed out");
     close_http_connection(*c);
     return;
   }
@@ -131,19 +131,19 @@ void wait_request_handler(Event& ev) {
     return;
   }
   if (n == 0) {
-    c->log.handler = nullptr;
+    c->log->handler = nullptr;
     if (c->idle) {
-      log_error(LogLevel::Info, c->log, 0, "client %.*s closed keepalive connection",
+      log_error(LogLevel::Info, *c->log, 0, "client %.*s closed keepalive connection",
                 static_cast<int>(hc->addr_len), hc->addr_buf);
     } else {
-      log_error(LogLevel::Info, c->log, 0, "client closed connection while waiting for request");
+      log_error(LogLevel::Info, *c->log, 0, "client closed connection while waiting for request");
     }
     close_http_connection(*c);
     return;
   }
   b->last += n;
-  c->log.handler = log_error_handler;
-  c->log.action = "reading client request line";
+  c->log->handler = log_error_handler;
+  c->log->action = "reading client request line";
   // client_header_timeout bounds the whole header phase: from the accept for a new connection (as
   // in nginx), from this first byte for a keep-alive one (whose timer was keepalive_timeout).
   if (c->idle) del_timer(c->read);
@@ -210,9 +210,9 @@ void init_connection(Connection& c) {
       static_cast<uint8_t>(c.peer.sa.sa_family == AF_UNIX
                                ? (std::memcpy(hc->addr_buf, "unix:", 5), 5)
                                : format_addr_text(&c.peer.sa, hc->addr_buf, sizeof hc->addr_buf));
-  c.log.data = &c;
-  c.log.handler = log_error_handler;
-  c.log.action = "waiting for request";
+  c.log->data = &c;
+  c.log->handler = log_error_handler;
+  c.log->action = "waiting for request";
   c.read.handler = wait_request_handler;
   c.write.handler = empty_handler;
   add_timer(c.read, *default_server(*hc).client_header_timeout);
@@ -250,7 +250,7 @@ void free_request(Request& r) {
   auto* hc = r.http_connection;
   run_request_cleanups(r);
   log_request(r);
-  c.log.action = "closing request";
+  c.log->action = "closing request";
   hc->request = nullptr;
   hc->active = nullptr;
   hc->request_pool.reset();
@@ -303,7 +303,7 @@ void set_keepalive(Request& r) {
   c.write.handler = empty_handler;
 
   if (pipelined) {
-    c.log.action = "reading client pipelined request line";
+    c.log->action = "reading client pipelined request line";
     create_request(c);
     del_timer(c.read);
     c.read.handler = process_request_line;
@@ -318,7 +318,7 @@ void set_keepalive(Request& r) {
   c.pool.reset();
 
   c.read.handler = wait_request_handler;
-  c.log.action = "keepalive";
+  c.log->action = "keepalive";
   if (nodelay) c.set_tcp_nodelay();
   c.idle = true;
   ConnectionPool::current->set_reclaim(c, Reclaim::Idle);

@@ -327,7 +327,7 @@ void update_location_config(Request& r) {
     clcf = &core_loc(r);
   }
   Connection& c = *r.connection;
-  if (r.is_main()) c.log.sink = clcf->error_log;
+  if (r.is_main()) c.log->sink = clcf->error_log;
   c.io.use_sendfile = *clcf->sendfile;
   c.io.nopush = *clcf->tcp_nopush;
   if (*clcf->keepalive_timeout == 0 || c.requests >= *clcf->keepalive_requests ||

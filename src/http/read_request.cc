@@ -31,10 +31,10 @@ ssize_t read_request_header(Request& r) {
     if (c.reclaim == Reclaim::No) ConnectionPool::current->set_reclaim(c, Reclaim::Waiting);
     return -1;
   }
-  if (n == 0) log_error(LogLevel::Info, c.log, 0, "client prematurely closed connection");
+  if (n == 0) log_error(LogLevel::Info, *c.log, 0, "client prematurely closed connection");
   if (n == 0 || n == -2) {
     c.error = true;
-    c.log.action = "reading client request headers";
+    c.log->action = "reading client request headers";
     finalize_request(r, Code::status(400));
     return -2;
   }
@@ -119,7 +119,7 @@ void process_request(Request& r) {
 bool close_on_header_timeout(Event& ev, Request& r) {
   Connection& c = *r.connection;
   if (!ev.timedout && !c.close) return false;
-  if (ev.timedout) log_error(LogLevel::Info, c.log, ETIMEDOUT, "client timed out");
+  if (ev.timedout) log_error(LogLevel::Info, *c.log, ETIMEDOUT, "client timed out");
   c.timedout = true;
   close_request(r, 408);
   return true;
@@ -149,10 +149,10 @@ void process_request_headers_impl(Event& ev) {
           r.lingering_close = true;
           char* p = r.header_line.name_start;
           if (p == nullptr) {
-            log_error(LogLevel::Info, c->log, 0, "client sent too large request");
+            log_error(LogLevel::Info, *c->log, 0, "client sent too large request");
           } else {
             int len = static_cast<int>(std::min<ptrdiff_t>(r.header_in->end - p, 1748));
-            log_error(LogLevel::Info, c->log, 0, "client sent too long header line: \"%.*s...\"",
+            log_error(LogLevel::Info, *c->log, 0, "client sent too long header line: \"%.*s...\"",
                       len, p);
           }
           finalize_request(r, Code::status(kHttpRequestHeaderTooLarge));
@@ -168,13 +168,13 @@ void process_request_headers_impl(Event& ev) {
     if (rc == ParseResult::Ok) {
       r.request_length += r.header_in->pos - hl.name_start;
       if (hl.invalid && *cscf.ignore_invalid_headers) {
-        log_error(LogLevel::Info, c->log, 0, "client sent invalid header line: \"%.*s\"",
+        log_error(LogLevel::Info, *c->log, 0, "client sent invalid header line: \"%.*s\"",
                   static_cast<int>(hl.value_end - hl.name_start), hl.name_start);
         continue;
       }
       if (r.headers_in.count++ >= *cscf.max_headers) {
         r.lingering_close = true;
-        log_error(LogLevel::Info, c->log, 0, "client sent too many header lines");
+        log_error(LogLevel::Info, *c->log, 0, "client sent too many header lines");
         finalize_request(r, Code::status(400));
         return;
       }
@@ -201,7 +201,7 @@ void process_request_headers_impl(Event& ev) {
     if (rc == ParseResult::Again) continue;
     // Invalid header line.
     char bad = hl.value_end != nullptr ? *hl.value_end : '?';
-    log_error(LogLevel::Info, c->log, 0, "client sent invalid header line: \"%.*s\\x%02X...\"",
+    log_error(LogLevel::Info, *c->log, 0, "client sent invalid header line: \"%.*s\\x%02X...\"",
               static_cast<int>(hl.value_end - hl.name_start), hl.name_start,
               static_cast<unsigned char>(bad));
     finalize_request(r, Code::status(400));
@@ -238,7 +238,7 @@ void process_request_line_impl(Event& ev) {
       if (l.host_start != nullptr && l.host_end != nullptr) {
         std::string_view host(l.host_start, l.host_end - l.host_start);
         if (!validate_host(host, *r.pool)) {
-          log_error(LogLevel::Info, c->log, 0, "client sent invalid host in request line");
+          log_error(LogLevel::Info, *c->log, 0, "client sent invalid host in request line");
           finalize_request(r, Code::status(400));
           return;
         }
@@ -250,7 +250,7 @@ void process_request_line_impl(Event& ev) {
         process_request(r);
         return;
       }
-      c->log.action = "reading client request headers";
+      c->log->action = "reading client request headers";
       c->read.handler = process_request_headers;
       process_request_headers(c->read);
       return;
@@ -263,7 +263,7 @@ void process_request_line_impl(Event& ev) {
                 : rc == ParseResult::InvalidRequest ? 1
                 : rc == ParseResult::InvalidVersion ? 2
                                                     : 3;
-      log_error(LogLevel::Info, c->log, 0, "%s", kErrors[idx]);
+      log_error(LogLevel::Info, *c->log, 0, "%s", kErrors[idx]);
       finalize_request(r, Code::status(rc == ParseResult::InvalidVersion ? 505 : 400));
       return;
     }
@@ -276,7 +276,7 @@ void process_request_line_impl(Event& ev) {
       if (rv == Rc::Declined) {
         r.request_line = {r.line.request_start,
                           static_cast<size_t>(r.header_in->end - r.line.request_start)};
-        log_error(LogLevel::Info, c->log, 0, "client sent too long URI");
+        log_error(LogLevel::Info, *c->log, 0, "client sent too long URI");
         finalize_request(r, Code::status(414));
         return;
       }

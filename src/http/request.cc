@@ -15,7 +15,7 @@
 namespace weir::http {
 
 void handle_request(Request& r) {
-  r.connection->log.action = nullptr;
+  r.connection->log->action = nullptr;
   if (!r.internal) {
     switch (r.headers_in.connection_type) {
       case ConnectionType::None:
@@ -134,7 +134,7 @@ void test_reading(Request& r) {
     rev.eof = true;
     c.error = true;
   }
-  log_error(LogLevel::Info, c.log, err, "client prematurely closed connection");
+  log_error(LogLevel::Info, *c.log, err, "client prematurely closed connection");
   finalize_request(r, Code::status(kHttpClientClosedRequest));
 }
 
@@ -145,7 +145,7 @@ void writer(Request& r) {
   Event& wev = c.write;
   CoreLocConf& clcf = core_loc(r);
   if (wev.timedout) {
-    log_error(LogLevel::Info, c.log, ETIMEDOUT, "client timed out");
+    log_error(LogLevel::Info, *c.log, ETIMEDOUT, "client timed out");
     c.timedout = true;
     finalize_request(r, Code::status(408));
     return;
@@ -267,7 +267,7 @@ void finalize_request(Request& r, Code rc) {
     return;
   }
   if (!is_active(r)) {
-    log_error(LogLevel::Alert, c.log, 0, "http finalize non-active request: \"%.*s?%.*s\"",
+    log_error(LogLevel::Alert, *c.log, 0, "http finalize non-active request: \"%.*s?%.*s\"",
               static_cast<int>(r.uri.size()), r.uri.data(), static_cast<int>(r.args.size()),
               r.args.data());
     return;
@@ -347,7 +347,7 @@ void close_request(Request& r, int status) {
   Request& mr = *r.main;
   Connection& c = *mr.connection;
   if (mr.count == 0) {
-    log_error(LogLevel::Alert, c.log, 0, "http request count is zero");
+    log_error(LogLevel::Alert, *c.log, 0, "http request count is zero");
   }
   mr.count--;
   if (mr.count > 0) return;
@@ -601,6 +601,14 @@ char* log_error_handler(const Log& log, char* p, char* end) {
     append(r->request_line);
     append("\"");
   }
+  // As nginx: the subrequest in turn, and the upstream the current request talks to.
+  Request* sr = hc->active != nullptr ? hc->active : r;
+  if (sr != r) {
+    append(", subrequest: \"");
+    append(sr->uri);
+    append("\"");
+  }
+  if (sr->log_upstream != nullptr) p = sr->log_upstream(*sr, p, end);
   if (r->headers_in.host != nullptr) {
     append(", host: \"");
     append(r->headers_in.host->value);

@@ -120,7 +120,10 @@ struct Request {
   ChainLink* out = nullptr;     // what the write filter holds back
   PostedRequest* posted_requests = nullptr;  // main request only
   RequestCleanup* cleanup = nullptr;         // main request only: add_request_cleanup
-  PostponedRequest* postponed = nullptr;     // subrequests and output waiting their turn
+  // Appends ", upstream: \"...\"" to error-log lines while an upstream serves the request (set by
+  // the upstream module; nginx: ngx_http_upstream_log_error).
+  char* (*log_upstream)(const Request& r, char* p, char* end) = nullptr;
+  PostponedRequest* postponed = nullptr;  // subrequests and output waiting their turn
   off_t limit_rate = 0;
   off_t limit_rate_after = 0;
   off_t request_length = 0;
@@ -195,7 +198,7 @@ struct Request {
   }
 
   bool is_main() const { return this == main; }
-  const Log& log() const { return connection->log; }
+  const Log& log() const { return *connection->log; }
 };
 
 // Starts the phases for a parsed request (ngx_http_handler).

@@ -133,7 +133,7 @@ Code write_to_temp_file(Request& r, RequestBody& rb) {
     rb.temp_file = r.pool->make<TempFile>();
     rb.temp_file->persistent = *clcf.client_body_in_file_only != BodyInFileOnly::Off;
     rb.temp_file->clean = *clcf.client_body_in_file_only == BodyInFileOnly::Clean;
-    rb.temp_file->file.log = &r.connection->log;
+    rb.temp_file->file.log = r.connection->log;
     if (int err = create_temp_file(*rb.temp_file, *r.pool, *clcf.client_body_temp_path); err != 0) {
       log_error(LogLevel::Crit, r.log(), err,
                 "failed to create a temp file for the request body in \"%s\"",
@@ -275,7 +275,7 @@ Code read_body(Request& r) {
     if (size == 0 || !c.read.ready) break;
     ssize_t n = c.recv(buf.last, static_cast<size_t>(size));
     if (n == -1) break;
-    if (n == 0) log_error(LogLevel::Info, c.log, 0, "client prematurely closed connection");
+    if (n == 0) log_error(LogLevel::Info, *c.log, 0, "client prematurely closed connection");
     if (n == 0 || n == -2) {
       c.error = true;
       return Code::status(400);
@@ -305,7 +305,7 @@ void body_read_handler(Request& r) {
     size_t rate = *core_loc(r).client_body_min_rate;
     if (rate != 0 && static_cast<uint64_t>(rb.received) * 1000 < rate * elapsed) {
       log_error(
-          LogLevel::Info, c.log, 0,
+          LogLevel::Info, *c.log, 0,
           "client sent the request body slower than client_body_min_rate: %lld bytes in %llu ms",
           static_cast<long long>(rb.received), static_cast<unsigned long long>(elapsed));
     }

@@ -36,12 +36,12 @@ Rc write_filter(Request& r, ChainLink* in) {
   ChainLink** ll = &r.out;
   auto account = [&](Buffer* b) -> bool {
     if (b->size() == 0 && !b->special()) {
-      log_error(LogLevel::Alert, c.log, 0, "zero size buf in writer t:%d r:%d f:%d", b->temporary,
+      log_error(LogLevel::Alert, *c.log, 0, "zero size buf in writer t:%d r:%d f:%d", b->temporary,
                 b->recycled, b->in_file);
       return false;
     }
     if (b->size() < 0) {
-      log_error(LogLevel::Alert, c.log, 0, "negative size buf in writer");
+      log_error(LogLevel::Alert, *c.log, 0, "negative size buf in writer");
       return false;
     }
     size += b->size();
@@ -84,7 +84,7 @@ Rc write_filter(Request& r, ChainLink* in) {
       c.buffered &= ~kWriteBuffered;
       return Rc::Ok;
     }
-    log_error(LogLevel::Alert, c.log, 0, "the http output chain is empty");
+    log_error(LogLevel::Alert, *c.log, 0, "the http output chain is empty");
     return Rc::Error;
   }
 

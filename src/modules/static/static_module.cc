@@ -83,7 +83,7 @@ Code static_handler(Request& r) {
   if (r.method == kPost) return Code::status(405);
   if (Code rc = discard_request_body(r); rc != Rc::Ok) return rc;
 
-  r.connection->log.action = "sending response to client";
+  r.connection->log->action = "sending response to client";
   r.headers_out.status = 200;
   r.headers_out.content_length_n = of.size;
   r.headers_out.last_modified_time = of.mtime;
@@ -116,7 +116,7 @@ Code static_handler(Request& r) {
     b->sync = !(b->last_buf || b->in_file);
     file->fd = of.fd;
     file->name = path;
-    file->log = &r.connection->log;
+    file->log = r.connection->log;
     b->file = file;
   }
   ChainLink out{b, nullptr};

@@ -52,14 +52,19 @@ bool g_written = false;
 TEST(ConnectPeer, TcpConnectCompletesOnTheWriteEvent) {
   Worker w;
   Listener l;
+  Log client_log;
+  client_log.connection = 42;
   PeerConnection pc;
   pc.sockaddr = &l.addr;
   pc.name = "127.0.0.1";
+  pc.log = &client_log;
   Rc rc = connect_peer(pc);
   ASSERT_TRUE(rc == Rc::Again || rc == Rc::Ok);
   ASSERT_NE(pc.connection, nullptr);
   Connection& c = *pc.connection;
   EXPECT_EQ(c.listening, nullptr);  // outbound: not a client connection
+  EXPECT_EQ(c.log, &client_log);    // it logs in the client's context
+  EXPECT_EQ(c.number, 42u);
   g_written = rc == Rc::Ok;
   c.write.handler = [](Event&) { g_written = true; };
   for (int i = 0; i < 20 && !g_written; i++) w.loop.process_events(100);

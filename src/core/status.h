@@ -11,6 +11,13 @@ namespace weir {
 // Rc is what handlers, filters and I/O return on the data path; no exceptions there.
 enum class Rc { Ok, Error, Again, Busy, Done, Declined, Abort };
 
+// What a read on a socket answers: Ok with n > 0 bytes, Done at the end of the stream, Again when
+// it would block, Error (errno set; the connection layer logs it).
+struct IoResult {
+  Rc rc = Rc::Error;
+  size_t n = 0;
+};
+
 // Status carries an error message for configuration and start-up; empty means success.
 class [[nodiscard]] Status {
  public:

@@ -41,23 +41,28 @@ uint64_t next_connection_number() {
 namespace {
 
 // What a read's answer means for the read event: a short read drains the socket (EPOLLRDHUP would
-// have told us about a pending EOF), 0 is the end of the stream, -2 an error (logged).
-ssize_t after_read(Connection& c, ssize_t n, size_t asked) {
+// have told us about a pending EOF), Done is the end of the stream, Error is logged here.
+IoResult after_read(Connection& c, IoResult r, size_t asked) {
   Event& read = c.read;
-  if (n > 0) {
-    if (static_cast<size_t>(n) < asked && !read.pending_eof) read.ready = false;
-    return n;
+  switch (r.rc) {
+    case Rc::Ok:
+      if (r.n < asked && !read.pending_eof) read.ready = false;
+      return r;
+    case Rc::Done:
+      read.ready = false;
+      read.eof = true;
+      return r;
+    case Rc::Again:
+      read.ready = false;
+      return r;
+    default: {
+      int err = errno;
+      read.ready = false;
+      read.error = true;
+      log_error(err == ECONNRESET ? LogLevel::Info : LogLevel::Error, *c.log, err, "recv() failed");
+      return {Rc::Error, 0};
+    }
   }
-  read.ready = false;
-  if (n == 0) {
-    read.eof = true;
-    return 0;
-  }
-  if (n == -1) return -1;
-  int err = errno;
-  read.error = true;
-  log_error(err == ECONNRESET ? LogLevel::Info : LogLevel::Error, *c.log, err, "recv() failed");
-  return -2;
 }
 
 size_t chain_room(ChainLink* chain, off_t limit) {
@@ -68,13 +73,13 @@ size_t chain_room(ChainLink* chain, off_t limit) {
 
 }  // namespace
 
-ssize_t Connection::recv(char* buf, size_t size) {
+IoResult Connection::recv(char* buf, size_t size) {
   return after_read(*this, recv_once(fd, buf, size), size);
 }
 
-ssize_t Connection::recv_chain(ChainLink* chain, off_t limit) {
+IoResult Connection::recv_chain(ChainLink* chain, off_t limit) {
   size_t room = chain_room(chain, limit);
-  if (room == 0) return -1;
+  if (room == 0) return {Rc::Again, 0};
   return after_read(*this, weir::recv_chain(fd, chain, limit), room);
 }
 

@@ -83,12 +83,11 @@ struct Connection {
   bool is_listening : 1 = false;
   bool shared_counter : 1 = false;
 
-  // Receives into [buf, buf+size): >0 bytes, 0 EOF, -1 again (read.ready cleared), -2 error
-  // (logged).
-  ssize_t recv(char* buf, size_t size);
-  // Reads into the free space of a chain (os/recv_chain): the same answers and event flags as
-  // recv().
-  ssize_t recv_chain(ChainLink* chain, off_t limit);
+  // Receives into [buf, buf+size) (see IoResult): read.ready is cleared when the socket is drained,
+  // read.eof set at the end of the stream, an error logged.
+  IoResult recv(char* buf, size_t size);
+  // Reads into the free space of a chain (os/recv_chain): the same answers and event flags.
+  IoResult recv_chain(ChainLink* chain, off_t limit);
   // Sends a chain through io; clears write.ready when the socket blocks.
   ChainLink* send_chain(ChainLink* in, off_t limit);
 

@@ -116,8 +116,8 @@ void wait_request_handler(Event& ev) {
   size_t size = *default_server(*hc).client_header_buffer_size;
   Buffer* b = ensure_buffer(*c, size);
   if (b->last == b->end) b->pos = b->last = b->start;
-  ssize_t n = c->recv(b->last, b->end - b->last);
-  if (n == -1) {
+  IoResult got = c->recv(b->last, b->end - b->last);
+  if (got.rc == Rc::Again) {
     if (!ev.timer_set && !c->idle) add_timer(ev, *default_server(*hc).client_header_timeout);
     // Hold no buffer memory while waiting.
     if (b->pos == b->last) {
@@ -126,11 +126,11 @@ void wait_request_handler(Event& ev) {
     }
     return;
   }
-  if (n == -2) {
+  if (got.rc == Rc::Error) {
     close_http_connection(*c);
     return;
   }
-  if (n == 0) {
+  if (got.rc == Rc::Done) {
     c->log->handler = nullptr;
     if (c->idle) {
       log_error(LogLevel::Info, *c->log, 0, "client %.*s closed keepalive connection",
@@ -141,7 +141,7 @@ void wait_request_handler(Event& ev) {
     close_http_connection(*c);
     return;
   }
-  b->last += n;
+  b->last += got.n;
   c->log->handler = log_error_handler;
   c->log->action = "reading client request line";
   // client_header_timeout bounds the whole header phase: from the accept for a new connection (as
@@ -172,9 +172,9 @@ void lingering_close_handler(Event& ev) {
   }
   char buf[4096];
   do {
-    ssize_t n = c->recv(buf, sizeof buf);
-    if (n == -1) break;
-    if (n <= 0) {
+    IoResult got = c->recv(buf, sizeof buf);
+    if (got.rc == Rc::Again) break;
+    if (got.rc != Rc::Ok) {
       close_http_connection(*c);
       return;
     }

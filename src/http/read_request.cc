@@ -11,35 +11,33 @@
 
 namespace weir::http {
 
-CoreSrvConf& default_server(const HttpConnection& hc) {
-  return conf_of<CoreSrvConf>(hc.conf_ctx->srv_conf);
-}
-
 namespace {
 
-ssize_t read_request_header(Request& r) {
+// Ok when unparsed bytes are in the header buffer (read now or before); Again when waiting for
+// the client; Error when it closed or failed (the request is finalized with 400).
+Rc read_request_header(Request& r) {
   Connection& c = *r.connection;
   Buffer& b = *r.header_in;
-  ssize_t n = b.last - b.pos;
-  if (n > 0) return n;
-  n = -1;
-  if (c.read.ready) n = c.recv(b.last, b.end - b.last);
-  if (n == -1) {
+  if (b.last > b.pos) return Rc::Ok;
+  IoResult got{Rc::Again, 0};
+  if (c.read.ready) got = c.recv(b.last, b.end - b.last);
+  if (got.rc == Rc::Again) {
     if (!c.read.timer_set) add_timer(c.read, *core_srv(r).client_header_timeout);
     // An incomplete header may be reclaimed for a new connection (a keep-alive one joins the list
     // here, so a header that comes whole costs no list work).
     if (c.reclaim == Reclaim::No) ConnectionPool::current->set_reclaim(c, Reclaim::Waiting);
-    return -1;
+    return Rc::Again;
   }
-  if (n == 0) log_error(LogLevel::Info, *c.log, 0, "client prematurely closed connection");
-  if (n == 0 || n == -2) {
+  if (got.rc == Rc::Done)
+    log_error(LogLevel::Info, *c.log, 0, "client prematurely closed connection");
+  if (got.rc != Rc::Ok) {
     c.error = true;
     c.log->action = "reading client request headers";
     finalize_request(r, Code::status(400));
-    return -2;
+    return Rc::Error;
   }
-  b.last += n;
-  return n;
+  b.last += got.n;
+  return Rc::Ok;
 }
 
 // Moves the unfinished request line (or header line) into a large buffer. Declined: no room left.
@@ -159,8 +157,7 @@ void process_request_headers_impl(Event& ev) {
           return;
         }
       }
-      ssize_t n = read_request_header(r);
-      if (n < 0) return;
+      if (read_request_header(r) != Rc::Ok) return;
     }
     CoreSrvConf& cscf = core_srv(r);
     HeaderLineState& hl = r.header_line;
@@ -217,8 +214,7 @@ void process_request_line_impl(Event& ev) {
   ParseResult rc = ParseResult::Again;
   for (;;) {
     if (rc == ParseResult::Again) {
-      ssize_t n = read_request_header(r);
-      if (n < 0) return;
+      if (read_request_header(r) != Rc::Ok) return;
     }
     rc = parse_request_line(r.line, *r.header_in);
     if (rc == ParseResult::Ok) {

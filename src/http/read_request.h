@@ -4,18 +4,16 @@
 // nginx: ngx_http_request.c (ngx_http_process_request_line ... ngx_http_process_request)
 #pragma once
 
-namespace weir {
-struct Event;
-}
+#include "http/core_module.h"
+#include "http/http_connection.h"
 
 namespace weir::http {
-
-struct HttpConnection;
-struct CoreSrvConf;
 
 // The read handler while a request's line is being read (a new request, or a pipelined one).
 void process_request_line(Event& ev);
 // The address's default server, whose settings apply until the Host is known.
-CoreSrvConf& default_server(const HttpConnection& hc);
+inline CoreSrvConf& default_server(const HttpConnection& hc) {
+  return conf_of<CoreSrvConf>(hc.conf_ctx->srv_conf);
+}
 
 }  // namespace weir::http

@@ -82,16 +82,16 @@ Code read_discarded(Request& r) {
     if (!c.read.ready) return Rc::Again;
     // Never more than the body still holds: the next request stays in the socket.
     auto size = static_cast<size_t>(std::min<off_t>(r.headers_in.content_length_n, sizeof buffer));
-    ssize_t n = c.recv(buffer, size);
-    if (n == -2) {
+    IoResult got = c.recv(buffer, size);
+    if (got.rc == Rc::Error) {
       c.error = true;
       return Rc::Ok;
     }
-    if (n == -1) return Rc::Again;
-    if (n == 0) return Rc::Ok;
+    if (got.rc == Rc::Again) return Rc::Again;
+    if (got.rc == Rc::Done) return Rc::Ok;
     Buffer b;
     b.pos = b.start = buffer;
-    b.last = b.end = buffer + n;
+    b.last = b.end = buffer + got.n;
     b.temporary = true;
     Code rc = discard_filter(r, b);
     if (rc != Rc::Ok) return rc;
@@ -273,18 +273,20 @@ Code read_body(Request& r) {
     if (buf.last == buf.end) buf.pos = buf.last = buf.start;  // its pieces went to the temp file
     off_t size = std::min<off_t>(buf.end - buf.last, rb.rest);
     if (size == 0 || !c.read.ready) break;
-    ssize_t n = c.recv(buf.last, static_cast<size_t>(size));
-    if (n == -1) break;
-    if (n == 0) log_error(LogLevel::Info, *c.log, 0, "client prematurely closed connection");
-    if (n == 0 || n == -2) {
+    IoResult got = c.recv(buf.last, static_cast<size_t>(size));
+    if (got.rc == Rc::Again) break;
+    if (got.rc == Rc::Done) {
+      log_error(LogLevel::Info, *c.log, 0, "client prematurely closed connection");
+    }
+    if (got.rc != Rc::Ok) {
       c.error = true;
       return Code::status(400);
     }
     Buffer in;
     in.start = in.pos = buf.last;
-    buf.last += n;
+    buf.last += got.n;
     in.last = in.end = buf.last;
-    r.request_length += n;
+    r.request_length += static_cast<off_t>(got.n);
     if (Code rc = body_filter(r, rb, in); rc != Rc::Ok) return rc;
   }
   if (!rb.last_saved) {

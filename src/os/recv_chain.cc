@@ -12,7 +12,7 @@ namespace {
 constexpr int kMaxIov = std::min(IOV_MAX, 64);
 }  // namespace
 
-ssize_t recv_chain(int fd, ChainLink* chain, off_t limit) {
+IoResult recv_chain(int fd, ChainLink* chain, off_t limit) {
   iovec iov[kMaxIov];
   int n = 0;
   size_t total = 0;
@@ -33,12 +33,13 @@ ssize_t recv_chain(int fd, ChainLink* chain, off_t limit) {
     }
     total += room;
   }
-  if (n == 0) return -1;
+  if (n == 0) return {Rc::Again, 0};
   ssize_t got;
   do {
     got = ::readv(fd, iov, n);
   } while (got < 0 && errno == EINTR);
-  if (got < 0) return errno == EAGAIN ? -1 : -2;
+  if (got < 0) return {errno == EAGAIN ? Rc::Again : Rc::Error, 0};
+  if (got == 0) return {Rc::Done, 0};
   // Hand the bytes to the buffers in order.
   size_t left = static_cast<size_t>(got);
   for (ChainLink* cl = chain; cl != nullptr && left > 0; cl = cl->next) {
@@ -48,7 +49,7 @@ ssize_t recv_chain(int fd, ChainLink* chain, off_t limit) {
     b.last += take;
     left -= take;
   }
-  return got;
+  return {Rc::Ok, static_cast<size_t>(got)};
 }
 
 }  // namespace weir

@@ -30,13 +30,13 @@ int set_tcp_cork(int fd, bool on) {
   return ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &v, sizeof v);
 }
 
-ssize_t recv_once(int fd, char* buf, size_t size) {
+IoResult recv_once(int fd, char* buf, size_t size) {
   for (;;) {
     ssize_t n = ::recv(fd, buf, size, 0);
-    if (n >= 0) return n;
+    if (n > 0) return {Rc::Ok, static_cast<size_t>(n)};
+    if (n == 0) return {Rc::Done, 0};
     if (errno == EINTR) continue;
-    if (errno == EAGAIN) return -1;
-    return -2;
+    return {errno == EAGAIN ? Rc::Again : Rc::Error, 0};
   }
 }
 

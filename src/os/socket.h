@@ -31,8 +31,8 @@ bool set_nonblocking(int fd);
 int set_tcp_nodelay(int fd, bool on);
 int set_tcp_cork(int fd, bool on);
 
-// recv() once: >0 bytes, 0 on EOF, -1 would block (errno EAGAIN), -2 on error (errno set).
-ssize_t recv_once(int fd, char* buf, size_t size);
+// recv() once (see IoResult).
+IoResult recv_once(int fd, char* buf, size_t size);
 
 // The address the socket is bound to (for $server_addr when listening on a wildcard).
 bool local_address(int fd, SockAddr& out);

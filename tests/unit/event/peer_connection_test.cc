@@ -75,7 +75,9 @@ TEST(ConnectPeer, TcpConnectCompletesOnTheWriteEvent) {
   ASSERT_EQ(::write(server, "hi", 2), 2);
   char buf[8];
   for (int i = 0; i < 20 && !c.read.ready; i++) w.loop.process_events(100);
-  EXPECT_EQ(c.recv(buf, sizeof buf), 2);
+  IoResult got = c.recv(buf, sizeof buf);
+  EXPECT_EQ(got.rc, Rc::Ok);
+  EXPECT_EQ(got.n, 2u);
   ::close(server);
   close_connection(c);
   EXPECT_EQ(w.pool.in_use(), 0u);

@@ -1,5 +1,5 @@
 // recv_chain over a real socketpair: one readv fills the buffers' free space in order, keeps to the
-// byte limit, and reports would-block and end of stream as recv_once does.
+// byte limit, and answers Again when it would block and Done at the end of the stream.
 #include "os/recv_chain.h"
 
 #include <gtest/gtest.h>
@@ -43,16 +43,16 @@ TEST(RecvChain, FillsBuffersInOrderWithinTheLimit) {
   Bufs bufs;
   bufs.b[0].last += 1;  // one byte already there: only three are free
   p.put("abcdefghij");
-  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 6), 6);
+  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 6).n, 6u);
   EXPECT_EQ(bufs.got(0).substr(1), "abc");
   EXPECT_EQ(bufs.got(1), "def");
   EXPECT_EQ(bufs.got(2), "");
-  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 0), 4);  // the rest: fills buffer 1, then 2
+  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 0).n, 4u);  // the rest: fills buffer 1, then 2
   EXPECT_EQ(bufs.got(1), "defg");
   EXPECT_EQ(bufs.got(2), "hij");
-  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 0), -1);  // nothing more: would block
+  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 0).rc, Rc::Again);  // nothing more: would block
   ::shutdown(p.s[1], SHUT_WR);
-  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 0), 0);  // end of stream
+  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 0).rc, Rc::Done);  // end of stream
 }
 
 TEST(RecvChain, FullChainReadsNothing) {
@@ -60,7 +60,7 @@ TEST(RecvChain, FullChainReadsNothing) {
   Bufs bufs;
   for (Buffer& b : bufs.b) b.last = b.end;
   p.put("x");
-  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 0), -1);
+  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 0).rc, Rc::Again);
   char c;
   EXPECT_EQ(::recv(p.s[0], &c, 1, 0), 1);  // still in the socket
 }

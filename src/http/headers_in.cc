@@ -186,43 +186,6 @@ Rc process_known_header(Request& r, Header* h) {
   return k != nullptr ? k->handler(r, h, &(r.headers_in.*(k->slot))) : Rc::Ok;
 }
 
-Rc process_request_uri(Request& r) {
-  RequestLineState& l = r.line;
-  std::string_view raw(l.uri_start, l.uri_end - l.uri_start);
-  if (l.complex_uri || l.quoted_uri || l.empty_path_in_uri) {
-    char* out = r.pool->alloc_bytes(raw.size() + 2);
-    ComplexUri cu;
-    if (parse_complex_uri(raw, l.empty_path_in_uri, *core_srv(r).merge_slashes, out, cu) !=
-        ParseResult::Ok) {
-      r.uri = {};
-      log_error(LogLevel::Info, r.log(), 0, "client sent invalid request");
-      finalize_request(r, Code::status(400));
-      return Rc::Error;
-    }
-    r.uri = cu.uri;
-    r.exten = cu.exten;
-    if (cu.args_found) r.args = cu.args;
-    r.plus_in_uri = r.plus_in_uri || cu.plus_in_uri;
-  } else {
-    size_t len = l.args_start != nullptr ? l.args_start - 1 - l.uri_start : l.uri_end - l.uri_start;
-    r.uri = {l.uri_start, len};
-    if (l.uri_ext != nullptr) {
-      char* end = l.args_start != nullptr ? l.args_start - 1 : l.uri_end;
-      r.exten = {l.uri_ext, static_cast<size_t>(end - l.uri_ext)};
-    }
-    if (l.args_start != nullptr && l.uri_end > l.args_start) {
-      r.args = {l.args_start, static_cast<size_t>(l.uri_end - l.args_start)};
-    }
-  }
-  r.unparsed_uri = raw;
-  r.valid_unparsed_uri = !l.empty_path_in_uri;
-  r.complex_uri = l.complex_uri;
-  r.quoted_uri = l.quoted_uri;
-  r.empty_path_in_uri = l.empty_path_in_uri;
-  r.plus_in_uri = r.plus_in_uri || l.plus_in_uri;
-  return Rc::Ok;
-}
-
 Rc process_request_header(Request& r) {
   HeadersIn& in = r.headers_in;
   if (in.server.empty() && set_virtual_server(r, in.server) != Rc::Ok) return Rc::Error;

@@ -1,7 +1,7 @@
 // What the client's request headers mean: Host validation and the virtual server it picks, the
-// headers weir knows by name (kept in HeadersIn's fields, checked for duplicates and values), the
-// request URI, and the checks once all headers are in (Content-Length, Transfer-Encoding, methods).
-// KnownHeader is the table shape the upstream's response headers reuse. nginx: ngx_http_request.c
+// headers weir knows by name (kept in HeadersIn's fields, checked for duplicates and values), and
+// the checks once all headers are in (Content-Length, Transfer-Encoding, methods). KnownHeader is
+// the table shape the upstream's response headers reuse. nginx: ngx_http_request.c
 // (ngx_http_headers_in, ngx_http_process_request_header, ngx_http_validate_host)
 #pragma once
 
@@ -40,9 +40,6 @@ Rc set_virtual_server(Request& r, std::string_view host);
 // Runs the handler of a known header (Host, Connection, If-*, Content-Length, ...): Ok, or Error
 // when it finalized the request (a duplicate, an invalid Host).
 Rc process_known_header(Request& r, Header* h);
-// The parsed request line's URI: normalised when complex, split into uri, args and exten. Ok, or
-// Error when it finalized the request with 400.
-Rc process_request_uri(Request& r);
 // The checks once the header is complete. Ok, or Error when it finalized the request.
 Rc process_request_header(Request& r);
 

@@ -1,7 +1,7 @@
-// Reading the request head: the request line and the header lines from the connection's buffer
-// (moving an unfinished line into a large header buffer when the buffer is full), with the answers
-// nginx gives to a malformed or too large one, then handing the request to the phases.
-// nginx: ngx_http_request.c (ngx_http_process_request_line ... ngx_http_process_request)
+// Reading the request head: the request line (and its URI, normalised) and the header lines from
+// the connection's buffer (moving an unfinished line into a large header buffer when it is full),
+// with the answers nginx gives to a malformed or too large one, then handing the request to the
+// phases. nginx: ngx_http_request.c (ngx_http_process_request_line ... ngx_http_process_request)
 #pragma once
 
 #include "http/core_module.h"

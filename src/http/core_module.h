@@ -15,6 +15,7 @@
 #include "conf/module.h"
 #include "conf/setting.h"
 #include "core/file.h"
+#include "core/host_names.h"
 #include "core/inet.h"
 #include "http/filter.h"
 #include "http/open_file.h"
@@ -81,14 +82,10 @@ struct ServerName {
   CoreSrvConf* server = nullptr;
 };
 
-// The virtual servers behind one address: lookup by Host.
+// The virtual servers behind one address: lookup by Host (exact, wildcards, then regexes in order).
 struct VirtualServers {
   CoreSrvConf* default_server = nullptr;
-  std::vector<std::pair<std::string, CoreSrvConf*>> exact;  // sorted by name
-  std::vector<std::pair<std::string, CoreSrvConf*>>
-      wildcard_head;  // "*.example.com" stored as ".example.com"
-  std::vector<std::pair<std::string, CoreSrvConf*>>
-      wildcard_tail;  // "www.example.*" stored as "www.example."
+  HostNames<CoreSrvConf*> names;
   std::vector<std::pair<HttpRegex*, CoreSrvConf*>> regex;
   CoreSrvConf* find(Request* r, std::string_view host) const;
 };

@@ -190,28 +190,7 @@ Status server_name_directive(ConfContext& cf, const ConfNode& n, CoreSrvConf& cs
 }
 
 CoreSrvConf* VirtualServers::find(Request* r, std::string_view host) const {
-  if (!exact.empty()) {
-    auto it = std::lower_bound(exact.begin(), exact.end(), host,
-                               [](const auto& e, std::string_view k) { return e.first < k; });
-    if (it != exact.end() && it->first == host) return it->second;
-  }
-  // "*.example.com": the longest matching suffix ".example.com" (host must have more in front).
-  CoreSrvConf* best = nullptr;
-  size_t best_len = 0;
-  for (const auto& [suffix, srv] : wildcard_head) {
-    if (host.size() > suffix.size() && host.ends_with(suffix) && suffix.size() > best_len) {
-      best = srv;
-      best_len = suffix.size();
-    }
-  }
-  if (best != nullptr) return best;
-  for (const auto& [prefix, srv] : wildcard_tail) {
-    if (host.size() > prefix.size() && host.starts_with(prefix) && prefix.size() > best_len) {
-      best = srv;
-      best_len = prefix.size();
-    }
-  }
-  if (best != nullptr) return best;
+  if (CoreSrvConf* const* srv = names.find(host)) return *srv;
   for (const auto& [re, srv] : regex) {
     if (r != nullptr ? regex_exec(*r, *re, host) : re->re.match(host, nullptr, 0)) return srv;
   }
@@ -232,37 +211,11 @@ Status add_names(ConfContext& cf, HttpAddr& addr, const std::vector<CoreSrvConf*
         vs.regex.emplace_back(sn.regex, srv);
         continue;
       }
-      const std::string& name = sn.name;
-      if (name.size() > 1 && name[0] == '*') {
-        std::string suffix = name.substr(1);
-        bool dup = std::any_of(vs.wildcard_head.begin(), vs.wildcard_head.end(),
-                               [&](const auto& e) { return e.first == suffix; });
-        if (dup) {
-          conflict(name);
-        } else {
-          vs.wildcard_head.emplace_back(suffix, srv);
-        }
-      } else if (name.size() > 1 && name.back() == '*') {
-        std::string prefix = name.substr(0, name.size() - 1);
-        bool dup = std::any_of(vs.wildcard_tail.begin(), vs.wildcard_tail.end(),
-                               [&](const auto& e) { return e.first == prefix; });
-        if (dup) {
-          conflict(name);
-        } else {
-          vs.wildcard_tail.emplace_back(prefix, srv);
-        }
-      } else {
-        bool dup = std::any_of(vs.exact.begin(), vs.exact.end(),
-                               [&](const auto& e) { return e.first == name; });
-        if (dup) {
-          if (!name.empty()) conflict(name);
-        } else {
-          vs.exact.emplace_back(name, srv);
-        }
-      }
+      // A repeated name: the first server keeps it ("" is every server's, silently).
+      if (!vs.names.add(sn.name, srv) && !sn.name.empty()) conflict(sn.name);
     }
   }
-  std::sort(vs.exact.begin(), vs.exact.end());
+  vs.names.build();
   return {};
 }
 

@@ -24,6 +24,7 @@
 #include "http/http_connection.h"
 #include "main/core_module.h"
 #include "os/process.h"
+#include "os/signals.h"
 
 extern char** environ;
 
@@ -31,134 +32,7 @@ namespace weir {
 
 namespace {
 
-volatile sig_atomic_t g_reconfigure = 0;
-volatile sig_atomic_t g_terminate = 0;
-volatile sig_atomic_t g_quit = 0;
-volatile sig_atomic_t g_reopen = 0;
-volatile sig_atomic_t g_reap = 0;
-volatile sig_atomic_t g_alarm = 0;
-
-// Signals are recorded by the handler and logged by the loop (logging is not async-signal-safe).
-struct SignalRecord {
-  int signo;
-  pid_t from;
-};
-SignalRecord g_records[64];
-volatile sig_atomic_t g_nrecords = 0;
-
-void on_signal(int signo, siginfo_t* si, void*) {
-  int saved = errno;
-  if (g_nrecords < 64) {
-    g_records[g_nrecords] = {signo, si != nullptr ? si->si_pid : 0};
-    g_nrecords = g_nrecords + 1;
-  }
-  switch (signo) {
-    case SIGHUP:
-      g_reconfigure = 1;
-      break;
-    case SIGQUIT:
-      g_quit = 1;
-      break;
-    case SIGTERM:
-    case SIGINT:
-      g_terminate = 1;
-      break;
-    case SIGUSR1:
-      g_reopen = 1;
-      break;
-    case SIGCHLD:
-      g_reap = 1;
-      break;
-    case SIGALRM:
-      g_alarm = 1;
-      break;
-    default:
-      break;
-  }
-  errno = saved;
-}
-
-const char* signal_name(int signo) {
-  switch (signo) {
-    case SIGHUP:
-      return "SIGHUP";
-    case SIGQUIT:
-      return "SIGQUIT";
-    case SIGTERM:
-      return "SIGTERM";
-    case SIGINT:
-      return "SIGINT";
-    case SIGUSR1:
-      return "SIGUSR1";
-    case SIGUSR2:
-      return "SIGUSR2";
-    case SIGWINCH:
-      return "SIGWINCH";
-    case SIGCHLD:
-      return "SIGCHLD";
-    case SIGALRM:
-      return "SIGALRM";
-    default:
-      return "?";
-  }
-}
-
-sigset_t g_blocked;
-sigset_t g_empty;
-
-void install_signals() {
-  struct sigaction sa {};
-  sa.sa_sigaction = on_signal;
-  sa.sa_flags = SA_SIGINFO;
-  sigemptyset(&sa.sa_mask);
-  for (int s : {SIGHUP, SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD, SIGALRM}) {
-    ::sigaction(s, &sa, nullptr);
-  }
-  struct sigaction ign {};
-  ign.sa_handler = SIG_IGN;
-  ::sigaction(SIGPIPE, &ign, nullptr);
-  ::sigaction(SIGSYS, &ign, nullptr);
-  sigemptyset(&g_blocked);
-  for (int s : {SIGHUP, SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCHLD, SIGALRM}) {
-    sigaddset(&g_blocked, s);
-  }
-  sigemptyset(&g_empty);
-  ::sigprocmask(SIG_BLOCK, &g_blocked, nullptr);
-}
-
-void log_signals(const Log& log, bool master) {
-  int n = g_nrecords;
-  for (int i = 0; i < n; i++) {
-    const SignalRecord& s = g_records[i];
-    if (!master) continue;
-    const char* action = "";
-    switch (s.signo) {
-      case SIGHUP:
-        action = ", reconfiguring";
-        break;
-      case SIGQUIT:
-        action = ", shutting down";
-        break;
-      case SIGTERM:
-      case SIGINT:
-        action = ", exiting";
-        break;
-      case SIGUSR1:
-        action = ", reopening logs";
-        break;
-      default:
-        break;
-    }
-    if (s.from != 0) {
-      log_error(LogLevel::Notice, log, 0, "signal %d (%s) received from %d%s", s.signo,
-                signal_name(s.signo), static_cast<int>(s.from), action);
-    } else {
-      log_error(LogLevel::Notice, log, 0, "signal %d (%s) received%s", s.signo,
-                signal_name(s.signo), action);
-    }
-  }
-  g_nrecords = 0;
-}
+PendingSignals& g_sig = pending_signals();
 
 // A page of shared memory for counters every worker updates ($connection numbers).
 uint64_t* g_counter_page = nullptr;
@@ -300,7 +174,7 @@ void apply_env(Cycle& cycle) {
 Status init_worker(Cycle& cycle, WorkerState& w, int slot) {
   EventConf& ec = event_conf(cycle);
   if (Status s = w.loop.init(512); !s.ok()) return s;
-  w.loop.set_wait_sigmask(&g_empty);
+  w.loop.set_wait_sigmask(&no_signals());
   w.pool.init(*ec.connections);
   ConnectionPool::current = &w.pool;
   AcceptOptions ao;
@@ -368,17 +242,17 @@ bool worker_idle(WorkerState& w) {
       worker_exit(cycle);
     }
     w.loop.process_events(-1);
-    g_nrecords = 0;
-    if (g_terminate) {
+    forget_signals();
+    if (g_sig.terminate) {
       log_error(LogLevel::Notice, cycle.log, 0, "exiting");
       worker_exit(cycle);
     }
-    if (g_quit) {
-      g_quit = 0;
+    if (g_sig.quit) {
+      g_sig.quit = 0;
       begin_graceful_exit(cycle, w, true);
     }
-    if (g_reopen) {
-      g_reopen = 0;
+    if (g_sig.reopen) {
+      g_sig.reopen = 0;
       log_error(LogLevel::Notice, cycle.log, 0, "reopening logs");
       reopen_files(cycle, false);
     }
@@ -402,13 +276,13 @@ pid_t spawn_worker(Cycle& cycle, int slot) {
     return -1;
   }
   if (pid == 0) {
-    ::sigprocmask(SIG_BLOCK, &g_blocked, nullptr);
-    g_reconfigure = 0;
-    g_terminate = 0;
-    g_quit = 0;
-    g_reopen = 0;
-    g_reap = 0;
-    g_alarm = 0;
+    ::sigprocmask(SIG_BLOCK, &blocked_signals(), nullptr);
+    g_sig.reconfigure = 0;
+    g_sig.terminate = 0;
+    g_sig.quit = 0;
+    g_sig.reopen = 0;
+    g_sig.reap = 0;
+    g_sig.alarm = 0;
     worker_main(cycle, slot);
   }
   log_error(LogLevel::Notice, cycle.log, 0, "start worker process %d", static_cast<int>(pid));
@@ -571,12 +445,12 @@ int run_master(std::unique_ptr<Cycle> cycle, const Options& opt) {
       it.it_value.tv_usec = (kill_delay % 1000) * 1000;
       ::setitimer(ITIMER_REAL, &it, nullptr);
     }
-    ::sigsuspend(&g_empty);
+    ::sigsuspend(&no_signals());
     clock::update();
     log_signals(cycle->log, true);
 
-    if (g_reap) {
-      g_reap = 0;
+    if (g_sig.reap) {
+      g_sig.reap = 0;
       for (;;) {
         int status;
         pid_t pid = ::waitpid(-1, &status, WNOHANG);
@@ -617,17 +491,17 @@ int run_master(std::unique_ptr<Cycle> cycle, const Options& opt) {
       return 0;
     }
 
-    if (g_terminate || (terminating && g_alarm)) {
-      g_terminate = 0;
-      g_alarm = 0;
+    if (g_sig.terminate || (terminating && g_sig.alarm)) {
+      g_sig.terminate = 0;
+      g_sig.alarm = 0;
       terminating = true;
       kill_delay = kill_delay == 0 ? 50 : kill_delay * 2;
       int sig = kill_delay > 1000 ? SIGKILL : SIGTERM;
       for (WorkerProc& w : workers) ::kill(w.pid, sig);
       continue;
     }
-    if (g_quit) {
-      g_quit = 0;
+    if (g_sig.quit) {
+      g_sig.quit = 0;
       quitting = true;
       for (WorkerProc& w : workers) {
         w.exiting = true;
@@ -639,8 +513,8 @@ int run_master(std::unique_ptr<Cycle> cycle, const Options& opt) {
       }
       continue;
     }
-    if (g_reconfigure && !quitting && !terminating) {
-      g_reconfigure = 0;
+    if (g_sig.reconfigure && !quitting && !terminating) {
+      g_sig.reconfigure = 0;
       std::unique_ptr<Cycle> next = reload(opt, *cycle);
       if (next != nullptr) {
         generation++;
@@ -663,8 +537,8 @@ int run_master(std::unique_ptr<Cycle> cycle, const Options& opt) {
         release_old_listening(*old, *cycle);
       }
     }
-    if (g_reopen) {
-      g_reopen = 0;
+    if (g_sig.reopen) {
+      g_sig.reopen = 0;
       log_error(LogLevel::Notice, cycle->log, 0, "reopening logs");
       reopen_files(*cycle, true);
       for (WorkerProc& w : workers) ::kill(w.pid, SIGUSR1);
@@ -696,13 +570,13 @@ int run_single(std::unique_ptr<Cycle> cycle, const Options& opt) {
     if (w.exiting && worker_idle(w)) break;
     w.loop.process_events(-1);
     log_signals(cycle->log, true);
-    if (g_terminate) break;
-    if (g_quit) {
-      g_quit = 0;
+    if (g_sig.terminate) break;
+    if (g_sig.quit) {
+      g_sig.quit = 0;
       begin_graceful_exit(*cycle, w, false);
     }
-    if (g_reconfigure && !w.exiting) {
-      g_reconfigure = 0;
+    if (g_sig.reconfigure && !w.exiting) {
+      g_sig.reconfigure = 0;
       std::unique_ptr<Cycle> next = reload(opt, *cycle);
       if (next != nullptr) {
         for (auto& ls : cycle->listening) disable_accept(*ls, false);
@@ -722,8 +596,8 @@ int run_single(std::unique_ptr<Cycle> cycle, const Options& opt) {
         }
       }
     }
-    if (g_reopen) {
-      g_reopen = 0;
+    if (g_sig.reopen) {
+      g_sig.reopen = 0;
       log_error(LogLevel::Notice, cycle->log, 0, "reopening logs");
       reopen_files(*cycle, false);
     }

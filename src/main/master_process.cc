@@ -1,0 +1,203 @@
+// The master process: forks the workers and respawns a crashed one, reloads on HUP (the old workers
+// go once the new ones run), reopens logs on USR1, stops gracefully on QUIT and fast on TERM/INT.
+// nginx: src/os/unix/ngx_process_cycle.c (ngx_master_process_cycle), src/os/unix/ngx_process.c
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <vector>
+
+#include "core/regex.h"
+#include "core/time_cache.h"
+#include "event/connection.h"
+#include "event/event_loop.h"
+#include "event/listening.h"
+#include "http/http_connection.h"
+#include "main/core_module.h"
+#include "main/process_internal.h"
+#include "os/process.h"
+#include "os/signals.h"
+
+namespace weir {
+
+namespace {
+
+PendingSignals& g_sig = pending_signals();
+
+struct WorkerProc {
+  pid_t pid;
+  int slot;
+  int generation;
+  bool exiting;
+};
+
+pid_t spawn_worker(Cycle& cycle, int slot) {
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    log_error(LogLevel::Alert, cycle.log, errno, "fork() failed while spawning \"worker process\"");
+    return -1;
+  }
+  if (pid == 0) {
+    ::sigprocmask(SIG_BLOCK, &blocked_signals(), nullptr);
+    g_sig.reconfigure = 0;
+    g_sig.terminate = 0;
+    g_sig.quit = 0;
+    g_sig.reopen = 0;
+    g_sig.reap = 0;
+    g_sig.alarm = 0;
+    worker_main(cycle, slot);
+  }
+  log_error(LogLevel::Notice, cycle.log, 0, "start worker process %d", static_cast<int>(pid));
+  return pid;
+}
+
+}  // namespace
+
+int run_master(std::unique_ptr<Cycle> cycle, const Options& opt) {
+  install_signals();
+  make_shared_counter();
+  CoreConf* cc = &core_conf(*cycle);
+  std::string pid_path = cc->pid;
+  if (Status s = write_pid_file(pid_path); !s.ok()) {
+    log_error(LogLevel::Emerg, cycle->log, 0, "%s", s.message().c_str());
+    return 1;
+  }
+  daemon_started();
+  log_echo_to_stderr(false);
+  set_proc_title("weir: master process " + opt.argv_line);
+  log_startup(*cycle);
+
+  std::vector<WorkerProc> workers;
+  int generation = 0;
+  auto start_workers = [&](Cycle& c) {
+    log_error(LogLevel::Notice, c.log, 0, "start worker processes");
+    int n = *core_conf(c).worker_processes;
+    for (int i = 0; i < n; i++) {
+      pid_t pid = spawn_worker(c, i);
+      if (pid > 0) workers.push_back(WorkerProc{pid, i, generation, false});
+    }
+  };
+  start_workers(*cycle);
+
+  bool terminating = false;
+  bool quitting = false;
+  int kill_delay = 0;
+  for (;;) {
+    if (terminating && kill_delay > 0) {
+      struct itimerval it {};
+      it.it_value.tv_sec = kill_delay / 1000;
+      it.it_value.tv_usec = (kill_delay % 1000) * 1000;
+      ::setitimer(ITIMER_REAL, &it, nullptr);
+    }
+    ::sigsuspend(&no_signals());
+    clock::update();
+    log_signals(cycle->log, true);
+
+    if (g_sig.reap) {
+      g_sig.reap = 0;
+      for (;;) {
+        int status;
+        pid_t pid = ::waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) break;
+        auto it = std::find_if(workers.begin(), workers.end(),
+                               [&](const WorkerProc& w) { return w.pid == pid; });
+        if (WIFSIGNALED(status)) {
+          log_error(LogLevel::Alert, cycle->log, 0, "worker process %d exited on signal %d%s",
+                    static_cast<int>(pid), WTERMSIG(status),
+                    WCOREDUMP(status) ? " (core dumped)" : "");
+        } else {
+          log_error(LogLevel::Notice, cycle->log, 0, "worker process %d exited with code %d",
+                    static_cast<int>(pid), WEXITSTATUS(status));
+        }
+        if (it == workers.end()) continue;
+        WorkerProc w = *it;
+        workers.erase(it);
+        bool fatal = WIFEXITED(status) && WEXITSTATUS(status) == 2;
+        if (!w.exiting && w.generation == generation && !terminating && !quitting) {
+          if (fatal) {
+            log_error(LogLevel::Alert, cycle->log, 0,
+                      "worker process %d exited with fatal code 2 and cannot be respawned",
+                      static_cast<int>(pid));
+            continue;
+          }
+          pid_t np = spawn_worker(*cycle, w.slot);
+          if (np > 0) workers.push_back(WorkerProc{np, w.slot, generation, false});
+        }
+      }
+    }
+
+    if (workers.empty() && (terminating || quitting)) {
+      ::unlink(pid_path.c_str());
+      log_error(LogLevel::Notice, cycle->log, 0, "exit");
+      for (Module* m : all_modules()) {
+        if (m->exit_process != nullptr) m->exit_process(*cycle);
+      }
+      return 0;
+    }
+
+    if (g_sig.terminate || (terminating && g_sig.alarm)) {
+      g_sig.terminate = 0;
+      g_sig.alarm = 0;
+      terminating = true;
+      kill_delay = kill_delay == 0 ? 50 : kill_delay * 2;
+      int sig = kill_delay > 1000 ? SIGKILL : SIGTERM;
+      for (WorkerProc& w : workers) ::kill(w.pid, sig);
+      continue;
+    }
+    if (g_sig.quit) {
+      g_sig.quit = 0;
+      quitting = true;
+      for (WorkerProc& w : workers) {
+        w.exiting = true;
+        ::kill(w.pid, SIGQUIT);
+      }
+      for (auto& ls : cycle->listening) {
+        if (ls->fd >= 0) ::close(ls->fd);
+        ls->fd = -1;
+      }
+      continue;
+    }
+    if (g_sig.reconfigure && !quitting && !terminating) {
+      g_sig.reconfigure = 0;
+      std::unique_ptr<Cycle> next = reload(opt, *cycle);
+      if (next != nullptr) {
+        generation++;
+        std::unique_ptr<Cycle> old = std::move(cycle);
+        cycle = std::move(next);
+        cc = &core_conf(*cycle);
+        if (cc->pid != pid_path) {
+          ::unlink(pid_path.c_str());
+          pid_path = cc->pid;
+          (void)write_pid_file(pid_path);
+        }
+        start_workers(*cycle);
+        ::usleep(100 * 1000);  // let the new workers start before the old ones stop accepting
+        for (WorkerProc& w : workers) {
+          if (w.generation != generation) {
+            w.exiting = true;
+            ::kill(w.pid, SIGQUIT);
+          }
+        }
+        release_old_listening(*old, *cycle);
+      }
+    }
+    if (g_sig.reopen) {
+      g_sig.reopen = 0;
+      log_error(LogLevel::Notice, cycle->log, 0, "reopening logs");
+      reopen_files(*cycle, true);
+      for (WorkerProc& w : workers) ::kill(w.pid, SIGUSR1);
+    }
+  }
+}
+
+}  // namespace weir

@@ -1,0 +1,29 @@
+// What the master, the workers and the single process share: the pid file, log reopening, the
+// connection counter page, start-up notices, reloading a configuration, and a worker's main loop.
+// Internal to src/main/. nginx: src/os/unix/ngx_process_cycle.c
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "conf/cycle.h"
+#include "main/process_cycle.h"
+
+namespace weir {
+
+// The page of shared memory $connection numbers are counted in (made once, before forking).
+void make_shared_counter();
+Status write_pid_file(const std::string& path);
+// Reopens every log file (USR1); the master chowns the new files to `user`.
+void reopen_files(Cycle& cycle, bool master);
+// "using the epoll event method", the version, the OS and the file limit, as nginx logs them.
+void log_startup(Cycle& cycle);
+// Loads and opens the configuration again (HUP): the new cycle, or nullptr (logged).
+std::unique_ptr<Cycle> reload(const Options& opt, Cycle& old);
+// A failed new cycle's sockets are closed; after a reload, the old cycle closes what was not taken.
+void close_new_listening(Cycle& cycle);
+void release_old_listening(Cycle& old, Cycle& cycle);
+// A worker process: limits, user, the event loop until it exits.
+[[noreturn]] void worker_main(Cycle& cycle, int slot);
+
+}  // namespace weir

@@ -1,6 +1,6 @@
 // Loading and opening a configuration (a cycle), reloading it, and what the master and the workers
-// share: the pid file, log reopening, the connection counter page, start-up notices. The master is in
-// master_process.cc, the workers in worker_process.cc. nginx: src/core/ngx_cycle.c
+// share: the pid file, log reopening, the connection counter page, start-up notices. The master is
+// in master_process.cc, the workers in worker_process.cc. nginx: src/core/ngx_cycle.c
 #include "main/process_cycle.h"
 
 #include <fcntl.h>

@@ -12,10 +12,12 @@ namespace weir {
 enum class Rc { Ok, Error, Again, Busy, Done, Declined, Abort };
 
 // What a read on a socket answers: Ok with n > 0 bytes, Done at the end of the stream, Again when
-// it would block, Error (errno set; the connection layer logs it).
+// it would block, Error (errno set; the connection layer logs it). drained: the socket has nothing
+// more for now (fewer bytes came than were asked for, or it would block).
 struct IoResult {
   Rc rc = Rc::Error;
   size_t n = 0;
+  bool drained = false;
 };
 
 // Status carries an error message for configuration and start-up; empty means success.

@@ -42,11 +42,11 @@ namespace {
 
 // What a read's answer means for the read event: a short read drains the socket (EPOLLRDHUP would
 // have told us about a pending EOF), Done is the end of the stream, Error is logged here.
-IoResult after_read(Connection& c, IoResult r, size_t asked) {
+IoResult after_read(Connection& c, IoResult r) {
   Event& read = c.read;
   switch (r.rc) {
     case Rc::Ok:
-      if (r.n < asked && !read.pending_eof) read.ready = false;
+      if (r.drained && !read.pending_eof) read.ready = false;
       return r;
     case Rc::Done:
       read.ready = false;
@@ -65,22 +65,17 @@ IoResult after_read(Connection& c, IoResult r, size_t asked) {
   }
 }
 
-size_t chain_room(ChainLink* chain, off_t limit) {
-  size_t room = 0;
-  for (ChainLink* cl = chain; cl != nullptr; cl = cl->next) room += cl->buf->end - cl->buf->last;
-  return limit > 0 ? std::min(room, static_cast<size_t>(limit)) : room;
-}
-
 }  // namespace
 
 IoResult Connection::recv(char* buf, size_t size) {
-  return after_read(*this, recv_once(fd, buf, size), size);
+  return after_read(*this, recv_once(fd, buf, size));
 }
 
 IoResult Connection::recv_chain(ChainLink* chain, off_t limit) {
-  size_t room = chain_room(chain, limit);
-  if (room == 0) return {Rc::Again, 0};
-  return after_read(*this, weir::recv_chain(fd, chain, limit), room);
+  IoResult r = weir::recv_chain(fd, chain, limit);
+  // A chain with no room read nothing: that says nothing about the socket.
+  if (r.rc == Rc::Again && !r.drained) return r;
+  return after_read(*this, r);
 }
 
 ChainLink* Connection::send_chain(ChainLink* in, off_t limit) {

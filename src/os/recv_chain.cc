@@ -38,7 +38,7 @@ IoResult recv_chain(int fd, ChainLink* chain, off_t limit) {
   do {
     got = ::readv(fd, iov, n);
   } while (got < 0 && errno == EINTR);
-  if (got < 0) return {errno == EAGAIN ? Rc::Again : Rc::Error, 0};
+  if (got < 0) return {errno == EAGAIN ? Rc::Again : Rc::Error, 0, true};
   if (got == 0) return {Rc::Done, 0};
   // Hand the bytes to the buffers in order.
   size_t left = static_cast<size_t>(got);
@@ -49,7 +49,7 @@ IoResult recv_chain(int fd, ChainLink* chain, off_t limit) {
     b.last += take;
     left -= take;
   }
-  return {Rc::Ok, static_cast<size_t>(got)};
+  return {Rc::Ok, static_cast<size_t>(got), static_cast<size_t>(got) < total};
 }
 
 }  // namespace weir

@@ -12,7 +12,7 @@ namespace weir {
 
 // Reads into the free space of the buffers from `chain` on (at most `limit` bytes; 0: no limit) and
 // advances each buffer's last by what it received (see IoResult). A chain with no free space reads
-// nothing and answers Again without a system call.
+// nothing and answers Again without a system call, not drained (the socket may hold more).
 IoResult recv_chain(int fd, ChainLink* chain, off_t limit);
 
 }  // namespace weir

@@ -33,10 +33,10 @@ int set_tcp_cork(int fd, bool on) {
 IoResult recv_once(int fd, char* buf, size_t size) {
   for (;;) {
     ssize_t n = ::recv(fd, buf, size, 0);
-    if (n > 0) return {Rc::Ok, static_cast<size_t>(n)};
+    if (n > 0) return {Rc::Ok, static_cast<size_t>(n), static_cast<size_t>(n) < size};
     if (n == 0) return {Rc::Done, 0};
     if (errno == EINTR) continue;
-    return {errno == EAGAIN ? Rc::Again : Rc::Error, 0};
+    return {errno == EAGAIN ? Rc::Again : Rc::Error, 0, true};
   }
 }
 

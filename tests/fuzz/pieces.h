@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/buffer.h"
+#include "http/parse.h"
 
 namespace weir {
 
@@ -32,6 +33,21 @@ struct Pieces {
     if (b.last == b.end) return false;
     b.last = std::min(b.end, b.last + step);
     return true;
+  }
+
+  // Header lines from b until the header ends or the input does; each line's name and value must
+  // lie in order.
+  void header_lines(Buffer& b, bool underscores) const {
+    http::HeaderLineState hl;
+    for (int n = 0; n < 1000; n++) {
+      http::ParseResult h = http::parse_header_line(hl, b, underscores);
+      if (h == http::ParseResult::Ok) {
+        if (hl.name_end < hl.name_start || hl.value_end < hl.value_start) __builtin_trap();
+        continue;
+      }
+      if (h == http::ParseResult::Again && more(b)) continue;
+      break;
+    }
   }
 };
 

@@ -180,6 +180,11 @@ def http_get(port, path, headers=None, method="GET", body=None, version="1.1", h
     return r
 
 
+def status_codes(out):
+    """The status codes of every response in out (raw bytes from a connection), in order."""
+    return [int(m.group(1)) for m in re.finditer(rb"HTTP/1\.1 (\d{3}) ", out)]
+
+
 def raw(port, data, timeout=5, half_close=False):
     """Sends raw bytes (then half-closes if asked), returns everything until the server closes."""
     if isinstance(data, str):

@@ -4,13 +4,12 @@ exchange runs over a real socket; the randomized pipelined-pair test runs the sa
 and asserts that both answer them the same way."""
 import os
 import random
-import re
 import socket
 import time
 
 import pytest
 
-from conftest import raw, read_to_end, weir_and_nginx
+from conftest import raw, read_to_end, status_codes, weir_and_nginx
 
 CONF = r"""
     server {
@@ -28,11 +27,6 @@ CONF = r"""
 FILES = {"index.html": "INDEX\n", "sub/a.txt": "HIDDEN\n", "marker.txt": "MARKER\n"}
 
 MARKER = b"GET /marker.txt HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-
-
-def statuses(out):
-    """The status codes of the responses in out, in order, and the bodies that are not a built-in page."""
-    return [int(m.group(1)) for m in re.finditer(rb"HTTP/1\.1 (\d{3}) ", out)]
 
 
 def chunked(chunks, size_prefix=b"", trailer=b""):
@@ -68,7 +62,7 @@ def test_discarded_chunked_body_does_not_smuggle_a_request(make_server):
     out = raw(s.port, req)
     assert out.count(b"INDEX") == 2
     assert b"HIDDEN" not in out
-    assert statuses(out) == [200, 200]
+    assert status_codes(out) == [200, 200]
 
 
 DISCARDED = [
@@ -86,7 +80,7 @@ DISCARDED = [
 def test_pipelined_request_after_a_discarded_chunked_body(make_server, path, status, name, body):
     s = make_server(CONF, files=FILES)
     out = raw(s.port, head(b"GET", path, b"Transfer-Encoding: chunked\r\n") + body + MARKER)
-    assert statuses(out) == [status, 200], out[:300]
+    assert status_codes(out) == [status, 200], out[:300]
     assert out.count(b"MARKER") == 1
 
 
@@ -98,7 +92,7 @@ def test_discarded_body_split_at_every_byte(make_server):
         req = head(b"POST", b"/ret", framing)
         data = req + body + MARKER
         out = send_in_pieces(s.port, data, range(len(req), len(req) + len(body) + 1))
-        assert statuses(out) == [200, 200], out
+        assert status_codes(out) == [200, 200], out
         assert out.count(b"MARKER") == 1
 
 
@@ -107,7 +101,7 @@ def test_read_body_keeps_the_pipelined_request(make_server):
     for framing, body in ((b"Transfer-Encoding: chunked\r\n", chunked([b"x"] * 300)),
                           (b"Content-Length: 5000\r\n", b"b" * 5000)):
         out = raw(s.port, head(b"POST", b"/read/index.html", framing) + body + MARKER)
-        assert statuses(out) == [405, 200] and out.count(b"MARKER") == 1, out[:300]
+        assert status_codes(out) == [405, 200] and out.count(b"MARKER") == 1, out[:300]
 
 
 LAX = [
@@ -127,7 +121,7 @@ def test_lax_chunk_framing_is_400_and_close(make_server, path, name, body):
     # and weir can never disagree on where a body ends.
     s = make_server(CONF, files=FILES)
     out = raw(s.port, head(b"GET", path, b"Transfer-Encoding: chunked\r\n") + body + MARKER)
-    assert statuses(out) == [400], out[:300]
+    assert status_codes(out) == [400], out[:300]
     assert b"MARKER" not in out
     assert "client sent invalid chunked body" in s.error_log()
 
@@ -140,22 +134,22 @@ def test_transfer_codings(make_server, te, status):
     out = raw(s.port, head(b"GET", b"/index.html", b"Transfer-Encoding: %s\r\n" % te.encode()) +
               b"0\r\n\r\n" + MARKER)
     if status == 200:
-        assert statuses(out) == [200, 200]
+        assert status_codes(out) == [200, 200]
     else:
-        assert statuses(out) == [status]
+        assert status_codes(out) == [status]
         assert 'client sent unknown "Transfer-Encoding": "%s"' % te in s.error_log()
 
 
 def test_empty_lines_before_the_request_line(make_server):
     s = make_server(CONF, files=FILES)
     out = raw(s.port, b"\r\n" * 50 + b"\n\n\r\n" + MARKER)
-    assert statuses(out) == [200] and b"MARKER" in out
+    assert status_codes(out) == [200] and b"MARKER" in out
     # Many empty lines fill the header buffer: still skipped.
     out = raw(s.port, b"\r\n" * 3000 + MARKER)
-    assert statuses(out) == [200] and b"MARKER" in out
+    assert status_codes(out) == [200] and b"MARKER" in out
     # Between pipelined requests, as clients that end a body with CRLF send them.
     out = raw(s.port, head(b"POST", b"/index.html", b"Content-Length: 5\r\n") + b"hello\r\n\r\n" + MARKER)
-    assert statuses(out) == [405, 200] and b"MARKER" in out
+    assert status_codes(out) == [405, 200] and b"MARKER" in out
 
 
 def test_pipelined_request_after_405_with_a_body(make_server):
@@ -163,10 +157,10 @@ def test_pipelined_request_after_405_with_a_body(make_server):
     for n in (5, 5000, 100000):
         req = head(b"POST", b"/index.html", b"Content-Length: %d\r\n" % n) + b"b" * n
         out = raw(s.port, req + MARKER)
-        assert statuses(out) == [405, 200] and out.count(b"MARKER") == 1
+        assert status_codes(out) == [405, 200] and out.count(b"MARKER") == 1
         # The body in a later packet than the headers, and the next request later still.
         out = send_in_pieces(s.port, req + MARKER, [len(req) - n, len(req)])
-        assert statuses(out) == [405, 200] and out.count(b"MARKER") == 1
+        assert status_codes(out) == [405, 200] and out.count(b"MARKER") == 1
 
 
 def many_headers(n):
@@ -178,11 +172,11 @@ def test_max_headers(make_server):
     conf = CONF.replace("client_header_timeout 5s;", "large_client_header_buffers 4 64k;")
     s = make_server(conf + "server { listen 127.0.0.1:%%PORT1%%; large_client_header_buffers 4 64k; "
                     "max_headers 3; }", files=FILES, ports=2)
-    assert statuses(raw(s.port, many_headers(1000))) == [200]
-    assert statuses(raw(s.port, many_headers(1001))) == [400]
+    assert status_codes(raw(s.port, many_headers(1000))) == [200]
+    assert status_codes(raw(s.port, many_headers(1001))) == [400]
     assert "client sent too many header lines" in s.error_log()
-    assert statuses(raw(s.ports[1], many_headers(3))) == [200]
-    assert statuses(raw(s.ports[1], many_headers(4))) == [400]
+    assert status_codes(raw(s.ports[1], many_headers(3))) == [200]
+    assert status_codes(raw(s.ports[1], many_headers(4))) == [400]
 
 
 def trickle(port, head_bytes, body, interval):
@@ -228,7 +222,7 @@ def test_client_body_min_rate_is_off_by_default(make_server):
     s = make_server(CONF.replace("client_body_timeout 5s;", "client_body_timeout 2s;"), files=FILES)
     req = head(b"POST", b"/read/index.html", b"Content-Length: 4\r\nConnection: close\r\n")
     out, took = trickle(s.port, req, b"abcd", 1)
-    assert statuses(out) == [405], out
+    assert status_codes(out) == [405], out
     assert took > 2.5
 
 
@@ -295,5 +289,5 @@ def test_fuzz_pipelined_pairs_like_nginx(pair, batch):
         data, cuts, want = random_case(rng)
         for s in pair:
             out = send_in_pieces(s.port, data, cuts)
-            got = statuses(out)
+            got = status_codes(out)
             assert got == want and out.count(b"MARKER") == 1, (s.name, seed, i, got, data[:200])

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from conftest import raw, weir_and_nginx
+from conftest import raw, status_codes, weir_and_nginx
 
 CONF = r"""
     include %%DIR%%/conf/mime.types;
@@ -164,14 +164,10 @@ def test_same_answer_as_nginx(servers, req):
     assert got[2] == want[2]
 
 
-def every_status(out):
-    return [int(m.group(1)) for m in re.finditer(rb"HTTP/1\.1 (\d{3}) ", out)]
-
-
 @pytest.mark.parametrize("req,weir_status,nginx_status", STRICTER, ids=["gzip", "chunked, gzip", "LF after size", "LF after data", "long extension"])
 def test_stricter_than_nginx(servers, req, weir_status, nginx_status):
     weir, nginx = servers
     data = req.encode("latin-1") + b"GET /exact HTTP/1.1\r\nHost: localhost\r\n\r\n"
-    assert every_status(raw(nginx.port, data, half_close=True))[0] == nginx_status
+    assert status_codes(raw(nginx.port, data, half_close=True))[0] == nginx_status
     # weir answers once and closes: nothing after the bad framing is taken for a request.
-    assert every_status(raw(weir.port, data, half_close=True)) == [weir_status]
+    assert status_codes(raw(weir.port, data, half_close=True)) == [weir_status]

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <vector>
 
 namespace weir {
 namespace {
@@ -43,11 +44,15 @@ TEST(RecvChain, FillsBuffersInOrderWithinTheLimit) {
   Bufs bufs;
   bufs.b[0].last += 1;  // one byte already there: only three are free
   p.put("abcdefghij");
-  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 6).n, 6u);
+  IoResult first = recv_chain(p.s[0], &bufs.cl[0], 6);
+  EXPECT_EQ(first.n, 6u);
+  EXPECT_FALSE(first.drained);  // all it asked for came: there may be more
   EXPECT_EQ(bufs.got(0).substr(1), "abc");
   EXPECT_EQ(bufs.got(1), "def");
   EXPECT_EQ(bufs.got(2), "");
-  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 0).n, 4u);  // the rest: fills buffer 1, then 2
+  IoResult rest = recv_chain(p.s[0], &bufs.cl[0], 0);  // the rest: fills buffer 1, then 2
+  EXPECT_EQ(rest.n, 4u);
+  EXPECT_TRUE(rest.drained);  // 4 of the 5 bytes of room: the socket is empty
   EXPECT_EQ(bufs.got(1), "defg");
   EXPECT_EQ(bufs.got(2), "hij");
   EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 0).rc, Rc::Again);  // nothing more: would block
@@ -60,9 +65,31 @@ TEST(RecvChain, FullChainReadsNothing) {
   Bufs bufs;
   for (Buffer& b : bufs.b) b.last = b.end;
   p.put("x");
-  EXPECT_EQ(recv_chain(p.s[0], &bufs.cl[0], 0).rc, Rc::Again);
+  IoResult none = recv_chain(p.s[0], &bufs.cl[0], 0);
+  EXPECT_EQ(none.rc, Rc::Again);
+  EXPECT_FALSE(none.drained);  // no room is not an empty socket
   char c;
   EXPECT_EQ(::recv(p.s[0], &c, 1, 0), 1);  // still in the socket
+}
+
+// More buffers than one readv takes: only the bytes it asked for count, so a full read is not taken
+// for an empty socket (which would stall an edge-triggered reader).
+TEST(RecvChain, LongChainIsNotDrainedByAPartialReadv) {
+  Pair p;
+  std::vector<char> mem(200);  // one byte in every two, so no two buffers are adjacent
+  std::vector<Buffer> b(100);
+  std::vector<ChainLink> cl(100);
+  for (size_t i = 0; i < 100; i++) {
+    b[i].start = b[i].pos = b[i].last = &mem[2 * i];
+    b[i].end = &mem[2 * i] + 1;
+    cl[i].buf = &b[i];
+    cl[i].next = i + 1 < 100 ? &cl[i + 1] : nullptr;
+  }
+  p.put(std::string(100, 'x'));
+  IoResult r = recv_chain(p.s[0], &cl[0], 0);
+  ASSERT_EQ(r.rc, Rc::Ok);
+  EXPECT_LT(r.n, 100u);  // one readv covers at most 64 pieces
+  EXPECT_FALSE(r.drained);
 }
 
 }  // namespace

@@ -81,17 +81,11 @@ Status Cycle::load() {
 
 Status Cycle::open_files_and_paths() {
   for (const TempPath* p : paths) {
-    if (int err = create_full_path(p->name); err != 0) {
-      return Status::errorf("mkdir() \"%s\" failed (%d: %s)", p->name.c_str(), err,
-                            std::strerror(err));
-    }
+    if (Status s = create_full_path(p->name); !s.ok()) return s;
   }
   for (OpenFile& f : open_files) {
     if (f.fd >= 0) continue;
-    if (int err = f.open(); err != 0) {
-      return Status::errorf("open() \"%s\" failed (%d: %s)", f.name.c_str(), err,
-                            std::strerror(err));
-    }
+    if (Status s = f.open(); !s.ok()) return s;
   }
   return {};
 }

@@ -69,9 +69,6 @@ struct ChainLink {
   ChainLink* next;
 };
 
-// A ChainLink is not freed but returned to the pool's free list; NGX_CHAIN_ERROR's counterpart:
-inline ChainLink* const kChainError = reinterpret_cast<ChainLink*>(-1);
-
 // Appends links (new ones, same buffers) for every buffer of `in` to the end of *chain.
 void chain_add_copy(Pool& pool, ChainLink** chain, ChainLink* in);
 

@@ -67,15 +67,17 @@ ssize_t write_chain_to_file(File& file, ChainLink* cl, off_t offset) {
   return total;
 }
 
-int create_full_path(const std::string& dir) {
+Status create_full_path(const std::string& dir) {
   std::string path;
   for (size_t i = 0; i <= dir.size(); i++) {
     if (i == dir.size() || (dir[i] == '/' && i > 0)) {
       path = dir.substr(0, i);
-      if (::mkdir(path.c_str(), 0700) < 0 && errno != EEXIST) return errno;
+      if (::mkdir(path.c_str(), 0700) < 0 && errno != EEXIST) {
+        return Status::sys_error(errno, "mkdir", path);
+      }
     }
   }
-  return 0;
+  return {};
 }
 
 namespace {
@@ -96,7 +98,7 @@ void close_temp(void* data) {
 
 }  // namespace
 
-int create_temp_file(TempFile& tf, Pool& pool, const TempPath& path) {
+Status create_temp_file(TempFile& tf, Pool& pool, const TempPath& path) {
   if (g_temp_number == 0) g_temp_number = static_cast<uint32_t>(::getpid()) * 1000 + 1;
   for (int attempt = 0; attempt < 1000; attempt++) {
     uint32_t n = g_temp_number++;
@@ -118,13 +120,12 @@ int create_temp_file(TempFile& tf, Pool& pool, const TempPath& path) {
     name.append(num);
     int fd = ::open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0 && errno == ENOENT) {
-      int err = create_full_path(dir);
-      if (err != 0) return err;
+      if (Status s = create_full_path(dir); !s.ok()) return s;
       fd = ::open(name.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0600);
     }
     if (fd < 0) {
       if (errno == EEXIST) continue;
-      return errno;
+      return Status::sys_error(errno, "open", name);
     }
     if (!tf.persistent) ::unlink(name.c_str());
     tf.file.fd = fd;
@@ -132,9 +133,9 @@ int create_temp_file(TempFile& tf, Pool& pool, const TempPath& path) {
     tf.file.offset = 0;
     tf.path = &path;
     pool.add_cleanup(close_temp, &tf);
-    return 0;
+    return {};
   }
-  return EEXIST;
+  return Status::sys_error(EEXIST, "open", path.name);
 }
 
 }  // namespace weir

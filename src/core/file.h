@@ -13,6 +13,7 @@
 #include "core/buffer.h"
 #include "core/log.h"
 #include "core/pool.h"
+#include "core/status.h"
 
 namespace weir {
 
@@ -43,10 +44,11 @@ struct TempFile {
 };
 
 // Creates a fresh temp file under path (making level directories as needed); unless persistent it
-// is unlinked at once, and it is closed when the pool is released. Returns 0 or errno.
-int create_temp_file(TempFile& tf, Pool& pool, const TempPath& path);
+// is unlinked at once, and it is closed when the pool is released. The error names the call and
+// the file that failed.
+Status create_temp_file(TempFile& tf, Pool& pool, const TempPath& path);
 
-// Creates a directory and its parents (mkdir -p), mode 0700; returns 0 or errno.
-int create_full_path(const std::string& dir);
+// Creates a directory and its parents (mkdir -p), mode 0700.
+Status create_full_path(const std::string& dir);
 
 }  // namespace weir

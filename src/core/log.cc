@@ -55,29 +55,29 @@ std::optional<LogLevel> parse_level(std::string_view name) {
   return std::nullopt;
 }
 
-int OpenFile::open() {
+Status OpenFile::open() {
   if (is_stderr()) {
     fd = STDERR_FILENO;
-    return 0;
+    return {};
   }
   int f = ::open(name.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (f < 0) return errno;
+  if (f < 0) return Status::sys_error(errno, "open", name);
   fd = f;
-  return 0;
+  return {};
 }
 
-int OpenFile::reopen() {
-  if (is_stderr() || fd < 0) return 0;
+Status OpenFile::reopen() {
+  if (is_stderr() || fd < 0) return {};
   int f = ::open(name.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-  if (f < 0) return errno;
+  if (f < 0) return Status::sys_error(errno, "open", name);
   // Keep the descriptor number: every holder of this OpenFile writes to the new file at once.
   if (::dup3(f, fd, O_CLOEXEC) < 0) {
-    int err = errno;
+    Status s = Status::sys_error(errno, "dup3", name);
     ::close(f);
-    return err;
+    return s;
   }
   ::close(f);
-  return 0;
+  return {};
 }
 
 void OpenFile::close() {

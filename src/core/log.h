@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/status.h"
+
 namespace weir {
 
 enum class LogLevel : uint8_t { Stderr, Emerg, Alert, Crit, Error, Warn, Notice, Info, Debug };
@@ -24,11 +26,11 @@ struct OpenFile {
   void (*flush)(OpenFile& file) = nullptr;
   void* data = nullptr;
   bool is_stderr() const { return name.empty(); }
-  // Opens (append, create 0644); on failure returns errno.
-  int open();
+  // Opens (append, create 0644).
+  Status open();
   // Reopens in place (USR1): a new fd for the same name, swapped in with dup2 so holders keep
   // theirs.
-  int reopen();
+  Status reopen();
   void close();
 };
 

@@ -1,6 +1,7 @@
 #include "core/status.h"
 
 #include <cstdio>
+#include <cstring>
 
 namespace weir {
 
@@ -23,6 +24,11 @@ std::string strprintf(const char* fmt, ...) {
   std::string s = vstrprintf(fmt, ap);
   va_end(ap);
   return s;
+}
+
+Status Status::sys_error(int err, const char* call, std::string_view name) {
+  return errorf("%s() \"%.*s\" failed (%d: %s)", call, static_cast<int>(name.size()), name.data(),
+                err, std::strerror(err));
 }
 
 Status Status::errorf(const char* fmt, ...) {

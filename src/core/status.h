@@ -4,6 +4,7 @@
 
 #include <cstdarg>
 #include <string>
+#include <string_view>
 #include <utility>
 
 namespace weir {
@@ -32,6 +33,9 @@ class [[nodiscard]] Status {
     return s;
   }
   [[gnu::format(printf, 1, 2)]] static Status errorf(const char* fmt, ...);
+  // A failed system call on a named object, in nginx's words: `open() "name" failed (2: No such
+  // file or directory)`.
+  static Status sys_error(int err, const char* call, std::string_view name);
 
   bool ok() const { return message_.empty(); }
   const std::string& message() const { return message_; }

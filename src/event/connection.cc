@@ -78,11 +78,11 @@ IoResult Connection::recv_chain(ChainLink* chain, off_t limit) {
   return after_read(*this, r);
 }
 
-ChainLink* Connection::send_chain(ChainLink* in, off_t limit) {
-  ChainLink* rest = weir::send_chain(io, in, limit, *log);
+SendResult Connection::send_chain(ChainLink* in, off_t limit) {
+  SendResult r = weir::send_chain(io, in, limit, *log);
   if (io.blocked) write.ready = false;
-  if (rest == kChainError) error = true;
-  return rest;
+  if (r.rc == Rc::Error) error = true;
+  return r;
 }
 
 void Connection::set_tcp_nodelay() {

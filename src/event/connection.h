@@ -88,8 +88,9 @@ struct Connection {
   IoResult recv(char* buf, size_t size);
   // Reads into the free space of a chain (os/recv_chain): the same answers and event flags.
   IoResult recv_chain(ChainLink* chain, off_t limit);
-  // Sends a chain through io; clears write.ready when the socket blocks.
-  ChainLink* send_chain(ChainLink* in, off_t limit);
+  // Sends a chain through io (os/send_chain): clears write.ready when the socket blocks, sets
+  // error when the send failed.
+  SendResult send_chain(ChainLink* in, off_t limit);
 
   void set_tcp_nodelay();
   uint16_t peer_port() const;

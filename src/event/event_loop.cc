@@ -36,37 +36,35 @@ Status EventLoop::init(int max_events) {
   return {};
 }
 
-int EventLoop::add_connection(Connection& c) {
+Rc EventLoop::add_connection(Connection& c) {
   epoll_event ee{};
   ee.events = EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP;
   ee.data.ptr = tag_pointer(c);
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, c.fd, &ee) < 0) {
-    int err = errno;
-    log_error(LogLevel::Alert, *c.log, err, "epoll_ctl(EPOLL_CTL_ADD, %d) failed", c.fd);
-    return err;
+    log_error(LogLevel::Alert, *c.log, errno, "epoll_ctl(EPOLL_CTL_ADD, %d) failed", c.fd);
+    return Rc::Error;
   }
   c.read.active = c.write.active = true;
-  return 0;
+  return Rc::Ok;
 }
 
-int EventLoop::add_listening(Connection& c, bool exclusive) {
+Rc EventLoop::add_listening(Connection& c, bool exclusive) {
   epoll_event ee{};
   ee.events = EPOLLIN | (exclusive ? static_cast<uint32_t>(EPOLLEXCLUSIVE) : 0u);
   ee.data.ptr = tag_pointer(c);
   if (::epoll_ctl(epfd_, EPOLL_CTL_ADD, c.fd, &ee) < 0) {
-    int err = errno;
-    log_error(LogLevel::Alert, *c.log, err, "epoll_ctl(EPOLL_CTL_ADD, %d) failed", c.fd);
-    return err;
+    log_error(LogLevel::Alert, *c.log, errno, "epoll_ctl(EPOLL_CTL_ADD, %d) failed", c.fd);
+    return Rc::Error;
   }
   c.read.active = true;
-  return 0;
+  return Rc::Ok;
 }
 
-int EventLoop::del_connection(Connection& c) {
+Rc EventLoop::del_connection(Connection& c) {
   epoll_event ee{};
   c.read.active = c.write.active = false;
-  if (::epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, &ee) < 0) return errno;
-  return 0;
+  if (::epoll_ctl(epfd_, EPOLL_CTL_DEL, c.fd, &ee) < 0) return Rc::Error;
+  return Rc::Ok;
 }
 
 void EventLoop::heap_up(size_t i) {

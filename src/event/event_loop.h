@@ -29,11 +29,13 @@ class EventLoop {
 
   Status init(int max_events);
 
-  // Registers both directions of a connection, edge-triggered, once for its lifetime.
-  int add_connection(Connection& c);
+  // Registers both directions of a connection, edge-triggered, once for its lifetime. Error is
+  // logged at alert.
+  Rc add_connection(Connection& c);
   // Listening sockets: level-triggered read, EPOLLEXCLUSIVE so one worker wakes per connection.
-  int add_listening(Connection& c, bool exclusive);
-  int del_connection(Connection& c);
+  Rc add_listening(Connection& c, bool exclusive);
+  // Error (not logged) when the descriptor was not registered.
+  Rc del_connection(Connection& c);
 
   void add_timer(Event& ev, clock::msec_t ms);
   void del_timer(Event& ev);

@@ -40,7 +40,7 @@ void accept_connections(Connection& lc) {
     c->number = next_connection_number();
     c->log->sink = ls->log_sink;
     c->log->connection = c->number;
-    if (EventLoop::current->add_connection(*c) != 0) {
+    if (EventLoop::current->add_connection(*c) != Rc::Ok) {
       close_connection(*c);
       continue;
     }
@@ -60,7 +60,7 @@ void reorder_accept(Connection& lc) {
   // first.
   if (++lc.requests % 16 != 0 && !ConnectionPool::current->nearly_full()) return;
   EventLoop& loop = *EventLoop::current;
-  if (loop.del_connection(lc) != 0) return;
+  if (loop.del_connection(lc) != Rc::Ok) return;
   (void)loop.add_listening(lc, true);
 }
 
@@ -88,8 +88,8 @@ Status enable_accept(Listening& ls, ConnectionPool& pool, EventLoop& loop,
   c->read.accept = true;
   ls.connection = c;
   pool.listening_count++;
-  if (int err = loop.add_listening(*c, opt.exclusive); err != 0) {
-    return Status::errorf("epoll_ctl() for %s failed (%d)", ls.addr_text.c_str(), err);
+  if (loop.add_listening(*c, opt.exclusive) != Rc::Ok) {
+    return Status::errorf("epoll_ctl() for %s failed", ls.addr_text.c_str());
   }
   return {};
 }
@@ -101,7 +101,7 @@ void disable_accept(Listening& ls, bool close_fd) {
   if (ConnectionPool::current != nullptr) ConnectionPool::current->listening_count--;
   // The master and other workers keep their copies: deregister explicitly, then close ours.
   int fd = c->fd;
-  EventLoop::current->del_connection(*c);
+  (void)EventLoop::current->del_connection(*c);
   ConnectionPool::current->free(*c);
   if (close_fd) {
     ::close(fd);

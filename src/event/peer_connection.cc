@@ -91,7 +91,7 @@ Rc connect_peer(PeerConnection& pc) {
       return Rc::Error;
     }
   }
-  if (EventLoop::current->add_connection(*c) != 0) {
+  if (EventLoop::current->add_connection(*c) != Rc::Ok) {
     close_connection(*c);
     return Rc::Error;
   }

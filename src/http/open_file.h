@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "core/pool.h"
+#include "core/str.h"
 
 namespace weir::http {
 
@@ -57,7 +58,7 @@ class OpenFileCache {
   struct Entry;
   struct Hash {
     using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>()(s); }
+    size_t operator()(std::string_view s) const { return hash_bytes(s); }
   };
   void touch(Entry* e);
   void unlink(Entry* e);

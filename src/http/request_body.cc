@@ -134,10 +134,8 @@ Code write_to_temp_file(Request& r, RequestBody& rb) {
     rb.temp_file->persistent = *clcf.client_body_in_file_only != BodyInFileOnly::Off;
     rb.temp_file->clean = *clcf.client_body_in_file_only == BodyInFileOnly::Clean;
     rb.temp_file->file.log = r.connection->log;
-    if (int err = create_temp_file(*rb.temp_file, *r.pool, *clcf.client_body_temp_path); err != 0) {
-      log_error(LogLevel::Crit, r.log(), err,
-                "failed to create a temp file for the request body in \"%s\"",
-                clcf.client_body_temp_path->name.c_str());
+    if (Status s = create_temp_file(*rb.temp_file, *r.pool, *clcf.client_body_temp_path); !s.ok()) {
+      log_error(LogLevel::Crit, r.log(), 0, "%s", s.message().c_str());
       return Code::status(500);
     }
     // Asked-for files (client_body_in_file_only) are no news; a body that did not fit in memory is.

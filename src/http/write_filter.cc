@@ -113,11 +113,9 @@ Rc write_filter(Request& r, ChainLink* in) {
   }
 
   off_t sent = c.io.sent;
-  ChainLink* chain = c.send_chain(r.out, limit);
-  if (chain == kChainError) {
-    c.error = true;
-    return Rc::Error;
-  }
+  SendResult sent_result = c.send_chain(r.out, limit);
+  if (sent_result.rc == Rc::Error) return Rc::Error;
+  ChainLink* chain = sent_result.rest;
 
   if (r.limit_rate != 0) {
     off_t nsent = c.io.sent;

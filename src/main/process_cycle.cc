@@ -83,8 +83,8 @@ void reopen_files(Cycle& cycle, bool master) {
   for (OpenFile& f : cycle.open_files) {
     if (f.is_stderr() || f.fd < 0) continue;
     if (f.flush != nullptr) f.flush(f);
-    if (int err = f.reopen(); err != 0) {
-      log_error(LogLevel::Alert, cycle.log, err, "reopen() \"%s\" failed", f.name.c_str());
+    if (Status s = f.reopen(); !s.ok()) {
+      log_error(LogLevel::Alert, cycle.log, 0, "reopen: %s", s.message().c_str());
       continue;
     }
     // The master creates the new file; workers (another user) reopen it after.

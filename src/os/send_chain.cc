@@ -22,6 +22,10 @@ LogLevel send_error_level(int err) {
              : LogLevel::Crit;
 }
 
+SendResult sent_up_to(ChainLink* rest) {
+  return {rest == nullptr ? Rc::Ok : Rc::Again, rest};
+}
+
 }  // namespace
 
 ChainLink* chain_to_iovec(IoVecs& vec, ChainLink* in, off_t limit) {
@@ -69,7 +73,7 @@ ssize_t writev_nonblocking(SendState& s, IoVecs& vec, bool more, const Log& log)
   }
 }
 
-ChainLink* send_chain(SendState& s, ChainLink* in, off_t limit, const Log& log) {
+SendResult send_chain(SendState& s, ChainLink* in, off_t limit, const Log& log) {
   if (limit == 0 || limit > kMaxSendfileSize) limit = kMaxSendfileSize;
   s.blocked = false;
   struct iovec iovs[kIovMax];
@@ -100,7 +104,7 @@ ChainLink* send_chain(SendState& s, ChainLink* in, off_t limit, const Log& log) 
             break;
           }
           log_error(send_error_level(err), log, err, "sendfile() failed");
-          return kChainError;
+          return {Rc::Error, in};
         }
         if (sent == 0 && !s.blocked) {
           // The file is shorter than the buffer says: it was truncated under us.
@@ -108,30 +112,30 @@ ChainLink* send_chain(SendState& s, ChainLink* in, off_t limit, const Log& log) 
                     "sendfile() reported that \"%.*s\" was truncated at %lld",
                     static_cast<int>(fb->file->name.size()), fb->file->name.data(),
                     static_cast<long long>(fb->file_pos));
-          return kChainError;
+          return {Rc::Error, in};
         }
       } else {
         log_error(LogLevel::Alert, log, 0, "file buffer in the send chain with sendfile off");
-        return kChainError;
+        return {Rc::Error, in};
       }
     } else {
-      if (header.count == 0) return in;  // only special buffers left
+      if (header.count == 0) return sent_up_to(in);  // only special buffers left
       // Hold headers back when file data follows (tcp_nopush): they leave with the file's first
       // packet.
       bool more = s.nopush && file_next;
       sent = writev_nonblocking(s, header, more, log);
-      if (sent < 0) return kChainError;
+      if (sent < 0) return {Rc::Error, in};
     }
 
     s.sent += sent;
     in = chain_update_sent(in, sent);
-    if (s.blocked) return in;
+    if (s.blocked) return sent_up_to(in);
     if (send - prev_send != sent) {
       // A short write: the socket buffer is full; the caller waits for the write event.
       s.blocked = true;
-      return in;
+      return sent_up_to(in);
     }
-    if (send >= limit || in == nullptr) return in;
+    if (send >= limit || in == nullptr) return sent_up_to(in);
   }
 }
 

@@ -11,6 +11,7 @@
 
 #include "core/buffer.h"
 #include "core/log.h"
+#include "core/status.h"
 
 namespace weir {
 
@@ -26,10 +27,16 @@ struct SendState {
 // The largest sendfile() the kernel takes in one call, rounded down to a page.
 constexpr off_t kMaxSendfileSize = 2147479552;
 
-// Sends up to limit bytes of the chain (0: no limit). Returns the first link not fully sent
-// (nullptr when everything was sent) or kChainError (errno-derived message logged at info for a
-// peer's reset, else crit).
-ChainLink* send_chain(SendState& s, ChainLink* in, off_t limit, const Log& log);
+// What a send answers: Ok with everything sent (rest is nullptr), Again with rest the first link
+// not fully sent (the socket blocked, or the limit was reached), Error (logged at info for a
+// peer's reset, else crit; the connection is done for).
+struct SendResult {
+  Rc rc = Rc::Error;
+  ChainLink* rest = nullptr;
+};
+
+// Sends up to limit bytes of the chain (0: no limit).
+SendResult send_chain(SendState& s, ChainLink* in, off_t limit, const Log& log);
 
 // Collects memory buffers starting at in into iov (coalescing adjacent memory), up to limit bytes.
 // Returns the first link not collected (a file buffer, or the one past the limit).

@@ -126,7 +126,7 @@ TestRequest::TestRequest(TestConf& conf) {
   Log log;
   connection_ = pool_.get(fds_[0], log);
   connection_->listening = &listening_;  // a client connection (http_connection_of checks)
-  EXPECT_EQ(loop_.add_connection(*connection_), 0);
+  EXPECT_EQ(loop_.add_connection(*connection_), Rc::Ok);
   auto* hc = new http::HttpConnection();
   hc->conf_ctx = &conf.first_server();
   connection_->data = hc;

@@ -63,3 +63,24 @@ TEST(Str, PutUint) {
 
 }  // namespace
 }  // namespace weir
+
+namespace weir {
+namespace {
+
+TEST(HashBytes, EveryByteCounts) {
+  // Keys that differ in one byte, at every position of every length up to 24, hash apart; equal
+  // keys from different storage hash alike.
+  for (size_t len = 1; len <= 24; len++) {
+    std::string base(len, 'a');
+    for (size_t i = 0; i < len; i++) {
+      std::string other = base;
+      other[i] = 'b';
+      EXPECT_NE(hash_bytes(base), hash_bytes(other)) << len << " " << i;
+    }
+    EXPECT_EQ(hash_bytes(base), hash_bytes(std::string(len, 'a')));
+  }
+  EXPECT_NE(hash_bytes(""), hash_bytes(std::string_view("\0", 1)));
+}
+
+}  // namespace
+}  // namespace weir

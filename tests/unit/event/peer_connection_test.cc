@@ -167,7 +167,7 @@ TEST(ConnectPeer, IdleOutboundConnectionClosedAtShutdown) {
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp), 0);
   Connection* c = w.pool.get(sp[0], Log{});
   ASSERT_NE(c, nullptr);
-  ASSERT_EQ(w.loop.add_connection(*c), 0);
+  ASSERT_EQ(w.loop.add_connection(*c), Rc::Ok);
   // A keepalive cache marks its idle connections so; its read handler closes on c.close.
   c->idle = true;
   c->read.handler = [](Event& ev) {

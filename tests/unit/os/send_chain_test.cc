@@ -92,8 +92,9 @@ TEST(SendChain, MemoryAndFileBuffersInOrder) {
   SendState st;
   st.fd = pair.s[0];
   Log log;
-  ChainLink* rest = send_chain(st, in, 0, log);
-  EXPECT_EQ(rest, nullptr);
+  SendResult sent = send_chain(st, in, 0, log);
+  EXPECT_EQ(sent.rc, Rc::Ok);
+  EXPECT_EQ(sent.rest, nullptr);
   EXPECT_EQ(st.sent, static_cast<off_t>(head.size() + 10000 + 7));
   EXPECT_EQ(pair.drain(), head + tf.content + "--end--");
 }
@@ -107,13 +108,15 @@ TEST(SendChain, LimitStopsMidBuffer) {
   SendState st;
   st.fd = pair.s[0];
   Log log;
-  ChainLink* rest = send_chain(st, in, 4106, log);
-  ASSERT_NE(rest, nullptr);
+  SendResult sent = send_chain(st, in, 4106, log);
+  ASSERT_EQ(sent.rc, Rc::Again);
+  ASSERT_NE(sent.rest, nullptr);
   // 10 memory bytes, then the file up to the limit rounded to a page boundary (4096).
   EXPECT_EQ(st.sent, 4106);
-  EXPECT_EQ(rest->buf->file_pos, 4096);
-  rest = send_chain(st, rest, 0, log);
-  EXPECT_EQ(rest, nullptr);
+  EXPECT_EQ(sent.rest->buf->file_pos, 4096);
+  sent = send_chain(st, sent.rest, 0, log);
+  EXPECT_EQ(sent.rc, Rc::Ok);
+  EXPECT_EQ(sent.rest, nullptr);
   EXPECT_EQ(pair.drain(), "0123456789" + tf.content);
 }
 
@@ -131,9 +134,11 @@ TEST(SendChain, PartialWritesLeaveTheUnsentPart) {
   int rounds = 0;
   ChainLink* rest = in;
   while (rest != nullptr) {
-    rest = send_chain(st, rest, 0, log);
-    ASSERT_NE(rest, kChainError);
+    SendResult sent = send_chain(st, rest, 0, log);
+    ASSERT_NE(sent.rc, Rc::Error);
+    rest = sent.rest;
     if (rest != nullptr) {
+      EXPECT_EQ(sent.rc, Rc::Again);
       EXPECT_TRUE(st.blocked);
       // What is left is exactly what was not sent.
       off_t left = chain_size(rest);
@@ -168,7 +173,9 @@ TEST(SendChain, ManyBuffersBeyondIovMax) {
   std::string got;
   ChainLink* rest = in;
   while (rest != nullptr) {
-    rest = send_chain(st, rest, 0, log);
+    SendResult sent = send_chain(st, rest, 0, log);
+    ASSERT_NE(sent.rc, Rc::Error);
+    rest = sent.rest;
     got += pair.drain();
   }
   EXPECT_EQ(got, expect);
@@ -188,7 +195,7 @@ TEST(SendChain, PeerGoneIsAnError) {
   sink.level = LogLevel::Emerg;
   quiet.sink = &sink;
   ChainLink* in = link(pool, Buffer::create_memory(pool, "x"));
-  EXPECT_EQ(send_chain(st, in, 0, quiet), kChainError);
+  EXPECT_EQ(send_chain(st, in, 0, quiet).rc, Rc::Error);
 }
 
 }  // namespace

@@ -650,6 +650,11 @@ Status add_core_variables(ConfContext& cf) {
   return {};
 }
 
+void unknown_header_variable(Request& r, VariableValue& v, std::string_view var_suffix,
+                             const HeaderList& headers) {
+  var_unknown_header(r, v, var_suffix, headers);
+}
+
 std::string_view find_header_value(Request& r, std::string_view var_suffix, bool) {
   VariableValue v;
   var_unknown_header(r, v, var_suffix, r.headers_in.headers);

@@ -268,10 +268,13 @@ ParseResult parse_status_line(StatusLine& s, Buffer& b) {
         }
         break;
       case st_status_text:
-        if (ch == '\r')
+        if (ch == '\r') {
           state = st_almost_done;
-        else if (ch == '\n')
+        } else if (ch == '\n') {
           goto done;
+        } else if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+          return ParseResult::InvalidRequest;  // a reason phrase is text (RFC 9112 4)
+        }
         break;
       case st_almost_done:
         s.end = p - 1;

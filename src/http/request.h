@@ -25,6 +25,7 @@ struct HttpConnection;
 struct RequestBody;
 struct VariableValue;
 struct CoreLocConf;
+struct Upstream;
 
 // Non-standard statuses nginx uses internally.
 constexpr int kHttpClose = 444;
@@ -103,6 +104,7 @@ struct Request {
   HeadersIn headers_in;
   HeadersOut headers_out;
   RequestBody* request_body = nullptr;
+  Upstream* upstream = nullptr;  // the upstream serving it (src/upstream/)
 
   time_t start_sec = 0;
   uint64_t start_msec = 0;  // wall clock, for $request_time

@@ -21,6 +21,7 @@ class Pool;
 namespace weir::http {
 
 struct Request;
+class HeaderList;
 
 struct VariableValue {
   const char* data = nullptr;
@@ -98,6 +99,11 @@ VariableValue* get_variable(Request& r, std::string_view name);
 
 // Registers the core variables ($uri, $host, $remote_addr ...).
 Status add_core_variables(ConfContext& cf);
+
+// The value of the header a variable suffix names ("x_foo" matches "X-Foo") in a list ($http_*,
+// $sent_http_*, $upstream_http_*); not found when absent.
+void unknown_header_variable(Request& r, VariableValue& v, std::string_view var_suffix,
+                             const HeaderList& headers);
 
 // Case-insensitive lookup of a request header by a variable suffix ("user_agent" -> "User-Agent").
 std::string_view find_header_value(Request& r, std::string_view var_suffix, bool join_cookies);

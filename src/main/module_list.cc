@@ -7,6 +7,7 @@
 
 #include "http/core_module.h"
 #include "main/core_module.h"
+#include "upstream/upstream_module.h"
 
 namespace weir {
 
@@ -23,6 +24,7 @@ extern Module http_copy_filter_module;
 extern Module http_not_modified_filter_module;
 extern Module http_range_filter_module;
 extern Module http_postpone_filter_module;
+extern Module http_proxy_module;
 }  // namespace http
 
 namespace {
@@ -39,6 +41,8 @@ auto g_list = std::to_array<Module*>({
     &http::http_index_module,
     &http::http_mirror_module,
     &http::http_rewrite_module,
+    &http::http_proxy_module,
+    &http::http_upstream_module,
     &http::http_write_filter_module,
     &http::http_header_filter_module,
     &http::http_chunked_filter_module,

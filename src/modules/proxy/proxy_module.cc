@@ -1,0 +1,1111 @@
+// proxy: HTTP/1.x to an upstream on the upstream lifecycle (src/upstream/). It builds the request
+// (method, the URI after proxy_pass's replacement rules, proxy_set_header's fields and the client's
+// others, the body read by the foundation), parses the status line and header strictly (a line that
+// is not HTTP/1.x is a 502, never passed through as HTTP/0.9), and decodes the body: copy bounded
+// by Content-Length (extra bytes dropped, the connection not reused), chunked (strict framing), or
+// up to the upstream's close. Location headers are rewritten by proxy_redirect. nginx:
+// src/http/modules/ngx_http_proxy_module.c
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "conf/cycle.h"
+#include "core/escape.h"
+#include "core/str.h"
+#include "http/core_module.h"
+#include "http/http_connection.h"
+#include "http/request_body.h"
+#include "http/script.h"
+#include "http/variables.h"
+#include "upstream/event_pipe.h"
+#include "upstream/upstream.h"
+#include "upstream/upstream_module.h"
+
+namespace weir::http {
+
+extern Module http_proxy_module;
+
+namespace {
+
+struct SetHeader {
+  std::string key;
+  std::string lowcase_key;
+  ComplexValue value;
+};
+
+struct Redirect {
+  std::string from;  // a prefix of the upstream's Location
+  ComplexValue to;
+};
+
+enum class RedirectMode : uint8_t { Unset, Default, Off, Custom };
+
+struct ProxyLocConf {
+  static constexpr Module* kModule = &http_proxy_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Loc;
+
+  // proxy_pass
+  bool pass_set = false;
+  std::string url;          // "http://host:port", as written (without the URI part)
+  std::string host_header;  // $proxy_host: host[:port], the port only when not 80
+  std::string port_text;    // $proxy_port
+  std::string uri;          // the URI part ("" when none)
+  bool has_uri = false;
+  std::string location;  // the location's name, replaced by uri
+  UpstreamGroup* group = nullptr;
+
+  Setting<uint64_t> connect_timeout, send_timeout, read_timeout, next_upstream_timeout;
+  Setting<size_t> buffer_size, busy_buffers_size, temp_file_write_size;
+  Setting<off_t> max_temp_file_size;
+  Setting<Bufs> bufs;
+  Setting<bool> buffering, request_buffering, ignore_client_abort, intercept_errors,
+      socket_keepalive, pass_request_headers, pass_request_body;
+  Setting<int64_t> next_upstream_tries;
+  Setting<TempPath> temp_path;
+  Setting<int> http_version;  // 1000 or 1001
+  uint32_t next_upstream = 0;
+  bool next_upstream_set = false;
+
+  std::vector<SetHeader>* set_headers = nullptr;  // as written at this level (nullptr: inherit)
+  std::vector<SetHeader>* headers = nullptr;      // merged: written + defaults
+  std::vector<std::string>* hide = nullptr;       // proxy_hide_header (lower case)
+  std::vector<std::string>* pass = nullptr;       // proxy_pass_header
+  std::vector<std::string> hide_final;            // defaults + hide - pass
+  ComplexValue* method = nullptr;
+  ComplexValue* body = nullptr;  // proxy_set_body
+
+  RedirectMode redirect_mode = RedirectMode::Unset;
+  std::vector<Redirect>* redirects = nullptr;
+
+  SockAddr bind_addr;
+  bool bind_set = false;
+  bool bind_on = false;
+
+  UpstreamConf upstream;
+};
+
+// Per request: the parser's state.
+struct ProxyCtx {
+  static constexpr Module* kModule = &http_proxy_module;
+  StatusLine status;
+  HeaderLineState header;
+  ChunkedState chunked;
+  bool in_headers = false;  // the status line is parsed
+  bool interim = false;     // parsing a 1xx response's header, which is dropped
+  bool head = false;        // the upstream request is HEAD: no body follows
+  bool extra = false;       // the upstream sent more than the body: do not reuse the connection
+  bool have_length = false;
+};
+
+ProxyLocConf& proxy_conf(Request& r) {
+  return r.loc<ProxyLocConf>();
+}
+
+ProxyCtx& proxy_ctx(Request& r) {
+  return *r.get_ctx<ProxyCtx>();
+}
+
+// --- the request -----------------------------------------------------------------------------
+
+bool hop_by_hop(std::string_view lowcase) {
+  return lowcase == "connection" || lowcase == "keep-alive" || lowcase == "te" ||
+         lowcase == "upgrade" || lowcase == "transfer-encoding" || lowcase == "expect" ||
+         lowcase == "content-length" || lowcase == "host";
+}
+
+// Whether the client's Connection header names this field (a hop-by-hop field of its own).
+bool listed_in_connection(Request& r, std::string_view lowcase) {
+  Header* c = r.headers_in.connection;
+  if (c == nullptr) return false;
+  std::string_view v = c->value;
+  while (!v.empty()) {
+    size_t comma = v.find(',');
+    std::string_view token = trim_ows(v.substr(0, comma));
+    if (iequals(token, lowcase)) return true;
+    if (comma == std::string_view::npos) break;
+    v.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+// The URI the upstream gets: the client's as it came when proxy_pass has no URI part (and nothing
+// rewrote it); else the location's prefix replaced by the URI part (dropped when rewrite changed
+// the URI inside the location), the rest escaped where the URI had been decoded, and the args.
+std::string_view upstream_uri(Request& r, ProxyLocConf& plcf) {
+  if (!plcf.has_uri && r.valid_unparsed_uri) return r.unparsed_uri;
+  bool replace = plcf.has_uri && r.valid_location;
+  size_t loc_len = replace ? std::min(plcf.location.size(), r.uri.size()) : 0;
+  std::string_view prefix = replace ? std::string_view(plcf.uri) : std::string_view();
+  std::string_view rest = r.uri.substr(loc_len);
+  bool escape = r.quoted_uri || r.internal;
+  size_t rest_len = escape ? escape_uri(nullptr, rest, Escape::Uri) : rest.size();
+  size_t len = prefix.size() + rest_len + (r.args.empty() ? 0 : 1 + r.args.size());
+  char* buf = r.pool->alloc_bytes(len);
+  char* p = buf;
+  std::memcpy(p, prefix.data(), prefix.size());
+  p += prefix.size();
+  if (escape) {
+    p += escape_uri(p, rest, Escape::Uri);
+  } else {
+    std::memcpy(p, rest.data(), rest.size());
+    p += rest.size();
+  }
+  if (!r.args.empty()) {
+    *p++ = '?';
+    std::memcpy(p, r.args.data(), r.args.size());
+    p += r.args.size();
+  }
+  return {buf, static_cast<size_t>(p - buf)};
+}
+
+// Appends text to a growing header block in the pool.
+struct Writer {
+  std::string_view* parts;
+  size_t n = 0;
+  size_t cap;
+  size_t total = 0;
+  void add(std::string_view s) {
+    if (n < cap) {
+      parts[n++] = s;
+      total += s.size();
+    }
+  }
+};
+
+Code create_request(Request& r) {
+  ProxyLocConf& plcf = proxy_conf(r);
+  Upstream& u = *r.upstream;
+  ProxyCtx& ctx = proxy_ctx(r);
+  std::string_view method = plcf.method != nullptr ? plcf.method->eval(r) : r.method_name;
+  ctx.head = method == "HEAD";
+  std::string_view uri = upstream_uri(r, plcf);
+  u.uri = uri;
+
+  // The body: what proxy_set_body makes, or the client's as the foundation read it.
+  ChainLink* body = nullptr;
+  ChainLink** body_tail = &body;
+  off_t body_len = -1;
+  if (plcf.body != nullptr) {
+    std::string_view b = plcf.body->eval(r);
+    body_len = static_cast<off_t>(b.size());
+    ChainLink* cl = r.pool->alloc_link();
+    cl->buf = Buffer::create_memory(*r.pool, b);
+    cl->next = nullptr;
+    *body_tail = cl;
+  } else if (*plcf.pass_request_body && r.request_body != nullptr &&
+             (r.headers_in.content_length_n >= 0 || r.headers_in.chunked)) {
+    body_len = 0;
+    for (ChainLink* in = r.request_body->bufs; in != nullptr; in = in->next) {
+      if (in->buf->special()) continue;
+      // Our own buffer structs: sending moves their positions, and a retry starts over.
+      auto* b = r.pool->make<Buffer>(*in->buf);
+      b->last_buf = false;
+      if (b->in_memory()) b->start = b->pos;
+      body_len += b->size();
+      ChainLink* cl = r.pool->alloc_link();
+      cl->buf = b;
+      cl->next = nullptr;
+      *body_tail = cl;
+      body_tail = &cl->next;
+    }
+  }
+
+  constexpr size_t kMaxParts = 1024;
+  auto* parts = static_cast<std::string_view*>(
+      r.pool->alloc(sizeof(std::string_view) * kMaxParts, alignof(std::string_view)));
+  Writer w{parts, 0, kMaxParts};
+  w.add(method);
+  w.add(" ");
+  w.add(uri);
+  w.add(*plcf.http_version == 1001 ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n");
+  for (const SetHeader& h : *plcf.headers) {
+    std::string_view v = h.value.eval(r);
+    if (v.empty()) continue;  // an empty value removes the field
+    w.add(h.key);
+    w.add(": ");
+    w.add(v);
+    w.add("\r\n");
+  }
+  if (body_len >= 0) {
+    char* n = r.pool->alloc_bytes(24);
+    char* e = put_uint(n, static_cast<uint64_t>(body_len));
+    w.add("Content-Length: ");
+    w.add({n, static_cast<size_t>(e - n)});
+    w.add("\r\n");
+  }
+  if (*plcf.pass_request_headers) {
+    for (Header* h : r.headers_in.headers) {
+      if (h->hash == 0) continue;
+      std::string_view lc = h->lowcase_key;
+      if (hop_by_hop(lc) || listed_in_connection(r, lc)) continue;
+      bool overridden = false;
+      for (const SetHeader& s : *plcf.headers) {
+        if (s.lowcase_key == lc) {
+          overridden = true;
+          break;
+        }
+      }
+      if (overridden) continue;
+      w.add(h->key);
+      w.add(": ");
+      w.add(h->value);
+      w.add("\r\n");
+    }
+  }
+  w.add("\r\n");
+  if (w.n == kMaxParts) return Code::status(500);
+  Buffer* head = Buffer::create_temp(*r.pool, w.total);
+  for (size_t i = 0; i < w.n; i++) {
+    std::memcpy(head->last, w.parts[i].data(), w.parts[i].size());
+    head->last += w.parts[i].size();
+  }
+  ChainLink* cl = r.pool->alloc_link();
+  cl->buf = head;
+  cl->next = body;
+  u.request_bufs = cl;
+  return Rc::Ok;
+}
+
+Code reinit_request(Request& r) {
+  ProxyCtx& ctx = proxy_ctx(r);
+  bool head = ctx.head;
+  ctx = ProxyCtx{};
+  ctx.head = head;
+  return create_request(r);
+}
+
+// --- the response header ---------------------------------------------------------------------
+
+std::string_view dup_lower(Pool& pool, std::string_view s) {
+  char* p = pool.alloc_bytes(s.size());
+  lowercase_into(p, s);
+  return {p, s.size()};
+}
+
+HeaderResult invalid(Request& r, const char* what) {
+  log_error(LogLevel::Error, r.log(), 0,
+            "upstream sent %s while reading response header from upstream", what);
+  return HeaderResult::Invalid;
+}
+
+HeaderResult process_header(Request& r) {
+  Upstream& u = *r.upstream;
+  ProxyCtx& ctx = proxy_ctx(r);
+  Buffer& b = u.buffer;
+  for (;;) {
+    if (!ctx.in_headers) {
+      ParseResult pr = parse_status_line(ctx.status, b);
+      if (pr == ParseResult::Again) return HeaderResult::Again;
+      if (pr != ParseResult::Ok) return invalid(r, "invalid status line");
+      int code = ctx.status.code;
+      if (ctx.status.http_major != 1 || code < 100) return invalid(r, "invalid status line");
+      ctx.in_headers = true;
+      // An interim response (100 Continue, 103 Early Hints) is not the answer: skip it.
+      ctx.interim = code < 200 && code != 101;
+      if (!ctx.interim) {
+        u.headers_in.status = code;
+        u.headers_in.status_line =
+            r.pool->dup({ctx.status.start, static_cast<size_t>(ctx.status.end - ctx.status.start)});
+        if (ctx.status.http_minor == 0) u.headers_in.connection_close = true;
+      }
+      ctx.header = HeaderLineState{};
+    }
+    ParseResult pr = parse_header_line(ctx.header, b, true);
+    if (pr == ParseResult::Again) return HeaderResult::Again;
+    if (pr == ParseResult::HeaderDone) {
+      if (ctx.interim) {
+        ctx.in_headers = false;
+        ctx.status = StatusLine{};
+        continue;
+      }
+      if (u.headers_in.chunked && u.headers_in.content_length_n >= 0) {
+        return invalid(r, "\"Content-Length\" and \"Transfer-Encoding\" headers at the same time");
+      }
+      if (u.headers_in.status == 101)
+        return invalid(r, "101 Switching Protocols, which weir does not relay yet,");
+      return HeaderResult::Done;
+    }
+    if (pr != ParseResult::Ok || ctx.header.invalid) return invalid(r, "invalid header");
+    HeaderLineState& hs = ctx.header;
+    if (ctx.interim) continue;
+    std::string_view key(hs.name_start, static_cast<size_t>(hs.name_end - hs.name_start));
+    std::string_view value(hs.value_start, static_cast<size_t>(hs.value_end - hs.value_start));
+    // The header buffer is reused for the body: keep copies.
+    Header* h = u.headers_in.headers.push(*r.pool, r.pool->dup(key), r.pool->dup(value));
+    h->lowcase_key = dup_lower(*r.pool, key);
+    std::string_view lc = h->lowcase_key;
+    if (lc == "content-length") {
+      auto n = parse_int(value);
+      if (!n || *n < 0 ||
+          (u.headers_in.content_length_n >= 0 && *n != u.headers_in.content_length_n)) {
+        return invalid(r, "invalid \"Content-Length\" header");
+      }
+      u.headers_in.content_length_n = *n;
+    } else if (lc == "transfer-encoding") {
+      if (!iequals(trim_ows(value), "chunked") || ctx.status.http_minor == 0) {
+        return invalid(r, "unknown \"Transfer-Encoding\"");
+      }
+      u.headers_in.chunked = true;
+    } else if (lc == "connection") {
+      if (ifind(value, "close") != std::string_view::npos) u.headers_in.connection_close = true;
+    } else if (lc == "x-accel-buffering") {
+      u.headers_in.x_accel_buffering = h;
+    } else if (lc == "location") {
+      u.headers_in.location = h;
+    }
+  }
+}
+
+// proxy_redirect: the upstream's Location, rewritten.
+void rewrite_location(Request& r) {
+  ProxyLocConf& plcf = proxy_conf(r);
+  Header* loc = r.headers_out.location;
+  if (loc == nullptr || plcf.redirects == nullptr) return;
+  for (const Redirect& rd : *plcf.redirects) {
+    if (loc->value.size() < rd.from.size() || loc->value.substr(0, rd.from.size()) != rd.from) {
+      continue;
+    }
+    std::string_view to = rd.to.eval(r);
+    std::string_view rest = loc->value.substr(rd.from.size());
+    char* p = r.pool->alloc_bytes(to.size() + rest.size());
+    std::memcpy(p, to.data(), to.size());
+    std::memcpy(p + to.size(), rest.data(), rest.size());
+    loc->value = {p, to.size() + rest.size()};
+    return;
+  }
+}
+
+// --- the body --------------------------------------------------------------------------------
+
+void set_keepalive_if_done(Upstream& u, ProxyCtx& ctx) {
+  u.keepalive = !u.headers_in.connection_close && !ctx.extra;
+}
+
+Rc input_filter_init(Request& r) {
+  Upstream& u = *r.upstream;
+  ProxyCtx& ctx = proxy_ctx(r);
+  int status = u.headers_in.status;
+  rewrite_location(r);
+  if (ctx.head || status == 204 || status == 304) {
+    u.length = 0;
+    set_keepalive_if_done(u, ctx);
+  } else if (u.headers_in.chunked) {
+    u.length = 1;  // at least the last chunk is to come
+    ctx.chunked = ChunkedState{};
+  } else if (u.headers_in.content_length_n >= 0) {
+    u.length = u.headers_in.content_length_n;
+    if (u.length == 0) set_keepalive_if_done(u, ctx);
+  } else {
+    u.length = -1;
+  }
+  return Rc::Ok;
+}
+
+void too_much(Request& r, ProxyCtx& ctx) {
+  if (!ctx.extra) {
+    log_error(LogLevel::Warn, r.log(), 0,
+              "upstream sent more data than specified in \"Content-Length\" header");
+  }
+  ctx.extra = true;
+}
+
+void add_out(Request& r, Upstream& u, char* pos, char* last) {
+  ChainLink* cl = chain_get_free_buf(*r.pool, &u.free_bufs);
+  Buffer* b = cl->buf;
+  *b = Buffer{};
+  b->start = b->pos = pos;
+  b->end = b->last = last;
+  b->temporary = true;
+  b->flush = true;  // non-buffered: out at once
+  b->tag = u.conf->tag;
+  cl->next = nullptr;
+  *u.out_tail = cl;
+  u.out_tail = &cl->next;
+}
+
+// Non-buffered, Content-Length or close-delimited.
+Rc copy_filter(Request& r, size_t bytes) {
+  Upstream& u = *r.upstream;
+  ProxyCtx& ctx = proxy_ctx(r);
+  char* from = u.buffer.last;
+  u.buffer.last += bytes;
+  char* last = u.buffer.last;
+  if (u.length == 0) {
+    too_much(r, ctx);
+    u.keepalive = false;
+    return Rc::Ok;
+  }
+  if (u.length > 0) {
+    if (last - from > u.length) {
+      last = from + u.length;
+      too_much(r, ctx);
+    }
+    u.length -= last - from;
+    if (u.length == 0) set_keepalive_if_done(u, ctx);
+  }
+  if (last > from) add_out(r, u, from, last);
+  return Rc::Ok;
+}
+
+// Walks the chunked framing over [from, last), handing each piece of data to emit. Ok, or Error
+// with the cause logged.
+template <class Emit>
+Rc dechunk(Request& r, ProxyCtx& ctx, Upstream& u, char* from, char* last, Emit emit) {
+  Buffer view;
+  view.pos = from;
+  view.last = last;
+  view.temporary = true;
+  while (view.pos < view.last) {
+    if (u.length == 0) {
+      too_much(r, ctx);
+      u.keepalive = false;
+      return Rc::Ok;
+    }
+    ChunkedResult cr = parse_chunked(ctx.chunked, view);
+    if (cr == ChunkedResult::Ok) {
+      off_t n = std::min<off_t>(ctx.chunked.size, view.last - view.pos);
+      if (n > 0) emit(view.pos, view.pos + n);
+      view.pos += n;
+      ctx.chunked.size -= n;
+      continue;
+    }
+    if (cr == ChunkedResult::Done) {
+      u.length = 0;
+      set_keepalive_if_done(u, ctx);
+      if (view.pos < view.last) {
+        too_much(r, ctx);
+        u.keepalive = false;
+      }
+      return Rc::Ok;
+    }
+    if (cr == ChunkedResult::Again) return Rc::Ok;
+    log_error(LogLevel::Error, r.log(), 0, "upstream sent invalid chunked response");
+    u.keepalive = false;
+    return Rc::Error;
+  }
+  return Rc::Ok;
+}
+
+Rc chunked_filter(Request& r, size_t bytes) {
+  Upstream& u = *r.upstream;
+  char* from = u.buffer.last;
+  u.buffer.last += bytes;
+  return dechunk(r, proxy_ctx(r), u, from, u.buffer.last,
+                 [&](char* p, char* e) { add_out(r, u, p, e); });
+}
+
+Rc input_filter(Request& r, size_t bytes) {
+  return r.upstream->headers_in.chunked ? chunked_filter(r, bytes) : copy_filter(r, bytes);
+}
+
+Rc pipe_filter(EventPipe& p, Buffer* raw, char* from) {
+  Request& r = *static_cast<Request*>(p.input_ctx);
+  Upstream& u = *r.upstream;
+  ProxyCtx& ctx = proxy_ctx(r);
+  if (u.headers_in.chunked) {
+    Rc rc = dechunk(r, ctx, u, from, raw->last,
+                    [&](char* s, char* e) { (void)pipe_add_data(p, raw, s, e); });
+    if (u.length == 0) p.upstream_done = true;
+    return rc;
+  }
+  if (p.length == 0 || (p.length > 0 && raw->last - from > p.length)) too_much(r, ctx);
+  Rc rc = pipe_copy_filter(p, raw, from);
+  u.length = p.length;
+  if (p.upstream_done) set_keepalive_if_done(u, ctx);
+  if (ctx.extra) u.keepalive = false;
+  return rc;
+}
+
+void finalize(Request&, Code) {}
+
+constexpr UpstreamProtocol kProxyProtocol{
+    .create_request = create_request,
+    .reinit_request = reinit_request,
+    .process_header = process_header,
+    .input_filter_init = input_filter_init,
+    .input_filter = input_filter,
+    .pipe_input_filter = pipe_filter,
+    .abort = nullptr,
+    .finalize = finalize,
+};
+
+Code proxy_handler(Request& r) {
+  ProxyLocConf& plcf = proxy_conf(r);
+  Upstream* u = create_upstream(r);
+  u->conf = &plcf.upstream;
+  u->protocol = &kProxyProtocol;
+  u->schema = "http://";
+  r.set_ctx(r.pool->make<ProxyCtx>());
+  Code rc = read_client_request_body(r, init_upstream);
+  if (rc.is_status() && rc.http_status() >= kHttpSpecialResponse) return rc;
+  return Rc::Done;
+}
+
+// --- variables -------------------------------------------------------------------------------
+
+void var_proxy_host(Request& r, VariableValue& v, uintptr_t) {
+  ProxyLocConf& plcf = proxy_conf(r);
+  if (!plcf.pass_set) {
+    v.set_not_found();
+    return;
+  }
+  v.set(plcf.host_header);
+}
+
+void var_proxy_port(Request& r, VariableValue& v, uintptr_t) {
+  ProxyLocConf& plcf = proxy_conf(r);
+  if (!plcf.pass_set) {
+    v.set_not_found();
+    return;
+  }
+  v.set(plcf.port_text);
+}
+
+void var_add_x_forwarded_for(Request& r, VariableValue& v, uintptr_t) {
+  std::string_view addr = r.http_connection->addr_text();
+  std::string_view xff;
+  size_t len = 0;
+  for (Header* h : r.headers_in.headers) {
+    if (h->hash != 0 && h->lowcase_key == "x-forwarded-for") len += h->value.size() + 2;
+  }
+  if (len == 0) {
+    v.set(addr);
+    return;
+  }
+  char* buf = r.pool->alloc_bytes(len + addr.size());
+  char* p = buf;
+  for (Header* h : r.headers_in.headers) {
+    if (h->hash == 0 || h->lowcase_key != "x-forwarded-for") continue;
+    std::memcpy(p, h->value.data(), h->value.size());
+    p += h->value.size();
+    *p++ = ',';
+    *p++ = ' ';
+  }
+  std::memcpy(p, addr.data(), addr.size());
+  p += addr.size();
+  (void)xff;
+  v.set({buf, static_cast<size_t>(p - buf)});
+}
+
+void var_internal_body_length(Request& r, VariableValue& v, uintptr_t) {
+  if (r.request_body == nullptr) {
+    v.set_not_found();
+    return;
+  }
+  off_t n = 0;
+  for (ChainLink* cl = r.request_body->bufs; cl != nullptr; cl = cl->next) n += cl->buf->size();
+  char* p = r.pool->alloc_bytes(24);
+  v.set({p, static_cast<size_t>(put_uint(p, static_cast<uint64_t>(n)) - p)});
+}
+
+Status preconfiguration(ConfContext& cf) {
+  struct V {
+    const char* name;
+    VarGetter get;
+    uint32_t flags;
+  };
+  constexpr V kVars[] = {
+      {"proxy_host", var_proxy_host, 0},
+      {"proxy_port", var_proxy_port, 0},
+      {"proxy_add_x_forwarded_for", var_add_x_forwarded_for, kVarNoCacheable},
+      {"proxy_internal_body_length", var_internal_body_length, kVarNoCacheable},
+  };
+  Variables& vars = core_main_conf(cf).variables;
+  for (const V& x : kVars) {
+    Result<Variable*> added = vars.add(cf, x.name, x.flags);
+    if (!added.ok()) return added.status();
+    (*added)->get = x.get;
+  }
+  return {};
+}
+
+// --- directives ------------------------------------------------------------------------------
+
+Status set_pass(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
+  if (plcf.pass_set) return Status::error("is duplicate");
+  std::string_view url = n.args[1];
+  if (url.find('$') != std::string_view::npos) {
+    return Status::error("with variables is not supported by weir yet (it needs a resolver)");
+  }
+  if (istarts_with(url, "https://")) {
+    return Status::error("with \"https://\" is not supported by weir yet (no TLS)");
+  }
+  if (!istarts_with(url, "http://"))
+    return Status::errorf("invalid URL prefix in \"%s\"", n.args[1].c_str());
+  std::string_view rest = url.substr(7);
+  std::string_view hostport;
+  std::string_view uri;
+  if (istarts_with(rest, "unix:")) {
+    // unix:/path[:/uri]
+    size_t colon = rest.find(':', 5);
+    hostport = rest.substr(0, colon);
+    if (colon != std::string_view::npos) uri = rest.substr(colon + 1);
+    if (hostport.size() <= 5) return Status::error("no path in the unix domain socket");
+  } else {
+    size_t slash = rest.find('/');
+    hostport = rest.substr(0, slash);
+    if (slash != std::string_view::npos) uri = rest.substr(slash);
+    if (hostport.empty()) return Status::errorf("no host in upstream \"%s\"", n.args[1].c_str());
+  }
+  CoreLocConf& clcf = conf_of<CoreLocConf>(cf.http->loc_conf);
+  if (!uri.empty() && (clcf.regex != nullptr || clcf.named || clcf.noname)) {
+    return Status::error(
+        "\"proxy_pass\" cannot have URI part in location given by regular expression, or inside "
+        "named location, or inside \"if\" statement, or inside \"limit_except\" block");
+  }
+  std::string host;
+  uint16_t port = 0;
+  if (istarts_with(hostport, "unix:")) {
+    host = std::string(hostport);
+    plcf.host_header = "localhost";
+    plcf.port_text = "";
+  } else {
+    std::string_view h = hostport;
+    std::string_view p;
+    size_t colon = hostport.rfind(':');
+    if (colon != std::string_view::npos && hostport.find(']', colon) == std::string_view::npos) {
+      h = hostport.substr(0, colon);
+      p = hostport.substr(colon + 1);
+      auto v = parse_int(p);
+      if (!v || *v < 1 || *v > 65535)
+        return Status::errorf("invalid port in upstream \"%.*s\"",
+                              static_cast<int>(hostport.size()), hostport.data());
+      port = static_cast<uint16_t>(*v);
+    }
+    host = std::string(h);
+    plcf.host_header = port != 0 && port != 80 ? std::string(hostport) : std::string(h);
+    plcf.port_text = port != 0 ? std::string(p) : "80";
+  }
+  plcf.pass_set = true;
+  plcf.url = std::string(url.substr(0, url.size() - uri.size()));
+  plcf.uri = std::string(uri);
+  plcf.has_uri = !uri.empty();
+  plcf.location = clcf.name;
+  plcf.group = add_upstream_group(cf, host, port);
+  set_location_handler(cf, proxy_handler);
+  if (!clcf.name.empty() && clcf.name.back() == '/') clcf.auto_redirect = true;
+  return {};
+}
+
+Status set_header(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
+  if (plcf.set_headers == nullptr) plcf.set_headers = cf.pool.make<std::vector<SetHeader>>();
+  SetHeader h;
+  h.key = n.args[1];
+  h.lowcase_key = h.key;
+  for (char& c : h.lowcase_key) c = to_lower(c);
+  if (Status s = h.value.compile(cf, n.args[2]); !s.ok()) return s;
+  plcf.set_headers->push_back(std::move(h));
+  return {};
+}
+
+Status add_hide(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
+  if (plcf.hide == nullptr) plcf.hide = cf.pool.make<std::vector<std::string>>();
+  std::string v = n.args[1];
+  for (char& c : v) c = to_lower(c);
+  plcf.hide->push_back(std::move(v));
+  return {};
+}
+
+Status add_pass_header(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
+  if (plcf.pass == nullptr) plcf.pass = cf.pool.make<std::vector<std::string>>();
+  std::string v = n.args[1];
+  for (char& c : v) c = to_lower(c);
+  plcf.pass->push_back(std::move(v));
+  return {};
+}
+
+Status set_method(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
+  if (plcf.method != nullptr) return Status::error("is duplicate");
+  plcf.method = cf.pool.make<ComplexValue>();
+  return plcf.method->compile(cf, n.args[1]);
+}
+
+Status set_body(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
+  if (plcf.body != nullptr) return Status::error("is duplicate");
+  plcf.body = cf.pool.make<ComplexValue>();
+  return plcf.body->compile(cf, n.args[1]);
+}
+
+Status set_http_version(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
+  if (plcf.http_version.set) return Status::error("is duplicate");
+  if (n.args[1] == "1.0") {
+    plcf.http_version = 1000;
+  } else if (n.args[1] == "1.1") {
+    plcf.http_version = 1001;
+  } else {
+    return Status::errorf("invalid value \"%s\"", n.args[1].c_str());
+  }
+  return {};
+}
+
+Status set_next_upstream(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
+  if (plcf.next_upstream_set) return Status::error("is duplicate");
+  struct Bit {
+    const char* name;
+    uint32_t bit;
+  };
+  constexpr Bit kBits[] = {
+      {"error", kNextError},
+      {"timeout", kNextTimeout},
+      {"invalid_header", kNextInvalidHeader},
+      {"http_500", kNext500},
+      {"http_502", kNext502},
+      {"http_503", kNext503},
+      {"http_504", kNext504},
+      {"http_403", kNext403},
+      {"http_404", kNext404},
+      {"http_429", kNext429},
+      {"non_idempotent", kNextNonIdempotent},
+      {"off", kNextOff},
+  };
+  uint32_t mask = 0;
+  for (size_t i = 1; i < n.args.size(); i++) {
+    bool found = false;
+    for (const Bit& b : kBits) {
+      if (n.args[i] == b.name) {
+        mask |= b.bit;
+        found = true;
+      }
+    }
+    if (!found) return Status::errorf("invalid value \"%s\"", n.args[i].c_str());
+  }
+  if ((mask & kNextOff) && mask != kNextOff) {
+    return Status::error("\"off\" cannot be used with other parameters");
+  }
+  plcf.next_upstream = mask;
+  plcf.next_upstream_set = true;
+  return {};
+}
+
+Status set_redirect(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
+  if (n.nargs() == 1) {
+    if (n.args[1] == "off") {
+      plcf.redirect_mode = RedirectMode::Off;
+      plcf.redirects = nullptr;
+      return {};
+    }
+    if (n.args[1] == "false") {
+      plcf.redirect_mode = RedirectMode::Off;
+      return {};
+    }
+    if (n.args[1] != "default")
+      return Status::errorf("invalid parameter \"%s\"", n.args[1].c_str());
+    if (plcf.redirect_mode == RedirectMode::Off) return Status::error("is duplicate");
+    if (plcf.redirects == nullptr) plcf.redirects = cf.pool.make<std::vector<Redirect>>();
+    plcf.redirect_mode = RedirectMode::Custom;
+    Redirect rd;
+    rd.from =
+        "\x01"
+        "default";  // filled in at merge, once proxy_pass is known
+    plcf.redirects->push_back(std::move(rd));
+    return {};
+  }
+  if (n.nargs() != 2) return Status::error("invalid number of arguments");
+  if (plcf.redirect_mode == RedirectMode::Off) return Status::error("is duplicate");
+  if (!n.args[1].empty() && n.args[1][0] == '~') {
+    return Status::error("with a regular expression is not supported by weir yet");
+  }
+  if (n.args[1].find('$') != std::string::npos) {
+    return Status::error("with variables in the redirect is not supported by weir yet");
+  }
+  if (plcf.redirects == nullptr) plcf.redirects = cf.pool.make<std::vector<Redirect>>();
+  plcf.redirect_mode = RedirectMode::Custom;
+  Redirect rd;
+  rd.from = n.args[1];
+  if (Status s = rd.to.compile(cf, n.args[2]); !s.ok()) return s;
+  plcf.redirects->push_back(std::move(rd));
+  return {};
+}
+
+Status set_bind(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
+  if (plcf.bind_set) return Status::error("is duplicate");
+  plcf.bind_set = true;
+  if (n.args[1] == "off") return {};
+  if (n.nargs() > 1) {
+    if (n.args[2] == "transparent") {
+      return Status::error("\"transparent\" is not supported by weir yet");
+    }
+    return Status::errorf("invalid parameter \"%s\"", n.args[2].c_str());
+  }
+  if (n.args[1].find('$') != std::string::npos) {
+    return Status::error("with variables is not supported by weir yet");
+  }
+  Result<std::vector<SockAddr>> a = parse_addresses(n.args[1], 0, false);
+  if (!a.ok() || a->empty()) return Status::errorf("invalid address \"%s\"", n.args[1].c_str());
+  plcf.bind_addr = (*a)[0];
+  plcf.bind_on = true;
+  return {};
+}
+
+Status set_request_buffering(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
+  if (Status s = slot::flag<&ProxyLocConf::request_buffering>(cf, n, plcf); !s.ok()) return s;
+  if (!*plcf.request_buffering) {
+    return Status::error("off is not supported by weir yet (the body is always read first)");
+  }
+  return {};
+}
+
+Status not_yet(ConfContext&, const ConfNode& n) {
+  return Status::errorf("\"%s\" directive is not supported by weir yet", n.name().c_str());
+}
+
+ProxyLocConf* create_loc_conf(ConfContext& cf) {
+  return cf.pool.make<ProxyLocConf>();
+}
+
+constexpr const char* kHiddenByDefault[] = {
+    "date",
+    "server",
+    "x-pad",
+    "x-accel-expires",
+    "x-accel-redirect",
+    "x-accel-limit-rate",
+    "x-accel-buffering",
+    "x-accel-charset",
+};
+
+Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& conf) {
+  if (!conf.pass_set && prev.pass_set && conf.group == nullptr) {
+    // proxy_pass is not inherited as a handler, but its values are (for `if` blocks and
+    // nested locations without their own, as nginx's).
+    conf.url = prev.url;
+    conf.host_header = prev.host_header;
+    conf.port_text = prev.port_text;
+    conf.uri = prev.uri;
+    conf.has_uri = prev.has_uri;
+    conf.location = prev.location;
+    conf.group = prev.group;
+  }
+  conf.connect_timeout.merge(prev.connect_timeout, 60000);
+  conf.send_timeout.merge(prev.send_timeout, 60000);
+  conf.read_timeout.merge(prev.read_timeout, 60000);
+  conf.next_upstream_timeout.merge(prev.next_upstream_timeout, 0);
+  conf.buffer_size.merge(prev.buffer_size, 4096);
+  conf.bufs.merge(prev.bufs, Bufs{8, 4096});
+  conf.busy_buffers_size.merge(prev.busy_buffers_size,
+                               2 * std::max<size_t>(*conf.buffer_size, conf.bufs->size));
+  conf.max_temp_file_size.merge(prev.max_temp_file_size, 1024 * 1024 * 1024);
+  conf.temp_file_write_size.merge(prev.temp_file_write_size,
+                                  2 * std::max<size_t>(*conf.buffer_size, conf.bufs->size));
+  conf.buffering.merge(prev.buffering, true);
+  conf.request_buffering.merge(prev.request_buffering, true);
+  conf.ignore_client_abort.merge(prev.ignore_client_abort, false);
+  conf.intercept_errors.merge(prev.intercept_errors, false);
+  conf.socket_keepalive.merge(prev.socket_keepalive, false);
+  conf.pass_request_headers.merge(prev.pass_request_headers, true);
+  conf.pass_request_body.merge(prev.pass_request_body, true);
+  conf.next_upstream_tries.merge(prev.next_upstream_tries, 0);
+  conf.http_version.merge(prev.http_version, 1000);
+  TempPath def;
+  def.name = cf.full_name("proxy_temp");
+  def.level = {1, 2, 0};
+  conf.temp_path.merge(prev.temp_path, def);
+  if (Status s = cf.cycle.add_path(&conf.temp_path.value); !s.ok()) return s;
+  if (!conf.next_upstream_set) {
+    conf.next_upstream = prev.next_upstream_set ? prev.next_upstream : (kNextError | kNextTimeout);
+    conf.next_upstream_set = true;
+  }
+  if (conf.bufs->num < 2) return cf.error("there must be at least 2 \"proxy_buffers\"");
+  if (*conf.busy_buffers_size < std::max<size_t>(*conf.buffer_size, conf.bufs->size)) {
+    return cf.error(
+        "\"proxy_busy_buffers_size\" must be equal to or greater than the maximum of "
+        "the value of \"proxy_buffer_size\" and one of the \"proxy_buffers\"");
+  }
+  if (*conf.busy_buffers_size > (conf.bufs->num - 1) * conf.bufs->size) {
+    return cf.error(
+        "\"proxy_busy_buffers_size\" must be less than the size of all "
+        "\"proxy_buffers\" minus one buffer");
+  }
+  if (*conf.max_temp_file_size != 0 &&
+      *conf.max_temp_file_size <
+          static_cast<off_t>(std::max<size_t>(*conf.buffer_size, conf.bufs->size))) {
+    return cf.error(
+        "\"proxy_max_temp_file_size\" must be equal to zero to disable temporary files "
+        "usage or must be equal to or greater than the maximum of the value of "
+        "\"proxy_buffer_size\" and one of the \"proxy_buffers\"");
+  }
+  if (conf.method == nullptr) conf.method = prev.method;
+  if (conf.body == nullptr) conf.body = prev.body;
+  if (!conf.bind_set) {
+    conf.bind_set = prev.bind_set;
+    conf.bind_on = prev.bind_on;
+    conf.bind_addr = prev.bind_addr;
+  }
+
+  // proxy_set_header: a level with its own lines does not inherit; the defaults come after them.
+  if (conf.set_headers == nullptr) conf.set_headers = prev.set_headers;
+  conf.headers = cf.pool.make<std::vector<SetHeader>>();
+  if (conf.set_headers != nullptr) *conf.headers = *conf.set_headers;
+  auto add_default = [&](const char* key, const char* value) -> Status {
+    std::string lc = key;
+    for (char& c : lc) c = to_lower(c);
+    for (const SetHeader& h : *conf.headers) {
+      if (h.lowcase_key == lc) return {};
+    }
+    SetHeader h;
+    h.key = key;
+    h.lowcase_key = lc;
+    if (Status s = h.value.compile(cf, value); !s.ok()) return s;
+    conf.headers->push_back(std::move(h));
+    return {};
+  };
+  if (Status s = add_default("Host", "$proxy_host"); !s.ok()) return s;
+  if (Status s = add_default("Connection", "close"); !s.ok()) return s;
+
+  if (conf.hide == nullptr) conf.hide = prev.hide;
+  if (conf.pass == nullptr) conf.pass = prev.pass;
+  conf.hide_final.clear();
+  for (const char* h : kHiddenByDefault) conf.hide_final.emplace_back(h);
+  if (conf.hide != nullptr) {
+    for (const std::string& h : *conf.hide) conf.hide_final.push_back(h);
+  }
+  if (conf.pass != nullptr) {
+    std::erase_if(conf.hide_final, [&](const std::string& h) {
+      for (const std::string& p : *conf.pass) {
+        if (p == h) return true;
+      }
+      return false;
+    });
+  }
+
+  // proxy_redirect default: the proxied URL (with its URI part) becomes the location.
+  if (conf.redirect_mode == RedirectMode::Unset) {
+    conf.redirect_mode =
+        prev.redirect_mode == RedirectMode::Unset ? RedirectMode::Default : prev.redirect_mode;
+    conf.redirects = prev.redirects;
+  }
+  auto default_rule = [&]() -> Status {
+    Redirect rd;
+    if (conf.has_uri) {
+      rd.from = conf.url + conf.uri;
+      return rd.to.compile(cf, conf.location).ok()
+                 ? (conf.redirects->push_back(std::move(rd)), Status{})
+                 : cf.error("invalid proxy_redirect");
+    }
+    rd.from = conf.url + "/";
+    if (Status s = rd.to.compile(cf, "/"); !s.ok()) return s;
+    conf.redirects->push_back(std::move(rd));
+    return {};
+  };
+  if (conf.pass_set && conf.redirect_mode == RedirectMode::Default) {
+    conf.redirects = cf.pool.make<std::vector<Redirect>>();
+    if (Status s = default_rule(); !s.ok()) return s;
+  } else if (conf.pass_set && conf.redirects != nullptr) {
+    // "proxy_redirect default" among custom rules.
+    auto* list = cf.pool.make<std::vector<Redirect>>();
+    std::vector<Redirect>* saved = conf.redirects;
+    conf.redirects = list;
+    for (Redirect& rd : *saved) {
+      if (rd.from ==
+          "\x01"
+          "default") {
+        if (Status s = default_rule(); !s.ok()) return s;
+      } else {
+        list->push_back(rd);
+      }
+    }
+  }
+  if (conf.redirect_mode == RedirectMode::Off) conf.redirects = nullptr;
+
+  UpstreamConf& u = conf.upstream;
+  u.group = conf.group;
+  u.connect_timeout = *conf.connect_timeout;
+  u.send_timeout = *conf.send_timeout;
+  u.read_timeout = *conf.read_timeout;
+  u.next_upstream_timeout = *conf.next_upstream_timeout;
+  u.next_upstream_tries = static_cast<unsigned>(*conf.next_upstream_tries);
+  u.next_upstream = conf.next_upstream & kNextOff ? 0 : conf.next_upstream;
+  u.buffer_size = *conf.buffer_size;
+  u.bufs = *conf.bufs;
+  u.busy_buffers_size = *conf.busy_buffers_size;
+  u.max_temp_file_size = *conf.max_temp_file_size;
+  u.temp_file_write_size = *conf.temp_file_write_size;
+  u.temp_path = &conf.temp_path.value;
+  u.buffering = *conf.buffering;
+  u.ignore_client_abort = *conf.ignore_client_abort;
+  u.intercept_errors = *conf.intercept_errors;
+  u.socket_keepalive = *conf.socket_keepalive;
+  u.local = conf.bind_on ? &conf.bind_addr : nullptr;
+  u.hide_headers = &conf.hide_final;
+  u.tag = &http_proxy_module;
+  return {};
+}
+
+using P = ProxyLocConf;
+constexpr Directive kDirectives[] = {
+    directive<set_pass>("proxy_pass", kHttpLocConf | kHttpLifConf | kTake1),
+    directive<set_header>("proxy_set_header", kHttpMainSrvLoc | kTake2),
+    directive<add_hide>("proxy_hide_header", kHttpMainSrvLoc | kTake1),
+    directive<add_pass_header>("proxy_pass_header", kHttpMainSrvLoc | kTake1),
+    directive<set_method>("proxy_method", kHttpMainSrvLoc | kTake1),
+    directive<set_body>("proxy_set_body", kHttpMainSrvLoc | kTake1),
+    directive<set_http_version>("proxy_http_version", kHttpMainSrvLoc | kTake1),
+    directive<set_next_upstream>("proxy_next_upstream", kHttpMainSrvLoc | kOneMore),
+    directive<slot::num<&P::next_upstream_tries>>("proxy_next_upstream_tries",
+                                                  kHttpMainSrvLoc | kTake1),
+    directive<slot::msec<&P::next_upstream_timeout>>("proxy_next_upstream_timeout",
+                                                     kHttpMainSrvLoc | kTake1),
+    directive<slot::msec<&P::connect_timeout>>("proxy_connect_timeout", kHttpMainSrvLoc | kTake1),
+    directive<slot::msec<&P::send_timeout>>("proxy_send_timeout", kHttpMainSrvLoc | kTake1),
+    directive<slot::msec<&P::read_timeout>>("proxy_read_timeout", kHttpMainSrvLoc | kTake1),
+    directive<slot::size<&P::buffer_size>>("proxy_buffer_size", kHttpMainSrvLoc | kTake1),
+    directive<slot::bufs<&P::bufs>>("proxy_buffers", kHttpMainSrvLoc | kTake2),
+    directive<slot::size<&P::busy_buffers_size>>("proxy_busy_buffers_size",
+                                                 kHttpMainSrvLoc | kTake1),
+    directive<slot::offset<&P::max_temp_file_size>>("proxy_max_temp_file_size",
+                                                    kHttpMainSrvLoc | kTake1),
+    directive<slot::size<&P::temp_file_write_size>>("proxy_temp_file_write_size",
+                                                    kHttpMainSrvLoc | kTake1),
+    directive<slot::path<&P::temp_path>>("proxy_temp_path", kHttpMainSrvLoc | kTake1234),
+    directive<slot::flag<&P::buffering>>("proxy_buffering", kHttpMainSrvLoc | kFlag),
+    directive<set_request_buffering>("proxy_request_buffering", kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&P::ignore_client_abort>>("proxy_ignore_client_abort",
+                                                   kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&P::intercept_errors>>("proxy_intercept_errors", kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&P::socket_keepalive>>("proxy_socket_keepalive", kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&P::pass_request_headers>>("proxy_pass_request_headers",
+                                                    kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&P::pass_request_body>>("proxy_pass_request_body",
+                                                 kHttpMainSrvLoc | kFlag),
+    directive<set_redirect>("proxy_redirect", kHttpMainSrvLoc | kTake12),
+    directive<set_bind>("proxy_bind", kHttpMainSrvLoc | kTake12),
+    // nginx has these; weir does not yet, and says so rather than ignore them.
+    directive<not_yet>("proxy_cookie_domain", kHttpMainSrvLoc | kTake12),
+    directive<not_yet>("proxy_cookie_path", kHttpMainSrvLoc | kTake12),
+    directive<not_yet>("proxy_cookie_flags", kHttpMainSrvLoc | kOneMore),
+    directive<not_yet>("proxy_ignore_headers", kHttpMainSrvLoc | kOneMore),
+    directive<not_yet>("proxy_pass_trailers", kHttpMainSrvLoc | kFlag),
+    directive<not_yet>("proxy_limit_rate", kHttpMainSrvLoc | kTake1),
+    directive<not_yet>("proxy_store", kHttpMainSrvLoc | kTake1),
+    directive<not_yet>("proxy_store_access", kHttpMainSrvLoc | kTake123),
+    directive<not_yet>("proxy_force_ranges", kHttpMainSrvLoc | kFlag),
+    directive<not_yet>("proxy_headers_hash_max_size", kHttpMainSrvLoc | kTake1),
+    directive<not_yet>("proxy_headers_hash_bucket_size", kHttpMainSrvLoc | kTake1),
+    directive<not_yet>("proxy_cache", kHttpMainSrvLoc | kTake1),
+    directive<not_yet>("proxy_cache_path", kHttpMainConf | kTwoMore),
+    directive<not_yet>("proxy_cache_valid", kHttpMainSrvLoc | kOneMore),
+    directive<not_yet>("proxy_cache_key", kHttpMainSrvLoc | kTake1),
+    directive<not_yet>("proxy_cache_bypass", kHttpMainSrvLoc | kOneMore),
+    directive<not_yet>("proxy_no_cache", kHttpMainSrvLoc | kOneMore),
+    directive<not_yet>("proxy_cache_use_stale", kHttpMainSrvLoc | kOneMore),
+    directive<not_yet>("proxy_cache_methods", kHttpMainSrvLoc | kOneMore),
+    directive<not_yet>("proxy_cache_lock", kHttpMainSrvLoc | kFlag),
+    directive<not_yet>("proxy_ssl_server_name", kHttpMainSrvLoc | kFlag),
+    directive<not_yet>("proxy_ssl_verify", kHttpMainSrvLoc | kFlag),
+    directive<not_yet>("proxy_ssl_protocols", kHttpMainSrvLoc | kOneMore),
+    directive<not_yet>("proxy_ssl_session_reuse", kHttpMainSrvLoc | kFlag),
+};
+static_assert(directives_of(kDirectives, &http_proxy_module));
+
+}  // namespace
+
+Module http_proxy_module{
+    .name = "http_proxy",
+    .type = ModuleType::Http,
+    .directives = kDirectives,
+    .preconfiguration = preconfiguration,
+    .create_loc_conf = create_conf<create_loc_conf>,
+    .merge_loc_conf = merge_conf<merge_loc_conf>,
+};
+
+}  // namespace weir::http

@@ -1,0 +1,293 @@
+#include "upstream/event_pipe.h"
+
+#include "core/log.h"
+#include "http/filter.h"
+#include "http/request.h"
+
+namespace weir::http {
+
+namespace {
+
+void recycle_raw(EventPipe& p, Buffer* raw) {
+  raw->pos = raw->last = raw->start;
+  ChainLink* cl = p.pool->alloc_link();
+  cl->buf = raw;
+  cl->next = p.free_raw;
+  p.free_raw = cl;
+}
+
+// A data buffer is done with (sent, or written to the temp file): its raw buffer loses a reference
+// and goes back to the free list with the last one, unless reads still go into it.
+void release_shadow(EventPipe& p, Buffer* d) {
+  Buffer* raw = d->shadow;
+  d->shadow = nullptr;
+  if (raw == nullptr) return;
+  raw->num--;
+  // Only the pipe's own raw buffers are reused; the preread header buffer is not one of them.
+  if (raw->num == 0 && raw != p.reading && raw->tag == p.tag) recycle_raw(p, raw);
+}
+
+void free_data_link(EventPipe& p, ChainLink* cl) {
+  release_shadow(p, cl->buf);
+  *cl->buf = Buffer{};
+  cl->next = p.free;
+  p.free = cl;
+}
+
+// The raw buffer the next read goes into: the current one while it has room, a free one, or a new
+// one while fewer than bufs.num exist; nullptr when all are taken.
+Buffer* raw_for_reading(EventPipe& p) {
+  if (Buffer* b = p.reading) {
+    if (b->num == 0) b->pos = b->last = b->start;  // nothing points into it: start over
+    if (b->last < b->end) return b;
+    p.reading = nullptr;
+  }
+  if (ChainLink* cl = p.free_raw) {
+    p.free_raw = cl->next;
+    p.reading = cl->buf;
+    p.pool->free_link(cl);
+    return p.reading;
+  }
+  if (p.allocated < p.bufs.num) {
+    Buffer* b = Buffer::create_temp(*p.pool, p.bufs.size);
+    b->tag = p.tag;
+    p.allocated++;
+    p.reading = b;
+    return b;
+  }
+  return nullptr;
+}
+
+// Moves the oldest data in memory to the temp file (temp_file_write_size at a time), so that the
+// raw buffers it held can be read into again. The written buffers become file buffers on `out`.
+Rc write_to_temp_file(EventPipe& p) {
+  if (p.temp_file == nullptr) {
+    p.temp_file = p.pool->make<TempFile>();
+    p.temp_file->file.log = p.upstream->log;
+    if (Status s = create_temp_file(*p.temp_file, *p.pool, *p.temp_path); !s.ok()) {
+      log_error(LogLevel::Crit, *p.upstream->log, 0, "%s", s.message().c_str());
+      return Rc::Error;
+    }
+    log_error(LogLevel::Warn, *p.upstream->log, 0,
+              "an upstream response is buffered to a temporary file %.*s",
+              static_cast<int>(p.temp_file->file.name.size()), p.temp_file->file.name.data());
+  }
+  off_t room = p.max_temp_file_size - p.temp_written;
+  off_t want = std::min<off_t>(static_cast<off_t>(p.temp_file_write_size), room);
+  ChainLink* batch = nullptr;
+  ChainLink** tail = &batch;
+  off_t size = 0;
+  while (p.in != nullptr && (size == 0 || size + p.in->buf->size() <= want)) {
+    ChainLink* cl = p.in;
+    p.in = cl->next;
+    size += cl->buf->size();
+    cl->next = nullptr;
+    *tail = cl;
+    tail = &cl->next;
+  }
+  if (p.in == nullptr) p.in_tail = &p.in;
+  File& f = p.temp_file->file;
+  off_t offset = f.offset;
+  if (write_chain_to_file(f, batch, offset) < 0) {
+    log_error(LogLevel::Crit, *p.upstream->log, errno, "pwritev() \"%.*s\" failed",
+              static_cast<int>(f.name.size()), f.name.data());
+    for (ChainLink* cl = batch; cl != nullptr;) {
+      ChainLink* next = cl->next;
+      free_data_link(p, cl);
+      cl = next;
+    }
+    return Rc::Error;
+  }
+  p.temp_written += size;
+  for (ChainLink* cl = batch; cl != nullptr;) {
+    ChainLink* next = cl->next;
+    Buffer* b = cl->buf;
+    off_t n = b->size();
+    release_shadow(p, b);
+    *b = Buffer{};
+    b->in_file = true;
+    b->temp_file = true;
+    b->file = &f;
+    b->file_pos = offset;
+    b->file_last = offset + n;
+    b->tag = p.tag;
+    offset += n;
+    cl->next = nullptr;
+    *p.out_tail = cl;
+    p.out_tail = &cl->next;
+    cl = next;
+  }
+  return Rc::Ok;
+}
+
+bool upstream_finished(const EventPipe& p) {
+  return p.upstream_done || p.upstream_eof || p.upstream_error;
+}
+
+Rc read_upstream(EventPipe& p) {
+  if (p.preread != nullptr) {
+    Buffer* b = p.preread;
+    p.preread = nullptr;
+    if (b->pos < b->last && p.input_filter(p, b, b->pos) != Rc::Ok) {
+      p.upstream_error = true;
+      return Rc::Ok;
+    }
+  }
+  Connection& c = *p.upstream;
+  while (!upstream_finished(p) && c.read.ready) {
+    Buffer* raw = raw_for_reading(p);
+    if (raw == nullptr && p.in != nullptr && p.max_temp_file_size != 0 && !p.temp_error &&
+        p.temp_written < p.max_temp_file_size) {
+      if (write_to_temp_file(p) != Rc::Ok) {
+        p.temp_error = true;
+        p.upstream_error = true;
+        return Rc::Ok;
+      }
+      raw = raw_for_reading(p);
+    }
+    if (raw == nullptr) {
+      p.upstream_blocked = true;  // the client must take some first
+      return Rc::Ok;
+    }
+    p.upstream_blocked = false;
+    IoResult res = c.recv(raw->last, static_cast<size_t>(raw->end - raw->last));
+    if (res.rc == Rc::Again) break;
+    if (res.rc == Rc::Error) {
+      p.upstream_error = true;
+      break;
+    }
+    if (res.rc == Rc::Done) {
+      p.upstream_eof = true;
+      break;
+    }
+    p.read_length += static_cast<off_t>(res.n);
+    char* from = raw->last;
+    raw->last += res.n;
+    if (p.input_filter(p, raw, from) != Rc::Ok) {
+      p.upstream_error = true;
+      break;
+    }
+  }
+  return Rc::Ok;
+}
+
+off_t busy_bytes(const EventPipe& p) {
+  off_t n = 0;
+  for (const ChainLink* cl = p.busy; cl != nullptr; cl = cl->next) n += cl->buf->size();
+  return n;
+}
+
+ChainLink* take_head(EventPipe& p) {
+  ChainLink* cl;
+  if (p.out != nullptr) {
+    cl = p.out;
+    p.out = cl->next;
+    if (p.out == nullptr) p.out_tail = &p.out;
+  } else {
+    cl = p.in;
+    p.in = cl->next;
+    if (p.in == nullptr) p.in_tail = &p.in;
+  }
+  cl->next = nullptr;
+  return cl;
+}
+
+Rc write_downstream(EventPipe& p) {
+  if (p.downstream_done || p.downstream_error) return Rc::Ok;
+  Request& r = *p.request;
+  for (;;) {
+    bool finishing = upstream_finished(p);
+    off_t bsize = busy_bytes(p);
+    ChainLink* chain = nullptr;
+    ChainLink** tail = &chain;
+    while (p.out != nullptr || p.in != nullptr) {
+      const Buffer* next = p.out != nullptr ? p.out->buf : p.in->buf;
+      // At most busy_size unsent, but always one buffer when none is; everything at the end.
+      if (!finishing && bsize > 0 && bsize + next->size() > static_cast<off_t>(p.busy_size)) {
+        break;
+      }
+      bsize += next->size();
+      ChainLink* cl = take_head(p);
+      *tail = cl;
+      tail = &cl->next;
+    }
+    if (chain == nullptr && !(finishing && p.busy != nullptr)) {
+      if (finishing && p.busy == nullptr) p.downstream_done = true;
+      return Rc::Ok;
+    }
+    // Pass the new data (or nothing, to push out what the write filter holds).
+    Rc rc = output_filter(r, chain);
+    if (rc == Rc::Error) {
+      p.downstream_error = true;
+      return Rc::Abort;
+    }
+    // Into busy, then everything fully sent at its head goes back.
+    *tail = nullptr;
+    ChainLink** bt = &p.busy;
+    while (*bt != nullptr) bt = &(*bt)->next;
+    *bt = chain;
+    while (p.busy != nullptr && p.busy->buf->size() == 0) {
+      ChainLink* cl = p.busy;
+      p.busy = cl->next;
+      free_data_link(p, cl);
+    }
+    if (chain == nullptr || !r.connection->write.ready) {
+      if (finishing && p.busy == nullptr && p.in == nullptr && p.out == nullptr) {
+        p.downstream_done = true;
+      }
+      return Rc::Ok;
+    }
+  }
+}
+
+}  // namespace
+
+Rc pipe_add_data(EventPipe& p, Buffer* raw, char* pos, char* last) {
+  ChainLink* cl = chain_get_free_buf(*p.pool, &p.free);
+  Buffer* d = cl->buf;
+  *d = Buffer{};
+  d->start = d->pos = pos;
+  d->end = d->last = last;
+  d->temporary = true;
+  d->recycled = true;  // the write filter sends it at once: the pipe wants its buffer back
+  d->tag = p.tag;
+  d->shadow = raw;
+  raw->num++;
+  *p.in_tail = cl;
+  p.in_tail = &cl->next;
+  return Rc::Ok;
+}
+
+Rc pipe_copy_filter(EventPipe& p, Buffer* raw, char* from) {
+  char* last = raw->last;
+  if (p.length >= 0) {
+    if (last - from > p.length) last = from + p.length;  // beyond the length: dropped
+    p.length -= last - from;
+    if (p.length == 0) p.upstream_done = true;
+  }
+  if (last > from) return pipe_add_data(p, raw, from, last);
+  return Rc::Ok;
+}
+
+bool pipe_drained(const EventPipe& p) {
+  return p.in == nullptr && p.out == nullptr && p.busy == nullptr;
+}
+
+Rc run_event_pipe(EventPipe& p, bool do_write) {
+  for (;;) {
+    if (do_write && write_downstream(p) == Rc::Abort) return Rc::Abort;
+    off_t before = p.read_length;
+    bool was_blocked = p.upstream_blocked;
+    bool finished = upstream_finished(p);
+    (void)read_upstream(p);
+    bool progressed = p.read_length != before || (was_blocked && !p.upstream_blocked) ||
+                      (!finished && upstream_finished(p));
+    // Whatever was read goes out at once; stop when neither side can move.
+    if (write_downstream(p) == Rc::Abort) return Rc::Abort;
+    if (!progressed) break;
+    do_write = false;
+  }
+  return Rc::Ok;
+}
+
+}  // namespace weir::http

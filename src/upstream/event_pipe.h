@@ -1,0 +1,96 @@
+// The event pipe (seed 000's ngx_event_pipe_t): the buffered relay from an upstream to the client.
+// It reads into up to bufs.num raw buffers of bufs.size; the protocol's input filter turns the body
+// bytes of each read into data buffers (shadows pointing into the raw one) queued on `in`; data
+// goes to the client through the output filters with at most busy_size bytes unsent; when every raw
+// buffer is taken and the client is slow, the oldest queued data is written to a temp file (up to
+// max_temp_file_size, temp_file_write_size at a time) and sent from there with sendfile, so the
+// raw buffers are free again; with no buffer and no temp file left, reading stops
+// (upstream_blocked) until the client takes some. A raw buffer goes back to the free list when the
+// last data buffer pointing into it was sent or written out.
+//
+// Unlike nginx, the input filter sees each read as it arrives rather than once a raw buffer is
+// full, so a slow, streaming upstream's data is not held back in a half-filled buffer.
+// nginx: src/event/ngx_event_pipe.c
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+
+#include "core/buffer.h"
+#include "core/file.h"
+#include "core/status.h"
+#include "event/connection.h"
+
+namespace weir::http {
+
+struct Request;
+struct EventPipe;
+
+// The new bytes of a raw buffer are [from, raw->last): the filter queues their body data with
+// pipe_add_data and updates p.length; Error when the body is malformed.
+using PipeInputFilter = Rc (*)(EventPipe& p, Buffer* raw, char* from);
+
+struct EventPipe {
+  Connection* upstream = nullptr;
+  Request* request = nullptr;  // the client side: the output filters run on it
+  Pool* pool = nullptr;        // the request's
+  BufTag tag = nullptr;
+
+  Bufs bufs{8, 4096};
+  size_t busy_size = 8192;
+  off_t max_temp_file_size = 0;  // 0: never spill
+  size_t temp_file_write_size = 8192;
+  const TempPath* temp_path = nullptr;
+  uint64_t read_timeout = 60000;
+  uint64_t send_timeout = 60000;
+
+  PipeInputFilter input_filter = nullptr;
+  void* input_ctx = nullptr;
+  off_t length = -1;  // body bytes still to come; -1: until the upstream closes
+
+  // What the upstream sent beyond the header, in the header buffer: the first raw data.
+  Buffer* preread = nullptr;
+
+  // Counters.
+  off_t read_length = 0;   // bytes read from the upstream (body and framing)
+  off_t temp_written = 0;  // bytes written to the temp file
+  int allocated = 0;       // raw buffers made so far
+
+  TempFile* temp_file = nullptr;  // made at the first spill
+
+  // State.
+  bool upstream_eof : 1 = false;      // the upstream closed its side
+  bool upstream_error : 1 = false;    // reading failed, or the body was malformed
+  bool upstream_done : 1 = false;     // the whole body was read
+  bool upstream_blocked : 1 = false;  // no buffer to read into: waiting for the client
+  bool downstream_done : 1 = false;   // everything went out, last buffer included
+  bool downstream_error : 1 = false;  // the client failed
+  bool temp_error : 1 = false;        // the temp file could not be made or written
+
+  // Internal lists (see the header comment).
+  ChainLink* free_raw = nullptr;
+  Buffer* reading = nullptr;  // the raw buffer reads go into
+  ChainLink* in = nullptr;    // data in memory, oldest first
+  ChainLink** in_tail = &in;
+  ChainLink* out = nullptr;  // data in the temp file, older than anything in `in`
+  ChainLink** out_tail = &out;
+  ChainLink* busy = nullptr;  // passed to the client, not all sent yet
+  ChainLink* free = nullptr;  // links with buffer structs to reuse for data buffers
+};
+
+// Reads from the upstream and writes to the client as far as both can go; do_write: the client's
+// write event (or the first call). Ok, or Abort when the client side failed beyond repair.
+Rc run_event_pipe(EventPipe& p, bool do_write);
+
+// For input filters: queues [pos, last) of raw as body data.
+Rc pipe_add_data(EventPipe& p, Buffer* raw, char* pos, char* last);
+
+// The plain input filter: every byte is body data, up to p.length when it is known; anything beyond
+// it is dropped (and the upstream connection is not reused: the caller sees read_length).
+Rc pipe_copy_filter(EventPipe& p, Buffer* raw, char* from);
+
+// Whether everything has been read and sent (nothing left in any list).
+bool pipe_drained(const EventPipe& p);
+
+}  // namespace weir::http

@@ -1,0 +1,180 @@
+// The keepalive cache of an upstream group (`keepalive N`): up to N idle connections per worker,
+// most recently used first, each kept only after a complete, well-framed response and for at most
+// keepalive_requests requests, keepalive_time in all and keepalive_timeout idle. A cached
+// connection the upstream closes (or sends anything on) is dropped; at graceful shutdown and when
+// the worker runs out of connections it is closed like an idle client. It stacks on the balancer:
+// get asks the balancer for a peer, then looks for a cached connection to the same address.
+// nginx: src/http/modules/ngx_http_upstream_keepalive_module.c
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "event/event_loop.h"
+#include "http/request.h"
+#include "upstream/upstream_group.h"
+
+namespace weir::http {
+
+namespace {
+
+struct CachedConnection {
+  Connection* connection = nullptr;
+  SockAddr addr;
+  KeepaliveCache* cache = nullptr;
+  CachedConnection* prev = nullptr;
+  CachedConnection* next = nullptr;
+};
+
+}  // namespace
+
+struct KeepaliveCache {
+  KeepaliveConf conf;
+  Status (*balancer_init_peer)(Request& r, UpstreamGroup& g, PeerConnection& pc) = nullptr;
+  std::vector<CachedConnection> items;
+  CachedConnection* head = nullptr;  // cached, most recent first
+  CachedConnection* tail = nullptr;
+  CachedConnection* free = nullptr;
+};
+
+namespace {
+
+struct KeepalivePeerData {
+  KeepaliveCache* cache = nullptr;
+  Rc (*get)(PeerConnection& pc, void* data) = nullptr;
+  void (*free)(PeerConnection& pc, void* data, unsigned state) = nullptr;
+  void* data = nullptr;
+};
+
+void unlink_item(KeepaliveCache& k, CachedConnection* it) {
+  (it->prev != nullptr ? it->prev->next : k.head) = it->next;
+  (it->next != nullptr ? it->next->prev : k.tail) = it->prev;
+  it->prev = it->next = nullptr;
+  it->next = k.free;
+  k.free = it;
+}
+
+void drop(CachedConnection* it) {
+  Connection* c = it->connection;
+  it->connection = nullptr;
+  unlink_item(*it->cache, it);
+  ConnectionPool::current->set_reclaim(*c, Reclaim::No);
+  close_connection(*c);
+}
+
+void dummy_handler(Event&) {}
+
+// An idle cached connection's read event: the upstream closed it, sent something it should not
+// have, it stayed idle too long, or the worker wants it back.
+void cached_read_handler(Event& ev) {
+  auto* c = static_cast<Connection*>(ev.data);
+  auto* it = static_cast<CachedConnection*>(c->data);
+  if (!ev.timedout && !c->close) {
+    char buf[1];
+    ssize_t n = ::recv(c->fd, buf, 1, MSG_PEEK);
+    if (n < 0 && errno == EAGAIN) return;
+  }
+  drop(it);
+}
+
+Rc keepalive_get(PeerConnection& pc, void* data) {
+  auto& d = *static_cast<KeepalivePeerData*>(data);
+  Rc rc = d.get(pc, d.data);
+  if (rc != Rc::Ok) return rc;
+  KeepaliveCache& k = *d.cache;
+  for (CachedConnection* it = k.head; it != nullptr; it = it->next) {
+    if (!(it->addr == *pc.sockaddr)) continue;
+    Connection* c = it->connection;
+    it->connection = nullptr;
+    unlink_item(k, it);
+    ConnectionPool::current->set_reclaim(*c, Reclaim::No);
+    c->idle = false;
+    if (c->read.timer_set) del_timer(c->read);
+    if (pc.log != nullptr) c->log = pc.log;
+    c->read.log = c->write.log = c->log;
+    c->io.sent = 0;
+    pc.connection = c;
+    return Rc::Done;
+  }
+  return Rc::Ok;
+}
+
+void keepalive_free(PeerConnection& pc, void* data, unsigned state) {
+  auto& d = *static_cast<KeepalivePeerData*>(data);
+  KeepaliveCache& k = *d.cache;
+  Connection* c = pc.connection;
+  bool keep = c != nullptr && (state & kPeerKeepalive) && !(state & kPeerFailed) && !c->read.eof &&
+              !c->read.error && !c->read.timedout && !c->write.error && !c->write.timedout &&
+              !c->error;
+  if (keep) {
+    c->requests++;
+    if (c->requests >= k.conf.requests || clock::msec() - c->start_msec > k.conf.time_ms ||
+        worker_exiting()) {
+      keep = false;
+    }
+  }
+  if (keep) {
+    if (k.free == nullptr) drop(k.tail);  // the least recently used one makes room
+    CachedConnection* it = k.free;
+    k.free = it->next;
+    it->connection = c;
+    it->addr = *pc.sockaddr;
+    it->cache = &k;
+    it->prev = nullptr;
+    it->next = k.head;
+    (k.head != nullptr ? k.head->prev : k.tail) = it;
+    k.head = it;
+    pc.connection = nullptr;  // the cache holds it now
+    if (c->write.timer_set) del_timer(c->write);
+    add_timer(c->read, k.conf.timeout_ms);
+    c->data = it;
+    c->read.handler = cached_read_handler;
+    c->write.handler = dummy_handler;
+    c->own_log.sink = c->log->sink;
+    c->log = &c->own_log;
+    c->read.log = c->write.log = c->log;
+    c->idle = true;
+    ConnectionPool::current->set_reclaim(*c, Reclaim::Idle);
+    // Data (or a close) may already be waiting: look at once.
+    if (c->read.ready) cached_read_handler(c->read);
+  }
+  d.free(pc, d.data, state);
+}
+
+}  // namespace
+
+KeepaliveCache* make_keepalive_cache(Pool& pool, const KeepaliveConf& conf) {
+  auto* k = pool.make<KeepaliveCache>();
+  k->conf = conf;
+  k->items.resize(static_cast<size_t>(conf.max_cached));
+  for (CachedConnection& it : k->items) {
+    it.cache = k;
+    it.next = k->free;
+    k->free = &it;
+  }
+  return k;
+}
+
+namespace {
+
+Status init_keepalive_peer(Request& r, UpstreamGroup& g, PeerConnection& pc) {
+  KeepaliveCache& k = *g.keepalive;
+  if (Status s = k.balancer_init_peer(r, g, pc); !s.ok()) return s;
+  auto* d = r.pool->make<KeepalivePeerData>();
+  d->cache = &k;
+  d->get = pc.get;
+  d->free = pc.free;
+  d->data = pc.data;
+  pc.get = keepalive_get;
+  pc.free = keepalive_free;
+  pc.data = d;
+  return {};
+}
+
+}  // namespace
+
+void set_keepalive_balancer(KeepaliveCache& k, UpstreamGroup& g) {
+  k.balancer_init_peer = g.init_peer;
+  g.init_peer = init_keepalive_peer;
+}
+
+}  // namespace weir::http

@@ -1,0 +1,768 @@
+#include "upstream/upstream.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/str.h"
+#include "core/time_cache.h"
+#include "event/event_loop.h"
+#include "http/core_module.h"
+#include "http/filter.h"
+#include "http/http_connection.h"
+#include "http/request_body.h"
+#include "upstream/event_pipe.h"
+
+namespace weir::http {
+
+namespace {
+
+void connect_upstream(Request& r, Upstream& u);
+void next_upstream(Request& r, Upstream& u, uint32_t ft);
+void process_header(Request& r, Upstream& u);
+void send_request(Request& r, Upstream& u);
+
+void dummy_handler(Request&, Upstream&) {}
+
+uint64_t since(uint64_t start) {
+  return clock::msec() - start;
+}
+
+// Events of the upstream connection go to the request's upstream handlers; then whatever the
+// request posted runs, as after a client event.
+void upstream_event_handler(Event& ev) {
+  auto* c = static_cast<Connection*>(ev.data);
+  auto* r = static_cast<Request*>(c->data);
+  Connection& client = *r->connection;
+  Upstream& u = *r->upstream;
+  if (ev.write) {
+    u.write_event_handler(*r, u);
+  } else {
+    u.read_event_handler(*r, u);
+  }
+  run_posted_requests(client);
+}
+
+// ", upstream: "http://127.0.0.1:8080/uri"" in error-log lines while the upstream serves.
+char* log_upstream_part(const Request& r, char* p, char* end) {
+  const Upstream* u = r.upstream;
+  if (u == nullptr || u->peer.name.empty()) return p;
+  int n = std::snprintf(p, static_cast<size_t>(end - p), ", upstream: \"%.*s%.*s%.*s\"",
+                        static_cast<int>(u->schema.size()), u->schema.data(),
+                        static_cast<int>(u->peer.name.size()), u->peer.name.data(),
+                        static_cast<int>(u->uri.size()), u->uri.data());
+  if (n < 0) return p;
+  return p + std::min<ptrdiff_t>(n, end - p - 1);
+}
+
+void end_state(Upstream& u) {
+  UpstreamState* s = u.state;
+  if (s == nullptr || s->response_time != -1) return;
+  s->response_time = static_cast<int64_t>(since(s->start_msec));
+  if (Connection* c = u.peer.connection) s->bytes_sent = c->io.sent;
+}
+
+// Gives the peer back to the balancer and closes (or, through the keepalive cache's free, keeps)
+// its connection.
+void free_peer(Upstream& u, unsigned state) {
+  end_state(u);
+  if (u.peer.free != nullptr && u.peer.sockaddr != nullptr) {
+    u.peer.free(u.peer, u.peer.data, state);
+    u.peer.sockaddr = nullptr;
+  }
+  if (Connection* c = u.peer.connection) {
+    u.peer.connection = nullptr;
+    close_connection(*c);
+  }
+}
+
+void close_temp_file(Upstream& u) {
+  if (u.pipe == nullptr || u.pipe->temp_file == nullptr) return;
+  File& f = u.pipe->temp_file->file;
+  if (f.fd >= 0) {
+    ::close(f.fd);
+    f.fd = -1;
+  }
+}
+
+// The request is terminated (client gone, timeout, error): everything outside the pool ends now.
+void upstream_cleanup(void* data) {
+  auto& r = *static_cast<Request*>(data);
+  Upstream& u = *r.upstream;
+  u.cleanup = nullptr;
+  if (u.protocol->finalize != nullptr) u.protocol->finalize(r, Rc::Done);
+  free_peer(u, 0);
+  close_temp_file(u);
+}
+
+// A client read event while the upstream works: a client that closed its side aborts the request
+// (unless proxy_ignore_client_abort); pipelined data just waits.
+void check_broken_connection(Request& r) {
+  Connection& c = *r.connection;
+  Upstream* u = r.upstream;
+  if (u == nullptr || c.error) return;
+  char buf[1];
+  ssize_t n = ::recv(c.fd, buf, 1, MSG_PEEK);
+  int err = errno;
+  if (n > 0 || (n < 0 && (err == EAGAIN || err == EINTR))) return;
+  c.error = true;
+  if (u->conf->ignore_client_abort && u->peer.connection != nullptr) return;
+  log_error(LogLevel::Info, *c.log, n < 0 ? err : 0,
+            "client prematurely closed connection, so upstream connection is closed too");
+  finalize_upstream(r, *u, Code::status(kHttpClientClosedRequest));
+}
+
+bool idempotent(const Request& r) {
+  return (r.method & (kPost | kLock | kPatch)) == 0;
+}
+
+int status_of(uint32_t ft) {
+  switch (ft) {
+    case kNextTimeout:
+      return 504;
+    case kNext500:
+      return 500;
+    case kNext503:
+      return 503;
+    case kNext504:
+      return 504;
+    case kNext403:
+      return 403;
+    case kNext404:
+      return 404;
+    case kNext429:
+      return 429;
+    default:
+      return 502;
+  }
+}
+
+constexpr uint32_t kNextNoLive = 0x40000000;
+
+void next_upstream(Request& r, Upstream& u, uint32_t ft) {
+  unsigned state = (ft == kNext403 || ft == kNext404 || ft == kNext429) ? kPeerNext : kPeerFailed;
+  if (ft != kNextNoLive) {
+    // A cached connection that failed says nothing of the peer: this try does not count.
+    if (u.peer.cached && ft == kNextError) {
+      state = 0;
+      u.peer.tries++;
+    }
+    free_peer(u, state);
+  }
+  int status = status_of(ft);
+  if (u.state != nullptr && u.state->status == 0) u.state->status = status;
+  if (r.connection->error) {
+    finalize_upstream(r, u, Code::status(kHttpClientClosedRequest));
+    return;
+  }
+  const UpstreamConf& conf = *u.conf;
+  uint64_t timeout = conf.next_upstream_timeout;
+  bool allowed = (conf.next_upstream & ft) != 0;
+  if (u.request_sent && !idempotent(r) && !(conf.next_upstream & kNextNonIdempotent)) {
+    allowed = false;
+  }
+  if (ft == kNextNoLive || u.peer.tries == 0 || !allowed ||
+      (timeout != 0 && since(u.peer.start_msec) >= timeout)) {
+    finalize_upstream(r, u, Code::status(status));
+    return;
+  }
+  connect_upstream(r, u);
+}
+
+// Puts the request back as create_request made it, for another peer.
+void reinit_upstream(Request& r, Upstream& u) {
+  if (u.protocol->reinit_request != nullptr) (void)u.protocol->reinit_request(r);
+  // The send chain moved the buffers' positions: start again from where the request began.
+  for (ChainLink* cl = u.request_bufs; cl != nullptr; cl = cl->next) {
+    Buffer* b = cl->buf;
+    if (b->in_file) {
+      b->file_pos = 0;
+    } else {
+      b->pos = b->start;
+    }
+  }
+  u.request_out = nullptr;
+  u.request_sent = false;
+  u.request_body_sent = false;
+  u.headers_in = UpstreamHeadersIn{};
+  u.buffer.pos = u.buffer.last = u.buffer.start;
+  u.length = -1;
+  u.keepalive = false;
+}
+
+void send_request_handler(Request& r, Upstream& u) {
+  Connection& c = *u.peer.connection;
+  if (c.write.timedout) {
+    c.write.timedout = false;
+    log_error(LogLevel::Error, *c.log, ETIMEDOUT, "upstream timed out while %s",
+              u.request_sent ? "sending request to upstream" : "connecting to upstream");
+    next_upstream(r, u, kNextTimeout);
+    return;
+  }
+  send_request(r, u);
+}
+
+void process_header_handler(Request& r, Upstream& u) {
+  Connection& c = *u.peer.connection;
+  if (c.read.timedout) {
+    c.read.timedout = false;
+    log_error(LogLevel::Error, *c.log, ETIMEDOUT,
+              "upstream timed out while reading response header from upstream");
+    next_upstream(r, u, kNextTimeout);
+    return;
+  }
+  if (!u.request_sent) {
+    // A read event before the connect completed: it failed.
+    send_request(r, u);
+    return;
+  }
+  process_header(r, u);
+}
+
+void connect_upstream(Request& r, Upstream& u) {
+  if (u.request_sent) reinit_upstream(r, u);
+  auto* s = r.pool->make<UpstreamState>();
+  s->start_msec = clock::msec();
+  *u.states_tail = s;
+  u.states_tail = &s->next;
+  u.state = s;
+  r.connection->log->action = "connecting to upstream";
+
+  Rc rc = connect_peer(u.peer);
+  s->peer = u.peer.name;
+  if (rc == Rc::Error) {
+    s->status = 500;
+    finalize_upstream(r, u, Code::status(500));
+    return;
+  }
+  if (rc == Rc::Busy) {
+    s->peer = u.conf->group->host;
+    log_error(LogLevel::Error, *r.connection->log, 0,
+              "no live upstreams while connecting to upstream");
+    next_upstream(r, u, kNextNoLive);
+    return;
+  }
+  if (rc == Rc::Declined) {
+    next_upstream(r, u, kNextError);
+    return;
+  }
+  Connection& c = *u.peer.connection;
+  c.data = &r;
+  c.read.handler = c.write.handler = upstream_event_handler;
+  u.write_event_handler = send_request_handler;
+  u.read_event_handler = process_header_handler;
+  if (rc == Rc::Again) {
+    add_timer(c.write, u.conf->connect_timeout);
+    return;
+  }
+  send_request(r, u);
+}
+
+void send_request(Request& r, Upstream& u) {
+  Connection& c = *u.peer.connection;
+  if (!u.request_sent) {
+    if (!u.peer.cached) {
+      if (int err = connect_error(c); err != 0) {
+        log_error(LogLevel::Error, *c.log, err, "connect() failed while connecting to upstream");
+        next_upstream(r, u, kNextError);
+        return;
+      }
+    }
+    u.state->connect_time = static_cast<int64_t>(since(u.state->start_msec));
+    u.request_sent = true;
+    u.request_out = u.request_bufs;
+  }
+  c.log->action = "sending request to upstream";
+  SendResult sent = c.send_chain(u.request_out, 0);
+  if (sent.rc == Rc::Error) {
+    next_upstream(r, u, kNextError);
+    return;
+  }
+  u.request_out = sent.rest;
+  if (sent.rest != nullptr) {
+    add_timer(c.write, u.conf->send_timeout);
+    return;
+  }
+  if (c.write.timer_set) del_timer(c.write);
+  u.request_body_sent = true;
+  u.write_event_handler = dummy_handler;
+  r.connection->log->action = "reading response header from upstream";
+  add_timer(c.read, u.conf->read_timeout);
+  if (c.read.ready) process_header(r, u);
+}
+
+// Copies the upstream's header to the client's response, except what is hidden (the protocol's
+// defaults and proxy_hide_header, less proxy_pass_header) and the hop-by-hop fields.
+Code copy_headers(Request& r, Upstream& u) {
+  HeadersOut& out = r.headers_out;
+  const std::vector<std::string>* hide = u.conf->hide_headers;
+  for (Header* h : u.headers_in.headers) {
+    std::string_view name = h->lowcase_key;
+    bool hidden = false;
+    if (hide != nullptr) {
+      for (const std::string& x : *hide) {
+        if (x == name) {
+          hidden = true;
+          break;
+        }
+      }
+    }
+    if (hidden) continue;
+    if (name == "content-length" || name == "transfer-encoding" || name == "connection" ||
+        name == "keep-alive" || name == "trailer" || name == "te" || name == "upgrade" ||
+        name == "proxy-connection") {
+      continue;  // framing and hop-by-hop: the client connection has its own
+    }
+    if (name == "content-type") {
+      out.content_type = h->value;
+      size_t semi = h->value.find(';');
+      out.content_type_len = semi == std::string_view::npos ? h->value.size() : semi;
+      while (out.content_type_len > 0 && (h->value[out.content_type_len - 1] == ' ')) {
+        out.content_type_len--;
+      }
+      continue;
+    }
+    Header* o = add_header_out(r, h->key, h->value);
+    if (o == nullptr) return Code::status(500);
+    o->lowcase_key = h->lowcase_key;
+    if (name == "location") {
+      out.location = o;
+    } else if (name == "last-modified") {
+      out.last_modified = o;
+      if (auto t = clock::parse_http_time(h->value)) out.last_modified_time = *t;
+    } else if (name == "etag") {
+      out.etag = o;
+    } else if (name == "server") {
+      out.server = o;
+    } else if (name == "date") {
+      out.date = o;
+    } else if (name == "content-encoding") {
+      out.content_encoding = o;
+    } else if (name == "accept-ranges") {
+      out.accept_ranges = o;
+    } else if (name == "expires") {
+      out.expires = o;
+    } else if (name == "www-authenticate") {
+      out.www_authenticate = o;
+    } else if (name == "refresh") {
+      out.refresh = o;
+    } else if (name == "content-range") {
+      out.content_range = o;
+    }
+  }
+  out.status = u.headers_in.status;
+  out.status_line = u.headers_in.status_line;
+  out.content_length_n = u.headers_in.chunked ? -1 : u.headers_in.content_length_n;
+  // The upstream's answer is the answer: no conditional or range processing of our own.
+  r.disable_not_modified = true;
+  return Rc::Ok;
+}
+
+// The status asks for another peer (proxy_next_upstream http_502 ...), or for an error_page
+// (proxy_intercept_errors): Ok when neither.
+bool test_next(Request& r, Upstream& u) {
+  uint32_t ft = 0;
+  switch (u.headers_in.status) {
+    case 500:
+      ft = kNext500;
+      break;
+    case 502:
+      ft = kNext502;
+      break;
+    case 503:
+      ft = kNext503;
+      break;
+    case 504:
+      ft = kNext504;
+      break;
+    case 403:
+      ft = kNext403;
+      break;
+    case 404:
+      ft = kNext404;
+      break;
+    case 429:
+      ft = kNext429;
+      break;
+    default:
+      return false;
+  }
+  if (!(u.conf->next_upstream & ft) || u.peer.tries <= 1) return false;
+  if (!idempotent(r) && !(u.conf->next_upstream & kNextNonIdempotent)) return false;
+  uint64_t timeout = u.conf->next_upstream_timeout;
+  if (timeout != 0 && since(u.peer.start_msec) >= timeout) return false;
+  u.state->status = u.headers_in.status;
+  next_upstream(r, u, ft);
+  return true;
+}
+
+bool intercept_error(Request& r, Upstream& u) {
+  int status = u.headers_in.status;
+  if (!u.conf->intercept_errors || status < 300) return false;
+  for (const ErrorPage& ep : core_loc(r).error_pages) {
+    if (ep.status == status) {
+      u.state->status = status;
+      // The body is not read: the connection cannot be reused.
+      finalize_upstream(r, u, Code::status(status));
+      return true;
+    }
+  }
+  return false;
+}
+
+void process_non_buffered_request(Request& r, Upstream& u, bool do_write);
+void process_pipe_request(Request& r, Upstream& u);
+
+void non_buffered_upstream(Request& r, Upstream& u) {
+  Connection& c = *u.peer.connection;
+  if (c.read.timedout) {
+    c.read.timedout = false;
+    log_error(LogLevel::Error, *c.log, ETIMEDOUT, "upstream timed out while reading upstream");
+    finalize_upstream(r, u, Code::status(504));
+    return;
+  }
+  process_non_buffered_request(r, u, false);
+}
+
+void non_buffered_downstream(Request& r) {
+  Upstream& u = *r.upstream;
+  Connection& c = *r.connection;
+  if (c.write.timedout) {
+    c.timedout = true;
+    log_error(LogLevel::Info, *c.log, ETIMEDOUT, "client timed out");
+    finalize_upstream(r, u, Code::status(408));
+    return;
+  }
+  process_non_buffered_request(r, u, true);
+}
+
+void process_non_buffered_request(Request& r, Upstream& u, bool do_write) {
+  Connection& up = *u.peer.connection;
+  Connection& down = *r.connection;
+  down.log->action = "reading upstream";
+  for (;;) {
+    if (do_write) {
+      if (u.out_bufs != nullptr || u.busy_bufs != nullptr || down.buffered != 0) {
+        if (output_filter(r, u.out_bufs) == Rc::Error) {
+          finalize_upstream(r, u, Rc::Error);
+          return;
+        }
+        update_chains(*r.pool, &u.free_bufs, &u.busy_bufs, &u.out_bufs, u.conf->tag);
+        u.out_tail = &u.out_bufs;
+      }
+      if (u.busy_bufs == nullptr) {
+        if (u.length == 0 || (up.read.eof && u.length == -1)) {
+          finalize_upstream(r, u, Rc::Ok);
+          return;
+        }
+        if (up.read.eof) {
+          log_error(LogLevel::Error, *up.log, 0,
+                    "upstream prematurely closed connection while reading upstream");
+          finalize_upstream(r, u, Code::status(502));
+          return;
+        }
+        if (up.read.error) {
+          finalize_upstream(r, u, Code::status(502));
+          return;
+        }
+        u.buffer.pos = u.buffer.last = u.buffer.start;
+      }
+    }
+    size_t room = static_cast<size_t>(u.buffer.end - u.buffer.last);
+    if (room > 0 && up.read.ready) {
+      IoResult res = up.recv(u.buffer.last, room);
+      if (res.rc == Rc::Again) break;
+      if (res.rc == Rc::Ok) {
+        u.state->bytes_received += static_cast<off_t>(res.n);
+        if (u.protocol->input_filter(r, res.n) != Rc::Ok) {
+          finalize_upstream(r, u, Rc::Error);
+          return;
+        }
+      }
+      do_write = true;
+      continue;
+    }
+    break;
+  }
+  CoreLocConf& clcf = core_loc(r);
+  if (down.write.active && !down.write.ready) {
+    add_timer(down.write, *clcf.send_timeout);
+  } else if (down.write.timer_set) {
+    del_timer(down.write);
+  }
+  if (up.read.active && !up.read.ready) {
+    add_timer(up.read, u.conf->read_timeout);
+  } else if (up.read.timer_set) {
+    del_timer(up.read);
+  }
+}
+
+void pipe_upstream(Request& r, Upstream& u) {
+  Connection& c = *u.peer.connection;
+  EventPipe& p = *u.pipe;
+  if (c.read.timedout) {
+    c.read.timedout = false;
+    p.upstream_error = true;
+    log_error(LogLevel::Error, *c.log, ETIMEDOUT, "upstream timed out while reading upstream");
+    finalize_upstream(r, u, Code::status(504));
+    return;
+  }
+  if (run_event_pipe(p, false) == Rc::Abort) {
+    finalize_upstream(r, u, Rc::Error);
+    return;
+  }
+  process_pipe_request(r, u);
+}
+
+void pipe_downstream(Request& r) {
+  Upstream& u = *r.upstream;
+  Connection& c = *r.connection;
+  if (c.write.timedout) {
+    c.timedout = true;
+    log_error(LogLevel::Info, *c.log, ETIMEDOUT, "client timed out");
+    finalize_upstream(r, u, Code::status(408));
+    return;
+  }
+  if (run_event_pipe(*u.pipe, true) == Rc::Abort) {
+    finalize_upstream(r, u, Rc::Error);
+    return;
+  }
+  process_pipe_request(r, u);
+}
+
+void process_pipe_request(Request& r, Upstream& u) {
+  EventPipe& p = *u.pipe;
+  Connection& up = *u.peer.connection;
+  Connection& down = *r.connection;
+  if (p.downstream_error) {
+    finalize_upstream(r, u, Rc::Error);
+    return;
+  }
+  if (p.downstream_done) {
+    if (p.upstream_done || (p.upstream_eof && p.length == -1)) {
+      finalize_upstream(r, u, Rc::Ok);
+      return;
+    }
+    if (p.upstream_eof) {
+      log_error(LogLevel::Error, *up.log, 0,
+                "upstream prematurely closed connection while reading upstream");
+    }
+    finalize_upstream(r, u, Code::status(502));
+    return;
+  }
+  bool finished = p.upstream_done || p.upstream_eof || p.upstream_error;
+  if (!finished && !p.upstream_blocked && !up.read.ready) {
+    add_timer(up.read, u.conf->read_timeout);
+  } else if (up.read.timer_set) {
+    del_timer(up.read);
+  }
+  if (down.write.active && !down.write.ready) {
+    add_timer(down.write, *core_loc(r).send_timeout);
+  } else if (down.write.timer_set) {
+    del_timer(down.write);
+  }
+}
+
+void send_response(Request& r, Upstream& u) {
+  Code rc = send_header(r);
+  if (rc == Rc::Error || rc.is_status()) {
+    finalize_upstream(r, u, rc);
+    return;
+  }
+  u.header_sent = true;
+  if (u.protocol->input_filter_init(r) != Rc::Ok) {
+    finalize_upstream(r, u, Rc::Error);
+    return;
+  }
+  Connection& up = *u.peer.connection;
+  if (r.header_only) {
+    // HEAD: whatever the upstream sends after the header is not wanted; the connection is reused
+    // only when the protocol knows nothing follows.
+    finalize_upstream(r, u, Rc::Ok);
+    return;
+  }
+  r.connection->log->action = "reading upstream";
+  if (!u.buffering) {
+    u.read_event_handler = non_buffered_upstream;
+    r.write_event_handler = non_buffered_downstream;
+    size_t preread = static_cast<size_t>(u.buffer.last - u.buffer.pos);
+    u.buffer.last = u.buffer.pos;
+    if (preread > 0 && u.protocol->input_filter(r, preread) != Rc::Ok) {
+      finalize_upstream(r, u, Rc::Error);
+      return;
+    }
+    process_non_buffered_request(r, u, true);
+    return;
+  }
+  auto* p = r.pool->make<EventPipe>();
+  u.pipe = p;
+  const UpstreamConf& conf = *u.conf;
+  p->upstream = &up;
+  p->request = &r;
+  p->pool = r.pool;
+  p->tag = conf.tag;
+  p->bufs = conf.bufs;
+  p->busy_size = conf.busy_buffers_size;
+  p->max_temp_file_size = conf.temp_path != nullptr ? conf.max_temp_file_size : 0;
+  p->temp_file_write_size = conf.temp_file_write_size;
+  p->temp_path = conf.temp_path;
+  p->read_timeout = conf.read_timeout;
+  p->send_timeout = *core_loc(r).send_timeout;
+  p->input_filter = u.protocol->pipe_input_filter;
+  p->input_ctx = &r;
+  p->length = u.length;
+  if (u.buffer.pos < u.buffer.last) p->preread = &u.buffer;
+  if (p->length == 0) p->upstream_done = true;
+  u.read_event_handler = pipe_upstream;
+  r.write_event_handler = pipe_downstream;
+  if (run_event_pipe(*p, true) == Rc::Abort) {
+    finalize_upstream(r, u, Rc::Error);
+    return;
+  }
+  process_pipe_request(r, u);
+}
+
+void process_header(Request& r, Upstream& u) {
+  Connection& c = *u.peer.connection;
+  if (u.buffer.start == nullptr) {
+    Buffer* b = Buffer::create_temp(*r.pool, u.conf->buffer_size);
+    u.buffer = *b;
+    u.buffer.tag = u.conf->tag;
+  }
+  for (;;) {
+    IoResult res = c.recv(u.buffer.last, static_cast<size_t>(u.buffer.end - u.buffer.last));
+    if (res.rc == Rc::Again) {
+      if (!c.read.timer_set) add_timer(c.read, u.conf->read_timeout);
+      return;
+    }
+    if (res.rc == Rc::Error) {
+      next_upstream(r, u, kNextError);
+      return;
+    }
+    if (res.rc == Rc::Done) {
+      log_error(LogLevel::Error, *c.log, 0,
+                "upstream prematurely closed connection while reading response header from "
+                "upstream");
+      next_upstream(r, u, kNextError);
+      return;
+    }
+    u.buffer.last += res.n;
+    u.state->bytes_received += static_cast<off_t>(res.n);
+    HeaderResult hr = u.protocol->process_header(r);
+    if (hr == HeaderResult::Again) {
+      if (u.buffer.last == u.buffer.end) {
+        log_error(LogLevel::Error, *c.log, 0,
+                  "upstream sent too big header while reading response header from upstream");
+        next_upstream(r, u, kNextInvalidHeader);
+        return;
+      }
+      continue;
+    }
+    if (hr == HeaderResult::Invalid) {
+      next_upstream(r, u, kNextInvalidHeader);
+      return;
+    }
+    if (hr == HeaderResult::Error) {
+      finalize_upstream(r, u, Code::status(500));
+      return;
+    }
+    break;
+  }
+  u.state->header_time = static_cast<int64_t>(since(u.state->start_msec));
+  u.state->status = u.headers_in.status;
+  u.response_received = true;
+  if (c.read.timer_set) del_timer(c.read);
+  if (test_next(r, u)) return;
+  if (intercept_error(r, u)) return;
+  if (Code rc = copy_headers(r, u); rc != Rc::Ok) {
+    finalize_upstream(r, u, rc);
+    return;
+  }
+  if (Header* h = u.headers_in.x_accel_buffering)
+    u.buffering = !iequals(h->value, "no") && u.buffering;
+  send_response(r, u);
+}
+
+}  // namespace
+
+Upstream* create_upstream(Request& r) {
+  auto* u = r.pool->make<Upstream>();
+  u->peer.log = r.connection->log;
+  r.upstream = u;
+  return u;
+}
+
+void init_upstream(Request& r) {
+  Upstream& u = *r.upstream;
+  Connection& c = *r.connection;
+  if (c.read.timer_set) del_timer(c.read);
+  u.buffering = u.conf->buffering;
+  u.cleanup = add_request_cleanup(r, upstream_cleanup, &r);
+  if (u.cleanup == nullptr) {
+    finalize_request(r, Code::status(500));
+    return;
+  }
+  if (Code rc = u.protocol->create_request(r); rc != Rc::Ok) {
+    finalize_request(r, rc);
+    return;
+  }
+  r.read_event_handler = check_broken_connection;
+  r.write_event_handler = request_empty_handler;
+  r.log_upstream = log_upstream_part;
+  UpstreamGroup& g = *u.conf->group;
+  if (Status s = g.init_peer(r, g, u.peer); !s.ok()) {
+    log_error(LogLevel::Error, *c.log, 0, "%s", s.message().c_str());
+    finalize_request(r, Code::status(500));
+    return;
+  }
+  if (u.conf->next_upstream_tries != 0 && u.peer.tries > u.conf->next_upstream_tries) {
+    u.peer.tries = u.conf->next_upstream_tries;
+  }
+  u.peer.local = u.conf->local;
+  u.peer.so_keepalive = u.conf->socket_keepalive;
+  u.peer.start_msec = clock::msec();
+  connect_upstream(r, u);
+}
+
+void finalize_upstream(Request& r, Upstream& u, Code rc) {
+  if (u.cleanup != nullptr) {
+    u.cleanup->handler = nullptr;
+    u.cleanup = nullptr;
+  }
+  if (u.protocol->finalize != nullptr) u.protocol->finalize(r, rc);
+  if (u.state != nullptr && u.pipe != nullptr) {
+    u.state->bytes_received += u.pipe->read_length;
+    u.state->response_length = u.pipe->read_length;
+  }
+  free_peer(u, u.keepalive ? unsigned{kPeerKeepalive} : 0u);
+  r.log_upstream = nullptr;
+  r.connection->log->action = "sending to client";
+  bool client_gone =
+      rc.is_status() && (rc.http_status() == 408 || rc.http_status() == kHttpClientClosedRequest);
+  if (!u.header_sent || client_gone) {
+    if (client_gone) close_temp_file(u);
+    finalize_request(r, rc);
+    return;
+  }
+  bool flush = false;
+  if (rc == Rc::Error || rc.is_status()) {
+    // The header went out: the client can only learn of the failure by the connection closing
+    // before the response's end.
+    rc = Rc::Error;
+    flush = true;
+  }
+  if (r.header_only || (u.pipe != nullptr && u.pipe->downstream_error)) {
+    finalize_request(r, rc);
+    return;
+  }
+  if (rc == Rc::Ok) {
+    rc = send_special(r, true, false);
+  } else if (flush) {
+    r.keepalive = false;
+    (void)send_special(r, false, true);
+  }
+  finalize_request(r, rc);
+}
+
+}  // namespace weir::http

@@ -1,0 +1,180 @@
+// The upstream lifecycle (seed 000): connect to a peer the group's balancer picks, send the request
+// a protocol module built, read and parse the response header, then relay the body to the client -
+// non-buffered (one buffer, data leaves as it comes) or through the event pipe (many buffers,
+// spilling to a temp file) - and finalize both sides, retrying other peers where
+// proxy_next_upstream allows. The protocol (proxy, and later FastCGI, uwsgi, SCGI, memcached) plugs
+// in through UpstreamProtocol; nothing here knows HTTP/1.x framing. nginx:
+// src/http/ngx_http_upstream.c
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "core/buffer.h"
+#include "core/file.h"
+#include "event/peer_connection.h"
+#include "http/headers.h"
+#include "http/request.h"
+#include "upstream/upstream_group.h"
+
+namespace weir::http {
+
+struct Upstream;
+struct EventPipe;
+
+// proxy_next_upstream's conditions (bits).
+enum : uint32_t {
+  kNextError = 0x2,
+  kNextTimeout = 0x4,
+  kNextInvalidHeader = 0x8,
+  kNext500 = 0x10,
+  kNext502 = 0x20,
+  kNext503 = 0x40,
+  kNext504 = 0x80,
+  kNext403 = 0x100,
+  kNext404 = 0x200,
+  kNext429 = 0x400,
+  kNextNonIdempotent = 0x4000,
+  kNextOff = 0x8000,
+};
+
+// What a protocol's process_header answers.
+enum class HeaderResult {
+  Done,     // the whole header is parsed into u.headers_in
+  Again,    // more bytes are needed
+  Invalid,  // not a valid header (502, or the next peer: invalid_header)
+  Error,    // no memory and the like (500)
+};
+
+// The per-location settings the lifecycle runs by: the protocol module merges its own directives
+// (proxy_connect_timeout ...) into one of these. nginx: ngx_http_upstream_conf_t.
+struct UpstreamConf {
+  UpstreamGroup* group = nullptr;
+  uint64_t connect_timeout = 60000;
+  uint64_t send_timeout = 60000;
+  uint64_t read_timeout = 60000;
+  uint64_t next_upstream_timeout = 0;
+  unsigned next_upstream_tries = 0;
+  uint32_t next_upstream = kNextError | kNextTimeout;
+  size_t buffer_size = 4096;
+  Bufs bufs{8, 4096};
+  size_t busy_buffers_size = 8192;
+  off_t max_temp_file_size = 1024 * 1024 * 1024;
+  size_t temp_file_write_size = 8192;
+  const TempPath* temp_path = nullptr;
+  bool buffering = true;
+  bool ignore_client_abort = false;
+  bool intercept_errors = false;
+  bool socket_keepalive = false;
+  const SockAddr* local = nullptr;  // proxy_bind
+  // Response headers not passed to the client (lower case), and the ones passed despite the
+  // protocol's defaults.
+  const std::vector<std::string>* hide_headers = nullptr;
+  BufTag tag = nullptr;  // the protocol module: its buffers
+};
+
+// The response header as the upstream sent it, and what the lifecycle needs to know of it.
+struct UpstreamHeadersIn {
+  HeaderList headers;
+  int status = 0;
+  std::string_view status_line;  // "200 OK"
+  off_t content_length_n = -1;
+  bool chunked = false;
+  bool connection_close = false;
+  Header* x_accel_buffering = nullptr;
+  Header* location = nullptr;
+};
+
+// One try (one peer) of a request, for the $upstream_* variables. nginx: ngx_http_upstream_state_t.
+struct UpstreamState {
+  std::string_view peer;
+  int status = 0;
+  uint64_t start_msec = 0;
+  int64_t connect_time = -1;  // ms; -1: not reached
+  int64_t header_time = -1;
+  int64_t response_time = -1;
+  off_t response_length = 0;
+  off_t bytes_received = 0;
+  off_t bytes_sent = 0;
+  UpstreamState* next = nullptr;
+};
+
+// The protocol seam: what a protocol module fills in. Every callback gets the request; the
+// upstream is r.upstream.
+struct UpstreamProtocol {
+  // Builds u.request_bufs (the request as the upstream is to receive it). Ok or an HTTP status.
+  Code (*create_request)(Request& r) = nullptr;
+  // Before a retry on another peer: forget what the last one sent (parser state ...).
+  Code (*reinit_request)(Request& r) = nullptr;
+  // Parses what u.buffer holds of the response header into u.headers_in.
+  HeaderResult (*process_header)(Request& r) = nullptr;
+  // After the header: sets u.length (body bytes still to come, -1 unknown) and the filter state.
+  Rc (*input_filter_init)(Request& r) = nullptr;
+  // Non-buffered: `bytes` just read start at u.buffer.last; the filter moves last past them and
+  // appends the body data among them to u.out_bufs (u.out_tail). Error: the response is broken.
+  Rc (*input_filter)(Request& r, size_t bytes) = nullptr;
+  // Buffered: the body data among the new bytes of a raw buffer goes to the pipe (event_pipe.h;
+  // p.input_ctx is the Request).
+  Rc (*pipe_input_filter)(EventPipe& p, Buffer* raw, char* from) = nullptr;
+  // The client went away before the header was sent.
+  void (*abort)(Request& r) = nullptr;
+  // The upstream part of the request is over (rc: the status it ends with).
+  void (*finalize)(Request& r, Code rc) = nullptr;
+};
+
+struct Upstream {
+  const UpstreamConf* conf = nullptr;
+  const UpstreamProtocol* protocol = nullptr;
+  PeerConnection peer;
+
+  ChainLink* request_bufs = nullptr;  // the request, from create_request
+  ChainLink* request_out = nullptr;   // what is still to be sent of it
+  Buffer buffer;                      // the response header (and the non-buffered body)
+  UpstreamHeadersIn headers_in;
+  off_t length = -1;  // body bytes still to come from the upstream; -1: until it closes
+
+  // The non-buffered relay (seed 000): out_bufs go to the client; busy_bufs are still being sent;
+  // free_bufs are links ready for reuse.
+  ChainLink* out_bufs = nullptr;
+  ChainLink** out_tail = &out_bufs;
+  ChainLink* busy_bufs = nullptr;
+  ChainLink* free_bufs = nullptr;
+
+  EventPipe* pipe = nullptr;
+  void* input_filter_ctx = nullptr;  // the protocol's parser state
+
+  UpstreamState* state = nullptr;   // the current try
+  UpstreamState* states = nullptr;  // every try, in order
+  UpstreamState** states_tail = &states;
+
+  void (*read_event_handler)(Request& r, Upstream& u) = nullptr;
+  void (*write_event_handler)(Request& r, Upstream& u) = nullptr;
+  RequestCleanup* cleanup = nullptr;
+
+  std::string_view schema;  // "http://", for logs
+  std::string_view uri;     // the upstream URI, for the error log's upstream part
+  bool buffering : 1 = true;
+  bool keepalive : 1 = false;  // the response was well framed: the connection may be reused
+  bool upgrade : 1 = false;
+  bool header_sent : 1 = false;
+  bool request_sent : 1 = false;
+  bool request_body_sent : 1 = false;
+  bool response_received : 1 = false;
+};
+
+// Makes r.upstream (a content handler calls it first).
+Upstream* create_upstream(Request& r);
+// Starts it: the request body is read (r.request_body), the protocol set. Call from the body's post
+// handler.
+void init_upstream(Request& r);
+
+// Ends the upstream part with rc: the connection is released (cached or closed), the response
+// finished or the error sent.
+void finalize_upstream(Request& r, Upstream& u, Code rc);
+
+// The upstream of a request (nullptr when none).
+inline Upstream* upstream_of(Request& r) {
+  return r.upstream;
+}
+
+}  // namespace weir::http

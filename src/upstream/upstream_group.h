@@ -1,0 +1,94 @@
+// Upstream groups: an `upstream name { server ...; }` block, or the implicit group a proxy_pass
+// "host:port" makes, with its servers' addresses resolved at load; the balancer that picks a peer
+// for each try (round robin, nginx's smooth weighted one, with max_fails / fail_timeout / backup /
+// down / max_conns) and the keepalive cache that can stack on it. Per-worker state: without a
+// `zone`, each worker counts failures and connections on its own, as nginx does. nginx:
+// src/http/ngx_http_upstream.h (ngx_http_upstream_srv_conf_t), ngx_http_upstream_round_robin.c,
+// ngx_http_upstream_keepalive_module.c
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "conf/conf_file.h"
+#include "core/inet.h"
+#include "core/status.h"
+#include "event/peer_connection.h"
+
+namespace weir::http {
+
+struct Request;
+struct UpstreamGroup;
+
+// A `server` line of an upstream block.
+struct UpstreamServer {
+  std::string name;  // as written, for $upstream_addr when it has one address
+  std::vector<SockAddr> addrs;
+  int weight = 1;
+  int max_fails = 1;
+  uint64_t fail_timeout_ms = 10000;
+  int max_conns = 0;
+  bool backup = false;
+  bool down = false;
+};
+
+// One address of a server, as the balancer sees it.
+struct RoundRobinPeer {
+  SockAddr addr;
+  std::string name;  // "127.0.0.1:8080", "unix:/path"
+  int weight = 1;
+  int effective_weight = 1;
+  int current_weight = 0;
+  int conns = 0;
+  int max_conns = 0;
+  int fails = 0;
+  int max_fails = 1;
+  uint64_t accessed_ms = 0;  // the last failure
+  uint64_t checked_ms = 0;   // the last failure, or the last try after fail_timeout
+  uint64_t fail_timeout_ms = 10000;
+  bool down = false;
+};
+
+struct RoundRobinPeers {
+  std::vector<RoundRobinPeer> peers;
+  RoundRobinPeers* backup = nullptr;  // the backup servers, tried when every primary failed
+  int total_weight = 0;
+  bool weighted = false;
+};
+
+// The keepalive cache of a group (`keepalive N` and its timers), one list per worker.
+struct KeepaliveCache;
+
+struct UpstreamGroup {
+  std::string host;                // the block's name, or the implicit group's host
+  uint16_t port = 0;               // implicit groups: the port proxy_pass named (0: none written)
+  bool implicit = false;           // made by proxy_pass "host:port", not by an upstream block
+  bool defined = false;            // an upstream block with this name was read
+  const ConfFile* file = nullptr;  // where it was first named, for errors
+  int line = 0;
+  std::vector<UpstreamServer> servers;
+  RoundRobinPeers* peers = nullptr;  // built at init
+  KeepaliveCache* keepalive = nullptr;
+
+  // Sets up the peer connection of one request: its get/free callbacks and their data (the
+  // balancer's init_peer, wrapped by the keepalive cache's when there is one).
+  Status (*init_peer)(Request& r, UpstreamGroup& g, PeerConnection& pc) = nullptr;
+};
+
+// Builds the round-robin peers of a group (called once the configuration is read).
+Status init_round_robin(UpstreamGroup& g, Pool& pool);
+Status init_round_robin_peer(Request& r, UpstreamGroup& g, PeerConnection& pc);
+
+// The keepalive cache: `keepalive N` makes it; init_peer stacks on the balancer's.
+struct KeepaliveConf {
+  int max_cached = 0;
+  uint64_t requests = 1000;
+  uint64_t time_ms = 3600000;
+  uint64_t timeout_ms = 60000;
+};
+KeepaliveCache* make_keepalive_cache(Pool& pool, const KeepaliveConf& conf);
+// Stacks the cache on the group's balancer (once the balancer's init_peer is set).
+void set_keepalive_balancer(KeepaliveCache& k, UpstreamGroup& g);
+
+}  // namespace weir::http

@@ -1,0 +1,327 @@
+// The upstream module: `upstream name { server ...; keepalive ...; }` blocks, the implicit groups
+// proxy_pass "host:port" makes (resolved once the configuration is read, every address a name has),
+// the balancer and keepalive set-up of each group, and the $upstream_* variables in nginx's list
+// format (", " between tries). nginx: src/http/ngx_http_upstream.c (ngx_http_upstream_module)
+#include "upstream/upstream_module.h"
+
+#include <string>
+#include <vector>
+
+#include "core/str.h"
+#include "http/core_module.h"
+#include "http/variables.h"
+#include "upstream/upstream.h"
+
+namespace weir::http {
+
+namespace {
+
+struct UpstreamMainConf {
+  static constexpr Module* kModule = &http_upstream_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Main;
+  std::vector<UpstreamGroup*> groups;
+};
+
+UpstreamMainConf& upstream_main(ConfContext& cf) {
+  return conf_of<UpstreamMainConf>(cf.http->main_conf);
+}
+
+Result<UpstreamServer> parse_server(ConfContext& cf, const ConfNode& n) {
+  if (n.nargs() < 1) return cf.error_at(n, "invalid number of arguments in \"server\" directive");
+  UpstreamServer s;
+  s.name = n.args[1];
+  Result<std::vector<SockAddr>> addrs = parse_addresses(n.args[1], 80, false);
+  if (!addrs.ok()) {
+    return cf.error_at(
+        n, strprintf("%s in upstream \"%s\"", addrs.status().message().c_str(), n.args[1].c_str()));
+  }
+  s.addrs = std::move(*addrs);
+  for (size_t i = 2; i < n.args.size(); i++) {
+    std::string_view a = n.args[i];
+    auto value = [&](std::string_view key) -> std::optional<std::string_view> {
+      if (a.size() > key.size() && a.substr(0, key.size()) == key) return a.substr(key.size());
+      return std::nullopt;
+    };
+    auto invalid = [&] {
+      return cf.error_at(n, strprintf("invalid parameter \"%s\"", n.args[i].c_str()));
+    };
+    if (auto v = value("weight=")) {
+      auto w = parse_int(*v);
+      if (!w || *w <= 0) return invalid();
+      s.weight = static_cast<int>(*w);
+    } else if (auto v = value("max_fails=")) {
+      auto m = parse_int(*v);
+      if (!m || *m < 0) return invalid();
+      s.max_fails = static_cast<int>(*m);
+    } else if (auto v = value("fail_timeout=")) {
+      auto t = parse_time(*v, false);
+      if (!t || *t < 0) return invalid();
+      s.fail_timeout_ms = static_cast<uint64_t>(*t);
+    } else if (auto v = value("max_conns=")) {
+      auto m = parse_int(*v);
+      if (!m || *m < 0) return invalid();
+      s.max_conns = static_cast<int>(*m);
+    } else if (a == "backup") {
+      s.backup = true;
+    } else if (a == "down") {
+      s.down = true;
+    } else {
+      return invalid();
+    }
+  }
+  return s;
+}
+
+Status keepalive_number(ConfContext& cf, const ConfNode& n, int64_t& out, bool time) {
+  if (n.nargs() != 1) {
+    return cf.error_at(
+        n, strprintf("invalid number of arguments in \"%s\" directive", n.name().c_str()));
+  }
+  auto v = time ? parse_time(n.args[1], false) : parse_int(n.args[1]);
+  if (!v || *v <= 0) {
+    return cf.error_at(n, strprintf("invalid value \"%s\" in \"%s\" directive", n.args[1].c_str(),
+                                    n.name().c_str()));
+  }
+  out = *v;
+  return {};
+}
+
+UpstreamGroup* find_group(UpstreamMainConf& umcf, std::string_view host, uint16_t port) {
+  for (UpstreamGroup* g : umcf.groups) {
+    if (iequals(g->host, host) && g->port == port) return g;
+  }
+  return nullptr;
+}
+
+Status upstream_block(ConfContext& cf, const ConfNode& n, UpstreamMainConf& umcf) {
+  const std::string& name = n.args[1];
+  UpstreamGroup* g = find_group(umcf, name, 0);
+  if (g != nullptr && g->defined) {
+    return cf.errorf("duplicate upstream \"%s\"", name.c_str());
+  }
+  if (g == nullptr) {
+    g = cf.pool.make<UpstreamGroup>();
+    g->host = name;
+    umcf.groups.push_back(g);
+  }
+  g->defined = true;
+  g->file = n.file;
+  g->line = n.line;
+  KeepaliveConf ka;
+  bool keepalive = false;
+  for (const ConfNode& child : n.children) {
+    const std::string& d = child.name();
+    if (child.block) {
+      return cf.error_at(child, strprintf("\"%s\" directive is not allowed here", d.c_str()));
+    }
+    if (d == "server") {
+      Result<UpstreamServer> s = parse_server(cf, child);
+      if (!s.ok()) return s.status();
+      g->servers.push_back(std::move(*s));
+    } else if (d == "keepalive") {
+      if (keepalive) return cf.error_at(child, "\"keepalive\" directive is duplicate");
+      int64_t v;
+      if (Status s = keepalive_number(cf, child, v, false); !s.ok()) return s;
+      ka.max_cached = static_cast<int>(v);
+      keepalive = true;
+    } else if (d == "keepalive_requests" || d == "keepalive_time" || d == "keepalive_timeout") {
+      int64_t v;
+      if (Status s = keepalive_number(cf, child, v, d != "keepalive_requests"); !s.ok()) return s;
+      if (d == "keepalive_requests") ka.requests = static_cast<uint64_t>(v);
+      if (d == "keepalive_time") ka.time_ms = static_cast<uint64_t>(v);
+      if (d == "keepalive_timeout") ka.timeout_ms = static_cast<uint64_t>(v);
+    } else if (d == "zone" || d == "ip_hash" || d == "hash" || d == "least_conn" || d == "random" ||
+               d == "sticky" || d == "ntlm" || d == "resolver" || d == "resolver_timeout" ||
+               d == "state" || d == "queue") {
+      // nginx has these; weir does not yet, and must not pretend to.
+      return cf.error_at(child,
+                         strprintf("\"%s\" directive is not supported by weir yet", d.c_str()));
+    } else {
+      return cf.error_at(child, strprintf("unknown directive \"%s\"", d.c_str()));
+    }
+  }
+  if (g->servers.empty()) return cf.error("no servers are inside upstream");
+  if (keepalive) g->keepalive = make_keepalive_cache(cf.pool, ka);
+  return {};
+}
+
+UpstreamMainConf* create_main_conf(ConfContext& cf) {
+  return cf.pool.make<UpstreamMainConf>();
+}
+
+// Implicit groups resolve their host now; every group gets its balancer (and keepalive cache).
+Status init_main_conf(ConfContext& cf, UpstreamMainConf& umcf) {
+  for (UpstreamGroup* g : umcf.groups) {
+    if (!g->defined) {
+      std::string text = g->host;
+      if (g->host.rfind("unix:", 0) != 0) {
+        text += ':';
+        text += std::to_string(g->port != 0 ? g->port : 80);
+      }
+      Result<std::vector<SockAddr>> addrs = parse_addresses(text, 80, false);
+      if (!addrs.ok()) {
+        return Status::located(conf_error_at(
+            g->file, g->line, strprintf("host not found in upstream \"%s\"", g->host.c_str())));
+      }
+      UpstreamServer s;
+      s.name = g->host;
+      s.addrs = std::move(*addrs);
+      g->servers.push_back(std::move(s));
+    }
+    if (Status s = init_round_robin(*g, cf.pool); !s.ok()) return s;
+    g->init_peer = init_round_robin_peer;
+    if (g->keepalive != nullptr) set_keepalive_balancer(*g->keepalive, *g);
+  }
+  return {};
+}
+
+// The variables: one value per try, ", " between them.
+template <class Fn>
+void state_list(Request& r, VariableValue& v, Fn put) {
+  Upstream* u = r.upstream;
+  if (u == nullptr || u->states == nullptr) {
+    v.set_not_found();
+    return;
+  }
+  size_t n = 0;
+  for (UpstreamState* s = u->states; s != nullptr; s = s->next) n++;
+  char* buf = r.pool->alloc_bytes(n * 64 + 1);
+  char* p = buf;
+  for (UpstreamState* s = u->states; s != nullptr; s = s->next) {
+    if (p != buf) {
+      *p++ = ',';
+      *p++ = ' ';
+    }
+    p = put(*s, p);
+  }
+  v.set({buf, static_cast<size_t>(p - buf)});
+}
+
+char* put_msec_as_sec(char* p, int64_t ms) {
+  if (ms < 0) {
+    *p++ = '-';
+    return p;
+  }
+  p = put_uint(p, static_cast<uint64_t>(ms / 1000));
+  *p++ = '.';
+  *p++ = static_cast<char>('0' + ms % 1000 / 100);
+  *p++ = static_cast<char>('0' + ms % 100 / 10);
+  *p++ = static_cast<char>('0' + ms % 10);
+  return p;
+}
+
+void var_addr(Request& r, VariableValue& v, uintptr_t) {
+  Upstream* u = r.upstream;
+  if (u == nullptr || u->states == nullptr) {
+    v.set_not_found();
+    return;
+  }
+  size_t len = 0;
+  for (UpstreamState* s = u->states; s != nullptr; s = s->next) len += s->peer.size() + 2;
+  char* buf = r.pool->alloc_bytes(len + 1);
+  char* p = buf;
+  for (UpstreamState* s = u->states; s != nullptr; s = s->next) {
+    if (p != buf) {
+      *p++ = ',';
+      *p++ = ' ';
+    }
+    std::memcpy(p, s->peer.data(), s->peer.size());
+    p += s->peer.size();
+  }
+  v.set({buf, static_cast<size_t>(p - buf)});
+}
+
+void var_status(Request& r, VariableValue& v, uintptr_t) {
+  state_list(r, v, [](const UpstreamState& s, char* p) {
+    if (s.status == 0) {
+      *p++ = '-';
+      return p;
+    }
+    return put_uint(p, static_cast<uint64_t>(s.status));
+  });
+}
+
+template <int64_t UpstreamState::*Field>
+void var_time(Request& r, VariableValue& v, uintptr_t) {
+  state_list(r, v, [](const UpstreamState& s, char* p) {
+    int64_t t = s.*Field;
+    // A try still running has no response time yet: how long it has taken so far.
+    if (Field == &UpstreamState::response_time && t < 0)
+      t = static_cast<int64_t>(clock::msec() - s.start_msec);
+    return put_msec_as_sec(p, t);
+  });
+}
+
+template <off_t UpstreamState::*Field>
+void var_length(Request& r, VariableValue& v, uintptr_t) {
+  state_list(r, v, [](const UpstreamState& s, char* p) {
+    return put_uint(p, static_cast<uint64_t>(s.*Field));
+  });
+}
+
+void var_upstream_http(Request& r, VariableValue& v, uintptr_t data) {
+  auto* name = reinterpret_cast<const std::string*>(data);
+  if (r.upstream == nullptr) {
+    v.set_not_found();
+    return;
+  }
+  unknown_header_variable(r, v, std::string_view(*name).substr(14), r.upstream->headers_in.headers);
+}
+
+struct UpstreamVar {
+  const char* name;
+  VarGetter get;
+};
+
+constexpr UpstreamVar kVars[] = {
+    {"upstream_addr", var_addr},
+    {"upstream_status", var_status},
+    {"upstream_response_time", var_time<&UpstreamState::response_time>},
+    {"upstream_connect_time", var_time<&UpstreamState::connect_time>},
+    {"upstream_header_time", var_time<&UpstreamState::header_time>},
+    {"upstream_response_length", var_length<&UpstreamState::response_length>},
+    {"upstream_bytes_received", var_length<&UpstreamState::bytes_received>},
+    {"upstream_bytes_sent", var_length<&UpstreamState::bytes_sent>},
+};
+
+Status preconfiguration(ConfContext& cf) {
+  Variables& vars = core_main_conf(cf).variables;
+  for (const UpstreamVar& uv : kVars) {
+    Result<Variable*> added = vars.add(cf, uv.name, kVarNoCacheable);
+    if (!added.ok()) return added.status();
+    (*added)->get = uv.get;
+  }
+  vars.add_prefix("upstream_http_", var_upstream_http, 0, kVarNoCacheable);
+  return {};
+}
+
+constexpr Directive kDirectives[] = {
+    directive<upstream_block>("upstream", kHttpMainConf | kBlock | kTake1),
+};
+static_assert(directives_of(kDirectives, &http_upstream_module));
+
+}  // namespace
+
+UpstreamGroup* add_upstream_group(ConfContext& cf, std::string_view host, uint16_t port) {
+  UpstreamMainConf& umcf = upstream_main(cf);
+  if (UpstreamGroup* g = find_group(umcf, host, port)) return g;
+  auto* g = cf.pool.make<UpstreamGroup>();
+  g->host = std::string(host);
+  g->port = port;
+  g->implicit = true;
+  g->file = cf.node != nullptr ? cf.node->file : nullptr;
+  g->line = cf.node != nullptr ? cf.node->line : 0;
+  umcf.groups.push_back(g);
+  return g;
+}
+
+Module http_upstream_module{
+    .name = "http_upstream",
+    .type = ModuleType::Http,
+    .directives = kDirectives,
+    .preconfiguration = preconfiguration,
+    .create_main_conf = create_conf<create_main_conf>,
+    .init_main_conf = init_conf<init_main_conf>,
+};
+
+}  // namespace weir::http

@@ -1,0 +1,20 @@
+// The upstream module's interface for protocol modules: the group a proxy_pass (fastcgi_pass ...)
+// names. nginx: ngx_http_upstream_add
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+
+#include "conf/conf_context.h"
+#include "conf/module.h"
+#include "upstream/upstream_group.h"
+
+namespace weir::http {
+
+extern Module http_upstream_module;
+
+// The group named host (an upstream block, defined before or after) when port is 0, else the
+// implicit group of host:port; made if new, and resolved once the http block is read.
+UpstreamGroup* add_upstream_group(ConfContext& cf, std::string_view host, uint16_t port);
+
+}  // namespace weir::http

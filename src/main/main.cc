@@ -81,6 +81,8 @@ constexpr std::string_view kDefaultModules[] = {
 };
 
 bool have_module(std::string_view name) {
+  // The keepalive cache is part of the upstream module here.
+  if (name == "upstream_keepalive") name = "upstream";
   for (Module* m : all_modules()) {
     std::string_view n = m->name;
     if (n.starts_with("http_") && n.substr(5) == name) return true;

@@ -22,9 +22,10 @@ def test_version_help_configure():
     lines = err.splitlines()
     assert lines[0] == "weir version: weir/0.1.0"
     conf = [l for l in lines if l.startswith("configure arguments: ")][0]
-    for missing in ("gzip", "proxy", "fastcgi", "ssi", "map", "access", "limit_req"):
+    for missing in ("gzip", "fastcgi", "ssi", "map", "access", "limit_req", "upstream_zone"):
         assert "--without-http_%s_module" % missing in conf
-    assert "--without-http_rewrite_module" not in conf
+    for built in ("rewrite", "proxy", "upstream_keepalive"):
+        assert "--without-http_%s_module" % built not in conf
     assert "--without-http_mirror_module" not in conf
     assert "--without-http-cache" in conf
     for absent in ("--with-http_ssl_module", "http_v2", "dav", "mp4", "--with-"):

@@ -29,6 +29,12 @@ void lowercase_into(char* dst, std::string_view src) {
   for (char c : src) *dst++ = to_lower(c);
 }
 
+std::string lowercased(std::string_view s) {
+  std::string out(s.size(), '\0');
+  lowercase_into(out.data(), s);
+  return out;
+}
+
 std::optional<int64_t> parse_int(std::string_view s) {
   if (s.empty()) return std::nullopt;
   int64_t v = 0;

@@ -47,6 +47,7 @@ bool istarts_with(std::string_view s, std::string_view prefix);
 // Case-insensitive search of needle in s; npos when absent.
 size_t ifind(std::string_view s, std::string_view needle);
 void lowercase_into(char* dst, std::string_view src);
+std::string lowercased(std::string_view s);
 // s without leading and trailing spaces and tabs (HTTP's optional white space).
 constexpr std::string_view trim_ows(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);

@@ -563,14 +563,7 @@ void var_connection_time(Request& r, VariableValue& v, uintptr_t) {
   v.no_cacheable = true;
 }
 
-struct CoreVar {
-  std::string_view name;
-  VarGetter get;
-  VarSetter set;
-  uint32_t flags;
-};
-
-const CoreVar kCoreVars[] = {
+const VariableDef kCoreVars[] = {
     {"http_host", var_in_header<&HeadersIn::host>, nullptr, 0},
     {"http_user_agent", var_in_header<&HeadersIn::user_agent>, nullptr, 0},
     {"http_referer", var_in_header<&HeadersIn::referer>, nullptr, 0},
@@ -633,15 +626,20 @@ const CoreVar kCoreVars[] = {
 
 }  // namespace
 
-Status add_core_variables(ConfContext& cf) {
+Status add_variables(ConfContext& cf, std::span<const VariableDef> defs) {
   Variables& vars = core_main_conf(cf).variables;
-  for (const CoreVar& cv : kCoreVars) {
-    Result<Variable*> added = vars.add(cf, cv.name, cv.flags);
+  for (const VariableDef& d : defs) {
+    Result<Variable*> added = vars.add(cf, d.name, d.flags);
     if (!added.ok()) return added.status();
-    Variable* v = *added;
-    v->get = cv.get;
-    v->set = cv.set;
+    (*added)->get = d.get;
+    (*added)->set = d.set;
   }
+  return {};
+}
+
+Status add_core_variables(ConfContext& cf) {
+  if (Status s = add_variables(cf, kCoreVars); !s.ok()) return s;
+  Variables& vars = core_main_conf(cf).variables;
   vars.add_prefix("http_", var_http_prefix, 0, 0);
   vars.add_prefix("sent_http_", var_sent_http_prefix, 0, 0);
   vars.add_prefix("cookie_", var_cookie_prefix, 0, 0);

@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "core/buffer.h"
+#include "core/str.h"
 
 namespace weir::http {
 
@@ -92,6 +93,16 @@ struct HeaderLineState {
 ParseResult parse_request_line(RequestLineState& st, Buffer& b);
 // allow_underscores: underscores_in_headers on.
 ParseResult parse_header_line(HeaderLineState& st, Buffer& b, bool allow_underscores);
+// The lower-case name of the header line just parsed, in pool (the parser's own copy when it holds
+// the whole name).
+inline std::string_view header_lowcase_key(const HeaderLineState& st, std::string_view key,
+                                           Pool& pool) {
+  if (static_cast<size_t>(st.lowcase_index) == key.size())
+    return pool.dup({st.lowcase, key.size()});
+  char* low = pool.alloc_bytes(key.size());
+  lowercase_into(low, key);
+  return {low, key.size()};
+}
 
 // Normalises a URI that parse_request_line marked complex or quoted: decodes %XX, merges slashes
 // (if asked), resolves "." and ".." (a path that climbs above "/" is an error), stops at "?" (args)

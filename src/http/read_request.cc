@@ -218,13 +218,7 @@ void process_request_headers_impl(Event& ev) {
       Header* h = r.headers_in.headers.push(
           *r.pool, key, {hl.value_start, static_cast<size_t>(hl.value_end - hl.value_start)});
       h->hash = hl.hash == 0 ? 1 : hl.hash;
-      if (static_cast<size_t>(hl.lowcase_index) == key.size()) {
-        h->lowcase_key = r.pool->dup({hl.lowcase, key.size()});
-      } else {
-        char* low = r.pool->alloc_bytes(key.size());
-        lowercase_into(low, key);
-        h->lowcase_key = {low, key.size()};
-      }
+      h->lowcase_key = header_lowcase_key(hl, key, *r.pool);
       if (process_known_header(r, h) != Rc::Ok) return;
       continue;
     }

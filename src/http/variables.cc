@@ -9,19 +9,9 @@
 
 namespace weir::http {
 
-namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = to_lower(c);
-  return out;
-}
-
-}  // namespace
-
 Result<Variable*> Variables::add(ConfContext& cf, std::string_view name_in, uint32_t flags) {
   if (name_in.empty()) return cf.error("invalid variable name \"$\"");
-  std::string name = lower(name_in);
+  std::string name = lowercased(name_in);
   auto it = by_name_.find(name);
   if (it != by_name_.end()) {
     Variable& v = it->second;
@@ -43,7 +33,7 @@ Variable* Variables::add_prefix(std::string_view prefix, VarGetter get, uintptr_
 }
 
 int Variables::index_of(ConfContext& cf, std::string_view name_in) {
-  std::string name = lower(name_in);
+  std::string name = lowercased(name_in);
   for (size_t i = 0; i < indexed_.size(); i++) {
     if (indexed_[i].name == name) return static_cast<int>(i);
   }
@@ -132,7 +122,7 @@ VariableValue* get_flushed_variable(Request& r, int index) {
 
 VariableValue* get_variable(Request& r, std::string_view name) {
   Variables& vars = core_main(r).variables;
-  std::string key = lower(name);
+  std::string key = lowercased(name);
   const Variable* v = vars.find(key);
   if (v != nullptr) {
     if (v->flags & kVarIndexed && v->index >= 0) return get_flushed_variable(r, v->index);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -89,6 +90,16 @@ class Variables {
   std::vector<Variable> indexed_;  // resolved copies of the definitions, by index
   std::vector<std::pair<const ConfNode*, const std::string*>> first_use_;
 };
+
+// A variable a module declares at preconfiguration: its name, getter, setter and flags.
+struct VariableDef {
+  std::string_view name;
+  VarGetter get = nullptr;
+  VarSetter set = nullptr;
+  uint32_t flags = 0;
+};
+// Declares each of defs (an error if a name is taken by a variable that is not changeable).
+Status add_variables(ConfContext& cf, std::span<const VariableDef> defs);
 
 // The value of an indexed variable, computed once per request (or every time when no_cacheable).
 VariableValue* get_indexed_variable(Request& r, int index);

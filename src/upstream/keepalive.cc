@@ -48,7 +48,7 @@ struct KeepalivePeerData {
 void unlink_item(KeepaliveCache& k, CachedConnection* it) {
   (it->prev != nullptr ? it->prev->next : k.head) = it->next;
   (it->next != nullptr ? it->next->prev : k.tail) = it->prev;
-  it->prev = it->next = nullptr;
+  it->prev = nullptr;
   it->next = k.free;
   k.free = it;
 }

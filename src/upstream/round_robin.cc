@@ -26,15 +26,13 @@ void mark_tried(RoundRobinData& d, size_t i) {
   d.tried[i / 64] |= uint64_t{1} << (i % 64);
 }
 
-// Whether the peer may take this try: not down, not at max_conns, and not failed max_fails times
-// within fail_timeout.
-bool available(const RoundRobinPeer& p, uint64_t now) {
+// Whether the peer may take this try: not down, not at max_conns, and (when failures count) not
+// failed max_fails times within fail_timeout.
+bool available(const RoundRobinPeer& p, uint64_t now, bool count_fails) {
   if (p.down) return false;
   if (p.max_conns != 0 && p.conns >= p.max_conns) return false;
-  if (p.max_fails != 0 && p.fails >= p.max_fails && now - p.checked_ms <= p.fail_timeout_ms) {
-    return false;
-  }
-  return true;
+  return !count_fails || p.max_fails == 0 || p.fails < p.max_fails ||
+         now - p.checked_ms > p.fail_timeout_ms;
 }
 
 RoundRobinPeer* pick(RoundRobinData& d, uint64_t now) {
@@ -42,7 +40,7 @@ RoundRobinPeer* pick(RoundRobinData& d, uint64_t now) {
   if (set.peers.size() == 1) {
     // One peer is never taken out for failures (there is nothing else to try), as nginx.
     RoundRobinPeer& p = set.peers[0];
-    if (tried(d, 0) || p.down || (p.max_conns != 0 && p.conns >= p.max_conns)) return nullptr;
+    if (tried(d, 0) || !available(p, now, false)) return nullptr;
     mark_tried(d, 0);
     return &p;
   }
@@ -51,7 +49,7 @@ RoundRobinPeer* pick(RoundRobinData& d, uint64_t now) {
   int total = 0;
   for (size_t i = 0; i < set.peers.size(); i++) {
     RoundRobinPeer& p = set.peers[i];
-    if (tried(d, i) || !available(p, now)) continue;
+    if (tried(d, i) || !available(p, now, true)) continue;
     p.current_weight += p.effective_weight;
     total += p.effective_weight;
     if (p.effective_weight < p.weight) p.effective_weight++;

@@ -10,6 +10,7 @@
 #include "event/event_loop.h"
 #include "http/core_module.h"
 #include "http/filter.h"
+#include "http/headers_in.h"
 #include "http/http_connection.h"
 #include "http/request_body.h"
 #include "upstream/event_pipe.h"
@@ -117,25 +118,32 @@ bool idempotent(const Request& r) {
   return (r.method & (kPost | kLock | kPatch)) == 0;
 }
 
+// proxy_next_upstream's http_* conditions and their statuses.
+struct NextStatus {
+  int status;
+  uint32_t ft;
+};
+constexpr NextStatus kNextStatuses[] = {
+    {500, kNext500}, {502, kNext502}, {503, kNext503}, {504, kNext504},
+    {403, kNext403}, {404, kNext404}, {429, kNext429},
+};
+
+// The status a failure ends the request with when no other peer takes it.
 int status_of(uint32_t ft) {
-  switch (ft) {
-    case kNextTimeout:
-      return 504;
-    case kNext500:
-      return 500;
-    case kNext503:
-      return 503;
-    case kNext504:
-      return 504;
-    case kNext403:
-      return 403;
-    case kNext404:
-      return 404;
-    case kNext429:
-      return 429;
-    default:
-      return 502;
+  if (ft == kNextTimeout) return 504;
+  for (const NextStatus& n : kNextStatuses) {
+    if (n.ft == ft) return n.status;
   }
+  return 502;
+}
+
+// Whether another peer may take the request after a failure of kind ft: proxy_next_upstream names
+// it, tries and proxy_next_upstream_timeout are left, and the request may be repeated.
+bool may_retry(const Request& r, const Upstream& u, uint32_t ft, unsigned tries_left) {
+  const UpstreamConf& conf = *u.conf;
+  if (!(conf.next_upstream & ft) || tries_left == 0) return false;
+  if (u.request_sent && !idempotent(r) && !(conf.next_upstream & kNextNonIdempotent)) return false;
+  return conf.next_upstream_timeout == 0 || since(u.peer.start_msec) < conf.next_upstream_timeout;
 }
 
 constexpr uint32_t kNextNoLive = 0x40000000;
@@ -156,14 +164,7 @@ void next_upstream(Request& r, Upstream& u, uint32_t ft) {
     finalize_upstream(r, u, Code::status(kHttpClientClosedRequest));
     return;
   }
-  const UpstreamConf& conf = *u.conf;
-  uint64_t timeout = conf.next_upstream_timeout;
-  bool allowed = (conf.next_upstream & ft) != 0;
-  if (u.request_sent && !idempotent(r) && !(conf.next_upstream & kNextNonIdempotent)) {
-    allowed = false;
-  }
-  if (ft == kNextNoLive || u.peer.tries == 0 || !allowed ||
-      (timeout != 0 && since(u.peer.start_msec) >= timeout)) {
+  if (ft == kNextNoLive || !may_retry(r, u, ft, u.peer.tries)) {
     finalize_upstream(r, u, Code::status(status));
     return;
   }
@@ -292,29 +293,53 @@ void send_request(Request& r, Upstream& u) {
   if (c.read.ready) process_header(r, u);
 }
 
+// How an upstream header reaches the client's response: copied (and kept in its HeadersOut slot
+// when it has one), copied with its value parsed, or dropped.
+enum class CopyHeader : uint8_t { Plain, LastModified, ContentType, Drop };
+
+constexpr KnownHeader<HeadersOut, CopyHeader> kUpstreamHeaders[] = {
+    // Framing and hop-by-hop fields: the client connection has its own.
+    {"content-length", nullptr, CopyHeader::Drop},
+    {"transfer-encoding", nullptr, CopyHeader::Drop},
+    {"connection", nullptr, CopyHeader::Drop},
+    {"keep-alive", nullptr, CopyHeader::Drop},
+    {"trailer", nullptr, CopyHeader::Drop},
+    {"te", nullptr, CopyHeader::Drop},
+    {"upgrade", nullptr, CopyHeader::Drop},
+    {"proxy-connection", nullptr, CopyHeader::Drop},
+    {"content-type", nullptr, CopyHeader::ContentType},
+    {"last-modified", &HeadersOut::last_modified, CopyHeader::LastModified},
+    {"location", &HeadersOut::location, CopyHeader::Plain},
+    {"etag", &HeadersOut::etag, CopyHeader::Plain},
+    {"server", &HeadersOut::server, CopyHeader::Plain},
+    {"date", &HeadersOut::date, CopyHeader::Plain},
+    {"content-encoding", &HeadersOut::content_encoding, CopyHeader::Plain},
+    {"accept-ranges", &HeadersOut::accept_ranges, CopyHeader::Plain},
+    {"expires", &HeadersOut::expires, CopyHeader::Plain},
+    {"www-authenticate", &HeadersOut::www_authenticate, CopyHeader::Plain},
+    {"refresh", &HeadersOut::refresh, CopyHeader::Plain},
+    {"content-range", &HeadersOut::content_range, CopyHeader::Plain},
+};
+
+bool hidden(const Upstream& u, std::string_view lowcase) {
+  const std::vector<std::string>* hide = u.conf->hide_headers;
+  if (hide == nullptr) return false;
+  for (const std::string& x : *hide) {
+    if (x == lowcase) return true;
+  }
+  return false;
+}
+
 // Copies the upstream's header to the client's response, except what is hidden (the protocol's
 // defaults and proxy_hide_header, less proxy_pass_header) and the hop-by-hop fields.
 Code copy_headers(Request& r, Upstream& u) {
   HeadersOut& out = r.headers_out;
-  const std::vector<std::string>* hide = u.conf->hide_headers;
   for (Header* h : u.headers_in.headers) {
-    std::string_view name = h->lowcase_key;
-    bool hidden = false;
-    if (hide != nullptr) {
-      for (const std::string& x : *hide) {
-        if (x == name) {
-          hidden = true;
-          break;
-        }
-      }
-    }
-    if (hidden) continue;
-    if (name == "content-length" || name == "transfer-encoding" || name == "connection" ||
-        name == "keep-alive" || name == "trailer" || name == "te" || name == "upgrade" ||
-        name == "proxy-connection") {
-      continue;  // framing and hop-by-hop: the client connection has its own
-    }
-    if (name == "content-type") {
+    if (hidden(u, h->lowcase_key)) continue;
+    const auto* k = find_known_header(kUpstreamHeaders, h->lowcase_key);
+    CopyHeader how = k != nullptr ? k->handler : CopyHeader::Plain;
+    if (how == CopyHeader::Drop) continue;
+    if (how == CopyHeader::ContentType) {
       out.content_type = h->value;
       size_t semi = h->value.find(';');
       out.content_type_len = semi == std::string_view::npos ? h->value.size() : semi;
@@ -326,29 +351,9 @@ Code copy_headers(Request& r, Upstream& u) {
     Header* o = add_header_out(r, h->key, h->value);
     if (o == nullptr) return Code::status(500);
     o->lowcase_key = h->lowcase_key;
-    if (name == "location") {
-      out.location = o;
-    } else if (name == "last-modified") {
-      out.last_modified = o;
+    if (k != nullptr && k->slot != nullptr) out.*(k->slot) = o;
+    if (how == CopyHeader::LastModified) {
       if (auto t = clock::parse_http_time(h->value)) out.last_modified_time = *t;
-    } else if (name == "etag") {
-      out.etag = o;
-    } else if (name == "server") {
-      out.server = o;
-    } else if (name == "date") {
-      out.date = o;
-    } else if (name == "content-encoding") {
-      out.content_encoding = o;
-    } else if (name == "accept-ranges") {
-      out.accept_ranges = o;
-    } else if (name == "expires") {
-      out.expires = o;
-    } else if (name == "www-authenticate") {
-      out.www_authenticate = o;
-    } else if (name == "refresh") {
-      out.refresh = o;
-    } else if (name == "content-range") {
-      out.content_range = o;
     }
   }
   out.status = u.headers_in.status;
@@ -359,42 +364,18 @@ Code copy_headers(Request& r, Upstream& u) {
   return Rc::Ok;
 }
 
-// The status asks for another peer (proxy_next_upstream http_502 ...), or for an error_page
-// (proxy_intercept_errors): Ok when neither.
+// The status asks for another peer (proxy_next_upstream http_502 ...) and one may take it: true
+// when the request went on to it.
 bool test_next(Request& r, Upstream& u) {
-  uint32_t ft = 0;
-  switch (u.headers_in.status) {
-    case 500:
-      ft = kNext500;
-      break;
-    case 502:
-      ft = kNext502;
-      break;
-    case 503:
-      ft = kNext503;
-      break;
-    case 504:
-      ft = kNext504;
-      break;
-    case 403:
-      ft = kNext403;
-      break;
-    case 404:
-      ft = kNext404;
-      break;
-    case 429:
-      ft = kNext429;
-      break;
-    default:
-      return false;
+  for (const NextStatus& n : kNextStatuses) {
+    if (n.status != u.headers_in.status) continue;
+    // This peer's try is not over yet: it counts among the tries left until next_upstream frees it.
+    if (!may_retry(r, u, n.ft, u.peer.tries > 0 ? u.peer.tries - 1 : 0)) return false;
+    u.state->status = n.status;
+    next_upstream(r, u, n.ft);
+    return true;
   }
-  if (!(u.conf->next_upstream & ft) || u.peer.tries <= 1) return false;
-  if (!idempotent(r) && !(u.conf->next_upstream & kNextNonIdempotent)) return false;
-  uint64_t timeout = u.conf->next_upstream_timeout;
-  if (timeout != 0 && since(u.peer.start_msec) >= timeout) return false;
-  u.state->status = u.headers_in.status;
-  next_upstream(r, u, ft);
-  return true;
+  return false;
 }
 
 bool intercept_error(Request& r, Upstream& u) {
@@ -414,26 +395,66 @@ bool intercept_error(Request& r, Upstream& u) {
 void process_non_buffered_request(Request& r, Upstream& u, bool do_write);
 void process_pipe_request(Request& r, Upstream& u);
 
-void non_buffered_upstream(Request& r, Upstream& u) {
+// proxy_read_timeout while relaying the body: 504 (the client's connection closes, as the header
+// went out). True when it ended the request.
+bool upstream_timed_out(Request& r, Upstream& u) {
   Connection& c = *u.peer.connection;
-  if (c.read.timedout) {
-    c.read.timedout = false;
-    log_error(LogLevel::Error, *c.log, ETIMEDOUT, "upstream timed out while reading upstream");
-    finalize_upstream(r, u, Code::status(504));
+  if (!c.read.timedout) return false;
+  c.read.timedout = false;
+  log_error(LogLevel::Error, *c.log, ETIMEDOUT, "upstream timed out while reading upstream");
+  finalize_upstream(r, u, Code::status(504));
+  return true;
+}
+
+// send_timeout on the client while relaying: 408. True when it ended the request.
+bool client_timed_out(Request& r, Upstream& u) {
+  Connection& c = *r.connection;
+  if (!c.write.timedout) return false;
+  c.timedout = true;
+  log_error(LogLevel::Info, *c.log, ETIMEDOUT, "client timed out");
+  finalize_upstream(r, u, Code::status(408));
+  return true;
+}
+
+// The relay waits: send_timeout runs while the client cannot take more, proxy_read_timeout while
+// the upstream is expected to send.
+void set_relay_timers(Request& r, Upstream& u, bool upstream_expected) {
+  Connection& up = *u.peer.connection;
+  Connection& down = *r.connection;
+  if (down.write.active && !down.write.ready) {
+    add_timer(down.write, *core_loc(r).send_timeout);
+  } else if (down.write.timer_set) {
+    del_timer(down.write);
+  }
+  if (upstream_expected && !up.read.ready) {
+    add_timer(up.read, u.conf->read_timeout);
+  } else if (up.read.timer_set) {
+    del_timer(up.read);
+  }
+}
+
+// The upstream's part of the body is over: complete (all of it, or up to its close when no length
+// was given), or cut short.
+void end_relay(Request& r, Upstream& u, bool complete, bool eof) {
+  if (complete) {
+    finalize_upstream(r, u, Rc::Ok);
     return;
   }
+  if (eof) {
+    log_error(LogLevel::Error, *u.peer.connection->log, 0,
+              "upstream prematurely closed connection while reading upstream");
+  }
+  finalize_upstream(r, u, Code::status(502));
+}
+
+void non_buffered_upstream(Request& r, Upstream& u) {
+  if (upstream_timed_out(r, u)) return;
   process_non_buffered_request(r, u, false);
 }
 
 void non_buffered_downstream(Request& r) {
   Upstream& u = *r.upstream;
-  Connection& c = *r.connection;
-  if (c.write.timedout) {
-    c.timedout = true;
-    log_error(LogLevel::Info, *c.log, ETIMEDOUT, "client timed out");
-    finalize_upstream(r, u, Code::status(408));
-    return;
-  }
+  if (client_timed_out(r, u)) return;
   process_non_buffered_request(r, u, true);
 }
 
@@ -452,18 +473,9 @@ void process_non_buffered_request(Request& r, Upstream& u, bool do_write) {
         u.out_tail = &u.out_bufs;
       }
       if (u.busy_bufs == nullptr) {
-        if (u.length == 0 || (up.read.eof && u.length == -1)) {
-          finalize_upstream(r, u, Rc::Ok);
-          return;
-        }
-        if (up.read.eof) {
-          log_error(LogLevel::Error, *up.log, 0,
-                    "upstream prematurely closed connection while reading upstream");
-          finalize_upstream(r, u, Code::status(502));
-          return;
-        }
-        if (up.read.error) {
-          finalize_upstream(r, u, Code::status(502));
+        bool complete = u.length == 0 || (up.read.eof && u.length == -1);
+        if (complete || up.read.eof || up.read.error) {
+          end_relay(r, u, complete, up.read.eof);
           return;
         }
         u.buffer.pos = u.buffer.last = u.buffer.start;
@@ -485,30 +497,12 @@ void process_non_buffered_request(Request& r, Upstream& u, bool do_write) {
     }
     break;
   }
-  CoreLocConf& clcf = core_loc(r);
-  if (down.write.active && !down.write.ready) {
-    add_timer(down.write, *clcf.send_timeout);
-  } else if (down.write.timer_set) {
-    del_timer(down.write);
-  }
-  if (up.read.active && !up.read.ready) {
-    add_timer(up.read, u.conf->read_timeout);
-  } else if (up.read.timer_set) {
-    del_timer(up.read);
-  }
+  set_relay_timers(r, u, up.read.active);
 }
 
 void pipe_upstream(Request& r, Upstream& u) {
-  Connection& c = *u.peer.connection;
-  EventPipe& p = *u.pipe;
-  if (c.read.timedout) {
-    c.read.timedout = false;
-    p.upstream_error = true;
-    log_error(LogLevel::Error, *c.log, ETIMEDOUT, "upstream timed out while reading upstream");
-    finalize_upstream(r, u, Code::status(504));
-    return;
-  }
-  if (run_event_pipe(p, false) == Rc::Abort) {
+  if (upstream_timed_out(r, u)) return;
+  if (run_event_pipe(*u.pipe, false) == Rc::Abort) {
     finalize_upstream(r, u, Rc::Error);
     return;
   }
@@ -517,13 +511,7 @@ void pipe_upstream(Request& r, Upstream& u) {
 
 void pipe_downstream(Request& r) {
   Upstream& u = *r.upstream;
-  Connection& c = *r.connection;
-  if (c.write.timedout) {
-    c.timedout = true;
-    log_error(LogLevel::Info, *c.log, ETIMEDOUT, "client timed out");
-    finalize_upstream(r, u, Code::status(408));
-    return;
-  }
+  if (client_timed_out(r, u)) return;
   if (run_event_pipe(*u.pipe, true) == Rc::Abort) {
     finalize_upstream(r, u, Rc::Error);
     return;
@@ -533,35 +521,16 @@ void pipe_downstream(Request& r) {
 
 void process_pipe_request(Request& r, Upstream& u) {
   EventPipe& p = *u.pipe;
-  Connection& up = *u.peer.connection;
-  Connection& down = *r.connection;
   if (p.downstream_error) {
     finalize_upstream(r, u, Rc::Error);
     return;
   }
   if (p.downstream_done) {
-    if (p.upstream_done || (p.upstream_eof && p.length == -1)) {
-      finalize_upstream(r, u, Rc::Ok);
-      return;
-    }
-    if (p.upstream_eof) {
-      log_error(LogLevel::Error, *up.log, 0,
-                "upstream prematurely closed connection while reading upstream");
-    }
-    finalize_upstream(r, u, Code::status(502));
+    end_relay(r, u, p.upstream_done || (p.upstream_eof && p.length == -1), p.upstream_eof);
     return;
   }
   bool finished = p.upstream_done || p.upstream_eof || p.upstream_error;
-  if (!finished && !p.upstream_blocked && !up.read.ready) {
-    add_timer(up.read, u.conf->read_timeout);
-  } else if (up.read.timer_set) {
-    del_timer(up.read);
-  }
-  if (down.write.active && !down.write.ready) {
-    add_timer(down.write, *core_loc(r).send_timeout);
-  } else if (down.write.timer_set) {
-    del_timer(down.write);
-  }
+  set_relay_timers(r, u, !finished && !p.upstream_blocked);
 }
 
 void send_response(Request& r, Upstream& u) {

@@ -104,7 +104,9 @@ struct UpstreamState {
 struct UpstreamProtocol {
   // Builds u.request_bufs (the request as the upstream is to receive it). Ok or an HTTP status.
   Code (*create_request)(Request& r) = nullptr;
-  // Before a retry on another peer: forget what the last one sent (parser state ...).
+  // Before a retry on another peer: forget what the last one sent (parser state ...). The lifecycle
+  // rewinds request_bufs itself (memory buffers to their start, file buffers to offset 0), so a
+  // protocol builds them with that in mind.
   Code (*reinit_request)(Request& r) = nullptr;
   // Parses what u.buffer holds of the response header into u.headers_in.
   HeaderResult (*process_header)(Request& r) = nullptr;

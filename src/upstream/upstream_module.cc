@@ -176,16 +176,18 @@ Status init_main_conf(ConfContext& cf, UpstreamMainConf& umcf) {
 }
 
 // The variables: one value per try, ", " between them.
-template <class Fn>
-void state_list(Request& r, VariableValue& v, Fn put) {
+// put writes one try's value at p and returns its end; size bounds what it writes (a number by
+// default).
+template <class Put, class Size>
+void state_list(Request& r, VariableValue& v, Put put, Size size) {
   Upstream* u = r.upstream;
   if (u == nullptr || u->states == nullptr) {
     v.set_not_found();
     return;
   }
-  size_t n = 0;
-  for (UpstreamState* s = u->states; s != nullptr; s = s->next) n++;
-  char* buf = r.pool->alloc_bytes(n * 64 + 1);
+  size_t len = 0;
+  for (UpstreamState* s = u->states; s != nullptr; s = s->next) len += size(*s) + 2;
+  char* buf = r.pool->alloc_bytes(len);
   char* p = buf;
   for (UpstreamState* s = u->states; s != nullptr; s = s->next) {
     if (p != buf) {
@@ -195,6 +197,11 @@ void state_list(Request& r, VariableValue& v, Fn put) {
     p = put(*s, p);
   }
   v.set({buf, static_cast<size_t>(p - buf)});
+}
+
+template <class Put>
+void state_list(Request& r, VariableValue& v, Put put) {
+  state_list(r, v, put, [](const UpstreamState&) { return size_t{24}; });
 }
 
 char* put_msec_as_sec(char* p, int64_t ms) {
@@ -211,24 +218,13 @@ char* put_msec_as_sec(char* p, int64_t ms) {
 }
 
 void var_addr(Request& r, VariableValue& v, uintptr_t) {
-  Upstream* u = r.upstream;
-  if (u == nullptr || u->states == nullptr) {
-    v.set_not_found();
-    return;
-  }
-  size_t len = 0;
-  for (UpstreamState* s = u->states; s != nullptr; s = s->next) len += s->peer.size() + 2;
-  char* buf = r.pool->alloc_bytes(len + 1);
-  char* p = buf;
-  for (UpstreamState* s = u->states; s != nullptr; s = s->next) {
-    if (p != buf) {
-      *p++ = ',';
-      *p++ = ' ';
-    }
-    std::memcpy(p, s->peer.data(), s->peer.size());
-    p += s->peer.size();
-  }
-  v.set({buf, static_cast<size_t>(p - buf)});
+  state_list(
+      r, v,
+      [](const UpstreamState& s, char* p) {
+        std::memcpy(p, s.peer.data(), s.peer.size());
+        return p + s.peer.size();
+      },
+      [](const UpstreamState& s) { return s.peer.size(); });
 }
 
 void var_status(Request& r, VariableValue& v, uintptr_t) {
@@ -268,30 +264,22 @@ void var_upstream_http(Request& r, VariableValue& v, uintptr_t data) {
   unknown_header_variable(r, v, std::string_view(*name).substr(14), r.upstream->headers_in.headers);
 }
 
-struct UpstreamVar {
-  const char* name;
-  VarGetter get;
-};
-
-constexpr UpstreamVar kVars[] = {
-    {"upstream_addr", var_addr},
-    {"upstream_status", var_status},
-    {"upstream_response_time", var_time<&UpstreamState::response_time>},
-    {"upstream_connect_time", var_time<&UpstreamState::connect_time>},
-    {"upstream_header_time", var_time<&UpstreamState::header_time>},
-    {"upstream_response_length", var_length<&UpstreamState::response_length>},
-    {"upstream_bytes_received", var_length<&UpstreamState::bytes_received>},
-    {"upstream_bytes_sent", var_length<&UpstreamState::bytes_sent>},
+constexpr VariableDef kVars[] = {
+    {"upstream_addr", var_addr, nullptr, kVarNoCacheable},
+    {"upstream_status", var_status, nullptr, kVarNoCacheable},
+    {"upstream_response_time", var_time<&UpstreamState::response_time>, nullptr, kVarNoCacheable},
+    {"upstream_connect_time", var_time<&UpstreamState::connect_time>, nullptr, kVarNoCacheable},
+    {"upstream_header_time", var_time<&UpstreamState::header_time>, nullptr, kVarNoCacheable},
+    {"upstream_response_length", var_length<&UpstreamState::response_length>, nullptr,
+     kVarNoCacheable},
+    {"upstream_bytes_received", var_length<&UpstreamState::bytes_received>, nullptr,
+     kVarNoCacheable},
+    {"upstream_bytes_sent", var_length<&UpstreamState::bytes_sent>, nullptr, kVarNoCacheable},
 };
 
 Status preconfiguration(ConfContext& cf) {
-  Variables& vars = core_main_conf(cf).variables;
-  for (const UpstreamVar& uv : kVars) {
-    Result<Variable*> added = vars.add(cf, uv.name, kVarNoCacheable);
-    if (!added.ok()) return added.status();
-    (*added)->get = uv.get;
-  }
-  vars.add_prefix("upstream_http_", var_upstream_http, 0, kVarNoCacheable);
+  if (Status s = add_variables(cf, kVars); !s.ok()) return s;
+  core_main_conf(cf).variables.add_prefix("upstream_http_", var_upstream_http, 0, kVarNoCacheable);
   return {};
 }
 

@@ -158,17 +158,15 @@ std::string_view upstream_uri(Request& r, ProxyLocConf& plcf) {
   return {buf, static_cast<size_t>(p - buf)};
 }
 
-// Appends text to a growing header block in the pool.
-struct Writer {
+// The pieces of the request header, gathered before one buffer of their total size is made (values
+// with variables are evaluated once). Sized for the most the request can need.
+struct HeaderPieces {
   std::string_view* parts;
   size_t n = 0;
-  size_t cap;
   size_t total = 0;
   void add(std::string_view s) {
-    if (n < cap) {
-      parts[n++] = s;
-      total += s.size();
-    }
+    parts[n++] = s;
+    total += s.size();
   }
 };
 
@@ -210,10 +208,13 @@ Code create_request(Request& r) {
     }
   }
 
-  constexpr size_t kMaxParts = 1024;
-  auto* parts = static_cast<std::string_view*>(
-      r.pool->alloc(sizeof(std::string_view) * kMaxParts, alignof(std::string_view)));
-  Writer w{parts, 0, kMaxParts};
+  // Four pieces per header line, four for the request line, three for Content-Length, one for the
+  // blank line.
+  size_t lines = plcf.headers->size();
+  for ([[maybe_unused]] Header* h : r.headers_in.headers) lines++;
+  size_t max_parts = 4 * lines + 8;
+  HeaderPieces w{static_cast<std::string_view*>(
+      r.pool->alloc(sizeof(std::string_view) * max_parts, alignof(std::string_view)))};
   w.add(method);
   w.add(" ");
   w.add(uri);
@@ -253,7 +254,6 @@ Code create_request(Request& r) {
     }
   }
   w.add("\r\n");
-  if (w.n == kMaxParts) return Code::status(500);
   Buffer* head = Buffer::create_temp(*r.pool, w.total);
   for (size_t i = 0; i < w.n; i++) {
     std::memcpy(head->last, w.parts[i].data(), w.parts[i].size());
@@ -266,21 +266,16 @@ Code create_request(Request& r) {
   return Rc::Ok;
 }
 
+// Another peer: the parser starts over (the lifecycle rewinds the request's buffers).
 Code reinit_request(Request& r) {
   ProxyCtx& ctx = proxy_ctx(r);
   bool head = ctx.head;
   ctx = ProxyCtx{};
   ctx.head = head;
-  return create_request(r);
+  return Rc::Ok;
 }
 
 // --- the response header ---------------------------------------------------------------------
-
-std::string_view dup_lower(Pool& pool, std::string_view s) {
-  char* p = pool.alloc_bytes(s.size());
-  lowercase_into(p, s);
-  return {p, s.size()};
-}
 
 HeaderResult invalid(Request& r, const char* what) {
   log_error(LogLevel::Error, r.log(), 0,
@@ -332,7 +327,7 @@ HeaderResult process_header(Request& r) {
     std::string_view value(hs.value_start, static_cast<size_t>(hs.value_end - hs.value_start));
     // The header buffer is reused for the body: keep copies.
     Header* h = u.headers_in.headers.push(*r.pool, r.pool->dup(key), r.pool->dup(value));
-    h->lowcase_key = dup_lower(*r.pool, key);
+    h->lowcase_key = header_lowcase_key(hs, key, *r.pool);
     std::string_view lc = h->lowcase_key;
     if (lc == "content-length") {
       auto n = parse_int(value);
@@ -563,7 +558,6 @@ void var_proxy_port(Request& r, VariableValue& v, uintptr_t) {
 
 void var_add_x_forwarded_for(Request& r, VariableValue& v, uintptr_t) {
   std::string_view addr = r.http_connection->addr_text();
-  std::string_view xff;
   size_t len = 0;
   for (Header* h : r.headers_in.headers) {
     if (h->hash != 0 && h->lowcase_key == "x-forwarded-for") len += h->value.size() + 2;
@@ -583,7 +577,6 @@ void var_add_x_forwarded_for(Request& r, VariableValue& v, uintptr_t) {
   }
   std::memcpy(p, addr.data(), addr.size());
   p += addr.size();
-  (void)xff;
   v.set({buf, static_cast<size_t>(p - buf)});
 }
 
@@ -598,25 +591,15 @@ void var_internal_body_length(Request& r, VariableValue& v, uintptr_t) {
   v.set({p, static_cast<size_t>(put_uint(p, static_cast<uint64_t>(n)) - p)});
 }
 
+constexpr VariableDef kVars[] = {
+    {"proxy_host", var_proxy_host, nullptr, 0},
+    {"proxy_port", var_proxy_port, nullptr, 0},
+    {"proxy_add_x_forwarded_for", var_add_x_forwarded_for, nullptr, kVarNoCacheable},
+    {"proxy_internal_body_length", var_internal_body_length, nullptr, kVarNoCacheable},
+};
+
 Status preconfiguration(ConfContext& cf) {
-  struct V {
-    const char* name;
-    VarGetter get;
-    uint32_t flags;
-  };
-  constexpr V kVars[] = {
-      {"proxy_host", var_proxy_host, 0},
-      {"proxy_port", var_proxy_port, 0},
-      {"proxy_add_x_forwarded_for", var_add_x_forwarded_for, kVarNoCacheable},
-      {"proxy_internal_body_length", var_internal_body_length, kVarNoCacheable},
-  };
-  Variables& vars = core_main_conf(cf).variables;
-  for (const V& x : kVars) {
-    Result<Variable*> added = vars.add(cf, x.name, x.flags);
-    if (!added.ok()) return added.status();
-    (*added)->get = x.get;
-  }
-  return {};
+  return add_variables(cf, kVars);
 }
 
 // --- directives ------------------------------------------------------------------------------
@@ -691,26 +674,18 @@ Status set_header(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
   if (plcf.set_headers == nullptr) plcf.set_headers = cf.pool.make<std::vector<SetHeader>>();
   SetHeader h;
   h.key = n.args[1];
-  h.lowcase_key = h.key;
-  for (char& c : h.lowcase_key) c = to_lower(c);
+  h.lowcase_key = lowercased(h.key);
   if (Status s = h.value.compile(cf, n.args[2]); !s.ok()) return s;
   plcf.set_headers->push_back(std::move(h));
   return {};
 }
 
-Status add_hide(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
-  if (plcf.hide == nullptr) plcf.hide = cf.pool.make<std::vector<std::string>>();
-  std::string v = n.args[1];
-  for (char& c : v) c = to_lower(c);
-  plcf.hide->push_back(std::move(v));
-  return {};
-}
-
-Status add_pass_header(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
-  if (plcf.pass == nullptr) plcf.pass = cf.pool.make<std::vector<std::string>>();
-  std::string v = n.args[1];
-  for (char& c : v) c = to_lower(c);
-  plcf.pass->push_back(std::move(v));
+// proxy_hide_header, proxy_pass_header: a list of header names, kept in lower case.
+template <std::vector<std::string>* ProxyLocConf::*List>
+Status add_header_name(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
+  auto*& list = plcf.*List;
+  if (list == nullptr) list = cf.pool.make<std::vector<std::string>>();
+  list->push_back(lowercased(n.args[1]));
   return {};
 }
 
@@ -937,8 +912,7 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
   conf.headers = cf.pool.make<std::vector<SetHeader>>();
   if (conf.set_headers != nullptr) *conf.headers = *conf.set_headers;
   auto add_default = [&](const char* key, const char* value) -> Status {
-    std::string lc = key;
-    for (char& c : lc) c = to_lower(c);
+    std::string lc = lowercased(key);
     for (const SetHeader& h : *conf.headers) {
       if (h.lowcase_key == lc) return {};
     }
@@ -1035,8 +1009,8 @@ using P = ProxyLocConf;
 constexpr Directive kDirectives[] = {
     directive<set_pass>("proxy_pass", kHttpLocConf | kHttpLifConf | kTake1),
     directive<set_header>("proxy_set_header", kHttpMainSrvLoc | kTake2),
-    directive<add_hide>("proxy_hide_header", kHttpMainSrvLoc | kTake1),
-    directive<add_pass_header>("proxy_pass_header", kHttpMainSrvLoc | kTake1),
+    directive<add_header_name<&P::hide>>("proxy_hide_header", kHttpMainSrvLoc | kTake1),
+    directive<add_header_name<&P::pass>>("proxy_pass_header", kHttpMainSrvLoc | kTake1),
     directive<set_method>("proxy_method", kHttpMainSrvLoc | kTake1),
     directive<set_body>("proxy_set_body", kHttpMainSrvLoc | kTake1),
     directive<set_http_version>("proxy_http_version", kHttpMainSrvLoc | kTake1),

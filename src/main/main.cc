@@ -81,8 +81,11 @@ constexpr std::string_view kDefaultModules[] = {
 };
 
 bool have_module(std::string_view name) {
-  // The keepalive cache is part of the upstream module here.
-  if (name == "upstream_keepalive") name = "upstream";
+  // The keepalive cache and the balancers are part of the upstream module here.
+  if (name == "upstream_keepalive" || name == "upstream_hash" || name == "upstream_ip_hash" ||
+      name == "upstream_least_conn" || name == "upstream_random") {
+    name = "upstream";
+  }
   for (Module* m : all_modules()) {
     std::string_view n = m->name;
     if (n.starts_with("http_") && n.substr(5) == name) return true;

@@ -2,97 +2,75 @@
 // backup peers when none of them can be tried, and passive health checks (max_fails failures within
 // fail_timeout take a peer out for fail_timeout; one good answer after that brings it back).
 // nginx: src/http/ngx_http_upstream_round_robin.c
+#include "upstream/round_robin.h"
+
 #include "core/time_cache.h"
 #include "http/request.h"
-#include "upstream/upstream_group.h"
 
 namespace weir::http {
 
-namespace {
-
-struct RoundRobinData {
-  Pool* pool = nullptr;  // the request's
-  RoundRobinPeers* peers = nullptr;
-  RoundRobinPeer* current = nullptr;
-  uint64_t* tried = nullptr;  // one bit per peer of the current set
-  bool on_backup = false;
-};
-
-bool tried(const RoundRobinData& d, size_t i) {
-  return (d.tried[i / 64] >> (i % 64)) & 1;
+void RoundRobinData::reset_tried() {
+  size_t words = (peers->peers.size() + 63) / 64;
+  tried = static_cast<uint64_t*>(pool->alloc_zeroed(words * sizeof(uint64_t)));
 }
 
-void mark_tried(RoundRobinData& d, size_t i) {
-  d.tried[i / 64] |= uint64_t{1} << (i % 64);
-}
-
-// Whether the peer may take this try: not down, not at max_conns, and (when failures count) not
-// failed max_fails times within fail_timeout.
-bool available(const RoundRobinPeer& p, uint64_t now, bool count_fails) {
-  if (p.down) return false;
-  if (p.max_conns != 0 && p.conns >= p.max_conns) return false;
-  return !count_fails || p.max_fails == 0 || p.fails < p.max_fails ||
-         now - p.checked_ms > p.fail_timeout_ms;
-}
-
-RoundRobinPeer* pick(RoundRobinData& d, uint64_t now) {
-  RoundRobinPeers& set = *d.peers;
-  if (set.peers.size() == 1) {
-    // One peer is never taken out for failures (there is nothing else to try), as nginx.
-    RoundRobinPeer& p = set.peers[0];
-    if (tried(d, 0) || !available(p, now, false)) return nullptr;
-    mark_tried(d, 0);
-    return &p;
-  }
-  RoundRobinPeer* best = nullptr;
-  size_t best_index = 0;
-  int total = 0;
-  for (size_t i = 0; i < set.peers.size(); i++) {
-    RoundRobinPeer& p = set.peers[i];
-    if (tried(d, i) || !available(p, now, true)) continue;
-    p.current_weight += p.effective_weight;
-    total += p.effective_weight;
-    if (p.effective_weight < p.weight) p.effective_weight++;
-    if (best == nullptr || p.current_weight > best->current_weight) {
-      best = &p;
-      best_index = i;
-    }
-  }
-  if (best == nullptr) return nullptr;
-  mark_tried(d, best_index);
-  best->current_weight -= total;
-  if (now - best->checked_ms > best->fail_timeout_ms) best->checked_ms = now;
-  return best;
-}
-
-void reset_tried(RoundRobinData& d) {
-  size_t words = (d.peers->peers.size() + 63) / 64;
-  d.tried = static_cast<uint64_t*>(d.pool->alloc_zeroed(words * sizeof(uint64_t)));
-}
-
-Rc rr_get(PeerConnection& pc, void* data) {
-  auto& d = *static_cast<RoundRobinData*>(data);
-  uint64_t now = clock::msec();
-  RoundRobinPeer* p = pick(d, now);
-  if (p == nullptr && !d.on_backup && d.peers->backup != nullptr) {
-    // Every primary peer failed or was tried: the backups take over (nginx tries them only then).
-    d.peers = d.peers->backup;
-    d.on_backup = true;
-    reset_tried(d);
-    p = pick(d, now);
-  }
-  if (p == nullptr) {
-    d.current = nullptr;
-    return Rc::Busy;
-  }
-  d.current = p;
-  p->conns++;
-  pc.sockaddr = &p->addr;
-  pc.name = p->name;
+Rc RoundRobinData::take(PeerConnection& pc, RoundRobinPeer& p, size_t index, uint64_t now) {
+  mark_tried(index);
+  if (now - p.checked_ms > p.fail_timeout_ms) p.checked_ms = now;
+  current = &p;
+  p.conns++;
+  pc.sockaddr = &p.addr;
+  pc.name = p.name;
   return Rc::Ok;
 }
 
-void rr_free(PeerConnection& pc, void* data, unsigned state) {
+namespace {
+
+// The smooth weighted pick among the peers that can take this try; -1 when none can.
+ptrdiff_t pick(RoundRobinData& d, uint64_t now) {
+  RoundRobinPeers& set = *d.peers;
+  if (set.peers.size() == 1) {
+    // One peer is never taken out for failures (there is nothing else to try), as nginx.
+    if (d.was_tried(0) || !peer_available(set.peers[0], now, false)) return -1;
+    return 0;
+  }
+  ptrdiff_t best = -1;
+  int total = 0;
+  for (size_t i = 0; i < set.peers.size(); i++) {
+    if (!can_try(d, i, now)) continue;
+    RoundRobinPeer& p = set.peers[i];
+    p.current_weight += p.effective_weight;
+    total += p.effective_weight;
+    if (p.effective_weight < p.weight) p.effective_weight++;
+    if (best < 0 || p.current_weight > set.peers[static_cast<size_t>(best)].current_weight) {
+      best = static_cast<ptrdiff_t>(i);
+    }
+  }
+  if (best >= 0) set.peers[static_cast<size_t>(best)].current_weight -= total;
+  return best;
+}
+
+}  // namespace
+
+Rc round_robin_get(PeerConnection& pc, void* data) {
+  auto& d = *static_cast<RoundRobinData*>(data);
+  uint64_t now = clock::msec();
+  ptrdiff_t i = pick(d, now);
+  if (i < 0 && !d.on_backup && d.peers->backup != nullptr) {
+    // Every primary peer failed or was tried: the backups take over (nginx tries them only then).
+    d.peers = d.peers->backup;
+    d.on_backup = true;
+    d.reset_tried();
+    i = pick(d, now);
+  }
+  if (i < 0) {
+    d.current = nullptr;
+    return Rc::Busy;
+  }
+  return d.take(pc, d.peers->peers[static_cast<size_t>(i)], static_cast<size_t>(i), now);
+}
+
+void round_robin_free(PeerConnection& pc, void* data, unsigned state) {
   auto& d = *static_cast<RoundRobinData*>(data);
   RoundRobinPeer* p = d.current;
   if (p == nullptr) return;
@@ -115,7 +93,14 @@ void rr_free(PeerConnection& pc, void* data, unsigned state) {
   if (pc.tries > 0) pc.tries--;
 }
 
-}  // namespace
+size_t peer_at_weight(const RoundRobinPeers& set, uint64_t w) {
+  size_t i = 0;
+  while (w >= static_cast<uint64_t>(set.peers[i].weight)) {
+    w -= static_cast<uint64_t>(set.peers[i].weight);
+    i++;
+  }
+  return i;
+}
 
 Status init_round_robin(UpstreamGroup& g, Pool& pool) {
   auto build = [&](bool backup) -> RoundRobinPeers* {
@@ -127,6 +112,7 @@ Status init_round_robin(UpstreamGroup& g, Pool& pool) {
         RoundRobinPeer p;
         p.addr = a;
         p.name = a.to_string();
+        p.server = &s.name;
         p.weight = p.effective_weight = s.weight;
         p.max_fails = s.max_fails;
         p.fail_timeout_ms = s.fail_timeout_ms;
@@ -146,17 +132,18 @@ Status init_round_robin(UpstreamGroup& g, Pool& pool) {
   return {};
 }
 
-Status init_round_robin_peer(Request& r, UpstreamGroup& g, PeerConnection& pc) {
-  auto* d = r.pool->make<RoundRobinData>();
-  d->pool = r.pool;
-  d->peers = g.peers;
-  reset_tried(*d);
-  pc.get = rr_get;
-  pc.free = rr_free;
-  pc.data = d;
+void init_round_robin_data(RoundRobinData& d, Pool& pool, UpstreamGroup& g, PeerConnection& pc) {
+  d.pool = &pool;
+  d.peers = g.peers;
+  d.reset_tried();
   size_t n =
       g.peers->peers.size() + (g.peers->backup != nullptr ? g.peers->backup->peers.size() : 0);
   pc.tries = static_cast<unsigned>(n);
+  pc.free = round_robin_free;
+}
+
+Status init_round_robin_peer(Request& r, UpstreamGroup& g, PeerConnection& pc) {
+  make_balancer_data<RoundRobinData>(*r.pool, g, pc, round_robin_get);
   return {};
 }
 

@@ -20,6 +20,8 @@ namespace weir::http {
 
 struct Request;
 struct UpstreamGroup;
+struct HashRing;
+class ComplexValue;
 
 // A `server` line of an upstream block.
 struct UpstreamServer {
@@ -36,7 +38,8 @@ struct UpstreamServer {
 // One address of a server, as the balancer sees it.
 struct RoundRobinPeer {
   SockAddr addr;
-  std::string name;  // "127.0.0.1:8080", "unix:/path"
+  std::string name;                     // "127.0.0.1:8080", "unix:/path"
+  const std::string* server = nullptr;  // its server line's name (consistent hash rings use it)
   int weight = 1;
   int effective_weight = 1;
   int current_weight = 0;
@@ -60,6 +63,17 @@ struct RoundRobinPeers {
 // The keepalive cache of a group (`keepalive N` and its timers), one list per worker.
 struct KeepaliveCache;
 
+// How a group picks the peer of each try.
+enum class Balancer : uint8_t {
+  RoundRobin,
+  IpHash,
+  Hash,            // hash key
+  ConsistentHash,  // hash key consistent
+  LeastConn,
+  Random,
+  RandomTwo,  // random two [least_conn]
+};
+
 struct UpstreamGroup {
   std::string host;                // the block's name, or the implicit group's host
   uint16_t port = 0;               // implicit groups: the port proxy_pass named (0: none written)
@@ -70,6 +84,9 @@ struct UpstreamGroup {
   std::vector<UpstreamServer> servers;
   RoundRobinPeers* peers = nullptr;  // built at init
   KeepaliveCache* keepalive = nullptr;
+  Balancer balancer = Balancer::RoundRobin;
+  const ComplexValue* hash_key = nullptr;  // hash
+  HashRing* ring = nullptr;                // hash ... consistent
 
   // Sets up the peer connection of one request: its get/free callbacks and their data (the
   // balancer's init_peer, wrapped by the keepalive cache's when there is one).
@@ -79,6 +96,15 @@ struct UpstreamGroup {
 // Builds the round-robin peers of a group (called once the configuration is read).
 Status init_round_robin(UpstreamGroup& g, Pool& pool);
 Status init_round_robin_peer(Request& r, UpstreamGroup& g, PeerConnection& pc);
+
+// The other balancers' init_peer (ip_hash.cc, hash.cc, least_conn.cc, random.cc), and the
+// consistent hash's ring, built once the round-robin peers are.
+Status init_ip_hash_peer(Request& r, UpstreamGroup& g, PeerConnection& pc);
+Status init_hash_peer(Request& r, UpstreamGroup& g, PeerConnection& pc);
+Status init_chash_peer(Request& r, UpstreamGroup& g, PeerConnection& pc);
+Status init_least_conn_peer(Request& r, UpstreamGroup& g, PeerConnection& pc);
+Status init_random_peer(Request& r, UpstreamGroup& g, PeerConnection& pc);
+Status init_hash_ring(UpstreamGroup& g, Pool& pool);
 
 // The keepalive cache: `keepalive N` makes it; init_peer stacks on the balancer's.
 struct KeepaliveConf {

@@ -9,6 +9,7 @@
 
 #include "core/str.h"
 #include "http/core_module.h"
+#include "http/script.h"
 #include "http/variables.h"
 #include "upstream/upstream.h"
 
@@ -93,6 +94,47 @@ UpstreamGroup* find_group(UpstreamMainConf& umcf, std::string_view host, uint16_
   return nullptr;
 }
 
+// ip_hash, hash key [consistent], least_conn, random [two [least_conn]].
+Status balancer_directive(ConfContext& cf, const ConfNode& n, UpstreamGroup& g, bool& set) {
+  const std::string& d = n.name();
+  size_t max_args = d == "hash" ? 2 : d == "random" ? 2 : 0;
+  if (n.nargs() > max_args || (d == "hash" && n.nargs() == 0)) {
+    return cf.error_at(n, strprintf("invalid number of arguments in \"%s\" directive", d.c_str()));
+  }
+  auto invalid = [&](size_t i) {
+    return cf.error_at(n, strprintf("invalid parameter \"%s\"", n.args[i].c_str()));
+  };
+  if (set) cf.warn(LogLevel::Warn, "load balancing method redefined");
+  set = true;
+  if (d == "ip_hash") {
+    g.balancer = Balancer::IpHash;
+  } else if (d == "least_conn") {
+    g.balancer = Balancer::LeastConn;
+  } else if (d == "hash") {
+    auto* key = cf.pool.make<ComplexValue>();
+    if (Status s = key->compile(cf, n.args[1]); !s.ok()) return s;
+    g.hash_key = key;
+    g.balancer = Balancer::Hash;
+    if (n.nargs() == 2) {
+      if (n.args[2] != "consistent") return invalid(2);
+      g.balancer = Balancer::ConsistentHash;
+    }
+  } else {
+    g.balancer = Balancer::Random;
+    if (n.nargs() >= 1) {
+      if (n.args[1] != "two") return invalid(1);
+      g.balancer = Balancer::RandomTwo;
+    }
+    if (n.nargs() == 2 && n.args[2] != "least_conn") return invalid(2);
+  }
+  for (const UpstreamServer& s : g.servers) {
+    if (s.backup && g.balancer != Balancer::LeastConn) {
+      return cf.error_at(n, "balancing method does not support parameter \"backup\"");
+    }
+  }
+  return {};
+}
+
 Status upstream_block(ConfContext& cf, const ConfNode& n, UpstreamMainConf& umcf) {
   const std::string& name = n.args[1];
   UpstreamGroup* g = find_group(umcf, name, 0);
@@ -109,8 +151,10 @@ Status upstream_block(ConfContext& cf, const ConfNode& n, UpstreamMainConf& umcf
   g->line = n.line;
   KeepaliveConf ka;
   bool keepalive = false;
+  bool balancer_set = false;
   for (const ConfNode& child : n.children) {
     const std::string& d = child.name();
+    cf.node = &child;
     if (child.block) {
       return cf.error_at(child, strprintf("\"%s\" directive is not allowed here", d.c_str()));
     }
@@ -130,14 +174,23 @@ Status upstream_block(ConfContext& cf, const ConfNode& n, UpstreamMainConf& umcf
       if (d == "keepalive_requests") ka.requests = static_cast<uint64_t>(v);
       if (d == "keepalive_time") ka.time_ms = static_cast<uint64_t>(v);
       if (d == "keepalive_timeout") ka.timeout_ms = static_cast<uint64_t>(v);
-    } else if (d == "zone" || d == "ip_hash" || d == "hash" || d == "least_conn" || d == "random" ||
-               d == "sticky" || d == "ntlm" || d == "resolver" || d == "resolver_timeout" ||
-               d == "state" || d == "queue") {
+    } else if (d == "ip_hash" || d == "hash" || d == "least_conn" || d == "random") {
+      if (Status s = balancer_directive(cf, child, *g, balancer_set); !s.ok()) return s;
+    } else if (d == "zone" || d == "sticky" || d == "ntlm" || d == "resolver" ||
+               d == "resolver_timeout" || d == "state" || d == "queue") {
       // nginx has these; weir does not yet, and must not pretend to.
       return cf.error_at(child,
                          strprintf("\"%s\" directive is not supported by weir yet", d.c_str()));
     } else {
       return cf.error_at(child, strprintf("unknown directive \"%s\"", d.c_str()));
+    }
+  }
+  cf.node = &n;
+  if (g->balancer != Balancer::RoundRobin && g->balancer != Balancer::LeastConn) {
+    // nginx rejects backup only when the method comes first; a backup after it would be ignored
+    // silently, so weir rejects it wherever it is.
+    for (const UpstreamServer& s : g->servers) {
+      if (s.backup) return cf.error("balancing method does not support parameter \"backup\"");
     }
   }
   if (g->servers.empty()) return cf.error("no servers are inside upstream");
@@ -169,7 +222,28 @@ Status init_main_conf(ConfContext& cf, UpstreamMainConf& umcf) {
       g->servers.push_back(std::move(s));
     }
     if (Status s = init_round_robin(*g, cf.pool); !s.ok()) return s;
-    g->init_peer = init_round_robin_peer;
+    switch (g->balancer) {
+      case Balancer::RoundRobin:
+        g->init_peer = init_round_robin_peer;
+        break;
+      case Balancer::IpHash:
+        g->init_peer = init_ip_hash_peer;
+        break;
+      case Balancer::Hash:
+        g->init_peer = init_hash_peer;
+        break;
+      case Balancer::ConsistentHash:
+        if (Status s = init_hash_ring(*g, cf.pool); !s.ok()) return s;
+        g->init_peer = init_chash_peer;
+        break;
+      case Balancer::LeastConn:
+        g->init_peer = init_least_conn_peer;
+        break;
+      case Balancer::Random:
+      case Balancer::RandomTwo:
+        g->init_peer = init_random_peer;
+        break;
+    }
     if (g->keepalive != nullptr) set_keepalive_balancer(*g->keepalive, *g);
   }
   return {};

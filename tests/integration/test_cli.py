@@ -24,7 +24,8 @@ def test_version_help_configure():
     conf = [l for l in lines if l.startswith("configure arguments: ")][0]
     for missing in ("gzip", "fastcgi", "ssi", "map", "access", "limit_req", "upstream_zone"):
         assert "--without-http_%s_module" % missing in conf
-    for built in ("rewrite", "proxy", "upstream_keepalive"):
+    for built in ("rewrite", "proxy", "upstream_keepalive", "upstream_hash", "upstream_ip_hash",
+                  "upstream_least_conn", "upstream_random"):
         assert "--without-http_%s_module" % built not in conf
     assert "--without-http_mirror_module" not in conf
     assert "--without-http-cache" in conf

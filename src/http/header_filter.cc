@@ -134,7 +134,9 @@ Code header_filter(Request& r, HeaderNext) {
     p = put(p, "\r\n");
   }
   if (r.chunked) p = put(p, "Transfer-Encoding: chunked\r\n");
-  if (r.keepalive) {
+  if (status == 101) {
+    p = put(p, "Connection: upgrade\r\n");
+  } else if (r.keepalive) {
     p = put(p, "Connection: keep-alive\r\n");
     if (*clcf.keepalive_header != 0) {
       p = put(p, "Keep-Alive: timeout=");

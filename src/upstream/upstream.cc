@@ -14,6 +14,7 @@
 #include "http/http_connection.h"
 #include "http/request_body.h"
 #include "upstream/event_pipe.h"
+#include "upstream/upgrade.h"
 
 namespace weir::http {
 
@@ -295,7 +296,8 @@ void send_request(Request& r, Upstream& u) {
 
 // How an upstream header reaches the client's response: copied (and kept in its HeadersOut slot
 // when it has one), copied with its value parsed, or dropped.
-enum class CopyHeader : uint8_t { Plain, LastModified, ContentType, Drop };
+// Upgrade goes to the client only with the 101 that switches its connection.
+enum class CopyHeader : uint8_t { Plain, LastModified, ContentType, Upgrade, Drop };
 
 constexpr KnownHeader<HeadersOut, CopyHeader> kUpstreamHeaders[] = {
     // Framing and hop-by-hop fields: the client connection has its own.
@@ -305,7 +307,7 @@ constexpr KnownHeader<HeadersOut, CopyHeader> kUpstreamHeaders[] = {
     {"keep-alive", nullptr, CopyHeader::Drop},
     {"trailer", nullptr, CopyHeader::Drop},
     {"te", nullptr, CopyHeader::Drop},
-    {"upgrade", nullptr, CopyHeader::Drop},
+    {"upgrade", nullptr, CopyHeader::Upgrade},
     {"proxy-connection", nullptr, CopyHeader::Drop},
     {"content-type", nullptr, CopyHeader::ContentType},
     {"last-modified", &HeadersOut::last_modified, CopyHeader::LastModified},
@@ -338,6 +340,7 @@ Code copy_headers(Request& r, Upstream& u) {
     if (hidden(u, h->lowcase_key)) continue;
     const auto* k = find_known_header(kUpstreamHeaders, h->lowcase_key);
     CopyHeader how = k != nullptr ? k->handler : CopyHeader::Plain;
+    if (how == CopyHeader::Upgrade) how = u.upgrade ? CopyHeader::Plain : CopyHeader::Drop;
     if (how == CopyHeader::Drop) continue;
     if (how == CopyHeader::ContentType) {
       out.content_type = h->value;
@@ -534,12 +537,22 @@ void process_pipe_request(Request& r, Upstream& u) {
 }
 
 void send_response(Request& r, Upstream& u) {
+  if (u.upgrade) r.keepalive = false;  // the connection is the tunnel's until it closes
   Code rc = send_header(r);
   if (rc == Rc::Error || rc.is_status()) {
     finalize_upstream(r, u, rc);
     return;
   }
   u.header_sent = true;
+  if (u.upgrade) {
+    // The 101 header leaves at once; then the connection is a tunnel.
+    if (send_special(r, false, true) == Rc::Error) {
+      finalize_upstream(r, u, Rc::Error);
+      return;
+    }
+    start_upgraded(r, u);
+    return;
+  }
   if (u.protocol->input_filter_init(r) != Rc::Ok) {
     finalize_upstream(r, u, Rc::Error);
     return;

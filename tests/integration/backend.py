@@ -1,6 +1,7 @@
 """A scripted HTTP/1.x origin for upstream tests: an asyncio server on 127.0.0.1 (a free port) in its
 own thread, whose answer to each request is a script of steps, so a test can make it misbehave
-exactly: send bytes, pause, reset, close early, answer 1xx, chunk a body, or never answer.
+exactly: send bytes, pause, reset, close early, answer 1xx, chunk a body, echo an upgraded
+connection, or never answer.
 
     with Backend() as b:
         b.script("/slow", [Send(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\n"), Sleep(1), Send(b"ok")])
@@ -34,6 +35,10 @@ class Close:
     """Closes the connection (FIN) at this point."""
 
 
+class Echo:
+    """Sends back every byte read until the client closes (an upgraded connection's far end)."""
+
+
 class KeepOpen:
     """Reads the next request on the same connection (keep-alive)."""
 
@@ -65,6 +70,7 @@ class Backend:
         self.scripts = {}
         self.requests = []
         self.connections = 0
+        self.echo_closed = False
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         sock = socket.socket()
@@ -146,6 +152,15 @@ class Backend:
                         writer.transport.abort()
                         return
                     elif isinstance(step, Close):
+                        break
+                    elif isinstance(step, Echo):
+                        while True:
+                            data = await reader.read(65536)
+                            if not data:
+                                break
+                            writer.write(data)
+                            await writer.drain()
+                        self.echo_closed = True
                         break
                     elif isinstance(step, KeepOpen):
                         keep = True

@@ -316,8 +316,15 @@ HeaderResult process_header(Request& r) {
       if (u.headers_in.chunked && u.headers_in.content_length_n >= 0) {
         return invalid(r, "\"Content-Length\" and \"Transfer-Encoding\" headers at the same time");
       }
-      if (u.headers_in.status == 101)
-        return invalid(r, "101 Switching Protocols, which weir does not relay yet,");
+      if (u.headers_in.status == 101) {
+        // The connection switches protocols only when the client asked to (nginx would relay the
+        // 101 as an ordinary response).
+        if (r.headers_in.upgrade == nullptr) {
+          return invalid(r, "\"101 Switching Protocols\" to a request without \"Upgrade\"");
+        }
+        u.upgrade = true;
+        u.keepalive = false;
+      }
       return HeaderResult::Done;
     }
     if (pr != ParseResult::Ok || ctx.header.invalid) return invalid(r, "invalid header");

@@ -122,6 +122,7 @@ struct HeadersOut {
   std::string_view content_type;
   size_t content_type_len = 0;  // without parameters, for matching (gzip_types ...)
   std::string_view charset;
+  std::string_view override_charset;  // X-Accel-Charset, for the charset filter
   std::string_view content_type_lowcase;
 
   off_t content_length_n = -1;

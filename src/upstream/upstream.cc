@@ -2,9 +2,11 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
+#include "core/escape.h"
 #include "core/str.h"
 #include "core/time_cache.h"
 #include "event/event_loop.h"
@@ -323,6 +325,16 @@ constexpr KnownHeader<HeadersOut, CopyHeader> kUpstreamHeaders[] = {
     {"content-range", &HeadersOut::content_range, CopyHeader::Plain},
 };
 
+// The response's Content-Type from a header value (its type without parameters kept apart).
+void set_content_type_from(HeadersOut& out, std::string_view value) {
+  out.content_type = value;
+  size_t semi = value.find(';');
+  out.content_type_len = semi == std::string_view::npos ? value.size() : semi;
+  while (out.content_type_len > 0 && value[out.content_type_len - 1] == ' ') {
+    out.content_type_len--;
+  }
+}
+
 bool hidden(const Upstream& u, std::string_view lowcase) {
   const std::vector<std::string>* hide = u.conf->hide_headers;
   if (hide == nullptr) return false;
@@ -343,12 +355,7 @@ Code copy_headers(Request& r, Upstream& u) {
     if (how == CopyHeader::Upgrade) how = u.upgrade ? CopyHeader::Plain : CopyHeader::Drop;
     if (how == CopyHeader::Drop) continue;
     if (how == CopyHeader::ContentType) {
-      out.content_type = h->value;
-      size_t semi = h->value.find(';');
-      out.content_type_len = semi == std::string_view::npos ? h->value.size() : semi;
-      while (out.content_type_len > 0 && (h->value[out.content_type_len - 1] == ' ')) {
-        out.content_type_len--;
-      }
+      set_content_type_from(out, h->value);
       continue;
     }
     Header* o = add_header_out(r, h->key, h->value);
@@ -398,6 +405,138 @@ bool intercept_error(Request& r, Upstream& u) {
 void process_non_buffered_request(Request& r, Upstream& u, bool do_write);
 void process_pipe_request(Request& r, Upstream& u);
 
+// The upstream's part ends (its connection cached or closed, its temp file kept for the response);
+// the request goes on.
+void release_upstream(Request& r, Upstream& u, Code rc) {
+  if (u.cleanup != nullptr) {
+    u.cleanup->handler = nullptr;
+    u.cleanup = nullptr;
+  }
+  if (u.protocol->finalize != nullptr) u.protocol->finalize(r, rc);
+  if (u.state != nullptr && u.pipe != nullptr) {
+    u.state->bytes_received += u.pipe->read_length;
+    u.state->response_length = u.pipe->read_length;
+  }
+  free_peer(u, u.keepalive ? unsigned{kPeerKeepalive} : 0u);
+  r.log_upstream = nullptr;
+  r.connection->log->action = "sending to client";
+}
+
+// The X-Accel-* headers of the response.
+void find_accel_headers(Upstream& u) {
+  UpstreamHeadersIn& in = u.headers_in;
+  for (Header* h : in.headers) {
+    std::string_view k = h->lowcase_key;
+    if (!k.starts_with("x-accel-")) continue;
+    k.remove_prefix(8);
+    if (k == "redirect") {
+      in.x_accel_redirect = h;
+    } else if (k == "buffering") {
+      in.x_accel_buffering = h;
+    } else if (k == "limit-rate") {
+      in.x_accel_limit_rate = h;
+    } else if (k == "charset") {
+      in.x_accel_charset = h;
+    } else if (k == "expires") {
+      in.x_accel_expires = h;
+    }
+  }
+}
+
+// The upstream's headers an X-Accel-Redirect keeps for the response the redirect makes.
+constexpr std::string_view kKeptOnRedirect[] = {
+    "content-type",  "set-cookie", "content-disposition",
+    "cache-control", "expires",    "accept-ranges",
+};
+
+// An X-Accel-Redirect target, as nginx takes it: %XX decoded, "?" starting the arguments; a target
+// that is not an absolute path, holds a NUL or climbs with ".." is refused. nginx:
+// ngx_http_parse_unsafe_uri
+bool parse_redirect_target(Request& r, std::string_view target, std::string_view& uri,
+                           std::string_view& args) {
+  size_t q = target.find('?');
+  std::string_view path = target.substr(0, q);
+  args = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+  if (path.empty() || path[0] != '/') return false;
+  char* p = r.pool->alloc_bytes(path.size());
+  path = {p, unescape_uri(p, path, Unescape::Uri)};
+  for (size_t i = 0; i < path.size(); i++) {
+    if (path[i] == '\0') return false;
+    if (path[i] == '/' && path.substr(i + 1, 2) == ".." &&
+        (i + 3 == path.size() || path[i + 3] == '/')) {
+      return false;
+    }
+  }
+  uri = path;
+  return true;
+}
+
+// X-Accel-Redirect: the upstream's answer is a URI (or named location) whose response the client
+// gets instead; the upstream's connection is done with (its body is not read).
+void accel_redirect(Request& r, Upstream& u) {
+  std::string_view target = u.headers_in.x_accel_redirect->value;
+  u.keepalive = false;
+  release_upstream(r, u, Rc::Declined);
+  r.read_event_handler = block_reading;
+  for (Header* h : u.headers_in.headers) {
+    std::string_view k = h->lowcase_key;
+    if (hidden(u, k) || std::find(std::begin(kKeptOnRedirect), std::end(kKeptOnRedirect), k) ==
+                            std::end(kKeptOnRedirect)) {
+      continue;
+    }
+    if (k == "content-type") {
+      set_content_type_from(r.headers_out, h->value);
+      continue;
+    }
+    Header* o = add_header_out(r, h->key, h->value);
+    if (o == nullptr) {
+      finalize_request(r, Code::status(500));
+      return;
+    }
+    o->lowcase_key = h->lowcase_key;
+    if (k == "expires") r.headers_out.expires = o;
+    if (k == "accept-ranges") r.headers_out.accept_ranges = o;
+  }
+  if (target.starts_with('@')) {
+    (void)named_location(r, target);
+    finalize_request(r, Rc::Done);
+    return;
+  }
+  std::string_view uri, args;
+  if (!parse_redirect_target(r, target, uri, args)) {
+    log_error(LogLevel::Error, r.log(), 0, "unsafe URI \"%.*s\" was detected",
+              static_cast<int>(target.size()), target.data());
+    finalize_request(r, Code::status(404));
+    return;
+  }
+  if (r.method != kHead) {
+    r.method = kGet;
+    r.method_name = "GET";
+  }
+  (void)internal_redirect(r, uri, args);
+  finalize_request(r, Rc::Done);
+}
+
+// The X-Accel-* headers that change how this response is relayed.
+void apply_accel_headers(Request& r, Upstream& u) {
+  const UpstreamHeadersIn& in = u.headers_in;
+  uint32_t ignore = u.conf->ignore_headers;
+  if (Header* h = in.x_accel_buffering;
+      h != nullptr && u.conf->change_buffering && !(ignore & kIgnoreXAccelBuffering)) {
+    if (iequals(h->value, "no")) u.buffering = false;
+    if (iequals(h->value, "yes")) u.buffering = true;
+  }
+  if (Header* h = in.x_accel_limit_rate; h != nullptr && !(ignore & kIgnoreXAccelLimitRate)) {
+    if (auto n = parse_int(h->value); n && *n >= 0) {
+      r.limit_rate = static_cast<off_t>(*n);
+      r.limit_rate_set = true;
+    }
+  }
+  if (Header* h = in.x_accel_charset; h != nullptr && !(ignore & kIgnoreXAccelCharset)) {
+    if (!iequals(h->value, "default")) r.headers_out.override_charset = h->value;
+  }
+}
+
 // proxy_read_timeout while relaying the body: 504 (the client's connection closes, as the header
 // went out). True when it ended the request.
 bool upstream_timed_out(Request& r, Upstream& u) {
@@ -426,8 +565,8 @@ void set_relay_timers(Request& r, Upstream& u, bool upstream_expected) {
   Connection& down = *r.connection;
   if (down.write.active && !down.write.ready) {
     add_timer(down.write, *core_loc(r).send_timeout);
-  } else if (down.write.timer_set) {
-    del_timer(down.write);
+  } else if (down.write.timer_set && !down.write.delayed) {
+    del_timer(down.write);  // a delayed write's timer is limit_rate's: it must fire
   }
   if (upstream_expected && !up.read.ready) {
     add_timer(up.read, u.conf->read_timeout);
@@ -657,12 +796,17 @@ void process_header(Request& r, Upstream& u) {
   if (c.read.timer_set) del_timer(c.read);
   if (test_next(r, u)) return;
   if (intercept_error(r, u)) return;
+  find_accel_headers(u);
+  if (u.headers_in.x_accel_redirect != nullptr &&
+      !(u.conf->ignore_headers & kIgnoreXAccelRedirect)) {
+    accel_redirect(r, u);
+    return;
+  }
   if (Code rc = copy_headers(r, u); rc != Rc::Ok) {
     finalize_upstream(r, u, rc);
     return;
   }
-  if (Header* h = u.headers_in.x_accel_buffering)
-    u.buffering = !iequals(h->value, "no") && u.buffering;
+  apply_accel_headers(r, u);
   send_response(r, u);
 }
 
@@ -708,18 +852,7 @@ void init_upstream(Request& r) {
 }
 
 void finalize_upstream(Request& r, Upstream& u, Code rc) {
-  if (u.cleanup != nullptr) {
-    u.cleanup->handler = nullptr;
-    u.cleanup = nullptr;
-  }
-  if (u.protocol->finalize != nullptr) u.protocol->finalize(r, rc);
-  if (u.state != nullptr && u.pipe != nullptr) {
-    u.state->bytes_received += u.pipe->read_length;
-    u.state->response_length = u.pipe->read_length;
-  }
-  free_peer(u, u.keepalive ? unsigned{kPeerKeepalive} : 0u);
-  r.log_upstream = nullptr;
-  r.connection->log->action = "sending to client";
+  release_upstream(r, u, rc);
   bool client_gone =
       rc.is_status() && (rc.http_status() == 408 || rc.http_status() == kHttpClientClosedRequest);
   if (!u.header_sent || client_gone) {

@@ -38,6 +38,19 @@ enum : uint32_t {
   kNextOff = 0x8000,
 };
 
+// proxy_ignore_headers and its twins: response headers whose meaning is ignored (bits).
+enum : uint32_t {
+  kIgnoreXAccelRedirect = 0x2,
+  kIgnoreXAccelExpires = 0x4,
+  kIgnoreExpires = 0x8,
+  kIgnoreCacheControl = 0x10,
+  kIgnoreSetCookie = 0x20,
+  kIgnoreXAccelLimitRate = 0x40,
+  kIgnoreXAccelBuffering = 0x80,
+  kIgnoreXAccelCharset = 0x100,
+  kIgnoreVary = 0x200,
+};
+
 // What a protocol's process_header answers.
 enum class HeaderResult {
   Done,     // the whole header is parsed into u.headers_in
@@ -63,6 +76,8 @@ struct UpstreamConf {
   size_t temp_file_write_size = 8192;
   const TempPath* temp_path = nullptr;
   bool buffering = true;
+  bool change_buffering = false;  // X-Accel-Buffering may turn buffering on or off
+  uint32_t ignore_headers = 0;    // kIgnore* bits
   bool ignore_client_abort = false;
   bool intercept_errors = false;
   bool socket_keepalive = false;
@@ -81,8 +96,13 @@ struct UpstreamHeadersIn {
   off_t content_length_n = -1;
   bool chunked = false;
   bool connection_close = false;
-  Header* x_accel_buffering = nullptr;
   Header* location = nullptr;
+  // The X-Accel-* headers, found by the lifecycle once the header is parsed.
+  Header* x_accel_redirect = nullptr;
+  Header* x_accel_buffering = nullptr;
+  Header* x_accel_limit_rate = nullptr;
+  Header* x_accel_charset = nullptr;
+  Header* x_accel_expires = nullptr;  // for the cache
 };
 
 // One try (one peer) of a request, for the $upstream_* variables. nginx: ngx_http_upstream_state_t.

@@ -377,6 +377,33 @@ UpstreamGroup* add_upstream_group(ConfContext& cf, std::string_view host, uint16
   return g;
 }
 
+Status parse_ignore_headers(const ConfNode& n, uint32_t& mask) {
+  struct Name {
+    std::string_view name;
+    uint32_t bit;
+  };
+  constexpr Name kNames[] = {
+      {"X-Accel-Redirect", kIgnoreXAccelRedirect},
+      {"X-Accel-Expires", kIgnoreXAccelExpires},
+      {"X-Accel-Limit-Rate", kIgnoreXAccelLimitRate},
+      {"X-Accel-Buffering", kIgnoreXAccelBuffering},
+      {"X-Accel-Charset", kIgnoreXAccelCharset},
+      {"Expires", kIgnoreExpires},
+      {"Cache-Control", kIgnoreCacheControl},
+      {"Set-Cookie", kIgnoreSetCookie},
+      {"Vary", kIgnoreVary},
+  };
+  for (size_t i = 1; i < n.args.size(); i++) {
+    const Name* found = nullptr;
+    for (const Name& k : kNames) {
+      if (iequals(n.args[i], k.name)) found = &k;
+    }
+    if (found == nullptr) return Status::errorf("invalid value \"%s\"", n.args[i].c_str());
+    mask |= found->bit;
+  }
+  return {};
+}
+
 Module http_upstream_module{
     .name = "http_upstream",
     .type = ModuleType::Http,

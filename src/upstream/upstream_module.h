@@ -17,4 +17,7 @@ extern Module http_upstream_module;
 // implicit group of host:port; made if new, and resolved once the http block is read.
 UpstreamGroup* add_upstream_group(ConfContext& cf, std::string_view host, uint16_t port);
 
+// The values of proxy_ignore_headers (fastcgi_ignore_headers ...) as kIgnore* bits.
+Status parse_ignore_headers(const ConfNode& n, uint32_t& mask);
+
 }  // namespace weir::http

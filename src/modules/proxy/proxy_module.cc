@@ -65,6 +65,8 @@ struct ProxyLocConf {
   Setting<int> http_version;  // 1000 or 1001
   uint32_t next_upstream = 0;
   bool next_upstream_set = false;
+  uint32_t ignore_headers = 0;  // proxy_ignore_headers
+  bool ignore_headers_set = false;
 
   std::vector<SetHeader>* set_headers = nullptr;  // as written at this level (nullptr: inherit)
   std::vector<SetHeader>* headers = nullptr;      // merged: written + defaults
@@ -350,8 +352,6 @@ HeaderResult process_header(Request& r) {
       u.headers_in.chunked = true;
     } else if (lc == "connection") {
       if (ifind(value, "close") != std::string_view::npos) u.headers_in.connection_close = true;
-    } else if (lc == "x-accel-buffering") {
-      u.headers_in.x_accel_buffering = h;
     } else if (lc == "location") {
       u.headers_in.location = h;
     }
@@ -827,6 +827,12 @@ Status set_request_buffering(ConfContext& cf, const ConfNode& n, ProxyLocConf& p
   return {};
 }
 
+Status set_ignore_headers(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
+  if (plcf.ignore_headers_set) return Status::error("is duplicate");
+  plcf.ignore_headers_set = true;
+  return parse_ignore_headers(n, plcf.ignore_headers);
+}
+
 Status not_yet(ConfContext&, const ConfNode& n) {
   return Status::errorf("\"%s\" directive is not supported by weir yet", n.name().c_str());
 }
@@ -906,6 +912,7 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
         "usage or must be equal to or greater than the maximum of the value of "
         "\"proxy_buffer_size\" and one of the \"proxy_buffers\"");
   }
+  if (!conf.ignore_headers_set) conf.ignore_headers = prev.ignore_headers;
   if (conf.method == nullptr) conf.method = prev.method;
   if (conf.body == nullptr) conf.body = prev.body;
   if (!conf.bind_set) {
@@ -1003,6 +1010,8 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
   u.temp_file_write_size = *conf.temp_file_write_size;
   u.temp_path = &conf.temp_path.value;
   u.buffering = *conf.buffering;
+  u.change_buffering = true;
+  u.ignore_headers = conf.ignore_headers;
   u.ignore_client_abort = *conf.ignore_client_abort;
   u.intercept_errors = *conf.intercept_errors;
   u.socket_keepalive = *conf.socket_keepalive;
@@ -1054,7 +1063,7 @@ constexpr Directive kDirectives[] = {
     directive<not_yet>("proxy_cookie_domain", kHttpMainSrvLoc | kTake12),
     directive<not_yet>("proxy_cookie_path", kHttpMainSrvLoc | kTake12),
     directive<not_yet>("proxy_cookie_flags", kHttpMainSrvLoc | kOneMore),
-    directive<not_yet>("proxy_ignore_headers", kHttpMainSrvLoc | kOneMore),
+    directive<set_ignore_headers>("proxy_ignore_headers", kHttpMainSrvLoc | kOneMore),
     directive<not_yet>("proxy_pass_trailers", kHttpMainSrvLoc | kFlag),
     directive<not_yet>("proxy_limit_rate", kHttpMainSrvLoc | kTake1),
     directive<not_yet>("proxy_store", kHttpMainSrvLoc | kTake1),

@@ -66,7 +66,7 @@ def chunked(pieces, headers=None):
 
 
 class Backend:
-    def __init__(self):
+    def __init__(self, port=0):
         self.scripts = {}
         self.requests = []
         self.connections = 0
@@ -75,7 +75,7 @@ class Backend:
         self._ready = threading.Event()
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", port))
         self.port = sock.getsockname()[1]
         self._sock = sock
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -101,6 +101,11 @@ class Backend:
         server = self._loop.run_until_complete(asyncio.start_server(self._serve, sock=self._sock))
         self._ready.set()
         self._loop.run_forever()
+        # Connections still open at stop end here, quietly.
+        tasks = [t for t in asyncio.all_tasks(self._loop) if not t.done()]
+        for t in tasks:
+            t.cancel()
+        self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
         server.close()
         self._loop.run_until_complete(server.wait_closed())
         self._loop.close()

@@ -352,6 +352,28 @@ class Server:
     def get(self, path, **kw):
         return http_get(self.port, path, **kw)
 
+    def worker_pids(self):
+        master = self.master_pid()
+        with open("/proc/%d/task/%d/children" % (master, master)) as f:
+            return [int(p) for p in f.read().split()]
+
+    def fd_counts(self):
+        """Open descriptors of each worker: (sockets, files)."""
+        out = []
+        for pid in self.worker_pids():
+            socks = files = 0
+            for fd in os.listdir("/proc/%d/fd" % pid):
+                try:
+                    target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+                except OSError:
+                    continue
+                if target.startswith("socket:"):
+                    socks += 1
+                elif target.startswith("/"):
+                    files += 1
+            out.append((socks, files))
+        return out
+
     def client(self, port=None):
         return Client(port or self.port)
 

@@ -39,9 +39,7 @@ def enough_fds():
 
 
 def workers(s):
-    master = s.master_pid()
-    with open("/proc/%d/task/%d/children" % (master, master)) as f:
-        return [int(p) for p in f.read().split()]
+    return s.worker_pids()
 
 
 def socket_count(pid):

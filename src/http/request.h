@@ -145,6 +145,7 @@ struct Request {
   bool lingering_close : 1 = false;
   bool discard_body : 1 = false;
   bool reading_body : 1 = false;
+  bool request_body_no_buffering : 1 = false;  // the body streams to its consumer as it comes
   bool internal : 1 = false;
   bool error_page : 1 = false;
   bool filter_finalize : 1 = false;

@@ -166,6 +166,7 @@ Code write_to_temp_file(Request& r, RequestBody& rb) {
 // again); a complete body that is in a file, or must be (client_body_in_file_only), is written out
 // and described by one file buffer.
 Code save_filter(Request& r, RequestBody& rb) {
+  if (r.request_body_no_buffering) return Rc::Ok;  // the pieces go on, never to a file
   if (!rb.last_saved) {
     if (rb.bufs != nullptr && rb.buf != nullptr && rb.buf->last == rb.buf->end)
       return write_to_temp_file(r, rb);
@@ -268,7 +269,11 @@ Code read_body(Request& r) {
   Connection& c = *r.connection;
   while (!rb.last_saved) {
     Buffer& buf = *rb.buf;
-    if (buf.last == buf.end) buf.pos = buf.last = buf.start;  // its pieces went to the temp file
+    if (buf.last == buf.end) {
+      // Full: buffered, its pieces went to the temp file; not buffered, they wait for the consumer.
+      if (r.request_body_no_buffering) break;
+      buf.pos = buf.last = buf.start;
+    }
     off_t size = std::min<off_t>(buf.end - buf.last, rb.rest);
     if (size == 0 || !c.read.ready) break;
     IoResult got = c.recv(buf.last, static_cast<size_t>(size));
@@ -288,6 +293,11 @@ Code read_body(Request& r) {
     if (Code rc = body_filter(r, rb, in); rc != Rc::Ok) return rc;
   }
   if (!rb.last_saved) {
+    if (rb.buf->last == rb.buf->end) {
+      // No buffering, and the buffer is full: the wait is for the consumer, not the client.
+      del_timer(c.read);
+      return Rc::Again;
+    }
     uint64_t timeout = *core_loc(r).client_body_timeout;
     if (int64_t left = min_rate_left(r, rb); left >= 0) timeout = std::min<uint64_t>(timeout, left);
     add_timer(c.read, timeout);
@@ -378,7 +388,12 @@ Code read_client_request_body(Request& r, RequestHandler post_handler) {
     rc = body_filter(r, *rb, pre);
     if (rc == Rc::Ok) r.request_length += pre.pos - from;
   }
-  if (rc == Rc::Ok && !rb->last_saved) {
+  if (rc == Rc::Ok && !rb->last_saved && r.request_body_no_buffering) {
+    // What the socket holds now; the consumer reads the rest as it sends.
+    rb->buf = body_buffer(r, *rb);
+    rc = read_body(r);
+    if (rc == Rc::Again) rc = Rc::Ok;
+  } else if (rc == Rc::Ok && !rb->last_saved) {
     rb->buf = body_buffer(r, *rb);
     r.read_event_handler = body_read_handler;
     rc = read_body(r);
@@ -393,6 +408,20 @@ Code read_client_request_body(Request& r, RequestHandler post_handler) {
   }
   post_handler(r);
   return Rc::Ok;
+}
+
+Code read_unbuffered_request_body(Request& r) {
+  RequestBody& rb = *r.request_body;
+  if (rb.done) return Rc::Ok;
+  Connection& c = *r.connection;
+  if (c.read.timedout) {
+    c.timedout = true;
+    return Code::status(408);
+  }
+  if (rb.bufs == nullptr && rb.buf != nullptr) rb.buf->pos = rb.buf->last = rb.buf->start;
+  Code rc = read_body(r);
+  if (rc == Rc::Ok) del_timer(c.read);
+  return rc;
 }
 
 Code discard_request_body(Request& r) {

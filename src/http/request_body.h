@@ -31,8 +31,14 @@ struct RequestBody {
 };
 
 // Reads the whole body, then calls post_handler. Returns Ok/Again (the caller answers Done), or an
-// HTTP status for errors found at once.
+// HTTP status for errors found at once. With r.request_body_no_buffering (proxy_request_buffering
+// off) post_handler runs at once with what has arrived in rb.bufs; the consumer takes the pieces
+// from there and calls read_unbuffered_request_body for more.
 Code read_client_request_body(Request& r, RequestHandler post_handler);
+// No buffering: reads what the client has sent into rb.bufs, reusing the read buffer - so call it
+// only once every piece taken before has been sent on. Ok when the body is complete (rb.done),
+// Again when waiting for the client (or for room), or an HTTP status (400, 408, 413).
+Code read_unbuffered_request_body(Request& r);
 // Arranges for the body to be read and dropped. Ok, or an HTTP status.
 Code discard_request_body(Request& r);
 void discarded_request_body_handler(Request& r);

@@ -144,7 +144,7 @@ int status_of(uint32_t ft) {
 // it, tries and proxy_next_upstream_timeout are left, and the request may be repeated.
 bool may_retry(const Request& r, const Upstream& u, uint32_t ft, unsigned tries_left) {
   const UpstreamConf& conf = *u.conf;
-  if (!(conf.next_upstream & ft) || tries_left == 0) return false;
+  if (!(conf.next_upstream & ft) || tries_left == 0 || u.body_taken) return false;
   if (u.request_sent && !idempotent(r) && !(conf.next_upstream & kNextNonIdempotent)) return false;
   return conf.next_upstream_timeout == 0 || since(u.peer.start_msec) < conf.next_upstream_timeout;
 }
@@ -263,6 +263,57 @@ void connect_upstream(Request& r, Upstream& u) {
   send_request(r, u);
 }
 
+// No request buffering: what the client has sent since goes to u.request_out through the protocol's
+// framing (called once everything taken before is sent). Ok when the body is complete and taken,
+// Again when more is to come, or the client's error status.
+Code take_body_pieces(Request& r, Upstream& u) {
+  RequestBody& rb = *r.request_body;
+  if (rb.bufs == nullptr) {
+    Code rc = read_unbuffered_request_body(r);
+    if (rc != Rc::Ok && rc != Rc::Again) return rc;
+  }
+  ChainLink* in = nullptr;
+  ChainLink** tail = &in;
+  for (ChainLink* cl = rb.bufs; cl != nullptr;) {
+    ChainLink* next = cl->next;
+    if (cl->buf->special() || cl->buf->size() == 0) {
+      r.pool->free_link(cl);
+    } else {
+      *tail = cl;
+      tail = &cl->next;
+    }
+    cl = next;
+  }
+  *tail = nullptr;
+  rb.bufs = nullptr;
+  rb.bufs_tail = &rb.bufs;
+  bool last = rb.done;
+  if (in == nullptr && !last) return Rc::Again;
+  if (in != nullptr) u.body_taken = true;
+  ChainLink* out = u.protocol->body_filter != nullptr ? u.protocol->body_filter(r, in, last) : in;
+  u.request_out = out;
+  if (last) {
+    u.body_streaming = false;
+    return u.request_out == nullptr ? Rc::Ok : Rc::Again;
+  }
+  return Rc::Again;
+}
+
+// No request buffering: a client read event while the body goes on.
+void streaming_body_handler(Request& r) {
+  Upstream& u = *r.upstream;
+  if (u.peer.connection == nullptr || !u.request_sent || u.request_out != nullptr) {
+    return;  // not connected yet, or the upstream is slower: its write event goes on
+  }
+  if (r.connection->read.timedout) {
+    r.connection->timedout = true;
+    log_error(LogLevel::Info, *r.connection->log, ETIMEDOUT, "client timed out");
+    finalize_upstream(r, u, Code::status(408));
+    return;
+  }
+  send_request(r, u);
+}
+
 void send_request(Request& r, Upstream& u) {
   Connection& c = *u.peer.connection;
   if (!u.request_sent) {
@@ -278,17 +329,32 @@ void send_request(Request& r, Upstream& u) {
     u.request_out = u.request_bufs;
   }
   c.log->action = "sending request to upstream";
-  SendResult sent = c.send_chain(u.request_out, 0);
-  if (sent.rc == Rc::Error) {
-    next_upstream(r, u, kNextError);
-    return;
-  }
-  u.request_out = sent.rest;
-  if (sent.rest != nullptr) {
-    add_timer(c.write, u.conf->send_timeout);
+  for (;;) {
+    if (u.request_out != nullptr) {
+      SendResult sent = c.send_chain(u.request_out, 0);
+      if (sent.rc == Rc::Error) {
+        next_upstream(r, u, kNextError);
+        return;
+      }
+      u.request_out = sent.rest;
+      if (sent.rest != nullptr) {
+        add_timer(c.write, u.conf->send_timeout);
+        return;
+      }
+    }
+    if (!u.body_streaming) break;
+    Code rc = take_body_pieces(r, u);
+    if (rc == Rc::Ok) break;  // the whole body went out
+    if (rc == Rc::Again) {
+      if (u.request_out != nullptr) continue;
+      if (c.write.timer_set) del_timer(c.write);
+      return;  // waiting for the client
+    }
+    finalize_upstream(r, u, rc);
     return;
   }
   if (c.write.timer_set) del_timer(c.write);
+  r.read_event_handler = check_broken_connection;
   u.request_body_sent = true;
   u.write_event_handler = dummy_handler;
   r.connection->log->action = "reading response header from upstream";
@@ -833,7 +899,8 @@ void init_upstream(Request& r) {
     finalize_request(r, rc);
     return;
   }
-  r.read_event_handler = check_broken_connection;
+  u.body_streaming = r.request_body_no_buffering && r.request_body != nullptr;
+  r.read_event_handler = u.body_streaming ? streaming_body_handler : check_broken_connection;
   r.write_event_handler = request_empty_handler;
   r.log_upstream = log_upstream_part;
   UpstreamGroup& g = *u.conf->group;

@@ -128,6 +128,9 @@ struct UpstreamProtocol {
   // rewinds request_bufs itself (memory buffers to their start, file buffers to offset 0), so a
   // protocol builds them with that in mind.
   Code (*reinit_request)(Request& r) = nullptr;
+  // No request buffering: frames the next pieces of the client's body for the wire (`last`: the
+  // body ends with them; `in` may then be empty). nullptr sends them as they are.
+  ChainLink* (*body_filter)(Request& r, ChainLink* in, bool last) = nullptr;
   // Parses what u.buffer holds of the response header into u.headers_in.
   HeaderResult (*process_header)(Request& r) = nullptr;
   // After the header: sets u.length (body bytes still to come, -1 unknown) and the filter state.
@@ -181,6 +184,8 @@ struct Upstream {
   bool header_sent : 1 = false;
   bool request_sent : 1 = false;
   bool request_body_sent : 1 = false;
+  bool body_streaming : 1 = false;  // the client's body goes on as it arrives (no buffering)
+  bool body_taken : 1 = false;      // ... and some of it went out: the request cannot be repeated
   bool response_received : 1 = false;
 };
 

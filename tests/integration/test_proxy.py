@@ -2,9 +2,11 @@
 buffered (event pipe, temp-file spill) and non-buffered relays, chunked and Content-Length bodies, the
 request weir builds, and the upstream faults that must answer 502/504."""
 import os
+import socket
+import time
 
 from backend import Backend, Close, Reset, Send, Sleep, chunked, response
-from conftest import http_get
+from conftest import http_get, parse_one, read_to_end, wait_for
 
 
 def conf(port, extra=""):
@@ -81,3 +83,60 @@ def test_upstream_faults(make_server):
     s2 = make_server(conf(1))  # nothing listens on port 1
     assert http_get(s2.port, "/x").status == 502
     assert "connect() failed" in s2.error_log() and "Connection refused" in s2.error_log()
+
+
+def streaming_conf(port):
+    return r"""
+    server {
+        listen 127.0.0.1:%%%%PORT%%%%;
+        client_body_buffer_size 8k;
+        client_body_timeout 1s;
+        location / { proxy_pass http://127.0.0.1:%d; proxy_request_buffering off;
+                     proxy_http_version 1.1; }
+        location /v10/ { proxy_pass http://127.0.0.1:%d; proxy_request_buffering off; }
+        location /buffered/ { proxy_pass http://127.0.0.1:%d; }
+    }
+""" % (port, port, port)
+
+
+def test_request_body_streams_without_buffering(make_server):
+    body = os.urandom(300000)
+    with Backend() as b:
+        s = make_server(streaming_conf(b.port))
+        for path in ("/up", "/buffered/up"):
+            r = http_get(s.port, path, method="POST", body=body)
+            assert r.status == 200 and b.requests[-1][3] == body, path
+            assert b.requests[-1][2]["content-length"] == str(len(body))
+        log = s.error_log()
+        assert log.count("a client request body is buffered to a temporary file") == 1  # buffered/
+        # The upstream hears of the request before the client has sent all of its body.
+        head = b"POST /half HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\nConnection: close\r\n\r\n"
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        c.sendall(head + b"a" * 10000)
+        wait_for(lambda: b.connections == 3, what="the upstream connection, body still arriving")
+        c.sendall(b"b" * 10000)
+        r, _ = parse_one(read_to_end(c))
+        assert r.status == 200 and b.requests[-1][3] == b"a" * 10000 + b"b" * 10000
+        # Chunked from the client: chunked to an HTTP/1.1 upstream, counted first for HTTP/1.0.
+        chunks = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (b"x" * 5000, b"y" * 20000, b"z"))
+        for path, framing in (("/ch", "transfer-encoding"), ("/v10/ch", "content-length")):
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+            c.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                      b"Connection: close\r\n\r\n" % path.encode() + chunks + b"0\r\n\r\n")
+            r, _ = parse_one(read_to_end(c))
+            assert r.status == 200, path
+            assert b.requests[-1][3] == b"x" * 5000 + b"y" * 20000 + b"z", path
+            assert framing in b.requests[-1][2], (path, b.requests[-1][2])
+
+
+def test_streamed_body_client_timeout(make_server):
+    with Backend() as b:
+        s = make_server(streaming_conf(b.port))
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        c.sendall(b"POST /stall HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n" + b"a" * 10)
+        start = time.time()
+        data = read_to_end(c)  # client_body_timeout 1s: the request ends, the connection closes
+        assert time.time() - start < 5
+        assert b"HTTP/1.1 200" not in data
+        wait_for(lambda: "client timed out" in s.error_log(), what="the timeout logged")
+        assert b.requests == []  # the upstream never got a complete request

@@ -97,6 +97,7 @@ struct ProxyCtx {
   bool head = false;        // the upstream request is HEAD: no body follows
   bool extra = false;       // the upstream sent more than the body: do not reuse the connection
   bool have_length = false;
+  bool chunked_body = false;  // the request body goes chunked (no buffering, length unknown)
 };
 
 ProxyLocConf& proxy_conf(Request& r) {
@@ -192,6 +193,11 @@ Code create_request(Request& r) {
     cl->buf = Buffer::create_memory(*r.pool, b);
     cl->next = nullptr;
     *body_tail = cl;
+  } else if (r.request_body_no_buffering) {
+    // The body follows as it comes (the lifecycle takes it through body_filter): its length is
+    // the client's, or unknown and chunked to the upstream.
+    body_len = r.headers_in.chunked ? -1 : r.headers_in.content_length_n;
+    ctx.chunked_body = r.headers_in.chunked;
   } else if (*plcf.pass_request_body && r.request_body != nullptr &&
              (r.headers_in.content_length_n >= 0 || r.headers_in.chunked)) {
     body_len = 0;
@@ -235,6 +241,8 @@ Code create_request(Request& r) {
     w.add("Content-Length: ");
     w.add({n, static_cast<size_t>(e - n)});
     w.add("\r\n");
+  } else if (ctx.chunked_body) {
+    w.add("Transfer-Encoding: chunked\r\n");
   }
   if (*plcf.pass_request_headers) {
     for (Header* h : r.headers_in.headers) {
@@ -268,12 +276,40 @@ Code create_request(Request& r) {
   return Rc::Ok;
 }
 
+// No request buffering: with the length unknown each piece of the body is a chunk, and the last
+// chunk ends it.
+ChainLink* body_filter(Request& r, ChainLink* in, bool last) {
+  if (!proxy_ctx(r).chunked_body) return in;
+  off_t size = 0;
+  ChainLink** tail = &in;
+  for (; *tail != nullptr; tail = &(*tail)->next) size += (*tail)->buf->size();
+  auto link = [&](std::string_view text) {
+    ChainLink* cl = r.pool->alloc_link();
+    cl->buf = Buffer::create_memory(*r.pool, text);
+    cl->next = nullptr;
+    return cl;
+  };
+  if (size > 0) {
+    char* p = r.pool->alloc_bytes(20);
+    int n = std::snprintf(p, 20, "%llx\r\n", static_cast<unsigned long long>(size));
+    ChainLink* head = link({p, static_cast<size_t>(n)});
+    head->next = in;
+    *tail = link("\r\n");
+    tail = &(*tail)->next;
+    in = head;
+  }
+  if (last) *tail = link("0\r\n\r\n");
+  return in;
+}
+
 // Another peer: the parser starts over (the lifecycle rewinds the request's buffers).
 Code reinit_request(Request& r) {
   ProxyCtx& ctx = proxy_ctx(r);
   bool head = ctx.head;
+  bool chunked_body = ctx.chunked_body;
   ctx = ProxyCtx{};
   ctx.head = head;
+  ctx.chunked_body = chunked_body;
   return Rc::Ok;
 }
 
@@ -523,6 +559,7 @@ void finalize(Request&, Code) {}
 constexpr UpstreamProtocol kProxyProtocol{
     .create_request = create_request,
     .reinit_request = reinit_request,
+    .body_filter = body_filter,
     .process_header = process_header,
     .input_filter_init = input_filter_init,
     .input_filter = input_filter,
@@ -538,6 +575,11 @@ Code proxy_handler(Request& r) {
   u->protocol = &kProxyProtocol;
   u->schema = "http://";
   r.set_ctx(r.pool->make<ProxyCtx>());
+  // proxy_request_buffering off streams the body, except where it cannot go on as it comes: a
+  // chunked body to an HTTP/1.0 upstream must be counted first (as nginx).
+  r.request_body_no_buffering = !*plcf.request_buffering && plcf.body == nullptr &&
+                                *plcf.pass_request_body &&
+                                !(r.headers_in.chunked && *plcf.http_version == 1000);
   Code rc = read_client_request_body(r, init_upstream);
   if (rc.is_status() && rc.http_status() >= kHttpSpecialResponse) return rc;
   return Rc::Done;
@@ -819,14 +861,6 @@ Status set_bind(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
   return {};
 }
 
-Status set_request_buffering(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
-  if (Status s = slot::flag<&ProxyLocConf::request_buffering>(cf, n, plcf); !s.ok()) return s;
-  if (!*plcf.request_buffering) {
-    return Status::error("off is not supported by weir yet (the body is always read first)");
-  }
-  return {};
-}
-
 Status set_ignore_headers(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
   if (plcf.ignore_headers_set) return Status::error("is duplicate");
   plcf.ignore_headers_set = true;
@@ -1048,7 +1082,8 @@ constexpr Directive kDirectives[] = {
                                                     kHttpMainSrvLoc | kTake1),
     directive<slot::path<&P::temp_path>>("proxy_temp_path", kHttpMainSrvLoc | kTake1234),
     directive<slot::flag<&P::buffering>>("proxy_buffering", kHttpMainSrvLoc | kFlag),
-    directive<set_request_buffering>("proxy_request_buffering", kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&P::request_buffering>>("proxy_request_buffering",
+                                                 kHttpMainSrvLoc | kFlag),
     directive<slot::flag<&P::ignore_client_abort>>("proxy_ignore_client_abort",
                                                    kHttpMainSrvLoc | kFlag),
     directive<slot::flag<&P::intercept_errors>>("proxy_intercept_errors", kHttpMainSrvLoc | kFlag),

@@ -47,8 +47,11 @@ Result<SharedZone*> Cycle::add_zone(const std::string& name, size_t size, const 
     if (z.size == 0) z.size = size;
     return &z;
   }
-  zones.push_back(SharedZone{name, size, tag});
-  return &zones.back();
+  SharedZone& z = zones.emplace_back();
+  z.name = name;
+  z.size = size;
+  z.tag = tag;
+  return &z;
 }
 
 Status Cycle::load() {
@@ -123,22 +126,32 @@ Status Cycle::create_zones(Cycle* old) {
       return Status::errorf("zero size shared memory zone \"%s\"", z.name.c_str());
     }
     void* old_data = nullptr;
-    if (old != nullptr) {
+    if (old != nullptr && !z.noreuse) {
       for (SharedZone& oz : old->zones) {
-        if (oz.name == z.name && oz.tag == z.tag && oz.size == z.size && oz.addr != nullptr) {
-          z.addr = oz.addr;  // reuse the memory and the state in it
+        if (oz.name == z.name && oz.tag == z.tag && oz.size == z.size && oz.mapping != nullptr) {
+          // The memory and the state in it go on; the old cycle keeps its share until it goes
+          // (a failed reload leaves it whole).
+          z.mapping = oz.mapping;
+          z.addr = oz.addr;
+          z.slab = oz.slab;
           old_data = oz.data;
-          oz.addr = nullptr;
           break;
         }
       }
     }
     if (z.addr == nullptr) {
-      z.addr = ::mmap(nullptr, z.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-      if (z.addr == MAP_FAILED) {
-        z.addr = nullptr;
+      void* addr =
+          ::mmap(nullptr, z.size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+      if (addr == MAP_FAILED) {
         return Status::errorf("mmap(MAP_ANON|MAP_SHARED, %zu) failed (%d: %s)", z.size, errno,
                               std::strerror(errno));
+      }
+      size_t size = z.size;
+      z.mapping = std::shared_ptr<void>(addr, [size](void* p) { ::munmap(p, size); });
+      z.addr = addr;
+      z.slab = SlabPool::create(addr, size);
+      if (z.slab == nullptr) {
+        return Status::errorf("zone \"%s\" is too small", z.name.c_str());
       }
     }
     if (z.init != nullptr) {
@@ -146,6 +159,15 @@ Status Cycle::create_zones(Cycle* old) {
     }
   }
   return {};
+}
+
+void Cycle::unlock_zones(pid_t pid) {
+  for (SharedZone& z : zones) {
+    if (z.slab != nullptr && z.slab->mutex().force_unlock(pid)) {
+      log_error(LogLevel::Alert, log, 0, "shared memory zone \"%s\" was locked by %d",
+                z.name.c_str(), static_cast<int>(pid));
+    }
+  }
 }
 
 }  // namespace weir

@@ -14,17 +14,24 @@
 #include "core/file.h"
 #include "core/log.h"
 #include "core/pool.h"
+#include "core/slab.h"
 #include "core/status.h"
 #include "event/listening.h"
 
 namespace weir {
 
-// A shared-memory zone made by the master before fork (limit_req, limit_conn, ...).
+// A shared-memory zone made by the master before fork (limit_req, limit_conn, upstream zones):
+// its memory starts with the slab pool that allocates the rest. A reload whose zone has the same
+// name, owner and size keeps the memory and what is in it (unless noreuse); the mapping lives as
+// long as a cycle uses it.
 struct SharedZone {
   std::string name;
   size_t size = 0;
   const void* tag = nullptr;  // the module that owns it
   void* addr = nullptr;
+  SlabPool* slab = nullptr;
+  std::shared_ptr<void> mapping;  // unmaps when the last cycle using it goes
+  bool noreuse = false;           // state that must start afresh with each configuration
   Status (*init)(SharedZone& zone, void* old_data) = nullptr;
   void* data = nullptr;  // the module's view of the zone
 };
@@ -66,6 +73,8 @@ struct Cycle {
   // (-t), an address in use (by the running server) is no error.
   Status open_listening(Cycle* old, bool test);
   Status create_zones(Cycle* old);
+  // A worker died: locks it held in the zones are taken back.
+  void unlock_zones(pid_t pid);
 };
 
 }  // namespace weir

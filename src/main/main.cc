@@ -83,7 +83,7 @@ constexpr std::string_view kDefaultModules[] = {
 bool have_module(std::string_view name) {
   // The keepalive cache and the balancers are part of the upstream module here.
   if (name == "upstream_keepalive" || name == "upstream_hash" || name == "upstream_ip_hash" ||
-      name == "upstream_least_conn" || name == "upstream_random") {
+      name == "upstream_least_conn" || name == "upstream_random" || name == "upstream_zone") {
     name = "upstream";
   }
   for (Module* m : all_modules()) {

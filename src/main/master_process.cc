@@ -115,6 +115,7 @@ int run_master(std::unique_ptr<Cycle> cycle, const Options& opt) {
           log_error(LogLevel::Alert, cycle->log, 0, "worker process %d exited on signal %d%s",
                     static_cast<int>(pid), WTERMSIG(status),
                     WCOREDUMP(status) ? " (core dumped)" : "");
+          cycle->unlock_zones(pid);
         } else {
           log_error(LogLevel::Notice, cycle->log, 0, "worker process %d exited with code %d",
                     static_cast<int>(pid), WEXITSTATUS(status));

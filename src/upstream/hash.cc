@@ -51,6 +51,7 @@ bool falls_back(const HashData& d) {
 Rc hash_get(PeerConnection& pc, void* data) {
   HashData& d = hash_data(data);
   if (falls_back(d)) return round_robin_get(pc, data);
+  PeersLock lock(*d.peers);
   uint64_t now = clock::msec();
   for (;;) {
     // ((crc32([rehash] key) >> 16) & 0x7fff) + the previous hash; no rehash prefix the first time.
@@ -64,13 +65,14 @@ Rc hash_get(PeerConnection& pc, void* data) {
     d.rehash++;
     size_t i = peer_at_weight(*d.peers, d.hash % static_cast<uint32_t>(d.peers->total_weight));
     if (can_try(d, i, now)) return d.take(pc, d.peers->peers[i], i, now);
-    if (++d.tries > 20) return round_robin_get(pc, data);
+    if (++d.tries > 20) return round_robin_get_locked(pc, data);
   }
 }
 
 Rc chash_get(PeerConnection& pc, void* data) {
   HashData& d = hash_data(data);
   if (falls_back(d)) return round_robin_get(pc, data);
+  PeersLock lock(*d.peers);
   uint64_t now = clock::msec();
   const std::vector<HashPoint>& points = d.ring->points;
   std::vector<RoundRobinPeer>& peers = d.peers->peers;
@@ -78,25 +80,14 @@ Rc chash_get(PeerConnection& pc, void* data) {
     // The point's server: its addresses that can take the try share it by smooth weighted round
     // robin.
     const std::string* server = points[d.hash % points.size()].server;
-    ptrdiff_t best = -1;
-    int total = 0;
-    for (size_t i = 0; i < peers.size(); i++) {
-      RoundRobinPeer& p = peers[i];
-      if (*p.server != *server || !can_try(d, i, now)) continue;
-      p.current_weight += p.effective_weight;
-      total += p.effective_weight;
-      if (p.effective_weight < p.weight) p.effective_weight++;
-      if (best < 0 || p.current_weight > peers[static_cast<size_t>(best)].current_weight) {
-        best = static_cast<ptrdiff_t>(i);
-      }
-    }
+    ptrdiff_t best = smooth_weighted_pick(
+        *d.peers, [&](size_t i) { return *peers[i].server == *server && can_try(d, i, now); });
     if (best >= 0) {
       auto i = static_cast<size_t>(best);
-      peers[i].current_weight -= total;
       return d.take(pc, peers[i], i, now);
     }
     d.hash++;
-    if (++d.tries > 20) return round_robin_get(pc, data);
+    if (++d.tries > 20) return round_robin_get_locked(pc, data);
   }
 }
 

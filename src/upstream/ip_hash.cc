@@ -22,6 +22,7 @@ constexpr uint8_t kPseudoAddr[3] = {0, 0, 0};  // clients that are not IP (unix 
 Rc ip_hash_get(PeerConnection& pc, void* data) {
   auto& d = *static_cast<IpHashData*>(static_cast<RoundRobinData*>(data));
   if (d.tries > 20 || d.peers->peers.size() < 2) return round_robin_get(pc, data);
+  PeersLock lock(*d.peers);
   uint64_t now = clock::msec();
   uint32_t hash = d.hash;
   for (;;) {
@@ -31,7 +32,7 @@ Rc ip_hash_get(PeerConnection& pc, void* data) {
       d.hash = hash;
       return d.take(pc, d.peers->peers[i], i, now);
     }
-    if (++d.tries > 20) return round_robin_get(pc, data);
+    if (++d.tries > 20) return round_robin_get_locked(pc, data);
   }
 }
 

@@ -12,14 +12,15 @@ namespace {
 
 // Whether a has fewer connections than b for their weights (-1), as many (0) or more (1).
 int compare_load(const RoundRobinPeer& a, const RoundRobinPeer& b) {
-  int64_t x = int64_t{a.conns} * b.weight;
-  int64_t y = int64_t{b.conns} * a.weight;
+  int64_t x = int64_t{a.st->conns} * b.weight;
+  int64_t y = int64_t{b.st->conns} * a.weight;
   return x < y ? -1 : x == y ? 0 : 1;
 }
 
 Rc least_conn_get(PeerConnection& pc, void* data) {
   auto& d = *static_cast<RoundRobinData*>(data);
   if (d.peers->peers.size() == 1 && d.peers->backup == nullptr) return round_robin_get(pc, data);
+  PeersLock lock(*d.peers);
   uint64_t now = clock::msec();
   for (;;) {
     std::vector<RoundRobinPeer>& peers = d.peers->peers;
@@ -39,20 +40,10 @@ Rc least_conn_get(PeerConnection& pc, void* data) {
       if (many) {
         // The tie: smooth weighted round robin among the least loaded.
         const RoundRobinPeer& least = peers[static_cast<size_t>(best)];
-        int total = 0;
-        ptrdiff_t pick = -1;
-        for (size_t i = static_cast<size_t>(best); i < peers.size(); i++) {
-          RoundRobinPeer& p = peers[i];
-          if (!can_try(d, i, now) || compare_load(p, least) != 0) continue;
-          p.current_weight += p.effective_weight;
-          total += p.effective_weight;
-          if (p.effective_weight < p.weight) p.effective_weight++;
-          if (pick < 0 || p.current_weight > peers[static_cast<size_t>(pick)].current_weight) {
-            pick = static_cast<ptrdiff_t>(i);
-          }
-        }
-        peers[static_cast<size_t>(pick)].current_weight -= total;
-        best = pick;
+        best = smooth_weighted_pick(
+            *d.peers,
+            [&](size_t i) { return can_try(d, i, now) && compare_load(peers[i], least) == 0; },
+            static_cast<size_t>(best));
       }
       auto i = static_cast<size_t>(best);
       return d.take(pc, peers[i], i, now);

@@ -41,17 +41,19 @@ size_t draw(const RoundRobinData& d) {
 Rc random_get(PeerConnection& pc, void* data) {
   RandomData& d = random_data(data);
   if (d.tries > 20 || d.peers->peers.size() < 2) return round_robin_get(pc, data);
+  PeersLock lock(*d.peers);
   uint64_t now = clock::msec();
   for (;;) {
     size_t i = draw(d);
     if (can_try(d, i, now)) return d.take(pc, d.peers->peers[i], i, now);
-    if (++d.tries > 20) return round_robin_get(pc, data);
+    if (++d.tries > 20) return round_robin_get_locked(pc, data);
   }
 }
 
 Rc random_two_get(PeerConnection& pc, void* data) {
   RandomData& d = random_data(data);
   if (d.tries > 20 || d.peers->peers.size() < 2) return round_robin_get(pc, data);
+  PeersLock lock(*d.peers);
   uint64_t now = clock::msec();
   ptrdiff_t first = -1;
   for (;;) {
@@ -64,10 +66,12 @@ Rc random_two_get(PeerConnection& pc, void* data) {
       const RoundRobinPeer& a = d.peers->peers[static_cast<size_t>(first)];
       const RoundRobinPeer& b = d.peers->peers[i];
       // The less loaded of the two (conns / weight); the second on a tie.
-      if (int64_t{b.conns} * a.weight > int64_t{a.conns} * b.weight) i = static_cast<size_t>(first);
+      if (int64_t{b.st->conns} * a.weight > int64_t{a.st->conns} * b.weight) {
+        i = static_cast<size_t>(first);
+      }
       return d.take(pc, d.peers->peers[i], i, now);
     }
-    if (++d.tries > 20) return round_robin_get(pc, data);
+    if (++d.tries > 20) return round_robin_get_locked(pc, data);
   }
 }
 

@@ -4,6 +4,7 @@
 // nginx: src/http/ngx_http_upstream_round_robin.c
 #include "upstream/round_robin.h"
 
+#include "core/slab.h"
 #include "core/time_cache.h"
 #include "http/request.h"
 
@@ -16,9 +17,9 @@ void RoundRobinData::reset_tried() {
 
 Rc RoundRobinData::take(PeerConnection& pc, RoundRobinPeer& p, size_t index, uint64_t now) {
   mark_tried(index);
-  if (now - p.checked_ms > p.fail_timeout_ms) p.checked_ms = now;
+  if (now - p.st->checked_ms > p.fail_timeout_ms) p.st->checked_ms = now;
   current = &p;
-  p.conns++;
+  p.st->conns++;
   pc.sockaddr = &p.addr;
   pc.name = p.name;
   return Rc::Ok;
@@ -34,25 +35,17 @@ ptrdiff_t pick(RoundRobinData& d, uint64_t now) {
     if (d.was_tried(0) || !peer_available(set.peers[0], now, false)) return -1;
     return 0;
   }
-  ptrdiff_t best = -1;
-  int total = 0;
-  for (size_t i = 0; i < set.peers.size(); i++) {
-    if (!can_try(d, i, now)) continue;
-    RoundRobinPeer& p = set.peers[i];
-    p.current_weight += p.effective_weight;
-    total += p.effective_weight;
-    if (p.effective_weight < p.weight) p.effective_weight++;
-    if (best < 0 || p.current_weight > set.peers[static_cast<size_t>(best)].current_weight) {
-      best = static_cast<ptrdiff_t>(i);
-    }
-  }
-  if (best >= 0) set.peers[static_cast<size_t>(best)].current_weight -= total;
-  return best;
+  return smooth_weighted_pick(set, [&](size_t i) { return can_try(d, i, now); });
 }
 
 }  // namespace
 
 Rc round_robin_get(PeerConnection& pc, void* data) {
+  PeersLock lock(*static_cast<RoundRobinData*>(data)->peers);  // the backups share the zone
+  return round_robin_get_locked(pc, data);
+}
+
+Rc round_robin_get_locked(PeerConnection& pc, void* data) {
   auto& d = *static_cast<RoundRobinData*>(data);
   uint64_t now = clock::msec();
   ptrdiff_t i = pick(d, now);
@@ -75,21 +68,23 @@ void round_robin_free(PeerConnection& pc, void* data, unsigned state) {
   RoundRobinPeer* p = d.current;
   if (p == nullptr) return;
   d.current = nullptr;
+  PeersLock lock(*d.peers);
+  PeerState& s = *p->st;
   uint64_t now = clock::msec();
   if (state & kPeerFailed) {
-    p->fails++;
-    p->accessed_ms = p->checked_ms = now;
+    s.fails++;
+    s.accessed_ms = s.checked_ms = now;
     if (p->max_fails != 0) {
-      p->effective_weight -= p->weight / p->max_fails;
-      if (p->fails >= p->max_fails && pc.log != nullptr) {
+      s.effective_weight -= p->weight / p->max_fails;
+      if (s.fails >= p->max_fails && pc.log != nullptr) {
         log_error(LogLevel::Warn, *pc.log, 0, "upstream server temporarily disabled");
       }
     }
-    if (p->effective_weight < 0) p->effective_weight = 0;
-  } else if (p->accessed_ms < p->checked_ms) {
-    p->fails = 0;  // a good answer after fail_timeout: the peer is back
+    if (s.effective_weight < 0) s.effective_weight = 0;
+  } else if (s.accessed_ms < s.checked_ms) {
+    s.fails = 0;  // a good answer after fail_timeout: the peer is back
   }
-  p->conns--;
+  s.conns--;
   if (pc.tries > 0) pc.tries--;
 }
 
@@ -113,7 +108,7 @@ Status init_round_robin(UpstreamGroup& g, Pool& pool) {
         p.addr = a;
         p.name = a.to_string();
         p.server = &s.name;
-        p.weight = p.effective_weight = s.weight;
+        p.weight = p.own.effective_weight = s.weight;
         p.max_fails = s.max_fails;
         p.fail_timeout_ms = s.fail_timeout_ms;
         p.max_conns = s.max_conns;
@@ -129,6 +124,29 @@ Status init_round_robin(UpstreamGroup& g, Pool& pool) {
   g.peers = build(false);
   if (g.peers == nullptr) return Status::errorf("no servers in upstream \"%s\"", g.host.c_str());
   g.peers->backup = build(true);
+  // The vectors are final now: each peer's state is its own until a zone shares it.
+  for (RoundRobinPeers* set = g.peers; set != nullptr;
+       set = set == g.peers ? set->backup : nullptr) {
+    for (RoundRobinPeer& p : set->peers) p.st = &p.own;
+  }
+  return {};
+}
+
+Status share_peer_state(UpstreamGroup& g, SlabPool* slab) {
+  for (RoundRobinPeers* set : {g.peers, g.peers->backup}) {
+    if (set == nullptr) continue;
+    auto* states =
+        static_cast<PeerState*>(slab->calloc_locked(sizeof(PeerState) * set->peers.size()));
+    if (states == nullptr) {
+      return Status::errorf("upstream zone \"%s\" is too small for upstream \"%s\"",
+                            g.zone->name.c_str(), g.host.c_str());
+    }
+    for (size_t i = 0; i < set->peers.size(); i++) {
+      states[i] = set->peers[i].own;
+      set->peers[i].st = &states[i];
+    }
+    set->lock = &slab->mutex();
+  }
   return {};
 }
 

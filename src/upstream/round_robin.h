@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "core/pool.h"
+#include "core/slab.h"
 #include "upstream/upstream_group.h"
 
 namespace weir::http {
@@ -30,9 +31,10 @@ struct RoundRobinData {
 // max_fails times within fail_timeout.
 inline bool peer_available(const RoundRobinPeer& p, uint64_t now, bool count_fails) {
   if (p.down) return false;
-  if (p.max_conns != 0 && p.conns >= p.max_conns) return false;
-  return !count_fails || p.max_fails == 0 || p.fails < p.max_fails ||
-         now - p.checked_ms > p.fail_timeout_ms;
+  const PeerState& s = *p.st;
+  if (p.max_conns != 0 && s.conns >= p.max_conns) return false;
+  return !count_fails || p.max_fails == 0 || s.fails < p.max_fails ||
+         now - s.checked_ms > p.fail_timeout_ms;
 }
 
 // Whether peer i of the set in use may take this try (not tried yet, and available).
@@ -40,12 +42,52 @@ inline bool can_try(const RoundRobinData& d, size_t i, uint64_t now) {
   return !d.was_tried(i) && peer_available(d.peers->peers[i], now, true);
 }
 
+// nginx's smooth weighted round robin among the peers (from index `from` on) that eligible(i)
+// admits: each gains its effective weight, the heaviest is picked and loses the total. The
+// index, or -1 when none is eligible.
+template <class Eligible>
+ptrdiff_t smooth_weighted_pick(RoundRobinPeers& set, Eligible eligible, size_t from = 0) {
+  ptrdiff_t best = -1;
+  int total = 0;
+  for (size_t i = from; i < set.peers.size(); i++) {
+    if (!eligible(i)) continue;
+    RoundRobinPeer& p = set.peers[i];
+    PeerState& s = *p.st;
+    s.current_weight += s.effective_weight;
+    total += s.effective_weight;
+    if (s.effective_weight < p.weight) s.effective_weight++;
+    if (best < 0 || s.current_weight > set.peers[static_cast<size_t>(best)].st->current_weight) {
+      best = static_cast<ptrdiff_t>(i);
+    }
+  }
+  if (best >= 0) set.peers[static_cast<size_t>(best)].st->current_weight -= total;
+  return best;
+}
+
+// Holds a peer set's zone lock (when its state is shared) while a balancer picks or frees.
+class PeersLock {
+ public:
+  explicit PeersLock(const RoundRobinPeers& set) : m_(set.lock) {
+    if (m_ != nullptr) m_->lock();
+  }
+  ~PeersLock() {
+    if (m_ != nullptr) m_->unlock();
+  }
+  PeersLock(const PeersLock&) = delete;
+  PeersLock& operator=(const PeersLock&) = delete;
+
+ private:
+  ShmMutex* m_;
+};
+
 // Makes the try state of a request (r.pool) on the group's primary peers and sets pc's tries; the
 // balancer then sets pc.get (and pc.data to its own data, which starts with a RoundRobinData).
 void init_round_robin_data(RoundRobinData& d, Pool& pool, UpstreamGroup& g, PeerConnection& pc);
 
 // Round robin's get and free, for balancers that fall back to it or account the same way.
 Rc round_robin_get(PeerConnection& pc, void* data);
+// The same, for a balancer that holds the set's PeersLock already.
+Rc round_robin_get_locked(PeerConnection& pc, void* data);
 void round_robin_free(PeerConnection& pc, void* data, unsigned state);
 
 // A balancer's try state (Data derives from RoundRobinData) made for a request, with pc's get set

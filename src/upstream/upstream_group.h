@@ -12,7 +12,9 @@
 #include <vector>
 
 #include "conf/conf_file.h"
+#include "conf/cycle.h"
 #include "core/inet.h"
+#include "core/shm_mutex.h"
 #include "core/status.h"
 #include "event/peer_connection.h"
 
@@ -35,22 +37,29 @@ struct UpstreamServer {
   bool down = false;
 };
 
+// What changes as a peer serves: each worker's own, or in the group's zone, shared by all workers
+// (plain data: it lives in shared memory).
+struct PeerState {
+  int effective_weight = 1;
+  int current_weight = 0;
+  int conns = 0;
+  int fails = 0;
+  uint64_t accessed_ms = 0;  // the last failure
+  uint64_t checked_ms = 0;   // the last failure, or the last try after fail_timeout
+};
+
 // One address of a server, as the balancer sees it.
 struct RoundRobinPeer {
   SockAddr addr;
   std::string name;                     // "127.0.0.1:8080", "unix:/path"
   const std::string* server = nullptr;  // its server line's name (consistent hash rings use it)
   int weight = 1;
-  int effective_weight = 1;
-  int current_weight = 0;
-  int conns = 0;
   int max_conns = 0;
-  int fails = 0;
   int max_fails = 1;
-  uint64_t accessed_ms = 0;  // the last failure
-  uint64_t checked_ms = 0;   // the last failure, or the last try after fail_timeout
   uint64_t fail_timeout_ms = 10000;
   bool down = false;
+  PeerState own;
+  PeerState* st = nullptr;  // &own, or the zone's copy
 };
 
 struct RoundRobinPeers {
@@ -58,6 +67,7 @@ struct RoundRobinPeers {
   RoundRobinPeers* backup = nullptr;  // the backup servers, tried when every primary failed
   int total_weight = 0;
   bool weighted = false;
+  ShmMutex* lock = nullptr;  // the zone's, when the state is shared
 };
 
 // The keepalive cache of a group (`keepalive N` and its timers), one list per worker.
@@ -85,6 +95,7 @@ struct UpstreamGroup {
   RoundRobinPeers* peers = nullptr;  // built at init
   KeepaliveCache* keepalive = nullptr;
   Balancer balancer = Balancer::RoundRobin;
+  SharedZone* zone = nullptr;              // `zone`: the peers' state shared by the workers
   const ComplexValue* hash_key = nullptr;  // hash
   HashRing* ring = nullptr;                // hash ... consistent
 
@@ -96,6 +107,8 @@ struct UpstreamGroup {
 // Builds the round-robin peers of a group (called once the configuration is read).
 Status init_round_robin(UpstreamGroup& g, Pool& pool);
 Status init_round_robin_peer(Request& r, UpstreamGroup& g, PeerConnection& pc);
+// `zone`: points the peers' state at copies made in the zone's slab pool (before the workers fork).
+Status share_peer_state(UpstreamGroup& g, SlabPool* slab);
 
 // The other balancers' init_peer (ip_hash.cc, hash.cc, least_conn.cc, random.cc), and the
 // consistent hash's ring, built once the round-robin peers are.

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "conf/cycle.h"
 #include "core/str.h"
 #include "http/core_module.h"
 #include "http/script.h"
@@ -94,6 +95,41 @@ UpstreamGroup* find_group(UpstreamMainConf& umcf, std::string_view host, uint16_
   return nullptr;
 }
 
+// The zone's groups get their peers' state in it, once the master has mapped it (each
+// configuration starts with fresh counters, as nginx's upstream zones do).
+Status init_zone(SharedZone& z, void*) {
+  auto& umcf = *static_cast<UpstreamMainConf*>(z.data);
+  for (UpstreamGroup* g : umcf.groups) {
+    if (g->zone != &z) continue;
+    if (Status s = share_peer_state(*g, z.slab); !s.ok()) return s;
+  }
+  return {};
+}
+
+// zone name [size]: the group's peer state shared by the workers.
+Status zone_directive(ConfContext& cf, const ConfNode& n, UpstreamGroup& g) {
+  if (n.nargs() < 1 || n.nargs() > 2) {
+    return cf.error_at(n, "invalid number of arguments in \"zone\" directive");
+  }
+  if (g.zone != nullptr) return cf.error_at(n, "\"zone\" directive is duplicate");
+  size_t size = 0;
+  if (n.nargs() == 2) {
+    auto v = parse_size(n.args[2]);
+    if (!v) return cf.error_at(n, strprintf("invalid zone size \"%s\"", n.args[2].c_str()));
+    if (*v < static_cast<int64_t>(8 * SlabPool::kPageSize)) {
+      return cf.error_at(n, strprintf("zone \"%s\" is too small", n.args[1].c_str()));
+    }
+    size = static_cast<size_t>(*v);
+  }
+  Result<SharedZone*> z = cf.cycle.add_zone(n.args[1], size, &http_upstream_module);
+  if (!z.ok()) return cf.error_at(n, z.status().message());
+  (*z)->noreuse = true;
+  (*z)->init = init_zone;
+  (*z)->data = &upstream_main(cf);
+  g.zone = *z;
+  return {};
+}
+
 // ip_hash, hash key [consistent], least_conn, random [two [least_conn]].
 Status balancer_directive(ConfContext& cf, const ConfNode& n, UpstreamGroup& g, bool& set) {
   const std::string& d = n.name();
@@ -176,8 +212,10 @@ Status upstream_block(ConfContext& cf, const ConfNode& n, UpstreamMainConf& umcf
       if (d == "keepalive_timeout") ka.timeout_ms = static_cast<uint64_t>(v);
     } else if (d == "ip_hash" || d == "hash" || d == "least_conn" || d == "random") {
       if (Status s = balancer_directive(cf, child, *g, balancer_set); !s.ok()) return s;
-    } else if (d == "zone" || d == "sticky" || d == "ntlm" || d == "resolver" ||
-               d == "resolver_timeout" || d == "state" || d == "queue") {
+    } else if (d == "zone") {
+      if (Status s = zone_directive(cf, child, *g); !s.ok()) return s;
+    } else if (d == "sticky" || d == "ntlm" || d == "resolver" || d == "resolver_timeout" ||
+               d == "state" || d == "queue") {
       // nginx has these; weir does not yet, and must not pretend to.
       return cf.error_at(child,
                          strprintf("\"%s\" directive is not supported by weir yet", d.c_str()));

@@ -1,13 +1,15 @@
 """The balancers of upstream{} blocks over real backends: ip_hash, hash and hash consistent send each
 client or key to the same backend as Debian's nginx does on the same configuration (both servers
 talk to the same backends, one after the other); least_conn avoids the busy backend; random spreads
-the load and never picks a down server; balancer configuration errors answer as nginx does."""
+the load and never picks a down server; a zone makes the peers' state one for all workers; balancer
+and zone configuration errors answer as nginx does."""
+import signal
 import socket
 import subprocess
 import threading
 
 from backend import Backend, Sleep, response
-from conftest import NGINX, http_get, parse_one, read_to_end
+from conftest import NGINX, http_get, parse_one, read_to_end, wait_for
 
 
 def conf(ports, balancer, extra=""):
@@ -145,3 +147,43 @@ def test_balancer_configuration_errors(make_server):
     assert rc == 0 and "[warn]" in err and "load balancing method redefined" in err
     rc, err = check("least_conn;", "server 127.0.0.1:1 backup; server 127.0.0.1:3;", "")
     assert rc == 0
+
+
+def test_zone_shares_peer_state_across_workers(make_server):
+    with Backend() as b:
+        b.script("/slow", [Sleep(1.5), response(200, "slow")])
+        cf = r"""
+        upstream pool { zone pool 64k; server 127.0.0.1:%d max_conns=1; }
+        server { listen 127.0.0.1:%%%%PORT%%%%; location / { proxy_pass http://pool; } }
+        """ % b.port
+        s = make_server(cf, main_conf="worker_processes 2;")
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(http_get(s.port, "/slow").status))
+                   for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        # max_conns counts every worker's connections: exactly one request gets the peer.
+        assert sorted(results) == [200, 502, 502, 502, 502, 502], results
+        assert "no live upstreams" in s.error_log()
+        s.send_signal(signal.SIGHUP)  # a new configuration: a fresh zone, and it still works
+        wait_for(lambda: http_get(s.port, "/fast").status == 200, what="served after the reload")
+
+
+def test_zone_configuration_errors(make_server):
+    def check(upstream):
+        cf = "%s\n server { listen 127.0.0.1:%%%%PORT%%%%; location / { proxy_pass http://a; } }" % upstream
+        s = make_server(cf, start=False)
+        p = subprocess.run([s.binary, "-p", s.dir + "/", "-c", s.conf_path, "-t"],
+                           capture_output=True, text=True, timeout=30)
+        return p.returncode, p.stderr
+
+    rc, err = check("upstream a { zone z 8k; server 127.0.0.1:1; }")
+    assert rc == 1 and 'zone "z" is too small' in err
+    rc, err = check("upstream a { zone z; server 127.0.0.1:1; }")
+    assert rc == 1 and 'zero size shared memory zone "z"' in err
+    # Two groups may share a zone; the size is given once.
+    rc, err = check("upstream a { zone z 64k; server 127.0.0.1:1; }\n"
+                    "upstream b { zone z; server 127.0.0.1:2; }")
+    assert rc == 0, err

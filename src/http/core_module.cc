@@ -155,6 +155,42 @@ Status accept_size(ConfContext&, const ConfNode& n) {
   return {};
 }
 
+// resolver address ... [valid=time] [ipv4=on|off] [ipv6=on|off]
+Status set_resolver(ConfContext& cf, const ConfNode& n, L& clcf) {
+  if (clcf.resolver != nullptr) return Status::error("is duplicate");
+  Resolver::Conf rc;
+  for (size_t i = 1; i < n.args.size(); i++) {
+    std::string_view a = n.args[i];
+    auto on_off = [&](std::string_view v, bool& out) -> Status {
+      if (v == "on") {
+        out = true;
+      } else if (v == "off") {
+        out = false;
+      } else {
+        return Status::errorf("invalid parameter: %s", n.args[i].c_str());
+      }
+      return {};
+    };
+    if (a.starts_with("valid=")) {
+      auto t = parse_time(a.substr(6), false);
+      if (!t || *t < 0) return Status::errorf("invalid parameter: %s", n.args[i].c_str());
+      rc.valid_ms = static_cast<uint64_t>(*t);
+    } else if (a.starts_with("ipv4=")) {
+      if (Status s = on_off(a.substr(5), rc.ipv4); !s.ok()) return s;
+    } else if (a.starts_with("ipv6=")) {
+      if (Status s = on_off(a.substr(5), rc.ipv6); !s.ok()) return s;
+    } else {
+      Result<SockAddr> addr = parse_resolver_address(a);
+      if (!addr.ok()) return addr.status();
+      rc.servers.push_back(*addr);
+    }
+  }
+  if (!rc.ipv4 && !rc.ipv6) return Status::error("\"ipv4\" and \"ipv6\" cannot both be \"off\"");
+  if (rc.servers.empty()) return Status::error("no name servers defined");
+  clcf.resolver = cf.pool.make<Resolver>(std::move(rc));
+  return {};
+}
+
 Status set_internal(ConfContext&, const ConfNode&, L& clcf) {
   if (clcf.internal.set) return Status::error("is duplicate");
   clcf.internal = true;
@@ -337,6 +373,7 @@ Status merge_loc_conf(ConfContext& cf, L& prev, L& conf) {
   conf.client_body_min_rate.merge(prev.client_body_min_rate, 0);
   conf.subrequest_output_buffer_size.merge(prev.subrequest_output_buffer_size, 4096);
   conf.send_timeout.merge(prev.send_timeout, 60000);
+  if (conf.resolver == nullptr) conf.resolver = prev.resolver;
   conf.keepalive_timeout.merge(prev.keepalive_timeout, 75000);
   conf.keepalive_header.merge(prev.keepalive_header, 0);
   conf.keepalive_requests.merge(prev.keepalive_requests, 1000);
@@ -454,6 +491,8 @@ constexpr Directive kDirectives[] = {
     directive<slot::flag<&L::tcp_nopush>>("tcp_nopush", kHttpMainSrvLoc | kFlag),
     directive<slot::flag<&L::tcp_nodelay>>("tcp_nodelay", kHttpMainSrvLoc | kFlag),
     directive<slot::msec<&L::send_timeout>>("send_timeout", kHttpMainSrvLoc | kTake1),
+    directive<set_resolver>("resolver", kHttpMainSrvLoc | kOneMore),
+    directive<slot::msec<&L::resolver_timeout>>("resolver_timeout", kHttpMainSrvLoc | kTake1),
     directive<slot::size<&L::postpone_output>>("postpone_output", kHttpMainSrvLoc | kTake1),
     directive<set_rate<&L::limit_rate, &L::limit_rate_values>>("limit_rate",
                                                                kHttpMainSrvLocLif | kTake1),

@@ -17,6 +17,7 @@
 #include "core/file.h"
 #include "core/host_names.h"
 #include "core/inet.h"
+#include "event/resolver.h"
 #include "http/filter.h"
 #include "http/open_file.h"
 #include "http/request.h"
@@ -224,6 +225,7 @@ struct CoreLocConf {
   Setting<size_t>
       subrequest_output_buffer_size;  // weir's: bytes/s a body must average (0: no minimum)
   Setting<uint64_t> send_timeout;
+  Resolver* resolver = nullptr;  // `resolver`: names known only at request time
   Setting<uint64_t> keepalive_timeout;
   Setting<time_t> keepalive_header;
   Setting<uint64_t> keepalive_requests;

@@ -17,6 +17,7 @@
 #include "http/request_body.h"
 #include "upstream/event_pipe.h"
 #include "upstream/upgrade.h"
+#include "upstream/upstream_module.h"
 
 namespace weir::http {
 
@@ -24,6 +25,8 @@ namespace {
 
 void connect_upstream(Request& r, Upstream& u);
 void next_upstream(Request& r, Upstream& u, uint32_t ft);
+void start_upstream(Request& r, Upstream& u);
+void resolve_peer(Request& r, Upstream& u);
 void process_header(Request& r, Upstream& u);
 void send_request(Request& r, Upstream& u);
 
@@ -95,6 +98,8 @@ void upstream_cleanup(void* data) {
   auto& r = *static_cast<Request*>(data);
   Upstream& u = *r.upstream;
   u.cleanup = nullptr;
+  Resolver::cancel(u.resolving);
+  u.resolving = nullptr;
   if (u.protocol->finalize != nullptr) u.protocol->finalize(r, Rc::Done);
   free_peer(u, 0);
   close_temp_file(u);
@@ -241,7 +246,7 @@ void connect_upstream(Request& r, Upstream& u) {
     return;
   }
   if (rc == Rc::Busy) {
-    s->peer = u.conf->group->host;
+    s->peer = (u.group != nullptr ? u.group : u.conf->group)->host;
     log_error(LogLevel::Error, *r.connection->log, 0,
               "no live upstreams while connecting to upstream");
     next_upstream(r, u, kNextNoLive);
@@ -474,6 +479,8 @@ void process_pipe_request(Request& r, Upstream& u);
 // The upstream's part ends (its connection cached or closed, its temp file kept for the response);
 // the request goes on.
 void release_upstream(Request& r, Upstream& u, Code rc) {
+  Resolver::cancel(u.resolving);
+  u.resolving = nullptr;
   if (u.cleanup != nullptr) {
     u.cleanup->handler = nullptr;
     u.cleanup = nullptr;
@@ -876,6 +883,96 @@ void process_header(Request& r, Upstream& u) {
   send_response(r, u);
 }
 
+// The peer is known: the group's balancer sets up the tries, and the first connect starts.
+void start_upstream(Request& r, Upstream& u) {
+  UpstreamGroup& g = u.group != nullptr ? *u.group : *u.conf->group;
+  if (Status s = g.init_peer(r, g, u.peer); !s.ok()) {
+    log_error(LogLevel::Error, r.log(), 0, "%s", s.message().c_str());
+    finalize_upstream(r, u, Code::status(500));
+    return;
+  }
+  if (u.conf->next_upstream_tries != 0 && u.peer.tries > u.conf->next_upstream_tries) {
+    u.peer.tries = u.conf->next_upstream_tries;
+  }
+  u.peer.local = u.conf->local;
+  u.peer.so_keepalive = u.conf->socket_keepalive;
+  u.peer.start_msec = clock::msec();
+  connect_upstream(r, u);
+}
+
+// The peer's name is only known now: an address is used as it is, a name goes to the resolver
+// (from its cache, or asked); no resolver, or no answer, is a 502 as in nginx.
+void resolved(ResolveQuery& q);
+
+void use_addresses(Request& r, Upstream& u, const std::vector<SockAddr>& found) {
+  std::vector<SockAddr> addrs = found;
+  for (SockAddr& a : addrs) {
+    if (a.family() != AF_UNIX) a.set_port(u.resolve_port);
+  }
+  u.group = make_request_group(r, u.resolve_host, addrs);
+  if (u.group == nullptr) {
+    finalize_upstream(r, u, Code::status(500));
+    return;
+  }
+  start_upstream(r, u);
+}
+
+void resolve_peer(Request& r, Upstream& u) {
+  std::string_view host = u.resolve_host;
+  if (istarts_with(host, "unix:")) {
+    Result<std::vector<SockAddr>> a = parse_addresses(host, 0, false);
+    if (!a.ok()) {
+      log_error(LogLevel::Error, r.log(), 0, "invalid address \"%.*s\"",
+                static_cast<int>(host.size()), host.data());
+      finalize_upstream(r, u, Code::status(502));
+      return;
+    }
+    use_addresses(r, u, *a);
+    return;
+  }
+  char text[300];
+  if (host.size() < sizeof text - 8) {
+    // An address needs no resolver.
+    int n = std::snprintf(text, sizeof text, "%.*s:%u", static_cast<int>(host.size()), host.data(),
+                          u.resolve_port);
+    Result<std::vector<SockAddr>> a = parse_addresses({text, static_cast<size_t>(n)}, 80, false);
+    bool literal = host.starts_with('[') ||
+                   (!host.empty() && host.find_first_not_of("0123456789.") == host.npos);
+    if (literal && a.ok()) {
+      use_addresses(r, u, *a);
+      return;
+    }
+  }
+  CoreLocConf& clcf = core_loc(r);
+  if (clcf.resolver == nullptr) {
+    log_error(LogLevel::Error, r.log(), 0, "no resolver defined to resolve %.*s",
+              static_cast<int>(host.size()), host.data());
+    finalize_upstream(r, u, Code::status(502));
+    return;
+  }
+  if (const std::vector<SockAddr>* cached = clcf.resolver->cached(host)) {
+    use_addresses(r, u, *cached);
+    return;
+  }
+  u.resolving = clcf.resolver->resolve(host, *clcf.resolver_timeout, resolved, &r, r.log());
+  if (u.resolving == nullptr) finalize_upstream(r, u, Code::status(502));
+}
+
+void resolved(ResolveQuery& q) {
+  auto& r = *static_cast<Request*>(q.data);
+  Connection& client = *r.connection;
+  Upstream& u = *r.upstream;
+  u.resolving = nullptr;
+  if (q.status != 0) {
+    log_error(LogLevel::Error, r.log(), 0, "%s could not be resolved (%d: %s)", q.name.c_str(),
+              q.status, q.error_text());
+    finalize_upstream(r, u, Code::status(502));
+  } else {
+    use_addresses(r, u, q.addrs);
+  }
+  run_posted_requests(client);
+}
+
 }  // namespace
 
 Upstream* create_upstream(Request& r) {
@@ -903,19 +1000,11 @@ void init_upstream(Request& r) {
   r.read_event_handler = u.body_streaming ? streaming_body_handler : check_broken_connection;
   r.write_event_handler = request_empty_handler;
   r.log_upstream = log_upstream_part;
-  UpstreamGroup& g = *u.conf->group;
-  if (Status s = g.init_peer(r, g, u.peer); !s.ok()) {
-    log_error(LogLevel::Error, *c.log, 0, "%s", s.message().c_str());
-    finalize_request(r, Code::status(500));
+  if (!u.resolve_host.empty()) {
+    resolve_peer(r, u);
     return;
   }
-  if (u.conf->next_upstream_tries != 0 && u.peer.tries > u.conf->next_upstream_tries) {
-    u.peer.tries = u.conf->next_upstream_tries;
-  }
-  u.peer.local = u.conf->local;
-  u.peer.so_keepalive = u.conf->socket_keepalive;
-  u.peer.start_msec = clock::msec();
-  connect_upstream(r, u);
+  start_upstream(r, u);
 }
 
 void finalize_upstream(Request& r, Upstream& u, Code rc) {

@@ -13,6 +13,7 @@
 #include "core/buffer.h"
 #include "core/file.h"
 #include "event/peer_connection.h"
+#include "event/resolver.h"
 #include "http/headers.h"
 #include "http/request.h"
 #include "upstream/upstream_group.h"
@@ -175,6 +176,13 @@ struct Upstream {
   void (*read_event_handler)(Request& r, Upstream& u) = nullptr;
   void (*write_event_handler)(Request& r, Upstream& u) = nullptr;
   RequestCleanup* cleanup = nullptr;
+
+  // Chosen at request time (proxy_pass with variables): a group, or a peer by name or address
+  // that the lifecycle resolves (through `resolver`) before it connects.
+  UpstreamGroup* group = nullptr;
+  std::string_view resolve_host;
+  uint16_t resolve_port = 0;
+  ResolveQuery* resolving = nullptr;
 
   std::string_view schema;  // "http://", for logs
   std::string_view uri;     // the upstream URI, for the error log's upstream part

@@ -415,6 +415,27 @@ UpstreamGroup* add_upstream_group(ConfContext& cf, std::string_view host, uint16
   return g;
 }
 
+UpstreamGroup* find_upstream_group(Request& r, std::string_view host, uint16_t port) {
+  for (UpstreamGroup* g : r.main_cf<UpstreamMainConf>().groups) {
+    if (!iequals(g->host, host)) continue;
+    if (g->defined ? port == 0 : g->port == port) return g;
+  }
+  return nullptr;
+}
+
+UpstreamGroup* make_request_group(Request& r, std::string_view name,
+                                  const std::vector<SockAddr>& addrs) {
+  auto* g = r.pool->make<UpstreamGroup>();
+  g->host = std::string(name);
+  UpstreamServer s;
+  s.name = g->host;
+  s.addrs = addrs;
+  g->servers.push_back(std::move(s));
+  if (!init_round_robin(*g, *r.pool).ok()) return nullptr;
+  g->init_peer = init_round_robin_peer;
+  return g;
+}
+
 Status parse_ignore_headers(const ConfNode& n, uint32_t& mask) {
   struct Name {
     std::string_view name;

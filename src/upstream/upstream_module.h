@@ -17,6 +17,14 @@ extern Module http_upstream_module;
 // implicit group of host:port; made if new, and resolved once the http block is read.
 UpstreamGroup* add_upstream_group(ConfContext& cf, std::string_view host, uint16_t port);
 
+// At request time: the upstream block named host (port 0), or the implicit group of host:port that
+// a proxy_pass made; nullptr when none.
+UpstreamGroup* find_upstream_group(Request& r, std::string_view host, uint16_t port);
+// A group of one server made for a request: the addresses a name resolved to (or one address),
+// round robin over them.
+UpstreamGroup* make_request_group(Request& r, std::string_view name,
+                                  const std::vector<SockAddr>& addrs);
+
 // The values of proxy_ignore_headers (fastcgi_ignore_headers ...) as kIgnore* bits.
 Status parse_ignore_headers(const ConfNode& n, uint32_t& mask);
 

@@ -53,6 +53,7 @@ struct ProxyLocConf {
   bool has_uri = false;
   std::string location;  // the location's name, replaced by uri
   UpstreamGroup* group = nullptr;
+  ComplexValue* url_value = nullptr;  // proxy_pass with variables
 
   Setting<uint64_t> connect_timeout, send_timeout, read_timeout, next_upstream_timeout;
   Setting<size_t> buffer_size, busy_buffers_size, temp_file_write_size;
@@ -98,6 +99,10 @@ struct ProxyCtx {
   bool extra = false;       // the upstream sent more than the body: do not reuse the connection
   bool have_length = false;
   bool chunked_body = false;  // the request body goes chunked (no buffering, length unknown)
+  // proxy_pass with variables: this request's $proxy_host, $proxy_port and URI part.
+  std::string_view host_header;
+  std::string_view port_text;
+  std::string_view uri;
 };
 
 ProxyLocConf& proxy_conf(Request& r) {
@@ -131,12 +136,71 @@ bool listed_in_connection(Request& r, std::string_view lowcase) {
   return false;
 }
 
+// A proxy_pass URL taken apart: "http://host[:port][/uri]" or "http://unix:/path[:/uri]". Views
+// into the text.
+struct ProxyUrl {
+  std::string_view host;         // "unix:/path" for a socket
+  uint16_t port = 0;             // 0: none written (80)
+  std::string_view host_header;  // $proxy_host: host[:port], the port only when not 80
+  std::string_view port_text;    // $proxy_port
+  std::string_view uri;          // "" when none
+};
+
+Result<ProxyUrl> parse_proxy_url(std::string_view url) {
+  if (istarts_with(url, "https://")) {
+    return Status::error("with \"https://\" is not supported by weir yet (no TLS)");
+  }
+  if (!istarts_with(url, "http://")) {
+    return Status::errorf("invalid URL prefix in \"%.*s\"", static_cast<int>(url.size()),
+                          url.data());
+  }
+  ProxyUrl pu;
+  std::string_view rest = url.substr(7);
+  std::string_view hostport;
+  if (istarts_with(rest, "unix:")) {
+    size_t colon = rest.find(':', 5);
+    hostport = rest.substr(0, colon);
+    if (colon != std::string_view::npos) pu.uri = rest.substr(colon + 1);
+    if (hostport.size() <= 5) return Status::error("no path in the unix domain socket");
+    pu.host = hostport;
+    pu.host_header = "localhost";
+    return pu;
+  }
+  size_t slash = rest.find('/');
+  hostport = rest.substr(0, slash);
+  if (slash != std::string_view::npos) pu.uri = rest.substr(slash);
+  if (hostport.empty()) {
+    return Status::errorf("no host in upstream \"%.*s\"", static_cast<int>(url.size()), url.data());
+  }
+  pu.host = hostport;
+  pu.port_text = "80";
+  size_t colon = hostport.rfind(':');
+  if (colon != std::string_view::npos && hostport.find(']', colon) == std::string_view::npos) {
+    pu.host = hostport.substr(0, colon);
+    pu.port_text = hostport.substr(colon + 1);
+    auto v = parse_int(pu.port_text);
+    if (!v || *v < 1 || *v > 65535) {
+      return Status::errorf("invalid port in upstream \"%.*s\"", static_cast<int>(hostport.size()),
+                            hostport.data());
+    }
+    pu.port = static_cast<uint16_t>(*v);
+  }
+  pu.host_header = pu.port != 0 && pu.port != 80 ? hostport : pu.host;
+  return pu;
+}
+
 // The URI the upstream gets: the client's as it came when proxy_pass has no URI part (and nothing
 // rewrote it); else the location's prefix replaced by the URI part (dropped when rewrite changed
 // the URI inside the location), the rest escaped where the URI had been decoded, and the args.
 std::string_view upstream_uri(Request& r, ProxyLocConf& plcf) {
-  if (!plcf.has_uri && r.valid_unparsed_uri) return r.unparsed_uri;
-  bool replace = plcf.has_uri && r.valid_location;
+  if (plcf.url_value != nullptr) {
+    // With variables, a URI part is sent as it is (nginx); without one, the client's.
+    if (!proxy_ctx(r).uri.empty()) return proxy_ctx(r).uri;
+    if (r.valid_unparsed_uri) return r.unparsed_uri;
+  } else if (!plcf.has_uri && r.valid_unparsed_uri) {
+    return r.unparsed_uri;
+  }
+  bool replace = plcf.has_uri && r.valid_location && plcf.url_value == nullptr;
   size_t loc_len = replace ? std::min(plcf.location.size(), r.uri.size()) : 0;
   std::string_view prefix = replace ? std::string_view(plcf.uri) : std::string_view();
   std::string_view rest = r.uri.substr(loc_len);
@@ -556,6 +620,29 @@ Rc pipe_filter(EventPipe& p, Buffer* raw, char* from) {
 
 void finalize(Request&, Code) {}
 
+// proxy_pass with variables: the URL of this request picks an upstream group of that name, or
+// names a peer for the lifecycle (an address, or a name it resolves).
+Code eval_url(Request& r, ProxyLocConf& plcf, Upstream& u) {
+  std::string_view url = plcf.url_value->eval(r);
+  Result<ProxyUrl> parsed = parse_proxy_url(url);
+  if (!parsed.ok()) {
+    log_error(LogLevel::Error, r.log(), 0, "%s", parsed.status().message().c_str());
+    return Code::status(500);
+  }
+  const ProxyUrl& pu = *parsed;
+  ProxyCtx& ctx = proxy_ctx(r);
+  ctx.host_header = pu.host_header;
+  ctx.port_text = pu.port_text;
+  ctx.uri = pu.uri;
+  if (UpstreamGroup* g = find_upstream_group(r, pu.host, pu.port)) {
+    u.group = g;
+    return Rc::Ok;
+  }
+  u.resolve_host = pu.host;
+  u.resolve_port = pu.port != 0 ? pu.port : 80;
+  return Rc::Ok;
+}
+
 constexpr UpstreamProtocol kProxyProtocol{
     .create_request = create_request,
     .reinit_request = reinit_request,
@@ -575,6 +662,9 @@ Code proxy_handler(Request& r) {
   u->protocol = &kProxyProtocol;
   u->schema = "http://";
   r.set_ctx(r.pool->make<ProxyCtx>());
+  if (plcf.url_value != nullptr) {
+    if (Code rc = eval_url(r, plcf, *u); rc != Rc::Ok) return rc;
+  }
   // proxy_request_buffering off streams the body, except where it cannot go on as it comes: a
   // chunked body to an HTTP/1.0 upstream must be counted first (as nginx).
   r.request_body_no_buffering = !*plcf.request_buffering && plcf.body == nullptr &&
@@ -593,7 +683,7 @@ void var_proxy_host(Request& r, VariableValue& v, uintptr_t) {
     v.set_not_found();
     return;
   }
-  v.set(plcf.host_header);
+  v.set(plcf.url_value != nullptr ? proxy_ctx(r).host_header : plcf.host_header);
 }
 
 void var_proxy_port(Request& r, VariableValue& v, uintptr_t) {
@@ -602,7 +692,7 @@ void var_proxy_port(Request& r, VariableValue& v, uintptr_t) {
     v.set_not_found();
     return;
   }
-  v.set(plcf.port_text);
+  v.set(plcf.url_value != nullptr ? proxy_ctx(r).port_text : plcf.port_text);
 }
 
 void var_add_x_forwarded_for(Request& r, VariableValue& v, uintptr_t) {
@@ -656,64 +746,34 @@ Status preconfiguration(ConfContext& cf) {
 Status set_pass(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
   if (plcf.pass_set) return Status::error("is duplicate");
   std::string_view url = n.args[1];
-  if (url.find('$') != std::string_view::npos) {
-    return Status::error("with variables is not supported by weir yet (it needs a resolver)");
-  }
-  if (istarts_with(url, "https://")) {
-    return Status::error("with \"https://\" is not supported by weir yet (no TLS)");
-  }
-  if (!istarts_with(url, "http://"))
-    return Status::errorf("invalid URL prefix in \"%s\"", n.args[1].c_str());
-  std::string_view rest = url.substr(7);
-  std::string_view hostport;
-  std::string_view uri;
-  if (istarts_with(rest, "unix:")) {
-    // unix:/path[:/uri]
-    size_t colon = rest.find(':', 5);
-    hostport = rest.substr(0, colon);
-    if (colon != std::string_view::npos) uri = rest.substr(colon + 1);
-    if (hostport.size() <= 5) return Status::error("no path in the unix domain socket");
-  } else {
-    size_t slash = rest.find('/');
-    hostport = rest.substr(0, slash);
-    if (slash != std::string_view::npos) uri = rest.substr(slash);
-    if (hostport.empty()) return Status::errorf("no host in upstream \"%s\"", n.args[1].c_str());
-  }
   CoreLocConf& clcf = conf_of<CoreLocConf>(cf.http->loc_conf);
-  if (!uri.empty() && (clcf.regex != nullptr || clcf.named || clcf.noname)) {
+  if (url.find('$') != std::string_view::npos) {
+    // Evaluated per request: an upstream group of that name, an address, or a name for the
+    // resolver.
+    plcf.url_value = cf.pool.make<ComplexValue>();
+    if (Status s = plcf.url_value->compile(cf, url); !s.ok()) return s;
+    plcf.pass_set = true;
+    plcf.location = clcf.name;
+    set_location_handler(cf, proxy_handler);
+    if (!clcf.name.empty() && clcf.name.back() == '/') clcf.auto_redirect = true;
+    return {};
+  }
+  Result<ProxyUrl> parsed = parse_proxy_url(url);
+  if (!parsed.ok()) return parsed.status();
+  const ProxyUrl& pu = *parsed;
+  if (!pu.uri.empty() && (clcf.regex != nullptr || clcf.named || clcf.noname)) {
     return Status::error(
         "\"proxy_pass\" cannot have URI part in location given by regular expression, or inside "
         "named location, or inside \"if\" statement, or inside \"limit_except\" block");
   }
-  std::string host;
-  uint16_t port = 0;
-  if (istarts_with(hostport, "unix:")) {
-    host = std::string(hostport);
-    plcf.host_header = "localhost";
-    plcf.port_text = "";
-  } else {
-    std::string_view h = hostport;
-    std::string_view p;
-    size_t colon = hostport.rfind(':');
-    if (colon != std::string_view::npos && hostport.find(']', colon) == std::string_view::npos) {
-      h = hostport.substr(0, colon);
-      p = hostport.substr(colon + 1);
-      auto v = parse_int(p);
-      if (!v || *v < 1 || *v > 65535)
-        return Status::errorf("invalid port in upstream \"%.*s\"",
-                              static_cast<int>(hostport.size()), hostport.data());
-      port = static_cast<uint16_t>(*v);
-    }
-    host = std::string(h);
-    plcf.host_header = port != 0 && port != 80 ? std::string(hostport) : std::string(h);
-    plcf.port_text = port != 0 ? std::string(p) : "80";
-  }
+  plcf.host_header = std::string(pu.host_header);
+  plcf.port_text = std::string(pu.port_text);
   plcf.pass_set = true;
-  plcf.url = std::string(url.substr(0, url.size() - uri.size()));
-  plcf.uri = std::string(uri);
-  plcf.has_uri = !uri.empty();
+  plcf.url = std::string(url.substr(0, url.size() - pu.uri.size()));
+  plcf.uri = std::string(pu.uri);
+  plcf.has_uri = !pu.uri.empty();
   plcf.location = clcf.name;
-  plcf.group = add_upstream_group(cf, host, port);
+  plcf.group = add_upstream_group(cf, pu.host, pu.port);
   set_location_handler(cf, proxy_handler);
   if (!clcf.name.empty() && clcf.name.back() == '/') clcf.auto_redirect = true;
   return {};
@@ -897,6 +957,7 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
     conf.has_uri = prev.has_uri;
     conf.location = prev.location;
     conf.group = prev.group;
+    conf.url_value = prev.url_value;
   }
   conf.connect_timeout.merge(prev.connect_timeout, 60000);
   conf.send_timeout.merge(prev.send_timeout, 60000);
@@ -1009,7 +1070,7 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
     conf.redirects->push_back(std::move(rd));
     return {};
   };
-  if (conf.pass_set && conf.redirect_mode == RedirectMode::Default) {
+  if (conf.pass_set && conf.redirect_mode == RedirectMode::Default && conf.url_value == nullptr) {
     conf.redirects = cf.pool.make<std::vector<Redirect>>();
     if (Status s = default_rule(); !s.ok()) return s;
   } else if (conf.pass_set && conf.redirects != nullptr) {

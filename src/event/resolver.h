@@ -1,0 +1,96 @@
+// The asynchronous DNS client (`resolver`): names that are only known at request time (proxy_pass
+// with variables) are resolved through c-ares, whose sockets and timers run in the worker's event
+// loop, and kept for their TTL (or `valid=`). A query waits at most resolver_timeout; a request
+// that goes away first cancels its query (the answer is then dropped). Errors carry nginx's codes
+// and words ("Host not found", "Operation timed out"). nginx: src/core/ngx_resolver.c
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/inet.h"
+#include "core/status.h"
+#include "event/event.h"
+
+struct ares_channeldata;
+
+namespace weir {
+
+struct Connection;
+class Resolver;
+
+// One question. The handler runs once (unless cancelled), from the event loop: status 0 and addrs,
+// or nginx's resolver error code with its text. The query is the resolver's: the asker keeps the
+// pointer only to cancel it, and not after its handler ran.
+struct ResolveQuery {
+  std::string name;
+  std::vector<SockAddr> addrs;
+  int status = 0;
+  void (*handler)(ResolveQuery& q) = nullptr;
+  void* data = nullptr;
+  const Log* log = nullptr;
+  Resolver* resolver = nullptr;
+  Event timer;  // resolver_timeout
+  bool answered = false;
+  bool cancelled = false;
+  bool ares_done = false;
+
+  const char* error_text() const;
+};
+
+class Resolver {
+ public:
+  struct Conf {
+    std::vector<SockAddr> servers;
+    uint64_t valid_ms = 0;  // 0: the answer's TTL
+    bool ipv4 = true;
+    bool ipv6 = true;
+  };
+
+  explicit Resolver(Conf conf) : conf_(std::move(conf)) {}
+  ~Resolver();
+  Resolver(const Resolver&) = delete;
+  Resolver& operator=(const Resolver&) = delete;
+
+  // The cached addresses of name, when they are fresh.
+  const std::vector<SockAddr>* cached(std::string_view name);
+  // Starts a query; nullptr (logged) when the resolver cannot work at all.
+  ResolveQuery* resolve(std::string_view name, uint64_t timeout_ms,
+                        void (*handler)(ResolveQuery& q), void* data, const Log& log);
+  // The asker is gone: its handler will not run.
+  static void cancel(ResolveQuery* q);
+
+  // For c-ares' callbacks.
+  void on_socket(int fd, bool readable, bool writable);
+  void on_answer(ResolveQuery& q, int ares_status, const void* result);
+
+ private:
+  bool ensure_channel(const Log& log);
+  void process(int read_fd, int write_fd);
+  void rearm_tick();
+  static void socket_event(Event& ev);
+  static void tick(Event& ev);
+  static void query_timeout(Event& ev);
+  static void finish(ResolveQuery& q);
+
+  struct Entry {
+    std::vector<SockAddr> addrs;
+    uint64_t expires_ms = 0;
+  };
+
+  Conf conf_;
+  ares_channeldata* channel_ = nullptr;
+  std::unordered_map<std::string, Entry> cache_;
+  std::vector<Connection*> sockets_;  // c-ares' sockets, wrapped for the event loop
+  Event tick_;                        // c-ares' own retransmission timer
+  size_t pending_ = 0;
+  const Log* log_ = nullptr;  // the latest asker's: where socket errors are reported
+};
+
+// "a.b.c.d[:port]" or "[v6][:port]" (port 53 by default), as the resolver directive takes them.
+Result<SockAddr> parse_resolver_address(std::string_view text);
+
+}  // namespace weir

@@ -158,6 +158,7 @@ struct Request {
   bool filter_need_in_memory : 1 = false;
   bool filter_need_temporary : 1 = false;
   bool allow_ranges : 1 = false;
+  bool single_range : 1 = false;  // one range at most (proxy_force_ranges)
   bool disable_not_modified : 1 = false;
   bool expect_tested : 1 = false;
   bool root_tested : 1 = false;

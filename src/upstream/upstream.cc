@@ -424,6 +424,8 @@ Code copy_headers(Request& r, Upstream& u) {
     const auto* k = find_known_header(kUpstreamHeaders, h->lowcase_key);
     CopyHeader how = k != nullptr ? k->handler : CopyHeader::Plain;
     if (how == CopyHeader::Upgrade) how = u.upgrade ? CopyHeader::Plain : CopyHeader::Drop;
+    // With forced ranges the range filter speaks for the response.
+    if (u.conf->force_ranges && h->lowcase_key == "accept-ranges") continue;
     if (how == CopyHeader::Drop) continue;
     if (how == CopyHeader::ContentType) {
       set_content_type_from(out, h->value);
@@ -440,8 +442,13 @@ Code copy_headers(Request& r, Upstream& u) {
   out.status = u.headers_in.status;
   out.status_line = u.headers_in.status_line;
   out.content_length_n = u.headers_in.chunked ? -1 : u.headers_in.content_length_n;
-  // The upstream's answer is the answer: no conditional or range processing of our own.
+  // The upstream's answer is the answer: no conditional processing of our own, and ranges only
+  // when proxy_force_ranges asks (one at most, as nginx).
   r.disable_not_modified = true;
+  if (u.conf->force_ranges) {
+    r.allow_ranges = true;
+    r.single_range = true;
+  }
   return Rc::Ok;
 }
 

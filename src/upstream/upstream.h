@@ -78,6 +78,7 @@ struct UpstreamConf {
   const TempPath* temp_path = nullptr;
   bool buffering = true;
   bool change_buffering = false;  // X-Accel-Buffering may turn buffering on or off
+  bool force_ranges = false;      // byte ranges of the response, whatever the upstream says
   uint32_t ignore_headers = 0;    // kIgnore* bits
   bool ignore_client_abort = false;
   bool intercept_errors = false;

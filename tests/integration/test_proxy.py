@@ -5,8 +5,8 @@ import os
 import socket
 import time
 
-from backend import Backend, Close, Reset, Send, Sleep, chunked, response
-from conftest import http_get, parse_one, read_to_end, wait_for
+from backend import Backend, Close, KeepOpen, Reset, Send, Sleep, chunked, response
+from conftest import NGINX, http_get, parse_one, read_to_end, wait_for
 
 
 def conf(port, extra=""):
@@ -140,3 +140,29 @@ def test_streamed_body_client_timeout(make_server):
         assert b"HTTP/1.1 200" not in data
         wait_for(lambda: "client timed out" in s.error_log(), what="the timeout logged")
         assert b.requests == []  # the upstream never got a complete request
+
+
+def test_force_ranges_as_nginx(make_server):
+    cf = r"""
+    proxy_temp_path %%%%DIR%%%%/proxy_temp;
+    proxy_headers_hash_max_size 1024;
+    proxy_headers_hash_bucket_size 128;
+    server {
+        listen 127.0.0.1:%%%%PORT%%%%;
+        location / { proxy_pass http://127.0.0.1:%d; }
+        location /ranged/ { proxy_pass http://127.0.0.1:%d; proxy_force_ranges on; }
+    }
+    """
+    with Backend() as b:
+        b.script("/f", [response(200, "0123456789", {"Accept-Ranges": "none"}), KeepOpen()])
+        b.script("/ranged/f", [response(200, "0123456789", {"Accept-Ranges": "none"}), KeepOpen()])
+        for binary in (None, NGINX):  # the same answers from both
+            s = make_server(cf % (b.port, b.port), binary=binary)
+            r = http_get(s.port, "/f", headers={"Range": "bytes=2-4"})
+            assert r.status == 200 and r.body == b"0123456789", s.name  # no ranges of our own
+            assert r.header("Accept-Ranges") == "none"
+            r = http_get(s.port, "/ranged/f", headers={"Range": "bytes=2-4"})
+            assert r.status == 206 and r.body == b"234", s.name
+            assert r.header("Content-Range") == "bytes 2-4/10"
+            r = http_get(s.port, "/ranged/f", headers={"Range": "bytes=0-1,5-6"})
+            assert r.status == 200 and r.body == b"0123456789", s.name  # one range at most

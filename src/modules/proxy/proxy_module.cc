@@ -60,7 +60,8 @@ struct ProxyLocConf {
   Setting<off_t> max_temp_file_size;
   Setting<Bufs> bufs;
   Setting<bool> buffering, request_buffering, ignore_client_abort, intercept_errors,
-      socket_keepalive, pass_request_headers, pass_request_body;
+      socket_keepalive, pass_request_headers, pass_request_body, force_ranges;
+  Setting<size_t> headers_hash_max_size, headers_hash_bucket_size;
   Setting<int64_t> next_upstream_tries;
   Setting<TempPath> temp_path;
   Setting<int> http_version;  // 1000 or 1001
@@ -977,6 +978,9 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
   conf.socket_keepalive.merge(prev.socket_keepalive, false);
   conf.pass_request_headers.merge(prev.pass_request_headers, true);
   conf.pass_request_body.merge(prev.pass_request_body, true);
+  conf.force_ranges.merge(prev.force_ranges, false);
+  conf.headers_hash_max_size.merge(prev.headers_hash_max_size, 512);
+  conf.headers_hash_bucket_size.merge(prev.headers_hash_bucket_size, 64);
   conf.next_upstream_tries.merge(prev.next_upstream_tries, 0);
   conf.http_version.merge(prev.http_version, 1000);
   TempPath def;
@@ -1106,6 +1110,7 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
   u.temp_path = &conf.temp_path.value;
   u.buffering = *conf.buffering;
   u.change_buffering = true;
+  u.force_ranges = *conf.force_ranges;
   u.ignore_headers = conf.ignore_headers;
   u.ignore_client_abort = *conf.ignore_client_abort;
   u.intercept_errors = *conf.intercept_errors;
@@ -1155,6 +1160,12 @@ constexpr Directive kDirectives[] = {
                                                  kHttpMainSrvLoc | kFlag),
     directive<set_redirect>("proxy_redirect", kHttpMainSrvLoc | kTake12),
     directive<set_bind>("proxy_bind", kHttpMainSrvLoc | kTake12),
+    directive<slot::flag<&P::force_ranges>>("proxy_force_ranges", kHttpMainSrvLoc | kFlag),
+    // Sizes of nginx's header hash: weir's lookups need none, the values are checked as nginx's.
+    directive<slot::size<&P::headers_hash_max_size>>("proxy_headers_hash_max_size",
+                                                     kHttpMainSrvLoc | kTake1),
+    directive<slot::size<&P::headers_hash_bucket_size>>("proxy_headers_hash_bucket_size",
+                                                        kHttpMainSrvLoc | kTake1),
     // nginx has these; weir does not yet, and says so rather than ignore them.
     directive<not_yet>("proxy_cookie_domain", kHttpMainSrvLoc | kTake12),
     directive<not_yet>("proxy_cookie_path", kHttpMainSrvLoc | kTake12),
@@ -1164,9 +1175,7 @@ constexpr Directive kDirectives[] = {
     directive<not_yet>("proxy_limit_rate", kHttpMainSrvLoc | kTake1),
     directive<not_yet>("proxy_store", kHttpMainSrvLoc | kTake1),
     directive<not_yet>("proxy_store_access", kHttpMainSrvLoc | kTake123),
-    directive<not_yet>("proxy_force_ranges", kHttpMainSrvLoc | kFlag),
-    directive<not_yet>("proxy_headers_hash_max_size", kHttpMainSrvLoc | kTake1),
-    directive<not_yet>("proxy_headers_hash_bucket_size", kHttpMainSrvLoc | kTake1),
+
     directive<not_yet>("proxy_cache", kHttpMainSrvLoc | kTake1),
     directive<not_yet>("proxy_cache_path", kHttpMainConf | kTwoMore),
     directive<not_yet>("proxy_cache_valid", kHttpMainSrvLoc | kOneMore),

@@ -184,7 +184,7 @@ Code range_header_filter(Request& r, HeaderNext next) {
     if (applies) {
       auto* ctx = r.pool->make<RangeCtx>();
       ctx->offset = r.headers_out.content_offset;
-      switch (parse_ranges(r, *ctx, *clcf.max_ranges)) {
+      switch (parse_ranges(r, *ctx, r.single_range ? 1 : *clcf.max_ranges)) {
         case ParseRange::Ok:
           r.set_ctx(ctx);
           r.headers_out.status = 206;

@@ -90,6 +90,26 @@ SCENARIOS = [
 ]
 
 
+# Proxied: weir and nginx each proxy to one origin (Debian's nginx serving the same files, pinned to the
+# client's CPU) through a keep-alive upstream.
+PROXY_SERVER = """    upstream origin {{ server 127.0.0.1:{origin}; keepalive 32; }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{ proxy_pass http://origin; proxy_http_version 1.1;
+                     proxy_set_header Connection ""; {extra} }}
+        location /nb/ {{ proxy_pass http://origin/; proxy_http_version 1.1;
+                        proxy_set_header Connection ""; proxy_buffering off; }}
+    }}
+"""
+
+PROXIED_SCENARIOS = [
+    # name, path, connections
+    ("proxied 1 KiB, 50 connections", "/1k.bin", 50),
+    ("proxied 1 MiB buffered, 4 connections", "/1m.bin", 4),
+    ("proxied 1 MiB proxy_buffering off, 4 connections", "/nb/1m.bin", 4),
+]
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -99,7 +119,8 @@ def free_port():
 
 
 class Server:
-    def __init__(self, kind, access_log=False, master=True, logged_port=False, sendfile=True):
+    def __init__(self, kind, access_log=False, master=True, logged_port=False, sendfile=True, origin=None,
+                 cpu=None):
         self.kind = kind
         self.dir = tempfile.mkdtemp(prefix="weir-bench-%s-" % kind)
         os.chmod(self.dir, 0o755)
@@ -108,7 +129,9 @@ class Server:
         # h2o (and weir/nginx workers) run as nobody when started as root: let them write their logs.
         os.chmod(os.path.join(self.dir, "logs"), 0o777)
         html = os.path.join(self.dir, "html")
-        for name, size in (("1k.bin", 1024), ("100k.bin", 100 * 1024), ("10m.bin", 10 * 1024 * 1024)):
+        self.cpu = cpu or SERVER_CPU
+        for name, size in (("1k.bin", 1024), ("100k.bin", 100 * 1024), ("1m.bin", 1024 * 1024),
+                           ("10m.bin", 10 * 1024 * 1024)):
             with open(os.path.join(html, name), "wb") as f:
                 f.write(os.urandom(size))
         os.chmod(html, 0o755)
@@ -131,6 +154,11 @@ class Server:
                                      master="on" if master else "off", logged_server=logged)
             if not sendfile:
                 conf = conf.replace("sendfile on;", "sendfile off; output_buffers %s;" % READ_BUFFERS)
+            if origin is not None:
+                # The static server block becomes the proxy.
+                static = conf[conf.index("    server {"):conf.index("\n    }\n", conf.index("    server {")) + 7]
+                conf = conf.replace(static, PROXY_SERVER.format(origin=origin, port=self.port, extra="") +
+                                    "    proxy_temp_path %s/proxy_temp;\n" % self.dir)
             self.conf = os.path.join(self.dir, "conf", "nginx.conf")
         with open(self.conf, "w") as f:
             f.write(conf)
@@ -144,7 +172,7 @@ class Server:
         return [H2O, "-c", self.conf]
 
     def start(self, prefix=()):
-        cmd = ["taskset", "-c", SERVER_CPU] + list(prefix) + self.command()
+        cmd = ["taskset", "-c", self.cpu] + list(prefix) + self.command()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "logs", "stderr"), "w"))
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -272,6 +300,19 @@ def run_throughput(kinds, rounds, seconds, log, only=()):
             continue
         servers = {k: Server(k, access_log=access).start() for k in kinds}
         results[name] = measure_rounds(name, servers, path, conns, extra, rounds, seconds, log)
+    return results
+
+
+def run_proxied(kinds, rounds, seconds, log):
+    """weir and nginx as reverse proxies in front of one origin (nginx on the client's CPU)."""
+    results = {}
+    origin = Server("nginx", cpu=CLIENT_CPU).start()
+    try:
+        for name, path, conns in PROXIED_SCENARIOS:
+            servers = {k: Server(k, origin=origin.port).start() for k in kinds if k != "h2o"}
+            results[name] = measure_rounds(name, servers, path, conns, [], rounds, seconds, log)
+    finally:
+        origin.stop()
     return results
 
 
@@ -483,10 +524,12 @@ def main():
 
     started = time.time()
     log("machine: " + machine())
-    parts = args.only.split(",") if args.only else ["throughput", "sendfile", "logcost", "latency", "syscalls",
-                                                     "instructions", "memory"]
+    parts = args.only.split(",") if args.only else ["throughput", "proxied", "sendfile", "logcost", "latency",
+                                                     "syscalls", "instructions", "memory"]
     only = [x for x in args.scenarios.split(",") if x]
     tp = run_throughput(kinds, args.rounds, args.seconds, log, only) if "throughput" in parts else {}
+    if "proxied" in parts:
+        tp.update(run_proxied(kinds, args.rounds, args.seconds, log))
     sf = run_sendfile_choice(args.rounds, args.seconds, log) if "sendfile" in parts else {}
     lc = run_log_cost(kinds, args.rounds, args.seconds, log) if "logcost" in parts else {}
     lat = p99_latency(kinds, log) if "latency" in parts else {}

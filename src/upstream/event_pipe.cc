@@ -124,6 +124,31 @@ bool upstream_finished(const EventPipe& p) {
   return p.upstream_done || p.upstream_eof || p.upstream_error;
 }
 
+// A raw buffer besides the current one: a free one, or a new one while fewer than bufs.num exist.
+Buffer* another_raw(EventPipe& p) {
+  if (ChainLink* cl = p.free_raw) {
+    p.free_raw = cl->next;
+    Buffer* b = cl->buf;
+    p.pool->free_link(cl);
+    return b;
+  }
+  if (p.allocated < p.bufs.num) {
+    Buffer* b = Buffer::create_temp(*p.pool, p.bufs.size);
+    b->tag = p.tag;
+    p.allocated++;
+    return b;
+  }
+  return nullptr;
+}
+
+bool downstream_ready(const EventPipe& p) {
+  const Event& w = p.request->connection->write;
+  return w.ready && !w.delayed;
+}
+
+// At most this many raw buffers per readv.
+constexpr size_t kReadvBufs = 16;
+
 Rc read_upstream(EventPipe& p) {
   if (p.preread != nullptr) {
     Buffer* b = p.preread;
@@ -136,6 +161,12 @@ Rc read_upstream(EventPipe& p) {
   Connection& c = *p.upstream;
   while (!upstream_finished(p) && c.read.ready) {
     Buffer* raw = raw_for_reading(p);
+    if (raw == nullptr && p.in != nullptr && downstream_ready(p)) {
+      // Every buffer is full and the client can take some: it does first (nginx), rather than
+      // the data going to the temp file.
+      p.upstream_blocked = true;
+      return Rc::Ok;
+    }
     if (raw == nullptr && p.in != nullptr && p.max_temp_file_size != 0 && !p.temp_error &&
         p.temp_written < p.max_temp_file_size) {
       if (write_to_temp_file(p) != Rc::Ok) {
@@ -150,7 +181,26 @@ Rc read_upstream(EventPipe& p) {
       return Rc::Ok;
     }
     p.upstream_blocked = false;
-    IoResult res = c.recv(raw->last, static_cast<size_t>(raw->end - raw->last));
+    // One readv into the current buffer and every free one (new buffers are made one at a time,
+    // as nginx does, so a small body does not take them all).
+    Buffer* bufs[kReadvBufs];
+    char* from[kReadvBufs];
+    ChainLink links[kReadvBufs];
+    size_t n = 0;
+    p.reading = nullptr;
+    bufs[n++] = raw;
+    while (n < kReadvBufs && p.free_raw != nullptr) bufs[n++] = another_raw(p);
+    for (size_t i = 0; i < n; i++) {
+      from[i] = bufs[i]->last;
+      links[i].buf = bufs[i];
+      links[i].next = i + 1 < n ? &links[i + 1] : nullptr;
+    }
+    IoResult res = c.recv_chain(links, 0);
+    size_t filled = 0;  // buffers that got bytes
+    while (filled < n && bufs[filled]->last > from[filled]) filled++;
+    // The last one that got bytes is read into next; the untouched ones go back.
+    p.reading = filled > 0 ? bufs[filled - 1] : bufs[0];
+    for (size_t i = filled > 0 ? filled : 1; i < n; i++) recycle_raw(p, bufs[i]);
     if (res.rc == Rc::Again) break;
     if (res.rc == Rc::Error) {
       p.upstream_error = true;
@@ -161,14 +211,23 @@ Rc read_upstream(EventPipe& p) {
       break;
     }
     p.read_length += static_cast<off_t>(res.n);
-    char* from = raw->last;
-    raw->last += res.n;
-    if (p.input_filter(p, raw, from) != Rc::Ok) {
-      p.upstream_error = true;
-      break;
+    for (size_t i = 0; i < filled; i++) {
+      if (p.input_filter(p, bufs[i], from[i]) != Rc::Ok) {
+        p.upstream_error = true;
+        return Rc::Ok;
+      }
+      // A full buffer nothing points into (framing only) is free again at once.
+      if (bufs[i] != p.reading && bufs[i]->num == 0) recycle_raw(p, bufs[i]);
     }
   }
   return Rc::Ok;
+}
+
+// Whether a read could go on: a raw buffer with room, a free one, or one still to be made.
+bool room_to_read(const EventPipe& p) {
+  if (p.free_raw != nullptr || p.allocated < p.bufs.num) return true;
+  const Buffer* b = p.reading;
+  return b != nullptr && (b->num == 0 || b->last < b->end);
 }
 
 off_t busy_bytes(const EventPipe& p) {
@@ -277,14 +336,15 @@ Rc run_event_pipe(EventPipe& p, bool do_write) {
   for (;;) {
     if (do_write && write_downstream(p) == Rc::Abort) return Rc::Abort;
     off_t before = p.read_length;
-    bool was_blocked = p.upstream_blocked;
     bool finished = upstream_finished(p);
     (void)read_upstream(p);
-    bool progressed = p.read_length != before || (was_blocked && !p.upstream_blocked) ||
-                      (!finished && upstream_finished(p));
-    // Whatever was read goes out at once; stop when neither side can move.
+    bool progressed = p.read_length != before || (!finished && upstream_finished(p));
+    // Whatever was read goes out at once; go on while either side moved: a reader that stopped
+    // for want of a buffer reads again once the client took some.
     if (write_downstream(p) == Rc::Abort) return Rc::Abort;
-    if (!progressed) break;
+    bool unblocked =
+        p.upstream_blocked && p.upstream->read.ready && !upstream_finished(p) && room_to_read(p);
+    if (!progressed && !unblocked) break;
     do_write = false;
   }
   return Rc::Ok;

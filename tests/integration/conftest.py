@@ -180,6 +180,19 @@ def http_get(port, path, headers=None, method="GET", body=None, version="1.1", h
     return r
 
 
+def slow_get(port, path, pause=0.5):
+    """A client that asks, then waits before reading, with a small receive window: the server's
+    socket buffers fill and what is left waits in the server (a proxy spills it to a temp file).
+    Returns the Response."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(30)
+    s.connect(("127.0.0.1", port))
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
+    time.sleep(pause)
+    return parse_one(read_to_end(s))[0]
+
+
 def status_codes(out):
     """The status codes of every response in out (raw bytes from a connection), in order."""
     return [int(m.group(1)) for m in re.finditer(rb"HTTP/1\.1 (\d{3}) ", out)]

@@ -6,14 +6,14 @@ import socket
 import time
 
 from backend import Backend, Close, KeepOpen, Reset, Send, Sleep, chunked, response
-from conftest import NGINX, http_get, parse_one, read_to_end, wait_for
+from conftest import NGINX, http_get, slow_get, parse_one, read_to_end, wait_for
 
 
 def conf(port, extra=""):
     return r"""
     upstream back { server 127.0.0.1:%d; }
     server {
-        listen 127.0.0.1:%%%%PORT%%%%;
+        listen 127.0.0.1:%%%%PORT%%%% sndbuf=32k;  # the kernel does not take a whole body
         proxy_read_timeout 1s;
         location / { proxy_pass http://127.0.0.1:%d; }
         location /nb/ { proxy_pass http://back/; proxy_buffering off; }
@@ -40,7 +40,7 @@ def test_buffered_and_non_buffered_bodies(make_server):
         b.script("/chunks", chunked(["x" * 10, "y"]))
         s2 = make_server(conf(b.port))
         for path in ("/nb/big", "/small/big"):
-            r = http_get(s2.port, path)
+            r = slow_get(s2.port, path)
             assert r.status == 200 and r.body == big, path
         r = http_get(s2.port, "/nb/chunks")
         assert r.status == 200 and r.body == b"x" * 10 + b"y"

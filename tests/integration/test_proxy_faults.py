@@ -160,14 +160,19 @@ def test_temp_dir_broken_at_run_time(make_server):
     with Backend() as b:
         b.script("/big", [response(200, big)])
         s = make_server(LOG + """
-        server { listen 127.0.0.1:%%%%PORT%%%%;
+        server { listen 127.0.0.1:%%%%PORT%%%% sndbuf=32k;
                  location / { proxy_pass http://127.0.0.1:%d; } }
         """ % b.port)
         shutil.rmtree(s.path("proxy_temp"))
         with open(s.path("proxy_temp"), "w") as f:
             f.write("not a directory")
-        data = raw_get(s.port, "/big", pause=0.5)  # a slow client: the pipe must spill
-        header, _, body = data.partition(b"\r\n\r\n")
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a slow client: the pipe must spill
+        c.settimeout(10)
+        c.connect(("127.0.0.1", s.port))
+        c.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        time.sleep(0.5)
+        header, _, body = read_to_end(c).partition(b"\r\n\r\n")
         assert header.startswith(b"HTTP/1.1 200 ") and len(body) < len(big)
         assert "proxy_temp" in s.error_log() and "Not a directory" in s.error_log()
         r = http_get(s.port, "/small")  # the next response, which needs no temp file, is fine

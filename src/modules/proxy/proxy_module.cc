@@ -203,7 +203,7 @@ std::string_view upstream_uri(Request& r, ProxyLocConf& plcf) {
   }
   bool replace = plcf.has_uri && r.valid_location && plcf.url_value == nullptr;
   size_t loc_len = replace ? std::min(plcf.location.size(), r.uri.size()) : 0;
-  std::string_view prefix = replace ? std::string_view(plcf.uri) : std::string_view();
+  std::string_view prefix = replace ? std::string_view(plcf.uri) : std::string_view("");
   std::string_view rest = r.uri.substr(loc_len);
   bool escape = r.quoted_uri || r.internal;
   size_t rest_len = escape ? escape_uri(nullptr, rest, Escape::Uri) : rest.size();

@@ -48,6 +48,22 @@ struct EnumName {
   T value;
 };
 
+// The bits that the arguments from `first` on name in table (names case-blind, as nginx's bitmask
+// slot); an unknown name is an error: `invalid <what> "name"`.
+template <class T, size_t N>
+Status parse_bitmask(const ConfNode& n, const EnumName<T> (&table)[N], T& mask, size_t first = 1,
+                     const char* what = "value") {
+  for (size_t i = first; i < n.args.size(); i++) {
+    const EnumName<T>* found = nullptr;
+    for (const EnumName<T>& e : table) {
+      if (iequals(e.name, n.args[i])) found = &e;
+    }
+    if (found == nullptr) return Status::errorf("invalid %s \"%s\"", what, n.args[i].c_str());
+    mask |= found->value;
+  }
+  return {};
+}
+
 namespace slot {
 
 template <class M>

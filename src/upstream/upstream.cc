@@ -887,6 +887,7 @@ void process_header(Request& r, Upstream& u) {
     return;
   }
   apply_accel_headers(r, u);
+  if (u.protocol->rewrite_headers != nullptr) u.protocol->rewrite_headers(r);
   send_response(r, u);
 }
 

@@ -135,6 +135,9 @@ struct UpstreamProtocol {
   ChainLink* (*body_filter)(Request& r, ChainLink* in, bool last) = nullptr;
   // Parses what u.buffer holds of the response header into u.headers_in.
   HeaderResult (*process_header)(Request& r) = nullptr;
+  // The upstream's header is copied to the response and not sent yet: the protocol's own rewrites
+  // (proxy_redirect, proxy_cookie_*). Optional.
+  void (*rewrite_headers)(Request& r) = nullptr;
   // After the header: sets u.length (body bytes still to come, -1 unknown) and the filter state.
   Rc (*input_filter_init)(Request& r) = nullptr;
   // Non-buffered: `bytes` just read start at u.buffer.last; the filter moves last past them and

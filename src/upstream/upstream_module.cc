@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "conf/cycle.h"
+#include "conf/setting.h"
 #include "core/str.h"
 #include "http/core_module.h"
 #include "http/script.h"
@@ -437,11 +438,7 @@ UpstreamGroup* make_request_group(Request& r, std::string_view name,
 }
 
 Status parse_ignore_headers(const ConfNode& n, uint32_t& mask) {
-  struct Name {
-    std::string_view name;
-    uint32_t bit;
-  };
-  constexpr Name kNames[] = {
+  static constexpr EnumName<uint32_t> kNames[] = {
       {"X-Accel-Redirect", kIgnoreXAccelRedirect},
       {"X-Accel-Expires", kIgnoreXAccelExpires},
       {"X-Accel-Limit-Rate", kIgnoreXAccelLimitRate},
@@ -452,15 +449,7 @@ Status parse_ignore_headers(const ConfNode& n, uint32_t& mask) {
       {"Set-Cookie", kIgnoreSetCookie},
       {"Vary", kIgnoreVary},
   };
-  for (size_t i = 1; i < n.args.size(); i++) {
-    const Name* found = nullptr;
-    for (const Name& k : kNames) {
-      if (iequals(n.args[i], k.name)) found = &k;
-    }
-    if (found == nullptr) return Status::errorf("invalid value \"%s\"", n.args[i].c_str());
-    mask |= found->bit;
-  }
-  return {};
+  return parse_bitmask(n, kNames, mask);
 }
 
 Module http_upstream_module{

@@ -17,6 +17,7 @@
 #include "http/request_body.h"
 #include "http/script.h"
 #include "http/variables.h"
+#include "modules/proxy/proxy_cookie.h"
 #include "upstream/event_pipe.h"
 #include "upstream/upstream.h"
 #include "upstream/upstream_module.h"
@@ -77,6 +78,8 @@ struct ProxyLocConf {
   std::vector<std::string> hide_final;            // defaults + hide - pass
   ComplexValue* method = nullptr;
   ComplexValue* body = nullptr;  // proxy_set_body
+
+  CookieRules cookies;  // proxy_cookie_domain, _path, _flags
 
   RedirectMode redirect_mode = RedirectMode::Unset;
   std::vector<Redirect>* redirects = nullptr;
@@ -478,6 +481,21 @@ void rewrite_location(Request& r) {
   }
 }
 
+// proxy_cookie_*: the upstream's Set-Cookie headers, rewritten.
+void rewrite_set_cookies(Request& r) {
+  const CookieRules& rules = proxy_conf(r).cookies;
+  if (!rules.any()) return;
+  for (Header* h : r.headers_out.headers) {
+    if (h->hash != 0 && h->lowcase_key == "set-cookie")
+      h->value = rewrite_cookie(r, rules, h->value);
+  }
+}
+
+void rewrite_headers(Request& r) {
+  rewrite_location(r);
+  rewrite_set_cookies(r);
+}
+
 // --- the body --------------------------------------------------------------------------------
 
 void set_keepalive_if_done(Upstream& u, ProxyCtx& ctx) {
@@ -488,7 +506,7 @@ Rc input_filter_init(Request& r) {
   Upstream& u = *r.upstream;
   ProxyCtx& ctx = proxy_ctx(r);
   int status = u.headers_in.status;
-  rewrite_location(r);
+
   if (ctx.head || status == 204 || status == 304) {
     u.length = 0;
     set_keepalive_if_done(u, ctx);
@@ -649,6 +667,7 @@ constexpr UpstreamProtocol kProxyProtocol{
     .reinit_request = reinit_request,
     .body_filter = body_filter,
     .process_header = process_header,
+    .rewrite_headers = rewrite_headers,
     .input_filter_init = input_filter_init,
     .input_filter = input_filter,
     .pipe_input_filter = pipe_filter,
@@ -825,11 +844,7 @@ Status set_http_version(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
 
 Status set_next_upstream(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
   if (plcf.next_upstream_set) return Status::error("is duplicate");
-  struct Bit {
-    const char* name;
-    uint32_t bit;
-  };
-  constexpr Bit kBits[] = {
+  static constexpr EnumName<uint32_t> kBits[] = {
       {"error", kNextError},
       {"timeout", kNextTimeout},
       {"invalid_header", kNextInvalidHeader},
@@ -844,16 +859,7 @@ Status set_next_upstream(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
       {"off", kNextOff},
   };
   uint32_t mask = 0;
-  for (size_t i = 1; i < n.args.size(); i++) {
-    bool found = false;
-    for (const Bit& b : kBits) {
-      if (n.args[i] == b.name) {
-        mask |= b.bit;
-        found = true;
-      }
-    }
-    if (!found) return Status::errorf("invalid value \"%s\"", n.args[i].c_str());
-  }
+  if (Status s = parse_bitmask(n, kBits, mask); !s.ok()) return s;
   if ((mask & kNextOff) && mask != kNextOff) {
     return Status::error("\"off\" cannot be used with other parameters");
   }
@@ -928,8 +934,17 @@ Status set_ignore_headers(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
   return parse_ignore_headers(n, plcf.ignore_headers);
 }
 
-Status not_yet(ConfContext&, const ConfNode& n) {
-  return Status::errorf("\"%s\" directive is not supported by weir yet", n.name().c_str());
+Status not_yet(ConfContext&, const ConfNode&) {
+  return Status::error("is not supported by weir yet");
+}
+
+template <auto List>
+Status set_cookie_rewrite(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
+  return add_cookie_rewrite(cf, n, plcf.cookies.*List);
+}
+
+Status set_cookie_flags(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
+  return add_cookie_flags(cf, n, plcf.cookies.flags);
 }
 
 ProxyLocConf* create_loc_conf(ConfContext& cf) {
@@ -1012,6 +1027,7 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
         "\"proxy_buffer_size\" and one of the \"proxy_buffers\"");
   }
   if (!conf.ignore_headers_set) conf.ignore_headers = prev.ignore_headers;
+  merge_cookie_rules(prev.cookies, conf.cookies);
   if (conf.method == nullptr) conf.method = prev.method;
   if (conf.body == nullptr) conf.body = prev.body;
   if (!conf.bind_set) {
@@ -1161,15 +1177,17 @@ constexpr Directive kDirectives[] = {
     directive<set_redirect>("proxy_redirect", kHttpMainSrvLoc | kTake12),
     directive<set_bind>("proxy_bind", kHttpMainSrvLoc | kTake12),
     directive<slot::flag<&P::force_ranges>>("proxy_force_ranges", kHttpMainSrvLoc | kFlag),
+    directive<set_cookie_rewrite<&CookieRules::domains>>("proxy_cookie_domain",
+                                                         kHttpMainSrvLoc | kTake12),
+    directive<set_cookie_rewrite<&CookieRules::paths>>("proxy_cookie_path",
+                                                       kHttpMainSrvLoc | kTake12),
+    directive<set_cookie_flags>("proxy_cookie_flags", kHttpMainSrvLoc | kOneMore),
     // Sizes of nginx's header hash: weir's lookups need none, the values are checked as nginx's.
     directive<slot::size<&P::headers_hash_max_size>>("proxy_headers_hash_max_size",
                                                      kHttpMainSrvLoc | kTake1),
     directive<slot::size<&P::headers_hash_bucket_size>>("proxy_headers_hash_bucket_size",
                                                         kHttpMainSrvLoc | kTake1),
     // nginx has these; weir does not yet, and says so rather than ignore them.
-    directive<not_yet>("proxy_cookie_domain", kHttpMainSrvLoc | kTake12),
-    directive<not_yet>("proxy_cookie_path", kHttpMainSrvLoc | kTake12),
-    directive<not_yet>("proxy_cookie_flags", kHttpMainSrvLoc | kOneMore),
     directive<set_ignore_headers>("proxy_ignore_headers", kHttpMainSrvLoc | kOneMore),
     directive<not_yet>("proxy_pass_trailers", kHttpMainSrvLoc | kFlag),
     directive<not_yet>("proxy_limit_rate", kHttpMainSrvLoc | kTake1),

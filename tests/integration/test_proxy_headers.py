@@ -1,0 +1,63 @@
+"""The upstream's Set-Cookie and Location headers as the client gets them through proxy_cookie_domain,
+proxy_cookie_path, proxy_cookie_flags (plain and regex rules, inheritance and `off`) and
+proxy_redirect (default and plain): every answer compared with Debian's nginx on the same
+configuration and backend."""
+from backend import Backend, response
+from conftest import NGINX, http_get
+
+CONF = r"""
+    proxy_temp_path %%%%DIR%%%%/proxy_temp;
+    server {
+        listen 127.0.0.1:%%%%PORT%%%%;
+        proxy_cookie_domain example.com www.test;
+        proxy_cookie_domain ~\.(?P<sld>[-0-9a-z]+)\.org$ $sld.test;
+        proxy_cookie_path /app/ /;
+        proxy_cookie_path ~*^/user/([^/]+) /u/$1;
+        proxy_cookie_flags a secure httponly samesite=strict;
+        proxy_cookie_flags ~^c nosecure samesite=none;
+        proxy_cookie_flags d nohttponly nosamesite;
+        location / { proxy_pass http://127.0.0.1:%(port)d; }
+        location /off/ { proxy_pass http://127.0.0.1:%(port)d; proxy_cookie_domain off;
+                         proxy_cookie_path off; proxy_cookie_flags off; }
+        location /app/ { proxy_pass http://127.0.0.1:%(port)d/back/; }
+        location /plain/ { proxy_pass http://127.0.0.1:%(port)d; proxy_redirect http://old.test/ /new/; }
+        location /noredir/ { proxy_pass http://127.0.0.1:%(port)d/back/; proxy_redirect off; }
+    }
+"""
+
+COOKIES = [
+    "a=1; Domain=example.com; Path=/", "b=2; domain=.example.com; path=/app/x",
+    "e=5; Domain=EXAMPLE.COM", "f=6; Domain=foo.bar.org; Path=/USER/joe/x",
+    "c1=3; Secure; SameSite=Lax", "cc=4", "d=7; HttpOnly; Path=/; SameSite=Lax", "a=8",
+    "a=9; secure; HTTPONLY; samesite=lax", "x=10;Path=/app/;Domain=example.com", "g=11; Path=/app",
+    "h=12; Expires=Wed, 21 Oct 2015 07:28:00 GMT; path=/app/q", "i=13; path=/APP/y",
+    "j=14;  Domain = example.com ;path=/app/z", "A=15", "k=16; Secure=1", "l=17; SameSite",
+    "m; Path=/app/m",
+]
+
+
+def answers(s, port):
+    out = [http_get(s.port, "/c%d" % i).header("Set-Cookie") for i in range(len(COOKIES))]
+    out.append(http_get(s.port, "/off/c0").header("Set-Cookie"))
+    for path in ("/app/r1", "/app/r2", "/plain/r3", "/noredir/r1"):
+        out.append(http_get(s.port, path).header("Location").replace(str(s.port), "PORT"))
+    return out
+
+
+def test_cookie_and_redirect_rewrites_as_nginx(make_server):
+    with Backend() as b:
+        for i, c in enumerate(COOKIES):
+            b.script("/c%d" % i, [response(200, "x", {"Set-Cookie": c})])
+            b.script("/off/c%d" % i, [response(200, "x", {"Set-Cookie": c})])
+        here = "http://127.0.0.1:%d" % b.port
+        b.script("/back/r1", [response(302, "", {"Location": here + "/back/x?y=1"})])
+        b.script("/back/r2", [response(302, "", {"Location": "http://other.test/back/x"})])
+        b.script("/plain/r3", [response(301, "", {"Location": "http://old.test/z"})])
+        got = answers(make_server(CONF % {"port": b.port}), b.port)
+        want = answers(make_server(CONF % {"port": b.port}, binary=NGINX), b.port)
+    assert got == want
+    assert got[0] == "a=1; Domain=www.test; Path=/; Secure; HttpOnly; SameSite=Strict"
+    assert got[len(COOKIES)] == "a=1; Domain=example.com; Path=/"  # off
+    assert got[len(COOKIES) + 1] == "http://localhost:PORT/app/x?y=1"  # proxy_redirect default
+    assert got[len(COOKIES) + 3] == "http://localhost:PORT/new/z"  # plain
+    assert got[len(COOKIES) + 4] == here + "/back/x?y=1"  # proxy_redirect off

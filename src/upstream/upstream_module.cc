@@ -377,6 +377,29 @@ void var_upstream_http(Request& r, VariableValue& v, uintptr_t data) {
   unknown_header_variable(r, v, std::string_view(*name).substr(14), r.upstream->headers_in.headers);
 }
 
+// $upstream_cookie_NAME: the value NAME has in the upstream's Set-Cookie headers (the first that
+// sets it; names compared case-blind, as nginx).
+void var_upstream_cookie(Request& r, VariableValue& v, uintptr_t data) {
+  auto* var = reinterpret_cast<const std::string*>(data);
+  std::string_view want = std::string_view(*var).substr(16);
+  if (r.upstream != nullptr) {
+    for (Header* h : r.upstream->headers_in.headers) {
+      if (h->lowcase_key != "set-cookie") continue;
+      std::string_view c = h->value.substr(0, h->value.find(';'));
+      size_t eq = c.find('=');
+      if (eq == std::string_view::npos) continue;
+      std::string_view name = trim_ows(c.substr(0, eq));
+      if (!iequals(name, want)) continue;
+      std::string_view value = c.substr(eq + 1);  // as nginx: leading blanks go, trailing stay
+      while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+        value.remove_prefix(1);
+      v.set(value);
+      return;
+    }
+  }
+  v.set_not_found();
+}
+
 constexpr VariableDef kVars[] = {
     {"upstream_addr", var_addr, nullptr, kVarNoCacheable},
     {"upstream_status", var_status, nullptr, kVarNoCacheable},
@@ -393,6 +416,8 @@ constexpr VariableDef kVars[] = {
 Status preconfiguration(ConfContext& cf) {
   if (Status s = add_variables(cf, kVars); !s.ok()) return s;
   core_main_conf(cf).variables.add_prefix("upstream_http_", var_upstream_http, 0, kVarNoCacheable);
+  core_main_conf(cf).variables.add_prefix("upstream_cookie_", var_upstream_cookie, 0,
+                                          kVarNoCacheable);
   return {};
 }
 

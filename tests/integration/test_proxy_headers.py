@@ -2,7 +2,7 @@
 proxy_cookie_path, proxy_cookie_flags (plain and regex rules, inheritance and `off`) and
 proxy_redirect (default and plain): every answer compared with Debian's nginx on the same
 configuration and backend."""
-from backend import Backend, response
+from backend import Backend, Send, response
 from conftest import NGINX, http_get
 
 CONF = r"""
@@ -61,3 +61,27 @@ def test_cookie_and_redirect_rewrites_as_nginx(make_server):
     assert got[len(COOKIES) + 1] == "http://localhost:PORT/app/x?y=1"  # proxy_redirect default
     assert got[len(COOKIES) + 3] == "http://localhost:PORT/new/z"  # plain
     assert got[len(COOKIES) + 4] == here + "/back/x?y=1"  # proxy_redirect off
+
+
+def test_upstream_cookie_variables_as_nginx(make_server):
+    cf = r"""
+    proxy_temp_path %%%%DIR%%%%/proxy_temp;
+    log_format up '$upstream_cookie_sid|$upstream_cookie_THEME|$upstream_cookie_none|$upstream_http_x_up';
+    server {
+        listen 127.0.0.1:%%%%PORT%%%%;
+        access_log %%%%DIR%%%%/logs/up.log up;
+        location / { proxy_pass http://127.0.0.1:%d; }
+    }
+    """
+    head = ("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nSet-Cookie: sid = abc123 ; Path=/\r\n"
+            "Set-Cookie: theme=dark\r\nSet-Cookie: sid=second\r\nX-Up: 1\r\n\r\nx")
+    with Backend() as b:
+        b.script("/v", [Send(head)])
+        lines = []
+        for binary in (None, NGINX):
+            s = make_server(cf % b.port, binary=binary)
+            assert http_get(s.port, "/v").status == 200
+            s.stop()
+            lines.append(open(s.path("logs/up.log")).read())
+    assert lines[0] == lines[1]
+    assert lines[0] == "abc123 |dark|-|1\n"  # up to the ";", as nginx

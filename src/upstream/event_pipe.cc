@@ -1,6 +1,8 @@
 #include "upstream/event_pipe.h"
 
 #include "core/log.h"
+#include "core/time_cache.h"
+#include "event/event_loop.h"
 #include "http/filter.h"
 #include "http/request.h"
 
@@ -181,6 +183,17 @@ Rc read_upstream(EventPipe& p) {
       return Rc::Ok;
     }
     p.upstream_blocked = false;
+    off_t limit = 0;
+    if (p.limit_rate != 0) {
+      // nginx's rate: the seconds so far plus one, at limit_rate, less what was read.
+      if (c.read.delayed) break;
+      limit = p.limit_rate * (clock::now() - p.start_sec + 1) - p.read_length;
+      if (limit <= 0) {
+        c.read.delayed = true;
+        add_timer(c.read, static_cast<clock::msec_t>(-limit * 1000 / p.limit_rate + 1));
+        break;
+      }
+    }
     // One readv into the current buffer and every free one (new buffers are made one at a time,
     // as nginx does, so a small body does not take them all).
     Buffer* bufs[kReadvBufs];
@@ -195,7 +208,7 @@ Rc read_upstream(EventPipe& p) {
       links[i].buf = bufs[i];
       links[i].next = i + 1 < n ? &links[i + 1] : nullptr;
     }
-    IoResult res = c.recv_chain(links, 0);
+    IoResult res = c.recv_chain(links, limit);
     size_t filled = 0;  // buffers that got bytes
     while (filled < n && bufs[filled]->last > from[filled]) filled++;
     // The last one that got bytes is read into next; the untouched ones go back.
@@ -270,10 +283,13 @@ Rc write_downstream(EventPipe& p) {
       *tail = cl;
       tail = &cl->next;
     }
-    if (chain == nullptr && !(finishing && p.busy != nullptr)) {
-      if (finishing && p.busy == nullptr) p.downstream_done = true;
+    if (chain == nullptr && p.busy == nullptr) {
+      if (finishing) p.downstream_done = true;
       return Rc::Ok;
     }
+    // Nothing new may go (busy_size), but what the write filter holds goes on while the client
+    // can take it - it may have stopped at sendfile_max_chunk with the socket still writable.
+    if (chain == nullptr && !finishing && !r.connection->write.ready) return Rc::Ok;
     // Pass the new data (or nothing, to push out what the write filter holds).
     Rc rc = output_filter(r, chain);
     if (rc == Rc::Error) {

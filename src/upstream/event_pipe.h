@@ -44,6 +44,8 @@ struct EventPipe {
   const TempPath* temp_path = nullptr;
   uint64_t read_timeout = 60000;
   uint64_t send_timeout = 60000;
+  off_t limit_rate = 0;  // bytes per second read from the upstream; 0: no limit
+  int64_t start_sec = 0;
 
   PipeInputFilter input_filter = nullptr;
   void* input_ctx = nullptr;

@@ -648,6 +648,7 @@ void set_relay_timers(Request& r, Upstream& u, bool upstream_expected) {
   } else if (down.write.timer_set && !down.write.delayed) {
     del_timer(down.write);  // a delayed write's timer is limit_rate's: it must fire
   }
+  if (up.read.delayed) return;  // proxy_limit_rate's timer: it must fire
   if (upstream_expected && !up.read.ready) {
     add_timer(up.read, u.conf->read_timeout);
   } else if (up.read.timer_set) {
@@ -723,6 +724,11 @@ void process_non_buffered_request(Request& r, Upstream& u, bool do_write) {
 }
 
 void pipe_upstream(Request& r, Upstream& u) {
+  Event& rev = u.peer.connection->read;
+  if (rev.delayed && rev.timedout) {
+    rev.delayed = false;  // proxy_limit_rate's pause is over
+    rev.timedout = false;
+  }
   if (upstream_timed_out(r, u)) return;
   if (run_event_pipe(*u.pipe, false) == Rc::Abort) {
     finalize_upstream(r, u, Rc::Error);
@@ -809,6 +815,8 @@ void send_response(Request& r, Upstream& u) {
   p->temp_file_write_size = conf.temp_file_write_size;
   p->temp_path = conf.temp_path;
   p->read_timeout = conf.read_timeout;
+  p->limit_rate = conf.limit_rate;
+  p->start_sec = clock::now();
   p->send_timeout = *core_loc(r).send_timeout;
   p->input_filter = u.protocol->pipe_input_filter;
   p->input_ctx = &r;

@@ -79,6 +79,7 @@ struct UpstreamConf {
   bool buffering = true;
   bool change_buffering = false;  // X-Accel-Buffering may turn buffering on or off
   bool force_ranges = false;      // byte ranges of the response, whatever the upstream says
+  off_t limit_rate = 0;           // proxy_limit_rate: bytes/s read from the upstream (buffered)
   uint32_t ignore_headers = 0;    // kIgnore* bits
   bool ignore_client_abort = false;
   bool intercept_errors = false;

@@ -166,3 +166,33 @@ def test_force_ranges_as_nginx(make_server):
             assert r.header("Content-Range") == "bytes 2-4/10"
             r = http_get(s.port, "/ranged/f", headers={"Range": "bytes=0-1,5-6"})
             assert r.status == 200 and r.body == b"0123456789", s.name  # one range at most
+
+
+def test_proxy_limit_rate_paces_the_upstream(make_server):
+    body = b"p" * 200000
+    with Backend() as b:
+        b.script("/r", [response(200, body)])
+        s = make_server(conf(b.port, "location /paced/ { proxy_pass http://back/; "
+                                     "proxy_limit_rate 50k; proxy_read_timeout 1s; }"))
+        start = time.time()
+        r = http_get(s.port, "/paced/r")
+        paced = time.time() - start
+        # 200 kB read at 50 KiB/s: at least 2.9 s (the first second is free); pauses are not timeouts.
+        assert r.status == 200 and r.body == body and paced > 1.5, paced
+        start = time.time()
+        assert http_get(s.port, "/r").body == body and time.time() - start < 1.0
+        assert "timed out" not in s.error_log()
+
+
+def test_pipe_keeps_sending_what_the_write_filter_holds(make_server):
+    # A temp-file body sent in sendfile_max_chunk pieces while the reader waits for buffers: the
+    # pipe must push the write filter's held data when the client can take it (it stalled).
+    big = os.urandom(1000000)
+    with Backend() as b:
+        b.script("/big", [response(200, big)])
+        s = make_server(conf(b.port, "location /chunky/ { proxy_pass http://back/; "
+                                     "proxy_buffers 2 4k; proxy_busy_buffers_size 4k; "
+                                     "proxy_temp_file_write_size 4k; sendfile_max_chunk 4k; }"))
+        for _ in range(3):
+            r = slow_get(s.port, "/chunky/big", pause=0.2)
+            assert r.status == 200 and r.body == big

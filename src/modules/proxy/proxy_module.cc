@@ -62,7 +62,7 @@ struct ProxyLocConf {
   Setting<Bufs> bufs;
   Setting<bool> buffering, request_buffering, ignore_client_abort, intercept_errors,
       socket_keepalive, pass_request_headers, pass_request_body, force_ranges;
-  Setting<size_t> headers_hash_max_size, headers_hash_bucket_size;
+  Setting<size_t> headers_hash_max_size, headers_hash_bucket_size, limit_rate;
   Setting<int64_t> next_upstream_tries;
   Setting<TempPath> temp_path;
   Setting<int> http_version;  // 1000 or 1001
@@ -994,6 +994,7 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
   conf.pass_request_headers.merge(prev.pass_request_headers, true);
   conf.pass_request_body.merge(prev.pass_request_body, true);
   conf.force_ranges.merge(prev.force_ranges, false);
+  conf.limit_rate.merge(prev.limit_rate, 0);
   conf.headers_hash_max_size.merge(prev.headers_hash_max_size, 512);
   conf.headers_hash_bucket_size.merge(prev.headers_hash_bucket_size, 64);
   conf.next_upstream_tries.merge(prev.next_upstream_tries, 0);
@@ -1127,6 +1128,7 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
   u.buffering = *conf.buffering;
   u.change_buffering = true;
   u.force_ranges = *conf.force_ranges;
+  u.limit_rate = static_cast<off_t>(*conf.limit_rate);
   u.ignore_headers = conf.ignore_headers;
   u.ignore_client_abort = *conf.ignore_client_abort;
   u.intercept_errors = *conf.intercept_errors;
@@ -1177,6 +1179,7 @@ constexpr Directive kDirectives[] = {
     directive<set_redirect>("proxy_redirect", kHttpMainSrvLoc | kTake12),
     directive<set_bind>("proxy_bind", kHttpMainSrvLoc | kTake12),
     directive<slot::flag<&P::force_ranges>>("proxy_force_ranges", kHttpMainSrvLoc | kFlag),
+    directive<slot::size<&P::limit_rate>>("proxy_limit_rate", kHttpMainSrvLoc | kTake1),
     directive<set_cookie_rewrite<&CookieRules::domains>>("proxy_cookie_domain",
                                                          kHttpMainSrvLoc | kTake12),
     directive<set_cookie_rewrite<&CookieRules::paths>>("proxy_cookie_path",
@@ -1190,7 +1193,6 @@ constexpr Directive kDirectives[] = {
     // nginx has these; weir does not yet, and says so rather than ignore them.
     directive<set_ignore_headers>("proxy_ignore_headers", kHttpMainSrvLoc | kOneMore),
     directive<not_yet>("proxy_pass_trailers", kHttpMainSrvLoc | kFlag),
-    directive<not_yet>("proxy_limit_rate", kHttpMainSrvLoc | kTake1),
     directive<not_yet>("proxy_store", kHttpMainSrvLoc | kTake1),
     directive<not_yet>("proxy_store_access", kHttpMainSrvLoc | kTake123),
 

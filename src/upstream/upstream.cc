@@ -417,10 +417,21 @@ bool hidden(const Upstream& u, std::string_view lowcase) {
 
 // Copies the upstream's header to the client's response, except what is hidden (the protocol's
 // defaults and proxy_hide_header, less proxy_pass_header) and the hop-by-hop fields.
-Code copy_headers(Request& r, Upstream& u) {
+// The upstream's headers an X-Accel-Redirect keeps for the response the redirect makes.
+constexpr std::string_view kKeptOnRedirect[] = {
+    "content-type",  "set-cookie", "content-disposition",
+    "cache-control", "expires",    "accept-ranges",
+};
+
+// The header lines themselves; for an X-Accel-Redirect only the ones it keeps.
+Code copy_header_lines(Request& r, Upstream& u, bool redirect) {
   HeadersOut& out = r.headers_out;
   for (Header* h : u.headers_in.headers) {
     if (hidden(u, h->lowcase_key)) continue;
+    if (redirect && std::find(std::begin(kKeptOnRedirect), std::end(kKeptOnRedirect),
+                              h->lowcase_key) == std::end(kKeptOnRedirect)) {
+      continue;
+    }
     const auto* k = find_known_header(kUpstreamHeaders, h->lowcase_key);
     CopyHeader how = k != nullptr ? k->handler : CopyHeader::Plain;
     if (how == CopyHeader::Upgrade) how = u.upgrade ? CopyHeader::Plain : CopyHeader::Drop;
@@ -439,6 +450,12 @@ Code copy_headers(Request& r, Upstream& u) {
       if (auto t = clock::parse_http_time(h->value)) out.last_modified_time = *t;
     }
   }
+  return Rc::Ok;
+}
+
+Code copy_headers(Request& r, Upstream& u) {
+  if (Code rc = copy_header_lines(r, u, false); rc != Rc::Ok) return rc;
+  HeadersOut& out = r.headers_out;
   out.status = u.headers_in.status;
   out.status_line = u.headers_in.status_line;
   out.content_length_n = u.headers_in.chunked ? -1 : u.headers_in.content_length_n;
@@ -523,12 +540,6 @@ void find_accel_headers(Upstream& u) {
   }
 }
 
-// The upstream's headers an X-Accel-Redirect keeps for the response the redirect makes.
-constexpr std::string_view kKeptOnRedirect[] = {
-    "content-type",  "set-cookie", "content-disposition",
-    "cache-control", "expires",    "accept-ranges",
-};
-
 // An X-Accel-Redirect target, as nginx takes it: %XX decoded, "?" starting the arguments; a target
 // that is not an absolute path, holds a NUL or climbs with ".." is refused. nginx:
 // ngx_http_parse_unsafe_uri
@@ -558,24 +569,9 @@ void accel_redirect(Request& r, Upstream& u) {
   u.keepalive = false;
   release_upstream(r, u, Rc::Declined);
   r.read_event_handler = block_reading;
-  for (Header* h : u.headers_in.headers) {
-    std::string_view k = h->lowcase_key;
-    if (hidden(u, k) || std::find(std::begin(kKeptOnRedirect), std::end(kKeptOnRedirect), k) ==
-                            std::end(kKeptOnRedirect)) {
-      continue;
-    }
-    if (k == "content-type") {
-      set_content_type_from(r.headers_out, h->value);
-      continue;
-    }
-    Header* o = add_header_out(r, h->key, h->value);
-    if (o == nullptr) {
-      finalize_request(r, Code::status(500));
-      return;
-    }
-    o->lowcase_key = h->lowcase_key;
-    if (k == "expires") r.headers_out.expires = o;
-    if (k == "accept-ranges") r.headers_out.accept_ranges = o;
+  if (Code rc = copy_header_lines(r, u, true); rc != Rc::Ok) {
+    finalize_request(r, rc);
+    return;
   }
   if (target.starts_with('@')) {
     (void)named_location(r, target);
@@ -946,15 +942,16 @@ void resolve_peer(Request& r, Upstream& u) {
     use_addresses(r, u, *a);
     return;
   }
+  bool literal = host.starts_with('[') ||
+                 (!host.empty() && host.find_first_not_of("0123456789.") == host.npos);
   char text[300];
-  if (host.size() < sizeof text - 8) {
-    // An address needs no resolver.
+  if (literal && host.size() < sizeof text - 8) {
+    // An address needs no resolver (a name must not reach parse_addresses: its getaddrinfo
+    // would block the worker).
     int n = std::snprintf(text, sizeof text, "%.*s:%u", static_cast<int>(host.size()), host.data(),
                           u.resolve_port);
     Result<std::vector<SockAddr>> a = parse_addresses({text, static_cast<size_t>(n)}, 80, false);
-    bool literal = host.starts_with('[') ||
-                   (!host.empty() && host.find_first_not_of("0123456789.") == host.npos);
-    if (literal && a.ok()) {
+    if (a.ok()) {
       use_addresses(r, u, *a);
       return;
     }

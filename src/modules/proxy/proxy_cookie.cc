@@ -1,6 +1,7 @@
 #include "modules/proxy/proxy_cookie.h"
 
 #include <cstring>
+#include <optional>
 
 #include "conf/setting.h"
 #include "core/str.h"
@@ -52,35 +53,42 @@ std::string_view concat(Request& r, std::string_view a, std::string_view b) {
   return {p, a.size() + b.size()};
 }
 
-// The first domain rule that matches changes the value; true when one did.
-bool rewrite_domain(Request& r, const std::deque<CookieRewrite>& rules, std::string_view& v) {
+// The first rule that matches changes the value (true when one did): a regex replaces it whole;
+// a plain pattern is matched by `plain`, which answers the new value or nothing.
+template <class Plain>
+bool rewrite_value(Request& r, const std::deque<CookieRewrite>& rules, std::string_view& v,
+                   Plain plain) {
   for (const CookieRewrite& rule : rules) {
     if (rule.regex) {
       if (!regex_exec(r, rule.re, v)) continue;
       v = rule.replacement.eval(r);
       return true;
     }
-    bool dot = v.starts_with('.');
-    if (!iequals(rule.pattern.eval(r), dot ? v.substr(1) : v)) continue;
-    v = concat(r, dot ? "." : "", rule.replacement.eval(r));
-    return true;
+    if (std::optional<std::string_view> to = plain(rule, v)) {
+      v = *to;
+      return true;
+    }
   }
   return false;
 }
 
+// Domain: the whole value without its leading dot, case-blind; the dot stays.
+bool rewrite_domain(Request& r, const std::deque<CookieRewrite>& rules, std::string_view& v) {
+  return rewrite_value(r, rules, v, [&](const CookieRewrite& rule, std::string_view d) {
+    bool dot = d.starts_with('.');
+    if (!iequals(rule.pattern.eval(r), dot ? d.substr(1) : d))
+      return std::optional<std::string_view>();
+    return std::optional(concat(r, dot ? "." : "", rule.replacement.eval(r)));
+  });
+}
+
+// Path: a prefix, case-sensitive; the rest stays.
 bool rewrite_path(Request& r, const std::deque<CookieRewrite>& rules, std::string_view& v) {
-  for (const CookieRewrite& rule : rules) {
-    if (rule.regex) {
-      if (!regex_exec(r, rule.re, v)) continue;
-      v = rule.replacement.eval(r);
-      return true;
-    }
+  return rewrite_value(r, rules, v, [&](const CookieRewrite& rule, std::string_view path) {
     std::string_view prefix = rule.pattern.eval(r);
-    if (!v.starts_with(prefix)) continue;
-    v = concat(r, rule.replacement.eval(r), v.substr(prefix.size()));
-    return true;
-  }
-  return false;
+    if (!path.starts_with(prefix)) return std::optional<std::string_view>();
+    return std::optional(concat(r, rule.replacement.eval(r), path.substr(prefix.size())));
+  });
 }
 
 // Sets (adds, or replaces in place) or removes an attribute; true when the cookie changed.

@@ -387,6 +387,19 @@ class Server:
             out.append((socks, files))
         return out
 
+    def idle_fd_counts(self, settle=0.3):
+        """fd_counts once they have stopped changing: a connection just answered may still be
+        closing (lingering close) when the client has its response."""
+        last = self.fd_counts()
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            time.sleep(settle)
+            now = self.fd_counts()
+            if now == last:
+                return now
+            last = now
+        raise AssertionError("worker descriptors never settled: %r" % (last,))
+
     def client(self, port=None):
         return Client(port or self.port)
 

@@ -138,7 +138,7 @@ def test_client_abort_releases_connection_and_temp_file(make_server):
                  location / { proxy_pass http://127.0.0.1:%d; } }
         """ % b.port)
         assert http_get(s.port, "/warm").status == 200
-        baseline = s.fd_counts()
+        baseline = s.idle_fd_counts()
         c = socket.socket()
         c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         c.settimeout(10)

@@ -59,7 +59,8 @@ IoResult after_read(Connection& c, IoResult r) {
       int err = errno;
       read.ready = false;
       read.error = true;
-      log_error(err == ECONNRESET ? LogLevel::Info : LogLevel::Error, *c.log, err, "recv() failed");
+      bool quiet = err == ECONNRESET && !c.outbound;  // a client that resets is no error
+      log_error(quiet ? LogLevel::Info : LogLevel::Error, *c.log, err, "recv() failed");
       return {Rc::Error, 0};
     }
   }
@@ -143,7 +144,7 @@ Connection* ConnectionPool::get(int fd, const Log& log) {
   c->reclaim = Reclaim::No;
   c->buffered = 0;
   c->error = c->timedout = c->destroyed = c->idle = c->close = false;
-  c->tcp_nodelay_set = c->is_listening = c->shared_counter = false;
+  c->tcp_nodelay_set = c->is_listening = c->shared_counter = c->outbound = false;
   return c;
 }
 

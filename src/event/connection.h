@@ -82,6 +82,7 @@ struct Connection {
   bool tcp_nodelay_set : 1 = false;
   bool is_listening : 1 = false;
   bool shared_counter : 1 = false;
+  bool outbound : 1 = false;  // opened by weir (an upstream): a peer's reset is an error, as nginx
 
   // Receives into [buf, buf+size) (see IoResult): read.ready is cleared when the socket is drained,
   // read.eof set at the end of the stream, an error logged.

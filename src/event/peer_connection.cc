@@ -75,6 +75,7 @@ Rc connect_peer(PeerConnection& pc) {
     c->read.log = c->write.log = pc.log;
   }
   c->number = log.connection;
+  c->outbound = true;
   c->read.handler = c->write.handler = no_handler;  // the caller sets its own before the next wait
   std::memcpy(&c->peer, &addr.ss, std::min<size_t>(addr.len, sizeof c->peer));
   c->peer_len = addr.len;

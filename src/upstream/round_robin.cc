@@ -70,6 +70,13 @@ void round_robin_free(PeerConnection& pc, void* data, unsigned state) {
   d.current = nullptr;
   PeersLock lock(*d.peers);
   PeerState& s = *p->st;
+  if (d.peers->single) {
+    // Nothing else could take the request, so its failures are not counted, as nginx.
+    s.fails = 0;
+    s.conns--;
+    pc.tries = 0;
+    return;
+  }
   uint64_t now = clock::msec();
   if (state & kPeerFailed) {
     s.fails++;
@@ -124,6 +131,7 @@ Status init_round_robin(UpstreamGroup& g, Pool& pool) {
   g.peers = build(false);
   if (g.peers == nullptr) return Status::errorf("no servers in upstream \"%s\"", g.host.c_str());
   g.peers->backup = build(true);
+  g.peers->single = g.peers->peers.size() == 1 && g.peers->backup == nullptr;
   // The vectors are final now: each peer's state is its own until a zone shares it.
   for (RoundRobinPeers* set = g.peers; set != nullptr;
        set = set == g.peers ? set->backup : nullptr) {

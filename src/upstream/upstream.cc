@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/assert.h"
 #include "core/escape.h"
 #include "core/str.h"
 #include "core/time_cache.h"
@@ -157,6 +158,12 @@ bool may_retry(const Request& r, const Upstream& u, uint32_t ft, unsigned tries_
 constexpr uint32_t kNextNoLive = 0x40000000;
 
 void next_upstream(Request& r, Upstream& u, uint32_t ft) {
+  // Once the header went to the client the response is this peer's: no other may answer it.
+  WEIR_ASSERT(!u.header_sent);
+  if (u.header_sent) {
+    finalize_upstream(r, u, Rc::Error);
+    return;
+  }
   unsigned state = (ft == kNext403 || ft == kNext404 || ft == kNext429) ? kPeerNext : kPeerFailed;
   if (ft != kNextNoLive) {
     // A cached connection that failed says nothing of the peer: this try does not count.
@@ -201,11 +208,11 @@ void reinit_upstream(Request& r, Upstream& u) {
 }
 
 void send_request_handler(Request& r, Upstream& u) {
+  WEIR_ASSERT(u.phase == UpstreamPhase::Connecting || u.phase == UpstreamPhase::Sending);
   Connection& c = *u.peer.connection;
   if (c.write.timedout) {
     c.write.timedout = false;
-    log_error(LogLevel::Error, *c.log, ETIMEDOUT, "upstream timed out while %s",
-              u.request_sent ? "sending request to upstream" : "connecting to upstream");
+    log_error(LogLevel::Error, *c.log, ETIMEDOUT, "upstream timed out");
     next_upstream(r, u, kNextTimeout);
     return;
   }
@@ -213,11 +220,13 @@ void send_request_handler(Request& r, Upstream& u) {
 }
 
 void process_header_handler(Request& r, Upstream& u) {
+  WEIR_ASSERT(u.phase == UpstreamPhase::Connecting || u.phase == UpstreamPhase::Sending ||
+              u.phase == UpstreamPhase::ReadingHeader);
   Connection& c = *u.peer.connection;
   if (c.read.timedout) {
     c.read.timedout = false;
-    log_error(LogLevel::Error, *c.log, ETIMEDOUT,
-              "upstream timed out while reading response header from upstream");
+    c.log->action = "reading response header from upstream";
+    log_error(LogLevel::Error, *c.log, ETIMEDOUT, "upstream timed out");
     next_upstream(r, u, kNextTimeout);
     return;
   }
@@ -236,6 +245,7 @@ void connect_upstream(Request& r, Upstream& u) {
   *u.states_tail = s;
   u.states_tail = &s->next;
   u.state = s;
+  u.phase = UpstreamPhase::Connecting;
   r.connection->log->action = "connecting to upstream";
 
   Rc rc = connect_peer(u.peer);
@@ -247,8 +257,7 @@ void connect_upstream(Request& r, Upstream& u) {
   }
   if (rc == Rc::Busy) {
     s->peer = (u.group != nullptr ? u.group : u.conf->group)->host;
-    log_error(LogLevel::Error, *r.connection->log, 0,
-              "no live upstreams while connecting to upstream");
+    log_error(LogLevel::Error, *r.connection->log, 0, "no live upstreams");
     next_upstream(r, u, kNextNoLive);
     return;
   }
@@ -320,11 +329,12 @@ void streaming_body_handler(Request& r) {
 }
 
 void send_request(Request& r, Upstream& u) {
+  WEIR_ASSERT(u.phase == UpstreamPhase::Connecting || u.phase == UpstreamPhase::Sending);
   Connection& c = *u.peer.connection;
   if (!u.request_sent) {
     if (!u.peer.cached) {
       if (int err = connect_error(c); err != 0) {
-        log_error(LogLevel::Error, *c.log, err, "connect() failed while connecting to upstream");
+        log_error(LogLevel::Error, *c.log, err, "connect() failed");
         next_upstream(r, u, kNextError);
         return;
       }
@@ -332,6 +342,7 @@ void send_request(Request& r, Upstream& u) {
     u.state->connect_time = static_cast<int64_t>(since(u.state->start_msec));
     u.request_sent = true;
     u.request_out = u.request_bufs;
+    u.phase = UpstreamPhase::Sending;
   }
   c.log->action = "sending request to upstream";
   for (;;) {
@@ -361,6 +372,7 @@ void send_request(Request& r, Upstream& u) {
   if (c.write.timer_set) del_timer(c.write);
   r.read_event_handler = check_broken_connection;
   u.request_body_sent = true;
+  u.phase = UpstreamPhase::ReadingHeader;
   u.write_event_handler = dummy_handler;
   r.connection->log->action = "reading response header from upstream";
   add_timer(c.read, u.conf->read_timeout);
@@ -501,8 +513,10 @@ void process_non_buffered_request(Request& r, Upstream& u, bool do_write);
 void process_pipe_request(Request& r, Upstream& u);
 
 // The upstream's part ends (its connection cached or closed, its temp file kept for the response);
-// the request goes on.
+// the request goes on. Once only: the relay no longer has an upstream.
 void release_upstream(Request& r, Upstream& u, Code rc) {
+  if (u.phase == UpstreamPhase::Done) return;
+  u.phase = UpstreamPhase::Done;
   Resolver::cancel(u.resolving);
   u.resolving = nullptr;
   if (u.cleanup != nullptr) {
@@ -514,7 +528,12 @@ void release_upstream(Request& r, Upstream& u, Code rc) {
     u.state->bytes_received += u.pipe->read_length;
     u.state->response_length = u.pipe->read_length;
   }
-  free_peer(u, u.keepalive ? unsigned{kPeerKeepalive} : 0u);
+  if (u.pipe != nullptr) u.pipe->upstream = nullptr;
+  // Reused only at a request boundary: all of the request went out (an upstream may answer before
+  // it has read the body; the body's rest would then prefix the next client's request) and the
+  // response was well framed.
+  bool reuse = u.keepalive && u.request_body_sent;
+  free_peer(u, reuse ? unsigned{kPeerKeepalive} : 0u);
   r.log_upstream = nullptr;
   r.connection->log->action = "sending to client";
 }
@@ -619,7 +638,7 @@ bool upstream_timed_out(Request& r, Upstream& u) {
   Connection& c = *u.peer.connection;
   if (!c.read.timedout) return false;
   c.read.timedout = false;
-  log_error(LogLevel::Error, *c.log, ETIMEDOUT, "upstream timed out while reading upstream");
+  log_error(LogLevel::Error, *c.log, ETIMEDOUT, "upstream timed out");
   finalize_upstream(r, u, Code::status(504));
   return true;
 }
@@ -661,18 +680,20 @@ void end_relay(Request& r, Upstream& u, bool complete, bool eof) {
   }
   if (eof) {
     log_error(LogLevel::Error, *u.peer.connection->log, 0,
-              "upstream prematurely closed connection while reading upstream");
+              "upstream prematurely closed connection");
   }
   finalize_upstream(r, u, Code::status(502));
 }
 
 void non_buffered_upstream(Request& r, Upstream& u) {
+  r.connection->log->action = "reading upstream";
   if (upstream_timed_out(r, u)) return;
   process_non_buffered_request(r, u, false);
 }
 
 void non_buffered_downstream(Request& r) {
   Upstream& u = *r.upstream;
+  r.connection->log->action = "sending to client";
   if (client_timed_out(r, u)) return;
   process_non_buffered_request(r, u, true);
 }
@@ -680,7 +701,6 @@ void non_buffered_downstream(Request& r) {
 void process_non_buffered_request(Request& r, Upstream& u, bool do_write) {
   Connection& up = *u.peer.connection;
   Connection& down = *r.connection;
-  down.log->action = "reading upstream";
   for (;;) {
     if (do_write) {
       if (u.out_bufs != nullptr || u.busy_bufs != nullptr || down.buffered != 0) {
@@ -725,6 +745,7 @@ void pipe_upstream(Request& r, Upstream& u) {
     rev.delayed = false;  // proxy_limit_rate's pause is over
     rev.timedout = false;
   }
+  r.connection->log->action = "reading upstream";
   if (upstream_timed_out(r, u)) return;
   if (run_event_pipe(*u.pipe, false) == Rc::Abort) {
     finalize_upstream(r, u, Rc::Error);
@@ -735,6 +756,7 @@ void pipe_upstream(Request& r, Upstream& u) {
 
 void pipe_downstream(Request& r) {
   Upstream& u = *r.upstream;
+  r.connection->log->action = "sending to client";
   if (client_timed_out(r, u)) return;
   if (run_event_pipe(*u.pipe, true) == Rc::Abort) {
     finalize_upstream(r, u, Rc::Error);
@@ -757,6 +779,23 @@ void process_pipe_request(Request& r, Upstream& u) {
   set_relay_timers(r, u, !finished && !p.upstream_blocked);
 }
 
+// The response has begun: the request side is over. Whatever of the request is still unsent stays
+// so (the upstream answered without it; the connection is then not reused), its send timer goes,
+// and a streamed client body is no longer taken.
+void stop_sending(Request& r, Upstream& u) {
+  WEIR_ASSERT(u.phase == UpstreamPhase::Sending || u.phase == UpstreamPhase::ReadingHeader);
+  u.phase = u.upgrade ? UpstreamPhase::Tunnel : UpstreamPhase::Relaying;
+  u.write_event_handler = dummy_handler;
+  Connection& c = *u.peer.connection;
+  if (c.write.timer_set) del_timer(c.write);
+  if (u.request_body_sent) return;
+  u.request_out = nullptr;
+  if (u.body_streaming) {
+    u.body_streaming = false;
+    r.read_event_handler = check_broken_connection;
+  }
+}
+
 void send_response(Request& r, Upstream& u) {
   if (u.upgrade) r.keepalive = false;  // the connection is the tunnel's until it closes
   Code rc = send_header(r);
@@ -765,6 +804,7 @@ void send_response(Request& r, Upstream& u) {
     return;
   }
   u.header_sent = true;
+  stop_sending(r, u);
   if (u.upgrade) {
     // The 101 header leaves at once; then the connection is a tunnel.
     if (send_special(r, false, true) == Rc::Error) {
@@ -791,6 +831,8 @@ void send_response(Request& r, Upstream& u) {
     r.write_event_handler = non_buffered_downstream;
     size_t preread = static_cast<size_t>(u.buffer.last - u.buffer.pos);
     u.buffer.last = u.buffer.pos;
+    // As nginx: with body bytes at hand the client is written to first, else the upstream read.
+    if (preread > 0) r.connection->log->action = "sending to client";
     if (preread > 0 && u.protocol->input_filter(r, preread) != Rc::Ok) {
       finalize_upstream(r, u, Rc::Error);
       return;
@@ -829,12 +871,16 @@ void send_response(Request& r, Upstream& u) {
 }
 
 void process_header(Request& r, Upstream& u) {
+  WEIR_ASSERT(u.phase == UpstreamPhase::Sending || u.phase == UpstreamPhase::ReadingHeader);
   Connection& c = *u.peer.connection;
+  c.log->action = "reading response header from upstream";
   if (u.buffer.start == nullptr) {
     Buffer* b = Buffer::create_temp(*r.pool, u.conf->buffer_size);
     u.buffer = *b;
     u.buffer.tag = u.conf->tag;
   }
+  // A recv with no room would read as the upstream's close.
+  WEIR_ASSERT(u.buffer.last < u.buffer.end);
   for (;;) {
     IoResult res = c.recv(u.buffer.last, static_cast<size_t>(u.buffer.end - u.buffer.last));
     if (res.rc == Rc::Again) {
@@ -846,9 +892,7 @@ void process_header(Request& r, Upstream& u) {
       return;
     }
     if (res.rc == Rc::Done) {
-      log_error(LogLevel::Error, *c.log, 0,
-                "upstream prematurely closed connection while reading response header from "
-                "upstream");
+      log_error(LogLevel::Error, *c.log, 0, "upstream prematurely closed connection");
       next_upstream(r, u, kNextError);
       return;
     }
@@ -857,8 +901,7 @@ void process_header(Request& r, Upstream& u) {
     HeaderResult hr = u.protocol->process_header(r);
     if (hr == HeaderResult::Again) {
       if (u.buffer.last == u.buffer.end) {
-        log_error(LogLevel::Error, *c.log, 0,
-                  "upstream sent too big header while reading response header from upstream");
+        log_error(LogLevel::Error, *c.log, 0, "upstream sent too big header");
         next_upstream(r, u, kNextInvalidHeader);
         return;
       }
@@ -930,6 +973,7 @@ void use_addresses(Request& r, Upstream& u, const std::vector<SockAddr>& found) 
 }
 
 void resolve_peer(Request& r, Upstream& u) {
+  u.phase = UpstreamPhase::Resolving;
   std::string_view host = u.resolve_host;
   if (istarts_with(host, "unix:")) {
     Result<std::vector<SockAddr>> a = parse_addresses(host, 0, false);

@@ -153,6 +153,21 @@ struct UpstreamProtocol {
   void (*finalize)(Request& r, Code rc) = nullptr;
 };
 
+// Where the exchange with the upstream stands; every handler asserts the phases it runs in, so a
+// handler reached out of turn (the request side after the response started, a retry after the
+// header went out) fails loudly in the checked builds. The response side leads: the header may
+// come while the request is still being sent, and then the request side stops for good.
+enum class UpstreamPhase : uint8_t {
+  Idle,           // created, not started
+  Resolving,      // the peer's name is with the resolver
+  Connecting,     // a connect is under way (to the first peer or the next one)
+  Sending,        // the request goes out (and the header may already come)
+  ReadingHeader,  // the whole request went out; the header is awaited
+  Relaying,       // the header went to the client; the body is relayed
+  Tunnel,         // an upgraded connection: bytes both ways
+  Done,           // the upstream's part is over (released)
+};
+
 struct Upstream {
   const UpstreamConf* conf = nullptr;
   const UpstreamProtocol* protocol = nullptr;
@@ -189,16 +204,17 @@ struct Upstream {
   uint16_t resolve_port = 0;
   ResolveQuery* resolving = nullptr;
 
+  UpstreamPhase phase = UpstreamPhase::Idle;
   std::string_view schema;  // "http://", for logs
   std::string_view uri;     // the upstream URI, for the error log's upstream part
   bool buffering : 1 = true;
   bool keepalive : 1 = false;  // the response was well framed: the connection may be reused
   bool upgrade : 1 = false;
   bool header_sent : 1 = false;
-  bool request_sent : 1 = false;
-  bool request_body_sent : 1 = false;
-  bool body_streaming : 1 = false;  // the client's body goes on as it arrives (no buffering)
-  bool body_taken : 1 = false;      // ... and some of it went out: the request cannot be repeated
+  bool request_sent : 1 = false;       // sending has begun on this peer
+  bool request_body_sent : 1 = false;  // all of the request went out: a request boundary
+  bool body_streaming : 1 = false;     // the client's body goes on as it arrives (no buffering)
+  bool body_taken : 1 = false;  // ... and some of it went out: the request cannot be repeated
   bool response_received : 1 = false;
 };
 

@@ -67,6 +67,7 @@ struct RoundRobinPeers {
   RoundRobinPeers* backup = nullptr;  // the backup servers, tried when every primary failed
   int total_weight = 0;
   bool weighted = false;
+  bool single = false;  // one primary peer and no backup: nothing to fail over to, nothing counted
   ShmMutex* lock = nullptr;  // the zone's, when the state is shared
 };
 

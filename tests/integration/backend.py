@@ -10,7 +10,11 @@ connection, or never answer.
         b.requests  # every request it read: (method, target, headers dict, body)
 
 A path with no script answers 200 with "backend <path>". Every step list ends the connection unless its
-last step is KeepOpen(). Bounded: the server stops with the test (stop()), each Sleep is capped."""
+last step is KeepOpen(). A script made with early=True runs as soon as the request header is read, while
+the body is read by its framing alongside (full duplex, as a server that answers an upload early), and
+the next request is read only after both. Backend(rcvbuf=N) keeps the upstream connections' receive
+buffers small, so a large request body cannot hide in the kernel. Bounded: the server stops with the
+test (stop()), each Sleep is capped."""
 import asyncio
 import socket
 import struct
@@ -66,8 +70,9 @@ def chunked(pieces, headers=None):
 
 
 class Backend:
-    def __init__(self, port=0):
+    def __init__(self, port=0, rcvbuf=0):
         self.scripts = {}
+        self.early = set()
         self.requests = []
         self.connections = 0
         self.echo_closed = False
@@ -75,13 +80,17 @@ class Backend:
         self._ready = threading.Event()
         sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)  # accepted sockets inherit it
         sock.bind(("127.0.0.1", port))
         self.port = sock.getsockname()[1]
         self._sock = sock
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def script(self, path, steps):
+    def script(self, path, steps, early=False):
         self.scripts[path] = list(steps)
+        if early:
+            self.early.add(path)
 
     def __enter__(self):
         self._thread.start()
@@ -110,7 +119,7 @@ class Backend:
         self._loop.run_until_complete(server.wait_closed())
         self._loop.close()
 
-    async def _read_request(self, reader):
+    async def _read_head(self, reader):
         head = await reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         method, target, _ = lines[0].split(" ", 2)
@@ -119,6 +128,9 @@ class Backend:
             if line:
                 k, _, v = line.partition(":")
                 headers[k.strip().lower()] = v.strip()
+        return method, target, headers
+
+    async def _read_body(self, reader, headers):
         body = b""
         if "content-length" in headers:
             body = await reader.readexactly(int(headers["content-length"]))
@@ -131,18 +143,22 @@ class Backend:
                     break
                 body += await reader.readexactly(size)
                 await reader.readexactly(2)
-        return method, target, headers, body
+        return body
 
     async def _serve(self, reader, writer):
         self.connections += 1
         try:
             while True:
                 try:
-                    req = await self._read_request(reader)
+                    method, target, headers = await self._read_head(reader)
+                    path = target.split("?")[0]
+                    early = path in self.early
+                    body_read = asyncio.ensure_future(self._read_body(reader, headers))
+                    body_read.add_done_callback(lambda t: t.cancelled() or t.exception())
+                    if not early:
+                        self.requests.append((method, target, headers, await body_read))
                 except (asyncio.IncompleteReadError, ConnectionError, ValueError):
                     return
-                self.requests.append(req)
-                path = req[1].split("?")[0]
                 steps = self.scripts.get(path, [response(200, "backend %s" % path), KeepOpen()])
                 keep = False
                 for step in steps:
@@ -169,6 +185,12 @@ class Backend:
                         break
                     elif isinstance(step, KeepOpen):
                         keep = True
+                if early:
+                    try:
+                        self.requests.append((method, target, headers, await body_read))
+                    except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+                        self.requests.append((method, target, headers, None))  # the body never ended
+                        return
                 if not keep:
                     return
         finally:

@@ -384,8 +384,7 @@ Code reinit_request(Request& r) {
 // --- the response header ---------------------------------------------------------------------
 
 HeaderResult invalid(Request& r, const char* what) {
-  log_error(LogLevel::Error, r.log(), 0,
-            "upstream sent %s while reading response header from upstream", what);
+  log_error(LogLevel::Error, r.log(), 0, "upstream sent %s", what);
   return HeaderResult::Invalid;
 }
 

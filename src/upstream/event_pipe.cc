@@ -155,6 +155,7 @@ Rc read_upstream(EventPipe& p) {
   if (p.preread != nullptr) {
     Buffer* b = p.preread;
     p.preread = nullptr;
+    p.read_length += b->last - b->pos;  // the body's first bytes came with the header
     if (b->pos < b->last && p.input_filter(p, b, b->pos) != Rc::Ok) {
       p.upstream_error = true;
       return Rc::Ok;

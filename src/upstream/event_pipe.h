@@ -53,9 +53,10 @@ struct EventPipe {
 
   // What the upstream sent beyond the header, in the header buffer: the first raw data.
   Buffer* preread = nullptr;
+  off_t preread_size = 0;  // the body bytes that came with the header
 
   // Counters.
-  off_t read_length = 0;   // bytes read from the upstream (body and framing)
+  off_t read_length = 0;   // bytes of the body read from the upstream (with framing and preread)
   off_t temp_written = 0;  // bytes written to the temp file
   int allocated = 0;       // raw buffers made so far
 

@@ -525,7 +525,8 @@ void release_upstream(Request& r, Upstream& u, Code rc) {
   }
   if (u.protocol->finalize != nullptr) u.protocol->finalize(r, rc);
   if (u.state != nullptr && u.pipe != nullptr) {
-    u.state->bytes_received += u.pipe->read_length;
+    // The preread came with the header: process_header counted it as received already.
+    u.state->bytes_received += u.pipe->read_length - u.pipe->preread_size;
     u.state->response_length = u.pipe->read_length;
   }
   if (u.pipe != nullptr) u.pipe->upstream = nullptr;
@@ -726,6 +727,7 @@ void process_non_buffered_request(Request& r, Upstream& u, bool do_write) {
       if (res.rc == Rc::Again) break;
       if (res.rc == Rc::Ok) {
         u.state->bytes_received += static_cast<off_t>(res.n);
+        u.state->response_length += static_cast<off_t>(res.n);
         if (u.protocol->input_filter(r, res.n) != Rc::Ok) {
           finalize_upstream(r, u, Rc::Error);
           return;
@@ -829,13 +831,29 @@ void send_response(Request& r, Upstream& u) {
   if (!u.buffering) {
     u.read_event_handler = non_buffered_upstream;
     r.write_event_handler = non_buffered_downstream;
+    // The relay runs at the upstream's pace, as nginx's (no limit_rate), and small writes leave
+    // at once.
+    r.limit_rate = 0;
+    r.limit_rate_set = true;
+    if (*core_loc(r).tcp_nodelay) r.connection->set_tcp_nodelay();
     size_t preread = static_cast<size_t>(u.buffer.last - u.buffer.pos);
     u.buffer.last = u.buffer.pos;
-    // As nginx: with body bytes at hand the client is written to first, else the upstream read.
-    if (preread > 0) r.connection->log->action = "sending to client";
-    if (preread > 0 && u.protocol->input_filter(r, preread) != Rc::Ok) {
-      finalize_upstream(r, u, Rc::Error);
-      return;
+    if (preread > 0) {
+      // As nginx: with body bytes at hand the client is written to first.
+      r.connection->log->action = "sending to client";
+      u.state->response_length += static_cast<off_t>(preread);
+      if (u.protocol->input_filter(r, preread) != Rc::Ok) {
+        finalize_upstream(r, u, Rc::Error);
+        return;
+      }
+    } else {
+      // Nothing of the body yet: the header leaves now, not with the first body bytes (an event
+      // stream may wait long before them).
+      u.buffer.pos = u.buffer.last = u.buffer.start;
+      if (send_special(r, false, true) == Rc::Error) {
+        finalize_upstream(r, u, Rc::Error);
+        return;
+      }
     }
     process_non_buffered_request(r, u, true);
     return;
@@ -859,7 +877,10 @@ void send_response(Request& r, Upstream& u) {
   p->input_filter = u.protocol->pipe_input_filter;
   p->input_ctx = &r;
   p->length = u.length;
-  if (u.buffer.pos < u.buffer.last) p->preread = &u.buffer;
+  if (u.buffer.pos < u.buffer.last) {
+    p->preread = &u.buffer;
+    p->preread_size = u.buffer.last - u.buffer.pos;
+  }
   if (p->length == 0) p->upstream_done = true;
   u.read_event_handler = pipe_upstream;
   r.write_event_handler = pipe_downstream;

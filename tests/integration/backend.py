@@ -31,6 +31,14 @@ class Sleep:
         self.seconds = min(float(seconds), 30.0)
 
 
+class Wait:
+    """Waits until the test sets a threading.Event (at most 30 s): a step that follows what the
+    client has seen, not a guess of time."""
+
+    def __init__(self, event):
+        self.event = event
+
+
 class Reset:
     """Closes with a TCP reset (SO_LINGER 0)."""
 
@@ -167,6 +175,11 @@ class Backend:
                         await writer.drain()
                     elif isinstance(step, Sleep):
                         await asyncio.sleep(step.seconds)
+                    elif isinstance(step, Wait):
+                        for _ in range(3000):
+                            if step.event.is_set():
+                                break
+                            await asyncio.sleep(0.01)
                     elif isinstance(step, Reset):
                         sock = writer.get_extra_info("socket")
                         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

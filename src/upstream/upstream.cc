@@ -382,7 +382,9 @@ void send_request(Request& r, Upstream& u) {
 // How an upstream header reaches the client's response: copied (and kept in its HeadersOut slot
 // when it has one), copied with its value parsed, or dropped.
 // Upgrade goes to the client only with the 101 that switches its connection.
-enum class CopyHeader : uint8_t { Plain, LastModified, ContentType, Upgrade, Drop };
+// Location is the response's redirect only when absolute: a relative one goes on as the upstream
+// sent it (RFC 9110), not made absolute with this server's name.
+enum class CopyHeader : uint8_t { Plain, LastModified, ContentType, Location, Upgrade, Drop };
 
 constexpr KnownHeader<HeadersOut, CopyHeader> kUpstreamHeaders[] = {
     // Framing and hop-by-hop fields: the client connection has its own.
@@ -396,7 +398,7 @@ constexpr KnownHeader<HeadersOut, CopyHeader> kUpstreamHeaders[] = {
     {"proxy-connection", nullptr, CopyHeader::Drop},
     {"content-type", nullptr, CopyHeader::ContentType},
     {"last-modified", &HeadersOut::last_modified, CopyHeader::LastModified},
-    {"location", &HeadersOut::location, CopyHeader::Plain},
+    {"location", nullptr, CopyHeader::Location},
     {"etag", &HeadersOut::etag, CopyHeader::Plain},
     {"server", &HeadersOut::server, CopyHeader::Plain},
     {"date", &HeadersOut::date, CopyHeader::Plain},
@@ -458,6 +460,7 @@ Code copy_header_lines(Request& r, Upstream& u, bool redirect) {
     if (o == nullptr) return Code::status(500);
     o->lowcase_key = h->lowcase_key;
     if (k != nullptr && k->slot != nullptr) out.*(k->slot) = o;
+    if (how == CopyHeader::Location && !h->value.starts_with('/')) out.location = o;
     if (how == CopyHeader::LastModified) {
       if (auto t = clock::parse_http_time(h->value)) out.last_modified_time = *t;
     }

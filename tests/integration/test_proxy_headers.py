@@ -20,7 +20,8 @@ CONF = r"""
         location /off/ { proxy_pass http://127.0.0.1:%(port)d; proxy_cookie_domain off;
                          proxy_cookie_path off; proxy_cookie_flags off; }
         location /app/ { proxy_pass http://127.0.0.1:%(port)d/back/; }
-        location /plain/ { proxy_pass http://127.0.0.1:%(port)d; proxy_redirect http://old.test/ /new/; }
+        location /plain/ { proxy_pass http://127.0.0.1:%(port)d; proxy_redirect http://old.test/ /new/;
+                           proxy_redirect /rel/ /new/; }
         location /noredir/ { proxy_pass http://127.0.0.1:%(port)d/back/; proxy_redirect off; }
     }
 """
@@ -39,7 +40,7 @@ COOKIES = [
 def answers(s, port):
     out = [http_get(s.port, "/c%d" % i).header("Set-Cookie") for i in range(len(COOKIES))]
     out.append(http_get(s.port, "/off/c0").header("Set-Cookie"))
-    for path in ("/app/r1", "/app/r2", "/plain/r3", "/noredir/r1"):
+    for path in ("/app/r1", "/app/r2", "/plain/r3", "/noredir/r1", "/app/r4", "/plain/r5"):
         out.append(http_get(s.port, path).header("Location").replace(str(s.port), "PORT"))
     return out
 
@@ -53,6 +54,8 @@ def test_cookie_and_redirect_rewrites_as_nginx(make_server):
         b.script("/back/r1", [response(302, "", {"Location": here + "/back/x?y=1"})])
         b.script("/back/r2", [response(302, "", {"Location": "http://other.test/back/x"})])
         b.script("/plain/r3", [response(301, "", {"Location": "http://old.test/z"})])
+        b.script("/back/r4", [response(302, "", {"Location": "/login"})])
+        b.script("/plain/r5", [response(302, "", {"Location": "/rel/q"})])
         got = answers(make_server(CONF % {"port": b.port}), b.port)
         want = answers(make_server(CONF % {"port": b.port}, binary=NGINX), b.port)
     assert got == want
@@ -61,6 +64,8 @@ def test_cookie_and_redirect_rewrites_as_nginx(make_server):
     assert got[len(COOKIES) + 1] == "http://localhost:PORT/app/x?y=1"  # proxy_redirect default
     assert got[len(COOKIES) + 3] == "http://localhost:PORT/new/z"  # plain
     assert got[len(COOKIES) + 4] == here + "/back/x?y=1"  # proxy_redirect off
+    assert got[len(COOKIES) + 5] == "/login"  # relative, as the upstream sent it
+    assert got[len(COOKIES) + 6] == "http://localhost:PORT/new/q"  # rewritten: made absolute
 
 
 def test_upstream_cookie_variables_as_nginx(make_server):

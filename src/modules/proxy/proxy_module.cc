@@ -461,11 +461,17 @@ HeaderResult process_header(Request& r) {
   }
 }
 
-// proxy_redirect: the upstream's Location, rewritten.
+// proxy_redirect: the upstream's Location, rewritten; a rewritten one is the response's redirect
+// (made absolute by the header filter when relative, as nginx).
 void rewrite_location(Request& r) {
   ProxyLocConf& plcf = proxy_conf(r);
-  Header* loc = r.headers_out.location;
-  if (loc == nullptr || plcf.redirects == nullptr) return;
+  if (plcf.redirects == nullptr) return;
+  Header* loc = r.headers_out.location;  // absolute; a relative one is only in the list
+  for (auto it = r.headers_out.headers.begin(); loc == nullptr && it != r.headers_out.headers.end();
+       ++it) {
+    if ((*it)->hash != 0 && (*it)->lowcase_key == "location") loc = *it;
+  }
+  if (loc == nullptr) return;
   for (const Redirect& rd : *plcf.redirects) {
     if (loc->value.size() < rd.from.size() || loc->value.substr(0, rd.from.size()) != rd.from) {
       continue;
@@ -476,6 +482,7 @@ void rewrite_location(Request& r) {
     std::memcpy(p, to.data(), to.size());
     std::memcpy(p + to.size(), rest.data(), rest.size());
     loc->value = {p, to.size() + rest.size()};
+    r.headers_out.location = loc;
     return;
   }
 }

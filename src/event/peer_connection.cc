@@ -45,8 +45,6 @@ void set_option(int fd, int level, int name, int value, const Log& log, const ch
 }  // namespace
 
 Rc connect_peer(PeerConnection& pc) {
-  static Log no_log;
-  const Log& log = pc.log != nullptr ? *pc.log : no_log;
   pc.connection = nullptr;
   pc.cached = false;
   if (pc.start_msec == 0) pc.start_msec = clock::msec();
@@ -59,6 +57,14 @@ Rc connect_peer(PeerConnection& pc) {
     if (rc != Rc::Ok) return rc;
   }
   if (pc.sockaddr == nullptr) return Rc::Busy;
+  return open_peer(pc);
+}
+
+Rc open_peer(PeerConnection& pc) {
+  static Log no_log;
+  const Log& log = pc.log != nullptr ? *pc.log : no_log;
+  pc.connection = nullptr;
+  pc.cached = false;
   const SockAddr& addr = *pc.sockaddr;
   int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {

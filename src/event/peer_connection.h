@@ -57,6 +57,9 @@ struct PeerConnection {
 //  (refused, unreachable): logged; free it and try the next; Error    no socket or no free
 //  connection (logged): the request fails with 500/502.
 Rc connect_peer(PeerConnection& pc);
+// The same, to the peer get() chose before (pc.sockaddr), on a new connection: never a cached one,
+// and the balancer is not asked again.
+Rc open_peer(PeerConnection& pc);
 
 // After the write event of a connect that answered Again: 0 when connected, else the errno (the
 // caller logs "connect() failed ... while connecting to upstream" and tries the next peer). Reading

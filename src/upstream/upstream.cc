@@ -24,7 +24,7 @@ namespace weir::http {
 
 namespace {
 
-void connect_upstream(Request& r, Upstream& u);
+void connect_upstream(Request& r, Upstream& u, bool same_peer = false);
 void next_upstream(Request& r, Upstream& u, uint32_t ft);
 void start_upstream(Request& r, Upstream& u);
 void resolve_peer(Request& r, Upstream& u);
@@ -157,6 +157,25 @@ bool may_retry(const Request& r, const Upstream& u, uint32_t ft, unsigned tries_
 
 constexpr uint32_t kNextNoLive = 0x40000000;
 
+// A cached connection that failed before a byte of the response came back was most likely closed by
+// the upstream as it was reused (its own idle timer raced ours): the request goes again, once, on a
+// new connection to the same peer, and the peer is not blamed, whatever the number of servers.
+// True when it did.
+bool retry_on_new_connection(Request& r, Upstream& u, uint32_t ft) {
+  if (ft != kNextError || !u.peer.cached || u.fresh_retry || u.buffer.last != u.buffer.start ||
+      !may_retry(r, u, ft, 1)) {
+    return false;
+  }
+  u.fresh_retry = true;
+  end_state(u);
+  if (u.state->status == 0) u.state->status = 502;
+  Connection* c = u.peer.connection;
+  u.peer.connection = nullptr;
+  close_connection(*c);
+  connect_upstream(r, u, true);
+  return true;
+}
+
 void next_upstream(Request& r, Upstream& u, uint32_t ft) {
   // Once the header went to the client the response is this peer's: no other may answer it.
   WEIR_ASSERT(!u.header_sent);
@@ -164,6 +183,7 @@ void next_upstream(Request& r, Upstream& u, uint32_t ft) {
     finalize_upstream(r, u, Rc::Error);
     return;
   }
+  if (retry_on_new_connection(r, u, ft)) return;
   unsigned state = (ft == kNext403 || ft == kNext404 || ft == kNext429) ? kPeerNext : kPeerFailed;
   if (ft != kNextNoLive) {
     // A cached connection that failed says nothing of the peer: this try does not count.
@@ -238,7 +258,8 @@ void process_header_handler(Request& r, Upstream& u) {
   process_header(r, u);
 }
 
-void connect_upstream(Request& r, Upstream& u) {
+// Connects to the peer the balancer picks, or (same_peer) again to the one it picked before.
+void connect_upstream(Request& r, Upstream& u, bool same_peer) {
   if (u.request_sent) reinit_upstream(r, u);
   auto* s = r.pool->make<UpstreamState>();
   s->start_msec = clock::msec();
@@ -248,7 +269,7 @@ void connect_upstream(Request& r, Upstream& u) {
   u.phase = UpstreamPhase::Connecting;
   r.connection->log->action = "connecting to upstream";
 
-  Rc rc = connect_peer(u.peer);
+  Rc rc = same_peer ? open_peer(u.peer) : connect_peer(u.peer);
   s->peer = u.peer.name;
   if (rc == Rc::Error) {
     s->status = 500;
@@ -943,7 +964,6 @@ void process_header(Request& r, Upstream& u) {
   }
   u.state->header_time = static_cast<int64_t>(since(u.state->start_msec));
   u.state->status = u.headers_in.status;
-  u.response_received = true;
   if (c.read.timer_set) del_timer(c.read);
   if (test_next(r, u)) return;
   if (intercept_error(r, u)) return;

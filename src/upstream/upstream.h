@@ -214,8 +214,8 @@ struct Upstream {
   bool request_sent : 1 = false;       // sending has begun on this peer
   bool request_body_sent : 1 = false;  // all of the request went out: a request boundary
   bool body_streaming : 1 = false;     // the client's body goes on as it arrives (no buffering)
-  bool body_taken : 1 = false;  // ... and some of it went out: the request cannot be repeated
-  bool response_received : 1 = false;
+  bool body_taken : 1 = false;   // ... and some of it went out: the request cannot be repeated
+  bool fresh_retry : 1 = false;  // a cached connection failed: the peer was tried again afresh
 };
 
 // Makes r.upstream (a content handler calls it first).

@@ -13,7 +13,9 @@ A path with no script answers 200 with "backend <path>". Every step list ends th
 last step is KeepOpen(). A script made with early=True runs as soon as the request header is read, while
 the body is read by its framing alongside (full duplex, as a server that answers an upload early), and
 the next request is read only after both. Backend(rcvbuf=N) keeps the upstream connections' receive
-buffers small, so a large request body cannot hide in the kernel. Bounded: the server stops with the
+buffers small, so a large request body cannot hide in the kernel. Backend(drop_reused="close" or
+"reset") plays an upstream that closed an idle keep-alive connection just as the proxy reused it:
+a request that is not the first on its connection is read and then dropped unanswered. Bounded: the server stops with the
 test (stop()), each Sleep is capped."""
 import asyncio
 import socket
@@ -78,8 +80,10 @@ def chunked(pieces, headers=None):
 
 
 class Backend:
-    def __init__(self, port=0, rcvbuf=0):
+    def __init__(self, port=0, rcvbuf=0, drop_reused=None):
         self.scripts = {}
+        self.drop_reused = drop_reused
+        self.dropped = 0
         self.early = set()
         self.requests = []
         self.connections = 0
@@ -155,6 +159,7 @@ class Backend:
 
     async def _serve(self, reader, writer):
         self.connections += 1
+        served = 0
         try:
             while True:
                 try:
@@ -166,6 +171,14 @@ class Backend:
                     if not early:
                         self.requests.append((method, target, headers, await body_read))
                 except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+                    return
+                served += 1
+                if served > 1 and self.drop_reused:
+                    self.dropped += 1
+                    if self.drop_reused == "reset":
+                        sock = writer.get_extra_info("socket")
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        writer.transport.abort()
                     return
                 steps = self.scripts.get(path, [response(200, "backend %s" % path), KeepOpen()])
                 keep = False

@@ -169,3 +169,42 @@ def test_response_relayed_while_the_body_still_goes_is_never_retried(make_server
         log = s.error_log()
         assert "prematurely" not in log and "temporarily disabled" not in log, log
         assert "timed out" not in log, log
+
+
+RETRY_LOG = """
+    log_format up '$request_method $uri $status "$upstream_status"';
+    access_log %%%%DIR%%%%/logs/up.log up;
+    upstream %s { %s keepalive 4; }
+    server { listen 127.0.0.1:%%%%PORT%%%%;
+             proxy_http_version 1.1;
+             proxy_set_header Connection "";
+             location / { proxy_pass http://%s; }
+             location /post-ok/ { proxy_pass http://%s; proxy_next_upstream error non_idempotent; } }
+"""
+
+
+# Debian's nginx answers the same with one server; with two it runs out of tries when both
+# peers' cached connections fail (502), where weir retries afresh.
+@pytest.mark.parametrize("servers,binary", [(1, WEIR), (2, WEIR), (1, NGINX)],
+                         ids=["one-weir", "two-weir", "one-nginx"])
+@pytest.mark.parametrize("drop", ["close", "reset"])
+def test_a_reused_connection_the_upstream_dropped_is_retried_afresh(make_server, drop, servers,
+                                                                    binary):
+    """#25: an upstream closes idle keep-alive connections on its own timer, so a reused connection
+    may be gone as the request crosses the close. The backend here drops every request that is not
+    the first on its connection, so every reuse meets that race: each GET is answered 200 through a
+    new connection to the same peer, with one server or two, and no peer is marked failed; a POST is
+    not sent twice unless proxy_next_upstream non_idempotent."""
+    with Backend(drop_reused=drop) as b:
+        group = "u%d" % servers
+        lines = "server 127.0.0.1:%d;" % b.port * servers
+        s = make_server(RETRY_LOG % (group, lines, group, group), binary=binary)
+        statuses = [http_get(s.port, "/g%d" % i).status for i in range(12)]
+        assert statuses == [200] * 12
+        assert b.dropped >= 5  # the race was met, again and again
+        assert "temporarily disabled" not in s.error_log()
+        assert "no live upstreams" not in s.error_log()
+        posts = [http_get(s.port, "/p%d" % i, method="POST", body=b"x").status for i in range(6)]
+        assert 502 in posts  # a reused connection dropped a POST: not repeated
+        for i in range(6):
+            assert http_get(s.port, "/post-ok/p%d" % i, method="POST", body=b"x").status == 200

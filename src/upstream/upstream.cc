@@ -536,6 +536,50 @@ bool intercept_error(Request& r, Upstream& u) {
 void process_non_buffered_request(Request& r, Upstream& u, bool do_write);
 void process_pipe_request(Request& r, Upstream& u);
 
+// A 1xx response other than 101 (103 Early Hints with its Link headers ...) goes on to an HTTP/1.1
+// client ahead of the answer (RFC 9110 15.2), less the hop-by-hop and hidden fields; never to an
+// HTTP/1.0 client or from a subrequest. A 100 Continue goes on only while the client's body is
+// still streaming and weir did not answer its Expect itself: otherwise the client has nothing to
+// continue. The bytes wait in the write filter ahead of the answer's header.
+Rc forward_interim(Request& r, Upstream& u) {
+  const UpstreamHeadersIn& in = u.headers_in;
+  if (r.http_version < 1001 || &r != r.main || r.header_sent) return Rc::Ok;
+  bool answered_expect = r.expect_tested && r.headers_in.expect != nullptr;
+  if (in.status == 100 && (!u.body_streaming || answered_expect)) return Rc::Ok;
+  auto passed = [&](const Header* h) {
+    const auto* k = find_known_header(kUpstreamHeaders, h->lowcase_key);
+    bool hop =
+        k != nullptr && (k->handler == CopyHeader::Drop || k->handler == CopyHeader::Upgrade);
+    return !hop && !hidden(u, h->lowcase_key);
+  };
+  constexpr std::string_view kVersion = "HTTP/1.1 ";
+  size_t len = kVersion.size() + in.status_line.size() + 4;
+  for (const Header* h : in.headers) {
+    if (passed(h)) len += h->key.size() + h->value.size() + 4;
+  }
+  Buffer* b = Buffer::create_temp(*r.pool, len);
+  auto put = [&](std::string_view piece) {
+    std::memcpy(b->last, piece.data(), piece.size());
+    b->last += piece.size();
+  };
+  put(kVersion);
+  put(in.status_line);
+  put("\r\n");
+  for (const Header* h : in.headers) {
+    if (!passed(h)) continue;
+    put(h->key);
+    put(": ");
+    put(h->value);
+    put("\r\n");
+  }
+  put("\r\n");
+  b->flush = true;
+  ChainLink* cl = r.pool->alloc_link();
+  cl->buf = b;
+  cl->next = nullptr;
+  return write_filter(r, cl) == Rc::Error ? Rc::Error : Rc::Ok;
+}
+
 // The upstream's part ends (its connection cached or closed, its temp file kept for the response);
 // the request goes on. Once only: the relay no longer has an upstream.
 void release_upstream(Request& r, Upstream& u, Code rc) {
@@ -944,6 +988,14 @@ void process_header(Request& r, Upstream& u) {
     u.buffer.last += res.n;
     u.state->bytes_received += static_cast<off_t>(res.n);
     HeaderResult hr = u.protocol->process_header(r);
+    while (hr == HeaderResult::Interim) {
+      if (forward_interim(r, u) != Rc::Ok) {
+        finalize_upstream(r, u, Code::status(kHttpClientClosedRequest));
+        return;
+      }
+      u.headers_in = UpstreamHeadersIn{};
+      hr = u.protocol->process_header(r);
+    }
     if (hr == HeaderResult::Again) {
       if (u.buffer.last == u.buffer.end) {
         log_error(LogLevel::Error, *c.log, 0, "upstream sent too big header");

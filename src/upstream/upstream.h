@@ -56,6 +56,7 @@ enum : uint32_t {
 enum class HeaderResult {
   Done,     // the whole header is parsed into u.headers_in
   Again,    // more bytes are needed
+  Interim,  // a 1xx other than 101 is in u.headers_in (status, status_line, headers); call again
   Invalid,  // not a valid header (502, or the next peer: invalid_header)
   Error,    // no memory and the like (500)
 };

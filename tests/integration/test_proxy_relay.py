@@ -65,3 +65,54 @@ def test_non_buffered_header_leaves_at_once(make_server):
             rest += chunk
         assert b"data:1" in rest
         c.close()
+
+
+HINTS = ("HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload; as=style\r\n"
+         "Link: </app.js>; rel=preload; as=script\r\nConnection: keep-alive\r\n\r\n")
+
+
+def read_until(c, marker, data=b""):
+    while marker not in data:
+        chunk = c.recv(65536)  # times out (the test fails) when the marker never comes
+        assert chunk, data
+        data += chunk
+    return data
+
+
+def test_early_hints_reach_the_client_before_the_answer(make_server):
+    """#25: 103 Early Hints and its Link headers go to an HTTP/1.1 client before the final answer,
+    buffered and not; the upstream sends the answer only once the test saw the hints. An HTTP/1.0
+    client gets the answer alone, and the upstream's 100 Continue to a body weir already read is
+    not passed on."""
+    events = {p: threading.Event() for p in ("/hints", "/nb/hints")}
+    with Backend() as b:
+        for path, seen in events.items():
+            b.script(path, [Send(HINTS), Wait(seen), response(200, "answer")])
+        b.script("/old", [Send(HINTS), response(200, "answer")])
+        b.script("/continue", [Send("HTTP/1.1 100 Continue\r\n\r\n"),
+                               Send("HTTP/1.1 102 Processing\r\n\r\n"), response(200, "answer")])
+        s = make_server("""
+        server { listen 127.0.0.1:%%%%PORT%%%%;
+                 location / { proxy_pass http://127.0.0.1:%d; }
+                 location /nb/ { proxy_pass http://127.0.0.1:%d; proxy_buffering off; } }
+        """ % (b.port, b.port))
+        for path, seen in events.items():
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+            c.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
+            data = read_until(c, b"\r\n\r\n")
+            hints, _, rest = data.partition(b"\r\n\r\n")
+            assert hints.split(b"\r\n") == [
+                b"HTTP/1.1 103 Early Hints", b"Link: </style.css>; rel=preload; as=style",
+                b"Link: </app.js>; rel=preload; as=script"], path  # no hop-by-hop field
+            seen.set()
+            data = read_until(c, b"answer", rest)
+            assert data.startswith(b"HTTP/1.1 200 OK\r\n"), path
+            c.close()
+        r = http_get(s.port, "/old", version="1.0")
+        assert r.status == 200 and r.body == b"answer"
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        c.sendall(b"POST /continue HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  b"Content-Length: 4\r\n\r\nbody")
+        data = read_until(c, b"answer")
+        assert data.startswith(b"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\n"), data
+        c.close()

@@ -98,7 +98,7 @@ struct ProxyCtx {
   HeaderLineState header;
   ChunkedState chunked;
   bool in_headers = false;  // the status line is parsed
-  bool interim = false;     // parsing a 1xx response's header, which is dropped
+  bool interim = false;     // parsing a 1xx response's header (handed to the lifecycle)
   bool head = false;        // the upstream request is HEAD: no body follows
   bool extra = false;       // the upstream sent more than the body: do not reuse the connection
   bool have_length = false;
@@ -400,14 +400,13 @@ HeaderResult process_header(Request& r) {
       int code = ctx.status.code;
       if (ctx.status.http_major != 1 || code < 100) return invalid(r, "invalid status line");
       ctx.in_headers = true;
-      // An interim response (100 Continue, 103 Early Hints) is not the answer: skip it.
+      // An interim response (100 Continue, 103 Early Hints) is not the answer: the lifecycle
+      // passes it on, and the answer follows.
       ctx.interim = code < 200 && code != 101;
-      if (!ctx.interim) {
-        u.headers_in.status = code;
-        u.headers_in.status_line =
-            r.pool->dup({ctx.status.start, static_cast<size_t>(ctx.status.end - ctx.status.start)});
-        if (ctx.status.http_minor == 0) u.headers_in.connection_close = true;
-      }
+      u.headers_in.status = code;
+      u.headers_in.status_line =
+          r.pool->dup({ctx.status.start, static_cast<size_t>(ctx.status.end - ctx.status.start)});
+      if (!ctx.interim && ctx.status.http_minor == 0) u.headers_in.connection_close = true;
       ctx.header = HeaderLineState{};
     }
     ParseResult pr = parse_header_line(ctx.header, b, true);
@@ -416,7 +415,7 @@ HeaderResult process_header(Request& r) {
       if (ctx.interim) {
         ctx.in_headers = false;
         ctx.status = StatusLine{};
-        continue;
+        return HeaderResult::Interim;
       }
       if (u.headers_in.chunked && u.headers_in.content_length_n >= 0) {
         return invalid(r, "\"Content-Length\" and \"Transfer-Encoding\" headers at the same time");
@@ -434,13 +433,13 @@ HeaderResult process_header(Request& r) {
     }
     if (pr != ParseResult::Ok || ctx.header.invalid) return invalid(r, "invalid header");
     HeaderLineState& hs = ctx.header;
-    if (ctx.interim) continue;
     std::string_view key(hs.name_start, static_cast<size_t>(hs.name_end - hs.name_start));
     std::string_view value(hs.value_start, static_cast<size_t>(hs.value_end - hs.value_start));
     // The header buffer is reused for the body: keep copies.
     Header* h = u.headers_in.headers.push(*r.pool, r.pool->dup(key), r.pool->dup(value));
     h->lowcase_key = header_lowcase_key(hs, key, *r.pool);
     std::string_view lc = h->lowcase_key;
+    if (ctx.interim) continue;  // its fields say nothing of the answer's framing
     if (lc == "content-length") {
       auto n = parse_int(value);
       if (!n || *n < 0 ||

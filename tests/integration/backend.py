@@ -15,7 +15,9 @@ the body is read by its framing alongside (full duplex, as a server that answers
 the next request is read only after both. Backend(rcvbuf=N) keeps the upstream connections' receive
 buffers small, so a large request body cannot hide in the kernel. Backend(drop_reused="close" or
 "reset") plays an upstream that closed an idle keep-alive connection just as the proxy reused it:
-a request that is not the first on its connection is read and then dropped unanswered. Bounded: the server stops with the
+a request that is not the first on its connection is read and then dropped unanswered;
+Backend(idle_close=seconds) closes a connection that waits that long for its next request, as
+Node.js, gunicorn and Go servers do. Bounded: the server stops with the
 test (stop()), each Sleep is capped."""
 import asyncio
 import socket
@@ -80,8 +82,9 @@ def chunked(pieces, headers=None):
 
 
 class Backend:
-    def __init__(self, port=0, rcvbuf=0, drop_reused=None):
+    def __init__(self, port=0, rcvbuf=0, drop_reused=None, idle_close=None):
         self.scripts = {}
+        self.idle_close = idle_close
         self.drop_reused = drop_reused
         self.dropped = 0
         self.early = set()
@@ -163,14 +166,18 @@ class Backend:
         try:
             while True:
                 try:
-                    method, target, headers = await self._read_head(reader)
+                    head = self._read_head(reader)
+                    if self.idle_close and served:
+                        head = asyncio.wait_for(head, self.idle_close)
+                    method, target, headers = await head
                     path = target.split("?")[0]
                     early = path in self.early
                     body_read = asyncio.ensure_future(self._read_body(reader, headers))
                     body_read.add_done_callback(lambda t: t.cancelled() or t.exception())
                     if not early:
                         self.requests.append((method, target, headers, await body_read))
-                except (asyncio.IncompleteReadError, ConnectionError, ValueError):
+                except (asyncio.IncompleteReadError, ConnectionError, ValueError,
+                        asyncio.TimeoutError):
                     return
                 served += 1
                 if served > 1 and self.drop_reused:

@@ -208,3 +208,16 @@ def test_a_reused_connection_the_upstream_dropped_is_retried_afresh(make_server,
         assert 502 in posts  # a reused connection dropped a POST: not repeated
         for i in range(6):
             assert http_get(s.port, "/post-ok/p%d" % i, method="POST", body=b"x").status == 200
+
+
+def test_steady_requests_to_an_upstream_with_a_short_idle_timer(make_server):
+    """#25 as users meet it: the upstream closes connections idle for 100 ms and requests come
+    90-110 ms apart, so some reuse a connection just as it closes. Every GET is answered 200."""
+    with Backend(idle_close=0.1) as b:
+        s = make_server(RETRY_LOG % ("u", "server 127.0.0.1:%d;" % b.port, "u", "u"))
+        statuses = []
+        for i in range(60):
+            statuses.append(http_get(s.port, "/s%d" % i).status)
+            time.sleep(0.09 + 0.02 * (i % 3) / 2)
+        assert statuses == [200] * 60
+        assert b.connections > 1  # the upstream did close idle connections

@@ -65,12 +65,12 @@ Buffer* raw_for_reading(EventPipe& p) {
 Rc write_to_temp_file(EventPipe& p) {
   if (p.temp_file == nullptr) {
     p.temp_file = p.pool->make<TempFile>();
-    p.temp_file->file.log = p.upstream->log;
+    p.temp_file->file.log = p.request->connection->log;
     if (Status s = create_temp_file(*p.temp_file, *p.pool, *p.temp_path); !s.ok()) {
-      log_error(LogLevel::Crit, *p.upstream->log, 0, "%s", s.message().c_str());
+      log_error(LogLevel::Crit, *p.request->connection->log, 0, "%s", s.message().c_str());
       return Rc::Error;
     }
-    log_error(LogLevel::Warn, *p.upstream->log, 0,
+    log_error(LogLevel::Warn, *p.request->connection->log, 0,
               "an upstream response is buffered to a temporary file %.*s",
               static_cast<int>(p.temp_file->file.name.size()), p.temp_file->file.name.data());
   }
@@ -91,7 +91,7 @@ Rc write_to_temp_file(EventPipe& p) {
   File& f = p.temp_file->file;
   off_t offset = f.offset;
   if (write_chain_to_file(f, batch, offset) < 0) {
-    log_error(LogLevel::Crit, *p.upstream->log, errno, "pwritev() \"%.*s\" failed",
+    log_error(LogLevel::Crit, *p.request->connection->log, errno, "pwritev() \"%.*s\" failed",
               static_cast<int>(f.name.size()), f.name.data());
     for (ChainLink* cl = batch; cl != nullptr;) {
       ChainLink* next = cl->next;
@@ -161,6 +161,7 @@ Rc read_upstream(EventPipe& p) {
       return Rc::Ok;
     }
   }
+  if (p.upstream == nullptr) return Rc::Ok;  // released once it was done
   Connection& c = *p.upstream;
   while (!upstream_finished(p) && c.read.ready) {
     Buffer* raw = raw_for_reading(p);
@@ -359,8 +360,8 @@ Rc run_event_pipe(EventPipe& p, bool do_write) {
     // Whatever was read goes out at once; go on while either side moved: a reader that stopped
     // for want of a buffer reads again once the client took some.
     if (write_downstream(p) == Rc::Abort) return Rc::Abort;
-    bool unblocked =
-        p.upstream_blocked && p.upstream->read.ready && !upstream_finished(p) && room_to_read(p);
+    bool unblocked = p.upstream_blocked && p.upstream != nullptr && p.upstream->read.ready &&
+                     !upstream_finished(p) && room_to_read(p);
     if (!progressed && !unblocked) break;
     do_write = false;
   }

@@ -725,13 +725,14 @@ bool client_timed_out(Request& r, Upstream& u) {
 // The relay waits: send_timeout runs while the client cannot take more, proxy_read_timeout while
 // the upstream is expected to send.
 void set_relay_timers(Request& r, Upstream& u, bool upstream_expected) {
-  Connection& up = *u.peer.connection;
   Connection& down = *r.connection;
   if (down.write.active && !down.write.ready) {
     add_timer(down.write, *core_loc(r).send_timeout);
   } else if (down.write.timer_set && !down.write.delayed) {
     del_timer(down.write);  // a delayed write's timer is limit_rate's: it must fire
   }
+  if (u.peer.connection == nullptr) return;  // released: the client side alone is left
+  Connection& up = *u.peer.connection;
   if (up.read.delayed) return;  // proxy_limit_rate's timer: it must fire
   if (upstream_expected && !up.read.ready) {
     add_timer(up.read, u.conf->read_timeout);
@@ -841,11 +842,17 @@ void process_pipe_request(Request& r, Upstream& u) {
     finalize_upstream(r, u, Rc::Error);
     return;
   }
+  bool complete = p.upstream_done || (p.upstream_eof && p.length == -1);
   if (p.downstream_done) {
-    end_relay(r, u, p.upstream_done || (p.upstream_eof && p.length == -1), p.upstream_eof);
+    end_relay(r, u, complete, p.upstream_eof);
     return;
   }
-  bool finished = p.upstream_done || p.upstream_eof || p.upstream_error;
+  if (complete && u.phase == UpstreamPhase::Relaying) {
+    // The upstream is done: its connection (and max_conns slot, least_conn count) is free now,
+    // cached when it may be; the client drains the rest from memory and the temp file on its own.
+    release_upstream(r, u, Rc::Ok);
+  }
+  bool finished = complete || p.upstream_eof || p.upstream_error;
   set_relay_timers(r, u, !finished && !p.upstream_blocked);
 }
 

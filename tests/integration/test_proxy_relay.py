@@ -116,3 +116,39 @@ def test_early_hints_reach_the_client_before_the_answer(make_server):
         data = read_until(c, b"answer")
         assert data.startswith(b"HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\n"), data
         c.close()
+
+
+def test_upstream_released_when_done_not_when_the_client_is(make_server):
+    """The issue's reproduction D: with max_conns=1, a second request while a slow client still
+    downloads a response the upstream has finished sending is served (on the same keepalive
+    connection), not refused with "no live upstreams"."""
+    big = bytes(range(256)) * 8192  # 2 MiB
+    with Backend() as b:
+        b.script("/big", [response(200, big), KeepOpen()])
+        s = make_server("""
+        proxy_temp_path %%%%DIR%%%%/proxy_temp;
+        upstream u { server 127.0.0.1:%d max_conns=1; keepalive 4; }
+        server { listen 127.0.0.1:%%%%PORT%%%% sndbuf=16k;
+                 location / { proxy_pass http://u; proxy_http_version 1.1;
+                              proxy_set_header Connection ""; } }
+        """ % b.port)
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.settimeout(10)
+        c.connect(("127.0.0.1", s.port))
+        c.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        first = c.recv(100)
+        assert first.startswith(b"HTTP/1.1 200 ")
+        # The client reads no more until the second request was served.
+        small = []
+        wait_for(lambda: small.append(http_get(s.port, "/small").status) or small[-1] == 200,
+                 what="the second request served")
+        assert b.connections == 1  # on the connection the first response came by
+        data = first
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        c.close()
+        assert data.partition(b"\r\n\r\n")[2] == big

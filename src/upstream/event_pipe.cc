@@ -1,5 +1,7 @@
 #include "upstream/event_pipe.h"
 
+#include <cstring>
+
 #include "core/log.h"
 #include "core/time_cache.h"
 #include "event/event_loop.h"
@@ -60,8 +62,11 @@ Buffer* raw_for_reading(EventPipe& p) {
   return nullptr;
 }
 
-// Moves the oldest data in memory to the temp file (temp_file_write_size at a time), so that the
-// raw buffers it held can be read into again. The written buffers become file buffers on `out`.
+// Moves the oldest data in memory to the temp file, so that the raw buffers it held can be read
+// into again: at least temp_file_write_size and on to where a raw buffer's data ends (a batch that
+// frees no raw buffer frees nothing), never past max_temp_file_size. What was written becomes one
+// file buffer on `out`, or extends the newest one when contiguous: memory and the client's writes
+// go by the range written, whatever the size of the pieces (1-byte chunks included).
 Rc write_to_temp_file(EventPipe& p) {
   if (p.temp_file == nullptr) {
     p.temp_file = p.pool->make<TempFile>();
@@ -75,19 +80,31 @@ Rc write_to_temp_file(EventPipe& p) {
               static_cast<int>(p.temp_file->file.name.size()), p.temp_file->file.name.data());
   }
   off_t room = p.max_temp_file_size - p.temp_written;
-  off_t want = std::min<off_t>(static_cast<off_t>(p.temp_file_write_size), room);
+  auto want = static_cast<off_t>(p.temp_file_write_size);
   ChainLink* batch = nullptr;
   ChainLink** tail = &batch;
+  const Buffer* raw = nullptr;  // the raw buffer of the last piece taken
   off_t size = 0;
-  while (p.in != nullptr && (size == 0 || size + p.in->buf->size() <= want)) {
+  while (p.in != nullptr) {
+    const Buffer* next = p.in->buf;
+    if (size + next->size() > room) break;
+    if (size >= want && next->shadow != raw) break;
     ChainLink* cl = p.in;
     p.in = cl->next;
-    size += cl->buf->size();
+    raw = next->shadow;
+    size += next->size();
     cl->next = nullptr;
     *tail = cl;
     tail = &cl->next;
   }
-  if (p.in == nullptr) p.in_tail = &p.in;
+  if (p.in == nullptr) {
+    p.in_tail = &p.in;
+    p.in_last = nullptr;
+  }
+  if (batch == nullptr) {
+    p.temp_full = true;  // what is left would go past max_temp_file_size
+    return Rc::Ok;
+  }
   File& f = p.temp_file->file;
   off_t offset = f.offset;
   if (write_chain_to_file(f, batch, offset) < 0) {
@@ -101,23 +118,30 @@ Rc write_to_temp_file(EventPipe& p) {
     return Rc::Error;
   }
   p.temp_written += size;
-  for (ChainLink* cl = batch; cl != nullptr;) {
-    ChainLink* next = cl->next;
-    Buffer* b = cl->buf;
-    off_t n = b->size();
+  ChainLink* rest = batch->next;
+  if (Buffer* last = p.out_last != nullptr ? p.out_last->buf : nullptr;
+      last != nullptr && last->file_last == offset) {
+    last->file_last += size;  // not passed on yet: it grows
+    rest = batch;
+  } else {
+    Buffer* b = batch->buf;
     release_shadow(p, b);
     *b = Buffer{};
     b->in_file = true;
     b->temp_file = true;
     b->file = &f;
     b->file_pos = offset;
-    b->file_last = offset + n;
+    b->file_last = offset + size;
     b->tag = p.tag;
-    offset += n;
-    cl->next = nullptr;
-    *p.out_tail = cl;
-    p.out_tail = &cl->next;
-    cl = next;
+    batch->next = nullptr;
+    *p.out_tail = batch;
+    p.out_tail = &batch->next;
+    p.out_last = batch;
+  }
+  while (rest != nullptr) {
+    ChainLink* next = rest->next;
+    free_data_link(p, rest);
+    rest = next;
   }
   return Rc::Ok;
 }
@@ -172,7 +196,7 @@ Rc read_upstream(EventPipe& p) {
       return Rc::Ok;
     }
     if (raw == nullptr && p.in != nullptr && p.max_temp_file_size != 0 && !p.temp_error &&
-        p.temp_written < p.max_temp_file_size) {
+        !p.temp_full) {
       if (write_to_temp_file(p) != Rc::Ok) {
         p.temp_error = true;
         p.upstream_error = true;
@@ -245,6 +269,7 @@ bool room_to_read(const EventPipe& p) {
   return b != nullptr && (b->num == 0 || b->last < b->end);
 }
 
+// Busy holds a buffer per raw buffer or file range, so the walk is short.
 off_t busy_bytes(const EventPipe& p) {
   off_t n = 0;
   for (const ChainLink* cl = p.busy; cl != nullptr; cl = cl->next) n += cl->buf->size();
@@ -256,11 +281,17 @@ ChainLink* take_head(EventPipe& p) {
   if (p.out != nullptr) {
     cl = p.out;
     p.out = cl->next;
-    if (p.out == nullptr) p.out_tail = &p.out;
+    if (p.out == nullptr) {
+      p.out_tail = &p.out;
+      p.out_last = nullptr;
+    }
   } else {
     cl = p.in;
     p.in = cl->next;
-    if (p.in == nullptr) p.in_tail = &p.in;
+    if (p.in == nullptr) {
+      p.in_tail = &p.in;
+      p.in_last = nullptr;
+    }
   }
   cl->next = nullptr;
   return cl;
@@ -300,12 +331,14 @@ Rc write_downstream(EventPipe& p) {
     }
     // Into busy, then everything fully sent at its head goes back.
     *tail = nullptr;
-    ChainLink** bt = &p.busy;
-    while (*bt != nullptr) bt = &(*bt)->next;
-    *bt = chain;
+    if (chain != nullptr) {
+      *p.busy_tail = chain;
+      p.busy_tail = tail;
+    }
     while (p.busy != nullptr && p.busy->buf->size() == 0) {
       ChainLink* cl = p.busy;
       p.busy = cl->next;
+      if (p.busy == nullptr) p.busy_tail = &p.busy;
       free_data_link(p, cl);
     }
     if (chain == nullptr || !r.connection->write.ready) {
@@ -320,6 +353,14 @@ Rc write_downstream(EventPipe& p) {
 }  // namespace
 
 Rc pipe_add_data(EventPipe& p, Buffer* raw, char* pos, char* last) {
+  if (p.in_last != nullptr && p.in_last->buf->shadow == raw) {
+    Buffer* d = p.in_last->buf;  // still queued, not passed on: it may grow
+    size_t n = static_cast<size_t>(last - pos);
+    if (d->last != pos) std::memmove(d->last, pos, n);
+    d->last += n;
+    d->end = d->last;
+    return Rc::Ok;
+  }
   ChainLink* cl = chain_get_free_buf(*p.pool, &p.free);
   Buffer* d = cl->buf;
   *d = Buffer{};
@@ -332,6 +373,7 @@ Rc pipe_add_data(EventPipe& p, Buffer* raw, char* pos, char* last) {
   raw->num++;
   *p.in_tail = cl;
   p.in_tail = &cl->next;
+  p.in_last = cl;
   return Rc::Ok;
 }
 

@@ -70,15 +70,19 @@ struct EventPipe {
   bool downstream_done : 1 = false;   // everything went out, last buffer included
   bool downstream_error : 1 = false;  // the client failed
   bool temp_error : 1 = false;        // the temp file could not be made or written
+  bool temp_full : 1 = false;         // max_temp_file_size is reached
 
   // Internal lists (see the header comment).
   ChainLink* free_raw = nullptr;
   Buffer* reading = nullptr;  // the raw buffer reads go into
   ChainLink* in = nullptr;    // data in memory, oldest first
   ChainLink** in_tail = &in;
-  ChainLink* out = nullptr;  // data in the temp file, older than anything in `in`
+  ChainLink* in_last = nullptr;  // the newest of `in`: new data of its raw buffer joins it
+  ChainLink* out = nullptr;      // data in the temp file, older than anything in `in`
   ChainLink** out_tail = &out;
-  ChainLink* busy = nullptr;  // passed to the client, not all sent yet
+  ChainLink* out_last = nullptr;  // the newest of `out`: the next contiguous write extends it
+  ChainLink* busy = nullptr;      // passed to the client, not all sent yet
+  ChainLink** busy_tail = &busy;
   ChainLink* free = nullptr;  // links with buffer structs to reuse for data buffers
 };
 
@@ -86,7 +90,9 @@ struct EventPipe {
 // write event (or the first call). Ok, or Abort when the client side failed beyond repair.
 Rc run_event_pipe(EventPipe& p, bool do_write);
 
-// For input filters: queues [pos, last) of raw as body data.
+// For input filters: queues [pos, last) of raw as body data. Data that follows the newest queued
+// piece of the same raw buffer joins it (moved down over the framing between them, which the filter
+// has consumed), so memory and the client's writes go by raw buffer, not by chunk.
 Rc pipe_add_data(EventPipe& p, Buffer* raw, char* pos, char* last);
 
 // The plain input filter: every byte is body data, up to p.length when it is known; anything beyond

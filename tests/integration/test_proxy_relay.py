@@ -2,6 +2,7 @@
 at once; $upstream_response_length and $upstream_bytes_received count what nginx counts; the
 upstream connection is released as soon as the upstream is done, whatever the client's pace; small
 chunks spilled to the temp file cost memory and wire bytes in proportion to the data."""
+import os
 import socket
 import threading
 
@@ -152,3 +153,69 @@ def test_upstream_released_when_done_not_when_the_client_is(make_server):
             data += chunk
         c.close()
         assert data.partition(b"\r\n\r\n")[2] == big
+
+
+def proc_status(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def spilled_bytes(pid):
+    """The size of the worker's temp files (unlinked at creation, open by descriptor)."""
+    total = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            if "proxy_temp" in os.readlink("/proc/%d/fd/%s" % (pid, fd)):
+                total += os.stat("/proc/%d/fd/%s" % (pid, fd)).st_size
+        except OSError:
+            pass
+    return total
+
+
+def test_tiny_chunks_spilled_cost_what_the_data_costs(make_server):
+    """The issue's reproduction C: 4 MB sent as 1-byte chunks to a client that stalls until the
+    temp file holds nearly all of it. The worker's memory grows by a few MiB at most (it grew by
+    ~440 MB: a buffer per chunk), and the client gets the body with little framing (13.9 MB of
+    chunk framing for 4 MB of data before)."""
+    n = 4000000
+    with Backend() as b:
+        b.script("/tiny", [Send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+                           Send(b"1\r\nx\r\n" * n + b"0\r\n\r\n")])
+        s = make_server("""
+        proxy_temp_path %%%%DIR%%%%/proxy_temp;
+        server { listen 127.0.0.1:%%%%PORT%%%% sndbuf=16k;
+                 location / { proxy_pass http://127.0.0.1:%d; } }
+        """ % b.port, main_conf="worker_processes 1;")
+        assert http_get(s.port, "/warm").status == 200
+        (pid,) = s.worker_pids()
+        before = proc_status(pid, "VmRSS")
+        c = socket.socket()
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        c.settimeout(30)
+        c.connect(("127.0.0.1", s.port))
+        c.sendall(b"GET /tiny HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = c.recv(100)
+        wait_for(lambda: spilled_bytes(pid) > n - 200000, timeout=60, what="the body spilled")
+        while True:
+            chunk = c.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+        c.close()
+        grown = proc_status(pid, "VmHWM") - before
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert b"Transfer-Encoding: chunked" in head
+        assert len(body) < n * 1.02, len(body)
+        plain, rest = b"", body
+        while True:
+            size, _, rest = rest.partition(b"\r\n")
+            size = int(size, 16)
+            if size == 0:
+                break
+            plain += rest[:size]
+            rest = rest[size + 2:]
+        assert plain == b"x" * n
+        assert grown < 16 * 1024 * 1024, grown

@@ -42,7 +42,7 @@ struct Buffer {
   bool last_shadow : 1 = false;
   bool temp_file : 1 = false;
 
-  int num = 0;
+  int shadows = 0;  // a raw buffer of the event pipe: data buffers that still point into it
 
   bool in_memory() const { return temporary || memory || mmap; }
   bool in_memory_only() const { return in_memory() && !in_file; }

@@ -42,6 +42,24 @@ void put_block(void* b, size_t size) {
   std::free(b);
 }
 
+// Large allocations of up to 128 KiB, by power-of-two class from 4 KiB: freed ones are kept for
+// the next request (glibc would otherwise trim and regrow the heap around them), up to 16 MiB.
+struct LargeCache {
+  static constexpr size_t kMinShift = 12;
+  static constexpr size_t kClasses = 6;  // 4 KiB ... 128 KiB
+  static constexpr size_t kMaxBytes = 16 * 1024 * 1024;
+  void* head[kClasses] = {};
+  size_t bytes = 0;
+};
+LargeCache g_large;
+
+// The class of a large allocation of `size` bytes, or kClasses when it is not cached.
+size_t large_class(size_t size) {
+  size_t c = 0;
+  while (c < LargeCache::kClasses && (size_t{1} << (LargeCache::kMinShift + c)) < size) c++;
+  return c;
+}
+
 }  // namespace
 
 void Pool::trim_block_cache() {
@@ -51,6 +69,45 @@ void Pool::trim_block_cache() {
     std::free(b);
   }
   g_cache.count = 0;
+  for (void*& head : g_large.head) {
+    while (head != nullptr) {
+      void* b = head;
+      head = *static_cast<void**>(b);
+      std::free(b);
+    }
+  }
+  g_large.bytes = 0;
+}
+
+Pool::Large* Pool::get_large(size_t size) {
+  size_t c = large_class(size);
+  if (c < LargeCache::kClasses) {
+    size = size_t{1} << (LargeCache::kMinShift + c);
+    if (void* b = g_large.head[c]) {
+      g_large.head[c] = *static_cast<void**>(b);
+      g_large.bytes -= size;
+      auto* l = static_cast<Large*>(b);
+      l->size = size;
+      return l;
+    }
+  }
+  auto* l = static_cast<Large*>(std::malloc(sizeof(Large) + size));
+  if (l == nullptr) throw std::bad_alloc();
+  l->size = size;
+  return l;
+}
+
+void Pool::put_large(Large* l) {
+  size_t c = large_class(l->size);
+  if (kRecycleMemory && c < LargeCache::kClasses &&
+      l->size == size_t{1} << (LargeCache::kMinShift + c) &&
+      g_large.bytes + l->size <= LargeCache::kMaxBytes) {
+    *reinterpret_cast<void**>(l) = g_large.head[c];
+    g_large.head[c] = l;
+    g_large.bytes += l->size;
+    return;
+  }
+  std::free(l);
 }
 
 void Pool::new_block(size_t min_size) {
@@ -69,9 +126,8 @@ void Pool::new_block(size_t min_size) {
 void* Pool::alloc_slow(size_t size, size_t align) {
   WEIR_ASSERT(align <= alignof(std::max_align_t));
   if (size > block_size_ / 2) {
-    // Large: its own allocation, freed at reset or by free_large().
-    auto* l = static_cast<Large*>(std::malloc(sizeof(Large) + size));
-    if (l == nullptr) throw std::bad_alloc();
+    // Large: its own allocation, freed (or cached) at reset or by free_large().
+    Large* l = get_large(size);
     l->prev = nullptr;
     l->next = large_;
     if (large_ != nullptr) large_->prev = l;
@@ -91,7 +147,7 @@ bool Pool::free_large(void* p) {
         large_ = l->next;
       }
       if (l->next != nullptr) l->next->prev = l->prev;
-      std::free(l);
+      put_large(l);
       return true;
     }
   }
@@ -148,7 +204,7 @@ void Pool::release() {
   while (large_ != nullptr) {
     Large* l = large_;
     large_ = l->next;
-    std::free(l);
+    put_large(l);
   }
   while (blocks_ != nullptr) {
     Block* b = blocks_;

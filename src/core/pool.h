@@ -1,7 +1,8 @@
 // Pool: the arena that a cycle, a connection or a request allocates from; everything in it dies
 // with it. Cleanups run in reverse order on reset/destruction. Standard-size blocks are recycled
-// through a per-process cache, so a request that fits its first blocks costs no malloc in steady
-// state. nginx: src/core/ngx_palloc.c
+// through a per-process cache, and so are large allocations up to 128 KiB (by power-of-two size
+// class: a proxied response's header buffer, the event pipe's buffers), so a request costs no
+// malloc in steady state. nginx: src/core/ngx_palloc.c
 #pragma once
 
 #include <cstddef>
@@ -90,9 +91,12 @@ class Pool : public std::pmr::memory_resource {
   struct alignas(std::max_align_t) Large {
     Large* next;
     Large* prev;
+    size_t size;  // what follows the header (a size class's when cached)
   };
 
   void* alloc_slow(size_t size, size_t align);
+  static Large* get_large(size_t size);
+  static void put_large(Large* l);
   void new_block(size_t min_size);
   void release();
   void do_deallocate(void*, size_t, size_t) override {}

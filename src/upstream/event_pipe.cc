@@ -26,9 +26,9 @@ void release_shadow(EventPipe& p, Buffer* d) {
   Buffer* raw = d->shadow;
   d->shadow = nullptr;
   if (raw == nullptr) return;
-  raw->num--;
-  // Only the pipe's own raw buffers are reused; the preread header buffer is not one of them.
-  if (raw->num == 0 && raw != p.reading && raw->tag == p.tag) recycle_raw(p, raw);
+  raw->shadows--;
+  // The pipe's raw buffers and the header buffer (the preread, same tag) go back to the free list.
+  if (raw->shadows == 0 && raw != p.reading && raw->tag == p.tag) recycle_raw(p, raw);
 }
 
 void free_data_link(EventPipe& p, ChainLink* cl) {
@@ -42,7 +42,7 @@ void free_data_link(EventPipe& p, ChainLink* cl) {
 // one while fewer than bufs.num exist; nullptr when all are taken.
 Buffer* raw_for_reading(EventPipe& p) {
   if (Buffer* b = p.reading) {
-    if (b->num == 0) b->pos = b->last = b->start;  // nothing points into it: start over
+    if (b->shadows == 0) b->pos = b->last = b->start;  // nothing points into it: start over
     if (b->last < b->end) return b;
     p.reading = nullptr;
   }
@@ -256,7 +256,7 @@ Rc read_upstream(EventPipe& p) {
         return Rc::Ok;
       }
       // A full buffer nothing points into (framing only) is free again at once.
-      if (bufs[i] != p.reading && bufs[i]->num == 0) recycle_raw(p, bufs[i]);
+      if (bufs[i] != p.reading && bufs[i]->shadows == 0) recycle_raw(p, bufs[i]);
     }
   }
   return Rc::Ok;
@@ -266,7 +266,7 @@ Rc read_upstream(EventPipe& p) {
 bool room_to_read(const EventPipe& p) {
   if (p.free_raw != nullptr || p.allocated < p.bufs.num) return true;
   const Buffer* b = p.reading;
-  return b != nullptr && (b->num == 0 || b->last < b->end);
+  return b != nullptr && (b->shadows == 0 || b->last < b->end);
 }
 
 // Busy holds a buffer per raw buffer or file range, so the walk is short.
@@ -370,7 +370,7 @@ Rc pipe_add_data(EventPipe& p, Buffer* raw, char* pos, char* last) {
   d->recycled = true;  // the write filter sends it at once: the pipe wants its buffer back
   d->tag = p.tag;
   d->shadow = raw;
-  raw->num++;
+  raw->shadows++;
   *p.in_tail = cl;
   p.in_tail = &cl->next;
   p.in_last = cl;

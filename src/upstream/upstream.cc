@@ -184,7 +184,8 @@ void next_upstream(Request& r, Upstream& u, uint32_t ft) {
     return;
   }
   if (retry_on_new_connection(r, u, ft)) return;
-  unsigned state = (ft == kNext403 || ft == kNext404 || ft == kNext429) ? kPeerNext : kPeerFailed;
+  // 403 and 404 say nothing of the peer's health; a 429 counts toward max_fails, as in nginx.
+  unsigned state = (ft == kNext403 || ft == kNext404) ? kPeerNext : kPeerFailed;
   if (ft != kNextNoLive) {
     // A cached connection that failed says nothing of the peer: this try does not count.
     if (u.peer.cached && ft == kNextError) {

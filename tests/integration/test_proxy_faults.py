@@ -201,3 +201,18 @@ def test_reload_loses_no_proxied_download(make_server):
         r, _ = parse_one(data)
         assert r.status == 200 and r.body == piece * 20
         assert http_get(s.port, "/after").status == 200
+
+
+def test_429_counts_toward_max_fails(make_server):
+    """As in nginx, a 429 that proxy_next_upstream acts on is the peer's failure (403 and 404 are
+    not): with max_fails=1 the peer is out after one."""
+    with Backend() as a, Backend() as b:
+        a.script("/x", [response(429, "slow down")])
+        s = make_server(LOG + """
+        upstream two { server 127.0.0.1:%d max_fails=1 fail_timeout=30s; server 127.0.0.1:%d; }
+        server { listen 127.0.0.1:%%%%PORT%%%%; proxy_next_upstream error http_429;
+                 location / { proxy_pass http://two; } }
+        """ % (a.port, b.port))
+        assert [http_get(s.port, "/x").status for _ in range(6)] == [200] * 6
+        assert len(a.requests) == 1  # out after its 429
+        assert "upstream server temporarily disabled" in s.error_log()

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/config.h"
 #include "core/file.h"
 
 namespace weir {
@@ -130,6 +131,24 @@ TEST(Pool, CleanupsRunInReverseAndLargeAllocations) {
     for (int i = 0; i < 10000; i++) ASSERT_NE(pool.alloc(24), nullptr);
   }
   EXPECT_EQ(order, (std::vector<int>{2, 1}));
+}
+
+// A large allocation freed at reset is the next request's of the same class: no malloc per
+// request for a proxied response's header buffer. Only where memory is recycled (not under ASan).
+TEST(Pool, LargeAllocationsAreReusedByClass) {
+  if (!kRecycleMemory) GTEST_SKIP() << "memory is not recycled in sanitizer builds";
+  Pool::trim_block_cache();
+  Pool pool;
+  void* a = pool.alloc(4096);
+  void* b = pool.alloc(70000);
+  std::memset(a, 1, 4096);
+  std::memset(b, 1, 70000);
+  pool.reset();
+  EXPECT_EQ(pool.alloc(3000), a);    // the 4 KiB class
+  EXPECT_EQ(pool.alloc(100000), b);  // the 128 KiB class
+  EXPECT_NE(pool.alloc(4096), a);
+  void* huge = pool.alloc(1 << 20);  // beyond the classes: its own, never cached
+  EXPECT_TRUE(pool.free_large(huge));
 }
 
 }  // namespace

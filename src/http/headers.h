@@ -18,6 +18,7 @@ struct Header {
   std::string_view lowcase_key;
   uint32_t hash = 1;  // 0: removed (an output header that a filter dropped)
   Header* next = nullptr;
+  Header* next_same = nullptr;  // the next line of the same name (Cache-Control's, for expires)
 };
 
 class HeaderList {
@@ -118,6 +119,9 @@ struct HeadersOut {
   Header* www_authenticate = nullptr;
   Header* expires = nullptr;
   Header* etag = nullptr;
+  Header* cache_control = nullptr;  // the first line; the others by next_same
+
+  HeaderList trailers;  // add_trailer's, written by the chunked filter after the last chunk
 
   std::string_view content_type;
   size_t content_type_len = 0;  // without parameters, for matching (gzip_types ...)

@@ -406,7 +406,16 @@ void send_request(Request& r, Upstream& u) {
 // Upgrade goes to the client only with the 101 that switches its connection.
 // Location is the response's redirect only when absolute: a relative one goes on as the upstream
 // sent it (RFC 9110), not made absolute with this server's name.
-enum class CopyHeader : uint8_t { Plain, LastModified, ContentType, Location, Upgrade, Drop };
+// Cache-Control lines are chained for `expires`, which rewrites the first and drops the others.
+enum class CopyHeader : uint8_t {
+  Plain,
+  LastModified,
+  ContentType,
+  Location,
+  CacheControl,
+  Upgrade,
+  Drop
+};
 
 constexpr KnownHeader<HeadersOut, CopyHeader> kUpstreamHeaders[] = {
     // Framing and hop-by-hop fields: the client connection has its own.
@@ -421,6 +430,7 @@ constexpr KnownHeader<HeadersOut, CopyHeader> kUpstreamHeaders[] = {
     {"content-type", nullptr, CopyHeader::ContentType},
     {"last-modified", &HeadersOut::last_modified, CopyHeader::LastModified},
     {"location", nullptr, CopyHeader::Location},
+    {"cache-control", nullptr, CopyHeader::CacheControl},
     {"etag", &HeadersOut::etag, CopyHeader::Plain},
     {"server", &HeadersOut::server, CopyHeader::Plain},
     {"date", &HeadersOut::date, CopyHeader::Plain},
@@ -483,6 +493,11 @@ Code copy_header_lines(Request& r, Upstream& u, bool redirect) {
     o->lowcase_key = h->lowcase_key;
     if (k != nullptr && k->slot != nullptr) out.*(k->slot) = o;
     if (how == CopyHeader::Location && !h->value.starts_with('/')) out.location = o;
+    if (how == CopyHeader::CacheControl) {
+      Header** tail = &out.cache_control;
+      while (*tail != nullptr) tail = &(*tail)->next_same;
+      *tail = o;
+    }
     if (how == CopyHeader::LastModified) {
       if (auto t = clock::parse_http_time(h->value)) out.last_modified_time = *t;
     }

@@ -32,6 +32,29 @@ Code chunked_header_filter(Request& r, HeaderNext next) {
   return next(r);
 }
 
+// The last chunk with the response's trailers (add_trailer): "0", a line each, an empty line; after
+// data, the data's CRLF first.
+Buffer* last_chunk_with_trailers(Request& r, bool after_data) {
+  size_t len = 2 + 3 + 2;
+  for (const Header* h : r.headers_out.trailers) {
+    if (h->hash != 0) len += h->key.size() + 2 + h->value.size() + 2;
+  }
+  Buffer* b = Buffer::create_temp(*r.pool, len);
+  char* p = b->last;
+  if (after_data) p = put(p, "\r\n");
+  p = put(p, "0\r\n");
+  for (const Header* h : r.headers_out.trailers) {
+    if (h->hash == 0) continue;
+    p = put(p, h->key);
+    p = put(p, ": ");
+    p = put(p, h->value);
+    p = put(p, "\r\n");
+  }
+  b->last = put(p, "\r\n");
+  b->last_buf = true;
+  return b;
+}
+
 Rc chunked_body_filter(Request& r, ChainLink* in, BodyNext next) {
   if (in == nullptr || !r.chunked || r.header_only) return next(r, in);
   auto* ctx = r.get_ctx<ChunkedCtx>();
@@ -68,7 +91,13 @@ Rc chunked_body_filter(Request& r, ChainLink* in, BodyNext next) {
     tl->next = out;
     out = tl;
   }
-  if (cl->buf->last_buf) {
+  if (cl->buf->last_buf && !r.headers_out.trailers.empty()) {
+    ChainLink* tl = r.pool->alloc_link();
+    tl->buf = last_chunk_with_trailers(r, size != 0);
+    tl->next = nullptr;
+    *ll = tl;
+    cl->buf->last_buf = false;
+  } else if (cl->buf->last_buf) {
     ChainLink* tl = chain_get_free_buf(*r.pool, &ctx->free);
     Buffer* b = tl->buf;
     static constexpr std::string_view kLast = "\r\n0\r\n\r\n";

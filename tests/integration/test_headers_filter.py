@@ -1,0 +1,161 @@
+"""add_header, expires and add_trailer (#9, the headers filter), every answer compared with Debian's
+nginx on the same configuration and files: the header lines in order (Date and Server masked,
+Expires given as its distance from Date, since the two servers answer in different seconds), the
+body, and a chunked response's trailers. Also the load-time errors, in nginx's words."""
+import email.utils
+import os
+import subprocess
+
+import pytest
+
+from conftest import NGINX, WEIR, Server, raw
+
+CONF = r"""
+    include %%DIR%%/conf/mime.types;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        add_header X-Server srv;
+        add_header X-Always yes always;
+        add_header X-Empty "";
+        location / { }
+        location /own/ { add_header X-Own "own $uri"; alias %%DIR%%/html/; }
+        location = /e/1h { expires 1h; return 200 "x"; }
+        location = /e/neg { expires -1; return 200 "x"; }
+        location = /e/zero { expires 0; return 200 "x"; }
+        location = /e/epoch { expires epoch; return 200 "x"; }
+        location = /e/max { expires max; return 200 "x"; }
+        location = /e/off { expires off; return 200 "x"; }
+        location = /e/daily { expires @3h30m; return 200 "x"; }
+        location = /e/plus { expires +2d; return 200 "x"; }
+        location = /e/mod-noLM { expires modified 1h; return 200 "x"; }
+        location /mod/ { expires modified +1h; alias %%DIR%%/html/; }
+        location /modpast/ { expires modified 1d; alias %%DIR%%/html/; }
+        location = /e/var { set $e 2h; expires $e; return 200 "x"; }
+        location = /e/varbad { set $e bogus; expires $e; return 200 "x"; }
+        location = /e/varepoch { set $e epoch; expires $e; return 200 "x"; }
+        location = /e/404 { expires 1h; return 404; }
+        location = /e/cc { expires 1h; add_header Cache-Control public; return 200 "x"; }
+        location /lm/ { add_header Last-Modified ""; add_header ETag '"mine"'; alias %%DIR%%/html/; }
+        location /lm2/ { add_header Last-Modified "Tue, 01 Jan 2030 00:00:00 GMT"; alias %%DIR%%/html/; }
+        location = /redirect { return 302 /there; }
+        location = /teapot { return 418 "tea"; }
+        location = /err { return 500; }
+        location /src/ { add_header Cache-Control no-store; add_header Cache-Control private;
+                         add_header Expires "Thu, 01 Jan 2015 00:00:00 GMT"; return 200 "src"; }
+        location /up/ { proxy_pass http://127.0.0.1:%%PORT%%/src/; expires 30m; }
+        location /iff { if ($arg_x) { add_header X-If yes; } add_header X-Loc loc; return 200 "i"; }
+        location = /trailer { add_trailer X-Trailer "t $uri"; add_trailer X-Never ""; return 200 "body"; }
+        location = /trailer404 { add_trailer X-T t; add_trailer X-TA ta always; return 404 "no"; }
+    }
+"""
+
+FILES = {"index.html": "index\n", "a.txt": "a text\n"}
+MTIME = 1700000000  # the same Last-Modified (and ETag) on both servers
+
+PATHS = ["/", "/a.txt", "/missing", "/own/a.txt", "/e/1h", "/e/neg", "/e/zero", "/e/epoch",
+         "/e/max", "/e/off", "/e/daily", "/e/plus", "/e/mod-noLM", "/mod/a.txt", "/modpast/a.txt",
+         "/e/var", "/e/varbad", "/e/varepoch", "/e/404", "/e/cc", "/lm/a.txt", "/lm2/a.txt",
+         "/redirect", "/teapot", "/err", "/up/x", "/iff", "/iff?x=1", "/trailer", "/trailer404"]
+
+
+def answer(port, path, version="1.1"):
+    """The status line, the header lines in order (masked as the module says) and the body."""
+    out = raw(port, "GET %s HTTP/%s\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+              % (path, version))
+    head, _, body = out.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    date = None
+    for line in lines[1:]:
+        k, _, v = line.partition(": ")
+        if k.lower() == "date":
+            date = email.utils.parsedate_to_datetime(v)
+    shown = [lines[0]]
+    for line in lines[1:]:
+        k, _, v = line.partition(": ")
+        if k.lower() in ("date", "server"):
+            continue
+        if k.lower() == "expires" and date is not None and v.endswith(" GMT") and \
+                not v.startswith("Thu, 01 Jan 1970") and not v.startswith("Thu, 31 Dec 2037"):
+            delta = (email.utils.parsedate_to_datetime(v) - date).total_seconds()
+            if path in ("/mod/a.txt", "/modpast/a.txt"):
+                v = v  # fixed by the file's time, not by now
+            else:
+                v = "now%+d" % delta
+        v = v.replace(":%d/" % port, ":PORT/")
+        shown.append("%s: %s" % (k, v))
+    # Built-in pages name the server: compare them, and their length, without it.
+    named = body.replace(b"nginx/1.22.1", b"SERVER").replace(b"weir/0.1.0", b"SERVER")
+    if named != body:
+        shown = [h if not h.startswith("Content-Length:") else "Content-Length: %d" % len(named)
+                 for h in shown]
+    return shown, named
+
+
+def start(binary):
+    s = Server(CONF, files=FILES, binary=binary)
+    for f in FILES:
+        os.utime(s.path("html/" + f), (MTIME, MTIME))
+    s.start()
+    return s
+
+
+@pytest.fixture(scope="module")
+def pair():
+    servers = [start(WEIR), start(NGINX)]
+    yield servers
+    for s in servers:
+        s.stop()
+    servers[0].check_clean()
+    for s in servers:
+        s.cleanup()
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_answers_as_nginx(pair, path):
+    weir, nginx = pair
+    assert answer(weir.port, path) == answer(nginx.port, path)
+
+
+def test_what_the_answers_hold(pair):
+    weir, _ = pair
+    head, _ = answer(weir.port, "/e/1h")
+    assert "Expires: now+3600" in head and "Cache-Control: max-age=3600" in head
+    assert "X-Server: srv" in head and "X-Always: yes" in head
+    assert not any(h.startswith("X-Empty") for h in head)
+    head, _ = answer(weir.port, "/own/a.txt")
+    assert "X-Own: own /own/a.txt" in head and "X-Server: srv" not in head  # replaced, not merged
+    head, _ = answer(weir.port, "/missing")
+    assert "X-Always: yes" in head and "X-Server: srv" not in head  # 404: only `always`
+    head, _ = answer(weir.port, "/up/x")
+    assert head.count("Cache-Control: max-age=1800") == 1
+    assert not any("no-store" in h or "private" in h for h in head)
+    head, body = answer(weir.port, "/trailer")
+    assert "Transfer-Encoding: chunked" in head
+    assert body == b"4\r\nbody\r\n0\r\nX-Trailer: t /trailer\r\n\r\n"
+    _, body = answer(weir.port, "/trailer404")
+    assert body.endswith(b"0\r\nX-TA: ta\r\n\r\n")
+    head, body = answer(weir.port, "/trailer", version="1.0")
+    assert body == b"body" and "Content-Length: 4" in head  # HTTP/1.0: no chunks, no trailers
+
+
+@pytest.mark.parametrize("directive,error", [
+    ("expires 1x;", '"expires" directive invalid value'),
+    ("expires modified @1h;", '"expires" directive daily time cannot be used with "modified" parameter'),
+    ("expires @25h;", '"expires" directive daily time value must be less than 24 hours'),
+    ("expires later 1h;", '"expires" directive invalid value'),
+    ("expires 1h; expires 2h;", '"expires" directive is duplicate'),
+    ("add_header X y sometimes;", 'invalid parameter "sometimes"'),
+    ("add_header X;", 'invalid number of arguments in "add_header" directive'),
+])
+def test_load_errors_as_nginx(directive, error):
+    for binary in (WEIR, NGINX):
+        s = Server("server { listen 127.0.0.1:%%PORT%%; location / { " + directive + " } }",
+                   binary=binary)
+        try:
+            out = subprocess.run([binary, "-t", "-p", s.dir + "/", "-c", s.conf_path],
+                                 capture_output=True, text=True, timeout=30)
+            assert out.returncode != 0 and "[emerg]" in out.stderr, (binary, out.stderr)
+            assert error + " in " in out.stderr, (binary, out.stderr)
+            assert "nginx.conf:" in out.stderr
+        finally:
+            s.cleanup()

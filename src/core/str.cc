@@ -17,9 +17,9 @@ bool istarts_with(std::string_view s, std::string_view prefix) {
   return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
 }
 
-size_t ifind(std::string_view s, std::string_view needle) {
+size_t ifind(std::string_view s, std::string_view needle, size_t from) {
   if (needle.size() > s.size()) return std::string_view::npos;
-  for (size_t i = 0; i + needle.size() <= s.size(); i++) {
+  for (size_t i = from; i + needle.size() <= s.size(); i++) {
     if (iequals(s.substr(i, needle.size()), needle)) return i;
   }
   return std::string_view::npos;

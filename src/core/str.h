@@ -45,7 +45,7 @@ inline uint64_t hash_bytes(std::string_view s) {
 bool iequals(std::string_view a, std::string_view b);
 bool istarts_with(std::string_view s, std::string_view prefix);
 // Case-insensitive search of needle in s; npos when absent.
-size_t ifind(std::string_view s, std::string_view needle);
+size_t ifind(std::string_view s, std::string_view needle, size_t from = 0);
 void lowercase_into(char* dst, std::string_view src);
 std::string lowercased(std::string_view s);
 // s without leading and trailing spaces and tabs (HTTP's optional white space).

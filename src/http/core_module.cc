@@ -131,6 +131,50 @@ Status set_keepalive_disable(ConfContext& cf, const ConfNode& n, L& clcf) {
   return {};
 }
 
+Status set_gzip_http_version(ConfContext&, const ConfNode& n, L& clcf) {
+  if (clcf.gzip_http_version.set) return Status::error("is duplicate");
+  if (n.args[1] == "1.0") {
+    clcf.gzip_http_version = 1000;
+  } else if (n.args[1] == "1.1") {
+    clcf.gzip_http_version = 1001;
+  } else {
+    return Status::errorf("invalid value \"%s\"", n.args[1].c_str());
+  }
+  return {};
+}
+
+Status set_gzip_proxied(ConfContext&, const ConfNode& n, L& clcf) {
+  if (clcf.gzip_proxied.set) return Status::error("is duplicate");
+  static constexpr EnumName<uint32_t> kBits[] = {
+      {"off", kGzipProxiedOff},          {"expired", kGzipProxiedExpired},
+      {"no-cache", kGzipProxiedNoCache}, {"no-store", kGzipProxiedNoStore},
+      {"private", kGzipProxiedPrivate},  {"no_last_modified", kGzipProxiedNoLastModified},
+      {"no_etag", kGzipProxiedNoEtag},   {"auth", kGzipProxiedAuth},
+      {"any", kGzipProxiedAny},
+  };
+  uint32_t mask = 0;
+  if (Status s = parse_bitmask(n, kBits, mask); !s.ok()) return s;
+  clcf.gzip_proxied = mask;
+  return {};
+}
+
+// gzip_disable: "msie6", or User-Agent regexes (case-blind); each use adds to the list.
+Status set_gzip_disable(ConfContext& cf, const ConfNode& n, L& clcf) {
+  for (size_t i = 1; i < n.args.size(); i++) {
+    if (n.args[i] == "msie6") {
+      clcf.gzip_disable_msie6 = true;
+      continue;
+    }
+    if (clcf.gzip_disable == nullptr) {
+      clcf.gzip_disable = cf.pool.make<std::vector<std::unique_ptr<Regex>>>();
+    }
+    auto re = std::make_unique<Regex>();
+    if (Status s = re->compile(n.args[i], true); !s.ok()) return cf.error(s.message());
+    clcf.gzip_disable->push_back(std::move(re));
+  }
+  return {};
+}
+
 // limit_rate / limit_rate_after: a size, or a value with variables evaluated per request.
 template <auto Field, auto Values>
 Status set_rate(ConfContext& cf, const ConfNode& n, L& clcf) {
@@ -404,6 +448,11 @@ Status merge_loc_conf(ConfContext& cf, L& prev, L& conf) {
 
   conf.internal.merge({}, false);  // never inherited
   conf.absolute_redirect.merge(prev.absolute_redirect, true);
+  conf.gzip_vary.merge(prev.gzip_vary, false);
+  conf.gzip_http_version.merge(prev.gzip_http_version, 1001);
+  conf.gzip_proxied.merge(prev.gzip_proxied, kGzipProxiedOff);
+  conf.gzip_disable_msie6.merge(prev.gzip_disable_msie6, false);
+  if (conf.gzip_disable == nullptr) conf.gzip_disable = prev.gzip_disable;
   conf.server_name_in_redirect.merge(prev.server_name_in_redirect, false);
   conf.port_in_redirect.merge(prev.port_in_redirect, true);
   conf.msie_padding.merge(prev.msie_padding, true);
@@ -512,6 +561,10 @@ constexpr Directive kDirectives[] = {
     directive<slot::flag<&L::reset_timedout_connection>>("reset_timedout_connection",
                                                          kHttpMainSrvLoc | kFlag),
     directive<slot::flag<&L::absolute_redirect>>("absolute_redirect", kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&L::gzip_vary>>("gzip_vary", kHttpMainSrvLoc | kFlag),
+    directive<set_gzip_http_version>("gzip_http_version", kHttpMainSrvLoc | kTake1),
+    directive<set_gzip_proxied>("gzip_proxied", kHttpMainSrvLoc | kOneMore),
+    directive<set_gzip_disable>("gzip_disable", kHttpMainSrvLoc | kOneMore),
     directive<slot::flag<&L::server_name_in_redirect>>("server_name_in_redirect",
                                                        kHttpMainSrvLoc | kFlag),
     directive<slot::flag<&L::port_in_redirect>>("port_in_redirect", kHttpMainSrvLoc | kFlag),

@@ -17,6 +17,7 @@
 #include "core/file.h"
 #include "core/host_names.h"
 #include "core/inet.h"
+#include "core/regex.h"
 #include "event/resolver.h"
 #include "http/filter.h"
 #include "http/open_file.h"
@@ -63,6 +64,19 @@ struct PhaseEngine {
 };
 
 struct CoreSrvConf;
+// gzip_proxied's conditions (bits).
+enum : uint32_t {
+  kGzipProxiedOff = 0x0002,
+  kGzipProxiedExpired = 0x0004,
+  kGzipProxiedNoCache = 0x0008,
+  kGzipProxiedNoStore = 0x0010,
+  kGzipProxiedPrivate = 0x0020,
+  kGzipProxiedNoLastModified = 0x0040,
+  kGzipProxiedNoEtag = 0x0080,
+  kGzipProxiedAuth = 0x0100,
+  kGzipProxiedAny = 0x0200,
+};
+
 struct CoreLocConf;
 
 // One `listen` directive.
@@ -266,6 +280,13 @@ struct CoreLocConf {
   Setting<uint64_t> max_ranges;
   Setting<uint32_t> satisfy;  // 0 all, 1 any
   Setting<bool> disable_symlinks;
+
+  // Who may get a gzipped response (the gzip filter and gzip_static; nginx keeps them in the core).
+  Setting<bool> gzip_vary;
+  Setting<int> gzip_http_version;  // 1000 or 1001
+  Setting<uint32_t> gzip_proxied;  // kGzipProxied* bits
+  Setting<bool> gzip_disable_msie6;
+  std::vector<std::unique_ptr<Regex>>* gzip_disable = nullptr;  // User-Agent patterns
 
   std::vector<ErrorPage> error_pages;
   bool error_pages_set = false;

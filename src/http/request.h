@@ -172,6 +172,9 @@ struct Request {
   bool invalid_header : 1 = false;
   bool chunked : 1 = false;
   bool expect_trailers : 1 = false;
+  bool gzip_tested : 1 = false;  // gzip_ok() has looked at this request
+  bool gzip_ok : 1 = false;      // ... and it may get gzip
+  bool gzip_vary : 1 = false;    // the answer depends on Accept-Encoding (gzip_vary sends Vary)
   bool limit_rate_set : 1 = false;
   bool limit_rate_after_set : 1 = false;
   bool preserve_body : 1 = false;

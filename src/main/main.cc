@@ -88,7 +88,10 @@ bool have_module(std::string_view name) {
   }
   for (Module* m : all_modules()) {
     std::string_view n = m->name;
-    if (n.starts_with("http_") && n.substr(5) == name) return true;
+    // A filter module is named "<name>_filter" (http_gzip_filter: --without-http_gzip_module).
+    if (!n.starts_with("http_")) continue;
+    n.remove_prefix(5);
+    if (n == name || (n.starts_with(name) && n.substr(name.size()) == "_filter")) return true;
   }
   return false;
 }

@@ -25,6 +25,7 @@ extern Module http_not_modified_filter_module;
 extern Module http_range_filter_module;
 extern Module http_postpone_filter_module;
 extern Module http_headers_filter_module;
+extern Module http_gzip_filter_module;
 extern Module http_proxy_module;
 }  // namespace http
 
@@ -48,6 +49,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_header_filter_module,
     &http::http_chunked_filter_module,
     &http::http_range_filter_module,
+    &http::http_gzip_filter_module,
     &http::http_postpone_filter_module,
     &http::http_headers_filter_module,
     &http::http_copy_filter_module,

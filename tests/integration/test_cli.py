@@ -22,9 +22,9 @@ def test_version_help_configure():
     lines = err.splitlines()
     assert lines[0] == "weir version: weir/0.1.0"
     conf = [l for l in lines if l.startswith("configure arguments: ")][0]
-    for missing in ("gzip", "fastcgi", "ssi", "map", "access", "limit_req"):
+    for missing in ("charset", "fastcgi", "ssi", "map", "access", "limit_req"):
         assert "--without-http_%s_module" % missing in conf
-    for built in ("rewrite", "proxy", "upstream_keepalive", "upstream_hash", "upstream_ip_hash",
+    for built in ("rewrite", "proxy", "gzip", "upstream_keepalive", "upstream_hash", "upstream_ip_hash",
                   "upstream_least_conn", "upstream_random", "upstream_zone"):
         assert "--without-http_%s_module" % built not in conf
     assert "--without-http_mirror_module" not in conf
@@ -118,7 +118,7 @@ BAD = [
     ("events {}\nhttp {\n    server { location /a { location /b { } } }\n}\n",
      'location "/b" is outside location "/a" in %s:3'),
     ("events {}\nhttp {\n    server { location /a {} location /a {} }\n}\n", 'duplicate location "/a" in %s:3'),
-    ("events {}\nhttp {\n    gzip on;\n}\n", 'unknown directive "gzip" in %s:3'),
+    ("events {}\nhttp {\n    ssi on;\n}\n", 'unknown directive "ssi" in %s:3'),
     ("events {}\nhttp {\n    server { listen 127.0.0.1:1 ssl; }\n}\n",
      'the "ssl" parameter requires ngx_http_ssl_module in %s:3'),
     ("events {}\nhttp {\n    root \"/x;\n}\n", "unexpected end of file"),

@@ -1,0 +1,561 @@
+// The gzip filter: responses of gzip_types (text/html always) with status 200, 403 or 404, at least
+// gzip_min_length long, not already encoded, go out gzipped to clients that accept it (gzip_ok).
+// Streaming: zlib reads each input buffer as it comes and writes into at most gzip_buffers output
+// buffers; when all of them wait for the client the filter stops taking input (the buffers before
+// it are held, not copied), so a response of any size passes in bounded memory. A flushed input
+// buffer becomes a flushed deflate block; the last one ends the gzip stream. Content-Length and
+// Accept-Ranges go, the ETag turns weak. zlib's memory comes from the request's pool (per-process
+// cached blocks: no malloc per response) and goes back as soon as the stream ends.
+// nginx: src/http/modules/ngx_http_gzip_filter_module.c
+#include <zlib.h>
+
+#include <string>
+#include <vector>
+
+#include "core/str.h"
+#include "http/core_module.h"
+#include "http/variables.h"
+#include "modules/gzip/gzip.h"
+
+namespace weir::http {
+
+extern Module http_gzip_filter_module;
+
+namespace {
+
+struct GzipLocConf {
+  static constexpr Module* kModule = &http_gzip_filter_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Loc;
+
+  Setting<bool> enable;
+  Setting<bool> no_buffer;
+  Setting<Bufs> bufs;
+  Setting<int> level;
+  Setting<int> wbits;     // gzip_window, as a power of two
+  Setting<int> memlevel;  // gzip_hash, as zlib's memLevel
+  Setting<size_t> postpone;
+  Setting<off_t> min_length;
+  Setting<std::vector<std::string>> types;  // lower case; "*": any
+};
+
+struct GzipCtx {
+  static constexpr Module* kModule = &http_gzip_filter_module;
+
+  z_stream z{};
+  Request* r = nullptr;
+  int wbits = 15;
+  int memlevel = 8;
+
+  ChainLink* in = nullptr;  // input not yet given to zlib, oldest first
+  ChainLink** in_tail = &in;
+  Buffer* in_buf = nullptr;   // the input zlib reads
+  Buffer* out_buf = nullptr;  // the output zlib writes
+  ChainLink* out = nullptr;   // output for the next filters
+  ChainLink** out_tail = &out;
+  ChainLink* free = nullptr;
+  ChainLink* busy = nullptr;
+  int bufs = 0;         // output buffers made
+  size_t buffered = 0;  // bytes copied while postponing
+
+  int flush = Z_NO_FLUSH;  // what the current input asks of deflate
+  bool started : 1 = false;
+  bool buffering : 1 = false;  // postpone_gzipping: input is copied until there is enough
+  bool redo : 1 = false;       // deflate filled its buffer: call again before new input
+  bool nomem : 1 = false;      // every output buffer waits for the client
+  bool done : 1 = false;
+  uint64_t zin = 0;
+  uint64_t zout = 0;
+};
+
+bool type_matches(const Request& r, const std::vector<std::string>& types) {
+  const HeadersOut& out = r.headers_out;
+  std::string_view ct = out.content_type.substr(0, out.content_type_len);
+  if (iequals(ct, "text/html")) return true;
+  for (const std::string& t : types) {
+    if (t == "*" || iequals(ct, t)) return true;
+  }
+  return false;
+}
+
+// Deflate's window and hash for a response of known size: no larger than it needs.
+void size_memory(const Request& r, const GzipLocConf& conf, GzipCtx& ctx) {
+  int wbits = *conf.wbits;
+  int memlevel = *conf.memlevel;
+  off_t len = r.headers_out.content_length_n;
+  if (len > 0) {
+    while (wbits > 9 && len < (off_t{1} << (wbits - 1)) - 262) {  // zlib's window is 262 short
+      wbits--;
+      memlevel--;
+    }
+    if (memlevel < 1) memlevel = 1;
+  }
+  ctx.wbits = wbits;
+  ctx.memlevel = memlevel;
+}
+
+Code gzip_header_filter(Request& r, HeaderNext next) {
+  const auto& conf = r.loc<GzipLocConf>();
+  HeadersOut& out = r.headers_out;
+  int status = out.status;
+  if (!*conf.enable || (status != 200 && status != 403 && status != 404) ||
+      (out.content_encoding != nullptr && !out.content_encoding->value.empty()) ||
+      (out.content_length_n != -1 && out.content_length_n < *conf.min_length) ||
+      !type_matches(r, *conf.types) || r.header_only) {
+    return next(r);
+  }
+  r.gzip_vary = true;
+  if (!gzip_ok(r)) return next(r);
+  auto* ctx = r.pool->make<GzipCtx>();
+  ctx->r = &r;
+  ctx->buffering = *conf.postpone != 0;
+  size_memory(r, conf, *ctx);
+  r.set_ctx(ctx);
+  out.content_encoding = add_header_out(r, "Content-Encoding", "gzip");
+  r.main_filter_need_in_memory = true;
+  clear_content_length(r);
+  clear_accept_ranges(r);
+  weak_etag(r);
+  return next(r);
+}
+
+void* z_alloc(void* opaque, unsigned items, unsigned size) {
+  return static_cast<GzipCtx*>(opaque)->r->pool->alloc(size_t{items} * size);
+}
+
+// A large block goes back to the process's cache at once; small ones stay with the pool.
+void z_free(void* opaque, void* p) {
+  (void)static_cast<GzipCtx*>(opaque)->r->pool->free_large(p);
+}
+
+Rc start(Request& r, GzipCtx& ctx, const GzipLocConf& conf) {
+  ctx.z.zalloc = z_alloc;
+  ctx.z.zfree = z_free;
+  ctx.z.opaque = &ctx;
+  // 16 + window bits: zlib writes the gzip header and trailer (CRC-32, length) itself.
+  int rc = deflateInit2(&ctx.z, *conf.level, Z_DEFLATED, ctx.wbits + 16, ctx.memlevel,
+                        Z_DEFAULT_STRATEGY);
+  if (rc != Z_OK) {
+    log_error(LogLevel::Alert, r.log(), 0, "deflateInit2() failed: %d", rc);
+    return Rc::Error;
+  }
+  ctx.started = true;
+  return Rc::Ok;
+}
+
+void append_out(GzipCtx& ctx, Buffer* b) {
+  ChainLink* cl = ctx.r->pool->alloc_link();
+  cl->buf = b;
+  cl->next = nullptr;
+  *ctx.out_tail = cl;
+  ctx.out_tail = &cl->next;
+}
+
+// postpone_gzipping: the input is copied (and the original given back) until more than the
+// postponed size, a flush or the last buffer came, so that a small response is compressed in one
+// go. Ok: keep waiting.
+Rc postpone_input(GzipCtx& ctx, ChainLink* in, const GzipLocConf& conf) {
+  Request& r = *ctx.r;
+  for (; in != nullptr; in = in->next) {
+    Buffer* b = in->buf;
+    size_t size = static_cast<size_t>(b->size());
+    ctx.buffered += size;
+    if (b->flush || b->last_buf || ctx.buffered > *conf.postpone) ctx.buffering = false;
+    Buffer* take = b;
+    if (ctx.buffering && size > 0) {
+      take = Buffer::create_temp(*r.pool, size);
+      take->last = put(take->last, {b->pos, size});
+      take->last_buf = b->last_buf;
+      take->tag = &http_gzip_filter_module;
+      b->pos = b->last;
+    }
+    ChainLink* cl = r.pool->alloc_link();
+    cl->buf = take;
+    cl->next = nullptr;
+    *ctx.in_tail = cl;
+    ctx.in_tail = &cl->next;
+  }
+  return Rc::Ok;
+}
+
+// The next input for zlib; false when there is none.
+bool feed(GzipCtx& ctx) {
+  for (;;) {
+    if (ctx.z.avail_in != 0 || ctx.flush != Z_NO_FLUSH || ctx.redo) return true;
+    ChainLink* cl = ctx.in;
+    if (cl == nullptr) return false;
+    ctx.in = cl->next;
+    if (ctx.in == nullptr) ctx.in_tail = &ctx.in;
+    ctx.in_buf = cl->buf;
+    ctx.r->pool->free_link(cl);
+    Buffer* b = ctx.in_buf;
+    ctx.z.next_in = reinterpret_cast<Bytef*>(b->pos);
+    ctx.z.avail_in = static_cast<uInt>(b->size());
+    if (b->last_buf) {
+      ctx.flush = Z_FINISH;
+    } else if (b->flush) {
+      ctx.flush = Z_SYNC_FLUSH;
+    }
+    // A buffer with no data and no flag (sync, last_in_chain) is passed over.
+  }
+}
+
+// An output buffer with room for zlib; false when every one waits for the client.
+bool output_room(GzipCtx& ctx, const GzipLocConf& conf) {
+  if (ctx.z.avail_out != 0) return true;
+  if (ChainLink* cl = ctx.free) {
+    ctx.free = cl->next;
+    ctx.out_buf = cl->buf;
+    ctx.r->pool->free_link(cl);
+  } else if (ctx.bufs < conf.bufs->num) {
+    ctx.out_buf = Buffer::create_temp(*ctx.r->pool, conf.bufs->size);
+    ctx.out_buf->tag = &http_gzip_filter_module;
+    ctx.out_buf->recycled = true;
+    ctx.bufs++;
+  } else {
+    ctx.nomem = true;
+    return false;
+  }
+  ctx.out_buf->pos = ctx.out_buf->last = ctx.out_buf->start;
+  ctx.z.next_out = reinterpret_cast<Bytef*>(ctx.out_buf->pos);
+  ctx.z.avail_out = static_cast<uInt>(conf.bufs->size);
+  return true;
+}
+
+enum class Step { More, Stop, Error };
+
+// One deflate call and what it made of the output buffer.
+Step deflate_step(GzipCtx& ctx, const GzipLocConf& conf) {
+  Request& r = *ctx.r;
+  int rc = deflate(&ctx.z, ctx.flush);
+  if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
+    log_error(LogLevel::Alert, r.log(), 0, "deflate() failed: %d, %d", ctx.flush, rc);
+    return Step::Error;
+  }
+  if (ctx.in_buf != nullptr) ctx.in_buf->pos = ctx.in_buf->last - ctx.z.avail_in;  // consumed
+  ctx.out_buf->last = reinterpret_cast<char*>(ctx.z.next_out);
+  if (ctx.z.avail_out == 0 && rc != Z_STREAM_END) {
+    append_out(ctx, ctx.out_buf);  // full: zlib has more to say
+    ctx.redo = true;
+    return Step::More;
+  }
+  ctx.redo = false;
+  if (ctx.flush == Z_SYNC_FLUSH) {
+    ctx.flush = Z_NO_FLUSH;
+    Buffer* b = ctx.out_buf;
+    if (b->size() == 0) {
+      b = Buffer::create_special(*r.pool, false, true);
+    } else {
+      b->flush = true;
+      ctx.z.avail_out = 0;  // the next output goes into another buffer
+    }
+    append_out(ctx, b);
+    r.buffered &= ~kGzipBuffered;
+    return Step::Stop;
+  }
+  if (rc == Z_STREAM_END) {
+    ctx.zin = ctx.z.total_in;
+    ctx.zout = ctx.z.total_out;
+    if (int end = deflateEnd(&ctx.z); end != Z_OK) {
+      log_error(LogLevel::Alert, r.log(), 0, "deflateEnd() failed: %d", end);
+      return Step::Error;
+    }
+    Buffer* b = ctx.out_buf;
+    if (b->size() == 0) b->temporary = false;
+    b->last_buf = true;
+    append_out(ctx, b);
+    ctx.z.avail_in = ctx.z.avail_out = 0;
+    ctx.done = true;
+    r.buffered &= ~kGzipBuffered;
+    return Step::Stop;
+  }
+  if (*conf.no_buffer && ctx.in == nullptr) {
+    // gzip_no_buffer: what zlib gave for the input so far goes out without waiting for a full
+    // buffer.
+    if (ctx.out_buf->size() != 0) {
+      append_out(ctx, ctx.out_buf);
+      ctx.z.avail_out = 0;
+    }
+    return Step::Stop;
+  }
+  return Step::More;
+}
+
+Rc fail(GzipCtx& ctx) {
+  if (ctx.started && !ctx.done) (void)deflateEnd(&ctx.z);
+  ctx.done = true;
+  return Rc::Error;
+}
+
+Rc gzip_body_filter(Request& r, ChainLink* in, BodyNext next) {
+  auto* ctx = r.get_ctx<GzipCtx>();
+  if (ctx == nullptr || ctx->done || r.header_only) return next(r, in);
+  const auto& conf = r.loc<GzipLocConf>();
+  if (ctx->buffering) {
+    if (in == nullptr) {
+      ctx->buffering = false;
+    } else {
+      (void)postpone_input(*ctx, in, conf);
+      if (ctx->buffering) return Rc::Ok;
+      in = nullptr;
+    }
+  }
+  if (!ctx->started && start(r, *ctx, conf) != Rc::Ok) return fail(*ctx);
+  for (; in != nullptr; in = in->next) {
+    ChainLink* cl = r.pool->alloc_link();
+    cl->buf = in->buf;
+    cl->next = nullptr;
+    *ctx->in_tail = cl;
+    ctx->in_tail = &cl->next;
+    r.buffered |= kGzipBuffered;
+  }
+  bool flush = ctx->busy != nullptr;
+  if (ctx->nomem) {
+    // Push out what waits for the client, then see which buffers came back.
+    if (next(r, nullptr) == Rc::Error) return fail(*ctx);
+    ChainLink* none = nullptr;
+    update_chains(*r.pool, &ctx->free, &ctx->busy, &none, &http_gzip_filter_module);
+    ctx->nomem = false;
+    flush = false;
+  }
+  for (;;) {
+    while (feed(*ctx) && output_room(*ctx, conf)) {
+      Step s = deflate_step(*ctx, conf);
+      if (s == Step::Error) return fail(*ctx);
+      if (s == Step::Stop) break;
+    }
+    if (ctx->out == nullptr && !flush) return ctx->busy != nullptr ? Rc::Again : Rc::Ok;
+    Rc rc = next(r, ctx->out);
+    if (rc == Rc::Error) return fail(*ctx);
+    update_chains(*r.pool, &ctx->free, &ctx->busy, &ctx->out, &http_gzip_filter_module);
+    ctx->out_tail = &ctx->out;
+    ctx->nomem = false;
+    flush = false;
+    if (ctx->done) return rc;
+  }
+}
+
+// $gzip_ratio: input over output, two decimals rounded as nginx does.
+void var_gzip_ratio(Request& r, VariableValue& v, uintptr_t) {
+  auto* ctx = r.get_ctx<GzipCtx>();
+  if (ctx == nullptr || ctx->zout == 0) {
+    v.set_not_found();
+    return;
+  }
+  uint64_t whole = ctx->zin / ctx->zout;
+  uint64_t frac = ctx->zin * 100 / ctx->zout % 100;
+  if (ctx->zin * 1000 / ctx->zout % 10 > 4) {
+    if (++frac > 99) {
+      whole++;
+      frac = 0;
+    }
+  }
+  char* p = r.pool->alloc_bytes(32);
+  char* e = put_uint(p, whole);
+  *e++ = '.';
+  e = put_uint_pad(e, frac, 2);
+  v.set({p, static_cast<size_t>(e - p)});
+}
+
+constexpr VariableDef kVars[] = {
+    {"gzip_ratio", var_gzip_ratio, nullptr, kVarNoCacheable},
+};
+
+// Whether an Accept-Encoding value accepts gzip: the token "gzip", and a q that is not zero if it
+// has one. nginx: ngx_http_gzip_accept_encoding, ngx_http_gzip_quantity
+bool accepts_gzip(std::string_view ae) {
+  if (ae.size() < 4) return false;
+  if (ae.starts_with("gzip,")) return true;
+  size_t at = 0;
+  for (;;) {
+    at = ifind(ae, "gzip", at);
+    if (at == std::string_view::npos) return false;
+    if (at == 0 || ae[at - 1] == ',' || ae[at - 1] == ' ') break;
+    at += 4;
+  }
+  std::string_view rest = ae.substr(at + 4);
+  size_t i = 0;
+  for (; i < rest.size(); i++) {
+    char c = rest[i];
+    if (c == ',') return true;
+    if (c == ';') break;
+    if (c != ' ') return false;
+  }
+  if (i == rest.size()) return true;
+  for (i++; i < rest.size() && rest[i] == ' '; i++) {
+  }
+  if (i == rest.size()) return true;
+  if (rest[i] != 'q' && rest[i] != 'Q') return false;
+  i++;
+  if (i + 2 > rest.size() || rest[i] != '=') return false;
+  std::string_view q = rest.substr(i + 1);
+  // The quantity: 0 or 1, then optionally '.' and up to three digits; zero refuses.
+  if (q[0] != '0' && q[0] != '1') return false;
+  int value = (q[0] - '0') * 100;
+  if (q.size() == 1 || q[1] == ',' || q[1] == ' ') return value != 0;
+  if (q[1] != '.') return false;
+  int digits = 0;
+  for (size_t k = 2; k < q.size() && q[k] != ',' && q[k] != ' '; k++) {
+    if (q[k] < '0' || q[k] > '9') return false;
+    value += q[k] - '0';  // nginx adds the digits as they come
+    digits++;
+  }
+  return value <= 100 && digits <= 3 && value != 0;
+}
+
+// Whether a Cache-Control line of the response names the token.
+bool cache_control_has(const Header* cc, std::string_view token) {
+  for (; cc != nullptr; cc = cc->next_same) {
+    if (cc->hash == 0) continue;
+    std::string_view v = cc->value;
+    for (size_t at = ifind(v, token); at != std::string_view::npos; at = ifind(v, token, at + 1)) {
+      bool starts = at == 0 || v[at - 1] == ',' || v[at - 1] == ' ';
+      size_t end = at + token.size();
+      bool ends = end == v.size() || v[end] == ',' || v[end] == ' ' || v[end] == ';';
+      if (starts && ends) return true;
+    }
+  }
+  return false;
+}
+
+// A request through a proxy (it has Via): gzip_proxied says which responses may be gzipped.
+bool proxied_ok(const Request& r, uint32_t p) {
+  if (p & kGzipProxiedOff) return false;
+  if (p & kGzipProxiedAny) return true;
+  if (r.headers_in.authorization != nullptr && (p & kGzipProxiedAuth)) return true;
+  const HeadersOut& out = r.headers_out;
+  if (const Header* e = out.expires) {
+    if (!(p & kGzipProxiedExpired)) return false;
+    auto expires = clock::parse_http_time(e->value);
+    if (!expires) return false;
+    time_t date = clock::now();
+    if (out.date != nullptr) {
+      auto d = clock::parse_http_time(out.date->value);
+      if (!d) return false;
+      date = *d;
+    }
+    return *expires < date;
+  }
+  if (const Header* cc = out.cache_control) {
+    return ((p & kGzipProxiedNoCache) && cache_control_has(cc, "no-cache")) ||
+           ((p & kGzipProxiedNoStore) && cache_control_has(cc, "no-store")) ||
+           ((p & kGzipProxiedPrivate) && cache_control_has(cc, "private"));
+  }
+  if ((p & kGzipProxiedNoLastModified) && out.last_modified != nullptr) return false;
+  if ((p & kGzipProxiedNoEtag) && out.etag != nullptr) return false;
+  return true;
+}
+
+// --- configuration ---------------------------------------------------------------------------
+
+Status set_level(ConfContext&, const ConfNode& n, GzipLocConf& conf) {
+  if (conf.level.set) return Status::error("is duplicate");
+  auto v = parse_int(n.args[1]);
+  if (!v) return Status::error("invalid number");
+  if (*v < 1 || *v > 9) return Status::error("must be between 1 and 9");  // nginx's bounds check
+  conf.level = static_cast<int>(*v);
+  return {};
+}
+
+// gzip_window and gzip_hash: a size that is a power of two within zlib's range, as its log2 less
+// `base` (window bits; memLevel).
+template <Setting<int> GzipLocConf::*kField, size_t kMin, size_t kMax, int kBase>
+Status set_power(ConfContext&, const ConfNode& n, GzipLocConf& conf) {
+  auto& f = conf.*kField;
+  if (f.set) return Status::error("is duplicate");
+  auto v = parse_size(n.args[1]);
+  if (!v) return Status::error("invalid value");
+  size_t size = static_cast<size_t>(*v);
+  for (int shift = 0; (size_t{1} << shift) <= kMax; shift++) {
+    if ((size_t{1} << shift) == size && size >= kMin) {
+      f = shift - kBase;
+      return {};
+    }
+  }
+  return Status::errorf("must be %zu, %zu, %zu, %zu, %zu, %zu, %zu, %zu or %zu", kMin, kMin * 2,
+                        kMin * 4, kMin * 8, kMin * 16, kMin * 32, kMin * 64, kMin * 128,
+                        kMin * 256);
+}
+
+Status set_types(ConfContext&, const ConfNode& n, GzipLocConf& conf) {
+  if (conf.types.set) return Status::error("is duplicate");
+  std::vector<std::string> types;
+  for (size_t i = 1; i < n.args.size(); i++) types.push_back(lowercased(n.args[i]));
+  conf.types = std::move(types);
+  return {};
+}
+
+GzipLocConf* create_loc_conf(ConfContext& cf) {
+  return cf.pool.make<GzipLocConf>();
+}
+
+Status merge_loc_conf(ConfContext&, const GzipLocConf& prev, GzipLocConf& conf) {
+  conf.enable.merge(prev.enable, false);
+  conf.no_buffer.merge(prev.no_buffer, false);
+  conf.bufs.merge(prev.bufs, Bufs{32, 4096});
+  conf.postpone.merge(prev.postpone, 0);
+  conf.level.merge(prev.level, 1);
+  conf.wbits.merge(prev.wbits, 15);
+  conf.memlevel.merge(prev.memlevel, 8);
+  conf.min_length.merge(prev.min_length, 20);
+  conf.types.merge(prev.types, {});
+  return {};
+}
+
+Status preconfiguration(ConfContext& cf) {
+  return add_variables(cf, kVars);
+}
+
+Status init(ConfContext& cf) {
+  register_header_filter(cf, FilterId::Gzip, gzip_header_filter);
+  register_body_filter(cf, FilterId::Gzip, gzip_body_filter);
+  return {};
+}
+
+constexpr Directive kDirectives[] = {
+    directive<slot::flag<&GzipLocConf::enable>>("gzip", kHttpMainSrvLocLif | kFlag),
+    directive<slot::bufs<&GzipLocConf::bufs>>("gzip_buffers", kHttpMainSrvLoc | kTake2),
+    directive<set_types>("gzip_types", kHttpMainSrvLoc | kOneMore),
+    directive<set_level>("gzip_comp_level", kHttpMainSrvLoc | kTake1),
+    directive<set_power<&GzipLocConf::wbits, 512, 32768, 0>>("gzip_window",
+                                                             kHttpMainSrvLoc | kTake1),
+    directive<set_power<&GzipLocConf::memlevel, 512, 131072, 8>>("gzip_hash",
+                                                                 kHttpMainSrvLoc | kTake1),
+    directive<slot::size<&GzipLocConf::postpone>>("postpone_gzipping", kHttpMainSrvLoc | kTake1),
+    directive<slot::flag<&GzipLocConf::no_buffer>>("gzip_no_buffer", kHttpMainSrvLoc | kFlag),
+    directive<slot::offset<&GzipLocConf::min_length>>("gzip_min_length", kHttpMainSrvLoc | kTake1),
+};
+static_assert(directives_of(kDirectives, &http_gzip_filter_module));
+
+}  // namespace
+
+Module http_gzip_filter_module{
+    .name = "http_gzip_filter",
+    .type = ModuleType::Http,
+    .directives = kDirectives,
+    .preconfiguration = preconfiguration,
+    .create_loc_conf = create_conf<create_loc_conf>,
+    .merge_loc_conf = merge_conf<merge_loc_conf>,
+    .postconfiguration = init,
+};
+
+// Whether this request may get gzip (tested once). nginx: ngx_http_gzip_ok
+bool gzip_ok(Request& r) {
+  if (r.gzip_tested) return r.gzip_ok;
+  r.gzip_tested = true;
+  if (!r.is_main()) return false;
+  const Header* ae = r.headers_in.accept_encoding;
+  if (ae == nullptr || !accepts_gzip(ae->value)) return false;
+  const CoreLocConf& clcf = core_loc(r);
+  if (r.headers_in.msie6 && *clcf.gzip_disable_msie6) return false;
+  if (r.http_version < *clcf.gzip_http_version) return false;
+  if (r.headers_in.via != nullptr && !proxied_ok(r, *clcf.gzip_proxied)) return false;
+  if (clcf.gzip_disable != nullptr && r.headers_in.user_agent != nullptr) {
+    for (const auto& re : *clcf.gzip_disable) {
+      if (re->match(r.headers_in.user_agent->value, nullptr, 0)) return false;
+    }
+  }
+  r.gzip_ok = true;
+  return true;
+}
+
+}  // namespace weir::http

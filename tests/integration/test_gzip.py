@@ -1,0 +1,255 @@
+"""The gzip filter (#9): every answer compared with Debian's nginx on the same configuration, files
+and requests - status, header lines in order (Date and Server masked), the body after decompressing
+it with Python's zlib, and $gzip_ratio in the access log - over Accept-Encoding variants, types,
+gzip_min_length, HEAD, 304, ranges, error pages, gzip_proxied with Via, gzip_http_version,
+gzip_disable, and proxied, chunked and flushed responses. Then what only weir can be asked: a large
+response passes in bounded memory, and a flushed upstream chunk reaches the client decompressible
+at once."""
+import os
+import socket
+import threading
+import zlib
+
+import pytest
+
+from backend import Backend, Send, Wait
+from conftest import NGINX, WEIR, Server, raw, wait_for
+
+TEXT = ("".join("line %d of a text that compresses well\n" % i for i in range(400))).encode()
+FILES = {"big.txt": TEXT, "small.txt": b"tiny\n", "page.html": b"<html>" + TEXT + b"</html>",
+         "data.json": b'{"k": "' + b"v" * 3000 + b'"}', "img.png": b"\x89PNG" + TEXT,
+         "mid.txt": TEXT[:200]}
+MTIME = 1700000000
+
+CONF = r"""
+    include %%DIR%%/conf/mime.types;
+    log_format ratio '$uri $status $gzip_ratio';
+    access_log %%DIR%%/logs/ratio.log ratio;
+    gzip on;
+    gzip_types text/plain application/json;
+    gzip_min_length 100;
+    gzip_vary on;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location / { }
+        location /proxied/ { gzip_proxied any; alias %%DIR%%/html/; }
+        location /expired/ { gzip_proxied expired; expires -1; alias %%DIR%%/html/; }
+        location /fresh/ { gzip_proxied expired no-cache; expires 1h; alias %%DIR%%/html/; }
+        location /nocache/ { gzip_proxied no-cache; add_header Cache-Control "no-cache";
+                             alias %%DIR%%/html/; }
+        location /http10/ { gzip_http_version 1.0; alias %%DIR%%/html/; }
+        location /disable/ { gzip_disable "MSIE [4-6]\." "^curl/"; alias %%DIR%%/html/; }
+        location /level9/ { gzip_comp_level 9; gzip_window 4k; gzip_hash 1k; alias %%DIR%%/html/; }
+        location /any/ { gzip_types *; alias %%DIR%%/html/; }
+        location /off/ { gzip off; alias %%DIR%%/html/; }
+        location /ret { return 200 "%%TEXT%%"; }
+        location /encoded { add_header Content-Encoding identity; return 200 "%%TEXT%%"; }
+        location /up/ { proxy_pass http://127.0.0.1:%%PORT%%/; }
+    }
+"""
+
+AE = ["gzip", "gzip, deflate", "deflate", "gzip;q=0", "gzip;q=0.5", "GZIP", "x-gzip",
+      "br, gzip;q=0.001", "identity", "gzip;q=0.000", "gzip;q=1.5", "deflate,gzip", "xgzip"]
+
+REQUESTS = ([("/big.txt", {"Accept-Encoding": ae}) for ae in AE] + [
+    ("/small.txt", {"Accept-Encoding": "gzip"}),
+    ("/mid.txt", {"Accept-Encoding": "gzip"}),
+    ("/page.html", {"Accept-Encoding": "gzip"}),
+    ("/data.json", {"Accept-Encoding": "gzip"}),
+    ("/img.png", {"Accept-Encoding": "gzip"}),
+    ("/any/img.png", {"Accept-Encoding": "gzip"}),
+    ("/off/big.txt", {"Accept-Encoding": "gzip"}),
+    ("/missing", {"Accept-Encoding": "gzip"}),
+    ("/big.txt", {"Accept-Encoding": "gzip", "Range": "bytes=0-10"}),
+    ("/big.txt", {"Accept-Encoding": "gzip", "Via": "1.1 proxy"}),
+    ("/proxied/big.txt", {"Accept-Encoding": "gzip", "Via": "1.1 proxy"}),
+    ("/expired/big.txt", {"Accept-Encoding": "gzip", "Via": "1.1 proxy"}),
+    ("/fresh/big.txt", {"Accept-Encoding": "gzip", "Via": "1.1 proxy"}),
+    ("/nocache/big.txt", {"Accept-Encoding": "gzip", "Via": "1.1 proxy"}),
+    ("/disable/big.txt", {"Accept-Encoding": "gzip", "User-Agent": "curl/8.0"}),
+    ("/disable/big.txt", {"Accept-Encoding": "gzip", "User-Agent": "Mozilla/4.0 (MSIE 5.5)"}),
+    ("/disable/big.txt", {"Accept-Encoding": "gzip", "User-Agent": "Firefox"}),
+    ("/level9/big.txt", {"Accept-Encoding": "gzip"}),
+    ("/ret", {"Accept-Encoding": "gzip"}),
+    ("/encoded", {"Accept-Encoding": "gzip"}),
+    ("/up/big.txt", {"Accept-Encoding": "gzip"}),
+    ("/up/data.json", {"Accept-Encoding": "gzip"}),
+])
+
+
+def request(port, path, headers, method="GET", version="1.1"):
+    req = "%s %s HTTP/%s\r\nHost: localhost\r\nConnection: close\r\n" % (method, path, version)
+    for k, v in headers.items():
+        req += "%s: %s\r\n" % (k, v)
+    out = raw(port, req + "\r\n", timeout=10)
+    head, _, body = out.partition(b"\r\n\r\n")
+    lines = [l for l in head.decode("latin-1").split("\r\n")
+             if not l.lower().startswith(("date:", "server:", "expires:"))]
+    if "Transfer-Encoding: chunked" in lines:
+        plain, rest = b"", body
+        while True:
+            size, _, rest = rest.partition(b"\r\n")
+            size = int(size, 16)
+            if size == 0:
+                break
+            plain += rest[:size]
+            rest = rest[size + 2:]
+        body = plain
+    if "Content-Encoding: gzip" in lines and method != "HEAD":
+        body = b"GUNZIPPED:" + zlib.decompress(body, 16 + zlib.MAX_WBITS)
+    named = body.replace(b"nginx/1.22.1", b"SERVER").replace(b"weir/0.1.0", b"SERVER")
+    if named != body:
+        lines = [l if not l.startswith("Content-Length:") else "Content-Length: %d" % len(named)
+                 for l in lines]
+    return lines, named
+
+
+def start(binary):
+    s = Server(CONF.replace("%%TEXT%%", TEXT[:3000].decode().replace("\n", " ")),
+               files=FILES, binary=binary)
+    for f in FILES:
+        os.utime(s.path("html/" + f), (MTIME, MTIME))
+    s.start()
+    return s
+
+
+@pytest.fixture(scope="module")
+def pair():
+    servers = [start(WEIR), start(NGINX)]
+    yield servers
+    for s in servers:
+        s.stop()
+    servers[0].check_clean()
+    for s in servers:
+        s.cleanup()
+
+
+@pytest.mark.parametrize("path,headers", REQUESTS,
+                         ids=["%s %s" % (p, sorted(h.items())) for p, h in REQUESTS])
+def test_answers_as_nginx(pair, path, headers):
+    weir, nginx = pair
+    assert request(weir.port, path, headers) == request(nginx.port, path, headers)
+
+
+def test_head_304_and_http10_as_nginx(pair):
+    weir, nginx = pair
+    ae = {"Accept-Encoding": "gzip"}
+    for args in [("/big.txt", ae, "HEAD"), ("/big.txt", ae, "GET", "1.0"),
+                 ("/http10/big.txt", ae, "GET", "1.0")]:
+        assert request(weir.port, *args) == request(nginx.port, *args), args
+    etag = [l for l in request(nginx.port, "/big.txt", ae)[0] if l.startswith("ETag:")][0][6:]
+    cond = dict(ae, **{"If-None-Match": etag})
+    assert request(weir.port, "/big.txt", cond) == request(nginx.port, "/big.txt", cond)
+
+
+def test_what_the_answers_hold(pair):
+    weir, _ = pair
+    lines, body = request(weir.port, "/big.txt", {"Accept-Encoding": "gzip"})
+    assert body == b"GUNZIPPED:" + TEXT
+    assert "Content-Encoding: gzip" in lines and "Vary: Accept-Encoding" in lines
+    assert not any(l.startswith(("Content-Length:", "Accept-Ranges:")) for l in lines)
+    assert any(l.startswith('ETag: W/"') for l in lines)
+    lines, body = request(weir.port, "/big.txt", {"Accept-Encoding": "gzip;q=0"})
+    assert body == TEXT and "Vary: Accept-Encoding" in lines
+
+
+def test_gzip_ratio_as_nginx(pair):
+    logs = []
+    for s in pair:
+        for path in ("/big.txt", "/level9/big.txt", "/data.json", "/small.txt"):
+            request(s.port, path, {"Accept-Encoding": "gzip"})
+        wait_for(lambda: open(s.path("logs/ratio.log")).read().count("\n") >= 4, what="the log")
+        logs.append(open(s.path("logs/ratio.log")).read().splitlines()[-4:])
+    assert logs[0] == logs[1]
+    assert logs[0][0].startswith("/big.txt 200 ") and logs[0][3] == "/small.txt 200 -"
+
+
+def test_flushed_chunks_reach_the_client_decompressible(make_server):
+    """proxy_buffering off: each upstream chunk is a flushed buffer, so the client can decompress
+    what it has before the upstream sends more (the backend waits for the test to say so)."""
+    seen = threading.Event()
+    with Backend() as b:
+        b.script("/events", [Send("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                                  "Transfer-Encoding: chunked\r\n\r\n"),
+                             Send(b"%x\r\n" % 300 + b"e" * 300 + b"\r\n"), Wait(seen),
+                             Send(b"%x\r\n" % 300 + b"f" * 300 + b"\r\n0\r\n\r\n")])
+        s = make_server("""
+        gzip on; gzip_types text/plain;
+        server { listen 127.0.0.1:%%%%PORT%%%%;
+                 location / { proxy_pass http://127.0.0.1:%d; proxy_buffering off; } }
+        """ % b.port)
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        c.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        data, plain = b"", b""
+        while len(plain) < 300:
+            data += c.recv(65536)  # times out (the test fails) if the first flush never comes
+            head, sep, body = data.partition(b"\r\n\r\n")
+            if not sep:
+                continue
+            gz, rest = b"", body
+            while b"\r\n" in rest:
+                size, _, more = rest.partition(b"\r\n")
+                n = int(size, 16)
+                if n == 0 or len(more) < n + 2:
+                    break
+                gz += more[:n]
+                rest = more[n + 2:]
+            plain = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(gz)
+        assert b"Content-Encoding: gzip" in head and plain == b"e" * 300
+        seen.set()
+        while not data.endswith(b"0\r\n\r\n"):
+            data += c.recv(65536)
+        c.close()
+
+
+def test_a_large_response_in_bounded_memory(make_server):
+    """24 MiB of text gzipped to a slow client: the worker's memory stays within a few MiB of where
+    it started (gzip_buffers bound the output; the input is held, not copied)."""
+    s = make_server("""
+    gzip on; gzip_types text/plain; types { text/plain txt; }
+    server { listen 127.0.0.1:%%PORT%% sndbuf=64k; location / { } }
+    """, main_conf="worker_processes 1;", start=False)
+    with open(s.path("html/big.txt"), "wb") as f:
+        for i in range(24):
+            f.write(os.urandom(512 * 1024).hex().encode())  # 1 MiB, compresses about 2:1
+    os.chmod(s.path("html/big.txt"), 0o644)
+    s.start()
+    (pid,) = s.worker_pids()
+    raw(s.port, "GET /big.txt HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+
+    def rss():
+        with open("/proc/%d/status" % pid) as f:
+            return int([l for l in f if l.startswith("VmHWM:")][0].split()[1]) * 1024
+
+    before = rss()
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    c.sendall(b"GET /big.txt HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
+    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    data = b""
+    head = None
+    total = 0
+    while True:
+        chunk = c.recv(1 << 16)
+        if not chunk:
+            break
+        data += chunk
+        if head is None and b"\r\n\r\n" in data:
+            head, _, data = data.partition(b"\r\n\r\n")
+        if head is not None:
+            # Dechunk as it comes; decompress to count.
+            while True:
+                size, sep, rest = data.partition(b"\r\n")
+                if not sep:
+                    break
+                n = int(size, 16)
+                if len(rest) < n + 2:
+                    break
+                total += len(d.decompress(rest[:n]))
+                data = rest[n + 2:]
+                if n == 0:
+                    break
+    c.close()
+    assert total == 24 * 1024 * 1024
+    assert rss() - before < 8 * 1024 * 1024, rss() - before

@@ -434,13 +434,17 @@ def make_server():
         pytest.fail("\n".join(errors))
 
 
-def weir_and_nginx(conf, files):
+def weir_and_nginx(conf, files, mtime=None):
     """A generator for module-scoped fixtures: weir and Debian's nginx started on the same config; after
-    the module both are stopped and weir is checked clean."""
+    the module both are stopped and weir is checked clean. mtime: the files' time on both (the same
+    Last-Modified and ETag)."""
     if not os.path.exists(NGINX):
         pytest.fail("Debian's nginx is not installed (make deps installs it)")
     pair = [Server(conf, files=files), Server(conf, files=files, binary=NGINX)]
     for s in pair:
+        if mtime is not None:
+            for f in files:
+                os.utime(s.path("html/" + f), (mtime, mtime))
         s.start()
     yield pair
     for s in pair:
@@ -448,6 +452,28 @@ def weir_and_nginx(conf, files):
     pair[0].check_clean()
     for s in pair:
         s.cleanup()
+
+
+def dechunk(body):
+    """The data of a chunked body (trailers dropped)."""
+    plain, rest = b"", body
+    while True:
+        size, _, rest = rest.partition(b"\r\n")
+        size = int(size, 16)
+        if size == 0:
+            return plain
+        plain += rest[:size]
+        rest = rest[size + 2:]
+
+
+def unname_server(lines, body):
+    """Built-in pages name the server: the body without the name, and its Content-Length to match,
+    so that weir's and nginx's compare."""
+    named = body.replace(b"nginx/1.22.1", b"SERVER").replace(b"weir/0.1.0", b"SERVER")
+    if named != body:
+        lines = [l if not l.startswith("Content-Length:") else "Content-Length: %d" % len(named)
+                 for l in lines]
+    return lines, named
 
 
 def wait_for(cond, timeout=10, step=0.05, what="condition"):

@@ -13,7 +13,7 @@ import zlib
 import pytest
 
 from backend import Backend, Send, Wait
-from conftest import NGINX, WEIR, Server, raw, wait_for
+from conftest import dechunk, raw, unname_server, wait_for, weir_and_nginx
 
 TEXT = ("".join("line %d of a text that compresses well\n" % i for i in range(400))).encode()
 FILES = {"big.txt": TEXT, "small.txt": b"tiny\n", "page.html": b"<html>" + TEXT + b"</html>",
@@ -86,42 +86,15 @@ def request(port, path, headers, method="GET", version="1.1"):
     lines = [l for l in head.decode("latin-1").split("\r\n")
              if not l.lower().startswith(("date:", "server:", "expires:"))]
     if "Transfer-Encoding: chunked" in lines:
-        plain, rest = b"", body
-        while True:
-            size, _, rest = rest.partition(b"\r\n")
-            size = int(size, 16)
-            if size == 0:
-                break
-            plain += rest[:size]
-            rest = rest[size + 2:]
-        body = plain
+        body = dechunk(body)
     if "Content-Encoding: gzip" in lines and method != "HEAD":
         body = b"GUNZIPPED:" + zlib.decompress(body, 16 + zlib.MAX_WBITS)
-    named = body.replace(b"nginx/1.22.1", b"SERVER").replace(b"weir/0.1.0", b"SERVER")
-    if named != body:
-        lines = [l if not l.startswith("Content-Length:") else "Content-Length: %d" % len(named)
-                 for l in lines]
-    return lines, named
-
-
-def start(binary):
-    s = Server(CONF.replace("%%TEXT%%", TEXT[:3000].decode().replace("\n", " ")),
-               files=FILES, binary=binary)
-    for f in FILES:
-        os.utime(s.path("html/" + f), (MTIME, MTIME))
-    s.start()
-    return s
+    return unname_server(lines, body)
 
 
 @pytest.fixture(scope="module")
 def pair():
-    servers = [start(WEIR), start(NGINX)]
-    yield servers
-    for s in servers:
-        s.stop()
-    servers[0].check_clean()
-    for s in servers:
-        s.cleanup()
+    yield from weir_and_nginx(CONF.replace("%%TEXT%%", TEXT[:3000].decode().replace("\n", " ")), FILES, mtime=MTIME)
 
 
 @pytest.mark.parametrize("path,headers", REQUESTS,

@@ -3,12 +3,11 @@ nginx on the same configuration and files: the header lines in order (Date and S
 Expires given as its distance from Date, since the two servers answer in different seconds), the
 body, and a chunked response's trailers. Also the load-time errors, in nginx's words."""
 import email.utils
-import os
 import subprocess
 
 import pytest
 
-from conftest import NGINX, WEIR, Server, raw
+from conftest import NGINX, WEIR, Server, raw, unname_server, weir_and_nginx
 
 CONF = r"""
     include %%DIR%%/conf/mime.types;
@@ -83,31 +82,12 @@ def answer(port, path, version="1.1"):
                 v = "now%+d" % delta
         v = v.replace(":%d/" % port, ":PORT/")
         shown.append("%s: %s" % (k, v))
-    # Built-in pages name the server: compare them, and their length, without it.
-    named = body.replace(b"nginx/1.22.1", b"SERVER").replace(b"weir/0.1.0", b"SERVER")
-    if named != body:
-        shown = [h if not h.startswith("Content-Length:") else "Content-Length: %d" % len(named)
-                 for h in shown]
-    return shown, named
-
-
-def start(binary):
-    s = Server(CONF, files=FILES, binary=binary)
-    for f in FILES:
-        os.utime(s.path("html/" + f), (MTIME, MTIME))
-    s.start()
-    return s
+    return unname_server(shown, body)
 
 
 @pytest.fixture(scope="module")
 def pair():
-    servers = [start(WEIR), start(NGINX)]
-    yield servers
-    for s in servers:
-        s.stop()
-    servers[0].check_clean()
-    for s in servers:
-        s.cleanup()
+    yield from weir_and_nginx(CONF, FILES, mtime=MTIME)
 
 
 @pytest.mark.parametrize("path", PATHS)

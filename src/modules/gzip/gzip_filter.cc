@@ -231,7 +231,11 @@ Step deflate_step(GzipCtx& ctx, const GzipLocConf& conf) {
     log_error(LogLevel::Alert, r.log(), 0, "deflate() failed: %d, %d", ctx.flush, rc);
     return Step::Error;
   }
-  if (ctx.in_buf != nullptr) ctx.in_buf->pos = ctx.in_buf->last - ctx.z.avail_in;  // consumed
+  if (ctx.in_buf != nullptr) {
+    ctx.in_buf->pos = ctx.in_buf->last - ctx.z.avail_in;  // what zlib took is consumed
+    // Once it is all taken its owner may refill the buffer at once: it is not ours to mark again.
+    if (ctx.z.avail_in == 0) ctx.in_buf = nullptr;
+  }
   ctx.out_buf->last = reinterpret_cast<char*>(ctx.z.next_out);
   if (ctx.z.avail_out == 0 && rc != Z_STREAM_END) {
     append_out(ctx, ctx.out_buf);  // full: zlib has more to say

@@ -26,6 +26,7 @@ extern Module http_range_filter_module;
 extern Module http_postpone_filter_module;
 extern Module http_headers_filter_module;
 extern Module http_gzip_filter_module;
+extern Module http_gzip_static_module;
 extern Module http_proxy_module;
 }  // namespace http
 
@@ -40,6 +41,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_core_module,
     &http::http_log_module,
     &http::http_static_module,
+    &http::http_gzip_static_module,
     &http::http_index_module,
     &http::http_mirror_module,
     &http::http_rewrite_module,

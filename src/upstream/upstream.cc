@@ -442,13 +442,25 @@ constexpr KnownHeader<HeadersOut, CopyHeader> kUpstreamHeaders[] = {
     {"content-range", &HeadersOut::content_range, CopyHeader::Plain},
 };
 
-// The response's Content-Type from a header value (its type without parameters kept apart).
+// The response's Content-Type from a header value (its type without parameters kept apart), and its
+// charset parameter (unquoted) as the response's charset, for the charset filter.
 void set_content_type_from(HeadersOut& out, std::string_view value) {
   out.content_type = value;
   size_t semi = value.find(';');
   out.content_type_len = semi == std::string_view::npos ? value.size() : semi;
   while (out.content_type_len > 0 && value[out.content_type_len - 1] == ' ') {
     out.content_type_len--;
+  }
+  for (size_t at = semi; at != std::string_view::npos; at = value.find(';', at + 1)) {
+    std::string_view param = trim_ows(value.substr(at + 1));
+    if (!istarts_with(param, "charset=")) continue;
+    param.remove_prefix(8);
+    param = param.substr(0, param.find(';'));
+    if (param.size() >= 2 && param.front() == '"' && param.back() == '"') {
+      param = param.substr(1, param.size() - 2);
+    }
+    out.charset = param;
+    return;
   }
 }
 

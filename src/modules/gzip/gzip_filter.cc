@@ -484,7 +484,7 @@ Status set_types(ConfContext&, const ConfNode& n, GzipLocConf& conf) {
   if (conf.types.set) return Status::error("is duplicate");
   std::vector<std::string> types;
   for (size_t i = 1; i < n.args.size(); i++) types.push_back(lowercased(n.args[i]));
-  conf.types = std::move(types);
+  conf.types = types;
   return {};
 }
 

@@ -157,6 +157,17 @@ Status str_array(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
   return {};
 }
 
+// MIME types (gzip_types, charset_types ...): every argument, in lower case; "*" stands for any.
+template <auto M>
+Status mime_types(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
+  auto& f = conf.*M;
+  if (f.set) return Status::error("is duplicate");
+  std::vector<std::string> types;
+  for (size_t i = 1; i < n.args.size(); i++) types.push_back(lowercased(n.args[i]));
+  f = types;
+  return {};
+}
+
 Status parse_bufs(const ConfNode& n, Bufs& out);
 
 template <auto M>

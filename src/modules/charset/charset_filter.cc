@@ -547,14 +547,6 @@ Status set_charset_slot(ConfContext& cf, const ConfNode& n, CharsetLocConf& conf
   return {};
 }
 
-Status set_types(ConfContext&, const ConfNode& n, CharsetLocConf& conf) {
-  if (conf.types.set) return Status::error("is duplicate");
-  std::vector<std::string> types;
-  for (size_t i = 1; i < n.args.size(); i++) types.push_back(lowercased(n.args[i]));
-  conf.types = types;
-  return {};
-}
-
 CharsetMainConf* create_main_conf(ConfContext& cf) {
   return cf.pool.make<CharsetMainConf>();
 }
@@ -627,7 +619,8 @@ constexpr Directive kDirectives[] = {
                                                                  kHttpMainSrvLocLif | kTake1),
     directive<slot::flag<&CharsetLocConf::override_charset>>("override_charset",
                                                              kHttpMainSrvLocLif | kFlag),
-    directive<set_types>("charset_types", kHttpMainSrvLoc | kOneMore),
+    directive<slot::mime_types<&CharsetLocConf::types>>("charset_types",
+                                                        kHttpMainSrvLoc | kOneMore),
     directive<charset_map>("charset_map", kHttpMainConf | kBlock | kTake2),
 };
 static_assert(directives_of(kDirectives, &http_charset_filter_module));

@@ -480,14 +480,6 @@ Status set_power(ConfContext&, const ConfNode& n, GzipLocConf& conf) {
                         kMin * 256);
 }
 
-Status set_types(ConfContext&, const ConfNode& n, GzipLocConf& conf) {
-  if (conf.types.set) return Status::error("is duplicate");
-  std::vector<std::string> types;
-  for (size_t i = 1; i < n.args.size(); i++) types.push_back(lowercased(n.args[i]));
-  conf.types = types;
-  return {};
-}
-
 GzipLocConf* create_loc_conf(ConfContext& cf) {
   return cf.pool.make<GzipLocConf>();
 }
@@ -518,7 +510,7 @@ Status init(ConfContext& cf) {
 constexpr Directive kDirectives[] = {
     directive<slot::flag<&GzipLocConf::enable>>("gzip", kHttpMainSrvLocLif | kFlag),
     directive<slot::bufs<&GzipLocConf::bufs>>("gzip_buffers", kHttpMainSrvLoc | kTake2),
-    directive<set_types>("gzip_types", kHttpMainSrvLoc | kOneMore),
+    directive<slot::mime_types<&GzipLocConf::types>>("gzip_types", kHttpMainSrvLoc | kOneMore),
     directive<set_level>("gzip_comp_level", kHttpMainSrvLoc | kTake1),
     directive<set_power<&GzipLocConf::wbits, 512, 32768, 0>>("gzip_window",
                                                              kHttpMainSrvLoc | kTake1),

@@ -18,6 +18,8 @@ std::string_view filter_name(FilterId id) {
       return "headers";
     case FilterId::Userid:
       return "userid";
+    case FilterId::Gunzip:
+      return "gunzip";
     case FilterId::Charset:
       return "charset";
     case FilterId::Ssi:

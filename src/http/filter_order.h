@@ -15,6 +15,7 @@ enum class FilterId {
   Copy,
   Headers,
   Userid,
+  Gunzip,
   Charset,
   Ssi,
   Postpone,
@@ -27,10 +28,10 @@ enum class FilterId {
 
 // The seed's module list in registration order (ngx_modules[]): write first, not_modified last.
 inline constexpr std::array kSeedRegistrationOrder = {
-    FilterId::Write,       FilterId::Header,   FilterId::Chunked, FilterId::RangeHeader,
-    FilterId::Gzip,        FilterId::Postpone, FilterId::Ssi,     FilterId::Charset,
-    FilterId::Userid,      FilterId::Headers,  FilterId::Copy,    FilterId::RangeBody,
-    FilterId::NotModified,
+    FilterId::Write,     FilterId::Header,      FilterId::Chunked, FilterId::RangeHeader,
+    FilterId::Gzip,      FilterId::Postpone,    FilterId::Ssi,     FilterId::Charset,
+    FilterId::Gunzip,    FilterId::Userid,      FilterId::Headers, FilterId::Copy,
+    FilterId::RangeBody, FilterId::NotModified,
 };
 
 // Run order: the registration order reversed.

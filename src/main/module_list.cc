@@ -28,6 +28,7 @@ extern Module http_headers_filter_module;
 extern Module http_gzip_filter_module;
 extern Module http_gzip_static_module;
 extern Module http_charset_filter_module;
+extern Module http_gunzip_filter_module;
 extern Module http_proxy_module;
 }  // namespace http
 
@@ -55,6 +56,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_gzip_filter_module,
     &http::http_postpone_filter_module,
     &http::http_charset_filter_module,
+    &http::http_gunzip_filter_module,
     &http::http_headers_filter_module,
     &http::http_copy_filter_module,
     &http::http_not_modified_filter_module,

@@ -13,7 +13,7 @@ import zlib
 
 import pytest
 
-from backend import Backend, Send, Wait
+from backend import Backend, Send, Wait, response
 from conftest import dechunk, raw, unname_server, wait_for, weir_and_nginx
 
 TEXT = ("".join("line %d of a text that compresses well\n" % i for i in range(400))).encode()
@@ -297,3 +297,62 @@ def test_gzip_static_sends_the_precompressed_file(static_pair):
                          "Range: bytes=0-9\r\nConnection: close\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 206 Partial Content\r\n")
     assert out.partition(b"\r\n\r\n")[2] == STATIC_FILES["pre.txt.gz"][:10]  # of the .gz file
+
+
+GZ = zlib.compress(TEXT, 6, 16 + zlib.MAX_WBITS)
+TWO_MEMBERS = zlib.compress(TEXT[:5000], 6, 16 + zlib.MAX_WBITS) + \
+    zlib.compress(TEXT[5000:], 6, 16 + zlib.MAX_WBITS)
+GUNZIP_CONF = r"""
+    include %%DIR%%/conf/mime.types;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        gunzip on;
+        location /static/ { gzip_static always; alias %%DIR%%/html/; }
+        location / { proxy_pass http://127.0.0.1:%%UPORT%%; }
+        location /off/ { gunzip off; proxy_pass http://127.0.0.1:%%UPORT%%/; }
+        location /vary/ { gzip_vary on; proxy_pass http://127.0.0.1:%%UPORT%%/; }
+        location /nb/ { proxy_buffering off; proxy_pass http://127.0.0.1:%%UPORT%%/; }
+    }
+"""
+
+
+@pytest.fixture(scope="module")
+def gunzip_pair():
+    with Backend() as b:
+        gz = {"Content-Encoding": "gzip", "Content-Type": "text/plain", "ETag": '"e1"'}
+        b.script("/gz", [response(200, GZ, gz)])
+        b.script("/two", [response(200, TWO_MEMBERS, gz)])
+        b.script("/bad", [response(200, b"this is not gzip at all" * 10, gz)])
+        b.script("/short", [response(200, GZ[:len(GZ) // 2], gz)])
+        b.script("/plain", [response(200, TEXT, {"Content-Type": "text/plain"})])
+        b.script("/br", [response(200, b"xx", {"Content-Encoding": "br"})])
+        conf = GUNZIP_CONF.replace("%%UPORT%%", str(b.port))
+        yield from weir_and_nginx(conf, {"t.txt": TEXT, "t.txt.gz": GZ}, mtime=MTIME)
+
+
+GUNZIP_REQUESTS = [(p, h) for p in ("/gz", "/two", "/plain", "/br", "/off/gz", "/vary/gz",
+                                    "/nb/gz", "/nb/two", "/static/t.txt")
+                   for h in ({}, {"Accept-Encoding": "gzip"})]
+
+
+@pytest.mark.parametrize("path,headers", GUNZIP_REQUESTS,
+                         ids=["%s %s" % (p, sorted(h.items())) for p, h in GUNZIP_REQUESTS])
+def test_gunzip_as_nginx(gunzip_pair, path, headers):
+    weir, nginx = gunzip_pair
+    assert static_answer(weir.port, path, headers, "GET") == \
+        static_answer(nginx.port, path, headers, "GET")
+
+
+def test_gunzip_decompresses_for_clients_without_gzip(gunzip_pair):
+    weir, nginx = gunzip_pair
+    for path in ("/bad", "/short"):  # broken: whatever went out is cut short, as nginx cuts it
+        outs = [raw(s.port, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path)
+                for s in gunzip_pair]
+        assert [o[:12] for o in outs] == [outs[1][:12]] * 2 and not outs[0].endswith(b"0\r\n\r\n")
+    for path in ("/gz", "/two", "/nb/two", "/static/t.txt"):
+        lines, body = request(weir.port, path, {})
+        assert body == TEXT and not any(l.startswith("Content-Encoding") for l in lines), path
+    lines, _ = request(weir.port, "/gz", {})
+    assert 'ETag: W/"e1"' in lines
+    log = weir.error_log()
+    assert "inflate() failed: 0, -3" in log and "inflate() returned -5 on response end" in log

@@ -16,6 +16,7 @@
 #include "http/core_module.h"
 #include "http/variables.h"
 #include "modules/gzip/gzip.h"
+#include "modules/gzip/zstream.h"
 
 namespace weir::http {
 
@@ -40,29 +41,12 @@ struct GzipLocConf {
 
 struct GzipCtx {
   static constexpr Module* kModule = &http_gzip_filter_module;
-
-  z_stream z{};
-  Request* r = nullptr;
+  ZStream s;
   int wbits = 15;
   int memlevel = 8;
-
-  ChainLink* in = nullptr;  // input not yet given to zlib, oldest first
-  ChainLink** in_tail = &in;
-  Buffer* in_buf = nullptr;   // the input zlib reads
-  Buffer* out_buf = nullptr;  // the output zlib writes
-  ChainLink* out = nullptr;   // output for the next filters
-  ChainLink** out_tail = &out;
-  ChainLink* free = nullptr;
-  ChainLink* busy = nullptr;
-  int bufs = 0;         // output buffers made
-  size_t buffered = 0;  // bytes copied while postponing
-
-  int flush = Z_NO_FLUSH;  // what the current input asks of deflate
-  bool started : 1 = false;
+  size_t buffered = 0;         // bytes copied while postponing
   bool buffering : 1 = false;  // postpone_gzipping: input is copied until there is enough
-  bool redo : 1 = false;       // deflate filled its buffer: call again before new input
-  bool nomem : 1 = false;      // every output buffer waits for the client
-  bool done : 1 = false;
+  bool no_buffer : 1 = false;  // gzip_no_buffer
   uint64_t zin = 0;
   uint64_t zout = 0;
 };
@@ -106,8 +90,12 @@ Code gzip_header_filter(Request& r, HeaderNext next) {
   r.gzip_vary = true;
   if (!gzip_ok(r)) return next(r);
   auto* ctx = r.pool->make<GzipCtx>();
-  ctx->r = &r;
+  ctx->s.r = &r;
+  ctx->s.tag = &http_gzip_filter_module;
+  ctx->s.bufs = *conf.bufs;
+  ctx->s.buffered_bit = kGzipBuffered;
   ctx->buffering = *conf.postpone != 0;
+  ctx->no_buffer = *conf.no_buffer;
   size_memory(r, conf, *ctx);
   r.set_ctx(ctx);
   out.content_encoding = add_header_out(r, "Content-Encoding", "gzip");
@@ -118,43 +106,24 @@ Code gzip_header_filter(Request& r, HeaderNext next) {
   return next(r);
 }
 
-void* z_alloc(void* opaque, unsigned items, unsigned size) {
-  return static_cast<GzipCtx*>(opaque)->r->pool->alloc(size_t{items} * size);
-}
-
-// A large block goes back to the process's cache at once; small ones stay with the pool.
-void z_free(void* opaque, void* p) {
-  (void)static_cast<GzipCtx*>(opaque)->r->pool->free_large(p);
-}
-
 Rc start(Request& r, GzipCtx& ctx, const GzipLocConf& conf) {
-  ctx.z.zalloc = z_alloc;
-  ctx.z.zfree = z_free;
-  ctx.z.opaque = &ctx;
+  ctx.s.use_pool();
   // 16 + window bits: zlib writes the gzip header and trailer (CRC-32, length) itself.
-  int rc = deflateInit2(&ctx.z, *conf.level, Z_DEFLATED, ctx.wbits + 16, ctx.memlevel,
+  int rc = deflateInit2(&ctx.s.z, *conf.level, Z_DEFLATED, ctx.wbits + 16, ctx.memlevel,
                         Z_DEFAULT_STRATEGY);
   if (rc != Z_OK) {
     log_error(LogLevel::Alert, r.log(), 0, "deflateInit2() failed: %d", rc);
     return Rc::Error;
   }
-  ctx.started = true;
+  ctx.s.started = true;
   return Rc::Ok;
-}
-
-void append_out(GzipCtx& ctx, Buffer* b) {
-  ChainLink* cl = ctx.r->pool->alloc_link();
-  cl->buf = b;
-  cl->next = nullptr;
-  *ctx.out_tail = cl;
-  ctx.out_tail = &cl->next;
 }
 
 // postpone_gzipping: the input is copied (and the original given back) until more than the
 // postponed size, a flush or the last buffer came, so that a small response is compressed in one
 // go. Ok: keep waiting.
 Rc postpone_input(GzipCtx& ctx, ChainLink* in, const GzipLocConf& conf) {
-  Request& r = *ctx.r;
+  Request& r = *ctx.s.r;
   for (; in != nullptr; in = in->next) {
     Buffer* b = in->buf;
     size_t size = static_cast<size_t>(b->size());
@@ -168,131 +137,55 @@ Rc postpone_input(GzipCtx& ctx, ChainLink* in, const GzipLocConf& conf) {
       take->tag = &http_gzip_filter_module;
       b->pos = b->last;
     }
-    ChainLink* cl = r.pool->alloc_link();
-    cl->buf = take;
-    cl->next = nullptr;
-    *ctx.in_tail = cl;
-    ctx.in_tail = &cl->next;
+    ChainLink one{take, nullptr};
+    ctx.s.add_input(&one);
   }
   return Rc::Ok;
 }
 
-// The next input for zlib; false when there is none.
-bool feed(GzipCtx& ctx) {
-  for (;;) {
-    if (ctx.z.avail_in != 0 || ctx.flush != Z_NO_FLUSH || ctx.redo) return true;
-    ChainLink* cl = ctx.in;
-    if (cl == nullptr) return false;
-    ctx.in = cl->next;
-    if (ctx.in == nullptr) ctx.in_tail = &ctx.in;
-    ctx.in_buf = cl->buf;
-    ctx.r->pool->free_link(cl);
-    Buffer* b = ctx.in_buf;
-    ctx.z.next_in = reinterpret_cast<Bytef*>(b->pos);
-    ctx.z.avail_in = static_cast<uInt>(b->size());
-    if (b->last_buf) {
-      ctx.flush = Z_FINISH;
-    } else if (b->flush) {
-      ctx.flush = Z_SYNC_FLUSH;
-    }
-    // A buffer with no data and no flag (sync, last_in_chain) is passed over.
-  }
-}
-
-// An output buffer with room for zlib; false when every one waits for the client.
-bool output_room(GzipCtx& ctx, const GzipLocConf& conf) {
-  if (ctx.z.avail_out != 0) return true;
-  if (ChainLink* cl = ctx.free) {
-    ctx.free = cl->next;
-    ctx.out_buf = cl->buf;
-    ctx.r->pool->free_link(cl);
-  } else if (ctx.bufs < conf.bufs->num) {
-    ctx.out_buf = Buffer::create_temp(*ctx.r->pool, conf.bufs->size);
-    ctx.out_buf->tag = &http_gzip_filter_module;
-    ctx.out_buf->recycled = true;
-    ctx.bufs++;
-  } else {
-    ctx.nomem = true;
-    return false;
-  }
-  ctx.out_buf->pos = ctx.out_buf->last = ctx.out_buf->start;
-  ctx.z.next_out = reinterpret_cast<Bytef*>(ctx.out_buf->pos);
-  ctx.z.avail_out = static_cast<uInt>(conf.bufs->size);
-  return true;
-}
-
-enum class Step { More, Stop, Error };
-
 // One deflate call and what it made of the output buffer.
-Step deflate_step(GzipCtx& ctx, const GzipLocConf& conf) {
-  Request& r = *ctx.r;
-  int rc = deflate(&ctx.z, ctx.flush);
+ZStep deflate_step(ZStream& s, void* data) {
+  auto& ctx = *static_cast<GzipCtx*>(data);
+  Request& r = *s.r;
+  int rc = deflate(&s.z, s.flush);
   if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
-    log_error(LogLevel::Alert, r.log(), 0, "deflate() failed: %d, %d", ctx.flush, rc);
-    return Step::Error;
+    log_error(LogLevel::Alert, r.log(), 0, "deflate() failed: %d, %d", s.flush, rc);
+    return ZStep::Error;
   }
-  if (ctx.in_buf != nullptr) {
-    ctx.in_buf->pos = ctx.in_buf->last - ctx.z.avail_in;  // what zlib took is consumed
-    // Once it is all taken its owner may refill the buffer at once: it is not ours to mark again.
-    if (ctx.z.avail_in == 0) ctx.in_buf = nullptr;
-  }
-  ctx.out_buf->last = reinterpret_cast<char*>(ctx.z.next_out);
-  if (ctx.z.avail_out == 0 && rc != Z_STREAM_END) {
-    append_out(ctx, ctx.out_buf);  // full: zlib has more to say
-    ctx.redo = true;
-    return Step::More;
-  }
-  ctx.redo = false;
-  if (ctx.flush == Z_SYNC_FLUSH) {
-    ctx.flush = Z_NO_FLUSH;
-    Buffer* b = ctx.out_buf;
-    if (b->size() == 0) {
-      b = Buffer::create_special(*r.pool, false, true);
-    } else {
-      b->flush = true;
-      ctx.z.avail_out = 0;  // the next output goes into another buffer
-    }
-    append_out(ctx, b);
-    r.buffered &= ~kGzipBuffered;
-    return Step::Stop;
-  }
+  s.after_call();
+  if (s.z.avail_out == 0 && rc != Z_STREAM_END) return s.pass_full();
+  s.redo = false;
+  if (s.flush == Z_SYNC_FLUSH) return s.pass_flush();
   if (rc == Z_STREAM_END) {
-    ctx.zin = ctx.z.total_in;
-    ctx.zout = ctx.z.total_out;
-    if (int end = deflateEnd(&ctx.z); end != Z_OK) {
+    ctx.zin = s.z.total_in;
+    ctx.zout = s.z.total_out;
+    if (int end = deflateEnd(&s.z); end != Z_OK) {
       log_error(LogLevel::Alert, r.log(), 0, "deflateEnd() failed: %d", end);
-      return Step::Error;
+      return ZStep::Error;
     }
-    Buffer* b = ctx.out_buf;
-    if (b->size() == 0) b->temporary = false;
-    b->last_buf = true;
-    append_out(ctx, b);
-    ctx.z.avail_in = ctx.z.avail_out = 0;
-    ctx.done = true;
-    r.buffered &= ~kGzipBuffered;
-    return Step::Stop;
+    return s.pass_last();
   }
-  if (*conf.no_buffer && ctx.in == nullptr) {
+  if (ctx.no_buffer && s.in == nullptr) {
     // gzip_no_buffer: what zlib gave for the input so far goes out without waiting for a full
     // buffer.
-    if (ctx.out_buf->size() != 0) {
-      append_out(ctx, ctx.out_buf);
-      ctx.z.avail_out = 0;
+    if (s.out_buf->size() != 0) {
+      s.append_out(s.out_buf);
+      s.z.avail_out = 0;
     }
-    return Step::Stop;
+    return ZStep::Stop;
   }
-  return Step::More;
+  return ZStep::More;
 }
 
 Rc fail(GzipCtx& ctx) {
-  if (ctx.started && !ctx.done) (void)deflateEnd(&ctx.z);
-  ctx.done = true;
+  if (ctx.s.started && !ctx.s.done) (void)deflateEnd(&ctx.s.z);
+  ctx.s.done = true;
   return Rc::Error;
 }
 
 Rc gzip_body_filter(Request& r, ChainLink* in, BodyNext next) {
   auto* ctx = r.get_ctx<GzipCtx>();
-  if (ctx == nullptr || ctx->done || r.header_only) return next(r, in);
+  if (ctx == nullptr || ctx->s.done || r.header_only) return next(r, in);
   const auto& conf = r.loc<GzipLocConf>();
   if (ctx->buffering) {
     if (in == nullptr) {
@@ -303,39 +196,10 @@ Rc gzip_body_filter(Request& r, ChainLink* in, BodyNext next) {
       in = nullptr;
     }
   }
-  if (!ctx->started && start(r, *ctx, conf) != Rc::Ok) return fail(*ctx);
-  for (; in != nullptr; in = in->next) {
-    ChainLink* cl = r.pool->alloc_link();
-    cl->buf = in->buf;
-    cl->next = nullptr;
-    *ctx->in_tail = cl;
-    ctx->in_tail = &cl->next;
-    r.buffered |= kGzipBuffered;
-  }
-  bool flush = ctx->busy != nullptr;
-  if (ctx->nomem) {
-    // Push out what waits for the client, then see which buffers came back.
-    if (next(r, nullptr) == Rc::Error) return fail(*ctx);
-    ChainLink* none = nullptr;
-    update_chains(*r.pool, &ctx->free, &ctx->busy, &none, &http_gzip_filter_module);
-    ctx->nomem = false;
-    flush = false;
-  }
-  for (;;) {
-    while (feed(*ctx) && output_room(*ctx, conf)) {
-      Step s = deflate_step(*ctx, conf);
-      if (s == Step::Error) return fail(*ctx);
-      if (s == Step::Stop) break;
-    }
-    if (ctx->out == nullptr && !flush) return ctx->busy != nullptr ? Rc::Again : Rc::Ok;
-    Rc rc = next(r, ctx->out);
-    if (rc == Rc::Error) return fail(*ctx);
-    update_chains(*r.pool, &ctx->free, &ctx->busy, &ctx->out, &http_gzip_filter_module);
-    ctx->out_tail = &ctx->out;
-    ctx->nomem = false;
-    flush = false;
-    if (ctx->done) return rc;
-  }
+  if (!ctx->s.started && start(r, *ctx, conf) != Rc::Ok) return fail(*ctx);
+  ctx->s.add_input(in);
+  Rc rc = run_zstream(ctx->s, next, deflate_step, ctx);
+  return rc == Rc::Error ? fail(*ctx) : rc;
 }
 
 // $gzip_ratio: input over output, two decimals rounded as nginx does.

@@ -57,12 +57,13 @@ TEST(FilterOrder, BuiltChainsFollowIt) {
   EXPECT_EQ(fc.header_ids.front(), FilterId::NotModified);
   // The filters weir has today, in their places.
   EXPECT_EQ(fc.header_ids,
-            (std::vector<FilterId>{FilterId::NotModified, FilterId::Headers, FilterId::Gzip,
-                                   FilterId::RangeHeader, FilterId::Chunked, FilterId::Header}));
+            (std::vector<FilterId>{FilterId::NotModified, FilterId::Headers, FilterId::Gunzip,
+                                   FilterId::Charset, FilterId::Gzip, FilterId::RangeHeader,
+                                   FilterId::Chunked, FilterId::Header}));
   EXPECT_EQ(fc.body_ids,
             (std::vector<FilterId>{FilterId::RangeBody, FilterId::Copy, FilterId::Headers,
-                                   FilterId::Postpone, FilterId::Gzip, FilterId::Chunked,
-                                   FilterId::Write}));
+                                   FilterId::Gunzip, FilterId::Charset, FilterId::Postpone,
+                                   FilterId::Gzip, FilterId::Chunked, FilterId::Write}));
 }
 
 }  // namespace

@@ -434,10 +434,10 @@ def make_server():
         pytest.fail("\n".join(errors))
 
 
-def weir_and_nginx(conf, files, mtime=None):
+def weir_and_nginx(conf, files, mtime=None, prepare=None):
     """A generator for module-scoped fixtures: weir and Debian's nginx started on the same config; after
     the module both are stopped and weir is checked clean. mtime: the files' time on both (the same
-    Last-Modified and ETag)."""
+    Last-Modified and ETag); prepare(server): called for each before it starts."""
     if not os.path.exists(NGINX):
         pytest.fail("Debian's nginx is not installed (make deps installs it)")
     pair = [Server(conf, files=files), Server(conf, files=files, binary=NGINX)]
@@ -445,12 +445,25 @@ def weir_and_nginx(conf, files, mtime=None):
         if mtime is not None:
             for f in files:
                 os.utime(s.path("html/" + f), (mtime, mtime))
+        if prepare is not None:
+            prepare(s)
         s.start()
     yield pair
     for s in pair:
         s.stop()
     pair[0].check_clean()
     for s in pair:
+        s.cleanup()
+
+
+def check_conf(binary, http_conf=None, full_conf=None):
+    """Runs `binary -t` on a configuration; returns (exit status, stderr)."""
+    s = Server(http_conf or "", binary=binary, full_conf=full_conf)
+    try:
+        out = subprocess.run([binary, "-t", "-p", s.dir + "/", "-c", s.conf_path],
+                             capture_output=True, text=True, timeout=30)
+        return out.returncode, out.stderr
+    finally:
         s.cleanup()
 
 

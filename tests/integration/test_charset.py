@@ -5,13 +5,12 @@ the Content-Type charset as nginx writes it, bodies recoded byte to byte, to UTF
 proxied responses, charset_types, redirects, a missing map (and its log line); and a UTF-8
 character split across two upstream reads recoded whole."""
 import os
-import subprocess
 import threading
 
 import pytest
 
 from backend import Backend, Send, Wait, response
-from conftest import NGINX, ROOT, WEIR, Server, dechunk, raw, unname_server
+from conftest import NGINX, ROOT, WEIR, check_conf, dechunk, raw, unname_server, weir_and_nginx
 
 KOI = "Привет, мир! Съешь же ещё этих мягких французских булок.\n".encode("koi8-r") * 20
 UTF = ("Привет, мир! ёЁ € “quotes” 漢字 \U0001F600 end\n".encode("utf-8") * 10 +
@@ -89,17 +88,7 @@ def answer(port, path):
 def pair():
     with Backend() as b:
         upstream_scripts(b)
-        servers = []
-        for binary in (WEIR, NGINX):
-            s = Server(CONF.replace("%%UPORT%%", str(b.port)), files=FILES, binary=binary)
-            s.start()
-            servers.append(s)
-        yield servers
-        for s in servers:
-            s.stop()
-        servers[0].check_clean()
-        for s in servers:
-            s.cleanup()
+        yield from weir_and_nginx(CONF.replace("%%UPORT%%", str(b.port)), FILES)
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -140,17 +129,11 @@ def test_a_missing_map_is_a_load_error_as_nginx():
     conf = ("events {}\nhttp {\n    include /etc/nginx/koi-win;\n    server {\n"
             "        location / { charset iso-8859-5; source_charset koi8-r; }\n    }\n}\n")
     for binary in (WEIR, NGINX):
-        s = Server(full_conf=conf, binary=binary)
-        try:
-            out = subprocess.run([binary, "-t", "-p", s.dir + "/", "-c", s.conf_path],
-                                 capture_output=True, text=True, timeout=30)
-            assert out.returncode != 0, out.stderr
-            line = [l for l in out.stderr.splitlines() if "[emerg]" in l][0]
-            assert line.endswith(': no "charset_map" between the charsets "koi8-r" and "iso-8859-5"') \
-                or line.endswith('] no "charset_map" between the charsets "koi8-r" and "iso-8859-5"'), \
-                (binary, out.stderr)  # no file and line: a fact of the whole configuration
-        finally:
-            s.cleanup()
+        rc, err = check_conf(binary, full_conf=conf)
+        line = [l for l in err.splitlines() if "[emerg]" in l][0]
+        # No file and line: a fact of the whole configuration.
+        assert rc != 0 and line.endswith(
+            'no "charset_map" between the charsets "koi8-r" and "iso-8859-5"'), (binary, err)
 
 
 def test_utf8_character_split_across_reads(make_server):

@@ -3,11 +3,10 @@ nginx on the same configuration and files: the header lines in order (Date and S
 Expires given as its distance from Date, since the two servers answer in different seconds), the
 body, and a chunked response's trailers. Also the load-time errors, in nginx's words."""
 import email.utils
-import subprocess
 
 import pytest
 
-from conftest import NGINX, WEIR, Server, raw, unname_server, weir_and_nginx
+from conftest import NGINX, WEIR, raw, check_conf, unname_server, weir_and_nginx
 
 CONF = r"""
     include %%DIR%%/conf/mime.types;
@@ -129,13 +128,7 @@ def test_what_the_answers_hold(pair):
 ])
 def test_load_errors_as_nginx(directive, error):
     for binary in (WEIR, NGINX):
-        s = Server("server { listen 127.0.0.1:%%PORT%%; location / { " + directive + " } }",
-                   binary=binary)
-        try:
-            out = subprocess.run([binary, "-t", "-p", s.dir + "/", "-c", s.conf_path],
-                                 capture_output=True, text=True, timeout=30)
-            assert out.returncode != 0 and "[emerg]" in out.stderr, (binary, out.stderr)
-            assert error + " in " in out.stderr, (binary, out.stderr)
-            assert "nginx.conf:" in out.stderr
-        finally:
-            s.cleanup()
+        rc, err = check_conf(binary, "server { listen 127.0.0.1:%%PORT%%; location / { " +
+                            directive + " } }")
+        assert rc != 0 and "[emerg]" in err and error + " in " in err, (binary, err)
+        assert "nginx.conf:" in err

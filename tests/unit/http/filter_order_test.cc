@@ -21,14 +21,18 @@ TEST(FilterOrder, IsTheSeeds) {
   const std::vector<std::string> seed = {
       "write",   "header", "chunked", "range_header", "gzip",       "postpone",    "ssi",
       "charset", "userid", "headers", "copy",         "range_body", "not_modified"};
+  // gunzip is not in the seed's default build; nginx (auto/modules) puts it after charset (and
+  // sub, addition) and before userid, where Debian's build has it.
+  std::vector<std::string> with_gunzip = seed;
+  with_gunzip.insert(with_gunzip.begin() + 8, "gunzip");
   std::vector<std::string> reg;
   for (FilterId id : kSeedRegistrationOrder) reg.emplace_back(filter_name(id));
-  EXPECT_EQ(reg, seed);
+  EXPECT_EQ(reg, with_gunzip);
   std::vector<std::string> run;
   for (FilterId id : kFilterRunOrder) run.emplace_back(filter_name(id));
   EXPECT_EQ(run.front(), "not_modified");
   EXPECT_EQ(run.back(), "write");
-  EXPECT_EQ(std::vector<std::string>(run.rbegin(), run.rend()), seed);
+  EXPECT_EQ(std::vector<std::string>(run.rbegin(), run.rend()), with_gunzip);
 }
 
 TEST(FilterOrder, BuiltChainsFollowIt) {

@@ -22,9 +22,9 @@ def test_version_help_configure():
     lines = err.splitlines()
     assert lines[0] == "weir version: weir/0.1.0"
     conf = [l for l in lines if l.startswith("configure arguments: ")][0]
-    for missing in ("userid", "fastcgi", "ssi", "geo", "access", "limit_req"):
+    for missing in ("userid", "fastcgi", "ssi", "geo", "limit_conn", "limit_req"):
         assert "--without-http_%s_module" % missing in conf
-    for built in ("rewrite", "proxy", "gzip", "charset", "map", "upstream_keepalive", "upstream_hash", "upstream_ip_hash",
+    for built in ("rewrite", "proxy", "gzip", "charset", "map", "access", "upstream_keepalive", "upstream_hash", "upstream_ip_hash",
                   "upstream_least_conn", "upstream_random", "upstream_zone"):
         assert "--without-http_%s_module" % built not in conf
     assert "--without-http_mirror_module" not in conf

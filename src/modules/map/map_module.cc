@@ -147,7 +147,7 @@ Status map_block(ConfContext& cf, const ConfNode& n, MapMainConf& mcf) {
     if (Status s = map_line(cf, line, *m, mcf); !s.ok()) return s;
   }
   m->names.build();
-  uint32_t flags = kVarChangeable | (volatile_ ? kVarNoCacheable : 0);
+  uint32_t flags = kVarChangeable | (volatile_ ? uint32_t{kVarNoCacheable} : 0u);
   Result<Variable*> var = core_main_conf(cf).variables.add(cf, name, flags);
   if (!var.ok()) return var.status();
   (*var)->get = map_variable;

@@ -549,7 +549,7 @@ Rc send_special(Request& r, bool last, bool flush) {
   return output_filter(r, &cl);
 }
 
-Code send_response(Request& r, int status, std::string_view text) {
+Code send_response(Request& r, int status, std::string_view text, std::string_view type) {
   if (Code rc = discard_request_body(r); rc != Rc::Ok) return rc;
   if (status >= 301 && status <= 308 && status != 304) {
     clear_location(r);
@@ -557,7 +557,12 @@ Code send_response(Request& r, int status, std::string_view text) {
     return Code::status(status);
   }
   r.headers_out.status = status;
-  if (set_content_type(r) != Rc::Ok) return Code::status(500);
+  if (!type.empty()) {
+    r.headers_out.content_type = type;
+    r.headers_out.content_type_len = type.size();
+  } else if (set_content_type(r) != Rc::Ok) {
+    return Code::status(500);
+  }
   clear_content_length(r);
   auto* b = r.pool->make<Buffer>();
   b->pos = b->start = const_cast<char*>(text.data());

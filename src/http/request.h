@@ -268,8 +268,9 @@ void weak_etag(Request& r);
 char* log_error_handler(const Log& log, char* p, char* end);
 
 // Sends a full response whose body is text (`return code "text"`); a 301..308 code makes text the
-// Location instead. nginx: ngx_http_send_response.
-Code send_response(Request& r, int status, std::string_view text);
+// Location instead. The type is the URI's (default_type ...) unless given. nginx:
+// ngx_http_send_response.
+Code send_response(Request& r, int status, std::string_view text, std::string_view type = {});
 // Sends an empty buffer carrying last_buf and/or flush (nginx: ngx_http_send_special).
 Rc send_special(Request& r, bool last, bool flush);
 // Runs the log phase's handlers once.

@@ -31,6 +31,7 @@ extern Module http_charset_filter_module;
 extern Module http_gunzip_filter_module;
 extern Module http_map_module;
 extern Module http_access_module;
+extern Module http_empty_gif_module;
 extern Module http_proxy_module;
 }  // namespace http
 
@@ -48,6 +49,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_gzip_static_module,
     &http::http_index_module,
     &http::http_mirror_module,
+    &http::http_empty_gif_module,
     &http::http_access_module,
     &http::http_map_module,
     &http::http_rewrite_module,

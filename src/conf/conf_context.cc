@@ -28,6 +28,11 @@ Status ConfContext::parse_block(const std::vector<ConfNode>& nodes) {
   return {};
 }
 
+bool ConfContext::configured(const Module& m) const {
+  auto index = static_cast<size_t>(m.index);
+  return m.index >= 0 && index < cycle.configured.size() && cycle.configured[index];
+}
+
 Status ConfContext::handle(const ConfNode& n) {
   const ConfNode* saved = node;
   node = &n;
@@ -66,6 +71,9 @@ Status ConfContext::handle(const ConfNode& n) {
           break;
       }
       Status s = d.set(*this, n, conf);
+      auto index = static_cast<size_t>(m->index);
+      if (cycle.configured.size() <= index) cycle.configured.resize(index + 1);
+      cycle.configured[index] = true;
       node = saved;
       if (s.ok() || s.is_located()) return s;
       return error_at(n, "\"" + name + "\" directive " + s.message());

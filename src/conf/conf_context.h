@@ -47,6 +47,10 @@ struct ConfContext {
   // Logs a warning/notice about the current directive ("... in file:line").
   [[gnu::format(printf, 3, 4)]] void warn(LogLevel level, const char* fmt, ...) const;
 
+  // Whether any directive of the module appears in this configuration: a module nobody configures
+  // need not put its handler or filters in every request's way.
+  bool configured(const Module& m) const;
+
   // Resolves a relative name against the prefix (or the configuration's directory).
   std::string full_name(std::string_view name, bool conf_prefix = false) const;
 };

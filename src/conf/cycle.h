@@ -48,6 +48,7 @@ struct Cycle {
   bool quiet = false;
 
   std::vector<void*> confs;        // core modules, by module index
+  std::vector<bool> configured;    // by module index: a directive of the module appears
   std::vector<void*> event_confs;  // event modules, by ctx_index
   std::deque<OpenFile> open_files;
   LogSink* log_sink = nullptr;  // the main context's error_log

@@ -176,6 +176,7 @@ Status merge_loc_conf(ConfContext&, const AccessLocConf& prev, AccessLocConf& co
 }
 
 Status init(ConfContext& cf) {
+  if (!cf.configured(http_access_module)) return {};  // no rules anywhere: no access phase
   add_phase_handler(cf, Phase::Access, access_handler);
   return {};
 }

@@ -608,6 +608,9 @@ Status init(ConfContext& cf) {
     mcf.recodings.push_back(std::move(forward));
     mcf.recodings.push_back(std::move(back));
   }
+  // Unconfigured, it would only log X-Accel-Charset names no map knows, as nginx does: weir spares
+  // every request the call instead.
+  if (!cf.configured(http_charset_filter_module)) return {};
   register_header_filter(cf, FilterId::Charset, charset_header_filter);
   register_body_filter(cf, FilterId::Charset, charset_body_filter);
   return {};

@@ -120,6 +120,7 @@ Status merge_loc_conf(ConfContext&, const GunzipLocConf& prev, GunzipLocConf& co
 }
 
 Status init(ConfContext& cf) {
+  if (!cf.configured(http_gunzip_filter_module)) return {};
   register_header_filter(cf, FilterId::Gunzip, gunzip_header_filter);
   register_body_filter(cf, FilterId::Gunzip, gunzip_body_filter);
   return {};

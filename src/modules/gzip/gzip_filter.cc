@@ -366,6 +366,7 @@ Status preconfiguration(ConfContext& cf) {
 }
 
 Status init(ConfContext& cf) {
+  if (!cf.configured(http_gzip_filter_module)) return {};
   register_header_filter(cf, FilterId::Gzip, gzip_header_filter);
   register_body_filter(cf, FilterId::Gzip, gzip_body_filter);
   return {};

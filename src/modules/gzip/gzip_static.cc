@@ -90,6 +90,7 @@ Status merge_loc_conf(ConfContext&, const GzipStaticLocConf& prev, GzipStaticLoc
 }
 
 Status init(ConfContext& cf) {
+  if (!cf.configured(http_gzip_static_module)) return {};
   add_phase_handler(cf, Phase::Content, gzip_static_handler);
   return {};
 }

@@ -321,6 +321,7 @@ Status merge_loc_conf(ConfContext&, const HeadersLocConf& prev, HeadersLocConf& 
 }
 
 Status init(ConfContext& cf) {
+  if (!cf.configured(http_headers_filter_module)) return {};
   register_header_filter(cf, FilterId::Headers, headers_filter);
   register_body_filter(cf, FilterId::Headers, trailers_filter);
   return {};

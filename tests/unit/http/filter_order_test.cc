@@ -35,19 +35,29 @@ TEST(FilterOrder, IsTheSeeds) {
   EXPECT_EQ(std::vector<std::string>(run.rbegin(), run.rend()), with_gunzip);
 }
 
-TEST(FilterOrder, BuiltChainsFollowIt) {
+// The chains a configuration builds (the cycle keeps them).
+const FilterChains& chains_of(Cycle& cycle, const std::string& http_block) {
   use_builtin_modules();
   char tmpl[] = "/tmp/weir-fo-XXXXXX";
   std::string dir = std::string(mkdtemp(tmpl)) + "/";
-  std::ofstream(dir + "nginx.conf") << "events {}\nhttp { server { listen 127.0.0.1:1; } }\n";
-  Cycle cycle;
+  std::ofstream(dir + "nginx.conf")
+      << "events {}\nhttp { " << http_block << " server { listen 127.0.0.1:1; } }\n";
   cycle.prefix = dir;
   cycle.conf_prefix = dir;
   cycle.conf_file = dir + "nginx.conf";
   Status s = cycle.load();
-  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_TRUE(s.ok()) << s.message();
+  unlink((dir + "nginx.conf").c_str());
+  rmdir(dir.c_str());
   auto* ctx = static_cast<HttpConfCtx*>(cycle.confs[http_module.index]);
-  const FilterChains& fc = conf_of<CoreMainConf>(ctx->main_conf).filters;
+  return conf_of<CoreMainConf>(ctx->main_conf).filters;
+}
+
+TEST(FilterOrder, BuiltChainsFollowIt) {
+  // Filters of modules nobody configures stay out of the chains: configure them all (off).
+  Cycle cycle;
+  const FilterChains& fc =
+      chains_of(cycle, "gzip off; gunzip off; charset off; add_header X \"\";");
   auto positions = [](const std::vector<FilterId>& ids) {
     std::vector<int> p;
     for (FilterId id : ids) p.push_back(filter_position(id));
@@ -68,6 +78,13 @@ TEST(FilterOrder, BuiltChainsFollowIt) {
             (std::vector<FilterId>{FilterId::RangeBody, FilterId::Copy, FilterId::Headers,
                                    FilterId::Gunzip, FilterId::Charset, FilterId::Postpone,
                                    FilterId::Gzip, FilterId::Chunked, FilterId::Write}));
+}
+
+TEST(FilterOrder, UnconfiguredModulesStayOut) {
+  Cycle cycle;
+  const FilterChains& fc = chains_of(cycle, "");
+  EXPECT_EQ(fc.header_ids, (std::vector<FilterId>{FilterId::NotModified, FilterId::RangeHeader,
+                                                  FilterId::Chunked, FilterId::Header}));
 }
 
 }  // namespace

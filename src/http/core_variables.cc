@@ -133,6 +133,14 @@ bool find_pair(std::string_view s, std::string_view name, char sep, bool trim,
   return false;
 }
 
+}  // namespace
+
+bool find_arg(std::string_view args, std::string_view name, std::string_view& value) {
+  return find_pair(args, name, '&', false, value);
+}
+
+namespace {
+
 void var_cookie_prefix(Request& r, VariableValue& v, uintptr_t data) {
   auto* name = reinterpret_cast<const std::string*>(data);
   std::string_view key = std::string_view(*name).substr(7);

@@ -101,6 +101,10 @@ struct VariableDef {
 // Declares each of defs (an error if a name is taken by a variable that is not changeable).
 Status add_variables(ConfContext& cf, std::span<const VariableDef> defs);
 
+// The value of the argument `name` in an args string ("a=1&b=2"), as $arg_name reads it. nginx:
+// ngx_http_arg
+bool find_arg(std::string_view args, std::string_view name, std::string_view& value);
+
 // The value of an indexed variable, computed once per request (or every time when no_cacheable).
 VariableValue* get_indexed_variable(Request& r, int index);
 // Same, but recomputes a no_cacheable variable.

@@ -32,6 +32,7 @@ extern Module http_gunzip_filter_module;
 extern Module http_map_module;
 extern Module http_access_module;
 extern Module http_empty_gif_module;
+extern Module http_autoindex_module;
 extern Module http_proxy_module;
 }  // namespace http
 
@@ -47,6 +48,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_log_module,
     &http::http_static_module,
     &http::http_gzip_static_module,
+    &http::http_autoindex_module,
     &http::http_index_module,
     &http::http_mirror_module,
     &http::http_empty_gif_module,

@@ -24,7 +24,7 @@ def test_version_help_configure():
     conf = [l for l in lines if l.startswith("configure arguments: ")][0]
     for missing in ("userid", "fastcgi", "ssi", "geo", "limit_conn", "limit_req"):
         assert "--without-http_%s_module" % missing in conf
-    for built in ("rewrite", "proxy", "gzip", "charset", "map", "access", "empty_gif",
+    for built in ("rewrite", "proxy", "gzip", "charset", "map", "access", "empty_gif", "autoindex",
                   "upstream_keepalive", "upstream_hash", "upstream_ip_hash",
                   "upstream_least_conn", "upstream_random", "upstream_zone"):
         assert "--without-http_%s_module" % built not in conf

@@ -634,6 +634,15 @@ const VariableDef kCoreVars[] = {
 
 }  // namespace
 
+Status add_variable(ConfContext& cf, std::string_view name, uint32_t flags, VarGetter get,
+                    uintptr_t data) {
+  Result<Variable*> added = core_main_conf(cf).variables.add(cf, name, flags);
+  if (!added.ok()) return added.status();
+  (*added)->get = get;
+  (*added)->data = data;
+  return {};
+}
+
 Status add_variables(ConfContext& cf, std::span<const VariableDef> defs) {
   Variables& vars = core_main_conf(cf).variables;
   for (const VariableDef& d : defs) {

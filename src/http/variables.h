@@ -98,6 +98,9 @@ struct VariableDef {
   VarSetter set = nullptr;
   uint32_t flags = 0;
 };
+// Declares one variable whose getter reads `data` (map, split_clients: a table each).
+Status add_variable(ConfContext& cf, std::string_view name, uint32_t flags, VarGetter get,
+                    uintptr_t data);
 // Declares each of defs (an error if a name is taken by a variable that is not changeable).
 Status add_variables(ConfContext& cf, std::span<const VariableDef> defs);
 

@@ -148,10 +148,10 @@ Status map_block(ConfContext& cf, const ConfNode& n, MapMainConf& mcf) {
   }
   m->names.build();
   uint32_t flags = kVarChangeable | (volatile_ ? uint32_t{kVarNoCacheable} : 0u);
-  Result<Variable*> var = core_main_conf(cf).variables.add(cf, name, flags);
-  if (!var.ok()) return var.status();
-  (*var)->get = map_variable;
-  (*var)->data = reinterpret_cast<uintptr_t>(m.get());
+  if (Status s = add_variable(cf, name, flags, map_variable, reinterpret_cast<uintptr_t>(m.get()));
+      !s.ok()) {
+    return s;
+  }
   mcf.maps.push_back(std::move(m));
   return {};
 }

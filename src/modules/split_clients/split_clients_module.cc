@@ -131,10 +131,11 @@ Status split_block(ConfContext& cf, const ConfNode& n, SplitMainConf& mcf) {
       p.bound = last;
     }
   }
-  Result<Variable*> var = core_main_conf(cf).variables.add(cf, name, kVarChangeable);
-  if (!var.ok()) return var.status();
-  (*var)->get = split_variable;
-  (*var)->data = reinterpret_cast<uintptr_t>(split.get());
+  if (Status s = add_variable(cf, name, kVarChangeable, split_variable,
+                              reinterpret_cast<uintptr_t>(split.get()));
+      !s.ok()) {
+    return s;
+  }
   mcf.splits.push_back(std::move(split));
   return {};
 }

@@ -23,6 +23,25 @@ class HostNames {
     }
     return add_to(exact_, name, value);
   }
+  // A name as configuration writes it (lower case), checked as nginx's hash keys are: one wildcard
+  // at most, as a whole first or last label; ".example.com" stands for the name and every name
+  // under it.
+  enum class Added { Ok, Invalid, Conflict };
+  Added add_configured(const std::string& name, T value) {
+    std::string_view bare = name;
+    if (bare.starts_with("*.")) {
+      bare.remove_prefix(2);
+    } else if (bare.starts_with('.')) {
+      bare.remove_prefix(1);
+    } else if (bare.ends_with(".*")) {
+      bare.remove_suffix(2);
+    }
+    if (bare.empty() || bare.find('*') != std::string_view::npos) return Added::Invalid;
+    bool ok = name.starts_with('.') ? add(name.substr(1), value) && add("*" + name, value)
+                                    : add(name, value);
+    return ok ? Added::Ok : Added::Conflict;
+  }
+
   // Call once every name is added.
   void build() { std::sort(exact_.begin(), exact_.end()); }
 

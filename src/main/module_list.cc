@@ -34,6 +34,7 @@ extern Module http_access_module;
 extern Module http_empty_gif_module;
 extern Module http_autoindex_module;
 extern Module http_split_clients_module;
+extern Module http_referer_module;
 extern Module http_proxy_module;
 }  // namespace http
 
@@ -56,6 +57,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_access_module,
     &http::http_map_module,
     &http::http_split_clients_module,
+    &http::http_referer_module,
     &http::http_rewrite_module,
     &http::http_proxy_module,
     &http::http_upstream_module,

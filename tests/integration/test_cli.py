@@ -22,10 +22,10 @@ def test_version_help_configure():
     lines = err.splitlines()
     assert lines[0] == "weir version: weir/0.1.0"
     conf = [l for l in lines if l.startswith("configure arguments: ")][0]
-    for missing in ("userid", "fastcgi", "ssi", "geo", "limit_conn", "limit_req", "referer"):
+    for missing in ("userid", "fastcgi", "ssi", "geo", "limit_conn", "limit_req", "browser"):
         assert "--without-http_%s_module" % missing in conf
     for built in ("rewrite", "proxy", "gzip", "charset", "map", "access", "empty_gif", "autoindex",
-                  "split_clients",
+                  "split_clients", "referer",
                   "upstream_keepalive", "upstream_hash", "upstream_ip_hash",
                   "upstream_least_conn", "upstream_random", "upstream_zone"):
         assert "--without-http_%s_module" % built not in conf

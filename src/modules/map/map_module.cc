@@ -104,25 +104,12 @@ Status map_line(ConfContext& cf, const ConfNode& line, Map& m, MapMainConf& mcf)
   std::string lower = lowercased(key);
   bool added;
   if (m.hostnames) {
-    // One wildcard at most, as a whole first or last label.
-    std::string_view bare = lower;
-    if (bare.starts_with("*.")) {
-      bare.remove_prefix(2);
-    } else if (bare.starts_with('.')) {
-      bare.remove_prefix(1);
-    } else if (bare.ends_with(".*")) {
-      bare.remove_suffix(2);
-    }
-    if (bare.empty() || bare.find('*') != std::string_view::npos) {
+    auto result = m.names.add_configured(lower, v);
+    if (result == HostNames<const ComplexValue*>::Added::Invalid) {
       return at.errorf("invalid hostname or wildcard \"%.*s\"", static_cast<int>(key.size()),
                        key.data());
     }
-    if (lower.starts_with('.')) {
-      // ".example.com": the name itself and every name under it.
-      added = m.names.add(lower.substr(1), v) && m.names.add("*" + lower, v);
-    } else {
-      added = m.names.add(lower, v);
-    }
+    added = result == HostNames<const ComplexValue*>::Added::Ok;
   } else {
     added = m.exact.emplace(lower, v).second;
   }

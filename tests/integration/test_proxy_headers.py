@@ -23,6 +23,10 @@ CONF = r"""
         location /plain/ { proxy_pass http://127.0.0.1:%(port)d; proxy_redirect http://old.test/ /new/;
                            proxy_redirect /rel/ /new/; }
         location /noredir/ { proxy_pass http://127.0.0.1:%(port)d/back/; proxy_redirect off; }
+        location /rx/ { proxy_pass http://127.0.0.1:%(port)d;
+                        proxy_redirect ~^http://old\.test/(.*)$ /moved/$1;
+                        proxy_redirect ~*^HTTP://CASE\.test/ /case/; }
+        location /var/ { proxy_pass http://127.0.0.1:%(port)d; proxy_redirect http://$host/ /local/; }
     }
 """
 
@@ -40,7 +44,8 @@ COOKIES = [
 def answers(s, port):
     out = [http_get(s.port, "/c%d" % i).header("Set-Cookie") for i in range(len(COOKIES))]
     out.append(http_get(s.port, "/off/c0").header("Set-Cookie"))
-    for path in ("/app/r1", "/app/r2", "/plain/r3", "/noredir/r1", "/app/r4", "/plain/r5"):
+    for path in ("/app/r1", "/app/r2", "/plain/r3", "/noredir/r1", "/app/r4", "/plain/r5",
+                 "/rx/r6", "/rx/r7", "/rx/r8", "/var/r9"):
         out.append(http_get(s.port, path).header("Location").replace(str(s.port), "PORT"))
     return out
 
@@ -56,6 +61,10 @@ def test_cookie_and_redirect_rewrites_as_nginx(make_server):
         b.script("/plain/r3", [response(301, "", {"Location": "http://old.test/z"})])
         b.script("/back/r4", [response(302, "", {"Location": "/login"})])
         b.script("/plain/r5", [response(302, "", {"Location": "/rel/q"})])
+        b.script("/rx/r6", [response(302, "", {"Location": "http://old.test/a/b?c=d"})])
+        b.script("/rx/r7", [response(302, "", {"Location": "http://case.test/z"})])
+        b.script("/rx/r8", [response(302, "", {"Location": "http://other.test/q"})])
+        b.script("/var/r9", [response(302, "", {"Location": "http://localhost/p/q"})])
         got = answers(make_server(CONF % {"port": b.port}), b.port)
         want = answers(make_server(CONF % {"port": b.port}, binary=NGINX), b.port)
     assert got == want
@@ -66,6 +75,10 @@ def test_cookie_and_redirect_rewrites_as_nginx(make_server):
     assert got[len(COOKIES) + 4] == here + "/back/x?y=1"  # proxy_redirect off
     assert got[len(COOKIES) + 5] == "/login"  # relative, as the upstream sent it
     assert got[len(COOKIES) + 6] == "http://localhost:PORT/new/q"  # rewritten: made absolute
+    assert got[len(COOKIES) + 7] == "http://localhost:PORT/moved/a/b?c=d"  # regex and capture
+    assert got[len(COOKIES) + 8] == "http://localhost:PORT/case/"  # ~*: the whole value replaced
+    assert got[len(COOKIES) + 9] == "http://other.test/q"  # no rule matched
+    assert got[len(COOKIES) + 10] == "http://localhost:PORT/local/p/q"  # a prefix with variables
 
 
 def test_upstream_cookie_variables_as_nginx(make_server):

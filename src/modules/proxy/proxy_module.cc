@@ -6,6 +6,7 @@
 // up to the upstream's close. Location headers are rewritten by proxy_redirect. nginx:
 // src/http/modules/ngx_http_proxy_module.c
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,8 +35,12 @@ struct SetHeader {
   ComplexValue value;
 };
 
+// One proxy_redirect rule: a prefix of the upstream's Location (with variables: evaluated per
+// request), or a regex over the whole value (~, ~*: the replacement may use its captures).
 struct Redirect {
-  std::string from;  // a prefix of the upstream's Location
+  std::string from;
+  ComplexValue* from_value = nullptr;
+  std::shared_ptr<HttpRegex> regex;
   ComplexValue to;
 };
 
@@ -472,11 +477,15 @@ void rewrite_location(Request& r) {
   }
   if (loc == nullptr) return;
   for (const Redirect& rd : *plcf.redirects) {
-    if (loc->value.size() < rd.from.size() || loc->value.substr(0, rd.from.size()) != rd.from) {
-      continue;
+    std::string_view rest;
+    if (rd.regex != nullptr) {
+      if (!regex_exec(r, *rd.regex, loc->value)) continue;  // replaces the whole value
+    } else {
+      std::string_view from = rd.from_value != nullptr ? rd.from_value->eval(r) : rd.from;
+      if (loc->value.size() < from.size() || loc->value.substr(0, from.size()) != from) continue;
+      rest = loc->value.substr(from.size());
     }
     std::string_view to = rd.to.eval(r);
-    std::string_view rest = loc->value.substr(rd.from.size());
     char* p = r.pool->alloc_bytes(to.size() + rest.size());
     std::memcpy(p, to.data(), to.size());
     std::memcpy(p + to.size(), rest.data(), rest.size());
@@ -898,15 +907,20 @@ Status set_redirect(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
   }
   if (n.nargs() != 2) return Status::error("invalid number of arguments");
   if (plcf.redirect_mode == RedirectMode::Off) return Status::error("is duplicate");
-  if (!n.args[1].empty() && n.args[1][0] == '~') {
-    return Status::error("with a regular expression is not supported by weir yet");
-  }
-  if (n.args[1].find('$') != std::string::npos) {
-    return Status::error("with variables in the redirect is not supported by weir yet");
-  }
   if (plcf.redirects == nullptr) plcf.redirects = cf.pool.make<std::vector<Redirect>>();
   plcf.redirect_mode = RedirectMode::Custom;
   Redirect rd;
+  std::string_view from = n.args[1];
+  if (from.starts_with('~')) {
+    from.remove_prefix(1);
+    bool caseless = from.starts_with('*');
+    if (caseless) from.remove_prefix(1);
+    rd.regex = std::make_shared<HttpRegex>();
+    if (Status s = compile_http_regex(cf, *rd.regex, from, caseless); !s.ok()) return s;
+  } else if (from.find('$') != std::string_view::npos) {
+    rd.from_value = cf.pool.make<ComplexValue>();
+    if (Status s = rd.from_value->compile(cf, from, false); !s.ok()) return s;
+  }
   rd.from = n.args[1];
   if (Status s = rd.to.compile(cf, n.args[2]); !s.ok()) return s;
   plcf.redirects->push_back(std::move(rd));

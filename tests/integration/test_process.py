@@ -176,7 +176,8 @@ def test_worker_respawn_after_sigkill(make_server):
     workers = children(master)
     assert len(workers) == 2
     assert proc_title(master).startswith("weir: master process")
-    assert proc_title(workers[0]) == "weir: worker process"
+    # A worker just forked shows the master's title until it sets its own: wait for that state.
+    wait_for(lambda: proc_title(workers[0]) == "weir: worker process", what="the worker's title")
     os.kill(workers[0], signal.SIGKILL)
     wait_for(lambda: len(children(master)) == 2 and workers[0] not in children(master), what="respawn")
     assert http_get(s.port, "/").body == b"version one\n"

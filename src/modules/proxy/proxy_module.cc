@@ -487,9 +487,8 @@ void rewrite_location(Request& r) {
     }
     std::string_view to = rd.to.eval(r);
     char* p = r.pool->alloc_bytes(to.size() + rest.size());
-    std::memcpy(p, to.data(), to.size());
-    std::memcpy(p + to.size(), rest.data(), rest.size());
-    loc->value = {p, to.size() + rest.size()};
+    char* e = put(put(p, to), rest);  // rest may be empty with no data: a regex replaced all
+    loc->value = {p, static_cast<size_t>(e - p)};
     r.headers_out.location = loc;
     return;
   }

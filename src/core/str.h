@@ -42,6 +42,13 @@ inline uint64_t hash_bytes(std::string_view s) {
   return h ^ (h >> 32);
 }
 
+// For unordered maps keyed by std::string that are looked up by std::string_view without building a
+// string (with std::equal_to<>).
+struct StringViewHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const { return hash_bytes(s); }
+};
+
 bool iequals(std::string_view a, std::string_view b);
 bool istarts_with(std::string_view s, std::string_view prefix);
 // Case-insensitive search of needle in s; npos when absent.

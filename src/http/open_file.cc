@@ -300,4 +300,19 @@ bool open_cached_file(OpenFileCache* cache, std::string_view path, OpenFileInfo&
   return true;
 }
 
+OpenFailure open_failure(int err) {
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+    case ENAMETOOLONG:
+      return {404, false};
+    case EACCES:
+    case EMLINK:
+    case ELOOP:
+      return {403, false};
+    default:
+      return {500, true};
+  }
+}
+
 }  // namespace weir::http

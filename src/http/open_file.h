@@ -56,10 +56,7 @@ class OpenFileCache {
 
  private:
   struct Entry;
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return hash_bytes(s); }
-  };
+  using Hash = StringViewHash;
   void touch(Entry* e);
   void unlink(Entry* e);
   void retire(Entry* e);  // out of the map; closed when the last request using it is done
@@ -78,5 +75,13 @@ class OpenFileCache {
 // Opens or stats path (NUL-terminated), through the cache when there is one. A descriptor it
 // returns stays open until the pool is released. Returns false with of.err / of.failed set.
 bool open_cached_file(OpenFileCache* cache, std::string_view path, OpenFileInfo& of, Pool& pool);
+
+// What a failed open (of.err) answers, as nginx's static handlers answer it: 404 when the file is
+// not there, 403 when it may not be opened, else 500; logged at error level, or crit for a 500.
+struct OpenFailure {
+  int status;
+  bool crit;
+};
+OpenFailure open_failure(int err);
 
 }  // namespace weir::http

@@ -453,6 +453,15 @@ Header* add_header_out(Request& r, std::string_view key, std::string_view value)
   return r.headers_out.headers.push(*r.pool, key, value);
 }
 
+bool content_type_in(const Request& r, const std::vector<std::string>& types) {
+  const HeadersOut& out = r.headers_out;
+  std::string_view ct = out.content_type.substr(0, out.content_type_len);
+  for (const std::string& t : types) {
+    if (t == "*" || iequals(ct, t)) return true;
+  }
+  return false;
+}
+
 void clear_content_length(Request& r) {
   r.headers_out.content_length_n = -1;
   if (r.headers_out.content_length != nullptr) {

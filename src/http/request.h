@@ -259,6 +259,9 @@ void clear_etag(Request& r);
 
 // Content-Type from the location's types and the URI's extension.
 Rc set_content_type(Request& r);
+// Whether the response's type (without parameters) is one of types (lower case; "*" for any): the
+// *_types directives. nginx: ngx_http_test_content_type
+bool content_type_in(const Request& r, const std::vector<std::string>& types);
 // Builds the ETag from Last-Modified and Content-Length (nginx's format).
 Rc set_etag(Request& r);
 // Makes a weak ETag out of a strong one.

@@ -180,15 +180,21 @@ def http_get(port, path, headers=None, method="GET", body=None, version="1.1", h
     return r
 
 
-def slow_get(port, path, pause=0.5):
-    """A client that asks, then waits before reading, with a small receive window: the server's
-    socket buffers fill and what is left waits in the server (a proxy spills it to a temp file).
-    Returns the Response."""
+def slow_client(port, path, timeout=30):
+    """A connection with a small receive window that has asked for path (Connection: close) and
+    reads nothing yet: the server's socket buffers fill and the rest waits in the server."""
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.settimeout(30)
+    s.settimeout(timeout)
     s.connect(("127.0.0.1", port))
     s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
+    return s
+
+
+def slow_get(port, path, pause=0.5):
+    """A slow client that waits before reading (a proxy spills what it holds to a temp file).
+    Returns the Response."""
+    s = slow_client(port, path)
     time.sleep(pause)
     return parse_one(read_to_end(s))[0]
 
@@ -487,6 +493,15 @@ def unname_server(lines, body):
         lines = [l if not l.startswith("Content-Length:") else "Content-Length: %d" % len(named)
                  for l in lines]
     return lines, named
+
+
+def answer(port, req):
+    """A raw request's answer as the parity tests compare it: the header lines without Date and
+    Server, and the body, both without the server's name (unname_server)."""
+    head, _, body = raw(port, req).partition(b"\r\n\r\n")
+    lines = [l for l in head.decode("latin-1").split("\r\n")
+             if not l.lower().startswith(("date:", "server:"))]
+    return unname_server(lines, body)
 
 
 def wait_for(cond, timeout=10, step=0.05, what="condition"):

@@ -10,7 +10,8 @@ import threading
 import pytest
 
 from backend import Backend, Send, Wait, response
-from conftest import NGINX, ROOT, WEIR, check_conf, dechunk, raw, unname_server, weir_and_nginx
+from conftest import NGINX, ROOT, WEIR, check_conf, dechunk, weir_and_nginx
+from conftest import answer as raw_answer
 
 KOI = "Привет, мир! Съешь же ещё этих мягких французских булок.\n".encode("koi8-r") * 20
 UTF = ("Привет, мир! ёЁ € “quotes” 漢字 \U0001F600 end\n".encode("utf-8") * 10 +
@@ -74,14 +75,11 @@ def upstream_scripts(b):
 
 
 def answer(port, path):
-    out = raw(port, "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" % path)
-    head, _, body = out.partition(b"\r\n\r\n")
-    lines = [l for l in head.decode("latin-1").split("\r\n")
-             if not l.lower().startswith(("date:", "server:"))]
+    lines, body = raw_answer(port, "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                             % path)
     if "Transfer-Encoding: chunked" in lines:
         body = dechunk(body)
-    lines = [l.replace(":%d/" % port, ":PORT/") for l in lines]
-    return unname_server(lines, body)
+    return [l.replace(":%d/" % port, ":PORT/") for l in lines], body
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 the body byte for byte."""
 import pytest
 
-from conftest import raw, weir_and_nginx
+from conftest import answer, weir_and_nginx
 
 CONF = """
     server { listen 127.0.0.1:%%PORT%%; location = /pixel.gif { empty_gif; } }
@@ -22,24 +22,13 @@ def pair():
     yield from weir_and_nginx(CONF, {})
 
 
-def answer(port, req):
-    head, _, body = raw(port, req).partition(b"\r\n\r\n")
-    lines = [l for l in head.split(b"\r\n") if not l.lower().startswith((b"date:", b"server:"))]
-    body = body.replace(b"nginx/1.22.1", b"SERVER").replace(b"weir/0.1.0", b"SERVER")
-    return lines, body
-
-
 @pytest.mark.parametrize("req", REQUESTS, ids=["get", "head", "conditional", "post"])
 def test_as_nginx(pair, req):
     weir, nginx = pair
-    w, n = answer(weir.port, req), answer(nginx.port, req)
-    if b" 405 " in w[0][0]:  # the built-in page names the server: compare without its length
-        w = ([l for l in w[0] if not l.startswith(b"Content-Length")], w[1])
-        n = ([l for l in n[0] if not l.startswith(b"Content-Length")], n[1])
-    assert w == n
+    assert answer(weir.port, req) == answer(nginx.port, req)
 
 
 def test_the_pixel(pair):
     weir, _ = pair
     lines, body = answer(weir.port, REQUESTS[0])
-    assert body.startswith(b"GIF89a") and len(body) == 43 and b"Content-Type: image/gif" in lines
+    assert body.startswith(b"GIF89a") and len(body) == 43 and "Content-Type: image/gif" in lines

@@ -74,11 +74,9 @@ def answer(port, path, version="1.1"):
             continue
         if k.lower() == "expires" and date is not None and v.endswith(" GMT") and \
                 not v.startswith("Thu, 01 Jan 1970") and not v.startswith("Thu, 31 Dec 2037"):
-            delta = (email.utils.parsedate_to_datetime(v) - date).total_seconds()
-            if path in ("/mod/a.txt", "/modpast/a.txt"):
-                v = v  # fixed by the file's time, not by now
-            else:
-                v = "now%+d" % delta
+            # Fixed by the file's time for `modified`; else measured from now.
+            if path not in ("/mod/a.txt", "/modpast/a.txt"):
+                v = "now%+d" % (email.utils.parsedate_to_datetime(v) - date).total_seconds()
         v = v.replace(":%d/" % port, ":PORT/")
         shown.append("%s: %s" % (k, v))
     return unname_server(shown, body)

@@ -7,7 +7,7 @@ import socket
 import threading
 
 from backend import Backend, KeepOpen, Send, Wait, chunked, response
-from conftest import NGINX, http_get, wait_for
+from conftest import NGINX, http_get, read_to_end, slow_client, wait_for
 
 LENGTHS = """
     log_format lengths '$uri $upstream_response_length $upstream_bytes_received';
@@ -133,11 +133,7 @@ def test_upstream_released_when_done_not_when_the_client_is(make_server):
                  location / { proxy_pass http://u; proxy_http_version 1.1;
                               proxy_set_header Connection ""; } }
         """ % b.port)
-        c = socket.socket()
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        c.settimeout(10)
-        c.connect(("127.0.0.1", s.port))
-        c.sendall(b"GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        c = slow_client(s.port, "/big", timeout=10)
         first = c.recv(100)
         assert first.startswith(b"HTTP/1.1 200 ")
         # The client reads no more until the second request was served.
@@ -145,13 +141,7 @@ def test_upstream_released_when_done_not_when_the_client_is(make_server):
         wait_for(lambda: small.append(http_get(s.port, "/small").status) or small[-1] == 200,
                  what="the second request served")
         assert b.connections == 1  # on the connection the first response came by
-        data = first
-        while True:
-            chunk = c.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        c.close()
+        data = first + read_to_end(c)
         assert data.partition(b"\r\n\r\n")[2] == big
 
 
@@ -192,19 +182,10 @@ def test_tiny_chunks_spilled_cost_what_the_data_costs(make_server):
         assert http_get(s.port, "/warm").status == 200
         (pid,) = s.worker_pids()
         before = proc_status(pid, "VmRSS")
-        c = socket.socket()
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        c.settimeout(30)
-        c.connect(("127.0.0.1", s.port))
-        c.sendall(b"GET /tiny HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        c = slow_client(s.port, "/tiny")
         data = c.recv(100)
         wait_for(lambda: spilled_bytes(pid) > n - 200000, timeout=60, what="the body spilled")
-        while True:
-            chunk = c.recv(1 << 20)
-            if not chunk:
-                break
-            data += chunk
-        c.close()
+        data += read_to_end(c)
         grown = proc_status(pid, "VmHWM") - before
         head, _, body = data.partition(b"\r\n\r\n")
         assert b"Transfer-Encoding: chunked" in head

@@ -15,6 +15,7 @@
 #include "core/escape.h"
 #include "core/str.h"
 #include "core/time_cache.h"
+#include "core/utf8.h"
 #include "http/core_module.h"
 #include "http/request_body.h"
 #include "http/variables.h"
@@ -111,48 +112,6 @@ void put_json(std::string& out, std::string_view s) {
         }
     }
   }
-}
-
-// The length of one UTF-8 character at s (1 for an invalid one, as nginx steps over it), or 0 when
-// it is invalid.
-size_t utf8_char(std::string_view s) {
-  auto c = static_cast<unsigned char>(s[0]);
-  size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
-  if (len == 0 || s.size() < len) return 0;
-  for (size_t i = 1; i < len; i++) {
-    if ((static_cast<unsigned char>(s[i]) & 0xc0) != 0x80) return 0;
-  }
-  return len;
-}
-
-// Characters in a name, UTF-8 counted (an invalid byte counts as one). nginx: ngx_utf8_length
-size_t utf8_length(std::string_view s) {
-  size_t n = 0;
-  for (size_t i = 0; i < s.size(); n++) {
-    if (static_cast<unsigned char>(s[i]) < 0x80) {
-      i++;
-      continue;
-    }
-    size_t len = utf8_char(s.substr(i));
-    if (len == 0) return s.size();  // not UTF-8: as bytes
-    i += len;
-  }
-  return n;
-}
-
-// The first `chars` UTF-8 characters of s, stopping at an invalid one. nginx: ngx_utf8_cpystrn
-std::string_view utf8_prefix(std::string_view s, size_t chars) {
-  size_t i = 0;
-  for (; chars > 0 && i < s.size(); chars--) {
-    if (static_cast<unsigned char>(s[i]) < 0x80) {
-      i++;
-      continue;
-    }
-    size_t len = utf8_char(s.substr(i));
-    if (len == 0) break;
-    i += len;
-  }
-  return s.substr(0, i);
 }
 
 void put_size(std::string& out, const Entry& e, bool exact) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/str.h"
+#include "core/utf8.h"
 #include "http/core_module.h"
 #include "http/variables.h"
 
@@ -79,6 +80,7 @@ struct CharsetCtx {
   size_t saved_len = 0;
   ChainLink* free = nullptr;
   ChainLink* busy = nullptr;
+  ChainLink** busy_tail = &busy;
 };
 
 int find_charset(const CharsetMainConf& mcf, std::string_view name) {
@@ -108,15 +110,6 @@ int resolve(Request& r, int configured, std::string_view& name) {
 constexpr int kError = kCharsetOff - 1;
 constexpr int kDeclined = kCharsetOff - 2;
 
-bool type_matches(const Request& r, const std::vector<std::string>& types) {
-  const HeadersOut& out = r.headers_out;
-  std::string_view ct = out.content_type.substr(0, out.content_type_len);
-  for (const std::string& t : types) {
-    if (t == "*" || iequals(ct, t)) return true;
-  }
-  return false;
-}
-
 // The charset the response is to name, for the main request. nginx: ngx_http_destination_charset
 int destination_charset(Request& r, std::string_view& name) {
   if (r.headers_out.content_type.empty()) return kDeclined;
@@ -133,7 +126,7 @@ int destination_charset(Request& r, std::string_view& name) {
   if (*conf.charset == kCharsetOff) return kDeclined;
   if (!r.headers_out.charset.empty()) {
     if (!*conf.override_charset) return kDeclined;
-  } else if (!type_matches(r, *conf.types)) {
+  } else if (!content_type_in(r, *conf.types)) {
     return kDeclined;
   }
   int c = resolve(r, *conf.charset, name);
@@ -236,42 +229,6 @@ Code charset_header_filter(Request& r, HeaderNext next) {
 
 // --- recoding --------------------------------------------------------------------------------
 
-constexpr uint32_t kIncomplete = 0xfffffffe;
-constexpr uint32_t kInvalid = 0xffffffff;
-
-// One UTF-8 sequence from [*p, end), as nginx reads them (a lead byte below C2 or a continuation
-// byte below 80 is invalid; overlong forms are invalid; the bytes read are consumed), or
-// kIncomplete when it goes on past end (nothing consumed).
-uint32_t utf8_decode(const uint8_t*& p, const uint8_t* end) {
-  uint32_t u = *p;
-  uint32_t valid;
-  size_t len;
-  if (u >= 0xf0) {
-    u &= 0x07;
-    valid = 0xffff;
-    len = 3;
-  } else if (u >= 0xe0) {
-    u &= 0x0f;
-    valid = 0x7ff;
-    len = 2;
-  } else if (u >= 0xc2) {
-    u &= 0x1f;
-    valid = 0x7f;
-    len = 1;
-  } else {
-    p++;
-    return kInvalid;
-  }
-  if (static_cast<size_t>(end - p) - 1 < len) return kIncomplete;
-  p++;
-  for (; len > 0; len--) {
-    uint32_t c = *p++;
-    if (c < 0x80) return kInvalid;
-    u = (u << 6) | (c & 0x3f);
-  }
-  return u > valid ? u : kInvalid;
-}
-
 // The longest a character's output can be: "&#1114111;".
 constexpr size_t kEntityMax = 10;
 
@@ -344,12 +301,12 @@ void recode_into(Request& r, CharsetCtx& ctx, Buffer* in, ChainLink**& tail) {
       std::memcpy(seq + have, src, take);
       const uint8_t* p = seq;
       uint32_t n = utf8_decode(p, seq + have + take);
-      if (n == kIncomplete && have + take < 4) {
+      if (n == kUtf8Incomplete && have + take < 4) {
         std::memcpy(ctx.saved + have, src, take);
         ctx.saved_len += take;
         src = end;
       } else {
-        if (n == kIncomplete) {
+        if (n == kUtf8Incomplete) {
           *b->last++ = '?';
           p = seq + 4;
         } else {
@@ -366,12 +323,12 @@ void recode_into(Request& r, CharsetCtx& ctx, Buffer* in, ChainLink**& tail) {
         continue;
       }
       uint32_t n = utf8_decode(src, end);
-      if (n == kIncomplete) {
+      if (n == kUtf8Incomplete) {
         ctx.saved_len = static_cast<size_t>(end - src);
         std::memcpy(ctx.saved, src, ctx.saved_len);
         break;
       }
-      if (n == kInvalid) {
+      if (n == kUtf8Invalid) {
         *b->last++ = '?';
         continue;
       }
@@ -421,13 +378,13 @@ Rc charset_body_filter(Request& r, ChainLink* in, BodyNext next) {
   Rc rc = next(r, out);
   // What went out gives its buffers back, and the input each one shadows to its owner.
   if (out != nullptr) {
-    ChainLink** bt = &ctx->busy;
-    while (*bt != nullptr) bt = &(*bt)->next;
-    *bt = out;
+    *ctx->busy_tail = out;
+    ctx->busy_tail = tail;
   }
   while (ctx->busy != nullptr && ctx->busy->buf->size() == 0) {
     ChainLink* cl = ctx->busy;
     ctx->busy = cl->next;
+    if (ctx->busy == nullptr) ctx->busy_tail = &ctx->busy;
     Buffer* b = cl->buf;
     if (b->tag != &http_charset_filter_module) continue;
     if (b->shadow != nullptr) b->shadow->pos = b->shadow->last;

@@ -9,6 +9,7 @@
 // nginx: src/http/modules/ngx_http_gzip_filter_module.c
 #include <zlib.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -51,16 +52,6 @@ struct GzipCtx {
   uint64_t zout = 0;
 };
 
-bool type_matches(const Request& r, const std::vector<std::string>& types) {
-  const HeadersOut& out = r.headers_out;
-  std::string_view ct = out.content_type.substr(0, out.content_type_len);
-  if (iequals(ct, "text/html")) return true;
-  for (const std::string& t : types) {
-    if (t == "*" || iequals(ct, t)) return true;
-  }
-  return false;
-}
-
 // Deflate's window and hash for a response of known size: no larger than it needs.
 void size_memory(const Request& r, const GzipLocConf& conf, GzipCtx& ctx) {
   int wbits = *conf.wbits;
@@ -84,7 +75,7 @@ Code gzip_header_filter(Request& r, HeaderNext next) {
   if (!*conf.enable || (status != 200 && status != 403 && status != 404) ||
       (out.content_encoding != nullptr && !out.content_encoding->value.empty()) ||
       (out.content_length_n != -1 && out.content_length_n < *conf.min_length) ||
-      !type_matches(r, *conf.types) || r.header_only) {
+      !content_type_in(r, *conf.types) || r.header_only) {
     return next(r);
   }
   r.gzip_vary = true;
@@ -358,6 +349,11 @@ Status merge_loc_conf(ConfContext&, const GzipLocConf& prev, GzipLocConf& conf) 
   conf.memlevel.merge(prev.memlevel, 8);
   conf.min_length.merge(prev.min_length, 20);
   conf.types.merge(prev.types, {});
+  // text/html is always compressed, as nginx's gzip_types says.
+  auto& types = conf.types.value;
+  if (std::find(types.begin(), types.end(), "text/html") == types.end()) {
+    types.emplace_back("text/html");
+  }
   return {};
 }
 

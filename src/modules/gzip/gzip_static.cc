@@ -48,20 +48,12 @@ Code gzip_static_handler(Request& r) {
   OpenFileInfo of;
   init_open_file_info(clcf, of);
   if (!open_cached_file(clcf.open_file_cache, path, of, *r.pool)) {
-    switch (of.err) {
-      case 0:
-        return Code::status(500);
-      case ENOENT:
-      case ENOTDIR:
-      case ENAMETOOLONG:
-        return Rc::Declined;  // no precompressed file: the static handler goes on
-      default:
-        log_error(of.err == EACCES || of.err == EMLINK || of.err == ELOOP ? LogLevel::Error
-                                                                          : LogLevel::Crit,
-                  r.log(), of.err, "%s \"%.*s\" failed", of.failed, static_cast<int>(path.size()),
-                  path.data());
-        return Rc::Declined;
-    }
+    if (of.err == 0) return Code::status(500);
+    OpenFailure f = open_failure(of.err);
+    if (f.status == 404) return Rc::Declined;  // no precompressed file: the static handler goes on
+    log_error(f.crit ? LogLevel::Crit : LogLevel::Error, r.log(), of.err, "%s \"%.*s\" failed",
+              of.failed, static_cast<int>(path.size()), path.data());
+    return Rc::Declined;
   }
   if (mode == GzipStatic::On) {
     r.gzip_vary = true;  // the .gz exists: the answer depends on Accept-Encoding

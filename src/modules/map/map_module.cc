@@ -29,8 +29,9 @@ struct MapRegex {
 struct Map {
   ComplexValue source;
   bool hostnames = false;
-  std::unordered_map<std::string, const ComplexValue*> exact;  // lower-case keys
-  HostNames<const ComplexValue*> names;                        // with `hostnames`
+  // Lower-case keys, looked up by a view of the lower-cased value (no string built per lookup).
+  std::unordered_map<std::string, const ComplexValue*, StringViewHash, std::equal_to<>> exact;
+  HostNames<const ComplexValue*> names;  // with `hostnames`
   std::vector<std::unique_ptr<MapRegex>> regexes;
   const ComplexValue* default_value = nullptr;
 };
@@ -51,7 +52,7 @@ const ComplexValue* find_value(Request& r, const Map& m, std::string_view key) {
   std::string_view lower{low, key.size()};
   if (m.hostnames) {
     if (const ComplexValue* const* v = m.names.find(lower)) return *v;
-  } else if (auto it = m.exact.find(std::string(lower)); it != m.exact.end()) {
+  } else if (auto it = m.exact.find(lower); it != m.exact.end()) {
     return it->second;
   }
   for (const auto& re : m.regexes) {

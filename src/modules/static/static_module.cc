@@ -24,32 +24,13 @@ Code static_handler(Request& r) {
   OpenFileInfo of;
   init_open_file_info(clcf, of);
   if (!open_cached_file(clcf.open_file_cache, path, of, *r.pool)) {
-    int level, rc;
-    switch (of.err) {
-      case 0:
-        return Code::status(500);
-      case ENOENT:
-      case ENOTDIR:
-      case ENAMETOOLONG:
-        level = static_cast<int>(LogLevel::Error);
-        rc = 404;
-        break;
-      case EACCES:
-      case EMLINK:
-      case ELOOP:
-        level = static_cast<int>(LogLevel::Error);
-        rc = 403;
-        break;
-      default:
-        level = static_cast<int>(LogLevel::Crit);
-        rc = 500;
-        break;
+    if (of.err == 0) return Code::status(500);
+    OpenFailure f = open_failure(of.err);
+    if (f.status != 404 || *clcf.log_not_found) {
+      log_error(f.crit ? LogLevel::Crit : LogLevel::Error, log, of.err, "%s \"%.*s\" failed",
+                of.failed, static_cast<int>(path.size()), path.data());
     }
-    if (rc != 404 || *clcf.log_not_found) {
-      log_error(static_cast<LogLevel>(level), log, of.err, "%s \"%.*s\" failed", of.failed,
-                static_cast<int>(path.size()), path.data());
-    }
-    return Code::status(rc);
+    return Code::status(f.status);
   }
   r.root_tested = !r.error_page;
 

@@ -10,6 +10,7 @@
 
 #include "conf/conf_context.h"
 #include "conf/cycle.h"
+#include "core/base64.h"
 #include "core/str.h"
 #include "core/time_cache.h"
 #include "http/core_module.h"
@@ -139,20 +140,35 @@ bool find_arg(std::string_view args, std::string_view name, std::string_view& va
   return find_pair(args, name, '&', false, value);
 }
 
+bool find_cookie(Request& r, std::string_view name, std::string_view& value, const Header** line) {
+  for (Header* h : r.headers_in.headers) {
+    if (h->hash == 0 || !iequals(h->key, "Cookie")) continue;
+    if (find_pair(h->value, name, ';', true, value)) {
+      if (line != nullptr) *line = h;
+      return true;
+    }
+  }
+  return false;
+}
+
+SockAddr local_sockaddr(Request& r) {
+  SockAddr a;
+  const HttpAddr* addr = r.http_connection->addr_conf;
+  if (addr != nullptr && !addr->addr.is_wildcard()) return addr->addr;
+  local_address(r.connection->fd, a);
+  return a;
+}
+
 namespace {
 
 void var_cookie_prefix(Request& r, VariableValue& v, uintptr_t data) {
   auto* name = reinterpret_cast<const std::string*>(data);
-  std::string_view key = std::string_view(*name).substr(7);
-  for (Header* h : r.headers_in.headers) {
-    if (h->hash == 0 || !iequals(h->key, "Cookie")) continue;
-    std::string_view val;
-    if (find_pair(h->value, key, ';', true, val)) {
-      v.set(val);
-      return;
-    }
+  std::string_view val;
+  if (find_cookie(r, std::string_view(*name).substr(7), val)) {
+    v.set(val);
+  } else {
+    v.set_not_found();
   }
-  v.set_not_found();
 }
 
 void var_arg_prefix(Request& r, VariableValue& v, uintptr_t data) {
@@ -191,14 +207,6 @@ void var_binary_remote_addr(Request& r, VariableValue& v, uintptr_t) {
 void var_remote_port(Request& r, VariableValue& v, uintptr_t) {
   uint16_t port = r.connection->peer_port();
   v.set(port != 0 ? pool_number(r, port) : std::string_view());
-}
-
-SockAddr local_sockaddr(Request& r) {
-  SockAddr a;
-  const HttpAddr* addr = r.http_connection->addr_conf;
-  if (addr != nullptr && !addr->addr.is_wildcard()) return addr->addr;
-  local_address(r.connection->fd, a);
-  return a;
 }
 
 void var_server_addr(Request& r, VariableValue& v, uintptr_t) {
@@ -439,34 +447,14 @@ void var_remote_user(Request& r, VariableValue& v, uintptr_t) {
   }
   std::string_view enc = h->value.substr(6);
   while (!enc.empty() && enc.front() == ' ') enc.remove_prefix(1);
-  // base64 (RFC 4648) decode, then the part before ':'.
-  auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
-    return -1;
-  };
-  char* out = r.pool->alloc_bytes(enc.size());
-  size_t n = 0;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : enc) {
-    if (c == '=') break;
-    int d = val(c);
-    if (d < 0) {
-      v.set_not_found();
-      return;
-    }
-    acc = (acc << 6) | static_cast<uint32_t>(d);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out[n++] = static_cast<char>((acc >> bits) & 0xff);
-    }
+  // The credentials decoded, then the part before ':'.
+  char* out = r.pool->alloc_bytes(base64_decoded_length(enc.size()));
+  std::optional<size_t> n = base64_decode(out, enc);
+  if (!n) {
+    v.set_not_found();
+    return;
   }
-  std::string_view decoded(out, n);
+  std::string_view decoded(out, *n);
   size_t colon = decoded.find(':');
   if (colon == std::string_view::npos) {
     v.set_not_found();

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/inet.h"
 #include "core/status.h"
 
 namespace weir {
@@ -23,6 +24,7 @@ namespace weir::http {
 
 struct Request;
 class HeaderList;
+struct Header;
 
 struct VariableValue {
   const char* data = nullptr;
@@ -107,6 +109,13 @@ Status add_variables(ConfContext& cf, std::span<const VariableDef> defs);
 // The value of the argument `name` in an args string ("a=1&b=2"), as $arg_name reads it. nginx:
 // ngx_http_arg
 bool find_arg(std::string_view args, std::string_view name, std::string_view& value);
+// The value of the first cookie `name` in the request's Cookie lines, as $cookie_name reads it, and
+// the line it is on.
+bool find_cookie(Request& r, std::string_view name, std::string_view& value,
+                 const Header** line = nullptr);
+// The address the request came to (the listening address, or the socket's when that is a
+// wildcard), as $server_addr reads it.
+SockAddr local_sockaddr(Request& r);
 
 // The value of an indexed variable, computed once per request (or every time when no_cacheable).
 VariableValue* get_indexed_variable(Request& r, int index);

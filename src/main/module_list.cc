@@ -29,6 +29,7 @@ extern Module http_gzip_filter_module;
 extern Module http_gzip_static_module;
 extern Module http_charset_filter_module;
 extern Module http_gunzip_filter_module;
+extern Module http_userid_filter_module;
 extern Module http_map_module;
 extern Module http_access_module;
 extern Module http_empty_gif_module;
@@ -69,6 +70,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_postpone_filter_module,
     &http::http_charset_filter_module,
     &http::http_gunzip_filter_module,
+    &http::http_userid_filter_module,
     &http::http_headers_filter_module,
     &http::http_copy_filter_module,
     &http::http_not_modified_filter_module,

@@ -116,6 +116,12 @@ struct HttpPort {
   std::vector<HttpAddr> addrs;  // the wildcard, if any, last
 };
 
+// A compression filter's offer to encode responses (http/content_coding.h).
+struct CodingOffer {
+  uint8_t coding = 0;
+  bool (*eligible)(Request& r) = nullptr;
+};
+
 struct CoreMainConf {
   static constexpr Module* kModule = &http_core_module;
   static constexpr ConfLevel kLevel = ConfLevel::Main;
@@ -134,6 +140,7 @@ struct CoreMainConf {
   Setting<size_t> server_names_hash_bucket_size;
   Setting<size_t> variables_hash_max_size;
   Setting<size_t> variables_hash_bucket_size;
+  std::vector<CodingOffer> codings;  // the compression filters configured, in preference order
   int ncaptures = 0;
   bool try_files = false;
   std::string prefix;  // the -p prefix, for roots with variables that end up relative

@@ -26,6 +26,10 @@ std::string_view filter_name(FilterId id) {
       return "ssi";
     case FilterId::Postpone:
       return "postpone";
+    case FilterId::Brotli:
+      return "brotli";
+    case FilterId::Zstd:
+      return "zstd";
     case FilterId::Gzip:
       return "gzip";
     case FilterId::RangeHeader:

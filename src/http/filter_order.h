@@ -19,6 +19,8 @@ enum class FilterId {
   Charset,
   Ssi,
   Postpone,
+  Brotli,
+  Zstd,
   Gzip,
   RangeHeader,
   Chunked,
@@ -27,11 +29,13 @@ enum class FilterId {
 };
 
 // The seed's module list in registration order (ngx_modules[]): write first, not_modified last.
+// brotli and zstd (not nginx's) come right after gzip, so that their header filters run before
+// gzip's: the coding negotiated (http/content_coding.h) is set before gzip looks.
 inline constexpr std::array kSeedRegistrationOrder = {
-    FilterId::Write,     FilterId::Header,      FilterId::Chunked, FilterId::RangeHeader,
-    FilterId::Gzip,      FilterId::Postpone,    FilterId::Ssi,     FilterId::Charset,
-    FilterId::Gunzip,    FilterId::Userid,      FilterId::Headers, FilterId::Copy,
-    FilterId::RangeBody, FilterId::NotModified,
+    FilterId::Write,   FilterId::Header,  FilterId::Chunked,   FilterId::RangeHeader,
+    FilterId::Gzip,    FilterId::Zstd,    FilterId::Brotli,    FilterId::Postpone,
+    FilterId::Ssi,     FilterId::Charset, FilterId::Gunzip,    FilterId::Userid,
+    FilterId::Headers, FilterId::Copy,    FilterId::RangeBody, FilterId::NotModified,
 };
 
 // Run order: the registration order reversed.

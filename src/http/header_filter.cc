@@ -146,7 +146,7 @@ Code header_filter(Request& r, HeaderNext) {
   } else {
     p = put(p, "Connection: close\r\n");
   }
-  if (r.gzip_vary && *clcf.gzip_vary) p = put(p, "Vary: Accept-Encoding\r\n");
+  if ((r.gzip_vary && *clcf.gzip_vary) || r.vary_coding) p = put(p, "Vary: Accept-Encoding\r\n");
   for (Header* h : out.headers) {
     if (h->hash == 0) continue;
     p = put(p, h->key);

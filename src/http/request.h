@@ -138,6 +138,7 @@ struct Request {
       kMaxSubrequests + 1;  // how many more levels of subrequests may nest below this one
   int err_status = 0;
   uint8_t buffered = 0;
+  uint8_t coding = 0;  // the content coding negotiated (content_coding.h), once coding_tested
 
   bool header_sent : 1 = false;
   bool header_only : 1 = false;
@@ -175,6 +176,8 @@ struct Request {
   bool gzip_tested : 1 = false;  // gzip_ok() has looked at this request
   bool gzip_ok : 1 = false;      // ... and it may get gzip
   bool gzip_vary : 1 = false;    // the answer depends on Accept-Encoding (gzip_vary sends Vary)
+  bool vary_coding : 1 = false;  // ... and Vary goes whatever gzip_vary says (brotli, zstd)
+  bool coding_tested : 1 = false;
   bool limit_rate_set : 1 = false;
   bool limit_rate_after_set : 1 = false;
   bool preserve_body : 1 = false;

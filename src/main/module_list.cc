@@ -27,6 +27,10 @@ extern Module http_postpone_filter_module;
 extern Module http_headers_filter_module;
 extern Module http_gzip_filter_module;
 extern Module http_gzip_static_module;
+extern Module http_zstd_static_module;
+extern Module http_brotli_static_module;
+extern Module http_zstd_filter_module;
+extern Module http_brotli_filter_module;
 extern Module http_charset_filter_module;
 extern Module http_gunzip_filter_module;
 extern Module http_userid_filter_module;
@@ -51,6 +55,8 @@ auto g_list = std::to_array<Module*>({
     &http::http_log_module,
     &http::http_static_module,
     &http::http_gzip_static_module,
+    &http::http_zstd_static_module,
+    &http::http_brotli_static_module,
     &http::http_autoindex_module,
     &http::http_index_module,
     &http::http_mirror_module,
@@ -67,6 +73,8 @@ auto g_list = std::to_array<Module*>({
     &http::http_chunked_filter_module,
     &http::http_range_filter_module,
     &http::http_gzip_filter_module,
+    &http::http_zstd_filter_module,
+    &http::http_brotli_filter_module,
     &http::http_postpone_filter_module,
     &http::http_charset_filter_module,
     &http::http_gunzip_filter_module,

@@ -1,13 +1,13 @@
 // The gunzip filter: a gzipped response (an upstream's, a gzip_static "always" file) goes out
 // decompressed to a client that may not have gzip (gzip_ok), as it streams, in at most
-// gunzip_buffers output buffers (ZStream). Content-Encoding, Content-Length and Accept-Ranges go,
-// the ETag turns weak; a body of several gzip members is decompressed whole; a body that is not
+// gunzip_buffers output buffers (CodecStream). Content-Encoding, Content-Length and Accept-Ranges
+// go, the ETag turns weak; a body of several gzip members is decompressed whole; a body that is not
 // gzip, or ends before its stream does, breaks the response with nginx's log line.
 // nginx: src/http/modules/ngx_http_gunzip_filter_module.c
 #include "core/str.h"
 #include "http/core_module.h"
 #include "modules/gzip/gzip.h"
-#include "modules/gzip/zstream.h"
+#include "modules/gzip/zlib_codec.h"
 
 namespace weir::http {
 
@@ -24,7 +24,8 @@ struct GunzipLocConf {
 
 struct GunzipCtx {
   static constexpr Module* kModule = &http_gunzip_filter_module;
-  ZStream s;
+  CodecStream s;
+  z_stream z{};
 };
 
 Code gunzip_header_filter(Request& r, HeaderNext next) {
@@ -34,9 +35,7 @@ Code gunzip_header_filter(Request& r, HeaderNext next) {
   r.gzip_vary = true;
   if (gzip_ok(r)) return next(r);  // the client takes it as it is
   auto* ctx = r.pool->make<GunzipCtx>();
-  ctx->s.r = &r;
-  ctx->s.tag = &http_gunzip_filter_module;
-  ctx->s.bufs = *conf.bufs;
+  ctx->s.init(r, &http_gunzip_filter_module, *conf.bufs);
   r.set_ctx(ctx);
   r.filter_need_in_memory = true;
   ce->hash = 0;
@@ -48,52 +47,46 @@ Code gunzip_header_filter(Request& r, HeaderNext next) {
 }
 
 // One inflate call and what it made of the output buffer.
-ZStep inflate_step(ZStream& s, void*) {
+CodecStep inflate_step(CodecStream& s, void* data) {
+  z_stream& z = static_cast<GunzipCtx*>(data)->z;
   Request& r = *s.r;
-  int rc = inflate(&s.z, s.flush);
+  int rc = zlib_call(s, z, inflate);
   if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
-    log_error(LogLevel::Error, r.log(), 0, "inflate() failed: %d, %d", s.flush, rc);
-    return ZStep::Error;
+    log_error(LogLevel::Error, r.log(), 0, "inflate() failed: %d, %d", zlib_flush(s.flush), rc);
+    return CodecStep::Error;
   }
   s.after_call();
-  if (s.z.avail_out == 0) return s.pass_full();
+  if (s.avail_out == 0) return s.pass_full();
   s.redo = false;
-  if (s.flush == Z_SYNC_FLUSH) return s.pass_flush();
-  if (s.flush == Z_FINISH && s.z.avail_in == 0) {
+  if (s.flush == CodecFlush::Sync) return s.pass_flush();
+  if (s.flush == CodecFlush::Finish && s.avail_in == 0) {
     if (rc != Z_STREAM_END) {
       log_error(LogLevel::Error, r.log(), 0, "inflate() returned %d on response end", rc);
-      return ZStep::Error;
+      return CodecStep::Error;
     }
-    (void)inflateEnd(&s.z);
+    (void)inflateEnd(&z);
     return s.pass_last();
   }
-  if (rc == Z_STREAM_END && s.z.avail_in > 0) {
+  if (rc == Z_STREAM_END && s.avail_in > 0) {
     // Another gzip member follows.
-    if (int reset = inflateReset(&s.z); reset != Z_OK) {
+    if (int reset = inflateReset(&z); reset != Z_OK) {
       log_error(LogLevel::Alert, r.log(), 0, "inflateReset() failed: %d", reset);
-      return ZStep::Error;
+      return CodecStep::Error;
     }
     s.redo = true;
-    return ZStep::More;
+    return CodecStep::More;
   }
-  if (s.in == nullptr) {
-    // All the input so far is in: what it gave goes on.
-    if (s.out_buf->size() != 0) {
-      s.append_out(s.out_buf);
-      s.z.avail_out = 0;
-    }
-    return ZStep::Stop;
-  }
-  return ZStep::More;
+  if (s.in == nullptr) return s.pass_partial();
+  return CodecStep::More;
 }
 
 Rc gunzip_body_filter(Request& r, ChainLink* in, BodyNext next) {
   auto* ctx = r.get_ctx<GunzipCtx>();
   if (ctx == nullptr || ctx->s.done) return next(r, in);
-  ZStream& s = ctx->s;
+  CodecStream& s = ctx->s;
   if (!s.started) {
-    s.use_pool();
-    if (int rc = inflateInit2(&s.z, MAX_WBITS + 16); rc != Z_OK) {
+    zlib_use_pool(ctx->z, *r.pool);
+    if (int rc = inflateInit2(&ctx->z, MAX_WBITS + 16); rc != Z_OK) {
       log_error(LogLevel::Alert, r.log(), 0, "inflateInit2() failed: %d", rc);
       s.done = true;
       return Rc::Error;
@@ -101,9 +94,9 @@ Rc gunzip_body_filter(Request& r, ChainLink* in, BodyNext next) {
     s.started = true;
   }
   s.add_input(in);
-  Rc rc = run_zstream(s, next, inflate_step, ctx);
+  Rc rc = run_codec_stream(s, next, inflate_step, ctx);
   if (rc == Rc::Error) {
-    if (!s.done) (void)inflateEnd(&s.z);
+    if (!s.done) (void)inflateEnd(&ctx->z);
     s.done = true;
   }
   return rc;

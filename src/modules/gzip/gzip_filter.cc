@@ -14,10 +14,11 @@
 #include <vector>
 
 #include "core/str.h"
+#include "http/content_coding.h"
 #include "http/core_module.h"
 #include "http/variables.h"
 #include "modules/gzip/gzip.h"
-#include "modules/gzip/zstream.h"
+#include "modules/gzip/zlib_codec.h"
 
 namespace weir::http {
 
@@ -42,7 +43,8 @@ struct GzipLocConf {
 
 struct GzipCtx {
   static constexpr Module* kModule = &http_gzip_filter_module;
-  ZStream s;
+  CodecStream s;
+  z_stream z{};
   int wbits = 15;
   int memlevel = 8;
   size_t buffered = 0;         // bytes copied while postponing
@@ -68,39 +70,30 @@ void size_memory(const Request& r, const GzipLocConf& conf, GzipCtx& ctx) {
   ctx.memlevel = memlevel;
 }
 
+bool gzip_eligible(Request& r) {
+  const auto& conf = r.loc<GzipLocConf>();
+  return compressible(r, *conf.enable, *conf.min_length, *conf.types) && gzip_ok(r);
+}
+
 Code gzip_header_filter(Request& r, HeaderNext next) {
   const auto& conf = r.loc<GzipLocConf>();
-  HeadersOut& out = r.headers_out;
-  int status = out.status;
-  if (!*conf.enable || (status != 200 && status != 403 && status != 404) ||
-      (out.content_encoding != nullptr && !out.content_encoding->value.empty()) ||
-      (out.content_length_n != -1 && out.content_length_n < *conf.min_length) ||
-      !content_type_in(r, *conf.types) || r.header_only) {
-    return next(r);
-  }
+  if (!compressible(r, *conf.enable, *conf.min_length, *conf.types)) return next(r);
   r.gzip_vary = true;
-  if (!gzip_ok(r)) return next(r);
+  if (!gzip_ok(r) || !coding_chosen(r, Coding::Gzip)) return next(r);
   auto* ctx = r.pool->make<GzipCtx>();
-  ctx->s.r = &r;
-  ctx->s.tag = &http_gzip_filter_module;
-  ctx->s.bufs = *conf.bufs;
-  ctx->s.buffered_bit = kGzipBuffered;
+  ctx->s.init(r, &http_gzip_filter_module, *conf.bufs);
   ctx->buffering = *conf.postpone != 0;
   ctx->no_buffer = *conf.no_buffer;
   size_memory(r, conf, *ctx);
   r.set_ctx(ctx);
-  out.content_encoding = add_header_out(r, "Content-Encoding", "gzip");
-  r.main_filter_need_in_memory = true;
-  clear_content_length(r);
-  clear_accept_ranges(r);
-  weak_etag(r);
+  set_encoded_headers(r, "gzip");
   return next(r);
 }
 
 Rc start(Request& r, GzipCtx& ctx, const GzipLocConf& conf) {
-  ctx.s.use_pool();
+  zlib_use_pool(ctx.z, *r.pool);
   // 16 + window bits: zlib writes the gzip header and trailer (CRC-32, length) itself.
-  int rc = deflateInit2(&ctx.s.z, *conf.level, Z_DEFLATED, ctx.wbits + 16, ctx.memlevel,
+  int rc = deflateInit2(&ctx.z, *conf.level, Z_DEFLATED, ctx.wbits + 16, ctx.memlevel,
                         Z_DEFAULT_STRATEGY);
   if (rc != Z_OK) {
     log_error(LogLevel::Alert, r.log(), 0, "deflateInit2() failed: %d", rc);
@@ -135,41 +128,33 @@ Rc postpone_input(GzipCtx& ctx, ChainLink* in, const GzipLocConf& conf) {
 }
 
 // One deflate call and what it made of the output buffer.
-ZStep deflate_step(ZStream& s, void* data) {
+CodecStep deflate_step(CodecStream& s, void* data) {
   auto& ctx = *static_cast<GzipCtx*>(data);
   Request& r = *s.r;
-  int rc = deflate(&s.z, s.flush);
+  int rc = zlib_call(s, ctx.z, deflate);
   if (rc != Z_OK && rc != Z_STREAM_END && rc != Z_BUF_ERROR) {
-    log_error(LogLevel::Alert, r.log(), 0, "deflate() failed: %d, %d", s.flush, rc);
-    return ZStep::Error;
+    log_error(LogLevel::Alert, r.log(), 0, "deflate() failed: %d, %d", zlib_flush(s.flush), rc);
+    return CodecStep::Error;
   }
   s.after_call();
-  if (s.z.avail_out == 0 && rc != Z_STREAM_END) return s.pass_full();
+  if (s.avail_out == 0 && rc != Z_STREAM_END) return s.pass_full();
   s.redo = false;
-  if (s.flush == Z_SYNC_FLUSH) return s.pass_flush();
+  if (s.flush == CodecFlush::Sync) return s.pass_flush();
   if (rc == Z_STREAM_END) {
-    ctx.zin = s.z.total_in;
-    ctx.zout = s.z.total_out;
-    if (int end = deflateEnd(&s.z); end != Z_OK) {
+    ctx.zin = ctx.z.total_in;
+    ctx.zout = ctx.z.total_out;
+    if (int end = deflateEnd(&ctx.z); end != Z_OK) {
       log_error(LogLevel::Alert, r.log(), 0, "deflateEnd() failed: %d", end);
-      return ZStep::Error;
+      return CodecStep::Error;
     }
     return s.pass_last();
   }
-  if (ctx.no_buffer && s.in == nullptr) {
-    // gzip_no_buffer: what zlib gave for the input so far goes out without waiting for a full
-    // buffer.
-    if (s.out_buf->size() != 0) {
-      s.append_out(s.out_buf);
-      s.z.avail_out = 0;
-    }
-    return ZStep::Stop;
-  }
-  return ZStep::More;
+  if (ctx.no_buffer && s.in == nullptr) return s.pass_partial();  // gzip_no_buffer
+  return CodecStep::More;
 }
 
 Rc fail(GzipCtx& ctx) {
-  if (ctx.s.started && !ctx.s.done) (void)deflateEnd(&ctx.s.z);
+  if (ctx.s.started && !ctx.s.done) (void)deflateEnd(&ctx.z);
   ctx.s.done = true;
   return Rc::Error;
 }
@@ -189,30 +174,14 @@ Rc gzip_body_filter(Request& r, ChainLink* in, BodyNext next) {
   }
   if (!ctx->s.started && start(r, *ctx, conf) != Rc::Ok) return fail(*ctx);
   ctx->s.add_input(in);
-  Rc rc = run_zstream(ctx->s, next, deflate_step, ctx);
+  Rc rc = run_codec_stream(ctx->s, next, deflate_step, ctx);
   return rc == Rc::Error ? fail(*ctx) : rc;
 }
 
-// $gzip_ratio: input over output, two decimals rounded as nginx does.
 void var_gzip_ratio(Request& r, VariableValue& v, uintptr_t) {
   auto* ctx = r.get_ctx<GzipCtx>();
-  if (ctx == nullptr || ctx->zout == 0) {
-    v.set_not_found();
-    return;
-  }
-  uint64_t whole = ctx->zin / ctx->zout;
-  uint64_t frac = ctx->zin * 100 / ctx->zout % 100;
-  if (ctx->zin * 1000 / ctx->zout % 10 > 4) {
-    if (++frac > 99) {
-      whole++;
-      frac = 0;
-    }
-  }
-  char* p = r.pool->alloc_bytes(32);
-  char* e = put_uint(p, whole);
-  *e++ = '.';
-  e = put_uint_pad(e, frac, 2);
-  v.set({p, static_cast<size_t>(e - p)});
+  if (ctx == nullptr) return v.set_not_found();
+  ratio_variable(r, v, ctx->zin, ctx->zout);
 }
 
 constexpr VariableDef kVars[] = {
@@ -261,49 +230,6 @@ bool accepts_gzip(std::string_view ae) {
   return value <= 100 && digits <= 3 && value != 0;
 }
 
-// Whether a Cache-Control line of the response names the token.
-bool cache_control_has(const Header* cc, std::string_view token) {
-  for (; cc != nullptr; cc = cc->next_same) {
-    if (cc->hash == 0) continue;
-    std::string_view v = cc->value;
-    for (size_t at = ifind(v, token); at != std::string_view::npos; at = ifind(v, token, at + 1)) {
-      bool starts = at == 0 || v[at - 1] == ',' || v[at - 1] == ' ';
-      size_t end = at + token.size();
-      bool ends = end == v.size() || v[end] == ',' || v[end] == ' ' || v[end] == ';';
-      if (starts && ends) return true;
-    }
-  }
-  return false;
-}
-
-// A request through a proxy (it has Via): gzip_proxied says which responses may be gzipped.
-bool proxied_ok(const Request& r, uint32_t p) {
-  if (p & kGzipProxiedOff) return false;
-  if (p & kGzipProxiedAny) return true;
-  if (r.headers_in.authorization != nullptr && (p & kGzipProxiedAuth)) return true;
-  const HeadersOut& out = r.headers_out;
-  if (const Header* e = out.expires) {
-    if (!(p & kGzipProxiedExpired)) return false;
-    auto expires = clock::parse_http_time(e->value);
-    if (!expires) return false;
-    time_t date = clock::now();
-    if (out.date != nullptr) {
-      auto d = clock::parse_http_time(out.date->value);
-      if (!d) return false;
-      date = *d;
-    }
-    return *expires < date;
-  }
-  if (const Header* cc = out.cache_control) {
-    return ((p & kGzipProxiedNoCache) && cache_control_has(cc, "no-cache")) ||
-           ((p & kGzipProxiedNoStore) && cache_control_has(cc, "no-store")) ||
-           ((p & kGzipProxiedPrivate) && cache_control_has(cc, "private"));
-  }
-  if ((p & kGzipProxiedNoLastModified) && out.last_modified != nullptr) return false;
-  if ((p & kGzipProxiedNoEtag) && out.etag != nullptr) return false;
-  return true;
-}
-
 // --- configuration ---------------------------------------------------------------------------
 
 Status set_level(ConfContext&, const ConfNode& n, GzipLocConf& conf) {
@@ -349,11 +275,7 @@ Status merge_loc_conf(ConfContext&, const GzipLocConf& prev, GzipLocConf& conf) 
   conf.memlevel.merge(prev.memlevel, 8);
   conf.min_length.merge(prev.min_length, 20);
   conf.types.merge(prev.types, {});
-  // text/html is always compressed, as nginx's gzip_types says.
-  auto& types = conf.types.value;
-  if (std::find(types.begin(), types.end(), "text/html") == types.end()) {
-    types.emplace_back("text/html");
-  }
+  add_text_html(conf.types.value);
   return {};
 }
 
@@ -364,6 +286,7 @@ Status preconfiguration(ConfContext& cf) {
 Status init(ConfContext& cf) {
   if (!cf.configured(http_gzip_filter_module)) return {};
   register_header_filter(cf, FilterId::Gzip, gzip_header_filter);
+  offer_coding(cf, Coding::Gzip, gzip_eligible);
   register_body_filter(cf, FilterId::Gzip, gzip_body_filter);
   return {};
 }
@@ -399,18 +322,10 @@ Module http_gzip_filter_module{
 bool gzip_ok(Request& r) {
   if (r.gzip_tested) return r.gzip_ok;
   r.gzip_tested = true;
-  if (!r.is_main()) return false;
   const Header* ae = r.headers_in.accept_encoding;
-  if (ae == nullptr || !accepts_gzip(ae->value)) return false;
-  const CoreLocConf& clcf = core_loc(r);
-  if (r.headers_in.msie6 && *clcf.gzip_disable_msie6) return false;
-  if (r.http_version < *clcf.gzip_http_version) return false;
-  if (r.headers_in.via != nullptr && !proxied_ok(r, *clcf.gzip_proxied)) return false;
-  if (clcf.gzip_disable != nullptr && r.headers_in.user_agent != nullptr) {
-    for (const auto& re : *clcf.gzip_disable) {
-      if (re->match(r.headers_in.user_agent->value, nullptr, 0)) return false;
-    }
-  }
+  if (!r.is_main() || ae == nullptr || !accepts_gzip(ae->value)) return false;
+  if (r.headers_in.msie6 && *core_loc(r).gzip_disable_msie6) return false;
+  if (!compression_allowed(r)) return false;
   r.gzip_ok = true;
   return true;
 }

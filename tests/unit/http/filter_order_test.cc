@@ -25,6 +25,8 @@ TEST(FilterOrder, IsTheSeeds) {
   // sub, addition) and before userid, where Debian's build has it.
   std::vector<std::string> with_gunzip = seed;
   with_gunzip.insert(with_gunzip.begin() + 8, "gunzip");
+  // brotli and zstd (weir's, beside gzip) right after gzip: their header filters run before its.
+  with_gunzip.insert(with_gunzip.begin() + 5, {"zstd", "brotli"});
   std::vector<std::string> reg;
   for (FilterId id : kSeedRegistrationOrder) reg.emplace_back(filter_name(id));
   EXPECT_EQ(reg, with_gunzip);
@@ -57,7 +59,9 @@ TEST(FilterOrder, BuiltChainsFollowIt) {
   // Filters of modules nobody configures stay out of the chains: configure them all (off).
   Cycle cycle;
   const FilterChains& fc =
-      chains_of(cycle, "gzip off; gunzip off; charset off; add_header X \"\";");
+      chains_of(cycle,
+                "gzip off; brotli off; zstd off; gunzip off; charset off; userid off; "
+                "add_header X \"\";");
   auto positions = [](const std::vector<FilterId>& ids) {
     std::vector<int> p;
     for (FilterId id : ids) p.push_back(filter_position(id));
@@ -71,13 +75,15 @@ TEST(FilterOrder, BuiltChainsFollowIt) {
   EXPECT_EQ(fc.header_ids.front(), FilterId::NotModified);
   // The filters weir has today, in their places.
   EXPECT_EQ(fc.header_ids,
-            (std::vector<FilterId>{FilterId::NotModified, FilterId::Headers, FilterId::Gunzip,
-                                   FilterId::Charset, FilterId::Gzip, FilterId::RangeHeader,
+            (std::vector<FilterId>{FilterId::NotModified, FilterId::Headers, FilterId::Userid,
+                                   FilterId::Gunzip, FilterId::Charset, FilterId::Brotli,
+                                   FilterId::Zstd, FilterId::Gzip, FilterId::RangeHeader,
                                    FilterId::Chunked, FilterId::Header}));
   EXPECT_EQ(fc.body_ids,
             (std::vector<FilterId>{FilterId::RangeBody, FilterId::Copy, FilterId::Headers,
                                    FilterId::Gunzip, FilterId::Charset, FilterId::Postpone,
-                                   FilterId::Gzip, FilterId::Chunked, FilterId::Write}));
+                                   FilterId::Brotli, FilterId::Zstd, FilterId::Gzip,
+                                   FilterId::Chunked, FilterId::Write}));
 }
 
 TEST(FilterOrder, UnconfiguredModulesStayOut) {

@@ -1,22 +1,13 @@
-#include "modules/gzip/zstream.h"
+#include "http/codec_stream.h"
 
 namespace weir::http {
 
 namespace {
 
-void* z_alloc(void* opaque, unsigned items, unsigned size) {
-  return static_cast<ZStream*>(opaque)->r->pool->alloc(size_t{items} * size);
-}
-
-// A large block goes back to the process's cache at once; small ones stay with the pool.
-void z_free(void* opaque, void* p) {
-  (void)static_cast<ZStream*>(opaque)->r->pool->free_large(p);
-}
-
-// The next input for zlib; false when there is none.
-bool feed(ZStream& s) {
+// The next input for the codec; false when there is none.
+bool feed(CodecStream& s) {
   for (;;) {
-    if (s.z.avail_in != 0 || s.flush != Z_NO_FLUSH || s.redo) return true;
+    if (s.avail_in != 0 || s.flush != CodecFlush::None || s.redo) return true;
     ChainLink* cl = s.in;
     if (cl == nullptr) return false;
     s.in = cl->next;
@@ -24,20 +15,20 @@ bool feed(ZStream& s) {
     s.in_buf = cl->buf;
     s.r->pool->free_link(cl);
     Buffer* b = s.in_buf;
-    s.z.next_in = reinterpret_cast<Bytef*>(b->pos);
-    s.z.avail_in = static_cast<uInt>(b->size());
+    s.next_in = reinterpret_cast<const unsigned char*>(b->pos);
+    s.avail_in = static_cast<size_t>(b->size());
     if (b->last_buf) {
-      s.flush = Z_FINISH;
+      s.flush = CodecFlush::Finish;
     } else if (b->flush) {
-      s.flush = Z_SYNC_FLUSH;
+      s.flush = CodecFlush::Sync;
     }
     // A buffer with no data and no flag (sync, last_in_chain) is passed over.
   }
 }
 
-// An output buffer with room for zlib; false when every one waits for the client.
-bool output_room(ZStream& s) {
-  if (s.z.avail_out != 0) return true;
+// An output buffer with room for the codec; false when every one waits for the client.
+bool output_room(CodecStream& s) {
+  if (s.avail_out != 0) return true;
   if (ChainLink* cl = s.free) {
     s.free = cl->next;
     s.out_buf = cl->buf;
@@ -52,20 +43,14 @@ bool output_room(ZStream& s) {
     return false;
   }
   s.out_buf->pos = s.out_buf->last = s.out_buf->start;
-  s.z.next_out = reinterpret_cast<Bytef*>(s.out_buf->pos);
-  s.z.avail_out = static_cast<uInt>(s.bufs.size);
+  s.next_out = reinterpret_cast<unsigned char*>(s.out_buf->pos);
+  s.avail_out = s.bufs.size;
   return true;
 }
 
 }  // namespace
 
-void ZStream::use_pool() {
-  z.zalloc = z_alloc;
-  z.zfree = z_free;
-  z.opaque = this;
-}
-
-void ZStream::add_input(ChainLink* chain) {
+void CodecStream::add_input(ChainLink* chain) {
   for (; chain != nullptr; chain = chain->next) {
     ChainLink* cl = r->pool->alloc_link();
     cl->buf = chain->buf;
@@ -76,16 +61,16 @@ void ZStream::add_input(ChainLink* chain) {
   }
 }
 
-void ZStream::after_call() {
+void CodecStream::after_call() {
   if (in_buf != nullptr) {
-    in_buf->pos = in_buf->last - z.avail_in;  // what zlib took is consumed
+    in_buf->pos = in_buf->last - avail_in;  // what the codec took is consumed
     // Once it is all taken its owner may refill the buffer at once: it is not ours to mark again.
-    if (z.avail_in == 0) in_buf = nullptr;
+    if (avail_in == 0) in_buf = nullptr;
   }
-  out_buf->last = reinterpret_cast<char*>(z.next_out);
+  out_buf->last = reinterpret_cast<char*>(next_out);
 }
 
-void ZStream::append_out(Buffer* b) {
+void CodecStream::append_out(Buffer* b) {
   ChainLink* cl = r->pool->alloc_link();
   cl->buf = b;
   cl->next = nullptr;
@@ -93,38 +78,46 @@ void ZStream::append_out(Buffer* b) {
   out_tail = &cl->next;
 }
 
-ZStep ZStream::pass_full() {
+CodecStep CodecStream::pass_full() {
   append_out(out_buf);
   redo = true;
-  return ZStep::More;
+  return CodecStep::More;
 }
 
-ZStep ZStream::pass_flush() {
-  flush = Z_NO_FLUSH;
+CodecStep CodecStream::pass_flush() {
+  flush = CodecFlush::None;
   Buffer* b = out_buf;
   if (b->size() == 0) {
     b = Buffer::create_special(*r->pool, false, true);
   } else {
     b->flush = true;
-    z.avail_out = 0;  // the next output goes into another buffer
+    avail_out = 0;  // the next output goes into another buffer
   }
   append_out(b);
   r->buffered &= ~buffered_bit;
-  return ZStep::Stop;
+  return CodecStep::Stop;
 }
 
-ZStep ZStream::pass_last() {
+CodecStep CodecStream::pass_partial() {
+  if (out_buf->size() != 0) {
+    append_out(out_buf);
+    avail_out = 0;
+  }
+  return CodecStep::Stop;
+}
+
+CodecStep CodecStream::pass_last() {
   Buffer* b = out_buf;
   if (b->size() == 0) b->temporary = false;
   b->last_buf = true;
   append_out(b);
-  z.avail_in = z.avail_out = 0;
+  avail_in = avail_out = 0;
   done = true;
   r->buffered &= ~buffered_bit;
-  return ZStep::Stop;
+  return CodecStep::Stop;
 }
 
-Rc run_zstream(ZStream& s, BodyNext next, ZStepFn step, void* ctx) {
+Rc run_codec_stream(CodecStream& s, BodyNext next, CodecStepFn step, void* ctx) {
   Request& r = *s.r;
   bool flush = s.busy != nullptr;
   if (s.nomem) {
@@ -137,9 +130,9 @@ Rc run_zstream(ZStream& s, BodyNext next, ZStepFn step, void* ctx) {
   }
   for (;;) {
     while (feed(s) && output_room(s)) {
-      ZStep st = step(s, ctx);
-      if (st == ZStep::Error) return Rc::Error;
-      if (st == ZStep::Stop) break;
+      CodecStep st = step(s, ctx);
+      if (st == CodecStep::Error) return Rc::Error;
+      if (st == CodecStep::Stop) break;
     }
     if (s.out == nullptr && !flush) return s.busy != nullptr ? Rc::Again : Rc::Ok;
     Rc rc = next(r, s.out);

@@ -180,6 +180,7 @@ void TestRequest::add_header(const std::string& name, const std::string& value) 
   if (low == "range") in.range = h;
   if (low == "if-range") in.if_range = h;
   if (low == "host") in.host = h;
+  if (low == "accept-encoding") in.accept_encoding = h;
 }
 
 ChainLink* TestRequest::memory_chain(const std::string& text, bool last) {

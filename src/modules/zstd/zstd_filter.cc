@@ -39,16 +39,22 @@ struct ZstdCtx {
   uint64_t out = 0;
 };
 
-// The worker's idle contexts.
+// The worker's idle contexts (freed when the process exits).
 constexpr size_t kIdleMax = 16;
-std::vector<ZSTD_CCtx*> g_idle;
+struct IdleContexts {
+  std::vector<ZSTD_CCtx*> list;
+  ~IdleContexts() {
+    for (ZSTD_CCtx* c : list) ZSTD_freeCCtx(c);
+  }
+};
+IdleContexts g_idle;
 
 void release(void* data) {
   auto& ctx = *static_cast<ZstdCtx*>(data);
   if (ctx.cctx == nullptr) return;
-  if (g_idle.size() < kIdleMax &&
+  if (g_idle.list.size() < kIdleMax &&
       !ZSTD_isError(ZSTD_CCtx_reset(ctx.cctx, ZSTD_reset_session_and_parameters))) {
-    g_idle.push_back(ctx.cctx);
+    g_idle.list.push_back(ctx.cctx);
   } else {
     ZSTD_freeCCtx(ctx.cctx);
   }
@@ -73,9 +79,9 @@ Code zstd_header_filter(Request& r, HeaderNext next) {
 }
 
 Rc start(Request& r, ZstdCtx& ctx, const ZstdLocConf& conf) {
-  if (!g_idle.empty()) {
-    ctx.cctx = g_idle.back();
-    g_idle.pop_back();
+  if (!g_idle.list.empty()) {
+    ctx.cctx = g_idle.list.back();
+    g_idle.list.pop_back();
   } else {
     ctx.cctx = ZSTD_createCCtx();
   }
@@ -207,11 +213,6 @@ Status init(ConfContext& cf) {
   return {};
 }
 
-void exit_process(Cycle&) {
-  for (ZSTD_CCtx* c : g_idle) ZSTD_freeCCtx(c);
-  g_idle.clear();
-}
-
 constexpr Directive kDirectives[] = {
     directive<slot::flag<&ZstdLocConf::enable>>("zstd", kHttpMainSrvLocLif | kFlag),
     directive<slot::bufs<&ZstdLocConf::bufs>>("zstd_buffers", kHttpMainSrvLoc | kTake2),
@@ -231,7 +232,6 @@ Module http_zstd_filter_module{
     .create_loc_conf = create_conf<create_loc_conf>,
     .merge_loc_conf = merge_conf<merge_loc_conf>,
     .postconfiguration = init,
-    .exit_process = exit_process,
 };
 
 }  // namespace weir::http

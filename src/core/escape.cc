@@ -68,7 +68,7 @@ constexpr EscapeTable make_escape(Escape type) {
       }
       break;
     case Escape::Html:
-      set(" #\"%'");
+      set(" \"#%'<>\\^`{|}");
       break;
     case Escape::RefreshUri:
       set(" \"'");
@@ -115,6 +115,27 @@ size_t escape_uri(char* dst, std::string_view src, Escape type) {
 
 bool is_unsafe_header_char(unsigned char c) {
   return c < 0x20 || c == 0x7f;
+}
+
+void append_html_escaped(std::string& out, std::string_view s) {
+  for (char c : s) {
+    switch (c) {
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '&':
+        out += "&amp;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
 }
 
 }  // namespace weir

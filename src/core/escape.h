@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace weir {
@@ -15,6 +16,9 @@ size_t unescape_uri(char* dst, std::string_view src, Unescape type);
 // Escaping for URIs and arguments. Returns the escaped length; when dst is null, only counts.
 enum class Escape { Uri, Args, UriComponent, Html, RefreshUri, Memcached, MailAuth };
 size_t escape_uri(char* dst, std::string_view src, Escape type);
+
+// Appends s with & < > " as entities. nginx: ngx_escape_html
+void append_html_escaped(std::string& out, std::string_view s);
 
 // True for characters that must not appear unescaped in a header value we generate.
 bool is_unsafe_header_char(unsigned char c);

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "conf/cycle.h"
+#include "core/escape.h"
 #include "core/str.h"
 #include "core/time_cache.h"
 #include "event/event_loop.h"
@@ -229,6 +230,9 @@ void finalize_request(Request& r, Code rc) {
   if (rc == Rc::Done) {
     finalize_connection(r);
     return;
+  }
+  if (!r.is_main() && r.post_subrequest != nullptr) {
+    rc = r.post_subrequest->handler(r, r.post_subrequest->data, rc);
   }
   if (rc == Rc::Ok && r.filter_finalize) c.error = true;
   if (rc == Rc::Declined) {
@@ -551,9 +555,9 @@ void weak_etag(Request& r) {
 
 Rc send_special(Request& r, bool last, bool flush) {
   Buffer* b = Buffer::create_special(*r.pool, last && r.is_main(), flush);
-  if (last && !r.is_main()) b->last_in_chain = true;
-  if (!last && !flush) b->sync = true;
-  if (!b->last_buf && !b->flush && !b->last_in_chain) b->sync = true;
+  // A subrequest's end carries no data and no last_buf: sync keeps it special, as nginx's.
+  if (last && !r.is_main()) b->last_in_chain = b->sync = true;
+  if (!b->last_buf && !b->flush) b->sync = true;
   ChainLink cl{b, nullptr};
   return output_filter(r, &cl);
 }
@@ -634,6 +638,28 @@ char* log_error_handler(const Log& log, char* p, char* end) {
     append("\"");
   }
   return p;
+}
+
+// A URI a response or a document names (X-Accel-Redirect, SSI's include), as nginx takes it: %XX
+// decoded, "?" starting the arguments; a target that is not an absolute path, holds a NUL or climbs
+// with ".." is refused. nginx: ngx_http_parse_unsafe_uri
+bool parse_unsafe_uri(Request& r, std::string_view target, std::string_view& uri,
+                      std::string_view& args) {
+  size_t q = target.find('?');
+  std::string_view path = target.substr(0, q);
+  args = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
+  if (path.empty() || path[0] != '/') return false;
+  char* p = r.pool->alloc_bytes(path.size());
+  path = {p, unescape_uri(p, path, Unescape::Uri)};
+  for (size_t i = 0; i < path.size(); i++) {
+    if (path[i] == '\0') return false;
+    if (path[i] == '/' && path.substr(i + 1, 2) == ".." &&
+        (i + 3 == path.size() || path[i + 3] == '/')) {
+      return false;
+    }
+  }
+  uri = path;
+  return true;
 }
 
 }  // namespace weir::http

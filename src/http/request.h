@@ -54,6 +54,14 @@ struct PostponedRequest {
   PostponedRequest* next = nullptr;
 };
 
+// What the creator of a subrequest wants done when the subrequest's handler is done, before it
+// is finalized: SSI's `set` takes its output, `stub` sends a block in place of an empty answer.
+// Returns the code to finalize with. nginx: ngx_http_post_subrequest_t.
+struct PostSubrequest {
+  Code (*handler)(Request& sr, void* data, Code rc) = nullptr;
+  void* data = nullptr;
+};
+
 // Something outside the request's pool that must end with it - an upstream connection, a counter in
 // shared memory, a subrequest's state: run when the request is terminated or freed, whichever comes
 // first, last added first, each once. nginx: ngx_http_cleanup_t.
@@ -126,6 +134,7 @@ struct Request {
   // the upstream module; nginx: ngx_http_upstream_log_error).
   char* (*log_upstream)(const Request& r, char* p, char* end) = nullptr;
   PostponedRequest* postponed = nullptr;  // subrequests and output waiting their turn
+  PostSubrequest* post_subrequest = nullptr;
   off_t limit_rate = 0;
   off_t limit_rate_after = 0;
   off_t request_length = 0;
@@ -269,6 +278,12 @@ bool content_type_in(const Request& r, const std::vector<std::string>& types);
 Rc set_etag(Request& r);
 // Makes a weak ETag out of a strong one.
 void weak_etag(Request& r);
+
+// A URI a response or a document names (X-Accel-Redirect, SSI's include): %XX decoded, "?" starting
+// the arguments; false for one that is not an absolute path, holds a NUL or climbs with "..".
+// nginx: ngx_http_parse_unsafe_uri
+bool parse_unsafe_uri(Request& r, std::string_view target, std::string_view& uri,
+                      std::string_view& args);
 
 // The error-log context printed after a message: ", client: ..., server: ..., request: ..."
 char* log_error_handler(const Log& log, char* p, char* end);

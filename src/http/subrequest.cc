@@ -8,7 +8,7 @@
 namespace weir::http {
 
 Request* create_subrequest(Request& r, std::string_view uri, std::string_view args,
-                           SubrequestFlags flags) {
+                           SubrequestFlags flags, PostSubrequest* post) {
   if (r.subrequests == 0) {
     log_error(LogLevel::Error, r.log(), 0, "subrequests cycle while processing \"%.*s\"",
               static_cast<int>(uri.size()), uri.data());
@@ -50,6 +50,7 @@ Request* create_subrequest(Request& r, std::string_view uri, std::string_view ar
   sr->background = flags.background;
   sr->subrequest_in_memory = flags.in_memory;
   sr->waited = flags.waited;
+  sr->post_subrequest = post;
   sr->discard_body = r.discard_body;
   sr->expect_tested = true;
   sr->main_filter_need_in_memory = r.main_filter_need_in_memory;

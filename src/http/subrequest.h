@@ -23,7 +23,8 @@ struct SubrequestFlags {
 // Creates a GET subrequest of r for uri?args, sharing r's headers, body and variables, and posts it
 // to run once the current handlers return. Returns nullptr (logged) on a subrequest cycle or when
 // the request's reference count would overflow, as nginx enforces.
+// post: called when the subrequest's handler is done (PostSubrequest).
 Request* create_subrequest(Request& r, std::string_view uri, std::string_view args,
-                           SubrequestFlags flags);
+                           SubrequestFlags flags, PostSubrequest* post = nullptr);
 
 }  // namespace weir::http

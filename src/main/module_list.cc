@@ -31,6 +31,7 @@ extern Module http_zstd_static_module;
 extern Module http_brotli_static_module;
 extern Module http_zstd_filter_module;
 extern Module http_brotli_filter_module;
+extern Module http_ssi_filter_module;
 extern Module http_charset_filter_module;
 extern Module http_gunzip_filter_module;
 extern Module http_userid_filter_module;
@@ -76,6 +77,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_zstd_filter_module,
     &http::http_brotli_filter_module,
     &http::http_postpone_filter_module,
+    &http::http_ssi_filter_module,
     &http::http_charset_filter_module,
     &http::http_gunzip_filter_module,
     &http::http_userid_filter_module,

@@ -656,28 +656,6 @@ void find_accel_headers(Upstream& u) {
   }
 }
 
-// An X-Accel-Redirect target, as nginx takes it: %XX decoded, "?" starting the arguments; a target
-// that is not an absolute path, holds a NUL or climbs with ".." is refused. nginx:
-// ngx_http_parse_unsafe_uri
-bool parse_redirect_target(Request& r, std::string_view target, std::string_view& uri,
-                           std::string_view& args) {
-  size_t q = target.find('?');
-  std::string_view path = target.substr(0, q);
-  args = q == std::string_view::npos ? std::string_view{} : target.substr(q + 1);
-  if (path.empty() || path[0] != '/') return false;
-  char* p = r.pool->alloc_bytes(path.size());
-  path = {p, unescape_uri(p, path, Unescape::Uri)};
-  for (size_t i = 0; i < path.size(); i++) {
-    if (path[i] == '\0') return false;
-    if (path[i] == '/' && path.substr(i + 1, 2) == ".." &&
-        (i + 3 == path.size() || path[i + 3] == '/')) {
-      return false;
-    }
-  }
-  uri = path;
-  return true;
-}
-
 // X-Accel-Redirect: the upstream's answer is a URI (or named location) whose response the client
 // gets instead; the upstream's connection is done with (its body is not read).
 void accel_redirect(Request& r, Upstream& u) {
@@ -695,7 +673,7 @@ void accel_redirect(Request& r, Upstream& u) {
     return;
   }
   std::string_view uri, args;
-  if (!parse_redirect_target(r, target, uri, args)) {
+  if (!parse_unsafe_uri(r, target, uri, args)) {
     log_error(LogLevel::Error, r.log(), 0, "unsafe URI \"%.*s\" was detected",
               static_cast<int>(target.size()), target.data());
     finalize_request(r, Code::status(404));

@@ -301,7 +301,8 @@ class Server:
         cmd = [self.binary, "-p", self.dir + "/", "-c", self.conf_path, "-e", self.path("logs/error.log")]
         cmd += list(args)
         self.stderr = open(self.stderr_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.stderr)
+        env = dict(os.environ, **getattr(self, "extra_env", {}))
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self.stderr, env=env)
         if wait:
             self.wait_started()
         return self
@@ -502,6 +503,12 @@ def answer(port, req):
     lines = [l for l in head.decode("latin-1").split("\r\n")
              if not l.lower().startswith(("date:", "server:"))]
     return unname_server(lines, body)
+
+
+def peak_rss(pid):
+    """A process's peak resident memory (VmHWM) in bytes."""
+    with open("/proc/%d/status" % pid) as f:
+        return int([l for l in f if l.startswith("VmHWM:")][0].split()[1]) * 1024
 
 
 def wait_for(cond, timeout=10, step=0.05, what="condition"):

@@ -14,7 +14,7 @@ import zlib
 import pytest
 
 from backend import Backend, Send, Wait, response
-from conftest import dechunk, raw, unname_server, wait_for, weir_and_nginx
+from conftest import dechunk, peak_rss, raw, unname_server, wait_for, weir_and_nginx
 
 TEXT = ("".join("line %d of a text that compresses well\n" % i for i in range(400))).encode()
 FILES = {"big.txt": TEXT, "small.txt": b"tiny\n", "page.html": b"<html>" + TEXT + b"</html>",
@@ -198,11 +198,7 @@ def test_a_large_response_in_bounded_memory(make_server):
     (pid,) = s.worker_pids()
     raw(s.port, "GET /big.txt HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
 
-    def rss():
-        with open("/proc/%d/status" % pid) as f:
-            return int([l for l in f if l.startswith("VmHWM:")][0].split()[1]) * 1024
-
-    before = rss()
+    before = peak_rss(pid)
     c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
     c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
     c.sendall(b"GET /big.txt HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
@@ -235,7 +231,7 @@ def test_a_large_response_in_bounded_memory(make_server):
                     break
     c.close()
     assert total == 24 * 1024 * 1024 and got.digest() == digest.digest()
-    assert rss() - before < 8 * 1024 * 1024, rss() - before
+    assert peak_rss(pid) - before < 8 * 1024 * 1024, peak_rss(pid) - before
 
 
 STATIC_FILES = {"pre.txt": TEXT, "pre.txt.gz": zlib.compress(TEXT, 9, 16 + zlib.MAX_WBITS),

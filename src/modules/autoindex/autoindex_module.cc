@@ -54,28 +54,6 @@ struct Entry {
 
 constexpr size_t kNameLen = 50;  // the HTML listing's name column
 
-// & < > " as entities (nginx: ngx_escape_html).
-void put_html(std::string& out, std::string_view s) {
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-}
-
 // A JSON string's contents (nginx: ngx_escape_json).
 void put_json(std::string& out, std::string_view s) {
   static constexpr char kHex[] = "0123456789ABCDEF";
@@ -161,9 +139,9 @@ void html(Request& r, const std::vector<Entry>& entries, const AutoindexLocConf&
                                             "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
   bool utf8 = iequals(r.headers_out.charset, "utf-8");
   out += "<html>\r\n<head><title>Index of ";
-  put_html(out, r.uri);
+  append_html_escaped(out, r.uri);
   out += "</title></head>\r\n<body>\r\n<h1>Index of ";
-  put_html(out, r.uri);
+  append_html_escaped(out, r.uri);
   out += "</h1><hr><pre><a href=\"../\">../</a>\r\n";
   for (const Entry& e : entries) {
     out += "<a href=\"";
@@ -176,7 +154,7 @@ void html(Request& r, const std::vector<Entry>& entries, const AutoindexLocConf&
     std::string_view shown =
         utf8 ? utf8_prefix(e.name, len > kNameLen ? kNameLen - 3 : kNameLen)
              : std::string_view(e.name).substr(0, len > kNameLen ? kNameLen - 3 : kNameLen);
-    put_html(out, shown);
+    append_html_escaped(out, shown);
     if (len > kNameLen) {
       out += "..&gt;</a>";
     } else {
@@ -254,7 +232,7 @@ void xml(const std::vector<Entry>& entries, std::string& out) {
       out += std::to_string(static_cast<long long>(e.size));
     }
     out += "\">";
-    put_html(out, e.name);
+    append_html_escaped(out, e.name);
     out += "</";
     out += type_of(e);
     out += ">\r\n";

@@ -38,14 +38,6 @@ struct BrotliCtx {
   uint64_t out = 0;
 };
 
-void* pool_alloc(void* opaque, size_t size) {
-  return static_cast<Pool*>(opaque)->alloc(size);
-}
-
-void pool_free(void* opaque, void* p) {
-  if (p != nullptr) (void)static_cast<Pool*>(opaque)->free_large(p);
-}
-
 bool brotli_eligible(Request& r) {
   const auto& conf = r.loc<BrotliLocConf>();
   return compressible(r, *conf.enable, *conf.min_length, *conf.types) && compression_allowed(r);
@@ -64,12 +56,20 @@ Code brotli_header_filter(Request& r, HeaderNext next) {
   return next(r);
 }
 
+void end(BrotliCtx& ctx) {
+  if (ctx.state != nullptr) BrotliEncoderDestroyInstance(ctx.state);
+  ctx.state = nullptr;
+}
+
+// The encoder's memory is its own (malloc): it frees and allocates again as it goes, which a pool
+// would keep until the response ends. A cleanup frees it if the response is cut short.
 Rc start(Request& r, BrotliCtx& ctx, const BrotliLocConf& conf) {
-  ctx.state = BrotliEncoderCreateInstance(pool_alloc, pool_free, r.pool);
+  ctx.state = BrotliEncoderCreateInstance(nullptr, nullptr, nullptr);
   if (ctx.state == nullptr) {
     log_error(LogLevel::Alert, r.log(), 0, "BrotliEncoderCreateInstance() failed");
     return Rc::Error;
   }
+  r.pool->add_cleanup([](void* c) { end(*static_cast<BrotliCtx*>(c)); }, &ctx);
   int lgwin = *conf.lgwin;
   off_t len = r.headers_out.content_length_n;
   // No larger a window than the response needs.
@@ -82,11 +82,6 @@ Rc start(Request& r, BrotliCtx& ctx, const BrotliLocConf& conf) {
   }
   ctx.s.started = true;
   return Rc::Ok;
-}
-
-void end(BrotliCtx& ctx) {
-  if (ctx.state != nullptr) BrotliEncoderDestroyInstance(ctx.state);
-  ctx.state = nullptr;
 }
 
 BrotliEncoderOperation brotli_op(CodecFlush f) {

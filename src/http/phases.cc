@@ -219,6 +219,10 @@ Code try_files_handler(Request& r) {
       std::memcpy(u, r.uri.data(), alias);
       std::memcpy(u + alias, name.data(), name.size());
       uri = {u, alias + name.size()};
+    } else if (clcf.alias && clcf.regex != nullptr) {
+      // A regex alias (with captures) is the whole path: what was tried follows it, as nginx.
+      if (tf.test_dir) return Rc::Declined;
+      r.add_uri_to_alias = true;
     }
     r.uri = uri;
     r.exten = uri_exten(r.uri);

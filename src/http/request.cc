@@ -445,6 +445,8 @@ std::string_view map_uri_to_path(Request& r, size_t* root_len, size_t reserved) 
   std::string_view tail;
   if (!(clcf.alias && clcf.regex != nullptr)) {
     tail = alias < r.uri.size() ? r.uri.substr(alias) : std::string_view();
+  } else if (r.add_uri_to_alias) {
+    tail = r.uri;  // what try_files found, after the alias
   }
   char* p = r.pool->alloc_bytes(root.size() + tail.size() + reserved + 1);
   char* e = put(put(p, root), tail);

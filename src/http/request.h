@@ -174,6 +174,7 @@ struct Request {
   bool root_tested : 1 = false;
   bool valid_location : 1 = false;
   bool valid_unparsed_uri : 1 = false;
+  bool add_uri_to_alias : 1 = false;  // try_files found a file under a regex alias: uri names it
   bool uri_changed : 1 = false;
   bool quoted_uri : 1 = false;
   bool plus_in_uri : 1 = false;

@@ -58,9 +58,10 @@ Code index_handler(Request& r) {
   CoreLocConf& clcf = core_loc(r);
   bool dir_tested = false;
   for (const ComplexValue& index : *ilcf.indices) {
+    // An empty name (a variable with no value) names the directory itself, as in nginx: it
+    // exists, and the redirect to it cycles.
     std::string_view name = index.eval(r);
-    if (name.empty()) continue;
-    if (name[0] == '/') return internal_redirect(r, name, r.args);
+    if (!name.empty() && name[0] == '/') return internal_redirect(r, name, r.args);
     size_t root;
     std::string_view dir = map_uri_to_path(r, &root, name.size() + 1);
     if (dir.empty()) return Code::status(500);

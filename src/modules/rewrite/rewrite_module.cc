@@ -3,8 +3,6 @@
 // condition, which jumps past them when false), run in the server_rewrite and rewrite phases.
 // nginx: src/http/modules/ngx_http_rewrite_module.c, src/http/ngx_http_script.c (the
 // if/return/regex codes)
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cstring>
 
@@ -83,25 +81,29 @@ bool eval_condition(Request& r, const Condition& c) {
     case CondKind::Dir:
     case CondKind::Exists:
     case CondKind::Exec: {
-      std::string path(c.left.eval(r));
-      struct stat st;
-      bool ok = ::stat(path.c_str(), &st) == 0;
+      // Through the open file cache, stat only, as nginx's script file code: -x is the owner's
+      // execute bit (true for a searchable directory), -e a file, directory or link.
+      std::string_view v = c.left.eval(r);
+      char* path = r.pool->alloc_bytes(v.size() + 1);
+      std::memcpy(path, v.data(), v.size());
+      path[v.size()] = '\0';
+      CoreLocConf& clcf = core_loc(r);
+      OpenFileInfo of;
+      init_open_file_info(clcf, of);
+      of.test_only = true;
       bool result = false;
-      if (ok) {
-        switch (c.kind) {
-          case CondKind::File:
-            result = S_ISREG(st.st_mode);
-            break;
-          case CondKind::Dir:
-            result = S_ISDIR(st.st_mode);
-            break;
-          case CondKind::Exists:
-            result = true;
-            break;
-          default:
-            result = !S_ISDIR(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
-            break;
+      if (!open_cached_file(clcf.open_file_cache, {path, v.size()}, of, *r.pool)) {
+        if (of.err != ENOENT && of.err != ENOTDIR && of.err != ENAMETOOLONG) {
+          log_error(LogLevel::Crit, r.log(), of.err, "%s \"%s\" failed", of.failed, path);
         }
+      } else if (c.kind == CondKind::File) {
+        result = of.is_file;
+      } else if (c.kind == CondKind::Dir) {
+        result = of.is_dir;
+      } else if (c.kind == CondKind::Exists) {
+        result = of.is_file || of.is_dir || of.is_link;
+      } else {
+        result = of.is_exec;
       }
       return c.negate ? !result : result;
     }

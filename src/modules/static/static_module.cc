@@ -12,7 +12,8 @@ namespace {
 
 Code static_handler(Request& r) {
   if (!(r.method & (kGet | kHead | kPost))) return Code::status(405);
-  if (r.uri.empty() || r.uri.back() == '/') return Rc::Declined;
+  // An empty URI comes from try_files "" under a regex alias: the alias names the file.
+  if (!r.uri.empty() && r.uri.back() == '/') return Rc::Declined;
 
   size_t root;
   // map_uri_to_path leaves room for the terminating NUL, which a redirect reuses for its '/'.

@@ -110,6 +110,28 @@ PROXIED_SCENARIOS = [
 ]
 
 
+def make_text(size):
+    """Text that compresses as prose does (words drawn from a small vocabulary, lines of varied length)."""
+    import random
+    rng = random.Random(1)
+    words = ("the of and to in is that it for was on are as with his they at be this from have or by one "
+             "had not but what all were when we there can an your which their said if do will each about how "
+             "up out them then she many some so these would other into has more her two like him see time "
+             "could no make than first been its who now people my made over did down only way find use may "
+             "water long little very after words called just where most know server request filter buffer "
+             "stream response header connection upstream worker").split()
+    out = []
+    n = 0
+    while n < size:
+        line = " ".join(rng.choice(words) for _ in range(rng.randint(4, 16))) + ".\n"
+        out.append(line)
+        n += len(line)
+    return "".join(out).encode()[:size]
+
+
+TEXT_100K = make_text(100 * 1024)
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -120,7 +142,7 @@ def free_port():
 
 class Server:
     def __init__(self, kind, access_log=False, master=True, logged_port=False, sendfile=True, origin=None,
-                 cpu=None):
+                 cpu=None, extra=""):
         self.kind = kind
         self.dir = tempfile.mkdtemp(prefix="weir-bench-%s-" % kind)
         os.chmod(self.dir, 0o755)
@@ -134,6 +156,8 @@ class Server:
                            ("10m.bin", 10 * 1024 * 1024)):
             with open(os.path.join(html, name), "wb") as f:
                 f.write(os.urandom(size))
+        with open(os.path.join(html, "100k.txt"), "wb") as f:
+            f.write(TEXT_100K)
         os.chmod(html, 0o755)
         for name in os.listdir(html):
             os.chmod(os.path.join(html, name), 0o644)
@@ -154,6 +178,9 @@ class Server:
                                      master="on" if master else "off", logged_server=logged)
             if not sendfile:
                 conf = conf.replace("sendfile on;", "sendfile off; output_buffers %s;" % READ_BUFFERS)
+            if extra:
+                conf = conf.replace("        root {dir}/html;\n    }}".format(dir=self.dir),
+                                    "        root {dir}/html;\n        {extra}\n    }}".format(dir=self.dir, extra=extra), 1)
             if origin is not None:
                 # The static server block becomes the proxy.
                 static = conf[conf.index("    server {"):conf.index("\n    }\n", conf.index("    server {")) + 7]
@@ -316,6 +343,96 @@ def run_proxied(kinds, rounds, seconds, log):
     return results
 
 
+# On-the-fly compression of a 100 KiB text file, 1 connection, Accept-Encoding set by wrk.
+COMPRESSION = [
+    # name, extra directives, Accept-Encoding, servers
+    ("gzip level 1", "gzip on; gzip_comp_level 1; gzip_types text/plain;", "gzip", ("weir", "nginx")),
+    ("brotli level 1", "brotli on; brotli_comp_level 1; brotli_types text/plain;", "br", ("weir",)),
+    ("zstd level 1", "zstd on; zstd_comp_level 1; zstd_types text/plain;", "zstd", ("weir",)),
+]
+
+
+def codec_alone_us(coding):
+    """The codec's own CPU for the 100 KiB text at level 1 in this process (the same library)."""
+    import zlib
+    if coding == "gzip":
+        def one():
+            c = zlib.compressobj(1, zlib.DEFLATED, 31)
+            return c.compress(TEXT_100K) + c.flush()
+    elif coding == "br":
+        import brotli
+        def one():
+            return brotli.compress(TEXT_100K, quality=1)
+    else:
+        import zstandard
+        z = zstandard.ZstdCompressor(level=1)
+        def one():
+            return z.compress(TEXT_100K)
+    one()
+    t0 = time.process_time()
+    n = 0
+    while time.process_time() - t0 < 1.0:
+        one()
+        n += 1
+    return (time.process_time() - t0) / n * 1e6
+
+
+def encoded_size(port, coding):
+    c = socket.create_connection(("127.0.0.1", port))
+    c.sendall(("GET /100k.txt HTTP/1.1\r\nHost: b\r\nAccept-Encoding: %s\r\nConnection: close\r\n\r\n"
+               % coding).encode())
+    data = b""
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        data += d
+    c.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert ("Content-Encoding: %s" % coding).encode() in head, head[:300]
+    if b"Transfer-Encoding: chunked" in head:
+        plain, rest = b"", body
+        while True:
+            size, _, rest = rest.partition(b"\r\n")
+            n = int(size, 16)
+            if n == 0:
+                break
+            plain += rest[:n]
+            rest = rest[n + 2:]
+        body = plain
+    return len(body)
+
+
+def run_compression(rounds, seconds, log):
+    res = {}
+    for name, extra, coding, kinds in COMPRESSION:
+        servers = {k: Server(k, extra=extra).start() for k in kinds}
+        size = encoded_size(servers["weir"].port, coding)
+        per = measure_rounds(name, servers, "/100k.txt", 1, ["-H", "Accept-Encoding: " + coding], rounds,
+                             seconds, log)
+        alone = codec_alone_us(coding)
+        log("  %-36s %s alone %.0f µs, ratio %.2f" % ("", coding, alone, len(TEXT_100K) / size))
+        res[name] = (per, alone, len(TEXT_100K) / size)
+    return res
+
+
+def run_headers_cost(log):
+    """add_header + expires on the 1 KiB static path: user instructions per request with and without, for
+    weir and nginx."""
+    extra = "add_header X-Frame-Options SAMEORIGIN; expires 1h;"
+    res = {}
+    for k in ("weir", "nginx"):
+        per = []
+        for e in ("", extra):
+            a = callgrind_instructions(k, 1000, extra=e)
+            b = callgrind_instructions(k, 3000, extra=e)
+            per.append((b - a) / 2000)
+        res[k] = per
+        log("  %-6s instructions/request: %.0f plain, %.0f with add_header + expires (+%.0f, %.3f)" %
+            (k, per[0], per[1], per[1] - per[0], per[1] / per[0]))
+    return res
+
+
 # The buffered path that sendfile is measured against: pread into two 256k buffers, then writev (the best of
 # 32k, 256k and 1m in a trial on this machine).
 READ_BUFFERS = "2 256k"
@@ -398,10 +515,10 @@ def run_syscalls(kinds, log):
     return res
 
 
-def callgrind_instructions(kind, n, access_log=False):
+def callgrind_instructions(kind, n, access_log=False, extra=""):
     """User-space instructions for start-up plus n requests (callgrind dumps on request, then the server is
     killed: a signalled nginx under valgrind does not always exit)."""
-    s = Server(kind, access_log=access_log, master=False)
+    s = Server(kind, access_log=access_log, master=False, extra=extra)
     out = os.path.join(s.dir, "callgrind.out")
     try:
         s.start(prefix=["valgrind", "--tool=callgrind", "--vgdb-prefix=" + os.path.join(s.dir, "vgdb"),
@@ -527,7 +644,8 @@ def main():
     started = time.time()
     log("machine: " + machine())
     parts = args.only.split(",") if args.only else ["throughput", "proxied", "sendfile", "logcost", "latency",
-                                                     "syscalls", "instructions", "memory"]
+                                                     "syscalls", "instructions", "memory", "compression",
+                                                     "headers"]
     only = [x for x in args.scenarios.split(",") if x]
     tp = run_throughput(kinds, args.rounds, args.seconds, log, only) if "throughput" in parts else {}
     if "proxied" in parts:
@@ -538,14 +656,17 @@ def main():
     sc = run_syscalls(kinds, log) if "syscalls" in parts else {}
     ins = run_instructions(kinds, log) if "instructions" in parts else {}
     mem = run_memory(kinds, log) if "memory" in parts else {}
-    write_report(args, tp, sf, lc, lat, sc, ins, mem, time.time() - started)
+    comp = run_compression(args.rounds, args.seconds, log) if "compression" in parts else {}
+    hdr = run_headers_cost(log) if "headers" in parts else {}
+    name = datetime.date.today().isoformat() + ("-" + "-".join(parts) if args.only else "")
+    write_report(args, tp, sf, lc, lat, sc, ins, mem, time.time() - started, comp, hdr, name)
 
 
 def ratio(a, b):
     return [x / y for x, y in zip(a, b) if y]
 
 
-def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed):
+def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=None, report=None):
     today = datetime.date.today().isoformat()
     out = ["# weir benchmark, %s" % today, "",
            "Machine: " + machine() + ".",
@@ -617,8 +738,26 @@ def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed):
         for k, s in sc.items():
             out.append("- %s syscalls per request at one connection: %s" % (k, ", ".join("%s %s" % kv for kv in s[2].items())))
         out.append("")
+    if comp:
+        out += ["On-the-fly compression of a 100 KiB text file (level 1, one connection; the codec alone is the same "
+                "library called once on the whole file in the benchmark's process):", "",
+                "| coding | weir CPU µs/req | nginx CPU µs/req | CPU weir/nginx | codec alone µs | weir / codec alone "
+                "| compression ratio |", "|---|---|---|---|---|---|---|"]
+        for name, (per, alone, cratio) in comp.items():
+            w, n = per["weir"], per.get("nginx")
+            out.append("| %s | %s | %s | %s | %.0f | %.2f | %.2f |" % (
+                name, median_range(w["cpu_us"], "{:.0f}"), median_range(n["cpu_us"], "{:.0f}") if n else "-",
+                "%.2f" % statistics.median(ratio(w["cpu_us"], n["cpu_us"])) if n else "-", alone,
+                statistics.median(w["cpu_us"]) / alone, cratio))
+        out.append("")
+    if hdr:
+        out += ["`add_header X-Frame-Options SAMEORIGIN; expires 1h;` on the 1 KiB static path, user instructions per "
+                "request:", "", "| server | without | with | added | ratio |", "|---|---|---|---|---|"]
+        for k, (a, b) in hdr.items():
+            out.append("| %s | %.0f | %.0f | %.0f | %.3f |" % (k, a, b, b - a, b / a))
+        out.append("")
     out.append("Reproduce: `make bench` (whole run %.0f s)." % elapsed)
-    path = os.path.join(ROOT, "bench", "results", "%s.md" % today)
+    path = os.path.join(ROOT, "bench", "results", "%s.md" % (report or today))
     with open(path, "w") as f:
         f.write("\n".join(out) + "\n")
     print("\nwrote " + path)

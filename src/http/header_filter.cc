@@ -150,9 +150,11 @@ Code header_filter(Request& r, HeaderNext) {
   for (Header* h : out.headers) {
     if (h->hash == 0) continue;
     p = put(p, h->key);
-    p = put(p, ": ");
+    *p++ = ':';
+    *p++ = ' ';
     p = put(p, h->value);
-    p = put(p, "\r\n");
+    *p++ = '\r';
+    *p++ = '\n';
   }
   p = put(p, "\r\n");
   b->last = p;

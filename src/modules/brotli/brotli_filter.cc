@@ -5,9 +5,11 @@
 // the stream. Vary: Accept-Encoding goes with every response it could have encoded.
 #include <brotli/encode.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "core/config.h"
 #include "http/codec_stream.h"
 #include "http/content_coding.h"
 #include "http/core_module.h"
@@ -56,15 +58,58 @@ Code brotli_header_filter(Request& r, HeaderNext next) {
   return next(r);
 }
 
+// The encoder's blocks (hash tables, ring buffer: the same few sizes for a level and window), kept
+// by the worker for the next response: allocating them afresh for every response grew and trimmed
+// the heap each time, and the page faults of touching new memory cost as much as compressing.
+// Exact sizes are reused, up to kBlockCacheMax bytes; the sanitizer build frees every block.
+constexpr size_t kBlockCacheMax = 16 << 20;
+constexpr size_t kBlockHeader = 16;  // the block's size, before it (keeps malloc's alignment)
+
+struct BlockCache {
+  std::vector<std::pair<size_t, void*>> free;
+  size_t bytes = 0;
+  ~BlockCache() {
+    for (auto& [size, p] : free) std::free(p);
+  }
+};
+BlockCache g_blocks;
+
+void* block_alloc(void*, size_t size) {
+  for (size_t i = 0; i < g_blocks.free.size(); i++) {
+    if (g_blocks.free[i].first == size) {
+      void* p = g_blocks.free[i].second;
+      g_blocks.free[i] = g_blocks.free.back();
+      g_blocks.free.pop_back();
+      g_blocks.bytes -= size;
+      return static_cast<char*>(p) + kBlockHeader;
+    }
+  }
+  void* p = std::malloc(size + kBlockHeader);
+  if (p == nullptr) return nullptr;
+  *static_cast<size_t*>(p) = size;
+  return static_cast<char*>(p) + kBlockHeader;
+}
+
+void block_free(void*, void* block) {
+  if (block == nullptr) return;
+  void* p = static_cast<char*>(block) - kBlockHeader;
+  size_t size = *static_cast<size_t*>(p);
+  if (kRecycleMemory && g_blocks.bytes + size <= kBlockCacheMax) {
+    g_blocks.free.emplace_back(size, p);
+    g_blocks.bytes += size;
+    return;
+  }
+  std::free(p);
+}
+
 void end(BrotliCtx& ctx) {
   if (ctx.state != nullptr) BrotliEncoderDestroyInstance(ctx.state);
   ctx.state = nullptr;
 }
 
-// The encoder's memory is its own (malloc): it frees and allocates again as it goes, which a pool
-// would keep until the response ends. A cleanup frees it if the response is cut short.
+// A cleanup ends the encoder if the response is cut short.
 Rc start(Request& r, BrotliCtx& ctx, const BrotliLocConf& conf) {
-  ctx.state = BrotliEncoderCreateInstance(nullptr, nullptr, nullptr);
+  ctx.state = BrotliEncoderCreateInstance(block_alloc, block_free, nullptr);
   if (ctx.state == nullptr) {
     log_error(LogLevel::Alert, r.log(), 0, "BrotliEncoderCreateInstance() failed");
     return Rc::Error;

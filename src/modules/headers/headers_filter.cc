@@ -45,6 +45,7 @@ struct HeadersLocConf {
   Expires expires = Expires::Unset;
   int64_t expires_time = 0;               // seconds; negative: in the past
   ComplexValue* expires_value = nullptr;  // with variables: parsed per request
+  std::string_view max_age;               // "max-age=<expires_time>", made once
   std::vector<HeaderValue>* headers = nullptr;
   std::vector<HeaderValue>* trailers = nullptr;
 };
@@ -120,6 +121,17 @@ time_t next_daily_time(int64_t when, time_t now) {
   return mktime(&tm);
 }
 
+// An Expires date, formatted once for all the responses of a second that share it.
+std::string_view expires_text(time_t at) {
+  static time_t cached_at = -1;
+  static char cached[clock::kHttpTimeLen];
+  if (at != cached_at) {
+    clock::format_http_time(cached, at);
+    cached_at = at;
+  }
+  return {cached, clock::kHttpTimeLen};
+}
+
 // Expires and Cache-Control for this response: the response's own lines are rewritten (the extra
 // Cache-Control lines dropped), or added.
 void set_expires(Request& r, const HeadersLocConf& conf) {
@@ -170,12 +182,14 @@ void set_expires(Request& r, const HeadersLocConf& conf) {
     at = out.last_modified_time + expires_time;
     max_age = at - now;
   }
-  char* p = r.pool->alloc_bytes(clock::kHttpTimeLen);
-  clock::format_http_time(p, static_cast<time_t>(at));
-  e->value = {p, clock::kHttpTimeLen};
+  e->value = r.pool->dup(expires_text(static_cast<time_t>(at)));
   // As nginx, the configured time's sign decides, not a variable's.
   if (conf.expires_time < 0 || max_age < 0) {
     cc->value = "no-cache";
+    return;
+  }
+  if (max_age == conf.expires_time && !conf.max_age.empty()) {
+    cc->value = conf.max_age;  // `expires <time>`: the same every time
     return;
   }
   char* q = r.pool->alloc_bytes(32);
@@ -276,7 +290,11 @@ Status expires_directive(ConfContext& cf, const ConfNode& n, HeadersLocConf& con
     conf.expires_value = cf.pool.make<ComplexValue>(std::move(cv));
     return {};
   }
-  return parse_expires(n.args[i], conf.expires, conf.expires_time);
+  if (Status s = parse_expires(n.args[i], conf.expires, conf.expires_time); !s.ok()) return s;
+  if (conf.expires_time > 0) {
+    conf.max_age = cf.pool.dup("max-age=" + std::to_string(conf.expires_time));
+  }
+  return {};
 }
 
 SetHow set_how(std::string_view key) {
@@ -286,9 +304,14 @@ SetHow set_how(std::string_view key) {
   return SetHow::Add;
 }
 
+// Whether the configuration being loaded has an add_trailer: the trailers' body filter is in the
+// chain only then.
+bool g_trailers_used = false;
+
 // add_header and add_trailer: name, value, and `always`.
 template <std::vector<HeaderValue>* HeadersLocConf::*kList>
 Status add_directive(ConfContext& cf, const ConfNode& n, HeadersLocConf& conf) {
+  if (kList == &HeadersLocConf::trailers) g_trailers_used = true;
   std::vector<HeaderValue>*& list = conf.*kList;
   if (list == nullptr) list = cf.pool.make<std::vector<HeaderValue>>();
   HeaderValue hv;
@@ -311,6 +334,7 @@ Status merge_loc_conf(ConfContext&, const HeadersLocConf& prev, HeadersLocConf& 
   if (conf.expires == Expires::Unset) {
     conf.expires = prev.expires;
     conf.expires_time = prev.expires_time;
+    conf.max_age = prev.max_age;
     conf.expires_value = prev.expires_value;
     if (conf.expires == Expires::Unset) conf.expires = Expires::Off;
   }
@@ -323,7 +347,12 @@ Status merge_loc_conf(ConfContext&, const HeadersLocConf& prev, HeadersLocConf& 
 Status init(ConfContext& cf) {
   if (!cf.configured(http_headers_filter_module)) return {};
   register_header_filter(cf, FilterId::Headers, headers_filter);
-  register_body_filter(cf, FilterId::Headers, trailers_filter);
+  if (g_trailers_used) register_body_filter(cf, FilterId::Headers, trailers_filter);
+  return {};
+}
+
+Status preconfiguration(ConfContext&) {
+  g_trailers_used = false;
   return {};
 }
 
@@ -341,6 +370,7 @@ Module http_headers_filter_module{
     .name = "http_headers_filter",
     .type = ModuleType::Http,
     .directives = kDirectives,
+    .preconfiguration = preconfiguration,
     .create_loc_conf = create_conf<create_loc_conf>,
     .merge_loc_conf = merge_conf<merge_loc_conf>,
     .postconfiguration = init,

@@ -61,7 +61,7 @@ TEST(FilterOrder, BuiltChainsFollowIt) {
   const FilterChains& fc =
       chains_of(cycle,
                 "gzip off; brotli off; zstd off; gunzip off; charset off; userid off; "
-                "add_header X \"\";");
+                "add_header X \"\"; add_trailer Y \"\";");
   auto positions = [](const std::vector<FilterId>& ids) {
     std::vector<int> p;
     for (FilterId id : ids) p.push_back(filter_position(id));

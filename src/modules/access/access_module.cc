@@ -5,10 +5,12 @@
 // replaces the outer level's. nginx: src/http/modules/ngx_http_access_module.c
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <vector>
 
+#include "core/cidr.h"
 #include "core/str.h"
 #include "http/core_module.h"
 
@@ -88,31 +90,19 @@ Code access_handler(Request& r) {
   return Rc::Declined;
 }
 
-// An address with an optional /bits: the address (host bits cleared, with nginx's warning when
-// any were set) and the mask. False when it is not one.
+// An address with an optional /bits (host bits cleared, with nginx's warning when any were set).
 template <size_t N>
-bool parse_cidr(ConfContext& cf, std::string_view text, std::array<uint8_t, N>& addr,
-                std::array<uint8_t, N>& mask) {
-  size_t slash = text.find('/');
-  std::string host(text.substr(0, slash));
-  if (inet_pton(N == 4 ? AF_INET : AF_INET6, host.c_str(), addr.data()) != 1) return false;
-  size_t bits = N * 8;
-  if (slash != std::string_view::npos) {
-    auto b = parse_int(text.substr(slash + 1));
-    if (!b || *b < 0 || static_cast<size_t>(*b) > N * 8) return false;
-    bits = static_cast<size_t>(*b);
-  }
-  bool low = false;
-  for (size_t i = 0; i < N; i++) {
-    size_t take = bits > i * 8 ? std::min<size_t>(8, bits - i * 8) : 0;
-    mask[i] = static_cast<uint8_t>(take == 0 ? 0 : 0xff << (8 - take));
-    if ((addr[i] & ~mask[i]) != 0) low = true;
-    addr[i] &= mask[i];
-  }
-  if (low) {
+bool parse_block(ConfContext& cf, std::string_view text, std::array<uint8_t, N>& addr,
+                 std::array<uint8_t, N>& mask) {
+  Cidr c;
+  CidrParse rc = parse_cidr(text, c);
+  if (rc == CidrParse::Invalid || c.family != (N == 4 ? AF_INET : AF_INET6)) return false;
+  if (rc == CidrParse::LowBits) {
     cf.warn(LogLevel::Warn, "low address bits of %.*s are meaningless",
             static_cast<int>(text.size()), text.data());
   }
+  std::copy_n(c.addr.begin(), N, addr.begin());
+  std::copy_n(c.mask.begin(), N, mask.begin());
   return true;
 }
 
@@ -149,13 +139,13 @@ Status rule_directive(ConfContext& cf, const ConfNode& n, AccessLocConf& conf) {
   std::array<uint8_t, 4> a4{}, m4{};
   std::array<uint8_t, 16> a6{}, m6{};
   if (value.find(':') == std::string_view::npos) {
-    if (!parse_cidr(cf, value, a4, m4)) {
+    if (!parse_block(cf, value, a4, m4)) {
       return cf.errorf("invalid parameter \"%s\"", n.args[1].c_str());
     }
     add4(a4, m4);
     return {};
   }
-  if (!parse_cidr(cf, value, a6, m6)) {
+  if (!parse_block(cf, value, a6, m6)) {
     return cf.errorf("invalid parameter \"%s\"", n.args[1].c_str());
   }
   add6(a6, m6);

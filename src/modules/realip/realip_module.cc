@@ -1,0 +1,317 @@
+// realip: behind a balancer, the client's address is the one a trusted peer (set_real_ip_from)
+// names in real_ip_header (X-Real-IP, X-Forwarded-For - walked from the right, past trusted
+// addresses with real_ip_recursive - or any header). For the rest of the request $remote_addr,
+// $remote_port, allow/deny, the logs and the upstream headers see it; the connection gets its own
+// address back when the request ends. $realip_remote_addr and $realip_remote_port keep the
+// peer's. Runs at post_read (server-level settings) and again at preaccess (location-level ones).
+// nginx: src/http/modules/ngx_http_realip_module.c, ngx_http_get_forwarded_addr
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "core/cidr.h"
+#include "core/inet.h"
+#include "core/str.h"
+#include "http/core_module.h"
+#include "http/http_connection.h"
+#include "http/variables.h"
+
+namespace weir::http {
+
+extern Module http_realip_module;
+
+namespace {
+
+enum class RealipFrom : uint8_t { XRealIp, XForwardedFor, Header, ProxyProtocol };
+
+struct RealipLocConf {
+  static constexpr Module* kModule = &http_realip_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Loc;
+
+  std::vector<Cidr>* from = nullptr;  // trusted peers; nullptr: realip is off here
+  bool from_unix = false;             // "unix:": unix-socket peers are trusted
+  Setting<RealipFrom> type;
+  std::string header;  // real_ip_header <name>
+  Setting<bool> recursive;
+};
+
+// The peer's own address, kept while the request uses the real one.
+struct RealipCtx {
+  static constexpr Module* kModule = &http_realip_module;
+  Connection* c = nullptr;
+  decltype(Connection::peer) peer{};
+  socklen_t peer_len = 0;
+  uint8_t addr_len = 0;
+  char addr_buf[sizeof(HttpConnection::addr_buf)]{};
+};
+
+bool trusted(const RealipLocConf& conf, const sockaddr* sa) {
+  if (sa->sa_family == AF_UNIX) return conf.from_unix;
+  return cidr_match(sa, *conf.from);
+}
+
+// An address, with a port after it ("1.2.3.4:80", "[::1]:80") or without, as nginx reads one from
+// a header. nginx: ngx_parse_addr_port
+bool parse_addr_port(std::string_view text, SockAddr& out) {
+  auto parse = [&](std::string_view host, uint16_t port) {
+    std::string h(host);
+    out = SockAddr{};
+    auto* in = reinterpret_cast<sockaddr_in*>(out.sa());
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(out.sa());
+    if (inet_pton(AF_INET, h.c_str(), &in->sin_addr) == 1) {
+      in->sin_family = AF_INET;
+      in->sin_port = htons(port);
+      out.len = sizeof(sockaddr_in);
+      return true;
+    }
+    if (inet_pton(AF_INET6, h.c_str(), &in6->sin6_addr) == 1) {
+      in6->sin6_family = AF_INET6;
+      in6->sin6_port = htons(port);
+      out.len = sizeof(sockaddr_in6);
+      return true;
+    }
+    return false;
+  };
+  if (parse(text, 0)) return true;
+  std::string_view host;
+  size_t colon;
+  if (!text.empty() && text[0] == '[') {
+    size_t close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return false;
+    }
+    host = text.substr(1, close - 1);
+    colon = close + 1;
+  } else {
+    colon = text.find(':');
+    if (colon == std::string_view::npos) return false;
+    host = text.substr(0, colon);
+  }
+  auto port = parse_int(text.substr(colon + 1));
+  if (!port || *port < 1 || *port > 65535) return false;
+  return parse(host, static_cast<uint16_t>(*port));
+}
+
+enum class Forwarded : uint8_t { Declined, Ok, Done };
+
+// One header value, right to left: while the address at hand is trusted, the next one leftwards
+// replaces it (only the last, without recursion). nginx: ngx_http_get_forwarded_addr_internal
+Forwarded walk(const RealipLocConf& conf, SockAddr& addr, std::string_view xff) {
+  bool found = false;
+  const bool recursive = *conf.recursive;
+  do {
+    if (!trusted(conf, addr.sa())) return found ? Forwarded::Done : Forwarded::Declined;
+    while (!xff.empty() && (xff.back() == ' ' || xff.back() == ',')) xff.remove_suffix(1);
+    size_t start = xff.find_last_of(" ,");
+    start = start == std::string_view::npos ? 0 : start + 1;
+    SockAddr next;
+    if (!parse_addr_port(xff.substr(start), next)) {
+      return found ? Forwarded::Done : Forwarded::Declined;
+    }
+    addr = next;
+    found = true;
+    xff = start > 0 ? xff.substr(0, start - 1) : std::string_view();
+  } while (recursive && !xff.empty());
+  return Forwarded::Ok;
+}
+
+// Several header lines (X-Forwarded-For may come more than once): the last first.
+Forwarded walk_lines(const RealipLocConf& conf, SockAddr& addr, const std::vector<Header*>& lines) {
+  Forwarded rc = Forwarded::Declined;
+  bool found = false;
+  for (size_t i = lines.size(); i-- > 0;) {
+    rc = walk(conf, addr, lines[i]->value);
+    if (!*conf.recursive) break;
+    if (rc == Forwarded::Declined && found) return Forwarded::Done;
+    if (rc != Forwarded::Ok) break;
+    found = true;
+  }
+  return rc;
+}
+
+void restore(void* data) {
+  auto& ctx = *static_cast<RealipCtx*>(data);
+  Connection& c = *ctx.c;
+  c.peer = ctx.peer;
+  c.peer_len = ctx.peer_len;
+  if (HttpConnection* hc = http_connection_of(c)) {
+    std::memcpy(hc->addr_buf, ctx.addr_buf, ctx.addr_len);
+    hc->addr_len = ctx.addr_len;
+  }
+}
+
+Code realip_handler(Request& r) {
+  const auto& conf = r.loc<RealipLocConf>();
+  if (conf.from == nullptr || r.get_ctx<RealipCtx>() != nullptr) return Rc::Declined;
+  std::vector<Header*> lines;
+  std::string_view name = conf.header;
+  if (*conf.type == RealipFrom::XRealIp) name = "X-Real-IP";
+  if (*conf.type == RealipFrom::XForwardedFor) name = "X-Forwarded-For";
+  if (*conf.type == RealipFrom::ProxyProtocol) return Rc::Declined;
+  for (Header* h : r.headers_in.headers) {
+    if (h->hash != 0 && iequals(h->key, name)) {
+      lines.push_back(h);
+      if (*conf.type != RealipFrom::XForwardedFor) break;  // the first line of any other header
+    }
+  }
+  if (lines.empty()) return Rc::Declined;
+  Connection& c = *r.connection;
+  SockAddr addr;
+  std::memcpy(addr.sa(), &c.peer, sizeof c.peer);
+  addr.len = c.peer_len;
+  if (walk_lines(conf, addr, lines) == Forwarded::Declined) return Rc::Declined;
+
+  HttpConnection& hc = *r.http_connection;
+  auto* ctx = r.pool->make<RealipCtx>();
+  ctx->c = &c;
+  ctx->peer = c.peer;
+  ctx->peer_len = c.peer_len;
+  ctx->addr_len = hc.addr_len;
+  std::memcpy(ctx->addr_buf, hc.addr_buf, hc.addr_len);
+  r.set_ctx(ctx);
+  // The peer's address comes back when the request's pool goes, after the access log.
+  r.pool->add_cleanup(restore, ctx);
+  std::memcpy(&c.peer, addr.sa(), std::min<size_t>(addr.len, sizeof c.peer));
+  c.peer_len = addr.len;
+  hc.addr_len = static_cast<uint8_t>(format_addr_text(addr.sa(), hc.addr_buf, sizeof hc.addr_buf));
+  return Rc::Declined;
+}
+
+void var_realip_addr(Request& r, VariableValue& v, uintptr_t) {
+  auto* ctx = r.main->get_ctx<RealipCtx>();
+  if (ctx == nullptr) {
+    v.set(r.http_connection->addr_text());
+    return;
+  }
+  v.set(r.pool->dup({ctx->addr_buf, ctx->addr_len}));
+}
+
+void var_realip_port(Request& r, VariableValue& v, uintptr_t) {
+  auto* ctx = r.main->get_ctx<RealipCtx>();
+  uint16_t port = r.connection->peer_port();
+  if (ctx != nullptr) {
+    const sockaddr* sa = reinterpret_cast<const sockaddr*>(&ctx->peer);
+    port = sa->sa_family == AF_INET    ? ntohs(ctx->peer.in.sin_port)
+           : sa->sa_family == AF_INET6 ? ntohs(ctx->peer.in6.sin6_port)
+                                       : 0;
+  }
+  if (port == 0) {
+    v.set({});
+    return;
+  }
+  char* p = r.pool->alloc_bytes(8);
+  v.set({p, static_cast<size_t>(put_uint(p, port) - p)});
+}
+
+constexpr VariableDef kVars[] = {
+    {"realip_remote_addr", var_realip_addr, nullptr, 0},
+    {"realip_remote_port", var_realip_port, nullptr, 0},
+};
+
+// --- configuration ---------------------------------------------------------------------------
+
+Status from_directive(ConfContext& cf, const ConfNode& n, RealipLocConf& conf) {
+  if (conf.from == nullptr) conf.from = cf.pool.make<std::vector<Cidr>>();
+  const std::string& v = n.args[1];
+  if (v == "unix:") {
+    conf.from_unix = true;
+    return {};
+  }
+  Cidr c;
+  CidrParse rc = parse_cidr(v, c);
+  if (rc == CidrParse::Invalid) {
+    // A host name: every address it has, as nginx resolves it at load.
+    Result<std::vector<SockAddr>> addrs = parse_addresses(v, 0, false);
+    if (!addrs.ok() || addrs->empty()) {
+      return cf.errorf("host not found in set_real_ip_from \"%s\"", v.c_str());
+    }
+    for (const SockAddr& a : *addrs) {
+      Cidr one;
+      one.family = a.family();
+      if (one.family == AF_INET) {
+        std::memcpy(one.addr.data(), &reinterpret_cast<const sockaddr_in*>(a.sa())->sin_addr, 4);
+        std::fill_n(one.mask.begin(), 4, 0xff);
+      } else {
+        std::memcpy(one.addr.data(),
+                    reinterpret_cast<const sockaddr_in6*>(a.sa())->sin6_addr.s6_addr, 16);
+        one.mask.fill(0xff);
+      }
+      conf.from->push_back(one);
+    }
+    return {};
+  }
+  if (rc == CidrParse::LowBits) {
+    cf.warn(LogLevel::Warn, "low address bits of %s are meaningless", v.c_str());
+  }
+  conf.from->push_back(c);
+  return {};
+}
+
+Status header_directive(ConfContext&, const ConfNode& n, RealipLocConf& conf) {
+  const std::string& v = n.args[1];
+  if (v == "X-Real-IP") {
+    conf.type = RealipFrom::XRealIp;
+  } else if (v == "X-Forwarded-For") {
+    conf.type = RealipFrom::XForwardedFor;
+  } else if (v == "proxy_protocol") {
+    return Status::error(
+        "\"proxy_protocol\" needs the PROXY protocol on listen, which weir does "
+        "not parse yet");
+  } else {
+    conf.type = RealipFrom::Header;
+    conf.header = v;
+  }
+  return {};
+}
+
+RealipLocConf* create_loc_conf(ConfContext& cf) {
+  return cf.pool.make<RealipLocConf>();
+}
+
+Status merge_loc_conf(ConfContext&, const RealipLocConf& prev, RealipLocConf& conf) {
+  if (conf.from == nullptr && !conf.from_unix) {
+    conf.from = prev.from;
+    conf.from_unix = prev.from_unix;
+  }
+  if (!conf.type.set) {
+    conf.type.merge(prev.type, RealipFrom::XRealIp);
+    conf.header = prev.header;
+  }
+  conf.recursive.merge(prev.recursive, false);
+  return {};
+}
+
+Status preconfiguration(ConfContext& cf) {
+  return add_variables(cf, kVars);
+}
+
+Status init(ConfContext& cf) {
+  if (!cf.configured(http_realip_module)) return {};
+  add_phase_handler(cf, Phase::PostRead, realip_handler);
+  add_phase_handler(cf, Phase::Preaccess, realip_handler);
+  return {};
+}
+
+constexpr Directive kDirectives[] = {
+    directive<from_directive>("set_real_ip_from", kHttpMainSrvLoc | kTake1),
+    directive<header_directive>("real_ip_header", kHttpMainSrvLoc | kTake1),
+    directive<slot::flag<&RealipLocConf::recursive>>("real_ip_recursive", kHttpMainSrvLoc | kFlag),
+};
+static_assert(directives_of(kDirectives, &http_realip_module));
+
+}  // namespace
+
+Module http_realip_module{
+    .name = "http_realip",
+    .type = ModuleType::Http,
+    .directives = kDirectives,
+    .preconfiguration = preconfiguration,
+    .create_loc_conf = create_conf<create_loc_conf>,
+    .merge_loc_conf = merge_conf<merge_loc_conf>,
+    .postconfiguration = init,
+};
+
+}  // namespace weir::http

@@ -39,6 +39,24 @@ uint64_t next_connection_number() {
 }
 
 namespace {
+uint64_t g_local_stats[static_cast<int>(StubStat::Count)];
+
+uint64_t& stat_slot(StubStat s) {
+  int i = static_cast<int>(s);
+  return g_shared_counter != nullptr ? g_shared_counter[1 + i] : g_local_stats[i];
+}
+}  // namespace
+
+void stub_stat_add(StubStat s, int64_t delta) {
+  std::atomic_ref<uint64_t>(stat_slot(s))
+      .fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed);
+}
+
+uint64_t stub_stat(StubStat s) {
+  return std::atomic_ref<uint64_t>(stat_slot(s)).load(std::memory_order_relaxed);
+}
+
+namespace {
 
 // What a read's answer means for the read event: a short read drains the socket (EPOLLRDHUP would
 // have told us about a pending EOF), Done is the end of the stream, Error is logged here.

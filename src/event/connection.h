@@ -162,4 +162,10 @@ void close_connection(Connection& c);
 void set_connection_counter(uint64_t* shared);
 uint64_t next_connection_number();
 
+// nginx's stub_status counters, shared by the workers (they follow the connection counter in its
+// shared page; a process without one counts for itself).
+enum class StubStat : uint8_t { Accepted, Handled, Active, Requests, Reading, Writing, Count };
+void stub_stat_add(StubStat s, int64_t delta);
+uint64_t stub_stat(StubStat s);
+
 }  // namespace weir

@@ -28,11 +28,13 @@ void accept_connections(Connection& lc) {
       log_error(level, *lc.log, err, "accept4() failed");
       return;
     }
+    stub_stat_add(StubStat::Accepted, 1);
     Connection* c = ConnectionPool::current->get(fd, *lc.log);
     if (c == nullptr) {
       ::close(fd);
       return;
     }
+    stub_stat_add(StubStat::Handled, 1);
     c->listening = ls;
     std::memcpy(&c->peer, &ss, std::min<size_t>(len, sizeof c->peer));
     c->peer_len = len;

@@ -189,6 +189,7 @@ void lingering_close_handler(Event& ev) {
 void init_connection(Connection& c) {
   HttpConnection* hc = alloc_http_connection();
   c.data = hc;
+  stub_stat_add(StubStat::Active, 1);
   auto* port = static_cast<HttpPort*>(c.listening->servers);
   const HttpAddr* addr = &port->addrs.front();
   if (port->addrs.size() > 1) {
@@ -242,12 +243,17 @@ Request* create_request(Connection& c) {
   r->start_msec = clock::wall_msec();
   hc->request = r;
   hc->active = r;
+  stub_stat_add(StubStat::Requests, 1);
+  stub_stat_add(StubStat::Reading, 1);
+  r->stat_reading = true;
   return r;
 }
 
 void free_request(Request& r) {
   Connection& c = *r.connection;
   auto* hc = r.http_connection;
+  if (r.stat_reading) stub_stat_add(StubStat::Reading, -1);
+  if (r.stat_writing) stub_stat_add(StubStat::Writing, -1);
   run_request_cleanups(r);
   log_request(r);
   c.log->action = "closing request";
@@ -264,6 +270,7 @@ void close_http_connection(Connection& c) {
       free_request(*hc->request);
     }
     release_http_connection(hc);
+    stub_stat_add(StubStat::Active, -1);
   }
   c.data = nullptr;
   c.destroyed = true;

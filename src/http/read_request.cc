@@ -141,6 +141,12 @@ void process_request_headers(Event& ev) {
 
 void process_request(Request& r) {
   Connection& c = *r.connection;
+  if (r.stat_reading) {
+    stub_stat_add(StubStat::Reading, -1);
+    stub_stat_add(StubStat::Writing, 1);
+    r.stat_reading = false;
+    r.stat_writing = true;
+  }
   del_timer(c.read);
   if (c.reclaim != Reclaim::No)
     ConnectionPool::current->set_reclaim(c, Reclaim::No);  // a whole request

@@ -188,6 +188,8 @@ struct Request {
   bool gzip_vary : 1 = false;    // the answer depends on Accept-Encoding (gzip_vary sends Vary)
   bool vary_coding : 1 = false;  // ... and Vary goes whatever gzip_vary says (brotli, zstd)
   bool coding_tested : 1 = false;
+  bool stat_reading : 1 = false;  // counted in stub_status's Reading (the header is arriving)
+  bool stat_writing : 1 = false;  // ... in Writing (the request is being served)
   bool limit_rate_set : 1 = false;
   bool limit_rate_after_set : 1 = false;
   bool preserve_body : 1 = false;

@@ -39,6 +39,7 @@ extern Module http_map_module;
 extern Module http_access_module;
 extern Module http_realip_module;
 extern Module http_empty_gif_module;
+extern Module http_stub_status_module;
 extern Module http_autoindex_module;
 extern Module http_split_clients_module;
 extern Module http_referer_module;
@@ -63,6 +64,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_index_module,
     &http::http_mirror_module,
     &http::http_empty_gif_module,
+    &http::http_stub_status_module,
     &http::http_access_module,
     &http::http_realip_module,
     &http::http_map_module,

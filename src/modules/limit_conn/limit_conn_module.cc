@@ -1,0 +1,314 @@
+// limit_conn: at most N requests at a time per key (limit_conn_zone's key, e.g. the client's
+// address), counted in a shared-memory zone every worker sees: a red-black tree of keys with their
+// count, the count taken at preaccess and given back when the request's pool goes - however the
+// request ends. Over the limit: limit_conn_status (503) and nginx's log line at
+// limit_conn_log_level; limit_conn_dry_run only counts and logs. $limit_conn_status says which.
+// A zone keeps its counts across a reload when its name, size and key are unchanged.
+// nginx: src/http/modules/ngx_http_limit_conn_module.c
+#include <zlib.h>
+
+#include <cstddef>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "conf/cycle.h"
+#include "core/rbtree.h"
+#include "core/slab.h"
+#include "core/str.h"
+#include "http/core_module.h"
+#include "http/script.h"
+#include "http/variables.h"
+
+namespace weir::http {
+
+extern Module http_limit_conn_module;
+
+namespace {
+
+// A key's count, in the zone.
+struct ConnNode {
+  RbNode rb;  // rb.key: the key's CRC-32
+  uint16_t conn = 0;
+  uint8_t len = 0;
+  char data[1];  // the key, len bytes
+  std::string_view key() const { return {data, len}; }
+};
+
+// What limit_conn_zone declared: the key and the zone (the tree lives in the zone).
+struct ConnZone {
+  ComplexValue key;
+  std::string key_text;
+  SharedZone* zone = nullptr;
+  RbTree* tree = nullptr;
+};
+
+// A limit_conn: its zone (declared before or after; a zone never declared has no size and the
+// configuration fails to load, as nginx's) and the number.
+struct ConnLimit {
+  SharedZone* shm;
+  uint32_t conn;
+};
+
+enum class LimitStatus : uint8_t { None, Passed, Rejected, RejectedDryRun };
+
+struct LimitConnLocConf {
+  static constexpr Module* kModule = &http_limit_conn_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Loc;
+  std::vector<ConnLimit>* limits = nullptr;  // a level with any replaces the outer ones
+  Setting<int> status;
+  Setting<LogLevel> log_level;
+  Setting<bool> dry_run;
+};
+
+// A count this request holds.
+struct Held {
+  ConnZone* zone;
+  ConnNode* node;
+  Held* next;
+  bool released;
+};
+
+struct LimitConnCtx {
+  static constexpr Module* kModule = &http_limit_conn_module;
+  LimitStatus status = LimitStatus::None;
+  Held* held = nullptr;
+};
+
+bool node_less(const RbNode& a, const RbNode& b) {
+  const auto& x = reinterpret_cast<const ConnNode&>(a);
+  const auto& y = reinterpret_cast<const ConnNode&>(b);
+  return x.key() < y.key();
+}
+
+void release(Held& h) {
+  if (h.released) return;
+  h.released = true;
+  SlabPool& slab = *h.zone->zone->slab;
+  ShmLock lock(slab.mutex());
+  if (--h.node->conn == 0) {
+    h.zone->tree->erase(&h.node->rb);
+    slab.free_locked(h.node);
+  }
+}
+
+void release_all(LimitConnCtx& ctx) {
+  for (Held* h = ctx.held; h != nullptr; h = h->next) release(*h);
+}
+
+Code limit_conn_handler(Request& r) {
+  Request& main = *r.main;
+  auto* ctx = main.get_ctx<LimitConnCtx>();
+  if (ctx != nullptr && ctx->status != LimitStatus::None) return Rc::Declined;
+  const auto& conf = r.loc<LimitConnLocConf>();
+  if (conf.limits == nullptr) return Rc::Declined;
+  for (const ConnLimit& limit : *conf.limits) {
+    ConnZone& z = *static_cast<ConnZone*>(limit.shm->data);
+    std::string_view key = z.key.eval(r);
+    if (key.empty()) continue;
+    if (key.size() > 255) {
+      log_error(LogLevel::Error, r.log(), 0,
+                "the value of the \"%s\" key is more than 255 bytes: \"%.*s\"", z.key_text.c_str(),
+                static_cast<int>(key.size()), key.data());
+      continue;
+    }
+    if (ctx == nullptr) {
+      ctx = main.pool->make<LimitConnCtx>();
+      main.set_ctx(ctx);
+    }
+    ctx->status = LimitStatus::Passed;
+    auto hash = static_cast<uint32_t>(
+        crc32(0, reinterpret_cast<const Bytef*>(key.data()), static_cast<uInt>(key.size())));
+    SlabPool& slab = *z.zone->slab;
+    ConnNode* node;
+    bool over = false;
+    {
+      ShmLock lock(slab.mutex());
+      RbNode* found = z.tree->find([&](const RbNode& n) {
+        if (hash != n.key) return hash < n.key ? -1 : 1;
+        std::string_view other = reinterpret_cast<const ConnNode&>(n).key();
+        return key < other ? -1 : key > other ? 1 : 0;
+      });
+      node = reinterpret_cast<ConnNode*>(found);
+      if (node == nullptr) {
+        void* p = slab.calloc_locked(offsetof(ConnNode, data) + key.size());
+        if (p != nullptr) {
+          node = new (p) ConnNode;
+          node->rb.key = hash;
+          node->len = static_cast<uint8_t>(key.size());
+          std::memcpy(node->data, key.data(), key.size());
+          node->conn = 1;
+          z.tree->insert(&node->rb, node_less);
+        }
+      } else if (node->conn >= limit.conn) {
+        over = true;
+      } else {
+        node->conn++;
+      }
+    }
+    if (node == nullptr || over) {
+      if (over) {
+        log_error(*conf.log_level, r.log(), 0, "limiting connections%s by zone \"%s\"",
+                  *conf.dry_run ? ", dry run," : "", z.zone->name.c_str());
+      }
+      release_all(*ctx);
+      if (*conf.dry_run) {
+        ctx->status = LimitStatus::RejectedDryRun;
+        return Rc::Declined;
+      }
+      ctx->status = LimitStatus::Rejected;
+      return Code::status(*conf.status);
+    }
+    auto* h = main.pool->make<Held>(Held{&z, node, ctx->held, false});
+    ctx->held = h;
+    main.pool->add_cleanup([](void* p) { release(*static_cast<Held*>(p)); }, h);
+  }
+  return Rc::Declined;
+}
+
+void var_limit_conn_status(Request& r, VariableValue& v, uintptr_t) {
+  auto* ctx = r.main->get_ctx<LimitConnCtx>();
+  if (ctx == nullptr || ctx->status == LimitStatus::None) return v.set_not_found();
+  static constexpr std::string_view kNames[] = {"", "PASSED", "REJECTED", "REJECTED_DRY_RUN"};
+  v.set(kNames[static_cast<int>(ctx->status)]);
+}
+
+constexpr VariableDef kVars[] = {
+    {"limit_conn_status", var_limit_conn_status, nullptr, 0},
+};
+
+// --- configuration ---------------------------------------------------------------------------
+
+// The zone's tree, made in the zone; a reload with the same key keeps the old one and its counts.
+Status init_zone(SharedZone& zone, void* old_data) {
+  auto& z = *static_cast<ConnZone*>(zone.data);
+  if (old_data != nullptr) {
+    auto& old = *static_cast<ConnZone*>(old_data);
+    if (old.key_text != z.key_text) {
+      return Status::errorf(
+          "limit_conn_zone \"%s\" uses the \"%s\" key while previously it used the \"%s\" key",
+          zone.name.c_str(), z.key_text.c_str(), old.key_text.c_str());
+    }
+    z.tree = old.tree;
+    return {};
+  }
+  void* p = zone.slab->calloc_locked(sizeof(RbTree));
+  if (p == nullptr) return Status::errorf("zone \"%s\" is too small", zone.name.c_str());
+  z.tree = new (p) RbTree;
+  zone.slab->data = z.tree;
+  return {};
+}
+
+// limit_conn_zone key zone=name:size
+Status zone_directive(ConfContext& cf, const ConfNode& n) {
+  auto* z = cf.pool.make<ConnZone>();
+  std::string name;
+  size_t size = 0;
+  z->key_text = n.args[1];
+  if (Status s = z->key.compile(cf, n.args[1]); !s.ok()) return s;
+  for (size_t i = 2; i < n.args.size(); i++) {
+    const std::string& a = n.args[i];
+    if (!a.starts_with("zone=")) return cf.errorf("invalid parameter \"%s\"", a.c_str());
+    size_t colon = a.find(':');
+    if (colon == std::string::npos) return cf.errorf("invalid zone size \"%s\"", a.c_str());
+    name = a.substr(5, colon - 5);
+    auto v = parse_size(std::string_view(a).substr(colon + 1));
+    if (!v) return cf.errorf("invalid zone size \"%s\"", a.c_str());
+    if (*v < static_cast<int64_t>(8 * SlabPool::kPageSize)) {
+      return cf.errorf("zone \"%s\" is too small", a.c_str());
+    }
+    size = static_cast<size_t>(*v);
+  }
+  if (name.empty()) {
+    return cf.errorf("\"%s\" must have \"zone\" parameter", n.name().c_str());
+  }
+  Result<SharedZone*> zone = cf.cycle.add_zone(name, size, &http_limit_conn_module);
+  if (!zone.ok()) return cf.error(zone.status().message());
+  if ((*zone)->data != nullptr) {
+    return cf.errorf("%s \"%s\" is already bound to key \"%s\"", n.name().c_str(), name.c_str(),
+                     static_cast<ConnZone*>((*zone)->data)->key_text.c_str());
+  }
+  z->zone = *zone;
+  (*zone)->data = z;
+  (*zone)->init = init_zone;
+  return {};
+}
+
+// limit_conn zone number
+Status limit_directive(ConfContext& cf, const ConfNode& n, LimitConnLocConf& conf) {
+  Result<SharedZone*> zone = cf.cycle.add_zone(n.args[1], 0, &http_limit_conn_module);
+  if (!zone.ok()) return cf.error(zone.status().message());
+  auto number = parse_int(n.args[2]);
+  if (!number || *number <= 0)
+    return cf.errorf("invalid number of connections \"%s\"", n.args[2].c_str());
+  if (*number > 65535) return Status::error("connection limit must be less 65536");
+  if (conf.limits == nullptr) conf.limits = cf.pool.make<std::vector<ConnLimit>>();
+  for (const ConnLimit& l : *conf.limits) {
+    if (l.shm == *zone) return Status::error("is duplicate");
+  }
+  conf.limits->push_back({*zone, static_cast<uint32_t>(*number)});
+  return {};
+}
+
+constexpr EnumName<LogLevel> kLevels[] = {
+    {"info", LogLevel::Info},
+    {"notice", LogLevel::Notice},
+    {"warn", LogLevel::Warn},
+    {"error", LogLevel::Error},
+};
+
+LimitConnLocConf* create_loc_conf(ConfContext& cf) {
+  return cf.pool.make<LimitConnLocConf>();
+}
+
+Status merge_loc_conf(ConfContext&, const LimitConnLocConf& prev, LimitConnLocConf& conf) {
+  if (conf.limits == nullptr) conf.limits = prev.limits;
+  conf.status.merge(prev.status, 503);
+  conf.log_level.merge(prev.log_level, LogLevel::Error);
+  conf.dry_run.merge(prev.dry_run, false);
+  return {};
+}
+
+Status status_directive(ConfContext&, const ConfNode& n, LimitConnLocConf& conf) {
+  if (conf.status.set) return Status::error("is duplicate");
+  auto v = parse_int(n.args[1]);
+  if (!v || *v < 400 || *v > 599) return Status::error("value must be between 400 and 599");
+  conf.status = static_cast<int>(*v);
+  return {};
+}
+
+Status preconfiguration(ConfContext& cf) {
+  return add_variables(cf, kVars);
+}
+
+Status init(ConfContext& cf) {
+  if (!cf.configured(http_limit_conn_module)) return {};
+  add_phase_handler(cf, Phase::Preaccess, limit_conn_handler);
+  return {};
+}
+
+constexpr Directive kDirectives[] = {
+    directive<zone_directive>("limit_conn_zone", kHttpMainConf | kTake2),
+    directive<limit_directive>("limit_conn", kHttpMainSrvLoc | kTake2),
+    directive<status_directive>("limit_conn_status", kHttpMainSrvLoc | kTake1),
+    directive<slot::enum_<&LimitConnLocConf::log_level, kLevels>>("limit_conn_log_level",
+                                                                  kHttpMainSrvLoc | kTake1),
+    directive<slot::flag<&LimitConnLocConf::dry_run>>("limit_conn_dry_run",
+                                                      kHttpMainSrvLoc | kFlag),
+};
+static_assert(directives_of(kDirectives, &http_limit_conn_module));
+
+}  // namespace
+
+Module http_limit_conn_module{
+    .name = "http_limit_conn",
+    .type = ModuleType::Http,
+    .directives = kDirectives,
+    .preconfiguration = preconfiguration,
+    .create_loc_conf = create_conf<create_loc_conf>,
+    .merge_loc_conf = merge_conf<merge_loc_conf>,
+    .postconfiguration = init,
+};
+
+}  // namespace weir::http

@@ -38,6 +38,7 @@ extern Module http_userid_filter_module;
 extern Module http_map_module;
 extern Module http_access_module;
 extern Module http_limit_conn_module;
+extern Module http_limit_req_module;
 extern Module http_auth_basic_module;
 extern Module http_realip_module;
 extern Module http_empty_gif_module;
@@ -70,6 +71,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_auth_basic_module,
     &http::http_access_module,
     &http::http_limit_conn_module,
+    &http::http_limit_req_module,
     &http::http_realip_module,
     &http::http_map_module,
     &http::http_split_clients_module,

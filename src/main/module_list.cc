@@ -40,6 +40,7 @@ extern Module http_access_module;
 extern Module http_limit_conn_module;
 extern Module http_limit_req_module;
 extern Module http_auth_basic_module;
+extern Module http_auth_request_module;
 extern Module http_realip_module;
 extern Module http_empty_gif_module;
 extern Module http_stub_status_module;
@@ -68,6 +69,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_mirror_module,
     &http::http_empty_gif_module,
     &http::http_stub_status_module,
+    &http::http_auth_request_module,
     &http::http_auth_basic_module,
     &http::http_access_module,
     &http::http_limit_conn_module,

@@ -36,6 +36,7 @@ extern Module http_charset_filter_module;
 extern Module http_gunzip_filter_module;
 extern Module http_userid_filter_module;
 extern Module http_map_module;
+extern Module http_geo_module;
 extern Module http_access_module;
 extern Module http_limit_conn_module;
 extern Module http_limit_req_module;
@@ -75,6 +76,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_limit_conn_module,
     &http::http_limit_req_module,
     &http::http_realip_module,
+    &http::http_geo_module,
     &http::http_map_module,
     &http::http_split_clients_module,
     &http::http_referer_module,

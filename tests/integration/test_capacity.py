@@ -66,7 +66,9 @@ def hold_idle(s, n):
     conns = []
     for _ in range(n):
         conns.append(socket.create_connection(("127.0.0.1", s.port), timeout=5))
-    time.sleep(0.5)
+    # Accepted by the workers (a state, not a time): every connection is held by one of them.
+    wait_for(lambda: sum(socket_count(p) - base[p] for p in pids) >= n, timeout=20,
+             what="every connection accepted")
     return conns, {p: socket_count(p) - base[p] for p in pids}
 
 

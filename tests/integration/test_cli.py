@@ -22,11 +22,11 @@ def test_version_help_configure():
     lines = err.splitlines()
     assert lines[0] == "weir version: weir/0.1.0"
     conf = [l for l in lines if l.startswith("configure arguments: ")][0]
-    for missing in ("fastcgi", "geo", "browser"):
+    for missing in ("fastcgi", "browser"):
         assert "--without-http_%s_module" % missing in conf
     for built in ("rewrite", "proxy", "gzip", "charset", "map", "access", "empty_gif", "autoindex",
                   "split_clients", "referer", "userid", "ssi", "limit_conn", "limit_req",
-                  "auth_basic",
+                  "auth_basic", "geo",
                   "upstream_keepalive", "upstream_hash", "upstream_ip_hash",
                   "upstream_least_conn", "upstream_random", "upstream_zone"):
         assert "--without-http_%s_module" % built not in conf

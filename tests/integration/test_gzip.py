@@ -195,6 +195,7 @@ def test_a_large_response_in_bounded_memory(make_server):
             f.write(piece)
     os.chmod(s.path("html/big.txt"), 0o644)
     s.start()
+    wait_for(lambda: len(s.worker_pids()) == 1, what="the worker")
     (pid,) = s.worker_pids()
     raw(s.port, "GET /big.txt HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\nConnection: close\r\n\r\n")
 

@@ -48,6 +48,7 @@ extern Module http_stub_status_module;
 extern Module http_autoindex_module;
 extern Module http_split_clients_module;
 extern Module http_referer_module;
+extern Module http_browser_module;
 extern Module http_proxy_module;
 }  // namespace http
 
@@ -80,6 +81,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_map_module,
     &http::http_split_clients_module,
     &http::http_referer_module,
+    &http::http_browser_module,
     &http::http_rewrite_module,
     &http::http_proxy_module,
     &http::http_upstream_module,

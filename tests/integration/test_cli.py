@@ -22,11 +22,11 @@ def test_version_help_configure():
     lines = err.splitlines()
     assert lines[0] == "weir version: weir/0.1.0"
     conf = [l for l in lines if l.startswith("configure arguments: ")][0]
-    for missing in ("fastcgi", "browser"):
+    for missing in ("fastcgi", "uwsgi", "scgi", "memcached"):
         assert "--without-http_%s_module" % missing in conf
     for built in ("rewrite", "proxy", "gzip", "charset", "map", "access", "empty_gif", "autoindex",
                   "split_clients", "referer", "userid", "ssi", "limit_conn", "limit_req",
-                  "auth_basic", "geo",
+                  "auth_basic", "geo", "browser",
                   "upstream_keepalive", "upstream_hash", "upstream_ip_hash",
                   "upstream_least_conn", "upstream_random", "upstream_zone"):
         assert "--without-http_%s_module" % built not in conf
@@ -121,7 +121,7 @@ BAD = [
     ("events {}\nhttp {\n    server { location /a { location /b { } } }\n}\n",
      'location "/b" is outside location "/a" in %s:3'),
     ("events {}\nhttp {\n    server { location /a {} location /a {} }\n}\n", 'duplicate location "/a" in %s:3'),
-    ("events {}\nhttp {\n    geo $a { }\n}\n", 'unknown directive "geo" in %s:3'),
+    ("events {}\nhttp {\n    fastcgi_param A B;\n}\n", 'unknown directive "fastcgi_param" in %s:3'),
     ("events {}\nhttp {\n    server { listen 127.0.0.1:1 ssl; }\n}\n",
      'the "ssl" parameter requires ngx_http_ssl_module in %s:3'),
     ("events {}\nhttp {\n    root \"/x;\n}\n", "unexpected end of file"),

@@ -48,6 +48,7 @@ http {{
     open_file_cache max=1000 inactive=60s;
     open_file_cache_valid 60s;
     {access_log}
+    {http_extra}
     client_body_temp_path {dir}/client_body_temp;
     server {{
         listen 127.0.0.1:{port} backlog=4096;
@@ -142,7 +143,7 @@ def free_port():
 
 class Server:
     def __init__(self, kind, access_log=False, master=True, logged_port=False, sendfile=True, origin=None,
-                 cpu=None, extra=""):
+                 cpu=None, extra="", http_extra=""):
         self.kind = kind
         self.dir = tempfile.mkdtemp(prefix="weir-bench-%s-" % kind)
         os.chmod(self.dir, 0o755)
@@ -175,7 +176,8 @@ class Server:
             self.logged_port = free_port() if logged_port else None
             logged = LOGGED_SERVER.format(port=self.logged_port, dir=self.dir) if logged_port else ""
             conf = NGINX_CONF.format(port=self.port, dir=self.dir, root=ROOT, access_log=log,
-                                     master="on" if master else "off", logged_server=logged)
+                                     master="on" if master else "off", logged_server=logged,
+                                     http_extra=http_extra)
             if not sendfile:
                 conf = conf.replace("sendfile on;", "sendfile off; output_buffers %s;" % READ_BUFFERS)
             if extra:
@@ -433,6 +435,29 @@ def run_headers_cost(log):
     return res
 
 
+# limit_req + limit_conn + a 20-entry map on the 1 KiB static path (limits never reached: one
+# sequential client): what the request modules cost when a configuration uses them.
+MODULES_HTTP = ("map $uri $limit_key { default $binary_remote_addr; " +
+                " ".join("/page%d.html k%d;" % (i, i) for i in range(19)) + " } "
+                "limit_conn_zone $limit_key zone=conns:1m; "
+                "limit_req_zone $binary_remote_addr zone=reqs:1m rate=1000000r/s;")
+MODULES_SERVER = "limit_req zone=reqs burst=1000 nodelay; limit_conn conns 1000;"
+
+
+def run_modules_cost(log):
+    res = {}
+    for k in ("weir", "nginx"):
+        per = []
+        for http_extra, extra in (("", ""), (MODULES_HTTP, MODULES_SERVER)):
+            a = callgrind_instructions(k, 1000, extra=extra, http_extra=http_extra)
+            b = callgrind_instructions(k, 3000, extra=extra, http_extra=http_extra)
+            per.append((b - a) / 2000)
+        res[k] = per
+        log("  %-6s instructions/request: %.0f plain, %.0f with limit_req + limit_conn + map "
+            "(+%.0f, %.3f)" % (k, per[0], per[1], per[1] - per[0], per[1] / per[0]))
+    return res
+
+
 # The buffered path that sendfile is measured against: pread into two 256k buffers, then writev (the best of
 # 32k, 256k and 1m in a trial on this machine).
 READ_BUFFERS = "2 256k"
@@ -515,10 +540,10 @@ def run_syscalls(kinds, log):
     return res
 
 
-def callgrind_instructions(kind, n, access_log=False, extra=""):
+def callgrind_instructions(kind, n, access_log=False, extra="", http_extra=""):
     """User-space instructions for start-up plus n requests (callgrind dumps on request, then the server is
     killed: a signalled nginx under valgrind does not always exit)."""
-    s = Server(kind, access_log=access_log, master=False, extra=extra)
+    s = Server(kind, access_log=access_log, master=False, extra=extra, http_extra=http_extra)
     out = os.path.join(s.dir, "callgrind.out")
     try:
         s.start(prefix=["valgrind", "--tool=callgrind", "--vgdb-prefix=" + os.path.join(s.dir, "vgdb"),
@@ -645,7 +670,7 @@ def main():
     log("machine: " + machine())
     parts = args.only.split(",") if args.only else ["throughput", "proxied", "sendfile", "logcost", "latency",
                                                      "syscalls", "instructions", "memory", "compression",
-                                                     "headers"]
+                                                     "headers", "modules"]
     only = [x for x in args.scenarios.split(",") if x]
     tp = run_throughput(kinds, args.rounds, args.seconds, log, only) if "throughput" in parts else {}
     if "proxied" in parts:
@@ -658,15 +683,17 @@ def main():
     mem = run_memory(kinds, log) if "memory" in parts else {}
     comp = run_compression(args.rounds, args.seconds, log) if "compression" in parts else {}
     hdr = run_headers_cost(log) if "headers" in parts else {}
+    mods = run_modules_cost(log) if "modules" in parts else {}
     name = datetime.date.today().isoformat() + ("-" + "-".join(parts) if args.only else "")
-    write_report(args, tp, sf, lc, lat, sc, ins, mem, time.time() - started, comp, hdr, name)
+    write_report(args, tp, sf, lc, lat, sc, ins, mem, time.time() - started, comp, hdr, name, mods)
 
 
 def ratio(a, b):
     return [x / y for x, y in zip(a, b) if y]
 
 
-def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=None, report=None):
+def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=None, report=None,
+                 mods=None):
     today = datetime.date.today().isoformat()
     out = ["# weir benchmark, %s" % today, "",
            "Machine: " + machine() + ".",
@@ -754,6 +781,13 @@ def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=No
         out += ["`add_header X-Frame-Options SAMEORIGIN; expires 1h;` on the 1 KiB static path, user instructions per "
                 "request:", "", "| server | without | with | added | ratio |", "|---|---|---|---|---|"]
         for k, (a, b) in hdr.items():
+            out.append("| %s | %.0f | %.0f | %.0f | %.3f |" % (k, a, b, b - a, b / a))
+        out.append("")
+    if mods:
+        out += ["limit_req + limit_conn (keyed by a 20-entry map) on the 1 KiB static path, limits never "
+                "reached, user instructions per request:", "", "| server | without | with | added | ratio |",
+                "|---|---|---|---|---|"]
+        for k, (a, b) in mods.items():
             out.append("| %s | %.0f | %.0f | %.0f | %.3f |" % (k, a, b, b - a, b / a))
         out.append("")
     out.append("Reproduce: `make bench` (whole run %.0f s)." % elapsed)

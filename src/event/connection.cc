@@ -27,8 +27,15 @@ void set_worker_exiting(bool exiting) {
   g_exiting = exiting;
 }
 
+namespace {
+uint64_t g_local_stats[static_cast<int>(StubStat::Count)];
+}  // namespace
+
+uint64_t* g_stub_stats = g_local_stats;
+
 void set_connection_counter(uint64_t* shared) {
   g_shared_counter = shared;
+  g_stub_stats = shared != nullptr ? shared + 1 : g_local_stats;
 }
 
 uint64_t next_connection_number() {
@@ -36,24 +43,6 @@ uint64_t next_connection_number() {
     return std::atomic_ref<uint64_t>(*g_shared_counter).fetch_add(1, std::memory_order_relaxed) + 1;
   }
   return ++g_local_counter;
-}
-
-namespace {
-uint64_t g_local_stats[static_cast<int>(StubStat::Count)];
-
-uint64_t& stat_slot(StubStat s) {
-  int i = static_cast<int>(s);
-  return g_shared_counter != nullptr ? g_shared_counter[1 + i] : g_local_stats[i];
-}
-}  // namespace
-
-void stub_stat_add(StubStat s, int64_t delta) {
-  std::atomic_ref<uint64_t>(stat_slot(s))
-      .fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed);
-}
-
-uint64_t stub_stat(StubStat s) {
-  return std::atomic_ref<uint64_t>(stat_slot(s)).load(std::memory_order_relaxed);
 }
 
 namespace {

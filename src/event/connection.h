@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cstdint>
 #include <string_view>
 #include <vector>
@@ -163,9 +164,16 @@ void set_connection_counter(uint64_t* shared);
 uint64_t next_connection_number();
 
 // nginx's stub_status counters, shared by the workers (they follow the connection counter in its
-// shared page; a process without one counts for itself).
+// shared page; a process without one counts for itself). Inline: they are on every request's path.
 enum class StubStat : uint8_t { Accepted, Handled, Active, Requests, Reading, Writing, Count };
-void stub_stat_add(StubStat s, int64_t delta);
-uint64_t stub_stat(StubStat s);
+extern uint64_t* g_stub_stats;
+inline void stub_stat_add(StubStat s, int64_t delta) {
+  std::atomic_ref<uint64_t>(g_stub_stats[static_cast<int>(s)])
+      .fetch_add(static_cast<uint64_t>(delta), std::memory_order_relaxed);
+}
+inline uint64_t stub_stat(StubStat s) {
+  return std::atomic_ref<uint64_t>(g_stub_stats[static_cast<int>(s)])
+      .load(std::memory_order_relaxed);
+}
 
 }  // namespace weir

@@ -81,9 +81,12 @@ def test_idle_connections_spread_over_both_workers(make_server):
     s = start(make_server)
     conns, share = hold_idle(s, 1000)
     try:
-        # Every connection is held (none refused), and each worker holds a fair part.
+        # Every connection is held (none refused), and each worker holds a part: which worker the
+        # kernel wakes depends on how busy each is, and the sanitizer build beside another test on
+        # two cores has given one worker under a quarter; without the exclusive wake-ups one
+        # worker takes them all.
         assert sum(share.values()) == 1000, share
-        assert min(share.values()) >= 250, share
+        assert min(share.values()) >= 100, share
         assert "worker_connections are not enough" not in s.error_log()
     finally:
         close_all(conns)
@@ -98,7 +101,7 @@ def test_connections_spread_after_a_reload(make_server):
     conns, share = hold_idle(s, 600)
     try:
         assert sum(share.values()) == 600, share
-        assert min(share.values()) >= 150, share
+        assert min(share.values()) >= 60, share
     finally:
         close_all(conns)
 

@@ -7,6 +7,7 @@
 
 #include "conf/conf_context.h"
 #include "conf/module.h"
+#include "core/str.h"
 
 namespace weir {
 
@@ -29,6 +30,21 @@ Status Cycle::add_path(const TempPath* path) {
     }
   }
   paths.push_back(path);
+  return {};
+}
+
+Status parse_zone_param(std::string_view arg, std::string& name, size_t& size) {
+  size_t colon = arg.find(':');
+  std::string text(arg);
+  if (colon == std::string_view::npos)
+    return Status::errorf("invalid zone size \"%s\"", text.c_str());
+  auto v = parse_size(arg.substr(colon + 1));
+  if (!v) return Status::errorf("invalid zone size \"%s\"", text.c_str());
+  if (*v < static_cast<int64_t>(8 * SlabPool::kPageSize)) {
+    return Status::errorf("zone \"%s\" is too small", text.c_str());
+  }
+  name = text.substr(5, colon - 5);
+  size = static_cast<size_t>(*v);
   return {};
 }
 

@@ -36,6 +36,10 @@ struct SharedZone {
   void* data = nullptr;  // the module's view of the zone
 };
 
+// A "zone=name:size" parameter (limit_req_zone, limit_conn_zone): the name and the size, at least
+// eight pages; the error is nginx's.
+Status parse_zone_param(std::string_view arg, std::string& name, size_t& size);
+
 struct Cycle {
   Pool pool{16384};
 

@@ -194,6 +194,25 @@ Status enum_(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
   return Status::errorf("invalid value \"%s\"", n.args[1].c_str());
 }
 
+// An HTTP status a limit answers with (limit_req_status, limit_conn_status): 400 to 599.
+template <auto M>
+Status status_code(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
+  auto& f = conf.*M;
+  if (f.set) return Status::error("is duplicate");
+  auto v = parse_int(n.args[1]);
+  if (!v || *v < 400 || *v > 599) return Status::error("value must be between 400 and 599");
+  f = static_cast<int>(*v);
+  return {};
+}
+
+// The levels limit_req_log_level and limit_conn_log_level take.
+inline constexpr EnumName<LogLevel> kLimitLogLevels[] = {
+    {"info", LogLevel::Info},
+    {"notice", LogLevel::Notice},
+    {"warn", LogLevel::Warn},
+    {"error", LogLevel::Error},
+};
+
 // A temp path: "path [level1 [level2 [level3]]]".
 Status parse_path(ConfContext& cf, const ConfNode& n, TempPath& out);
 

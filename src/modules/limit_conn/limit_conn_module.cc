@@ -210,15 +210,7 @@ Status zone_directive(ConfContext& cf, const ConfNode& n) {
   for (size_t i = 2; i < n.args.size(); i++) {
     const std::string& a = n.args[i];
     if (!a.starts_with("zone=")) return cf.errorf("invalid parameter \"%s\"", a.c_str());
-    size_t colon = a.find(':');
-    if (colon == std::string::npos) return cf.errorf("invalid zone size \"%s\"", a.c_str());
-    name = a.substr(5, colon - 5);
-    auto v = parse_size(std::string_view(a).substr(colon + 1));
-    if (!v) return cf.errorf("invalid zone size \"%s\"", a.c_str());
-    if (*v < static_cast<int64_t>(8 * SlabPool::kPageSize)) {
-      return cf.errorf("zone \"%s\" is too small", a.c_str());
-    }
-    size = static_cast<size_t>(*v);
+    if (Status s = parse_zone_param(a, name, size); !s.ok()) return cf.error(s.message());
   }
   if (name.empty()) {
     return cf.errorf("\"%s\" must have \"zone\" parameter", n.name().c_str());
@@ -251,13 +243,6 @@ Status limit_directive(ConfContext& cf, const ConfNode& n, LimitConnLocConf& con
   return {};
 }
 
-constexpr EnumName<LogLevel> kLevels[] = {
-    {"info", LogLevel::Info},
-    {"notice", LogLevel::Notice},
-    {"warn", LogLevel::Warn},
-    {"error", LogLevel::Error},
-};
-
 LimitConnLocConf* create_loc_conf(ConfContext& cf) {
   return cf.pool.make<LimitConnLocConf>();
 }
@@ -267,14 +252,6 @@ Status merge_loc_conf(ConfContext&, const LimitConnLocConf& prev, LimitConnLocCo
   conf.status.merge(prev.status, 503);
   conf.log_level.merge(prev.log_level, LogLevel::Error);
   conf.dry_run.merge(prev.dry_run, false);
-  return {};
-}
-
-Status status_directive(ConfContext&, const ConfNode& n, LimitConnLocConf& conf) {
-  if (conf.status.set) return Status::error("is duplicate");
-  auto v = parse_int(n.args[1]);
-  if (!v || *v < 400 || *v > 599) return Status::error("value must be between 400 and 599");
-  conf.status = static_cast<int>(*v);
   return {};
 }
 
@@ -291,9 +268,10 @@ Status init(ConfContext& cf) {
 constexpr Directive kDirectives[] = {
     directive<zone_directive>("limit_conn_zone", kHttpMainConf | kTake2),
     directive<limit_directive>("limit_conn", kHttpMainSrvLoc | kTake2),
-    directive<status_directive>("limit_conn_status", kHttpMainSrvLoc | kTake1),
-    directive<slot::enum_<&LimitConnLocConf::log_level, kLevels>>("limit_conn_log_level",
-                                                                  kHttpMainSrvLoc | kTake1),
+    directive<slot::status_code<&LimitConnLocConf::status>>("limit_conn_status",
+                                                            kHttpMainSrvLoc | kTake1),
+    directive<slot::enum_<&LimitConnLocConf::log_level, slot::kLimitLogLevels>>(
+        "limit_conn_log_level", kHttpMainSrvLoc | kTake1),
     directive<slot::flag<&LimitConnLocConf::dry_run>>("limit_conn_dry_run",
                                                       kHttpMainSrvLoc | kFlag),
 };

@@ -360,15 +360,7 @@ Status zone_directive(ConfContext& cf, const ConfNode& n) {
   for (size_t i = 2; i < n.args.size(); i++) {
     const std::string& a = n.args[i];
     if (a.starts_with("zone=")) {
-      size_t colon = a.find(':');
-      if (colon == std::string::npos) return cf.errorf("invalid zone size \"%s\"", a.c_str());
-      name = a.substr(5, colon - 5);
-      auto v = parse_size(std::string_view(a).substr(colon + 1));
-      if (!v) return cf.errorf("invalid zone size \"%s\"", a.c_str());
-      if (*v < static_cast<int64_t>(8 * SlabPool::kPageSize)) {
-        return cf.errorf("zone \"%s\" is too small", a.c_str());
-      }
-      size = static_cast<size_t>(*v);
+      if (Status s = parse_zone_param(a, name, size); !s.ok()) return cf.error(s.message());
       continue;
     }
     if (a.starts_with("rate=")) {
@@ -434,21 +426,6 @@ Status limit_directive(ConfContext& cf, const ConfNode& n, LimitReqLocConf& conf
   return {};
 }
 
-Status status_directive(ConfContext&, const ConfNode& n, LimitReqLocConf& conf) {
-  if (conf.status.set) return Status::error("is duplicate");
-  auto v = parse_int(n.args[1]);
-  if (!v || *v < 400 || *v > 599) return Status::error("value must be between 400 and 599");
-  conf.status = static_cast<int>(*v);
-  return {};
-}
-
-constexpr EnumName<LogLevel> kLevels[] = {
-    {"info", LogLevel::Info},
-    {"notice", LogLevel::Notice},
-    {"warn", LogLevel::Warn},
-    {"error", LogLevel::Error},
-};
-
 LimitReqLocConf* create_loc_conf(ConfContext& cf) {
   return cf.pool.make<LimitReqLocConf>();
 }
@@ -474,9 +451,10 @@ Status init(ConfContext& cf) {
 constexpr Directive kDirectives[] = {
     directive<zone_directive>("limit_req_zone", kHttpMainConf | kTake3),
     directive<limit_directive>("limit_req", kHttpMainSrvLoc | kTake123),
-    directive<status_directive>("limit_req_status", kHttpMainSrvLoc | kTake1),
-    directive<slot::enum_<&LimitReqLocConf::log_level, kLevels>>("limit_req_log_level",
-                                                                 kHttpMainSrvLoc | kTake1),
+    directive<slot::status_code<&LimitReqLocConf::status>>("limit_req_status",
+                                                           kHttpMainSrvLoc | kTake1),
+    directive<slot::enum_<&LimitReqLocConf::log_level, slot::kLimitLogLevels>>(
+        "limit_req_log_level", kHttpMainSrvLoc | kTake1),
     directive<slot::flag<&LimitReqLocConf::dry_run>>("limit_req_dry_run", kHttpMainSrvLoc | kFlag),
 };
 static_assert(directives_of(kDirectives, &http_limit_req_module));

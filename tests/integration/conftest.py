@@ -21,6 +21,11 @@ MIME = os.path.join(ROOT, "conf", "mime.types")
 SANITIZED = "asan" in WEIR
 
 
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serial: runs after the parallel tests, alone on the machine (scripts/test.sh)")
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))

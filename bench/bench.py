@@ -405,6 +405,37 @@ def encoded_size(port, coding):
     return len(body)
 
 
+def encoded_client(coding):
+    """n requests of the 100 KiB text one after another on one keep-alive connection (chunked answers)."""
+    def run(port, n):
+        c = socket.create_connection(("127.0.0.1", port))
+        req = ("GET /100k.txt HTTP/1.1\r\nHost: b\r\nAccept-Encoding: %s\r\n\r\n" % coding).encode()
+        buf = b""
+        for _ in range(n):
+            c.sendall(req)
+            while b"\r\n0\r\n\r\n" not in buf:
+                d = c.recv(1 << 20)
+                if not d:
+                    raise ConnectionError("closed")
+                buf += d
+            buf = buf[buf.index(b"\r\n0\r\n\r\n") + 7:]
+        c.close()
+    return run
+
+
+CODEC_LIBRARIES = {"gzip": "libz.so", "br": "libbrotlienc.so", "zstd": "libzstd.so"}
+
+
+def codec_share(extra, coding):
+    """weir's user instructions per compressed request, and the codec library's own part of them (what the
+    library's callees in libc, memcpy and memset, do is counted outside it)."""
+    a = callgrind_instructions("weir", 10, extra=extra, client=encoded_client(coding),
+                               library=CODEC_LIBRARIES[coding])
+    b = callgrind_instructions("weir", 30, extra=extra, client=encoded_client(coding),
+                               library=CODEC_LIBRARIES[coding])
+    return (b[0] - a[0]) / 20, (b[1] - a[1]) / 20
+
+
 def run_compression(rounds, seconds, log):
     res = {}
     for name, extra, coding, kinds in COMPRESSION:
@@ -413,8 +444,10 @@ def run_compression(rounds, seconds, log):
         per = measure_rounds(name, servers, "/100k.txt", 1, ["-H", "Accept-Encoding: " + coding], rounds,
                              seconds, log)
         alone = codec_alone_us(coding)
-        log("  %-36s %s alone %.0f µs, ratio %.2f" % ("", coding, alone, len(TEXT_100K) / size))
-        res[name] = (per, alone, len(TEXT_100K) / size)
+        total, in_codec = codec_share(extra, coding)
+        log("  %-36s %s alone %.0f µs, ratio %.2f; weir %.0f instructions/request, %.3f of the codec's" %
+            ("", coding, alone, len(TEXT_100K) / size, total, total / in_codec))
+        res[name] = (per, alone, len(TEXT_100K) / size, total / in_codec)
     return res
 
 
@@ -540,15 +573,17 @@ def run_syscalls(kinds, log):
     return res
 
 
-def callgrind_instructions(kind, n, access_log=False, extra="", http_extra=""):
+def callgrind_instructions(kind, n, access_log=False, extra="", http_extra="", client=None, library=None):
     """User-space instructions for start-up plus n requests (callgrind dumps on request, then the server is
-    killed: a signalled nginx under valgrind does not always exit)."""
+    killed: a signalled nginx under valgrind does not always exit). client(port, n) makes the requests
+    (default: n of /1k.bin); with library (a file name's part, "libz.so"), returns (all, in that
+    library's own code)."""
     s = Server(kind, access_log=access_log, master=False, extra=extra, http_extra=http_extra)
     out = os.path.join(s.dir, "callgrind.out")
     try:
         s.start(prefix=["valgrind", "--tool=callgrind", "--vgdb-prefix=" + os.path.join(s.dir, "vgdb"),
                         "--callgrind-out-file=" + out])
-        sequential_client(s.port, "/1k.bin", n)
+        (client or (lambda port, k: sequential_client(port, "/1k.bin", k)))(s.port, n)
         dump = subprocess.Popen(["callgrind_control", "--vgdb-prefix=" + os.path.join(s.dir, "vgdb"),
                                  "-d", str(s.proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
@@ -558,13 +593,20 @@ def callgrind_instructions(kind, n, access_log=False, extra="", http_extra=""):
             os.killpg(dump.pid, signal.SIGKILL)  # vgdb is a grandchild: kill the whole group
             dump.wait()
             raise RuntimeError("callgrind dump of %s timed out" % kind)
-        total = 0
+        total = in_library = 0
         for f in os.listdir(s.dir):
-            if f.startswith("callgrind.out."):
-                for line in open(os.path.join(s.dir, f)):
-                    if line.startswith("summary:"):
-                        total += int(line.split()[1])
-        return total
+            if not f.startswith("callgrind.out."):
+                continue
+            for line in open(os.path.join(s.dir, f)):
+                if line.startswith("summary:"):
+                    total += int(line.split()[1])
+            if library:
+                # Each function's own instructions, with its object in brackets.
+                ann = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100",
+                                      os.path.join(s.dir, f)], capture_output=True, text=True).stdout
+                for m in re.finditer(r"^\s*([\d,]+) .*\[[^\]]*%s[^\]]*\]$" % re.escape(library), ann, re.M):
+                    in_library += int(m.group(1).replace(",", ""))
+        return (total, in_library) if library else total
     finally:
         if s.proc and s.proc.poll() is None:
             s.proc.kill()
@@ -767,15 +809,17 @@ def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=No
         out.append("")
     if comp:
         out += ["On-the-fly compression of a 100 KiB text file (level 1, one connection; the codec alone is the same "
-                "library called once on the whole file in the benchmark's process):", "",
+                "library called once on the whole file in the benchmark's process, without the kernel's cost of "
+                "sending the answer; user instructions: weir's per request over the codec library's own, from "
+                "callgrind):", "",
                 "| coding | weir CPU µs/req | nginx CPU µs/req | CPU weir/nginx | codec alone µs | weir / codec alone "
-                "| compression ratio |", "|---|---|---|---|---|---|---|"]
-        for name, (per, alone, cratio) in comp.items():
+                "| user instructions / codec's | compression ratio |", "|---|---|---|---|---|---|---|---|"]
+        for name, (per, alone, cratio, share) in comp.items():
             w, n = per["weir"], per.get("nginx")
-            out.append("| %s | %s | %s | %s | %.0f | %.2f | %.2f |" % (
+            out.append("| %s | %s | %s | %s | %.0f | %.2f | %.3f | %.2f |" % (
                 name, median_range(w["cpu_us"], "{:.0f}"), median_range(n["cpu_us"], "{:.0f}") if n else "-",
                 "%.2f" % statistics.median(ratio(w["cpu_us"], n["cpu_us"])) if n else "-", alone,
-                statistics.median(w["cpu_us"]) / alone, cratio))
+                statistics.median(w["cpu_us"]) / alone, share, cratio))
         out.append("")
     if hdr:
         out += ["`add_header X-Frame-Options SAMEORIGIN; expires 1h;` on the 1 KiB static path, user instructions per "

@@ -455,10 +455,6 @@ std::string_view map_uri_to_path(Request& r, size_t* root_len, size_t reserved) 
   return {p, static_cast<size_t>(e - p)};
 }
 
-Header* add_header_out(Request& r, std::string_view key, std::string_view value) {
-  return r.headers_out.headers.push(*r.pool, key, value);
-}
-
 bool content_type_in(const Request& r, const std::vector<std::string>& types) {
   const HeadersOut& out = r.headers_out;
   std::string_view ct = out.content_type.substr(0, out.content_type_len);

@@ -264,7 +264,9 @@ std::string_view location_root(Request& r);
 std::string_view map_uri_to_path(Request& r, size_t* root_len, size_t reserved);
 
 // Adds an output header.
-Header* add_header_out(Request& r, std::string_view key, std::string_view value);
+inline Header* add_header_out(Request& r, std::string_view key, std::string_view value) {
+  return r.headers_out.headers.push(*r.pool, key, value);
+}
 // Clears the body-describing headers (Content-Length, Last-Modified, ETag, Accept-Ranges ...).
 void clear_content_length(Request& r);
 void clear_accept_ranges(Request& r);

@@ -83,8 +83,7 @@ Status ComplexValue::compile(ConfContext& cf, std::string_view value, bool allow
   return {};
 }
 
-std::string_view ComplexValue::eval(Request& r, bool escape_captures) const {
-  if (!dynamic_) return source_literal_;
+std::string_view ComplexValue::eval_dynamic(Request& r, bool escape_captures) const {
   VariableValue* small[16];
   VariableValue** vals =
       parts_.size() <= 16

@@ -36,9 +36,12 @@ class ComplexValue {
 
   // Evaluates into r.pool (no allocation for a static value). escape_captures: %-escape captured
   // text as URI args (rewrite's redirects when the original URI was escaped).
-  std::string_view eval(Request& r, bool escape_captures = false) const;
+  std::string_view eval(Request& r, bool escape_captures = false) const {
+    return dynamic_ ? eval_dynamic(r, escape_captures) : source_literal_;
+  }
 
  private:
+  std::string_view eval_dynamic(Request& r, bool escape_captures) const;
   enum class Kind : uint8_t { Literal, Variable, Capture };
   struct Part {
     Kind kind;

@@ -5,6 +5,7 @@
 // (or add_trailer) replaces the outer level's list, as nginx. Without `always` the headers go only
 // with the statuses nginx calls safe (200, 201, 204, 206, 301, 302, 303, 304, 307, 308).
 // nginx: src/http/modules/ngx_http_headers_filter_module.c
+#include <cstring>
 #include <ctime>
 #include <string>
 #include <vector>
@@ -121,15 +122,18 @@ time_t next_daily_time(int64_t when, time_t now) {
   return mktime(&tm);
 }
 
-// An Expires date, formatted once for all the responses of a second that share it.
-std::string_view expires_text(time_t at) {
+// An Expires date in the request's pool, formatted once for all the responses of a second that
+// share it (a copy of a fixed size).
+std::string_view expires_text(Request& r, time_t at) {
   static time_t cached_at = -1;
   static char cached[clock::kHttpTimeLen];
   if (at != cached_at) {
     clock::format_http_time(cached, at);
     cached_at = at;
   }
-  return {cached, clock::kHttpTimeLen};
+  char* p = r.pool->alloc_bytes(clock::kHttpTimeLen);
+  std::memcpy(p, cached, clock::kHttpTimeLen);
+  return {p, clock::kHttpTimeLen};
 }
 
 // Expires and Cache-Control for this response: the response's own lines are rewritten (the extra
@@ -182,7 +186,7 @@ void set_expires(Request& r, const HeadersLocConf& conf) {
     at = out.last_modified_time + expires_time;
     max_age = at - now;
   }
-  e->value = r.pool->dup(expires_text(static_cast<time_t>(at)));
+  e->value = expires_text(r, static_cast<time_t>(at));
   // As nginx, the configured time's sign decides, not a variable's.
   if (conf.expires_time < 0 || max_age < 0) {
     cc->value = "no-cache";

@@ -113,6 +113,23 @@ size_t escape_uri(char* dst, std::string_view src, Escape type) {
   return d - dst;
 }
 
+size_t escape_for_log(char* dst, std::string_view src) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  char* p = dst;
+  for (char ch : src) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c > 0x7e || c == '"' || c == '\\') {
+      *p++ = '\\';
+      *p++ = 'x';
+      *p++ = kHex[c >> 4];
+      *p++ = kHex[c & 0xf];
+    } else {
+      *p++ = ch;
+    }
+  }
+  return static_cast<size_t>(p - dst);
+}
+
 bool is_unsafe_header_char(unsigned char c) {
   return c < 0x20 || c == 0x7f;
 }

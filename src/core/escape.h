@@ -20,6 +20,11 @@ size_t escape_uri(char* dst, std::string_view src, Escape type);
 // Appends s with & < > " as entities. nginx: ngx_escape_html
 void append_html_escaped(std::string& out, std::string_view s);
 
+// Writes src for an error log line quoting what a client sent: control characters, '"', '\\' and
+// bytes over 0x7e as \xHH (as the access log's default escape), so that the line stays one line.
+// dst needs 4 * src.size() bytes; returns the length written.
+size_t escape_for_log(char* dst, std::string_view src);
+
 // True for characters that must not appear unescaped in a header value we generate.
 bool is_unsafe_header_char(unsigned char c);
 

@@ -87,6 +87,7 @@ struct ListenConf {
   bool default_server = false;
   bool bind = false;
   bool wildcard = false;
+  bool proxy_protocol = false;
   CoreSrvConf* server = nullptr;
   const ConfNode* node = nullptr;
 };
@@ -110,6 +111,7 @@ struct HttpAddr {
   SockAddr addr;
   std::string addr_text;
   VirtualServers servers;
+  bool proxy_protocol = false;  // connections start with a PROXY protocol header
 };
 
 struct HttpPort {

@@ -115,7 +115,7 @@ Status listen_directive(ConfContext& cf, const ConfNode& n, CoreSrvConf& cscf) {
     } else if (a == "quic" || a == "http3") {
       return cf.errorf("the \"%s\" parameter requires ngx_http_v3_module", n.args[i].c_str());
     } else if (a == "proxy_protocol") {
-      return cf.error("the \"proxy_protocol\" parameter is not supported by weir yet");
+      base.proxy_protocol = true;
     } else {
       return cf.errorf("invalid parameter \"%s\"", n.args[i].c_str());
     }
@@ -271,6 +271,7 @@ Status add_listening(ConfContext& cf, CoreMainConf& cmcf) {
         ag->has_options = true;
       }
       ag->bind = ag->bind || l.bind;
+      ag->first.proxy_protocol = ag->first.proxy_protocol || l.proxy_protocol;
     }
     if (std::find(ag->servers.begin(), ag->servers.end(), l.server) == ag->servers.end()) {
       ag->servers.push_back(l.server);
@@ -300,6 +301,7 @@ Status add_listening(ConfContext& cf, CoreMainConf& cmcf) {
       HttpAddr a;
       a.addr = ag.first.addr;
       a.addr_text = ag.first.addr_text;
+      a.proxy_protocol = ag.first.proxy_protocol;
       a.servers.default_server =
           ag.default_server != nullptr ? ag.default_server : ag.servers.front();
       if (Status s = add_names(cf, a, ag.servers); !s.ok()) return s;

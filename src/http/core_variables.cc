@@ -222,6 +222,34 @@ void var_server_port(Request& r, VariableValue& v, uintptr_t) {
   v.set(port != 0 ? pool_number(r, port) : std::string_view());
 }
 
+// $proxy_protocol_addr / _server_addr (data: 0 the client's, 1 the one it connected to): not found
+// without a PROXY protocol header that names addresses.
+const ProxyProtocolAddrs::Addr* proxy_protocol_addr(Request& r, uintptr_t which) {
+  const ProxyProtocolAddrs& pp = r.http_connection->proxy_protocol;
+  if (!pp.known()) return nullptr;
+  return which == 0 ? &pp.src : &pp.dst;
+}
+
+void var_proxy_protocol_addr(Request& r, VariableValue& v, uintptr_t which) {
+  const ProxyProtocolAddrs::Addr* a = proxy_protocol_addr(r, which);
+  if (a == nullptr) {
+    v.set_not_found();
+    return;
+  }
+  char* p = r.pool->alloc_bytes(INET6_ADDRSTRLEN);
+  v.set({p, format_addr_text(&a->sa, p, INET6_ADDRSTRLEN)});
+}
+
+void var_proxy_protocol_port(Request& r, VariableValue& v, uintptr_t which) {
+  const ProxyProtocolAddrs::Addr* a = proxy_protocol_addr(r, which);
+  if (a == nullptr) {
+    v.set_not_found();
+    return;
+  }
+  uint16_t port = ntohs(a->sa.sa_family == AF_INET ? a->in.sin_port : a->in6.sin6_port);
+  v.set(port != 0 ? pool_number(r, port) : std::string_view());
+}
+
 void var_server_protocol(Request& r, VariableValue& v, uintptr_t) {
   v.set(r.http_protocol);
 }
@@ -574,6 +602,10 @@ const VariableDef kCoreVars[] = {
     {"remote_port", var_remote_port, nullptr, 0},
     {"server_addr", var_server_addr, nullptr, 0},
     {"server_port", var_server_port, nullptr, 0},
+    {"proxy_protocol_addr", var_proxy_protocol_addr, nullptr, 0, 0},
+    {"proxy_protocol_port", var_proxy_protocol_port, nullptr, 0, 0},
+    {"proxy_protocol_server_addr", var_proxy_protocol_addr, nullptr, 0, 1},
+    {"proxy_protocol_server_port", var_proxy_protocol_port, nullptr, 0, 1},
     {"server_protocol", var_server_protocol, nullptr, 0},
     {"scheme", var_scheme, nullptr, 0},
     {"https", var_https, nullptr, 0},
@@ -638,6 +670,7 @@ Status add_variables(ConfContext& cf, std::span<const VariableDef> defs) {
     if (!added.ok()) return added.status();
     (*added)->get = d.get;
     (*added)->set = d.set;
+    (*added)->data = d.data;
   }
   return {};
 }

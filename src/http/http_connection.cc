@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/config.h"
+#include "core/escape.h"
 #include "core/str.h"
 #include "event/event_loop.h"
 #include "event/listening.h"
@@ -45,6 +46,8 @@ void release_http_connection(HttpConnection* hc) {
   hc->nbusy = 0;
   hc->addr_conf = nullptr;
   hc->conf_ctx = nullptr;
+  hc->proxy_protocol = {};
+  hc->proxy_protocol_pending = false;
   hc->next_free = g_free_hc;
   g_free_hc = hc;
 }
@@ -85,6 +88,38 @@ void start_lingering(Connection& c, uint64_t time, uint64_t timeout) {
   ConnectionPool::current->set_reclaim(c, Reclaim::Idle);
   add_timer(c.read, timeout);
   if (c.read.ready) lingering_close_handler(c.read);
+}
+
+// The PROXY protocol header at the start of the buffer (listen ... proxy_protocol): Ok once it is
+// read (b.pos past it), Again while more of it is to come, Error (logged in nginx's words) when it
+// is not one. The client_header_timeout that runs from the accept bounds the wait.
+Rc read_proxy_protocol(Connection& c, HttpConnection& hc, Buffer& b) {
+  std::string_view in(b.pos, static_cast<size_t>(b.last - b.pos));
+  ProxyProtocolParse p =
+      parse_proxy_protocol(in, static_cast<size_t>(b.end - b.pos), hc.proxy_protocol);
+  switch (p.rc) {
+    case ProxyProtocolRc::Incomplete:
+      return Rc::Again;
+    case ProxyProtocolRc::Done:
+      b.pos += p.length;
+      hc.proxy_protocol_pending = false;
+      c.log->action = "waiting for request";
+      return Rc::Ok;
+    case ProxyProtocolRc::Broken: {
+      in = in.substr(0, 2 * kProxyProtocolV1Max);
+      char text[8 * kProxyProtocolV1Max];
+      log_error(LogLevel::Error, *c.log, 0, "broken header: \"%.*s\"",
+                static_cast<int>(escape_for_log(text, in)), text);
+      return Rc::Error;
+    }
+    case ProxyProtocolRc::UnknownVersion:
+      log_error(LogLevel::Error, *c.log, 0, "unknown PROXY protocol version: %u", p.version);
+      return Rc::Error;
+    case ProxyProtocolRc::TooLarge:
+      log_error(LogLevel::Error, *c.log, 0, "header is too large");
+      return Rc::Error;
+  }
+  return Rc::Error;
 }
 
 // Reading the first bytes of a request on a new or idle keep-alive connection.
@@ -142,6 +177,19 @@ void wait_request_handler(Event& ev) {
     return;
   }
   b->last += got.n;
+  if (hc->proxy_protocol_pending) {
+    Rc rc = read_proxy_protocol(*c, *hc, *b);
+    if (rc == Rc::Error) {
+      close_http_connection(*c);
+      return;
+    }
+    if (rc == Rc::Again) return;
+    if (b->pos == b->last) {  // nothing after the header yet
+      b->pos = b->last = b->start;
+      if (c->read.ready) wait_request_handler(ev);
+      return;
+    }
+  }
   c->log->handler = log_error_handler;
   c->log->action = "reading client request line";
   // client_header_timeout bounds the whole header phase: from the accept for a new connection (as
@@ -214,6 +262,10 @@ void init_connection(Connection& c) {
   c.log->data = &c;
   c.log->handler = log_error_handler;
   c.log->action = "waiting for request";
+  if (addr->proxy_protocol) {
+    hc->proxy_protocol_pending = true;
+    c.log->action = "reading PROXY protocol";
+  }
   c.read.handler = wait_request_handler;
   c.write.handler = empty_handler;
   add_timer(c.read, *default_server(*hc).client_header_timeout);

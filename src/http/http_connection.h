@@ -9,6 +9,7 @@
 #include "core/assert.h"
 #include "core/buffer.h"
 #include "core/pool.h"
+#include "core/proxy_protocol.h"
 #include "event/connection.h"
 
 namespace weir {
@@ -35,6 +36,8 @@ struct HttpConnection {
   uint64_t lingering_deadline = 0;  // ms, lingering close
   uint64_t lingering_timeout = 0;
   HttpConnection* next_free = nullptr;
+  ProxyProtocolAddrs proxy_protocol;    // what the PROXY protocol header named
+  bool proxy_protocol_pending = false;  // the header is still to come
   uint8_t addr_len = 0;
   char addr_buf[46];  // the client's address as text (INET6_ADDRSTRLEN)
 

@@ -99,6 +99,7 @@ struct VariableDef {
   VarGetter get = nullptr;
   VarSetter set = nullptr;
   uint32_t flags = 0;
+  uintptr_t data = 0;  // what the getter is given
 };
 // Declares one variable whose getter reads `data` (map, split_clients: a table each).
 Status add_variable(ConfContext& cf, std::string_view name, uint32_t flags, VarGetter get,

@@ -446,13 +446,14 @@ def make_server():
         pytest.fail("\n".join(errors))
 
 
-def weir_and_nginx(conf, files, mtime=None, prepare=None):
+def weir_and_nginx(conf, files, mtime=None, prepare=None, ports=1):
     """A generator for module-scoped fixtures: weir and Debian's nginx started on the same config; after
     the module both are stopped and weir is checked clean. mtime: the files' time on both (the same
-    Last-Modified and ETag); prepare(server): called for each before it starts."""
+    Last-Modified and ETag); prepare(server): called for each before it starts; ports: how many
+    (%%PORT%% is %%PORT0%%, then %%PORT1%% ...)."""
     if not os.path.exists(NGINX):
         pytest.fail("Debian's nginx is not installed (make deps installs it)")
-    pair = [Server(conf, files=files), Server(conf, files=files, binary=NGINX)]
+    pair = [Server(conf, files=files, ports=ports), Server(conf, files=files, binary=NGINX, ports=ports)]
     for s in pair:
         if mtime is not None:
             for f in files:

@@ -1,6 +1,7 @@
 // realip: behind a balancer, the client's address is the one a trusted peer (set_real_ip_from)
 // names in real_ip_header (X-Real-IP, X-Forwarded-For - walked from the right, past trusted
-// addresses with real_ip_recursive - or any header). For the rest of the request $remote_addr,
+// addresses with real_ip_recursive - or any header, or the PROXY protocol header of a connection on
+// `listen ... proxy_protocol`). For the rest of the request $remote_addr,
 // $remote_port, allow/deny, the logs and the upstream headers see it; the connection gets its own
 // address back when the request ends. $realip_remote_addr and $realip_remote_port keep the
 // peer's. Runs at post_read (server-level settings) and again at preaccess (location-level ones).
@@ -143,27 +144,40 @@ void restore(void* data) {
   }
 }
 
-Code realip_handler(Request& r) {
-  const auto& conf = r.loc<RealipLocConf>();
-  if (conf.from == nullptr || r.get_ctx<RealipCtx>() != nullptr) return Rc::Declined;
+// The address the trusted peer names: in the request's header lines, or in the PROXY protocol
+// header the connection began with (with its port).
+bool real_address(Request& r, const RealipLocConf& conf, SockAddr& addr) {
+  Connection& c = *r.connection;
+  std::memcpy(addr.sa(), &c.peer, sizeof c.peer);
+  addr.len = c.peer_len;
+  if (*conf.type == RealipFrom::ProxyProtocol) {
+    const ProxyProtocolAddrs& pp = r.http_connection->proxy_protocol;
+    if (!pp.known() || !trusted(conf, addr.sa())) return false;
+    addr = SockAddr{};
+    std::memcpy(addr.sa(), &pp.src, ProxyProtocolAddrs::len(pp.src));
+    addr.len = ProxyProtocolAddrs::len(pp.src);
+    return true;
+  }
   std::vector<Header*> lines;
   std::string_view name = conf.header;
   if (*conf.type == RealipFrom::XRealIp) name = "X-Real-IP";
   if (*conf.type == RealipFrom::XForwardedFor) name = "X-Forwarded-For";
-  if (*conf.type == RealipFrom::ProxyProtocol) return Rc::Declined;
   for (Header* h : r.headers_in.headers) {
     if (h->hash != 0 && iequals(h->key, name)) {
       lines.push_back(h);
       if (*conf.type != RealipFrom::XForwardedFor) break;  // the first line of any other header
     }
   }
-  if (lines.empty()) return Rc::Declined;
-  Connection& c = *r.connection;
-  SockAddr addr;
-  std::memcpy(addr.sa(), &c.peer, sizeof c.peer);
-  addr.len = c.peer_len;
-  if (walk_lines(conf, addr, lines) == Forwarded::Declined) return Rc::Declined;
+  return !lines.empty() && walk_lines(conf, addr, lines) != Forwarded::Declined;
+}
 
+Code realip_handler(Request& r) {
+  const auto& conf = r.loc<RealipLocConf>();
+  if (conf.from == nullptr || r.get_ctx<RealipCtx>() != nullptr) return Rc::Declined;
+  SockAddr addr;
+  if (!real_address(r, conf, addr)) return Rc::Declined;
+
+  Connection& c = *r.connection;
   HttpConnection& hc = *r.http_connection;
   auto* ctx = r.pool->make<RealipCtx>();
   ctx->c = &c;
@@ -257,9 +271,7 @@ Status header_directive(ConfContext&, const ConfNode& n, RealipLocConf& conf) {
   } else if (v == "X-Forwarded-For") {
     conf.type = RealipFrom::XForwardedFor;
   } else if (v == "proxy_protocol") {
-    return Status::error(
-        "\"proxy_protocol\" needs the PROXY protocol on listen, which weir does "
-        "not parse yet");
+    conf.type = RealipFrom::ProxyProtocol;
   } else {
     conf.type = RealipFrom::Header;
     conf.header = v;

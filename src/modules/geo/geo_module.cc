@@ -3,11 +3,14 @@
 // proxy_recursive; include file; }`, the longest matching network winning, IPv4 and IPv6 (an
 // IPv4-mapped client is looked up as IPv4). With `proxy`, a request from a trusted proxy is
 // looked up by the last address of its X-Forwarded-For (recursively with proxy_recursive).
-// The networks are kept in a binary trie built at load. `ranges` is refused at load for now.
+// The networks are kept in a binary trie built at load. With `ranges` the block lists IPv4 ranges
+// (`10.0.0.0-10.0.0.255 v;`, `delete a-b;`) in a table that keeps nginx's rules for overlaps.
 // nginx: src/http/modules/ngx_http_geo_module.c
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,10 +66,93 @@ class AddressTrie {
   std::vector<Node> nodes_;
 };
 
+// `ranges`: IPv4 ranges kept as nginx keeps them, split where a /16 block ends, so that the rules
+// for a new range are the same as nginx's: within a block a range may replace a piece or cut one
+// in two or three, but not overlap part of one (or contain one).
+class RangeTable {
+ public:
+  struct Piece {
+    uint32_t start;
+    uint32_t end;  // both in the same /16
+    int value;
+  };
+  // Adds [start, end] block by block; `dup` sees each piece whose value is replaced. Returns the
+  // piece it overlaps, if any (the table is then no longer what it was: a load error follows).
+  template <class OnDuplicate>
+  const Piece* add(uint32_t start, uint32_t end, int value, OnDuplicate dup) {
+    for (uint64_t n = start; n <= end; n = (n | 0xffff) + 1) {
+      auto s = static_cast<uint32_t>(n);
+      uint32_t e = std::min<uint32_t>(s | 0xffff, end);
+      if (const Piece* p = add_piece(s, e, value, dup)) return p;
+    }
+    return nullptr;
+  }
+  // Removes the pieces [start, end] is made of; false if one of them is not there.
+  bool remove(uint32_t start, uint32_t end) {
+    bool all = true;
+    for (uint64_t n = start; n <= end; n = (n | 0xffff) + 1) {
+      auto s = static_cast<uint32_t>(n);
+      uint32_t e = std::min<uint32_t>(s | 0xffff, end);
+      auto it = std::find_if(pieces_.begin(), pieces_.end(),
+                             [&](const Piece& p) { return p.start == s && p.end == e; });
+      if (it == pieces_.end()) {
+        all = false;
+      } else {
+        pieces_.erase(it);
+      }
+    }
+    return all;
+  }
+  int find(uint32_t addr) const {
+    auto it = std::upper_bound(pieces_.begin(), pieces_.end(), addr,
+                               [](uint32_t a, const Piece& p) { return a < p.start; });
+    if (it == pieces_.begin() || (--it)->end < addr) return -1;
+    return it->value;
+  }
+
+ private:
+  template <class OnDuplicate>
+  const Piece* add_piece(uint32_t s, uint32_t e, int value, OnDuplicate dup) {
+    // The last piece that starts at or before e (pieces never overlap, so they are sorted by
+    // both ends).
+    auto at = std::upper_bound(pieces_.begin(), pieces_.end(), e,
+                               [](uint32_t a, const Piece& p) { return a < p.start; });
+    if (at == pieces_.begin() || std::prev(at)->end < s) {
+      pieces_.insert(at, Piece{s, e, value});
+      return nullptr;
+    }
+    auto i = static_cast<size_t>(std::prev(at) - pieces_.begin());
+    Piece p = pieces_[i];
+    if (s == p.start && e == p.end) {
+      dup(p);
+      pieces_[i].value = value;
+    } else if (s > p.start && e < p.end) {
+      pieces_[i].end = s - 1;
+      pieces_.insert(pieces_.begin() + static_cast<ptrdiff_t>(i) + 1,
+                     {Piece{s, e, value}, Piece{e + 1, p.end, p.value}});
+    } else if (s == p.start && e < p.end) {
+      pieces_[i].start = e + 1;
+      pieces_.insert(pieces_.begin() + static_cast<ptrdiff_t>(i), Piece{s, e, value});
+    } else if (s > p.start && e == p.end) {
+      pieces_[i].end = s - 1;
+      pieces_.insert(pieces_.begin() + static_cast<ptrdiff_t>(i) + 1, Piece{s, e, value});
+    } else {
+      return &pieces_[i];
+    }
+    return nullptr;
+  }
+
+  std::vector<Piece> pieces_;  // sorted, disjoint
+};
+
 struct Geo {
   std::vector<std::string> values;  // by index; values[0] is the default
   AddressTrie v4;
   AddressTrie v6;
+  bool ranges = false;    // `ranges`: the IPv4 range table instead of the tries
+  bool networks = false;  // a network or `default` was given (`ranges` must come first)
+  bool has_default = false;
+  RangeTable range_table;
   std::vector<Cidr> proxies;
   bool proxy_recursive = false;
   ComplexValue* source = nullptr;  // nullptr: the client's address
@@ -159,7 +245,15 @@ void var_geo(Request& r, VariableValue& v, uintptr_t data) {
       if (!geo.proxy_recursive || !trusted(geo, family, addr)) break;
     }
   }
-  int index = family == AF_INET ? geo.v4.find(addr, 32) : geo.v6.find(addr, 128);
+  int index;
+  if (geo.ranges) {
+    // IPv4 only: any other address is looked up as 255.255.255.255 (in no range), as nginx.
+    uint32_t a = 0xffffffff;
+    if (family == AF_INET) a = uint32_t{addr[0]} << 24 | addr[1] << 16 | addr[2] << 8 | addr[3];
+    index = geo.range_table.find(a);
+  } else {
+    index = family == AF_INET ? geo.v4.find(addr, 32) : geo.v6.find(addr, 128);
+  }
   v.set(geo.values[index < 0 ? 0 : static_cast<size_t>(index)]);
 }
 
@@ -188,6 +282,54 @@ size_t prefix_bits(const Cidr& c) {
   return bits;
 }
 
+// A dotted-quad IPv4 address, as nginx's ngx_inet_addr reads one: 255.255.255.255 is its "none",
+// so a range cannot name it (and an address that is not IPv4 is looked up as it, finding none).
+std::optional<uint32_t> parse_ipv4(std::string_view text) {
+  in_addr a;
+  std::string s(text);
+  if (text.empty() || text.size() > 15 || inet_pton(AF_INET, s.c_str(), &a) != 1 ||
+      a.s_addr == INADDR_NONE) {
+    return {};
+  }
+  return ntohl(a.s_addr);
+}
+
+std::string ipv4_text(uint32_t a) {
+  return std::to_string(a >> 24) + "." + std::to_string(a >> 16 & 0xff) + "." +
+         std::to_string(a >> 8 & 0xff) + "." + std::to_string(a & 0xff);
+}
+
+// A line of a `ranges` block: `start-end value;` or `delete start-end;`.
+Status range_line(ConfContext& cf, const std::string& first, const std::string& second, Geo& geo) {
+  bool del = first == "delete";
+  const std::string& net = del ? second : first;
+  size_t dash = net.find('-');
+  std::optional<uint32_t> start;
+  std::optional<uint32_t> end;
+  if (dash != std::string::npos) {
+    start = parse_ipv4(std::string_view(net).substr(0, dash));
+    end = parse_ipv4(std::string_view(net).substr(dash + 1));
+  }
+  if (!start || !end || *start > *end) return cf.errorf("invalid range \"%s\"", net.c_str());
+  if (del) {
+    if (!geo.range_table.remove(*start, *end)) {
+      cf.warn(LogLevel::Warn, "no address range \"%s\" to delete", net.c_str());
+    }
+    return {};
+  }
+  int index = value_index(geo, second);
+  const RangeTable::Piece* overlap =
+      geo.range_table.add(*start, *end, index, [&](const RangeTable::Piece& old) {
+        cf.warn(LogLevel::Warn, "duplicate range \"%s\", value: \"%s\", old value: \"%s\"",
+                net.c_str(), second.c_str(), geo.values[static_cast<size_t>(old.value)].c_str());
+      });
+  if (overlap != nullptr) {
+    return cf.errorf("range \"%s\" overlaps \"%s-%s\"", net.c_str(),
+                     ipv4_text(overlap->start).c_str(), ipv4_text(overlap->end).c_str());
+  }
+  return {};
+}
+
 // One line of the block (include files are read into the block already).
 Status geo_line(ConfContext& block_cf, const ConfNode& n, Geo& geo) {
   ConfContext cf = block_cf;
@@ -196,7 +338,11 @@ Status geo_line(ConfContext& block_cf, const ConfNode& n, Geo& geo) {
   const std::string& first = n.name();
   size_t args = n.nargs();
   if (first == "ranges" && args == 0) {
-    return cf.error("the \"ranges\" parameter of geo is not supported by weir yet");
+    if (geo.networks) {
+      return cf.error("the \"ranges\" directive must be the first directive inside \"geo\" block");
+    }
+    geo.ranges = true;
+    return {};
   }
   if (first == "proxy_recursive" && args == 0) {
     geo.proxy_recursive = true;
@@ -204,16 +350,23 @@ Status geo_line(ConfContext& block_cf, const ConfNode& n, Geo& geo) {
   }
   if (args != 1) return cf.error("invalid number of the geo parameters");
   const std::string& second = n.args[1];
-  if (first == "default") {
-    geo.values[0] = second;
-    return {};
-  }
   if (first == "proxy") {
     Cidr c;
     if (Status s = parse_network(cf, second, c); !s.ok()) return s;
     geo.proxies.push_back(c);
     return {};
   }
+  if (first == "default") {
+    if (geo.ranges && geo.has_default) {
+      cf.warn(LogLevel::Warn, "duplicate default geo range value: \"%s\", old value: \"%s\"",
+              second.c_str(), geo.values[0].c_str());
+    }
+    geo.values[0] = second;
+    geo.has_default = geo.networks = true;
+    return {};
+  }
+  geo.networks = true;
+  if (geo.ranges) return range_line(cf, first, second, geo);
   bool del = first == "delete";
   Cidr c;
   if (Status s = parse_network(cf, del ? second : first, c); !s.ok()) return s;

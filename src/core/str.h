@@ -34,8 +34,17 @@ inline uint64_t hash_bytes(std::string_view s) {
     uint64_t w = 0;
     if (s.size() >= 8) {
       std::memcpy(&w, s.data() + s.size() - 8, 8);  // the last eight bytes, overlapping
+    } else if (n >= 4) {
+      uint32_t a;
+      uint32_t b;
+      std::memcpy(&a, p, 4);  // the first and the last four bytes, overlapping
+      std::memcpy(&b, p + n - 4, 4);
+      w = uint64_t{a} << 32 | b;
     } else {
-      for (size_t i = 0; i < n; i++) w = w << 8 | static_cast<unsigned char>(p[i]);
+      // One to three bytes: the first, the middle and the last.
+      w = uint64_t{static_cast<unsigned char>(p[0])} << 16 |
+          uint64_t{static_cast<unsigned char>(p[n / 2])} << 8 |
+          static_cast<unsigned char>(p[n - 1]);
     }
     h = ((h << 5 | h >> 59) ^ w) * kMul;
   }

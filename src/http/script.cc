@@ -80,7 +80,13 @@ Status ComplexValue::compile(ConfContext& cf, std::string_view value, bool allow
   }
   flush_literal(value.size());
   if (!dynamic_) source_literal_ = std::string(value);
+  only_variable_ = parts_.size() == 1 && parts_[0].kind == Kind::Variable ? parts_[0].index : -1;
   return {};
+}
+
+std::string_view ComplexValue::variable_text(Request& r, int index) {
+  const VariableValue* v = get_flushed_variable(r, index);
+  return v->valid ? v->view() : std::string_view();
 }
 
 std::string_view ComplexValue::eval_dynamic(Request& r, bool escape_captures) const {

@@ -37,10 +37,14 @@ class ComplexValue {
   // Evaluates into r.pool (no allocation for a static value). escape_captures: %-escape captured
   // text as URI args (rewrite's redirects when the original URI was escaped).
   std::string_view eval(Request& r, bool escape_captures = false) const {
-    return dynamic_ ? eval_dynamic(r, escape_captures) : source_literal_;
+    if (!dynamic_) return source_literal_;
+    if (only_variable_ >= 0) return variable_text(r, only_variable_);
+    return eval_dynamic(r, escape_captures);
   }
 
  private:
+  // "$var": the variable's value as it is (values live as long as the request).
+  static std::string_view variable_text(Request& r, int index);
   std::string_view eval_dynamic(Request& r, bool escape_captures) const;
   enum class Kind : uint8_t { Literal, Variable, Capture };
   struct Part {
@@ -57,6 +61,7 @@ class ComplexValue {
   std::string literals_;        // storage for literal parts
   std::vector<Part> parts_;
   bool dynamic_ = false;
+  int only_variable_ = -1;  // the value is this variable alone
   unsigned captures_mask_ = 0;
   int max_capture_ = -1;
 };

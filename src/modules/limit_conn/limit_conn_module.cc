@@ -5,7 +5,6 @@
 // limit_conn_log_level; limit_conn_dry_run only counts and logs. $limit_conn_status says which.
 // A zone keeps its counts across a reload when its name, size and key are unchanged.
 // nginx: src/http/modules/ngx_http_limit_conn_module.c
-#include <zlib.h>
 
 #include <cstddef>
 #include <cstring>
@@ -118,8 +117,8 @@ Code limit_conn_handler(Request& r) {
       main.set_ctx(ctx);
     }
     ctx->status = LimitStatus::Passed;
-    auto hash = static_cast<uint32_t>(
-        crc32(0, reinterpret_cast<const Bytef*>(key.data()), static_cast<uInt>(key.size())));
+    // Equal hashes are ordered by the key in the tree: colliding keys only cost a comparison.
+    auto hash = static_cast<uint32_t>(hash_bytes(key));
     SlabPool& slab = *z.zone->slab;
     ConnNode* node;
     bool over = false;

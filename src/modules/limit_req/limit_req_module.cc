@@ -6,7 +6,6 @@
 // red-black tree and an LRU queue; entries idle for a minute with nothing left in them are
 // expired as new keys come, and the oldest is evicted when the zone is full.
 // nginx: src/http/modules/ngx_http_limit_req_module.c
-#include <zlib.h>
 
 #include <cstddef>
 #include <cstring>
@@ -262,8 +261,8 @@ Code limit_req_handler(Request& r) {
       continue;
     }
     any = true;
-    auto hash = static_cast<uint32_t>(
-        crc32(0, reinterpret_cast<const Bytef*>(key.data()), static_cast<uInt>(key.size())));
+    // Equal hashes are ordered by the key in the tree: colliding keys only cost a comparison.
+    auto hash = static_cast<uint32_t>(hash_bytes(key));
     {
       ShmLock lock(z.zone->slab->mutex());
       rc = lookup(limits[n], z, hash, key, excess, n == limits.size() - 1, r.log());

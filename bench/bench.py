@@ -477,7 +477,9 @@ MODULES_HTTP = ("map $uri $limit_key { default $binary_remote_addr; " +
 MODULES_SERVER = "limit_req zone=reqs burst=1000 nodelay; limit_conn conns 1000;"
 
 
-def run_modules_cost(log):
+def run_modules_cost(rounds, seconds, log):
+    """User instructions per request with and without the request modules (callgrind), and CPU per
+    request under 50 connections, where each request takes both zones' locks."""
     res = {}
     for k in ("weir", "nginx"):
         per = []
@@ -488,7 +490,12 @@ def run_modules_cost(log):
         res[k] = per
         log("  %-6s instructions/request: %.0f plain, %.0f with limit_req + limit_conn + map "
             "(+%.0f, %.3f)" % (k, per[0], per[1], per[1] - per[0], per[1] / per[0]))
-    return res
+    servers = {}
+    for k in ("weir", "nginx"):
+        servers[k] = Server(k).start()
+        servers[k + " limits"] = Server(k, extra=MODULES_SERVER, http_extra=MODULES_HTTP).start()
+    load = measure_rounds("1 KiB, 50 conns, limits", servers, "/1k.bin", 50, [], rounds, seconds, log)
+    return res, load
 
 
 # The buffered path that sendfile is measured against: pread into two 256k buffers, then writev (the best of
@@ -725,7 +732,7 @@ def main():
     mem = run_memory(kinds, log) if "memory" in parts else {}
     comp = run_compression(args.rounds, args.seconds, log) if "compression" in parts else {}
     hdr = run_headers_cost(log) if "headers" in parts else {}
-    mods = run_modules_cost(log) if "modules" in parts else {}
+    mods = run_modules_cost(args.rounds, args.seconds, log) if "modules" in parts else {}
     name = datetime.date.today().isoformat() + ("-" + "-".join(parts) if args.only else "")
     write_report(args, tp, sf, lc, lat, sc, ins, mem, time.time() - started, comp, hdr, name, mods)
 
@@ -831,8 +838,17 @@ def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=No
         out += ["limit_req + limit_conn (keyed by a 20-entry map) on the 1 KiB static path, limits never "
                 "reached, user instructions per request:", "", "| server | without | with | added | ratio |",
                 "|---|---|---|---|---|"]
-        for k, (a, b) in mods.items():
+        cost, load = mods
+        for k, (a, b) in cost.items():
             out.append("| %s | %.0f | %.0f | %.0f | %.3f |" % (k, a, b, b - a, b / a))
+        out += ["", "The same under 50 connections (each request takes both zones' locks; one worker):", "",
+                "| server | req/s without | req/s with | CPU µs/req without | CPU µs/req with | CPU with/without |",
+                "|---|---|---|---|---|---|"]
+        for k in ("weir", "nginx"):
+            a, b = load[k], load[k + " limits"]
+            out.append("| %s | %s | %s | %s | %s | %.2f |" % (
+                k, median_range(a["rps"]), median_range(b["rps"]), median_range(a["cpu_us"], "{:.1f}"),
+                median_range(b["cpu_us"], "{:.1f}"), statistics.median(ratio(b["cpu_us"], a["cpu_us"]))))
         out.append("")
     out.append("Reproduce: `make bench` (whole run %.0f s)." % elapsed)
     path = os.path.join(ROOT, "bench", "results", "%s.md" % (report or today))

@@ -25,8 +25,42 @@ size_t ifind(std::string_view s, std::string_view needle, size_t from) {
   return std::string_view::npos;
 }
 
+namespace {
+
+// The ASCII upper-case letters among the bytes of w made lower case, all bytes at once: a byte's
+// top bit says whether it is >= 'A' and whether it is > 'Z' after adding to its low seven bits.
+template <class Word>
+Word lower_word(Word w) {
+  constexpr Word kOnes = static_cast<Word>(~Word{0}) / 0xff;
+  Word low7 = w & (0x7f * kOnes);
+  Word ge_a = low7 + (0x80 - 'A') * kOnes;
+  Word gt_z = low7 + (0x80 - 'Z' - 1) * kOnes;
+  Word upper = ~w & (ge_a ^ gt_z) & (0x80 * kOnes);
+  return w | (upper >> 2);
+}
+
+template <class Word>
+void lower_at(char* dst, const char* src) {
+  Word w;
+  std::memcpy(&w, src, sizeof w);
+  w = lower_word(w);
+  std::memcpy(dst, &w, sizeof w);
+}
+
+}  // namespace
+
 void lowercase_into(char* dst, std::string_view src) {
-  for (char c : src) *dst++ = to_lower(c);
+  const char* p = src.data();
+  size_t n = src.size();
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 <= n; i += 8) lower_at<uint64_t>(dst + i, p + i);
+    lower_at<uint64_t>(dst + n - 8, p + n - 8);  // the tail, overlapping
+  } else if (n >= 4) {
+    lower_at<uint32_t>(dst, p);
+    lower_at<uint32_t>(dst + n - 4, p + n - 4);
+  } else {
+    for (size_t i = 0; i < n; i++) dst[i] = to_lower(p[i]);
+  }
 }
 
 std::string lowercased(std::string_view s) {

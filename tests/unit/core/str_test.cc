@@ -84,3 +84,26 @@ TEST(HashBytes, EveryByteCounts) {
 
 }  // namespace
 }  // namespace weir
+
+namespace weir {
+namespace {
+
+// lowercase_into works on words: every byte value at every place of strings of every length up to
+// 20 comes out as to_lower makes it, and nothing past the end is written.
+TEST(Str, LowercaseIntoEveryByteEverywhere) {
+  for (size_t len = 0; len <= 20; len++) {
+    for (size_t at = 0; at < std::max<size_t>(len, 1); at++) {
+      for (int b = 0; b < 256; b++) {
+        std::string src(len, 'Q');
+        if (len > 0) src[at] = static_cast<char>(b);
+        std::string dst(len + 1, '#');
+        lowercase_into(dst.data(), src);
+        for (size_t i = 0; i < len; i++) ASSERT_EQ(dst[i], to_lower(src[i])) << len << " " << at;
+        ASSERT_EQ(dst[len], '#');
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace weir

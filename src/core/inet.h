@@ -34,6 +34,10 @@ struct SockAddr {
 // Writes the address text (no port) into buf; returns its length.
 size_t format_addr_text(const sockaddr* sa, char* buf, size_t size);
 
+// An address literal with a port after it ("1.2.3.4:80", "[::1]:80") or without (port 0), no
+// names: what nginx takes from a header or a variable. nginx: ngx_parse_addr_port
+bool parse_addr_port(std::string_view text, SockAddr& out);
+
 // Parses a listen address: "80", "*:80", "127.0.0.1", "127.0.0.1:80", "[::1]:80", "localhost:80",
 // "unix:/tmp/s". A name resolves to every address it has. default_port is used when none is given.
 // On error returns the nginx-style reason ("invalid port", "host not found", ...).

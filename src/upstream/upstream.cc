@@ -8,6 +8,7 @@
 
 #include "core/assert.h"
 #include "core/escape.h"
+#include "core/inet.h"
 #include "core/str.h"
 #include "core/time_cache.h"
 #include "event/event_loop.h"
@@ -16,6 +17,7 @@
 #include "http/headers_in.h"
 #include "http/http_connection.h"
 #include "http/request_body.h"
+#include "http/script.h"
 #include "upstream/event_pipe.h"
 #include "upstream/upgrade.h"
 #include "upstream/upstream_module.h"
@@ -1047,6 +1049,21 @@ void process_header(Request& r, Upstream& u) {
   send_response(r, u);
 }
 
+// proxy_bind's address for this request: the configured one, or its variables' value (none when
+// empty; an error logged, and none, when it is not an address). nginx: ngx_http_upstream_set_local
+const SockAddr* local_address(Request& r, const UpstreamConf& conf) {
+  if (conf.local_value == nullptr) return conf.local;
+  std::string_view text = conf.local_value->eval(r);
+  if (text.empty()) return nullptr;
+  auto* addr = r.pool->make<SockAddr>();
+  if (!parse_addr_port(text, *addr)) {
+    log_error(LogLevel::Error, r.log(), 0, "invalid local address \"%.*s\"",
+              static_cast<int>(text.size()), text.data());
+    return nullptr;
+  }
+  return addr;
+}
+
 // The peer is known: the group's balancer sets up the tries, and the first connect starts.
 void start_upstream(Request& r, Upstream& u) {
   UpstreamGroup& g = u.group != nullptr ? *u.group : *u.conf->group;
@@ -1058,7 +1075,7 @@ void start_upstream(Request& r, Upstream& u) {
   if (u.conf->next_upstream_tries != 0 && u.peer.tries > u.conf->next_upstream_tries) {
     u.peer.tries = u.conf->next_upstream_tries;
   }
-  u.peer.local = u.conf->local;
+  u.peer.local = local_address(r, *u.conf);
   u.peer.so_keepalive = u.conf->socket_keepalive;
   u.peer.start_msec = clock::msec();
   connect_upstream(r, u);

@@ -20,6 +20,7 @@
 
 namespace weir::http {
 
+class ComplexValue;
 struct Upstream;
 struct EventPipe;
 
@@ -85,7 +86,8 @@ struct UpstreamConf {
   bool ignore_client_abort = false;
   bool intercept_errors = false;
   bool socket_keepalive = false;
-  const SockAddr* local = nullptr;  // proxy_bind
+  const SockAddr* local = nullptr;            // proxy_bind
+  const ComplexValue* local_value = nullptr;  // proxy_bind with variables
   // Response headers not passed to the client (lower case), and the ones passed despite the
   // protocol's defaults.
   const std::vector<std::string>* hide_headers = nullptr;

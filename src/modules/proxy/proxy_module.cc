@@ -90,6 +90,7 @@ struct ProxyLocConf {
   std::vector<Redirect>* redirects = nullptr;
 
   SockAddr bind_addr;
+  ComplexValue* bind_value = nullptr;  // proxy_bind with variables: an address per request
   bool bind_set = false;
   bool bind_on = false;
 
@@ -926,7 +927,7 @@ Status set_redirect(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
   return {};
 }
 
-Status set_bind(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
+Status set_bind(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
   if (plcf.bind_set) return Status::error("is duplicate");
   plcf.bind_set = true;
   if (n.args[1] == "off") return {};
@@ -936,8 +937,12 @@ Status set_bind(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
     }
     return Status::errorf("invalid parameter \"%s\"", n.args[2].c_str());
   }
-  if (n.args[1].find('$') != std::string::npos) {
-    return Status::error("with variables is not supported by weir yet");
+  ComplexValue value;
+  if (Status s = value.compile(cf, n.args[1]); !s.ok()) return s;
+  if (!value.is_static()) {
+    plcf.bind_value = cf.pool.make<ComplexValue>(std::move(value));
+    plcf.bind_on = true;
+    return {};
   }
   Result<std::vector<SockAddr>> a = parse_addresses(n.args[1], 0, false);
   if (!a.ok() || a->empty()) return Status::errorf("invalid address \"%s\"", n.args[1].c_str());
@@ -1053,6 +1058,7 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
     conf.bind_set = prev.bind_set;
     conf.bind_on = prev.bind_on;
     conf.bind_addr = prev.bind_addr;
+    conf.bind_value = prev.bind_value;
   }
 
   // proxy_set_header: a level with its own lines does not inherit; the defaults come after them.
@@ -1151,7 +1157,8 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
   u.ignore_client_abort = *conf.ignore_client_abort;
   u.intercept_errors = *conf.intercept_errors;
   u.socket_keepalive = *conf.socket_keepalive;
-  u.local = conf.bind_on ? &conf.bind_addr : nullptr;
+  u.local = conf.bind_on && conf.bind_value == nullptr ? &conf.bind_addr : nullptr;
+  u.local_value = conf.bind_value;
   u.hide_headers = &conf.hide_final;
   u.tag = &http_proxy_module;
   return {};

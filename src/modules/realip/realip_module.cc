@@ -54,48 +54,6 @@ bool trusted(const RealipLocConf& conf, const sockaddr* sa) {
   return cidr_match(sa, *conf.from);
 }
 
-// An address, with a port after it ("1.2.3.4:80", "[::1]:80") or without, as nginx reads one from
-// a header. nginx: ngx_parse_addr_port
-bool parse_addr_port(std::string_view text, SockAddr& out) {
-  auto parse = [&](std::string_view host, uint16_t port) {
-    std::string h(host);
-    out = SockAddr{};
-    auto* in = reinterpret_cast<sockaddr_in*>(out.sa());
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(out.sa());
-    if (inet_pton(AF_INET, h.c_str(), &in->sin_addr) == 1) {
-      in->sin_family = AF_INET;
-      in->sin_port = htons(port);
-      out.len = sizeof(sockaddr_in);
-      return true;
-    }
-    if (inet_pton(AF_INET6, h.c_str(), &in6->sin6_addr) == 1) {
-      in6->sin6_family = AF_INET6;
-      in6->sin6_port = htons(port);
-      out.len = sizeof(sockaddr_in6);
-      return true;
-    }
-    return false;
-  };
-  if (parse(text, 0)) return true;
-  std::string_view host;
-  size_t colon;
-  if (!text.empty() && text[0] == '[') {
-    size_t close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return false;
-    }
-    host = text.substr(1, close - 1);
-    colon = close + 1;
-  } else {
-    colon = text.find(':');
-    if (colon == std::string_view::npos) return false;
-    host = text.substr(0, colon);
-  }
-  auto port = parse_int(text.substr(colon + 1));
-  if (!port || *port < 1 || *port > 65535) return false;
-  return parse(host, static_cast<uint16_t>(*port));
-}
-
 enum class Forwarded : uint8_t { Declined, Ok, Done };
 
 // One header value, right to left: while the address at hand is trusted, the next one leftwards

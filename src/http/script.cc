@@ -86,7 +86,8 @@ Status ComplexValue::compile(ConfContext& cf, std::string_view value, bool allow
 
 std::string_view ComplexValue::variable_text(Request& r, int index) {
   const VariableValue* v = get_flushed_variable(r, index);
-  return v->valid ? v->view() : std::string_view();
+  // Never a null pointer, even when empty: callers copy from it.
+  return v->valid && v->len != 0 ? v->view() : std::string_view("");
 }
 
 std::string_view ComplexValue::eval_dynamic(Request& r, bool escape_captures) const {

@@ -196,10 +196,9 @@ class Backend:
                     elif isinstance(step, Sleep):
                         await asyncio.sleep(step.seconds)
                     elif isinstance(step, Wait):
-                        for _ in range(3000):
-                            if step.event.is_set():
-                                break
-                            await asyncio.sleep(0.01)
+                        # In the loop's thread pool: a thousand waiting connections cost a few
+                        # threads, not a thousand polls.
+                        await self._loop.run_in_executor(None, step.event.wait, 30)
                     elif isinstance(step, Reset):
                         sock = writer.get_extra_info("socket")
                         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

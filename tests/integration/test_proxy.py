@@ -196,3 +196,25 @@ def test_pipe_keeps_sending_what_the_write_filter_holds(make_server):
         for _ in range(3):
             r = slow_get(s.port, "/chunky/big", pause=0.2)
             assert r.status == 200 and r.body == big
+
+
+def test_a_retry_keeps_what_the_request_was(make_server):
+    """proxy_pass with variables, and the first peer closes without an answer: the request goes to
+    the next one, and $proxy_host (evaluated for this request) is still known afterwards - the
+    retry resets the response parser only."""
+    with Backend() as bad, Backend() as good:
+        bad.script("/r", [Close()])
+        good.script("/r", [response(200, "second")])
+        s = make_server(r"""
+            log_format hosts '$proxy_host $status';
+            upstream pool { server 127.0.0.1:%d; server 127.0.0.1:%d; }
+            server {
+                listen 127.0.0.1:%%%%PORT%%%%;
+                access_log %%%%DIR%%%%/logs/hosts.log hosts;
+                location / { set $group pool; proxy_pass http://$group; }
+            }
+        """ % (bad.port, good.port))
+        r = http_get(s.port, "/r")
+        assert (r.status, r.body) == (200, b"second")
+        wait_for(lambda: "pool 200" in s.access_log("logs/hosts.log"), what="the log line")
+        assert "upstream prematurely closed connection" in s.error_log()

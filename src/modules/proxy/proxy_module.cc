@@ -3,8 +3,8 @@
 // others, the body read by the foundation), parses the status line and header strictly (a line that
 // is not HTTP/1.x is a 502, never passed through as HTTP/0.9), and decodes the body: copy bounded
 // by Content-Length (extra bytes dropped, the connection not reused), chunked (strict framing), or
-// up to the upstream's close. Location headers are rewritten by proxy_redirect. nginx:
-// src/http/modules/ngx_http_proxy_module.c
+// up to the upstream's close (upstream/http1_response). Location headers are rewritten by
+// proxy_redirect. nginx: src/http/modules/ngx_http_proxy_module.c
 #include <cstring>
 #include <memory>
 #include <string>
@@ -20,6 +20,7 @@
 #include "http/variables.h"
 #include "modules/proxy/proxy_cookie.h"
 #include "upstream/event_pipe.h"
+#include "upstream/http1_response.h"
 #include "upstream/upstream.h"
 #include "upstream/upstream_module.h"
 
@@ -97,17 +98,10 @@ struct ProxyLocConf {
   UpstreamConf upstream;
 };
 
-// Per request: the parser's state.
+// Per request: the response parser's state, and what the request was.
 struct ProxyCtx {
   static constexpr Module* kModule = &http_proxy_module;
-  StatusLine status;
-  HeaderLineState header;
-  ChunkedState chunked;
-  bool in_headers = false;  // the status line is parsed
-  bool interim = false;     // parsing a 1xx response's header (handed to the lifecycle)
-  bool head = false;        // the upstream request is HEAD: no body follows
-  bool extra = false;       // the upstream sent more than the body: do not reuse the connection
-  bool have_length = false;
+  Http1Response response;
   bool chunked_body = false;  // the request body goes chunked (no buffering, length unknown)
   // proxy_pass with variables: this request's $proxy_host, $proxy_port and URI part.
   std::string_view host_header;
@@ -252,7 +246,7 @@ Code create_request(Request& r) {
   Upstream& u = *r.upstream;
   ProxyCtx& ctx = proxy_ctx(r);
   std::string_view method = plcf.method != nullptr ? plcf.method->eval(r) : r.method_name;
-  ctx.head = method == "HEAD";
+  ctx.response.head = method == "HEAD";
   std::string_view uri = upstream_uri(r, plcf);
   u.uri = uri;
 
@@ -377,93 +371,16 @@ ChainLink* body_filter(Request& r, ChainLink* in, bool last) {
 }
 
 // Another peer: the parser starts over (the lifecycle rewinds the request's buffers).
+// Before a retry: the response parser starts over (the request, its $proxy_host and the rest stay).
 Code reinit_request(Request& r) {
-  ProxyCtx& ctx = proxy_ctx(r);
-  bool head = ctx.head;
-  bool chunked_body = ctx.chunked_body;
-  ctx = ProxyCtx{};
-  ctx.head = head;
-  ctx.chunked_body = chunked_body;
+  proxy_ctx(r).response.reset();
   return Rc::Ok;
 }
 
-// --- the response header ---------------------------------------------------------------------
-
-HeaderResult invalid(Request& r, const char* what) {
-  log_error(LogLevel::Error, r.log(), 0, "upstream sent %s", what);
-  return HeaderResult::Invalid;
-}
+// --- the response: HTTP/1 (upstream/http1_response) -----------------------------------------
 
 HeaderResult process_header(Request& r) {
-  Upstream& u = *r.upstream;
-  ProxyCtx& ctx = proxy_ctx(r);
-  Buffer& b = u.buffer;
-  for (;;) {
-    if (!ctx.in_headers) {
-      ParseResult pr = parse_status_line(ctx.status, b);
-      if (pr == ParseResult::Again) return HeaderResult::Again;
-      if (pr != ParseResult::Ok) return invalid(r, "invalid status line");
-      int code = ctx.status.code;
-      if (ctx.status.http_major != 1 || code < 100) return invalid(r, "invalid status line");
-      ctx.in_headers = true;
-      // An interim response (100 Continue, 103 Early Hints) is not the answer: the lifecycle
-      // passes it on, and the answer follows.
-      ctx.interim = code < 200 && code != 101;
-      u.headers_in.status = code;
-      u.headers_in.status_line =
-          r.pool->dup({ctx.status.start, static_cast<size_t>(ctx.status.end - ctx.status.start)});
-      if (!ctx.interim && ctx.status.http_minor == 0) u.headers_in.connection_close = true;
-      ctx.header = HeaderLineState{};
-    }
-    ParseResult pr = parse_header_line(ctx.header, b, true);
-    if (pr == ParseResult::Again) return HeaderResult::Again;
-    if (pr == ParseResult::HeaderDone) {
-      if (ctx.interim) {
-        ctx.in_headers = false;
-        ctx.status = StatusLine{};
-        return HeaderResult::Interim;
-      }
-      if (u.headers_in.chunked && u.headers_in.content_length_n >= 0) {
-        return invalid(r, "\"Content-Length\" and \"Transfer-Encoding\" headers at the same time");
-      }
-      if (u.headers_in.status == 101) {
-        // The connection switches protocols only when the client asked to (nginx would relay the
-        // 101 as an ordinary response).
-        if (r.headers_in.upgrade == nullptr) {
-          return invalid(r, "\"101 Switching Protocols\" to a request without \"Upgrade\"");
-        }
-        u.upgrade = true;
-        u.keepalive = false;
-      }
-      return HeaderResult::Done;
-    }
-    if (pr != ParseResult::Ok || ctx.header.invalid) return invalid(r, "invalid header");
-    HeaderLineState& hs = ctx.header;
-    std::string_view key(hs.name_start, static_cast<size_t>(hs.name_end - hs.name_start));
-    std::string_view value(hs.value_start, static_cast<size_t>(hs.value_end - hs.value_start));
-    // The header buffer is reused for the body: keep copies.
-    Header* h = u.headers_in.headers.push(*r.pool, r.pool->dup(key), r.pool->dup(value));
-    h->lowcase_key = header_lowcase_key(hs, key, *r.pool);
-    std::string_view lc = h->lowcase_key;
-    if (ctx.interim) continue;  // its fields say nothing of the answer's framing
-    if (lc == "content-length") {
-      auto n = parse_int(value);
-      if (!n || *n < 0 ||
-          (u.headers_in.content_length_n >= 0 && *n != u.headers_in.content_length_n)) {
-        return invalid(r, "invalid \"Content-Length\" header");
-      }
-      u.headers_in.content_length_n = *n;
-    } else if (lc == "transfer-encoding") {
-      if (!iequals(trim_ows(value), "chunked") || ctx.status.http_minor == 0) {
-        return invalid(r, "unknown \"Transfer-Encoding\"");
-      }
-      u.headers_in.chunked = true;
-    } else if (lc == "connection") {
-      if (ifind(value, "close") != std::string_view::npos) u.headers_in.connection_close = true;
-    } else if (lc == "location") {
-      u.headers_in.location = h;
-    }
-  }
+  return http1_process_header(r, proxy_ctx(r).response);
 }
 
 // proxy_redirect: the upstream's Location, rewritten; a rewritten one is the response's redirect
@@ -510,145 +427,16 @@ void rewrite_headers(Request& r) {
   rewrite_set_cookies(r);
 }
 
-// --- the body --------------------------------------------------------------------------------
-
-void set_keepalive_if_done(Upstream& u, ProxyCtx& ctx) {
-  u.keepalive = !u.headers_in.connection_close && !ctx.extra;
-}
-
 Rc input_filter_init(Request& r) {
-  Upstream& u = *r.upstream;
-  ProxyCtx& ctx = proxy_ctx(r);
-  int status = u.headers_in.status;
-
-  if (ctx.head || status == 204 || status == 304) {
-    u.length = 0;
-    set_keepalive_if_done(u, ctx);
-  } else if (u.headers_in.chunked) {
-    u.length = 1;  // at least the last chunk is to come
-    ctx.chunked = ChunkedState{};
-  } else if (u.headers_in.content_length_n >= 0) {
-    u.length = u.headers_in.content_length_n;
-    if (u.length == 0) set_keepalive_if_done(u, ctx);
-  } else {
-    u.length = -1;
-  }
-  return Rc::Ok;
-}
-
-void too_much(Request& r, ProxyCtx& ctx) {
-  if (!ctx.extra) {
-    log_error(LogLevel::Warn, r.log(), 0,
-              "upstream sent more data than specified in \"Content-Length\" header");
-  }
-  ctx.extra = true;
-}
-
-void add_out(Request& r, Upstream& u, char* pos, char* last) {
-  ChainLink* cl = chain_get_free_buf(*r.pool, &u.free_bufs);
-  Buffer* b = cl->buf;
-  *b = Buffer{};
-  b->start = b->pos = pos;
-  b->end = b->last = last;
-  b->temporary = true;
-  b->flush = true;  // non-buffered: out at once
-  b->tag = u.conf->tag;
-  cl->next = nullptr;
-  *u.out_tail = cl;
-  u.out_tail = &cl->next;
-}
-
-// Non-buffered, Content-Length or close-delimited.
-Rc copy_filter(Request& r, size_t bytes) {
-  Upstream& u = *r.upstream;
-  ProxyCtx& ctx = proxy_ctx(r);
-  char* from = u.buffer.last;
-  u.buffer.last += bytes;
-  char* last = u.buffer.last;
-  if (u.length == 0) {
-    too_much(r, ctx);
-    u.keepalive = false;
-    return Rc::Ok;
-  }
-  if (u.length > 0) {
-    if (last - from > u.length) {
-      last = from + u.length;
-      too_much(r, ctx);
-    }
-    u.length -= last - from;
-    if (u.length == 0) set_keepalive_if_done(u, ctx);
-  }
-  if (last > from) add_out(r, u, from, last);
-  return Rc::Ok;
-}
-
-// Walks the chunked framing over [from, last), handing each piece of data to emit. Ok, or Error
-// with the cause logged.
-template <class Emit>
-Rc dechunk(Request& r, ProxyCtx& ctx, Upstream& u, char* from, char* last, Emit emit) {
-  Buffer view;
-  view.pos = from;
-  view.last = last;
-  view.temporary = true;
-  while (view.pos < view.last) {
-    if (u.length == 0) {
-      too_much(r, ctx);
-      u.keepalive = false;
-      return Rc::Ok;
-    }
-    ChunkedResult cr = parse_chunked(ctx.chunked, view);
-    if (cr == ChunkedResult::Ok) {
-      off_t n = std::min<off_t>(ctx.chunked.size, view.last - view.pos);
-      if (n > 0) emit(view.pos, view.pos + n);
-      view.pos += n;
-      ctx.chunked.size -= n;
-      continue;
-    }
-    if (cr == ChunkedResult::Done) {
-      u.length = 0;
-      set_keepalive_if_done(u, ctx);
-      if (view.pos < view.last) {
-        too_much(r, ctx);
-        u.keepalive = false;
-      }
-      return Rc::Ok;
-    }
-    if (cr == ChunkedResult::Again) return Rc::Ok;
-    log_error(LogLevel::Error, r.log(), 0, "upstream sent invalid chunked response");
-    u.keepalive = false;
-    return Rc::Error;
-  }
-  return Rc::Ok;
-}
-
-Rc chunked_filter(Request& r, size_t bytes) {
-  Upstream& u = *r.upstream;
-  char* from = u.buffer.last;
-  u.buffer.last += bytes;
-  return dechunk(r, proxy_ctx(r), u, from, u.buffer.last,
-                 [&](char* p, char* e) { add_out(r, u, p, e); });
+  return http1_input_filter_init(r, proxy_ctx(r).response);
 }
 
 Rc input_filter(Request& r, size_t bytes) {
-  return r.upstream->headers_in.chunked ? chunked_filter(r, bytes) : copy_filter(r, bytes);
+  return http1_input_filter(r, proxy_ctx(r).response, bytes);
 }
 
 Rc pipe_filter(EventPipe& p, Buffer* raw, char* from) {
-  Request& r = *static_cast<Request*>(p.input_ctx);
-  Upstream& u = *r.upstream;
-  ProxyCtx& ctx = proxy_ctx(r);
-  if (u.headers_in.chunked) {
-    Rc rc = dechunk(r, ctx, u, from, raw->last,
-                    [&](char* s, char* e) { (void)pipe_add_data(p, raw, s, e); });
-    if (u.length == 0) p.upstream_done = true;
-    return rc;
-  }
-  if (p.length == 0 || (p.length > 0 && raw->last - from > p.length)) too_much(r, ctx);
-  Rc rc = pipe_copy_filter(p, raw, from);
-  u.length = p.length;
-  if (p.upstream_done) set_keepalive_if_done(u, ctx);
-  if (ctx.extra) u.keepalive = false;
-  return rc;
+  return http1_pipe_filter(p, raw, from, proxy_ctx(*static_cast<Request*>(p.input_ctx)).response);
 }
 
 void finalize(Request&, Code) {}

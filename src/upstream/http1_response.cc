@@ -1,0 +1,231 @@
+#include "upstream/http1_response.h"
+
+#include <algorithm>
+
+#include "core/log.h"
+#include "core/str.h"
+#include "http/request.h"
+
+namespace weir::http {
+
+namespace {
+
+HeaderResult invalid(Request& r, const char* what) {
+  log_error(LogLevel::Error, r.log(), 0, "upstream sent %s", what);
+  return HeaderResult::Invalid;
+}
+
+void set_keepalive_if_done(Upstream& u, Http1Response& ctx) {
+  u.keepalive = !u.headers_in.connection_close && !ctx.extra;
+}
+
+}  // namespace
+
+HeaderResult http1_process_header(Request& r, Http1Response& ctx) {
+  Upstream& u = *r.upstream;
+  Buffer& b = u.buffer;
+  for (;;) {
+    if (!ctx.in_headers) {
+      ParseResult pr = parse_status_line(ctx.status, b);
+      if (pr == ParseResult::Again) return HeaderResult::Again;
+      if (pr != ParseResult::Ok) return invalid(r, "invalid status line");
+      int code = ctx.status.code;
+      if (ctx.status.http_major != 1 || code < 100) return invalid(r, "invalid status line");
+      ctx.in_headers = true;
+      // An interim response (100 Continue, 103 Early Hints) is not the answer: the lifecycle
+      // passes it on, and the answer follows.
+      ctx.interim = code < 200 && code != 101;
+      u.headers_in.status = code;
+      u.headers_in.status_line =
+          r.pool->dup({ctx.status.start, static_cast<size_t>(ctx.status.end - ctx.status.start)});
+      if (!ctx.interim && ctx.status.http_minor == 0) u.headers_in.connection_close = true;
+      ctx.header = HeaderLineState{};
+    }
+    ParseResult pr = parse_header_line(ctx.header, b, true);
+    if (pr == ParseResult::Again) return HeaderResult::Again;
+    if (pr == ParseResult::HeaderDone) {
+      if (ctx.interim) {
+        ctx.in_headers = false;
+        ctx.status = StatusLine{};
+        return HeaderResult::Interim;
+      }
+      if (u.headers_in.chunked && u.headers_in.content_length_n >= 0) {
+        return invalid(r, "\"Content-Length\" and \"Transfer-Encoding\" headers at the same time");
+      }
+      if (u.headers_in.status == 101) {
+        // The connection switches protocols only when the client asked to (nginx would relay the
+        // 101 as an ordinary response).
+        if (r.headers_in.upgrade == nullptr) {
+          return invalid(r, "\"101 Switching Protocols\" to a request without \"Upgrade\"");
+        }
+        u.upgrade = true;
+        u.keepalive = false;
+      }
+      return HeaderResult::Done;
+    }
+    if (pr != ParseResult::Ok || ctx.header.invalid) return invalid(r, "invalid header");
+    HeaderLineState& hs = ctx.header;
+    std::string_view key(hs.name_start, static_cast<size_t>(hs.name_end - hs.name_start));
+    std::string_view value(hs.value_start, static_cast<size_t>(hs.value_end - hs.value_start));
+    // The header buffer is reused for the body: keep copies.
+    Header* h = u.headers_in.headers.push(*r.pool, r.pool->dup(key), r.pool->dup(value));
+    h->lowcase_key = header_lowcase_key(hs, key, *r.pool);
+    std::string_view lc = h->lowcase_key;
+    if (ctx.interim) continue;  // its fields say nothing of the answer's framing
+    if (lc == "content-length") {
+      auto n = parse_int(value);
+      if (!n || *n < 0 ||
+          (u.headers_in.content_length_n >= 0 && *n != u.headers_in.content_length_n)) {
+        return invalid(r, "invalid \"Content-Length\" header");
+      }
+      u.headers_in.content_length_n = *n;
+    } else if (lc == "transfer-encoding") {
+      if (!iequals(trim_ows(value), "chunked") || ctx.status.http_minor == 0) {
+        return invalid(r, "unknown \"Transfer-Encoding\"");
+      }
+      u.headers_in.chunked = true;
+    } else if (lc == "connection") {
+      if (ifind(value, "close") != std::string_view::npos) u.headers_in.connection_close = true;
+    } else if (lc == "location") {
+      u.headers_in.location = h;
+    }
+  }
+}
+
+Rc http1_input_filter_init(Request& r, Http1Response& ctx) {
+  Upstream& u = *r.upstream;
+  int status = u.headers_in.status;
+
+  if (ctx.head || status == 204 || status == 304) {
+    u.length = 0;
+    set_keepalive_if_done(u, ctx);
+  } else if (u.headers_in.chunked) {
+    u.length = 1;  // at least the last chunk is to come
+    ctx.chunked = ChunkedState{};
+  } else if (u.headers_in.content_length_n >= 0) {
+    u.length = u.headers_in.content_length_n;
+    if (u.length == 0) set_keepalive_if_done(u, ctx);
+  } else {
+    u.length = -1;
+  }
+  return Rc::Ok;
+}
+
+namespace {
+
+void too_much(Request& r, Http1Response& ctx) {
+  if (!ctx.extra) {
+    log_error(LogLevel::Warn, r.log(), 0,
+              "upstream sent more data than specified in \"Content-Length\" header");
+  }
+  ctx.extra = true;
+}
+
+void add_out(Request& r, Upstream& u, char* pos, char* last) {
+  ChainLink* cl = chain_get_free_buf(*r.pool, &u.free_bufs);
+  Buffer* b = cl->buf;
+  *b = Buffer{};
+  b->start = b->pos = pos;
+  b->end = b->last = last;
+  b->temporary = true;
+  b->flush = true;  // non-buffered: out at once
+  b->tag = u.conf->tag;
+  cl->next = nullptr;
+  *u.out_tail = cl;
+  u.out_tail = &cl->next;
+}
+
+// Non-buffered, Content-Length or close-delimited.
+Rc copy_filter(Request& r, Http1Response& ctx, size_t bytes) {
+  Upstream& u = *r.upstream;
+  char* from = u.buffer.last;
+  u.buffer.last += bytes;
+  char* last = u.buffer.last;
+  if (u.length == 0) {
+    too_much(r, ctx);
+    u.keepalive = false;
+    return Rc::Ok;
+  }
+  if (u.length > 0) {
+    if (last - from > u.length) {
+      last = from + u.length;
+      too_much(r, ctx);
+    }
+    u.length -= last - from;
+    if (u.length == 0) set_keepalive_if_done(u, ctx);
+  }
+  if (last > from) add_out(r, u, from, last);
+  return Rc::Ok;
+}
+
+// Walks the chunked framing over [from, last), handing each piece of data to emit. Ok, or Error
+// with the cause logged.
+template <class Emit>
+Rc dechunk(Request& r, Http1Response& ctx, Upstream& u, char* from, char* last, Emit emit) {
+  Buffer view;
+  view.pos = from;
+  view.last = last;
+  view.temporary = true;
+  while (view.pos < view.last) {
+    if (u.length == 0) {
+      too_much(r, ctx);
+      u.keepalive = false;
+      return Rc::Ok;
+    }
+    ChunkedResult cr = parse_chunked(ctx.chunked, view);
+    if (cr == ChunkedResult::Ok) {
+      off_t n = std::min<off_t>(ctx.chunked.size, view.last - view.pos);
+      if (n > 0) emit(view.pos, view.pos + n);
+      view.pos += n;
+      ctx.chunked.size -= n;
+      continue;
+    }
+    if (cr == ChunkedResult::Done) {
+      u.length = 0;
+      set_keepalive_if_done(u, ctx);
+      if (view.pos < view.last) {
+        too_much(r, ctx);
+        u.keepalive = false;
+      }
+      return Rc::Ok;
+    }
+    if (cr == ChunkedResult::Again) return Rc::Ok;
+    log_error(LogLevel::Error, r.log(), 0, "upstream sent invalid chunked response");
+    u.keepalive = false;
+    return Rc::Error;
+  }
+  return Rc::Ok;
+}
+
+Rc chunked_filter(Request& r, Http1Response& ctx, size_t bytes) {
+  Upstream& u = *r.upstream;
+  char* from = u.buffer.last;
+  u.buffer.last += bytes;
+  return dechunk(r, ctx, u, from, u.buffer.last, [&](char* p, char* e) { add_out(r, u, p, e); });
+}
+
+}  // namespace
+
+Rc http1_input_filter(Request& r, Http1Response& ctx, size_t bytes) {
+  return r.upstream->headers_in.chunked ? chunked_filter(r, ctx, bytes)
+                                        : copy_filter(r, ctx, bytes);
+}
+
+Rc http1_pipe_filter(EventPipe& p, Buffer* raw, char* from, Http1Response& ctx) {
+  Request& r = *static_cast<Request*>(p.input_ctx);
+  Upstream& u = *r.upstream;
+  if (u.headers_in.chunked) {
+    Rc rc = dechunk(r, ctx, u, from, raw->last,
+                    [&](char* s, char* e) { (void)pipe_add_data(p, raw, s, e); });
+    if (u.length == 0) p.upstream_done = true;
+    return rc;
+  }
+  if (p.length == 0 || (p.length > 0 && raw->last - from > p.length)) too_much(r, ctx);
+  Rc rc = pipe_copy_filter(p, raw, from);
+  u.length = p.length;
+  if (p.upstream_done) set_keepalive_if_done(u, ctx);
+  if (ctx.extra) u.keepalive = false;
+  return rc;
+}
+
+}  // namespace weir::http

@@ -90,10 +90,11 @@ run_integration() {  # run_integration <label> <binary>
     -m "not serial" --junitxml="$results/$1.xml" >"$results/$1.log" 2>&1
   WEIR_BIN="$2" /usr/bin/python3 -m pytest tests/integration -q -p no:cacheprovider --maxfail=50 --timeout=300 \
     -m serial --junitxml="$results/$1.serial.xml" >>"$results/$1.log" 2>&1
+  # (not named passed/failed: count adds to those globals, and a local would hide them)
   local a b; a=$(junit_counts "$results/$1.xml"); b=$(junit_counts "$results/$1.serial.xml")
-  local passed=$((${a% *} + ${b% *})) failed=$((${a#* } + ${b#* }))
-  [ "$failed" != 0 ] && grep -E "^(FAILED|ERROR)|Error|assert" "$results/$1.log" | head -60
-  count "$1" $passed $failed
+  local ok=$((${a% *} + ${b% *})) bad=$((${a#* } + ${b#* }))
+  [ "$bad" != 0 ] && grep -E "^(FAILED|ERROR)|Error|assert" "$results/$1.log" | head -60
+  count "$1" $ok $bad
 }
 
 run_asan() {

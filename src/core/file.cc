@@ -67,12 +67,12 @@ ssize_t write_chain_to_file(File& file, ChainLink* cl, off_t offset) {
   return total;
 }
 
-Status create_full_path(const std::string& dir) {
+Status create_full_path(const std::string& dir, uint32_t mode) {
   std::string path;
   for (size_t i = 0; i <= dir.size(); i++) {
     if (i == dir.size() || (dir[i] == '/' && i > 0)) {
       path = dir.substr(0, i);
-      if (::mkdir(path.c_str(), 0700) < 0 && errno != EEXIST) {
+      if (::mkdir(path.c_str(), static_cast<mode_t>(mode)) < 0 && errno != EEXIST) {
         return Status::sys_error(errno, "mkdir", path);
       }
     }

@@ -48,7 +48,7 @@ struct TempFile {
 // the file that failed.
 Status create_temp_file(TempFile& tf, Pool& pool, const TempPath& path);
 
-// Creates a directory and its parents (mkdir -p), mode 0700.
-Status create_full_path(const std::string& dir);
+// Creates a directory and its parents (mkdir -p), with mode (0700 unless said).
+Status create_full_path(const std::string& dir, uint32_t mode = 0700);
 
 }  // namespace weir

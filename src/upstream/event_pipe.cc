@@ -1,6 +1,7 @@
 #include "upstream/event_pipe.h"
 
 #include <cstring>
+#include <limits>
 
 #include "core/log.h"
 #include "core/time_cache.h"
@@ -62,6 +63,23 @@ Buffer* raw_for_reading(EventPipe& p) {
   return nullptr;
 }
 
+}  // namespace
+
+Rc make_pipe_temp_file(EventPipe& p) {
+  if (p.temp_file != nullptr) return Rc::Ok;
+  p.temp_file = p.pool->make<TempFile>();
+  p.temp_file->file.log = p.request->connection->log;
+  // proxy_store's file outlives the response when it is moved into place; else it goes.
+  p.temp_file->persistent = p.temp_file->clean = p.store;
+  if (Status s = create_temp_file(*p.temp_file, *p.pool, *p.temp_path); !s.ok()) {
+    log_error(LogLevel::Crit, *p.request->connection->log, 0, "%s", s.message().c_str());
+    return Rc::Error;
+  }
+  return Rc::Ok;
+}
+
+namespace {
+
 // Moves the oldest data in memory to the temp file, so that the raw buffers it held can be read
 // into again: at least temp_file_write_size and on to where a raw buffer's data ends (a batch that
 // frees no raw buffer frees nothing), never past max_temp_file_size. What was written becomes one
@@ -69,18 +87,16 @@ Buffer* raw_for_reading(EventPipe& p) {
 // go by the range written, whatever the size of the pieces (1-byte chunks included).
 Rc write_to_temp_file(EventPipe& p) {
   if (p.temp_file == nullptr) {
-    p.temp_file = p.pool->make<TempFile>();
-    p.temp_file->file.log = p.request->connection->log;
-    if (Status s = create_temp_file(*p.temp_file, *p.pool, *p.temp_path); !s.ok()) {
-      log_error(LogLevel::Crit, *p.request->connection->log, 0, "%s", s.message().c_str());
-      return Rc::Error;
+    if (make_pipe_temp_file(p) != Rc::Ok) return Rc::Error;
+    if (!p.store) {
+      log_error(LogLevel::Warn, *p.request->connection->log, 0,
+                "an upstream response is buffered to a temporary file %.*s",
+                static_cast<int>(p.temp_file->file.name.size()), p.temp_file->file.name.data());
     }
-    log_error(LogLevel::Warn, *p.request->connection->log, 0,
-              "an upstream response is buffered to a temporary file %.*s",
-              static_cast<int>(p.temp_file->file.name.size()), p.temp_file->file.name.data());
   }
-  off_t room = p.max_temp_file_size - p.temp_written;
-  auto want = static_cast<off_t>(p.temp_file_write_size);
+  // proxy_store: all of it, whatever max_temp_file_size says.
+  off_t room = p.store ? std::numeric_limits<off_t>::max() : p.max_temp_file_size - p.temp_written;
+  off_t want = p.store ? room : static_cast<off_t>(p.temp_file_write_size);
   ChainLink* batch = nullptr;
   ChainLink** tail = &batch;
   const Buffer* raw = nullptr;  // the raw buffer of the last piece taken
@@ -146,6 +162,17 @@ Rc write_to_temp_file(EventPipe& p) {
   return Rc::Ok;
 }
 
+// proxy_store: what was read goes to the temp file before anything else happens to it.
+Rc store_read_data(EventPipe& p) {
+  if (p.temp_error) return Rc::Error;
+  if (write_to_temp_file(p) != Rc::Ok) {
+    p.temp_error = true;
+    p.upstream_error = true;
+    return Rc::Error;
+  }
+  return Rc::Ok;
+}
+
 bool upstream_finished(const EventPipe& p) {
   return p.upstream_done || p.upstream_eof || p.upstream_error;
 }
@@ -188,6 +215,7 @@ Rc read_upstream(EventPipe& p) {
   if (p.upstream == nullptr) return Rc::Ok;  // released once it was done
   Connection& c = *p.upstream;
   while (!upstream_finished(p) && c.read.ready) {
+    if (p.store && p.in != nullptr && store_read_data(p) != Rc::Ok) return Rc::Ok;
     Buffer* raw = raw_for_reading(p);
     if (raw == nullptr && p.in != nullptr && downstream_ready(p)) {
       // Every buffer is full and the client can take some: it does first (nginx), rather than
@@ -327,7 +355,7 @@ Rc write_downstream(EventPipe& p) {
     Rc rc = output_filter(r, chain);
     if (rc == Rc::Error) {
       p.downstream_error = true;
-      return Rc::Abort;
+      return p.store ? Rc::Ok : Rc::Abort;  // the file is still wanted
     }
     // Into busy, then everything fully sent at its head goes back.
     *tail = nullptr;
@@ -398,6 +426,7 @@ Rc run_event_pipe(EventPipe& p, bool do_write) {
     off_t before = p.read_length;
     bool finished = upstream_finished(p);
     (void)read_upstream(p);
+    if (p.store && p.in != nullptr) (void)store_read_data(p);
     bool progressed = p.read_length != before || (!finished && upstream_finished(p));
     // Whatever was read goes out at once; go on while either side moved: a reader that stopped
     // for want of a buffer reads again once the client took some.

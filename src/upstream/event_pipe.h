@@ -40,6 +40,10 @@ struct EventPipe {
   Bufs bufs{8, 4096};
   size_t busy_size = 8192;
   off_t max_temp_file_size = 0;  // 0: never spill
+  // proxy_store: every byte goes through the temp file (whatever its size), which is kept for the
+  // lifecycle to move into place, and the client is served from it; a client that fails does not
+  // stop the reading.
+  bool store = false;
   size_t temp_file_write_size = 8192;
   const TempPath* temp_path = nullptr;
   uint64_t read_timeout = 60000;
@@ -98,6 +102,9 @@ Rc pipe_add_data(EventPipe& p, Buffer* raw, char* pos, char* last);
 // The plain input filter: every byte is body data, up to p.length when it is known; anything beyond
 // it is dropped (and the upstream connection is not reused: the caller sees read_length).
 Rc pipe_copy_filter(EventPipe& p, Buffer* raw, char* from);
+
+// Makes p.temp_file if there is none (proxy_store's, for an empty response, too).
+Rc make_pipe_temp_file(EventPipe& p);
 
 // Whether everything has been read and sent (nothing left in any list).
 bool pipe_drained(const EventPipe& p);

@@ -1,6 +1,7 @@
 #include "upstream/upstream.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -119,7 +120,8 @@ void check_broken_connection(Request& r) {
   int err = errno;
   if (n > 0 || (n < 0 && (err == EAGAIN || err == EINTR))) return;
   c.error = true;
-  if (u->conf->ignore_client_abort && u->peer.connection != nullptr) return;
+  // proxy_store reads on for the file, as proxy_ignore_client_abort does for the upstream's sake.
+  if ((u->conf->ignore_client_abort || u->conf->store) && u->peer.connection != nullptr) return;
   log_error(LogLevel::Info, *c.log, n < 0 ? err : 0,
             "client prematurely closed connection, so upstream connection is closed too");
   finalize_upstream(r, *u, Code::status(kHttpClientClosedRequest));
@@ -844,13 +846,83 @@ void pipe_downstream(Request& r) {
   process_pipe_request(r, u);
 }
 
+// proxy_store: a 200 response that came whole is moved from the temp file into place - made
+// readable as store_access says, dated by its Last-Modified, its directories made - and anything
+// else is deleted with the temp file. nginx: ngx_http_upstream_store, ngx_ext_rename_file
+void store_response(Request& r, Upstream& u, bool complete) {
+  EventPipe& p = *u.pipe;
+  const UpstreamHeadersIn& in = u.headers_in;
+  if (in.status != 200 || !complete) return;
+  if (make_pipe_temp_file(p) != Rc::Ok) return;  // an empty response: an empty file
+  TempFile& tf = *p.temp_file;
+  if (in.content_length_n != -1 && in.content_length_n != tf.file.offset) return;
+  std::string_view path;
+  if (u.conf->store_path != nullptr) {
+    path = u.conf->store_path->eval(r);
+  } else {
+    size_t root;
+    path = map_uri_to_path(r, &root, 0);
+  }
+  if (path.empty()) return;
+  std::string to(path);
+  std::string from(tf.file.name);
+  const Log& log = *r.connection->log;
+  if (::fchmod(tf.file.fd, u.conf->store_access) < 0) {
+    log_error(LogLevel::Crit, log, errno, "chmod() \"%s\" failed", from.c_str());
+    return;
+  }
+  for (Header* h : in.headers) {
+    if (h->hash == 0 || h->lowcase_key != "last-modified") continue;
+    if (auto t = clock::parse_http_time(h->value)) {
+      timespec times[2] = {{*t, 0}, {*t, 0}};
+      if (::futimens(tf.file.fd, times) < 0) {
+        log_error(LogLevel::Crit, log, errno, "futimens() \"%s\" failed", from.c_str());
+        return;
+      }
+    }
+    break;
+  }
+  int rc = ::rename(from.c_str(), to.c_str());
+  if (rc < 0 && errno == ENOENT) {
+    // The directories, readable and searchable as the file is readable.
+    uint32_t access = u.conf->store_access;
+    size_t slash = to.rfind('/');
+    if (slash != std::string::npos && slash > 0) {
+      if (Status s = create_full_path(to.substr(0, slash), access | (access & 0444) >> 2);
+          !s.ok()) {
+        log_error(LogLevel::Crit, log, 0, "%s", s.message().c_str());
+        return;
+      }
+    }
+    rc = ::rename(from.c_str(), to.c_str());
+  }
+  if (rc < 0) {
+    log_error(LogLevel::Crit, log, errno, "rename() \"%s\" to \"%s\" failed", from.c_str(),
+              to.c_str());
+    return;
+  }
+  tf.clean = false;  // it is the stored file now
+}
+
 void process_pipe_request(Request& r, Upstream& u) {
   EventPipe& p = *u.pipe;
+  bool complete = p.upstream_done || (p.upstream_eof && p.length == -1);
+  bool finished = complete || p.upstream_eof || p.upstream_error;
+  if (p.store && finished) {
+    store_response(r, u, complete);
+    p.store = false;  // once
+  }
   if (p.downstream_error) {
+    if (u.conf->store && !finished) {
+      // The client is gone; the upstream's body still goes to the file, within read timeouts.
+      if (r.connection->write.timer_set) del_timer(r.connection->write);
+      Event& up = u.peer.connection->read;
+      if (!up.ready && !up.delayed) add_timer(up, u.conf->read_timeout);
+      return;
+    }
     finalize_upstream(r, u, Rc::Error);
     return;
   }
-  bool complete = p.upstream_done || (p.upstream_eof && p.length == -1);
   if (p.downstream_done) {
     end_relay(r, u, complete, p.upstream_eof);
     return;
@@ -860,7 +932,6 @@ void process_pipe_request(Request& r, Upstream& u) {
     // cached when it may be; the client drains the rest from memory and the temp file on its own.
     release_upstream(r, u, Rc::Ok);
   }
-  bool finished = complete || p.upstream_eof || p.upstream_error;
   set_relay_timers(r, u, !finished && !p.upstream_blocked);
 }
 
@@ -951,6 +1022,7 @@ void send_response(Request& r, Upstream& u) {
   p->bufs = conf.bufs;
   p->busy_size = conf.busy_buffers_size;
   p->max_temp_file_size = conf.temp_path != nullptr ? conf.max_temp_file_size : 0;
+  p->store = conf.store && conf.temp_path != nullptr;
   p->temp_file_write_size = conf.temp_file_write_size;
   p->temp_path = conf.temp_path;
   p->read_timeout = conf.read_timeout;

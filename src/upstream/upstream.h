@@ -88,6 +88,11 @@ struct UpstreamConf {
   bool socket_keepalive = false;
   const SockAddr* local = nullptr;            // proxy_bind
   const ComplexValue* local_value = nullptr;  // proxy_bind with variables
+  // proxy_store: a 200 response read whole is kept as a file, at store_path (with variables) or
+  // where root/alias map the URI, with store_access's mode.
+  bool store = false;
+  const ComplexValue* store_path = nullptr;
+  uint32_t store_access = 0600;
   // Response headers not passed to the client (lower case), and the ones passed despite the
   // protocol's defaults.
   const std::vector<std::string>* hide_headers = nullptr;

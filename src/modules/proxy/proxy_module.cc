@@ -90,6 +90,9 @@ struct ProxyLocConf {
   RedirectMode redirect_mode = RedirectMode::Unset;
   std::vector<Redirect>* redirects = nullptr;
 
+  int store = -1;                      // proxy_store: -1 unset, 0 off, 1 on
+  ComplexValue* store_path = nullptr;  // proxy_store <path>
+  uint32_t store_access = 0;           // proxy_store_access; 0: unset
   SockAddr bind_addr;
   ComplexValue* bind_value = nullptr;  // proxy_bind with variables: an address per request
   bool bind_set = false;
@@ -739,6 +742,44 @@ Status set_bind(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
   return {};
 }
 
+// proxy_store on | off | <path with variables>.
+Status set_store(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
+  if (plcf.store != -1) return Status::error("is duplicate");
+  const std::string& v = n.args[1];
+  plcf.store = v != "off";
+  if (v == "on" || v == "off") return {};
+  plcf.store_path = cf.pool.make<ComplexValue>();
+  return plcf.store_path->compile(cf, v);
+}
+
+// proxy_store_access user:rw group:r all:r - a mode; user:rw unless the user is named.
+Status set_store_access(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
+  if (plcf.store_access != 0) return Status::error("is duplicate");
+  uint32_t mode = 0;
+  uint32_t user = 0600;
+  for (size_t i = 1; i < n.args.size(); i++) {
+    std::string_view a = n.args[i];
+    int shift;
+    if (a.starts_with("user:")) {
+      shift = 6;
+      user = 0;
+    } else if (a.starts_with("group:")) {
+      shift = 3;
+    } else if (a.starts_with("all:")) {
+      shift = 0;
+    } else {
+      return Status::errorf("invalid value \"%s\"", n.args[i].c_str());
+    }
+    std::string_view rights = a.substr(a.find(':') + 1);
+    if (rights != "rw" && rights != "r") {
+      return Status::errorf("invalid value \"%s\"", n.args[i].c_str());
+    }
+    mode |= (rights == "rw" ? 6u : 4u) << shift;
+  }
+  plcf.store_access = mode | user;
+  return {};
+}
+
 Status set_ignore_headers(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
   if (plcf.ignore_headers_set) return Status::error("is duplicate");
   plcf.ignore_headers_set = true;
@@ -842,6 +883,11 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
   merge_cookie_rules(prev.cookies, conf.cookies);
   if (conf.method == nullptr) conf.method = prev.method;
   if (conf.body == nullptr) conf.body = prev.body;
+  if (conf.store == -1) {
+    conf.store = prev.store == -1 ? 0 : prev.store;
+    conf.store_path = prev.store_path;
+  }
+  if (conf.store_access == 0) conf.store_access = prev.store_access != 0 ? prev.store_access : 0600;
   if (!conf.bind_set) {
     conf.bind_set = prev.bind_set;
     conf.bind_on = prev.bind_on;
@@ -947,6 +993,9 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
   u.socket_keepalive = *conf.socket_keepalive;
   u.local = conf.bind_on && conf.bind_value == nullptr ? &conf.bind_addr : nullptr;
   u.local_value = conf.bind_value;
+  u.store = conf.store == 1;
+  u.store_path = conf.store_path;
+  u.store_access = conf.store_access;
   u.hide_headers = &conf.hide_final;
   u.tag = &http_proxy_module;
   return {};
@@ -1006,8 +1055,8 @@ constexpr Directive kDirectives[] = {
     // nginx has these; weir does not yet, and says so rather than ignore them.
     directive<set_ignore_headers>("proxy_ignore_headers", kHttpMainSrvLoc | kOneMore),
     directive<not_yet>("proxy_pass_trailers", kHttpMainSrvLoc | kFlag),
-    directive<not_yet>("proxy_store", kHttpMainSrvLoc | kTake1),
-    directive<not_yet>("proxy_store_access", kHttpMainSrvLoc | kTake123),
+    directive<set_store>("proxy_store", kHttpMainSrvLoc | kTake1),
+    directive<set_store_access>("proxy_store_access", kHttpMainSrvLoc | kTake123),
 
     directive<not_yet>("proxy_cache", kHttpMainSrvLoc | kTake1),
     directive<not_yet>("proxy_cache_path", kHttpMainConf | kTwoMore),

@@ -16,22 +16,29 @@
 namespace weir::test {
 namespace {
 
+// The upstream sends body in pieces of 1 to max_piece bytes, then closes; after each the client
+// reads 0 to max_budget bytes.
+void send_in_random_pieces(PipeRig& rig, const std::string& body, size_t max_piece,
+                           size_t max_budget) {
+  std::uniform_int_distribution<size_t> piece(1, max_piece);
+  std::uniform_int_distribution<size_t> budget(0, max_budget);
+  for (size_t at = 0; at < body.size();) {
+    size_t n = std::min(piece(rig.rng), body.size() - at);
+    rig.upstream_sends(std::string_view(body).substr(at, n));
+    at += n;
+    rig.client_reads(budget(rig.rng));
+    rig.pump(true);
+  }
+  rig.upstream_closes();
+}
+
 // Random read sizes and client budgets, several buffer shapes: the bytes arrive whole and in order.
 TEST(EventPipe, RandomPiecesArriveWholeAndInOrder) {
   for (unsigned seed = 1; seed <= 20; seed++) {
     for (auto [nbufs, size] : {std::pair{1, 16}, {2, 7}, {4, 64}, {8, 4096}}) {
       PipeRig rig(nbufs, static_cast<size_t>(size), 0, seed);
       std::string body = rig.random_bytes(20000 + seed * 97);
-      std::uniform_int_distribution<size_t> piece(1, 300);
-      std::uniform_int_distribution<size_t> budget(0, 700);
-      for (size_t at = 0; at < body.size();) {
-        size_t n = std::min(piece(rig.rng), body.size() - at);
-        rig.upstream_sends(std::string_view(body).substr(at, n));
-        at += n;
-        rig.client_reads(budget(rig.rng));
-        rig.pump(true);
-      }
-      rig.upstream_closes();
+      send_in_random_pieces(rig, body, 300, 700);
       ASSERT_EQ(rig.finish(), body) << "seed " << seed << " bufs " << nbufs << "x" << size;
     }
   }
@@ -91,16 +98,7 @@ TEST(EventPipe, StoreSendsEverythingThroughTheKeptTempFile) {
   PipeRig rig(2, 64, 0, 11);
   rig.p.store = true;
   std::string body = rig.random_bytes(50000);
-  std::uniform_int_distribution<size_t> piece(1, 700);
-  std::uniform_int_distribution<size_t> budget(0, 900);
-  for (size_t at = 0; at < body.size();) {
-    size_t n = std::min(piece(rig.rng), body.size() - at);
-    rig.upstream_sends(std::string_view(body).substr(at, n));
-    at += n;
-    rig.client_reads(budget(rig.rng));
-    rig.pump(true);
-  }
-  rig.upstream_closes();
+  send_in_random_pieces(rig, body, 700, 900);
   EXPECT_EQ(rig.finish(), body);
   ASSERT_NE(rig.p.temp_file, nullptr);
   EXPECT_EQ(rig.p.temp_written, static_cast<off_t>(body.size()));

@@ -214,13 +214,15 @@ void next_upstream(Request& r, Upstream& u, uint32_t ft) {
 // Puts the request back as create_request made it, for another peer.
 void reinit_upstream(Request& r, Upstream& u) {
   if (u.protocol->reinit_request != nullptr) (void)u.protocol->reinit_request(r);
-  // The send chain moved the buffers' positions: start again from where the request began.
-  for (ChainLink* cl = u.request_bufs; cl != nullptr; cl = cl->next) {
+  // The send chain moved the buffers' positions: each starts again from where it began.
+  size_t i = 0;
+  for (ChainLink* cl = u.request_bufs; cl != nullptr && u.request_starts != nullptr;
+       cl = cl->next, i++) {
     Buffer* b = cl->buf;
     if (b->in_file) {
-      b->file_pos = 0;
+      b->file_pos = u.request_starts[i];
     } else {
-      b->pos = b->start;
+      b->pos = b->start + u.request_starts[i];
     }
   }
   u.request_out = nullptr;
@@ -354,6 +356,20 @@ void streaming_body_handler(Request& r) {
   send_request(r, u);
 }
 
+// Notes where each buffer of the request begins, once (a retry sends the same buffers again).
+void note_request_starts(Request& r, Upstream& u) {
+  if (u.request_starts != nullptr) return;
+  size_t n = 0;
+  for (const ChainLink* cl = u.request_bufs; cl != nullptr; cl = cl->next) n++;
+  u.request_starts =
+      static_cast<off_t*>(r.pool->alloc(sizeof(off_t) * (n ? n : 1), alignof(off_t)));
+  size_t i = 0;
+  for (const ChainLink* cl = u.request_bufs; cl != nullptr; cl = cl->next) {
+    const Buffer* b = cl->buf;
+    u.request_starts[i++] = b->in_file ? b->file_pos : b->pos - b->start;
+  }
+}
+
 void send_request(Request& r, Upstream& u) {
   WEIR_ASSERT(u.phase == UpstreamPhase::Connecting || u.phase == UpstreamPhase::Sending);
   Connection& c = *u.peer.connection;
@@ -368,6 +384,7 @@ void send_request(Request& r, Upstream& u) {
     u.state->connect_time = static_cast<int64_t>(since(u.state->start_msec));
     u.request_sent = true;
     u.request_out = u.request_bufs;
+    note_request_starts(r, u);
     u.phase = UpstreamPhase::Sending;
   }
   c.log->action = "sending request to upstream";

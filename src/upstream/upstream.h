@@ -183,7 +183,11 @@ struct Upstream {
 
   ChainLink* request_bufs = nullptr;  // the request, from create_request
   ChainLink* request_out = nullptr;   // what is still to be sent of it
-  Buffer buffer;                      // the response header (and the non-buffered body)
+  // Where each buffer of request_bufs began (memory: its pos past start; file: its file_pos), noted
+  // at the first send: a retry rewinds each slice to there (a protocol's record in the middle of a
+  // buffer or a file), not to the start.
+  off_t* request_starts = nullptr;
+  Buffer buffer;  // the response header (and the non-buffered body)
   UpstreamHeadersIn headers_in;
   off_t length = -1;  // body bytes still to come from the upstream; -1: until it closes
 

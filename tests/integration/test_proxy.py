@@ -218,3 +218,24 @@ def test_a_retry_keeps_what_the_request_was(make_server):
         assert (r.status, r.body) == (200, b"second")
         wait_for(lambda: "pool 200" in s.access_log("logs/hosts.log"), what="the log line")
         assert "upstream prematurely closed connection" in s.error_log()
+
+
+def test_a_retried_request_sends_its_body_again_whole(make_server):
+    """A POST whose body went to a temp file (and whose head is in memory) reaches a peer that
+    reads it and closes without an answer: with non_idempotent the request goes to the next peer,
+    every buffer rewound to where it began, and that peer gets the same body."""
+    body = os.urandom(200000)
+    with Backend() as bad, Backend() as good:
+        bad.script("/post", [Close()])
+        s = make_server(r"""
+            upstream two { server 127.0.0.1:%d; server 127.0.0.1:%d; }
+            server {
+                listen 127.0.0.1:%%%%PORT%%%%;
+                client_body_buffer_size 8k;
+                location / { proxy_pass http://two; proxy_next_upstream error non_idempotent; }
+            }
+        """ % (bad.port, good.port))
+        r = http_get(s.port, "/post", method="POST", body=body)
+        assert r.status == 200, r.status
+        assert bad.requests[-1][3] == body
+        assert good.requests[-1][0] == "POST" and good.requests[-1][3] == body

@@ -225,9 +225,9 @@ void var_server_port(Request& r, VariableValue& v, uintptr_t) {
 // $proxy_protocol_addr / _server_addr (data: 0 the client's, 1 the one it connected to): not found
 // without a PROXY protocol header that names addresses.
 const ProxyProtocolAddrs::Addr* proxy_protocol_addr(Request& r, uintptr_t which) {
-  const ProxyProtocolAddrs& pp = r.http_connection->proxy_protocol;
-  if (!pp.known()) return nullptr;
-  return which == 0 ? &pp.src : &pp.dst;
+  const ProxyProtocolAddrs* pp = r.http_connection->proxy_protocol.get();
+  if (pp == nullptr || !pp->known()) return nullptr;
+  return which == 0 ? &pp->src : &pp->dst;
 }
 
 void var_proxy_protocol_addr(Request& r, VariableValue& v, uintptr_t which) {

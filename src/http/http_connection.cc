@@ -46,7 +46,6 @@ void release_http_connection(HttpConnection* hc) {
   hc->nbusy = 0;
   hc->addr_conf = nullptr;
   hc->conf_ctx = nullptr;
-  hc->proxy_protocol = {};
   hc->proxy_protocol_pending = false;
   hc->next_free = g_free_hc;
   g_free_hc = hc;
@@ -96,7 +95,7 @@ void start_lingering(Connection& c, uint64_t time, uint64_t timeout) {
 Rc read_proxy_protocol(Connection& c, HttpConnection& hc, Buffer& b) {
   std::string_view in(b.pos, static_cast<size_t>(b.last - b.pos));
   ProxyProtocolParse p =
-      parse_proxy_protocol(in, static_cast<size_t>(b.end - b.pos), hc.proxy_protocol);
+      parse_proxy_protocol(in, static_cast<size_t>(b.end - b.pos), *hc.proxy_protocol);
   switch (p.rc) {
     case ProxyProtocolRc::Incomplete:
       return Rc::Again;
@@ -262,7 +261,9 @@ void init_connection(Connection& c) {
   c.log->data = &c;
   c.log->handler = log_error_handler;
   c.log->action = "waiting for request";
+  if (hc->proxy_protocol != nullptr) *hc->proxy_protocol = {};
   if (addr->proxy_protocol) {
+    if (hc->proxy_protocol == nullptr) hc->proxy_protocol = std::make_unique<ProxyProtocolAddrs>();
     hc->proxy_protocol_pending = true;
     c.log->action = "reading PROXY protocol";
   }

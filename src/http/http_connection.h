@@ -4,6 +4,7 @@
 // (ngx_http_init_connection ... ngx_http_set_keepalive)
 #pragma once
 
+#include <memory>
 #include <string_view>
 
 #include "core/assert.h"
@@ -36,7 +37,9 @@ struct HttpConnection {
   uint64_t lingering_deadline = 0;  // ms, lingering close
   uint64_t lingering_timeout = 0;
   HttpConnection* next_free = nullptr;
-  ProxyProtocolAddrs proxy_protocol;    // what the PROXY protocol header named
+  // listen ... proxy_protocol: what the header named (made for such connections only, and kept
+  // with this struct when it is recycled).
+  std::unique_ptr<ProxyProtocolAddrs> proxy_protocol;
   bool proxy_protocol_pending = false;  // the header is still to come
   uint8_t addr_len = 0;
   char addr_buf[46];  // the client's address as text (INET6_ADDRSTRLEN)

@@ -109,11 +109,11 @@ bool real_address(Request& r, const RealipLocConf& conf, SockAddr& addr) {
   std::memcpy(addr.sa(), &c.peer, sizeof c.peer);
   addr.len = c.peer_len;
   if (*conf.type == RealipFrom::ProxyProtocol) {
-    const ProxyProtocolAddrs& pp = r.http_connection->proxy_protocol;
-    if (!pp.known() || !trusted(conf, addr.sa())) return false;
+    const ProxyProtocolAddrs* pp = r.http_connection->proxy_protocol.get();
+    if (pp == nullptr || !pp->known() || !trusted(conf, addr.sa())) return false;
     addr = SockAddr{};
-    std::memcpy(addr.sa(), &pp.src, ProxyProtocolAddrs::len(pp.src));
-    addr.len = ProxyProtocolAddrs::len(pp.src);
+    std::memcpy(addr.sa(), &pp->src, ProxyProtocolAddrs::len(pp->src));
+    addr.len = ProxyProtocolAddrs::len(pp->src);
     return true;
   }
   std::vector<Header*> lines;

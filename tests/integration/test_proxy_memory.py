@@ -67,6 +67,7 @@ def test_a_gibibyte_through_small_buffers_in_bounded_memory(make_server):
                 }
             }
         """ % origin.port, main_conf="worker_processes 1;")
+        wait_for(lambda: len(s.worker_pids()) == 1, what="the worker")  # forked after the listen
         (pid,) = s.worker_pids()
         assert http_get(s.port, "/small").status == 200  # a warm-up: the pools are made
         before = status_kib(pid, "VmRSS")
@@ -124,6 +125,7 @@ def test_a_thousand_proxied_requests_in_flight_within_the_budget(make_server, en
             }
         """ % b.port, main_conf="worker_processes 1;\nworker_rlimit_nofile 8192;",
             events="worker_connections 4096;")
+        wait_for(lambda: len(s.worker_pids()) == 1, what="the worker")  # forked after the listen
         (pid,) = s.worker_pids()
         warm = socket.create_connection(("127.0.0.1", s.port), timeout=30)
         warm.sendall(b"GET /warm HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")

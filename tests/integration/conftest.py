@@ -2,6 +2,7 @@
 its own temp prefix with its own config on free ports, real sockets to talk to it, and checks that its
 error log holds no [alert] and its stderr no sanitizer report."""
 import os
+import resource
 import re
 import shutil
 import signal
@@ -417,6 +418,17 @@ class Server:
 
     def cleanup(self):
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def enough_fds():
+    """Raises this process's descriptor limit for tests that hold a thousand sockets or more."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, 8192)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 @pytest.fixture

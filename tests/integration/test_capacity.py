@@ -3,7 +3,6 @@ slowloris that outnumbers worker_connections does not lock out other clients, be
 sending their request header give way to new ones, oldest first. Bounded in count and time, 127.0.0.1 only."""
 import os
 import re
-import resource
 import selectors
 import shutil
 import signal
@@ -17,7 +16,7 @@ import pytest
 from conftest import read_to_end, wait_for
 
 # How the kernel spreads connections over the workers depends on both having CPU: these run alone.
-pytestmark = pytest.mark.serial
+pytestmark = [pytest.mark.serial, pytest.mark.usefixtures("enough_fds")]
 
 CONF = """
     access_log %%DIR%%/logs/pid.log pidlog;
@@ -29,16 +28,6 @@ CONF = """
 MAIN = "worker_processes 2;"
 EVENTS = "worker_connections 768;"
 LOG_FORMAT = "log_format pidlog '$pid $connection';\n"
-
-
-@pytest.fixture(autouse=True)
-def enough_fds():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, 8192)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    yield
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def workers(s):

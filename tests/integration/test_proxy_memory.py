@@ -3,7 +3,6 @@ client that reads slower, through `proxy_buffers 8 4k` and no temp file, grows t
 under 1 MiB and arrives whole and in order; 1000 proxied requests in flight at once cost each at
 most the per-request budget the README states."""
 import os
-import resource
 import socket
 import threading
 
@@ -22,16 +21,6 @@ def status_kib(pid, key):
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     raise KeyError(key)
-
-
-@pytest.fixture
-def enough_fds():
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = min(hard, 8192)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    yield
-    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def make_big_file(path):

@@ -4,6 +4,7 @@
 // src/core/ngx_conf_file.h (ngx_command_t, NGX_CONF_TAKE1 ...)
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <span>
 #include <string_view>
@@ -127,6 +128,17 @@ consteval Directive directive(std::string_view name, uint32_t type) {
   } else {
     return Directive{name, type, &conf_detail::call_setter<Fn>, C::kLevel, C::kModule, true};
   }
+}
+
+// Two directive tables as one: a module's own rows and a set it shares with others (the upstream
+// protocols' *_buffers, *_timeout ...).
+template <size_t A, size_t B>
+consteval std::array<Directive, A + B> join_directives(const std::array<Directive, A>& a,
+                                                       const std::array<Directive, B>& b) {
+  std::array<Directive, A + B> out{};
+  for (size_t i = 0; i < A; i++) out[i] = a[i];
+  for (size_t i = 0; i < B; i++) out[A + i] = b[i];
+  return out;
 }
 
 // True when every row of a table writes into a configuration of module m (or into none): checked by

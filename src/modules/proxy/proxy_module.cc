@@ -23,6 +23,7 @@
 #include "upstream/http1_response.h"
 #include "upstream/upstream.h"
 #include "upstream/upstream_module.h"
+#include "upstream/upstream_settings.h"
 
 namespace weir::http {
 
@@ -62,26 +63,12 @@ struct ProxyLocConf {
   UpstreamGroup* group = nullptr;
   ComplexValue* url_value = nullptr;  // proxy_pass with variables
 
-  Setting<uint64_t> connect_timeout, send_timeout, read_timeout, next_upstream_timeout;
-  Setting<size_t> buffer_size, busy_buffers_size, temp_file_write_size;
-  Setting<off_t> max_temp_file_size;
-  Setting<Bufs> bufs;
-  Setting<bool> buffering, request_buffering, ignore_client_abort, intercept_errors,
-      socket_keepalive, pass_request_headers, pass_request_body, force_ranges;
-  Setting<size_t> headers_hash_max_size, headers_hash_bucket_size, limit_rate;
-  Setting<int64_t> next_upstream_tries;
-  Setting<TempPath> temp_path;
+  UpstreamSettings up;  // proxy_buffers, proxy_connect_timeout ... (upstream_settings)
+  Setting<size_t> headers_hash_max_size, headers_hash_bucket_size;
   Setting<int> http_version;  // 1000 or 1001
-  uint32_t next_upstream = 0;
-  bool next_upstream_set = false;
-  uint32_t ignore_headers = 0;  // proxy_ignore_headers
-  bool ignore_headers_set = false;
 
   std::vector<SetHeader>* set_headers = nullptr;  // as written at this level (nullptr: inherit)
   std::vector<SetHeader>* headers = nullptr;      // merged: written + defaults
-  std::vector<std::string>* hide = nullptr;       // proxy_hide_header (lower case)
-  std::vector<std::string>* pass = nullptr;       // proxy_pass_header
-  std::vector<std::string> hide_final;            // defaults + hide - pass
   ComplexValue* method = nullptr;
   ComplexValue* body = nullptr;  // proxy_set_body
 
@@ -89,14 +76,6 @@ struct ProxyLocConf {
 
   RedirectMode redirect_mode = RedirectMode::Unset;
   std::vector<Redirect>* redirects = nullptr;
-
-  int store = -1;                      // proxy_store: -1 unset, 0 off, 1 on
-  ComplexValue* store_path = nullptr;  // proxy_store <path>
-  uint32_t store_access = 0;           // proxy_store_access; 0: unset
-  SockAddr bind_addr;
-  ComplexValue* bind_value = nullptr;  // proxy_bind with variables: an address per request
-  bool bind_set = false;
-  bool bind_on = false;
 
   UpstreamConf upstream;
 };
@@ -269,7 +248,7 @@ Code create_request(Request& r) {
     // the client's, or unknown and chunked to the upstream.
     body_len = r.headers_in.chunked ? -1 : r.headers_in.content_length_n;
     ctx.chunked_body = r.headers_in.chunked;
-  } else if (*plcf.pass_request_body && r.request_body != nullptr &&
+  } else if (*plcf.up.pass_request_body && r.request_body != nullptr &&
              (r.headers_in.content_length_n >= 0 || r.headers_in.chunked)) {
     body_len = 0;
     for (ChainLink* in = r.request_body->bufs; in != nullptr; in = in->next) {
@@ -315,7 +294,7 @@ Code create_request(Request& r) {
   } else if (ctx.chunked_body) {
     w.add("Transfer-Encoding: chunked\r\n");
   }
-  if (*plcf.pass_request_headers) {
+  if (*plcf.up.pass_request_headers) {
     for (Header* h : r.headers_in.headers) {
       if (h->hash == 0) continue;
       std::string_view lc = h->lowcase_key;
@@ -492,8 +471,8 @@ Code proxy_handler(Request& r) {
   }
   // proxy_request_buffering off streams the body, except where it cannot go on as it comes: a
   // chunked body to an HTTP/1.0 upstream must be counted first (as nginx).
-  r.request_body_no_buffering = !*plcf.request_buffering && plcf.body == nullptr &&
-                                *plcf.pass_request_body &&
+  r.request_body_no_buffering = !*plcf.up.request_buffering && plcf.body == nullptr &&
+                                *plcf.up.pass_request_body &&
                                 !(r.headers_in.chunked && *plcf.http_version == 1000);
   Code rc = read_client_request_body(r, init_upstream);
   if (rc.is_status() && rc.http_status() >= kHttpSpecialResponse) return rc;
@@ -614,15 +593,6 @@ Status set_header(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
   return {};
 }
 
-// proxy_hide_header, proxy_pass_header: a list of header names, kept in lower case.
-template <std::vector<std::string>* ProxyLocConf::*List>
-Status add_header_name(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
-  auto*& list = plcf.*List;
-  if (list == nullptr) list = cf.pool.make<std::vector<std::string>>();
-  list->push_back(lowercased(n.args[1]));
-  return {};
-}
-
 Status set_method(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
   if (plcf.method != nullptr) return Status::error("is duplicate");
   plcf.method = cf.pool.make<ComplexValue>();
@@ -644,32 +614,6 @@ Status set_http_version(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
   } else {
     return Status::errorf("invalid value \"%s\"", n.args[1].c_str());
   }
-  return {};
-}
-
-Status set_next_upstream(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
-  if (plcf.next_upstream_set) return Status::error("is duplicate");
-  static constexpr EnumName<uint32_t> kBits[] = {
-      {"error", kNextError},
-      {"timeout", kNextTimeout},
-      {"invalid_header", kNextInvalidHeader},
-      {"http_500", kNext500},
-      {"http_502", kNext502},
-      {"http_503", kNext503},
-      {"http_504", kNext504},
-      {"http_403", kNext403},
-      {"http_404", kNext404},
-      {"http_429", kNext429},
-      {"non_idempotent", kNextNonIdempotent},
-      {"off", kNextOff},
-  };
-  uint32_t mask = 0;
-  if (Status s = parse_bitmask(n, kBits, mask); !s.ok()) return s;
-  if ((mask & kNextOff) && mask != kNextOff) {
-    return Status::error("\"off\" cannot be used with other parameters");
-  }
-  plcf.next_upstream = mask;
-  plcf.next_upstream_set = true;
   return {};
 }
 
@@ -718,74 +662,6 @@ Status set_redirect(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
   return {};
 }
 
-Status set_bind(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
-  if (plcf.bind_set) return Status::error("is duplicate");
-  plcf.bind_set = true;
-  if (n.args[1] == "off") return {};
-  if (n.nargs() > 1) {
-    if (n.args[2] == "transparent") {
-      return Status::error("\"transparent\" is not supported by weir yet");
-    }
-    return Status::errorf("invalid parameter \"%s\"", n.args[2].c_str());
-  }
-  ComplexValue value;
-  if (Status s = value.compile(cf, n.args[1]); !s.ok()) return s;
-  if (!value.is_static()) {
-    plcf.bind_value = cf.pool.make<ComplexValue>(std::move(value));
-    plcf.bind_on = true;
-    return {};
-  }
-  Result<std::vector<SockAddr>> a = parse_addresses(n.args[1], 0, false);
-  if (!a.ok() || a->empty()) return Status::errorf("invalid address \"%s\"", n.args[1].c_str());
-  plcf.bind_addr = (*a)[0];
-  plcf.bind_on = true;
-  return {};
-}
-
-// proxy_store on | off | <path with variables>.
-Status set_store(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
-  if (plcf.store != -1) return Status::error("is duplicate");
-  const std::string& v = n.args[1];
-  plcf.store = v != "off";
-  if (v == "on" || v == "off") return {};
-  plcf.store_path = cf.pool.make<ComplexValue>();
-  return plcf.store_path->compile(cf, v);
-}
-
-// proxy_store_access user:rw group:r all:r - a mode; user:rw unless the user is named.
-Status set_store_access(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
-  if (plcf.store_access != 0) return Status::error("is duplicate");
-  uint32_t mode = 0;
-  uint32_t user = 0600;
-  for (size_t i = 1; i < n.args.size(); i++) {
-    std::string_view a = n.args[i];
-    int shift;
-    if (a.starts_with("user:")) {
-      shift = 6;
-      user = 0;
-    } else if (a.starts_with("group:")) {
-      shift = 3;
-    } else if (a.starts_with("all:")) {
-      shift = 0;
-    } else {
-      return Status::errorf("invalid value \"%s\"", n.args[i].c_str());
-    }
-    std::string_view rights = a.substr(a.find(':') + 1);
-    if (rights != "rw" && rights != "r") {
-      return Status::errorf("invalid value \"%s\"", n.args[i].c_str());
-    }
-    mode |= (rights == "rw" ? 6u : 4u) << shift;
-  }
-  plcf.store_access = mode | user;
-  return {};
-}
-
-Status set_ignore_headers(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
-  if (plcf.ignore_headers_set) return Status::error("is duplicate");
-  plcf.ignore_headers_set = true;
-  return parse_ignore_headers(n, plcf.ignore_headers);
-}
-
 Status not_yet(ConfContext&, const ConfNode&) {
   return Status::error("is not supported by weir yet");
 }
@@ -827,73 +703,17 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
     conf.group = prev.group;
     conf.url_value = prev.url_value;
   }
-  conf.connect_timeout.merge(prev.connect_timeout, 60000);
-  conf.send_timeout.merge(prev.send_timeout, 60000);
-  conf.read_timeout.merge(prev.read_timeout, 60000);
-  conf.next_upstream_timeout.merge(prev.next_upstream_timeout, 0);
-  conf.buffer_size.merge(prev.buffer_size, 4096);
-  conf.bufs.merge(prev.bufs, Bufs{8, 4096});
-  conf.busy_buffers_size.merge(prev.busy_buffers_size,
-                               2 * std::max<size_t>(*conf.buffer_size, conf.bufs->size));
-  conf.max_temp_file_size.merge(prev.max_temp_file_size, 1024 * 1024 * 1024);
-  conf.temp_file_write_size.merge(prev.temp_file_write_size,
-                                  2 * std::max<size_t>(*conf.buffer_size, conf.bufs->size));
-  conf.buffering.merge(prev.buffering, true);
-  conf.request_buffering.merge(prev.request_buffering, true);
-  conf.ignore_client_abort.merge(prev.ignore_client_abort, false);
-  conf.intercept_errors.merge(prev.intercept_errors, false);
-  conf.socket_keepalive.merge(prev.socket_keepalive, false);
-  conf.pass_request_headers.merge(prev.pass_request_headers, true);
-  conf.pass_request_body.merge(prev.pass_request_body, true);
-  conf.force_ranges.merge(prev.force_ranges, false);
-  conf.limit_rate.merge(prev.limit_rate, 0);
+  if (Status st = merge_upstream_settings(cf, "proxy", SettingsKind::Full, prev.up, conf.up,
+                                          kHiddenByDefault, conf.upstream);
+      !st.ok()) {
+    return st;
+  }
   conf.headers_hash_max_size.merge(prev.headers_hash_max_size, 512);
   conf.headers_hash_bucket_size.merge(prev.headers_hash_bucket_size, 64);
-  conf.next_upstream_tries.merge(prev.next_upstream_tries, 0);
   conf.http_version.merge(prev.http_version, 1000);
-  TempPath def;
-  def.name = cf.full_name("proxy_temp");
-  def.level = {1, 2, 0};
-  conf.temp_path.merge(prev.temp_path, def);
-  if (Status s = cf.cycle.add_path(&conf.temp_path.value); !s.ok()) return s;
-  if (!conf.next_upstream_set) {
-    conf.next_upstream = prev.next_upstream_set ? prev.next_upstream : (kNextError | kNextTimeout);
-    conf.next_upstream_set = true;
-  }
-  if (conf.bufs->num < 2) return cf.error("there must be at least 2 \"proxy_buffers\"");
-  if (*conf.busy_buffers_size < std::max<size_t>(*conf.buffer_size, conf.bufs->size)) {
-    return cf.error(
-        "\"proxy_busy_buffers_size\" must be equal to or greater than the maximum of "
-        "the value of \"proxy_buffer_size\" and one of the \"proxy_buffers\"");
-  }
-  if (*conf.busy_buffers_size > (conf.bufs->num - 1) * conf.bufs->size) {
-    return cf.error(
-        "\"proxy_busy_buffers_size\" must be less than the size of all "
-        "\"proxy_buffers\" minus one buffer");
-  }
-  if (*conf.max_temp_file_size != 0 &&
-      *conf.max_temp_file_size <
-          static_cast<off_t>(std::max<size_t>(*conf.buffer_size, conf.bufs->size))) {
-    return cf.error(
-        "\"proxy_max_temp_file_size\" must be equal to zero to disable temporary files "
-        "usage or must be equal to or greater than the maximum of the value of "
-        "\"proxy_buffer_size\" and one of the \"proxy_buffers\"");
-  }
-  if (!conf.ignore_headers_set) conf.ignore_headers = prev.ignore_headers;
   merge_cookie_rules(prev.cookies, conf.cookies);
   if (conf.method == nullptr) conf.method = prev.method;
   if (conf.body == nullptr) conf.body = prev.body;
-  if (conf.store == -1) {
-    conf.store = prev.store == -1 ? 0 : prev.store;
-    conf.store_path = prev.store_path;
-  }
-  if (conf.store_access == 0) conf.store_access = prev.store_access != 0 ? prev.store_access : 0600;
-  if (!conf.bind_set) {
-    conf.bind_set = prev.bind_set;
-    conf.bind_on = prev.bind_on;
-    conf.bind_addr = prev.bind_addr;
-    conf.bind_value = prev.bind_value;
-  }
 
   // proxy_set_header: a level with its own lines does not inherit; the defaults come after them.
   if (conf.set_headers == nullptr) conf.set_headers = prev.set_headers;
@@ -913,22 +733,6 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
   };
   if (Status s = add_default("Host", "$proxy_host"); !s.ok()) return s;
   if (Status s = add_default("Connection", "close"); !s.ok()) return s;
-
-  if (conf.hide == nullptr) conf.hide = prev.hide;
-  if (conf.pass == nullptr) conf.pass = prev.pass;
-  conf.hide_final.clear();
-  for (const char* h : kHiddenByDefault) conf.hide_final.emplace_back(h);
-  if (conf.hide != nullptr) {
-    for (const std::string& h : *conf.hide) conf.hide_final.push_back(h);
-  }
-  if (conf.pass != nullptr) {
-    std::erase_if(conf.hide_final, [&](const std::string& h) {
-      for (const std::string& p : *conf.pass) {
-        if (p == h) return true;
-      }
-      return false;
-    });
-  }
 
   // proxy_redirect default: the proxied URL (with its URI part) becomes the location.
   if (conf.redirect_mode == RedirectMode::Unset) {
@@ -969,79 +773,19 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
   }
   if (conf.redirect_mode == RedirectMode::Off) conf.redirects = nullptr;
 
-  UpstreamConf& u = conf.upstream;
-  u.group = conf.group;
-  u.connect_timeout = *conf.connect_timeout;
-  u.send_timeout = *conf.send_timeout;
-  u.read_timeout = *conf.read_timeout;
-  u.next_upstream_timeout = *conf.next_upstream_timeout;
-  u.next_upstream_tries = static_cast<unsigned>(*conf.next_upstream_tries);
-  u.next_upstream = conf.next_upstream & kNextOff ? 0 : conf.next_upstream;
-  u.buffer_size = *conf.buffer_size;
-  u.bufs = *conf.bufs;
-  u.busy_buffers_size = *conf.busy_buffers_size;
-  u.max_temp_file_size = *conf.max_temp_file_size;
-  u.temp_file_write_size = *conf.temp_file_write_size;
-  u.temp_path = &conf.temp_path.value;
-  u.buffering = *conf.buffering;
-  u.change_buffering = true;
-  u.force_ranges = *conf.force_ranges;
-  u.limit_rate = static_cast<off_t>(*conf.limit_rate);
-  u.ignore_headers = conf.ignore_headers;
-  u.ignore_client_abort = *conf.ignore_client_abort;
-  u.intercept_errors = *conf.intercept_errors;
-  u.socket_keepalive = *conf.socket_keepalive;
-  u.local = conf.bind_on && conf.bind_value == nullptr ? &conf.bind_addr : nullptr;
-  u.local_value = conf.bind_value;
-  u.store = conf.store == 1;
-  u.store_path = conf.store_path;
-  u.store_access = conf.store_access;
-  u.hide_headers = &conf.hide_final;
-  u.tag = &http_proxy_module;
+  conf.upstream.group = conf.group;
+  conf.upstream.tag = &http_proxy_module;
   return {};
 }
 
 using P = ProxyLocConf;
-constexpr Directive kDirectives[] = {
+constexpr Directive kOwnDirectives[] = {
     directive<set_pass>("proxy_pass", kHttpLocConf | kHttpLifConf | kTake1),
     directive<set_header>("proxy_set_header", kHttpMainSrvLoc | kTake2),
-    directive<add_header_name<&P::hide>>("proxy_hide_header", kHttpMainSrvLoc | kTake1),
-    directive<add_header_name<&P::pass>>("proxy_pass_header", kHttpMainSrvLoc | kTake1),
     directive<set_method>("proxy_method", kHttpMainSrvLoc | kTake1),
     directive<set_body>("proxy_set_body", kHttpMainSrvLoc | kTake1),
     directive<set_http_version>("proxy_http_version", kHttpMainSrvLoc | kTake1),
-    directive<set_next_upstream>("proxy_next_upstream", kHttpMainSrvLoc | kOneMore),
-    directive<slot::num<&P::next_upstream_tries>>("proxy_next_upstream_tries",
-                                                  kHttpMainSrvLoc | kTake1),
-    directive<slot::msec<&P::next_upstream_timeout>>("proxy_next_upstream_timeout",
-                                                     kHttpMainSrvLoc | kTake1),
-    directive<slot::msec<&P::connect_timeout>>("proxy_connect_timeout", kHttpMainSrvLoc | kTake1),
-    directive<slot::msec<&P::send_timeout>>("proxy_send_timeout", kHttpMainSrvLoc | kTake1),
-    directive<slot::msec<&P::read_timeout>>("proxy_read_timeout", kHttpMainSrvLoc | kTake1),
-    directive<slot::size<&P::buffer_size>>("proxy_buffer_size", kHttpMainSrvLoc | kTake1),
-    directive<slot::bufs<&P::bufs>>("proxy_buffers", kHttpMainSrvLoc | kTake2),
-    directive<slot::size<&P::busy_buffers_size>>("proxy_busy_buffers_size",
-                                                 kHttpMainSrvLoc | kTake1),
-    directive<slot::offset<&P::max_temp_file_size>>("proxy_max_temp_file_size",
-                                                    kHttpMainSrvLoc | kTake1),
-    directive<slot::size<&P::temp_file_write_size>>("proxy_temp_file_write_size",
-                                                    kHttpMainSrvLoc | kTake1),
-    directive<slot::path<&P::temp_path>>("proxy_temp_path", kHttpMainSrvLoc | kTake1234),
-    directive<slot::flag<&P::buffering>>("proxy_buffering", kHttpMainSrvLoc | kFlag),
-    directive<slot::flag<&P::request_buffering>>("proxy_request_buffering",
-                                                 kHttpMainSrvLoc | kFlag),
-    directive<slot::flag<&P::ignore_client_abort>>("proxy_ignore_client_abort",
-                                                   kHttpMainSrvLoc | kFlag),
-    directive<slot::flag<&P::intercept_errors>>("proxy_intercept_errors", kHttpMainSrvLoc | kFlag),
-    directive<slot::flag<&P::socket_keepalive>>("proxy_socket_keepalive", kHttpMainSrvLoc | kFlag),
-    directive<slot::flag<&P::pass_request_headers>>("proxy_pass_request_headers",
-                                                    kHttpMainSrvLoc | kFlag),
-    directive<slot::flag<&P::pass_request_body>>("proxy_pass_request_body",
-                                                 kHttpMainSrvLoc | kFlag),
     directive<set_redirect>("proxy_redirect", kHttpMainSrvLoc | kTake12),
-    directive<set_bind>("proxy_bind", kHttpMainSrvLoc | kTake12),
-    directive<slot::flag<&P::force_ranges>>("proxy_force_ranges", kHttpMainSrvLoc | kFlag),
-    directive<slot::size<&P::limit_rate>>("proxy_limit_rate", kHttpMainSrvLoc | kTake1),
     directive<set_cookie_rewrite<&CookieRules::domains>>("proxy_cookie_domain",
                                                          kHttpMainSrvLoc | kTake12),
     directive<set_cookie_rewrite<&CookieRules::paths>>("proxy_cookie_path",
@@ -1053,10 +797,7 @@ constexpr Directive kDirectives[] = {
     directive<slot::size<&P::headers_hash_bucket_size>>("proxy_headers_hash_bucket_size",
                                                         kHttpMainSrvLoc | kTake1),
     // nginx has these; weir does not yet, and says so rather than ignore them.
-    directive<set_ignore_headers>("proxy_ignore_headers", kHttpMainSrvLoc | kOneMore),
     directive<not_yet>("proxy_pass_trailers", kHttpMainSrvLoc | kFlag),
-    directive<set_store>("proxy_store", kHttpMainSrvLoc | kTake1),
-    directive<set_store_access>("proxy_store_access", kHttpMainSrvLoc | kTake123),
 
     directive<not_yet>("proxy_cache", kHttpMainSrvLoc | kTake1),
     directive<not_yet>("proxy_cache_path", kHttpMainConf | kTwoMore),
@@ -1072,6 +813,8 @@ constexpr Directive kDirectives[] = {
     directive<not_yet>("proxy_ssl_protocols", kHttpMainSrvLoc | kOneMore),
     directive<not_yet>("proxy_ssl_session_reuse", kHttpMainSrvLoc | kFlag),
 };
+constexpr auto kDirectives = join_directives(
+    std::to_array(kOwnDirectives), upstream_directives<P, &P::up, "proxy", SettingsKind::Full>());
 static_assert(directives_of(kDirectives, &http_proxy_module));
 
 }  // namespace

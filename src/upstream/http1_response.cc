@@ -121,20 +121,6 @@ void too_much(Request& r, Http1Response& ctx) {
   ctx.extra = true;
 }
 
-void add_out(Request& r, Upstream& u, char* pos, char* last) {
-  ChainLink* cl = chain_get_free_buf(*r.pool, &u.free_bufs);
-  Buffer* b = cl->buf;
-  *b = Buffer{};
-  b->start = b->pos = pos;
-  b->end = b->last = last;
-  b->temporary = true;
-  b->flush = true;  // non-buffered: out at once
-  b->tag = u.conf->tag;
-  cl->next = nullptr;
-  *u.out_tail = cl;
-  u.out_tail = &cl->next;
-}
-
 // Non-buffered, Content-Length or close-delimited.
 Rc copy_filter(Request& r, Http1Response& ctx, size_t bytes) {
   Upstream& u = *r.upstream;
@@ -154,7 +140,7 @@ Rc copy_filter(Request& r, Http1Response& ctx, size_t bytes) {
     u.length -= last - from;
     if (u.length == 0) set_keepalive_if_done(u, ctx);
   }
-  if (last > from) add_out(r, u, from, last);
+  if (last > from) add_non_buffered_out(r, u, from, last);
   return Rc::Ok;
 }
 
@@ -201,7 +187,8 @@ Rc chunked_filter(Request& r, Http1Response& ctx, size_t bytes) {
   Upstream& u = *r.upstream;
   char* from = u.buffer.last;
   u.buffer.last += bytes;
-  return dechunk(r, ctx, u, from, u.buffer.last, [&](char* p, char* e) { add_out(r, u, p, e); });
+  return dechunk(r, ctx, u, from, u.buffer.last,
+                 [&](char* p, char* e) { add_non_buffered_out(r, u, p, e); });
 }
 
 }  // namespace

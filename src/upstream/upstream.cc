@@ -19,6 +19,7 @@
 #include "http/request_body.h"
 #include "http/script.h"
 #include "upstream/event_pipe.h"
+#include "upstream/lifecycle.h"
 #include "upstream/upgrade.h"
 #include "upstream/upstream_headers.h"
 #include "upstream/upstream_module.h"
@@ -29,8 +30,6 @@ namespace {
 
 void connect_upstream(Request& r, Upstream& u, bool same_peer = false);
 void next_upstream(Request& r, Upstream& u, uint32_t ft);
-void start_upstream(Request& r, Upstream& u);
-void resolve_peer(Request& r, Upstream& u);
 void process_header(Request& r, Upstream& u);
 void send_request(Request& r, Upstream& u);
 
@@ -450,9 +449,6 @@ bool intercept_error(Request& r, Upstream& u) {
   return false;
 }
 
-void process_non_buffered_request(Request& r, Upstream& u, bool do_write);
-void process_pipe_request(Request& r, Upstream& u);
-
 // A 1xx response other than 101 (103 Early Hints with its Link headers ...) goes on to an HTTP/1.1
 // client ahead of the answer (RFC 9110 15.2), less the hop-by-hop and hidden fields; never to an
 // HTTP/1.0 client or from a subrequest. A 100 Continue goes on only while the client's body is
@@ -492,6 +488,8 @@ Rc forward_interim(Request& r, Upstream& u) {
   return write_filter(r, cl) == Rc::Error ? Rc::Error : Rc::Ok;
 }
 
+}  // namespace
+
 // The upstream's part ends (its connection cached or closed, its temp file kept for the response);
 // the request goes on. Once only: the relay no longer has an upstream.
 void release_upstream(Request& r, Upstream& u, Code rc) {
@@ -518,6 +516,8 @@ void release_upstream(Request& r, Upstream& u, Code rc) {
   r.log_upstream = nullptr;
   r.connection->log->action = "sending to client";
 }
+
+namespace {
 
 // X-Accel-Redirect: the upstream's answer is a URI (or named location) whose response the client
 // gets instead; the upstream's connection is done with (its body is not read).
@@ -548,230 +548,6 @@ void accel_redirect(Request& r, Upstream& u) {
   }
   (void)internal_redirect(r, uri, args);
   finalize_request(r, Rc::Done);
-}
-
-// proxy_read_timeout while relaying the body: 504 (the client's connection closes, as the header
-// went out). True when it ended the request.
-bool upstream_timed_out(Request& r, Upstream& u) {
-  Connection& c = *u.peer.connection;
-  if (!c.read.timedout) return false;
-  c.read.timedout = false;
-  log_error(LogLevel::Error, *c.log, ETIMEDOUT, "upstream timed out");
-  finalize_upstream(r, u, Code::status(504));
-  return true;
-}
-
-// send_timeout on the client while relaying: 408. True when it ended the request.
-bool client_timed_out(Request& r, Upstream& u) {
-  Connection& c = *r.connection;
-  if (!c.write.timedout) return false;
-  c.timedout = true;
-  log_error(LogLevel::Info, *c.log, ETIMEDOUT, "client timed out");
-  finalize_upstream(r, u, Code::status(408));
-  return true;
-}
-
-// The relay waits: send_timeout runs while the client cannot take more, proxy_read_timeout while
-// the upstream is expected to send.
-void set_relay_timers(Request& r, Upstream& u, bool upstream_expected) {
-  Connection& down = *r.connection;
-  if (down.write.active && !down.write.ready) {
-    add_timer(down.write, *core_loc(r).send_timeout);
-  } else if (down.write.timer_set && !down.write.delayed) {
-    del_timer(down.write);  // a delayed write's timer is limit_rate's: it must fire
-  }
-  if (u.peer.connection == nullptr) return;  // released: the client side alone is left
-  Connection& up = *u.peer.connection;
-  if (up.read.delayed) return;  // proxy_limit_rate's timer: it must fire
-  if (upstream_expected && !up.read.ready) {
-    add_timer(up.read, u.conf->read_timeout);
-  } else if (up.read.timer_set) {
-    del_timer(up.read);
-  }
-}
-
-// The upstream's part of the body is over: complete (all of it, or up to its close when no length
-// was given), or cut short.
-void end_relay(Request& r, Upstream& u, bool complete, bool eof) {
-  if (complete) {
-    finalize_upstream(r, u, Rc::Ok);
-    return;
-  }
-  if (eof) {
-    log_error(LogLevel::Error, *u.peer.connection->log, 0,
-              "upstream prematurely closed connection");
-  }
-  finalize_upstream(r, u, Code::status(502));
-}
-
-void non_buffered_upstream(Request& r, Upstream& u) {
-  r.connection->log->action = "reading upstream";
-  if (upstream_timed_out(r, u)) return;
-  process_non_buffered_request(r, u, false);
-}
-
-void non_buffered_downstream(Request& r) {
-  Upstream& u = *r.upstream;
-  r.connection->log->action = "sending to client";
-  if (client_timed_out(r, u)) return;
-  process_non_buffered_request(r, u, true);
-}
-
-void process_non_buffered_request(Request& r, Upstream& u, bool do_write) {
-  Connection& up = *u.peer.connection;
-  Connection& down = *r.connection;
-  for (;;) {
-    if (do_write) {
-      if (u.out_bufs != nullptr || u.busy_bufs != nullptr || down.buffered != 0) {
-        if (output_filter(r, u.out_bufs) == Rc::Error) {
-          finalize_upstream(r, u, Rc::Error);
-          return;
-        }
-        update_chains(*r.pool, &u.free_bufs, &u.busy_bufs, &u.out_bufs, u.conf->tag);
-        u.out_tail = &u.out_bufs;
-      }
-      if (u.busy_bufs == nullptr) {
-        bool complete = u.length == 0 || (up.read.eof && u.length == -1);
-        if (complete || up.read.eof || up.read.error) {
-          end_relay(r, u, complete, up.read.eof);
-          return;
-        }
-        u.buffer.pos = u.buffer.last = u.buffer.start;
-      }
-    }
-    size_t room = static_cast<size_t>(u.buffer.end - u.buffer.last);
-    if (room > 0 && up.read.ready) {
-      IoResult res = up.recv(u.buffer.last, room);
-      if (res.rc == Rc::Again) break;
-      if (res.rc == Rc::Ok) {
-        u.state->bytes_received += static_cast<off_t>(res.n);
-        u.state->response_length += static_cast<off_t>(res.n);
-        if (u.protocol->input_filter(r, res.n) != Rc::Ok) {
-          finalize_upstream(r, u, Rc::Error);
-          return;
-        }
-      }
-      do_write = true;
-      continue;
-    }
-    break;
-  }
-  set_relay_timers(r, u, up.read.active);
-}
-
-void pipe_upstream(Request& r, Upstream& u) {
-  Event& rev = u.peer.connection->read;
-  if (rev.delayed && rev.timedout) {
-    rev.delayed = false;  // proxy_limit_rate's pause is over
-    rev.timedout = false;
-  }
-  r.connection->log->action = "reading upstream";
-  if (upstream_timed_out(r, u)) return;
-  if (run_event_pipe(*u.pipe, false) == Rc::Abort) {
-    finalize_upstream(r, u, Rc::Error);
-    return;
-  }
-  process_pipe_request(r, u);
-}
-
-void pipe_downstream(Request& r) {
-  Upstream& u = *r.upstream;
-  r.connection->log->action = "sending to client";
-  if (client_timed_out(r, u)) return;
-  if (run_event_pipe(*u.pipe, true) == Rc::Abort) {
-    finalize_upstream(r, u, Rc::Error);
-    return;
-  }
-  process_pipe_request(r, u);
-}
-
-// proxy_store: a 200 response that came whole is moved from the temp file into place - made
-// readable as store_access says, dated by its Last-Modified, its directories made - and anything
-// else is deleted with the temp file. nginx: ngx_http_upstream_store, ngx_ext_rename_file
-void store_response(Request& r, Upstream& u, bool complete) {
-  EventPipe& p = *u.pipe;
-  const UpstreamHeadersIn& in = u.headers_in;
-  if (in.status != 200 || !complete) return;
-  if (make_pipe_temp_file(p) != Rc::Ok) return;  // an empty response: an empty file
-  TempFile& tf = *p.temp_file;
-  if (in.content_length_n != -1 && in.content_length_n != tf.file.offset) return;
-  std::string_view path;
-  if (u.conf->store_path != nullptr) {
-    path = u.conf->store_path->eval(r);
-  } else {
-    size_t root;
-    path = map_uri_to_path(r, &root, 0);
-  }
-  if (path.empty()) return;
-  std::string to(path);
-  std::string from(tf.file.name);
-  const Log& log = *r.connection->log;
-  if (::fchmod(tf.file.fd, u.conf->store_access) < 0) {
-    log_error(LogLevel::Crit, log, errno, "chmod() \"%s\" failed", from.c_str());
-    return;
-  }
-  for (Header* h : in.headers) {
-    if (h->hash == 0 || h->lowcase_key != "last-modified") continue;
-    if (auto t = clock::parse_http_time(h->value)) {
-      timespec times[2] = {{*t, 0}, {*t, 0}};
-      if (::futimens(tf.file.fd, times) < 0) {
-        log_error(LogLevel::Crit, log, errno, "futimens() \"%s\" failed", from.c_str());
-        return;
-      }
-    }
-    break;
-  }
-  int rc = ::rename(from.c_str(), to.c_str());
-  if (rc < 0 && errno == ENOENT) {
-    // The directories, readable and searchable as the file is readable.
-    uint32_t access = u.conf->store_access;
-    size_t slash = to.rfind('/');
-    if (slash != std::string::npos && slash > 0) {
-      if (Status s = create_full_path(to.substr(0, slash), access | (access & 0444) >> 2);
-          !s.ok()) {
-        log_error(LogLevel::Crit, log, 0, "%s", s.message().c_str());
-        return;
-      }
-    }
-    rc = ::rename(from.c_str(), to.c_str());
-  }
-  if (rc < 0) {
-    log_error(LogLevel::Crit, log, errno, "rename() \"%s\" to \"%s\" failed", from.c_str(),
-              to.c_str());
-    return;
-  }
-  tf.clean = false;  // it is the stored file now
-}
-
-void process_pipe_request(Request& r, Upstream& u) {
-  EventPipe& p = *u.pipe;
-  bool complete = p.upstream_done || (p.upstream_eof && p.length == -1);
-  bool finished = complete || p.upstream_eof || p.upstream_error;
-  if (p.store && finished) {
-    store_response(r, u, complete);
-    p.store = false;  // once
-  }
-  if (p.downstream_error) {
-    if (u.conf->store && !finished) {
-      // The client is gone; the upstream's body still goes to the file, within read timeouts.
-      if (r.connection->write.timer_set) del_timer(r.connection->write);
-      Event& up = u.peer.connection->read;
-      if (!up.ready && !up.delayed) add_timer(up, u.conf->read_timeout);
-      return;
-    }
-    finalize_upstream(r, u, Rc::Error);
-    return;
-  }
-  if (p.downstream_done) {
-    end_relay(r, u, complete, p.upstream_eof);
-    return;
-  }
-  if (complete && u.phase == UpstreamPhase::Relaying) {
-    // The upstream is done: its connection (and max_conns slot, least_conn count) is free now,
-    // cached when it may be; the client drains the rest from memory and the temp file on its own.
-    release_upstream(r, u, Rc::Ok);
-  }
-  set_relay_timers(r, u, !finished && !p.upstream_blocked);
 }
 
 // The response has begun: the request side is over. Whatever of the request is still unsent stays
@@ -809,80 +585,7 @@ void send_response(Request& r, Upstream& u) {
     start_upgraded(r, u);
     return;
   }
-  if (u.protocol->input_filter_init(r) != Rc::Ok) {
-    finalize_upstream(r, u, Rc::Error);
-    return;
-  }
-  Connection& up = *u.peer.connection;
-  if (r.header_only) {
-    // HEAD: whatever the upstream sends after the header is not wanted; the connection is reused
-    // only when the protocol knows nothing follows.
-    finalize_upstream(r, u, Rc::Ok);
-    return;
-  }
-  r.connection->log->action = "reading upstream";
-  if (!u.buffering) {
-    u.read_event_handler = non_buffered_upstream;
-    r.write_event_handler = non_buffered_downstream;
-    // The relay runs at the upstream's pace, as nginx's (no limit_rate), and small writes leave
-    // at once.
-    r.limit_rate = 0;
-    r.limit_rate_set = true;
-    if (*core_loc(r).tcp_nodelay) r.connection->set_tcp_nodelay();
-    size_t preread = static_cast<size_t>(u.buffer.last - u.buffer.pos);
-    u.buffer.last = u.buffer.pos;
-    if (preread > 0) {
-      // As nginx: with body bytes at hand the client is written to first.
-      r.connection->log->action = "sending to client";
-      u.state->response_length += static_cast<off_t>(preread);
-      if (u.protocol->input_filter(r, preread) != Rc::Ok) {
-        finalize_upstream(r, u, Rc::Error);
-        return;
-      }
-    } else {
-      // Nothing of the body yet: the header leaves now, not with the first body bytes (an event
-      // stream may wait long before them).
-      u.buffer.pos = u.buffer.last = u.buffer.start;
-      if (send_special(r, false, true) == Rc::Error) {
-        finalize_upstream(r, u, Rc::Error);
-        return;
-      }
-    }
-    process_non_buffered_request(r, u, true);
-    return;
-  }
-  auto* p = r.pool->make<EventPipe>();
-  u.pipe = p;
-  const UpstreamConf& conf = *u.conf;
-  p->upstream = &up;
-  p->request = &r;
-  p->pool = r.pool;
-  p->tag = conf.tag;
-  p->bufs = conf.bufs;
-  p->busy_size = conf.busy_buffers_size;
-  p->max_temp_file_size = conf.temp_path != nullptr ? conf.max_temp_file_size : 0;
-  p->store = conf.store && conf.temp_path != nullptr;
-  p->temp_file_write_size = conf.temp_file_write_size;
-  p->temp_path = conf.temp_path;
-  p->read_timeout = conf.read_timeout;
-  p->limit_rate = conf.limit_rate;
-  p->start_sec = clock::now();
-  p->send_timeout = *core_loc(r).send_timeout;
-  p->input_filter = u.protocol->pipe_input_filter;
-  p->input_ctx = &r;
-  p->length = u.length;
-  if (u.buffer.pos < u.buffer.last) {
-    p->preread = &u.buffer;
-    p->preread_size = u.buffer.last - u.buffer.pos;
-  }
-  if (p->length == 0) p->upstream_done = true;
-  u.read_event_handler = pipe_upstream;
-  r.write_event_handler = pipe_downstream;
-  if (run_event_pipe(*p, true) == Rc::Abort) {
-    finalize_upstream(r, u, Rc::Error);
-    return;
-  }
-  process_pipe_request(r, u);
+  start_relay(r, u);
 }
 
 void process_header(Request& r, Upstream& u) {
@@ -975,6 +678,8 @@ const SockAddr* local_address(Request& r, const UpstreamConf& conf) {
   return addr;
 }
 
+}  // namespace
+
 // The peer is known: the group's balancer sets up the tries, and the first connect starts.
 void start_upstream(Request& r, Upstream& u) {
   UpstreamGroup& g = u.group != nullptr ? *u.group : *u.conf->group;
@@ -991,83 +696,6 @@ void start_upstream(Request& r, Upstream& u) {
   u.peer.start_msec = clock::msec();
   connect_upstream(r, u);
 }
-
-// The peer's name is only known now: an address is used as it is, a name goes to the resolver
-// (from its cache, or asked); no resolver, or no answer, is a 502 as in nginx.
-void resolved(ResolveQuery& q);
-
-void use_addresses(Request& r, Upstream& u, const std::vector<SockAddr>& found) {
-  std::vector<SockAddr> addrs = found;
-  for (SockAddr& a : addrs) {
-    if (a.family() != AF_UNIX) a.set_port(u.resolve_port);
-  }
-  u.group = make_request_group(r, u.resolve_host, addrs);
-  if (u.group == nullptr) {
-    finalize_upstream(r, u, Code::status(500));
-    return;
-  }
-  start_upstream(r, u);
-}
-
-void resolve_peer(Request& r, Upstream& u) {
-  u.phase = UpstreamPhase::Resolving;
-  std::string_view host = u.resolve_host;
-  if (istarts_with(host, "unix:")) {
-    Result<std::vector<SockAddr>> a = parse_addresses(host, 0, false);
-    if (!a.ok()) {
-      log_error(LogLevel::Error, r.log(), 0, "invalid address \"%.*s\"",
-                static_cast<int>(host.size()), host.data());
-      finalize_upstream(r, u, Code::status(502));
-      return;
-    }
-    use_addresses(r, u, *a);
-    return;
-  }
-  bool literal = host.starts_with('[') ||
-                 (!host.empty() && host.find_first_not_of("0123456789.") == host.npos);
-  char text[300];
-  if (literal && host.size() < sizeof text - 8) {
-    // An address needs no resolver (a name must not reach parse_addresses: its getaddrinfo
-    // would block the worker).
-    int n = std::snprintf(text, sizeof text, "%.*s:%u", static_cast<int>(host.size()), host.data(),
-                          u.resolve_port);
-    Result<std::vector<SockAddr>> a = parse_addresses({text, static_cast<size_t>(n)}, 80, false);
-    if (a.ok()) {
-      use_addresses(r, u, *a);
-      return;
-    }
-  }
-  CoreLocConf& clcf = core_loc(r);
-  if (clcf.resolver == nullptr) {
-    log_error(LogLevel::Error, r.log(), 0, "no resolver defined to resolve %.*s",
-              static_cast<int>(host.size()), host.data());
-    finalize_upstream(r, u, Code::status(502));
-    return;
-  }
-  if (const std::vector<SockAddr>* cached = clcf.resolver->cached(host)) {
-    use_addresses(r, u, *cached);
-    return;
-  }
-  u.resolving = clcf.resolver->resolve(host, *clcf.resolver_timeout, resolved, &r, r.log());
-  if (u.resolving == nullptr) finalize_upstream(r, u, Code::status(502));
-}
-
-void resolved(ResolveQuery& q) {
-  auto& r = *static_cast<Request*>(q.data);
-  Connection& client = *r.connection;
-  Upstream& u = *r.upstream;
-  u.resolving = nullptr;
-  if (q.status != 0) {
-    log_error(LogLevel::Error, r.log(), 0, "%s could not be resolved (%d: %s)", q.name.c_str(),
-              q.status, q.error_text());
-    finalize_upstream(r, u, Code::status(502));
-  } else {
-    use_addresses(r, u, q.addrs);
-  }
-  run_posted_requests(client);
-}
-
-}  // namespace
 
 Upstream* create_upstream(Request& r) {
   auto* u = r.pool->make<Upstream>();

@@ -148,6 +148,8 @@ struct UpstreamProtocol {
   // (proxy_redirect, proxy_cookie_*). Optional.
   void (*rewrite_headers)(Request& r) = nullptr;
   // After the header: sets u.length (body bytes still to come, -1 unknown) and the filter state.
+  // The three filters may be left out: the lifecycle then relays every byte after the header up to
+  // u.length or the upstream's close (lifecycle.h, as nginx's defaults).
   Rc (*input_filter_init)(Request& r) = nullptr;
   // Non-buffered: `bytes` just read start at u.buffer.last; the filter moves last past them and
   // appends the body data among them to u.out_bufs (u.out_tail). Error: the response is broken.
@@ -239,6 +241,10 @@ void init_upstream(Request& r);
 // Ends the upstream part with rc: the connection is released (cached or closed), the response
 // finished or the error sent.
 void finalize_upstream(Request& r, Upstream& u, Code rc);
+
+// For a protocol's non-buffered input filter: a piece of u.buffer ([pos, last)) goes on to the
+// client (u.out_bufs).
+void add_non_buffered_out(Request& r, Upstream& u, char* pos, char* last);
 
 // The upstream of a request (nullptr when none).
 inline Upstream* upstream_of(Request& r) {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "pipe_rig.h"
+#include "upstream/lifecycle.h"
 
 namespace weir::test {
 namespace {
@@ -90,6 +91,18 @@ TEST(EventPipe, PrereadFirstAndNothingBeyondTheLength) {
   EXPECT_EQ(rig.finish(), head + rest);
   EXPECT_TRUE(rig.p.upstream_done);
   EXPECT_FALSE(rig.p.upstream_eof);  // done by the length, not by a close
+}
+
+// The lifecycle's default pipe filter (a protocol without its own, as SCGI's in nginx) copies as
+// pipe_copy_filter does: up to a known length, with nginx's warning for what follows it.
+TEST(EventPipe, DefaultFilterStopsAtTheLength) {
+  PipeRig rig(4, 64, 0, 9);
+  rig.p.input_filter = http::default_pipe_input_filter;
+  std::string body = rig.random_bytes(3000);
+  rig.p.length = static_cast<off_t>(body.size());
+  rig.upstream_sends(body + "MORE THAN THE LENGTH");
+  EXPECT_EQ(rig.finish(), body);
+  EXPECT_TRUE(rig.p.upstream_done);
 }
 
 // proxy_store's mode: every byte goes through the temp file, which is kept (max_temp_file_size 0

@@ -1,0 +1,382 @@
+// The relays of the response's body (seed 000), once its header went to the client: non-buffered
+// (one buffer, the data leaves as it comes) or through the event pipe (many buffers, spilling to a
+// temp file, kept whole for proxy_store), with their timers and their end; and the lifecycle's own
+// input filters for a protocol that has none. nginx: ngx_http_upstream_process_non_buffered_*,
+// ngx_http_upstream_process_upstream / _downstream, ngx_http_upstream_store
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <string>
+
+#include "core/time_cache.h"
+#include "event/event_loop.h"
+#include "http/core_module.h"
+#include "http/filter.h"
+#include "http/script.h"
+#include "upstream/event_pipe.h"
+#include "upstream/lifecycle.h"
+
+namespace weir::http {
+
+namespace {
+
+void process_non_buffered_request(Request& r, Upstream& u, bool do_write);
+void process_pipe_request(Request& r, Upstream& u);
+
+Rc init_input_filter(Request& r, Upstream& u) {
+  return u.protocol->input_filter_init != nullptr ? u.protocol->input_filter_init(r)
+                                                  : default_input_filter_init(r);
+}
+
+Rc input_filter(Request& r, Upstream& u, size_t bytes) {
+  return u.protocol->input_filter != nullptr ? u.protocol->input_filter(r, bytes)
+                                             : default_input_filter(r, bytes);
+}
+
+// proxy_read_timeout while relaying the body: 504 (the client's connection closes, as the header
+// went out). True when it ended the request.
+bool upstream_timed_out(Request& r, Upstream& u) {
+  Connection& c = *u.peer.connection;
+  if (!c.read.timedout) return false;
+  c.read.timedout = false;
+  log_error(LogLevel::Error, *c.log, ETIMEDOUT, "upstream timed out");
+  finalize_upstream(r, u, Code::status(504));
+  return true;
+}
+
+// send_timeout on the client while relaying: 408. True when it ended the request.
+bool client_timed_out(Request& r, Upstream& u) {
+  Connection& c = *r.connection;
+  if (!c.write.timedout) return false;
+  c.timedout = true;
+  log_error(LogLevel::Info, *c.log, ETIMEDOUT, "client timed out");
+  finalize_upstream(r, u, Code::status(408));
+  return true;
+}
+
+// The relay waits: send_timeout runs while the client cannot take more, proxy_read_timeout while
+// the upstream is expected to send.
+void set_relay_timers(Request& r, Upstream& u, bool upstream_expected) {
+  Connection& down = *r.connection;
+  if (down.write.active && !down.write.ready) {
+    add_timer(down.write, *core_loc(r).send_timeout);
+  } else if (down.write.timer_set && !down.write.delayed) {
+    del_timer(down.write);  // a delayed write's timer is limit_rate's: it must fire
+  }
+  if (u.peer.connection == nullptr) return;  // released: the client side alone is left
+  Connection& up = *u.peer.connection;
+  if (up.read.delayed) return;  // proxy_limit_rate's timer: it must fire
+  if (upstream_expected && !up.read.ready) {
+    add_timer(up.read, u.conf->read_timeout);
+  } else if (up.read.timer_set) {
+    del_timer(up.read);
+  }
+}
+
+// The upstream's part of the body is over: complete (all of it, or up to its close when no length
+// was given), or cut short.
+void end_relay(Request& r, Upstream& u, bool complete, bool eof) {
+  if (complete) {
+    finalize_upstream(r, u, Rc::Ok);
+    return;
+  }
+  if (eof) {
+    log_error(LogLevel::Error, *u.peer.connection->log, 0,
+              "upstream prematurely closed connection");
+  }
+  finalize_upstream(r, u, Code::status(502));
+}
+
+void non_buffered_upstream(Request& r, Upstream& u) {
+  r.connection->log->action = "reading upstream";
+  if (upstream_timed_out(r, u)) return;
+  process_non_buffered_request(r, u, false);
+}
+
+void non_buffered_downstream(Request& r) {
+  Upstream& u = *r.upstream;
+  r.connection->log->action = "sending to client";
+  if (client_timed_out(r, u)) return;
+  process_non_buffered_request(r, u, true);
+}
+
+void process_non_buffered_request(Request& r, Upstream& u, bool do_write) {
+  Connection& up = *u.peer.connection;
+  Connection& down = *r.connection;
+  for (;;) {
+    if (do_write) {
+      if (u.out_bufs != nullptr || u.busy_bufs != nullptr || down.buffered != 0) {
+        if (output_filter(r, u.out_bufs) == Rc::Error) {
+          finalize_upstream(r, u, Rc::Error);
+          return;
+        }
+        update_chains(*r.pool, &u.free_bufs, &u.busy_bufs, &u.out_bufs, u.conf->tag);
+        u.out_tail = &u.out_bufs;
+      }
+      if (u.busy_bufs == nullptr) {
+        bool complete = u.length == 0 || (up.read.eof && u.length == -1);
+        if (complete || up.read.eof || up.read.error) {
+          end_relay(r, u, complete, up.read.eof);
+          return;
+        }
+        u.buffer.pos = u.buffer.last = u.buffer.start;
+      }
+    }
+    size_t room = static_cast<size_t>(u.buffer.end - u.buffer.last);
+    if (room > 0 && up.read.ready) {
+      IoResult res = up.recv(u.buffer.last, room);
+      if (res.rc == Rc::Again) break;
+      if (res.rc == Rc::Ok) {
+        u.state->bytes_received += static_cast<off_t>(res.n);
+        u.state->response_length += static_cast<off_t>(res.n);
+        if (input_filter(r, u, res.n) != Rc::Ok) {
+          finalize_upstream(r, u, Rc::Error);
+          return;
+        }
+      }
+      do_write = true;
+      continue;
+    }
+    break;
+  }
+  set_relay_timers(r, u, up.read.active);
+}
+
+void pipe_upstream(Request& r, Upstream& u) {
+  Event& rev = u.peer.connection->read;
+  if (rev.delayed && rev.timedout) {
+    rev.delayed = false;  // proxy_limit_rate's pause is over
+    rev.timedout = false;
+  }
+  r.connection->log->action = "reading upstream";
+  if (upstream_timed_out(r, u)) return;
+  if (run_event_pipe(*u.pipe, false) == Rc::Abort) {
+    finalize_upstream(r, u, Rc::Error);
+    return;
+  }
+  process_pipe_request(r, u);
+}
+
+void pipe_downstream(Request& r) {
+  Upstream& u = *r.upstream;
+  r.connection->log->action = "sending to client";
+  if (client_timed_out(r, u)) return;
+  if (run_event_pipe(*u.pipe, true) == Rc::Abort) {
+    finalize_upstream(r, u, Rc::Error);
+    return;
+  }
+  process_pipe_request(r, u);
+}
+
+// proxy_store: a 200 response that came whole is moved from the temp file into place - made
+// readable as store_access says, dated by its Last-Modified, its directories made - and anything
+// else is deleted with the temp file. nginx: ngx_http_upstream_store, ngx_ext_rename_file
+void store_response(Request& r, Upstream& u, bool complete) {
+  EventPipe& p = *u.pipe;
+  const UpstreamHeadersIn& in = u.headers_in;
+  if (in.status != 200 || !complete) return;
+  if (make_pipe_temp_file(p) != Rc::Ok) return;  // an empty response: an empty file
+  TempFile& tf = *p.temp_file;
+  if (in.content_length_n != -1 && in.content_length_n != tf.file.offset) return;
+  std::string_view path;
+  if (u.conf->store_path != nullptr) {
+    path = u.conf->store_path->eval(r);
+  } else {
+    size_t root;
+    path = map_uri_to_path(r, &root, 0);
+  }
+  if (path.empty()) return;
+  std::string to(path);
+  std::string from(tf.file.name);
+  const Log& log = *r.connection->log;
+  if (::fchmod(tf.file.fd, u.conf->store_access) < 0) {
+    log_error(LogLevel::Crit, log, errno, "chmod() \"%s\" failed", from.c_str());
+    return;
+  }
+  for (Header* h : in.headers) {
+    if (h->hash == 0 || h->lowcase_key != "last-modified") continue;
+    if (auto t = clock::parse_http_time(h->value)) {
+      timespec times[2] = {{*t, 0}, {*t, 0}};
+      if (::futimens(tf.file.fd, times) < 0) {
+        log_error(LogLevel::Crit, log, errno, "futimens() \"%s\" failed", from.c_str());
+        return;
+      }
+    }
+    break;
+  }
+  int rc = ::rename(from.c_str(), to.c_str());
+  if (rc < 0 && errno == ENOENT) {
+    // The directories, readable and searchable as the file is readable.
+    uint32_t access = u.conf->store_access;
+    size_t slash = to.rfind('/');
+    if (slash != std::string::npos && slash > 0) {
+      if (Status s = create_full_path(to.substr(0, slash), access | (access & 0444) >> 2);
+          !s.ok()) {
+        log_error(LogLevel::Crit, log, 0, "%s", s.message().c_str());
+        return;
+      }
+    }
+    rc = ::rename(from.c_str(), to.c_str());
+  }
+  if (rc < 0) {
+    log_error(LogLevel::Crit, log, errno, "rename() \"%s\" to \"%s\" failed", from.c_str(),
+              to.c_str());
+    return;
+  }
+  tf.clean = false;  // it is the stored file now
+}
+
+void process_pipe_request(Request& r, Upstream& u) {
+  EventPipe& p = *u.pipe;
+  bool complete = p.upstream_done || (p.upstream_eof && p.length == -1);
+  bool finished = complete || p.upstream_eof || p.upstream_error;
+  if (p.store && finished) {
+    store_response(r, u, complete);
+    p.store = false;  // once
+  }
+  if (p.downstream_error) {
+    if (u.conf->store && !finished) {
+      // The client is gone; the upstream's body still goes to the file, within read timeouts.
+      if (r.connection->write.timer_set) del_timer(r.connection->write);
+      Event& up = u.peer.connection->read;
+      if (!up.ready && !up.delayed) add_timer(up, u.conf->read_timeout);
+      return;
+    }
+    finalize_upstream(r, u, Rc::Error);
+    return;
+  }
+  if (p.downstream_done) {
+    end_relay(r, u, complete, p.upstream_eof);
+    return;
+  }
+  if (complete && u.phase == UpstreamPhase::Relaying) {
+    // The upstream is done: its connection (and max_conns slot, least_conn count) is free now,
+    // cached when it may be; the client drains the rest from memory and the temp file on its own.
+    release_upstream(r, u, Rc::Ok);
+  }
+  set_relay_timers(r, u, !finished && !p.upstream_blocked);
+}
+
+}  // namespace
+
+void add_non_buffered_out(Request& r, Upstream& u, char* pos, char* last) {
+  ChainLink* cl = chain_get_free_buf(*r.pool, &u.free_bufs);
+  Buffer* b = cl->buf;
+  *b = Buffer{};
+  b->start = b->pos = pos;
+  b->end = b->last = last;
+  b->temporary = true;
+  b->flush = true;  // non-buffered: out at once
+  b->tag = u.conf->tag;
+  cl->next = nullptr;
+  *u.out_tail = cl;
+  u.out_tail = &cl->next;
+}
+
+Rc default_input_filter_init(Request& r) {
+  r.upstream->length = -1;  // up to the upstream's close, unless the protocol knows better
+  return Rc::Ok;
+}
+
+Rc default_input_filter(Request& r, size_t bytes) {
+  Upstream& u = *r.upstream;
+  char* from = u.buffer.last;
+  u.buffer.last += bytes;
+  char* last = u.buffer.last;
+  if (u.length >= 0 && last - from > u.length) {
+    log_error(LogLevel::Warn, r.log(), 0,
+              "upstream sent more data than specified in \"Content-Length\" header");
+    last = from + u.length;
+  }
+  if (u.length > 0) u.length -= last - from;
+  if (last > from) add_non_buffered_out(r, u, from, last);
+  return Rc::Ok;
+}
+
+Rc default_pipe_input_filter(EventPipe& p, Buffer* raw, char* from) {
+  if (p.length == 0 || (p.length > 0 && raw->last - from > p.length)) {
+    log_error(LogLevel::Warn, *p.request->connection->log, 0,
+              "upstream sent more data than specified in \"Content-Length\" header");
+  }
+  return pipe_copy_filter(p, raw, from);
+}
+
+void start_relay(Request& r, Upstream& u) {
+  if (init_input_filter(r, u) != Rc::Ok) {
+    finalize_upstream(r, u, Rc::Error);
+    return;
+  }
+  if (r.header_only) {
+    // HEAD: whatever the upstream sends after the header is not wanted; the connection is reused
+    // only when the protocol knows nothing follows.
+    finalize_upstream(r, u, Rc::Ok);
+    return;
+  }
+  Connection& up = *u.peer.connection;
+  r.connection->log->action = "reading upstream";
+  if (!u.buffering) {
+    u.read_event_handler = non_buffered_upstream;
+    r.write_event_handler = non_buffered_downstream;
+    // The relay runs at the upstream's pace, as nginx's (no limit_rate), and small writes leave
+    // at once.
+    r.limit_rate = 0;
+    r.limit_rate_set = true;
+    if (*core_loc(r).tcp_nodelay) r.connection->set_tcp_nodelay();
+    size_t preread = static_cast<size_t>(u.buffer.last - u.buffer.pos);
+    u.buffer.last = u.buffer.pos;
+    if (preread > 0) {
+      // As nginx: with body bytes at hand the client is written to first.
+      r.connection->log->action = "sending to client";
+      u.state->response_length += static_cast<off_t>(preread);
+      if (input_filter(r, u, preread) != Rc::Ok) {
+        finalize_upstream(r, u, Rc::Error);
+        return;
+      }
+    } else {
+      // Nothing of the body yet: the header leaves now, not with the first body bytes (an event
+      // stream may wait long before them).
+      u.buffer.pos = u.buffer.last = u.buffer.start;
+      if (send_special(r, false, true) == Rc::Error) {
+        finalize_upstream(r, u, Rc::Error);
+        return;
+      }
+    }
+    process_non_buffered_request(r, u, true);
+    return;
+  }
+  auto* p = r.pool->make<EventPipe>();
+  u.pipe = p;
+  const UpstreamConf& conf = *u.conf;
+  p->upstream = &up;
+  p->request = &r;
+  p->pool = r.pool;
+  p->tag = conf.tag;
+  p->bufs = conf.bufs;
+  p->busy_size = conf.busy_buffers_size;
+  p->max_temp_file_size = conf.temp_path != nullptr ? conf.max_temp_file_size : 0;
+  p->store = conf.store && conf.temp_path != nullptr;
+  p->temp_file_write_size = conf.temp_file_write_size;
+  p->temp_path = conf.temp_path;
+  p->read_timeout = conf.read_timeout;
+  p->limit_rate = conf.limit_rate;
+  p->start_sec = clock::now();
+  p->send_timeout = *core_loc(r).send_timeout;
+  p->input_filter = u.protocol->pipe_input_filter != nullptr ? u.protocol->pipe_input_filter
+                                                             : default_pipe_input_filter;
+  p->input_ctx = &r;
+  p->length = u.length;
+  if (u.buffer.pos < u.buffer.last) {
+    p->preread = &u.buffer;
+    p->preread_size = u.buffer.last - u.buffer.pos;
+  }
+  if (p->length == 0) p->upstream_done = true;
+  u.read_event_handler = pipe_upstream;
+  r.write_event_handler = pipe_downstream;
+  if (run_event_pipe(*p, true) == Rc::Abort) {
+    finalize_upstream(r, u, Rc::Error);
+    return;
+  }
+  process_pipe_request(r, u);
+}
+
+}  // namespace weir::http

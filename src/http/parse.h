@@ -127,6 +127,9 @@ struct ChunkedState {
   off_t length = 0;  // the least number of bytes a valid body still holds: never reads past its end
   off_t metadata =
       0;  // chunk-extension and trailer bytes seen so far (bounded by kMaxChunkMetadata)
+  // When set (proxy_pass_trailers), the trailer section's lines are copied here as they are read
+  // (CRLF included); more than it holds is an error.
+  Buffer* trailer = nullptr;
 };
 // Chunk extensions and trailers of one body together, in bytes: an endless extension is an error,
 // not a way to hold a connection with no data.

@@ -61,6 +61,13 @@ off_t least_remaining(int state, off_t size) {
   }
   return 1;
 }
+// A trailer byte kept for proxy_pass_trailers; false when the buffer is full.
+bool keep(Buffer& b, unsigned char ch) {
+  if (b.last == b.end) return false;
+  *b.last++ = static_cast<char>(ch);
+  return true;
+}
+
 }  // namespace
 
 // Every line of the framing ends in CRLF: a bare LF (which nginx accepts) is an error, as RFC 9112
@@ -137,6 +144,7 @@ ChunkedResult parse_chunked(ChunkedState& ctx, Buffer& b) {
         } else {
           state = ch_trailer_header;
           if (++ctx.metadata > kMaxChunkMetadata) goto invalid;
+          if (ctx.trailer != nullptr && !keep(*ctx.trailer, ch)) goto invalid;
         }
         break;
       case ch_trailer_almost_done:
@@ -148,10 +156,12 @@ ChunkedResult parse_chunked(ChunkedState& ctx, Buffer& b) {
         } else if (ch == '\n' || ++ctx.metadata > kMaxChunkMetadata) {
           goto invalid;
         }
+        if (ctx.trailer != nullptr && !keep(*ctx.trailer, ch)) goto invalid;
         break;
       case ch_trailer_header_almost_done:
         if (ch != '\n') goto invalid;
         state = ch_trailer;
+        if (ctx.trailer != nullptr && !keep(*ctx.trailer, ch)) goto invalid;
         break;
     }
   }

@@ -102,6 +102,13 @@ Rc http1_input_filter_init(Request& r, Http1Response& ctx) {
   } else if (u.headers_in.chunked) {
     u.length = 1;  // at least the last chunk is to come
     ctx.chunked = ChunkedState{};
+    if (u.conf->pass_trailers) {
+      // The trailer section is kept as it comes, within proxy_buffer_size (two bytes kept back
+      // for the empty line that ends it).
+      Buffer* t = Buffer::create_temp(*r.pool, u.conf->buffer_size + 2);
+      t->end -= 2;
+      ctx.chunked.trailer = t;
+    }
   } else if (u.headers_in.content_length_n >= 0) {
     u.length = u.headers_in.content_length_n;
     if (u.length == 0) set_keepalive_if_done(u, ctx);
@@ -144,6 +151,28 @@ Rc copy_filter(Request& r, Http1Response& ctx, size_t bytes) {
   return Rc::Ok;
 }
 
+// proxy_pass_trailers: the trailer section the chunked parser kept, parsed as header lines into
+// u.headers_in.trailers (the lifecycle passes them on when the response ends well).
+Rc parse_trailers(Request& r, Upstream& u, Buffer& t) {
+  if (t.last == t.pos) return Rc::Ok;
+  t.end += 2;
+  *t.last++ = '\r';
+  *t.last++ = '\n';
+  HeaderLineState hs;
+  for (;;) {
+    ParseResult pr = parse_header_line(hs, t, true);
+    if (pr == ParseResult::HeaderDone) return Rc::Ok;
+    if (pr != ParseResult::Ok || hs.invalid) {
+      log_error(LogLevel::Error, r.log(), 0, "upstream sent invalid trailer");
+      return Rc::Error;
+    }
+    std::string_view key(hs.name_start, static_cast<size_t>(hs.name_end - hs.name_start));
+    std::string_view value(hs.value_start, static_cast<size_t>(hs.value_end - hs.value_start));
+    Header* h = u.headers_in.trailers.push(*r.pool, key, value);
+    h->lowcase_key = header_lowcase_key(hs, key, *r.pool);
+  }
+}
+
 // Walks the chunked framing over [from, last), handing each piece of data to emit. Ok, or Error
 // with the cause logged.
 template <class Emit>
@@ -167,6 +196,10 @@ Rc dechunk(Request& r, Http1Response& ctx, Upstream& u, char* from, char* last, 
       continue;
     }
     if (cr == ChunkedResult::Done) {
+      if (ctx.chunked.trailer != nullptr && parse_trailers(r, u, *ctx.chunked.trailer) != Rc::Ok) {
+        u.keepalive = false;
+        return Rc::Error;
+      }
       u.length = 0;
       set_keepalive_if_done(u, ctx);
       if (view.pos < view.last) {
@@ -176,7 +209,10 @@ Rc dechunk(Request& r, Http1Response& ctx, Upstream& u, char* from, char* last, 
       return Rc::Ok;
     }
     if (cr == ChunkedResult::Again) return Rc::Ok;
-    log_error(LogLevel::Error, r.log(), 0, "upstream sent invalid chunked response");
+    Buffer* t = ctx.chunked.trailer;
+    log_error(LogLevel::Error, r.log(), 0,
+              t != nullptr && t->last == t->end ? "upstream sent too big trailers"
+                                                : "upstream sent invalid chunked response");
     u.keepalive = false;
     return Rc::Error;
   }

@@ -750,6 +750,7 @@ void finalize_upstream(Request& r, Upstream& u, Code rc) {
     return;
   }
   if (rc == Rc::Ok) {
+    copy_trailers(r, u);
     rc = send_special(r, true, false);
   } else if (flush) {
     r.keepalive = false;

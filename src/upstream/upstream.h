@@ -86,7 +86,8 @@ struct UpstreamConf {
   bool ignore_client_abort = false;
   bool intercept_errors = false;
   bool socket_keepalive = false;
-  const SockAddr* local = nullptr;            // proxy_bind
+  bool pass_trailers = false;       // proxy_pass_trailers: a chunked response's trailer goes on
+  const SockAddr* local = nullptr;  // proxy_bind
   const ComplexValue* local_value = nullptr;  // proxy_bind with variables
   // proxy_store: a 200 response read whole is kept as a file, at store_path (with variables) or
   // where root/alias map the URI, with store_access's mode.
@@ -102,6 +103,7 @@ struct UpstreamConf {
 // The response header as the upstream sent it, and what the lifecycle needs to know of it.
 struct UpstreamHeadersIn {
   HeaderList headers;
+  HeaderList trailers;  // a chunked body's trailer section (proxy_pass_trailers)
   int status = 0;
   std::string_view status_line;  // "200 OK"
   off_t content_length_n = -1;

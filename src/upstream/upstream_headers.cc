@@ -99,6 +99,15 @@ bool passes_with_interim(const Upstream& u, const Header& h) {
   return !hop && !hidden(u, h.lowcase_key);
 }
 
+void copy_trailers(Request& r, Upstream& u) {
+  if (!u.conf->pass_trailers) return;
+  for (Header* h : u.headers_in.trailers) {
+    if (!passes_with_interim(u, *h)) continue;
+    Header* o = r.headers_out.trailers.push(*r.pool, h->key, h->value);
+    o->lowcase_key = h->lowcase_key;
+  }
+}
+
 // The header lines, except what is hidden (the protocol's defaults and proxy_hide_header, less
 // proxy_pass_header) and the hop-by-hop fields; for an X-Accel-Redirect only the ones it keeps.
 Code copy_header_lines(Request& r, Upstream& u, bool redirect) {
@@ -114,7 +123,10 @@ Code copy_header_lines(Request& r, Upstream& u, bool redirect) {
     if (how == CopyHeader::Upgrade) how = u.upgrade ? CopyHeader::Plain : CopyHeader::Drop;
     // With forced ranges the range filter speaks for the response.
     if (u.conf->force_ranges && h->lowcase_key == "accept-ranges") continue;
-    if (how == CopyHeader::Drop) continue;
+    // With proxy_pass_trailers the Trailer field announces what the trailer section holds.
+    if (how == CopyHeader::Drop && !(u.conf->pass_trailers && h->lowcase_key == "trailer")) {
+      continue;
+    }
     if (how == CopyHeader::ContentType) {
       set_content_type_from(out, h->value);
       continue;

@@ -492,16 +492,22 @@ def check_conf(binary, http_conf=None, full_conf=None):
         s.cleanup()
 
 
-def dechunk(body):
-    """The data of a chunked body (trailers dropped)."""
+def dechunk(body, trailer=False):
+    """The data of a chunked body; with trailer=True, (data, the trailer's lines), the framing checked
+    up to the empty line that ends it."""
     plain, rest = b"", body
     while True:
         size, _, rest = rest.partition(b"\r\n")
         size = int(size, 16)
         if size == 0:
-            return plain
+            break
         plain += rest[:size]
+        assert not trailer or rest[size:size + 2] == b"\r\n"
         rest = rest[size + 2:]
+    if not trailer:
+        return plain
+    assert rest.endswith(b"\r\n"), rest
+    return plain, [line for line in rest[:-2].split(b"\r\n") if line]
 
 
 def unname_server(lines, body):

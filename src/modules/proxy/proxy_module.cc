@@ -65,7 +65,8 @@ struct ProxyLocConf {
 
   UpstreamSettings up;  // proxy_buffers, proxy_connect_timeout ... (upstream_settings)
   Setting<size_t> headers_hash_max_size, headers_hash_bucket_size;
-  Setting<int> http_version;  // 1000 or 1001
+  Setting<int> http_version;    // 1000 or 1001
+  Setting<bool> pass_trailers;  // nginx 1.27's proxy_pass_trailers
 
   std::vector<SetHeader>* set_headers = nullptr;  // as written at this level (nullptr: inherit)
   std::vector<SetHeader>* headers = nullptr;      // merged: written + defaults
@@ -711,6 +712,7 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
   conf.headers_hash_max_size.merge(prev.headers_hash_max_size, 512);
   conf.headers_hash_bucket_size.merge(prev.headers_hash_bucket_size, 64);
   conf.http_version.merge(prev.http_version, 1000);
+  conf.pass_trailers.merge(prev.pass_trailers, false);
   merge_cookie_rules(prev.cookies, conf.cookies);
   if (conf.method == nullptr) conf.method = prev.method;
   if (conf.body == nullptr) conf.body = prev.body;
@@ -775,6 +777,7 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
 
   conf.upstream.group = conf.group;
   conf.upstream.tag = &http_proxy_module;
+  conf.upstream.pass_trailers = *conf.pass_trailers;
   return {};
 }
 
@@ -796,8 +799,8 @@ constexpr Directive kOwnDirectives[] = {
                                                      kHttpMainSrvLoc | kTake1),
     directive<slot::size<&P::headers_hash_bucket_size>>("proxy_headers_hash_bucket_size",
                                                         kHttpMainSrvLoc | kTake1),
+    directive<slot::flag<&P::pass_trailers>>("proxy_pass_trailers", kHttpMainSrvLoc | kFlag),
     // nginx has these; weir does not yet, and says so rather than ignore them.
-    directive<not_yet>("proxy_pass_trailers", kHttpMainSrvLoc | kFlag),
 
     directive<not_yet>("proxy_cache", kHttpMainSrvLoc | kTake1),
     directive<not_yet>("proxy_cache_path", kHttpMainConf | kTwoMore),

@@ -30,8 +30,9 @@ namespace {
 // The smooth weighted pick among the peers that can take this try; -1 when none can.
 ptrdiff_t pick(RoundRobinData& d, uint64_t now) {
   RoundRobinPeers& set = *d.peers;
-  if (set.peers.size() == 1) {
-    // One peer is never taken out for failures (there is nothing else to try), as nginx.
+  if (set.single) {
+    // A lone peer with no backups is never taken out for failures (there is nothing else to try),
+    // as nginx; one with backups is, so that they take over.
     if (d.was_tried(0) || !peer_available(set.peers[0], now, false)) return -1;
     return 0;
   }

@@ -9,7 +9,7 @@ import subprocess
 import threading
 
 from backend import Backend, Sleep, response
-from conftest import NGINX, http_get, parse_one, read_to_end, wait_for
+from conftest import NGINX, free_port, http_get, parse_one, read_to_end, wait_for
 
 
 def conf(ports, balancer, extra=""):
@@ -187,3 +187,23 @@ def test_zone_configuration_errors(make_server):
     rc, err = check("upstream a { zone z 64k; server 127.0.0.1:1; }\n"
                     "upstream b { zone z; server 127.0.0.1:2; }")
     assert rc == 0, err
+
+
+def test_lone_primary_fails_over_to_its_backup_as_nginx(make_server):
+    """`server A; server B backup;` with A down: the first request finds A refusing and goes to B;
+    A's failure counts (max_fails 1), so for fail_timeout the next requests go to B directly, as in
+    nginx - one connect() error in the log, not one per request."""
+    dead = free_port()  # nothing listens there
+    with Backend() as b:
+        errors = {}
+        for binary in (None, NGINX):
+            s = make_server(conf([dead], "").replace(
+                "server 127.0.0.1:%d; " % dead,
+                "server 127.0.0.1:%d; server 127.0.0.1:%d backup; " % (dead, b.port)), binary=binary)
+            for i in range(4):
+                assert http_get(s.port, "/f%d" % i).status == 200
+            log = open(s.path("logs/error.log")).read()
+            errors[s.name] = log.count("connect() failed")
+            s.stop()
+        assert errors == {"weir": 1, "nginx": 1}, errors
+        assert len(b.requests) == 8

@@ -1,0 +1,110 @@
+// What the proxy module's files share: its location configuration, its per-request state, the
+// proxy_pass URL's parts, and the request side of its protocol (proxy_request.cc).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "conf/setting.h"
+#include "http/script.h"
+#include "modules/proxy/proxy_cookie.h"
+#include "upstream/http1_response.h"
+#include "upstream/upstream.h"
+#include "upstream/upstream_settings.h"
+
+namespace weir::http {
+
+extern Module http_proxy_module;
+
+namespace proxy {
+
+struct SetHeader {
+  std::string key;
+  std::string lowcase_key;
+  ComplexValue value;
+};
+
+// One proxy_redirect rule: a prefix of the upstream's Location (with variables: evaluated per
+// request), or a regex over the whole value (~, ~*: the replacement may use its captures).
+struct Redirect {
+  std::string from;
+  ComplexValue* from_value = nullptr;
+  std::shared_ptr<HttpRegex> regex;
+  ComplexValue to;
+};
+
+enum class RedirectMode : uint8_t { Unset, Default, Off, Custom };
+
+struct ProxyLocConf {
+  static constexpr Module* kModule = &http_proxy_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Loc;
+
+  // proxy_pass
+  bool pass_set = false;
+  std::string url;          // "http://host:port", as written (without the URI part)
+  std::string host_header;  // $proxy_host: host[:port], the port only when not 80
+  std::string port_text;    // $proxy_port
+  std::string uri;          // the URI part ("" when none)
+  bool has_uri = false;
+  std::string location;  // the location's name, replaced by uri
+  UpstreamGroup* group = nullptr;
+  ComplexValue* url_value = nullptr;  // proxy_pass with variables
+
+  UpstreamSettings up;  // proxy_buffers, proxy_connect_timeout ... (upstream_settings)
+  Setting<size_t> headers_hash_max_size, headers_hash_bucket_size;
+  Setting<int> http_version;    // 1000 or 1001
+  Setting<bool> pass_trailers;  // nginx 1.27's proxy_pass_trailers
+
+  std::vector<SetHeader>* set_headers = nullptr;  // as written at this level (nullptr: inherit)
+  std::vector<SetHeader>* headers = nullptr;      // merged: written + defaults
+  ComplexValue* method = nullptr;
+  ComplexValue* body = nullptr;  // proxy_set_body
+
+  CookieRules cookies;  // proxy_cookie_domain, _path, _flags
+
+  RedirectMode redirect_mode = RedirectMode::Unset;
+  std::vector<Redirect>* redirects = nullptr;
+
+  UpstreamConf upstream;
+};
+
+// Per request: the response parser's state, and what the request was.
+struct ProxyCtx {
+  static constexpr Module* kModule = &http_proxy_module;
+  Http1Response response;
+  bool chunked_body = false;  // the request body goes chunked (no buffering, length unknown)
+  // proxy_pass with variables: this request's $proxy_host, $proxy_port and URI part.
+  std::string_view host_header;
+  std::string_view port_text;
+  std::string_view uri;
+};
+
+inline ProxyLocConf& proxy_conf(Request& r) {
+  return r.loc<ProxyLocConf>();
+}
+
+inline ProxyCtx& proxy_ctx(Request& r) {
+  return *r.get_ctx<ProxyCtx>();
+}
+
+// A proxy_pass URL taken apart: "http://host[:port][/uri]" or "http://unix:/path[:/uri]". Views
+// into the text.
+struct ProxyUrl {
+  std::string_view host;         // "unix:/path" for a socket
+  uint16_t port = 0;             // 0: none written (80)
+  std::string_view host_header;  // $proxy_host: host[:port], the port only when not 80
+  std::string_view port_text;    // $proxy_port
+  std::string_view uri;          // "" when none
+};
+Result<ProxyUrl> parse_proxy_url(std::string_view url);
+
+// The protocol's request side: the request as the upstream gets it (method, URI, header, body), a
+// streamed body's chunks, and the start over before a retry.
+Code create_request(Request& r);
+ChainLink* body_filter(Request& r, ChainLink* in, bool last);
+Code reinit_request(Request& r);
+
+}  // namespace proxy
+}  // namespace weir::http

@@ -335,8 +335,11 @@ Rc write_downstream(EventPipe& p) {
     ChainLink** tail = &chain;
     while (p.out != nullptr || p.in != nullptr) {
       const Buffer* next = p.out != nullptr ? p.out->buf : p.in->buf;
-      // At most busy_size unsent, but always one buffer when none is; everything at the end.
-      if (!finishing && bsize > 0 && bsize + next->size() > static_cast<off_t>(p.busy_size)) {
+      // At most busy_size unsent, but always one buffer when none is; everything at the end, and
+      // everything while the client keeps up (busy_size keeps buffers free for reading from a
+      // fast upstream while a slow client holds some, not small writes to a fast one).
+      if (!finishing && !p.client_keeps_up && bsize > 0 &&
+          bsize + next->size() > static_cast<off_t>(p.busy_size)) {
         break;
       }
       bsize += next->size();
@@ -369,6 +372,7 @@ Rc write_downstream(EventPipe& p) {
       if (p.busy == nullptr) p.busy_tail = &p.busy;
       free_data_link(p, cl);
     }
+    p.client_keeps_up = p.busy == nullptr && r.connection->write.ready;
     if (chain == nullptr || !r.connection->write.ready) {
       if (finishing && p.busy == nullptr && p.in == nullptr && p.out == nullptr) {
         p.downstream_done = true;

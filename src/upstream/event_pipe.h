@@ -1,7 +1,8 @@
 // The event pipe (seed 000's ngx_event_pipe_t): the buffered relay from an upstream to the client.
 // It reads into up to bufs.num raw buffers of bufs.size; the protocol's input filter turns the body
 // bytes of each read into data buffers (shadows pointing into the raw one) queued on `in`; data
-// goes to the client through the output filters with at most busy_size bytes unsent; when every raw
+// goes to the client through the output filters - all of it in one write while the client takes
+// each write whole, at most busy_size bytes unsent once it falls behind; when every raw
 // buffer is taken and the client is slow, the oldest queued data is written to a temp file (up to
 // max_temp_file_size, temp_file_write_size at a time) and sent from there with sendfile, so the
 // raw buffers are free again; with no buffer and no temp file left, reading stops
@@ -75,6 +76,9 @@ struct EventPipe {
   bool downstream_error : 1 = false;  // the client failed
   bool temp_error : 1 = false;        // the temp file could not be made or written
   bool temp_full : 1 = false;         // max_temp_file_size is reached
+  // The client took all of the last write at once: the next one hands it everything the pipe holds
+  // (one writev rather than busy_size pieces); once it falls behind, busy_size bounds what waits.
+  bool client_keeps_up : 1 = true;
 
   // Internal lists (see the header comment).
   ChainLink* free_raw = nullptr;

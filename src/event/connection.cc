@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "event/event_loop.h"
+#include "event/ssl.h"
 #include "os/recv_chain.h"
 #include "os/socket.h"
 
@@ -76,10 +77,12 @@ IoResult after_read(Connection& c, IoResult r) {
 }  // namespace
 
 IoResult Connection::recv(char* buf, size_t size) {
+  if (ssl != nullptr) return ssl_recv(*this, buf, size);
   return after_read(*this, recv_once(fd, buf, size));
 }
 
 IoResult Connection::recv_chain(ChainLink* chain, off_t limit) {
+  if (ssl != nullptr) return ssl_recv_chain(*this, chain, limit);
   IoResult r = weir::recv_chain(fd, chain, limit);
   // A chain with no room read nothing: that says nothing about the socket.
   if (r.rc == Rc::Again && !r.drained) return r;
@@ -87,10 +90,18 @@ IoResult Connection::recv_chain(ChainLink* chain, off_t limit) {
 }
 
 SendResult Connection::send_chain(ChainLink* in, off_t limit) {
+  if (ssl != nullptr) return ssl_send_chain(*this, in, limit);
   SendResult r = weir::send_chain(io, in, limit, *log);
   if (io.blocked) write.ready = false;
   if (r.rc == Rc::Error) error = true;
   return r;
+}
+
+int Connection::peek() {
+  if (ssl != nullptr) return ssl_peek(*this);
+  char byte;
+  ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK);
+  return n > 0 ? 1 : static_cast<int>(n);
 }
 
 void Connection::set_tcp_nodelay() {
@@ -143,6 +154,7 @@ Connection* ConnectionPool::get(int fd, const Log& log) {
   c->peer_len = 0;
   c->addr_text = {};
   c->buffer = nullptr;
+  c->ssl = nullptr;
   c->number = 0;
   c->requests = 0;
   c->start_msec = clock::msec();
@@ -240,6 +252,7 @@ void close_connection(Connection& c) {
     ConnectionPool::current->set_reclaim(c, Reclaim::No);
   }
   int fd = c.fd;
+  ssl_shutdown(c);
   c.pool.reset();
   c.buffer = nullptr;
   c.destroyed = true;

@@ -24,6 +24,7 @@
 namespace weir {
 
 struct Listening;
+struct SslConnection;
 
 // Bits of Connection::buffered: who holds unsent output.
 enum : uint8_t {
@@ -63,9 +64,10 @@ struct Connection {
   socklen_t peer_len = 0;
   std::string_view addr_text;  // the peer's address as text, in pool
 
-  Buffer* buffer = nullptr;  // bytes read but not yet parsed (the request header buffer)
-  uint64_t number = 0;       // $connection
-  uint64_t requests = 0;     // $connection_requests
+  Buffer* buffer = nullptr;      // bytes read but not yet parsed (the request header buffer)
+  SslConnection* ssl = nullptr;  // TLS (event/ssl): the record layer behind recv and send
+  uint64_t number = 0;           // $connection
+  uint64_t requests = 0;         // $connection_requests
   clock::msec_t start_msec = 0;
 
   Connection* next_free = nullptr;
@@ -94,6 +96,9 @@ struct Connection {
   // error when the send failed.
   SendResult send_chain(ChainLink* in, off_t limit);
 
+  // Whether bytes wait to be read, without taking them: 1 yes, 0 the peer closed, -1 none yet
+  // (errno EAGAIN) or an error (errno).
+  int peek();
   void set_tcp_nodelay();
   uint16_t peer_port() const;
 };

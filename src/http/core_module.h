@@ -88,6 +88,7 @@ struct ListenConf {
   bool bind = false;
   bool wildcard = false;
   bool proxy_protocol = false;
+  bool ssl = false;
   CoreSrvConf* server = nullptr;
   const ConfNode* node = nullptr;
 };
@@ -112,6 +113,7 @@ struct HttpAddr {
   std::string addr_text;
   VirtualServers servers;
   bool proxy_protocol = false;  // connections start with a PROXY protocol header
+  bool ssl = false;             // listen ... ssl: connections start with a TLS handshake
 };
 
 struct HttpPort {

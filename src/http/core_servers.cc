@@ -12,6 +12,7 @@
 #include "http/core_module.h"
 #include "http/core_setters.h"
 #include "http/http_connection.h"
+#include "http/ssl_module.h"
 
 namespace weir::http {
 
@@ -109,7 +110,7 @@ Status listen_directive(ConfContext& cf, const ConfNode& n, CoreSrvConf& cscf) {
       base.opt.fastopen = true;
       base.bind = options = true;
     } else if (a == "ssl") {
-      return cf.error("the \"ssl\" parameter requires ngx_http_ssl_module");
+      base.ssl = true;
     } else if (a == "http2") {
       return cf.error("the \"http2\" parameter requires ngx_http_v2_module");
     } else if (a == "quic" || a == "http3") {
@@ -272,6 +273,7 @@ Status add_listening(ConfContext& cf, CoreMainConf& cmcf) {
       }
       ag->bind = ag->bind || l.bind;
       ag->first.proxy_protocol = ag->first.proxy_protocol || l.proxy_protocol;
+      ag->first.ssl = ag->first.ssl || l.ssl;
     }
     if (std::find(ag->servers.begin(), ag->servers.end(), l.server) == ag->servers.end()) {
       ag->servers.push_back(l.server);
@@ -302,9 +304,13 @@ Status add_listening(ConfContext& cf, CoreMainConf& cmcf) {
       a.addr = ag.first.addr;
       a.addr_text = ag.first.addr_text;
       a.proxy_protocol = ag.first.proxy_protocol;
+      a.ssl = ag.first.ssl;
       a.servers.default_server =
           ag.default_server != nullptr ? ag.default_server : ag.servers.front();
       if (Status s = add_names(cf, a, ag.servers); !s.ok()) return s;
+      if (a.ssl) {
+        if (Status s = check_ssl_address(cf, a); !s.ok()) return s;
+      }
       if (has_wildcard && !ag.bind && !ag.first.wildcard) {
         shared->addrs.push_back(std::move(a));
       } else if (ag.first.wildcard) {

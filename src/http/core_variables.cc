@@ -253,11 +253,11 @@ void var_proxy_protocol_port(Request& r, VariableValue& v, uintptr_t which) {
 void var_server_protocol(Request& r, VariableValue& v, uintptr_t) {
   v.set(r.http_protocol);
 }
-void var_scheme(Request&, VariableValue& v, uintptr_t) {
-  v.set("http");
+void var_scheme(Request& r, VariableValue& v, uintptr_t) {
+  v.set(r.connection->ssl != nullptr ? "https" : "http");
 }
-void var_https(Request&, VariableValue& v, uintptr_t) {
-  v.set("");
+void var_https(Request& r, VariableValue& v, uintptr_t) {
+  v.set(r.connection->ssl != nullptr ? "on" : "");
 }
 void var_request_uri(Request& r, VariableValue& v, uintptr_t) {
   v.set(r.unparsed_uri);

@@ -72,13 +72,13 @@ Code header_filter(Request& r, HeaderNext) {
       } else if (local_address(c.fd, local)) {
         port = local.port();
       }
-      if (port == 80) port = 0;
+      if (port == (c.ssl != nullptr ? 443 : 80)) port = 0;
     }
   }
 
   // Size the buffer generously: the fixed parts, then every header.
   size_t len = 128 + status_line.size() + out.content_type.size() + out.charset.size() + 256;
-  if (abs_location) len += host.size() + out.location->value.size() + 32;
+  if (abs_location) len += host.size() + out.location->value.size() + 33;
   for (Header* h : out.headers) {
     if (h->hash != 0) len += h->key.size() + h->value.size() + 4;
   }
@@ -124,7 +124,7 @@ Code header_filter(Request& r, HeaderNext) {
     p = put(p, "\r\n");
   }
   if (abs_location) {
-    p = put(p, "Location: http://");
+    p = put(p, c.ssl != nullptr ? "Location: https://" : "Location: http://");
     p = put(p, host);
     if (port != 0) {
       *p++ = ':';

@@ -15,6 +15,7 @@
 #include "http/read_request.h"
 #include "http/request.h"
 #include "http/request_body.h"
+#include "http/ssl_module.h"
 #include "http/variables.h"
 
 namespace weir::http {
@@ -47,6 +48,7 @@ void release_http_connection(HttpConnection* hc) {
   hc->addr_conf = nullptr;
   hc->conf_ctx = nullptr;
   hc->proxy_protocol_pending = false;
+  hc->plain_http = false;
   hc->next_free = g_free_hc;
   g_free_hc = hc;
 }
@@ -63,8 +65,7 @@ Buffer* ensure_buffer(Connection& c, size_t size) {
 // Whether bytes of a next request are waiting in the socket (or already in the buffer).
 bool has_pending_request(Connection& c) {
   if (c.buffer != nullptr && c.buffer->pos < c.buffer->last) return true;
-  char byte;
-  return ::recv(c.fd, &byte, 1, MSG_PEEK) == 1;
+  return c.peek() == 1;
 }
 
 // Half-closes the connection and reads (and drops) what the client still sends until it closes too:
@@ -165,12 +166,14 @@ void wait_request_handler(Event& ev) {
     return;
   }
   if (got.rc == Rc::Done) {
-    c->log->handler = nullptr;
     if (c->idle) {
+      // nginx's keep-alive line names the client itself and carries no context.
+      c->log->handler = nullptr;
+      c->log->action = nullptr;
       log_error(LogLevel::Info, *c->log, 0, "client %.*s closed keepalive connection",
                 static_cast<int>(hc->addr_len), hc->addr_buf);
     } else {
-      log_error(LogLevel::Info, *c->log, 0, "client closed connection while waiting for request");
+      log_error(LogLevel::Info, *c->log, 0, "client closed connection");
     }
     close_http_connection(*c);
     return;
@@ -231,6 +234,86 @@ void lingering_close_handler(Event& ev) {
   add_timer(c->read, timer);
 }
 
+// listen ... ssl: the PROXY protocol header first when the address has one (peeked, then taken
+// off the socket, so OpenSSL reads from the TLS record on), then the first byte says TLS (a
+// handshake record, or an SSLv2-style hello) or plain HTTP, which is read as a request and answered
+// 400 "The plain HTTP request was sent to HTTPS port", as nginx. Then the handshake, with SNI
+// choosing the server; requests follow as on any connection. nginx: ngx_http_ssl_handshake
+void ssl_handshake_handler(Event& ev) {
+  auto* c = static_cast<Connection*>(ev.data);
+  auto* hc = http_connection_of(*c);
+  if (ev.timedout) {
+    log_error(LogLevel::Info, *c->log, ETIMEDOUT, "client timed out");
+    close_http_connection(*c);
+    return;
+  }
+  if (c->close) {
+    close_http_connection(*c);
+    return;
+  }
+  if (c->ssl == nullptr) {
+    char buf[4 * kProxyProtocolV1Max];
+    ssize_t n = ::recv(c->fd, buf, hc->proxy_protocol_pending ? sizeof buf : 1, MSG_PEEK);
+    if (n < 0 && errno == EAGAIN) {
+      c->read.ready = false;
+      return;
+    }
+    if (n <= 0) {
+      if (n < 0) log_error(LogLevel::Info, *c->log, errno, "recv() failed");
+      close_http_connection(*c);
+      return;
+    }
+    if (hc->proxy_protocol_pending) {
+      Buffer b;
+      b.start = b.pos = buf;
+      b.last = buf + n;
+      b.end = buf + sizeof buf;
+      Rc rc = read_proxy_protocol(*c, *hc, b);
+      if (rc == Rc::Again) {
+        c->read.ready = false;
+        return;
+      }
+      if (rc != Rc::Ok || ::recv(c->fd, buf, static_cast<size_t>(b.pos - buf), 0) != b.pos - buf) {
+        close_http_connection(*c);
+        return;
+      }
+      c->log->action = "SSL handshaking";
+      ssl_handshake_handler(ev);  // the TLS bytes, if they came along
+      return;
+    }
+    auto first = static_cast<unsigned char>(buf[0]);
+    if (first != 0x16 && !(first & 0x80)) {
+      hc->plain_http = true;
+      c->log->action = "waiting for request";
+      c->read.handler = wait_request_handler;
+      wait_request_handler(ev);
+      return;
+    }
+    const CoreSrvConf& def = default_server(*hc);
+    if (Status st = ssl_create_connection(*c, server_ssl_context(def), server_ssl_buffer_size(def));
+        !st.ok()) {
+      log_error(LogLevel::Alert, *c->log, 0, "%s", st.message().c_str());
+      close_http_connection(*c);
+      return;
+    }
+  }
+  Rc rc = ssl_handshake(*c);
+  if (rc == Rc::Again) {
+    c->write.handler = ssl_handshake_handler;  // it may wait for the socket to take its answer
+    return;
+  }
+  if (rc != Rc::Ok) {
+    close_http_connection(*c);
+    return;
+  }
+  c->log->action = "waiting for request";
+  c->read.handler = wait_request_handler;
+  c->write.handler = empty_handler;
+  // The request may be in already (with the handshake's last flight, or buffered by OpenSSL).
+  c->read.ready = true;
+  wait_request_handler(c->read);
+}
+
 }  // namespace
 
 void init_connection(Connection& c) {
@@ -268,6 +351,10 @@ void init_connection(Connection& c) {
     c.log->action = "reading PROXY protocol";
   }
   c.read.handler = wait_request_handler;
+  if (addr->ssl || server_ssl_enabled(default_server(*hc))) {
+    c.read.handler = ssl_handshake_handler;
+    if (!addr->proxy_protocol) c.log->action = "SSL handshaking";
+  }
   c.write.handler = empty_handler;
   add_timer(c.read, *default_server(*hc).client_header_timeout);
   ConnectionPool::current->set_reclaim(c, Reclaim::Waiting);
@@ -376,6 +463,7 @@ void set_keepalive(Request& r) {
   hc->nbusy = 0;
   c.buffer = nullptr;
   c.pool.reset();
+  ssl_free_buffer(c);
 
   c.read.handler = wait_request_handler;
   c.log->action = "keepalive";

@@ -41,6 +41,7 @@ struct HttpConnection {
   // with this struct when it is recycled).
   std::unique_ptr<ProxyProtocolAddrs> proxy_protocol;
   bool proxy_protocol_pending = false;  // the header is still to come
+  bool plain_http = false;  // plain HTTP came to a `listen ... ssl` address (answered 400)
   uint8_t addr_len = 0;
   char addr_buf[46];  // the client's address as text (INET6_ADDRSTRLEN)
 

@@ -332,7 +332,7 @@ void update_location_config(Request& r) {
   }
   Connection& c = *r.connection;
   if (r.is_main()) c.log->sink = clcf->error_log;
-  c.io.use_sendfile = *clcf->sendfile;
+  c.io.use_sendfile = *clcf->sendfile && c.ssl == nullptr;  // TLS: through SSL_write
   c.io.nopush = *clcf->tcp_nopush;
   if (*clcf->keepalive_timeout == 0 || c.requests >= *clcf->keepalive_requests ||
       clock::msec() - c.start_msec > *clcf->keepalive_time ||

@@ -153,7 +153,12 @@ void process_request(Request& r) {
   c.read.handler = request_event_handler;
   c.write.handler = request_event_handler;
   r.read_event_handler = block_reading;
-  handle_request(r);
+  if (r.http_connection->plain_http) {
+    log_error(LogLevel::Info, *c.log, 0, "client sent plain HTTP request to HTTPS port");
+    finalize_request(r, Code::status(497));
+  } else {
+    handle_request(r);
+  }
   run_posted_requests(c);
 }
 

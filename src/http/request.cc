@@ -121,8 +121,7 @@ void test_reading(Request& r) {
     rev.eof = true;
     c.error = true;
   } else {
-    char buf[1];
-    ssize_t n = ::recv(c.fd, buf, 1, MSG_PEEK);
+    int n = c.peek();
     if (n > 0) return;  // pipelined data: leave it for the next request
     if (n < 0) {
       err = errno;

@@ -50,6 +50,7 @@ extern Module http_split_clients_module;
 extern Module http_referer_module;
 extern Module http_browser_module;
 extern Module http_proxy_module;
+extern Module http_ssl_module;
 }  // namespace http
 
 namespace {
@@ -83,6 +84,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_referer_module,
     &http::http_browser_module,
     &http::http_rewrite_module,
+    &http::http_ssl_module,
     &http::http_proxy_module,
     &http::http_upstream_module,
     &http::http_write_filter_module,

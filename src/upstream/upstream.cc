@@ -114,8 +114,7 @@ void check_broken_connection(Request& r) {
   Connection& c = *r.connection;
   Upstream* u = r.upstream;
   if (u == nullptr || c.error) return;
-  char buf[1];
-  ssize_t n = ::recv(c.fd, buf, 1, MSG_PEEK);
+  int n = c.peek();
   int err = errno;
   if (n > 0 || (n < 0 && (err == EAGAIN || err == EINTR))) return;
   c.error = true;

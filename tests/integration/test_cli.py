@@ -123,7 +123,7 @@ BAD = [
     ("events {}\nhttp {\n    server { location /a {} location /a {} }\n}\n", 'duplicate location "/a" in %s:3'),
     ("events {}\nhttp {\n    fastcgi_param A B;\n}\n", 'unknown directive "fastcgi_param" in %s:3'),
     ("events {}\nhttp {\n    server { listen 127.0.0.1:1 ssl; }\n}\n",
-     'the "ssl" parameter requires ngx_http_ssl_module in %s:3'),
+     'no "ssl_certificate" is defined for the "listen ... ssl" directive in %s:3'),
     ("events {}\nhttp {\n    root \"/x;\n}\n", "unexpected end of file"),
     ("events {}\nhttp {\n    root 'a'b;\n}\n", 'unexpected "b" in %s:3'),
     ("events { use kqueue; }\nhttp { }\n", 'invalid event type "kqueue" in %s:1'),

@@ -140,3 +140,26 @@ def test_error_log_levels_and_format(make_server):
     assert "/info/nope" in open(s.path("logs/info.log")).read()
     assert "/info/nope" in open(s.path("logs/info2.log")).read()
     assert "/info/nope" not in log
+
+
+def test_client_close_lines_as_nginx(make_server):
+    """A client that leaves before its request, and one that closes its idle keep-alive connection:
+    nginx's two info lines, the first with the connection's context, the second without any."""
+    import socket
+    from conftest import NGINX, Client
+    lines = {}
+    for binary in (None, NGINX):
+        s = make_server("server { listen 127.0.0.1:%%PORT%%; location / { } }",
+                        files={"f.txt": "x"}, binary=binary)
+        socket.create_connection(("127.0.0.1", s.port)).close()
+        c = Client(s.port)
+        c.send(b"GET /f.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.response().status == 200
+        c.sock.close()
+        wait_for(lambda: "closed keepalive" in open(s.path("logs/error.log")).read(), what=s.name)
+        got = [re.sub(r"^.*?\*\d+ ", "", l).replace(str(s.port), "PORT")
+               for l in open(s.path("logs/error.log")).read().splitlines() if "closed" in l]
+        lines[s.name] = got
+    assert lines["weir"] == lines["nginx"], lines
+    assert lines["weir"] == ["client closed connection while waiting for request, client: 127.0.0.1, "
+                             "server: 127.0.0.1:PORT", "client 127.0.0.1 closed keepalive connection"]

@@ -1,0 +1,121 @@
+// TLS on a connection, with OpenSSL 3: a server context per set of certificates (protocols,
+// ciphers, curves, session cache and tickets as the ssl_* directives say), and per connection the
+// handshake and the record layer behind Connection's recv / recv_chain / send_chain, so that
+// everything above reads and writes as on a plain socket. Output is gathered into records of
+// ssl_buffer_size (16k): what SSL_write could not send yet stays in that buffer
+// (Connection::buffered's kSslBuffered) and goes first on the next send. nginx:
+// src/event/ngx_event_openssl.c
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/buffer.h"
+#include "core/status.h"
+#include "os/send_chain.h"
+#include "os/socket.h"
+
+struct ssl_st;
+struct ssl_ctx_st;
+
+namespace weir {
+
+struct Connection;
+
+// ssl_protocols (bits).
+enum : uint32_t {
+  kSslTlsV1 = 0x1,
+  kSslTlsV1_1 = 0x2,
+  kSslTlsV1_2 = 0x4,
+  kSslTlsV1_3 = 0x8,
+};
+
+// Bit of Connection::buffered: TLS output waits in the connection's record buffer.
+inline constexpr uint8_t kSslBuffered = 0x01;
+
+enum class SslSessionCache : uint8_t {
+  Off,      // no session reuse at all
+  None,     // nginx's "none": clients are told sessions may be reused, none are kept
+  Builtin,  // OpenSSL's cache, per worker
+};
+
+class SlabPool;
+
+// ssl_session_cache shared:NAME:SIZE: sessions kept in a shared zone's slab, found by every worker
+// (a tree by session id, expired and evicted oldest first). The zone is mapped after the
+// configuration is read: its owner fills slab and store then.
+struct SslSessionShm {
+  std::string name;
+  SlabPool* slab = nullptr;
+  void* store = nullptr;
+};
+// The store's root, made in a newly mapped zone's slab (nullptr: the zone is too small).
+void* ssl_session_store_create(SlabPool& slab);
+
+struct SslServerConf {
+  std::vector<std::string> certificates;  // PEM files (the chain after the leaf), as configured
+  std::vector<std::string> keys;          // their keys, pairwise
+  uint32_t protocols = kSslTlsV1_2 | kSslTlsV1_3;
+  std::string ciphers = "HIGH:!aNULL:!MD5";
+  bool prefer_server_ciphers = false;
+  std::string ecdh_curve = "auto";
+  std::string dhparam;  // a PEM file of DH parameters ("" none)
+  SslSessionCache session_cache = SslSessionCache::None;
+  long builtin_size = 20480;  // sessions in the builtin cache
+  bool builtin = false;       // \"builtin\" beside \"shared:\"
+  SslSessionShm* shared = nullptr;
+  uint64_t session_timeout = 300;  // seconds
+  bool session_tickets = true;
+};
+
+// A server context (SSL_CTX) made from conf; the error names the file and OpenSSL's reason, in
+// nginx's words. Freed with ssl_free_context.
+Result<ssl_ctx_st*> ssl_server_context(const SslServerConf& conf);
+void ssl_free_context(ssl_ctx_st* ctx);
+
+// SNI: fn gets the name the client sent and answers the context of the server that has it
+// (nullptr: the current one stays).
+using SslServerNameFn = ssl_ctx_st* (*)(Connection& c, std::string_view name);
+void ssl_on_server_name(ssl_ctx_st* ctx, SslServerNameFn fn);
+
+// Per connection, outside its pool (an idle keep-alive connection's pool is reset); released by
+// close_connection.
+struct SslConnection {
+  ssl_st* ssl = nullptr;
+  Buffer out;                  // gathered output not yet taken by SSL_write (no memory when idle)
+  size_t buffer_size = 16384;  // ssl_buffer_size
+  bool handshaked = false;
+  bool no_shutdown = false;  // the peer failed: no close_notify
+  ~SslConnection();
+};
+
+// Starts TLS (the server side) on c with ctx. Error: logged.
+Status ssl_create_connection(Connection& c, ssl_ctx_st* ctx, size_t buffer_size);
+// Runs the handshake: Ok when done, Again while it waits for the socket (read.ready or
+// write.ready cleared accordingly), Error when it failed (logged at info for a client's fault, as
+// nginx's "SSL_do_handshake() failed").
+Rc ssl_handshake(Connection& c);
+// The record layer behind Connection (same answers as the plain functions).
+IoResult ssl_recv(Connection& c, char* buf, size_t size);
+IoResult ssl_recv_chain(Connection& c, ChainLink* chain, off_t limit);
+SendResult ssl_send_chain(Connection& c, ChainLink* in, off_t limit);
+// Whether decrypted or raw bytes wait to be read: 1 yes, 0 the peer closed, -1 nothing yet (or an
+// error: errno).
+int ssl_peek(Connection& c);
+// Sends close_notify (best effort, never waits) and frees the TLS state.
+void ssl_shutdown(Connection& c);
+// An idle connection gives back its record buffer when nothing waits in it (nginx's
+// ngx_ssl_free_buffer).
+void ssl_free_buffer(Connection& c);
+
+// What the $ssl_* variables show.
+std::string_view ssl_protocol(const Connection& c);
+std::string_view ssl_cipher(const Connection& c);
+std::string_view ssl_server_name(const Connection& c);
+bool ssl_session_reused(const Connection& c);
+
+}  // namespace weir

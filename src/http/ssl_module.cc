@@ -1,0 +1,352 @@
+#include "http/ssl_module.h"
+
+#include <string>
+#include <vector>
+
+#include "conf/cycle.h"
+#include "conf/setting.h"
+#include "core/str.h"
+#include "http/core_module.h"
+#include "http/headers_in.h"
+#include "http/http_connection.h"
+#include "http/request.h"
+#include "http/variables.h"
+
+namespace weir::http {
+
+namespace {
+
+// The context, freed with the configuration that made it.
+struct OwnedContext {
+  ssl_ctx_st* ctx = nullptr;
+  ~OwnedContext() {
+    if (ctx != nullptr) ssl_free_context(ctx);
+  }
+};
+
+// ssl_session_cache's arguments.
+struct SessionCacheSpec {
+  SslSessionCache mode = SslSessionCache::None;
+  long builtin_size = 20480;
+  bool builtin = false;
+  SslSessionShm* shared = nullptr;
+};
+
+struct SslSrvConf {
+  static constexpr Module* kModule = &http_ssl_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Srv;
+
+  Setting<bool> enable;  // `ssl on` (deprecated)
+  std::vector<std::string>* certificates = nullptr;
+  std::vector<std::string>* keys = nullptr;
+  Setting<uint32_t> protocols;
+  Setting<std::string> ciphers, ecdh_curve, dhparam;
+  Setting<bool> prefer_server_ciphers, session_tickets;
+  Setting<SessionCacheSpec> session_cache;
+  Setting<uint64_t> session_timeout;
+  Setting<size_t> buffer_size;
+  ssl_ctx_st* ctx = nullptr;
+};
+
+const SslSrvConf& ssl_conf(const CoreSrvConf& cscf) {
+  return conf_of<SslSrvConf>(cscf.ctx->srv_conf);
+}
+
+// --- directives --------------------------------------------------------------------------------
+
+Status ssl_on(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
+  if (Status s = slot::flag<&SslSrvConf::enable>(cf, n, conf); !s.ok()) return s;
+  cf.warn(LogLevel::Warn,
+          "the \"ssl\" directive is deprecated, use the \"listen ... ssl\" directive "
+          "instead");
+  return {};
+}
+
+template <std::vector<std::string>* SslSrvConf::*List>
+Status add_file(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
+  auto*& list = conf.*List;
+  if (list == nullptr) list = cf.pool.make<std::vector<std::string>>();
+  if (n.args[1].find('$') != std::string::npos) {
+    return Status::error("with variables is not supported by weir yet");
+  }
+  if (n.args[1].starts_with("data:"))
+    return Status::error("\"data:\" is not supported by weir yet");
+  list->push_back(cf.full_name(n.args[1]));
+  return {};
+}
+
+Status set_protocols(ConfContext&, const ConfNode& n, SslSrvConf& conf) {
+  if (conf.protocols.set) return Status::error("is duplicate");
+  static constexpr EnumName<uint32_t> kNames[] = {
+      {"SSLv2", 0},
+      {"SSLv3", 0},
+      {"TLSv1", kSslTlsV1},
+      {"TLSv1.1", kSslTlsV1_1},
+      {"TLSv1.2", kSslTlsV1_2},
+      {"TLSv1.3", kSslTlsV1_3},
+  };
+  uint32_t mask = 0;
+  if (Status s = parse_bitmask(n, kNames, mask); !s.ok()) return s;
+  conf.protocols = mask;
+  return {};
+}
+
+// A shared cache's zone: the store is made when the zone is mapped, or kept from the last
+// configuration's zone of the same name and size (its sessions stay valid across a reload).
+Status init_session_zone(SharedZone& zone, void* old_data) {
+  auto* shm = static_cast<SslSessionShm*>(zone.data);
+  shm->slab = zone.slab;
+  if (old_data != nullptr) {
+    shm->store = static_cast<SslSessionShm*>(old_data)->store;
+    return {};
+  }
+  shm->store = ssl_session_store_create(*zone.slab);
+  if (shm->store == nullptr)
+    return Status::errorf("session cache \"%s\" is too small", zone.name.c_str());
+  zone.slab->data = shm->store;
+  return {};
+}
+
+// ssl_session_cache off | none | [builtin[:size]] [shared:name:size].
+Status set_session_cache(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
+  if (conf.session_cache.set) return Status::error("is duplicate");
+  SessionCacheSpec spec;
+  spec.mode = SslSessionCache::None;
+  for (size_t i = 1; i < n.args.size(); i++) {
+    std::string_view a = n.args[i];
+    auto invalid = [&] {
+      return Status::errorf("invalid session cache \"%s\"", n.args[i].c_str());
+    };
+    if (a == "off" || a == "none") {  // later words override earlier ones, as nginx's
+      spec.mode = a == "off" ? SslSessionCache::Off : SslSessionCache::None;
+      spec.builtin = false;
+    } else if (a == "builtin" || a.starts_with("builtin:")) {
+      if (a.size() > 8) {
+        auto v = parse_int(a.substr(8));
+        if (!v || *v < 0) return invalid();
+        spec.builtin_size = static_cast<long>(*v);
+      }
+      spec.mode = SslSessionCache::Builtin;
+      spec.builtin = true;
+    } else if (a.starts_with("shared:")) {
+      std::string_view rest = a.substr(7);
+      size_t colon = rest.find(':');
+      if (colon == std::string_view::npos || colon == 0) return invalid();
+      std::string name(rest.substr(0, colon));
+      auto size = parse_size(rest.substr(colon + 1));
+      if (!size) return invalid();
+      if (*size < 8 * 4096)
+        return Status::errorf("session cache \"%s\" is too small", n.args[i].c_str());
+      Result<SharedZone*> zone = cf.cycle.add_zone(name, *size, &http_ssl_module);
+      if (!zone.ok()) return zone.status();
+      if ((*zone)->data == nullptr) {
+        auto* shm = cf.pool.make<SslSessionShm>();
+        shm->name = name;
+        (*zone)->data = shm;
+        (*zone)->init = init_session_zone;
+      }
+      spec.shared = static_cast<SslSessionShm*>((*zone)->data);
+    } else {
+      return invalid();
+    }
+  }
+  conf.session_cache = spec;
+  return {};
+}
+
+Status not_yet(ConfContext&, const ConfNode&) {
+  return Status::error("is not supported by weir yet");
+}
+
+// --- configuration -----------------------------------------------------------------------------
+
+ssl_ctx_st* select_server(Connection& c, std::string_view name);
+
+SslSrvConf* create_srv_conf(ConfContext& cf) {
+  return cf.pool.make<SslSrvConf>();
+}
+
+Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf) {
+  conf.enable.merge(prev.enable, false);
+  if (conf.certificates == nullptr) {
+    conf.certificates = prev.certificates;
+    conf.keys = prev.keys;
+  }
+  conf.protocols.merge(prev.protocols, kSslTlsV1 | kSslTlsV1_1 | kSslTlsV1_2 | kSslTlsV1_3);
+  conf.ciphers.merge(prev.ciphers, "HIGH:!aNULL:!MD5");
+  conf.ecdh_curve.merge(prev.ecdh_curve, "auto");
+  conf.dhparam.merge(prev.dhparam, "");
+  conf.prefer_server_ciphers.merge(prev.prefer_server_ciphers, false);
+  conf.session_tickets.merge(prev.session_tickets, true);
+  conf.session_cache.merge(prev.session_cache, SessionCacheSpec{});
+  conf.session_timeout.merge(prev.session_timeout, 300);
+  conf.buffer_size.merge(prev.buffer_size, 16384);
+  size_t ncert = conf.certificates != nullptr ? conf.certificates->size() : 0;
+  size_t nkey = conf.keys != nullptr ? conf.keys->size() : 0;
+  if (ncert == 0) {
+    if (*conf.enable) {
+      return cf.error("no \"ssl_certificate\" is defined for the \"ssl\" directive");
+    }
+    return {};
+  }
+  if (nkey < ncert) {
+    return cf.errorf("no \"ssl_certificate_key\" is defined for certificate \"%s\"",
+                     (*conf.certificates)[nkey].c_str());
+  }
+  SslServerConf sc;
+  sc.certificates = *conf.certificates;
+  sc.keys = *conf.keys;
+  sc.keys.resize(ncert);
+  sc.protocols = *conf.protocols;
+  sc.ciphers = *conf.ciphers;
+  sc.prefer_server_ciphers = *conf.prefer_server_ciphers;
+  sc.ecdh_curve = *conf.ecdh_curve;
+  sc.dhparam = conf.dhparam->empty() ? "" : cf.full_name(*conf.dhparam);
+  sc.session_cache = conf.session_cache->mode;
+  sc.builtin_size = conf.session_cache->builtin_size;
+  sc.builtin = conf.session_cache->builtin;
+  sc.shared = conf.session_cache->shared;
+  sc.session_timeout = *conf.session_timeout;
+  sc.session_tickets = *conf.session_tickets;
+  Result<ssl_ctx_st*> ctx = ssl_server_context(sc);
+  if (!ctx.ok()) return cf.error(ctx.status().message());
+  conf.ctx = *ctx;
+  cf.pool.make<OwnedContext>()->ctx = *ctx;
+  ssl_on_server_name(*ctx, select_server);
+  return {};
+}
+
+// SNI: the server of that name on the connection's address; its context when it has one. The
+// connection's default server becomes that one, as nginx.
+ssl_ctx_st* select_server(Connection& c, std::string_view name) {
+  HttpConnection* hc = http_connection_of(c);
+  if (hc == nullptr || hc->addr_conf == nullptr) return nullptr;
+  std::string_view host = name;
+  Pool& pool = c.pool;
+  if (!validate_host(host, pool)) return nullptr;
+  CoreSrvConf* cscf = hc->addr_conf->servers.find(nullptr, host);
+  if (cscf == nullptr) return nullptr;
+  hc->conf_ctx = cscf->ctx;
+  return ssl_conf(*cscf).ctx;
+}
+
+// --- variables ---------------------------------------------------------------------------------
+
+void var_ssl_protocol(Request& r, VariableValue& v, uintptr_t) {
+  if (r.connection->ssl == nullptr) {
+    v.not_found = true;
+    return;
+  }
+  v.set(ssl_protocol(*r.connection));
+}
+
+void var_ssl_cipher(Request& r, VariableValue& v, uintptr_t) {
+  if (r.connection->ssl == nullptr) {
+    v.not_found = true;
+    return;
+  }
+  v.set(ssl_cipher(*r.connection));
+}
+
+void var_ssl_server_name(Request& r, VariableValue& v, uintptr_t) {
+  std::string_view name = ssl_server_name(*r.connection);
+  if (name.empty()) {
+    v.not_found = true;
+    return;
+  }
+  v.set(name);
+}
+
+void var_ssl_session_reused(Request& r, VariableValue& v, uintptr_t) {
+  if (r.connection->ssl == nullptr) {
+    v.not_found = true;
+    return;
+  }
+  v.set(ssl_session_reused(*r.connection) ? "r" : ".");
+}
+
+constexpr VariableDef kVars[] = {
+    {"ssl_protocol", var_ssl_protocol, nullptr, 0},
+    {"ssl_cipher", var_ssl_cipher, nullptr, 0},
+    {"ssl_server_name", var_ssl_server_name, nullptr, 0},
+    {"ssl_session_reused", var_ssl_session_reused, nullptr, 0},
+};
+
+Status preconfiguration(ConfContext& cf) {
+  return add_variables(cf, kVars);
+}
+
+constexpr uint32_t kWhere = kHttpMainSrv;
+constexpr Directive kDirectives[] = {
+    directive<ssl_on>("ssl", kWhere | kFlag),
+    directive<add_file<&SslSrvConf::certificates>>("ssl_certificate", kWhere | kTake1),
+    directive<add_file<&SslSrvConf::keys>>("ssl_certificate_key", kWhere | kTake1),
+    directive<set_protocols>("ssl_protocols", kWhere | kOneMore),
+    directive<slot::str<&SslSrvConf::ciphers>>("ssl_ciphers", kWhere | kTake1),
+    directive<slot::str<&SslSrvConf::ecdh_curve>>("ssl_ecdh_curve", kWhere | kTake1),
+    directive<slot::str<&SslSrvConf::dhparam>>("ssl_dhparam", kWhere | kTake1),
+    directive<slot::flag<&SslSrvConf::prefer_server_ciphers>>("ssl_prefer_server_ciphers",
+                                                              kWhere | kFlag),
+    directive<set_session_cache>("ssl_session_cache", kWhere | kTake12),
+    directive<slot::sec<&SslSrvConf::session_timeout>>("ssl_session_timeout", kWhere | kTake1),
+    directive<slot::flag<&SslSrvConf::session_tickets>>("ssl_session_tickets", kWhere | kFlag),
+    directive<slot::size<&SslSrvConf::buffer_size>>("ssl_buffer_size", kWhere | kTake1),
+    // nginx has these; weir does not yet, and says so rather than ignore them.
+    directive<not_yet>("ssl_password_file", kWhere | kTake1),
+    directive<not_yet>("ssl_session_ticket_key", kWhere | kTake1),
+    directive<not_yet>("ssl_verify_client", kWhere | kTake1),
+    directive<not_yet>("ssl_verify_depth", kWhere | kTake1),
+    directive<not_yet>("ssl_client_certificate", kWhere | kTake1),
+    directive<not_yet>("ssl_trusted_certificate", kWhere | kTake1),
+    directive<not_yet>("ssl_crl", kWhere | kTake1),
+    directive<not_yet>("ssl_stapling", kWhere | kFlag),
+    directive<not_yet>("ssl_stapling_file", kWhere | kTake1),
+    directive<not_yet>("ssl_stapling_responder", kWhere | kTake1),
+    directive<not_yet>("ssl_stapling_verify", kWhere | kFlag),
+    directive<not_yet>("ssl_ocsp", kWhere | kTake1),
+    directive<not_yet>("ssl_ocsp_cache", kWhere | kTake1),
+    directive<not_yet>("ssl_ocsp_responder", kWhere | kTake1),
+    directive<not_yet>("ssl_early_data", kWhere | kFlag),
+    directive<not_yet>("ssl_conf_command", kWhere | kTake2),
+    directive<not_yet>("ssl_reject_handshake", kWhere | kFlag),
+};
+static_assert(directives_of(kDirectives, &http_ssl_module));
+
+}  // namespace
+
+ssl_ctx_st* server_ssl_context(const CoreSrvConf& cscf) {
+  return ssl_conf(cscf).ctx;
+}
+
+bool server_ssl_enabled(const CoreSrvConf& cscf) {
+  return *ssl_conf(cscf).enable;
+}
+
+size_t server_ssl_buffer_size(const CoreSrvConf& cscf) {
+  return *ssl_conf(cscf).buffer_size;
+}
+
+Status check_ssl_address(ConfContext& cf, const HttpAddr& addr) {
+  const CoreSrvConf& def = *addr.servers.default_server;
+  if (server_ssl_context(def) == nullptr) {
+    const ConfNode* node = def.node;
+    std::string where = node != nullptr && node->file != nullptr
+                            ? node->file->path + ":" + std::to_string(node->line)
+                            : std::string("the command line");
+    return Status::located(
+        "no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive in " + where);
+  }
+  (void)cf;
+  return {};
+}
+
+Module http_ssl_module{
+    .name = "http_ssl",
+    .type = ModuleType::Http,
+    .directives = kDirectives,
+    .preconfiguration = preconfiguration,
+    .create_srv_conf = create_conf<create_srv_conf>,
+    .merge_srv_conf = merge_conf<merge_srv_conf>,
+};
+
+}  // namespace weir::http

@@ -1,0 +1,248 @@
+"""TLS on `listen ... ssl` (#14's first part) with real clients - curl, `openssl s_client` and
+Python's ssl - and certificates the tests make with `openssl req`, beside Debian's nginx on the same
+configuration: the handshake and the $ssl_* variables, SNI choosing the server and its certificate,
+plain HTTP to a TLS port (nginx's 400 page and log line), redirects with https://, large files and
+slow readers through the record buffer, a proxied exchange behind TLS, keep-alive, session
+resumption by ticket and by the builtin cache, and nginx's load-time errors."""
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import threading
+
+import pytest
+
+from backend import Backend
+from conftest import NGINX, WEIR, answer, check_conf, wait_for, weir_and_nginx
+
+
+@pytest.fixture(scope="module")
+def certs():
+    """Two ECDSA P-256 certificates: "localhost" (also a.test) and "b.test"; an RSA one for b.test."""
+    d = tempfile.mkdtemp(prefix="weir-tls-")
+    os.chmod(d, 0o755)
+
+    def make(name, sans, kind="ec"):
+        key, cert = os.path.join(d, name + ".key"), os.path.join(d, name + ".crt")
+        newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"] if kind == "ec" else \
+            ["-newkey", "rsa:2048"]
+        subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=" + sans[0],
+                        "-addext", "subjectAltName=" + ",".join("DNS:" + s for s in sans),
+                        "-keyout", key, "-out", cert] + newkey, check=True, capture_output=True)
+        for f in (key, cert):
+            os.chmod(f, 0o644)
+        return cert, key
+
+    out = {"a": make("a", ["localhost", "a.test"]), "b": make("b", ["b.test"]),
+           "b_rsa": make("b_rsa", ["b.test"], "rsa"), "dir": d}
+    yield out
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def conf(certs, extra=""):
+    (ac, ak), (bc, bk) = certs["a"], certs["b"]
+    return """
+    log_format tls '$scheme|$https|$ssl_protocol|$ssl_cipher|$ssl_server_name|$ssl_session_reused|$server_name|$connection_requests';
+    access_log %%%%DIR%%%%/logs/tls.log tls;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    server { listen 127.0.0.1:%%%%PORT%%%% ssl; server_name localhost;
+             ssl_certificate %s; ssl_certificate_key %s;
+             location /r { return 301 /index.html; } %s }
+    server { listen 127.0.0.1:%%%%PORT%%%% ssl; server_name b.test;
+             ssl_certificate %s; ssl_certificate_key %s; }
+    """ % (ac, ak, extra, bc, bk)
+
+
+FILES = {"index.html": "hello over tls\n", "big.bin": os.urandom(3 * 1024 * 1024 + 17)}
+
+
+@pytest.fixture(scope="module")
+def pair(certs):
+    yield from weir_and_nginx(conf(certs), FILES)
+
+
+def curl(port, path, cacert, host="localhost", extra=()):
+    out = subprocess.run(["curl", "-sS", "--max-time", "10", "--cacert", cacert, "--resolve",
+                          "%s:%d:127.0.0.1" % (host, port), "-o", "-", "-w", "\n%{http_code}|%{redirect_url}",
+                          *extra, "https://%s:%d%s" % (host, port, path)], capture_output=True)
+    body, _, tail = out.stdout.rpartition(b"\n")
+    return out.returncode, body, tail.decode(), out.stderr.decode()
+
+
+def log_lines(s, name="logs/tls.log", n=None):
+    path = s.path(name)
+    if n is not None:
+        wait_for(lambda: os.path.exists(path) and len(open(path).readlines()) >= n, what="log lines")
+    return open(path).read().splitlines()
+
+
+def test_handshake_sni_and_variables_as_nginx(pair, certs):
+    for s in pair:
+        rc, body, tail, err = curl(s.port, "/", certs["a"][0])
+        assert rc == 0 and body == b"hello over tls\n" and tail == "200|", (s.name, err)
+        # SNI picks b.test's server and certificate: a.test's CA does not vouch for it.
+        rc, body, tail, err = curl(s.port, "/", certs["b"][0], host="b.test")
+        assert rc == 0 and tail == "200|", (s.name, err)
+        rc, _, _, err = curl(s.port, "/", certs["a"][0], host="b.test")
+        assert rc == 60, (s.name, rc, err)  # curl: the peer's certificate is not trusted
+        # An unknown name gets the default server.
+        rc, _, tail, err = curl(s.port, "/", certs["a"][0], host="a.test")
+        assert rc == 0 and tail == "200|", (s.name, err)
+    logs = [log_lines(s, n=3) for s in pair]
+    assert logs[0] == logs[1], logs
+    assert logs[0][0].startswith("https|on|TLSv1.3|TLS_AES_256_GCM_SHA384|localhost|.|localhost|1")
+    assert logs[0][1].split("|")[4:7] == ["b.test", ".", "b.test"]
+
+
+def test_plain_http_to_tls_port_is_nginx_400(pair):
+    req = "GET / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    weir, nginx = (answer(s.port, req) for s in pair)
+    assert weir == nginx
+    assert weir[0][0] == "HTTP/1.1 400 Bad Request"
+    assert b"The plain HTTP request was sent to HTTPS port" in weir[1]
+    for s in pair:
+        wait_for(lambda: "client sent plain HTTP request to HTTPS port while reading client request "
+                         "headers" in open(s.path("logs/error.log")).read(), what=s.name)
+
+
+def test_redirect_names_https(pair, certs):
+    for s in pair:
+        _, _, tail, _ = curl(s.port, "/r", certs["a"][0])
+        assert tail == "301|https://localhost:%d/index.html" % s.port, s.name
+
+
+def test_large_file_and_slow_reader(pair, certs):
+    """3 MiB through SSL_write (sendfile is off under TLS): whole, to a fast client and to one that
+    reads slowly, so that the record buffer waits on the socket."""
+    s = pair[0]
+    rc, body, tail, _ = curl(s.port, "/big.bin", certs["a"][0])
+    assert rc == 0 and body == FILES["big.bin"]
+    ctx = ssl.create_default_context(cafile=certs["a"][0])
+    raw_sock = socket.socket()
+    raw_sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw_sock.connect(("127.0.0.1", s.port))
+    c = ctx.wrap_socket(raw_sock, server_hostname="localhost")
+    c.settimeout(20)
+    c.sendall(b"GET /big.bin HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    data = b""
+    while True:
+        chunk = c.recv(1024)
+        if not chunk:
+            break
+        data += chunk
+        if len(data) < 64 * 1024:
+            threading.Event().wait(0.01)  # slow at first: the server's writes come back partial
+    c.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and body == FILES["big.bin"]
+
+
+def test_keepalive_and_session_resumption(pair, certs):
+    for s in pair:
+        before = len(log_lines(s))
+        rc, _, _, err = curl(s.port, "/", certs["a"][0],
+                             extra=("-o", "/dev/null", "https://localhost:%d/index.html" % s.port))
+        assert rc == 0, err
+        lines = log_lines(s, n=before + 2)[before:]
+        assert [l.split("|")[-1] for l in lines] == ["1", "2"], (s.name, lines)
+    # Resumption by ticket (the default), TLS 1.2 and 1.3: the second connection says "r".
+    for proto in ("-tls1_2", "-tls1_3"):
+        for s in pair:
+            sess = os.path.join(s.dir, "sess" + proto)
+            for opt in ("-sess_out", "-sess_in"):
+                out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % s.port,
+                                      "-servername", "localhost", proto, "-CAfile", certs["a"][0],
+                                      opt, sess, "-ign_eof"],
+                                     input=b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                                     capture_output=True, timeout=10)
+                assert b"hello over tls" in out.stdout, (s.name, proto, out.stderr[-300:])
+            assert b"Reused, TLS" in out.stdout, (s.name, proto)
+            wait_for(lambda: log_lines(s)[-1].split("|")[5] == "r", what="$ssl_session_reused r")
+
+
+def test_proxied_behind_tls(make_server, certs):
+    body = os.urandom(300 * 1024)
+    with Backend() as b:
+        s = make_server("""
+            server { listen 127.0.0.1:%%%%PORT%%%% ssl; ssl_certificate %s; ssl_certificate_key %s;
+                     location / { proxy_pass http://127.0.0.1:%d; } }""" % (*certs["a"], b.port))
+        path = os.path.join(s.dir, "upload")
+        with open(path, "wb") as f:
+            f.write(body)
+        rc, out, tail, err = curl(s.port, "/echo", certs["a"][0], extra=("--data-binary", "@" + path))
+        assert rc == 0 and tail.startswith("200"), err
+        assert b.requests[-1][3] == body
+
+
+def test_load_errors_as_nginx(certs):
+    (ac, ak), missing = certs["a"], os.path.join(certs["dir"], "nope.pem")
+    cases = [
+        # no certificate for a TLS address: nginx names the server block's place
+        ("server { listen 127.0.0.1:1 ssl; }", 'no "ssl_certificate" is defined for the "listen ... ssl" directive in'),
+        ("server { listen 127.0.0.1:1 ssl; ssl_certificate %s; }" % ac,
+         'no "ssl_certificate_key" is defined for certificate "%s"' % ac),
+        ("server { listen 127.0.0.1:1 ssl; ssl_certificate %s; ssl_certificate_key %s; }" % (missing, ak),
+         'cannot load certificate "%s": BIO_new_file() failed (SSL: error:' % missing),
+        ("server { listen 127.0.0.1:1 ssl; ssl_certificate %s; ssl_certificate_key %s; }" % (ak, ak),
+         'cannot load certificate "%s": PEM_read_bio_X509_AUX() failed (SSL: error:' % ak),
+        ("server { listen 127.0.0.1:1 ssl; ssl_certificate %s; ssl_certificate_key %s; }" % (ac, missing),
+         'cannot load certificate key "%s": BIO_new_file() failed (SSL: error:' % missing),
+        ("server { listen 127.0.0.1:1 ssl; ssl_certificate %s; ssl_certificate_key %s; }" % (ac, ac),
+         'cannot load certificate key "%s": PEM_read_bio_PrivateKey() failed (SSL: error:' % ac),
+        ("ssl_protocols TLSv1.2 TLSv9;", 'invalid value "TLSv9"'),
+        ("ssl_session_cache bogus;", 'invalid session cache "bogus"'),
+    ]
+    for http_conf, message in cases:
+        for binary in (WEIR, NGINX):
+            rc, err = check_conf(binary, http_conf)
+            assert rc == 1 and message in err, (binary, http_conf, err)
+    # `ssl on` still works, with nginx's warning.
+    ok = "server { listen 127.0.0.1:1; ssl on; ssl_certificate %s; ssl_certificate_key %s; }" % (ac, ak)
+    for binary in (WEIR, NGINX):
+        rc, err = check_conf(binary, ok)
+        assert rc == 0 and 'the "ssl" directive is deprecated' in err, (binary, err)
+
+
+def resumed(port, cafile, proto, sess, first):
+    out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-servername",
+                          "localhost", proto, "-CAfile", cafile, "-sess_out" if first else "-sess_in",
+                          sess, "-ign_eof"],
+                         input=b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                         capture_output=True, timeout=10)
+    assert b"hello over tls" in out.stdout, out.stderr[-300:]
+    return b"Reused, TLS" in out.stdout
+
+
+def test_shared_session_cache_across_workers(make_server, certs):
+    """Tickets off: a session is found again only through the cache. With two workers, the shared
+    zone resumes every connection, whichever worker takes it; it keeps its sessions across a
+    reload."""
+    s = make_server("""
+        ssl_session_tickets off;
+        ssl_session_cache shared:TLSCACHE:1m;
+        server { listen 127.0.0.1:%%%%PORT%%%% ssl; server_name localhost;
+                 ssl_certificate %s; ssl_certificate_key %s; }""" % certs["a"],
+                    main_conf="worker_processes 2;", files={"index.html": "hello over tls\n"})
+    wait_for(lambda: len(s.worker_pids()) == 2, what="two workers")
+    for proto in ("-tls1_2", "-tls1_3"):
+        sess = os.path.join(s.dir, "sess" + proto)
+        assert not resumed(s.port, certs["a"][0], proto, sess, True)
+        assert all(resumed(s.port, certs["a"][0], proto, sess, False) for _ in range(8)), proto
+    sess = os.path.join(s.dir, "sess-tls1_2")
+    old = set(s.worker_pids())
+    s.send_signal(signal.SIGHUP)
+    wait_for(lambda: not set(s.worker_pids()) & old and len(s.worker_pids()) == 2, what="new workers")
+    assert resumed(s.port, certs["a"][0], "-tls1_2", sess, False)
+
+
+def test_shared_session_cache_errors_as_nginx(certs):
+    for cache, message in (("shared:X:1k", 'session cache "shared:X:1k" is too small'),
+                           ("shared:X", 'invalid session cache "shared:X"'),
+                           ("builtin:x", 'invalid session cache "builtin:x"'),
+                           ("shared:X:1m:2", 'invalid session cache "shared:X:1m:2"')):
+        for binary in (WEIR, NGINX):
+            rc, err = check_conf(binary, "ssl_session_cache %s;" % cache)
+            assert rc == 1 and message in err, (binary, cache, err)

@@ -1,12 +1,19 @@
 #include "event/ssl.h"
 
+#include <fcntl.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "core/file.h"
 #include "core/log.h"
@@ -241,16 +248,146 @@ Status load_certificate(SSL_CTX* ctx, const std::string& file) {
   return {};
 }
 
-Status load_key(SSL_CTX* ctx, const std::string& file) {
+// A key's passphrase: the one being tried (never a prompt).
+int give_password(char* buf, int size, int, void* userdata) {
+  const auto* pw = static_cast<const std::string*>(userdata);
+  if (pw == nullptr) return 0;
+  int n = static_cast<int>(std::min<size_t>(pw->size(), static_cast<size_t>(size)));
+  std::memcpy(buf, pw->data(), static_cast<size_t>(n));
+  return n;
+}
+
+Status load_key(SSL_CTX* ctx, const std::string& file, const std::vector<std::string>& passwords) {
   std::string what = "cannot load certificate key \"" + file + "\": ";
   BIO* bio = BIO_new_file(file.c_str(), "r");
   if (bio == nullptr) return ssl_error(what + "BIO_new_file() failed");
-  EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+  EVP_PKEY* key = nullptr;
+  size_t tries = std::max<size_t>(passwords.size(), 1);
+  for (size_t i = 0; i < tries && key == nullptr; i++) {
+    if (i > 0) {
+      (void)BIO_reset(bio);
+      ERR_clear_error();
+    }
+    const std::string* pw = passwords.empty() ? nullptr : &passwords[i];
+    key = PEM_read_bio_PrivateKey(bio, nullptr, give_password, const_cast<std::string*>(pw));
+  }
   BIO_free(bio);
   if (key == nullptr) return ssl_error(what + "PEM_read_bio_PrivateKey() failed");
   int ok = SSL_CTX_use_PrivateKey(ctx, key);
   EVP_PKEY_free(key);
   if (ok != 1) return ssl_error("SSL_CTX_use_PrivateKey(\"" + file + "\") failed");
+  return {};
+}
+
+// ssl_session_ticket_key: nginx's 48-byte (AES-128) and 80-byte (AES-256) key files; the first
+// encrypts new tickets, any decrypts.
+struct TicketKey {
+  size_t size = 0;
+  unsigned char name[16];
+  unsigned char aes_key[32];
+  unsigned char hmac_key[32];
+};
+
+int g_ticket_index = -1;
+
+Result<std::vector<TicketKey>*> load_ticket_keys(const std::vector<std::string>& files) {
+  auto keys = std::make_unique<std::vector<TicketKey>>();
+  for (const std::string& file : files) {
+    int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return Status::sys_error(errno, "open()", file);
+    unsigned char buf[80];
+    struct stat st;
+    ssize_t n = -1;
+    bool sized = ::fstat(fd, &st) == 0 && (st.st_size == 48 || st.st_size == 80);
+    if (sized) n = ::pread(fd, buf, static_cast<size_t>(st.st_size), 0);
+    ::close(fd);
+    if (!sized) return Status::error("\"" + file + "\" must be 48 or 80 bytes");
+    if (n != st.st_size) return Status::sys_error(errno, "read()", file);
+    TicketKey k;
+    k.size = static_cast<size_t>(n);
+    std::memcpy(k.name, buf, 16);
+    if (k.size == 48) {
+      std::memcpy(k.aes_key, buf + 16, 16);
+      std::memcpy(k.hmac_key, buf + 32, 16);
+    } else {
+      std::memcpy(k.hmac_key, buf + 16, 32);
+      std::memcpy(k.aes_key, buf + 48, 32);
+    }
+    OPENSSL_cleanse(buf, sizeof buf);
+    keys->push_back(k);
+  }
+  return keys.release();
+}
+
+void free_ticket_keys(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+  delete static_cast<std::vector<TicketKey>*>(ptr);
+}
+
+int ticket_key_callback(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* ectx,
+                        EVP_MAC_CTX* hctx, int enc) {
+  auto* keys = static_cast<std::vector<TicketKey>*>(
+      SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), g_ticket_index));
+  if (keys == nullptr || keys->empty()) return -1;
+  size_t i = 0;
+  if (enc == 0) {
+    while (i < keys->size() && std::memcmp(name, (*keys)[i].name, 16) != 0) i++;
+    if (i == keys->size()) return 0;  // not ours: a full handshake
+  }
+  TicketKey& k = (*keys)[i];
+  const EVP_CIPHER* cipher = k.size == 48 ? EVP_aes_128_cbc() : EVP_aes_256_cbc();
+  size_t hmac_size = k.size == 48 ? 16 : 32;
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, k.hmac_key, hmac_size),
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0),
+      OSSL_PARAM_construct_end(),
+  };
+  if (enc == 1) {
+    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(cipher)) != 1 ||
+        EVP_EncryptInit_ex(ectx, cipher, nullptr, k.aes_key, iv) != 1 ||
+        EVP_MAC_CTX_set_params(hctx, params) != 1) {
+      return -1;
+    }
+    std::memcpy(name, k.name, 16);
+    return 1;
+  }
+  if (EVP_MAC_CTX_set_params(hctx, params) != 1 ||
+      EVP_DecryptInit_ex(ectx, cipher, nullptr, k.aes_key, iv) != 1) {
+    return -1;
+  }
+  // A ticket under an older key, or any in TLS 1.3, is renewed.
+  return i != 0 || SSL_version(ssl) == TLS1_3_VERSION ? 2 : 1;
+}
+
+Status use_ticket_keys(SSL_CTX* ctx, const std::vector<std::string>& files) {
+  Result<std::vector<TicketKey>*> keys = load_ticket_keys(files);
+  if (!keys.ok()) return keys.status();
+  if (g_ticket_index < 0) {
+    g_ticket_index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, free_ticket_keys);
+  }
+  SSL_CTX_set_ex_data(ctx, g_ticket_index, *keys);
+  SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_key_callback);
+  return {};
+}
+
+// ssl_conf_command: OpenSSL's own configuration commands, after everything else.
+Status apply_conf_commands(SSL_CTX* ctx,
+                           const std::vector<std::pair<std::string, std::string>>& commands) {
+  if (commands.empty()) return {};
+  SSL_CONF_CTX* cctx = SSL_CONF_CTX_new();
+  if (cctx == nullptr) return ssl_error("SSL_CONF_CTX_new() failed");
+  SSL_CONF_CTX_set_flags(cctx, SSL_CONF_FLAG_FILE | SSL_CONF_FLAG_SERVER |
+                                   SSL_CONF_FLAG_CERTIFICATE | SSL_CONF_FLAG_SHOW_ERRORS);
+  SSL_CONF_CTX_set_ssl_ctx(cctx, ctx);
+  for (const auto& [name, value] : commands) {
+    if (SSL_CONF_cmd(cctx, name.c_str(), value.c_str()) <= 0) {
+      SSL_CONF_CTX_free(cctx);
+      return ssl_error("SSL_CONF_cmd(\"" + name + "\", \"" + value + "\") failed");
+    }
+  }
+  int ok = SSL_CONF_CTX_finish(cctx);
+  SSL_CONF_CTX_free(cctx);
+  if (ok != 1) return ssl_error("SSL_CONF_finish() failed");
   return {};
 }
 
@@ -265,7 +402,7 @@ Status configure(SSL_CTX* ctx, const SslServerConf& conf) {
                             SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
   for (size_t i = 0; i < conf.certificates.size(); i++) {
     if (Status s = load_certificate(ctx, conf.certificates[i]); !s.ok()) return s;
-    if (Status s = load_key(ctx, conf.keys[i]); !s.ok()) return s;
+    if (Status s = load_key(ctx, conf.keys[i], conf.passwords); !s.ok()) return s;
   }
   if (SSL_CTX_set_cipher_list(ctx, conf.ciphers.c_str()) != 1) {
     return ssl_error("SSL_CTX_set_cipher_list(\"" + conf.ciphers + "\") failed");
@@ -304,6 +441,9 @@ Status configure(SSL_CTX* ctx, const SslServerConf& conf) {
     SSL_CTX_sess_set_remove_cb(ctx, remove_session);
   }
   SSL_CTX_set_timeout(ctx, static_cast<long>(conf.session_timeout));
+  if (conf.session_tickets && !conf.ticket_keys.empty()) {
+    if (Status st = use_ticket_keys(ctx, conf.ticket_keys); !st.ok()) return st;
+  }
   if (!conf.session_tickets) {
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     // TLS 1.3 resumes through tickets: stateful ones (a session id) when a cache keeps them.
@@ -311,7 +451,7 @@ Status configure(SSL_CTX* ctx, const SslServerConf& conf) {
       SSL_CTX_set_num_tickets(ctx, 0);
     }
   }
-  return {};
+  return apply_conf_commands(ctx, conf.conf_commands);
 }
 
 // After an SSL_* call that returned n <= 0: what it means for the connection.
@@ -402,6 +542,12 @@ Rc ssl_handshake(Connection& c) {
       log_error(LogLevel::Info, *c.log, 0, "peer closed connection in SSL handshake");
       return Rc::Error;
     case Outcome::Failed:
+      if (c.ssl->handshake_rejected) {
+        ERR_clear_error();
+        c.ssl->no_shutdown = true;
+        log_error(LogLevel::Info, *c.log, 0, "handshake rejected");
+        return Rc::Error;
+      }
       log_failure(c, "SSL_do_handshake()");
       return Rc::Error;
   }
@@ -528,11 +674,17 @@ SendResult ssl_send_chain(Connection& c, ChainLink* in, off_t limit) {
 namespace {
 SslServerNameFn g_server_name = nullptr;
 
-int server_name_callback(SSL* ssl, int*, void*) {
+int server_name_callback(SSL* ssl, int* alert, void*) {
   auto* c = static_cast<Connection*>(SSL_get_app_data(ssl));
   const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-  if (c == nullptr || name == nullptr || g_server_name == nullptr) return SSL_TLSEXT_ERR_OK;
-  SSL_CTX* ctx = g_server_name(*c, name);
+  if (c == nullptr || g_server_name == nullptr) return SSL_TLSEXT_ERR_OK;
+  bool reject = false;
+  SSL_CTX* ctx = g_server_name(*c, name != nullptr ? name : "", reject);
+  if (reject) {
+    c->ssl->handshake_rejected = true;
+    *alert = SSL_AD_UNRECOGNIZED_NAME;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
   if (ctx != nullptr && ctx != SSL_get_SSL_CTX(ssl)) {
     SSL_set_SSL_CTX(ssl, ctx);
     // The options that differ between servers (protocols, cipher preference) follow the server.
@@ -546,6 +698,32 @@ int server_name_callback(SSL* ssl, int*, void*) {
 void ssl_on_server_name(ssl_ctx_st* ctx, SslServerNameFn fn) {
   g_server_name = fn;
   SSL_CTX_set_tlsext_servername_callback(ctx, server_name_callback);
+}
+
+Result<std::vector<std::string>> ssl_read_password_file(const std::string& file) {
+  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::sys_error(errno, "open()", file);
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+  int err = errno;
+  ::close(fd);
+  if (n < 0) return Status::sys_error(err, "read()", file);
+  std::vector<std::string> out;
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t nl = text.find('\n', at);
+    std::string line = text.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+      line.pop_back();
+    }
+    if (!line.empty()) out.push_back(std::move(line));
+    if (nl == std::string::npos) break;
+    at = nl + 1;
+  }
+  OPENSSL_cleanse(text.data(), text.size());
+  return out;
 }
 
 int ssl_peek(Connection& c) {

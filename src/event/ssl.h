@@ -66,20 +66,27 @@ struct SslServerConf {
   std::string dhparam;  // a PEM file of DH parameters ("" none)
   SslSessionCache session_cache = SslSessionCache::None;
   long builtin_size = 20480;  // sessions in the builtin cache
-  bool builtin = false;       // \"builtin\" beside \"shared:\"
+  bool builtin = false;       // "builtin" beside "shared:"
   SslSessionShm* shared = nullptr;
-  uint64_t session_timeout = 300;  // seconds
+  std::vector<std::string> ticket_keys;  // ssl_session_ticket_key files: the first encrypts
+  std::vector<std::string> passwords;    // ssl_password_file's lines, tried in turn for each key
+  std::vector<std::pair<std::string, std::string>> conf_commands;  // ssl_conf_command
+  uint64_t session_timeout = 300;                                  // seconds
   bool session_tickets = true;
 };
+
+// ssl_password_file: its lines (the error in nginx's words).
+Result<std::vector<std::string>> ssl_read_password_file(const std::string& file);
 
 // A server context (SSL_CTX) made from conf; the error names the file and OpenSSL's reason, in
 // nginx's words. Freed with ssl_free_context.
 Result<ssl_ctx_st*> ssl_server_context(const SslServerConf& conf);
 void ssl_free_context(ssl_ctx_st* ctx);
 
-// SNI: fn gets the name the client sent and answers the context of the server that has it
-// (nullptr: the current one stays).
-using SslServerNameFn = ssl_ctx_st* (*)(Connection& c, std::string_view name);
+// SNI: fn gets the name the client sent ("" when none) and answers the context of the server that
+// has it (nullptr: the current one stays); reject set: the handshake ends with an
+// unrecognized_name alert (ssl_reject_handshake).
+using SslServerNameFn = ssl_ctx_st* (*)(Connection& c, std::string_view name, bool& reject);
 void ssl_on_server_name(ssl_ctx_st* ctx, SslServerNameFn fn);
 
 // Per connection, outside its pool (an idle keep-alive connection's pool is reset); released by
@@ -89,7 +96,8 @@ struct SslConnection {
   Buffer out;                  // gathered output not yet taken by SSL_write (no memory when idle)
   size_t buffer_size = 16384;  // ssl_buffer_size
   bool handshaked = false;
-  bool no_shutdown = false;  // the peer failed: no close_notify
+  bool no_shutdown = false;         // the peer failed: no close_notify
+  bool handshake_rejected = false;  // ssl_reject_handshake refused it
   ~SslConnection();
 };
 

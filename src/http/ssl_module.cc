@@ -45,6 +45,10 @@ struct SslSrvConf {
   Setting<SessionCacheSpec> session_cache;
   Setting<uint64_t> session_timeout;
   Setting<size_t> buffer_size;
+  Setting<bool> reject_handshake;
+  std::vector<std::string>* passwords = nullptr;    // ssl_password_file's lines
+  std::vector<std::string>* ticket_keys = nullptr;  // ssl_session_ticket_key files
+  std::vector<std::pair<std::string, std::string>>* conf_commands = nullptr;
   ssl_ctx_st* ctx = nullptr;
 };
 
@@ -154,13 +158,29 @@ Status set_session_cache(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
   return {};
 }
 
+Status set_password_file(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
+  if (conf.passwords != nullptr) return Status::error("is duplicate");
+  Result<std::vector<std::string>> lines = ssl_read_password_file(cf.full_name(n.args[1]));
+  if (!lines.ok()) return lines.status();
+  conf.passwords = cf.pool.make<std::vector<std::string>>(std::move(*lines));
+  return {};
+}
+
+Status add_conf_command(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
+  if (conf.conf_commands == nullptr) {
+    conf.conf_commands = cf.pool.make<std::vector<std::pair<std::string, std::string>>>();
+  }
+  conf.conf_commands->emplace_back(n.args[1], n.args[2]);
+  return {};
+}
+
 Status not_yet(ConfContext&, const ConfNode&) {
   return Status::error("is not supported by weir yet");
 }
 
 // --- configuration -----------------------------------------------------------------------------
 
-ssl_ctx_st* select_server(Connection& c, std::string_view name);
+ssl_ctx_st* select_server(Connection& c, std::string_view name, bool& reject);
 
 SslSrvConf* create_srv_conf(ConfContext& cf) {
   return cf.pool.make<SslSrvConf>();
@@ -181,9 +201,13 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
   conf.session_cache.merge(prev.session_cache, SessionCacheSpec{});
   conf.session_timeout.merge(prev.session_timeout, 300);
   conf.buffer_size.merge(prev.buffer_size, 16384);
+  conf.reject_handshake.merge(prev.reject_handshake, false);
+  if (conf.passwords == nullptr) conf.passwords = prev.passwords;
+  if (conf.ticket_keys == nullptr) conf.ticket_keys = prev.ticket_keys;
+  if (conf.conf_commands == nullptr) conf.conf_commands = prev.conf_commands;
   size_t ncert = conf.certificates != nullptr ? conf.certificates->size() : 0;
   size_t nkey = conf.keys != nullptr ? conf.keys->size() : 0;
-  if (ncert == 0) {
+  if (ncert == 0 && !*conf.reject_handshake) {
     if (*conf.enable) {
       return cf.error("no \"ssl_certificate\" is defined for the \"ssl\" directive");
     }
@@ -194,9 +218,14 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
                      (*conf.certificates)[nkey].c_str());
   }
   SslServerConf sc;
-  sc.certificates = *conf.certificates;
-  sc.keys = *conf.keys;
+  if (ncert > 0) {
+    sc.certificates = *conf.certificates;
+    sc.keys = *conf.keys;
+  }
   sc.keys.resize(ncert);
+  if (conf.passwords != nullptr) sc.passwords = *conf.passwords;
+  if (conf.ticket_keys != nullptr) sc.ticket_keys = *conf.ticket_keys;
+  if (conf.conf_commands != nullptr) sc.conf_commands = *conf.conf_commands;
   sc.protocols = *conf.protocols;
   sc.ciphers = *conf.ciphers;
   sc.prefer_server_ciphers = *conf.prefer_server_ciphers;
@@ -218,16 +247,18 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
 
 // SNI: the server of that name on the connection's address; its context when it has one. The
 // connection's default server becomes that one, as nginx.
-ssl_ctx_st* select_server(Connection& c, std::string_view name) {
+ssl_ctx_st* select_server(Connection& c, std::string_view name, bool& reject) {
   HttpConnection* hc = http_connection_of(c);
   if (hc == nullptr || hc->addr_conf == nullptr) return nullptr;
+  CoreSrvConf* cscf = nullptr;
   std::string_view host = name;
-  Pool& pool = c.pool;
-  if (!validate_host(host, pool)) return nullptr;
-  CoreSrvConf* cscf = hc->addr_conf->servers.find(nullptr, host);
-  if (cscf == nullptr) return nullptr;
-  hc->conf_ctx = cscf->ctx;
-  return ssl_conf(*cscf).ctx;
+  if (!host.empty() && validate_host(host, c.pool)) {
+    cscf = hc->addr_conf->servers.find(nullptr, host);
+  }
+  if (cscf != nullptr) hc->conf_ctx = cscf->ctx;
+  const SslSrvConf& conf = conf_of<SslSrvConf>(hc->conf_ctx->srv_conf);
+  reject = *conf.reject_handshake;
+  return conf.ctx;
 }
 
 // --- variables ---------------------------------------------------------------------------------
@@ -292,8 +323,10 @@ constexpr Directive kDirectives[] = {
     directive<slot::flag<&SslSrvConf::session_tickets>>("ssl_session_tickets", kWhere | kFlag),
     directive<slot::size<&SslSrvConf::buffer_size>>("ssl_buffer_size", kWhere | kTake1),
     // nginx has these; weir does not yet, and says so rather than ignore them.
-    directive<not_yet>("ssl_password_file", kWhere | kTake1),
-    directive<not_yet>("ssl_session_ticket_key", kWhere | kTake1),
+    directive<set_password_file>("ssl_password_file", kWhere | kTake1),
+    directive<add_file<&SslSrvConf::ticket_keys>>("ssl_session_ticket_key", kWhere | kTake1),
+    directive<add_conf_command>("ssl_conf_command", kWhere | kTake2),
+    directive<slot::flag<&SslSrvConf::reject_handshake>>("ssl_reject_handshake", kWhere | kFlag),
     directive<not_yet>("ssl_verify_client", kWhere | kTake1),
     directive<not_yet>("ssl_verify_depth", kWhere | kTake1),
     directive<not_yet>("ssl_client_certificate", kWhere | kTake1),
@@ -307,8 +340,6 @@ constexpr Directive kDirectives[] = {
     directive<not_yet>("ssl_ocsp_cache", kWhere | kTake1),
     directive<not_yet>("ssl_ocsp_responder", kWhere | kTake1),
     directive<not_yet>("ssl_early_data", kWhere | kFlag),
-    directive<not_yet>("ssl_conf_command", kWhere | kTake2),
-    directive<not_yet>("ssl_reject_handshake", kWhere | kFlag),
 };
 static_assert(directives_of(kDirectives, &http_ssl_module));
 

@@ -246,3 +246,64 @@ def test_shared_session_cache_errors_as_nginx(certs):
         for binary in (WEIR, NGINX):
             rc, err = check_conf(binary, "ssl_session_cache %s;" % cache)
             assert rc == 1 and message in err, (binary, cache, err)
+
+
+def test_reject_handshake_conf_command_and_password_file_as_nginx(make_server, certs):
+    """ssl_reject_handshake on the default server: no SNI, or a name no server has, ends the
+    handshake with an unrecognized_name alert; b.test still gets through. ssl_conf_command sets
+    OpenSSL's TLS 1.3 suites; ssl_password_file opens an encrypted key."""
+    d = certs["dir"]
+    enc_key, pw = os.path.join(d, "enc.key"), os.path.join(d, "pw.txt")
+    with open(pw, "w") as f:
+        f.write("wrong\nsecret-pass\n")
+    subprocess.run(["openssl", "pkey", "-in", certs["b"][1], "-aes256", "-passout", "pass:secret-pass",
+                    "-out", enc_key], check=True)
+    os.chmod(enc_key, 0o644)
+    http = """
+    log_format tls '$ssl_server_name|$ssl_cipher';
+    access_log %%%%DIR%%%%/logs/tls.log tls;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_conf_command Ciphersuites TLS_CHACHA20_POLY1305_SHA256;
+    server { listen 127.0.0.1:%%%%PORT%%%% ssl default_server; ssl_reject_handshake on; }
+    server { listen 127.0.0.1:%%%%PORT%%%% ssl; server_name b.test;
+             ssl_certificate %s; ssl_certificate_key %s; ssl_password_file %s; }
+    """ % (certs["b"][0], enc_key, pw)
+    results = {}
+    for binary in (None, NGINX):
+        s = make_server(http, binary=binary, files={"index.html": "hello over tls\n"})
+        rc_b, body, _, err = curl(s.port, "/", certs["b"][0], host="b.test")
+        rc_other, _, _, err_other = curl(s.port, "/", certs["b"][0], host="c.test")
+        out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % s.port, "-noservername"],
+                             input=b"", capture_output=True, timeout=10)
+        wait_for(lambda: os.path.exists(s.path("logs/tls.log")) and open(s.path("logs/tls.log")).read(),
+                 what="a log line")
+        log = open(s.path("logs/error.log")).read()
+        results[s.name] = (rc_b, body, rc_other, b"unrecognized name" in out.stderr + out.stdout,
+                           open(s.path("logs/tls.log")).read(), log.count("handshake rejected"))
+    assert results["weir"] == results["nginx"], results
+    assert results["weir"][:4] == (0, b"hello over tls\n", 35, True)
+    assert results["weir"][4] == "b.test|TLS_CHACHA20_POLY1305_SHA256\n"
+    assert results["weir"][5] == 2
+
+
+def test_session_ticket_key_survives_a_restart(make_server, certs):
+    """With ssl_session_ticket_key, a ticket the first server issued resumes on a second one that
+    reads the same key (a restart, or another machine behind the same name); an 80-byte key too."""
+    d = certs["dir"]
+    for size in (48, 80):
+        key = os.path.join(d, "ticket%d.key" % size)
+        with open(key, "wb") as f:
+            f.write(os.urandom(size))
+        http = """server { listen 127.0.0.1:%%%%PORT%%%% ssl; server_name localhost;
+                  ssl_certificate %s; ssl_certificate_key %s; ssl_session_ticket_key %s; }""" % (
+            *certs["a"], key)
+        sess = os.path.join(d, "sess%d" % size)
+        first = make_server(http, files={"index.html": "hello over tls\n"})
+        assert not resumed(first.port, certs["a"][0], "-tls1_2", sess, True)
+        first.stop()
+        second = make_server(http, files={"index.html": "hello over tls\n"})
+        assert resumed(second.port, certs["a"][0], "-tls1_2", sess, False), size
+    for binary in (WEIR, NGINX):
+        rc, err = check_conf(binary, "ssl_session_ticket_key %s; server { listen 127.0.0.1:1 ssl; "
+                                     "ssl_certificate %s; ssl_certificate_key %s; }" % (certs["a"][0], *certs["a"]))
+        assert rc == 1 and '"%s" must be 48 or 80 bytes' % certs["a"][0] in err, err

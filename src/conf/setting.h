@@ -58,7 +58,11 @@ Status parse_bitmask(const ConfNode& n, const EnumName<T> (&table)[N], T& mask, 
     for (const EnumName<T>& e : table) {
       if (iequals(e.name, n.args[i])) found = &e;
     }
-    if (found == nullptr) return Status::errorf("invalid %s \"%s\"", what, n.args[i].c_str());
+    if (found == nullptr) {
+      // nginx's bitmask slot says this without naming the directive.
+      return Status::located(
+          conf_error_at(n.file, n.line, std::string("invalid ") + what + " \"" + n.args[i] + "\""));
+    }
     mask |= found->value;
   }
   return {};

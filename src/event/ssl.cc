@@ -33,10 +33,16 @@ std::string ssl_errors() {
   std::string out;
   unsigned long e;
   char text[256];
-  while ((e = ERR_get_error()) != 0) {
+  const char* data = nullptr;
+  int flags = 0;
+  while ((e = ERR_get_error_all(nullptr, nullptr, nullptr, &data, &flags)) != 0) {
     ERR_error_string_n(e, text, sizeof text);
-    out += out.empty() ? " (SSL: " : ":";
+    out += out.empty() ? " (SSL: " : " ";
     out += text;
+    if ((flags & ERR_TXT_STRING) && data != nullptr && *data != '\0') {
+      out += ':';
+      out += data;
+    }
   }
   if (!out.empty()) out += ")";
   return out;
@@ -382,7 +388,12 @@ Status apply_conf_commands(SSL_CTX* ctx,
   for (const auto& [name, value] : commands) {
     if (SSL_CONF_cmd(cctx, name.c_str(), value.c_str()) <= 0) {
       SSL_CONF_CTX_free(cctx);
-      return ssl_error("SSL_CONF_cmd(\"" + name + "\", \"" + value + "\") failed");
+      std::string what = "SSL_CONF_cmd(\"";
+      what += name;
+      what += "\", \"";
+      what += value;
+      what += "\") failed";
+      return ssl_error(what);
     }
   }
   int ok = SSL_CONF_CTX_finish(cctx);

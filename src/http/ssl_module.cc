@@ -118,9 +118,7 @@ Status set_session_cache(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
   spec.mode = SslSessionCache::None;
   for (size_t i = 1; i < n.args.size(); i++) {
     std::string_view a = n.args[i];
-    auto invalid = [&] {
-      return Status::errorf("invalid session cache \"%s\"", n.args[i].c_str());
-    };
+    auto invalid = [&] { return cf.errorf("invalid session cache \"%s\"", n.args[i].c_str()); };
     if (a == "off" || a == "none") {  // later words override earlier ones, as nginx's
       spec.mode = a == "off" ? SslSessionCache::Off : SslSessionCache::None;
       spec.builtin = false;
@@ -140,7 +138,7 @@ Status set_session_cache(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
       auto size = parse_size(rest.substr(colon + 1));
       if (!size) return invalid();
       if (*size < 8 * 4096)
-        return Status::errorf("session cache \"%s\" is too small", n.args[i].c_str());
+        return cf.errorf("session cache \"%s\" is too small", n.args[i].c_str());
       Result<SharedZone*> zone = cf.cycle.add_zone(name, *size, &http_ssl_module);
       if (!zone.ok()) return zone.status();
       if ((*zone)->data == nullptr) {
@@ -214,8 +212,8 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
     return {};
   }
   if (nkey < ncert) {
-    return cf.errorf("no \"ssl_certificate_key\" is defined for certificate \"%s\"",
-                     (*conf.certificates)[nkey].c_str());
+    return Status::located("no \"ssl_certificate_key\" is defined for certificate \"" +
+                           (*conf.certificates)[nkey] + "\"");
   }
   SslServerConf sc;
   if (ncert > 0) {
@@ -238,7 +236,8 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
   sc.session_timeout = *conf.session_timeout;
   sc.session_tickets = *conf.session_tickets;
   Result<ssl_ctx_st*> ctx = ssl_server_context(sc);
-  if (!ctx.ok()) return cf.error(ctx.status().message());
+  // nginx reports OpenSSL's failures without the directive's place.
+  if (!ctx.ok()) return Status::located(ctx.status().message());
   conf.ctx = *ctx;
   cf.pool.make<OwnedContext>()->ctx = *ctx;
   ssl_on_server_name(*ctx, select_server);

@@ -5,6 +5,7 @@ plain HTTP to a TLS port (nginx's 400 page and log line), redirects with https:/
 slow readers through the record buffer, a proxied exchange behind TLS, keep-alive, session
 resumption by ticket and by the builtin cache, and nginx's load-time errors."""
 import os
+import re
 import shutil
 import signal
 import socket
@@ -195,10 +196,19 @@ def test_load_errors_as_nginx(certs):
         ("ssl_protocols TLSv1.2 TLSv9;", 'invalid value "TLSv9"'),
         ("ssl_session_cache bogus;", 'invalid session cache "bogus"'),
     ]
+    cases.append(("ssl_conf_command Bogus x; server { listen 127.0.0.1:1 ssl; ssl_certificate %s; "
+                  "ssl_certificate_key %s; }" % (ac, ak),
+                  'SSL_CONF_cmd("Bogus", "x") failed (SSL: error:0A000182:SSL routines::unknown cmd name:cmd=Bogus)'))
     for http_conf, message in cases:
+        lines = []
         for binary in (WEIR, NGINX):
             rc, err = check_conf(binary, http_conf)
             assert rc == 1 and message in err, (binary, http_conf, err)
+            first = err.splitlines()[0]
+            text = first.split("] ", 1)[1]
+            text = text.split(": ", 1)[1] if "#" in text.split(" ", 1)[0] else text  # nginx's pid#tid
+            lines.append(re.sub(r"/tmp/(weir|nginx)-test-\w+", "DIR", text))
+        assert lines[0] == lines[1], lines
     # `ssl on` still works, with nginx's warning.
     ok = "server { listen 127.0.0.1:1; ssl on; ssl_certificate %s; ssl_certificate_key %s; }" % (ac, ak)
     for binary in (WEIR, NGINX):

@@ -7,6 +7,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -490,7 +491,8 @@ Outcome outcome(SSL* ssl, int n) {
 void log_failure(Connection& c, const char* call) {
   int err = errno;
   std::string why = ssl_errors();
-  log_error(LogLevel::Info, *c.log, err, "%s failed%s", call, why.c_str());
+  log_error(c.outbound ? LogLevel::Error : LogLevel::Info, *c.log, err, "%s failed%s", call,
+            why.c_str());
   c.ssl->no_shutdown = true;
 }
 
@@ -509,6 +511,83 @@ Result<ssl_ctx_st*> ssl_server_context(const SslServerConf& conf) {
     return s;
   }
   return ctx;
+}
+
+Result<ssl_ctx_st*> ssl_client_context(const SslClientConf& conf) {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  if (ctx == nullptr) return ssl_error("SSL_CTX_new() failed");
+  auto fail = [&](Status st) -> Result<ssl_ctx_st*> {
+    SSL_CTX_free(ctx);
+    return st;
+  };
+  SSL_CTX_set_options(ctx, protocol_options(conf.protocols) | SSL_OP_NO_COMPRESSION |
+                               SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_min_proto_version(ctx, 0);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                            SSL_MODE_RELEASE_BUFFERS);
+  if (SSL_CTX_set_cipher_list(ctx, conf.ciphers.c_str()) != 1) {
+    return fail(ssl_error("SSL_CTX_set_cipher_list(\"" + conf.ciphers + "\") failed"));
+  }
+  // Verification is checked after the handshake (ssl_verify_peer), as nginx: never abort it.
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  SSL_CTX_set_verify_depth(ctx, conf.verify_depth);
+  if (!conf.trusted_certificate.empty() &&
+      SSL_CTX_load_verify_locations(ctx, conf.trusted_certificate.c_str(), nullptr) != 1) {
+    return fail(
+        ssl_error("SSL_CTX_load_verify_locations(\"" + conf.trusted_certificate + "\") failed"));
+  }
+  if (!conf.certificate.empty()) {
+    if (Status st = load_certificate(ctx, conf.certificate); !st.ok()) return fail(st);
+    if (Status st = load_key(ctx, conf.key, conf.passwords); !st.ok()) return fail(st);
+  }
+  SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+  if (!conf.session_reuse) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  if (Status st = apply_conf_commands(ctx, conf.conf_commands); !st.ok()) return fail(st);
+  return ctx;
+}
+
+Status ssl_create_client_connection(Connection& c, ssl_ctx_st* ctx, const std::string& server_name,
+                                    void* session) {
+  SSL* ssl = SSL_new(ctx);
+  if (ssl == nullptr) return ssl_error("SSL_new() failed");
+  if (SSL_set_fd(ssl, c.fd) != 1 ||
+      (!server_name.empty() && SSL_set_tlsext_host_name(ssl, server_name.c_str()) != 1)) {
+    SSL_free(ssl);
+    return ssl_error("SSL_set_fd() failed");
+  }
+  if (session != nullptr) SSL_set_session(ssl, static_cast<SSL_SESSION*>(session));
+  SSL_set_connect_state(ssl);
+  SSL_set_app_data(ssl, &c);
+  auto* s = new SslConnection;
+  s->ssl = ssl;
+  c.ssl = s;
+  c.io.use_sendfile = false;
+  return {};
+}
+
+std::string ssl_verify_peer(Connection& c, std::string_view name) {
+  SSL* ssl = c.ssl->ssl;
+  long rc = SSL_get_verify_result(ssl);
+  if (rc != X509_V_OK) {
+    return "upstream SSL certificate verify error: (" + std::to_string(rc) + ":" +
+           X509_verify_cert_error_string(rc) + ")";
+  }
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  if (cert == nullptr) return "upstream sent no required SSL certificate";
+  std::string host(name);
+  if (X509_check_host(cert, host.data(), host.size(), 0, nullptr) != 1 &&
+      X509_check_ip_asc(cert, host.c_str(), 0) != 1) {
+    return "upstream SSL certificate does not match \"" + host + "\"";
+  }
+  return {};
+}
+
+void* ssl_get_session(Connection& c) {
+  return c.ssl != nullptr ? SSL_get1_session(c.ssl->ssl) : nullptr;
+}
+
+void ssl_free_session(void* session) {
+  SSL_SESSION_free(static_cast<SSL_SESSION*>(session));
 }
 
 void ssl_free_context(ssl_ctx_st* ctx) {

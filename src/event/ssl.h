@@ -89,6 +89,30 @@ void ssl_free_context(ssl_ctx_st* ctx);
 using SslServerNameFn = ssl_ctx_st* (*)(Connection& c, std::string_view name, bool& reject);
 void ssl_on_server_name(ssl_ctx_st* ctx, SslServerNameFn fn);
 
+// An upstream TLS context (proxy_ssl_*): the client side.
+struct SslClientConf {
+  uint32_t protocols = kSslTlsV1_2 | kSslTlsV1_3;
+  std::string ciphers = "DEFAULT";
+  std::string trusted_certificate;  // CA file for verification ("" none)
+  int verify_depth = 1;
+  std::string certificate, key;  // a client certificate ("" none)
+  std::vector<std::string> passwords;
+  bool session_reuse = true;
+  std::vector<std::pair<std::string, std::string>> conf_commands;
+};
+Result<ssl_ctx_st*> ssl_client_context(const SslClientConf& conf);
+
+// Starts TLS on an outbound connection c: server_name goes as SNI when not empty; a session to
+// resume (or nullptr). Error: logged.
+Status ssl_create_client_connection(Connection& c, ssl_ctx_st* ctx, const std::string& server_name,
+                                    void* session);
+// After a client handshake: the peer's certificate checked against the trusted CAs and name (an
+// empty string, or nginx's error text); the session kept for the next connection (freed with
+// ssl_free_session).
+std::string ssl_verify_peer(Connection& c, std::string_view name);
+void* ssl_get_session(Connection& c);
+void ssl_free_session(void* session);
+
 // Per connection, outside its pool (an idle keep-alive connection's pool is reset); released by
 // close_connection.
 struct SslConnection {

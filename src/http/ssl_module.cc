@@ -81,16 +81,8 @@ Status add_file(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
 
 Status set_protocols(ConfContext&, const ConfNode& n, SslSrvConf& conf) {
   if (conf.protocols.set) return Status::error("is duplicate");
-  static constexpr EnumName<uint32_t> kNames[] = {
-      {"SSLv2", 0},
-      {"SSLv3", 0},
-      {"TLSv1", kSslTlsV1},
-      {"TLSv1.1", kSslTlsV1_1},
-      {"TLSv1.2", kSslTlsV1_2},
-      {"TLSv1.3", kSslTlsV1_3},
-  };
   uint32_t mask = 0;
-  if (Status s = parse_bitmask(n, kNames, mask); !s.ok()) return s;
+  if (Status s = parse_ssl_protocols(n, mask); !s.ok()) return s;
   conf.protocols = mask;
   return {};
 }
@@ -239,7 +231,7 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
   // nginx reports OpenSSL's failures without the directive's place.
   if (!ctx.ok()) return Status::located(ctx.status().message());
   conf.ctx = *ctx;
-  cf.pool.make<OwnedContext>()->ctx = *ctx;
+  keep_ssl_context(cf, *ctx);
   ssl_on_server_name(*ctx, select_server);
   return {};
 }
@@ -343,6 +335,22 @@ constexpr Directive kDirectives[] = {
 static_assert(directives_of(kDirectives, &http_ssl_module));
 
 }  // namespace
+
+Status parse_ssl_protocols(const ConfNode& n, uint32_t& mask) {
+  static constexpr EnumName<uint32_t> kNames[] = {
+      {"SSLv2", 0},
+      {"SSLv3", 0},
+      {"TLSv1", kSslTlsV1},
+      {"TLSv1.1", kSslTlsV1_1},
+      {"TLSv1.2", kSslTlsV1_2},
+      {"TLSv1.3", kSslTlsV1_3},
+  };
+  return parse_bitmask(n, kNames, mask);
+}
+
+void keep_ssl_context(ConfContext& cf, ssl_ctx_st* ctx) {
+  cf.pool.make<OwnedContext>()->ctx = ctx;
+}
 
 ssl_ctx_st* server_ssl_context(const CoreSrvConf& cscf) {
   return ssl_conf(cscf).ctx;

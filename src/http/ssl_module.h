@@ -15,6 +15,11 @@ extern Module http_ssl_module;
 struct CoreSrvConf;
 struct HttpAddr;
 
+// ssl_protocols and its twins (proxy_ssl_protocols): the kSslTlsV* bits the arguments name.
+Status parse_ssl_protocols(const ConfNode& n, uint32_t& mask);
+// A context made while loading the configuration, freed with it.
+void keep_ssl_context(ConfContext& cf, ssl_ctx_st* ctx);
+
 // The server context of a server{} (nullptr when it has no certificate).
 ssl_ctx_st* server_ssl_context(const CoreSrvConf& cscf);
 // `ssl on` in a server{} (deprecated): its connections are TLS whatever the listen says.

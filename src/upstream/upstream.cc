@@ -13,6 +13,7 @@
 #include "core/str.h"
 #include "core/time_cache.h"
 #include "event/event_loop.h"
+#include "event/ssl.h"
 #include "http/core_module.h"
 #include "http/filter.h"
 #include "http/http_connection.h"
@@ -32,6 +33,7 @@ void connect_upstream(Request& r, Upstream& u, bool same_peer = false);
 void next_upstream(Request& r, Upstream& u, uint32_t ft);
 void process_header(Request& r, Upstream& u);
 void send_request(Request& r, Upstream& u);
+void start_upstream_ssl(Request& r, Upstream& u);
 
 void dummy_handler(Request&, Upstream&) {}
 
@@ -368,6 +370,63 @@ void note_request_starts(Request& r, Upstream& u) {
   }
 }
 
+// TLS to the peer (proxy_pass https://): the handshake on the new connection, under
+// proxy_connect_timeout, then the certificate check (proxy_ssl_verify) and the session kept for the
+// next one; a failure tries the next peer as a connect error does. nginx:
+// ngx_http_upstream_ssl_init_connection, ngx_http_upstream_ssl_handshake
+void upstream_ssl_handshake(Request& r, Upstream& u) {
+  WEIR_ASSERT(u.phase == UpstreamPhase::Connecting);
+  Connection& c = *u.peer.connection;
+  const UpstreamConf& conf = *u.conf;
+  if (c.read.timedout || c.write.timedout) {
+    c.read.timedout = c.write.timedout = false;
+    log_error(LogLevel::Error, *c.log, ETIMEDOUT, "upstream timed out");
+    next_upstream(r, u, kNextTimeout);
+    return;
+  }
+  Rc rc = ssl_handshake(c);
+  if (rc == Rc::Again) {
+    if (!c.write.timer_set) add_timer(c.write, conf.connect_timeout);
+    return;
+  }
+  if (c.write.timer_set) del_timer(c.write);
+  if (rc != Rc::Ok) {
+    next_upstream(r, u, kNextError);
+    return;
+  }
+  if (conf.ssl_verify) {
+    std::string err = ssl_verify_peer(c, u.ssl_name);
+    if (!err.empty()) {
+      log_error(LogLevel::Error, *c.log, 0, "%s", err.c_str());
+      next_upstream(r, u, kNextError);
+      return;
+    }
+  }
+  if (conf.ssl_session_reuse) {
+    if (conf.ssl_session != nullptr) ssl_free_session(conf.ssl_session);
+    conf.ssl_session = ssl_get_session(c);
+  }
+  u.write_event_handler = send_request_handler;
+  u.read_event_handler = process_header_handler;
+  send_request(r, u);
+}
+
+void start_upstream_ssl(Request& r, Upstream& u) {
+  Connection& c = *u.peer.connection;
+  const UpstreamConf& conf = *u.conf;
+  std::string name = conf.ssl_server_name ? std::string(u.ssl_name) : std::string();
+  if (Status st = ssl_create_client_connection(c, conf.ssl, name,
+                                               conf.ssl_session_reuse ? conf.ssl_session : nullptr);
+      !st.ok()) {
+    log_error(LogLevel::Alert, *c.log, 0, "%s", st.message().c_str());
+    next_upstream(r, u, kNextError);
+    return;
+  }
+  c.log->action = "SSL handshaking to upstream";
+  u.write_event_handler = u.read_event_handler = upstream_ssl_handshake;
+  upstream_ssl_handshake(r, u);
+}
+
 void send_request(Request& r, Upstream& u) {
   WEIR_ASSERT(u.phase == UpstreamPhase::Connecting || u.phase == UpstreamPhase::Sending);
   Connection& c = *u.peer.connection;
@@ -378,6 +437,10 @@ void send_request(Request& r, Upstream& u) {
         next_upstream(r, u, kNextError);
         return;
       }
+    }
+    if (u.ssl && c.ssl == nullptr) {
+      start_upstream_ssl(r, u);  // then here again
+      return;
     }
     u.state->connect_time = static_cast<int64_t>(since(u.state->start_msec));
     u.request_sent = true;

@@ -18,6 +18,8 @@
 #include "http/request.h"
 #include "upstream/upstream_group.h"
 
+struct ssl_ctx_st;
+
 namespace weir::http {
 
 class ComplexValue;
@@ -98,6 +100,13 @@ struct UpstreamConf {
   // protocol's defaults.
   const std::vector<std::string>* hide_headers = nullptr;
   BufTag tag = nullptr;  // the protocol module: its buffers
+  // TLS to the peer (proxy_pass https://): the client context, and whether SNI is sent and the
+  // peer's certificate checked (against the name the protocol gives, Upstream::ssl_name).
+  ssl_ctx_st* ssl = nullptr;
+  bool ssl_server_name = false;
+  bool ssl_verify = false;
+  bool ssl_session_reuse = true;
+  mutable void* ssl_session = nullptr;  // this worker's last session, offered to the next handshake
 };
 
 // The response header as the upstream sent it, and what the lifecycle needs to know of it.
@@ -221,8 +230,9 @@ struct Upstream {
   ResolveQuery* resolving = nullptr;
 
   UpstreamPhase phase = UpstreamPhase::Idle;
-  std::string_view schema;  // "http://", for logs
-  std::string_view uri;     // the upstream URI, for the error log's upstream part
+  std::string_view ssl_name;  // TLS: the name for SNI and verification (proxy_ssl_name)
+  std::string_view schema;    // "http://", for logs
+  std::string_view uri;       // the upstream URI, for the error log's upstream part
   bool buffering : 1 = true;
   bool keepalive : 1 = false;  // the response was well framed: the connection may be reused
   bool upgrade : 1 = false;
@@ -232,6 +242,7 @@ struct Upstream {
   bool body_streaming : 1 = false;     // the client's body goes on as it arrives (no buffering)
   bool body_taken : 1 = false;   // ... and some of it went out: the request cannot be repeated
   bool fresh_retry : 1 = false;  // a cached connection failed: the peer was tried again afresh
+  bool ssl : 1 = false;          // TLS to the peer (conf->ssl is the context)
 };
 
 // Makes r.upstream (a content handler calls it first).

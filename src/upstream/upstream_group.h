@@ -88,6 +88,7 @@ enum class Balancer : uint8_t {
 struct UpstreamGroup {
   std::string host;                // the block's name, or the implicit group's host
   uint16_t port = 0;               // implicit groups: the port proxy_pass named (0: none written)
+  uint16_t default_port = 80;      // ... and the scheme's, when none was written (https: 443)
   bool implicit = false;           // made by proxy_pass "host:port", not by an upstream block
   bool defined = false;            // an upstream block with this name was read
   const ConfFile* file = nullptr;  // where it was first named, for errors

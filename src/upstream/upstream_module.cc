@@ -248,7 +248,7 @@ Status init_main_conf(ConfContext& cf, UpstreamMainConf& umcf) {
       std::string text = g->host;
       if (g->host.rfind("unix:", 0) != 0) {
         text += ':';
-        text += std::to_string(g->port != 0 ? g->port : 80);
+        text += std::to_string(g->port != 0 ? g->port : g->default_port);
       }
       Result<std::vector<SockAddr>> addrs = parse_addresses(text, 80, false);
       if (!addrs.ok()) {
@@ -428,12 +428,19 @@ static_assert(directives_of(kDirectives, &http_upstream_module));
 
 }  // namespace
 
-UpstreamGroup* add_upstream_group(ConfContext& cf, std::string_view host, uint16_t port) {
+UpstreamGroup* add_upstream_group(ConfContext& cf, std::string_view host, uint16_t port,
+                                  uint16_t default_port) {
   UpstreamMainConf& umcf = upstream_main(cf);
-  if (UpstreamGroup* g = find_group(umcf, host, port)) return g;
+  for (UpstreamGroup* g : umcf.groups) {
+    if (iequals(g->host, host) && g->port == port &&
+        (g->defined || port != 0 || g->default_port == default_port)) {
+      return g;
+    }
+  }
   auto* g = cf.pool.make<UpstreamGroup>();
   g->host = std::string(host);
   g->port = port;
+  g->default_port = default_port;
   g->implicit = true;
   g->file = cf.node != nullptr ? cf.node->file : nullptr;
   g->line = cf.node != nullptr ? cf.node->line : 0;

@@ -15,7 +15,8 @@ extern Module http_upstream_module;
 
 // The group named host (an upstream block, defined before or after) when port is 0, else the
 // implicit group of host:port; made if new, and resolved once the http block is read.
-UpstreamGroup* add_upstream_group(ConfContext& cf, std::string_view host, uint16_t port);
+UpstreamGroup* add_upstream_group(ConfContext& cf, std::string_view host, uint16_t port,
+                                  uint16_t default_port = 80);
 
 // At request time: the upstream block named host (port 0), or the implicit group of host:port that
 // a proxy_pass made; nullptr when none.

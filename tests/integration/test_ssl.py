@@ -317,3 +317,57 @@ def test_session_ticket_key_survives_a_restart(make_server, certs):
         rc, err = check_conf(binary, "ssl_session_ticket_key %s; server { listen 127.0.0.1:1 ssl; "
                                      "ssl_certificate %s; ssl_certificate_key %s; }" % (certs["a"][0], *certs["a"]))
         assert rc == 1 and '"%s" must be 48 or 80 bytes' % certs["a"][0] in err, err
+
+
+def tls_origin(make_server, certs):
+    """Debian's nginx as a TLS origin: it logs what each request's TLS was."""
+    return make_server("""
+        log_format o '$ssl_server_name|$ssl_session_reused|$connection|$ssl_protocol';
+        access_log %%%%DIR%%%%/logs/o.log o;
+        server { listen 127.0.0.1:%%%%PORT%%%% ssl; server_name localhost;
+                 ssl_certificate %s; ssl_certificate_key %s; keepalive_requests 1000; }""" % certs["a"],
+                       binary=NGINX, files={"index.html": "from the tls origin\n",
+                                            "big.bin": FILES["big.bin"]})
+
+
+def test_proxy_to_https_origin(make_server, certs):
+    origin = tls_origin(make_server, certs)
+    a_cert, b_cert = certs["a"][0], certs["b"][0]
+    s = make_server("""
+        upstream ka { server 127.0.0.1:%d; keepalive 4; }
+        server { listen 127.0.0.1:%%%%PORT%%%%;
+            location / { proxy_pass https://127.0.0.1:%d; }
+            location /ka/ { proxy_pass https://ka/; proxy_http_version 1.1;
+                            proxy_set_header Connection ""; }
+            location /sni/ { proxy_pass https://127.0.0.1:%d/; proxy_ssl_server_name on;
+                             proxy_ssl_name localhost; }
+            location /verified/ { proxy_pass https://127.0.0.1:%d/; proxy_ssl_verify on;
+                                  proxy_ssl_name localhost; proxy_ssl_trusted_certificate %s; }
+            location /wrongname/ { proxy_pass https://127.0.0.1:%d/; proxy_ssl_verify on;
+                                   proxy_ssl_name b.test; proxy_ssl_trusted_certificate %s; }
+            location /untrusted/ { proxy_pass https://127.0.0.1:%d/; proxy_ssl_verify on;
+                                   proxy_ssl_name localhost; proxy_ssl_trusted_certificate %s; }
+        }""" % (origin.port, origin.port, origin.port, origin.port, a_cert, origin.port, a_cert,
+                origin.port, b_cert))
+    r = s.get("/index.html")
+    assert r.status == 200 and r.body == b"from the tls origin\n"
+    r = s.get("/big.bin")
+    assert r.status == 200 and r.body == FILES["big.bin"]
+    # Without keepalive each request is a new connection: the second resumes the first's session.
+    assert s.get("/index.html").status == 200
+    for _ in range(3):
+        assert s.get("/ka/index.html").status == 200
+    assert s.get("/sni/index.html").status == 200
+    assert s.get("/verified/index.html").status == 200
+    assert s.get("/wrongname/index.html").status == 502
+    assert s.get("/untrusted/index.html").status == 502
+    log = log_lines(origin, "logs/o.log", n=8)
+    plain = [l.split("|") for l in log[:3]]
+    assert [p[0] for p in plain] == ["-", "-", "-"]  # no SNI unless asked
+    assert plain[2][1] == "r", plain  # proxy_ssl_session_reuse
+    ka = [l.split("|")[2] for l in log[3:6]]
+    assert len(set(ka)) == 1, ka  # one kept connection for the three
+    assert log[6].split("|")[0] == "localhost"  # proxy_ssl_server_name + proxy_ssl_name
+    err = open(s.path("logs/error.log")).read()
+    assert 'upstream SSL certificate does not match "b.test" while SSL handshaking to upstream' in err
+    assert "upstream SSL certificate verify error: (18:self-signed certificate)" in err

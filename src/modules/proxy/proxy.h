@@ -56,6 +56,16 @@ struct ProxyLocConf {
   Setting<size_t> headers_hash_max_size, headers_hash_bucket_size;
   Setting<int> http_version;    // 1000 or 1001
   Setting<bool> pass_trailers;  // nginx 1.27's proxy_pass_trailers
+  // proxy_pass https:// and the proxy_ssl_* directives.
+  bool ssl = false;
+  std::string ssl_host;  // the proxy_pass host (the default proxy_ssl_name)
+  ComplexValue* ssl_name = nullptr;
+  Setting<bool> ssl_server_name, ssl_verify, ssl_session_reuse;
+  Setting<int64_t> ssl_verify_depth;
+  Setting<uint32_t> ssl_protocols;
+  Setting<std::string> ssl_ciphers, ssl_trusted_certificate, ssl_certificate, ssl_certificate_key;
+  std::vector<std::string>* ssl_passwords = nullptr;
+  std::vector<std::pair<std::string, std::string>>* ssl_conf_commands = nullptr;
 
   std::vector<SetHeader>* set_headers = nullptr;  // as written at this level (nullptr: inherit)
   std::vector<SetHeader>* headers = nullptr;      // merged: written + defaults
@@ -97,6 +107,7 @@ struct ProxyUrl {
   std::string_view host_header;  // $proxy_host: host[:port], the port only when not 80
   std::string_view port_text;    // $proxy_port
   std::string_view uri;          // "" when none
+  bool ssl = false;              // https://
 };
 Result<ProxyUrl> parse_proxy_url(std::string_view url);
 

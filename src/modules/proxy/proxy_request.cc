@@ -87,15 +87,14 @@ struct HeaderPieces {
 }  // namespace
 
 Result<ProxyUrl> parse_proxy_url(std::string_view url) {
-  if (istarts_with(url, "https://")) {
-    return Status::error("with \"https://\" is not supported by weir yet (no TLS)");
-  }
-  if (!istarts_with(url, "http://")) {
+  ProxyUrl pu;
+  pu.ssl = istarts_with(url, "https://");
+  if (!pu.ssl && !istarts_with(url, "http://")) {
     return Status::errorf("invalid URL prefix in \"%.*s\"", static_cast<int>(url.size()),
                           url.data());
   }
-  ProxyUrl pu;
-  std::string_view rest = url.substr(7);
+  uint16_t default_port = pu.ssl ? 443 : 80;
+  std::string_view rest = url.substr(pu.ssl ? 8 : 7);
   std::string_view hostport;
   if (istarts_with(rest, "unix:")) {
     size_t colon = rest.find(':', 5);
@@ -113,7 +112,7 @@ Result<ProxyUrl> parse_proxy_url(std::string_view url) {
     return Status::errorf("no host in upstream \"%.*s\"", static_cast<int>(url.size()), url.data());
   }
   pu.host = hostport;
-  pu.port_text = "80";
+  pu.port_text = pu.ssl ? "443" : "80";
   size_t colon = hostport.rfind(':');
   if (colon != std::string_view::npos && hostport.find(']', colon) == std::string_view::npos) {
     pu.host = hostport.substr(0, colon);
@@ -125,7 +124,7 @@ Result<ProxyUrl> parse_proxy_url(std::string_view url) {
     }
     pu.port = static_cast<uint16_t>(*v);
   }
-  pu.host_header = pu.port != 0 && pu.port != 80 ? hostport : pu.host;
+  pu.host_header = pu.port != 0 && pu.port != default_port ? hostport : pu.host;
   return pu;
 }
 

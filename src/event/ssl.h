@@ -73,14 +73,20 @@ struct SslServerConf {
   std::vector<std::pair<std::string, std::string>> conf_commands;  // ssl_conf_command
   uint64_t session_timeout = 300;                                  // seconds
   bool session_tickets = true;
+  std::string trusted_certificate;  // ssl_trusted_certificate: CAs for verification, never sent
+  bool stapling = false;            // ssl_stapling
+  std::string stapling_file;        // a DER OCSP response stapled as it is
+  std::string stapling_responder;   // ssl_stapling_responder
 };
 
 // ssl_password_file: its lines (the error in nginx's words).
 Result<std::vector<std::string>> ssl_read_password_file(const std::string& file);
 
 // A server context (SSL_CTX) made from conf; the error names the file and OpenSSL's reason, in
-// nginx's words. Freed with ssl_free_context.
-Result<ssl_ctx_st*> ssl_server_context(const SslServerConf& conf);
+// nginx's words. Freed with ssl_free_context. warnings gets nginx's load-time warnings
+// (ssl_stapling ignored ...).
+Result<ssl_ctx_st*> ssl_server_context(const SslServerConf& conf,
+                                       std::vector<std::string>* warnings = nullptr);
 void ssl_free_context(ssl_ctx_st* ctx);
 
 // SNI: fn gets the name the client sent ("" when none) and answers the context of the server that

@@ -46,6 +46,8 @@ struct SslSrvConf {
   Setting<uint64_t> session_timeout;
   Setting<size_t> buffer_size;
   Setting<bool> reject_handshake;
+  Setting<bool> stapling, stapling_verify;
+  Setting<std::string> stapling_file, stapling_responder, trusted_certificate;
   std::vector<std::string>* passwords = nullptr;    // ssl_password_file's lines
   std::vector<std::string>* ticket_keys = nullptr;  // ssl_session_ticket_key files
   std::vector<std::pair<std::string, std::string>>* conf_commands = nullptr;
@@ -148,6 +150,15 @@ Status set_session_cache(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
   return {};
 }
 
+// A file path relative to the prefix (ssl_trusted_certificate, ssl_stapling_file).
+template <Setting<std::string> SslSrvConf::*M>
+Status set_path(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
+  auto& f = conf.*M;
+  if (f.set) return Status::error("is duplicate");
+  f = cf.full_name(n.args[1]);
+  return {};
+}
+
 Status set_password_file(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
   if (conf.passwords != nullptr) return Status::error("is duplicate");
   Result<std::vector<std::string>> lines = ssl_read_password_file(cf.full_name(n.args[1]));
@@ -192,6 +203,11 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
   conf.session_timeout.merge(prev.session_timeout, 300);
   conf.buffer_size.merge(prev.buffer_size, 16384);
   conf.reject_handshake.merge(prev.reject_handshake, false);
+  conf.stapling.merge(prev.stapling, false);
+  conf.stapling_verify.merge(prev.stapling_verify, false);
+  conf.stapling_file.merge(prev.stapling_file, "");
+  conf.stapling_responder.merge(prev.stapling_responder, "");
+  conf.trusted_certificate.merge(prev.trusted_certificate, "");
   if (conf.passwords == nullptr) conf.passwords = prev.passwords;
   if (conf.ticket_keys == nullptr) conf.ticket_keys = prev.ticket_keys;
   if (conf.conf_commands == nullptr) conf.conf_commands = prev.conf_commands;
@@ -227,7 +243,15 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
   sc.shared = conf.session_cache->shared;
   sc.session_timeout = *conf.session_timeout;
   sc.session_tickets = *conf.session_tickets;
-  Result<ssl_ctx_st*> ctx = ssl_server_context(sc);
+  sc.trusted_certificate = *conf.trusted_certificate;
+  sc.stapling = *conf.stapling;
+  sc.stapling_file = *conf.stapling_file;
+  sc.stapling_responder = *conf.stapling_responder;
+  std::vector<std::string> warnings;
+  Result<ssl_ctx_st*> ctx = ssl_server_context(sc, &warnings);
+  ConfContext plain = cf;
+  plain.node = nullptr;  // nginx's stapling warnings name no place
+  for (const std::string& w : warnings) plain.warn(LogLevel::Warn, "%s", w.c_str());
   // nginx reports OpenSSL's failures without the directive's place.
   if (!ctx.ok()) return Status::located(ctx.status().message());
   conf.ctx = *ctx;
@@ -321,12 +345,14 @@ constexpr Directive kDirectives[] = {
     directive<not_yet>("ssl_verify_client", kWhere | kTake1),
     directive<not_yet>("ssl_verify_depth", kWhere | kTake1),
     directive<not_yet>("ssl_client_certificate", kWhere | kTake1),
-    directive<not_yet>("ssl_trusted_certificate", kWhere | kTake1),
+    directive<set_path<&SslSrvConf::trusted_certificate>>("ssl_trusted_certificate",
+                                                          kWhere | kTake1),
     directive<not_yet>("ssl_crl", kWhere | kTake1),
-    directive<not_yet>("ssl_stapling", kWhere | kFlag),
-    directive<not_yet>("ssl_stapling_file", kWhere | kTake1),
-    directive<not_yet>("ssl_stapling_responder", kWhere | kTake1),
-    directive<not_yet>("ssl_stapling_verify", kWhere | kFlag),
+    directive<slot::flag<&SslSrvConf::stapling>>("ssl_stapling", kWhere | kFlag),
+    directive<set_path<&SslSrvConf::stapling_file>>("ssl_stapling_file", kWhere | kTake1),
+    directive<slot::str<&SslSrvConf::stapling_responder>>("ssl_stapling_responder",
+                                                          kWhere | kTake1),
+    directive<slot::flag<&SslSrvConf::stapling_verify>>("ssl_stapling_verify", kWhere | kFlag),
     directive<not_yet>("ssl_ocsp", kWhere | kTake1),
     directive<not_yet>("ssl_ocsp_cache", kWhere | kTake1),
     directive<not_yet>("ssl_ocsp_responder", kWhere | kTake1),

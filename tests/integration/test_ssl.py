@@ -371,3 +371,38 @@ def test_proxy_to_https_origin(make_server, certs):
     err = open(s.path("logs/error.log")).read()
     assert 'upstream SSL certificate does not match "b.test" while SSL handshaking to upstream' in err
     assert "upstream SSL certificate verify error: (18:self-signed certificate)" in err
+
+
+def test_ocsp_stapling_as_nginx(make_server, certs):
+    """ssl_stapling with ssl_stapling_file staples that response ('openssl s_client -status'
+    shows it); without a file and with no responder URL in the certificate, nginx's warning and
+    no staple; a certificate that names a responder is refused (weir does not ask responders yet)."""
+    d = certs["dir"]
+    cert, key = certs["a"]
+    req, resp, index = (os.path.join(d, n) for n in ("req.der", "resp.der", "index.txt"))
+    serial = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-serial"], capture_output=True,
+                            text=True, check=True).stdout.strip().split("=")[1]
+    with open(index, "w") as f:
+        f.write("V\t301231235959Z\t\t%s\tunknown\t/CN=localhost\n" % serial)
+    subprocess.run(["openssl", "ocsp", "-issuer", cert, "-cert", cert, "-reqout", req, "-no_nonce"],
+                   check=True, capture_output=True)
+    subprocess.run(["openssl", "ocsp", "-index", index, "-rsigner", cert, "-rkey", key, "-CA", cert,
+                    "-reqin", req, "-respout", resp, "-ndays", "2"], check=True, capture_output=True)
+    os.chmod(resp, 0o644)
+    http = """server { listen 127.0.0.1:%%%%PORT%%%% ssl; ssl_certificate %s; ssl_certificate_key %s;
+              ssl_stapling on; ssl_stapling_verify on; %s }"""
+    for binary in (WEIR, NGINX):
+        s = make_server(http % (cert, key, "ssl_stapling_file %s;" % resp), binary=binary,
+                        files={"index.html": "x"})
+        out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % s.port, "-status",
+                              "-servername", "localhost"], input=b"", capture_output=True, timeout=10)
+        assert b"OCSP Response Status: successful" in out.stdout, (binary, out.stdout[:500])
+        assert b"Cert Status: good" in out.stdout
+        s.stop()
+        rc, err = check_conf(binary, http % (cert, key, ""))
+        assert rc == 0 and '"ssl_stapling" ignored, issuer certificate not found for certificate "%s"' % cert in err
+        rc, err = check_conf(binary, http % (cert, key, "ssl_trusted_certificate %s;" % cert))
+        assert rc == 0 and '"ssl_stapling" ignored, no OCSP responder URL in the certificate "%s"' % cert in err
+    rc, err = check_conf(WEIR, http % (cert, key, "ssl_trusted_certificate %s; ssl_stapling_responder "
+                                                  "http://127.0.0.1:9/;" % cert))
+    assert rc == 1 and 'is not supported by weir yet ("ssl_stapling_file" is)' in err, err

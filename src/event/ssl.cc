@@ -467,6 +467,37 @@ Status configure(SSL_CTX* ctx, const SslServerConf& conf) {
   return apply_conf_commands(ctx, conf.conf_commands);
 }
 
+// --- client certificates -----------------------------------------------------------------------
+
+// The handshake goes on whatever the verification says; the request is answered by it.
+int accept_any(int, X509_STORE_CTX*) {
+  return 1;
+}
+
+Status setup_client_verify(SSL_CTX* ctx, const SslServerConf& conf) {
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any);
+  SSL_CTX_set_verify_depth(ctx, conf.verify_depth);
+  if (!conf.client_certificate.empty()) {
+    const std::string& file = conf.client_certificate;
+    if (SSL_CTX_load_verify_locations(ctx, file.c_str(), nullptr) != 1) {
+      return ssl_error("SSL_CTX_load_verify_locations(\"" + file + "\") failed");
+    }
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(file.c_str());
+    if (names == nullptr) return ssl_error("SSL_load_client_CA_file(\"" + file + "\") failed");
+    SSL_CTX_set_client_CA_list(ctx, names);
+  }
+  if (!conf.crl.empty()) {
+    X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+    X509_LOOKUP* lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+    if (lookup == nullptr ||
+        X509_LOOKUP_load_file(lookup, conf.crl.c_str(), X509_FILETYPE_PEM) != 1) {
+      return ssl_error("X509_LOOKUP_load_file(\"" + conf.crl + "\") failed");
+    }
+    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+  }
+  return {};
+}
+
 // --- OCSP stapling ------------------------------------------------------------------------------
 
 // A certificate's staple: the DER OCSP response sent with it.
@@ -639,6 +670,7 @@ Result<ssl_ctx_st*> ssl_server_context(const SslServerConf& conf,
       SSL_CTX_load_verify_locations(ctx, conf.trusted_certificate.c_str(), nullptr) != 1) {
     s = ssl_error("SSL_CTX_load_verify_locations(\"" + conf.trusted_certificate + "\") failed");
   }
+  if (s.ok() && conf.verify_client != 0) s = setup_client_verify(ctx, conf);
   if (s.ok() && conf.stapling) s = setup_stapling(ctx, conf, warnings);
   if (!s.ok()) {
     SSL_CTX_free(ctx);
@@ -914,6 +946,8 @@ int server_name_callback(SSL* ssl, int* alert, void*) {
     // The options that differ between servers (protocols, cipher preference) follow the server.
     SSL_clear_options(ssl, SSL_get_options(ssl) & ~SSL_CTX_get_options(ctx));
     SSL_set_options(ssl, SSL_CTX_get_options(ctx));
+    SSL_set_verify(ssl, SSL_CTX_get_verify_mode(ctx), SSL_CTX_get_verify_callback(ctx));
+    SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(ctx));
   }
   return SSL_TLSEXT_ERR_OK;
 }
@@ -996,6 +1030,109 @@ void ssl_free_buffer(Connection& c) {
   if (s == nullptr || s->out.pos != s->out.last) return;
   delete[] s->out.start;
   s->out = Buffer{};
+}
+
+SslClientCert ssl_client_certificate(const Connection& c, long* verify_error) {
+  if (c.ssl == nullptr) return SslClientCert::None;
+  X509* cert = SSL_get0_peer_certificate(c.ssl->ssl);
+  if (cert == nullptr) return SslClientCert::None;
+  long rc = SSL_get_verify_result(c.ssl->ssl);
+  if (verify_error != nullptr) *verify_error = rc;
+  return rc == X509_V_OK ? SslClientCert::Verified : SslClientCert::Failed;
+}
+
+bool ssl_verify_error_optional(long error) {
+  return error == X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT ||
+         error == X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN ||
+         error == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT ||
+         error == X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY ||
+         error == X509_V_ERR_CERT_UNTRUSTED || error == X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE;
+}
+
+std::string ssl_verify_error_text(long error) {
+  return X509_verify_cert_error_string(error);
+}
+
+namespace {
+
+std::string name_text(const X509_NAME* name) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (bio == nullptr) return {};
+  X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);
+  std::string out(data, static_cast<size_t>(len));
+  BIO_free(bio);
+  return out;
+}
+
+// nginx's certificate dates: "Dec  5 10:00:00 2026 GMT" (ASN1_TIME_print's).
+std::string time_text(const ASN1_TIME* t) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (bio == nullptr) return {};
+  ASN1_TIME_print(bio, t);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);
+  std::string out(data, static_cast<size_t>(len));
+  BIO_free(bio);
+  return out;
+}
+
+}  // namespace
+
+std::string ssl_client_cert_field(const Connection& c, SslCertField field) {
+  if (c.ssl == nullptr) return {};
+  X509* cert = SSL_get0_peer_certificate(c.ssl->ssl);
+  if (cert == nullptr) return {};
+  switch (field) {
+    case SslCertField::SDn:
+      return name_text(X509_get_subject_name(cert));
+    case SslCertField::IDn:
+      return name_text(X509_get_issuer_name(cert));
+    case SslCertField::Serial: {
+      BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr);
+      char* hex = bn != nullptr ? BN_bn2hex(bn) : nullptr;
+      std::string out = hex != nullptr ? hex : "";
+      OPENSSL_free(hex);
+      BN_free(bn);
+      return out;
+    }
+    case SslCertField::Fingerprint: {
+      unsigned char md[EVP_MAX_MD_SIZE];
+      unsigned int len = 0;
+      if (X509_digest(cert, EVP_sha1(), md, &len) != 1) return {};
+      static constexpr char kHex[] = "0123456789abcdef";
+      std::string out;
+      for (unsigned int i = 0; i < len; i++) {
+        out += kHex[md[i] >> 4];
+        out += kHex[md[i] & 0xf];
+      }
+      return out;
+    }
+    case SslCertField::RawCert: {
+      BIO* bio = BIO_new(BIO_s_mem());
+      if (bio == nullptr) return {};
+      PEM_write_bio_X509(bio, cert);
+      char* data = nullptr;
+      long len = BIO_get_mem_data(bio, &data);
+      std::string out(data, static_cast<size_t>(len));
+      BIO_free(bio);
+      while (!out.empty() && out.back() == '\n') out.pop_back();
+      return out;
+    }
+    case SslCertField::VStart:
+      return time_text(X509_get0_notBefore(cert));
+    case SslCertField::VEnd:
+      return time_text(X509_get0_notAfter(cert));
+    case SslCertField::VRemain: {
+      int days = 0;
+      int secs = 0;
+      if (ASN1_TIME_diff(&days, &secs, nullptr, X509_get0_notAfter(cert)) != 1) return {};
+      int64_t left = int64_t{days} * 86400 + secs;  // whole days left, as nginx counts them
+      return std::to_string(left < 86400 ? 0 : left / 86400);
+    }
+  }
+  return {};
 }
 
 std::string_view ssl_protocol(const Connection& c) {

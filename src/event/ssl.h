@@ -77,7 +77,25 @@ struct SslServerConf {
   bool stapling = false;            // ssl_stapling
   std::string stapling_file;        // a DER OCSP response stapled as it is
   std::string stapling_responder;   // ssl_stapling_responder
+  // ssl_verify_client: 0 off, 1 on, 2 optional, 3 optional_no_ca; the handshake never fails for
+  // it: the request is answered 495/496 (nginx's way, so error_page can tell the user).
+  int verify_client = 0;
+  std::string client_certificate;  // CAs sent to clients and trusted for their certificates
+  int verify_depth = 1;
+  std::string crl;
 };
+
+// The client's certificate, after the handshake (ssl_verify_client).
+enum class SslClientCert : uint8_t { None, Verified, Failed };
+SslClientCert ssl_client_certificate(const Connection& c, long* verify_error);
+// Whether a verification error is one optional_no_ca lets through (an unknown CA).
+bool ssl_verify_error_optional(long error);
+std::string ssl_verify_error_text(long error);
+// The $ssl_client_* values of the client's certificate ("" when none): s_dn, i_dn (RFC 2253),
+// serial (hex), fingerprint (SHA-1 hex), raw_cert (PEM), v_start, v_end (nginx's date format),
+// v_remain (days).
+enum class SslCertField : uint8_t { SDn, IDn, Serial, Fingerprint, RawCert, VStart, VEnd, VRemain };
+std::string ssl_client_cert_field(const Connection& c, SslCertField field);
 
 // ssl_password_file: its lines (the error in nginx's words).
 Result<std::vector<std::string>> ssl_read_password_file(const std::string& file);

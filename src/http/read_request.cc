@@ -8,6 +8,7 @@
 #include "http/headers_in.h"
 #include "http/http_connection.h"
 #include "http/request.h"
+#include "http/ssl_module.h"
 
 namespace weir::http {
 
@@ -153,9 +154,12 @@ void process_request(Request& r) {
   c.read.handler = request_event_handler;
   c.write.handler = request_event_handler;
   r.read_event_handler = block_reading;
+  Code verified = Rc::Ok;
   if (r.http_connection->plain_http) {
     log_error(LogLevel::Info, *c.log, 0, "client sent plain HTTP request to HTTPS port");
     finalize_request(r, Code::status(497));
+  } else if (verified = verify_client_certificate(r); verified != Rc::Ok) {
+    finalize_request(r, verified);
   } else {
     handle_request(r);
   }

@@ -47,6 +47,9 @@ struct SslSrvConf {
   Setting<size_t> buffer_size;
   Setting<bool> reject_handshake;
   Setting<bool> stapling, stapling_verify;
+  Setting<int> verify_client;  // 0 off, 1 on, 2 optional, 3 optional_no_ca
+  Setting<int64_t> verify_depth;
+  Setting<std::string> client_certificate, crl;
   Setting<std::string> stapling_file, stapling_responder, trusted_certificate;
   std::vector<std::string>* passwords = nullptr;    // ssl_password_file's lines
   std::vector<std::string>* ticket_keys = nullptr;  // ssl_session_ticket_key files
@@ -208,6 +211,10 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
   conf.stapling_file.merge(prev.stapling_file, "");
   conf.stapling_responder.merge(prev.stapling_responder, "");
   conf.trusted_certificate.merge(prev.trusted_certificate, "");
+  conf.verify_client.merge(prev.verify_client, 0);
+  conf.verify_depth.merge(prev.verify_depth, 1);
+  conf.client_certificate.merge(prev.client_certificate, "");
+  conf.crl.merge(prev.crl, "");
   if (conf.passwords == nullptr) conf.passwords = prev.passwords;
   if (conf.ticket_keys == nullptr) conf.ticket_keys = prev.ticket_keys;
   if (conf.conf_commands == nullptr) conf.conf_commands = prev.conf_commands;
@@ -243,6 +250,14 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
   sc.shared = conf.session_cache->shared;
   sc.session_timeout = *conf.session_timeout;
   sc.session_tickets = *conf.session_tickets;
+  if (*conf.verify_client != 0 && *conf.verify_client != 3 && conf.client_certificate->empty() &&
+      conf.trusted_certificate->empty()) {
+    return Status::located("no ssl_client_certificate for ssl_verify_client");
+  }
+  sc.verify_client = *conf.verify_client;
+  sc.verify_depth = static_cast<int>(*conf.verify_depth);
+  sc.client_certificate = *conf.client_certificate;
+  sc.crl = *conf.crl;
   sc.trusted_certificate = *conf.trusted_certificate;
   sc.stapling = *conf.stapling;
   sc.stapling_file = *conf.stapling_file;
@@ -311,7 +326,56 @@ void var_ssl_session_reused(Request& r, VariableValue& v, uintptr_t) {
   v.set(ssl_session_reused(*r.connection) ? "r" : ".");
 }
 
+void var_ssl_client_verify(Request& r, VariableValue& v, uintptr_t) {
+  if (r.connection->ssl == nullptr) {
+    v.not_found = true;
+    return;
+  }
+  long error = 0;
+  switch (ssl_client_certificate(*r.connection, &error)) {
+    case SslClientCert::None:
+      v.set("NONE");
+      return;
+    case SslClientCert::Verified:
+      v.set("SUCCESS");
+      return;
+    case SslClientCert::Failed:
+      v.set(r.pool->dup("FAILED:" + ssl_verify_error_text(error)));
+      return;
+  }
+}
+
+void var_ssl_client_field(Request& r, VariableValue& v, uintptr_t field) {
+  if (r.connection->ssl == nullptr) {
+    v.not_found = true;
+    return;
+  }
+  std::string text = ssl_client_cert_field(*r.connection, static_cast<SslCertField>(field));
+  if (text.empty()) {
+    v.not_found = true;  // no certificate: "-" in logs, as nginx
+    return;
+  }
+  v.set(r.pool->dup(text));
+}
+
 constexpr VariableDef kVars[] = {
+    {"ssl_client_verify", var_ssl_client_verify, nullptr, 0},
+    {"ssl_client_s_dn", var_ssl_client_field, nullptr, 0,
+     static_cast<uintptr_t>(SslCertField::SDn)},
+    {"ssl_client_i_dn", var_ssl_client_field, nullptr, 0,
+     static_cast<uintptr_t>(SslCertField::IDn)},
+    {"ssl_client_serial", var_ssl_client_field, nullptr, 0,
+     static_cast<uintptr_t>(SslCertField::Serial)},
+    {"ssl_client_fingerprint", var_ssl_client_field, nullptr, 0,
+     static_cast<uintptr_t>(SslCertField::Fingerprint)},
+    {"ssl_client_raw_cert", var_ssl_client_field, nullptr, 0,
+     static_cast<uintptr_t>(SslCertField::RawCert)},
+    {"ssl_client_v_start", var_ssl_client_field, nullptr, 0,
+     static_cast<uintptr_t>(SslCertField::VStart)},
+    {"ssl_client_v_end", var_ssl_client_field, nullptr, 0,
+     static_cast<uintptr_t>(SslCertField::VEnd)},
+    {"ssl_client_v_remain", var_ssl_client_field, nullptr, 0,
+     static_cast<uintptr_t>(SslCertField::VRemain)},
     {"ssl_protocol", var_ssl_protocol, nullptr, 0},
     {"ssl_cipher", var_ssl_cipher, nullptr, 0},
     {"ssl_server_name", var_ssl_server_name, nullptr, 0},
@@ -321,6 +385,9 @@ constexpr VariableDef kVars[] = {
 Status preconfiguration(ConfContext& cf) {
   return add_variables(cf, kVars);
 }
+
+constexpr EnumName<int> kVerifyClient[] = {
+    {"off", 0}, {"on", 1}, {"optional", 2}, {"optional_no_ca", 3}};
 
 constexpr uint32_t kWhere = kHttpMainSrv;
 constexpr Directive kDirectives[] = {
@@ -342,12 +409,13 @@ constexpr Directive kDirectives[] = {
     directive<add_file<&SslSrvConf::ticket_keys>>("ssl_session_ticket_key", kWhere | kTake1),
     directive<add_conf_command>("ssl_conf_command", kWhere | kTake2),
     directive<slot::flag<&SslSrvConf::reject_handshake>>("ssl_reject_handshake", kWhere | kFlag),
-    directive<not_yet>("ssl_verify_client", kWhere | kTake1),
-    directive<not_yet>("ssl_verify_depth", kWhere | kTake1),
-    directive<not_yet>("ssl_client_certificate", kWhere | kTake1),
+    directive<slot::enum_<&SslSrvConf::verify_client, kVerifyClient>>("ssl_verify_client",
+                                                                      kWhere | kTake1),
+    directive<slot::num<&SslSrvConf::verify_depth>>("ssl_verify_depth", kWhere | kTake1),
+    directive<set_path<&SslSrvConf::client_certificate>>("ssl_client_certificate", kWhere | kTake1),
+    directive<set_path<&SslSrvConf::crl>>("ssl_crl", kWhere | kTake1),
     directive<set_path<&SslSrvConf::trusted_certificate>>("ssl_trusted_certificate",
                                                           kWhere | kTake1),
-    directive<not_yet>("ssl_crl", kWhere | kTake1),
     directive<slot::flag<&SslSrvConf::stapling>>("ssl_stapling", kWhere | kFlag),
     directive<set_path<&SslSrvConf::stapling_file>>("ssl_stapling_file", kWhere | kTake1),
     directive<slot::str<&SslSrvConf::stapling_responder>>("ssl_stapling_responder",
@@ -380,6 +448,25 @@ void keep_ssl_context(ConfContext& cf, ssl_ctx_st* ctx) {
 
 ssl_ctx_st* server_ssl_context(const CoreSrvConf& cscf) {
   return ssl_conf(cscf).ctx;
+}
+
+Code verify_client_certificate(Request& r) {
+  Connection& c = *r.connection;
+  if (c.ssl == nullptr) return Rc::Ok;
+  int mode = *r.srv<SslSrvConf>().verify_client;
+  if (mode == 0) return Rc::Ok;
+  long error = 0;
+  SslClientCert cert = ssl_client_certificate(c, &error);
+  if (cert == SslClientCert::Failed && (mode != 3 || !ssl_verify_error_optional(error))) {
+    log_error(LogLevel::Info, *c.log, 0, "client SSL certificate verify error: (%ld:%s)", error,
+              ssl_verify_error_text(error).c_str());
+    return Code::status(495);
+  }
+  if (mode == 1 && cert == SslClientCert::None) {
+    log_error(LogLevel::Info, *c.log, 0, "client sent no required SSL certificate");
+    return Code::status(496);
+  }
+  return Rc::Ok;
 }
 
 bool server_ssl_enabled(const CoreSrvConf& cscf) {

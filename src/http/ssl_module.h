@@ -7,12 +7,14 @@
 #include "conf/conf_context.h"
 #include "conf/module.h"
 #include "event/ssl.h"
+#include "http/code.h"
 
 namespace weir::http {
 
 extern Module http_ssl_module;
 
 struct CoreSrvConf;
+struct Request;
 struct HttpAddr;
 
 // ssl_protocols and its twins (proxy_ssl_protocols): the kSslTlsV* bits the arguments name.
@@ -22,6 +24,9 @@ void keep_ssl_context(ConfContext& cf, ssl_ctx_st* ctx);
 
 // The server context of a server{} (nullptr when it has no certificate).
 ssl_ctx_st* server_ssl_context(const CoreSrvConf& cscf);
+// ssl_verify_client: Ok, or 495 (the certificate failed verification) / 496 (none was sent), with
+// nginx's log line.
+Code verify_client_certificate(Request& r);
 // `ssl on` in a server{} (deprecated): its connections are TLS whatever the listen says.
 bool server_ssl_enabled(const CoreSrvConf& cscf);
 // ssl_buffer_size of a server{}.

@@ -406,3 +406,70 @@ def test_ocsp_stapling_as_nginx(make_server, certs):
     rc, err = check_conf(WEIR, http % (cert, key, "ssl_trusted_certificate %s; ssl_stapling_responder "
                                                   "http://127.0.0.1:9/;" % cert))
     assert rc == 1 and 'is not supported by weir yet ("ssl_stapling_file" is)' in err, err
+
+
+def test_client_certificates_as_nginx(make_server, certs):
+    """ssl_verify_client on / optional / optional_no_ca with ssl_client_certificate: a client
+    signed by the CA passes ($ssl_client_verify SUCCESS and its names); none is 496, a stranger's
+    is 495 (nginx's pages and log lines); optional lets none through; optional_no_ca lets an
+    unknown CA through with FAILED in the variable."""
+    d = certs["dir"]
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    ca_key, ca_crt = os.path.join(d, "ca.key"), os.path.join(d, "ca.crt")
+    run("req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=Test CA/O=weir tests", "-newkey", "ec",
+        "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", ca_key, "-out", ca_crt)
+    cl_key, cl_csr, cl_crt = (os.path.join(d, n) for n in ("client.key", "client.csr", "client.crt"))
+    run("req", "-new", "-nodes", "-subj", "/CN=alice/O=users", "-newkey", "ec", "-pkeyopt",
+        "ec_paramgen_curve:P-256", "-keyout", cl_key, "-out", cl_csr)
+    run("x509", "-req", "-in", cl_csr, "-CA", ca_crt, "-CAkey", ca_key, "-set_serial", "4660",
+        "-days", "2", "-out", cl_crt)
+    for f in (ca_key, ca_crt, cl_key, cl_crt):
+        os.chmod(f, 0o644)
+    stranger = certs["b"]
+    http = """
+    log_format cc '$uri|$ssl_client_verify|$ssl_client_s_dn|$ssl_client_i_dn|$ssl_client_serial|$ssl_client_fingerprint|$ssl_client_v_remain';
+    access_log %%%%DIR%%%%/logs/cc.log cc;
+    server { listen 127.0.0.1:%%%%PORT0%%%% ssl; server_name localhost;
+             ssl_certificate %s; ssl_certificate_key %s; ssl_client_certificate %s;
+             ssl_verify_client on; }
+    server { listen 127.0.0.1:%%%%PORT1%%%% ssl; server_name localhost;
+             ssl_certificate %s; ssl_certificate_key %s; ssl_client_certificate %s;
+             ssl_verify_client optional; }
+    server { listen 127.0.0.1:%%%%PORT2%%%% ssl; server_name localhost;
+             ssl_certificate %s; ssl_certificate_key %s; ssl_verify_client optional_no_ca; }
+    """ % ((*certs["a"], ca_crt) * 2 + certs["a"])
+    seen = {}
+    for binary in (WEIR, NGINX):
+        s = make_server(http, binary=binary, ports=3, files={"index.html": "hi\n"})
+        got = []
+        for port, who in ((0, "alice"), (0, None), (0, "stranger"), (1, None), (1, "alice"),
+                          (2, "stranger")):
+            extra = ()
+            if who == "alice":
+                extra = ("--cert", cl_crt, "--key", cl_key)
+            elif who == "stranger":
+                extra = ("--cert", stranger[0], "--key", stranger[1])
+            rc, body, tail, err = curl(s.ports[port], "/index.html", certs["a"][0], extra=extra)
+            got.append((port, who, rc, tail, body.split(b"<title>")[1].split(b"</title>")[0]
+                        if b"<title>" in body else body))
+        wait_for(lambda: len(open(s.path("logs/cc.log")).readlines()) == 6, what="log lines")
+        log = open(s.path("logs/error.log")).read()
+        # $ssl_client_v_remain (last) counts whole days left: 1 or 2 for a 2-day certificate,
+        # depending on the second the request came in.
+        lines = open(s.path("logs/cc.log")).read().splitlines()
+        assert all(l.rsplit("|", 1)[1] in ("", "-", "1", "2") for l in lines), [l.rsplit("|", 1)[1] for l in lines]
+        seen[s.name] = (got, [l.rsplit("|", 1)[0] for l in lines],
+                        log.count("client sent no required SSL certificate"),
+                        log.count("client SSL certificate verify error: (18:self-signed certificate)"))
+        s.stop()
+    for a, b in zip(seen["weir"][1], seen["nginx"][1]):
+        assert a == b, (a, b)
+    assert seen["weir"] == seen["nginx"], seen
+    got, lines, none, bad = seen["weir"]
+    assert [g[3] for g in got] == ["200|", "400|", "400|", "200|", "200|", "200|"]
+    assert got[1][4] == b"400 No required SSL certificate was sent"
+    assert got[2][4] == b"400 The SSL certificate error"
+    assert lines[0].startswith("/index.html|SUCCESS|O=users,CN=alice|O=weir tests,CN=Test CA|1234|")
+    assert (none, bad) == (1, 1)

@@ -1055,10 +1055,12 @@ std::string ssl_verify_error_text(long error) {
 
 namespace {
 
-std::string name_text(const X509_NAME* name) {
+// What print writes into a memory BIO, as a string.
+template <class Print>
+std::string printed(Print print) {
   BIO* bio = BIO_new(BIO_s_mem());
   if (bio == nullptr) return {};
-  X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253);
+  print(bio);
   char* data = nullptr;
   long len = BIO_get_mem_data(bio, &data);
   std::string out(data, static_cast<size_t>(len));
@@ -1066,16 +1068,13 @@ std::string name_text(const X509_NAME* name) {
   return out;
 }
 
+std::string name_text(const X509_NAME* name) {
+  return printed([&](BIO* bio) { X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253); });
+}
+
 // nginx's certificate dates: "Dec  5 10:00:00 2026 GMT" (ASN1_TIME_print's).
 std::string time_text(const ASN1_TIME* t) {
-  BIO* bio = BIO_new(BIO_s_mem());
-  if (bio == nullptr) return {};
-  ASN1_TIME_print(bio, t);
-  char* data = nullptr;
-  long len = BIO_get_mem_data(bio, &data);
-  std::string out(data, static_cast<size_t>(len));
-  BIO_free(bio);
-  return out;
+  return printed([&](BIO* bio) { ASN1_TIME_print(bio, t); });
 }
 
 }  // namespace
@@ -1110,13 +1109,7 @@ std::string ssl_client_cert_field(const Connection& c, SslCertField field) {
       return out;
     }
     case SslCertField::RawCert: {
-      BIO* bio = BIO_new(BIO_s_mem());
-      if (bio == nullptr) return {};
-      PEM_write_bio_X509(bio, cert);
-      char* data = nullptr;
-      long len = BIO_get_mem_data(bio, &data);
-      std::string out(data, static_cast<size_t>(len));
-      BIO_free(bio);
+      std::string out = printed([&](BIO* bio) { PEM_write_bio_X509(bio, cert); });
       while (!out.empty() && out.back() == '\n') out.pop_back();
       return out;
     }

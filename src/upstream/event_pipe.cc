@@ -335,13 +335,14 @@ Rc write_downstream(EventPipe& p) {
     ChainLink** tail = &chain;
     while (p.out != nullptr || p.in != nullptr) {
       const Buffer* next = p.out != nullptr ? p.out->buf : p.in->buf;
-      // At most busy_size unsent, but always one buffer when none is; everything at the end, and
-      // everything while the client keeps up (busy_size keeps buffers free for reading from a
-      // fast upstream while a slow client holds some, not small writes to a fast one).
-      if (!finishing && !p.client_keeps_up && bsize > 0 &&
-          bsize + next->size() > static_cast<off_t>(p.busy_size)) {
-        break;
-      }
+      // At most busy_size unsent once the client falls behind, but always one buffer when none
+      // is; everything at the end. While it keeps up, all but one buffer's worth in one write:
+      // busy_size keeps buffers free for reading from a fast upstream while a slow client holds
+      // some, not small writes to a fast one - and a write the client does not take whole still
+      // leaves a buffer to read (and spill) with.
+      off_t limit = p.client_keeps_up ? static_cast<off_t>((p.bufs.num - 1) * p.bufs.size)
+                                      : static_cast<off_t>(p.busy_size);
+      if (!finishing && bsize > 0 && bsize + next->size() > limit) break;
       bsize += next->size();
       ChainLink* cl = take_head(p);
       *tail = cl;

@@ -61,6 +61,20 @@ TEST(EventPipe, SpillsToTheTempFileAndBack) {
   EXPECT_EQ(rig.finish(), body);
 }
 
+// nginx's default buffers (8 4k) and a client that takes almost nothing: a write made while the
+// client had kept up hands it at most all but one buffer, so a buffer stays free to read into and
+// the rest of a fast upstream's body spills to the temp file.
+TEST(EventPipe, AWriteTheClientCannotTakeLeavesABufferToSpillWith) {
+  PipeRig rig(8, 4096, 1 << 22, 13);
+  std::string body = rig.random_bytes(600000);
+  for (size_t at = 0; at < body.size(); at += 60000) {
+    rig.upstream_sends(std::string_view(body).substr(at, 60000));
+  }
+  EXPECT_GT(rig.p.temp_written, 300000);
+  rig.upstream_closes();
+  EXPECT_EQ(rig.finish(), body);
+}
+
 // With no temp file allowed, a client that reads nothing stops the reading once the buffers are
 // full (upstream_blocked), and reading goes on when it takes some.
 TEST(EventPipe, FullBuffersBlockTheUpstreamUntilTheClientTakes) {

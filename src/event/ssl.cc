@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -1142,6 +1143,77 @@ std::string_view ssl_server_name(const Connection& c) {
   if (c.ssl == nullptr) return "";
   const char* name = SSL_get_servername(c.ssl->ssl, TLSEXT_NAMETYPE_host_name);
   return name != nullptr ? name : "";
+}
+
+namespace {
+
+std::string hex_of(const unsigned char* p, size_t n, bool upper) {
+  const char* digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+  std::string out;
+  for (size_t i = 0; i < n; i++) {
+    out += digits[p[i] >> 4];
+    out += digits[p[i] & 0xf];
+  }
+  return out;
+}
+
+std::string group_name(int nid) {
+  if (nid & TLSEXT_nid_unknown) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "0x%04x", nid & 0xffff);
+    return buf;
+  }
+  const char* name = OBJ_nid2sn(nid);
+  return name != nullptr ? name : std::to_string(nid);
+}
+
+}  // namespace
+
+std::string ssl_session_id(const Connection& c) {
+  if (c.ssl == nullptr) return {};
+  SSL_SESSION* sess = SSL_get0_session(c.ssl->ssl);
+  if (sess == nullptr) return {};
+  unsigned int len = 0;
+  const unsigned char* id = SSL_SESSION_get_id(sess, &len);
+  return hex_of(id, len, false);
+}
+
+std::string ssl_curve(const Connection& c) {
+  if (c.ssl == nullptr) return {};
+  int nid = SSL_get_negotiated_group(c.ssl->ssl);
+  return nid != 0 ? group_name(nid) : std::string();
+}
+
+std::string ssl_client_curves(const Connection& c) {
+  if (c.ssl == nullptr) return {};
+  int n = SSL_get1_curves(c.ssl->ssl, nullptr);
+  if (n <= 0) return {};
+  std::vector<int> groups(static_cast<size_t>(n));
+  SSL_get1_curves(c.ssl->ssl, groups.data());
+  std::string out;
+  for (int nid : groups) {
+    if (!out.empty()) out += ':';
+    out += group_name(nid);  // OpenSSL's short names, as nginx prints them
+  }
+  return out;
+}
+
+std::string ssl_client_ciphers(const Connection& c) {
+  if (c.ssl == nullptr) return {};
+  // The raw list, signalling values included, unknown ones in hex (as nginx prints it).
+  const unsigned char* raw = nullptr;
+  size_t len = SSL_get0_raw_cipherlist(c.ssl->ssl, &raw);
+  std::string out;
+  for (size_t i = 0; raw != nullptr && i + 1 < len; i += 2) {
+    if (!out.empty()) out += ':';
+    const SSL_CIPHER* cipher = SSL_CIPHER_find(c.ssl->ssl, raw + i);
+    if (cipher != nullptr) {
+      out += SSL_CIPHER_get_name(cipher);
+    } else {
+      out += "0x" + hex_of(raw + i, 2, false);
+    }
+  }
+  return out;
 }
 
 bool ssl_session_reused(const Connection& c) {

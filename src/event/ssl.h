@@ -173,5 +173,11 @@ std::string_view ssl_protocol(const Connection& c);
 std::string_view ssl_cipher(const Connection& c);
 std::string_view ssl_server_name(const Connection& c);
 bool ssl_session_reused(const Connection& c);
+// $ssl_session_id (hex), $ssl_curve (the negotiated group), $ssl_curves and $ssl_ciphers (the
+// client's offer, ':'-separated, unknown ones in hex as nginx prints them).
+std::string ssl_session_id(const Connection& c);
+std::string ssl_curve(const Connection& c);
+std::string ssl_client_curves(const Connection& c);
+std::string ssl_client_ciphers(const Connection& c);
 
 }  // namespace weir

@@ -358,6 +358,24 @@ void var_ssl_client_field(Request& r, VariableValue& v, uintptr_t field) {
   v.set(r.pool->dup(text));
 }
 
+// $ssl_session_id, $ssl_curve, $ssl_curves, $ssl_ciphers: "-" in logs on a plain connection or
+// when empty, as nginx.
+template <std::string (*Get)(const Connection&)>
+void var_ssl_text(Request& r, VariableValue& v, uintptr_t) {
+  std::string text = Get(*r.connection);
+  if (text.empty()) {
+    v.not_found = true;
+    return;
+  }
+  v.set(r.pool->dup(text));
+}
+
+// $ssl_early_data: "1" for a request in early data; weir takes none (ssl_early_data is not
+// supported yet), so it is always empty ("-" in logs, as nginx's empty value).
+void var_ssl_early_data(Request&, VariableValue& v, uintptr_t) {
+  v.not_found = true;
+}
+
 constexpr VariableDef kVars[] = {
     {"ssl_client_verify", var_ssl_client_verify, nullptr, 0},
     {"ssl_client_s_dn", var_ssl_client_field, nullptr, 0,
@@ -380,6 +398,11 @@ constexpr VariableDef kVars[] = {
     {"ssl_cipher", var_ssl_cipher, nullptr, 0},
     {"ssl_server_name", var_ssl_server_name, nullptr, 0},
     {"ssl_session_reused", var_ssl_session_reused, nullptr, 0},
+    {"ssl_session_id", var_ssl_text<ssl_session_id>, nullptr, 0},
+    {"ssl_curve", var_ssl_text<ssl_curve>, nullptr, 0},
+    {"ssl_curves", var_ssl_text<ssl_client_curves>, nullptr, 0},
+    {"ssl_ciphers", var_ssl_text<ssl_client_ciphers>, nullptr, 0},
+    {"ssl_early_data", var_ssl_early_data, nullptr, 0},
 };
 
 Status preconfiguration(ConfContext& cf) {

@@ -17,7 +17,7 @@ import threading
 import pytest
 
 from backend import Backend
-from conftest import NGINX, WEIR, answer, check_conf, wait_for, weir_and_nginx
+from conftest import NGINX, WEIR, answer, check_conf, http_get, wait_for, weir_and_nginx
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +96,38 @@ def test_handshake_sni_and_variables_as_nginx(pair, certs):
     assert logs[0] == logs[1], logs
     assert logs[0][0].startswith("https|on|TLSv1.3|TLS_AES_256_GCM_SHA384|localhost|.|localhost|1")
     assert logs[0][1].split("|")[4:7] == ["b.test", ".", "b.test"]
+
+
+def test_more_ssl_variables_as_nginx(make_server, certs):
+    """$ssl_curve, $ssl_curves, $ssl_ciphers, $ssl_session_id (a fresh one each handshake: only
+    its shape is compared), $ssl_early_data; '-' on a plain connection, as nginx."""
+    http = """
+    log_format v '$ssl_curve|$ssl_curves|$ssl_ciphers|$ssl_early_data|$ssl_session_id';
+    access_log %%%%DIR%%%%/logs/v.log v;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    server { listen 127.0.0.1:%%%%PORT0%%%% ssl; server_name localhost;
+             ssl_certificate %s; ssl_certificate_key %s; }
+    server { listen 127.0.0.1:%%%%PORT1%%%%; }
+    """ % certs["a"]
+    seen = {}
+    for binary in (WEIR, NGINX):
+        s = make_server(http, binary=binary, ports=2, files={"index.html": "x"})
+        for extra in ((), ("--tls-max", "1.2", "--ciphers", "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305")):
+            assert curl(s.ports[0], "/index.html", certs["a"][0], extra=extra)[0] == 0
+        assert http_get(s.ports[1], "/index.html").status == 200
+        wait_for(lambda: len(open(s.path("logs/v.log")).readlines()) == 3, what="log lines")
+        lines = [l.split("|") for l in open(s.path("logs/v.log")).read().splitlines()]
+        for l in lines[:2]:
+            assert l[4] == "-" or re.fullmatch(r"[0-9a-f]{64}", l[4]), l
+            l[4] = "ID" if l[4] != "-" else "-"
+        seen[s.name] = lines
+        s.stop()
+    for a, b in zip(seen["weir"], seen["nginx"]):
+        for x, y in zip(a, b):
+            assert x == y, (x, y)
+    assert seen["weir"][2] == ["-", "-", "-", "-", "-"]
+    assert seen["weir"][1][2] == ("ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:"
+                                  "TLS_EMPTY_RENEGOTIATION_INFO_SCSV")
 
 
 def test_plain_http_to_tls_port_is_nginx_400(pair):

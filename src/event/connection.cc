@@ -77,12 +77,12 @@ IoResult after_read(Connection& c, IoResult r) {
 }  // namespace
 
 IoResult Connection::recv(char* buf, size_t size) {
-  if (ssl != nullptr) return ssl_recv(*this, buf, size);
+  if (ops != nullptr) return ops->recv(*this, buf, size);
   return after_read(*this, recv_once(fd, buf, size));
 }
 
 IoResult Connection::recv_chain(ChainLink* chain, off_t limit) {
-  if (ssl != nullptr) return ssl_recv_chain(*this, chain, limit);
+  if (ops != nullptr) return ops->recv_chain(*this, chain, limit);
   IoResult r = weir::recv_chain(fd, chain, limit);
   // A chain with no room read nothing: that says nothing about the socket.
   if (r.rc == Rc::Again && !r.drained) return r;
@@ -90,7 +90,7 @@ IoResult Connection::recv_chain(ChainLink* chain, off_t limit) {
 }
 
 SendResult Connection::send_chain(ChainLink* in, off_t limit) {
-  if (ssl != nullptr) return ssl_send_chain(*this, in, limit);
+  if (ops != nullptr) return ops->send_chain(*this, in, limit);
   SendResult r = weir::send_chain(io, in, limit, *log);
   if (io.blocked) write.ready = false;
   if (r.rc == Rc::Error) error = true;
@@ -98,7 +98,7 @@ SendResult Connection::send_chain(ChainLink* in, off_t limit) {
 }
 
 int Connection::peek() {
-  if (ssl != nullptr) return ssl_peek(*this);
+  if (ops != nullptr) return ops->peek(*this);
   char byte;
   ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK);
   return n > 0 ? 1 : static_cast<int>(n);
@@ -155,6 +155,7 @@ Connection* ConnectionPool::get(int fd, const Log& log) {
   c->addr_text = {};
   c->buffer = nullptr;
   c->ssl = nullptr;
+  c->ops = nullptr;
   c->number = 0;
   c->requests = 0;
   c->start_msec = clock::msec();
@@ -164,6 +165,7 @@ Connection* ConnectionPool::get(int fd, const Log& log) {
   c->buffered = 0;
   c->error = c->timedout = c->destroyed = c->idle = c->close = false;
   c->tcp_nodelay_set = c->is_listening = c->shared_counter = c->outbound = false;
+  c->need_last_buf = false;
   return c;
 }
 

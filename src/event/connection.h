@@ -25,6 +25,16 @@ namespace weir {
 
 struct Listening;
 struct SslConnection;
+struct Connection;
+
+// What carries a connection's bytes when it is not a plain socket: TLS's record layer (event/ssl),
+// an HTTP/2 stream's frames (http/http2). nullptr: the socket itself.
+struct ConnectionOps {
+  IoResult (*recv)(Connection& c, char* buf, size_t size);
+  IoResult (*recv_chain)(Connection& c, ChainLink* chain, off_t limit);
+  SendResult (*send_chain)(Connection& c, ChainLink* in, off_t limit);
+  int (*peek)(Connection& c);
+};
 
 // Bits of Connection::buffered: who holds unsent output.
 enum : uint8_t {
@@ -64,10 +74,11 @@ struct Connection {
   socklen_t peer_len = 0;
   std::string_view addr_text;  // the peer's address as text, in pool
 
-  Buffer* buffer = nullptr;      // bytes read but not yet parsed (the request header buffer)
-  SslConnection* ssl = nullptr;  // TLS (event/ssl): the record layer behind recv and send
-  uint64_t number = 0;           // $connection
-  uint64_t requests = 0;         // $connection_requests
+  Buffer* buffer = nullptr;            // bytes read but not yet parsed (the request header buffer)
+  SslConnection* ssl = nullptr;        // TLS (event/ssl): the record layer behind recv and send
+  const ConnectionOps* ops = nullptr;  // TLS's or an HTTP/2 stream's; nullptr: the socket
+  uint64_t number = 0;                 // $connection
+  uint64_t requests = 0;               // $connection_requests
   clock::msec_t start_msec = 0;
 
   Connection* next_free = nullptr;
@@ -86,6 +97,8 @@ struct Connection {
   bool is_listening : 1 = false;
   bool shared_counter : 1 = false;
   bool outbound : 1 = false;  // opened by weir (an upstream): a peer's reset is an error, as nginx
+  bool need_last_buf : 1 = false;  // send_chain must see the last buffer even when it is empty
+                                   // (an HTTP/2 stream ends with it)
 
   // Receives into [buf, buf+size) (see IoResult): read.ready is cleared when the socket is drained,
   // read.eof set at the end of the stream, an error logged.

@@ -728,6 +728,7 @@ Status ssl_create_client_connection(Connection& c, ssl_ctx_st* ctx, const std::s
   auto* s = new SslConnection;
   s->ssl = ssl;
   c.ssl = s;
+  c.ops = &kSslOps;
   c.io.use_sendfile = false;
   return {};
 }
@@ -774,6 +775,7 @@ Status ssl_create_connection(Connection& c, ssl_ctx_st* ctx, size_t buffer_size)
   s->ssl = ssl;
   s->buffer_size = buffer_size;
   c.ssl = s;
+  c.ops = &kSslOps;
   c.io.use_sendfile = false;  // file data goes through SSL_write
   return {};
 }
@@ -959,6 +961,41 @@ void ssl_on_server_name(ssl_ctx_st* ctx, SslServerNameFn fn) {
   SSL_CTX_set_tlsext_servername_callback(ctx, server_name_callback);
 }
 
+namespace {
+SslAlpnFn g_h2_allowed = nullptr;
+
+// The server's preference: h2 where the connection's server allows it, then HTTP/1.x; a client
+// that offers none of them is refused (no_application_protocol), as nginx.
+int alpn_select_callback(SSL* ssl, const unsigned char** out, unsigned char* outlen,
+                         const unsigned char* in, unsigned int inlen, void*) {
+  auto* c = static_cast<Connection*>(SSL_get_app_data(ssl));
+  static constexpr unsigned char kWithH2[] = "\x02h2\x08http/1.1\x08http/1.0\x08http/0.9";
+  static constexpr unsigned char kWithoutH2[] = "\x08http/1.1\x08http/1.0\x08http/0.9";
+  bool h2 = c != nullptr && g_h2_allowed != nullptr && g_h2_allowed(*c);
+  const unsigned char* ours = h2 ? kWithH2 : kWithoutH2;
+  unsigned int ours_len = h2 ? sizeof kWithH2 - 1 : sizeof kWithoutH2 - 1;
+  unsigned char* chosen = nullptr;
+  if (SSL_select_next_proto(&chosen, outlen, ours, ours_len, in, inlen) != OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  *out = chosen;
+  return SSL_TLSEXT_ERR_OK;
+}
+}  // namespace
+
+void ssl_on_alpn(ssl_ctx_st* ctx, SslAlpnFn h2_allowed) {
+  g_h2_allowed = h2_allowed;
+  SSL_CTX_set_alpn_select_cb(ctx, alpn_select_callback, nullptr);
+}
+
+std::string_view ssl_alpn(const Connection& c) {
+  if (c.ssl == nullptr) return {};
+  const unsigned char* p = nullptr;
+  unsigned int n = 0;
+  SSL_get0_alpn_selected(c.ssl->ssl, &p, &n);
+  return {reinterpret_cast<const char*>(p), n};
+}
+
 Result<std::vector<std::string>> ssl_read_password_file(const std::string& file) {
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::sys_error(errno, "open()", file);
@@ -1007,6 +1044,8 @@ int ssl_peek(Connection& c) {
   return -1;
 }
 
+const ConnectionOps kSslOps{ssl_recv, ssl_recv_chain, ssl_send_chain, ssl_peek};
+
 void ssl_shutdown(Connection& c) {
   SslConnection* s = c.ssl;
   if (s == nullptr) return;
@@ -1017,6 +1056,7 @@ void ssl_shutdown(Connection& c) {
     (void)SSL_shutdown(s->ssl);
   }
   c.ssl = nullptr;
+  c.ops = nullptr;
   delete s;
 }
 

@@ -112,6 +112,12 @@ void ssl_free_context(ssl_ctx_st* ctx);
 // unrecognized_name alert (ssl_reject_handshake).
 using SslServerNameFn = ssl_ctx_st* (*)(Connection& c, std::string_view name, bool& reject);
 void ssl_on_server_name(ssl_ctx_st* ctx, SslServerNameFn fn);
+// ALPN on a server context: h2 is chosen when the client offers it and h2_allowed(c) says the
+// connection's server speaks it, else HTTP/1.x; a client offering neither is refused.
+using SslAlpnFn = bool (*)(Connection& c);
+void ssl_on_alpn(ssl_ctx_st* ctx, SslAlpnFn h2_allowed);
+// The protocol ALPN chose ("" without one).
+std::string_view ssl_alpn(const Connection& c);
 
 // An upstream TLS context (proxy_ssl_*): the client side.
 struct SslClientConf {
@@ -162,6 +168,9 @@ SendResult ssl_send_chain(Connection& c, ChainLink* in, off_t limit);
 // Whether decrypted or raw bytes wait to be read: 1 yes, 0 the peer closed, -1 nothing yet (or an
 // error: errno).
 int ssl_peek(Connection& c);
+// The record layer as a connection's ops (set by ssl_create_connection).
+struct ConnectionOps;
+extern const ConnectionOps kSslOps;
 // Sends close_notify (best effort, never waits) and frees the TLS state.
 void ssl_shutdown(Connection& c);
 // An idle connection gives back its record buffer when nothing waits in it (nginx's

@@ -89,6 +89,7 @@ struct ListenConf {
   bool wildcard = false;
   bool proxy_protocol = false;
   bool ssl = false;
+  bool http2 = false;
   CoreSrvConf* server = nullptr;
   const ConfNode* node = nullptr;
 };
@@ -114,6 +115,7 @@ struct HttpAddr {
   VirtualServers servers;
   bool proxy_protocol = false;  // connections start with a PROXY protocol header
   bool ssl = false;             // listen ... ssl: connections start with a TLS handshake
+  bool http2 = false;           // listen ... http2: HTTP/2 by ALPN, or by its preface in plain
 };
 
 struct HttpPort {

@@ -112,7 +112,7 @@ Status listen_directive(ConfContext& cf, const ConfNode& n, CoreSrvConf& cscf) {
     } else if (a == "ssl") {
       base.ssl = true;
     } else if (a == "http2") {
-      return cf.error("the \"http2\" parameter requires ngx_http_v2_module");
+      base.http2 = true;
     } else if (a == "quic" || a == "http3") {
       return cf.errorf("the \"%s\" parameter requires ngx_http_v3_module", n.args[i].c_str());
     } else if (a == "proxy_protocol") {
@@ -274,6 +274,7 @@ Status add_listening(ConfContext& cf, CoreMainConf& cmcf) {
       ag->bind = ag->bind || l.bind;
       ag->first.proxy_protocol = ag->first.proxy_protocol || l.proxy_protocol;
       ag->first.ssl = ag->first.ssl || l.ssl;
+      ag->first.http2 = ag->first.http2 || l.http2;
     }
     if (std::find(ag->servers.begin(), ag->servers.end(), l.server) == ag->servers.end()) {
       ag->servers.push_back(l.server);
@@ -305,6 +306,7 @@ Status add_listening(ConfContext& cf, CoreMainConf& cmcf) {
       a.addr_text = ag.first.addr_text;
       a.proxy_protocol = ag.first.proxy_protocol;
       a.ssl = ag.first.ssl;
+      a.http2 = ag.first.http2;
       a.servers.default_server =
           ag.default_server != nullptr ? ag.default_server : ag.servers.front();
       if (Status s = add_names(cf, a, ag.servers); !s.ok()) return s;

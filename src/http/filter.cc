@@ -34,6 +34,8 @@ std::string_view filter_name(FilterId id) {
       return "gzip";
     case FilterId::RangeHeader:
       return "range_header";
+    case FilterId::Http2:
+      return "http2";
     case FilterId::Chunked:
       return "chunked";
     case FilterId::Header:

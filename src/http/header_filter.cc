@@ -1,6 +1,8 @@
 // The last header filter: serialises the status line and headers into one buffer and hands it to
 // the write filter (which may hold it back until the body's first bytes join it). nginx:
 // src/http/ngx_http_header_filter_module.c
+#include "http/header_filter.h"
+
 #include <cstring>
 
 #include "core/str.h"
@@ -11,6 +13,59 @@
 
 namespace weir::http {
 
+namespace {}  // namespace
+
+void prepare_response_head(Request& r, ResponseHead& head) {
+  HeadersOut& out = r.headers_out;
+  if (out.last_modified_time != -1 && out.status != 200 && out.status != 206 && out.status != 304) {
+    out.last_modified_time = -1;
+    out.last_modified = nullptr;
+  }
+  head.status_line = out.status_line;
+  head.status = out.status;
+  if (head.status_line.empty()) {
+    if (head.status == 204) {
+      r.header_only = true;
+      out.content_type = {};
+      out.last_modified_time = -1;
+      out.last_modified = nullptr;
+      out.content_length = nullptr;
+      out.content_length_n = -1;
+    } else if (head.status == 304) {
+      r.header_only = true;
+    }
+    head.status_line = status_text(head.status);
+  }
+
+  CoreLocConf& clcf = core_loc(r);
+  Connection& c = *r.connection;
+  // Location: a relative redirect becomes absolute (absolute_redirect on).
+  head.abs_location = out.location != nullptr && !out.location->value.empty() &&
+                      out.location->value[0] == '/' && *clcf.absolute_redirect;
+  if (!head.abs_location) return;
+  out.location->hash = 0;
+  if (*clcf.server_name_in_redirect) {
+    head.host = core_srv(r).server_name;
+  } else if (!r.headers_in.server.empty()) {
+    head.host = r.headers_in.server;
+  } else {
+    SockAddr local;
+    local_address(c.fd, local);
+    size_t n = format_addr_text(local.sa(), head.addr, sizeof head.addr);
+    head.host = {head.addr, n};
+  }
+  if (*clcf.port_in_redirect) {
+    SockAddr local;
+    const HttpAddr* a = r.http_connection->addr_conf;
+    if (a != nullptr && !a->addr.is_wildcard()) {
+      head.port = a->addr.port();
+    } else if (local_address(c.fd, local)) {
+      head.port = local.port();
+    }
+    if (head.port == (c.ssl != nullptr ? 443 : 80)) head.port = 0;
+  }
+}
+
 namespace {
 
 Code header_filter(Request& r, HeaderNext) {
@@ -19,62 +74,18 @@ Code header_filter(Request& r, HeaderNext) {
   if (!r.is_main()) return Rc::Ok;
   if (r.http_version < 1000) return Rc::Ok;  // HTTP/0.9: no header at all
   if (r.method == kHead) r.header_only = true;
-
-  HeadersOut& out = r.headers_out;
-  if (out.last_modified_time != -1 && out.status != 200 && out.status != 206 && out.status != 304) {
-    out.last_modified_time = -1;
-    out.last_modified = nullptr;
-  }
   if (r.keepalive && worker_exiting()) r.keepalive = false;
 
-  std::string_view status_line = out.status_line;
-  int status = out.status;
-  if (status_line.empty()) {
-    if (status == 204) {
-      r.header_only = true;
-      out.content_type = {};
-      out.last_modified_time = -1;
-      out.last_modified = nullptr;
-      out.content_length = nullptr;
-      out.content_length_n = -1;
-    } else if (status == 304) {
-      r.header_only = true;
-    }
-    status_line = status_text(status);
-  }
-
+  ResponseHead head;
+  prepare_response_head(r, head);
+  HeadersOut& out = r.headers_out;
   CoreLocConf& clcf = core_loc(r);
   Connection& c = *r.connection;
-
-  // Location: a relative redirect becomes absolute (absolute_redirect on).
-  std::string_view host;
-  uint16_t port = 0;
-  char addr[128];
-  bool abs_location = out.location != nullptr && !out.location->value.empty() &&
-                      out.location->value[0] == '/' && *clcf.absolute_redirect;
-  if (abs_location) {
-    out.location->hash = 0;
-    if (*clcf.server_name_in_redirect) {
-      host = core_srv(r).server_name;
-    } else if (!r.headers_in.server.empty()) {
-      host = r.headers_in.server;
-    } else {
-      SockAddr local;
-      local_address(c.fd, local);
-      size_t n = format_addr_text(local.sa(), addr, sizeof addr);
-      host = {addr, n};
-    }
-    if (*clcf.port_in_redirect) {
-      SockAddr local;
-      const HttpAddr* a = r.http_connection->addr_conf;
-      if (a != nullptr && !a->addr.is_wildcard()) {
-        port = a->addr.port();
-      } else if (local_address(c.fd, local)) {
-        port = local.port();
-      }
-      if (port == (c.ssl != nullptr ? 443 : 80)) port = 0;
-    }
-  }
+  std::string_view status_line = head.status_line;
+  int status = head.status;
+  bool abs_location = head.abs_location;
+  std::string_view host = head.host;
+  uint16_t port = head.port;
 
   // Size the buffer generously: the fixed parts, then every header.
   size_t len = 128 + status_line.size() + out.content_type.size() + out.charset.size() + 256;

@@ -12,6 +12,7 @@
 #include "event/event_loop.h"
 #include "event/listening.h"
 #include "http/core_module.h"
+#include "http/http2.h"
 #include "http/read_request.h"
 #include "http/request.h"
 #include "http/request_body.h"
@@ -49,6 +50,8 @@ void release_http_connection(HttpConnection* hc) {
   hc->conf_ctx = nullptr;
   hc->proxy_protocol_pending = false;
   hc->plain_http = false;
+  hc->h2 = nullptr;
+  hc->stream = nullptr;
   hc->next_free = g_free_hc;
   g_free_hc = hc;
 }
@@ -68,10 +71,12 @@ bool has_pending_request(Connection& c) {
   return c.peek() == 1;
 }
 
+}  // namespace
+
 // Half-closes the connection and reads (and drops) what the client still sends until it closes too:
 // for at most `time` ms in all, `timeout` ms between reads. A request crossing our close then meets
 // an orderly end of stream, and data still arriving cannot make the kernel reset what was sent.
-void start_lingering(Connection& c, uint64_t time, uint64_t timeout) {
+void lingering_close_connection(Connection& c, uint64_t time, uint64_t timeout) {
   auto* hc = http_connection_of(c);
   hc->lingering_deadline = clock::msec() + time;
   hc->lingering_timeout = timeout;
@@ -89,6 +94,8 @@ void start_lingering(Connection& c, uint64_t time, uint64_t timeout) {
   add_timer(c.read, timeout);
   if (c.read.ready) lingering_close_handler(c.read);
 }
+
+namespace {
 
 // The PROXY protocol header at the start of the buffer (listen ... proxy_protocol): Ok once it is
 // read (b.pos past it), Again while more of it is to come, Error (logged in nginx's words) when it
@@ -137,7 +144,7 @@ void wait_request_handler(Event& ev) {
       // peek.
       uint64_t timeout = *conf_of<CoreLocConf>(hc->conf_ctx->loc_conf).lingering_timeout;
       c->read.ready = true;
-      start_lingering(*c, timeout, timeout);
+      lingering_close_connection(*c, timeout, timeout);
       return;
     }
   }
@@ -188,6 +195,18 @@ void wait_request_handler(Event& ev) {
     if (rc == Rc::Again) return;
     if (b->pos == b->last) {  // nothing after the header yet
       b->pos = b->last = b->start;
+      if (c->read.ready) wait_request_handler(ev);
+      return;
+    }
+  }
+  if (!hc->plain_http && c->ssl == nullptr && http2_allowed(*hc)) {
+    // HTTP/2 with prior knowledge: the client preface instead of a request line.
+    int preface = http2_preface({b->pos, static_cast<size_t>(b->last - b->pos)});
+    if (preface == 1) {
+      http2_init(*c);
+      return;
+    }
+    if (preface == 0) {  // wait for the rest of it
       if (c->read.ready) wait_request_handler(ev);
       return;
     }
@@ -306,6 +325,10 @@ void ssl_handshake_handler(Event& ev) {
     close_http_connection(*c);
     return;
   }
+  if (ssl_alpn(*c) == "h2") {
+    http2_init(*c);
+    return;
+  }
   c->log->action = "waiting for request";
   c->read.handler = wait_request_handler;
   c->write.handler = empty_handler;
@@ -404,6 +427,11 @@ void free_request(Request& r) {
 
 void close_http_connection(Connection& c) {
   auto* hc = http_connection_of(c);
+  if (hc != nullptr && hc->stream != nullptr) {
+    http2_close_stream_connection(c);  // the stream ends; its connection goes on
+    return;
+  }
+  if (hc != nullptr && hc->h2 != nullptr) http2_close_connection(c);
   if (hc != nullptr) {
     if (hc->request != nullptr) {
       // A request still attached (errors before it was finalized): log it and free it.
@@ -480,7 +508,7 @@ void set_lingering_close(Request& r) {
   CoreLocConf& clcf = core_loc(r);
   uint64_t time = *clcf.lingering_time, timeout = *clcf.lingering_timeout;
   free_request(r);
-  start_lingering(c, time, timeout);
+  lingering_close_connection(c, time, timeout);
 }
 
 }  // namespace weir::http

@@ -21,6 +21,8 @@ namespace weir::http {
 
 struct Request;
 struct HttpAddr;
+struct Http2Connection;
+struct Http2Stream;
 
 struct HttpConnection {
   const HttpAddr* addr_conf = nullptr;
@@ -41,7 +43,9 @@ struct HttpConnection {
   // with this struct when it is recycled).
   std::unique_ptr<ProxyProtocolAddrs> proxy_protocol;
   bool proxy_protocol_pending = false;  // the header is still to come
-  bool plain_http = false;  // plain HTTP came to a `listen ... ssl` address (answered 400)
+  bool plain_http = false;        // plain HTTP came to a `listen ... ssl` address (answered 400)
+  Http2Connection* h2 = nullptr;  // the connection speaks HTTP/2 (http/http2)
+  Http2Stream* stream = nullptr;  // this is an HTTP/2 stream's connection
   uint8_t addr_len = 0;
   char addr_buf[46];  // the client's address as text (INET6_ADDRSTRLEN)
 
@@ -64,6 +68,9 @@ void set_keepalive(Request& r);
 // Frees the request and reads (and drops) what the client still sends before closing, so that a
 // reset does not destroy the response in flight.
 void set_lingering_close(Request& r);
+// Half-closes the connection and drops what the client still sends until it closes too (for at most
+// `time` ms, `timeout` ms between reads), then closes it.
+void lingering_close_connection(Connection& c, uint64_t time, uint64_t timeout);
 // A new request on this connection (pipelined or after keep-alive).
 Request* create_request(Connection& c);
 // The request's pool and memory go back; the connection stays.

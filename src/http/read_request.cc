@@ -41,8 +41,8 @@ Rc read_request_header(Request& r) {
   return Rc::Ok;
 }
 
-// The parsed request line's URI: normalised when complex, split into uri, args and exten. Ok, or
-// Error when it finalized the request with 400.
+}  // namespace
+
 Rc process_request_uri(Request& r) {
   RequestLineState& l = r.line;
   std::string_view raw(l.uri_start, l.uri_end - l.uri_start);
@@ -79,6 +79,8 @@ Rc process_request_uri(Request& r) {
   r.plus_in_uri = r.plus_in_uri || l.plus_in_uri;
   return Rc::Ok;
 }
+
+namespace {
 
 // Moves the unfinished request line (or header line) into a large buffer. Declined: no room left.
 Rc alloc_large_header_buffer(Request& r, bool request_line) {
@@ -140,6 +142,8 @@ void process_request_headers(Event& ev) {
   run_posted_requests(*static_cast<Connection*>(ev.data));
 }
 
+}  // namespace
+
 void process_request(Request& r) {
   Connection& c = *r.connection;
   if (r.stat_reading) {
@@ -165,6 +169,8 @@ void process_request(Request& r) {
   }
   run_posted_requests(c);
 }
+
+namespace {
 
 // client_header_timeout fired while the request line or headers were still arriving, or the
 // connection was reclaimed for a new one (ConnectionPool::drain, which has logged why).

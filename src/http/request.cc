@@ -324,8 +324,8 @@ void finalize_connection(Request& r) {
   }
   Request& mr = *r.main;
   Connection& c = *mr.connection;
-  if (c.read.eof) {
-    close_request(mr, 0);
+  if (c.read.eof || mr.http_connection->stream != nullptr) {
+    close_request(mr, 0);  // an HTTP/2 stream ends with its request
     return;
   }
   if (mr.reading_body) {

@@ -8,6 +8,7 @@
 #include "core/str.h"
 #include "http/core_module.h"
 #include "http/headers_in.h"
+#include "http/http2.h"
 #include "http/http_connection.h"
 #include "http/request.h"
 #include "http/variables.h"
@@ -186,6 +187,12 @@ Status not_yet(ConfContext&, const ConfNode&) {
 
 ssl_ctx_st* select_server(Connection& c, std::string_view name, bool& reject);
 
+// ALPN: the server SNI chose (or the address) speaks HTTP/2.
+bool h2_allowed(Connection& c) {
+  HttpConnection* hc = http_connection_of(c);
+  return hc != nullptr && http2_allowed(*hc);
+}
+
 SslSrvConf* create_srv_conf(ConfContext& cf) {
   return cf.pool.make<SslSrvConf>();
 }
@@ -272,6 +279,7 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
   conf.ctx = *ctx;
   keep_ssl_context(cf, *ctx);
   ssl_on_server_name(*ctx, select_server);
+  ssl_on_alpn(*ctx, h2_allowed);
   return {};
 }
 

@@ -73,7 +73,7 @@ Rc write_filter(Request& r, ChainLink* in) {
     return Rc::Again;
   }
 
-  if (size == 0 && !(c.buffered & kLowlevelBuffered)) {
+  if (size == 0 && !(c.buffered & kLowlevelBuffered) && !(last && c.need_last_buf)) {
     if (last || flush || sync) {
       for (ChainLink* cl = r.out; cl != nullptr;) {
         ChainLink* next = cl->next;

@@ -51,6 +51,7 @@ extern Module http_referer_module;
 extern Module http_browser_module;
 extern Module http_proxy_module;
 extern Module http_ssl_module;
+extern Module http_v2_module;
 }  // namespace http
 
 namespace {
@@ -85,6 +86,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_browser_module,
     &http::http_rewrite_module,
     &http::http_ssl_module,
+    &http::http_v2_module,
     &http::http_proxy_module,
     &http::http_upstream_module,
     &http::http_write_filter_module,

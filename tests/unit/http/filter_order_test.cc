@@ -27,6 +27,9 @@ TEST(FilterOrder, IsTheSeeds) {
   with_gunzip.insert(with_gunzip.begin() + 8, "gunzip");
   // brotli and zstd (weir's, beside gzip) right after gzip: their header filters run before its.
   with_gunzip.insert(with_gunzip.begin() + 5, {"zstd", "brotli"});
+  // The HTTP/2 filter (HTTP_V2_FILTER_MODULE in auto/modules) right after chunked: for a stream it
+  // writes the head as a HEADERS frame, and chunked and the HTTP/1 header filter never see it.
+  with_gunzip.insert(with_gunzip.begin() + 3, "http2");
   std::vector<std::string> reg;
   for (FilterId id : kSeedRegistrationOrder) reg.emplace_back(filter_name(id));
   EXPECT_EQ(reg, with_gunzip);
@@ -84,6 +87,14 @@ TEST(FilterOrder, BuiltChainsFollowIt) {
                                    FilterId::Gunzip, FilterId::Charset, FilterId::Postpone,
                                    FilterId::Brotli, FilterId::Zstd, FilterId::Gzip,
                                    FilterId::Chunked, FilterId::Write}));
+}
+
+TEST(FilterOrder, Http2JoinsWhereItIsSpoken) {
+  Cycle cycle;
+  const FilterChains& fc = chains_of(cycle, "http2 on;");
+  EXPECT_EQ(fc.header_ids,
+            (std::vector<FilterId>{FilterId::NotModified, FilterId::RangeHeader, FilterId::Http2,
+                                   FilterId::Chunked, FilterId::Header}));
 }
 
 TEST(FilterOrder, UnconfiguredModulesStayOut) {

@@ -255,9 +255,9 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def wrk(port, path, conns, seconds, extra):
+def wrk(port, path, conns, seconds, extra, scheme="http"):
     cmd = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds] + extra + \
-          ["http://127.0.0.1:%d%s" % (port, path)]
+          ["%s://127.0.0.1:%d%s" % (scheme, port, path)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30).stdout
     m = re.search(r"(\d+) requests in", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
@@ -295,20 +295,24 @@ def median_range(values, fmt="{:.0f}"):
     return "%s (%s–%s)" % (fmt.format(statistics.median(values)), fmt.format(min(values)), fmt.format(max(values)))
 
 
-def measure_rounds(name, servers, path, conns, extra, rounds, seconds, log):
+def measure_rounds(name, servers, path, conns, extra, rounds, seconds, log, client=None):
     """Loads each of the started servers (a dict, name -> Server) in turn for `rounds` rounds, the order rotated
     every round, after a warm-up (page cache, open file caches); stops them. Per server: req/s and CPU µs per
-    request of every round, and what wrk reported as errors."""
+    request of every round, and what wrk reported as errors. client(server, seconds) -> (requests, req/s,
+    errors) loads a server in place of wrk on path."""
     kinds = list(servers)
+    if client is None:
+        def client(s, secs):
+            return wrk(s.port, path, conns, secs, extra)
     try:
         per = {k: {"rps": [], "cpu_us": [], "errors": ""} for k in kinds}
         for k in kinds:
-            wrk(servers[k].port, path, conns, 1, extra)
+            client(servers[k], 1)
         for r in range(rounds):
             for k in kinds[r % len(kinds):] + kinds[:r % len(kinds)]:
                 s = servers[k]
                 c0 = s.cpu_seconds()
-                n, rps, errors = wrk(s.port, path, conns, seconds, extra)
+                n, rps, errors = client(s, seconds)
                 per[k]["rps"].append(rps)
                 per[k]["cpu_us"].append((s.cpu_seconds() - c0) / max(n, 1) * 1e6)
                 if errors:
@@ -342,6 +346,73 @@ def run_proxied(kinds, rounds, seconds, log):
             results[name] = measure_rounds(name, servers, path, conns, [], rounds, seconds, log)
     finally:
         origin.stop()
+    return results
+
+
+# TLS and HTTP/2 (#14): a second server block with `listen ... ssl http2` and an ECDSA P-256 certificate.
+TLS_SERVER = """    server {{
+        listen 127.0.0.1:{port} ssl http2 backlog=4096;
+        ssl_certificate {cert}; ssl_certificate_key {key};
+        ssl_protocols TLSv1.2 TLSv1.3;  # the same on both (nginx 1.22 leaves TLSv1.3 out by default)
+        {ssl_extra}
+        root {dir}/html;
+    }}
+"""
+
+
+def h2load(port, path, conns, streams, seconds):
+    cmd = ["taskset", "-c", CLIENT_CPU, "h2load", "-t1", "-c%d" % conns, "-m%d" % streams, "-D%d" % seconds,
+           "https://127.0.0.1:%d%s" % (port, path)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60).stdout
+    done = re.search(r"requests: \d+ total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed", out)
+    rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+    if not done or not rps:
+        raise RuntimeError("h2load: " + out[-500:])
+    return int(done.group(2)), float(rps.group(1)), ("%s failed" % done.group(3) if int(done.group(3)) else "")
+
+
+def run_tls(kinds, rounds, seconds, log):
+    """Full TLS handshakes (every request on a new connection, ECDSA P-256), 1 KiB over TLS keep-alive (wrk),
+    and 1 KiB over HTTP/2 with 100 streams on each of 4 connections (h2load), weir beside nginx."""
+    d = tempfile.mkdtemp(prefix="weir-bench-tls-")
+    os.chmod(d, 0o755)
+    cert, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
+    subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-newkey", "ec",
+                    "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    for f in (cert, key):
+        os.chmod(f, 0o644)
+    close = ["-H", "Connection: close"]
+    scenarios = [
+        # wrk resumes its sessions: with no cache and no tickets every handshake is a full one.
+        ("TLS full handshakes (Connection: close)", "ssl_session_cache off; ssl_session_tickets off;",
+         lambda s, secs: wrk(s.tls_port, "/1k.bin", 50, secs, close, "https")),
+        ("TLS resumed handshakes (tickets)", "",
+         lambda s, secs: wrk(s.tls_port, "/1k.bin", 50, secs, close, "https")),
+        ("TLS 1 KiB keep-alive, 50 connections", "",
+         lambda s, secs: wrk(s.tls_port, "/1k.bin", 50, secs, [], "https")),
+        ("HTTP/2 1 KiB, 4 conns x 100 streams", "",
+         lambda s, secs: h2load(s.tls_port, "/1k.bin", 4, 100, secs)),
+    ]
+    results = {}
+    try:
+        for name, ssl_extra, client in scenarios:
+            servers = {}
+            for k in kinds:
+                if k == "h2o":
+                    continue
+                port = free_port()
+                # The server's own dir is known only once made: root the TLS block at its html.
+                s = Server(k, http_extra=TLS_SERVER.format(port=port, cert=cert, key=key, dir="{dir}",
+                                                           ssl_extra=ssl_extra))
+                conf = open(s.conf).read().replace("{dir}", s.dir)
+                with open(s.conf, "w") as f:
+                    f.write(conf)
+                s.tls_port = port
+                servers[k] = s.start()
+            results[name] = measure_rounds(name, servers, None, 0, [], rounds, seconds, log, client)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
     return results
 
 
@@ -717,13 +788,15 @@ def main():
 
     started = time.time()
     log("machine: " + machine())
-    parts = args.only.split(",") if args.only else ["throughput", "proxied", "sendfile", "logcost", "latency",
+    parts = args.only.split(",") if args.only else ["throughput", "proxied", "tls", "sendfile", "logcost", "latency",
                                                      "syscalls", "instructions", "memory", "compression",
                                                      "headers", "modules"]
     only = [x for x in args.scenarios.split(",") if x]
     tp = run_throughput(kinds, args.rounds, args.seconds, log, only) if "throughput" in parts else {}
     if "proxied" in parts:
         tp.update(run_proxied(kinds, args.rounds, args.seconds, log))
+    if "tls" in parts:
+        tp.update(run_tls(kinds, args.rounds, args.seconds, log))
     sf = run_sendfile_choice(args.rounds, args.seconds, log) if "sendfile" in parts else {}
     lc = run_log_cost(kinds, args.rounds, args.seconds, log) if "logcost" in parts else {}
     lat = p99_latency(kinds, log) if "latency" in parts else {}

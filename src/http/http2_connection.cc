@@ -26,7 +26,7 @@ namespace {
 
 constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 // Frames wait here for the socket; one DATA frame of the largest size always fits.
-constexpr size_t kOutSize = 32 * 1024;
+constexpr size_t kOutSize = 64 * 1024;
 constexpr int32_t kMaxWindow = 0x7fffffff;
 
 }  // namespace
@@ -747,29 +747,38 @@ bool write_out(Http2Connection& h2c) {
   return true;
 }
 
-// Serialises what nghttp2 has queued and writes it, until the socket or the frames run out.
+// Serialises what nghttp2 has queued into the output buffer. The socket gets it when the buffer is
+// full, else once at the end of this round of events, so that the frames of many streams go in one
+// write (a full socket's write event continues instead).
 void flush(Http2Connection& h2c) {
+  Connection& c = *h2c.c;
   if (h2c.in_library > 0 || h2c.closing) {
     schedule(h2c);
     return;
   }
   h2c.in_library++;
   for (;;) {
+    if (nghttp2_session_want_write(h2c.session)) {
+      if (int rv = nghttp2_session_send(h2c.session); rv != 0) {
+        log_error(LogLevel::Info, *c.log, 0, "http2 send failed: %s", nghttp2_strerror(rv));
+        h2c.closing = true;
+        break;
+      }
+    }
+    if (h2c.out_last < kOutSize) break;  // nghttp2 has nothing more it can send now
     if (!write_out(h2c)) {
       h2c.closing = true;
       break;
     }
-    if (h2c.out_last > 0 || !h2c.c->write.ready) break;  // the socket is full
-    if (!nghttp2_session_want_write(h2c.session)) break;
-    if (int rv = nghttp2_session_send(h2c.session); rv != 0) {
-      log_error(LogLevel::Info, *h2c.c->log, 0, "http2 send failed: %s", nghttp2_strerror(rv));
-      h2c.closing = true;
-      break;
-    }
-    if (h2c.out_last == 0) break;
+    if (h2c.out_last > 0) break;  // the socket is full
   }
   h2c.in_library--;
-  if (h2c.closing) schedule(h2c);
+  if (h2c.closing) {
+    schedule(h2c);
+  } else if ((h2c.out_last > 0 || (c.buffered & kLowlevelBuffered)) && c.write.ready &&
+             !c.write.posted && !c.write.posted_next_round) {
+    post_event_next_round(c.write);
+  }
 }
 
 void release(HttpConnection& hc);
@@ -837,9 +846,10 @@ void write_handler(Event& ev) {
     c.timedout = true;
     h2c.closing = true;
   }
-  if (!h2c.closing) {
-    flush(h2c);
-    if (h2c.out_last == 0 && c.write.ready) wake_blocked(h2c);
+  if (!h2c.closing && !write_out(h2c)) h2c.closing = true;
+  if (!h2c.closing && h2c.out_last == 0) {
+    flush(h2c);  // what nghttp2 holds beyond the buffer
+    if (h2c.out_last < kOutSize && c.write.ready) wake_blocked(h2c);
   }
   finish(h2c);
 }
@@ -885,6 +895,10 @@ void read_handler(Event& ev) {
                             nghttp2_session_get_last_proc_stream_id(h2c.session), NGHTTP2_NO_ERROR,
                             nullptr, 0);
       flush(h2c);
+      if (write_out(h2c) && h2c.out_last == 0) {
+        close_now(h2c, true);  // lingering, so that the client reads the GOAWAY
+        return;
+      }
     }
     close_now(h2c, false);
     return;

@@ -475,6 +475,18 @@ int accept_any(int, X509_STORE_CTX*) {
   return 1;
 }
 
+// ssl_crl, proxy_ssl_crl: revocation lists checked for the whole chain ("" none).
+Status load_crl(SSL_CTX* ctx, const std::string& file) {
+  if (file.empty()) return {};
+  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+  X509_LOOKUP* lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
+  if (lookup == nullptr || X509_LOOKUP_load_file(lookup, file.c_str(), X509_FILETYPE_PEM) != 1) {
+    return ssl_error("X509_LOOKUP_load_file(\"" + file + "\") failed");
+  }
+  X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
+  return {};
+}
+
 Status setup_client_verify(SSL_CTX* ctx, const SslServerConf& conf) {
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, accept_any);
   SSL_CTX_set_verify_depth(ctx, conf.verify_depth);
@@ -487,16 +499,7 @@ Status setup_client_verify(SSL_CTX* ctx, const SslServerConf& conf) {
     if (names == nullptr) return ssl_error("SSL_load_client_CA_file(\"" + file + "\") failed");
     SSL_CTX_set_client_CA_list(ctx, names);
   }
-  if (!conf.crl.empty()) {
-    X509_STORE* store = SSL_CTX_get_cert_store(ctx);
-    X509_LOOKUP* lookup = X509_STORE_add_lookup(store, X509_LOOKUP_file());
-    if (lookup == nullptr ||
-        X509_LOOKUP_load_file(lookup, conf.crl.c_str(), X509_FILETYPE_PEM) != 1) {
-      return ssl_error("X509_LOOKUP_load_file(\"" + conf.crl + "\") failed");
-    }
-    X509_STORE_set_flags(store, X509_V_FLAG_CRL_CHECK | X509_V_FLAG_CRL_CHECK_ALL);
-  }
-  return {};
+  return load_crl(ctx, conf.crl);
 }
 
 // --- OCSP stapling ------------------------------------------------------------------------------
@@ -703,6 +706,7 @@ Result<ssl_ctx_st*> ssl_client_context(const SslClientConf& conf) {
     return fail(
         ssl_error("SSL_CTX_load_verify_locations(\"" + conf.trusted_certificate + "\") failed"));
   }
+  if (Status st = load_crl(ctx, conf.crl); !st.ok()) return fail(st);
   if (!conf.certificate.empty()) {
     if (Status st = load_certificate(ctx, conf.certificate); !st.ok()) return fail(st);
     if (Status st = load_key(ctx, conf.key, conf.passwords); !st.ok()) return fail(st);

@@ -124,6 +124,7 @@ struct SslClientConf {
   uint32_t protocols = kSslTlsV1_2 | kSslTlsV1_3;
   std::string ciphers = "DEFAULT";
   std::string trusted_certificate;  // CA file for verification ("" none)
+  std::string crl;                  // revocation lists the peer's chain is checked against
   int verify_depth = 1;
   std::string certificate, key;  // a client certificate ("" none)
   std::vector<std::string> passwords;

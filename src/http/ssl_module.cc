@@ -154,31 +154,6 @@ Status set_session_cache(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
   return {};
 }
 
-// A file path relative to the prefix (ssl_trusted_certificate, ssl_stapling_file).
-template <Setting<std::string> SslSrvConf::*M>
-Status set_path(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
-  auto& f = conf.*M;
-  if (f.set) return Status::error("is duplicate");
-  f = cf.full_name(n.args[1]);
-  return {};
-}
-
-Status set_password_file(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
-  if (conf.passwords != nullptr) return Status::error("is duplicate");
-  Result<std::vector<std::string>> lines = ssl_read_password_file(cf.full_name(n.args[1]));
-  if (!lines.ok()) return lines.status();
-  conf.passwords = cf.pool.make<std::vector<std::string>>(std::move(*lines));
-  return {};
-}
-
-Status add_conf_command(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
-  if (conf.conf_commands == nullptr) {
-    conf.conf_commands = cf.pool.make<std::vector<std::pair<std::string, std::string>>>();
-  }
-  conf.conf_commands->emplace_back(n.args[1], n.args[2]);
-  return {};
-}
-
 Status not_yet(ConfContext&, const ConfNode&) {
   return Status::error("is not supported by weir yet");
 }
@@ -436,19 +411,22 @@ constexpr Directive kDirectives[] = {
     directive<slot::flag<&SslSrvConf::session_tickets>>("ssl_session_tickets", kWhere | kFlag),
     directive<slot::size<&SslSrvConf::buffer_size>>("ssl_buffer_size", kWhere | kTake1),
     // nginx has these; weir does not yet, and says so rather than ignore them.
-    directive<set_password_file>("ssl_password_file", kWhere | kTake1),
+    directive<ssl_slot::password_file<&SslSrvConf::passwords>>("ssl_password_file",
+                                                               kWhere | kTake1),
     directive<add_file<&SslSrvConf::ticket_keys>>("ssl_session_ticket_key", kWhere | kTake1),
-    directive<add_conf_command>("ssl_conf_command", kWhere | kTake2),
+    directive<ssl_slot::conf_command<&SslSrvConf::conf_commands>>("ssl_conf_command",
+                                                                  kWhere | kTake2),
     directive<slot::flag<&SslSrvConf::reject_handshake>>("ssl_reject_handshake", kWhere | kFlag),
     directive<slot::enum_<&SslSrvConf::verify_client, kVerifyClient>>("ssl_verify_client",
                                                                       kWhere | kTake1),
     directive<slot::num<&SslSrvConf::verify_depth>>("ssl_verify_depth", kWhere | kTake1),
-    directive<set_path<&SslSrvConf::client_certificate>>("ssl_client_certificate", kWhere | kTake1),
-    directive<set_path<&SslSrvConf::crl>>("ssl_crl", kWhere | kTake1),
-    directive<set_path<&SslSrvConf::trusted_certificate>>("ssl_trusted_certificate",
-                                                          kWhere | kTake1),
+    directive<ssl_slot::path<&SslSrvConf::client_certificate>>("ssl_client_certificate",
+                                                               kWhere | kTake1),
+    directive<ssl_slot::path<&SslSrvConf::crl>>("ssl_crl", kWhere | kTake1),
+    directive<ssl_slot::path<&SslSrvConf::trusted_certificate>>("ssl_trusted_certificate",
+                                                                kWhere | kTake1),
     directive<slot::flag<&SslSrvConf::stapling>>("ssl_stapling", kWhere | kFlag),
-    directive<set_path<&SslSrvConf::stapling_file>>("ssl_stapling_file", kWhere | kTake1),
+    directive<ssl_slot::path<&SslSrvConf::stapling_file>>("ssl_stapling_file", kWhere | kTake1),
     directive<slot::str<&SslSrvConf::stapling_responder>>("ssl_stapling_responder",
                                                           kWhere | kTake1),
     directive<slot::flag<&SslSrvConf::stapling_verify>>("ssl_stapling_verify", kWhere | kFlag),

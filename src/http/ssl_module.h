@@ -6,6 +6,7 @@
 
 #include "conf/conf_context.h"
 #include "conf/module.h"
+#include "conf/setting.h"
 #include "event/ssl.h"
 #include "http/code.h"
 
@@ -21,6 +22,38 @@ struct HttpAddr;
 Status parse_ssl_protocols(const ConfNode& n, uint32_t& mask);
 // A context made while loading the configuration, freed with it.
 void keep_ssl_context(ConfContext& cf, ssl_ctx_st* ctx);
+
+// Setters the ssl_* directives share with their upstream twins (proxy_ssl_*, and uwsgi's and grpc's
+// to come): a file by the prefix, a password file read at load, a conf command kept in order.
+namespace ssl_slot {
+
+template <auto M>
+Status path(ConfContext& cf, const ConfNode& n, slot::owner_of<M>& conf) {
+  auto& f = conf.*M;
+  if (f.set) return Status::error("is duplicate");
+  f = cf.full_name(n.args[1]);
+  return {};
+}
+
+template <auto M>
+Status password_file(ConfContext& cf, const ConfNode& n, slot::owner_of<M>& conf) {
+  auto& list = conf.*M;
+  if (list != nullptr) return Status::error("is duplicate");
+  Result<std::vector<std::string>> lines = ssl_read_password_file(cf.full_name(n.args[1]));
+  if (!lines.ok()) return lines.status();
+  list = cf.pool.make<std::vector<std::string>>(std::move(*lines));
+  return {};
+}
+
+template <auto M>
+Status conf_command(ConfContext& cf, const ConfNode& n, slot::owner_of<M>& conf) {
+  auto& list = conf.*M;
+  if (list == nullptr) list = cf.pool.make<std::vector<std::pair<std::string, std::string>>>();
+  list->emplace_back(n.args[1], n.args[2]);
+  return {};
+}
+
+}  // namespace ssl_slot
 
 // The server context of a server{} (nullptr when it has no certificate).
 ssl_ctx_st* server_ssl_context(const CoreSrvConf& cscf);

@@ -124,6 +124,23 @@ def test_head_304_and_status_only_answers(pair):
         c.close()
 
 
+def test_trailers(cert):
+    """add_trailer's fields come as a HEADERS frame after the body (END_STREAM on it), as nginx
+    sends them; a response without trailers ends on its last DATA frame."""
+    extra = "location /t { add_trailer X-Trailer yes; add_trailer X-Other $uri; }"
+    with servers(cert, extra) as pair:
+        got = []
+        for s in pair:
+            s.write("t/a.txt", "trailered\n")
+            c = H2(s.ports[0])
+            t = c.response(c.request("/t/a.txt"))
+            plain = c.response(c.request("/index.html"))
+            got.append((t.headers[":status"], t.body, t.trailers, plain.trailers))
+            c.close()
+        assert got[0] == ("200", b"trailered\n", {"x-trailer": "yes", "x-other": "/t/a.txt"}, None)
+        assert got[0] == got[1]
+
+
 def test_flow_control_with_a_slow_window(pair):
     """The client's window is 1000 bytes and opens by 64 KiB at a time: the 3 MiB file still
     arrives whole, in frames no larger than the window allows, on both servers."""

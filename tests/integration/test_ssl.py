@@ -405,6 +405,42 @@ def test_proxy_to_https_origin(make_server, certs):
     assert "upstream SSL certificate verify error: (18:self-signed certificate)" in err
 
 
+def make_crl(certs, name, revoke):
+    """A CRL issued by certificate `a` (self-signed, so its own CA): empty, or revoking `a` itself."""
+    d = tempfile.mkdtemp(prefix="weir-crl-", dir=certs["dir"])
+    cnf = os.path.join(d, "ca.cnf")
+    with open(cnf, "w") as f:
+        f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = %s/index.txt\ncrlnumber = %s/crlnumber\n"
+                "default_md = sha256\ndefault_crl_days = 2\n" % (d, d))
+    open(os.path.join(d, "index.txt"), "w").close()
+    with open(os.path.join(d, "crlnumber"), "w") as f:
+        f.write("01\n")
+    cert, key = certs["a"]
+    ca = ["openssl", "ca", "-config", cnf, "-keyfile", key, "-cert", cert]
+    if revoke:
+        subprocess.run(ca + ["-revoke", cert], check=True, capture_output=True)
+    out = os.path.join(certs["dir"], name)
+    subprocess.run(ca + ["-gencrl", "-out", out], check=True, capture_output=True)
+    os.chmod(out, 0o644)
+    return out
+
+
+def test_proxy_ssl_crl(make_server, certs):
+    """proxy_ssl_crl: the origin's certificate checked against revocation lists, as nginx: a
+    revoked one fails verification (502, nginx's log line), one the list does not name passes."""
+    origin = tls_origin(make_server, certs)
+    empty, revoked = make_crl(certs, "empty.crl", False), make_crl(certs, "revoked.crl", True)
+    loc = """location /%s/ { proxy_pass https://127.0.0.1:%d/; proxy_ssl_verify on;
+                 proxy_ssl_name localhost; proxy_ssl_trusted_certificate %s; proxy_ssl_crl %s; }"""
+    s = make_server("server { listen 127.0.0.1:%%%%PORT%%%%; %s %s }" % (
+        loc % ("ok", origin.port, certs["a"][0], empty),
+        loc % ("revoked", origin.port, certs["a"][0], revoked)))
+    assert s.get("/ok/index.html").status == 200
+    assert s.get("/revoked/index.html").status == 502
+    err = open(s.path("logs/error.log")).read()
+    assert "upstream SSL certificate verify error: (23:certificate revoked)" in err
+
+
 def test_ocsp_stapling_as_nginx(make_server, certs):
     """ssl_stapling with ssl_stapling_file staples that response ('openssl s_client -status'
     shows it); without a file and with no responder URL in the certificate, nginx's warning and

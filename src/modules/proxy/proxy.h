@@ -63,7 +63,8 @@ struct ProxyLocConf {
   Setting<bool> ssl_server_name, ssl_verify, ssl_session_reuse;
   Setting<int64_t> ssl_verify_depth;
   Setting<uint32_t> ssl_protocols;
-  Setting<std::string> ssl_ciphers, ssl_trusted_certificate, ssl_certificate, ssl_certificate_key;
+  Setting<std::string> ssl_ciphers, ssl_trusted_certificate, ssl_crl, ssl_certificate,
+      ssl_certificate_key;
   std::vector<std::string>* ssl_passwords = nullptr;
   std::vector<std::pair<std::string, std::string>>* ssl_conf_commands = nullptr;
 

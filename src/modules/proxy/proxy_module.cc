@@ -389,6 +389,7 @@ Status merge_ssl(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& conf) 
   conf.ssl_protocols.merge(prev.ssl_protocols, kSslTlsV1 | kSslTlsV1_1 | kSslTlsV1_2 | kSslTlsV1_3);
   conf.ssl_ciphers.merge(prev.ssl_ciphers, "DEFAULT");
   conf.ssl_trusted_certificate.merge(prev.ssl_trusted_certificate, "");
+  conf.ssl_crl.merge(prev.ssl_crl, "");
   conf.ssl_certificate.merge(prev.ssl_certificate, "");
   conf.ssl_certificate_key.merge(prev.ssl_certificate_key, "");
   if (conf.ssl_name == nullptr) conf.ssl_name = prev.ssl_name;
@@ -406,6 +407,7 @@ Status merge_ssl(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& conf) 
   sc.protocols = *conf.ssl_protocols;
   sc.ciphers = *conf.ssl_ciphers;
   sc.trusted_certificate = *conf.ssl_trusted_certificate;
+  sc.crl = *conf.ssl_crl;
   sc.verify_depth = static_cast<int>(*conf.ssl_verify_depth);
   sc.certificate = *conf.ssl_certificate;
   sc.key = *conf.ssl_certificate_key;
@@ -436,31 +438,13 @@ Status set_ssl_name(ConfContext& cf, const ConfNode& n, ProxyLocConf& conf) {
   return conf.ssl_name->compile(cf, n.args[1]);
 }
 
+// nginx takes variables in these since 1.21.0; weir does not yet.
 template <Setting<std::string> ProxyLocConf::*M>
 Status set_ssl_file(ConfContext& cf, const ConfNode& n, ProxyLocConf& conf) {
-  auto& f = conf.*M;
-  if (f.set) return Status::error("is duplicate");
   if (n.args[1].find('$') != std::string::npos) {
     return Status::error("with variables is not supported by weir yet");
   }
-  f = cf.full_name(n.args[1]);
-  return {};
-}
-
-Status set_ssl_password_file(ConfContext& cf, const ConfNode& n, ProxyLocConf& conf) {
-  if (conf.ssl_passwords != nullptr) return Status::error("is duplicate");
-  Result<std::vector<std::string>> lines = ssl_read_password_file(cf.full_name(n.args[1]));
-  if (!lines.ok()) return lines.status();
-  conf.ssl_passwords = cf.pool.make<std::vector<std::string>>(std::move(*lines));
-  return {};
-}
-
-Status add_ssl_conf_command(ConfContext& cf, const ConfNode& n, ProxyLocConf& conf) {
-  if (conf.ssl_conf_commands == nullptr) {
-    conf.ssl_conf_commands = cf.pool.make<std::vector<std::pair<std::string, std::string>>>();
-  }
-  conf.ssl_conf_commands->emplace_back(n.args[1], n.args[2]);
-  return {};
+  return ssl_slot::path<M>(cf, n, conf);
 }
 
 Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& conf) {
@@ -588,8 +572,10 @@ constexpr Directive kOwnDirectives[] = {
     directive<set_ssl_file<&P::ssl_certificate>>("proxy_ssl_certificate", kHttpMainSrvLoc | kTake1),
     directive<set_ssl_file<&P::ssl_certificate_key>>("proxy_ssl_certificate_key",
                                                      kHttpMainSrvLoc | kTake1),
-    directive<set_ssl_password_file>("proxy_ssl_password_file", kHttpMainSrvLoc | kTake1),
-    directive<add_ssl_conf_command>("proxy_ssl_conf_command", kHttpMainSrvLoc | kTake2),
+    directive<ssl_slot::password_file<&P::ssl_passwords>>("proxy_ssl_password_file",
+                                                          kHttpMainSrvLoc | kTake1),
+    directive<ssl_slot::conf_command<&P::ssl_conf_commands>>("proxy_ssl_conf_command",
+                                                             kHttpMainSrvLoc | kTake2),
     // nginx has these; weir does not yet, and says so rather than ignore them.
 
     directive<not_yet>("proxy_cache", kHttpMainSrvLoc | kTake1),
@@ -601,7 +587,7 @@ constexpr Directive kOwnDirectives[] = {
     directive<not_yet>("proxy_cache_use_stale", kHttpMainSrvLoc | kOneMore),
     directive<not_yet>("proxy_cache_methods", kHttpMainSrvLoc | kOneMore),
     directive<not_yet>("proxy_cache_lock", kHttpMainSrvLoc | kFlag),
-    directive<not_yet>("proxy_ssl_crl", kHttpMainSrvLoc | kTake1),
+    directive<set_ssl_file<&P::ssl_crl>>("proxy_ssl_crl", kHttpMainSrvLoc | kTake1),
 };
 constexpr auto kDirectives = join_directives(
     std::to_array(kOwnDirectives), upstream_directives<P, &P::up, "proxy", SettingsKind::Full>());

@@ -230,23 +230,47 @@ void remove_session(SSL_CTX* ctx, SSL_SESSION* sess) {
 }
 
 // A PEM certificate and the chain after it, as the current certificate of its key type.
-Status load_certificate(SSL_CTX* ctx, const std::string& file) {
+// A PEM source: a file, or the PEM itself after "data:" (nginx 1.15.10's).
+BIO* open_pem(const std::string& name) {
+  if (name.starts_with("data:")) {
+    return BIO_new_mem_buf(name.data() + 5, static_cast<int>(name.size() - 5));
+  }
+  return BIO_new_file(name.c_str(), "r");
+}
+
+// Where a certificate and its key go: a context (loaded at start) or one handshake's SSL
+// (certificates with variables, loaded per connection).
+struct CertTarget {
+  SSL_CTX* ctx = nullptr;
+  SSL* ssl = nullptr;
+  int use_certificate(X509* x) const {
+    return ctx != nullptr ? SSL_CTX_use_certificate(ctx, x) : SSL_use_certificate(ssl, x);
+  }
+  int add0_chain_cert(X509* x) const {
+    return ctx != nullptr ? SSL_CTX_add0_chain_cert(ctx, x) : SSL_add0_chain_cert(ssl, x);
+  }
+  int use_private_key(EVP_PKEY* k) const {
+    return ctx != nullptr ? SSL_CTX_use_PrivateKey(ctx, k) : SSL_use_PrivateKey(ssl, k);
+  }
+};
+
+Status load_certificate(CertTarget to, const std::string& file) {
   std::string what = "cannot load certificate \"" + file + "\": ";
-  BIO* bio = BIO_new_file(file.c_str(), "r");
+  BIO* bio = open_pem(file);
   if (bio == nullptr) return ssl_error(what + "BIO_new_file() failed");
   X509* x = PEM_read_bio_X509_AUX(bio, nullptr, nullptr, nullptr);
   if (x == nullptr) {
     BIO_free(bio);
     return ssl_error(what + "PEM_read_bio_X509_AUX() failed");
   }
-  int ok = SSL_CTX_use_certificate(ctx, x);
+  int ok = to.use_certificate(x);
   X509_free(x);
   if (ok != 1) {
     BIO_free(bio);
     return ssl_error("SSL_CTX_use_certificate(\"" + file + "\") failed");
   }
   while (X509* ca = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
-    if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+    if (to.add0_chain_cert(ca) != 1) {
       X509_free(ca);
       BIO_free(bio);
       return ssl_error("SSL_CTX_add0_chain_cert(\"" + file + "\") failed");
@@ -266,9 +290,9 @@ int give_password(char* buf, int size, int, void* userdata) {
   return n;
 }
 
-Status load_key(SSL_CTX* ctx, const std::string& file, const std::vector<std::string>& passwords) {
+Status load_key(CertTarget to, const std::string& file, const std::vector<std::string>& passwords) {
   std::string what = "cannot load certificate key \"" + file + "\": ";
-  BIO* bio = BIO_new_file(file.c_str(), "r");
+  BIO* bio = open_pem(file);
   if (bio == nullptr) return ssl_error(what + "BIO_new_file() failed");
   EVP_PKEY* key = nullptr;
   size_t tries = std::max<size_t>(passwords.size(), 1);
@@ -282,7 +306,7 @@ Status load_key(SSL_CTX* ctx, const std::string& file, const std::vector<std::st
   }
   BIO_free(bio);
   if (key == nullptr) return ssl_error(what + "PEM_read_bio_PrivateKey() failed");
-  int ok = SSL_CTX_use_PrivateKey(ctx, key);
+  int ok = to.use_private_key(key);
   EVP_PKEY_free(key);
   if (ok != 1) return ssl_error("SSL_CTX_use_PrivateKey(\"" + file + "\") failed");
   return {};
@@ -415,8 +439,8 @@ Status configure(SSL_CTX* ctx, const SslServerConf& conf) {
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                             SSL_MODE_RELEASE_BUFFERS | SSL_MODE_NO_AUTO_CHAIN);
   for (size_t i = 0; i < conf.certificates.size(); i++) {
-    if (Status s = load_certificate(ctx, conf.certificates[i]); !s.ok()) return s;
-    if (Status s = load_key(ctx, conf.keys[i], conf.passwords); !s.ok()) return s;
+    if (Status s = load_certificate({.ctx = ctx}, conf.certificates[i]); !s.ok()) return s;
+    if (Status s = load_key({.ctx = ctx}, conf.keys[i], conf.passwords); !s.ok()) return s;
   }
   if (SSL_CTX_set_cipher_list(ctx, conf.ciphers.c_str()) != 1) {
     return ssl_error("SSL_CTX_set_cipher_list(\"" + conf.ciphers + "\") failed");
@@ -708,8 +732,8 @@ Result<ssl_ctx_st*> ssl_client_context(const SslClientConf& conf) {
   }
   if (Status st = load_crl(ctx, conf.crl); !st.ok()) return fail(st);
   if (!conf.certificate.empty()) {
-    if (Status st = load_certificate(ctx, conf.certificate); !st.ok()) return fail(st);
-    if (Status st = load_key(ctx, conf.key, conf.passwords); !st.ok()) return fail(st);
+    if (Status st = load_certificate({.ctx = ctx}, conf.certificate); !st.ok()) return fail(st);
+    if (Status st = load_key({.ctx = ctx}, conf.key, conf.passwords); !st.ok()) return fail(st);
   }
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
   if (!conf.session_reuse) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
@@ -959,6 +983,35 @@ int server_name_callback(SSL* ssl, int* alert, void*) {
   return SSL_TLSEXT_ERR_OK;
 }
 }  // namespace
+
+namespace {
+SslCertificatesFn g_certificates = nullptr;
+
+// Certificates with variables: their names are made for this handshake (after SNI) and loaded onto
+// it; one that cannot be loaded fails the handshake, logged as nginx logs it.
+int certificate_callback(SSL* ssl, void*) {
+  auto* c = static_cast<Connection*>(SSL_get_app_data(ssl));
+  if (c == nullptr || g_certificates == nullptr) return 1;
+  const std::vector<std::string>* passwords = nullptr;
+  std::vector<std::pair<std::string, std::string>> pairs;
+  if (!g_certificates(*c, pairs, passwords)) return 0;
+  static const std::vector<std::string> kNone;
+  for (const auto& [cert, key] : pairs) {
+    Status st = load_certificate({.ssl = ssl}, cert);
+    if (st.ok()) st = load_key({.ssl = ssl}, key, passwords != nullptr ? *passwords : kNone);
+    if (!st.ok()) {
+      log_error(LogLevel::Error, *c->log, 0, "%s", st.message().c_str());
+      return 0;
+    }
+  }
+  return 1;
+}
+}  // namespace
+
+void ssl_on_certificates(ssl_ctx_st* ctx, SslCertificatesFn fn) {
+  g_certificates = fn;
+  SSL_CTX_set_cert_cb(ctx, certificate_callback, nullptr);
+}
 
 void ssl_on_server_name(ssl_ctx_st* ctx, SslServerNameFn fn) {
   g_server_name = fn;

@@ -57,7 +57,7 @@ struct SslSessionShm {
 void* ssl_session_store_create(SlabPool& slab);
 
 struct SslServerConf {
-  std::vector<std::string> certificates;  // PEM files (the chain after the leaf), as configured
+  std::vector<std::string> certificates;  // PEM files or "data:" PEM (the chain after the leaf)
   std::vector<std::string> keys;          // their keys, pairwise
   uint32_t protocols = kSslTlsV1_2 | kSslTlsV1_3;
   std::string ciphers = "HIGH:!aNULL:!MD5";
@@ -112,6 +112,12 @@ void ssl_free_context(ssl_ctx_st* ctx);
 // unrecognized_name alert (ssl_reject_handshake).
 using SslServerNameFn = ssl_ctx_st* (*)(Connection& c, std::string_view name, bool& reject);
 void ssl_on_server_name(ssl_ctx_st* ctx, SslServerNameFn fn);
+// Certificates named by variables: fn gives this handshake's (certificate, key) pairs - files or
+// "data:" PEM - and the passphrases to try; false fails the handshake.
+using SslCertificatesFn = bool (*)(Connection& c,
+                                   std::vector<std::pair<std::string, std::string>>& pairs,
+                                   const std::vector<std::string>*& passwords);
+void ssl_on_certificates(ssl_ctx_st* ctx, SslCertificatesFn fn);
 // ALPN on a server context: h2 is chosen when the client offers it and h2_allowed(c) says the
 // connection's server speaks it, else HTTP/1.x; a client offering neither is refused.
 using SslAlpnFn = bool (*)(Connection& c);

@@ -11,6 +11,7 @@
 #include "http/http2.h"
 #include "http/http_connection.h"
 #include "http/request.h"
+#include "http/script.h"
 #include "http/variables.h"
 
 namespace weir::http {
@@ -37,9 +38,12 @@ struct SslSrvConf {
   static constexpr Module* kModule = &http_ssl_module;
   static constexpr ConfLevel kLevel = ConfLevel::Srv;
 
-  Setting<bool> enable;  // `ssl on` (deprecated)
-  std::vector<std::string>* certificates = nullptr;
+  Setting<bool> enable;                              // `ssl on` (deprecated)
+  std::vector<std::string>* certificates = nullptr;  // as written
   std::vector<std::string>* keys = nullptr;
+  // Names with variables: made per handshake, relative to conf_prefix.
+  std::vector<std::pair<ComplexValue, ComplexValue>>* cert_values = nullptr;
+  std::string conf_prefix;
   Setting<uint32_t> protocols;
   Setting<std::string> ciphers, ecdh_curve, dhparam;
   Setting<bool> prefer_server_ciphers, session_tickets;
@@ -72,16 +76,22 @@ Status ssl_on(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
   return {};
 }
 
+// nginx names every TLS file relative to the configuration's directory.
 template <std::vector<std::string>* SslSrvConf::*List>
 Status add_file(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
   auto*& list = conf.*List;
   if (list == nullptr) list = cf.pool.make<std::vector<std::string>>();
-  if (n.args[1].find('$') != std::string::npos) {
-    return Status::error("with variables is not supported by weir yet");
-  }
-  if (n.args[1].starts_with("data:"))
-    return Status::error("\"data:\" is not supported by weir yet");
-  list->push_back(cf.full_name(n.args[1]));
+  list->push_back(cf.full_name(n.args[1], true));
+  return {};
+}
+
+// ssl_certificate, ssl_certificate_key: a file, "data:" and the PEM, or a name with variables
+// (made for each handshake, after SNI): kept as written until the merge decides.
+template <std::vector<std::string>* SslSrvConf::*List>
+Status add_certificate(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
+  auto*& list = conf.*List;
+  if (list == nullptr) list = cf.pool.make<std::vector<std::string>>();
+  list->push_back(n.args[1]);
   return {};
 }
 
@@ -162,6 +172,40 @@ Status not_yet(ConfContext&, const ConfNode&) {
 
 ssl_ctx_st* select_server(Connection& c, std::string_view name, bool& reject);
 
+// A certificate or key as OpenSSL is given it: "data:" and the PEM as written, a file by the
+// configuration's directory.
+std::string pem_name(ConfContext& cf, const std::string& name) {
+  return name.starts_with("data:") ? name : cf.full_name(name, true);
+}
+
+// Certificates with variables: evaluated for this handshake in the server SNI chose, as nginx
+// evaluates them (with a request made for it alone, so that connection variables such as
+// $ssl_server_name have their values).
+bool handshake_certificates(Connection& c, std::vector<std::pair<std::string, std::string>>& pairs,
+                            const std::vector<std::string>*& passwords) {
+  HttpConnection* hc = http_connection_of(c);
+  if (hc == nullptr) return false;
+  const SslSrvConf& conf = conf_of<SslSrvConf>(hc->conf_ctx->srv_conf);
+  if (conf.cert_values == nullptr) return true;
+  Request r;
+  r.connection = &c;
+  r.http_connection = hc;
+  r.pool = &c.pool;
+  r.main = &r;
+  r.main_conf = hc->conf_ctx->main_conf;
+  r.srv_conf = hc->conf_ctx->srv_conf;
+  r.loc_conf = hc->conf_ctx->loc_conf;
+  r.ctx = static_cast<void**>(c.pool.alloc_zeroed(sizeof(void*) * module_count(ModuleType::Http)));
+  r.variables = c.pool.make_array<VariableValue>(core_main(r).variables.count());
+  auto name = [&](const ComplexValue& cv) {
+    std::string v(cv.eval(r));
+    return v.starts_with("data:") || v.starts_with("/") ? v : conf.conf_prefix + v;
+  };
+  for (const auto& [cv, kv] : *conf.cert_values) pairs.emplace_back(name(cv), name(kv));
+  passwords = conf.passwords;
+  return true;
+}
+
 // ALPN: the server SNI chose (or the address) speaks HTTP/2.
 bool h2_allowed(Connection& c) {
   HttpConnection* hc = http_connection_of(c);
@@ -213,11 +257,26 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
                            (*conf.certificates)[nkey] + "\"");
   }
   SslServerConf sc;
-  if (ncert > 0) {
-    sc.certificates = *conf.certificates;
-    sc.keys = *conf.keys;
+  bool dynamic = false;
+  for (size_t i = 0; i < ncert; i++) {
+    dynamic = dynamic || (*conf.certificates)[i].find('$') != std::string::npos ||
+              (*conf.keys)[i].find('$') != std::string::npos;
   }
-  sc.keys.resize(ncert);
+  if (dynamic) {
+    // nginx: once one name has variables, every pair is loaded per handshake.
+    conf.cert_values = cf.pool.make<std::vector<std::pair<ComplexValue, ComplexValue>>>(ncert);
+    for (size_t i = 0; i < ncert; i++) {
+      auto& [cv, kv] = (*conf.cert_values)[i];
+      if (Status st = cv.compile(cf, (*conf.certificates)[i]); !st.ok()) return st;
+      if (Status st = kv.compile(cf, (*conf.keys)[i]); !st.ok()) return st;
+    }
+    conf.conf_prefix = cf.cycle.conf_prefix;
+  } else {
+    for (size_t i = 0; i < ncert; i++) {
+      sc.certificates.push_back(pem_name(cf, (*conf.certificates)[i]));
+      sc.keys.push_back(pem_name(cf, (*conf.keys)[i]));
+    }
+  }
   if (conf.passwords != nullptr) sc.passwords = *conf.passwords;
   if (conf.ticket_keys != nullptr) sc.ticket_keys = *conf.ticket_keys;
   if (conf.conf_commands != nullptr) sc.conf_commands = *conf.conf_commands;
@@ -225,7 +284,7 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
   sc.ciphers = *conf.ciphers;
   sc.prefer_server_ciphers = *conf.prefer_server_ciphers;
   sc.ecdh_curve = *conf.ecdh_curve;
-  sc.dhparam = conf.dhparam->empty() ? "" : cf.full_name(*conf.dhparam);
+  sc.dhparam = conf.dhparam->empty() ? "" : cf.full_name(*conf.dhparam, true);
   sc.session_cache = conf.session_cache->mode;
   sc.builtin_size = conf.session_cache->builtin_size;
   sc.builtin = conf.session_cache->builtin;
@@ -255,6 +314,7 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
   keep_ssl_context(cf, *ctx);
   ssl_on_server_name(*ctx, select_server);
   ssl_on_alpn(*ctx, h2_allowed);
+  if (dynamic) ssl_on_certificates(*ctx, handshake_certificates);
   return {};
 }
 
@@ -398,8 +458,8 @@ constexpr EnumName<int> kVerifyClient[] = {
 constexpr uint32_t kWhere = kHttpMainSrv;
 constexpr Directive kDirectives[] = {
     directive<ssl_on>("ssl", kWhere | kFlag),
-    directive<add_file<&SslSrvConf::certificates>>("ssl_certificate", kWhere | kTake1),
-    directive<add_file<&SslSrvConf::keys>>("ssl_certificate_key", kWhere | kTake1),
+    directive<add_certificate<&SslSrvConf::certificates>>("ssl_certificate", kWhere | kTake1),
+    directive<add_certificate<&SslSrvConf::keys>>("ssl_certificate_key", kWhere | kTake1),
     directive<set_protocols>("ssl_protocols", kWhere | kOneMore),
     directive<slot::str<&SslSrvConf::ciphers>>("ssl_ciphers", kWhere | kTake1),
     directive<slot::str<&SslSrvConf::ecdh_curve>>("ssl_ecdh_curve", kWhere | kTake1),

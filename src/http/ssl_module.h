@@ -31,7 +31,7 @@ template <auto M>
 Status path(ConfContext& cf, const ConfNode& n, slot::owner_of<M>& conf) {
   auto& f = conf.*M;
   if (f.set) return Status::error("is duplicate");
-  f = cf.full_name(n.args[1]);
+  f = cf.full_name(n.args[1], true);  // nginx: by the configuration's directory
   return {};
 }
 
@@ -39,7 +39,7 @@ template <auto M>
 Status password_file(ConfContext& cf, const ConfNode& n, slot::owner_of<M>& conf) {
   auto& list = conf.*M;
   if (list != nullptr) return Status::error("is duplicate");
-  Result<std::vector<std::string>> lines = ssl_read_password_file(cf.full_name(n.args[1]));
+  Result<std::vector<std::string>> lines = ssl_read_password_file(cf.full_name(n.args[1], true));
   if (!lines.ok()) return lines.status();
   list = cf.pool.make<std::vector<std::string>>(std::move(*lines));
   return {};

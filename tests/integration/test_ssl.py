@@ -405,6 +405,42 @@ def test_proxy_to_https_origin(make_server, certs):
     assert "upstream SSL certificate verify error: (18:self-signed certificate)" in err
 
 
+def test_certificates_by_variables_and_data_as_nginx(make_server, certs):
+    """ssl_certificate with variables (each handshake's, after SNI; names by the configuration's
+    directory) and with "data:" and the PEM itself, as nginx: each name gets its own certificate,
+    one without files fails the handshake with nginx's log line."""
+    (ac, ak), (bc, bk) = certs["a"], certs["b"]
+    pem = lambda f: open(f).read().strip()
+    conf = """
+        server { listen 127.0.0.1:%%%%PORT0%%%% ssl; server_name localhost b.test c.test;
+                 ssl_certificate $ssl_server_name.crt; ssl_certificate_key $ssl_server_name.key;
+                 location / { return 200 "by name $ssl_server_name\\n"; } }
+        server { listen 127.0.0.1:%%%%PORT1%%%% ssl;
+                 ssl_certificate "data:%s"; ssl_certificate_key "data:%s";
+                 location / { return 200 "from data\\n"; } }
+    """ % (pem(bc), pem(bk))
+    results = []
+    for binary in (WEIR, NGINX):
+        s = make_server(conf, binary=binary, ports=2, start=False)
+        for name, (c, k) in (("localhost", (ac, ak)), ("b.test", (bc, bk))):
+            s.write(s.path("conf/%s.crt" % name), open(c).read())
+            s.write(s.path("conf/%s.key" % name), open(k).read())
+        s.start()
+        got = [curl(s.ports[0], "/", ac, host="localhost")[1:3],
+               curl(s.ports[0], "/", bc, host="b.test")[1:3],
+               curl(s.ports[0], "/", bc, host="c.test")[0],
+               curl(s.ports[1], "/", bc, host="b.test")[1:3]]
+        wait_for(lambda: "cannot load certificate" in s.error_log(), what="log line")
+        line = [l for l in s.error_log().splitlines() if "cannot load certificate" in l][0]
+        line = line.replace(s.dir, "DIR")
+        results.append((got, re.sub(r"^.*?\*\d+ ", "", line).split(" while ")[0]))
+    assert results[0][0][0] == (b"by name localhost\n", "200|")
+    assert results[0][0][1] == (b"by name b.test\n", "200|")
+    assert results[0][0][2] != 0
+    assert results[0][0][3] == (b"from data\n", "200|")
+    assert results[0] == results[1]
+
+
 def make_crl(certs, name, revoke):
     """A CRL issued by certificate `a` (self-signed, so its own CA): empty, or revoking `a` itself."""
     d = tempfile.mkdtemp(prefix="weir-crl-", dir=certs["dir"])

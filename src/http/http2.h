@@ -42,6 +42,7 @@ struct Http2SrvConf {
   Setting<size_t> max_concurrent_streams;  // SETTINGS_MAX_CONCURRENT_STREAMS
   Setting<size_t> body_preread_size;       // each stream's initial receive window
   Setting<size_t> streams_index_size;      // accepted and checked (nghttp2 indexes streams)
+  Setting<size_t> pool_size;               // accepted and checked (weir's pools are its own)
 };
 
 struct Http2LocConf {

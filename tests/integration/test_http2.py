@@ -6,6 +6,7 @@ a length to a proxied origin, many streams at once, resets, limits (too large a 
 keepalive_requests), graceful GOAWAY on quit, and the directives' load-time messages."""
 import collections
 import contextlib
+import gzip
 import hashlib
 import os
 import re
@@ -16,7 +17,7 @@ import tempfile
 
 import pytest
 
-from backend import Backend
+from backend import Backend, KeepOpen, response
 from conftest import NGINX, WEIR, check_conf, wait_for, weir_and_nginx
 from h2client import H2
 
@@ -199,6 +200,46 @@ def test_request_bodies_to_a_proxied_origin(cert):
             assert b.requests[-1][3] == b"hello"
 
 
+def test_proxied_responses_under_flow_control(cert):
+    """A proxied 3 MiB response to a stream whose window opens slowly: buffered (through the event
+    pipe, spilling to the temp file) and not (the relay waits for the window), gzip over HTTP/2, and
+    a streamed upload answered by the origin; the bodies arrive whole, on both servers."""
+    with Backend() as b:
+        big = BIG
+        b.script("/big", [response(200, big), KeepOpen()])
+        b.script("/text", [response(200, b"hello " * 20000, {"Content-Type": "text/plain"})])
+        extra = """client_max_body_size 10m;
+            location /buffered/ { proxy_pass http://127.0.0.1:%d/; proxy_buffers 4 4k; }
+            location /unbuffered/ { proxy_pass http://127.0.0.1:%d/; proxy_buffering off; }
+            location /gz/ { proxy_pass http://127.0.0.1:%d/; gzip on; gzip_types text/plain; }
+            location /small-body/ { proxy_pass http://127.0.0.1:%d/; client_max_body_size 1k; }
+        """ % (b.port, b.port, b.port, b.port)
+        with servers(cert, extra) as pair:
+            for s in pair:
+                c = H2(s.ports[0], settings={4: 1000}, auto_window=False)
+                sids = [c.request("/buffered/big"), c.request("/unbuffered/big")]
+                for sid in sids:
+                    st = c.streams[sid]
+                    c.wait(lambda: len(st.body) >= 1000, what="first window")
+                while not all(c.streams[sid].ended for sid in sids):
+                    for sid in sids:
+                        if not c.streams[sid].ended:
+                            c.open_window(sid, 65536)
+                    c.read_once()
+                for sid in sids:
+                    assert c.streams[sid].body == big, (s.name, sid)
+                c.close()
+                c = H2(s.ports[0])
+                gz = c.response(c.request("/gz/text", headers=[("accept-encoding", "gzip")]))
+                assert gz.headers.get("content-encoding") == "gzip"
+                assert "content-length" not in gz.headers
+                assert gzip.decompress(gz.body) == b"hello " * 20000
+                # A body over client_max_body_size without a length: 413, as nginx.
+                too = c.response(c.request("/small-body/x", "POST", body=b"y" * 5000))
+                assert too.headers[":status"] == "413", s.name
+                c.close()
+
+
 def test_many_streams_at_once(pair):
     if shutil.which("h2load") is None:
         pytest.fail("h2load (nghttp2-client) is missing: make test installs it")
@@ -332,10 +373,13 @@ def test_directives_load_with_nginx_messages(cert):
                     % (directive.split()[0], replacement)) in out, out
     for directive, message in (("http2_chunk_size 0", "the http2 chunk size cannot be zero"),
                                ("http2_streams_index_size 3", "must be a power of two"),
-                               ("http2_recv_buffer_size 16", "value is too small")):
+                               ("http2_recv_buffer_size 16", "value is too small"),
+                               ("http2_pool_size 64", "the pool size must be no less than 112"),
+                               ("http2_pool_size 1000", "the pool size must be a multiple of 16")):
         for binary in (WEIR, NGINX):
             rc, out = check_conf(binary, base + directive + ";")
             assert rc != 0 and message in out, (binary, out)
     rc, out = check_conf(WEIR, base + "http2 on; http2_max_concurrent_streams 8; "
-                         "http2_body_preread_size 128k; http2_chunk_size 16k; http2_push off;")
+                         "http2_body_preread_size 128k; http2_chunk_size 16k; http2_push off; "
+                         "http2_pool_size 4k; http2_max_concurrent_pushes 10;")
     assert rc == 0 and 'the "http2_push" directive is obsolete, ignored' in out, out

@@ -3,6 +3,7 @@
 #include <cstdarg>
 
 #include "conf/cycle.h"
+#include "conf/nginx_modules.h"
 
 namespace weir {
 
@@ -80,6 +81,12 @@ Status ConfContext::handle(const ConfNode& n) {
     }
   }
   if (found) return error("\"" + name + "\" directive is not allowed here");
+  // nginx's message, and which of nginx's modules weir lacks it comes from.
+  std::string_view module = nginx_module_of(name);
+  if (!module.empty()) {
+    return error("unknown directive \"" + name + "\" (from " + std::string(module) +
+                 ", which weir does not have)");
+  }
   return error("unknown directive \"" + name + "\"");
 }
 

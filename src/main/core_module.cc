@@ -7,6 +7,7 @@
 #include "conf/conf_context.h"
 #include "conf/cycle.h"
 #include "conf/error_log.h"
+#include "conf/nginx_modules.h"
 #include "core/str.h"
 
 namespace weir {
@@ -121,9 +122,18 @@ Status set_cpu_affinity(ConfContext& cf, const ConfNode& n, CoreConf& cc) {
   return {};
 }
 
+// nginx's dynamic modules cannot be loaded into weir: each load_module is one warning naming the
+// module, and that module's directives are then unknown, with a line that names it. Modules weir
+// builds in (brotli, zstd) load as a no-op.
 Status set_load_module(ConfContext& cf, const ConfNode& n) {
-  return cf.errorf("dynamic modules are not supported by weir: \"%s\" cannot be loaded",
-                   n.args[1].c_str());
+  std::string_view path = n.args[1];
+  std::string_view name = path.substr(path.rfind('/') + 1);
+  if (name.ends_with(".so")) name.remove_suffix(3);
+  if (built_in_nginx_module(name)) return {};
+  cf.warn(LogLevel::Warn,
+          "weir cannot load nginx's dynamic module \"%s\": its directives are unknown",
+          n.args[1].c_str());
+  return {};
 }
 
 Status set_error_log_main(ConfContext& cf, const ConfNode& n) {

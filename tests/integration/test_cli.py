@@ -121,7 +121,11 @@ BAD = [
     ("events {}\nhttp {\n    server { location /a { location /b { } } }\n}\n",
      'location "/b" is outside location "/a" in %s:3'),
     ("events {}\nhttp {\n    server { location /a {} location /a {} }\n}\n", 'duplicate location "/a" in %s:3'),
-    ("events {}\nhttp {\n    fastcgi_param A B;\n}\n", 'unknown directive "fastcgi_param" in %s:3'),
+    ("events {}\nhttp {\n    fastcgi_param A B;\n}\n",
+     'unknown directive "fastcgi_param" (from ngx_http_fastcgi_module, which weir does not have) '
+     'in %s:3'),
+    ("events {}\nhttp {\n    sub_filter a b;\n}\n",
+     'unknown directive "sub_filter" (from ngx_http_sub_module, which weir does not have) in %s:3'),
     ("events {}\nhttp {\n    server { listen 127.0.0.1:1 ssl; }\n}\n",
      'no "ssl_certificate" is defined for the "listen ... ssl" directive in %s:3'),
     ("events {}\nhttp {\n    root \"/x;\n}\n", "unexpected end of file"),
@@ -145,6 +149,41 @@ def test_t_on_bad_configs(text, message):
     assert expected in err, err
     assert err.startswith("weir: [emerg] ")
     assert err.endswith("weir: configuration file %s test failed\n" % path)
+
+
+# Debian's modules-enabled/ as its libnginx-mod-* packages write it.
+DEBIAN_MODULES = {
+    "modules-enabled/50-mod-http-geoip.conf": "load_module modules/ngx_http_geoip_module.so;\n",
+    "modules-enabled/50-mod-http-image-filter.conf":
+        "load_module modules/ngx_http_image_filter_module.so;\n",
+    "modules-enabled/50-mod-http-xslt-filter.conf":
+        "load_module modules/ngx_http_xslt_filter_module.so;\n",
+    "modules-enabled/50-mod-mail.conf": "load_module modules/ngx_mail_module.so;\n",
+    "modules-enabled/50-mod-stream.conf": "load_module modules/ngx_stream_module.so;\n",
+    "modules-enabled/50-mod-http-brotli-filter.conf":
+        "load_module modules/ngx_http_brotli_filter_module.so;\n",
+}
+
+
+def test_load_module_of_debians_modules():
+    """Debian's stock `include modules-enabled/*.conf`: a warning per module weir cannot load (and
+    none for brotli, which it builds in), the configuration loads; a directive of such a module is
+    then unknown, naming it."""
+    text = "include modules-enabled/*.conf;\n" + GOOD
+    d, path = write_conf(text, dict(DEBIAN_MODULES, **{"sub/x.conf": ""}))
+    rc, out, err = run("-p", d + "/", "-c", path, "-t")
+    assert rc == 0, err
+    warns = [l for l in err.splitlines() if "[warn]" in l]
+    assert len(warns) == 5, err
+    assert ('weir: [warn] weir cannot load nginx\'s dynamic module "modules/ngx_http_geoip_module.so": '
+            'its directives are unknown in %s/conf/modules-enabled/50-mod-http-geoip.conf:1' % d) in warns
+    assert "brotli" not in err
+    d, path = write_conf(text.replace("include sub/*.conf;", "geoip_country /x.dat;"),
+                         DEBIAN_MODULES)
+    rc, out, err = run("-p", d + "/", "-c", path, "-t")
+    assert rc == 1
+    assert ('unknown directive "geoip_country" (from ngx_http_geoip_module, which weir does not '
+            'have) in %s:6' % path) in err
 
 
 def test_g_directives():

@@ -1,0 +1,95 @@
+#include "conf/nginx_modules.h"
+
+namespace weir {
+
+namespace {
+
+enum class Match { Exact, Prefix };
+
+struct Owner {
+  Match match;
+  std::string_view pattern;
+  std::string_view module;
+};
+
+// Most specific first: the first match names the module.
+constexpr Owner kOwners[] = {
+    // nginx's own modules weir does not have yet.
+    {Match::Prefix, "fastcgi_", "ngx_http_fastcgi_module"},
+    {Match::Prefix, "uwsgi_", "ngx_http_uwsgi_module"},
+    {Match::Prefix, "scgi_", "ngx_http_scgi_module"},
+    {Match::Prefix, "grpc_", "ngx_http_grpc_module"},
+    {Match::Prefix, "memcached_", "ngx_http_memcached_module"},
+    {Match::Exact, "proxy_cache_purge", "ngx_cache_purge (third-party)"},
+    {Match::Prefix, "sub_filter", "ngx_http_sub_module"},
+    {Match::Exact, "add_before_body", "ngx_http_addition_module"},
+    {Match::Exact, "add_after_body", "ngx_http_addition_module"},
+    {Match::Exact, "addition_types", "ngx_http_addition_module"},
+    {Match::Prefix, "dav_ext_", "ngx_http_dav_ext_module (third-party)"},
+    {Match::Exact, "dav_methods", "ngx_http_dav_module"},
+    {Match::Exact, "dav_access", "ngx_http_dav_module"},
+    {Match::Exact, "create_full_put_path", "ngx_http_dav_module"},
+    {Match::Exact, "min_delete_depth", "ngx_http_dav_module"},
+    {Match::Exact, "flv", "ngx_http_flv_module"},
+    {Match::Prefix, "mp4", "ngx_http_mp4_module"},
+    {Match::Prefix, "secure_link", "ngx_http_secure_link_module"},
+    {Match::Exact, "slice", "ngx_http_slice_module"},
+    {Match::Exact, "random_index", "ngx_http_random_index_module"},
+    {Match::Exact, "mail", "ngx_mail_module"},
+    {Match::Exact, "stream", "ngx_stream_module"},
+    // Debian's dynamic modules (libnginx-mod-*).
+    {Match::Prefix, "geoip2", "ngx_http_geoip2_module"},
+    {Match::Prefix, "geoip_", "ngx_http_geoip_module"},
+    {Match::Prefix, "image_filter", "ngx_http_image_filter_module"},
+    {Match::Prefix, "xslt_", "ngx_http_xslt_filter_module"},
+    {Match::Exact, "xml_entities", "ngx_http_xslt_filter_module"},
+    {Match::Prefix, "perl", "ngx_http_perl_module"},
+    {Match::Prefix, "js_", "ngx_http_js_module (njs)"},
+    {Match::Prefix, "auth_pam", "ngx_http_auth_pam_module"},
+    {Match::Prefix, "echo", "ngx_http_echo_module"},
+    {Match::Prefix, "more_", "ngx_http_headers_more_filter_module"},
+    {Match::Prefix, "fancyindex", "ngx_http_fancyindex_module"},
+    {Match::Prefix, "subs_filter", "ngx_http_subs_filter_module"},
+    {Match::Exact, "upload_progress", "ngx_http_uploadprogress_module"},
+    {Match::Exact, "track_uploads", "ngx_http_uploadprogress_module"},
+    {Match::Exact, "report_uploads", "ngx_http_uploadprogress_module"},
+    {Match::Prefix, "upload_progress_", "ngx_http_uploadprogress_module"},
+    {Match::Prefix, "nchan_", "ngx_nchan_module"},
+    {Match::Exact, "rtmp", "ngx_rtmp_module"},
+    {Match::Prefix, "lua_", "ngx_http_lua_module"},
+    {Match::Prefix, "set_by_lua", "ngx_http_lua_module"},
+    {Match::Prefix, "content_by_lua", "ngx_http_lua_module"},
+    {Match::Prefix, "access_by_lua", "ngx_http_lua_module"},
+    {Match::Prefix, "rewrite_by_lua", "ngx_http_lua_module"},
+    {Match::Prefix, "header_filter_by_lua", "ngx_http_lua_module"},
+    {Match::Prefix, "body_filter_by_lua", "ngx_http_lua_module"},
+    {Match::Prefix, "log_by_lua", "ngx_http_lua_module"},
+    {Match::Prefix, "init_by_lua", "ngx_http_lua_module"},
+    {Match::Prefix, "init_worker_by_lua", "ngx_http_lua_module"},
+};
+
+constexpr std::string_view kBuiltIn[] = {
+    "ngx_http_brotli_filter_module",
+    "ngx_http_brotli_static_module",
+    "ngx_http_zstd_filter_module",
+    "ngx_http_zstd_static_module",
+};
+
+}  // namespace
+
+std::string_view nginx_module_of(std::string_view directive) {
+  for (const Owner& o : kOwners) {
+    bool hit = o.match == Match::Exact ? directive == o.pattern : directive.starts_with(o.pattern);
+    if (hit) return o.module;
+  }
+  return {};
+}
+
+bool built_in_nginx_module(std::string_view name) {
+  for (std::string_view m : kBuiltIn) {
+    if (name == m) return true;
+  }
+  return false;
+}
+
+}  // namespace weir

@@ -265,10 +265,17 @@ def wrk(port, path, conns, seconds, extra, scheme="http"):
     return int(m.group(1)), float(rps.group(1)), (errors.group(0) if errors else "")
 
 
-def sequential_client(port, path, n, latencies=None):
-    """n requests one after another on one keep-alive connection; optionally per-request latencies (s)."""
+def sequential_client(port, path, n, latencies=None, tls=False):
+    """n requests one after another on one keep-alive connection (TLS with tls); optionally per-request
+    latencies (s)."""
     s = socket.create_connection(("127.0.0.1", port))
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls:
+        import ssl
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s = ctx.wrap_socket(s)
     req = ("GET %s HTTP/1.1\r\nHost: bench\r\n\r\n" % path).encode()
     buf = b""
     for _ in range(n):
@@ -355,7 +362,6 @@ TLS_SERVER = """    server {{
         ssl_certificate {cert}; ssl_certificate_key {key};
         ssl_protocols TLSv1.2 TLSv1.3;  # the same on both (nginx 1.22 leaves TLSv1.3 out by default)
         {ssl_extra}
-        root {dir}/html;
     }}
 """
 
@@ -402,18 +408,52 @@ def run_tls(kinds, rounds, seconds, log):
                 if k == "h2o":
                     continue
                 port = free_port()
-                # The server's own dir is known only once made: root the TLS block at its html.
-                s = Server(k, http_extra=TLS_SERVER.format(port=port, cert=cert, key=key, dir="{dir}",
+                # Its root is the default one, the prefix's html: the server's own files.
+                s = Server(k, http_extra=TLS_SERVER.format(port=port, cert=cert, key=key,
                                                            ssl_extra=ssl_extra))
-                conf = open(s.conf).read().replace("{dir}", s.dir)
-                with open(s.conf, "w") as f:
-                    f.write(conf)
                 s.tls_port = port
                 servers[k] = s.start()
             results[name] = measure_rounds(name, servers, None, 0, [], rounds, seconds, log, client)
     finally:
         shutil.rmtree(d, ignore_errors=True)
     return results
+
+
+def run_tls_instructions(log):
+    """User-space instructions per request outside OpenSSL (and nghttp2, which weir's HTTP/2 is built
+    on; nginx's HTTP/2 framing is its own code and counts): 1 KiB over one TLS keep-alive connection
+    and over HTTP/2 (one connection, 10 streams at a time); two runs, so start-up cancels."""
+    d = tempfile.mkdtemp(prefix="weir-bench-tls-")
+    os.chmod(d, 0o755)
+    cert, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
+    subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-newkey", "ec",
+                    "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    for f in (cert, key):
+        os.chmod(f, 0o644)
+    libs = ("libssl", "libcrypto", "libnghttp2")
+    res = {}
+    try:
+        for name, make_client in (
+                ("TLS keep-alive", lambda port: lambda _, n: sequential_client(port, "/1k.bin", n, tls=True)),
+                ("HTTP/2", lambda port: lambda _, n: subprocess.run(
+                    ["h2load", "-n%d" % n, "-c1", "-m10", "https://127.0.0.1:%d/1k.bin" % port],
+                    capture_output=True, timeout=600))):
+            for k in ("weir", "nginx"):
+                runs = []
+                for n in (300, 900):
+                    port = free_port()
+                    extra = TLS_SERVER.format(port=port, cert=cert, key=key, ssl_extra="")
+                    total, in_libs = callgrind_instructions(k, n, http_extra=extra, client=make_client(port),
+                                                            library=libs)
+                    runs.append((total, total - in_libs))
+                per = [(runs[1][i] - runs[0][i]) / 600 for i in (0, 1)]
+                res[(name, k)] = per
+                log("  %-16s %-6s instructions/request: %.0f, outside OpenSSL and nghttp2 %.0f" %
+                    (name, k, per[0], per[1]))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return res
 
 
 # On-the-fly compression of a 100 KiB text file, 1 connection, Accept-Encoding set by wrk.
@@ -682,7 +722,8 @@ def callgrind_instructions(kind, n, access_log=False, extra="", http_extra="", c
                 # Each function's own instructions, with its object in brackets.
                 ann = subprocess.run(["callgrind_annotate", "--inclusive=no", "--threshold=100",
                                       os.path.join(s.dir, f)], capture_output=True, text=True).stdout
-                for m in re.finditer(r"^\s*([\d,]+) .*\[[^\]]*%s[^\]]*\]$" % re.escape(library), ann, re.M):
+                libs = "|".join(re.escape(x) for x in ([library] if isinstance(library, str) else library))
+                for m in re.finditer(r"^\s*([\d,]+) .*\[[^\]]*(?:%s)[^\]]*\]$" % libs, ann, re.M):
                     in_library += int(m.group(1).replace(",", ""))
         return (total, in_library) if library else total
     finally:
@@ -797,6 +838,7 @@ def main():
         tp.update(run_proxied(kinds, args.rounds, args.seconds, log))
     if "tls" in parts:
         tp.update(run_tls(kinds, args.rounds, args.seconds, log))
+    tls_ins = run_tls_instructions(log) if "tls" in parts else {}
     sf = run_sendfile_choice(args.rounds, args.seconds, log) if "sendfile" in parts else {}
     lc = run_log_cost(kinds, args.rounds, args.seconds, log) if "logcost" in parts else {}
     lat = p99_latency(kinds, log) if "latency" in parts else {}
@@ -807,7 +849,7 @@ def main():
     hdr = run_headers_cost(log) if "headers" in parts else {}
     mods = run_modules_cost(args.rounds, args.seconds, log) if "modules" in parts else {}
     name = datetime.date.today().isoformat() + ("-" + "-".join(parts) if args.only else "")
-    write_report(args, tp, sf, lc, lat, sc, ins, mem, time.time() - started, comp, hdr, name, mods)
+    write_report(args, tp, sf, lc, lat, sc, ins, mem, time.time() - started, comp, hdr, name, mods, tls_ins)
 
 
 def ratio(a, b):
@@ -815,7 +857,7 @@ def ratio(a, b):
 
 
 def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=None, report=None,
-                 mods=None):
+                 mods=None, tls_ins=None):
     today = datetime.date.today().isoformat()
     out = ["# weir benchmark, %s" % today, "",
            "Machine: " + machine() + ".",
@@ -922,6 +964,14 @@ def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=No
             out.append("| %s | %s | %s | %s | %s | %.2f |" % (
                 k, median_range(a["rps"]), median_range(b["rps"]), median_range(a["cpu_us"], "{:.1f}"),
                 median_range(b["cpu_us"], "{:.1f}"), statistics.median(ratio(b["cpu_us"], a["cpu_us"]))))
+        out.append("")
+    if tls_ins:
+        out += ["User-space instructions per 1 KiB request over TLS (callgrind, two runs): all of them, and those "
+                "outside OpenSSL and nghttp2 (nginx's HTTP/2 framing is its own code and counts):", "",
+                "| | weir | nginx | weir outside | nginx outside | outside weir/nginx |", "|---|---|---|---|---|---|"]
+        for name in dict.fromkeys(n for n, _ in tls_ins):
+            w, n = tls_ins[(name, "weir")], tls_ins[(name, "nginx")]
+            out.append("| %s | %.0f | %.0f | %.0f | %.0f | %.2f |" % (name, w[0], n[0], w[1], n[1], w[1] / n[1]))
         out.append("")
     out.append("Reproduce: `make bench` (whole run %.0f s)." % elapsed)
     path = os.path.join(ROOT, "bench", "results", "%s.md" % (report or today))

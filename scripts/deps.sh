@@ -19,6 +19,6 @@ if ! $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/weir
   $sudo apt-get install -y --no-install-recommends "${missing[@]}" >/tmp/weir-apt.log 2>&1 || {
     tail -20 /tmp/weir-apt.log; exit 1; }
 fi
-# Debian's nginx package may start a service; weir's tests run their own nginx on free ports.
-if command -v systemctl >/dev/null 2>&1; then $sudo systemctl disable --now nginx h2o >/dev/null 2>&1 || true; fi
+# Debian's nginx package may start a service: it is left alone (weir's tests run their own nginx on
+# free ports), as is every other service of the machine.
 exit 0

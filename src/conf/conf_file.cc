@@ -1,6 +1,7 @@
 #include "conf/conf_file.h"
 
 #include <glob.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
@@ -196,6 +197,12 @@ class Tokenizer {
 
 Status ConfReader::read_file(const std::string& path, std::vector<ConfNode>& out,
                              const ConfNode* included_from) {
+  // A directory opens, and its read fails: nginx's words for it.
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return Status::critical(
+        strprintf("pread() \"%s\" failed (%d: %s)", path.c_str(), EISDIR, std::strerror(EISDIR)));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     int err = errno;

@@ -32,6 +32,13 @@ class [[nodiscard]] Status {
     s.located_ = true;
     return s;
   }
+  // A failure nginx reports at [crit] rather than [emerg]: a system call on the configuration
+  // file itself.
+  static Status critical(std::string message) {
+    Status s(std::move(message));
+    s.critical_ = true;
+    return s;
+  }
   [[gnu::format(printf, 1, 2)]] static Status errorf(const char* fmt, ...);
   // A failed system call on a named object, in nginx's words: `open() "name" failed (2: No such
   // file or directory)`.
@@ -40,6 +47,7 @@ class [[nodiscard]] Status {
   bool ok() const { return message_.empty(); }
   const std::string& message() const { return message_; }
   bool is_located() const { return located_; }
+  bool is_critical() const { return critical_; }
 
  private:
   explicit Status(std::string m) : message_(std::move(m)) {
@@ -47,6 +55,7 @@ class [[nodiscard]] Status {
   }
   std::string message_;
   bool located_ = false;
+  bool critical_ = false;
 };
 
 // A value, or the Status saying why there is none: what configuration and start-up calls that

@@ -101,8 +101,9 @@ void check_leaks() {
 #endif
 }
 
+// The command line shows the title; the kernel's name stays the binary's ("weir"), as nginx's does,
+// so that pidof, pgrep -x, ps -C and killall find the processes.
 void set_proc_title(const std::string& title) {
-  ::prctl(PR_SET_NAME, title.c_str(), 0, 0, 0);
   if (g_title_start == nullptr || g_title_size < 2) return;
   size_t n = std::min(title.size(), g_title_size - 1);
   // NOLINTNEXTLINE(bugprone-not-null-terminated-result): the memset below terminates it

@@ -186,6 +186,14 @@ def test_load_module_of_debians_modules():
             'have) in %s:6' % path) in err
 
 
+def test_c_naming_a_directory():
+    d, path = write_conf(GOOD, {"sub/x.conf": ""})
+    rc, out, err = run("-p", d + "/", "-c", d + "/conf", "-t")
+    assert rc == 1
+    assert err == ('weir: [crit] pread() "%s/conf" failed (21: Is a directory)\n'
+                   "weir: configuration file %s/conf test failed\n" % (d, d)), err
+
+
 def test_g_directives():
     d, path = write_conf(GOOD.replace("pid", "worker_processes 1;\npid"), {"sub/x.conf": ""})
     rc, out, err = run("-p", d + "/", "-c", path, "-g", "worker_processes 2;", "-t")

@@ -178,6 +178,11 @@ def test_worker_respawn_after_sigkill(make_server):
     assert proc_title(master).startswith("weir: master process")
     # A worker just forked shows the master's title until it sets its own: wait for that state.
     wait_for(lambda: proc_title(workers[0]) == "weir: worker process", what="the worker's title")
+    # The kernel's name stays the binary's, as nginx's: pidof and pgrep -x find every process.
+    for pid in [master] + workers:
+        assert open("/proc/%d/comm" % pid).read().strip() == os.path.basename(s.binary)
+    found = subprocess.run(["pidof", os.path.basename(s.binary)], capture_output=True, text=True).stdout
+    assert {master, *workers} <= {int(p) for p in found.split()}
     os.kill(workers[0], signal.SIGKILL)
     wait_for(lambda: len(children(master)) == 2 and workers[0] not in children(master), what="respawn")
     assert http_get(s.port, "/").body == b"version one\n"

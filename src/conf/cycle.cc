@@ -1,6 +1,7 @@
 #include "conf/cycle.h"
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -124,16 +125,31 @@ Status Cycle::open_listening(Cycle* old, bool test) {
         }
       }
     }
-    if (ls->fd >= 0) continue;
-    Result<int> fd = open_listening_socket(ls->addr, ls->opt);
-    if (!fd.ok()) {
-      const std::string& err = fd.status().message();
-      if (test && err.find("(98:") != std::string::npos) continue;  // in use by the running server
-      return fd.status();
-    }
-    ls->fd = *fd;
   }
-  return {};
+  // As nginx: an address in use (an old server still going away) is tried 5 times, 500 ms apart,
+  // each failure logged; -t leaves it to the running server.
+  for (int tries = 5; tries > 0; tries--) {
+    bool in_use = false;
+    for (auto& ls : listening) {
+      if (ls->fd >= 0) continue;
+      Result<int> fd = open_listening_socket(ls->addr, ls->opt);
+      if (fd.ok()) {
+        ls->fd = *fd;
+        continue;
+      }
+      const std::string& err = fd.status().message();
+      if (err.find("(98:") == std::string::npos) return fd.status();
+      if (test) continue;  // in use by the running server
+      log_error(LogLevel::Emerg, log, 0, "%s", err.c_str());
+      in_use = true;
+    }
+    if (!in_use) return {};
+    if (tries > 1) {
+      log_error(LogLevel::Notice, log, 0, "try again to bind() after 500ms");
+      ::usleep(500 * 1000);
+    }
+  }
+  return Status::error("still could not bind()");
 }
 
 Status Cycle::create_zones(Cycle* old) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <string>
 
 #include "conf/cycle.h"
@@ -182,6 +183,21 @@ int parse_options(int argc, char** argv, Cli& cli) {
   return 0;
 }
 
+// The master's last reload verdict (reload_verdict_path): how many it has made, and the failure's
+// message when the last one failed ("" for a success); (0, "") before any, or for another process.
+std::pair<uint64_t, std::string> reload_count(const std::string& path, int64_t pid) {
+  std::ifstream in(path);
+  long long owner = 0;
+  unsigned long long count = 0;
+  std::string word;
+  if (!(in >> owner >> count >> word) || owner != pid) return {0, ""};
+  if (word == "ok") return {count, ""};
+  std::string message;
+  in >> std::ws;
+  std::getline(in, message);
+  return {count, message.empty() ? "reload failed" : message};
+}
+
 int send_signal(Cycle& cycle, const std::string& name) {
   const std::string& path = core_conf(cycle).pid;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -204,11 +220,27 @@ int send_signal(Cycle& cycle, const std::string& name) {
             : name == "quit"   ? SIGQUIT
             : name == "reopen" ? SIGUSR1
                                : SIGHUP;
+  std::string verdict_path = reload_verdict_path(path);
+  uint64_t before = sig == SIGHUP ? reload_count(verdict_path, *pid).first : 0;
   if (::kill(static_cast<pid_t>(*pid), sig) < 0) {
     log_stderr(LogLevel::Alert, errno, "kill(%lld, %d) failed", static_cast<long long>(*pid), sig);
     return 1;
   }
-  return 0;
+  if (sig != SIGHUP) return 0;
+  // Unlike nginx, a reload that was not applied is no success: wait for the master's verdict.
+  for (int waited = 0; waited < 30000; waited += 50) {
+    auto [count, failure] = reload_count(verdict_path, *pid);
+    if (count > before) {
+      if (failure.empty()) return 0;
+      log_stderr(LogLevel::Emerg, 0, "%s", failure.c_str());
+      write_stderr("weir: the new configuration was not applied; the running one goes on\n");
+      return 1;
+    }
+    ::usleep(50 * 1000);
+  }
+  log_stderr(LogLevel::Warn, 0, "no word from the master process %lld on the reload within 30 s",
+             static_cast<long long>(*pid));
+  return 1;
 }
 
 void dump_config(Cycle& cycle) {

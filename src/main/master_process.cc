@@ -139,6 +139,7 @@ int run_master(std::unique_ptr<Cycle> cycle, const Options& opt) {
 
     if (workers.empty() && (terminating || quitting)) {
       ::unlink(pid_path.c_str());
+      ::unlink(reload_verdict_path(pid_path).c_str());
       log_error(LogLevel::Notice, cycle->log, 0, "exit");
       for (Module* m : all_modules()) {
         if (m->exit_process != nullptr) m->exit_process(*cycle);

@@ -177,19 +177,44 @@ void release_old_listening(Cycle& old, Cycle& cycle) {
   }
 }
 
+namespace {
+
+// The reload's verdict beside the pid file, for `weir -s reload` (which waits for it): "<pid> <n>
+// ok", or "<pid> <n> failed" and the message; written whole (a rename), n counting this process's
+// reloads.
+void write_reload_verdict(Cycle& old, const Status& verdict) {
+  static uint64_t reloads = 0;
+  reloads++;
+  std::string path = reload_verdict_path(core_conf(old).pid);
+  std::string text =
+      strprintf("%d %llu %s\n", static_cast<int>(::getpid()),
+                static_cast<unsigned long long>(reloads), verdict.ok() ? "ok" : "failed");
+  if (!verdict.ok()) text += verdict.message() + "\n";
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  if (!ok || ::rename(tmp.c_str(), path.c_str()) < 0) ::unlink(tmp.c_str());
+}
+
+}  // namespace
+
+std::string reload_verdict_path(const std::string& pid_path) {
+  return pid_path + ".reload";
+}
+
 std::unique_ptr<Cycle> reload(const Options& opt, Cycle& old) {
   log_error(LogLevel::Notice, old.log, 0, "reconfiguring");
   auto cycle = load_cycle(opt, &old.log);
-  if (Status s = cycle->load(); !s.ok()) {
-    log_error(LogLevel::Emerg, old.log, 0, "%s", s.message().c_str());
-    return nullptr;
+  Status s = cycle->load();
+  if (s.ok()) {
+    s = open_cycle(*cycle, &old, false);
+    if (!s.ok()) close_new_listening(*cycle);
   }
-  if (Status s = open_cycle(*cycle, &old, false); !s.ok()) {
-    log_error(LogLevel::Emerg, old.log, 0, "%s", s.message().c_str());
-    close_new_listening(*cycle);
-    return nullptr;
-  }
-  return cycle;
+  if (!s.ok()) log_error(LogLevel::Emerg, old.log, 0, "%s", s.message().c_str());
+  write_reload_verdict(old, s);
+  return s.ok() ? std::move(cycle) : nullptr;
 }
 
 }  // namespace weir

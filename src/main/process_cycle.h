@@ -29,6 +29,9 @@ std::unique_ptr<Cycle> load_cycle(const Options& opt, const Log* log);
 // sockets.
 Status open_cycle(Cycle& cycle, Cycle* old, bool test);
 
+// Where the running server leaves each reload's verdict for `-s reload`: beside the pid file.
+std::string reload_verdict_path(const std::string& pid_path);
+
 int run_master(std::unique_ptr<Cycle> cycle, const Options& opt);
 int run_single(std::unique_ptr<Cycle> cycle, const Options& opt);
 

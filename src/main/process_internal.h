@@ -18,7 +18,8 @@ Status write_pid_file(const std::string& path);
 void reopen_files(Cycle& cycle, bool master);
 // "using the epoll event method", the version, the OS and the file limit, as nginx logs them.
 void log_startup(Cycle& cycle);
-// Loads and opens the configuration again (HUP): the new cycle, or nullptr (logged).
+// Loads and opens the configuration again (HUP): the new cycle, or nullptr (logged). Either way the
+// verdict is written beside the pid file for the signaller.
 std::unique_ptr<Cycle> reload(const Options& opt, Cycle& old);
 // A failed new cycle's sockets are closed; after a reload, the old cycle closes what was not taken.
 void close_new_listening(Cycle& cycle);

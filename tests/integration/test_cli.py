@@ -1,6 +1,7 @@
 """The command line as nginx's: -v -V -h -t -T -q -g -p -c -e -s, and configuration errors reported with
 nginx's wording and the file:line they are at."""
 import os
+import socket
 import subprocess
 import tempfile
 
@@ -224,8 +225,27 @@ def test_signaller_controls_a_running_server(make_server):
     assert rc == 0, err
     from conftest import wait_for
     wait_for(lambda: s.get("/").body == b"two\n", what="the reloaded configuration")
+    # Unlike nginx, a reload that is not applied is reported and exits 1 (the signaller waits for
+    # the master's verdict); the running configuration goes on.
+    good = s.conf_text
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    s.set_conf(good.replace("server {", "server { listen 127.0.0.1:%d;" % busy.getsockname()[1], 1))
+    rc, out, err = run("-p", s.dir + "/", "-c", s.conf_path, "-s", "reload")
+    busy.close()
+    assert rc == 1
+    assert err == ("weir: [emerg] still could not bind()\n"
+                   "weir: the new configuration was not applied; the running one goes on\n"), err
+    assert s.get("/").body == b"two\n"
+    with open(s.path("logs/error.log"), "w"):  # the emerg line is expected
+        pass
+    s.set_conf(good)
+    rc, out, err = run("-p", s.dir + "/", "-c", s.conf_path, "-s", "reload")
+    assert (rc, err) == (0, "")
     rc, out, err = run("-p", s.dir + "/", "-c", s.conf_path, "-s", "quit")
     assert rc == 0
     assert s.proc.wait(10) == 0
     assert not os.path.exists(s.pid_file)
+    assert not os.path.exists(s.pid_file + ".reload")
 

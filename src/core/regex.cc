@@ -37,7 +37,12 @@ Status Regex::compile(std::string_view pattern, bool caseless) {
   if (code_ == nullptr) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(errcode, msg, sizeof msg);
-    std::string at = erroff < pattern.size() ? std::string(pattern.substr(erroff)) : "";
+    // nginx names where the pattern went wrong only when something is left there.
+    if (erroff >= pattern.size()) {
+      return Status::errorf("pcre2_compile() failed: %s in \"%s\"", reinterpret_cast<char*>(msg),
+                            pattern_.c_str());
+    }
+    std::string at(pattern.substr(erroff));
     return Status::errorf("pcre2_compile() failed: %s in \"%s\" at \"%s\"",
                           reinterpret_cast<char*>(msg), pattern_.c_str(), at.c_str());
   }

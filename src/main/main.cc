@@ -295,6 +295,18 @@ int main(int argc, char** argv) {
   if (opt.conf_file[0] != '/') opt.conf_file = opt.prefix + opt.conf_file;
   if (opt.error_log == "stderr") opt.error_log = "stderr";
 
+  if (!opt.error_log.empty() && opt.error_log != "stderr") {
+    // As nginx: -e names a file it must be able to open; if not, stderr it is, with an alert.
+    std::string path = opt.error_log[0] == '/' ? opt.error_log : opt.prefix + opt.error_log;
+    int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      log_stderr(LogLevel::Alert, errno, "could not open error log file: open() \"%s\" failed",
+                 path.c_str());
+      opt.error_log = "stderr";
+    } else {
+      ::close(fd);
+    }
+  }
   log_echo_to_stderr(true);
   std::unique_ptr<Cycle> cycle = load_cycle(opt, nullptr);
   if (Status s = cycle->load(); !s.ok()) {
@@ -311,6 +323,16 @@ int main(int argc, char** argv) {
     for (auto& ls : cycle->listening) {
       if (ls->fd >= 0) ::close(ls->fd);
       ls->fd = -1;
+    }
+    if (s.ok()) {
+      // As nginx's -t: the pid file must be one the server can create (opened, never truncated).
+      const std::string& pid = core_conf(*cycle).pid;
+      int fd = ::open(pid.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0) {
+        s = Status::sys_error(errno, "open", pid);
+      } else {
+        ::close(fd);
+      }
     }
     if (!s.ok()) {
       log_stderr(LogLevel::Emerg, 0, "%s", s.message().c_str());

@@ -187,6 +187,24 @@ def test_load_module_of_debians_modules():
             'have) in %s:6' % path) in err
 
 
+def test_t_details_as_nginx():
+    """-t opens the pid file (creating, never truncating) as nginx's does, so a pid path in a
+    missing directory fails the test; -e naming a file that cannot be opened is nginx's alert, and
+    stderr takes its place; a regex error names no empty place."""
+    d, path = write_conf("pid %s/nodir/x.pid;\nevents {}\nhttp {}\n" % tempfile.gettempdir())
+    rc, out, err = run("-p", d + "/", "-c", path, "-t")
+    assert rc == 1
+    assert ('weir: [emerg] open() "%s/nodir/x.pid" failed (2: No such file or directory)\n'
+            % tempfile.gettempdir()) in err, err
+    d, path = write_conf("events {}\nhttp {\n    server { location ~ \"(\" { } }\n}\n")
+    rc, out, err = run("-p", d + "/", "-c", path, "-t", "-e", "/nonexistent/dir/err.log")
+    assert rc == 1
+    assert err == ('weir: [alert] could not open error log file: open() "/nonexistent/dir/err.log" '
+                   "failed (2: No such file or directory)\n"
+                   'weir: [emerg] pcre2_compile() failed: missing closing parenthesis in "(" in %s:3\n'
+                   "weir: configuration file %s test failed\n" % (path, path)), err
+
+
 def test_c_naming_a_directory():
     d, path = write_conf(GOOD, {"sub/x.conf": ""})
     rc, out, err = run("-p", d + "/", "-c", d + "/conf", "-t")

@@ -10,6 +10,7 @@ FUZZ_SECONDS ?= 60
 all: weir
 
 $(BUILD)/build.ninja:
+	@scripts/deps.sh --check-build
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
 
 weir: $(BUILD)/build.ninja

@@ -1,6 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian packages weir's build, tests and benchmarks need, when they are missing.
 set -euo pipefail
+# What building build/weir alone needs: `make` checks these (--check-build) and says what to run.
+build_pkgs=(cmake ninja-build g++ pkg-config libpcre2-dev zlib1g-dev libbrotli-dev libzstd-dev libssl-dev
+            libnghttp2-dev libcrypt-dev libc-ares-dev)
+if [ "${1:-}" = "--check-build" ]; then
+  missing=()
+  for p in "${build_pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && exit 0
+  echo "weir: the build needs ${missing[*]}: run 'make deps' (as root, or with sudo) first" >&2
+  exit 1
+fi
 pkgs=(cmake ninja-build g++ clang pkg-config libpcre2-dev zlib1g-dev libbrotli-dev libzstd-dev brotli zstd python3-brotli python3-zstandard libssl-dev libnghttp2-dev python3-h2 libcrypt-dev whois libc-ares-dev libgtest-dev python3-pytest python3-pytest-timeout
       python3-pytest-xdist curl nginx wrk clang-format clang-tidy
       libclang-rt-14-dev)

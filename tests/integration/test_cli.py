@@ -267,3 +267,24 @@ def test_signaller_controls_a_running_server(make_server):
     assert not os.path.exists(s.pid_file)
     assert not os.path.exists(s.pid_file + ".reload")
 
+
+
+def test_make_says_what_the_build_lacks():
+    """A plain `make` on a machine without a build dependency stops before CMake with one line
+    saying what is missing and to run `make deps` (dpkg's answer played by a stand-in)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    d = tempfile.mkdtemp(prefix="weir-deps-")
+    fake = os.path.join(d, "dpkg-query")
+    with open(fake, "w") as f:
+        f.write('#!/bin/sh\nfor a; do last="$a"; done\n'
+                '[ "$last" = libpcre2-dev ] && exit 1\nprintf "install ok installed"\n')
+    os.chmod(fake, 0o755)
+    env = dict(os.environ, PATH=d + ":" + os.environ["PATH"])
+    p = subprocess.run([os.path.join(root, "scripts", "deps.sh"), "--check-build"], env=env,
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1
+    assert p.stderr == ("weir: the build needs libpcre2-dev: run 'make deps' (as root, or with sudo) "
+                        "first\n"), p.stderr
+    p = subprocess.run([os.path.join(root, "scripts", "deps.sh"), "--check-build"],
+                       capture_output=True, text=True, timeout=30)
+    assert (p.returncode, p.stderr) == (0, "")

@@ -5,7 +5,10 @@ FUZZ_BUILD ?= build-fuzz
 CMAKE_ARGS ?=
 FUZZ_SECONDS ?= 60
 
-.PHONY: all weir deps run test test-fast unit integration asan fuzz bench format clean
+PREFIX     ?= /usr/local/weir
+DESTDIR    ?=
+
+.PHONY: all weir deps run test test-fast unit integration asan fuzz bench format clean install
 
 all: weir
 
@@ -18,6 +21,14 @@ weir: $(BUILD)/build.ninja
 
 deps:
 	@scripts/deps.sh
+
+# Builds with PREFIX as the compiled-in prefix and installs under DESTDIR$(PREFIX), as nginx's
+# `./configure --prefix=... && make install`: sbin/weir, conf/, html/, logs/, the man page.
+install:
+	@scripts/deps.sh --check-build
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEIR_PREFIX=$(PREFIX)/ $(CMAKE_ARGS)
+	ninja -C $(BUILD) weir
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX) --component Unspecified
 
 # Serves html/ on 127.0.0.1:8080 in the foreground (Ctrl-C stops it).
 run: deps weir

@@ -2,6 +2,33 @@
 // connection state go back to the allocator - so that AddressSanitizer sees every use after free.
 #pragma once
 
+// Build-time paths, nginx's configure options (CMake: -DWEIR_PREFIX=... and the rest): a relative
+// path is by the prefix. `weir -V` shows them.
+#ifndef WEIR_PREFIX
+#define WEIR_PREFIX "/usr/local/weir/"
+#endif
+#ifndef WEIR_CONF_PATH
+#define WEIR_CONF_PATH "conf/weir.conf"
+#endif
+#ifndef WEIR_PID_PATH
+#define WEIR_PID_PATH "logs/weir.pid"
+#endif
+#ifndef WEIR_LOCK_PATH
+#define WEIR_LOCK_PATH "logs/weir.lock"
+#endif
+#ifndef WEIR_ERROR_LOG_PATH
+#define WEIR_ERROR_LOG_PATH "logs/error.log"
+#endif
+#ifndef WEIR_HTTP_LOG_PATH
+#define WEIR_HTTP_LOG_PATH "logs/access.log"
+#endif
+#ifndef WEIR_CLIENT_BODY_TEMP_PATH
+#define WEIR_CLIENT_BODY_TEMP_PATH "client_body_temp"
+#endif
+#ifndef WEIR_PROXY_TEMP_PATH
+#define WEIR_PROXY_TEMP_PATH "proxy_temp"
+#endif
+
 namespace weir {
 
 #ifdef WEIR_NO_RECYCLE

@@ -409,7 +409,7 @@ Status merge_loc_conf(ConfContext& cf, L& prev, L& conf) {
   conf.client_body_in_single_buffer.merge(prev.client_body_in_single_buffer, false);
   conf.client_body_in_file_only.merge(prev.client_body_in_file_only, BodyInFileOnly::Off);
   TempPath body_temp;
-  body_temp.name = cf.full_name("client_body_temp");
+  body_temp.name = cf.full_name(WEIR_CLIENT_BODY_TEMP_PATH);
   conf.client_body_temp_path.merge(prev.client_body_temp_path, body_temp);
   if (Status s = cf.cycle.add_path(&conf.client_body_temp_path.value); !s.ok())
     return cf.error(s.message());

@@ -8,6 +8,7 @@
 #include "conf/cycle.h"
 #include "conf/error_log.h"
 #include "conf/nginx_modules.h"
+#include "core/config.h"
 #include "core/str.h"
 
 namespace weir {
@@ -154,8 +155,8 @@ Status init_core_conf(ConfContext& cf, CoreConf& cc) {
   cc.rlimit_core.merge({}, -1);
   cc.priority.merge({}, 0);
   cc.pcre_jit.merge({}, true);
-  if (cc.pid.empty()) cc.pid = cf.full_name("logs/weir.pid");
-  if (cc.lock_file.empty()) cc.lock_file = cf.full_name("logs/weir.lock");
+  if (cc.pid.empty()) cc.pid = cf.full_name(WEIR_PID_PATH);
+  if (cc.lock_file.empty()) cc.lock_file = cf.full_name(WEIR_LOCK_PATH);
   if (cc.user == static_cast<uid_t>(-1) && ::geteuid() == 0) {
     // nginx's defaults: nobody / nogroup.
     if (struct passwd* pw = ::getpwnam("nobody")) {

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "conf/cycle.h"
+#include "core/config.h"
 #include "core/log.h"
 #include "core/str.h"
 #include "core/time_cache.h"
@@ -20,10 +21,6 @@
 #include "main/module_list.h"
 #include "main/process_cycle.h"
 #include "os/process.h"
-
-#ifndef WEIR_PREFIX
-#define WEIR_PREFIX "/usr/local/weir/"
-#endif
 
 namespace weir {
 namespace {
@@ -42,8 +39,10 @@ constexpr std::string_view kUsage =
     "  -s signal     : send signal to a master process: stop, quit, reopen, reload\n"
     "  -p prefix     : set prefix path (default: " WEIR_PREFIX
     ")\n"
-    "  -e filename   : set error log file (default: logs/error.log)\n"
-    "  -c filename   : set configuration file (default: conf/weir.conf)\n"
+    "  -e filename   : set error log file (default: " WEIR_ERROR_LOG_PATH
+    ")\n"
+    "  -c filename   : set configuration file (default: " WEIR_CONF_PATH
+    ")\n"
     "  -g directives : set global directives out of configuration file\n"
     "\n";
 
@@ -100,6 +99,11 @@ bool have_module(std::string_view name) {
 std::string configure_arguments() {
   std::string out = "--prefix=" WEIR_PREFIX;
   if (out.back() == '/' && out.size() > 10) out.pop_back();
+  // The paths, as nginx's configure names them (tools read --conf-path from here).
+  out += " --conf-path=" WEIR_CONF_PATH " --pid-path=" WEIR_PID_PATH " --lock-path=" WEIR_LOCK_PATH
+         " --error-log-path=" WEIR_ERROR_LOG_PATH " --http-log-path=" WEIR_HTTP_LOG_PATH
+         " --http-client-body-temp-path=" WEIR_CLIENT_BODY_TEMP_PATH
+         " --http-proxy-temp-path=" WEIR_PROXY_TEMP_PATH;
   for (std::string_view m : kDefaultModules) {
     if (!have_module(m)) out += " --without-http_" + std::string(m) + "_module";
   }
@@ -291,7 +295,7 @@ int main(int argc, char** argv) {
     char cwd[4096];
     if (::getcwd(cwd, sizeof cwd) != nullptr) opt.prefix = std::string(cwd) + "/" + opt.prefix;
   }
-  if (opt.conf_file.empty()) opt.conf_file = "conf/weir.conf";
+  if (opt.conf_file.empty()) opt.conf_file = WEIR_CONF_PATH;
   if (opt.conf_file[0] != '/') opt.conf_file = opt.prefix + opt.conf_file;
   if (opt.error_log == "stderr") opt.error_log = "stderr";
 

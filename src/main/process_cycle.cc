@@ -129,7 +129,7 @@ Status open_cycle(Cycle& cycle, Cycle* old, bool test) {
   // The default error log, when the main context names none.
   if (cycle.log_sink == nullptr) {
     std::string path = cycle.error_log;
-    if (path.empty()) path = cycle.prefix + "logs/error.log";
+    if (path.empty()) path = WEIR_ERROR_LOG_PATH;
     auto* sink = cycle.pool.make<LogSink>();
     sink->level = LogLevel::Error;
     sink->file = cycle.open_file(path == "stderr" ? std::string()

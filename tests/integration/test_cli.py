@@ -288,3 +288,34 @@ def test_make_says_what_the_build_lacks():
     p = subprocess.run([os.path.join(root, "scripts", "deps.sh"), "--check-build"],
                        capture_output=True, text=True, timeout=30)
     assert (p.returncode, p.stderr) == (0, "")
+
+
+def test_install_lays_out_nginxs_source_tree():
+    """`make install`'s rules (cmake --install of the build the tests run): sbin/weir, conf/ with
+    weir.conf kept when it is there already (weir.conf.default always), html/, logs/, the man page;
+    the installed server tests its installed configuration."""
+    build = os.path.dirname(os.path.realpath(WEIR))
+    dest = tempfile.mkdtemp(prefix="weir-install-")
+    prefix = "/opt/weir-test"
+    root = dest + prefix
+
+    def install():
+        p = subprocess.run(["cmake", "--install", build, "--prefix", prefix, "--component",
+                            "Unspecified"], env=dict(os.environ, DESTDIR=dest),
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+
+    install()
+    for f in ("sbin/weir", "conf/weir.conf", "conf/weir.conf.default", "conf/mime.types",
+              "html/index.html", "html/50x.html", "share/man/man8/weir.8"):
+        assert os.path.isfile(os.path.join(root, f)), f
+    assert os.path.isdir(os.path.join(root, "logs"))
+    conf = os.path.join(root, "conf", "weir.conf")
+    with open(conf, "a") as f:
+        f.write("# kept\n")
+    install()
+    assert open(conf).read().endswith("# kept\n")
+    p = subprocess.run([os.path.join(root, "sbin", "weir"), "-p", root + "/", "-c", conf, "-t"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert "test is successful" in p.stderr

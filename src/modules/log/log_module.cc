@@ -629,7 +629,7 @@ Status merge_loc_conf(ConfContext& cf, const LogLocConf& prev, LogLocConf& conf)
   auto& lmcf = conf_of<LogMainConf>(cf.http->main_conf);
   conf.logs = cf.pool.make<std::vector<AccessLog>>();
   AccessLog al;
-  al.file = cf.cycle.open_file(cf.full_name("logs/access.log"));
+  al.file = cf.cycle.open_file(cf.full_name(WEIR_HTTP_LOG_PATH));
   al.format = lmcf.formats.front();
   conf.logs->push_back(al);
   return {};

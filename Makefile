@@ -8,7 +8,7 @@ FUZZ_SECONDS ?= 60
 PREFIX     ?= /usr/local/weir
 DESTDIR    ?=
 
-.PHONY: all weir deps run test test-fast unit integration asan fuzz bench format clean install
+.PHONY: all weir deps run test test-fast unit integration asan fuzz bench format clean install package
 
 all: weir
 
@@ -29,6 +29,19 @@ install:
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEIR_PREFIX=$(PREFIX)/ $(CMAKE_ARGS)
 	ninja -C $(BUILD) weir
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD) --prefix $(PREFIX) --component Unspecified
+
+# A .deb in Debian's nginx layout (build-deb/weir_VERSION_ARCH.deb): the paths nginx's Debian
+# package is configured with, under /etc/weir, /var/log/weir, /var/lib/weir, /run/weir.pid.
+DEB_BUILD ?= build-deb
+package:
+	@scripts/deps.sh --check-build
+	cmake -S . -B $(DEB_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DWEIR_TESTS=OFF -DWEIR_DEB_LAYOUT=ON \
+	  -DWEIR_PREFIX=/usr/share/weir/ -DWEIR_CONF_PATH=/etc/weir/weir.conf -DWEIR_PID_PATH=/run/weir.pid \
+	  -DWEIR_LOCK_PATH=/var/lock/weir.lock -DWEIR_ERROR_LOG_PATH=/var/log/weir/error.log \
+	  -DWEIR_HTTP_LOG_PATH=/var/log/weir/access.log -DWEIR_CLIENT_BODY_TEMP_PATH=/var/lib/weir/body \
+	  -DWEIR_PROXY_TEMP_PATH=/var/lib/weir/proxy $(CMAKE_ARGS)
+	ninja -C $(DEB_BUILD) weir
+	cd $(DEB_BUILD) && cpack -G DEB
 
 # Serves html/ on 127.0.0.1:8080 in the foreground (Ctrl-C stops it).
 run: deps weir

@@ -5,6 +5,7 @@
 #   scripts/test.sh all   - everything (CI), with the format and clang-tidy checks
 #   scripts/test.sh fast  - unit + release integration
 #   scripts/test.sh fuzz  - the fuzzers only
+#   scripts/test.sh package - the .deb: built, installed, run and purged
 set -uo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-all}
@@ -123,12 +124,28 @@ run_fuzz() {
   count "fuzz (${secs}s each)" $ok $bad
 }
 
+# The .deb (make package) built, installed with dpkg, run with its unit's command lines and purged
+# (tests/integration/package_check.py, which needs root or password-less sudo).
+run_package() {
+  if ! make package >"$results/package.log" 2>&1; then
+    grep -E "error|Error" "$results/package.log" | head -20; count "package (build)" 0 1; return
+  fi
+  local deb; deb=$(ls build-deb/weir_*.deb | head -1)
+  WEIR_DEB="$PWD/$deb" WEIR_BIN=build/weir /usr/bin/python3 -m pytest tests/integration/package_check.py -q \
+    -p no:cacheprovider --timeout=600 --junitxml="$results/package.xml" >"$results/package-test.log" 2>&1
+  local c; c=$(junit_counts "$results/package.xml")
+  [ "${c#* }" != 0 ] && grep -E "^(FAILED|ERROR)|Error|assert" "$results/package-test.log" | head -40
+  count "package (.deb)" ${c% *} ${c#* }
+}
+
 case "$mode" in
   fast) run_unit; run_integration "integration (release)" build/weir ;;
   fuzz) run_fuzz ;;
   style) run_style ;;
-  all)  run_unit; run_style; run_integration "integration (release)" build/weir; run_asan; run_fuzz ;;
-  *) echo "usage: $0 all|fast|fuzz|style"; exit 2 ;;
+  package) run_package ;;
+  all)  run_unit; run_style; run_integration "integration (release)" build/weir; run_asan; run_fuzz
+        run_package ;;
+  *) echo "usage: $0 all|fast|fuzz|style|package"; exit 2 ;;
 esac
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

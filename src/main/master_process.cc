@@ -74,6 +74,7 @@ int run_master(std::unique_ptr<Cycle> cycle, const Options& opt) {
   }
   daemon_started();
   log_echo_to_stderr(false);
+  redirect_stderr(*cycle);
   set_proc_title("weir: master process " + opt.argv_line);
   log_startup(*cycle);
 
@@ -197,6 +198,7 @@ int run_master(std::unique_ptr<Cycle> cycle, const Options& opt) {
       g_sig.reopen = 0;
       log_error(LogLevel::Notice, cycle->log, 0, "reopening logs");
       reopen_files(*cycle, true);
+      redirect_stderr(*cycle);
       for (WorkerProc& w : workers) ::kill(w.pid, SIGUSR1);
     }
   }

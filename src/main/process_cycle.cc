@@ -78,6 +78,13 @@ Status write_pid_file(const std::string& path) {
   return {};
 }
 
+void redirect_stderr(Cycle& cycle) {
+  if (!*core_conf(cycle).daemon || cycle.log_sink == nullptr) return;
+  const OpenFile* f = cycle.log_sink->file;
+  if (f == nullptr || f->is_stderr() || f->fd < 0) return;
+  (void)::dup2(f->fd, STDERR_FILENO);
+}
+
 void reopen_files(Cycle& cycle, bool master) {
   CoreConf& cc = core_conf(cycle);
   for (OpenFile& f : cycle.open_files) {

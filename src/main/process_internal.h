@@ -14,6 +14,9 @@ namespace weir {
 // The page of shared memory $connection numbers are counted in (made once, before forking).
 void make_shared_counter();
 Status write_pid_file(const std::string& path);
+// A daemon's stderr becomes its error log file, as nginx's (so what writes to stderr neither
+// vanishes nor holds the starter's terminal or pipe); nothing when the log is stderr itself.
+void redirect_stderr(Cycle& cycle);
 // Reopens every log file (USR1); the master chowns the new files to `user`.
 void reopen_files(Cycle& cycle, bool master);
 // "using the epoll event method", the version, the OS and the file limit, as nginx logs them.

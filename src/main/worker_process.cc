@@ -229,6 +229,7 @@ int run_single(std::unique_ptr<Cycle> cycle, const Options& opt) {
   }
   daemon_started();
   log_echo_to_stderr(false);
+  redirect_stderr(*cycle);
   log_startup(*cycle);
   apply_env(*cycle);
   static WorkerState w;

@@ -1,0 +1,76 @@
+"""The .deb `make package` builds (#13), installed on this machine with dpkg as an operator would:
+its contents and dependencies, the Debian layout it installs (/usr/sbin/weir, /etc/weir with
+sites-available and sites-enabled, a systemd unit, logrotate, a man page), the build-time paths -V
+shows, the unit's command lines serving a site added in conf.d, and a purge that leaves nothing -
+and an installed nginx untouched. Run by scripts/test.sh's package phase (WEIR_DEB names the file);
+it needs root or password-less sudo, as dpkg does."""
+import os
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import free_port, http_get, wait_for
+
+DEB = os.environ.get("WEIR_DEB", "")
+
+
+def root(cmd, **kw):
+    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    return subprocess.run(prefix + cmd, capture_output=True, text=True, timeout=120, **kw)
+
+
+@pytest.fixture(scope="module")
+def deb():
+    if not DEB or not os.path.exists(DEB):
+        pytest.fail("WEIR_DEB names no package: run through scripts/test.sh (make test)")
+    if os.geteuid() != 0 and root(["true"]).returncode != 0:
+        pytest.fail("installing the package needs root or password-less sudo")
+    if root(["dpkg", "-s", "weir"]).returncode == 0:
+        pytest.fail("a weir package is installed already: this test would replace it")
+    return DEB
+
+
+def test_package_installs_runs_and_purges(deb):
+    listing = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True).stdout
+    for f in ("./usr/sbin/weir", "./etc/weir/weir.conf", "./etc/weir/mime.types",
+              "./etc/weir/sites-available/default", "./lib/systemd/system/weir.service",
+              "./etc/logrotate.d/weir", "./usr/share/man/man8/weir.8"):
+        assert f in listing, (f, listing)
+    info = subprocess.run(["dpkg-deb", "-I", deb], capture_output=True, text=True).stdout
+    assert "libssl3" in info and "libnghttp2" in info, info
+    nginx_before = root(["dpkg", "-s", "nginx"]).stdout
+
+    p = root(["dpkg", "-i", deb])
+    assert p.returncode == 0, p.stdout + p.stderr
+    pid_file = "/run/weir.pid"
+    try:
+        assert os.path.islink("/etc/weir/sites-enabled/default")
+        v = subprocess.run(["/usr/sbin/weir", "-V"], capture_output=True, text=True).stderr
+        assert "--conf-path=/etc/weir/weir.conf" in v and "--pid-path=/run/weir.pid" in v, v
+        t = root(["/usr/sbin/weir", "-t", "-q"])
+        assert t.returncode == 0, t.stderr
+        # The operator's own site instead of the default one (port 80 may be another server's).
+        port = free_port()
+        root(["rm", "/etc/weir/sites-enabled/default"])
+        conf = 'server { listen 127.0.0.1:%d; location / { return 200 "packaged\\n"; } }\n' % port
+        root(["sh", "-c", "cat > /etc/weir/conf.d/test.conf"], input=conf)
+        # The unit's ExecStartPre and ExecStart, as systemd would run them.
+        assert root(["/usr/sbin/weir", "-t", "-q", "-g", "daemon on; master_process on;"]).returncode == 0
+        start = root(["/usr/sbin/weir", "-g", "daemon on; master_process on;"])
+        assert start.returncode == 0, start.stderr
+        wait_for(lambda: os.path.exists(pid_file), what="the pid file")
+        wait_for(lambda: http_get(port, "/").body == b"packaged\n", what="the site")
+        stop = root(["/usr/sbin/weir", "-s", "quit"])
+        assert stop.returncode == 0, stop.stderr
+        wait_for(lambda: not os.path.exists(pid_file), timeout=20, what="the stop")
+    finally:
+        if os.path.exists(pid_file):
+            root(["/usr/sbin/weir", "-s", "stop"])
+        p = root(["dpkg", "--purge", "weir"])
+    assert p.returncode == 0, p.stdout + p.stderr
+    for gone in ("/usr/sbin/weir", "/etc/weir", "/var/log/weir", "/lib/systemd/system/weir.service"):
+        assert not os.path.exists(gone), gone
+    assert root(["dpkg", "-s", "nginx"]).stdout == nginx_before

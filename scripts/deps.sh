@@ -14,9 +14,9 @@ if [ "${1:-}" = "--check-build" ]; then
   exit 1
 fi
 pkgs=(cmake ninja-build g++ clang pkg-config libpcre2-dev zlib1g-dev libbrotli-dev libzstd-dev brotli zstd python3-brotli python3-zstandard libssl-dev libnghttp2-dev python3-h2 libcrypt-dev whois libc-ares-dev libgtest-dev python3-pytest python3-pytest-timeout
-      python3-pytest-xdist curl nginx wrk clang-format clang-tidy
+      python3-pytest-xdist curl nginx wrk clang-format clang-tidy dpkg-dev file nghttp2-client
       libclang-rt-14-dev)
-[ "${WEIR_BENCH:-0}" = 1 ] && pkgs+=(h2o strace valgrind nghttp2-client)
+[ "${WEIR_BENCH:-0}" = 1 ] && pkgs+=(h2o strace valgrind)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

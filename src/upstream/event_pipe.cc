@@ -297,11 +297,28 @@ bool room_to_read(const EventPipe& p) {
   return b != nullptr && (b->shadows == 0 || b->last < b->end);
 }
 
+// What unsent output holds of the pipe's raw buffers, counted as nginx counts busy_size: by the
+// capacity of each raw buffer a piece keeps in use (once for the pieces of one buffer that follow
+// each other), not by the data's size - a piece of 1-byte chunks holds a whole buffer. Pieces in
+// the temp file hold none.
+struct HeldBuffers {
+  off_t bytes = 0;
+  const Buffer* last = nullptr;
+  off_t adding(const Buffer& b) const {
+    const Buffer* raw = b.shadow;
+    return raw == nullptr || raw == last ? 0 : static_cast<off_t>(raw->end - raw->start);
+  }
+  void add(const Buffer& b) {
+    bytes += adding(b);
+    if (b.shadow != nullptr) last = b.shadow;
+  }
+};
+
 // Busy holds a buffer per raw buffer or file range, so the walk is short.
-off_t busy_bytes(const EventPipe& p) {
-  off_t n = 0;
-  for (const ChainLink* cl = p.busy; cl != nullptr; cl = cl->next) n += cl->buf->size();
-  return n;
+HeldBuffers busy_held(const EventPipe& p) {
+  HeldBuffers h;
+  for (const ChainLink* cl = p.busy; cl != nullptr; cl = cl->next) h.add(*cl->buf);
+  return h;
 }
 
 ChainLink* take_head(EventPipe& p) {
@@ -330,7 +347,7 @@ Rc write_downstream(EventPipe& p) {
   Request& r = *p.request;
   for (;;) {
     bool finishing = upstream_finished(p);
-    off_t bsize = busy_bytes(p);
+    HeldBuffers held = busy_held(p);
     ChainLink* chain = nullptr;
     ChainLink** tail = &chain;
     while (p.out != nullptr || p.in != nullptr) {
@@ -342,8 +359,8 @@ Rc write_downstream(EventPipe& p) {
       // leaves a buffer to read (and spill) with.
       off_t limit = p.client_keeps_up ? static_cast<off_t>((p.bufs.num - 1) * p.bufs.size)
                                       : static_cast<off_t>(p.busy_size);
-      if (!finishing && bsize > 0 && bsize + next->size() > limit) break;
-      bsize += next->size();
+      if (!finishing && held.bytes > 0 && held.bytes + held.adding(*next) > limit) break;
+      held.add(*next);
       ChainLink* cl = take_head(p);
       *tail = cl;
       tail = &cl->next;

@@ -377,9 +377,8 @@ def h2load(port, path, conns, streams, seconds):
     return int(done.group(2)), float(rps.group(1)), ("%s failed" % done.group(3) if int(done.group(3)) else "")
 
 
-def run_tls(kinds, rounds, seconds, log):
-    """Full TLS handshakes (every request on a new connection, ECDSA P-256), 1 KiB over TLS keep-alive (wrk),
-    and 1 KiB over HTTP/2 with 100 streams on each of 4 connections (h2load), weir beside nginx."""
+def make_certificate():
+    """An ECDSA P-256 certificate for localhost in a temp dir readable by the workers: (dir, cert, key)."""
     d = tempfile.mkdtemp(prefix="weir-bench-tls-")
     os.chmod(d, 0o755)
     cert, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
@@ -388,6 +387,13 @@ def run_tls(kinds, rounds, seconds, log):
                    check=True, capture_output=True)
     for f in (cert, key):
         os.chmod(f, 0o644)
+    return d, cert, key
+
+
+def run_tls(kinds, rounds, seconds, log):
+    """Full TLS handshakes (every request on a new connection, ECDSA P-256), 1 KiB over TLS keep-alive (wrk),
+    and 1 KiB over HTTP/2 with 100 streams on each of 4 connections (h2load), weir beside nginx."""
+    d, cert, key = make_certificate()
     close = ["-H", "Connection: close"]
     scenarios = [
         # wrk resumes its sessions: with no cache and no tickets every handshake is a full one.
@@ -423,14 +429,7 @@ def run_tls_instructions(log):
     """User-space instructions per request outside OpenSSL (and nghttp2, which weir's HTTP/2 is built
     on; nginx's HTTP/2 framing is its own code and counts): 1 KiB over one TLS keep-alive connection
     and over HTTP/2 (one connection, 10 streams at a time); two runs, so start-up cancels."""
-    d = tempfile.mkdtemp(prefix="weir-bench-tls-")
-    os.chmod(d, 0o755)
-    cert, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
-    subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-newkey", "ec",
-                    "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", key, "-out", cert],
-                   check=True, capture_output=True)
-    for f in (cert, key):
-        os.chmod(f, 0o644)
+    d, cert, key = make_certificate()
     libs = ("libssl", "libcrypto", "libnghttp2")
     res = {}
     try:

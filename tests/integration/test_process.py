@@ -283,16 +283,22 @@ def test_pid_file_means_listening(make_server):
         assert http_get(s.port, "/").body == b"version ready\n"
 
 
+def start_on_a_held_port(make_server, server_body):
+    """A server started (without waiting) on a port another socket listens on: (server, socket)."""
+    held = socket.socket()
+    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s = make_server("server { listen 127.0.0.1:%%PORT%%; " + server_body + " }", start=False)
+    held.bind(("127.0.0.1", s.port))
+    held.listen()
+    s.start(wait=False)
+    return s, held
+
+
 def test_bind_is_retried_while_the_address_is_in_use(make_server):
     """As nginx: an address in use is tried again 500 ms later, up to 5 times, each failure logged;
     freed after the first failure, it is taken and served. Kept taken, the start fails with nginx's
     'still could not bind()'."""
-    held = socket.socket()
-    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s = make_server("server { listen 127.0.0.1:%%PORT%%; return 200 \"bound\\n\"; }", start=False)
-    held.bind(("127.0.0.1", s.port))
-    held.listen()
-    s.start(wait=False)
+    s, held = start_on_a_held_port(make_server, "return 200 \"bound\\n\";")
     wait_for(lambda: "bind() to 127.0.0.1:%d failed (98: Address already in use)" % s.port
              in s.read_stderr(), what="the first failure")
     held.close()
@@ -301,12 +307,7 @@ def test_bind_is_retried_while_the_address_is_in_use(make_server):
     with open(s.path("logs/error.log"), "w"):  # the emerg lines are expected
         pass
 
-    held = socket.socket()
-    held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    t = make_server("server { listen 127.0.0.1:%%PORT%%; }", start=False)
-    held.bind(("127.0.0.1", t.port))
-    held.listen()
-    t.start(wait=False)
+    t, held = start_on_a_held_port(make_server, "")
     assert t.proc.wait(20) == 1
     err = t.read_stderr()
     assert err.count("bind() to 127.0.0.1:%d failed (98: Address already in use)" % t.port) == 5

@@ -26,10 +26,9 @@
 #include "core/str.h"
 #include "core/time_cache.h"
 #include "event/connection.h"
+#include "event/ssl_stapling.h"
 
 namespace weir {
-
-namespace {
 
 // OpenSSL's queued errors as nginx prints them: " (SSL: error:...:reason)" for each.
 std::string ssl_errors() {
@@ -54,6 +53,8 @@ std::string ssl_errors() {
 Status ssl_error(const std::string& what) {
   return Status::error(what + ssl_errors());
 }
+
+namespace {
 
 // The OpenSSL options that say which protocol versions are off.
 long protocol_options(uint32_t protocols) {
@@ -524,132 +525,6 @@ Status setup_client_verify(SSL_CTX* ctx, const SslServerConf& conf) {
     SSL_CTX_set_client_CA_list(ctx, names);
   }
   return load_crl(ctx, conf.crl);
-}
-
-// --- OCSP stapling ------------------------------------------------------------------------------
-
-// A certificate's staple: the DER OCSP response sent with it.
-struct Staple {
-  X509* cert = nullptr;
-  std::string response;
-};
-using Staples = std::vector<Staple>;
-
-int g_staples_index = -1;
-
-void free_staples(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
-  auto* staples = static_cast<Staples*>(ptr);
-  if (staples == nullptr) return;
-  for (Staple& st : *staples) X509_free(st.cert);
-  delete staples;
-}
-
-int status_callback(SSL* ssl, void*) {
-  auto* staples = static_cast<Staples*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), g_staples_index));
-  X509* cert = SSL_get_certificate(ssl);
-  if (staples == nullptr || cert == nullptr) return SSL_TLSEXT_ERR_NOACK;
-  for (const Staple& st : *staples) {
-    if (X509_cmp(st.cert, cert) != 0 || st.response.empty()) continue;
-    // OpenSSL takes ownership of its own copy.
-    auto* p = static_cast<unsigned char*>(OPENSSL_memdup(st.response.data(), st.response.size()));
-    if (p == nullptr) return SSL_TLSEXT_ERR_NOACK;
-    SSL_set_tlsext_status_ocsp_resp(ssl, p, static_cast<long>(st.response.size()));
-    return SSL_TLSEXT_ERR_OK;
-  }
-  return SSL_TLSEXT_ERR_NOACK;
-}
-
-// The leaf and the chain after it in a PEM file (the caller frees them).
-std::vector<X509*> read_chain(const std::string& file) {
-  std::vector<X509*> out;
-  BIO* bio = BIO_new_file(file.c_str(), "r");
-  if (bio == nullptr) return out;
-  while (X509* x = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) out.push_back(x);
-  ERR_clear_error();
-  BIO_free(bio);
-  return out;
-}
-
-bool has_issuer(SSL_CTX* ctx, const std::vector<X509*>& chain) {
-  for (size_t i = 1; i < chain.size(); i++) {
-    if (X509_check_issued(chain[i], chain[0]) == X509_V_OK) return true;
-  }
-  X509_STORE_CTX* sctx = X509_STORE_CTX_new();
-  if (sctx == nullptr) return false;
-  X509* issuer = nullptr;
-  bool found = X509_STORE_CTX_init(sctx, SSL_CTX_get_cert_store(ctx), nullptr, nullptr) == 1 &&
-               X509_STORE_CTX_get1_issuer(&issuer, sctx, chain[0]) == 1;
-  X509_free(issuer);
-  X509_STORE_CTX_free(sctx);
-  return found;
-}
-
-// The DER response in an ssl_stapling_file.
-Result<std::string> read_ocsp_file(const std::string& file) {
-  BIO* bio = BIO_new_file(file.c_str(), "rb");
-  if (bio == nullptr) return ssl_error("BIO_new_file(\"" + file + "\") failed");
-  OCSP_RESPONSE* rsp = d2i_OCSP_RESPONSE_bio(bio, nullptr);
-  BIO_free(bio);
-  if (rsp == nullptr) return ssl_error("d2i_OCSP_RESPONSE_bio(\"" + file + "\") failed");
-  unsigned char* der = nullptr;
-  int len = i2d_OCSP_RESPONSE(rsp, &der);
-  OCSP_RESPONSE_free(rsp);
-  if (len <= 0) return ssl_error("i2d_OCSP_RESPONSE() failed");
-  std::string out(reinterpret_cast<char*>(der), static_cast<size_t>(len));
-  OPENSSL_free(der);
-  return out;
-}
-
-// ssl_stapling: each certificate's staple from ssl_stapling_file. Without one nginx asks the
-// certificate's OCSP responder; where there is none (or no issuer) it warns and staples nothing,
-// and so does weir; where there is one, weir cannot ask it yet and says so.
-Status setup_stapling(SSL_CTX* ctx, const SslServerConf& conf, std::vector<std::string>* warnings) {
-  auto staples = std::make_unique<Staples>();
-  std::string response;
-  if (!conf.stapling_file.empty()) {
-    Result<std::string> r = read_ocsp_file(conf.stapling_file);
-    if (!r.ok()) return r.status();
-    response = std::move(*r);
-  }
-  auto warn = [&](const std::string& text) {
-    if (warnings != nullptr) warnings->push_back("\"ssl_stapling\" ignored, " + text);
-  };
-  for (const std::string& file : conf.certificates) {
-    std::vector<X509*> chain = read_chain(file);
-    if (chain.empty()) continue;
-    std::string url = conf.stapling_responder;
-    bool issuer = !response.empty() || has_issuer(ctx, chain);
-    if (url.empty() && response.empty()) {
-      STACK_OF(OPENSSL_STRING)* aia = X509_get1_ocsp(chain[0]);
-      if (aia != nullptr && sk_OPENSSL_STRING_num(aia) > 0) url = sk_OPENSSL_STRING_value(aia, 0);
-      X509_email_free(aia);
-    }
-    X509* leaf = chain[0];
-    for (size_t i = 1; i < chain.size(); i++) X509_free(chain[i]);
-    if (!response.empty()) {
-      staples->push_back(Staple{leaf, response});
-      continue;
-    }
-    X509_free(leaf);
-    if (!issuer) {
-      warn("issuer certificate not found for certificate \"" + file + "\"");
-    } else if (url.empty()) {
-      warn("no OCSP responder URL in the certificate \"" + file + "\"");
-    } else {
-      std::string msg = "\"ssl_stapling\" from the OCSP responder \"";
-      msg += url;
-      msg += "\" of \"";
-      msg += file;
-      msg += "\" is not supported by weir yet (\"ssl_stapling_file\" is)";
-      return Status::error(msg);
-    }
-  }
-  if (g_staples_index < 0) {
-    g_staples_index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, free_staples);
-  }
-  SSL_CTX_set_ex_data(ctx, g_staples_index, staples.release());
-  SSL_CTX_set_tlsext_status_cb(ctx, status_callback);
-  return {};
 }
 
 // After an SSL_* call that returned n <= 0: what it means for the connection.

@@ -77,6 +77,7 @@ struct SslServerConf {
   bool stapling = false;            // ssl_stapling
   std::string stapling_file;        // a DER OCSP response stapled as it is
   std::string stapling_responder;   // ssl_stapling_responder
+  bool stapling_verify = false;     // ssl_stapling_verify: fetched responses are verified
   // ssl_verify_client: 0 off, 1 on, 2 optional, 3 optional_no_ca; the handshake never fails for
   // it: the request is answered 495/496 (nginx's way, so error_page can tell the user).
   int verify_client = 0;
@@ -96,6 +97,11 @@ std::string ssl_verify_error_text(long error);
 // v_remain (days).
 enum class SslCertField : uint8_t { SDn, IDn, Serial, Fingerprint, RawCert, VStart, VEnd, VRemain };
 std::string ssl_client_cert_field(const Connection& c, SslCertField field);
+
+// OpenSSL's queued errors as nginx prints them (" (SSL: error:...:reason)"), taken off the queue;
+// and a Status of what failed with them.
+std::string ssl_errors();
+Status ssl_error(const std::string& what);
 
 // ssl_password_file: its lines (the error in nginx's words).
 Result<std::vector<std::string>> ssl_read_password_file(const std::string& file);

@@ -303,6 +303,7 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
   sc.stapling = *conf.stapling;
   sc.stapling_file = *conf.stapling_file;
   sc.stapling_responder = *conf.stapling_responder;
+  sc.stapling_verify = *conf.stapling_verify;
   std::vector<std::string> warnings;
   Result<ssl_ctx_st*> ctx = ssl_server_context(sc, &warnings);
   ConfContext plain = cf;

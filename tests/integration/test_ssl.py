@@ -17,7 +17,7 @@ import threading
 import pytest
 
 from backend import Backend
-from conftest import NGINX, WEIR, answer, check_conf, http_get, wait_for, weir_and_nginx
+from conftest import NGINX, WEIR, answer, check_conf, free_port, http_get, wait_for, weir_and_nginx
 
 
 @pytest.fixture(scope="module")
@@ -480,7 +480,7 @@ def test_proxy_ssl_crl(make_server, certs):
 def test_ocsp_stapling_as_nginx(make_server, certs):
     """ssl_stapling with ssl_stapling_file staples that response ('openssl s_client -status'
     shows it); without a file and with no responder URL in the certificate, nginx's warning and
-    no staple; a certificate that names a responder is refused (weir does not ask responders yet)."""
+    no staple."""
     d = certs["dir"]
     cert, key = certs["a"]
     req, resp, index = (os.path.join(d, n) for n in ("req.der", "resp.der", "index.txt"))
@@ -507,9 +507,110 @@ def test_ocsp_stapling_as_nginx(make_server, certs):
         assert rc == 0 and '"ssl_stapling" ignored, issuer certificate not found for certificate "%s"' % cert in err
         rc, err = check_conf(binary, http % (cert, key, "ssl_trusted_certificate %s;" % cert))
         assert rc == 0 and '"ssl_stapling" ignored, no OCSP responder URL in the certificate "%s"' % cert in err
-    rc, err = check_conf(WEIR, http % (cert, key, "ssl_trusted_certificate %s; ssl_stapling_responder "
-                                                  "http://127.0.0.1:9/;" % cert))
-    assert rc == 1 and 'is not supported by weir yet ("ssl_stapling_file" is)' in err, err
+
+
+def ocsp_certificate(d, name, url):
+    """A self-signed certificate (its own issuer) whose Authority Information Access names url."""
+    key, cert = os.path.join(d, name + ".key"), os.path.join(d, name + ".crt")
+    subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-addext", "authorityInfoAccess=OCSP;URI:" + url, "-keyout", key, "-out", cert],
+                   check=True, capture_output=True)
+    for f in (key, cert):
+        os.chmod(f, 0o644)
+    return cert, key
+
+
+class OcspResponder:
+    """Debian's `openssl ocsp` as the responder, answering for cert from an index that says it is
+    good (V) or revoked (R), signed by the certificate itself."""
+
+    def __init__(self, d, cert, key, port, revoked=False):
+        serial = subprocess.run(["openssl", "x509", "-in", cert, "-noout", "-serial"], capture_output=True,
+                                text=True, check=True).stdout.strip().split("=")[1]
+        index = os.path.join(d, "index-%d.txt" % port)
+        with open(index, "w") as f:
+            if revoked:
+                f.write("R\t301231235959Z\t241201000000Z\t%s\tunknown\t/CN=localhost\n" % serial)
+            else:
+                f.write("V\t301231235959Z\t\t%s\tunknown\t/CN=localhost\n" % serial)
+        # It serves one connection at a time and waits for a request on each: a probe that
+        # connects and says nothing would stall it, so its own word says it listens.
+        out = os.path.join(d, "ocsp-%d.log" % port)
+        with open(out, "w") as f:
+            self.proc = subprocess.Popen(["openssl", "ocsp", "-index", index, "-port", str(port),
+                                          "-rsigner", cert, "-rkey", key, "-CA", cert, "-ndays", "1"],
+                                         stdout=f, stderr=subprocess.STDOUT)
+        wait_for(lambda: "waiting for OCSP client connections" in open(out).read(),
+                 what="openssl ocsp listening")
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def stapled(port):
+    out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-status",
+                          "-servername", "localhost"], input=b"", capture_output=True, timeout=10).stdout
+    return b"OCSP Response Status: successful" in out and b"Cert Status: good" in out
+
+
+def test_ocsp_stapling_fetched_from_the_responder_as_nginx(make_server, certs):
+    """ssl_stapling without a file: the worker asks the certificate's OCSP responder (Debian's
+    `openssl ocsp`) itself, as nginx: the first handshake goes without a staple and starts the fetch,
+    later ones carry the verified response. ssl_stapling_responder overrides the certificate's URL;
+    a revoked status and an unreachable responder staple nothing and log nginx's lines; the server
+    answers throughout."""
+    d = tempfile.mkdtemp(prefix="weir-ocsp-", dir=certs["dir"])
+    os.chmod(d, 0o755)
+    good_port, revoked_port, closed_port = free_port(), free_port(), free_port()
+    cert, key = ocsp_certificate(d, "ocsp", "http://127.0.0.1:%d/" % good_port)
+    good = OcspResponder(d, cert, key, good_port)
+    revoked = OcspResponder(d, cert, key, revoked_port, revoked=True)
+    http = """server { listen 127.0.0.1:%%%%PORT%%%% ssl; ssl_certificate %s; ssl_certificate_key %s;
+              ssl_stapling on; ssl_stapling_verify on; ssl_trusted_certificate %s; %s
+              location / { return 200 "up\\n"; } }"""
+    try:
+        logs = {}
+        for binary in (WEIR, NGINX):
+            s = make_server(http % (cert, key, cert, ""), binary=binary)
+            assert not stapled(s.port), binary  # the first handshake starts the fetch
+            wait_for(lambda: stapled(s.port), what="a stapled response from %s" % binary)
+            s.stop()
+            for name, port in (("revoked", revoked_port), ("closed", closed_port)):
+                s = make_server(http % (cert, key, cert, "ssl_stapling_responder http://127.0.0.1:%d/;" % port),
+                                binary=binary)
+                assert not stapled(s.port)
+                path = s.path("logs/error.log")
+                wait_for(lambda: "while requesting certificate status" in open(path).read(), what="log line")
+                assert not stapled(s.port)
+                assert curl(s.port, "/", cert)[1:3] == (b"up\n", "200|")
+                s.stop()
+                line = [x for x in open(path).read().splitlines() if "requesting certificate status" in x][0]
+                logs[binary, name] = line.split("] ", 1)[1].split(": ", 1)[1]
+        assert logs[WEIR, "revoked"] == logs[NGINX, "revoked"], logs
+        assert logs[WEIR, "revoked"].startswith('certificate status "revoked" in the OCSP response while '
+                                                'requesting certificate status, responder: 127.0.0.1, peer: ')
+        assert logs[WEIR, "closed"] == logs[NGINX, "closed"], logs
+        assert "failed (111: Connection refused) while requesting certificate status" in logs[WEIR, "closed"]
+        # A responder that takes the connection and never answers: weir's graceful stop does not
+        # wait for the fetch (nginx waits out its 60 s timeout).
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        silent.settimeout(10)
+        try:
+            s = make_server(http % (cert, key, cert, "ssl_stapling_responder http://127.0.0.1:%d/;"
+                                    % silent.getsockname()[1]))
+            assert not stapled(s.port)
+            conn, _ = silent.accept()  # the fetch is under way
+            s.stop(timeout=10)
+            conn.close()
+        finally:
+            silent.close()
+    finally:
+        good.stop()
+        revoked.stop()
 
 
 def test_client_certificates_as_nginx(make_server, certs):

@@ -18,7 +18,6 @@ constexpr Owner kOwners[] = {
     {Match::Prefix, "fastcgi_", "ngx_http_fastcgi_module"},
     {Match::Prefix, "uwsgi_", "ngx_http_uwsgi_module"},
     {Match::Prefix, "scgi_", "ngx_http_scgi_module"},
-    {Match::Prefix, "grpc_", "ngx_http_grpc_module"},
     {Match::Prefix, "memcached_", "ngx_http_memcached_module"},
     {Match::Exact, "proxy_cache_purge", "ngx_cache_purge (third-party)"},
     {Match::Prefix, "sub_filter", "ngx_http_sub_module"},

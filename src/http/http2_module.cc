@@ -36,6 +36,9 @@ Code http2_header_filter(Request& r, HeaderNext next) {
   r.header_sent = true;
   if (!r.is_main()) return Rc::Ok;
   if (r.method == kHead) r.header_only = true;
+  // Nothing follows the header (an empty body, no trailers): END_STREAM goes with it, as nginx's
+  // (gRPC's trailers-only answers need it).
+  if (r.headers_out.content_length_n == 0 && !r.expect_trailers) r.header_only = true;
 
   ResponseHead head;
   prepare_response_head(r, head);

@@ -234,12 +234,24 @@ void reinit_upstream(Request& r, Upstream& u) {
   u.keepalive = false;
 }
 
+// Whether the request side may run in the upstream's phase: before the response, or throughout
+// with preserve_output.
+bool may_send(const Upstream& u) {
+  return u.phase == UpstreamPhase::Connecting || u.phase == UpstreamPhase::Sending ||
+         (u.conf->preserve_output &&
+          (u.phase == UpstreamPhase::ReadingHeader || u.phase == UpstreamPhase::Relaying));
+}
+
 void send_request_handler(Request& r, Upstream& u) {
-  WEIR_ASSERT(u.phase == UpstreamPhase::Connecting || u.phase == UpstreamPhase::Sending);
+  WEIR_ASSERT(may_send(u));
   Connection& c = *u.peer.connection;
   if (c.write.timedout) {
     c.write.timedout = false;
     log_error(LogLevel::Error, *c.log, ETIMEDOUT, "upstream timed out");
+    if (u.header_sent) {
+      finalize_upstream(r, u, Code::status(504));
+      return;
+    }
     next_upstream(r, u, kNextTimeout);
     return;
   }
@@ -428,7 +440,7 @@ void start_upstream_ssl(Request& r, Upstream& u) {
 }
 
 void send_request(Request& r, Upstream& u) {
-  WEIR_ASSERT(u.phase == UpstreamPhase::Connecting || u.phase == UpstreamPhase::Sending);
+  WEIR_ASSERT(may_send(u));
   Connection& c = *u.peer.connection;
   if (!u.request_sent) {
     if (!u.peer.cached) {
@@ -448,11 +460,19 @@ void send_request(Request& r, Upstream& u) {
     note_request_starts(r, u);
     u.phase = UpstreamPhase::Sending;
   }
-  c.log->action = "sending request to upstream";
+  bool answering = u.phase == UpstreamPhase::ReadingHeader || u.phase == UpstreamPhase::Relaying;
+  if (!answering) c.log->action = "sending request to upstream";
   for (;;) {
+    if (u.request_out == nullptr && u.conf->preserve_output) {
+      u.request_out = u.protocol->pending_output(r);
+    }
     if (u.request_out != nullptr) {
       SendResult sent = c.send_chain(u.request_out, 0);
       if (sent.rc == Rc::Error) {
+        if (u.header_sent) {
+          finalize_upstream(r, u, Rc::Error);
+          return;
+        }
         next_upstream(r, u, kNextError);
         return;
       }
@@ -461,8 +481,13 @@ void send_request(Request& r, Upstream& u) {
         add_timer(c.write, u.conf->send_timeout);
         return;
       }
+      continue;  // preserve_output: more may be pending
     }
     if (!u.body_streaming) break;
+    if (u.body_held) {
+      if (c.write.timer_set) del_timer(c.write);
+      return;  // waiting for the peer's window
+    }
     Code rc = take_body_pieces(r, u);
     if (rc == Rc::Ok) break;  // the whole body went out
     if (rc == Rc::Again) {
@@ -476,8 +501,9 @@ void send_request(Request& r, Upstream& u) {
   if (c.write.timer_set) del_timer(c.write);
   r.read_event_handler = check_broken_connection;
   u.request_body_sent = true;
+  if (answering) return;  // preserve_output: the response side reads on; later output may come
   u.phase = UpstreamPhase::ReadingHeader;
-  u.write_event_handler = dummy_handler;
+  if (!u.conf->preserve_output) u.write_event_handler = dummy_handler;
   r.connection->log->action = "reading response header from upstream";
   add_timer(c.read, u.conf->read_timeout);
   if (c.read.ready) process_header(r, u);
@@ -618,6 +644,7 @@ void accel_redirect(Request& r, Upstream& u) {
 void stop_sending(Request& r, Upstream& u) {
   WEIR_ASSERT(u.phase == UpstreamPhase::Sending || u.phase == UpstreamPhase::ReadingHeader);
   u.phase = u.upgrade ? UpstreamPhase::Tunnel : UpstreamPhase::Relaying;
+  if (u.conf->preserve_output && !u.upgrade) return;  // the request side goes on
   u.write_event_handler = dummy_handler;
   Connection& c = *u.peer.connection;
   if (c.write.timer_set) del_timer(c.write);
@@ -724,6 +751,16 @@ void process_header(Request& r, Upstream& u) {
   if (u.protocol->rewrite_headers != nullptr) u.protocol->rewrite_headers(r);
   send_response(r, u);
 }
+
+}  // namespace
+
+void post_upstream_output(Upstream& u) {
+  if (u.peer.connection != nullptr && u.request_sent && may_send(u)) {
+    post_event(u.peer.connection->write);
+  }
+}
+
+namespace {
 
 // proxy_bind's address for this request: the configured one, or its variables' value (none when
 // empty; an error logged, and none, when it is not an address). nginx: ngx_http_upstream_set_local

@@ -88,8 +88,11 @@ struct UpstreamConf {
   bool ignore_client_abort = false;
   bool intercept_errors = false;
   bool socket_keepalive = false;
-  bool pass_trailers = false;       // proxy_pass_trailers: a chunked response's trailer goes on
-  const SockAddr* local = nullptr;  // proxy_bind
+  bool pass_trailers = false;  // proxy_pass_trailers: a chunked response's trailer goes on
+  // The request side goes on after the response header (gRPC: a streamed body, flow-control
+  // frames); the protocol's pending_output gives what else is to be sent. nginx's preserve_output.
+  bool preserve_output = false;
+  const SockAddr* local = nullptr;            // proxy_bind
   const ComplexValue* local_value = nullptr;  // proxy_bind with variables
   // proxy_store: a 200 response read whole is kept as a file, at store_path (with variables) or
   // where root/alias map the URI, with store_access's mode.
@@ -153,6 +156,10 @@ struct UpstreamProtocol {
   // No request buffering: frames the next pieces of the client's body for the wire (`last`: the
   // body ends with them; `in` may then be empty). nullptr sends them as they are.
   ChainLink* (*body_filter)(Request& r, ChainLink* in, bool last) = nullptr;
+  // preserve_output: frames the protocol has to send besides the request and its body pieces
+  // (acknowledgements, flow-control updates, body it held back), once what went before is sent;
+  // nullptr when none. It asks for the call with post_upstream_output.
+  ChainLink* (*pending_output)(Request& r) = nullptr;
   // Parses what u.buffer holds of the response header into u.headers_in.
   HeaderResult (*process_header)(Request& r) = nullptr;
   // The upstream's header is copied to the response and not sent yet: the protocol's own rewrites
@@ -242,7 +249,10 @@ struct Upstream {
   bool body_streaming : 1 = false;     // the client's body goes on as it arrives (no buffering)
   bool body_taken : 1 = false;   // ... and some of it went out: the request cannot be repeated
   bool fresh_retry : 1 = false;  // a cached connection failed: the peer was tried again afresh
-  bool ssl : 1 = false;          // TLS to the peer (conf->ssl is the context)
+  // The protocol holds as much of the streamed body as it may (the peer's flow-control window is
+  // shut): no more is taken from the client until post_upstream_output.
+  bool body_held : 1 = false;
+  bool ssl : 1 = false;  // TLS to the peer (conf->ssl is the context)
 };
 
 // Makes r.upstream (a content handler calls it first).
@@ -258,6 +268,10 @@ void finalize_upstream(Request& r, Upstream& u, Code rc);
 // For a protocol's non-buffered input filter: a piece of u.buffer ([pos, last)) goes on to the
 // client (u.out_bufs).
 void add_non_buffered_out(Request& r, Upstream& u, char* pos, char* last);
+
+// preserve_output: the protocol has something to send (pending_output) or may take the body again
+// (body_held cleared): the request side runs once more, from the upstream's write event.
+void post_upstream_output(Upstream& u);
 
 // The upstream of a request (nullptr when none).
 inline Upstream* upstream_of(Request& r) {

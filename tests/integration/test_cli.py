@@ -27,7 +27,7 @@ def test_version_help_configure():
         assert "--without-http_%s_module" % missing in conf
     for built in ("rewrite", "proxy", "gzip", "charset", "map", "access", "empty_gif", "autoindex",
                   "split_clients", "referer", "userid", "ssi", "limit_conn", "limit_req",
-                  "auth_basic", "geo", "browser",
+                  "auth_basic", "geo", "browser", "grpc",
                   "upstream_keepalive", "upstream_hash", "upstream_ip_hash",
                   "upstream_least_conn", "upstream_random", "upstream_zone"):
         assert "--without-http_%s_module" % built not in conf

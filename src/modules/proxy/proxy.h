@@ -11,6 +11,7 @@
 #include "http/script.h"
 #include "modules/proxy/proxy_cookie.h"
 #include "upstream/http1_response.h"
+#include "upstream/set_headers.h"
 #include "upstream/upstream.h"
 #include "upstream/upstream_settings.h"
 
@@ -19,12 +20,6 @@ namespace weir::http {
 extern Module http_proxy_module;
 
 namespace proxy {
-
-struct SetHeader {
-  std::string key;
-  std::string lowcase_key;
-  ComplexValue value;
-};
 
 // One proxy_redirect rule: a prefix of the upstream's Location (with variables: evaluated per
 // request), or a regex over the whole value (~, ~*: the replacement may use its captures).

@@ -274,13 +274,7 @@ Status set_pass(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
 }
 
 Status set_header(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
-  if (plcf.set_headers == nullptr) plcf.set_headers = cf.pool.make<std::vector<SetHeader>>();
-  SetHeader h;
-  h.key = n.args[1];
-  h.lowcase_key = lowercased(h.key);
-  if (Status s = h.value.compile(cf, n.args[2]); !s.ok()) return s;
-  plcf.set_headers->push_back(std::move(h));
-  return {};
+  return add_set_header(cf, n, plcf.set_headers);
 }
 
 Status set_method(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
@@ -476,23 +470,12 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
   if (conf.body == nullptr) conf.body = prev.body;
 
   // proxy_set_header: a level with its own lines does not inherit; the defaults come after them.
-  if (conf.set_headers == nullptr) conf.set_headers = prev.set_headers;
-  conf.headers = cf.pool.make<std::vector<SetHeader>>();
-  if (conf.set_headers != nullptr) *conf.headers = *conf.set_headers;
-  auto add_default = [&](const char* key, const char* value) -> Status {
-    std::string lc = lowercased(key);
-    for (const SetHeader& h : *conf.headers) {
-      if (h.lowcase_key == lc) return {};
-    }
-    SetHeader h;
-    h.key = key;
-    h.lowcase_key = lc;
-    if (Status s = h.value.compile(cf, value); !s.ok()) return s;
-    conf.headers->push_back(std::move(h));
-    return {};
-  };
-  if (Status s = add_default("Host", "$proxy_host"); !s.ok()) return s;
-  if (Status s = add_default("Connection", "close"); !s.ok()) return s;
+  static constexpr std::pair<const char*, const char*> kDefaults[] = {{"Host", "$proxy_host"},
+                                                                      {"Connection", "close"}};
+  Result<std::vector<SetHeader>*> headers =
+      merge_set_headers(cf, prev.set_headers, conf.set_headers, kDefaults);
+  if (!headers.ok()) return headers.status();
+  conf.headers = *headers;
 
   // proxy_redirect default: the proxied URL (with its URI part) becomes the location.
   if (conf.redirect_mode == RedirectMode::Unset) {

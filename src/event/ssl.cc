@@ -612,6 +612,14 @@ Result<ssl_ctx_st*> ssl_client_context(const SslClientConf& conf) {
   }
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
   if (!conf.session_reuse) SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+  if (!conf.alpn.empty()) {
+    std::string wire(1, static_cast<char>(conf.alpn.size()));
+    wire += conf.alpn;
+    if (SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const unsigned char*>(wire.data()),
+                                static_cast<unsigned>(wire.size())) != 0) {
+      return fail(ssl_error("SSL_CTX_set_alpn_protos() failed"));
+    }
+  }
   if (Status st = apply_conf_commands(ctx, conf.conf_commands); !st.ok()) return fail(st);
   return ctx;
 }

@@ -142,6 +142,7 @@ struct SslClientConf {
   std::vector<std::string> passwords;
   bool session_reuse = true;
   std::vector<std::pair<std::string, std::string>> conf_commands;
+  std::string alpn;  // the protocol offered by ALPN ("h2" for gRPC; "" none)
 };
 Result<ssl_ctx_st*> ssl_client_context(const SslClientConf& conf);
 

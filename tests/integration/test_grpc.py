@@ -1,10 +1,13 @@
 """grpc_pass (#14) with a real gRPC server and client from Debian's python3-grpcio, beside Debian's
-nginx on the same configuration: unary calls with metadata and trailers, an error status that
+nginx on the same configuration: grpcs:// with verification and ALPN, unary calls with metadata and trailers, an error status that
 comes as trailers alone, a server stream of 6 MiB (the response under HTTP/2 flow control), a
 client stream of 4 MiB (the request body streamed within the upstream's window), a bidirectional
 stream that goes message by message (the request side goes on after the response header), a
 backend that is down (UNAVAILABLE), and the access log's upstream fields."""
 import os
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from concurrent import futures
@@ -59,9 +62,10 @@ def bidi(requests, context):
 
 
 class Backend:
-    """A gRPC server on 127.0.0.1 with generic handlers over raw bytes (no protobuf)."""
+    """A gRPC server on 127.0.0.1 with generic handlers over raw bytes (no protobuf); over TLS when
+    given a certificate and key (PEM bytes)."""
 
-    def __init__(self):
+    def __init__(self, tls=None):
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
         handlers = {
             "Unary": grpc.unary_unary_rpc_method_handler(unary),
@@ -72,7 +76,11 @@ class Backend:
             "Bidi": grpc.stream_stream_rpc_method_handler(bidi),
         }
         self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("test.Echo", handlers),))
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        if tls is None:
+            self.port = self.server.add_insecure_port("127.0.0.1:0")
+        else:
+            creds = grpc.ssl_server_credentials(((tls[1], tls[0]),))
+            self.port = self.server.add_secure_port("127.0.0.1:0", creds)
         self.server.start()
 
     def stop(self):
@@ -87,7 +95,29 @@ def backend():
 
 
 @pytest.fixture(scope="module")
-def pair(backend):
+def certificate():
+    d = tempfile.mkdtemp(prefix="weir-grpc-")
+    os.chmod(d, 0o755)
+    crt, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
+    subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-keyout", key, "-out", crt], check=True, capture_output=True)
+    for f in (crt, key):
+        os.chmod(f, 0o644)
+    yield crt, key
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def tls_backend(certificate):
+    crt, key = certificate
+    b = Backend(tls=(open(crt, "rb").read(), open(key, "rb").read()))
+    yield b
+    b.stop()
+
+
+@pytest.fixture(scope="module")
+def pair(backend, tls_backend, certificate):
     down = free_port()
     conf = """
     log_format g '$request|$status|$upstream_status|$upstream_addr|$http2';
@@ -97,8 +127,13 @@ def pair(backend):
         client_max_body_size 0;
         location /test.Echo/ { grpc_pass grpc://127.0.0.1:%d; grpc_set_header X-Token "$http_x_token-via"; }
         location /down.Svc/ { grpc_pass 127.0.0.1:%d; }
+        location /tls/ {
+            rewrite ^/tls(/.*)$ $1 break;
+            grpc_pass grpcs://127.0.0.1:%d; grpc_ssl_verify on; grpc_ssl_trusted_certificate %s;
+            grpc_ssl_name localhost; grpc_ssl_server_name on;
+        }
     }
-    """ % (backend.port, down)
+    """ % (backend.port, down, tls_backend.port, certificate[0])
     yield from weir_and_nginx(conf, {})
 
 
@@ -122,6 +157,17 @@ def test_unary_with_metadata_and_trailers_as_nginx(pair):
     assert w == n
     # grpc_set_header replaced the client's field with its own value.
     assert w == (b"cprg olleh", grpc.StatusCode.OK, "i-abc-via", "t-abc-via")
+
+
+def test_grpcs_with_verification_as_nginx(pair):
+    """grpcs:// with the peer's certificate verified, SNI, and h2 offered by ALPN (a gRPC server
+    over TLS refuses a client that does not)."""
+    def call(port):
+        with channel(port) as ch:
+            got = list(ch.unary_stream("/tls/test.Echo/ServerStream")(b"20", timeout=10))
+            return ch.unary_unary("/tls/test.Echo/Unary")(b"secure", timeout=10), len(got)
+    w, n = each(pair, call)
+    assert w == n == (b"eruces", 20)
 
 
 def test_error_status_in_trailers_only_as_nginx(pair):
@@ -227,8 +273,9 @@ def test_backend_down_is_unavailable_and_logged_as_nginx(pair):
 def test_load_messages():
     rc, err = check_conf(WEIR, "server { location / { grpc_pass grpc://127.0.0.1:1; grpc_pass grpc://127.0.0.1:2; } }")
     assert rc == 1 and '"grpc_pass" directive is duplicate' in err, err
-    rc, err = check_conf(WEIR, "server { location / { grpc_pass grpcs://127.0.0.1:1; } }")
-    assert rc == 1 and "not supported by weir yet" in err, err
+    for binary in (WEIR, NGINX):
+        rc, err = check_conf(binary, "server { location / { grpc_pass grpcs://127.0.0.1:1; grpc_ssl_verify on; } }")
+        assert rc == 1 and "no grpc_ssl_trusted_certificate for grpc_ssl_verify" in err, (binary, err)
     rc, err = check_conf(WEIR, "server { location / { grpc_pass 127.0.0.1:1; grpc_read_timeout 5s;"
                                " grpc_next_upstream error timeout http_502; grpc_hide_header x-a; } }")
     assert rc == 0, err

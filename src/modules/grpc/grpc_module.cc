@@ -7,7 +7,8 @@
 // is relayed as it comes (non-buffered, as nginx's gRPC), and its trailing HEADERS (grpc-status,
 // grpc-message) become the response's trailers. The request side goes on after the response
 // header (preserve_output): body, window updates, acknowledgements. nghttp2's callbacks only
-// record what came; nothing of the request runs inside the library.
+// record what came; nothing of the request runs inside the library. grpcs:// offers h2 by ALPN,
+// with the grpc_ssl_* settings shared with proxy_ssl_* (upstream/upstream_ssl).
 // nginx: src/http/modules/ngx_http_grpc_module.c
 #include <nghttp2/nghttp2.h>
 
@@ -26,6 +27,7 @@
 #include "upstream/upstream.h"
 #include "upstream/upstream_module.h"
 #include "upstream/upstream_settings.h"
+#include "upstream/upstream_ssl.h"
 
 namespace weir::http {
 
@@ -45,8 +47,11 @@ struct GrpcLocConf {
   std::string host;  // :authority: host[:port] as grpc_pass wrote it ("localhost" for a socket)
   UpstreamGroup* group = nullptr;
   ComplexValue* url_value = nullptr;  // grpc_pass with variables
+  bool ssl = false;                   // grpcs://
+  std::string ssl_host;               // the grpc_pass host (the default grpc_ssl_name)
 
   UpstreamSettings up;
+  UpstreamSsl ssl_settings;                       // grpc_ssl_* (upstream_ssl)
   std::vector<SetHeader>* set_headers = nullptr;  // as written at this level (nullptr: inherit)
   std::vector<SetHeader>* headers = nullptr;      // merged: written + nginx's defaults
   bool host_set = false;                          // grpc_set_header Host replaces :authority
@@ -270,7 +275,7 @@ bool start_session(Request& r, GrpcCtx& ctx) {
                   NGHTTP2_NV_FLAG_NONE});
   };
   add(":method", r.method_name);
-  add(":scheme", "http");
+  add(":scheme", r.upstream->ssl ? "https" : "http");
   add(":path", request_path(r));
   if (!glcf.host_set) add(":authority", ctx.authority);
   for (const SetHeader& h : *glcf.headers) {
@@ -494,17 +499,20 @@ constexpr UpstreamProtocol kGrpcProtocol{
 
 // grpc_pass's address taken apart: "[grpc://]host[:port]", or "unix:/path". Views into the text.
 struct GrpcUrl {
+  bool ssl = false;  // grpcs://
   std::string_view host;
   uint16_t port = 0;           // 0: none written
   std::string_view authority;  // host[:port] as written; "localhost" for a socket
 };
 
 Result<GrpcUrl> parse_grpc_url(std::string_view url) {
-  if (istarts_with(url, "grpcs://")) {
-    return Status::error("grpcs:// (gRPC over TLS) is not supported by weir yet");
-  }
-  if (istarts_with(url, "grpc://")) url.remove_prefix(7);
   GrpcUrl g;
+  if (istarts_with(url, "grpcs://")) {
+    g.ssl = true;
+    url.remove_prefix(8);
+  } else if (istarts_with(url, "grpc://")) {
+    url.remove_prefix(7);
+  }
   if (istarts_with(url, "unix:")) {
     if (url.size() <= 5) return Status::error("no path in the unix domain socket");
     g.host = url;
@@ -536,11 +544,13 @@ Code grpc_handler(Request& r) {
   Upstream* u = create_upstream(r);
   u->conf = &glcf.upstream;
   u->protocol = &kGrpcProtocol;
-  u->schema = "grpc://";
+  u->schema = glcf.ssl ? "grpcs://" : "grpc://";
+  u->ssl = glcf.ssl;
   auto* ctx = r.pool->make<GrpcCtx>();
   ctx->r = &r;
   ctx->authority = glcf.host;
   r.set_ctx(ctx);
+  std::string_view host = glcf.ssl_host;
   if (glcf.url_value != nullptr) {
     std::string_view url = glcf.url_value->eval(r);
     Result<GrpcUrl> parsed = parse_grpc_url(url);
@@ -549,12 +559,19 @@ Code grpc_handler(Request& r) {
       return Code::status(500);
     }
     ctx->authority = parsed->authority;
+    host = parsed->host;
+    u->ssl = parsed->ssl;
+    u->schema = u->ssl ? "grpcs://" : "grpc://";
     if (UpstreamGroup* g = find_upstream_group(r, parsed->host, parsed->port)) {
       u->group = g;
     } else {
       u->resolve_host = parsed->host;
-      u->resolve_port = parsed->port != 0 ? parsed->port : 80;
+      u->resolve_port = parsed->port != 0 ? parsed->port : (u->ssl ? 443 : 80);
     }
+  }
+  if (u->ssl) {
+    const UpstreamSsl& ssl = glcf.ssl_settings;
+    u->ssl_name = ssl.name != nullptr ? ssl.name->eval(r) : host;
   }
   // gRPC streams the body both ways, as nginx's: the request body is never buffered.
   r.request_body_no_buffering = true;
@@ -599,16 +616,14 @@ Status set_pass(ConfContext& cf, const ConfNode& n, GrpcLocConf& glcf) {
   Result<GrpcUrl> parsed = parse_grpc_url(url);
   if (!parsed.ok()) return parsed.status();
   glcf.host = std::string(parsed->authority);
-  glcf.group = add_upstream_group(cf, parsed->host, parsed->port, 80);
+  glcf.ssl = parsed->ssl;
+  glcf.ssl_host = std::string(parsed->host);
+  glcf.group = add_upstream_group(cf, parsed->host, parsed->port, parsed->ssl ? 443 : 80);
   return {};
 }
 
 Status set_header(ConfContext& cf, const ConfNode& n, GrpcLocConf& glcf) {
   return add_set_header(cf, n, glcf.set_headers);
-}
-
-Status not_yet(ConfContext&, const ConfNode&) {
-  return Status::error("(gRPC over TLS) is not supported by weir yet");
 }
 
 GrpcLocConf* create_loc_conf(ConfContext& cf) {
@@ -630,6 +645,8 @@ Status merge_loc_conf(ConfContext& cf, const GrpcLocConf& prev, GrpcLocConf& con
     conf.host = prev.host;
     conf.group = prev.group;
     conf.url_value = prev.url_value;
+    conf.ssl = prev.ssl;
+    conf.ssl_host = prev.ssl_host;
   }
   if (Status st = merge_upstream_settings(cf, "grpc", SettingsKind::Full, prev.up, conf.up,
                                           kHiddenByDefault, conf.upstream);
@@ -650,7 +667,9 @@ Status merge_loc_conf(ConfContext& cf, const GrpcLocConf& prev, GrpcLocConf& con
   conf.upstream.buffering = false;  // gRPC is relayed as it comes, as nginx's
   conf.upstream.preserve_output = true;
   conf.upstream.pass_trailers = true;
-  return {};
+  // grpc_ssl_*: a client context offering h2 by ALPN where the location may speak TLS.
+  return merge_upstream_ssl(cf, "grpc", prev.ssl_settings, conf.ssl_settings,
+                            conf.ssl || conf.url_value != nullptr, "h2", conf.upstream);
 }
 
 using G = GrpcLocConf;
@@ -664,24 +683,11 @@ constexpr Directive kOwnDirectives[] = {
     row<G, &G::up, "grpc", "_hide_header", add_hide_header>(kHttpMainSrvLoc | kTake1),
     row<G, &G::up, "grpc", "_pass_header", add_pass_header>(kHttpMainSrvLoc | kTake1),
     row<G, &G::up, "grpc", "_ignore_headers", set_ignore_headers>(kHttpMainSrvLoc | kOneMore),
-    // TLS to the peer comes later; until then these say so rather than be ignored.
-    directive<not_yet>("grpc_ssl_session_reuse", kHttpMainSrvLoc | kFlag),
-    directive<not_yet>("grpc_ssl_protocols", kHttpMainSrvLoc | kOneMore),
-    directive<not_yet>("grpc_ssl_ciphers", kHttpMainSrvLoc | kTake1),
-    directive<not_yet>("grpc_ssl_name", kHttpMainSrvLoc | kTake1),
-    directive<not_yet>("grpc_ssl_server_name", kHttpMainSrvLoc | kFlag),
-    directive<not_yet>("grpc_ssl_verify", kHttpMainSrvLoc | kFlag),
-    directive<not_yet>("grpc_ssl_verify_depth", kHttpMainSrvLoc | kTake1),
-    directive<not_yet>("grpc_ssl_trusted_certificate", kHttpMainSrvLoc | kTake1),
-    directive<not_yet>("grpc_ssl_crl", kHttpMainSrvLoc | kTake1),
-    directive<not_yet>("grpc_ssl_certificate", kHttpMainSrvLoc | kTake1),
-    directive<not_yet>("grpc_ssl_certificate_key", kHttpMainSrvLoc | kTake1),
-    directive<not_yet>("grpc_ssl_password_file", kHttpMainSrvLoc | kTake1),
-    directive<not_yet>("grpc_ssl_conf_command", kHttpMainSrvLoc | kTake2),
 };
-constexpr auto kDirectives =
+constexpr auto kDirectives = join_directives(
     join_directives(std::to_array(kOwnDirectives),
-                    upstream_directives<G, &G::up, "grpc", SettingsKind::Connection>());
+                    upstream_directives<G, &G::up, "grpc", SettingsKind::Connection>()),
+    upstream_ssl_directives<G, &G::ssl_settings, "grpc">());
 static_assert(directives_of(kDirectives, &http_grpc_module));
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "upstream/set_headers.h"
 #include "upstream/upstream.h"
 #include "upstream/upstream_settings.h"
+#include "upstream/upstream_ssl.h"
 
 namespace weir::http {
 
@@ -53,15 +54,8 @@ struct ProxyLocConf {
   Setting<bool> pass_trailers;  // nginx 1.27's proxy_pass_trailers
   // proxy_pass https:// and the proxy_ssl_* directives.
   bool ssl = false;
-  std::string ssl_host;  // the proxy_pass host (the default proxy_ssl_name)
-  ComplexValue* ssl_name = nullptr;
-  Setting<bool> ssl_server_name, ssl_verify, ssl_session_reuse;
-  Setting<int64_t> ssl_verify_depth;
-  Setting<uint32_t> ssl_protocols;
-  Setting<std::string> ssl_ciphers, ssl_trusted_certificate, ssl_crl, ssl_certificate,
-      ssl_certificate_key;
-  std::vector<std::string>* ssl_passwords = nullptr;
-  std::vector<std::pair<std::string, std::string>>* ssl_conf_commands = nullptr;
+  std::string ssl_host;      // the proxy_pass host (the default proxy_ssl_name)
+  UpstreamSsl ssl_settings;  // proxy_ssl_* (upstream_ssl)
 
   std::vector<SetHeader>* set_headers = nullptr;  // as written at this level (nullptr: inherit)
   std::vector<SetHeader>* headers = nullptr;      // merged: written + defaults

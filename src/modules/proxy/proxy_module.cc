@@ -118,7 +118,7 @@ Code eval_url(Request& r, ProxyLocConf& plcf, Upstream& u) {
                 static_cast<int>(url.size()), url.data());
       return Code::status(500);
     }
-    u.ssl_name = plcf.ssl_name != nullptr ? plcf.ssl_name->eval(r) : pu.host;
+    u.ssl_name = plcf.ssl_settings.name != nullptr ? plcf.ssl_settings.name->eval(r) : pu.host;
   }
   if (UpstreamGroup* g = find_upstream_group(r, pu.host, pu.port)) {
     u.group = g;
@@ -152,7 +152,8 @@ Code proxy_handler(Request& r) {
   if (plcf.ssl) {
     u->ssl = true;
     u->schema = "https://";
-    u->ssl_name = plcf.ssl_name != nullptr ? plcf.ssl_name->eval(r) : plcf.ssl_host;
+    u->ssl_name =
+        plcf.ssl_settings.name != nullptr ? plcf.ssl_settings.name->eval(r) : plcf.ssl_host;
   }
   if (plcf.url_value != nullptr) {
     if (Code rc = eval_url(r, plcf, *u); rc != Rc::Ok) return rc;
@@ -374,73 +375,6 @@ constexpr const char* kHiddenByDefault[] = {
     "x-accel-charset",
 };
 
-// proxy_ssl_*: merged, and a client context made where the location may speak TLS to its peer.
-Status merge_ssl(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& conf) {
-  conf.ssl_server_name.merge(prev.ssl_server_name, false);
-  conf.ssl_verify.merge(prev.ssl_verify, false);
-  conf.ssl_session_reuse.merge(prev.ssl_session_reuse, true);
-  conf.ssl_verify_depth.merge(prev.ssl_verify_depth, 1);
-  conf.ssl_protocols.merge(prev.ssl_protocols, kSslTlsV1 | kSslTlsV1_1 | kSslTlsV1_2 | kSslTlsV1_3);
-  conf.ssl_ciphers.merge(prev.ssl_ciphers, "DEFAULT");
-  conf.ssl_trusted_certificate.merge(prev.ssl_trusted_certificate, "");
-  conf.ssl_crl.merge(prev.ssl_crl, "");
-  conf.ssl_certificate.merge(prev.ssl_certificate, "");
-  conf.ssl_certificate_key.merge(prev.ssl_certificate_key, "");
-  if (conf.ssl_name == nullptr) conf.ssl_name = prev.ssl_name;
-  if (conf.ssl_passwords == nullptr) conf.ssl_passwords = prev.ssl_passwords;
-  if (conf.ssl_conf_commands == nullptr) conf.ssl_conf_commands = prev.ssl_conf_commands;
-  if (!conf.ssl && conf.url_value == nullptr) return {};
-  if (*conf.ssl_verify && conf.ssl_trusted_certificate->empty()) {
-    return cf.error("no proxy_ssl_trusted_certificate for proxy_ssl_verify");
-  }
-  if (!conf.ssl_certificate->empty() && conf.ssl_certificate_key->empty()) {
-    return cf.errorf("no \"proxy_ssl_certificate_key\" is defined for certificate \"%s\"",
-                     conf.ssl_certificate->c_str());
-  }
-  SslClientConf sc;
-  sc.protocols = *conf.ssl_protocols;
-  sc.ciphers = *conf.ssl_ciphers;
-  sc.trusted_certificate = *conf.ssl_trusted_certificate;
-  sc.crl = *conf.ssl_crl;
-  sc.verify_depth = static_cast<int>(*conf.ssl_verify_depth);
-  sc.certificate = *conf.ssl_certificate;
-  sc.key = *conf.ssl_certificate_key;
-  if (conf.ssl_passwords != nullptr) sc.passwords = *conf.ssl_passwords;
-  if (conf.ssl_conf_commands != nullptr) sc.conf_commands = *conf.ssl_conf_commands;
-  sc.session_reuse = *conf.ssl_session_reuse;
-  Result<ssl_ctx_st*> ctx = ssl_client_context(sc);
-  if (!ctx.ok()) return Status::located(ctx.status().message());
-  keep_ssl_context(cf, *ctx);
-  conf.upstream.ssl = *ctx;
-  conf.upstream.ssl_server_name = *conf.ssl_server_name;
-  conf.upstream.ssl_verify = *conf.ssl_verify;
-  conf.upstream.ssl_session_reuse = *conf.ssl_session_reuse;
-  return {};
-}
-
-Status set_ssl_protocols(ConfContext&, const ConfNode& n, ProxyLocConf& conf) {
-  if (conf.ssl_protocols.set) return Status::error("is duplicate");
-  uint32_t mask = 0;
-  if (Status s = parse_ssl_protocols(n, mask); !s.ok()) return s;
-  conf.ssl_protocols = mask;
-  return {};
-}
-
-Status set_ssl_name(ConfContext& cf, const ConfNode& n, ProxyLocConf& conf) {
-  if (conf.ssl_name != nullptr) return Status::error("is duplicate");
-  conf.ssl_name = cf.pool.make<ComplexValue>();
-  return conf.ssl_name->compile(cf, n.args[1]);
-}
-
-// nginx takes variables in these since 1.21.0; weir does not yet.
-template <Setting<std::string> ProxyLocConf::*M>
-Status set_ssl_file(ConfContext& cf, const ConfNode& n, ProxyLocConf& conf) {
-  if (n.args[1].find('$') != std::string::npos) {
-    return Status::error("with variables is not supported by weir yet");
-  }
-  return ssl_slot::path<M>(cf, n, conf);
-}
-
 Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& conf) {
   if (!conf.pass_set && prev.pass_set && conf.group == nullptr) {
     // proxy_pass is not inherited as a handler, but its values are (for `if` blocks and
@@ -519,7 +453,12 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
   conf.upstream.group = conf.group;
   conf.upstream.tag = &http_proxy_module;
   conf.upstream.pass_trailers = *conf.pass_trailers;
-  if (Status st = merge_ssl(cf, prev, conf); !st.ok()) return st;
+  // proxy_ssl_*: a client context where the location may speak TLS to its peer.
+  if (Status st = merge_upstream_ssl(cf, "proxy", prev.ssl_settings, conf.ssl_settings,
+                                     conf.ssl || conf.url_value != nullptr, "", conf.upstream);
+      !st.ok()) {
+    return st;
+  }
   return {};
 }
 
@@ -542,23 +481,6 @@ constexpr Directive kOwnDirectives[] = {
     directive<slot::size<&P::headers_hash_bucket_size>>("proxy_headers_hash_bucket_size",
                                                         kHttpMainSrvLoc | kTake1),
     directive<slot::flag<&P::pass_trailers>>("proxy_pass_trailers", kHttpMainSrvLoc | kFlag),
-    directive<slot::flag<&P::ssl_server_name>>("proxy_ssl_server_name", kHttpMainSrvLoc | kFlag),
-    directive<set_ssl_name>("proxy_ssl_name", kHttpMainSrvLoc | kTake1),
-    directive<slot::flag<&P::ssl_verify>>("proxy_ssl_verify", kHttpMainSrvLoc | kFlag),
-    directive<slot::num<&P::ssl_verify_depth>>("proxy_ssl_verify_depth", kHttpMainSrvLoc | kTake1),
-    directive<set_ssl_file<&P::ssl_trusted_certificate>>("proxy_ssl_trusted_certificate",
-                                                         kHttpMainSrvLoc | kTake1),
-    directive<set_ssl_protocols>("proxy_ssl_protocols", kHttpMainSrvLoc | kOneMore),
-    directive<slot::str<&P::ssl_ciphers>>("proxy_ssl_ciphers", kHttpMainSrvLoc | kTake1),
-    directive<slot::flag<&P::ssl_session_reuse>>("proxy_ssl_session_reuse",
-                                                 kHttpMainSrvLoc | kFlag),
-    directive<set_ssl_file<&P::ssl_certificate>>("proxy_ssl_certificate", kHttpMainSrvLoc | kTake1),
-    directive<set_ssl_file<&P::ssl_certificate_key>>("proxy_ssl_certificate_key",
-                                                     kHttpMainSrvLoc | kTake1),
-    directive<ssl_slot::password_file<&P::ssl_passwords>>("proxy_ssl_password_file",
-                                                          kHttpMainSrvLoc | kTake1),
-    directive<ssl_slot::conf_command<&P::ssl_conf_commands>>("proxy_ssl_conf_command",
-                                                             kHttpMainSrvLoc | kTake2),
     // nginx has these; weir does not yet, and says so rather than ignore them.
 
     directive<not_yet>("proxy_cache", kHttpMainSrvLoc | kTake1),
@@ -570,10 +492,11 @@ constexpr Directive kOwnDirectives[] = {
     directive<not_yet>("proxy_cache_use_stale", kHttpMainSrvLoc | kOneMore),
     directive<not_yet>("proxy_cache_methods", kHttpMainSrvLoc | kOneMore),
     directive<not_yet>("proxy_cache_lock", kHttpMainSrvLoc | kFlag),
-    directive<set_ssl_file<&P::ssl_crl>>("proxy_ssl_crl", kHttpMainSrvLoc | kTake1),
 };
-constexpr auto kDirectives = join_directives(
-    std::to_array(kOwnDirectives), upstream_directives<P, &P::up, "proxy", SettingsKind::Full>());
+constexpr auto kDirectives =
+    join_directives(join_directives(std::to_array(kOwnDirectives),
+                                    upstream_directives<P, &P::up, "proxy", SettingsKind::Full>()),
+                    upstream_ssl_directives<P, &P::ssl_settings, "proxy">());
 static_assert(directives_of(kDirectives, &http_proxy_module));
 
 }  // namespace

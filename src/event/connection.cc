@@ -155,6 +155,7 @@ Connection* ConnectionPool::get(int fd, const Log& log) {
   c->addr_text = {};
   c->buffer = nullptr;
   c->ssl = nullptr;
+  c->kept = nullptr;
   c->ops = nullptr;
   c->number = 0;
   c->requests = 0;

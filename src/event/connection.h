@@ -76,6 +76,9 @@ struct Connection {
 
   Buffer* buffer = nullptr;            // bytes read but not yet parsed (the request header buffer)
   SslConnection* ssl = nullptr;        // TLS (event/ssl): the record layer behind recv and send
+  // A protocol's state that lives as long as this upstream connection, kept with it in the
+  // keepalive cache (gRPC's HTTP/2 session); freed by a cleanup of the connection's pool.
+  void* kept = nullptr;
   const ConnectionOps* ops = nullptr;  // TLS's or an HTTP/2 stream's; nullptr: the socket
   uint64_t number = 0;                 // $connection
   uint64_t requests = 0;               // $connection_requests

@@ -27,6 +27,10 @@ def unary(request, context):
     return request[::-1]
 
 
+def peer(request, context):
+    return context.peer().encode()
+
+
 def fail(request, context):
     context.abort(grpc.StatusCode.NOT_FOUND, "no such thing")
 
@@ -70,6 +74,7 @@ class Backend:
         handlers = {
             "Unary": grpc.unary_unary_rpc_method_handler(unary),
             "Fail": grpc.unary_unary_rpc_method_handler(fail),
+            "Peer": grpc.unary_unary_rpc_method_handler(peer),
             "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream),
             "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream),
             "SlowClientStream": grpc.stream_unary_rpc_method_handler(slow_client_stream),
@@ -122,18 +127,20 @@ def pair(backend, tls_backend, certificate):
     conf = """
     log_format g '$request|$status|$upstream_status|$upstream_addr|$http2';
     access_log %%%%DIR%%%%/logs/grpc.log g;
+    upstream kept { server 127.0.0.1:%d; keepalive 4; }
     server {
         listen 127.0.0.1:%%%%PORT%%%% http2;
         client_max_body_size 0;
         location /test.Echo/ { grpc_pass grpc://127.0.0.1:%d; grpc_set_header X-Token "$http_x_token-via"; }
         location /down.Svc/ { grpc_pass 127.0.0.1:%d; }
+        location /kept/ { rewrite ^/kept(/.*)$ $1 break; grpc_pass grpc://kept; }
         location /tls/ {
             rewrite ^/tls(/.*)$ $1 break;
             grpc_pass grpcs://127.0.0.1:%d; grpc_ssl_verify on; grpc_ssl_trusted_certificate %s;
             grpc_ssl_name localhost; grpc_ssl_server_name on;
         }
     }
-    """ % (backend.port, down, tls_backend.port, certificate[0])
+    """ % (backend.port, backend.port, down, tls_backend.port, certificate[0])
     yield from weir_and_nginx(conf, {})
 
 
@@ -168,6 +175,27 @@ def test_grpcs_with_verification_as_nginx(pair):
             return ch.unary_unary("/tls/test.Echo/Unary")(b"secure", timeout=10), len(got)
     w, n = each(pair, call)
     assert w == n == (b"eruces", 20)
+
+
+def test_upstream_keepalive_as_nginx(pair):
+    """With an upstream block's keepalive, calls from different clients go one after another on one
+    upstream connection (its HTTP/2 session kept with it), whatever each call's outcome; without
+    it each call has a connection of its own."""
+    def peers(port, prefix):
+        out = []
+        for i in range(5):
+            with channel(port) as ch:
+                if i == 2:
+                    with pytest.raises(grpc.RpcError):
+                        ch.unary_unary(prefix + "/test.Echo/Fail")(b"x", timeout=10)
+                out.append(ch.unary_unary(prefix + "/test.Echo/Peer")(b"", timeout=10))
+                if i == 3:
+                    assert len(list(ch.unary_stream(prefix + "/test.Echo/ServerStream")(b"40", timeout=10))) == 40
+        return out
+    for s in pair:
+        kept = peers(s.port, "/kept")
+        assert len(set(kept)) == 1, (s.binary, kept)
+        assert len(set(peers(s.port, ""))) == 5, s.binary
 
 
 def test_error_status_in_trailers_only_as_nginx(pair):

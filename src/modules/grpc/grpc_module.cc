@@ -86,6 +86,7 @@ struct GrpcCtx {
   bool ended = false;          // END_STREAM came
   bool trailers_only = false;  // ... with the response's HEADERS (gRPC's way to fail at once)
   bool failed = false;         // the stream or the connection broke; logged
+  bool goaway = false;         // the upstream takes no more streams on this connection
   std::vector<Early>* early = nullptr;
 };
 
@@ -101,6 +102,7 @@ GrpcCtx& grpc_ctx(Request& r) {
 
 int on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
               const uint8_t* value, size_t valuelen, uint8_t, void* data) {
+  if (data == nullptr) return 0;  // a kept session between requests
   auto& ctx = *static_cast<GrpcCtx*>(data);
   if (frame->hd.stream_id != ctx.stream) return 0;
   Request& r = *ctx.r;
@@ -123,6 +125,7 @@ int on_header(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
 }
 
 int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* data) {
+  if (data == nullptr) return 0;  // a kept session between requests
   auto& ctx = *static_cast<GrpcCtx*>(data);
   Request& r = *ctx.r;
   Upstream& u = *r.upstream;
@@ -152,6 +155,7 @@ int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* data) {
       ctx.failed = true;
       break;
     case NGHTTP2_GOAWAY:
+      ctx.goaway = true;
       if (frame->goaway.last_stream_id >= ctx.stream || ctx.ended) break;
       log_error(LogLevel::Error, r.log(), 0, "upstream sent goaway with error %u",
                 frame->goaway.error_code);
@@ -165,6 +169,7 @@ int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* data) {
 
 int on_data_chunk(nghttp2_session*, uint8_t, int32_t stream, const uint8_t* data, size_t len,
                   void* user) {
+  if (user == nullptr) return 0;  // a kept session between requests
   auto& ctx = *static_cast<GrpcCtx*>(user);
   if (stream != ctx.stream || len == 0) return 0;
   Request& r = *ctx.r;
@@ -183,6 +188,7 @@ int on_data_chunk(nghttp2_session*, uint8_t, int32_t stream, const uint8_t* data
 }
 
 int on_stream_close(nghttp2_session*, int32_t stream, uint32_t error, void* user) {
+  if (user == nullptr) return 0;  // a kept session between requests
   auto& ctx = *static_cast<GrpcCtx*>(user);
   if (stream != ctx.stream || ctx.ended || ctx.failed) return 0;
   log_error(LogLevel::Error, ctx.r->log(), 0, "upstream closed stream with error %u", error);
@@ -193,6 +199,7 @@ int on_stream_close(nghttp2_session*, int32_t stream, uint32_t error, void* user
 // The request body's DATA: what is held, within what nghttp2 asks for (the window).
 ssize_t read_body(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
                   nghttp2_data_source*, void* user) {
+  if (user == nullptr) return NGHTTP2_ERR_DEFERRED;
   auto& ctx = *static_cast<GrpcCtx*>(user);
   Buffer* b = ctx.held;
   size_t n = b != nullptr ? std::min(length, static_cast<size_t>(b->last - b->pos)) : 0;
@@ -245,28 +252,46 @@ std::string_view request_path(Request& r) {
   return {p, static_cast<size_t>(e - p)};
 }
 
-// The session of this try: nginx's settings, the connection's window opened wide, and the request
-// stream with the body (if any) as its data source. False: logged.
-bool start_session(Request& r, GrpcCtx& ctx) {
-  if (ctx.session != nullptr) nghttp2_session_del(ctx.session);
-  ctx.session = nullptr;
+void delete_session(void* session) {
+  nghttp2_session_del(static_cast<nghttp2_session*>(session));
+}
+
+// The connection's session: the one it keeps from an earlier request (a connection from the
+// keepalive cache), or a new one with nginx's settings and the connection's window opened wide,
+// which the connection keeps from now on. nullptr: logged.
+nghttp2_session* connection_session(Request& r, GrpcCtx& ctx, Connection& c) {
+  if (c.kept != nullptr) {
+    auto* session = static_cast<nghttp2_session*>(c.kept);
+    nghttp2_session_set_user_data(session, &ctx);
+    return session;
+  }
+  nghttp2_session* session = nullptr;
   nghttp2_option* opt;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_http_messaging(opt, 0);
   nghttp2_option_set_no_auto_window_update(opt, 0);
-  int rv = nghttp2_session_client_new2(&ctx.session, callbacks(), &ctx, opt);
+  int rv = nghttp2_session_client_new2(&session, callbacks(), &ctx, opt);
   nghttp2_option_del(opt);
   if (rv != 0) {
     log_error(LogLevel::Alert, r.log(), 0, "nghttp2_session_client_new2() failed: %s",
               nghttp2_strerror(rv));
-    return false;
+    return nullptr;
   }
   nghttp2_settings_entry settings[] = {{NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 0},
                                        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
                                        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kMaxWindow}};
-  nghttp2_submit_settings(ctx.session, NGHTTP2_FLAG_NONE, settings, std::size(settings));
-  nghttp2_session_set_local_window_size(ctx.session, NGHTTP2_FLAG_NONE, 0, kMaxWindow);
+  nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+  nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, kMaxWindow);
+  c.kept = session;
+  c.pool.add_cleanup(delete_session, session);
+  return session;
+}
 
+// This try's stream on the connection's session: nginx's request fields, and the body (if any) as
+// its data source. False: logged.
+bool start_stream(Request& r, GrpcCtx& ctx, Connection& c) {
+  ctx.session = connection_session(r, ctx, c);
+  if (ctx.session == nullptr) return false;
   GrpcLocConf& glcf = grpc_conf(r);
   std::vector<nghttp2_nv> nv;
   auto add = [&](std::string_view k, std::string_view v) {
@@ -305,9 +330,6 @@ bool start_session(Request& r, GrpcCtx& ctx) {
               nghttp2_strerror(ctx.stream));
     return false;
   }
-  ctx.in_header = true;
-  ctx.header_done = ctx.ended = ctx.trailers_only = ctx.failed = false;
-  ctx.early = nullptr;
   return true;
 }
 
@@ -344,24 +366,23 @@ ChainLink* take_frames(Request& r, GrpcCtx& ctx, Buffer* b) {
   return head;
 }
 
+// The request's frames depend on the connection (a kept session numbers its streams on): they
+// are made once it is known, by the first pending_output.
 Code create_request(Request& r) {
-  GrpcCtx& ctx = grpc_ctx(r);
   Upstream& u = *r.upstream;
   u.uri = request_path(r);
-  if (!start_session(r, ctx)) return Code::status(500);
-  // The request's opening frames are kept whole in their own buffer: a retry sends them again.
-  Buffer* first = Buffer::create_temp(*r.pool, kOutputSize);
-  u.request_bufs = take_frames(r, ctx, first);
+  u.request_bufs = nullptr;
   return Rc::Ok;
 }
 
-// Another peer: a new session, whose opening frames are those create_request kept (the lifecycle
-// sends them again).
+// Another peer: this try's session went with its connection; the next connection's makes the
+// request again.
 Code reinit_request(Request& r) {
   GrpcCtx& ctx = grpc_ctx(r);
-  if (!start_session(r, ctx)) return Code::status(500);
-  Buffer scratch = *Buffer::create_temp(*r.pool, kOutputSize);
-  (void)take_frames(r, ctx, &scratch);
+  ctx.session = nullptr;
+  ctx.in_header = true;
+  ctx.header_done = ctx.ended = ctx.trailers_only = ctx.failed = ctx.goaway = false;
+  ctx.early = nullptr;
   r.upstream->headers_in = UpstreamHeadersIn{};
   return Rc::Ok;
 }
@@ -406,7 +427,11 @@ ChainLink* body_filter(Request& r, ChainLink* in, bool last) {
 ChainLink* pending_output(Request& r) {
   GrpcCtx& ctx = grpc_ctx(r);
   Upstream& u = *r.upstream;
-  if (ctx.session == nullptr || !nghttp2_session_want_write(ctx.session)) return nullptr;
+  if (ctx.session == nullptr && !start_stream(r, ctx, *u.peer.connection)) {
+    u.body_held = true;  // nothing can be sent on this connection
+    return nullptr;
+  }
+  if (!nghttp2_session_want_write(ctx.session)) return nullptr;
   if (ctx.out == nullptr) ctx.out = Buffer::create_temp(*r.pool, kOutputSize);
   Buffer* out = ctx.out;
   out->pos = out->last = out->start;
@@ -454,6 +479,11 @@ HeaderResult process_header(Request& r) {
   return HeaderResult::Done;
 }
 
+// The exchange is over both ways, well framed: the connection may serve another request.
+void note_keepalive(GrpcCtx& ctx, Upstream& u) {
+  if (ctx.ended && ctx.body_done && !ctx.failed && !ctx.goaway) u.keepalive = true;
+}
+
 Rc input_filter_init(Request& r) {
   GrpcCtx& ctx = grpc_ctx(r);
   Upstream& u = *r.upstream;
@@ -463,6 +493,7 @@ Rc input_filter_init(Request& r) {
     ctx.early = nullptr;
   }
   u.length = ctx.ended ? 0 : 1;  // 1: at least END_STREAM is to come
+  note_keepalive(ctx, u);
   return Rc::Ok;
 }
 
@@ -473,13 +504,21 @@ Rc input_filter(Request& r, size_t bytes) {
   u.buffer.last += bytes;
   if (!feed(r, ctx, from, bytes) || ctx.failed) return Rc::Error;
   if (ctx.ended) u.length = 0;
+  note_keepalive(ctx, u);
   return Rc::Ok;
 }
 
+// The session stays with the connection (deleted with it, or kept in the keepalive cache when the
+// exchange ended cleanly both ways with nothing left to send); it no longer reports to this
+// request.
 void finalize(Request& r, Code) {
   GrpcCtx* ctx = r.get_ctx<GrpcCtx>();
   if (ctx == nullptr || ctx->session == nullptr) return;
-  nghttp2_session_del(ctx->session);
+  Upstream& u = *r.upstream;
+  if (nghttp2_session_want_write(ctx->session) || !nghttp2_session_want_read(ctx->session)) {
+    u.keepalive = false;
+  }
+  nghttp2_session_set_user_data(ctx->session, nullptr);
   ctx->session = nullptr;
 }
 

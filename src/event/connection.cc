@@ -167,6 +167,7 @@ Connection* ConnectionPool::get(int fd, const Log& log) {
   c->error = c->timedout = c->destroyed = c->idle = c->close = false;
   c->tcp_nodelay_set = c->is_listening = c->shared_counter = c->outbound = false;
   c->need_last_buf = false;
+  c->write_waits_for_read = false;
   return c;
 }
 

@@ -36,6 +36,14 @@ struct ConnectionOps {
   int (*peek)(Connection& c);
 };
 
+// A protocol's state kept with an upstream connection (Connection::kept).
+struct KeptState {
+  void* data = nullptr;
+  // An idle connection in the keepalive cache has bytes to read: true when the state took them
+  // (an HTTP/2 PING, SETTINGS, WINDOW_UPDATE, answered) and the connection may stay cached.
+  bool (*idle_read)(Connection& c, void* data) = nullptr;
+};
+
 // Bits of Connection::buffered: who holds unsent output.
 enum : uint8_t {
   kLowlevelBuffered = 0x0f,
@@ -74,11 +82,11 @@ struct Connection {
   socklen_t peer_len = 0;
   std::string_view addr_text;  // the peer's address as text, in pool
 
-  Buffer* buffer = nullptr;            // bytes read but not yet parsed (the request header buffer)
-  SslConnection* ssl = nullptr;        // TLS (event/ssl): the record layer behind recv and send
+  Buffer* buffer = nullptr;      // bytes read but not yet parsed (the request header buffer)
+  SslConnection* ssl = nullptr;  // TLS (event/ssl): the record layer behind recv and send
   // A protocol's state that lives as long as this upstream connection, kept with it in the
   // keepalive cache (gRPC's HTTP/2 session); freed by a cleanup of the connection's pool.
-  void* kept = nullptr;
+  KeptState* kept = nullptr;
   const ConnectionOps* ops = nullptr;  // TLS's or an HTTP/2 stream's; nullptr: the socket
   uint64_t number = 0;                 // $connection
   uint64_t requests = 0;               // $connection_requests
@@ -100,6 +108,9 @@ struct Connection {
   bool is_listening : 1 = false;
   bool shared_counter : 1 = false;
   bool outbound : 1 = false;  // opened by weir (an upstream): a peer's reset is an error, as nginx
+  // The record layer's last write waits for the peer's bytes, not for room (TLS early data, a key
+  // update): the next read readiness runs the write handler too.
+  bool write_waits_for_read : 1 = false;
   bool need_last_buf : 1 = false;  // send_chain must see the last buffer even when it is empty
                                    // (an HTTP/2 stream ends with it)
 

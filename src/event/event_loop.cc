@@ -251,6 +251,11 @@ void EventLoop::process_events(int timeout_ms) {
       if (revents & EPOLLRDHUP) c->read.pending_eof = true;
       c->read.ready = true;
       c->read.available = true;
+      if (c->write_waits_for_read) {
+        c->write_waits_for_read = false;
+        c->write.ready = true;
+        post_event(c->write);
+      }
       c->read.handler(c->read);
     }
     if ((revents & EPOLLOUT) && c->write.active) {

@@ -460,7 +460,11 @@ Status configure(SSL_CTX* ctx, const SslServerConf& conf) {
       SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
       break;
     case SslSessionCache::None:
-      SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL);
+      // nginx's "none": the server says it resumes but keeps nothing (OpenSSL's anti-replay check
+      // of TLS 1.3 early data needs the lookup this mode leaves on).
+      SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_AUTO_CLEAR |
+                                              SSL_SESS_CACHE_NO_INTERNAL_STORE);
+      SSL_CTX_sess_set_cache_size(ctx, 1);
       break;
     case SslSessionCache::Builtin:
       SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
@@ -489,6 +493,13 @@ Status configure(SSL_CTX* ctx, const SslServerConf& conf) {
     if (conf.session_cache != SslSessionCache::Builtin && conf.shared == nullptr) {
       SSL_CTX_set_num_tickets(ctx, 0);
     }
+  }
+  // ssl_early_data: as much 0-RTT data as nginx takes (a record's worth). Replays are the
+  // application's to refuse ($ssl_early_data, 425), as in nginx, which turns OpenSSL's anti-replay
+  // off: tickets stay stateless and any worker resumes them.
+  if (conf.early_data) {
+    SSL_CTX_set_max_early_data(ctx, 16384);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_ANTI_REPLAY);
   }
   return apply_conf_commands(ctx, conf.conf_commands);
 }
@@ -685,22 +696,19 @@ Status ssl_create_connection(Connection& c, ssl_ctx_st* ctx, size_t buffer_size)
   auto* s = new SslConnection;
   s->ssl = ssl;
   s->buffer_size = buffer_size;
+  s->try_early_data = SSL_CTX_get_max_early_data(ctx) > 0;
   c.ssl = s;
   c.ops = &kSslOps;
   c.io.use_sendfile = false;  // file data goes through SSL_write
   return {};
 }
 
-Rc ssl_handshake(Connection& c) {
-  SSL* ssl = c.ssl->ssl;
-  ERR_clear_error();
-  errno = 0;
-  int n = SSL_do_handshake(ssl);
-  if (n == 1) {
-    c.ssl->handshaked = true;
-    return Rc::Ok;
-  }
-  switch (outcome(ssl, n)) {
+namespace {
+
+// A handshake step that did not finish: wait for the socket, or the failure logged as nginx logs
+// it.
+Rc handshake_stopped(Connection& c, Outcome out, const char* call) {
+  switch (out) {
     case Outcome::WantRead:
       c.read.ready = false;
       return Rc::Again;
@@ -712,20 +720,115 @@ Rc ssl_handshake(Connection& c) {
       log_error(LogLevel::Info, *c.log, 0, "peer closed connection in SSL handshake");
       return Rc::Error;
     case Outcome::Failed:
-      if (c.ssl->handshake_rejected) {
-        ERR_clear_error();
-        c.ssl->no_shutdown = true;
-        log_error(LogLevel::Info, *c.log, 0, "handshake rejected");
-        return Rc::Error;
-      }
-      log_failure(c, "SSL_do_handshake()");
-      return Rc::Error;
+      break;
   }
+  if (c.ssl->handshake_rejected) {
+    ERR_clear_error();
+    c.ssl->no_shutdown = true;
+    log_error(LogLevel::Info, *c.log, 0, "handshake rejected");
+    return Rc::Error;
+  }
+  log_failure(c, call);
   return Rc::Error;
+}
+
+// A read that stopped with got bytes taken: what the caller is told, and the event's flags.
+IoResult read_stopped(Connection& c, Outcome out, size_t got, const char* call) {
+  switch (out) {
+    case Outcome::WantRead:
+    case Outcome::WantWrite:  // a key update's answer waits for the socket: read on later
+      c.read.ready = false;
+      if (got > 0) return {Rc::Ok, got, true};
+      return {Rc::Again, 0, true};
+    case Outcome::Closed:
+      if (got > 0) return {Rc::Ok, got, false};  // the end comes with the next call
+      c.read.ready = false;
+      c.read.eof = true;
+      return {Rc::Done, 0};
+    case Outcome::Failed:
+      break;
+  }
+  c.read.ready = false;
+  c.read.error = true;
+  log_failure(c, call);
+  return {Rc::Error, 0};
+}
+
+// ssl_early_data: the handshake reads the client's first byte of early data, if it sent any; then
+// the request is read while the handshake is still to finish (nginx's ngx_ssl_try_early_data).
+Rc try_early_data(Connection& c) {
+  SslConnection& s = *c.ssl;
+  ERR_clear_error();
+  errno = 0;
+  size_t got = 0;
+  int n = SSL_read_early_data(s.ssl, &s.early_byte, 1, &got);
+  if (n == SSL_READ_EARLY_DATA_FINISH) {
+    s.try_early_data = false;
+    return ssl_handshake(c);
+  }
+  if (n == SSL_READ_EARLY_DATA_SUCCESS) {
+    s.try_early_data = false;
+    s.early_preread = got == 1;
+    s.in_early = true;
+    s.handshaked = true;
+    c.read.ready = true;
+    c.write.ready = true;
+    return Rc::Ok;
+  }
+  return handshake_stopped(c, outcome(s.ssl, n), "SSL_read_early_data()");
+}
+
+// The request's bytes while in early data: the byte the handshake read, then what
+// SSL_read_early_data gives, then (its FINISH: the early data is over) SSL_read's.
+IoResult recv_early(Connection& c, char* buf, size_t size) {
+  SslConnection& s = *c.ssl;
+  size_t got = 0;
+  if (s.early_preread && size > 0) {
+    buf[got++] = s.early_byte;
+    s.early_preread = false;
+  }
+  while (got < size) {
+    ERR_clear_error();
+    errno = 0;
+    size_t n = 0;
+    int rc = SSL_read_early_data(s.ssl, buf + got, size - got, &n);
+    if (rc == SSL_READ_EARLY_DATA_SUCCESS) {
+      got += n;
+      continue;
+    }
+    if (rc == SSL_READ_EARLY_DATA_FINISH) {
+      got += n;
+      s.in_early = false;
+      if (got > 0) return {Rc::Ok, got, false};
+      return ssl_recv(c, buf, size);
+    }
+    return read_stopped(c, outcome(s.ssl, rc), got, "SSL_read_early_data()");
+  }
+  return {Rc::Ok, got, false};
+}
+
+}  // namespace
+
+bool ssl_in_early_data(const Connection& c) {
+  return c.ssl != nullptr && SSL_is_init_finished(c.ssl->ssl) == 0;
+}
+
+Rc ssl_handshake(Connection& c) {
+  SSL* ssl = c.ssl->ssl;
+  if (c.ssl->try_early_data) return try_early_data(c);
+  ERR_clear_error();
+  errno = 0;
+  int n = SSL_do_handshake(ssl);
+  if (n == 1) {
+    c.ssl->handshaked = true;
+    return Rc::Ok;
+  }
+  return handshake_stopped(c, outcome(ssl, n), "SSL_do_handshake()");
 }
 
 IoResult ssl_recv(Connection& c, char* buf, size_t size) {
   SSL* ssl = c.ssl->ssl;
+  if (c.ssl->in_early) return recv_early(c, buf, size);
   size_t got = 0;
   while (got < size) {
     ERR_clear_error();
@@ -735,23 +838,7 @@ IoResult ssl_recv(Connection& c, char* buf, size_t size) {
       got += static_cast<size_t>(n);
       continue;
     }
-    switch (outcome(ssl, n)) {
-      case Outcome::WantRead:
-      case Outcome::WantWrite:  // a key update's answer waits for the socket: read on later
-        c.read.ready = false;
-        if (got > 0) return {Rc::Ok, got, true};
-        return {Rc::Again, 0, true};
-      case Outcome::Closed:
-        if (got > 0) return {Rc::Ok, got, false};  // the end comes with the next call
-        c.read.ready = false;
-        c.read.eof = true;
-        return {Rc::Done, 0};
-      case Outcome::Failed:
-        c.read.ready = false;
-        c.read.error = true;
-        log_failure(c, "SSL_read()");
-        return {Rc::Error, 0};
-    }
+    return read_stopped(c, outcome(ssl, n), got, "SSL_read()");
   }
   return {Rc::Ok, got, false};  // more may be buffered: the caller reads again
 }
@@ -793,7 +880,15 @@ SendResult ssl_send_chain(Connection& c, ChainLink* in, off_t limit) {
     while (o.pos < o.last) {
       ERR_clear_error();
       errno = 0;
-      int n = SSL_write(s.ssl, o.pos, static_cast<int>(o.last - o.pos));
+      int n;
+      if (s.in_early) {
+        // Still in early data: the answer goes as 0.5-RTT data.
+        size_t written = 0;
+        n = SSL_write_early_data(s.ssl, o.pos, static_cast<size_t>(o.last - o.pos), &written);
+        if (n > 0) n = static_cast<int>(written);
+      } else {
+        n = SSL_write(s.ssl, o.pos, static_cast<int>(o.last - o.pos));
+      }
       if (n > 0) {
         o.pos += n;
         c.io.sent += n;
@@ -802,6 +897,9 @@ SendResult ssl_send_chain(Connection& c, ChainLink* in, off_t limit) {
       Outcome out = outcome(s.ssl, n);
       if (out == Outcome::WantWrite || out == Outcome::WantRead) {
         c.write.ready = false;
+        // Waiting for the peer's bytes (the rest of its early data, its Finished): its next read
+        // readiness runs the write again.
+        c.write_waits_for_read = out == Outcome::WantRead;
         c.buffered |= kSslBuffered;
         return {Rc::Again, in};
       }
@@ -994,6 +1092,10 @@ void ssl_shutdown(Connection& c) {
     SSL_set_quiet_shutdown(s->ssl, 0);
     ERR_clear_error();
     (void)SSL_shutdown(s->ssl);
+  } else {
+    // Closed without close_notify, as nginx closes then: the session stays resumable (OpenSSL
+    // would drop it from the cache as a bad one - a stateful ticket's too).
+    SSL_set_shutdown(s->ssl, SSL_RECEIVED_SHUTDOWN | SSL_SENT_SHUTDOWN);
   }
   c.ssl = nullptr;
   c.ops = nullptr;

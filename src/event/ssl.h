@@ -78,6 +78,7 @@ struct SslServerConf {
   std::string stapling_file;        // a DER OCSP response stapled as it is
   std::string stapling_responder;   // ssl_stapling_responder
   bool stapling_verify = false;     // ssl_stapling_verify: fetched responses are verified
+  bool early_data = false;          // ssl_early_data: TLS 1.3 0-RTT data accepted
   // ssl_verify_client: 0 off, 1 on, 2 optional, 3 optional_no_ca; the handshake never fails for
   // it: the request is answered 495/496 (nginx's way, so error_page can tell the user).
   int verify_client = 0;
@@ -166,6 +167,13 @@ struct SslConnection {
   bool handshaked = false;
   bool no_shutdown = false;         // the peer failed: no close_notify
   bool handshake_rejected = false;  // ssl_reject_handshake refused it
+  // TLS 1.3 early data (ssl_early_data): tried once at the handshake; while in_early the request's
+  // bytes come from SSL_read_early_data (the first one read by the handshake is early_byte) and
+  // the answer goes with SSL_write_early_data.
+  bool try_early_data = false;
+  bool in_early = false;
+  bool early_preread = false;
+  char early_byte = 0;
   ~SslConnection();
 };
 
@@ -196,6 +204,8 @@ std::string_view ssl_protocol(const Connection& c);
 std::string_view ssl_cipher(const Connection& c);
 std::string_view ssl_server_name(const Connection& c);
 bool ssl_session_reused(const Connection& c);
+// Whether the handshake is still in early data ($ssl_early_data).
+bool ssl_in_early_data(const Connection& c);
 // $ssl_session_id (hex), $ssl_curve (the negotiated group), $ssl_curves and $ssl_ciphers (the
 // client's offer, ':'-separated, unknown ones in hex as nginx prints them).
 std::string ssl_session_id(const Connection& c);

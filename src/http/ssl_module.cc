@@ -52,6 +52,7 @@ struct SslSrvConf {
   Setting<size_t> buffer_size;
   Setting<bool> reject_handshake;
   Setting<bool> stapling, stapling_verify;
+  Setting<bool> early_data;
   Setting<int> verify_client;  // 0 off, 1 on, 2 optional, 3 optional_no_ca
   Setting<int64_t> verify_depth;
   Setting<std::string> client_certificate, crl;
@@ -233,6 +234,7 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
   conf.buffer_size.merge(prev.buffer_size, 16384);
   conf.reject_handshake.merge(prev.reject_handshake, false);
   conf.stapling.merge(prev.stapling, false);
+  conf.early_data.merge(prev.early_data, false);
   conf.stapling_verify.merge(prev.stapling_verify, false);
   conf.stapling_file.merge(prev.stapling_file, "");
   conf.stapling_responder.merge(prev.stapling_responder, "");
@@ -304,6 +306,7 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
   sc.stapling_file = *conf.stapling_file;
   sc.stapling_responder = *conf.stapling_responder;
   sc.stapling_verify = *conf.stapling_verify;
+  sc.early_data = *conf.early_data;
   std::vector<std::string> warnings;
   Result<ssl_ctx_st*> ctx = ssl_server_context(sc, &warnings);
   ConfContext plain = cf;
@@ -414,10 +417,14 @@ void var_ssl_text(Request& r, VariableValue& v, uintptr_t) {
   v.set(r.pool->dup(text));
 }
 
-// $ssl_early_data: "1" for a request in early data; weir takes none (ssl_early_data is not
-// supported yet), so it is always empty ("-" in logs, as nginx's empty value).
-void var_ssl_early_data(Request&, VariableValue& v, uintptr_t) {
-  v.not_found = true;
+// $ssl_early_data: "1" while the connection is still in TLS 1.3 early data (the request came
+// before the handshake completed: it may be a replay), else empty ("-" in logs, as nginx's).
+void var_ssl_early_data(Request& r, VariableValue& v, uintptr_t) {
+  if (!ssl_in_early_data(*r.connection)) {
+    v.not_found = true;
+    return;
+  }
+  v.set("1");
 }
 
 constexpr VariableDef kVars[] = {
@@ -494,7 +501,7 @@ constexpr Directive kDirectives[] = {
     directive<not_yet>("ssl_ocsp", kWhere | kTake1),
     directive<not_yet>("ssl_ocsp_cache", kWhere | kTake1),
     directive<not_yet>("ssl_ocsp_responder", kWhere | kTake1),
-    directive<not_yet>("ssl_early_data", kWhere | kFlag),
+    directive<slot::flag<&SslSrvConf::early_data>>("ssl_early_data", kWhere | kFlag),
 };
 static_assert(directives_of(kDirectives, &http_ssl_module));
 

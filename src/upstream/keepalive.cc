@@ -68,6 +68,11 @@ void dummy_handler(Event&) {}
 void cached_read_handler(Event& ev) {
   auto* c = static_cast<Connection*>(ev.data);
   auto* it = static_cast<CachedConnection*>(c->data);
+  if (!ev.timedout && !c->close && c->kept != nullptr && c->kept->idle_read != nullptr) {
+    if (c->kept->idle_read(*c, c->kept->data)) return;
+    drop(it);
+    return;
+  }
   if (!ev.timedout && !c->close) {
     char buf[1];
     ssize_t n = ::recv(c->fd, buf, 1, MSG_PEEK);

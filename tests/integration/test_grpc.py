@@ -179,15 +179,13 @@ def test_grpcs_with_verification_as_nginx(pair):
 
 def test_upstream_keepalive_as_nginx(pair):
     """With an upstream block's keepalive, calls from different clients go one after another on one
-    upstream connection (its HTTP/2 session kept with it), whatever each call's outcome; without
-    it each call has a connection of its own."""
+    upstream connection (its HTTP/2 session kept with it); without it each call has a connection of
+    its own. (A call the backend answers before the request's end, as a failing one may be, ends
+    its connection, in nginx as in weir: the stream was not closed cleanly both ways.)"""
     def peers(port, prefix):
         out = []
         for i in range(5):
             with channel(port) as ch:
-                if i == 2:
-                    with pytest.raises(grpc.RpcError):
-                        ch.unary_unary(prefix + "/test.Echo/Fail")(b"x", timeout=10)
                 out.append(ch.unary_unary(prefix + "/test.Echo/Peer")(b"", timeout=10))
                 if i == 3:
                     assert len(list(ch.unary_stream(prefix + "/test.Echo/ServerStream")(b"40", timeout=10))) == 40
@@ -290,6 +288,8 @@ def test_backend_down_is_unavailable_and_logged_as_nginx(pair):
     w, n = each(pair, call)
     assert w == n == grpc.StatusCode.UNAVAILABLE
     for s in pair:
+        with channel(s.port) as ch:
+            assert ch.unary_unary("/test.Echo/Unary")(b"ok", timeout=10) == b"ko"
         path = s.path("logs/grpc.log")
         wait_for(lambda: "POST /down.Svc/Call HTTP/2.0|502|502|" in open(path).read(), what="log line")
         assert "POST /test.Echo/Unary HTTP/2.0|200|200|127.0.0.1:" in open(path).read()

@@ -613,6 +613,55 @@ def test_ocsp_stapling_fetched_from_the_responder_as_nginx(make_server, certs):
         revoked.stop()
 
 
+def early_data_request(port, d, path):
+    """A resumed TLS 1.3 connection (openssl s_client) that sends its request as early data: the
+    answer's last line, and whether the server accepted the early data."""
+    sess, req = os.path.join(d, "sess-%d.pem" % port), os.path.join(d, "req-%d.txt" % port)
+    with open(req, "w") as f:
+        f.write("GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" % path)
+    if not os.path.exists(sess):
+        # A first, full handshake for the ticket (the server closes after its answer).
+        subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-tls1_3", "-quiet",
+                        "-sess_out", sess], input=b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                       capture_output=True, timeout=10)
+    # -ign_eof: the answer is read to the server's close (Connection: close).
+    out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-tls1_3", "-ign_eof",
+                          "-sess_in", sess, "-early_data", req], input=b"", capture_output=True,
+                         timeout=10).stdout.decode(errors="replace")
+    lines = [l for l in out.splitlines() if l.startswith("HTTP/1.1") or l.startswith("early=")]
+    return lines, "Early data was accepted" in out
+
+
+def test_early_data_as_nginx(make_server, certs):
+    """ssl_early_data: a resumed TLS 1.3 client's request sent as 0-RTT data is read before the
+    handshake completes and answered, with $ssl_early_data "1" while the handshake is still to finish
+    (so that `if ($ssl_early_data) { return 425; }` refuses what must not be replayed); a full
+    handshake's request has it empty. Whether the client's Finished comes before the request is
+    looked at is a race on 127.0.0.1, in nginx as in weir: each server is asked until it has shown
+    both answers. A ticket may be used again (nginx leaves replays to the application)."""
+    cert, key = certs["a"]
+    http = """server { listen 127.0.0.1:%%%%PORT%%%% ssl; ssl_certificate %s; ssl_certificate_key %s;
+                       ssl_protocols TLSv1.2 TLSv1.3; ssl_early_data on;
+                       location / { return 200 "early=$ssl_early_data\\n"; }
+                       location /pay { if ($ssl_early_data) { return 425; } return 200 "early=paid\\n"; } }"""
+    for binary in (WEIR, NGINX):
+        d = tempfile.mkdtemp(prefix="weir-early-", dir=certs["dir"])
+        s = make_server(http % (cert, key), binary=binary)
+        seen = set()
+
+        def ask():
+            for path in ("/x", "/pay"):
+                lines, accepted = early_data_request(s.port, d, path)
+                assert accepted, (binary, path)
+                assert lines in (["HTTP/1.1 200 OK", "early=1"], ["HTTP/1.1 200 OK", "early="],
+                                 ["HTTP/1.1 425 "], ["HTTP/1.1 200 OK", "early=paid"]), (binary, lines)
+                seen.add(tuple(lines))
+            return ("HTTP/1.1 200 OK", "early=1") in seen and ("HTTP/1.1 425 ",) in seen
+        wait_for(ask, timeout=60, what="%s answering in early data" % binary)
+        assert curl(s.port, "/y", cert)[1] == b"early=\n"
+        s.stop()
+
+
 def test_client_certificates_as_nginx(make_server, certs):
     """ssl_verify_client on / optional / optional_no_ca with ssl_client_certificate: a client
     signed by the CA passes ($ssl_client_verify SUCCESS and its names); none is 496, a stranger's

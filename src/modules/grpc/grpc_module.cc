@@ -252,8 +252,38 @@ std::string_view request_path(Request& r) {
   return {p, static_cast<size_t>(e - p)};
 }
 
-void delete_session(void* session) {
-  nghttp2_session_del(static_cast<nghttp2_session*>(session));
+void delete_session(void* kept) {
+  nghttp2_session_del(static_cast<nghttp2_session*>(static_cast<KeptState*>(kept)->data));
+}
+
+// A cached connection's session between requests: the peer's control frames (PING, SETTINGS,
+// WINDOW_UPDATE; a gRPC server sends them after a stream) are taken and answered at once, so the
+// connection stays cached; a GOAWAY, a close, or an answer that cannot go ends it.
+bool idle_read(Connection& c, void* data) {
+  auto* session = static_cast<nghttp2_session*>(data);
+  char buf[4096];
+  for (;;) {
+    IoResult res = c.recv(buf, sizeof buf);
+    if (res.rc == Rc::Again) break;
+    if (res.rc != Rc::Ok) return false;
+    if (nghttp2_session_mem_recv(session, reinterpret_cast<const uint8_t*>(buf), res.n) < 0) {
+      return false;
+    }
+  }
+  if (nghttp2_session_check_request_allowed(session) == 0) return false;  // GOAWAY came
+  for (;;) {
+    const uint8_t* out;
+    ssize_t n = nghttp2_session_mem_send(session, &out);
+    if (n < 0) return false;
+    if (n == 0) return true;
+    Buffer b;
+    b.start = b.pos = const_cast<char*>(reinterpret_cast<const char*>(out));
+    b.last = b.end = b.pos + n;
+    b.temporary = true;
+    ChainLink cl{&b, nullptr};
+    SendResult sent = c.send_chain(&cl, 0);
+    if (sent.rc == Rc::Error || sent.rest != nullptr) return false;
+  }
 }
 
 // The connection's session: the one it keeps from an earlier request (a connection from the
@@ -261,7 +291,7 @@ void delete_session(void* session) {
 // which the connection keeps from now on. nullptr: logged.
 nghttp2_session* connection_session(Request& r, GrpcCtx& ctx, Connection& c) {
   if (c.kept != nullptr) {
-    auto* session = static_cast<nghttp2_session*>(c.kept);
+    auto* session = static_cast<nghttp2_session*>(c.kept->data);
     nghttp2_session_set_user_data(session, &ctx);
     return session;
   }
@@ -282,8 +312,11 @@ nghttp2_session* connection_session(Request& r, GrpcCtx& ctx, Connection& c) {
                                        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kMaxWindow}};
   nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, std::size(settings));
   nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, kMaxWindow);
-  c.kept = session;
-  c.pool.add_cleanup(delete_session, session);
+  auto* kept = c.pool.make<KeptState>();
+  kept->data = session;
+  kept->idle_read = idle_read;
+  c.kept = kept;
+  c.pool.add_cleanup(delete_session, kept);
   return session;
 }
 
@@ -515,6 +548,15 @@ void finalize(Request& r, Code) {
   GrpcCtx* ctx = r.get_ctx<GrpcCtx>();
   if (ctx == nullptr || ctx->session == nullptr) return;
   Upstream& u = *r.upstream;
+  if (u.keepalive && nghttp2_session_want_write(ctx->session) && u.peer.connection != nullptr) {
+    // What is still due (the acknowledgement of the peer's last SETTINGS, a window update) goes
+    // now; the connection is kept only if all of it went.
+    if (ctx->out == nullptr) ctx->out = Buffer::create_temp(*r.pool, kOutputSize);
+    ctx->out->pos = ctx->out->last = ctx->out->start;
+    ChainLink* frames = take_frames(r, *ctx, ctx->out);
+    SendResult sent = u.peer.connection->send_chain(frames, 0);
+    if (sent.rc == Rc::Error || sent.rest != nullptr) u.keepalive = false;
+  }
   if (nghttp2_session_want_write(ctx->session) || !nghttp2_session_want_read(ctx->session)) {
     u.keepalive = false;
   }

@@ -2,18 +2,24 @@
 
 #include "conf/cycle.h"
 #include "core/str.h"
+#include "core/syslog.h"
 
 namespace weir {
 
 Status parse_error_log(ConfContext& cf, const ConfNode& n, LogSink** head) {
   const std::string& name = n.args[1];
+  SyslogPeer* syslog = nullptr;
   if (istarts_with(name, "syslog:")) {
-    return cf.error("logging to syslog is not supported, use a file or \"stderr\"");
+    Result<SyslogPeer> peer = SyslogPeer::parse(std::string_view(name).substr(7));
+    if (!peer.ok()) return cf.error(peer.status().message());
+    syslog = cf.pool.make<SyslogPeer>(std::move(*peer));
   }
   if (istarts_with(name, "memory:")) {
     return cf.error("logging to memory is not supported, use a file or \"stderr\"");
   }
-  OpenFile* file = cf.cycle.open_file(name == "stderr" ? std::string() : cf.full_name(name));
+  OpenFile* file = syslog != nullptr
+                       ? nullptr
+                       : cf.cycle.open_file(name == "stderr" ? std::string() : cf.full_name(name));
   LogLevel level = LogLevel::Error;
   bool have_level = false;
   for (size_t i = 2; i < n.args.size(); i++) {
@@ -31,6 +37,7 @@ Status parse_error_log(ConfContext& cf, const ConfNode& n, LogSink** head) {
   auto* sink = cf.pool.make<LogSink>();
   sink->level = level;
   sink->file = file;
+  sink->syslog = syslog;
   // Keep the list ordered by level, highest first: a message stops at the first sink too quiet for
   // it.
   LogSink** pp = head;

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "core/str.h"
+#include "core/syslog.h"
 #include "core/time_cache.h"
 
 namespace weir {
@@ -134,6 +135,11 @@ void log_error(LogLevel level, const Log& log, int err, const char* fmt, ...) {
   bool wrote_stderr = false;
   for (const LogSink* s = log.sink; s != nullptr; s = s->next) {
     if (s->level < level) break;
+    if (s->syslog != nullptr) {
+      // nginx's syslog line is the error line without its newline, at the level's severity.
+      s->syslog->send({line, len - 1}, static_cast<int>(level) - 1);
+      continue;
+    }
     int fd = s->file != nullptr ? s->file->fd : STDERR_FILENO;
     if (fd == STDERR_FILENO) wrote_stderr = true;
     if (fd >= 0) write_all(fd, line, len);

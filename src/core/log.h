@@ -36,9 +36,11 @@ struct OpenFile {
 
 // One destination of an error_log directive; destinations of one context form a list, highest level
 // first.
+struct SyslogPeer;
 struct LogSink {
   LogLevel level = LogLevel::Error;
-  OpenFile* file = nullptr;  // nullptr: stderr
+  OpenFile* file = nullptr;      // nullptr: stderr (unless syslog)
+  SyslogPeer* syslog = nullptr;  // error_log syslog:...
   LogSink* next = nullptr;
 };
 

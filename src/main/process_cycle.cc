@@ -81,7 +81,7 @@ Status write_pid_file(const std::string& path) {
 void redirect_stderr(Cycle& cycle) {
   if (!*core_conf(cycle).daemon || cycle.log_sink == nullptr) return;
   const OpenFile* f = cycle.log_sink->file;
-  if (f == nullptr || f->is_stderr() || f->fd < 0) return;
+  if (cycle.log_sink->syslog != nullptr || f == nullptr || f->is_stderr() || f->fd < 0) return;
   (void)::dup2(f->fd, STDERR_FILENO);
 }
 

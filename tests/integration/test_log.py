@@ -163,3 +163,75 @@ def test_client_close_lines_as_nginx(make_server):
     assert lines["weir"] == lines["nginx"], lines
     assert lines["weir"] == ["client closed connection while waiting for request, client: 127.0.0.1, "
                              "server: 127.0.0.1:PORT", "client 127.0.0.1 closed keepalive connection"]
+
+
+class SyslogReceiver:
+    """A UDP socket on 127.0.0.1 that keeps the datagrams it gets."""
+
+    def __init__(self):
+        import socket
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.got = []
+
+    def read(self):
+        import socket
+        try:
+            while True:
+                self.got.append(self.sock.recv(65536).decode())
+        except socket.timeout:
+            pass
+        return self.got
+
+    def close(self):
+        self.sock.close()
+
+
+def test_syslog_as_nginx(make_server):
+    """error_log and access_log to syslog:server=... as nginx sends them: RFC 3164 datagrams
+    "<PRI>Mmm dd hh:mm:ss host tag: message" with the facility, severity, tag and nohostname given,
+    the error line whole (its nginx date too, as nginx sends it) at its level's severity, the access
+    line without its newline; and nginx's load errors."""
+    import socket
+    from conftest import NGINX, WEIR, check_conf
+    results = {}
+    for binary in (WEIR, NGINX):
+        rx = SyslogReceiver()
+        try:
+            s = make_server("""
+            log_format short '$request|$status';
+            server { listen 127.0.0.1:%%%%PORT%%%%;
+                     error_log syslog:server=127.0.0.1:%d,facility=local3,tag=errs info;
+                     access_log syslog:server=127.0.0.1:%d,severity=notice,tag=acc,nohostname short;
+                     location / { } }
+            """ % (rx.port, rx.port), binary=binary, files={"f.txt": "x"})
+            assert http_get(s.port, "/f.txt").status == 200
+            assert http_get(s.port, "/missing").status == 404
+            wait_for(lambda: len([m for m in rx.read() if "acc:" in m]) >= 2, what="access datagrams")
+            wait_for(lambda: any("errs:" in m for m in rx.read()), what="error datagram")
+            s.stop()
+        finally:
+            rx.close()
+        host = socket.gethostname().lower()
+        norm = []
+        for m in rx.got:
+            m = re.sub(r"^(<\d+>)[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d ", r"\1TIME ", m)
+            m = re.sub(r"\d{4}/\d\d/\d\d \d\d:\d\d:\d\d \[(\w+)\] \d+#\d+: \*\d+ ", r"DATE [\1] PID: *N ", m)
+            m = m.replace(" %s " % host, " HOST ")
+            m = re.sub(r"/tmp/(weir|nginx)-test-\w+/", "DIR/", m)
+            norm.append(m)
+        results[binary] = sorted(m for m in norm if "acc:" in m or "open()" in m)
+    assert results[WEIR] == results[NGINX], results
+    # local3 (19) * 8 + info... the 404's open() error line is [error] (3): 155; notice (5) for the
+    # access lines of the default facility local7 (23): 189.
+    assert "<189>TIME acc: GET /f.txt HTTP/1.1|200" in results[WEIR]
+    assert any(m.startswith("<155>TIME HOST errs: DATE [error] PID: *N open() ") for m in results[WEIR])
+    for bad, msg in (("syslog:facility=local3", "no syslog server specified"),
+                     ("syslog:server=127.0.0.1,facility=nope", 'unknown syslog facility "nope"'),
+                     ("syslog:server=127.0.0.1,tag=a-b", 'syslog "tag" only allows alphanumeric characters and underscore'),
+                     ("syslog:server=127.0.0.1,foo=1", 'unknown syslog parameter "foo=1"')):
+        for binary in (WEIR, NGINX):
+            rc, err = check_conf(binary, "error_log %s;" % bad)
+            assert rc == 1 and msg in err, (binary, bad, err)

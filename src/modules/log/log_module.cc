@@ -10,6 +10,7 @@
 
 #include "conf/cycle.h"
 #include "core/escape.h"
+#include "core/syslog.h"
 #include "event/event_loop.h"
 #include "http/core_module.h"
 
@@ -66,6 +67,7 @@ struct LogBuffer {
 
 struct AccessLog {
   OpenFile* file = nullptr;             // a fixed path
+  SyslogPeer* syslog = nullptr;         // syslog:...
   ComplexValue* path_values = nullptr;  // a path with variables
   LogFormat* format = nullptr;
   LogBuffer* buffer = nullptr;
@@ -398,6 +400,10 @@ Code log_handler(Request& r) {
     }
     char* line = r.pool->alloc_bytes(bound);
     char* end = write_line(r, fmt, vals, line);
+    if (al.syslog != nullptr) {
+      al.syslog->send({line, static_cast<size_t>(end - line) - 1}, al.syslog->severity);
+      continue;
+    }
     write_unbuffered(r, al, line, end - line);
   }
   return Rc::Ok;
@@ -520,10 +526,12 @@ Status access_log_directive(ConfContext& cf, const ConfNode& n, LogLocConf& llcf
   if (llcf.off) return Status::error("is duplicate");
   if (llcf.logs == nullptr) llcf.logs = cf.pool.make<std::vector<AccessLog>>();
   const std::string& path = n.args[1];
-  if (path.starts_with("syslog:"))
-    return cf.error("logging to syslog is not supported, use a file");
   AccessLog al;
-  if (path.find('$') != std::string::npos) {
+  if (path.starts_with("syslog:")) {
+    Result<SyslogPeer> peer = SyslogPeer::parse(std::string_view(path).substr(7));
+    if (!peer.ok()) return cf.error(peer.status().message());
+    al.syslog = cf.pool.make<SyslogPeer>(std::move(*peer));
+  } else if (path.find('$') != std::string::npos) {
     al.path_values = cf.pool.make<ComplexValue>();
     if (Status s = al.path_values->compile(cf, path); !s.ok()) return s;
   } else {
@@ -565,6 +573,7 @@ Status access_log_directive(ConfContext& cf, const ConfNode& n, LogLocConf& llcf
   if (flush != 0 && buffer == 0)
     return cf.errorf("no buffer is defined for access_log \"%s\"", path.c_str());
   if (buffer != 0) {
+    if (al.syslog != nullptr) return cf.error("logs to syslog cannot be buffered");
     if (al.file == nullptr) return cf.error("buffered logs cannot have variables in name");
     if (al.file->data != nullptr) {
       auto* b = static_cast<LogBuffer*>(al.file->data);

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <unistd.h>
 
 #include <cstring>
 
@@ -234,6 +235,15 @@ Result<std::vector<SockAddr>> parse_addresses(std::string_view text, uint16_t de
   std::vector<SockAddr> out;
   if (Status s = parse_into(text, default_port, port_required, out); !s.ok()) return s;
   return out;
+}
+
+std::string_view host_name() {
+  static const std::string name = [] {
+    char buf[256] = {};
+    if (::gethostname(buf, sizeof buf - 1) != 0) return std::string("localhost");
+    return std::string(buf);
+  }();
+  return name;
 }
 
 }  // namespace weir

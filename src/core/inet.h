@@ -31,6 +31,9 @@ struct SockAddr {
   std::string to_string(bool with_port = true) const;
 };
 
+// The host's name as gethostname() gives it ($hostname, server_name $hostname, syslog), read once.
+std::string_view host_name();
+
 // Writes the address text (no port) into buf; returns its length.
 size_t format_addr_text(const sockaddr* sa, char* buf, size_t size);
 

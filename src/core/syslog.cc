@@ -27,13 +27,9 @@ constexpr std::array<std::string_view, 8> kSeverities = {"emerg", "alert",  "cri
 
 constexpr size_t kMaxMessage = 2048;  // nginx's NGX_SYSLOG_MAX_STR, and its header
 
-// The host's name as nginx keeps it (lower case, up to the first dot kept whole).
+// The host's name as nginx sends it (lower case).
 const std::string& hostname() {
-  static const std::string name = [] {
-    char buf[256] = {};
-    if (::gethostname(buf, sizeof buf - 1) != 0) return std::string("localhost");
-    return lowercased(buf);
-  }();
+  static const std::string name = lowercased(host_name());
   return name;
 }
 

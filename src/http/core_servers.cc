@@ -8,6 +8,7 @@
 
 #include "conf/cycle.h"
 #include "core/assert.h"
+#include "core/inet.h"
 #include "core/str.h"
 #include "http/core_module.h"
 #include "http/core_setters.h"
@@ -145,18 +146,10 @@ Status server_name_directive(ConfContext& cf, const ConfNode& n, CoreSrvConf& cs
     std::string name = n.args[i];
     if (!cscf.has_server_name && cscf.server_name.empty() && name[0] != '~') {
       cscf.server_name = name;
-      if (name == "$hostname") {
-        char host[256] = {};
-        ::gethostname(host, sizeof host - 1);
-        cscf.server_name = host;
-      }
+      if (name == "$hostname") cscf.server_name = host_name();
     }
     cscf.has_server_name = true;
-    if (name == "$hostname") {
-      char host[256] = {};
-      ::gethostname(host, sizeof host - 1);
-      name = host;
-    }
+    if (name == "$hostname") name = host_name();
     if (name.find('/') != std::string::npos) {
       return cf.errorf("server name \"%s\" has suspicious symbols", name.c_str());
     }

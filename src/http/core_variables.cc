@@ -11,6 +11,7 @@
 #include "conf/conf_context.h"
 #include "conf/cycle.h"
 #include "core/base64.h"
+#include "core/inet.h"
 #include "core/str.h"
 #include "core/time_cache.h"
 #include "http/core_module.h"
@@ -398,13 +399,7 @@ void var_connection_requests(Request& r, VariableValue& v, uintptr_t) {
 }
 
 void var_hostname(Request&, VariableValue& v, uintptr_t) {
-  static char host[256];
-  static size_t len = 0;
-  if (len == 0) {
-    ::gethostname(host, sizeof host - 1);
-    len = std::strlen(host);
-  }
-  v.set({host, len});
+  v.set(host_name());
 }
 
 void var_pid(Request& r, VariableValue& v, uintptr_t) {

@@ -535,6 +535,18 @@ def peak_rss(pid):
         return int([l for l in f if l.startswith("VmHWM:")][0].split()[1]) * 1024
 
 
+def make_certificate(d, name, extra=()):
+    """A self-signed ECDSA P-256 certificate for CN=localhost in directory d, readable by the
+    workers: (certificate, key) paths. extra: more `openssl req` arguments (-addext ...)."""
+    key, crt = os.path.join(d, name + ".key"), os.path.join(d, name + ".crt")
+    subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+                    "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", *extra,
+                    "-keyout", key, "-out", crt], check=True, capture_output=True)
+    for f in (key, crt):
+        os.chmod(f, 0o644)
+    return crt, key
+
+
 def wait_for(cond, timeout=10, step=0.05, what="condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:

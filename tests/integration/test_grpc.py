@@ -15,7 +15,7 @@ from concurrent import futures
 import grpc
 import pytest
 
-from conftest import NGINX, WEIR, check_conf, free_port, wait_for, weir_and_nginx
+from conftest import NGINX, WEIR, check_conf, free_port, make_certificate, wait_for, weir_and_nginx
 
 CHUNK = 64 * 1024
 
@@ -103,13 +103,7 @@ def backend():
 def certificate():
     d = tempfile.mkdtemp(prefix="weir-grpc-")
     os.chmod(d, 0o755)
-    crt, key = os.path.join(d, "c.pem"), os.path.join(d, "k.pem")
-    subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:P-256", "-keyout", key, "-out", crt], check=True, capture_output=True)
-    for f in (crt, key):
-        os.chmod(f, 0o644)
-    yield crt, key
+    yield make_certificate(d, "c", ("-addext", "subjectAltName=DNS:localhost"))
     shutil.rmtree(d, ignore_errors=True)
 
 
@@ -292,7 +286,8 @@ def test_backend_down_is_unavailable_and_logged_as_nginx(pair):
             assert ch.unary_unary("/test.Echo/Unary")(b"ok", timeout=10) == b"ko"
         path = s.path("logs/grpc.log")
         wait_for(lambda: "POST /down.Svc/Call HTTP/2.0|502|502|" in open(path).read(), what="log line")
-        assert "POST /test.Echo/Unary HTTP/2.0|200|200|127.0.0.1:" in open(path).read()
+        wait_for(lambda: "POST /test.Echo/Unary HTTP/2.0|200|200|127.0.0.1:" in open(path).read(),
+                 what="log line")  # written when the stream closes, after the client has the answer
     err = open(pair[0].path("logs/error.log")).read()
     assert "connect() failed (111: Connection refused) while connecting to upstream" in err
     assert 'upstream: "grpc://127.0.0.1:' in err

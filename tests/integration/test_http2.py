@@ -18,7 +18,7 @@ import tempfile
 import pytest
 
 from backend import Backend, KeepOpen, response
-from conftest import NGINX, WEIR, check_conf, wait_for, weir_and_nginx
+from conftest import NGINX, WEIR, check_conf, make_certificate, wait_for, weir_and_nginx
 from h2client import H2
 
 BIG = os.urandom(3 * 1024 * 1024 + 17)
@@ -29,13 +29,7 @@ FILES = {"index.html": "hello over h2\n", "big.bin": BIG}
 def cert():
     d = tempfile.mkdtemp(prefix="weir-h2-")
     os.chmod(d, 0o755)
-    key, crt = os.path.join(d, "k.pem"), os.path.join(d, "c.pem")
-    subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-                    "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-keyout", key, "-out", crt], check=True, capture_output=True)
-    for f in (key, crt):
-        os.chmod(f, 0o644)
-    yield crt, key
+    yield make_certificate(d, "c")
     shutil.rmtree(d, ignore_errors=True)
 
 

@@ -17,7 +17,8 @@ import threading
 import pytest
 
 from backend import Backend
-from conftest import NGINX, WEIR, answer, check_conf, free_port, http_get, wait_for, weir_and_nginx
+from conftest import (NGINX, WEIR, answer, check_conf, free_port, http_get, make_certificate, wait_for,
+                      weir_and_nginx)
 
 
 @pytest.fixture(scope="module")
@@ -511,14 +512,7 @@ def test_ocsp_stapling_as_nginx(make_server, certs):
 
 def ocsp_certificate(d, name, url):
     """A self-signed certificate (its own issuer) whose Authority Information Access names url."""
-    key, cert = os.path.join(d, name + ".key"), os.path.join(d, name + ".crt")
-    subprocess.run(["openssl", "req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=localhost",
-                    "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-addext", "authorityInfoAccess=OCSP;URI:" + url, "-keyout", key, "-out", cert],
-                   check=True, capture_output=True)
-    for f in (key, cert):
-        os.chmod(f, 0o644)
-    return cert, key
+    return make_certificate(d, name, ("-addext", "authorityInfoAccess=OCSP;URI:" + url))
 
 
 class OcspResponder:

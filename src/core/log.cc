@@ -151,7 +151,7 @@ void log_error(LogLevel level, const Log& log, int err, const char* fmt, ...) {
     char* body = msg != nullptr ? std::strchr(msg, ':') : nullptr;
     if (body != nullptr) {
       body += 2;
-      char head[64];
+      char head[128];  // "weir: [" + a level name + "] ", sized so that GCC sees put() fit
       char* h = put(head, "weir: [");
       h = put(h, level_name(level));
       h = put(h, "] ");

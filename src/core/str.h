@@ -84,8 +84,14 @@ std::optional<int64_t> parse_time(std::string_view s, bool is_sec);
 inline char* put(char* p, std::string_view s) {
   const char* src = s.data();
   size_t n = s.size();
-  if (n > 32) {
+  if (n > 64) {
     std::memcpy(p, src, n);
+  } else if (n > 32) {  // a header line: two overlapping 32-byte moves
+    char head[32], tail[32];
+    std::memcpy(head, src, 32);
+    std::memcpy(tail, src + n - 32, 32);
+    std::memcpy(p, head, 32);
+    std::memcpy(p + n - 32, tail, 32);
   } else if (n > 16) {  // a date, a type: two overlapping 16-byte moves, no call
     char head[16], tail[16];
     std::memcpy(head, src, 16);

@@ -160,6 +160,10 @@ Code header_filter(Request& r, HeaderNext) {
   if ((r.gzip_vary && *clcf.gzip_vary) || r.vary_coding) p = put(p, "Vary: Accept-Encoding\r\n");
   for (Header* h : out.headers) {
     if (h->hash == 0) continue;
+    if (whole_line(*h)) {
+      p = put(p, {h->key.data(), h->line});
+      continue;
+    }
     p = put(p, h->key);
     *p++ = ':';
     *p++ = ' ';

@@ -17,9 +17,18 @@ struct Header {
   std::string_view value;
   std::string_view lowcase_key;
   uint32_t hash = 1;  // 0: removed (an output header that a filter dropped)
+  // Nonzero: key and value lie in one "key: value\r\n" of this many bytes, copied whole by the
+  // HTTP/1 header filter while key and value still are those views (whole_line()).
+  uint8_t line = 0;
   Header* next = nullptr;
   Header* next_same = nullptr;  // the next line of the same name (Cache-Control's, for expires)
 };
+
+// Whether h is still the whole line it was made as: its key and value are the views into it.
+inline bool whole_line(const Header& h) {
+  return h.line != 0 && h.line == h.key.size() + h.value.size() + 4 &&
+         h.value.data() == h.key.data() + h.key.size() + 2;
+}
 
 class HeaderList {
  public:
@@ -27,13 +36,21 @@ class HeaderList {
     auto* h = pool.make<Header>();
     h->key = key;
     h->value = value;
-    if (last_ != nullptr) {
-      last_->next = h;
-    } else {
-      first_ = h;
-    }
-    last_ = h;
+    append(h, h);
     return h;
+  }
+  // Appends nodes already linked by next (first ... last), made by the caller.
+  void append(Header* first, Header* last) {
+    if (last_ != nullptr) {
+      last_->next = first;
+    } else {
+      first_ = first;
+    }
+    last_ = last;
+  }
+  // Appends the nodes of other (which then shares them).
+  void append(const HeaderList& other) {
+    if (other.first_ != nullptr) append(other.first_, other.last_);
   }
   void clear() { first_ = last_ = nullptr; }
   bool empty() const { return first_ == nullptr; }

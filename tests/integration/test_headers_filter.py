@@ -3,10 +3,13 @@ nginx on the same configuration and files: the header lines in order (Date and S
 Expires given as its distance from Date, since the two servers answer in different seconds), the
 body, and a chunked response's trailers. Also the load-time errors, in nginx's words."""
 import email.utils
+import os
+import subprocess
+import time
 
 import pytest
 
-from conftest import NGINX, WEIR, raw, check_conf, unname_server, weir_and_nginx
+from conftest import NGINX, WEIR, raw, check_conf, unname_server, wait_for, weir_and_nginx
 
 CONF = r"""
     include %%DIR%%/conf/mime.types;
@@ -33,6 +36,10 @@ CONF = r"""
         location = /e/varepoch { set $e epoch; expires $e; return 200 "x"; }
         location = /e/404 { expires 1h; return 404; }
         location = /e/cc { expires 1h; add_header Cache-Control public; return 200 "x"; }
+        location = /fast { expires 1h; add_header X-Frame-Options SAMEORIGIN; add_header X-Empty "";
+                           return 200 "f"; }
+        location /fastfile/ { expires 2h; add_header X-F f; add_header X-G g; alias %%DIR%%/html/; }
+        location /fastup/ { expires 2h; add_header X-F f; proxy_pass http://127.0.0.1:%%PORT%%/src/; }
         location /lm/ { add_header Last-Modified ""; add_header ETag '"mine"'; alias %%DIR%%/html/; }
         location /lm2/ { add_header Last-Modified "Tue, 01 Jan 2030 00:00:00 GMT"; alias %%DIR%%/html/; }
         location = /redirect { return 302 /there; }
@@ -52,7 +59,8 @@ MTIME = 1700000000  # the same Last-Modified (and ETag) on both servers
 
 PATHS = ["/", "/a.txt", "/missing", "/own/a.txt", "/e/1h", "/e/neg", "/e/zero", "/e/epoch",
          "/e/max", "/e/off", "/e/daily", "/e/plus", "/e/mod-noLM", "/mod/a.txt", "/modpast/a.txt",
-         "/e/var", "/e/varbad", "/e/varepoch", "/e/404", "/e/cc", "/lm/a.txt", "/lm2/a.txt",
+         "/e/var", "/e/varbad", "/e/varepoch", "/e/404", "/e/cc", "/fast", "/fastfile/a.txt", "/fastfile/missing", "/fastup/x",
+         "/lm/a.txt", "/lm2/a.txt",
          "/redirect", "/teapot", "/err", "/up/x", "/iff", "/iff?x=1", "/trailer", "/trailer404"]
 
 
@@ -113,6 +121,45 @@ def test_what_the_answers_hold(pair):
     assert body.endswith(b"0\r\nX-TA: ta\r\n\r\n")
     head, body = answer(weir.port, "/trailer", version="1.0")
     assert body == b"body" and "Content-Length: 4" in head  # HTTP/1.0: no chunks, no trailers
+
+
+# Constant add_header lines with `expires <time>` are made at load and copied per response: the
+# copy must be what variables, the HTTP/2 header filter and a response's own lines see.
+LINES_CONF = r"""
+    log_format lines '$sent_http_expires|$sent_http_cache_control|$sent_http_x_frame_options';
+    server {
+        listen 127.0.0.1:%%PORT%% http2;
+        access_log logs/lines.log lines;
+        location = /fast { expires 1h; add_header X-Frame-Options SAMEORIGIN; add_header X-E "";
+                           return 200 "f"; }
+        location /src/ { add_header Cache-Control no-store; return 200 "s"; }
+        location /up/ { expires 30m; add_header X-Frame-Options DENY;
+                        proxy_pass http://127.0.0.1:%%PORT%%/src/; }
+    }
+"""
+
+
+def test_constant_lines_seen_by_variables_and_http2(make_server):
+    s = make_server(LINES_CONF)
+    head, _ = answer(s.port, "/fast")
+    assert head[1:] == ["Content-Type: text/plain", "Content-Length: 1", "Connection: close",
+                        "Expires: now+3600", "Cache-Control: max-age=3600", "X-Frame-Options: SAMEORIGIN"]
+    out = subprocess.run(["curl", "-sS", "--max-time", "20", "--http2-prior-knowledge", "-D", "-",
+                          "http://127.0.0.1:%d/fast" % s.port], capture_output=True, check=True)
+    h2 = out.stdout.decode().lower()
+    assert h2.startswith("http/2 200") and "cache-control: max-age=3600" in h2
+    assert "x-frame-options: sameorigin" in h2 and "expires: " in h2 and "x-e:" not in h2
+    head, _ = answer(s.port, "/up/x")
+    assert head.count("Cache-Control: max-age=1800") == 1 and "X-Frame-Options: DENY" in head
+    log = s.path("logs/lines.log")
+    wait_for(lambda: os.path.exists(log) and len(open(log).readlines()) >= 4, what="log lines")
+    lines = [line.split("|") for line in open(log).read().splitlines()]
+    fast = [line for line in lines if line[2] == "SAMEORIGIN"]
+    assert len(fast) == 2 and all(line[1] == "max-age=3600" for line in fast)
+    for line in fast:
+        at = email.utils.parsedate_to_datetime(line[0]).timestamp()
+        assert abs(at - time.time() - 3600) < 60
+    assert ["max-age=1800", "DENY"] in [line[1:] for line in lines]
 
 
 @pytest.mark.parametrize("directive,error", [

@@ -11,10 +11,8 @@ namespace weir {
 
 namespace {
 
-pid_t cached_pid = 0;
-
 void forget_pid() {
-  cached_pid = 0;
+  g_self_pid = 0;
 }
 
 long futex(std::atomic<int32_t>* addr, int op, int32_t value) {
@@ -37,23 +35,16 @@ void cpu_pause() {
 
 }  // namespace
 
-pid_t self_pid() {
-  if (cached_pid == 0) {
-    static const bool registered = ::pthread_atfork(nullptr, nullptr, forget_pid) == 0;
-    (void)registered;
-    cached_pid = ::getpid();
-  }
-  return cached_pid;
+pid_t g_self_pid = 0;
+
+pid_t cache_self_pid() {
+  static const bool registered = ::pthread_atfork(nullptr, nullptr, forget_pid) == 0;
+  (void)registered;
+  g_self_pid = ::getpid();
+  return g_self_pid;
 }
 
-bool ShmMutex::try_lock() {
-  int32_t expected = 0;
-  return owner_.load(std::memory_order_relaxed) == 0 &&
-         owner_.compare_exchange_strong(expected, self_pid(), std::memory_order_acquire);
-}
-
-void ShmMutex::lock() {
-  if (try_lock()) return;
+void ShmMutex::lock_contended() {
   if (many_cpus()) {
     // The holder is likely running on another CPU and about to let go.
     for (unsigned n = 1; n < 2048; n <<= 1) {
@@ -61,8 +52,6 @@ void ShmMutex::lock() {
       if (try_lock()) return;
     }
   }
-  // seq_cst here and in unlock: the holder's store of 0 and its look at waiters_ must not pass
-  // each other, or a sleeper could miss its wake-up.
   waiters_.fetch_add(1, std::memory_order_seq_cst);
   for (;;) {
     if (try_lock()) break;
@@ -72,9 +61,8 @@ void ShmMutex::lock() {
   waiters_.fetch_sub(1, std::memory_order_relaxed);
 }
 
-void ShmMutex::unlock() {
-  owner_.store(0, std::memory_order_seq_cst);
-  if (waiters_.load(std::memory_order_seq_cst) != 0) futex(&owner_, FUTEX_WAKE, 1);
+void ShmMutex::wake_one() {
+  futex(&owner_, FUTEX_WAKE, 1);
 }
 
 bool ShmMutex::force_unlock(pid_t pid) {

@@ -117,6 +117,37 @@ inline char* put(char* p, std::string_view s) {
   }
   return p + n;
 }
+// Whether n bytes (sizeof(Word) <= n <= 2 * sizeof(Word)) at a and b are the same: the first and
+// the last Word of each, overlapping.
+template <class Word>
+bool same_ends(const char* a, const char* b, size_t n) {
+  Word a0, a1, b0, b1;
+  std::memcpy(&a0, a, sizeof(Word));
+  std::memcpy(&a1, a + n - sizeof(Word), sizeof(Word));
+  std::memcpy(&b0, b, sizeof(Word));
+  std::memcpy(&b1, b + n - sizeof(Word), sizeof(Word));
+  return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
+
+// Whether n bytes at a and at b are the same: short keys (addresses, names) without a call.
+inline bool same_bytes(const char* a, const char* b, size_t n) {
+  if (n > 16) return std::memcmp(a, b, n) == 0;
+  if (n >= 8) return same_ends<uint64_t>(a, b, n);
+  if (n >= 4) return same_ends<uint32_t>(a, b, n);
+  for (size_t i = 0; i < n; i++) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
+// A total order of keys that is quick to say "equal" for short ones (the keys of zone trees, whose
+// order only needs to be the same every time): shorter first, then memcmp's order.
+inline int compare_keys(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return a.size() < b.size() ? -1 : 1;
+  if (same_bytes(a.data(), b.data(), a.size())) return 0;
+  return std::memcmp(a.data(), b.data(), a.size());
+}
+
 char* put_uint(char* p, uint64_t v);
 char* put_int(char* p, int64_t v);
 // Zero-padded to width digits.

@@ -85,7 +85,8 @@ Status ComplexValue::compile(ConfContext& cf, std::string_view value, bool allow
 }
 
 std::string_view ComplexValue::variable_text(Request& r, int index) {
-  const VariableValue* v = get_flushed_variable(r, index);
+  const VariableValue* v = &r.variables[index];
+  if (!v->valid || v->no_cacheable) v = get_flushed_variable(r, index);  // else: computed already
   // Never a null pointer, even when empty: callers copy from it.
   return v->valid && v->len != 0 ? v->view() : std::string_view("");
 }

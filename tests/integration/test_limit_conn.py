@@ -81,6 +81,37 @@ def test_dry_run_status_and_a_client_gone(make_server, binary):
                  what="the dry run in the log")
 
 
+@pytest.mark.parametrize("binary", [WEIR, NGINX], ids=["weir", "nginx"])
+def test_a_full_zone_takes_new_keys(make_server, binary):
+    """Keys whose count fell to 0 never keep a new key out: weir keeps some of them in the tree for
+    the client's next request, and makes room from them when the zone is full (a 32k zone holds
+    about a hundred of these 200-byte keys; 400 pass one after another)."""
+    gate = threading.Event()
+    with Backend() as b:
+        b.script("/held", [Wait(gate), Send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nh\n")])
+        s = make_server(r"""
+            limit_conn_zone $arg_k zone=small:32k;
+            server {
+                listen 127.0.0.1:%%%%PORT%%%%;
+                limit_conn small 1;
+                location / { root %%%%DIR%%%%/html; }
+                location /held { proxy_pass http://127.0.0.1:%d; }
+            }
+        """ % b.port, binary=binary, files={"ok.txt": b"ok\n"})
+        busy = "busy" + "b" * 196
+        first = hold(s.port, "/held?k=" + busy)
+        wait_for(lambda: len(b.requests) == 1, what="the held request at the backend")
+        for i in range(400):
+            assert http_get(s.port, "/ok.txt?k=%04d%s" % (i, "x" * 196)).status == 200, i
+        assert raw(s.port, "GET /ok.txt?k=%s HTTP/1.0\r\n\r\n" % busy).startswith(b"HTTP/1.1 503 ")
+        gate.set()
+        assert first.recv(4096).startswith(b"HTTP/1.1 200 ")
+        first.close()
+        wait_for(lambda: raw(s.port, "GET /ok.txt?k=%s HTTP/1.0\r\n\r\n" % busy).startswith(
+            b"HTTP/1.1 200 "), what="the count given back")
+        assert "could not allocate" not in s.error_log()
+
+
 @pytest.mark.parametrize("conf,error", [
     ("limit_conn_zone $a;", 'invalid number of arguments in "limit_conn_zone" directive'),
     ("limit_conn_zone $a $b;", 'invalid parameter "$b"'),

@@ -3,7 +3,10 @@
 // count, the count taken at preaccess and given back when the request's pool goes - however the
 // request ends. Over the limit: limit_conn_status (503) and nginx's log line at
 // limit_conn_log_level; limit_conn_dry_run only counts and logs. $limit_conn_status says which.
-// A zone keeps its counts across a reload when its name, size and key are unchanged.
+// A zone keeps its counts across a reload when its name, size and key are unchanged. A key whose
+// count falls to 0 stays in the tree a while (the most recent kIdleKept such keys), so that the
+// next request of a keep-alive client finds it instead of making it again; they are the first to go
+// when the zone needs room.
 // nginx: src/http/modules/ngx_http_limit_conn_module.c
 
 #include <cstddef>
@@ -13,6 +16,7 @@
 #include <vector>
 
 #include "conf/cycle.h"
+#include "core/queue.h"
 #include "core/rbtree.h"
 #include "core/slab.h"
 #include "core/str.h"
@@ -28,19 +32,33 @@ namespace {
 
 // A key's count, in the zone.
 struct ConnNode {
-  RbNode rb;  // rb.key: the key's CRC-32
+  RbNode rb;       // rb.key: the key's hash
+  QueueNode idle;  // in the zone's idle queue while conn is 0
   uint16_t conn = 0;
   uint8_t len = 0;
   char data[1];  // the key, len bytes
   std::string_view key() const { return {data, len}; }
+  static ConnNode* of_idle(QueueNode* q) {
+    return reinterpret_cast<ConnNode*>(reinterpret_cast<char*>(q) - offsetof(ConnNode, idle));
+  }
 };
+
+// The zone's shared part.
+struct ConnShared {
+  RbTree tree;
+  QueueNode idle;  // keys with no count, the most recently released first
+  uint32_t idle_count = 0;
+};
+
+// Keys with no count kept in the tree, at most.
+constexpr uint32_t kIdleKept = 128;
 
 // What limit_conn_zone declared: the key and the zone (the tree lives in the zone).
 struct ConnZone {
   ComplexValue key;
   std::string key_text;
   SharedZone* zone = nullptr;
-  RbTree* tree = nullptr;
+  ConnShared* sh = nullptr;
 };
 
 // A limit_conn: its zone (declared before or after; a zone never declared has no size and the
@@ -78,17 +96,29 @@ struct LimitConnCtx {
 bool node_less(const RbNode& a, const RbNode& b) {
   const auto& x = reinterpret_cast<const ConnNode&>(a);
   const auto& y = reinterpret_cast<const ConnNode&>(b);
-  return x.key() < y.key();
+  return compare_keys(x.key(), y.key()) < 0;
+}
+
+// The oldest key with no count leaves the tree. The mutex is held.
+bool free_idle(ConnZone& z) {
+  QueueNode* q = z.sh->idle.back();
+  if (q == nullptr) return false;
+  ConnNode* node = ConnNode::of_idle(q);
+  node->idle.unlink();
+  z.sh->idle_count--;
+  z.sh->tree.erase(&node->rb);
+  z.zone->slab->free_locked(node);
+  return true;
 }
 
 void release(Held& h) {
   if (h.released) return;
   h.released = true;
-  SlabPool& slab = *h.zone->zone->slab;
-  ShmLock lock(slab.mutex());
+  ConnZone& z = *h.zone;
+  ShmLock lock(z.zone->slab->mutex());
   if (--h.node->conn == 0) {
-    h.zone->tree->erase(&h.node->rb);
-    slab.free_locked(h.node);
+    z.sh->idle.push_front(&h.node->idle);
+    if (++z.sh->idle_count > kIdleKept) free_idle(z);
   }
 }
 
@@ -115,6 +145,8 @@ Code limit_conn_handler(Request& r) {
     if (ctx == nullptr) {
       ctx = main.pool->make<LimitConnCtx>();
       main.set_ctx(ctx);
+      // The counts go back when the request's pool goes, however the request ends.
+      main.pool->add_cleanup([](void* p) { release_all(*static_cast<LimitConnCtx*>(p)); }, ctx);
     }
     ctx->status = LimitStatus::Passed;
     // Equal hashes are ordered by the key in the tree: colliding keys only cost a comparison.
@@ -124,26 +156,29 @@ Code limit_conn_handler(Request& r) {
     bool over = false;
     {
       ShmLock lock(slab.mutex());
-      RbNode* found = z.tree->find([&](const RbNode& n) {
+      RbNode* found = z.sh->tree.find([&](const RbNode& n) {
         if (hash != n.key) return hash < n.key ? -1 : 1;
         std::string_view other = reinterpret_cast<const ConnNode&>(n).key();
-        return key < other ? -1 : key > other ? 1 : 0;
+        return compare_keys(key, other);
       });
       node = reinterpret_cast<ConnNode*>(found);
       if (node == nullptr) {
-        void* p = slab.calloc_locked(offsetof(ConnNode, data) + key.size());
+        size_t size = offsetof(ConnNode, data) + key.size();
+        void* p = slab.calloc_locked(size);
+        while (p == nullptr && free_idle(z)) p = slab.calloc_locked(size);
         if (p != nullptr) {
           node = new (p) ConnNode;
           node->rb.key = hash;
           node->len = static_cast<uint8_t>(key.size());
           std::memcpy(node->data, key.data(), key.size());
           node->conn = 1;
-          z.tree->insert(&node->rb, node_less);
+          z.sh->tree.insert(&node->rb, node_less);
         }
       } else if (node->conn >= limit.conn) {
         over = true;
-      } else {
-        node->conn++;
+      } else if (node->conn++ == 0) {
+        node->idle.unlink();
+        z.sh->idle_count--;
       }
     }
     if (node == nullptr || over) {
@@ -159,9 +194,7 @@ Code limit_conn_handler(Request& r) {
       ctx->status = LimitStatus::Rejected;
       return Code::status(*conf.status);
     }
-    auto* h = main.pool->make<Held>(Held{&z, node, ctx->held, false});
-    ctx->held = h;
-    main.pool->add_cleanup([](void* p) { release(*static_cast<Held*>(p)); }, h);
+    ctx->held = main.pool->make<Held>(Held{&z, node, ctx->held, false});
   }
   return Rc::Declined;
 }
@@ -189,13 +222,13 @@ Status init_zone(SharedZone& zone, void* old_data) {
           "limit_conn_zone \"%s\" uses the \"%s\" key while previously it used the \"%s\" key",
           zone.name.c_str(), z.key_text.c_str(), old.key_text.c_str());
     }
-    z.tree = old.tree;
+    z.sh = old.sh;
     return {};
   }
-  void* p = zone.slab->calloc_locked(sizeof(RbTree));
+  void* p = zone.slab->calloc_locked(sizeof(ConnShared));
   if (p == nullptr) return Status::errorf("zone \"%s\" is too small", zone.name.c_str());
-  z.tree = new (p) RbTree;
-  zone.slab->data = z.tree;
+  z.sh = new (p) ConnShared;
+  zone.slab->data = z.sh;
   return {};
 }
 

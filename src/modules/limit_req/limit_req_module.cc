@@ -88,7 +88,8 @@ ReqZone& zone_of(const ReqLimit& l) {
 }
 
 bool node_less(const RbNode& a, const RbNode& b) {
-  return reinterpret_cast<const ReqNode&>(a).key() < reinterpret_cast<const ReqNode&>(b).key();
+  return compare_keys(reinterpret_cast<const ReqNode&>(a).key(),
+                      reinterpret_cast<const ReqNode&>(b).key()) < 0;
 }
 
 // What drained since the last request, and this one: the new excess.
@@ -136,7 +137,7 @@ Lookup lookup(const ReqLimit& limit, ReqZone& z, uint32_t hash, std::string_view
   RbNode* found = z.sh->tree.find([&](const RbNode& n) {
     if (hash != n.key) return hash < n.key ? -1 : 1;
     std::string_view other = reinterpret_cast<const ReqNode&>(n).key();
-    return key < other ? -1 : key > other ? 1 : 0;
+    return compare_keys(key, other);
   });
   if (found != nullptr) {
     auto* node = reinterpret_cast<ReqNode*>(found);

@@ -105,5 +105,24 @@ TEST(Str, LowercaseIntoEveryByteEverywhere) {
   }
 }
 
+// same_bytes and compare_keys read words: a difference at any place of keys of every length up to
+// 40 is seen, equal keys are equal, and the order is by length, then memcmp's.
+TEST(Str, SameBytesAndCompareKeysSeeEveryPlace) {
+  for (size_t len = 0; len <= 40; len++) {
+    std::string a(len, 'k');
+    ASSERT_TRUE(same_bytes(a.data(), std::string(a).data(), len));
+    ASSERT_EQ(compare_keys(a, std::string(a)), 0);
+    for (size_t at = 0; at < len; at++) {
+      std::string b = a;
+      b[at] = 'l';
+      ASSERT_FALSE(same_bytes(a.data(), b.data(), len)) << len << " " << at;
+      ASSERT_LT(compare_keys(a, b), 0);
+      ASSERT_GT(compare_keys(b, a), 0);
+    }
+    ASSERT_LT(compare_keys(a, a + "a"), 0);
+    ASSERT_GT(compare_keys("z" + a + "a", a), 0);
+  }
+}
+
 }  // namespace
 }  // namespace weir

@@ -8,9 +8,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <string>
+#include <string_view>
 
 #include "conf/cycle.h"
 #include "core/config.h"
@@ -21,6 +23,7 @@
 #include "main/module_list.h"
 #include "main/process_cycle.h"
 #include "os/process.h"
+#include "os/signals.h"
 
 namespace weir {
 namespace {
@@ -202,6 +205,31 @@ std::pair<uint64_t, std::string> reload_count(const std::string& path, int64_t p
   return {count, message.empty() ? "reload failed" : message};
 }
 
+// The path a binary upgrade runs again: argv[0] as given when it names a path (relative ones made
+// absolute now: the server may change directory), else found in PATH as the shell found it.
+std::string executable_path(const char* argv0) {
+  std::string name = argv0;
+  if (name.find('/') == std::string::npos) {
+    const char* path = ::getenv("PATH");
+    std::string_view dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+    while (!dirs.empty()) {
+      size_t colon = dirs.find(':');
+      std::string dir(dirs.substr(0, colon));
+      dirs = colon == std::string_view::npos ? std::string_view() : dirs.substr(colon + 1);
+      std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+      if (::access(candidate.c_str(), X_OK) == 0) {
+        name = candidate;
+        break;
+      }
+    }
+  }
+  if (name[0] != '/') {
+    char cwd[4096];
+    if (::getcwd(cwd, sizeof cwd) != nullptr) name = std::string(cwd) + "/" + name;
+  }
+  return name;
+}
+
 int send_signal(Cycle& cycle, const std::string& name) {
   const std::string& path = core_conf(cycle).pid;
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -270,9 +298,9 @@ int main(int argc, char** argv) {
   }
   Cli cli;
   if (parse_options(argc, argv, cli) != 0) return 1;
-  init_proc_title(argc, argv);
-  cli.opt.argv_line =
-      argv_line.substr(argv_line.find(' ') == std::string::npos ? argv_line.size() : 0);
+  cli.opt.argv.assign(argv, argv + argc);
+  cli.opt.argv[0] = executable_path(argv[0]);
+  init_proc_title(argc, argv);  // may write over argv's strings
   cli.opt.argv_line = argv_line;
   use_builtin_modules();
 
@@ -349,6 +377,7 @@ int main(int argc, char** argv) {
     return 0;
   }
 
+  bool inherited = take_inherited_sockets();
   if (Status s = open_cycle(*cycle, nullptr, false); !s.ok()) {
     if (cycle->log.sink != nullptr) {
       log_error(LogLevel::Emerg, cycle->log, 0, "%s", s.message().c_str());
@@ -358,12 +387,19 @@ int main(int argc, char** argv) {
     return 1;
   }
   CoreConf& cc = core_conf(*cycle);
-  if (*cc.daemon) {
+  SignalPolicy& policy = signal_policy();
+  policy.parent = ::getppid();
+  if (inherited) {
+    policy.daemonized = 1;  // started by the old master, which stays its parent for a while
+  } else if (*cc.daemon) {
+    pid_t before = ::getpid();
     if (Status s = daemonize(); !s.ok()) {
       log_error(LogLevel::Emerg, cycle->log, 0, "%s", s.message().c_str());
       return 1;
     }
     log_set_pid(static_cast<int>(::getpid()));
+    policy.parent = before;
+    policy.daemonized = 1;
   }
   if (*cc.master) return run_master(std::move(cycle), opt);
   return run_single(std::move(cycle), opt);

@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/utsname.h>
@@ -16,10 +17,15 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <string_view>
 #include <vector>
 
 #include "core/regex.h"
+#include "core/str.h"
 #include "core/time_cache.h"
 #include "event/connection.h"
 #include "event/event_loop.h"
@@ -53,7 +59,70 @@ Status clone_reuseport(Cycle& cycle) {
   return {};
 }
 
+// What take_inherited_sockets() read, for the first cycle to take.
+struct Inherited {
+  std::string text;  // the variable's value, for the log
+  std::vector<int> fds;
+  std::string error;  // nginx's complaint about a bad number, logged with the rest
+};
+Inherited g_inherited;
+
+// Each listen of the first cycle takes the inherited socket bound to its address (reuseport copies
+// one each, in order); inherited sockets no listen takes are closed.
+void adopt_inherited(Cycle& cycle) {
+  log_error(LogLevel::Notice, cycle.log, 0, "using inherited sockets from \"%s\"",
+            g_inherited.text.c_str());
+  if (!g_inherited.error.empty()) {
+    log_error(LogLevel::Emerg, cycle.log, 0, "%s", g_inherited.error.c_str());
+  }
+  for (int fd : g_inherited.fds) {
+    SockAddr addr;
+    addr.len = sizeof addr.ss;
+    bool taken = false;
+    if (::getsockname(fd, addr.sa(), &addr.len) == 0) {
+      for (auto& ls : cycle.listening) {
+        if (ls->fd < 0 && ls->addr == addr) {
+          ls->fd = fd;
+          ls->inherited = true;
+          taken = true;
+          break;
+        }
+      }
+    }
+    if (!taken) ::close(fd);
+  }
+  g_inherited.fds.clear();
+}
+
 }  // namespace
+
+bool take_inherited_sockets() {
+  const char* v = ::getenv(kInheritedVar);
+  if (v == nullptr) return false;
+  g_inherited.text = v;
+  std::string_view rest = v;
+  // nginx's format: numbers each ended by ';' (or ':'); a bad number ends the list.
+  while (!rest.empty()) {
+    size_t end = rest.find_first_of(";:");
+    if (end == std::string_view::npos) {
+      g_inherited.error =
+          strprintf("invalid socket number \"%.*s\" in %s environment variable, ignoring",
+                    static_cast<int>(rest.size()), rest.data(), kInheritedVar);
+      break;
+    }
+    std::optional<int64_t> fd = parse_int(rest.substr(0, end));
+    if (!fd || *fd > INT32_MAX) {
+      g_inherited.error = strprintf(
+          "invalid socket number \"%.*s\" in %s environment variable, ignoring the rest of the "
+          "variable",
+          static_cast<int>(rest.size()), rest.data(), kInheritedVar);
+      break;
+    }
+    g_inherited.fds.push_back(static_cast<int>(*fd));
+    rest.remove_prefix(end + 1);
+  }
+  return true;
+}
 
 // A page of shared memory for counters every worker updates ($connection numbers).
 uint64_t* g_counter_page = nullptr;
@@ -159,6 +228,7 @@ Status open_cycle(Cycle& cycle, Cycle* old, bool test) {
   if (Status s = cycle.create_zones(old); !s.ok()) return s;
   if (!test) {
     if (Status s = clone_reuseport(cycle); !s.ok()) return s;
+    if (old == nullptr && !g_inherited.text.empty()) adopt_inherited(cycle);
   }
   return cycle.open_listening(old, test);
 }

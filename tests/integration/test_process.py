@@ -59,10 +59,12 @@ class Load:
             except Exception as e:  # noqa: BLE001 - any failure counts
                 if c is not None:
                     # An idle keep-alive connection that an old worker closed as it shut down, just as the
-                    # next request was sent: clients retry such a request on a new connection.
+                    # next request was sent: clients retry such a request on a new connection. (nginx
+                    # closes it with the request unread, which the client sees as a reset.)
                     c.close()
                     c = None
-                    if "closed before a full response: b''" in str(e) or isinstance(e, BrokenPipeError):
+                    if "closed before a full response: b''" in str(e) or \
+                            isinstance(e, (BrokenPipeError, ConnectionResetError)):
                         with self.lock:
                             self.retries += 1
                         continue

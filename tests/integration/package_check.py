@@ -37,7 +37,10 @@ def test_package_installs_runs_and_purges(deb):
     listing = subprocess.run(["dpkg-deb", "-c", deb], capture_output=True, text=True).stdout
     for f in ("./usr/sbin/weir", "./etc/weir/weir.conf", "./etc/weir/mime.types",
               "./etc/weir/sites-available/default", "./lib/systemd/system/weir.service",
-              "./etc/logrotate.d/weir", "./usr/share/man/man8/weir.8"):
+              "./etc/logrotate.d/weir", "./usr/share/man/man8/weir.8", "./etc/weir/fastcgi_params",
+              "./etc/weir/fastcgi.conf", "./etc/weir/scgi_params", "./etc/weir/uwsgi_params",
+              "./etc/weir/proxy_params", "./etc/weir/snippets/fastcgi-php.conf",
+              "./etc/weir/snippets/snakeoil.conf", "./usr/share/weir/html/index.html"):
         assert f in listing, (f, listing)
     info = subprocess.run(["dpkg-deb", "-I", deb], capture_output=True, text=True).stdout
     assert "libssl3" in info and "libnghttp2" in info, info
@@ -48,6 +51,7 @@ def test_package_installs_runs_and_purges(deb):
     pid_file = "/run/weir.pid"
     try:
         assert os.path.islink("/etc/weir/sites-enabled/default")
+        assert os.path.exists("/var/www/html/index.weir-debian.html")
         v = subprocess.run(["/usr/sbin/weir", "-V"], capture_output=True, text=True).stderr
         assert "--conf-path=/etc/weir/weir.conf" in v and "--pid-path=/run/weir.pid" in v, v
         t = root(["/usr/sbin/weir", "-t", "-q"])
@@ -55,14 +59,19 @@ def test_package_installs_runs_and_purges(deb):
         # The operator's own site instead of the default one (port 80 may be another server's).
         port = free_port()
         root(["rm", "/etc/weir/sites-enabled/default"])
-        conf = 'server { listen 127.0.0.1:%d; location / { return 200 "packaged\\n"; } }\n' % port
+        # It serves the default page the package put in /var/www/html, and proxies with proxy_params.
+        conf = ('server { listen 127.0.0.1:%d; root /var/www/html; index index.weir-debian.html; '
+                'location = /packaged { return 200 "packaged $http_x_forwarded_proto\\n"; } '
+                'location = /p { include proxy_params; proxy_pass http://127.0.0.1:%d/packaged; } }\n'
+                % (port, port))
         root(["sh", "-c", "cat > /etc/weir/conf.d/test.conf"], input=conf)
         # The unit's ExecStartPre and ExecStart, as systemd would run them.
         assert root(["/usr/sbin/weir", "-t", "-q", "-g", "daemon on; master_process on;"]).returncode == 0
         start = root(["/usr/sbin/weir", "-g", "daemon on; master_process on;"])
         assert start.returncode == 0, start.stderr
         wait_for(lambda: os.path.exists(pid_file), what="the pid file")
-        wait_for(lambda: http_get(port, "/").body == b"packaged\n", what="the site")
+        wait_for(lambda: http_get(port, "/p").body == b"packaged http\n", what="the site")
+        assert b"weir" in http_get(port, "/").body
         stop = root(["/usr/sbin/weir", "-s", "quit"])
         assert stop.returncode == 0, stop.stderr
         wait_for(lambda: not os.path.exists(pid_file), timeout=20, what="the stop")
@@ -71,6 +80,7 @@ def test_package_installs_runs_and_purges(deb):
             root(["/usr/sbin/weir", "-s", "stop"])
         p = root(["dpkg", "--purge", "weir"])
     assert p.returncode == 0, p.stdout + p.stderr
-    for gone in ("/usr/sbin/weir", "/etc/weir", "/var/log/weir", "/lib/systemd/system/weir.service"):
+    for gone in ("/usr/sbin/weir", "/etc/weir", "/var/log/weir", "/lib/systemd/system/weir.service",
+                 "/var/www/html/index.weir-debian.html"):
         assert not os.path.exists(gone), gone
     assert root(["dpkg", "-s", "nginx"]).stdout == nginx_before

@@ -6,11 +6,11 @@
 // only when the variable is used. nginx: src/http/modules/ngx_http_map_module.c
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "core/host_names.h"
 #include "core/str.h"
+#include "core/string_table.h"
 #include "http/core_module.h"
 #include "http/script.h"
 #include "http/variables.h"
@@ -30,7 +30,7 @@ struct Map {
   ComplexValue source;
   bool hostnames = false;
   // Lower-case keys, looked up by a view of the lower-cased value (no string built per lookup).
-  std::unordered_map<std::string, const ComplexValue*, StringViewHash, std::equal_to<>> exact;
+  StringTable<const ComplexValue*> exact;
   HostNames<const ComplexValue*> names;  // with `hostnames`
   std::vector<std::unique_ptr<MapRegex>> regexes;
   const ComplexValue* default_value = nullptr;
@@ -47,14 +47,12 @@ struct MapMainConf {
 
 const ComplexValue* find_value(Request& r, const Map& m, std::string_view key) {
   if (key.empty()) return nullptr;
-  char* low = r.pool->alloc_bytes(key.size());
+  char small[256];  // most keys: no allocation
+  char* low = key.size() <= sizeof small ? small : r.pool->alloc_bytes(key.size());
   lowercase_into(low, key);
   std::string_view lower{low, key.size()};
-  if (m.hostnames) {
-    if (const ComplexValue* const* v = m.names.find(lower)) return *v;
-  } else if (auto it = m.exact.find(lower); it != m.exact.end()) {
-    return it->second;
-  }
+  const ComplexValue* const* v = m.hostnames ? m.names.find(lower) : m.exact.find(lower);
+  if (v != nullptr) return *v;
   for (const auto& re : m.regexes) {
     if (regex_exec(r, re->re, key)) return re->value;
   }
@@ -112,7 +110,7 @@ Status map_line(ConfContext& cf, const ConfNode& line, Map& m, MapMainConf& mcf)
     }
     added = result == HostNames<const ComplexValue*>::Added::Ok;
   } else {
-    added = m.exact.emplace(lower, v).second;
+    added = m.exact.add(lower, v);
   }
   if (!added) {
     return at.errorf("conflicting parameter \"%s\"", lower.c_str());

@@ -134,7 +134,7 @@ void log_error(LogLevel level, const Log& log, int err, const char* fmt, ...) {
   }
   bool wrote_stderr = false;
   for (const LogSink* s = log.sink; s != nullptr; s = s->next) {
-    if (s->level < level) break;
+    if (s->level < level && !log.debug) break;
     if (s->syslog != nullptr) {
       // nginx's syslog line is the error line without its newline, at the level's severity.
       s->syslog->send({line, len - 1}, static_cast<int>(level) - 1);

@@ -42,6 +42,11 @@ void accept_connections(Connection& lc) {
     c->number = next_connection_number();
     c->log->sink = ls->log_sink;
     c->log->connection = c->number;
+    if (g_accept.debug_unix || !g_accept.debug_connection.empty()) {
+      c->log->debug = ss.ss_family == AF_UNIX ? g_accept.debug_unix
+                                              : cidr_match(reinterpret_cast<const sockaddr*>(&ss),
+                                                           g_accept.debug_connection);
+    }
     if (EventLoop::current->add_connection(*c) != Rc::Ok) {
       close_connection(*c);
       continue;

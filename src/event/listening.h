@@ -3,8 +3,10 @@
 // Connection. nginx: src/core/ngx_connection.c (ngx_listening_t), src/event/ngx_event_accept.c
 #pragma once
 
+#include <span>
 #include <string>
 
+#include "core/cidr.h"
 #include "core/inet.h"
 #include "event/connection.h"
 #include "event/event_loop.h"
@@ -31,6 +33,9 @@ struct Listening {
 struct AcceptOptions {
   bool multi_accept = false;
   bool exclusive = true;  // EPOLLEXCLUSIVE
+  // debug_connection: clients whose connections log every level (unix: for every unix socket).
+  std::span<const Cidr> debug_connection;
+  bool debug_unix = false;
 };
 
 // Registers the listening socket with the loop (in a worker).

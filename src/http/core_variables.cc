@@ -268,18 +268,9 @@ void var_uri(Request& r, VariableValue& v, uintptr_t) {
 }
 
 void var_request_line(Request& r, VariableValue& v, uintptr_t) {
-  if (r.request_line.empty()) {
-    // A malformed request: the line as far as it came.
-    char* s = r.line.request_start;
-    if (s == nullptr || r.header_in == nullptr) {
-      v.set_not_found();
-      return;
-    }
-    char* p = s;
-    while (p < r.header_in->last && *p != '\r' && *p != '\n') p++;
-    r.request_line = {s, static_cast<size_t>(p - s)};
-  }
-  v.set(r.request_line);
+  std::string_view line = request_line_so_far(r);
+  if (line.data() == nullptr) return v.set_not_found();  // nothing of a request line came
+  v.set(line);
 }
 
 void var_document_root(Request& r, VariableValue& v, uintptr_t) {

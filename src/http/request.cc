@@ -588,6 +588,16 @@ Code send_response(Request& r, int status, std::string_view text, std::string_vi
   return output_filter(r, &out);
 }
 
+std::string_view request_line_so_far(Request& r) {
+  if (r.request_line.empty() && r.line.request_start != nullptr && r.header_in != nullptr) {
+    char* s = r.line.request_start;
+    char* p = s;
+    while (p < r.header_in->last && *p != '\r' && *p != '\n') p++;
+    r.request_line = {s, static_cast<size_t>(p - s)};
+  }
+  return r.request_line;
+}
+
 char* log_error_handler(const Log& log, char* p, char* end) {
   auto append = [&](std::string_view s) {
     size_t n = std::min<size_t>(s.size(), end - p);
@@ -611,9 +621,9 @@ char* log_error_handler(const Log& log, char* p, char* end) {
   }
   append(", server: ");
   append(r->srv_conf != nullptr ? std::string_view(core_srv(*r).server_name) : "");
-  if (!r->request_line.empty()) {
+  if (std::string_view line = request_line_so_far(*r); !line.empty()) {
     append(", request: \"");
-    append(r->request_line);
+    append(line);
     append("\"");
   }
   // As nginx: the subrequest in turn, and the upstream the current request talks to.

@@ -292,6 +292,9 @@ bool parse_unsafe_uri(Request& r, std::string_view target, std::string_view& uri
 
 // The error-log context printed after a message: ", client: ..., server: ..., request: ..."
 char* log_error_handler(const Log& log, char* p, char* end);
+// The request line, or for a malformed one the line as far as it came (up to CR or LF), as nginx's
+// log handler and $request show it; kept in r.request_line.
+std::string_view request_line_so_far(Request& r);
 
 // Sends a full response whose body is text (`return code "text"`); a 301..308 code makes text the
 // Location instead. The type is the URI's (default_type ...) unless given. nginx:

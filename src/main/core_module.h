@@ -11,6 +11,7 @@
 
 #include "conf/module.h"
 #include "conf/setting.h"
+#include "core/cidr.h"
 
 namespace weir {
 
@@ -52,6 +53,9 @@ struct EventConf {
   Setting<bool> multi_accept;
   Setting<bool> accept_mutex;
   Setting<uint64_t> accept_mutex_delay;
+  // debug_connection: the clients whose connections log every level.
+  std::vector<Cidr> debug_connection;
+  bool debug_unix = false;  // debug_connection unix:
 };
 
 // The configuration of the cycle's core module.

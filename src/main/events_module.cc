@@ -1,5 +1,7 @@
 #include "conf/conf_context.h"
 #include "conf/cycle.h"
+#include "core/cidr.h"
+#include "core/inet.h"
 #include "core/str.h"
 #include "main/core_module.h"
 
@@ -47,11 +49,31 @@ Status set_connections(ConfContext&, const ConfNode& n, EventConf& ec) {
   return {};
 }
 
-Status set_debug_connection(ConfContext& cf, const ConfNode& n) {
-  cf.warn(LogLevel::Warn,
-          "\"debug_connection\" is ignored, weir logs debug messages for every connection "
-          "when the error_log level is \"debug\"");
-  (void)n;
+// debug_connection unix: | address[/bits] | name (each of its addresses). nginx:
+// ngx_event_debug_connection
+Status set_debug_connection(ConfContext& cf, const ConfNode& n, EventConf& ec) {
+  const std::string& v = n.args[1];
+  if (v == "unix:") {
+    ec.debug_unix = true;
+    return {};
+  }
+  Cidr block;
+  CidrParse parsed = parse_cidr(v, block);
+  if (parsed != CidrParse::Invalid) {
+    if (parsed == CidrParse::LowBits) {
+      cf.warn(LogLevel::Warn, "low address bits of %s are meaningless", v.c_str());
+    }
+    ec.debug_connection.push_back(block);
+    return {};
+  }
+  Result<std::vector<SockAddr>> addrs = parse_addresses(v, 0, false);
+  if (!addrs.ok() || addrs->empty()) {
+    return cf.errorf("host not found in debug_connection \"%s\"", v.c_str());
+  }
+  for (const SockAddr& a : *addrs) {
+    if (parse_cidr(a.to_string(false), block) == CidrParse::Ok)
+      ec.debug_connection.push_back(block);
+  }
   return {};
 }
 

@@ -128,15 +128,22 @@ void apply_env(Cycle& cycle) {
   environ = env.data();
 }
 
+AcceptOptions accept_options(const EventConf& ec) {
+  AcceptOptions ao;
+  ao.multi_accept = *ec.multi_accept;
+  ao.exclusive = true;
+  ao.debug_connection = ec.debug_connection;
+  ao.debug_unix = ec.debug_unix;
+  return ao;
+}
+
 Status init_worker(Cycle& cycle, WorkerState& w, int slot) {
   EventConf& ec = event_conf(cycle);
   if (Status s = w.loop.init(512); !s.ok()) return s;
   w.loop.set_wait_sigmask(&no_signals());
   w.pool.init(*ec.connections);
   ConnectionPool::current = &w.pool;
-  AcceptOptions ao;
-  ao.multi_accept = *ec.multi_accept;
-  ao.exclusive = true;
+  AcceptOptions ao = accept_options(ec);
   for (auto& ls : cycle.listening) {
     if (ls->fd < 0) continue;
     if (ls->worker != -1 && ls->worker != slot) {
@@ -253,8 +260,7 @@ int run_single(std::unique_ptr<Cycle> cycle, const Options& opt) {
       std::unique_ptr<Cycle> next = reload(opt, *cycle);
       if (next != nullptr) {
         for (auto& ls : cycle->listening) disable_accept(*ls, false);
-        AcceptOptions ao;
-        ao.multi_accept = *event_conf(*next).multi_accept;
+        AcceptOptions ao = accept_options(event_conf(*next));
         for (auto& ls : next->listening) {
           if (ls->fd < 0) continue;
           if (Status s = enable_accept(*ls, w.pool, w.loop, ao); !s.ok()) {

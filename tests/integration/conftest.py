@@ -210,11 +210,19 @@ def status_codes(out):
     return [int(m.group(1)) for m in re.finditer(rb"HTTP/1\.1 (\d{3}) ", out)]
 
 
-def raw(port, data, timeout=5, half_close=False):
-    """Sends raw bytes (then half-closes if asked), returns everything until the server closes."""
+def raw(port, data, timeout=5, half_close=False, source=None):
+    """Sends raw bytes (then half-closes if asked), returns everything until the server closes. source:
+    the client's address (another 127.0.0.x, or an IPv6 one, which then connects to itself)."""
     if isinstance(data, str):
         data = data.encode("latin-1")
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if source is None:
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    else:
+        v6 = ":" in source
+        s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET)
+        s.settimeout(timeout)
+        s.bind((source, 0))
+        s.connect((source if v6 else "127.0.0.1", port))
     s.sendall(data)
     if half_close:
         s.shutdown(socket.SHUT_WR)

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from conftest import NGINX, WEIR, check_conf, weir_and_nginx
+from conftest import NGINX, WEIR, check_conf, raw, weir_and_nginx
 
 CONF = r"""
     server {
@@ -56,19 +56,7 @@ def pair():
 
 
 def status(port, source, path):
-    family = socket.AF_INET6 if ":" in source else socket.AF_INET
-    s = socket.socket(family)
-    s.settimeout(5)
-    s.bind((source, 0))
-    s.connect((source if family == socket.AF_INET6 else "127.0.0.1", port))
-    s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path.encode())
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
+    data = raw(port, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path, source=source)
     return int(data.split(b" ", 2)[1])
 
 

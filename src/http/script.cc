@@ -84,13 +84,6 @@ Status ComplexValue::compile(ConfContext& cf, std::string_view value, bool allow
   return {};
 }
 
-std::string_view ComplexValue::variable_text(Request& r, int index) {
-  const VariableValue* v = &r.variables[index];
-  if (!v->valid || v->no_cacheable) v = get_flushed_variable(r, index);  // else: computed already
-  // Never a null pointer, even when empty: callers copy from it.
-  return v->valid && v->len != 0 ? v->view() : std::string_view("");
-}
-
 std::string_view ComplexValue::eval_dynamic(Request& r, bool escape_captures) const {
   VariableValue* small[16];
   VariableValue** vals =

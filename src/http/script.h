@@ -12,6 +12,7 @@
 
 #include "core/regex.h"
 #include "core/status.h"
+#include "http/variables.h"
 
 namespace weir {
 struct ConfContext;
@@ -38,13 +39,11 @@ class ComplexValue {
   // text as URI args (rewrite's redirects when the original URI was escaped).
   std::string_view eval(Request& r, bool escape_captures = false) const {
     if (!dynamic_) return source_literal_;
-    if (only_variable_ >= 0) return variable_text(r, only_variable_);
+    if (only_variable_ >= 0) return flushed_variable_text(r, only_variable_);
     return eval_dynamic(r, escape_captures);
   }
 
  private:
-  // "$var": the variable's value as it is (values live as long as the request).
-  static std::string_view variable_text(Request& r, int index);
   std::string_view eval_dynamic(Request& r, bool escape_captures) const;
   enum class Kind : uint8_t { Literal, Variable, Capture };
   struct Part {

@@ -120,6 +120,12 @@ VariableValue* get_flushed_variable(Request& r, int index) {
   return get_indexed_variable(r, index);
 }
 
+std::string_view flushed_variable_text(Request& r, int index) {
+  const VariableValue* v = get_flushed_variable(r, index);
+  // Never a null pointer, even when empty: callers copy from it.
+  return v->valid && v->len != 0 ? v->view() : std::string_view("");
+}
+
 VariableValue* get_variable(Request& r, std::string_view name) {
   Variables& vars = core_main(r).variables;
   std::string key = lowercased(name);

@@ -122,6 +122,8 @@ SockAddr local_sockaddr(Request& r);
 VariableValue* get_indexed_variable(Request& r, int index);
 // Same, but recomputes a no_cacheable variable.
 VariableValue* get_flushed_variable(Request& r, int index);
+// Its text ("" when not found), in one call: what a value made of one variable is.
+std::string_view flushed_variable_text(Request& r, int index);
 // By name at run time (names not known at configuration time); nullptr when unknown.
 VariableValue* get_variable(Request& r, std::string_view name);
 

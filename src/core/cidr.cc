@@ -7,6 +7,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/inet.h"
 #include "core/str.h"
 
 namespace weir {
@@ -53,6 +54,31 @@ bool cidr_match(const sockaddr* sa, std::span<const Cidr> blocks) {
     if (match) return true;
   }
   return false;
+}
+
+CidrParse parse_cidr_or_name(std::string_view text, std::vector<Cidr>& out) {
+  Cidr block;
+  CidrParse parsed = parse_cidr(text, block);
+  if (parsed != CidrParse::Invalid) {
+    out.push_back(block);
+    return parsed;
+  }
+  Result<std::vector<SockAddr>> addrs = parse_addresses(text, 0, false);
+  if (!addrs.ok() || addrs->empty()) return CidrParse::Invalid;
+  for (const SockAddr& a : *addrs) {
+    Cidr one;
+    one.family = a.family();
+    if (one.family == AF_INET) {
+      std::memcpy(one.addr.data(), &reinterpret_cast<const sockaddr_in*>(a.sa())->sin_addr, 4);
+      std::fill_n(one.mask.begin(), 4, 0xff);
+    } else {
+      std::memcpy(one.addr.data(), reinterpret_cast<const sockaddr_in6*>(a.sa())->sin6_addr.s6_addr,
+                  16);
+      one.mask.fill(0xff);
+    }
+    out.push_back(one);
+  }
+  return CidrParse::Ok;
 }
 
 }  // namespace weir

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <span>
 #include <string_view>
+#include <vector>
 
 namespace weir {
 
@@ -23,6 +24,10 @@ enum class CidrParse : uint8_t { Ok, LowBits, Invalid };
 // "a.b.c.d[/n]" or "ipv6[/n]". LowBits: host bits were set (cleared; nginx warns "low address bits
 // of ... are meaningless").
 CidrParse parse_cidr(std::string_view text, Cidr& out);
+
+// An address block, or a name standing for each of its addresses (resolved now: nginx resolves
+// set_real_ip_from and debug_connection at load), appended to out. Invalid: neither.
+CidrParse parse_cidr_or_name(std::string_view text, std::vector<Cidr>& out);
 
 // Whether the address (IPv4 or IPv6) is inside one of the blocks.
 bool cidr_match(const sockaddr* sa, std::span<const Cidr> blocks);

@@ -1,7 +1,6 @@
 #include "conf/conf_context.h"
 #include "conf/cycle.h"
 #include "core/cidr.h"
-#include "core/inet.h"
 #include "core/str.h"
 #include "main/core_module.h"
 
@@ -57,22 +56,12 @@ Status set_debug_connection(ConfContext& cf, const ConfNode& n, EventConf& ec) {
     ec.debug_unix = true;
     return {};
   }
-  Cidr block;
-  CidrParse parsed = parse_cidr(v, block);
-  if (parsed != CidrParse::Invalid) {
-    if (parsed == CidrParse::LowBits) {
-      cf.warn(LogLevel::Warn, "low address bits of %s are meaningless", v.c_str());
-    }
-    ec.debug_connection.push_back(block);
-    return {};
-  }
-  Result<std::vector<SockAddr>> addrs = parse_addresses(v, 0, false);
-  if (!addrs.ok() || addrs->empty()) {
+  CidrParse parsed = parse_cidr_or_name(v, ec.debug_connection);
+  if (parsed == CidrParse::Invalid) {
     return cf.errorf("host not found in debug_connection \"%s\"", v.c_str());
   }
-  for (const SockAddr& a : *addrs) {
-    if (parse_cidr(a.to_string(false), block) == CidrParse::Ok)
-      ec.debug_connection.push_back(block);
+  if (parsed == CidrParse::LowBits) {
+    cf.warn(LogLevel::Warn, "low address bits of %s are meaningless", v.c_str());
   }
   return {};
 }

@@ -192,33 +192,13 @@ Status from_directive(ConfContext& cf, const ConfNode& n, RealipLocConf& conf) {
     conf.from_unix = true;
     return {};
   }
-  Cidr c;
-  CidrParse rc = parse_cidr(v, c);
+  CidrParse rc = parse_cidr_or_name(v, *conf.from);
   if (rc == CidrParse::Invalid) {
-    // A host name: every address it has, as nginx resolves it at load.
-    Result<std::vector<SockAddr>> addrs = parse_addresses(v, 0, false);
-    if (!addrs.ok() || addrs->empty()) {
-      return cf.errorf("host not found in set_real_ip_from \"%s\"", v.c_str());
-    }
-    for (const SockAddr& a : *addrs) {
-      Cidr one;
-      one.family = a.family();
-      if (one.family == AF_INET) {
-        std::memcpy(one.addr.data(), &reinterpret_cast<const sockaddr_in*>(a.sa())->sin_addr, 4);
-        std::fill_n(one.mask.begin(), 4, 0xff);
-      } else {
-        std::memcpy(one.addr.data(),
-                    reinterpret_cast<const sockaddr_in6*>(a.sa())->sin6_addr.s6_addr, 16);
-        one.mask.fill(0xff);
-      }
-      conf.from->push_back(one);
-    }
-    return {};
+    return cf.errorf("host not found in set_real_ip_from \"%s\"", v.c_str());
   }
   if (rc == CidrParse::LowBits) {
     cf.warn(LogLevel::Warn, "low address bits of %s are meaningless", v.c_str());
   }
-  conf.from->push_back(c);
   return {};
 }
 

@@ -67,6 +67,12 @@ class Pool : public std::pmr::memory_resource {
   // Registers fn(data) to run when the pool is reset or destroyed; the handle can be disarmed (fn =
   // nullptr).
   Cleanup* add_cleanup(void (*fn)(void*), void* data);
+  // Registers a cleanup whose node the caller keeps in this pool's memory (inside its own context):
+  // one allocation fewer.
+  void add_cleanup(Cleanup& c, void (*fn)(void*), void* data) {
+    c = Cleanup{fn, data, cleanups_};
+    cleanups_ = &c;
+  }
 
   // Frees everything, runs cleanups, keeps nothing: the pool can be used again afterwards.
   void reset() { release(); }

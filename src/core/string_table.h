@@ -20,6 +20,7 @@ class StringTable {
   // False when the key is there already (the first value stays).
   bool add(std::string key, T value) {
     if (find(key) != nullptr) return false;
+    lengths_ |= length_bit(key.size());
     entries_.emplace_back(std::move(key), std::move(value));
     if (entries_.size() * 2 > slots_.size()) {
       rehash(slots_.empty() ? 16 : slots_.size() * 2);
@@ -29,8 +30,11 @@ class StringTable {
     return true;
   }
 
+  // False when no key has this length: a miss known before the key is hashed (or lower-cased).
+  bool may_hold(size_t len) const { return (lengths_ & length_bit(len)) != 0; }
+
   const T* find(std::string_view key) const {
-    if (slots_.empty()) return nullptr;
+    if (!may_hold(key.size())) return nullptr;
     uint64_t h = hash_bytes(key);
     size_t mask = slots_.size() - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
@@ -50,6 +54,9 @@ class StringTable {
     uint32_t entry = 0;  // index in entries_ + 1; 0: empty
   };
 
+  // Lengths from 63 up share the last bit.
+  static uint64_t length_bit(size_t len) { return uint64_t{1} << (len < 63 ? len : 63); }
+
   // Slots stay at most half full, so a probe always ends at an empty one.
   void rehash(size_t n) {
     slots_.assign(n, Slot{});
@@ -63,6 +70,7 @@ class StringTable {
     slots_[i] = Slot{static_cast<uint32_t>(h), static_cast<uint32_t>(index + 1)};
   }
 
+  uint64_t lengths_ = 0;  // bit n: some key is n bytes long
   std::vector<Slot> slots_;
   std::vector<std::pair<std::string, T>> entries_;
 };

@@ -112,6 +112,39 @@ def test_a_full_zone_takes_new_keys(make_server, binary):
         assert "could not allocate" not in s.error_log()
 
 
+@pytest.mark.parametrize("binary", [WEIR, NGINX], ids=["weir", "nginx"])
+def test_two_zones_and_a_rejection_gives_back_the_first(make_server, binary):
+    """Two limits at one level: a request holds a count in each; one the second refuses gives back
+    the count the first took (else the per-address count would stay at 2 and /free/ would fail)."""
+    gate = threading.Event()
+    with Backend() as b:
+        b.script("/slow", [Wait(gate), Send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nslow\n")])
+        s = make_server(r"""
+            limit_conn_zone $binary_remote_addr zone=addr:1m;
+            limit_conn_zone $server_name zone=site:1m;
+            server {
+                listen 127.0.0.1:%%%%PORT%%%%;
+                server_name site;
+                limit_conn addr 2;
+                limit_conn site 1;
+                location /slow { proxy_pass http://127.0.0.1:%d; }
+                location /free/ { limit_conn addr 2; return 200 "free\n"; }
+                location / { root %%%%DIR%%%%/html; }
+            }
+        """ % b.port, binary=binary, files={"ok.txt": b"ok\n"})
+        first = hold(s.port, "/slow")
+        wait_for(lambda: len(b.requests) == 1, what="the held request at the backend")
+        for _ in range(3):
+            assert raw(s.port, "GET /ok.txt HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 503 ")
+        assert http_get(s.port, "/free/").status == 200
+        assert 'limiting connections by zone "site"' in s.error_log()
+        gate.set()
+        assert first.recv(4096).startswith(b"HTTP/1.1 200 ")
+        first.close()
+        wait_for(lambda: raw(s.port, "GET /ok.txt HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 200 "),
+                 what="both counts given back")
+
+
 @pytest.mark.parametrize("conf,error", [
     ("limit_conn_zone $a;", 'invalid number of arguments in "limit_conn_zone" directive'),
     ("limit_conn_zone $a $b;", 'invalid parameter "$b"'),

@@ -87,10 +87,14 @@ struct Held {
   bool released;
 };
 
+// With its cleanup and the first count inside: most requests hold one, and then the context is
+// the only allocation.
 struct LimitConnCtx {
   static constexpr Module* kModule = &http_limit_conn_module;
   LimitStatus status = LimitStatus::None;
   Held* held = nullptr;
+  Held first{};
+  Pool::Cleanup cleanup{};
 };
 
 bool node_less(const RbNode& a, const RbNode& b) {
@@ -146,7 +150,8 @@ Code limit_conn_handler(Request& r) {
       ctx = main.pool->make<LimitConnCtx>();
       main.set_ctx(ctx);
       // The counts go back when the request's pool goes, however the request ends.
-      main.pool->add_cleanup([](void* p) { release_all(*static_cast<LimitConnCtx*>(p)); }, ctx);
+      main.pool->add_cleanup(
+          ctx->cleanup, [](void* p) { release_all(*static_cast<LimitConnCtx*>(p)); }, ctx);
     }
     ctx->status = LimitStatus::Passed;
     // Equal hashes are ordered by the key in the tree: colliding keys only cost a comparison.
@@ -194,7 +199,9 @@ Code limit_conn_handler(Request& r) {
       ctx->status = LimitStatus::Rejected;
       return Code::status(*conf.status);
     }
-    ctx->held = main.pool->make<Held>(Held{&z, node, ctx->held, false});
+    Held* h = ctx->held == nullptr ? &ctx->first : main.pool->make<Held>();
+    *h = Held{&z, node, ctx->held, false};
+    ctx->held = h;
   }
   return Rc::Declined;
 }

@@ -186,12 +186,12 @@ Lookup lookup(const ReqLimit& limit, ReqZone& z, uint32_t hash, std::string_view
 
 // The limits before the n-th looked their keys up and counted them: each is let in now (its
 // excess taken), and the longest wait any of them asks is the delay.
-clock::msec_t account(const std::vector<ReqLimit>& limits, size_t n, int64_t& excess,
+clock::msec_t account(const ReqLimit* first, const ReqLimit* end, int64_t& excess,
                       const ReqLimit*& limit) {
   clock::msec_t max_delay = 0;
   if (excess > limit->delay) max_delay = (excess - limit->delay) * 1000 / zone_of(*limit).rate;
-  while (n-- > 0) {
-    ReqZone& z = zone_of(limits[n]);
+  while (end-- != first) {
+    ReqZone& z = zone_of(*end);
     ReqNode* node = z.node;
     if (node == nullptr) continue;
     int64_t e;
@@ -205,21 +205,21 @@ clock::msec_t account(const std::vector<ReqLimit>& limits, size_t n, int64_t& ex
       node->count--;
     }
     z.node = nullptr;
-    if (e <= limits[n].delay) continue;
-    auto delay = static_cast<clock::msec_t>((e - limits[n].delay) * 1000 / z.rate);
+    if (e <= end->delay) continue;
+    auto delay = static_cast<clock::msec_t>((e - end->delay) * 1000 / z.rate);
     if (delay > max_delay) {
       max_delay = delay;
       excess = e;
-      limit = &limits[n];
+      limit = end;
     }
   }
   return max_delay;
 }
 
 // A rejected request: the counts the limits before it took are given back.
-void unlock(const std::vector<ReqLimit>& limits, size_t n) {
-  while (n-- > 0) {
-    ReqZone& z = zone_of(limits[n]);
+void unlock(const ReqLimit* first, const ReqLimit* end) {
+  while (end-- != first) {
+    ReqZone& z = zone_of(*end);
     if (z.node == nullptr) continue;
     {
       ShmLock lock(z.zone->slab->mutex());
@@ -246,13 +246,15 @@ Code limit_req_handler(Request& r) {
   if (ctx != nullptr && ctx->status != LimitStatus::None) return Rc::Declined;
   const auto& conf = r.loc<LimitReqLocConf>();
   if (conf.limits == nullptr) return Rc::Declined;
-  const std::vector<ReqLimit>& limits = *conf.limits;
+  // Pointers, not indices: a ReqLimit is 24 bytes, and size() would divide by it.
+  const ReqLimit* const first = conf.limits->data();
+  const ReqLimit* const last = first + conf.limits->size() - 1;
   int64_t excess = 0;
   Lookup rc = Lookup::Ok;
   bool any = false;
-  size_t n = 0;
-  for (; n < limits.size(); n++) {
-    ReqZone& z = zone_of(limits[n]);
+  const ReqLimit* l = first;
+  for (; l <= last; l++) {
+    ReqZone& z = zone_of(*l);
     std::string_view key = z.key.eval(r);
     if (key.empty()) continue;
     if (key.size() > 65535) {
@@ -266,7 +268,7 @@ Code limit_req_handler(Request& r) {
     auto hash = static_cast<uint32_t>(hash_bytes(key));
     {
       ShmLock lock(z.zone->slab->mutex());
-      rc = lookup(limits[n], z, hash, key, excess, n == limits.size() - 1, r.log());
+      rc = lookup(*l, z, hash, key, excess, l == last, r.log());
     }
     if (rc != Lookup::Again) break;
   }
@@ -275,8 +277,8 @@ Code limit_req_handler(Request& r) {
     ctx = main.pool->make<LimitReqCtx>();
     main.set_ctx(ctx);
   }
-  if (n == limits.size()) n--;  // every limit asked to count: the last one accounts below
-  const ReqLimit* limit = &limits[n];
+  if (l > last) l = last;  // every limit asked to count: the last one accounts below
+  const ReqLimit* limit = l;
   if (rc == Lookup::Busy || rc == Lookup::Error) {
     if (rc == Lookup::Busy) {
       log_error(*conf.log_level, r.log(), 0,
@@ -284,7 +286,7 @@ Code limit_req_handler(Request& r) {
                 *conf.dry_run ? ", dry run" : "", static_cast<long long>(excess / 1000),
                 static_cast<long long>(excess % 1000), limit->shm->name.c_str());
     }
-    unlock(limits, n);
+    unlock(first, l);
     if (*conf.dry_run) {
       ctx->status = LimitStatus::RejectedDryRun;
       return Rc::Declined;
@@ -293,7 +295,7 @@ Code limit_req_handler(Request& r) {
     return Code::status(*conf.status);
   }
   if (rc == Lookup::Again) excess = 0;
-  clock::msec_t delay = account(limits, rc == Lookup::Again ? n + 1 : n, excess, limit);
+  clock::msec_t delay = account(first, rc == Lookup::Again ? l + 1 : l, excess, limit);
   if (delay == 0) {
     ctx->status = LimitStatus::Passed;
     return Rc::Declined;

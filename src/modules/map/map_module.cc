@@ -47,12 +47,15 @@ struct MapMainConf {
 
 const ComplexValue* find_value(Request& r, const Map& m, std::string_view key) {
   if (key.empty()) return nullptr;
-  char small[256];  // most keys: no allocation
-  char* low = key.size() <= sizeof small ? small : r.pool->alloc_bytes(key.size());
-  lowercase_into(low, key);
-  std::string_view lower{low, key.size()};
-  const ComplexValue* const* v = m.hostnames ? m.names.find(lower) : m.exact.find(lower);
-  if (v != nullptr) return *v;
+  // An exact key of another length cannot match: no lower-case copy, no hash.
+  if (m.hostnames || m.exact.may_hold(key.size())) {
+    char small[256];  // most keys: no allocation
+    char* low = key.size() <= sizeof small ? small : r.pool->alloc_bytes(key.size());
+    lowercase_into(low, key);
+    std::string_view lower{low, key.size()};
+    const ComplexValue* const* v = m.hostnames ? m.names.find(lower) : m.exact.find(lower);
+    if (v != nullptr) return *v;
+  }
   for (const auto& re : m.regexes) {
     if (regex_exec(r, re->re, key)) return re->value;
   }

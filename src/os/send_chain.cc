@@ -11,16 +11,16 @@
 
 namespace weir {
 
-namespace {
-
-constexpr int kIovMax = std::min(IOV_MAX, 1024);
-
 LogLevel send_error_level(int err) {
   // A client that went away is routine; anything else is worth attention.
   return (err == EPIPE || err == ECONNRESET || err == ENOTCONN || err == ETIMEDOUT)
              ? LogLevel::Info
              : LogLevel::Crit;
 }
+
+namespace {
+
+constexpr int kIovMax = std::min(IOV_MAX, 1024);
 
 SendResult sent_up_to(ChainLink* rest) {
   return {rest == nullptr ? Rc::Ok : Rc::Again, rest};

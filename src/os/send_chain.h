@@ -24,6 +24,9 @@ struct SendState {
   bool use_sendfile = true;
 };
 
+// The level a failed send is logged at: info for a client that went away, crit for the rest.
+LogLevel send_error_level(int err);
+
 // The largest sendfile() the kernel takes in one call, rounded down to a page.
 constexpr off_t kMaxSendfileSize = 2147479552;
 

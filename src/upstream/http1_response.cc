@@ -112,8 +112,11 @@ Rc http1_input_filter_init(Request& r, Http1Response& ctx) {
   } else if (u.headers_in.content_length_n >= 0) {
     u.length = u.headers_in.content_length_n;
     if (u.length == 0) set_keepalive_if_done(u, ctx);
+    u.body_as_is = true;
+    u.keepalive_at_end = !u.headers_in.connection_close;
   } else {
     u.length = -1;
+    u.body_as_is = true;
   }
   return Rc::Ok;
 }

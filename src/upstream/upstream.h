@@ -16,6 +16,7 @@
 #include "event/resolver.h"
 #include "http/headers.h"
 #include "http/request.h"
+#include "os/kernel_pipe.h"
 #include "upstream/upstream_group.h"
 
 struct ssl_ctx_st;
@@ -253,6 +254,13 @@ struct Upstream {
   // shut): no more is taken from the client until post_upstream_output.
   bool body_held : 1 = false;
   bool ssl : 1 = false;  // TLS to the peer (conf->ssl is the context)
+  // Set by the protocol's input_filter_init: the body after the header is the response's body as
+  // it is, up to u.length (or the close when -1), so a relay may move it without the input filter;
+  // and whether the connection may then be reused once u.length is reached.
+  bool body_as_is : 1 = false;
+  bool keepalive_at_end : 1 = false;
+  bool spliced : 1 = false;  // the rest of the body goes through `kernel_pipe` (non-buffered)
+  KernelPipe kernel_pipe;
 };
 
 // Makes r.upstream (a content handler calls it first).

@@ -8,11 +8,13 @@
 #include <cerrno>
 #include <string>
 
+#include "core/assert.h"
 #include "core/time_cache.h"
 #include "event/event_loop.h"
 #include "http/core_module.h"
 #include "http/filter.h"
 #include "http/script.h"
+#include "os/kernel_pipe.h"
 #include "upstream/event_pipe.h"
 #include "upstream/lifecycle.h"
 
@@ -21,6 +23,8 @@ namespace weir::http {
 namespace {
 
 void process_non_buffered_request(Request& r, Upstream& u, bool do_write);
+bool can_splice(const Request& r, const Upstream& u);
+void start_splice(Request& r, Upstream& u);
 void process_pipe_request(Request& r, Upstream& u);
 
 Rc init_input_filter(Request& r, Upstream& u) {
@@ -120,6 +124,10 @@ void process_non_buffered_request(Request& r, Upstream& u, bool do_write) {
           return;
         }
         u.buffer.pos = u.buffer.last = u.buffer.start;
+        if (down.buffered == 0 && can_splice(r, u)) {
+          start_splice(r, u);  // what came before (the header, the preread) has all gone out
+          return;
+        }
       }
     }
     size_t room = static_cast<size_t>(u.buffer.end - u.buffer.last);
@@ -140,6 +148,117 @@ void process_non_buffered_request(Request& r, Upstream& u, bool do_write) {
     break;
   }
   set_relay_timers(r, u, up.read.active);
+}
+
+// The splice relay: the rest of a non-buffered body that no filter needs to see goes from the
+// upstream's socket to the client's through a kernel pipe (os/kernel_pipe), a pipe's worth per call
+// each way, never through the worker's memory. Neither side may be TLS or an HTTP/2 stream, the
+// protocol must pass the body as it is (proxy: Content-Length or up to the close, not chunked), and
+// the response must leave unchanged (no gzip, SSI, charset recoding, chunked framing, subrequest).
+// Beyond nginx, which copies each proxy_buffer_size through user space.
+bool can_splice(const Request& r, const Upstream& u) {
+  const Connection& down = *r.connection;
+  return u.body_as_is && !u.ssl && u.peer.connection->ops == nullptr && down.ops == nullptr &&
+         r.main == &r && !r.chunked && !r.main_filter_need_in_memory && !r.filter_need_in_memory &&
+         !r.filter_need_temporary && u.length != 0;
+}
+
+void splice_upstream(Request& r, Upstream& u);
+void splice_downstream(Request& r);
+
+void process_splice(Request& r, Upstream& u) {
+  WEIR_ASSERT(u.spliced && u.phase == UpstreamPhase::Relaying);
+  Connection& up = *u.peer.connection;
+  Connection& down = *r.connection;
+  KernelPipe& pipe = u.kernel_pipe;
+  bool pipe_full = false;
+  for (;;) {
+    bool moved = false;
+    if (pipe.held > 0 && down.write.ready) {
+      IoResult out = splice_out(pipe, down.fd);
+      if (out.rc == Rc::Ok) {
+        down.io.sent += static_cast<off_t>(out.n);
+        moved = true;
+      } else if (out.rc == Rc::Again) {
+        down.write.ready = false;
+      } else {
+        int err = errno;
+        log_error(send_error_level(err), *down.log, err, "splice() failed");
+        down.error = true;
+        finalize_upstream(r, u, Rc::Error);
+        return;
+      }
+    }
+    if (u.length != 0 && up.read.ready && !up.read.eof && pipe.room() > 0) {
+      size_t want = pipe.room();
+      if (u.length > 0 && static_cast<size_t>(u.length) < want)
+        want = static_cast<size_t>(u.length);
+      IoResult in = splice_in(up.fd, pipe, want, pipe_full);
+      if (in.rc == Rc::Ok) {
+        u.state->bytes_received += static_cast<off_t>(in.n);
+        u.state->response_length += static_cast<off_t>(in.n);
+        if (u.length > 0) u.length -= static_cast<off_t>(in.n);
+        moved = true;
+      } else if (in.rc == Rc::Done) {
+        up.read.ready = false;
+        up.read.eof = true;
+      } else if (in.rc == Rc::Again) {
+        if (!pipe_full) up.read.ready = false;
+      } else {
+        int err = errno;
+        up.read.ready = false;
+        up.read.error = true;
+        log_error(LogLevel::Error, *up.log, err, "splice() failed");
+      }
+    }
+    if (!moved) break;
+  }
+  if (pipe.held == 0) {
+    bool complete = u.length == 0 || (up.read.eof && u.length == -1);
+    if (u.length == 0 && u.keepalive_at_end) {
+      // The body ended where its length says. Bytes beyond it were never read: if any wait, the
+      // connection cannot carry another response.
+      u.keepalive = !socket_has_data(up.fd);
+      if (!u.keepalive) {
+        log_error(LogLevel::Warn, r.log(), 0,
+                  "upstream sent more data than specified in \"Content-Length\" header");
+      }
+    }
+    if (complete || up.read.eof || up.read.error) {
+      end_relay(r, u, complete, up.read.eof);
+      return;
+    }
+  }
+  set_relay_timers(r, u, u.length != 0 && !pipe_full);
+}
+
+void splice_upstream(Request& r, Upstream& u) {
+  r.connection->log->action = "reading upstream";
+  if (upstream_timed_out(r, u)) return;
+  process_splice(r, u);
+}
+
+void splice_downstream(Request& r) {
+  Upstream& u = *r.upstream;
+  r.connection->log->action = "sending to client";
+  if (client_timed_out(r, u)) return;
+  process_splice(r, u);
+}
+
+void start_splice(Request& r, Upstream& u) {
+  if (!open_kernel_pipe(u.kernel_pipe)) {
+    // No pipe (the descriptor limit): the body goes on through the buffer.
+    u.body_as_is = false;
+    process_non_buffered_request(r, u, false);
+    return;
+  }
+  // However the request ends, the pipe goes back to the spares (empty) or is closed.
+  r.pool->add_cleanup([](void* p) { close_kernel_pipe(*static_cast<KernelPipe*>(p)); },
+                      &u.kernel_pipe);
+  u.spliced = true;
+  u.read_event_handler = splice_upstream;
+  r.write_event_handler = splice_downstream;
+  process_splice(r, u);
 }
 
 void pipe_upstream(Request& r, Upstream& u) {
@@ -275,6 +394,7 @@ void add_non_buffered_out(Request& r, Upstream& u, char* pos, char* last) {
 
 Rc default_input_filter_init(Request& r) {
   r.upstream->length = -1;  // up to the upstream's close, unless the protocol knows better
+  r.upstream->body_as_is = true;
   return Rc::Ok;
 }
 

@@ -62,10 +62,14 @@ bool client_timed_out(Request& r, Upstream& u) {
 // the upstream is expected to send.
 void set_relay_timers(Request& r, Upstream& u, bool upstream_expected) {
   Connection& down = *r.connection;
-  if (down.write.active && !down.write.ready) {
-    add_timer(down.write, *core_loc(r).send_timeout);
-  } else if (down.write.timer_set && !down.write.delayed) {
-    del_timer(down.write);  // a delayed write's timer is limit_rate's: it must fire
+  // A delayed write's timer is limit_rate's: it must fire, and send_timeout must not replace it
+  // (the client would wait for send_timeout, and then some, for each pause).
+  if (!down.write.delayed) {
+    if (down.write.active && !down.write.ready) {
+      add_timer(down.write, *core_loc(r).send_timeout);
+    } else if (down.write.timer_set) {
+      del_timer(down.write);
+    }
   }
   if (u.peer.connection == nullptr) return;  // released: the client side alone is left
   Connection& up = *u.peer.connection;

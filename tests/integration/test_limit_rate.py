@@ -1,7 +1,11 @@
 """limit_rate and limit_rate_after, measured over a real socket."""
+import os
+import socket
 import time
 
-from conftest import Client
+import pytest
+
+from conftest import NGINX, Client, read_to_end
 
 
 def timed_get(port, path):
@@ -37,3 +41,25 @@ def test_limit_rate_is_measured(make_server):
     r, var = timed_get(s.port, "/var/f.bin")
     assert r.body == data
     assert 0.4 < var < 1.8, var
+
+
+@pytest.mark.parametrize("binary", [None, NGINX], ids=["weir", "nginx"])
+def test_a_paced_proxied_response_keeps_its_pace(make_server, binary):
+    """limit_rate on a buffered proxied response whose client's socket fills (sndbuf=16k): each
+    pause is limit_rate's own. It used to be replaced by send_timeout, so every pause lasted 60 s
+    and a 2 MiB answer at 1 MiB/s never came within the 30 s this client waits."""
+    data = os.urandom(2 << 20)
+    origin = make_server("server { listen 127.0.0.1:%%PORT%%; root %%DIR%%/html; }",
+                         binary=NGINX, files={"2m.bin": data})
+    s = make_server("""
+        server {
+            listen 127.0.0.1:%%%%PORT%%%% sndbuf=16k;
+            location / { limit_rate 1m; proxy_pass http://127.0.0.1:%d; }
+        }
+    """ % origin.port, binary=binary)
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=30)
+    c.sendall(b"GET /2m.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, body = read_to_end(c).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ")
+    assert body == data
+    s.check_clean()

@@ -97,6 +97,20 @@ SendResult Connection::send_chain(ChainLink* in, off_t limit) {
   return r;
 }
 
+IoResult Connection::send_from_pipe(KernelPipe& p) {
+  IoResult r = splice_out(p, fd);
+  if (r.rc == Rc::Ok) {
+    io.sent += static_cast<off_t>(r.n);
+  } else if (r.rc == Rc::Again) {
+    write.ready = false;
+  } else {
+    int err = errno;
+    log_error(send_error_level(err), *log, err, "splice() failed");
+    error = true;
+  }
+  return r;
+}
+
 int Connection::peek() {
   if (ops != nullptr) return ops->peek(*this);
   char byte;

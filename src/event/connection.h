@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/pool.h"
 #include "event/event.h"
+#include "os/kernel_pipe.h"
 #include "os/send_chain.h"
 
 namespace weir {
@@ -122,6 +123,9 @@ struct Connection {
   // Sends a chain through io (os/send_chain): clears write.ready when the socket blocks, sets
   // error when the send failed.
   SendResult send_chain(ChainLink* in, off_t limit);
+  // Sends what a kernel pipe holds (os/kernel_pipe; a plain socket only): counts it in io.sent,
+  // clears write.ready when the socket blocks, logs and sets error when the send failed.
+  IoResult send_from_pipe(KernelPipe& p);
 
   // Whether bytes wait to be read, without taking them: 1 yes, 0 the peer closed, -1 none yet
   // (errno EAGAIN) or an error (errno).

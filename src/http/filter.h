@@ -55,6 +55,9 @@ Status build_filter_chains(ConfContext& cf);
 
 // The last body filter, also called directly by the header serialiser (nginx:
 // ngx_http_write_filter).
+// The response's limit_rate: limit_rate's value (with variables), unless X-Accel-Limit-Rate or
+// $limit_rate set it first; fixed from its first use on.
+off_t response_limit_rate(Request& r);
 Rc write_filter(Request& r, ChainLink* in);
 
 // Runs the header filters (once per request). A header filter that turns the response into an error

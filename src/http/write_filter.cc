@@ -27,6 +27,15 @@ Status init(ConfContext& cf) {
 
 }  // namespace
 
+off_t response_limit_rate(Request& r) {
+  if (!r.limit_rate_set) {
+    const CoreLocConf& clcf = core_loc(r);
+    r.limit_rate = complex_size(r, clcf.limit_rate_values, *clcf.limit_rate);
+    r.limit_rate_set = true;
+  }
+  return r.limit_rate;
+}
+
 Rc write_filter(Request& r, ChainLink* in) {
   Connection& c = *r.connection;
   if (c.error) return Rc::Error;
@@ -88,12 +97,8 @@ Rc write_filter(Request& r, ChainLink* in) {
     return Rc::Error;
   }
 
-  if (!r.limit_rate_set) {
-    r.limit_rate = complex_size(r, clcf.limit_rate_values, *clcf.limit_rate);
-    r.limit_rate_set = true;
-  }
   off_t limit;
-  if (r.limit_rate != 0) {
+  if (response_limit_rate(r) != 0) {
     if (!r.limit_rate_after_set) {
       r.limit_rate_after = complex_size(r, clcf.limit_rate_after_values, *clcf.limit_rate_after);
       r.limit_rate_after_set = true;

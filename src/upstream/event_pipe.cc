@@ -1,5 +1,6 @@
 #include "upstream/event_pipe.h"
 
+#include <cerrno>
 #include <cstring>
 #include <limits>
 
@@ -342,9 +343,25 @@ ChainLink* take_head(EventPipe& p) {
   return cl;
 }
 
+// What a splice relay left in its kernel pipe goes first. False while some of it is left.
+bool drain_ahead(EventPipe& p, Connection& c) {
+  KernelPipe& k = *p.ahead;
+  while (k.held > 0 && c.write.ready) {
+    if (c.send_from_pipe(k).rc == Rc::Error) {
+      p.downstream_error = true;
+      return false;
+    }
+  }
+  return k.held == 0;
+}
+
 Rc write_downstream(EventPipe& p) {
   if (p.downstream_done || p.downstream_error) return Rc::Ok;
   Request& r = *p.request;
+  if (p.ahead != nullptr && !drain_ahead(p, *r.connection)) {
+    if (p.downstream_error) return p.store ? Rc::Ok : Rc::Abort;
+    return Rc::Ok;
+  }
   for (;;) {
     bool finishing = upstream_finished(p);
     HeldBuffers held = busy_held(p);

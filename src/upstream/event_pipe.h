@@ -22,6 +22,7 @@
 #include "core/file.h"
 #include "core/status.h"
 #include "event/connection.h"
+#include "os/kernel_pipe.h"
 
 namespace weir::http {
 
@@ -57,6 +58,9 @@ struct EventPipe {
   off_t length = -1;  // body bytes still to come; -1: until the upstream closes
 
   // What the upstream sent beyond the header, in the header buffer: the first raw data.
+  // Body bytes a splice relay moved into a kernel pipe before the pipe took over: they reach the
+  // client before anything the pipe holds.
+  KernelPipe* ahead = nullptr;
   Buffer* preread = nullptr;
   off_t preread_size = 0;  // the body bytes that came with the header
 

@@ -591,9 +591,10 @@ void release_upstream(Request& r, Upstream& u, Code rc) {
   }
   if (u.protocol->finalize != nullptr) u.protocol->finalize(r, rc);
   if (u.state != nullptr && u.pipe != nullptr) {
-    // The preread came with the header: process_header counted it as received already.
+    // The preread came with the header: process_header counted it as received already. A splice
+    // relay before the pipe counted its own bytes.
     u.state->bytes_received += u.pipe->read_length - u.pipe->preread_size;
-    u.state->response_length = u.pipe->read_length;
+    u.state->response_length += u.pipe->read_length;
   }
   if (u.pipe != nullptr) u.pipe->upstream = nullptr;
   // Reused only at a request boundary: all of the request went out (an upstream may answer before

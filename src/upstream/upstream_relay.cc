@@ -24,7 +24,9 @@ namespace {
 
 void process_non_buffered_request(Request& r, Upstream& u, bool do_write);
 bool can_splice(const Request& r, const Upstream& u);
+bool can_splice_buffered(Request& r, const Upstream& u);
 void start_splice(Request& r, Upstream& u);
+void start_event_pipe(Request& r, Upstream& u, bool with_preread);
 void process_pipe_request(Request& r, Upstream& u);
 
 Rc init_input_filter(Request& r, Upstream& u) {
@@ -121,6 +123,12 @@ void process_non_buffered_request(Request& r, Upstream& u, bool do_write) {
         update_chains(*r.pool, &u.free_bufs, &u.busy_bufs, &u.out_bufs, u.conf->tag);
         u.out_tail = &u.out_bufs;
       }
+      if (u.buffering && u.busy_bufs != nullptr) {
+        // Buffered, and the client did not take the header and the preread at once: the event
+        // pipe reads on for it (the write filter sends what it holds first).
+        start_event_pipe(r, u, false);
+        return;
+      }
       if (u.busy_bufs == nullptr) {
         bool complete = u.length == 0 || (up.read.eof && u.length == -1);
         if (complete || up.read.eof || up.read.error) {
@@ -130,6 +138,10 @@ void process_non_buffered_request(Request& r, Upstream& u, bool do_write) {
         u.buffer.pos = u.buffer.last = u.buffer.start;
         if (down.buffered == 0 && can_splice(r, u)) {
           start_splice(r, u);  // what came before (the header, the preread) has all gone out
+          return;
+        }
+        if (u.buffering) {
+          start_event_pipe(r, u, false);
           return;
         }
       }
@@ -167,11 +179,18 @@ bool can_splice(const Request& r, const Upstream& u) {
          !r.filter_need_temporary && u.length != 0;
 }
 
+// Buffered: spliced while the client keeps up; the event pipe takes over when it does not (see
+// process_splice). Not with proxy_store (the body goes to a file), proxy_limit_rate or limit_rate.
+bool can_splice_buffered(Request& r, const Upstream& u) {
+  return can_splice(r, u) && !u.conf->store && u.conf->limit_rate == 0 &&
+         response_limit_rate(r) == 0;
+}
+
 void splice_upstream(Request& r, Upstream& u);
 void splice_downstream(Request& r);
 
 void process_splice(Request& r, Upstream& u) {
-  WEIR_ASSERT(u.spliced && u.phase == UpstreamPhase::Relaying);
+  WEIR_ASSERT(u.spliced && u.pipe == nullptr && u.phase == UpstreamPhase::Relaying);
   Connection& up = *u.peer.connection;
   Connection& down = *r.connection;
   KernelPipe& pipe = u.kernel_pipe;
@@ -179,19 +198,12 @@ void process_splice(Request& r, Upstream& u) {
   for (;;) {
     bool moved = false;
     if (pipe.held > 0 && down.write.ready) {
-      IoResult out = splice_out(pipe, down.fd);
-      if (out.rc == Rc::Ok) {
-        down.io.sent += static_cast<off_t>(out.n);
-        moved = true;
-      } else if (out.rc == Rc::Again) {
-        down.write.ready = false;
-      } else {
-        int err = errno;
-        log_error(send_error_level(err), *down.log, err, "splice() failed");
-        down.error = true;
+      Rc rc = down.send_from_pipe(pipe).rc;
+      if (rc == Rc::Error) {
         finalize_upstream(r, u, Rc::Error);
         return;
       }
+      moved = rc == Rc::Ok;
     }
     if (u.length != 0 && up.read.ready && !up.read.eof && pipe.room() > 0) {
       size_t want = pipe.room();
@@ -224,14 +236,23 @@ void process_splice(Request& r, Upstream& u) {
       // connection cannot carry another response.
       u.keepalive = !socket_has_data(up.fd);
       if (!u.keepalive) {
+        const char* action = r.connection->log->action;
+        r.connection->log->action = "reading upstream";  // where nginx finds them
         log_error(LogLevel::Warn, r.log(), 0,
                   "upstream sent more data than specified in \"Content-Length\" header");
+        r.connection->log->action = action;
       }
     }
     if (complete || up.read.eof || up.read.error) {
       end_relay(r, u, complete, up.read.eof);
       return;
     }
+  }
+  if (u.buffering && !down.write.ready && up.read.ready && (pipe_full || pipe.room() == 0)) {
+    // Buffered, the client behind and the pipe full: rather than hold the upstream, the event
+    // pipe reads on into its buffers and the temp file; what the kernel pipe holds goes first.
+    start_event_pipe(r, u, false);
+    return;
   }
   set_relay_timers(r, u, u.length != 0 && !pipe_full);
 }
@@ -425,53 +446,13 @@ Rc default_pipe_input_filter(EventPipe& p, Buffer* raw, char* from) {
   return pipe_copy_filter(p, raw, from);
 }
 
-void start_relay(Request& r, Upstream& u) {
-  if (init_input_filter(r, u) != Rc::Ok) {
-    finalize_upstream(r, u, Rc::Error);
-    return;
-  }
-  if (r.header_only) {
-    // HEAD: whatever the upstream sends after the header is not wanted; the connection is reused
-    // only when the protocol knows nothing follows.
-    finalize_upstream(r, u, Rc::Ok);
-    return;
-  }
-  Connection& up = *u.peer.connection;
-  r.connection->log->action = "reading upstream";
-  if (!u.buffering) {
-    u.read_event_handler = non_buffered_upstream;
-    r.write_event_handler = non_buffered_downstream;
-    // The relay runs at the upstream's pace, as nginx's (no limit_rate), and small writes leave
-    // at once.
-    r.limit_rate = 0;
-    r.limit_rate_set = true;
-    if (*core_loc(r).tcp_nodelay) r.connection->set_tcp_nodelay();
-    size_t preread = static_cast<size_t>(u.buffer.last - u.buffer.pos);
-    u.buffer.last = u.buffer.pos;
-    if (preread > 0) {
-      // As nginx: with body bytes at hand the client is written to first.
-      r.connection->log->action = "sending to client";
-      u.state->response_length += static_cast<off_t>(preread);
-      if (input_filter(r, u, preread) != Rc::Ok) {
-        finalize_upstream(r, u, Rc::Error);
-        return;
-      }
-    } else {
-      // Nothing of the body yet: the header leaves now, not with the first body bytes (an event
-      // stream may wait long before them).
-      u.buffer.pos = u.buffer.last = u.buffer.start;
-      if (send_special(r, false, true) == Rc::Error) {
-        finalize_upstream(r, u, Rc::Error);
-        return;
-      }
-    }
-    process_non_buffered_request(r, u, true);
-    return;
-  }
+namespace {
+
+void start_event_pipe(Request& r, Upstream& u, bool with_preread) {
   auto* p = r.pool->make<EventPipe>();
   u.pipe = p;
   const UpstreamConf& conf = *u.conf;
-  p->upstream = &up;
+  p->upstream = u.peer.connection;
   p->request = &r;
   p->pool = r.pool;
   p->tag = conf.tag;
@@ -489,10 +470,11 @@ void start_relay(Request& r, Upstream& u) {
                                                              : default_pipe_input_filter;
   p->input_ctx = &r;
   p->length = u.length;
-  if (u.buffer.pos < u.buffer.last) {
+  if (with_preread && u.buffer.pos < u.buffer.last) {
     p->preread = &u.buffer;
     p->preread_size = u.buffer.last - u.buffer.pos;
   }
+  if (u.kernel_pipe.open()) p->ahead = &u.kernel_pipe;
   if (p->length == 0) p->upstream_done = true;
   u.read_event_handler = pipe_upstream;
   r.write_event_handler = pipe_downstream;
@@ -501,6 +483,57 @@ void start_relay(Request& r, Upstream& u) {
     return;
   }
   process_pipe_request(r, u);
+}
+
+}  // namespace
+
+void start_relay(Request& r, Upstream& u) {
+  if (init_input_filter(r, u) != Rc::Ok) {
+    finalize_upstream(r, u, Rc::Error);
+    return;
+  }
+  if (r.header_only) {
+    // HEAD: whatever the upstream sends after the header is not wanted; the connection is reused
+    // only when the protocol knows nothing follows.
+    finalize_upstream(r, u, Rc::Ok);
+    return;
+  }
+  r.connection->log->action = "reading upstream";
+  if (u.buffering && !can_splice_buffered(r, u)) {
+    start_event_pipe(r, u, true);
+    return;
+  }
+  // Non-buffered, or buffered with a body that may be spliced: the header and what came with it
+  // go out first, then the rest is spliced when it may be.
+  u.read_event_handler = non_buffered_upstream;
+  r.write_event_handler = non_buffered_downstream;
+  if (!u.buffering) {
+    // The relay runs at the upstream's pace, as nginx's (no limit_rate).
+    r.limit_rate = 0;
+    r.limit_rate_set = true;
+  }
+  if (*core_loc(r).tcp_nodelay) r.connection->set_tcp_nodelay();  // small writes leave at once
+  size_t preread = static_cast<size_t>(u.buffer.last - u.buffer.pos);
+  u.buffer.last = u.buffer.pos;
+  if (preread > 0) {
+    // As nginx: with body bytes at hand the client is written to first (the event pipe's input
+    // filter, which buffered mode stands for here, reads them as reading upstream).
+    if (!u.buffering) r.connection->log->action = "sending to client";
+    u.state->response_length += static_cast<off_t>(preread);
+    if (input_filter(r, u, preread) != Rc::Ok) {
+      finalize_upstream(r, u, Rc::Error);
+      return;
+    }
+  } else {
+    // Nothing of the body yet: the header leaves now, not with the first body bytes (an event
+    // stream may wait long before them).
+    u.buffer.pos = u.buffer.last = u.buffer.start;
+    if (send_special(r, false, true) == Rc::Error) {
+      finalize_upstream(r, u, Rc::Error);
+      return;
+    }
+  }
+  process_non_buffered_request(r, u, true);
 }
 
 }  // namespace weir::http

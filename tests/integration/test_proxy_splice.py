@@ -1,5 +1,7 @@
-"""The splice relay (#23): with proxy_buffering off, a body that no filter needs to see goes from the
-upstream's socket to the client's through a kernel pipe. What the client gets, what the logs count,
+"""The splice relay (#23): a body that no filter needs to see goes from the upstream's socket to the
+client's through a kernel pipe - with proxy_buffering off always, with it on while the client keeps
+up (when it falls behind, the event pipe reads on into its buffers and the temp file, after what the
+kernel pipe holds). What the client gets, what the logs count,
 when the upstream connection is reused, and how each end of the relay ends are as nginx's (nginx
 copies the body through proxy_buffer_size); the pipe is seen among the worker's descriptors while
 it works, kept empty for the next relay, and closed when a client leaves it holding bytes."""
@@ -38,6 +40,8 @@ FRONT = """
         location / { proxy_pass http://origin; }
         location /gz/ { gzip on; gzip_types text/plain; proxy_pass http://origin/; }
         location /py/ { proxy_pass http://127.0.0.1:%d/; proxy_read_timeout 2s; }
+        location /b/ { proxy_buffering on; proxy_pass http://origin/; }
+        location /b/slow/ { proxy_buffering on; limit_rate 1m; proxy_pass http://origin/; }
     }
 """
 
@@ -80,14 +84,17 @@ def front(make_server, origin, py_port=9, binary=None):
 
 
 @pytest.mark.parametrize("binary", [None, NGINX], ids=["weir", "nginx"])
-def test_bodies_whole_counted_and_the_upstream_reused(make_server, origin, binary):
+@pytest.mark.parametrize("prefix", ["", "/b"], ids=["non-buffered", "buffered"])
+def test_bodies_whole_counted_and_the_upstream_reused(make_server, origin, binary, prefix):
     s = front(make_server, origin, binary=binary)
     for _ in range(3):
-        head, body = body_of(read_to_end(request(s.port, "/4m.bin")))
+        head, body = body_of(read_to_end(request(s.port, prefix + "/4m.bin")))
         assert head.startswith(b"HTTP/1.1 200 ") and b"Content-Length: 4194304" in head
         assert hashlib.sha256(body).hexdigest() == DIGEST
     wait_for(lambda: len(s.access_log("logs/counts.log").splitlines()) == 3, what="three log lines")
-    assert s.access_log("logs/counts.log").splitlines() == ["/4m.bin 200 4194304 4194304"] * 3
+    assert s.access_log("logs/counts.log").splitlines() == [prefix + "/4m.bin 200 4194304 4194304"] * 3
+    if binary is None:
+        assert pipe_fds(s) == 2
     # One upstream connection carried all three.
     lines = origin.access_log("logs/origin.log").splitlines()
     assert [l.split()[2] for l in lines] == ["1", "2", "3"], lines
@@ -191,3 +198,33 @@ def test_close_delimited_body_and_read_timeout(make_server, origin, binary):
                  in s.error_log(), what="the timeout line")
         wait_for(lambda: "/py/stall 200 1000 1000" in s.access_log("logs/counts.log"),
                  what="the stalled response's log line")
+
+
+@pytest.mark.parametrize("binary", [None, NGINX], ids=["weir", "nginx"])
+def test_buffered_and_the_client_falls_behind(make_server, origin, binary):
+    """A client that stops reading: the upstream is still read to its end (the origin logs the
+    request done while the client waits) into the buffers and the temp file; then the client gets
+    every byte in order - what the kernel pipe held first."""
+    s = front(make_server, origin, binary=binary)
+    c = request(s.port, "/b/4m.bin", rcvbuf=8192)
+    got = b""
+    while len(got) < 16384:
+        got += c.recv(16384)
+    wait_for(lambda: "/4m.bin" in origin.access_log("logs/origin.log"), what="the upstream done")
+    got += read_to_end(c)
+    head, body = body_of(got)
+    assert hashlib.sha256(body).hexdigest() == DIGEST
+    wait_for(lambda: "/b/4m.bin 200 4194304 4194304" in s.access_log("logs/counts.log"),
+             what="the log line")
+    s.check_clean()
+
+
+def test_buffered_with_limit_rate_is_not_spliced(make_server, origin):
+    """limit_rate needs the write filter: the event pipe carries the body, paced."""
+    s = front(make_server, origin)
+    c = request(s.port, "/b/slow/4m.bin")
+    c.settimeout(30)
+    _, body = body_of(read_to_end(c))
+    assert hashlib.sha256(body).hexdigest() == DIGEST
+    assert pipe_fds(s) == 0
+    s.check_clean()

@@ -41,6 +41,23 @@ inline uint32_t hash_step(uint32_t h, char c) {
   return h * 31 + static_cast<unsigned char>(c);
 }
 
+// Header-value bytes that do not end it: all but CR, LF and NUL.
+struct PlainValueTable {
+  bool v[256];
+  constexpr PlainValueTable() : v() {
+    for (int c = 0; c < 256; c++) v[c] = c != '\r' && c != '\n' && c != 0;
+  }
+};
+constexpr PlainValueTable kPlainValue;
+
+// Whether any of the eight bytes of w may end a value: one below 0x0e (CR, LF and NUL are; HT and
+// a few controls are too, and the byte loop then steps past them). Exact for that test: a byte
+// below 0x0e borrows into its own top bit, which ~w keeps only for bytes below 0x80.
+inline bool may_end_value(uint64_t w) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull;
+  return ((w - kOnes * 0x0e) & ~w & (kOnes * 0x80)) != 0;
+}
+
 bool is_upper_method_char(unsigned char c) {
   return (c >= 'A' && c <= 'Z') || c == '_' || c == '-';
 }
@@ -506,7 +523,6 @@ enum HlState {
   hl_name,
   hl_space_before_value,
   hl_value,
-  hl_space_after_value,
   hl_almost_done,
   hl_header_almost_done,
 };
@@ -561,11 +577,13 @@ ParseResult parse_header_line(HeaderLineState& r, Buffer& b, bool allow_undersco
         break;
 
       case hl_name:
-        if (char c = kLowcase.v[ch]; c != 0) {
+        // The name's token bytes in a tight loop, not a pass through the switch each.
+        for (char c; (c = kLowcase.v[ch]) != 0;) {
           hash = hash_step(hash, c);
           r.lowcase[i++] = c;
           i &= kLowcaseHeaderLen - 1;
-          break;
+          if (++p == b.last) goto again;
+          ch = static_cast<unsigned char>(*p);
         }
         if (ch == '_') {
           if (allow_underscores) {
@@ -611,44 +629,32 @@ ParseResult parse_header_line(HeaderLineState& r, Buffer& b, bool allow_undersco
         }
         break;
 
-      case hl_value:
-        switch (ch) {
-          case ' ':
-          case '\t':
-            r.value_end = p;
-            state = hl_space_after_value;
-            break;
-          case '\r':
-            r.value_end = p;
-            state = hl_almost_done;
-            break;
-          case '\n':
-            r.value_end = p;
-            goto done;
-          case '\0':
-            r.value_end = p;
-            return ParseResult::InvalidHeader;
+      case hl_value: {
+        // Up to the byte that ends the value, eight at a time, then one by one; the value ends
+        // before the spaces and tabs that trail it.
+        while (b.last - p >= 8) {
+          uint64_t w;
+          std::memcpy(&w, p, 8);
+          if (may_end_value(w)) break;
+          p += 8;
         }
-        break;
-
-      case hl_space_after_value:
-        switch (ch) {
-          case ' ':
-          case '\t':
-            break;
-          case '\r':
-            state = hl_almost_done;
-            break;
-          case '\n':
-            goto done;
-          case '\0':
-            r.value_end = p;
-            return ParseResult::InvalidHeader;
-          default:
-            state = hl_value;
-            break;
+        if (p == b.last) goto again;
+        ch = static_cast<unsigned char>(*p);
+        while (kPlainValue.v[ch]) {
+          if (++p == b.last) goto again;
+          ch = static_cast<unsigned char>(*p);
         }
-        break;
+        char* end = p;
+        while (end[-1] == ' ' || end[-1] == '\t') end--;  // value_start holds neither
+        r.value_end = end;
+        if (ch == '\r') {
+          state = hl_almost_done;
+          break;
+        }
+        if (ch == '\n') goto done;
+        r.value_end = p;  // NUL
+        return ParseResult::InvalidHeader;
+      }
 
       case hl_almost_done:
         if (ch == '\n') goto done;
@@ -660,6 +666,7 @@ ParseResult parse_header_line(HeaderLineState& r, Buffer& b, bool allow_undersco
         return ParseResult::InvalidHeader;
     }
   }
+again:
   b.pos = p;
   r.state = state;
   r.hash = hash;

@@ -16,6 +16,15 @@ off_t complex_size(Request& r, const ComplexValue* cv, size_t fixed) {
   return v ? *v : 0;
 }
 
+// limit_rate's value (with variables) unless X-Accel-Limit-Rate or $limit_rate set it first.
+inline off_t fixed_limit_rate(Request& r, const CoreLocConf& clcf) {
+  if (!r.limit_rate_set) {
+    r.limit_rate = complex_size(r, clcf.limit_rate_values, *clcf.limit_rate);
+    r.limit_rate_set = true;
+  }
+  return r.limit_rate;
+}
+
 Rc write_body_filter(Request& r, ChainLink* in, BodyNext) {
   return write_filter(r, in);
 }
@@ -28,12 +37,7 @@ Status init(ConfContext& cf) {
 }  // namespace
 
 off_t response_limit_rate(Request& r) {
-  if (!r.limit_rate_set) {
-    const CoreLocConf& clcf = core_loc(r);
-    r.limit_rate = complex_size(r, clcf.limit_rate_values, *clcf.limit_rate);
-    r.limit_rate_set = true;
-  }
-  return r.limit_rate;
+  return fixed_limit_rate(r, core_loc(r));
 }
 
 Rc write_filter(Request& r, ChainLink* in) {
@@ -98,7 +102,7 @@ Rc write_filter(Request& r, ChainLink* in) {
   }
 
   off_t limit;
-  if (response_limit_rate(r) != 0) {
+  if (fixed_limit_rate(r, clcf) != 0) {
     if (!r.limit_rate_after_set) {
       r.limit_rate_after = complex_size(r, clcf.limit_rate_after_values, *clcf.limit_rate_after);
       r.limit_rate_after_set = true;

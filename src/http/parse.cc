@@ -608,9 +608,9 @@ ParseResult parse_header_line(HeaderLineState& r, Buffer& b, bool allow_undersco
         break;
 
       case hl_space_before_value:
+        // Spaces only, as nginx 1.22: a tab is the value's.
         switch (ch) {
           case ' ':
-          case '\t':
             break;
           case '\r':
             r.value_start = r.value_end = p;
@@ -631,7 +631,7 @@ ParseResult parse_header_line(HeaderLineState& r, Buffer& b, bool allow_undersco
 
       case hl_value: {
         // Up to the byte that ends the value, eight at a time, then one by one; the value ends
-        // before the spaces and tabs that trail it.
+        // before the spaces that trail it.
         while (b.last - p >= 8) {
           uint64_t w;
           std::memcpy(&w, p, 8);
@@ -645,7 +645,7 @@ ParseResult parse_header_line(HeaderLineState& r, Buffer& b, bool allow_undersco
           ch = static_cast<unsigned char>(*p);
         }
         char* end = p;
-        while (end[-1] == ' ' || end[-1] == '\t') end--;  // value_start holds neither
+        while (end[-1] == ' ') end--;  // value_start is not one
         r.value_end = end;
         if (ch == '\r') {
           state = hl_almost_done;

@@ -134,6 +134,7 @@ Code copy_header_lines(Request& r, Upstream& u, bool redirect) {
     Header* o = add_header_out(r, h->key, h->value);
     if (o == nullptr) return Code::status(500);
     o->lowcase_key = h->lowcase_key;
+    o->line = h->line;  // written whole while key and value stay the upstream's (whole_line())
     if (k != nullptr && k->slot != nullptr) out.*(k->slot) = o;
     if (how == CopyHeader::Location && !h->value.starts_with('/')) out.location = o;
     if (how == CopyHeader::CacheControl) {

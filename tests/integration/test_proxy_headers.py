@@ -3,7 +3,7 @@ proxy_cookie_path, proxy_cookie_flags (plain and regex rules, inheritance and `o
 proxy_redirect (default and plain): every answer compared with Debian's nginx on the same
 configuration and backend."""
 from backend import Backend, Send, response
-from conftest import NGINX, http_get
+from conftest import NGINX, http_get, raw
 
 CONF = r"""
     proxy_temp_path %%%%DIR%%%%/proxy_temp;
@@ -103,3 +103,36 @@ def test_upstream_cookie_variables_as_nginx(make_server):
             lines.append(open(s.path("logs/up.log")).read())
     assert lines[0] == lines[1]
     assert lines[0] == "abc123 |dark|-|1\n"  # up to the ";", as nginx
+
+
+def test_header_lines_as_the_upstream_wrote_them_reach_the_client_as_nginx_sends_them(make_server):
+    """Lines in nginx's own shape pass whole; others (no space, more spaces, a tab, an empty
+    value, a bare LF, a long value, spaces inside) are rewritten as nginx rewrites them."""
+    long_value = "v" * 300
+    head = ("HTTP/1.1 200 OK\r\nX-Canonical: plain value\r\nX-Nospace:tight\r\n"
+            "X-Spaces:    padded   \r\nX-Tab:\tafter tab\r\nX-Empty:\r\nX-Bare-LF: lf\n"
+            "X-Long: " + long_value + "\r\nX-Inner: a  b\t c\r\nContent-Length: 3\r\n\r\nok\n")
+    with Backend() as b:
+        b.script("/h", [Send(head.encode())])
+        blocks = {}
+        for binary in (None, NGINX):
+            s = make_server("server { listen 127.0.0.1:%%%%PORT%%%%; "
+                            "location / { proxy_pass http://127.0.0.1:%d; } }" % b.port, binary=binary)
+            out = raw(s.port, "GET /h HTTP/1.0\r\n\r\n")
+            lines = out.split(b"\r\n\r\n")[0].split(b"\r\n")
+            blocks[s.name] = [l for l in lines if l.startswith(b"X-")]
+        assert blocks["weir"] == blocks["nginx"], blocks
+        assert b"X-Canonical: plain value" in blocks["weir"]
+        assert b"X-Long: " + long_value.encode() in blocks["weir"]
+
+
+def test_request_header_values_keep_tabs_as_nginx(make_server):
+    """nginx 1.22 trims spaces around a header value, not tabs: $http_* and what a backend gets."""
+    req = ("GET /v HTTP/1.0\r\nX-Tabs:\t a\tb \t\r\nX-Spaces:   c d   \r\nX-Bare:\te\n\r\n")
+    seen = {}
+    for binary in (None, NGINX):
+        s = make_server("server { listen 127.0.0.1:%%PORT%%; "
+                        "location /v { return 200 \"[$http_x_tabs][$http_x_spaces][$http_x_bare]\"; } }",
+                        binary=binary)
+        seen[s.name] = raw(s.port, req).split(b"\r\n\r\n", 1)[1]
+    assert seen["weir"] == seen["nginx"] == b"[\t a\tb \t][c d][\te]", seen

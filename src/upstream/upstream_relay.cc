@@ -174,9 +174,12 @@ void process_non_buffered_request(Request& r, Upstream& u, bool do_write) {
 // Beyond nginx, which copies each proxy_buffer_size through user space.
 bool can_splice(const Request& r, const Upstream& u) {
   const Connection& down = *r.connection;
+  // A filter that changes the body changes the status or the length too (range, gzip, SSI): both
+  // as the upstream sent them are a second guard beside the filters' own flags.
   return u.body_as_is && !u.ssl && u.peer.connection->ops == nullptr && down.ops == nullptr &&
          r.main == &r && !r.chunked && !r.main_filter_need_in_memory && !r.filter_need_in_memory &&
-         !r.filter_need_temporary && u.length != 0;
+         !r.filter_need_temporary && u.length != 0 && r.headers_out.status == u.headers_in.status &&
+         r.headers_out.content_length_n == u.headers_in.content_length_n;
 }
 
 // Buffered: spliced while the client keeps up; the event pipe takes over when it does not (see

@@ -41,6 +41,8 @@ FRONT = """
         location /gz/ { gzip on; gzip_types text/plain; proxy_pass http://origin/; }
         location /py/ { proxy_pass http://127.0.0.1:%d/; proxy_read_timeout 2s; }
         location /b/ { proxy_buffering on; proxy_pass http://origin/; }
+        location /r/ { proxy_force_ranges on; proxy_pass http://origin/; }
+        location /br/ { proxy_buffering on; proxy_force_ranges on; proxy_pass http://origin/; }
         location /b/slow/ { proxy_buffering on; limit_rate 1m; proxy_pass http://origin/; }
     }
 """
@@ -243,3 +245,17 @@ def test_buffered_with_limit_rate_is_not_spliced(make_server, origin):
     assert hashlib.sha256(body).hexdigest() == DIGEST
     assert pipe_fds(s) == 0
     s.check_clean()
+
+
+@pytest.mark.parametrize("binary", [None, NGINX], ids=["weir", "nginx"])
+def test_ranges_the_range_filter_cuts_are_not_spliced(make_server, origin, binary):
+    """proxy_force_ranges: the range filter cuts the body, so it goes through the filters."""
+    s = front(make_server, origin, binary=binary)
+    for prefix in ("/r", "/br"):
+        for first in (100, 3000000):
+            head, body = body_of(read_to_end(request(
+                s.port, prefix + "/4m.bin", headers="Range: bytes=%d-%d\r\n" % (first, first + 99))))
+            assert head.startswith(b"HTTP/1.1 206 "), head
+            assert body == BODY[first:first + 100]
+    if binary is None:
+        assert pipe_fds(s) == 0

@@ -69,21 +69,15 @@ HeaderResult http1_process_header(Request& r, Http1Response& ctx) {
     std::string_view value(hs.value_start, static_cast<size_t>(hs.value_end - hs.value_start));
     // The header buffer is reused for the body: keep a copy. A line as the HTTP/1 header filter
     // writes one ("Key: value\r\n") is kept whole, so that it is also written with one copy.
-    Header* h;
-    size_t whole = key.size() + value.size() + 4;
-    if (value.data() == key.data() + key.size() + 2 && key.data()[key.size() + 1] == ' ' &&
-        value.data()[value.size()] == '\r' && value.data()[value.size() + 1] == '\n' &&
-        whole <= UINT8_MAX) {
-      std::string_view line = r.pool->dup({key.data(), whole});
-      h = u.headers_in.headers.push(*r.pool, line.substr(0, key.size()),
-                                    line.substr(key.size() + 2, value.size()));
-      h->line = static_cast<uint8_t>(whole);
-    } else {
-      std::string_view copy =
-          r.pool->dup({key.data(), static_cast<size_t>(value.end() - key.data())});
-      h = u.headers_in.headers.push(*r.pool, copy.substr(0, key.size()),
-                                    copy.substr(value.data() - key.data(), value.size()));
-    }
+    size_t line = key.size() + value.size() + 4;
+    bool whole = value.data() == key.data() + key.size() + 2 && key.data()[key.size() + 1] == ' ' &&
+                 value.data()[value.size()] == '\r' && value.data()[value.size() + 1] == '\n' &&
+                 line <= UINT8_MAX;
+    std::string_view copy =
+        r.pool->dup({key.data(), whole ? line : static_cast<size_t>(value.end() - key.data())});
+    Header* h = u.headers_in.headers.push(*r.pool, copy.substr(0, key.size()),
+                                          copy.substr(value.data() - key.data(), value.size()));
+    if (whole) h->line = static_cast<uint8_t>(line);
     h->lowcase_key = header_lowcase_key(hs, key, *r.pool);
     std::string_view lc = h->lowcase_key;
     if (ctx.interim) continue;  // its fields say nothing of the answer's framing

@@ -275,9 +275,13 @@ void splice_downstream(Request& r) {
 
 void start_splice(Request& r, Upstream& u) {
   if (!open_kernel_pipe(u.kernel_pipe)) {
-    // No pipe (the descriptor limit): the body goes on through the buffer.
+    // No pipe (the descriptor limit): the body goes on through the buffer, or the event pipe.
     u.body_as_is = false;
-    process_non_buffered_request(r, u, false);
+    if (u.buffering) {
+      start_event_pipe(r, u, false);
+    } else {
+      process_non_buffered_request(r, u, false);
+    }
     return;
   }
   // However the request ends, the pipe goes back to the spares (empty) or is closed.

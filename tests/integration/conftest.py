@@ -380,6 +380,12 @@ class Server:
         alerts = [l for l in log.splitlines() if "[alert]" in l]
         assert not alerts, "alerts in error log:\n" + "\n".join(alerts[:20])
         err = self.read_stderr()
+        if getattr(self, "descriptors_exhausted", False):
+            # UBSan probes an object's vtable through a pipe: with no descriptor left the probe fails
+            # and it reports a bad vptr with "<memory cannot be printed>". Only those reports go.
+            err = re.sub(r"[^\n]*runtime error: member (call|access) on address 0x[0-9a-f]+ which does "
+                         r"not point to an object of type '[^']+'\n0x[0-9a-f]+: note: object has "
+                         r"invalid vptr\n<memory cannot be printed>\n", "", err)
         for marker in ("AddressSanitizer", "runtime error:", "LeakSanitizer", "UndefinedBehaviorSanitizer"):
             assert marker not in err and marker not in log, "sanitizer report:\n" + err[-4000:]
 

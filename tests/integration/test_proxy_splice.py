@@ -113,6 +113,7 @@ def test_bodies_whole_counted_and_the_upstream_reused(make_server, origin, binar
     if binary is None:
         assert pipe_fds(s) == 2
     # One upstream connection carried all three.
+    wait_for(lambda: len(origin.access_log("logs/origin.log").splitlines()) == 3, what="three lines")
     lines = origin.access_log("logs/origin.log").splitlines()
     assert [l.split()[2] for l in lines] == ["1", "2", "3"], lines
     s.check_clean()
@@ -144,6 +145,7 @@ def test_the_pipe_works_then_waits_empty_and_is_closed_with_bytes_in_it(make_ser
     assert not s.access_log("logs/counts.log").splitlines()[0].endswith(" 4194304 4194304")
     # The aborted exchange did not leave its half-read connection cached: the third request came
     # on a new connection or on the second's, never on the first's.
+    wait_for(lambda: len(origin.access_log("logs/origin.log").splitlines()) == 3, what="three lines")
     lines = origin.access_log("logs/origin.log").splitlines()
     assert lines[0].split()[1] not in (lines[1].split()[1], lines[2].split()[1]), lines
     s.check_clean()
@@ -301,6 +303,8 @@ def test_with_descriptors_short_the_buffers_carry_the_body(make_server, origin, 
     # The upstream connection was kept: the next request comes on it.
     head, body = body_of(read_to_end(request(s.port, "/small.txt")))
     assert body == b"small\n"
+    # (the origin writes its log line after its answer)
+    wait_for(lambda: len(origin.access_log("logs/origin.log").splitlines()) == 2, what="two lines")
     lines = origin.access_log("logs/origin.log").splitlines()
     assert [l.split()[2] for l in lines] == ["1", "2"], lines
     s.check_clean()

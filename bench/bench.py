@@ -793,6 +793,74 @@ def p99_latency(kinds, log, n=3000):
     return res
 
 
+# aio threads on a cold page cache: two clients download large files that were just dropped from the
+# page cache (a read from the disk for each of them) while one client times 1 KiB requests on the same
+# worker. Without aio the worker waits for the disk in sendfile and the small requests wait with it.
+COLD_FILES = 4
+COLD_SIZE = 64 << 20
+COLD_CLIENT = """
+import os, socket, sys, time
+port, root, until = int(sys.argv[1]), sys.argv[2], float(sys.argv[3])
+i, got = int(sys.argv[4]), 0
+while time.time() < until:
+    name = "cold%d.bin" % (i % {files})
+    i += 1
+    fd = os.open(os.path.join(root, name), os.O_RDONLY)
+    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    os.close(fd)
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(("GET /cold/%s HTTP/1.0\\r\\n\\r\\n" % name).encode())
+    while True:
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        got += len(b)
+    s.close()
+print(got)
+""".format(files=COLD_FILES)
+
+
+def run_cold_cache(rounds, seconds, log):
+    """1 KiB latency beside cold large downloads, aio off and `aio threads`, weir and nginx."""
+    cold = tempfile.mkdtemp(prefix="weir-bench-cold-")
+    os.chmod(cold, 0o755)
+    for i in range(COLD_FILES):
+        with open(os.path.join(cold, "cold%d.bin" % i), "wb") as f:
+            for _ in range(COLD_SIZE >> 20):
+                f.write(os.urandom(1 << 20))
+        os.chmod(os.path.join(cold, "cold%d.bin" % i), 0o644)
+    location = "location /cold/ {{ alias {}/; {} }}"
+    res = {}
+    try:
+        for r in range(rounds):
+            for kind in ("weir", "nginx"):
+                for aio in ("off", "threads"):
+                    s = Server(kind, extra=location.format(cold, "aio %s;" % aio)).start()
+                    try:
+                        sequential_client(s.port, "/1k.bin", 200)
+                        until = time.time() + seconds
+                        loaders = [subprocess.Popen(
+                            ["taskset", "-c", CLIENT_CPU, sys.executable, "-c", COLD_CLIENT, str(s.port),
+                             cold, str(until), str(j)], stdout=subprocess.PIPE, text=True) for j in range(2)]
+                        lat = []
+                        while time.time() < until:
+                            sequential_client(s.port, "/1k.bin", 50, lat)
+                        cold_bytes = sum(int(p.communicate(timeout=seconds + 60)[0] or 0) for p in loaders)
+                        lat.sort()
+                        key = "%s aio %s" % (kind, aio)
+                        res.setdefault(key, []).append((lat[len(lat) // 2] * 1e3, lat[int(len(lat) * 0.99)] * 1e3,
+                                                        lat[-1] * 1e3, cold_bytes / seconds / 1e6))
+                    finally:
+                        s.stop()
+        for key, rows in res.items():
+            med = [statistics.median(x[i] for x in rows) for i in range(4)]
+            log("  %-18s 1 KiB beside cold downloads: p50 %.3f ms, p99 %.3f ms, max %.1f ms; cold %.0f MB/s" %
+                ((key,) + tuple(med)))
+    finally:
+        shutil.rmtree(cold, ignore_errors=True)
+    return res
+
+
 def machine():
     cpu = "?"
     for line in open("/proc/cpuinfo"):
@@ -830,7 +898,7 @@ def main():
     log("machine: " + machine())
     parts = args.only.split(",") if args.only else ["throughput", "proxied", "tls", "sendfile", "logcost", "latency",
                                                      "syscalls", "instructions", "memory", "compression",
-                                                     "headers", "modules"]
+                                                     "headers", "modules", "coldcache"]
     only = [x for x in args.scenarios.split(",") if x]
     tp = run_throughput(kinds, args.rounds, args.seconds, log, only) if "throughput" in parts else {}
     if "proxied" in parts:
@@ -847,8 +915,10 @@ def main():
     comp = run_compression(args.rounds, args.seconds, log) if "compression" in parts else {}
     hdr = run_headers_cost(log) if "headers" in parts else {}
     mods = run_modules_cost(args.rounds, args.seconds, log) if "modules" in parts else {}
+    cold = run_cold_cache(args.rounds, args.seconds, log) if "coldcache" in parts else {}
     name = datetime.date.today().isoformat() + ("-" + "-".join(parts) if args.only else "")
-    write_report(args, tp, sf, lc, lat, sc, ins, mem, time.time() - started, comp, hdr, name, mods, tls_ins)
+    write_report(args, tp, sf, lc, lat, sc, ins, mem, time.time() - started, comp, hdr, name, mods, tls_ins,
+                 cold)
 
 
 def ratio(a, b):
@@ -856,7 +926,7 @@ def ratio(a, b):
 
 
 def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=None, report=None,
-                 mods=None, tls_ins=None):
+                 mods=None, tls_ins=None, cold=None):
     today = datetime.date.today().isoformat()
     out = ["# weir benchmark, %s" % today, "",
            "Machine: " + machine() + ".",
@@ -971,6 +1041,15 @@ def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=No
         for name in dict.fromkeys(n for n, _ in tls_ins):
             w, n = tls_ins[(name, "weir")], tls_ins[(name, "nginx")]
             out.append("| %s | %.0f | %.0f | %.0f | %.0f | %.2f |" % (name, w[0], n[0], w[1], n[1], w[1] / n[1]))
+        out.append("")
+    if cold:
+        out += ["1 KiB requests timed one after another while two clients download %d MiB files just dropped "
+                "from the page cache (`posix_fadvise(DONTNEED)`), one worker; medians of %d rounds:" % (
+                    COLD_SIZE >> 20, args.rounds), "",
+                "| server | 1 KiB p50 ms | 1 KiB p99 ms | 1 KiB max ms | cold MB/s |", "|---|---|---|---|---|"]
+        for key, rows in cold.items():
+            med = [statistics.median(x[i] for x in rows) for i in range(4)]
+            out.append("| %s | %.3f | %.3f | %.1f | %.0f |" % ((key,) + tuple(med)))
         out.append("")
     out.append("Reproduce: `make bench` (whole run %.0f s)." % elapsed)
     path = os.path.join(ROOT, "bench", "results", "%s.md" % (report or today))

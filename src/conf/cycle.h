@@ -17,6 +17,7 @@
 #include "core/slab.h"
 #include "core/status.h"
 #include "event/listening.h"
+#include "event/thread_pool.h"
 
 namespace weir {
 
@@ -60,6 +61,14 @@ struct Cycle {
   std::vector<std::unique_ptr<Listening>> listening;
   std::vector<const TempPath*> paths;
   std::deque<SharedZone> zones;
+  // thread_pool's, and those `aio threads` names (conf/thread_pools).
+  struct NamedThreadPool {
+    explicit NamedThreadPool(std::string name) : pool(std::move(name)) {}
+    ThreadPool pool;
+    const ConfFile* file = nullptr;  // where it was first named
+    int line = 0;
+  };
+  std::deque<NamedThreadPool> thread_pools;
   std::unique_ptr<ConfReader> reader;  // the files read, for -T
 
   // The OpenFile for a full path (shared by every directive naming it); "" is stderr.

@@ -116,8 +116,8 @@ off_t chain_coalesce_file(ChainLink** in, off_t limit) {
     off_t size = cl->buf->file_last - cl->buf->file_pos;
     if (size > limit - total) {
       size = limit - total;
-      // Round down to a page so that later sends stay aligned (as nginx does), unless that leaves
-      // nothing.
+      // On to the end of its page when the buffer has it, so that later sends start aligned (as
+      // nginx does).
       off_t aligned = (cl->buf->file_pos + size + 4095) & ~off_t{4095};
       if (aligned <= cl->buf->file_last) size = aligned - cl->buf->file_pos;
       total += size;

@@ -1,5 +1,6 @@
 #include "core/output_chain.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -67,6 +68,11 @@ Rc copy_buf(OutputChain& ctx) {
       dst->last_in_chain = src->last_in_chain;
     }
     return Rc::Ok;
+  }
+  if (ctx.file_ready != nullptr) {
+    off_t ready;
+    if (Rc rc = ctx.file_ready(ctx.file_ready_ctx, *src, size, ready); rc != Rc::Ok) return rc;
+    size = std::min(size, ready);
   }
   ssize_t n = read_file(*src->file, dst->pos, static_cast<size_t>(size), src->file_pos);
   if (n < 0) {
@@ -142,6 +148,12 @@ Rc OutputChain::write(ChainLink* input) {
       }
       Rc rc = copy_buf(*this);
       if (rc == Rc::Error) return rc;
+      if (rc == Rc::Again) {
+        // The file's data is being read in a thread: what is copied goes on meanwhile, and buf
+        // waits for the rest.
+        if (out != nullptr) break;
+        return Rc::Again;
+      }
       if (in->buf->size() == 0) in = in->next;
       ChainLink* cl = pool->alloc_link();
       cl->buf = buf;

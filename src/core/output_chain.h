@@ -27,6 +27,10 @@ struct OutputChain {
   OutputFn output = nullptr;
   void* output_ctx = nullptr;
   const Log* log = nullptr;
+  // Before file data is read: how much of it may be read now without waiting for the disk (Ok
+  // with ready), or Again while it is brought in (aio threads); nullptr: all of it.
+  Rc (*file_ready)(void* ctx, const Buffer& src, off_t want, off_t& ready) = nullptr;
+  void* file_ready_ctx = nullptr;
 
   // Ok, Again (something is left to copy or send), Error or Done.
   Rc write(ChainLink* in);

@@ -3,6 +3,7 @@
 // the chain passes as is. nginx: src/http/ngx_http_copy_filter_module.c
 #include "core/output_chain.h"
 #include "http/core_module.h"
+#include "http/file_aio.h"
 
 namespace weir::http {
 
@@ -44,6 +45,12 @@ Rc copy_filter(Request& r, ChainLink* in, BodyNext next) {
     oc.output = pass_on;
     oc.output_ctx = ctx;
     oc.log = r.connection->log;
+    if (*core_loc(r).aio == AioMode::Threads) {
+      oc.file_ready = [](void* p, const Buffer& b, off_t want, off_t& ready) {
+        return file_aio_ready(*static_cast<CopyCtx*>(p)->r, b, want, ready);
+      };
+      oc.file_ready_ctx = ctx;
+    }
     ctx->r = &r;
     if (in != nullptr && in->buf != nullptr && in->buf->size() != 0) r.request_output = true;
   }

@@ -9,6 +9,7 @@
 
 #include "conf/cycle.h"
 #include "conf/error_log.h"
+#include "conf/thread_pools.h"
 #include "core/str.h"
 #include "http/core_setters.h"
 
@@ -193,6 +194,31 @@ Status set_rate(ConfContext& cf, const ConfNode& n, L& clcf) {
   return {};
 }
 
+// aio off | on | threads[=pool]; the pool's name may hold variables.
+Status set_aio(ConfContext& cf, const ConfNode& n, L& clcf) {
+  if (clcf.aio.set) return Status::error("is duplicate");
+  std::string_view v = n.args[1];
+  clcf.thread_pool = nullptr;
+  clcf.thread_pool_value = nullptr;
+  if (v == "off" || v == "on") {
+    clcf.aio = v == "on" ? AioMode::On : AioMode::Off;
+    return {};
+  }
+  if (!v.starts_with("threads") || (v.size() > 7 && v[7] != '=')) {
+    return Status::error("invalid value");
+  }
+  clcf.aio = AioMode::Threads;
+  std::string_view name = v.size() > 8 ? v.substr(8) : std::string_view{};
+  if (name.find('$') != std::string_view::npos) {
+    auto* cv = cf.pool.make<ComplexValue>();
+    if (Status s = cv->compile(cf, std::string(name)); !s.ok()) return s;
+    clcf.thread_pool_value = cv;
+    return {};
+  }
+  clcf.thread_pool = add_thread_pool(cf, name);
+  return {};
+}
+
 // Accepted for compatibility: weir's tables are not nginx's hashes, so their sizes need no tuning.
 Status accept_size(ConfContext&, const ConfNode& n) {
   if (!parse_size(n.args[1])) return Status::error("invalid value");
@@ -336,7 +362,9 @@ Status set_error_log(ConfContext& cf, const ConfNode& n, L& clcf) {
 }
 
 M* create_main_conf(ConfContext& cf) {
-  return cf.pool.make<M>();
+  M* cmcf = cf.pool.make<M>();
+  cmcf->cycle = &cf.cycle;
+  return cmcf;
 }
 
 Status init_main_conf(ConfContext& cf, M& cmcf) {
@@ -444,6 +472,12 @@ Status merge_loc_conf(ConfContext& cf, L& prev, L& conf) {
   }
   conf.limit_rate_after.merge(prev.limit_rate_after, 0);
   conf.directio.merge(prev.directio, -1);
+  if (!conf.aio.set) {
+    conf.thread_pool = prev.thread_pool;
+    conf.thread_pool_value = prev.thread_pool_value;
+  }
+  conf.aio.merge(prev.aio, AioMode::Off);
+  conf.aio_write.merge(prev.aio_write, false);
   conf.read_ahead.merge(prev.read_ahead, 0);
 
   conf.internal.merge({}, false);  // never inherited
@@ -537,6 +571,8 @@ constexpr Directive kDirectives[] = {
     directive<slot::flag<&L::sendfile>>("sendfile", kHttpMainSrvLocLif | kFlag),
     directive<slot::size<&L::sendfile_max_chunk>>("sendfile_max_chunk", kHttpMainSrvLoc | kTake1),
     directive<slot::size<&L::read_ahead>>("read_ahead", kHttpMainSrvLoc | kTake1),
+    directive<set_aio>("aio", kHttpMainSrvLoc | kTake1),
+    directive<slot::flag<&L::aio_write>>("aio_write", kHttpMainSrvLoc | kFlag),
     directive<slot::flag<&L::tcp_nopush>>("tcp_nopush", kHttpMainSrvLoc | kFlag),
     directive<slot::flag<&L::tcp_nodelay>>("tcp_nodelay", kHttpMainSrvLoc | kFlag),
     directive<slot::msec<&L::send_timeout>>("send_timeout", kHttpMainSrvLoc | kTake1),

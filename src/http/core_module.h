@@ -19,6 +19,7 @@
 #include "core/inet.h"
 #include "core/regex.h"
 #include "event/resolver.h"
+#include "event/thread_pool.h"
 #include "http/filter.h"
 #include "http/open_file.h"
 #include "http/request.h"
@@ -76,6 +77,8 @@ enum : uint32_t {
   kGzipProxiedAuth = 0x0100,
   kGzipProxiedAny = 0x0200,
 };
+
+enum class AioMode : uint8_t { Off, On, Threads };
 
 struct CoreLocConf;
 
@@ -149,7 +152,8 @@ struct CoreMainConf {
   std::vector<CodingOffer> codings;  // the compression filters configured, in preference order
   int ncaptures = 0;
   bool try_files = false;
-  std::string prefix;  // the -p prefix, for roots with variables that end up relative
+  Cycle* cycle = nullptr;  // its thread pools, for `aio threads=$name`
+  std::string prefix;      // the -p prefix, for roots with variables that end up relative
 };
 
 struct CoreSrvConf {
@@ -276,6 +280,12 @@ struct CoreLocConf {
   ComplexValue* limit_rate_after_values = nullptr;
   Setting<off_t> directio;
   Setting<size_t> read_ahead;
+  // aio: off; on (Linux's AIO reads only directio files: without directio, as off); threads
+  // (file reads wait in a thread pool, http/file_aio). aio_write: temp-file writes too.
+  Setting<AioMode> aio;
+  ThreadPool* thread_pool = nullptr;
+  ComplexValue* thread_pool_value = nullptr;  // aio threads=$name
+  Setting<bool> aio_write;
 
   Setting<bool> internal;
   Setting<bool> absolute_redirect;

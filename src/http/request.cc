@@ -155,6 +155,11 @@ void writer(Request& r) {
     return;
   }
   Rc rc = output_filter(r, nullptr);
+  if (rc == Rc::Error) {
+    // The client is gone (or a filter failed): whatever is still buffered will never leave.
+    finalize_request(r, rc);
+    return;
+  }
   if (r.buffered != 0 || r.postponed != nullptr || (r.is_main() && c.buffered != 0)) {
     if (!wev.delayed) add_timer(wev, *clcf.send_timeout);
     return;

@@ -80,6 +80,7 @@ enum : uint8_t {
   kImageBuffered = 0x10,
 };
 
+struct FileAio;
 struct Request {
   Connection* connection = nullptr;
   HttpConnection* http_connection = nullptr;
@@ -128,6 +129,7 @@ struct Request {
 
   Buffer* header_in = nullptr;  // the buffer the request line and headers are read into
   ChainLink* out = nullptr;     // what the write filter holds back
+  FileAio* file_aio = nullptr;  // aio threads: the file range brought in (http/file_aio)
   PostedRequest* posted_requests = nullptr;  // main request only
   RequestCleanup* cleanup = nullptr;         // main request only: add_request_cleanup
   // Appends ", upstream: \"...\"" to error-log lines while an upstream serves the request (set by

@@ -5,6 +5,7 @@
 // src/http/ngx_http_write_filter_module.c
 #include "event/event_loop.h"
 #include "http/core_module.h"
+#include "http/file_aio.h"
 
 namespace weir::http {
 
@@ -119,6 +120,16 @@ Rc write_filter(Request& r, ChainLink* in) {
     }
   } else {
     limit = static_cast<off_t>(*clcf.sendfile_max_chunk);
+  }
+
+  if (*clcf.aio == AioMode::Threads) {
+    // Only what is in the page cache goes now; a thread brings in the next file range first.
+    Rc rc = file_aio_sendable(r, limit);
+    if (rc == Rc::Error) return rc;
+    if (rc == Rc::Again) {
+      c.buffered |= kWriteBuffered;
+      return Rc::Again;
+    }
   }
 
   off_t sent = c.io.sent;

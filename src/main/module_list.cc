@@ -5,6 +5,7 @@
 
 #include <array>
 
+#include "conf/thread_pools.h"
 #include "http/core_module.h"
 #include "main/core_module.h"
 #include "upstream/upstream_module.h"
@@ -60,6 +61,7 @@ namespace {
 auto g_list = std::to_array<Module*>({
     &core_module,
     &errlog_module,
+    &thread_pool_module,
     &events_module,
     &event_core_module,
     &http::http_module,

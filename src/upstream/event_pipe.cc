@@ -1,8 +1,13 @@
 #include "upstream/event_pipe.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <vector>
 
 #include "core/log.h"
 #include "core/time_cache.h"
@@ -86,7 +91,91 @@ namespace {
 // frees no raw buffer frees nothing), never past max_temp_file_size. What was written becomes one
 // file buffer on `out`, or extends the newest one when contiguous: memory and the client's writes
 // go by the range written, whatever the size of the pieces (1-byte chunks included).
+}  // namespace
+
+// aio_write: a batch's bytes, copied, written at offset by a pool thread through a descriptor of
+// its own, so that neither a request that ends nor a temp file closed meanwhile is touched from the
+// thread. Tasks are kept for reuse with their buffers.
+struct TempWriteTask : ThreadTask {
+  std::vector<char> data;
+  int fd = -1;
+  off_t offset = 0;
+  int err = 0;
+  EventPipe* owner = nullptr;  // nullptr once the request is gone (read and written in the loop)
+};
+
+namespace {
+
+TaskCache<TempWriteTask> g_write_tasks;
+
+void write_in_thread(ThreadTask& t) {
+  auto& task = static_cast<TempWriteTask&>(t);
+  task.err = 0;
+  size_t done = 0;
+  while (done < task.data.size()) {
+    ssize_t n = ::pwrite(task.fd, task.data.data() + done, task.data.size() - done,
+                         task.offset + static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      task.err = n < 0 ? errno : ENOSPC;
+      return;
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
+void written_in_thread(ThreadTask& t) {
+  auto& task = static_cast<TempWriteTask&>(t);
+  ::close(task.fd);
+  task.fd = -1;
+  g_write_tasks.put(&task);
+  EventPipe* p = task.owner;
+  if (p == nullptr) return;
+  p->writing = nullptr;
+  if (task.err != 0) {
+    const File& f = p->temp_file->file;
+    log_error(LogLevel::Crit, *p->request->connection->log, task.err, "pwrite() \"%.*s\" failed",
+              static_cast<int>(f.name.size()), f.name.data());
+    p->temp_error = true;
+    p->upstream_error = true;
+  }
+  // The pipe goes on from the client's side (which also reads the upstream).
+  post_event(p->request->connection->write);
+}
+
+// The batch is copied and handed to a thread: true when it was (the pipe then waits for it).
+bool write_in_pool(EventPipe& p, ChainLink* batch, off_t offset, off_t size) {
+  TempWriteTask* task = g_write_tasks.get(write_in_thread, written_in_thread);
+  task->data.clear();
+  task->data.reserve(static_cast<size_t>(size));
+  for (ChainLink* cl = batch; cl != nullptr; cl = cl->next) {
+    task->data.insert(task->data.end(), cl->buf->pos, cl->buf->last);
+  }
+  task->offset = offset;
+  task->fd = ::fcntl(p.temp_file->file.fd, F_DUPFD_CLOEXEC, 0);
+  if (task->fd < 0 || !p.write_pool->post(*task, *p.request->connection->log)) {
+    if (task->fd >= 0) ::close(task->fd);
+    task->fd = -1;
+    g_write_tasks.put(task);
+    return false;  // written in the loop instead
+  }
+  task->owner = &p;
+  if (p.writing_cleanup.fn == nullptr) {
+    // A task still writing when the request goes finds no pipe to resume.
+    p.pool->add_cleanup(
+        p.writing_cleanup,
+        [](void* d) {
+          auto* pipe = static_cast<EventPipe*>(d);
+          if (pipe->writing != nullptr) pipe->writing->owner = nullptr;
+        },
+        &p);
+  }
+  p.writing = task;
+  return true;
+}
+
 Rc write_to_temp_file(EventPipe& p) {
+  if (p.writing != nullptr) return Rc::Ok;  // one batch at a time
   if (p.temp_file == nullptr) {
     if (make_pipe_temp_file(p) != Rc::Ok) return Rc::Error;
     if (!p.store) {
@@ -124,7 +213,9 @@ Rc write_to_temp_file(EventPipe& p) {
   }
   File& f = p.temp_file->file;
   off_t offset = f.offset;
-  if (write_chain_to_file(f, batch, offset) < 0) {
+  if (p.write_pool != nullptr && write_in_pool(p, batch, offset, size)) {
+    f.offset = offset + size;  // the range is the batch's; the pipe waits until it is written
+  } else if (write_chain_to_file(f, batch, offset) < 0) {
     log_error(LogLevel::Crit, *p.request->connection->log, errno, "pwritev() \"%.*s\" failed",
               static_cast<int>(f.name.size()), f.name.data());
     for (ChainLink* cl = batch; cl != nullptr;) {
@@ -215,7 +306,7 @@ Rc read_upstream(EventPipe& p) {
   }
   if (p.upstream == nullptr) return Rc::Ok;  // released once it was done
   Connection& c = *p.upstream;
-  while (!upstream_finished(p) && c.read.ready) {
+  while (!upstream_finished(p) && c.read.ready && p.writing == nullptr) {
     if (p.store && p.in != nullptr && store_read_data(p) != Rc::Ok) return Rc::Ok;
     Buffer* raw = raw_for_reading(p);
     if (raw == nullptr && p.in != nullptr && downstream_ready(p)) {
@@ -461,11 +552,14 @@ bool pipe_drained(const EventPipe& p) {
 
 Rc run_event_pipe(EventPipe& p, bool do_write) {
   for (;;) {
+    // A batch is being written in a thread: nothing moves until it is in the file.
+    if (p.writing != nullptr) return Rc::Ok;
     if (do_write && write_downstream(p) == Rc::Abort) return Rc::Abort;
     off_t before = p.read_length;
     bool finished = upstream_finished(p);
     (void)read_upstream(p);
     if (p.store && p.in != nullptr) (void)store_read_data(p);
+    if (p.writing != nullptr) return Rc::Ok;
     bool progressed = p.read_length != before || (!finished && upstream_finished(p));
     // Whatever was read goes out at once; go on while either side moved: a reader that stopped
     // for want of a buffer reads again once the client took some.

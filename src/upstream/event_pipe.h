@@ -22,12 +22,14 @@
 #include "core/file.h"
 #include "core/status.h"
 #include "event/connection.h"
+#include "event/thread_pool.h"
 #include "os/kernel_pipe.h"
 
 namespace weir::http {
 
 struct Request;
 struct EventPipe;
+struct TempWriteTask;
 
 // The new bytes of a raw buffer are [from, raw->last): the filter queues their body data with
 // pipe_add_data and updates p.length; Error when the body is malformed.
@@ -70,6 +72,11 @@ struct EventPipe {
   int allocated = 0;       // raw buffers made so far
 
   TempFile* temp_file = nullptr;  // made at the first spill
+  // aio_write: batches go to the temp file in a thread of this pool; the pipe waits meanwhile
+  // (writing), and the client's write event resumes it.
+  ThreadPool* write_pool = nullptr;
+  TempWriteTask* writing = nullptr;
+  Pool::Cleanup writing_cleanup{};
 
   // State.
   bool upstream_eof : 1 = false;      // the upstream closed its side

@@ -12,6 +12,7 @@
 #include "core/time_cache.h"
 #include "event/event_loop.h"
 #include "http/core_module.h"
+#include "http/file_aio.h"
 #include "http/filter.h"
 #include "http/script.h"
 #include "os/kernel_pipe.h"
@@ -469,6 +470,7 @@ void start_event_pipe(Request& r, Upstream& u, bool with_preread) {
   p->store = conf.store && conf.temp_path != nullptr;
   p->temp_file_write_size = conf.temp_file_write_size;
   p->temp_path = conf.temp_path;
+  if (*core_loc(r).aio_write) p->write_pool = aio_thread_pool(r);
   p->read_timeout = conf.read_timeout;
   p->limit_rate = conf.limit_rate;
   p->start_sec = clock::now();

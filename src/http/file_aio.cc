@@ -1,0 +1,180 @@
+#include "http/file_aio.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+#include <vector>
+
+#include "conf/thread_pools.h"
+#include "event/event_loop.h"
+#include "http/core_module.h"
+
+namespace weir::http {
+
+namespace {
+
+// A thread brings in this much past what is asked for at once, so that reading output_buffers'
+// 32k at a time does not cost a thread's round trip each.
+constexpr off_t kReadAhead = 512 * 1024;
+// And at most this much per task (sendfile_max_chunk 0 asks for no limit).
+constexpr off_t kMaxRange = 4 * 1024 * 1024;
+
+struct PreloadTask;
+
+}  // namespace
+
+// A request's file range: the one brought in, or the task bringing one in.
+struct FileAio {
+  Request* r = nullptr;
+  const File* file = nullptr;
+  int fd = -1;
+  off_t from = 0;
+  off_t to = 0;
+  PreloadTask* pending = nullptr;
+  Pool::Cleanup cleanup{};
+};
+
+namespace {
+
+struct PreloadTask : ThreadTask {
+  int fd = -1;
+  off_t pos = 0;
+  off_t size = 0;
+  int err = 0;
+  FileAio* owner = nullptr;  // nullptr once the request is gone; read and written in the loop only
+};
+
+TaskCache<PreloadTask> g_tasks;
+
+// In the thread. Only the descriptor is the request's: if the request ended and it now names
+// another file or a socket, the read is of no use or fails, and nothing is written anywhere.
+void preload(ThreadTask& t) {
+  auto& task = static_cast<PreloadTask&>(t);
+  constexpr size_t kScratch = 256 * 1024;
+  thread_local std::unique_ptr<char[]> scratch(new char[kScratch]);
+  off_t pos = task.pos;
+  off_t end = task.pos + task.size;
+  task.err = 0;
+  while (pos < end) {
+    size_t n = static_cast<size_t>(std::min<off_t>(end - pos, static_cast<off_t>(kScratch)));
+    ssize_t got = ::pread(task.fd, scratch.get(), n, pos);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      task.err = got < 0 ? errno : 0;
+      break;
+    }
+    pos += got;
+  }
+}
+
+// In the loop: the request, if it is still there, goes on.
+void preloaded(ThreadTask& t) {
+  auto& task = static_cast<PreloadTask&>(t);
+  FileAio* a = task.owner;
+  g_tasks.put(&task);
+  if (a == nullptr) return;
+  a->pending = nullptr;
+  a->fd = task.fd;
+  a->from = task.pos;
+  // A failed read is not reported here: the send or read that follows meets the error itself
+  // and logs it in nginx's words.
+  a->to = task.pos + task.size;
+  post_event(a->r->connection->write);
+}
+
+ThreadPool* pool_of(Request& r, const CoreLocConf& clcf) {
+  if (clcf.thread_pool_value == nullptr) return clcf.thread_pool;
+  std::string_view name = clcf.thread_pool_value->eval(r);
+  ThreadPool* tp = find_thread_pool(*core_main(r).cycle, name);
+  if (tp == nullptr) {
+    log_error(LogLevel::Error, r.log(), 0, "thread pool \"%.*s\" not found",
+              static_cast<int>(name.size()), name.data());
+  }
+  return tp;
+}
+
+}  // namespace
+
+ThreadPool* aio_thread_pool(Request& r) {
+  const CoreLocConf& clcf = core_loc(r);
+  return *clcf.aio == AioMode::Threads ? pool_of(r, clcf) : nullptr;
+}
+
+Rc file_aio_ready(Request& r, const Buffer& b, off_t want, off_t& ready) {
+  ready = want;
+  const CoreLocConf& clcf = core_loc(r);
+  if (*clcf.aio != AioMode::Threads || want == 0) return Rc::Ok;
+  Request& main = *r.main;
+  FileAio* a = main.file_aio;
+  if (a != nullptr) {
+    if (a->pending != nullptr) return Rc::Again;
+    if (a->file == b.file && a->fd == b.file->fd && b.file_pos >= a->from && b.file_pos < a->to) {
+      ready = std::min(want, a->to - b.file_pos);
+      return Rc::Ok;
+    }
+  }
+  ThreadPool* tp = pool_of(r, clcf);
+  if (tp == nullptr) return Rc::Error;
+  if (!tp->running()) return Rc::Ok;  // not in a worker (cannot happen) - read in the loop
+  if (a == nullptr) {
+    a = main.pool->make<FileAio>();
+    a->r = &main;
+    main.file_aio = a;
+    // A task still reading when the request goes finds no one to wake.
+    main.pool->add_cleanup(
+        a->cleanup,
+        [](void* p) {
+          auto* fa = static_cast<FileAio*>(p);
+          if (fa->pending != nullptr) fa->pending->owner = nullptr;
+        },
+        a);
+  }
+  PreloadTask* task = g_tasks.get(preload, preloaded);
+  off_t avail = b.file_last - b.file_pos;
+  task->fd = b.file->fd;
+  task->pos = b.file_pos;
+  off_t size = std::min({avail, std::max(want, kReadAhead), kMaxRange});
+  // To a page's end, as a send that stops inside a page goes on to its end (chain_coalesce_file).
+  off_t end = (b.file_pos + size + 4095) & ~off_t{4095};
+  task->size = end <= b.file_last ? end - b.file_pos : size;
+  task->owner = a;
+  a->file = b.file;
+  if (!tp->post(*task, r.log())) {
+    // The queue is full (logged): this range is read in the loop rather than failing the request.
+    g_tasks.put(task);
+    return Rc::Ok;
+  }
+  a->pending = task;
+  return Rc::Again;
+}
+
+Rc file_aio_sendable(Request& r, off_t& limit) {
+  off_t before = 0;  // bytes ahead of the file range in question
+  for (ChainLink* cl = r.out; cl != nullptr; cl = cl->next) {
+    const Buffer& b = *cl->buf;
+    if (limit != 0 && before >= limit) return Rc::Ok;
+    if (!b.in_file || b.in_memory()) {
+      before += b.size();
+      continue;
+    }
+    off_t want = b.size();
+    if (limit != 0) want = std::min(want, limit - before);
+    off_t ready;
+    Rc rc = file_aio_ready(r, b, std::min(want, kMaxRange), ready);
+    if (rc == Rc::Error) return rc;
+    if (rc == Rc::Again) {
+      if (before == 0) return Rc::Again;
+      limit = before;  // what comes before it goes now
+      return Rc::Ok;
+    }
+    if (ready < b.size()) {
+      limit = before + ready;
+      return Rc::Ok;
+    }
+    before += b.size();
+  }
+  return Rc::Ok;
+}
+
+}  // namespace weir::http

@@ -22,10 +22,17 @@ struct File {
   std::string_view name;
   const Log* log = nullptr;
   off_t offset = 0;  // end of what was written, for sequential writes
+  // directio: the descriptor has O_DIRECT; reads go by blocks of this alignment (read_file_direct)
+  // and never through sendfile.
+  bool directio = false;
+  uint32_t alignment = 512;
 };
 
 // pread until size bytes or EOF; returns bytes read or -1 (errno set).
 ssize_t read_file(const File& file, char* buf, size_t size, off_t offset);
+// The same from an O_DIRECT descriptor: the aligned blocks around [offset, offset + size) are read
+// into a buffer of the calling thread's and the range copied out (buf needs no alignment).
+ssize_t read_file_direct(const File& file, char* buf, size_t size, off_t offset);
 // Writes the in-memory buffers of a chain at offset (pwritev); returns bytes written or -1.
 ssize_t write_chain_to_file(File& file, ChainLink* cl, off_t offset);
 

@@ -10,6 +10,7 @@ namespace weir {
 
 bool OutputChain::as_is(Buffer& b) const {
   if (b.special()) return true;
+  if (b.in_file && !b.in_memory() && b.file->directio) return false;  // read, never sendfile
   if (!sendfile) {
     if (!b.in_memory()) return false;
     b.in_file = false;
@@ -69,12 +70,22 @@ Rc copy_buf(OutputChain& ctx) {
     }
     return Rc::Ok;
   }
-  if (ctx.file_ready != nullptr) {
-    off_t ready;
-    if (Rc rc = ctx.file_ready(ctx.file_ready_ctx, *src, size, ready); rc != Rc::Ok) return rc;
-    size = std::min(size, ready);
+  ssize_t n;
+  bool direct = src->file->directio;
+  if (direct && ctx.read_direct != nullptr) {
+    // Read in a thread: Again until it has.
+    if (Rc rc = ctx.read_direct(ctx.file_ready_ctx, *src, dst->pos, size, n); rc != Rc::Ok)
+      return rc;
+  } else if (direct) {
+    n = read_file_direct(*src->file, dst->pos, static_cast<size_t>(size), src->file_pos);
+  } else {
+    if (ctx.file_ready != nullptr) {
+      off_t ready;
+      if (Rc rc = ctx.file_ready(ctx.file_ready_ctx, *src, size, ready); rc != Rc::Ok) return rc;
+      size = std::min(size, ready);
+    }
+    n = read_file(*src->file, dst->pos, static_cast<size_t>(size), src->file_pos);
   }
-  ssize_t n = read_file(*src->file, dst->pos, static_cast<size_t>(size), src->file_pos);
   if (n < 0) {
     log_error(LogLevel::Crit, *ctx.log, errno, "pread() \"%.*s\" failed",
               static_cast<int>(src->file->name.size()), src->file->name.data());
@@ -87,7 +98,7 @@ Rc copy_buf(OutputChain& ctx) {
     return Rc::Error;
   }
   dst->last += n;
-  if (ctx.sendfile) {
+  if (ctx.sendfile && !direct) {
     dst->in_file = true;
     dst->file = src->file;
     dst->file_pos = src->file_pos;

@@ -30,6 +30,8 @@ struct OutputChain {
   // Before file data is read: how much of it may be read now without waiting for the disk (Ok
   // with ready), or Again while it is brought in (aio threads); nullptr: all of it.
   Rc (*file_ready)(void* ctx, const Buffer& src, off_t want, off_t& ready) = nullptr;
+  // A directio file's data read elsewhere (a thread): Ok with n bytes in dst, or Again.
+  Rc (*read_direct)(void* ctx, const Buffer& src, char* dst, off_t size, ssize_t& n) = nullptr;
   void* file_ready_ctx = nullptr;
 
   // Ok, Again (something is left to copy or send), Error or Done.

@@ -45,12 +45,18 @@ Rc copy_filter(Request& r, ChainLink* in, BodyNext next) {
     oc.output = pass_on;
     oc.output_ctx = ctx;
     oc.log = r.connection->log;
-    if (*core_loc(r).aio == AioMode::Threads) {
+    const CoreLocConf& clcf = core_loc(r);
+    if (*clcf.aio == AioMode::Threads) {
       oc.file_ready = [](void* p, const Buffer& b, off_t want, off_t& ready) {
         return file_aio_ready(*static_cast<CopyCtx*>(p)->r, b, want, ready);
       };
-      oc.file_ready_ctx = ctx;
     }
+    if (*clcf.aio != AioMode::Off && *clcf.directio >= 0) {
+      oc.read_direct = [](void* p, const Buffer& b, char* dst, off_t size, ssize_t& n) {
+        return file_aio_read_direct(*static_cast<CopyCtx*>(p)->r, b, dst, size, n);
+      };
+    }
+    oc.file_ready_ctx = ctx;
     ctx->r = &r;
     if (in != nullptr && in->buf != nullptr && in->buf->size() != 0) r.request_output = true;
   }

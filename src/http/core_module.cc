@@ -219,6 +219,31 @@ Status set_aio(ConfContext& cf, const ConfNode& n, L& clcf) {
   return {};
 }
 
+// directio size | off
+Status set_directio(ConfContext&, const ConfNode& n, L& clcf) {
+  if (clcf.directio.set) return Status::error("is duplicate");
+  if (n.args[1] == "off") {
+    clcf.directio = -1;
+    return {};
+  }
+  auto v = parse_offset(n.args[1]);
+  if (!v) return Status::error("invalid value");
+  clcf.directio = *v;
+  return {};
+}
+
+// directio_alignment size: weir reads by blocks of it, up to a page.
+Status set_directio_alignment(ConfContext&, const ConfNode& n, L& clcf) {
+  if (clcf.directio_alignment.set) return Status::error("is duplicate");
+  auto v = parse_size(n.args[1]);
+  if (!v) return Status::error("invalid value");
+  if (*v == 0 || *v > 4096 || (*v & (*v - 1)) != 0) {
+    return Status::error("must be a power of two up to 4096");
+  }
+  clcf.directio_alignment = static_cast<size_t>(*v);
+  return {};
+}
+
 // Accepted for compatibility: weir's tables are not nginx's hashes, so their sizes need no tuning.
 Status accept_size(ConfContext&, const ConfNode& n) {
   if (!parse_size(n.args[1])) return Status::error("invalid value");
@@ -472,11 +497,17 @@ Status merge_loc_conf(ConfContext& cf, L& prev, L& conf) {
   }
   conf.limit_rate_after.merge(prev.limit_rate_after, 0);
   conf.directio.merge(prev.directio, -1);
+  conf.directio_alignment.merge(prev.directio_alignment, 512);
   if (!conf.aio.set) {
     conf.thread_pool = prev.thread_pool;
     conf.thread_pool_value = prev.thread_pool_value;
   }
   conf.aio.merge(prev.aio, AioMode::Off);
+  // aio on reads directio files asynchronously (nginx: Linux's native AIO): here in the default
+  // thread pool. Without directio it reads as off does, as on Linux.
+  if (*conf.aio == AioMode::On && *conf.directio >= 0 && conf.thread_pool == nullptr) {
+    conf.thread_pool = add_thread_pool(cf, "");
+  }
   conf.aio_write.merge(prev.aio_write, false);
   conf.read_ahead.merge(prev.read_ahead, 0);
 
@@ -573,6 +604,8 @@ constexpr Directive kDirectives[] = {
     directive<slot::size<&L::read_ahead>>("read_ahead", kHttpMainSrvLoc | kTake1),
     directive<set_aio>("aio", kHttpMainSrvLoc | kTake1),
     directive<slot::flag<&L::aio_write>>("aio_write", kHttpMainSrvLoc | kFlag),
+    directive<set_directio>("directio", kHttpMainSrvLoc | kTake1),
+    directive<set_directio_alignment>("directio_alignment", kHttpMainSrvLoc | kTake1),
     directive<slot::flag<&L::tcp_nopush>>("tcp_nopush", kHttpMainSrvLoc | kFlag),
     directive<slot::flag<&L::tcp_nodelay>>("tcp_nodelay", kHttpMainSrvLoc | kFlag),
     directive<slot::msec<&L::send_timeout>>("send_timeout", kHttpMainSrvLoc | kTake1),

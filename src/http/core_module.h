@@ -278,7 +278,8 @@ struct CoreLocConf {
   ComplexValue* limit_rate_values = nullptr;
   Setting<size_t> limit_rate_after;
   ComplexValue* limit_rate_after_values = nullptr;
-  Setting<off_t> directio;
+  Setting<off_t> directio;  // -1: off
+  Setting<size_t> directio_alignment;
   Setting<size_t> read_ahead;
   // aio: off; on (Linux's AIO reads only directio files: without directio, as off); threads
   // (file reads wait in a thread pool, http/file_aio). aio_write: temp-file writes too.

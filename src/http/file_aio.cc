@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <memory>
 #include <vector>
 
@@ -21,10 +22,12 @@ constexpr off_t kReadAhead = 512 * 1024;
 constexpr off_t kMaxRange = 4 * 1024 * 1024;
 
 struct PreloadTask;
+struct DirectReadTask;
 
 }  // namespace
 
-// A request's file range: the one brought in, or the task bringing one in.
+// A request's file range: the one brought in, or the task bringing one in; for a directio file,
+// the read being made in a thread, or made and waiting to be taken.
 struct FileAio {
   Request* r = nullptr;
   const File* file = nullptr;
@@ -32,6 +35,8 @@ struct FileAio {
   off_t from = 0;
   off_t to = 0;
   PreloadTask* pending = nullptr;
+  DirectReadTask* direct_pending = nullptr;
+  DirectReadTask* direct_done = nullptr;
   Pool::Cleanup cleanup{};
 };
 
@@ -46,6 +51,39 @@ struct PreloadTask : ThreadTask {
 };
 
 TaskCache<PreloadTask> g_tasks;
+
+// directio: the thread reads into the task's buffer (the request's may be gone when it is done);
+// the loop copies it out.
+struct DirectReadTask : ThreadTask {
+  File file;
+  off_t pos = 0;
+  off_t size = 0;
+  std::vector<char> data;
+  ssize_t got = 0;
+  int err = 0;
+  FileAio* owner = nullptr;  // nullptr once the request is gone; read and written in the loop only
+};
+
+TaskCache<DirectReadTask> g_direct_tasks;
+
+void read_direct(ThreadTask& t) {
+  auto& task = static_cast<DirectReadTask&>(t);
+  task.got =
+      read_file_direct(task.file, task.data.data(), static_cast<size_t>(task.size), task.pos);
+  task.err = task.got < 0 ? errno : 0;
+}
+
+void direct_read_done(ThreadTask& t) {
+  auto& task = static_cast<DirectReadTask&>(t);
+  FileAio* a = task.owner;
+  if (a == nullptr) {
+    g_direct_tasks.put(&task);
+    return;
+  }
+  a->direct_pending = nullptr;
+  a->direct_done = &task;
+  post_event(a->r->connection->write);
+}
 
 // In the thread. Only the descriptor is the request's: if the request ended and it now names
 // another file or a socket, the read is of no use or fails, and nothing is written anywhere.
@@ -94,6 +132,24 @@ ThreadPool* pool_of(Request& r, const CoreLocConf& clcf) {
   return tp;
 }
 
+FileAio& aio_state(Request& main) {
+  if (main.file_aio != nullptr) return *main.file_aio;
+  auto* a = main.pool->make<FileAio>();
+  a->r = &main;
+  main.file_aio = a;
+  // A task still at work when the request goes finds no one to wake.
+  main.pool->add_cleanup(
+      a->cleanup,
+      [](void* p) {
+        auto* fa = static_cast<FileAio*>(p);
+        if (fa->pending != nullptr) fa->pending->owner = nullptr;
+        if (fa->direct_pending != nullptr) fa->direct_pending->owner = nullptr;
+        if (fa->direct_done != nullptr) g_direct_tasks.put(fa->direct_done);
+      },
+      a);
+  return *a;
+}
+
 }  // namespace
 
 ThreadPool* aio_thread_pool(Request& r) {
@@ -117,19 +173,7 @@ Rc file_aio_ready(Request& r, const Buffer& b, off_t want, off_t& ready) {
   ThreadPool* tp = pool_of(r, clcf);
   if (tp == nullptr) return Rc::Error;
   if (!tp->running()) return Rc::Ok;  // not in a worker (cannot happen) - read in the loop
-  if (a == nullptr) {
-    a = main.pool->make<FileAio>();
-    a->r = &main;
-    main.file_aio = a;
-    // A task still reading when the request goes finds no one to wake.
-    main.pool->add_cleanup(
-        a->cleanup,
-        [](void* p) {
-          auto* fa = static_cast<FileAio*>(p);
-          if (fa->pending != nullptr) fa->pending->owner = nullptr;
-        },
-        a);
-  }
+  if (a == nullptr) a = &aio_state(main);
   PreloadTask* task = g_tasks.get(preload, preloaded);
   off_t avail = b.file_last - b.file_pos;
   task->fd = b.file->fd;
@@ -175,6 +219,45 @@ Rc file_aio_sendable(Request& r, off_t& limit) {
     before += b.size();
   }
   return Rc::Ok;
+}
+
+}  // namespace weir::http
+
+namespace weir::http {
+
+Rc file_aio_read_direct(Request& r, const Buffer& b, char* dst, off_t size, ssize_t& n) {
+  FileAio& a = aio_state(*r.main);
+  if (a.direct_pending != nullptr) return Rc::Again;
+  if (DirectReadTask* t = a.direct_done) {
+    a.direct_done = nullptr;
+    g_direct_tasks.put(t);
+    if (t->file.fd == b.file->fd && t->pos == b.file_pos && t->size == size) {
+      if (t->got < 0) {
+        n = -1;
+        errno = t->err;
+        return Rc::Ok;
+      }
+      n = t->got;
+      std::memcpy(dst, t->data.data(), static_cast<size_t>(n));
+      return Rc::Ok;
+    }
+  }
+  ThreadPool* tp = pool_of(r, core_loc(r));
+  if (tp == nullptr) return Rc::Error;
+  DirectReadTask* task = g_direct_tasks.get(read_direct, direct_read_done);
+  task->file = *b.file;
+  task->pos = b.file_pos;
+  task->size = size;
+  task->data.resize(static_cast<size_t>(size));
+  if (!tp->running() || !tp->post(*task, r.log())) {
+    // Not in a worker, or the queue is full (logged): read here.
+    g_direct_tasks.put(task);
+    n = read_file_direct(*b.file, dst, static_cast<size_t>(size), b.file_pos);
+    return Rc::Ok;
+  }
+  task->owner = &a;
+  a.direct_pending = task;
+  return Rc::Again;
 }
 
 }  // namespace weir::http

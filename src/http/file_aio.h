@@ -18,6 +18,11 @@ namespace weir::http {
 // comes when it has), Error (a pool named by a variable that does not exist; logged).
 Rc file_aio_ready(Request& r, const Buffer& b, off_t want, off_t& ready);
 
+// directio with aio: size bytes of b from its file_pos read in a thread of the location's pool; Ok
+// with n (as read_file_direct answers) once read, Again meanwhile (the write event comes), Error
+// (no such pool; logged).
+Rc file_aio_read_direct(Request& r, const Buffer& b, char* dst, off_t size, ssize_t& n);
+
 // The location's pool with `aio threads` (nullptr without; or when a pool named by a variable does
 // not exist, which is logged).
 ThreadPool* aio_thread_pool(Request& r);

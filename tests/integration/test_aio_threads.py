@@ -10,7 +10,7 @@ import socket
 
 import pytest
 
-from conftest import NGINX, WEIR, check_conf, http_get, read_to_end, wait_for
+from conftest import NGINX, WEIR, check_conf, http_get, read_to_end, slow_client, wait_for
 
 BODY = os.urandom(5 << 20)
 
@@ -103,20 +103,26 @@ def test_the_pool_reads_the_file(server, path, pool):
     server.check_clean()
 
 
+def ranges_as_nginx(servers, path):
+    """The whole file and ranges of it (aligned or not, at the ends, several) as weir and nginx
+    answer them (a multipart body by its length: the boundary differs)."""
+    for rng in (None, "bytes=0-0", "bytes=1000-2000999", "bytes=-70001", "bytes=5000000-",
+                "bytes=4999999-", "bytes=0-1,4242424-4343434"):
+        answers = []
+        for s in servers:
+            r = http_get(s.port, path, headers={"Range": rng} if rng else None)
+            ctype = r.header("content-type", "").split("boundary=")[0]
+            body = r.body if "multipart" not in ctype else len(r.body)
+            answers.append((r.status, r.header("content-range"), r.header("content-length"), ctype,
+                            body))
+        assert answers[0] == answers[1], (path, rng)
+
+
 def test_ranges_and_small_files_as_nginx(make_server):
     files = {"5m.bin": BODY, "small.txt": b"hello\n"}
     servers = [make_server(CONF, main_conf=MAIN, files=files, binary=b) for b in (WEIR, NGINX)]
     for prefix in ("/", "/copy/"):
-        for rng in (None, "bytes=0-0", "bytes=1000-2000999", "bytes=-70000", "bytes=5000000-",
-                    "bytes=0-1,4242424-4343434"):
-            answers = []
-            for s in servers:
-                r = http_get(s.port, prefix + "5m.bin", headers={"Range": rng} if rng else None)
-                ctype = r.header("content-type", "").split("boundary=")[0]
-                body = r.body if "multipart" not in ctype else len(r.body)
-                answers.append((r.status, r.header("content-range"), r.header("content-length"),
-                                ctype, body))
-            assert answers[0] == answers[1], (prefix, rng)
+        ranges_as_nginx(servers, prefix + "5m.bin")
         for r in [http_get(s.port, prefix + "small.txt") for s in servers]:
             assert r.status == 200 and r.body == b"hello\n"
         for r in [http_get(s.port, prefix + "5m.bin", method="HEAD") for s in servers]:
@@ -215,11 +221,7 @@ def test_temp_file_writes_in_the_pool(make_server, prefix, pool_writes):
     (pid,) = s.worker_pids()
     before = written_by(pid)
     # A client that reads nothing at first: the upstream's 5 MiB go to the temp file.
-    c = socket.socket()
-    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    c.settimeout(20)
-    c.connect(("127.0.0.1", s.port))
-    c.sendall(("GET %s/5m.bin HTTP/1.0\r\n\r\n" % prefix).encode())
+    c = slow_client(s.port, prefix + "/5m.bin")
     wait_for(lambda: "buffered to a temporary file" in s.error_log(), what="the spill")
     got = read_to_end(c)
     head, _, body = got.partition(b"\r\n\r\n")
@@ -237,13 +239,91 @@ def test_clients_that_leave_while_the_thread_writes(make_server):
                          files={"5m.bin": BODY})
     s = make_server(PROXY % (origin.port, origin.port), main_conf="worker_processes 1;")
     for _ in range(20):
-        c = socket.socket()
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        c.connect(("127.0.0.1", s.port))
-        c.sendall(b"GET /5m.bin HTTP/1.0\r\n\r\n")
+        c = slow_client(s.port, "/5m.bin")
         c.recv(100)
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         c.close()
     r = http_get(s.port, "/5m.bin")
     assert r.status == 200 and r.body == BODY
     s.check_clean()
+
+
+DIRECTIO = """
+    server {
+        listen 127.0.0.1:%%PORT%% sndbuf=16k;
+        location / { directio 1m; }
+        location /t/ { alias %%DIR%%/html/; directio 1m; aio threads=small; }
+        location /k/ { alias %%DIR%%/html/; directio 1m; directio_alignment 4k; output_buffers 1 100k; }
+    }
+"""
+DIRECTIO_ON = """
+    server {
+        listen 127.0.0.1:%%PORT%% sndbuf=16k;
+        location / { directio 1m; aio on; }
+    }
+"""
+O_DIRECT = 0o40000
+
+
+def direct_fds(pid):
+    """The worker's descriptors opened with O_DIRECT."""
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                flags = int([l for l in f.read().splitlines() if l.startswith("flags:")][0].split()[1], 8)
+        except (OSError, IndexError):
+            continue
+        n += bool(flags & O_DIRECT)
+    return n
+
+
+@pytest.mark.parametrize("prefix", ["/", "/t/", "/k/"], ids=["directio", "with-threads", "aligned-4k"])
+def test_directio_as_nginx(make_server, prefix):
+    files = {"5m.bin": BODY, "small.txt": b"hello\n"}
+    servers = [make_server(DIRECTIO, main_conf=MAIN, files=files, binary=b) for b in (WEIR, NGINX)]
+    ranges_as_nginx(servers, prefix + "5m.bin")
+    assert http_get(servers[0].port, prefix + "small.txt").body == b"hello\n"
+    servers[0].check_clean()
+
+
+@pytest.mark.parametrize("conf,prefix,pool", [(DIRECTIO, "/", None), (DIRECTIO, "/t/", "small"),
+                                              (DIRECTIO_ON, "/", "default")],
+                         ids=["in-the-loop", "aio-threads", "aio-on"])
+def test_directio_reads_bypass_the_cache(make_server, conf, prefix, pool):
+    s = make_server(conf, main_conf=MAIN, files={"5m.bin": BODY, "small.txt": b"hello\n"})
+    # (the default pool exists when named: by aio on with directio, here)
+    pools_started(s, {"small": 2, "one": 1} if conf == DIRECTIO else POOLS)
+    (pid,) = s.worker_pids()
+    before = read_by(pid)
+    # A client that reads slowly: the response is under way, through an O_DIRECT descriptor.
+    c = slow_client(s.port, prefix + "5m.bin")
+    first = c.recv(1000)
+    wait_for(lambda: direct_fds(pid) == 1, what="an O_DIRECT descriptor")
+    head, _, body = (first + read_to_end(c)).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and body == BODY
+    wait_for(lambda: direct_fds(pid) == 0, what="the descriptor closed with the request")
+    grown = {k: v - before.get(k, 0) for k, v in read_by(pid).items() if v != before.get(k, 0)}
+    if pool is None:
+        assert grown == {}
+    else:
+        assert list(grown) == [pool] and grown[pool] >= len(BODY), grown
+    # A file below the directio size is sent as any other.
+    assert http_get(s.port, prefix + "small.txt").body == b"hello\n"
+    assert direct_fds(pid) == 0
+    s.check_clean()
+
+
+@pytest.mark.parametrize("http,message", [
+    ("directio sometimes;", '"directio" directive invalid value'),
+    ("directio 1m; directio off;", '"directio" directive is duplicate'),
+    ("directio_alignment 3k;", '"directio_alignment" directive must be a power of two up to 4096'),
+])
+def test_directio_configuration_errors(http, message):
+    conf = ("daemon off; pid %%DIR%%/logs/p; error_log %%DIR%%/logs/error.log; events {} http { "
+            + http + " }")
+    rc, err = check_conf(WEIR, full_conf=conf)
+    assert rc == 1 and message in err, err
+    if "alignment" not in http:  # nginx takes any alignment
+        rc, err = check_conf(NGINX, full_conf=conf)
+        assert rc == 1 and message in err, err

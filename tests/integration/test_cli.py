@@ -125,9 +125,6 @@ BAD = [
     ("events {}\nhttp {\n    fastcgi_param A B;\n}\n",
      'unknown directive "fastcgi_param" (from ngx_http_fastcgi_module, which weir does not have) '
      'in %s:3'),
-    ("events {}\nhttp {\n    server { directio 4m; }\n}\n",
-     'unknown directive "directio" (from ngx_http_core_module\'s file AIO, which weir does not have) '
-     'in %s:3'),
     ("events {}\nhttp {\n    sub_filter a b;\n}\n",
      'unknown directive "sub_filter" (from ngx_http_sub_module, which weir does not have) in %s:3'),
     ("events {}\nhttp {\n    server { listen 127.0.0.1:1 ssl; }\n}\n",

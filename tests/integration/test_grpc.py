@@ -186,7 +186,10 @@ def test_upstream_keepalive_as_nginx(pair):
         return out
     for s in pair:
         kept = peers(s.port, "/kept")
-        assert len(set(kept)) == 1, (s.binary, kept)
+        # The four calls before the stream share one connection. After the stream, the client may
+        # close its channel before the proxy has seen the stream end both ways (a race on a loaded
+        # machine, in nginx as in weir): then the fifth comes on a new one.
+        assert len(set(kept[:4])) == 1 and len(set(kept)) <= 2, (s.binary, kept)
         assert len(set(peers(s.port, ""))) == 5, s.binary
 
 

@@ -91,31 +91,29 @@ SendResult send_chain(SendState& s, ChainLink* in, off_t limit, const Log& log) 
       Buffer* fb = cl->buf;
       off_t file_size = chain_coalesce_file(&cl, limit - send);
       send += file_size;
-      if (s.use_sendfile) {
-        off_t offset = fb->file_pos;
-        for (;;) {
-          sent = ::sendfile(s.fd, fb->file->fd, &offset, file_size);
-          if (sent >= 0) break;
-          int err = errno;
-          if (err == EINTR) continue;
-          if (err == EAGAIN) {
-            s.blocked = true;
-            sent = 0;
-            break;
-          }
-          log_error(send_error_level(err), log, err, "sendfile() failed");
-          return {Rc::Error, in};
+      // A file buffer that reaches the socket goes with sendfile, whatever the location now says:
+      // its copy filter let it through under a location with sendfile on (a subrequest's), and a
+      // later subrequest may have turned it off since (nginx sends it so too).
+      off_t offset = fb->file_pos;
+      for (;;) {
+        sent = ::sendfile(s.fd, fb->file->fd, &offset, file_size);
+        if (sent >= 0) break;
+        int err = errno;
+        if (err == EINTR) continue;
+        if (err == EAGAIN) {
+          s.blocked = true;
+          sent = 0;
+          break;
         }
-        if (sent == 0 && !s.blocked) {
-          // The file is shorter than the buffer says: it was truncated under us.
-          log_error(LogLevel::Alert, log, 0,
-                    "sendfile() reported that \"%.*s\" was truncated at %lld",
-                    static_cast<int>(fb->file->name.size()), fb->file->name.data(),
-                    static_cast<long long>(fb->file_pos));
-          return {Rc::Error, in};
-        }
-      } else {
-        log_error(LogLevel::Alert, log, 0, "file buffer in the send chain with sendfile off");
+        log_error(send_error_level(err), log, err, "sendfile() failed");
+        return {Rc::Error, in};
+      }
+      if (sent == 0 && !s.blocked) {
+        // The file is shorter than the buffer says: it was truncated under us.
+        log_error(LogLevel::Alert, log, 0,
+                  "sendfile() reported that \"%.*s\" was truncated at %lld",
+                  static_cast<int>(fb->file->name.size()), fb->file->name.data(),
+                  static_cast<long long>(fb->file_pos));
         return {Rc::Error, in};
       }
     } else {

@@ -61,6 +61,36 @@ def pipe_fds(s):
     return n
 
 
+def pipes_full(s):
+    """Whether every pipe the workers hold is full (the relay stalled on its client): each pipe is
+    opened again through /proc and asked how much it holds and how much it takes."""
+    import fcntl
+    import struct
+    import termios
+    pipes = {}
+    for pid in s.worker_pids():
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            path = "/proc/%d/fd/%s" % (pid, fd)
+            try:
+                target = os.readlink(path)
+            except OSError:
+                continue
+            if target.startswith("pipe:") and target not in pipes:
+                pipes[target] = path
+    if not pipes:
+        return False
+    for path in pipes.values():
+        p = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            held = struct.unpack("i", fcntl.ioctl(p, termios.FIONREAD, b"\0\0\0\0"))[0]
+            size = fcntl.fcntl(p, 1032)  # F_GETPIPE_SZ
+        finally:
+            os.close(p)
+        if held != size:
+            return False
+    return True
+
+
 def body_of(raw):
     head, _, body = raw.partition(b"\r\n\r\n")
     return head, body
@@ -128,6 +158,7 @@ def test_the_pipe_works_then_waits_empty_and_is_closed_with_bytes_in_it(make_ser
     while len(got) < 65536:
         got += c.recv(65536)
     wait_for(lambda: pipe_fds(s) == 2, what="the kernel pipe open in the worker")
+    wait_for(lambda: pipes_full(s), what="the pipe full, waiting on the client")
     # It goes away: the pipe held bytes, so it is closed, and the upstream connection too.
     c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     c.close()

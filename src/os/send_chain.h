@@ -21,6 +21,8 @@ struct SendState {
   off_t sent = 0;        // bytes sent on this socket so far
   bool blocked = false;  // the last call stopped because the socket would block
   bool nopush = false;   // tcp_nopush: hold headers that precede file data
+  // The location's sendfile: whether the copy filter passes file buffers on (it reads them into
+  // memory otherwise); send_chain sends any file buffer it is given with sendfile.
   bool use_sendfile = true;
 };
 

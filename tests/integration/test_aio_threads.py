@@ -327,3 +327,14 @@ def test_directio_configuration_errors(http, message):
     if "alignment" not in http:  # nginx takes any alignment
         rc, err = check_conf(NGINX, full_conf=conf)
         assert rc == 1 and message in err, err
+
+
+def test_subrequests_wait_for_their_ranges(make_server):
+    # SSI includes of large files, sent and copied: each subrequest waits for its thread in turn.
+    page = b'head\n<!--# include virtual="/5m.bin" -->\nmid\n<!--# include virtual="/copy/5m.bin" -->\n'
+    s = make_server(CONF.replace("location / {", 'location ~ \\.shtml$ { ssi on; ssi_types *; }\n'
+                                 "        location / {"),
+                    main_conf=MAIN, files={"5m.bin": BODY, "page.shtml": page})
+    r = http_get(s.port, "/page.shtml")
+    assert r.status == 200 and r.body == b"head\n" + BODY + b"\nmid\n" + BODY + b"\n"
+    s.check_clean()

@@ -198,3 +198,38 @@ def test_a_large_document_in_bounded_memory(make_server):
         want.update(expanded)
     assert total == count * len(expanded) and got.digest() == want.digest()
     assert peak_rss(pid) - before < 8 * 1024 * 1024, peak_rss(pid) - before
+
+
+def test_an_include_sent_from_its_file_while_the_next_turns_sendfile_off(make_server):
+    """The first include's location sends files (sendfile on) and the client is slow, so its file
+    is still being sent when the next include, under sendfile off, runs: the file goes on with
+    sendfile (the location turned sendfile off for what comes after it, not for what is on its
+    way), as nginx sends it."""
+    from conftest import NGINX, WEIR, slow_client
+    big = os.urandom(3 << 20)
+    page = b'a\n<!--# include virtual="/files/big.bin" -->\nb\n<!--# include virtual="/copy/big.bin" -->\n'
+    conf = """
+        server {
+            listen 127.0.0.1:%%PORT%% sndbuf=16k;
+            location ~ \\.shtml$ { ssi on; ssi_types *; sendfile off; }
+            location /files/ { alias %%DIR%%/html/; sendfile on; }
+            location /copy/ { alias %%DIR%%/html/; sendfile off; }
+        }
+    """
+    for binary in (WEIR, NGINX):
+        s = make_server(conf, binary=binary, files={"big.bin": big, "page.shtml": page})
+        c = slow_client(s.port, "/page.shtml")
+        got = b""
+        while len(got) < 100000:
+            got += c.recv(4096)
+            time.sleep(0.002)
+        rest = b""
+        while True:
+            chunk = c.recv(1 << 20)
+            if not chunk:
+                break
+            rest += chunk
+        head, _, body = (got + rest).partition(b"\r\n\r\n")
+        assert dechunk(body) == b"a\n" + big + b"\nb\n" + big + b"\n", binary
+        if binary == WEIR:
+            s.check_clean()

@@ -7,6 +7,7 @@ import hashlib
 import os
 import signal
 import socket
+import subprocess
 
 import pytest
 
@@ -337,4 +338,21 @@ def test_subrequests_wait_for_their_ranges(make_server):
                     main_conf=MAIN, files={"5m.bin": BODY, "page.shtml": page})
     r = http_get(s.port, "/page.shtml")
     assert r.status == 200 and r.body == b"head\n" + BODY + b"\nmid\n" + BODY + b"\n"
+    s.check_clean()
+
+
+def test_http2_streams_wait_for_their_ranges(make_server, tmp_path):
+    # Three streams on one HTTP/2 connection at once, sent, copied and read with directio: each
+    # stream's write event brings it on when its thread is done.
+    conf = CONF.replace("listen 127.0.0.1:%%PORT%%;", "listen 127.0.0.1:%%PORT%%; http2 on;").replace(
+        "location /plain/", "location /d/ { alias %%DIR%%/html/; aio threads; directio 1m; }\n"
+        "        location /plain/")
+    s = pools_started(make_server(conf, main_conf=MAIN, files={"5m.bin": BODY}))
+    paths = ["/5m.bin", "/copy/5m.bin", "/d/5m.bin"]
+    cmd = ["curl", "-s", "--http2-prior-knowledge", "--parallel", "--parallel-immediate"]
+    for i, p in enumerate(paths):
+        cmd += ["-o", str(tmp_path / str(i)), "http://127.0.0.1:%d%s" % (s.port, p)]
+    subprocess.run(cmd, check=True, timeout=60)
+    for i in range(len(paths)):
+        assert (tmp_path / str(i)).read_bytes() == BODY, paths[i]
     s.check_clean()

@@ -109,9 +109,10 @@ void ThreadPool::run() {
 void ThreadPool::notified(Event& ev) {
   auto* c = static_cast<Connection*>(ev.data);
   auto* self = static_cast<ThreadPool*>(c->data);
+  // One read takes the whole count (and clears it): the done list holds every task it counted.
   uint64_t count;
-  while (::read(c->fd, &count, sizeof count) > 0) {
-  }
+  ssize_t n = ::read(c->fd, &count, sizeof count);
+  (void)n;
   ev.ready = false;
   ThreadTask* done;
   {

@@ -46,7 +46,6 @@ struct PreloadTask : ThreadTask {
   int fd = -1;
   off_t pos = 0;
   off_t size = 0;
-  int err = 0;
   FileAio* owner = nullptr;  // nullptr once the request is gone; read and written in the loop only
 };
 
@@ -93,15 +92,11 @@ void preload(ThreadTask& t) {
   thread_local std::unique_ptr<char[]> scratch(new char[kScratch]);
   off_t pos = task.pos;
   off_t end = task.pos + task.size;
-  task.err = 0;
   while (pos < end) {
     size_t n = static_cast<size_t>(std::min<off_t>(end - pos, static_cast<off_t>(kScratch)));
     ssize_t got = ::pread(task.fd, scratch.get(), n, pos);
     if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) {
-      task.err = got < 0 ? errno : 0;
-      break;
-    }
+    if (got <= 0) break;
     pos += got;
   }
 }

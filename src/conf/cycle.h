@@ -51,6 +51,7 @@ struct Cycle {
   std::string error_log;    // -e ("stderr" or a path); empty: the built-in default
   bool test_config = false;
   bool quiet = false;
+  bool debug_log = false;  // an error_log at debug, or debug_connection (g_debug_log)
 
   std::vector<void*> confs;        // core modules, by module index
   std::vector<bool> configured;    // by module index: a directive of the module appears

@@ -34,6 +34,7 @@ Status parse_error_log(ConfContext& cf, const ConfNode& n, LogSink** head) {
     if (!have_level || *l > level) level = *l;
     have_level = true;
   }
+  if (level == LogLevel::Debug) cf.cycle.debug_log = true;
   auto* sink = cf.pool.make<LogSink>();
   sink->level = level;
   sink->file = file;

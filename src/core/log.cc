@@ -14,6 +14,8 @@
 
 namespace weir {
 
+bool g_debug_log = false;
+
 namespace {
 
 constexpr std::string_view kLevels[] = {"stderr", "emerg",  "alert", "crit", "error",
@@ -120,11 +122,14 @@ void log_error(LogLevel level, const Log& log, int err, const char* fmt, ...) {
   va_end(ap);
   if (n > 0) p += (n < end - p) ? n : (end - p - 1);
   p = put_errno(p, end, err);
-  if (level != LogLevel::Debug && log.handler != nullptr && end - p > 16) {
-    p = log.handler(log, p, end);
-  } else if (log.action != nullptr && end - p > 16) {
-    int m = std::snprintf(p, end - p, " while %s", log.action);
-    if (m > 0) p += (m < end - p) ? m : (end - p - 1);
+  // A debug line is the message alone, as nginx's (no context, no "while").
+  if (level != LogLevel::Debug && end - p > 16) {
+    if (log.handler != nullptr) {
+      p = log.handler(log, p, end);
+    } else if (log.action != nullptr) {
+      int m = std::snprintf(p, end - p, " while %s", log.action);
+      if (m > 0) p += (m < end - p) ? m : (end - p - 1);
+    }
   }
   *p++ = '\n';
   size_t len = p - line;

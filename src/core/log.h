@@ -60,6 +60,11 @@ struct Log {
   }
 };
 
+// Whether the running configuration logs at debug anywhere (an error_log at debug, or
+// debug_connection). WEIR_DEBUG tests it first, so a debug point costs one load and branch when
+// nothing logs at debug. Set when a cycle is opened to run.
+extern bool g_debug_log;
+
 // The process id printed in log lines ("pid#tid"); set after fork.
 void log_set_pid(int pid);
 int log_pid();
@@ -80,8 +85,16 @@ char* log_escape(char* p, char* end, std::string_view s);
 
 }  // namespace weir
 
-#define WEIR_DEBUG(log, ...)                                             \
-  do {                                                                   \
-    if ((log).enabled(::weir::LogLevel::Debug))                          \
-      ::weir::log_error(::weir::LogLevel::Debug, (log), 0, __VA_ARGS__); \
+// A debug line in nginx's words ("[debug]", as nginx built --with-debug writes them). Its arguments
+// are evaluated only when the line is written, in a cold function of its own, so that the code
+// around a debug point keeps no registers or stack for it.
+#define WEIR_DEBUG(log, ...)                                                 \
+  do {                                                                       \
+    if (::weir::g_debug_log) [[unlikely]] {                                  \
+      [&]() __attribute__((cold, noinline)) {                                \
+        if ((log).enabled(::weir::LogLevel::Debug))                          \
+          ::weir::log_error(::weir::LogLevel::Debug, (log), 0, __VA_ARGS__); \
+      }                                                                      \
+      ();                                                                    \
+    }                                                                        \
   } while (0)

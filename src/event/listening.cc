@@ -47,6 +47,12 @@ void accept_connections(Connection& lc) {
                                               : cidr_match(reinterpret_cast<const sockaddr*>(&ss),
                                                            g_accept.debug_connection);
     }
+    if (g_debug_log) [[unlikely]] {
+      SockAddr peer;
+      std::memcpy(&peer.ss, &ss, std::min<size_t>(len, sizeof peer.ss));
+      peer.len = len;
+      WEIR_DEBUG(*c->log, "accept: %s fd:%d", peer.to_string().c_str(), fd);
+    }
     if (EventLoop::current->add_connection(*c) != Rc::Ok) {
       close_connection(*c);
       continue;

@@ -113,6 +113,7 @@ Rc open_peer(PeerConnection& pc) {
     close_connection(*c);
     return peer_fault(err) ? Rc::Declined : Rc::Error;
   }
+  WEIR_DEBUG(log, "connect to %.*s, fd:%d", static_cast<int>(pc.name.size()), pc.name.data(), fd);
   pc.connection = c;
   if (rc < 0) return Rc::Again;  // the write event says when it is done
   c->write.ready = true;

@@ -30,6 +30,13 @@
 
 namespace weir {
 
+std::string ssl_build_text() {
+  std::string out = "built with " OPENSSL_VERSION_TEXT;
+  std::string_view running = OpenSSL_version(OPENSSL_VERSION);
+  if (running != OPENSSL_VERSION_TEXT) out += " (running with " + std::string(running) + ")";
+  return out + "\nTLS SNI support enabled\n";
+}
+
 // OpenSSL's queued errors as nginx prints them: " (SSL: error:...:reason)" for each.
 std::string ssl_errors() {
   std::string out;

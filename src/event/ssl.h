@@ -99,6 +99,10 @@ std::string ssl_verify_error_text(long error);
 enum class SslCertField : uint8_t { SDn, IDn, Serial, Fingerprint, RawCert, VStart, VEnd, VRemain };
 std::string ssl_client_cert_field(const Connection& c, SslCertField field);
 
+// What -V says of the TLS library, as nginx: "built with OpenSSL 3.0.x ... (running with ...)\nTLS
+// SNI support enabled\n".
+std::string ssl_build_text();
+
 // OpenSSL's queued errors as nginx prints them (" (SSL: error:...:reason)"), taken off the queue;
 // and a Status of what failed with them.
 std::string ssl_errors();

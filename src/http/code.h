@@ -16,6 +16,8 @@ class Code {
   constexpr bool is_status() const { return v_ > 0; }
   constexpr int http_status() const { return v_; }
   constexpr Rc rc() const { return static_cast<Rc>(-1 - v_); }
+  // The number nginx's debug log prints for it: a status, or NGX_OK (0) down to NGX_ABORT (-6).
+  constexpr int number() const { return v_ > 0 ? v_ : v_ + 1; }
 
  private:
   constexpr Code(int s, int) : v_(s) {}

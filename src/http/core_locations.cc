@@ -167,13 +167,18 @@ namespace {
 Rc find_static_location(Request& r, const std::vector<CoreLocConf*>& locations) {
   std::string_view uri = r.uri;
   for (CoreLocConf* clcf : locations) {
-    if (clcf->exact_match && clcf->name == uri) {
+    if (!clcf->exact_match) continue;
+    WEIR_DEBUG(r.log(), "test location: \"=%s\"", clcf->name.c_str());
+    if (clcf->name == uri) {
       r.loc_conf = clcf->loc_conf;
       return Rc::Ok;
     }
   }
   for (CoreLocConf* clcf : locations) {
     const std::string& name = clcf->name;
+    if (!clcf->exact_match || clcf->auto_redirect) {
+      WEIR_DEBUG(r.log(), "test location: \"%s\"", name.c_str());
+    }
     if (clcf->auto_redirect && name.size() == uri.size() + 1 && name.back() == '/' &&
         std::string_view(name).starts_with(uri)) {
       r.loc_conf = clcf->loc_conf;
@@ -201,6 +206,7 @@ Rc find_location(Request& r) {
   if (rc == Rc::Ok || rc == Rc::Done) return rc;
   if (!noregex) {
     for (CoreLocConf* clcf : pclcf.regex_locations) {
+      WEIR_DEBUG(r.log(), "test location: ~ \"%s\"", clcf->name.c_str());
       if (regex_exec(r, *clcf->regex, r.uri)) {
         r.loc_conf = clcf->loc_conf;
         Rc nested = find_location(r);

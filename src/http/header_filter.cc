@@ -174,6 +174,8 @@ Code header_filter(Request& r, HeaderNext) {
   p = put(p, "\r\n");
   b->last = p;
   r.header_size = b->last - b->pos;
+  // The header as sent but its last empty line, as nginx's debug log shows it.
+  WEIR_DEBUG(*r.connection->log, "%.*s", static_cast<int>(r.header_size - 2), b->pos);
   if (r.header_only) b->last_buf = true;
   ChainLink cl{b, nullptr};
   return write_filter(r, &cl);

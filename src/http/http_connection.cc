@@ -133,6 +133,7 @@ Rc read_proxy_protocol(Connection& c, HttpConnection& hc, Buffer& b) {
 void wait_request_handler(Event& ev) {
   auto* c = static_cast<Connection*>(ev.data);
   auto* hc = http_connection_of(*c);
+  WEIR_DEBUG(*c->log, c->requests > 0 ? "http keepalive handler" : "http wait request handler");
   if (c->close && c->idle && worker_exiting()) {
     // Graceful shutdown. nginx closes the idle connection outright, and a request that has just
     // arrived (or crosses the close) is answered by a reset. Here a request already received is
@@ -230,6 +231,7 @@ void wait_request_handler(Event& ev) {
 void lingering_close_handler(Event& ev) {
   auto* c = static_cast<Connection*>(ev.data);
   auto* hc = http_connection_of(*c);
+  WEIR_DEBUG(*c->log, "http lingering close handler");
   if (ev.timedout || c->close) {
     close_http_connection(*c);
     return;
@@ -417,6 +419,7 @@ void free_request(Request& r) {
   auto* hc = r.http_connection;
   if (r.stat_reading) stub_stat_add(StubStat::Reading, -1);
   if (r.stat_writing) stub_stat_add(StubStat::Writing, -1);
+  WEIR_DEBUG(*c.log, "http close request");
   run_request_cleanups(r);
   log_request(r);
   c.log->action = "closing request";
@@ -440,6 +443,7 @@ void close_http_connection(Connection& c) {
     release_http_connection(hc);
     stub_stat_add(StubStat::Active, -1);
   }
+  WEIR_DEBUG(*c.log, "close http connection: %d", c.fd);
   c.data = nullptr;
   c.destroyed = true;
   close_connection(c);
@@ -473,6 +477,7 @@ void set_keepalive(Request& r) {
     hc->nbusy = keep != nullptr ? 1 : 0;
   }
 
+  WEIR_DEBUG(*c.log, "set http keepalive handler");
   r.keepalive = false;
   free_request(r);
   c.write.handler = empty_handler;

@@ -15,6 +15,7 @@ namespace weir::http {
 namespace {
 
 Rc generic_phase(Request& r, const PhaseHandler& ph) {
+  WEIR_DEBUG(r.log(), "generic phase: %d", r.phase_handler);
   Code rc = ph.handler(r);
   if (rc == Rc::Ok) {
     r.phase_handler = ph.next;
@@ -30,6 +31,7 @@ Rc generic_phase(Request& r, const PhaseHandler& ph) {
 }
 
 Rc rewrite_phase(Request& r, const PhaseHandler& ph) {
+  WEIR_DEBUG(r.log(), "rewrite phase: %d", r.phase_handler);
   Code rc = ph.handler(r);
   if (rc == Rc::Declined) {
     r.phase_handler++;
@@ -57,6 +59,11 @@ Rc find_config_phase(Request& r, const PhaseHandler&) {
   update_location_config(r);
 
   CoreLocConf& lc = core_loc(r);
+  WEIR_DEBUG(r.log(), "using configuration \"%s%s\"", lc.noname ? "*" : (lc.exact_match ? "=" : ""),
+             lc.name.c_str());
+  WEIR_DEBUG(r.log(), "http cl:%lld max:%lld",
+             static_cast<long long>(r.headers_in.content_length_n),
+             static_cast<long long>(*lc.client_max_body_size));
   if (r.headers_in.content_length_n != -1 && !r.discard_body && *lc.client_max_body_size != 0 &&
       *lc.client_max_body_size < r.headers_in.content_length_n) {
     log_error(LogLevel::Error, r.log(), 0, "client intended to send too large body: %lld bytes",
@@ -87,6 +94,7 @@ Rc find_config_phase(Request& r, const PhaseHandler&) {
 }
 
 Rc post_rewrite_phase(Request& r, const PhaseHandler& ph) {
+  WEIR_DEBUG(r.log(), "post rewrite phase: %d", r.phase_handler);
   if (!r.uri_changed) {
     r.phase_handler++;
     return Rc::Again;
@@ -98,12 +106,14 @@ Rc post_rewrite_phase(Request& r, const PhaseHandler& ph) {
     finalize_request(r, Code::status(500));
     return Rc::Ok;
   }
+  WEIR_DEBUG(r.log(), "uri changes: %d", r.uri_changes);
   r.phase_handler = ph.next;
   r.loc_conf = core_srv(r).ctx->loc_conf;
   return Rc::Again;
 }
 
 Rc access_phase(Request& r, const PhaseHandler& ph) {
+  WEIR_DEBUG(r.log(), "access phase: %d", r.phase_handler);
   if (!r.is_main()) {
     r.phase_handler = ph.next;
     return Rc::Again;
@@ -136,6 +146,7 @@ Rc access_phase(Request& r, const PhaseHandler& ph) {
 }
 
 Rc post_access_phase(Request& r, const PhaseHandler&) {
+  WEIR_DEBUG(r.log(), "post access phase: %d", r.phase_handler);
   int code = r.access_code;
   r.phase_handler++;
   if (code != 0) {
@@ -148,6 +159,7 @@ Rc post_access_phase(Request& r, const PhaseHandler&) {
 }
 
 Rc content_phase(Request& r, const PhaseHandler& ph) {
+  WEIR_DEBUG(r.log(), "content phase: %d", r.phase_handler);
   if (r.content_handler != nullptr) {
     r.write_event_handler = request_empty_handler;
     finalize_request(r, r.content_handler(r));

@@ -77,6 +77,9 @@ Rc process_request_uri(Request& r) {
   r.quoted_uri = l.quoted_uri;
   r.empty_path_in_uri = l.empty_path_in_uri;
   r.plus_in_uri = r.plus_in_uri || l.plus_in_uri;
+  WEIR_DEBUG(r.log(), "http uri: \"%.*s\"", static_cast<int>(r.uri.size()), r.uri.data());
+  WEIR_DEBUG(r.log(), "http args: \"%.*s\"", static_cast<int>(r.args.size()), r.args.data());
+  WEIR_DEBUG(r.log(), "http exten: \"%.*s\"", static_cast<int>(r.exten.size()), r.exten.data());
   return Rc::Ok;
 }
 
@@ -194,6 +197,7 @@ void process_request_headers_impl(Event& ev) {
   if (reading == nullptr) return;
   Request& r = *reading;
   Connection* c = r.connection;
+  WEIR_DEBUG(*c->log, "http process request header line");
   ParseResult rc = ParseResult::Again;
   for (;;) {
     if (rc == ParseResult::Again) {
@@ -240,10 +244,13 @@ void process_request_headers_impl(Event& ev) {
           *r.pool, key, {hl.value_start, static_cast<size_t>(hl.value_end - hl.value_start)});
       h->hash = hl.hash == 0 ? 1 : hl.hash;
       h->lowcase_key = header_lowcase_key(hl, key, *r.pool);
+      WEIR_DEBUG(*c->log, "http header: \"%.*s: %.*s\"", static_cast<int>(key.size()), key.data(),
+                 static_cast<int>(h->value.size()), h->value.data());
       if (process_known_header(r, h) != Rc::Ok) return;
       continue;
     }
     if (rc == ParseResult::HeaderDone) {
+      WEIR_DEBUG(*c->log, "http header done");
       r.request_length += r.header_in->pos - hl.name_start;
       if (process_request_header(r) != Rc::Ok) return;
       process_request(r);
@@ -265,6 +272,7 @@ void process_request_line_impl(Event& ev) {
   if (reading == nullptr) return;
   Request& r = *reading;
   Connection* c = r.connection;
+  WEIR_DEBUG(*c->log, "http process request line");
   ParseResult rc = ParseResult::Again;
   for (;;) {
     if (rc == ParseResult::Again) {
@@ -274,6 +282,8 @@ void process_request_line_impl(Event& ev) {
     if (rc == ParseResult::Ok) {
       RequestLineState& l = r.line;
       r.request_line = {l.request_start, static_cast<size_t>(l.request_end - l.request_start)};
+      WEIR_DEBUG(*c->log, "http request line: \"%.*s\"", static_cast<int>(r.request_line.size()),
+                 r.request_line.data());
       r.request_length = r.header_in->pos - l.request_start;
       r.method = l.method;
       r.method_name = {l.request_start, static_cast<size_t>(l.method_end + 1 - l.request_start)};

@@ -231,6 +231,9 @@ void finalize_subrequest(Request& r) {
 
 void finalize_request(Request& r, Code rc) {
   Connection& c = *r.connection;
+  WEIR_DEBUG(*c.log, "http finalize request: %d, \"%.*s?%.*s\" a:%d, c:%d", rc.number(),
+             static_cast<int>(r.uri.size()), r.uri.data(), static_cast<int>(r.args.size()),
+             r.args.data(), is_active(r) ? 1 : 0, r.main->count);
   if (rc == Rc::Done) {
     finalize_connection(r);
     return;
@@ -357,6 +360,7 @@ void close_request(Request& r, int status) {
   if (mr.count == 0) {
     log_error(LogLevel::Alert, *c.log, 0, "http request count is zero");
   }
+  WEIR_DEBUG(*c.log, "http request count:%d", mr.count);
   mr.count--;
   if (mr.count > 0) return;
   if (status > 0 && (mr.headers_out.status == 0 || c.io.sent == 0)) mr.headers_out.status = status;
@@ -367,6 +371,7 @@ void close_request(Request& r, int status) {
 void log_request(Request& r) {
   if (r.logged) return;
   r.logged = true;
+  WEIR_DEBUG(r.log(), "http log handler");
   for (PhaseHandlerFn h : core_main(r).phases[static_cast<int>(Phase::Log)]) h(r);
 }
 
@@ -379,6 +384,8 @@ Code internal_redirect(Request& r, std::string_view uri, std::string_view args) 
     finalize_request(r, Code::status(500));
     return Rc::Done;
   }
+  WEIR_DEBUG(r.log(), "internal redirect: \"%.*s?%.*s\"", static_cast<int>(uri.size()), uri.data(),
+             static_cast<int>(args.size()), args.data());
   r.uri = uri;
   r.args = args;
   r.exten = uri_exten(uri);

@@ -76,6 +76,8 @@ Rc write_filter(Request& r, ChainLink* in) {
     if (!account(cl->buf)) return Rc::Error;
   }
   *ll = nullptr;
+  WEIR_DEBUG(*c.log, "http write filter: l:%d f:%d s:%lld", last ? 1 : 0, flush ? 1 : 0,
+             static_cast<long long>(size));
 
   CoreLocConf& clcf = core_loc(r);
   // Hold small output back until there is a flush point, the last buffer, or enough of it.

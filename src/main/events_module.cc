@@ -52,6 +52,7 @@ Status set_connections(ConfContext&, const ConfNode& n, EventConf& ec) {
 // ngx_event_debug_connection
 Status set_debug_connection(ConfContext& cf, const ConfNode& n, EventConf& ec) {
   const std::string& v = n.args[1];
+  cf.cycle.debug_log = true;
   if (v == "unix:") {
     ec.debug_unix = true;
     return {};

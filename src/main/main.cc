@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/str.h"
 #include "core/time_cache.h"
+#include "event/ssl.h"
 #include "main/core_module.h"
 #include "main/module_list.h"
 #include "main/process_cycle.h"
@@ -99,6 +100,11 @@ bool have_module(std::string_view name) {
   return false;
 }
 
+// nginx's optional modules (--with-http_*_module) that weir has, in the order Debian's build names
+// them.
+constexpr std::string_view kOptionalModules[] = {"ssl", "stub_status", "realip",     "auth_request",
+                                                 "v2",  "gunzip",      "gzip_static"};
+
 std::string configure_arguments() {
   std::string out = "--prefix=" WEIR_PREFIX;
   if (out.back() == '/' && out.size() > 10) out.pop_back();
@@ -107,6 +113,12 @@ std::string configure_arguments() {
          " --error-log-path=" WEIR_ERROR_LOG_PATH " --http-log-path=" WEIR_HTTP_LOG_PATH
          " --http-client-body-temp-path=" WEIR_CLIENT_BODY_TEMP_PATH
          " --http-proxy-temp-path=" WEIR_PROXY_TEMP_PATH;
+  // The debug log (error_log ... debug, debug_connection), pcre_jit, thread pools, and aio on
+  // (which weir serves from a thread pool, where nginx uses Linux's native AIO).
+  out += " --with-debug --with-pcre-jit --with-threads --with-file-aio";
+  for (std::string_view m : kOptionalModules) {
+    if (have_module(m)) out += " --with-http_" + std::string(m) + "_module";
+  }
   for (std::string_view m : kDefaultModules) {
     if (!have_module(m)) out += " --without-http_" + std::string(m) + "_module";
   }
@@ -307,7 +319,10 @@ int main(int argc, char** argv) {
   if (cli.show_version) {
     std::string out = "weir version: weir/" WEIR_VERSION "\n";
     if (cli.show_help) out += std::string(kUsage);
-    if (cli.show_configure) out += "configure arguments: " + configure_arguments() + "\n";
+    if (cli.show_configure) {
+      out += ssl_build_text();
+      out += "configure arguments: " + configure_arguments() + "\n";
+    }
     write_stderr(out);
     if (!cli.opt.test) return 0;
   }

@@ -230,7 +230,9 @@ Status open_cycle(Cycle& cycle, Cycle* old, bool test) {
     if (Status s = clone_reuseport(cycle); !s.ok()) return s;
     if (old == nullptr && !g_inherited.text.empty()) adopt_inherited(cycle);
   }
-  return cycle.open_listening(old, test);
+  Status s = cycle.open_listening(old, test);
+  if (s.ok() && !test) g_debug_log = cycle.debug_log;
+  return s;
 }
 
 void close_new_listening(Cycle& cycle) {

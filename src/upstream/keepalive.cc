@@ -98,6 +98,7 @@ Rc keepalive_get(PeerConnection& pc, void* data) {
     c->read.log = c->write.log = c->log;
     c->io.sent = 0;
     pc.connection = c;
+    WEIR_DEBUG(*c->log, "get keepalive peer: using connection fd:%d", c->fd);
     return Rc::Done;
   }
   return Rc::Ok;
@@ -118,6 +119,7 @@ void keepalive_free(PeerConnection& pc, void* data, unsigned state) {
     }
   }
   if (keep) {
+    WEIR_DEBUG(*c->log, "free keepalive peer: saving connection fd:%d", c->fd);
     if (k.free == nullptr) drop(k.tail);  // the least recently used one makes room
     CachedConnection* it = k.free;
     k.free = it->next;

@@ -84,6 +84,7 @@ void free_peer(Upstream& u, unsigned state) {
     u.peer.sockaddr = nullptr;
   }
   if (Connection* c = u.peer.connection) {
+    WEIR_DEBUG(*c->log, "close http upstream connection: %d", c->fd);
     u.peer.connection = nullptr;
     close_connection(*c);
   }
@@ -442,6 +443,7 @@ void start_upstream_ssl(Request& r, Upstream& u) {
 void send_request(Request& r, Upstream& u) {
   WEIR_ASSERT(may_send(u));
   Connection& c = *u.peer.connection;
+  WEIR_DEBUG(*c.log, "http upstream send request");
   if (!u.request_sent) {
     if (!u.peer.cached) {
       if (int err = connect_error(c); err != 0) {
@@ -681,6 +683,7 @@ void send_response(Request& r, Upstream& u) {
 void process_header(Request& r, Upstream& u) {
   WEIR_ASSERT(u.phase == UpstreamPhase::Sending || u.phase == UpstreamPhase::ReadingHeader);
   Connection& c = *u.peer.connection;
+  WEIR_DEBUG(*c.log, "http upstream process header");
   c.log->action = "reading response header from upstream";
   if (u.buffer.start == nullptr) {
     Buffer* b = Buffer::create_temp(*r.pool, u.conf->buffer_size);
@@ -807,6 +810,7 @@ Upstream* create_upstream(Request& r) {
 void init_upstream(Request& r) {
   Upstream& u = *r.upstream;
   Connection& c = *r.connection;
+  WEIR_DEBUG(*c.log, "http init upstream, client timer: %d", c.read.timer_set ? 1 : 0);
   if (c.read.timer_set) del_timer(c.read);
   u.buffering = u.conf->buffering;
   u.cleanup = add_request_cleanup(r, upstream_cleanup, &r);
@@ -830,6 +834,7 @@ void init_upstream(Request& r) {
 }
 
 void finalize_upstream(Request& r, Upstream& u, Code rc) {
+  WEIR_DEBUG(r.log(), "finalize http upstream request: %d", rc.number());
   release_upstream(r, u, rc);
   bool client_gone =
       rc.is_status() && (rc.http_status() == 408 || rc.http_status() == kHttpClientClosedRequest);

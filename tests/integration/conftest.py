@@ -263,7 +263,7 @@ class Server:
             full_conf = (
                 "daemon off;\n"
                 "pid %%DIR%%/logs/server.pid;\n"
-                "error_log %%DIR%%/logs/error.log debug;\n"
+                "error_log %%DIR%%/logs/error.log info;\n"
                 + main_conf + "\n"
                 "events { " + (events if "worker_connections" in events else
                                "worker_connections 1024; " + events) + " }\n"

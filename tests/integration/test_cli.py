@@ -33,8 +33,18 @@ def test_version_help_configure():
         assert "--without-http_%s_module" % built not in conf
     assert "--without-http_mirror_module" not in conf
     assert "--without-http-cache" in conf
-    for absent in ("--with-http_ssl_module", "http_v2", "dav", "mp4", "--with-"):
+    # nginx's optional modules and build options weir has, as Debian's nginx names them (tools such
+    # as certbot's nginx plugin read them), and none it lacks.
+    for present in ("--with-debug", "--with-pcre-jit", "--with-threads", "--with-file-aio",
+                    "--with-http_ssl_module", "--with-http_stub_status_module",
+                    "--with-http_realip_module", "--with-http_auth_request_module",
+                    "--with-http_v2_module", "--with-http_gunzip_module",
+                    "--with-http_gzip_static_module"):
+        assert " %s " % present in conf
+    for absent in ("dav", "mp4", "slice", "sub_module", "addition", "secure_link", "stream", "mail"):
         assert absent not in conf
+    # nginx's lines of the TLS library, in its place.
+    assert lines[1].startswith("built with OpenSSL 3.") and lines[2] == "TLS SNI support enabled"
     rc, out, err = run("-h")
     assert rc == 0 and out == ""
     assert "Usage: weir [-?hvVtTq] [-s signal] [-p prefix]\n            [-e filename] [-c filename] [-g directives]" in err

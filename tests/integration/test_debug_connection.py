@@ -1,8 +1,8 @@
 """debug_connection (#13): a connection from an address it names logs every level, whatever the
 error_log's level; others log only what the level lets through. Beside Debian's nginx (built
 --with-debug, where the directive works): the info line of a bad request ("client sent invalid
-request") is in the log for a named client and not for another one. weir writes no [debug] lines
-yet, so what a named client adds is its info and notice lines."""
+request") is in the log for a named client and not for another one. Its [debug] lines are
+test_debug_log.py's."""
 import pytest
 
 from conftest import NGINX, WEIR, check_conf, raw, wait_for

@@ -69,6 +69,7 @@ Code index_handler(Request& r) {
     std::memcpy(p, name.data(), name.size());
     p[name.size()] = '\0';
     std::string_view path(dir.data(), dir.size() + name.size());
+    WEIR_DEBUG(r.log(), "open index \"%.*s\"", static_cast<int>(path.size()), path.data());
 
     OpenFileInfo of;
     init_open_file_info(clcf, of);

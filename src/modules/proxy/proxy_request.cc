@@ -224,6 +224,7 @@ Code create_request(Request& r) {
     std::memcpy(head->last, w.parts[i].data(), w.parts[i].size());
     head->last += w.parts[i].size();
   }
+  WEIR_DEBUG(r.log(), "http proxy header:\n\"%.*s\"", static_cast<int>(head->size()), head->pos);
   ChainLink* cl = r.pool->alloc_link();
   cl->buf = head;
   cl->next = body;

@@ -21,6 +21,7 @@ Code static_handler(Request& r) {
   if (path.empty()) return Code::status(500);
   CoreLocConf& clcf = core_loc(r);
   const Log& log = r.log();
+  WEIR_DEBUG(log, "http filename: \"%.*s\"", static_cast<int>(path.size()), path.data());
 
   OpenFileInfo of;
   init_open_file_info(clcf, of);

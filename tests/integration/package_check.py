@@ -1,10 +1,12 @@
 """The .deb `make package` builds (#13), installed on this machine with dpkg as an operator would:
 its contents and dependencies, the Debian layout it installs (/usr/sbin/weir, /etc/weir with
 sites-available and sites-enabled, a systemd unit, logrotate, a man page), the build-time paths -V
-shows, the unit's command lines serving a site added in conf.d, and a purge that leaves nothing -
-and an installed nginx untouched. Run by scripts/test.sh's package phase (WEIR_DEB names the file);
+shows, the unit checked by systemd-analyze and its command lines (start, reload, stop) serving a site
+added in conf.d, logrotate's postrotate reopening the logs, and a purge that leaves nothing - and an
+installed nginx untouched. Run by scripts/test.sh's package phase (WEIR_DEB names the file);
 it needs root or password-less sudo, as dpkg does."""
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -20,6 +22,23 @@ DEB = os.environ.get("WEIR_DEB", "")
 def root(cmd, **kw):
     prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
     return subprocess.run(prefix + cmd, capture_output=True, text=True, timeout=120, **kw)
+
+
+def unit_commands(path):
+    """A systemd unit's [Service] settings, each split as systemd splits a command line (a leading
+    "-", which lets the command fail, dropped)."""
+    out = {}
+    for line in open(path):
+        key, eq, value = line.strip().partition("=")
+        if eq:
+            out[key] = shlex.split(value.removeprefix("-"))
+    return out
+
+
+def postrotate(path):
+    """The shell lines between a logrotate file's postrotate and endscript."""
+    lines = open(path).read().split("postrotate", 1)[1].split("endscript", 1)[0]
+    return lines.strip()
 
 
 @pytest.fixture(scope="module")
@@ -65,16 +84,44 @@ def test_package_installs_runs_and_purges(deb):
                 'location = /p { include proxy_params; proxy_pass http://127.0.0.1:%d/packaged; } }\n'
                 % (port, port))
         root(["sh", "-c", "cat > /etc/weir/conf.d/test.conf"], input=conf)
-        # The unit's ExecStartPre and ExecStart, as systemd would run them.
-        assert root(["/usr/sbin/weir", "-t", "-q", "-g", "daemon on; master_process on;"]).returncode == 0
-        start = root(["/usr/sbin/weir", "-g", "daemon on; master_process on;"])
+        # The unit as systemd reads it, then its command lines as systemd runs them (systemd does
+        # not run here): ExecStartPre, ExecStart (Type=forking: it returns once the master is
+        # up and has written PIDFile), ExecReload, the logrotate postrotate, ExecStop.
+        unit = "/lib/systemd/system/weir.service"
+        v = subprocess.run(["systemd-analyze", "verify", "--man=no", unit], capture_output=True,
+                           text=True, timeout=60)
+        assert v.returncode == 0, v.stdout + v.stderr
+        cmd = unit_commands(unit)
+        assert cmd["Type"] == ["forking"] and cmd["PIDFile"] == [pid_file]
+        assert root(cmd["ExecStartPre"]).returncode == 0
+        start = root(cmd["ExecStart"])
         assert start.returncode == 0, start.stderr
         wait_for(lambda: os.path.exists(pid_file), what="the pid file")
+        master = int(open(pid_file).read())
+        assert open("/proc/%d/comm" % master).read() == "weir\n"
         wait_for(lambda: http_get(port, "/p").body == b"packaged http\n", what="the site")
         assert b"weir" in http_get(port, "/").body
-        stop = root(["/usr/sbin/weir", "-s", "quit"])
+        root(["sh", "-c", "cat > /etc/weir/conf.d/test.conf"],
+             input=conf.replace("packaged $http", "reloaded $http"))
+        reload = root(cmd["ExecReload"])
+        assert reload.returncode == 0, reload.stderr
+        # Old workers may still take a connection while they learn to quit.
+        wait_for(lambda: http_get(port, "/p").body == b"reloaded http\n", what="the reloaded site")
+        assert int(open(pid_file).read()) == master
+        # logrotate moves the logs, then its postrotate makes the master reopen them (USR1).
+        root(["mv", "/var/log/weir/access.log", "/var/log/weir/access.log.1"])
+        post = root(["sh", "-c", postrotate("/etc/logrotate.d/weir")])
+        assert post.returncode == 0, post.stderr
+        wait_for(lambda: http_get(port, "/after-rotate").status == 404 and
+                 "/after-rotate" in root(["cat", "/var/log/weir/access.log"]).stdout,
+                 what="the access log reopened")
+        assert "/after-rotate" not in root(["cat", "/var/log/weir/access.log.1"]).stdout
+        stop = root(cmd["ExecStop"])
         assert stop.returncode == 0, stop.stderr
-        wait_for(lambda: not os.path.exists(pid_file), timeout=20, what="the stop")
+        # start-stop-daemon --retry returns once the master has gone.
+        assert not os.path.exists("/proc/%d" % master) or \
+            open("/proc/%d/stat" % master).read().split()[2] == "Z"
+        wait_for(lambda: not os.path.exists(pid_file), timeout=20, what="the pid file removed")
     finally:
         if os.path.exists(pid_file):
             root(["/usr/sbin/weir", "-s", "stop"])

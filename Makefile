@@ -39,7 +39,8 @@ package:
 	  -DWEIR_PREFIX=/usr/share/weir/ -DWEIR_CONF_PATH=/etc/weir/weir.conf -DWEIR_PID_PATH=/run/weir.pid \
 	  -DWEIR_LOCK_PATH=/var/lock/weir.lock -DWEIR_ERROR_LOG_PATH=/var/log/weir/error.log \
 	  -DWEIR_HTTP_LOG_PATH=/var/log/weir/access.log -DWEIR_CLIENT_BODY_TEMP_PATH=/var/lib/weir/body \
-	  -DWEIR_PROXY_TEMP_PATH=/var/lib/weir/proxy $(CMAKE_ARGS)
+	  -DWEIR_PROXY_TEMP_PATH=/var/lib/weir/proxy -DWEIR_FASTCGI_TEMP_PATH=/var/lib/weir/fastcgi \
+	  $(CMAKE_ARGS)
 	ninja -C $(DEB_BUILD) weir
 	cd $(DEB_BUILD) && cpack -G DEB
 

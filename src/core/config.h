@@ -28,6 +28,9 @@
 #ifndef WEIR_PROXY_TEMP_PATH
 #define WEIR_PROXY_TEMP_PATH "proxy_temp"
 #endif
+#ifndef WEIR_FASTCGI_TEMP_PATH
+#define WEIR_FASTCGI_TEMP_PATH "fastcgi_temp"
+#endif
 
 namespace weir {
 

@@ -112,7 +112,8 @@ std::string configure_arguments() {
   out += " --conf-path=" WEIR_CONF_PATH " --pid-path=" WEIR_PID_PATH " --lock-path=" WEIR_LOCK_PATH
          " --error-log-path=" WEIR_ERROR_LOG_PATH " --http-log-path=" WEIR_HTTP_LOG_PATH
          " --http-client-body-temp-path=" WEIR_CLIENT_BODY_TEMP_PATH
-         " --http-proxy-temp-path=" WEIR_PROXY_TEMP_PATH;
+         " --http-proxy-temp-path=" WEIR_PROXY_TEMP_PATH
+         " --http-fastcgi-temp-path=" WEIR_FASTCGI_TEMP_PATH;
   // The debug log (error_log ... debug, debug_connection), pcre_jit, thread pools, and aio on
   // (which weir serves from a thread pool, where nginx uses Linux's native AIO).
   out += " --with-debug --with-pcre-jit --with-threads --with-file-aio";

@@ -245,6 +245,11 @@ UpstreamMainConf* create_main_conf(ConfContext& cf) {
 Status init_main_conf(ConfContext& cf, UpstreamMainConf& umcf) {
   for (UpstreamGroup* g : umcf.groups) {
     if (!g->defined) {
+      // fastcgi_pass names a group or an address with its port (no default port, as nginx).
+      if (g->port == 0 && g->default_port == 0 && g->host.rfind("unix:", 0) != 0) {
+        return Status::located(conf_error_at(
+            g->file, g->line, strprintf("no port in upstream \"%s\"", g->host.c_str())));
+      }
       std::string text = g->host;
       if (g->host.rfind("unix:", 0) != 0) {
         text += ':';

@@ -123,6 +123,10 @@ Status add_pass_header(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) 
   return add_header_name(cf, n, s.pass);
 }
 
+Status not_yet(ConfContext&, const ConfNode&) {
+  return Status::error("is not supported by weir yet");
+}
+
 }  // namespace settings_detail
 
 namespace {
@@ -203,8 +207,9 @@ Status merge_upstream_settings(ConfContext& cf, std::string_view prefix, Setting
   conf.force_ranges.merge(prev.force_ranges, false);
   conf.limit_rate.merge(prev.limit_rate, 0);
   TempPath def;
-  def.name = cf.full_name(prefix == "proxy" ? std::string(WEIR_PROXY_TEMP_PATH)
-                                            : std::string(prefix) + "_temp");
+  def.name = cf.full_name(prefix == "proxy"     ? std::string(WEIR_PROXY_TEMP_PATH)
+                          : prefix == "fastcgi" ? std::string(WEIR_FASTCGI_TEMP_PATH)
+                                                : std::string(prefix) + "_temp");
   def.level = {1, 2, 0};
   conf.temp_path.merge(prev.temp_path, def);
   if (Status s = cf.cycle.add_path(&conf.temp_path.value); !s.ok()) return s;

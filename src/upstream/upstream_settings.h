@@ -67,6 +67,7 @@ Status set_store_access(ConfContext& cf, const ConfNode& n, UpstreamSettings& s)
 Status set_ignore_headers(ConfContext& cf, const ConfNode& n, UpstreamSettings& s);
 Status add_hide_header(ConfContext& cf, const ConfNode& n, UpstreamSettings& s);
 Status add_pass_header(ConfContext& cf, const ConfNode& n, UpstreamSettings& s);
+Status not_yet(ConfContext& cf, const ConfNode& n);
 
 // A directive name made at compile time: "proxy" + "_connect_timeout".
 template <size_t N>
@@ -101,6 +102,25 @@ consteval Directive row(uint32_t type) {
 }
 
 }  // namespace settings_detail
+
+// The cache's directives under a protocol's prefix (proxy_cache, fastcgi_cache_path ...): rejected
+// at load, saying weir does not have them yet, rather than ignored, until the cache is built.
+template <settings_detail::Name Prefix>
+consteval auto cache_directives_not_yet() {
+  using namespace settings_detail;
+  constexpr uint32_t kWhere = kHttpMainSrvLoc;
+  return std::array{
+      directive<not_yet>(Joined<Prefix, "_cache">::view, kWhere | kTake1),
+      directive<not_yet>(Joined<Prefix, "_cache_path">::view, kHttpMainConf | kTwoMore),
+      directive<not_yet>(Joined<Prefix, "_cache_valid">::view, kWhere | kOneMore),
+      directive<not_yet>(Joined<Prefix, "_cache_key">::view, kWhere | kTake1),
+      directive<not_yet>(Joined<Prefix, "_cache_bypass">::view, kWhere | kOneMore),
+      directive<not_yet>(Joined<Prefix, "_no_cache">::view, kWhere | kOneMore),
+      directive<not_yet>(Joined<Prefix, "_cache_use_stale">::view, kWhere | kOneMore),
+      directive<not_yet>(Joined<Prefix, "_cache_methods">::view, kWhere | kOneMore),
+      directive<not_yet>(Joined<Prefix, "_cache_lock">::view, kWhere | kFlag),
+  };
+}
 
 // The settings' directives for a protocol whose location configuration Conf keeps them in Up,
 // named with Prefix: concatenate them to the protocol's own table.

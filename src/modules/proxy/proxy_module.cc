@@ -347,10 +347,6 @@ Status set_redirect(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
   return {};
 }
 
-Status not_yet(ConfContext&, const ConfNode&) {
-  return Status::error("is not supported by weir yet");
-}
-
 template <auto List>
 Status set_cookie_rewrite(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
   return add_cookie_rewrite(cf, n, plcf.cookies.*List);
@@ -481,22 +477,12 @@ constexpr Directive kOwnDirectives[] = {
     directive<slot::size<&P::headers_hash_bucket_size>>("proxy_headers_hash_bucket_size",
                                                         kHttpMainSrvLoc | kTake1),
     directive<slot::flag<&P::pass_trailers>>("proxy_pass_trailers", kHttpMainSrvLoc | kFlag),
-    // nginx has these; weir does not yet, and says so rather than ignore them.
-
-    directive<not_yet>("proxy_cache", kHttpMainSrvLoc | kTake1),
-    directive<not_yet>("proxy_cache_path", kHttpMainConf | kTwoMore),
-    directive<not_yet>("proxy_cache_valid", kHttpMainSrvLoc | kOneMore),
-    directive<not_yet>("proxy_cache_key", kHttpMainSrvLoc | kTake1),
-    directive<not_yet>("proxy_cache_bypass", kHttpMainSrvLoc | kOneMore),
-    directive<not_yet>("proxy_no_cache", kHttpMainSrvLoc | kOneMore),
-    directive<not_yet>("proxy_cache_use_stale", kHttpMainSrvLoc | kOneMore),
-    directive<not_yet>("proxy_cache_methods", kHttpMainSrvLoc | kOneMore),
-    directive<not_yet>("proxy_cache_lock", kHttpMainSrvLoc | kFlag),
 };
-constexpr auto kDirectives =
+constexpr auto kDirectives = join_directives(
     join_directives(join_directives(std::to_array(kOwnDirectives),
                                     upstream_directives<P, &P::up, "proxy", SettingsKind::Full>()),
-                    upstream_ssl_directives<P, &P::ssl_settings, "proxy">());
+                    upstream_ssl_directives<P, &P::ssl_settings, "proxy">()),
+    cache_directives_not_yet<"proxy">());
 static_assert(directives_of(kDirectives, &http_proxy_module));
 
 }  // namespace

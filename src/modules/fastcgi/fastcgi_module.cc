@@ -1,0 +1,275 @@
+// fastcgi: requests to a FastCGI application (php-fpm ...) on the upstream lifecycle, as nginx's
+// ngx_http_fastcgi_module: fastcgi_pass (an address, a unix socket, an upstream group, or
+// variables), fastcgi_param with nginx's inheritance, fastcgi_index and fastcgi_split_path_info
+// with $fastcgi_script_name and $fastcgi_path_info, fastcgi_keep_conn, fastcgi_catch_stderr, and
+// the settings every upstream protocol has under its prefix (fastcgi_buffers, fastcgi_read_timeout
+// ...). The records are fastcgi_request.cc's and fastcgi_response.cc's. nginx:
+// src/http/modules/ngx_http_fastcgi_module.c
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/str.h"
+#include "http/core_module.h"
+#include "http/request_body.h"
+#include "http/variables.h"
+#include "modules/fastcgi/fastcgi.h"
+#include "upstream/upstream_module.h"
+
+namespace weir::http {
+
+namespace fastcgi {
+
+FastcgiCtx& fastcgi_ctx(Request& r) {
+  auto* ctx = r.get_ctx<FastcgiCtx>();
+  if (ctx == nullptr) {
+    ctx = r.pool->make<FastcgiCtx>();
+    r.set_ctx(ctx);
+  }
+  return *ctx;
+}
+
+namespace {
+
+// An address as fastcgi_pass takes it: "host:port", "[v6]:port", "unix:/path", or a name that an
+// upstream block must define (port 0).
+struct PassAddress {
+  std::string_view host;
+  uint16_t port = 0;
+};
+
+Result<PassAddress> parse_pass(std::string_view url) {
+  PassAddress a;
+  if (istarts_with(url, "unix:")) {
+    if (url.size() <= 5) return Status::error("no path in the unix domain socket");
+    a.host = url;
+    return a;
+  }
+  if (url.empty() || url.find('/') != std::string_view::npos) {
+    return Status::errorf("invalid host in upstream \"%.*s\"", static_cast<int>(url.size()),
+                          url.data());
+  }
+  a.host = url;
+  size_t colon = url.rfind(':');
+  if (colon != std::string_view::npos && url.find(']', colon) == std::string_view::npos) {
+    a.host = url.substr(0, colon);
+    auto v = parse_int(url.substr(colon + 1));
+    if (!v || *v < 1 || *v > 65535) {
+      return Status::errorf("invalid port in upstream \"%.*s\"", static_cast<int>(url.size()),
+                            url.data());
+    }
+    a.port = static_cast<uint16_t>(*v);
+  }
+  return a;
+}
+
+constexpr UpstreamProtocol kFastcgiProtocol{
+    .create_request = create_request,
+    .reinit_request = reinit_request,
+    .body_filter = body_filter,
+    .process_header = process_header,
+    .input_filter_init = input_filter_init,
+    .input_filter = input_filter,
+    .pipe_input_filter = pipe_input_filter,
+};
+
+Code fastcgi_handler(Request& r) {
+  FastcgiLocConf& conf = fastcgi_conf(r);
+  Upstream* u = create_upstream(r);
+  u->conf = &conf.upstream;
+  u->protocol = &kFastcgiProtocol;
+  u->schema = "fastcgi://";
+  FastcgiCtx& ctx = fastcgi_ctx(r);
+  ctx.records = Records{};
+  ctx.header_started = false;
+  if (conf.pass_value != nullptr) {
+    std::string_view url = conf.pass_value->eval(r);
+    Result<PassAddress> parsed = parse_pass(url);
+    if (!parsed.ok()) {
+      log_error(LogLevel::Error, r.log(), 0, "%s", parsed.status().message().c_str());
+      return Code::status(500);
+    }
+    if (UpstreamGroup* g = find_upstream_group(r, parsed->host, parsed->port)) {
+      u->group = g;
+    } else if (parsed->port == 0 && !istarts_with(parsed->host, "unix:")) {
+      log_error(LogLevel::Error, r.log(), 0, "no port in upstream \"%.*s\"",
+                static_cast<int>(url.size()), url.data());
+      return Code::status(500);
+    } else {
+      u->resolve_host = parsed->host;
+      u->resolve_port = parsed->port;
+    }
+  }
+  r.request_body_no_buffering = !*conf.up.request_buffering && *conf.up.pass_request_body;
+  Code rc = read_client_request_body(r, init_upstream);
+  if (rc.is_status() && rc.http_status() >= kHttpSpecialResponse) return rc;
+  return Rc::Done;
+}
+
+// --- fastcgi_split_path_info and its variables ------------------------------------------------
+
+void split(Request& r, FastcgiCtx& ctx) {
+  if (ctx.split) return;
+  ctx.split = true;
+  ctx.script_name = r.uri;
+  ctx.path_info = {};
+  const FastcgiLocConf& conf = fastcgi_conf(r);
+  if (conf.split_path_info == nullptr) return;
+  int caps[9];
+  if (!conf.split_path_info->match(r.uri, caps, 9)) return;
+  auto group = [&](int i) {
+    return caps[2 * i] < 0 ? std::string_view{}
+                           : r.uri.substr(static_cast<size_t>(caps[2 * i]),
+                                          static_cast<size_t>(caps[2 * i + 1] - caps[2 * i]));
+  };
+  ctx.script_name = group(1);
+  ctx.path_info = group(2);
+}
+
+// $fastcgi_script_name: the script part of the URI, with fastcgi_index after a trailing slash.
+void var_script_name(Request& r, VariableValue& v, uintptr_t) {
+  FastcgiCtx& ctx = fastcgi_ctx(r);
+  split(r, ctx);
+  const std::string& index = *fastcgi_conf(r).index;
+  if (ctx.script_name.empty() || ctx.script_name.back() != '/' || index.empty()) {
+    v.set(ctx.script_name);
+    return;
+  }
+  char* p = r.pool->alloc_bytes(ctx.script_name.size() + index.size());
+  char* e = put(put(p, ctx.script_name), index);
+  v.set({p, static_cast<size_t>(e - p)});
+}
+
+void var_path_info(Request& r, VariableValue& v, uintptr_t) {
+  FastcgiCtx& ctx = fastcgi_ctx(r);
+  split(r, ctx);
+  v.set(ctx.path_info);
+}
+
+constexpr VariableDef kVars[] = {
+    {"fastcgi_script_name", var_script_name, nullptr, kVarNoCacheable},
+    {"fastcgi_path_info", var_path_info, nullptr, kVarNoCacheable},
+};
+
+Status preconfiguration(ConfContext& cf) {
+  return add_variables(cf, kVars);
+}
+
+// --- directives ------------------------------------------------------------------------------
+
+Status set_pass(ConfContext& cf, const ConfNode& n, FastcgiLocConf& conf) {
+  if (conf.pass_set) return Status::error("is duplicate");
+  std::string_view url = n.args[1];
+  CoreLocConf& clcf = conf_of<CoreLocConf>(cf.http->loc_conf);
+  conf.pass_set = true;
+  set_location_handler(cf, fastcgi_handler);
+  if (!clcf.name.empty() && clcf.name.back() == '/') clcf.auto_redirect = true;
+  if (url.find('$') != std::string_view::npos) {
+    conf.pass_value = cf.pool.make<ComplexValue>();
+    return conf.pass_value->compile(cf, url);
+  }
+  Result<PassAddress> parsed = parse_pass(url);
+  if (!parsed.ok()) return parsed.status();
+  conf.group = add_upstream_group(cf, parsed->host, parsed->port, 0);
+  return {};
+}
+
+Status add_param(ConfContext& cf, const ConfNode& n, FastcgiLocConf& conf) {
+  if (n.nargs() == 3 && n.args[3] != "if_not_empty") {
+    return Status::errorf("invalid parameter \"%s\"", n.args[3].c_str());
+  }
+  if (conf.params == nullptr) conf.params = cf.pool.make<std::vector<Param>>();
+  Param p;
+  p.key = n.args[1];
+  p.if_not_empty = n.nargs() == 3;
+  if (Status s = p.value.compile(cf, n.args[2]); !s.ok()) return s;
+  conf.params->push_back(std::move(p));
+  return {};
+}
+
+Status set_split_path_info(ConfContext&, const ConfNode& n, FastcgiLocConf& conf) {
+  auto re = std::make_shared<Regex>();
+  if (Status s = re->compile(n.args[1], false); !s.ok()) return s;
+  if (re->captures() != 2) {
+    return Status::errorf("pattern \"%s\" must have 2 captures", n.args[1].c_str());
+  }
+  conf.split_path_info = std::move(re);
+  return {};
+}
+
+Status add_catch_stderr(ConfContext& cf, const ConfNode& n, FastcgiLocConf& conf) {
+  if (conf.catch_stderr == nullptr) conf.catch_stderr = cf.pool.make<std::vector<std::string>>();
+  conf.catch_stderr->push_back(n.args[1]);
+  return {};
+}
+
+FastcgiLocConf* create_loc_conf(ConfContext& cf) {
+  return cf.pool.make<FastcgiLocConf>();
+}
+
+constexpr const char* kHiddenByDefault[] = {
+    "status",
+    "x-accel-expires",
+    "x-accel-redirect",
+    "x-accel-limit-rate",
+    "x-accel-buffering",
+    "x-accel-charset",
+};
+
+Status merge_loc_conf(ConfContext& cf, const FastcgiLocConf& prev, FastcgiLocConf& conf) {
+  if (!conf.pass_set && prev.pass_set && conf.group == nullptr) {
+    conf.group = prev.group;
+    conf.pass_value = prev.pass_value;
+  }
+  if (Status st = merge_upstream_settings(cf, "fastcgi", SettingsKind::Full, prev.up, conf.up,
+                                          kHiddenByDefault, conf.upstream);
+      !st.ok()) {
+    return st;
+  }
+  conf.index.merge(prev.index, std::string());
+  conf.keep_conn.merge(prev.keep_conn, false);
+  if (conf.split_path_info == nullptr) conf.split_path_info = prev.split_path_info;
+  if (conf.catch_stderr == nullptr) conf.catch_stderr = prev.catch_stderr;
+  // fastcgi_param: a level with any line of its own inherits none.
+  if (conf.params == nullptr) conf.params = prev.params;
+  conf.header_params.clear();
+  if (conf.params != nullptr) {
+    for (const Param& p : *conf.params) {
+      if (p.key.starts_with("HTTP_")) conf.header_params.push_back(p.key);
+    }
+  }
+  conf.upstream.group = conf.group;
+  conf.upstream.tag = &http_fastcgi_module;
+  return {};
+}
+
+using F = FastcgiLocConf;
+constexpr Directive kOwnDirectives[] = {
+    directive<set_pass>("fastcgi_pass", kHttpLocConf | kHttpLifConf | kTake1),
+    directive<add_param>("fastcgi_param", kHttpMainSrvLoc | kTake23),
+    directive<slot::str<&F::index>>("fastcgi_index", kHttpMainSrvLoc | kTake1),
+    directive<set_split_path_info>("fastcgi_split_path_info", kHttpLocConf | kTake1),
+    directive<slot::flag<&F::keep_conn>>("fastcgi_keep_conn", kHttpMainSrvLoc | kFlag),
+    directive<add_catch_stderr>("fastcgi_catch_stderr", kHttpMainSrvLoc | kTake1),
+};
+constexpr auto kDirectives = join_directives(
+    join_directives(std::to_array(kOwnDirectives),
+                    upstream_directives<F, &F::up, "fastcgi", SettingsKind::Full>()),
+    cache_directives_not_yet<"fastcgi">());
+static_assert(directives_of(kDirectives, &http_fastcgi_module));
+
+}  // namespace
+
+}  // namespace fastcgi
+
+Module http_fastcgi_module{
+    .name = "http_fastcgi",
+    .type = ModuleType::Http,
+    .directives = fastcgi::kDirectives,
+    .preconfiguration = fastcgi::preconfiguration,
+    .create_loc_conf = create_conf<fastcgi::create_loc_conf>,
+    .merge_loc_conf = merge_conf<fastcgi::merge_loc_conf>,
+};
+
+}  // namespace weir::http

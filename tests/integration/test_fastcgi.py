@@ -1,0 +1,486 @@
+"""FastCGI (#11): fastcgi_pass to Debian's php-fpm, beside Debian's nginx on the same configuration
+(the repository's fastcgi_params, fastcgi_split_path_info, fastcgi_index): the same status, header
+fields and body for scripts that read the CGI variables, the request body (small, and large enough to
+be read from the client body's temp file in many STDIN records), set Status and Location, write a large
+body (buffered and with fastcgi_buffering off) and write to stderr (logged as nginx logs it). Then
+fastcgi_param's inheritance and if_not_empty, fastcgi_pass_request_headers, fastcgi_catch_stderr, a
+unix socket, an upstream group with fastcgi_keep_conn and keepalive (one connection for many requests,
+seen in /proc/net/tcp), and the configuration errors in nginx's words. A scripted FastCGI
+backend sends records split at every byte, with padding and stderr between stdout records, and closes
+early."""
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import tempfile
+import threading
+
+import pytest
+
+from conftest import NGINX, ROOT, WEIR, Server, check_conf, dechunk, free_port, http_get, raw, wait_for
+
+PHP_FPM = shutil.which("php-fpm8.2") or "/usr/sbin/php-fpm8.2"
+PARAMS = os.path.join(ROOT, "packaging", "debian", "fastcgi_params")
+
+SCRIPTS = {
+    "info.php": r"""<?php
+foreach (["SCRIPT_FILENAME", "SCRIPT_NAME", "PATH_INFO", "REQUEST_URI", "QUERY_STRING",
+          "REQUEST_METHOD", "CONTENT_LENGTH", "CONTENT_TYPE", "HTTP_X_CUSTOM", "HTTP_HOST",
+          "DOCUMENT_URI", "GATEWAY_INTERFACE", "REMOTE_ADDR", "SERVER_PROTOCOL", "REDIRECT_STATUS",
+          "HTTPS", "LEVEL", "EMPTY_ONE"] as $k) {
+    echo $k, "=", array_key_exists($k, $_SERVER) ? $_SERVER[$k] : "(unset)", "\n";
+}
+$body = file_get_contents("php://input");
+echo "body_len=", strlen($body), " body_md5=", md5($body), "\n";
+""",
+    "status.php": r"""<?php
+header("Status: 404 Not Found");
+header("X-From-Script: one");
+echo "not here\n";
+""",
+    "code.php": r"""<?php
+http_response_code(403);
+echo "forbidden by script\n";
+""",
+    "redirect.php": r"""<?php
+header("Location: http://example.com/elsewhere");
+""",
+    "big.php": r"""<?php
+$n = intval($_GET["n"]);
+$chunk = str_repeat("0123456789abcdef", 4096);
+for ($i = 0; $i < $n; $i += strlen($chunk)) { echo substr($chunk, 0, min(strlen($chunk), $n - $i)); flush(); }
+""",
+    "stderr.php": r"""<?php
+error_log("a message for the log.");
+echo "after stderr\n";
+""",
+    "sub/index.php": r"""<?php
+echo "sub index ", $_SERVER["SCRIPT_NAME"], "\n";
+""",
+}
+
+PHP_LOCATION = r"""
+        fastcgi_split_path_info ^(.+\.php)(/.*)$;
+        fastcgi_index index.php;
+        include %s;
+        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+        fastcgi_param PATH_INFO $fastcgi_path_info;
+        fastcgi_param LEVEL location;
+        fastcgi_param EMPTY_ONE $http_x_none if_not_empty;
+""" % PARAMS
+
+
+def conf_for(fpm):
+    return r"""
+client_body_buffer_size 8k;
+server {
+    listen 127.0.0.1:%%PORT%%;
+    index index.php;
+    location ~ [^/]\.php(/|$) {
+        fastcgi_pass 127.0.0.1:FPMPORT;
+        PHP
+    }
+    location /sub/ { fastcgi_pass 127.0.0.1:FPMPORT; PHP }
+    location ^~ /stream/ {
+        rewrite ^/stream(/.*)$ $1 break;
+        fastcgi_pass 127.0.0.1:FPMPORT;
+        fastcgi_request_buffering off;
+        PHP
+    }
+    location ^~ /nobuf/ {
+        rewrite ^/nobuf(/.*)$ $1 break;
+        fastcgi_pass 127.0.0.1:FPMPORT;
+        fastcgi_buffering off;
+        PHP
+    }
+}
+""".replace("PHP", PHP_LOCATION).replace("FPMPORT", str(fpm.port))
+
+
+class PhpFpm:
+    """Debian's php-fpm on 127.0.0.1 (and a unix socket), its pool run as nobody."""
+
+    def __init__(self):
+        if not os.path.exists(PHP_FPM):
+            pytest.fail("php-fpm is not installed (make deps installs php8.2-fpm)")
+        self.dir = tempfile.mkdtemp(prefix="weir-fpm-")
+        os.chmod(self.dir, 0o755)
+        self.port = free_port()
+        self.socket = os.path.join(self.dir, "fpm.sock")
+        conf = os.path.join(self.dir, "fpm.conf")
+        with open(conf, "w") as f:
+            f.write("[global]\npid = %s/fpm.pid\nerror_log = %s/fpm.log\ndaemonize = no\n"
+                    % (self.dir, self.dir))
+            for name, listen in (("tcp", "127.0.0.1:%d" % self.port), ("unix", self.socket)):
+                f.write("[%s]\nuser = nobody\ngroup = nogroup\nlisten = %s\nlisten.mode = 0666\n"
+                        "pm = static\npm.max_children = 2\n"
+                        "catch_workers_output = no\n" % (name, listen))
+        self.proc = subprocess.Popen([PHP_FPM, "-n", "-y", conf, "-F", "-R"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: self._up(), what="php-fpm listening")
+
+    def _up(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return os.path.exists(self.socket)
+        except OSError:
+            return False
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGQUIT)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def fpm():
+    f = PhpFpm()
+    yield f
+    f.stop()
+
+
+@pytest.fixture(scope="module")
+def pair(fpm):
+    servers = []
+    for binary in (WEIR, NGINX):
+        s = Server(conf_for(fpm), binary=binary, files=SCRIPTS)
+        s.start()
+        servers.append(s)
+    yield servers
+    for s in servers:
+        s.stop()
+    servers[0].check_clean()
+    for s in servers:
+        s.cleanup()
+
+
+def normalized(s, text):
+    return text.replace(s.dir, "DIR").replace(str(s.port), "PORT")
+
+
+def request(s, path, method="GET", body=None, headers=None):
+    return http_get(s.port, path, method=method, body=body, headers=headers)
+
+
+REQUESTS = [
+    ("GET", "/info.php", None, None),
+    ("GET", "/info.php/extra/path?a=1&b=2", None, {"X-Custom": "custom value"}),
+    ("POST", "/info.php?post=1", b"name=value&other=2",
+     {"Content-Type": "application/x-www-form-urlencoded"}),
+    # Read into the client body's temp file (client_body_buffer_size 8k), sent in many STDIN records.
+    ("POST", "/info.php", bytes(range(256)) * 1200, {"Content-Type": "application/octet-stream"}),
+    ("PUT", "/info.php", b"", None),
+    # fastcgi_request_buffering off: STDIN records as the body comes.
+    ("POST", "/stream/info.php", bytes(range(256)) * 1200, {"Content-Type": "application/octet-stream"}),
+    ("POST", "/stream/info.php", b"short", None),
+    ("GET", "/status.php", None, None),
+    ("GET", "/code.php", None, None),
+    ("GET", "/redirect.php", None, None),
+    ("GET", "/big.php?n=100", None, None),
+    ("GET", "/big.php?n=1048576", None, None),
+    ("GET", "/nobuf/big.php?n=1048576", None, None),
+    ("GET", "/sub/", None, None),
+    ("HEAD", "/info.php", None, None),
+]
+
+
+@pytest.mark.parametrize("method,path,body,headers", REQUESTS,
+                         ids=["%s %s" % (r[0], r[1]) for r in REQUESTS])
+def test_responses_as_nginx(pair, method, path, body, headers):
+    got = []
+    for s in pair:
+        r = request(s, path, method=method, body=body, headers=headers)
+        fields = {k: r.header(k) for k in ("Content-Type", "Location", "X-From-Script", "X-Powered-By",
+                                           "Status", "Content-Length")}
+        got.append((r.status, fields, normalized(s, r.body.decode("latin-1"))))
+    assert got[0] == got[1]
+    status, fields, text = got[0]
+    if path.startswith("/info.php") and method != "HEAD":
+        assert "GATEWAY_INTERFACE=CGI/1.1" in text and "LEVEL=location" in text
+        assert "EMPTY_ONE=(unset)" in text  # if_not_empty
+        if body is not None:
+            assert "body_len=%d body_md5=%s" % (len(body), hashlib.md5(body).hexdigest()) in text
+    if path == "/info.php/extra/path?a=1&b=2":
+        assert "SCRIPT_NAME=/info.php\nPATH_INFO=/extra/path\n" in text
+        assert "HTTP_X_CUSTOM=custom value" in text
+    if path == "/status.php":
+        assert status == 404 and fields["Status"] is None and fields["X-From-Script"] == "one"
+    if path == "/redirect.php":
+        assert status == 302 and fields["Location"] == "http://example.com/elsewhere"
+    if "n=1048576" in path:
+        assert len(text) == 1048576 and text.startswith("0123456789abcdef")
+    if path == "/sub/":
+        assert text == "sub index /sub/index.php\n"
+
+
+def test_stderr_is_logged_as_nginx(pair):
+    lines = []
+    for s in pair:
+        assert request(s, "/stderr.php").body == b"after stderr\n"
+        wait_for(lambda: "FastCGI sent in stderr" in s.error_log(), what="the stderr line")
+        line = [l for l in s.error_log().splitlines() if "FastCGI sent in stderr" in l][-1]
+        lines.append(normalized(s, re.sub(r"^.*?\[error\] \d+#\d+: \*\d+ ", "", line)))
+    assert lines[0] == lines[1]
+    assert lines[0].startswith('FastCGI sent in stderr: "PHP message: a message for the log" while '
+                               "reading response header from upstream, client: 127.0.0.1")
+
+
+@pytest.mark.parametrize("binary", [WEIR, NGINX], ids=["weir", "nginx"])
+def test_params_inheritance_and_headers(make_server, fpm, binary):
+    conf = r"""
+    fastcgi_param LEVEL http;
+    fastcgi_param REQUEST_METHOD $request_method;
+    fastcgi_param SCRIPT_FILENAME %%DIR%%/html/info.php;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location /inherit { fastcgi_pass 127.0.0.1:FPMPORT; }
+        location /own { fastcgi_pass 127.0.0.1:FPMPORT; fastcgi_param SCRIPT_FILENAME %%DIR%%/html/info.php;
+                        fastcgi_param REQUEST_METHOD GET; fastcgi_param HTTP_X_CUSTOM from-param; }
+        location /noheaders { fastcgi_pass 127.0.0.1:FPMPORT; fastcgi_pass_request_headers off; }
+        location /unix { fastcgi_pass unix:SOCKET; }
+    }
+    """.replace("FPMPORT", str(fpm.port)).replace("SOCKET", fpm.socket)
+    s = make_server(conf, binary=binary, files=SCRIPTS)
+    hdr = {"X-Custom": "from-client"}
+    inherit = http_get(s.port, "/inherit", headers=hdr).body.decode()
+    assert "LEVEL=http" in inherit and "HTTP_X_CUSTOM=from-client" in inherit
+    own = http_get(s.port, "/own", headers=hdr).body.decode()
+    # A level with a fastcgi_param of its own inherits none; its HTTP_ param wins over the field.
+    assert "LEVEL=(unset)" in own and "HTTP_X_CUSTOM=from-param" in own
+    noheaders = http_get(s.port, "/noheaders", headers=hdr).body.decode()
+    assert "HTTP_X_CUSTOM=(unset)" in noheaders and "HTTP_HOST=(unset)" in noheaders
+    assert "LEVEL=http" in http_get(s.port, "/unix").body.decode()
+
+
+@pytest.mark.parametrize("binary", [WEIR, NGINX], ids=["weir", "nginx"])
+def test_catch_stderr_makes_a_bad_gateway(make_server, fpm, binary):
+    conf = r"""
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location / { fastcgi_pass 127.0.0.1:FPMPORT; include PARAMS;
+                     fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+                     fastcgi_catch_stderr "for the log"; }
+    }
+    """.replace("FPMPORT", str(fpm.port)).replace("PARAMS", PARAMS)
+    s = make_server(conf, binary=binary, files=SCRIPTS)
+    assert http_get(s.port, "/stderr.php").status == 502
+    assert http_get(s.port, "/info.php").status == 200
+
+
+def connections_to(port):
+    """Local ports of the established TCP connections to 127.0.0.1:port (/proc/net/tcp)."""
+    ports = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        f = line.split()
+        local, remote, state = f[1], f[2], f[3]
+        if state == "01" and remote == "0100007F:%04X" % port:
+            ports.add(int(local.split(":")[1], 16))
+    return ports
+
+
+def test_keep_conn_reuses_one_connection(make_server, fpm):
+    conf = r"""
+    upstream php { server 127.0.0.1:FPMPORT; keepalive 4; }
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location / { fastcgi_pass php; fastcgi_keep_conn on; include PARAMS;
+                     fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name; }
+    }
+    """.replace("FPMPORT", str(fpm.port)).replace("PARAMS", PARAMS)
+    s = make_server(conf, files=SCRIPTS)
+    seen = set()
+    for i in range(10):
+        r = http_get(s.port, "/big.php?n=%d" % (1000 + 70000 * i))
+        assert r.status == 200 and len(r.body) == 1000 + 70000 * i
+        seen |= connections_to(fpm.port)
+    # One connection served the ten requests, and stays open for the next.
+    assert len(seen) == 1 and connections_to(fpm.port) == seen
+
+
+@pytest.mark.parametrize("directive,message", [
+    ("fastcgi_pass 127.0.0.1;", 'no port in upstream "127.0.0.1"'),
+    ("fastcgi_pass nosuch;", 'no port in upstream "nosuch"'),
+    ("fastcgi_pass http://127.0.0.1:9000;", 'invalid host in upstream "http://127.0.0.1:9000"'),
+    ("fastcgi_split_path_info ^(.+)$;", 'pattern "^(.+)$" must have 2 captures'),
+    ("fastcgi_param A b c;", 'invalid parameter "c"'),
+])
+def test_configuration_errors_as_nginx(directive, message):
+    for binary in (WEIR, NGINX):
+        rc, err = check_conf(binary, "server { location / { %s } }" % directive)
+        assert rc == 1 and message in err, (binary, err)
+
+
+# --- a scripted FastCGI backend ------------------------------------------------------------------
+
+def record(kind, content, padding=0):
+    return struct.pack(">BBHHBB", 1, kind, 1, len(content), padding, 0) + content + b"\0" * padding
+
+
+class ScriptedBackend:
+    """Answers each connection with `answer` (bytes), sent `step` bytes at a time, then closes."""
+
+    def __init__(self, answer, step):
+        self.answer, self.step = answer, step
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.requests = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                data = b""
+                while not data.endswith(record(5, b"")):  # the empty STDIN record ends the request
+                    more = c.recv(65536)
+                    if not more:
+                        break
+                    data += more
+                self.requests.append(data)
+                for i in range(0, len(self.answer), self.step):
+                    c.sendall(self.answer[i:i + self.step])
+
+    def close(self):
+        self.sock.close()
+
+
+BODY = b"".join(bytes([65 + i % 26]) * (100 + i) for i in range(40))
+ANSWER = (record(6, b"Status: 201 Created\r\nX-Sc") + record(7, b"warning one\n", 4) +
+          record(6, b"ript: yes\r\nContent-Type: text/plain\r\n\r\n" + BODY[:500], 3) +
+          record(6, BODY[500:], 7) + record(7, b"warning two") +
+          record(3, b"\0\0\0\0\0\0\0\0"))
+
+
+@pytest.mark.parametrize("step", [1, 7, 4096])
+@pytest.mark.parametrize("buffering", ["on", "off"])
+def test_records_split_anywhere(make_server, step, buffering):
+    backend = ScriptedBackend(ANSWER, step)
+    try:
+        s = make_server("server { listen 127.0.0.1:%%PORT%%; location / { fastcgi_pass 127.0.0.1:"
+                        "BACKEND; fastcgi_buffering BUFFERING; fastcgi_param SCRIPT_NAME $uri; } }"
+                        .replace("BACKEND", str(backend.port)).replace("BUFFERING", buffering))
+        r = http_get(s.port, "/x")
+        assert r.status == 201 and r.header("X-Script") == "yes" and r.body == BODY
+        wait_for(lambda: "warning two" in s.error_log(), what="the second stderr line")
+        log = s.error_log()
+        assert 'FastCGI sent in stderr: "warning one" while reading response header' in log
+        # Read with the header or after it: the action is the relay's at that moment.
+        assert 'FastCGI sent in stderr: "warning two" while ' in log
+        # The request's records: BEGIN_REQUEST (responder, no keep_conn), PARAMS, STDIN.
+        req = backend.requests[0]
+        assert req.startswith(struct.pack(">BBHHBB", 1, 1, 1, 8, 0, 0) + b"\0\x01\0\0\0\0\0\0")
+        assert b"\x0b\x02SCRIPT_NAME/x" in req and req.endswith(record(4, b"") + record(5, b""))
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize("answer,message", [
+    (record(6, b"Content-Type: text/plain\r\n"), "upstream prematurely closed connection"),
+    (record(6, b"Content-Type: text/plain\r\n") + record(3, b"\0" * 8),
+     "upstream prematurely closed FastCGI stdout"),
+    (struct.pack(">BBHHBB", 2, 6, 1, 0, 0, 0), "upstream sent unsupported FastCGI protocol version: 2"),
+    (record(9, b""), "upstream sent invalid FastCGI record type: 9"),
+    (record(6, b"Status: abc\r\n\r\n"), 'upstream sent invalid status "abc"'),
+])
+def test_bad_answers_are_502_with_nginx_lines(make_server, answer, message):
+    backend = ScriptedBackend(answer, 4096)
+    try:
+        s = make_server("server { listen 127.0.0.1:%%PORT%%; location / { fastcgi_pass 127.0.0.1:"
+                        "BACKEND; } }".replace("BACKEND", str(backend.port)))
+        assert http_get(s.port, "/x").status == 502
+        wait_for(lambda: message in s.error_log(), what=message)
+    finally:
+        backend.close()
+
+
+def test_a_body_cut_short_ends_the_response_early(make_server):
+    backend = ScriptedBackend(record(6, b"Content-Type: text/plain\r\n\r\n" + b"x" * 5000), 4096)
+    try:
+        s = make_server("server { listen 127.0.0.1:%%PORT%%; location / { fastcgi_pass 127.0.0.1:"
+                        "BACKEND; } }".replace("BACKEND", str(backend.port)))
+        data = raw(s.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", timeout=20)
+        # Chunked, and the last chunk never comes: the client sees the response cut short.
+        assert data.startswith(b"HTTP/1.1 200 ") and not data.endswith(b"0\r\n\r\n")
+        wait_for(lambda: "upstream prematurely closed connection while reading upstream"
+                 in s.error_log(), what="the log line")
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize("path", ["/info.php", "/stream/info.php"])
+def test_a_chunked_body_as_nginx(pair, path):
+    body = b"".join(bytes([48 + i % 10]) * (1000 + i) for i in range(60))
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 7000]), body[i:i + 7000])
+                      for i in range(0, len(body), 7000)) + b"0\r\n\r\n"
+    got = []
+    for s in pair:
+        out = raw(s.port, b"POST " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n" + chunks, timeout=20)
+        text = dechunk(out.split(b"\r\n\r\n", 1)[1]).decode("latin-1")
+        got.append(normalized(s, text))
+    assert got[0] == got[1]
+    if path == "/info.php":  # buffered: CONTENT_LENGTH is the body's length
+        assert ("body_len=%d body_md5=%s" % (len(body), hashlib.md5(body).hexdigest())) in got[0]
+    else:  # streamed: no CONTENT_LENGTH, and php-fpm reads no body without one (nor with nginx)
+        assert "CONTENT_LENGTH=\n" in got[0] and "body_len=0 " in got[0]
+
+
+def records_of(data):
+    """The (type, content) records of a FastCGI byte stream, their padding checked to be at most 7."""
+    out = []
+    while data:
+        version, kind, _, length, padding, _ = struct.unpack(">BBHHBB", data[:8])
+        assert version == 1 and padding < 8
+        out.append((kind, data[8:8 + length]))
+        data = data[8 + length + padding:]
+    return out
+
+
+@pytest.mark.parametrize("buffering", ["on", "off"])
+@pytest.mark.parametrize("chunked", [False, True])
+def test_the_body_goes_in_stdin_records(make_server, buffering, chunked):
+    backend = ScriptedBackend(record(6, b"Content-Type: text/plain\r\n\r\nok") + record(3, b"\0" * 8), 4096)
+    body = bytes(range(256)) * 400  # 100 KiB: several STDIN records of at most 32 KiB
+    try:
+        s = make_server("client_body_buffer_size 16k; server { listen 127.0.0.1:%%PORT%%; location / {"
+                        " fastcgi_pass 127.0.0.1:BACKEND; fastcgi_request_buffering BUFFERING;"
+                        " fastcgi_param CONTENT_LENGTH $content_length; } }"
+                        .replace("BACKEND", str(backend.port)).replace("BUFFERING", buffering))
+        if chunked:
+            framed = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 9000]), body[i:i + 9000])
+                              for i in range(0, len(body), 9000)) + b"0\r\n\r\n"
+            head = b"Transfer-Encoding: chunked\r\n"
+        else:
+            framed, head = body, b"Content-Length: %d\r\n" % len(body)
+        out = raw(s.port, b"POST /up HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + head + b"\r\n" + framed,
+                  timeout=20)
+        assert out.startswith(b"HTTP/1.1 200 ") and out.endswith(b"ok") or b"\r\n2\r\nok\r\n" in out
+        recs = records_of(backend.requests[0])
+        stdin = [c for k, c in recs if k == 5]
+        assert b"".join(stdin) == body and stdin[-1] == b"" and max(len(c) for c in stdin) <= 32768
+        params = b"".join(c for k, c in recs if k == 4)
+        expected = b"" if chunked and buffering == "off" else str(len(body)).encode()
+        assert b"\x0e" + bytes([len(expected)]) + b"CONTENT_LENGTH" + expected in params
+    finally:
+        backend.close()
+
+
+@pytest.mark.parametrize("directive", ["fastcgi_cache one;", "proxy_cache_valid 200 1m;",
+                                       "fastcgi_cache_lock on;"])
+def test_cache_directives_are_refused_until_the_cache_is_built(directive):
+    rc, err = check_conf(WEIR, "server { location / { %s } }" % directive)
+    assert rc == 1 and '"%s" directive is not supported by weir yet' % directive.split()[0] in err, err

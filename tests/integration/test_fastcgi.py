@@ -484,3 +484,50 @@ def test_the_body_goes_in_stdin_records(make_server, buffering, chunked):
 def test_cache_directives_are_refused_until_the_cache_is_built(directive):
     rc, err = check_conf(WEIR, "server { location / { %s } }" % directive)
     assert rc == 1 and '"%s" directive is not supported by weir yet' % directive.split()[0] in err, err
+
+
+WORDPRESS = r"""
+server {
+    listen 127.0.0.1:%%PORT%%;
+    index index.php index.html;
+    location / { try_files $uri $uri/ /index.php?$args; }
+    location ~ \.php$ {
+        include snippets/fastcgi-php.conf;
+        fastcgi_pass 127.0.0.1:FPMPORT;
+    }
+}
+"""
+
+WP_SCRIPTS = {
+    "index.php": '<?php echo "index ", $_SERVER["REQUEST_URI"], " ", $_SERVER["SCRIPT_NAME"], " q=", '
+                 '$_SERVER["QUERY_STRING"], " pi=", $_SERVER["PATH_INFO"], "\\n";',
+    "hello.php": '<?php echo "hello ", $_SERVER["SCRIPT_FILENAME"], " pi=", $_SERVER["PATH_INFO"], "\\n";',
+    "static.txt": "plain file\n",
+}
+
+
+def test_debian_php_snippet_as_nginx(make_server, fpm):
+    """A WordPress-style site through Debian's snippets/fastcgi-php.conf: weir with the package's copy of
+    the snippet and fastcgi.conf, nginx with Debian's own."""
+    got = []
+    for binary, etc in ((WEIR, os.path.join(ROOT, "packaging", "debian")), (NGINX, "/etc/nginx")):
+        s = make_server(WORDPRESS.replace("FPMPORT", str(fpm.port)), binary=binary, files=WP_SCRIPTS,
+                        start=False)
+        os.makedirs(s.path("conf/snippets"))
+        shutil.copy(os.path.join(etc, "snippets", "fastcgi-php.conf"), s.path("conf/snippets/"))
+        shutil.copy(os.path.join(etc, "fastcgi.conf"), s.path("conf/"))
+        s.start()
+        answers = []
+        for path in ("/", "/a-post/?p=12", "/hello.php", "/hello.php/extra/info", "/missing.php",
+                     "/static.txt", "/index.php?x=1"):
+            r = http_get(s.port, path)
+            body = normalized(s, r.body.decode()) if r.status == 200 else ""  # error pages name the server
+            answers.append((path, r.status, body))
+        got.append(answers)
+    assert got[0] == got[1]
+    answers = dict((p, (st, body)) for p, st, body in got[0])
+    assert answers["/a-post/?p=12"] == (200, "index /a-post/?p=12 /index.php q=p=12 pi=\n")
+    assert answers["/hello.php"] == (200, "hello DIR/html/hello.php pi=\n")
+    # Not a \.php$ location's: try_files sends it to the index, as nginx does.
+    assert answers["/hello.php/extra/info"] == (200, "index /hello.php/extra/info /index.php q= pi=\n")
+    assert answers["/missing.php"][0] == 404 and answers["/static.txt"] == (200, "plain file\n")

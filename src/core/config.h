@@ -31,6 +31,9 @@
 #ifndef WEIR_FASTCGI_TEMP_PATH
 #define WEIR_FASTCGI_TEMP_PATH "fastcgi_temp"
 #endif
+#ifndef WEIR_UWSGI_TEMP_PATH
+#define WEIR_UWSGI_TEMP_PATH "uwsgi_temp"
+#endif
 
 namespace weir {
 

@@ -113,7 +113,8 @@ std::string configure_arguments() {
          " --error-log-path=" WEIR_ERROR_LOG_PATH " --http-log-path=" WEIR_HTTP_LOG_PATH
          " --http-client-body-temp-path=" WEIR_CLIENT_BODY_TEMP_PATH
          " --http-proxy-temp-path=" WEIR_PROXY_TEMP_PATH
-         " --http-fastcgi-temp-path=" WEIR_FASTCGI_TEMP_PATH;
+         " --http-fastcgi-temp-path=" WEIR_FASTCGI_TEMP_PATH
+         " --http-uwsgi-temp-path=" WEIR_UWSGI_TEMP_PATH;
   // The debug log (error_log ... debug, debug_connection), pcre_jit, thread pools, and aio on
   // (which weir serves from a thread pool, where nginx uses Linux's native AIO).
   out += " --with-debug --with-pcre-jit --with-threads --with-file-aio";

@@ -39,8 +39,7 @@ HeaderResult http1_process_header(Request& r, Http1Response& ctx) {
       u.headers_in.status_line =
           r.pool->dup({ctx.status.start, static_cast<size_t>(ctx.status.end - ctx.status.start)});
       if (!ctx.interim && ctx.status.http_minor == 0) u.headers_in.connection_close = true;
-      // nginx's debug lines name the protocol: proxy's is the only user of this codec so far.
-      WEIR_DEBUG(r.log(), "http proxy status %d \"%.*s\"", code,
+      WEIR_DEBUG(r.log(), "http %s status %d \"%.*s\"", ctx.protocol, code,
                  static_cast<int>(u.headers_in.status_line.size()),
                  u.headers_in.status_line.data());
       ctx.header = HeaderLineState{};
@@ -48,7 +47,7 @@ HeaderResult http1_process_header(Request& r, Http1Response& ctx) {
     ParseResult pr = parse_header_line(ctx.header, b, true);
     if (pr == ParseResult::Again) return HeaderResult::Again;
     if (pr == ParseResult::HeaderDone) {
-      WEIR_DEBUG(r.log(), "http proxy header done");
+      WEIR_DEBUG(r.log(), "http %s header done", ctx.protocol);
       if (ctx.interim) {
         ctx.in_headers = false;
         ctx.status = StatusLine{};
@@ -83,8 +82,9 @@ HeaderResult http1_process_header(Request& r, Http1Response& ctx) {
     Header* h = u.headers_in.headers.push(*r.pool, copy.substr(0, key.size()),
                                           copy.substr(value.data() - key.data(), value.size()));
     if (whole) h->line = static_cast<uint8_t>(line);
-    WEIR_DEBUG(r.log(), "http proxy header: \"%.*s: %.*s\"", static_cast<int>(key.size()),
-               key.data(), static_cast<int>(value.size()), value.data());
+    WEIR_DEBUG(r.log(), "http %s header: \"%.*s: %.*s\"", ctx.protocol,
+               static_cast<int>(key.size()), key.data(), static_cast<int>(value.size()),
+               value.data());
     h->lowcase_key = header_lowcase_key(hs, key, *r.pool);
     std::string_view lc = h->lowcase_key;
     if (ctx.interim) continue;  // its fields say nothing of the answer's framing

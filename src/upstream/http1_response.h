@@ -21,12 +21,14 @@ struct Http1Response {
   bool interim = false;     // parsing a 1xx response's header (handed to the lifecycle)
   bool head = false;        // the request was HEAD: no body follows
   bool extra = false;       // the upstream sent more than the body: do not reuse the connection
+  const char* protocol = "proxy";  // in debug lines ("http proxy status 200 ...", "http uwsgi ...")
 
   // Before a retry: the parser starts over; what the request was stays.
   void reset() {
-    bool was_head = head;
-    *this = Http1Response{};
-    head = was_head;
+    Http1Response fresh;
+    fresh.head = head;
+    fresh.protocol = protocol;
+    *this = fresh;
   }
 };
 

@@ -498,4 +498,48 @@ Module http_upstream_module{
     .init_main_conf = init_conf<init_main_conf>,
 };
 
+Result<PassAddress> parse_pass_address(std::string_view url) {
+  PassAddress a;
+  if (istarts_with(url, "unix:")) {
+    if (url.size() <= 5) return Status::error("no path in the unix domain socket");
+    a.host = url;
+    return a;
+  }
+  if (url.empty() || url.find('/') != std::string_view::npos) {
+    return Status::errorf("invalid host in upstream \"%.*s\"", static_cast<int>(url.size()),
+                          url.data());
+  }
+  a.host = url;
+  size_t colon = url.rfind(':');
+  if (colon != std::string_view::npos && url.find(']', colon) == std::string_view::npos) {
+    a.host = url.substr(0, colon);
+    auto v = parse_int(url.substr(colon + 1));
+    if (!v || *v < 1 || *v > 65535) {
+      return Status::errorf("invalid port in upstream \"%.*s\"", static_cast<int>(url.size()),
+                            url.data());
+    }
+    a.port = static_cast<uint16_t>(*v);
+  }
+  return a;
+}
+
+Code set_pass_peer(Request& r, Upstream& u, std::string_view url) {
+  Result<PassAddress> parsed = parse_pass_address(url);
+  if (!parsed.ok()) {
+    log_error(LogLevel::Error, r.log(), 0, "%s", parsed.status().message().c_str());
+    return Code::status(500);
+  }
+  if (UpstreamGroup* g = find_upstream_group(r, parsed->host, parsed->port)) {
+    u.group = g;
+  } else if (parsed->port == 0 && !istarts_with(parsed->host, "unix:")) {
+    log_error(LogLevel::Error, r.log(), 0, "no port in upstream \"%.*s\"",
+              static_cast<int>(url.size()), url.data());
+    return Code::status(500);
+  } else {
+    u.resolve_host = parsed->host;
+    u.resolve_port = parsed->port;
+  }
+  return Rc::Ok;
+}
+
 }  // namespace weir::http

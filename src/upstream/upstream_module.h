@@ -7,6 +7,7 @@
 
 #include "conf/conf_context.h"
 #include "conf/module.h"
+#include "upstream/upstream.h"
 #include "upstream/upstream_group.h"
 
 namespace weir::http {
@@ -25,6 +26,17 @@ UpstreamGroup* find_upstream_group(Request& r, std::string_view host, uint16_t p
 // round robin over them.
 UpstreamGroup* make_request_group(Request& r, std::string_view name,
                                   const std::vector<SockAddr>& addrs);
+
+// An address as fastcgi_pass, uwsgi_pass, scgi_pass and memcached_pass take it: "host:port",
+// "[v6]:port", "unix:/path", or a name an upstream block defines (port 0). Views into url.
+struct PassAddress {
+  std::string_view host;
+  uint16_t port = 0;
+};
+Result<PassAddress> parse_pass_address(std::string_view url);
+// A *_pass with variables, at request time: its value names the group or the peer of u (Ok), or
+// the request fails with 500 and nginx's line.
+Code set_pass_peer(Request& r, Upstream& u, std::string_view url);
 
 // The values of proxy_ignore_headers (fastcgi_ignore_headers ...) as kIgnore* bits.
 Status parse_ignore_headers(const ConfNode& n, uint32_t& mask);

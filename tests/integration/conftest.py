@@ -568,3 +568,30 @@ def wait_for(cond, timeout=10, step=0.05, what="condition"):
             return True
         time.sleep(step)
     raise AssertionError("timed out waiting for " + what)
+
+
+class BackendProcess:
+    """A backend server from a Debian package that a test starts (php-fpm, uWSGI ...): up once its TCP
+    port takes a connection and its unix socket exists; stopped by stop_signal (killed after 20 s),
+    its directory removed."""
+
+    def __init__(self, argv, port, socket_path, directory, stop_signal=signal.SIGTERM):
+        self.port, self.socket, self.dir, self.stop_signal = port, socket_path, directory, stop_signal
+        self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self._up, what="%s listening" % os.path.basename(argv[0]))
+
+    def _up(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return os.path.exists(self.socket)
+        except OSError:
+            return False
+
+    def stop(self):
+        self.proc.send_signal(self.stop_signal)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)

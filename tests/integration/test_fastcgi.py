@@ -15,13 +15,13 @@ import shutil
 import signal
 import socket
 import struct
-import subprocess
 import tempfile
 import threading
 
 import pytest
 
-from conftest import NGINX, ROOT, WEIR, Server, check_conf, dechunk, free_port, http_get, raw, wait_for
+from conftest import (NGINX, ROOT, WEIR, BackendProcess, check_conf, dechunk, free_port, http_get, raw,
+                      wait_for, weir_and_nginx)
 
 PHP_FPM = shutil.which("php-fpm8.2") or "/usr/sbin/php-fpm8.2"
 PARAMS = os.path.join(ROOT, "packaging", "debian", "fastcgi_params")
@@ -101,65 +101,33 @@ server {
 """.replace("PHP", PHP_LOCATION).replace("FPMPORT", str(fpm.port))
 
 
-class PhpFpm:
-    """Debian's php-fpm on 127.0.0.1 (and a unix socket), its pool run as nobody."""
-
-    def __init__(self):
-        if not os.path.exists(PHP_FPM):
-            pytest.fail("php-fpm is not installed (make deps installs php8.2-fpm)")
-        self.dir = tempfile.mkdtemp(prefix="weir-fpm-")
-        os.chmod(self.dir, 0o755)
-        self.port = free_port()
-        self.socket = os.path.join(self.dir, "fpm.sock")
-        conf = os.path.join(self.dir, "fpm.conf")
-        with open(conf, "w") as f:
-            f.write("[global]\npid = %s/fpm.pid\nerror_log = %s/fpm.log\ndaemonize = no\n"
-                    % (self.dir, self.dir))
-            for name, listen in (("tcp", "127.0.0.1:%d" % self.port), ("unix", self.socket)):
-                f.write("[%s]\nuser = nobody\ngroup = nogroup\nlisten = %s\nlisten.mode = 0666\n"
-                        "pm = static\npm.max_children = 2\n"
-                        "catch_workers_output = no\n" % (name, listen))
-        self.proc = subprocess.Popen([PHP_FPM, "-n", "-y", conf, "-F", "-R"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(lambda: self._up(), what="php-fpm listening")
-
-    def _up(self):
-        try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-            return os.path.exists(self.socket)
-        except OSError:
-            return False
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGQUIT)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
+def php_fpm():
+    """Debian's php-fpm on 127.0.0.1 and a unix socket, its pools run as nobody."""
+    if not os.path.exists(PHP_FPM):
+        pytest.fail("php-fpm is not installed (make deps installs php8.2-fpm)")
+    d = tempfile.mkdtemp(prefix="weir-fpm-")
+    os.chmod(d, 0o755)
+    port = free_port()
+    sock = os.path.join(d, "fpm.sock")
+    conf = os.path.join(d, "fpm.conf")
+    with open(conf, "w") as f:
+        f.write("[global]\npid = %s/fpm.pid\nerror_log = %s/fpm.log\ndaemonize = no\n" % (d, d))
+        for name, listen in (("tcp", "127.0.0.1:%d" % port), ("unix", sock)):
+            f.write("[%s]\nuser = nobody\ngroup = nogroup\nlisten = %s\nlisten.mode = 0666\n"
+                    "pm = static\npm.max_children = 2\ncatch_workers_output = no\n" % (name, listen))
+    return BackendProcess([PHP_FPM, "-n", "-y", conf, "-F", "-R"], port, sock, d, signal.SIGQUIT)
 
 
 @pytest.fixture(scope="module")
 def fpm():
-    f = PhpFpm()
+    f = php_fpm()
     yield f
     f.stop()
 
 
 @pytest.fixture(scope="module")
 def pair(fpm):
-    servers = []
-    for binary in (WEIR, NGINX):
-        s = Server(conf_for(fpm), binary=binary, files=SCRIPTS)
-        s.start()
-        servers.append(s)
-    yield servers
-    for s in servers:
-        s.stop()
-    servers[0].check_clean()
-    for s in servers:
-        s.cleanup()
+    yield from weir_and_nginx(conf_for(fpm), SCRIPTS)
 
 
 def normalized(s, text):
@@ -246,6 +214,7 @@ def test_params_inheritance_and_headers(make_server, fpm, binary):
                         fastcgi_param REQUEST_METHOD GET; fastcgi_param HTTP_X_CUSTOM from-param; }
         location /noheaders { fastcgi_pass 127.0.0.1:FPMPORT; fastcgi_pass_request_headers off; }
         location /unix { fastcgi_pass unix:SOCKET; }
+        location /var { set $fpm 127.0.0.1:FPMPORT; fastcgi_pass $fpm; }
     }
     """.replace("FPMPORT", str(fpm.port)).replace("SOCKET", fpm.socket)
     s = make_server(conf, binary=binary, files=SCRIPTS)
@@ -258,6 +227,7 @@ def test_params_inheritance_and_headers(make_server, fpm, binary):
     noheaders = http_get(s.port, "/noheaders", headers=hdr).body.decode()
     assert "HTTP_X_CUSTOM=(unset)" in noheaders and "HTTP_HOST=(unset)" in noheaders
     assert "LEVEL=http" in http_get(s.port, "/unix").body.decode()
+    assert "LEVEL=http" in http_get(s.port, "/var").body.decode()
 
 
 @pytest.mark.parametrize("binary", [WEIR, NGINX], ids=["weir", "nginx"])

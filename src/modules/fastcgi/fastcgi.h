@@ -12,6 +12,7 @@
 #include "core/regex.h"
 #include "http/parse.h"
 #include "http/script.h"
+#include "upstream/cgi_params.h"
 #include "upstream/event_pipe.h"
 #include "upstream/upstream.h"
 #include "upstream/upstream_settings.h"
@@ -33,13 +34,6 @@ enum class RecordType : uint8_t {
 };
 constexpr size_t kHeaderSize = 8;
 
-// One fastcgi_param line.
-struct Param {
-  std::string key;
-  ComplexValue value;
-  bool if_not_empty = false;
-};
-
 struct FastcgiLocConf {
   static constexpr Module* kModule = &http_fastcgi_module;
   static constexpr ConfLevel kLevel = ConfLevel::Loc;
@@ -48,11 +42,7 @@ struct FastcgiLocConf {
   UpstreamGroup* group = nullptr;
   ComplexValue* pass_value = nullptr;  // fastcgi_pass with variables
   UpstreamSettings up;                 // fastcgi_buffers, fastcgi_read_timeout ...
-  // As written at this level (nullptr: inherit the outer level's, as nginx: a level with any
-  // fastcgi_param of its own inherits none).
-  std::vector<Param>* params = nullptr;
-  // The HTTP_* names the params set: a client's header of that name is not sent besides.
-  std::vector<std::string> header_params;
+  CgiParams params;                    // fastcgi_param
   Setting<std::string> index;
   std::shared_ptr<Regex> split_path_info;
   Setting<bool> keep_conn;

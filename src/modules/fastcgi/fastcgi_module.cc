@@ -32,38 +32,6 @@ FastcgiCtx& fastcgi_ctx(Request& r) {
 
 namespace {
 
-// An address as fastcgi_pass takes it: "host:port", "[v6]:port", "unix:/path", or a name that an
-// upstream block must define (port 0).
-struct PassAddress {
-  std::string_view host;
-  uint16_t port = 0;
-};
-
-Result<PassAddress> parse_pass(std::string_view url) {
-  PassAddress a;
-  if (istarts_with(url, "unix:")) {
-    if (url.size() <= 5) return Status::error("no path in the unix domain socket");
-    a.host = url;
-    return a;
-  }
-  if (url.empty() || url.find('/') != std::string_view::npos) {
-    return Status::errorf("invalid host in upstream \"%.*s\"", static_cast<int>(url.size()),
-                          url.data());
-  }
-  a.host = url;
-  size_t colon = url.rfind(':');
-  if (colon != std::string_view::npos && url.find(']', colon) == std::string_view::npos) {
-    a.host = url.substr(0, colon);
-    auto v = parse_int(url.substr(colon + 1));
-    if (!v || *v < 1 || *v > 65535) {
-      return Status::errorf("invalid port in upstream \"%.*s\"", static_cast<int>(url.size()),
-                            url.data());
-    }
-    a.port = static_cast<uint16_t>(*v);
-  }
-  return a;
-}
-
 constexpr UpstreamProtocol kFastcgiProtocol{
     .create_request = create_request,
     .reinit_request = reinit_request,
@@ -84,22 +52,7 @@ Code fastcgi_handler(Request& r) {
   ctx.records = Records{};
   ctx.header_started = false;
   if (conf.pass_value != nullptr) {
-    std::string_view url = conf.pass_value->eval(r);
-    Result<PassAddress> parsed = parse_pass(url);
-    if (!parsed.ok()) {
-      log_error(LogLevel::Error, r.log(), 0, "%s", parsed.status().message().c_str());
-      return Code::status(500);
-    }
-    if (UpstreamGroup* g = find_upstream_group(r, parsed->host, parsed->port)) {
-      u->group = g;
-    } else if (parsed->port == 0 && !istarts_with(parsed->host, "unix:")) {
-      log_error(LogLevel::Error, r.log(), 0, "no port in upstream \"%.*s\"",
-                static_cast<int>(url.size()), url.data());
-      return Code::status(500);
-    } else {
-      u->resolve_host = parsed->host;
-      u->resolve_port = parsed->port;
-    }
+    if (Code rc = set_pass_peer(r, *u, conf.pass_value->eval(r)); rc != Rc::Ok) return rc;
   }
   r.request_body_no_buffering = !*conf.up.request_buffering && *conf.up.pass_request_body;
   Code rc = read_client_request_body(r, init_upstream);
@@ -169,23 +122,14 @@ Status set_pass(ConfContext& cf, const ConfNode& n, FastcgiLocConf& conf) {
     conf.pass_value = cf.pool.make<ComplexValue>();
     return conf.pass_value->compile(cf, url);
   }
-  Result<PassAddress> parsed = parse_pass(url);
+  Result<PassAddress> parsed = parse_pass_address(url);
   if (!parsed.ok()) return parsed.status();
   conf.group = add_upstream_group(cf, parsed->host, parsed->port, 0);
   return {};
 }
 
 Status add_param(ConfContext& cf, const ConfNode& n, FastcgiLocConf& conf) {
-  if (n.nargs() == 3 && n.args[3] != "if_not_empty") {
-    return Status::errorf("invalid parameter \"%s\"", n.args[3].c_str());
-  }
-  if (conf.params == nullptr) conf.params = cf.pool.make<std::vector<Param>>();
-  Param p;
-  p.key = n.args[1];
-  p.if_not_empty = n.nargs() == 3;
-  if (Status s = p.value.compile(cf, n.args[2]); !s.ok()) return s;
-  conf.params->push_back(std::move(p));
-  return {};
+  return add_cgi_param(cf, n, conf.params);
 }
 
 Status set_split_path_info(ConfContext&, const ConfNode& n, FastcgiLocConf& conf) {
@@ -208,22 +152,13 @@ FastcgiLocConf* create_loc_conf(ConfContext& cf) {
   return cf.pool.make<FastcgiLocConf>();
 }
 
-constexpr const char* kHiddenByDefault[] = {
-    "status",
-    "x-accel-expires",
-    "x-accel-redirect",
-    "x-accel-limit-rate",
-    "x-accel-buffering",
-    "x-accel-charset",
-};
-
 Status merge_loc_conf(ConfContext& cf, const FastcgiLocConf& prev, FastcgiLocConf& conf) {
   if (!conf.pass_set && prev.pass_set && conf.group == nullptr) {
     conf.group = prev.group;
     conf.pass_value = prev.pass_value;
   }
   if (Status st = merge_upstream_settings(cf, "fastcgi", SettingsKind::Full, prev.up, conf.up,
-                                          kHiddenByDefault, conf.upstream);
+                                          kCgiHiddenHeaders, conf.upstream);
       !st.ok()) {
     return st;
   }
@@ -231,14 +166,7 @@ Status merge_loc_conf(ConfContext& cf, const FastcgiLocConf& prev, FastcgiLocCon
   conf.keep_conn.merge(prev.keep_conn, false);
   if (conf.split_path_info == nullptr) conf.split_path_info = prev.split_path_info;
   if (conf.catch_stderr == nullptr) conf.catch_stderr = prev.catch_stderr;
-  // fastcgi_param: a level with any line of its own inherits none.
-  if (conf.params == nullptr) conf.params = prev.params;
-  conf.header_params.clear();
-  if (conf.params != nullptr) {
-    for (const Param& p : *conf.params) {
-      if (p.key.starts_with("HTTP_")) conf.header_params.push_back(p.key);
-    }
-  }
+  merge_cgi_params(prev.params, conf.params);
   conf.upstream.group = conf.group;
   conf.upstream.tag = &http_fastcgi_module;
   return {};

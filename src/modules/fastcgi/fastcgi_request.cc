@@ -53,41 +53,14 @@ char* put_length(char* p, size_t n) {
   return p;
 }
 
-struct Pair {
-  std::string_view key;
-  std::string_view value;
-  bool header = false;  // a client's field: its name goes out as HTTP_ + upper case
-};
-
-size_t pair_size(const Pair& p) {
-  size_t key = p.key.size() + (p.header ? 5 : 0);
-  return length_size(key) + length_size(p.value.size()) + key + p.value.size();
+size_t pair_size(const CgiPair& p) {
+  return length_size(p.key_size()) + length_size(p.value.size()) + p.key_size() + p.value.size();
 }
 
-char* put_pair(char* p, const Pair& pair) {
-  size_t key = pair.key.size() + (pair.header ? 5 : 0);
-  p = put_length(p, key);
+char* put_pair(char* p, const CgiPair& pair) {
+  p = put_length(p, pair.key_size());
   p = put_length(p, pair.value.size());
-  if (pair.header) {
-    p = put(p, "HTTP_");
-    for (char c : pair.key) *p++ = c == '-' ? '_' : to_upper(c);
-  } else {
-    p = put(p, pair.key);
-  }
-  return put(p, pair.value);
-}
-
-bool header_param_set(const FastcgiLocConf& conf, std::string_view key) {
-  for (const std::string& name : conf.header_params) {
-    if (name.size() != key.size() + 5) continue;
-    bool same = true;
-    for (size_t i = 0; i < key.size() && same; i++) {
-      char c = key[i] == '-' ? '_' : to_upper(key[i]);
-      same = to_upper(name[i + 5]) == c;  // nginx matches the names case-insensitively
-    }
-    if (same) return true;
-  }
-  return false;
+  return put(pair.put_key(p), pair.value);
 }
 
 ChainLink* link(Request& r, Buffer* b) {
@@ -148,29 +121,9 @@ Code create_request(Request& r) {
   FastcgiLocConf& conf = fastcgi_conf(r);
   Upstream& u = *r.upstream;
 
-  // The params: fastcgi_param's (if_not_empty ones only with a value), then the client's fields.
-  size_t count = (conf.params != nullptr ? conf.params->size() : 0);
-  if (*conf.up.pass_request_headers) {
-    for ([[maybe_unused]] Header* h : r.headers_in.headers) count++;
-  }
-  auto* pairs = static_cast<Pair*>(r.pool->alloc(sizeof(Pair) * (count + 1), alignof(Pair)));
-  size_t n = 0;
+  std::span<const CgiPair> pairs = cgi_pairs(r, conf.params, *conf.up.pass_request_headers);
   size_t params_len = 0;
-  if (conf.params != nullptr) {
-    for (const Param& p : *conf.params) {
-      std::string_view v = p.value.eval(r);
-      if (p.if_not_empty && v.empty()) continue;
-      pairs[n] = Pair{p.key, v, false};
-      params_len += pair_size(pairs[n++]);
-    }
-  }
-  if (*conf.up.pass_request_headers) {
-    for (Header* h : r.headers_in.headers) {
-      if (h->hash == 0 || header_param_set(conf, h->key)) continue;
-      pairs[n] = Pair{h->key, h->value, true};
-      params_len += pair_size(pairs[n++]);
-    }
-  }
+  for (const CgiPair& p : pairs) params_len += pair_size(p);
 
   // BEGIN_REQUEST, the PARAMS records, the empty PARAMS record: one buffer.
   size_t records = (params_len + kMaxParams - 1) / kMaxParams;
@@ -185,7 +138,7 @@ Code create_request(Request& r) {
   // The pairs are written once into a scratch area of the pool, then cut into records.
   char* stream = r.pool->alloc_bytes(params_len + 1);
   char* s = stream;
-  for (size_t i = 0; i < n; i++) s = put_pair(s, pairs[i]);
+  for (const CgiPair& pair : pairs) s = put_pair(s, pair);
   for (size_t off = 0; off < params_len; off += kMaxParams) {
     size_t len = std::min(kMaxParams, params_len - off);
     size_t pad = padding_of(len);

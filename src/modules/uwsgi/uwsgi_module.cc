@@ -1,0 +1,233 @@
+// uwsgi: requests to a uwsgi application server (Python's uWSGI ...) on the upstream lifecycle, as
+// nginx's ngx_http_uwsgi_module. The request is one uwsgi packet (a 4-byte header: modifier1, the
+// vars' size in little endian, modifier2; then each uwsgi_param and header field as two
+// length-prefixed strings), uwsgi_string, then the body as it is. The answer is HTTP/1.x, read by
+// the HTTP/1 response codec proxy uses. nginx: src/http/modules/ngx_http_uwsgi_module.c
+#include <string>
+
+#include "core/str.h"
+#include "http/core_module.h"
+#include "http/request_body.h"
+#include "upstream/cgi_params.h"
+#include "upstream/http1_response.h"
+#include "upstream/upstream.h"
+#include "upstream/upstream_module.h"
+#include "upstream/upstream_settings.h"
+
+namespace weir::http {
+
+extern Module http_uwsgi_module;
+
+namespace {
+
+struct UwsgiLocConf {
+  static constexpr Module* kModule = &http_uwsgi_module;
+  static constexpr ConfLevel kLevel = ConfLevel::Loc;
+
+  bool pass_set = false;
+  UpstreamGroup* group = nullptr;
+  ComplexValue* pass_value = nullptr;
+  UpstreamSettings up;
+  CgiParams params;
+  Setting<std::string> string;  // uwsgi_string
+  Setting<int64_t> modifier1, modifier2;
+  UpstreamConf upstream;
+};
+
+struct UwsgiCtx {
+  static constexpr Module* kModule = &http_uwsgi_module;
+  Http1Response response;
+};
+
+UwsgiLocConf& uwsgi_conf(Request& r) {
+  return r.loc<UwsgiLocConf>();
+}
+Http1Response& response(Request& r) {
+  return r.get_ctx<UwsgiCtx>()->response;
+}
+
+char* put_le16(char* p, size_t n) {
+  *p++ = static_cast<char>(n & 0xff);
+  *p++ = static_cast<char>((n >> 8) & 0xff);
+  return p;
+}
+
+Code create_request(Request& r) {
+  UwsgiLocConf& conf = uwsgi_conf(r);
+  Upstream& u = *r.upstream;
+  std::span<const CgiPair> pairs = cgi_pairs(r, conf.params, *conf.up.pass_request_headers);
+  size_t len = 0;
+  for (const CgiPair& p : pairs) {
+    if (p.key_size() > 0xffff || p.value.size() > 0xffff) {
+      log_error(LogLevel::Error, r.log(), 0, "uwsgi request is too long");
+      return Code::status(500);
+    }
+    len += 2 + p.key_size() + 2 + p.value.size();
+  }
+  if (len > 0xffff) {
+    log_error(LogLevel::Error, r.log(), 0, "uwsgi request is too long: %zu", len);
+    return Code::status(500);
+  }
+  const std::string& extra = *conf.string;
+  Buffer* head = Buffer::create_temp(*r.pool, 4 + len + extra.size());
+  char* p = head->last;
+  *p++ = static_cast<char>(*conf.modifier1);
+  p = put_le16(p, len);
+  *p++ = static_cast<char>(*conf.modifier2);
+  for (const CgiPair& pair : pairs) {
+    p = put_le16(p, pair.key_size());
+    p = pair.put_key(p);
+    p = put_le16(p, pair.value.size());
+    p = put(p, pair.value);
+  }
+  p = put(p, extra);
+  head->last = p;
+  head->start = head->pos;
+  ChainLink* out = r.pool->alloc_link();
+  out->buf = head;
+  out->next = nullptr;
+  ChainLink** tail = &out->next;
+  // The body as the foundation read it (without request buffering it follows as it comes).
+  if (*conf.up.pass_request_body && r.request_body != nullptr && !r.request_body_no_buffering) {
+    for (ChainLink* in = r.request_body->bufs; in != nullptr; in = in->next) {
+      if (in->buf->special()) continue;
+      auto* b = r.pool->make<Buffer>(*in->buf);  // ours: sending and a retry move only it
+      b->last_buf = false;
+      if (b->in_memory()) b->start = b->pos;
+      ChainLink* cl = r.pool->alloc_link();
+      cl->buf = b;
+      cl->next = nullptr;
+      *tail = cl;
+      tail = &cl->next;
+    }
+  }
+  u.request_bufs = out;
+  return Rc::Ok;
+}
+
+Code reinit_request(Request& r) {
+  response(r).reset();
+  return Rc::Ok;
+}
+
+HeaderResult process_header(Request& r) {
+  return http1_process_header(r, response(r));
+}
+Rc input_filter_init(Request& r) {
+  return http1_input_filter_init(r, response(r));
+}
+Rc input_filter(Request& r, size_t bytes) {
+  return http1_input_filter(r, response(r), bytes);
+}
+Rc pipe_filter(EventPipe& p, Buffer* raw, char* from) {
+  return http1_pipe_filter(p, raw, from, response(*static_cast<Request*>(p.input_ctx)));
+}
+
+constexpr UpstreamProtocol kUwsgiProtocol{
+    .create_request = create_request,
+    .reinit_request = reinit_request,
+    .process_header = process_header,
+    .input_filter_init = input_filter_init,
+    .input_filter = input_filter,
+    .pipe_input_filter = pipe_filter,
+};
+
+Code uwsgi_handler(Request& r) {
+  UwsgiLocConf& conf = uwsgi_conf(r);
+  Upstream* u = create_upstream(r);
+  u->conf = &conf.upstream;
+  u->protocol = &kUwsgiProtocol;
+  u->schema = "uwsgi://";
+  auto* ctx = r.pool->make<UwsgiCtx>();
+  ctx->response.head = r.method & kHead;
+  ctx->response.protocol = "uwsgi";
+  r.set_ctx(ctx);
+  if (conf.pass_value != nullptr) {
+    std::string_view url = conf.pass_value->eval(r);
+    if (istarts_with(url, "uwsgi://")) url.remove_prefix(8);
+    if (Code rc = set_pass_peer(r, *u, url); rc != Rc::Ok) return rc;
+  }
+  r.request_body_no_buffering = !*conf.up.request_buffering && *conf.up.pass_request_body;
+  Code rc = read_client_request_body(r, init_upstream);
+  if (rc.is_status() && rc.http_status() >= kHttpSpecialResponse) return rc;
+  return Rc::Done;
+}
+
+// --- directives ------------------------------------------------------------------------------
+
+Status set_pass(ConfContext& cf, const ConfNode& n, UwsgiLocConf& conf) {
+  if (conf.pass_set) return Status::error("is duplicate");
+  std::string_view url = n.args[1];
+  CoreLocConf& clcf = conf_of<CoreLocConf>(cf.http->loc_conf);
+  conf.pass_set = true;
+  set_location_handler(cf, uwsgi_handler);
+  if (!clcf.name.empty() && clcf.name.back() == '/') clcf.auto_redirect = true;
+  if (url.find('$') != std::string_view::npos) {
+    conf.pass_value = cf.pool.make<ComplexValue>();
+    return conf.pass_value->compile(cf, url);
+  }
+  if (istarts_with(url, "suwsgi://")) {
+    return Status::error("uwsgi over TLS (suwsgi://) is not supported by weir yet");
+  }
+  if (istarts_with(url, "uwsgi://")) url.remove_prefix(8);
+  Result<PassAddress> parsed = parse_pass_address(url);
+  if (!parsed.ok()) return parsed.status();
+  conf.group = add_upstream_group(cf, parsed->host, parsed->port, 0);
+  return {};
+}
+
+Status add_param(ConfContext& cf, const ConfNode& n, UwsgiLocConf& conf) {
+  return add_cgi_param(cf, n, conf.params);
+}
+
+UwsgiLocConf* create_loc_conf(ConfContext& cf) {
+  return cf.pool.make<UwsgiLocConf>();
+}
+
+Status merge_loc_conf(ConfContext& cf, const UwsgiLocConf& prev, UwsgiLocConf& conf) {
+  if (!conf.pass_set && prev.pass_set && conf.group == nullptr) {
+    conf.group = prev.group;
+    conf.pass_value = prev.pass_value;
+  }
+  if (Status st = merge_upstream_settings(cf, "uwsgi", SettingsKind::Full, prev.up, conf.up,
+                                          kCgiHiddenHeaders, conf.upstream);
+      !st.ok()) {
+    return st;
+  }
+  conf.string.merge(prev.string, std::string());
+  conf.modifier1.merge(prev.modifier1, 0);
+  conf.modifier2.merge(prev.modifier2, 0);
+  for (int64_t m : {*conf.modifier1, *conf.modifier2}) {
+    if (m < 0 || m > 255) return cf.error("invalid value");
+  }
+  merge_cgi_params(prev.params, conf.params);
+  conf.upstream.group = conf.group;
+  conf.upstream.tag = &http_uwsgi_module;
+  return {};
+}
+
+using U = UwsgiLocConf;
+constexpr Directive kOwnDirectives[] = {
+    directive<set_pass>("uwsgi_pass", kHttpLocConf | kHttpLifConf | kTake1),
+    directive<add_param>("uwsgi_param", kHttpMainSrvLoc | kTake23),
+    directive<slot::str<&U::string>>("uwsgi_string", kHttpMainSrvLoc | kTake1),
+    directive<slot::num<&U::modifier1>>("uwsgi_modifier1", kHttpMainSrvLoc | kTake1),
+    directive<slot::num<&U::modifier2>>("uwsgi_modifier2", kHttpMainSrvLoc | kTake1),
+};
+constexpr auto kDirectives =
+    join_directives(join_directives(std::to_array(kOwnDirectives),
+                                    upstream_directives<U, &U::up, "uwsgi", SettingsKind::Full>()),
+                    cache_directives_not_yet<"uwsgi">());
+static_assert(directives_of(kDirectives, &http_uwsgi_module));
+
+}  // namespace
+
+Module http_uwsgi_module{
+    .name = "http_uwsgi",
+    .type = ModuleType::Http,
+    .directives = kDirectives,
+    .create_loc_conf = create_conf<create_loc_conf>,
+    .merge_loc_conf = merge_conf<merge_loc_conf>,
+};
+
+}  // namespace weir::http

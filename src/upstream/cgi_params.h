@@ -1,0 +1,58 @@
+// fastcgi_param, uwsgi_param (and scgi_param to come): the variables a CGI-like protocol sends its
+// application, with nginx's rules: if_not_empty leaves out an empty value, a level with any line of
+// its own inherits none of the outer ones, and the client's header fields follow as HTTP_* names
+// (upper case, '-' as '_') unless a param names them. Each protocol encodes the pairs its own way.
+// nginx: the params parts of ngx_http_{fastcgi,uwsgi,scgi}_module.c
+#pragma once
+
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "conf/conf_context.h"
+#include "http/script.h"
+
+namespace weir::http {
+
+struct CgiParam {
+  std::string key;
+  ComplexValue value;
+  bool if_not_empty = false;
+};
+
+struct CgiParams {
+  std::vector<CgiParam>* written = nullptr;  // at this level; nullptr: the outer level's
+  std::vector<std::string> header_params;    // the HTTP_* names the params set (merged)
+};
+
+// One `*_param name value [if_not_empty]` line.
+Status add_cgi_param(ConfContext& cf, const ConfNode& n, CgiParams& params);
+void merge_cgi_params(const CgiParams& prev, CgiParams& conf);
+
+// The response fields a CGI-like protocol never passes on unless *_pass_header names them (nginx's
+// ngx_http_{fastcgi,uwsgi,scgi}_hide_headers).
+inline constexpr const char* kCgiHiddenHeaders[] = {
+    "status",
+    "x-accel-expires",
+    "x-accel-redirect",
+    "x-accel-limit-rate",
+    "x-accel-buffering",
+    "x-accel-charset",
+};
+
+// A name and value to send; a header field's name is written as HTTP_ + its name in upper case.
+struct CgiPair {
+  std::string_view key;
+  std::string_view value;
+  bool header = false;
+
+  size_t key_size() const { return key.size() + (header ? 5 : 0); }
+  char* put_key(char* p) const;
+};
+
+// The request's pairs, in the request's pool: the params' values, then (pass_headers) the client's
+// fields.
+std::span<const CgiPair> cgi_pairs(Request& r, const CgiParams& params, bool pass_headers);
+
+}  // namespace weir::http

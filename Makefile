@@ -40,7 +40,7 @@ package:
 	  -DWEIR_LOCK_PATH=/var/lock/weir.lock -DWEIR_ERROR_LOG_PATH=/var/log/weir/error.log \
 	  -DWEIR_HTTP_LOG_PATH=/var/log/weir/access.log -DWEIR_CLIENT_BODY_TEMP_PATH=/var/lib/weir/body \
 	  -DWEIR_PROXY_TEMP_PATH=/var/lib/weir/proxy -DWEIR_FASTCGI_TEMP_PATH=/var/lib/weir/fastcgi \
-	  -DWEIR_UWSGI_TEMP_PATH=/var/lib/weir/uwsgi \
+	  -DWEIR_UWSGI_TEMP_PATH=/var/lib/weir/uwsgi -DWEIR_SCGI_TEMP_PATH=/var/lib/weir/scgi \
 	  $(CMAKE_ARGS)
 	ninja -C $(DEB_BUILD) weir
 	cd $(DEB_BUILD) && cpack -G DEB

@@ -15,7 +15,6 @@ struct Owner {
 // Most specific first: the first match names the module.
 constexpr Owner kOwners[] = {
     // nginx's own modules weir does not have yet.
-    {Match::Prefix, "scgi_", "ngx_http_scgi_module"},
     {Match::Prefix, "memcached_", "ngx_http_memcached_module"},
     {Match::Exact, "proxy_cache_purge", "ngx_cache_purge (third-party)"},
     {Match::Prefix, "sub_filter", "ngx_http_sub_module"},

@@ -34,6 +34,9 @@
 #ifndef WEIR_UWSGI_TEMP_PATH
 #define WEIR_UWSGI_TEMP_PATH "uwsgi_temp"
 #endif
+#ifndef WEIR_SCGI_TEMP_PATH
+#define WEIR_SCGI_TEMP_PATH "scgi_temp"
+#endif
 
 namespace weir {
 

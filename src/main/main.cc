@@ -109,12 +109,13 @@ std::string configure_arguments() {
   std::string out = "--prefix=" WEIR_PREFIX;
   if (out.back() == '/' && out.size() > 10) out.pop_back();
   // The paths, as nginx's configure names them (tools read --conf-path from here).
-  out += " --conf-path=" WEIR_CONF_PATH " --pid-path=" WEIR_PID_PATH " --lock-path=" WEIR_LOCK_PATH
-         " --error-log-path=" WEIR_ERROR_LOG_PATH " --http-log-path=" WEIR_HTTP_LOG_PATH
-         " --http-client-body-temp-path=" WEIR_CLIENT_BODY_TEMP_PATH
-         " --http-proxy-temp-path=" WEIR_PROXY_TEMP_PATH
-         " --http-fastcgi-temp-path=" WEIR_FASTCGI_TEMP_PATH
-         " --http-uwsgi-temp-path=" WEIR_UWSGI_TEMP_PATH;
+  out +=
+      " --conf-path=" WEIR_CONF_PATH " --pid-path=" WEIR_PID_PATH " --lock-path=" WEIR_LOCK_PATH
+      " --error-log-path=" WEIR_ERROR_LOG_PATH " --http-log-path=" WEIR_HTTP_LOG_PATH
+      " --http-client-body-temp-path=" WEIR_CLIENT_BODY_TEMP_PATH
+      " --http-proxy-temp-path=" WEIR_PROXY_TEMP_PATH
+      " --http-fastcgi-temp-path=" WEIR_FASTCGI_TEMP_PATH
+      " --http-uwsgi-temp-path=" WEIR_UWSGI_TEMP_PATH " --http-scgi-temp-path=" WEIR_SCGI_TEMP_PATH;
   // The debug log (error_log ... debug, debug_connection), pcre_jit, thread pools, and aio on
   // (which weir serves from a thread pool, where nginx uses Linux's native AIO).
   out += " --with-debug --with-pcre-jit --with-threads --with-file-aio";

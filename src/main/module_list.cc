@@ -53,6 +53,7 @@ extern Module http_browser_module;
 extern Module http_proxy_module;
 extern Module http_fastcgi_module;
 extern Module http_uwsgi_module;
+extern Module http_scgi_module;
 extern Module http_grpc_module;
 extern Module http_ssl_module;
 extern Module http_v2_module;
@@ -95,6 +96,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_proxy_module,
     &http::http_fastcgi_module,
     &http::http_uwsgi_module,
+    &http::http_scgi_module,
     &http::http_grpc_module,
     &http::http_upstream_module,
     &http::http_write_filter_module,

@@ -1,7 +1,9 @@
 #include "upstream/cgi_params.h"
 
 #include "core/str.h"
+#include "http/core_module.h"
 #include "http/request.h"
+#include "upstream/upstream_module.h"
 
 namespace weir::http {
 
@@ -20,6 +22,16 @@ bool named_by_param(const CgiParams& params, std::string_view key) {
     if (same) return true;
   }
   return false;
+}
+
+// The Status field: "404" or "404 Not Found".
+bool set_status(Upstream& u, std::string_view value) {
+  if (value.size() < 3) return false;
+  auto code = parse_int(value.substr(0, 3));
+  if (!code || *code < 100 || *code > 999 || (value.size() > 3 && value[3] != ' ')) return false;
+  u.headers_in.status = static_cast<int>(*code);
+  if (value.size() > 4) u.headers_in.status_line = value;
+  return true;
 }
 
 }  // namespace
@@ -75,6 +87,69 @@ std::span<const CgiPair> cgi_pairs(Request& r, const CgiParams& params, bool pas
     }
   }
   return {pairs, n};
+}
+
+Status set_cgi_pass(ConfContext& cf, const ConfNode& n, CgiPass& pass, Code (*handler)(Request&),
+                    std::string_view scheme) {
+  if (pass.set) return Status::error("is duplicate");
+  std::string_view url = n.args[1];
+  CoreLocConf& clcf = conf_of<CoreLocConf>(cf.http->loc_conf);
+  pass.set = true;
+  set_location_handler(cf, handler);
+  if (!clcf.name.empty() && clcf.name.back() == '/') clcf.auto_redirect = true;
+  if (url.find('$') != std::string_view::npos) {
+    pass.value = cf.pool.make<ComplexValue>();
+    return pass.value->compile(cf, url);
+  }
+  if (!scheme.empty() && istarts_with(url, scheme)) url.remove_prefix(scheme.size());
+  Result<PassAddress> parsed = parse_pass_address(url);
+  if (!parsed.ok()) return parsed.status();
+  pass.group = add_upstream_group(cf, parsed->host, parsed->port, 0);
+  return {};
+}
+
+void merge_cgi_pass(const CgiPass& prev, CgiPass& conf) {
+  if (!conf.set && prev.set && conf.group == nullptr) {
+    conf.group = prev.group;
+    conf.value = prev.value;
+  }
+}
+
+Code cgi_pass_peer(Request& r, Upstream& u, const CgiPass& pass, std::string_view scheme) {
+  if (pass.value == nullptr) return Rc::Ok;
+  std::string_view url = pass.value->eval(r);
+  if (!scheme.empty() && istarts_with(url, scheme)) url.remove_prefix(scheme.size());
+  return set_pass_peer(r, u, url);
+}
+
+HeaderResult cgi_header_field(Request& r, const HeaderLineState& hs, const char* protocol) {
+  Upstream& u = *r.upstream;
+  // The buffer is reused for the body: the field is kept in the pool.
+  std::string_view key =
+      r.pool->dup({hs.name_start, static_cast<size_t>(hs.name_end - hs.name_start)});
+  std::string_view value =
+      r.pool->dup({hs.value_start, static_cast<size_t>(hs.value_end - hs.value_start)});
+  WEIR_DEBUG(r.log(), "http %s header: \"%.*s: %.*s\"", protocol, static_cast<int>(key.size()),
+             key.data(), static_cast<int>(value.size()), value.data());
+  Header* h = u.headers_in.headers.push(*r.pool, key, value);
+  h->lowcase_key = header_lowcase_key(hs, key, *r.pool);
+  if (h->lowcase_key == "status") {
+    if (!set_status(u, value)) {
+      log_error(LogLevel::Error, r.log(), 0, "upstream sent invalid status \"%.*s\"",
+                static_cast<int>(value.size()), value.data());
+      return HeaderResult::Invalid;
+    }
+  } else if (h->lowcase_key == "location") {
+    u.headers_in.location = h;
+  }
+  return HeaderResult::Again;
+}
+
+void cgi_header_done(Upstream& u) {
+  if (u.headers_in.status != 0) return;
+  bool redirect = u.headers_in.location != nullptr;
+  u.headers_in.status = redirect ? 302 : 200;
+  u.headers_in.status_line = redirect ? "302 Moved Temporarily" : "200 OK";
 }
 
 }  // namespace weir::http

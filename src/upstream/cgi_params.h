@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "conf/conf_context.h"
+#include "http/parse.h"
 #include "http/script.h"
+#include "upstream/upstream.h"
 
 namespace weir::http {
 
@@ -29,6 +31,21 @@ struct CgiParams {
 // One `*_param name value [if_not_empty]` line.
 Status add_cgi_param(ConfContext& cf, const ConfNode& n, CgiParams& params);
 void merge_cgi_params(const CgiParams& prev, CgiParams& conf);
+
+// fastcgi_pass, uwsgi_pass, scgi_pass: the group (or, with variables, the value naming it at
+// request time). A location without one inherits the outer level's values (for `if` blocks), not
+// the handler.
+struct CgiPass {
+  bool set = false;
+  UpstreamGroup* group = nullptr;
+  ComplexValue* value = nullptr;
+};
+// The directive: handler becomes the location's; scheme ("uwsgi://") may prefix the address.
+Status set_cgi_pass(ConfContext& cf, const ConfNode& n, CgiPass& pass, Code (*handler)(Request&),
+                    std::string_view scheme = {});
+void merge_cgi_pass(const CgiPass& prev, CgiPass& conf);
+// At request time, a pass with variables names u's peer (or the request fails with 500).
+Code cgi_pass_peer(Request& r, Upstream& u, const CgiPass& pass, std::string_view scheme = {});
 
 // The response fields a CGI-like protocol never passes on unless *_pass_header names them (nginx's
 // ngx_http_{fastcgi,uwsgi,scgi}_hide_headers).
@@ -54,5 +71,12 @@ struct CgiPair {
 // The request's pairs, in the request's pool: the params' values, then (pass_headers) the client's
 // fields.
 std::span<const CgiPair> cgi_pairs(Request& r, const CgiParams& params, bool pass_headers);
+
+// A CGI answer's header (FastCGI's stdout, SCGI's): one parsed field kept in the pool with Status
+// and Location read from it (Ok), or Invalid with nginx's line logged. protocol names it in debug
+// lines.
+HeaderResult cgi_header_field(Request& r, const HeaderLineState& hs, const char* protocol);
+// The header ended: without Status, 302 when there is a Location, else 200 (as nginx).
+void cgi_header_done(Upstream& u);
 
 }  // namespace weir::http

@@ -864,4 +864,21 @@ void finalize_upstream(Request& r, Upstream& u, Code rc) {
   finalize_request(r, rc);
 }
 
+off_t append_request_body(Request& r, ChainLink**& tail) {
+  off_t size = 0;
+  for (ChainLink* in = r.request_body->bufs; in != nullptr; in = in->next) {
+    if (in->buf->special()) continue;
+    auto* b = r.pool->make<Buffer>(*in->buf);
+    b->last_buf = false;
+    if (b->in_memory()) b->start = b->pos;
+    size += b->size();
+    ChainLink* cl = r.pool->alloc_link();
+    cl->buf = b;
+    cl->next = nullptr;
+    *tail = cl;
+    tail = &cl->next;
+  }
+  return size;
+}
+
 }  // namespace weir::http

@@ -277,6 +277,10 @@ void finalize_upstream(Request& r, Upstream& u, Code rc);
 // client (u.out_bufs).
 void add_non_buffered_out(Request& r, Upstream& u, char* pos, char* last);
 
+// For create_request: the client's body as the foundation read it, appended at tail as buffers of
+// the request's own (sending and a retry move only them); its size.
+off_t append_request_body(Request& r, ChainLink**& tail);
+
 // preserve_output: the protocol has something to send (pending_output) or may take the body again
 // (body_held cleared): the request side runs once more, from the upstream's write event.
 void post_upstream_output(Upstream& u);

@@ -210,6 +210,7 @@ Status merge_upstream_settings(ConfContext& cf, std::string_view prefix, Setting
   def.name = cf.full_name(prefix == "proxy"     ? std::string(WEIR_PROXY_TEMP_PATH)
                           : prefix == "fastcgi" ? std::string(WEIR_FASTCGI_TEMP_PATH)
                           : prefix == "uwsgi"   ? std::string(WEIR_UWSGI_TEMP_PATH)
+                          : prefix == "scgi"    ? std::string(WEIR_SCGI_TEMP_PATH)
                                                 : std::string(prefix) + "_temp");
   def.level = {1, 2, 0};
   conf.temp_path.merge(prev.temp_path, def);

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 
 import pytest
@@ -595,3 +596,32 @@ class BackendProcess:
             self.proc.kill()
             self.proc.wait()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class ScriptedBackend:
+    """A scripted upstream on 127.0.0.1 for protocol tests: on each connection read_request(conn) reads
+    one request (what it returns is kept in .requests), then `answer` goes out `step` bytes at a time
+    and the connection closes. close() stops it."""
+
+    def __init__(self, answer, read_request, step=65536):
+        self.answer, self.read_request, self.step = answer, read_request, step
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.requests = []
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                self.requests.append(self.read_request(c))
+                for i in range(0, len(self.answer), self.step):
+                    c.sendall(self.answer[i:i + self.step])
+
+    def close(self):
+        self.sock.close()

@@ -13,15 +13,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import struct
 import tempfile
-import threading
 
 import pytest
 
-from conftest import (NGINX, ROOT, WEIR, BackendProcess, check_conf, dechunk, free_port, http_get, raw,
-                      wait_for, weir_and_nginx)
+from conftest import (NGINX, ROOT, WEIR, BackendProcess, ScriptedBackend, check_conf, dechunk,
+                      free_port, http_get, raw, wait_for, weir_and_nginx)
 
 PHP_FPM = shutil.which("php-fpm8.2") or "/usr/sbin/php-fpm8.2"
 PARAMS = os.path.join(ROOT, "packaging", "debian", "fastcgi_params")
@@ -294,38 +292,19 @@ def record(kind, content, padding=0):
     return struct.pack(">BBHHBB", 1, kind, 1, len(content), padding, 0) + content + b"\0" * padding
 
 
-class ScriptedBackend:
-    """Answers each connection with `answer` (bytes), sent `step` bytes at a time, then closes."""
+def read_fastcgi_request(c):
+    """A FastCGI request's bytes, up to its empty STDIN record."""
+    data = b""
+    while not data.endswith(record(5, b"")):
+        more = c.recv(65536)
+        if not more:
+            break
+        data += more
+    return data
 
-    def __init__(self, answer, step):
-        self.answer, self.step = answer, step
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.requests = []
-        self.thread = threading.Thread(target=self.serve, daemon=True)
-        self.thread.start()
 
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with c:
-                data = b""
-                while not data.endswith(record(5, b"")):  # the empty STDIN record ends the request
-                    more = c.recv(65536)
-                    if not more:
-                        break
-                    data += more
-                self.requests.append(data)
-                for i in range(0, len(self.answer), self.step):
-                    c.sendall(self.answer[i:i + self.step])
-
-    def close(self):
-        self.sock.close()
+def fastcgi_backend(answer, step=4096):
+    return ScriptedBackend(answer, read_fastcgi_request, step)
 
 
 BODY = b"".join(bytes([65 + i % 26]) * (100 + i) for i in range(40))
@@ -338,7 +317,7 @@ ANSWER = (record(6, b"Status: 201 Created\r\nX-Sc") + record(7, b"warning one\n"
 @pytest.mark.parametrize("step", [1, 7, 4096])
 @pytest.mark.parametrize("buffering", ["on", "off"])
 def test_records_split_anywhere(make_server, step, buffering):
-    backend = ScriptedBackend(ANSWER, step)
+    backend = fastcgi_backend(ANSWER, step)
     try:
         s = make_server("server { listen 127.0.0.1:%%PORT%%; location / { fastcgi_pass 127.0.0.1:"
                         "BACKEND; fastcgi_buffering BUFFERING; fastcgi_param SCRIPT_NAME $uri; } }"
@@ -367,7 +346,7 @@ def test_records_split_anywhere(make_server, step, buffering):
     (record(6, b"Status: abc\r\n\r\n"), 'upstream sent invalid status "abc"'),
 ])
 def test_bad_answers_are_502_with_nginx_lines(make_server, answer, message):
-    backend = ScriptedBackend(answer, 4096)
+    backend = fastcgi_backend(answer, 4096)
     try:
         s = make_server("server { listen 127.0.0.1:%%PORT%%; location / { fastcgi_pass 127.0.0.1:"
                         "BACKEND; } }".replace("BACKEND", str(backend.port)))
@@ -378,7 +357,7 @@ def test_bad_answers_are_502_with_nginx_lines(make_server, answer, message):
 
 
 def test_a_body_cut_short_ends_the_response_early(make_server):
-    backend = ScriptedBackend(record(6, b"Content-Type: text/plain\r\n\r\n" + b"x" * 5000), 4096)
+    backend = fastcgi_backend(record(6, b"Content-Type: text/plain\r\n\r\n" + b"x" * 5000), 4096)
     try:
         s = make_server("server { listen 127.0.0.1:%%PORT%%; location / { fastcgi_pass 127.0.0.1:"
                         "BACKEND; } }".replace("BACKEND", str(backend.port)))
@@ -423,7 +402,7 @@ def records_of(data):
 @pytest.mark.parametrize("buffering", ["on", "off"])
 @pytest.mark.parametrize("chunked", [False, True])
 def test_the_body_goes_in_stdin_records(make_server, buffering, chunked):
-    backend = ScriptedBackend(record(6, b"Content-Type: text/plain\r\n\r\nok") + record(3, b"\0" * 8), 4096)
+    backend = fastcgi_backend(record(6, b"Content-Type: text/plain\r\n\r\nok") + record(3, b"\0" * 8), 4096)
     body = bytes(range(256)) * 400  # 100 KiB: several STDIN records of at most 32 KiB
     try:
         s = make_server("client_body_buffer_size 16k; server { listen 127.0.0.1:%%PORT%%; location / {"

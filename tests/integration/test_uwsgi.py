@@ -6,15 +6,13 @@ uwsgi_param's inheritance and uwsgi_pass_request_headers. A scripted backend che
 (header, modifiers, vars, uwsgi_string, body) and answers with broken HTTP."""
 import os
 import shutil
-import socket
 import struct
 import tempfile
-import threading
 
 import pytest
 
-from conftest import (NGINX, ROOT, WEIR, BackendProcess, check_conf, free_port, http_get, wait_for,
-                      weir_and_nginx)
+from conftest import (NGINX, ROOT, WEIR, BackendProcess, ScriptedBackend, check_conf, free_port,
+                      http_get, wait_for, weir_and_nginx)
 
 UWSGI = shutil.which("uwsgi") or "/usr/bin/uwsgi"
 PARAMS = os.path.join(ROOT, "packaging", "debian", "uwsgi_params")
@@ -41,8 +39,9 @@ def application(environ, start_response):
 '''
 
 
-def uwsgi():
-    """Debian's uWSGI serving APP on 127.0.0.1 and on a unix socket, its workers run as nobody."""
+def uwsgi(option="--socket"):
+    """Debian's uWSGI serving APP on 127.0.0.1 and on a unix socket, its workers run as nobody; option
+    names the protocol (--socket: uwsgi, --scgi-socket: SCGI)."""
     if not os.path.exists(UWSGI):
         pytest.fail("uwsgi is not installed (make deps installs uwsgi-core and uwsgi-plugin-python3)")
     d = tempfile.mkdtemp(prefix="weir-uwsgi-")
@@ -58,7 +57,7 @@ def uwsgi():
     os.chmod(sockets, 0o777)
     sock = os.path.join(sockets, "uwsgi.sock")
     return BackendProcess(
-        [UWSGI, "--plugin", "python3", "--socket", "127.0.0.1:%d" % port, "--socket", sock,
+        [UWSGI, "--plugin", "python3", option, "127.0.0.1:%d" % port, option, sock,
          "--chmod-socket=666", "--wsgi-file", app, "--master", "--processes", "2", "--uid", "nobody",
          "--gid", "nogroup", "--die-on-term", "--disable-logging"], port, sock, d)
 
@@ -131,41 +130,21 @@ def test_responses_as_nginx(pair, method, path, body, headers):
         assert b"HTTP_X_CUSTOM=(unset)" in text
 
 
-class ScriptedBackend:
-    """Reads one uwsgi packet and its body (CONTENT_LENGTH bytes), answers `answer`, closes."""
-
-    def __init__(self, answer):
-        self.answer = answer
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
-        self.packets = []
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with c:
-                data = b""
-                while len(data) < 4 or len(data) < 4 + struct.unpack("<H", data[1:3])[0]:
-                    data += c.recv(65536)
-                size = struct.unpack("<H", data[1:3])[0]
-                vars_ = parse_vars(data[4:4 + size])
-                want = 4 + size + len(vars_.get(b"EXTRA", b"")) + int(vars_.get(b"CONTENT_LENGTH") or 0)
-                while len(data) < want:
-                    more = c.recv(65536)
-                    if not more:
-                        break
-                    data += more
-                self.packets.append(data)
-                c.sendall(self.answer)
-
-    def close(self):
-        self.sock.close()
+def read_uwsgi_request(c):
+    """A uwsgi packet and what follows it: uwsgi_string (the EXTRA var says its length) and the body
+    (CONTENT_LENGTH)."""
+    data = b""
+    while len(data) < 4 or len(data) < 4 + struct.unpack("<H", data[1:3])[0]:
+        data += c.recv(65536)
+    size = struct.unpack("<H", data[1:3])[0]
+    vars_ = parse_vars(data[4:4 + size])
+    want = 4 + size + len(vars_.get(b"EXTRA", b"")) + int(vars_.get(b"CONTENT_LENGTH") or 0)
+    while len(data) < want:
+        more = c.recv(65536)
+        if not more:
+            break
+        data += more
+    return data
 
 
 def parse_vars(data):
@@ -180,7 +159,7 @@ def parse_vars(data):
 
 
 def test_the_packet(make_server):
-    backend = ScriptedBackend(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    backend = ScriptedBackend(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", read_uwsgi_request)
     try:
         s = make_server("server { listen 127.0.0.1:%%PORT%%; location / { uwsgi_pass 127.0.0.1:BACKEND;"
                         " uwsgi_param CONTENT_LENGTH $content_length; uwsgi_param EXTRA xtra;"
@@ -189,7 +168,7 @@ def test_the_packet(make_server):
                         .replace("BACKEND", str(backend.port)))
         r = http_get(s.port, "/p", method="POST", body=b"0123456789", headers={"X-Custom-Field": "v"})
         assert r.status == 200 and r.body == b"ok"
-        packet = backend.packets[0]
+        packet = backend.requests[0]
         size = struct.unpack("<H", packet[1:3])[0]
         assert packet[0] == 30 and packet[3] == 7
         vars_ = parse_vars(packet[4:4 + size])
@@ -207,7 +186,7 @@ def test_the_packet(make_server):
     (b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n", 502, "upstream prematurely closed connection"),
 ])
 def test_answers(make_server, answer, status, message):
-    backend = ScriptedBackend(answer)
+    backend = ScriptedBackend(answer, read_uwsgi_request)
     try:
         s = make_server("server { listen 127.0.0.1:%%PORT%%; location / { uwsgi_pass 127.0.0.1:BACKEND; } }"
                         .replace("BACKEND", str(backend.port)))

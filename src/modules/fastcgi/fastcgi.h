@@ -38,11 +38,9 @@ struct FastcgiLocConf {
   static constexpr Module* kModule = &http_fastcgi_module;
   static constexpr ConfLevel kLevel = ConfLevel::Loc;
 
-  bool pass_set = false;
-  UpstreamGroup* group = nullptr;
-  ComplexValue* pass_value = nullptr;  // fastcgi_pass with variables
-  UpstreamSettings up;                 // fastcgi_buffers, fastcgi_read_timeout ...
-  CgiParams params;                    // fastcgi_param
+  CgiPass pass;
+  UpstreamSettings up;  // fastcgi_buffers, fastcgi_read_timeout ...
+  CgiParams params;     // fastcgi_param
   Setting<std::string> index;
   std::shared_ptr<Regex> split_path_info;
   Setting<bool> keep_conn;

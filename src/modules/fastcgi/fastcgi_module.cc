@@ -51,9 +51,7 @@ Code fastcgi_handler(Request& r) {
   FastcgiCtx& ctx = fastcgi_ctx(r);
   ctx.records = Records{};
   ctx.header_started = false;
-  if (conf.pass_value != nullptr) {
-    if (Code rc = set_pass_peer(r, *u, conf.pass_value->eval(r)); rc != Rc::Ok) return rc;
-  }
+  if (Code rc = cgi_pass_peer(r, *u, conf.pass); rc != Rc::Ok) return rc;
   r.request_body_no_buffering = !*conf.up.request_buffering && *conf.up.pass_request_body;
   Code rc = read_client_request_body(r, init_upstream);
   if (rc.is_status() && rc.http_status() >= kHttpSpecialResponse) return rc;
@@ -112,20 +110,7 @@ Status preconfiguration(ConfContext& cf) {
 // --- directives ------------------------------------------------------------------------------
 
 Status set_pass(ConfContext& cf, const ConfNode& n, FastcgiLocConf& conf) {
-  if (conf.pass_set) return Status::error("is duplicate");
-  std::string_view url = n.args[1];
-  CoreLocConf& clcf = conf_of<CoreLocConf>(cf.http->loc_conf);
-  conf.pass_set = true;
-  set_location_handler(cf, fastcgi_handler);
-  if (!clcf.name.empty() && clcf.name.back() == '/') clcf.auto_redirect = true;
-  if (url.find('$') != std::string_view::npos) {
-    conf.pass_value = cf.pool.make<ComplexValue>();
-    return conf.pass_value->compile(cf, url);
-  }
-  Result<PassAddress> parsed = parse_pass_address(url);
-  if (!parsed.ok()) return parsed.status();
-  conf.group = add_upstream_group(cf, parsed->host, parsed->port, 0);
-  return {};
+  return set_cgi_pass(cf, n, conf.pass, fastcgi_handler);
 }
 
 Status add_param(ConfContext& cf, const ConfNode& n, FastcgiLocConf& conf) {
@@ -153,10 +138,7 @@ FastcgiLocConf* create_loc_conf(ConfContext& cf) {
 }
 
 Status merge_loc_conf(ConfContext& cf, const FastcgiLocConf& prev, FastcgiLocConf& conf) {
-  if (!conf.pass_set && prev.pass_set && conf.group == nullptr) {
-    conf.group = prev.group;
-    conf.pass_value = prev.pass_value;
-  }
+  merge_cgi_pass(prev.pass, conf.pass);
   if (Status st = merge_upstream_settings(cf, "fastcgi", SettingsKind::Full, prev.up, conf.up,
                                           kCgiHiddenHeaders, conf.upstream);
       !st.ok()) {
@@ -167,7 +149,7 @@ Status merge_loc_conf(ConfContext& cf, const FastcgiLocConf& prev, FastcgiLocCon
   if (conf.split_path_info == nullptr) conf.split_path_info = prev.split_path_info;
   if (conf.catch_stderr == nullptr) conf.catch_stderr = prev.catch_stderr;
   merge_cgi_params(prev.params, conf.params);
-  conf.upstream.group = conf.group;
+  conf.upstream.group = conf.pass.group;
   conf.upstream.tag = &http_fastcgi_module;
   return {};
 }

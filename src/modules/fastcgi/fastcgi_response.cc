@@ -119,16 +119,6 @@ void on_end(Request& r, Upstream& u, const Records& rec) {
   u.keepalive = *fastcgi_conf(r).keep_conn && !rec.extra;
 }
 
-// The Status field: "404" or "404 Not Found".
-bool set_status(Upstream& u, std::string_view value) {
-  if (value.size() < 3) return false;
-  auto code = parse_int(value.substr(0, 3));
-  if (!code || *code < 100 || *code > 999 || (value.size() > 3 && value[3] != ' ')) return false;
-  u.headers_in.status = static_cast<int>(*code);
-  if (value.size() > 4) u.headers_in.status_line = value;
-  return true;
-}
-
 }  // namespace
 
 HeaderResult process_header(Request& r) {
@@ -164,11 +154,7 @@ HeaderResult process_header(Request& r) {
     }
     if (pr == ParseResult::HeaderDone) {
       WEIR_DEBUG(r.log(), "http fastcgi header done");
-      if (u.headers_in.status == 0) {
-        bool redirect = u.headers_in.location != nullptr;
-        u.headers_in.status = redirect ? 302 : 200;
-        u.headers_in.status_line = redirect ? "302 Moved Temporarily" : "200 OK";
-      }
+      cgi_header_done(u);
       // What follows the header is the body's start; the body filters take it from here.
       b.pos = ctx.parsed;
       ctx.records.gathered = static_cast<size_t>(ctx.gathered_end - ctx.parsed);
@@ -179,24 +165,7 @@ HeaderResult process_header(Request& r) {
       log_error(LogLevel::Error, r.log(), 0, "upstream sent invalid header");
       return HeaderResult::Invalid;
     }
-    // The buffer is reused for the body: the field is kept in the pool.
-    std::string_view key =
-        r.pool->dup({hs.name_start, static_cast<size_t>(hs.name_end - hs.name_start)});
-    std::string_view value =
-        r.pool->dup({hs.value_start, static_cast<size_t>(hs.value_end - hs.value_start)});
-    WEIR_DEBUG(r.log(), "http fastcgi header: \"%.*s: %.*s\"", static_cast<int>(key.size()),
-               key.data(), static_cast<int>(value.size()), value.data());
-    Header* h = u.headers_in.headers.push(*r.pool, key, value);
-    h->lowcase_key = header_lowcase_key(hs, key, *r.pool);
-    if (h->lowcase_key == "status") {
-      if (!set_status(u, value)) {
-        log_error(LogLevel::Error, r.log(), 0, "upstream sent invalid status \"%.*s\"",
-                  static_cast<int>(value.size()), value.data());
-        return HeaderResult::Invalid;
-      }
-    } else if (h->lowcase_key == "location") {
-      u.headers_in.location = h;
-    }
+    if (cgi_header_field(r, hs, "fastcgi") == HeaderResult::Invalid) return HeaderResult::Invalid;
   }
 }
 

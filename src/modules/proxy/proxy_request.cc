@@ -155,20 +155,7 @@ Code create_request(Request& r) {
     ctx.chunked_body = r.headers_in.chunked;
   } else if (*plcf.up.pass_request_body && r.request_body != nullptr &&
              (r.headers_in.content_length_n >= 0 || r.headers_in.chunked)) {
-    body_len = 0;
-    for (ChainLink* in = r.request_body->bufs; in != nullptr; in = in->next) {
-      if (in->buf->special()) continue;
-      // Our own buffer structs: sending moves their positions, and a retry starts over.
-      auto* b = r.pool->make<Buffer>(*in->buf);
-      b->last_buf = false;
-      if (b->in_memory()) b->start = b->pos;
-      body_len += b->size();
-      ChainLink* cl = r.pool->alloc_link();
-      cl->buf = b;
-      cl->next = nullptr;
-      *body_tail = cl;
-      body_tail = &cl->next;
-    }
+    body_len = append_request_body(r, body_tail);
   }
 
   // Four pieces per header line, four for the request line, three for Content-Length, one for the

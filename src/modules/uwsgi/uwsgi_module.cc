@@ -24,9 +24,7 @@ struct UwsgiLocConf {
   static constexpr Module* kModule = &http_uwsgi_module;
   static constexpr ConfLevel kLevel = ConfLevel::Loc;
 
-  bool pass_set = false;
-  UpstreamGroup* group = nullptr;
-  ComplexValue* pass_value = nullptr;
+  CgiPass pass;
   UpstreamSettings up;
   CgiParams params;
   Setting<std::string> string;  // uwsgi_string
@@ -89,17 +87,7 @@ Code create_request(Request& r) {
   ChainLink** tail = &out->next;
   // The body as the foundation read it (without request buffering it follows as it comes).
   if (*conf.up.pass_request_body && r.request_body != nullptr && !r.request_body_no_buffering) {
-    for (ChainLink* in = r.request_body->bufs; in != nullptr; in = in->next) {
-      if (in->buf->special()) continue;
-      auto* b = r.pool->make<Buffer>(*in->buf);  // ours: sending and a retry move only it
-      b->last_buf = false;
-      if (b->in_memory()) b->start = b->pos;
-      ChainLink* cl = r.pool->alloc_link();
-      cl->buf = b;
-      cl->next = nullptr;
-      *tail = cl;
-      tail = &cl->next;
-    }
+    append_request_body(r, tail);
   }
   u.request_bufs = out;
   return Rc::Ok;
@@ -142,11 +130,7 @@ Code uwsgi_handler(Request& r) {
   ctx->response.head = r.method & kHead;
   ctx->response.protocol = "uwsgi";
   r.set_ctx(ctx);
-  if (conf.pass_value != nullptr) {
-    std::string_view url = conf.pass_value->eval(r);
-    if (istarts_with(url, "uwsgi://")) url.remove_prefix(8);
-    if (Code rc = set_pass_peer(r, *u, url); rc != Rc::Ok) return rc;
-  }
+  if (Code rc = cgi_pass_peer(r, *u, conf.pass, "uwsgi://"); rc != Rc::Ok) return rc;
   r.request_body_no_buffering = !*conf.up.request_buffering && *conf.up.pass_request_body;
   Code rc = read_client_request_body(r, init_upstream);
   if (rc.is_status() && rc.http_status() >= kHttpSpecialResponse) return rc;
@@ -156,24 +140,10 @@ Code uwsgi_handler(Request& r) {
 // --- directives ------------------------------------------------------------------------------
 
 Status set_pass(ConfContext& cf, const ConfNode& n, UwsgiLocConf& conf) {
-  if (conf.pass_set) return Status::error("is duplicate");
-  std::string_view url = n.args[1];
-  CoreLocConf& clcf = conf_of<CoreLocConf>(cf.http->loc_conf);
-  conf.pass_set = true;
-  set_location_handler(cf, uwsgi_handler);
-  if (!clcf.name.empty() && clcf.name.back() == '/') clcf.auto_redirect = true;
-  if (url.find('$') != std::string_view::npos) {
-    conf.pass_value = cf.pool.make<ComplexValue>();
-    return conf.pass_value->compile(cf, url);
-  }
-  if (istarts_with(url, "suwsgi://")) {
+  if (istarts_with(n.args[1], "suwsgi://")) {
     return Status::error("uwsgi over TLS (suwsgi://) is not supported by weir yet");
   }
-  if (istarts_with(url, "uwsgi://")) url.remove_prefix(8);
-  Result<PassAddress> parsed = parse_pass_address(url);
-  if (!parsed.ok()) return parsed.status();
-  conf.group = add_upstream_group(cf, parsed->host, parsed->port, 0);
-  return {};
+  return set_cgi_pass(cf, n, conf.pass, uwsgi_handler, "uwsgi://");
 }
 
 Status add_param(ConfContext& cf, const ConfNode& n, UwsgiLocConf& conf) {
@@ -185,10 +155,7 @@ UwsgiLocConf* create_loc_conf(ConfContext& cf) {
 }
 
 Status merge_loc_conf(ConfContext& cf, const UwsgiLocConf& prev, UwsgiLocConf& conf) {
-  if (!conf.pass_set && prev.pass_set && conf.group == nullptr) {
-    conf.group = prev.group;
-    conf.pass_value = prev.pass_value;
-  }
+  merge_cgi_pass(prev.pass, conf.pass);
   if (Status st = merge_upstream_settings(cf, "uwsgi", SettingsKind::Full, prev.up, conf.up,
                                           kCgiHiddenHeaders, conf.upstream);
       !st.ok()) {
@@ -201,7 +168,7 @@ Status merge_loc_conf(ConfContext& cf, const UwsgiLocConf& prev, UwsgiLocConf& c
     if (m < 0 || m > 255) return cf.error("invalid value");
   }
   merge_cgi_params(prev.params, conf.params);
-  conf.upstream.group = conf.group;
+  conf.upstream.group = conf.pass.group;
   conf.upstream.tag = &http_uwsgi_module;
   return {};
 }

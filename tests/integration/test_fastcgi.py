@@ -480,3 +480,83 @@ def test_debian_php_snippet_as_nginx(make_server, fpm):
     # Not a \.php$ location's: try_files sends it to the index, as nginx does.
     assert answers["/hello.php/extra/info"] == (200, "index /hello.php/extra/info /index.php q= pi=\n")
     assert answers["/missing.php"][0] == 404 and answers["/static.txt"] == (200, "plain file\n")
+
+
+LARAVEL = r"""
+server {
+    listen 127.0.0.1:%%PORT%%;
+    root %%DIR%%/html/public;
+    index index.php;
+    charset utf-8;
+    location / { try_files $uri $uri/ /index.php?$query_string; }
+    location = /favicon.ico { access_log off; log_not_found off; }
+    error_page 404 /index.php;
+    location ~ \.php$ {
+        fastcgi_pass 127.0.0.1:FPMPORT;
+        fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;
+        include PARAMS;
+        fastcgi_hide_header X-Powered-By;
+    }
+    location ~ /\.(?!well-known).* { deny all; }
+}
+"""
+
+LARAVEL_SCRIPTS = {
+    "public/index.php": '<?php echo "front ", $_SERVER["REQUEST_URI"], " q=", $_SERVER["QUERY_STRING"], '
+                        '" script=", basename($_SERVER["SCRIPT_FILENAME"]), "\\n";',
+    "public/.env": "SECRET=1\n",
+    "public/css/app.css": "body{}\n",
+}
+
+
+def test_laravel_shaped_site_as_nginx(make_server, fpm):
+    """Laravel's documented nginx configuration: a front controller through try_files with the query
+    string, $realpath_root, error_page 404 to the controller, dot files denied, X-Powered-By hidden."""
+    got = []
+    for binary in (WEIR, NGINX):
+        s = make_server(LARAVEL.replace("FPMPORT", str(fpm.port)).replace("PARAMS", PARAMS),
+                        binary=binary, files=LARAVEL_SCRIPTS)
+        answers = []
+        for path in ("/", "/users/7?sort=name", "/css/app.css", "/.env", "/index.php/x"):
+            r = http_get(s.port, path)
+            body = r.body.decode() if r.status == 200 else ""
+            answers.append((path, r.status, r.header("X-Powered-By"), r.header("Content-Type"), body))
+        got.append(answers)
+    assert got[0] == got[1]
+    answers = {a[0]: a[1:] for a in got[0]}
+    assert answers["/users/7?sort=name"] == (200, None, "text/html; charset=UTF-8",
+                                             "front /users/7?sort=name q=sort=name script=index.php\n")
+    assert answers["/css/app.css"][0] == 200 and answers["/css/app.css"][3] == "body{}\n"
+    assert answers["/.env"][0] == 403
+
+
+@pytest.mark.parametrize("binary", [WEIR, NGINX], ids=["weir", "nginx"])
+def test_a_slow_script_meets_the_read_timeout(make_server, fpm, binary):
+    conf = r"""
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location / { fastcgi_pass 127.0.0.1:FPMPORT; include PARAMS; fastcgi_read_timeout 500ms;
+                     fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name; }
+    }
+    """.replace("FPMPORT", str(fpm.port)).replace("PARAMS", PARAMS)
+    s = make_server(conf, binary=binary, files={"slow.php": "<?php usleep(1500000); echo 'late';"})
+    assert http_get(s.port, "/slow.php").status == 504
+    wait_for(lambda: "upstream timed out (110: Connection timed out) while reading response header "
+             "from upstream" in s.error_log(), what="the timeout line")
+
+
+def test_a_stderr_flood_is_logged_and_the_answer_comes(make_server):
+    """4 MiB of STDERR before the header (in records of 32 KiB): logged in lines of at most 1 KiB (the
+    text of a record is gathered in a fixed buffer), and the answer whole."""
+    flood = b"".join(record(7, bytes([97 + i % 26]) * 32768) for i in range(128))
+    backend = fastcgi_backend(flood + record(6, b"Content-Type: text/plain\r\n\r\nafter the flood") +
+                              record(3, b"\0" * 8), 65536)
+    try:
+        s = make_server("server { listen 127.0.0.1:%%PORT%%; location / { fastcgi_pass 127.0.0.1:BACKEND; } }"
+                        .replace("BACKEND", str(backend.port)))
+        r = http_get(s.port, "/")
+        assert r.status == 200 and r.body == b"after the flood"
+        lines = [l for l in s.error_log().splitlines() if "FastCGI sent in stderr" in l]
+        assert len(lines) == 4096 and all(len(l) < 1400 for l in lines)
+    finally:
+        backend.close()

@@ -15,7 +15,6 @@ struct Owner {
 // Most specific first: the first match names the module.
 constexpr Owner kOwners[] = {
     // nginx's own modules weir does not have yet.
-    {Match::Prefix, "memcached_", "ngx_http_memcached_module"},
     {Match::Exact, "proxy_cache_purge", "ngx_cache_purge (third-party)"},
     {Match::Prefix, "sub_filter", "ngx_http_sub_module"},
     {Match::Exact, "add_before_body", "ngx_http_addition_module"},

@@ -54,6 +54,7 @@ extern Module http_proxy_module;
 extern Module http_fastcgi_module;
 extern Module http_uwsgi_module;
 extern Module http_scgi_module;
+extern Module http_memcached_module;
 extern Module http_grpc_module;
 extern Module http_ssl_module;
 extern Module http_v2_module;
@@ -97,6 +98,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_fastcgi_module,
     &http::http_uwsgi_module,
     &http::http_scgi_module,
+    &http::http_memcached_module,
     &http::http_grpc_module,
     &http::http_upstream_module,
     &http::http_write_filter_module,

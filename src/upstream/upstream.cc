@@ -527,6 +527,11 @@ bool test_next(Request& r, Upstream& u) {
 
 bool intercept_error(Request& r, Upstream& u) {
   int status = u.headers_in.status;
+  if (status == 404 && u.conf->intercept_404) {
+    u.state->status = status;
+    finalize_upstream(r, u, Code::status(status));
+    return true;
+  }
   if (!u.conf->intercept_errors || status < 300) return false;
   for (const ErrorPage& ep : core_loc(r).error_pages) {
     if (ep.status == status) {

@@ -88,6 +88,7 @@ struct UpstreamConf {
   uint32_t ignore_headers = 0;    // kIgnore* bits
   bool ignore_client_abort = false;
   bool intercept_errors = false;
+  bool intercept_404 = false;  // a 404 is the client's 404 (error_page applies): memcached's miss
   bool socket_keepalive = false;
   bool pass_trailers = false;  // proxy_pass_trailers: a chunked response's trailer goes on
   // The request side goes on after the response header (gRPC: a streamed body, flow-control

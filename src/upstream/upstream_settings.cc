@@ -10,8 +10,33 @@ namespace weir::http {
 
 namespace settings_detail {
 
-Status set_next_upstream(ConfContext&, const ConfNode& n, UpstreamSettings& s) {
+namespace {
+
+template <size_t N>
+Status set_next_upstream_bits(const ConfNode& n, UpstreamSettings& s,
+                              const EnumName<uint32_t> (&bits)[N]) {
   if (s.next_upstream_set) return Status::error("is duplicate");
+  uint32_t mask = 0;
+  if (Status st = parse_bitmask(n, bits, mask); !st.ok()) return st;
+  if ((mask & kNextOff) && mask != kNextOff) {
+    return Status::error("\"off\" cannot be used with other parameters");
+  }
+  s.next_upstream = mask;
+  s.next_upstream_set = true;
+  return {};
+}
+
+}  // namespace
+
+Status set_memcached_next_upstream(ConfContext&, const ConfNode& n, UpstreamSettings& s) {
+  static constexpr EnumName<uint32_t> kBits[] = {
+      {"error", kNextError},   {"timeout", kNextTimeout}, {"invalid_response", kNextInvalidHeader},
+      {"not_found", kNext404}, {"off", kNextOff},
+  };
+  return set_next_upstream_bits(n, s, kBits);
+}
+
+Status set_next_upstream(ConfContext&, const ConfNode& n, UpstreamSettings& s) {
   static constexpr EnumName<uint32_t> kBits[] = {
       {"error", kNextError},
       {"timeout", kNextTimeout},
@@ -26,14 +51,7 @@ Status set_next_upstream(ConfContext&, const ConfNode& n, UpstreamSettings& s) {
       {"non_idempotent", kNextNonIdempotent},
       {"off", kNextOff},
   };
-  uint32_t mask = 0;
-  if (Status st = parse_bitmask(n, kBits, mask); !st.ok()) return st;
-  if ((mask & kNextOff) && mask != kNextOff) {
-    return Status::error("\"off\" cannot be used with other parameters");
-  }
-  s.next_upstream = mask;
-  s.next_upstream_set = true;
-  return {};
+  return set_next_upstream_bits(n, s, kBits);
 }
 
 Status set_bind(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) {
@@ -188,7 +206,7 @@ Status merge_upstream_settings(ConfContext& cf, std::string_view prefix, Setting
   out.socket_keepalive = *conf.socket_keepalive;
   out.local = conf.bind_on && conf.bind_value == nullptr ? &conf.bind_addr : nullptr;
   out.local_value = conf.bind_value;
-  if (kind == SettingsKind::Connection) {
+  if (kind != SettingsKind::Full) {
     out.buffering = false;
     return {};
   }

@@ -47,9 +47,10 @@ struct UpstreamSettings {
   bool bind_on = false;
 };
 
-// What a protocol's settings are made of: memcached's are the connection's only (bind, keepalive,
-// timeouts, buffer size, next upstream); the others have the buffering and header ones too.
-enum class SettingsKind : uint8_t { Connection, Full };
+// What a protocol's settings are made of: grpc's directives of this kind are the connection's only
+// (bind, keepalive, timeouts, buffer size, next upstream); memcached's are those with its own names
+// of the next-upstream conditions; the others have the buffering and header ones too.
+enum class SettingsKind : uint8_t { Connection, Memcached, Full };
 
 // Merges conf with prev and fills out (group, protocol tag and change_buffering are the
 // protocol's). prefix names the directives in messages ("proxy"); hidden_by_default are the
@@ -61,6 +62,8 @@ Status merge_upstream_settings(ConfContext& cf, std::string_view prefix, Setting
 namespace settings_detail {
 
 Status set_next_upstream(ConfContext& cf, const ConfNode& n, UpstreamSettings& s);
+// memcached_next_upstream: its own names (invalid_response, not_found) for the same conditions.
+Status set_memcached_next_upstream(ConfContext& cf, const ConfNode& n, UpstreamSettings& s);
 Status set_bind(ConfContext& cf, const ConfNode& n, UpstreamSettings& s);
 Status set_store(ConfContext& cf, const ConfNode& n, UpstreamSettings& s);
 Status set_store_access(ConfContext& cf, const ConfNode& n, UpstreamSettings& s);
@@ -136,13 +139,18 @@ consteval auto upstream_directives() {
       row<Conf, Up, Prefix, "_send_timeout", slot::msec<&S::send_timeout>>(kWhere | kTake1),
       row<Conf, Up, Prefix, "_read_timeout", slot::msec<&S::read_timeout>>(kWhere | kTake1),
       row<Conf, Up, Prefix, "_buffer_size", slot::size<&S::buffer_size>>(kWhere | kTake1),
-      row<Conf, Up, Prefix, "_next_upstream", set_next_upstream>(kWhere | kOneMore),
+      row < Conf,
+      Up,
+      Prefix,
+      "_next_upstream",
+      Kind == SettingsKind::Memcached ? set_memcached_next_upstream
+                                      : set_next_upstream > (kWhere | kOneMore),
       row<Conf, Up, Prefix, "_next_upstream_tries", slot::num<&S::next_upstream_tries>>(kWhere |
                                                                                         kTake1),
       row<Conf, Up, Prefix, "_next_upstream_timeout", slot::msec<&S::next_upstream_timeout>>(
           kWhere | kTake1),
   };
-  if constexpr (Kind == SettingsKind::Connection) {
+  if constexpr (Kind != SettingsKind::Full) {
     return connection;
   } else {
     std::array buffering{

@@ -23,11 +23,9 @@ def test_version_help_configure():
     lines = err.splitlines()
     assert lines[0] == "weir version: weir/0.1.0"
     conf = [l for l in lines if l.startswith("configure arguments: ")][0]
-    for missing in ("memcached",):
-        assert "--without-http_%s_module" % missing in conf
     for built in ("rewrite", "proxy", "gzip", "charset", "map", "access", "empty_gif", "autoindex",
                   "split_clients", "referer", "userid", "ssi", "limit_conn", "limit_req",
-                  "auth_basic", "geo", "browser", "grpc", "fastcgi", "uwsgi", "scgi",
+                  "auth_basic", "geo", "browser", "grpc", "fastcgi", "uwsgi", "scgi", "memcached",
                   "upstream_keepalive", "upstream_hash", "upstream_ip_hash",
                   "upstream_least_conn", "upstream_random", "upstream_zone"):
         assert "--without-http_%s_module" % built not in conf
@@ -132,8 +130,8 @@ BAD = [
     ("events {}\nhttp {\n    server { location /a { location /b { } } }\n}\n",
      'location "/b" is outside location "/a" in %s:3'),
     ("events {}\nhttp {\n    server { location /a {} location /a {} }\n}\n", 'duplicate location "/a" in %s:3'),
-    ("events {}\nhttp {\n    memcached_pass a;\n}\n",
-     'unknown directive "memcached_pass" (from ngx_http_memcached_module, which weir does not have) '
+    ("events {}\nhttp {\n    dav_methods PUT;\n}\n",
+     'unknown directive "dav_methods" (from ngx_http_dav_module, which weir does not have) '
      'in %s:3'),
     ("events {}\nhttp {\n    sub_filter a b;\n}\n",
      'unknown directive "sub_filter" (from ngx_http_sub_module, which weir does not have) in %s:3'),

@@ -20,7 +20,7 @@ TEST(NginxModules, NoneOfWeirsDirectives) {
 }
 
 TEST(NginxModules, NamesTheModule) {
-  EXPECT_EQ(nginx_module_of("memcached_pass"), "ngx_http_memcached_module");
+  EXPECT_EQ(nginx_module_of("dav_methods"), "ngx_http_dav_module");
   EXPECT_EQ(nginx_module_of("geoip_country"), "ngx_http_geoip_module");
   EXPECT_EQ(nginx_module_of("geoip2"), "ngx_http_geoip2_module");
   EXPECT_EQ(nginx_module_of("sub_filter_once"), "ngx_http_sub_module");

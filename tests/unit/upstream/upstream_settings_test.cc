@@ -69,7 +69,7 @@ TEST(UpstreamSettings, SharedDirectivesHaveNginxNames) {
   EXPECT_EQ(full.size(), nginx.size());
 
   constexpr auto conn =
-      upstream_directives<FakeConf, &FakeConf::up, "memcached", SettingsKind::Connection>();
+      upstream_directives<FakeConf, &FakeConf::up, "memcached", SettingsKind::Memcached>();
   // ngx_http_memcached_module.c, without memcached_pass and memcached_gzip_flag.
   std::set<std::string> memcached;
   for (const char* s :

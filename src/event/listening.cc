@@ -12,6 +12,14 @@ namespace {
 
 AcceptOptions g_accept;
 
+// The client's address as the accept debug line names it.
+std::string peer_text(const sockaddr_storage& ss, socklen_t len) {
+  SockAddr peer;
+  std::memcpy(&peer.ss, &ss, std::min<size_t>(len, sizeof peer.ss));
+  peer.len = len;
+  return peer.to_string();
+}
+
 // Accepts what is waiting (one connection, or up to 64 with multi_accept).
 void accept_connections(Connection& lc) {
   auto* ls = lc.listening;
@@ -47,12 +55,7 @@ void accept_connections(Connection& lc) {
                                               : cidr_match(reinterpret_cast<const sockaddr*>(&ss),
                                                            g_accept.debug_connection);
     }
-    if (g_debug_log) [[unlikely]] {
-      SockAddr peer;
-      std::memcpy(&peer.ss, &ss, std::min<size_t>(len, sizeof peer.ss));
-      peer.len = len;
-      WEIR_DEBUG(*c->log, "accept: %s fd:%d", peer.to_string().c_str(), fd);
-    }
+    WEIR_DEBUG(*c->log, "accept: %s fd:%d", peer_text(ss, len).c_str(), fd);
     if (EventLoop::current->add_connection(*c) != Rc::Ok) {
       close_connection(*c);
       continue;

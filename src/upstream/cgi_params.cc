@@ -3,6 +3,7 @@
 #include "core/str.h"
 #include "http/core_module.h"
 #include "http/request.h"
+#include "http/request_body.h"
 #include "upstream/upstream_module.h"
 
 namespace weir::http {
@@ -120,6 +121,18 @@ Code cgi_pass_peer(Request& r, Upstream& u, const CgiPass& pass, std::string_vie
   std::string_view url = pass.value->eval(r);
   if (!scheme.empty() && istarts_with(url, scheme)) url.remove_prefix(scheme.size());
   return set_pass_peer(r, u, url);
+}
+
+Code start_cgi_upstream(Request& r, const CgiStart& start, const CgiPass& pass, bool stream_body) {
+  Upstream* u = create_upstream(r);
+  u->conf = start.conf;
+  u->protocol = start.protocol;
+  u->schema = start.schema;
+  if (Code rc = cgi_pass_peer(r, *u, pass, start.pass_scheme); rc != Rc::Ok) return rc;
+  r.request_body_no_buffering = stream_body;
+  Code rc = read_client_request_body(r, init_upstream);
+  if (rc.is_status() && rc.http_status() >= kHttpSpecialResponse) return rc;
+  return Rc::Done;
 }
 
 HeaderResult cgi_header_field(Request& r, const HeaderLineState& hs, const char* protocol) {

@@ -47,6 +47,17 @@ void merge_cgi_pass(const CgiPass& prev, CgiPass& conf);
 // At request time, a pass with variables names u's peer (or the request fails with 500).
 Code cgi_pass_peer(Request& r, Upstream& u, const CgiPass& pass, std::string_view scheme = {});
 
+// What a CGI-like protocol's content handler does once its context is set: the upstream made with
+// the protocol and its settings, the peer named, and the body read (streamed with stream_body)
+// before the upstream starts.
+struct CgiStart {
+  const UpstreamConf* conf;
+  const UpstreamProtocol* protocol;
+  std::string_view schema;       // in log lines: "fastcgi://"
+  std::string_view pass_scheme;  // a variable pass's value may begin with it: "uwsgi://"
+};
+Code start_cgi_upstream(Request& r, const CgiStart& start, const CgiPass& pass, bool stream_body);
+
 // The response fields a CGI-like protocol never passes on unless *_pass_header names them (nginx's
 // ngx_http_{fastcgi,uwsgi,scgi}_hide_headers).
 inline constexpr const char* kCgiHiddenHeaders[] = {

@@ -573,8 +573,8 @@ def wait_for(cond, timeout=10, step=0.05, what="condition"):
 
 class BackendProcess:
     """A backend server from a Debian package that a test starts (php-fpm, uWSGI ...): up once its TCP
-    port takes a connection and its unix socket exists; stopped by stop_signal (killed after 20 s),
-    its directory removed."""
+    port takes a connection and its unix socket (if it has one) exists; stopped by stop_signal (killed
+    after 20 s), its directory removed."""
 
     def __init__(self, argv, port, socket_path, directory, stop_signal=signal.SIGTERM):
         self.port, self.socket, self.dir, self.stop_signal = port, socket_path, directory, stop_signal
@@ -584,7 +584,7 @@ class BackendProcess:
     def _up(self):
         try:
             socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-            return os.path.exists(self.socket)
+            return self.socket is None or os.path.exists(self.socket)
         except OSError:
             return False
 

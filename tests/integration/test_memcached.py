@@ -21,12 +21,8 @@ def memcached():
     d = tempfile.mkdtemp(prefix="weir-memcached-")
     os.chmod(d, 0o777)
     port = free_port()
-    sock = os.path.join(d, "memcached.sock")
-    # Two listeners of one server: TCP for the tests' own `set`s, the unix socket for weir and nginx.
-    proc = BackendProcess([MEMCACHED, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "nobody",
-                           "-m", "64", "-I", "4m"], port, d, d)
-    proc.socket = sock
-    return proc
+    return BackendProcess([MEMCACHED, "-l", "127.0.0.1", "-p", str(port), "-U", "0", "-u", "nobody",
+                           "-m", "64", "-I", "4m"], port, None, d)
 
 
 def store(port, key, value, flags=0):

@@ -44,18 +44,11 @@ constexpr UpstreamProtocol kFastcgiProtocol{
 
 Code fastcgi_handler(Request& r) {
   FastcgiLocConf& conf = fastcgi_conf(r);
-  Upstream* u = create_upstream(r);
-  u->conf = &conf.upstream;
-  u->protocol = &kFastcgiProtocol;
-  u->schema = "fastcgi://";
   FastcgiCtx& ctx = fastcgi_ctx(r);
   ctx.records = Records{};
   ctx.header_started = false;
-  if (Code rc = cgi_pass_peer(r, *u, conf.pass); rc != Rc::Ok) return rc;
-  r.request_body_no_buffering = !*conf.up.request_buffering && *conf.up.pass_request_body;
-  Code rc = read_client_request_body(r, init_upstream);
-  if (rc.is_status() && rc.http_status() >= kHttpSpecialResponse) return rc;
-  return Rc::Done;
+  return start_cgi_upstream(r, {&conf.upstream, &kFastcgiProtocol, "fastcgi://", {}}, conf.pass,
+                            !*conf.up.request_buffering && *conf.up.pass_request_body);
 }
 
 // --- fastcgi_split_path_info and its variables ------------------------------------------------

@@ -135,17 +135,28 @@ Code create_request(Request& r) {
   *p++ = static_cast<char>(*conf.keep_conn ? kKeepConn : 0);
   std::memset(p, 0, 5);
   p += 5;
-  // The pairs are written once into a scratch area of the pool, then cut into records.
-  char* stream = r.pool->alloc_bytes(params_len + 1);
-  char* s = stream;
-  for (const CgiPair& pair : pairs) s = put_pair(s, pair);
-  for (size_t off = 0; off < params_len; off += kMaxParams) {
-    size_t len = std::min(kMaxParams, params_len - off);
-    size_t pad = padding_of(len);
-    p = put_header(p, RecordType::Params, len, pad);
-    p = put(p, {stream + off, len});
-    std::memset(p, 0, pad);
-    p += pad;
+  if (params_len <= kMaxParams) {
+    // The usual case, one record: the pairs are written in place.
+    if (params_len > 0) {
+      size_t pad = padding_of(params_len);
+      p = put_header(p, RecordType::Params, params_len, pad);
+      for (const CgiPair& pair : pairs) p = put_pair(p, pair);
+      std::memset(p, 0, pad);
+      p += pad;
+    }
+  } else {
+    // Past one record, the pairs are written into a scratch area of the pool, then cut.
+    char* stream = r.pool->alloc_bytes(params_len);
+    char* s = stream;
+    for (const CgiPair& pair : pairs) s = put_pair(s, pair);
+    for (size_t off = 0; off < params_len; off += kMaxParams) {
+      size_t len = std::min(kMaxParams, params_len - off);
+      size_t pad = padding_of(len);
+      p = put_header(p, RecordType::Params, len, pad);
+      p = put(p, {stream + off, len});
+      std::memset(p, 0, pad);
+      p += pad;
+    }
   }
   p = put_header(p, RecordType::Params, 0, 0);
   head->last = p;

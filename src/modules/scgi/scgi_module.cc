@@ -138,18 +138,11 @@ constexpr UpstreamProtocol kScgiProtocol{
 
 Code scgi_handler(Request& r) {
   ScgiLocConf& conf = scgi_conf(r);
-  Upstream* u = create_upstream(r);
-  u->conf = &conf.upstream;
-  u->protocol = &kScgiProtocol;
-  u->schema = "scgi://";
   r.set_ctx(r.pool->make<ScgiCtx>());
-  if (Code rc = cgi_pass_peer(r, *u, conf.pass); rc != Rc::Ok) return rc;
   // CONTENT_LENGTH comes first: without request buffering only a body of known length streams.
-  r.request_body_no_buffering =
-      !*conf.up.request_buffering && *conf.up.pass_request_body && !r.headers_in.chunked;
-  Code rc = read_client_request_body(r, init_upstream);
-  if (rc.is_status() && rc.http_status() >= kHttpSpecialResponse) return rc;
-  return Rc::Done;
+  return start_cgi_upstream(
+      r, {&conf.upstream, &kScgiProtocol, "scgi://", {}}, conf.pass,
+      !*conf.up.request_buffering && *conf.up.pass_request_body && !r.headers_in.chunked);
 }
 
 // --- directives ------------------------------------------------------------------------------

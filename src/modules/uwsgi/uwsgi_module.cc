@@ -122,19 +122,12 @@ constexpr UpstreamProtocol kUwsgiProtocol{
 
 Code uwsgi_handler(Request& r) {
   UwsgiLocConf& conf = uwsgi_conf(r);
-  Upstream* u = create_upstream(r);
-  u->conf = &conf.upstream;
-  u->protocol = &kUwsgiProtocol;
-  u->schema = "uwsgi://";
   auto* ctx = r.pool->make<UwsgiCtx>();
   ctx->response.head = r.method & kHead;
   ctx->response.protocol = "uwsgi";
   r.set_ctx(ctx);
-  if (Code rc = cgi_pass_peer(r, *u, conf.pass, "uwsgi://"); rc != Rc::Ok) return rc;
-  r.request_body_no_buffering = !*conf.up.request_buffering && *conf.up.pass_request_body;
-  Code rc = read_client_request_body(r, init_upstream);
-  if (rc.is_status() && rc.http_status() >= kHttpSpecialResponse) return rc;
-  return Rc::Done;
+  return start_cgi_upstream(r, {&conf.upstream, &kUwsgiProtocol, "uwsgi://", "uwsgi://"}, conf.pass,
+                            !*conf.up.request_buffering && *conf.up.pass_request_body);
 }
 
 // --- directives ------------------------------------------------------------------------------

@@ -111,6 +111,86 @@ PROXIED_SCENARIOS = [
 ]
 
 
+# PHP (#11): weir and nginx each in front of a php-fpm (pm static, 2 children, on the client's CPU),
+# with a new connection per request and with fastcgi_keep_conn through a keepalive cache. The script
+# says its length, so that the sequential client of the instruction counts reads it as it reads a file.
+HELLO_PHP = '<?php\nheader("Content-Length: 13");\necho "Hello, world\\n";\n'
+PHP_SERVER = """    upstream php {{ server 127.0.0.1:{php}; }}
+    upstream php_ka {{ server 127.0.0.1:{php}; keepalive 8; }}
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        root {dir}/html;
+        include {root}/conf/fastcgi_params;
+        fastcgi_param SCRIPT_FILENAME {dir}/html/hello.php;
+        location = /hello.php {{ fastcgi_pass php; }}
+        location = /ka/hello.php {{ fastcgi_pass php_ka; fastcgi_keep_conn on; }}
+    }}
+"""
+PHP_SCENARIOS = [
+    # name, path, connections
+    ("PHP hello world, 50 connections", "/hello.php", 50),
+    ("PHP hello world, fastcgi_keep_conn, 50 connections", "/ka/hello.php", 50),
+]
+PHP_FPM = shutil.which("php-fpm8.2") or "/usr/sbin/php-fpm8.2"
+
+
+class PhpFpm:
+    """php-fpm on 127.0.0.1, pinned to the client's CPU: pm static with 2 children, run as nobody when
+    started as root."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="weir-bench-fpm-")
+        self.port = free_port()
+        conf = os.path.join(self.dir, "fpm.conf")
+        with open(conf, "w") as f:
+            f.write("[global]\npid = %s/fpm.pid\nerror_log = %s/fpm.log\ndaemonize = no\n"
+                    "[www]\nuser = nobody\ngroup = nogroup\nlisten = 127.0.0.1:%d\nlisten.backlog = 4096\n"
+                    "pm = static\npm.max_children = 2\n" % (self.dir, self.dir, self.port))
+        self.proc = subprocess.Popen(["taskset", "-c", CLIENT_CPU, PHP_FPM, "-n", "-y", conf, "-F", "-R"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.time() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("php-fpm did not start")
+                time.sleep(0.05)
+
+    def stop(self):
+        stop_process(self.proc, signal.SIGQUIT)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_php(rounds, seconds, log):
+    """weir and nginx in front of one php-fpm: req/s and front CPU per request under 50 connections,
+    and the front's user instructions per request (callgrind, one sequential client)."""
+    results, instructions = {}, {}
+    # One php-fpm per front: a child serving a kept connection waits on it, so a front at rest
+    # would hold the other's children.
+    fpms = {}
+    try:
+        for k in ("weir", "nginx"):
+            fpms[k] = PhpFpm()
+        for name, path, conns in PHP_SCENARIOS:
+            servers = {k: Server(k, php=fpms[k].port).start() for k in ("weir", "nginx")}
+            results[name] = measure_rounds(name, servers, path, conns, [], rounds, seconds, log)
+            for k in ("weir", "nginx"):
+                def client(port, n, path=path):
+                    sequential_client(port, path, n)
+                a = callgrind_instructions(k, 200, client=client, php=fpms[k].port)
+                b = callgrind_instructions(k, 600, client=client, php=fpms[k].port)
+                instructions[(name, k)] = (b - a) / 400
+            log("  %-36s instructions/request: weir %.0f, nginx %.0f" % (
+                name, instructions[(name, "weir")], instructions[(name, "nginx")]))
+    finally:
+        for f in fpms.values():
+            f.stop()
+    return results, instructions
+
+
 def make_text(size):
     """Text that compresses as prose does (words drawn from a small vocabulary, lines of varied length)."""
     import random
@@ -133,6 +213,17 @@ def make_text(size):
 TEXT_100K = make_text(100 * 1024)
 
 
+def stop_process(proc, sig):
+    """Stops a server the benchmark started: sig, then SIGKILL after 20 s."""
+    if proc and proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -143,7 +234,7 @@ def free_port():
 
 class Server:
     def __init__(self, kind, access_log=False, master=True, logged_port=False, sendfile=True, origin=None,
-                 cpu=None, extra="", http_extra=""):
+                 cpu=None, extra="", http_extra="", php=None):
         self.kind = kind
         self.dir = tempfile.mkdtemp(prefix="weir-bench-%s-" % kind)
         os.chmod(self.dir, 0o755)
@@ -159,6 +250,8 @@ class Server:
                 f.write(os.urandom(size))
         with open(os.path.join(html, "100k.txt"), "wb") as f:
             f.write(TEXT_100K)
+        with open(os.path.join(html, "hello.php"), "w") as f:
+            f.write(HELLO_PHP)
         os.chmod(html, 0o755)
         for name in os.listdir(html):
             os.chmod(os.path.join(html, name), 0o644)
@@ -183,11 +276,13 @@ class Server:
             if extra:
                 conf = conf.replace("        root {dir}/html;\n    }}".format(dir=self.dir),
                                     "        root {dir}/html;\n        {extra}\n    }}".format(dir=self.dir, extra=extra), 1)
-            if origin is not None:
-                # The static server block becomes the proxy.
+            if origin is not None or php is not None:
+                # The static server block becomes the proxy, or the FastCGI front.
                 static = conf[conf.index("    server {"):conf.index("\n    }\n", conf.index("    server {")) + 7]
-                conf = conf.replace(static, PROXY_SERVER.format(origin=origin, port=self.port, extra="") +
-                                    "    proxy_temp_path %s/proxy_temp;\n" % self.dir)
+                front = PROXY_SERVER.format(origin=origin, port=self.port, extra="") if php is None else \
+                    PHP_SERVER.format(php=php, port=self.port, dir=self.dir, root=ROOT)
+                conf = conf.replace(static, front + "    proxy_temp_path %s/proxy_temp;\n" % self.dir +
+                                    "    fastcgi_temp_path %s/fastcgi_temp;\n" % self.dir)
             self.conf = os.path.join(self.dir, "conf", "nginx.conf")
         with open(self.conf, "w") as f:
             f.write(conf)
@@ -245,13 +340,7 @@ class Server:
         return 0
 
     def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM if self.kind == "h2o" else signal.SIGQUIT)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc, signal.SIGTERM if self.kind == "h2o" else signal.SIGQUIT)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -690,12 +779,13 @@ def run_syscalls(kinds, log):
     return res
 
 
-def callgrind_instructions(kind, n, access_log=False, extra="", http_extra="", client=None, library=None):
+def callgrind_instructions(kind, n, access_log=False, extra="", http_extra="", client=None, library=None,
+                           php=None):
     """User-space instructions for start-up plus n requests (callgrind dumps on request, then the server is
     killed: a signalled nginx under valgrind does not always exit). client(port, n) makes the requests
     (default: n of /1k.bin); with library (a file name's part, "libz.so"), returns (all, in that
     library's own code)."""
-    s = Server(kind, access_log=access_log, master=False, extra=extra, http_extra=http_extra)
+    s = Server(kind, access_log=access_log, master=False, extra=extra, http_extra=http_extra, php=php)
     out = os.path.join(s.dir, "callgrind.out")
     try:
         s.start(prefix=["valgrind", "--tool=callgrind", "--vgdb-prefix=" + os.path.join(s.dir, "vgdb"),
@@ -898,7 +988,7 @@ def main():
     log("machine: " + machine())
     parts = args.only.split(",") if args.only else ["throughput", "proxied", "tls", "sendfile", "logcost", "latency",
                                                      "syscalls", "instructions", "memory", "compression",
-                                                     "headers", "modules", "coldcache"]
+                                                     "headers", "modules", "coldcache", "php"]
     only = [x for x in args.scenarios.split(",") if x]
     tp = run_throughput(kinds, args.rounds, args.seconds, log, only) if "throughput" in parts else {}
     if "proxied" in parts:
@@ -916,9 +1006,10 @@ def main():
     hdr = run_headers_cost(log) if "headers" in parts else {}
     mods = run_modules_cost(args.rounds, args.seconds, log) if "modules" in parts else {}
     cold = run_cold_cache(args.rounds, args.seconds, log) if "coldcache" in parts else {}
+    php = run_php(args.rounds, args.seconds, log) if "php" in parts else None
     name = datetime.date.today().isoformat() + ("-" + "-".join(parts) if args.only else "")
     write_report(args, tp, sf, lc, lat, sc, ins, mem, time.time() - started, comp, hdr, name, mods, tls_ins,
-                 cold)
+                 cold, php)
 
 
 def ratio(a, b):
@@ -926,7 +1017,7 @@ def ratio(a, b):
 
 
 def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=None, report=None,
-                 mods=None, tls_ins=None, cold=None):
+                 mods=None, tls_ins=None, cold=None, php=None):
     today = datetime.date.today().isoformat()
     out = ["# weir benchmark, %s" % today, "",
            "Machine: " + machine() + ".",
@@ -1050,6 +1141,25 @@ def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=No
         for key, rows in cold.items():
             med = [statistics.median(x[i] for x in rows) for i in range(4)]
             out.append("| %s | %.3f | %.3f | %.1f | %.0f |" % ((key,) + tuple(med)))
+        out.append("")
+    if php:
+        load, counts = php
+        out += ["PHP hello world through one php-fpm (`pm static`, 2 children, pinned with wrk to CPU %s), weir and "
+                "nginx in front with the same configuration; front CPU per request from /proc, the front's user "
+                "instructions per request from callgrind (one sequential client, two runs):" % CLIENT_CPU, "",
+                "| scenario | weir req/s | nginx req/s | weir/nginx | weir CPU µs/req | nginx CPU µs/req | "
+                "CPU weir/nginx | weir instructions | nginx instructions | instructions weir/nginx |",
+                "|---|---|---|---|---|---|---|---|---|---|"]
+        for name, per in load.items():
+            w, n = per["weir"], per["nginx"]
+            iw, inx = counts[(name, "weir")], counts[(name, "nginx")]
+            out.append("| %s | %s | %s | %.2f | %s | %s | %.2f | %.0f | %.0f | %.2f |" % (
+                name, median_range(w["rps"]), median_range(n["rps"]), statistics.median(ratio(w["rps"], n["rps"])),
+                median_range(w["cpu_us"], "{:.1f}"), median_range(n["cpu_us"], "{:.1f}"),
+                statistics.median(ratio(w["cpu_us"], n["cpu_us"])), iw, inx, iw / inx))
+            errs = ["%s: %s" % (k, v["errors"]) for k, v in per.items() if v["errors"]]
+            if errs:
+                out += ["", "wrk reported for %s: %s" % (name, "; ".join(errs)), ""]
         out.append("")
     out.append("Reproduce: `make bench` (whole run %.0f s)." % elapsed)
     path = os.path.join(ROOT, "bench", "results", "%s.md" % (report or today))

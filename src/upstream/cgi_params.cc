@@ -154,6 +154,15 @@ HeaderResult cgi_header_field(Request& r, const HeaderLineState& hs, const char*
     }
   } else if (h->lowcase_key == "location") {
     u.headers_in.location = h;
+  } else if (h->lowcase_key == "content-length") {
+    // The client is told the length, and the body is bounded by it (as nginx).
+    auto n = parse_int(value);
+    if (!n || *n < 0 ||
+        (u.headers_in.content_length_n >= 0 && *n != u.headers_in.content_length_n)) {
+      log_error(LogLevel::Error, r.log(), 0, "upstream sent invalid \"Content-Length\" header");
+      return HeaderResult::Invalid;
+    }
+    u.headers_in.content_length_n = *n;
   }
   return HeaderResult::Again;
 }

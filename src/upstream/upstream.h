@@ -244,6 +244,9 @@ struct Upstream {
   std::string_view uri;       // the upstream URI, for the error log's upstream part
   bool buffering : 1 = true;
   bool keepalive : 1 = false;  // the response was well framed: the connection may be reused
+  // The protocol's non-buffered filter found the body at fault: what it passed goes out, then the
+  // response ends cut short (nginx's u->error).
+  bool error : 1 = false;
   bool upgrade : 1 = false;
   bool header_sent : 1 = false;
   bool request_sent : 1 = false;       // sending has begun on this peer

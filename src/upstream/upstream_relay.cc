@@ -131,9 +131,9 @@ void process_non_buffered_request(Request& r, Upstream& u, bool do_write) {
         return;
       }
       if (u.busy_bufs == nullptr) {
-        bool complete = u.length == 0 || (up.read.eof && u.length == -1);
-        if (complete || up.read.eof || up.read.error) {
-          end_relay(r, u, complete, up.read.eof);
+        bool complete = !u.error && (u.length == 0 || (up.read.eof && u.length == -1));
+        if (complete || up.read.eof || up.read.error || u.error) {
+          end_relay(r, u, complete, up.read.eof && !u.error);
           return;
         }
         u.buffer.pos = u.buffer.last = u.buffer.start;
@@ -148,7 +148,7 @@ void process_non_buffered_request(Request& r, Upstream& u, bool do_write) {
       }
     }
     size_t room = static_cast<size_t>(u.buffer.end - u.buffer.last);
-    if (room > 0 && up.read.ready) {
+    if (room > 0 && up.read.ready && !u.error) {
       IoResult res = up.recv(u.buffer.last, room);
       if (res.rc == Rc::Again) break;
       if (res.rc == Rc::Ok) {
@@ -426,8 +426,13 @@ void add_non_buffered_out(Request& r, Upstream& u, char* pos, char* last) {
 }
 
 Rc default_input_filter_init(Request& r) {
-  r.upstream->length = -1;  // up to the upstream's close, unless the protocol knows better
-  r.upstream->body_as_is = true;
+  // Up to the upstream's close, unless the header gave a length (a CGI answer's Content-Length).
+  Upstream& u = *r.upstream;
+  int status = u.headers_in.status;
+  u.length = status == 204 || status == 304 ? 0
+             : r.method & kHead             ? -1
+                                            : u.headers_in.content_length_n;
+  u.body_as_is = true;
   return Rc::Ok;
 }
 

@@ -315,6 +315,7 @@ def test_install_lays_out_nginxs_source_tree():
 
     install()
     for f in ("sbin/weir", "conf/weir.conf", "conf/weir.conf.default", "conf/mime.types",
+              "conf/fastcgi_params", "conf/fastcgi.conf", "conf/scgi_params", "conf/uwsgi_params",
               "html/index.html", "html/50x.html", "share/man/man8/weir.8"):
         assert os.path.isfile(os.path.join(root, f)), f
     assert os.path.isdir(os.path.join(root, "logs"))

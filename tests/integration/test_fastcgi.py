@@ -22,7 +22,7 @@ from conftest import (NGINX, ROOT, WEIR, BackendProcess, ScriptedBackend, check_
                       free_port, http_get, raw, wait_for, weir_and_nginx)
 
 PHP_FPM = shutil.which("php-fpm8.2") or "/usr/sbin/php-fpm8.2"
-PARAMS = os.path.join(ROOT, "packaging", "debian", "fastcgi_params")
+PARAMS = os.path.join(ROOT, "conf", "fastcgi_params")
 
 SCRIPTS = {
     "info.php": r"""<?php
@@ -55,6 +55,10 @@ for ($i = 0; $i < $n; $i += strlen($chunk)) { echo substr($chunk, 0, min(strlen(
     "stderr.php": r"""<?php
 error_log("a message for the log.");
 echo "after stderr\n";
+""",
+    "length.php": r"""<?php
+header("Content-Length: 13");
+echo "Hello, world\n";
 """,
     "sub/index.php": r"""<?php
 echo "sub index ", $_SERVER["SCRIPT_NAME"], "\n";
@@ -155,6 +159,10 @@ REQUESTS = [
     ("GET", "/nobuf/big.php?n=1048576", None, None),
     ("GET", "/sub/", None, None),
     ("HEAD", "/info.php", None, None),
+    # The script's Content-Length reaches the client (not chunked).
+    ("GET", "/length.php", None, None),
+    ("HEAD", "/length.php", None, None),
+    ("GET", "/nobuf/length.php", None, None),
 ]
 
 
@@ -165,7 +173,7 @@ def test_responses_as_nginx(pair, method, path, body, headers):
     for s in pair:
         r = request(s, path, method=method, body=body, headers=headers)
         fields = {k: r.header(k) for k in ("Content-Type", "Location", "X-From-Script", "X-Powered-By",
-                                           "Status", "Content-Length")}
+                                           "Status", "Content-Length", "Transfer-Encoding")}
         got.append((r.status, fields, normalized(s, r.body.decode("latin-1"))))
     assert got[0] == got[1]
     status, fields, text = got[0]
@@ -185,6 +193,9 @@ def test_responses_as_nginx(pair, method, path, body, headers):
         assert len(text) == 1048576 and text.startswith("0123456789abcdef")
     if path == "/sub/":
         assert text == "sub index /sub/index.php\n"
+    if path.endswith("/length.php"):
+        assert fields["Content-Length"] == "13" and fields["Transfer-Encoding"] is None
+        assert text == ("" if method == "HEAD" else "Hello, world\n")
 
 
 def test_stderr_is_logged_as_nginx(pair):
@@ -356,6 +367,54 @@ def test_bad_answers_are_502_with_nginx_lines(make_server, answer, message):
         backend.close()
 
 
+LENGTH_ANSWERS = {
+    # Content-Length 5, ten bytes of STDOUT: the body is cut at five, with nginx's warning.
+    "longer": (record(6, b"Content-Length: 5\r\n\r\nhello") + record(6, b"world") + record(6, b"") +
+               record(3, b"\0" * 8), b"hello",
+               'upstream sent more data than specified in "Content-Length" header'),
+    # Content-Length 20, five bytes, then the end of STDOUT or of the request: the response is cut.
+    "stdout short": (record(6, b"Content-Length: 20\r\n\r\nhello") + record(6, b"") +
+                     record(3, b"\0" * 8), b"hello", "upstream prematurely closed FastCGI stdout"),
+    "request short": (record(6, b"Content-Length: 20\r\n\r\nhello") + record(3, b"\0" * 8), b"hello",
+                      "upstream prematurely closed FastCGI request"),
+}
+
+
+@pytest.mark.parametrize("binary", [WEIR, NGINX], ids=["weir", "nginx"])
+@pytest.mark.parametrize("buffering", ["on", "off"])
+@pytest.mark.parametrize("case", list(LENGTH_ANSWERS))
+def test_content_length_bounds_the_body_as_nginx(make_server, binary, buffering, case):
+    answer, body, message = LENGTH_ANSWERS[case]
+    if buffering == "off":
+        message = message.replace("stdout", "request")  # nginx's non-buffered relay names the request
+    backend = fastcgi_backend(answer, 4096)
+    try:
+        s = make_server("server { listen 127.0.0.1:%%PORT%%; location / { fastcgi_pass 127.0.0.1:"
+                        "BACKEND; fastcgi_buffering BUFFERING; } }"
+                        .replace("BACKEND", str(backend.port)).replace("BUFFERING", buffering),
+                        binary=binary)
+        data = raw(s.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", timeout=20)
+        head, _, got = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 ") and b"Transfer-Encoding" not in head, head
+        assert (b"Content-Length: 5" if case == "longer" else b"Content-Length: 20") in head
+        assert got == body
+        wait_for(lambda: message in s.error_log(), what=message)
+    finally:
+        backend.close()
+
+
+def test_an_invalid_content_length_is_a_bad_gateway(make_server):
+    backend = fastcgi_backend(record(6, b"Content-Length: 5x\r\n\r\nhello") + record(3, b"\0" * 8))
+    try:
+        s = make_server("server { listen 127.0.0.1:%%PORT%%; location / { fastcgi_pass 127.0.0.1:"
+                        "BACKEND; } }".replace("BACKEND", str(backend.port)))
+        assert http_get(s.port, "/").status == 502
+        wait_for(lambda: 'upstream sent invalid "Content-Length" header' in s.error_log(),
+                 what="the log line")
+    finally:
+        backend.close()
+
+
 def test_a_body_cut_short_ends_the_response_early(make_server):
     backend = fastcgi_backend(record(6, b"Content-Type: text/plain\r\n\r\n" + b"x" * 5000), 4096)
     try:
@@ -456,10 +515,10 @@ WP_SCRIPTS = {
 
 
 def test_debian_php_snippet_as_nginx(make_server, fpm):
-    """A WordPress-style site through Debian's snippets/fastcgi-php.conf: weir with the package's copy of
-    the snippet and fastcgi.conf, nginx with Debian's own."""
+    """A WordPress-style site through Debian's snippets/fastcgi-php.conf: weir with the repository's copy of
+    the snippet and fastcgi.conf (conf/, as the package installs them), nginx with Debian's own."""
     got = []
-    for binary, etc in ((WEIR, os.path.join(ROOT, "packaging", "debian")), (NGINX, "/etc/nginx")):
+    for binary, etc in ((WEIR, os.path.join(ROOT, "conf")), (NGINX, "/etc/nginx")):
         s = make_server(WORDPRESS.replace("FPMPORT", str(fpm.port)), binary=binary, files=WP_SCRIPTS,
                         start=False)
         os.makedirs(s.path("conf/snippets"))

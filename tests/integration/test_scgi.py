@@ -10,7 +10,7 @@ import pytest
 from conftest import NGINX, ROOT, WEIR, ScriptedBackend, check_conf, http_get, wait_for, weir_and_nginx
 from test_uwsgi import REQUESTS, uwsgi
 
-PARAMS = os.path.join(ROOT, "packaging", "debian", "scgi_params")
+PARAMS = os.path.join(ROOT, "conf", "scgi_params")
 
 CONF = r"""
 client_body_buffer_size 8k;

@@ -15,7 +15,7 @@ from conftest import (NGINX, ROOT, WEIR, BackendProcess, ScriptedBackend, check_
                       http_get, wait_for, weir_and_nginx)
 
 UWSGI = shutil.which("uwsgi") or "/usr/bin/uwsgi"
-PARAMS = os.path.join(ROOT, "packaging", "debian", "uwsgi_params")
+PARAMS = os.path.join(ROOT, "conf", "uwsgi_params")
 
 APP = r'''
 def application(environ, start_response):
@@ -26,6 +26,9 @@ def application(environ, start_response):
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         chunk = b"0123456789abcdef" * 4096
         return (chunk[:min(len(chunk), n - i)] for i in range(0, n, len(chunk)))
+    if path == "/sized":
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "6")])
+        return [b"sized\n"]
     if path == "/teapot":
         start_response("418 I'm a teapot", [("Content-Type", "text/plain"), ("X-Kind", "teapot"),
                                             ("Set-Cookie", "a=1"), ("Set-Cookie", "b=2")])
@@ -98,6 +101,9 @@ REQUESTS = [
     ("GET", "/nobuf/x?n=1048576", None, None),
     ("GET", "/teapot", None, None),
     ("HEAD", "/a", None, None),
+    # The application's Content-Length reaches the client (not chunked).
+    ("GET", "/sized", None, None),
+    ("HEAD", "/sized", None, None),
     ("GET", "/unix/path", None, None),
     ("GET", "/inherit/", None, {"X-Custom": "c"}),
     ("GET", "/noheaders/", None, {"X-Custom": "c"}),

@@ -58,8 +58,15 @@ struct Records {
   // The header's preread: stdout bytes the header parse gathered already, at the start of the
   // first input the body filters see.
   size_t gathered = 0;
-  bool ended = false;  // END_REQUEST read
-  bool extra = false;  // bytes after it
+  bool ended = false;          // END_REQUEST read (or the body cut at its Content-Length)
+  bool stdout_closed = false;  // the empty STDOUT record read
+  bool short_body = false;     // ... or END_REQUEST, short of the header's Content-Length
+  bool extra = false;          // bytes after it
+  // The body's bytes still to come by the header's Content-Length: kUnbounded without one,
+  // kDeferred for HEAD until a body comes (as nginx, which bounds a HEAD answer's body only then).
+  static constexpr off_t kUnbounded = -1;
+  static constexpr off_t kDeferred = -2;
+  off_t rest = kUnbounded;
   // A STDERR record's text, logged as one line when the record ends (or this fills), however the
   // reads cut it.
   char err[1024];

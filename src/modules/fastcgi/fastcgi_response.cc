@@ -38,16 +38,50 @@ Rc log_stderr(Request& r, std::string_view msg, bool in_header) {
   return Rc::Ok;
 }
 
+// The body came short of the header's Content-Length by the end of STDOUT or of the request
+// (logged as nginx: its buffered relay checks at either, its non-buffered one at the request's).
+bool short_of_length(Request& r, Records& rec, bool at_end_request) {
+  if (rec.rest <= 0) return false;
+  const char* what = nullptr;
+  if (r.upstream->buffering && rec.stdout_closed) {
+    what = "stdout";
+  } else if (at_end_request) {
+    what = "request";
+  }
+  if (what == nullptr) return false;
+  log_error(LogLevel::Error, r.log(), 0, "upstream prematurely closed FastCGI %s", what);
+  rec.short_body = true;
+  return true;
+}
+
 // Walks the records over [from, last): STDOUT's bytes go to emit, STDERR's are logged, padding and
 // END_REQUEST's body are skipped. Ok; Error when a record is not FastCGI 1.0's (logged); Declined
 // when fastcgi_catch_stderr caught a line.
 template <class Emit>
 Rc walk(Request& r, Records& rec, char* from, char* last, bool in_header, Emit emit) {
+  // The body's STDOUT bytes, bounded by the header's Content-Length: what goes past it is dropped
+  // with nginx's warning, and the response ends there (the connection is not kept).
+  auto body = [&](char* s, char* e) {
+    if (in_header) return emit(s, e);
+    if (rec.rest == Records::kDeferred) rec.rest = r.upstream->headers_in.content_length_n;
+    if (rec.rest >= 0 && e - s > rec.rest) {
+      log_error(LogLevel::Warn, r.log(), 0,
+                "upstream sent more data than specified in \"Content-Length\" header");
+      e = s + rec.rest;
+      rec.ended = true;
+      rec.extra = true;
+    }
+    if (rec.rest > 0) rec.rest -= e - s;
+    if (e > s) emit(s, e);
+  };
   if (rec.gathered > 0) {
     size_t n = std::min(rec.gathered, static_cast<size_t>(last - from));
-    emit(from, from + n);
+    body(from, from + n);
     from += n;
     rec.gathered -= n;
+    // The header's walk may have seen the ends already.
+    if (rec.gathered == 0 && short_of_length(r, rec, rec.ended)) return Rc::Error;
+    if (rec.ended) return Rc::Ok;
   }
   while (from < last) {
     if (rec.ended) {
@@ -57,7 +91,8 @@ Rc walk(Request& r, Records& rec, char* from, char* last, bool in_header, Emit e
     if (rec.content_left > 0) {
       size_t n = std::min(rec.content_left, static_cast<size_t>(last - from));
       if (rec.type == RecordType::Stdout) {
-        emit(from, from + n);
+        body(from, from + n);
+        if (rec.ended) return Rc::Ok;
       } else if (rec.type == RecordType::Stderr) {
         // Gathered into one line per record; a longer text goes in lines of the buffer's size.
         for (size_t done = 0; done < n;) {
@@ -104,6 +139,10 @@ Rc walk(Request& r, Records& rec, char* from, char* last, bool in_header, Emit e
       rec.type = static_cast<RecordType>(rec.head[1]);
       rec.content_left = static_cast<size_t>(rec.head[4] << 8 | rec.head[5]);
       rec.padding_left = rec.head[6];
+      if (rec.type == RecordType::Stdout && rec.content_left == 0) rec.stdout_closed = true;
+      if (!in_header && short_of_length(r, rec, rec.type == RecordType::EndRequest)) {
+        return Rc::Error;
+      }
     }
     // END_REQUEST ends the response once its body and padding are read.
     if (rec.type == RecordType::EndRequest && rec.content_left == 0 && rec.padding_left == 0) {
@@ -172,7 +211,12 @@ HeaderResult process_header(Request& r) {
 Rc input_filter_init(Request& r) {
   // The body ends with END_REQUEST: at least that is still to come (a close before it is the
   // upstream's failure, not the body's end), unless it came with the header.
-  const Records& rec = fastcgi_ctx(r).records;
+  Records& rec = fastcgi_ctx(r).records;
+  Upstream& u = *r.upstream;
+  int status = u.headers_in.status;
+  rec.rest = status == 204 || status == 304 ? 0
+             : r.method & kHead             ? Records::kDeferred
+                                            : u.headers_in.content_length_n;
   r.upstream->length = 1;
   if (rec.ended && rec.gathered == 0) on_end(r, *r.upstream, rec);
   return Rc::Ok;
@@ -185,7 +229,11 @@ Rc input_filter(Request& r, size_t bytes) {
   u.buffer.last += bytes;
   Rc rc = walk(r, ctx.records, from, u.buffer.last, false,
                [&](char* s, char* e) { add_non_buffered_out(r, u, s, e); });
-  if (rc != Rc::Ok) return Rc::Error;
+  if (rc != Rc::Ok) {
+    // A body short of its length: what came goes out first (as nginx).
+    if (!ctx.records.short_body) return Rc::Error;
+    u.error = true;
+  }
   if (ctx.records.ended) on_end(r, u, ctx.records);
   return Rc::Ok;
 }

@@ -14,12 +14,13 @@ import re
 import shutil
 import signal
 import struct
+import subprocess
 import tempfile
 
 import pytest
 
 from conftest import (NGINX, ROOT, WEIR, BackendProcess, ScriptedBackend, check_conf, dechunk,
-                      free_port, http_get, raw, wait_for, weir_and_nginx)
+                      free_port, http_get, make_certificate, raw, wait_for, weir_and_nginx)
 
 PHP_FPM = shutil.which("php-fpm8.2") or "/usr/sbin/php-fpm8.2"
 PARAMS = os.path.join(ROOT, "conf", "fastcgi_params")
@@ -604,10 +605,37 @@ def test_a_slow_script_meets_the_read_timeout(make_server, fpm, binary):
              "from upstream" in s.error_log(), what="the timeout line")
 
 
+@pytest.mark.parametrize("binary", [WEIR, NGINX], ids=["weir", "nginx"])
+def test_https_is_on_over_tls_through_fastcgi_params(make_server, fpm, binary):
+    """fastcgi_params' `HTTPS $https if_not_empty`: on over TLS, left out over plain HTTP."""
+    d = tempfile.mkdtemp(prefix="weir-fcgi-tls-")
+    os.chmod(d, 0o755)
+    crt, key = make_certificate(d, "c")
+    conf = r"""
+    server {
+        listen 127.0.0.1:%%PORT0%% ssl;
+        listen 127.0.0.1:%%PORT1%%;
+        ssl_certificate CRT;
+        ssl_certificate_key KEY;
+        location ~ \.php$ { fastcgi_pass 127.0.0.1:FPMPORT; include PARAMS;
+                            fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name; }
+    }
+    """.replace("FPMPORT", str(fpm.port)).replace("PARAMS", PARAMS).replace("CRT", crt).replace("KEY", key)
+    try:
+        s = make_server(conf, binary=binary, files={"info.php": SCRIPTS["info.php"]}, ports=2)
+        tls = subprocess.run(["curl", "-sk", "https://127.0.0.1:%d/info.php" % s.ports[0]],
+                             capture_output=True, text=True, timeout=30).stdout
+        assert "HTTPS=on\n" in tls and "REQUEST_METHOD=GET\n" in tls
+        plain = http_get(s.ports[1], "/info.php").body.decode()
+        assert "HTTPS=(unset)\n" in plain and "REQUEST_METHOD=GET\n" in plain
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_a_stderr_flood_is_logged_and_the_answer_comes(make_server):
-    """4 MiB of STDERR before the header (in records of 32 KiB): logged in lines of at most 1 KiB (the
+    """64 MiB of STDERR before the header (in records of 32 KiB): logged in lines of at most 1 KiB (the
     text of a record is gathered in a fixed buffer), and the answer whole."""
-    flood = b"".join(record(7, bytes([97 + i % 26]) * 32768) for i in range(128))
+    flood = b"".join(record(7, bytes([97 + i % 26]) * 32768) for i in range(2048))
     backend = fastcgi_backend(flood + record(6, b"Content-Type: text/plain\r\n\r\nafter the flood") +
                               record(3, b"\0" * 8), 65536)
     try:
@@ -616,6 +644,126 @@ def test_a_stderr_flood_is_logged_and_the_answer_comes(make_server):
         r = http_get(s.port, "/")
         assert r.status == 200 and r.body == b"after the flood"
         lines = [l for l in s.error_log().splitlines() if "FastCGI sent in stderr" in l]
-        assert len(lines) == 4096 and all(len(l) < 1400 for l in lines)
+        assert len(lines) == 65536 and all(len(l) < 1400 for l in lines)
     finally:
         backend.close()
+
+
+# --- fcgiwrap: CGI scripts over FastCGI ------------------------------------------------------------
+
+FCGIWRAP = shutil.which("fcgiwrap") or "/usr/sbin/fcgiwrap"
+
+CGI_SCRIPTS = {
+    "cgi-bin/env.cgi": """#!/bin/sh
+printf 'Content-Type: text/plain\\r\\nX-Cgi: sh\\r\\n\\r\\n'
+for v in REQUEST_METHOD QUERY_STRING SCRIPT_NAME PATH_INFO GATEWAY_INTERFACE CONTENT_LENGTH \\
+         CONTENT_TYPE HTTP_X_CUSTOM SERVER_PROTOCOL; do
+    eval "echo $v=\\${$v-unset}"
+done
+echo "body: $(cat | md5sum | cut -d' ' -f1)"
+""",
+    "cgi-bin/status.cgi": """#!/bin/sh
+printf 'Status: 404 Not Found\\r\\nContent-Type: text/plain\\r\\n\\r\\nno such thing\\n'
+""",
+    "cgi-bin/redirect.cgi": """#!/bin/sh
+printf 'Location: http://example.com/moved\\r\\n\\r\\n'
+""",
+    "cgi-bin/warn.cgi": """#!/bin/sh
+echo "a warning from the script" >&2
+printf 'Content-Type: text/plain\\r\\n\\r\\nwarned\\n'
+""",
+    "cgi-bin/big.cgi": """#!/bin/sh
+printf 'Content-Type: application/octet-stream\\r\\n\\r\\n'
+head -c 1048576 /dev/zero | tr '\\000' z
+""",
+}
+
+# Debian's example (/usr/share/doc/fcgiwrap/examples/nginx.conf), with the root of the test's files
+# and the path info split from the script's name.
+FCGIWRAP_CONF = r"""
+client_body_buffer_size 8k;
+server {
+    listen 127.0.0.1:%%PORT%%;
+    location /cgi-bin/ {
+        gzip off;
+        fastcgi_pass 127.0.0.1:WRAPPORT;
+        fastcgi_split_path_info ^(.+\.cgi)(/.*)$;
+        include PARAMS;
+        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+        fastcgi_param PATH_INFO $fastcgi_path_info;
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def fcgiwrap():
+    if not os.path.exists(FCGIWRAP):
+        pytest.fail("fcgiwrap is not installed (make deps installs it)")
+    d = tempfile.mkdtemp(prefix="weir-fcgiwrap-")
+    port = free_port()
+    # -f: the scripts' stderr goes over FastCGI, to the server's error log.
+    proc = BackendProcess([FCGIWRAP, "-f", "-c", "2", "-s", "tcp:127.0.0.1:%d" % port], port, None, d)
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def cgi_pair(fcgiwrap):
+    def executable(s):
+        for name in CGI_SCRIPTS:
+            os.chmod(s.path("html/" + name), 0o755)
+    yield from weir_and_nginx(FCGIWRAP_CONF.replace("WRAPPORT", str(fcgiwrap.port)).replace("PARAMS", PARAMS),
+                              CGI_SCRIPTS, prepare=executable)
+
+
+CGI_REQUESTS = [
+    ("GET", "/cgi-bin/env.cgi/extra/path?a=1&b=2", None, {"X-Custom": "from the client"}),
+    ("POST", "/cgi-bin/env.cgi", b"name=value", {"Content-Type": "application/x-www-form-urlencoded"}),
+    ("POST", "/cgi-bin/env.cgi", bytes(range(256)) * 400, {"Content-Type": "application/octet-stream"}),
+    ("GET", "/cgi-bin/status.cgi", None, None),
+    ("GET", "/cgi-bin/redirect.cgi", None, None),
+    ("GET", "/cgi-bin/big.cgi", None, None),
+    ("GET", "/cgi-bin/missing.cgi", None, None),
+    ("HEAD", "/cgi-bin/env.cgi", None, None),
+]
+
+
+@pytest.mark.parametrize("method,path,body,headers", CGI_REQUESTS,
+                         ids=["%s %s" % (r[0], r[1]) for r in CGI_REQUESTS])
+def test_cgi_scripts_through_fcgiwrap_as_nginx(cgi_pair, method, path, body, headers):
+    got = []
+    for s in cgi_pair:
+        r = request(s, path, method=method, body=body, headers=headers)
+        fields = {k: r.header(k) for k in ("Content-Type", "Location", "X-Cgi", "Status", "Content-Length",
+                                           "Transfer-Encoding")}
+        got.append((r.status, fields, normalized(s, r.body.decode("latin-1"))))
+    assert got[0] == got[1]
+    status, fields, text = got[0]
+    if path.startswith("/cgi-bin/env.cgi/"):
+        assert status == 200 and fields["X-Cgi"] == "sh"
+        assert "SCRIPT_NAME=/cgi-bin/env.cgi\n" in text and "QUERY_STRING=a=1&b=2\n" in text
+        assert "GATEWAY_INTERFACE=CGI/1.1\n" in text and "HTTP_X_CUSTOM=from the client\n" in text
+        assert "PATH_INFO=/extra/path\n" in text
+    if method == "POST":
+        assert "CONTENT_LENGTH=%d\n" % len(body) in text
+        assert "body: %s\n" % hashlib.md5(body).hexdigest() in text
+    if path == "/cgi-bin/status.cgi":
+        assert status == 404 and text == "no such thing\n" and fields["Status"] is None
+    if path == "/cgi-bin/redirect.cgi":
+        assert status == 302 and fields["Location"] == "http://example.com/moved"
+    if path == "/cgi-bin/big.cgi":
+        assert text == "z" * 1048576
+    if path == "/cgi-bin/missing.cgi":
+        assert status == 403  # fcgiwrap's own answer
+
+
+def test_a_cgi_scripts_stderr_is_logged_as_nginx(cgi_pair):
+    lines = []
+    for s in cgi_pair:
+        assert request(s, "/cgi-bin/warn.cgi").body == b"warned\n"
+        wait_for(lambda: "a warning from the script" in s.error_log(), what="the stderr line")
+        line = [l for l in s.error_log().splitlines() if "a warning from the script" in l][-1]
+        lines.append(normalized(s, re.sub(r"^.*?\[error\] \d+#\d+: \*\d+ ", "", line)))
+    assert lines[0] == lines[1]
+    assert lines[0].startswith('FastCGI sent in stderr: "a warning from the script" while ')

@@ -169,6 +169,7 @@ struct SslConnection {
   Buffer out;                  // gathered output not yet taken by SSL_write (no memory when idle)
   size_t buffer_size = 16384;  // ssl_buffer_size
   bool handshaked = false;
+  bool socket_drained = false;      // the last read() under the record layer came short
   bool no_shutdown = false;         // the peer failed: no close_notify
   bool handshake_rejected = false;  // ssl_reject_handshake refused it
   // TLS 1.3 early data (ssl_early_data): tried once at the handshake; while in_early the request's

@@ -197,6 +197,57 @@ def test_keepalive_and_session_resumption(pair, certs):
             wait_for(lambda: log_lines(s)[-1].split("|")[5] == "r", what="$ssl_session_reused r")
 
 
+def tls_records_at_once(port, cafile, requests):
+    """Each request in a TLS record of its own, all the records in one send after the handshake
+    (through memory BIOs); returns what came back until the server closed."""
+    ctx = ssl.create_default_context(cafile=cafile)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    while True:
+        try:
+            tls.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            sock.sendall(outgoing.read())
+            incoming.write(sock.recv(65536))
+    sock.sendall(outgoing.read())
+    for req in requests:
+        tls.write(req)
+    sock.sendall(outgoing.read())
+    out = b""
+    while True:
+        try:
+            chunk = tls.read(65536)
+            if not chunk:
+                break  # close_notify
+            out += chunk
+            continue
+        except ssl.SSLWantReadError:
+            pass
+        except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            break
+        data = sock.recv(65536)
+        if not data:
+            break
+        incoming.write(data)
+    sock.close()
+    return out
+
+
+@pytest.mark.parametrize("count", [3, 300])
+def test_pipelined_requests_in_records_read_at_once(pair, certs, count):
+    """Many records read by one read() (the record layer reads ahead): each is answered, in order, with
+    nothing waiting for a socket event that will not come; 300 requests are past what the header
+    buffer takes at once, so the rest waits inside the record layer."""
+    reqs = [b"GET /index.html?n=%d HTTP/1.1\r\nHost: localhost\r\n\r\n" % i for i in range(count - 1)]
+    reqs.append(b"GET /index.html HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    for s in pair:
+        out = tls_records_at_once(s.port, certs["a"][0], reqs)
+        assert out.count(b"HTTP/1.1 200 OK\r\n") == count, (s.name, out[-300:])
+        assert out.count(b"hello over tls\n") == count and out.endswith(b"hello over tls\n")
+
+
 def test_proxied_behind_tls(make_server, certs):
     body = os.urandom(300 * 1024)
     with Backend() as b:

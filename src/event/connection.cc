@@ -170,6 +170,7 @@ Connection* ConnectionPool::get(int fd, const Log& log) {
   c->buffer = nullptr;
   c->ssl = nullptr;
   c->kept = nullptr;
+  c->pending_error = false;
   c->ops = nullptr;
   c->number = 0;
   c->requests = 0;

@@ -112,6 +112,9 @@ struct Connection {
   // The record layer's last write waits for the peer's bytes, not for room (TLS early data, a key
   // update): the next read readiness runs the write handler too.
   bool write_waits_for_read : 1 = false;
+  // epoll reported EPOLLERR: the socket holds an error (a connect that failed). Without it a
+  // finished connect succeeded, and connect_error() needs no getsockopt().
+  bool pending_error : 1 = false;
   bool need_last_buf : 1 = false;  // send_chain must see the last buffer even when it is empty
                                    // (an HTTP/2 stream ends with it)
 

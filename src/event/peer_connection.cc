@@ -121,9 +121,11 @@ Rc open_peer(PeerConnection& pc) {
 }
 
 int connect_error(Connection& c) {
+  if (!c.pending_error) return 0;  // connected: epoll reports a failed connect with EPOLLERR
   int err = 0;
   socklen_t len = sizeof err;
   if (::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) err = errno;
+  c.pending_error = false;  // read, so cleared
   return err;
 }
 

@@ -62,8 +62,9 @@ Rc connect_peer(PeerConnection& pc);
 Rc open_peer(PeerConnection& pc);
 
 // After the write event of a connect that answered Again: 0 when connected, else the errno (the
-// caller logs "connect() failed ... while connecting to upstream" and tries the next peer). Reading
-// the error clears it: call it once per event.
+// caller logs "connect() failed ... while connecting to upstream" and tries the next peer). Only
+// a socket epoll reported in error is asked (getsockopt); reading the error clears it: call it
+// once per event.
 int connect_error(Connection& c);
 
 }  // namespace weir

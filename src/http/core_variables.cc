@@ -191,7 +191,7 @@ void var_host(Request& r, VariableValue& v, uintptr_t) {
 }
 
 void var_remote_addr(Request& r, VariableValue& v, uintptr_t) {
-  v.set(r.http_connection->addr_text());
+  v.set(r.http_connection->addr_text(*r.connection));
 }
 
 void var_binary_remote_addr(Request& r, VariableValue& v, uintptr_t) {

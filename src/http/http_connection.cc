@@ -178,8 +178,9 @@ void wait_request_handler(Event& ev) {
       // nginx's keep-alive line names the client itself and carries no context.
       c->log->handler = nullptr;
       c->log->action = nullptr;
+      std::string_view addr = hc->addr_text(*c);
       log_error(LogLevel::Info, *c->log, 0, "client %.*s closed keepalive connection",
-                static_cast<int>(hc->addr_len), hc->addr_buf);
+                static_cast<int>(addr.size()), addr.data());
     } else {
       log_error(LogLevel::Info, *c->log, 0, "client closed connection");
     }
@@ -362,10 +363,7 @@ void init_connection(Connection& c) {
   }
   hc->addr_conf = addr;
   hc->conf_ctx = addr->servers.default_server->ctx;
-  hc->addr_len =
-      static_cast<uint8_t>(c.peer.sa.sa_family == AF_UNIX
-                               ? (std::memcpy(hc->addr_buf, "unix:", 5), 5)
-                               : format_addr_text(&c.peer.sa, hc->addr_buf, sizeof hc->addr_buf));
+  hc->addr_len = 0;  // formatted when asked for
   c.log->data = &c;
   c.log->handler = log_error_handler;
   c.log->action = "waiting for request";
@@ -383,6 +381,15 @@ void init_connection(Connection& c) {
   c.write.handler = empty_handler;
   add_timer(c.read, *default_server(*hc).client_header_timeout);
   ConnectionPool::current->set_reclaim(c, Reclaim::Waiting);
+}
+
+std::string_view HttpConnection::addr_text(const Connection& c) {
+  if (addr_len == 0) {
+    addr_len = static_cast<uint8_t>(c.peer.sa.sa_family == AF_UNIX
+                                        ? (std::memcpy(addr_buf, "unix:", 5), 5)
+                                        : format_addr_text(&c.peer.sa, addr_buf, sizeof addr_buf));
+  }
+  return {addr_buf, addr_len};
 }
 
 Request* create_request(Connection& c) {

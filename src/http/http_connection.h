@@ -46,10 +46,13 @@ struct HttpConnection {
   bool plain_http = false;        // plain HTTP came to a `listen ... ssl` address (answered 400)
   Http2Connection* h2 = nullptr;  // the connection speaks HTTP/2 (http/http2)
   Http2Stream* stream = nullptr;  // this is an HTTP/2 stream's connection
+  // The client's address as text: made when first asked for ($remote_addr, a log line), since
+  // most connections are never asked (0: not yet).
   uint8_t addr_len = 0;
-  char addr_buf[46];  // the client's address as text (INET6_ADDRSTRLEN)
+  char addr_buf[46];  // INET6_ADDRSTRLEN
 
-  std::string_view addr_text() const { return {addr_buf, addr_len}; }
+  // c: the connection this serves (its peer's address).
+  std::string_view addr_text(const Connection& c);
 };
 
 // The client state behind a connection an HTTP listener accepted (nullptr once it is closed). An

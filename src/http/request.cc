@@ -624,7 +624,7 @@ char* log_error_handler(const Log& log, char* p, char* end) {
   if (c == nullptr) return p;
   auto* hc = http_connection_of(*c);
   append(", client: ");
-  append(hc != nullptr ? hc->addr_text() : std::string_view("-"));
+  append(hc != nullptr ? hc->addr_text(*c) : std::string_view("-"));
   Request* r = hc != nullptr ? hc->request : nullptr;
   if (r == nullptr) {
     append(", server: ");

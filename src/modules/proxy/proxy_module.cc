@@ -189,7 +189,7 @@ void var_proxy_port(Request& r, VariableValue& v, uintptr_t) {
 }
 
 void var_add_x_forwarded_for(Request& r, VariableValue& v, uintptr_t) {
-  std::string_view addr = r.http_connection->addr_text();
+  std::string_view addr = r.http_connection->addr_text(*r.connection);
   size_t len = 0;
   for (Header* h : r.headers_in.headers) {
     if (h->hash != 0 && h->lowcase_key == "x-forwarded-for") len += h->value.size() + 2;

@@ -141,8 +141,9 @@ Code realip_handler(Request& r) {
   ctx->c = &c;
   ctx->peer = c.peer;
   ctx->peer_len = c.peer_len;
-  ctx->addr_len = hc.addr_len;
-  std::memcpy(ctx->addr_buf, hc.addr_buf, hc.addr_len);
+  std::string_view original = hc.addr_text(c);  // $realip_remote_addr
+  ctx->addr_len = static_cast<uint8_t>(original.size());
+  std::memcpy(ctx->addr_buf, original.data(), original.size());
   r.set_ctx(ctx);
   // The peer's address comes back when the request's pool goes, after the access log.
   r.pool->add_cleanup(restore, ctx);
@@ -155,7 +156,7 @@ Code realip_handler(Request& r) {
 void var_realip_addr(Request& r, VariableValue& v, uintptr_t) {
   auto* ctx = r.main->get_ctx<RealipCtx>();
   if (ctx == nullptr) {
-    v.set(r.http_connection->addr_text());
+    v.set(r.http_connection->addr_text(*r.connection));
     return;
   }
   v.set(r.pool->dup({ctx->addr_buf, ctx->addr_len}));

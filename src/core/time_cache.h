@@ -26,6 +26,8 @@ std::string_view iso8601();        // 2026-11-21T23:28:03+00:00
 constexpr size_t kHttpTimeLen = 29;
 // Writes kHttpTimeLen bytes.
 char* format_http_time(char* buf, time_t t);
+// t's UTC calendar fields (as gmtime_r gives them, without the C library's time-zone path).
+struct tm utc_time(time_t t);
 // Formats a cookie-style date "Thu, 31-Dec-37 23:55:55 GMT".
 char* format_cookie_time(char* buf, time_t t);
 // RFC 1123, RFC 850 and asctime dates, as nginx accepts them (If-Modified-Since and friends).

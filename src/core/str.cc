@@ -1,6 +1,7 @@
 #include "core/str.h"
 
 #include <array>
+#include <bit>
 #include <cstring>
 
 namespace weir {
@@ -194,16 +195,6 @@ std::optional<int64_t> parse_time(std::string_view s, bool is_sec) {
 
 namespace {
 
-// "00" "01" ... "99": two digits per division by 100.
-constexpr auto kDigitPairs = [] {
-  std::array<char, 200> t{};
-  for (int i = 0; i < 100; i++) {
-    t[2 * i] = static_cast<char>('0' + i / 10);
-    t[2 * i + 1] = static_cast<char>('0' + i % 10);
-  }
-  return t;
-}();
-
 int decimal_digits(uint64_t v) {
   for (int n = 1;; n += 4) {
     if (v < 10) return n;
@@ -212,16 +203,6 @@ int decimal_digits(uint64_t v) {
     if (v < 10000) return n + 3;
     v /= 10000;
   }
-}
-
-// Writes the low digits of v backwards, ending just before end, until start.
-void put_digits_backwards(char* start, char* end, uint64_t v) {
-  while (end - start >= 2) {
-    end -= 2;
-    std::memcpy(end, &kDigitPairs[(v % 100) * 2], 2);
-    v /= 100;
-  }
-  if (end > start) *start = static_cast<char>('0' + v % 10);
 }
 
 }  // namespace
@@ -240,22 +221,12 @@ char* put_int(char* p, int64_t v) {
   return put_uint(p, static_cast<uint64_t>(v));
 }
 
-char* put_uint_pad(char* p, uint64_t v, int width) {
-  put_digits_backwards(p, p + width, v);
-  return p + width;
-}
-
 char* put_hex(char* p, uint64_t v) {
   static constexpr char kHex[] = "0123456789abcdef";
-  char tmp[16];
-  char* t = tmp + sizeof tmp;
-  do {
-    *--t = kHex[v & 0xf];
-    v >>= 4;
-  } while (v != 0);
-  size_t n = tmp + sizeof tmp - t;
-  std::memcpy(p, t, n);
-  return p + n;
+  // As many digits as v has (one for 0), written in place from the last.
+  char* end = p + (std::bit_width(v | 1) + 3) / 4;
+  for (char* q = end; q != p; v >>= 4) *--q = kHex[v & 0xf];
+  return end;
 }
 
 }  // namespace weir

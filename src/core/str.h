@@ -3,6 +3,7 @@
 // src/core/ngx_string.c, src/core/ngx_parse.c
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <optional>
@@ -148,10 +149,33 @@ inline int compare_keys(std::string_view a, std::string_view b) {
   return std::memcmp(a.data(), b.data(), a.size());
 }
 
+// "00" "01" ... "99": two digits per division by 100.
+inline constexpr auto kDigitPairs = [] {
+  std::array<char, 200> t{};
+  for (int i = 0; i < 100; i++) {
+    t[2 * i] = static_cast<char>('0' + i / 10);
+    t[2 * i + 1] = static_cast<char>('0' + i % 10);
+  }
+  return t;
+}();
+
+// Writes the low digits of v backwards, ending just before end, until start.
+inline void put_digits_backwards(char* start, char* end, uint64_t v) {
+  while (end - start >= 2) {
+    end -= 2;
+    std::memcpy(end, &kDigitPairs[(v % 100) * 2], 2);
+    v /= 100;
+  }
+  if (end > start) *start = static_cast<char>('0' + v % 10);
+}
+
 char* put_uint(char* p, uint64_t v);
 char* put_int(char* p, int64_t v);
-// Zero-padded to width digits.
-char* put_uint_pad(char* p, uint64_t v, int width);
+// Zero-padded to width digits (inline: a constant width unrolls, as in dates' two-digit fields).
+inline char* put_uint_pad(char* p, uint64_t v, int width) {
+  put_digits_backwards(p, p + width, v);
+  return p + width;
+}
 char* put_hex(char* p, uint64_t v);
 inline size_t uint_len(uint64_t v) {
   size_t n = 1;

@@ -14,6 +14,12 @@ constexpr const char* kWeek[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"
 constexpr const char* kMonths[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
+// A day's or a month's three letters.
+char* put_name(char* p, const char* name) {
+  std::memcpy(p, name, 3);
+  return p + 3;
+}
+
 struct Cache {
   time_t sec = -1;
   uint64_t wall_msec = 0;
@@ -49,7 +55,7 @@ void rebuild(time_t sec) {
   // "21/Nov/2026:23:28:03 +0000"
   p = put_uint_pad(g.http_log, tm.tm_mday, 2);
   *p++ = '/';
-  p = put(p, kMonths[tm.tm_mon]);
+  p = put_name(p, kMonths[tm.tm_mon]);
   *p++ = '/';
   p = put_uint_pad(p, year, 4);
   *p++ = ':';
@@ -158,11 +164,11 @@ struct tm utc_time(time_t t) {
 char* format_http_time(char* buf, time_t t) {
   struct tm tm = utc(t);
   char* p = buf;
-  p = put(p, kWeek[tm.tm_wday]);
+  p = put_name(p, kWeek[tm.tm_wday]);
   p = put(p, ", ");
   p = put_uint_pad(p, tm.tm_mday, 2);
   *p++ = ' ';
-  p = put(p, kMonths[tm.tm_mon]);
+  p = put_name(p, kMonths[tm.tm_mon]);
   *p++ = ' ';
   p = put_uint_pad(p, tm.tm_year + 1900, 4);
   *p++ = ' ';
@@ -178,11 +184,11 @@ char* format_http_time(char* buf, time_t t) {
 char* format_cookie_time(char* buf, time_t t) {
   // "Thu, 31-Dec-37 23:55:55 GMT"
   struct tm tm = utc(t);
-  char* p = put(buf, kWeek[tm.tm_wday]);
+  char* p = put_name(buf, kWeek[tm.tm_wday]);
   p = put(p, ", ");
   p = put_uint_pad(p, tm.tm_mday, 2);
   *p++ = '-';
-  p = put(p, kMonths[tm.tm_mon]);
+  p = put_name(p, kMonths[tm.tm_mon]);
   *p++ = '-';
   p = put_uint_pad(p, tm.tm_year % 100, 2);
   *p++ = ' ';

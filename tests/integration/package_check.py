@@ -7,10 +7,7 @@ installed nginx untouched. Run by scripts/test.sh's package phase (WEIR_DEB name
 it needs root or password-less sudo, as dpkg does."""
 import os
 import shlex
-import shutil
-import socket
 import subprocess
-import time
 
 import pytest
 
@@ -112,10 +109,21 @@ def test_package_installs_runs_and_purges(deb):
         root(["mv", "/var/log/weir/access.log", "/var/log/weir/access.log.1"])
         post = root(["sh", "-c", postrotate("/etc/logrotate.d/weir")])
         assert post.returncode == 0, post.stderr
-        wait_for(lambda: http_get(port, "/after-rotate").status == 404 and
-                 "/after-rotate" in root(["cat", "/var/log/weir/access.log"]).stdout,
-                 what="the access log reopened")
-        assert "/after-rotate" not in root(["cat", "/var/log/weir/access.log.1"]).stdout
+        # Each worker reopens when the master tells it: a request may still land in the moved file
+        # until then. Wait until ten requests in a row, each on a new connection and with a path of
+        # its own, land in the new file and none in the moved one.
+        marks = iter(range(1000000))
+
+        def reopened():
+            sent = ["/after-rotate-%d" % next(marks) for _ in range(10)]
+            for path in sent:
+                assert http_get(port, path).status == 404
+            new = root(["cat", "/var/log/weir/access.log"]).stdout
+            old = root(["cat", "/var/log/weir/access.log.1"]).stdout
+            return all(p + " " in new and p + " " not in old for p in sent)
+        wait_for(reopened, what="the access log reopened by every worker")
+        # The moved file keeps what came before the rotation.
+        assert "/p " in root(["cat", "/var/log/weir/access.log.1"]).stdout
         stop = root(cmd["ExecStop"])
         assert stop.returncode == 0, stop.stderr
         # start-stop-daemon --retry returns once the master has gone.

@@ -378,6 +378,11 @@ LENGTH_ANSWERS = {
                      record(3, b"\0" * 8), b"hello", "upstream prematurely closed FastCGI stdout"),
     "request short": (record(6, b"Content-Length: 20\r\n\r\nhello") + record(3, b"\0" * 8), b"hello",
                       "upstream prematurely closed FastCGI request"),
+    # No body at all: the answer's end comes with its header.
+    "empty, stdout short": (record(6, b"Content-Length: 20\r\n\r\n") + record(6, b"") +
+                            record(3, b"\0" * 8), b"", "upstream prematurely closed FastCGI stdout"),
+    "empty, request short": (record(6, b"Content-Length: 20\r\n\r\n") + record(3, b"\0" * 8), b"",
+                             "upstream prematurely closed FastCGI request"),
 }
 
 

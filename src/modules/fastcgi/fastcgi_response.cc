@@ -218,7 +218,11 @@ Rc input_filter_init(Request& r) {
              : r.method & kHead             ? Records::kDeferred
                                             : u.headers_in.content_length_n;
   r.upstream->length = 1;
-  if (rec.ended && rec.gathered == 0) on_end(r, *r.upstream, rec);
+  if (rec.ended && rec.gathered == 0) {
+    // The whole answer came with the header: no body walk follows to see it short.
+    if (short_of_length(r, rec, true)) return Rc::Error;
+    on_end(r, *r.upstream, rec);
+  }
   return Rc::Ok;
 }
 

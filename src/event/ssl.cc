@@ -867,8 +867,10 @@ IoResult ssl_recv(Connection& c, char* buf, size_t size) {
     int n = SSL_read(ssl, buf + got, static_cast<int>(std::min<size_t>(size - got, 1 << 30)));
     if (n > 0) {
       got += static_cast<size_t>(n);
-      if (got < size && c.ssl->socket_drained && SSL_has_pending(ssl) == 0) {
-        // All the socket held is read and decrypted: wait for more, without a read() for EAGAIN.
+      if (got < size && c.ssl->socket_drained && SSL_has_pending(ssl) == 0 && !c.read.pending_eof) {
+        // All the socket held is read and decrypted: wait for more, without a read() for EAGAIN
+        // (unless the peer's close is pending: the next read() says so, and no event will, as
+        // a plain connection's after_read knows).
         c.read.ready = false;
         return {Rc::Ok, got, true};
       }

@@ -708,7 +708,8 @@ def fcgiwrap():
     d = tempfile.mkdtemp(prefix="weir-fcgiwrap-")
     port = free_port()
     # -f: the scripts' stderr goes over FastCGI, to the server's error log.
-    proc = BackendProcess([FCGIWRAP, "-f", "-c", "2", "-s", "tcp:127.0.0.1:%d" % port], port, None, d)
+    # One process (no -c): with preforked children, the parent's SIGTERM would leave them behind.
+    proc = BackendProcess([FCGIWRAP, "-f", "-s", "tcp:127.0.0.1:%d" % port], port, None, d)
     yield proc
     proc.stop()
 

@@ -197,9 +197,10 @@ def test_keepalive_and_session_resumption(pair, certs):
             wait_for(lambda: log_lines(s)[-1].split("|")[5] == "r", what="$ssl_session_reused r")
 
 
-def tls_records_at_once(port, cafile, requests):
+def tls_records_at_once(port, cafile, requests, half_close=False):
     """Each request in a TLS record of its own, all the records in one send after the handshake
-    (through memory BIOs); returns what came back until the server closed."""
+    (through memory BIOs), then with half_close the TCP connection's write side shut (no
+    close_notify); returns what came back until the server closed."""
     ctx = ssl.create_default_context(cafile=cafile)
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
@@ -215,6 +216,8 @@ def tls_records_at_once(port, cafile, requests):
     for req in requests:
         tls.write(req)
     sock.sendall(outgoing.read())
+    if half_close:
+        sock.shutdown(socket.SHUT_WR)
     out = b""
     while True:
         try:
@@ -246,6 +249,17 @@ def test_pipelined_requests_in_records_read_at_once(pair, certs, count):
         out = tls_records_at_once(s.port, certs["a"][0], reqs)
         assert out.count(b"HTTP/1.1 200 OK\r\n") == count, (s.name, out[-300:])
         assert out.count(b"hello over tls\n") == count and out.endswith(b"hello over tls\n")
+
+
+def test_a_request_and_the_clients_close_in_one_read(pair, certs):
+    """A keep-alive request followed at once by the client's FIN (no close_notify): the answer
+    comes, and the server closes then, not at keepalive_timeout. (When the FIN is already known
+    with the request, the read must not take the socket for empty; which of the two orders a run
+    meets is the kernel's to say.)"""
+    req = b"GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    for s in pair:
+        out = tls_records_at_once(s.port, certs["a"][0], [req], half_close=True)
+        assert out.startswith(b"HTTP/1.1 200 OK\r\n") and out.endswith(b"hello over tls\n"), (s.name, out)
 
 
 def test_proxied_behind_tls(make_server, certs):

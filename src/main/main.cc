@@ -125,7 +125,6 @@ std::string configure_arguments() {
   for (std::string_view m : kDefaultModules) {
     if (!have_module(m)) out += " --without-http_" + std::string(m) + "_module";
   }
-  out += " --without-http-cache";
   return out;
 }
 

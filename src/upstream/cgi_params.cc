@@ -25,6 +25,12 @@ bool named_by_param(const CgiParams& params, std::string_view key) {
   return false;
 }
 
+bool is_cache_condition(std::string_view lowcase_key) {
+  return lowcase_key == "if-modified-since" || lowcase_key == "if-unmodified-since" ||
+         lowcase_key == "if-none-match" || lowcase_key == "if-match" || lowcase_key == "range" ||
+         lowcase_key == "if-range";
+}
+
 // The Status field: "404" or "404 Not Found".
 bool set_status(Upstream& u, std::string_view value) {
   if (value.size() < 3) return false;
@@ -81,9 +87,13 @@ std::span<const CgiPair> cgi_pairs(Request& r, const CgiParams& params, bool pas
       pairs[n++] = CgiPair{p.key, v, false};
     }
   }
+  // With the cache, the upstream is asked for the whole response, unconditionally (nginx's
+  // ngx_http_fastcgi_cache_headers and its twins).
+  bool caching = r.upstream != nullptr && r.upstream->conf->cache != nullptr;
   if (pass_headers) {
     for (Header* h : r.headers_in.headers) {
       if (h->hash == 0 || named_by_param(params, h->key)) continue;
+      if (caching && is_cache_condition(h->lowcase_key)) continue;
       pairs[n++] = CgiPair{h->key, h->value, true};
     }
   }

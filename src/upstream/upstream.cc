@@ -22,6 +22,7 @@
 #include "upstream/event_pipe.h"
 #include "upstream/lifecycle.h"
 #include "upstream/upgrade.h"
+#include "upstream/upstream_cache.h"
 #include "upstream/upstream_headers.h"
 #include "upstream/upstream_module.h"
 
@@ -121,8 +122,10 @@ void check_broken_connection(Request& r) {
   int err = errno;
   if (n > 0 || (n < 0 && (err == EAGAIN || err == EINTR))) return;
   c.error = true;
-  // proxy_store reads on for the file, as proxy_ignore_client_abort does for the upstream's sake.
-  if ((u->conf->ignore_client_abort || u->conf->store) && u->peer.connection != nullptr) return;
+  // proxy_store and a response that may be cached read on for the file, as
+  // proxy_ignore_client_abort does for the upstream's sake.
+  bool for_file = u->conf->store || (u->cache != nullptr && u->cache->may_store);
+  if ((u->conf->ignore_client_abort || for_file) && u->peer.connection != nullptr) return;
   log_error(LogLevel::Info, *c.log, n < 0 ? err : 0,
             "client prematurely closed connection, so upstream connection is closed too");
   finalize_upstream(r, *u, Code::status(kHttpClientClosedRequest));
@@ -752,11 +755,13 @@ void process_header(Request& r, Upstream& u) {
     accel_redirect(r, u);
     return;
   }
+  decide_caching(r, u);
   if (Code rc = copy_headers(r, u); rc != Rc::Ok) {
     finalize_upstream(r, u, rc);
     return;
   }
   apply_accel_headers(r, u);
+  if (u.cache != nullptr && !u.buffering) u.cache->store = u.cache->may_store = false;
   if (u.protocol->rewrite_headers != nullptr) u.protocol->rewrite_headers(r);
   send_response(r, u);
 }
@@ -818,6 +823,7 @@ void init_upstream(Request& r) {
   WEIR_DEBUG(*c.log, "http init upstream, client timer: %d", c.read.timer_set ? 1 : 0);
   if (c.read.timer_set) del_timer(c.read);
   u.buffering = u.conf->buffering;
+  if (serve_from_cache(r, u)) return;  // a HIT: the upstream is not asked
   u.cleanup = add_request_cleanup(r, upstream_cleanup, &r);
   if (u.cleanup == nullptr) {
     finalize_request(r, Code::status(500));

@@ -26,6 +26,8 @@ namespace weir::http {
 class ComplexValue;
 struct Upstream;
 struct EventPipe;
+struct CacheSettings;
+struct UpstreamCache;
 
 // proxy_next_upstream's conditions (bits).
 enum : uint32_t {
@@ -101,6 +103,8 @@ struct UpstreamConf {
   bool store = false;
   const ComplexValue* store_path = nullptr;
   uint32_t store_access = 0600;
+  // proxy_cache and its family (upstream_cache.h); nullptr: no cache here.
+  const CacheSettings* cache = nullptr;
   // Response headers not passed to the client (lower case), and the ones passed despite the
   // protocol's defaults.
   const std::vector<std::string>* hide_headers = nullptr;
@@ -149,6 +153,9 @@ struct UpstreamState {
 // The protocol seam: what a protocol module fills in. Every callback gets the request; the
 // upstream is r.upstream.
 struct UpstreamProtocol {
+  // The cache key when no *_cache_key is written (proxy's: the proxied URL with the URI the
+  // upstream gets, as nginx's); nullptr: the protocol has none, one must be written.
+  std::string_view (*cache_key)(Request& r) = nullptr;
   // Builds u.request_bufs (the request as the upstream is to receive it). Ok or an HTTP status.
   Code (*create_request)(Request& r) = nullptr;
   // Before a retry on another peer: forget what the last one sent (parser state ...). The lifecycle
@@ -221,6 +228,7 @@ struct Upstream {
   ChainLink* free_bufs = nullptr;
 
   EventPipe* pipe = nullptr;
+  UpstreamCache* cache = nullptr;    // the request's cache key and status, when the cache is on
   void* input_filter_ctx = nullptr;  // the protocol's parser state
 
   UpstreamState* state = nullptr;   // the current try

@@ -8,6 +8,7 @@
 #include "core/str.h"
 #include "core/time_cache.h"
 #include "http/headers_in.h"
+#include "upstream/upstream_cache.h"
 
 namespace weir::http {
 
@@ -108,6 +109,15 @@ void copy_trailers(Request& r, Upstream& u) {
   }
 }
 
+namespace {
+
+// A HIT, or a response the cache keeps.
+bool from_cache(const Upstream& u) {
+  return u.cache != nullptr && (u.cache->status == CacheStatus::Hit || u.cache->store);
+}
+
+}  // namespace
+
 // The header lines, except what is hidden (the protocol's defaults and proxy_hide_header, less
 // proxy_pass_header) and the hop-by-hop fields; for an X-Accel-Redirect only the ones it keeps.
 Code copy_header_lines(Request& r, Upstream& u, bool redirect) {
@@ -121,8 +131,15 @@ Code copy_header_lines(Request& r, Upstream& u, bool redirect) {
     const auto* k = find_known_header(kUpstreamHeaders, h->lowcase_key);
     CopyHeader how = k != nullptr ? k->handler : CopyHeader::Plain;
     if (how == CopyHeader::Upgrade) how = u.upgrade ? CopyHeader::Plain : CopyHeader::Drop;
-    // With forced ranges the range filter speaks for the response.
-    if (u.conf->force_ranges && h->lowcase_key == "accept-ranges") continue;
+    // With forced ranges the range filter speaks for the response; from the cache too, when the
+    // upstream said it takes ranges (one range while the response is being read).
+    if (h->lowcase_key == "accept-ranges" && (u.conf->force_ranges || from_cache(u))) {
+      if (!u.conf->force_ranges) {
+        r.allow_ranges = true;
+        r.single_range = u.cache->status != CacheStatus::Hit;
+      }
+      continue;
+    }
     // With proxy_pass_trailers the Trailer field announces what the trailer section holds.
     if (how == CopyHeader::Drop && !(u.conf->pass_trailers && h->lowcase_key == "trailer")) {
       continue;
@@ -156,8 +173,9 @@ Code copy_headers(Request& r, Upstream& u) {
   out.status_line = u.headers_in.status_line;
   out.content_length_n = u.headers_in.chunked ? -1 : u.headers_in.content_length_n;
   // The upstream's answer is the answer: no conditional processing of our own, and ranges only
-  // when proxy_force_ranges asks (one at most, as nginx).
-  r.disable_not_modified = true;
+  // when proxy_force_ranges asks (one at most, as nginx). What the cache holds or is to hold is the
+  // server's own: conditions are answered from it.
+  r.disable_not_modified = !from_cache(u);
   if (u.conf->force_ranges) {
     r.allow_ranges = true;
     r.single_range = true;

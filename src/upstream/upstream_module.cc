@@ -14,6 +14,7 @@
 #include "http/script.h"
 #include "http/variables.h"
 #include "upstream/upstream.h"
+#include "upstream/upstream_cache.h"
 
 namespace weir::http {
 
@@ -405,8 +406,18 @@ void var_upstream_cookie(Request& r, VariableValue& v, uintptr_t data) {
   v.set_not_found();
 }
 
+// $upstream_cache_status: MISS, BYPASS, EXPIRED, HIT; not found when the cache was not asked.
+void var_cache_status(Request& r, VariableValue& v, uintptr_t) {
+  if (r.upstream == nullptr || r.upstream->cache == nullptr) {
+    v.set_not_found();
+    return;
+  }
+  v.set(cache_status_name(r.upstream->cache->status));
+}
+
 constexpr VariableDef kVars[] = {
     {"upstream_addr", var_addr, nullptr, kVarNoCacheable},
+    {"upstream_cache_status", var_cache_status, nullptr, kVarNoCacheable},
     {"upstream_status", var_status, nullptr, kVarNoCacheable},
     {"upstream_response_time", var_time<&UpstreamState::response_time>, nullptr, kVarNoCacheable},
     {"upstream_connect_time", var_time<&UpstreamState::connect_time>, nullptr, kVarNoCacheable},

@@ -18,6 +18,7 @@
 #include "os/kernel_pipe.h"
 #include "upstream/event_pipe.h"
 #include "upstream/lifecycle.h"
+#include "upstream/upstream_cache.h"
 
 namespace weir::http {
 
@@ -184,10 +185,11 @@ bool can_splice(const Request& r, const Upstream& u) {
 }
 
 // Buffered: spliced while the client keeps up; the event pipe takes over when it does not (see
-// process_splice). Not with proxy_store (the body goes to a file), proxy_limit_rate or limit_rate.
+// process_splice). Not with proxy_store or a response to cache (the body goes to a file),
+// proxy_limit_rate or limit_rate.
 bool can_splice_buffered(Request& r, const Upstream& u) {
-  return can_splice(r, u) && !u.conf->store && u.conf->limit_rate == 0 &&
-         response_limit_rate(r) == 0;
+  return can_splice(r, u) && !u.conf->store && !(u.cache != nullptr && u.cache->store) &&
+         u.conf->limit_rate == 0 && response_limit_rate(r) == 0;
 }
 
 void splice_upstream(Request& r, Upstream& u);
@@ -383,18 +385,23 @@ void process_pipe_request(Request& r, Upstream& u) {
   bool complete = p.upstream_done || (p.upstream_eof && p.length == -1);
   bool finished = complete || p.upstream_eof || p.upstream_error;
   if (p.store && finished) {
-    store_response(r, u, complete);
+    if (u.cache != nullptr && u.cache->store) {
+      finish_cache_file(r, u, complete);
+    } else {
+      store_response(r, u, complete);
+    }
     p.store = false;  // once
   }
   if (p.downstream_error) {
-    if (u.conf->store && !finished) {
+    if (p.store && !finished) {
       // The client is gone; the upstream's body still goes to the file, within read timeouts.
       if (r.connection->write.timer_set) del_timer(r.connection->write);
       Event& up = u.peer.connection->read;
       if (!up.ready && !up.delayed) add_timer(up, u.conf->read_timeout);
       return;
     }
-    finalize_upstream(r, u, Rc::Error);
+    // A header-only answer was whole when it went out; a client that failed gets no more.
+    finalize_upstream(r, u, r.header_only && !r.connection->error ? Rc::Ok : Rc::Error);
     return;
   }
   if (p.downstream_done) {
@@ -490,6 +497,9 @@ void start_event_pipe(Request& r, Upstream& u, bool with_preread) {
   }
   if (u.kernel_pipe.open()) p->ahead = &u.kernel_pipe;
   if (p->length == 0) p->upstream_done = true;
+  if (u.cache != nullptr && u.cache->store) (void)start_cache_file(r, u, *p);
+  // The client has its whole answer (header only): the pipe reads for the file alone, as nginx's.
+  if (r.header_only) p->downstream_error = true;
   u.read_event_handler = pipe_upstream;
   r.write_event_handler = pipe_downstream;
   if (run_event_pipe(*p, true) == Rc::Abort) {
@@ -507,6 +517,11 @@ void start_relay(Request& r, Upstream& u) {
     return;
   }
   if (r.header_only) {
+    if (u.buffering && u.cache != nullptr && u.cache->store) {
+      // A 304 the cache answered for a response it keeps: the body goes to the file alone.
+      start_event_pipe(r, u, true);
+      return;
+    }
     // HEAD: whatever the upstream sends after the header is not wanted; the connection is reused
     // only when the protocol knows nothing follows.
     finalize_upstream(r, u, Rc::Ok);

@@ -270,6 +270,16 @@ Status merge_upstream_settings(ConfContext& cf, std::string_view prefix, Setting
   out.store_path = conf.store_path;
   out.store_access = conf.store_access;
   out.hide_headers = &conf.hide_final;
+
+  // proxy has a default key (UpstreamProtocol::cache_key); the other protocols' must be written.
+  Result<const CacheSettings*> cache =
+      merge_cache_settings(cf, prefix, prev.cache, conf.cache, prefix == "proxy");
+  if (!cache.ok()) return cache.status();
+  out.cache = *cache;
+  if (out.cache != nullptr && out.store) {
+    std::string p(prefix);
+    return cf.error("\"" + p + "_store\" is incompatible with \"" + p + "_cache\"");
+  }
   return {};
 }
 

@@ -17,6 +17,7 @@
 #include "conf/setting.h"
 #include "core/inet.h"
 #include "upstream/upstream.h"
+#include "upstream/upstream_cache.h"
 
 namespace weir::http {
 
@@ -45,6 +46,7 @@ struct UpstreamSettings {
   ComplexValue* bind_value = nullptr;  // *_bind with variables: an address per request
   bool bind_set = false;
   bool bind_on = false;
+  CacheSettings cache;  // *_cache, *_cache_key ... (Full only)
 };
 
 // What a protocol's settings are made of: grpc's directives of this kind are the connection's only
@@ -104,24 +106,29 @@ consteval Directive row(uint32_t type) {
   return directive<on_settings<Conf, Up, Fn>>(Joined<Prefix, Suffix>::view, type);
 }
 
+// A setter of the cache's settings among UpstreamSettings.
+template <auto Fn>
+Status on_cache(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) {
+  return Fn(cf, n, s.cache);
+}
+
 }  // namespace settings_detail
 
-// The cache's directives under a protocol's prefix (proxy_cache, fastcgi_cache_path ...): rejected
-// at load, saying weir does not have them yet, rather than ignored, until the cache is built.
+// The cache's directives not built yet under a protocol's prefix (proxy_cache_lock ...): rejected
+// at load, saying weir does not have them yet, rather than ignored.
 template <settings_detail::Name Prefix>
 consteval auto cache_directives_not_yet() {
   using namespace settings_detail;
   constexpr uint32_t kWhere = kHttpMainSrvLoc;
   return std::array{
-      directive<not_yet>(Joined<Prefix, "_cache">::view, kWhere | kTake1),
-      directive<not_yet>(Joined<Prefix, "_cache_path">::view, kHttpMainConf | kTwoMore),
-      directive<not_yet>(Joined<Prefix, "_cache_valid">::view, kWhere | kOneMore),
-      directive<not_yet>(Joined<Prefix, "_cache_key">::view, kWhere | kTake1),
-      directive<not_yet>(Joined<Prefix, "_cache_bypass">::view, kWhere | kOneMore),
-      directive<not_yet>(Joined<Prefix, "_no_cache">::view, kWhere | kOneMore),
       directive<not_yet>(Joined<Prefix, "_cache_use_stale">::view, kWhere | kOneMore),
-      directive<not_yet>(Joined<Prefix, "_cache_methods">::view, kWhere | kOneMore),
       directive<not_yet>(Joined<Prefix, "_cache_lock">::view, kWhere | kFlag),
+      directive<not_yet>(Joined<Prefix, "_cache_lock_timeout">::view, kWhere | kTake1),
+      directive<not_yet>(Joined<Prefix, "_cache_lock_age">::view, kWhere | kTake1),
+      directive<not_yet>(Joined<Prefix, "_cache_revalidate">::view, kWhere | kFlag),
+      directive<not_yet>(Joined<Prefix, "_cache_background_update">::view, kWhere | kFlag),
+      directive<not_yet>(Joined<Prefix, "_cache_convert_head">::view, kWhere | kFlag),
+      directive<not_yet>(Joined<Prefix, "_cache_max_range_offset">::view, kWhere | kTake1),
   };
 }
 
@@ -181,7 +188,18 @@ consteval auto upstream_directives() {
         row<Conf, Up, Prefix, "_store", set_store>(kWhere | kTake1),
         row<Conf, Up, Prefix, "_store_access", set_store_access>(kWhere | kTake123),
     };
-    return join_directives(connection, buffering);
+    using namespace cache_detail;
+    std::array cache{
+        directive<cache_path>(Joined<Prefix, "_cache_path">::view, kHttpMainConf | kTwoMore),
+        row<Conf, Up, Prefix, "_cache", on_cache<set_cache>>(kWhere | kTake1),
+        row<Conf, Up, Prefix, "_cache_key", on_cache<set_key>>(kWhere | kTake1),
+        row<Conf, Up, Prefix, "_cache_valid", on_cache<add_valid>>(kWhere | kOneMore),
+        row<Conf, Up, Prefix, "_cache_methods", on_cache<set_methods>>(kWhere | kOneMore),
+        row<Conf, Up, Prefix, "_cache_bypass", on_cache<add_bypass>>(kWhere | kOneMore),
+        row<Conf, Up, Prefix, "_no_cache", on_cache<add_no_cache>>(kWhere | kOneMore),
+        row<Conf, Up, Prefix, "_cache_min_uses", on_cache<set_min_uses>>(kWhere | kTake1),
+    };
+    return join_directives(join_directives(connection, buffering), cache);
   }
 }
 

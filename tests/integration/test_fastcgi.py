@@ -493,11 +493,69 @@ def test_the_body_goes_in_stdin_records(make_server, buffering, chunked):
         backend.close()
 
 
-@pytest.mark.parametrize("directive", ["fastcgi_cache one;", "proxy_cache_valid 200 1m;",
-                                       "fastcgi_cache_lock on;"])
-def test_cache_directives_are_refused_until_the_cache_is_built(directive):
+@pytest.mark.parametrize("directive", ["fastcgi_cache_lock on;", "proxy_cache_use_stale error;",
+                                       "uwsgi_cache_revalidate on;"])
+def test_cache_directives_not_built_yet_are_refused(directive):
     rc, err = check_conf(WEIR, "server { location / { %s } }" % directive)
     assert rc == 1 and '"%s" directive is not supported by weir yet' % directive.split()[0] in err, err
+
+
+CACHE_SCRIPTS = {
+    "run.php": r"""<?php
+header("X-Run: " . uniqid("", true));
+echo "run ", $_GET["n"] ?? "", "\n";
+""",
+    "private.php": r"""<?php
+header("Cache-Control: private");
+echo uniqid("", true), "\n";
+""",
+    "session.php": r"""<?php
+setcookie("sid", uniqid());
+echo "with a cookie\n";
+""",
+}
+
+CACHE_CONF = r"""
+fastcgi_cache_path %%DIR%%/fcache levels=1:2 keys_zone=php:1m;
+add_header X-Cache $upstream_cache_status always;
+server {
+    listen 127.0.0.1:%%PORT%%;
+    location ~ \.php$ {
+        include PARAMS;
+        fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+        fastcgi_pass 127.0.0.1:FPMPORT;
+        fastcgi_cache php;
+        fastcgi_cache_key $request_uri;
+        fastcgi_cache_valid 200 10m;
+    }
+}
+"""
+
+
+def test_fastcgi_cache_beside_nginx(fpm):
+    """fastcgi_cache on php-fpm: a script's answer is kept and sent again without running it (the
+    same X-Run); Cache-Control: private and a Set-Cookie keep it out; the file is where nginx
+    puts it for the key."""
+    conf = CACHE_CONF.replace("PARAMS", PARAMS).replace("FPMPORT", str(fpm.port))
+    servers = weir_and_nginx(conf, CACHE_SCRIPTS)
+    try:
+        for s in next(servers):
+            for who in ("a", "b"):
+                uri = "/run.php?n=%s" % who
+                first, second, third = (http_get(s.port, uri) for _ in range(3))
+                assert [r.header("X-Cache") for r in (first, second, third)] == ["MISS", "HIT", "HIT"]
+                assert first.header("X-Run") == second.header("X-Run") == third.header("X-Run"), s.name
+                assert second.body == b"run %s\n" % who.encode()
+                md5 = hashlib.md5(uri.encode()).hexdigest()
+                assert os.path.exists(s.path("fcache/%s/%s/%s" % (md5[-1], md5[-3:-1], md5))), s.name
+            for uri in ("/private.php", "/session.php"):
+                a, b = (http_get(s.port, uri) for _ in range(2))
+                assert (a.header("X-Cache"), b.header("X-Cache")) == ("MISS", "MISS"), (s.name, uri)
+            head = http_get(s.port, "/run.php?n=a", method="HEAD")
+            assert (head.status, head.header("X-Cache"), head.body) == (200, "HIT", b"")
+    finally:
+        for _ in servers:  # stops both, checks weir clean
+            pass
 
 
 WORDPRESS = r"""

@@ -103,6 +103,9 @@ Result<ProxyUrl> parse_proxy_url(std::string_view url);
 
 // The protocol's request side: the request as the upstream gets it (method, URI, header, body), a
 // streamed body's chunks, and the start over before a retry.
+// proxy_cache_key's default: the proxy_pass URL up to its URI part, then the URI the upstream
+// gets ("http://127.0.0.1:8080/a?b").
+std::string_view cache_key(Request& r);
 Code create_request(Request& r);
 ChainLink* body_filter(Request& r, ChainLink* in, bool last);
 Code reinit_request(Request& r);

@@ -130,6 +130,7 @@ Code eval_url(Request& r, ProxyLocConf& plcf, Upstream& u) {
 }
 
 constexpr UpstreamProtocol kProxyProtocol{
+    .cache_key = cache_key,
     .create_request = create_request,
     .reinit_request = reinit_request,
     .body_filter = body_filter,
@@ -400,10 +401,23 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
   if (conf.body == nullptr) conf.body = prev.body;
 
   // proxy_set_header: a level with its own lines does not inherit; the defaults come after them.
+  // With the cache, the upstream is asked for the whole response, unconditionally: the cache
+  // answers conditions and ranges itself (nginx's ngx_http_proxy_cache_headers).
   static constexpr std::pair<const char*, const char*> kDefaults[] = {{"Host", "$proxy_host"},
                                                                       {"Connection", "close"}};
+  static constexpr std::pair<const char*, const char*> kCacheDefaults[] = {
+      {"Host", "$proxy_host"},
+      {"Connection", "close"},
+      {"If-Modified-Since", ""},
+      {"If-Unmodified-Since", ""},
+      {"If-None-Match", ""},
+      {"If-Match", ""},
+      {"Range", ""},
+      {"If-Range", ""}};
   Result<std::vector<SetHeader>*> headers =
-      merge_set_headers(cf, prev.set_headers, conf.set_headers, kDefaults);
+      conf.upstream.cache != nullptr
+          ? merge_set_headers(cf, prev.set_headers, conf.set_headers, kCacheDefaults)
+          : merge_set_headers(cf, prev.set_headers, conf.set_headers, kDefaults);
   if (!headers.ok()) return headers.status();
   conf.headers = *headers;
 

@@ -128,6 +128,20 @@ Result<ProxyUrl> parse_proxy_url(std::string_view url) {
   return pu;
 }
 
+std::string_view cache_key(Request& r) {
+  ProxyLocConf& plcf = proxy_conf(r);
+  std::string_view url = plcf.url;
+  if (plcf.url_value != nullptr) {
+    url = plcf.url_value->eval(r);
+    url.remove_suffix(std::min(url.size(), proxy_ctx(r).uri.size()));
+  }
+  std::string_view uri = upstream_uri(r, plcf);
+  char* key = r.pool->alloc_bytes(url.size() + uri.size());
+  std::memcpy(key, url.data(), url.size());
+  std::memcpy(key + url.size(), uri.data(), uri.size());
+  return {key, url.size() + uri.size()};
+}
+
 Code create_request(Request& r) {
   ProxyLocConf& plcf = proxy_conf(r);
   Upstream& u = *r.upstream;

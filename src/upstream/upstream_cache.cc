@@ -1,0 +1,581 @@
+#include "upstream/upstream_cache.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "conf/cycle.h"
+#include "core/shm_mutex.h"
+#include "core/slab.h"
+#include "core/str.h"
+#include "core/time_cache.h"
+#include "http/filter.h"
+#include "http/request.h"
+#include "http/script.h"
+#include "upstream/event_pipe.h"
+#include "upstream/http1_response.h"
+#include "upstream/upstream_headers.h"
+
+namespace weir::http {
+
+namespace {
+
+// The keys zones of every protocol's *_cache_path: a zone one protocol declares, another may use.
+constexpr char kCacheZoneTag = 0;
+
+// At most this many old entries are dropped per request (nginx's cache manager's work, done where
+// the index is touched anyway).
+constexpr int kDropsPerRequest = 8;
+
+// Whether any of the values is neither empty nor "0" (proxy_cache_bypass, proxy_no_cache).
+// nginx: ngx_http_test_predicates
+bool any_true(Request& r, const std::vector<ComplexValue>* values) {
+  if (values == nullptr) return false;
+  for (const ComplexValue& v : *values) {
+    std::string_view s = v.eval(r);
+    if (!s.empty() && s != "0") return true;
+  }
+  return false;
+}
+
+// The least recently used entries past their inactive time, or over max_size, leave the index
+// (their keys go to dropped, for their files to be deleted once the zone is unlocked); keep is
+// never one of them.
+void drop_old_entries(SharedZone& zone, const CachePath& path, const CacheNode* keep, int64_t now,
+                      std::vector<CacheKey>& dropped) {
+  CacheIndex& index = cache_index(zone);
+  for (int i = 0; i < kDropsPerRequest; i++) {
+    CacheNode* n = index.oldest_to_drop(now, path.conf.max_size);
+    if (n == nullptr || n == keep) return;
+    if (n->exists) dropped.push_back(n->key);
+    index.remove(*zone.slab, *n);
+  }
+}
+
+void delete_files(Request& r, const CachePath& path, const std::vector<CacheKey>& keys) {
+  for (const CacheKey& key : keys) {
+    std::string name = cache_file_name(path.conf, key);
+    WEIR_DEBUG(r.log(), "http file cache delete: \"%s\"", name.c_str());
+    if (::unlink(name.c_str()) < 0 && errno != ENOENT) {
+      log_error(LogLevel::Crit, r.log(), errno, "unlink() \"%s\" failed", name.c_str());
+    }
+  }
+}
+
+// The index no longer has a file for the key (it was deleted behind its back, or found damaged).
+void forget_file(UpstreamCache& c) {
+  ShmLock lock(c.zone->slab->mutex());
+  CacheIndex& index = cache_index(*c.zone);
+  if (CacheNode* n = index.find(c.key); n != nullptr && n->exists) {
+    index.size -= n->fs_size;
+    n->exists = false;
+  }
+}
+
+void close_cache_file(void* data) {
+  auto* f = static_cast<File*>(data);
+  if (f->fd >= 0) ::close(f->fd);
+  f->fd = -1;
+}
+
+// A fresh entry: its stored header is the response's, its body goes out from the file.
+void send_cached(Request& r, Upstream& u, File& file, off_t size, const CacheFileHeader& h) {
+  UpstreamCache& c = *u.cache;
+  c.status = CacheStatus::Hit;
+  u.phase = UpstreamPhase::Done;  // nothing of the upstream is started
+  Http1Response parser;
+  parser.protocol = "cache";
+  HeaderResult hr = http1_process_header(r, parser);
+  if (hr != HeaderResult::Done) {
+    log_error(LogLevel::Crit, r.log(), 0, "cache file \"%.*s\" has a damaged header",
+              static_cast<int>(file.name.size()), file.name.data());
+    finalize_request(r, Code::status(500));
+    return;
+  }
+  u.headers_in.content_length_n = size - static_cast<off_t>(h.body_start);
+  u.headers_in.chunked = false;
+  if (Code rc = copy_headers(r, u); rc != Rc::Ok) {
+    finalize_request(r, rc);
+    return;
+  }
+  if (u.protocol->rewrite_headers != nullptr) u.protocol->rewrite_headers(r);
+  r.read_event_handler = block_reading;
+  Code rc = send_header(r);
+  if (rc == Rc::Error || rc.is_status() || r.header_only) {
+    finalize_request(r, rc);
+    return;
+  }
+  Buffer* b;
+  if (u.headers_in.content_length_n > 0) {
+    b = r.pool->make<Buffer>();
+    b->in_file = true;
+    b->file = &file;
+    b->file_pos = h.body_start;
+    b->file_last = size;
+    b->last_buf = &r == r.main;
+    b->last_in_chain = true;
+  } else {
+    b = Buffer::create_special(*r.pool, &r == r.main, false);
+    b->last_in_chain = true;
+  }
+  ChainLink* cl = r.pool->alloc_link();
+  cl->buf = b;
+  cl->next = nullptr;
+  finalize_request(r, output_filter(r, cl));
+}
+
+// X-Accel-Expires: seconds from now, or "@" a Unix time; 0: not cached. nginx:
+// ngx_http_upstream_process_accel_expires
+void accel_expires(std::string_view v, int64_t now, bool& cacheable, int64_t& valid) {
+  bool at = v.starts_with('@');
+  if (at) v.remove_prefix(1);
+  auto n = parse_int(v);
+  if (!n) return;
+  if (at) {
+    valid = *n;
+  } else if (*n == 0) {
+    cacheable = false;
+  } else {
+    valid = now + *n;
+  }
+}
+
+// The digits after name= in a Cache-Control value; -1: not there; -2: not a number.
+int64_t cache_control_number(std::string_view v, std::string_view name) {
+  size_t at = ifind(v, name);
+  if (at == std::string_view::npos) return -1;
+  int64_t n = 0;
+  for (size_t i = at + name.size(); i < v.size(); i++) {
+    char ch = v[i];
+    if (ch == ',' || ch == ';' || ch == ' ') break;
+    if (ch < '0' || ch > '9') return -2;
+    n = n * 10 + (ch - '0');
+  }
+  return n;
+}
+
+// Cache-Control: no-cache, no-store and private keep the response out; s-maxage or max-age give
+// its lifetime (0: not kept). nginx: ngx_http_upstream_process_cache_control
+void cache_control(std::string_view v, int64_t now, bool& cacheable, int64_t& valid) {
+  if (ifind(v, "no-cache") != std::string_view::npos ||
+      ifind(v, "no-store") != std::string_view::npos ||
+      ifind(v, "private") != std::string_view::npos) {
+    cacheable = false;
+    return;
+  }
+  int64_t n = cache_control_number(v, "s-maxage=");
+  if (n == -1) n = cache_control_number(v, "max-age=");
+  if (n == -1) return;
+  if (n <= 0) {
+    cacheable = false;
+    return;
+  }
+  valid = now + n;
+}
+
+int64_t valid_for_status(const std::vector<CacheValid>* list, int status) {
+  if (list == nullptr) return 0;
+  for (const CacheValid& v : *list) {
+    if (v.status == status || v.status == 0) return v.seconds;
+  }
+  return 0;
+}
+
+// The upstream's answer as the cache file keeps it: an HTTP/1 status line and header lines (the
+// framing and hop-by-hop ones left out: the body is stored as it is, and its length is the file's).
+std::string stored_header(const UpstreamHeadersIn& in) {
+  std::string out = "HTTP/1.1 ";
+  if (in.status_line.size() > 3) {
+    out += in.status_line;
+  } else {
+    out += std::to_string(in.status);
+  }
+  out += "\r\n";
+  for (const Header* h : in.headers) {
+    std::string_view k = h->lowcase_key;
+    if (k == "transfer-encoding" || k == "connection" || k == "keep-alive" ||
+        k == "content-length") {
+      continue;
+    }
+    out += h->key;
+    out += ": ";
+    out += h->value;
+    out += "\r\n";
+  }
+  out += "\r\n";
+  return out;
+}
+
+}  // namespace
+
+std::string_view cache_status_name(CacheStatus s) {
+  switch (s) {
+    case CacheStatus::Miss:
+      return "MISS";
+    case CacheStatus::Bypass:
+      return "BYPASS";
+    case CacheStatus::Expired:
+      return "EXPIRED";
+    case CacheStatus::Hit:
+      return "HIT";
+  }
+  return "MISS";
+}
+
+namespace cache_detail {
+
+Status set_cache(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
+  if (s.enabled != -1) return Status::error("is duplicate");
+  const std::string& name = n.args[1];
+  if (name == "off") {
+    s.enabled = 0;
+    return {};
+  }
+  if (name.find('$') != std::string::npos) {
+    return Status::errorf("\"%s\" with variables is not supported by weir yet", n.name().c_str());
+  }
+  Result<SharedZone*> zone = cf.cycle.add_zone(name, 0, &kCacheZoneTag);
+  if (!zone.ok()) return zone.status();
+  s.zone = *zone;
+  s.enabled = 1;
+  return {};
+}
+
+Status set_key(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
+  if (s.key != nullptr) return Status::error("is duplicate");
+  auto* key = cf.pool.make<ComplexValue>();
+  if (Status st = key->compile(cf, n.args[1]); !st.ok()) return st;
+  s.key = key;
+  return {};
+}
+
+// proxy_cache_valid [code ...] time: without codes, 200, 301 and 302.
+Status add_valid(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
+  const std::string& time = n.args.back();
+  auto seconds = parse_time(time, true);
+  if (!seconds) return Status::errorf("invalid time value \"%s\"", time.c_str());
+  if (s.valid == nullptr) s.valid = cf.pool.make<std::vector<CacheValid>>();
+  if (n.args.size() == 2) {
+    for (int status : {200, 301, 302}) s.valid->push_back({status, *seconds});
+    return {};
+  }
+  for (size_t i = 1; i + 1 < n.args.size(); i++) {
+    const std::string& code = n.args[i];
+    if (code == "any") {
+      s.valid->push_back({0, *seconds});
+      continue;
+    }
+    auto status = parse_int(code);
+    if (!status || *status < 100 || *status > 599) {
+      return Status::errorf("invalid status \"%s\"", code.c_str());
+    }
+    s.valid->push_back({static_cast<int>(*status), *seconds});
+  }
+  return {};
+}
+
+Status set_methods(ConfContext&, const ConfNode& n, CacheSettings& s) {
+  if (s.methods != 0) return Status::error("is duplicate");
+  static constexpr EnumName<uint32_t> kMethods[] = {
+      {"GET", kGet},
+      {"HEAD", kHead},
+      {"POST", kPost},
+  };
+  uint32_t mask = 0;
+  if (Status st = parse_bitmask(n, kMethods, mask); !st.ok()) return st;
+  s.methods = mask | kGet | kHead;
+  return {};
+}
+
+namespace {
+
+Status add_predicates(ConfContext& cf, const ConfNode& n, std::vector<ComplexValue>*& list) {
+  if (list == nullptr) list = cf.pool.make<std::vector<ComplexValue>>();
+  for (size_t i = 1; i < n.args.size(); i++) {
+    ComplexValue v;
+    if (Status st = v.compile(cf, n.args[i]); !st.ok()) return st;
+    list->push_back(std::move(v));
+  }
+  return {};
+}
+
+}  // namespace
+
+Status add_bypass(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
+  return add_predicates(cf, n, s.bypass);
+}
+
+Status add_no_cache(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
+  return add_predicates(cf, n, s.no_cache);
+}
+
+Status set_min_uses(ConfContext&, const ConfNode& n, CacheSettings& s) {
+  if (s.min_uses.set) return Status::error("is duplicate");
+  auto v = parse_int(n.args[1]);
+  if (!v || *v < 1) return Status::error("invalid value");
+  s.min_uses = *v;
+  return {};
+}
+
+Status cache_path(ConfContext& cf, const ConfNode& n) {
+  std::span<const std::string> args(n.args);
+  Result<CachePathConf> conf = parse_cache_path(n.name(), args.subspan(1), cf.cycle.prefix);
+  if (!conf.ok()) return conf.status();
+  Result<SharedZone*> zone = cf.cycle.add_zone(conf->zone_name, conf->zone_size, &kCacheZoneTag);
+  if (!zone.ok()) return zone.status();
+  if ((*zone)->data != nullptr) {
+    return Status::errorf("duplicate zone \"%s\"", conf->zone_name.c_str());
+  }
+  auto* path = cf.pool.make<CachePath>();
+  path->conf = std::move(*conf);
+  path->dir.name = path->conf.path;
+  if (Status s = cf.cycle.add_path(&path->dir); !s.ok()) return s;
+  (*zone)->data = path;
+  (*zone)->init = init_cache_zone;
+  return {};
+}
+
+}  // namespace cache_detail
+
+Result<const CacheSettings*> merge_cache_settings(ConfContext& cf, std::string_view prefix,
+                                                  const CacheSettings& prev, CacheSettings& conf,
+                                                  bool default_key) {
+  if (conf.enabled == -1) {
+    conf.enabled = prev.enabled;
+    conf.zone = prev.zone;
+  }
+  if (conf.key == nullptr) conf.key = prev.key;
+  if (conf.valid == nullptr) conf.valid = prev.valid;
+  if (conf.methods == 0) conf.methods = prev.methods != 0 ? prev.methods : kGet | kHead;
+  if (conf.bypass == nullptr) conf.bypass = prev.bypass;
+  if (conf.no_cache == nullptr) conf.no_cache = prev.no_cache;
+  conf.min_uses.merge(prev.min_uses, 1);
+  if (conf.enabled != 1) return static_cast<const CacheSettings*>(nullptr);
+  if (conf.zone->data == nullptr) {
+    return cf.errorf("\"%.*s_cache\" zone \"%s\" is unknown", static_cast<int>(prefix.size()),
+                     prefix.data(), conf.zone->name.c_str());
+  }
+  if (conf.key == nullptr && !default_key) {
+    std::string p(prefix);
+    return cf.error("no \"" + p + "_cache_key\" for \"" + p + "_cache\"");
+  }
+  return static_cast<const CacheSettings*>(&conf);
+}
+
+bool serve_from_cache(Request& r, Upstream& u) {
+  const CacheSettings* cs = u.conf->cache;
+  if (cs == nullptr || !(r.method & cs->methods) || cs->zone->data == nullptr) return false;
+  auto* c = r.pool->make<UpstreamCache>();
+  u.cache = c;
+  c->zone = cs->zone;
+  c->path = static_cast<const CachePath*>(cs->zone->data);
+  c->key_text = cs->key != nullptr ? cs->key->eval(r) : u.protocol->cache_key(r);
+  c->key = cache_key(c->key_text);
+  WEIR_DEBUG(r.log(), "http cache key: \"%.*s\"", static_cast<int>(c->key_text.size()),
+             c->key_text.data());
+  if (any_true(r, cs->bypass)) {
+    c->status = CacheStatus::Bypass;
+    return false;
+  }
+  int64_t now = clock::now();
+  bool exists = false;
+  std::vector<CacheKey> dropped;
+  {
+    ShmLock lock(c->zone->slab->mutex());
+    CacheIndex& index = cache_index(*c->zone);
+    CacheNode* n = index.find_or_add(*c->zone->slab, c->key, now, c->path->conf.inactive, &dropped);
+    if (n == nullptr) {
+      log_error(LogLevel::Alert, r.log(), 0, "could not allocate node in cache keys zone \"%s\"",
+                c->zone->name.c_str());
+      c->may_store = false;
+    } else {
+      n->uses++;
+      c->may_store = n->uses >= static_cast<uint32_t>(*cs->min_uses);
+      exists = n->exists;
+    }
+    drop_old_entries(*c->zone, *c->path, n, now, dropped);
+  }
+  delete_files(r, *c->path, dropped);
+  if (!exists) return false;
+
+  std::string name = cache_file_name(c->path->conf, c->key);
+  int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT) {
+      log_error(LogLevel::Crit, r.log(), errno, "open() \"%s\" failed", name.c_str());
+    }
+    forget_file(*c);
+    return false;
+  }
+  auto* file = r.pool->make<File>();
+  file->fd = fd;
+  file->name = r.pool->dup(name);
+  file->log = r.connection->log;
+  r.pool->add_cleanup(close_cache_file, file);
+  struct stat st {};
+  size_t want = u.conf->buffer_size;
+  Buffer* b = Buffer::create_temp(*r.pool, want);
+  ssize_t got = ::fstat(fd, &st) == 0 ? read_file(*file, b->start, want, 0) : -1;
+  if (got < 0) {
+    log_error(LogLevel::Crit, r.log(), errno, "pread() \"%s\" failed", name.c_str());
+    return false;
+  }
+  Result<CacheFileHeader> h = read_cache_file_header({b->start, static_cast<size_t>(got)},
+                                                     c->key_text, static_cast<off_t>(st.st_size));
+  if (!h.ok() || h->body_start > static_cast<size_t>(got)) {
+    log_error(LogLevel::Crit, r.log(), 0, "cache file \"%s\" %s", name.c_str(),
+              h.ok() ? "has too long header" : h.status().message().c_str());
+    close_cache_file(file);
+    forget_file(*c);
+    return false;
+  }
+  if (h->valid_sec < now) {
+    close_cache_file(file);
+    c->status = CacheStatus::Expired;
+    return false;
+  }
+  u.buffer = *b;
+  u.buffer.pos = b->start + h->header_start;
+  u.buffer.last = b->start + h->body_start;
+  send_cached(r, u, *file, static_cast<off_t>(st.st_size), *h);
+  return true;
+}
+
+void decide_caching(Request& r, Upstream& u) {
+  UpstreamCache* c = u.cache;
+  if (c == nullptr) return;
+  bool may = c->may_store;
+  c->store = c->may_store = false;
+  const CacheSettings& cs = *u.conf->cache;
+  // HEAD went to the upstream as HEAD: no body to keep.
+  if (!may || (r.method & kHead) || any_true(r, cs.no_cache)) return;
+  const UpstreamHeadersIn& in = u.headers_in;
+  uint32_t ignore = u.conf->ignore_headers;
+  int64_t now = clock::now();
+  bool cacheable = true;
+  int64_t valid = 0;
+  // X-Accel-Expires first, then Cache-Control, then Expires: the first that gives a time wins.
+  if (in.x_accel_expires != nullptr && !(ignore & kIgnoreXAccelExpires)) {
+    accel_expires(in.x_accel_expires->value, now, cacheable, valid);
+  }
+  const Header* expires = nullptr;
+  for (const Header* h : in.headers) {
+    std::string_view k = h->lowcase_key;
+    if (k == "set-cookie" && !(ignore & kIgnoreSetCookie)) {
+      cacheable = false;
+    } else if (k == "cache-control" && !(ignore & kIgnoreCacheControl) &&
+               !(valid != 0 && in.x_accel_expires != nullptr)) {
+      cache_control(h->value, now, cacheable, valid);
+    } else if (k == "expires" && !(ignore & kIgnoreExpires)) {
+      expires = h;
+    } else if (k == "vary" && !(ignore & kIgnoreVary)) {
+      // A variant per request header is not kept yet: the response is passed, not stored.
+      cacheable = false;
+    }
+  }
+  if (expires != nullptr && valid == 0 && cacheable) {
+    auto t = clock::parse_http_time(expires->value);
+    if (!t || *t < now) {
+      cacheable = false;
+    } else {
+      valid = *t;
+    }
+  }
+  if (!cacheable) return;
+  if (valid == 0) {
+    int64_t seconds = valid_for_status(cs.valid, in.status);
+    if (seconds == 0) return;
+    valid = now + seconds;
+  }
+  c->store = c->may_store = true;
+  c->valid_sec = valid;
+  WEIR_DEBUG(r.log(), "http cacheable: 1");
+}
+
+bool start_cache_file(Request& r, Upstream& u, EventPipe& p) {
+  UpstreamCache& c = *u.cache;
+  std::string header = stored_header(u.headers_in);
+  CacheFileHeader h;
+  h.valid_sec = c.valid_sec;
+  h.date = clock::now();
+  h.last_modified = r.headers_out.last_modified_time;
+  h.body_start = static_cast<uint32_t>(cache_file_prefix(h, c.key_text).size() + header.size());
+  if (h.body_start > u.conf->buffer_size) {
+    // A HIT reads the header with one buffer_size read, as nginx's.
+    WEIR_DEBUG(r.log(), "http cache header too long for the buffer: %u", h.body_start);
+    c.store = false;
+    return false;
+  }
+  std::string head = cache_file_prefix(h, c.key_text) + header;
+  p.store = true;
+  if (!c.path->conf.use_temp_path) p.temp_path = &c.path->dir;
+  if (make_pipe_temp_file(p) != Rc::Ok) {
+    c.store = false;
+    p.store = u.conf->store;
+    return false;
+  }
+  File& f = p.temp_file->file;
+  if (::pwrite(f.fd, head.data(), head.size(), 0) != static_cast<ssize_t>(head.size())) {
+    log_error(LogLevel::Crit, r.log(), errno, "pwrite() \"%.*s\" failed",
+              static_cast<int>(f.name.size()), f.name.data());
+    c.store = false;
+    p.store = false;
+    p.temp_file->persistent = false;
+    return false;
+  }
+  f.offset = static_cast<off_t>(head.size());
+  c.body_start = h.body_start;
+  return true;
+}
+
+void finish_cache_file(Request& r, Upstream& u, bool complete) {
+  UpstreamCache& c = *u.cache;
+  EventPipe& p = *u.pipe;
+  c.store = false;
+  if (!complete || p.temp_file == nullptr) return;
+  TempFile& tf = *p.temp_file;
+  off_t body = tf.file.offset - static_cast<off_t>(c.body_start);
+  if (u.headers_in.content_length_n != -1 && u.headers_in.content_length_n != body) return;
+  std::string to = cache_file_name(c.path->conf, c.key);
+  std::string from(tf.file.name);
+  int rc = ::rename(from.c_str(), to.c_str());
+  if (rc < 0 && errno == ENOENT) {
+    if (Status s = create_full_path(to.substr(0, to.rfind('/'))); !s.ok()) {
+      log_error(LogLevel::Crit, r.log(), 0, "%s", s.message().c_str());
+      return;
+    }
+    rc = ::rename(from.c_str(), to.c_str());
+  }
+  if (rc < 0) {
+    log_error(LogLevel::Crit, r.log(), errno, "rename() \"%s\" to \"%s\" failed", from.c_str(),
+              to.c_str());
+    return;
+  }
+  tf.clean = false;  // it is the cache's file now
+  WEIR_DEBUG(r.log(), "http file cache rename: \"%s\" to \"%s\"", from.c_str(), to.c_str());
+  int64_t now = clock::now();
+  std::vector<CacheKey> dropped;
+  bool indexed = false;
+  {
+    ShmLock lock(c.zone->slab->mutex());
+    CacheIndex& index = cache_index(*c.zone);
+    CacheNode* n = index.find_or_add(*c.zone->slab, c.key, now, c.path->conf.inactive, &dropped);
+    if (n != nullptr) {
+      if (n->exists) index.size -= n->fs_size;
+      n->exists = true;
+      n->fs_size = tf.file.offset;
+      n->valid_sec = c.valid_sec;
+      n->body_start = c.body_start;
+      index.size += n->fs_size;
+      indexed = true;
+    }
+    drop_old_entries(*c.zone, *c.path, n, now, dropped);
+  }
+  if (!indexed) dropped.push_back(c.key);
+  delete_files(r, *c.path, dropped);
+}
+
+}  // namespace weir::http

@@ -1,0 +1,96 @@
+// The HTTP cache on the upstream lifecycle (#12), once for proxy and its fastcgi / uwsgi / scgi
+// twins: the directives' values (proxy_cache_path, proxy_cache, proxy_cache_key, _valid, _methods,
+// _bypass, proxy_no_cache, _min_uses), the look-up before the upstream is asked (a HIT is sent
+// from its file with sendfile and the upstream is never asked), the decision once the upstream's
+// header is read whether the response is kept (proxy_cache_valid, X-Accel-Expires, Cache-Control,
+// Expires; never with Set-Cookie or Vary), and the file: the event pipe spills every byte of a
+// kept response to a temp file that begins with the cache header, moved into place when the body
+// came whole. The stored header is the upstream's answer as HTTP/1 lines, whatever the protocol,
+// so a HIT is read back by one parser. nginx: ngx_http_upstream_cache*, ngx_http_file_cache.c
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "conf/setting.h"
+#include "upstream/file_cache.h"
+#include "upstream/upstream.h"
+
+namespace weir::http {
+
+// One proxy_cache_path: its keys zone's data.
+struct CachePath {
+  CachePathConf conf;
+  TempPath dir;  // conf.path, made at start; the temp files' place with use_temp_path=off
+};
+
+// proxy_cache_valid [code ...] time.
+struct CacheValid {
+  int status = 0;  // 0: any
+  int64_t seconds = 0;
+};
+
+// A location's cache directives.
+struct CacheSettings {
+  int enabled = -1;  // -1: unset; 0: off; 1: zone
+  SharedZone* zone = nullptr;
+  ComplexValue* key = nullptr;  // nullptr: the protocol's (UpstreamProtocol::cache_key)
+  std::vector<CacheValid>* valid = nullptr;
+  uint32_t methods = 0;  // kGet | kHead | kPost; 0: unset
+  std::vector<ComplexValue>* bypass = nullptr;
+  std::vector<ComplexValue>* no_cache = nullptr;
+  Setting<int64_t> min_uses;
+};
+
+// $upstream_cache_status's values.
+enum class CacheStatus : uint8_t { Miss, Bypass, Expired, Hit };
+
+// A request's part in the cache (Upstream::cache).
+struct UpstreamCache {
+  SharedZone* zone = nullptr;
+  const CachePath* path = nullptr;
+  std::string_view key_text;
+  CacheKey key{};
+  CacheStatus status = CacheStatus::Miss;
+  bool may_store = true;    // min_uses reached (nginx's "scarce" otherwise)
+  bool store = false;       // this response goes to the cache
+  int64_t valid_sec = 0;    // the kept response is fresh until then
+  uint32_t body_start = 0;  // where its body begins in the file
+};
+
+namespace cache_detail {
+
+Status set_cache(ConfContext& cf, const ConfNode& n, CacheSettings& s);
+Status set_key(ConfContext& cf, const ConfNode& n, CacheSettings& s);
+Status add_valid(ConfContext& cf, const ConfNode& n, CacheSettings& s);
+Status set_methods(ConfContext& cf, const ConfNode& n, CacheSettings& s);
+Status add_bypass(ConfContext& cf, const ConfNode& n, CacheSettings& s);
+Status add_no_cache(ConfContext& cf, const ConfNode& n, CacheSettings& s);
+Status set_min_uses(ConfContext& cf, const ConfNode& n, CacheSettings& s);
+// proxy_cache_path and its twins (the directive's name says which).
+Status cache_path(ConfContext& cf, const ConfNode& n);
+
+}  // namespace cache_detail
+
+// Inherits the outer level's settings; the result the lifecycle runs by (nullptr: no cache).
+// default_key: the protocol makes the key when none is written (else one must be).
+Result<const CacheSettings*> merge_cache_settings(ConfContext& cf, std::string_view prefix,
+                                                  const CacheSettings& prev, CacheSettings& conf,
+                                                  bool default_key);
+
+// Before the request is built: a fresh entry is sent from its file (true: the request is
+// answered); otherwise u.cache notes the key and status and the upstream is asked (false).
+bool serve_from_cache(Request& r, Upstream& u);
+// The upstream's header is copied to the response: whether the response is kept (u.cache->store).
+void decide_caching(Request& r, Upstream& u);
+// The event pipe starts with a response to keep: its temp file, in the cache's place, begins with
+// the cache header (false: it cannot be made; the response is not kept).
+bool start_cache_file(Request& r, Upstream& u, EventPipe& p);
+// The body ended (complete: as the upstream framed it): the file is moved into place and the
+// index told, or dropped with its temp file.
+void finish_cache_file(Request& r, Upstream& u, bool complete);
+
+// $upstream_cache_status.
+std::string_view cache_status_name(CacheStatus s);
+
+}  // namespace weir::http

@@ -1,0 +1,368 @@
+"""proxy_cache (#12), beside Debian's nginx on the same configuration and origin: the same
+$upstream_cache_status sequence for the same requests (MISS, HIT, EXPIRED, BYPASS), the same
+answers, the same number of requests reaching the origin, and the cache file where nginx puts it
+(the MD5 of the key under the levels' directories). What keeps a response out (Cache-Control
+private / no-store / no-cache / max-age=0, Set-Cookie, X-Accel-Expires: 0, Expires in the past,
+a status proxy_cache_valid does not name, a body cut short), proxy_cache_bypass, proxy_no_cache,
+proxy_cache_min_uses, proxy_cache_methods; conditions and ranges answered from the cache while the
+origin is asked for the whole response; a body spilled to the temp file; a reload keeps the
+entries; a damaged file is a MISS."""
+import glob
+import hashlib
+import os
+import signal
+
+import pytest
+
+from backend import Backend, Close, Send, chunked, response
+from conftest import check_conf, http_get, raw, wait_for, weir_and_nginx, NGINX, WEIR
+
+LM = "Wed, 21 Oct 2015 07:28:00 GMT"
+BIG = bytes(range(256)) * 4096  # 1 MiB: spills to the temp file with the default buffers
+
+CONF = r"""
+    proxy_cache_path %%DIR%%/cache levels=1:2 keys_zone=one:1m;
+    proxy_temp_path %%DIR%%/proxy_temp;
+    add_header X-Cache $upstream_cache_status always;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location / {
+            proxy_cache one;
+            proxy_cache_valid 200 302 10m;
+            proxy_cache_valid 404 1m;
+            proxy_pass http://127.0.0.1:ORIGIN;
+        }
+        location /bypass/ {
+            proxy_cache one;
+            proxy_cache_key $uri;
+            proxy_cache_valid 10m;
+            proxy_cache_bypass $arg_nocache;
+            proxy_no_cache $arg_nostore;
+            proxy_pass http://127.0.0.1:ORIGIN;
+        }
+        location /min/ {
+            proxy_cache one;
+            proxy_cache_valid 10m;
+            proxy_cache_min_uses 2;
+            proxy_pass http://127.0.0.1:ORIGIN;
+        }
+        location /post/ {
+            proxy_cache one;
+            proxy_cache_valid 10m;
+            proxy_cache_methods POST;
+            proxy_pass http://127.0.0.1:ORIGIN;
+        }
+        location /nocache/ {
+            proxy_cache off;
+            proxy_pass http://127.0.0.1:ORIGIN;
+        }
+    }
+"""
+
+# Paths whose responses are never kept: (path, origin's answer).
+NOT_KEPT = {
+    "/cc/private": response(200, "private\n", {"Cache-Control": "private, max-age=60"}),
+    "/cc/no-store": response(200, "no-store\n", {"Cache-Control": "no-store"}),
+    "/cc/no-cache": response(200, "no-cache\n", {"Cache-Control": "no-cache"}),
+    "/cc/max-age-0": response(200, "zero\n", {"Cache-Control": "max-age=0"}),
+    "/cookie": response(200, "cookie\n", {"Set-Cookie": "a=b"}),
+    "/xae-0": response(200, "xae\n", {"X-Accel-Expires": "0"}),
+    "/expires-past": response(200, "past\n", {"Expires": "Thu, 01 Jan 1970 00:00:01 GMT"}),
+    "/status-500": response(500, "error\n"),
+}
+
+# Paths kept although proxy_cache_valid would not keep them, or kept longer: the header says.
+KEPT_BY_HEADER = {
+    "/cc/max-age-500": response(500, "kept error\n", {"Cache-Control": "max-age=60"}),
+    "/xae-60": response(201, "created\n", {"X-Accel-Expires": "60"}),
+    "/expires-future": response(203, "future\n", {"Expires": "Thu, 01 Jan 2099 00:00:00 GMT"}),
+}
+
+
+def script(b):
+    b.script("/a.txt", [response(200, "hello\n", {"Last-Modified": LM, "ETag": '"abc"',
+                                                  "Accept-Ranges": "bytes"})])
+    b.script("/no-ranges", [response(200, "hello\n")])
+    b.script("/missing", [response(404, "not here\n")])
+    b.script("/moved", [response(302, "", {"Location": "/a.txt"})])
+    b.script("/chunked", chunked(["chunk one ", "chunk two\n"]))
+    b.script("/big", [response(200, BIG)])
+    b.script("/short", [Send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten.."), Close()])
+    b.script("/stale", [response(200, "stale\n", {"X-Accel-Expires": "@1"})])
+    for path, steps in list(NOT_KEPT.items()) + list(KEPT_BY_HEADER.items()):
+        b.script(path, steps if isinstance(steps, list) else [steps])
+
+
+@pytest.fixture(scope="module")
+def origin():
+    with Backend() as b:
+        script(b)
+        yield b
+
+
+@pytest.fixture(scope="module")
+def pair(origin):
+    yield from weir_and_nginx(CONF.replace("ORIGIN", str(origin.port)), {})
+
+
+def asked(origin, target):
+    """How many requests for target reached the origin."""
+    return sum(1 for _, t, _, _ in origin.requests if t == target)
+
+
+def statuses(s, path, n, **kw):
+    out = []
+    for _ in range(n):
+        r = http_get(s.port, path, **kw)
+        out.append((r.status, r.header("X-Cache"), r.body))
+    return out
+
+
+def cache_file(s, origin, uri):
+    """Where both servers keep the default key's file: levels=1:2 from the end of the MD5."""
+    key = "http://127.0.0.1:%d%s" % (origin.port, uri)
+    md5 = hashlib.md5(key.encode()).hexdigest()
+    return s.path("cache/%s/%s/%s" % (md5[-1], md5[-3:-1], md5)), key
+
+
+def test_miss_then_hit_and_the_file_where_nginx_puts_it(pair, origin):
+    for s in pair:
+        uri = "/a.txt?who=" + s.name
+        seq = statuses(s, uri, 3)
+        assert [x[:2] for x in seq] == [(200, "MISS"), (200, "HIT"), (200, "HIT")], s.name
+        assert all(x[2] == b"hello\n" for x in seq)
+        assert asked(origin, uri) == 1, s.name
+        path, key = cache_file(s, origin, uri)
+        wait_for(lambda: os.path.exists(path), what="%s's cache file %s" % (s.name, path))
+        with open(path, "rb") as f:
+            data = f.read()
+        assert b"\nKEY: " + key.encode() + b"\n" in data, s.name
+        assert data.endswith(b"hello\n"), s.name
+    # The HIT's header is the MISS's.
+    w, n = (http_get(s.port, "/a.txt?who=" + s.name) for s in pair)
+    for r in (w, n):
+        assert r.header("Content-Length") == "6"
+        assert r.header("Last-Modified") == LM
+        assert r.header("ETag") == '"abc"'
+        assert r.header_list("Accept-Ranges") == ["bytes"]
+    assert w.header("Content-Type") == n.header("Content-Type")
+
+
+def test_head_is_answered_from_the_cache(pair, origin):
+    for s in pair:
+        uri = "/a.txt?head=" + s.name
+        assert http_get(s.port, uri).header("X-Cache") == "MISS"
+        r = http_get(s.port, uri, method="HEAD")
+        assert (r.status, r.header("X-Cache"), r.header("Content-Length"), r.body) == \
+            (200, "HIT", "6", b""), s.name
+        assert asked(origin, uri) == 1
+
+
+def test_statuses_proxy_cache_valid_names(pair, origin):
+    for s in pair:
+        for path, status in (("/missing", 404), ("/moved", 302)):
+            uri = "%s?who=%s" % (path, s.name)
+            seq = statuses(s, uri, 2)
+            assert [x[:2] for x in seq] == [(status, "MISS"), (status, "HIT")], (s.name, path)
+            assert asked(origin, uri) == 1
+        r = http_get(s.port, "/moved?who=" + s.name)
+        assert r.header("Location") == "http://localhost:%d/a.txt" % s.port or \
+            r.header("Location") == "/a.txt", r.header("Location")
+
+
+@pytest.mark.parametrize("path", sorted(NOT_KEPT))
+def test_responses_that_are_not_kept(pair, origin, path):
+    results = []
+    for s in pair:
+        uri = "%s?who=%s" % (path, s.name)
+        seq = statuses(s, uri, 2)
+        assert [x[1] for x in seq] == ["MISS", "MISS"], (s.name, seq)
+        assert asked(origin, uri) == 2, s.name
+        results.append([x[0] for x in seq])
+    assert results[0] == results[1]
+
+
+@pytest.mark.parametrize("path", sorted(KEPT_BY_HEADER))
+def test_responses_kept_by_their_header(pair, origin, path):
+    for s in pair:
+        uri = "%s?who=%s" % (path, s.name)
+        seq = statuses(s, uri, 2)
+        assert [x[1] for x in seq] == ["MISS", "HIT"], (s.name, seq)
+        assert seq[0][0] == seq[1][0] and seq[0][2] == seq[1][2]
+        assert asked(origin, uri) == 1, s.name
+
+
+def test_an_expired_entry_is_fetched_again(pair, origin):
+    # X-Accel-Expires: @1 keeps the response with a lifetime that ended in 1970.
+    for s in pair:
+        uri = "/stale?who=" + s.name
+        assert [x[1] for x in statuses(s, uri, 3)] == ["MISS", "EXPIRED", "EXPIRED"], s.name
+        assert asked(origin, uri) == 3
+
+
+def test_a_chunked_response_is_kept_and_sent_with_its_length(pair, origin):
+    for s in pair:
+        uri = "/chunked?who=" + s.name
+        a, b = (http_get(s.port, uri) for _ in range(2))
+        assert (a.header("X-Cache"), b.header("X-Cache")) == ("MISS", "HIT")
+        assert a.body == b.body == b"chunk one chunk two\n"
+        if s.name == "weir":
+            # nginx sends the HIT chunked, as the origin did; weir knows the file's length.
+            assert (b.header("Content-Length"), b.header("Transfer-Encoding")) == ("20", None)
+        assert asked(origin, uri) == 1
+
+
+def test_a_large_body_spilled_to_the_temp_file_is_kept(pair, origin):
+    for s in pair:
+        uri = "/big?who=" + s.name
+        a, b = (http_get(s.port, uri) for _ in range(2))
+        assert (a.header("X-Cache"), b.header("X-Cache")) == ("MISS", "HIT")
+        assert a.body == BIG and b.body == BIG
+        assert asked(origin, uri) == 1
+        # No temp file is left behind.
+        assert not [f for f in glob.glob(s.path("proxy_temp/**"), recursive=True)
+                    if os.path.isfile(f)]
+
+
+def test_a_body_cut_short_is_not_kept(pair, origin):
+    for s in pair:
+        uri = "/short?who=" + s.name
+        for _ in range(2):
+            out = raw(s.port, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % uri)
+            assert out.startswith(b"HTTP/1.1 200") and b"X-Cache: MISS" in out, (s.name, out)
+            assert out.endswith(b"only ten.."), out
+        assert asked(origin, uri) == 2
+
+
+def test_bypass_and_no_cache(pair, origin):
+    for s in pair:
+        base = "/bypass/%s" % s.name
+        seq = [http_get(s.port, base + q).header("X-Cache")
+               for q in ("", "?nocache=1", "", "?nocache=0")]
+        # The bypassed response is fetched and kept (it replaces the entry); "0" is false.
+        assert seq == ["MISS", "BYPASS", "HIT", "HIT"], s.name
+        other = "/bypass/%s-nostore" % s.name
+        seq = [http_get(s.port, other + q).header("X-Cache") for q in ("?nostore=1", "", "")]
+        assert seq == ["MISS", "MISS", "HIT"], s.name
+
+
+def test_min_uses(pair, origin):
+    for s in pair:
+        uri = "/min/x?who=" + s.name
+        assert [x[1] for x in statuses(s, uri, 3)] == ["MISS", "MISS", "HIT"], s.name
+        assert asked(origin, uri) == 2
+
+
+def test_methods(pair, origin):
+    for s in pair:
+        uri = "/a.txt?post=" + s.name
+        r = http_get(s.port, uri, method="POST", body=b"x")
+        assert r.header("X-Cache") is None, s.name  # POST is not looked up by default
+        assert [x[1] for x in statuses(s, uri, 2)] == ["MISS", "HIT"]
+        puri = "/post/p?who=" + s.name
+        seq = [http_get(s.port, puri, method="POST", body=b"x").header("X-Cache")
+               for _ in range(2)]
+        assert seq == ["MISS", "HIT"], s.name
+        assert http_get(s.port, "/nocache/a?who=" + s.name).header("X-Cache") is None
+
+
+def test_conditions_and_ranges_are_the_caches_own(pair, origin):
+    for s in pair:
+        uri = "/a.txt?cond=" + s.name
+        # The client's conditions and range do not reach the origin: the cache needs the whole
+        # response, and answers them itself.
+        r = http_get(s.port, uri, headers={"If-None-Match": '"abc"', "Range": "bytes=0-1"})
+        assert (r.status, r.header("X-Cache")) == (304, "MISS"), s.name
+        _, _, headers, _ = [q for q in origin.requests if q[1] == uri][0]
+        assert "if-none-match" not in headers and "range" not in headers, s.name
+        r = http_get(s.port, uri, headers={"If-None-Match": '"abc"'})
+        assert (r.status, r.header("X-Cache")) == (304, "HIT"), s.name
+        r = http_get(s.port, uri, headers={"If-Modified-Since": LM})
+        assert r.status == 304
+        r = http_get(s.port, uri, headers={"Range": "bytes=1-3"})
+        assert (r.status, r.body, r.header("Content-Range")) == (206, b"ell", "bytes 1-3/6")
+        r = http_get(s.port, uri, headers={"Range": "bytes=0-0,2-2"})
+        assert r.status == 206 and b"multipart/byteranges" in r.header("Content-Type").encode()
+        assert asked(origin, uri) == 1
+
+
+def test_range_on_a_miss(pair, origin):
+    for s in pair:
+        uri = "/a.txt?range=" + s.name
+        r = http_get(s.port, uri, headers={"Range": "bytes=1-3"})
+        assert (r.status, r.body, r.header("X-Cache")) == (206, b"ell", "MISS"), s.name
+        assert http_get(s.port, uri).header("X-Cache") == "HIT"
+
+
+def test_no_ranges_unless_the_upstream_takes_them(pair, origin):
+    # As nginx: the cache answers ranges only for a response whose upstream sent Accept-Ranges.
+    for s in pair:
+        uri = "/no-ranges?who=" + s.name
+        for status in ("MISS", "HIT"):
+            r = http_get(s.port, uri, headers={"Range": "bytes=1-3"})
+            assert (r.status, r.body, r.header("X-Cache")) == (200, b"hello\n", status), s.name
+            assert r.header("Accept-Ranges") is None
+
+
+def test_a_reload_keeps_the_entries(pair, origin):
+    for s in pair:
+        uri = "/a.txt?reload=" + s.name
+        assert http_get(s.port, uri).header("X-Cache") == "MISS"
+        old = set(s.worker_pids())
+        s.send_signal(signal.SIGHUP)
+        wait_for(lambda: not (set(s.worker_pids()) & old), what="new workers")
+        assert http_get(s.port, uri).header("X-Cache") == "HIT", s.name
+        assert asked(origin, uri) == 1
+
+
+def test_a_damaged_file_is_a_miss(pair, origin):
+    s = pair[0]
+    uri = "/a.txt?damaged=1"
+    assert http_get(s.port, uri).header("X-Cache") == "MISS"
+    path, _ = cache_file(s, origin, uri)
+    wait_for(lambda: os.path.exists(path), what="the cache file")
+    with open(path, "r+b") as f:
+        f.write(b"garbage!")
+    r = http_get(s.port, uri)
+    assert (r.status, r.header("X-Cache"), r.body) == (200, "MISS", b"hello\n")
+    assert 'cache file "%s" version mismatch' % path in s.error_log()
+    assert http_get(s.port, uri).header("X-Cache") == "HIT"
+    os.unlink(path)  # deleted behind the server's back: fetched again
+    assert http_get(s.port, uri).header("X-Cache") == "MISS"
+    assert asked(origin, uri) == 3
+
+
+@pytest.mark.parametrize("conf,message", [
+    ("fastcgi_cache_path %%DIR%%/c keys_zone=f:1m; server { listen 127.0.0.1:%%PORT%%; "
+     "location / { fastcgi_cache f; fastcgi_pass 127.0.0.1:9; } }",
+     'no "fastcgi_cache_key" for "fastcgi_cache"'),
+    ("server { listen 127.0.0.1:%%PORT%%; location / { proxy_cache nowhere; "
+     "proxy_pass http://127.0.0.1:9; } }",
+     '"proxy_cache" zone "nowhere" is unknown'),
+    ("proxy_cache_path %%DIR%%/c keys_zone=z:1m; server { listen 127.0.0.1:%%PORT%%; "
+     "location / { proxy_cache z; proxy_cache_valid 200 abc; proxy_pass http://127.0.0.1:9; } }",
+     'invalid time value "abc"'),
+    ("proxy_cache_path %%DIR%%/c keys_zone=z:1m; server { listen 127.0.0.1:%%PORT%%; "
+     "location / { proxy_cache z; proxy_cache_valid 999 1m; proxy_pass http://127.0.0.1:9; } }",
+     'invalid status "999"'),
+    ("proxy_cache_path %%DIR%%/c keys_zone=z:1m; server { listen 127.0.0.1:%%PORT%%; "
+     "location / { proxy_cache z; proxy_cache_methods PUT; proxy_pass http://127.0.0.1:9; } }",
+     'invalid value "PUT"'),
+    ("proxy_cache_path %%DIR%%/c keys_zone=z:1m; proxy_cache_path %%DIR%%/d keys_zone=z:1m;",
+     'duplicate zone "z"'),
+])
+def test_configuration_errors_as_nginx(conf, message):
+    for binary in (WEIR, NGINX):
+        rc, err = check_conf(binary, conf)
+        if binary == NGINX and "fastcgi_cache_key" in message:
+            # nginx only warns, then keeps every response under one empty key: weir refuses.
+            assert rc == 0 and "[warn]" in err and message in err, err
+            continue
+        assert rc != 0 and message in err, (binary, err)
+
+
+def test_what_is_not_built_yet_is_refused():
+    rc, err = check_conf(WEIR, "proxy_cache_path %%DIR%%/c keys_zone=z:1m; server { "
+                               "location / { proxy_cache z; proxy_cache_lock on; "
+                               "proxy_pass http://127.0.0.1:9; } }")
+    assert rc != 0 and '"proxy_cache_lock" directive is not supported by weir yet' in err, err

@@ -41,6 +41,17 @@ struct SharedZone {
 // eight pages; the error is nginx's.
 Status parse_zone_param(std::string_view arg, std::string& name, size_t& size);
 
+// A directory a module keeps in order from processes of their own, as nginx's path manager and
+// loader (the HTTP cache's): the master runs one manager process while any path has a manager, and
+// after a start or a reload one loader process. stop() says the process is asked to exit.
+struct ManagedPath {
+  // One pass of the manager: the milliseconds until the next is due.
+  uint64_t (*manage)(void* data, bool (*stop)()) = nullptr;
+  // The loader's work, done once.
+  void (*load)(void* data, bool (*stop)()) = nullptr;
+  void* data = nullptr;
+};
+
 struct Cycle {
   Pool pool{16384};
 
@@ -61,6 +72,7 @@ struct Cycle {
   Log log;                      // writes to log_sink
   std::vector<std::unique_ptr<Listening>> listening;
   std::vector<const TempPath*> paths;
+  std::vector<ManagedPath> managed_paths;
   std::deque<SharedZone> zones;
   // thread_pool's, and those `aio threads` names (conf/thread_pools).
   struct NamedThreadPool {

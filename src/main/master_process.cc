@@ -38,17 +38,20 @@ namespace {
 
 PendingSignals& g_sig = pending_signals();
 
+// A process the master started: a worker, or one of the cache's (slot -1).
 struct WorkerProc {
   pid_t pid;
   int slot;
   int generation;
   bool exiting;
+  ProcessKind kind = ProcessKind::Worker;
 };
 
-pid_t spawn_worker(Cycle& cycle, int slot) {
+pid_t spawn_worker(Cycle& cycle, int slot, ProcessKind kind = ProcessKind::Worker) {
   pid_t pid = ::fork();
   if (pid < 0) {
-    log_error(LogLevel::Alert, cycle.log, errno, "fork() failed while spawning \"worker process\"");
+    log_error(LogLevel::Alert, cycle.log, errno, "fork() failed while spawning \"%s\"",
+              process_name(kind));
     return -1;
   }
   if (pid == 0) {
@@ -59,9 +62,11 @@ pid_t spawn_worker(Cycle& cycle, int slot) {
     g_sig.reopen = 0;
     g_sig.reap = 0;
     g_sig.alarm = 0;
+    if (kind != ProcessKind::Worker) cache_process_main(cycle, kind);
     worker_main(cycle, slot);
   }
-  log_error(LogLevel::Notice, cycle.log, 0, "start worker process %d", static_cast<int>(pid));
+  log_error(LogLevel::Notice, cycle.log, 0, "start %s %d", process_name(kind),
+            static_cast<int>(pid));
   return pid;
 }
 
@@ -155,6 +160,11 @@ int run_master(std::unique_ptr<Cycle> cycle, const Options& opt) {
       pid_t pid = spawn_worker(c, i);
       if (pid > 0) workers.push_back(WorkerProc{pid, i, generation, false});
     }
+    for (ProcessKind kind : {ProcessKind::CacheManager, ProcessKind::CacheLoader}) {
+      if (!wants_process(c, kind)) continue;
+      pid_t pid = spawn_worker(c, -1, kind);
+      if (pid > 0) workers.push_back(WorkerProc{pid, -1, generation, false, kind});
+    }
   };
   start_workers(*cycle);
   // Each running worker finishes what it has and exits (QUIT); none is respawned.
@@ -190,7 +200,9 @@ int run_master(std::unique_ptr<Cycle> cycle, const Options& opt) {
         if (pid <= 0) break;
         auto it = std::find_if(workers.begin(), workers.end(),
                                [&](const WorkerProc& w) { return w.pid == pid; });
-        const char* name = pid == new_binary ? "new binary process" : "worker process";
+        const char* name = pid == new_binary     ? "new binary process"
+                           : it != workers.end() ? process_name(it->kind)
+                                                 : "worker process";
         if (WIFSIGNALED(status)) {
           log_error(LogLevel::Alert, cycle->log, 0, "%s %d exited on signal %d%s", name,
                     static_cast<int>(pid), WTERMSIG(status),
@@ -219,15 +231,17 @@ int run_master(std::unique_ptr<Cycle> cycle, const Options& opt) {
         WorkerProc w = *it;
         workers.erase(it);
         bool fatal = WIFEXITED(status) && WEXITSTATUS(status) == 2;
-        if (!w.exiting && w.generation == generation && !terminating && !quitting) {
+        // The loader's work is done once; it is not started again.
+        bool respawn = w.kind != ProcessKind::CacheLoader;
+        if (respawn && !w.exiting && w.generation == generation && !terminating && !quitting) {
           if (fatal) {
             log_error(LogLevel::Alert, cycle->log, 0,
-                      "worker process %d exited with fatal code 2 and cannot be respawned",
-                      static_cast<int>(pid));
+                      "%s %d exited with fatal code 2 and cannot be respawned",
+                      process_name(w.kind), static_cast<int>(pid));
             continue;
           }
-          pid_t np = spawn_worker(*cycle, w.slot);
-          if (np > 0) workers.push_back(WorkerProc{np, w.slot, generation, false});
+          pid_t np = spawn_worker(*cycle, w.slot, w.kind);
+          if (np > 0) workers.push_back(WorkerProc{np, w.slot, generation, false, w.kind});
         }
       }
     }

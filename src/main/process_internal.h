@@ -29,5 +29,14 @@ void close_new_listening(Cycle& cycle);
 void release_old_listening(Cycle& old, Cycle& cycle);
 // A worker process: limits, user, the event loop until it exits.
 [[noreturn]] void worker_main(Cycle& cycle, int slot);
+// A worker's priority, limits, user and working directory (slot: its CPU affinity; -1: none).
+void apply_worker_limits(Cycle& cycle, int slot);
+
+// The cache's helper processes (main/cache_process.cc).
+enum class ProcessKind : uint8_t { Worker, CacheManager, CacheLoader };
+const char* process_name(ProcessKind kind);
+// The manager runs while the configuration has a managed path; the loader once per start.
+bool wants_process(const Cycle& cycle, ProcessKind kind);
+[[noreturn]] void cache_process_main(Cycle& cycle, ProcessKind kind);
 
 }  // namespace weir

@@ -53,51 +53,6 @@ void shutdown_timer_handler(Event&) {
   });
 }
 
-void apply_worker_limits(Cycle& cycle, int slot) {
-  CoreConf& cc = core_conf(cycle);
-  if (*cc.priority != 0 && ::setpriority(PRIO_PROCESS, 0, *cc.priority) < 0) {
-    log_error(LogLevel::Alert, cycle.log, errno, "setpriority(%d) failed", *cc.priority);
-  }
-  if (*cc.rlimit_nofile != -1) {
-    if (Status s = set_nofile_limit(static_cast<long>(*cc.rlimit_nofile)); !s.ok()) {
-      log_error(LogLevel::Alert, cycle.log, 0, "%s", s.message().c_str());
-    }
-  }
-  if (*cc.rlimit_core != -1) {
-    struct rlimit rl;
-    rl.rlim_cur = rl.rlim_max = static_cast<rlim_t>(*cc.rlimit_core);
-    if (::setrlimit(RLIMIT_CORE, &rl) < 0) {
-      log_error(LogLevel::Alert, cycle.log, errno, "setrlimit(RLIMIT_CORE, %lld) failed",
-                static_cast<long long>(*cc.rlimit_core));
-    }
-  }
-  if (::geteuid() == 0 && cc.user != static_cast<uid_t>(-1)) {
-    if (Status s = switch_user(cc.user, cc.group, cc.username); !s.ok()) {
-      log_error(LogLevel::Emerg, cycle.log, 0, "%s", s.message().c_str());
-      ::_exit(2);
-    }
-  }
-  if (cc.cpu_affinity_auto || !cc.cpu_affinity.empty()) {
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    if (cc.cpu_affinity_auto) {
-      long ncpu = ::sysconf(_SC_NPROCESSORS_ONLN);
-      CPU_SET(slot % (ncpu > 0 ? ncpu : 1), &set);
-    } else {
-      const auto& cpus = cc.cpu_affinity[std::min<size_t>(slot, cc.cpu_affinity.size() - 1)];
-      for (int cpu : cpus) CPU_SET(cpu, &set);
-    }
-    if (::sched_setaffinity(0, sizeof set, &set) < 0) {
-      log_error(LogLevel::Alert, cycle.log, errno, "sched_setaffinity() failed");
-    }
-  }
-  if (!cc.working_directory.empty() && ::chdir(cc.working_directory.c_str()) < 0) {
-    log_error(LogLevel::Alert, cycle.log, errno, "chdir(\"%s\") failed",
-              cc.working_directory.c_str());
-    ::_exit(2);
-  }
-}
-
 // The environment workers get: TZ plus what `env` names (NAME passes the master's value, NAME=value
 // sets one).
 void apply_env(Cycle& cycle) {
@@ -191,6 +146,51 @@ bool worker_idle(WorkerState& w) {
 }
 
 }  // namespace
+
+void apply_worker_limits(Cycle& cycle, int slot) {
+  CoreConf& cc = core_conf(cycle);
+  if (*cc.priority != 0 && ::setpriority(PRIO_PROCESS, 0, *cc.priority) < 0) {
+    log_error(LogLevel::Alert, cycle.log, errno, "setpriority(%d) failed", *cc.priority);
+  }
+  if (*cc.rlimit_nofile != -1) {
+    if (Status s = set_nofile_limit(static_cast<long>(*cc.rlimit_nofile)); !s.ok()) {
+      log_error(LogLevel::Alert, cycle.log, 0, "%s", s.message().c_str());
+    }
+  }
+  if (*cc.rlimit_core != -1) {
+    struct rlimit rl;
+    rl.rlim_cur = rl.rlim_max = static_cast<rlim_t>(*cc.rlimit_core);
+    if (::setrlimit(RLIMIT_CORE, &rl) < 0) {
+      log_error(LogLevel::Alert, cycle.log, errno, "setrlimit(RLIMIT_CORE, %lld) failed",
+                static_cast<long long>(*cc.rlimit_core));
+    }
+  }
+  if (::geteuid() == 0 && cc.user != static_cast<uid_t>(-1)) {
+    if (Status s = switch_user(cc.user, cc.group, cc.username); !s.ok()) {
+      log_error(LogLevel::Emerg, cycle.log, 0, "%s", s.message().c_str());
+      ::_exit(2);
+    }
+  }
+  if (slot >= 0 && (cc.cpu_affinity_auto || !cc.cpu_affinity.empty())) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (cc.cpu_affinity_auto) {
+      long ncpu = ::sysconf(_SC_NPROCESSORS_ONLN);
+      CPU_SET(slot % (ncpu > 0 ? ncpu : 1), &set);
+    } else {
+      const auto& cpus = cc.cpu_affinity[std::min<size_t>(slot, cc.cpu_affinity.size() - 1)];
+      for (int cpu : cpus) CPU_SET(cpu, &set);
+    }
+    if (::sched_setaffinity(0, sizeof set, &set) < 0) {
+      log_error(LogLevel::Alert, cycle.log, errno, "sched_setaffinity() failed");
+    }
+  }
+  if (!cc.working_directory.empty() && ::chdir(cc.working_directory.c_str()) < 0) {
+    log_error(LogLevel::Alert, cycle.log, errno, "chdir(\"%s\") failed",
+              cc.working_directory.c_str());
+    ::_exit(2);
+  }
+}
 
 [[noreturn]] void worker_main(Cycle& cycle, int slot) {
   log_set_pid(static_cast<int>(::getpid()));

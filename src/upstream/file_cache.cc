@@ -62,6 +62,17 @@ bool node_less(const RbNode& a, const RbNode& b) {
   return compare_nodes(reinterpret_cast<const CacheNode&>(a).key, b) < 0;
 }
 
+// loader_files= ... manager_threshold=: the field the name sets; nullptr when none.
+int64_t* tuning(CachePathConf& conf, std::string_view name) {
+  if (name == "loader_files") return &conf.loader_files;
+  if (name == "loader_sleep") return &conf.loader_sleep;
+  if (name == "loader_threshold") return &conf.loader_threshold;
+  if (name == "manager_files") return &conf.manager_files;
+  if (name == "manager_sleep") return &conf.manager_sleep;
+  if (name == "manager_threshold") return &conf.manager_threshold;
+  return nullptr;
+}
+
 }  // namespace
 
 Result<CachePathConf> parse_cache_path(std::string_view directive,
@@ -104,10 +115,19 @@ Result<CachePathConf> parse_cache_path(std::string_view directive,
       auto n = parse_offset(a.substr(9));
       if (!n || *n < 0) return Status::errorf("invalid max_size value \"%s\"", arg.c_str());
       conf.max_size = *n;
-    } else if (a.starts_with("min_free=") || a.starts_with("loader_") ||
-               a.starts_with("manager_")) {
-      return Status::errorf("the \"%.*s\" parameter is not supported by weir yet",
-                            static_cast<int>(a.find('=')), a.data());
+    } else if (a.starts_with("min_free=")) {
+      auto n = parse_offset(a.substr(9));
+      if (!n || *n < 0) return Status::errorf("invalid min_free value \"%s\"", arg.c_str());
+      conf.min_free = *n;
+    } else if (int64_t* field = tuning(conf, a.substr(0, a.find('=')))) {
+      std::string_view name = a.substr(0, a.find('='));
+      std::string_view v = a.substr(name.size() + 1);
+      auto n = name.ends_with("_files") ? parse_int(v) : parse_time(v, false);
+      if (!n || *n <= 0 || a.find('=') == std::string_view::npos) {
+        return Status::errorf("invalid %.*s value \"%s\"", static_cast<int>(name.size()),
+                              name.data(), arg.c_str());
+      }
+      *field = *n;
     } else {
       return Status::errorf("invalid parameter \"%s\"", arg.c_str());
     }

@@ -31,12 +31,16 @@ struct CachePathConf {
   size_t zone_size = 0;
   int64_t inactive = 600;  // seconds an entry stays without a request
   int64_t max_size = -1;   // bytes; -1: no limit
+  int64_t min_free = 0;    // bytes the file system keeps free; 0: no limit
   bool use_temp_path = true;
+  // The cache loader: files per iteration, the pause between iterations and an iteration's longest
+  // time (ms); the cache manager's the same for the files it deletes.
+  int64_t loader_files = 100, loader_sleep = 50, loader_threshold = 200;
+  int64_t manager_files = 100, manager_sleep = 50, manager_threshold = 200;
 };
 
 // The directive's arguments after its name (the path first), relative paths under prefix; the
-// errors are nginx's. The loader's and manager's tuning (loader_*, manager_*) and min_free are
-// refused as not built yet, never ignored.
+// errors are nginx's.
 Result<CachePathConf> parse_cache_path(std::string_view directive,
                                        std::span<const std::string> args, std::string_view prefix);
 
@@ -83,8 +87,9 @@ struct CacheNode {
 struct CacheIndex {
   RbTree tree;
   QueueNode lru;     // most recently used first
-  int64_t size = 0;  // the stored files' sizes
+  int64_t size = 0;  // the stored files' sizes on disk
   size_t count = 0;
+  bool cold = true;  // the files on disk are not in the index yet (the loader's work)
 
   // All under the zone's mutex.
   CacheNode* find(const CacheKey& key) const;

@@ -1,9 +1,12 @@
 #include "upstream/upstream_cache.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -26,10 +29,6 @@ namespace {
 // The keys zones of every protocol's *_cache_path: a zone one protocol declares, another may use.
 constexpr char kCacheZoneTag = 0;
 
-// At most this many old entries are dropped per request (nginx's cache manager's work, done where
-// the index is touched anyway).
-constexpr int kDropsPerRequest = 8;
-
 // Whether any of the values is neither empty nor "0" (proxy_cache_bypass, proxy_no_cache).
 // nginx: ngx_http_test_predicates
 bool any_true(Request& r, const std::vector<ComplexValue>* values) {
@@ -41,26 +40,13 @@ bool any_true(Request& r, const std::vector<ComplexValue>* values) {
   return false;
 }
 
-// The least recently used entries past their inactive time, or over max_size, leave the index
-// (their keys go to dropped, for their files to be deleted once the zone is unlocked); keep is
-// never one of them.
-void drop_old_entries(SharedZone& zone, const CachePath& path, const CacheNode* keep, int64_t now,
-                      std::vector<CacheKey>& dropped) {
-  CacheIndex& index = cache_index(zone);
-  for (int i = 0; i < kDropsPerRequest; i++) {
-    CacheNode* n = index.oldest_to_drop(now, path.conf.max_size);
-    if (n == nullptr || n == keep) return;
-    if (n->exists) dropped.push_back(n->key);
-    index.remove(*zone.slab, *n);
-  }
-}
-
-void delete_files(Request& r, const CachePath& path, const std::vector<CacheKey>& keys) {
+// The files of keys that left the index (evicted, expired, over max_size).
+void delete_files(const Log& log, const CachePath& path, const std::vector<CacheKey>& keys) {
   for (const CacheKey& key : keys) {
     std::string name = cache_file_name(path.conf, key);
-    WEIR_DEBUG(r.log(), "http file cache delete: \"%s\"", name.c_str());
+    WEIR_DEBUG(log, "http file cache expire: \"%s\"", name.c_str());
     if (::unlink(name.c_str()) < 0 && errno != ENOENT) {
-      log_error(LogLevel::Crit, r.log(), errno, "unlink() \"%s\" failed", name.c_str());
+      log_error(LogLevel::Crit, log, errno, "unlink() \"%s\" failed", name.c_str());
     }
   }
 }
@@ -73,6 +59,11 @@ void forget_file(UpstreamCache& c) {
     index.size -= n->fs_size;
     n->exists = false;
   }
+}
+
+// What a file takes on disk (max_size and the loader count it so, as nginx's).
+int64_t disk_usage(const struct stat& st) {
+  return std::max<int64_t>(st.st_size, static_cast<int64_t>(st.st_blocks) * 512);
 }
 
 void close_cache_file(void* data) {
@@ -209,6 +200,137 @@ std::string stored_header(const UpstreamHeadersIn& in) {
   return out;
 }
 
+// The cache manager's pass over one path: the least recently used entries past their inactive
+// time, or while the path is over max_size or its file system under min_free, leave the index and
+// the disk, at most manager_files of them or for manager_threshold; then the time until the next
+// pass (manager_sleep when there was more to do). nginx: ngx_http_file_cache_manager
+uint64_t manage_cache(void* data, bool (*stop)()) {
+  auto& path = *static_cast<CachePath*>(data);
+  const CachePathConf& conf = path.conf;
+  SharedZone& zone = *path.zone;
+  uint64_t started = clock::msec();
+  std::vector<CacheKey> dropped;
+  for (int64_t files = 0;; files++) {
+    int64_t now = clock::now();
+    bool need_space = false;
+    if (conf.min_free > 0) {
+      struct statvfs fs {};
+      need_space = ::statvfs(conf.path.c_str(), &fs) == 0 &&
+                   static_cast<int64_t>(fs.f_bavail * fs.f_frsize) < conf.min_free;
+    }
+    int64_t wait = 10;  // seconds until the least recently used entry expires
+    bool found = false;
+    {
+      ShmLock lock(zone.slab->mutex());
+      CacheIndex& index = cache_index(zone);
+      if (CacheNode* n = index.oldest_to_drop(now, need_space ? 0 : conf.max_size)) {
+        if (n->exists) dropped.push_back(n->key);
+        index.remove(*zone.slab, *n);
+        found = true;
+      } else if (QueueNode* q = index.lru.back()) {
+        wait = std::clamp<int64_t>(CacheNode::of_lru(q)->expire - now, 1, 10);
+      }
+    }
+    delete_files(*path.log, path, dropped);
+    dropped.clear();
+    if (!found) return static_cast<uint64_t>(wait) * 1000;
+    if (stop()) return 0;
+    clock::update();
+    if (files + 1 >= conf.manager_files ||
+        clock::msec() - started >= static_cast<uint64_t>(conf.manager_threshold)) {
+      return static_cast<uint64_t>(conf.manager_sleep);
+    }
+  }
+}
+
+// The loader's walk (nftw passes no context of its own).
+struct LoaderWalk {
+  CachePath* path = nullptr;
+  bool (*stop)() = nullptr;
+  int64_t files = 0;
+  uint64_t started = 0;
+};
+LoaderWalk g_walk;
+
+bool is_hex_name(std::string_view name) {
+  return name.size() == 32 && std::all_of(name.begin(), name.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+// One file under the path: a cache file goes into the index (its freshness is read from its
+// header when it is asked for); anything else but a temp file in the making is deleted, as nginx's.
+int load_file(const char* name, const struct stat* st, int type, FTW* ftw) {
+  if (type != FTW_F) return 0;
+  CachePath& path = *g_walk.path;
+  const Log& log = *path.log;
+  std::string_view base(name + ftw->base);
+  bool temp = !base.empty() &&
+              std::all_of(base.begin(), base.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (temp) return 0;
+  if (!is_hex_name(base) || st->st_size < 40) {
+    if (is_hex_name(base))
+      log_error(LogLevel::Crit, log, 0, "cache file \"%s\" is too small", name);
+    if (::unlink(name) < 0 && errno != ENOENT) {
+      log_error(LogLevel::Crit, log, errno, "unlink() \"%s\" failed", name);
+    }
+    return 0;
+  }
+  CacheKey key{};
+  for (size_t i = 0; i < key.size(); i++) {
+    auto nibble = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+    key[i] = static_cast<uint8_t>(nibble(base[2 * i]) << 4 | nibble(base[2 * i + 1]));
+  }
+  SharedZone& zone = *path.zone;
+  std::vector<CacheKey> evicted;
+  {
+    ShmLock lock(zone.slab->mutex());
+    CacheIndex& index = cache_index(zone);
+    if (index.find(key) == nullptr) {
+      if (CacheNode* n =
+              index.find_or_add(*zone.slab, key, clock::now(), path.conf.inactive, &evicted)) {
+        n->exists = true;
+        n->uses = 1;
+        n->fs_size = disk_usage(*st);
+        index.size += n->fs_size;
+      }
+    }
+  }
+  delete_files(log, path, evicted);
+  clock::update();
+  if (++g_walk.files >= path.conf.loader_files ||
+      clock::msec() - g_walk.started >= static_cast<uint64_t>(path.conf.loader_threshold)) {
+    ::usleep(static_cast<useconds_t>(path.conf.loader_sleep) * 1000);
+    clock::update();
+    g_walk.files = 0;
+    g_walk.started = clock::msec();
+  }
+  return g_walk.stop() ? 1 : 0;
+}
+
+// The cache loader: the files a path holds from before the start go into the index, once per
+// zone (a reload keeps the zone and what the loader found). nginx: ngx_http_file_cache_loader
+void load_cache(void* data, bool (*stop)()) {
+  auto& path = *static_cast<CachePath*>(data);
+  SharedZone& zone = *path.zone;
+  {
+    ShmLock lock(zone.slab->mutex());
+    if (!cache_index(zone).cold) return;
+  }
+  g_walk = LoaderWalk{&path, stop, 0, clock::msec()};
+  if (::nftw(path.conf.path.c_str(), load_file, 16, FTW_PHYS) != 0) return;  // stopped
+  int64_t size;
+  {
+    ShmLock lock(zone.slab->mutex());
+    cache_index(zone).cold = false;
+    size = cache_index(zone).size;
+  }
+  struct statvfs fs {};
+  size_t bsize = ::statvfs(path.conf.path.c_str(), &fs) == 0 ? fs.f_bsize : 512;
+  log_error(LogLevel::Notice, *path.log, 0, "http file cache: %s %.3fM, bsize: %zu",
+            path.conf.path.c_str(), static_cast<double>(size) / (1024 * 1024), bsize);
+}
+
 }  // namespace
 
 std::string_view cache_status_name(CacheStatus s) {
@@ -332,9 +454,12 @@ Status cache_path(ConfContext& cf, const ConfNode& n) {
   auto* path = cf.pool.make<CachePath>();
   path->conf = std::move(*conf);
   path->dir.name = path->conf.path;
+  path->zone = *zone;
+  path->log = &cf.cycle.log;
   if (Status s = cf.cycle.add_path(&path->dir); !s.ok()) return s;
   (*zone)->data = path;
   (*zone)->init = init_cache_zone;
+  cf.cycle.managed_paths.push_back({manage_cache, load_cache, path});
   return {};
 }
 
@@ -396,9 +521,8 @@ bool serve_from_cache(Request& r, Upstream& u) {
       c->may_store = n->uses >= static_cast<uint32_t>(*cs->min_uses);
       exists = n->exists;
     }
-    drop_old_entries(*c->zone, *c->path, n, now, dropped);
   }
-  delete_files(r, *c->path, dropped);
+  delete_files(r.log(), *c->path, dropped);
   if (!exists) return false;
 
   std::string name = cache_file_name(c->path->conf, c->key);
@@ -556,6 +680,8 @@ void finish_cache_file(Request& r, Upstream& u, bool complete) {
   }
   tf.clean = false;  // it is the cache's file now
   WEIR_DEBUG(r.log(), "http file cache rename: \"%s\" to \"%s\"", from.c_str(), to.c_str());
+  struct stat st {};
+  int64_t disk_size = ::fstat(tf.file.fd, &st) == 0 ? disk_usage(st) : tf.file.offset;
   int64_t now = clock::now();
   std::vector<CacheKey> dropped;
   bool indexed = false;
@@ -566,16 +692,15 @@ void finish_cache_file(Request& r, Upstream& u, bool complete) {
     if (n != nullptr) {
       if (n->exists) index.size -= n->fs_size;
       n->exists = true;
-      n->fs_size = tf.file.offset;
+      n->fs_size = disk_size;
       n->valid_sec = c.valid_sec;
       n->body_start = c.body_start;
       index.size += n->fs_size;
       indexed = true;
     }
-    drop_old_entries(*c.zone, *c.path, n, now, dropped);
   }
   if (!indexed) dropped.push_back(c.key);
-  delete_files(r, *c.path, dropped);
+  delete_files(r.log(), *c.path, dropped);
 }
 
 }  // namespace weir::http

@@ -22,6 +22,8 @@ namespace weir::http {
 struct CachePath {
   CachePathConf conf;
   TempPath dir;  // conf.path, made at start; the temp files' place with use_temp_path=off
+  SharedZone* zone = nullptr;
+  const Log* log = nullptr;  // the cycle's: the cache manager and loader write to it
 };
 
 // proxy_cache_valid [code ...] time.

@@ -15,7 +15,7 @@ import signal
 import pytest
 
 from backend import Backend, Close, Send, chunked, response
-from conftest import check_conf, http_get, raw, wait_for, weir_and_nginx, NGINX, WEIR
+from conftest import Server, check_conf, http_get, raw, wait_for, weir_and_nginx, NGINX, WEIR
 
 LM = "Wed, 21 Oct 2015 07:28:00 GMT"
 BIG = bytes(range(256)) * 4096  # 1 MiB: spills to the temp file with the default buffers
@@ -87,6 +87,7 @@ def script(b):
     b.script("/moved", [response(302, "", {"Location": "/a.txt"})])
     b.script("/chunked", chunked(["chunk one ", "chunk two\n"]))
     b.script("/big", [response(200, BIG)])
+    b.script("/big8k", [response(200, b"x" * 8000)])
     b.script("/short", [Send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten.."), Close()])
     b.script("/stale", [response(200, "stale\n", {"X-Accel-Expires": "@1"})])
     for path, steps in list(NOT_KEPT.items()) + list(KEPT_BY_HEADER.items()):
@@ -366,3 +367,115 @@ def test_what_is_not_built_yet_is_refused():
                                "location / { proxy_cache z; proxy_cache_lock on; "
                                "proxy_pass http://127.0.0.1:9; } }")
     assert rc != 0 and '"proxy_cache_lock" directive is not supported by weir yet' in err, err
+
+
+HELPERS_CONF = r"""
+    proxy_cache_path %%DIR%%/cache levels=1:2 keys_zone=one:1m inactive=1s;
+    proxy_cache_path %%DIR%%/cache2 levels=1:2 keys_zone=two:1m max_size=40k;
+    proxy_temp_path %%DIR%%/proxy_temp;
+    add_header X-Cache $upstream_cache_status always;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location / {
+            proxy_cache one;
+            proxy_cache_valid 10m;
+            proxy_pass http://127.0.0.1:ORIGIN;
+        }
+        location /lru/ {
+            rewrite ^ /big8k break;
+            proxy_cache two;
+            proxy_cache_key $request_uri;
+            proxy_cache_valid 10m;
+            proxy_pass http://127.0.0.1:ORIGIN;
+        }
+    }
+"""
+
+
+@pytest.fixture
+def helpers(origin):
+    s = Server(HELPERS_CONF.replace("ORIGIN", str(origin.port)))
+    for d in ("cache", "cache2"):
+        os.makedirs(s.path(d))
+        os.chmod(s.path(d), 0o777)
+    yield s
+    s.stop()
+    s.check_clean()
+    s.cleanup()
+
+
+def titles(s):
+    out = {}
+    for pid in s.worker_pids():
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                out[pid] = f.read().replace(b"\0", b" ").decode().strip()
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def test_the_loader_fills_the_index_after_a_restart(helpers, origin):
+    """After a restart the cache loader process puts the files on disk back into the index (nginx's
+    notice when it is done); what it does not know is deleted; the manager runs as its own process
+    and is respawned when it dies."""
+    s = helpers
+    # Left in the cache directory by someone else: the loader deletes it, as nginx's.
+    junk = s.path("cache/not-a-cache-file")
+    with open(junk, "w") as f:
+        f.write("junk")
+    s.start()
+    uri = "/a.txt?loader=1"
+    assert http_get(s.port, uri).header("X-Cache") == "MISS"
+    wait_for(lambda: not os.path.exists(junk), what="the loader deleting the junk file")
+    s.stop()
+    s.start()
+    wait_for(lambda: s.error_log().count("http file cache: %s " % s.path("cache")) == 2,
+             what="the loader's notice")
+    assert http_get(s.port, uri).header("X-Cache") == "HIT"
+    assert asked(origin, uri) == 1
+    names = titles(s)
+    managers = [p for p, t in names.items() if t == "weir: cache manager process"]
+    assert len(managers) == 1 and "weir: worker process" in names.values(), names
+    os.kill(managers[0], signal.SIGKILL)
+    wait_for(lambda: "cache manager process %d exited on signal 9" % managers[0] in s.error_log(),
+             what="the master seeing the manager die")
+    wait_for(lambda: [p for p, t in titles(s).items()
+                      if t == "weir: cache manager process" and p != managers[0]],
+             what="a new cache manager")
+    # An alert is what a dead process leaves; the test made it.
+    with open(s.path("logs/error.log"), "r+") as f:
+        text = f.read().replace("[alert]", "[was-alert]")
+        f.seek(0)
+        f.write(text)
+
+
+def test_the_manager_deletes_inactive_and_over_size_entries(helpers, origin):
+    """inactive=1s: an entry not asked for within a second leaves the index and the disk (the
+    manager looks at least every 10 s). max_size=40k: the least recently used go first, until the
+    files take no more than that on disk."""
+    s = helpers
+    s.start()
+    inactive = []
+    for i in range(3):
+        uri = "/big8k?n=%d" % i
+        assert http_get(s.port, uri).header("X-Cache") == "MISS"
+        inactive.append(cache_file(s, origin, uri)[0])
+    lru = []
+    for i in range(8):  # 8 files of about 12 KiB on disk each
+        uri = "/lru/%d" % i
+        assert http_get(s.port, uri).header("X-Cache") == "MISS"
+        md5 = hashlib.md5(uri.encode()).hexdigest()
+        lru.append(s.path("cache2/%s/%s/%s" % (md5[-1], md5[-3:-1], md5)))
+    wait_for(lambda: not [p for p in inactive if os.path.exists(p)], timeout=30,
+             what="the manager deleting the inactive entries")
+
+    def on_disk():
+        return sum(os.stat(p).st_blocks * 512 for p in lru if os.path.exists(p))
+    wait_for(lambda: on_disk() <= 40 * 1024, timeout=30, what="the cache within max_size")
+    kept = [i for i, p in enumerate(lru) if os.path.exists(p)]
+    assert kept and kept == list(range(8 - len(kept), 8)), kept  # the most recent stay
+    assert http_get(s.port, "/lru/7").header("X-Cache") == "HIT"
+    r0 = http_get(s.port, "/lru/0")
+    assert r0.header("X-Cache") == "MISS", (kept, os.path.exists(lru[0]), r0.headers)
+    assert http_get(s.port, "/big8k?n=0").header("X-Cache") == "MISS"

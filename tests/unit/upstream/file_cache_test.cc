@@ -45,6 +45,24 @@ TEST(CachePath, ParametersAsNginxReadsThem) {
   EXPECT_TRUE(d->use_temp_path);
 }
 
+TEST(CachePath, TheLoaderAndManagerTuning) {
+  auto c =
+      parse({"c", "keys_zone=z:1m", "loader_files=5", "loader_sleep=1s", "loader_threshold=300ms",
+             "manager_files=7", "manager_sleep=10ms", "manager_threshold=2s", "min_free=1g"});
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->loader_files, 5);
+  EXPECT_EQ(c->loader_sleep, 1000);
+  EXPECT_EQ(c->loader_threshold, 300);
+  EXPECT_EQ(c->manager_files, 7);
+  EXPECT_EQ(c->manager_sleep, 10);
+  EXPECT_EQ(c->manager_threshold, 2000);
+  EXPECT_EQ(c->min_free, int64_t{1} << 30);
+  auto d = parse({"c", "keys_zone=z:1m"});
+  EXPECT_EQ(d->loader_files, 100);  // nginx's defaults
+  EXPECT_EQ(d->manager_sleep, 50);
+  EXPECT_EQ(d->min_free, 0);
+}
+
 TEST(CachePath, ErrorsInNginxsWords) {
   struct Case {
     std::vector<std::string> args;
@@ -62,8 +80,10 @@ TEST(CachePath, ErrorsInNginxsWords) {
        "invalid use_temp_path value \"use_temp_path=yes\", it must be \"on\" or \"off\""},
       {{"c", "keys_zone=z:1m", "colour=red"}, "invalid parameter \"colour=red\""},
       {{"c", "levels=1:2"}, "\"proxy_cache_path\" must have \"keys_zone\" parameter"},
-      {{"c", "keys_zone=z:1m", "loader_files=10"},
-       "the \"loader_files\" parameter is not supported by weir yet"},
+      {{"c", "keys_zone=z:1m", "loader_files=0"}, "invalid loader_files value \"loader_files=0\""},
+      {{"c", "keys_zone=z:1m", "manager_sleep=x"},
+       "invalid manager_sleep value \"manager_sleep=x\""},
+      {{"c", "keys_zone=z:1m", "min_free=-1"}, "invalid min_free value \"min_free=-1\""},
   };
   for (const Case& k : cases) {
     auto c = parse(k.args);

@@ -1,7 +1,9 @@
 #include "upstream/file_cache.h"
 
 #include <openssl/evp.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <new>
 
@@ -26,8 +28,9 @@ bool parse_levels(std::string_view v, std::array<uint8_t, kCacheMaxLevels>& leve
   return n > 0;
 }
 
-constexpr char kMagic[8] = {'w', 'e', 'i', 'r', 'c', 'h', '0', '1'};
-constexpr size_t kFixedSize = 40;  // magic, valid_sec, date, last_modified, two offsets
+constexpr char kMagic[8] = {'w', 'e', 'i', 'r', 'c', 'h', '0', '2'};
+// magic, valid_sec, date, last_modified, updating_sec, error_sec, two offsets
+constexpr size_t kFixedSize = kCacheFixedHeaderSize;
 constexpr std::string_view kKeyLine = "\nKEY: ";
 
 void put64(char* p, int64_t v) {
@@ -179,8 +182,10 @@ std::string cache_file_prefix(CacheFileHeader h, std::string_view key) {
   put64(out.data() + 8, h.valid_sec);
   put64(out.data() + 16, h.date);
   put64(out.data() + 24, h.last_modified);
-  put32(out.data() + 32, h.header_start);
-  put32(out.data() + 36, h.body_start);
+  put64(out.data() + 32, h.updating_sec);
+  put64(out.data() + 40, h.error_sec);
+  put32(out.data() + 48, h.header_start);
+  put32(out.data() + 52, h.body_start);
   out += kKeyLine;
   out += key;
   out += '\n';
@@ -197,8 +202,10 @@ Result<CacheFileHeader> read_cache_file_header(std::string_view bytes, std::stri
   h.valid_sec = get64(bytes.data() + 8);
   h.date = get64(bytes.data() + 16);
   h.last_modified = get64(bytes.data() + 24);
-  h.header_start = get32(bytes.data() + 32);
-  h.body_start = get32(bytes.data() + 36);
+  h.updating_sec = get64(bytes.data() + 32);
+  h.error_sec = get64(bytes.data() + 40);
+  h.header_start = get32(bytes.data() + 48);
+  h.body_start = get32(bytes.data() + 52);
   if (h.header_start != kFixedSize + kKeyLine.size() + key.size() + 1) {
     return Status::error("has md5 collision");
   }
@@ -212,6 +219,16 @@ Result<CacheFileHeader> read_cache_file_header(std::string_view bytes, std::stri
     return Status::error("is too small");
   }
   return h;
+}
+
+Status update_cache_file_validity(int fd, int64_t valid_sec, int64_t date) {
+  char both[16];
+  put64(both, valid_sec);
+  put64(both + 8, date);
+  if (::pwrite(fd, both, sizeof both, 8) != static_cast<ssize_t>(sizeof both)) {
+    return Status::errorf("pwrite() failed (%d: %s)", errno, std::strerror(errno));
+  }
+  return {};
 }
 
 CacheNode* CacheNode::of_lru(QueueNode* q) {

@@ -22,6 +22,8 @@
 namespace weir::http {
 
 inline constexpr size_t kCacheMaxLevels = 3;
+// The fixed part of a cache file's header (the loader takes shorter files for damaged ones).
+inline constexpr size_t kCacheFixedHeaderSize = 56;
 
 // proxy_cache_path path [levels=] keys_zone=name:size [inactive=] [max_size=] [use_temp_path=].
 struct CachePathConf {
@@ -57,6 +59,10 @@ struct CacheFileHeader {
   int64_t valid_sec = 0;  // fresh until (Unix time)
   int64_t date = 0;       // when stored
   int64_t last_modified = -1;
+  // Cache-Control's stale-while-revalidate and stale-if-error: seconds past valid_sec the entry
+  // may still be sent while it is being updated, or when the upstream fails.
+  int64_t updating_sec = 0;
+  int64_t error_sec = 0;
   uint32_t header_start = 0;  // the upstream's header: from here
   uint32_t body_start = 0;    // to here; the body after
 };
@@ -67,6 +73,8 @@ std::string cache_file_prefix(CacheFileHeader h, std::string_view key);
 // is not this key's or is damaged (a miss, logged by the caller).
 Result<CacheFileHeader> read_cache_file_header(std::string_view bytes, std::string_view key,
                                                off_t file_size);
+// A revalidated entry's new lifetime, written into its file's header in place.
+Status update_cache_file_validity(int fd, int64_t valid_sec, int64_t date);
 
 // One key in the index.
 struct CacheNode {

@@ -163,8 +163,6 @@ bool may_retry(const Request& r, const Upstream& u, uint32_t ft, unsigned tries_
   return conf.next_upstream_timeout == 0 || since(u.peer.start_msec) < conf.next_upstream_timeout;
 }
 
-constexpr uint32_t kNextNoLive = 0x40000000;
-
 // A cached connection that failed before a byte of the response came back was most likely closed by
 // the upstream as it was reused (its own idle timer raced ours): the request goes again, once, on a
 // new connection to the same peer, and the peer is not blamed, whatever the number of servers.
@@ -209,6 +207,7 @@ void next_upstream(Request& r, Upstream& u, uint32_t ft) {
     return;
   }
   if (ft == kNextNoLive || !may_retry(r, u, ft, u.peer.tries)) {
+    if (serve_stale(r, u, ft)) return;
     finalize_upstream(r, u, Code::status(status));
     return;
   }
@@ -520,7 +519,10 @@ bool test_next(Request& r, Upstream& u) {
   for (const NextStatus& n : kNextStatuses) {
     if (n.status != u.headers_in.status) continue;
     // This peer's try is not over yet: it counts among the tries left until next_upstream frees it.
-    if (!may_retry(r, u, n.ft, u.peer.tries > 0 ? u.peer.tries - 1 : 0)) return false;
+    if (!may_retry(r, u, n.ft, u.peer.tries > 0 ? u.peer.tries - 1 : 0)) {
+      u.state->status = n.status;
+      return serve_stale(r, u, n.ft);
+    }
     u.state->status = n.status;
     next_upstream(r, u, n.ft);
     return true;
@@ -747,7 +749,7 @@ void process_header(Request& r, Upstream& u) {
   u.state->header_time = static_cast<int64_t>(since(u.state->start_msec));
   u.state->status = u.headers_in.status;
   if (c.read.timer_set) del_timer(c.read);
-  if (test_next(r, u)) return;
+  if (test_next(r, u) || serve_revalidated(r, u)) return;
   if (intercept_error(r, u)) return;
   find_accel_headers(u);
   if (u.headers_in.x_accel_redirect != nullptr &&

@@ -43,6 +43,7 @@ enum : uint32_t {
   kNext429 = 0x400,
   kNextNonIdempotent = 0x4000,
   kNextOff = 0x8000,
+  kNextNoLive = 0x40000000,  // no peer was left to try (not a directive's name)
 };
 
 // proxy_ignore_headers and its twins: response headers whose meaning is ignored (bits).

@@ -20,6 +20,7 @@
 #include "http/script.h"
 #include "upstream/event_pipe.h"
 #include "upstream/http1_response.h"
+#include "upstream/lifecycle.h"
 #include "upstream/upstream_headers.h"
 
 namespace weir::http {
@@ -72,22 +73,32 @@ void close_cache_file(void* data) {
   f->fd = -1;
 }
 
-// A fresh entry: its stored header is the response's, its body goes out from the file.
-void send_cached(Request& r, Upstream& u, File& file, off_t size, const CacheFileHeader& h) {
-  UpstreamCache& c = *u.cache;
-  c.status = CacheStatus::Hit;
-  u.phase = UpstreamPhase::Done;  // nothing of the upstream is started
+// The entry's stored header becomes u.headers_in (the length is the file's); false when it does
+// not parse (a damaged file, logged).
+bool load_entry_header(Request& r, Upstream& u, const CacheEntry& e) {
+  u.headers_in = UpstreamHeadersIn{};
+  u.buffer = *e.buffer;
+  u.buffer.pos = e.buffer->start + e.header.header_start;
+  u.buffer.last = e.buffer->start + e.header.body_start;
   Http1Response parser;
   parser.protocol = "cache";
-  HeaderResult hr = http1_process_header(r, parser);
-  if (hr != HeaderResult::Done) {
+  if (http1_process_header(r, parser) != HeaderResult::Done) {
     log_error(LogLevel::Crit, r.log(), 0, "cache file \"%.*s\" has a damaged header",
-              static_cast<int>(file.name.size()), file.name.data());
-    finalize_request(r, Code::status(500));
-    return;
+              static_cast<int>(e.file->name.size()), e.file->name.data());
+    return false;
   }
-  u.headers_in.content_length_n = size - static_cast<off_t>(h.body_start);
+  u.headers_in.content_length_n = e.size - static_cast<off_t>(e.header.body_start);
   u.headers_in.chunked = false;
+  find_accel_headers(u);
+  return true;
+}
+
+// An entry is the answer: its header (in u.headers_in) is the response's, its body goes out from
+// the file with sendfile. The request ends here.
+void send_entry(Request& r, Upstream& u, const CacheEntry& e, CacheStatus status) {
+  UpstreamCache& c = *u.cache;
+  c.status = status;
+  c.store = c.may_store = false;
   if (Code rc = copy_headers(r, u); rc != Rc::Ok) {
     finalize_request(r, rc);
     return;
@@ -103,9 +114,9 @@ void send_cached(Request& r, Upstream& u, File& file, off_t size, const CacheFil
   if (u.headers_in.content_length_n > 0) {
     b = r.pool->make<Buffer>();
     b->in_file = true;
-    b->file = &file;
-    b->file_pos = h.body_start;
-    b->file_last = size;
+    b->file = e.file;
+    b->file_pos = e.header.body_start;
+    b->file_last = e.size;
     b->last_buf = &r == r.main;
     b->last_in_chain = true;
   } else {
@@ -116,6 +127,54 @@ void send_cached(Request& r, Upstream& u, File& file, off_t size, const CacheFil
   cl->buf = b;
   cl->next = nullptr;
   finalize_request(r, output_filter(r, cl));
+}
+
+// The key's file, opened and its header read; nullptr when there is none or it is not this key's
+// or is damaged (logged as nginx's lines, and the index told).
+CacheEntry* open_entry(Request& r, UpstreamCache& c, size_t buffer_size) {
+  std::string name = cache_file_name(c.path->conf, c.key);
+  int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT) {
+      log_error(LogLevel::Crit, r.log(), errno, "open() \"%s\" failed", name.c_str());
+    }
+    forget_file(c);
+    return nullptr;
+  }
+  auto* file = r.pool->make<File>();
+  file->fd = fd;
+  file->name = r.pool->dup(name);
+  file->log = r.connection->log;
+  r.pool->add_cleanup(close_cache_file, file);
+  struct stat st {};
+  Buffer* b = Buffer::create_temp(*r.pool, buffer_size);
+  ssize_t got = ::fstat(fd, &st) == 0 ? read_file(*file, b->start, buffer_size, 0) : -1;
+  if (got < 0) {
+    log_error(LogLevel::Crit, r.log(), errno, "pread() \"%s\" failed", name.c_str());
+    return nullptr;
+  }
+  Result<CacheFileHeader> h = read_cache_file_header({b->start, static_cast<size_t>(got)},
+                                                     c.key_text, static_cast<off_t>(st.st_size));
+  if (!h.ok() || h->body_start > static_cast<size_t>(got)) {
+    log_error(LogLevel::Crit, r.log(), 0, "cache file \"%s\" %s", name.c_str(),
+              h.ok() ? "has too long header" : h.status().message().c_str());
+    close_cache_file(file);
+    forget_file(c);
+    return nullptr;
+  }
+  auto* e = r.pool->make<CacheEntry>();
+  *e = CacheEntry{file, static_cast<off_t>(st.st_size), *h, b};
+  return e;
+}
+
+// While a request fetches a key (node.updating), others with an expired entry may send it
+// (proxy_cache_use_stale updating); the mark goes when the request ends, however it ends.
+void clear_updating(void* data) {
+  auto& c = *static_cast<UpstreamCache*>(data);
+  if (!c.updating) return;
+  c.updating = false;
+  ShmLock lock(c.zone->slab->mutex());
+  if (CacheNode* n = cache_index(*c.zone).find(c.key)) n->updating = false;
 }
 
 // X-Accel-Expires: seconds from now, or "@" a Unix time; 0: not cached. nginx:
@@ -148,23 +207,41 @@ int64_t cache_control_number(std::string_view v, std::string_view name) {
   return n;
 }
 
+// What a response's header says of its lifetime in a cache.
+struct Validity {
+  bool cacheable = true;
+  int64_t valid = 0;     // fresh until; 0: the header does not say
+  int64_t updating = 0;  // stale-while-revalidate
+  int64_t error = 0;     // stale-if-error
+};
+
 // Cache-Control: no-cache, no-store and private keep the response out; s-maxage or max-age give
-// its lifetime (0: not kept). nginx: ngx_http_upstream_process_cache_control
-void cache_control(std::string_view v, int64_t now, bool& cacheable, int64_t& valid) {
+// its lifetime (0: not kept), stale-while-revalidate and stale-if-error its grace. nginx:
+// ngx_http_upstream_process_cache_control
+void cache_control(std::string_view v, int64_t now, bool lifetime, Validity& out) {
   if (ifind(v, "no-cache") != std::string_view::npos ||
       ifind(v, "no-store") != std::string_view::npos ||
       ifind(v, "private") != std::string_view::npos) {
-    cacheable = false;
+    out.cacheable = false;
     return;
   }
   int64_t n = cache_control_number(v, "s-maxage=");
   if (n == -1) n = cache_control_number(v, "max-age=");
-  if (n == -1) return;
-  if (n <= 0) {
-    cacheable = false;
+  if (lifetime && n != -1) {
+    if (n <= 0) {
+      out.cacheable = false;
+      return;
+    }
+    out.valid = now + n;
+  }
+  int64_t updating = cache_control_number(v, "stale-while-revalidate=");
+  int64_t error = cache_control_number(v, "stale-if-error=");
+  if (updating == -2 || error == -2) {
+    out.cacheable = false;
     return;
   }
-  valid = now + n;
+  if (updating >= 0) out.updating = out.error = updating;
+  if (error >= 0) out.error = error;
 }
 
 int64_t valid_for_status(const std::vector<CacheValid>* list, int status) {
@@ -268,7 +345,7 @@ int load_file(const char* name, const struct stat* st, int type, FTW* ftw) {
   bool temp = !base.empty() &&
               std::all_of(base.begin(), base.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (temp) return 0;
-  if (!is_hex_name(base) || st->st_size < 40) {
+  if (!is_hex_name(base) || st->st_size < static_cast<off_t>(kCacheFixedHeaderSize)) {
     if (is_hex_name(base))
       log_error(LogLevel::Crit, log, 0, "cache file \"%s\" is too small", name);
     if (::unlink(name) < 0 && errno != ENOENT) {
@@ -333,6 +410,43 @@ void load_cache(void* data, bool (*stop)()) {
 
 }  // namespace
 
+namespace {
+
+// The expired entry being revalidated, or nullptr.
+const CacheEntry* revalidating(Request& r) {
+  Upstream* u = r.upstream;
+  if (u == nullptr || u->cache == nullptr || u->cache->status != CacheStatus::Expired ||
+      u->cache->stale.file == nullptr || !*u->conf->cache->revalidate) {
+    return nullptr;
+  }
+  return &u->cache->stale;
+}
+
+}  // namespace
+
+std::string_view cache_last_modified(Request& r) {
+  const CacheEntry* e = revalidating(r);
+  if (e == nullptr || e->header.last_modified < 0) return {};
+  char* buf = r.pool->alloc_bytes(32);
+  char* end = clock::format_http_time(buf, e->header.last_modified);
+  return {buf, static_cast<size_t>(end - buf)};
+}
+
+std::string_view cache_etag(Request& r) {
+  const CacheEntry* e = revalidating(r);
+  if (e == nullptr) return {};
+  // The stored header's ETag line.
+  std::string_view head(e->buffer->start + e->header.header_start,
+                        e->header.body_start - e->header.header_start);
+  for (size_t at = head.find("\r\n"); at != std::string_view::npos;
+       at = head.find("\r\n", at + 2)) {
+    std::string_view line = head.substr(at + 2);
+    line = line.substr(0, line.find("\r\n"));
+    if (line.size() > 5 && iequals(line.substr(0, 5), "etag:")) return trim_ows(line.substr(5));
+  }
+  return {};
+}
+
 std::string_view cache_status_name(CacheStatus s) {
   switch (s) {
     case CacheStatus::Miss:
@@ -341,6 +455,12 @@ std::string_view cache_status_name(CacheStatus s) {
       return "BYPASS";
     case CacheStatus::Expired:
       return "EXPIRED";
+    case CacheStatus::Stale:
+      return "STALE";
+    case CacheStatus::Updating:
+      return "UPDATING";
+    case CacheStatus::Revalidated:
+      return "REVALIDATED";
     case CacheStatus::Hit:
       return "HIT";
   }
@@ -442,6 +562,37 @@ Status set_min_uses(ConfContext&, const ConfNode& n, CacheSettings& s) {
   return {};
 }
 
+Status set_use_stale(ConfContext&, const ConfNode& n, CacheSettings& s) {
+  if (s.use_stale_set) return Status::error("is duplicate");
+  static constexpr EnumName<uint32_t> kBits[] = {
+      {"error", kNextError},
+      {"timeout", kNextTimeout},
+      {"invalid_header", kNextInvalidHeader},
+      {"updating", kStaleUpdating},
+      {"http_500", kNext500},
+      {"http_502", kNext502},
+      {"http_503", kNext503},
+      {"http_504", kNext504},
+      {"http_403", kNext403},
+      {"http_404", kNext404},
+      {"http_429", kNext429},
+      {"off", kNextOff},
+  };
+  uint32_t mask = 0;
+  if (Status st = parse_bitmask(n, kBits, mask); !st.ok()) return st;
+  s.use_stale = mask;
+  s.use_stale_set = true;
+  return {};
+}
+
+Status set_revalidate(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
+  return slot::flag<&CacheSettings::revalidate>(cf, n, s);
+}
+
+Status set_convert_head(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
+  return slot::flag<&CacheSettings::convert_head>(cf, n, s);
+}
+
 Status cache_path(ConfContext& cf, const ConfNode& n) {
   std::span<const std::string> args(n.args);
   Result<CachePathConf> conf = parse_cache_path(n.name(), args.subspan(1), cf.cycle.prefix);
@@ -478,6 +629,13 @@ Result<const CacheSettings*> merge_cache_settings(ConfContext& cf, std::string_v
   if (conf.bypass == nullptr) conf.bypass = prev.bypass;
   if (conf.no_cache == nullptr) conf.no_cache = prev.no_cache;
   conf.min_uses.merge(prev.min_uses, 1);
+  if (!conf.use_stale_set) {
+    conf.use_stale = prev.use_stale;
+    conf.use_stale_set = true;
+  }
+  if (conf.use_stale & kNextOff) conf.use_stale = 0;
+  conf.revalidate.merge(prev.revalidate, false);
+  conf.convert_head.merge(prev.convert_head, true);
   if (conf.enabled != 1) return static_cast<const CacheSettings*>(nullptr);
   if (conf.zone->data == nullptr) {
     return cf.errorf("\"%.*s_cache\" zone \"%s\" is unknown", static_cast<int>(prefix.size()),
@@ -499,6 +657,7 @@ bool serve_from_cache(Request& r, Upstream& u) {
   c->path = static_cast<const CachePath*>(cs->zone->data);
   c->key_text = cs->key != nullptr ? cs->key->eval(r) : u.protocol->cache_key(r);
   c->key = cache_key(c->key_text);
+  c->convert_head = (r.method & kHead) && *cs->convert_head;
   WEIR_DEBUG(r.log(), "http cache key: \"%.*s\"", static_cast<int>(c->key_text.size()),
              c->key_text.data());
   if (any_true(r, cs->bypass)) {
@@ -524,49 +683,83 @@ bool serve_from_cache(Request& r, Upstream& u) {
   }
   delete_files(r.log(), *c->path, dropped);
   if (!exists) return false;
-
-  std::string name = cache_file_name(c->path->conf, c->key);
-  int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno != ENOENT) {
-      log_error(LogLevel::Crit, r.log(), errno, "open() \"%s\" failed", name.c_str());
+  CacheEntry* e = open_entry(r, *c, u.conf->buffer_size);
+  if (e == nullptr) return false;
+  if (e->header.valid_sec >= now) {
+    if (!load_entry_header(r, u, *e)) {
+      finalize_request(r, Code::status(500));
+      return true;
     }
-    forget_file(*c);
-    return false;
+    u.phase = UpstreamPhase::Done;  // nothing of the upstream is started
+    send_entry(r, u, *e, CacheStatus::Hit);
+    return true;
   }
-  auto* file = r.pool->make<File>();
-  file->fd = fd;
-  file->name = r.pool->dup(name);
-  file->log = r.connection->log;
-  r.pool->add_cleanup(close_cache_file, file);
-  struct stat st {};
-  size_t want = u.conf->buffer_size;
-  Buffer* b = Buffer::create_temp(*r.pool, want);
-  ssize_t got = ::fstat(fd, &st) == 0 ? read_file(*file, b->start, want, 0) : -1;
-  if (got < 0) {
-    log_error(LogLevel::Crit, r.log(), errno, "pread() \"%s\" failed", name.c_str());
-    return false;
+  // Expired: kept at hand while one request fetches it anew; the others send it meanwhile when
+  // proxy_cache_use_stale updating (or stale-while-revalidate) allows, else fetch it too.
+  c->stale = *e;
+  c->status = CacheStatus::Expired;
+  c->stale_error = now < e->header.valid_sec + e->header.error_sec;
+  bool stale_updating =
+      (cs->use_stale & kStaleUpdating) != 0 || now < e->header.valid_sec + e->header.updating_sec;
+  bool other_updating = false;
+  {
+    ShmLock lock(c->zone->slab->mutex());
+    if (CacheNode* n = cache_index(*c->zone).find(c->key)) {
+      other_updating = n->updating;
+      if (!n->updating) n->updating = c->updating = true;
+    }
   }
-  Result<CacheFileHeader> h = read_cache_file_header({b->start, static_cast<size_t>(got)},
-                                                     c->key_text, static_cast<off_t>(st.st_size));
-  if (!h.ok() || h->body_start > static_cast<size_t>(got)) {
-    log_error(LogLevel::Crit, r.log(), 0, "cache file \"%s\" %s", name.c_str(),
-              h.ok() ? "has too long header" : h.status().message().c_str());
-    close_cache_file(file);
-    forget_file(*c);
-    return false;
+  if (c->updating) r.pool->add_cleanup(clear_updating, c);
+  if (other_updating && stale_updating) {
+    if (!load_entry_header(r, u, *e)) {
+      finalize_request(r, Code::status(500));
+      return true;
+    }
+    u.phase = UpstreamPhase::Done;
+    send_entry(r, u, *e, CacheStatus::Updating);
+    return true;
   }
-  if (h->valid_sec < now) {
-    close_cache_file(file);
-    c->status = CacheStatus::Expired;
-    return false;
-  }
-  u.buffer = *b;
-  u.buffer.pos = b->start + h->header_start;
-  u.buffer.last = b->start + h->body_start;
-  send_cached(r, u, *file, static_cast<off_t>(st.st_size), *h);
-  return true;
+  return false;
 }
+
+namespace {
+
+// What u.headers_in says of the response's lifetime: X-Accel-Expires first, then Cache-Control,
+// then Expires (unless proxy_ignore_headers names them); Set-Cookie and Vary keep it out.
+Validity header_validity(const Upstream& u, int64_t now) {
+  const UpstreamHeadersIn& in = u.headers_in;
+  uint32_t ignore = u.conf->ignore_headers;
+  Validity out;
+  if (in.x_accel_expires != nullptr && !(ignore & kIgnoreXAccelExpires)) {
+    accel_expires(in.x_accel_expires->value, now, out.cacheable, out.valid);
+  }
+  bool by_accel = out.valid != 0;
+  const Header* expires = nullptr;
+  for (const Header* h : in.headers) {
+    std::string_view k = h->lowcase_key;
+    if (k == "set-cookie" && !(ignore & kIgnoreSetCookie)) {
+      out.cacheable = false;
+    } else if (k == "cache-control" && !(ignore & kIgnoreCacheControl)) {
+      cache_control(h->value, now, !by_accel, out);
+    } else if (k == "expires" && !(ignore & kIgnoreExpires)) {
+      expires = h;
+    } else if (k == "vary" && !(ignore & kIgnoreVary)) {
+      // A variant per request header is not kept yet: the response is passed, not stored.
+      out.cacheable = false;
+    }
+  }
+  if (expires != nullptr && out.valid == 0 && out.cacheable) {
+    auto t = clock::parse_http_time(expires->value);
+    if (!t || *t < now) {
+      out.cacheable = false;
+    } else {
+      out.valid = *t;
+    }
+  }
+  return out;
+}
+
+}  // namespace
 
 void decide_caching(Request& r, Upstream& u) {
   UpstreamCache* c = u.cache;
@@ -574,49 +767,77 @@ void decide_caching(Request& r, Upstream& u) {
   bool may = c->may_store;
   c->store = c->may_store = false;
   const CacheSettings& cs = *u.conf->cache;
-  // HEAD went to the upstream as HEAD: no body to keep.
-  if (!may || (r.method & kHead) || any_true(r, cs.no_cache)) return;
-  const UpstreamHeadersIn& in = u.headers_in;
-  uint32_t ignore = u.conf->ignore_headers;
+  if (!may || any_true(r, cs.no_cache)) return;
   int64_t now = clock::now();
-  bool cacheable = true;
-  int64_t valid = 0;
-  // X-Accel-Expires first, then Cache-Control, then Expires: the first that gives a time wins.
-  if (in.x_accel_expires != nullptr && !(ignore & kIgnoreXAccelExpires)) {
-    accel_expires(in.x_accel_expires->value, now, cacheable, valid);
-  }
-  const Header* expires = nullptr;
-  for (const Header* h : in.headers) {
-    std::string_view k = h->lowcase_key;
-    if (k == "set-cookie" && !(ignore & kIgnoreSetCookie)) {
-      cacheable = false;
-    } else if (k == "cache-control" && !(ignore & kIgnoreCacheControl) &&
-               !(valid != 0 && in.x_accel_expires != nullptr)) {
-      cache_control(h->value, now, cacheable, valid);
-    } else if (k == "expires" && !(ignore & kIgnoreExpires)) {
-      expires = h;
-    } else if (k == "vary" && !(ignore & kIgnoreVary)) {
-      // A variant per request header is not kept yet: the response is passed, not stored.
-      cacheable = false;
-    }
-  }
-  if (expires != nullptr && valid == 0 && cacheable) {
-    auto t = clock::parse_http_time(expires->value);
-    if (!t || *t < now) {
-      cacheable = false;
-    } else {
-      valid = *t;
-    }
-  }
-  if (!cacheable) return;
-  if (valid == 0) {
-    int64_t seconds = valid_for_status(cs.valid, in.status);
+  Validity v = header_validity(u, now);
+  if (!v.cacheable) return;
+  if (v.valid == 0) {
+    int64_t seconds = valid_for_status(cs.valid, u.headers_in.status);
     if (seconds == 0) return;
-    valid = now + seconds;
+    v.valid = now + seconds;
   }
   c->store = c->may_store = true;
-  c->valid_sec = valid;
+  c->valid_sec = v.valid;
+  c->updating_sec = v.updating;
+  c->error_sec = v.error;
   WEIR_DEBUG(r.log(), "http cacheable: 1");
+}
+
+bool serve_stale(Request& r, Upstream& u, uint32_t ft) {
+  UpstreamCache* c = u.cache;
+  if (c == nullptr || c->status != CacheStatus::Expired || c->stale.file == nullptr) return false;
+  uint32_t use = u.conf->cache->use_stale;
+  if (use & kNextError) use |= kNextNoLive;
+  // stale-if-error stands for the failures to reach the upstream, not for an answer it gave (as
+  // nginx 1.22's).
+  bool failed = (ft & (kNextError | kNextTimeout | kNextInvalidHeader | kNextNoLive)) != 0;
+  if (!(use & ft) && !(failed && c->stale_error)) return false;
+  release_upstream(r, u, Rc::Declined);
+  if (!load_entry_header(r, u, c->stale)) {
+    finalize_request(r, Code::status(500));
+    return true;
+  }
+  send_entry(r, u, c->stale, CacheStatus::Stale);
+  return true;
+}
+
+bool serve_revalidated(Request& r, Upstream& u) {
+  UpstreamCache* c = u.cache;
+  if (c == nullptr || c->status != CacheStatus::Expired || c->stale.file == nullptr ||
+      u.headers_in.status != 304 || !*u.conf->cache->revalidate) {
+    return false;
+  }
+  WEIR_DEBUG(r.log(), "http upstream not modified");
+  int64_t now = clock::now();
+  // The lifetime the 304 gives, else the entry's own header's, else proxy_cache_valid's for 304.
+  Validity v = header_validity(u, now);
+  release_upstream(r, u, Rc::Ok);
+  if (!load_entry_header(r, u, c->stale)) {
+    finalize_request(r, Code::status(500));
+    return true;
+  }
+  if (v.valid == 0) v = header_validity(u, now);
+  if (v.valid == 0) {
+    int64_t seconds = valid_for_status(u.conf->cache->valid, 304);
+    if (seconds != 0) v.valid = now + seconds;
+  }
+  if (v.valid != 0) {
+    const CacheEntry& e = c->stale;
+    int fd = ::open(std::string(e.file->name).c_str(), O_WRONLY | O_CLOEXEC);
+    Status s = fd < 0 ? Status::errorf("open() \"%.*s\" failed",
+                                       static_cast<int>(e.file->name.size()), e.file->name.data())
+                      : update_cache_file_validity(fd, v.valid, now);
+    if (fd >= 0) ::close(fd);
+    if (!s.ok()) {
+      log_error(LogLevel::Crit, r.log(), errno, "%s", s.message().c_str());
+    } else {
+      ShmLock lock(c->zone->slab->mutex());
+      if (CacheNode* n = cache_index(*c->zone).find(c->key)) n->valid_sec = v.valid;
+    }
+  }
+  clear_updating(c);
+  send_entry(r, u, c->stale, CacheStatus::Revalidated);
+  return true;
 }
 
 bool start_cache_file(Request& r, Upstream& u, EventPipe& p) {
@@ -626,6 +847,8 @@ bool start_cache_file(Request& r, Upstream& u, EventPipe& p) {
   h.valid_sec = c.valid_sec;
   h.date = clock::now();
   h.last_modified = r.headers_out.last_modified_time;
+  h.updating_sec = c.updating_sec;
+  h.error_sec = c.error_sec;
   h.body_start = static_cast<uint32_t>(cache_file_prefix(h, c.key_text).size() + header.size());
   if (h.body_start > u.conf->buffer_size) {
     // A HIT reads the header with one buffer_size read, as nginx's.
@@ -662,7 +885,10 @@ void finish_cache_file(Request& r, Upstream& u, bool complete) {
   if (!complete || p.temp_file == nullptr) return;
   TempFile& tf = *p.temp_file;
   off_t body = tf.file.offset - static_cast<off_t>(c.body_start);
-  if (u.headers_in.content_length_n != -1 && u.headers_in.content_length_n != body) return;
+  // A HEAD that went to the upstream as HEAD (proxy_cache_convert_head off) is kept without its
+  // body, as nginx keeps it: the key is to tell it apart.
+  bool head = (r.method & kHead) && !c.convert_head;
+  if (u.headers_in.content_length_n != -1 && u.headers_in.content_length_n != body && !head) return;
   std::string to = cache_file_name(c.path->conf, c.key);
   std::string from(tf.file.name);
   int rc = ::rename(from.c_str(), to.c_str());
@@ -701,6 +927,7 @@ void finish_cache_file(Request& r, Upstream& u, bool complete) {
   }
   if (!indexed) dropped.push_back(c.key);
   delete_files(r.log(), *c.path, dropped);
+  clear_updating(&c);
 }
 
 }  // namespace weir::http

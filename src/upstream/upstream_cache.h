@@ -42,10 +42,24 @@ struct CacheSettings {
   std::vector<ComplexValue>* bypass = nullptr;
   std::vector<ComplexValue>* no_cache = nullptr;
   Setting<int64_t> min_uses;
+  uint32_t use_stale = 0;  // kNext* bits, kStaleUpdating; kNextOff: off
+  bool use_stale_set = false;
+  Setting<bool> revalidate, convert_head;
 };
 
+// proxy_cache_use_stale's "updating" (its other conditions are the kNext* bits).
+inline constexpr uint32_t kStaleUpdating = 0x10000;
+
 // $upstream_cache_status's values.
-enum class CacheStatus : uint8_t { Miss, Bypass, Expired, Hit };
+enum class CacheStatus : uint8_t { Miss, Bypass, Expired, Stale, Updating, Revalidated, Hit };
+
+// A cache file opened for a request: its header read, its body to be sent from it.
+struct CacheEntry {
+  File* file = nullptr;
+  off_t size = 0;
+  CacheFileHeader header;
+  Buffer* buffer = nullptr;  // the file's first buffer_size bytes
+};
 
 // A request's part in the cache (Upstream::cache).
 struct UpstreamCache {
@@ -54,9 +68,16 @@ struct UpstreamCache {
   std::string_view key_text;
   CacheKey key{};
   CacheStatus status = CacheStatus::Miss;
-  bool may_store = true;    // min_uses reached (nginx's "scarce" otherwise)
-  bool store = false;       // this response goes to the cache
-  int64_t valid_sec = 0;    // the kept response is fresh until then
+  bool may_store = true;      // min_uses reached (nginx's "scarce" otherwise)
+  bool store = false;         // this response goes to the cache
+  bool convert_head = false;  // a HEAD is fetched (and kept) as a GET
+  bool updating = false;      // this request marked the key as being fetched
+  bool stale_error = false;   // the expired entry may stand in for a failure (stale-if-error)
+  // An expired entry kept open while the upstream is asked: sent instead when the upstream fails
+  // (proxy_cache_use_stale) or says it has not changed (proxy_cache_revalidate).
+  CacheEntry stale;
+  int64_t valid_sec = 0;  // the kept response is fresh until then
+  int64_t updating_sec = 0, error_sec = 0;
   uint32_t body_start = 0;  // where its body begins in the file
 };
 
@@ -69,6 +90,9 @@ Status set_methods(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 Status add_bypass(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 Status add_no_cache(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 Status set_min_uses(ConfContext& cf, const ConfNode& n, CacheSettings& s);
+Status set_use_stale(ConfContext& cf, const ConfNode& n, CacheSettings& s);
+Status set_revalidate(ConfContext& cf, const ConfNode& n, CacheSettings& s);
+Status set_convert_head(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 // proxy_cache_path and its twins (the directive's name says which).
 Status cache_path(ConfContext& cf, const ConfNode& n);
 
@@ -83,8 +107,13 @@ Result<const CacheSettings*> merge_cache_settings(ConfContext& cf, std::string_v
 // Before the request is built: a fresh entry is sent from its file (true: the request is
 // answered); otherwise u.cache notes the key and status and the upstream is asked (false).
 bool serve_from_cache(Request& r, Upstream& u);
-// The upstream's header is copied to the response: whether the response is kept (u.cache->store).
+// The upstream's header is read: whether the response is kept (u.cache->store).
 void decide_caching(Request& r, Upstream& u);
+// The upstream failed (ft: the kNext* condition) and no other peer takes the request: the expired
+// entry is sent instead when proxy_cache_use_stale (or stale-if-error) allows (true: answered).
+bool serve_stale(Request& r, Upstream& u, uint32_t ft);
+// The upstream answered a revalidation with 304: the expired entry is fresh again and sent (true).
+bool serve_revalidated(Request& r, Upstream& u);
 // The event pipe starts with a response to keep: its temp file, in the cache's place, begins with
 // the cache header (false: it cannot be made; the response is not kept).
 bool start_cache_file(Request& r, Upstream& u, EventPipe& p);
@@ -94,5 +123,9 @@ void finish_cache_file(Request& r, Upstream& u, bool complete);
 
 // $upstream_cache_status.
 std::string_view cache_status_name(CacheStatus s);
+// $upstream_cache_last_modified, $upstream_cache_etag: the expired entry's validators while it is
+// revalidated (proxy sends them as If-Modified-Since and If-None-Match); empty otherwise.
+std::string_view cache_last_modified(Request& r);
+std::string_view cache_etag(Request& r);
 
 }  // namespace weir::http

@@ -415,9 +415,22 @@ void var_cache_status(Request& r, VariableValue& v, uintptr_t) {
   v.set(cache_status_name(r.upstream->cache->status));
 }
 
+template <std::string_view (*Get)(Request&)>
+void var_cache_validator(Request& r, VariableValue& v, uintptr_t) {
+  std::string_view s = Get(r);
+  if (s.empty()) {
+    v.set_not_found();
+    return;
+  }
+  v.set(s);
+}
+
 constexpr VariableDef kVars[] = {
     {"upstream_addr", var_addr, nullptr, kVarNoCacheable},
     {"upstream_cache_status", var_cache_status, nullptr, kVarNoCacheable},
+    {"upstream_cache_last_modified", var_cache_validator<cache_last_modified>, nullptr,
+     kVarNoCacheable},
+    {"upstream_cache_etag", var_cache_validator<cache_etag>, nullptr, kVarNoCacheable},
     {"upstream_status", var_status, nullptr, kVarNoCacheable},
     {"upstream_response_time", var_time<&UpstreamState::response_time>, nullptr, kVarNoCacheable},
     {"upstream_connect_time", var_time<&UpstreamState::connect_time>, nullptr, kVarNoCacheable},

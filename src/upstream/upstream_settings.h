@@ -121,13 +121,10 @@ consteval auto cache_directives_not_yet() {
   using namespace settings_detail;
   constexpr uint32_t kWhere = kHttpMainSrvLoc;
   return std::array{
-      directive<not_yet>(Joined<Prefix, "_cache_use_stale">::view, kWhere | kOneMore),
       directive<not_yet>(Joined<Prefix, "_cache_lock">::view, kWhere | kFlag),
       directive<not_yet>(Joined<Prefix, "_cache_lock_timeout">::view, kWhere | kTake1),
       directive<not_yet>(Joined<Prefix, "_cache_lock_age">::view, kWhere | kTake1),
-      directive<not_yet>(Joined<Prefix, "_cache_revalidate">::view, kWhere | kFlag),
       directive<not_yet>(Joined<Prefix, "_cache_background_update">::view, kWhere | kFlag),
-      directive<not_yet>(Joined<Prefix, "_cache_convert_head">::view, kWhere | kFlag),
       directive<not_yet>(Joined<Prefix, "_cache_max_range_offset">::view, kWhere | kTake1),
   };
 }
@@ -198,6 +195,9 @@ consteval auto upstream_directives() {
         row<Conf, Up, Prefix, "_cache_bypass", on_cache<add_bypass>>(kWhere | kOneMore),
         row<Conf, Up, Prefix, "_no_cache", on_cache<add_no_cache>>(kWhere | kOneMore),
         row<Conf, Up, Prefix, "_cache_min_uses", on_cache<set_min_uses>>(kWhere | kTake1),
+        row<Conf, Up, Prefix, "_cache_use_stale", on_cache<set_use_stale>>(kWhere | kOneMore),
+        row<Conf, Up, Prefix, "_cache_revalidate", on_cache<set_revalidate>>(kWhere | kFlag),
+        row<Conf, Up, Prefix, "_cache_convert_head", on_cache<set_convert_head>>(kWhere | kFlag),
     };
     return join_directives(join_directives(connection, buffering), cache);
   }

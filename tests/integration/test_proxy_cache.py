@@ -11,10 +11,12 @@ import glob
 import hashlib
 import os
 import signal
+import threading
+import time
 
 import pytest
 
-from backend import Backend, Close, Send, chunked, response
+from backend import Backend, Close, Send, Wait, chunked, response
 from conftest import Server, check_conf, http_get, raw, wait_for, weir_and_nginx, NGINX, WEIR
 
 LM = "Wed, 21 Oct 2015 07:28:00 GMT"
@@ -56,6 +58,31 @@ CONF = r"""
             proxy_cache off;
             proxy_pass http://127.0.0.1:ORIGIN;
         }
+        location /stale/ {
+            proxy_cache one;
+            proxy_cache_valid 10m;
+            proxy_cache_use_stale error timeout http_500 updating;
+            proxy_read_timeout 1s;
+            proxy_pass http://127.0.0.1:ORIGIN;
+        }
+        location /reval/ {
+            proxy_cache one;
+            proxy_cache_valid 10m;
+            proxy_cache_revalidate on;
+            proxy_pass http://127.0.0.1:ORIGIN;
+        }
+        location /head/ {
+            proxy_cache one;
+            proxy_cache_valid 10m;
+            proxy_pass http://127.0.0.1:ORIGIN;
+        }
+        location /nohead/ {
+            proxy_cache one;
+            proxy_cache_key $request_method$request_uri;
+            proxy_cache_valid 10m;
+            proxy_cache_convert_head off;
+            proxy_pass http://127.0.0.1:ORIGIN;
+        }
     }
 """
 
@@ -89,7 +116,7 @@ def script(b):
     b.script("/big", [response(200, BIG)])
     b.script("/big8k", [response(200, b"x" * 8000)])
     b.script("/short", [Send("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten.."), Close()])
-    b.script("/stale", [response(200, "stale\n", {"X-Accel-Expires": "@1"})])
+    b.script("/expired", [response(200, "stale\n", {"X-Accel-Expires": "@1"})])
     for path, steps in list(NOT_KEPT.items()) + list(KEPT_BY_HEADER.items()):
         b.script(path, steps if isinstance(steps, list) else [steps])
 
@@ -196,7 +223,7 @@ def test_responses_kept_by_their_header(pair, origin, path):
 def test_an_expired_entry_is_fetched_again(pair, origin):
     # X-Accel-Expires: @1 keeps the response with a lifetime that ended in 1970.
     for s in pair:
-        uri = "/stale?who=" + s.name
+        uri = "/expired?who=" + s.name
         assert [x[1] for x in statuses(s, uri, 3)] == ["MISS", "EXPIRED", "EXPIRED"], s.name
         assert asked(origin, uri) == 3
 
@@ -303,6 +330,115 @@ def test_no_ranges_unless_the_upstream_takes_them(pair, origin):
             r = http_get(s.port, uri, headers={"Range": "bytes=1-3"})
             assert (r.status, r.body, r.header("X-Cache")) == (200, b"hello\n", status), s.name
             assert r.header("Accept-Ranges") is None
+
+
+EXPIRED_NOW = {"X-Accel-Expires": "@1"}  # kept, with a lifetime that ended in 1970
+
+
+@pytest.mark.parametrize("failure", ["http_500", "error", "timeout"])
+def test_use_stale_sends_the_expired_entry_when_the_upstream_fails(pair, origin, failure):
+    for s in pair:
+        path = "/stale/%s-%s" % (failure, s.name)
+        origin.script(path, [response(200, "old\n", EXPIRED_NOW)])
+        assert http_get(s.port, path).header("X-Cache") == "MISS"
+        origin.script(path, {"http_500": [response(500, "broken\n")],
+                             "error": [Close()],
+                             "timeout": [Wait(threading.Event())]}[failure])
+        r = http_get(s.port, path)
+        assert (r.status, r.header("X-Cache"), r.body) == (200, "STALE", b"old\n"), (s.name, r)
+        # Where use_stale is off, the failure is the answer.
+        other = "/a-%s-%s" % (failure, s.name)
+        origin.script(other, [response(200, "old\n", EXPIRED_NOW)])
+        assert http_get(s.port, other).header("X-Cache") == "MISS"
+        origin.script(other, [response(500, "broken\n")])
+        r = http_get(s.port, other)
+        assert (r.status, r.header("X-Cache")) == (500, "EXPIRED"), s.name
+
+
+def test_stale_if_error(pair, origin):
+    """Cache-Control: stale-if-error lets the expired entry stand in for an upstream that cannot be
+    reached, where proxy_cache_use_stale says nothing; not for a 500 it answers."""
+    for s in pair:
+        path = "/sie-" + s.name
+        origin.script(path, [response(200, "old\n", {"Cache-Control": "max-age=1, stale-if-error=600"})])
+        stored = time.time()
+        assert http_get(s.port, path).header("X-Cache") == "MISS"
+        # The entry's lifetime is a second (whole seconds): the state waited for is its end.
+        wait_for(lambda: time.time() > stored + 2.1, timeout=5, what="the entry to expire")
+        origin.script(path, [Close()])
+        r = http_get(s.port, path)
+        assert (r.status, r.header("X-Cache"), r.body) == (200, "STALE", b"old\n"), s.name
+        origin.script(path, [response(500, "broken\n")])
+        r = http_get(s.port, path)
+        assert (r.status, r.header("X-Cache")) == (500, "EXPIRED"), s.name
+
+
+def test_use_stale_updating(pair, origin):
+    """While one request fetches an expired entry anew, the others get the expired one at once."""
+    for s in pair:
+        path = "/stale/updating-" + s.name
+        origin.script(path, [response(200, "old\n", EXPIRED_NOW)])
+        assert http_get(s.port, path).header("X-Cache") == "MISS"
+        release = threading.Event()
+        origin.script(path, [Wait(release), response(200, "new\n")])
+        first = {}
+        t = threading.Thread(target=lambda: first.update(r=http_get(s.port, path)))
+        t.start()
+        try:
+            wait_for(lambda: asked(origin, path) == 2, what="the update reaching the origin")
+            r = http_get(s.port, path)
+            assert (r.header("X-Cache"), r.body) == ("UPDATING", b"old\n"), s.name
+        finally:
+            release.set()
+            t.join(10)
+        assert (first["r"].header("X-Cache"), first["r"].body) == ("EXPIRED", b"new\n")
+        r = http_get(s.port, path)
+        assert (r.header("X-Cache"), r.body) == ("HIT", b"new\n"), s.name
+
+
+def test_revalidate(pair, origin):
+    """An expired entry with validators is asked for with If-Modified-Since and If-None-Match; a
+    304 makes it fresh again (REVALIDATED, for as long as the 304 says) and it is sent."""
+    for s in pair:
+        path = "/reval/" + s.name
+        origin.script(path, [response(200, "kept\n", dict(EXPIRED_NOW, **{
+            "Last-Modified": LM, "ETag": '"v1"'}))])
+        assert http_get(s.port, path).header("X-Cache") == "MISS"
+        origin.script(path, [response(304, "", {"Cache-Control": "max-age=600"})])
+        r = http_get(s.port, path)
+        assert (r.status, r.header("X-Cache"), r.body) == (200, "REVALIDATED", b"kept\n"), s.name
+        assert r.header("ETag") == '"v1"'
+        _, _, headers, _ = [q for q in origin.requests if q[1] == path][1]
+        assert headers.get("if-modified-since") == LM and headers.get("if-none-match") == '"v1"'
+        r = http_get(s.port, path)
+        assert (r.header("X-Cache"), r.body) == ("HIT", b"kept\n"), s.name
+        assert asked(origin, path) == 2
+        # A changed resource comes whole and replaces the entry.
+        other = "/reval/changed-" + s.name
+        origin.script(other, [response(200, "v1\n", dict(EXPIRED_NOW, ETag='"v1"'))])
+        assert http_get(s.port, other).header("X-Cache") == "MISS"
+        origin.script(other, [response(200, "v2\n", {"ETag": '"v2"'})])
+        r = http_get(s.port, other)
+        assert (r.header("X-Cache"), r.body) == ("EXPIRED", b"v2\n")
+        assert (http_get(s.port, other).header("X-Cache")) == "HIT"
+
+
+def test_convert_head(pair, origin):
+    """A HEAD's MISS is fetched with GET and kept whole (proxy_cache_convert_head on, nginx's
+    default); with it off the upstream gets the HEAD and the key must tell them apart."""
+    for s in pair:
+        path = "/head/" + s.name
+        r = http_get(s.port, path, method="HEAD")
+        assert (r.status, r.header("X-Cache"), r.body) == (200, "MISS", b""), s.name
+        assert [q[0] for q in origin.requests if q[1] == path] == ["GET"]
+        r = http_get(s.port, path)
+        assert (r.header("X-Cache"), r.body) == ("HIT", b"backend " + path.encode()), s.name
+        path = "/nohead/" + s.name
+        r = http_get(s.port, path, method="HEAD")
+        assert (r.status, r.header("X-Cache")) == (200, "MISS"), s.name
+        assert [q[0] for q in origin.requests if q[1] == path] == ["HEAD"]
+        assert http_get(s.port, path).header("X-Cache") == "MISS"
+        assert http_get(s.port, path, method="HEAD").header("X-Cache") == "HIT"
 
 
 def test_a_reload_keeps_the_entries(pair, origin):

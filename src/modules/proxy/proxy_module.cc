@@ -401,16 +401,17 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
   if (conf.body == nullptr) conf.body = prev.body;
 
   // proxy_set_header: a level with its own lines does not inherit; the defaults come after them.
-  // With the cache, the upstream is asked for the whole response, unconditionally: the cache
-  // answers conditions and ranges itself (nginx's ngx_http_proxy_cache_headers).
+  // With the cache, the upstream is asked for the whole response, unconditionally but for the
+  // expired entry's validators when it is revalidated: the cache answers the client's conditions
+  // and ranges itself (nginx's ngx_http_proxy_cache_headers).
   static constexpr std::pair<const char*, const char*> kDefaults[] = {{"Host", "$proxy_host"},
                                                                       {"Connection", "close"}};
   static constexpr std::pair<const char*, const char*> kCacheDefaults[] = {
       {"Host", "$proxy_host"},
       {"Connection", "close"},
-      {"If-Modified-Since", ""},
+      {"If-Modified-Since", "$upstream_cache_last_modified"},
       {"If-Unmodified-Since", ""},
-      {"If-None-Match", ""},
+      {"If-None-Match", "$upstream_cache_etag"},
       {"If-Match", ""},
       {"Range", ""},
       {"If-Range", ""}};

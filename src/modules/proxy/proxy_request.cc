@@ -10,6 +10,7 @@
 #include "http/core_module.h"
 #include "http/request_body.h"
 #include "modules/proxy/proxy.h"
+#include "upstream/upstream_cache.h"
 
 namespace weir::http::proxy {
 
@@ -147,6 +148,8 @@ Code create_request(Request& r) {
   Upstream& u = *r.upstream;
   ProxyCtx& ctx = proxy_ctx(r);
   std::string_view method = plcf.method != nullptr ? plcf.method->eval(r) : r.method_name;
+  // proxy_cache_convert_head: the cache keeps a HEAD's answer fetched whole.
+  if (u.cache != nullptr && u.cache->convert_head && method == "HEAD") method = "GET";
   ctx.response.head = method == "HEAD";
   std::string_view uri = upstream_uri(r, plcf);
   u.uri = uri;

@@ -103,6 +103,14 @@ PROXY_SERVER = """    upstream origin {{ server 127.0.0.1:{origin}; keepalive 32
     }}
 """
 
+# The cache (#12): the proxy's location keeps what the origin sends; every request after the first is a HIT.
+CACHE_PATH = "    proxy_cache_path {dir}/cache levels=1:2 keys_zone=one:10m;\n"
+CACHE_LOCATION = "proxy_cache one; proxy_cache_valid 10m;"
+CACHE_SCENARIOS = [
+    ("cache HIT 1 KiB, 50 connections", "/1k.bin", 50),
+    ("cache HIT 100 KiB, 50 connections", "/100k.bin", 50),
+]
+
 PROXIED_SCENARIOS = [
     # name, path, connections
     ("proxied 1 KiB, 50 connections", "/1k.bin", 50),
@@ -234,7 +242,7 @@ def free_port():
 
 class Server:
     def __init__(self, kind, access_log=False, master=True, logged_port=False, sendfile=True, origin=None,
-                 cpu=None, extra="", http_extra="", php=None):
+                 cpu=None, extra="", http_extra="", php=None, cache=False):
         self.kind = kind
         self.dir = tempfile.mkdtemp(prefix="weir-bench-%s-" % kind)
         os.chmod(self.dir, 0o755)
@@ -279,8 +287,11 @@ class Server:
             if origin is not None or php is not None:
                 # The static server block becomes the proxy, or the FastCGI front.
                 static = conf[conf.index("    server {"):conf.index("\n    }\n", conf.index("    server {")) + 7]
-                front = PROXY_SERVER.format(origin=origin, port=self.port, extra="") if php is None else \
+                front = PROXY_SERVER.format(origin=origin, port=self.port,
+                                            extra=CACHE_LOCATION if cache else "") if php is None else \
                     PHP_SERVER.format(php=php, port=self.port, dir=self.dir, root=ROOT)
+                if cache:
+                    front = CACHE_PATH.format(dir=self.dir) + front
                 conf = conf.replace(static, front + "    proxy_temp_path %s/proxy_temp;\n" % self.dir +
                                     "    fastcgi_temp_path %s/fastcgi_temp;\n" % self.dir)
             self.conf = os.path.join(self.dir, "conf", "nginx.conf")
@@ -443,6 +454,34 @@ def run_proxied(kinds, rounds, seconds, log):
     finally:
         origin.stop()
     return results
+
+
+def run_cache(rounds, seconds, log):
+    """weir and nginx as caches in front of one origin: req/s and CPU per HIT under 50 connections, and the
+    syscalls of a HIT beside the static path's for the same file (one keep-alive connection)."""
+    results, syscalls = {}, {}
+    origin = Server("nginx", cpu=CLIENT_CPU).start()
+    try:
+        for name, path, conns in CACHE_SCENARIOS:
+            servers = {k: Server(k, origin=origin.port, cache=True).start() for k in ("weir", "nginx")}
+            results[name] = measure_rounds(name, servers, path, conns, [], rounds, seconds, log)
+        for k in ("weir", "nginx"):
+            for what, server in (("HIT", Server(k, origin=origin.port, cache=True)), ("static", Server(k))):
+                server.start()
+                try:
+                    sequential_client(server.port, "/1k.bin", 200)  # stored, warm
+                    pid = server.worker_pid()
+                    t1, _ = strace_counts(pid, lambda: sequential_client(server.port, "/1k.bin", 1000))
+                    t2, calls = strace_counts(pid, lambda: sequential_client(server.port, "/1k.bin", 3000))
+                    syscalls[(k, what)] = ((t2 - t1) / 2000, {c: round(n / 3000, 2) for c, n in calls.items()
+                                                              if n >= 1000})
+                finally:
+                    server.stop()
+            log("  %-6s syscalls per 1 KiB request: HIT %.2f %s, static %.2f" % (
+                k, syscalls[(k, "HIT")][0], syscalls[(k, "HIT")][1], syscalls[(k, "static")][0]))
+    finally:
+        origin.stop()
+    return results, syscalls
 
 
 # TLS and HTTP/2 (#14): a second server block with `listen ... ssl http2` and an ECDSA P-256 certificate.
@@ -988,7 +1027,7 @@ def main():
     log("machine: " + machine())
     parts = args.only.split(",") if args.only else ["throughput", "proxied", "tls", "sendfile", "logcost", "latency",
                                                      "syscalls", "instructions", "memory", "compression",
-                                                     "headers", "modules", "coldcache", "php"]
+                                                     "headers", "modules", "coldcache", "php", "cache"]
     only = [x for x in args.scenarios.split(",") if x]
     tp = run_throughput(kinds, args.rounds, args.seconds, log, only) if "throughput" in parts else {}
     if "proxied" in parts:
@@ -1007,9 +1046,10 @@ def main():
     mods = run_modules_cost(args.rounds, args.seconds, log) if "modules" in parts else {}
     cold = run_cold_cache(args.rounds, args.seconds, log) if "coldcache" in parts else {}
     php = run_php(args.rounds, args.seconds, log) if "php" in parts else None
+    cache = run_cache(args.rounds, args.seconds, log) if "cache" in parts else None
     name = datetime.date.today().isoformat() + ("-" + "-".join(parts) if args.only else "")
     write_report(args, tp, sf, lc, lat, sc, ins, mem, time.time() - started, comp, hdr, name, mods, tls_ins,
-                 cold, php)
+                 cold, php, cache)
 
 
 def ratio(a, b):
@@ -1017,7 +1057,7 @@ def ratio(a, b):
 
 
 def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=None, report=None,
-                 mods=None, tls_ins=None, cold=None, php=None):
+                 mods=None, tls_ins=None, cold=None, php=None, cache=None):
     today = datetime.date.today().isoformat()
     out = ["# weir benchmark, %s" % today, "",
            "Machine: " + machine() + ".",
@@ -1160,6 +1200,25 @@ def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=No
             errs = ["%s: %s" % (k, v["errors"]) for k, v in per.items() if v["errors"]]
             if errs:
                 out += ["", "wrk reported for %s: %s" % (name, "; ".join(errs)), ""]
+        out.append("")
+    if cache:
+        load, calls = cache
+        out += ["The cache: weir and nginx with `proxy_cache` in front of one nginx origin (pinned with wrk to CPU "
+                "%s); every request after the first is a HIT. Syscalls per request at one keep-alive connection "
+                "(strace), a HIT beside the static path's for the same 1 KiB file:" % CLIENT_CPU, "",
+                "| scenario | weir req/s | nginx req/s | weir/nginx | weir CPU µs/req | nginx CPU µs/req | "
+                "CPU weir/nginx |", "|---|---|---|---|---|---|---|"]
+        for name, per in load.items():
+            w, n = per["weir"], per["nginx"]
+            out.append("| %s | %s | %s | %.2f | %s | %s | %.2f |" % (
+                name, median_range(w["rps"]), median_range(n["rps"]), statistics.median(ratio(w["rps"], n["rps"])),
+                median_range(w["cpu_us"], "{:.1f}"), median_range(n["cpu_us"], "{:.1f}"),
+                statistics.median(ratio(w["cpu_us"], n["cpu_us"]))))
+        out += ["", "| server | syscalls per HIT | per static request | HIT's calls |", "|---|---|---|---|"]
+        for k in ("weir", "nginx"):
+            hit, per_call = calls[(k, "HIT")]
+            out.append("| %s | %.2f | %.2f | %s |" % (k, hit, calls[(k, "static")][0],
+                                                     ", ".join("%s %.2f" % kv for kv in sorted(per_call.items()))))
         out.append("")
     out.append("Reproduce: `make bench` (whole run %.0f s)." % elapsed)
     path = os.path.join(ROOT, "bench", "results", "%s.md" % (report or today))

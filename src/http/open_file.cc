@@ -184,7 +184,9 @@ void OpenFileCache::fill(const Entry& e, OpenFileInfo& of, Pool& pool) {
   time_t valid = of.valid;
   unsigned min_uses = of.min_uses;
   bool errors = of.errors;
+  ino_t expect_uniq = of.expect_uniq;
   of = e.info;
+  of.expect_uniq = expect_uniq;
   of.test_only = test_only;
   of.valid = valid;
   of.min_uses = min_uses;
@@ -226,7 +228,8 @@ bool OpenFileCache::lookup(std::string_view path, OpenFileInfo& of, Pool& pool) 
     e->uses++;
     e->accessed = now;
     touch(e);
-    bool fresh = now - e->created < of.valid;
+    bool fresh = now - e->created < of.valid &&
+                 (of.expect_uniq == 0 || e->err != 0 || e->info.uniq == of.expect_uniq);
     if (fresh || refresh(*e, of)) {
       if (e->err != 0) {
         of.err = e->err;

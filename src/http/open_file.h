@@ -35,6 +35,9 @@ struct OpenFileInfo {
   bool errors = false;  // open_file_cache_errors
   time_t valid = 60;    // open_file_cache_valid, seconds
   unsigned min_uses = 1;
+  // In: the file the caller knows the path to name (its inode, the HTTP cache's entry); a cached
+  // descriptor of another is not used, however fresh. 0: any.
+  ino_t expect_uniq = 0;
   // From the cache, for small regular files: the whole content and the formatted validators.
   std::string_view data;
   std::string_view last_modified_text;

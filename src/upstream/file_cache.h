@@ -7,6 +7,8 @@
 // nginx: src/http/ngx_http_file_cache.c, src/core/ngx_file.c (ngx_create_hashed_filename)
 #pragma once
 
+#include <sys/types.h>
+
 #include <array>
 #include <cstdint>
 #include <span>
@@ -86,6 +88,7 @@ struct CacheNode {
   int64_t expire = 0;     // dropped when not asked for by then (inactive)
   int64_t fs_size = 0;    // its file's size on disk
   uint32_t body_start = 0;
+  ino_t uniq = 0;         // its file's inode: an open descriptor of an older file is not used
   bool exists = false;    // a file is stored for it
   bool updating = false;  // a request is fetching it
   static CacheNode* of_lru(QueueNode* q);

@@ -15,7 +15,9 @@
 #include "core/slab.h"
 #include "core/str.h"
 #include "core/time_cache.h"
+#include "http/core_module.h"
 #include "http/filter.h"
+#include "http/open_file.h"
 #include "http/request.h"
 #include "http/script.h"
 #include "upstream/event_pipe.h"
@@ -67,12 +69,6 @@ int64_t disk_usage(const struct stat& st) {
   return std::max<int64_t>(st.st_size, static_cast<int64_t>(st.st_blocks) * 512);
 }
 
-void close_cache_file(void* data) {
-  auto* f = static_cast<File*>(data);
-  if (f->fd >= 0) ::close(f->fd);
-  f->fd = -1;
-}
-
 // The entry's stored header becomes u.headers_in (the length is the file's); false when it does
 // not parse (a damaged file, logged).
 bool load_entry_header(Request& r, Upstream& u, const CacheEntry& e) {
@@ -113,10 +109,17 @@ void send_entry(Request& r, Upstream& u, const CacheEntry& e, CacheStatus status
   Buffer* b;
   if (u.headers_in.content_length_n > 0) {
     b = r.pool->make<Buffer>();
-    b->in_file = true;
-    b->file = e.file;
-    b->file_pos = e.header.body_start;
-    b->file_last = e.size;
+    if (static_cast<off_t>(e.data.size()) == e.size) {
+      // The open-file cache holds the file: header and body leave in one write.
+      b->start = b->pos = const_cast<char*>(e.data.data()) + e.header.body_start;
+      b->end = b->last = const_cast<char*>(e.data.data()) + e.data.size();
+      b->memory = true;
+    } else {
+      b->in_file = true;
+      b->file = e.file;
+      b->file_pos = e.header.body_start;
+      b->file_last = e.size;
+    }
     b->last_buf = &r == r.main;
     b->last_in_chain = true;
   } else {
@@ -129,41 +132,46 @@ void send_entry(Request& r, Upstream& u, const CacheEntry& e, CacheStatus status
   finalize_request(r, output_filter(r, cl));
 }
 
-// The key's file, opened and its header read; nullptr when there is none or it is not this key's
-// or is damaged (logged as nginx's lines, and the index told).
-CacheEntry* open_entry(Request& r, UpstreamCache& c, size_t buffer_size) {
-  std::string name = cache_file_name(c.path->conf, c.key);
-  int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno != ENOENT) {
-      log_error(LogLevel::Crit, r.log(), errno, "open() \"%s\" failed", name.c_str());
+// The key's file, opened (through the location's open_file_cache, a descriptor of the file the
+// index knows, uniq) and its header read; nullptr when there is none or it is not this key's or is
+// damaged (logged as nginx's lines, and the index told).
+CacheEntry* open_entry(Request& r, UpstreamCache& c, size_t buffer_size, ino_t uniq) {
+  std::string file_name = cache_file_name(c.path->conf, c.key);
+  char* name = r.pool->alloc_bytes(file_name.size() + 1);
+  std::memcpy(name, file_name.c_str(), file_name.size() + 1);
+  std::string_view path(name, file_name.size());
+  const CoreLocConf& clcf = core_loc(r);
+  OpenFileInfo of;
+  init_open_file_info(clcf, of);
+  of.expect_uniq = uniq;
+  if (!open_cached_file(clcf.open_file_cache, path, of, *r.pool) || !of.is_file) {
+    if (of.err != ENOENT && of.err != 0) {
+      log_error(LogLevel::Crit, r.log(), of.err, "%s \"%s\" failed", of.failed, name);
     }
     forget_file(c);
     return nullptr;
   }
   auto* file = r.pool->make<File>();
-  file->fd = fd;
-  file->name = r.pool->dup(name);
+  file->fd = of.fd;  // closed with the pool, or kept by the open-file cache
+  file->name = path;
   file->log = r.connection->log;
-  r.pool->add_cleanup(close_cache_file, file);
-  struct stat st {};
+  size_t want = std::min<size_t>(buffer_size, static_cast<size_t>(of.size));
   Buffer* b = Buffer::create_temp(*r.pool, buffer_size);
-  ssize_t got = ::fstat(fd, &st) == 0 ? read_file(*file, b->start, buffer_size, 0) : -1;
-  if (got < 0) {
-    log_error(LogLevel::Crit, r.log(), errno, "pread() \"%s\" failed", name.c_str());
+  if (!of.data.empty()) {
+    std::memcpy(b->start, of.data.data(), want);
+  } else if (read_file(*file, b->start, want, 0) != static_cast<ssize_t>(want)) {
+    log_error(LogLevel::Crit, r.log(), errno, "pread() \"%s\" failed", name);
     return nullptr;
   }
-  Result<CacheFileHeader> h = read_cache_file_header({b->start, static_cast<size_t>(got)},
-                                                     c.key_text, static_cast<off_t>(st.st_size));
-  if (!h.ok() || h->body_start > static_cast<size_t>(got)) {
-    log_error(LogLevel::Crit, r.log(), 0, "cache file \"%s\" %s", name.c_str(),
+  Result<CacheFileHeader> h = read_cache_file_header({b->start, want}, c.key_text, of.size);
+  if (!h.ok() || h->body_start > want) {
+    log_error(LogLevel::Crit, r.log(), 0, "cache file \"%s\" %s", name,
               h.ok() ? "has too long header" : h.status().message().c_str());
-    close_cache_file(file);
     forget_file(c);
     return nullptr;
   }
   auto* e = r.pool->make<CacheEntry>();
-  *e = CacheEntry{file, static_cast<off_t>(st.st_size), *h, b};
+  *e = CacheEntry{file, of.size, *h, b, of.data};
   return e;
 }
 
@@ -369,6 +377,7 @@ int load_file(const char* name, const struct stat* st, int type, FTW* ftw) {
         n->exists = true;
         n->uses = 1;
         n->fs_size = disk_usage(*st);
+        n->uniq = st->st_ino;
         index.size += n->fs_size;
       }
     }
@@ -666,6 +675,8 @@ bool serve_from_cache(Request& r, Upstream& u) {
   }
   int64_t now = clock::now();
   bool exists = false;
+  ino_t uniq = 0;
+  int64_t node_valid = 0;
   std::vector<CacheKey> dropped;
   {
     ShmLock lock(c->zone->slab->mutex());
@@ -679,12 +690,17 @@ bool serve_from_cache(Request& r, Upstream& u) {
       n->uses++;
       c->may_store = n->uses >= static_cast<uint32_t>(*cs->min_uses);
       exists = n->exists;
+      uniq = n->uniq;
+      node_valid = n->valid_sec;
     }
   }
   delete_files(r.log(), *c->path, dropped);
   if (!exists) return false;
-  CacheEntry* e = open_entry(r, *c, u.conf->buffer_size);
+  CacheEntry* e = open_entry(r, *c, u.conf->buffer_size, uniq);
   if (e == nullptr) return false;
+  // A revalidation renews the index's lifetime and the file's header in place; a copy of the
+  // header the open-file cache keeps may be older (the loader's entries know only the file's).
+  e->header.valid_sec = std::max(e->header.valid_sec, node_valid);
   if (e->header.valid_sec >= now) {
     if (!load_entry_header(r, u, *e)) {
       finalize_request(r, Code::status(500));
@@ -919,6 +935,7 @@ void finish_cache_file(Request& r, Upstream& u, bool complete) {
       if (n->exists) index.size -= n->fs_size;
       n->exists = true;
       n->fs_size = disk_size;
+      n->uniq = st.st_ino;
       n->valid_sec = c.valid_sec;
       n->body_start = c.body_start;
       index.size += n->fs_size;

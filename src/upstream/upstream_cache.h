@@ -59,6 +59,8 @@ struct CacheEntry {
   off_t size = 0;
   CacheFileHeader header;
   Buffer* buffer = nullptr;  // the file's first buffer_size bytes
+  // The whole file, when the open-file cache keeps it (small files): the body is sent from it.
+  std::string_view data;
 };
 
 // A request's part in the cache (Upstream::cache).

@@ -876,8 +876,11 @@ bool start_cache_file(Request& r, Upstream& u, EventPipe& p) {
   p.store = true;
   if (!c.path->conf.use_temp_path) p.temp_path = &c.path->dir;
   if (make_pipe_temp_file(p) != Rc::Ok) {
+    // Not kept (logged); the response goes on as any other, spilling where it would have.
     c.store = false;
-    p.store = u.conf->store;
+    p.store = false;
+    p.temp_file = nullptr;
+    p.temp_path = u.conf->temp_path;
     return false;
   }
   File& f = p.temp_file->file;
@@ -885,8 +888,7 @@ bool start_cache_file(Request& r, Upstream& u, EventPipe& p) {
     log_error(LogLevel::Crit, r.log(), errno, "pwrite() \"%.*s\" failed",
               static_cast<int>(f.name.size()), f.name.data());
     c.store = false;
-    p.store = false;
-    p.temp_file->persistent = false;
+    p.store = false;  // the file is the response's spill now, deleted with it
     return false;
   }
   f.offset = static_cast<off_t>(head.size());

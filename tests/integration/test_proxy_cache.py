@@ -627,3 +627,25 @@ def test_the_manager_deletes_inactive_and_over_size_entries(helpers, origin):
     r0 = http_get(s.port, "/lru/0")
     assert r0.header("X-Cache") == "MISS", (kept, os.path.exists(lru[0]), r0.headers)
     assert http_get(s.port, "/big8k?n=0").header("X-Cache") == "MISS"
+
+
+@pytest.mark.parametrize("use_temp_path", ["on", "off"])
+def test_an_unwritable_cache_directory_leaves_responses_uncached(origin, use_temp_path):
+    """A cache directory the workers cannot write to: every response is still answered whole (a
+    large one spilling to its temp file as usual), logged, and none is kept."""
+    conf = HELPERS_CONF.replace("ORIGIN", str(origin.port)).replace(
+        "keys_zone=one:1m inactive=1s;", "keys_zone=one:1m use_temp_path=%s;" % use_temp_path)
+    s = Server(conf)
+    try:
+        s.start()
+        os.chmod(s.path("cache"), 0o500)  # the master made it the workers'; now nobody may write
+        for _ in range(2):
+            for path, body in (("/a.txt?ro=" + use_temp_path, b"hello\n"), ("/big?ro=" + use_temp_path, BIG)):
+                r = http_get(s.port, path)
+                assert (r.status, r.header("X-Cache"), r.body == body) == (200, "MISS", True), path
+        assert "[crit]" in s.error_log()
+    finally:
+        os.chmod(s.path("cache"), 0o700)
+        s.stop()
+        s.check_clean()
+        s.cleanup()

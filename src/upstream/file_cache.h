@@ -88,9 +88,10 @@ struct CacheNode {
   int64_t expire = 0;     // dropped when not asked for by then (inactive)
   int64_t fs_size = 0;    // its file's size on disk
   uint32_t body_start = 0;
-  ino_t uniq = 0;         // its file's inode: an open descriptor of an older file is not used
-  bool exists = false;    // a file is stored for it
-  bool updating = false;  // a request is fetching it
+  ino_t uniq = 0;          // its file's inode: an open descriptor of an older file is not used
+  uint64_t lock_time = 0;  // proxy_cache_lock: the fetching request holds the key until (ms)
+  bool exists = false;     // a file is stored for it
+  bool updating = false;   // a request is fetching it
   static CacheNode* of_lru(QueueNode* q);
 };
 

@@ -15,6 +15,7 @@
 #include "core/slab.h"
 #include "core/str.h"
 #include "core/time_cache.h"
+#include "event/event_loop.h"
 #include "http/core_module.h"
 #include "http/filter.h"
 #include "http/open_file.h"
@@ -135,7 +136,7 @@ void send_entry(Request& r, Upstream& u, const CacheEntry& e, CacheStatus status
 // The key's file, opened (through the location's open_file_cache, a descriptor of the file the
 // index knows, uniq) and its header read; nullptr when there is none or it is not this key's or is
 // damaged (logged as nginx's lines, and the index told).
-CacheEntry* open_entry(Request& r, UpstreamCache& c, size_t buffer_size, ino_t uniq) {
+CacheEntry* open_entry(Request& r, UpstreamCache& c, size_t buffer_size, ino_t uniq, bool probing) {
   std::string file_name = cache_file_name(c.path->conf, c.key);
   char* name = r.pool->alloc_bytes(file_name.size() + 1);
   std::memcpy(name, file_name.c_str(), file_name.size() + 1);
@@ -145,10 +146,10 @@ CacheEntry* open_entry(Request& r, UpstreamCache& c, size_t buffer_size, ino_t u
   init_open_file_info(clcf, of);
   of.expect_uniq = uniq;
   if (!open_cached_file(clcf.open_file_cache, path, of, *r.pool) || !of.is_file) {
-    if (of.err != ENOENT && of.err != 0) {
+    if (of.err != ENOENT && of.err != ENOTDIR && of.err != 0) {
       log_error(LogLevel::Crit, r.log(), of.err, "%s \"%s\" failed", of.failed, name);
     }
-    forget_file(c);
+    if (!probing) forget_file(c);
     return nullptr;
   }
   auto* file = r.pool->make<File>();
@@ -183,6 +184,52 @@ void clear_updating(void* data) {
   c.updating = false;
   ShmLock lock(c.zone->slab->mutex());
   if (CacheNode* n = cache_index(*c.zone).find(c.key)) n->updating = false;
+}
+
+void lock_wait_handler(Request& r) {
+  if (r.connection->write.delayed) return;  // woken early: the timer still runs
+  r.read_event_handler = block_reading;
+  r.write_event_handler = request_empty_handler;
+  init_upstream(r);
+}
+
+// proxy_cache_lock, for a key with no entry: the first request fetches it (holding the key for
+// lock_age), the others wait for its entry, looking every half second, for up to lock_timeout;
+// then they go to the upstream themselves and keep nothing. True: the request waits.
+// nginx: ngx_http_file_cache_lock, ngx_http_file_cache_lock_wait
+bool lock_or_wait(Request& r, Upstream& u, const CacheSettings& cs) {
+  UpstreamCache& c = *u.cache;
+  if (!*cs.lock) return false;
+  uint64_t now = clock::msec();
+  int64_t held = 0;  // ms the key stays another's
+  bool was_updating = c.updating;
+  {
+    ShmLock lock(c.zone->slab->mutex());
+    CacheNode* n = cache_index(*c.zone).find(c.key);
+    if (n == nullptr) return false;
+    held = static_cast<int64_t>(n->lock_time - now);
+    if (!n->updating || held <= 0) {
+      n->updating = c.updating = true;
+      n->lock_time = now + *cs.lock_age;
+    }
+  }
+  if (c.updating) {
+    if (!was_updating) r.pool->add_cleanup(clear_updating, &c);
+    return false;
+  }
+  if (c.lock_wait_until == 0) c.lock_wait_until = now + *cs.lock_timeout;
+  if (now >= c.lock_wait_until) {
+    log_error(LogLevel::Info, r.log(), 0, "cache lock timeout");
+    c.may_store = false;
+    return false;
+  }
+  uint64_t wait = std::min<uint64_t>({500, static_cast<uint64_t>(held), c.lock_wait_until - now});
+  Connection& conn = *r.connection;
+  r.read_event_handler = test_reading;
+  r.write_event_handler = lock_wait_handler;
+  conn.write.delayed = true;
+  add_timer(conn.write, wait);
+  return true;
 }
 
 // X-Accel-Expires: seconds from now, or "@" a Unix time; 0: not cached. nginx:
@@ -602,6 +649,18 @@ Status set_convert_head(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
   return slot::flag<&CacheSettings::convert_head>(cf, n, s);
 }
 
+Status set_lock(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
+  return slot::flag<&CacheSettings::lock>(cf, n, s);
+}
+
+Status set_lock_timeout(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
+  return slot::msec<&CacheSettings::lock_timeout>(cf, n, s);
+}
+
+Status set_lock_age(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
+  return slot::msec<&CacheSettings::lock_age>(cf, n, s);
+}
+
 Status cache_path(ConfContext& cf, const ConfNode& n) {
   std::span<const std::string> args(n.args);
   Result<CachePathConf> conf = parse_cache_path(n.name(), args.subspan(1), cf.cycle.prefix);
@@ -645,6 +704,9 @@ Result<const CacheSettings*> merge_cache_settings(ConfContext& cf, std::string_v
   if (conf.use_stale & kNextOff) conf.use_stale = 0;
   conf.revalidate.merge(prev.revalidate, false);
   conf.convert_head.merge(prev.convert_head, true);
+  conf.lock.merge(prev.lock, false);
+  conf.lock_timeout.merge(prev.lock_timeout, 5000);
+  conf.lock_age.merge(prev.lock_age, 5000);
   if (conf.enabled != 1) return static_cast<const CacheSettings*>(nullptr);
   if (conf.zone->data == nullptr) {
     return cf.errorf("\"%.*s_cache\" zone \"%s\" is unknown", static_cast<int>(prefix.size()),
@@ -660,34 +722,41 @@ Result<const CacheSettings*> merge_cache_settings(ConfContext& cf, std::string_v
 bool serve_from_cache(Request& r, Upstream& u) {
   const CacheSettings* cs = u.conf->cache;
   if (cs == nullptr || !(r.method & cs->methods) || cs->zone->data == nullptr) return false;
-  auto* c = r.pool->make<UpstreamCache>();
-  u.cache = c;
-  c->zone = cs->zone;
-  c->path = static_cast<const CachePath*>(cs->zone->data);
-  c->key_text = cs->key != nullptr ? cs->key->eval(r) : u.protocol->cache_key(r);
-  c->key = cache_key(c->key_text);
-  c->convert_head = (r.method & kHead) && *cs->convert_head;
-  WEIR_DEBUG(r.log(), "http cache key: \"%.*s\"", static_cast<int>(c->key_text.size()),
-             c->key_text.data());
-  if (any_true(r, cs->bypass)) {
-    c->status = CacheStatus::Bypass;
-    return false;
+  // Again after waiting for the lock: the key, its use and what the wait knew stay.
+  UpstreamCache* c = u.cache;
+  bool again = c != nullptr;
+  if (!again) {
+    c = r.pool->make<UpstreamCache>();
+    u.cache = c;
+    c->zone = cs->zone;
+    c->path = static_cast<const CachePath*>(cs->zone->data);
+    c->key_text = cs->key != nullptr ? cs->key->eval(r) : u.protocol->cache_key(r);
+    c->key = cache_key(c->key_text);
+    c->convert_head = (r.method & kHead) && *cs->convert_head;
+    WEIR_DEBUG(r.log(), "http cache key: \"%.*s\"", static_cast<int>(c->key_text.size()),
+               c->key_text.data());
+    if (any_true(r, cs->bypass)) {
+      c->status = CacheStatus::Bypass;
+      return false;
+    }
   }
   int64_t now = clock::now();
   bool exists = false;
+  bool cold = false;
   ino_t uniq = 0;
   int64_t node_valid = 0;
   std::vector<CacheKey> dropped;
   {
     ShmLock lock(c->zone->slab->mutex());
     CacheIndex& index = cache_index(*c->zone);
+    cold = index.cold;
     CacheNode* n = index.find_or_add(*c->zone->slab, c->key, now, c->path->conf.inactive, &dropped);
     if (n == nullptr) {
       log_error(LogLevel::Alert, r.log(), 0, "could not allocate node in cache keys zone \"%s\"",
                 c->zone->name.c_str());
       c->may_store = false;
     } else {
-      n->uses++;
+      if (!again) n->uses++;
       c->may_store = n->uses >= static_cast<uint32_t>(*cs->min_uses);
       exists = n->exists;
       uniq = n->uniq;
@@ -695,9 +764,9 @@ bool serve_from_cache(Request& r, Upstream& u) {
     }
   }
   delete_files(r.log(), *c->path, dropped);
-  if (!exists) return false;
-  CacheEntry* e = open_entry(r, *c, u.conf->buffer_size, uniq);
-  if (e == nullptr) return false;
+  // Before the loader has run, the disk is asked (as nginx's).
+  CacheEntry* e = exists || cold ? open_entry(r, *c, u.conf->buffer_size, uniq, !exists) : nullptr;
+  if (e == nullptr) return c->may_store && lock_or_wait(r, u, *cs);
   // A revalidation renews the index's lifetime and the file's header in place; a copy of the
   // header the open-file cache keeps may be older (the loader's entries know only the file's).
   e->header.valid_sec = std::max(e->header.valid_sec, node_valid);

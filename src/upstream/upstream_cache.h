@@ -45,6 +45,8 @@ struct CacheSettings {
   uint32_t use_stale = 0;  // kNext* bits, kStaleUpdating; kNextOff: off
   bool use_stale_set = false;
   Setting<bool> revalidate, convert_head;
+  Setting<bool> lock;
+  Setting<uint64_t> lock_timeout, lock_age;  // ms
 };
 
 // proxy_cache_use_stale's "updating" (its other conditions are the kNext* bits).
@@ -70,11 +72,12 @@ struct UpstreamCache {
   std::string_view key_text;
   CacheKey key{};
   CacheStatus status = CacheStatus::Miss;
-  bool may_store = true;      // min_uses reached (nginx's "scarce" otherwise)
-  bool store = false;         // this response goes to the cache
-  bool convert_head = false;  // a HEAD is fetched (and kept) as a GET
-  bool updating = false;      // this request marked the key as being fetched
-  bool stale_error = false;   // the expired entry may stand in for a failure (stale-if-error)
+  bool may_store = true;         // min_uses reached (nginx's "scarce" otherwise)
+  bool store = false;            // this response goes to the cache
+  bool convert_head = false;     // a HEAD is fetched (and kept) as a GET
+  bool updating = false;         // this request marked the key as being fetched
+  bool stale_error = false;      // the expired entry may stand in for a failure (stale-if-error)
+  uint64_t lock_wait_until = 0;  // proxy_cache_lock: the waiting ends then (ms)
   // An expired entry kept open while the upstream is asked: sent instead when the upstream fails
   // (proxy_cache_use_stale) or says it has not changed (proxy_cache_revalidate).
   CacheEntry stale;
@@ -95,6 +98,9 @@ Status set_min_uses(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 Status set_use_stale(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 Status set_revalidate(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 Status set_convert_head(ConfContext& cf, const ConfNode& n, CacheSettings& s);
+Status set_lock(ConfContext& cf, const ConfNode& n, CacheSettings& s);
+Status set_lock_timeout(ConfContext& cf, const ConfNode& n, CacheSettings& s);
+Status set_lock_age(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 // proxy_cache_path and its twins (the directive's name says which).
 Status cache_path(ConfContext& cf, const ConfNode& n);
 
@@ -106,8 +112,9 @@ Result<const CacheSettings*> merge_cache_settings(ConfContext& cf, std::string_v
                                                   const CacheSettings& prev, CacheSettings& conf,
                                                   bool default_key);
 
-// Before the request is built: a fresh entry is sent from its file (true: the request is
-// answered); otherwise u.cache notes the key and status and the upstream is asked (false).
+// Before the request is built: a fresh entry is sent from its file, or the request waits while
+// another fetches the key (proxy_cache_lock; init_upstream runs again after) - true: the request
+// is taken care of; otherwise u.cache notes the key and status and the upstream is asked (false).
 bool serve_from_cache(Request& r, Upstream& u);
 // The upstream's header is read: whether the response is kept (u.cache->store).
 void decide_caching(Request& r, Upstream& u);

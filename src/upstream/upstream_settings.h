@@ -121,9 +121,6 @@ consteval auto cache_directives_not_yet() {
   using namespace settings_detail;
   constexpr uint32_t kWhere = kHttpMainSrvLoc;
   return std::array{
-      directive<not_yet>(Joined<Prefix, "_cache_lock">::view, kWhere | kFlag),
-      directive<not_yet>(Joined<Prefix, "_cache_lock_timeout">::view, kWhere | kTake1),
-      directive<not_yet>(Joined<Prefix, "_cache_lock_age">::view, kWhere | kTake1),
       directive<not_yet>(Joined<Prefix, "_cache_background_update">::view, kWhere | kFlag),
       directive<not_yet>(Joined<Prefix, "_cache_max_range_offset">::view, kWhere | kTake1),
   };
@@ -198,6 +195,9 @@ consteval auto upstream_directives() {
         row<Conf, Up, Prefix, "_cache_use_stale", on_cache<set_use_stale>>(kWhere | kOneMore),
         row<Conf, Up, Prefix, "_cache_revalidate", on_cache<set_revalidate>>(kWhere | kFlag),
         row<Conf, Up, Prefix, "_cache_convert_head", on_cache<set_convert_head>>(kWhere | kFlag),
+        row<Conf, Up, Prefix, "_cache_lock", on_cache<set_lock>>(kWhere | kFlag),
+        row<Conf, Up, Prefix, "_cache_lock_timeout", on_cache<set_lock_timeout>>(kWhere | kTake1),
+        row<Conf, Up, Prefix, "_cache_lock_age", on_cache<set_lock_age>>(kWhere | kTake1),
     };
     return join_directives(join_directives(connection, buffering), cache);
   }

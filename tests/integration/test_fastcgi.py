@@ -493,7 +493,8 @@ def test_the_body_goes_in_stdin_records(make_server, buffering, chunked):
         backend.close()
 
 
-@pytest.mark.parametrize("directive", ["fastcgi_cache_lock on;", "proxy_cache_background_update on;",
+@pytest.mark.parametrize("directive", ["fastcgi_cache_background_update on;",
+                                       "proxy_cache_background_update on;",
                                        "uwsgi_cache_max_range_offset 1k;"])
 def test_cache_directives_not_built_yet_are_refused(directive):
     rc, err = check_conf(WEIR, "server { location / { %s } }" % directive)

@@ -75,6 +75,13 @@ CONF = r"""
             proxy_cache_revalidate on;
             proxy_pass http://127.0.0.1:ORIGIN;
         }
+        location /lock/ {
+            proxy_cache one;
+            proxy_cache_valid 10m;
+            proxy_cache_lock on;
+            proxy_cache_lock_timeout 300ms;
+            proxy_pass http://127.0.0.1:ORIGIN;
+        }
         location /plain/ {
             open_file_cache off;
             proxy_cache one;
@@ -406,6 +413,60 @@ def test_use_stale_updating(pair, origin):
         assert (r.header("X-Cache"), r.body) == ("HIT", b"new\n"), s.name
 
 
+def requests_read(port):
+    """Connections to the server on port whose request it has read (established, nothing left in
+    the server side's receive queue; /proc/net/tcp)."""
+    n = 0
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        f = line.split()
+        if int(f[1].split(":")[1], 16) == port and f[3] == "01" and int(f[4].split(":")[1], 16) == 0:
+            n += 1
+    return n
+
+
+def in_thread(fn):
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=fn()))
+    t.start()
+    return t, out
+
+
+@pytest.mark.parametrize("outlast", [False, True])
+def test_cache_lock(pair, origin, outlast):
+    """proxy_cache_lock: while one request fetches a key, another waits for its entry (a HIT, the
+    origin asked once); when the fetch outlasts proxy_cache_lock_timeout, the waiting one goes to the
+    origin itself (nginx's info line "cache lock timeout") and keeps nothing."""
+    for s in pair:
+        path = "/lock/%s-%s" % (outlast, s.name)
+        release = threading.Event()
+        origin.script(path, [Wait(release), response(200, "locked\n")])
+        first, a = in_thread(lambda: http_get(s.port, path))
+        second = None
+        try:
+            wait_for(lambda: asked(origin, path) == 1, what="the first request at the origin")
+            if outlast:
+                origin.script(path, [response(200, "second\n")])
+                r = http_get(s.port, path)
+                assert (r.header("X-Cache"), r.body) == ("MISS", b"second\n"), s.name
+                wait_for(lambda: "cache lock timeout" in s.error_log(), what="the log line")
+            else:
+                second, b = in_thread(lambda: http_get(s.port, path))
+                wait_for(lambda: requests_read(s.port) == 2, what="the second request read")
+        finally:
+            release.set()
+            first.join(10)
+            if second is not None:
+                second.join(10)
+        assert (a["r"].header("X-Cache"), a["r"].body) == ("MISS", b"locked\n"), s.name
+        if not outlast:
+            assert (b["r"].header("X-Cache"), b["r"].body) == ("HIT", b"locked\n"), s.name
+            assert asked(origin, path) == 1
+        else:
+            assert asked(origin, path) == 2
+            r = http_get(s.port, path)
+            assert (r.header("X-Cache"), r.body) == ("HIT", b"locked\n"), s.name
+
+
 def test_revalidate(pair, origin):
     """An expired entry with validators is asked for with If-Modified-Since and If-None-Match; a
     304 makes it fresh again (REVALIDATED, for as long as the 304 says) and it is sent."""
@@ -512,9 +573,9 @@ def test_configuration_errors_as_nginx(conf, message):
 
 def test_what_is_not_built_yet_is_refused():
     rc, err = check_conf(WEIR, "proxy_cache_path %%DIR%%/c keys_zone=z:1m; server { "
-                               "location / { proxy_cache z; proxy_cache_lock on; "
+                               "location / { proxy_cache z; proxy_cache_background_update on; "
                                "proxy_pass http://127.0.0.1:9; } }")
-    assert rc != 0 and '"proxy_cache_lock" directive is not supported by weir yet' in err, err
+    assert rc != 0 and '"proxy_cache_background_update" directive is not supported by weir yet' in err, err
 
 
 HELPERS_CONF = r"""

@@ -4,6 +4,7 @@
 #include "http/core_module.h"
 #include "http/request.h"
 #include "http/request_body.h"
+#include "upstream/upstream_cache.h"
 #include "upstream/upstream_module.h"
 
 namespace weir::http {
@@ -89,7 +90,8 @@ std::span<const CgiPair> cgi_pairs(Request& r, const CgiParams& params, bool pas
   }
   // With the cache, the upstream is asked for the whole response, unconditionally (nginx's
   // ngx_http_fastcgi_cache_headers and its twins).
-  bool caching = r.upstream != nullptr && r.upstream->conf->cache != nullptr;
+  bool caching =
+      r.upstream != nullptr && r.upstream->cache != nullptr && r.upstream->cache->may_store;
   if (pass_headers) {
     for (Header* h : r.headers_in.headers) {
       if (h->hash == 0 || named_by_param(params, h->key)) continue;

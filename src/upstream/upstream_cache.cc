@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 
 #include "conf/cycle.h"
 #include "core/shm_mutex.h"
@@ -184,6 +185,26 @@ void clear_updating(void* data) {
   c.updating = false;
   ShmLock lock(c.zone->slab->mutex());
   if (CacheNode* n = cache_index(*c.zone).find(c.key)) n->updating = false;
+}
+
+// proxy_cache_max_range_offset: a range that starts at or past it (or from the end) goes to the
+// upstream as asked and nothing is kept. nginx: ngx_http_upstream_cache_check_range
+bool range_beyond(Request& r, off_t max) {
+  const Header* h = r.headers_in.range;
+  if (h == nullptr || max == std::numeric_limits<off_t>::max()) return false;
+  if (max == 0) return true;
+  std::string_view v = h->value;
+  if (v.size() < 7 || !iequals(v.substr(0, 6), "bytes=")) return false;
+  v.remove_prefix(6);
+  while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+  if (!v.empty() && v.front() == '-') return true;
+  off_t offset = 0;
+  for (char ch : v) {
+    if (ch < '0' || ch > '9') break;
+    offset = offset * 10 + (ch - '0');
+    if (offset >= max) return true;
+  }
+  return false;
 }
 
 void lock_wait_handler(Request& r) {
@@ -661,6 +682,10 @@ Status set_lock_age(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
   return slot::msec<&CacheSettings::lock_age>(cf, n, s);
 }
 
+Status set_max_range_offset(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
+  return slot::offset<&CacheSettings::max_range_offset>(cf, n, s);
+}
+
 Status cache_path(ConfContext& cf, const ConfNode& n) {
   std::span<const std::string> args(n.args);
   Result<CachePathConf> conf = parse_cache_path(n.name(), args.subspan(1), cf.cycle.prefix);
@@ -707,6 +732,7 @@ Result<const CacheSettings*> merge_cache_settings(ConfContext& cf, std::string_v
   conf.lock.merge(prev.lock, false);
   conf.lock_timeout.merge(prev.lock_timeout, 5000);
   conf.lock_age.merge(prev.lock_age, 5000);
+  conf.max_range_offset.merge(prev.max_range_offset, std::numeric_limits<off_t>::max());
   if (conf.enabled != 1) return static_cast<const CacheSettings*>(nullptr);
   if (conf.zone->data == nullptr) {
     return cf.errorf("\"%.*s_cache\" zone \"%s\" is unknown", static_cast<int>(prefix.size()),
@@ -766,7 +792,10 @@ bool serve_from_cache(Request& r, Upstream& u) {
   delete_files(r.log(), *c->path, dropped);
   // Before the loader has run, the disk is asked (as nginx's).
   CacheEntry* e = exists || cold ? open_entry(r, *c, u.conf->buffer_size, uniq, !exists) : nullptr;
-  if (e == nullptr) return c->may_store && lock_or_wait(r, u, *cs);
+  if (e == nullptr) {
+    if (range_beyond(r, *cs->max_range_offset)) c->may_store = false;
+    return c->may_store && lock_or_wait(r, u, *cs);
+  }
   // A revalidation renews the index's lifetime and the file's header in place; a copy of the
   // header the open-file cache keeps may be older (the loader's entries know only the file's).
   e->header.valid_sec = std::max(e->header.valid_sec, node_valid);
@@ -779,6 +808,7 @@ bool serve_from_cache(Request& r, Upstream& u) {
     send_entry(r, u, *e, CacheStatus::Hit);
     return true;
   }
+  if (range_beyond(r, *cs->max_range_offset)) c->may_store = false;
   // Expired: kept at hand while one request fetches it anew; the others send it meanwhile when
   // proxy_cache_use_stale updating (or stale-while-revalidate) allows, else fetch it too.
   c->stale = *e;

@@ -47,6 +47,7 @@ struct CacheSettings {
   Setting<bool> revalidate, convert_head;
   Setting<bool> lock;
   Setting<uint64_t> lock_timeout, lock_age;  // ms
+  Setting<off_t> max_range_offset;           // a range starting further is passed on, not kept
 };
 
 // proxy_cache_use_stale's "updating" (its other conditions are the kNext* bits).
@@ -101,6 +102,7 @@ Status set_convert_head(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 Status set_lock(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 Status set_lock_timeout(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 Status set_lock_age(ConfContext& cf, const ConfNode& n, CacheSettings& s);
+Status set_max_range_offset(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 // proxy_cache_path and its twins (the directive's name says which).
 Status cache_path(ConfContext& cf, const ConfNode& n);
 

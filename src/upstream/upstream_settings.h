@@ -122,7 +122,6 @@ consteval auto cache_directives_not_yet() {
   constexpr uint32_t kWhere = kHttpMainSrvLoc;
   return std::array{
       directive<not_yet>(Joined<Prefix, "_cache_background_update">::view, kWhere | kFlag),
-      directive<not_yet>(Joined<Prefix, "_cache_max_range_offset">::view, kWhere | kTake1),
   };
 }
 
@@ -198,6 +197,8 @@ consteval auto upstream_directives() {
         row<Conf, Up, Prefix, "_cache_lock", on_cache<set_lock>>(kWhere | kFlag),
         row<Conf, Up, Prefix, "_cache_lock_timeout", on_cache<set_lock_timeout>>(kWhere | kTake1),
         row<Conf, Up, Prefix, "_cache_lock_age", on_cache<set_lock_age>>(kWhere | kTake1),
+        row<Conf, Up, Prefix, "_cache_max_range_offset", on_cache<set_max_range_offset>>(kWhere |
+                                                                                         kTake1),
     };
     return join_directives(join_directives(connection, buffering), cache);
   }

@@ -82,6 +82,12 @@ CONF = r"""
             proxy_cache_lock_timeout 300ms;
             proxy_pass http://127.0.0.1:ORIGIN;
         }
+        location /range-off/ {
+            proxy_cache one;
+            proxy_cache_valid 10m;
+            proxy_cache_max_range_offset 2;
+            proxy_pass http://127.0.0.1:ORIGIN;
+        }
         location /plain/ {
             open_file_cache off;
             proxy_cache one;
@@ -301,8 +307,11 @@ def test_min_uses(pair, origin):
 def test_methods(pair, origin):
     for s in pair:
         uri = "/a.txt?post=" + s.name
-        r = http_get(s.port, uri, method="POST", body=b"x")
+        r = http_get(s.port, uri, method="POST", body=b"x", headers={"If-None-Match": '"abc"'})
         assert r.header("X-Cache") is None, s.name  # POST is not looked up by default
+        # Nor asked for whole: the client's conditions go on as without the cache.
+        _, _, headers, _ = [q for q in origin.requests if q[1] == uri and q[0] == "POST"][0]
+        assert headers.get("if-none-match") == '"abc"', s.name
         assert [x[1] for x in statuses(s, uri, 2)] == ["MISS", "HIT"]
         puri = "/post/p?who=" + s.name
         seq = [http_get(s.port, puri, method="POST", body=b"x").header("X-Cache")
@@ -510,6 +519,22 @@ def test_convert_head(pair, origin):
         assert [q[0] for q in origin.requests if q[1] == path] == ["HEAD"]
         assert http_get(s.port, path).header("X-Cache") == "MISS"
         assert http_get(s.port, path, method="HEAD").header("X-Cache") == "HIT"
+
+
+def test_max_range_offset(pair, origin):
+    """A range starting at proxy_cache_max_range_offset or past it goes to the upstream as asked and
+    nothing is kept; one before it is asked for whole and kept."""
+    for s in pair:
+        far = "/range-off/far-" + s.name
+        origin.script(far, [response(206, "34", {"Content-Range": "bytes 3-4/10"})])
+        r = http_get(s.port, far, headers={"Range": "bytes=3-4"})
+        assert (r.status, r.header("X-Cache")) == (206, "MISS"), s.name
+        assert [q[2].get("range") for q in origin.requests if q[1] == far] == ["bytes=3-4"]
+        near = "/range-off/near-" + s.name
+        r = http_get(s.port, near, headers={"Range": "bytes=1-1"})
+        assert r.header("X-Cache") == "MISS"
+        assert [q[2].get("range") for q in origin.requests if q[1] == near] == [None]
+        assert http_get(s.port, near).header("X-Cache") == "HIT", s.name
 
 
 def test_a_reload_keeps_the_entries(pair, origin):

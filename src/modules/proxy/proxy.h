@@ -59,6 +59,8 @@ struct ProxyLocConf {
 
   std::vector<SetHeader>* set_headers = nullptr;  // as written at this level (nullptr: inherit)
   std::vector<SetHeader>* headers = nullptr;      // merged: written + defaults
+  // With proxy_cache: written + the cache's defaults, for a request whose response may be kept.
+  std::vector<SetHeader>* headers_cache = nullptr;
   ComplexValue* method = nullptr;
   ComplexValue* body = nullptr;  // proxy_set_body
 

@@ -416,11 +416,15 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
       {"Range", ""},
       {"If-Range", ""}};
   Result<std::vector<SetHeader>*> headers =
-      conf.upstream.cache != nullptr
-          ? merge_set_headers(cf, prev.set_headers, conf.set_headers, kCacheDefaults)
-          : merge_set_headers(cf, prev.set_headers, conf.set_headers, kDefaults);
+      merge_set_headers(cf, prev.set_headers, conf.set_headers, kDefaults);
   if (!headers.ok()) return headers.status();
   conf.headers = *headers;
+  conf.headers_cache = nullptr;
+  if (conf.upstream.cache != nullptr) {
+    headers = merge_set_headers(cf, prev.set_headers, conf.set_headers, kCacheDefaults);
+    if (!headers.ok()) return headers.status();
+    conf.headers_cache = *headers;
+  }
 
   // proxy_redirect default: the proxied URL (with its URI part) becomes the location.
   if (conf.redirect_mode == RedirectMode::Unset) {

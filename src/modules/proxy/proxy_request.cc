@@ -175,9 +175,14 @@ Code create_request(Request& r) {
     body_len = append_request_body(r, body_tail);
   }
 
+  // A response the cache may keep is asked for whole (nginx's headers_cache).
+  const std::vector<SetHeader>& headers =
+      u.cache != nullptr && u.cache->may_store && plcf.headers_cache != nullptr
+          ? *plcf.headers_cache
+          : *plcf.headers;
   // Four pieces per header line, four for the request line, three for Content-Length, one for the
   // blank line.
-  size_t lines = plcf.headers->size();
+  size_t lines = headers.size();
   for ([[maybe_unused]] Header* h : r.headers_in.headers) lines++;
   size_t max_parts = 4 * lines + 8;
   HeaderPieces w{static_cast<std::string_view*>(
@@ -186,7 +191,7 @@ Code create_request(Request& r) {
   w.add(" ");
   w.add(uri);
   w.add(*plcf.http_version == 1001 ? " HTTP/1.1\r\n" : " HTTP/1.0\r\n");
-  for (const SetHeader& h : *plcf.headers) {
+  for (const SetHeader& h : headers) {
     std::string_view v = h.value.eval(r);
     if (v.empty()) continue;  // an empty value removes the field
     w.add(h.key);
@@ -209,7 +214,7 @@ Code create_request(Request& r) {
       std::string_view lc = h->lowcase_key;
       if (hop_by_hop(lc) || listed_in_connection(r, lc)) continue;
       bool overridden = false;
-      for (const SetHeader& s : *plcf.headers) {
+      for (const SetHeader& s : headers) {
         if (s.lowcase_key == lc) {
           overridden = true;
           break;

@@ -45,6 +45,7 @@ TEST(UpstreamSettings, SharedDirectivesHaveNginxNames) {
                         "cache_lock",
                         "cache_lock_age",
                         "cache_lock_timeout",
+                        "cache_max_range_offset",
                         "cache_methods",
                         "cache_min_uses",
                         "cache_path",

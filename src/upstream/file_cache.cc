@@ -28,8 +28,8 @@ bool parse_levels(std::string_view v, std::array<uint8_t, kCacheMaxLevels>& leve
   return n > 0;
 }
 
-constexpr char kMagic[8] = {'w', 'e', 'i', 'r', 'c', 'h', '0', '2'};
-// magic, valid_sec, date, last_modified, updating_sec, error_sec, two offsets
+constexpr char kMagic[8] = {'w', 'e', 'i', 'r', 'c', 'h', '0', '3'};
+// magic, valid_sec, date, last_modified, updating_sec, error_sec, two offsets, variant
 constexpr size_t kFixedSize = kCacheFixedHeaderSize;
 constexpr std::string_view kKeyLine = "\nKEY: ";
 
@@ -186,6 +186,7 @@ std::string cache_file_prefix(CacheFileHeader h, std::string_view key) {
   put64(out.data() + 40, h.error_sec);
   put32(out.data() + 48, h.header_start);
   put32(out.data() + 52, h.body_start);
+  std::memcpy(out.data() + 56, h.variant.data(), h.variant.size());
   out += kKeyLine;
   out += key;
   out += '\n';
@@ -206,6 +207,7 @@ Result<CacheFileHeader> read_cache_file_header(std::string_view bytes, std::stri
   h.error_sec = get64(bytes.data() + 40);
   h.header_start = get32(bytes.data() + 48);
   h.body_start = get32(bytes.data() + 52);
+  std::memcpy(h.variant.data(), bytes.data() + 56, h.variant.size());
   if (h.header_start != kFixedSize + kKeyLine.size() + key.size() + 1) {
     return Status::error("has md5 collision");
   }

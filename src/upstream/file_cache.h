@@ -25,7 +25,7 @@ namespace weir::http {
 
 inline constexpr size_t kCacheMaxLevels = 3;
 // The fixed part of a cache file's header (the loader takes shorter files for damaged ones).
-inline constexpr size_t kCacheFixedHeaderSize = 56;
+inline constexpr size_t kCacheFixedHeaderSize = 72;
 
 // proxy_cache_path path [levels=] keys_zone=name:size [inactive=] [max_size=] [use_temp_path=].
 struct CachePathConf {
@@ -48,7 +48,8 @@ struct CachePathConf {
 Result<CachePathConf> parse_cache_path(std::string_view directive,
                                        std::span<const std::string> args, std::string_view prefix);
 
-using CacheKey = std::array<uint8_t, 16>;  // the MD5 of the key's text
+using CacheKey = std::array<uint8_t, 16>;      // the MD5 of the key's text
+using CacheVariant = std::array<uint8_t, 16>;  // the MD5 of the fields Vary names
 
 CacheKey cache_key(std::string_view text);
 std::string cache_key_hex(const CacheKey& key);
@@ -65,6 +66,8 @@ struct CacheFileHeader {
   // may still be sent while it is being updated, or when the upstream fails.
   int64_t updating_sec = 0;
   int64_t error_sec = 0;
+  // A response with Vary: the MD5 of the request's values of the fields it names (zero: no Vary).
+  CacheVariant variant{};
   uint32_t header_start = 0;  // the upstream's header: from here
   uint32_t body_start = 0;    // to here; the body after
 };

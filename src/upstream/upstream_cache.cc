@@ -207,6 +207,51 @@ bool range_beyond(Request& r, off_t max) {
   return false;
 }
 
+// A field of the entry's stored header ("vary", "etag": lower case), or empty.
+std::string_view stored_field(const CacheEntry& e, std::string_view name) {
+  std::string_view head(e.buffer->start + e.header.header_start,
+                        e.header.body_start - e.header.header_start);
+  for (size_t at = head.find("\r\n"); at != std::string_view::npos;
+       at = head.find("\r\n", at + 2)) {
+    std::string_view line = head.substr(at + 2);
+    line = line.substr(0, line.find("\r\n"));
+    if (line.size() > name.size() && line[name.size()] == ':' &&
+        iequals(line.substr(0, name.size()), name)) {
+      return trim_ows(line.substr(name.size() + 1));
+    }
+  }
+  return {};
+}
+
+// The request's variant for a Vary value: the MD5 of each named field's name and values.
+// nginx: ngx_http_file_cache_vary
+CacheVariant request_variant(Request& r, std::string_view vary) {
+  std::string text;
+  while (!vary.empty()) {
+    size_t comma = vary.find(',');
+    std::string name = lowercased(trim_ows(vary.substr(0, comma)));
+    vary = comma == std::string_view::npos ? std::string_view() : vary.substr(comma + 1);
+    if (name.empty()) continue;
+    text += name;
+    text += ':';
+    for (const Header* h : r.headers_in.headers) {
+      if (h->hash == 0 || h->lowcase_key != name) continue;
+      text += h->value;
+      text += ',';
+    }
+    text += '\n';
+  }
+  return cache_key(text);
+}
+
+// Where a variant other than the main key's is kept: the MD5 of the key's and the variant's.
+CacheKey variant_key(const CacheKey& main, const CacheVariant& variant) {
+  char both[32];
+  std::memcpy(both, main.data(), 16);
+  std::memcpy(both + 16, variant.data(), 16);
+  return cache_key({both, sizeof both});
+}
+
 void lock_wait_handler(Request& r) {
   if (r.connection->write.delayed) return;  // woken early: the timer still runs
   r.read_event_handler = block_reading;
@@ -282,6 +327,9 @@ int64_t cache_control_number(std::string_view v, std::string_view name) {
   }
   return n;
 }
+
+// The longest Vary value a response is kept with (nginx's NGX_HTTP_CACHE_VARY_LEN).
+constexpr size_t kMaxVary = 128;
 
 // What a response's header says of its lifetime in a cache.
 struct Validity {
@@ -511,17 +559,7 @@ std::string_view cache_last_modified(Request& r) {
 
 std::string_view cache_etag(Request& r) {
   const CacheEntry* e = revalidating(r);
-  if (e == nullptr) return {};
-  // The stored header's ETag line.
-  std::string_view head(e->buffer->start + e->header.header_start,
-                        e->header.body_start - e->header.header_start);
-  for (size_t at = head.find("\r\n"); at != std::string_view::npos;
-       at = head.find("\r\n", at + 2)) {
-    std::string_view line = head.substr(at + 2);
-    line = line.substr(0, line.find("\r\n"));
-    if (line.size() > 5 && iequals(line.substr(0, 5), "etag:")) return trim_ows(line.substr(5));
-  }
-  return {};
+  return e == nullptr ? std::string_view() : stored_field(*e, "etag");
 }
 
 std::string_view cache_status_name(CacheStatus s) {
@@ -757,7 +795,7 @@ bool serve_from_cache(Request& r, Upstream& u) {
     c->zone = cs->zone;
     c->path = static_cast<const CachePath*>(cs->zone->data);
     c->key_text = cs->key != nullptr ? cs->key->eval(r) : u.protocol->cache_key(r);
-    c->key = cache_key(c->key_text);
+    c->key = c->main_key = cache_key(c->key_text);
     c->convert_head = (r.method & kHead) && *cs->convert_head;
     WEIR_DEBUG(r.log(), "http cache key: \"%.*s\"", static_cast<int>(c->key_text.size()),
                c->key_text.data());
@@ -767,31 +805,43 @@ bool serve_from_cache(Request& r, Upstream& u) {
     }
   }
   int64_t now = clock::now();
-  bool exists = false;
-  bool cold = false;
-  ino_t uniq = 0;
   int64_t node_valid = 0;
-  std::vector<CacheKey> dropped;
-  {
-    ShmLock lock(c->zone->slab->mutex());
-    CacheIndex& index = cache_index(*c->zone);
-    cold = index.cold;
-    CacheNode* n = index.find_or_add(*c->zone->slab, c->key, now, c->path->conf.inactive, &dropped);
-    if (n == nullptr) {
-      log_error(LogLevel::Alert, r.log(), 0, "could not allocate node in cache keys zone \"%s\"",
-                c->zone->name.c_str());
-      c->may_store = false;
-    } else {
-      if (!again) n->uses++;
-      c->may_store = n->uses >= static_cast<uint32_t>(*cs->min_uses);
-      exists = n->exists;
-      uniq = n->uniq;
-      node_valid = n->valid_sec;
+  CacheEntry* e = nullptr;
+  for (int pass = 0;; pass++) {
+    bool exists = false;
+    bool cold = false;
+    ino_t uniq = 0;
+    std::vector<CacheKey> dropped;
+    {
+      ShmLock lock(c->zone->slab->mutex());
+      CacheIndex& index = cache_index(*c->zone);
+      cold = index.cold;
+      CacheNode* n =
+          index.find_or_add(*c->zone->slab, c->key, now, c->path->conf.inactive, &dropped);
+      if (n == nullptr) {
+        log_error(LogLevel::Alert, r.log(), 0, "could not allocate node in cache keys zone \"%s\"",
+                  c->zone->name.c_str());
+        c->may_store = false;
+      } else {
+        if (!again) n->uses++;  // each key counts its own uses (a variant's too)
+        c->may_store = n->uses >= static_cast<uint32_t>(*cs->min_uses);
+        exists = n->exists;
+        uniq = n->uniq;
+        node_valid = n->valid_sec;
+      }
     }
+    delete_files(r.log(), *c->path, dropped);
+    // Before the loader has run, the disk is asked (as nginx's).
+    e = exists || cold ? open_entry(r, *c, u.conf->buffer_size, uniq, !exists) : nullptr;
+    if (e == nullptr || e->header.variant == CacheVariant{}) break;
+    // Kept with Vary: this request's variant may be another, kept under a key of its own.
+    CacheVariant want = request_variant(r, stored_field(*e, "vary"));
+    if (want == e->header.variant) break;
+    e = nullptr;
+    if (c->secondary) break;  // a variant's file that is not this one's: a miss
+    c->secondary = true;
+    c->key = variant_key(c->main_key, want);
   }
-  delete_files(r.log(), *c->path, dropped);
-  // Before the loader has run, the disk is asked (as nginx's).
-  CacheEntry* e = exists || cold ? open_entry(r, *c, u.conf->buffer_size, uniq, !exists) : nullptr;
   if (e == nullptr) {
     if (range_beyond(r, *cs->max_range_offset)) c->may_store = false;
     return c->may_store && lock_or_wait(r, u, *cs);
@@ -858,9 +908,9 @@ Validity header_validity(const Upstream& u, int64_t now) {
       cache_control(h->value, now, !by_accel, out);
     } else if (k == "expires" && !(ignore & kIgnoreExpires)) {
       expires = h;
-    } else if (k == "vary" && !(ignore & kIgnoreVary)) {
-      // A variant per request header is not kept yet: the response is passed, not stored.
-      out.cacheable = false;
+    } else if (k == "vary" && !(ignore & kIgnoreVary) &&
+               (trim_ows(h->value) == "*" || h->value.size() > kMaxVary)) {
+      out.cacheable = false;  // a variant per request (or more fields than nginx keeps)
     }
   }
   if (expires != nullptr && out.valid == 0 && out.cacheable) {
@@ -890,6 +940,22 @@ void decide_caching(Request& r, Upstream& u) {
     int64_t seconds = valid_for_status(cs.valid, u.headers_in.status);
     if (seconds == 0) return;
     v.valid = now + seconds;
+  }
+  // Vary: the response is this request's variant; under a variant's own key, only that variant.
+  c->variant = CacheVariant{};
+  if (!(u.conf->ignore_headers & kIgnoreVary)) {
+    std::string vary;
+    for (const Header* h : u.headers_in.headers) {
+      if (h->lowcase_key != "vary") continue;
+      if (!vary.empty()) vary += ',';
+      vary += h->value;
+    }
+    if (vary.size() > kMaxVary) return;
+    if (!vary.empty()) c->variant = request_variant(r, vary);
+  }
+  if (c->secondary &&
+      (c->variant == CacheVariant{} || variant_key(c->main_key, c->variant) != c->key)) {
+    return;
   }
   c->store = c->may_store = true;
   c->valid_sec = v.valid;
@@ -964,6 +1030,7 @@ bool start_cache_file(Request& r, Upstream& u, EventPipe& p) {
   h.last_modified = r.headers_out.last_modified_time;
   h.updating_sec = c.updating_sec;
   h.error_sec = c.error_sec;
+  h.variant = c.variant;
   h.body_start = static_cast<uint32_t>(cache_file_prefix(h, c.key_text).size() + header.size());
   if (h.body_start > u.conf->buffer_size) {
     // A HIT reads the header with one buffer_size read, as nginx's.

@@ -71,7 +71,10 @@ struct UpstreamCache {
   SharedZone* zone = nullptr;
   const CachePath* path = nullptr;
   std::string_view key_text;
-  CacheKey key{};
+  CacheKey key{};          // the file's: the main key's, or a variant's (Vary)
+  CacheKey main_key{};     // the MD5 of key_text
+  CacheVariant variant{};  // the kept response's (Vary), zero: none
+  bool secondary = false;  // key is a variant's
   CacheStatus status = CacheStatus::Miss;
   bool may_store = true;         // min_uses reached (nginx's "scarce" otherwise)
   bool store = false;            // this response goes to the cache

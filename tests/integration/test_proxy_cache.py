@@ -537,6 +537,30 @@ def test_max_range_offset(pair, origin):
         assert http_get(s.port, near).header("X-Cache") == "HIT", s.name
 
 
+def test_vary_keeps_a_variant_per_request(pair, origin):
+    """A response with Vary is kept for the requests whose named fields have the same values; another
+    variant is fetched and kept beside it under a key of its own, and each is sent to its own."""
+    for s in pair:
+        path = "/vary-" + s.name
+        gz = {"Accept-Encoding": "gzip"}
+        origin.script(path, [response(200, "gzip variant\n", {"Vary": "Accept-Encoding"})])
+        r = http_get(s.port, path, headers=gz)
+        assert (r.header("X-Cache"), r.body) == ("MISS", b"gzip variant\n"), s.name
+        origin.script(path, [response(200, "plain variant\n", {"Vary": "Accept-Encoding"})])
+        r = http_get(s.port, path)
+        assert (r.header("X-Cache"), r.body) == ("MISS", b"plain variant\n"), s.name
+        for _ in range(2):
+            r = http_get(s.port, path, headers=gz)
+            assert (r.header("X-Cache"), r.body) == ("HIT", b"gzip variant\n"), s.name
+            r = http_get(s.port, path)
+            assert (r.header("X-Cache"), r.body) == ("HIT", b"plain variant\n"), s.name
+            assert r.header("Vary") == "Accept-Encoding"
+        assert asked(origin, path) == 2
+        star = "/vary-star-" + s.name
+        origin.script(star, [response(200, "any\n", {"Vary": "*"})])
+        assert [http_get(s.port, star).header("X-Cache") for _ in range(2)] == ["MISS", "MISS"]
+
+
 def test_a_reload_keeps_the_entries(pair, origin):
     for s in pair:
         uri = "/a.txt?reload=" + s.name

@@ -22,6 +22,7 @@
 #include "http/open_file.h"
 #include "http/request.h"
 #include "http/script.h"
+#include "http/subrequest.h"
 #include "upstream/event_pipe.h"
 #include "upstream/http1_response.h"
 #include "upstream/lifecycle.h"
@@ -724,6 +725,10 @@ Status set_max_range_offset(ConfContext& cf, const ConfNode& n, CacheSettings& s
   return slot::offset<&CacheSettings::max_range_offset>(cf, n, s);
 }
 
+Status set_background_update(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
+  return slot::flag<&CacheSettings::background_update>(cf, n, s);
+}
+
 Status cache_path(ConfContext& cf, const ConfNode& n) {
   std::span<const std::string> args(n.args);
   Result<CachePathConf> conf = parse_cache_path(n.name(), args.subspan(1), cf.cycle.prefix);
@@ -771,6 +776,7 @@ Result<const CacheSettings*> merge_cache_settings(ConfContext& cf, std::string_v
   conf.lock_timeout.merge(prev.lock_timeout, 5000);
   conf.lock_age.merge(prev.lock_age, 5000);
   conf.max_range_offset.merge(prev.max_range_offset, std::numeric_limits<off_t>::max());
+  conf.background_update.merge(prev.background_update, false);
   if (conf.enabled != 1) return static_cast<const CacheSettings*>(nullptr);
   if (conf.zone->data == nullptr) {
     return cf.errorf("\"%.*s_cache\" zone \"%s\" is unknown", static_cast<int>(prefix.size()),
@@ -875,13 +881,30 @@ bool serve_from_cache(Request& r, Upstream& u) {
     }
   }
   if (c->updating) r.pool->add_cleanup(clear_updating, c);
+  // The background update itself fetches, whoever holds the key.
+  if (r.background) return false;
+  CacheStatus send_as = CacheStatus::Miss;
   if (other_updating && stale_updating) {
+    send_as = CacheStatus::Updating;
+  } else if (c->updating && stale_updating && *cs->background_update) {
+    // proxy_cache_background_update: the expired entry goes out now, and a background subrequest
+    // for the same URI fetches and keeps the new one. nginx:
+    // ngx_http_upstream_cache_background_update
+    Request* sr = create_subrequest(r, r.uri, r.args, {.background = true});
+    if (sr != nullptr) {
+      sr->header_only = true;
+      sr->method = r.method;
+      sr->method_name = r.method_name;
+      send_as = CacheStatus::Stale;
+    }
+  }
+  if (send_as != CacheStatus::Miss) {
     if (!load_entry_header(r, u, *e)) {
       finalize_request(r, Code::status(500));
       return true;
     }
     u.phase = UpstreamPhase::Done;
-    send_entry(r, u, *e, CacheStatus::Updating);
+    send_entry(r, u, *e, send_as);
     return true;
   }
   return false;

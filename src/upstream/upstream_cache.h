@@ -48,6 +48,7 @@ struct CacheSettings {
   Setting<bool> lock;
   Setting<uint64_t> lock_timeout, lock_age;  // ms
   Setting<off_t> max_range_offset;           // a range starting further is passed on, not kept
+  Setting<bool> background_update;
 };
 
 // proxy_cache_use_stale's "updating" (its other conditions are the kNext* bits).
@@ -106,6 +107,7 @@ Status set_lock(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 Status set_lock_timeout(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 Status set_lock_age(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 Status set_max_range_offset(ConfContext& cf, const ConfNode& n, CacheSettings& s);
+Status set_background_update(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 // proxy_cache_path and its twins (the directive's name says which).
 Status cache_path(ConfContext& cf, const ConfNode& n);
 

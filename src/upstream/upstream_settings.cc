@@ -141,10 +141,6 @@ Status add_pass_header(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) 
   return add_header_name(cf, n, s.pass);
 }
 
-Status not_yet(ConfContext&, const ConfNode&) {
-  return Status::error("is not supported by weir yet");
-}
-
 }  // namespace settings_detail
 
 namespace {

@@ -72,7 +72,6 @@ Status set_store_access(ConfContext& cf, const ConfNode& n, UpstreamSettings& s)
 Status set_ignore_headers(ConfContext& cf, const ConfNode& n, UpstreamSettings& s);
 Status add_hide_header(ConfContext& cf, const ConfNode& n, UpstreamSettings& s);
 Status add_pass_header(ConfContext& cf, const ConfNode& n, UpstreamSettings& s);
-Status not_yet(ConfContext& cf, const ConfNode& n);
 
 // A directive name made at compile time: "proxy" + "_connect_timeout".
 template <size_t N>
@@ -113,17 +112,6 @@ Status on_cache(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) {
 }
 
 }  // namespace settings_detail
-
-// The cache's directives not built yet under a protocol's prefix (proxy_cache_lock ...): rejected
-// at load, saying weir does not have them yet, rather than ignored.
-template <settings_detail::Name Prefix>
-consteval auto cache_directives_not_yet() {
-  using namespace settings_detail;
-  constexpr uint32_t kWhere = kHttpMainSrvLoc;
-  return std::array{
-      directive<not_yet>(Joined<Prefix, "_cache_background_update">::view, kWhere | kFlag),
-  };
-}
 
 // The settings' directives for a protocol whose location configuration Conf keeps them in Up,
 // named with Prefix: concatenate them to the protocol's own table.
@@ -199,6 +187,8 @@ consteval auto upstream_directives() {
         row<Conf, Up, Prefix, "_cache_lock_age", on_cache<set_lock_age>>(kWhere | kTake1),
         row<Conf, Up, Prefix, "_cache_max_range_offset", on_cache<set_max_range_offset>>(kWhere |
                                                                                          kTake1),
+        row<Conf, Up, Prefix, "_cache_background_update", on_cache<set_background_update>>(kWhere |
+                                                                                           kFlag),
     };
     return join_directives(join_directives(connection, buffering), cache);
   }

@@ -493,14 +493,6 @@ def test_the_body_goes_in_stdin_records(make_server, buffering, chunked):
         backend.close()
 
 
-@pytest.mark.parametrize("directive", ["fastcgi_cache_background_update on;",
-                                       "proxy_cache_background_update on;",
-                                       "uwsgi_cache_background_update off;"])
-def test_cache_directives_not_built_yet_are_refused(directive):
-    rc, err = check_conf(WEIR, "server { location / { %s } }" % directive)
-    assert rc == 1 and '"%s" directive is not supported by weir yet' % directive.split()[0] in err, err
-
-
 CACHE_SCRIPTS = {
     "run.php": r"""<?php
 header("X-Run: " . uniqid("", true));

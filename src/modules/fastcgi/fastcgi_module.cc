@@ -157,9 +157,7 @@ constexpr Directive kOwnDirectives[] = {
     directive<add_catch_stderr>("fastcgi_catch_stderr", kHttpMainSrvLoc | kTake1),
 };
 constexpr auto kDirectives = join_directives(
-    join_directives(std::to_array(kOwnDirectives),
-                    upstream_directives<F, &F::up, "fastcgi", SettingsKind::Full>()),
-    cache_directives_not_yet<"fastcgi">());
+    std::to_array(kOwnDirectives), upstream_directives<F, &F::up, "fastcgi", SettingsKind::Full>());
 static_assert(directives_of(kDirectives, &http_fastcgi_module));
 
 }  // namespace

@@ -497,11 +497,10 @@ constexpr Directive kOwnDirectives[] = {
                                                         kHttpMainSrvLoc | kTake1),
     directive<slot::flag<&P::pass_trailers>>("proxy_pass_trailers", kHttpMainSrvLoc | kFlag),
 };
-constexpr auto kDirectives = join_directives(
+constexpr auto kDirectives =
     join_directives(join_directives(std::to_array(kOwnDirectives),
                                     upstream_directives<P, &P::up, "proxy", SettingsKind::Full>()),
-                    upstream_ssl_directives<P, &P::ssl_settings, "proxy">()),
-    cache_directives_not_yet<"proxy">());
+                    upstream_ssl_directives<P, &P::ssl_settings, "proxy">());
 static_assert(directives_of(kDirectives, &http_proxy_module));
 
 }  // namespace

@@ -177,10 +177,8 @@ constexpr Directive kOwnDirectives[] = {
     directive<set_pass>("scgi_pass", kHttpLocConf | kHttpLifConf | kTake1),
     directive<add_param>("scgi_param", kHttpMainSrvLoc | kTake23),
 };
-constexpr auto kDirectives =
-    join_directives(join_directives(std::to_array(kOwnDirectives),
-                                    upstream_directives<S, &S::up, "scgi", SettingsKind::Full>()),
-                    cache_directives_not_yet<"scgi">());
+constexpr auto kDirectives = join_directives(
+    std::to_array(kOwnDirectives), upstream_directives<S, &S::up, "scgi", SettingsKind::Full>());
 static_assert(directives_of(kDirectives, &http_scgi_module));
 
 }  // namespace

@@ -174,10 +174,8 @@ constexpr Directive kOwnDirectives[] = {
     directive<slot::num<&U::modifier1>>("uwsgi_modifier1", kHttpMainSrvLoc | kTake1),
     directive<slot::num<&U::modifier2>>("uwsgi_modifier2", kHttpMainSrvLoc | kTake1),
 };
-constexpr auto kDirectives =
-    join_directives(join_directives(std::to_array(kOwnDirectives),
-                                    upstream_directives<U, &U::up, "uwsgi", SettingsKind::Full>()),
-                    cache_directives_not_yet<"uwsgi">());
+constexpr auto kDirectives = join_directives(
+    std::to_array(kOwnDirectives), upstream_directives<U, &U::up, "uwsgi", SettingsKind::Full>());
 static_assert(directives_of(kDirectives, &http_uwsgi_module));
 
 }  // namespace

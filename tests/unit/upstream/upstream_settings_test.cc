@@ -34,11 +34,12 @@ TEST(UpstreamSettings, SharedDirectivesHaveNginxNames) {
   constexpr auto full =
       upstream_directives<FakeConf, &FakeConf::up, "fastcgi", SettingsKind::Full>();
   // nginx 1.22: the directives ngx_http_{proxy,fastcgi,uwsgi,scgi}_module.c all have, without
-  // *_pass and the *_cache* ones not built yet (cache_directives_not_yet).
+  // *_pass.
   std::set<std::string> nginx;
   for (const char* s : {"bind",
                         "buffer_size",
                         "cache",
+                        "cache_background_update",
                         "cache_bypass",
                         "cache_convert_head",
                         "cache_key",

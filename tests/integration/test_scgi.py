@@ -134,3 +134,35 @@ def test_configuration_errors_as_nginx(directive, message):
     for binary in (WEIR, NGINX):
         rc, err = check_conf(binary, "server { location / { %s } }" % directive)
         assert rc == 1 and message in err, (binary, err)
+
+
+CACHE_CONF = r"""
+scgi_cache_path %%DIR%%/scache levels=2 keys_zone=scgi:1m;
+add_header X-Cache $upstream_cache_status always;
+server {
+    listen 127.0.0.1:%%PORT%%;
+    location / {
+        scgi_pass 127.0.0.1:APPPORT;
+        include PARAMS;
+        scgi_cache scgi;
+        scgi_cache_key $scheme$host$request_uri;
+        scgi_cache_valid 10m;
+    }
+}
+"""
+
+
+def test_scgi_cache_beside_nginx(app):
+    """scgi_cache: the answers are kept and sent again whole, where nginx keeps them."""
+    conf = CACHE_CONF.replace("APPPORT", str(app.port)).replace("PARAMS", PARAMS)
+    servers = weir_and_nginx(conf, {})
+    try:
+        for s in next(servers):
+            for path in ("/big?n=300000", "/sized", "/a?x=1"):
+                first, second = (http_get(s.port, path) for _ in range(2))
+                assert (first.header("X-Cache"), second.header("X-Cache")) == ("MISS", "HIT"), \
+                    (s.name, path)
+                assert first.status == second.status == 200 and first.body == second.body
+    finally:
+        for _ in servers:  # stops both, checks weir clean
+            pass

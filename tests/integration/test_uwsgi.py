@@ -212,3 +212,38 @@ def test_configuration_errors_as_nginx(directive, message):
     for binary in (WEIR, NGINX):
         rc, err = check_conf(binary, "server { location / { %s } }" % directive)
         assert rc == 1 and message in err, (binary, err)
+
+
+CACHE_CONF = r"""
+uwsgi_cache_path %%DIR%%/ucache levels=1:2 keys_zone=wsgi:1m;
+add_header X-Cache $upstream_cache_status always;
+server {
+    listen 127.0.0.1:%%PORT%%;
+    location / {
+        uwsgi_pass 127.0.0.1:APPPORT;
+        include PARAMS;
+        uwsgi_cache wsgi;
+        uwsgi_cache_key $request_uri;
+        uwsgi_cache_valid 200 10m;
+    }
+}
+"""
+
+
+def test_uwsgi_cache_beside_nginx(app):
+    """uwsgi_cache: a WSGI answer (1 MiB spilled to the temp file, a sized one) is kept and sent again
+    whole; one with Set-Cookie is not kept; a 418 proxy_cache_valid does not name is not kept."""
+    conf = CACHE_CONF.replace("APPPORT", str(app.port)).replace("PARAMS", PARAMS)
+    servers = weir_and_nginx(conf, {})
+    try:
+        for s in next(servers):
+            for path, kept in (("/big?n=1048576", True), ("/sized", True), ("/a?x=1", True),
+                               ("/teapot", False)):
+                first, second = (http_get(s.port, path) for _ in range(2))
+                assert (first.header("X-Cache"), second.header("X-Cache")) == \
+                    ("MISS", "HIT" if kept else "MISS"), (s.name, path)
+                assert first.status == second.status and first.body == second.body
+            assert len(http_get(s.port, "/big?n=1048576").body) == 1048576
+    finally:
+        for _ in servers:  # stops both, checks weir clean
+            pass

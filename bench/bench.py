@@ -104,7 +104,17 @@ PROXY_SERVER = """    upstream origin {{ server 127.0.0.1:{origin}; keepalive 32
 """
 
 # The cache (#12): the proxy's location keeps what the origin sends; every request after the first is a HIT.
-CACHE_PATH = "    proxy_cache_path {dir}/cache levels=1:2 keys_zone=one:10m;\n"
+CACHE_PATH = "    proxy_cache_path {dir}/cache levels=1:2 keys_zone=one:{zone};\n"
+# Distinct URIs, each a MISS that adds an entry (the cache manager's cost at many entries).
+DISTINCT_URIS_LUA = """counter = 0
+init = function(args)
+  counter = tonumber(args[1]) or 0
+end
+request = function()
+  counter = counter + 1
+  return wrk.format("GET", "/1k.bin?n=" .. counter)
+end
+"""
 CACHE_LOCATION = "proxy_cache one; proxy_cache_valid 10m;"
 CACHE_SCENARIOS = [
     ("cache HIT 1 KiB, 50 connections", "/1k.bin", 50),
@@ -156,16 +166,9 @@ class PhpFpm:
                     "pm = static\npm.max_children = 2\n" % (self.dir, self.dir, self.port))
         self.proc = subprocess.Popen(["taskset", "-c", CLIENT_CPU, PHP_FPM, "-n", "-y", conf, "-F", "-R"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.time() > deadline or self.proc.poll() is not None:
-                    self.stop()
-                    raise RuntimeError("php-fpm did not start")
-                time.sleep(0.05)
+        if not wait_listening(self.port, self.proc):
+            self.stop()
+            raise RuntimeError("php-fpm did not start")
 
     def stop(self):
         stop_process(self.proc, signal.SIGQUIT)
@@ -197,6 +200,20 @@ def run_php(rounds, seconds, log):
         for f in fpms.values():
             f.stop()
     return results, instructions
+
+
+def wait_listening(port, proc, timeout=30):
+    """Whether proc listens on 127.0.0.1:port within timeout (False when it exits first)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            if proc.poll() is not None:
+                return False
+            time.sleep(0.05)
+    return False
 
 
 def make_text(size):
@@ -242,7 +259,7 @@ def free_port():
 
 class Server:
     def __init__(self, kind, access_log=False, master=True, logged_port=False, sendfile=True, origin=None,
-                 cpu=None, extra="", http_extra="", php=None, cache=False):
+                 cpu=None, extra="", http_extra="", php=None, cache=False, cache_zone="10m"):
         self.kind = kind
         self.dir = tempfile.mkdtemp(prefix="weir-bench-%s-" % kind)
         os.chmod(self.dir, 0o755)
@@ -291,7 +308,7 @@ class Server:
                                             extra=CACHE_LOCATION if cache else "") if php is None else \
                     PHP_SERVER.format(php=php, port=self.port, dir=self.dir, root=ROOT)
                 if cache:
-                    front = CACHE_PATH.format(dir=self.dir) + front
+                    front = CACHE_PATH.format(dir=self.dir, zone=cache_zone) + front
                 conf = conf.replace(static, front + "    proxy_temp_path %s/proxy_temp;\n" % self.dir +
                                     "    fastcgi_temp_path %s/fastcgi_temp;\n" % self.dir)
             self.conf = os.path.join(self.dir, "conf", "nginx.conf")
@@ -309,16 +326,9 @@ class Server:
     def start(self, prefix=()):
         cmd = ["taskset", "-c", self.cpu] + list(prefix) + self.command()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "logs", "stderr"), "w"))
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return self
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError("%s did not start: %s" % (self.kind, open(os.path.join(self.dir, "logs", "stderr")).read()))
-                time.sleep(0.05)
-        raise RuntimeError("%s did not start" % self.kind)
+        if wait_listening(self.port, self.proc):
+            return self
+        raise RuntimeError("%s did not start: %s" % (self.kind, open(os.path.join(self.dir, "logs", "stderr")).read()))
 
     def pids(self):
         pids = [self.proc.pid]
@@ -355,9 +365,9 @@ class Server:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def wrk(port, path, conns, seconds, extra, scheme="http"):
+def wrk(port, path, conns, seconds, extra, scheme="http", script_args=()):
     cmd = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", "-c%d" % conns, "-d%ds" % seconds] + extra + \
-          ["%s://127.0.0.1:%d%s" % (scheme, port, path)]
+          ["%s://127.0.0.1:%d%s" % (scheme, port, path)] + (["--"] + list(script_args) if script_args else [])
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30).stdout
     m = re.search(r"(\d+) requests in", out)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
@@ -479,9 +489,43 @@ def run_cache(rounds, seconds, log):
                     server.stop()
             log("  %-6s syscalls per 1 KiB request: HIT %.2f %s, static %.2f" % (
                 k, syscalls[(k, "HIT")][0], syscalls[(k, "HIT")][1], syscalls[(k, "static")][0]))
+        manager = cache_manager_cost(origin, log)
     finally:
         origin.stop()
-    return results, syscalls
+    return results, syscalls, manager
+
+
+def cache_manager_cost(origin, log, seconds=10):
+    """The cache manager's CPU while the index holds 100k entries (distinct MISSes, for at most 40 s),
+    no entry expiring: % of a core over `seconds`."""
+    out = {}
+    script = tempfile.mktemp(suffix=".lua")
+    with open(script, "w") as f:
+        f.write(DISTINCT_URIS_LUA)
+    try:
+        for k in ("weir", "nginx"):
+            s = Server(k, origin=origin.port, cache=True, cache_zone="64m").start()
+            try:
+                n, started = 0, time.time()
+                while n < 100000 and time.time() - started < 40:
+                    n += wrk(s.port, "/", 50, 4, ["-s", script], script_args=[str(n + 1000000)])[0]
+                managers = [p for p in s.pids()[1:]
+                            if b"cache manager" in open("/proc/%d/cmdline" % p, "rb").read()]
+                if not managers:
+                    raise RuntimeError("%s: no cache manager process" % k)
+
+                def cpu(pid):
+                    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+                    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                c0 = cpu(managers[0])
+                time.sleep(seconds)
+                out[k] = (n, (cpu(managers[0]) - c0) / seconds * 100)
+                log("  %-6s cache manager at %d entries: %.2f%% of a core" % (k, n, out[k][1]))
+            finally:
+                s.stop()
+    finally:
+        os.unlink(script)
+    return out
 
 
 # TLS and HTTP/2 (#14): a second server block with `listen ... ssl http2` and an ECDSA P-256 certificate.
@@ -1202,7 +1246,7 @@ def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=No
                 out += ["", "wrk reported for %s: %s" % (name, "; ".join(errs)), ""]
         out.append("")
     if cache:
-        load, calls = cache
+        load, calls, manager = cache
         out += ["The cache: weir and nginx with `proxy_cache` in front of one nginx origin (pinned with wrk to CPU "
                 "%s); every request after the first is a HIT. Syscalls per request at one keep-alive connection "
                 "(strace), a HIT beside the static path's for the same 1 KiB file:" % CLIENT_CPU, "",
@@ -1219,7 +1263,9 @@ def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=No
             hit, per_call = calls[(k, "HIT")]
             out.append("| %s | %.2f | %.2f | %s |" % (k, hit, calls[(k, "static")][0],
                                                      ", ".join("%s %.2f" % kv for kv in sorted(per_call.items()))))
-        out.append("")
+        out += ["", "The cache manager process at rest over 10 s, after distinct MISSes filled the index (up to "
+                "100k entries or 40 s; inactive 10 m: nothing expires): " + "; ".join(
+                    "%s %.2f%% of a core at %d entries" % (k, pct, n) for k, (n, pct) in manager.items()), ""]
     out.append("Reproduce: `make bench` (whole run %.0f s)." % elapsed)
     path = os.path.join(ROOT, "bench", "results", "%s.md" % (report or today))
     with open(path, "w") as f:

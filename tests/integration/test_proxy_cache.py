@@ -782,3 +782,67 @@ def test_an_unwritable_cache_directory_leaves_responses_uncached(origin, use_tem
         s.stop()
         s.check_clean()
         s.cleanup()
+
+
+REAL_CONFIGS = {
+    # A caching reverse proxy as blog posts and CDN guides write it.
+    "proxy": r"""
+    proxy_cache_path %%DIR%%/static levels=1:2 keys_zone=STATIC:10m inactive=24h max_size=1g
+                     use_temp_path=off;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location / {
+            proxy_pass http://127.0.0.1:9;
+            proxy_set_header Host $host;
+            proxy_buffering on;
+            proxy_cache STATIC;
+            proxy_cache_valid 200 1d;
+            proxy_cache_valid any 1m;
+            proxy_cache_use_stale error timeout invalid_header updating http_500 http_502 http_503
+                                  http_504;
+            proxy_cache_lock on;
+            proxy_cache_revalidate on;
+            proxy_cache_background_update on;
+            proxy_cache_min_uses 2;
+            proxy_ignore_headers Cache-Control Set-Cookie;
+            proxy_hide_header Set-Cookie;
+            add_header X-Cache-Status $upstream_cache_status;
+        }
+    }
+""",
+    # WordPress with the FastCGI cache, as its guides write it.
+    "wordpress": r"""
+    fastcgi_cache_path %%DIR%%/wp levels=1:2 keys_zone=WORDPRESS:100m inactive=60m;
+    fastcgi_cache_key "$scheme$request_method$host$request_uri";
+    fastcgi_cache_use_stale error timeout invalid_header http_500;
+    fastcgi_ignore_headers Cache-Control Expires Set-Cookie;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        set $skip_cache 0;
+        if ($request_method = POST) { set $skip_cache 1; }
+        if ($query_string != "") { set $skip_cache 1; }
+        if ($request_uri ~* "/wp-admin/|/xmlrpc.php|wp-.*.php|/feed/|index.php|sitemap(_index)?.xml") {
+            set $skip_cache 1;
+        }
+        if ($http_cookie ~* "comment_author|wordpress_[a-f0-9]+|wp-postpass|wordpress_no_cache") {
+            set $skip_cache 1;
+        }
+        location ~ \.php$ {
+            fastcgi_pass 127.0.0.1:9;
+            fastcgi_cache_bypass $skip_cache;
+            fastcgi_no_cache $skip_cache;
+            fastcgi_cache WORDPRESS;
+            fastcgi_cache_valid 200 60m;
+            fastcgi_cache_methods GET HEAD;
+            add_header X-FastCGI-Cache $upstream_cache_status;
+        }
+    }
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL_CONFIGS))
+def test_real_cache_configurations_load_as_nginx(name):
+    for binary in (WEIR, NGINX):
+        rc, err = check_conf(binary, REAL_CONFIGS[name])
+        assert rc == 0, (binary, err)

@@ -57,6 +57,12 @@ inline constexpr uint32_t kStaleUpdating = 0x10000;
 // $upstream_cache_status's values.
 enum class CacheStatus : uint8_t { Miss, Bypass, Expired, Stale, Updating, Revalidated, Hit };
 
+// Whether the response is an entry sent from its file (HIT, and the expired entry's statuses).
+constexpr bool sent_from_file(CacheStatus s) {
+  return s == CacheStatus::Hit || s == CacheStatus::Stale || s == CacheStatus::Updating ||
+         s == CacheStatus::Revalidated;
+}
+
 // A cache file opened for a request: its header read, its body to be sent from it.
 struct CacheEntry {
   File* file = nullptr;

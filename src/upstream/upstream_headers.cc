@@ -111,9 +111,9 @@ void copy_trailers(Request& r, Upstream& u) {
 
 namespace {
 
-// A HIT, or a response the cache keeps.
+// An entry sent from its file, or a response the cache keeps.
 bool from_cache(const Upstream& u) {
-  return u.cache != nullptr && (u.cache->status == CacheStatus::Hit || u.cache->store);
+  return u.cache != nullptr && (sent_from_file(u.cache->status) || u.cache->store);
 }
 
 }  // namespace
@@ -136,7 +136,7 @@ Code copy_header_lines(Request& r, Upstream& u, bool redirect) {
     if (h->lowcase_key == "accept-ranges" && (u.conf->force_ranges || from_cache(u))) {
       if (!u.conf->force_ranges) {
         r.allow_ranges = true;
-        r.single_range = u.cache->status != CacheStatus::Hit;
+        r.single_range = !sent_from_file(u.cache->status);
       }
       continue;
     }

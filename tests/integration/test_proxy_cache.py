@@ -372,13 +372,17 @@ EXPIRED_NOW = {"X-Accel-Expires": "@1"}  # kept, with a lifetime that ended in 1
 def test_use_stale_sends_the_expired_entry_when_the_upstream_fails(pair, origin, failure):
     for s in pair:
         path = "/stale/%s-%s" % (failure, s.name)
-        origin.script(path, [response(200, "old\n", EXPIRED_NOW)])
+        origin.script(path, [response(200, "old\n", dict(EXPIRED_NOW, ETag='"s1"'))])
         assert http_get(s.port, path).header("X-Cache") == "MISS"
         origin.script(path, {"http_500": [response(500, "broken\n")],
                              "error": [Close()],
                              "timeout": [Wait(threading.Event())]}[failure])
         r = http_get(s.port, path)
         assert (r.status, r.header("X-Cache"), r.body) == (200, "STALE", b"old\n"), (s.name, r)
+        if failure == "http_500":
+            # An entry sent from its file answers the client's conditions as a HIT does.
+            r = http_get(s.port, path, headers={"If-None-Match": '"s1"'})
+            assert (r.status, r.header("X-Cache")) == (304, "STALE"), s.name
         # Where use_stale is off, the failure is the answer.
         other = "/a-%s-%s" % (failure, s.name)
         origin.script(other, [response(200, "old\n", EXPIRED_NOW)])

@@ -593,7 +593,11 @@ Status set_cache(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
     return {};
   }
   if (name.find('$') != std::string::npos) {
-    return Status::errorf("\"%s\" with variables is not supported by weir yet", n.name().c_str());
+    auto* value = cf.pool.make<ComplexValue>();
+    if (Status st = value->compile(cf, name); !st.ok()) return st;
+    s.value = value;
+    s.enabled = 1;
+    return {};
   }
   Result<SharedZone*> zone = cf.cycle.add_zone(name, 0, &kCacheZoneTag);
   if (!zone.ok()) return zone.status();
@@ -758,6 +762,7 @@ Result<const CacheSettings*> merge_cache_settings(ConfContext& cf, std::string_v
   if (conf.enabled == -1) {
     conf.enabled = prev.enabled;
     conf.zone = prev.zone;
+    conf.value = prev.value;
   }
   if (conf.key == nullptr) conf.key = prev.key;
   if (conf.valid == nullptr) conf.valid = prev.valid;
@@ -778,7 +783,12 @@ Result<const CacheSettings*> merge_cache_settings(ConfContext& cf, std::string_v
   conf.max_range_offset.merge(prev.max_range_offset, std::numeric_limits<off_t>::max());
   conf.background_update.merge(prev.background_update, false);
   if (conf.enabled != 1) return static_cast<const CacheSettings*>(nullptr);
-  if (conf.zone->data == nullptr) {
+  if (conf.value != nullptr) {
+    conf.zones = cf.pool.make<std::vector<SharedZone*>>();
+    for (SharedZone& z : cf.cycle.zones) {
+      if (z.tag == &kCacheZoneTag && z.data != nullptr) conf.zones->push_back(&z);
+    }
+  } else if (conf.zone->data == nullptr) {
     return cf.errorf("\"%.*s_cache\" zone \"%s\" is unknown", static_cast<int>(prefix.size()),
                      prefix.data(), conf.zone->name.c_str());
   }
@@ -789,17 +799,45 @@ Result<const CacheSettings*> merge_cache_settings(ConfContext& cf, std::string_v
   return static_cast<const CacheSettings*>(&conf);
 }
 
+namespace {
+
+// proxy_cache with variables: the zone the value names; nullptr with none ("", "off"), or with
+// nginx's line when no zone has the name (the request fails).
+SharedZone* zone_named(Request& r, const CacheSettings& cs, bool& failed) {
+  std::string_view name = cs.value->eval(r);
+  if (name.empty() || name == "off") return nullptr;
+  for (SharedZone* z : *cs.zones) {
+    if (z->name == name) return z;
+  }
+  log_error(LogLevel::Error, r.log(), 0, "cache \"%.*s\" not found", static_cast<int>(name.size()),
+            name.data());
+  failed = true;
+  return nullptr;
+}
+
+}  // namespace
+
 bool serve_from_cache(Request& r, Upstream& u) {
   const CacheSettings* cs = u.conf->cache;
-  if (cs == nullptr || !(r.method & cs->methods) || cs->zone->data == nullptr) return false;
+  if (cs == nullptr || !(r.method & cs->methods)) return false;
   // Again after waiting for the lock: the key, its use and what the wait knew stay.
   UpstreamCache* c = u.cache;
   bool again = c != nullptr;
   if (!again) {
+    SharedZone* zone = cs->zone;
+    if (cs->value != nullptr) {
+      bool failed = false;
+      zone = zone_named(r, *cs, failed);
+      if (failed) {
+        finalize_request(r, Code::status(500));
+        return true;
+      }
+      if (zone == nullptr) return false;
+    }
     c = r.pool->make<UpstreamCache>();
     u.cache = c;
-    c->zone = cs->zone;
-    c->path = static_cast<const CachePath*>(cs->zone->data);
+    c->zone = zone;
+    c->path = static_cast<const CachePath*>(zone->data);
     c->key_text = cs->key != nullptr ? cs->key->eval(r) : u.protocol->cache_key(r);
     c->key = c->main_key = cache_key(c->key_text);
     c->convert_head = (r.method & kHead) && *cs->convert_head;

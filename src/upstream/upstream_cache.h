@@ -34,8 +34,12 @@ struct CacheValid {
 
 // A location's cache directives.
 struct CacheSettings {
-  int enabled = -1;  // -1: unset; 0: off; 1: zone
+  int enabled = -1;  // -1: unset; 0: off; 1: zone (or value)
   SharedZone* zone = nullptr;
+  // proxy_cache with variables: the value names the zone per request ("" or "off": none), among
+  // the configuration's keys zones.
+  ComplexValue* value = nullptr;
+  std::vector<SharedZone*>* zones = nullptr;
   ComplexValue* key = nullptr;  // nullptr: the protocol's (UpstreamProtocol::cache_key)
   std::vector<CacheValid>* valid = nullptr;
   uint32_t methods = 0;  // kGet | kHead | kPost; 0: unset

@@ -95,6 +95,11 @@ CONF = r"""
             proxy_cache_background_update on;
             proxy_pass http://127.0.0.1:ORIGIN;
         }
+        location /var/ {
+            proxy_cache $arg_zone;
+            proxy_cache_valid 10m;
+            proxy_pass http://127.0.0.1:ORIGIN;
+        }
         location /plain/ {
             open_file_cache off;
             proxy_cache one;
@@ -593,6 +598,18 @@ def test_vary_keeps_a_variant_per_request(pair, origin):
         star = "/vary-star-" + s.name
         origin.script(star, [response(200, "any\n", {"Vary": "*"})])
         assert [http_get(s.port, star).header("X-Cache") for _ in range(2)] == ["MISS", "MISS"]
+
+
+def test_cache_named_by_a_variable(pair, origin):
+    for s in pair:
+        uri = "/var/%s?zone=one" % s.name
+        assert [http_get(s.port, uri).header("X-Cache") for _ in range(2)] == ["MISS", "HIT"], s.name
+        for off in ("off", ""):
+            r = http_get(s.port, "/var/%s?zone=%s" % (s.name, off))
+            assert (r.status, r.header("X-Cache")) == (200, None), s.name
+        r = http_get(s.port, "/var/%s?zone=nowhere" % s.name)
+        assert r.status == 500, s.name
+        wait_for(lambda: 'cache "nowhere" not found' in s.error_log(), what="the log line")
 
 
 def test_a_reload_keeps_the_entries(pair, origin):

@@ -963,15 +963,17 @@ Validity header_validity(const Upstream& u, int64_t now) {
   const Header* expires = nullptr;
   for (const Header* h : in.headers) {
     std::string_view k = h->lowcase_key;
-    if (k == "set-cookie" && !(ignore & kIgnoreSetCookie)) {
+    // A cookie is one client's; Vary: * makes a variant of every request (and a longer Vary names
+    // more fields than nginx keeps).
+    bool keeps_out = (k == "set-cookie" && !(ignore & kIgnoreSetCookie)) ||
+                     (k == "vary" && !(ignore & kIgnoreVary) &&
+                      (trim_ows(h->value) == "*" || h->value.size() > kMaxVary));
+    if (keeps_out) {
       out.cacheable = false;
     } else if (k == "cache-control" && !(ignore & kIgnoreCacheControl)) {
       cache_control(h->value, now, !by_accel, out);
     } else if (k == "expires" && !(ignore & kIgnoreExpires)) {
       expires = h;
-    } else if (k == "vary" && !(ignore & kIgnoreVary) &&
-               (trim_ows(h->value) == "*" || h->value.size() > kMaxVary)) {
-      out.cacheable = false;  // a variant per request (or more fields than nginx keeps)
     }
   }
   if (expires != nullptr && out.valid == 0 && out.cacheable) {

@@ -1,12 +1,14 @@
 #include "upstream/file_cache.h"
 
-#include <openssl/evp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <new>
 
+#include "core/assert.h"
+#include "core/md5.h"
 #include "core/slab.h"
 #include "core/str.h"
 
@@ -143,40 +145,67 @@ Result<CachePathConf> parse_cache_path(std::string_view directive,
 }
 
 CacheKey cache_key(std::string_view text) {
-  CacheKey key{};
-  unsigned len = 0;
-  EVP_Digest(text.data(), text.size(), key.data(), &len, EVP_md5(), nullptr);
-  return key;
+  return Md5::of(text);
 }
 
-std::string cache_key_hex(const CacheKey& key) {
+namespace {
+
+constexpr size_t kHexSize = 32;
+
+void put_hex(char* out, const CacheKey& key) {
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(32, '0');
   for (size_t i = 0; i < key.size(); i++) {
     out[2 * i] = kHex[key[i] >> 4];
     out[2 * i + 1] = kHex[key[i] & 0xf];
   }
+}
+
+}  // namespace
+
+std::string cache_key_hex(const CacheKey& key) {
+  std::string out(kHexSize, '0');
+  put_hex(out.data(), key);
   return out;
 }
 
-std::string cache_file_name(const CachePathConf& conf, const CacheKey& key) {
-  std::string hex = cache_key_hex(key);
-  std::string name = conf.path;
-  size_t end = hex.size();
+size_t cache_file_name_size(const CachePathConf& conf) {
+  size_t size = conf.path.size() + 1 + kHexSize;
+  for (uint8_t level : conf.levels) {
+    if (level == 0) break;
+    size += 1 + level;
+  }
+  return size;
+}
+
+void put_cache_file_name(std::span<char> out, const CachePathConf& conf, const CacheKey& key) {
+  WEIR_ASSERT(out.size() == cache_file_name_size(conf));
+  char hex[kHexSize];
+  put_hex(hex, key);
+  char* p = std::copy(conf.path.begin(), conf.path.end(), out.data());
+  size_t end = kHexSize;
   for (uint8_t level : conf.levels) {
     if (level == 0) break;
     end -= level;
-    name += '/';
-    name.append(hex, end, level);
+    *p++ = '/';
+    p = std::copy_n(hex + end, level, p);
   }
-  name += '/';
-  name += hex;
+  *p++ = '/';
+  std::copy_n(hex, kHexSize, p);
+}
+
+std::string cache_file_name(const CachePathConf& conf, const CacheKey& key) {
+  std::string name(cache_file_name_size(conf), '\0');
+  put_cache_file_name(name, conf, key);
   return name;
+}
+
+size_t cache_file_prefix_size(std::string_view key) {
+  return kFixedSize + kKeyLine.size() + key.size() + 1;
 }
 
 std::string cache_file_prefix(CacheFileHeader h, std::string_view key) {
   std::string out(kFixedSize, '\0');
-  h.header_start = static_cast<uint32_t>(kFixedSize + kKeyLine.size() + key.size() + 1);
+  h.header_start = static_cast<uint32_t>(cache_file_prefix_size(key));
   if (h.body_start < h.header_start) h.body_start = h.header_start;
   std::memcpy(out.data(), kMagic, sizeof kMagic);
   put64(out.data() + 8, h.valid_sec);

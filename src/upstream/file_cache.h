@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "conf/cycle.h"
+#include "core/md5.h"
 #include "core/queue.h"
 #include "core/rbtree.h"
 #include "core/status.h"
@@ -48,14 +49,18 @@ struct CachePathConf {
 Result<CachePathConf> parse_cache_path(std::string_view directive,
                                        std::span<const std::string> args, std::string_view prefix);
 
-using CacheKey = std::array<uint8_t, 16>;      // the MD5 of the key's text
-using CacheVariant = std::array<uint8_t, 16>;  // the MD5 of the fields Vary names
+using CacheKey = Md5Digest;      // the MD5 of the key's text
+using CacheVariant = Md5Digest;  // the MD5 of the fields Vary names
 
 CacheKey cache_key(std::string_view text);
 std::string cache_key_hex(const CacheKey& key);
 // The file a key names: path/<levels>/<32 hex digits>, each level's directory named by the
 // characters before the previous level's, from the end ("levels=1:2": .../c/29/b7f5...029c).
 std::string cache_file_name(const CachePathConf& conf, const CacheKey& key);
+// The same name written into out, which holds cache_file_name_size(conf) bytes (no heap: a HIT
+// names its file in the request's pool).
+size_t cache_file_name_size(const CachePathConf& conf);
+void put_cache_file_name(std::span<char> out, const CachePathConf& conf, const CacheKey& key);
 
 // What a cache file begins with, before the upstream's header as it came and the body.
 struct CacheFileHeader {
@@ -74,6 +79,7 @@ struct CacheFileHeader {
 
 // The file's first bytes: the fixed header, then "\nKEY: " key "\n" (header_start is its end).
 std::string cache_file_prefix(CacheFileHeader h, std::string_view key);
+size_t cache_file_prefix_size(std::string_view key);
 // Reads the header from the file's first bytes (at least the prefix); an error says why the file
 // is not this key's or is damaged (a miss, logged by the caller).
 Result<CacheFileHeader> read_cache_file_header(std::string_view bytes, std::string_view key,

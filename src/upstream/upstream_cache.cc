@@ -139,10 +139,11 @@ void send_entry(Request& r, Upstream& u, const CacheEntry& e, CacheStatus status
 // index knows, uniq) and its header read; nullptr when there is none or it is not this key's or is
 // damaged (logged as nginx's lines, and the index told).
 CacheEntry* open_entry(Request& r, UpstreamCache& c, size_t buffer_size, ino_t uniq, bool probing) {
-  std::string file_name = cache_file_name(c.path->conf, c.key);
-  char* name = r.pool->alloc_bytes(file_name.size() + 1);
-  std::memcpy(name, file_name.c_str(), file_name.size() + 1);
-  std::string_view path(name, file_name.size());
+  size_t name_size = cache_file_name_size(c.path->conf);
+  char* name = r.pool->alloc_bytes(name_size + 1);
+  put_cache_file_name({name, name_size}, c.path->conf, c.key);
+  name[name_size] = '\0';
+  std::string_view path(name, name_size);
   const CoreLocConf& clcf = core_loc(r);
   OpenFileInfo of;
   init_open_file_info(clcf, of);
@@ -227,30 +228,33 @@ std::string_view stored_field(const CacheEntry& e, std::string_view name) {
 // The request's variant for a Vary value: the MD5 of each named field's name and values.
 // nginx: ngx_http_file_cache_vary
 CacheVariant request_variant(Request& r, std::string_view vary) {
-  std::string text;
+  Md5 md5;
   while (!vary.empty()) {
     size_t comma = vary.find(',');
-    std::string name = lowercased(trim_ows(vary.substr(0, comma)));
+    std::string_view name = trim_ows(vary.substr(0, comma));
     vary = comma == std::string_view::npos ? std::string_view() : vary.substr(comma + 1);
     if (name.empty()) continue;
-    text += name;
-    text += ':';
-    for (const Header* h : r.headers_in.headers) {
-      if (h->hash == 0 || h->lowcase_key != name) continue;
-      text += h->value;
-      text += ',';
+    for (char ch : name) {
+      char low = to_lower(ch);
+      md5.update({&low, 1});
     }
-    text += '\n';
+    md5.update(":");
+    for (const Header* h : r.headers_in.headers) {
+      if (h->hash == 0 || !iequals(h->lowcase_key, name)) continue;
+      md5.update(h->value);
+      md5.update(",");
+    }
+    md5.update("\n");
   }
-  return cache_key(text);
+  return md5.final();
 }
 
 // Where a variant other than the main key's is kept: the MD5 of the key's and the variant's.
 CacheKey variant_key(const CacheKey& main, const CacheVariant& variant) {
-  char both[32];
-  std::memcpy(both, main.data(), 16);
-  std::memcpy(both + 16, variant.data(), 16);
-  return cache_key({both, sizeof both});
+  Md5 md5;
+  md5.update({reinterpret_cast<const char*>(main.data()), main.size()});
+  md5.update({reinterpret_cast<const char*>(variant.data()), variant.size()});
+  return md5.final();
 }
 
 void lock_wait_handler(Request& r) {
@@ -705,34 +709,6 @@ Status set_use_stale(ConfContext&, const ConfNode& n, CacheSettings& s) {
   return {};
 }
 
-Status set_revalidate(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
-  return slot::flag<&CacheSettings::revalidate>(cf, n, s);
-}
-
-Status set_convert_head(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
-  return slot::flag<&CacheSettings::convert_head>(cf, n, s);
-}
-
-Status set_lock(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
-  return slot::flag<&CacheSettings::lock>(cf, n, s);
-}
-
-Status set_lock_timeout(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
-  return slot::msec<&CacheSettings::lock_timeout>(cf, n, s);
-}
-
-Status set_lock_age(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
-  return slot::msec<&CacheSettings::lock_age>(cf, n, s);
-}
-
-Status set_max_range_offset(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
-  return slot::offset<&CacheSettings::max_range_offset>(cf, n, s);
-}
-
-Status set_background_update(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
-  return slot::flag<&CacheSettings::background_update>(cf, n, s);
-}
-
 Status cache_path(ConfContext& cf, const ConfNode& n) {
   std::span<const std::string> args(n.args);
   Result<CachePathConf> conf = parse_cache_path(n.name(), args.subspan(1), cf.cycle.prefix);
@@ -1094,14 +1070,15 @@ bool start_cache_file(Request& r, Upstream& u, EventPipe& p) {
   h.updating_sec = c.updating_sec;
   h.error_sec = c.error_sec;
   h.variant = c.variant;
-  h.body_start = static_cast<uint32_t>(cache_file_prefix(h, c.key_text).size() + header.size());
+  h.body_start = static_cast<uint32_t>(cache_file_prefix_size(c.key_text) + header.size());
   if (h.body_start > u.conf->buffer_size) {
     // A HIT reads the header with one buffer_size read, as nginx's.
     WEIR_DEBUG(r.log(), "http cache header too long for the buffer: %u", h.body_start);
     c.store = false;
     return false;
   }
-  std::string head = cache_file_prefix(h, c.key_text) + header;
+  std::string head = cache_file_prefix(h, c.key_text);
+  head += header;
   p.store = true;
   if (!c.path->conf.use_temp_path) p.temp_path = &c.path->dir;
   if (make_pipe_temp_file(p) != Rc::Ok) {

@@ -111,13 +111,6 @@ Status add_bypass(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 Status add_no_cache(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 Status set_min_uses(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 Status set_use_stale(ConfContext& cf, const ConfNode& n, CacheSettings& s);
-Status set_revalidate(ConfContext& cf, const ConfNode& n, CacheSettings& s);
-Status set_convert_head(ConfContext& cf, const ConfNode& n, CacheSettings& s);
-Status set_lock(ConfContext& cf, const ConfNode& n, CacheSettings& s);
-Status set_lock_timeout(ConfContext& cf, const ConfNode& n, CacheSettings& s);
-Status set_lock_age(ConfContext& cf, const ConfNode& n, CacheSettings& s);
-Status set_max_range_offset(ConfContext& cf, const ConfNode& n, CacheSettings& s);
-Status set_background_update(ConfContext& cf, const ConfNode& n, CacheSettings& s);
 // proxy_cache_path and its twins (the directive's name says which).
 Status cache_path(ConfContext& cf, const ConfNode& n);
 

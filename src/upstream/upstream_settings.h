@@ -180,15 +180,20 @@ consteval auto upstream_directives() {
         row<Conf, Up, Prefix, "_no_cache", on_cache<add_no_cache>>(kWhere | kOneMore),
         row<Conf, Up, Prefix, "_cache_min_uses", on_cache<set_min_uses>>(kWhere | kTake1),
         row<Conf, Up, Prefix, "_cache_use_stale", on_cache<set_use_stale>>(kWhere | kOneMore),
-        row<Conf, Up, Prefix, "_cache_revalidate", on_cache<set_revalidate>>(kWhere | kFlag),
-        row<Conf, Up, Prefix, "_cache_convert_head", on_cache<set_convert_head>>(kWhere | kFlag),
-        row<Conf, Up, Prefix, "_cache_lock", on_cache<set_lock>>(kWhere | kFlag),
-        row<Conf, Up, Prefix, "_cache_lock_timeout", on_cache<set_lock_timeout>>(kWhere | kTake1),
-        row<Conf, Up, Prefix, "_cache_lock_age", on_cache<set_lock_age>>(kWhere | kTake1),
-        row<Conf, Up, Prefix, "_cache_max_range_offset", on_cache<set_max_range_offset>>(kWhere |
-                                                                                         kTake1),
-        row<Conf, Up, Prefix, "_cache_background_update", on_cache<set_background_update>>(kWhere |
-                                                                                           kFlag),
+        row<Conf, Up, Prefix, "_cache_revalidate",
+            on_cache<slot::flag<&CacheSettings::revalidate>>>(kWhere | kFlag),
+        row<Conf, Up, Prefix, "_cache_convert_head",
+            on_cache<slot::flag<&CacheSettings::convert_head>>>(kWhere | kFlag),
+        row<Conf, Up, Prefix, "_cache_lock", on_cache<slot::flag<&CacheSettings::lock>>>(kWhere |
+                                                                                         kFlag),
+        row<Conf, Up, Prefix, "_cache_lock_timeout",
+            on_cache<slot::msec<&CacheSettings::lock_timeout>>>(kWhere | kTake1),
+        row<Conf, Up, Prefix, "_cache_lock_age", on_cache<slot::msec<&CacheSettings::lock_age>>>(
+            kWhere | kTake1),
+        row<Conf, Up, Prefix, "_cache_max_range_offset",
+            on_cache<slot::offset<&CacheSettings::max_range_offset>>>(kWhere | kTake1),
+        row<Conf, Up, Prefix, "_cache_background_update",
+            on_cache<slot::flag<&CacheSettings::background_update>>>(kWhere | kFlag),
     };
     return join_directives(join_directives(connection, buffering), cache);
   }

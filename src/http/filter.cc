@@ -8,6 +8,8 @@ namespace weir::http {
 
 std::string_view filter_name(FilterId id) {
   switch (id) {
+    case FilterId::Slice:
+      return "slice";
     case FilterId::NotModified:
       return "not_modified";
     case FilterId::RangeBody:

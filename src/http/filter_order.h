@@ -10,6 +10,7 @@
 namespace weir::http {
 
 enum class FilterId {
+  Slice,
   NotModified,
   RangeBody,
   Copy,
@@ -37,7 +38,7 @@ inline constexpr std::array kSeedRegistrationOrder = {
     FilterId::RangeHeader, FilterId::Gzip,    FilterId::Zstd,    FilterId::Brotli,
     FilterId::Postpone,    FilterId::Ssi,     FilterId::Charset, FilterId::Gunzip,
     FilterId::Userid,      FilterId::Headers, FilterId::Copy,    FilterId::RangeBody,
-    FilterId::NotModified,
+    FilterId::NotModified, FilterId::Slice,
 };
 
 // Run order: the registration order reversed.

@@ -170,7 +170,10 @@ struct Request {
   bool filter_need_in_memory : 1 = false;
   bool filter_need_temporary : 1 = false;
   bool allow_ranges : 1 = false;
-  bool single_range : 1 = false;  // one range at most (proxy_force_ranges)
+  bool single_range : 1 = false;  // one range at most (proxy_force_ranges, slice)
+  // A subrequest whose output is a piece of the main request's (slice): the main request's ranges
+  // cut it, at its content_offset.
+  bool subrequest_ranges : 1 = false;
   bool disable_not_modified : 1 = false;
   bool expect_tested : 1 = false;
   bool root_tested : 1 = false;

@@ -60,6 +60,20 @@ Request* create_subrequest(Request& r, std::string_view uri, std::string_view ar
   sr->start_msec = clock::wall_msec();
   sr->read_event_handler = request_empty_handler;
   sr->write_event_handler = handle_request;
+  if (flags.clone) {
+    sr->method = r.method;
+    sr->method_name = r.method_name;
+    sr->loc_conf = r.loc_conf;
+    sr->valid_location = r.valid_location;
+    sr->valid_unparsed_uri = r.valid_unparsed_uri;
+    sr->content_handler = r.content_handler;
+    sr->phase_handler = r.phase_handler;
+    sr->captures = r.captures;
+    sr->ncaptures = r.ncaptures;
+    sr->captures_data = r.captures_data;
+    sr->write_event_handler = core_run_phases;
+    update_location_config(*sr);
+  }
   if (!sr->background) {
     // Its output goes after what r has sent so far: it takes its place in r's postponed list, and
     // is the active request at once when r is active with nothing else waiting.

@@ -18,12 +18,15 @@ struct SubrequestFlags {
   bool in_memory = false;   // keep the output in sr->out (up to subrequest_output_buffer_size)
   bool waited = false;      // the parent checks sr->done when it resumes
   bool background = false;  // nobody waits; the output is dropped
+  // The parent's own request again (slice's next piece, a cache's background update): its method,
+  // location and content handler, straight to the content phase with no new location lookup.
+  bool clone = false;
 };
 
-// Creates a GET subrequest of r for uri?args, sharing r's headers, body and variables, and posts it
-// to run once the current handlers return. Returns nullptr (logged) on a subrequest cycle or when
-// the request's reference count would overflow, as nginx enforces.
-// post: called when the subrequest's handler is done (PostSubrequest).
+// Creates a GET (or, cloned, r's method) subrequest of r for uri?args, sharing r's headers, body
+// and variables, and posts it to run once the current handlers return. Returns nullptr (logged) on
+// a subrequest cycle or when the request's reference count would overflow, as nginx enforces. post:
+// called when the subrequest's handler is done (PostSubrequest).
 Request* create_subrequest(Request& r, std::string_view uri, std::string_view args,
                            SubrequestFlags flags, PostSubrequest* post = nullptr);
 

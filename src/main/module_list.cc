@@ -23,6 +23,7 @@ extern Module http_header_filter_module;
 extern Module http_chunked_filter_module;
 extern Module http_copy_filter_module;
 extern Module http_not_modified_filter_module;
+extern Module http_slice_filter_module;
 extern Module http_range_filter_module;
 extern Module http_postpone_filter_module;
 extern Module http_headers_filter_module;
@@ -116,6 +117,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_headers_filter_module,
     &http::http_copy_filter_module,
     &http::http_not_modified_filter_module,
+    &http::http_slice_filter_module,
 });
 
 }  // namespace

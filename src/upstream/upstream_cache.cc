@@ -904,11 +904,9 @@ bool serve_from_cache(Request& r, Upstream& u) {
     // proxy_cache_background_update: the expired entry goes out now, and a background subrequest
     // for the same URI fetches and keeps the new one. nginx:
     // ngx_http_upstream_cache_background_update
-    Request* sr = create_subrequest(r, r.uri, r.args, {.background = true});
+    Request* sr = create_subrequest(r, r.uri, r.args, {.background = true, .clone = true});
     if (sr != nullptr) {
       sr->header_only = true;
-      sr->method = r.method;
-      sr->method_name = r.method_name;
       send_as = CacheStatus::Stale;
     }
   }

@@ -103,7 +103,8 @@ class Backend:
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def script(self, path, steps, early=False):
-        self.scripts[path] = list(steps)
+        """steps: a list, or a function of (method, target, headers) that returns one per request."""
+        self.scripts[path] = steps if callable(steps) else list(steps)
         if early:
             self.early.add(path)
 
@@ -188,6 +189,8 @@ class Backend:
                         writer.transport.abort()
                     return
                 steps = self.scripts.get(path, [response(200, "backend %s" % path), KeepOpen()])
+                if callable(steps):
+                    steps = steps(method, target, headers)
                 keep = False
                 for step in steps:
                     if isinstance(step, Send):

@@ -36,10 +36,10 @@ def test_version_help_configure():
     for present in ("--with-debug", "--with-pcre-jit", "--with-threads", "--with-file-aio",
                     "--with-http_ssl_module", "--with-http_stub_status_module",
                     "--with-http_realip_module", "--with-http_auth_request_module",
-                    "--with-http_v2_module", "--with-http_gunzip_module",
+                    "--with-http_v2_module", "--with-http_slice_module", "--with-http_gunzip_module",
                     "--with-http_gzip_static_module"):
         assert " %s " % present in conf + " "
-    for absent in ("dav", "mp4", "slice", "sub_module", "addition", "secure_link", "stream", "mail"):
+    for absent in ("dav", "mp4", "sub_module", "addition", "secure_link", "stream", "mail"):
         assert absent not in conf
     # nginx's lines of the TLS library, in its place.
     assert lines[1].startswith("built with OpenSSL 3.") and lines[2] == "TLS SNI support enabled"

@@ -1,7 +1,9 @@
 // Byte ranges: the header filter answers "Range: bytes=..." on a 200 with 206 and Content-Range
 // (one range) or multipart/byteranges (several, up to max_ranges), 416 when none is satisfiable,
 // and If-Range; otherwise it advertises "Accept-Ranges: bytes". The body filter cuts the response
-// to the ranges. nginx: src/http/modules/ngx_http_range_filter_module.c
+// to the ranges: the main request's, or, for a subrequest that makes a piece of it (slice's
+// subrequest_ranges), the piece from its content_offset. nginx:
+// src/http/modules/ngx_http_range_filter_module.c
 #include <unistd.h>
 
 #include <cstring>
@@ -103,6 +105,7 @@ std::string_view pool_printf(Pool& pool, const char* fmt, ...) {
 }
 
 Code singlepart_header(Request& r, RangeCtx& ctx, HeaderNext next) {
+  if (!r.is_main()) return next(r);  // a piece of the main request's range: cut, not described
   const Range& range = ctx.ranges[0];
   r.headers_out.content_range = add_header_out(
       r, "Content-Range",
@@ -162,8 +165,9 @@ Code multipart_header(Request& r, RangeCtx& ctx, HeaderNext next) {
 }
 
 Code range_header_filter(Request& r, HeaderNext next) {
-  if (r.http_version < 1000 || r.headers_out.status != 200 || !r.is_main() ||
-      r.headers_out.content_length_n == -1 || !r.allow_ranges) {
+  if (r.http_version < 1000 || r.headers_out.status != 200 ||
+      (!r.is_main() && !r.subrequest_ranges) || r.headers_out.content_length_n == -1 ||
+      !r.allow_ranges) {
     return next(r);
   }
   CoreLocConf& clcf = core_loc(r);
@@ -184,7 +188,13 @@ Code range_header_filter(Request& r, HeaderNext next) {
     if (applies) {
       auto* ctx = r.pool->make<RangeCtx>();
       ctx->offset = r.headers_out.content_offset;
-      switch (parse_ranges(r, *ctx, r.single_range ? 1 : *clcf.max_ranges)) {
+      ParseRange parsed = ParseRange::Ok;
+      if (auto* main_ctx = r.main->get_ctx<RangeCtx>(); !r.is_main() && main_ctx != nullptr) {
+        ctx->ranges = main_ctx->ranges;  // a piece of the main request: cut to its range
+      } else {
+        parsed = parse_ranges(r, *ctx, r.single_range ? 1 : *clcf.max_ranges);
+      }
+      switch (parsed) {
         case ParseRange::Ok:
           r.set_ctx(ctx);
           r.headers_out.status = 206;

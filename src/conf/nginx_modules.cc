@@ -28,7 +28,6 @@ constexpr Owner kOwners[] = {
     {Match::Exact, "flv", "ngx_http_flv_module"},
     {Match::Prefix, "mp4", "ngx_http_mp4_module"},
     {Match::Prefix, "secure_link", "ngx_http_secure_link_module"},
-    {Match::Exact, "slice", "ngx_http_slice_module"},
     {Match::Exact, "random_index", "ngx_http_random_index_module"},
     {Match::Exact, "mail", "ngx_mail_module"},
     {Match::Exact, "stream", "ngx_stream_module"},

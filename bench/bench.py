@@ -495,13 +495,33 @@ def run_cache(rounds, seconds, log):
     return results, syscalls, manager
 
 
+def cache_files(s):
+    return sum(len(files) for _, _, files in os.walk(os.path.join(s.dir, "cache")))
+
+
 def cache_manager_cost(origin, log, seconds=10):
     """The cache manager's CPU while the index holds 100k entries (distinct MISSes, for at most 40 s),
-    no entry expiring: % of a core over `seconds`."""
+    no entry expiring: % of a core over `seconds`; then, reloaded with a max_size far below what is
+    kept, while it deletes (its default pace: manager_files=100 every manager_sleep=50ms): % of a core
+    and files deleted over `seconds`. {kind: (entries, % at rest, % deleting, files deleted)}"""
     out = {}
     script = tempfile.mktemp(suffix=".lua")
     with open(script, "w") as f:
         f.write(DISTINCT_URIS_LUA)
+
+    def cpu(pid):
+        fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def manager(s, other_than=None):
+        for p in s.pids()[1:]:
+            try:
+                if b"cache manager" in open("/proc/%d/cmdline" % p, "rb").read() and p != other_than:
+                    return p
+            except FileNotFoundError:
+                pass
+        return None
+
     try:
         for k in ("weir", "nginx"):
             s = Server(k, origin=origin.port, cache=True, cache_zone="64m").start()
@@ -509,18 +529,34 @@ def cache_manager_cost(origin, log, seconds=10):
                 n, started = 0, time.time()
                 while n < 100000 and time.time() - started < 40:
                     n += wrk(s.port, "/", 50, 4, ["-s", script], script_args=[str(n + 1000000)])[0]
-                managers = [p for p in s.pids()[1:]
-                            if b"cache manager" in open("/proc/%d/cmdline" % p, "rb").read()]
-                if not managers:
+                at_rest = manager(s)
+                if at_rest is None:
                     raise RuntimeError("%s: no cache manager process" % k)
-
-                def cpu(pid):
-                    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
-                    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-                c0 = cpu(managers[0])
+                c0 = cpu(at_rest)
                 time.sleep(seconds)
-                out[k] = (n, (cpu(managers[0]) - c0) / seconds * 100)
-                log("  %-6s cache manager at %d entries: %.2f%% of a core" % (k, n, out[k][1]))
+                rest = (cpu(at_rest) - c0) / seconds * 100
+                # Deleting: the same zone reloaded with max_size=1m; the new manager evicts.
+                with open(s.conf) as f:
+                    conf = f.read()
+                with open(s.conf, "w") as f:
+                    f.write(conf.replace("keys_zone=one:64m", "keys_zone=one:64m max_size=1m"))
+                before = cache_files(s)
+                os.kill(s.proc.pid, signal.SIGHUP)
+                deadline = time.time() + 30
+                deleting = None
+                while deleting is None and time.time() < deadline:
+                    deleting = manager(s, other_than=at_rest)
+                    time.sleep(0.05)
+                if deleting is None:
+                    raise RuntimeError("%s: no cache manager after the reload" % k)
+                f0, c0 = cache_files(s), cpu(deleting)
+                time.sleep(seconds)
+                busy = (cpu(deleting) - c0) / seconds * 100
+                deleted = f0 - cache_files(s)
+                out[k] = (n, rest, busy, deleted)
+                log("  %-6s cache manager at %d entries: %.2f%% of a core at rest; deleting (%d files "
+                    "before the reload): %.2f%% of a core, %d files in %d s" % (
+                        k, n, rest, before, busy, deleted, seconds))
             finally:
                 s.stop()
     finally:
@@ -1265,7 +1301,11 @@ def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=No
                                                      ", ".join("%s %.2f" % kv for kv in sorted(per_call.items()))))
         out += ["", "The cache manager process at rest over 10 s, after distinct MISSes filled the index (up to "
                 "100k entries or 40 s; inactive 10 m: nothing expires): " + "; ".join(
-                    "%s %.2f%% of a core at %d entries" % (k, pct, n) for k, (n, pct) in manager.items()), ""]
+                    "%s %.2f%% of a core at %d entries" % (k, rest, n) for k, (n, rest, _, _) in manager.items()),
+                "", "Then, reloaded with `max_size=1m`, while the new manager deletes at its default pace "
+                "(`manager_files=100`, `manager_sleep=50ms`), over 10 s: " + "; ".join(
+                    "%s %.2f%% of a core, %d files deleted" % (k, busy, deleted)
+                    for k, (_, _, busy, deleted) in manager.items()), ""]
     out.append("Reproduce: `make bench` (whole run %.0f s)." % elapsed)
     path = os.path.join(ROOT, "bench", "results", "%s.md" % (report or today))
     with open(path, "w") as f:

@@ -69,11 +69,7 @@ Rc keep_in_memory(Request& r, ChainLink* in) {
 
 Rc postpone_filter(Request& r, ChainLink* in, BodyNext next) {
   // The common case first: a main request that has no subrequest waiting and whose turn it is.
-  if (r.postponed == nullptr && r.is_main() && r.http_connection->active == &r) {
-    // Nothing to send and nothing held below (a parent resumed after its last subrequest).
-    if (in == nullptr && r.connection->buffered == 0) return Rc::Ok;
-    return next(r, in);
-  }
+  if (r.postponed == nullptr && r.is_main() && r.http_connection->active == &r) return next(r, in);
   if (r.background) {
     mark_sent(in);
     return Rc::Ok;

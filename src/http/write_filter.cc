@@ -90,7 +90,9 @@ Rc write_filter(Request& r, ChainLink* in) {
   }
 
   if (size == 0 && !(c.buffered & kLowlevelBuffered) && !(last && c.need_last_buf)) {
-    if (last || flush || sync) {
+    // A call with no chain only pushes what is held: with nothing held it is no work (a parent
+    // resumed after its last subrequest). An empty chain that is not a flush point is a bug.
+    if (last || flush || sync || in == nullptr) {
       for (ChainLink* cl = r.out; cl != nullptr;) {
         ChainLink* next = cl->next;
         r.pool->free_link(cl);

@@ -10,6 +10,8 @@ entries; a damaged file is a MISS."""
 import glob
 import hashlib
 import os
+import re
+import socket
 import signal
 import threading
 import time
@@ -867,3 +869,49 @@ def test_real_cache_configurations_load_as_nginx(name):
     for binary in (WEIR, NGINX):
         rc, err = check_conf(binary, REAL_CONFIGS[name])
         assert rc == 0, (binary, err)
+
+
+def keepalive_answers(port, path, n):
+    """n requests one after another on one keep-alive connection, each answer read by its length
+    before the next is sent (a response held back by the server is a timeout here)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        buf, out = b"", []
+        for _ in range(n):
+            c.sendall(b"GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % path.encode())
+            while b"\r\n\r\n" not in buf:
+                buf += c.recv(65536)
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            length = int(re.search(rb"\r\nContent-Length: (\d+)", head).group(1))
+            while len(buf) < length:
+                buf += c.recv(65536)
+            out.append((head.split(b" ")[1], buf[:length]))
+            buf = buf[length:]
+        return out
+
+
+def test_a_small_answer_through_a_kept_upstream_connection_is_not_held_back():
+    # Smaller than postpone_output, from an upstream connection kept for the next request: the
+    # response's end must push it out (it was once held until the client gave up).
+    body = os.urandom(1024)
+    origin = Server("server { listen 127.0.0.1:%%PORT%%; }", files={"1k.bin": body}, binary=NGINX)
+    origin.start()
+    s = Server(("sendfile on; tcp_nopush on;\n"
+                "proxy_cache_path %%DIR%%/cache levels=1:2 keys_zone=one:1m;\n"
+                "proxy_temp_path %%DIR%%/proxy_temp;\n"
+                "upstream origin { server 127.0.0.1:ORIGIN; keepalive 4; }\n"
+                "server { listen 127.0.0.1:%%PORT%%;\n"
+                "  location / { proxy_pass http://origin; proxy_http_version 1.1;\n"
+                "               proxy_set_header Connection \"\"; proxy_cache one; proxy_cache_valid 10m; }\n"
+                "  location /plain/ { proxy_pass http://origin/; proxy_http_version 1.1;\n"
+                "                     proxy_set_header Connection \"\"; }\n"
+                "}").replace("ORIGIN", str(origin.port)))
+    try:
+        s.start()
+        for path in ("/1k.bin", "/plain/1k.bin"):
+            assert keepalive_answers(s.port, path, 5) == [(b"200", body)] * 5, path
+    finally:
+        s.stop()
+        origin.stop()
+        s.check_clean()
+        s.cleanup()
+        origin.cleanup()

@@ -431,6 +431,12 @@ L* create_loc_conf(ConfContext& cf) {
 }
 
 // prev is not const: the parent keeps the types map it builds here, so that children share it.
+// The default file cache's bounds, per worker: entries, seconds unused before one goes, and bytes
+// of small files' content kept.
+constexpr size_t kAutoFileCacheMax = 1000;
+constexpr time_t kAutoFileCacheInactive = 60;
+constexpr size_t kAutoFileCacheContent = 8 << 20;
+
 Status merge_loc_conf(ConfContext& cf, L& prev, L& conf) {
   if (!conf.root_set) {
     if (prev.root_set) {
@@ -545,6 +551,15 @@ Status merge_loc_conf(ConfContext& cf, L& prev, L& conf) {
   conf.open_file_cache_min_uses.merge(prev.open_file_cache_min_uses, 1);
   conf.open_file_cache_errors.merge(prev.open_file_cache_errors, false);
   conf.open_file_cache_events.merge(prev.open_file_cache_events, false);
+  conf.open_file_cache_auto.merge(prev.open_file_cache_auto, true);
+  if (!conf.open_file_cache_set && *conf.open_file_cache_auto) {
+    M& cmcf = core_main_conf(cf);
+    if (cmcf.auto_file_cache == nullptr) {
+      cmcf.auto_file_cache = cf.pool.make<OpenFileCache>(kAutoFileCacheMax, kAutoFileCacheInactive,
+                                                         kAutoFileCacheContent, &cf.cycle.log);
+    }
+    conf.open_file_cache = cmcf.auto_file_cache;
+  }
   if (conf.error_log == nullptr) conf.error_log = prev.error_log;
   if (conf.error_log == nullptr) conf.error_log = cf.cycle.log_sink;
   return {};
@@ -663,6 +678,8 @@ constexpr Directive kDirectives[] = {
                                                       kHttpMainSrvLoc | kFlag),
     directive<slot::flag<&L::open_file_cache_events>>("open_file_cache_events",
                                                       kHttpMainSrvLoc | kFlag),
+    directive<slot::flag<&L::open_file_cache_auto>>("open_file_cache_auto",
+                                                    kHttpMainSrvLoc | kFlag),
 };
 static_assert(directives_of(kDirectives, &http_core_module));
 

@@ -154,6 +154,8 @@ struct CoreMainConf {
   bool try_files = false;
   Cycle* cycle = nullptr;  // its thread pools, for `aio threads=$name`
   std::string prefix;      // the -p prefix, for roots with variables that end up relative
+  // The never-stale file cache of every location without open_file_cache (open_file_cache_auto).
+  OpenFileCache* auto_file_cache = nullptr;
 };
 
 struct CoreSrvConf {
@@ -325,6 +327,8 @@ struct CoreLocConf {
   Setting<uint64_t> open_file_cache_min_uses;
   Setting<bool> open_file_cache_errors;
   Setting<bool> open_file_cache_events;
+  // weir's own: with no open_file_cache, a never-stale cache of the worker's (http/file_watch.h).
+  Setting<bool> open_file_cache_auto;
 };
 
 // The open-file parameters of a location, ready for open_cached_file.

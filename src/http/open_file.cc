@@ -7,10 +7,12 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "core/file.h"
 #include "core/str.h"
 #include "core/time_cache.h"
+#include "http/file_watch.h"
 
 namespace weir::http {
 
@@ -85,9 +87,11 @@ struct OpenFileCache::Entry {
   size_t etag_len = 0;
   Entry* prev = nullptr;
   Entry* next = nullptr;
+  size_t* content_bytes = nullptr;  // the cache's count of content kept
 
   void drop_content() {
     std::free(data);
+    if (content_bytes != nullptr) *content_bytes -= data_len;
     data = nullptr;
     data_len = 0;
   }
@@ -95,8 +99,9 @@ struct OpenFileCache::Entry {
     if (fd >= 0) ::close(fd);
     fd = -1;
   }
-  // The content of a small regular file and the validators, read at (re)validation.
-  void load(const OpenFileInfo& of) {
+  // The content of a small regular file (while the cache's content_max allows) and the
+  // validators, read at (re)validation.
+  void load(const OpenFileInfo& of, size_t content_max = SIZE_MAX) {
     info = of;
     info.fd = -1;
     drop_content();
@@ -108,7 +113,9 @@ struct OpenFileCache::Entry {
     p = put_hex(p, static_cast<uint64_t>(of.size));
     *p++ = '"';
     etag_len = static_cast<size_t>(p - etag);
-    if (fd >= 0 && of.is_file && of.size <= OpenFileCache::kContentMax) {
+    size_t kept = content_bytes != nullptr ? *content_bytes : 0;
+    if (fd >= 0 && of.is_file && of.size <= OpenFileCache::kContentMax &&
+        kept + static_cast<size_t>(of.size) <= content_max) {
       size_t n = static_cast<size_t>(of.size);
       data = static_cast<char*>(std::malloc(n ? n : 1));
       File f;
@@ -117,10 +124,17 @@ struct OpenFileCache::Entry {
         drop_content();  // changing under us: serve it from the file
       } else {
         data_len = n;
+        if (content_bytes != nullptr) *content_bytes += n;
       }
     }
   }
 };
+
+OpenFileCache::OpenFileCache(size_t max, time_t inactive, size_t content_max, const Log* log)
+    : max_(max),
+      inactive_(inactive),
+      content_max_(content_max),
+      watch_(std::make_unique<FileWatch>(log)) {}
 
 OpenFileCache::~OpenFileCache() {
   for (auto& [name, e] : map_) {
@@ -179,6 +193,32 @@ void OpenFileCache::expire(time_t now) {
     retire(tail_);
 }
 
+void OpenFileCache::forget(std::string_view path, bool tree) {
+  if (!tree) {
+    if (auto it = map_.find(path); it != map_.end()) retire(it->second);
+    return;
+  }
+  std::vector<Entry*> gone;
+  for (auto& [name, e] : map_) {
+    if (name.starts_with(path) &&
+        (name.size() == path.size() || name[path.size()] == '/' || path == "/")) {
+      gone.push_back(e);
+    }
+  }
+  for (Entry* e : gone) retire(e);
+}
+
+void OpenFileCache::forget_all() {
+  while (tail_ != nullptr) retire(tail_);
+}
+
+// Opens path for this request alone (the caller closes nothing: the pool does).
+bool OpenFileCache::open_uncached(std::string_view path, OpenFileInfo& of, Pool& pool) {
+  if (!open_and_stat(std::string(path).c_str(), of)) return false;
+  if (of.fd >= 0) pool.add_cleanup(close_fd, reinterpret_cast<void*>(static_cast<intptr_t>(of.fd)));
+  return true;
+}
+
 void OpenFileCache::fill(const Entry& e, OpenFileInfo& of, Pool& pool) {
   bool test_only = of.test_only;
   time_t valid = of.valid;
@@ -213,7 +253,7 @@ bool OpenFileCache::refresh(Entry& e, OpenFileInfo& of) {
   fill_stat(now, st);
   if (now.mtime != e.info.mtime || now.size != e.info.size) {
     // Changed in place: the same descriptor, new size and dates, the content read again.
-    e.load(now);
+    e.load(now, content_max_);
   }
   e.created = clock::now();
   return true;
@@ -221,6 +261,18 @@ bool OpenFileCache::refresh(Entry& e, OpenFileInfo& of) {
 
 bool OpenFileCache::lookup(std::string_view path, OpenFileInfo& of, Pool& pool) {
   time_t now = clock::now();
+  if (watch_ != nullptr) {
+    // What changed since the last request is forgotten before this one is answered.
+    watch_->drain([this](const FileWatch::Change& c) {
+      if (c.all) {
+        forget_all();
+      } else {
+        forget(c.path, c.tree);
+      }
+    });
+    of.errors = false;
+    of.min_uses = 1;
+  }
   expire(now);
   auto it = map_.find(path);
   if (it != map_.end()) {
@@ -228,7 +280,7 @@ bool OpenFileCache::lookup(std::string_view path, OpenFileInfo& of, Pool& pool) 
     e->uses++;
     e->accessed = now;
     touch(e);
-    bool fresh = now - e->created < of.valid &&
+    bool fresh = (watch_ != nullptr || now - e->created < of.valid) &&
                  (of.expect_uniq == 0 || e->err != 0 || e->info.uniq == of.expect_uniq);
     if (fresh || refresh(*e, of)) {
       if (e->err != 0) {
@@ -251,7 +303,7 @@ bool OpenFileCache::lookup(std::string_view path, OpenFileInfo& of, Pool& pool) 
           return true;
         }
         e->fd = opened.fd;
-        e->load(opened);
+        e->load(opened, content_max_);
         e->created = now;
       }
       fill(*e, of, pool);
@@ -260,6 +312,7 @@ bool OpenFileCache::lookup(std::string_view path, OpenFileInfo& of, Pool& pool) 
     retire(e);  // another file (or none) now: start afresh
   }
 
+  if (watch_ != nullptr && !watch_->watch(path)) return open_uncached(path, of, pool);
   if (!open_and_stat(std::string(path).c_str(), of)) {
     if (of.errors &&
         (of.err == ENOENT || of.err == ENOTDIR || of.err == EACCES || of.err == ENAMETOOLONG)) {
@@ -279,17 +332,18 @@ bool OpenFileCache::lookup(std::string_view path, OpenFileInfo& of, Pool& pool) 
   e->name = std::string(path);
   e->created = e->accessed = now;
   e->uses = 1;
+  e->content_bytes = &content_bytes_;
   if (of.fd >= 0 && of.min_uses > 1) {
     // Not used often enough yet to be kept open: remembered, but this request closes the
     // descriptor.
-    e->load(of);
+    e->load(of, content_max_);
     map_.emplace(e->name, e);
     touch(e);
     pool.add_cleanup(close_fd, reinterpret_cast<void*>(static_cast<intptr_t>(of.fd)));
     return true;
   }
   e->fd = of.fd;
-  e->load(of);
+  e->load(of, content_max_);
   map_.emplace(e->name, e);
   touch(e);
   fill(*e, of, pool);

@@ -9,13 +9,17 @@
 
 #include <sys/types.h>
 
+#include <cstdint>
 #include <ctime>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 
+#include "core/log.h"
 #include "core/pool.h"
 #include "core/str.h"
+#include "http/file_watch.h"
 
 namespace weir::http {
 
@@ -47,12 +51,17 @@ struct OpenFileInfo {
 class OpenFileCache {
  public:
   OpenFileCache(size_t max, time_t inactive) : max_(max), inactive_(inactive) {}
+  // The default cache (no open_file_cache configured): never stale, kept so by a FileWatch rather
+  // than by open_file_cache_valid; errors are not kept, and the content of small files up to
+  // content_max bytes in all.
+  OpenFileCache(size_t max, time_t inactive, size_t content_max, const Log* log);
   ~OpenFileCache();
   OpenFileCache(const OpenFileCache&) = delete;
   OpenFileCache& operator=(const OpenFileCache&) = delete;
 
   bool lookup(std::string_view path, OpenFileInfo& of, Pool& pool);
   size_t size() const { return map_.size(); }
+  bool watched() const { return watch_ != nullptr; }
 
   // Files up to this size keep their content in the cache.
   static constexpr off_t kContentMax = 32 * 1024;
@@ -68,11 +77,18 @@ class OpenFileCache {
   bool refresh(Entry& e, OpenFileInfo& of);
   static void release(void* entry);
 
+  bool open_uncached(std::string_view path, OpenFileInfo& of, Pool& pool);
+  void forget(std::string_view path, bool tree);
+  void forget_all();
+
   std::unordered_map<std::string, Entry*, Hash, std::equal_to<>> map_;
   Entry* head_ = nullptr;  // most recently used
   Entry* tail_ = nullptr;
   size_t max_;
   time_t inactive_;
+  size_t content_max_ = SIZE_MAX;  // bytes of file content kept, in all
+  size_t content_bytes_ = 0;
+  std::unique_ptr<FileWatch> watch_;
 };
 
 // Opens or stats path (NUL-terminated), through the cache when there is one. A descriptor it

@@ -1,0 +1,167 @@
+#include "http/file_watch.h"
+
+#include <linux/magic.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <utility>
+#include <vector>
+
+namespace weir::http {
+
+namespace {
+
+// What a directory on the way to a cached file may do that changes what a path names or holds.
+// (Creation is left out: only what exists is cached, and a name is taken over by a move or only
+// after a delete, both seen.)
+constexpr uint32_t kMask = IN_ATTRIB | IN_MODIFY | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
+                           IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW |
+                           IN_EXCL_UNLINK;
+
+// Filesystems whose changes made elsewhere (another client, the FUSE daemon) raise no event.
+bool without_events(long type) {
+  switch (type) {
+    case NFS_SUPER_MAGIC:
+    case SMB_SUPER_MAGIC:
+    case static_cast<long>(0xFF534D42):  // CIFS
+    case static_cast<long>(0xFE534D42):  // SMB2
+    case 0x65735546:                     // FUSE
+    case V9FS_MAGIC:
+    case CEPH_SUPER_MAGIC:
+    case AFS_SUPER_MAGIC:
+    case CODA_SUPER_MAGIC:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+FileWatch::~FileWatch() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void FileWatch::log_once(int err, const char* what, std::string_view path) {
+  if (logged_ || log_ == nullptr) return;
+  logged_ = true;
+  log_error(LogLevel::Notice, *log_, err,
+            "%s \"%.*s\": files on that way are opened per request, not cached", what,
+            static_cast<int>(path.size()), path.data());
+}
+
+bool FileWatch::start() {
+  if (fd_ >= 0) return true;
+  if (failed_) return false;
+  fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (fd_ < 0) {
+    failed_ = true;
+    log_once(errno, "inotify_init1() failed, the file cache is off: no watch for", "/");
+    return false;
+  }
+  return true;
+}
+
+bool FileWatch::add_dir(const std::string& dir) {
+  if (dirs_.contains(dir)) return true;
+  struct statfs fs {};
+  if (::statfs(dir.c_str(), &fs) == 0 && without_events(static_cast<long>(fs.f_type))) {
+    log_once(0, "the filesystem sends no change events at", dir);
+    return false;
+  }
+  int wd = ::inotify_add_watch(fd_, dir.c_str(), kMask);
+  if (wd < 0) {
+    // ENOTDIR: a symbolic link (not followed), whose target may change unseen; ENOSPC: no watch
+    // left (fs.inotify.max_user_watches); ENOENT/EACCES: the open will say.
+    if (errno != ENOTDIR && errno != ENOENT && errno != EACCES) {
+      log_once(errno, "inotify_add_watch() failed for", dir);
+    }
+    return false;
+  }
+  // A directory watched again under another name (a rename seen before) is one watch: the new
+  // name replaces the old.
+  if (auto it = wds_.find(wd); it != wds_.end()) dirs_.erase(it->second);
+  dirs_.emplace(dir, wd);
+  wds_[wd] = dir;
+  return true;
+}
+
+bool FileWatch::watch(std::string_view path) {
+  if (path.empty() || path[0] != '/' || !start()) return false;
+  std::string dir;
+  dir.reserve(path.size());
+  for (size_t slash = 0; slash != std::string_view::npos;) {
+    size_t next = path.find('/', slash + 1);
+    if (next == std::string_view::npos) break;  // the last part is the file itself
+    dir.assign(path.substr(0, slash == 0 ? 1 : slash));
+    if (!add_dir(dir)) return false;
+    slash = next;
+  }
+  // The path's parent (or "/" for "/name").
+  size_t last = path.rfind('/');
+  dir.assign(path.substr(0, last == 0 ? 1 : last));
+  if (!add_dir(dir)) return false;
+  // The file itself must not be a symbolic link: its target's changes raise no event here.
+  struct stat st {};
+  return ::lstat(std::string(path).c_str(), &st) == 0 && !S_ISLNK(st.st_mode);
+}
+
+void FileWatch::unwatch_tree(const std::string& dir) {
+  std::string prefix = dir;
+  if (prefix != "/") prefix += '/';
+  for (auto it = dirs_.begin(); it != dirs_.end();) {
+    if (it->first == dir || it->first.starts_with(prefix)) {
+      ::inotify_rm_watch(fd_, it->second);
+      wds_.erase(it->second);
+      it = dirs_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+bool FileWatch::read_events() {
+  alignas(inotify_event) char buf[8192];
+  ssize_t n = ::read(fd_, buf, sizeof buf);
+  if (n <= 0) return false;
+  change_paths_.clear();
+  changes_.clear();
+  std::vector<std::pair<size_t, uint8_t>>
+      kinds;  // index into change_paths_, 0 one / 1 tree / 2 all
+  for (char* p = buf; p < buf + n;) {
+    auto* ev = reinterpret_cast<inotify_event*>(p);
+    p += sizeof(inotify_event) + ev->len;
+    if (ev->mask & IN_Q_OVERFLOW) {
+      change_paths_.emplace_back();
+      kinds.emplace_back(change_paths_.size() - 1, 2);
+      continue;
+    }
+    auto it = wds_.find(ev->wd);
+    if (it == wds_.end()) continue;  // a watch removed since
+    std::string dir = it->second;
+    std::string_view name = ev->len != 0 ? std::string_view(ev->name) : std::string_view();
+    if (name.empty()) {
+      // The directory itself: renamed, deleted, unmounted, its permissions changed.
+      change_paths_.push_back(dir);
+      kinds.emplace_back(change_paths_.size() - 1, 1);
+      if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT | IN_IGNORED)) unwatch_tree(dir);
+      continue;
+    }
+    std::string path = dir;
+    if (path != "/") path += '/';
+    path += name;
+    bool is_dir = (ev->mask & IN_ISDIR) != 0 || dirs_.contains(path);
+    if (is_dir) unwatch_tree(path);
+    change_paths_.push_back(std::move(path));
+    kinds.emplace_back(change_paths_.size() - 1, is_dir ? 1 : 0);
+  }
+  for (auto [i, kind] : kinds) {
+    changes_.push_back(Change{change_paths_[i], kind == 1, kind == 2});
+  }
+  return true;
+}
+
+}  // namespace weir::http

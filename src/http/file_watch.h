@@ -1,0 +1,63 @@
+// What keeps the default file cache never stale: an inotify instance per worker watching every
+// directory on the way to a cached file, so that a rename, write, truncate, delete, chmod or
+// unmount anywhere on that way is known before the next request is served. The cache drains the
+// events at each lookup (one read that finds nothing, in the common case) and forgets the paths
+// they name. Where watching cannot work (no inotify instance or watch left, a filesystem without
+// events such as NFS or FUSE, a symbolic link on the way) the path is not cached: it is opened
+// per request as nginx without a cache opens it, and that is logged once.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/log.h"
+#include "core/str.h"
+
+namespace weir::http {
+
+class FileWatch {
+ public:
+  explicit FileWatch(const Log* log) : log_(log) {}
+  ~FileWatch();
+  FileWatch(const FileWatch&) = delete;
+  FileWatch& operator=(const FileWatch&) = delete;
+
+  // Watches the directories from "/" to path's parent; false when path cannot be kept (see above).
+  bool watch(std::string_view path);
+
+  // What the events since the last drain changed. prefix: a directory whose whole tree is to be
+  // forgotten; exact: one path. all: every cached path (the event queue overflowed).
+  struct Change {
+    std::string_view path;
+    bool tree = false;
+    bool all = false;
+  };
+  // Reads the pending events and calls forget(Change) for each (F: void(const Change&)).
+  template <class F>
+  void drain(F&& forget) {
+    if (fd_ < 0) return;
+    while (read_events()) {
+      for (const Change& c : changes_) forget(c);
+    }
+  }
+
+ private:
+  bool start();
+  bool read_events();  // fills changes_; false when nothing was pending
+  void unwatch_tree(const std::string& dir);
+  bool add_dir(const std::string& dir);
+  void log_once(int err, const char* what, std::string_view path);
+
+  const Log* log_;
+  int fd_ = -1;
+  bool failed_ = false;  // no inotify instance: nothing is cached
+  bool logged_ = false;
+  std::unordered_map<std::string, int, StringViewHash, std::equal_to<>> dirs_;  // path -> wd
+  std::unordered_map<int, std::string> wds_;
+  std::vector<std::string> change_paths_;
+  std::vector<Change> changes_;
+};
+
+}  // namespace weir::http

@@ -1,0 +1,158 @@
+"""The default file cache (#15): with no open_file_cache, each worker keeps hot files open (and small
+files' bytes), and inotify on every directory on the way keeps it never stale: after a rename over, an
+edit in place, a truncate, a delete, a chmod, a directory renamed or made unsearchable, or a symlink
+swapped, the very next request is answered from the new state, as nginx without a cache answers it.
+A path with a symbolic link on the way is not cached (its target's changes raise no event there).
+open_file_cache_auto off (weir's own) and an explicit open_file_cache off open per request."""
+import os
+import subprocess
+
+import pytest
+
+from conftest import http_get
+
+CONF = """
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        location / { }
+        location /off/ { open_file_cache_auto off; alias %%DIR%%/html/; }
+        location /nginx-off/ { open_file_cache off; alias %%DIR%%/html/; }
+        location /linked/ { alias %%DIR%%/current/; }
+    }
+"""
+
+SMALL = b"small version one\n"
+BIG = os.urandom(100000)  # past what the cache keeps in memory: sent from the kept descriptor
+
+
+def worker_fds(s, target):
+    """How many descriptors of target the workers hold."""
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(s.master_pid())], capture_output=True,
+                         text=True).stdout
+    n = 0
+    for pid in out.split():
+        for fd in os.listdir("/proc/%s/fd" % pid):
+            try:
+                if os.readlink("/proc/%s/fd/%s" % (pid, fd)) == target:
+                    n += 1
+            except OSError:
+                pass
+    return n
+
+
+@pytest.fixture
+def server(make_server):
+    s = make_server(CONF, files={"a.txt": SMALL, "big.bin": BIG, "d/in.txt": b"in d\n"})
+    # Warm: each path is cached by its first request.
+    for path in ("/a.txt", "/big.bin", "/d/in.txt"):
+        assert s.get(path).status == 200
+        assert s.get(path).status == 200
+    return s
+
+
+def test_hot_files_are_kept_open(server):
+    s = server
+    assert worker_fds(s, s.path("html/big.bin")) == 1
+    assert worker_fds(s, s.path("html/a.txt")) == 1
+    assert s.get("/big.bin").body == BIG
+
+
+@pytest.mark.parametrize("location", ["/off/", "/nginx-off/"])
+def test_turned_off_it_opens_per_request(server, location):
+    s = server
+    before = worker_fds(s, s.path("html/d/in.txt"))
+    assert s.get(location + "d/in.txt").body == b"in d\n"
+    assert worker_fds(s, s.path("html/d/in.txt")) == before
+
+
+def test_a_file_renamed_over(server):
+    s = server
+    new = s.path("html/a.txt.new")
+    with open(new, "wb") as f:
+        f.write(b"renamed over\n")
+    os.rename(new, s.path("html/a.txt"))
+    r = s.get("/a.txt")
+    assert (r.status, r.body, r.header("Content-Length")) == (200, b"renamed over\n", "13")
+
+
+def test_an_edit_in_place_and_its_validators(server):
+    s = server
+    etag = s.get("/a.txt").header("ETag")
+    with open(s.path("html/a.txt"), "r+b") as f:
+        f.write(b"SMALL")  # the same size, other bytes
+    os.utime(s.path("html/a.txt"), (1700000000, 1700000000))
+    r = s.get("/a.txt")
+    assert r.body == b"SMALL version one\n"
+    assert r.header("ETag") != etag and r.header("Last-Modified") == "Tue, 14 Nov 2023 22:13:20 GMT"
+    with open(s.path("html/big.bin"), "r+b") as f:
+        f.write(b"changed")
+    assert s.get("/big.bin").body == b"changed" + BIG[7:]
+
+
+def test_a_truncate(server):
+    s = server
+    os.truncate(s.path("html/a.txt"), 5)
+    r = s.get("/a.txt")
+    assert (r.body, r.header("Content-Length")) == (b"small", "5")
+    os.truncate(s.path("html/big.bin"), 0)
+    r = s.get("/big.bin")
+    assert (r.status, r.body) == (200, b"")
+
+
+def test_a_delete_and_the_descriptor_let_go(server):
+    s = server
+    os.unlink(s.path("html/big.bin"))
+    assert s.get("/big.bin").status == 404
+    # The deleted file's space is free: no worker holds it any more.
+    assert worker_fds(s, s.path("html/big.bin") + " (deleted)") == 0
+    os.unlink(s.path("html/a.txt"))
+    assert s.get("/a.txt").status == 404
+
+
+def test_a_chmod(server):
+    s = server
+    os.chmod(s.path("html/a.txt"), 0)
+    assert s.get("/a.txt").status == 403
+    os.chmod(s.path("html/a.txt"), 0o644)
+    assert s.get("/a.txt").body == SMALL
+
+
+def test_a_directory_renamed_and_another_put_in_its_place(server):
+    s = server
+    os.rename(s.path("html/d"), s.path("html/d.old"))
+    assert s.get("/d/in.txt").status == 404
+    os.makedirs(s.path("html/d"))
+    os.chmod(s.path("html/d"), 0o755)
+    with open(s.path("html/d/in.txt"), "wb") as f:
+        f.write(b"the new d\n")
+    os.chmod(s.path("html/d/in.txt"), 0o644)
+    assert s.get("/d/in.txt").body == b"the new d\n"
+
+
+def test_a_directory_made_unsearchable(server):
+    s = server
+    os.chmod(s.path("html/d"), 0)  # the workers may no longer go through it
+    assert s.get("/d/in.txt").status == 403
+    os.chmod(s.path("html/d"), 0o755)
+    assert s.get("/d/in.txt").body == b"in d\n"
+
+
+def test_the_root_directory_renamed(server):
+    s = server
+    os.rename(s.path("html"), s.path("html.old"))
+    assert s.get("/a.txt").status == 404
+    os.rename(s.path("html.old"), s.path("html"))
+    assert s.get("/a.txt").body == SMALL
+
+
+def test_a_symlink_swapped(make_server):
+    s = make_server(CONF, files={"v1/x.txt": b"version 1\n", "v2/x.txt": b"version 2\n"})
+    os.symlink(s.path("html/v1"), s.path("current"))
+    assert http_get(s.port, "/linked/x.txt").body == b"version 1\n"
+    assert http_get(s.port, "/linked/x.txt").body == b"version 1\n"
+    # A path through a link is not kept: nothing to watch for its target.
+    assert worker_fds(s, s.path("html/v1/x.txt")) == 0
+    tmp = s.path("current.new")
+    os.symlink(s.path("html/v2"), tmp)
+    os.rename(tmp, s.path("current"))
+    assert http_get(s.port, "/linked/x.txt").body == b"version 2\n"

@@ -259,7 +259,7 @@ def free_port():
 
 class Server:
     def __init__(self, kind, access_log=False, master=True, logged_port=False, sendfile=True, origin=None,
-                 cpu=None, extra="", http_extra="", php=None, cache=False, cache_zone="10m"):
+                 cpu=None, extra="", http_extra="", php=None, cache=False, cache_zone="10m", file_cache=True):
         self.kind = kind
         self.dir = tempfile.mkdtemp(prefix="weir-bench-%s-" % kind)
         os.chmod(self.dir, 0o755)
@@ -298,6 +298,9 @@ class Server:
                                      http_extra=http_extra)
             if not sendfile:
                 conf = conf.replace("sendfile on;", "sendfile off; output_buffers %s;" % READ_BUFFERS)
+            if not file_cache:
+                # The stock nginx.conf shape: no open_file_cache (weir's own never-stale cache is on).
+                conf = conf.replace("    open_file_cache max=1000 inactive=60s;\n    open_file_cache_valid 60s;\n", "")
             if extra:
                 conf = conf.replace("        root {dir}/html;\n    }}".format(dir=self.dir),
                                     "        root {dir}/html;\n        {extra}\n    }}".format(dir=self.dir, extra=extra), 1)
@@ -877,10 +880,28 @@ def strace_counts(pid, action):
     return total, calls
 
 
-def run_syscalls(kinds, log):
+# The configuration most nginx users run: no open_file_cache.
+DEFAULT_SCENARIOS = [
+    ("default: 1 KiB, 50 connections", "/1k.bin", 50, []),
+    ("default: 1 KiB, Connection: close", "/1k.bin", 50, ["-H", "Connection: close"]),
+    ("default: 100 KiB, 50 connections", "/100k.bin", 50, []),
+]
+
+
+def run_default(kinds, rounds, seconds, log):
+    """The static path on the stock configuration (no open_file_cache): req/s and CPU per request, and
+    syscalls per request of weir and nginx (h2o serves its own configuration, as elsewhere)."""
+    results = {}
+    for name, path, conns, extra in DEFAULT_SCENARIOS:
+        servers = {k: Server(k, file_cache=False).start() for k in kinds}
+        results[name] = measure_rounds(name, servers, path, conns, extra, rounds, seconds, log)
+    return results, run_syscalls([k for k in kinds if k != "h2o"], log, file_cache=False)
+
+
+def run_syscalls(kinds, log, file_cache=True):
     res = {}
     for k in kinds:
-        s = Server(k).start()
+        s = Server(k, file_cache=file_cache).start()
         try:
             sequential_client(s.port, "/1k.bin", 200)  # warm
             pid = s.worker_pid()
@@ -1107,7 +1128,8 @@ def main():
     log("machine: " + machine())
     parts = args.only.split(",") if args.only else ["throughput", "proxied", "tls", "sendfile", "logcost", "latency",
                                                      "syscalls", "instructions", "memory", "compression",
-                                                     "headers", "modules", "coldcache", "php", "cache"]
+                                                     "headers", "modules", "coldcache", "php", "cache",
+                                                     "default"]
     only = [x for x in args.scenarios.split(",") if x]
     tp = run_throughput(kinds, args.rounds, args.seconds, log, only) if "throughput" in parts else {}
     if "proxied" in parts:
@@ -1127,9 +1149,10 @@ def main():
     cold = run_cold_cache(args.rounds, args.seconds, log) if "coldcache" in parts else {}
     php = run_php(args.rounds, args.seconds, log) if "php" in parts else None
     cache = run_cache(args.rounds, args.seconds, log) if "cache" in parts else None
+    default = run_default(kinds, args.rounds, args.seconds, log) if "default" in parts else None
     name = datetime.date.today().isoformat() + ("-" + "-".join(parts) if args.only else "")
     write_report(args, tp, sf, lc, lat, sc, ins, mem, time.time() - started, comp, hdr, name, mods, tls_ins,
-                 cold, php, cache)
+                 cold, php, cache, default)
 
 
 def ratio(a, b):
@@ -1137,7 +1160,7 @@ def ratio(a, b):
 
 
 def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=None, report=None,
-                 mods=None, tls_ins=None, cold=None, php=None, cache=None):
+                 mods=None, tls_ins=None, cold=None, php=None, cache=None, default=None):
     today = datetime.date.today().isoformat()
     out = ["# weir benchmark, %s" % today, "",
            "Machine: " + machine() + ".",
@@ -1306,6 +1329,28 @@ def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=No
                 "(`manager_files=100`, `manager_sleep=50ms`), over 10 s: " + "; ".join(
                     "%s %.2f%% of a core, %d files deleted" % (k, busy, deleted)
                     for k, (_, _, busy, deleted) in manager.items()), ""]
+    if default:
+        load, calls = default
+        kinds_d = list(next(iter(load.values())))
+        out += ["The stock configuration (no `open_file_cache`; weir's never-stale file cache on by default): CPU "
+                "µs per request and its ratio to nginx's, medians of the rounds:", "",
+                "| scenario | " + " | ".join("%s req/s | %s CPU µs/req" % (k, k) for k in kinds_d) +
+                " | req/s weir/nginx | CPU weir/nginx |" + (" CPU weir/h2o |" if "h2o" in kinds_d else ""),
+                "|---" * (2 * len(kinds_d) + 2 + ("h2o" in kinds_d)) + "|"]
+        for name, per in load.items():
+            row = "| %s | " % name + " | ".join("%s | %s" % (median_range(per[k]["rps"]),
+                                                           median_range(per[k]["cpu_us"], "{:.1f}")) for k in kinds_d)
+            row += " | %.2f | %.2f |" % (statistics.median(ratio(per["weir"]["rps"], per["nginx"]["rps"])),
+                                         statistics.median(ratio(per["weir"]["cpu_us"], per["nginx"]["cpu_us"])))
+            if "h2o" in per:
+                row += " %.2f |" % statistics.median(ratio(per["weir"]["cpu_us"], per["h2o"]["cpu_us"]))
+            out.append(row)
+        out += ["", "| server | syscalls per 1 KiB request, one connection | under load (50 connections) | calls |",
+                "|---|---|---|---|"]
+        for k, (one, loaded, per_call) in calls.items():
+            out.append("| %s | %.2f | %.2f | %s |" % (k, one, loaded, ", ".join(
+                "%s %.2f" % kv for kv in sorted(per_call.items()))))
+        out.append("")
     out.append("Reproduce: `make bench` (whole run %.0f s)." % elapsed)
     path = os.path.join(ROOT, "bench", "results", "%s.md" % (report or today))
     with open(path, "w") as f:

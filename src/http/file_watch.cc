@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <utility>
 #include <vector>
 
@@ -125,10 +126,10 @@ void FileWatch::unwatch_tree(const std::string& dir) {
 
 bool FileWatch::read_events() {
   alignas(inotify_event) char buf[8192];
-  ssize_t n = ::read(fd_, buf, sizeof buf);
-  if (n <= 0) return false;
   change_paths_.clear();
   changes_.clear();
+  ssize_t n = ::read(fd_, buf, sizeof buf);
+  if (n <= 0) return false;
   std::vector<std::pair<size_t, uint8_t>>
       kinds;  // index into change_paths_, 0 one / 1 tree / 2 all
   for (char* p = buf; p < buf + n;) {
@@ -161,7 +162,8 @@ bool FileWatch::read_events() {
   for (auto [i, kind] : kinds) {
     changes_.push_back(Change{change_paths_[i], kind == 1, kind == 2});
   }
-  return true;
+  // A read returns whole events: room left for the largest one means the queue was emptied.
+  return static_cast<size_t>(n) > sizeof buf - (sizeof(inotify_event) + NAME_MAX + 1);
 }
 
 }  // namespace weir::http

@@ -34,18 +34,21 @@ class FileWatch {
     bool tree = false;
     bool all = false;
   };
-  // Reads the pending events and calls forget(Change) for each (F: void(const Change&)).
+  // Reads the events queued when it is called and calls forget(Change) for each (F: void(const
+  // Change&)). Events that come while it runs are left for the next call: a log written into a
+  // watched directory must not keep it reading.
   template <class F>
   void drain(F&& forget) {
     if (fd_ < 0) return;
-    while (read_events()) {
+    for (bool more = true; more;) {
+      more = read_events();
       for (const Change& c : changes_) forget(c);
     }
   }
 
  private:
   bool start();
-  bool read_events();  // fills changes_; false when nothing was pending
+  bool read_events();  // fills changes_; true when the read filled the buffer (more may wait)
   void unwatch_tree(const std::string& dir);
   bool add_dir(const std::string& dir);
   void log_once(int err, const char* what, std::string_view path);

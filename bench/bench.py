@@ -895,7 +895,14 @@ def run_default(kinds, rounds, seconds, log):
     for name, path, conns, extra in DEFAULT_SCENARIOS:
         servers = {k: Server(k, file_cache=False).start() for k in kinds}
         results[name] = measure_rounds(name, servers, path, conns, extra, rounds, seconds, log)
-    return results, run_syscalls([k for k in kinds if k != "h2o"], log, file_cache=False)
+    calls = run_syscalls([k for k in kinds if k != "h2o"], log, file_cache=False)
+    instructions = {}
+    for k in ("weir", "nginx"):
+        a = callgrind_instructions(k, 1000, file_cache=False)
+        b = callgrind_instructions(k, 3000, file_cache=False)
+        instructions[k] = (b - a) / 2000
+        log("  %-6s user instructions per 1 KiB request, stock configuration: %.0f" % (k, instructions[k]))
+    return results, calls, instructions
 
 
 def run_syscalls(kinds, log, file_cache=True):
@@ -920,12 +927,13 @@ def run_syscalls(kinds, log, file_cache=True):
 
 
 def callgrind_instructions(kind, n, access_log=False, extra="", http_extra="", client=None, library=None,
-                           php=None):
+                           php=None, file_cache=True):
     """User-space instructions for start-up plus n requests (callgrind dumps on request, then the server is
     killed: a signalled nginx under valgrind does not always exit). client(port, n) makes the requests
     (default: n of /1k.bin); with library (a file name's part, "libz.so"), returns (all, in that
     library's own code)."""
-    s = Server(kind, access_log=access_log, master=False, extra=extra, http_extra=http_extra, php=php)
+    s = Server(kind, access_log=access_log, master=False, extra=extra, http_extra=http_extra, php=php,
+               file_cache=file_cache)
     out = os.path.join(s.dir, "callgrind.out")
     try:
         s.start(prefix=["valgrind", "--tool=callgrind", "--vgdb-prefix=" + os.path.join(s.dir, "vgdb"),
@@ -1330,13 +1338,13 @@ def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=No
                     "%s %.2f%% of a core, %d files deleted" % (k, busy, deleted)
                     for k, (_, _, busy, deleted) in manager.items()), ""]
     if default:
-        load, calls = default
+        load, calls, instructions = default
         kinds_d = list(next(iter(load.values())))
         out += ["The stock configuration (no `open_file_cache`; weir's never-stale file cache on by default): CPU "
                 "µs per request and its ratio to nginx's, medians of the rounds:", "",
                 "| scenario | " + " | ".join("%s req/s | %s CPU µs/req" % (k, k) for k in kinds_d) +
                 " | req/s weir/nginx | CPU weir/nginx |" + (" CPU weir/h2o |" if "h2o" in kinds_d else ""),
-                "|---" * (2 * len(kinds_d) + 2 + ("h2o" in kinds_d)) + "|"]
+                "|---" * (1 + 2 * len(kinds_d) + 2 + ("h2o" in kinds_d)) + "|"]
         for name, per in load.items():
             row = "| %s | " % name + " | ".join("%s | %s" % (median_range(per[k]["rps"]),
                                                            median_range(per[k]["cpu_us"], "{:.1f}")) for k in kinds_d)
@@ -1350,7 +1358,8 @@ def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=No
         for k, (one, loaded, per_call) in calls.items():
             out.append("| %s | %.2f | %.2f | %s |" % (k, one, loaded, ", ".join(
                 "%s %.2f" % kv for kv in sorted(per_call.items()))))
-        out.append("")
+        out += ["", "User instructions per 1 KiB request (callgrind, one sequential client, start-up cancelled): " +
+                "; ".join("%s %.0f" % kv for kv in instructions.items()), ""]
     out.append("Reproduce: `make bench` (whole run %.0f s)." % elapsed)
     path = os.path.join(ROOT, "bench", "results", "%s.md" % (report or today))
     with open(path, "w") as f:

@@ -1,9 +1,11 @@
 #include "http/open_file.h"
 
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -262,6 +264,15 @@ bool OpenFileCache::refresh(Entry& e, OpenFileInfo& of) {
 bool OpenFileCache::lookup(std::string_view path, OpenFileInfo& of, Pool& pool) {
   time_t now = clock::now();
   if (watch_ != nullptr) {
+    if (!fd_budget_set_) {
+      // The default cache keeps at most an eighth of the worker's descriptors open, so that a
+      // worker left at a low RLIMIT_NOFILE (1024 under systemd) still accepts its connections.
+      fd_budget_set_ = true;
+      struct rlimit rl {};
+      if (::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+        max_ = std::min(max_, std::max<size_t>(16, static_cast<size_t>(rl.rlim_cur) / 8));
+      }
+    }
     // What changed since the last request is forgotten before this one is answered.
     watch_->drain([this](const FileWatch::Change& c) {
       if (c.all) {

@@ -89,6 +89,7 @@ class OpenFileCache {
   size_t content_max_ = SIZE_MAX;  // bytes of file content kept, in all
   size_t content_bytes_ = 0;
   std::unique_ptr<FileWatch> watch_;
+  bool fd_budget_set_ = false;  // max_ bounded by the worker's RLIMIT_NOFILE (default cache)
 };
 
 // Opens or stats path (NUL-terminated), through the cache when there is one. A descriptor it

@@ -156,3 +156,14 @@ def test_a_symlink_swapped(make_server):
     os.symlink(s.path("html/v2"), tmp)
     os.rename(tmp, s.path("current"))
     assert http_get(s.port, "/linked/x.txt").body == b"version 2\n"
+
+
+def test_it_keeps_an_eighth_of_the_workers_descriptors_at_most(make_server):
+    # A worker left at a low RLIMIT_NOFILE must still accept connections: 200 / 8 = 25 kept open.
+    files = {"f%d.txt" % i: b"file %d\n" % i for i in range(60)}
+    s = make_server(CONF, files=files, main_conf="worker_rlimit_nofile 200;")
+    for i in range(60):
+        for _ in range(2):
+            assert s.get("/f%d.txt" % i).body == b"file %d\n" % i
+    held = sum(worker_fds(s, s.path("html/f%d.txt" % i)) for i in range(60))
+    assert 0 < held <= 25, held

@@ -91,7 +91,11 @@ bool FileWatch::add_dir(const std::string& dir) {
 }
 
 bool FileWatch::watch(std::string_view path) {
-  if (path.empty() || path[0] != '/' || !start()) return false;
+  // Only a path in one spelling: events name a file by its directory's watched name, so "a//b"
+  // (merge_slashes off) would leave "a/b" unseen.
+  if (path.empty() || path[0] != '/' || path.find("//") != std::string_view::npos || !start()) {
+    return false;
+  }
   std::string dir;
   dir.reserve(path.size());
   for (size_t slash = 0; slash != std::string_view::npos;) {

@@ -167,3 +167,17 @@ def test_it_keeps_an_eighth_of_the_workers_descriptors_at_most(make_server):
             assert s.get("/f%d.txt" % i).body == b"file %d\n" % i
     held = sum(worker_fds(s, s.path("html/f%d.txt" % i)) for i in range(60))
     assert 0 < held <= 25, held
+
+
+def test_a_path_spelled_with_double_slashes_is_not_kept(make_server):
+    # With merge_slashes off "//a.txt" reaches the file system as ".../html//a.txt": kept, it would
+    # move the directory's watch to that spelling and hide the next change of "/a.txt".
+    s = make_server("merge_slashes off;\n" + CONF, files={"a.txt": SMALL})
+    assert s.get("/a.txt").body == SMALL
+    assert s.get("//a.txt").body == SMALL
+    assert s.get("/a.txt").body == SMALL
+    with open(s.path("html/a.txt.new"), "wb") as f:
+        f.write(b"changed\n")
+    os.rename(s.path("html/a.txt.new"), s.path("html/a.txt"))
+    assert s.get("/a.txt").body == b"changed\n"
+    assert s.get("//a.txt").body == b"changed\n"

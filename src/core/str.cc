@@ -84,6 +84,14 @@ std::optional<int64_t> parse_int(std::string_view s) {
   return v;
 }
 
+std::optional<int64_t> take_int(std::string_view s, size_t& i) {
+  size_t end = i;
+  while (end < s.size() && s[end] >= '0' && s[end] <= '9') end++;
+  std::optional<int64_t> n = parse_int(s.substr(i, end - i));
+  i = end;
+  return n;
+}
+
 namespace {
 
 std::optional<int64_t> parse_scaled(std::string_view s, bool allow_g) {

@@ -74,6 +74,9 @@ constexpr std::string_view trim_ows(std::string_view s) {
 
 // Non-negative decimal integer, nginx's ngx_atoi: no sign, no spaces, overflow is an error.
 std::optional<int64_t> parse_int(std::string_view s);
+// The decimal number at s[i...] (parse_int's rules), i moved past its digits; nullopt when there
+// is none or it overflows.
+std::optional<int64_t> take_int(std::string_view s, size_t& i);
 // Sizes: "1024", "8k", "1m" (nginx's ngx_parse_size); offsets also take "g" (ngx_parse_offset).
 std::optional<int64_t> parse_size(std::string_view s);
 std::optional<int64_t> parse_offset(std::string_view s);

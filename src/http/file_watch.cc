@@ -60,7 +60,10 @@ bool FileWatch::start() {
   fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (fd_ < 0) {
     failed_ = true;
-    log_once(errno, "inotify_init1() failed, the file cache is off: no watch for", "/");
+    if (log_ != nullptr) {
+      log_error(LogLevel::Notice, *log_, errno,
+                "inotify_init1() failed: files are opened per request, not cached");
+    }
     return false;
   }
   return true;
@@ -130,41 +133,32 @@ void FileWatch::unwatch_tree(const std::string& dir) {
 
 bool FileWatch::read_events() {
   alignas(inotify_event) char buf[8192];
-  change_paths_.clear();
   changes_.clear();
   ssize_t n = ::read(fd_, buf, sizeof buf);
   if (n <= 0) return false;
-  std::vector<std::pair<size_t, uint8_t>>
-      kinds;  // index into change_paths_, 0 one / 1 tree / 2 all
   for (char* p = buf; p < buf + n;) {
     auto* ev = reinterpret_cast<inotify_event*>(p);
     p += sizeof(inotify_event) + ev->len;
     if (ev->mask & IN_Q_OVERFLOW) {
-      change_paths_.emplace_back();
-      kinds.emplace_back(change_paths_.size() - 1, 2);
+      changes_.emplace_back().all = true;
       continue;
     }
     auto it = wds_.find(ev->wd);
     if (it == wds_.end()) continue;  // a watch removed since
-    std::string dir = it->second;
+    Change& c = changes_.emplace_back();
+    c.path = it->second;
     std::string_view name = ev->len != 0 ? std::string_view(ev->name) : std::string_view();
     if (name.empty()) {
       // The directory itself: renamed, deleted, unmounted, its permissions changed.
-      change_paths_.push_back(dir);
-      kinds.emplace_back(change_paths_.size() - 1, 1);
-      if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT | IN_IGNORED)) unwatch_tree(dir);
+      c.tree = true;
+      if (ev->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT | IN_IGNORED))
+        unwatch_tree(c.path);
       continue;
     }
-    std::string path = dir;
-    if (path != "/") path += '/';
-    path += name;
-    bool is_dir = (ev->mask & IN_ISDIR) != 0 || dirs_.contains(path);
-    if (is_dir) unwatch_tree(path);
-    change_paths_.push_back(std::move(path));
-    kinds.emplace_back(change_paths_.size() - 1, is_dir ? 1 : 0);
-  }
-  for (auto [i, kind] : kinds) {
-    changes_.push_back(Change{change_paths_[i], kind == 1, kind == 2});
+    if (c.path != "/") c.path += '/';
+    c.path += name;
+    c.tree = (ev->mask & IN_ISDIR) != 0 || dirs_.contains(c.path);
+    if (c.tree) unwatch_tree(c.path);
   }
   // A read returns whole events: room left for the largest one means the queue was emptied.
   return static_cast<size_t>(n) > sizeof buf - (sizeof(inotify_event) + NAME_MAX + 1);

@@ -30,7 +30,7 @@ class FileWatch {
   // What the events since the last drain changed. prefix: a directory whose whole tree is to be
   // forgotten; exact: one path. all: every cached path (the event queue overflowed).
   struct Change {
-    std::string_view path;
+    std::string path;
     bool tree = false;
     bool all = false;
   };
@@ -59,7 +59,6 @@ class FileWatch {
   bool logged_ = false;
   std::unordered_map<std::string, int, StringViewHash, std::equal_to<>> dirs_;  // path -> wd
   std::unordered_map<int, std::string> wds_;
-  std::vector<std::string> change_paths_;
   std::vector<Change> changes_;
 };
 

@@ -69,6 +69,13 @@ bool open_and_stat(const char* p, OpenFileInfo& of) {
   return true;
 }
 
+// Opens path for this request alone: the pool closes the descriptor.
+bool open_uncached(std::string_view path, OpenFileInfo& of, Pool& pool) {
+  if (!open_and_stat(path.data(), of)) return false;
+  if (of.fd >= 0) pool.add_cleanup(close_fd, reinterpret_cast<void*>(static_cast<intptr_t>(of.fd)));
+  return true;
+}
+
 }  // namespace
 
 struct OpenFileCache::Entry {
@@ -214,13 +221,6 @@ void OpenFileCache::forget_all() {
   while (tail_ != nullptr) retire(tail_);
 }
 
-// Opens path for this request alone (the caller closes nothing: the pool does).
-bool OpenFileCache::open_uncached(std::string_view path, OpenFileInfo& of, Pool& pool) {
-  if (!open_and_stat(std::string(path).c_str(), of)) return false;
-  if (of.fd >= 0) pool.add_cleanup(close_fd, reinterpret_cast<void*>(static_cast<intptr_t>(of.fd)));
-  return true;
-}
-
 void OpenFileCache::fill(const Entry& e, OpenFileInfo& of, Pool& pool) {
   bool test_only = of.test_only;
   time_t valid = of.valid;
@@ -324,7 +324,7 @@ bool OpenFileCache::lookup(std::string_view path, OpenFileInfo& of, Pool& pool) 
   }
 
   if (watch_ != nullptr && !watch_->watch(path)) return open_uncached(path, of, pool);
-  if (!open_and_stat(std::string(path).c_str(), of)) {
+  if (!open_and_stat(path.data(), of)) {
     if (of.errors &&
         (of.err == ENOENT || of.err == ENOTDIR || of.err == EACCES || of.err == ENAMETOOLONG)) {
       auto* e = new Entry();
@@ -363,9 +363,7 @@ bool OpenFileCache::lookup(std::string_view path, OpenFileInfo& of, Pool& pool) 
 
 bool open_cached_file(OpenFileCache* cache, std::string_view path, OpenFileInfo& of, Pool& pool) {
   if (cache != nullptr) return cache->lookup(path, of, pool);
-  if (!open_and_stat(path.data(), of)) return false;
-  if (of.fd >= 0) pool.add_cleanup(close_fd, reinterpret_cast<void*>(static_cast<intptr_t>(of.fd)));
-  return true;
+  return open_uncached(path, of, pool);
 }
 
 OpenFailure open_failure(int err) {

@@ -77,7 +77,6 @@ class OpenFileCache {
   bool refresh(Entry& e, OpenFileInfo& of);
   static void release(void* entry);
 
-  bool open_uncached(std::string_view path, OpenFileInfo& of, Pool& pool);
   void forget(std::string_view path, bool tree);
   void forget_all();
 

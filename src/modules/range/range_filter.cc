@@ -7,7 +7,11 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <span>
+#include <vector>
 
+#include "core/assert.h"
+#include "core/str.h"
 #include "core/time_cache.h"
 #include "http/core_module.h"
 
@@ -26,7 +30,8 @@ struct Range {
 struct RangeCtx {
   static constexpr Module* kModule = &http_range_filter_module;
   off_t offset = 0;
-  std::vector<Range> ranges;
+  std::vector<Range> parsed;      // this request's own ranges, from its Range header
+  std::span<const Range> ranges;  // what the response is cut to: its own, or the main request's
   std::string_view
       boundary_header;  // CRLF "--" boundary CRLF "Content-Type: ..." CRLF "Content-Range: bytes "
   std::string_view boundary;
@@ -41,14 +46,9 @@ ParseRange parse_ranges(Request& r, RangeCtx& ctx, uint64_t max) {
   size_t i = 0;
   auto at = [&](size_t k) -> char { return k < v.size() ? v[k] : '\0'; };
   auto number = [&](off_t& out) -> bool {
-    if (at(i) < '0' || at(i) > '9') return false;
-    out = 0;
-    while (at(i) >= '0' && at(i) <= '9') {
-      int d = at(i++) - '0';
-      if (out > (INT64_MAX - d) / 10) return false;
-      out = out * 10 + d;
-    }
-    return true;
+    std::optional<int64_t> n = take_int(v, i);
+    if (n) out = *n;
+    return n.has_value();
   };
   for (;;) {
     off_t start = 0, end = 0;
@@ -81,7 +81,7 @@ ParseRange parse_ranges(Request& r, RangeCtx& ctx, uint64_t max) {
     }
   found:
     if (start < end) {
-      ctx.ranges.push_back(Range{start, end, {}});
+      ctx.parsed.push_back(Range{start, end, {}});
       if (size > INT64_MAX - (end - start)) return ParseRange::NotSatisfiable;
       size += end - start;
       if (max-- == 0) return ParseRange::Declined;
@@ -90,6 +90,7 @@ ParseRange parse_ranges(Request& r, RangeCtx& ctx, uint64_t max) {
     }
     if (at(i++) != ',') break;
   }
+  ctx.ranges = ctx.parsed;
   if (ctx.ranges.empty()) return ParseRange::NotSatisfiable;
   if (size > content_length) return ParseRange::Declined;
   return ParseRange::Ok;
@@ -148,7 +149,10 @@ Code multipart_header(Request& r, RangeCtx& ctx, HeaderNext next) {
   r.headers_out.charset = {};
   // The closing boundary: CRLF "--" boundary "--" CRLF.
   off_t len = 4 + static_cast<off_t>(ctx.boundary.size()) + 4;
-  for (Range& range : ctx.ranges) {
+  // Several ranges are always the request's own: the main request a subrequest cuts pieces for
+  // has one range at most (single_range).
+  WEIR_ASSERT(ctx.ranges.data() == ctx.parsed.data());
+  for (Range& range : ctx.parsed) {
     range.content_range =
         pool_printf(*r.pool, "%lld-%lld/%lld\r\n\r\n", static_cast<long long>(range.start),
                     static_cast<long long>(range.end - 1),
@@ -190,7 +194,7 @@ Code range_header_filter(Request& r, HeaderNext next) {
       ctx->offset = r.headers_out.content_offset;
       ParseRange parsed = ParseRange::Ok;
       if (auto* main_ctx = r.main->get_ctx<RangeCtx>(); !r.is_main() && main_ctx != nullptr) {
-        ctx->ranges = main_ctx->ranges;  // a piece of the main request: cut to its range
+        ctx->ranges = main_ctx->ranges;  // a piece of the main request: cut to its range, shared
       } else {
         parsed = parse_ranges(r, *ctx, r.single_range ? 1 : *clcf.max_ranges);
       }

@@ -49,16 +49,6 @@ void set_range(SliceCtx& ctx, off_t size) {
   ctx.range = {ctx.range_buf, static_cast<size_t>(n)};
 }
 
-// The decimal number at v[i...], i moved past its digits; nullopt when there is none or it
-// overflows.
-std::optional<int64_t> take_number(std::string_view v, size_t& i) {
-  size_t end = i;
-  while (end < v.size() && v[end] >= '0' && v[end] <= '9') end++;
-  std::optional<int64_t> n = parse_int(v.substr(i, end - i));
-  i = end;
-  return n;
-}
-
 // Where the client's one open-ended or bounded range begins ("bytes=N-..."); 0 for anything else
 // (several ranges, a suffix, If-Range: the whole file is then fetched from its first piece).
 off_t client_start(const Request& r) {
@@ -69,7 +59,7 @@ off_t client_start(const Request& r) {
   if (v.find(',') != std::string_view::npos) return 0;
   size_t i = v.find_first_not_of(' ');
   if (i == std::string_view::npos) return 0;
-  return take_number(v, i).value_or(0);
+  return take_int(v, i).value_or(0);
 }
 
 // $slice_range: made on the main request's first use, before its response; a piece's subrequest
@@ -103,11 +93,11 @@ bool parse_content_range(std::string_view v, ContentRange& cr) {
   };
   auto expect = [&](char c) { return i < v.size() && v[i++] == c; };
   spaces();
-  std::optional<int64_t> start = take_number(v, i);
+  std::optional<int64_t> start = take_int(v, i);
   spaces();
   if (!start || !expect('-')) return false;
   spaces();
-  std::optional<int64_t> last = take_number(v, i);
+  std::optional<int64_t> last = take_int(v, i);
   spaces();
   if (!last || !expect('/')) return false;
   spaces();
@@ -115,7 +105,7 @@ bool parse_content_range(std::string_view v, ContentRange& cr) {
   if (i < v.size() && v[i] == '*') {
     i++;
   } else {
-    complete = take_number(v, i);
+    complete = take_int(v, i);
     if (!complete) return false;
   }
   spaces();

@@ -124,5 +124,24 @@ TEST(Str, SameBytesAndCompareKeysSeeEveryPlace) {
   }
 }
 
+// take_int reads the digits where it is and stops after them, with parse_int's overflow rule.
+TEST(Str, TakeIntStopsAfterTheDigits) {
+  size_t i = 6;
+  std::string_view v = "bytes=100-199/1000";
+  ASSERT_EQ(take_int(v, i), 100);
+  ASSERT_EQ(i, 9u);
+  i++;
+  ASSERT_EQ(take_int(v, i), 199);
+  ASSERT_EQ(v[i], '/');
+  size_t none = 0;
+  ASSERT_EQ(take_int("-5", none), std::nullopt);
+  ASSERT_EQ(none, 0u);
+  size_t big = 0;
+  ASSERT_EQ(take_int("9223372036854775807", big), INT64_MAX);
+  big = 0;
+  ASSERT_EQ(take_int("9223372036854775808-", big), std::nullopt);
+  ASSERT_EQ(big, 19u);
+}
+
 }  // namespace
 }  // namespace weir

@@ -410,7 +410,7 @@ Request* create_request(Connection& c) {
   int n = module_count(ModuleType::Http);
   r->ctx = static_cast<void**>(pool.alloc_zeroed(sizeof(void*) * n));
   size_t nvars = core_main(*r).variables.count();
-  r->variables = pool.make_array<VariableValue>(nvars);
+  r->variables = new_variable_values(pool, nvars);
   r->start_sec = clock::now();
   r->start_msec = clock::wall_msec();
   hc->request = r;

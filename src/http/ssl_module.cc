@@ -197,7 +197,7 @@ bool handshake_certificates(Connection& c, std::vector<std::pair<std::string, st
   r.srv_conf = hc->conf_ctx->srv_conf;
   r.loc_conf = hc->conf_ctx->loc_conf;
   r.ctx = static_cast<void**>(c.pool.alloc_zeroed(sizeof(void*) * module_count(ModuleType::Http)));
-  r.variables = c.pool.make_array<VariableValue>(core_main(r).variables.count());
+  r.variables = new_variable_values(c.pool, core_main(r).variables.count());
   auto name = [&](const ComplexValue& cv) {
     std::string v(cv.eval(r));
     return v.starts_with("data:") || v.starts_with("/") ? v : conf.conf_prefix + v;

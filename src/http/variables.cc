@@ -1,6 +1,7 @@
 #include "http/variables.h"
 
 #include <string>
+#include <type_traits>
 
 #include "conf/conf_context.h"
 #include "core/str.h"
@@ -96,6 +97,12 @@ const Variable* Variables::find_prefix(std::string_view name) const {
     if (name.size() > p.name.size() && name.substr(0, p.name.size()) == p.name) return &p;
   }
   return nullptr;
+}
+
+VariableValue* new_variable_values(Pool& pool, size_t n) {
+  static_assert(std::is_trivially_copyable_v<VariableValue> &&
+                std::is_trivially_destructible_v<VariableValue>);
+  return static_cast<VariableValue*>(pool.alloc_zeroed(sizeof(VariableValue) * (n != 0 ? n : 1)));
 }
 
 VariableValue* get_indexed_variable(Request& r, int index) {

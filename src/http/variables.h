@@ -118,6 +118,9 @@ bool find_cookie(Request& r, std::string_view name, std::string_view& value,
 // wildcard), as $server_addr reads it.
 SockAddr local_sockaddr(Request& r);
 
+// A request's n variable slots, none computed yet: zeroed memory, which is VariableValue's default
+// (one memset rather than a constructor per slot).
+VariableValue* new_variable_values(Pool& pool, size_t n);
 // The value of an indexed variable, computed once per request (or every time when no_cacheable).
 VariableValue* get_indexed_variable(Request& r, int index);
 // Same, but recomputes a no_cacheable variable.

@@ -17,6 +17,7 @@ ConnectionPool* ConnectionPool::current = nullptr;
 
 namespace {
 bool g_exiting = false;
+int g_worker_number = 0;
 uint64_t g_local_counter = 0;
 uint64_t* g_shared_counter = nullptr;
 }  // namespace
@@ -26,6 +27,13 @@ bool worker_exiting() {
 }
 void set_worker_exiting(bool exiting) {
   g_exiting = exiting;
+}
+
+int worker_number() {
+  return g_worker_number;
+}
+void set_worker_number(int n) {
+  g_worker_number = n;
 }
 
 namespace {

@@ -192,6 +192,10 @@ class ConnectionPool {
 // and outbound connections kept for reuse are closed too.
 bool worker_exiting();
 void set_worker_exiting(bool exiting);
+// This worker's number (0 .. worker_processes - 1, the same in each generation); 0 in a single
+// process.
+int worker_number();
+void set_worker_number(int n);
 
 // Closes the socket, removes events from timers and the posted queue, frees the pool and returns
 // the connection to the pool. nginx: ngx_close_connection.

@@ -196,6 +196,7 @@ void apply_worker_limits(Cycle& cycle, int slot) {
   log_set_pid(static_cast<int>(::getpid()));
   apply_env(cycle);
   apply_worker_limits(cycle, slot);
+  set_worker_number(slot);
   static WorkerState w;
   if (Status s = init_worker(cycle, w, slot); !s.ok()) {
     log_error(LogLevel::Emerg, cycle.log, 0, "%s", s.message().c_str());

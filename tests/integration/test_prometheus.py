@@ -1,0 +1,222 @@
+"""Prometheus metrics (#24): `prometheus;` answers the text exposition format (0.0.4), or OpenMetrics
+when the scraper asks for it; counts by server zone (status_zone, else the first server_name) add up
+across workers and survive a reload that keeps the zones; Debian's promtool accepts the output and
+Debian's Prometheus scrapes it."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from conftest import BackendProcess, check_conf, free_port, http_get, raw, wait_for, WEIR
+
+CONF = r"""
+    access_log off;
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        server_name a.test;
+        location = /metrics { prometheus; }
+        location / { return 200 "ok\n"; }
+        location /missing { return 404; }
+        location /broken { return 500; }
+    }
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        server_name b.test also-b.test;
+        status_zone 'edge "b"\zone';
+        location / { return 302 /elsewhere; }
+    }
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        server_name c.test;
+        status_zone 'edge "b"\zone';
+        location / { return 204; }
+    }
+"""
+
+SAMPLE = re.compile(r'^([a-z_]+)(?:\{(.*)\})? (\S+)$')
+LABEL = re.compile(r'([a-z_]+)="((?:[^"\\]|\\.)*)"')
+
+
+def unescape(v):
+    return re.sub(r'\\(.)', lambda m: {"n": "\n"}.get(m.group(1), m.group(1)), v)
+
+
+def parse(text):
+    """{(name, frozenset(labels)): value} and the # TYPE lines."""
+    samples, types = {}, {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ")
+            types[name] = kind
+            continue
+        if line.startswith("#") or not line:
+            continue
+        m = SAMPLE.match(line)
+        assert m, line
+        labels = frozenset((k, unescape(v)) for k, v in LABEL.findall(m.group(2) or ""))
+        samples[(m.group(1), labels)] = float(m.group(3))
+    return samples, types
+
+
+def scrape(port, accept=None):
+    headers = {"Host": "a.test"}
+    if accept:
+        headers["Accept"] = accept
+    r = http_get(port, "/metrics", headers=headers)
+    assert r.status == 200, r
+    return r, r.body.decode()
+
+
+def get(port, host, path):
+    return http_get(port, path, headers={"Host": host}).status
+
+
+def requests_of(samples, server, code):
+    return samples[("weir_http_requests_total", frozenset({("server", server), ("code", code)}))]
+
+
+def test_counts_by_server_zone_and_status_class(make_server):
+    s = make_server(CONF)
+    for _ in range(3):
+        assert get(s.port, "a.test", "/") == 200
+    assert get(s.port, "a.test", "/missing") == 404
+    assert get(s.port, "a.test", "/broken") == 500
+    assert get(s.port, "b.test", "/") == 302
+    assert get(s.port, "also-b.test", "/") == 302
+    assert get(s.port, "c.test", "/") == 204
+    r, text = scrape(s.port)
+    assert r.header("Content-Type") == "text/plain; version=0.0.4; charset=utf-8"
+    samples, types = parse(text)
+    assert requests_of(samples, "a.test", "2xx") == 3  # the scrape itself is counted once answered
+    assert requests_of(samples, "a.test", "4xx") == 1
+    assert requests_of(samples, "a.test", "5xx") == 1
+    # Two servers with one status_zone are one zone; the quote and backslash are escaped.
+    edge = 'edge "b"\\zone'
+    assert 'server="edge \\"b\\"\\\\zone"' in text
+    assert requests_of(samples, edge, "3xx") == 2
+    assert requests_of(samples, edge, "2xx") == 1
+    assert types["weir_http_requests_total"] == "counter"
+    assert types["weir_http_request_duration_seconds"] == "histogram"
+    # The histogram: cumulative buckets, +Inf equal to the count, the count equal to the requests.
+    buckets = sorted((float(dict(k[1])["le"]), v) for k, v in samples.items()
+                     if k[0] == "weir_http_request_duration_seconds_bucket"
+                     and dict(k[1])["server"] == "a.test")
+    assert [v for _, v in buckets] == sorted(v for _, v in buckets)
+    count = samples[("weir_http_request_duration_seconds_count", frozenset({("server", "a.test")}))]
+    assert buckets[-1] == (float("inf"), count) and count == 5
+    # Bytes: every response's header and body went out.
+    sent = samples[("weir_http_sent_bytes_total", frozenset({("server", "a.test")}))]
+    received = samples[("weir_http_received_bytes_total", frozenset({("server", "a.test")}))]
+    assert sent > 5 * len("HTTP/1.1 200 OK\r\n") and received > 5 * len("GET / HTTP/1.1\r\n")
+    # Connections as stub_status counts them: this scrape's connection and every earlier one.
+    assert samples[("weir_connections_accepted_total", frozenset())] == 9
+    assert samples[("weir_connections_active", frozenset())] == 1
+    assert samples[("weir_connections_writing", frozenset())] == 1
+    # The next scrape counts the one before it.
+    samples, _ = parse(scrape(s.port)[1])
+    assert requests_of(samples, "a.test", "2xx") == 4
+
+
+def test_promtool_accepts_the_text_format(make_server):
+    s = make_server(CONF)
+    get(s.port, "b.test", "/")
+    text = scrape(s.port)[1]
+    out = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_openmetrics_when_asked(make_server):
+    s = make_server(CONF)
+    r, text = scrape(s.port, accept="application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
+    assert r.header("Content-Type") == "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    assert text.endswith("\n# EOF\n")
+    samples, types = parse(text)
+    # A counter's family has no _total; its samples keep it.
+    assert types["weir_http_requests"] == "counter" and "weir_http_requests_total" not in types
+    assert ("weir_http_requests_total", frozenset({("server", "a.test"), ("code", "2xx")})) in samples
+
+
+def test_counts_add_up_across_workers_and_survive_a_reload(make_server):
+    s = make_server(CONF, main_conf="worker_processes 2;")
+    for _ in range(40):
+        assert raw(s.port, "GET / HTTP/1.0\r\nHost: a.test\r\n\r\n").startswith(b"HTTP/1.1 200")
+    samples, _ = parse(scrape(s.port)[1])
+    assert requests_of(samples, "a.test", "2xx") == 40
+    old = set(s.worker_pids())
+    s.send_signal(signal.SIGHUP)
+    wait_for(lambda: len(s.worker_pids()) == 2 and not old & set(s.worker_pids()),
+             what="the new workers alone")
+    for _ in range(10):
+        assert raw(s.port, "GET / HTTP/1.0\r\nHost: a.test\r\n\r\n").startswith(b"HTTP/1.1 200")
+    samples, _ = parse(scrape(s.port)[1])
+    assert requests_of(samples, "a.test", "2xx") == 40 + 1 + 10
+    # Other server zones: the counts start again (Prometheus takes it as a counter reset).
+    c_zone = "server_name c.test;\n        status_zone 'edge \"b\"\\zone';"
+    assert c_zone in s.conf_text
+    s.set_conf(s.conf_text.replace(c_zone, "server_name c.test; status_zone c;"))
+    old = set(s.worker_pids())
+    s.send_signal(signal.SIGHUP)
+    wait_for(lambda: len(s.worker_pids()) == 2 and not old & set(s.worker_pids()),
+             what="the workers of the changed configuration")
+    assert get(s.port, "c.test", "/") == 204
+    samples, _ = parse(scrape(s.port)[1])
+    assert requests_of(samples, "a.test", "2xx") == 0
+    assert requests_of(samples, "c", "2xx") == 1
+
+
+def test_prometheus_scrapes_weir(make_server):
+    """Debian's Prometheus scrapes weir (in OpenMetrics, as it asks) and its query answers the counts."""
+    s = make_server(CONF)
+    for _ in range(7):
+        get(s.port, "c.test", "/")
+    d = tempfile.mkdtemp(prefix="weir-prometheus-")
+    os.chmod(d, 0o755)
+    with open(os.path.join(d, "prometheus.yml"), "w") as f:
+        f.write("global:\n  scrape_interval: 1s\n"
+                "scrape_configs:\n  - job_name: weir\n    metrics_path: /metrics\n"
+                "    static_configs:\n      - targets: ['127.0.0.1:%d']\n" % s.port)
+    # Prometheus's Host is the target's address: the default server (the first, a.test) answers.
+    port = free_port()
+    prom = BackendProcess(["prometheus", "--config.file=" + os.path.join(d, "prometheus.yml"),
+                           "--storage.tsdb.path=" + os.path.join(d, "data"),
+                           "--web.listen-address=127.0.0.1:%d" % port], port, None, d)
+    try:
+        def api(path, **params):
+            url = "http://127.0.0.1:%d/api/v1/%s?%s" % (port, path, urllib.parse.urlencode(params))
+            with urllib.request.urlopen(url, timeout=10) as r:
+                return json.load(r)["data"]
+
+        def up():
+            targets = api("targets")["activeTargets"]
+            return targets and targets[0]["health"] == "up"
+        wait_for(up, timeout=60, what="Prometheus scraping weir")
+
+        def value():
+            res = api("query", query='weir_http_requests_total{server="edge \\"b\\"\\\\zone",code="2xx"}')
+            return res["result"] and res["result"][0]["value"][1]
+        wait_for(lambda: value() == "7", timeout=60, what="the count in Prometheus")
+        res = api("query", query="weir_http_request_duration_seconds_count")["result"]
+        assert {r["metric"]["server"] for r in res} == {"a.test", 'edge "b"\\zone'}
+    finally:
+        prom.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("conf, message", [
+    ("server { listen 127.0.0.1:1; location / { prometheus on; } }",
+     'invalid number of arguments in "prometheus" directive'),
+    ("status_zone x; server { listen 127.0.0.1:1; }", '"status_zone" directive is not allowed here'),
+    ("server { listen 127.0.0.1:1; status_zone a; status_zone b; location / { prometheus; } }",
+     '"status_zone" directive is duplicate'),
+])
+def test_configuration_errors(conf, message):
+    rc, err = check_conf(WEIR, conf)
+    assert rc == 1 and message in err, err

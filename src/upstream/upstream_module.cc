@@ -457,6 +457,10 @@ static_assert(directives_of(kDirectives, &http_upstream_module));
 
 }  // namespace
 
+std::span<UpstreamGroup* const> upstream_groups(ConfContext& cf) {
+  return upstream_main(cf).groups;
+}
+
 UpstreamGroup* add_upstream_group(ConfContext& cf, std::string_view host, uint16_t port,
                                   uint16_t default_port) {
   UpstreamMainConf& umcf = upstream_main(cf);

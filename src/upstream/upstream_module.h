@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string_view>
 
 #include "conf/conf_context.h"
@@ -18,6 +19,10 @@ extern Module http_upstream_module;
 // implicit group of host:port; made if new, and resolved once the http block is read.
 UpstreamGroup* add_upstream_group(ConfContext& cf, std::string_view host, uint16_t port,
                                   uint16_t default_port = 80);
+
+// Every group of the configuration being read (blocks and implicit ones), in the order first named;
+// their peers are built once the http block's main confs are initialised (postconfiguration on).
+std::span<UpstreamGroup* const> upstream_groups(ConfContext& cf);
 
 // At request time: the upstream block named host (port 0), or the implicit group of host:port that
 // a proxy_pass made; nullptr when none.

@@ -210,6 +210,58 @@ def test_prometheus_scrapes_weir(make_server):
         shutil.rmtree(d, ignore_errors=True)
 
 
+UPSTREAM_CONF = r"""
+    access_log off;
+    upstream back {
+        zone back 64k;
+        server 127.0.0.1:%%PORT1%%;
+        server 127.0.0.1:DEAD max_fails=1 fail_timeout=60s;
+    }
+    server {
+        listen 127.0.0.1:%%PORT0%%;
+        location = /metrics { prometheus; }
+        location / { proxy_pass http://back; }
+        location /direct/ { proxy_pass http://127.0.0.1:%%PORT1%%/; }
+    }
+    server {
+        listen 127.0.0.1:%%PORT1%%;
+        location / { return 200 "from the backend\n"; }
+    }
+"""
+
+
+def test_upstream_peers(make_server):
+    """Each try counted for its peer: the refused one as a failure and then unavailable (for every
+    worker: the group has a zone), the live one's responses and times; an implicit group named as
+    proxy_pass wrote it."""
+    dead = free_port()
+    s = make_server(UPSTREAM_CONF.replace("DEAD", str(dead)), main_conf="worker_processes 2;", ports=2)
+    for _ in range(6):
+        assert raw(s.port, "GET /x HTTP/1.0\r\n\r\n").endswith(b"from the backend\n")
+    assert raw(s.port, "GET /direct/y HTTP/1.0\r\n\r\n").endswith(b"from the backend\n")
+    live = "127.0.0.1:%d" % s.ports[1]
+    gone = "127.0.0.1:%d" % dead
+
+    def of(name, peer, upstream="back", **labels):
+        key = frozenset(dict(labels, upstream=upstream, peer=peer).items())
+        return samples[(name, key)]
+    for _ in range(4):  # whichever worker answers, with the zone
+        samples, _ = parse(scrape(s.port)[1])
+        assert of("weir_upstream_responses_total", live, code="2xx") == 6
+        assert of("weir_upstream_responses_total", gone, code="5xx") == 0
+        assert of("weir_upstream_failures_total", gone) == 1
+        assert of("weir_upstream_failures_total", live) == 0
+        assert of("weir_upstream_peer_state", gone, state="unavailable") == 1
+        assert of("weir_upstream_peer_state", live, state="up") == 1
+        assert of("weir_upstream_connect_duration_seconds_count", live) == 6
+        assert of("weir_upstream_header_duration_seconds_count", live) == 6
+        assert of("weir_upstream_response_duration_seconds_count", live) == 6
+        assert of("weir_upstream_header_duration_seconds_count", gone) == 0
+        assert of("weir_upstream_sent_bytes_total", live) > 6 * len("GET /x HTTP/1.0\r\n")
+        assert of("weir_upstream_received_bytes_total", live) > 6 * len("from the backend\n")
+        assert of("weir_upstream_responses_total", live, upstream=live, code="2xx") == 1
+
+
 @pytest.mark.parametrize("conf, message", [
     ("server { listen 127.0.0.1:1; location / { prometheus on; } }",
      'invalid number of arguments in "prometheus" directive'),

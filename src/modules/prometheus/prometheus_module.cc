@@ -2,7 +2,10 @@
 // when the scraper's Accept asks for it, from `location = /metrics { prometheus; }`: the
 // connection counters stub_status keeps, and for each server zone (a server's `status_zone`, else
 // its first server_name; servers with the same name share one) the requests by status class, the
-// bytes received and sent, and a request-time histogram.
+// bytes received and sent, and a request-time histogram; for each peer of each upstream group, its
+// tries by the status they got, its failures (no response header: refused, reset, timed out), the
+// bytes both ways, connect, header and response time histograms, and its state as the balancer sees
+// it (with a `zone`, every worker's; without, the answering worker's).
 //
 // The counts live in a shared zone made only when some location has `prometheus`. Each worker
 // adds into its own slot (by worker number, so that no cache line bounces between workers) with
@@ -16,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -24,6 +28,9 @@
 #include "core/time_cache.h"
 #include "http/core_module.h"
 #include "http/request_body.h"
+#include "upstream/upstream.h"
+#include "upstream/upstream_group.h"
+#include "upstream/upstream_module.h"
 
 namespace weir::http {
 
@@ -41,22 +48,51 @@ static_assert(std::size(kBucketLe) == kBuckets);
 // Slots a zone has; workers numbered beyond share them (still exact: the adds are atomic).
 constexpr size_t kSlots = 32;
 
+// Milliseconds in kBucketMs's buckets (not cumulative: the exposition adds them up) and their sum.
+struct Histogram {
+  uint64_t buckets[kBuckets];
+  uint64_t sum_ms;
+};
+
 // One server zone's counts in one slot.
 struct alignas(64) ZoneCounts {
   uint64_t by_class[5];  // 1xx .. 5xx
   uint64_t other;        // a status outside 100..599
   uint64_t received;     // bytes, as $request_length
   uint64_t sent;         // bytes, as $bytes_sent
-  uint64_t time_ms;      // the sum of request times
-  uint64_t buckets[kBuckets];
+  Histogram time;
+};
+
+// One upstream peer's counts in one slot (a try each, as $upstream_status lists them).
+struct alignas(64) PeerCounts {
+  uint64_t by_class[5];
+  uint64_t failures;  // no response header
+  uint64_t received;  // bytes from the peer
+  uint64_t sent;      // bytes to the peer
+  Histogram connect, header, response;
+};
+
+// The zone's root: where the two arrays are, so that a reload keeping the zone finds them.
+struct SharedCounts {
+  ZoneCounts* zones;  // kSlots × zones, slot-major
+  PeerCounts* peers;  // kSlots × peers, slot-major
+};
+
+// An upstream peer as the metrics name it.
+struct PeerRef {
+  std::string upstream;
+  const RoundRobinPeer* peer;
 };
 
 struct PrometheusMainConf {
   static constexpr Module* kModule = &http_prometheus_module;
   bool used = false;               // some location has `prometheus`
   std::vector<std::string> zones;  // server zone names, in the order servers appear
+  std::vector<PeerRef> peers;
+  // A try's peer by its name's address: UpstreamState::peer views RoundRobinPeer::name.
+  std::unordered_map<const char*, uint32_t> peer_index;
   SharedZone* shm = nullptr;
-  ZoneCounts* counts = nullptr;  // kSlots × zones.size(), slot-major; in the shared zone
+  SharedCounts* counts = nullptr;  // in the shared zone
 };
 
 struct PrometheusSrvConf {
@@ -75,12 +111,39 @@ uint64_t read(const uint64_t& counter) {
   return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(counter)).load(std::memory_order_relaxed);
 }
 
+void observe(Histogram& h, uint64_t ms) {
+  size_t b = 0;
+  while (b < std::size(kBucketMs) && ms > kBucketMs[b]) b++;
+  add(h.buckets[b], 1);
+  add(h.sum_ms, ms);
+}
+
+// Each try of the request's upstream, counted for its peer (a peer of no group, one a resolver
+// found for a variable proxy_pass, is not).
+void count_tries(const PrometheusMainConf& mcf, size_t slot, const Upstream& u) {
+  for (const UpstreamState* s = u.states; s != nullptr; s = s->next) {
+    auto it = mcf.peer_index.find(s->peer.data());
+    if (it == mcf.peer_index.end()) continue;
+    PeerCounts& p = mcf.counts->peers[slot * mcf.peers.size() + it->second];
+    if (s->header_time < 0) {
+      add(p.failures, 1);
+    } else if (s->status >= 100 && s->status < 600) {
+      add(p.by_class[s->status / 100 - 1], 1);
+    }
+    add(p.received, static_cast<uint64_t>(s->bytes_received));
+    add(p.sent, static_cast<uint64_t>(s->bytes_sent));
+    if (s->connect_time >= 0) observe(p.connect, static_cast<uint64_t>(s->connect_time));
+    if (s->header_time >= 0) observe(p.header, static_cast<uint64_t>(s->header_time));
+    if (s->response_time >= 0) observe(p.response, static_cast<uint64_t>(s->response_time));
+  }
+}
+
 // The log phase: the finished request counted in its server zone, in this worker's slot.
 Code count_request(Request& r) {
   const auto& mcf = r.main_cf<PrometheusMainConf>();
   if (mcf.counts == nullptr || !r.is_main()) return Rc::Ok;
   size_t slot = static_cast<size_t>(worker_number()) % kSlots;
-  ZoneCounts& z = mcf.counts[slot * mcf.zones.size() + r.srv<PrometheusSrvConf>().zone];
+  ZoneCounts& z = mcf.counts->zones[slot * mcf.zones.size() + r.srv<PrometheusSrvConf>().zone];
   int status = r.err_status != 0 ? r.err_status : r.headers_out.status;
   if (status >= 100 && status < 600) {
     add(z.by_class[status / 100 - 1], 1);
@@ -90,11 +153,8 @@ Code count_request(Request& r) {
   add(z.received, static_cast<uint64_t>(r.request_length));
   add(z.sent, static_cast<uint64_t>(r.connection->io.sent));
   uint64_t now = clock::wall_msec();
-  uint64_t ms = now > r.start_msec ? now - r.start_msec : 0;
-  add(z.time_ms, ms);
-  size_t b = 0;
-  while (b < std::size(kBucketMs) && ms > kBucketMs[b]) b++;
-  add(z.buckets[b], 1);
+  observe(z.time, now > r.start_msec ? now - r.start_msec : 0);
+  if (r.upstream != nullptr && !mcf.peers.empty()) count_tries(mcf, slot, *r.upstream);
   return Rc::Ok;
 }
 
@@ -172,23 +232,37 @@ class Exposition {
   std::string out_;
 };
 
-// The slots of one server zone, summed.
-ZoneCounts sum_zone(const PrometheusMainConf& mcf, size_t zone) {
-  ZoneCounts sum{};
+// Entry i of every slot, summed: T is made of uint64_t counters only (its padding stays 0).
+template <class T>
+T sum_slots(const T* base, size_t per_slot, size_t i) {
+  static_assert(sizeof(T) % sizeof(uint64_t) == 0 && std::is_trivially_copyable_v<T>);
+  constexpr size_t kWords = sizeof(T) / sizeof(uint64_t);
+  uint64_t sum[kWords] = {};
   for (size_t slot = 0; slot < kSlots; slot++) {
-    const ZoneCounts& z = mcf.counts[slot * mcf.zones.size() + zone];
-    for (size_t i = 0; i < 5; i++) sum.by_class[i] += read(z.by_class[i]);
-    sum.other += read(z.other);
-    sum.received += read(z.received);
-    sum.sent += read(z.sent);
-    sum.time_ms += read(z.time_ms);
-    for (size_t i = 0; i < kBuckets; i++) sum.buckets[i] += read(z.buckets[i]);
+    const auto* words = reinterpret_cast<const uint64_t*>(&base[slot * per_slot + i]);
+    for (size_t w = 0; w < kWords; w++) sum[w] += read(words[w]);
   }
-  return sum;
+  T out;
+  std::memcpy(&out, sum, sizeof out);
+  return out;
 }
 
-std::string exposition(const PrometheusMainConf& mcf, bool openmetrics) {
-  Exposition x(openmetrics);
+constexpr const char* kClass[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+
+// The buckets made cumulative, the sum in seconds and the count.
+void histogram(Exposition& x, std::string_view name, const std::string& labels,
+               const Histogram& h) {
+  std::string bucket = std::string(name) + "_bucket";
+  uint64_t cumulative = 0;
+  for (size_t b = 0; b < kBuckets; b++) {
+    cumulative += h.buckets[b];
+    x.sample(bucket, labels + ",le=\"" + kBucketLe[b] + "\"", cumulative);
+  }
+  x.sample_seconds(std::string(name) + "_sum", labels, h.sum_ms);
+  x.sample(std::string(name) + "_count", labels, cumulative);
+}
+
+void connection_metrics(Exposition& x) {
   uint64_t active = stub_stat(StubStat::Active);
   uint64_t reading = stub_stat(StubStat::Reading);
   uint64_t writing = stub_stat(StubStat::Writing);
@@ -209,14 +283,15 @@ std::string exposition(const PrometheusMainConf& mcf, bool openmetrics) {
   x.family("weir_http_requests_served_total", "counter",
            "Requests read, as stub_status counts them (all servers).");
   x.sample("weir_http_requests_served_total", {}, stub_stat(StubStat::Requests));
+}
 
+void server_metrics(Exposition& x, const PrometheusMainConf& mcf) {
   std::vector<ZoneCounts> sums;
   std::vector<std::string> servers;
   for (size_t i = 0; i < mcf.zones.size(); i++) {
-    sums.push_back(sum_zone(mcf, i));
+    sums.push_back(sum_slots(mcf.counts->zones, mcf.zones.size(), i));
     servers.push_back("server=\"" + label(mcf.zones[i]) + "\"");
   }
-  static constexpr const char* kClass[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
   x.family("weir_http_requests_total", "counter",
            "Requests answered, by server zone and status class.");
   for (size_t i = 0; i < sums.size(); i++) {
@@ -239,15 +314,82 @@ std::string exposition(const PrometheusMainConf& mcf, bool openmetrics) {
   x.family("weir_http_request_duration_seconds", "histogram",
            "Time from a request's first byte to its last byte sent, by server zone.");
   for (size_t i = 0; i < sums.size(); i++) {
-    uint64_t cumulative = 0;
-    for (size_t b = 0; b < kBuckets; b++) {
-      cumulative += sums[i].buckets[b];
-      x.sample("weir_http_request_duration_seconds_bucket",
-               servers[i] + ",le=\"" + kBucketLe[b] + "\"", cumulative);
-    }
-    x.sample_seconds("weir_http_request_duration_seconds_sum", servers[i], sums[i].time_ms);
-    x.sample("weir_http_request_duration_seconds_count", servers[i], cumulative);
+    histogram(x, "weir_http_request_duration_seconds", servers[i], sums[i].time);
   }
+}
+
+// What the balancer says of a peer now: down (configured so), unavailable (max_fails failures
+// within fail_timeout), or up.
+const char* peer_state(const RoundRobinPeer& p, uint64_t now) {
+  if (p.down) return "down";
+  const PeerState& st = *p.st;
+  if (p.max_fails != 0 && st.fails >= p.max_fails && now - st.checked_ms <= p.fail_timeout_ms) {
+    return "unavailable";
+  }
+  return "up";
+}
+
+void upstream_metrics(Exposition& x, const PrometheusMainConf& mcf) {
+  if (mcf.peers.empty()) return;
+  std::vector<PeerCounts> sums;
+  std::vector<std::string> peers;
+  for (size_t i = 0; i < mcf.peers.size(); i++) {
+    sums.push_back(sum_slots(mcf.counts->peers, mcf.peers.size(), i));
+    peers.push_back("upstream=\"" + label(mcf.peers[i].upstream) + "\",peer=\"" +
+                    label(mcf.peers[i].peer->name) + "\"");
+  }
+  x.family("weir_upstream_responses_total", "counter",
+           "Response headers from an upstream peer (a try each), by status class.");
+  for (size_t i = 0; i < sums.size(); i++) {
+    for (size_t c = 0; c < 5; c++) {
+      x.sample("weir_upstream_responses_total", peers[i] + ",code=\"" + kClass[c] + "\"",
+               sums[i].by_class[c]);
+    }
+  }
+  x.family("weir_upstream_failures_total", "counter",
+           "Tries of an upstream peer that got no response header (refused, reset, timed out).");
+  for (size_t i = 0; i < sums.size(); i++) {
+    x.sample("weir_upstream_failures_total", peers[i], sums[i].failures);
+  }
+  x.family("weir_upstream_received_bytes_total", "counter", "Bytes received from a peer.");
+  for (size_t i = 0; i < sums.size(); i++) {
+    x.sample("weir_upstream_received_bytes_total", peers[i], sums[i].received);
+  }
+  x.family("weir_upstream_sent_bytes_total", "counter", "Bytes sent to a peer.");
+  for (size_t i = 0; i < sums.size(); i++) {
+    x.sample("weir_upstream_sent_bytes_total", peers[i], sums[i].sent);
+  }
+  const std::pair<const char*, Histogram PeerCounts::*> times[] = {
+      {"weir_upstream_connect_duration_seconds", &PeerCounts::connect},
+      {"weir_upstream_header_duration_seconds", &PeerCounts::header},
+      {"weir_upstream_response_duration_seconds", &PeerCounts::response}};
+  const char* help[] = {"Time to connect to a peer (and for TLS, to shake hands).",
+                        "Time from a try's start to the peer's response header.",
+                        "Time from a try's start to the peer's last byte."};
+  for (size_t t = 0; t < std::size(times); t++) {
+    x.family(times[t].first, "histogram", help[t]);
+    for (size_t i = 0; i < sums.size(); i++) {
+      histogram(x, times[t].first, peers[i], sums[i].*times[t].second);
+    }
+  }
+  x.family("weir_upstream_peer_state", "gauge",
+           "1 for a peer's state now (up, down, unavailable), as the balancer of the answering "
+           "worker sees it (every worker's, with a zone).");
+  uint64_t now = clock::msec();
+  for (size_t i = 0; i < sums.size(); i++) {
+    const char* state = peer_state(*mcf.peers[i].peer, now);
+    for (const char* s : {"up", "down", "unavailable"}) {
+      x.sample("weir_upstream_peer_state", peers[i] + ",state=\"" + s + "\"",
+               std::strcmp(s, state) == 0 ? 1 : 0);
+    }
+  }
+}
+
+std::string exposition(const PrometheusMainConf& mcf, bool openmetrics) {
+  Exposition x(openmetrics);
+  connection_metrics(x);
+  server_metrics(x, mcf);
+  upstream_metrics(x, mcf);
   return x.finish();
 }
 
@@ -289,19 +431,30 @@ Status status_zone_directive(ConfContext& cf, const ConfNode& n, PrometheusSrvCo
   return {};
 }
 
-// The counts: kSlots slots of every zone, zeroed when the zone is new, kept across a reload with
-// the same zones (the zone's name says which).
+// The counts: kSlots slots of every server zone and peer, zeroed when the zone is new, kept across
+// a reload with the same zones and peers (the zone's name says which).
 Status init_zone(SharedZone& zone, void* old_data) {
   auto& mcf = *static_cast<PrometheusMainConf*>(zone.data);
   if (old_data != nullptr) {
     mcf.counts = static_cast<PrometheusMainConf*>(old_data)->counts;
     return {};
   }
-  size_t bytes = sizeof(ZoneCounts) * kSlots * mcf.zones.size();
-  void* p = zone.slab->calloc_locked(bytes);
-  if (p == nullptr) return Status::errorf("zone \"%s\" is too small", zone.name.c_str());
-  mcf.counts = static_cast<ZoneCounts*>(p);
-  zone.slab->data = p;
+  SlabPool& slab = *zone.slab;
+  auto* counts = static_cast<SharedCounts*>(slab.calloc_locked(sizeof(SharedCounts)));
+  if (counts != nullptr) {
+    counts->zones = static_cast<ZoneCounts*>(
+        slab.calloc_locked(sizeof(ZoneCounts) * kSlots * mcf.zones.size()));
+    if (!mcf.peers.empty()) {
+      counts->peers = static_cast<PeerCounts*>(
+          slab.calloc_locked(sizeof(PeerCounts) * kSlots * mcf.peers.size()));
+    }
+  }
+  if (counts == nullptr || counts->zones == nullptr ||
+      (counts->peers == nullptr && !mcf.peers.empty())) {
+    return Status::errorf("zone \"%s\" is too small", zone.name.c_str());
+  }
+  mcf.counts = counts;
+  slab.data = counts;
   return {};
 }
 
@@ -326,15 +479,37 @@ Status init(ConfContext& cf) {
     pscf.zone = it->second;
   }
   if (mcf.zones.empty()) mcf.zones.emplace_back();
+  for (UpstreamGroup* g : upstream_groups(cf)) {
+    for (RoundRobinPeers* list = g->peers; list != nullptr; list = list->backup) {
+      for (const RoundRobinPeer& p : list->peers) {
+        if (mcf.peer_index.emplace(p.name.data(), static_cast<uint32_t>(mcf.peers.size())).second) {
+          // An implicit group (proxy_pass host:port) is named as it was written.
+          std::string name = g->host;
+          if (g->implicit && g->port != 0) {
+            char port[8];
+            char* end = put_uint(port, g->port);
+            name += ':';
+            name.append(port, end);
+          }
+          mcf.peers.push_back(PeerRef{std::move(name), &p});
+        }
+      }
+    }
+  }
   std::string all;
   for (const std::string& z : mcf.zones) {
     all += z;
     all += '\n';
   }
+  for (const PeerRef& p : mcf.peers) {
+    all += p.upstream + ' ' + p.peer->name + '\n';
+  }
   char name[40];
   std::snprintf(name, sizeof name, "weir_metrics:%016llx",
                 static_cast<unsigned long long>(hash_bytes(all)));
-  size_t pages = (sizeof(ZoneCounts) * kSlots * mcf.zones.size() + 4095) / 4096;
+  size_t bytes =
+      kSlots * (sizeof(ZoneCounts) * mcf.zones.size() + sizeof(PeerCounts) * mcf.peers.size());
+  size_t pages = (bytes + 4095) / 4096 + 2;
   Result<SharedZone*> zone = cf.cycle.add_zone(name, (pages + 8) * 4096, &http_prometheus_module);
   if (!zone.ok()) return cf.error(zone.status().message());
   mcf.shm = *zone;

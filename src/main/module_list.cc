@@ -47,7 +47,7 @@ extern Module http_auth_request_module;
 extern Module http_realip_module;
 extern Module http_empty_gif_module;
 extern Module http_stub_status_module;
-extern Module http_prometheus_module;
+extern Module http_metrics_module;
 extern Module http_autoindex_module;
 extern Module http_split_clients_module;
 extern Module http_referer_module;
@@ -82,7 +82,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_mirror_module,
     &http::http_empty_gif_module,
     &http::http_stub_status_module,
-    &http::http_prometheus_module,
+    &http::http_metrics_module,
     &http::http_auth_request_module,
     &http::http_auth_basic_module,
     &http::http_access_module,

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -145,7 +146,21 @@ def test_openmetrics_when_asked(make_server):
 
 
 def test_counts_add_up_across_workers_and_survive_a_reload(make_server):
-    s = make_server(CONF, main_conf="worker_processes 2;")
+    # Scrapes go to a server of their own: with two workers, one may answer a scrape before the
+    # other has counted the scrape before it (counting ends a request, after its last byte).
+    conf = CONF.replace('location = /metrics { prometheus; }', '') + r"""
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        server_name m.test;
+        location = /metrics { prometheus; }
+    }
+"""
+    s = make_server(conf, main_conf="worker_processes 2;")
+
+    def scrape(port):
+        r = http_get(port, "/metrics", headers={"Host": "m.test"})
+        assert r.status == 200, r
+        return r, r.body.decode()
     for _ in range(40):
         assert raw(s.port, "GET / HTTP/1.0\r\nHost: a.test\r\n\r\n").startswith(b"HTTP/1.1 200")
     samples, _ = parse(scrape(s.port)[1])
@@ -157,7 +172,7 @@ def test_counts_add_up_across_workers_and_survive_a_reload(make_server):
     for _ in range(10):
         assert raw(s.port, "GET / HTTP/1.0\r\nHost: a.test\r\n\r\n").startswith(b"HTTP/1.1 200")
     samples, _ = parse(scrape(s.port)[1])
-    assert requests_of(samples, "a.test", "2xx") == 40 + 1 + 10
+    assert requests_of(samples, "a.test", "2xx") == 40 + 10
     # Other server zones: the counts start again (Prometheus takes it as a counter reset).
     c_zone = "server_name c.test;\n        status_zone 'edge \"b\"\\zone';"
     assert c_zone in s.conf_text
@@ -195,7 +210,10 @@ def test_prometheus_scrapes_weir(make_server):
                 return json.load(r)["data"]
 
         def up():
-            targets = api("targets")["activeTargets"]
+            try:
+                targets = api("targets")["activeTargets"]
+            except urllib.error.HTTPError:  # 503 while it starts
+                return False
             return targets and targets[0]["health"] == "up"
         wait_for(up, timeout=60, what="Prometheus scraping weir")
 
@@ -262,10 +280,91 @@ def test_upstream_peers(make_server):
         assert of("weir_upstream_responses_total", live, upstream=live, code="2xx") == 1
 
 
+API_CONF = UPSTREAM_CONF.replace("location = /metrics { prometheus; }",
+                                  "location = /metrics { prometheus; } location /api { api write=off; } "
+                                  "location = /stub { stub_status; }")
+
+
+def api(port, path, method="GET"):
+    r = http_get(port, "/api" + path, method=method)
+    assert r.header("Content-Type") == "application/json", r
+    return r.status, json.loads(r.body)
+
+
+def test_api_in_nginx_plus_shape(make_server):
+    dead = free_port()
+    s = make_server(API_CONF.replace("DEAD", str(dead)), ports=2)
+    for _ in range(3):
+        assert raw(s.port, "GET /x HTTP/1.0\r\n\r\n").endswith(b"from the backend\n")
+    live = "127.0.0.1:%d" % s.ports[1]
+    assert api(s.port, "/") == (200, list(range(1, 10)))
+    assert api(s.port, "/9/")[1][:3] == ["nginx", "processes", "connections"]
+    status, nginx = api(s.port, "/9/nginx")
+    assert status == 200 and nginx["build"] == "weir" and nginx["address"] == "127.0.0.1"
+    assert nginx["pid"] in s.worker_pids()
+    status, conns = api(s.port, "/9/connections")
+    # 3 clients, their 3 proxied connections (the backend is this weir), 3 API calls and this one.
+    assert conns == {"accepted": 10, "dropped": 0, "active": 1, "idle": 0}, conns
+    assert api(s.port, "/9/http/requests")[1]["current"] == 1
+    # The backend's server (no server_name) is the zone "", the proxying one (no name either) too:
+    # both count in it.
+    zones = api(s.port, "/9/http/server_zones")[1]
+    assert zones[""]["responses"]["2xx"] == zones[""]["requests"] >= 3 + 3
+    back = api(s.port, "/9/http/upstreams")[1]["back"]
+    assert back["zone"] == "back"
+    peers = {p["server"]: p for p in back["peers"]}
+    assert peers[live]["state"] == "up" and peers[live]["requests"] == 3
+    assert peers[live]["responses"] == {"1xx": 0, "2xx": 3, "3xx": 0, "4xx": 0, "5xx": 0, "total": 3}
+    gone = peers["127.0.0.1:%d" % dead]
+    assert gone["state"] == "unavail" and gone["fails"] == 1 and gone["id"] == 1
+    assert api(s.port, "/8/http/upstreams/back")[1] == api(s.port, "/8/http/upstreams")[1]["back"]
+    assert api(s.port, "/9/stream/upstreams") == (200, {})
+    status, err = api(s.port, "/9/http/upstreams/nope")
+    assert status == 404 and err["error"]["code"] == "PathNotFound"
+    assert api(s.port, "/10/nginx")[1]["error"]["code"] == "UnknownVersion"
+    status, err = api(s.port, "/9/http/upstreams/back", method="DELETE")
+    assert status == 405 and err["error"]["code"] == "MethodNotAllowed"
+
+
+@pytest.mark.parametrize("plus", [True, False])
+def test_prometheus_nginx_exporter(make_server, plus):
+    """Debian's prometheus-nginx-exporter scrapes weir: the API in its Plus mode, stub_status in its
+    OSS mode."""
+    dead = free_port()
+    s = make_server(API_CONF.replace("DEAD", str(dead)), ports=2)
+    for _ in range(5):
+        assert raw(s.port, "GET /x HTTP/1.0\r\n\r\n").endswith(b"from the backend\n")
+    port = free_port()
+    d = tempfile.mkdtemp(prefix="weir-exporter-")
+    argv = ["prometheus-nginx-exporter", "-web.listen-address", "127.0.0.1:%d" % port,
+            "-nginx.scrape-uri", "http://127.0.0.1:%d/%s" % (s.port, "api" if plus else "stub")]
+    exporter = BackendProcess(argv + (["-nginx.plus"] if plus else []), port, None, d)
+    try:
+        def metrics():
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
+                return parse(r.read().decode())[0]
+        samples = metrics()
+        prefix = "nginxplus" if plus else "nginx"
+        assert samples[(prefix + "_up", frozenset())] == 1
+        assert samples[(prefix + "_connections_accepted", frozenset())] >= 5
+        if plus:
+            live = frozenset({("upstream", "back"), ("server", "127.0.0.1:%d" % s.ports[1])})
+            assert samples[("nginxplus_upstream_server_requests", live)] == 5
+            assert samples[("nginxplus_upstream_server_responses", live | {("code", "2xx")})] == 5
+            gone = frozenset({("upstream", "back"), ("server", "127.0.0.1:%d" % dead)})
+            assert samples[("nginxplus_upstream_server_fails", gone)] == 1
+        else:
+            assert samples[("nginx_http_requests_total", frozenset())] >= 5
+    finally:
+        exporter.stop()
+
+
 @pytest.mark.parametrize("conf, message", [
     ("server { listen 127.0.0.1:1; location / { prometheus on; } }",
      'invalid number of arguments in "prometheus" directive'),
     ("status_zone x; server { listen 127.0.0.1:1; }", '"status_zone" directive is not allowed here'),
+    ("server { listen 127.0.0.1:1; location /api { api write=on; } }",
+     'weir\'s "api" is read-only: "write=on" is not supported'),
     ("server { listen 127.0.0.1:1; status_zone a; status_zone b; location / { prometheus; } }",
      '"status_zone" directive is duplicate'),
 ])

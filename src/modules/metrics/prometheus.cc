@@ -1,0 +1,244 @@
+// `prometheus;`: the counts in Prometheus's text exposition format (0.0.4), or in OpenMetrics 1.0
+// when the scraper's Accept asks for it (Prometheus does).
+#include <string>
+#include <vector>
+
+#include "core/str.h"
+#include "core/time_cache.h"
+#include "http/request_body.h"
+#include "modules/metrics/metrics.h"
+
+namespace weir::http::metrics {
+
+namespace {
+
+// A label value as the format has it: backslash, double quote and line feed escaped.
+std::string label(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') {
+      out += "\\\\";
+    } else if (c == '"') {
+      out += "\\\"";
+    } else if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+class Exposition {
+ public:
+  explicit Exposition(bool openmetrics) : openmetrics_(openmetrics) {}
+
+  // # HELP and # TYPE; an OpenMetrics counter's family is named without "_total".
+  void family(std::string_view name, std::string_view type, std::string_view help) {
+    if (openmetrics_ && type == "counter" && name.ends_with("_total")) {
+      name.remove_suffix(6);
+    }
+    out_ += "# HELP ";
+    out_ += name;
+    out_ += ' ';
+    out_ += help;
+    out_ += "\n# TYPE ";
+    out_ += name;
+    out_ += ' ';
+    out_ += type;
+    out_ += '\n';
+  }
+  void sample(std::string_view name, std::string_view labels, uint64_t value) {
+    out_ += name;
+    if (!labels.empty()) {
+      out_ += '{';
+      out_ += labels;
+      out_ += '}';
+    }
+    out_ += ' ';
+    char num[24];
+    out_.append(num, put_uint(num, value));
+    out_ += '\n';
+  }
+  // A value in seconds from milliseconds: "1.234".
+  void sample_seconds(std::string_view name, std::string_view labels, uint64_t ms) {
+    out_ += name;
+    out_ += '{';
+    out_ += labels;
+    out_ += "} ";
+    char num[32];
+    char* e = put_uint(num, ms / 1000);
+    *e++ = '.';
+    e = put_uint_pad(e, ms % 1000, 3);
+    out_.append(num, e);
+    out_ += '\n';
+  }
+  std::string finish() {
+    if (openmetrics_) out_ += "# EOF\n";
+    return std::move(out_);
+  }
+
+ private:
+  bool openmetrics_;
+  std::string out_;
+};
+
+// The buckets made cumulative, the sum in seconds and the count.
+void histogram(Exposition& x, std::string_view name, const std::string& labels,
+               const Histogram& h) {
+  std::string bucket = std::string(name) + "_bucket";
+  uint64_t cumulative = 0;
+  for (size_t b = 0; b < kBuckets; b++) {
+    cumulative += h.buckets[b];
+    x.sample(bucket, labels + ",le=\"" + kBucketLe[b] + "\"", cumulative);
+  }
+  x.sample_seconds(std::string(name) + "_sum", labels, h.sum_ms);
+  x.sample(std::string(name) + "_count", labels, cumulative);
+}
+
+void connection_metrics(Exposition& x) {
+  uint64_t active = stub_stat(StubStat::Active);
+  uint64_t reading = stub_stat(StubStat::Reading);
+  uint64_t writing = stub_stat(StubStat::Writing);
+  x.family("weir_connections_accepted_total", "counter", "Client connections accepted.");
+  x.sample("weir_connections_accepted_total", {}, stub_stat(StubStat::Accepted));
+  x.family("weir_connections_handled_total", "counter",
+           "Client connections handled (accepted and not dropped for a limit).");
+  x.sample("weir_connections_handled_total", {}, stub_stat(StubStat::Handled));
+  x.family("weir_connections_active", "gauge", "Client connections open now.");
+  x.sample("weir_connections_active", {}, active);
+  x.family("weir_connections_reading", "gauge", "Connections reading a request's header.");
+  x.sample("weir_connections_reading", {}, reading);
+  x.family("weir_connections_writing", "gauge", "Connections serving a request.");
+  x.sample("weir_connections_writing", {}, writing);
+  x.family("weir_connections_waiting", "gauge", "Idle keep-alive connections.");
+  x.sample("weir_connections_waiting", {},
+           active > reading + writing ? active - reading - writing : 0);
+  x.family("weir_http_requests_served_total", "counter",
+           "Requests read, as stub_status counts them (all servers).");
+  x.sample("weir_http_requests_served_total", {}, stub_stat(StubStat::Requests));
+}
+
+void server_metrics(Exposition& x, const MetricsMainConf& mcf) {
+  std::vector<ZoneCounts> sums;
+  std::vector<std::string> servers;
+  for (size_t i = 0; i < mcf.zones.size(); i++) {
+    sums.push_back(sum_slots(mcf.counts->zones, mcf.zones.size(), i));
+    servers.push_back("server=\"" + label(mcf.zones[i]) + "\"");
+  }
+  x.family("weir_http_requests_total", "counter",
+           "Requests answered, by server zone and status class.");
+  for (size_t i = 0; i < sums.size(); i++) {
+    for (size_t c = 0; c < 5; c++) {
+      x.sample("weir_http_requests_total", servers[i] + ",code=\"" + kClass[c] + "\"",
+               sums[i].by_class[c]);
+    }
+    x.sample("weir_http_requests_total", servers[i] + ",code=\"other\"", sums[i].other);
+  }
+  x.family("weir_http_received_bytes_total", "counter",
+           "Bytes of requests received (line, header and body), by server zone.");
+  for (size_t i = 0; i < sums.size(); i++) {
+    x.sample("weir_http_received_bytes_total", servers[i], sums[i].received);
+  }
+  x.family("weir_http_sent_bytes_total", "counter",
+           "Bytes of responses sent (header and body), by server zone.");
+  for (size_t i = 0; i < sums.size(); i++) {
+    x.sample("weir_http_sent_bytes_total", servers[i], sums[i].sent);
+  }
+  x.family("weir_http_request_duration_seconds", "histogram",
+           "Time from a request's first byte to its last byte sent, by server zone.");
+  for (size_t i = 0; i < sums.size(); i++) {
+    histogram(x, "weir_http_request_duration_seconds", servers[i], sums[i].time);
+  }
+}
+
+void upstream_metrics(Exposition& x, const MetricsMainConf& mcf) {
+  if (mcf.peers.empty()) return;
+  std::vector<PeerCounts> sums;
+  std::vector<std::string> peers;
+  for (size_t i = 0; i < mcf.peers.size(); i++) {
+    sums.push_back(sum_slots(mcf.counts->peers, mcf.peers.size(), i));
+    peers.push_back("upstream=\"" + label(mcf.peers[i].upstream) + "\",peer=\"" +
+                    label(mcf.peers[i].peer->name) + "\"");
+  }
+  x.family("weir_upstream_responses_total", "counter",
+           "Response headers from an upstream peer (a try each), by status class.");
+  for (size_t i = 0; i < sums.size(); i++) {
+    for (size_t c = 0; c < 5; c++) {
+      x.sample("weir_upstream_responses_total", peers[i] + ",code=\"" + kClass[c] + "\"",
+               sums[i].by_class[c]);
+    }
+  }
+  x.family("weir_upstream_failures_total", "counter",
+           "Tries of an upstream peer that got no response header (refused, reset, timed out).");
+  for (size_t i = 0; i < sums.size(); i++) {
+    x.sample("weir_upstream_failures_total", peers[i], sums[i].failures);
+  }
+  x.family("weir_upstream_received_bytes_total", "counter", "Bytes received from a peer.");
+  for (size_t i = 0; i < sums.size(); i++) {
+    x.sample("weir_upstream_received_bytes_total", peers[i], sums[i].received);
+  }
+  x.family("weir_upstream_sent_bytes_total", "counter", "Bytes sent to a peer.");
+  for (size_t i = 0; i < sums.size(); i++) {
+    x.sample("weir_upstream_sent_bytes_total", peers[i], sums[i].sent);
+  }
+  const std::pair<const char*, Histogram PeerCounts::*> times[] = {
+      {"weir_upstream_connect_duration_seconds", &PeerCounts::connect},
+      {"weir_upstream_header_duration_seconds", &PeerCounts::header},
+      {"weir_upstream_response_duration_seconds", &PeerCounts::response}};
+  const char* help[] = {"Time to connect to a peer (and for TLS, to shake hands).",
+                        "Time from a try's start to the peer's response header.",
+                        "Time from a try's start to the peer's last byte."};
+  for (size_t t = 0; t < std::size(times); t++) {
+    x.family(times[t].first, "histogram", help[t]);
+    for (size_t i = 0; i < sums.size(); i++) {
+      histogram(x, times[t].first, peers[i], sums[i].*times[t].second);
+    }
+  }
+  x.family("weir_upstream_peer_state", "gauge",
+           "1 for a peer's state now (up, down, unavailable), as the balancer of the answering "
+           "worker sees it (every worker's, with a zone).");
+  uint64_t now = clock::msec();
+  for (size_t i = 0; i < sums.size(); i++) {
+    const char* state = peer_state(*mcf.peers[i].peer, now);
+    for (const char* s : {"up", "down", "unavailable"}) {
+      x.sample("weir_upstream_peer_state", peers[i] + ",state=\"" + s + "\"",
+               std::strcmp(s, state) == 0 ? 1 : 0);
+    }
+  }
+}
+
+std::string exposition(const MetricsMainConf& mcf, bool openmetrics) {
+  Exposition x(openmetrics);
+  connection_metrics(x);
+  server_metrics(x, mcf);
+  upstream_metrics(x, mcf);
+  return x.finish();
+}
+
+// The scraper asks for OpenMetrics (Prometheus does, before the text format).
+bool wants_openmetrics(const Request& r) {
+  for (const Header* h : r.headers_in.headers) {
+    if (iequals(h->key, "Accept") &&
+        ifind(h->value, "application/openmetrics-text") != std::string_view::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+Code prometheus_handler(Request& r) {
+  if (!(r.method & (kGet | kHead))) return Code::status(405);
+  if (Code rc = discard_request_body(r); rc != Rc::Ok) return rc;
+  const auto& mcf = r.main_cf<MetricsMainConf>();
+  bool openmetrics = wants_openmetrics(r);
+  std::string text = exposition(mcf, openmetrics);
+  return send_response(r, 200, r.pool->dup(text),
+                       openmetrics ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                   : "text/plain; version=0.0.4; charset=utf-8");
+}
+
+}  // namespace weir::http::metrics

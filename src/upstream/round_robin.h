@@ -27,11 +27,12 @@ struct RoundRobinData {
   Rc take(PeerConnection& pc, RoundRobinPeer& p, size_t index, uint64_t now);
 };
 
-// Whether a peer may take a try: not down, not at max_conns, and (when failures count) not failed
-// max_fails times within fail_timeout.
+// Whether a peer may take a try: not down, not unhealthy (active checks), not at max_conns, and
+// (when failures count) not failed max_fails times within fail_timeout.
 inline bool peer_available(const RoundRobinPeer& p, uint64_t now, bool count_fails) {
   if (p.down) return false;
   const PeerState& s = *p.st;
+  if (s.unhealthy) return false;
   if (p.max_conns != 0 && s.conns >= p.max_conns) return false;
   return !count_fails || p.max_fails == 0 || s.fails < p.max_fails ||
          now - s.checked_ms > p.fail_timeout_ms;

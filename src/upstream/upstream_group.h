@@ -46,6 +46,16 @@ struct PeerState {
   int fails = 0;
   uint64_t accessed_ms = 0;  // the last failure
   uint64_t checked_ms = 0;   // the last failure, or the last try after fail_timeout
+  // Active health checks (health_check.h): out of the balancing while unhealthy; the checks in a
+  // row that failed or passed; when the next check is due (the worker that moves it makes it).
+  bool unhealthy = false;
+  bool last_check_passed = false;
+  int check_fails = 0;
+  int check_passes = 0;
+  uint64_t next_check_ms = 0;
+  uint64_t checks = 0;            // made, in all
+  uint64_t checks_failed = 0;     // ... of which failed
+  uint64_t became_unhealthy = 0;  // times the peer went from healthy to unhealthy
 };
 
 // One address of a server, as the balancer sees it.

@@ -13,6 +13,7 @@
 #include "http/core_module.h"
 #include "http/script.h"
 #include "http/variables.h"
+#include "upstream/health_check.h"
 #include "upstream/upstream.h"
 #include "upstream/upstream_cache.h"
 
@@ -24,6 +25,8 @@ struct UpstreamMainConf {
   static constexpr Module* kModule = &http_upstream_module;
   static constexpr ConfLevel kLevel = ConfLevel::Main;
   std::vector<UpstreamGroup*> groups;
+  std::vector<HealthCheck*> health_checks;  // health_check in the locations that proxy
+  HealthMatches matches;                    // match blocks
 };
 
 UpstreamMainConf& upstream_main(ConfContext& cf) {
@@ -450,12 +453,38 @@ Status preconfiguration(ConfContext& cf) {
   return {};
 }
 
+Status match_block(ConfContext& cf, const ConfNode& n, UpstreamMainConf& umcf) {
+  return parse_match(cf, n, umcf.matches);
+}
+
+// Once the locations are merged (a location's group is known then): the health checks' groups.
+Status postconfiguration(ConfContext& cf) {
+  UpstreamMainConf& umcf = upstream_main(cf);
+  return resolve_health_checks(umcf.health_checks, umcf.matches);
+}
+
+// In each worker: the health checks of the configuration start.
+Status init_process(Cycle& cycle) {
+  auto* http = static_cast<HttpConfCtx*>(cycle.confs[http_module.index]);
+  if (http == nullptr) return {};
+  start_health_checks(conf_of<UpstreamMainConf>(http->main_conf).health_checks, cycle.log);
+  return {};
+}
+
 constexpr Directive kDirectives[] = {
     directive<upstream_block>("upstream", kHttpMainConf | kBlock | kTake1),
+    directive<match_block>("match", kHttpMainConf | kBlock | kTake1),
 };
 static_assert(directives_of(kDirectives, &http_upstream_module));
 
 }  // namespace
+
+Status add_health_check(ConfContext& cf, const ConfNode& n, const UpstreamConf& upstream) {
+  auto* hc = cf.pool.make<HealthCheck>();
+  if (Status s = parse_health_check(cf, n, upstream, *hc); !s.ok()) return s;
+  upstream_main(cf).health_checks.push_back(hc);
+  return {};
+}
 
 std::span<UpstreamGroup* const> upstream_groups(ConfContext& cf) {
   return upstream_main(cf).groups;
@@ -524,6 +553,8 @@ Module http_upstream_module{
     .preconfiguration = preconfiguration,
     .create_main_conf = create_conf<create_main_conf>,
     .init_main_conf = init_conf<init_main_conf>,
+    .postconfiguration = postconfiguration,
+    .init_process = init_process,
 };
 
 Result<PassAddress> parse_pass_address(std::string_view url) {

@@ -20,6 +20,10 @@ extern Module http_upstream_module;
 UpstreamGroup* add_upstream_group(ConfContext& cf, std::string_view host, uint16_t port,
                                   uint16_t default_port = 80);
 
+// health_check in a location whose upstream settings are upstream (proxy's, ...): parsed and kept
+// for the workers (upstream/health_check.h).
+Status add_health_check(ConfContext& cf, const ConfNode& n, const UpstreamConf& upstream);
+
 // Every group of the configuration being read (blocks and implicit ones), in the order first named;
 // their peers are built once the http block's main confs are initialised (postconfiguration on).
 std::span<UpstreamGroup* const> upstream_groups(ConfContext& cf);

@@ -117,6 +117,16 @@ void upstream(std::string& out, const MetricsMainConf& mcf, const UpstreamGroup*
     member(out, "sent", c.sent);
     member(out, "received", c.received);
     member(out, "fails", c.failures);
+    key(out, "health_checks");
+    out += '{';
+    member(out, "checks", p.st->checks);
+    member(out, "fails", p.st->checks_failed);
+    member(out, "unhealthy", p.st->became_unhealthy);
+    if (p.st->checks != 0) {
+      key(out, "last_passed");
+      out += p.st->last_check_passed ? "true" : "false";
+    }
+    out += '}';
     // Plus's times are averages in milliseconds.
     uint64_t headers = 0, bodies = 0;
     for (uint64_t n : c.header.buckets) headers += n;

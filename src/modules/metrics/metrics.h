@@ -113,11 +113,12 @@ T sum_slots(const T* base, size_t per_slot, size_t i) {
   return out;
 }
 
-// What the balancer says of a peer now: down (configured so), unavailable (max_fails failures
-// within fail_timeout), or up.
+// What the balancer says of a peer now: down (configured so), unhealthy (active health checks),
+// unavailable (max_fails failures within fail_timeout), or up.
 inline const char* peer_state(const RoundRobinPeer& p, uint64_t now) {
   if (p.down) return "down";
   const PeerState& st = *p.st;
+  if (st.unhealthy) return "unhealthy";
   if (p.max_fails != 0 && st.fails >= p.max_fails && now - st.checked_ms <= p.fail_timeout_ms) {
     return "unavailable";
   }

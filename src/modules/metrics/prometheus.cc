@@ -197,15 +197,25 @@ void upstream_metrics(Exposition& x, const MetricsMainConf& mcf) {
     }
   }
   x.family("weir_upstream_peer_state", "gauge",
-           "1 for a peer's state now (up, down, unavailable), as the balancer of the answering "
+           "1 for a peer's state now (up, down, unhealthy, unavailable), as the balancer of the "
+           "answering "
            "worker sees it (every worker's, with a zone).");
   uint64_t now = clock::msec();
   for (size_t i = 0; i < sums.size(); i++) {
     const char* state = peer_state(*mcf.peers[i].peer, now);
-    for (const char* s : {"up", "down", "unavailable"}) {
+    for (const char* s : {"up", "down", "unhealthy", "unavailable"}) {
       x.sample("weir_upstream_peer_state", peers[i] + ",state=\"" + s + "\"",
                std::strcmp(s, state) == 0 ? 1 : 0);
     }
+  }
+  x.family("weir_upstream_health_checks_total", "counter",
+           "Active health checks of a peer (health_check), by result.");
+  for (size_t i = 0; i < sums.size(); i++) {
+    const PeerState& st = *mcf.peers[i].peer->st;
+    uint64_t failed = st.checks_failed;
+    x.sample("weir_upstream_health_checks_total", peers[i] + ",result=\"passed\"",
+             st.checks - failed);
+    x.sample("weir_upstream_health_checks_total", peers[i] + ",result=\"failed\"", failed);
   }
 }
 

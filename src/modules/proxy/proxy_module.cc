@@ -237,6 +237,11 @@ Status preconfiguration(ConfContext& cf) {
 
 // --- directives ------------------------------------------------------------------------------
 
+// health_check (NGINX Plus's): active checks of the group this location proxies to.
+Status health_check(ConfContext& cf, const ConfNode& n, ProxyLocConf& conf) {
+  return add_health_check(cf, n, conf.upstream);
+}
+
 Status set_pass(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
   if (plcf.pass_set) return Status::error("is duplicate");
   std::string_view url = n.args[1];
@@ -480,6 +485,7 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
 using P = ProxyLocConf;
 constexpr Directive kOwnDirectives[] = {
     directive<set_pass>("proxy_pass", kHttpLocConf | kHttpLifConf | kTake1),
+    directive<health_check>("health_check", kHttpLocConf | kAnyArgs),
     directive<set_header>("proxy_set_header", kHttpMainSrvLoc | kTake2),
     directive<set_method>("proxy_method", kHttpMainSrvLoc | kTake1),
     directive<set_body>("proxy_set_body", kHttpMainSrvLoc | kTake1),

@@ -377,8 +377,10 @@ Status parse_health_check(ConfContext& cf, const ConfNode& n, const UpstreamConf
     } else if (a == "mandatory") {
       hc.mandatory = true;
     } else if (a == "persistent") {
+      // A group's zone starts afresh with each configuration: a state kept across a reload is
+      // not built yet, and must not be pretended.
       if (!hc.mandatory) return cf.error("\"persistent\" requires \"mandatory\"");
-      hc.persistent = true;
+      return cf.error("\"persistent\" is not supported by weir yet");
     } else {
       return cf.errorf("invalid parameter \"%s\"", n.args[i].c_str());
     }

@@ -3,9 +3,9 @@
 // `uri` (on `port`, else its own), and passes when the answer is 2xx or 3xx, or meets the `match`
 // block (status, header and body tests). `fails` failures in a row make the peer unhealthy for
 // every worker, and the balancers skip it until `passes` checks in a row pass; `mandatory` peers
-// start unhealthy until their first check passes. The workers run the checks from their event
-// loops; the time of each peer's next check is in the zone, and the worker that takes it first
-// makes it, so a peer gets one check per interval whatever the number of workers.
+// start unhealthy (after a reload too) until their first check passes. The workers run the checks
+// from their event loops; the time of each peer's next check is in the zone, and the worker that
+// takes it first makes it, so a peer gets one check per interval whatever the number of workers.
 // nginx: NGINX Plus's ngx_http_upstream_hc_module (documentation only).
 #pragma once
 
@@ -58,7 +58,6 @@ struct HealthCheck {
   std::string match_name;
   const HealthMatch* match = nullptr;
   bool mandatory = false;
-  bool persistent = false;
   const UpstreamConf* upstream = nullptr;  // the location's: its group and timeouts
   const UpstreamGroup* group = nullptr;    // resolved once the http block is read
   const ConfFile* file = nullptr;          // where it was written, for errors
@@ -68,7 +67,8 @@ struct HealthCheck {
 using HealthMatches = std::unordered_map<std::string, std::unique_ptr<HealthMatch>>;
 
 // health_check [interval=time] [jitter=time] [fails=n] [passes=n] [uri=uri] [port=n] [match=name]
-// [mandatory [persistent]], for the location whose upstream settings are upstream.
+// [mandatory] (`persistent` is refused: the zone's state does not outlive a reload yet), for the
+// location whose upstream settings are upstream.
 Status parse_health_check(ConfContext& cf, const ConfNode& n, const UpstreamConf& upstream,
                           HealthCheck& hc);
 // match name { status ...; header ...; body ...; }

@@ -135,6 +135,9 @@ def test_a_refused_peer(make_server):
      "proxy_pass http://u; health_check interval=0; } }", 'invalid parameter "interval=0"'),
     ("upstream u { zone u 64k; server 127.0.0.1:1; } server { listen 127.0.0.1:1; location / { "
      "proxy_pass http://u; health_check persistent; } }", '"persistent" requires "mandatory"'),
+    ("upstream u { zone u 64k; server 127.0.0.1:1; } server { listen 127.0.0.1:1; location / { "
+     "proxy_pass http://u; health_check mandatory persistent; } }",
+     '"persistent" is not supported by weir yet'),
     ("match m { require $x; }", '"require" is not supported by weir\'s "match" yet'),
     ("match m { status 20; }", 'invalid status "20"'),
     ("match m { header X ? y; }", 'invalid operator "?"'),

@@ -208,7 +208,19 @@ uint64_t next_connection_number();
 
 // nginx's stub_status counters, shared by the workers (they follow the connection counter in its
 // shared page; a process without one counts for itself). Inline: they are on every request's path.
-enum class StubStat : uint8_t { Accepted, Handled, Active, Requests, Reading, Writing, Count };
+// (ResolverQueries and ResolverErrors are weir's own, for its metrics: the names the resolver was
+// asked to look up, and the lookups that failed or timed out.)
+enum class StubStat : uint8_t {
+  Accepted,
+  Handled,
+  Active,
+  Requests,
+  Reading,
+  Writing,
+  ResolverQueries,
+  ResolverErrors,
+  Count
+};
 extern uint64_t* g_stub_stats;
 inline void stub_stat_add(StubStat s, int64_t delta) {
   std::atomic_ref<uint64_t>(g_stub_stats[static_cast<int>(s)])

@@ -155,6 +155,7 @@ ResolveQuery* Resolver::resolve(std::string_view name, uint64_t timeout_ms,
   hints.ai_family = conf_.ipv4 && conf_.ipv6 ? AF_UNSPEC : conf_.ipv6 ? AF_INET6 : AF_INET;
   hints.ai_socktype = SOCK_STREAM;
   pending_++;
+  stub_stat_add(StubStat::ResolverQueries, 1);
   ares_getaddrinfo(channel_, q->name.c_str(), nullptr, &hints, answer_cb, q);
   rearm_tick();
   return q;
@@ -169,6 +170,7 @@ void Resolver::cancel(ResolveQuery* q) {
 void Resolver::finish(ResolveQuery& q) {
   if (q.answered || q.cancelled) return;
   q.answered = true;
+  if (q.status != 0) stub_stat_add(StubStat::ResolverErrors, 1);
   del_timer(q.timer);
   q.handler(q);
 }

@@ -15,6 +15,8 @@ import urllib.request
 
 import pytest
 
+from dns_server import DnsServer
+from backend import Backend
 from conftest import BackendProcess, check_conf, free_port, http_get, raw, wait_for, WEIR
 
 CONF = r"""
@@ -278,6 +280,7 @@ def test_upstream_peers(make_server):
         assert of("weir_upstream_sent_bytes_total", live) > 6 * len("GET /x HTTP/1.0\r\n")
         assert of("weir_upstream_received_bytes_total", live) > 6 * len("from the backend\n")
         assert of("weir_upstream_responses_total", live, upstream=live, code="2xx") == 1
+        assert of("weir_upstream_peer_connections", live) == 0  # every try is over
 
 
 API_CONF = UPSTREAM_CONF.replace("location = /metrics { prometheus; }",
@@ -357,6 +360,26 @@ def test_prometheus_nginx_exporter(make_server, plus):
             assert samples[("nginx_http_requests_total", frozenset())] >= 5
     finally:
         exporter.stop()
+
+
+def test_resolver_counts(make_server):
+    """The resolver's lookups and failures (proxy_pass with variables)."""
+    with DnsServer({"app.test": ["127.0.0.1"]}) as dns, Backend() as b:
+        s = make_server(r"""
+    access_log off;
+    server {
+        listen 127.0.0.1:%%%%PORT%%%%;
+        resolver 127.0.0.1:%d valid=30s ipv6=off;
+        location = /metrics { prometheus; }
+        location / { proxy_pass http://$arg_h:%d; }
+    }
+""" % (dns.port, b.port))
+        assert http_get(s.port, "/?h=app.test").status == 200
+        assert http_get(s.port, "/?h=app.test").status == 200  # from the cache: no lookup
+        assert http_get(s.port, "/?h=nowhere.test").status == 502
+        samples, _ = parse(scrape(s.port)[1])
+        assert samples[("weir_resolver_queries_total", frozenset())] == 2 == dns.asked("app.test") + 1
+        assert samples[("weir_resolver_errors_total", frozenset())] == 1
 
 
 @pytest.mark.parametrize("conf, message", [

@@ -118,6 +118,12 @@ void connection_metrics(Exposition& x) {
   x.family("weir_http_requests_served_total", "counter",
            "Requests read, as stub_status counts them (all servers).");
   x.sample("weir_http_requests_served_total", {}, stub_stat(StubStat::Requests));
+  x.family("weir_resolver_queries_total", "counter",
+           "Names the resolver looked up (proxy_pass with variables), cached answers aside.");
+  x.sample("weir_resolver_queries_total", {}, stub_stat(StubStat::ResolverQueries));
+  x.family("weir_resolver_errors_total", "counter",
+           "Lookups that failed: not found, refused, timed out.");
+  x.sample("weir_resolver_errors_total", {}, stub_stat(StubStat::ResolverErrors));
 }
 
 void server_metrics(Exposition& x, const MetricsMainConf& mcf) {
@@ -207,6 +213,14 @@ void upstream_metrics(Exposition& x, const MetricsMainConf& mcf) {
       x.sample("weir_upstream_peer_state", peers[i] + ",state=\"" + s + "\"",
                std::strcmp(s, state) == 0 ? 1 : 0);
     }
+  }
+  x.family("weir_upstream_peer_connections", "gauge",
+           "Connections to a peer in use now (every worker's with a zone, else the answering "
+           "worker's).");
+  for (size_t i = 0; i < sums.size(); i++) {
+    int conns = mcf.peers[i].peer->st->conns;
+    x.sample("weir_upstream_peer_connections", peers[i],
+             conns > 0 ? static_cast<uint64_t>(conns) : 0);
   }
   x.family("weir_upstream_health_checks_total", "counter",
            "Active health checks of a peer (health_check), by result.");

@@ -304,6 +304,7 @@ class Probe {
 
 // A check's timer in one worker: each round takes the peers whose check is due.
 struct Checker {
+  explicit Checker(const HealthCheck* check) : hc(check) {}
   const HealthCheck* hc;
   Log log;
   Event tick;
@@ -443,8 +444,10 @@ Status resolve_health_checks(std::span<HealthCheck* const> checks, const HealthM
 }
 
 void start_health_checks(std::span<HealthCheck* const> checks, const Log& log) {
+  // The worker's checkers, for its whole life.
+  static std::vector<std::unique_ptr<Checker>> checkers;
   for (const HealthCheck* hc : checks) {
-    auto* ck = new Checker{hc, {}, {}};
+    auto* ck = checkers.emplace_back(std::make_unique<Checker>(hc)).get();
     ck->log.sink = log.sink;
     ck->tick.data = ck;
     ck->tick.log = &ck->log;

@@ -4,6 +4,7 @@ whatever the number of workers; mandatory peers start out; the state shows in th
 Prometheus's metrics; configuration errors."""
 import json
 import os
+import signal
 import time
 
 import pytest
@@ -124,6 +125,21 @@ def test_a_refused_peer(make_server):
     assert set(answers(s)) == {"one"}
     assert "peer is unhealthy: connect() failed (111: Connection refused) while checking health" \
         in s.error_log()
+
+
+def test_checks_go_on_after_a_reload(make_server):
+    """The new workers check (the group's zone starts afresh); the old ones leave their checks
+    cleanly (the sanitizer build looks at their exit)."""
+    s = start(make_server, workers=2)
+    s.start()
+    two = "127.0.0.1:%d" % s.ports[2]
+    wait_for(lambda: peers(s)[two]["state"] == "unhealthy", what="the peer out")
+    old = set(s.worker_pids())
+    s.send_signal(signal.SIGHUP)
+    wait_for(lambda: len(s.worker_pids()) == 2 and not old & set(s.worker_pids()),
+             what="the new workers alone")
+    wait_for(lambda: peers(s)[two]["state"] == "unhealthy", what="the peer out again")
+    assert set(answers(s)) == {"one"}
 
 
 @pytest.mark.parametrize("conf, message", [

@@ -819,6 +819,26 @@ def run_modules_cost(rounds, seconds, log):
     return res, load
 
 
+# weir's own metrics (`prometheus;` somewhere in the configuration): every request is counted in the
+# log phase into the worker's slot of the metrics zone.
+METRICS_SERVER = "location = /metrics { prometheus; }"
+
+
+def run_metrics_cost(rounds, seconds, log):
+    """User instructions per 1 KiB request with and without weir's metrics (callgrind), and CPU per
+    request under 50 connections."""
+    per = []
+    for extra in ("", METRICS_SERVER):
+        a = callgrind_instructions("weir", 1000, extra=extra)
+        b = callgrind_instructions("weir", 3000, extra=extra)
+        per.append((b - a) / 2000)
+    log("  weir   instructions/request: %.0f plain, %.0f with prometheus (+%.0f, %.3f)" %
+        (per[0], per[1], per[1] - per[0], per[1] / per[0]))
+    servers = {"weir": Server("weir").start(), "weir metrics": Server("weir", extra=METRICS_SERVER).start()}
+    load = measure_rounds("1 KiB, 50 conns, metrics", servers, "/1k.bin", 50, [], rounds, seconds, log)
+    return per, load
+
+
 # The buffered path that sendfile is measured against: pread into two 256k buffers, then writev (the best of
 # 32k, 256k and 1m in a trial on this machine).
 READ_BUFFERS = "2 256k"
@@ -1137,7 +1157,7 @@ def main():
     parts = args.only.split(",") if args.only else ["throughput", "proxied", "tls", "sendfile", "logcost", "latency",
                                                      "syscalls", "instructions", "memory", "compression",
                                                      "headers", "modules", "coldcache", "php", "cache",
-                                                     "default"]
+                                                     "default", "metrics"]
     only = [x for x in args.scenarios.split(",") if x]
     tp = run_throughput(kinds, args.rounds, args.seconds, log, only) if "throughput" in parts else {}
     if "proxied" in parts:
@@ -1158,9 +1178,10 @@ def main():
     php = run_php(args.rounds, args.seconds, log) if "php" in parts else None
     cache = run_cache(args.rounds, args.seconds, log) if "cache" in parts else None
     default = run_default(kinds, args.rounds, args.seconds, log) if "default" in parts else None
+    metrics = run_metrics_cost(args.rounds, args.seconds, log) if "metrics" in parts else None
     name = datetime.date.today().isoformat() + ("-" + "-".join(parts) if args.only else "")
     write_report(args, tp, sf, lc, lat, sc, ins, mem, time.time() - started, comp, hdr, name, mods, tls_ins,
-                 cold, php, cache, default)
+                 cold, php, cache, default, metrics)
 
 
 def ratio(a, b):
@@ -1168,7 +1189,7 @@ def ratio(a, b):
 
 
 def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=None, report=None,
-                 mods=None, tls_ins=None, cold=None, php=None, cache=None, default=None):
+                 mods=None, tls_ins=None, cold=None, php=None, cache=None, default=None, metrics=None):
     today = datetime.date.today().isoformat()
     out = ["# weir benchmark, %s" % today, "",
            "Machine: " + machine() + ".",
@@ -1275,6 +1296,20 @@ def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=No
             out.append("| %s | %s | %s | %s | %s | %.2f |" % (
                 k, median_range(a["rps"]), median_range(b["rps"]), median_range(a["cpu_us"], "{:.1f}"),
                 median_range(b["cpu_us"], "{:.1f}"), statistics.median(ratio(b["cpu_us"], a["cpu_us"]))))
+        out.append("")
+    if metrics:
+        (a, b), load = metrics
+        out += ["weir's metrics (`prometheus;` in the configuration: each request counted in the worker's slot of "
+                "the metrics zone) on the 1 KiB static path, user instructions per request:", "",
+                "| without | with | added | ratio |", "|---|---|---|---|",
+                "| %.0f | %.0f | %.0f | %.3f |" % (a, b, b - a, b / a), "",
+                "The same under 50 connections (one worker):", "",
+                "| req/s without | req/s with | CPU µs/req without | CPU µs/req with | CPU with/without |",
+                "|---|---|---|---|---|"]
+        w, m = load["weir"], load["weir metrics"]
+        out.append("| %s | %s | %s | %s | %.2f |" % (
+            median_range(w["rps"]), median_range(m["rps"]), median_range(w["cpu_us"], "{:.1f}"),
+            median_range(m["cpu_us"], "{:.1f}"), statistics.median(ratio(m["cpu_us"], w["cpu_us"]))))
         out.append("")
     if tls_ins:
         out += ["User-space instructions per 1 KiB request over TLS (callgrind, two runs): all of them, and those "

@@ -81,7 +81,7 @@ Rc chash_get(PeerConnection& pc, void* data) {
     // robin.
     const std::string* server = points[d.hash % points.size()].server;
     ptrdiff_t best = smooth_weighted_pick(
-        *d.peers, [&](size_t i) { return *peers[i].server == *server && can_try(d, i, now); });
+        *d.peers, now, [&](size_t i) { return *peers[i].server == *server && can_try(d, i, now); });
     if (best >= 0) {
       auto i = static_cast<size_t>(best);
       return d.take(pc, peers[i], i, now);

@@ -270,7 +270,8 @@ class Probe {
         if (s.unhealthy && ++s.check_passes >= hc_.passes) {
           s.unhealthy = false;
           s.check_passes = 0;
-          s.fails = 0;  // the passive count starts afresh too
+          s.fails = 0;                     // the passive count starts afresh too
+          s.recovered_ms = clock::msec();  // slow_start counts from here
           now_healthy = true;
         }
       } else {

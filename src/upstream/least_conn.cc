@@ -41,7 +41,7 @@ Rc least_conn_get(PeerConnection& pc, void* data) {
         // The tie: smooth weighted round robin among the least loaded.
         const RoundRobinPeer& least = peers[static_cast<size_t>(best)];
         best = smooth_weighted_pick(
-            *d.peers,
+            *d.peers, now,
             [&](size_t i) { return can_try(d, i, now) && compare_load(peers[i], least) == 0; },
             static_cast<size_t>(best));
       }

@@ -36,7 +36,7 @@ ptrdiff_t pick(RoundRobinData& d, uint64_t now) {
     if (d.was_tried(0) || !peer_available(set.peers[0], now, false)) return -1;
     return 0;
   }
-  return smooth_weighted_pick(set, [&](size_t i) { return can_try(d, i, now); });
+  return smooth_weighted_pick(set, now, [&](size_t i) { return can_try(d, i, now); });
 }
 
 }  // namespace
@@ -90,7 +90,10 @@ void round_robin_free(PeerConnection& pc, void* data, unsigned state) {
     }
     if (s.effective_weight < 0) s.effective_weight = 0;
   } else if (s.accessed_ms < s.checked_ms) {
-    s.fails = 0;  // a good answer after fail_timeout: the peer is back
+    // A good answer after fail_timeout: the peer is back (and, with slow_start, regains its
+    // weight from now on if it had been taken out).
+    if (p->max_fails != 0 && s.fails >= p->max_fails) s.recovered_ms = now;
+    s.fails = 0;
   }
   s.conns--;
   if (pc.tries > 0) pc.tries--;
@@ -121,6 +124,8 @@ Status init_round_robin(UpstreamGroup& g, Pool& pool) {
         p.fail_timeout_ms = s.fail_timeout_ms;
         p.max_conns = s.max_conns;
         p.down = s.down;
+        p.slow_start_ms = s.slow_start_ms;
+        if (s.slow_start_ms != 0) set->slow_start = true;
         set->total_weight += s.weight;
         if (s.weight != 1) set->weighted = true;
         set->peers.push_back(std::move(p));

@@ -4,6 +4,7 @@
 // (nginx does the same after 20 unlucky picks). nginx: ngx_http_upstream_round_robin.h
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "core/pool.h"
@@ -43,19 +44,37 @@ inline bool can_try(const RoundRobinData& d, size_t i, uint64_t now) {
   return !d.was_tried(i) && peer_available(d.peers->peers[i], now, true);
 }
 
+// slow_start: a peer back from failures or ill health regains its weight over slow_start_ms. A
+// set with such peers counts its weights in 64ths, so that even a weight of 1 starts near 0.
+constexpr int kSlowStartScale = 64;
+
+// What a peer gains in a round of the smooth weighted pick.
+inline int pick_gain(const RoundRobinPeers& set, const RoundRobinPeer& p, const PeerState& s,
+                     uint64_t now) {
+  if (!set.slow_start) return s.effective_weight;
+  int gain = s.effective_weight * kSlowStartScale;
+  if (p.slow_start_ms != 0 && s.recovered_ms != 0 && now - s.recovered_ms < p.slow_start_ms) {
+    gain = std::max(1, static_cast<int>(static_cast<uint64_t>(gain) * (now - s.recovered_ms) /
+                                        p.slow_start_ms));
+  }
+  return gain;
+}
+
 // nginx's smooth weighted round robin among the peers (from index `from` on) that eligible(i)
-// admits: each gains its effective weight, the heaviest is picked and loses the total. The
-// index, or -1 when none is eligible.
+// admits: each gains its effective weight (pick_gain), the heaviest is picked and loses the
+// total. The index, or -1 when none is eligible.
 template <class Eligible>
-ptrdiff_t smooth_weighted_pick(RoundRobinPeers& set, Eligible eligible, size_t from = 0) {
+ptrdiff_t smooth_weighted_pick(RoundRobinPeers& set, uint64_t now, Eligible eligible,
+                               size_t from = 0) {
   ptrdiff_t best = -1;
   int total = 0;
   for (size_t i = from; i < set.peers.size(); i++) {
     if (!eligible(i)) continue;
     RoundRobinPeer& p = set.peers[i];
     PeerState& s = *p.st;
-    s.current_weight += s.effective_weight;
-    total += s.effective_weight;
+    int gain = pick_gain(set, p, s, now);
+    s.current_weight += gain;
+    total += gain;
     if (s.effective_weight < p.weight) s.effective_weight++;
     if (best < 0 || s.current_weight > set.peers[static_cast<size_t>(best)].st->current_weight) {
       best = static_cast<ptrdiff_t>(i);

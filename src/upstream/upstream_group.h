@@ -33,6 +33,7 @@ struct UpstreamServer {
   int max_fails = 1;
   uint64_t fail_timeout_ms = 10000;
   int max_conns = 0;
+  uint64_t slow_start_ms = 0;
   bool backup = false;
   bool down = false;
 };
@@ -56,6 +57,7 @@ struct PeerState {
   uint64_t checks = 0;            // made, in all
   uint64_t checks_failed = 0;     // ... of which failed
   uint64_t became_unhealthy = 0;  // times the peer went from healthy to unhealthy
+  uint64_t recovered_ms = 0;      // when it came back from failures or ill health (slow_start)
 };
 
 // One address of a server, as the balancer sees it.
@@ -67,6 +69,7 @@ struct RoundRobinPeer {
   int max_conns = 0;
   int max_fails = 1;
   uint64_t fail_timeout_ms = 10000;
+  uint64_t slow_start_ms = 0;
   bool down = false;
   PeerState own;
   PeerState* st = nullptr;  // &own, or the zone's copy
@@ -78,6 +81,7 @@ struct RoundRobinPeers {
   int total_weight = 0;
   bool weighted = false;
   bool single = false;  // one primary peer and no backup: nothing to fail over to, nothing counted
+  bool slow_start = false;   // a peer has slow_start: gains are counted in kSlowStartScale-ths
   ShmMutex* lock = nullptr;  // the zone's, when the state is shared
 };
 

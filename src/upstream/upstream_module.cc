@@ -68,6 +68,10 @@ Result<UpstreamServer> parse_server(ConfContext& cf, const ConfNode& n) {
       auto m = parse_int(*v);
       if (!m || *m < 0) return invalid();
       s.max_conns = static_cast<int>(*m);
+    } else if (auto v = value("slow_start=")) {
+      auto t = parse_time(*v, false);
+      if (!t || *t < 0) return invalid();
+      s.slow_start_ms = static_cast<uint64_t>(*t);
     } else if (a == "backup") {
       s.backup = true;
     } else if (a == "down") {
@@ -234,6 +238,9 @@ Status upstream_block(ConfContext& cf, const ConfNode& n, UpstreamMainConf& umcf
     // silently, so weir rejects it wherever it is.
     for (const UpstreamServer& s : g->servers) {
       if (s.backup) return cf.error("balancing method does not support parameter \"backup\"");
+      if (s.slow_start_ms != 0) {
+        return cf.error("balancing method does not support parameter \"slow_start\"");
+      }
     }
   }
   if (g->servers.empty()) return cf.error("no servers are inside upstream");

@@ -142,6 +142,26 @@ def test_checks_go_on_after_a_reload(make_server):
     assert set(answers(s)) == {"one"}
 
 
+@pytest.mark.parametrize("slow_start", [True, False])
+def test_slow_start_after_recovery(make_server, slow_start):
+    """A peer back from ill health regains its weight over slow_start: right after, it takes
+    almost nothing of the traffic; without slow_start, its half at once."""
+    s = start(make_server, workers=1)
+    if slow_start:
+        s.set_conf(s.conf_text.replace("server 127.0.0.1:%d;" % s.ports[2],
+                                       "server 127.0.0.1:%d slow_start=60s;" % s.ports[2]))
+    s.start()
+    two = "127.0.0.1:%d" % s.ports[2]
+    wait_for(lambda: peers(s)[two]["state"] == "unhealthy", what="the peer out")
+    s.write(s.path("two/health"), "alive\n")
+    wait_for(lambda: peers(s)[two]["state"] == "up", what="the peer back")
+    got = answers(s, 20).count("two")
+    if slow_start:
+        assert got <= 2, got  # a 60th of its weight for the first second
+    else:
+        assert 8 <= got <= 12, got
+
+
 @pytest.mark.parametrize("conf, message", [
     ("upstream u { server 127.0.0.1:1; } server { listen 127.0.0.1:1; location / { proxy_pass http://u; "
      "health_check; } }", 'upstream "u" must reside in shared memory ("zone") for "health_check"'),
@@ -158,6 +178,10 @@ def test_checks_go_on_after_a_reload(make_server):
     ("match m { status 20; }", 'invalid status "20"'),
     ("match m { header X ? y; }", 'invalid operator "?"'),
     ("match m { status 200; } match m { status 200; }", 'duplicate match "m"'),
+    ("upstream u { ip_hash; server 127.0.0.1:1 slow_start=10s; } server { listen 127.0.0.1:1; }",
+     'balancing method does not support parameter "slow_start"'),
+    ("upstream u { server 127.0.0.1:1 slow_start=x; } server { listen 127.0.0.1:1; }",
+     'invalid parameter "slow_start=x"'),
 ])
 def test_configuration_errors(conf, message):
     rc, err = check_conf(WEIR, conf)

@@ -6,6 +6,7 @@ import resource
 import re
 import shutil
 import signal
+import random
 import socket
 import subprocess
 import tempfile
@@ -28,7 +29,32 @@ def pytest_configure(config):
     config.addinivalue_line(
         "markers", "serial: runs after the parallel tests, alone on the machine (scripts/test.sh)")
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+EPHEMERAL_LOW = _ephemeral_low()
+
+
 def free_port():
+    """A port nothing holds, below the kernel's ephemeral range: an outgoing connection made meanwhile
+    (a proxied request, a health check, Prometheus scraping) is never given it before the server
+    binds it, as a port the kernel picked (bind to 0) could be."""
+    if EPHEMERAL_LOW > 11000:
+        for _ in range(200):
+            port = random.randint(10000, EPHEMERAL_LOW - 1)
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+            finally:
+                s.close()
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]

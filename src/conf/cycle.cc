@@ -3,6 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -158,18 +159,25 @@ Status Cycle::create_zones(Cycle* old) {
       return Status::errorf("zero size shared memory zone \"%s\"", z.name.c_str());
     }
     void* old_data = nullptr;
-    if (old != nullptr && !z.noreuse) {
-      for (SharedZone& oz : old->zones) {
-        if (oz.name == z.name && oz.tag == z.tag && oz.size == z.size && oz.mapping != nullptr) {
-          // The memory and the state in it go on; the old cycle keeps its share until it goes
-          // (a failed reload leaves it whole).
-          z.mapping = oz.mapping;
-          z.addr = oz.addr;
-          z.slab = oz.slab;
-          old_data = oz.data;
-          break;
-        }
-      }
+    SharedZone* oz = nullptr;  // the old configuration's zone of this name and use
+    if (old != nullptr) {
+      auto same = [&](const SharedZone& o) {
+        return o.name == z.name && o.tag == z.tag && o.mapping != nullptr;
+      };
+      auto it = std::find_if(old->zones.begin(), old->zones.end(), same);
+      if (it != old->zones.end()) oz = &*it;
+    }
+    if (oz != nullptr && z.noreuse) {
+      // New memory: init carries what it chooses from the old zone (mapped until the old cycle
+      // goes).
+      old_data = oz->data;
+    } else if (oz != nullptr && oz->size == z.size) {
+      // The memory and the state in it go on; the old cycle keeps its share until it goes (a
+      // failed reload leaves it whole).
+      z.mapping = oz->mapping;
+      z.addr = oz->addr;
+      z.slab = oz->slab;
+      old_data = oz->data;
     }
     if (z.addr == nullptr) {
       void* addr =

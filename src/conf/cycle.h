@@ -32,7 +32,7 @@ struct SharedZone {
   void* addr = nullptr;
   SlabPool* slab = nullptr;
   std::shared_ptr<void> mapping;  // unmaps when the last cycle using it goes
-  bool noreuse = false;           // state that must start afresh with each configuration
+  bool noreuse = false;  // new memory with each configuration (init still gets the old data)
   Status (*init)(SharedZone& zone, void* old_data) = nullptr;
   void* data = nullptr;  // the module's view of the zone
 };

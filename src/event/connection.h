@@ -231,4 +231,22 @@ inline uint64_t stub_stat(StubStat s) {
       .load(std::memory_order_relaxed);
 }
 
+// The connection counters as stub_status, the metrics and the API show them. waiting (idle
+// keep-alive) is what is active and neither reading nor writing; the counters are read one by one
+// while workers change them, so it never goes below 0.
+struct ConnectionCounts {
+  uint64_t accepted, handled, active, requests, reading, writing, waiting;
+};
+inline ConnectionCounts connection_counts() {
+  ConnectionCounts c{};
+  c.accepted = stub_stat(StubStat::Accepted);
+  c.handled = stub_stat(StubStat::Handled);
+  c.active = stub_stat(StubStat::Active);
+  c.requests = stub_stat(StubStat::Requests);
+  c.reading = stub_stat(StubStat::Reading);
+  c.writing = stub_stat(StubStat::Writing);
+  c.waiting = c.active > c.reading + c.writing ? c.active - c.reading - c.writing : 0;
+  return c;
+}
+
 }  // namespace weir

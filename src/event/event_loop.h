@@ -96,4 +96,17 @@ inline void delete_posted_event(Event& ev) {
   if (ev.posted) EventLoop::current->unpost(ev);
 }
 
+// A worker's own timer that comes back for the worker's life (health checks, names to resolve):
+// its log writes where parent's does; cancelable, so that it never holds an exiting worker; the
+// first run at once. The handler re-arms it.
+inline void start_worker_timer(Event& ev, Log& log, const Log& parent, void (*handler)(Event&),
+                               void* data) {
+  log.sink = parent.sink;
+  ev.data = data;
+  ev.log = &log;
+  ev.handler = handler;
+  ev.cancelable = true;
+  add_timer(ev, 1);
+}
+
 }  // namespace weir

@@ -28,6 +28,7 @@ struct PeerConnection {
   // The peer get() chose: its address ("unix:" paths too) and name for logs and $upstream_addr.
   const SockAddr* sockaddr = nullptr;
   std::string_view name;
+  uint32_t counts_index = 0;  // where per-peer counters (metrics) keep the peer's, + 1; 0: none
 
   unsigned tries = 1;       // how many peers may still be tried (proxy_next_upstream_tries)
   uint64_t start_msec = 0;  // when the first try began (proxy_next_upstream_timeout)

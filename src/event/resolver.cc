@@ -83,6 +83,7 @@ Result<SockAddr> parse_resolver_address(std::string_view text) {
 Resolver::~Resolver() {
   if (channel_ != nullptr) ares_destroy(channel_);  // answers nobody waits for any more
   del_timer(tick_);
+  del_timer(let_go_);
 }
 
 bool Resolver::ensure_channel(const Log& log) {
@@ -150,7 +151,9 @@ ResolveQuery* Resolver::resolve(std::string_view name, uint64_t timeout_ms,
   q->timer.handler = query_timeout;
   q->timer.data = q;
   q->timer.log = &log;
+  q->timer.cancelable = true;  // an exiting worker waits for its askers, not for their timers
   add_timer(q->timer, timeout_ms);
+  askers_++;
   ares_addrinfo_hints hints{};
   hints.ai_family = conf_.ipv4 && conf_.ipv6 ? AF_UNSPEC : conf_.ipv6 ? AF_INET6 : AF_INET;
   hints.ai_socktype = SOCK_STREAM;
@@ -163,6 +166,7 @@ ResolveQuery* Resolver::resolve(std::string_view name, uint64_t timeout_ms,
 
 void Resolver::cancel(ResolveQuery* q) {
   if (q == nullptr) return;
+  if (!q->answered && !q->cancelled) q->resolver->asker_gone();
   q->cancelled = true;  // c-ares' answer will free it
   del_timer(q->timer);
 }
@@ -170,9 +174,27 @@ void Resolver::cancel(ResolveQuery* q) {
 void Resolver::finish(ResolveQuery& q) {
   if (q.answered || q.cancelled) return;
   q.answered = true;
+  q.resolver->asker_gone();
   if (q.status != 0) stub_stat_add(StubStat::ResolverErrors, 1);
   del_timer(q.timer);
   q.handler(q);
+}
+
+void Resolver::asker_gone() {
+  askers_--;
+  if (worker_exiting()) let_go_soon();
+}
+
+void Resolver::let_go_soon() {
+  // Out of c-ares' callbacks: ares_cancel runs them.
+  if (channel_ == nullptr || askers_ != 0 || pending_ == 0 || let_go_.timer_set) return;
+  let_go_.handler = [](Event& ev) {
+    auto* self = static_cast<Resolver*>(ev.data);
+    if (self->askers_ == 0 && self->pending_ != 0) ares_cancel(self->channel_);
+  };
+  let_go_.data = this;
+  let_go_.cancelable = true;
+  add_timer(let_go_, 1);
 }
 
 // c-ares is done with q: the asker, if still waiting, learns the answer; then q goes (an asker that
@@ -196,8 +218,8 @@ void Resolver::on_answer(ResolveQuery& q, int ares_status, const void* result) {
       if (q.addrs.empty()) q.status = 3;
     }
     if (q.status == 0) {
-      uint64_t valid = conf_.valid_ms != 0 ? conf_.valid_ms : static_cast<uint64_t>(ttl) * 1000;
-      cache_[q.name] = Entry{q.addrs, clock::msec() + valid};
+      q.valid_ms = conf_.valid_ms != 0 ? conf_.valid_ms : static_cast<uint64_t>(ttl) * 1000;
+      cache_[q.name] = Entry{q.addrs, clock::msec() + q.valid_ms};
     }
     finish(q);
   }
@@ -232,6 +254,7 @@ void Resolver::on_socket(int fd, bool readable, bool writable) {
   if (c == nullptr) return;      // logged; c-ares will time out
   c->own_log.sink = log_->sink;  // the error log of the configuration, not the asker's context
   c->data = this;
+  c->idle = true;  // an exiting worker lets it go once no asker waits (socket_event)
   c->read.handler = c->write.handler = socket_event;
   c->read.log = c->write.log = c->log;
   if (EventLoop::current->add_connection(*c) != Rc::Ok) {
@@ -245,6 +268,12 @@ void Resolver::on_socket(int fd, bool readable, bool writable) {
 void Resolver::socket_event(Event& ev) {
   auto* c = static_cast<Connection*>(ev.data);
   auto* self = static_cast<Resolver*>(c->data);
+  if (c->close) {
+    // The worker is exiting: c-ares' tries for askers that are gone need not hold it.
+    c->close = false;
+    self->let_go_soon();
+    return;
+  }
   int fd = c->fd;
   if (ev.write) {
     self->process(ARES_SOCKET_BAD, fd);

@@ -28,6 +28,7 @@ class Resolver;
 struct ResolveQuery {
   std::string name;
   std::vector<SockAddr> addrs;
+  uint64_t valid_ms = 0;  // how long the answer holds: its TTL, or the resolver's valid=
   int status = 0;
   void (*handler)(ResolveQuery& q) = nullptr;
   void* data = nullptr;
@@ -75,6 +76,10 @@ class Resolver {
   static void tick(Event& ev);
   static void query_timeout(Event& ev);
   static void finish(ResolveQuery& q);
+  // An asker was answered or went away; when none is left in an exiting worker, c-ares' own
+  // retries are cancelled (soon, outside its callbacks) so that they do not hold the worker.
+  void asker_gone();
+  void let_go_soon();
 
   struct Entry {
     std::vector<SockAddr> addrs;
@@ -86,8 +91,10 @@ class Resolver {
   std::unordered_map<std::string, Entry> cache_;
   std::vector<Connection*> sockets_;  // c-ares' sockets, wrapped for the event loop
   Event tick_;                        // c-ares' own retransmission timer
-  size_t pending_ = 0;
-  const Log* log_ = nullptr;  // the latest asker's: where socket errors are reported
+  Event let_go_;                      // let_go_soon's
+  size_t pending_ = 0;                // questions c-ares is working on
+  size_t askers_ = 0;                 // ... of which someone still waits for
+  const Log* log_ = nullptr;          // the latest asker's: where socket errors are reported
 };
 
 // "a.b.c.d[:port]" or "[v6][:port]" (port 53 by default), as the resolver directive takes them.

@@ -15,6 +15,43 @@
 
 namespace weir::http {
 
+// resolver address ... [valid=time] [ipv4=on|off] [ipv6=on|off]: http, server, location and
+// (nginx 1.27.3) upstream blocks.
+Status parse_resolver(ConfContext& cf, const ConfNode& n, Resolver*& out) {
+  if (out != nullptr) return Status::error("is duplicate");
+  Resolver::Conf rc;
+  for (size_t i = 1; i < n.args.size(); i++) {
+    std::string_view a = n.args[i];
+    auto on_off = [&](std::string_view v, bool& out) -> Status {
+      if (v == "on") {
+        out = true;
+      } else if (v == "off") {
+        out = false;
+      } else {
+        return Status::errorf("invalid parameter: %s", n.args[i].c_str());
+      }
+      return {};
+    };
+    if (a.starts_with("valid=")) {
+      auto t = parse_time(a.substr(6), false);
+      if (!t || *t < 0) return Status::errorf("invalid parameter: %s", n.args[i].c_str());
+      rc.valid_ms = static_cast<uint64_t>(*t);
+    } else if (a.starts_with("ipv4=")) {
+      if (Status s = on_off(a.substr(5), rc.ipv4); !s.ok()) return s;
+    } else if (a.starts_with("ipv6=")) {
+      if (Status s = on_off(a.substr(5), rc.ipv6); !s.ok()) return s;
+    } else {
+      Result<SockAddr> addr = parse_resolver_address(a);
+      if (!addr.ok()) return addr.status();
+      rc.servers.push_back(*addr);
+    }
+  }
+  if (!rc.ipv4 && !rc.ipv6) return Status::error("\"ipv4\" and \"ipv6\" cannot both be \"off\"");
+  if (rc.servers.empty()) return Status::error("no name servers defined");
+  out = cf.pool.make<Resolver>(std::move(rc));
+  return {};
+}
+
 namespace {
 
 using M = CoreMainConf;
@@ -250,40 +287,8 @@ Status accept_size(ConfContext&, const ConfNode& n) {
   return {};
 }
 
-// resolver address ... [valid=time] [ipv4=on|off] [ipv6=on|off]
 Status set_resolver(ConfContext& cf, const ConfNode& n, L& clcf) {
-  if (clcf.resolver != nullptr) return Status::error("is duplicate");
-  Resolver::Conf rc;
-  for (size_t i = 1; i < n.args.size(); i++) {
-    std::string_view a = n.args[i];
-    auto on_off = [&](std::string_view v, bool& out) -> Status {
-      if (v == "on") {
-        out = true;
-      } else if (v == "off") {
-        out = false;
-      } else {
-        return Status::errorf("invalid parameter: %s", n.args[i].c_str());
-      }
-      return {};
-    };
-    if (a.starts_with("valid=")) {
-      auto t = parse_time(a.substr(6), false);
-      if (!t || *t < 0) return Status::errorf("invalid parameter: %s", n.args[i].c_str());
-      rc.valid_ms = static_cast<uint64_t>(*t);
-    } else if (a.starts_with("ipv4=")) {
-      if (Status s = on_off(a.substr(5), rc.ipv4); !s.ok()) return s;
-    } else if (a.starts_with("ipv6=")) {
-      if (Status s = on_off(a.substr(5), rc.ipv6); !s.ok()) return s;
-    } else {
-      Result<SockAddr> addr = parse_resolver_address(a);
-      if (!addr.ok()) return addr.status();
-      rc.servers.push_back(*addr);
-    }
-  }
-  if (!rc.ipv4 && !rc.ipv6) return Status::error("\"ipv4\" and \"ipv6\" cannot both be \"off\"");
-  if (rc.servers.empty()) return Status::error("no name servers defined");
-  clcf.resolver = cf.pool.make<Resolver>(std::move(rc));
-  return {};
+  return parse_resolver(cf, n, clcf.resolver);
 }
 
 Status set_internal(ConfContext&, const ConfNode&, L& clcf) {

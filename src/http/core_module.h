@@ -347,6 +347,9 @@ Status init_locations(ConfContext& cf, CoreSrvConf& cscf, CoreLocConf& pclcf);
 // The server for a Host value within the connection's address.
 CoreSrvConf* find_virtual_server(Request& r, std::string_view host);
 
+// The `resolver` directive's parameters: a resolver made in cf's pool, or nginx's error.
+Status parse_resolver(ConfContext& cf, const ConfNode& n, Resolver*& out);
+
 // The http block's listening sockets.
 Status add_listening(ConfContext& cf, CoreMainConf& cmcf);
 

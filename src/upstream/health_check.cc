@@ -12,6 +12,8 @@
 #include "core/time_cache.h"
 #include "event/event_loop.h"
 #include "event/peer_connection.h"
+#include "http/parse.h"
+#include "upstream/resolved_peers.h"
 #include "upstream/upstream.h"
 #include "upstream/upstream_group.h"
 
@@ -97,28 +99,33 @@ struct Answer {
   std::string_view body;
 };
 
-// The status line and header of text (read until the peer closed or kMaxAnswer); false when
-// they are not an HTTP answer.
-bool parse_answer(std::string_view text, Answer& a) {
-  size_t eol = text.find("\r\n");
-  if (eol == std::string_view::npos || !text.starts_with("HTTP/1.") || eol < 12) return false;
-  std::optional<int64_t> status = parse_int(text.substr(9, 3));
-  if (!status || *status < 100) return false;
-  a.status = static_cast<int>(*status);
-  size_t at = eol + 2;
+// The status line and header of text (read until the peer closed or kMaxAnswer), by the parsers
+// a proxied response goes through; false when they are not a whole HTTP/1 answer.
+bool parse_answer(std::string& text, Answer& a) {
+  Buffer b;
+  b.start = b.pos = text.data();
+  b.end = b.last = text.data() + text.size();
+  StatusLine status;
+  if (parse_status_line(status, b) != ParseResult::Ok || status.http_major != 1 ||
+      status.code < 100) {
+    return false;
+  }
+  a.status = status.code;
+  HeaderLineState line;
   for (;;) {
-    size_t end = text.find("\r\n", at);
-    if (end == std::string_view::npos) return false;  // the header did not end
-    if (end == at) {
-      a.body = text.substr(end + 2);
-      return true;
+    switch (parse_header_line(line, b, true)) {
+      case ParseResult::Ok:
+        a.headers.emplace_back(
+            std::string_view(line.name_start, static_cast<size_t>(line.name_end - line.name_start)),
+            std::string_view(line.value_start,
+                             static_cast<size_t>(line.value_end - line.value_start)));
+        break;
+      case ParseResult::HeaderDone:
+        a.body = {b.pos, static_cast<size_t>(b.last - b.pos)};
+        return true;
+      default:
+        return false;  // invalid, or the header did not end
     }
-    std::string_view line = text.substr(at, end - at);
-    size_t colon = line.find(':');
-    if (colon != std::string_view::npos) {
-      a.headers.emplace_back(line.substr(0, colon), trim_ows(line.substr(colon + 1)));
-    }
-    at = end + 2;
   }
 }
 
@@ -170,8 +177,10 @@ bool passes(const HealthMatch* m, const Answer& a) {
 // One check of one peer: connect, send the request, read the answer until the peer closes, judge.
 class Probe {
  public:
+  // The lock and the state are the zone's: they outlive the worker's peer sets (which a name that
+  // resolves to new addresses replaces).
   Probe(const HealthCheck& hc, RoundRobinPeers& set, RoundRobinPeer& peer, const Log& parent)
-      : hc_(hc), set_(set), peer_(peer) {
+      : hc_(hc), lock_(*set.lock), st_(*peer.st) {
     log_.sink = parent.sink;
     log_.action = "checking health";
     log_.handler = log_handler;
@@ -261,8 +270,8 @@ class Probe {
   void finish(bool ok, const char* cause, int err = 0) {
     bool now_unhealthy = false, now_healthy = false;
     {
-      ShmLock lock(*set_.lock);
-      PeerState& s = *peer_.st;
+      ShmLock lock(lock_);
+      PeerState& s = st_;
       s.checks++;
       s.last_check_passed = ok;
       if (ok) {
@@ -291,8 +300,8 @@ class Probe {
   }
 
   const HealthCheck& hc_;
-  RoundRobinPeers& set_;
-  RoundRobinPeer& peer_;
+  ShmMutex& lock_;
+  PeerState& st_;
   SockAddr addr_;
   std::string addr_text_;
   Log log_;
@@ -321,6 +330,7 @@ void run_round(Event& ev) {
   if (worker_exiting()) return;  // the next workers check
   auto& ck = *static_cast<Checker*>(ev.data);
   const HealthCheck& hc = *ck.hc;
+  follow_resolved_peers(*hc.group);
   uint64_t now = clock::msec();
   for (RoundRobinPeers* set = hc.group->peers; set != nullptr; set = set->backup) {
     for (RoundRobinPeer& p : set->peers) {
@@ -420,7 +430,7 @@ Status resolve_health_checks(std::span<HealthCheck* const> checks, const HealthM
     auto error = [&](const std::string& msg) {
       return Status::located(conf_error_at(hc->file, hc->line, msg));
     };
-    const UpstreamGroup* g = hc->upstream->group;
+    UpstreamGroup* g = hc->upstream->group;
     if (g == nullptr) return error("\"health_check\" needs a \"proxy_pass\" to an upstream group");
     if (g->zone == nullptr) {
       return error(
@@ -436,6 +446,7 @@ Status resolve_health_checks(std::span<HealthCheck* const> checks, const HealthM
       hc->match = it->second.get();
     }
     if (hc->mandatory) {
+      g->mandatory_check = true;
       for (RoundRobinPeers* set = g->peers; set != nullptr; set = set->backup) {
         for (RoundRobinPeer& p : set->peers) p.own.unhealthy = true;
       }
@@ -449,12 +460,7 @@ void start_health_checks(std::span<HealthCheck* const> checks, const Log& log) {
   static std::vector<std::unique_ptr<Checker>> checkers;
   for (const HealthCheck* hc : checks) {
     auto* ck = checkers.emplace_back(std::make_unique<Checker>(hc)).get();
-    ck->log.sink = log.sink;
-    ck->tick.data = ck;
-    ck->tick.log = &ck->log;
-    ck->tick.handler = run_round;
-    ck->tick.cancelable = true;
-    add_timer(ck->tick, 1);  // the first round at once
+    start_worker_timer(ck->tick, ck->log, log, run_round, ck);
   }
 }
 

@@ -59,7 +59,7 @@ struct HealthCheck {
   const HealthMatch* match = nullptr;
   bool mandatory = false;
   const UpstreamConf* upstream = nullptr;  // the location's: its group and timeouts
-  const UpstreamGroup* group = nullptr;    // resolved once the http block is read
+  UpstreamGroup* group = nullptr;          // resolved once the http block is read
   const ConfFile* file = nullptr;          // where it was written, for errors
   int line = 0;
 };

@@ -179,6 +179,22 @@ Status init_keepalive_peer(Request& r, UpstreamGroup& g, PeerConnection& pc) {
 
 }  // namespace
 
+void keepalive_drop_gone(KeepaliveCache& k, const RoundRobinPeers& peers) {
+  auto is_peer = [&](const SockAddr& a) {
+    for (const RoundRobinPeers* set = &peers; set != nullptr; set = set->backup) {
+      for (const RoundRobinPeer& p : set->peers) {
+        if (p.addr == a) return true;
+      }
+    }
+    return false;
+  };
+  for (CachedConnection* it = k.head; it != nullptr;) {
+    CachedConnection* next = it->next;
+    if (!is_peer(it->addr)) drop(it);
+    it = next;
+  }
+}
+
 void set_keepalive_balancer(KeepaliveCache& k, UpstreamGroup& g) {
   k.balancer_init_peer = g.init_peer;
   g.init_peer = init_keepalive_peer;

@@ -7,6 +7,7 @@
 #include "core/slab.h"
 #include "core/time_cache.h"
 #include "http/request.h"
+#include "upstream/resolved_peers.h"
 
 namespace weir::http {
 
@@ -22,6 +23,7 @@ Rc RoundRobinData::take(PeerConnection& pc, RoundRobinPeer& p, size_t index, uin
   p.st->conns++;
   pc.sockaddr = &p.addr;
   pc.name = p.name;
+  pc.counts_index = p.counts_index;
   return Rc::Ok;
 }
 
@@ -108,36 +110,46 @@ size_t peer_at_weight(const RoundRobinPeers& set, uint64_t w) {
   return i;
 }
 
+RoundRobinPeer server_peer(const UpstreamServer& s, const SockAddr& a) {
+  RoundRobinPeer p;
+  p.addr = a;
+  p.name = a.to_string();
+  p.server = &s.name;
+  p.weight = p.own.effective_weight = s.weight;
+  p.max_fails = s.max_fails;
+  p.fail_timeout_ms = s.fail_timeout_ms;
+  p.max_conns = s.max_conns;
+  p.down = s.down;
+  p.slow_start_ms = s.slow_start_ms;
+  return p;
+}
+
+void add_peer(RoundRobinPeers& set, RoundRobinPeer p) {
+  if (p.slow_start_ms != 0) set.slow_start = true;
+  set.total_weight += p.weight;
+  if (p.weight != 1) set.weighted = true;
+  set.peers.push_back(std::move(p));
+}
+
 Status init_round_robin(UpstreamGroup& g, Pool& pool) {
+  // A set of servers that all resolve at run time starts empty (their peers come and go).
+  auto resolves = [&](bool backup) {
+    return std::any_of(g.servers.begin(), g.servers.end(),
+                       [&](const UpstreamServer& s) { return s.backup == backup && s.resolve; });
+  };
   auto build = [&](bool backup) -> RoundRobinPeers* {
-    RoundRobinPeers tmp;
-    RoundRobinPeers* set = &tmp;
+    RoundRobinPeers set;
     for (const UpstreamServer& s : g.servers) {
       if (s.backup != backup) continue;
-      for (const SockAddr& a : s.addrs) {
-        RoundRobinPeer p;
-        p.addr = a;
-        p.name = a.to_string();
-        p.server = &s.name;
-        p.weight = p.own.effective_weight = s.weight;
-        p.max_fails = s.max_fails;
-        p.fail_timeout_ms = s.fail_timeout_ms;
-        p.max_conns = s.max_conns;
-        p.down = s.down;
-        p.slow_start_ms = s.slow_start_ms;
-        if (s.slow_start_ms != 0) set->slow_start = true;
-        set->total_weight += s.weight;
-        if (s.weight != 1) set->weighted = true;
-        set->peers.push_back(std::move(p));
-      }
+      for (const SockAddr& a : s.addrs) add_peer(set, server_peer(s, a));
     }
-    if (set->peers.empty()) return nullptr;
-    return pool.make<RoundRobinPeers>(std::move(tmp));
+    if (set.peers.empty() && !resolves(backup)) return nullptr;
+    return pool.make<RoundRobinPeers>(std::move(set));
   };
   g.peers = build(false);
   if (g.peers == nullptr) return Status::errorf("no servers in upstream \"%s\"", g.host.c_str());
   g.peers->backup = build(true);
-  g.peers->single = g.peers->peers.size() == 1 && g.peers->backup == nullptr;
+  g.peers->single = g.peers->peers.size() == 1 && g.peers->backup == nullptr && !resolves(false);
   // The vectors are final now: each peer's state is its own until a zone shares it.
   for (RoundRobinPeers* set = g.peers; set != nullptr;
        set = set == g.peers ? set->backup : nullptr) {
@@ -165,6 +177,7 @@ Status share_peer_state(UpstreamGroup& g, SlabPool* slab) {
 }
 
 void init_round_robin_data(RoundRobinData& d, Pool& pool, UpstreamGroup& g, PeerConnection& pc) {
+  if (g.resolved != nullptr) hold_resolved_peers(g, pool);
   d.pool = &pool;
   d.peers = g.peers;
   d.reset_tried();

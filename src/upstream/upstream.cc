@@ -293,6 +293,7 @@ void connect_upstream(Request& r, Upstream& u, bool same_peer) {
 
   Rc rc = same_peer ? open_peer(u.peer) : connect_peer(u.peer);
   s->peer = u.peer.name;
+  s->counts_index = u.peer.counts_index;
   if (rc == Rc::Error) {
     s->status = 500;
     finalize_upstream(r, u, Code::status(500));

@@ -140,6 +140,7 @@ struct UpstreamHeadersIn {
 // One try (one peer) of a request, for the $upstream_* variables. nginx: ngx_http_upstream_state_t.
 struct UpstreamState {
   std::string_view peer;
+  uint32_t counts_index = 0;  // the peer's per-peer counters, as PeerConnection has it
   int status = 0;
   uint64_t start_msec = 0;
   int64_t connect_time = -1;  // ms; -1: not reached

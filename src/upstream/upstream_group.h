@@ -18,6 +18,10 @@
 #include "core/status.h"
 #include "event/peer_connection.h"
 
+namespace weir {
+class Resolver;
+}
+
 namespace weir::http {
 
 struct Request;
@@ -36,6 +40,11 @@ struct UpstreamServer {
   uint64_t slow_start_ms = 0;
   bool backup = false;
   bool down = false;
+  // `resolve` (nginx 1.27.3) on a name: no addresses at load; they are looked up at run time
+  // (resolved_peers.h). resolve_host is the name, resolve_port the port written or 80.
+  bool resolve = false;
+  std::string resolve_host;
+  uint16_t resolve_port = 80;
 };
 
 // What changes as a peer serves: each worker's own, or in the group's zone, shared by all workers
@@ -71,6 +80,7 @@ struct RoundRobinPeer {
   uint64_t fail_timeout_ms = 10000;
   uint64_t slow_start_ms = 0;
   bool down = false;
+  uint32_t counts_index = 0;  // the metrics module's index of its counters, + 1; 0: not counted
   PeerState own;
   PeerState* st = nullptr;  // &own, or the zone's copy
 };
@@ -87,6 +97,8 @@ struct RoundRobinPeers {
 
 // The keepalive cache of a group (`keepalive N` and its timers), one list per worker.
 struct KeepaliveCache;
+// A group's servers with `resolve`: their addresses in the zone, the worker's sets built on them.
+struct ResolvedPeers;
 
 // How a group picks the peer of each try.
 enum class Balancer : uint8_t {
@@ -114,6 +126,12 @@ struct UpstreamGroup {
   SharedZone* zone = nullptr;              // `zone`: the peers' state shared by the workers
   const ComplexValue* hash_key = nullptr;  // hash
   HashRing* ring = nullptr;                // hash ... consistent
+  // `resolve` servers: the upstream's `resolver` (else the http block's) and its timeout; the
+  // peers the names resolve to (nullptr: no server resolves).
+  Resolver* resolver = nullptr;
+  uint64_t resolver_timeout_ms = 0;  // 0: not set in the block
+  ResolvedPeers* resolved = nullptr;
+  bool mandatory_check = false;  // a `health_check ... mandatory`: new peers start unhealthy
 
   // Sets up the peer connection of one request: its get/free callbacks and their data (the
   // balancer's init_peer, wrapped by the keepalive cache's when there is one).
@@ -122,6 +140,9 @@ struct UpstreamGroup {
 
 // Builds the round-robin peers of a group (called once the configuration is read).
 Status init_round_robin(UpstreamGroup& g, Pool& pool);
+// A peer of server s at address a, and its place in a set (the set's weights follow).
+RoundRobinPeer server_peer(const UpstreamServer& s, const SockAddr& a);
+void add_peer(RoundRobinPeers& set, RoundRobinPeer p);
 Status init_round_robin_peer(Request& r, UpstreamGroup& g, PeerConnection& pc);
 // `zone`: points the peers' state at copies made in the zone's slab pool (before the workers fork).
 Status share_peer_state(UpstreamGroup& g, SlabPool* slab);
@@ -145,5 +166,7 @@ struct KeepaliveConf {
 KeepaliveCache* make_keepalive_cache(Pool& pool, const KeepaliveConf& conf);
 // Stacks the cache on the group's balancer (once the balancer's init_peer is set).
 void set_keepalive_balancer(KeepaliveCache& k, UpstreamGroup& g);
+// Closes the cached connections to addresses that are no peer of the sets any more (`resolve`).
+void keepalive_drop_gone(KeepaliveCache& k, const RoundRobinPeers& peers);
 
 }  // namespace weir::http

@@ -4,6 +4,8 @@
 // format (", " between tries). nginx: src/http/ngx_http_upstream.c (ngx_http_upstream_module)
 #include "upstream/upstream_module.h"
 
+#include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,7 @@
 #include "http/script.h"
 #include "http/variables.h"
 #include "upstream/health_check.h"
+#include "upstream/resolved_peers.h"
 #include "upstream/upstream.h"
 #include "upstream/upstream_cache.h"
 
@@ -37,12 +40,31 @@ Result<UpstreamServer> parse_server(ConfContext& cf, const ConfNode& n) {
   if (n.nargs() < 1) return cf.error_at(n, "invalid number of arguments in \"server\" directive");
   UpstreamServer s;
   s.name = n.args[1];
-  Result<std::vector<SockAddr>> addrs = parse_addresses(n.args[1], 80, false);
-  if (!addrs.ok()) {
-    return cf.error_at(
-        n, strprintf("%s in upstream \"%s\"", addrs.status().message().c_str(), n.args[1].c_str()));
+  // resolve: a name is looked up at run time (an address, or a unix socket, is taken as it is).
+  bool resolve = std::find(n.args.begin() + 2, n.args.end(), "resolve") != n.args.end();
+  SockAddr literal;
+  if (resolve && !s.name.starts_with("unix:") && !parse_addr_port(s.name, literal)) {
+    s.resolve = true;
+    std::string_view host = s.name;
+    if (size_t colon = host.rfind(':'); colon != std::string_view::npos) {
+      std::optional<int64_t> port = parse_int(host.substr(colon + 1));
+      if (!port || *port < 1 || *port > 65535) {
+        return cf.error_at(n, strprintf("invalid port in upstream \"%s\"", s.name.c_str()));
+      }
+      s.resolve_port = static_cast<uint16_t>(*port);
+      host = host.substr(0, colon);
+    }
+    if (host.empty())
+      return cf.error_at(n, strprintf("no host in upstream \"%s\"", s.name.c_str()));
+    s.resolve_host = host;
+  } else {
+    Result<std::vector<SockAddr>> addrs = parse_addresses(n.args[1], 80, false);
+    if (!addrs.ok()) {
+      return cf.error_at(n, strprintf("%s in upstream \"%s\"", addrs.status().message().c_str(),
+                                      n.args[1].c_str()));
+    }
+    s.addrs = std::move(*addrs);
   }
-  s.addrs = std::move(*addrs);
   for (size_t i = 2; i < n.args.size(); i++) {
     std::string_view a = n.args[i];
     auto value = [&](std::string_view key) -> std::optional<std::string_view> {
@@ -72,6 +94,10 @@ Result<UpstreamServer> parse_server(ConfContext& cf, const ConfNode& n) {
       auto t = parse_time(*v, false);
       if (!t || *t < 0) return invalid();
       s.slow_start_ms = static_cast<uint64_t>(*t);
+    } else if (a == "resolve") {
+      // taken above
+    } else if (a.starts_with("service=")) {
+      return cf.error_at(n, "\"service=\" (SRV records) is not supported by weir yet");
     } else if (a == "backup") {
       s.backup = true;
     } else if (a == "down") {
@@ -105,12 +131,20 @@ UpstreamGroup* find_group(UpstreamMainConf& umcf, std::string_view host, uint16_
 }
 
 // The zone's groups get their peers' state in it, once the master has mapped it (each
-// configuration starts with fresh counters, as nginx's upstream zones do).
-Status init_zone(SharedZone& z, void*) {
+// configuration starts with fresh counters, as nginx's upstream zones do; the addresses its names
+// resolved to carry over from the old configuration's group of the same name).
+Status init_zone(SharedZone& z, void* old_data) {
   auto& umcf = *static_cast<UpstreamMainConf*>(z.data);
   for (UpstreamGroup* g : umcf.groups) {
     if (g->zone != &z) continue;
     if (Status s = share_peer_state(*g, z.slab); !s.ok()) return s;
+    if (g->resolved != nullptr) {
+      const UpstreamGroup* old = nullptr;
+      if (old_data != nullptr) {
+        old = find_group(*static_cast<UpstreamMainConf*>(old_data), g->host, g->port);
+      }
+      if (Status s = share_resolved_peers(*g, *z.slab, old); !s.ok()) return s;
+    }
   }
   return {};
 }
@@ -223,8 +257,15 @@ Status upstream_block(ConfContext& cf, const ConfNode& n, UpstreamMainConf& umcf
       if (Status s = balancer_directive(cf, child, *g, balancer_set); !s.ok()) return s;
     } else if (d == "zone") {
       if (Status s = zone_directive(cf, child, *g); !s.ok()) return s;
-    } else if (d == "sticky" || d == "ntlm" || d == "resolver" || d == "resolver_timeout" ||
-               d == "state" || d == "queue") {
+    } else if (d == "resolver") {
+      if (Status s = parse_resolver(cf, child, g->resolver); !s.ok()) {
+        return cf.error_at(child, strprintf("\"resolver\" directive %s", s.message().c_str()));
+      }
+    } else if (d == "resolver_timeout") {
+      int64_t v;
+      if (Status s = keepalive_number(cf, child, v, true); !s.ok()) return s;
+      g->resolver_timeout_ms = static_cast<uint64_t>(v);
+    } else if (d == "sticky" || d == "ntlm" || d == "state" || d == "queue") {
       // nginx has these; weir does not yet, and must not pretend to.
       return cf.error_at(child,
                          strprintf("\"%s\" directive is not supported by weir yet", d.c_str()));
@@ -277,6 +318,12 @@ Status init_main_conf(ConfContext& cf, UpstreamMainConf& umcf) {
       g->servers.push_back(std::move(s));
     }
     if (Status s = init_round_robin(*g, cf.pool); !s.ok()) return s;
+    const auto& clcf = conf_of<CoreLocConf>(cf.http->loc_conf);
+    if (Status s = init_resolved_peers(*g, cf.pool, clcf.resolver,
+                                       clcf.resolver_timeout.set ? *clcf.resolver_timeout : 30000);
+        !s.ok()) {
+      return s;
+    }
     switch (g->balancer) {
       case Balancer::RoundRobin:
         g->init_peer = init_round_robin_peer;
@@ -474,7 +521,9 @@ Status postconfiguration(ConfContext& cf) {
 Status init_process(Cycle& cycle) {
   auto* http = static_cast<HttpConfCtx*>(cycle.confs[http_module.index]);
   if (http == nullptr) return {};
-  start_health_checks(conf_of<UpstreamMainConf>(http->main_conf).health_checks, cycle.log);
+  const auto& umcf = conf_of<UpstreamMainConf>(http->main_conf);
+  start_health_checks(umcf.health_checks, cycle.log);
+  start_resolving(umcf.groups, cycle.log);
   return {};
 }
 

@@ -17,7 +17,8 @@ buffers small, so a large request body cannot hide in the kernel. Backend(drop_r
 "reset") plays an upstream that closed an idle keep-alive connection just as the proxy reused it:
 a request that is not the first on its connection is read and then dropped unanswered;
 Backend(idle_close=seconds) closes a connection that waits that long for its next request, as
-Node.js, gunicorn and Go servers do. Bounded: the server stops with the
+Node.js, gunicorn and Go servers do. Backend(host="127.0.0.2", port=p) listens on another loopback
+address (the same port on several addresses: one name resolving to them). Bounded: the server stops with the
 test (stop()), each Sleep is capped."""
 import asyncio
 import socket
@@ -82,7 +83,7 @@ def chunked(pieces, headers=None):
 
 
 class Backend:
-    def __init__(self, port=0, rcvbuf=0, drop_reused=None, idle_close=None):
+    def __init__(self, port=0, rcvbuf=0, drop_reused=None, idle_close=None, host="127.0.0.1"):
         self.scripts = {}
         self.idle_close = idle_close
         self.drop_reused = drop_reused
@@ -90,6 +91,7 @@ class Backend:
         self.early = set()
         self.requests = []
         self.connections = 0
+        self.closed = 0  # connections ended (by either side)
         self.echo_closed = False
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -97,7 +99,7 @@ class Backend:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)  # accepted sockets inherit it
-        sock.bind(("127.0.0.1", port))
+        sock.bind((host, port))
         self.port = sock.getsockname()[1]
         self._sock = sock
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -229,5 +231,6 @@ class Backend:
                 if not keep:
                     return
         finally:
+            self.closed += 1
             if not writer.is_closing():
                 writer.close()

@@ -93,17 +93,20 @@ void upstream(std::string& out, const MetricsMainConf& mcf, const UpstreamGroup*
   for (size_t i = 0; i < mcf.peers.size(); i++) {
     const PeerRef& ref = mcf.peers[i];
     if (ref.group != g) continue;
-    const RoundRobinPeer& p = *ref.peer;
+    bool backup = false;
+    std::optional<RoundRobinPeer> now_peer = current_peer(ref, backup);
+    if (!now_peer) continue;
+    const RoundRobinPeer& p = *now_peer;
     PeerCounts c = sum_slots(mcf.counts->peers, mcf.peers.size(), i);
     if (out.back() != '[') out += ',';
     out += '{';
     member(out, "id", id++);
     key(out, "server");
     put_string(out, p.name);
-    key(out, "name");
-    put_string(out, p.name);
+    key(out, "name");  // a resolved peer's: its server's name as written
+    put_string(out, ref.peer == nullptr ? std::string_view(*p.server) : std::string_view(p.name));
     key(out, "backup");
-    out += ref.backup ? "true" : "false";
+    out += backup ? "true" : "false";
     member(out, "weight", static_cast<uint64_t>(p.weight));
     key(out, "state");
     std::string_view state = peer_state(p, now);
@@ -179,10 +182,7 @@ Answer endpoint(Request& r, const MetricsMainConf& mcf, std::string_view path, s
     out = "[\"server_zones\",\"upstreams\",\"keyvals\",\"zone_sync\",\"limit_conns\"]";
     return Answer::Ok;
   }
-  uint64_t active = stub_stat(StubStat::Active);
-  uint64_t reading = stub_stat(StubStat::Reading);
-  uint64_t writing = stub_stat(StubStat::Writing);
-  uint64_t busy = reading + writing;
+  ConnectionCounts c = connection_counts();
   out.clear();
   out += '{';
   if (path == "nginx") {
@@ -197,15 +197,13 @@ Answer endpoint(Request& r, const MetricsMainConf& mcf, std::string_view path, s
     member(out, "pid", static_cast<uint64_t>(::getpid()));
     member(out, "ppid", static_cast<uint64_t>(::getppid()));
   } else if (path == "connections") {
-    uint64_t accepted = stub_stat(StubStat::Accepted);
-    uint64_t handled = stub_stat(StubStat::Handled);
-    member(out, "accepted", accepted);
-    member(out, "dropped", accepted > handled ? accepted - handled : 0);
-    member(out, "active", busy < active ? busy : active);
-    member(out, "idle", active > busy ? active - busy : 0);
+    member(out, "accepted", c.accepted);
+    member(out, "dropped", c.accepted > c.handled ? c.accepted - c.handled : 0);
+    member(out, "active", c.active - c.waiting);
+    member(out, "idle", c.waiting);
   } else if (path == "http/requests") {
-    member(out, "total", stub_stat(StubStat::Requests));
-    member(out, "current", busy);
+    member(out, "total", c.requests);
+    member(out, "current", c.reading + c.writing);
   } else if (path == "http/server_zones" || path.starts_with("http/server_zones/")) {
     std::string_view name = path.substr(std::string_view("http/server_zones").size());
     for (size_t i = 0; i < mcf.zones.size(); i++) {

@@ -20,13 +20,14 @@
 #include <cstdint>
 #include <cstring>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <type_traits>
-#include <unordered_map>
 #include <vector>
 
 #include "conf/cycle.h"
 #include "http/core_module.h"
+#include "upstream/resolved_peers.h"
 #include "upstream/upstream_group.h"
 
 namespace weir::http {
@@ -75,21 +76,28 @@ struct SharedCounts {
   PeerCounts* peers;  // kSlots × peers, slot-major
 };
 
-// An upstream peer as the metrics name it.
+// An upstream peer as the metrics name it: a configured one, or slot `slot` of the group's
+// `resolve` servers (peer nullptr), a peer while it holds a live address.
 struct PeerRef {
   std::string upstream;
   const RoundRobinPeer* peer;
   const UpstreamGroup* group;
   bool backup;
+  size_t slot = 0;
 };
+
+// The peer ref names now (nullopt: a slot with no live address); backup set for it.
+inline std::optional<RoundRobinPeer> current_peer(const PeerRef& ref, bool& backup) {
+  if (ref.peer == nullptr) return resolved_peer(*ref.group, ref.slot, backup);
+  backup = ref.backup;
+  return *ref.peer;
+}
 
 struct MetricsMainConf {
   static constexpr Module* kModule = &http_metrics_module;
   bool used = false;               // some location has `prometheus` or `api`
   std::vector<std::string> zones;  // server zone names, in the order servers appear
-  std::vector<PeerRef> peers;
-  // A try's peer by its name's address: UpstreamState::peer views RoundRobinPeer::name.
-  std::unordered_map<const char*, uint32_t> peer_index;
+  std::vector<PeerRef> peers;      // RoundRobinPeer::counts_index - 1 is a peer's place here
   SharedZone* shm = nullptr;
   SharedCounts* counts = nullptr;  // in the shared zone
 };

@@ -36,9 +36,8 @@ void observe(Histogram& h, uint64_t ms) {
 // found for a variable proxy_pass, is not).
 void count_tries(const MetricsMainConf& mcf, size_t slot, const Upstream& u) {
   for (const UpstreamState* s = u.states; s != nullptr; s = s->next) {
-    auto it = mcf.peer_index.find(s->peer.data());
-    if (it == mcf.peer_index.end()) continue;
-    PeerCounts& p = mcf.counts->peers[slot * mcf.peers.size() + it->second];
+    if (s->counts_index == 0) continue;
+    PeerCounts& p = mcf.counts->peers[slot * mcf.peers.size() + s->counts_index - 1];
     if (s->header_time < 0) {
       add(p.failures, 1);
     } else if (s->status >= 100 && s->status < 600) {
@@ -49,6 +48,19 @@ void count_tries(const MetricsMainConf& mcf, size_t slot, const Upstream& u) {
     if (s->connect_time >= 0) observe(p.connect, static_cast<uint64_t>(s->connect_time));
     if (s->header_time >= 0) observe(p.header, static_cast<uint64_t>(s->header_time));
     if (s->response_time >= 0) observe(p.response, static_cast<uint64_t>(s->response_time));
+  }
+}
+
+// A resolved slot took a new address: its counters (every worker's) start again.
+void reset_peer_counts(void* data, uint32_t counts_index) {
+  const auto& mcf = *static_cast<const MetricsMainConf*>(data);
+  if (mcf.counts == nullptr) return;
+  for (size_t slot = 0; slot < kSlots; slot++) {
+    auto* words =
+        reinterpret_cast<uint64_t*>(&mcf.counts->peers[slot * mcf.peers.size() + counts_index - 1]);
+    for (size_t w = 0; w < sizeof(PeerCounts) / sizeof(uint64_t); w++) {
+      std::atomic_ref<uint64_t>(words[w]).store(0, std::memory_order_relaxed);
+    }
   }
 }
 
@@ -149,20 +161,25 @@ Status init(ConfContext& cf) {
   }
   if (mcf.zones.empty()) mcf.zones.emplace_back();
   for (UpstreamGroup* g : upstream_groups(cf)) {
+    // An implicit group (proxy_pass host:port) is named as it was written.
+    std::string name = g->host;
+    if (g->implicit && g->port != 0) {
+      char port[8];
+      char* end = put_uint(port, g->port);
+      name += ':';
+      name.append(port, end);
+    }
     for (RoundRobinPeers* list = g->peers; list != nullptr; list = list->backup) {
-      for (const RoundRobinPeer& p : list->peers) {
-        if (mcf.peer_index.emplace(p.name.data(), static_cast<uint32_t>(mcf.peers.size())).second) {
-          // An implicit group (proxy_pass host:port) is named as it was written.
-          std::string name = g->host;
-          if (g->implicit && g->port != 0) {
-            char port[8];
-            char* end = put_uint(port, g->port);
-            name += ':';
-            name.append(port, end);
-          }
-          mcf.peers.push_back(PeerRef{std::move(name), &p, g, list != g->peers});
+      for (RoundRobinPeer& p : list->peers) {
+        if (p.counts_index == 0) {
+          p.counts_index = static_cast<uint32_t>(mcf.peers.size()) + 1;
+          mcf.peers.push_back(PeerRef{name, &p, g, list != g->peers});
         }
       }
+    }
+    if (size_t slots = resolved_slots(*g); slots != 0) {
+      count_resolved_peers(*g, static_cast<uint32_t>(mcf.peers.size()), reset_peer_counts, &mcf);
+      for (size_t k = 0; k < slots; k++) mcf.peers.push_back(PeerRef{name, nullptr, g, false, k});
     }
   }
   std::string all;
@@ -171,7 +188,9 @@ Status init(ConfContext& cf) {
     all += '\n';
   }
   for (const PeerRef& p : mcf.peers) {
-    all += p.upstream + ' ' + p.peer->name + '\n';
+    all += p.upstream + ' ';
+    all += p.peer != nullptr ? p.peer->name : "resolve " + std::to_string(p.slot);
+    all += '\n';
   }
   char name[40];
   std::snprintf(name, sizeof name, "weir_metrics:%016llx",

@@ -1,5 +1,6 @@
 // `prometheus;`: the counts in Prometheus's text exposition format (0.0.4), or in OpenMetrics 1.0
 // when the scraper's Accept asks for it (Prometheus does).
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -98,32 +99,53 @@ void histogram(Exposition& x, std::string_view name, const std::string& labels,
 }
 
 void connection_metrics(Exposition& x) {
-  uint64_t active = stub_stat(StubStat::Active);
-  uint64_t reading = stub_stat(StubStat::Reading);
-  uint64_t writing = stub_stat(StubStat::Writing);
+  ConnectionCounts c = connection_counts();
   x.family("weir_connections_accepted_total", "counter", "Client connections accepted.");
-  x.sample("weir_connections_accepted_total", {}, stub_stat(StubStat::Accepted));
+  x.sample("weir_connections_accepted_total", {}, c.accepted);
   x.family("weir_connections_handled_total", "counter",
            "Client connections handled (accepted and not dropped for a limit).");
-  x.sample("weir_connections_handled_total", {}, stub_stat(StubStat::Handled));
+  x.sample("weir_connections_handled_total", {}, c.handled);
   x.family("weir_connections_active", "gauge", "Client connections open now.");
-  x.sample("weir_connections_active", {}, active);
+  x.sample("weir_connections_active", {}, c.active);
   x.family("weir_connections_reading", "gauge", "Connections reading a request's header.");
-  x.sample("weir_connections_reading", {}, reading);
+  x.sample("weir_connections_reading", {}, c.reading);
   x.family("weir_connections_writing", "gauge", "Connections serving a request.");
-  x.sample("weir_connections_writing", {}, writing);
+  x.sample("weir_connections_writing", {}, c.writing);
   x.family("weir_connections_waiting", "gauge", "Idle keep-alive connections.");
-  x.sample("weir_connections_waiting", {},
-           active > reading + writing ? active - reading - writing : 0);
+  x.sample("weir_connections_waiting", {}, c.waiting);
   x.family("weir_http_requests_served_total", "counter",
            "Requests read, as stub_status counts them (all servers).");
-  x.sample("weir_http_requests_served_total", {}, stub_stat(StubStat::Requests));
+  x.sample("weir_http_requests_served_total", {}, c.requests);
   x.family("weir_resolver_queries_total", "counter",
            "Names the resolver looked up (proxy_pass with variables), cached answers aside.");
   x.sample("weir_resolver_queries_total", {}, stub_stat(StubStat::ResolverQueries));
   x.family("weir_resolver_errors_total", "counter",
            "Lookups that failed: not found, refused, timed out.");
   x.sample("weir_resolver_errors_total", {}, stub_stat(StubStat::ResolverErrors));
+}
+
+// A family with one sample per zone or peer: the labels of each and the value of each.
+template <class Value>
+void each_sample(Exposition& x, std::string_view name, std::string_view type, std::string_view help,
+                 const std::vector<std::string>& labels, Value value) {
+  x.family(name, type, help);
+  for (size_t i = 0; i < labels.size(); i++) x.sample(name, labels[i], value(i));
+}
+
+// A family of histograms, one per zone or peer.
+template <class Hist>
+void each_histogram(Exposition& x, std::string_view name, std::string_view help,
+                    const std::vector<std::string>& labels, Hist hist) {
+  x.family(name, "histogram", help);
+  for (size_t i = 0; i < labels.size(); i++) histogram(x, name, labels[i], hist(i));
+}
+
+// The samples of one zone's or peer's counts by status class.
+void by_class(Exposition& x, std::string_view name, const std::string& labels,
+              const uint64_t (&counts)[5]) {
+  for (size_t c = 0; c < 5; c++) {
+    x.sample(name, labels + ",code=\"" + kClass[c] + "\"", counts[c]);
+  }
 }
 
 void server_metrics(Exposition& x, const MetricsMainConf& mcf) {
@@ -136,96 +158,84 @@ void server_metrics(Exposition& x, const MetricsMainConf& mcf) {
   x.family("weir_http_requests_total", "counter",
            "Requests answered, by server zone and status class.");
   for (size_t i = 0; i < sums.size(); i++) {
-    for (size_t c = 0; c < 5; c++) {
-      x.sample("weir_http_requests_total", servers[i] + ",code=\"" + kClass[c] + "\"",
-               sums[i].by_class[c]);
-    }
+    by_class(x, "weir_http_requests_total", servers[i], sums[i].by_class);
     x.sample("weir_http_requests_total", servers[i] + ",code=\"other\"", sums[i].other);
   }
-  x.family("weir_http_received_bytes_total", "counter",
-           "Bytes of requests received (line, header and body), by server zone.");
-  for (size_t i = 0; i < sums.size(); i++) {
-    x.sample("weir_http_received_bytes_total", servers[i], sums[i].received);
-  }
-  x.family("weir_http_sent_bytes_total", "counter",
-           "Bytes of responses sent (header and body), by server zone.");
-  for (size_t i = 0; i < sums.size(); i++) {
-    x.sample("weir_http_sent_bytes_total", servers[i], sums[i].sent);
-  }
-  x.family("weir_http_request_duration_seconds", "histogram",
-           "Time from a request's first byte to its last byte sent, by server zone.");
-  for (size_t i = 0; i < sums.size(); i++) {
-    histogram(x, "weir_http_request_duration_seconds", servers[i], sums[i].time);
-  }
+  each_sample(x, "weir_http_received_bytes_total", "counter",
+              "Bytes of requests received (line, header and body), by server zone.", servers,
+              [&](size_t i) { return sums[i].received; });
+  each_sample(x, "weir_http_sent_bytes_total", "counter",
+              "Bytes of responses sent (header and body), by server zone.", servers,
+              [&](size_t i) { return sums[i].sent; });
+  each_histogram(x, "weir_http_request_duration_seconds",
+                 "Time from a request's first byte to its last byte sent, by server zone.", servers,
+                 [&](size_t i) -> const Histogram& { return sums[i].time; });
 }
 
 void upstream_metrics(Exposition& x, const MetricsMainConf& mcf) {
   if (mcf.peers.empty()) return;
   std::vector<PeerCounts> sums;
   std::vector<std::string> peers;
+  std::vector<RoundRobinPeer> now_peers;  // those with an address now
   for (size_t i = 0; i < mcf.peers.size(); i++) {
+    bool backup = false;
+    std::optional<RoundRobinPeer> p = current_peer(mcf.peers[i], backup);
+    if (!p) continue;
     sums.push_back(sum_slots(mcf.counts->peers, mcf.peers.size(), i));
-    peers.push_back("upstream=\"" + label(mcf.peers[i].upstream) + "\",peer=\"" +
-                    label(mcf.peers[i].peer->name) + "\"");
+    peers.push_back("upstream=\"" + label(mcf.peers[i].upstream) + "\",peer=\"" + label(p->name) +
+                    "\"");
+    now_peers.push_back(std::move(*p));
   }
   x.family("weir_upstream_responses_total", "counter",
            "Response headers from an upstream peer (a try each), by status class.");
   for (size_t i = 0; i < sums.size(); i++) {
-    for (size_t c = 0; c < 5; c++) {
-      x.sample("weir_upstream_responses_total", peers[i] + ",code=\"" + kClass[c] + "\"",
-               sums[i].by_class[c]);
-    }
+    by_class(x, "weir_upstream_responses_total", peers[i], sums[i].by_class);
   }
-  x.family("weir_upstream_failures_total", "counter",
-           "Tries of an upstream peer that got no response header (refused, reset, timed out).");
-  for (size_t i = 0; i < sums.size(); i++) {
-    x.sample("weir_upstream_failures_total", peers[i], sums[i].failures);
-  }
-  x.family("weir_upstream_received_bytes_total", "counter", "Bytes received from a peer.");
-  for (size_t i = 0; i < sums.size(); i++) {
-    x.sample("weir_upstream_received_bytes_total", peers[i], sums[i].received);
-  }
-  x.family("weir_upstream_sent_bytes_total", "counter", "Bytes sent to a peer.");
-  for (size_t i = 0; i < sums.size(); i++) {
-    x.sample("weir_upstream_sent_bytes_total", peers[i], sums[i].sent);
-  }
-  const std::pair<const char*, Histogram PeerCounts::*> times[] = {
-      {"weir_upstream_connect_duration_seconds", &PeerCounts::connect},
-      {"weir_upstream_header_duration_seconds", &PeerCounts::header},
-      {"weir_upstream_response_duration_seconds", &PeerCounts::response}};
-  const char* help[] = {"Time to connect to a peer (and for TLS, to shake hands).",
-                        "Time from a try's start to the peer's response header.",
-                        "Time from a try's start to the peer's last byte."};
-  for (size_t t = 0; t < std::size(times); t++) {
-    x.family(times[t].first, "histogram", help[t]);
-    for (size_t i = 0; i < sums.size(); i++) {
-      histogram(x, times[t].first, peers[i], sums[i].*times[t].second);
-    }
+  each_sample(x, "weir_upstream_failures_total", "counter",
+              "Tries of an upstream peer that got no response header (refused, reset, timed out).",
+              peers, [&](size_t i) { return sums[i].failures; });
+  each_sample(x, "weir_upstream_received_bytes_total", "counter", "Bytes received from a peer.",
+              peers, [&](size_t i) { return sums[i].received; });
+  each_sample(x, "weir_upstream_sent_bytes_total", "counter", "Bytes sent to a peer.", peers,
+              [&](size_t i) { return sums[i].sent; });
+  struct Times {
+    const char* name;
+    const char* help;
+    Histogram PeerCounts::*of;
+  };
+  const Times times[] = {
+      {"weir_upstream_connect_duration_seconds",
+       "Time to connect to a peer (and for TLS, to shake hands).", &PeerCounts::connect},
+      {"weir_upstream_header_duration_seconds",
+       "Time from a try's start to the peer's response header.", &PeerCounts::header},
+      {"weir_upstream_response_duration_seconds",
+       "Time from a try's start to the peer's last byte.", &PeerCounts::response}};
+  for (const Times& t : times) {
+    each_histogram(x, t.name, t.help, peers,
+                   [&](size_t i) -> const Histogram& { return sums[i].*t.of; });
   }
   x.family("weir_upstream_peer_state", "gauge",
            "1 for a peer's state now (up, down, unhealthy, unavailable), as the balancer of the "
-           "answering "
-           "worker sees it (every worker's, with a zone).");
+           "answering worker sees it (every worker's, with a zone).");
   uint64_t now = clock::msec();
   for (size_t i = 0; i < sums.size(); i++) {
-    const char* state = peer_state(*mcf.peers[i].peer, now);
+    const char* state = peer_state(now_peers[i], now);
     for (const char* s : {"up", "down", "unhealthy", "unavailable"}) {
       x.sample("weir_upstream_peer_state", peers[i] + ",state=\"" + s + "\"",
                std::strcmp(s, state) == 0 ? 1 : 0);
     }
   }
-  x.family("weir_upstream_peer_connections", "gauge",
-           "Connections to a peer in use now (every worker's with a zone, else the answering "
-           "worker's).");
-  for (size_t i = 0; i < sums.size(); i++) {
-    int conns = mcf.peers[i].peer->st->conns;
-    x.sample("weir_upstream_peer_connections", peers[i],
-             conns > 0 ? static_cast<uint64_t>(conns) : 0);
-  }
+  each_sample(x, "weir_upstream_peer_connections", "gauge",
+              "Connections to a peer in use now (every worker's with a zone, else the answering "
+              "worker's).",
+              peers, [&](size_t i) -> uint64_t {
+                int conns = now_peers[i].st->conns;
+                return conns > 0 ? static_cast<uint64_t>(conns) : 0;
+              });
   x.family("weir_upstream_health_checks_total", "counter",
            "Active health checks of a peer (health_check), by result.");
   for (size_t i = 0; i < sums.size(); i++) {
-    const PeerState& st = *mcf.peers[i].peer->st;
+    const PeerState& st = *now_peers[i].st;
     uint64_t failed = st.checks_failed;
     x.sample("weir_upstream_health_checks_total", peers[i] + ",result=\"passed\"",
              st.checks - failed);

@@ -16,26 +16,10 @@ extern Module http_stub_status_module;
 
 namespace {
 
-struct Counters {
-  uint64_t accepted, handled, active, requests, reading, writing, waiting;
-};
-
-Counters read_counters() {
-  Counters c{};
-  c.accepted = stub_stat(StubStat::Accepted);
-  c.handled = stub_stat(StubStat::Handled);
-  c.active = stub_stat(StubStat::Active);
-  c.requests = stub_stat(StubStat::Requests);
-  c.reading = stub_stat(StubStat::Reading);
-  c.writing = stub_stat(StubStat::Writing);
-  c.waiting = c.active > c.reading + c.writing ? c.active - c.reading - c.writing : 0;
-  return c;
-}
-
 Code stub_status_handler(Request& r) {
   if (!(r.method & (kGet | kHead))) return Code::status(405);
   if (Code rc = discard_request_body(r); rc != Rc::Ok) return rc;
-  Counters c = read_counters();
+  ConnectionCounts c = connection_counts();
   char* p = r.pool->alloc_bytes(256);
   char* e = put(p, "Active connections: ");
   e = put_uint(e, c.active);
@@ -56,7 +40,7 @@ Code stub_status_handler(Request& r) {
 }
 
 void var_connections(Request& r, VariableValue& v, uintptr_t which) {
-  Counters c = read_counters();
+  ConnectionCounts c = connection_counts();
   uint64_t n = which == 0 ? c.active : which == 1 ? c.reading : which == 2 ? c.writing : c.waiting;
   char* p = r.pool->alloc_bytes(24);
   v.set({p, static_cast<size_t>(put_uint(p, n) - p)});

@@ -389,14 +389,12 @@ Status parse_health_check(ConfContext& cf, const ConfNode& n, const UpstreamConf
     } else if (a == "mandatory") {
       hc.mandatory = true;
     } else if (a == "persistent") {
-      // A group's zone starts afresh with each configuration: a state kept across a reload is
-      // not built yet, and must not be pretended.
-      if (!hc.mandatory) return cf.error("\"persistent\" requires \"mandatory\"");
-      return cf.error("\"persistent\" is not supported by weir yet");
+      hc.persistent = true;
     } else {
       return cf.errorf("invalid parameter \"%s\"", n.args[i].c_str());
     }
   }
+  if (hc.persistent && !hc.mandatory) return cf.error("\"persistent\" requires \"mandatory\"");
   return {};
 }
 
@@ -445,6 +443,7 @@ Status resolve_health_checks(std::span<HealthCheck* const> checks, const HealthM
         return error(strprintf("match \"%s\" not found", hc->match_name.c_str()));
       hc->match = it->second.get();
     }
+    if (hc->persistent) g->persistent_check = true;
     if (hc->mandatory) {
       g->mandatory_check = true;
       for (RoundRobinPeers* set = g->peers; set != nullptr; set = set->backup) {
@@ -453,6 +452,20 @@ Status resolve_health_checks(std::span<HealthCheck* const> checks, const HealthM
     }
   }
   return {};
+}
+
+void keep_health(UpstreamGroup& g, const UpstreamGroup& old) {
+  if (!g.persistent_check || old.zone == nullptr || old.peers == nullptr) return;
+  ShmLock lock(*old.peers->lock);
+  for (RoundRobinPeers* set = g.peers; set != nullptr; set = set->backup) {
+    for (RoundRobinPeer& p : set->peers) {
+      for (const RoundRobinPeers* before = old.peers; before != nullptr; before = before->backup) {
+        for (const RoundRobinPeer& o : before->peers) {
+          if (o.addr == p.addr) p.st->unhealthy = o.st->unhealthy;
+        }
+      }
+    }
+  }
 }
 
 void start_health_checks(std::span<HealthCheck* const> checks, const Log& log) {

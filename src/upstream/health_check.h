@@ -58,6 +58,7 @@ struct HealthCheck {
   std::string match_name;
   const HealthMatch* match = nullptr;
   bool mandatory = false;
+  bool persistent = false;  // with mandatory: a peer healthy before a reload stays so after it
   const UpstreamConf* upstream = nullptr;  // the location's: its group and timeouts
   UpstreamGroup* group = nullptr;          // resolved once the http block is read
   const ConfFile* file = nullptr;          // where it was written, for errors
@@ -67,8 +68,7 @@ struct HealthCheck {
 using HealthMatches = std::unordered_map<std::string, std::unique_ptr<HealthMatch>>;
 
 // health_check [interval=time] [jitter=time] [fails=n] [passes=n] [uri=uri] [port=n] [match=name]
-// [mandatory] (`persistent` is refused: the zone's state does not outlive a reload yet), for the
-// location whose upstream settings are upstream.
+// [mandatory [persistent]], for the location whose upstream settings are upstream.
 Status parse_health_check(ConfContext& cf, const ConfNode& n, const UpstreamConf& upstream,
                           HealthCheck& hc);
 // match name { status ...; header ...; body ...; }
@@ -76,6 +76,11 @@ Status parse_match(ConfContext& cf, const ConfNode& n, HealthMatches& matches);
 // Once the groups are built (before their zones are made): each check's group, which must have a
 // zone, and match block; the peers of a mandatory check start unhealthy.
 Status resolve_health_checks(std::span<HealthCheck* const> checks, const HealthMatches& matches);
+
+// persistent: the group's peers that were healthy in old (its configuration before a reload, in
+// the master while the old zone is still mapped) start healthy; the others stay out until they
+// pass.
+void keep_health(UpstreamGroup& g, const UpstreamGroup& old);
 
 // In a worker: the checks start (their timers do not keep a worker that is exiting alive).
 void start_health_checks(std::span<HealthCheck* const> checks, const Log& log);

@@ -7,10 +7,12 @@
 // nginx: src/http/modules/ngx_http_upstream_keepalive_module.c
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cerrno>
 
 #include "event/event_loop.h"
 #include "http/request.h"
+#include "upstream/round_robin.h"
 #include "upstream/upstream_group.h"
 
 namespace weir::http {
@@ -20,6 +22,7 @@ namespace {
 struct CachedConnection {
   Connection* connection = nullptr;
   SockAddr addr;
+  PeerState* st = nullptr;  // the peer's, which counts its idle connections
   KeepaliveCache* cache = nullptr;
   CachedConnection* prev = nullptr;
   CachedConnection* next = nullptr;
@@ -45,7 +48,13 @@ struct KeepalivePeerData {
   void* data = nullptr;
 };
 
+void count_idle(CachedConnection& it, int delta) {
+  if (it.st != nullptr)
+    std::atomic_ref<int>(it.st->idle).fetch_add(delta, std::memory_order_relaxed);
+}
+
 void unlink_item(KeepaliveCache& k, CachedConnection* it) {
+  count_idle(*it, -1);
   (it->prev != nullptr ? it->prev->next : k.head) = it->next;
   (it->next != nullptr ? it->next->prev : k.tail) = it->prev;
   it->prev = nullptr;
@@ -125,6 +134,10 @@ void keepalive_free(PeerConnection& pc, void* data, unsigned state) {
     k.free = it->next;
     it->connection = c;
     it->addr = *pc.sockaddr;
+    // Every balancer's data starts with round robin's, whose current peer this try took.
+    RoundRobinPeer* peer = static_cast<RoundRobinData*>(d.data)->current;
+    it->st = peer != nullptr ? peer->st : nullptr;
+    count_idle(*it, 1);
     it->cache = &k;
     it->prev = nullptr;
     it->next = k.head;

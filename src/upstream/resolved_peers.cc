@@ -16,7 +16,7 @@ namespace weir::http {
 namespace {
 
 // One address of a name, in the zone: live while the latest answer has it. A slot that is not
-// live and counts no connection is free for the next new address.
+// live and counts no connection, in use or kept alive, is free for the next new address.
 struct ResolvedSlot {
   SockAddr addr;
   bool live;
@@ -157,7 +157,7 @@ void apply(NameWatch& w, const ResolveQuery& q) {
       ResolvedSlot* free = nullptr;
       for (size_t n = 0; n < kMaxResolvedAddrs && free == nullptr; n++) {
         ResolvedSlot& slot = name.slots[(name.next_slot + n) % kMaxResolvedAddrs];
-        if (!slot.live && slot.st.conns <= 0) free = &slot;
+        if (!slot.live && slot.st.conns <= 0 && slot.st.idle <= 0) free = &slot;
       }
       if (free == nullptr) {
         full = true;
@@ -291,7 +291,7 @@ Status share_resolved_peers(UpstreamGroup& g, SlabPool& slab, const UpstreamGrou
         mine.addr = slot.addr;
         mine.live = true;
         mine.st.effective_weight = s.weight;
-        mine.st.unhealthy = g.mandatory_check;
+        mine.st.unhealthy = g.mandatory_check && !(g.persistent_check && !slot.st.unhealthy);
       }
       break;
     }

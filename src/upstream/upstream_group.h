@@ -53,6 +53,7 @@ struct PeerState {
   int effective_weight = 1;
   int current_weight = 0;
   int conns = 0;
+  int idle = 0;  // keep-alive connections cached for it (atomic: each worker's cache adds its own)
   int fails = 0;
   uint64_t accessed_ms = 0;  // the last failure
   uint64_t checked_ms = 0;   // the last failure, or the last try after fail_timeout
@@ -131,7 +132,8 @@ struct UpstreamGroup {
   Resolver* resolver = nullptr;
   uint64_t resolver_timeout_ms = 0;  // 0: not set in the block
   ResolvedPeers* resolved = nullptr;
-  bool mandatory_check = false;  // a `health_check ... mandatory`: new peers start unhealthy
+  bool mandatory_check = false;   // a `health_check ... mandatory`: new peers start unhealthy
+  bool persistent_check = false;  // ... `persistent`: healthy ones stay so across a reload
 
   // Sets up the peer connection of one request: its get/free callbacks and their data (the
   // balancer's init_peer, wrapped by the keepalive cache's when there is one).

@@ -138,11 +138,12 @@ Status init_zone(SharedZone& z, void* old_data) {
   for (UpstreamGroup* g : umcf.groups) {
     if (g->zone != &z) continue;
     if (Status s = share_peer_state(*g, z.slab); !s.ok()) return s;
+    const UpstreamGroup* old = nullptr;
+    if (old_data != nullptr) {
+      old = find_group(*static_cast<UpstreamMainConf*>(old_data), g->host, g->port);
+    }
+    if (old != nullptr) keep_health(*g, *old);
     if (g->resolved != nullptr) {
-      const UpstreamGroup* old = nullptr;
-      if (old_data != nullptr) {
-        old = find_group(*static_cast<UpstreamMainConf*>(old_data), g->host, g->port);
-      }
       if (Status s = share_resolved_peers(*g, *z.slab, old); !s.ok()) return s;
     }
   }

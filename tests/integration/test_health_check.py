@@ -142,6 +142,25 @@ def test_checks_go_on_after_a_reload(make_server):
     assert set(answers(s)) == {"one"}
 
 
+@pytest.mark.parametrize("persistent", [True, False])
+def test_persistent_keeps_the_health_of_before_a_reload(make_server, persistent):
+    """mandatory persistent: a peer healthy before a reload takes requests at once after it (until
+    its own checks fail); with mandatory alone every peer starts out until it passes a check."""
+    s = start(make_server, extra="mandatory persistent" if persistent else "mandatory", workers=1)
+    s.set_conf(s.conf_text.replace("interval=100ms fails=2", "interval=3s fails=3"))
+    s.write(s.path("two/health"), "alive\n")
+    s.start()
+    wait_for(lambda: {p["state"] for p in peers(s).values()} == {"up"}, what="both peers up")
+    # The checks fail from now on, but three of them 3 s apart take a peer out.
+    os.remove(s.path("one/health"))
+    os.remove(s.path("two/health"))
+    old = set(s.worker_pids())
+    s.send_signal(signal.SIGHUP)
+    wait_for(lambda: s.worker_pids() and not old & set(s.worker_pids()), what="the new worker")
+    statuses = {http_get(s.port, "/").status for _ in range(4)}
+    assert statuses == ({200} if persistent else {502}), statuses
+
+
 @pytest.mark.parametrize("slow_start", [True, False])
 def test_slow_start_after_recovery(make_server, slow_start):
     """A peer back from ill health regains its weight over slow_start: right after, it takes
@@ -172,8 +191,8 @@ def test_slow_start_after_recovery(make_server, slow_start):
     ("upstream u { zone u 64k; server 127.0.0.1:1; } server { listen 127.0.0.1:1; location / { "
      "proxy_pass http://u; health_check persistent; } }", '"persistent" requires "mandatory"'),
     ("upstream u { zone u 64k; server 127.0.0.1:1; } server { listen 127.0.0.1:1; location / { "
-     "proxy_pass http://u; health_check mandatory persistent; } }",
-     '"persistent" is not supported by weir yet'),
+     "proxy_pass http://u; health_check persistent mandatory uri=x; } }",
+     'invalid parameter "uri=x"'),
     ("match m { require $x; }", '"require" is not supported by weir\'s "match" yet'),
     ("match m { status 20; }", 'invalid status "20"'),
     ("match m { header X ? y; }", 'invalid operator "?"'),

@@ -144,9 +144,16 @@ def test_in_flight_request_finishes_and_kept_connections_close(make_server):
     release = threading.Event()
     b2.script("/slow", [Wait(release), response(200, b"slow done")])
     with DnsServer({"app.test": ["127.0.0.2"]}, ttl=1) as dns, b2, b3:
-        s = make_server(conf(dns.port, b2.port, extra="keepalive 4;"))
+        s = make_server(conf(dns.port, b2.port, extra="keepalive 4;", locations="""
+            location /api { api; }
+            location = /metrics { prometheus; }"""))
         wait_for(lambda: http_get(s.port, "/warm").status == 200, what="the name resolved")
         assert b2.connections - b2.closed >= 1  # a connection is kept for reuse
+        # ... and counted as idle, in the API and the metrics.
+        idle = 'weir_upstream_peer_idle_connections{upstream="app",peer="127.0.0.2:%d"} 1' % b2.port
+        wait_for(lambda: json.loads(http_get(s.port, "/api/9/http/upstreams/app").body)[
+            "keepalive"] == 1, what="the idle connection in the API")
+        assert idle in http_get(s.port, "/metrics").body.decode()
         slow = Client(s.port, timeout=20)
         slow.send(b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         wait_for(lambda: any(r[1] == "/slow" for r in b2.requests) or b2.connections >= 2,
@@ -161,6 +168,8 @@ def test_in_flight_request_finishes_and_kept_connections_close(make_server):
         slow.close()
         assert r.status == 200 and r.body == b"slow done", r
         wait_for(lambda: b2.connections == b2.closed, what="the last connection to the old address")
+        wait_for(lambda: json.loads(http_get(s.port, "/api/9/http/upstreams/app").body)[
+            "keepalive"] == 1, what="the idle connection to the new address alone")
 
 
 def test_metrics_and_api_show_the_addresses_of_now(make_server):

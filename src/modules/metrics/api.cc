@@ -89,6 +89,7 @@ void server_zone(std::string& out, const MetricsMainConf& mcf, size_t i) {
 void upstream(std::string& out, const MetricsMainConf& mcf, const UpstreamGroup* g) {
   out += "{\"peers\":[";
   uint64_t now = clock::msec();
+  uint64_t idle = 0;
   uint64_t id = 0;
   for (size_t i = 0; i < mcf.peers.size(); i++) {
     const PeerRef& ref = mcf.peers[i];
@@ -112,6 +113,7 @@ void upstream(std::string& out, const MetricsMainConf& mcf, const UpstreamGroup*
     std::string_view state = peer_state(p, now);
     put_string(out, state == "unavailable" ? "unavail" : state);
     member(out, "active", static_cast<uint64_t>(p.st->conns > 0 ? p.st->conns : 0));
+    if (int n = read_int(p.st->idle); n > 0) idle += static_cast<uint64_t>(n);
     if (p.max_conns != 0) member(out, "max_conns", static_cast<uint64_t>(p.max_conns));
     uint64_t answered = 0;
     for (uint64_t n : c.by_class) answered += n;
@@ -139,6 +141,7 @@ void upstream(std::string& out, const MetricsMainConf& mcf, const UpstreamGroup*
     out += '}';
   }
   out += ']';
+  member(out, "keepalive", idle);  // Plus's: the group's idle keep-alive connections
   if (g->zone != nullptr) {
     key(out, "zone");
     put_string(out, g->zone->name);

@@ -102,6 +102,10 @@ struct MetricsMainConf {
   SharedCounts* counts = nullptr;  // in the shared zone
 };
 
+inline int read_int(const int& counter) {
+  return std::atomic_ref<int>(const_cast<int&>(counter)).load(std::memory_order_relaxed);
+}
+
 inline uint64_t read(const uint64_t& counter) {
   return std::atomic_ref<uint64_t>(const_cast<uint64_t&>(counter)).load(std::memory_order_relaxed);
 }

@@ -232,6 +232,13 @@ void upstream_metrics(Exposition& x, const MetricsMainConf& mcf) {
                 int conns = now_peers[i].st->conns;
                 return conns > 0 ? static_cast<uint64_t>(conns) : 0;
               });
+  each_sample(x, "weir_upstream_peer_idle_connections", "gauge",
+              "Keep-alive connections to a peer cached for reuse now (every worker's with a zone, "
+              "else the answering worker's).",
+              peers, [&](size_t i) -> uint64_t {
+                int idle = read_int(now_peers[i].st->idle);
+                return idle > 0 ? static_cast<uint64_t>(idle) : 0;
+              });
   x.family("weir_upstream_health_checks_total", "counter",
            "Active health checks of a peer (health_check), by result.");
   for (size_t i = 0; i < sums.size(); i++) {

@@ -113,9 +113,11 @@ Status init_chash_peer(Request& r, UpstreamGroup& g, PeerConnection& pc) {
 
 Status init_hash_ring(UpstreamGroup& g, Pool& pool) {
   auto* ring = pool.make<HashRing>();
-  for (const RoundRobinPeer& p : g.peers->peers) {
-    // host "\0" port, from the server's name as written ("unix:" paths have no port).
-    std::string_view name = *p.server;
+  // A server's points come from its name as written, so the addresses of a name that resolves at
+  // run time come and go under points that stay.
+  for (const UpstreamServer& s : g.servers) {
+    // host "\0" port, from the server's name ("unix:" paths have no port).
+    std::string_view name = s.name;
     std::string_view host = name;
     std::string_view port;
     if (name.size() >= 5 && iequals(name.substr(0, 5), "unix:")) {
@@ -132,13 +134,13 @@ Status init_hash_ring(UpstreamGroup& g, Pool& pool) {
     base = crc32_of(base, std::string_view("\0", 1));
     base = crc32_of(base, port);
     uint32_t prev = 0;
-    for (int j = 0; j < p.weight * 160; j++) {
+    for (int j = 0; j < s.weight * 160; j++) {
       // The previous hash's four bytes, least significant first.
       const char bytes[4] = {static_cast<char>(prev & 0xff), static_cast<char>((prev >> 8) & 0xff),
                              static_cast<char>((prev >> 16) & 0xff),
                              static_cast<char>((prev >> 24) & 0xff)};
       uint32_t h = crc32_of(base, {bytes, 4});
-      ring->points.push_back({h, p.server});
+      ring->points.push_back({h, &s.name});
       prev = h;
     }
   }

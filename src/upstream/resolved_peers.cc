@@ -240,12 +240,6 @@ Status init_resolved_peers(UpstreamGroup& g, Pool& pool, Resolver* http_resolver
         "resolving names at run time requires upstream \"%s\" in %s to be in shared memory",
         g.host.c_str(), where.c_str()));
   }
-  if (g.balancer == Balancer::ConsistentHash) {
-    return Status::located(strprintf(
-        "weir does not yet resolve names at run time with \"hash ... consistent\" in upstream "
-        "\"%s\" in %s",
-        g.host.c_str(), where.c_str()));
-  }
   if (g.resolver == nullptr) g.resolver = http_resolver;
   if (g.resolver_timeout_ms == 0) g.resolver_timeout_ms = http_timeout_ms;
   if (g.resolver == nullptr) {

@@ -77,7 +77,8 @@ def test_traffic_follows_the_name(make_server):
         assert dns.asked("app.test") >= 4  # asked again as each answer expired (TTL 1 s)
 
 
-@pytest.mark.parametrize("balancer", ["ip_hash;", "hash $uri;", "least_conn;", "random two;"])
+@pytest.mark.parametrize("balancer", ["ip_hash;", "hash $uri;", "hash $uri consistent;",
+                                      "least_conn;", "random two;"])
 def test_every_balancer_follows(make_server, balancer):
     b2, b3 = backends("127.0.0.2", "127.0.0.3")
     with DnsServer({"app.test": ["127.0.0.2"]}, ttl=1) as dns, b2, b3:
@@ -232,9 +233,6 @@ ZONE = "zone app 64k; "
      'resolving names at run time requires upstream "app" in '),
     ("upstream app { " + ZONE + "server app.test:81 resolve; } server { listen 127.0.0.1:1; }",
      'no resolver defined to resolve names at run time in upstream "app"'),
-    ("upstream app { " + ZONE + "hash $uri consistent; resolver 127.0.0.1; "
-     "server app.test resolve; } server { listen 127.0.0.1:1; }",
-     'weir does not yet resolve names at run time with "hash ... consistent"'),
     ("upstream app { " + ZONE + "resolver 127.0.0.1; server app.test resolve service=http; } "
      "server { listen 127.0.0.1:1; }",
      '"service=" (SRV records) is not supported by weir yet'),

@@ -46,6 +46,14 @@ void answer_cb(void* arg, int status, int, ares_addrinfo* result) {
   if (result != nullptr) ares_freeaddrinfo(result);
 }
 
+void srv_cb(void* arg, int status, int, unsigned char* abuf, int alen) {
+  auto* q = static_cast<ResolveQuery*>(arg);
+  ares_srv_reply* reply = nullptr;
+  if (status == ARES_SUCCESS) status = ares_parse_srv_reply(abuf, alen, &reply);
+  q->resolver->on_srv_answer(*q, status, reply);
+  if (reply != nullptr) ares_free_data(reply);
+}
+
 bool readable_now(int fd) {
   pollfd p{fd, POLLIN, 0};
   return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN) != 0;
@@ -137,8 +145,8 @@ const std::vector<SockAddr>* Resolver::cached(std::string_view name) {
   return &it->second.addrs;
 }
 
-ResolveQuery* Resolver::resolve(std::string_view name, uint64_t timeout_ms,
-                                void (*handler)(ResolveQuery& q), void* data, const Log& log) {
+ResolveQuery* Resolver::begin(std::string_view name, uint64_t timeout_ms,
+                              void (*handler)(ResolveQuery& q), void* data, const Log& log) {
   if (!ensure_channel(log)) return nullptr;
   log_ = &log;
   // Owned by the resolver until c-ares is done with it, whatever the asker does meanwhile.
@@ -154,12 +162,33 @@ ResolveQuery* Resolver::resolve(std::string_view name, uint64_t timeout_ms,
   q->timer.cancelable = true;  // an exiting worker waits for its askers, not for their timers
   add_timer(q->timer, timeout_ms);
   askers_++;
+  pending_++;
+  stub_stat_add(StubStat::ResolverQueries, 1);
+  return q;
+}
+
+ResolveQuery* Resolver::resolve(std::string_view name, uint64_t timeout_ms,
+                                void (*handler)(ResolveQuery& q), void* data, const Log& log) {
+  ResolveQuery* q = begin(name, timeout_ms, handler, data, log);
+  if (q == nullptr) return nullptr;
   ares_addrinfo_hints hints{};
   hints.ai_family = conf_.ipv4 && conf_.ipv6 ? AF_UNSPEC : conf_.ipv6 ? AF_INET6 : AF_INET;
   hints.ai_socktype = SOCK_STREAM;
-  pending_++;
-  stub_stat_add(StubStat::ResolverQueries, 1);
+  q->in_call = true;
   ares_getaddrinfo(channel_, q->name.c_str(), nullptr, &hints, answer_cb, q);
+  q->in_call = false;
+  rearm_tick();
+  return q;
+}
+
+ResolveQuery* Resolver::resolve_srv(std::string_view name, uint64_t timeout_ms,
+                                    void (*handler)(ResolveQuery& q), void* data, const Log& log) {
+  ResolveQuery* q = begin(name, timeout_ms, handler, data, log);
+  if (q == nullptr) return nullptr;
+  constexpr int kClassIn = 1, kTypeSrv = 33;
+  q->in_call = true;
+  ares_query(channel_, q->name.c_str(), kClassIn, kTypeSrv, srv_cb, q);
+  q->in_call = false;
   rearm_tick();
   return q;
 }
@@ -199,11 +228,45 @@ void Resolver::let_go_soon() {
 
 // c-ares is done with q: the asker, if still waiting, learns the answer; then q goes (an asker that
 // was answered by the timeout, or that cancelled, dropped it already).
-void Resolver::on_answer(ResolveQuery& q, int ares_status, const void* result) {
+bool Resolver::take_answer(ResolveQuery& q, int ares_status) {
   pending_--;
   q.ares_done = true;
-  if (!q.answered && !q.cancelled && ares_status != ARES_EDESTRUCTION) {
-    q.status = nginx_code(ares_status);
+  if (q.answered || q.cancelled || ares_status == ARES_EDESTRUCTION) return false;
+  q.status = nginx_code(ares_status);
+  return true;
+}
+
+void Resolver::complete(ResolveQuery& q, bool wanted) {
+  if (q.in_call) {
+    q.done.data = &q;
+    q.done.handler = wanted ? [](Event& ev) {
+      auto& q = *static_cast<ResolveQuery*>(ev.data);
+      finish(q);
+      delete &q;
+    }
+                            : [](Event& ev) { delete static_cast<ResolveQuery*>(ev.data); };
+    post_event(q.done);
+    return;
+  }
+  if (wanted) finish(q);
+  delete &q;
+}
+
+void Resolver::on_srv_answer(ResolveQuery& q, int ares_status, const void* reply) {
+  bool wanted = take_answer(q, ares_status);
+  if (wanted) {
+    for (auto* r = static_cast<const ares_srv_reply*>(reply); r != nullptr; r = r->next) {
+      q.srvs.push_back(SrvRecord{r->host, r->port, r->priority, r->weight});
+    }
+    if (q.status == 0 && q.srvs.empty()) q.status = 3;
+    q.valid_ms = conf_.valid_ms;
+  }
+  complete(q, wanted);
+}
+
+void Resolver::on_answer(ResolveQuery& q, int ares_status, const void* result) {
+  bool wanted = take_answer(q, ares_status);
+  if (wanted) {
     int ttl = INT32_MAX;
     if (ares_status == ARES_SUCCESS) {
       for (auto* n = static_cast<const ares_addrinfo*>(result)->nodes; n != nullptr;
@@ -221,9 +284,8 @@ void Resolver::on_answer(ResolveQuery& q, int ares_status, const void* result) {
       q.valid_ms = conf_.valid_ms != 0 ? conf_.valid_ms : static_cast<uint64_t>(ttl) * 1000;
       cache_[q.name] = Entry{q.addrs, clock::msec() + q.valid_ms};
     }
-    finish(q);
   }
-  delete &q;
+  complete(q, wanted);
 }
 
 void Resolver::query_timeout(Event& ev) {

@@ -22,22 +22,35 @@ namespace weir {
 struct Connection;
 class Resolver;
 
+// A service's record (SRV): where it is and how much of it to use.
+struct SrvRecord {
+  std::string target;
+  uint16_t port = 0;
+  uint16_t priority = 0;
+  uint16_t weight = 0;
+};
+
 // One question. The handler runs once (unless cancelled), from the event loop: status 0 and addrs,
 // or nginx's resolver error code with its text. The query is the resolver's: the asker keeps the
 // pointer only to cancel it, and not after its handler ran.
 struct ResolveQuery {
   std::string name;
   std::vector<SockAddr> addrs;
-  uint64_t valid_ms = 0;  // how long the answer holds: its TTL, or the resolver's valid=
+  std::vector<SrvRecord> srvs;  // resolve_srv's answer
+  uint64_t valid_ms = 0;  // how long the answer holds: its TTL, or the resolver's valid= (0: not
+                          // known, for SRV records: the caller's choice)
   int status = 0;
   void (*handler)(ResolveQuery& q) = nullptr;
   void* data = nullptr;
   const Log* log = nullptr;
   Resolver* resolver = nullptr;
   Event timer;  // resolver_timeout
+  Event done;   // an answer c-ares gave inside resolve() (a literal, an error), passed on from the
+                // loop
   bool answered = false;
   bool cancelled = false;
   bool ares_done = false;
+  bool in_call = false;  // inside resolve(): the asker does not hold the pointer yet
 
   const char* error_text() const;
 };
@@ -61,15 +74,27 @@ class Resolver {
   // Starts a query; nullptr (logged) when the resolver cannot work at all.
   ResolveQuery* resolve(std::string_view name, uint64_t timeout_ms,
                         void (*handler)(ResolveQuery& q), void* data, const Log& log);
+  // The same for a service's SRV records (name: "_http._tcp.example.com").
+  ResolveQuery* resolve_srv(std::string_view name, uint64_t timeout_ms,
+                            void (*handler)(ResolveQuery& q), void* data, const Log& log);
   // The asker is gone: its handler will not run.
   static void cancel(ResolveQuery* q);
 
   // For c-ares' callbacks.
   void on_socket(int fd, bool readable, bool writable);
   void on_answer(ResolveQuery& q, int ares_status, const void* result);
+  void on_srv_answer(ResolveQuery& q, int ares_status, const void* reply);
 
  private:
   bool ensure_channel(const Log& log);
+  // A question begun (its timer set, counted); nullptr when the resolver cannot work (logged).
+  ResolveQuery* begin(std::string_view name, uint64_t timeout_ms, void (*handler)(ResolveQuery& q),
+                      void* data, const Log& log);
+  // c-ares is done with q: whether its asker still waits (then q.status is set).
+  bool take_answer(ResolveQuery& q, int ares_status);
+  // Then: the asker learns the answer (when wanted) and q goes; an answer given inside resolve()
+  // waits for the loop, so that resolve() returns before any handler runs.
+  static void complete(ResolveQuery& q, bool wanted);
   void process(int read_fd, int write_fd);
   void rearm_tick();
   static void socket_event(Event& ev);

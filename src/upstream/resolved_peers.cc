@@ -20,6 +20,8 @@ namespace {
 struct ResolvedSlot {
   SockAddr addr;
   bool live;
+  bool backup;  // an SRV record of a lower priority (or its server is a backup)
+  int weight;   // the server's, or an SRV record's
   PeerState st;
 };
 
@@ -69,11 +71,11 @@ void fill(const ResolvedPeers& rp, RoundRobinPeers& set, bool backup) {
   }
   for (size_t i = 0; i < rp.servers.size(); i++) {
     const UpstreamServer& s = *rp.servers[i];
-    if (s.backup != backup) continue;
     for (size_t k = 0; k < kMaxResolvedAddrs; k++) {
       ResolvedSlot& slot = rp.names[i].slots[k];
-      if (!slot.live) continue;
+      if (!slot.live || slot.backup != backup) continue;
       RoundRobinPeer p = server_peer(s, slot.addr);
+      p.weight = p.own.effective_weight = slot.weight;
       p.st = &slot.st;
       p.counts_index = rp.counts_index(i, k);
       add_peer(set, std::move(p));
@@ -108,49 +110,76 @@ void follow(ResolvedPeers& rp) {
   if (g.keepalive != nullptr) keepalive_drop_gone(*g.keepalive, *g.peers);
 }
 
-// A name's timer in one worker, and its question while one is out.
+// An address an answer gave, and how the balancer is to use it.
+struct Found {
+  SockAddr addr;
+  bool backup;
+  int weight;
+  bool operator==(const Found&) const = default;
+};
+
+struct NameWatch;
+
+// One SRV record's target being looked up.
+struct TargetAsk {
+  NameWatch* watch = nullptr;
+  std::string target;
+  uint16_t port = 0;
+  bool backup = false;
+  int weight = 1;
+  ResolveQuery* query = nullptr;
+};
+
+// A name's timer in one worker, and its questions while they are out: the name's, or the
+// service's and then its records' targets'.
 struct NameWatch {
   ResolvedPeers* rp = nullptr;
   size_t index = 0;
   Event tick;
   Log log;
   ResolveQuery* query = nullptr;
+  std::vector<std::unique_ptr<TargetAsk>> targets;  // out now
+  std::vector<Found> found;                         // the service's addresses so far
+  uint64_t valid_ms = 0;                            // the least of their TTLs
+
+  bool asking() const { return query != nullptr || !targets.empty(); }
+  void cancel() {
+    Resolver::cancel(query);
+    query = nullptr;
+    for (auto& t : targets) Resolver::cancel(t->query);
+    targets.clear();
+  }
 };
 
 // The answer into the zone: addresses gone stop being live (their slots free once no connection
 // is counted), new ones take free slots. Any error but "not found" keeps the addresses and asks
 // again soon; "not found" leaves the name with none, as nginx.
-void apply(NameWatch& w, const ResolveQuery& q) {
+void apply(NameWatch& w, int status, const std::vector<Found>& found, uint64_t valid_ms) {
   ResolvedPeers& rp = *w.rp;
-  const UpstreamServer& s = *rp.servers[w.index];
   UpstreamGroup& g = *rp.group;
   uint64_t now = clock::msec();
-  if (q.status != 0) {
-    log_error(LogLevel::Error, w.log, 0, "%s could not be resolved (%d: %s)",
-              s.resolve_host.c_str(), q.status, q.error_text());
-  }
-  if (q.status != 0 && q.status != 3) {
+  if (status != 0 && status != 3) {
     ShmLock lock(*rp.lock);
     rp.names[w.index].next_query_ms = now + std::max<uint64_t>(g.resolver_timeout_ms, 1000);
     return;
   }
-  std::vector<SockAddr> addrs;
-  if (q.status == 0) addrs = q.addrs;
-  for (SockAddr& a : addrs) a.set_port(s.resolve_port);
   bool full = false;
   std::vector<uint32_t> fresh;  // the counters of slots that took a new address
   {
     ShmLock lock(*rp.lock);
     ResolvedName& name = rp.names[w.index];
     bool changed = false;
+    auto as_found = [](const ResolvedSlot& slot) {
+      return Found{slot.addr, slot.backup, slot.weight};
+    };
     for (ResolvedSlot& slot : name.slots) {
-      if (slot.live && std::find(addrs.begin(), addrs.end(), slot.addr) == addrs.end()) {
+      if (slot.live && std::find(found.begin(), found.end(), as_found(slot)) == found.end()) {
         slot.live = false;
         changed = true;
       }
     }
-    for (const SockAddr& a : addrs) {
-      auto live = [&](const ResolvedSlot& slot) { return slot.live && slot.addr == a; };
+    for (const Found& f : found) {
+      auto live = [&](const ResolvedSlot& slot) { return slot.live && as_found(slot) == f; };
       if (std::any_of(std::begin(name.slots), std::end(name.slots), live)) continue;
       // The least recently taken free slot: a worker that has not yet followed the change
       // still balances over the slot an address just left.
@@ -164,16 +193,18 @@ void apply(NameWatch& w, const ResolveQuery& q) {
         break;
       }
       name.next_slot = static_cast<size_t>(free - name.slots + 1) % kMaxResolvedAddrs;
-      free->addr = a;
+      free->addr = f.addr;
+      free->backup = f.backup;
+      free->weight = f.weight;
       free->st = PeerState{};
-      free->st.effective_weight = s.weight;
+      free->st.effective_weight = f.weight;
       free->st.unhealthy = g.mandatory_check;  // a new peer passes its first check first
       free->live = true;
       changed = true;
       fresh.push_back(rp.counts_index(w.index, static_cast<size_t>(free - name.slots)));
     }
     if (changed) std::atomic_ref<uint64_t>(*rp.version).fetch_add(1, std::memory_order_release);
-    name.next_query_ms = now + std::max<uint64_t>(q.valid_ms, 1000);
+    name.next_query_ms = now + std::max<uint64_t>(valid_ms, 1000);
   }
   for (uint32_t index : fresh) {
     if (index != 0) rp.reset_counts(rp.reset_data, index);
@@ -186,11 +217,107 @@ void apply(NameWatch& w, const ResolveQuery& q) {
   }
 }
 
+void log_failure(NameWatch& w, const ResolveQuery& q) {
+  const UpstreamServer& s = *w.rp->servers[w.index];
+  if (s.resolve_service.empty()) {
+    log_error(LogLevel::Error, w.log, 0, "%s could not be resolved (%d: %s)",
+              s.resolve_host.c_str(), q.status, q.error_text());
+  } else if (&q == w.query) {
+    log_error(LogLevel::Error, w.log, 0, "service %s of %s could not be resolved (%d: %s)",
+              s.resolve_service.c_str(), s.resolve_host.c_str(), q.status, q.error_text());
+  } else {
+    log_error(LogLevel::Error, w.log, 0,
+              "%s could not be resolved (%d: %s) while resolving service %s of %s", q.name.c_str(),
+              q.status, q.error_text(), s.resolve_service.c_str(), s.resolve_host.c_str());
+  }
+}
+
+// The name's addresses.
 void answered(ResolveQuery& q) {
   auto& w = *static_cast<NameWatch*>(q.data);
+  const UpstreamServer& s = *w.rp->servers[w.index];
+  if (q.status != 0) log_failure(w, q);
   w.query = nullptr;
-  apply(w, q);
+  std::vector<Found> found;
+  for (SockAddr a : q.addrs) {
+    a.set_port(s.resolve_port);
+    found.push_back(Found{a, s.backup, s.weight});
+  }
+  apply(w, q.status, found, q.valid_ms);
   follow(*w.rp);
+}
+
+// One SRV target's addresses; the last one in applies them all (a target that fails is left out).
+void target_answered(ResolveQuery& q) {
+  auto& t = *static_cast<TargetAsk*>(q.data);
+  NameWatch& w = *t.watch;
+  if (q.status != 0) log_failure(w, q);
+  for (SockAddr a : q.addrs) {
+    a.set_port(t.port);
+    Found f{a, t.backup, t.weight};
+    if (std::find(w.found.begin(), w.found.end(), f) == w.found.end()) w.found.push_back(f);
+  }
+  if (q.status == 0) w.valid_ms = std::min(w.valid_ms, q.valid_ms);
+  std::erase_if(w.targets, [&](const std::unique_ptr<TargetAsk>& o) { return o.get() == &t; });
+  if (!w.targets.empty()) return;
+  std::vector<Found> found = std::move(w.found);
+  w.found.clear();
+  apply(w, 0, found, w.valid_ms);
+  follow(*w.rp);
+}
+
+// The service's records: the best priority's are the peers, the others the backups (where the
+// balancer has backups; a backup server takes the best ones as backups and leaves the others), as
+// nginx. Then each record's target is looked up.
+void service_answered(ResolveQuery& q) {
+  auto& w = *static_cast<NameWatch*>(q.data);
+  ResolvedPeers& rp = *w.rp;
+  const UpstreamServer& s = *rp.servers[w.index];
+  UpstreamGroup& g = *rp.group;
+  if (q.status != 0) {
+    log_failure(w, q);
+    w.query = nullptr;
+    apply(w, q.status, {}, 0);
+    follow(rp);
+    return;
+  }
+  w.query = nullptr;
+  uint16_t best = UINT16_MAX;
+  for (const SrvRecord& r : q.srvs) best = std::min(best, r.priority);
+  bool backups = g.balancer == Balancer::RoundRobin || g.balancer == Balancer::LeastConn;
+  w.found.clear();
+  w.valid_ms = q.valid_ms != 0 ? q.valid_ms : UINT64_MAX;
+  std::vector<std::unique_ptr<TargetAsk>> asks;
+  for (const SrvRecord& r : q.srvs) {
+    bool backup = r.priority != best;
+    if (s.backup) {
+      if (backup) continue;
+      backup = true;
+    } else if (backup && !backups) {
+      continue;
+    }
+    auto t = std::make_unique<TargetAsk>();
+    t->watch = &w;
+    t->target = r.target;
+    t->port = r.port;
+    t->backup = backup;
+    t->weight = s.weight != 1 ? s.weight : std::max<int>(r.weight, 1);
+    asks.push_back(std::move(t));
+  }
+  // Every target is waited for before the first question goes (answers come from the loop).
+  w.targets = std::move(asks);
+  for (auto& t : w.targets) {
+    t->query =
+        g.resolver->resolve(t->target, g.resolver_timeout_ms, target_answered, t.get(), w.log);
+    if (t->query == nullptr) {  // the resolver cannot work (logged): the claim runs out
+      w.cancel();
+      return;
+    }
+  }
+  if (w.targets.empty()) {
+    apply(w, 0, {}, w.valid_ms);
+    follow(rp);
+  }
 }
 
 // Each tick: the worker's sets follow the zone (another worker may have changed it), and the
@@ -199,8 +326,7 @@ void answered(ResolveQuery& q) {
 void on_tick(Event& ev) {
   auto& w = *static_cast<NameWatch*>(ev.data);
   if (worker_exiting()) {
-    Resolver::cancel(w.query);  // the next workers ask
-    w.query = nullptr;
+    w.cancel();  // the next workers ask
     return;
   }
   ResolvedPeers& rp = *w.rp;
@@ -212,7 +338,7 @@ void on_tick(Event& ev) {
   {
     ShmLock lock(*rp.lock);
     ResolvedName& name = rp.names[w.index];
-    if (w.query == nullptr && name.next_query_ms <= now) {
+    if (!w.asking() && name.next_query_ms <= now) {
       name.next_query_ms = now + timeout + 1000;
       mine = true;
     }
@@ -220,8 +346,11 @@ void on_tick(Event& ev) {
   }
   if (mine) {
     // nullptr: the resolver cannot work (logged); the claim runs out and the name is asked again.
-    w.query = rp.group->resolver->resolve(rp.servers[w.index]->resolve_host, timeout, answered, &w,
-                                          w.log);
+    const UpstreamServer& s = *rp.servers[w.index];
+    Resolver& resolver = *rp.group->resolver;
+    w.query = s.resolve_service.empty()
+                  ? resolver.resolve(s.resolve_host, timeout, answered, &w, w.log)
+                  : resolver.resolve_srv(s.resolve_srv, timeout, service_answered, &w, w.log);
   }
   ev.cancelable = true;
   add_timer(ev, std::clamp<uint64_t>(next > now ? next - now : 1, 1, 1000));
@@ -274,7 +403,10 @@ Status share_resolved_peers(UpstreamGroup& g, SlabPool& slab, const UpstreamGrou
     const UpstreamServer& s = *rp.servers[i];
     for (size_t j = 0; j < before->servers.size(); j++) {
       const UpstreamServer& o = *before->servers[j];
-      if (o.name != s.name || o.backup != s.backup) continue;
+      if (o.name != s.name || o.backup != s.backup || o.weight != s.weight ||
+          o.resolve_srv != s.resolve_srv) {
+        continue;
+      }
       const ResolvedName& from = before->names[j];
       ResolvedName& to = rp.names[i];
       to.next_query_ms = from.next_query_ms;
@@ -283,8 +415,10 @@ Status share_resolved_peers(UpstreamGroup& g, SlabPool& slab, const UpstreamGrou
         if (!slot.live) continue;
         ResolvedSlot& mine = to.slots[n++];
         mine.addr = slot.addr;
+        mine.backup = slot.backup;
+        mine.weight = slot.weight;
         mine.live = true;
-        mine.st.effective_weight = s.weight;
+        mine.st.effective_weight = slot.weight;
         mine.st.unhealthy = g.mandatory_check && !(g.persistent_check && !slot.st.unhealthy);
       }
       break;
@@ -320,11 +454,12 @@ std::optional<RoundRobinPeer> resolved_peer(const UpstreamGroup& g, size_t k, bo
   const ResolvedPeers& rp = *g.resolved;
   size_t name = k / kMaxResolvedAddrs;
   const UpstreamServer& s = *rp.servers[name];
-  backup = s.backup;
   ResolvedSlot& slot = rp.names[name].slots[k % kMaxResolvedAddrs];
   ShmLock lock(*rp.lock);
   if (!slot.live) return std::nullopt;
+  backup = slot.backup;
   RoundRobinPeer p = server_peer(s, slot.addr);
+  p.weight = p.own.effective_weight = slot.weight;
   p.st = &slot.st;
   p.counts_index = rp.counts_index(name, k % kMaxResolvedAddrs);
   return p;

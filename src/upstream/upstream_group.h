@@ -45,6 +45,11 @@ struct UpstreamServer {
   bool resolve = false;
   std::string resolve_host;
   uint16_t resolve_port = 80;
+  // service=name: the name's SRV records give the addresses, ports and weights (the best
+  // priority's are peers, the others backups). resolve_srv is the name asked: "_name._tcp.host",
+  // or "name.host" when name has a dot.
+  std::string resolve_service;
+  std::string resolve_srv;
 };
 
 // What changes as a peer serves: each worker's own, or in the group's zone, shared by all workers

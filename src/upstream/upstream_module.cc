@@ -42,6 +42,13 @@ Result<UpstreamServer> parse_server(ConfContext& cf, const ConfNode& n) {
   s.name = n.args[1];
   // resolve: a name is looked up at run time (an address, or a unix socket, is taken as it is).
   bool resolve = std::find(n.args.begin() + 2, n.args.end(), "resolve") != n.args.end();
+  bool has_port = false;
+  auto service_error = [&](const char* what) {
+    return cf.error_at(n, strprintf("service upstream \"%s\" %s", s.name.c_str(), what));
+  };
+  bool service = std::any_of(n.args.begin() + 2, n.args.end(),
+                             [](const std::string& a) { return a.starts_with("service="); });
+  if (service && !resolve) return service_error("requires \"resolve\" parameter");
   SockAddr literal;
   if (resolve && !s.name.starts_with("unix:") && !parse_addr_port(s.name, literal)) {
     s.resolve = true;
@@ -54,10 +61,13 @@ Result<UpstreamServer> parse_server(ConfContext& cf, const ConfNode& n) {
       s.resolve_port = static_cast<uint16_t>(*port);
       host = host.substr(0, colon);
     }
-    if (host.empty())
+    if (host.empty()) {
       return cf.error_at(n, strprintf("no host in upstream \"%s\"", s.name.c_str()));
+    }
     s.resolve_host = host;
+    has_port = host.size() != s.name.size();
   } else {
+    has_port = resolve && !s.name.starts_with("unix:") && literal.port() != 0;
     Result<std::vector<SockAddr>> addrs = parse_addresses(n.args[1], 80, false);
     if (!addrs.ok()) {
       return cf.error_at(n, strprintf("%s in upstream \"%s\"", addrs.status().message().c_str(),
@@ -96,8 +106,10 @@ Result<UpstreamServer> parse_server(ConfContext& cf, const ConfNode& n) {
       s.slow_start_ms = static_cast<uint64_t>(*t);
     } else if (a == "resolve") {
       // taken above
-    } else if (a.starts_with("service=")) {
-      return cf.error_at(n, "\"service=\" (SRV records) is not supported by weir yet");
+    } else if (auto v = value("service=")) {
+      s.resolve_service = *v;
+    } else if (a == "service=") {
+      return cf.error_at(n, "service is empty");
     } else if (a == "backup") {
       s.backup = true;
     } else if (a == "down") {
@@ -105,6 +117,14 @@ Result<UpstreamServer> parse_server(ConfContext& cf, const ConfNode& n) {
     } else {
       return invalid();
     }
+  }
+  if (!s.resolve_service.empty()) {
+    // nginx's checks, and the SRV name: "_http._tcp.host" for service=http, "a.b.host" for a.b.
+    if (has_port) return service_error("may not have port");
+    if (!s.resolve) return service_error("requires domain name");
+    s.resolve_srv = s.resolve_service.find('.') == std::string::npos
+                        ? "_" + s.resolve_service + "._tcp." + s.resolve_host
+                        : s.resolve_service + "." + s.resolve_host;
   }
   return s;
 }

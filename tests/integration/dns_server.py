@@ -1,5 +1,5 @@
 """A scripted DNS server for resolver tests: UDP on 127.0.0.1 (a free port) in its own thread,
-answering A and AAAA questions from a table, NXDOMAIN for names it does not know, and nothing at all
+answering A and AAAA questions from a table (and SRV ones from another), NXDOMAIN for names it does not know, and nothing at all
 for names listed as silent (so a query times out). It counts the questions it was asked."""
 import socket
 import struct
@@ -7,8 +7,9 @@ import threading
 
 
 class DnsServer:
-    def __init__(self, records=None, ttl=60, silent=()):
+    def __init__(self, records=None, ttl=60, silent=(), srv=None):
         self.records = dict(records or {})  # name -> list of IPv4/IPv6 texts
+        self.srv = dict(srv or {})  # name -> list of (priority, weight, port, target)
         self.ttl = ttl
         self.silent = set(silent)
         self.questions = []  # (name, qtype)
@@ -59,6 +60,14 @@ class DnsServer:
         self.questions.append((name, qtype))
         if name in self.silent:
             return None
+        if qtype == 33 and name in self.srv:
+            answers = []
+            for prio, weight, port, target in self.srv[name]:
+                rdata = struct.pack("!HHH", prio, weight, port) + b"".join(
+                    bytes([len(p)]) + p.encode() for p in target.split(".")) + b"\0"
+                answers.append(struct.pack("!HHHIH", 0xC00C, 33, 1, self.ttl, len(rdata)) + rdata)
+            head = struct.pack("!HHHHHH", qid, 0x8180, 1, len(answers), 0, 0)
+            return head + question + b"".join(answers)
         if name not in self.records:
             return struct.pack("!HHHHHH", qid, 0x8183, 1, 0, 0, 0) + question  # NXDOMAIN
         answers = []

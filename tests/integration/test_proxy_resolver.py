@@ -83,3 +83,15 @@ def test_groups_and_addresses_need_no_dns(make_server):
         r = http_get(s.ports[1], "/p?h=127.0.0.1")
         assert r.status == 200 and b.requests[-1][1] == "/p?h=127.0.0.1"
         assert dns.questions == []
+
+
+def test_names_the_resolver_refuses_at_once(make_server):
+    """c-ares answers some names inside the call that asks (too long, an empty label): the
+    request learns it from the event loop, after the question is registered (502, nginx's log
+    line), and the next request is served."""
+    with DnsServer({"app.test": ["127.0.0.1"]}) as dns, Backend() as b:
+        s = make_server(conf(dns.port, b.port), ports=2)
+        for host in ["a" * 300, "a..b"]:
+            assert http_get(s.port, "/noresolver/x?h=%s" % host).status == 502
+        wait_for(lambda: "a..b could not be resolved" in s.error_log(), what="the refusal logged")
+        assert http_get(s.port, "/named/after").status == 200

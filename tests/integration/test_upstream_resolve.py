@@ -224,6 +224,40 @@ def test_metrics_and_api_show_the_addresses_of_now(make_server):
         assert 'weir_upstream_peer_state{upstream="app",peer="%s",state="up"} 1' % new in text
 
 
+def test_service_records(make_server):
+    """service=http: the SRV records of _http._tcp.app.test give the peers (their targets'
+    addresses, with the records' ports); the best priority's take the requests, the others are
+    the backups that take over when none of them can."""
+    b2, b3 = backends("127.0.0.2", "127.0.0.3")
+    b4 = Backend(host="127.0.0.4")  # a port of its own, as its record says
+    srv = {"_http._tcp.app.test": [(10, 1, b2.port, "a.test"), (10, 1, b2.port, "b.test"),
+                                   (20, 1, b4.port, "c.test")]}
+    records = {"a.test": ["127.0.0.2"], "b.test": ["127.0.0.3"], "c.test": ["127.0.0.4"]}
+    with DnsServer(records, ttl=1, srv=srv) as dns, b2, b3, b4:
+        text = conf(dns.port, b2.port).replace("server app.test:%d resolve;" % b2.port,
+                                               "server app.test service=http resolve;")
+        s = make_server(text)
+        wait_for(lambda: http_get(s.port, "/a").status == 200, what="the service resolved")
+        for _ in range(8):
+            assert http_get(s.port, "/b").status == 200
+        assert served(b2) >= 3 and served(b3) >= 3 and served(b4) == 0
+        # The best priority's targets now have nothing listening: the backup takes over.
+        dns.records["a.test"] = ["127.0.0.5"]
+        dns.records["b.test"] = ["127.0.0.6"]
+        wait_for(lambda: http_get(s.port, "/c").status == 200 and served(b4) > 0,
+                 what="the backup record's target answering")
+        assert "connect() failed (111: Connection refused)" in s.error_log()
+        # A record gone with its target: the service has no peer left but the backup.
+        dns.srv["_http._tcp.app.test"] = [(20, 1, b4.port, "c.test")]
+        before = (served(b2), served(b3))
+        wait_for(lambda: all(http_get(s.port, "/d").status == 200 for _ in range(3))
+                 and served(b4) >= 4, what="the last record alone")
+        assert (served(b2), served(b3)) == before
+        del dns.srv["_http._tcp.app.test"]
+        wait_for(lambda: http_get(s.port, "/e").status == 502, what="no record left")
+        assert "service http of app.test could not be resolved (3: Host not found)" in s.error_log()
+
+
 ZONE = "zone app 64k; "
 
 
@@ -233,9 +267,18 @@ ZONE = "zone app 64k; "
      'resolving names at run time requires upstream "app" in '),
     ("upstream app { " + ZONE + "server app.test:81 resolve; } server { listen 127.0.0.1:1; }",
      'no resolver defined to resolve names at run time in upstream "app"'),
-    ("upstream app { " + ZONE + "resolver 127.0.0.1; server app.test resolve service=http; } "
+    ("upstream app { " + ZONE + "resolver 127.0.0.1; server app.test service=http; } "
      "server { listen 127.0.0.1:1; }",
-     '"service=" (SRV records) is not supported by weir yet'),
+     'service upstream "app.test" requires "resolve" parameter'),
+    ("upstream app { " + ZONE + "resolver 127.0.0.1; server app.test:80 service=http resolve; } "
+     "server { listen 127.0.0.1:1; }",
+     'service upstream "app.test:80" may not have port'),
+    ("upstream app { " + ZONE + "resolver 127.0.0.1; server 127.0.0.1 service=http resolve; } "
+     "server { listen 127.0.0.1:1; }",
+     'service upstream "127.0.0.1" requires domain name'),
+    ("upstream app { " + ZONE + "resolver 127.0.0.1; server app.test service= resolve; } "
+     "server { listen 127.0.0.1:1; }",
+     'service is empty'),
     ("upstream app { " + ZONE + "resolver 127.0.0.1; server app.test:0 resolve; } "
      "server { listen 127.0.0.1:1; }",
      'invalid port in upstream "app.test:0"'),

@@ -1,5 +1,6 @@
 #include "http/file_watch.h"
 
+#include <fcntl.h>
 #include <linux/magic.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
@@ -10,6 +11,8 @@
 #include <climits>
 #include <utility>
 #include <vector>
+
+#include "event/event_loop.h"
 
 namespace weir::http {
 
@@ -44,6 +47,42 @@ bool without_events(long type) {
 
 FileWatch::~FileWatch() {
   if (fd_ >= 0) ::close(fd_);
+  if (mounts_ != nullptr) close_connection(*mounts_);
+}
+
+void FileWatch::watch_mounts() {
+  if (log_ == nullptr || ConnectionPool::current == nullptr || EventLoop::current == nullptr)
+    return;
+  int fd = ::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  Connection* c = ConnectionPool::current->get(fd, *log_);
+  if (c == nullptr) {
+    ::close(fd);
+    return;
+  }
+  c->data = this;
+  c->idle = true;  // an exiting worker closes it (mounts_event)
+  c->read.handler = c->write.handler = mounts_event;
+  if (EventLoop::current->add_connection(*c) != Rc::Ok) {
+    close_connection(*c);
+    return;
+  }
+  mounts_ = c;
+}
+
+void FileWatch::mounts_event(Event& ev) {
+  auto* c = static_cast<Connection*>(ev.data);
+  auto* self = static_cast<FileWatch*>(c->data);
+  if (c->close) {
+    self->mounts_ = nullptr;
+    close_connection(*c);
+    return;
+  }
+  // The table changed: its poll says so with an error (the readable state it always has is
+  // reported once, when it is added).
+  if (!c->pending_error) return;
+  c->pending_error = false;
+  self->mounts_changed_ = true;
 }
 
 void FileWatch::log_once(int err, const char* what, std::string_view path) {
@@ -66,6 +105,7 @@ bool FileWatch::start() {
     }
     return false;
   }
+  watch_mounts();
   return true;
 }
 

@@ -2,9 +2,12 @@
 // directory on the way to a cached file, so that a rename, write, truncate, delete, chmod or
 // unmount anywhere on that way is known before the next request is served. The cache drains the
 // events at each lookup (one read that finds nothing, in the common case) and forgets the paths
-// they name. Where watching cannot work (no inotify instance or watch left, a filesystem without
-// events such as NFS or FUSE, a symbolic link on the way) the path is not cached: it is opened
-// per request as nginx without a cache opens it, and that is logged once.
+// they name. A mount or unmount (a tmpfs or bind mount put on, or lazily taken off, a served
+// directory) raises no inotify event on the paths it changes: the mount table's poll, in the
+// worker's event loop, says so, and everything kept is forgotten then (mounts change seldom). Where
+// watching cannot work (no inotify instance or watch left, a filesystem without events such as NFS
+// or FUSE, a symbolic link on the way) the path is not cached: it is opened per request as nginx
+// without a cache opens it, and that is logged once.
 #pragma once
 
 #include <string>
@@ -14,6 +17,7 @@
 
 #include "core/log.h"
 #include "core/str.h"
+#include "event/connection.h"
 
 namespace weir::http {
 
@@ -40,6 +44,11 @@ class FileWatch {
   template <class F>
   void drain(F&& forget) {
     if (fd_ < 0) return;
+    if (mounts_changed_) {
+      mounts_changed_ = false;
+      unwatch_tree("/");  // the paths may name other directories now
+      forget(Change{"", false, true});
+    }
     for (bool more = true; more;) {
       more = read_events();
       for (const Change& c : changes_) forget(c);
@@ -48,6 +57,8 @@ class FileWatch {
 
  private:
   bool start();
+  void watch_mounts();
+  static void mounts_event(Event& ev);
   bool read_events();  // fills changes_; true when the read filled the buffer (more may wait)
   void unwatch_tree(const std::string& dir);
   bool add_dir(const std::string& dir);
@@ -60,6 +71,8 @@ class FileWatch {
   std::unordered_map<std::string, int, StringViewHash, std::equal_to<>> dirs_;  // path -> wd
   std::unordered_map<int, std::string> wds_;
   std::vector<Change> changes_;
+  Connection* mounts_ = nullptr;  // /proc/self/mountinfo in the event loop
+  bool mounts_changed_ = false;
 };
 
 }  // namespace weir::http

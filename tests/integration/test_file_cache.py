@@ -181,3 +181,67 @@ def test_a_path_spelled_with_double_slashes_is_not_kept(make_server):
     os.rename(s.path("html/a.txt.new"), s.path("html/a.txt"))
     assert s.get("/a.txt").body == b"changed\n"
     assert s.get("//a.txt").body == b"changed\n"
+
+
+def test_a_tmpfs_unmounted_underneath(make_server):
+    """A file system mounted on a served directory, then unmounted (lazily: weir holds a file of
+    it open): each time the next request is answered from what the path names now (the mount
+    table's poll drops what was kept)."""
+    s = make_server(CONF, files={"mnt/f.txt": b"under the mount\n"})
+    mnt = s.path("html/mnt")
+    assert s.get("/mnt/f.txt").body == b"under the mount\n"
+    assert worker_fds(s, s.path("html/mnt/f.txt")) == 1  # kept
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0755", "tmpfs", mnt], check=True)
+    try:
+        # Mounted over: the path names another file, though nothing changed on the way.
+        s.write("mnt/f.txt", b"on the tmpfs\n")
+        assert s.get("/mnt/f.txt").body == b"on the tmpfs\n"
+        assert s.get("/mnt/f.txt").body == b"on the tmpfs\n"  # kept
+        assert worker_fds(s, s.path("html/mnt/f.txt")) == 1
+    finally:
+        subprocess.run(["umount", "-l", mnt], check=True)
+    r = s.get("/mnt/f.txt")
+    assert (r.status, r.body) == (200, b"under the mount\n")
+
+
+# Runs weir in a user namespace of its own (identity-mapped, so root stays root and can drop to
+# nobody), where only two inotify watches are allowed: the limit of that namespace alone.
+TWO_WATCHES = """#!/usr/bin/python3
+import ctypes, os, sys
+me = os.getpid()
+r, w = os.pipe()
+if os.fork() == 0:  # still outside: writes the new namespace's maps
+    os.read(r, 1)
+    for m in ("uid_map", "gid_map"):
+        with open("/proc/%d/%s" % (me, m), "w") as f:
+            f.write("0 0 4294967295")
+    os._exit(0)
+if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) != 0:  # CLONE_NEWUSER
+    sys.exit("unshare: %s" % os.strerror(ctypes.get_errno()))
+os.write(w, b"x")
+os.wait()
+with open("/proc/sys/user/max_inotify_watches", "w") as f:
+    f.write("2")
+os.execv(WEIR, [WEIR] + sys.argv[1:])
+"""
+
+
+def test_no_watch_left_falls_back_to_opening_per_request(make_server):
+    """inotify exhausted (two watches allowed): the tree is served by an open per request, logged
+    once, and never stale."""
+    s = make_server(CONF, start=False, files={"a.txt": SMALL})
+    wrapper = s.path("weir-with-two-watches")
+    with open(wrapper, "w") as f:
+        f.write(TWO_WATCHES.replace("WEIR", repr(s.binary)))
+    os.chmod(wrapper, 0o755)
+    s.binary = wrapper
+    s.start()
+    assert s.get("/a.txt").body == SMALL
+    assert s.get("/a.txt").body == SMALL
+    log = s.error_log()
+    assert "inotify_add_watch() failed for" in log and "(28: No space left on device)" in log
+    assert "files on that way are opened per request, not cached" in log
+    assert worker_fds(s, s.path("html/a.txt")) == 0
+    with open(s.path("html/a.txt"), "r+b") as f:
+        f.write(b"SMALL")  # in place, the same size
+    assert s.get("/a.txt").body == b"SMALL" + SMALL[5:]

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import NGINX, WEIR, raw, wait_for, weir_and_nginx
+from conftest import raw, wait_for, weir_and_nginx
 
 
 def openssl(*args):

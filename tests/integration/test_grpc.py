@@ -6,7 +6,6 @@ stream that goes message by message (the request side goes on after the response
 backend that is down (UNAVAILABLE), and the access log's upstream fields."""
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time

@@ -154,7 +154,6 @@ def test_flushed_chunks_reach_the_client_decompressible(make_server):
         """ % b.port)
         c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
         c.sendall(b"GET /events HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
-        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         data, plain = b"", b""
         while len(plain) < 300:
             data += c.recv(65536)  # times out (the test fails) if the first flush never comes

@@ -2,7 +2,6 @@
 rate x time + burst requests are let in (weir and Debian's nginx alike); within the burst requests
 wait their turn (delay), beyond it limit_req_status with nginx's log lines; dry run;
 $limit_req_status; load errors as nginx's."""
-import socket
 import threading
 import time
 

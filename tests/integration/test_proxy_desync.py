@@ -7,7 +7,6 @@ body (a cross-client desync, and request smuggling past the front's own location
 response header has gone to the client, the request side is over: no more body is sent, the header
 is never read again, and the request is never retried on another peer."""
 import socket
-import threading
 import time
 
 import pytest

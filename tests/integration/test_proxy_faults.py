@@ -11,8 +11,8 @@ import signal
 import socket
 import time
 
-from backend import Backend, Close, KeepOpen, Reset, Send, Sleep, chunked, response
-from conftest import Client, free_port, http_get, parse_one, read_to_end, wait_for
+from backend import Backend, KeepOpen, Reset, Send, Sleep, chunked, response
+from conftest import free_port, http_get, parse_one, read_to_end, wait_for
 
 LOG = r"""
     log_format up '$request_method $uri $status "$upstream_addr" "$upstream_status"';

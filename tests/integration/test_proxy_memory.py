@@ -6,8 +6,6 @@ import os
 import socket
 import threading
 
-import pytest
-
 from backend import Backend, Wait, response
 from conftest import NGINX, SANITIZED, Server, http_get, wait_for
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import NGINX, WEIR, check_conf, http_get, wait_for, weir_and_nginx
+from conftest import NGINX, WEIR, check_conf, wait_for, weir_and_nginx
 
 CONF = r"""
     server {

@@ -469,8 +469,11 @@ void keep_health(UpstreamGroup& g, const UpstreamGroup& old) {
 }
 
 void start_health_checks(std::span<HealthCheck* const> checks, const Log& log) {
-  // The worker's checkers, for its whole life.
+  // The worker's checkers, for its whole life; a single process's reload replaces them (probes
+  // under way finish on their own).
   static std::vector<std::unique_ptr<Checker>> checkers;
+  for (auto& ck : checkers) del_timer(ck->tick);
+  checkers.clear();
   for (const HealthCheck* hc : checks) {
     auto* ck = checkers.emplace_back(std::make_unique<Checker>(hc)).get();
     start_worker_timer(ck->tick, ck->log, log, run_round, ck);

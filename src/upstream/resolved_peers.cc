@@ -466,8 +466,14 @@ std::optional<RoundRobinPeer> resolved_peer(const UpstreamGroup& g, size_t k, bo
 }
 
 void start_resolving(std::span<UpstreamGroup* const> groups, const Log& log) {
-  // The worker's watches, for its whole life.
+  // The worker's watches, for its whole life; a single process's reload replaces them (the
+  // retired configuration's names are not asked again).
   static std::vector<std::unique_ptr<NameWatch>> watches;
+  for (auto& w : watches) {
+    w->cancel();
+    del_timer(w->tick);
+  }
+  watches.clear();
   for (UpstreamGroup* g : groups) {
     if (g->resolved == nullptr) continue;
     for (size_t i = 0; i < g->resolved->servers.size(); i++) {

@@ -205,3 +205,26 @@ def test_slow_start_after_recovery(make_server, slow_start):
 def test_configuration_errors(conf, message):
     rc, err = check_conf(WEIR, conf)
     assert rc == 1 and message in err, err
+
+
+def test_a_single_process_reload_replaces_the_checks(make_server):
+    """master_process off: a reload's checks take over from the old configuration's, which stop
+    (the retired configuration stays in memory for requests in flight, but is not checked)."""
+    s = make_server(CONF.replace("CHECK_EXTRA", ""), main_conf="master_process off;", ports=3,
+                    start=False)
+    for name in ("one", "two"):
+        s.write(s.path("%s/index.html" % name), name + "\n")
+        s.write(s.path("%s/health" % name), "alive\n")
+        s.write(s.path("%s/other" % name), "alive\n")
+    s.start()
+
+    def asked(path):
+        return s.access_log("logs/one.log").count("GET %s " % path)
+
+    wait_for(lambda: asked("/health") >= 2, what="the first configuration's checks")
+    s.set_conf(s.conf_text.replace("uri=/health", "uri=/other"))
+    s.send_signal(signal.SIGHUP)
+    wait_for(lambda: asked("/other") >= 1, what="the new configuration's checks")
+    before = asked("/health")
+    wait_for(lambda: asked("/other") >= 6, what="five more rounds")
+    assert asked("/health") <= before + 1  # one may have been under way

@@ -23,6 +23,17 @@ struct ResolvedSlot {
   bool backup;  // an SRV record of a lower priority (or its server is a backup)
   int weight;   // the server's, or an SRV record's
   PeerState st;
+
+  // The slot takes an address, with a fresh state.
+  void take(const SockAddr& a, bool as_backup, int with_weight, bool unhealthy) {
+    addr = a;
+    backup = as_backup;
+    weight = with_weight;
+    st = PeerState{};
+    st.effective_weight = with_weight;
+    st.unhealthy = unhealthy;
+    live = true;
+  }
 };
 
 struct ResolvedName {
@@ -59,6 +70,16 @@ struct ResolvedPeers {
     if (reset_counts == nullptr) return 0;
     return counts_first + static_cast<uint32_t>(name * kMaxResolvedAddrs + slot) + 1;
   }
+
+  // Slot k of name as a balancer's peer (its state stays in the zone).
+  RoundRobinPeer peer_of(size_t name, size_t k) const {
+    ResolvedSlot& slot = names[name].slots[k];
+    RoundRobinPeer p = server_peer(*servers[name], slot.addr);
+    p.weight = p.own.effective_weight = slot.weight;
+    p.st = &slot.st;
+    p.counts_index = counts_index(name, k);
+    return p;
+  }
 };
 
 namespace {
@@ -70,15 +91,9 @@ void fill(const ResolvedPeers& rp, RoundRobinPeers& set, bool backup) {
     for (const RoundRobinPeer& p : configured->peers) add_peer(set, p);
   }
   for (size_t i = 0; i < rp.servers.size(); i++) {
-    const UpstreamServer& s = *rp.servers[i];
     for (size_t k = 0; k < kMaxResolvedAddrs; k++) {
-      ResolvedSlot& slot = rp.names[i].slots[k];
-      if (!slot.live || slot.backup != backup) continue;
-      RoundRobinPeer p = server_peer(s, slot.addr);
-      p.weight = p.own.effective_weight = slot.weight;
-      p.st = &slot.st;
-      p.counts_index = rp.counts_index(i, k);
-      add_peer(set, std::move(p));
+      const ResolvedSlot& slot = rp.names[i].slots[k];
+      if (slot.live && slot.backup == backup) add_peer(set, rp.peer_of(i, k));
     }
   }
   set.lock = rp.lock;
@@ -193,13 +208,7 @@ void apply(NameWatch& w, int status, const std::vector<Found>& found, uint64_t v
         break;
       }
       name.next_slot = static_cast<size_t>(free - name.slots + 1) % kMaxResolvedAddrs;
-      free->addr = f.addr;
-      free->backup = f.backup;
-      free->weight = f.weight;
-      free->st = PeerState{};
-      free->st.effective_weight = f.weight;
-      free->st.unhealthy = g.mandatory_check;  // a new peer passes its first check first
-      free->live = true;
+      free->take(f.addr, f.backup, f.weight, g.mandatory_check);  // checked before it serves
       changed = true;
       fresh.push_back(rp.counts_index(w.index, static_cast<size_t>(free - name.slots)));
     }
@@ -413,13 +422,8 @@ Status share_resolved_peers(UpstreamGroup& g, SlabPool& slab, const UpstreamGrou
       size_t n = 0;
       for (const ResolvedSlot& slot : from.slots) {
         if (!slot.live) continue;
-        ResolvedSlot& mine = to.slots[n++];
-        mine.addr = slot.addr;
-        mine.backup = slot.backup;
-        mine.weight = slot.weight;
-        mine.live = true;
-        mine.st.effective_weight = slot.weight;
-        mine.st.unhealthy = g.mandatory_check && !(g.persistent_check && !slot.st.unhealthy);
+        to.slots[n++].take(slot.addr, slot.backup, slot.weight,
+                           g.mandatory_check && !(g.persistent_check && !slot.st.unhealthy));
       }
       break;
     }
@@ -453,16 +457,11 @@ void count_resolved_peers(UpstreamGroup& g, uint32_t first_index,
 std::optional<RoundRobinPeer> resolved_peer(const UpstreamGroup& g, size_t k, bool& backup) {
   const ResolvedPeers& rp = *g.resolved;
   size_t name = k / kMaxResolvedAddrs;
-  const UpstreamServer& s = *rp.servers[name];
-  ResolvedSlot& slot = rp.names[name].slots[k % kMaxResolvedAddrs];
+  const ResolvedSlot& slot = rp.names[name].slots[k % kMaxResolvedAddrs];
   ShmLock lock(*rp.lock);
   if (!slot.live) return std::nullopt;
   backup = slot.backup;
-  RoundRobinPeer p = server_peer(s, slot.addr);
-  p.weight = p.own.effective_weight = slot.weight;
-  p.st = &slot.st;
-  p.counts_index = rp.counts_index(name, k % kMaxResolvedAddrs);
-  return p;
+  return rp.peer_of(name, k % kMaxResolvedAddrs);
 }
 
 void start_resolving(std::span<UpstreamGroup* const> groups, const Log& log) {

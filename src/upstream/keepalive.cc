@@ -4,11 +4,18 @@
 // connection the upstream closes (or sends anything on) is dropped; at graceful shutdown and when
 // the worker runs out of connections it is closed like an idle client. It stacks on the balancer:
 // get asks the balancer for a peer, then looks for a cached connection to the same address.
+//
+// Beyond nginx: a connection released while N are already idle (a surplus one) is not closed at
+// once but after keepalive_surplus_timeout of disuse, least recently used first. nginx closes it at
+// once, so a load whose concurrency hovers above N opens and closes upstream connections all the
+// time (a handshake, a FIN and a TIME_WAIT socket each); here the idle count above N shrinks only
+// when the demand that made it has gone. `keepalive_surplus_timeout 0` is nginx's rule.
 // nginx: src/http/modules/ngx_http_upstream_keepalive_module.c
 #include <sys/socket.h>
 
 #include <atomic>
 #include <cerrno>
+#include <deque>
 
 #include "event/event_loop.h"
 #include "http/request.h"
@@ -24,6 +31,7 @@ struct CachedConnection {
   SockAddr addr;
   PeerState* st = nullptr;  // the peer's, which counts its idle connections
   KeepaliveCache* cache = nullptr;
+  clock::msec_t idle_since = 0;
   CachedConnection* prev = nullptr;
   CachedConnection* next = nullptr;
 };
@@ -33,10 +41,20 @@ struct CachedConnection {
 struct KeepaliveCache {
   KeepaliveConf conf;
   Status (*balancer_init_peer)(Request& r, UpstreamGroup& g, PeerConnection& pc) = nullptr;
-  std::vector<CachedConnection> items;
-  CachedConnection* head = nullptr;  // cached, most recent first
+  std::deque<CachedConnection> items;  // grows to the worker's peak of idle connections
+  CachedConnection* head = nullptr;    // cached, most recent first
   CachedConnection* tail = nullptr;
   CachedConnection* free = nullptr;
+  int cached = 0;
+  Event trim;  // closes the surplus connections that stayed unused for surplus_ms
+  Log trim_log;
+
+  KeepaliveCache() = default;
+  KeepaliveCache(const KeepaliveCache&) = delete;
+  KeepaliveCache& operator=(const KeepaliveCache&) = delete;
+  ~KeepaliveCache() {
+    if (trim.timer_set) del_timer(trim);
+  }
 };
 
 namespace {
@@ -55,6 +73,7 @@ void count_idle(CachedConnection& it, int delta) {
 
 void unlink_item(KeepaliveCache& k, CachedConnection* it) {
   count_idle(*it, -1);
+  k.cached--;
   (it->prev != nullptr ? it->prev->next : k.head) = it->next;
   (it->next != nullptr ? it->next->prev : k.tail) = it->prev;
   it->prev = nullptr;
@@ -71,6 +90,37 @@ void drop(CachedConnection* it) {
 }
 
 void dummy_handler(Event&) {}
+
+// Closes the least recently used connections above the cap that have been idle for surplus_ms,
+// and comes back when the next one will have been.
+void trim_surplus(Event& ev) {
+  auto& k = *static_cast<KeepaliveCache*>(ev.data);
+  clock::msec_t now = clock::msec();
+  while (k.cached > k.conf.max_cached) {
+    clock::msec_t since = k.tail->idle_since;
+    if (now - since < k.conf.surplus_ms) {
+      add_timer(k.trim, since + k.conf.surplus_ms - now);
+      return;
+    }
+    drop(k.tail);
+  }
+}
+
+// A connection was cached while the cap was full: close the least recently used one now (nginx's
+// rule), or let the surplus timer close it once unused long enough.
+void on_surplus(KeepaliveCache& k, const Log& log) {
+  if (k.conf.surplus_ms == 0) {
+    drop(k.tail);
+    return;
+  }
+  if (k.trim.timer_set) return;
+  k.trim_log.sink = log.sink;
+  k.trim.log = &k.trim_log;
+  k.trim.data = &k;
+  k.trim.handler = trim_surplus;
+  k.trim.cancelable = true;
+  add_timer(k.trim, k.conf.surplus_ms);
+}
 
 // An idle cached connection's read event: the upstream closed it, sent something it should not
 // have, it stayed idle too long, or the worker wants it back.
@@ -129,10 +179,12 @@ void keepalive_free(PeerConnection& pc, void* data, unsigned state) {
   }
   if (keep) {
     WEIR_DEBUG(*c->log, "free keepalive peer: saving connection fd:%d", c->fd);
-    if (k.free == nullptr) drop(k.tail);  // the least recently used one makes room
+    if (k.free == nullptr) k.free = &k.items.emplace_back();
     CachedConnection* it = k.free;
     k.free = it->next;
+    k.cached++;
     it->connection = c;
+    it->idle_since = clock::msec();
     it->addr = *pc.sockaddr;
     // Every balancer's data starts with round robin's, whose current peer this try took.
     RoundRobinPeer* peer = static_cast<RoundRobinData*>(d.data)->current;
@@ -154,6 +206,7 @@ void keepalive_free(PeerConnection& pc, void* data, unsigned state) {
     c->read.log = c->write.log = c->log;
     c->idle = true;
     ConnectionPool::current->set_reclaim(*c, Reclaim::Idle);
+    if (k.cached > k.conf.max_cached) on_surplus(k, *c->log);
     // Data (or a close) may already be waiting: look at once.
     if (c->read.ready) cached_read_handler(c->read);
   }

@@ -169,6 +169,8 @@ struct KeepaliveConf {
   uint64_t requests = 1000;
   uint64_t time_ms = 3600000;
   uint64_t timeout_ms = 60000;
+  // weir's keepalive_surplus_timeout: how long a connection idle beyond max_cached stays open.
+  uint64_t surplus_ms = 1000;
 };
 KeepaliveCache* make_keepalive_cache(Pool& pool, const KeepaliveConf& conf);
 // Stacks the cache on the group's balancer (once the balancer's init_peer is set).

@@ -129,15 +129,21 @@ Result<UpstreamServer> parse_server(ConfContext& cf, const ConfNode& n) {
   return s;
 }
 
-Status keepalive_number(ConfContext& cf, const ConfNode& n, int64_t& out, bool time) {
+// A count (only `keepalive`'s must be positive) or a time, as nginx's num and msec slots take them.
+Status keepalive_number(ConfContext& cf, const ConfNode& n, int64_t& out, bool time,
+                        bool positive = false) {
   if (n.nargs() != 1) {
     return cf.error_at(
         n, strprintf("invalid number of arguments in \"%s\" directive", n.name().c_str()));
   }
   auto v = time ? parse_time(n.args[1], false) : parse_int(n.args[1]);
-  if (!v || *v <= 0) {
+  if (positive && (!v || *v <= 0)) {
     return cf.error_at(n, strprintf("invalid value \"%s\" in \"%s\" directive", n.args[1].c_str(),
                                     n.name().c_str()));
+  }
+  if (!v || *v < 0) {
+    return cf.error_at(
+        n, strprintf("\"%s\" directive invalid %s", n.name().c_str(), time ? "value" : "number"));
   }
   out = *v;
   return {};
@@ -265,15 +271,17 @@ Status upstream_block(ConfContext& cf, const ConfNode& n, UpstreamMainConf& umcf
     } else if (d == "keepalive") {
       if (keepalive) return cf.error_at(child, "\"keepalive\" directive is duplicate");
       int64_t v;
-      if (Status s = keepalive_number(cf, child, v, false); !s.ok()) return s;
+      if (Status s = keepalive_number(cf, child, v, false, true); !s.ok()) return s;
       ka.max_cached = static_cast<int>(v);
       keepalive = true;
-    } else if (d == "keepalive_requests" || d == "keepalive_time" || d == "keepalive_timeout") {
+    } else if (d == "keepalive_requests" || d == "keepalive_time" || d == "keepalive_timeout" ||
+               d == "keepalive_surplus_timeout") {
       int64_t v;
       if (Status s = keepalive_number(cf, child, v, d != "keepalive_requests"); !s.ok()) return s;
       if (d == "keepalive_requests") ka.requests = static_cast<uint64_t>(v);
       if (d == "keepalive_time") ka.time_ms = static_cast<uint64_t>(v);
       if (d == "keepalive_timeout") ka.timeout_ms = static_cast<uint64_t>(v);
+      if (d == "keepalive_surplus_timeout") ka.surplus_ms = static_cast<uint64_t>(v);
     } else if (d == "ip_hash" || d == "hash" || d == "least_conn" || d == "random") {
       if (Status s = balancer_directive(cf, child, *g, balancer_set); !s.ok()) return s;
     } else if (d == "zone") {

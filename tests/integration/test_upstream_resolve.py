@@ -287,7 +287,7 @@ ZONE = "zone app 64k; "
      '"resolver" directive is duplicate'),
     ("upstream app { " + ZONE + "resolver_timeout x; server 127.0.0.1 resolve; } "
      "server { listen 127.0.0.1:1; }",
-     'invalid value "x" in "resolver_timeout" directive'),
+     '"resolver_timeout" directive invalid value'),
 ])
 def test_configuration_errors(conf_text, message):
     rc, err = check_conf(WEIR, conf_text)

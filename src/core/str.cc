@@ -20,8 +20,12 @@ bool istarts_with(std::string_view s, std::string_view prefix) {
 
 size_t ifind(std::string_view s, std::string_view needle, size_t from) {
   if (needle.size() > s.size()) return std::string_view::npos;
+  if (needle.empty()) return from <= s.size() ? from : std::string_view::npos;
+  // The whole comparison only where the first byte matches.
+  char first = to_lower(needle[0]);
+  std::string_view rest = needle.substr(1);
   for (size_t i = from; i + needle.size() <= s.size(); i++) {
-    if (iequals(s.substr(i, needle.size()), needle)) return i;
+    if (to_lower(s[i]) == first && iequals(s.substr(i + 1, rest.size()), rest)) return i;
   }
   return std::string_view::npos;
 }

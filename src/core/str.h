@@ -4,11 +4,13 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 namespace weir {
 
@@ -19,28 +21,38 @@ constexpr char to_upper(char c) {
   return (c >= 'a' && c <= 'z') ? static_cast<char>(c & ~0x20) : c;
 }
 
+namespace str_detail {
+// width (up to 8) bytes at p as a little-endian number, the same at compile time as at run time.
+constexpr uint64_t load_le(const char* p, size_t width) {
+  uint64_t w = 0;
+  if (std::is_constant_evaluated()) {
+    for (size_t k = 0; k < width; k++) w |= uint64_t{static_cast<unsigned char>(p[k])} << (8 * k);
+    return w;
+  }
+  std::memcpy(&w, p, width);
+  if constexpr (std::endian::native == std::endian::big) {
+    w = __builtin_bswap64(w) >> (64 - 8 * width);
+  }
+  return w;
+}
+}  // namespace str_detail
+
 // A fast, non-cryptographic hash for in-process tables (paths, extensions, names): eight bytes
-// at a time, multiply and rotate. Not for tables an attacker fills with chosen keys.
-inline uint64_t hash_bytes(std::string_view s) {
+// at a time, multiply and rotate; usable at compile time (tables built by the compiler). Not for
+// tables an attacker fills with chosen keys.
+constexpr uint64_t hash_bytes(std::string_view s) {
+  using str_detail::load_le;
   constexpr uint64_t kMul = 0x9e3779b97f4a7c15ull;
   uint64_t h = s.size() * kMul;
   const char* p = s.data();
   size_t n = s.size();
-  for (; n >= 8; p += 8, n -= 8) {
-    uint64_t w;
-    std::memcpy(&w, p, 8);
-    h = ((h << 5 | h >> 59) ^ w) * kMul;
-  }
+  for (; n >= 8; p += 8, n -= 8) h = ((h << 5 | h >> 59) ^ load_le(p, 8)) * kMul;
   if (n > 0) {
     uint64_t w = 0;
     if (s.size() >= 8) {
-      std::memcpy(&w, s.data() + s.size() - 8, 8);  // the last eight bytes, overlapping
+      w = load_le(s.data() + s.size() - 8, 8);  // the last eight bytes, overlapping
     } else if (n >= 4) {
-      uint32_t a;
-      uint32_t b;
-      std::memcpy(&a, p, 4);  // the first and the last four bytes, overlapping
-      std::memcpy(&b, p + n - 4, 4);
-      w = uint64_t{a} << 32 | b;
+      w = load_le(p, 4) << 32 | load_le(p + n - 4, 4);  // the first and last four, overlapping
     } else {
       // One to three bytes: the first, the middle and the last.
       w = uint64_t{static_cast<unsigned char>(p[0])} << 16 |

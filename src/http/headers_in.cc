@@ -179,10 +179,12 @@ constexpr KnownHeader<HeadersIn, HeaderHandler> kKnownHeaders[] = {
     {"cookie", &HeadersIn::cookie, header_line},
 };
 
+constexpr KnownHeaderIndex kKnownHeaderIndex(kKnownHeaders);
+
 }  // namespace
 
 Rc process_known_header(Request& r, Header* h) {
-  const auto* k = find_known_header(kKnownHeaders, h->lowcase_key);
+  const auto* k = kKnownHeaderIndex.find(h->lowcase_key);
   return k != nullptr ? k->handler(r, h, &(r.headers_in.*(k->slot))) : Rc::Ok;
 }
 

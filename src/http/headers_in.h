@@ -5,6 +5,8 @@
 // (ngx_http_headers_in, ngx_http_process_request_header, ngx_http_validate_host)
 #pragma once
 
+#include <bit>
+#include <cstdint>
 #include <string_view>
 
 #include "core/pool.h"
@@ -23,14 +25,41 @@ struct KnownHeader {
   Handler handler;
 };
 
-// The entry for a lower-case name in a table of KnownHeader, or nullptr.
-template <class Table>
-auto find_known_header(const Table& table, std::string_view lowcase) -> decltype(&table[0]) {
-  for (const auto& k : table) {
-    if (k.name == lowcase) return &k;
+// A table of KnownHeader found by name: an open-addressed index built at compile time, where a
+// lookup hashes the name once and compares it only with an entry of the same hash (a linear scan
+// compared every header line with every entry).
+template <class Entry, size_t N>
+class KnownHeaderIndex {
+ public:
+  consteval explicit KnownHeaderIndex(const Entry (&table)[N]) : table_(table) {
+    static_assert(N < kSlots && N < 255);
+    for (size_t i = 0; i < N; i++) {
+      uint32_t h = header_name_hash(table[i].name);
+      size_t j = h & (kSlots - 1);
+      while (entry_[j] != 0) j = (j + 1) & (kSlots - 1);
+      entry_[j] = static_cast<uint8_t>(i + 1);
+      hash_[j] = h;
+    }
   }
-  return nullptr;
-}
+
+  // The entry for a lower-case name (of that hash), or nullptr.
+  const Entry* find(std::string_view lowcase) const {
+    return find(header_name_hash(lowcase), lowcase);
+  }
+  const Entry* find(uint32_t h, std::string_view lowcase) const {
+    for (size_t j = h & (kSlots - 1); entry_[j] != 0; j = (j + 1) & (kSlots - 1)) {
+      const Entry& e = table_[entry_[j] - 1];
+      if (hash_[j] == h && e.name == lowcase) return &e;
+    }
+    return nullptr;
+  }
+
+ private:
+  static constexpr size_t kSlots = std::bit_ceil(N * 2);
+  const Entry* table_;
+  uint8_t entry_[kSlots] = {};  // 1 + the entry's place in the table; 0: free
+  uint32_t hash_[kSlots] = {};
+};
 
 // Checks a Host value and strips its port and a trailing dot, lower-casing it (in pool) when
 // needed.

@@ -1,7 +1,11 @@
 #include "http/parse.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "core/str.h"
 
@@ -37,10 +41,6 @@ struct LowcaseTable {
 };
 constexpr LowcaseTable kLowcase;
 
-inline uint32_t hash_step(uint32_t h, char c) {
-  return h * 31 + static_cast<unsigned char>(c);
-}
-
 // Header-value bytes that do not end it: all but CR, LF and NUL.
 struct PlainValueTable {
   bool v[256];
@@ -50,12 +50,46 @@ struct PlainValueTable {
 };
 constexpr PlainValueTable kPlainValue;
 
-// Whether any of the eight bytes of w may end a value: one below 0x0e (CR, LF and NUL are; HT and
-// a few controls are too, and the byte loop then steps past them). Exact for that test: a byte
-// below 0x0e borrows into its own top bit, which ~w keeps only for bytes below 0x80.
-inline bool may_end_value(uint64_t w) {
+// The bytes of w that may end a header value, flagged in their top bits: those below 0x0e (CR, LF
+// and NUL are; HT and a few controls are too, and the caller steps past them). The lowest flag is
+// exact: a byte below 0x0e borrows into its own top bit, which ~w keeps only for bytes below 0x80;
+// a borrow can flag a byte above it, never one below.
+inline uint64_t value_end_candidates(uint64_t w) {
   constexpr uint64_t kOnes = 0x0101010101010101ull;
-  return ((w - kOnes * 0x0e) & ~w & (kOnes * 0x80)) != 0;
+  return (w - kOnes * 0x0e) & ~w & (kOnes * 0x80);
+}
+
+// The offset in memory of the lowest-addressed byte flagged in m.
+inline int first_flagged_byte(uint64_t m) {
+  if constexpr (std::endian::native == std::endian::little) return std::countr_zero(m) >> 3;
+  return std::countl_zero(m) >> 3;
+}
+
+// How many of the 16 bytes at p are header-name bytes nginx folds ([A-Za-z0-9-]), with the
+// lower-case form of all 16 written to out.
+inline int lowercase_name_bytes(const char* p, char* out) {
+#if defined(__SSE2__)
+  __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  // Signed compares: bytes from 0x80 are negative and fall outside every range.
+  auto between = [](__m128i x, char lo, char hi) {
+    return _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8(static_cast<char>(lo - 1))),
+                         _mm_cmplt_epi8(x, _mm_set1_epi8(static_cast<char>(hi + 1))));
+  };
+  __m128i alpha = between(_mm_or_si128(v, _mm_set1_epi8(0x20)), 'a', 'z');
+  __m128i digit = between(v, '0', '9');
+  __m128i dash = _mm_cmpeq_epi8(v, _mm_set1_epi8('-'));
+  __m128i name = _mm_or_si128(alpha, _mm_or_si128(digit, dash));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out),
+                   _mm_or_si128(v, _mm_and_si128(alpha, _mm_set1_epi8(0x20))));
+  return std::countr_one(static_cast<unsigned>(_mm_movemask_epi8(name)));
+#else
+  int n = 0;
+  while (n < 16 && kLowcase.v[static_cast<unsigned char>(p[n])] != 0) {
+    out[n] = kLowcase.v[static_cast<unsigned char>(p[n])];
+    n++;
+  }
+  return n;
+#endif
 }
 
 bool is_upper_method_char(unsigned char c) {
@@ -530,7 +564,6 @@ enum HlState {
 
 ParseResult parse_header_line(HeaderLineState& r, Buffer& b, bool allow_underscores) {
   int state = r.state;
-  uint32_t hash = r.hash;
   int i = r.lowcase_index;
   char* p = b.pos;
   for (; p < b.last; p++) {
@@ -539,8 +572,18 @@ ParseResult parse_header_line(HeaderLineState& r, Buffer& b, bool allow_undersco
       case hl_start:
         r.name_start = p;
         r.invalid = false;
+        i = 0;
+        if (kLowcase.v[ch] != 0) {
+          // The name's first byte is the name loop's.
+          state = hl_name;
+          goto name;
+        }
         if (ch == '\r') {
           r.value_end = p;
+          if (b.last - p >= 2 && p[1] == '\n') {
+            p++;
+            goto header_done;
+          }
           state = hl_header_almost_done;
           break;
         }
@@ -549,20 +592,10 @@ ParseResult parse_header_line(HeaderLineState& r, Buffer& b, bool allow_undersco
           goto header_done;
         }
         state = hl_name;
-        if (char c = kLowcase.v[ch]; c != 0) {
-          hash = hash_step(0, c);
-          r.lowcase[0] = c;
-          i = 1;
-          break;
-        }
         if (ch == '_') {
           if (allow_underscores) {
-            hash = hash_step(0, '_');
-            r.lowcase[0] = '_';
-            i = 1;
+            r.lowcase[i++] = '_';
           } else {
-            hash = 0;
-            i = 0;
             r.invalid = true;
           }
           break;
@@ -571,15 +604,22 @@ ParseResult parse_header_line(HeaderLineState& r, Buffer& b, bool allow_undersco
           r.value_end = p;
           return ParseResult::InvalidHeader;
         }
-        hash = 0;
-        i = 0;
         r.invalid = true;
         break;
 
       case hl_name:
-        // The name's token bytes in a tight loop, not a pass through the switch each.
+      name:
+        // The name's token bytes sixteen at a time while the lower-case copy has room, then in a
+        // tight loop, not a pass through the switch each.
+        while (b.last - p >= 16 && i <= kLowcaseHeaderLen - 16) {
+          int n = lowercase_name_bytes(p, r.lowcase + i);
+          i = (i + n) & (kLowcaseHeaderLen - 1);
+          p += n;
+          if (n < 16) break;
+        }
+        if (p == b.last) goto again;
+        ch = static_cast<unsigned char>(*p);
         for (char c; (c = kLowcase.v[ch]) != 0;) {
-          hash = hash_step(hash, c);
           r.lowcase[i++] = c;
           i &= kLowcaseHeaderLen - 1;
           if (++p == b.last) goto again;
@@ -587,7 +627,6 @@ ParseResult parse_header_line(HeaderLineState& r, Buffer& b, bool allow_undersco
         }
         if (ch == '_') {
           if (allow_underscores) {
-            hash = hash_step(hash, '_');
             r.lowcase[i++] = '_';
             i &= kLowcaseHeaderLen - 1;
           } else {
@@ -598,7 +637,9 @@ ParseResult parse_header_line(HeaderLineState& r, Buffer& b, bool allow_undersco
         if (ch == ':') {
           r.name_end = p;
           state = hl_space_before_value;
-          break;
+          if (++p == b.last) goto again;
+          ch = static_cast<unsigned char>(*p);
+          goto space;
         }
         if (ch <= 0x20 || ch == 0x7f) {
           r.value_end = p;
@@ -608,10 +649,13 @@ ParseResult parse_header_line(HeaderLineState& r, Buffer& b, bool allow_undersco
         break;
 
       case hl_space_before_value:
+      space:
         // Spaces only, as nginx 1.22: a tab is the value's.
+        while (ch == ' ') {
+          if (++p == b.last) goto again;
+          ch = static_cast<unsigned char>(*p);
+        }
         switch (ch) {
-          case ' ':
-            break;
           case '\r':
             r.value_start = r.value_end = p;
             state = hl_almost_done;
@@ -625,29 +669,39 @@ ParseResult parse_header_line(HeaderLineState& r, Buffer& b, bool allow_undersco
           default:
             r.value_start = p;
             state = hl_value;
-            break;
+            goto value;
         }
         break;
 
-      case hl_value: {
-        // Up to the byte that ends the value, eight at a time, then one by one; the value ends
-        // before the spaces that trail it.
-        while (b.last - p >= 8) {
-          uint64_t w;
-          std::memcpy(&w, p, 8);
-          if (may_end_value(w)) break;
-          p += 8;
-        }
-        if (p == b.last) goto again;
-        ch = static_cast<unsigned char>(*p);
-        while (kPlainValue.v[ch]) {
-          if (++p == b.last) goto again;
+      case hl_value:
+      value : {
+        // To the byte that ends the value, eight at a time: the first byte below 0x0e of a word
+        // is found at once; one that does not end the value (a tab) is stepped past.
+        for (;;) {
+          if (b.last - p >= 8) {
+            uint64_t w;
+            std::memcpy(&w, p, 8);
+            uint64_t m = value_end_candidates(w);
+            if (m == 0) {
+              p += 8;
+              continue;
+            }
+            p += first_flagged_byte(m);
+          } else if (p == b.last) {
+            goto again;
+          }
           ch = static_cast<unsigned char>(*p);
+          if (!kPlainValue.v[ch]) break;
+          p++;
         }
         char* end = p;
         while (end[-1] == ' ') end--;  // value_start is not one
         r.value_end = end;
         if (ch == '\r') {
+          if (b.last - p >= 2 && p[1] == '\n') {
+            p++;
+            goto done;
+          }
           state = hl_almost_done;
           break;
         }
@@ -669,14 +723,12 @@ ParseResult parse_header_line(HeaderLineState& r, Buffer& b, bool allow_undersco
 again:
   b.pos = p;
   r.state = state;
-  r.hash = hash;
   r.lowcase_index = i;
   return ParseResult::Again;
 
 done:
   b.pos = p + 1;
   r.state = hl_start;
-  r.hash = hash;
   r.lowcase_index = i;
   return ParseResult::Ok;
 

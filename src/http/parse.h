@@ -82,7 +82,6 @@ struct HeaderLineState {
   char* name_end = nullptr;
   char* value_start = nullptr;
   char* value_end = nullptr;
-  uint32_t hash = 0;
   int lowcase_index = 0;
   char lowcase[kLowcaseHeaderLen];
   bool invalid = false;  // has characters ignore_invalid_headers drops
@@ -102,6 +101,14 @@ inline std::string_view header_lowcase_key(const HeaderLineState& st, std::strin
   char* low = pool.alloc_bytes(key.size());
   lowercase_into(low, key);
   return {low, key.size()};
+}
+// The same into out (key.size() bytes).
+inline void header_lowcase_into(const HeaderLineState& st, std::string_view key, char* out) {
+  if (static_cast<size_t>(st.lowcase_index) == key.size()) {
+    std::memcpy(out, st.lowcase, key.size());
+  } else {
+    lowercase_into(out, key);
+  }
 }
 
 // Normalises a URI that parse_request_line marked complex or quoted: decodes %XX, merges slashes

@@ -242,7 +242,6 @@ void process_request_headers_impl(Event& ev) {
       std::string_view key(hl.name_start, hl.name_end - hl.name_start);
       Header* h = r.headers_in.headers.push(
           *r.pool, key, {hl.value_start, static_cast<size_t>(hl.value_end - hl.value_start)});
-      h->hash = hl.hash == 0 ? 1 : hl.hash;
       h->lowcase_key = header_lowcase_key(hl, key, *r.pool);
       WEIR_DEBUG(*c->log, "http header: \"%.*s: %.*s\"", static_cast<int>(key.size()), key.data(),
                  static_cast<int>(h->value.size()), h->value.data());

@@ -1,6 +1,7 @@
 #include "upstream/http1_response.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/log.h"
 #include "core/str.h"
@@ -77,15 +78,19 @@ HeaderResult http1_process_header(Request& r, Http1Response& ctx) {
     bool whole = value.data() == key.data() + key.size() + 2 && key.data()[key.size() + 1] == ' ' &&
                  value.data()[value.size()] == '\r' && value.data()[value.size() + 1] == '\n' &&
                  line <= UINT8_MAX;
-    std::string_view copy =
-        r.pool->dup({key.data(), whole ? line : static_cast<size_t>(value.end() - key.data())});
+    // One allocation: the line, then the lower-case name.
+    size_t kept = whole ? line : static_cast<size_t>(value.end() - key.data());
+    char* mem = r.pool->alloc_bytes(kept + key.size());
+    std::memcpy(mem, key.data(), kept);
+    header_lowcase_into(hs, key, mem + kept);
+    std::string_view copy(mem, kept);
     Header* h = u.headers_in.headers.push(*r.pool, copy.substr(0, key.size()),
                                           copy.substr(value.data() - key.data(), value.size()));
     if (whole) h->line = static_cast<uint8_t>(line);
     WEIR_DEBUG(r.log(), "http %s header: \"%.*s: %.*s\"", ctx.protocol,
                static_cast<int>(key.size()), key.data(), static_cast<int>(value.size()),
                value.data());
-    h->lowcase_key = header_lowcase_key(hs, key, *r.pool);
+    h->lowcase_key = {mem + kept, key.size()};
     std::string_view lc = h->lowcase_key;
     if (ctx.interim) continue;  // its fields say nothing of the answer's framing
     if (lc == "content-length") {

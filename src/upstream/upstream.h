@@ -108,7 +108,7 @@ struct UpstreamConf {
   const CacheSettings* cache = nullptr;
   // Response headers not passed to the client (lower case), and the ones passed despite the
   // protocol's defaults.
-  const std::vector<std::string>* hide_headers = nullptr;
+  const HeaderNameSet* hide_headers = nullptr;
   BufTag tag = nullptr;  // the protocol module: its buffers
   // TLS to the peer (proxy_pass https://): the client context, and whether SNI is sent and the
   // peer's certificate checked (against the name the protocol gives, Upstream::ssl_name).

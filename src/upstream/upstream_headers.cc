@@ -54,6 +54,7 @@ constexpr KnownHeader<HeadersOut, CopyHeader> kUpstreamHeaders[] = {
     {"refresh", &HeadersOut::refresh, CopyHeader::Plain},
     {"content-range", &HeadersOut::content_range, CopyHeader::Plain},
 };
+constexpr KnownHeaderIndex kUpstreamHeaderIndex(kUpstreamHeaders);
 
 // The response's Content-Type from a header value (its type without parameters kept apart), and its
 // charset parameter (unquoted) as the response's charset, for the charset filter.
@@ -77,13 +78,8 @@ void set_content_type_from(HeadersOut& out, std::string_view value) {
   }
 }
 
-bool hidden(const Upstream& u, std::string_view lowcase) {
-  const std::vector<std::string>* hide = u.conf->hide_headers;
-  if (hide == nullptr) return false;
-  for (const std::string& x : *hide) {
-    if (x == lowcase) return true;
-  }
-  return false;
+bool hidden(const Upstream& u, uint32_t hash, std::string_view lowcase) {
+  return u.conf->hide_headers != nullptr && u.conf->hide_headers->contains(hash, lowcase);
 }
 
 // The upstream's headers an X-Accel-Redirect keeps for the response the redirect makes.
@@ -95,9 +91,10 @@ constexpr std::string_view kKeptOnRedirect[] = {
 }  // namespace
 
 bool passes_with_interim(const Upstream& u, const Header& h) {
-  const auto* k = find_known_header(kUpstreamHeaders, h.lowcase_key);
+  uint32_t hash = header_name_hash(h.lowcase_key);
+  const auto* k = kUpstreamHeaderIndex.find(hash, h.lowcase_key);
   bool hop = k != nullptr && (k->handler == CopyHeader::Drop || k->handler == CopyHeader::Upgrade);
-  return !hop && !hidden(u, h.lowcase_key);
+  return !hop && !hidden(u, hash, h.lowcase_key);
 }
 
 void copy_trailers(Request& r, Upstream& u) {
@@ -123,12 +120,13 @@ bool from_cache(const Upstream& u) {
 Code copy_header_lines(Request& r, Upstream& u, bool redirect) {
   HeadersOut& out = r.headers_out;
   for (Header* h : u.headers_in.headers) {
-    if (hidden(u, h->lowcase_key)) continue;
+    uint32_t hash = header_name_hash(h->lowcase_key);
+    if (hidden(u, hash, h->lowcase_key)) continue;
     if (redirect && std::find(std::begin(kKeptOnRedirect), std::end(kKeptOnRedirect),
                               h->lowcase_key) == std::end(kKeptOnRedirect)) {
       continue;
     }
-    const auto* k = find_known_header(kUpstreamHeaders, h->lowcase_key);
+    const auto* k = kUpstreamHeaderIndex.find(hash, h->lowcase_key);
     CopyHeader how = k != nullptr ? k->handler : CopyHeader::Plain;
     if (how == CopyHeader::Upgrade) how = u.upgrade ? CopyHeader::Plain : CopyHeader::Drop;
     // With forced ranges the range filter speaks for the response; from the cache too, when the

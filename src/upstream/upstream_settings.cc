@@ -240,12 +240,12 @@ Status merge_upstream_settings(ConfContext& cf, std::string_view prefix, Setting
   if (conf.hide == nullptr) conf.hide = prev.hide;
   if (conf.pass == nullptr) conf.pass = prev.pass;
   conf.hide_final.clear();
-  for (const char* h : hidden_by_default) conf.hide_final.emplace_back(h);
+  for (const char* h : hidden_by_default) conf.hide_final.add(h);
   if (conf.hide != nullptr) {
-    for (const std::string& h : *conf.hide) conf.hide_final.push_back(h);
+    for (const std::string& h : *conf.hide) conf.hide_final.add(h);
   }
   if (conf.pass != nullptr) {
-    std::erase_if(conf.hide_final, [&](const std::string& h) {
+    conf.hide_final.remove_if([&](const std::string& h) {
       return std::find(conf.pass->begin(), conf.pass->end(), h) != conf.pass->end();
     });
   }

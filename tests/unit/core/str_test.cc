@@ -82,6 +82,41 @@ TEST(HashBytes, EveryByteCounts) {
   EXPECT_NE(hash_bytes(""), hash_bytes(std::string_view("\0", 1)));
 }
 
+TEST(HashBytes, SameAtCompileTimeAsAtRunTime) {
+  // Tables the compiler builds (KnownHeaderIndex) are searched with hashes computed at run time.
+  constexpr std::string_view kKeys[] = {"",
+                                        "a",
+                                        "ab",
+                                        "abc",
+                                        "abcd",
+                                        "abcdefg",
+                                        "abcdefgh",
+                                        "abcdefghi",
+                                        "x-forwarded-for",
+                                        "content-security-policy"};
+  constexpr uint64_t kAtCompile[] = {
+      hash_bytes(kKeys[0]), hash_bytes(kKeys[1]), hash_bytes(kKeys[2]), hash_bytes(kKeys[3]),
+      hash_bytes(kKeys[4]), hash_bytes(kKeys[5]), hash_bytes(kKeys[6]), hash_bytes(kKeys[7]),
+      hash_bytes(kKeys[8]), hash_bytes(kKeys[9])};
+  for (size_t i = 0; i < std::size(kKeys); i++) {
+    std::string copy(kKeys[i]);
+    EXPECT_EQ(hash_bytes(copy), kAtCompile[i]) << copy;
+  }
+}
+
+TEST(Str, IfindFindsTheFirstPlaceWhateverTheCase) {
+  EXPECT_EQ(ifind("keep-alive", "close"), std::string_view::npos);
+  EXPECT_EQ(ifind("Keep-Alive, CLOSE", "close"), 12u);
+  EXPECT_EQ(ifind("cclose", "close"), 1u);
+  EXPECT_EQ(ifind("close", "close", 1), std::string_view::npos);
+  EXPECT_EQ(ifind("a, Close, close", "close", 4), 10u);
+  EXPECT_EQ(ifind("clos", "close"), std::string_view::npos);
+  EXPECT_EQ(ifind("abc", ""), 0u);
+  EXPECT_EQ(ifind("abc", "", 3), 3u);
+  EXPECT_EQ(ifind("abc", "", 4), std::string_view::npos);
+  EXPECT_EQ(ifind("xYz", "Z"), 2u);
+}
+
 }  // namespace
 }  // namespace weir
 

@@ -5,8 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
+
+#include "core/pool.h"
+#include "core/str.h"
 
 namespace weir::http {
 namespace {
@@ -136,6 +140,159 @@ TEST(HeaderLines, ValidAndInvalid) {
             ParseResult::InvalidHeader);
   EXPECT_EQ(parse_request("GET / HTTP/1.1\r\nA: x\rB\r\n\r\n").headers_result,
             ParseResult::InvalidHeader);
+}
+
+// The header-line grammar spelled out one byte at a time (nginx 1.22's, as weir parses it): what
+// each line of text gives, to hold the parser's word-at-a-time paths to it.
+struct LineResult {
+  ParseResult result;
+  std::string name, value, lowcase;
+  bool invalid = false;
+  bool operator==(const LineResult&) const = default;
+};
+
+bool name_byte(unsigned char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+std::vector<LineResult> reference_lines(std::string_view t, bool underscores) {
+  std::vector<LineResult> out;
+  size_t p = 0;
+  auto at = [&](size_t k) { return static_cast<unsigned char>(t[k]); };
+  for (;;) {
+    LineResult l{ParseResult::Again, "", "", "", false};
+    if (p == t.size()) break;
+    size_t start = p;
+    if (at(p) == '\r' || at(p) == '\n') {
+      if (at(p) == '\r' && p + 1 == t.size()) break;
+      l.result =
+          at(p) == '\n' || at(p + 1) == '\n' ? ParseResult::HeaderDone : ParseResult::InvalidHeader;
+      out.push_back(l);
+      break;
+    }
+    for (; p < t.size(); p++) {
+      unsigned char c = at(p);
+      if (name_byte(c)) continue;
+      if (c == '_') {
+        if (!underscores) l.invalid = true;
+        continue;
+      }
+      if (c == ':' && p > start) break;
+      if (c <= 0x20 || c == 0x7f || c == ':') {
+        l.result = ParseResult::InvalidHeader;
+        break;
+      }
+      l.invalid = true;
+    }
+    if (l.result != ParseResult::Again || p == t.size()) {
+      if (l.result != ParseResult::Again) out.push_back(l);
+      break;
+    }
+    l.name = std::string(t.substr(start, p - start));
+    l.lowcase = lowercased(l.name);
+    p++;
+    while (p < t.size() && at(p) == ' ') p++;
+    size_t vstart = p;
+    while (p < t.size() && at(p) != '\r' && at(p) != '\n' && at(p) != 0) p++;
+    if (p == t.size()) break;
+    size_t vend = p;
+    while (vend > vstart && t[vend - 1] == ' ') vend--;
+    l.value = std::string(t.substr(vstart, vend - vstart));
+    if (at(p) == 0) {
+      l.result = ParseResult::InvalidHeader;
+      out.push_back(l);
+      break;
+    }
+    if (at(p) == '\r') {
+      while (p < t.size() && at(p) == '\r') p++;
+      if (p == t.size()) break;
+      if (at(p) != '\n') {
+        l.result = ParseResult::InvalidHeader;
+        out.push_back(l);
+        break;
+      }
+    }
+    p++;
+    l.result = ParseResult::Ok;
+    out.push_back(l);
+  }
+  return out;
+}
+
+// The parser's lines for t, fed in random pieces; the bytes not yet "read" hold name bytes, so
+// that a look past the data would change the result.
+std::vector<LineResult> parsed_lines(const std::string& t, bool underscores, std::mt19937& rng) {
+  std::vector<char> storage(t.size() + 64, 'a');
+  Buffer b;
+  b.start = b.pos = b.last = storage.data();
+  b.end = storage.data() + storage.size();
+  size_t shown = 0;
+  auto more = [&]() {
+    if (shown == t.size()) return false;
+    size_t n = std::min(t.size() - shown, 1 + rng() % 40);
+    std::memcpy(storage.data() + shown, t.data() + shown, n);
+    shown += n;
+    b.last = storage.data() + shown;
+    return true;
+  };
+  std::vector<LineResult> out;
+  HeaderLineState hl;
+  Pool pool;
+  more();
+  for (;;) {
+    ParseResult r = parse_header_line(hl, b, underscores);
+    if (r == ParseResult::Again) {
+      if (!more()) break;
+      continue;
+    }
+    LineResult l{r, "", "", "", false};
+    if (r == ParseResult::Ok) {
+      std::string_view key(hl.name_start, hl.name_end - hl.name_start);
+      l.name = std::string(key);
+      l.value = std::string(hl.value_start, hl.value_end);
+      l.lowcase = std::string(header_lowcase_key(hl, key, pool));
+      l.invalid = hl.invalid;
+    } else if (r == ParseResult::InvalidHeader) {
+      l.invalid = false;
+    }
+    out.push_back(l);
+    if (r != ParseResult::Ok) break;
+  }
+  return out;
+}
+
+TEST(HeaderLines, MatchTheGrammarWhateverTheBytesAndPieces) {
+  std::mt19937 rng(20261207);
+  const std::string name_bytes = "abcxyzABCXYZ09-";
+  const std::string odd_name = "_.@ \t:\x7f\x80\xff";
+  const std::string value_bytes = "abc XYZ09;=,\"/";
+  const std::string odd_value = std::string("\t\x01\x0d\x0b\x80\xff\x0a\x00 ", 9);
+  auto pick = [&](const std::string& s) { return s[rng() % s.size()]; };
+  for (int round = 0; round < 20000; round++) {
+    std::string t;
+    int lines = 1 + static_cast<int>(rng() % 4);
+    for (int n = 0; n < lines; n++) {
+      size_t name_len = rng() % 45;
+      for (size_t k = 0; k < name_len; k++) t += rng() % 40 ? pick(name_bytes) : pick(odd_name);
+      t += rng() % 30 ? ":" : "";
+      t += std::string(rng() % 3, ' ');
+      size_t value_len = rng() % 50;
+      for (size_t k = 0; k < value_len; k++) t += rng() % 30 ? pick(value_bytes) : pick(odd_value);
+      t += std::string(rng() % 3, ' ');
+      const char* ends[] = {"\r\n", "\n", "\r\r\n", "\rX", "\r"};
+      t += ends[rng() % 10 < 7 ? 0 : rng() % 5];
+    }
+    t += rng() % 4 ? "\r\n" : "";
+    bool underscores = rng() % 2;
+    std::vector<LineResult> want = reference_lines(t, underscores);
+    std::vector<LineResult> got = parsed_lines(t, underscores, rng);
+    ASSERT_EQ(got.size(), want.size()) << testing::PrintToString(t);
+    for (size_t k = 0; k < got.size(); k++) {
+      ASSERT_EQ(got[k].result, want[k].result) << testing::PrintToString(t) << " line " << k;
+      if (want[k].result != ParseResult::Ok) continue;
+      ASSERT_EQ(got[k], want[k]) << testing::PrintToString(t) << " line " << k;
+    }
+  }
 }
 
 TEST(Parsers, SplitAtEveryByteGivesTheSameResult) {

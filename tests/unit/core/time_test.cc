@@ -21,6 +21,29 @@ TEST(HttpTime, FormatsAndParsesTheThreeForms) {
   EXPECT_FALSE(clock::parse_http_time("Sun, 06 Nov 1994 25:49:37 GMT").has_value());
 }
 
+TEST(HttpTime, ParsesWhatItFormatsInEveryMonth) {
+  // The first and the last second of every month of 2024 (a leap year) and 2026.
+  for (int year : {2024, 2026}) {
+    for (int month = 0; month < 12; month++) {
+      struct tm tm = {};
+      tm.tm_year = year - 1900;
+      tm.tm_mon = month;
+      tm.tm_mday = 1;
+      time_t first = timegm(&tm);
+      tm.tm_mon = month + 1;
+      time_t last = timegm(&tm) - 1;
+      for (time_t t : {first, last}) {
+        char buf[64];
+        char* e = clock::format_http_time(buf, t);
+        EXPECT_EQ(clock::parse_http_time(std::string_view(buf, e - buf)), t) << std::string(buf, e);
+      }
+    }
+  }
+  EXPECT_FALSE(clock::parse_http_time("Sun, 06 Nox 1994 08:49:37 GMT").has_value());
+  EXPECT_FALSE(clock::parse_http_time("Sun, 06 nov 1994 08:49:37 GMT").has_value());
+  EXPECT_FALSE(clock::parse_http_time("Sun, 06 No").has_value());
+}
+
 TEST(HttpTime, UtcFieldsAsGmtimeGivesThem) {
   std::mt19937_64 rng(7);
   std::vector<time_t> times = {0,         -1,         86399,      86400,       951782400,

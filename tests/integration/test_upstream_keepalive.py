@@ -4,7 +4,9 @@ connections all the time. weir keeps such surplus connections for keepalive_surp
 disuse, least recently used first; `keepalive_surplus_timeout 0` is nginx's rule. Each test holds
 several upstream connections busy at once with a backend that waits, then counts the backend's
 connections and closes."""
+import signal
 import threading
+import time
 
 from backend import Backend, KeepOpen, Wait, response
 from conftest import WEIR, Client, check_conf, http_get, wait_for
@@ -65,6 +67,23 @@ def test_surplus_timeout_zero_is_nginx_rule(make_server):
         wait_for(lambda: b.closed == 2, timeout=10, what="the surplus connections closed")
         concurrent_round(s.port, b, 3)
         assert b.connections == 5  # two new connections for the second burst
+
+
+def test_surplus_does_not_hold_an_old_worker(make_server):
+    """A reload while surplus connections wait out a long timeout: the old worker closes every
+    cached connection and leaves at once; its pending surplus timer does not keep it."""
+    with Backend() as b:
+        s = make_server(CONF % (b.port, "keepalive_surplus_timeout 60s;"))
+        concurrent_round(s.port, b, 3)
+        assert b.closed == 0
+        old = set(s.worker_pids())
+        started = time.monotonic()
+        s.send_signal(signal.SIGHUP)
+        wait_for(lambda: s.worker_pids() and not old & set(s.worker_pids()), timeout=20,
+                 what="the old worker gone")
+        assert time.monotonic() - started < 15  # not the 60 s of the timer
+        wait_for(lambda: b.closed == 3, what="the old worker's connections closed")
+        assert http_get(s.port, "/after").status == 200
 
 
 def test_keepalive_directive_values():

@@ -137,6 +137,11 @@ Rc write_filter(Request& r, ChainLink* in) {
   }
 
   off_t sent = c.io.sent;
+  // The response's end on a connection that is closed right after it (no keep-alive, nothing else
+  // holding the request: finalize_connection closes or half-closes it at once).
+  c.io.fin_follows =
+      last && !r.keepalive && &r == r.main && r.count == 1 && !r.reading_body && !r.discard_body;
+  if (c.io.fin_follows) WEIR_DEBUG(*c.log, "http write filter: the close follows");
   SendResult sent_result = c.send_chain(r.out, limit);
   if (sent_result.rc == Rc::Error) return Rc::Error;
   ChainLink* chain = sent_result.rest;

@@ -119,8 +119,8 @@ SendResult send_chain(SendState& s, ChainLink* in, off_t limit, const Log& log) 
     } else {
       if (header.count == 0) return sent_up_to(in);  // only special buffers left
       // Hold headers back when file data follows (tcp_nopush): they leave with the file's first
-      // packet.
-      bool more = s.nopush && file_next;
+      // packet; and the chain's last bytes when the close follows: they leave with the FIN.
+      bool more = (s.nopush && file_next) || (s.fin_follows && cl == nullptr);
       sent = writev_nonblocking(s, header, more, log);
       if (sent < 0) return {Rc::Error, in};
     }

@@ -2,8 +2,9 @@
 // contiguous ranges of one file in one sendfile, both up to a byte limit; a partial write leaves
 // the chain pointing at the unsent part. With tcp_nopush, headers that precede file data are held
 // back (MSG_MORE) so they leave in the same packet as the file's first bytes, and nothing is held
-// once the response's data is queued. nginx: src/os/unix/ngx_linux_sendfile_chain.c,
-// src/os/unix/ngx_writev_chain.c
+// once the response's data is queued, unless the close follows at once (fin_follows): then the
+// last bytes wait for the FIN, and the peer gets one packet where it would get two. nginx:
+// src/os/unix/ngx_linux_sendfile_chain.c, src/os/unix/ngx_writev_chain.c
 #pragma once
 
 #include <sys/types.h>
@@ -21,6 +22,9 @@ struct SendState {
   off_t sent = 0;        // bytes sent on this socket so far
   bool blocked = false;  // the last call stopped because the socket would block
   bool nopush = false;   // tcp_nopush: hold headers that precede file data
+  // The connection is closed (or half-closed) as soon as the chain is sent: its last bytes go with
+  // MSG_MORE, so that the FIN the close makes leaves in the same packet as they do.
+  bool fin_follows = false;
   // The location's sendfile: whether the copy filter passes file buffers on (it reads them into
   // memory otherwise); send_chain sends any file buffer it is given with sendfile.
   bool use_sendfile = true;

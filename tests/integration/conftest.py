@@ -256,8 +256,9 @@ def raw(port, data, timeout=5, half_close=False, source=None):
     return read_to_end(s)
 
 
-def read_to_end(s):
-    """Everything the server sends until it closes (or resets, or times out); closes the socket."""
+def read_to_end(s, close=True):
+    """Everything the server sends until it closes (or resets, or times out); closes the socket
+    unless told not to (to ask it something afterwards)."""
     out = b""
     try:
         while True:
@@ -267,7 +268,8 @@ def read_to_end(s):
             out += chunk
     except (socket.timeout, ConnectionResetError):
         pass
-    s.close()
+    if close:
+        s.close()
     return out
 
 

@@ -1,9 +1,10 @@
 """HTTP/1.x core: keep-alive, pipelining, HTTP/1.0 and 0.9, malformed requests and the statuses nginx gives
 them (400, 405, 408, 413, 414, 494->400, 505), Host rules, absolute URIs, URI normalisation, request bodies."""
 import socket
+import struct
 import time
 
-from conftest import Client, raw
+from conftest import Client, raw, read_to_end
 
 CORE = """
     server {
@@ -209,13 +210,7 @@ def test_unix_socket_and_ipv6(make_server):
     sock = socket.socket(socket.AF_UNIX)
     sock.connect(s.path("logs/weir.sock"))
     sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
-    data = b""
-    while True:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    assert data.endswith(b"ok unix:\n")
+    assert read_to_end(sock).endswith(b"ok unix:\n")
     try:
         s6 = socket.create_connection(("::1", s.port), timeout=5)
     except OSError:
@@ -229,3 +224,36 @@ def test_unix_socket_and_ipv6(make_server):
         data += chunk
     assert data.endswith(b"ok ::1\n")
     assert os.path.exists(s.path("logs/weir.sock"))
+
+
+def segments_received(s):
+    """The segments a client socket has received (struct tcp_info's tcpi_segs_in)."""
+    raw_info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+    # 8 one-byte fields, 24 u32 (rto ... total_retrans), 4 u64 (pacing_rate ... bytes_received),
+    # then segs_out and segs_in.
+    return struct.unpack_from("I", raw_info, 8 + 24 * 4 + 4 * 8 + 4)[0]
+
+
+def test_close_sends_the_fin_with_the_last_bytes(make_server):
+    """A response on a connection that closes after it ends in the packet that carries the FIN
+    (MSG_MORE on its last bytes, then the close): the client gets the SYN-ACK, the ACK of its
+    request and one packet with the response and the FIN, where it got a fourth, a bare FIN, before.
+    Not while the request's body is still being read and dropped: the close waits for that."""
+    s = make_server("""
+    error_log %%DIR%%/logs/debug.log debug;
+    server { listen 127.0.0.1:%%PORT%%; location / { } }
+    """, files={"1k.bin": "x" * 1024})
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    c.sendall(b"GET /1k.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = read_to_end(c, close=False)
+    assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"x" * 1024)
+    assert segments_received(c) <= 3
+    c.close()
+    # A body still arriving: answered at once, and the close (and so the FIN) waits for the body.
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    c.sendall(b"POST /1k.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 100\r\n\r\nabc")
+    assert c.recv(65536).startswith(b"HTTP/1.1 405 ")
+    c.close()
+    with open(s.path("logs/debug.log")) as f:
+        log = f.read()
+    assert log.count("http write filter: the close follows") == 1

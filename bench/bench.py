@@ -26,6 +26,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WEIR = os.environ.get("WEIR_BIN", os.path.join(ROOT, "build", "weir"))
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 H2O = shutil.which("h2o") or "/usr/bin/h2o"
+HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
 
@@ -101,6 +102,26 @@ PROXY_SERVER = """    upstream origin {{ server 127.0.0.1:{origin}; keepalive {k
         location /nb/ {{ proxy_pass http://origin/; proxy_http_version 1.1;
                         proxy_set_header Connection ""; proxy_buffering off; }}
     }}
+"""
+
+# HAProxy beside them in the proxied scenarios: one thread, connections to the origin reused
+# (`http-reuse always`) and kept idle up to the same count as the others' `keepalive`; /nb/ is the
+# same path without the prefix (HAProxy never buffers a body whole, there is no switch to turn).
+HAPROXY_CONF = """global
+    nbthread 1
+    maxconn 8000
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    http-reuse always
+frontend front
+    bind 127.0.0.1:{port}
+    http-request replace-path ^/nb(/.*) \\1
+    default_backend origin
+backend origin
+    server o 127.0.0.1:{origin} pool-max-conn {keepalive}
 """
 
 # The cache (#12): the proxy's location keeps what the origin sends; every request after the first is a HIT.
@@ -286,7 +307,10 @@ class Server:
         for name in os.listdir(html):
             os.chmod(os.path.join(html, name), 0o644)
         self.port = free_port()
-        if kind == "h2o":
+        if kind == "haproxy":
+            self.conf = os.path.join(self.dir, "conf", "haproxy.cfg")
+            conf = HAPROXY_CONF.format(port=self.port, origin=origin, keepalive=keepalive)
+        elif kind == "h2o":
             log = "access-log: %s/logs/access.log" % self.dir if access_log else ""
             # Under callgrind the process must keep the uid that created valgrind's vgdb FIFOs (root-only),
             # or `callgrind_control -d` waits forever; nginx and weir keep it with master_process off.
@@ -329,6 +353,8 @@ class Server:
             return [WEIR, "-p", self.dir + "/", "-c", self.conf]
         if self.kind == "nginx":
             return [NGINX, "-p", self.dir + "/", "-c", self.conf]
+        if self.kind == "haproxy":
+            return [HAPROXY, "-db", "-f", self.conf]
         return [H2O, "-c", self.conf]
 
     def start(self, prefix=()):
@@ -369,7 +395,7 @@ class Server:
         return 0
 
     def stop(self):
-        stop_process(self.proc, signal.SIGTERM if self.kind == "h2o" else signal.SIGQUIT)
+        stop_process(self.proc, signal.SIGTERM if self.kind in ("h2o", "haproxy") else signal.SIGQUIT)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -461,13 +487,15 @@ def run_throughput(kinds, rounds, seconds, log, only=()):
     return results
 
 
-def run_proxied(kinds, rounds, seconds, log):
-    """weir and nginx as reverse proxies in front of one origin (nginx on the client's CPU)."""
+def run_proxied(rounds, seconds, log):
+    """weir, nginx and HAProxy (when installed) as reverse proxies in front of one origin (nginx on the
+    client's CPU)."""
     results = {}
+    kinds = ["weir", "nginx"] + (["haproxy"] if os.path.exists(HAPROXY) else [])
     origin = Server("nginx", cpu=CLIENT_CPU).start()
     try:
         for name, path, conns, keepalive in PROXIED_SCENARIOS:
-            servers = {k: Server(k, origin=origin.port, keepalive=keepalive).start() for k in kinds if k != "h2o"}
+            servers = {k: Server(k, origin=origin.port, keepalive=keepalive).start() for k in kinds}
             results[name] = measure_rounds(name, servers, path, conns, [], rounds, seconds, log)
     finally:
         origin.stop()
@@ -1165,8 +1193,7 @@ def main():
                                                      "default", "metrics"]
     only = [x for x in args.scenarios.split(",") if x]
     tp = run_throughput(kinds, args.rounds, args.seconds, log, only) if "throughput" in parts else {}
-    if "proxied" in parts:
-        tp.update(run_proxied(kinds, args.rounds, args.seconds, log))
+    proxied = run_proxied(args.rounds, args.seconds, log) if "proxied" in parts else {}
     if "tls" in parts:
         tp.update(run_tls(kinds, args.rounds, args.seconds, log))
     tls_ins = run_tls_instructions(log) if "tls" in parts else {}
@@ -1186,7 +1213,7 @@ def main():
     metrics = run_metrics_cost(args.rounds, args.seconds, log) if "metrics" in parts else None
     name = datetime.date.today().isoformat() + ("-" + "-".join(parts) if args.only else "")
     write_report(args, tp, sf, lc, lat, sc, ins, mem, time.time() - started, comp, hdr, name, mods, tls_ins,
-                 cold, php, cache, default, metrics)
+                 cold, php, cache, default, metrics, proxied)
 
 
 def ratio(a, b):
@@ -1194,7 +1221,8 @@ def ratio(a, b):
 
 
 def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=None, report=None,
-                 mods=None, tls_ins=None, cold=None, php=None, cache=None, default=None, metrics=None):
+                 mods=None, tls_ins=None, cold=None, php=None, cache=None, default=None, metrics=None,
+                 proxied=None):
     today = datetime.date.today().isoformat()
     out = ["# weir benchmark, %s" % today, "",
            "Machine: " + machine() + ".",
@@ -1222,6 +1250,25 @@ def write_report(args, tp, sf, lc, lat, sc, ins, mem, elapsed, comp=None, hdr=No
             if errs:
                 out.append("")
                 out.append("wrk reported for %s: %s" % (name, "; ".join(errs)))
+        out.append("")
+    if proxied:
+        out += ["Proxied, in front of one origin (Debian's nginx on the client's CPU); HAProxy with one thread "
+                "and `http-reuse always`:", "",
+                "| scenario | weir req/s | nginx req/s | HAProxy req/s | weir CPU µs/req | nginx CPU µs/req | "
+                "HAProxy CPU µs/req | CPU weir/nginx | CPU weir/HAProxy |",
+                "|---|---|---|---|---|---|---|---|---|"]
+        for name, per in proxied.items():
+            w, n, h = per["weir"], per["nginx"], per.get("haproxy")
+            out.append("| %s | %s | %s | %s | %s | %s | %s | %.2f | %s |" % (
+                name, median_range(w["rps"]), median_range(n["rps"]), median_range(h["rps"]) if h else "-",
+                median_range(w["cpu_us"], "{:.2f}"), median_range(n["cpu_us"], "{:.2f}"),
+                median_range(h["cpu_us"], "{:.2f}") if h else "-",
+                statistics.median(ratio(w["cpu_us"], n["cpu_us"])),
+                "%.2f" % statistics.median(ratio(w["cpu_us"], h["cpu_us"])) if h else "-"))
+        for name, per in proxied.items():
+            errs = ["%s: %s" % (k, v["errors"]) for k, v in per.items() if v["errors"]]
+            if errs:
+                out += ["", "wrk reported for %s: %s" % (name, "; ".join(errs))]
         out.append("")
     if sf:
         out += ["sendfile against buffered reads (weir alone; `sendfile on` against `sendfile off; output_buffers "

@@ -92,23 +92,20 @@ struct HeaderLineState {
 ParseResult parse_request_line(RequestLineState& st, Buffer& b);
 // allow_underscores: underscores_in_headers on.
 ParseResult parse_header_line(HeaderLineState& st, Buffer& b, bool allow_underscores);
-// The lower-case name of the header line just parsed, in pool (the parser's own copy when it holds
-// the whole name).
-inline std::string_view header_lowcase_key(const HeaderLineState& st, std::string_view key,
-                                           Pool& pool) {
-  if (static_cast<size_t>(st.lowcase_index) == key.size())
-    return pool.dup({st.lowcase, key.size()});
-  char* low = pool.alloc_bytes(key.size());
-  lowercase_into(low, key);
-  return {low, key.size()};
-}
-// The same into out (key.size() bytes).
+// The lower-case name of the header line just parsed (from the parser's own copy when it holds the
+// whole name): written to out (key.size() bytes), or made in pool.
 inline void header_lowcase_into(const HeaderLineState& st, std::string_view key, char* out) {
   if (static_cast<size_t>(st.lowcase_index) == key.size()) {
     std::memcpy(out, st.lowcase, key.size());
   } else {
     lowercase_into(out, key);
   }
+}
+inline std::string_view header_lowcase_key(const HeaderLineState& st, std::string_view key,
+                                           Pool& pool) {
+  char* low = pool.alloc_bytes(key.size());
+  header_lowcase_into(st, key, low);
+  return {low, key.size()};
 }
 
 // Normalises a URI that parse_request_line marked complex or quoted: decodes %XX, merges slashes

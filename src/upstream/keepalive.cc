@@ -115,10 +115,6 @@ void on_surplus(KeepaliveCache& k, const Log& log) {
   }
   if (k.trim.timer_set) return;
   k.trim_log.sink = log.sink;
-  k.trim.log = &k.trim_log;
-  k.trim.data = &k;
-  k.trim.handler = trim_surplus;
-  k.trim.cancelable = true;
   add_timer(k.trim, k.conf.surplus_ms);
 }
 
@@ -218,6 +214,11 @@ void keepalive_free(PeerConnection& pc, void* data, unsigned state) {
 KeepaliveCache* make_keepalive_cache(Pool& pool, const KeepaliveConf& conf) {
   auto* k = pool.make<KeepaliveCache>();
   k->conf = conf;
+  // A timer of a worker's own housekeeping: it does not keep an exiting worker.
+  k->trim.data = k;
+  k->trim.handler = trim_surplus;
+  k->trim.log = &k->trim_log;
+  k->trim.cancelable = true;
   k->items.resize(static_cast<size_t>(conf.max_cached));
   for (CachedConnection& it : k->items) {
     it.cache = k;

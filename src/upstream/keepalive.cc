@@ -107,7 +107,8 @@ void trim_surplus(Event& ev) {
 }
 
 // A connection was cached while the cap was full: close the least recently used one now (nginx's
-// rule), or let the surplus timer close it once unused long enough.
+// rule), or let the surplus timer close it when it will have been unused long enough (at once if
+// it already has).
 void on_surplus(KeepaliveCache& k, const Log& log) {
   if (k.conf.surplus_ms == 0) {
     drop(k.tail);
@@ -115,7 +116,8 @@ void on_surplus(KeepaliveCache& k, const Log& log) {
   }
   if (k.trim.timer_set) return;
   k.trim_log.sink = log.sink;
-  add_timer(k.trim, k.conf.surplus_ms);
+  clock::msec_t idle = clock::msec() - k.tail->idle_since;
+  add_timer(k.trim, idle < k.conf.surplus_ms ? k.conf.surplus_ms - idle : 0);
 }
 
 // An idle cached connection's read event: the upstream closed it, sent something it should not

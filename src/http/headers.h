@@ -7,9 +7,7 @@
 
 #include <cstdint>
 #include <ctime>
-#include <string>
 #include <string_view>
-#include <vector>
 
 #include "core/pool.h"
 #include "core/str.h"
@@ -31,52 +29,6 @@ struct Header {
 // The hash header-name tables are built on (at compile time too).
 constexpr uint32_t header_name_hash(std::string_view lowcase) {
   return static_cast<uint32_t>(hash_bytes(lowcase));
-}
-
-// Lower-case header names, tested with the name's hash (a 64-bit filter first, so that a name not
-// in the set is mostly turned away at once): the *_hide_header lists.
-class HeaderNameSet {
- public:
-  void add(std::string_view lowcase);
-  // Removes the names pred holds for.
-  template <class Pred>
-  void remove_if(Pred pred);
-  bool contains(uint32_t hash, std::string_view lowcase) const {
-    if ((filter_ >> (hash & 63) & 1) == 0) return false;
-    for (size_t i = 0; i < hashes_.size(); i++) {
-      if (hashes_[i] == hash && names_[i] == lowcase) return true;
-    }
-    return false;
-  }
-  bool contains(std::string_view lowcase) const {
-    return contains(header_name_hash(lowcase), lowcase);
-  }
-  void clear() {
-    names_.clear();
-    hashes_.clear();
-    filter_ = 0;
-  }
-
- private:
-  std::vector<std::string> names_;
-  std::vector<uint32_t> hashes_;
-  uint64_t filter_ = 0;
-};
-
-template <class Pred>
-void HeaderNameSet::remove_if(Pred pred) {
-  std::vector<std::string> names = std::move(names_);
-  clear();
-  for (const std::string& n : names) {
-    if (!pred(n)) add(n);
-  }
-}
-
-inline void HeaderNameSet::add(std::string_view lowcase) {
-  uint32_t h = header_name_hash(lowcase);
-  names_.emplace_back(lowcase);
-  hashes_.push_back(h);
-  filter_ |= uint64_t{1} << (h & 63);
 }
 
 // Whether h is still the whole line it was made as: its key and value are the views into it.

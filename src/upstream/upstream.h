@@ -12,6 +12,7 @@
 
 #include "core/buffer.h"
 #include "core/file.h"
+#include "core/string_table.h"
 #include "event/peer_connection.h"
 #include "event/resolver.h"
 #include "http/headers.h"
@@ -108,7 +109,7 @@ struct UpstreamConf {
   const CacheSettings* cache = nullptr;
   // Response headers not passed to the client (lower case), and the ones passed despite the
   // protocol's defaults.
-  const HeaderNameSet* hide_headers = nullptr;
+  const StringTable<bool>* hide_headers = nullptr;
   BufTag tag = nullptr;  // the protocol module: its buffers
   // TLS to the peer (proxy_pass https://): the client context, and whether SNI is sent and the
   // peer's certificate checked (against the name the protocol gives, Upstream::ssl_name).

@@ -78,8 +78,8 @@ void set_content_type_from(HeadersOut& out, std::string_view value) {
   }
 }
 
-bool hidden(const Upstream& u, uint32_t hash, std::string_view lowcase) {
-  return u.conf->hide_headers != nullptr && u.conf->hide_headers->contains(hash, lowcase);
+bool hidden(const Upstream& u, std::string_view lowcase) {
+  return u.conf->hide_headers != nullptr && u.conf->hide_headers->find(lowcase) != nullptr;
 }
 
 // The upstream's headers an X-Accel-Redirect keeps for the response the redirect makes.
@@ -94,7 +94,7 @@ bool passes_with_interim(const Upstream& u, const Header& h) {
   uint32_t hash = header_name_hash(h.lowcase_key);
   const auto* k = kUpstreamHeaderIndex.find(hash, h.lowcase_key);
   bool hop = k != nullptr && (k->handler == CopyHeader::Drop || k->handler == CopyHeader::Upgrade);
-  return !hop && !hidden(u, hash, h.lowcase_key);
+  return !hop && !hidden(u, h.lowcase_key);
 }
 
 void copy_trailers(Request& r, Upstream& u) {
@@ -121,7 +121,7 @@ Code copy_header_lines(Request& r, Upstream& u, bool redirect) {
   HeadersOut& out = r.headers_out;
   for (Header* h : u.headers_in.headers) {
     uint32_t hash = header_name_hash(h->lowcase_key);
-    if (hidden(u, hash, h->lowcase_key)) continue;
+    if (hidden(u, h->lowcase_key)) continue;
     if (redirect && std::find(std::begin(kKeptOnRedirect), std::end(kKeptOnRedirect),
                               h->lowcase_key) == std::end(kKeptOnRedirect)) {
       continue;

@@ -239,15 +239,16 @@ Status merge_upstream_settings(ConfContext& cf, std::string_view prefix, Setting
 
   if (conf.hide == nullptr) conf.hide = prev.hide;
   if (conf.pass == nullptr) conf.pass = prev.pass;
-  conf.hide_final.clear();
-  for (const char* h : hidden_by_default) conf.hide_final.add(h);
+  conf.hide_final = {};
+  auto hide = [&](std::string_view h) {
+    if (conf.pass == nullptr ||
+        std::find(conf.pass->begin(), conf.pass->end(), h) == conf.pass->end()) {
+      conf.hide_final.add(std::string(h), true);
+    }
+  };
+  for (const char* h : hidden_by_default) hide(h);
   if (conf.hide != nullptr) {
-    for (const std::string& h : *conf.hide) conf.hide_final.add(h);
-  }
-  if (conf.pass != nullptr) {
-    conf.hide_final.remove_if([&](const std::string& h) {
-      return std::find(conf.pass->begin(), conf.pass->end(), h) != conf.pass->end();
-    });
+    for (const std::string& h : *conf.hide) hide(h);
   }
 
   out.bufs = *conf.bufs;

@@ -16,6 +16,7 @@
 #include "conf/module.h"
 #include "conf/setting.h"
 #include "core/inet.h"
+#include "core/string_table.h"
 #include "upstream/upstream.h"
 #include "upstream/upstream_cache.h"
 
@@ -38,7 +39,7 @@ struct UpstreamSettings {
   bool ignore_headers_set = false;
   std::vector<std::string>* hide = nullptr;  // *_hide_header (lower case)
   std::vector<std::string>* pass = nullptr;  // *_pass_header
-  HeaderNameSet hide_final;                  // the protocol's defaults + hide - pass
+  StringTable<bool> hide_final;              // the protocol's defaults + hide - pass
   int store = -1;                            // *_store: -1 unset, 0 off, 1 on
   ComplexValue* store_path = nullptr;        // *_store <path>
   uint32_t store_access = 0;                 // 0: unset

@@ -1,7 +1,6 @@
 // Header names found by hash: KnownHeaderIndex finds every entry by its name and nothing else, with
 // a table whose names crowd the index (many of one length, prefixes of each other); the hash is the
-// same at compile time and at run time; HeaderNameSet (the *_hide_header lists) holds what was
-// added and not removed.
+// same at compile time and at run time.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -48,26 +47,6 @@ TEST(KnownHeaderIndex, HashIsTheSameAtCompileAndRunTime) {
   std::string name = "x-forwarded-for";
   EXPECT_EQ(header_name_hash(name), at_compile);
   static_assert(header_name_hash("ab") != header_name_hash("ba"));
-}
-
-TEST(HeaderNameSet, HoldsWhatWasAddedAndNotRemoved) {
-  HeaderNameSet set;
-  EXPECT_FALSE(set.contains("date"));
-  for (const char* n : {"date", "server", "x-pad", "x-accel-expires", "x-accel-redirect", "a"}) {
-    set.add(n);
-  }
-  for (const char* n : {"date", "server", "x-pad", "x-accel-expires", "x-accel-redirect", "a"}) {
-    EXPECT_TRUE(set.contains(n)) << n;
-  }
-  for (const char* n : {"dates", "serve", "x-accel", "content-type", "", "b"}) {
-    EXPECT_FALSE(set.contains(n)) << n;
-  }
-  set.remove_if([](const std::string& n) { return n == "server" || n == "a"; });
-  EXPECT_FALSE(set.contains("server"));
-  EXPECT_FALSE(set.contains("a"));
-  EXPECT_TRUE(set.contains("x-pad"));
-  EXPECT_TRUE(set.contains(header_name_hash("date"), "date"));
-  EXPECT_FALSE(set.contains(header_name_hash("date") + 1, "date"));
 }
 
 }  // namespace

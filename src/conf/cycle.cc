@@ -126,6 +126,9 @@ Status Cycle::open_listening(Cycle* old, bool test) {
         }
       }
     }
+    // A kept socket takes this configuration's choice (new ones are opened with it).
+    if (ls->inherited && ls->addr.family() != AF_UNIX)
+      set_rx_timestamps(ls->fd, ls->opt.rx_timestamps);
   }
   // As nginx: an address in use (an old server still going away) is tried 5 times, 500 ms apart,
   // each failure logged; -t leaves it to the running server.

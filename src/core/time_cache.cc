@@ -23,6 +23,8 @@ char* put_name(char* p, const char* name) {
 struct Cache {
   time_t sec = -1;
   uint64_t wall_msec = 0;
+  int64_t wall_ns = 0;
+  int64_t wall_offset_ns = 0;  // wall minus monotonic
   msec_t mono = 0;
   char http[kHttpTimeLen + 1];
   char err_log[24];
@@ -91,10 +93,13 @@ void rebuild(time_t sec) {
 void update() {
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  g.wall_msec = static_cast<uint64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+  g.wall_ns = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  g.wall_msec = static_cast<uint64_t>(g.wall_ns / 1000000);
   if (ts.tv_sec != g.sec) rebuild(ts.tv_sec);
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  g.mono = static_cast<msec_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+  int64_t mono_ns = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  g.mono = static_cast<msec_t>(mono_ns / 1000000);
+  g.wall_offset_ns = g.wall_ns - mono_ns;
 }
 
 time_t now() {
@@ -108,6 +113,14 @@ msec_t msec() {
 uint64_t wall_msec() {
   if (g.sec < 0) update();
   return g.wall_msec;
+}
+int64_t wall_ns() {
+  if (g.sec < 0) update();
+  return g.wall_ns;
+}
+int64_t wall_offset_ns() {
+  if (g.sec < 0) update();
+  return g.wall_offset_ns;
 }
 std::string_view http_time() {
   if (g.sec < 0) update();

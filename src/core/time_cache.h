@@ -18,6 +18,9 @@ void update();
 time_t now();
 msec_t msec();  // monotonic, for timers
 uint64_t wall_msec();
+int64_t wall_ns();
+// The wall clock minus the monotonic one: it moves only when the wall clock is set (stepped).
+int64_t wall_offset_ns();
 std::string_view http_time();      // Sat, 21 Nov 2026 23:28:03 GMT
 std::string_view err_log_time();   // 2026/11/21 23:28:03
 std::string_view http_log_time();  // 21/Nov/2026:23:28:03 +0000

@@ -86,12 +86,14 @@ IoResult after_read(Connection& c, IoResult r) {
 
 IoResult Connection::recv(char* buf, size_t size) {
   if (ops != nullptr) return ops->recv(*this, buf, size);
+  if (rx_stamped) return after_read(*this, recv_stamped(fd, buf, size, rx_ns));
   return after_read(*this, recv_once(fd, buf, size));
 }
 
 IoResult Connection::recv_chain(ChainLink* chain, off_t limit) {
   if (ops != nullptr) return ops->recv_chain(*this, chain, limit);
   IoResult r = weir::recv_chain(fd, chain, limit);
+  if (r.rc == Rc::Ok) rx_ns = 0;  // bytes of unknown age (a body, perhaps what follows it)
   // A chain with no room read nothing: that says nothing about the socket.
   if (r.rc == Rc::Again && !r.drained) return r;
   return after_read(*this, r);
@@ -183,13 +185,14 @@ Connection* ConnectionPool::get(int fd, const Log& log) {
   c->number = 0;
   c->requests = 0;
   c->start_msec = clock::msec();
+  c->rx_ns = 0;
   c->next_free = nullptr;
   c->reclaim_prev = c->reclaim_next = nullptr;
   c->reclaim = Reclaim::No;
   c->buffered = 0;
   c->error = c->timedout = c->destroyed = c->idle = c->close = false;
   c->tcp_nodelay_set = c->is_listening = c->shared_counter = c->outbound = false;
-  c->need_last_buf = false;
+  c->need_last_buf = c->rx_stamped = false;
   c->write_waits_for_read = false;
   return c;
 }

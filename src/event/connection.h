@@ -92,6 +92,9 @@ struct Connection {
   uint64_t number = 0;                 // $connection
   uint64_t requests = 0;               // $connection_requests
   clock::msec_t start_msec = 0;
+  // When the newest byte of the last read arrived (CLOCK_REALTIME ns, the kernel's receive
+  // timestamp), on a connection whose listener asks for them (rx_stamped); 0: not known.
+  int64_t rx_ns = 0;
 
   Connection* next_free = nullptr;
   Connection* reclaim_prev = nullptr;
@@ -117,6 +120,7 @@ struct Connection {
   bool pending_error : 1 = false;
   bool need_last_buf : 1 = false;  // send_chain must see the last buffer even when it is empty
                                    // (an HTTP/2 stream ends with it)
+  bool rx_stamped : 1 = false;     // its reads keep rx_ns (ListenOptions::rx_timestamps)
 
   // Receives into [buf, buf+size) (see IoResult): read.ready is cleared when the socket is drained,
   // read.eof set at the end of the stream, an error logged.

@@ -44,6 +44,7 @@ void accept_connections(Connection& lc) {
     }
     stub_stat_add(StubStat::Handled, 1);
     c->listening = ls;
+    c->rx_stamped = ls->opt.rx_timestamps;
     std::memcpy(&c->peer, &ss, std::min<size_t>(len, sizeof c->peer));
     c->peer_len = len;
     if (ss.ss_family == AF_UNIX) c->peer.sa.sa_family = AF_UNIX;

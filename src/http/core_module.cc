@@ -703,7 +703,8 @@ Module http_core_module{
     .merge_loc_conf = merge_conf<merge_loc_conf>,
 };
 
-void init_open_file_info(const CoreLocConf& clcf, OpenFileInfo& of) {
+void init_open_file_info(const Request& r, const CoreLocConf& clcf, OpenFileInfo& of) {
+  of.arrived_ns = r.connection->rx_ns;
   of.valid = *clcf.open_file_cache_valid;
   of.min_uses = static_cast<unsigned>(*clcf.open_file_cache_min_uses);
   of.errors = *clcf.open_file_cache_errors;

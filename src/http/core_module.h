@@ -331,8 +331,8 @@ struct CoreLocConf {
   Setting<bool> open_file_cache_auto;
 };
 
-// The open-file parameters of a location, ready for open_cached_file.
-void init_open_file_info(const CoreLocConf& clcf, OpenFileInfo& of);
+// The open-file parameters of a location, and when r's bytes arrived, ready for open_cached_file.
+void init_open_file_info(const Request& r, const CoreLocConf& clcf, OpenFileInfo& of);
 
 // Phase engine and locations.
 Status init_phase_engine(ConfContext& cf, CoreMainConf& cmcf);

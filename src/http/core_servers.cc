@@ -322,10 +322,15 @@ Status add_listening(ConfContext& cf, CoreMainConf& cmcf) {
       ls->addr = ag->first.addr;
       ls->addr_text = ag->first.addr_text;
       ls->opt = ag->first.opt;
+      // Requests on plain connections can tell the default file cache when they arrived (see
+      // OpenFileCache::lookup); TLS reads go through the record layer and do not.
+      HttpPort* served = port != nullptr ? port.get() : shared.get();
+      ls->opt.rx_timestamps = cmcf.auto_file_cache != nullptr && ls->addr.family() != AF_UNIX &&
+                              std::any_of(served->addrs.begin(), served->addrs.end(),
+                                          [](const HttpAddr& a) { return !a.ssl; });
       ls->handler = init_connection;
       ls->log_sink = cf.cycle.log_sink;
-      HttpPort* hp = port != nullptr ? port.get() : shared.get();
-      ls->servers = hp;
+      ls->servers = served;
       if (port != nullptr) cmcf.ports.push_back(std::move(port));
       cf.cycle.listening.push_back(std::move(ls));
     }

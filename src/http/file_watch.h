@@ -17,6 +17,7 @@
 
 #include "core/log.h"
 #include "core/str.h"
+#include "core/time_cache.h"
 #include "event/connection.h"
 
 namespace weir::http {
@@ -43,6 +44,8 @@ class FileWatch {
   // watched directory must not keep it reading.
   template <class F>
   void drain(F&& forget) {
+    drained_ns_ = clock::wall_ns();
+    drained_offset_ns_ = clock::wall_offset_ns();
     if (fd_ < 0) return;
     if (mounts_changed_) {
       mounts_changed_ = false;
@@ -55,7 +58,24 @@ class FileWatch {
     }
   }
 
+  // Whether a request whose newest byte arrived at arrived_ns (the kernel's receive time, the wall
+  // clock's ns; 0: not known) may follow a change the last drain did not read: each change
+  // queues its event when it is made, so one made before such a request came was read by a drain
+  // that began after the request had come. That lets a busy worker read the queue once for all
+  // the requests that came together. The comparison needs the wall clock not to have been set
+  // since that drain (its offset from the monotonic clock, as the event loop last read them, has
+  // not moved), and no unmount to be pending.
+  bool may_be_newer(int64_t arrived_ns) const {
+    if (arrived_ns == 0 || arrived_ns >= drained_ns_ || mounts_changed_) return true;
+    int64_t moved = clock::wall_offset_ns() - drained_offset_ns_;
+    return moved > kClockJitterNs || moved < -kClockJitterNs;
+  }
+
  private:
+  // How far the offset of the wall clock from the monotonic one may move between two readings of
+  // the pair without the wall clock having been set (the two reads are not simultaneous).
+  static constexpr int64_t kClockJitterNs = 100000;
+
   bool start();
   void watch_mounts();
   static void mounts_event(Event& ev);
@@ -73,6 +93,10 @@ class FileWatch {
   std::vector<Change> changes_;
   Connection* mounts_ = nullptr;  // /proc/self/mountinfo in the event loop
   bool mounts_changed_ = false;
+  // When the last drain began (the event loop's cached wall clock, which is no later), and the
+  // wall clock's offset from the monotonic one then.
+  int64_t drained_ns_ = 0;
+  int64_t drained_offset_ns_ = 0;
 };
 
 }  // namespace weir::http

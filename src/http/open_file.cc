@@ -273,14 +273,16 @@ bool OpenFileCache::lookup(std::string_view path, OpenFileInfo& of, Pool& pool) 
         max_ = std::min(max_, std::max<size_t>(16, static_cast<size_t>(rl.rlim_cur) / 8));
       }
     }
-    // What changed since the last request is forgotten before this one is answered.
-    watch_->drain([this](const FileWatch::Change& c) {
-      if (c.all) {
-        forget_all();
-      } else {
-        forget(c.path, c.tree);
-      }
-    });
+    // What changed before this request came is forgotten before it is answered.
+    if (watch_->may_be_newer(of.arrived_ns)) {
+      watch_->drain([this](const FileWatch::Change& c) {
+        if (c.all) {
+          forget_all();
+        } else {
+          forget(c.path, c.tree);
+        }
+      });
+    }
     of.errors = false;
     of.min_uses = 1;
   }

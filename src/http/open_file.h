@@ -42,6 +42,9 @@ struct OpenFileInfo {
   // In: the file the caller knows the path to name (its inode, the HTTP cache's entry); a cached
   // descriptor of another is not used, however fresh. 0: any.
   ino_t expect_uniq = 0;
+  // In: when the newest byte of the request arrived (Connection::rx_ns; 0: not known). The default
+  // cache reads its change events only for a request that may be newer than their last read.
+  int64_t arrived_ns = 0;
   // From the cache, for small regular files: the whole content and the formatted validators.
   std::string_view data;
   std::string_view last_modified_text;

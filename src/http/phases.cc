@@ -213,7 +213,7 @@ Code try_files_handler(Request& r) {
     std::string_view path(buf, e - buf);
 
     OpenFileInfo of;
-    init_open_file_info(clcf, of);
+    init_open_file_info(r, clcf, of);
     of.test_only = true;
     of.test_dir = tf.test_dir;
     if (!open_cached_file(clcf.open_file_cache, path, of, *r.pool)) {

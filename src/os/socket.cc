@@ -30,14 +30,52 @@ int set_tcp_cork(int fd, bool on) {
   return ::setsockopt(fd, IPPROTO_TCP, TCP_CORK, &v, sizeof v);
 }
 
-IoResult recv_once(int fd, char* buf, size_t size) {
+namespace {
+
+// Calls read (a recv-like call: bytes, 0 at the end, -1 and errno) until it is not interrupted,
+// and says what it answered.
+template <class Read>
+IoResult read_once(size_t size, Read read) {
   for (;;) {
-    ssize_t n = ::recv(fd, buf, size, 0);
+    ssize_t n = read();
     if (n > 0) return {Rc::Ok, static_cast<size_t>(n), static_cast<size_t>(n) < size};
     if (n == 0) return {Rc::Done, 0};
     if (errno == EINTR) continue;
     return {errno == EAGAIN ? Rc::Again : Rc::Error, 0, true};
   }
+}
+
+}  // namespace
+
+IoResult recv_once(int fd, char* buf, size_t size) {
+  return read_once(size, [&] { return ::recv(fd, buf, size, 0); });
+}
+
+IoResult recv_stamped(int fd, char* buf, size_t size, int64_t& arrived_ns) {
+  iovec iov{buf, size};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  IoResult r = read_once(size, [&] {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    return ::recvmsg(fd, &msg, 0);
+  });
+  if (r.rc != Rc::Ok) return r;
+  arrived_ns = 0;
+  cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  if (cm != nullptr && cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+    timespec ts;
+    std::memcpy(&ts, CMSG_DATA(cm), sizeof ts);
+    arrived_ns = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+  }
+  return r;
+}
+
+void set_rx_timestamps(int fd, bool on) {
+  int v = on ? 1 : 0;
+  ::setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &v, sizeof v);
 }
 
 bool local_address(int fd, SockAddr& out) {
@@ -72,6 +110,7 @@ Result<int> open_listening_socket(const SockAddr& addr, const ListenOptions& opt
   if (opt.rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &opt.rcvbuf, sizeof opt.rcvbuf);
   if (opt.sndbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &opt.sndbuf, sizeof opt.sndbuf);
   if (opt.so_keepalive) ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  if (opt.rx_timestamps) set_rx_timestamps(fd, true);
   if (opt.deferred) {
     int timeout = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &timeout, sizeof timeout);

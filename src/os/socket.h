@@ -21,6 +21,10 @@ struct ListenOptions {
   bool deferred = false;
   bool so_keepalive = false;
   bool fastopen = false;
+  // SO_TIMESTAMPNS: reads on its connections learn when their bytes arrived (recv_stamped), so
+  // that the never-stale file cache reads its change events only for requests newer than the last
+  // read of them. Inherited by every accepted socket, so no call per connection.
+  bool rx_timestamps = false;
 };
 
 // Creates, binds and listens; returns the fd or -1 with a message such as
@@ -33,6 +37,12 @@ int set_tcp_cork(int fd, bool on);
 
 // recv() once (see IoResult).
 IoResult recv_once(int fd, char* buf, size_t size);
+// recv_once, and when the newest byte it returned arrived (CLOCK_REALTIME ns, the kernel's
+// receive timestamp on a socket with SO_TIMESTAMPNS): arrived_ns is set when bytes were read, to 0
+// when the kernel gave no time for them.
+IoResult recv_stamped(int fd, char* buf, size_t size, int64_t& arrived_ns);
+// Turns SO_TIMESTAMPNS on or off on a listening socket (one kept across a reload too).
+void set_rx_timestamps(int fd, bool on);
 
 // The address the socket is bound to (for $server_addr when listening on a wildcard).
 bool local_address(int fd, SockAddr& out);

@@ -146,7 +146,7 @@ CacheEntry* open_entry(Request& r, UpstreamCache& c, size_t buffer_size, ino_t u
   std::string_view path(name, name_size);
   const CoreLocConf& clcf = core_loc(r);
   OpenFileInfo of;
-  init_open_file_info(clcf, of);
+  init_open_file_info(r, clcf, of);
   of.expect_uniq = uniq;
   if (!open_cached_file(clcf.open_file_cache, path, of, *r.pool) || !of.is_file) {
     if (of.err != ENOENT && of.err != ENOTDIR && of.err != 0) {

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from conftest import http_get
+from conftest import Client, http_get
 
 CONF = """
     server {
@@ -143,6 +143,53 @@ def test_the_root_directory_renamed(server):
     assert s.get("/a.txt").status == 404
     os.rename(s.path("html.old"), s.path("html"))
     assert s.get("/a.txt").body == SMALL
+
+
+def test_a_change_between_two_requests_on_a_kept_connection(server):
+    """The second request's bytes came after the change: it reads the change events again, though
+    the first one on the connection read them a moment before."""
+    s = server
+    c = Client(s.port)
+    try:
+        c.send("GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.response().body == SMALL
+        with open(s.path("html/a.txt.new"), "wb") as f:
+            f.write(b"renamed over\n")
+        os.rename(s.path("html/a.txt.new"), s.path("html/a.txt"))
+        c.send("GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.response().body == b"renamed over\n"
+    finally:
+        c.close()
+
+
+def worker_reads(s):
+    """read() calls the workers made so far (/proc/PID/io syscr, which counts read and pread, not
+    the recvmsg that reads a request)."""
+    n = 0
+    for pid in s.worker_pids():
+        with open("/proc/%d/io" % pid) as f:
+            n += int(dict(line.split(": ") for line in f.read().splitlines())["syscr"])
+    return n
+
+
+def test_requests_that_came_together_read_the_change_events_once(server):
+    """Twenty pipelined requests for a file kept in memory arrive in one read: the first reads the
+    change events (inotify), the other nineteen came before that read began and are answered
+    without reading them again. A worker under load reads them once per batch of requests, not
+    once per request."""
+    s = server
+    c = Client(s.port)
+    try:
+        c.send("GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert c.response().body == SMALL
+        before = worker_reads(s)
+        c.send("GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n" * 20)
+        for _ in range(20):
+            assert c.response().body == SMALL
+        reads = worker_reads(s) - before
+        assert 1 <= reads <= 3, reads
+    finally:
+        c.close()
 
 
 def test_a_symlink_swapped(make_server):

@@ -37,7 +37,7 @@ Code test_dir(Request& r, CoreLocConf& clcf, std::string_view dir) {
   std::memcpy(d, dir.data(), dir.size());
   d[dir.size()] = '\0';
   OpenFileInfo of;
-  init_open_file_info(clcf, of);
+  init_open_file_info(r, clcf, of);
   of.test_only = true;
   of.test_dir = true;
   if (!open_cached_file(clcf.open_file_cache, {d, dir.size()}, of, *r.pool)) {
@@ -72,7 +72,7 @@ Code index_handler(Request& r) {
     WEIR_DEBUG(r.log(), "open index \"%.*s\"", static_cast<int>(path.size()), path.data());
 
     OpenFileInfo of;
-    init_open_file_info(clcf, of);
+    init_open_file_info(r, clcf, of);
     of.test_only = true;
     if (!open_cached_file(clcf.open_file_cache, path, of, *r.pool)) {
       if (of.err == ENOTDIR || of.err == ENAMETOOLONG || of.err == EACCES) {

@@ -89,7 +89,7 @@ bool eval_condition(Request& r, const Condition& c) {
       path[v.size()] = '\0';
       CoreLocConf& clcf = core_loc(r);
       OpenFileInfo of;
-      init_open_file_info(clcf, of);
+      init_open_file_info(r, clcf, of);
       of.test_only = true;
       bool result = false;
       if (!open_cached_file(clcf.open_file_cache, {path, v.size()}, of, *r.pool)) {

@@ -24,7 +24,7 @@ Code static_handler(Request& r) {
   WEIR_DEBUG(log, "http filename: \"%.*s\"", static_cast<int>(path.size()), path.data());
 
   OpenFileInfo of;
-  init_open_file_info(clcf, of);
+  init_open_file_info(r, clcf, of);
   if (!open_cached_file(clcf.open_file_cache, path, of, *r.pool)) {
     if (of.err == 0) return Code::status(500);
     OpenFailure f = open_failure(of.err);

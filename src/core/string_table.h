@@ -46,6 +46,8 @@ class StringTable {
     }
   }
 
+  T* find(std::string_view key) { return const_cast<T*>(std::as_const(*this).find(key)); }
+
   size_t size() const { return entries_.size(); }
 
  private:

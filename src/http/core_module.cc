@@ -116,23 +116,20 @@ Status set_types(ConfContext& cf, const ConfNode& n, L& clcf) {
     for (size_t i = 1; i < t.args.size(); i++) {
       std::string ext;
       for (char c : t.args[i]) ext += to_lower(c);
-      auto it = std::find_if(map->entries.begin(), map->entries.end(),
-                             [&](const auto& e) { return e.first == ext; });
-      if (it != map->entries.end()) {
-        if (it->second != type) {
+      if (std::string* previous = map->find(ext)) {
+        if (*previous != type) {
           ConfContext w = cf;
           w.node = &t;
           w.warn(LogLevel::Warn,
                  "duplicate extension \"%s\", content type: \"%s\", previous content type: \"%s\"",
-                 ext.c_str(), type.c_str(), it->second.c_str());
+                 ext.c_str(), type.c_str(), previous->c_str());
         }
-        it->second = type;
+        *previous = type;
       } else {
-        map->entries.emplace_back(ext, type);
+        map->add(std::move(ext), type);
       }
     }
   }
-  map->build_index();
   clcf.types = map;
   return {};
 }
@@ -460,8 +457,9 @@ Status merge_loc_conf(ConfContext& cf, L& prev, L& conf) {
     if (prev.types == nullptr) {
       // nginx's built-in types when the http level has none.
       auto* map = cf.pool.make<TypesMap>();
-      map->entries = {{"gif", "image/gif"}, {"html", "text/html"}, {"jpg", "image/jpeg"}};
-      map->build_index();
+      map->add("gif", "image/gif");
+      map->add("html", "text/html");
+      map->add("jpg", "image/jpeg");
       prev.types = map;
     }
     conf.types = prev.types;
@@ -708,37 +706,6 @@ void init_open_file_info(const Request& r, const CoreLocConf& clcf, OpenFileInfo
   of.valid = *clcf.open_file_cache_valid;
   of.min_uses = static_cast<unsigned>(*clcf.open_file_cache_min_uses);
   of.errors = *clcf.open_file_cache_errors;
-}
-
-namespace {
-
-uint64_t hash_exten(std::string_view ext) {  // FNV-1a
-  uint64_t h = 14695981039346656037ull;
-  for (char c : ext) h = (h ^ static_cast<unsigned char>(c)) * 1099511628211ull;
-  return h;
-}
-
-}  // namespace
-
-void TypesMap::build_index() {
-  size_t size = 8;
-  while (size < entries.size() * 2) size <<= 1;  // at most half full: probe runs stay short
-  index.assign(size, 0);
-  for (size_t i = 0; i < entries.size(); i++) {
-    size_t slot = hash_exten(entries[i].first) & (size - 1);
-    while (index[slot] != 0) slot = (slot + 1) & (size - 1);
-    index[slot] = static_cast<uint32_t>(i + 1);
-  }
-}
-
-std::string_view TypesMap::find(std::string_view ext) const {
-  if (index.empty()) return {};
-  size_t mask = index.size() - 1;
-  for (size_t slot = hash_exten(ext) & mask; index[slot] != 0; slot = (slot + 1) & mask) {
-    const auto& [e, type] = entries[index[slot] - 1];
-    if (e == ext) return type;
-  }
-  return {};
 }
 
 }  // namespace weir::http

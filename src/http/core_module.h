@@ -18,6 +18,7 @@
 #include "core/host_names.h"
 #include "core/inet.h"
 #include "core/regex.h"
+#include "core/string_table.h"
 #include "event/resolver.h"
 #include "event/thread_pool.h"
 #include "http/filter.h"
@@ -108,6 +109,9 @@ struct VirtualServers {
   CoreSrvConf* default_server = nullptr;
   HostNames<CoreSrvConf*> names;
   std::vector<std::pair<HttpRegex*, CoreSrvConf*>> regex;
+  // One server, named by no regex: every name finds it or nothing, and the default stays either
+  // way, so find() says nothing without looking.
+  bool only_default = false;
   CoreSrvConf* find(Request* r, std::string_view host) const;
 };
 
@@ -186,12 +190,8 @@ struct CoreSrvConf {
 // `types`: extension → MIME type. Every static response looks one up, so build_index() makes an
 // open-addressing table over the entries once they are read: one hash and usually one compare per
 // lookup.
-struct TypesMap {
-  std::vector<std::pair<std::string, std::string>> entries;  // lowercase extension, type
-  std::vector<uint32_t> index;                               // entry number + 1; 0 is an empty slot
-  void build_index();
-  std::string_view find(std::string_view lowercase_exten) const;
-};
+// `types`: lowercase extension -> content type.
+using TypesMap = StringTable<std::string>;
 
 struct ErrorPage {
   int status = 0;

@@ -184,6 +184,7 @@ Status server_name_directive(ConfContext& cf, const ConfNode& n, CoreSrvConf& cs
 }
 
 CoreSrvConf* VirtualServers::find(Request* r, std::string_view host) const {
+  if (only_default) return nullptr;
   if (CoreSrvConf* const* srv = names.find(host)) return *srv;
   for (const auto& [re, srv] : regex) {
     if (r != nullptr ? regex_exec(*r, *re, host) : re->re.match(host, nullptr, 0)) return srv;
@@ -210,6 +211,7 @@ Status add_names(ConfContext& cf, HttpAddr& addr, const std::vector<CoreSrvConf*
     }
   }
   vs.names.build();
+  vs.only_default = servers.size() == 1 && vs.regex.empty();
   return {};
 }
 

@@ -1,5 +1,7 @@
 #include "http/headers_in.h"
 
+#include <array>
+#include <cstdint>
 #include <cstring>
 
 #include "core/str.h"
@@ -8,6 +10,21 @@
 
 namespace weir::http {
 
+namespace {
+
+// What validate_host must look at in a byte: most bytes of a name need nothing.
+enum class HostByte : uint8_t { Plain, Upper, Bad, Special };
+constexpr auto kHostBytes = [] {
+  std::array<HostByte, 256> t{};
+  for (int c = 0; c <= 0x20; c++) t[c] = HostByte::Bad;
+  t[0x7f] = t['/'] = HostByte::Bad;
+  for (int c = 'A'; c <= 'Z'; c++) t[c] = HostByte::Upper;
+  for (unsigned char c : {'.', ':', '[', ']'}) t[c] = HostByte::Special;
+  return t;
+}();
+
+}  // namespace
+
 bool validate_host(std::string_view& host, Pool& pool) {
   size_t dot_pos = host.size();
   size_t host_len = host.size();
@@ -15,6 +32,13 @@ bool validate_host(std::string_view& host, Pool& pool) {
   bool upper = false;
   for (size_t i = 0; i < host.size(); i++) {
     auto ch = static_cast<unsigned char>(host[i]);
+    HostByte kind = kHostBytes[ch];
+    if (kind == HostByte::Plain) continue;
+    if (kind == HostByte::Upper) {
+      upper = true;
+      continue;
+    }
+    if (kind == HostByte::Bad) return false;
     switch (ch) {
       case '.':
         if (dot_pos == i - 1) return false;
@@ -36,8 +60,6 @@ bool validate_host(std::string_view& host, Pool& pool) {
         }
         break;
       default:
-        if (ch == '/' || ch == '\0' || ch <= 0x20 || ch == 0x7f) return false;
-        if (ch >= 'A' && ch <= 'Z') upper = true;
         break;
     }
   }

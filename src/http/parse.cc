@@ -375,7 +375,11 @@ ParseResult parse_request_line(RequestLineState& r, Buffer& b) {
         break;
 
       case rl_check_uri:
-        if (usual(ch)) break;
+        if (usual(ch)) {
+          // The run of plain bytes in a path segment, without a turn of the state switch each.
+          while (p + 1 < b.last && usual(static_cast<unsigned char>(p[1]))) p++;
+          break;
+        }
         switch (ch) {
           case '/':
             r.uri_ext = nullptr;
@@ -456,6 +460,17 @@ ParseResult parse_request_line(RequestLineState& r, Buffer& b) {
             goto done;
           case 'H':
             r.protocol_start = p;
+            // "HTTP/1.1\r\n" or "HTTP/1.0\r\n" whole, as nearly every client sends it: the
+            // states below, byte by byte, for the rest.
+            if (b.last - p >= 10 && p[8] == '\r' && p[9] == '\n' &&
+                (str_detail::load_le(p, 8) | (uint64_t{1} << 56)) ==
+                    str_detail::load_le("HTTP/1.1", 8)) {
+              r.http_major = 1;
+              r.http_minor = p[7] - '0';
+              r.request_end = p + 8;
+              p += 9;
+              goto done;
+            }
             state = rl_http_H;
             break;
           default:

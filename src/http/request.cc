@@ -521,10 +521,9 @@ Rc set_content_type(Request& r) {
     char small[32];
     char* low = r.exten.size() <= sizeof small ? small : r.pool->alloc_bytes(r.exten.size());
     lowercase_into(low, r.exten);
-    std::string_view type = clcf.types->find({low, r.exten.size()});
-    if (!type.empty()) {
-      r.headers_out.content_type = type;
-      r.headers_out.content_type_len = type.size();
+    if (const std::string* type = clcf.types->find({low, r.exten.size()})) {
+      r.headers_out.content_type = *type;
+      r.headers_out.content_type_len = type->size();
       return Rc::Ok;
     }
   }

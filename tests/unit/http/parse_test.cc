@@ -302,6 +302,23 @@ TEST(Parsers, SplitAtEveryByteGivesTheSameResult) {
       "POST http://h:81/%41/./b?q HTTP/1.0\r\nContent-Length: 3\r\nX_Y: z\r\n\r\n",
       "\r\nGET / HTTP/1.1\r\nA: 1\nB: 2\n\n",
       "GET /bad\x01 HTTP/1.1\r\n\r\n",
+      // Whole "HTTP/1.x\r\n" endings are taken at once, runs of plain path bytes too: the
+      // endings that are not that, byte by byte, must give what the whole ones would.
+      "GET /static/app.min.js HTTP/1.0\r\n\r\n",
+      "GET /a.b.c/d HTTP/1.1\n\n",
+      "GET /x HTTP/1.1 \r\n\r\n",
+      "GET /x HTTP/1.10\r\n\r\n",
+      "GET /x HTTP/1.3\r\n\r\n",
+      "GET /x HTTP/1.1\rZ",
+      "GET /x HTTP/1.q\r\n\r\n",
+      "GET /x HTTP/2.1\r\n\r\n",
+      "GET /x HTTP/11.1\r\n\r\n",
+      "GET /x HTTP/1.1\r\n",
+      "GET /ab%41cd/ef+gh?i=j HTTP/1.1\r\n\r\n",
+  };
+  // Where a pointer of the request line points, as an offset (-1: nowhere).
+  auto at = [](const Parsed& p, const char* ptr) {
+    return ptr == nullptr ? -1 : static_cast<long>(ptr - p.storage.data());
   };
   for (const std::string& req : requests) {
     Parsed whole = parse_request(req);
@@ -312,6 +329,16 @@ TEST(Parsers, SplitAtEveryByteGivesTheSameResult) {
       ASSERT_EQ(split.headers_result, whole.headers_result) << step;
       ASSERT_EQ(split.st.method, whole.st.method);
       ASSERT_EQ(split.st.complex_uri, whole.st.complex_uri);
+      if (whole.line != ParseResult::Ok) continue;
+      ASSERT_EQ(split.st.http_major, whole.st.http_major) << req << step;
+      ASSERT_EQ(split.st.http_minor, whole.st.http_minor) << req << step;
+      ASSERT_EQ(split.st.quoted_uri, whole.st.quoted_uri);
+      ASSERT_EQ(split.st.plus_in_uri, whole.st.plus_in_uri);
+      for (auto field : {&RequestLineState::uri_start, &RequestLineState::uri_end,
+                         &RequestLineState::uri_ext, &RequestLineState::args_start,
+                         &RequestLineState::request_end, &RequestLineState::protocol_start}) {
+        ASSERT_EQ(at(split, split.st.*field), at(whole, whole.st.*field)) << req << step;
+      }
     }
   }
 }

@@ -352,7 +352,6 @@ Http2Stream* new_stream(Http2Connection& h2c, int32_t id) {
   hc.conf_ctx = real.conf_ctx;
   hc.request = hc.active = nullptr;
   hc.busy = hc.free = nullptr;
-  hc.nbusy = 0;
   hc.addr_len = real.addr_len;
   std::memcpy(hc.addr_buf, real.addr_buf, real.addr_len);
   if (real.proxy_protocol != nullptr) {

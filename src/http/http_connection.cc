@@ -5,6 +5,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
+#include <vector>
 
 #include "core/config.h"
 #include "core/escape.h"
@@ -23,18 +25,23 @@ namespace weir::http {
 
 namespace {
 
-// HttpConnection objects are recycled per process: an idle keep-alive connection holds one of these
-// and its preallocated Connection, nothing else.
-HttpConnection* g_free_hc = nullptr;
+// HttpConnection objects are recycled per process, and made in blocks: an idle keep-alive
+// connection holds one of these (no allocator header with it) and its preallocated Connection,
+// nothing else.
+std::vector<HttpConnection*> g_free_hc;
+std::vector<std::unique_ptr<HttpConnection[]>> g_hc_blocks;
+constexpr size_t kHcBlock = 64;
 
 HttpConnection* alloc_http_connection() {
-  if (g_free_hc != nullptr) {
-    HttpConnection* hc = g_free_hc;
-    g_free_hc = hc->next_free;
-    hc->next_free = nullptr;
-    return hc;
+  if (!kRecycleMemory) return new HttpConnection();
+  if (g_free_hc.empty()) {
+    g_hc_blocks.push_back(std::make_unique<HttpConnection[]>(kHcBlock));
+    HttpConnection* block = g_hc_blocks.back().get();
+    for (size_t i = kHcBlock; i-- > 0;) g_free_hc.push_back(&block[i]);
   }
-  return new HttpConnection();
+  HttpConnection* hc = g_free_hc.back();
+  g_free_hc.pop_back();
+  return hc;
 }
 
 void release_http_connection(HttpConnection* hc) {
@@ -45,15 +52,14 @@ void release_http_connection(HttpConnection* hc) {
   hc->request_pool.reset();
   hc->request = hc->active = nullptr;
   hc->busy = hc->free = nullptr;
-  hc->nbusy = 0;
+  hc->lingering = nullptr;
   hc->addr_conf = nullptr;
   hc->conf_ctx = nullptr;
   hc->proxy_protocol_pending = false;
   hc->plain_http = false;
   hc->h2 = nullptr;
   hc->stream = nullptr;
-  hc->next_free = g_free_hc;
-  g_free_hc = hc;
+  g_free_hc.push_back(hc);
 }
 
 void wait_request_handler(Event& ev);
@@ -78,8 +84,9 @@ bool has_pending_request(Connection& c) {
 // an orderly end of stream, and data still arriving cannot make the kernel reset what was sent.
 void lingering_close_connection(Connection& c, uint64_t time, uint64_t timeout) {
   auto* hc = http_connection_of(c);
-  hc->lingering_deadline = clock::msec() + time;
-  hc->lingering_timeout = timeout;
+  if (hc->lingering == nullptr) hc->lingering = hc->request_pool.make<HttpConnection::Lingering>();
+  hc->lingering->deadline = clock::msec() + time;
+  hc->lingering->timeout = timeout;
   c.read.handler = lingering_close_handler;
   c.write.handler = empty_handler;
   if (::shutdown(c.fd, SHUT_WR) < 0) {
@@ -238,7 +245,7 @@ void lingering_close_handler(Event& ev) {
     return;
   }
   uint64_t now = clock::msec();
-  if (now >= hc->lingering_deadline) {
+  if (now >= hc->lingering->deadline) {
     close_http_connection(*c);
     return;
   }
@@ -251,8 +258,8 @@ void lingering_close_handler(Event& ev) {
       return;
     }
   } while (c->read.ready);
-  uint64_t timer = hc->lingering_deadline - now;
-  if (timer > hc->lingering_timeout) timer = hc->lingering_timeout;
+  uint64_t timer = hc->lingering->deadline - now;
+  if (timer > hc->lingering->timeout) timer = hc->lingering->timeout;
   add_timer(c->read, timer);
 }
 
@@ -385,11 +392,21 @@ void init_connection(Connection& c) {
 
 std::string_view HttpConnection::addr_text(const Connection& c) {
   if (addr_len == 0) {
-    addr_len = static_cast<uint8_t>(c.peer.sa.sa_family == AF_UNIX
-                                        ? (std::memcpy(addr_buf, "unix:", 5), 5)
-                                        : format_addr_text(&c.peer.sa, addr_buf, sizeof addr_buf));
+    if (c.peer.sa.sa_family == AF_UNIX) {
+      std::memcpy(addr_buf, "unix:", 5);
+      addr_len = 5;
+    } else {
+      set_addr_text(&c.peer.sa);
+    }
   }
   return {addr_buf, addr_len};
+}
+
+void HttpConnection::set_addr_text(const sockaddr* sa) {
+  char text[INET6_ADDRSTRLEN];
+  size_t n = std::min(format_addr_text(sa, text, sizeof text), sizeof addr_buf);
+  std::memcpy(addr_buf, text, n);
+  addr_len = static_cast<uint8_t>(n) & 0x3f;
 }
 
 Request* create_request(Connection& c) {
@@ -481,7 +498,6 @@ void set_keepalive(Request& r) {
     }
     if (keep != nullptr) keep->next = nullptr;
     hc->busy = keep;
-    hc->nbusy = keep != nullptr ? 1 : 0;
   }
 
   WEIR_DEBUG(*c.log, "set http keepalive handler");
@@ -500,7 +516,6 @@ void set_keepalive(Request& r) {
 
   // An idle connection keeps no buffers: they go back with the connection's pool.
   hc->busy = hc->free = nullptr;
-  hc->nbusy = 0;
   c.buffer = nullptr;
   c.pool.reset();
   ssl_free_buffer(c);

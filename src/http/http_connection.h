@@ -34,25 +34,31 @@ struct HttpConnection {
   // Large header buffers (in the connection's pool): in use by the current request, and spare ones.
   ChainLink* busy = nullptr;
   ChainLink* free = nullptr;
-  int nbusy = 0;
 
-  uint64_t lingering_deadline = 0;  // ms, lingering close
-  uint64_t lingering_timeout = 0;
-  HttpConnection* next_free = nullptr;
+  // A lingering close's bounds (in request_pool: only a closing connection has them).
+  struct Lingering {
+    uint64_t deadline = 0;  // ms
+    uint64_t timeout = 0;
+  };
+  Lingering* lingering = nullptr;
   // listen ... proxy_protocol: what the header named (made for such connections only, and kept
   // with this struct when it is recycled).
   std::unique_ptr<ProxyProtocolAddrs> proxy_protocol;
-  bool proxy_protocol_pending = false;  // the header is still to come
-  bool plain_http = false;        // plain HTTP came to a `listen ... ssl` address (answered 400)
-  Http2Connection* h2 = nullptr;  // the connection speaks HTTP/2 (http/http2)
-  Http2Stream* stream = nullptr;  // this is an HTTP/2 stream's connection
+  Http2Connection* h2 = nullptr;            // the connection speaks HTTP/2 (http/http2)
+  Http2Stream* stream = nullptr;            // this is an HTTP/2 stream's connection
+  bool proxy_protocol_pending : 1 = false;  // the header is still to come
+  bool plain_http : 1 = false;  // plain HTTP came to a `listen ... ssl` address (answered 400)
   // The client's address as text: made when first asked for ($remote_addr, a log line), since
-  // most connections are never asked (0: not yet).
-  uint8_t addr_len = 0;
-  char addr_buf[46];  // INET6_ADDRSTRLEN
+  // most connections are never asked (0: not yet). The longest text inet_ntop makes of an IPv6
+  // address is 39 bytes (eight groups of four; a dotted IPv4 part comes only after "::" or
+  // "::ffff:"); no NUL is kept. (An idle keep-alive connection holds this struct: 184 bytes.)
+  uint8_t addr_len : 6 = 0;
+  char addr_buf[39];
 
   // c: the connection this serves (its peer's address).
   std::string_view addr_text(const Connection& c);
+  // Makes addr_buf the text of sa (realip's address, or the peer's).
+  void set_addr_text(const sockaddr* sa);
 };
 
 // The client state behind a connection an HTTP listener accepted (nullptr once it is closed). An

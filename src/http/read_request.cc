@@ -85,6 +85,13 @@ Rc process_request_uri(Request& r) {
 
 namespace {
 
+// How many large header buffers the connection's request holds.
+int busy_buffers(const HttpConnection& hc) {
+  int n = 0;
+  for (const ChainLink* cl = hc.busy; cl != nullptr; cl = cl->next) n++;
+  return n;
+}
+
 // Moves the unfinished request line (or header line) into a large buffer. Declined: no room left.
 Rc alloc_large_header_buffer(Request& r, bool request_line) {
   HttpConnection& hc = *r.http_connection;
@@ -103,7 +110,7 @@ Rc alloc_large_header_buffer(Request& r, bool request_line) {
     b = cl->buf;
     cl->next = hc.busy;
     hc.busy = cl;
-  } else if (hc.nbusy < cscf.large_client_header_buffers->num) {
+  } else if (busy_buffers(hc) < cscf.large_client_header_buffers->num) {
     b = Buffer::create_temp(r.connection->pool, big);
     ChainLink* cl = r.connection->pool.alloc_link();
     cl->buf = b;
@@ -112,7 +119,6 @@ Rc alloc_large_header_buffer(Request& r, bool request_line) {
   } else {
     return Rc::Declined;
   }
-  hc.nbusy++;
   b->pos = b->last = b->start;
 
   if (state == 0 || old == nullptr) {

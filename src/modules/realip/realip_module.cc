@@ -149,7 +149,7 @@ Code realip_handler(Request& r) {
   r.pool->add_cleanup(restore, ctx);
   std::memcpy(&c.peer, addr.sa(), std::min<size_t>(addr.len, sizeof c.peer));
   c.peer_len = addr.len;
-  hc.addr_len = static_cast<uint8_t>(format_addr_text(addr.sa(), hc.addr_buf, sizeof hc.addr_buf));
+  hc.set_addr_text(addr.sa());
   return Rc::Declined;
 }
 

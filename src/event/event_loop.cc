@@ -246,6 +246,7 @@ void EventLoop::process_events(int timeout_ms) {
     // A connection closed (and perhaps reused) earlier in this batch: the report is stale.
     if (c->fd == -1 || c->read.instance != instance) continue;
     uint32_t revents = events_[i].events;
+    WEIR_DEBUG(*c->log, "epoll: fd:%d ev:%04X", c->fd, revents);
     if (revents & EPOLLERR) c->pending_error = true;
     if (revents & (EPOLLERR | EPOLLHUP)) revents |= EPOLLIN | EPOLLOUT;
     if ((revents & EPOLLIN) && c->read.active) {

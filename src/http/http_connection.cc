@@ -388,6 +388,12 @@ void init_connection(Connection& c) {
   c.write.handler = empty_handler;
   add_timer(c.read, *default_server(*hc).client_header_timeout);
   ConnectionPool::current->set_reclaim(c, Reclaim::Waiting);
+  // A deferred accept (listen ... deferred: TCP_DEFER_ACCEPT) hands over a connection whose first
+  // bytes have come: they are read now, as nginx reads them, not after a turn of the event loop.
+  if (c.listening->opt.deferred) {
+    c.read.ready = true;
+    c.read.handler(c.read);
+  }
 }
 
 std::string_view HttpConnection::addr_text(const Connection& c) {

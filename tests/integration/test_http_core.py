@@ -257,3 +257,32 @@ def test_close_sends_the_fin_with_the_last_bytes(make_server):
     with open(s.path("logs/debug.log")) as f:
         log = f.read()
     assert log.count("http write filter: the close follows") == 1
+
+
+def test_a_deferred_accept_reads_the_request_at_once(make_server):
+    """listen ... deferred (TCP_DEFER_ACCEPT): the kernel hands over a connection once its first
+    bytes have come, and weir reads them at once, as nginx does, not after a turn of the event loop.
+    A plain listen waits for epoll to report them."""
+    s = make_server("""
+    server { listen 127.0.0.1:%%PORT0%% deferred; location / { } }
+    server { listen 127.0.0.1:%%PORT1%%; location / { } }
+    """, main_conf="error_log %%DIR%%/logs/debug.log debug;", files={"1k.bin": "x" * 1024},
+                    ports=2)
+    for port in s.ports:
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        c.sendall(b"GET /1k.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert read_to_end(c).endswith(b"x" * 1024)
+    with open(s.path("logs/debug.log")) as f:
+        lines = f.read().splitlines()
+
+    # The connections in the order they came: the deferred listener's first.
+    conns = [line.split("*")[1].split()[0] for line in lines if "accept: 127.0.0.1:" in line]
+    assert len(conns) == 2, conns
+    seen = {}
+    for n in conns:
+        own = [line for line in lines if "*%s " % n in line]
+        start = next(i for i, line in enumerate(own) if "accept:" in line)
+        wait = next(i for i, line in enumerate(own) if "http wait request handler" in line)
+        seen[n] = [line for line in own[start:wait] if "epoll: fd:" in line]
+    deferred, plain = (seen[n] for n in conns)
+    assert deferred == [] and len(plain) == 1, seen

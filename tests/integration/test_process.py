@@ -175,8 +175,9 @@ def test_fast_stop(make_server):
 def test_worker_respawn_after_sigkill(make_server):
     s = make_server(conf("one"), main_conf="worker_processes 2;")
     master = s.master_pid()
+    # The server answers once one worker is up: wait for the second one's fork too.
+    wait_for(lambda: len(children(master)) == 2, what="two workers")
     workers = children(master)
-    assert len(workers) == 2
     assert proc_title(master).startswith("weir: master process")
     # A worker just forked shows the master's title until it sets its own: wait for that state.
     wait_for(lambda: proc_title(workers[0]) == "weir: worker process", what="the worker's title")

@@ -28,6 +28,9 @@ namespace {
 // HttpConnection objects are recycled per process, and made in blocks: an idle keep-alive
 // connection holds one of these (no allocator header with it) and its preallocated Connection,
 // nothing else.
+// #15's budget is 200 bytes of user memory per idle keep-alive connection; the rest of the worker's
+// memory for one is its preallocated Connection.
+static_assert(sizeof(HttpConnection) <= 184, "an idle keep-alive connection holds one");
 std::vector<HttpConnection*> g_free_hc;
 std::vector<std::unique_ptr<HttpConnection[]>> g_hc_blocks;
 constexpr size_t kHcBlock = 64;

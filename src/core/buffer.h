@@ -69,6 +69,24 @@ struct ChainLink {
   ChainLink* next;
 };
 
+// A chain link from the pool's free list, or a new one (inline: a request takes several).
+inline ChainLink* Pool::alloc_link() {
+  ChainLink* cl = free_links_;
+  if (cl != nullptr) {
+    free_links_ = cl->next;
+  } else {
+    cl = static_cast<ChainLink*>(alloc(sizeof(ChainLink), alignof(ChainLink)));
+    cl->buf = nullptr;
+  }
+  cl->next = nullptr;
+  return cl;
+}
+
+inline void Pool::free_link(ChainLink* cl) {
+  cl->next = free_links_;
+  free_links_ = cl;
+}
+
 // Appends links (new ones, same buffers) for every buffer of `in` to the end of *chain.
 void chain_add_copy(Pool& pool, ChainLink** chain, ChainLink* in);
 

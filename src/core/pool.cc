@@ -176,24 +176,6 @@ Pool::Cleanup* Pool::add_cleanup(void (*fn)(void*), void* data) {
   return c;
 }
 
-ChainLink* Pool::alloc_link() {
-  if (free_links_ != nullptr) {
-    ChainLink* cl = free_links_;
-    free_links_ = cl->next;
-    cl->next = nullptr;
-    return cl;
-  }
-  auto* cl = static_cast<ChainLink*>(alloc(sizeof(ChainLink), alignof(ChainLink)));
-  cl->buf = nullptr;
-  cl->next = nullptr;
-  return cl;
-}
-
-void Pool::free_link(ChainLink* cl) {
-  cl->next = free_links_;
-  free_links_ = cl;
-}
-
 void Pool::release() {
   // Cleanups may allocate from or look into the pool: run them before freeing memory.
   while (cleanups_ != nullptr) {

@@ -8,6 +8,10 @@
 
 namespace weir::clock {
 
+clock_detail::Cache clock_detail::g;
+
+using clock_detail::g;
+
 namespace {
 
 constexpr const char* kWeek[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
@@ -19,19 +23,6 @@ char* put_name(char* p, const char* name) {
   std::memcpy(p, name, 3);
   return p + 3;
 }
-
-struct Cache {
-  time_t sec = -1;
-  uint64_t wall_msec = 0;
-  int64_t wall_ns = 0;
-  int64_t wall_offset_ns = 0;  // wall minus monotonic
-  msec_t mono = 0;
-  char http[kHttpTimeLen + 1];
-  char err_log[24];
-  char http_log[32];
-  char iso[32];
-};
-Cache g;
 
 void rebuild(time_t sec) {
   g.sec = sec;
@@ -100,43 +91,6 @@ void update() {
   int64_t mono_ns = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
   g.mono = static_cast<msec_t>(mono_ns / 1000000);
   g.wall_offset_ns = g.wall_ns - mono_ns;
-}
-
-time_t now() {
-  if (g.sec < 0) update();
-  return g.sec;
-}
-msec_t msec() {
-  if (g.sec < 0) update();
-  return g.mono;
-}
-uint64_t wall_msec() {
-  if (g.sec < 0) update();
-  return g.wall_msec;
-}
-int64_t wall_ns() {
-  if (g.sec < 0) update();
-  return g.wall_ns;
-}
-int64_t wall_offset_ns() {
-  if (g.sec < 0) update();
-  return g.wall_offset_ns;
-}
-std::string_view http_time() {
-  if (g.sec < 0) update();
-  return {g.http, kHttpTimeLen};
-}
-std::string_view err_log_time() {
-  if (g.sec < 0) update();
-  return {g.err_log, 19};
-}
-std::string_view http_log_time() {
-  if (g.sec < 0) update();
-  return {g.http_log, 26};
-}
-std::string_view iso8601() {
-  if (g.sec < 0) update();
-  return {g.iso, 25};
 }
 
 namespace {

@@ -14,19 +14,64 @@ namespace weir::clock {
 
 using msec_t = uint64_t;
 
-void update();
-time_t now();
-msec_t msec();  // monotonic, for timers
-uint64_t wall_msec();
-int64_t wall_ns();
-// The wall clock minus the monotonic one: it moves only when the wall clock is set (stepped).
-int64_t wall_offset_ns();
-std::string_view http_time();      // Sat, 21 Nov 2026 23:28:03 GMT
-std::string_view err_log_time();   // 2026/11/21 23:28:03
-std::string_view http_log_time();  // 21/Nov/2026:23:28:03 +0000
-std::string_view iso8601();        // 2026-11-21T23:28:03+00:00
-
 constexpr size_t kHttpTimeLen = 29;
+
+void update();
+
+namespace clock_detail {
+// What update() read and formatted; read through the accessors below, which are inline because
+// a request reads the clock several times.
+struct Cache {
+  time_t sec = -1;  // -1: never read
+  uint64_t wall_msec = 0;
+  int64_t wall_ns = 0;
+  int64_t wall_offset_ns = 0;  // wall minus monotonic
+  msec_t mono = 0;
+  char http[kHttpTimeLen + 1];
+  char err_log[24];
+  char http_log[32];
+  char iso[32];
+};
+extern Cache g;
+inline const Cache& read() {
+  if (g.sec < 0) update();
+  return g;
+}
+}  // namespace clock_detail
+
+inline time_t now() {
+  return clock_detail::read().sec;
+}
+inline msec_t msec() {
+  return clock_detail::read().mono;
+}  // monotonic, for timers
+inline uint64_t wall_msec() {
+  return clock_detail::read().wall_msec;
+}
+inline int64_t wall_ns() {
+  return clock_detail::read().wall_ns;
+}
+// The wall clock minus the monotonic one: it moves only when the wall clock is set (stepped).
+inline int64_t wall_offset_ns() {
+  return clock_detail::read().wall_offset_ns;
+}
+// Sat, 21 Nov 2026 23:28:03 GMT
+inline std::string_view http_time() {
+  return {clock_detail::read().http, kHttpTimeLen};
+}
+// 2026/11/21 23:28:03
+inline std::string_view err_log_time() {
+  return {clock_detail::read().err_log, 19};
+}
+// 21/Nov/2026:23:28:03 +0000
+inline std::string_view http_log_time() {
+  return {clock_detail::read().http_log, 26};
+}
+// 2026-11-21T23:28:03+00:00
+inline std::string_view iso8601() {
+  return {clock_detail::read().iso, 25};
+}
+
 // Writes kHttpTimeLen bytes.
 char* format_http_time(char* buf, time_t t);
 // t's UTC calendar fields (as gmtime_r gives them, without the C library's time-zone path).

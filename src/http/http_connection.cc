@@ -27,9 +27,7 @@ namespace {
 
 // HttpConnection objects are recycled per process, and made in blocks: an idle keep-alive
 // connection holds one of these (no allocator header with it) and its preallocated Connection,
-// nothing else.
-// #15's budget is 200 bytes of user memory per idle keep-alive connection; the rest of the worker's
-// memory for one is its preallocated Connection.
+// nothing else. #15's budget for that is 200 bytes of user memory.
 static_assert(sizeof(HttpConnection) <= 184, "an idle keep-alive connection holds one");
 std::vector<HttpConnection*> g_free_hc;
 std::vector<std::unique_ptr<HttpConnection[]>> g_hc_blocks;
@@ -87,7 +85,8 @@ bool has_pending_request(Connection& c) {
 // an orderly end of stream, and data still arriving cannot make the kernel reset what was sent.
 void lingering_close_connection(Connection& c, uint64_t time, uint64_t timeout) {
   auto* hc = http_connection_of(c);
-  if (hc->lingering == nullptr) hc->lingering = hc->request_pool.make<HttpConnection::Lingering>();
+  // Made now, in the pool no request holds any more: never a pointer kept across a reset of it.
+  hc->lingering = hc->request_pool.make<HttpConnection::Lingering>();
   hc->lingering->deadline = clock::msec() + time;
   hc->lingering->timeout = timeout;
   c.read.handler = lingering_close_handler;

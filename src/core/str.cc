@@ -32,23 +32,11 @@ size_t ifind(std::string_view s, std::string_view needle, size_t from) {
 
 namespace {
 
-// The ASCII upper-case letters among the bytes of w made lower case, all bytes at once: a byte's
-// top bit says whether it is >= 'A' and whether it is > 'Z' after adding to its low seven bits.
-template <class Word>
-Word lower_word(Word w) {
-  constexpr Word kOnes = static_cast<Word>(~Word{0}) / 0xff;
-  Word low7 = w & (0x7f * kOnes);
-  Word ge_a = low7 + (0x80 - 'A') * kOnes;
-  Word gt_z = low7 + (0x80 - 'Z' - 1) * kOnes;
-  Word upper = ~w & (ge_a ^ gt_z) & (0x80 * kOnes);
-  return w | (upper >> 2);
-}
-
 template <class Word>
 void lower_at(char* dst, const char* src) {
   Word w;
   std::memcpy(&w, src, sizeof w);
-  w = lower_word(w);
+  w = static_cast<Word>(str_detail::lower_word(w));  // a four-byte word: its top half stays 0
   std::memcpy(dst, &w, sizeof w);
 }
 

@@ -37,31 +37,72 @@ constexpr uint64_t load_le(const char* p, size_t width) {
 }
 }  // namespace str_detail
 
+namespace str_detail {
+constexpr uint64_t kHashMul = 0x9e3779b97f4a7c15ull;
+
+// The ASCII upper-case letters among w's bytes made lower case, all bytes at once: a byte's top bit
+// says whether it is >= 'A' and whether it is > 'Z' after adding to its low seven bits.
+constexpr uint64_t lower_word(uint64_t w) {
+  constexpr uint64_t kOnes = ~uint64_t{0} / 0xff;
+  uint64_t low7 = w & (0x7f * kOnes);
+  uint64_t ge_a = low7 + (0x80 - 'A') * kOnes;
+  uint64_t gt_z = low7 + (0x80 - 'Z' - 1) * kOnes;
+  uint64_t upper = ~w & (ge_a ^ gt_z) & (0x80 * kOnes);
+  return w | (upper >> 2);
+}
+
+// One to seven bytes as one word: the first and last four (overlapping), or of one to three bytes
+// the first, the middle and the last. With the length known, it is the string itself.
+constexpr uint64_t short_word(const char* p, size_t n) {
+  if (n >= 4) return load_le(p, 4) << 32 | load_le(p + n - 4, 4);
+  return uint64_t{static_cast<unsigned char>(p[0])} << 16 |
+         uint64_t{static_cast<unsigned char>(p[n / 2])} << 8 | static_cast<unsigned char>(p[n - 1]);
+}
+
+template <bool kCaseless>
+constexpr uint64_t hash_bytes(std::string_view s) {
+  auto step = [](uint64_t h, uint64_t w) {
+    if (kCaseless) w = lower_word(w);
+    return ((h << 5 | h >> 59) ^ w) * kHashMul;
+  };
+  uint64_t h = s.size() * kHashMul;
+  const char* p = s.data();
+  size_t n = s.size();
+  for (; n >= 8; p += 8, n -= 8) h = step(h, load_le(p, 8));
+  if (n > 0) {
+    // The last eight bytes (overlapping) of a longer string.
+    h = step(h, s.size() >= 8 ? load_le(s.data() + s.size() - 8, 8) : short_word(p, n));
+  }
+  return h ^ (h >> 32);
+}
+}  // namespace str_detail
+
 // A fast, non-cryptographic hash for in-process tables (paths, extensions, names): eight bytes
 // at a time, multiply and rotate; usable at compile time (tables built by the compiler). Not for
 // tables an attacker fills with chosen keys.
 constexpr uint64_t hash_bytes(std::string_view s) {
-  using str_detail::load_le;
-  constexpr uint64_t kMul = 0x9e3779b97f4a7c15ull;
-  uint64_t h = s.size() * kMul;
-  const char* p = s.data();
+  return str_detail::hash_bytes<false>(s);
+}
+// hash_bytes of s with its ASCII letters lower-cased, without a copy.
+constexpr uint64_t hash_bytes_caseless(std::string_view s) {
+  return str_detail::hash_bytes<true>(s);
+}
+
+// Whether s, in any case, is `lower` (which is lower case): a word compare for short strings.
+constexpr bool equals_lower(std::string_view lower, std::string_view s) {
+  using str_detail::lower_word;
+  using str_detail::short_word;
+  if (lower.size() != s.size()) return false;
   size_t n = s.size();
-  for (; n >= 8; p += 8, n -= 8) h = ((h << 5 | h >> 59) ^ load_le(p, 8)) * kMul;
-  if (n > 0) {
-    uint64_t w = 0;
-    if (s.size() >= 8) {
-      w = load_le(s.data() + s.size() - 8, 8);  // the last eight bytes, overlapping
-    } else if (n >= 4) {
-      w = load_le(p, 4) << 32 | load_le(p + n - 4, 4);  // the first and last four, overlapping
-    } else {
-      // One to three bytes: the first, the middle and the last.
-      w = uint64_t{static_cast<unsigned char>(p[0])} << 16 |
-          uint64_t{static_cast<unsigned char>(p[n / 2])} << 8 |
-          static_cast<unsigned char>(p[n - 1]);
-    }
-    h = ((h << 5 | h >> 59) ^ w) * kMul;
+  if (n == 0) return true;
+  if (n < 8) return short_word(lower.data(), n) == lower_word(short_word(s.data(), n));
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    if (str_detail::load_le(lower.data() + i, 8) !=
+        lower_word(str_detail::load_le(s.data() + i, 8)))
+      return false;
   }
-  return h ^ (h >> 32);
+  return str_detail::load_le(lower.data() + n - 8, 8) ==
+         lower_word(str_detail::load_le(s.data() + n - 8, 8));
 }
 
 // For unordered maps keyed by std::string that are looked up by std::string_view without building a

@@ -35,18 +35,20 @@ class StringTable {
 
   const T* find(std::string_view key) const {
     if (!may_hold(key.size())) return nullptr;
-    uint64_t h = hash_bytes(key);
-    size_t mask = slots_.size() - 1;
-    for (size_t i = h & mask;; i = (i + 1) & mask) {
-      const Slot& s = slots_[i];
-      if (s.entry == 0) return nullptr;
-      if (s.hash != static_cast<uint32_t>(h)) continue;
-      const auto& [k, v] = entries_[s.entry - 1];
-      if (k.size() == key.size() && same_bytes(k.data(), key.data(), key.size())) return &v;
-    }
+    return probe(hash_bytes(key), [&](const std::string& k) {
+      return k.size() == key.size() && same_bytes(k.data(), key.data(), key.size());
+    });
   }
 
   T* find(std::string_view key) { return const_cast<T*>(std::as_const(*this).find(key)); }
+
+  // The key in any case, in a table whose keys are lower case (types, map's exact keys): no
+  // lower-case copy is made.
+  const T* find_caseless(std::string_view key) const {
+    if (!may_hold(key.size())) return nullptr;
+    return probe(hash_bytes_caseless(key),
+                 [&](const std::string& k) { return equals_lower(k, key); });
+  }
 
   size_t size() const { return entries_.size(); }
 
@@ -55,6 +57,19 @@ class StringTable {
     uint32_t hash = 0;
     uint32_t entry = 0;  // index in entries_ + 1; 0: empty
   };
+
+  // The entry of hash h that `same` accepts: slots stay at most half full, so a probe always ends.
+  template <class Same>
+  const T* probe(uint64_t h, Same same) const {
+    size_t mask = slots_.size() - 1;
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+      const Slot& s = slots_[i];
+      if (s.entry == 0) return nullptr;
+      if (s.hash != static_cast<uint32_t>(h)) continue;
+      const auto& [k, v] = entries_[s.entry - 1];
+      if (same(k)) return &v;
+    }
+  }
 
   // Lengths from 63 up share the last bit.
   static uint64_t length_bit(size_t len) { return uint64_t{1} << (len < 63 ? len : 63); }

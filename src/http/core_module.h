@@ -186,11 +186,7 @@ struct CoreSrvConf {
   std::vector<CoreLocConf*> named_locations;
 };
 
-// A sorted extension -> MIME type table.
-// `types`: extension → MIME type. Every static response looks one up, so build_index() makes an
-// open-addressing table over the entries once they are read: one hash and usually one compare per
-// lookup.
-// `types`: lowercase extension -> content type.
+// `types`: lower-case extension -> content type (looked up with find_caseless).
 using TypesMap = StringTable<std::string>;
 
 struct ErrorPage {

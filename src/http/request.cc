@@ -518,10 +518,7 @@ Rc set_content_type(Request& r) {
   if (!r.headers_out.content_type.empty()) return Rc::Ok;
   CoreLocConf& clcf = core_loc(r);
   if (!r.exten.empty()) {
-    char small[32];
-    char* low = r.exten.size() <= sizeof small ? small : r.pool->alloc_bytes(r.exten.size());
-    lowercase_into(low, r.exten);
-    if (const std::string* type = clcf.types->find({low, r.exten.size()})) {
+    if (const std::string* type = clcf.types->find_caseless(r.exten)) {
       r.headers_out.content_type = *type;
       r.headers_out.content_type_len = type->size();
       return Rc::Ok;

@@ -47,14 +47,13 @@ struct MapMainConf {
 
 const ComplexValue* find_value(Request& r, const Map& m, std::string_view key) {
   if (key.empty()) return nullptr;
-  // An exact key of another length cannot match: no lower-case copy, no hash.
-  if (m.hostnames || m.exact.may_hold(key.size())) {
+  if (!m.hostnames) {
+    if (const ComplexValue* const* v = m.exact.find_caseless(key)) return *v;
+  } else {
     char small[256];  // most keys: no allocation
     char* low = key.size() <= sizeof small ? small : r.pool->alloc_bytes(key.size());
     lowercase_into(low, key);
-    std::string_view lower{low, key.size()};
-    const ComplexValue* const* v = m.hostnames ? m.names.find(lower) : m.exact.find(lower);
-    if (v != nullptr) return *v;
+    if (const ComplexValue* const* v = m.names.find({low, key.size()})) return *v;
   }
   for (const auto& re : m.regexes) {
     if (regex_exec(r, re->re, key)) return re->value;

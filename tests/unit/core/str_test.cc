@@ -140,6 +140,29 @@ TEST(Str, LowercaseIntoEveryByteEverywhere) {
   }
 }
 
+// hash_bytes_caseless and equals_lower work on words: every byte value at every place of strings of
+// every length up to 20 hashes as the lower-cased string does, and equals it exactly when to_lower
+// makes the two the same.
+TEST(Str, CaselessHashAndCompareSeeEveryByteEverywhere) {
+  for (size_t len = 0; len <= 20; len++) {
+    for (size_t at = 0; at < std::max<size_t>(len, 1); at++) {
+      for (int b = 0; b < 256; b++) {
+        std::string s(len, 'Q');
+        if (len > 0) s[at] = static_cast<char>(b);
+        std::string lower = lowercased(s);
+        ASSERT_EQ(hash_bytes_caseless(s), hash_bytes(lower)) << len << " " << at << " " << b;
+        ASSERT_TRUE(equals_lower(lower, s)) << len << " " << at << " " << b;
+        std::string other(len, 'q');
+        bool same = len == 0 || to_lower(static_cast<char>(b)) == 'q';
+        ASSERT_EQ(equals_lower(other, s), same) << len << " " << at << " " << b;
+      }
+    }
+  }
+  EXPECT_FALSE(equals_lower("bin", "bi"));
+  EXPECT_FALSE(equals_lower("bin", "BINS"));
+  EXPECT_TRUE(equals_lower("", ""));
+}
+
 // same_bytes and compare_keys read words: a difference at any place of keys of every length up to
 // 40 is seen, equal keys are equal, and the order is by length, then memcmp's.
 TEST(Str, SameBytesAndCompareKeysSeeEveryPlace) {

@@ -53,5 +53,30 @@ TEST(StringTable, LengthFilterNeverHidesAKey) {
   EXPECT_EQ(*t.find("/index.html"), 2);
 }
 
+// find_caseless: a lower-case table answers a key in any case, of every length (word-compared
+// short keys and longer ones), and no other key.
+TEST(StringTable, FindCaselessAnswersAnyCase) {
+  StringTable<int> t;
+  const char* keys[] = {"a", "js", "bin", "html", "woff2", "xhtml+xml", "x-longer-extension-name"};
+  for (int i = 0; i < 7; i++) ASSERT_TRUE(t.add(keys[i], i));
+  for (int i = 0; i < 7; i++) {
+    std::string upper = keys[i];
+    for (char& c : upper) c = to_upper(c);
+    ASSERT_NE(t.find_caseless(keys[i]), nullptr) << keys[i];
+    EXPECT_EQ(*t.find_caseless(keys[i]), i);
+    ASSERT_NE(t.find_caseless(upper), nullptr) << upper;
+    EXPECT_EQ(*t.find_caseless(upper), i);
+    std::string mixed = keys[i];
+    mixed[0] = to_upper(mixed[0]);
+    EXPECT_EQ(*t.find_caseless(mixed), i);
+  }
+  EXPECT_EQ(t.find_caseless("bim"), nullptr);
+  EXPECT_EQ(t.find_caseless("BI"), nullptr);
+  EXPECT_EQ(t.find_caseless("HTM"), nullptr);
+  EXPECT_EQ(t.find_caseless("x-longer-extension-namE "), nullptr);
+  EXPECT_EQ(t.find_caseless("x-longer-extension-nbme"), nullptr);
+  EXPECT_EQ(t.find_caseless(""), nullptr);
+}
+
 }  // namespace
 }  // namespace weir

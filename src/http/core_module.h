@@ -49,11 +49,22 @@ enum class Phase : uint8_t {
 constexpr int kPhaseCount = 11;
 
 using PhaseHandlerFn = Code (*)(Request& r);
-struct PhaseHandler;
-using PhaseChecker = Rc (*)(Request& r, const PhaseHandler& ph);  // Ok: stop running phases
+
+// How the engine reads a handler's answer (nginx's phase checkers), or a step of the core's own: a
+// switch in run_phases rather than a call through a pointer per step.
+enum class PhaseStep : uint8_t {
+  End,  // ends the array
+  Generic,
+  Rewrite,
+  FindConfig,
+  PostRewrite,
+  Access,
+  PostAccess,
+  Content,
+};
 
 struct PhaseHandler {
-  PhaseChecker checker = nullptr;  // nullptr ends the array
+  PhaseStep step = PhaseStep::End;
   PhaseHandlerFn handler = nullptr;
   int next = 0;  // the first handler of the next phase
 };

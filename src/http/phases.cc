@@ -1,7 +1,8 @@
-// The phase engine: handlers of every phase in one array, each with a checker that interprets its
-// answer (continue in the phase, skip to the next phase, suspend, or finish the request), plus the
-// core's own steps: find_config, post_rewrite, post_access, try_files and the content phase's
-// fallbacks. nginx: src/http/ngx_http_core_module.c (ngx_http_core_*_phase), src/http/ngx_http.c
+// The phase engine: handlers of every phase in one array, each with the step (nginx's checker) that
+// interprets its answer (continue in the phase, skip to the next phase, suspend, or finish the
+// request), plus the core's own steps: find_config, post_rewrite, post_access, try_files and the
+// content phase's fallbacks. run_phases switches on the step, so the small ones are inline. nginx:
+// src/http/ngx_http_core_module.c (ngx_http_core_*_phase), src/http/ngx_http.c
 //        (ngx_http_init_phase_handlers), src/http/modules/ngx_http_try_files_module.c
 #include <cstring>
 
@@ -42,7 +43,7 @@ Rc rewrite_phase(Request& r, const PhaseHandler& ph) {
   return Rc::Ok;
 }
 
-Rc find_config_phase(Request& r, const PhaseHandler&) {
+Rc find_config_phase(Request& r) {
   r.content_handler = nullptr;
   r.uri_changed = false;
   Rc rc = find_location(r);
@@ -145,7 +146,7 @@ Rc access_phase(Request& r, const PhaseHandler& ph) {
   return Rc::Ok;
 }
 
-Rc post_access_phase(Request& r, const PhaseHandler&) {
+Rc post_access_phase(Request& r) {
   WEIR_DEBUG(r.log(), "post access phase: %d", r.phase_handler);
   int code = r.access_code;
   r.phase_handler++;
@@ -171,7 +172,7 @@ Rc content_phase(Request& r, const PhaseHandler& ph) {
     return Rc::Ok;
   }
   const PhaseHandler* next = &ph + 1;
-  if (next->checker != nullptr) {
+  if (next->step != PhaseStep::End) {
     r.phase_handler++;
     return Rc::Again;
   }
@@ -281,32 +282,32 @@ Status init_phase_engine(ConfContext& cf, CoreMainConf& cmcf) {
   out.clear();
   for (int i = 0; i < static_cast<int>(Phase::Log); i++) {
     auto phase = static_cast<Phase>(i);
-    PhaseChecker checker = generic_phase;
+    PhaseStep step = PhaseStep::Generic;
     switch (phase) {
       case Phase::ServerRewrite:
         pe.server_rewrite_index = static_cast<int>(out.size());
-        checker = rewrite_phase;
+        step = PhaseStep::Rewrite;
         break;
       case Phase::FindConfig:
         pe.find_config_index = static_cast<int>(out.size());
-        out.push_back(PhaseHandler{find_config_phase, nullptr, 0});
+        out.push_back(PhaseHandler{PhaseStep::FindConfig, nullptr, 0});
         continue;
       case Phase::Rewrite:
         pe.location_rewrite_index = static_cast<int>(out.size());
-        checker = rewrite_phase;
+        step = PhaseStep::Rewrite;
         break;
       case Phase::PostRewrite:
         if (use_rewrite)
-          out.push_back(PhaseHandler{post_rewrite_phase, nullptr, pe.find_config_index});
+          out.push_back(PhaseHandler{PhaseStep::PostRewrite, nullptr, pe.find_config_index});
         continue;
       case Phase::Access:
-        checker = access_phase;
+        step = PhaseStep::Access;
         break;
       case Phase::PostAccess:
-        if (use_access) out.push_back(PhaseHandler{post_access_phase, nullptr, 0});
+        if (use_access) out.push_back(PhaseHandler{PhaseStep::PostAccess, nullptr, 0});
         continue;
       case Phase::Content:
-        checker = content_phase;
+        step = PhaseStep::Content;
         break;
       default:
         break;
@@ -314,11 +315,11 @@ Status init_phase_engine(ConfContext& cf, CoreMainConf& cmcf) {
     const auto& hs = phases[i];
     int next = static_cast<int>(out.size() + hs.size());
     // Handlers registered later run first, as in nginx.
-    for (size_t j = hs.size(); j-- > 0;) out.push_back(PhaseHandler{checker, hs[j], next});
+    for (size_t j = hs.size(); j-- > 0;) out.push_back(PhaseHandler{step, hs[j], next});
   }
   // Fix post_access's "next" (the handler after it).
   for (size_t i = 0; i < out.size(); i++) {
-    if (out[i].checker == post_access_phase) out[i].next = static_cast<int>(i + 1);
+    if (out[i].step == PhaseStep::PostAccess) out[i].next = static_cast<int>(i + 1);
   }
   out.push_back(PhaseHandler{});  // the end
   (void)cf;
@@ -326,9 +327,36 @@ Status init_phase_engine(ConfContext& cf, CoreMainConf& cmcf) {
 }
 
 void run_phases(Request& r) {
-  const auto& ph = core_main(r).phase_engine.handlers;
-  while (ph[r.phase_handler].checker != nullptr) {
-    if (ph[r.phase_handler].checker(r, ph[r.phase_handler]) == Rc::Ok) return;
+  const PhaseHandler* handlers = core_main(r).phase_engine.handlers.data();
+  for (;;) {
+    const PhaseHandler& ph = handlers[r.phase_handler];
+    Rc rc = Rc::Again;
+    switch (ph.step) {
+      case PhaseStep::End:
+        return;
+      case PhaseStep::Generic:
+        rc = generic_phase(r, ph);
+        break;
+      case PhaseStep::Rewrite:
+        rc = rewrite_phase(r, ph);
+        break;
+      case PhaseStep::FindConfig:
+        rc = find_config_phase(r);
+        break;
+      case PhaseStep::PostRewrite:
+        rc = post_rewrite_phase(r, ph);
+        break;
+      case PhaseStep::Access:
+        rc = access_phase(r, ph);
+        break;
+      case PhaseStep::PostAccess:
+        rc = post_access_phase(r);
+        break;
+      case PhaseStep::Content:
+        rc = content_phase(r, ph);
+        break;
+    }
+    if (rc == Rc::Ok) return;  // the request goes on elsewhere (or is done)
   }
 }
 

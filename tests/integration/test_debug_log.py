@@ -128,7 +128,7 @@ def test_a_request_reads_as_in_nginx_debug_log(pair):
 
 
 def test_keepalive_and_phases(make_server):
-    s = make_server("server { listen 127.0.0.1:%%PORT%%; location / { } }", start=False)
+    s = make_server("server { listen 127.0.0.1:%%PORT%%; location / { set $x 1; } }", start=False)
     s.write("a", "a file\n")
     s.set_conf(debug_conf(s))
     s.start()
@@ -147,6 +147,21 @@ def test_keepalive_and_phases(make_server):
     assert any(l.startswith("content phase: ") for l in lines)
     assert any(l.startswith("post rewrite phase: ") for l in lines)
     assert 'test location: "/"' in lines and lines.count('http filename: "%s/html/a"' % s.dir) == 2
+
+
+def test_no_rewrite_phases_without_rewrite_directives(make_server):
+    # With no rewrite, return, set, if or break anywhere, the rewrite module's handler is not in
+    # the phases at all (nginx's would run and decline): no rewrite or post-rewrite step.
+    s = make_server("server { listen 127.0.0.1:%%PORT%%; location / { } }", start=False)
+    s.write("a", "a file\n")
+    s.set_conf(debug_conf(s))
+    s.start()
+    assert http_get(s.port, "/a").status == 200
+    wait_for(lambda: "close http connection" in s.error_log(), what="the close")
+    lines = debug_lines(s.error_log())["1"]
+    assert any(l.startswith("content phase: ") for l in lines)
+    assert not any(l.startswith("rewrite phase: ") or l.startswith("post rewrite phase: ")
+                   for l in lines), lines
 
 
 def test_no_debug_lines_below_debug(make_server):

@@ -446,6 +446,9 @@ Status merge_loc_conf(ConfContext&, const RewriteConf& prev, RewriteConf& conf) 
 }
 
 Status init(ConfContext& cf) {
+  // With no rewrite, return, set, if or break anywhere the handler would only decline, and the
+  // engine leaves out the post_rewrite step as well.
+  if (!cf.configured(http_rewrite_module)) return {};
   add_phase_handler(cf, Phase::ServerRewrite, rewrite_handler);
   add_phase_handler(cf, Phase::Rewrite, rewrite_handler);
   return {};

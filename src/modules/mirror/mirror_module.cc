@@ -90,6 +90,7 @@ Status merge_loc_conf(ConfContext&, const MirrorConf& prev, MirrorConf& conf) {
 }
 
 Status init(ConfContext& cf) {
+  if (!cf.configured(http_mirror_module)) return {};
   add_phase_handler(cf, Phase::Precontent, mirror_handler);
   return {};
 }

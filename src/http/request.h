@@ -150,6 +150,10 @@ struct Request {
   int err_status = 0;
   uint8_t buffered = 0;
   uint8_t coding = 0;  // the content coding negotiated (content_coding.h), once coding_tested
+  // limit_req's and limit_conn's outcome (their LimitStatus) on the main request, as in nginx: an
+  // internal redirect clears the modules' contexts, and must not count the request again.
+  uint8_t limit_req_status = 0;
+  uint8_t limit_conn_status = 0;
 
   bool header_sent : 1 = false;
   bool header_only : 1 = false;

@@ -35,6 +35,27 @@ def hold(port, path):
 
 
 @pytest.mark.parametrize("binary", [WEIR, NGINX], ids=["weir", "nginx"])
+def test_internal_redirect_counts_once(make_server, binary):
+    # "/" reaches index.html by an internal redirect: the request holds one count, not two, so a
+    # limit of 1 lets it in; $limit_conn_status stays what the first location decided.
+    conf = """
+        limit_conn_zone $binary_remote_addr zone=addr:1m;
+        server {
+            listen 127.0.0.1:%%PORT%%;
+            limit_conn addr 1;
+            location / { root %%DIR%%/html; }
+            location /t { try_files /nothere /s; }
+            location = /s { return 200 "$limit_conn_status\\n"; }
+        }
+    """
+    s = make_server(conf, binary=binary, files={"index.html": b"home\n"})
+    for _ in range(2):
+        got = raw(s.port, "GET / HTTP/1.0\r\n\r\n")
+        assert got.startswith(b"HTTP/1.1 200 ") and got.endswith(b"home\n"), got[:60]
+    assert raw(s.port, "GET /t HTTP/1.0\r\n\r\n").endswith(b"\r\n\r\nPASSED\n")
+
+
+@pytest.mark.parametrize("binary", [WEIR, NGINX], ids=["weir", "nginx"])
 def test_one_at_a_time(make_server, binary):
     gate = threading.Event()
     with Backend() as b:

@@ -90,6 +90,27 @@ def test_dry_run_and_status(make_server, binary):
              what="the dry run in the log")
 
 
+@pytest.mark.parametrize("binary", [WEIR, NGINX], ids=["weir", "nginx"])
+def test_internal_redirect_counts_once(make_server, binary):
+    # "/" reaches index.html by an internal redirect, and try_files sends /t to /s: the request is
+    # let in once (its status kept on the main request), not limited again in the new location.
+    conf = """
+        limit_req_zone $binary_remote_addr zone=one:1m rate=1r/m;
+        limit_req_zone $binary_remote_addr zone=two:1m rate=1r/m;
+        server {
+            listen 127.0.0.1:%%PORT%%;
+            location / { limit_req zone=one; root %%DIR%%/html; }
+            location /t { limit_req zone=two; try_files /nothere /s; }
+            location = /s { limit_req zone=two; return 200 "$limit_req_status\\n"; }
+        }
+    """
+    s = make_server(conf, binary=binary, files={"index.html": b"home\n"})
+    first = raw(s.port, "GET / HTTP/1.0\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200 ") and first.endswith(b"home\n"), first[:60]
+    assert raw(s.port, "GET / HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 503 ")
+    assert raw(s.port, "GET /t HTTP/1.0\r\n\r\n").endswith(b"\r\n\r\nPASSED\n")
+
+
 @pytest.mark.parametrize("conf,error", [
     ("limit_req_zone $a zone=z:1m;", 'invalid number of arguments in "limit_req_zone" directive'),
     ("limit_req_zone $a zone=z:1m rate=x;", 'invalid rate "rate=x"'),

@@ -87,11 +87,10 @@ struct Held {
   bool released;
 };
 
-// With its cleanup and the first count inside: most requests hold one, and then the context is
-// the only allocation.
+// The counts a request holds, with its cleanup and the first count inside: most requests hold one,
+// and then this is the only allocation. Only the cleanup points to it (the request's status is on
+// the main request, which an internal redirect keeps).
 struct LimitConnCtx {
-  static constexpr Module* kModule = &http_limit_conn_module;
-  LimitStatus status = LimitStatus::None;
   Held* held = nullptr;
   Held first{};
   Pool::Cleanup cleanup{};
@@ -132,8 +131,8 @@ void release_all(LimitConnCtx& ctx) {
 
 Code limit_conn_handler(Request& r) {
   Request& main = *r.main;
-  auto* ctx = main.get_ctx<LimitConnCtx>();
-  if (ctx != nullptr && ctx->status != LimitStatus::None) return Rc::Declined;
+  if (static_cast<LimitStatus>(main.limit_conn_status) != LimitStatus::None) return Rc::Declined;
+  LimitConnCtx* ctx = nullptr;
   const auto& conf = r.loc<LimitConnLocConf>();
   if (conf.limits == nullptr) return Rc::Declined;
   for (const ConnLimit& limit : *conf.limits) {
@@ -148,12 +147,11 @@ Code limit_conn_handler(Request& r) {
     }
     if (ctx == nullptr) {
       ctx = main.pool->make<LimitConnCtx>();
-      main.set_ctx(ctx);
       // The counts go back when the request's pool goes, however the request ends.
       main.pool->add_cleanup(
           ctx->cleanup, [](void* p) { release_all(*static_cast<LimitConnCtx*>(p)); }, ctx);
     }
-    ctx->status = LimitStatus::Passed;
+    main.limit_conn_status = static_cast<uint8_t>(LimitStatus::Passed);
     // Equal hashes are ordered by the key in the tree: colliding keys only cost a comparison.
     auto hash = static_cast<uint32_t>(hash_bytes(key));
     SlabPool& slab = *z.zone->slab;
@@ -193,10 +191,10 @@ Code limit_conn_handler(Request& r) {
       }
       release_all(*ctx);
       if (*conf.dry_run) {
-        ctx->status = LimitStatus::RejectedDryRun;
+        main.limit_conn_status = static_cast<uint8_t>(LimitStatus::RejectedDryRun);
         return Rc::Declined;
       }
-      ctx->status = LimitStatus::Rejected;
+      main.limit_conn_status = static_cast<uint8_t>(LimitStatus::Rejected);
       return Code::status(*conf.status);
     }
     Held* h = ctx->held == nullptr ? &ctx->first : main.pool->make<Held>();
@@ -207,10 +205,10 @@ Code limit_conn_handler(Request& r) {
 }
 
 void var_limit_conn_status(Request& r, VariableValue& v, uintptr_t) {
-  auto* ctx = r.main->get_ctx<LimitConnCtx>();
-  if (ctx == nullptr || ctx->status == LimitStatus::None) return v.set_not_found();
+  auto status = static_cast<LimitStatus>(r.main->limit_conn_status);
+  if (status == LimitStatus::None) return v.set_not_found();
   static constexpr std::string_view kNames[] = {"", "PASSED", "REJECTED", "REJECTED_DRY_RUN"};
-  v.set(kNames[static_cast<int>(ctx->status)]);
+  v.set(kNames[static_cast<int>(status)]);
 }
 
 constexpr VariableDef kVars[] = {

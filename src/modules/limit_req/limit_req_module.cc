@@ -78,10 +78,9 @@ struct LimitReqLocConf {
   Setting<bool> dry_run;
 };
 
-struct LimitReqCtx {
-  static constexpr Module* kModule = &http_limit_req_module;
-  LimitStatus status = LimitStatus::None;
-};
+void set_status(Request& main, LimitStatus status) {
+  main.limit_req_status = static_cast<uint8_t>(status);
+}
 
 ReqZone& zone_of(const ReqLimit& l) {
   return *static_cast<ReqZone*>(l.shm->data);
@@ -242,8 +241,7 @@ void delay_handler(Request& r) {
 
 Code limit_req_handler(Request& r) {
   Request& main = *r.main;
-  auto* ctx = main.get_ctx<LimitReqCtx>();
-  if (ctx != nullptr && ctx->status != LimitStatus::None) return Rc::Declined;
+  if (static_cast<LimitStatus>(main.limit_req_status) != LimitStatus::None) return Rc::Declined;
   const auto& conf = r.loc<LimitReqLocConf>();
   if (conf.limits == nullptr) return Rc::Declined;
   // Pointers, not indices: a ReqLimit is 24 bytes, and size() would divide by it.
@@ -273,10 +271,6 @@ Code limit_req_handler(Request& r) {
     if (rc != Lookup::Again) break;
   }
   if (!any) return Rc::Declined;
-  if (ctx == nullptr) {
-    ctx = main.pool->make<LimitReqCtx>();
-    main.set_ctx(ctx);
-  }
   if (l > last) l = last;  // every limit asked to count: the last one accounts below
   const ReqLimit* limit = l;
   if (rc == Lookup::Busy || rc == Lookup::Error) {
@@ -288,16 +282,16 @@ Code limit_req_handler(Request& r) {
     }
     unlock(first, l);
     if (*conf.dry_run) {
-      ctx->status = LimitStatus::RejectedDryRun;
+      set_status(main, LimitStatus::RejectedDryRun);
       return Rc::Declined;
     }
-    ctx->status = LimitStatus::Rejected;
+    set_status(main, LimitStatus::Rejected);
     return Code::status(*conf.status);
   }
   if (rc == Lookup::Again) excess = 0;
   clock::msec_t delay = account(first, rc == Lookup::Again ? l + 1 : l, excess, limit);
   if (delay == 0) {
-    ctx->status = LimitStatus::Passed;
+    set_status(main, LimitStatus::Passed);
     return Rc::Declined;
   }
   log_error(lower(*conf.log_level), r.log(), 0,
@@ -305,10 +299,10 @@ Code limit_req_handler(Request& r) {
             *conf.dry_run ? ", dry run" : "", static_cast<long long>(excess / 1000),
             static_cast<long long>(excess % 1000), limit->shm->name.c_str());
   if (*conf.dry_run) {
-    ctx->status = LimitStatus::DelayedDryRun;
+    set_status(main, LimitStatus::DelayedDryRun);
     return Rc::Declined;
   }
-  ctx->status = LimitStatus::Delayed;
+  set_status(main, LimitStatus::Delayed);
   Connection& c = *r.connection;
   r.read_event_handler = test_reading;
   r.write_event_handler = delay_handler;
@@ -318,11 +312,11 @@ Code limit_req_handler(Request& r) {
 }
 
 void var_limit_req_status(Request& r, VariableValue& v, uintptr_t) {
-  auto* ctx = r.main->get_ctx<LimitReqCtx>();
-  if (ctx == nullptr || ctx->status == LimitStatus::None) return v.set_not_found();
+  auto status = static_cast<LimitStatus>(r.main->limit_req_status);
+  if (status == LimitStatus::None) return v.set_not_found();
   static constexpr std::string_view kNames[] = {"",         "PASSED",          "DELAYED",
                                                 "REJECTED", "DELAYED_DRY_RUN", "REJECTED_DRY_RUN"};
-  v.set(kNames[static_cast<int>(ctx->status)]);
+  v.set(kNames[static_cast<int>(status)]);
 }
 
 constexpr VariableDef kVars[] = {

@@ -195,6 +195,10 @@ struct Module {
   Status (*init_process)(Cycle& cycle) = nullptr;
   void (*exit_process)(Cycle& cycle) = nullptr;
 
+  // HTTP modules: the request context outlives an internal redirect, which clears every other
+  // module's (realip's: the address it replaced, as nginx recovers it from the pool's cleanups).
+  bool ctx_survives_redirect = false;
+
   int index = -1;      // position in the module list
   int ctx_index = -1;  // position among the modules of its type
 };

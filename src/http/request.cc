@@ -375,6 +375,18 @@ void log_request(Request& r) {
   for (PhaseHandlerFn h : core_main(r).phases[static_cast<int>(Phase::Log)]) h(r);
 }
 
+namespace {
+
+// An internal redirect starts the request afresh in its new location: the modules' contexts go,
+// but for those that must outlive it.
+void clear_module_ctxs(Request& r) {
+  for (const Module* m : all_modules()) {
+    if (m->type == ModuleType::Http && !m->ctx_survives_redirect) r.ctx[m->ctx_index] = nullptr;
+  }
+}
+
+}  // namespace
+
 Code internal_redirect(Request& r, std::string_view uri, std::string_view args) {
   if (--r.uri_changes == 0) {
     log_error(LogLevel::Error, r.log(), 0,
@@ -389,8 +401,7 @@ Code internal_redirect(Request& r, std::string_view uri, std::string_view args) 
   r.uri = uri;
   r.args = args;
   r.exten = uri_exten(uri);
-  int n = module_count(ModuleType::Http);
-  for (int i = 0; i < n; i++) r.ctx[i] = nullptr;
+  clear_module_ctxs(r);
   r.loc_conf = core_srv(r).ctx->loc_conf;
   update_location_config(r);
   r.internal = true;
@@ -418,8 +429,7 @@ Code named_location(Request& r, std::string_view name) {
   for (CoreLocConf* clcf : core_srv(r).named_locations) {
     if (clcf->name != name) continue;
     r.loc_conf = clcf->loc_conf;
-    int n = module_count(ModuleType::Http);
-    for (int i = 0; i < n; i++) r.ctx[i] = nullptr;
+    clear_module_ctxs(r);
     update_location_config(r);
     r.phase_handler = core_main(r).phase_engine.location_rewrite_index;
     r.write_event_handler = core_run_phases;

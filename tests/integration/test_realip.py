@@ -26,6 +26,9 @@ CONF = r"""
         location /untrusted/ { set_real_ip_from 192.0.2.0/24;
                                return 200 "$remote_addr [$remote_port] $realip_remote_addr\n"; }
         location /deny/ { deny 10.1.2.3; allow all; alias %%DIR%%/html/; }
+        # After an internal redirect the address stays replaced, and the replaced one known.
+        location /redir/ { real_ip_header X-Forwarded-For; try_files /nothere /after; }
+        location = /after { return 200 "$remote_addr [$remote_port] $realip_remote_addr\n"; }
     }
     server {
         listen 127.0.0.1:%%PORT%%;
@@ -65,6 +68,7 @@ CASES = [
     ("/untrusted/", {"X-Real-IP": "10.1.2.3"}),
     ("/deny/ok.txt", {"X-Real-IP": "10.1.2.3"}),
     ("/deny/ok.txt", {"X-Real-IP": "10.1.2.4"}),
+    ("/redir/", {"X-Forwarded-For": "10.1.2.3"}),
     # Server-level X-Forwarded-For, without and with recursion.
     ("/", {"Host": "xff", "X-Forwarded-For": "1.1.1.1, 10.0.0.5, 127.0.0.2"}),
     ("/", {"Host": "xff", "X-Forwarded-For": "1.1.1.1, 10.0.0.5,, "}),
@@ -107,6 +111,7 @@ def test_what_the_answers_hold(pair):
         .startswith(b"10.0.0.5 ")
     assert ask(weir.port, "/deny/ok.txt", {"X-Real-IP": "10.1.2.3"})[0].endswith(b"403 Forbidden")
     assert ask(weir.port, "/deny/ok.txt", {"X-Real-IP": "10.1.2.4"})[1] == b"ok\n"
+    assert ask(weir.port, "/redir/", {"X-Forwarded-For": "10.1.2.3"})[1] == b"10.1.2.3 [] 127.0.0.1\n"
     # The next request on the connection is the peer's own again; the log has the real address.
     wait_for(lambda: "10.1.2.3 127.0.0.1 /" in weir.access_log("logs/ip.log"), what="the log line")
 

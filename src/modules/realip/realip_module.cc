@@ -263,6 +263,7 @@ Module http_realip_module{
     .create_loc_conf = create_conf<create_loc_conf>,
     .merge_loc_conf = merge_conf<merge_loc_conf>,
     .postconfiguration = init,
+    .ctx_survives_redirect = true,
 };
 
 }  // namespace weir::http

@@ -210,8 +210,8 @@ void wait_request_handler(Event& ev) {
       return;
     }
   }
-  if (!hc->plain_http && c->ssl == nullptr && http2_allowed(*hc)) {
-    // HTTP/2 with prior knowledge: the client preface instead of a request line.
+  if (c->requests == 0 && !hc->plain_http && c->ssl == nullptr && http2_allowed(*hc)) {
+    // HTTP/2 with prior knowledge: the client preface instead of the first request line.
     int preface = http2_preface({b->pos, static_cast<size_t>(b->last - b->pos)});
     if (preface == 1) {
       http2_init(*c);

@@ -171,7 +171,7 @@ void process_request(Request& r) {
   if (r.http_connection->plain_http) {
     log_error(LogLevel::Info, *c.log, 0, "client sent plain HTTP request to HTTPS port");
     finalize_request(r, Code::status(497));
-  } else if (verified = verify_client_certificate(r); verified != Rc::Ok) {
+  } else if (c.ssl != nullptr && (verified = verify_client_certificate(r)) != Rc::Ok) {
     finalize_request(r, verified);
   } else {
     handle_request(r);

@@ -3,6 +3,7 @@
 #include <sys/time.h>
 
 #include <cstdio>
+#include <cstring>
 
 #include "core/str.h"
 
@@ -26,7 +27,8 @@ char* put_name(char* p, const char* name) {
 
 void rebuild(time_t sec) {
   g.sec = sec;
-  format_http_time(g.http, sec);
+  std::memcpy(g.date_line, "Date: ", 6);
+  std::memcpy(format_http_time(g.date_line + 6, sec), "\r\n", 2);
   struct tm tm;
   localtime_r(&sec, &tm);
   long off = tm.tm_gmtoff / 60;

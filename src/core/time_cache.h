@@ -27,7 +27,7 @@ struct Cache {
   int64_t wall_ns = 0;
   int64_t wall_offset_ns = 0;  // wall minus monotonic
   msec_t mono = 0;
-  char http[kHttpTimeLen + 1];
+  char date_line[6 + kHttpTimeLen + 2];  // "Date: " http_time "\r\n", as a response sends it
   char err_log[24];
   char http_log[32];
   char iso[32];
@@ -57,7 +57,11 @@ inline int64_t wall_offset_ns() {
 }
 // Sat, 21 Nov 2026 23:28:03 GMT
 inline std::string_view http_time() {
-  return {clock_detail::read().http, kHttpTimeLen};
+  return {clock_detail::read().date_line + 6, kHttpTimeLen};
+}
+// Date: Sat, 21 Nov 2026 23:28:03 GMT\r\n
+inline std::string_view http_date_line() {
+  return {clock_detail::read().date_line, sizeof clock_detail::Cache::date_line};
 }
 // 2026/11/21 23:28:03
 inline std::string_view err_log_time() {

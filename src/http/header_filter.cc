@@ -103,16 +103,8 @@ Code header_filter(Request& r, HeaderNext) {
     *p++ = ' ';
   }
   p = put(p, "\r\n");
-  if (out.server == nullptr) {
-    p = put(p, "Server: ");
-    p = put(p, server_string(*clcf.server_tokens != ServerTokens::Off));
-    p = put(p, "\r\n");
-  }
-  if (out.date == nullptr) {
-    p = put(p, "Date: ");
-    p = put(p, clock::http_time());
-    p = put(p, "\r\n");
-  }
+  if (out.server == nullptr) p = put(p, server_line(*clcf.server_tokens != ServerTokens::Off));
+  if (out.date == nullptr) p = put(p, clock::http_date_line());
   if (!out.content_type.empty()) {
     p = put(p, "Content-Type: ");
     p = put(p, out.content_type);

@@ -100,9 +100,7 @@ const Variable* Variables::find_prefix(std::string_view name) const {
 }
 
 VariableValue* new_variable_values(Pool& pool, size_t n) {
-  static_assert(std::is_trivially_copyable_v<VariableValue> &&
-                std::is_trivially_destructible_v<VariableValue>);
-  return static_cast<VariableValue*>(pool.alloc_zeroed(sizeof(VariableValue) * (n != 0 ? n : 1)));
+  return static_cast<VariableValue*>(pool.alloc_zeroed(variable_values_bytes(n)));
 }
 
 VariableValue* get_indexed_variable(Request& r, int index) {

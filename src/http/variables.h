@@ -8,6 +8,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -119,8 +120,13 @@ bool find_cookie(Request& r, std::string_view name, std::string_view& value,
 SockAddr local_sockaddr(Request& r);
 
 // A request's n variable slots, none computed yet: zeroed memory, which is VariableValue's default
-// (one memset rather than a constructor per slot).
+// (one memset rather than a constructor per slot), of variable_values_bytes(n).
 VariableValue* new_variable_values(Pool& pool, size_t n);
+constexpr size_t variable_values_bytes(size_t n) {
+  static_assert(std::is_trivially_copyable_v<VariableValue> &&
+                std::is_trivially_destructible_v<VariableValue>);
+  return sizeof(VariableValue) * (n != 0 ? n : 1);
+}
 // The value of an indexed variable, computed once per request (or every time when no_cacheable).
 VariableValue* get_indexed_variable(Request& r, int index);
 // Same, but recomputes a no_cacheable variable.

@@ -42,9 +42,10 @@ inline const Cache& read() {
 inline time_t now() {
   return clock_detail::read().sec;
 }
+// Monotonic, for timers.
 inline msec_t msec() {
   return clock_detail::read().mono;
-}  // monotonic, for timers
+}
 inline uint64_t wall_msec() {
   return clock_detail::read().wall_msec;
 }

@@ -145,16 +145,12 @@ OpenFileCache::OpenFileCache(size_t max, time_t inactive, size_t content_max, co
       content_max_(content_max),
       watch_(std::make_unique<FileWatch>(log)) {}
 
-std::string_view OpenFileCache::name_of(const Entry& e) {
-  return e.name;
-}
-
 OpenFileCache::~OpenFileCache() {
-  index_.for_each([](Entry* e) {
+  for (auto& [name, e] : map_) {
     e->close_fd();
     e->drop_content();
     delete e;
-  });
+  }
 }
 
 void OpenFileCache::unlink(Entry* e) {
@@ -182,7 +178,7 @@ void OpenFileCache::touch(Entry* e) {
 
 void OpenFileCache::retire(Entry* e) {
   unlink(e);
-  index_.erase(e);
+  map_.erase(e->name);
   e->dead = true;
   if (e->refs == 0) {
     e->close_fd();
@@ -208,17 +204,16 @@ void OpenFileCache::expire(time_t now) {
 
 void OpenFileCache::forget(std::string_view path, bool tree) {
   if (!tree) {
-    if (Entry* e = index_.find(path)) retire(e);
+    if (auto it = map_.find(path); it != map_.end()) retire(it->second);
     return;
   }
   std::vector<Entry*> gone;
-  index_.for_each([&](Entry* e) {
-    std::string_view name = e->name;
+  for (auto& [name, e] : map_) {
     if (name.starts_with(path) &&
         (name.size() == path.size() || name[path.size()] == '/' || path == "/")) {
       gone.push_back(e);
     }
-  });
+  }
   for (Entry* e : gone) retire(e);
 }
 
@@ -292,7 +287,9 @@ bool OpenFileCache::lookup(std::string_view path, OpenFileInfo& of, Pool& pool) 
     of.min_uses = 1;
   }
   expire(now);
-  if (Entry* e = index_.find(path)) {
+  auto it = map_.find(path);
+  if (it != map_.end()) {
+    Entry* e = it->second;
     e->uses++;
     e->accessed = now;
     touch(e);
@@ -338,12 +335,12 @@ bool OpenFileCache::lookup(std::string_view path, OpenFileInfo& of, Pool& pool) 
       e->failed = of.failed;
       e->created = e->accessed = now;
       e->uses = 1;
-      index_.insert(e);
+      map_.emplace(e->name, e);
       touch(e);
     }
     return false;
   }
-  if (index_.size() >= max_ && tail_ != nullptr) retire(tail_);
+  if (map_.size() >= max_ && tail_ != nullptr) retire(tail_);
   auto* e = new Entry();
   e->name = std::string(path);
   e->created = e->accessed = now;
@@ -353,14 +350,14 @@ bool OpenFileCache::lookup(std::string_view path, OpenFileInfo& of, Pool& pool) 
     // Not used often enough yet to be kept open: remembered, but this request closes the
     // descriptor.
     e->load(of, content_max_);
-    index_.insert(e);
+    map_.emplace(e->name, e);
     touch(e);
     pool.add_cleanup(close_fd, reinterpret_cast<void*>(static_cast<intptr_t>(of.fd)));
     return true;
   }
   e->fd = of.fd;
   e->load(of, content_max_);
-  index_.insert(e);
+  map_.emplace(e->name, e);
   touch(e);
   fill(*e, of, pool);
   return true;

@@ -14,11 +14,11 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/str.h"
-#include "core/string_index.h"
 #include "http/file_watch.h"
 
 namespace weir::http {
@@ -63,7 +63,7 @@ class OpenFileCache {
   OpenFileCache& operator=(const OpenFileCache&) = delete;
 
   bool lookup(std::string_view path, OpenFileInfo& of, Pool& pool);
-  size_t size() const { return index_.size(); }
+  size_t size() const { return map_.size(); }
   bool watched() const { return watch_ != nullptr; }
 
   // Files up to this size keep their content in the cache.
@@ -71,7 +71,7 @@ class OpenFileCache {
 
  private:
   struct Entry;
-  static std::string_view name_of(const Entry& e);
+  using Hash = StringViewHash;
   void touch(Entry* e);
   void unlink(Entry* e);
   void retire(Entry* e);  // out of the map; closed when the last request using it is done
@@ -83,8 +83,8 @@ class OpenFileCache {
   void forget(std::string_view path, bool tree);
   void forget_all();
 
-  StringIndex<Entry, &OpenFileCache::name_of> index_;  // by path
-  Entry* head_ = nullptr;                              // most recently used
+  std::unordered_map<std::string, Entry*, Hash, std::equal_to<>> map_;
+  Entry* head_ = nullptr;  // most recently used
   Entry* tail_ = nullptr;
   size_t max_;
   time_t inactive_;

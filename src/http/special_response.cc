@@ -193,10 +193,6 @@ Code send_error_page(Request& r, const ErrorPage& ep) {
 
 }  // namespace
 
-std::string_view server_string(bool tokens_on) {
-  return tokens_on ? WEIR_VER : "weir";
-}
-
 Code special_response_handler(Request& r, int error) {
   r.err_status = error;
   if (r.keepalive) {

@@ -8,12 +8,15 @@
 namespace weir::http {
 
 Code special_response_handler(Request& r, int error);
-// The "Server" header's value and the HTML tail follow server_tokens.
-std::string_view server_string(bool tokens_on);
-// The Server header line as a response sends it.
+// The Server header line as a response sends it, and its value alone (HTTP/2 sends that); both
+// follow server_tokens, as the HTML tail does.
 inline std::string_view server_line(bool tokens_on) {
   return tokens_on ? std::string_view("Server: weir/" WEIR_VERSION "\r\n")
                    : std::string_view("Server: weir\r\n");
+}
+inline std::string_view server_string(bool tokens_on) {
+  std::string_view line = server_line(tokens_on);
+  return line.substr(8, line.size() - 10);  // without "Server: " and the CRLF
 }
 
 }  // namespace weir::http

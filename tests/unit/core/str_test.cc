@@ -123,41 +123,44 @@ TEST(Str, IfindFindsTheFirstPlaceWhateverTheCase) {
 namespace weir {
 namespace {
 
-// lowercase_into works on words: every byte value at every place of strings of every length up to
-// 20 comes out as to_lower makes it, and nothing past the end is written.
-TEST(Str, LowercaseIntoEveryByteEverywhere) {
-  for (size_t len = 0; len <= 20; len++) {
-    for (size_t at = 0; at < std::max<size_t>(len, 1); at++) {
-      for (int b = 0; b < 256; b++) {
-        std::string src(len, 'Q');
-        if (len > 0) src[at] = static_cast<char>(b);
-        std::string dst(len + 1, '#');
-        lowercase_into(dst.data(), src);
-        for (size_t i = 0; i < len; i++) ASSERT_EQ(dst[i], to_lower(src[i])) << len << " " << at;
-        ASSERT_EQ(dst[len], '#');
-      }
-    }
-  }
-}
-
-// hash_bytes_caseless and equals_lower work on words: every byte value at every place of strings of
-// every length up to 20 hashes as the lower-cased string does, and equals it exactly when to_lower
-// makes the two the same.
-TEST(Str, CaselessHashAndCompareSeeEveryByteEverywhere) {
+// Every byte value at every place of strings of every length up to 20 (the rest 'Q'), for the
+// case-folding helpers that work on words.
+template <class Check>
+void for_every_byte_everywhere(Check check) {
   for (size_t len = 0; len <= 20; len++) {
     for (size_t at = 0; at < std::max<size_t>(len, 1); at++) {
       for (int b = 0; b < 256; b++) {
         std::string s(len, 'Q');
         if (len > 0) s[at] = static_cast<char>(b);
-        std::string lower = lowercased(s);
-        ASSERT_EQ(hash_bytes_caseless(s), hash_bytes(lower)) << len << " " << at << " " << b;
-        ASSERT_TRUE(equals_lower(lower, s)) << len << " " << at << " " << b;
-        std::string other(len, 'q');
-        bool same = len == 0 || to_lower(static_cast<char>(b)) == 'q';
-        ASSERT_EQ(equals_lower(other, s), same) << len << " " << at << " " << b;
+        check(s, b);
       }
     }
   }
+}
+
+// lowercase_into: each string comes out as to_lower makes it, and nothing past the end is written.
+TEST(Str, LowercaseIntoEveryByteEverywhere) {
+  for_every_byte_everywhere([](const std::string& src, int) {
+    size_t len = src.size();
+    std::string dst(len + 1, '#');
+    lowercase_into(dst.data(), src);
+    for (size_t i = 0; i < len; i++) ASSERT_EQ(dst[i], to_lower(src[i])) << src;
+    ASSERT_EQ(dst[len], '#');
+  });
+}
+
+// hash_bytes_caseless and equals_lower: each string hashes as the lower-cased string does, and
+// equals it exactly when to_lower makes the two the same.
+TEST(Str, CaselessHashAndCompareSeeEveryByteEverywhere) {
+  for_every_byte_everywhere([](const std::string& s, int b) {
+    size_t len = s.size();
+    std::string lower = lowercased(s);
+    ASSERT_EQ(hash_bytes_caseless(s), hash_bytes(lower)) << len << " " << b;
+    ASSERT_TRUE(equals_lower(lower, s)) << len << " " << b;
+    std::string other(len, 'q');
+    bool same = len == 0 || to_lower(static_cast<char>(b)) == 'q';
+    ASSERT_EQ(equals_lower(other, s), same) << len << " " << b;
+  });
   EXPECT_FALSE(equals_lower("bin", "bi"));
   EXPECT_FALSE(equals_lower("bin", "BINS"));
   EXPECT_TRUE(equals_lower("", ""));

@@ -24,21 +24,25 @@ class HostNames {
     return add_to(exact_, name, value);
   }
   // A name as configuration writes it (lower case), checked as nginx's hash keys are: one wildcard
-  // at most, as a whole first or last label; ".example.com" stands for the name and every name
-  // under it.
+  // at most, as a whole first or last label, no empty label; ".example.com" stands for the name and
+  // every name under it. Anything else, "" included, is an exact name.
   enum class Added { Ok, Invalid, Conflict };
   Added add_configured(const std::string& name, T value) {
+    if (std::count(name.begin(), name.end(), '*') > 1 || name.find("..") != std::string::npos ||
+        name.find('\0') != std::string::npos) {
+      return Added::Invalid;
+    }
     std::string_view bare = name;
-    if (bare.starts_with("*.")) {
-      bare.remove_prefix(2);
-    } else if (bare.starts_with('.')) {
+    bool dot = name.size() > 1 && name[0] == '.';
+    if (dot) {
       bare.remove_prefix(1);
-    } else if (bare.ends_with(".*")) {
+    } else if (name.size() > 2 && name.starts_with("*.")) {
+      bare.remove_prefix(2);
+    } else if (name.size() > 2 && name.ends_with(".*")) {
       bare.remove_suffix(2);
     }
-    if (bare.empty() || bare.find('*') != std::string_view::npos) return Added::Invalid;
-    bool ok = name.starts_with('.') ? add(name.substr(1), value) && add("*" + name, value)
-                                    : add(name, value);
+    if (bare.find('*') != std::string_view::npos) return Added::Invalid;
+    bool ok = dot ? add(name.substr(1), value) && add("*" + name, value) : add(name, value);
     return ok ? Added::Ok : Added::Conflict;
   }
 

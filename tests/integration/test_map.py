@@ -1,8 +1,9 @@
 """map (#10): every answer compared with Debian's nginx on the same configuration and requests -
 exact keys (case-blind), escaped keywords, regexes in order with captures and ~*, exact before
 regex, hostnames with their three wildcard forms and a trailing dot, values with variables, an
-empty source, include, volatile, a map used by another map and in proxy_pass-free locations - and
-the load errors in nginx's words."""
+empty source, an empty key (Nextcloud's `"" "";`, looked up as any key, never by a regex), include,
+volatile, a map used by another map and in proxy_pass-free locations - and the load errors in
+nginx's words."""
 import pytest
 
 from conftest import NGINX, WEIR, raw, check_conf, weir_and_nginx
@@ -38,9 +39,12 @@ CONF = r"""
     map $v $cached { 1 one; 2 two; default other; }
     map $v $vol { volatile; 1 one; 2 two; default other; }
     map $http_x_none $nodefault { a b; }
+    map $arg_v $immutable { "" ""; default ", immutable"; }
+    map $http_x_h $hn { hostnames; "" empty; . dot; a.com a; default d; }
+    map $http_x_r $re { ~^$ re-empty; ~^x* re-x; default d; }
     server {
         listen 127.0.0.1:%%PORT%%;
-        location / { return 200 "$exact|$site|$withvars|$chained|$nodefault|$word\n"; }
+        location / { return 200 "$exact|$site|$withvars|$chained|$nodefault|$word|$immutable|$hn|$re\n"; }
         location /vol { set $v 1; set $a "$cached $vol"; set $v 2; return 200 "$a $cached $vol\n"; }
     }
 """
@@ -53,6 +57,8 @@ REQUESTS = [
     ({"Host": "example.org"}, "/"), ({"Host": "example.net"}, "/"), ({"Host": "x.y.example.net"}, "/"),
     ({"Host": "www.example.de"}, "/"), ({"Host": "other"}, "/"),
     ({}, "/p?a=x&b=B"), ({}, "/p?a=abc-7"), ({}, "/p?a=X"), ({}, "/p?a="), ({}, "/vol"),
+    ({}, "/p?v="), ({}, "/p?v=1"), ({"X-H": "", "X-R": ""}, "/"), ({"X-H": "."}, "/"),
+    ({"X-H": "A.com."}, "/"), ({"X-R": "xx"}, "/"),
 ]
 
 
@@ -90,6 +96,8 @@ def test_what_the_answers_hold(pair):
     assert answer(weir.port, {"Host": "x.y.example.net"}, "/")[1].split(b"|")[1] == b"dot"
     assert answer(weir.port, {}, "/p?a=abc-7")[1].split(b"|")[2] == b"abc/7"
     assert answer(weir.port, {}, "/vol")[1] == b"one one one two\n"
+    assert answer(weir.port, {}, "/")[1].split(b"|")[6:] == [b"", b"empty", b"d\n"]
+    assert answer(weir.port, {}, "/p?v=2")[1].split(b"|")[6] == b", immutable"
 
 
 @pytest.mark.parametrize("block,error", [
@@ -98,6 +106,7 @@ def test_what_the_answers_hold(pair):
     ("map $uri $b { k v; K w; }", 'conflicting parameter "k"'),
     ("map $uri b { k v; }", 'invalid variable name "b"'),
     ("map $uri $b { hostnames; *.a.* v; }", 'invalid hostname or wildcard "*.a.*"'),
+    ("map $uri $b { hostnames; a..b v; }", 'invalid hostname or wildcard "a..b"'),
     ("map $uri $b { ~( v; }", "pcre2_compile() failed: missing closing parenthesis"),
 ])
 def test_load_errors_as_nginx(block, error):

@@ -45,8 +45,9 @@ struct MapMainConf {
   Setting<size_t> hash_bucket_size;
 };
 
+// An empty value is looked up among the exact keys (`"" value;`, as Nextcloud's configuration has),
+// never matched against the regexes: nginx's order.
 const ComplexValue* find_value(Request& r, const Map& m, std::string_view key) {
-  if (key.empty()) return nullptr;
   if (!m.hostnames) {
     if (const ComplexValue* const* v = m.exact.find_caseless(key)) return *v;
   } else {
@@ -55,6 +56,7 @@ const ComplexValue* find_value(Request& r, const Map& m, std::string_view key) {
     lowercase_into(low, key);
     if (const ComplexValue* const* v = m.names.find({low, key.size()})) return *v;
   }
+  if (key.empty()) return nullptr;
   for (const auto& re : m.regexes) {
     if (regex_exec(r, re->re, key)) return re->value;
   }

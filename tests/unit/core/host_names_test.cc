@@ -34,5 +34,28 @@ TEST(HostNames, ExactThenLongestSuffixThenLongestPrefix) {
   EXPECT_EQ(find("other.org"), 0);
 }
 
+// Names as configuration writes them, checked as nginx's hash keys are: "" and "." are exact names;
+// ".example.com" is the name and every name under it.
+TEST(HostNames, ConfiguredNamesAsNginxTakesThem) {
+  using Added = HostNames<int>::Added;
+  HostNames<int> names;
+  EXPECT_EQ(names.add_configured("", 1), Added::Ok);
+  EXPECT_EQ(names.add_configured(".", 2), Added::Ok);
+  EXPECT_EQ(names.add_configured(".example.com", 3), Added::Ok);
+  EXPECT_EQ(names.add_configured("example.com", 4), Added::Conflict);
+  for (const char* bad : {"*", "*.", "a*b", "*.a.*", "a..b", "*.*.com", ".a*"}) {
+    EXPECT_EQ(names.add_configured(bad, 9), Added::Invalid) << bad;
+  }
+  names.build();
+  auto find = [&](const char* h) {
+    const int* v = names.find(h);
+    return v != nullptr ? *v : 0;
+  };
+  EXPECT_EQ(find(""), 1);
+  EXPECT_EQ(find("."), 2);
+  EXPECT_EQ(find("example.com"), 3);
+  EXPECT_EQ(find("a.example.com"), 3);
+}
+
 }  // namespace
 }  // namespace weir

@@ -4,6 +4,7 @@
 // that fill them. nginx: src/core/ngx_conf_file.c (ngx_conf_set_*_slot), ngx_conf_merge_* macros
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -161,14 +162,31 @@ Status str_array(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
   return {};
 }
 
-// MIME types (gzip_types, charset_types ...): every argument, in lower case; "*" stands for any.
+// MIME types (gzip_types, charset_types, ssi_types ...), as nginx's types slot takes them:
+// text/html always, then each argument in lower case; the directive may repeat, adding to the list
+// (a type named twice is warned about); "*" stands for any type and ends the list.
 template <auto M>
-Status mime_types(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
+Status mime_types(ConfContext& cf, const ConfNode& n, owner_of<M>& conf) {
   auto& f = conf.*M;
-  if (f.set) return Status::error("is duplicate");
-  std::vector<std::string> types;
-  for (size_t i = 1; i < n.args.size(); i++) types.push_back(lowercased(n.args[i]));
-  f = types;
+  std::vector<std::string>& types = f.value;
+  if (!f.set) {
+    types = {"text/html"};
+    f.set = true;
+  } else if (types.size() == 1 && types[0] == "*") {
+    return {};
+  }
+  for (size_t i = 1; i < n.args.size(); i++) {
+    std::string type = lowercased(n.args[i]);
+    if (type == "*") {
+      types = {"*"};
+      return {};
+    }
+    if (std::find(types.begin(), types.end(), type) != types.end()) {
+      cf.warn(LogLevel::Warn, "duplicate MIME type \"%s\"", type.c_str());
+      continue;
+    }
+    types.push_back(std::move(type));
+  }
   return {};
 }
 

@@ -140,12 +140,6 @@ bool compressible(const Request& r, bool enable, off_t min_length,
          content_type_in(r, types);
 }
 
-void add_text_html(std::vector<std::string>& types) {
-  if (std::find(types.begin(), types.end(), "text/html") == types.end()) {
-    types.emplace_back("text/html");
-  }
-}
-
 bool compression_allowed(Request& r) {
   if (!r.is_main()) return false;
   const CoreLocConf& clcf = core_loc(r);

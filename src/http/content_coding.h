@@ -33,9 +33,6 @@ bool coding_preferred(std::string_view accept_encoding, Coding coding);
 bool compressible(const Request& r, bool enable, off_t min_length,
                   const std::vector<std::string>& types);
 
-// text/html is always compressed, whatever the filter's _types say (nginx's gzip_types rule).
-void add_text_html(std::vector<std::string>& types);
-
 // Whether nginx's gzip rules outside Accept-Encoding let the request have a compressed answer: a
 // main request, gzip_http_version, gzip_proxied for requests through a proxy, gzip_disable.
 bool compression_allowed(Request& r);

@@ -2,7 +2,7 @@
 files, upstream and requests, with Debian's own koi-win, koi-utf and win-utf maps included by both:
 the Content-Type charset as nginx writes it, bodies recoded byte to byte, to UTF-8 and from UTF-8
 (characters the map lacks as "&#N;", invalid UTF-8 as "?"), override_charset and X-Accel-Charset on
-proxied responses, charset_types, redirects, a missing map (and its log line); and a UTF-8
+proxied responses, charset_types (text/html always, repeated directives adding up), redirects, a missing map (and its log line); and a UTF-8
 character split across two upstream reads recoded whole."""
 import os
 import threading
@@ -36,6 +36,8 @@ CONF = r"""
         location /w2u/ { charset utf-8; source_charset windows-1251; alias %%DIR%%/html/; }
         location /w2k/ { charset koi8-r; source_charset windows-1251; alias %%DIR%%/html/; }
         location /any/ { charset utf-8; source_charset koi8-r; charset_types *; alias %%DIR%%/html/; }
+        location /types/ { charset utf-8; source_charset koi8-r; charset_types text/css;
+                           charset_types application/xml text/xml; alias %%DIR%%/html/; }
         location /var/ { set $cs windows-1251; charset $cs; source_charset koi8-r;
                          alias %%DIR%%/html/; }
         location /var2/ { set $cs iso-8859-5; charset $cs; source_charset koi8-r;
@@ -55,7 +57,7 @@ CONF = r"""
 
 PATHS = ["/label/koi.html", "/label/img.png", "/label/koi.txt", "/k2w/koi.html", "/k2w/koi.xml",
          "/k2u/koi.html", "/u2w/utf.html", "/u2k/utf.html", "/w2u/win.html", "/w2k/win.html",
-         "/any/img.png", "/k2u/img.png", "/var/koi.html", "/var2/koi.html",
+         "/any/img.png", "/types/koi.html", "/types/koi.xml", "/types/koi.txt", "/k2u/img.png", "/var/koi.html", "/var2/koi.html",
          "/nested/koi.html", "/nested/off/koi.html", "/redir", "/ret",
          "/up/plain", "/up/koi", "/up/quoted", "/upo/koi", "/upo/accel", "/upu/koi",
          "/upu/utf", "/upo/unknown"]
@@ -107,6 +109,13 @@ def test_what_the_answers_hold(pair):
     assert body.endswith(b"bad: ??? ?x\n")  # as nginx decodes invalid UTF-8
     lines, _ = answer(weir.port, "/redir")
     assert not any("charset" in l for l in lines)
+    # charset_types holds text/html whatever it lists, and a second one adds to the first.
+    for path in ("/types/koi.html", "/types/koi.xml"):
+        lines, body = answer(weir.port, path)
+        assert any(l.endswith("; charset=utf-8") for l in lines), (path, lines)
+        assert body == KOI.decode("koi8-r").encode("utf-8")
+    lines, body = answer(weir.port, "/types/koi.txt")
+    assert "Content-Type: text/plain" in lines and body == KOI
 
 
 def test_log_lines_as_nginx(pair):

@@ -42,6 +42,8 @@ CONF = r"""
         location /disable/ { gzip_disable "MSIE [4-6]\." "^curl/"; alias %%DIR%%/html/; }
         location /level9/ { gzip_comp_level 9; gzip_window 4k; gzip_hash 1k; alias %%DIR%%/html/; }
         location /any/ { gzip_types *; alias %%DIR%%/html/; }
+        location /two/ { gzip_types image/png; gzip_types application/json image/png;
+                         alias %%DIR%%/html/; }
         location /off/ { gzip off; alias %%DIR%%/html/; }
         location /ret { return 200 "%%TEXT%%"; }
         location /encoded { add_header Content-Encoding identity; return 200 "%%TEXT%%"; }
@@ -59,6 +61,10 @@ REQUESTS = ([("/big.txt", {"Accept-Encoding": ae}) for ae in AE] + [
     ("/data.json", {"Accept-Encoding": "gzip"}),
     ("/img.png", {"Accept-Encoding": "gzip"}),
     ("/any/img.png", {"Accept-Encoding": "gzip"}),
+    ("/two/img.png", {"Accept-Encoding": "gzip"}),
+    ("/two/data.json", {"Accept-Encoding": "gzip"}),
+    ("/two/page.html", {"Accept-Encoding": "gzip"}),
+    ("/two/big.txt", {"Accept-Encoding": "gzip"}),
     ("/off/big.txt", {"Accept-Encoding": "gzip"}),
     ("/missing", {"Accept-Encoding": "gzip"}),
     ("/big.txt", {"Accept-Encoding": "gzip", "Range": "bytes=0-10"}),
@@ -125,6 +131,11 @@ def test_what_the_answers_hold(pair):
     assert any(l.startswith('ETag: W/"') for l in lines)
     lines, body = request(weir.port, "/big.txt", {"Accept-Encoding": "gzip;q=0"})
     assert body == TEXT and "Vary: Accept-Encoding" in lines
+    # A repeated gzip_types adds to the first (text/html always in): plain text is not in it.
+    for path, gzipped in (("/two/img.png", True), ("/two/data.json", True),
+                          ("/two/page.html", True), ("/two/big.txt", False)):
+        lines, _ = request(weir.port, path, {"Accept-Encoding": "gzip"})
+        assert ("Content-Encoding: gzip" in lines) == gzipped, (path, lines)
 
 
 def test_gzip_ratio_as_nginx(pair):

@@ -228,8 +228,7 @@ Status merge_loc_conf(ConfContext&, const BrotliLocConf& prev, BrotliLocConf& co
   conf.level.merge(prev.level, 6);
   conf.lgwin.merge(prev.lgwin, 19);
   conf.min_length.merge(prev.min_length, 20);
-  conf.types.merge(prev.types, {});
-  add_text_html(conf.types.value);
+  conf.types.merge(prev.types, {"text/html"});
   return {};
 }
 

@@ -274,8 +274,7 @@ Status merge_loc_conf(ConfContext&, const GzipLocConf& prev, GzipLocConf& conf) 
   conf.wbits.merge(prev.wbits, 15);
   conf.memlevel.merge(prev.memlevel, 8);
   conf.min_length.merge(prev.min_length, 20);
-  conf.types.merge(prev.types, {});
-  add_text_html(conf.types.value);
+  conf.types.merge(prev.types, {"text/html"});
   return {};
 }
 

@@ -883,12 +883,7 @@ Status merge_loc_conf(ConfContext&, const SsiLocConf& prev, SsiLocConf& conf) {
   conf.last_modified.merge(prev.last_modified, false);
   conf.min_file_chunk.merge(prev.min_file_chunk, 1024);
   conf.value_len.merge(prev.value_len, 255);
-  conf.types.merge(prev.types, {});
-  // text/html always, as nginx's ssi_types says.
-  auto& types = conf.types.value;
-  if (std::find(types.begin(), types.end(), "text/html") == types.end()) {
-    types.emplace_back("text/html");
-  }
+  conf.types.merge(prev.types, {"text/html"});
   return {};
 }
 

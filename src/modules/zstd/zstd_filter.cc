@@ -196,8 +196,7 @@ Status merge_loc_conf(ConfContext&, const ZstdLocConf& prev, ZstdLocConf& conf) 
   conf.bufs.merge(prev.bufs, Bufs{32, 4096});
   conf.level.merge(prev.level, 1);
   conf.min_length.merge(prev.min_length, 20);
-  conf.types.merge(prev.types, {});
-  add_text_html(conf.types.value);
+  conf.types.merge(prev.types, {"text/html"});
   return {};
 }
 

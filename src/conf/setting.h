@@ -49,11 +49,13 @@ struct EnumName {
   T value;
 };
 
-// The bits that the arguments from `first` on name in table (names case-blind, as nginx's bitmask
-// slot); an unknown name is an error: `invalid <what> "name"`.
+// The bits that the arguments from `first` on name in table, added to mask (names case-blind, as
+// nginx's bitmask slot, with which a directive that repeats in a block adds to what it said); a bit
+// named again is warned about when warn_to is given; an unknown name is an error:
+// `invalid <what> "name"`.
 template <class T, size_t N>
-Status parse_bitmask(const ConfNode& n, const EnumName<T> (&table)[N], T& mask, size_t first = 1,
-                     const char* what = "value") {
+Status parse_bitmask(const ConfContext* warn_to, const ConfNode& n, const EnumName<T> (&table)[N],
+                     T& mask, size_t first = 1, const char* what = "value") {
   for (size_t i = first; i < n.args.size(); i++) {
     const EnumName<T>* found = nullptr;
     for (const EnumName<T>& e : table) {
@@ -63,6 +65,9 @@ Status parse_bitmask(const ConfNode& n, const EnumName<T> (&table)[N], T& mask, 
       // nginx's bitmask slot says this without naming the directive.
       return Status::located(
           conf_error_at(n.file, n.line, std::string("invalid ") + what + " \"" + n.args[i] + "\""));
+    }
+    if (warn_to != nullptr && (mask & found->value) != 0) {
+      warn_to->warn(LogLevel::Warn, "duplicate value \"%s\"", n.args[i].c_str());
     }
     mask |= found->value;
   }

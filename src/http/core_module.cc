@@ -147,21 +147,16 @@ Status set_keepalive(ConfContext& cf, const ConfNode& n, L& clcf) {
   return {};
 }
 
+// keepalive_disable: bits, as nginx's bitmask slot takes them ("none" is a bit of its own, so
+// "none msie6" still disables it for MSIE 6).
 Status set_keepalive_disable(ConfContext& cf, const ConfNode& n, L& clcf) {
-  if (clcf.keepalive_disable.set) return Status::error("is duplicate");
-  uint32_t mask = 0;
-  for (size_t i = 1; i < n.args.size(); i++) {
-    if (n.args[i] == "none") {
-      mask = kKeepaliveDisableNone;
-    } else if (n.args[i] == "msie6") {
-      mask |= kKeepaliveDisableMsie6;
-    } else if (n.args[i] == "safari") {
-      mask |= kKeepaliveDisableSafari;
-    } else {
-      return cf.errorf("invalid value \"%s\" in \"%s\" directive", n.args[i].c_str(),
-                       n.name().c_str());
-    }
-  }
+  static constexpr EnumName<uint32_t> kBits[] = {
+      {"none", kKeepaliveDisableNone},
+      {"msie6", kKeepaliveDisableMsie6},
+      {"safari", kKeepaliveDisableSafari},
+  };
+  uint32_t mask = clcf.keepalive_disable.set ? *clcf.keepalive_disable : 0;
+  if (Status s = parse_bitmask(&cf, n, kBits, mask); !s.ok()) return s;
   clcf.keepalive_disable = mask;
   return {};
 }
@@ -178,8 +173,7 @@ Status set_gzip_http_version(ConfContext&, const ConfNode& n, L& clcf) {
   return {};
 }
 
-Status set_gzip_proxied(ConfContext&, const ConfNode& n, L& clcf) {
-  if (clcf.gzip_proxied.set) return Status::error("is duplicate");
+Status set_gzip_proxied(ConfContext& cf, const ConfNode& n, L& clcf) {
   static constexpr EnumName<uint32_t> kBits[] = {
       {"off", kGzipProxiedOff},          {"expired", kGzipProxiedExpired},
       {"no-cache", kGzipProxiedNoCache}, {"no-store", kGzipProxiedNoStore},
@@ -187,8 +181,8 @@ Status set_gzip_proxied(ConfContext&, const ConfNode& n, L& clcf) {
       {"no_etag", kGzipProxiedNoEtag},   {"auth", kGzipProxiedAuth},
       {"any", kGzipProxiedAny},
   };
-  uint32_t mask = 0;
-  if (Status s = parse_bitmask(n, kBits, mask); !s.ok()) return s;
+  uint32_t mask = clcf.gzip_proxied.set ? *clcf.gzip_proxied : 0;
+  if (Status s = parse_bitmask(&cf, n, kBits, mask); !s.ok()) return s;
   clcf.gzip_proxied = mask;
   return {};
 }

@@ -96,10 +96,9 @@ Status add_certificate(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
   return {};
 }
 
-Status set_protocols(ConfContext&, const ConfNode& n, SslSrvConf& conf) {
-  if (conf.protocols.set) return Status::error("is duplicate");
-  uint32_t mask = 0;
-  if (Status s = parse_ssl_protocols(n, mask); !s.ok()) return s;
+Status set_protocols(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
+  uint32_t mask = conf.protocols.set ? *conf.protocols : 0;
+  if (Status s = parse_ssl_protocols(cf, n, mask); !s.ok()) return s;
   conf.protocols = mask;
   return {};
 }
@@ -507,7 +506,7 @@ static_assert(directives_of(kDirectives, &http_ssl_module));
 
 }  // namespace
 
-Status parse_ssl_protocols(const ConfNode& n, uint32_t& mask) {
+Status parse_ssl_protocols(const ConfContext& cf, const ConfNode& n, uint32_t& mask) {
   static constexpr EnumName<uint32_t> kNames[] = {
       {"SSLv2", 0},
       {"SSLv3", 0},
@@ -516,7 +515,7 @@ Status parse_ssl_protocols(const ConfNode& n, uint32_t& mask) {
       {"TLSv1.2", kSslTlsV1_2},
       {"TLSv1.3", kSslTlsV1_3},
   };
-  return parse_bitmask(n, kNames, mask);
+  return parse_bitmask(&cf, n, kNames, mask);
 }
 
 void keep_ssl_context(ConfContext& cf, ssl_ctx_st* ctx) {

@@ -18,8 +18,9 @@ struct CoreSrvConf;
 struct Request;
 struct HttpAddr;
 
-// ssl_protocols and its twins (proxy_ssl_protocols): the kSslTlsV* bits the arguments name.
-Status parse_ssl_protocols(const ConfNode& n, uint32_t& mask);
+// ssl_protocols and its twins (proxy_ssl_protocols): the kSslTlsV* bits the arguments name, added
+// to mask.
+Status parse_ssl_protocols(const ConfContext& cf, const ConfNode& n, uint32_t& mask);
 // A context made while loading the configuration, freed with it.
 void keep_ssl_context(ConfContext& cf, ssl_ctx_st* ctx);
 

@@ -643,15 +643,14 @@ Status add_valid(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
   return {};
 }
 
-Status set_methods(ConfContext&, const ConfNode& n, CacheSettings& s) {
-  if (s.methods != 0) return Status::error("is duplicate");
+Status set_methods(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
   static constexpr EnumName<uint32_t> kMethods[] = {
       {"GET", kGet},
       {"HEAD", kHead},
       {"POST", kPost},
   };
-  uint32_t mask = 0;
-  if (Status st = parse_bitmask(n, kMethods, mask); !st.ok()) return st;
+  uint32_t mask = s.methods;
+  if (Status st = parse_bitmask(&cf, n, kMethods, mask); !st.ok()) return st;
   s.methods = mask | kGet | kHead;
   return {};
 }
@@ -686,8 +685,7 @@ Status set_min_uses(ConfContext&, const ConfNode& n, CacheSettings& s) {
   return {};
 }
 
-Status set_use_stale(ConfContext&, const ConfNode& n, CacheSettings& s) {
-  if (s.use_stale_set) return Status::error("is duplicate");
+Status set_use_stale(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
   static constexpr EnumName<uint32_t> kBits[] = {
       {"error", kNextError},
       {"timeout", kNextTimeout},
@@ -702,8 +700,8 @@ Status set_use_stale(ConfContext&, const ConfNode& n, CacheSettings& s) {
       {"http_429", kNext429},
       {"off", kNextOff},
   };
-  uint32_t mask = 0;
-  if (Status st = parse_bitmask(n, kBits, mask); !st.ok()) return st;
+  uint32_t mask = s.use_stale_set ? s.use_stale : 0;
+  if (Status st = parse_bitmask(&cf, n, kBits, mask); !st.ok()) return st;
   s.use_stale = mask;
   s.use_stale_set = true;
   return {};

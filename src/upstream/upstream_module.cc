@@ -616,7 +616,7 @@ UpstreamGroup* make_request_group(Request& r, std::string_view name,
   return g;
 }
 
-Status parse_ignore_headers(const ConfNode& n, uint32_t& mask) {
+Status parse_ignore_headers(const ConfContext& cf, const ConfNode& n, uint32_t& mask) {
   static constexpr EnumName<uint32_t> kNames[] = {
       {"X-Accel-Redirect", kIgnoreXAccelRedirect},
       {"X-Accel-Expires", kIgnoreXAccelExpires},
@@ -628,7 +628,7 @@ Status parse_ignore_headers(const ConfNode& n, uint32_t& mask) {
       {"Set-Cookie", kIgnoreSetCookie},
       {"Vary", kIgnoreVary},
   };
-  return parse_bitmask(n, kNames, mask);
+  return parse_bitmask(&cf, n, kNames, mask);
 }
 
 Module http_upstream_module{

@@ -13,11 +13,10 @@ namespace settings_detail {
 namespace {
 
 template <size_t N>
-Status set_next_upstream_bits(const ConfNode& n, UpstreamSettings& s,
+Status set_next_upstream_bits(ConfContext& cf, const ConfNode& n, UpstreamSettings& s,
                               const EnumName<uint32_t> (&bits)[N]) {
-  if (s.next_upstream_set) return Status::error("is duplicate");
-  uint32_t mask = 0;
-  if (Status st = parse_bitmask(n, bits, mask); !st.ok()) return st;
+  uint32_t mask = s.next_upstream_set ? s.next_upstream : 0;
+  if (Status st = parse_bitmask(&cf, n, bits, mask); !st.ok()) return st;
   if ((mask & kNextOff) && mask != kNextOff) {
     return Status::error("\"off\" cannot be used with other parameters");
   }
@@ -28,15 +27,15 @@ Status set_next_upstream_bits(const ConfNode& n, UpstreamSettings& s,
 
 }  // namespace
 
-Status set_memcached_next_upstream(ConfContext&, const ConfNode& n, UpstreamSettings& s) {
+Status set_memcached_next_upstream(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) {
   static constexpr EnumName<uint32_t> kBits[] = {
       {"error", kNextError},   {"timeout", kNextTimeout}, {"invalid_response", kNextInvalidHeader},
       {"not_found", kNext404}, {"off", kNextOff},
   };
-  return set_next_upstream_bits(n, s, kBits);
+  return set_next_upstream_bits(cf, n, s, kBits);
 }
 
-Status set_next_upstream(ConfContext&, const ConfNode& n, UpstreamSettings& s) {
+Status set_next_upstream(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) {
   static constexpr EnumName<uint32_t> kBits[] = {
       {"error", kNextError},
       {"timeout", kNextTimeout},
@@ -51,7 +50,7 @@ Status set_next_upstream(ConfContext&, const ConfNode& n, UpstreamSettings& s) {
       {"non_idempotent", kNextNonIdempotent},
       {"off", kNextOff},
   };
-  return set_next_upstream_bits(n, s, kBits);
+  return set_next_upstream_bits(cf, n, s, kBits);
 }
 
 Status set_bind(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) {
@@ -116,10 +115,9 @@ Status set_store_access(ConfContext&, const ConfNode& n, UpstreamSettings& s) {
   return {};
 }
 
-Status set_ignore_headers(ConfContext&, const ConfNode& n, UpstreamSettings& s) {
-  if (s.ignore_headers_set) return Status::error("is duplicate");
+Status set_ignore_headers(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) {
   s.ignore_headers_set = true;
-  return parse_ignore_headers(n, s.ignore_headers);
+  return parse_ignore_headers(cf, n, s.ignore_headers);
 }
 
 namespace {

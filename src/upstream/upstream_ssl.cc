@@ -6,10 +6,9 @@ namespace weir::http {
 
 namespace ssl_settings_detail {
 
-Status set_protocols(ConfContext&, const ConfNode& n, UpstreamSsl& s) {
-  if (s.protocols.set) return Status::error("is duplicate");
-  uint32_t mask = 0;
-  if (Status st = parse_ssl_protocols(n, mask); !st.ok()) return st;
+Status set_protocols(ConfContext& cf, const ConfNode& n, UpstreamSsl& s) {
+  uint32_t mask = s.protocols.set ? *s.protocols : 0;
+  if (Status st = parse_ssl_protocols(cf, n, mask); !st.ok()) return st;
   s.protocols = mask;
   return {};
 }

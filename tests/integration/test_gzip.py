@@ -36,6 +36,8 @@ CONF = r"""
         location /proxied/ { gzip_proxied any; alias %%DIR%%/html/; }
         location /expired/ { gzip_proxied expired; expires -1; alias %%DIR%%/html/; }
         location /fresh/ { gzip_proxied expired no-cache; expires 1h; alias %%DIR%%/html/; }
+        location /split/ { gzip_proxied expired; gzip_proxied no-cache; expires -1;
+                           alias %%DIR%%/html/; }
         location /nocache/ { gzip_proxied no-cache; add_header Cache-Control "no-cache";
                              alias %%DIR%%/html/; }
         location /http10/ { gzip_http_version 1.0; alias %%DIR%%/html/; }
@@ -72,6 +74,7 @@ REQUESTS = ([("/big.txt", {"Accept-Encoding": ae}) for ae in AE] + [
     ("/proxied/big.txt", {"Accept-Encoding": "gzip", "Via": "1.1 proxy"}),
     ("/expired/big.txt", {"Accept-Encoding": "gzip", "Via": "1.1 proxy"}),
     ("/fresh/big.txt", {"Accept-Encoding": "gzip", "Via": "1.1 proxy"}),
+    ("/split/big.txt", {"Accept-Encoding": "gzip", "Via": "1.1 proxy"}),
     ("/nocache/big.txt", {"Accept-Encoding": "gzip", "Via": "1.1 proxy"}),
     ("/disable/big.txt", {"Accept-Encoding": "gzip", "User-Agent": "curl/8.0"}),
     ("/disable/big.txt", {"Accept-Encoding": "gzip", "User-Agent": "Mozilla/4.0 (MSIE 5.5)"}),

@@ -188,7 +188,7 @@ Status add_cookie_flags(ConfContext& cf, const ConfNode& n, CookieRuleList<Cooki
       {"samesite=none", kSameSiteNone},
       {"nosamesite", kSameSiteOff},
   };
-  return parse_bitmask(n, kFlags, rule.flags, 2, "parameter");
+  return parse_bitmask(nullptr, n, kFlags, rule.flags, 2, "parameter");
 }
 
 void merge_cookie_rules(const CookieRules& prev, CookieRules& conf) {

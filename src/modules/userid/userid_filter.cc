@@ -241,10 +241,9 @@ constexpr VariableDef kVars[] = {
 
 // --- configuration ---------------------------------------------------------------------------
 
-Status set_flags(ConfContext&, const ConfNode& n, UseridLocConf& conf) {
-  if (conf.flags.set) return Status::error("is duplicate");
-  uint8_t mask = 0;
-  if (Status s = parse_bitmask(n, kFlags, mask); !s.ok()) return s;
+Status set_flags(ConfContext& cf, const ConfNode& n, UseridLocConf& conf) {
+  uint8_t mask = conf.flags.set ? *conf.flags : 0;
+  if (Status s = parse_bitmask(&cf, n, kFlags, mask); !s.ok()) return s;
   conf.flags = mask;
   return {};
 }

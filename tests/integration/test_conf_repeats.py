@@ -1,0 +1,71 @@
+"""A directive repeated in one block, as nginx takes it (#10's "nginx's semantics" for every
+directive): those of nginx's bitmask slot (proxy_next_upstream, ssl_protocols, gzip_proxied ...) and
+of its types slot (gzip_types, charset_types ...) add up, warning of a value named twice, as
+Debian's nginx does; the others are "is duplicate" in both. Each case is loaded by weir and by
+nginx with `-t` and their verdicts and warnings compared."""
+import re
+
+import pytest
+
+from conftest import NGINX, WEIR, check_conf
+
+ADDING = [
+    "proxy_next_upstream error; proxy_next_upstream timeout http_502;",
+    "proxy_cache_use_stale error; proxy_cache_use_stale timeout updating;",
+    "proxy_cache_methods GET; proxy_cache_methods POST;",
+    "proxy_ignore_headers X-Accel-Expires; proxy_ignore_headers Expires Set-Cookie;",
+    "proxy_ssl_protocols TLSv1.2; proxy_ssl_protocols TLSv1.3;",
+    "ssl_protocols TLSv1.2; ssl_protocols TLSv1.3;",
+    "userid_flags secure; userid_flags httponly;",
+    "keepalive_disable msie6; keepalive_disable safari;",
+    "gzip_proxied expired; gzip_proxied no-cache auth;",
+    "fastcgi_next_upstream error; fastcgi_next_upstream timeout;",
+    "fastcgi_cache_use_stale error; fastcgi_cache_use_stale timeout;",
+    "fastcgi_cache_methods GET; fastcgi_cache_methods POST;",
+    "fastcgi_ignore_headers Expires; fastcgi_ignore_headers Set-Cookie;",
+    "uwsgi_next_upstream error; uwsgi_next_upstream timeout;",
+    "uwsgi_ignore_headers Expires; uwsgi_ignore_headers Set-Cookie;",
+    "scgi_next_upstream error; scgi_next_upstream timeout;",
+    "scgi_cache_use_stale error; scgi_cache_use_stale timeout;",
+    "grpc_next_upstream error; grpc_next_upstream timeout;",
+    "grpc_ssl_protocols TLSv1.2; grpc_ssl_protocols TLSv1.3;",
+    "memcached_next_upstream error; memcached_next_upstream not_found;",
+    "gzip_types text/css; gzip_types text/plain;",
+    "charset_types text/css; charset_types text/plain;",
+    "ssi_types text/css; ssi_types text/plain;",
+    # A value named twice, in one directive or across two: nginx's warning, once each.
+    "gzip_proxied expired expired;",
+    "proxy_next_upstream error; proxy_next_upstream error timeout;",
+    "ssl_protocols TLSv1.2 TLSv1.3; ssl_protocols TLSv1.3;",
+    "gzip_types text/css text/html; gzip_types TEXT/CSS;",
+]
+
+DUPLICATE = [
+    "expires 1h; expires 2h;",
+    "proxy_buffers 4 4k; proxy_buffers 8 8k;",
+    "gzip_comp_level 1; gzip_comp_level 2;",
+    "charset utf-8; charset koi8-r;",
+    "proxy_http_version 1.0; proxy_http_version 1.1;",
+]
+
+
+def verdict(binary, directives):
+    rc, err = check_conf(binary, "%s\nserver { listen 127.0.0.1:%%%%PORT%%%%; }" % directives)
+    # "nginx: [warn] duplicate value "error" in /tmp/.../nginx.conf:3" -> the words and the line.
+    said = [re.sub(r"^.*\[(warn|emerg)\] (\d+#\d+: )?", r"[\1] ", l).rsplit(" in ", 1)[0]
+            for l in err.splitlines() if "[warn]" in l or "[emerg]" in l]
+    return rc, said
+
+
+@pytest.mark.parametrize("directives", ADDING)
+def test_repeats_add_up_as_in_nginx(directives):
+    weir = verdict(WEIR, directives)
+    assert weir == verdict(NGINX, directives)
+    assert weir[0] == 0
+
+
+@pytest.mark.parametrize("directives", DUPLICATE)
+def test_repeats_are_duplicates_as_in_nginx(directives):
+    weir = verdict(WEIR, directives)
+    assert weir == verdict(NGINX, directives)
+    assert weir[0] != 0 and "is duplicate" in weir[1][0]

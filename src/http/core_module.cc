@@ -147,6 +147,40 @@ Status set_keepalive(ConfContext& cf, const ConfNode& n, L& clcf) {
   return {};
 }
 
+// disable_symlinks off | on | if_not_owner [from=part]
+Status set_disable_symlinks_directive(ConfContext& cf, const ConfNode& n, L& clcf) {
+  if (clcf.disable_symlinks.set) return Status::error("is duplicate");
+  const ComplexValue* from = nullptr;
+  for (size_t i = 1; i < n.args.size(); i++) {
+    const std::string& a = n.args[i];
+    if (a == "off") {
+      clcf.disable_symlinks = SymlinkRule::Off;
+    } else if (a == "on") {
+      clcf.disable_symlinks = SymlinkRule::On;
+    } else if (a == "if_not_owner") {
+      clcf.disable_symlinks = SymlinkRule::IfNotOwner;
+    } else if (a.starts_with("from=")) {
+      auto* cv = cf.pool.make<ComplexValue>();
+      if (Status s = cv->compile(cf, std::string_view(a).substr(5)); !s.ok()) return s;
+      from = cv;
+    } else {
+      return cf.errorf("invalid parameter \"%s\"", a.c_str());
+    }
+  }
+  if (!clcf.disable_symlinks.set) {
+    return cf.errorf("\"%s\" must have \"off\", \"on\" or \"if_not_owner\" parameter",
+                     n.name().c_str());
+  }
+  if (n.args.size() == 3 && from == nullptr) {
+    return cf.errorf("duplicate parameters \"%s %s\"", n.args[1].c_str(), n.args[2].c_str());
+  }
+  if (from != nullptr && *clcf.disable_symlinks == SymlinkRule::Off) {
+    return cf.error("\"from=\" cannot be used with \"off\" parameter");
+  }
+  clcf.disable_symlinks_from = from;
+  return {};
+}
+
 // keepalive_disable: bits, as nginx's bitmask slot takes them ("none" is a bit of its own, so
 // "none msie6" still disables it for MSIE 6).
 Status set_keepalive_disable(ConfContext& cf, const ConfNode& n, L& clcf) {
@@ -534,7 +568,6 @@ Status merge_loc_conf(ConfContext& cf, L& prev, L& conf) {
   conf.if_modified_since.merge(prev.if_modified_since, IfModifiedSince::Exact);
   conf.max_ranges.merge(prev.max_ranges, UINT64_MAX);
   conf.satisfy.merge(prev.satisfy, 0);
-  conf.disable_symlinks.merge(prev.disable_symlinks, false);
 
   if (!conf.error_pages_set && prev.error_pages_set) {
     conf.error_pages = prev.error_pages;
@@ -547,6 +580,8 @@ Status merge_loc_conf(ConfContext& cf, L& prev, L& conf) {
   conf.open_file_cache_valid.merge(prev.open_file_cache_valid, 60);
   conf.open_file_cache_min_uses.merge(prev.open_file_cache_min_uses, 1);
   conf.open_file_cache_errors.merge(prev.open_file_cache_errors, false);
+  conf.disable_symlinks.merge(prev.disable_symlinks, SymlinkRule::Off);
+  conf.disable_symlinks_from.merge(prev.disable_symlinks_from, nullptr);
   conf.open_file_cache_events.merge(prev.open_file_cache_events, false);
   conf.open_file_cache_auto.merge(prev.open_file_cache_auto, true);
   if (!conf.open_file_cache_set && *conf.open_file_cache_auto) {
@@ -632,6 +667,7 @@ constexpr Directive kDirectives[] = {
     directive<set_keepalive>("keepalive_timeout", kHttpMainSrvLoc | kTake12),
     directive<slot::num<&L::keepalive_requests>>("keepalive_requests", kHttpMainSrvLoc | kTake1),
     directive<set_keepalive_disable>("keepalive_disable", kHttpMainSrvLoc | kTake12),
+    directive<set_disable_symlinks_directive>("disable_symlinks", kHttpMainSrvLoc | kTake12),
     directive<slot::enum_<&L::satisfy, kSatisfy>>("satisfy", kHttpMainSrvLoc | kTake1),
     directive<slot::msec<&L::auth_delay>>("auth_delay", kHttpMainSrvLoc | kTake1),
     directive<set_internal>("internal", kHttpLocConf | kNoArgs),
@@ -700,6 +736,21 @@ void init_open_file_info(const Request& r, const CoreLocConf& clcf, OpenFileInfo
   of.valid = *clcf.open_file_cache_valid;
   of.min_uses = static_cast<unsigned>(*clcf.open_file_cache_min_uses);
   of.errors = *clcf.open_file_cache_errors;
+}
+
+void set_disable_symlinks(Request& r, const CoreLocConf& clcf, std::string_view path,
+                          OpenFileInfo& of) {
+  of.symlinks = *clcf.disable_symlinks;
+  if (of.symlinks == SymlinkRule::Off || *clcf.disable_symlinks_from == nullptr) return;
+  std::string_view from = (*clcf.disable_symlinks_from)->eval(r);
+  if (from.empty() || !path.starts_with(from)) return;
+  if (from.size() == path.size()) {
+    of.symlinks = SymlinkRule::Off;  // the path is the part from= trusts
+  } else if (path[from.size()] == '/') {
+    of.symlinks_from = from.size();
+  } else if (from.back() == '/') {
+    of.symlinks_from = from.size() - 1;
+  }
 }
 
 }  // namespace weir::http

@@ -312,7 +312,6 @@ struct CoreLocConf {
   Setting<IfModifiedSince> if_modified_since;
   Setting<uint64_t> max_ranges;
   Setting<uint32_t> satisfy;  // 0 all, 1 any
-  Setting<bool> disable_symlinks;
 
   // Who may get a gzipped response (the gzip filter and gzip_static; nginx keeps them in the core).
   Setting<bool> gzip_vary;
@@ -336,10 +335,17 @@ struct CoreLocConf {
   Setting<bool> open_file_cache_events;
   // weir's own: with no open_file_cache, a never-stale cache of the worker's (http/file_watch.h).
   Setting<bool> open_file_cache_auto;
+  // disable_symlinks, and its from= (nullptr: the whole path is checked).
+  Setting<SymlinkRule> disable_symlinks;
+  Setting<const ComplexValue*> disable_symlinks_from;
 };
 
 // The open-file parameters of a location, and when r's bytes arrived, ready for open_cached_file.
 void init_open_file_info(const Request& r, const CoreLocConf& clcf, OpenFileInfo& of);
+// disable_symlinks for path: the rule, and how much of path from= leaves unchecked. nginx:
+// ngx_http_set_disable_symlinks
+void set_disable_symlinks(Request& r, const CoreLocConf& clcf, std::string_view path,
+                          OpenFileInfo& of);
 
 // Phase engine and locations.
 Status init_phase_engine(ConfContext& cf, CoreMainConf& cmcf);

@@ -34,12 +34,91 @@ void fill_stat(OpenFileInfo& of, const struct stat& st) {
   of.is_exec = (st.st_mode & S_IXUSR) != 0;
 }
 
+// openat() of one component, for if_not_owner: refused (ELOOP) when it is a link whose owner is
+// not its target's. Both sides are compared even when it is no link: a link put there between the
+// two calls is caught so. nginx: ngx_openat_file_owner
+int openat_owner(int at, const char* name, int flags) {
+  int fd = ::openat(at, name, flags);
+  if (fd < 0) return -1;
+  struct stat link, target;
+  int err = ELOOP;
+  if (::fstatat(at, name, &link, AT_SYMLINK_NOFOLLOW) < 0 || ::fstat(fd, &target) < 0) {
+    err = errno;
+  } else if (link.st_uid == target.st_uid) {
+    return fd;
+  }
+  ::close(fd);
+  errno = err;
+  return -1;
+}
+
+// Opens path under disable_symlinks, a component at a time from the from= part (opened as it is)
+// or from "/", each directory with O_NOFOLLOW (on) or checked by owner (if_not_owner), so that a
+// link where none may be fails with ELOOP (or ENOTDIR for a directory's, as O_DIRECTORY says).
+// nginx: ngx_open_file_wrapper
+int open_walk(const char* path, size_t len, const OpenFileInfo& of, int flags,
+              const char*& failed) {
+  constexpr int kSearch = O_PATH | O_DIRECTORY | O_CLOEXEC;
+  const char* p = path;
+  const char* end = path + len;
+  char name[PATH_MAX];
+  int at = AT_FDCWD;
+  failed = "openat()";
+  if (of.symlinks_from != 0) {
+    if (of.symlinks_from >= sizeof name) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    std::memcpy(name, path, of.symlinks_from);
+    name[of.symlinks_from] = '\0';
+    at = ::open(name, kSearch | O_NONBLOCK);
+    failed = "open()";
+    p = path + of.symlinks_from + 1;
+  } else if (*p == '/') {
+    at = ::open("/", kSearch | O_NONBLOCK);
+    p++;
+  }
+  if (at == -1) return -1;
+  failed = "openat()";
+  bool owner = of.symlinks == SymlinkRule::IfNotOwner;
+  int fd = -1;
+  for (;;) {
+    const auto* slash = static_cast<const char*>(std::memchr(p, '/', static_cast<size_t>(end - p)));
+    size_t n = static_cast<size_t>((slash != nullptr ? slash : end) - p);
+    if (n >= sizeof name) {
+      errno = ENAMETOOLONG;
+      break;
+    }
+    std::memcpy(name, p, n);
+    name[n] = '\0';
+    if (slash == nullptr) {
+      // The last component; "." reopens the directory a trailing slash named.
+      const char* last = n == 0 ? "." : name;
+      fd = owner ? openat_owner(at, last, flags) : ::openat(at, last, flags | O_NOFOLLOW);
+      break;
+    }
+    p = slash + 1;
+    if (n == 0) continue;
+    int next = owner ? openat_owner(at, name, kSearch | O_NONBLOCK)
+                     : ::openat(at, name, kSearch | O_NONBLOCK | O_NOFOLLOW);
+    if (next < 0) break;
+    if (at != AT_FDCWD) ::close(at);
+    at = next;
+  }
+  int err = errno;
+  if (at != AT_FDCWD) ::close(at);
+  errno = err;
+  return fd;
+}
+
 // Opens (or stats) a path without any cache. The fd, if any, is the caller's.
 bool open_and_stat(const char* p, OpenFileInfo& of) {
   struct stat st;
   of.fd = -1;
   of.err = 0;
-  if (of.test_only) {
+  // Under disable_symlinks a stat too is an open, through the walk (nginx: ngx_file_info_wrapper).
+  bool walk = of.symlinks != SymlinkRule::Off;
+  if (of.test_only && !walk) {
     if (::stat(p, &st) < 0) {
       of.err = errno;
       of.failed = "stat()";
@@ -48,10 +127,11 @@ bool open_and_stat(const char* p, OpenFileInfo& of) {
     fill_stat(of, st);
     return true;
   }
-  int fd = ::open(p, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  constexpr int kFlags = O_RDONLY | O_NONBLOCK | O_CLOEXEC;
+  of.failed = "open()";
+  int fd = walk ? open_walk(p, std::strlen(p), of, kFlags, of.failed) : ::open(p, kFlags);
   if (fd < 0) {
     of.err = errno;
-    of.failed = "open()";
     return false;
   }
   if (::fstat(fd, &st) < 0) {
@@ -61,7 +141,7 @@ bool open_and_stat(const char* p, OpenFileInfo& of) {
     return false;
   }
   fill_stat(of, st);
-  if (of.is_dir) {
+  if (of.is_dir || of.test_only) {
     ::close(fd);  // directories are reported, not kept open
     return true;
   }
@@ -364,7 +444,7 @@ bool OpenFileCache::lookup(std::string_view path, OpenFileInfo& of, Pool& pool) 
 }
 
 bool open_cached_file(OpenFileCache* cache, std::string_view path, OpenFileInfo& of, Pool& pool) {
-  if (cache != nullptr) return cache->lookup(path, of, pool);
+  if (cache != nullptr && of.symlinks == SymlinkRule::Off) return cache->lookup(path, of, pool);
   return open_uncached(path, of, pool);
 }
 

@@ -23,6 +23,9 @@
 
 namespace weir::http {
 
+// disable_symlinks: which symbolic links a path may go through.
+enum class SymlinkRule : uint8_t { Off, On, IfNotOwner };
+
 struct OpenFileInfo {
   int fd = -1;
   ino_t uniq = 0;
@@ -45,6 +48,10 @@ struct OpenFileInfo {
   // In: when the newest byte of the request arrived (Connection::rx_ns; 0: not known). The default
   // cache reads its change events only for a request that may be newer than their last read.
   int64_t arrived_ns = 0;
+  // In: disable_symlinks, and the length of the path's part before which it is not checked
+  // (from=). With a rule, the path is opened a component at a time and no cache is used.
+  SymlinkRule symlinks = SymlinkRule::Off;
+  size_t symlinks_from = 0;
   // From the cache, for small regular files: the whole content and the formatted validators.
   std::string_view data;
   std::string_view last_modified_text;

@@ -215,6 +215,7 @@ Code try_files_handler(Request& r) {
 
     OpenFileInfo of;
     init_open_file_info(r, clcf, of);
+    set_disable_symlinks(r, clcf, path, of);
     of.test_only = true;
     of.test_dir = tf.test_dir;
     if (!open_cached_file(clcf.open_file_cache, path, of, *r.pool)) {

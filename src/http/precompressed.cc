@@ -27,6 +27,7 @@ Code serve_precompressed(Request& r, StaticMode mode, bool ok, std::string_view 
 
   OpenFileInfo of;
   init_open_file_info(r, clcf, of);
+  set_disable_symlinks(r, clcf, path, of);
   if (!open_cached_file(clcf.open_file_cache, path, of, *r.pool)) {
     if (of.err == 0) return Code::status(500);
     OpenFailure f = open_failure(of.err);

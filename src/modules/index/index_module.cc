@@ -38,6 +38,7 @@ Code test_dir(Request& r, CoreLocConf& clcf, std::string_view dir) {
   d[dir.size()] = '\0';
   OpenFileInfo of;
   init_open_file_info(r, clcf, of);
+  set_disable_symlinks(r, clcf, {d, dir.size()}, of);
   of.test_only = true;
   of.test_dir = true;
   if (!open_cached_file(clcf.open_file_cache, {d, dir.size()}, of, *r.pool)) {
@@ -73,6 +74,7 @@ Code index_handler(Request& r) {
 
     OpenFileInfo of;
     init_open_file_info(r, clcf, of);
+    set_disable_symlinks(r, clcf, path, of);
     of.test_only = true;
     if (!open_cached_file(clcf.open_file_cache, path, of, *r.pool)) {
       if (of.err == ENOTDIR || of.err == ENAMETOOLONG || of.err == EACCES) {

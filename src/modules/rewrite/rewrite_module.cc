@@ -90,6 +90,7 @@ bool eval_condition(Request& r, const Condition& c) {
       CoreLocConf& clcf = core_loc(r);
       OpenFileInfo of;
       init_open_file_info(r, clcf, of);
+      set_disable_symlinks(r, clcf, {path, v.size()}, of);
       of.test_only = true;
       bool result = false;
       if (!open_cached_file(clcf.open_file_cache, {path, v.size()}, of, *r.pool)) {

@@ -181,21 +181,25 @@ Code copy_headers(Request& r, Upstream& u) {
   return Rc::Ok;
 }
 
-// The X-Accel-* headers of the response.
+// The X-Accel-* headers of the response. Of a header sent twice the first counts, as in nginx
+// (X-Accel-Expires: the last, which nginx's cache validity ends with).
 void find_accel_headers(Upstream& u) {
   UpstreamHeadersIn& in = u.headers_in;
+  auto first = [](Header*& slot, Header* h) {
+    if (slot == nullptr) slot = h;
+  };
   for (Header* h : in.headers) {
     std::string_view k = h->lowcase_key;
     if (!k.starts_with("x-accel-")) continue;
     k.remove_prefix(8);
     if (k == "redirect") {
-      in.x_accel_redirect = h;
+      first(in.x_accel_redirect, h);
     } else if (k == "buffering") {
-      in.x_accel_buffering = h;
+      first(in.x_accel_buffering, h);
     } else if (k == "limit-rate") {
-      in.x_accel_limit_rate = h;
+      first(in.x_accel_limit_rate, h);
     } else if (k == "charset") {
-      in.x_accel_charset = h;
+      first(in.x_accel_charset, h);
     } else if (k == "expires") {
       in.x_accel_expires = h;
     }

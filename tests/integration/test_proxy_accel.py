@@ -1,6 +1,6 @@
 """The X-Accel-* response headers through proxy_pass, and proxy_ignore_headers: X-Accel-Redirect
 (URI with %XX and arguments, named location, unsafe targets, the headers it keeps, the method turned
-to GET) answers exactly as Debian's nginx does on the same configuration and backend;
+to GET, the first of two) answers exactly as Debian's nginx does on the same configuration and backend;
 X-Accel-Buffering turns buffering off and on, X-Accel-Limit-Rate paces a buffered response (a non-buffered one
 runs at the upstream's pace, as nginx), and each is
 ignored when proxy_ignore_headers names it."""
@@ -41,6 +41,8 @@ CASES = [
     ("/e", "GET", {"X-Accel-Redirect": "/files/../etc"}, 200),
     ("/f", "GET", {"X-Accel-Redirect": "files/x"}, 200),
     ("/g", "GET", {"X-Accel-Redirect": "/files/a b.txt", "Location": "/zz"}, 302),
+    # Sent twice: the first counts (a dict keeps both when their case differs).
+    ("/h", "GET", {"X-Accel-Redirect": "/files/a%20b.txt", "x-accel-redirect": "@named"}, 200),
     ("/a", "HEAD", None, None),
 ]
 
@@ -76,6 +78,7 @@ def test_x_accel_redirect_as_nginx(make_server):
     assert by_path[("/c?k=v", "GET")][4] == b"named /c k=v\n"
     assert by_path[("/d", "POST")][5] == [("POST", "/d"), ("GET", "/again/z?q=1")]
     assert by_path[("/e", "GET")][2] == 404
+    assert by_path[("/h", "GET")][4] == b"space file\n"
     assert 'unsafe URI "/files/../etc" was detected' in weir.error_log()
 
 

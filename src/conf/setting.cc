@@ -15,11 +15,12 @@ Status parse_flag(ConfContext& cf, const ConfNode& n, bool& out) {
 }
 
 Status parse_bufs(const ConfNode& n, Bufs& out) {
+  // nginx's bufs slot names neither argument.
   if (n.nargs() != 2) return Status::error("invalid value");
   auto num = parse_int(n.args[1]);
-  if (!num || *num == 0) return Status::errorf("invalid value \"%s\"", n.args[1].c_str());
+  if (!num || *num == 0) return Status::error("invalid value");
   auto size = parse_size(n.args[2]);
-  if (!size || *size == 0) return Status::errorf("invalid value \"%s\"", n.args[2].c_str());
+  if (!size || *size == 0) return Status::error("invalid value");
   out.num = static_cast<int>(*num);
   out.size = static_cast<size_t>(*size);
   return {};

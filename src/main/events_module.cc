@@ -32,6 +32,12 @@ Status events_block(ConfContext& cf, const ConfNode& n) {
 
 Status events_init(ConfContext& cf, void*) {
   if (cf.cycle.event_confs.empty()) return Status::error("no \"events\" section in configuration");
+  // A connection for each listening socket and one more, as nginx asks (ngx_event_init_conf).
+  uint64_t connections = *event_conf(cf.cycle).connections;
+  if (connections < cf.cycle.listening.size() + 1) {
+    return Status::errorf("%llu worker_connections are not enough for %zu listening sockets",
+                          static_cast<unsigned long long>(connections), cf.cycle.listening.size());
+  }
   return {};
 }
 
@@ -40,10 +46,10 @@ Status set_use(ConfContext& cf, const ConfNode& n) {
   return {};
 }
 
-Status set_connections(ConfContext&, const ConfNode& n, EventConf& ec) {
+Status set_connections(ConfContext& cf, const ConfNode& n, EventConf& ec) {
   if (ec.connections.set) return Status::error("is duplicate");
   auto v = parse_int(n.args[1]);
-  if (!v || *v == 0) return Status::errorf("invalid number \"%s\"", n.args[1].c_str());
+  if (!v) return cf.errorf("invalid number \"%s\"", n.args[1].c_str());
   ec.connections = static_cast<uint64_t>(*v);
   return {};
 }

@@ -143,20 +143,21 @@ Status add_pass_header(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) 
 
 namespace {
 
-// The buffer sizes' rules, in nginx's words with the protocol's names.
-Status check_buffers(ConfContext& cf, std::string_view prefix, const UpstreamSettings& s) {
+// The buffer sizes' rules (out: the sizes in effect), in nginx's words with the protocol's names.
+Status check_buffers(ConfContext& cf, std::string_view prefix, const UpstreamSettings& s,
+                     const UpstreamConf& out) {
   std::string p(prefix);
   size_t one = std::max<size_t>(*s.buffer_size, s.bufs->size);
+  std::string at_least = " must be equal to or greater than the maximum of the value of \"" + p +
+                         "_buffer_size\" and one of the \"" + p + "_buffers\"";
   if (s.bufs->num < 2) return cf.error("there must be at least 2 \"" + p + "_buffers\"");
-  if (*s.busy_buffers_size < one) {
-    return cf.error("\"" + p +
-                    "_busy_buffers_size\" must be equal to or greater than the maximum of "
-                    "the value of \"" +
-                    p + "_buffer_size\" and one of the \"" + p + "_buffers\"");
-  }
-  if (*s.busy_buffers_size > (s.bufs->num - 1) * s.bufs->size) {
+  if (out.busy_buffers_size < one) return cf.error("\"" + p + "_busy_buffers_size\"" + at_least);
+  if (out.busy_buffers_size > (s.bufs->num - 1) * s.bufs->size) {
     return cf.error("\"" + p + "_busy_buffers_size\" must be less than the size of all \"" + p +
                     "_buffers\" minus one buffer");
+  }
+  if (out.temp_file_write_size < one) {
+    return cf.error("\"" + p + "_temp_file_write_size\"" + at_least);
   }
   if (*s.max_temp_file_size != 0 && *s.max_temp_file_size < static_cast<off_t>(one)) {
     return cf.error(
@@ -206,10 +207,14 @@ Status merge_upstream_settings(ConfContext& cf, std::string_view prefix, Setting
   }
 
   conf.bufs.merge(prev.bufs, Bufs{8, 4096});
+  // The busy and temp-file write sizes inherit a configured value only: unset, they are twice
+  // this level's largest buffer, not what an outer level's buffers made them (nginx's *_conf).
   size_t twice = 2 * std::max<size_t>(*conf.buffer_size, conf.bufs->size);
-  conf.busy_buffers_size.merge(prev.busy_buffers_size, twice);
+  conf.busy_buffers_size.merge(prev.busy_buffers_size);
+  conf.temp_file_write_size.merge(prev.temp_file_write_size);
+  out.busy_buffers_size = conf.busy_buffers_size.set ? *conf.busy_buffers_size : twice;
+  out.temp_file_write_size = conf.temp_file_write_size.set ? *conf.temp_file_write_size : twice;
   conf.max_temp_file_size.merge(prev.max_temp_file_size, 1024 * 1024 * 1024);
-  conf.temp_file_write_size.merge(prev.temp_file_write_size, twice);
   conf.buffering.merge(prev.buffering, true);
   conf.request_buffering.merge(prev.request_buffering, true);
   conf.ignore_client_abort.merge(prev.ignore_client_abort, false);
@@ -227,7 +232,7 @@ Status merge_upstream_settings(ConfContext& cf, std::string_view prefix, Setting
   def.level = {1, 2, 0};
   conf.temp_path.merge(prev.temp_path, def);
   if (Status s = cf.cycle.add_path(&conf.temp_path.value); !s.ok()) return s;
-  if (Status s = check_buffers(cf, prefix, conf); !s.ok()) return s;
+  if (Status s = check_buffers(cf, prefix, conf, out); !s.ok()) return s;
   if (!conf.ignore_headers_set) conf.ignore_headers = prev.ignore_headers;
   if (conf.store == -1) {
     conf.store = prev.store == -1 ? 0 : prev.store;
@@ -250,9 +255,7 @@ Status merge_upstream_settings(ConfContext& cf, std::string_view prefix, Setting
   }
 
   out.bufs = *conf.bufs;
-  out.busy_buffers_size = *conf.busy_buffers_size;
   out.max_temp_file_size = *conf.max_temp_file_size;
-  out.temp_file_write_size = *conf.temp_file_write_size;
   out.temp_path = &conf.temp_path.value;
   out.buffering = *conf.buffering;
   out.change_buffering = true;

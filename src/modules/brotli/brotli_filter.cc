@@ -193,11 +193,11 @@ constexpr VariableDef kVars[] = {
 
 // --- configuration ---------------------------------------------------------------------------
 
-Status set_level(ConfContext&, const ConfNode& n, BrotliLocConf& conf) {
+Status set_level(ConfContext& cf, const ConfNode& n, BrotliLocConf& conf) {
   if (conf.level.set) return Status::error("is duplicate");
   auto v = parse_int(n.args[1]);
   if (!v) return Status::error("invalid number");
-  if (*v > BROTLI_MAX_QUALITY) return Status::error("must be between 0 and 11");
+  if (*v > BROTLI_MAX_QUALITY) return cf.error("value must be between 0 and 11");
   conf.level = static_cast<int>(*v);
   return {};
 }

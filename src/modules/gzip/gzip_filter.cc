@@ -232,11 +232,11 @@ bool accepts_gzip(std::string_view ae) {
 
 // --- configuration ---------------------------------------------------------------------------
 
-Status set_level(ConfContext&, const ConfNode& n, GzipLocConf& conf) {
+Status set_level(ConfContext& cf, const ConfNode& n, GzipLocConf& conf) {
   if (conf.level.set) return Status::error("is duplicate");
   auto v = parse_int(n.args[1]);
   if (!v) return Status::error("invalid number");
-  if (*v < 1 || *v > 9) return Status::error("must be between 1 and 9");  // nginx's bounds check
+  if (*v < 1 || *v > 9) return cf.error("value must be between 1 and 9");  // nginx's bounds check
   conf.level = static_cast<int>(*v);
   return {};
 }
@@ -301,7 +301,7 @@ constexpr Directive kDirectives[] = {
                                                                  kHttpMainSrvLoc | kTake1),
     directive<slot::size<&GzipLocConf::postpone>>("postpone_gzipping", kHttpMainSrvLoc | kTake1),
     directive<slot::flag<&GzipLocConf::no_buffer>>("gzip_no_buffer", kHttpMainSrvLoc | kFlag),
-    directive<slot::offset<&GzipLocConf::min_length>>("gzip_min_length", kHttpMainSrvLoc | kTake1),
+    directive<slot::size<&GzipLocConf::min_length>>("gzip_min_length", kHttpMainSrvLoc | kTake1),
 };
 static_assert(directives_of(kDirectives, &http_gzip_filter_module));
 

@@ -176,12 +176,12 @@ constexpr VariableDef kVars[] = {
 
 // --- configuration ---------------------------------------------------------------------------
 
-Status set_level(ConfContext&, const ConfNode& n, ZstdLocConf& conf) {
+Status set_level(ConfContext& cf, const ConfNode& n, ZstdLocConf& conf) {
   if (conf.level.set) return Status::error("is duplicate");
   auto v = parse_int(n.args[1]);
   if (!v) return Status::error("invalid number");
   if (*v < 1 || *v > ZSTD_maxCLevel()) {
-    return Status::errorf("must be between 1 and %d", ZSTD_maxCLevel());
+    return cf.errorf("value must be between 1 and %d", ZSTD_maxCLevel());
   }
   conf.level = static_cast<int>(*v);
   return {};

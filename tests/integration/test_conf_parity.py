@@ -1,8 +1,11 @@
-"""A directive repeated in one block, as nginx takes it (#10's "nginx's semantics" for every
-directive): those of nginx's bitmask slot (proxy_next_upstream, ssl_protocols, gzip_proxied ...) and
-of its types slot (gzip_types, charset_types ...) add up, warning of a value named twice, as
-Debian's nginx does; the others are "is duplicate" in both. Each case is loaded by weir and by
-nginx with `-t` and their verdicts and warnings compared."""
+"""Configurations weir and Debian's nginx both load or both refuse, in the same words: each case is
+loaded by both with `-t` and their verdicts, errors and warnings compared.
+- A directive repeated in one block: those of nginx's bitmask slot (proxy_next_upstream,
+  ssl_protocols, gzip_proxied ...) and of its types slot (gzip_types, charset_types ...) add up,
+  warning of a value named twice; the others are "is duplicate".
+- The upstream buffer rules where a location sets its own buffers: the busy and temp-file write
+  sizes default to twice that location's buffers, not to what the server's made them.
+- Sizes, bounds and worker_connections as nginx checks them."""
 import re
 
 import pytest
@@ -49,8 +52,20 @@ DUPLICATE = [
 ]
 
 
-def verdict(binary, directives):
-    rc, err = check_conf(binary, "%s\nserver { listen 127.0.0.1:%%%%PORT%%%%; }" % directives)
+def verdict(binary, directives, where="http"):
+    if where == "location":
+        directives = "server { listen 127.0.0.1:%%%%PORT%%%%; location / { %s } }" % directives
+    elif where == "events":
+        rc, err = check_conf(binary, full_conf=(
+            "pid %%%%DIR%%%%/logs/pid;\nerror_log %%%%DIR%%%%/logs/error.log;\nevents { %s }\n"
+            "http { server { listen 127.0.0.1:%%%%PORT%%%%; } }\n" % directives))
+        return said(rc, err)
+    else:
+        directives += "\nserver { listen 127.0.0.1:%%PORT%%; }"
+    return said(*check_conf(binary, directives))
+
+
+def said(rc, err):
     # "nginx: [warn] duplicate value "error" in /tmp/.../nginx.conf:3" -> the words and the line.
     said = [re.sub(r"^.*\[(warn|emerg)\] (\d+#\d+: )?", r"[\1] ", l).rsplit(" in ", 1)[0]
             for l in err.splitlines() if "[warn]" in l or "[emerg]" in l]
@@ -69,3 +84,32 @@ def test_repeats_are_duplicates_as_in_nginx(directives):
     weir = verdict(WEIR, directives)
     assert weir == verdict(NGINX, directives)
     assert weir[0] != 0 and "is duplicate" in weir[1][0]
+
+
+# (where, directives, loads)
+CHECKED = [
+    ("location", "proxy_buffer_size 16k; proxy_buffers 8 16k;", True),
+    ("location", "proxy_buffer_size 128k; proxy_buffers 4 256k;", True),
+    ("location", "fastcgi_buffer_size 32k; fastcgi_buffers 16 16k;", True),
+    ("location", "uwsgi_buffers 4 64k;", True),
+    ("location", "proxy_buffer_size 1m;", False),
+    ("location", "proxy_busy_buffers_size 64k;", False),
+    ("location", "proxy_temp_file_write_size 1k;", False),
+    ("location", "proxy_buffers 2 4k;", False),
+    ("location", "proxy_buffers 0 4k;", False),
+    ("location", "output_buffers 2 x;", False),
+    ("location", "gzip_min_length 1m;", True),
+    ("location", "gzip_min_length 1g;", False),
+    ("location", "gzip_comp_level 10;", False),
+    ("location", "gzip_comp_level x;", False),
+    ("events", "worker_connections 1;", False),
+    ("events", "worker_connections 2;", True),
+    ("events", "worker_connections 1k;", False),
+]
+
+
+@pytest.mark.parametrize("where,directives,loads", CHECKED)
+def test_verdicts_as_nginx(where, directives, loads):
+    weir = verdict(WEIR, directives, where)
+    assert weir == verdict(NGINX, directives, where)
+    assert (weir[0] == 0) == loads, weir

@@ -15,7 +15,7 @@ if [ "${1:-}" = "--check-build" ]; then
 fi
 pkgs=(cmake ninja-build g++ clang pkg-config libpcre2-dev zlib1g-dev libbrotli-dev libzstd-dev brotli zstd python3-brotli python3-zstandard libssl-dev libnghttp2-dev python3-h2 python3-grpcio libcrypt-dev whois libc-ares-dev libgtest-dev python3-pytest python3-pytest-timeout systemd php8.2-fpm fcgiwrap uwsgi-core uwsgi-plugin-python3 memcached prometheus prometheus-nginx-exporter
       python3-pytest-xdist curl nginx wrk clang-format clang-tidy dpkg-dev file nghttp2-client
-      libclang-rt-14-dev)
+      libclang-rt-14-dev iproute2)
 [ "${WEIR_BENCH:-0}" = 1 ] && pkgs+=(h2o haproxy strace valgrind)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -31,10 +31,13 @@ Status parse_path(ConfContext& cf, const ConfNode& n, TempPath& out) {
   while (name.size() > 1 && name.back() == '/') name.pop_back();
   out.name = cf.full_name(name);
   out.level = {0, 0, 0};
+  // Up to three levels of any length, as nginx takes them, within the 10 digits of a temp file's
+  // number that they are cut from.
+  int64_t digits = 0;
   for (size_t i = 2; i < n.args.size(); i++) {
     if (i - 2 >= out.level.size()) return Status::error("invalid value");
     auto v = parse_int(n.args[i]);
-    if (!v || *v < 1 || *v > 2) return Status::error("invalid value");
+    if (!v || *v < 1 || (digits += *v) > 10) return Status::error("invalid value");
     out.level[i - 2] = static_cast<int>(*v);
   }
   return {};

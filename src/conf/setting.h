@@ -209,7 +209,7 @@ Status bufs(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
 
 // One of a fixed set of words.
 template <auto M, const auto& Table>
-Status enum_(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
+Status enum_(ConfContext& cf, const ConfNode& n, owner_of<M>& conf) {
   auto& f = conf.*M;
   if (f.set) return Status::error("is duplicate");
   for (const auto& e : Table) {
@@ -218,7 +218,7 @@ Status enum_(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
       return {};
     }
   }
-  return Status::errorf("invalid value \"%s\"", n.args[1].c_str());
+  return cf.errorf("invalid value \"%s\"", n.args[1].c_str());  // nginx's enum slot's words
 }
 
 // An HTTP status a limit answers with (limit_req_status, limit_conn_status): 400 to 599.

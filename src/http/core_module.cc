@@ -28,13 +28,13 @@ Status parse_resolver(ConfContext& cf, const ConfNode& n, Resolver*& out) {
       } else if (v == "off") {
         out = false;
       } else {
-        return Status::errorf("invalid parameter: %s", n.args[i].c_str());
+        return cf.errorf("invalid parameter: %s", n.args[i].c_str());
       }
       return {};
     };
     if (a.starts_with("valid=")) {
       auto t = parse_time(a.substr(6), false);
-      if (!t || *t < 0) return Status::errorf("invalid parameter: %s", n.args[i].c_str());
+      if (!t || *t < 0) return cf.errorf("invalid parameter: %s", n.args[i].c_str());
       rc.valid_ms = static_cast<uint64_t>(*t);
     } else if (a.starts_with("ipv4=")) {
       if (Status s = on_off(a.substr(5), rc.ipv4); !s.ok()) return s;
@@ -348,7 +348,7 @@ Status set_error_page(ConfContext& cf, const ConfNode& n, L& clcf) {
       return cf.errorf("value \"%s\" must be between 300 and 599", n.args[i].c_str());
     }
     if (*code == kHttpClientClosedRequest) {
-      return cf.errorf("value \"%s\" must be between 300 and 599", n.args[i].c_str());
+      return cf.errorf("invalid value \"%s\"", n.args[i].c_str());
     }
     ErrorPage ep;
     ep.status = static_cast<int>(*code);

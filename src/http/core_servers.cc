@@ -17,6 +17,30 @@
 
 namespace weir::http {
 
+namespace {
+
+// so_keepalive=[idle]:[interval]:[count], each part optional but not all: idle and interval
+// times in seconds ("30m"), count a number. nginx: ngx_http_core_listen
+bool parse_keepalive(std::string_view v, ListenOptions& opt) {
+  std::string_view parts[3];
+  for (std::string_view& part : parts) {
+    size_t colon = v.find(':');
+    part = v.substr(0, colon);
+    v = colon == std::string_view::npos ? std::string_view{} : v.substr(colon + 1);
+  }
+  if (!v.empty()) return false;
+  int* fields[3] = {&opt.keepidle, &opt.keepintvl, &opt.keepcnt};
+  for (int i = 0; i < 3; i++) {
+    if (parts[i].empty()) continue;
+    auto n = i < 2 ? parse_time(parts[i], true) : parse_int(parts[i]);
+    if (!n || *n < 0 || *n > INT32_MAX) return false;
+    *fields[i] = static_cast<int>(*n);
+  }
+  return opt.keepidle != 0 || opt.keepintvl != 0 || opt.keepcnt != 0;
+}
+
+}  // namespace
+
 Status server_block(ConfContext& cf, const ConfNode& n) {
   auto* ctx = cf.pool.make<HttpConfCtx>();
   ctx->main_conf = cf.http->main_conf;
@@ -103,7 +127,10 @@ Status listen_directive(ConfContext& cf, const ConfNode& n, CoreSrvConf& cscf) {
       if (v == "on") {
         base.opt.so_keepalive = true;
       } else if (v != "off") {
-        return cf.errorf("invalid so_keepalive value: \"%s\"", n.args[i].c_str() + 13);
+        if (!parse_keepalive(v, base.opt)) {
+          return cf.errorf("invalid so_keepalive value: \"%s\"", n.args[i].c_str() + 13);
+        }
+        base.opt.so_keepalive = true;
       }
       base.bind = options = true;
     } else if (a.starts_with("fastopen=")) {
@@ -206,8 +233,9 @@ Status add_names(ConfContext& cf, HttpAddr& addr, const std::vector<CoreSrvConf*
         vs.regex.emplace_back(sn.regex, srv);
         continue;
       }
-      // A repeated name: the first server keeps it ("" is every server's, silently).
-      if (!vs.names.add(sn.name, srv) && !sn.name.empty()) conflict(sn.name);
+      // A repeated name: the first server keeps it. "" too (the name of a server that gives
+      // none), as nginx warns of it.
+      if (!vs.names.add(sn.name, srv)) conflict(sn.name);
     }
   }
   vs.names.build();

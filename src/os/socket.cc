@@ -110,6 +110,11 @@ Result<int> open_listening_socket(const SockAddr& addr, const ListenOptions& opt
   if (opt.rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &opt.rcvbuf, sizeof opt.rcvbuf);
   if (opt.sndbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &opt.sndbuf, sizeof opt.sndbuf);
   if (opt.so_keepalive) ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+  for (auto [option, value] :
+       {std::pair{TCP_KEEPIDLE, opt.keepidle}, std::pair{TCP_KEEPINTVL, opt.keepintvl},
+        std::pair{TCP_KEEPCNT, opt.keepcnt}}) {
+    if (value != 0) ::setsockopt(fd, IPPROTO_TCP, option, &value, sizeof value);
+  }
   if (opt.rx_timestamps) set_rx_timestamps(fd, true);
   if (opt.deferred) {
     int timeout = 1;

@@ -20,6 +20,11 @@ struct ListenOptions {
   int sndbuf = -1;
   bool deferred = false;
   bool so_keepalive = false;
+  // so_keepalive=idle:interval:count (TCP_KEEPIDLE, TCP_KEEPINTVL, TCP_KEEPCNT): 0 leaves the
+  // system's.
+  int keepidle = 0;
+  int keepintvl = 0;
+  int keepcnt = 0;
   bool fastopen = false;
   // SO_TIMESTAMPNS: reads on its connections learn when their bytes arrived (recv_stamped), so
   // that the never-stale file cache reads its change events only for requests newer than the last

@@ -5,7 +5,9 @@ loaded by both with `-t` and their verdicts, errors and warnings compared.
   warning of a value named twice; the others are "is duplicate".
 - The upstream buffer rules where a location sets its own buffers: the busy and temp-file write
   sizes default to twice that location's buffers, not to what the server's made them.
-- Sizes, bounds and worker_connections as nginx checks them."""
+- Sizes, bounds and worker_connections as nginx checks them; listen's so_keepalive with parts left
+  out, temp paths' levels, access_log off beside a log, and errors in nginx's words (no directive
+  name where nginx gives none)."""
 import re
 
 import pytest
@@ -69,6 +71,7 @@ def said(rc, err):
     # "nginx: [warn] duplicate value "error" in /tmp/.../nginx.conf:3" -> the words and the line.
     said = [re.sub(r"^.*\[(warn|emerg)\] (\d+#\d+: )?", r"[\1] ", l).rsplit(" in ", 1)[0]
             for l in err.splitlines() if "[warn]" in l or "[emerg]" in l]
+    said = [re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", l) for l in said]  # each its own port
     return rc, said
 
 
@@ -105,6 +108,21 @@ CHECKED = [
     ("events", "worker_connections 1;", False),
     ("events", "worker_connections 2;", True),
     ("events", "worker_connections 1k;", False),
+    ("http", "server { listen 127.0.0.1:%%PORT%% so_keepalive=30m::10; }", True),
+    ("http", "server { listen 127.0.0.1:%%PORT%% so_keepalive=::; }", False),
+    # Two servers on one port, neither with a name: nginx's warning of the name "" they share.
+    ("http", "server { listen 127.0.0.1:%%PORT%%; }", True),
+    ("location", "access_log off; access_log %%DIR%%/logs/a.log;", True),
+    ("location", "client_body_temp_path %%DIR%%/t 3 1;", True),
+    ("location", "client_body_temp_path %%DIR%%/t 1 2 3 4;", False),
+    ("location", "satisfy maybe;", False),
+    ("location", "error_page 499 /x;", False),
+    ("location", "error_page 600 /x;", False),
+    ("location", "proxy_pass ftp://x;", False),
+    ("location", "proxy_pass http://;", False),
+    ("http", "server { listen 127.0.0.1:%%PORT%%; location ~ /a { proxy_pass http://127.0.0.1/x; } }",
+     False),
+    ("location", "resolver 127.0.0.1 valid=x;", False),
 ]
 
 

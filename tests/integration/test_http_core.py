@@ -1,7 +1,9 @@
 """HTTP/1.x core: keep-alive, pipelining, HTTP/1.0 and 0.9, malformed requests and the statuses nginx gives
 them (400, 405, 408, 413, 414, 494->400, 505), Host rules, absolute URIs, URI normalisation, request bodies."""
+import re
 import socket
 import struct
+import subprocess
 import time
 
 from conftest import Client, raw, read_to_end
@@ -257,6 +259,22 @@ def test_close_sends_the_fin_with_the_last_bytes(make_server):
     with open(s.path("logs/debug.log")) as f:
         log = f.read()
     assert log.count("http write filter: the close follows") == 1
+
+
+def test_so_keepalive_times_reach_the_connections(make_server):
+    """listen ... so_keepalive=idle:interval:count (parts may be left out, as nginx allows): the
+    accepted connection keeps alive with those times, as the kernel's own report shows."""
+    s = make_server("server { listen 127.0.0.1:%%PORT%% so_keepalive=30m::7; return 200; }")
+    c = socket.create_connection(("127.0.0.1", s.port))
+    c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert c.recv(4096).startswith(b"HTTP/1.1 200")
+    # ss -o: "timer:(keepalive,29min,0)" on the server's side of the connection.
+    out = subprocess.run(["ss", "-tno", "state", "established", "( sport = :%d )" % s.port],
+                         capture_output=True, text=True, check=True).stdout
+    assert re.search(r"timer:\(keepalive,(29|30)min,0\)", out), out
+    fd_info = [l for l in out.splitlines() if ":%d " % s.port in l]
+    assert len(fd_info) == 1, out
+    c.close()
 
 
 def test_a_deferred_accept_reads_the_request_at_once(make_server):

@@ -520,10 +520,9 @@ Status access_log_directive(ConfContext& cf, const ConfNode& n, LogLocConf& llcf
   auto& lmcf = conf_of<LogMainConf>(cf.http->main_conf);
   if (n.args[1] == "off") {
     if (n.nargs() != 1) return cf.errorf("invalid parameter \"%s\"", n.args[2].c_str());
-    llcf.off = true;
+    llcf.off = true;  // whatever else the level names: nginx logs nothing there either
     return {};
   }
-  if (llcf.off) return Status::error("is duplicate");
   if (llcf.logs == nullptr) llcf.logs = cf.pool.make<std::vector<AccessLog>>();
   const std::string& path = n.args[1];
   AccessLog al;

@@ -258,10 +258,14 @@ Status set_pass(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
     return {};
   }
   Result<ProxyUrl> parsed = parse_proxy_url(url);
-  if (!parsed.ok()) return parsed.status();
+  if (!parsed.ok()) {
+    // At load nginx names no URL for a wrong prefix (at run time, with variables, it does).
+    std::string_view msg = parsed.status().message();
+    return cf.error(msg.starts_with("invalid URL prefix") ? "invalid URL prefix" : msg);
+  }
   const ProxyUrl& pu = *parsed;
   if (!pu.uri.empty() && (clcf.regex != nullptr || clcf.named || clcf.noname)) {
-    return Status::error(
+    return cf.error(
         "\"proxy_pass\" cannot have URI part in location given by regular expression, or inside "
         "named location, or inside \"if\" statement, or inside \"limit_except\" block");
   }

@@ -110,7 +110,8 @@ Result<ProxyUrl> parse_proxy_url(std::string_view url) {
   hostport = rest.substr(0, slash);
   if (slash != std::string_view::npos) pu.uri = rest.substr(slash);
   if (hostport.empty()) {
-    return Status::errorf("no host in upstream \"%.*s\"", static_cast<int>(url.size()), url.data());
+    return Status::errorf("no host in upstream \"%.*s\"", static_cast<int>(rest.size()),
+                          rest.data());
   }
   pu.host = hostport;
   pu.port_text = pu.ssl ? "443" : "80";

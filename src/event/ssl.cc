@@ -335,7 +335,7 @@ Result<std::vector<TicketKey>*> load_ticket_keys(const std::vector<std::string>&
   auto keys = std::make_unique<std::vector<TicketKey>>();
   for (const std::string& file : files) {
     int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return Status::sys_error(errno, "open()", file);
+    if (fd < 0) return Status::sys_error(errno, "open", file);
     unsigned char buf[80];
     struct stat st;
     ssize_t n = -1;
@@ -343,7 +343,7 @@ Result<std::vector<TicketKey>*> load_ticket_keys(const std::vector<std::string>&
     if (sized) n = ::pread(fd, buf, static_cast<size_t>(st.st_size), 0);
     ::close(fd);
     if (!sized) return Status::error("\"" + file + "\" must be 48 or 80 bytes");
-    if (n != st.st_size) return Status::sys_error(errno, "read()", file);
+    if (n != st.st_size) return Status::sys_error(errno, "read", file);
     TicketKey k;
     k.size = static_cast<size_t>(n);
     std::memcpy(k.name, buf, 16);
@@ -594,6 +594,9 @@ Result<ssl_ctx_st*> ssl_server_context(const SslServerConf& conf,
     s = ssl_error("SSL_CTX_load_verify_locations(\"" + conf.trusted_certificate + "\") failed");
   }
   if (s.ok() && conf.verify_client != 0) s = setup_client_verify(ctx, conf);
+  // ssl_crl is read whether or not clients are verified, as nginx reads it: a wrong one fails
+  // the load.
+  if (s.ok() && conf.verify_client == 0) s = load_crl(ctx, conf.crl);
   if (s.ok() && conf.stapling) s = setup_stapling(ctx, conf, warnings);
   if (!s.ok()) {
     SSL_CTX_free(ctx);
@@ -1074,7 +1077,7 @@ std::string_view ssl_alpn(const Connection& c) {
 
 Result<std::vector<std::string>> ssl_read_password_file(const std::string& file) {
   int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Status::sys_error(errno, "open()", file);
+  if (fd < 0) return Status::sys_error(errno, "open", file);
   std::string text;
   char buf[4096];
   ssize_t n;

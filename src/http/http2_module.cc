@@ -174,17 +174,17 @@ Status set_pool_size(ConfContext& cf, const ConfNode& n, Http2SrvConf& conf) {
   if (Status s = slot::size<&Http2SrvConf::pool_size>(cf, n, conf); !s.ok()) return s;
   constexpr size_t kMinPoolSize = 112, kPoolAlignment = 16;  // nginx's on 64-bit systems
   if (*conf.pool_size < kMinPoolSize) {
-    return Status::errorf("the pool size must be no less than %zu", kMinPoolSize);
+    return cf.errorf("the pool size must be no less than %zu", kMinPoolSize);
   }
   if (*conf.pool_size % kPoolAlignment != 0) {
-    return Status::errorf("the pool size must be a multiple of %zu", kPoolAlignment);
+    return cf.errorf("the pool size must be a multiple of %zu", kPoolAlignment);
   }
   return {};
 }
 
 Status set_chunk_size(ConfContext& cf, const ConfNode& n, Http2LocConf& conf) {
   if (Status s = slot::size<&Http2LocConf::chunk_size>(cf, n, conf); !s.ok()) return s;
-  if (*conf.chunk_size == 0) return Status::error("the http2 chunk size cannot be zero");
+  if (*conf.chunk_size == 0) return cf.error("the http2 chunk size cannot be zero");
   if (*conf.chunk_size > 16384) conf.chunk_size = size_t{16384};  // the largest frame we allow
   return {};
 }

@@ -41,7 +41,7 @@ Status password_file(ConfContext& cf, const ConfNode& n, slot::owner_of<M>& conf
   auto& list = conf.*M;
   if (list != nullptr) return Status::error("is duplicate");
   Result<std::vector<std::string>> lines = ssl_read_password_file(cf.full_name(n.args[1], true));
-  if (!lines.ok()) return lines.status();
+  if (!lines.ok()) return cf.error(lines.status().message());  // nginx names no directive
   list = cf.pool.make<std::vector<std::string>>(std::move(*lines));
   return {};
 }

@@ -8,7 +8,11 @@ loaded by both with `-t` and their verdicts, errors and warnings compared.
 - Sizes, bounds and worker_connections as nginx checks them; listen's so_keepalive with parts left
   out, temp paths' levels, access_log off beside a log, and errors in nginx's words (no directive
   name where nginx gives none)."""
+import functools
+import os
 import re
+import subprocess
+import tempfile
 
 import pytest
 
@@ -54,8 +58,22 @@ DUPLICATE = [
 ]
 
 
+@functools.lru_cache(maxsize=None)
+def certificate():
+    """ssl_certificate and ssl_certificate_key lines for a self-signed certificate, made once."""
+    d = tempfile.mkdtemp(prefix="weir-conf-parity-")
+    os.chmod(d, 0o755)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-keyout", d + "/key.pem", "-out", d + "/cert.pem"],
+                   check=True, capture_output=True)
+    return "ssl_certificate %s/cert.pem; ssl_certificate_key %s/key.pem;" % (d, d)
+
+
 def verdict(binary, directives, where="http"):
-    if where == "location":
+    directives = directives.replace("CERT", certificate() if "CERT" in directives else "")
+    if where == "server":
+        directives = "server { listen 127.0.0.1:%%%%PORT%%%%; %s }" % directives
+    elif where == "location":
         directives = "server { listen 127.0.0.1:%%%%PORT%%%%; location / { %s } }" % directives
     elif where == "events":
         rc, err = check_conf(binary, full_conf=(
@@ -123,6 +141,18 @@ CHECKED = [
     ("http", "server { listen 127.0.0.1:%%PORT%%; location ~ /a { proxy_pass http://127.0.0.1/x; } }",
      False),
     ("location", "resolver 127.0.0.1 valid=x;", False),
+    # grpc_pass has no default port: an address needs one (unless it names an upstream block).
+    ("location", "grpc_pass grpc://127.0.0.1;", False),
+    ("location", "grpc_pass grpc://127.0.0.1:50051;", True),
+    ("location", "http2_chunk_size 0;", False),
+    ("server", "http2_pool_size 100;", False),
+    ("server", "http2_pool_size 120;", False),
+    ("server", "CERT ssl_session_cache shared:SSL:10m builtin:1000;", True),
+    ("server", "CERT ssl_session_cache foo;", False),
+    # ssl_crl is read whether or not clients are verified; the files' errors name no directive.
+    ("server", "CERT ssl_crl /nonexistent;", False),
+    ("server", "CERT ssl_password_file /nonexistent;", False),
+    ("server", "CERT ssl_session_ticket_key /nonexistent;", False),
 ]
 
 

@@ -645,9 +645,14 @@ Code grpc_handler(Request& r) {
     u->schema = u->ssl ? "grpcs://" : "grpc://";
     if (UpstreamGroup* g = find_upstream_group(r, parsed->host, parsed->port)) {
       u->group = g;
+    } else if (parsed->port == 0 && !istarts_with(parsed->host, "unix:")) {
+      // An address needs its port: grpc has no default one (nginx's words).
+      log_error(LogLevel::Error, r.log(), 0, "no port in upstream \"%.*s\"",
+                static_cast<int>(parsed->host.size()), parsed->host.data());
+      return Code::status(500);
     } else {
       u->resolve_host = parsed->host;
-      u->resolve_port = parsed->port != 0 ? parsed->port : (u->ssl ? 443 : 80);
+      u->resolve_port = parsed->port;
     }
   }
   if (u->ssl) {
@@ -699,7 +704,8 @@ Status set_pass(ConfContext& cf, const ConfNode& n, GrpcLocConf& glcf) {
   glcf.host = std::string(parsed->authority);
   glcf.ssl = parsed->ssl;
   glcf.ssl_host = std::string(parsed->host);
-  glcf.group = add_upstream_group(cf, parsed->host, parsed->port, parsed->ssl ? 443 : 80);
+  // No default port: an address without one is an error unless it names an upstream block.
+  glcf.group = add_upstream_group(cf, parsed->host, parsed->port, 0);
   return {};
 }
 

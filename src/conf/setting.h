@@ -223,11 +223,12 @@ Status enum_(ConfContext& cf, const ConfNode& n, owner_of<M>& conf) {
 
 // An HTTP status a limit answers with (limit_req_status, limit_conn_status): 400 to 599.
 template <auto M>
-Status status_code(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
+Status status_code(ConfContext& cf, const ConfNode& n, owner_of<M>& conf) {
   auto& f = conf.*M;
   if (f.set) return Status::error("is duplicate");
   auto v = parse_int(n.args[1]);
-  if (!v || *v < 400 || *v > 599) return Status::error("value must be between 400 and 599");
+  if (!v) return Status::error("invalid number");
+  if (*v < 400 || *v > 599) return cf.error("value must be between 400 and 599");
   f = static_cast<int>(*v);
   return {};
 }

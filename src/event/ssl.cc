@@ -1084,7 +1084,7 @@ Result<std::vector<std::string>> ssl_read_password_file(const std::string& file)
   while ((n = ::read(fd, buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
   int err = errno;
   ::close(fd);
-  if (n < 0) return Status::sys_error(err, "read()", file);
+  if (n < 0) return Status::sys_error(err, "read", file);
   std::vector<std::string> out;
   size_t at = 0;
   while (at < text.size()) {

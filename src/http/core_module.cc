@@ -195,14 +195,14 @@ Status set_keepalive_disable(ConfContext& cf, const ConfNode& n, L& clcf) {
   return {};
 }
 
-Status set_gzip_http_version(ConfContext&, const ConfNode& n, L& clcf) {
+Status set_gzip_http_version(ConfContext& cf, const ConfNode& n, L& clcf) {
   if (clcf.gzip_http_version.set) return Status::error("is duplicate");
   if (n.args[1] == "1.0") {
     clcf.gzip_http_version = 1000;
   } else if (n.args[1] == "1.1") {
     clcf.gzip_http_version = 1001;
   } else {
-    return Status::errorf("invalid value \"%s\"", n.args[1].c_str());
+    return cf.errorf("invalid value \"%s\"", n.args[1].c_str());
   }
   return {};
 }
@@ -307,8 +307,10 @@ Status set_directio_alignment(ConfContext&, const ConfNode& n, L& clcf) {
 }
 
 // Accepted for compatibility: weir's tables are not nginx's hashes, so their sizes need no tuning.
-Status accept_size(ConfContext&, const ConfNode& n) {
-  if (!parse_size(n.args[1])) return Status::error("invalid value");
+// A number, as nginx's num slot takes it.
+Status accept_number(ConfContext&, const ConfNode& n) {
+  auto v = parse_int(n.args[1]);
+  if (!v) return Status::error("invalid number");
   return {};
 }
 
@@ -624,8 +626,8 @@ constexpr Directive kDirectives[] = {
     directive<location_block>("location", kHttpSrvConf | kHttpLocConf | kBlock | kTake12),
     directive<listen_directive>("listen", kHttpSrvConf | kOneMore),
     directive<server_name_directive>("server_name", kHttpSrvConf | kOneMore),
-    directive<accept_size>("types_hash_max_size", kHttpMainSrvLoc | kTake1),
-    directive<accept_size>("types_hash_bucket_size", kHttpMainSrvLoc | kTake1),
+    directive<accept_number>("types_hash_max_size", kHttpMainSrvLoc | kTake1),
+    directive<accept_number>("types_hash_bucket_size", kHttpMainSrvLoc | kTake1),
     directive<set_types>("types", kHttpMainSrvLoc | kBlock | kNoArgs),
     directive<slot::str<&L::default_type>>("default_type", kHttpMainSrvLoc | kTake1),
     directive<set_root>("root", kHttpMainSrvLocLif | kTake1),

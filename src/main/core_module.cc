@@ -82,6 +82,7 @@ Status set_rlimit(ConfContext&, const ConfNode& n, CoreConf& cc) {
   auto& f = n.name() == "worker_rlimit_nofile" ? cc.rlimit_nofile : cc.rlimit_core;
   if (f.set) return Status::error("is duplicate");
   auto v = n.name() == "worker_rlimit_nofile" ? parse_int(n.args[1]) : parse_offset(n.args[1]);
+  if (!v && n.name() == "worker_rlimit_nofile") return Status::error("invalid number");
   if (!v) return Status::error("invalid value");
   f = *v;
   return {};

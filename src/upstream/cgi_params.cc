@@ -46,7 +46,7 @@ bool set_status(Upstream& u, std::string_view value) {
 
 Status add_cgi_param(ConfContext& cf, const ConfNode& n, CgiParams& params) {
   if (n.nargs() == 3 && n.args[3] != "if_not_empty") {
-    return Status::errorf("invalid parameter \"%s\"", n.args[3].c_str());
+    return cf.errorf("invalid parameter \"%s\"", n.args[3].c_str());
   }
   if (params.written == nullptr) params.written = cf.pool.make<std::vector<CgiParam>>();
   CgiParam p;

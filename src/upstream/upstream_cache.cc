@@ -622,7 +622,7 @@ Status set_key(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
 Status add_valid(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
   const std::string& time = n.args.back();
   auto seconds = parse_time(time, true);
-  if (!seconds) return Status::errorf("invalid time value \"%s\"", time.c_str());
+  if (!seconds) return cf.errorf("invalid time value \"%s\"", time.c_str());
   if (s.valid == nullptr) s.valid = cf.pool.make<std::vector<CacheValid>>();
   if (n.args.size() == 2) {
     for (int status : {200, 301, 302}) s.valid->push_back({status, *seconds});
@@ -636,7 +636,7 @@ Status add_valid(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
     }
     auto status = parse_int(code);
     if (!status || *status < 100 || *status > 599) {
-      return Status::errorf("invalid status \"%s\"", code.c_str());
+      return cf.errorf("invalid status \"%s\"", code.c_str());
     }
     s.valid->push_back({static_cast<int>(*status), *seconds});
   }
@@ -680,8 +680,8 @@ Status add_no_cache(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
 Status set_min_uses(ConfContext&, const ConfNode& n, CacheSettings& s) {
   if (s.min_uses.set) return Status::error("is duplicate");
   auto v = parse_int(n.args[1]);
-  if (!v || *v < 1) return Status::error("invalid value");
-  s.min_uses = *v;
+  if (!v) return Status::error("invalid number");
+  s.min_uses = std::max<int64_t>(*v, 1);  // 0, which nginx takes, counts as 1 there too
   return {};
 }
 
@@ -710,7 +710,7 @@ Status set_use_stale(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
 Status cache_path(ConfContext& cf, const ConfNode& n) {
   std::span<const std::string> args(n.args);
   Result<CachePathConf> conf = parse_cache_path(n.name(), args.subspan(1), cf.cycle.prefix);
-  if (!conf.ok()) return conf.status();
+  if (!conf.ok()) return cf.error(conf.status().message());  // nginx's words name no directive
   Result<SharedZone*> zone = cf.cycle.add_zone(conf->zone_name, conf->zone_size, &kCacheZoneTag);
   if (!zone.ok()) return zone.status();
   if ((*zone)->data != nullptr) {

@@ -61,7 +61,7 @@ Status set_bind(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) {
     if (n.args[2] == "transparent") {
       return Status::error("\"transparent\" is not supported by weir yet");
     }
-    return Status::errorf("invalid parameter \"%s\"", n.args[2].c_str());
+    return cf.errorf("invalid parameter \"%s\"", n.args[2].c_str());
   }
   ComplexValue value;
   if (Status st = value.compile(cf, n.args[1]); !st.ok()) return st;
@@ -71,7 +71,7 @@ Status set_bind(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) {
     return {};
   }
   Result<std::vector<SockAddr>> a = parse_addresses(n.args[1], 0, false);
-  if (!a.ok() || a->empty()) return Status::errorf("invalid address \"%s\"", n.args[1].c_str());
+  if (!a.ok() || a->empty()) return cf.errorf("invalid address \"%s\"", n.args[1].c_str());
   s.bind_addr = (*a)[0];
   s.bind_on = true;
   return {};
@@ -88,7 +88,7 @@ Status set_store(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) {
 }
 
 // *_store_access user:rw group:r all:r - a mode; user:rw unless the user is named.
-Status set_store_access(ConfContext&, const ConfNode& n, UpstreamSettings& s) {
+Status set_store_access(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) {
   if (s.store_access != 0) return Status::error("is duplicate");
   uint32_t mode = 0;
   uint32_t user = 0600;
@@ -103,11 +103,11 @@ Status set_store_access(ConfContext&, const ConfNode& n, UpstreamSettings& s) {
     } else if (a.starts_with("all:")) {
       shift = 0;
     } else {
-      return Status::errorf("invalid value \"%s\"", n.args[i].c_str());
+      return cf.errorf("invalid value \"%s\"", n.args[i].c_str());
     }
     std::string_view rights = a.substr(a.find(':') + 1);
     if (rights != "rw" && rights != "r") {
-      return Status::errorf("invalid value \"%s\"", n.args[i].c_str());
+      return cf.errorf("invalid value \"%s\"", n.args[i].c_str());
     }
     mode |= (rights == "rw" ? 6u : 4u) << shift;
   }

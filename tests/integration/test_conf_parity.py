@@ -75,6 +75,11 @@ def verdict(binary, directives, where="http"):
         directives = "server { listen 127.0.0.1:%%%%PORT%%%%; %s }" % directives
     elif where == "location":
         directives = "server { listen 127.0.0.1:%%%%PORT%%%%; location / { %s } }" % directives
+    elif where == "main":
+        rc, err = check_conf(binary, full_conf=(
+            "%s\npid %%%%DIR%%%%/logs/pid;\nerror_log %%%%DIR%%%%/logs/error.log;\nevents {}\n"
+            "http { server { listen 127.0.0.1:%%%%PORT%%%%; } }\n" % directives))
+        return said(rc, err)
     elif where == "events":
         rc, err = check_conf(binary, full_conf=(
             "pid %%%%DIR%%%%/logs/pid;\nerror_log %%%%DIR%%%%/logs/error.log;\nevents { %s }\n"
@@ -153,6 +158,24 @@ CHECKED = [
     ("server", "CERT ssl_crl /nonexistent;", False),
     ("server", "CERT ssl_password_file /nonexistent;", False),
     ("server", "CERT ssl_session_ticket_key /nonexistent;", False),
+    # Slots' words ('"x" directive invalid number') and handlers' own (said bare), as nginx has
+    # them.
+    ("location", "proxy_bind x;", False),
+    ("location", "proxy_cache_valid x;", False),
+    ("location", "proxy_cache_valid 99 1m;", False),
+    ("location", "proxy_store_access x;", False),
+    ("location", "fastcgi_split_path_info x;", False),
+    ("location", "limit_req_status x;", False),
+    ("location", "limit_conn_status 300;", False),
+    ("location", "proxy_cache_min_uses 0;", True),
+    ("location", "proxy_cookie_flags x;", False),
+    ("location", "proxy_cookie_path x;", False),
+    ("location", "proxy_http_version 2.0;", False),
+    ("location", "gzip_http_version 2;", False),
+    ("location", "types_hash_max_size x;", False),
+    ("http", "map_hash_max_size x;", False),
+    ("http", "proxy_cache_path %%DIR%%/c keys_zone=c:1m foo=1;", False),
+    ("main", "worker_rlimit_nofile x;", False),
 ]
 
 

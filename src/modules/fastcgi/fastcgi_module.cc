@@ -110,11 +110,11 @@ Status add_param(ConfContext& cf, const ConfNode& n, FastcgiLocConf& conf) {
   return add_cgi_param(cf, n, conf.params);
 }
 
-Status set_split_path_info(ConfContext&, const ConfNode& n, FastcgiLocConf& conf) {
+Status set_split_path_info(ConfContext& cf, const ConfNode& n, FastcgiLocConf& conf) {
   auto re = std::make_shared<Regex>();
   if (Status s = re->compile(n.args[1], false); !s.ok()) return s;
   if (re->captures() != 2) {
-    return Status::errorf("pattern \"%s\" must have 2 captures", n.args[1].c_str());
+    return cf.errorf("pattern \"%s\" must have 2 captures", n.args[1].c_str());
   }
   conf.split_path_info = std::move(re);
   return {};

@@ -152,9 +152,9 @@ MapMainConf* create_main_conf(ConfContext& cf) {
 
 constexpr Directive kDirectives[] = {
     directive<map_block>("map", kHttpMainConf | kBlock | kTake2),
-    directive<slot::size<&MapMainConf::hash_max_size>>("map_hash_max_size", kHttpMainConf | kTake1),
-    directive<slot::size<&MapMainConf::hash_bucket_size>>("map_hash_bucket_size",
-                                                          kHttpMainConf | kTake1),
+    directive<slot::num<&MapMainConf::hash_max_size>>("map_hash_max_size", kHttpMainConf | kTake1),
+    directive<slot::num<&MapMainConf::hash_bucket_size>>("map_hash_bucket_size",
+                                                         kHttpMainConf | kTake1),
 };
 static_assert(directives_of(kDirectives, &http_map_module));
 

@@ -149,7 +149,7 @@ bool apply_flags(Request& r, const std::deque<CookieFlags>& rules, std::string_v
 
 Status add_cookie_rewrite(ConfContext& cf, const ConfNode& n, CookieRuleList<CookieRewrite>& list) {
   if (n.nargs() == 1) {
-    if (n.args[1] != "off") return Status::error("invalid number of arguments");
+    if (n.args[1] != "off") return cf.errorf("invalid parameter \"%s\"", n.args[1].c_str());
     if (list.set) return Status::error("is duplicate");
     list.set = true;
     list.rules = nullptr;
@@ -167,7 +167,9 @@ Status add_cookie_rewrite(ConfContext& cf, const ConfNode& n, CookieRuleList<Coo
 }
 
 Status add_cookie_flags(ConfContext& cf, const ConfNode& n, CookieRuleList<CookieFlags>& list) {
-  if (n.nargs() == 1 && n.args[1] == "off") {
+  if (n.nargs() == 1) {
+    // A cookie needs its flags; alone, only "off" (nginx's words otherwise).
+    if (n.args[1] != "off") return cf.errorf("invalid parameter \"%s\"", n.args[1].c_str());
     if (list.set) return Status::error("is duplicate");
     list.set = true;
     list.rules = nullptr;

@@ -300,14 +300,14 @@ Status set_body(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
   return plcf.body->compile(cf, n.args[1]);
 }
 
-Status set_http_version(ConfContext&, const ConfNode& n, ProxyLocConf& plcf) {
+Status set_http_version(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
   if (plcf.http_version.set) return Status::error("is duplicate");
   if (n.args[1] == "1.0") {
     plcf.http_version = 1000;
   } else if (n.args[1] == "1.1") {
     plcf.http_version = 1001;
   } else {
-    return Status::errorf("invalid value \"%s\"", n.args[1].c_str());
+    return cf.errorf("invalid value \"%s\"", n.args[1].c_str());
   }
   return {};
 }
@@ -323,8 +323,7 @@ Status set_redirect(ConfContext& cf, const ConfNode& n, ProxyLocConf& plcf) {
       plcf.redirect_mode = RedirectMode::Off;
       return {};
     }
-    if (n.args[1] != "default")
-      return Status::errorf("invalid parameter \"%s\"", n.args[1].c_str());
+    if (n.args[1] != "default") return cf.errorf("invalid parameter \"%s\"", n.args[1].c_str());
     if (plcf.redirect_mode == RedirectMode::Off) return Status::error("is duplicate");
     if (plcf.redirects == nullptr) plcf.redirects = cf.pool.make<std::vector<Redirect>>();
     plcf.redirect_mode = RedirectMode::Custom;
@@ -499,12 +498,12 @@ constexpr Directive kOwnDirectives[] = {
                                                          kHttpMainSrvLoc | kTake12),
     directive<set_cookie_rewrite<&CookieRules::paths>>("proxy_cookie_path",
                                                        kHttpMainSrvLoc | kTake12),
-    directive<set_cookie_flags>("proxy_cookie_flags", kHttpMainSrvLoc | kOneMore),
+    directive<set_cookie_flags>("proxy_cookie_flags", kHttpMainSrvLoc | kTake1234),
     // Sizes of nginx's header hash: weir's lookups need none, the values are checked as nginx's.
-    directive<slot::size<&P::headers_hash_max_size>>("proxy_headers_hash_max_size",
-                                                     kHttpMainSrvLoc | kTake1),
-    directive<slot::size<&P::headers_hash_bucket_size>>("proxy_headers_hash_bucket_size",
-                                                        kHttpMainSrvLoc | kTake1),
+    directive<slot::num<&P::headers_hash_max_size>>("proxy_headers_hash_max_size",
+                                                    kHttpMainSrvLoc | kTake1),
+    directive<slot::num<&P::headers_hash_bucket_size>>("proxy_headers_hash_bucket_size",
+                                                       kHttpMainSrvLoc | kTake1),
     directive<slot::flag<&P::pass_trailers>>("proxy_pass_trailers", kHttpMainSrvLoc | kFlag),
 };
 constexpr auto kDirectives =

@@ -184,10 +184,10 @@ Status preconfiguration(ConfContext& cf) {
 
 constexpr Directive kDirectives[] = {
     directive<valid_referers>("valid_referers", kHttpSrvConf | kHttpLocConf | kOneMore),
-    directive<slot::size<&RefererLocConf::hash_max_size>>("referer_hash_max_size",
-                                                          kHttpSrvConf | kHttpLocConf | kTake1),
-    directive<slot::size<&RefererLocConf::hash_bucket_size>>("referer_hash_bucket_size",
-                                                             kHttpSrvConf | kHttpLocConf | kTake1),
+    directive<slot::num<&RefererLocConf::hash_max_size>>("referer_hash_max_size",
+                                                         kHttpSrvConf | kHttpLocConf | kTake1),
+    directive<slot::num<&RefererLocConf::hash_bucket_size>>("referer_hash_bucket_size",
+                                                            kHttpSrvConf | kHttpLocConf | kTake1),
 };
 static_assert(directives_of(kDirectives, &http_referer_module));
 

@@ -120,6 +120,20 @@ Status offset(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
   return {};
 }
 
+// A memory pool's size (connection_pool_size, request_pool_size, http2_pool_size): weir's pools
+// are its own, so it is only checked as nginx checks it. nginx: ngx_http_core_pool_size
+template <auto M>
+Status pool_size(ConfContext& cf, const ConfNode& n, owner_of<M>& conf) {
+  if (Status s = size<M>(cf, n, conf); !s.ok()) return s;
+  constexpr size_t kMinPoolSize = 112, kPoolAlignment = 16;  // nginx's on 64-bit systems
+  size_t v = (conf.*M).value;
+  if (v < kMinPoolSize) return cf.errorf("the pool size must be no less than %zu", kMinPoolSize);
+  if (v % kPoolAlignment != 0) {
+    return cf.errorf("the pool size must be a multiple of %zu", kPoolAlignment);
+  }
+  return {};
+}
+
 template <auto M>
 Status msec(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
   auto& f = conf.*M;

@@ -168,20 +168,6 @@ Status set_body_preread_size(ConfContext& cf, const ConfNode& n, Http2SrvConf& c
   return {};
 }
 
-// http2_pool_size: nginx's memory pool per connection; weir's are its own, so the size is only
-// checked as nginx checks it.
-Status set_pool_size(ConfContext& cf, const ConfNode& n, Http2SrvConf& conf) {
-  if (Status s = slot::size<&Http2SrvConf::pool_size>(cf, n, conf); !s.ok()) return s;
-  constexpr size_t kMinPoolSize = 112, kPoolAlignment = 16;  // nginx's on 64-bit systems
-  if (*conf.pool_size < kMinPoolSize) {
-    return cf.errorf("the pool size must be no less than %zu", kMinPoolSize);
-  }
-  if (*conf.pool_size % kPoolAlignment != 0) {
-    return cf.errorf("the pool size must be a multiple of %zu", kPoolAlignment);
-  }
-  return {};
-}
-
 Status set_chunk_size(ConfContext& cf, const ConfNode& n, Http2LocConf& conf) {
   if (Status s = slot::size<&Http2LocConf::chunk_size>(cf, n, conf); !s.ok()) return s;
   if (*conf.chunk_size == 0) return cf.error("the http2 chunk size cannot be zero");
@@ -227,7 +213,7 @@ constexpr Directive kDirectives[] = {
     directive<obsolete<kLargeBuffers>>("http2_max_header_size", kHttpMainSrv | kTake1),
     directive<obsolete<kKeepaliveTimeout>>("http2_idle_timeout", kHttpMainSrv | kTake1),
     directive<obsolete<kHeaderTimeout>>("http2_recv_timeout", kHttpMainSrv | kTake1),
-    directive<set_pool_size>("http2_pool_size", kHttpMainSrv | kTake1),
+    directive<slot::pool_size<&Http2SrvConf::pool_size>>("http2_pool_size", kHttpMainSrv | kTake1),
     directive<obsolete_ignored>("http2_max_concurrent_pushes", kHttpMainSrv | kTake1),
     directive<obsolete_ignored>("http2_push", kHttpMainSrvLoc | kTake1),
     directive<obsolete_ignored>("http2_push_preload", kHttpMainSrvLoc | kFlag),

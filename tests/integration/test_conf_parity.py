@@ -152,6 +152,9 @@ CHECKED = [
     ("location", "http2_chunk_size 0;", False),
     ("server", "http2_pool_size 100;", False),
     ("server", "http2_pool_size 120;", False),
+    ("server", "connection_pool_size 0;", False),
+    ("server", "request_pool_size 4104;", False),
+    ("server", "request_pool_size 8k; connection_pool_size 256;", True),
     ("server", "CERT ssl_session_cache shared:SSL:10m builtin:1000;", True),
     ("server", "CERT ssl_session_cache foo;", False),
     # ssl_crl is read whether or not clients are verified; the files' errors name no directive.

@@ -741,10 +741,8 @@ void init_open_file_info(const Request& r, const CoreLocConf& clcf, OpenFileInfo
   of.errors = *clcf.open_file_cache_errors;
 }
 
-void set_disable_symlinks(Request& r, const CoreLocConf& clcf, std::string_view path,
-                          OpenFileInfo& of) {
-  of.symlinks = *clcf.disable_symlinks;
-  if (of.symlinks == SymlinkRule::Off || *clcf.disable_symlinks_from == nullptr) return;
+void set_symlinks_from(Request& r, const CoreLocConf& clcf, std::string_view path,
+                       OpenFileInfo& of) {
   std::string_view from = (*clcf.disable_symlinks_from)->eval(r);
   if (from.empty() || !path.starts_with(from)) return;
   if (from.size() == path.size()) {

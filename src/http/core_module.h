@@ -113,6 +113,9 @@ struct ServerName {
   std::string name;  // lower case; "" matches requests without Host
   HttpRegex* regex = nullptr;
   CoreSrvConf* server = nullptr;
+  // A wildcard not in one of nginx's three forms: refused where servers share the address (nginx
+  // builds and checks its names hash only there), never matched.
+  bool invalid = false;
 };
 
 // The virtual servers behind one address: lookup by Host (exact, wildcards, then regexes in order).
@@ -344,8 +347,15 @@ struct CoreLocConf {
 void init_open_file_info(const Request& r, const CoreLocConf& clcf, OpenFileInfo& of);
 // disable_symlinks for path: the rule, and how much of path from= leaves unchecked. nginx:
 // ngx_http_set_disable_symlinks
-void set_disable_symlinks(Request& r, const CoreLocConf& clcf, std::string_view path,
-                          OpenFileInfo& of);
+void set_symlinks_from(Request& r, const CoreLocConf& clcf, std::string_view path,
+                       OpenFileInfo& of);
+inline void set_disable_symlinks(Request& r, const CoreLocConf& clcf, std::string_view path,
+                                 OpenFileInfo& of) {
+  of.symlinks = *clcf.disable_symlinks;
+  if (of.symlinks != SymlinkRule::Off && *clcf.disable_symlinks_from != nullptr) {
+    set_symlinks_from(r, clcf, path, of);
+  }
+}
 
 // Phase engine and locations.
 Status init_phase_engine(ConfContext& cf, CoreMainConf& cmcf);

@@ -203,7 +203,8 @@ Status server_name_directive(ConfContext& cf, const ConfNode& n, CoreSrvConf& cs
           lower.find('*', 1) == std::string::npos) &&
         !(star == lower.size() - 1 && lower.size() > 2 && lower[star - 1] == '.' &&
           lower.find('*') == star)) {
-      return cf.errorf("invalid server name or wildcard \"%s\" on %s", name.c_str(), "0.0.0.0:80");
+      cscf.server_names.push_back(ServerName{name, nullptr, &cscf, true});
+      continue;
     }
     cscf.server_names.push_back(ServerName{lower, nullptr, &cscf});
   }
@@ -227,8 +228,21 @@ Status add_names(ConfContext& cf, HttpAddr& addr, const std::vector<CoreSrvConf*
     cf.warn(LogLevel::Warn, "conflicting server name \"%s\" on %s, ignored", name.c_str(),
             addr.addr_text.c_str());
   };
+  // nginx checks the names only where it builds their hash: servers sharing the address, or one
+  // whose regex name has captures.
+  const auto& names = servers.front()->server_names;
+  bool checked = servers.size() > 1 || std::any_of(names.begin(), names.end(), [](const auto& sn) {
+                   return sn.regex != nullptr && sn.regex->re.captures() > 0;
+                 });
   for (CoreSrvConf* srv : servers) {
     for (const ServerName& sn : srv->server_names) {
+      if (sn.invalid) {
+        if (!checked) continue;
+        return Status::located(
+            conf_error_at(srv->node->file, srv->node->line,
+                          strprintf("invalid server name or wildcard \"%s\" on %s", sn.name.c_str(),
+                                    addr.addr_text.c_str())));
+      }
       if (sn.regex != nullptr) {
         vs.regex.emplace_back(sn.regex, srv);
         continue;

@@ -94,7 +94,7 @@ def said(rc, err):
     # "nginx: [warn] duplicate value "error" in /tmp/.../nginx.conf:3" -> the words and the line.
     said = [re.sub(r"^.*\[(warn|emerg)\] (\d+#\d+: )?", r"[\1] ", l).rsplit(" in ", 1)[0]
             for l in err.splitlines() if "[warn]" in l or "[emerg]" in l]
-    said = [re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", l) for l in said]  # each its own port
+    said = [re.sub(r"(127\.0\.0\.\d):\d+", r"\1:PORT", l) for l in said]  # each its own port
     return rc, said
 
 
@@ -179,6 +179,11 @@ CHECKED = [
     ("http", "map_hash_max_size x;", False),
     ("http", "proxy_cache_path %%DIR%%/c keys_zone=c:1m foo=1;", False),
     ("main", "worker_rlimit_nofile x;", False),
+    # An invalid wildcard name is refused, on its address, where servers share the address (or a
+    # name's regex has captures): nginx checks names only where it builds their hash.
+    ("http", "server { listen 127.0.0.1:%%PORT%%; server_name *.*.a.com; }", False),
+    ("http", "server { listen 127.0.0.2:%%PORT%%; server_name www.*.com; }", True),
+    ("http", "server { listen 127.0.0.2:%%PORT%%; server_name www.*.com ~^(x); }", False),
 ]
 
 

@@ -74,6 +74,17 @@ Status parse_bitmask(const ConfContext* warn_to, const ConfNode& n, const EnumNa
   return {};
 }
 
+// nginx's bitmask slot: the names' bits are added to what the directive said before in the block
+// (an unset setting starts from none).
+template <class T, size_t N>
+Status add_bits(const ConfContext& cf, const ConfNode& n, const EnumName<T> (&table)[N],
+                Setting<T>& setting) {
+  T mask = setting.set ? *setting : T{};
+  if (Status s = parse_bitmask(&cf, n, table, mask); !s.ok()) return s;
+  setting = mask;
+  return {};
+}
+
 namespace slot {
 
 template <class M>
@@ -98,6 +109,12 @@ Status flag(ConfContext& cf, const ConfNode& n, owner_of<M>& conf) {
   if (Status s = parse_flag(cf, n, v); !s.ok()) return s;
   f = v;
   return {};
+}
+
+// A directive of names, each a bit of kTable (keepalive_disable, gzip_proxied, ssl_protocols ...).
+template <auto M, const auto& kTable>
+Status bitmask(ConfContext& cf, const ConfNode& n, owner_of<M>& conf) {
+  return add_bits(cf, n, kTable, conf.*M);
 }
 
 template <auto M>

@@ -181,19 +181,13 @@ Status set_disable_symlinks_directive(ConfContext& cf, const ConfNode& n, L& clc
   return {};
 }
 
-// keepalive_disable: bits, as nginx's bitmask slot takes them ("none" is a bit of its own, so
-// "none msie6" still disables it for MSIE 6).
-Status set_keepalive_disable(ConfContext& cf, const ConfNode& n, L& clcf) {
-  static constexpr EnumName<uint32_t> kBits[] = {
-      {"none", kKeepaliveDisableNone},
-      {"msie6", kKeepaliveDisableMsie6},
-      {"safari", kKeepaliveDisableSafari},
-  };
-  uint32_t mask = clcf.keepalive_disable.set ? *clcf.keepalive_disable : 0;
-  if (Status s = parse_bitmask(&cf, n, kBits, mask); !s.ok()) return s;
-  clcf.keepalive_disable = mask;
-  return {};
-}
+// keepalive_disable's names ("none" is a name of its own, so "none msie6" still disables it for
+// MSIE 6, as in nginx).
+constexpr EnumName<uint32_t> kKeepaliveDisableNames[] = {
+    {"none", kKeepaliveDisableNone},
+    {"msie6", kKeepaliveDisableMsie6},
+    {"safari", kKeepaliveDisableSafari},
+};
 
 Status set_gzip_http_version(ConfContext& cf, const ConfNode& n, L& clcf) {
   if (clcf.gzip_http_version.set) return Status::error("is duplicate");
@@ -207,19 +201,13 @@ Status set_gzip_http_version(ConfContext& cf, const ConfNode& n, L& clcf) {
   return {};
 }
 
-Status set_gzip_proxied(ConfContext& cf, const ConfNode& n, L& clcf) {
-  static constexpr EnumName<uint32_t> kBits[] = {
-      {"off", kGzipProxiedOff},          {"expired", kGzipProxiedExpired},
-      {"no-cache", kGzipProxiedNoCache}, {"no-store", kGzipProxiedNoStore},
-      {"private", kGzipProxiedPrivate},  {"no_last_modified", kGzipProxiedNoLastModified},
-      {"no_etag", kGzipProxiedNoEtag},   {"auth", kGzipProxiedAuth},
-      {"any", kGzipProxiedAny},
-  };
-  uint32_t mask = clcf.gzip_proxied.set ? *clcf.gzip_proxied : 0;
-  if (Status s = parse_bitmask(&cf, n, kBits, mask); !s.ok()) return s;
-  clcf.gzip_proxied = mask;
-  return {};
-}
+constexpr EnumName<uint32_t> kGzipProxiedNames[] = {
+    {"off", kGzipProxiedOff},          {"expired", kGzipProxiedExpired},
+    {"no-cache", kGzipProxiedNoCache}, {"no-store", kGzipProxiedNoStore},
+    {"private", kGzipProxiedPrivate},  {"no_last_modified", kGzipProxiedNoLastModified},
+    {"no_etag", kGzipProxiedNoEtag},   {"auth", kGzipProxiedAuth},
+    {"any", kGzipProxiedAny},
+};
 
 // gzip_disable: "msie6", or User-Agent regexes (case-blind); each use adds to the list.
 Status set_gzip_disable(ConfContext& cf, const ConfNode& n, L& clcf) {
@@ -669,7 +657,8 @@ constexpr Directive kDirectives[] = {
     directive<slot::msec<&L::keepalive_time>>("keepalive_time", kHttpMainSrvLoc | kTake1),
     directive<set_keepalive>("keepalive_timeout", kHttpMainSrvLoc | kTake12),
     directive<slot::num<&L::keepalive_requests>>("keepalive_requests", kHttpMainSrvLoc | kTake1),
-    directive<set_keepalive_disable>("keepalive_disable", kHttpMainSrvLoc | kTake12),
+    directive<slot::bitmask<&L::keepalive_disable, kKeepaliveDisableNames>>(
+        "keepalive_disable", kHttpMainSrvLoc | kTake12),
     directive<set_disable_symlinks_directive>("disable_symlinks", kHttpMainSrvLoc | kTake12),
     directive<slot::enum_<&L::satisfy, kSatisfy>>("satisfy", kHttpMainSrvLoc | kTake1),
     directive<slot::msec<&L::auth_delay>>("auth_delay", kHttpMainSrvLoc | kTake1),
@@ -683,7 +672,8 @@ constexpr Directive kDirectives[] = {
     directive<slot::flag<&L::absolute_redirect>>("absolute_redirect", kHttpMainSrvLoc | kFlag),
     directive<slot::flag<&L::gzip_vary>>("gzip_vary", kHttpMainSrvLoc | kFlag),
     directive<set_gzip_http_version>("gzip_http_version", kHttpMainSrvLoc | kTake1),
-    directive<set_gzip_proxied>("gzip_proxied", kHttpMainSrvLoc | kOneMore),
+    directive<slot::bitmask<&L::gzip_proxied, kGzipProxiedNames>>("gzip_proxied",
+                                                                  kHttpMainSrvLoc | kOneMore),
     directive<set_gzip_disable>("gzip_disable", kHttpMainSrvLoc | kOneMore),
     directive<slot::flag<&L::server_name_in_redirect>>("server_name_in_redirect",
                                                        kHttpMainSrvLoc | kFlag),

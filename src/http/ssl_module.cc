@@ -96,13 +96,6 @@ Status add_certificate(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
   return {};
 }
 
-Status set_protocols(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
-  uint32_t mask = conf.protocols.set ? *conf.protocols : 0;
-  if (Status s = parse_ssl_protocols(cf, n, mask); !s.ok()) return s;
-  conf.protocols = mask;
-  return {};
-}
-
 // A shared cache's zone: the store is made when the zone is mapped, or kept from the last
 // configuration's zone of the same name and size (its sessions stay valid across a reload).
 Status init_session_zone(SharedZone& zone, void* old_data) {
@@ -467,7 +460,8 @@ constexpr Directive kDirectives[] = {
     directive<ssl_on>("ssl", kWhere | kFlag),
     directive<add_certificate<&SslSrvConf::certificates>>("ssl_certificate", kWhere | kTake1),
     directive<add_certificate<&SslSrvConf::keys>>("ssl_certificate_key", kWhere | kTake1),
-    directive<set_protocols>("ssl_protocols", kWhere | kOneMore),
+    directive<slot::bitmask<&SslSrvConf::protocols, kSslProtocolNames>>("ssl_protocols",
+                                                                        kWhere | kOneMore),
     directive<slot::str<&SslSrvConf::ciphers>>("ssl_ciphers", kWhere | kTake1),
     directive<slot::str<&SslSrvConf::ecdh_curve>>("ssl_ecdh_curve", kWhere | kTake1),
     directive<slot::str<&SslSrvConf::dhparam>>("ssl_dhparam", kWhere | kTake1),
@@ -505,18 +499,6 @@ constexpr Directive kDirectives[] = {
 static_assert(directives_of(kDirectives, &http_ssl_module));
 
 }  // namespace
-
-Status parse_ssl_protocols(const ConfContext& cf, const ConfNode& n, uint32_t& mask) {
-  static constexpr EnumName<uint32_t> kNames[] = {
-      {"SSLv2", 0},
-      {"SSLv3", 0},
-      {"TLSv1", kSslTlsV1},
-      {"TLSv1.1", kSslTlsV1_1},
-      {"TLSv1.2", kSslTlsV1_2},
-      {"TLSv1.3", kSslTlsV1_3},
-  };
-  return parse_bitmask(&cf, n, kNames, mask);
-}
 
 void keep_ssl_context(ConfContext& cf, ssl_ctx_st* ctx) {
   cf.pool.make<OwnedContext>()->ctx = ctx;

@@ -18,9 +18,16 @@ struct CoreSrvConf;
 struct Request;
 struct HttpAddr;
 
-// ssl_protocols and its twins (proxy_ssl_protocols): the kSslTlsV* bits the arguments name, added
-// to mask.
-Status parse_ssl_protocols(const ConfContext& cf, const ConfNode& n, uint32_t& mask);
+// The names of ssl_protocols and its twins (proxy_ssl_protocols): SSLv2 and SSLv3 are taken, as
+// nginx takes them, and add nothing: Debian's OpenSSL has neither.
+inline constexpr EnumName<uint32_t> kSslProtocolNames[] = {
+    {"SSLv2", 0},
+    {"SSLv3", 0},
+    {"TLSv1", kSslTlsV1},
+    {"TLSv1.1", kSslTlsV1_1},
+    {"TLSv1.2", kSslTlsV1_2},
+    {"TLSv1.3", kSslTlsV1_3},
+};
 // A context made while loading the configuration, freed with it.
 void keep_ssl_context(ConfContext& cf, ssl_ctx_st* ctx);
 

@@ -649,9 +649,8 @@ Status set_methods(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
       {"HEAD", kHead},
       {"POST", kPost},
   };
-  uint32_t mask = s.methods;
-  if (Status st = parse_bitmask(&cf, n, kMethods, mask); !st.ok()) return st;
-  s.methods = mask | kGet | kHead;
+  if (Status st = add_bits(cf, n, kMethods, s.methods); !st.ok()) return st;
+  s.methods = *s.methods | kGet | kHead;  // always cached, as in nginx
   return {};
 }
 
@@ -700,11 +699,7 @@ Status set_use_stale(ConfContext& cf, const ConfNode& n, CacheSettings& s) {
       {"http_429", kNext429},
       {"off", kNextOff},
   };
-  uint32_t mask = s.use_stale_set ? s.use_stale : 0;
-  if (Status st = parse_bitmask(&cf, n, kBits, mask); !st.ok()) return st;
-  s.use_stale = mask;
-  s.use_stale_set = true;
-  return {};
+  return add_bits(cf, n, kBits, s.use_stale);
 }
 
 Status cache_path(ConfContext& cf, const ConfNode& n) {
@@ -740,15 +735,12 @@ Result<const CacheSettings*> merge_cache_settings(ConfContext& cf, std::string_v
   }
   if (conf.key == nullptr) conf.key = prev.key;
   if (conf.valid == nullptr) conf.valid = prev.valid;
-  if (conf.methods == 0) conf.methods = prev.methods != 0 ? prev.methods : kGet | kHead;
+  conf.methods.merge(prev.methods, kGet | kHead);
   if (conf.bypass == nullptr) conf.bypass = prev.bypass;
   if (conf.no_cache == nullptr) conf.no_cache = prev.no_cache;
   conf.min_uses.merge(prev.min_uses, 1);
-  if (!conf.use_stale_set) {
-    conf.use_stale = prev.use_stale;
-    conf.use_stale_set = true;
-  }
-  if (conf.use_stale & kNextOff) conf.use_stale = 0;
+  conf.use_stale.merge(prev.use_stale, 0);
+  if (*conf.use_stale & kNextOff) conf.use_stale = 0;
   conf.revalidate.merge(prev.revalidate, false);
   conf.convert_head.merge(prev.convert_head, true);
   conf.lock.merge(prev.lock, false);
@@ -793,7 +785,7 @@ SharedZone* zone_named(Request& r, const CacheSettings& cs, bool& failed) {
 
 bool serve_from_cache(Request& r, Upstream& u) {
   const CacheSettings* cs = u.conf->cache;
-  if (cs == nullptr || !(r.method & cs->methods)) return false;
+  if (cs == nullptr || !(r.method & *cs->methods)) return false;
   // Again after waiting for the lock: the key, its use and what the wait knew stay.
   UpstreamCache* c = u.cache;
   bool again = c != nullptr;
@@ -883,7 +875,7 @@ bool serve_from_cache(Request& r, Upstream& u) {
   c->status = CacheStatus::Expired;
   c->stale_error = now < e->header.valid_sec + e->header.error_sec;
   bool stale_updating =
-      (cs->use_stale & kStaleUpdating) != 0 || now < e->header.valid_sec + e->header.updating_sec;
+      (*cs->use_stale & kStaleUpdating) != 0 || now < e->header.valid_sec + e->header.updating_sec;
   bool other_updating = false;
   {
     ShmLock lock(c->zone->slab->mutex());
@@ -1002,7 +994,7 @@ void decide_caching(Request& r, Upstream& u) {
 bool serve_stale(Request& r, Upstream& u, uint32_t ft) {
   UpstreamCache* c = u.cache;
   if (c == nullptr || c->status != CacheStatus::Expired || c->stale.file == nullptr) return false;
-  uint32_t use = u.conf->cache->use_stale;
+  uint32_t use = *u.conf->cache->use_stale;
   if (use & kNextError) use |= kNextNoLive;
   // stale-if-error stands for the failures to reach the upstream, not for an answer it gave (as
   // nginx 1.22's).

@@ -42,12 +42,11 @@ struct CacheSettings {
   std::vector<SharedZone*>* zones = nullptr;
   ComplexValue* key = nullptr;  // nullptr: the protocol's (UpstreamProtocol::cache_key)
   std::vector<CacheValid>* valid = nullptr;
-  uint32_t methods = 0;  // kGet | kHead | kPost; 0: unset
+  Setting<uint32_t> methods;  // kGet | kHead | kPost
   std::vector<ComplexValue>* bypass = nullptr;
   std::vector<ComplexValue>* no_cache = nullptr;
   Setting<int64_t> min_uses;
-  uint32_t use_stale = 0;  // kNext* bits, kStaleUpdating; kNextOff: off
-  bool use_stale_set = false;
+  Setting<uint32_t> use_stale;  // kNext* bits, kStaleUpdating; kNextOff: off
   Setting<bool> revalidate, convert_head;
   Setting<bool> lock;
   Setting<uint64_t> lock_timeout, lock_age;  // ms

@@ -616,21 +616,6 @@ UpstreamGroup* make_request_group(Request& r, std::string_view name,
   return g;
 }
 
-Status parse_ignore_headers(const ConfContext& cf, const ConfNode& n, uint32_t& mask) {
-  static constexpr EnumName<uint32_t> kNames[] = {
-      {"X-Accel-Redirect", kIgnoreXAccelRedirect},
-      {"X-Accel-Expires", kIgnoreXAccelExpires},
-      {"X-Accel-Limit-Rate", kIgnoreXAccelLimitRate},
-      {"X-Accel-Buffering", kIgnoreXAccelBuffering},
-      {"X-Accel-Charset", kIgnoreXAccelCharset},
-      {"Expires", kIgnoreExpires},
-      {"Cache-Control", kIgnoreCacheControl},
-      {"Set-Cookie", kIgnoreSetCookie},
-      {"Vary", kIgnoreVary},
-  };
-  return parse_bitmask(&cf, n, kNames, mask);
-}
-
 Module http_upstream_module{
     .name = "http_upstream",
     .type = ModuleType::Http,

@@ -47,7 +47,4 @@ Result<PassAddress> parse_pass_address(std::string_view url);
 // the request fails with 500 and nginx's line.
 Code set_pass_peer(Request& r, Upstream& u, std::string_view url);
 
-// The values of proxy_ignore_headers (fastcgi_ignore_headers ...) as kIgnore* bits, added to mask.
-Status parse_ignore_headers(const ConfContext& cf, const ConfNode& n, uint32_t& mask);
-
 }  // namespace weir::http

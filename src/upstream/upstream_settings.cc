@@ -15,13 +15,12 @@ namespace {
 template <size_t N>
 Status set_next_upstream_bits(ConfContext& cf, const ConfNode& n, UpstreamSettings& s,
                               const EnumName<uint32_t> (&bits)[N]) {
-  uint32_t mask = s.next_upstream_set ? s.next_upstream : 0;
-  if (Status st = parse_bitmask(&cf, n, bits, mask); !st.ok()) return st;
-  if ((mask & kNextOff) && mask != kNextOff) {
+  Setting<uint32_t> next = s.next_upstream;
+  if (Status st = add_bits(cf, n, bits, next); !st.ok()) return st;
+  if ((*next & kNextOff) && *next != kNextOff) {
     return Status::error("\"off\" cannot be used with other parameters");
   }
-  s.next_upstream = mask;
-  s.next_upstream_set = true;
+  s.next_upstream = next;
   return {};
 }
 
@@ -115,11 +114,6 @@ Status set_store_access(ConfContext& cf, const ConfNode& n, UpstreamSettings& s)
   return {};
 }
 
-Status set_ignore_headers(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) {
-  s.ignore_headers_set = true;
-  return parse_ignore_headers(cf, n, s.ignore_headers);
-}
-
 namespace {
 
 // *_hide_header, *_pass_header: a list of header names, kept in lower case.
@@ -181,10 +175,7 @@ Status merge_upstream_settings(ConfContext& cf, std::string_view prefix, Setting
   conf.next_upstream_tries.merge(prev.next_upstream_tries, 0);
   conf.buffer_size.merge(prev.buffer_size, 4096);
   conf.socket_keepalive.merge(prev.socket_keepalive, false);
-  if (!conf.next_upstream_set) {
-    conf.next_upstream = prev.next_upstream_set ? prev.next_upstream : (kNextError | kNextTimeout);
-    conf.next_upstream_set = true;
-  }
+  conf.next_upstream.merge(prev.next_upstream, kNextError | kNextTimeout);
   if (!conf.bind_set) {
     conf.bind_set = prev.bind_set;
     conf.bind_on = prev.bind_on;
@@ -196,7 +187,7 @@ Status merge_upstream_settings(ConfContext& cf, std::string_view prefix, Setting
   out.read_timeout = *conf.read_timeout;
   out.next_upstream_timeout = *conf.next_upstream_timeout;
   out.next_upstream_tries = static_cast<unsigned>(*conf.next_upstream_tries);
-  out.next_upstream = conf.next_upstream & kNextOff ? 0 : conf.next_upstream;
+  out.next_upstream = *conf.next_upstream & kNextOff ? 0 : *conf.next_upstream;
   out.buffer_size = *conf.buffer_size;
   out.socket_keepalive = *conf.socket_keepalive;
   out.local = conf.bind_on && conf.bind_value == nullptr ? &conf.bind_addr : nullptr;
@@ -233,7 +224,7 @@ Status merge_upstream_settings(ConfContext& cf, std::string_view prefix, Setting
   conf.temp_path.merge(prev.temp_path, def);
   if (Status s = cf.cycle.add_path(&conf.temp_path.value); !s.ok()) return s;
   if (Status s = check_buffers(cf, prefix, conf, out); !s.ok()) return s;
-  if (!conf.ignore_headers_set) conf.ignore_headers = prev.ignore_headers;
+  conf.ignore_headers.merge(prev.ignore_headers, 0);
   if (conf.store == -1) {
     conf.store = prev.store == -1 ? 0 : prev.store;
     conf.store_path = prev.store_path;
@@ -261,7 +252,7 @@ Status merge_upstream_settings(ConfContext& cf, std::string_view prefix, Setting
   out.change_buffering = true;
   out.force_ranges = *conf.force_ranges;
   out.limit_rate = static_cast<off_t>(*conf.limit_rate);
-  out.ignore_headers = conf.ignore_headers;
+  out.ignore_headers = *conf.ignore_headers;
   out.ignore_client_abort = *conf.ignore_client_abort;
   out.intercept_errors = *conf.intercept_errors;
   out.store = conf.store == 1;

@@ -33,10 +33,8 @@ struct UpstreamSettings {
   Setting<TempPath> temp_path;
   Setting<bool> buffering, request_buffering, ignore_client_abort, intercept_errors,
       socket_keepalive, pass_request_headers, pass_request_body, force_ranges;
-  uint32_t next_upstream = 0;  // kNext* bits
-  bool next_upstream_set = false;
-  uint32_t ignore_headers = 0;  // kIgnore* bits
-  bool ignore_headers_set = false;
+  Setting<uint32_t> next_upstream;           // kNext* bits
+  Setting<uint32_t> ignore_headers;          // kIgnore* bits
   std::vector<std::string>* hide = nullptr;  // *_hide_header (lower case)
   std::vector<std::string>* pass = nullptr;  // *_pass_header
   StringTable<bool> hide_final;              // the protocol's defaults + hide - pass
@@ -70,7 +68,20 @@ Status set_memcached_next_upstream(ConfContext& cf, const ConfNode& n, UpstreamS
 Status set_bind(ConfContext& cf, const ConfNode& n, UpstreamSettings& s);
 Status set_store(ConfContext& cf, const ConfNode& n, UpstreamSettings& s);
 Status set_store_access(ConfContext& cf, const ConfNode& n, UpstreamSettings& s);
-Status set_ignore_headers(ConfContext& cf, const ConfNode& n, UpstreamSettings& s);
+// *_ignore_headers: the response headers whose meaning is not taken.
+inline constexpr EnumName<uint32_t> kIgnoreHeaderNames[] = {
+    {"X-Accel-Redirect", kIgnoreXAccelRedirect},
+    {"X-Accel-Expires", kIgnoreXAccelExpires},
+    {"X-Accel-Limit-Rate", kIgnoreXAccelLimitRate},
+    {"X-Accel-Buffering", kIgnoreXAccelBuffering},
+    {"X-Accel-Charset", kIgnoreXAccelCharset},
+    {"Expires", kIgnoreExpires},
+    {"Cache-Control", kIgnoreCacheControl},
+    {"Set-Cookie", kIgnoreSetCookie},
+    {"Vary", kIgnoreVary},
+};
+constexpr auto set_ignore_headers =
+    slot::bitmask<&UpstreamSettings::ignore_headers, kIgnoreHeaderNames>;
 Status add_hide_header(ConfContext& cf, const ConfNode& n, UpstreamSettings& s);
 Status add_pass_header(ConfContext& cf, const ConfNode& n, UpstreamSettings& s);
 

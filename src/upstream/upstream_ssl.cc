@@ -6,13 +6,6 @@ namespace weir::http {
 
 namespace ssl_settings_detail {
 
-Status set_protocols(ConfContext& cf, const ConfNode& n, UpstreamSsl& s) {
-  uint32_t mask = s.protocols.set ? *s.protocols : 0;
-  if (Status st = parse_ssl_protocols(cf, n, mask); !st.ok()) return st;
-  s.protocols = mask;
-  return {};
-}
-
 Status set_name(ConfContext& cf, const ConfNode& n, UpstreamSsl& s) {
   if (s.name != nullptr) return Status::error("is duplicate");
   s.name = cf.pool.make<ComplexValue>();

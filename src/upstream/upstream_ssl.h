@@ -36,7 +36,6 @@ Status merge_upstream_ssl(ConfContext& cf, std::string_view prefix, const Upstre
 
 namespace ssl_settings_detail {
 
-Status set_protocols(ConfContext& cf, const ConfNode& n, UpstreamSsl& s);
 Status set_name(ConfContext& cf, const ConfNode& n, UpstreamSsl& s);
 // A file (nginx takes variables in these since 1.21.0; weir does not yet).
 template <Setting<std::string> UpstreamSsl::*M>
@@ -68,7 +67,8 @@ consteval auto upstream_ssl_directives() {
   constexpr uint32_t kWhere = kHttpMainSrvLoc;
   return std::array{
       row<Conf, Ssl, Prefix, "_ssl_session_reuse", slot::flag<&S::session_reuse>>(kWhere | kFlag),
-      row<Conf, Ssl, Prefix, "_ssl_protocols", set_protocols>(kWhere | kOneMore),
+      row<Conf, Ssl, Prefix, "_ssl_protocols",
+          slot::bitmask<&UpstreamSsl::protocols, kSslProtocolNames>>(kWhere | kOneMore),
       row<Conf, Ssl, Prefix, "_ssl_ciphers", slot::str<&S::ciphers>>(kWhere | kTake1),
       row<Conf, Ssl, Prefix, "_ssl_name", set_name>(kWhere | kTake1),
       row<Conf, Ssl, Prefix, "_ssl_server_name", slot::flag<&S::server_name>>(kWhere | kFlag),

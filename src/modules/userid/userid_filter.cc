@@ -241,13 +241,6 @@ constexpr VariableDef kVars[] = {
 
 // --- configuration ---------------------------------------------------------------------------
 
-Status set_flags(ConfContext& cf, const ConfNode& n, UseridLocConf& conf) {
-  uint8_t mask = conf.flags.set ? *conf.flags : 0;
-  if (Status s = parse_bitmask(&cf, n, kFlags, mask); !s.ok()) return s;
-  conf.flags = mask;
-  return {};
-}
-
 // A cookie attribute: "; <attr>=<value>", or none for `none` (domain).
 template <Setting<std::string> UseridLocConf::*kField, const char* kAttr, bool kNoneClears>
 Status set_attribute(ConfContext&, const ConfNode& n, UseridLocConf& conf) {
@@ -345,7 +338,8 @@ constexpr Directive kDirectives[] = {
     directive<set_attribute<&UseridLocConf::path, kPath, false>>("userid_path",
                                                                  kHttpMainSrvLoc | kTake1),
     directive<set_expires>("userid_expires", kHttpMainSrvLoc | kTake1),
-    directive<set_flags>("userid_flags", kHttpMainSrvLoc | kTake123),
+    directive<slot::bitmask<&UseridLocConf::flags, kFlags>>("userid_flags",
+                                                            kHttpMainSrvLoc | kTake123),
     directive<set_p3p>("userid_p3p", kHttpMainSrvLoc | kTake1),
     directive<set_mark>("userid_mark", kHttpMainSrvLoc | kTake1),
 };

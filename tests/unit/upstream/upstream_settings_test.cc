@@ -121,7 +121,7 @@ TEST(UpstreamSettings, RowsWriteIntoTheProtocolsSettings) {
   EXPECT_EQ(*conf.up.read_timeout, 90000u);
   EXPECT_EQ(conf.up.bufs->num, 4u);
   EXPECT_EQ(conf.up.bufs->size, 16384u);
-  EXPECT_EQ(conf.up.next_upstream, kNextError | kNext502);
+  EXPECT_EQ(*conf.up.next_upstream, kNextError | kNext502);
   ASSERT_NE(conf.up.hide, nullptr);
   EXPECT_EQ(conf.up.hide->front(), "x-powered-by");
 }

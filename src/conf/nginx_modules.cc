@@ -16,7 +16,6 @@ struct Owner {
 constexpr Owner kOwners[] = {
     // nginx's own modules weir does not have yet.
     {Match::Exact, "proxy_cache_purge", "ngx_cache_purge (third-party)"},
-    {Match::Prefix, "sub_filter", "ngx_http_sub_module"},
     {Match::Exact, "add_before_body", "ngx_http_addition_module"},
     {Match::Exact, "add_after_body", "ngx_http_addition_module"},
     {Match::Exact, "addition_types", "ngx_http_addition_module"},

@@ -82,6 +82,26 @@ void update_chains(Pool& pool, ChainLink** free, ChainLink** busy, ChainLink** o
   }
 }
 
+void ShadowChains::update(Pool& pool, ChainLink* out, ChainLink** out_tail, BufTag tag) {
+  if (out != nullptr) {
+    *busy_tail = out;
+    busy_tail = out_tail;
+  }
+  while (busy != nullptr && busy->buf->size() == 0) {
+    ChainLink* cl = busy;
+    busy = cl->next;
+    if (busy == nullptr) busy_tail = &busy;
+    Buffer* b = cl->buf;
+    if (b->tag != tag) {
+      pool.free_link(cl);
+      continue;
+    }
+    if (b->shadow != nullptr) b->shadow->pos = b->shadow->last;
+    cl->next = free;
+    free = cl;
+  }
+}
+
 off_t chain_size(const ChainLink* in) {
   off_t n = 0;
   for (; in != nullptr; in = in->next) n += in->buf->size();

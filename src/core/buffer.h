@@ -98,6 +98,19 @@ ChainLink* chain_get_free_buf(Pool& pool, ChainLink** free);
 // to the pool otherwise.
 void update_chains(Pool& pool, ChainLink** free, ChainLink** busy, ChainLink** out, BufTag tag);
 
+// The busy and free lists of a filter whose output buffers shadow its input (charset's recoding,
+// sub): the last buffer made from an input one points to it (shadow), and when that buffer has
+// been sent the input is marked consumed, so that its producer may reuse it.
+struct ShadowChains {
+  ChainLink* busy = nullptr;
+  ChainLink** busy_tail = &busy;  // the context holding this is made in place and never copied
+  ChainLink* free = nullptr;
+
+  // After the filter passed out (ending at *out_tail) down: out joins busy; then the buffers at
+  // busy's head that have been sent go to free when they carry tag, the inputs they shadow
+  // consumed, and other buffers' links go back to the pool.
+  void update(Pool& pool, ChainLink* out, ChainLink** out_tail, BufTag tag);
+};
 // Total bytes held by the chain.
 off_t chain_size(const ChainLink* in);
 

@@ -568,6 +568,15 @@ void weak_etag(Request& r) {
   etag->value = {p, v.size() + 2};
 }
 
+void body_changed_validators(Request& r, bool keep_last_modified) {
+  if (keep_last_modified) {
+    weak_etag(r);
+    return;
+  }
+  clear_last_modified(r);
+  clear_etag(r);
+}
+
 Rc send_special(Request& r, bool last, bool flush) {
   Buffer* b = Buffer::create_special(*r.pool, last && r.is_main(), flush);
   // A subrequest's end carries no data and no last_buf: sync keeps it special, as nginx's.

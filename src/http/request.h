@@ -292,6 +292,9 @@ bool content_type_in(const Request& r, const std::vector<std::string>& types);
 Rc set_etag(Request& r);
 // Makes a weak ETag out of a strong one.
 void weak_etag(Request& r);
+// A filter changes the body (ssi, sub): Last-Modified and the ETag go, or with its
+// *_last_modified on, they stay and the ETag turns weak.
+void body_changed_validators(Request& r, bool keep_last_modified);
 
 // A URI a response or a document names (X-Accel-Redirect, SSI's include): %XX decoded, "?" starting
 // the arguments; false for one that is not an absolute path, holds a NUL or climbs with "..".

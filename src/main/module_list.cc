@@ -36,6 +36,7 @@ extern Module http_brotli_filter_module;
 extern Module http_ssi_filter_module;
 extern Module http_charset_filter_module;
 extern Module http_gunzip_filter_module;
+extern Module http_sub_filter_module;
 extern Module http_userid_filter_module;
 extern Module http_map_module;
 extern Module http_geo_module;
@@ -114,6 +115,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_postpone_filter_module,
     &http::http_ssi_filter_module,
     &http::http_charset_filter_module,
+    &http::http_sub_filter_module,
     &http::http_gunzip_filter_module,
     &http::http_userid_filter_module,
     &http::http_headers_filter_module,

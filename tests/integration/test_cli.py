@@ -37,9 +37,9 @@ def test_version_help_configure():
                     "--with-http_ssl_module", "--with-http_stub_status_module",
                     "--with-http_realip_module", "--with-http_auth_request_module",
                     "--with-http_v2_module", "--with-http_slice_module", "--with-http_gunzip_module",
-                    "--with-http_gzip_static_module"):
+                    "--with-http_gzip_static_module", "--with-http_sub_module"):
         assert " %s " % present in conf + " "
-    for absent in ("dav", "mp4", "sub_module", "addition", "secure_link", "stream", "mail"):
+    for absent in ("dav", "mp4", "addition", "secure_link", "stream", "mail"):
         assert absent not in conf
     # nginx's lines of the TLS library, in its place.
     assert lines[1].startswith("built with OpenSSL 3.") and lines[2] == "TLS SNI support enabled"
@@ -133,8 +133,9 @@ BAD = [
     ("events {}\nhttp {\n    dav_methods PUT;\n}\n",
      'unknown directive "dav_methods" (from ngx_http_dav_module, which weir does not have) '
      'in %s:3'),
-    ("events {}\nhttp {\n    sub_filter a b;\n}\n",
-     'unknown directive "sub_filter" (from ngx_http_sub_module, which weir does not have) in %s:3'),
+    ("events {}\nhttp {\n    add_before_body /a;\n}\n",
+     'unknown directive "add_before_body" (from ngx_http_addition_module, which weir does not have) '
+     'in %s:3'),
     ("events {}\nhttp {\n    server { listen 127.0.0.1:1 ssl; }\n}\n",
      'no "ssl_certificate" is defined for the "listen ... ssl" directive in %s:3'),
     ("events {}\nhttp {\n    root \"/x;\n}\n", "unexpected end of file"),

@@ -78,9 +78,7 @@ struct CharsetCtx {
   std::string_view charset_name;
   uint8_t saved[4] = {};  // FromUtf8: the start of a sequence the next buffer ends
   size_t saved_len = 0;
-  ChainLink* free = nullptr;
-  ChainLink* busy = nullptr;
-  ChainLink** busy_tail = &busy;
+  ShadowChains chains;
 };
 
 int find_charset(const CharsetMainConf& mcf, std::string_view name) {
@@ -234,7 +232,7 @@ constexpr size_t kEntityMax = 10;
 
 // An output buffer of at least `size` bytes, from the context's free list when one is large enough.
 Buffer* out_buffer(Request& r, CharsetCtx& ctx, size_t size) {
-  for (ChainLink** ll = &ctx.free; *ll != nullptr; ll = &(*ll)->next) {
+  for (ChainLink** ll = &ctx.chains.free; *ll != nullptr; ll = &(*ll)->next) {
     Buffer* b = (*ll)->buf;
     if (static_cast<size_t>(b->end - b->start) >= size) {
       ChainLink* cl = *ll;
@@ -377,20 +375,7 @@ Rc charset_body_filter(Request& r, ChainLink* in, BodyNext next) {
   *tail = nullptr;
   Rc rc = next(r, out);
   // What went out gives its buffers back, and the input each one shadows to its owner.
-  if (out != nullptr) {
-    *ctx->busy_tail = out;
-    ctx->busy_tail = tail;
-  }
-  while (ctx->busy != nullptr && ctx->busy->buf->size() == 0) {
-    ChainLink* cl = ctx->busy;
-    ctx->busy = cl->next;
-    if (ctx->busy == nullptr) ctx->busy_tail = &ctx->busy;
-    Buffer* b = cl->buf;
-    if (b->tag != &http_charset_filter_module) continue;
-    if (b->shadow != nullptr) b->shadow->pos = b->shadow->last;
-    cl->next = ctx->free;
-    ctx->free = cl;
-  }
+  ctx->chains.update(*r.pool, out, tail, &http_charset_filter_module);
   return rc;
 }
 

@@ -762,12 +762,7 @@ Code ssi_header_filter(Request& r, HeaderNext next) {
     clear_content_length(r);
     clear_accept_ranges(r);
     r.preserve_body = true;
-    if (!*conf.last_modified) {
-      clear_last_modified(r);
-      clear_etag(r);
-    } else {
-      weak_etag(r);
-    }
+    body_changed_validators(r, *conf.last_modified);
   }
   return next(r);
 }

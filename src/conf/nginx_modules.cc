@@ -26,7 +26,6 @@ constexpr Owner kOwners[] = {
     {Match::Exact, "min_delete_depth", "ngx_http_dav_module"},
     {Match::Exact, "flv", "ngx_http_flv_module"},
     {Match::Prefix, "mp4", "ngx_http_mp4_module"},
-    {Match::Prefix, "secure_link", "ngx_http_secure_link_module"},
     {Match::Exact, "random_index", "ngx_http_random_index_module"},
     {Match::Exact, "mail", "ngx_mail_module"},
     {Match::Exact, "stream", "ngx_stream_module"},

@@ -52,6 +52,7 @@ extern Module http_metrics_module;
 extern Module http_autoindex_module;
 extern Module http_split_clients_module;
 extern Module http_referer_module;
+extern Module http_secure_link_module;
 extern Module http_browser_module;
 extern Module http_proxy_module;
 extern Module http_fastcgi_module;
@@ -94,6 +95,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_map_module,
     &http::http_split_clients_module,
     &http::http_referer_module,
+    &http::http_secure_link_module,
     &http::http_browser_module,
     &http::http_rewrite_module,
     &http::http_ssl_module,

@@ -37,9 +37,10 @@ def test_version_help_configure():
                     "--with-http_ssl_module", "--with-http_stub_status_module",
                     "--with-http_realip_module", "--with-http_auth_request_module",
                     "--with-http_v2_module", "--with-http_slice_module", "--with-http_gunzip_module",
-                    "--with-http_gzip_static_module", "--with-http_sub_module"):
+                    "--with-http_gzip_static_module", "--with-http_secure_link_module",
+                    "--with-http_sub_module"):
         assert " %s " % present in conf + " "
-    for absent in ("dav", "mp4", "addition", "secure_link", "stream", "mail"):
+    for absent in ("dav", "mp4", "addition", "stream", "mail"):
         assert absent not in conf
     # nginx's lines of the TLS library, in its place.
     assert lines[1].startswith("built with OpenSSL 3.") and lines[2] == "TLS SNI support enabled"

@@ -14,6 +14,32 @@ Status parse_flag(ConfContext& cf, const ConfNode& n, bool& out) {
   return {};
 }
 
+Status parse_access(ConfContext& cf, const ConfNode& n, uint32_t& out) {
+  uint32_t mode = 0;
+  uint32_t user = 0600;
+  for (size_t i = 1; i < n.args.size(); i++) {
+    std::string_view a = n.args[i];
+    int shift;
+    if (a.starts_with("user:")) {
+      shift = 6;
+      user = 0;
+    } else if (a.starts_with("group:")) {
+      shift = 3;
+    } else if (a.starts_with("all:")) {
+      shift = 0;
+    } else {
+      return cf.errorf("invalid value \"%s\"", n.args[i].c_str());
+    }
+    std::string_view rights = a.substr(a.find(':') + 1);
+    if (rights != "rw" && rights != "r") {
+      return cf.errorf("invalid value \"%s\"", n.args[i].c_str());
+    }
+    mode |= (rights == "rw" ? 6u : 4u) << shift;
+  }
+  out = mode | user;
+  return {};
+}
+
 Status parse_bufs(const ConfNode& n, Bufs& out) {
   // nginx's bufs slot names neither argument.
   if (n.nargs() != 2) return Status::error("invalid value");

@@ -100,6 +100,20 @@ template <auto M>
 using owner_of = typename member<decltype(M)>::owner;
 
 Status parse_flag(ConfContext& cf, const ConfNode& n, bool& out);
+// A file mode from "user:rw group:r all:r" (user:rw unless the user is named). nginx:
+// ngx_conf_set_access_slot
+Status parse_access(ConfContext& cf, const ConfNode& n, uint32_t& out);
+
+// dav_access, *_store_access: a mode, as parse_access reads it.
+template <auto M>
+Status access(ConfContext& cf, const ConfNode& n, owner_of<M>& conf) {
+  auto& f = conf.*M;
+  if (f.set) return Status::error("is duplicate");
+  uint32_t mode;
+  if (Status s = parse_access(cf, n, mode); !s.ok()) return s;
+  f = mode;
+  return {};
+}
 
 template <auto M>
 Status flag(ConfContext& cf, const ConfNode& n, owner_of<M>& conf) {

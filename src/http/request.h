@@ -161,6 +161,7 @@ struct Request {
   bool lingering_close : 1 = false;
   bool discard_body : 1 = false;
   bool reading_body : 1 = false;
+  bool request_body_in_file_only : 1 = false;  // the body goes to a kept temp file (dav's PUT)
   bool request_body_no_buffering : 1 = false;  // the body streams to its consumer as it comes
   bool internal : 1 = false;
   bool error_page : 1 = false;

@@ -131,8 +131,10 @@ Code write_to_temp_file(Request& r, RequestBody& rb) {
   if (rb.temp_file == nullptr) {
     CoreLocConf& clcf = core_loc(r);
     rb.temp_file = r.pool->make<TempFile>();
-    rb.temp_file->persistent = *clcf.client_body_in_file_only != BodyInFileOnly::Off;
-    rb.temp_file->clean = *clcf.client_body_in_file_only == BodyInFileOnly::Clean;
+    rb.temp_file->persistent =
+        *clcf.client_body_in_file_only != BodyInFileOnly::Off || r.request_body_in_file_only;
+    rb.temp_file->clean =
+        *clcf.client_body_in_file_only == BodyInFileOnly::Clean || r.request_body_in_file_only;
     rb.temp_file->file.log = r.connection->log;
     if (Status s = create_temp_file(*rb.temp_file, *r.pool, *clcf.client_body_temp_path); !s.ok()) {
       log_error(LogLevel::Crit, r.log(), 0, "%s", s.message().c_str());
@@ -172,7 +174,8 @@ Code save_filter(Request& r, RequestBody& rb) {
       return write_to_temp_file(r, rb);
     return Rc::Ok;
   }
-  if (rb.temp_file == nullptr && *core_loc(r).client_body_in_file_only == BodyInFileOnly::Off)
+  if (rb.temp_file == nullptr && *core_loc(r).client_body_in_file_only == BodyInFileOnly::Off &&
+      !r.request_body_in_file_only)
     return Rc::Ok;
   if (Code rc = write_to_temp_file(r, rb); rc != Rc::Ok) return rc;
   if (rb.temp_file->file.offset != 0) {

@@ -103,7 +103,7 @@ bool have_module(std::string_view name) {
 // nginx's optional modules (--with-http_*_module) that weir has, in the order Debian's build names
 // them.
 constexpr std::string_view kOptionalModules[] = {
-    "ssl",   "stub_status", "realip",      "auth_request", "v2",
+    "ssl",   "stub_status", "realip",      "auth_request", "v2", "dav",
     "slice", "gunzip",      "gzip_static", "secure_link",  "sub"};
 
 std::string configure_arguments() {

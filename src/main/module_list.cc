@@ -52,6 +52,7 @@ extern Module http_metrics_module;
 extern Module http_autoindex_module;
 extern Module http_split_clients_module;
 extern Module http_referer_module;
+extern Module http_dav_module;
 extern Module http_secure_link_module;
 extern Module http_browser_module;
 extern Module http_proxy_module;
@@ -79,6 +80,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_gzip_static_module,
     &http::http_zstd_static_module,
     &http::http_brotli_static_module,
+    &http::http_dav_module,
     &http::http_autoindex_module,
     &http::http_index_module,
     &http::http_mirror_module,

@@ -3,12 +3,12 @@
 // temp file, kept whole for proxy_store), with their timers and their end; and the lifecycle's own
 // input filters for a protocol that has none. nginx: ngx_http_upstream_process_non_buffered_*,
 // ngx_http_upstream_process_upstream / _downstream, ngx_http_upstream_store
-#include <sys/stat.h>
 
 #include <cerrno>
 #include <string>
 
 #include "core/assert.h"
+#include "core/file_ops.h"
 #include "core/time_cache.h"
 #include "event/event_loop.h"
 #include "http/core_module.h"
@@ -340,43 +340,17 @@ void store_response(Request& r, Upstream& u, bool complete) {
     path = map_uri_to_path(r, &root, 0);
   }
   if (path.empty()) return;
-  std::string to(path);
-  std::string from(tf.file.name);
-  const Log& log = *r.connection->log;
-  if (::fchmod(tf.file.fd, u.conf->store_access) < 0) {
-    log_error(LogLevel::Crit, log, errno, "chmod() \"%s\" failed", from.c_str());
-    return;
-  }
+  RenameOptions o;
+  o.access = u.conf->store_access;
+  o.path_access = u.conf->store_access;
+  o.create_path = true;
   for (Header* h : in.headers) {
     if (h->hash == 0 || h->lowcase_key != "last-modified") continue;
-    if (auto t = clock::parse_http_time(h->value)) {
-      timespec times[2] = {{*t, 0}, {*t, 0}};
-      if (::futimens(tf.file.fd, times) < 0) {
-        log_error(LogLevel::Crit, log, errno, "futimens() \"%s\" failed", from.c_str());
-        return;
-      }
-    }
+    if (auto t = clock::parse_http_time(h->value)) o.time = *t;
     break;
   }
-  int rc = ::rename(from.c_str(), to.c_str());
-  if (rc < 0 && errno == ENOENT) {
-    // The directories, readable and searchable as the file is readable.
-    uint32_t access = u.conf->store_access;
-    size_t slash = to.rfind('/');
-    if (slash != std::string::npos && slash > 0) {
-      if (Status s = create_full_path(to.substr(0, slash), access | (access & 0444) >> 2);
-          !s.ok()) {
-        log_error(LogLevel::Crit, log, 0, "%s", s.message().c_str());
-        return;
-      }
-    }
-    rc = ::rename(from.c_str(), to.c_str());
-  }
-  if (rc < 0) {
-    log_error(LogLevel::Crit, log, errno, "rename() \"%s\" to \"%s\" failed", from.c_str(),
-              to.c_str());
-    return;
-  }
+  // On failure the temp file goes with the request, as every unfinished one does.
+  if (!ext_rename_file(std::string(tf.file.name), std::string(path), o, *r.connection->log)) return;
   tf.clean = false;  // it is the stored file now
 }
 

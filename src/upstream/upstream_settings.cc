@@ -89,29 +89,7 @@ Status set_store(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) {
 // *_store_access user:rw group:r all:r - a mode; user:rw unless the user is named.
 Status set_store_access(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) {
   if (s.store_access != 0) return Status::error("is duplicate");
-  uint32_t mode = 0;
-  uint32_t user = 0600;
-  for (size_t i = 1; i < n.args.size(); i++) {
-    std::string_view a = n.args[i];
-    int shift;
-    if (a.starts_with("user:")) {
-      shift = 6;
-      user = 0;
-    } else if (a.starts_with("group:")) {
-      shift = 3;
-    } else if (a.starts_with("all:")) {
-      shift = 0;
-    } else {
-      return cf.errorf("invalid value \"%s\"", n.args[i].c_str());
-    }
-    std::string_view rights = a.substr(a.find(':') + 1);
-    if (rights != "rw" && rights != "r") {
-      return cf.errorf("invalid value \"%s\"", n.args[i].c_str());
-    }
-    mode |= (rights == "rw" ? 6u : 4u) << shift;
-  }
-  s.store_access = mode | user;
-  return {};
+  return slot::parse_access(cf, n, s.store_access);
 }
 
 namespace {

@@ -16,9 +16,6 @@ struct Owner {
 constexpr Owner kOwners[] = {
     // nginx's own modules weir does not have yet.
     {Match::Exact, "proxy_cache_purge", "ngx_cache_purge (third-party)"},
-    {Match::Exact, "add_before_body", "ngx_http_addition_module"},
-    {Match::Exact, "add_after_body", "ngx_http_addition_module"},
-    {Match::Exact, "addition_types", "ngx_http_addition_module"},
     {Match::Prefix, "dav_ext_", "ngx_http_dav_ext_module (third-party)"},
     {Match::Exact, "flv", "ngx_http_flv_module"},
     {Match::Prefix, "mp4", "ngx_http_mp4_module"},

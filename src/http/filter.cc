@@ -22,6 +22,8 @@ std::string_view filter_name(FilterId id) {
       return "userid";
     case FilterId::Gunzip:
       return "gunzip";
+    case FilterId::Addition:
+      return "addition";
     case FilterId::Sub:
       return "sub";
     case FilterId::Charset:

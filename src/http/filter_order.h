@@ -17,6 +17,7 @@ enum class FilterId {
   Headers,
   Userid,
   Gunzip,
+  Addition,
   Sub,
   Charset,
   Ssi,
@@ -35,11 +36,11 @@ enum class FilterId {
 // brotli and zstd (not nginx's) come right after gzip, so that their header filters run before
 // gzip's: the coding negotiated (http/content_coding.h) is set before gzip looks.
 inline constexpr std::array kSeedRegistrationOrder = {
-    FilterId::Write,       FilterId::Header,      FilterId::Chunked, FilterId::Http2,
-    FilterId::RangeHeader, FilterId::Gzip,        FilterId::Zstd,    FilterId::Brotli,
-    FilterId::Postpone,    FilterId::Ssi,         FilterId::Charset, FilterId::Sub,
-    FilterId::Gunzip,      FilterId::Userid,      FilterId::Headers, FilterId::Copy,
-    FilterId::RangeBody,   FilterId::NotModified, FilterId::Slice,
+    FilterId::Write,       FilterId::Header,    FilterId::Chunked,     FilterId::Http2,
+    FilterId::RangeHeader, FilterId::Gzip,      FilterId::Zstd,        FilterId::Brotli,
+    FilterId::Postpone,    FilterId::Ssi,       FilterId::Charset,     FilterId::Sub,
+    FilterId::Addition,    FilterId::Gunzip,    FilterId::Userid,      FilterId::Headers,
+    FilterId::Copy,        FilterId::RangeBody, FilterId::NotModified, FilterId::Slice,
 };
 
 // Run order: the registration order reversed.

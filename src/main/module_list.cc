@@ -37,6 +37,7 @@ extern Module http_ssi_filter_module;
 extern Module http_charset_filter_module;
 extern Module http_gunzip_filter_module;
 extern Module http_sub_filter_module;
+extern Module http_addition_filter_module;
 extern Module http_userid_filter_module;
 extern Module http_map_module;
 extern Module http_geo_module;
@@ -120,6 +121,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_ssi_filter_module,
     &http::http_charset_filter_module,
     &http::http_sub_filter_module,
+    &http::http_addition_filter_module,
     &http::http_gunzip_filter_module,
     &http::http_userid_filter_module,
     &http::http_headers_filter_module,

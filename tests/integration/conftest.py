@@ -575,6 +575,18 @@ def answer(port, req):
     return unname_server(lines, body)
 
 
+def parity_answer(port, path, method="GET", extra=""):
+    """A request for path as the filter parity tests compare answers: the header lines without Date
+    and Server, and the body (dechunked), without the server's name. extra: more header lines."""
+    head, _, body = raw(port, "%s %s HTTP/1.1\r\nHost: localhost\r\n%sConnection: close\r\n\r\n"
+                        % (method, path, extra), timeout=10).partition(b"\r\n\r\n")
+    lines = [l for l in head.decode("latin-1").split("\r\n")
+             if not l.lower().startswith(("date:", "server:"))]
+    if "Transfer-Encoding: chunked" in lines and method != "HEAD":
+        body = dechunk(body)
+    return unname_server(lines, body)
+
+
 def peak_rss(pid):
     """A process's peak resident memory (VmHWM) in bytes."""
     with open("/proc/%d/status" % pid) as f:

@@ -12,7 +12,8 @@ import threading
 import pytest
 
 from backend import Backend, Send, Wait, chunked, response
-from conftest import NGINX, WEIR, check_conf, dechunk, raw, unname_server, weir_and_nginx
+from conftest import NGINX, WEIR, check_conf, dechunk, weir_and_nginx
+from conftest import parity_answer as answer
 
 PAGE = (b"<html><head><title>Hello World</title></head>\n<body>\n"
         b"<a href=\"http://backend.internal/app/\">HELLO world</a> hello\n"
@@ -72,18 +73,6 @@ PATHS = ["/page.html", "/once/page.html", "/all/page.html", "/many/page.html", "
 
 def pieces(data, n):
     return [data[i:i + n] for i in range(0, len(data), n)]
-
-
-def answer(port, path, method="GET", extra=""):
-    """The header lines without Date and Server, and the body (dechunked), without the server's
-    name."""
-    head, _, body = raw(port, "%s %s HTTP/1.1\r\nHost: localhost\r\n%sConnection: close\r\n\r\n"
-                        % (method, path, extra)).partition(b"\r\n\r\n")
-    lines = [l for l in head.decode("latin-1").split("\r\n")
-             if not l.lower().startswith(("date:", "server:"))]
-    if "Transfer-Encoding: chunked" in lines and method != "HEAD":
-        body = dechunk(body)
-    return unname_server(lines, body)
 
 
 @pytest.fixture(scope="module")

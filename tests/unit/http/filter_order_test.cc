@@ -22,10 +22,10 @@ TEST(FilterOrder, IsTheSeeds) {
       "write",   "header", "chunked", "range_header", "gzip",       "postpone",    "ssi",
       "charset", "userid", "headers", "copy",         "range_body", "not_modified"};
   // slice (Debian's build has it: --with-http_slice_module) is registered last, and runs first.
-  // gunzip and sub are not in the seed's default build; nginx (auto/modules) puts sub right after
-  // charset, then (addition and) gunzip, before userid, where Debian's build has them.
+  // gunzip, sub and addition are not in the seed's default build; nginx (auto/modules) puts sub
+  // right after charset, then addition and gunzip, before userid, where Debian's build has them.
   std::vector<std::string> with_gunzip = seed;
-  with_gunzip.insert(with_gunzip.begin() + 8, {"sub", "gunzip"});
+  with_gunzip.insert(with_gunzip.begin() + 8, {"sub", "addition", "gunzip"});
   // brotli and zstd (weir's, beside gzip) right after gzip: their header filters run before its.
   with_gunzip.insert(with_gunzip.begin() + 5, {"zstd", "brotli"});
   // The HTTP/2 filter (HTTP_V2_FILTER_MODULE in auto/modules) right after chunked: for a stream it

@@ -19,7 +19,6 @@ constexpr Owner kOwners[] = {
     {Match::Prefix, "dav_ext_", "ngx_http_dav_ext_module (third-party)"},
     {Match::Exact, "flv", "ngx_http_flv_module"},
     {Match::Prefix, "mp4", "ngx_http_mp4_module"},
-    {Match::Exact, "random_index", "ngx_http_random_index_module"},
     {Match::Exact, "mail", "ngx_mail_module"},
     {Match::Exact, "stream", "ngx_stream_module"},
     // Debian's dynamic modules (libnginx-mod-*).

@@ -16,6 +16,7 @@ namespace http {
 extern Module http_log_module;
 extern Module http_static_module;
 extern Module http_index_module;
+extern Module http_random_index_module;
 extern Module http_mirror_module;
 extern Module http_rewrite_module;
 extern Module http_write_filter_module;
@@ -84,6 +85,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_dav_module,
     &http::http_autoindex_module,
     &http::http_index_module,
+    &http::http_random_index_module,
     &http::http_mirror_module,
     &http::http_empty_gif_module,
     &http::http_stub_status_module,

@@ -2,7 +2,7 @@
 // drawn and the one with fewer connections for its weight takes the try (the power of two
 // choices). 20 unlucky draws and round robin decides, as nginx. Each worker draws on its own.
 // nginx: src/http/modules/ngx_http_upstream_random_module.c
-#include <sys/random.h>
+#include "core/random.h"
 
 #include "core/time_cache.h"
 #include "http/request.h"
@@ -20,22 +20,8 @@ RandomData& random_data(void* data) {
   return *static_cast<RandomData*>(static_cast<RoundRobinData*>(data));
 }
 
-// xorshift64*, seeded once per worker from the kernel: fast, and good enough to spread load.
-uint64_t next_random() {
-  static uint64_t state = 0;
-  if (state == 0) {
-    if (getrandom(&state, sizeof state, 0) != sizeof state || state == 0) {
-      state = clock::msec() | 1;
-    }
-  }
-  state ^= state >> 12;
-  state ^= state << 25;
-  state ^= state >> 27;
-  return state * 0x2545F4914F6CDD1DULL;
-}
-
 size_t draw(const RoundRobinData& d) {
-  return peer_at_weight(*d.peers, next_random() % static_cast<uint64_t>(d.peers->total_weight));
+  return peer_at_weight(*d.peers, worker_random() % static_cast<uint64_t>(d.peers->total_weight));
 }
 
 Rc random_get(PeerConnection& pc, void* data) {

@@ -11,6 +11,17 @@
 
 namespace weir::http {
 
+Code open_failed(Request& r, const CoreLocConf& clcf, std::string_view path,
+                 const OpenFileInfo& of) {
+  if (of.err == 0) return Code::status(500);
+  OpenFailure f = open_failure(of.err);
+  if (f.status != 404 || *clcf.log_not_found) {
+    log_error(f.crit ? LogLevel::Crit : LogLevel::Error, r.log(), of.err, "%s \"%.*s\" failed",
+              of.failed, static_cast<int>(path.size()), path.data());
+  }
+  return Code::status(f.status);
+}
+
 Code set_file_headers(Request& r, const OpenFileInfo& of) {
   r.connection->log->action = "sending response to client";
   r.headers_out.status = 200;
@@ -52,6 +63,34 @@ void use_directio(Request& r, const OpenFileInfo& of, std::string_view path, Fil
   file.alignment = static_cast<uint32_t>(*clcf.directio_alignment);
 }
 
+// The buffer that sends the file from start on: the bytes the cache holds (sent with the headers in
+// one write), or the file for sendfile. After send_header, which may have ended the request.
+// Inline: the static path takes it on every request.
+[[gnu::always_inline]] inline Buffer* file_buffer(Request& r, const OpenFileInfo& of,
+                                                  std::string_view path, off_t start, Buffer* b,
+                                                  File* file) {
+  b->last_buf = r.is_main();
+  b->last_in_chain = true;
+  if (of.data.size() == static_cast<size_t>(of.size) && of.data.data() != nullptr) {
+    b->start = const_cast<char*>(of.data.data());
+    b->pos = b->start + start;
+    b->last = b->end = b->start + of.data.size();
+    b->memory = of.size != start;
+    b->sync = !(b->last_buf || b->memory);
+  } else {
+    b->file_pos = start;
+    b->file_last = of.size;
+    b->in_file = of.size != start;
+    b->sync = !(b->last_buf || b->in_file);
+    file->fd = of.fd;
+    file->name = path;
+    file->log = r.connection->log;
+    use_directio(r, of, path, *file);
+    b->file = file;
+  }
+  return b;
+}
+
 }  // namespace
 
 Code send_file(Request& r, const OpenFileInfo& of, std::string_view path) {
@@ -61,27 +100,20 @@ Code send_file(Request& r, const OpenFileInfo& of, std::string_view path) {
   auto* file = r.pool->make<File>();
   Code rc = send_header(r);
   if (rc == Rc::Error || rc.is_status() || r.header_only) return rc;
-  b->last_buf = r.is_main();
-  b->last_in_chain = true;
-  if (of.data.size() == static_cast<size_t>(of.size) && of.data.data() != nullptr) {
-    // A small file the cache holds: a memory buffer, sent with the headers in one write.
-    b->pos = b->start = const_cast<char*>(of.data.data());
-    b->last = b->end = b->pos + of.data.size();
-    b->memory = of.size != 0;
-    b->sync = !(b->last_buf || b->memory);
-  } else {
-    b->file_pos = 0;
-    b->file_last = of.size;
-    b->in_file = of.size != 0;
-    b->sync = !(b->last_buf || b->in_file);
-    file->fd = of.fd;
-    file->name = path;
-    file->log = r.connection->log;
-    use_directio(r, of, path, *file);
-    b->file = file;
-  }
-  ChainLink out{b, nullptr};
+  ChainLink out{file_buffer(r, of, path, 0, b, file), nullptr};
   return output_filter(r, &out);
+}
+
+Code send_file_after(Request& r, const OpenFileInfo& of, std::string_view path, off_t start,
+                     std::string_view head) {
+  r.allow_ranges = true;
+  auto* b = r.pool->make<Buffer>();
+  auto* file = r.pool->make<File>();
+  Code rc = send_header(r);
+  if (rc == Rc::Error || rc.is_status() || r.header_only) return rc;
+  ChainLink out{file_buffer(r, of, path, start, b, file), nullptr};
+  ChainLink first{Buffer::create_memory(*r.pool, head), &out};
+  return output_filter(r, &first);
 }
 
 }  // namespace weir::http

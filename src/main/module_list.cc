@@ -49,6 +49,7 @@ extern Module http_auth_basic_module;
 extern Module http_auth_request_module;
 extern Module http_realip_module;
 extern Module http_empty_gif_module;
+extern Module http_flv_module;
 extern Module http_stub_status_module;
 extern Module http_metrics_module;
 extern Module http_autoindex_module;
@@ -88,6 +89,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_random_index_module,
     &http::http_mirror_module,
     &http::http_empty_gif_module,
+    &http::http_flv_module,
     &http::http_stub_status_module,
     &http::http_metrics_module,
     &http::http_auth_request_module,

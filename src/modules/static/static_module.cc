@@ -24,17 +24,7 @@ Code static_handler(Request& r) {
   WEIR_DEBUG(log, "http filename: \"%.*s\"", static_cast<int>(path.size()), path.data());
 
   OpenFileInfo of;
-  init_open_file_info(r, clcf, of);
-  set_disable_symlinks(r, clcf, path, of);
-  if (!open_cached_file(clcf.open_file_cache, path, of, *r.pool)) {
-    if (of.err == 0) return Code::status(500);
-    OpenFailure f = open_failure(of.err);
-    if (f.status != 404 || *clcf.log_not_found) {
-      log_error(f.crit ? LogLevel::Crit : LogLevel::Error, log, of.err, "%s \"%.*s\" failed",
-                of.failed, static_cast<int>(path.size()), path.data());
-    }
-    return Code::status(f.status);
-  }
+  if (Code rc = open_served_file(r, clcf, path, of); rc != Rc::Ok) return rc;
   r.root_tested = !r.error_page;
 
   if (of.is_dir) {

@@ -20,7 +20,7 @@ TEST(NginxModules, NoneOfWeirsDirectives) {
 }
 
 TEST(NginxModules, NamesTheModule) {
-  EXPECT_EQ(nginx_module_of("flv"), "ngx_http_flv_module");
+  EXPECT_EQ(nginx_module_of("image_filter"), "ngx_http_image_filter_module");
   EXPECT_EQ(nginx_module_of("dav_ext_methods"), "ngx_http_dav_ext_module (third-party)");
   EXPECT_EQ(nginx_module_of("geoip_country"), "ngx_http_geoip_module");
   EXPECT_EQ(nginx_module_of("geoip2"), "ngx_http_geoip2_module");

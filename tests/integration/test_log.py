@@ -1,9 +1,11 @@
-"""Access logs (combined, custom formats, escape=default|json|none, buffer=/flush=, if=, off, variables in
+"""Access logs (combined, custom formats, escape=default|json|none, buffer=/flush=/gzip=, if=, off, variables in
 the path) and error logs (levels, per-location error_log, the line format)."""
 import json
 import re
 
-from conftest import http_get, raw, wait_for
+import pytest
+
+from conftest import NGINX, WEIR, check_conf, http_get, raw, wait_for
 
 LOGS = """
     log_format custom '$remote_addr|$request_method|$uri|$args|$status|$body_bytes_sent|$request_length|$http_x_test';
@@ -100,6 +102,58 @@ def test_buffered_log_written_at_exit(make_server):
     assert s.access_log("logs/b.log") == ""
     s.stop()
     assert s.access_log("logs/b.log").count("\n") == 5
+
+
+def test_gzipped_log(make_server):
+    """access_log ... gzip: each write is a gzip member of its own (zcat reads them in a row), the
+    lines those of a plain log of the same requests; a line too long for the buffer is a member
+    alone; the level is taken, and written at exit."""
+    import gzip
+    import os
+    s = make_server("""
+    log_format short "$request_uri $status";
+    server { listen 127.0.0.1:%%PORT%%;
+             access_log %%DIR%%/logs/plain.log short;
+             access_log %%DIR%%/logs/z.log short gzip=9 flush=100ms;
+             access_log %%DIR%%/logs/small.log short buffer=64 gzip;
+             location / { return 200; } }
+    """)
+    paths = ["/x%d" % i for i in range(20)] + ["/" + "long" * 40]
+    for p in paths:
+        http_get(s.port, p)
+    wait_for(lambda: s.access_log("logs/plain.log").count("\n") == len(paths), what="plain lines")
+    plain = s.access_log("logs/plain.log")
+
+    def unzipped(name):
+        with open(s.path(name), "rb") as f:
+            return gzip.decompress(f.read()).decode()
+
+    # The flush timer writes the buffer: a member in the file without a stop.
+    wait_for(lambda: os.path.getsize(s.path("logs/z.log")) > 0, what="a flushed member")
+    wait_for(lambda: unzipped("logs/z.log") == plain, what="every line gzipped")
+    s.stop()
+    small = open(s.path("logs/small.log"), "rb").read()
+    assert gzip.decompress(small).decode() == plain
+    assert small.count(b"\x1f\x8b\x08") > 2  # several members: the buffer was filled, a line passed it
+
+
+@pytest.mark.parametrize("params,message", [
+    ("gzip=0", 'invalid compression level "0"'), ("gzip=10", 'invalid compression level "10"'),
+    ("gzip=x", 'invalid compression level "x"'), ("gzipx", 'invalid parameter "gzipx"')])
+def test_gzip_load_errors_as_nginx(params, message):
+    for binary in (WEIR, NGINX):
+        rc, err = check_conf(binary, "access_log logs/a.log combined %s;" % params)
+        assert rc != 0 and message in err, (binary, err)
+
+
+def test_gzip_levels_load_as_nginx():
+    conf = ("access_log logs/a.log combined gzip; access_log logs/b.log combined gzip=5 "
+            "buffer=8k flush=5s; access_log logs/a.log combined gzip;")
+    for binary in (WEIR, NGINX):
+        rc, err = check_conf(binary, conf)
+        assert rc == 0, (binary, err)
+        rc, err = check_conf(binary, conf + " access_log logs/a.log combined gzip=2;")
+        assert rc != 0 and "already defined with conflicting parameters" in err, (binary, err)
 
 
 def test_variable_log_path(make_server):

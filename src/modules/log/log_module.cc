@@ -1,12 +1,14 @@
 // The access log: `log_format` (with escape=default|json|none; `combined` built in) and
-// `access_log` (a path, possibly with variables, a format, buffer=, flush=, if=), written in the
-// log phase. Buffered logs collect lines per file and are written when full, on the flush timer,
-// before a reopen and at exit. nginx: src/http/modules/ngx_http_log_module.c
+// `access_log` (a path, possibly with variables, a format, buffer=, flush=, gzip=, if=), written in
+// the log phase. Buffered logs collect lines per file and are written when full, on the flush
+// timer, before a reopen and at exit. nginx: src/http/modules/ngx_http_log_module.c
 #include <fcntl.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "conf/cycle.h"
 #include "core/escape.h"
@@ -58,6 +60,7 @@ struct LogFormat {
 struct LogBuffer {
   size_t size = 0;
   uint64_t flush_ms = 0;
+  int gzip = 0;  // gzip's level: each write is a gzip member of its own; 0: plain
   char* start = nullptr;
   char* pos = nullptr;
   char* end = nullptr;
@@ -265,10 +268,48 @@ void write_to(int fd, const char* buf, size_t len, const Log& log, const std::st
   }
 }
 
+// A gzip member of buf's lines (access_log ... gzip): deflated whole, with a window no larger than
+// the lines need, as nginx sizes it. nginx: ngx_http_log_gzip
+void write_gzipped(int fd, const char* buf, size_t len, int level, const Log& log,
+                   const std::string& name) {
+  int wbits = MAX_WBITS;
+  int memlevel = MAX_MEM_LEVEL - 1;
+  while (static_cast<ssize_t>(len) < (1 << (wbits - 1)) - 262) {
+    wbits--;
+    memlevel--;
+  }
+  // deflateBound()'s conservative bound, and gzip's 18 bytes of header and trailer.
+  std::vector<char> out(len + ((len + 7) >> 3) + ((len + 63) >> 6) + 5 + 18);
+  z_stream z{};
+  if (int rc = deflateInit2(&z, level, Z_DEFLATED, wbits + 16, memlevel, Z_DEFAULT_STRATEGY);
+      rc != Z_OK) {
+    log_error(LogLevel::Alert, log, 0, "deflateInit2() failed: %d", rc);
+    return;
+  }
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(buf));
+  z.avail_in = static_cast<uInt>(len);
+  z.next_out = reinterpret_cast<Bytef*>(out.data());
+  z.avail_out = static_cast<uInt>(out.size());
+  int rc = deflate(&z, Z_FINISH);
+  size_t size = out.size() - z.avail_out;
+  (void)deflateEnd(&z);
+  if (rc != Z_STREAM_END) {
+    log_error(LogLevel::Alert, log, 0, "deflate(Z_FINISH) failed: %d", rc);
+    return;
+  }
+  write_to(fd, out.data(), size, log, name);
+}
+
+// A buffer's lines, or a line that did not fit in it, to the buffer's file.
+void write_for(const LogBuffer& b, const char* buf, size_t len, const Log& log) {
+  if (b.gzip != 0) return write_gzipped(b.file->fd, buf, len, b.gzip, log, b.file->name);
+  write_to(b.file->fd, buf, len, log, b.file->name);
+}
+
 void flush_buffer(LogBuffer& b) {
   if (b.start != nullptr && b.pos > b.start) {
     Log log;
-    write_to(b.file->fd, b.start, b.pos - b.start, log, b.file->name);
+    write_for(b, b.start, b.pos - b.start, log);
     b.pos = b.start;
   }
   if (b.timer.timer_set) del_timer(b.timer);
@@ -283,6 +324,7 @@ void flush_timer_handler(Event& ev) {
 }
 
 void write_unbuffered(Request& r, AccessLog& al, const char* line, size_t len) {
+  if (al.buffer != nullptr) return write_for(*al.buffer, line, len, r.log());  // too long for it
   if (al.file != nullptr) {
     write_to(al.file->fd, line, len, r.log(), al.file->name);
     return;
@@ -550,6 +592,7 @@ Status access_log_directive(ConfContext& cf, const ConfNode& n, LogLocConf& llcf
     return cf.errorf("unknown log format \"%s\"", std::string(fname).c_str());
   size_t buffer = 0;
   uint64_t flush = 0;
+  int gzip = 0;
   for (; i < n.args.size(); i++) {
     std::string_view a = n.args[i];
     if (a.starts_with("buffer=")) {
@@ -564,7 +607,16 @@ Status access_log_directive(ConfContext& cf, const ConfNode& n, LogLocConf& llcf
       al.filter = cf.pool.make<ComplexValue>();
       if (Status s = al.filter->compile(cf, a.substr(3)); !s.ok()) return s;
     } else if (a == "gzip" || a.starts_with("gzip=")) {
-      return cf.error("the \"gzip\" parameter of \"access_log\" is not supported by weir yet");
+      if (buffer == 0) buffer = 64 * 1024;
+      if (a == "gzip") {
+        gzip = Z_BEST_SPEED;
+        continue;
+      }
+      auto level = parse_int(a.substr(5));
+      if (!level || *level < 1 || *level > 9) {
+        return cf.errorf("invalid compression level \"%s\"", n.args[i].c_str() + 5);
+      }
+      gzip = static_cast<int>(*level);
     } else {
       return cf.errorf("invalid parameter \"%s\"", n.args[i].c_str());
     }
@@ -576,7 +628,7 @@ Status access_log_directive(ConfContext& cf, const ConfNode& n, LogLocConf& llcf
     if (al.file == nullptr) return cf.error("buffered logs cannot have variables in name");
     if (al.file->data != nullptr) {
       auto* b = static_cast<LogBuffer*>(al.file->data);
-      if (b->size != buffer || b->flush_ms != flush) {
+      if (b->size != buffer || b->flush_ms != flush || b->gzip != gzip) {
         return cf.errorf("access_log \"%s\" already defined with conflicting parameters",
                          path.c_str());
       }
@@ -585,6 +637,7 @@ Status access_log_directive(ConfContext& cf, const ConfNode& n, LogLocConf& llcf
       auto* b = cf.pool.make<LogBuffer>();
       b->size = buffer;
       b->flush_ms = flush;
+      b->gzip = gzip;
       b->file = al.file;
       b->timer.handler = flush_timer_handler;
       b->timer.data = b;

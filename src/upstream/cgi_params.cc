@@ -1,11 +1,14 @@
 #include "upstream/cgi_params.h"
 
+#include <algorithm>
+
 #include "core/str.h"
 #include "http/core_module.h"
 #include "http/request.h"
 #include "http/request_body.h"
 #include "upstream/upstream_cache.h"
 #include "upstream/upstream_module.h"
+#include "upstream/upstream_ssl.h"
 
 namespace weir::http {
 
@@ -102,8 +105,25 @@ std::span<const CgiPair> cgi_pairs(Request& r, const CgiParams& params, bool pas
   return {pairs, n};
 }
 
+namespace {
+
+// url without its scheme; ssl set when it is the TLS one.
+std::string_view strip_scheme(std::string_view url, CgiSchemes schemes, bool& ssl) {
+  ssl = false;
+  if (!schemes.ssl.empty() && istarts_with(url, schemes.ssl)) {
+    ssl = true;
+    return url.substr(schemes.ssl.size());
+  }
+  if (!schemes.plain.empty() && istarts_with(url, schemes.plain)) {
+    return url.substr(schemes.plain.size());
+  }
+  return url;
+}
+
+}  // namespace
+
 Status set_cgi_pass(ConfContext& cf, const ConfNode& n, CgiPass& pass, Code (*handler)(Request&),
-                    std::string_view scheme) {
+                    CgiSchemes schemes) {
   if (pass.set) return Status::error("is duplicate");
   std::string_view url = n.args[1];
   CoreLocConf& clcf = conf_of<CoreLocConf>(cf.http->loc_conf);
@@ -114,9 +134,10 @@ Status set_cgi_pass(ConfContext& cf, const ConfNode& n, CgiPass& pass, Code (*ha
     pass.value = cf.pool.make<ComplexValue>();
     return pass.value->compile(cf, url);
   }
-  if (!scheme.empty() && istarts_with(url, scheme)) url.remove_prefix(scheme.size());
+  url = strip_scheme(url, schemes, pass.ssl);
   Result<PassAddress> parsed = parse_pass_address(url);
   if (!parsed.ok()) return parsed.status();
+  pass.ssl_host = std::string(parsed->host);
   pass.group = add_upstream_group(cf, parsed->host, parsed->port, 0);
   return {};
 }
@@ -125,13 +146,20 @@ void merge_cgi_pass(const CgiPass& prev, CgiPass& conf) {
   if (!conf.set && prev.set && conf.group == nullptr) {
     conf.group = prev.group;
     conf.value = prev.value;
+    conf.ssl = prev.ssl;
+    conf.ssl_host = prev.ssl_host;
   }
 }
 
-Code cgi_pass_peer(Request& r, Upstream& u, const CgiPass& pass, std::string_view scheme) {
+Code cgi_pass_peer(Request& r, Upstream& u, const CgiPass& pass, CgiSchemes schemes,
+                   std::string_view& host) {
+  u.ssl = pass.ssl;
+  host = pass.ssl_host;
   if (pass.value == nullptr) return Rc::Ok;
-  std::string_view url = pass.value->eval(r);
-  if (!scheme.empty() && istarts_with(url, scheme)) url.remove_prefix(scheme.size());
+  bool ssl;
+  std::string_view url = strip_scheme(pass.value->eval(r), schemes, ssl);
+  u.ssl = ssl;
+  host = url.substr(0, std::min(url.find(':'), url.size()));
   return set_pass_peer(r, u, url);
 }
 
@@ -140,7 +168,12 @@ Code start_cgi_upstream(Request& r, const CgiStart& start, const CgiPass& pass, 
   u->conf = start.conf;
   u->protocol = start.protocol;
   u->schema = start.schema;
-  if (Code rc = cgi_pass_peer(r, *u, pass, start.pass_scheme); rc != Rc::Ok) return rc;
+  std::string_view host;
+  if (Code rc = cgi_pass_peer(r, *u, pass, start.pass_schemes, host); rc != Rc::Ok) return rc;
+  if (u->ssl) {
+    u->schema = start.pass_schemes.ssl;
+    u->ssl_name = start.ssl->name != nullptr ? start.ssl->name->eval(r) : host;
+  }
   r.request_body_no_buffering = stream_body;
   Code rc = read_client_request_body(r, init_upstream);
   if (rc.is_status() && rc.http_status() >= kHttpSpecialResponse) return rc;

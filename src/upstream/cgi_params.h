@@ -17,6 +17,8 @@
 
 namespace weir::http {
 
+struct UpstreamSsl;
+
 struct CgiParam {
   std::string key;
   ComplexValue value;
@@ -39,13 +41,22 @@ struct CgiPass {
   bool set = false;
   UpstreamGroup* group = nullptr;
   ComplexValue* value = nullptr;
+  bool ssl = false;      // the ssl scheme named it (suwsgi://)
+  std::string ssl_host;  // the host it names: the default *_ssl_name
 };
-// The directive: handler becomes the location's; scheme ("uwsgi://") may prefix the address.
+// The schemes a pass's address may begin with: plain ("uwsgi://") and over TLS ("suwsgi://").
+struct CgiSchemes {
+  std::string_view plain;
+  std::string_view ssl;
+};
+// The directive: handler becomes the location's; a scheme may prefix the address.
 Status set_cgi_pass(ConfContext& cf, const ConfNode& n, CgiPass& pass, Code (*handler)(Request&),
-                    std::string_view scheme = {});
+                    CgiSchemes schemes = {});
 void merge_cgi_pass(const CgiPass& prev, CgiPass& conf);
-// At request time, a pass with variables names u's peer (or the request fails with 500).
-Code cgi_pass_peer(Request& r, Upstream& u, const CgiPass& pass, std::string_view scheme = {});
+// At request time, a pass with variables names u's peer (or the request fails with 500), and
+// whether it speaks TLS; the host is the default *_ssl_name.
+Code cgi_pass_peer(Request& r, Upstream& u, const CgiPass& pass, CgiSchemes schemes,
+                   std::string_view& host);
 
 // What a CGI-like protocol's content handler does once its context is set: the upstream made with
 // the protocol and its settings, the peer named, and the body read (streamed with stream_body)
@@ -53,8 +64,9 @@ Code cgi_pass_peer(Request& r, Upstream& u, const CgiPass& pass, std::string_vie
 struct CgiStart {
   const UpstreamConf* conf;
   const UpstreamProtocol* protocol;
-  std::string_view schema;       // in log lines: "fastcgi://"
-  std::string_view pass_scheme;  // a variable pass's value may begin with it: "uwsgi://"
+  std::string_view schema;           // in log lines: "fastcgi://"
+  CgiSchemes pass_schemes;           // a variable pass's value may begin with one
+  const UpstreamSsl* ssl = nullptr;  // *_ssl_* (uwsgi's), for a pass over TLS
 };
 Code start_cgi_upstream(Request& r, const CgiStart& start, const CgiPass& pass, bool stream_body);
 

@@ -2,7 +2,8 @@
 on the same configuration with the repository's uwsgi_params: the same status, fields and body for
 requests that read the WSGI environ, bodies (small, and read from the client body's temp file), a
 streamed 1 MiB answer (buffered and not), an application's own status and fields, HEAD, a unix socket,
-uwsgi_param's inheritance and uwsgi_pass_request_headers. A scripted backend checks the packet weir sends
+uwsgi_param's inheritance and uwsgi_pass_request_headers; uwsgi over TLS (suwsgi://, with variables,
+uwsgi_ssl_verify against the name). A scripted backend checks the packet weir sends
 (header, modifiers, vars, uwsgi_string, body) and answers with broken HTTP."""
 import os
 import shutil
@@ -12,7 +13,7 @@ import tempfile
 import pytest
 
 from conftest import (NGINX, ROOT, WEIR, BackendProcess, ScriptedBackend, check_conf, free_port,
-                      http_get, wait_for, weir_and_nginx)
+                      http_get, make_certificate, parity_answer, wait_for, weir_and_nginx)
 
 UWSGI = shutil.which("uwsgi") or "/usr/bin/uwsgi"
 PARAMS = os.path.join(ROOT, "conf", "uwsgi_params")
@@ -42,9 +43,8 @@ def application(environ, start_response):
 '''
 
 
-def uwsgi(option="--socket"):
-    """Debian's uWSGI serving APP on 127.0.0.1 and on a unix socket, its workers run as nobody; option
-    names the protocol (--socket: uwsgi, --scgi-socket: SCGI)."""
+def app_dir():
+    """A directory the workers (nobody) may read, holding APP: (directory, app.py)."""
     if not os.path.exists(UWSGI):
         pytest.fail("uwsgi is not installed (make deps installs uwsgi-core and uwsgi-plugin-python3)")
     d = tempfile.mkdtemp(prefix="weir-uwsgi-")
@@ -53,6 +53,13 @@ def uwsgi(option="--socket"):
     with open(app, "w") as f:
         f.write(APP)
     os.chmod(app, 0o644)
+    return d, app
+
+
+def uwsgi(option="--socket"):
+    """Debian's uWSGI serving APP on 127.0.0.1 and on a unix socket, its workers run as nobody; option
+    names the protocol (--socket: uwsgi, --scgi-socket: SCGI)."""
+    d, app = app_dir()
     port = free_port()
     # uWSGI binds its unix socket after it has become nobody: a directory nobody may write to.
     sockets = os.path.join(d, "sockets")
@@ -247,3 +254,53 @@ def test_uwsgi_cache_beside_nginx(app):
     finally:
         for _ in servers:  # stops both, checks weir clean
             pass
+
+
+@pytest.fixture(scope="module")
+def tls_app():
+    """Debian's uWSGI serving APP over TLS (--suwsgi-socket) with a self-signed certificate for
+    localhost; the certificate is the one the proxies trust."""
+    d, app = app_dir()
+    crt, key = make_certificate(d, "app")
+    port = free_port()
+    a = BackendProcess(
+        [UWSGI, "--plugin", "python3", "--suwsgi-socket", "127.0.0.1:%d,%s,%s" % (port, crt, key),
+         "--wsgi-file", app, "--master", "--processes", "2", "--uid", "nobody", "--gid", "nogroup",
+         "--die-on-term", "--disable-logging"], port, None, d)
+    a.crt = crt
+    yield a
+    a.stop()
+
+
+TLS_CONF = r"""
+server {
+    listen 127.0.0.1:%%PORT%%;
+    include PARAMS;
+    location / { uwsgi_pass suwsgi://127.0.0.1:APPPORT; }
+    location /var/ { set $up suwsgi://127.0.0.1:APPPORT; uwsgi_pass $up; }
+    location /verified/ { uwsgi_pass suwsgi://127.0.0.1:APPPORT; uwsgi_ssl_verify on;
+                          uwsgi_ssl_trusted_certificate CRT; uwsgi_ssl_name localhost;
+                          uwsgi_ssl_server_name on; uwsgi_ssl_session_reuse off; }
+    location /wrong-name/ { uwsgi_pass suwsgi://127.0.0.1:APPPORT; uwsgi_ssl_verify on;
+                            uwsgi_ssl_trusted_certificate CRT; }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def tls_pair(tls_app):
+    conf = (TLS_CONF.replace("APPPORT", str(tls_app.port)).replace("PARAMS", PARAMS)
+            .replace("CRT", tls_app.crt))
+    yield from weir_and_nginx(conf, {})
+
+
+@pytest.mark.parametrize("path", ["/a?x=1", "/var/b", "/verified/c", "/wrong-name/d"])
+def test_uwsgi_over_tls_as_nginx(tls_pair, path):
+    weir, nginx = tls_pair
+    w, n = (parity_answer(s.port, path) for s in tls_pair)
+    assert w == n
+    if path != "/wrong-name/d":
+        assert w[0][0] == "HTTP/1.1 200 OK" and b"REQUEST_URI=%s\n" % path.encode() in w[1]
+    else:
+        assert w[0][0] == "HTTP/1.1 502 Bad Gateway"
+        assert "upstream SSL certificate does not match \"127.0.0.1\"" in weir.error_log()

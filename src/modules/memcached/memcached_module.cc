@@ -204,7 +204,8 @@ Code memcached_handler(Request& r) {
   u->protocol = &kMemcachedProtocol;
   u->schema = "memcached://";
   r.set_ctx(r.pool->make<MemcachedCtx>());
-  if (Code rc = cgi_pass_peer(r, *u, conf.pass); rc != Rc::Ok) return rc;
+  std::string_view host;
+  if (Code rc = cgi_pass_peer(r, *u, conf.pass, {}, host); rc != Rc::Ok) return rc;
   r.main->count++;
   init_upstream(r);
   return Rc::Done;

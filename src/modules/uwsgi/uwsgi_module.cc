@@ -13,6 +13,7 @@
 #include "upstream/upstream.h"
 #include "upstream/upstream_module.h"
 #include "upstream/upstream_settings.h"
+#include "upstream/upstream_ssl.h"
 
 namespace weir::http {
 
@@ -26,11 +27,15 @@ struct UwsgiLocConf {
 
   CgiPass pass;
   UpstreamSettings up;
+  UpstreamSsl ssl;  // uwsgi_ssl_*, for suwsgi://
   CgiParams params;
   Setting<std::string> string;  // uwsgi_string
   Setting<int64_t> modifier1, modifier2;
   UpstreamConf upstream;
 };
+
+// uwsgi_pass's schemes: uwsgi, and uwsgi over TLS.
+constexpr CgiSchemes kSchemes{"uwsgi://", "suwsgi://"};
 
 struct UwsgiCtx {
   static constexpr Module* kModule = &http_uwsgi_module;
@@ -126,17 +131,14 @@ Code uwsgi_handler(Request& r) {
   ctx->response.head = r.method & kHead;
   ctx->response.protocol = "uwsgi";
   r.set_ctx(ctx);
-  return start_cgi_upstream(r, {&conf.upstream, &kUwsgiProtocol, "uwsgi://", "uwsgi://"}, conf.pass,
-                            !*conf.up.request_buffering && *conf.up.pass_request_body);
+  return start_cgi_upstream(r, {&conf.upstream, &kUwsgiProtocol, "uwsgi://", kSchemes, &conf.ssl},
+                            conf.pass, !*conf.up.request_buffering && *conf.up.pass_request_body);
 }
 
 // --- directives ------------------------------------------------------------------------------
 
 Status set_pass(ConfContext& cf, const ConfNode& n, UwsgiLocConf& conf) {
-  if (istarts_with(n.args[1], "suwsgi://")) {
-    return Status::error("uwsgi over TLS (suwsgi://) is not supported by weir yet");
-  }
-  return set_cgi_pass(cf, n, conf.pass, uwsgi_handler, "uwsgi://");
+  return set_cgi_pass(cf, n, conf.pass, uwsgi_handler, kSchemes);
 }
 
 Status add_param(ConfContext& cf, const ConfNode& n, UwsgiLocConf& conf) {
@@ -161,6 +163,12 @@ Status merge_loc_conf(ConfContext& cf, const UwsgiLocConf& prev, UwsgiLocConf& c
     if (m < 0 || m > 255) return cf.error("invalid value");
   }
   merge_cgi_params(prev.params, conf.params);
+  if (Status st =
+          merge_upstream_ssl(cf, "uwsgi", prev.ssl, conf.ssl,
+                             conf.pass.ssl || conf.pass.value != nullptr, "", conf.upstream);
+      !st.ok()) {
+    return st;
+  }
   conf.upstream.group = conf.pass.group;
   conf.upstream.tag = &http_uwsgi_module;
   return {};
@@ -174,8 +182,10 @@ constexpr Directive kOwnDirectives[] = {
     directive<slot::num<&U::modifier1>>("uwsgi_modifier1", kHttpMainSrvLoc | kTake1),
     directive<slot::num<&U::modifier2>>("uwsgi_modifier2", kHttpMainSrvLoc | kTake1),
 };
-constexpr auto kDirectives = join_directives(
-    std::to_array(kOwnDirectives), upstream_directives<U, &U::up, "uwsgi", SettingsKind::Full>());
+constexpr auto kDirectives =
+    join_directives(join_directives(std::to_array(kOwnDirectives),
+                                    upstream_directives<U, &U::up, "uwsgi", SettingsKind::Full>()),
+                    upstream_ssl_directives<U, &U::ssl, "uwsgi">());
 static_assert(directives_of(kDirectives, &http_uwsgi_module));
 
 }  // namespace

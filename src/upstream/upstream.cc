@@ -113,21 +113,25 @@ void upstream_cleanup(void* data) {
 }
 
 // A client read event while the upstream works: a client that closed its side aborts the request
-// (unless proxy_ignore_client_abort); pipelined data just waits.
+// (unless proxy_ignore_client_abort); pipelined data just waits. epoll's word that the client
+// closed (EPOLLRDHUP) is enough, as it is for nginx, data or not.
 void check_broken_connection(Request& r) {
   Connection& c = *r.connection;
   Upstream* u = r.upstream;
   if (u == nullptr || c.error) return;
-  int n = c.peek();
-  int err = errno;
+  bool rdhup = c.read.pending_eof;
+  int n = rdhup ? 0 : c.peek();
+  int err = n < 0 ? errno : 0;
   if (n > 0 || (n < 0 && (err == EAGAIN || err == EINTR))) return;
   c.error = true;
   // proxy_store and a response that may be cached read on for the file, as
   // proxy_ignore_client_abort does for the upstream's sake.
   bool for_file = u->conf->store || (u->cache != nullptr && u->cache->may_store);
   if ((u->conf->ignore_client_abort || for_file) && u->peer.connection != nullptr) return;
-  log_error(LogLevel::Info, *c.log, n < 0 ? err : 0,
-            "client prematurely closed connection, so upstream connection is closed too");
+  log_error(LogLevel::Info, *c.log, err,
+            "%sclient prematurely closed connection, so upstream "
+            "connection is closed too",
+            rdhup ? "epoll_wait() reported that " : "");
   finalize_upstream(r, *u, Code::status(kHttpClientClosedRequest));
 }
 
@@ -840,6 +844,8 @@ void init_upstream(Request& r) {
   r.read_event_handler = u.body_streaming ? streaming_body_handler : check_broken_connection;
   r.write_event_handler = request_empty_handler;
   r.log_upstream = log_upstream_part;
+  // The client closed its side with the request (the FIN read with it): no new event will say so.
+  if (!u.body_streaming && c.read.pending_eof) post_event(c.read);
   if (!u.resolve_host.empty()) {
     resolve_peer(r, u);
     return;

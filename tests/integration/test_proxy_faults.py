@@ -9,10 +9,11 @@ import os
 import shutil
 import signal
 import socket
+import threading
 import time
 
-from backend import Backend, KeepOpen, Reset, Send, Sleep, chunked, response
-from conftest import free_port, http_get, parse_one, read_to_end, wait_for
+from backend import Backend, KeepOpen, Reset, Send, Sleep, Wait, chunked, response
+from conftest import NGINX, free_port, http_get, parse_one, read_to_end, wait_for
 
 LOG = r"""
     log_format up '$request_method $uri $status "$upstream_addr" "$upstream_status"';
@@ -216,3 +217,29 @@ def test_429_counts_toward_max_fails(make_server):
         assert [http_get(s.port, "/x").status for _ in range(6)] == [200] * 6
         assert len(a.requests) == 1  # out after its 429
         assert "upstream server temporarily disabled" in s.error_log()
+
+
+def test_a_request_that_comes_with_its_fin_is_aborted_as_nginx_aborts_it(make_server):
+    """A client that sends its request and closes its side at once (the FIN read with the request,
+    so no later event tells) has the proxied request aborted, as nginx does: no answer, the upstream
+    connection closed, and nginx's log line. The upstream answers only once the client has seen
+    the connection close, so an answer would mean the abort was missed."""
+    closed = threading.Event()
+    with Backend() as b:
+        b.script("/late", [Wait(closed), response(200, "late\n")])
+        conf = """
+        server { listen 127.0.0.1:%%%%PORT%%%%;
+                 location / { proxy_pass http://127.0.0.1:%d; } }
+        """ % b.port
+        for binary in (None, NGINX):
+            closed.clear()
+            s = make_server(conf, **({"binary": binary} if binary else {}))
+            c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+            c.sendall(b"GET /late HTTP/1.1\r\nHost: x\r\n\r\n")
+            c.shutdown(socket.SHUT_WR)
+            got = c.recv(4096)  # the close, not a timeout (which would raise)
+            c.close()
+            closed.set()
+            assert got == b"", (binary, got)
+            wait_for(lambda: "epoll_wait() reported that client prematurely closed connection, so "
+                     "upstream connection is closed too" in s.error_log(), what="the log line")

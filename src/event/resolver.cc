@@ -80,12 +80,16 @@ const char* ResolveQuery::error_text() const {
   }
 }
 
-Result<SockAddr> parse_resolver_address(std::string_view text) {
+Result<std::vector<SockAddr>> parse_resolver_addresses(std::string_view text) {
   Result<std::vector<SockAddr>> a = parse_addresses(text, 53, false);
-  if (!a.ok() || a->empty() || (*a)[0].family() == AF_UNIX) {
+  if (!a.ok()) {
+    return Status::errorf("%s in resolver \"%.*s\"", a.status().message().c_str(),
+                          static_cast<int>(text.size()), text.data());
+  }
+  if (a->empty() || (*a)[0].family() == AF_UNIX) {
     return Status::errorf("invalid address \"%.*s\"", static_cast<int>(text.size()), text.data());
   }
-  return (*a)[0];
+  return a;
 }
 
 Resolver::~Resolver() {

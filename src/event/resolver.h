@@ -122,7 +122,8 @@ class Resolver {
   const Log* log_ = nullptr;          // the latest asker's: where socket errors are reported
 };
 
-// "a.b.c.d[:port]" or "[v6][:port]" (port 53 by default), as the resolver directive takes them.
-Result<SockAddr> parse_resolver_address(std::string_view text);
+// "a.b.c.d[:port]", "[v6][:port]" or a name with every address it has (port 53 by default), as the
+// resolver directive takes them; the error in nginx's words ("host not found in resolver ...").
+Result<std::vector<SockAddr>> parse_resolver_addresses(std::string_view text);
 
 }  // namespace weir

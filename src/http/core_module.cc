@@ -41,9 +41,9 @@ Status parse_resolver(ConfContext& cf, const ConfNode& n, Resolver*& out) {
     } else if (a.starts_with("ipv6=")) {
       if (Status s = on_off(a.substr(5), rc.ipv6); !s.ok()) return s;
     } else {
-      Result<SockAddr> addr = parse_resolver_address(a);
-      if (!addr.ok()) return addr.status();
-      rc.servers.push_back(*addr);
+      Result<std::vector<SockAddr>> addrs = parse_resolver_addresses(a);
+      if (!addrs.ok()) return cf.error_at(n, addrs.status().message());  // names no directive
+      rc.servers.insert(rc.servers.end(), addrs->begin(), addrs->end());
     }
   }
   if (!rc.ipv4 && !rc.ipv6) return Status::error("\"ipv4\" and \"ipv6\" cannot both be \"off\"");

@@ -288,6 +288,7 @@ Status upstream_block(ConfContext& cf, const ConfNode& n, UpstreamMainConf& umcf
       if (Status s = zone_directive(cf, child, *g); !s.ok()) return s;
     } else if (d == "resolver") {
       if (Status s = parse_resolver(cf, child, g->resolver); !s.ok()) {
+        if (s.is_located()) return s;
         return cf.error_at(child, strprintf("\"resolver\" directive %s", s.message().c_str()));
       }
     } else if (d == "resolver_timeout") {

@@ -256,9 +256,13 @@ Status set_power(ConfContext&, const ConfNode& n, GzipLocConf& conf) {
       return {};
     }
   }
-  return Status::errorf("must be %zu, %zu, %zu, %zu, %zu, %zu, %zu, %zu or %zu", kMin, kMin * 2,
-                        kMin * 4, kMin * 8, kMin * 16, kMin * 32, kMin * 64, kMin * 128,
-                        kMin * 256);
+  // nginx's words: "must be 512, 1k, 2k, 4k, 8k, 16k, or 32k".
+  std::string sizes;
+  for (size_t s = kMin; s <= kMax; s *= 2) {
+    if (!sizes.empty()) sizes += s == kMax ? ", or " : ", ";
+    sizes += s < 1024 ? std::to_string(s) : std::to_string(s / 1024) + "k";
+  }
+  return Status::errorf("must be %s", sizes.c_str());
 }
 
 GzipLocConf* create_loc_conf(ConfContext& cf) {

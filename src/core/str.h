@@ -197,6 +197,18 @@ inline bool same_bytes(const char* a, const char* b, size_t n) {
   return true;
 }
 
+// The tree key of a zone's key (limit_req, limit_conn): a four-byte key (an IPv4
+// $binary_remote_addr, the usual one) is its own, others hash_bytes'. Keys are ordered by it, and
+// then by compare_keys, so equal tree keys of different keys only cost a comparison.
+inline uint32_t zone_key_hash(std::string_view key) {
+  if (key.size() == 4) {
+    uint32_t v;
+    std::memcpy(&v, key.data(), 4);
+    return v;
+  }
+  return static_cast<uint32_t>(hash_bytes(key));
+}
+
 // A total order of keys that is quick to say "equal" for short ones (the keys of zone trees, whose
 // order only needs to be the same every time): shorter first, then memcmp's order.
 inline int compare_keys(std::string_view a, std::string_view b) {

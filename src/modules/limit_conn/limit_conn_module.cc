@@ -152,8 +152,8 @@ Code limit_conn_handler(Request& r) {
           ctx->cleanup, [](void* p) { release_all(*static_cast<LimitConnCtx*>(p)); }, ctx);
     }
     main.limit_conn_status = static_cast<uint8_t>(LimitStatus::Passed);
-    // Equal hashes are ordered by the key in the tree: colliding keys only cost a comparison.
-    auto hash = static_cast<uint32_t>(hash_bytes(key));
+    // Equal tree keys are ordered by the key itself: colliding keys only cost a comparison.
+    uint32_t hash = zone_key_hash(key);
     SlabPool& slab = *z.zone->slab;
     ConnNode* node;
     bool over = false;

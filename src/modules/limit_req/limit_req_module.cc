@@ -262,8 +262,8 @@ Code limit_req_handler(Request& r) {
       continue;
     }
     any = true;
-    // Equal hashes are ordered by the key in the tree: colliding keys only cost a comparison.
-    auto hash = static_cast<uint32_t>(hash_bytes(key));
+    // Equal tree keys are ordered by the key itself: colliding keys only cost a comparison.
+    uint32_t hash = zone_key_hash(key);
     {
       ShmLock lock(z.zone->slab->mutex());
       rc = lookup(*l, z, hash, key, excess, l == last, r.log());

@@ -26,6 +26,10 @@ bool set_time(const std::string& path, int fd, time_t t) {
 
 }  // namespace
 
+bool set_file_time(const std::string& path, time_t time) {
+  return set_time(path, -1, time);
+}
+
 bool copy_file(const std::string& from, const std::string& to, uint32_t access, time_t time,
                const Log& log) {
   int fd = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);

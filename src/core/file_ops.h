@@ -32,6 +32,9 @@ bool ext_rename_file(const std::string& from, const std::string& to, const Renam
 bool copy_file(const std::string& from, const std::string& to, uint32_t access, time_t time,
                const Log& log);
 
+// Sets a file's (or directory's) modification and access time; false (errno set) when it fails.
+bool set_file_time(const std::string& path, time_t time);
+
 // The directory mode for a file mode: searchable where readable. nginx: ngx_dir_access
 constexpr uint32_t dir_access(uint32_t access) {
   return access | (access & 0444) >> 2;

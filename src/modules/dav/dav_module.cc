@@ -7,7 +7,6 @@
 // nginx's do (404, 403, 405, 409, 412, 415, 507) with its log lines.
 // nginx: src/http/modules/ngx_http_dav_module.c
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -382,8 +381,7 @@ Code copy_move(Request& r) {
     };
     h.post_dir = [&](const std::string& p, const struct stat& s) {
       std::string d = target(p);
-      timespec times[2] = {{s.st_mtime, 0}, {s.st_mtime, 0}};
-      if (::utimensat(AT_FDCWD, d.c_str(), times, 0) < 0) {
+      if (!set_file_time(d, s.st_mtime)) {
         log_error(LogLevel::Alert, log, errno, "utimes() \"%s\" failed", d.c_str());
       }
       return true;

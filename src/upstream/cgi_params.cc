@@ -159,7 +159,7 @@ Code cgi_pass_peer(Request& r, Upstream& u, const CgiPass& pass, CgiSchemes sche
   bool ssl;
   std::string_view url = strip_scheme(pass.value->eval(r), schemes, ssl);
   u.ssl = ssl;
-  host = url.substr(0, std::min(url.find(':'), url.size()));
+  host = url.substr(0, url.find('/'));  // its port is cut off with the TLS name's
   return set_pass_peer(r, u, url);
 }
 

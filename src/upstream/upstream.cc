@@ -431,10 +431,29 @@ void upstream_ssl_handshake(Request& r, Upstream& u) {
   send_request(r, u);
 }
 
+namespace {
+
+// The name may come from $http_host or $proxy_host: its port is cut off, as nginx's
+// ngx_http_upstream_ssl_name does ("[::1]:8443" is "[::1]").
+std::string_view ssl_name_without_port(std::string_view name) {
+  size_t host_end = name.starts_with('[') ? name.find(']') : 0;
+  return name.substr(0, name.find(':', host_end == std::string_view::npos ? 0 : host_end));
+}
+
+// RFC 6066: a literal address is never sent as the server name.
+bool may_send_as_sni(std::string_view name) {
+  SockAddr addr;
+  return !name.empty() && name[0] != '[' && !parse_addr_port(name, addr);
+}
+
+}  // namespace
+
 void start_upstream_ssl(Request& r, Upstream& u) {
   Connection& c = *u.peer.connection;
   const UpstreamConf& conf = *u.conf;
-  std::string name = conf.ssl_server_name ? std::string(u.ssl_name) : std::string();
+  u.ssl_name = ssl_name_without_port(u.ssl_name);
+  std::string name =
+      conf.ssl_server_name && may_send_as_sni(u.ssl_name) ? std::string(u.ssl_name) : std::string();
   if (Status st = ssl_create_client_connection(c, conf.ssl, name,
                                                conf.ssl_session_reuse ? conf.ssl_session : nullptr);
       !st.ok()) {

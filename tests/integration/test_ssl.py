@@ -439,14 +439,17 @@ def test_proxy_to_https_origin(make_server, certs):
                             proxy_set_header Connection ""; }
             location /sni/ { proxy_pass https://127.0.0.1:%d/; proxy_ssl_server_name on;
                              proxy_ssl_name localhost; }
+            location /sniport/ { proxy_pass https://127.0.0.1:%d/; proxy_ssl_server_name on;
+                                 proxy_ssl_name $http_x_name; proxy_ssl_session_reuse off; }
+            location /sniip/ { proxy_pass https://127.0.0.1:%d/; proxy_ssl_server_name on; }
             location /verified/ { proxy_pass https://127.0.0.1:%d/; proxy_ssl_verify on;
                                   proxy_ssl_name localhost; proxy_ssl_trusted_certificate %s; }
             location /wrongname/ { proxy_pass https://127.0.0.1:%d/; proxy_ssl_verify on;
                                    proxy_ssl_name b.test; proxy_ssl_trusted_certificate %s; }
             location /untrusted/ { proxy_pass https://127.0.0.1:%d/; proxy_ssl_verify on;
                                    proxy_ssl_name localhost; proxy_ssl_trusted_certificate %s; }
-        }""" % (origin.port, origin.port, origin.port, origin.port, a_cert, origin.port, a_cert,
-                origin.port, b_cert))
+        }""" % (origin.port, origin.port, origin.port, origin.port, origin.port, origin.port, a_cert,
+                origin.port, a_cert, origin.port, b_cert))
     r = s.get("/index.html")
     assert r.status == 200 and r.body == b"from the tls origin\n"
     r = s.get("/big.bin")
@@ -456,16 +459,21 @@ def test_proxy_to_https_origin(make_server, certs):
     for _ in range(3):
         assert s.get("/ka/index.html").status == 200
     assert s.get("/sni/index.html").status == 200
+    # As nginx, a port is cut off the name (from $http_host, say) and an address is never sent.
+    assert s.get("/sniport/index.html", headers={"X-Name": "localhost:8443"}).status == 200
+    assert s.get("/sniport/index.html", headers={"X-Name": "[::1]:8443"}).status == 200
+    assert s.get("/sniip/index.html").status == 200
     assert s.get("/verified/index.html").status == 200
     assert s.get("/wrongname/index.html").status == 502
     assert s.get("/untrusted/index.html").status == 502
-    log = log_lines(origin, "logs/o.log", n=8)
+    log = log_lines(origin, "logs/o.log", n=11)
     plain = [l.split("|") for l in log[:3]]
     assert [p[0] for p in plain] == ["-", "-", "-"]  # no SNI unless asked
     assert plain[2][1] == "r", plain  # proxy_ssl_session_reuse
     ka = [l.split("|")[2] for l in log[3:6]]
     assert len(set(ka)) == 1, ka  # one kept connection for the three
     assert log[6].split("|")[0] == "localhost"  # proxy_ssl_server_name + proxy_ssl_name
+    assert [l.split("|")[0] for l in log[7:10]] == ["localhost", "-", "-"]
     err = open(s.path("logs/error.log")).read()
     assert 'upstream SSL certificate does not match "b.test" while SSL handshaking to upstream' in err
     assert "upstream SSL certificate verify error: (18:self-signed certificate)" in err

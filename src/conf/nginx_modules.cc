@@ -17,7 +17,6 @@ constexpr Owner kOwners[] = {
     // nginx's own modules weir does not have yet.
     {Match::Exact, "proxy_cache_purge", "ngx_cache_purge (third-party)"},
     {Match::Prefix, "dav_ext_", "ngx_http_dav_ext_module (third-party)"},
-    {Match::Prefix, "mp4", "ngx_http_mp4_module"},
     {Match::Exact, "mail", "ngx_mail_module"},
     {Match::Exact, "stream", "ngx_stream_module"},
     // Debian's dynamic modules (libnginx-mod-*).

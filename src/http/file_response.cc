@@ -8,6 +8,7 @@
 
 #include "http/core_module.h"
 #include "http/filter.h"
+#include "http/request_body.h"
 
 namespace weir::http {
 
@@ -20,6 +21,19 @@ Code open_failed(Request& r, const CoreLocConf& clcf, std::string_view path,
               of.failed, static_cast<int>(path.size()), path.data());
   }
   return Code::status(f.status);
+}
+
+Code open_requested_file(Request& r, std::string_view& path, OpenFileInfo& of) {
+  if (!(r.method & (kGet | kHead))) return Code::status(405);
+  if (r.uri.back() == '/') return Rc::Declined;
+  if (Code rc = discard_request_body(r); rc != Rc::Ok) return rc;
+  size_t root;
+  path = map_uri_to_path(r, &root, 0);
+  if (path.empty()) return Code::status(500);
+  if (Code rc = open_served_file(r, core_loc(r), path, of); rc != Rc::Ok) return rc;
+  if (!of.is_file) return Rc::Declined;
+  r.root_tested = !r.error_page;
+  return Rc::Ok;
 }
 
 Code set_file_headers(Request& r, const OpenFileInfo& of) {
@@ -63,24 +77,25 @@ void use_directio(Request& r, const OpenFileInfo& of, std::string_view path, Fil
   file.alignment = static_cast<uint32_t>(*clcf.directio_alignment);
 }
 
-// The buffer that sends the file from start on: the bytes the cache holds (sent with the headers in
-// one write), or the file for sendfile. After send_header, which may have ended the request.
-// Inline: the static path takes it on every request.
+// The buffer that sends the file's bytes [start, end): the bytes the cache holds (sent with the
+// headers in one write), or the file for sendfile. After send_header, which may have ended the
+// request. Inline: the static path takes it on every request.
 [[gnu::always_inline]] inline Buffer* file_buffer(Request& r, const OpenFileInfo& of,
-                                                  std::string_view path, off_t start, Buffer* b,
-                                                  File* file) {
+                                                  std::string_view path, off_t start, off_t end,
+                                                  Buffer* b, File* file) {
   b->last_buf = r.is_main();
   b->last_in_chain = true;
   if (of.data.size() == static_cast<size_t>(of.size) && of.data.data() != nullptr) {
     b->start = const_cast<char*>(of.data.data());
     b->pos = b->start + start;
-    b->last = b->end = b->start + of.data.size();
-    b->memory = of.size != start;
+    b->last = b->start + end;
+    b->end = b->start + of.data.size();
+    b->memory = end != start;
     b->sync = !(b->last_buf || b->memory);
   } else {
     b->file_pos = start;
-    b->file_last = of.size;
-    b->in_file = of.size != start;
+    b->file_last = end;
+    b->in_file = end != start;
     b->sync = !(b->last_buf || b->in_file);
     file->fd = of.fd;
     file->name = path;
@@ -100,20 +115,23 @@ Code send_file(Request& r, const OpenFileInfo& of, std::string_view path) {
   auto* file = r.pool->make<File>();
   Code rc = send_header(r);
   if (rc == Rc::Error || rc.is_status() || r.header_only) return rc;
-  ChainLink out{file_buffer(r, of, path, 0, b, file), nullptr};
+  ChainLink out{file_buffer(r, of, path, 0, of.size, b, file), nullptr};
   return output_filter(r, &out);
 }
 
-Code send_file_after(Request& r, const OpenFileInfo& of, std::string_view path, off_t start,
-                     std::string_view head) {
+Code send_file_part(Request& r, const OpenFileInfo& of, std::string_view path, ChainLink* head,
+                    off_t start, off_t end) {
   r.allow_ranges = true;
   auto* b = r.pool->make<Buffer>();
   auto* file = r.pool->make<File>();
   Code rc = send_header(r);
   if (rc == Rc::Error || rc.is_status() || r.header_only) return rc;
-  ChainLink out{file_buffer(r, of, path, start, b, file), nullptr};
-  ChainLink first{Buffer::create_memory(*r.pool, head), &out};
-  return output_filter(r, &first);
+  ChainLink out{file_buffer(r, of, path, start, end, b, file), nullptr};
+  if (head == nullptr) return output_filter(r, &out);
+  ChainLink* last = head;
+  while (last->next != nullptr) last = last->next;
+  last->next = &out;
+  return output_filter(r, head);
 }
 
 }  // namespace weir::http

@@ -1,6 +1,6 @@
 // A file as the response: its status, length, Last-Modified, ETag and type set from what the
 // open-file cache found, then the header and one buffer (the file for sendfile, or the small file's
-// bytes the cache holds). The static handler, gzip_static and flv send files this way.
+// bytes the cache holds). The static handler, gzip_static, flv and mp4 send files this way.
 // nginx: the tail of ngx_http_static_handler
 #pragma once
 
@@ -27,12 +27,17 @@ inline Code open_served_file(Request& r, const CoreLocConf& clcf, std::string_vi
   }
   return open_failed(r, clcf, path, of);
 }
+// The start of flv's and mp4's handlers, nginx's copies of the static handler's: GET and HEAD
+// only, a URI naming a file (not a directory), the body discarded, the file opened. Ok with path
+// and of set, or what the handler returns (Declined: the next handler's turn).
+Code open_requested_file(Request& r, std::string_view& path, OpenFileInfo& of);
 // The response's header fields for the file (not sent yet): Ok, or a status.
 Code set_file_headers(Request& r, const OpenFileInfo& of);
 // Sends the header and the file (path names it in error messages).
 Code send_file(Request& r, const OpenFileInfo& of, std::string_view path);
-// The same from byte start on, after head (flv's: the FLV header before a seek).
-Code send_file_after(Request& r, const OpenFileInfo& of, std::string_view path, off_t start,
-                     std::string_view head);
+// The file's bytes [start, end) after the memory buffers of head (none: nullptr): flv's FLV
+// header before a seek, mp4's new moov before the kept samples.
+Code send_file_part(Request& r, const OpenFileInfo& of, std::string_view path, ChainLink* head,
+                    off_t start, off_t end);
 
 }  // namespace weir::http

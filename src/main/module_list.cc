@@ -17,6 +17,7 @@ extern Module http_log_module;
 extern Module http_static_module;
 extern Module http_index_module;
 extern Module http_random_index_module;
+extern Module http_mp4_module;
 extern Module http_mirror_module;
 extern Module http_rewrite_module;
 extern Module http_write_filter_module;
@@ -90,6 +91,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_mirror_module,
     &http::http_empty_gif_module,
     &http::http_flv_module,
+    &http::http_mp4_module,
     &http::http_stub_status_module,
     &http::http_metrics_module,
     &http::http_auth_request_module,

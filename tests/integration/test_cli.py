@@ -38,11 +38,12 @@ def test_version_help_configure():
                     "--with-http_realip_module", "--with-http_auth_request_module",
                     "--with-http_v2_module", "--with-http_dav_module", "--with-http_slice_module",
                     "--with-http_addition_module", "--with-http_flv_module", "--with-http_gunzip_module",
-                    "--with-http_gzip_static_module", "--with-http_random_index_module",
+                    "--with-http_gzip_static_module", "--with-http_mp4_module",
+                    "--with-http_random_index_module",
                     "--with-http_secure_link_module",
                     "--with-http_sub_module"):
         assert " %s " % present in conf + " "
-    for absent in ("mp4", "stream", "mail"):
+    for absent in ("stream", "mail"):
         assert absent not in conf
     # nginx's lines of the TLS library, in its place.
     assert lines[1].startswith("built with OpenSSL 3.") and lines[2] == "TLS SNI support enabled"
@@ -133,8 +134,8 @@ BAD = [
     ("events {}\nhttp {\n    server { location /a { location /b { } } }\n}\n",
      'location "/b" is outside location "/a" in %s:3'),
     ("events {}\nhttp {\n    server { location /a {} location /a {} }\n}\n", 'duplicate location "/a" in %s:3'),
-    ("events {}\nhttp {\n    server { location / { mp4; } }\n}\n",
-     'unknown directive "mp4" (from ngx_http_mp4_module, which weir does not have) in %s:3'),
+    ("events {}\nhttp {\n    server { location / { image_filter test; } }\n}\n",
+     'unknown directive "image_filter" (from ngx_http_image_filter_module, which weir does not have) in %s:3'),
     ("events {}\nhttp {\n    server { listen 127.0.0.1:1 ssl; }\n}\n",
      'no "ssl_certificate" is defined for the "listen ... ssl" directive in %s:3'),
     ("events {}\nhttp {\n    root \"/x;\n}\n", "unexpected end of file"),

@@ -5,7 +5,6 @@
 #include "core/str.h"
 #include "http/core_module.h"
 #include "http/file_response.h"
-#include "http/request_body.h"
 #include "http/variables.h"
 
 namespace weir::http {
@@ -18,17 +17,9 @@ namespace {
 constexpr std::string_view kFlvHeader{"FLV\x1\x5\0\0\0\x9\0\0\0\0", 13};
 
 Code flv_handler(Request& r) {
-  if (!(r.method & (kGet | kHead))) return Code::status(405);
-  if (r.uri.back() == '/') return Rc::Declined;
-  if (Code rc = discard_request_body(r); rc != Rc::Ok) return rc;
-  size_t root;
-  std::string_view path = map_uri_to_path(r, &root, 0);
-  if (path.empty()) return Code::status(500);
-  CoreLocConf& clcf = core_loc(r);
+  std::string_view path;
   OpenFileInfo of;
-  if (Code rc = open_served_file(r, clcf, path, of); rc != Rc::Ok) return rc;
-  if (!of.is_file) return Rc::Declined;
-  r.root_tested = !r.error_page;
+  if (Code rc = open_requested_file(r, path, of); rc != Rc::Ok) return rc;
   off_t start = 0;
   std::string_view value;
   if (!r.args.empty() && find_arg(r.args, "start", value)) {
@@ -42,7 +33,8 @@ Code flv_handler(Request& r) {
   r.headers_out.content_length_n = static_cast<off_t>(kFlvHeader.size()) + of.size - start;
   clear_etag(r);
   if (set_etag(r) != Rc::Ok) return Code::status(500);
-  return send_file_after(r, of, path, start, kFlvHeader);
+  ChainLink head{Buffer::create_memory(*r.pool, kFlvHeader), nullptr};
+  return send_file_part(r, of, path, &head, start, of.size);
 }
 
 Status flv_directive(ConfContext& cf, const ConfNode&) {

@@ -24,7 +24,7 @@ TEST(NginxModules, NamesTheModule) {
   EXPECT_EQ(nginx_module_of("dav_ext_methods"), "ngx_http_dav_ext_module (third-party)");
   EXPECT_EQ(nginx_module_of("geoip_country"), "ngx_http_geoip_module");
   EXPECT_EQ(nginx_module_of("geoip2"), "ngx_http_geoip2_module");
-  EXPECT_EQ(nginx_module_of("mp4_buffer_size"), "ngx_http_mp4_module");
+  EXPECT_EQ(nginx_module_of("mail"), "ngx_mail_module");
   EXPECT_EQ(nginx_module_of("content_by_lua_block"), "ngx_http_lua_module");
   EXPECT_EQ(nginx_module_of("stream"), "ngx_stream_module");
   EXPECT_EQ(nginx_module_of("foo"), "");

@@ -160,6 +160,11 @@ CHECKED = [
     ("location", "secure_link $arg_h; secure_link_md5 $uri;", True),
     ("location", "random_index on;", True),
     ("location", "flv;", True),
+    ("location", "mp4; mp4_buffer_size 1m; mp4_max_buffer_size 20m; mp4_start_key_frame on;", True),
+    ("location", "mp4 on;", False),
+    ("location", "mp4_buffer_size x;", False),
+    ("location", "mp4_start_key_frame yes;", False),
+    ("server", "mp4;", False),
     ("location", "uwsgi_pass suwsgi://127.0.0.1:1; uwsgi_ssl_name x; uwsgi_ssl_session_reuse off;", True),
     ("location", "uwsgi_pass suwsgi://127.0.0.1:1; uwsgi_ssl_verify on;", False),
     # grpc_pass has no default port: an address needs one (unless it names an upstream block).

@@ -21,7 +21,6 @@ constexpr Owner kOwners[] = {
     {Match::Exact, "stream", "ngx_stream_module"},
     // Debian's dynamic modules (libnginx-mod-*).
     {Match::Prefix, "geoip2", "ngx_http_geoip2_module"},
-    {Match::Prefix, "geoip_", "ngx_http_geoip_module"},
     {Match::Prefix, "image_filter", "ngx_http_image_filter_module"},
     {Match::Prefix, "xslt_", "ngx_http_xslt_filter_module"},
     {Match::Exact, "xml_entities", "ngx_http_xslt_filter_module"},
@@ -51,10 +50,8 @@ constexpr Owner kOwners[] = {
 };
 
 constexpr std::string_view kBuiltIn[] = {
-    "ngx_http_brotli_filter_module",
-    "ngx_http_brotli_static_module",
-    "ngx_http_zstd_filter_module",
-    "ngx_http_zstd_static_module",
+    "ngx_http_geoip_module",       "ngx_http_brotli_filter_module", "ngx_http_brotli_static_module",
+    "ngx_http_zstd_filter_module", "ngx_http_zstd_static_module",
 };
 
 }  // namespace

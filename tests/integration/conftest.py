@@ -501,14 +501,15 @@ def make_server():
         pytest.fail("\n".join(errors))
 
 
-def weir_and_nginx(conf, files, mtime=None, prepare=None, ports=1):
+def weir_and_nginx(conf, files, mtime=None, prepare=None, ports=1, main_conf=""):
     """A generator for module-scoped fixtures: weir and Debian's nginx started on the same config; after
     the module both are stopped and weir is checked clean. mtime: the files' time on both (the same
     Last-Modified and ETag; by default ten seconds ago); prepare(server): called for each before it starts; ports: how many
-    (%%PORT%% is %%PORT0%%, then %%PORT1%% ...)."""
+    (%%PORT%% is %%PORT0%%, then %%PORT1%% ...); main_conf: lines for the main context of both."""
     if not os.path.exists(NGINX):
         pytest.fail("Debian's nginx is not installed (make deps installs it)")
-    pair = [Server(conf, files=files, ports=ports), Server(conf, files=files, binary=NGINX, ports=ports)]
+    pair = [Server(conf, main_conf, files=files, ports=ports),
+            Server(conf, main_conf, files=files, binary=NGINX, ports=ports)]
     if mtime is None:
         # One time for both copies of a file: written a second apart, their Last-Modified and ETag
         # would differ, and a parity test comparing them would fail for nothing.

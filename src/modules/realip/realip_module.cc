@@ -17,6 +17,7 @@
 #include "core/inet.h"
 #include "core/str.h"
 #include "http/core_module.h"
+#include "http/forwarded_addr.h"
 #include "http/http_connection.h"
 #include "http/variables.h"
 
@@ -49,46 +50,8 @@ struct RealipCtx {
   char addr_buf[sizeof(HttpConnection::addr_buf)]{};
 };
 
-bool trusted(const RealipLocConf& conf, const sockaddr* sa) {
-  if (sa->sa_family == AF_UNIX) return conf.from_unix;
-  return cidr_match(sa, *conf.from);
-}
-
-enum class Forwarded : uint8_t { Declined, Ok, Done };
-
-// One header value, right to left: while the address at hand is trusted, the next one leftwards
-// replaces it (only the last, without recursion). nginx: ngx_http_get_forwarded_addr_internal
-Forwarded walk(const RealipLocConf& conf, SockAddr& addr, std::string_view xff) {
-  bool found = false;
-  const bool recursive = *conf.recursive;
-  do {
-    if (!trusted(conf, addr.sa())) return found ? Forwarded::Done : Forwarded::Declined;
-    while (!xff.empty() && (xff.back() == ' ' || xff.back() == ',')) xff.remove_suffix(1);
-    size_t start = xff.find_last_of(" ,");
-    start = start == std::string_view::npos ? 0 : start + 1;
-    SockAddr next;
-    if (!parse_addr_port(xff.substr(start), next)) {
-      return found ? Forwarded::Done : Forwarded::Declined;
-    }
-    addr = next;
-    found = true;
-    xff = start > 0 ? xff.substr(0, start - 1) : std::string_view();
-  } while (recursive && !xff.empty());
-  return Forwarded::Ok;
-}
-
-// Several header lines (X-Forwarded-For may come more than once): the last first.
-Forwarded walk_lines(const RealipLocConf& conf, SockAddr& addr, const std::vector<Header*>& lines) {
-  Forwarded rc = Forwarded::Declined;
-  bool found = false;
-  for (size_t i = lines.size(); i-- > 0;) {
-    rc = walk(conf, addr, lines[i]->value);
-    if (!*conf.recursive) break;
-    if (rc == Forwarded::Declined && found) return Forwarded::Done;
-    if (rc != Forwarded::Ok) break;
-    found = true;
-  }
-  return rc;
+TrustedProxies trusted(const RealipLocConf& conf) {
+  return {*conf.from, conf.from_unix};
 }
 
 void restore(void* data) {
@@ -110,23 +73,22 @@ bool real_address(Request& r, const RealipLocConf& conf, SockAddr& addr) {
   addr.len = c.peer_len;
   if (*conf.type == RealipFrom::ProxyProtocol) {
     const ProxyProtocolAddrs* pp = r.http_connection->proxy_protocol.get();
-    if (pp == nullptr || !pp->known() || !trusted(conf, addr.sa())) return false;
+    if (pp == nullptr || !pp->known() || !trusted(conf).contains(addr.sa())) return false;
     addr = SockAddr{};
     std::memcpy(addr.sa(), &pp->src, ProxyProtocolAddrs::len(pp->src));
     addr.len = ProxyProtocolAddrs::len(pp->src);
     return true;
   }
-  std::vector<Header*> lines;
   std::string_view name = conf.header;
   if (*conf.type == RealipFrom::XRealIp) name = "X-Real-IP";
   if (*conf.type == RealipFrom::XForwardedFor) name = "X-Forwarded-For";
-  for (Header* h : r.headers_in.headers) {
-    if (h->hash != 0 && iequals(h->key, name)) {
-      lines.push_back(h);
-      if (*conf.type != RealipFrom::XForwardedFor) break;  // the first line of any other header
-    }
+  std::vector<Header*> all = header_lines(r.headers_in.headers, name);
+  std::span<Header* const> lines = all;
+  if (*conf.type != RealipFrom::XForwardedFor && !lines.empty()) {
+    lines = lines.first(1);  // the first line of any other header
   }
-  return !lines.empty() && walk_lines(conf, addr, lines) != Forwarded::Declined;
+  return !lines.empty() &&
+         forwarded_addr(trusted(conf), *conf.recursive, addr, lines) != Forwarded::Declined;
 }
 
 Code realip_handler(Request& r) {

@@ -16,6 +16,8 @@ std::string_view filter_name(FilterId id) {
       return "range_body";
     case FilterId::Copy:
       return "copy";
+    case FilterId::Image:
+      return "image_filter";
     case FilterId::Headers:
       return "headers";
     case FilterId::Userid:

@@ -315,4 +315,16 @@ std::string_view status_text(int status) {
   }
 }
 
+Rc filter_finalize_request(Request& r, const Module* keep, int status) {
+  r.headers_out = HeadersOut{};
+  void* kept = keep != nullptr ? r.ctx[keep->ctx_index] : nullptr;
+  int n = module_count(ModuleType::Http);
+  for (int i = 0; i < n; i++) r.ctx[i] = nullptr;
+  if (keep != nullptr) r.ctx[keep->ctx_index] = kept;
+  r.filter_finalize = true;
+  Code rc = special_response_handler(r, status);
+  if (rc == Rc::Ok || rc == Rc::Done) return Rc::Error;
+  return rc.is_status() ? Rc::Error : rc.rc();
+}
+
 }  // namespace weir::http

@@ -8,6 +8,11 @@
 namespace weir::http {
 
 Code special_response_handler(Request& r, int error);
+// Replaces the response with an error from inside an output filter: the header fields and every
+// module's context go (keep's is kept: its filter must let the error through), and the error is
+// answered; the filter returns what this does (Error when the error went out), and the handler
+// then sees an error and stops. nginx: ngx_http_filter_finalize_request
+Rc filter_finalize_request(Request& r, const Module* keep, int status);
 // The Server header line as a response sends it, and its value alone (HTTP/2 sends that); both
 // follow server_tokens, as the HTML tail does.
 inline std::string_view server_line(bool tokens_on) {

@@ -105,7 +105,7 @@ bool have_module(std::string_view name) {
 constexpr std::string_view kOptionalModules[] = {
     "ssl",          "stub_status", "realip", "auth_request", "v2",          "dav",
     "slice",        "addition",    "flv",    "gunzip",       "gzip_static", "mp4",
-    "random_index", "secure_link", "sub",    "geoip"};
+    "random_index", "secure_link", "sub",    "geoip",        "image_filter"};
 
 std::string configure_arguments() {
   std::string out = "--prefix=" WEIR_PREFIX;

@@ -41,7 +41,8 @@ def test_version_help_configure():
                     "--with-http_gzip_static_module", "--with-http_mp4_module",
                     "--with-http_random_index_module",
                     "--with-http_secure_link_module",
-                    "--with-http_sub_module", "--with-http_geoip_module"):
+                    "--with-http_sub_module", "--with-http_geoip_module",
+                    "--with-http_image_filter_module"):
         assert " %s " % present in conf + " "
     for absent in ("stream", "mail"):
         assert absent not in conf
@@ -134,8 +135,8 @@ BAD = [
     ("events {}\nhttp {\n    server { location /a { location /b { } } }\n}\n",
      'location "/b" is outside location "/a" in %s:3'),
     ("events {}\nhttp {\n    server { location /a {} location /a {} }\n}\n", 'duplicate location "/a" in %s:3'),
-    ("events {}\nhttp {\n    server { location / { image_filter test; } }\n}\n",
-     'unknown directive "image_filter" (from ngx_http_image_filter_module, which weir does not have) in %s:3'),
+    ("events {}\nhttp {\n    server { location / { xslt_stylesheet x.xslt; } }\n}\n",
+     'unknown directive "xslt_stylesheet" (from ngx_http_xslt_filter_module, which weir does not have) in %s:3'),
     ("events {}\nhttp {\n    server { listen 127.0.0.1:1 ssl; }\n}\n",
      'no "ssl_certificate" is defined for the "listen ... ssl" directive in %s:3'),
     ("events {}\nhttp {\n    root \"/x;\n}\n", "unexpected end of file"),
@@ -177,24 +178,24 @@ DEBIAN_MODULES = {
 
 def test_load_module_of_debians_modules():
     """Debian's stock `include modules-enabled/*.conf`: a warning per module weir cannot load (and
-    none for geoip and brotli, which it builds in), the configuration loads; a directive of such a
-    module is then unknown, naming it."""
+    none for geoip, image_filter and brotli, which it builds in), the configuration loads; a
+    directive of such a module is then unknown, naming it."""
     text = "include modules-enabled/*.conf;\n" + GOOD
     d, path = write_conf(text, dict(DEBIAN_MODULES, **{"sub/x.conf": ""}))
     rc, out, err = run("-p", d + "/", "-c", path, "-t")
     assert rc == 0, err
     warns = [l for l in err.splitlines() if "[warn]" in l]
-    assert len(warns) == 4, err
+    assert len(warns) == 3, err
     assert ('weir: [warn] weir cannot load nginx\'s dynamic module '
-            '"modules/ngx_http_image_filter_module.so": its directives are unknown in '
-            '%s/conf/modules-enabled/50-mod-http-image-filter.conf:1' % d) in warns
-    assert "brotli" not in err and "geoip" not in err
-    d, path = write_conf(text.replace("include sub/*.conf;", "image_filter test;"),
+            '"modules/ngx_http_xslt_filter_module.so": its directives are unknown in '
+            '%s/conf/modules-enabled/50-mod-http-xslt-filter.conf:1' % d) in warns
+    assert "brotli" not in err and "geoip" not in err and "image" not in err
+    d, path = write_conf(text.replace("include sub/*.conf;", "xslt_stylesheet x.xslt;"),
                          DEBIAN_MODULES)
     rc, out, err = run("-p", d + "/", "-c", path, "-t")
     assert rc == 1
-    assert ('unknown directive "image_filter" (from ngx_http_image_filter_module, which weir does '
-            'not have) in %s:6' % path) in err
+    assert ('unknown directive "xslt_stylesheet" (from ngx_http_xslt_filter_module, which weir '
+            'does not have) in %s:6' % path) in err
 
 
 def test_t_details_as_nginx():

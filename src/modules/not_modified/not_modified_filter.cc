@@ -45,24 +45,13 @@ bool test_if_match(Request& r, Header* h, bool weak) {
   return false;
 }
 
-// Replaces the response with an error from inside the header filters (nginx:
-// ngx_http_filter_finalize_request); the handler then sees an error and stops.
-Rc filter_finalize(Request& r, int status) {
-  r.headers_out = HeadersOut{};
-  int n = module_count(ModuleType::Http);
-  for (int i = 0; i < n; i++) r.ctx[i] = nullptr;
-  r.filter_finalize = true;
-  Code rc = special_response_handler(r, status);
-  if (rc == Rc::Ok || rc == Rc::Done) return Rc::Error;
-  return rc.is_status() ? Rc::Error : rc.rc();
-}
-
 Code not_modified_header_filter(Request& r, HeaderNext next) {
   if (r.headers_out.status != 200 || !r.is_main() || r.disable_not_modified) return next(r);
   HeadersIn& in = r.headers_in;
-  if (in.if_unmodified_since != nullptr && !test_if_unmodified(r)) return filter_finalize(r, 412);
+  if (in.if_unmodified_since != nullptr && !test_if_unmodified(r))
+    return filter_finalize_request(r, nullptr, 412);
   if (in.if_match != nullptr && !test_if_match(r, in.if_match, false))
-    return filter_finalize(r, 412);
+    return filter_finalize_request(r, nullptr, 412);
   if (in.if_modified_since != nullptr || in.if_none_match != nullptr) {
     if (in.if_modified_since != nullptr && test_if_modified(r)) return next(r);
     if (in.if_none_match != nullptr && !test_if_match(r, in.if_none_match, true)) return next(r);

@@ -123,10 +123,12 @@ CONF = r"""
     }
 """
 
+# Not /chunked/exif.jpg: without a length nginx walks its whole 1 MiB buffer for JPEG segments,
+# what it holds past the image too, and may or may not force the conversion (weir walks the image).
 PATHS = (["/%s/%s" % (loc, img) for loc in ("resize", "wide", "crop", "r90", "r180", "r270",
                                             "both", "size", "test", "tuned", "opaque", "buffer",
                                             "off", "proxied", "chunked")
-          for img in IMAGES]
+          for img in IMAGES if (loc, img) != ("chunked", "exif.jpg")]
          + ["/var/photo.jpg?w=30&h=60&q=50", "/var/photo.jpg?w=30&h=60&q=50&a=90",
             "/var/logo.gif?w=-&h=20", "/var/photo.jpg?w=0&h=20", "/var/photo.jpg?w=30&h=30&q=-",
             "/var/pic.webp?w=40&h=40&a=45", "/var/alpha.png?w=x&h=20"])
@@ -172,3 +174,7 @@ def test_what_it_makes(pair):
     assert lines[0] == "HTTP/1.1 415 Unsupported Media Type"
     assert "image filter: too big response: %d" % len(PHOTO) in open(
         weir.path("logs/error.log")).read()
+    # Without a length weir walks only the bytes read, and the 5% rule counts the buffer's size
+    # (nginx's): the small image is sent as it is, every time.
+    lines, body = answer(weir.port, "/chunked/exif.jpg")
+    assert lines[0] == "HTTP/1.1 200 OK" and body == FILES["img/exif.jpg"]

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <bit>
+#include <cmath>
 #include <cstring>
 
 namespace weir {
@@ -227,6 +228,27 @@ char* put_hex(char* p, uint64_t v) {
   char* end = p + (std::bit_width(v | 1) + 3) / 4;
   for (char* q = end; q != p; v >>= 4) *--q = kHex[v & 0xf];
   return end;
+}
+
+char* put_fixed(char* p, double v, int frac_digits) {
+  if (v < 0) {
+    *p++ = '-';
+    v = -v;
+  }
+  auto whole = static_cast<uint64_t>(static_cast<int64_t>(v));
+  if (frac_digits == 0) return put_uint(p, whole);
+  uint64_t scale = 1;
+  for (int i = 0; i < frac_digits; i++) scale *= 10;
+  // Half up, as nginx rounds (v is not negative here: floor is its truncation).
+  double scaled = (v - static_cast<double>(whole)) * static_cast<double>(scale);
+  auto frac = static_cast<uint64_t>(std::floor(scaled + 0.5));
+  if (frac == scale) {
+    whole++;
+    frac = 0;
+  }
+  p = put_uint(p, whole);
+  *p++ = '.';
+  return put_uint_pad(p, frac, frac_digits);
 }
 
 }  // namespace weir

@@ -245,6 +245,9 @@ inline char* put_uint_pad(char* p, uint64_t v, int width) {
   return p + width;
 }
 char* put_hex(char* p, uint64_t v);
+// nginx's "%.Nf" (ngx_vslprintf): the fraction's digits rounded half up from the double, not
+// printf's correctly rounded decimal (0.125 is "0.13" at two digits). At most 19 digits.
+char* put_fixed(char* p, double v, int frac_digits);
 inline size_t uint_len(uint64_t v) {
   size_t n = 1;
   while (v >= 10) {

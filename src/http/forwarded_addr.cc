@@ -1,6 +1,9 @@
 #include "http/forwarded_addr.h"
 
+#include <cstring>
+
 #include "core/str.h"
+#include "http/request.h"
 
 namespace weir::http {
 
@@ -54,6 +57,28 @@ std::vector<Header*> header_lines(const HeaderList& headers, std::string_view na
     if (h->hash != 0 && iequals(h->key, name)) lines.push_back(h);
   }
   return lines;
+}
+
+SockAddr client_address(Request& r, std::span<const Cidr> proxies, bool recursive) {
+  SockAddr addr;
+  std::memcpy(addr.sa(), &r.connection->peer, sizeof r.connection->peer);
+  addr.len = r.connection->peer_len;
+  if (!proxies.empty()) {
+    std::vector<Header*> lines = header_lines(r.headers_in.headers, "X-Forwarded-For");
+    if (!lines.empty()) forwarded_addr({proxies}, recursive, addr, lines);
+  }
+  return addr;
+}
+
+Status add_trusted_network(ConfContext& cf, const std::string& text, std::vector<Cidr>& proxies) {
+  Cidr c;
+  CidrParse rc = parse_cidr(text, c);
+  if (rc == CidrParse::Invalid) return cf.error("invalid network \"" + text + "\"");
+  if (rc == CidrParse::LowBits) {
+    cf.warn(LogLevel::Warn, "low address bits of %s are meaningless", text.c_str());
+  }
+  proxies.push_back(c);
+  return {};
 }
 
 }  // namespace weir::http

@@ -10,11 +10,14 @@
 #include <span>
 #include <vector>
 
+#include "conf/conf_context.h"
 #include "core/cidr.h"
 #include "core/inet.h"
 #include "http/headers.h"
 
 namespace weir::http {
+
+struct Request;
 
 struct TrustedProxies {
   std::span<const Cidr> blocks;
@@ -34,5 +37,13 @@ Forwarded forwarded_addr(const TrustedProxies& proxies, bool recursive, SockAddr
 
 // The request's lines of a header, in order (X-Forwarded-For may come more than once).
 std::vector<Header*> header_lines(const HeaderList& headers, std::string_view name);
+
+// The client's address, or the one the trusted proxies name in X-Forwarded-For (geoip's and
+// geoip2's lookups).
+SockAddr client_address(Request& r, std::span<const Cidr> proxies, bool recursive);
+
+// A `*_proxy` directive's network (geoip_proxy, geoip2_proxy), added to proxies: nginx's "invalid
+// network" error, and its warning for host bits set.
+Status add_trusted_network(ConfContext& cf, const std::string& text, std::vector<Cidr>& proxies);
 
 }  // namespace weir::http

@@ -455,7 +455,10 @@ void free_request(Request& r) {
   if (r.stat_writing) stub_stat_add(StubStat::Writing, -1);
   WEIR_DEBUG(*c.log, "http close request");
   run_request_cleanups(r);
-  log_request(r);
+  if (!r.logged) {
+    c.log->action = "logging request";  // what the log handlers' errors say, as nginx's
+    log_request(r);
+  }
   c.log->action = "closing request";
   hc->request = nullptr;
   hc->active = nullptr;

@@ -19,6 +19,7 @@ extern Module http_index_module;
 extern Module http_random_index_module;
 extern Module http_mp4_module;
 extern Module http_geoip_module;
+extern Module http_geoip2_module;
 extern Module http_image_filter_module;
 extern Module http_mirror_module;
 extern Module http_rewrite_module;
@@ -103,6 +104,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_limit_req_module,
     &http::http_realip_module,
     &http::http_geoip_module,
+    &http::http_geoip2_module,
     &http::http_image_filter_module,
     &http::http_geo_module,
     &http::http_map_module,

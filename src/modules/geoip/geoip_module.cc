@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/cidr.h"
+#include "core/str.h"
 #include "http/core_module.h"
 #include "http/forwarded_addr.h"
 #include "http/variables.h"
@@ -53,16 +54,7 @@ struct GeoipMainConf {
 
 // The address to look up: the client's, or the one trusted proxies name.
 SockAddr lookup_address(Request& r, const GeoipMainConf& conf) {
-  SockAddr addr;
-  std::memcpy(addr.sa(), &r.connection->peer, sizeof r.connection->peer);
-  addr.len = r.connection->peer_len;
-  if (!conf.proxies.empty()) {
-    std::vector<Header*> lines = header_lines(r.headers_in.headers, "X-Forwarded-For");
-    if (!lines.empty()) {
-      forwarded_addr({conf.proxies}, *conf.proxy_recursive, addr, lines);
-    }
-  }
-  return addr;
+  return client_address(r, conf.proxies, *conf.proxy_recursive);
 }
 
 // As an IPv4 database takes it: an IPv4-mapped IPv6 address as IPv4, any other as INADDR_NONE.
@@ -197,9 +189,9 @@ void var_city(Request& r, VariableValue& v, uintptr_t data) {
       break;
     case CityField::Latitude:
     case CityField::Longitude:
-      std::snprintf(
-          buf, sizeof buf, "%.4f",
-          data == static_cast<uintptr_t>(CityField::Latitude) ? rec->latitude : rec->longitude);
+      *put_fixed(
+          buf, data == static_cast<uintptr_t>(CityField::Latitude) ? rec->latitude : rec->longitude,
+          4) = '\0';
       text = buf;
       break;
     case CityField::DmaCode:
@@ -289,15 +281,7 @@ Status geoip_city(ConfContext& cf, const ConfNode& n, GeoipMainConf& conf) {
 
 // geoip_proxy address[/bits]: a trusted proxy ("255.255.255.255" is taken as itself).
 Status geoip_proxy(ConfContext& cf, const ConfNode& n, GeoipMainConf& conf) {
-  const std::string& text = n.args[1];
-  Cidr c;
-  CidrParse rc = parse_cidr(text, c);
-  if (rc == CidrParse::Invalid) return cf.error("invalid network \"" + text + "\"");
-  if (rc == CidrParse::LowBits) {
-    cf.warn(LogLevel::Warn, "low address bits of %s are meaningless", text.c_str());
-  }
-  conf.proxies.push_back(c);
-  return {};
+  return add_trusted_network(cf, n.args[1], conf.proxies);
 }
 
 GeoipMainConf* create_main_conf(ConfContext& cf) {

@@ -22,7 +22,7 @@ TEST(NginxModules, NoneOfWeirsDirectives) {
 TEST(NginxModules, NamesTheModule) {
   EXPECT_EQ(nginx_module_of("xslt_stylesheet"), "ngx_http_xslt_filter_module");
   EXPECT_EQ(nginx_module_of("dav_ext_methods"), "ngx_http_dav_ext_module (third-party)");
-  EXPECT_EQ(nginx_module_of("geoip2"), "ngx_http_geoip2_module");
+  EXPECT_EQ(nginx_module_of("geoip2"), "");
   EXPECT_EQ(nginx_module_of("mail"), "ngx_mail_module");
   EXPECT_EQ(nginx_module_of("content_by_lua_block"), "ngx_http_lua_module");
   EXPECT_EQ(nginx_module_of("stream"), "ngx_stream_module");
@@ -30,6 +30,7 @@ TEST(NginxModules, NamesTheModule) {
   EXPECT_TRUE(built_in_nginx_module("ngx_http_brotli_filter_module"));
   EXPECT_TRUE(built_in_nginx_module("ngx_http_geoip_module"));
   EXPECT_TRUE(built_in_nginx_module("ngx_http_image_filter_module"));
+  EXPECT_TRUE(built_in_nginx_module("ngx_http_geoip2_module"));
   EXPECT_FALSE(built_in_nginx_module("ngx_http_xslt_filter_module"));
 }
 

@@ -61,6 +61,22 @@ TEST(Str, PutUint) {
   EXPECT_EQ(std::string(buf, put_int(buf, -9223372036854775807ll - 1)), "-9223372036854775808");
 }
 
+// nginx's "%.Nf": the fraction rounded half up from the double (printf would say "0.12" for the
+// first: 0.125 is exact, and it rounds to even).
+TEST(Str, PutFixedAsNginx) {
+  auto fmt = [](double v, int digits) {
+    char buf[48];
+    return std::string(buf, put_fixed(buf, v, digits));
+  };
+  EXPECT_EQ(fmt(0.125, 2), "0.13");
+  EXPECT_EQ(fmt(37.4056, 4), "37.4056");
+  EXPECT_EQ(fmt(-122.0775, 4), "-122.0775");
+  EXPECT_EQ(fmt(9.999996, 5), "10.00000");  // the fraction's carry goes to the whole part
+  EXPECT_EQ(fmt(-0.000001, 5), "-0.00000");
+  EXPECT_EQ(fmt(2.5, 0), "2");
+  EXPECT_EQ(fmt(52.35, 5), "52.35000");
+}
+
 }  // namespace
 }  // namespace weir
 

@@ -20,8 +20,6 @@ constexpr Owner kOwners[] = {
     {Match::Exact, "mail", "ngx_mail_module"},
     {Match::Exact, "stream", "ngx_stream_module"},
     // Debian's dynamic modules (libnginx-mod-*).
-    {Match::Prefix, "xslt_", "ngx_http_xslt_filter_module"},
-    {Match::Exact, "xml_entities", "ngx_http_xslt_filter_module"},
     {Match::Prefix, "perl", "ngx_http_perl_module"},
     {Match::Prefix, "js_", "ngx_http_js_module (njs)"},
     {Match::Prefix, "auth_pam", "ngx_http_auth_pam_module"},
@@ -52,6 +50,7 @@ constexpr std::string_view kBuiltIn[] = {
     "ngx_http_geoip_module",         // Debian's libnginx-mod-http-geoip
     "ngx_http_geoip2_module",        // libnginx-mod-http-geoip2 (third-party)
     "ngx_http_image_filter_module",  // libnginx-mod-http-image-filter
+    "ngx_http_xslt_filter_module",   // libnginx-mod-http-xslt-filter
     "ngx_http_brotli_filter_module", "ngx_http_brotli_static_module",
     "ngx_http_zstd_filter_module",   "ngx_http_zstd_static_module",
 };

@@ -213,14 +213,16 @@ Status str_array(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
 }
 
 // MIME types (gzip_types, charset_types, ssi_types ...), as nginx's types slot takes them:
-// text/html always, then each argument in lower case; the directive may repeat, adding to the list
-// (a type named twice is warned about); "*" stands for any type and ends the list.
-template <auto M>
+// text/html always (xslt_types: text/xml), then each argument in lower case; the directive may
+// repeat, adding to the list (a type named twice is warned about); "*" stands for any type and ends
+// the list.
+inline constexpr char kTextHtml[] = "text/html";
+template <auto M, const char* Always = kTextHtml>
 Status mime_types(ConfContext& cf, const ConfNode& n, owner_of<M>& conf) {
   auto& f = conf.*M;
   std::vector<std::string>& types = f.value;
   if (!f.set) {
-    types = {"text/html"};
+    types = {Always};
     f.set = true;
   } else if (types.size() == 1 && types[0] == "*") {
     return {};

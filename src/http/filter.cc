@@ -18,6 +18,8 @@ std::string_view filter_name(FilterId id) {
       return "copy";
     case FilterId::Image:
       return "image_filter";
+    case FilterId::Xslt:
+      return "xslt";
     case FilterId::Headers:
       return "headers";
     case FilterId::Userid:

@@ -14,6 +14,7 @@ enum class FilterId {
   NotModified,
   RangeBody,
   Copy,
+  Xslt,
   Image,
   Headers,
   Userid,
@@ -35,16 +36,16 @@ enum class FilterId {
 
 // The seed's module list in registration order (ngx_modules[]): write first, not_modified last.
 // brotli and zstd (not nginx's) come right after gzip, so that their header filters run before
-// gzip's: the coding negotiated (http/content_coding.h) is set before gzip looks. image_filter is
-// where Debian's nginx loads it, a dynamic module: right before copy, so that it runs after copy
-// has read the file into memory.
+// gzip's: the coding negotiated (http/content_coding.h) is set before gzip looks. image_filter and
+// xslt are where Debian's nginx loads them, dynamic modules each put right before copy (in
+// modules-enabled's order), so that they run after copy has read the file into memory.
 inline constexpr std::array kSeedRegistrationOrder = {
-    FilterId::Write,       FilterId::Header, FilterId::Chunked,   FilterId::Http2,
-    FilterId::RangeHeader, FilterId::Gzip,   FilterId::Zstd,      FilterId::Brotli,
-    FilterId::Postpone,    FilterId::Ssi,    FilterId::Charset,   FilterId::Sub,
-    FilterId::Addition,    FilterId::Gunzip, FilterId::Userid,    FilterId::Headers,
-    FilterId::Image,       FilterId::Copy,   FilterId::RangeBody, FilterId::NotModified,
-    FilterId::Slice,
+    FilterId::Write,       FilterId::Header, FilterId::Chunked, FilterId::Http2,
+    FilterId::RangeHeader, FilterId::Gzip,   FilterId::Zstd,    FilterId::Brotli,
+    FilterId::Postpone,    FilterId::Ssi,    FilterId::Charset, FilterId::Sub,
+    FilterId::Addition,    FilterId::Gunzip, FilterId::Userid,  FilterId::Headers,
+    FilterId::Image,       FilterId::Xslt,   FilterId::Copy,    FilterId::RangeBody,
+    FilterId::NotModified, FilterId::Slice,
 };
 
 // Run order: the registration order reversed.

@@ -103,9 +103,9 @@ bool have_module(std::string_view name) {
 // nginx's optional modules (--with-http_*_module) that weir has, in the order Debian's build names
 // them.
 constexpr std::string_view kOptionalModules[] = {
-    "ssl",          "stub_status", "realip", "auth_request", "v2",          "dav",
-    "slice",        "addition",    "flv",    "gunzip",       "gzip_static", "mp4",
-    "random_index", "secure_link", "sub",    "geoip",        "image_filter"};
+    "ssl",          "stub_status", "realip", "auth_request", "v2",           "dav",
+    "slice",        "addition",    "flv",    "gunzip",       "gzip_static",  "mp4",
+    "random_index", "secure_link", "sub",    "geoip",        "image_filter", "xslt"};
 
 std::string configure_arguments() {
   std::string out = "--prefix=" WEIR_PREFIX;

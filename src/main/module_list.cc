@@ -21,6 +21,7 @@ extern Module http_mp4_module;
 extern Module http_geoip_module;
 extern Module http_geoip2_module;
 extern Module http_image_filter_module;
+extern Module http_xslt_filter_module;
 extern Module http_mirror_module;
 extern Module http_rewrite_module;
 extern Module http_write_filter_module;
@@ -106,6 +107,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_geoip_module,
     &http::http_geoip2_module,
     &http::http_image_filter_module,
+    &http::http_xslt_filter_module,
     &http::http_geo_module,
     &http::http_map_module,
     &http::http_split_clients_module,

@@ -42,7 +42,7 @@ def test_version_help_configure():
                     "--with-http_random_index_module",
                     "--with-http_secure_link_module",
                     "--with-http_sub_module", "--with-http_geoip_module",
-                    "--with-http_image_filter_module"):
+                    "--with-http_image_filter_module", "--with-http_xslt_module"):
         assert " %s " % present in conf + " "
     for absent in ("stream", "mail"):
         assert absent not in conf
@@ -135,8 +135,8 @@ BAD = [
     ("events {}\nhttp {\n    server { location /a { location /b { } } }\n}\n",
      'location "/b" is outside location "/a" in %s:3'),
     ("events {}\nhttp {\n    server { location /a {} location /a {} }\n}\n", 'duplicate location "/a" in %s:3'),
-    ("events {}\nhttp {\n    server { location / { xslt_stylesheet x.xslt; } }\n}\n",
-     'unknown directive "xslt_stylesheet" (from ngx_http_xslt_filter_module, which weir does not have) in %s:3'),
+    ("events {}\nhttp {\n    server { location / { perl_modules perl/lib; } }\n}\n",
+     'unknown directive "perl_modules" (from ngx_http_perl_module, which weir does not have) in %s:3'),
     ("events {}\nhttp {\n    server { listen 127.0.0.1:1 ssl; }\n}\n",
      'no "ssl_certificate" is defined for the "listen ... ssl" directive in %s:3'),
     ("events {}\nhttp {\n    root \"/x;\n}\n", "unexpected end of file"),
@@ -169,6 +169,7 @@ DEBIAN_MODULES = {
         "load_module modules/ngx_http_image_filter_module.so;\n",
     "modules-enabled/50-mod-http-xslt-filter.conf":
         "load_module modules/ngx_http_xslt_filter_module.so;\n",
+    "modules-enabled/50-mod-http-perl.conf": "load_module modules/ngx_http_perl_module.so;\n",
     "modules-enabled/50-mod-mail.conf": "load_module modules/ngx_mail_module.so;\n",
     "modules-enabled/50-mod-stream.conf": "load_module modules/ngx_stream_module.so;\n",
     "modules-enabled/50-mod-http-brotli-filter.conf":
@@ -178,24 +179,25 @@ DEBIAN_MODULES = {
 
 def test_load_module_of_debians_modules():
     """Debian's stock `include modules-enabled/*.conf`: a warning per module weir cannot load (and
-    none for geoip, image_filter and brotli, which it builds in), the configuration loads; a
+    none for geoip, image_filter, xslt and brotli, which it builds in), the configuration loads; a
     directive of such a module is then unknown, naming it."""
     text = "include modules-enabled/*.conf;\n" + GOOD
     d, path = write_conf(text, dict(DEBIAN_MODULES, **{"sub/x.conf": ""}))
     rc, out, err = run("-p", d + "/", "-c", path, "-t")
     assert rc == 0, err
     warns = [l for l in err.splitlines() if "[warn]" in l]
-    assert len(warns) == 3, err
+    assert len(warns) == 3, err  # mail, stream, perl
     assert ('weir: [warn] weir cannot load nginx\'s dynamic module '
-            '"modules/ngx_http_xslt_filter_module.so": its directives are unknown in '
-            '%s/conf/modules-enabled/50-mod-http-xslt-filter.conf:1' % d) in warns
-    assert "brotli" not in err and "geoip" not in err and "image" not in err
-    d, path = write_conf(text.replace("include sub/*.conf;", "xslt_stylesheet x.xslt;"),
+            '"modules/ngx_http_perl_module.so": its directives are unknown in '
+            '%s/conf/modules-enabled/50-mod-http-perl.conf:1' % d) in warns
+    for built_in in ("brotli", "geoip", "image", "xslt"):
+        assert built_in not in err
+    d, path = write_conf(text.replace("include sub/*.conf;", "perl_modules perl/lib;"),
                          DEBIAN_MODULES)
     rc, out, err = run("-p", d + "/", "-c", path, "-t")
     assert rc == 1
-    assert ('unknown directive "xslt_stylesheet" (from ngx_http_xslt_filter_module, which weir '
-            'does not have) in %s:6' % path) in err
+    assert ('unknown directive "perl_modules" (from ngx_http_perl_module, which weir does '
+            'not have) in %s:6' % path) in err
 
 
 def test_t_details_as_nginx():

@@ -20,7 +20,7 @@ TEST(NginxModules, NoneOfWeirsDirectives) {
 }
 
 TEST(NginxModules, NamesTheModule) {
-  EXPECT_EQ(nginx_module_of("xslt_stylesheet"), "ngx_http_xslt_filter_module");
+  EXPECT_EQ(nginx_module_of("perl_modules"), "ngx_http_perl_module");
   EXPECT_EQ(nginx_module_of("dav_ext_methods"), "ngx_http_dav_ext_module (third-party)");
   EXPECT_EQ(nginx_module_of("geoip2"), "");
   EXPECT_EQ(nginx_module_of("mail"), "ngx_mail_module");
@@ -31,7 +31,8 @@ TEST(NginxModules, NamesTheModule) {
   EXPECT_TRUE(built_in_nginx_module("ngx_http_geoip_module"));
   EXPECT_TRUE(built_in_nginx_module("ngx_http_image_filter_module"));
   EXPECT_TRUE(built_in_nginx_module("ngx_http_geoip2_module"));
-  EXPECT_FALSE(built_in_nginx_module("ngx_http_xslt_filter_module"));
+  EXPECT_TRUE(built_in_nginx_module("ngx_http_xslt_filter_module"));
+  EXPECT_FALSE(built_in_nginx_module("ngx_http_perl_module"));
 }
 
 }  // namespace

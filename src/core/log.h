@@ -15,6 +15,11 @@ namespace weir {
 enum class LogLevel : uint8_t { Stderr, Emerg, Alert, Crit, Error, Warn, Notice, Info, Debug };
 
 std::string_view level_name(LogLevel level);
+// The level a failed configuration's Status is reported at: [emerg], or [crit] / [error] where
+// nginx reports the failure so.
+inline LogLevel level_of(const Status& s) {
+  return s.is_critical() ? LogLevel::Crit : s.is_error_level() ? LogLevel::Error : LogLevel::Emerg;
+}
 std::optional<LogLevel> parse_level(std::string_view name);
 
 // A file that logs write to. Shared by every directive naming the same path; "" means stderr.

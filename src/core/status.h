@@ -39,6 +39,12 @@ class [[nodiscard]] Status {
     s.critical_ = true;
     return s;
   }
+  // The same error, reported at [error] as nginx reports some (a module's
+  // ngx_conf_log_error(NGX_LOG_ERR, ...) that still fails the configuration).
+  Status at_error_level() && {
+    error_level_ = true;
+    return std::move(*this);
+  }
   [[gnu::format(printf, 1, 2)]] static Status errorf(const char* fmt, ...);
   // A failed system call on a named object, in nginx's words: `open() "name" failed (2: No such
   // file or directory)`.
@@ -48,6 +54,7 @@ class [[nodiscard]] Status {
   const std::string& message() const { return message_; }
   bool is_located() const { return located_; }
   bool is_critical() const { return critical_; }
+  bool is_error_level() const { return error_level_; }
 
  private:
   explicit Status(std::string m) : message_(std::move(m)) {
@@ -56,6 +63,7 @@ class [[nodiscard]] Status {
   std::string message_;
   bool located_ = false;
   bool critical_ = false;
+  bool error_level_ = false;
 };
 
 // A value, or the Status saying why there is none: what configuration and start-up calls that

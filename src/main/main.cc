@@ -361,7 +361,7 @@ int main(int argc, char** argv) {
   log_echo_to_stderr(true);
   std::unique_ptr<Cycle> cycle = load_cycle(opt, nullptr);
   if (Status s = cycle->load(); !s.ok()) {
-    log_stderr(s.is_critical() ? LogLevel::Crit : LogLevel::Emerg, 0, "%s", s.message().c_str());
+    log_stderr(level_of(s), 0, "%s", s.message().c_str());
     if (opt.test) write_stderr("weir: configuration file " + opt.conf_file + " test failed\n");
     return 1;
   }

@@ -291,7 +291,7 @@ std::unique_ptr<Cycle> reload(const Options& opt, Cycle& old) {
     s = open_cycle(*cycle, &old, false);
     if (!s.ok()) close_new_listening(*cycle);
   }
-  if (!s.ok()) log_error(LogLevel::Emerg, old.log, 0, "%s", s.message().c_str());
+  if (!s.ok()) log_error(level_of(s), old.log, 0, "%s", s.message().c_str());
   write_reload_verdict(old, s);
   return s.ok() ? std::move(cycle) : nullptr;
 }

@@ -576,6 +576,23 @@ def answer(port, req):
     return unname_server(lines, body)
 
 
+def load_error(d, text, binary, line, level="emerg"):
+    """The [emerg] (or other level) a configuration (text, written in directory d) fails `-t`
+    with, without its place, which must be line of the file."""
+    path = d / "nginx.conf"
+    path.write_text(text)
+    os.chmod(d, 0o755)
+    p = subprocess.run([binary, "-p", str(d) + "/", "-c", str(path), "-t"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1, (binary, p.returncode, p.stderr)
+    mark = "[%s] " % level
+    emerg = [l for l in p.stderr.splitlines() if mark in l][0]
+    place = " in %s:%d" % (path, line)
+    assert emerg.endswith(place), emerg
+    # (nginx names its process in some: "[emerg] 123#123: ...")
+    return re.sub(r"^\d+#\d+: ", "", emerg.split(mark)[1][:-len(place)])
+
+
 def parity_answer(port, path, method="GET", extra=""):
     """A request for path as the filter parity tests compare answers: the header lines without Date
     and Server, and the body (dechunked), without the server's name. extra: more header lines."""

@@ -5,15 +5,13 @@ array indices, a map (not found), default=, source=, metadata, trusted proxies (
 an address in no network and an IPv6 one. auto_reload picks up a replaced file; load errors are the
 module's words."""
 import os
-import re
 import shutil
-import subprocess
 import tempfile
 import time
 
 import pytest
 
-from conftest import NGINX, WEIR, parity_answer as answer
+from conftest import NGINX, WEIR, load_error, parity_answer as answer
 from conftest import Server, weir_and_nginx
 from mmdb_writer import mmdb
 
@@ -164,24 +162,12 @@ def test_auto_reload(db_dir):
 def test_load_errors_as_nginx(db_dir, tmp_path, block, message):
     db = db_dir + "/test.mmdb"
     for binary in (WEIR, NGINX):
-        assert load_error(tmp_path, block.replace("@DB@", db), binary) == message.replace("@DB@", db)
-
-
-def load_error(d, block, binary):
-    """The [emerg] a configuration with block in http {} fails with, without its place."""
-    path = d / "nginx.conf"
-    path.write_text("%s\nevents {}\nhttp {\n%s\n}\n" % (MODULE, block))
-    os.chmod(d, 0o755)
-    p = subprocess.run([binary, "-p", str(d) + "/", "-c", str(path), "-t"],
-                       capture_output=True, text=True, timeout=30)
-    assert p.returncode == 1, (binary, p.returncode, p.stderr)
-    line = [l for l in p.stderr.splitlines() if "[emerg]" in l][0]
-    assert line.endswith(" in %s:4" % path), line
-    # (nginx names its process in this one: "[emerg] 123#123: ...")
-    return re.sub(r"^\d+#\d+: ", "", line.split("[emerg] ")[1][:-len(" in %s:4" % path)])
+        text = "%s\nevents {}\nhttp {\n%s\n}\n" % (MODULE, block.replace("@DB@", db))
+        assert load_error(tmp_path, text, binary, 4) == message.replace("@DB@", db)
 
 
 def test_a_bad_interval(db_dir, tmp_path):
     """nginx's module crashes on this one (it passes the string by value to %V); weir says it."""
     block = "geoip2 %s/test.mmdb { auto_reload x; }" % db_dir
-    assert load_error(tmp_path, block, WEIR) == 'invalid interval for auto_reload "x"'
+    text = "%s\nevents {}\nhttp {\n%s\n}\n" % (MODULE, block)
+    assert load_error(tmp_path, text, WEIR, 4) == 'invalid interval for auto_reload "x"'

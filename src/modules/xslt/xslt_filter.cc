@@ -338,7 +338,7 @@ Status xml_entities(ConfContext& cf, const ConfNode& n, XsltLocConf& conf) {
     return {};
   }
   conf.dtd = xmlParseDTD(nullptr, reinterpret_cast<const xmlChar*>(file.c_str()));
-  if (conf.dtd == nullptr) return cf.error("xmlParseDTD() failed");
+  if (conf.dtd == nullptr) return cf.error("xmlParseDTD() failed").at_error_level();
   mcf.dtds.emplace(file, conf.dtd);
   return {};
 }
@@ -358,7 +358,7 @@ Status xslt_stylesheet(ConfContext& cf, const ConfNode& n, XsltLocConf& conf) {
   } else {
     sheet.stylesheet = xsltParseStylesheetFile(reinterpret_cast<const xmlChar*>(file.c_str()));
     if (sheet.stylesheet == nullptr) {
-      return cf.error("xsltParseStylesheetFile(\"" + file + "\") failed");
+      return cf.error("xsltParseStylesheetFile(\"" + file + "\") failed").at_error_level();
     }
     mcf.stylesheets.emplace(file, sheet.stylesheet);
   }

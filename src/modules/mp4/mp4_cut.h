@@ -48,6 +48,7 @@ class Mp4Cut {
   off_t data_end() const { return data_end_; }
   off_t content_length() const { return content_length_; }
 
+ private:
   // The sample tables and the atoms around them, in the order they are sent (nginx's trak parts).
   enum Part : uint8_t {
     kTrak,
@@ -117,7 +118,6 @@ class Mp4Cut {
     char stsc_end[12] = {};
   };
 
- private:
   enum class Step : uint8_t { Ok, Declined, Error };
   using Handler = Step (Mp4Cut::*)(uint64_t data_size);
   struct AtomHandler {

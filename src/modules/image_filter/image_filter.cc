@@ -227,9 +227,8 @@ bool image_size(ImageCtx& ctx) {
 // --- the answer --------------------------------------------------------------------------------
 
 void set_length(Request& r, size_t length) {
+  clear_content_length(r);  // the header line the response had
   r.headers_out.content_length_n = static_cast<off_t>(length);
-  if (r.headers_out.content_length != nullptr) r.headers_out.content_length->hash = 0;
-  r.headers_out.content_length = nullptr;
 }
 
 Buffer* memory_answer(Request& r, std::string_view body) {

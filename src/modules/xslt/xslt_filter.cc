@@ -278,11 +278,8 @@ Rc send(Request& r, XsltCtx& ctx, Buffer* b, BodyNext next) {
   ctx.done = true;
   if (b == nullptr) return filter_finalize_request(r, &http_xslt_filter_module, 500);
   if (r.is_main()) {
+    clear_content_length(r);  // the header line the document had
     r.headers_out.content_length_n = b->last - b->pos;
-    if (r.headers_out.content_length != nullptr) {
-      r.headers_out.content_length->hash = 0;
-      r.headers_out.content_length = nullptr;
-    }
     if (!*r.loc<XsltLocConf>().last_modified) {
       clear_last_modified(r);
       clear_etag(r);

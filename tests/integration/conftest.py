@@ -1,6 +1,7 @@
 """The harness every integration test uses: a server (weir, or Debian's nginx as the reference) started in
 its own temp prefix with its own config on free ports, real sockets to talk to it, and checks that its
 error log holds no [alert] and its stderr no sanitizer report."""
+import fcntl
 import os
 import resource
 import re
@@ -40,13 +41,38 @@ def _ephemeral_low():
 EPHEMERAL_LOW = _ephemeral_low()
 
 
+PORT_LOW = 10000
+# Every test process (the release and the ASan runs, each with its xdist workers) takes the next port
+# from one shared counter, so two of them are never handed the same port between free_port() and the
+# server's bind(); a port is handed out again only after the whole range has gone round.
+PORT_COUNTER = os.path.join(tempfile.gettempdir(), "weir-test-port-counter")
+
+
+def _next_port_candidate():
+    fd = os.open(PORT_COUNTER, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        text = os.read(fd, 16).decode(errors="replace").strip()
+        last = int(text) if text.isdigit() else random.randint(PORT_LOW, EPHEMERAL_LOW - 1)
+        port = last + 1 if PORT_LOW <= last < EPHEMERAL_LOW - 1 else PORT_LOW
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        os.write(fd, str(port).encode())
+        return port
+    finally:
+        os.close(fd)
+
+
 def free_port():
     """A port nothing holds, below the kernel's ephemeral range: an outgoing connection made meanwhile
     (a proxied request, a health check, Prometheus scraping) is never given it before the server
     binds it, as a port the kernel picked (bind to 0) could be."""
-    if EPHEMERAL_LOW > 11000:
+    if EPHEMERAL_LOW > PORT_LOW + 1000:
         for _ in range(200):
-            port = random.randint(10000, EPHEMERAL_LOW - 1)
+            try:
+                port = _next_port_candidate()
+            except OSError:
+                port = random.randint(PORT_LOW, EPHEMERAL_LOW - 1)
             s = socket.socket()
             try:
                 s.bind(("127.0.0.1", port))

@@ -141,6 +141,17 @@ Status size(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
   return {};
 }
 
+// send_lowat, proxy_send_lowat, fastcgi_send_lowat: a size that Linux cannot apply
+// (setsockopt(SO_SNDLOWAT) fails with ENOPROTOOPT). nginx built for Linux takes it, warns, and
+// keeps 0. nginx: ngx_http_core_lowat_check
+template <auto M>
+Status send_lowat(ConfContext& cf, const ConfNode& n, owner_of<M>& conf) {
+  if (Status s = size<M>(cf, n, conf); !s.ok()) return s;
+  cf.warn(LogLevel::Warn, "\"%s\" is not supported, ignored", n.name().c_str());
+  (conf.*M).value = 0;
+  return {};
+}
+
 template <auto M>
 Status offset(ConfContext&, const ConfNode& n, owner_of<M>& conf) {
   auto& f = conf.*M;

@@ -1,11 +1,26 @@
 #include "core/assert.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 
 namespace weir {
+
+DebugPoints g_debug_points = DebugPoints::None;
+
+void debug_point() {
+  switch (g_debug_points) {
+    case DebugPoints::None:
+      return;
+    case DebugPoints::Stop:
+      ::raise(SIGSTOP);
+      return;
+    case DebugPoints::Abort:
+      std::abort();
+  }
+}
 
 void assert_failed(const char* condition, const char* file, int line) {
   char buf[512];

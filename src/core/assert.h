@@ -8,6 +8,13 @@ namespace weir {
 
 [[noreturn]] void assert_failed(const char* condition, const char* file, int line);
 
+// debug_points: what a worker does where nginx calls ngx_debug_point() (after an alert that says
+// the code itself went wrong, such as a zero size buf): nothing, stop itself (SIGSTOP, for a
+// debugger to attach) or abort (a core dump).
+enum class DebugPoints : unsigned char { None, Stop, Abort };
+extern DebugPoints g_debug_points;
+void debug_point();
+
 }  // namespace weir
 
 #define WEIR_RELEASE_ASSERT(cond) \

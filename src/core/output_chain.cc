@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/assert.h"
 #include "core/file.h"
 
 namespace weir {
@@ -134,6 +135,7 @@ Rc OutputChain::write(ChainLink* input) {
       off_t bsize = in->buf->size();
       if (bsize == 0 && !in->buf->special()) {
         log_error(LogLevel::Alert, *log, 0, "zero size buf in output");
+        debug_point();
         in = in->next;
         continue;
       }

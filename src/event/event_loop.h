@@ -56,6 +56,17 @@ class EventLoop {
   // Signals stay blocked except during the wait (epoll_pwait with this mask), so none is lost.
   void set_wait_sigmask(const sigset_t* mask) { wait_mask_ = mask; }
 
+  // Asynchronous file reads (`aio on`) in flight, at most worker_aio_requests, as nginx's AIO
+  // context holds at most that many: a read past the limit is made in the loop, as nginx makes it
+  // when io_submit() says EAGAIN.
+  void set_aio_requests(int limit) { aio_limit_ = limit; }
+  bool take_aio_request() {
+    if (aio_in_flight_ >= aio_limit_) return false;
+    aio_in_flight_++;
+    return true;
+  }
+  void release_aio_request() { aio_in_flight_--; }
+
   static EventLoop* current;
 
  private:
@@ -77,6 +88,8 @@ class EventLoop {
   Queue posted_;
   Queue next_round_;
   const sigset_t* wait_mask_ = nullptr;
+  int aio_limit_ = 32;
+  int aio_in_flight_ = 0;
 };
 
 // The running loop's operations, for code that does not hold the loop.

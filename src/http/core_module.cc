@@ -647,6 +647,7 @@ constexpr Directive kDirectives[] = {
     directive<slot::flag<&L::tcp_nopush>>("tcp_nopush", kHttpMainSrvLoc | kFlag),
     directive<slot::flag<&L::tcp_nodelay>>("tcp_nodelay", kHttpMainSrvLoc | kFlag),
     directive<slot::msec<&L::send_timeout>>("send_timeout", kHttpMainSrvLoc | kTake1),
+    directive<slot::send_lowat<&L::send_lowat>>("send_lowat", kHttpMainSrvLoc | kTake1),
     directive<set_resolver>("resolver", kHttpMainSrvLoc | kOneMore),
     directive<slot::msec<&L::resolver_timeout>>("resolver_timeout", kHttpMainSrvLoc | kTake1),
     directive<slot::size<&L::postpone_output>>("postpone_output", kHttpMainSrvLoc | kTake1),

@@ -268,6 +268,7 @@ struct CoreLocConf {
   Setting<size_t>
       subrequest_output_buffer_size;  // weir's: bytes/s a body must average (0: no minimum)
   Setting<uint64_t> send_timeout;
+  Setting<size_t> send_lowat;    // taken with nginx's warning: Linux has no SO_SNDLOWAT
   Resolver* resolver = nullptr;  // `resolver`: names known only at request time
   Setting<uint64_t> keepalive_timeout;
   Setting<time_t> keepalive_header;

@@ -60,6 +60,7 @@ struct DirectReadTask : ThreadTask {
   std::vector<char> data;
   ssize_t got = 0;
   int err = 0;
+  bool aio_request = false;  // counted among the loop's worker_aio_requests (aio on)
   FileAio* owner = nullptr;  // nullptr once the request is gone; read and written in the loop only
 };
 
@@ -74,6 +75,10 @@ void read_direct(ThreadTask& t) {
 
 void direct_read_done(ThreadTask& t) {
   auto& task = static_cast<DirectReadTask&>(t);
+  if (task.aio_request) {
+    task.aio_request = false;
+    EventLoop::current->release_aio_request();
+  }
   FileAio* a = task.owner;
   if (a == nullptr) {
     g_direct_tasks.put(&task);
@@ -237,15 +242,24 @@ Rc file_aio_read_direct(Request& r, const Buffer& b, char* dst, off_t size, ssiz
       return Rc::Ok;
     }
   }
-  ThreadPool* tp = pool_of(r, core_loc(r));
+  const CoreLocConf& clcf = core_loc(r);
+  ThreadPool* tp = pool_of(r, clcf);
   if (tp == nullptr) return Rc::Error;
+  // aio on: worker_aio_requests reads at a time, the next ones here (nginx's io_submit() EAGAIN).
+  bool aio_request = *clcf.aio == AioMode::On;
+  if (!tp->running() || (aio_request && !EventLoop::current->take_aio_request())) {
+    n = read_file_direct(*b.file, dst, static_cast<size_t>(size), b.file_pos);
+    return Rc::Ok;
+  }
   DirectReadTask* task = g_direct_tasks.get(read_direct, direct_read_done);
   task->file = *b.file;
   task->pos = b.file_pos;
   task->size = size;
   task->data.resize(static_cast<size_t>(size));
-  if (!tp->running() || !tp->post(*task, r.log())) {
-    // Not in a worker, or the queue is full (logged): read here.
+  task->aio_request = aio_request;
+  if (!tp->post(*task, r.log())) {
+    // The queue is full (logged): read here.
+    if (aio_request) EventLoop::current->release_aio_request();
     g_direct_tasks.put(task);
     n = read_file_direct(*b.file, dst, static_cast<size_t>(size), b.file_pos);
     return Rc::Ok;

@@ -3,6 +3,7 @@
 // limit_rate_after), caps one send (sendfile_max_chunk) and hands the chain to the connection's
 // send chain; what the socket does not take stays in r.out for the next write event. nginx:
 // src/http/ngx_http_write_filter_module.c
+#include "core/assert.h"
 #include "event/event_loop.h"
 #include "http/core_module.h"
 #include "http/file_aio.h"
@@ -52,10 +53,12 @@ Rc write_filter(Request& r, ChainLink* in) {
     if (b->size() == 0 && !b->special()) {
       log_error(LogLevel::Alert, *c.log, 0, "zero size buf in writer t:%d r:%d f:%d", b->temporary,
                 b->recycled, b->in_file);
+      debug_point();
       return false;
     }
     if (b->size() < 0) {
       log_error(LogLevel::Alert, *c.log, 0, "negative size buf in writer");
+      debug_point();
       return false;
     }
     size += b->size();

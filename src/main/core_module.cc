@@ -2,6 +2,9 @@
 
 #include <grp.h>
 #include <pwd.h>
+// ENGINE is deprecated in OpenSSL 3 but still what ssl_engine names (nginx suppresses the same).
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/engine.h>
 #include <unistd.h>
 
 #include "conf/conf_context.h"
@@ -10,6 +13,7 @@
 #include "conf/nginx_modules.h"
 #include "core/config.h"
 #include "core/str.h"
+#include "event/ssl.h"
 
 namespace weir {
 
@@ -138,6 +142,28 @@ Status set_load_module(ConfContext& cf, const ConfNode& n) {
   return {};
 }
 
+constexpr EnumName<DebugPoints> kDebugPoints[] = {
+    {"stop", DebugPoints::Stop},
+    {"abort", DebugPoints::Abort},
+};
+
+// ssl_engine name: OpenSSL's engine made the default for everything it implements, at load, as
+// nginx's openssl module does. nginx: ngx_openssl_engine
+Status set_ssl_engine(ConfContext& cf, const ConfNode& n, CoreConf& cc) {
+  if (cc.ssl_engine) return Status::error("is duplicate");
+  cc.ssl_engine = true;
+  const std::string& name = n.args[1];
+  ENGINE* engine = ENGINE_by_id(name.c_str());
+  if (engine == nullptr) return cf.error("ENGINE_by_id(\"" + name + "\") failed" + ssl_errors());
+  bool ok = ENGINE_set_default(engine, ENGINE_METHOD_ALL) != 0;
+  ENGINE_free(engine);
+  if (!ok) {
+    return cf.error("ENGINE_set_default(\"" + name + "\", ENGINE_METHOD_ALL) failed" +
+                    ssl_errors());
+  }
+  return {};
+}
+
 Status set_error_log_main(ConfContext& cf, const ConfNode& n) {
   return parse_error_log(cf, n, &cf.cycle.log_sink);
 }
@@ -156,6 +182,7 @@ Status init_core_conf(ConfContext& cf, CoreConf& cc) {
   cc.rlimit_core.merge({}, -1);
   cc.priority.merge({}, 0);
   cc.pcre_jit.merge({}, true);
+  cc.debug_points.merge({}, DebugPoints::None);
   if (cc.pid.empty()) cc.pid = cf.full_name(WEIR_PID_PATH);
   if (cc.lock_file.empty()) cc.lock_file = cf.full_name(WEIR_LOCK_PATH);
   if (cc.user == static_cast<uid_t>(-1) && ::geteuid() == 0) {
@@ -196,6 +223,8 @@ constexpr Directive kCoreDirectives[] = {
     directive<set_env>("env", kDirect | kTake1),
     directive<set_load_module>("load_module", kDirect | kTake1),
     directive<slot::flag<&CoreConf::pcre_jit>>("pcre_jit", kDirect | kFlag),
+    directive<slot::enum_<&CoreConf::debug_points, kDebugPoints>>("debug_points", kDirect | kTake1),
+    directive<set_ssl_engine>("ssl_engine", kDirect | kTake1),
 };
 static_assert(directives_of(kCoreDirectives, &core_module));
 

@@ -11,6 +11,7 @@
 
 #include "conf/module.h"
 #include "conf/setting.h"
+#include "core/assert.h"
 #include "core/cidr.h"
 
 namespace weir {
@@ -34,6 +35,8 @@ struct CoreConf {
   Setting<int64_t> rlimit_core;
   Setting<int> priority;
   Setting<bool> pcre_jit;
+  Setting<DebugPoints> debug_points;
+  bool ssl_engine = false;
   std::string pid;
   std::string lock_file;
   std::string working_directory;
@@ -53,6 +56,8 @@ struct EventConf {
   Setting<bool> multi_accept;
   Setting<bool> accept_mutex;
   Setting<uint64_t> accept_mutex_delay;
+  Setting<int> epoll_events;  // the events one epoll_wait() may return
+  Setting<int> aio_requests;  // worker_aio_requests
   // debug_connection: the clients whose connections log every level.
   std::vector<Cidr> debug_connection;
   bool debug_unix = false;  // debug_connection unix:

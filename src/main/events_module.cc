@@ -46,6 +46,15 @@ Status set_use(ConfContext& cf, const ConfNode& n) {
   return {};
 }
 
+// epoll_events, worker_aio_requests: a positive number (nginx takes 0 and then fails every wait,
+// or every aio read).
+template <auto M>
+Status positive_number(ConfContext& cf, const ConfNode& n, EventConf& ec) {
+  if (Status s = slot::num<M>(cf, n, ec); !s.ok()) return s;
+  if (*(ec.*M) <= 0) return cf.errorf("\"%s\" must be positive", n.name().c_str());
+  return {};
+}
+
 Status set_connections(ConfContext& cf, const ConfNode& n, EventConf& ec) {
   if (ec.connections.set) return Status::error("is duplicate");
   auto v = parse_int(n.args[1]);
@@ -82,6 +91,8 @@ Status init_event_conf(ConfContext&, EventConf& ec) {
   ec.multi_accept.merge({}, false);
   ec.accept_mutex.merge({}, false);
   ec.accept_mutex_delay.merge({}, 500);
+  ec.epoll_events.merge({}, 512);
+  ec.aio_requests.merge({}, 32);
   return {};
 }
 
@@ -98,6 +109,10 @@ constexpr Directive kEventCoreDirectives[] = {
     directive<slot::msec<&EventConf::accept_mutex_delay>>("accept_mutex_delay",
                                                           kEventConf | kTake1),
     directive<set_debug_connection>("debug_connection", kEventConf | kTake1),
+    // nginx's epoll module's: the size of the event list, and of the AIO context.
+    directive<positive_number<&EventConf::epoll_events>>("epoll_events", kEventConf | kTake1),
+    directive<positive_number<&EventConf::aio_requests>>("worker_aio_requests",
+                                                         kEventConf | kTake1),
 };
 static_assert(directives_of(kEventCoreDirectives, &event_core_module));
 

@@ -231,7 +231,10 @@ Status open_cycle(Cycle& cycle, Cycle* old, bool test) {
     if (old == nullptr && !g_inherited.text.empty()) adopt_inherited(cycle);
   }
   Status s = cycle.open_listening(old, test);
-  if (s.ok() && !test) g_debug_log = cycle.debug_log;
+  if (s.ok() && !test) {
+    g_debug_log = cycle.debug_log;
+    g_debug_points = *core_conf(cycle).debug_points;
+  }
   return s;
 }
 

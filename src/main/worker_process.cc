@@ -94,7 +94,8 @@ AcceptOptions accept_options(const EventConf& ec) {
 
 Status init_worker(Cycle& cycle, WorkerState& w, int slot) {
   EventConf& ec = event_conf(cycle);
-  if (Status s = w.loop.init(512); !s.ok()) return s;
+  if (Status s = w.loop.init(*ec.epoll_events); !s.ok()) return s;
+  w.loop.set_aio_requests(*ec.aio_requests);
   w.loop.set_wait_sigmask(&no_signals());
   w.pool.init(*ec.connections);
   ConnectionPool::current = &w.pool;

@@ -28,6 +28,7 @@ struct UpstreamSettings {
   Setting<uint64_t> connect_timeout, send_timeout, read_timeout, next_upstream_timeout;
   Setting<int64_t> next_upstream_tries;
   Setting<size_t> buffer_size, busy_buffers_size, temp_file_write_size, limit_rate;
+  Setting<size_t> send_lowat;  // proxy's and fastcgi's only; taken with nginx's Linux warning
   Setting<off_t> max_temp_file_size;
   Setting<Bufs> bufs;
   Setting<TempPath> temp_path;

@@ -315,6 +315,24 @@ def test_directio_reads_bypass_the_cache(make_server, conf, prefix, pool):
     s.check_clean()
 
 
+def test_aio_on_with_one_aio_request_at_a_time(make_server):
+    # worker_aio_requests 1: one directio read in a thread at a time (nginx's AIO context of one);
+    # a read asked for meanwhile is made in the loop, as nginx makes it when io_submit() says
+    # EAGAIN. Four downloads at once each get the whole file, and the first read, with nothing in
+    # flight, is the pool's.
+    s = make_server(DIRECTIO_ON, main_conf=MAIN, events="worker_aio_requests 1;",
+                    files={"5m.bin": BODY})
+    pools_started(s)
+    (pid,) = s.worker_pids()
+    before = read_by(pid)
+    clients = [slow_client(s.port, "/5m.bin") for _ in range(4)]
+    for c in clients:
+        head, _, body = read_to_end(c).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and body == BODY
+    assert read_by(pid)["default"] > before.get("default", 0)
+    s.check_clean()
+
+
 @pytest.mark.parametrize("http,message", [
     ("directio sometimes;", '"directio" directive invalid value'),
     ("directio 1m; directio off;", '"directio" directive is duplicate'),

@@ -89,3 +89,27 @@ def test_error_log_to_stderr(make_server):
     s = make_server(conf)
     s.get("/nope")
     wait_for(lambda: "No such file or directory" in s.read_stderr(), what="the error on stderr")
+
+
+def test_one_event_per_wait_still_serves_every_connection(make_server):
+    # epoll_events 1: each epoll_wait() returns one event; the others wait for the next rounds.
+    s = make_server("server { listen 127.0.0.1:%%PORT%%; location / { return 200 \"ok\\n\"; } }",
+                    events="epoll_events 1;")
+    clients = [Client(s.port) for _ in range(8)]
+    for _ in range(3):
+        for c in clients:
+            c.send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        for c in clients:
+            r = c.response()
+            assert r.status == 200 and r.body == b"ok\n"
+    for c in clients:
+        c.close()
+
+
+def test_epoll_events_must_be_positive(make_server):
+    # nginx takes 0 and then fails every wait; weir refuses it at load.
+    s = make_server("", events="epoll_events 0;", start=False)
+    out = subprocess.run([s.binary, "-t", "-p", s.dir + "/", "-c", s.conf_path], capture_output=True,
+                         text=True)
+    assert out.returncode != 0
+    assert '[emerg] "epoll_events" must be positive in %s:' % s.conf_path in out.stderr

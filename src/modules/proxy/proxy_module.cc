@@ -490,6 +490,9 @@ constexpr Directive kOwnDirectives[] = {
     directive<set_pass>("proxy_pass", kHttpLocConf | kHttpLifConf | kTake1),
     directive<health_check>("health_check", kHttpLocConf | kAnyArgs),
     directive<set_header>("proxy_set_header", kHttpMainSrvLoc | kTake2),
+    directive<
+        settings_detail::on_settings<P, &P::up, slot::send_lowat<&UpstreamSettings::send_lowat>>>(
+        "proxy_send_lowat", kHttpMainSrvLoc | kTake1),
     directive<set_method>("proxy_method", kHttpMainSrvLoc | kTake1),
     directive<set_body>("proxy_set_body", kHttpMainSrvLoc | kTake1),
     directive<set_http_version>("proxy_http_version", kHttpMainSrvLoc | kTake1),

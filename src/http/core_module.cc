@@ -483,6 +483,7 @@ Status merge_loc_conf(ConfContext& cf, L& prev, L& conf) {
     conf.types = prev.types;
   }
   conf.default_type.merge(prev.default_type, "text/plain");
+  conf.post_action.merge(prev.post_action, "");
 
   conf.client_max_body_size.merge(prev.client_max_body_size, 1024 * 1024);
   conf.client_body_buffer_size.merge(prev.client_body_buffer_size, 2 * 8192);
@@ -648,6 +649,7 @@ constexpr Directive kDirectives[] = {
     directive<slot::flag<&L::tcp_nodelay>>("tcp_nodelay", kHttpMainSrvLoc | kFlag),
     directive<slot::msec<&L::send_timeout>>("send_timeout", kHttpMainSrvLoc | kTake1),
     directive<slot::send_lowat<&L::send_lowat>>("send_lowat", kHttpMainSrvLoc | kTake1),
+    directive<slot::str<&L::post_action>>("post_action", kHttpMainSrvLoc | kHttpLifConf | kTake1),
     directive<set_resolver>("resolver", kHttpMainSrvLoc | kOneMore),
     directive<slot::msec<&L::resolver_timeout>>("resolver_timeout", kHttpMainSrvLoc | kTake1),
     directive<slot::size<&L::postpone_output>>("postpone_output", kHttpMainSrvLoc | kTake1),

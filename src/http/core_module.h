@@ -257,6 +257,7 @@ struct CoreLocConf {
 
   const TypesMap* types = nullptr;
   Setting<std::string> default_type;
+  Setting<std::string> post_action;  // a URI or @name run once the response is done
 
   Setting<off_t> client_max_body_size;
   Setting<size_t> client_body_buffer_size;

@@ -90,6 +90,7 @@ Status build_filter_chains(ConfContext& cf) {
 }
 
 Code send_header(Request& r) {
+  if (r.post_action) return Rc::Ok;  // the response was sent before the post action began
   if (r.header_sent) {
     log_error(LogLevel::Alert, r.log(), 0, "header already sent");
     return Rc::Error;

@@ -229,6 +229,33 @@ void finalize_subrequest(Request& r) {
 
 }  // namespace
 
+namespace {
+
+// post_action: once the response has gone (or failed), the request runs on in the location named,
+// as an internal redirect or to a named location, with nothing more sent to the client - its
+// response head is not made and its body is not read (nginx's HTTP/0.9 header-only request). Its
+// location's own post_action runs again, until the redirect limit stops it, as in nginx. nginx:
+// ngx_http_post_action
+bool post_action(Request& r) {
+  const std::string& to = *core_loc(r).post_action;
+  if (to.empty()) return false;
+  if (r.post_action && r.uri_changes == 0) return false;
+  WEIR_DEBUG(r.log(), "post action: \"%s\"", to.c_str());
+  r.main->count--;
+  r.http_version = 9;
+  r.header_only = true;
+  r.post_action = true;
+  r.read_event_handler = block_reading;
+  if (to[0] == '/') {
+    (void)internal_redirect(r, to, {});
+  } else {
+    (void)named_location(r, to);
+  }
+  return true;
+}
+
+}  // namespace
+
 void finalize_request(Request& r, Code rc) {
   Connection& c = *r.connection;
   WEIR_DEBUG(*c.log, "http finalize request: %d, \"%.*s?%.*s\" a:%d, c:%d", rc.number(),
@@ -250,6 +277,7 @@ void finalize_request(Request& r, Code rc) {
   }
   if (rc == Rc::Error || (rc.is_status() && (rc.http_status() == 408 || rc.http_status() == 499)) ||
       c.error) {
+    if (post_action(r)) return;
     terminate_request(r, rc);
     return;
   }
@@ -286,7 +314,8 @@ void finalize_request(Request& r, Code rc) {
   r.done = true;
   r.read_event_handler = block_reading;
   r.write_event_handler = request_empty_handler;
-  r.request_complete = true;
+  if (!r.post_action) r.request_complete = true;
+  if (post_action(r)) return;
   del_timer(c.read);
   if (c.write.timer_set) {
     c.write.delayed = false;
@@ -578,9 +607,11 @@ void body_changed_validators(Request& r, bool keep_last_modified) {
 }
 
 Rc send_special(Request& r, bool last, bool flush) {
-  Buffer* b = Buffer::create_special(*r.pool, last && r.is_main(), flush);
-  // A subrequest's end carries no data and no last_buf: sync keeps it special, as nginx's.
-  if (last && !r.is_main()) b->last_in_chain = b->sync = true;
+  bool last_buf = last && r.is_main() && !r.post_action;
+  Buffer* b = Buffer::create_special(*r.pool, last_buf, flush);
+  // A subrequest's (or a post action's) end carries no data and no last_buf: sync keeps it
+  // special, as nginx's.
+  if (last && !last_buf) b->last_in_chain = b->sync = true;
   if (!b->last_buf && !b->flush) b->sync = true;
   ChainLink cl{b, nullptr};
   return output_filter(r, &cl);

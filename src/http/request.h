@@ -167,6 +167,7 @@ struct Request {
   bool error_page : 1 = false;
   bool filter_finalize : 1 = false;
   bool request_complete : 1 = false;
+  bool post_action : 1 = false;  // running the location's post_action: nothing more is sent
   bool request_output : 1 = false;
   bool done : 1 = false;
   bool logged : 1 = false;

@@ -118,7 +118,9 @@ void upstream_cleanup(void* data) {
 void check_broken_connection(Request& r) {
   Connection& c = *r.connection;
   Upstream* u = r.upstream;
-  if (u == nullptr || c.error) return;
+  // A post action runs after the client's exchange: whether the client is still there is no
+  // matter to it (as nginx, which never watches for it then).
+  if (u == nullptr || c.error || r.post_action) return;
   bool rdhup = c.read.pending_eof;
   int n = rdhup ? 0 : c.peek();
   int err = n < 0 ? errno : 0;
@@ -696,7 +698,8 @@ void stop_sending(Request& r, Upstream& u) {
 void send_response(Request& r, Upstream& u) {
   if (u.upgrade) r.keepalive = false;  // the connection is the tunnel's until it closes
   Code rc = send_header(r);
-  if (rc == Rc::Error || rc.is_status()) {
+  // A post action wants the upstream to have been asked, not its answer.
+  if (rc == Rc::Error || rc.is_status() || r.post_action) {
     finalize_upstream(r, u, rc);
     return;
   }

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <memory>
 
+#include "core/escape.h"
 #include "core/file.h"
 #include "core/log.h"
 #include "core/queue.h"
@@ -1212,6 +1213,15 @@ std::string ssl_client_cert_field(const Connection& c, SslCertField field) {
       return name_text(X509_get_subject_name(cert));
     case SslCertField::IDn:
       return name_text(X509_get_issuer_name(cert));
+    case SslCertField::SDnLegacy:
+    case SslCertField::IDnLegacy: {
+      X509_NAME* name = field == SslCertField::SDnLegacy ? X509_get_subject_name(cert)
+                                                         : X509_get_issuer_name(cert);
+      char* line = X509_NAME_oneline(name, nullptr, 0);
+      std::string out = line != nullptr ? line : "";
+      OPENSSL_free(line);
+      return out;
+    }
     case SslCertField::Serial: {
       BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr);
       char* hex = bn != nullptr ? BN_bn2hex(bn) : nullptr;
@@ -1232,9 +1242,23 @@ std::string ssl_client_cert_field(const Connection& c, SslCertField field) {
       }
       return out;
     }
-    case SslCertField::RawCert: {
-      std::string out = printed([&](BIO* bio) { PEM_write_bio_X509(bio, cert); });
-      while (!out.empty() && out.back() == '\n') out.pop_back();
+    case SslCertField::RawCert:  // the PEM as it is, its last line break too (nginx's)
+      return printed([&](BIO* bio) { PEM_write_bio_X509(bio, cert); });
+    case SslCertField::Cert: {
+      std::string pem = printed([&](BIO* bio) { PEM_write_bio_X509(bio, cert); });
+      if (!pem.empty()) pem.pop_back();  // the last line break
+      std::string out;
+      out.reserve(pem.size() + pem.size() / 64 + 1);
+      for (char ch : pem) {
+        out += ch;
+        if (ch == '\n') out += '\t';
+      }
+      return out;
+    }
+    case SslCertField::EscapedCert: {
+      std::string pem = printed([&](BIO* bio) { PEM_write_bio_X509(bio, cert); });
+      std::string out(escape_uri(nullptr, pem, Escape::UriComponent), '\0');
+      escape_uri(out.data(), pem, Escape::UriComponent);
       return out;
     }
     case SslCertField::VStart:
@@ -1291,6 +1315,15 @@ std::string group_name(int nid) {
 }
 
 }  // namespace
+
+std::string ssl_alpn_protocol(const Connection& c) {
+  if (c.ssl == nullptr) return {};
+  const unsigned char* data = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(c.ssl->ssl, &data, &len);
+  if (len == 0) return {};
+  return {reinterpret_cast<const char*>(data), len};
+}
 
 std::string ssl_session_id(const Connection& c) {
   if (c.ssl == nullptr) return {};

@@ -96,7 +96,24 @@ std::string ssl_verify_error_text(long error);
 // The $ssl_client_* values of the client's certificate ("" when none): s_dn, i_dn (RFC 2253),
 // serial (hex), fingerprint (SHA-1 hex), raw_cert (PEM), v_start, v_end (nginx's date format),
 // v_remain (days).
-enum class SslCertField : uint8_t { SDn, IDn, Serial, Fingerprint, RawCert, VStart, VEnd, VRemain };
+// The client certificate's parts the $ssl_client_* variables give: Cert is the PEM with a tab after
+// each inner line break (nginx's deprecated $ssl_client_cert, fit for a header), EscapedCert the
+// PEM %-escaped as a URI component, the *Legacy names in OpenSSL's old one-line form
+// ("/C=../CN=..").
+enum class SslCertField : uint8_t {
+  SDn,
+  IDn,
+  SDnLegacy,
+  IDnLegacy,
+  Serial,
+  Fingerprint,
+  RawCert,
+  Cert,
+  EscapedCert,
+  VStart,
+  VEnd,
+  VRemain
+};
 std::string ssl_client_cert_field(const Connection& c, SslCertField field);
 
 // What -V says of the TLS library, as nginx: "built with OpenSSL 3.0.x ... (running with ...)\nTLS
@@ -214,6 +231,8 @@ bool ssl_in_early_data(const Connection& c);
 // $ssl_session_id (hex), $ssl_curve (the negotiated group), $ssl_curves and $ssl_ciphers (the
 // client's offer, ':'-separated, unknown ones in hex as nginx prints them).
 std::string ssl_session_id(const Connection& c);
+// The protocol ALPN chose ("h2", "http/1.1"); empty when none was.
+std::string ssl_alpn_protocol(const Connection& c);
 std::string ssl_curve(const Connection& c);
 std::string ssl_client_curves(const Connection& c);
 std::string ssl_client_ciphers(const Connection& c);

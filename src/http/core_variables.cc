@@ -1,7 +1,10 @@
 // nginx's core variables ($uri, $args, $remote_addr, $http_*, $cookie_*, $arg_*, ...): their
 // getters and setters, and the table add_core_variables registers. nginx:
 // src/http/ngx_http_variables.c
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <climits>
@@ -208,6 +211,37 @@ void var_binary_remote_addr(Request& r, VariableValue& v, uintptr_t) {
 void var_remote_port(Request& r, VariableValue& v, uintptr_t) {
   uint16_t port = r.connection->peer_port();
   v.set(port != 0 ? pool_number(r, port) : std::string_view());
+}
+
+// $tcpinfo_rtt, _rttvar, _snd_cwnd, _rcv_space: the client connection's TCP_INFO now (not found
+// where the kernel has none: a unix socket). nginx: ngx_http_variable_tcpinfo
+enum TcpInfoField : uintptr_t { kTcpRtt, kTcpRttVar, kTcpSndCwnd, kTcpRcvSpace };
+
+void var_tcpinfo(Request& r, VariableValue& v, uintptr_t field) {
+  tcp_info ti{};
+  socklen_t len = sizeof ti;
+  if (::getsockopt(r.connection->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == -1) {
+    v.set_not_found();
+    return;
+  }
+  uint32_t value = 0;
+  switch (field) {
+    case kTcpRtt:
+      value = ti.tcpi_rtt;
+      break;
+    case kTcpRttVar:
+      value = ti.tcpi_rttvar;
+      break;
+    case kTcpSndCwnd:
+      value = ti.tcpi_snd_cwnd;
+      break;
+    case kTcpRcvSpace:
+      value = ti.tcpi_rcv_space;
+      break;
+    default:
+      break;
+  }
+  v.set(pool_number(r, value));
 }
 
 void var_server_addr(Request& r, VariableValue& v, uintptr_t) {
@@ -586,6 +620,10 @@ const VariableDef kCoreVars[] = {
     {"binary_remote_addr", var_binary_remote_addr, nullptr, 0},
     {"remote_addr", var_remote_addr, nullptr, 0},
     {"remote_port", var_remote_port, nullptr, 0},
+    {"tcpinfo_rtt", var_tcpinfo, nullptr, kVarNoCacheable, kTcpRtt},
+    {"tcpinfo_rttvar", var_tcpinfo, nullptr, kVarNoCacheable, kTcpRttVar},
+    {"tcpinfo_snd_cwnd", var_tcpinfo, nullptr, kVarNoCacheable, kTcpSndCwnd},
+    {"tcpinfo_rcv_space", var_tcpinfo, nullptr, kVarNoCacheable, kTcpRcvSpace},
     {"server_addr", var_server_addr, nullptr, 0},
     {"server_port", var_server_port, nullptr, 0},
     {"proxy_protocol_addr", var_proxy_protocol_addr, nullptr, 0, 0},

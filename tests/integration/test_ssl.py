@@ -794,3 +794,43 @@ def test_client_certificates_as_nginx(make_server, certs):
     assert got[2][4] == b"400 The SSL certificate error"
     assert lines[0].startswith("/index.html|SUCCESS|O=users,CN=alice|O=weir tests,CN=Test CA|1234|")
     assert (none, bad) == (1, 1)
+
+
+def test_client_certificate_texts_alpn_and_tcpinfo_as_nginx(make_server, certs):
+    """$ssl_client_raw_cert, $ssl_client_cert (a tab after each inner line break),
+    $ssl_client_escaped_cert, the legacy one-line names, $ssl_alpn_protocol (what ALPN chose, or
+    nothing) and the $tcpinfo_* numbers, beside Debian's nginx on the same client certificate."""
+    client = certs["b"]  # any certificate: optional_no_ca takes it unverified
+    http = """
+    server { listen 127.0.0.1:%%%%PORT%%%% ssl; server_name localhost;
+             ssl_certificate %s; ssl_certificate_key %s; ssl_verify_client optional_no_ca;
+             location /raw { return 200 "$ssl_client_raw_cert"; }
+             location /cert { return 200 "$ssl_client_cert"; }
+             location /escaped { return 200 "$ssl_client_escaped_cert"; }
+             location /names { return 200 "$ssl_client_s_dn_legacy|$ssl_client_i_dn_legacy|$ssl_client_s_dn"; }
+             location /alpn { return 200 "[$ssl_alpn_protocol]"; }
+             location /tcp { return 200 "$tcpinfo_rtt $tcpinfo_rttvar $tcpinfo_snd_cwnd $tcpinfo_rcv_space"; } }
+    """ % certs["a"]
+    seen = {}
+    for binary in (WEIR, NGINX):
+        s = make_server(http, binary=binary)
+        got = {}
+        for path in ("/raw", "/cert", "/escaped", "/names"):
+            rc, body, tail, err = curl(s.port, path, certs["a"][0],
+                                       extra=("--cert", client[0], "--key", client[1]))
+            assert rc == 0 and tail == "200|", (binary, path, err)
+            got[path] = body
+        got["/alpn h1"] = curl(s.port, "/alpn", certs["a"][0], extra=("--http1.1",))[1]
+        got["/alpn none"] = curl(s.port, "/alpn", certs["a"][0], extra=("--no-alpn",))[1]
+        tcp = curl(s.port, "/tcp", certs["a"][0])[1].split()
+        assert len(tcp) == 4 and all(x.isdigit() for x in tcp) and int(tcp[2]) > 0, tcp
+        seen[binary] = got
+        s.stop()
+    assert seen[WEIR] == seen[NGINX]
+    got = seen[WEIR]
+    pem = open(client[0], "rb").read()
+    assert got["/raw"] == pem
+    assert got["/cert"] == pem.rstrip(b"\n").replace(b"\n", b"\n\t")
+    assert got["/escaped"].startswith(b"-----BEGIN%20CERTIFICATE-----%0A") and got["/escaped"].endswith(b"%0A")
+    assert got["/names"] == b"/CN=b.test|/CN=b.test|CN=b.test"
+    assert got["/alpn h1"] == b"[http/1.1]" and got["/alpn none"] == b"[]"

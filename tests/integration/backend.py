@@ -90,6 +90,7 @@ class Backend:
         self.dropped = 0
         self.early = set()
         self.requests = []
+        self.bodies_read = 0  # request bodies read to their end (an early answer's too, before it is sent)
         self.connections = 0
         self.closed = 0  # connections ended (by either side)
         self.echo_closed = False
@@ -163,6 +164,10 @@ class Backend:
                 await reader.readexactly(2)
         return body
 
+    def _body_done(self, task):
+        if not task.cancelled() and task.exception() is None:
+            self.bodies_read += 1
+
     async def _serve(self, reader, writer):
         self.connections += 1
         served = 0
@@ -176,7 +181,7 @@ class Backend:
                     path = target.split("?")[0]
                     early = path in self.early
                     body_read = asyncio.ensure_future(self._read_body(reader, headers))
-                    body_read.add_done_callback(lambda t: t.cancelled() or t.exception())
+                    body_read.add_done_callback(self._body_done)
                     if not early:
                         self.requests.append((method, target, headers, await body_read))
                 except (asyncio.IncompleteReadError, ConnectionError, ValueError,

@@ -2,11 +2,12 @@
 buffered (event pipe, temp-file spill) and non-buffered relays, chunked and Content-Length bodies, the
 request weir builds, and the upstream faults that must answer 502/504."""
 import os
+import threading
 import socket
 import time
 
-from backend import Backend, Close, KeepOpen, Reset, Send, Sleep, chunked, response
-from conftest import NGINX, http_get, slow_get, parse_one, read_to_end, wait_for
+from backend import Backend, Close, KeepOpen, Reset, Send, Sleep, Wait, chunked, response
+from conftest import NGINX, WEIR, Client, http_get, slow_get, parse_one, read_to_end, wait_for
 
 
 def conf(port, extra=""):
@@ -239,3 +240,38 @@ def test_a_retried_request_sends_its_body_again_whole(make_server):
         assert r.status == 200, r.status
         assert bad.requests[-1][3] == body
         assert good.requests[-1][0] == "POST" and good.requests[-1][3] == body
+
+
+def test_a_chunked_body_goes_chunked_only_while_it_is_read(make_server):
+    # proxy_request_buffering off: a chunked body still coming streams to the upstream chunked
+    # ($proxy_internal_chunked is "chunked"); one already read whole goes with its Content-Length
+    # ($proxy_internal_chunked not found, so no header); as Debian's nginx.
+    for binary in (WEIR, NGINX):
+        with Backend() as b:
+            seen, go = threading.Event(), threading.Event()
+
+            def on_header(method, target, headers):
+                seen.set()
+                return [Wait(go), response(200, b"done")]
+            b.script("/streamed", on_header, early=True)
+            s = make_server("""server { listen 127.0.0.1:%%%%PORT%%%%;
+                location / { proxy_pass http://127.0.0.1:%d; proxy_http_version 1.1;
+                             proxy_request_buffering off; proxy_set_header X-C $proxy_internal_chunked; } }
+            """ % b.port, binary=binary)
+            c = Client(s.port)
+            c.send("POST /whole HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+            assert c.response().status == 200
+            # The rest of the body is sent once the upstream has the request's header.
+            c.send("POST /streamed HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\ndef\r\n")
+            assert seen.wait(10)
+            c.send("2\r\ngh\r\n0\r\n\r\n")
+            wait_for(lambda: b.bodies_read == 2, what="the streamed body's end")
+            go.set()
+            r = c.response()
+            assert (r.status, r.body) == (200, b"done")
+            c.close()
+            wait_for(lambda: len(b.requests) == 2, what="the requests")
+            (m1, t1, h1, body1), (m2, t2, h2, body2) = b.requests
+            assert (t1, h1.get("x-c"), h1.get("content-length"), body1) == ("/whole", None, "3", b"abc"), binary
+            assert (t2, h2.get("x-c"), h2.get("transfer-encoding"), body2) == \
+                ("/streamed", "chunked", "chunked", b"defgh"), binary

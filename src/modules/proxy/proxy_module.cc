@@ -224,11 +224,22 @@ void var_internal_body_length(Request& r, VariableValue& v, uintptr_t) {
   v.set({p, static_cast<size_t>(put_uint(p, static_cast<uint64_t>(n)) - p)});
 }
 
+// "chunked" while the request body goes to the upstream chunked (nginx's own header line uses it).
+void var_internal_chunked(Request& r, VariableValue& v, uintptr_t) {
+  const ProxyCtx* ctx = r.get_ctx<ProxyCtx>();
+  if (ctx == nullptr || !ctx->chunked_body) {
+    v.set_not_found();
+    return;
+  }
+  v.set("chunked");
+}
+
 constexpr VariableDef kVars[] = {
     {"proxy_host", var_proxy_host, nullptr, 0},
     {"proxy_port", var_proxy_port, nullptr, 0},
     {"proxy_add_x_forwarded_for", var_add_x_forwarded_for, nullptr, kVarNoCacheable},
     {"proxy_internal_body_length", var_internal_body_length, nullptr, kVarNoCacheable},
+    {"proxy_internal_chunked", var_internal_chunked, nullptr, kVarNoCacheable},
 };
 
 Status preconfiguration(ConfContext& cf) {

@@ -168,9 +168,10 @@ Code create_request(Request& r) {
     *body_tail = cl;
   } else if (r.request_body_no_buffering) {
     // The body follows as it comes (the lifecycle takes it through body_filter): its length is
-    // the client's, or unknown and chunked to the upstream.
-    body_len = r.headers_in.chunked ? -1 : r.headers_in.content_length_n;
-    ctx.chunked_body = r.headers_in.chunked;
+    // the client's, or unknown and chunked to the upstream while it is still being read (a chunked
+    // body read whole already has its length, as nginx sends it).
+    ctx.chunked_body = r.headers_in.chunked && r.reading_body;
+    body_len = ctx.chunked_body ? -1 : r.headers_in.content_length_n;
   } else if (*plcf.up.pass_request_body && r.request_body != nullptr &&
              (r.headers_in.content_length_n >= 0 || r.headers_in.chunked)) {
     body_len = append_request_body(r, body_tail);

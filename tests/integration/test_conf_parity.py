@@ -213,6 +213,13 @@ CHECKED = [
     ("main", "ssl_engine dynamic;", True),
     ("main", "ssl_engine nosuch;", False),
     ("main", "ssl_engine dynamic; ssl_engine dynamic;", False),
+    # Contexts as nginx's tables give them: fastcgi_split_path_info at every level, proxy_pass in
+    # limit_except (without a URI part).
+    ("http", "fastcgi_split_path_info ^(.+\\.php)(/.*)$;", True),
+    ("server", "fastcgi_split_path_info ^(.+\\.php)(/.*)$;", True),
+    ("location", "limit_except GET { proxy_pass http://127.0.0.1:1; }", True),
+    ("location", "limit_except GET { proxy_pass http://127.0.0.1:1/x/; }", False),
+    ("location", "limit_except GET { fastcgi_pass 127.0.0.1:1; }", False),
     ("http", "proxy_cache_path %%DIR%%/c keys_zone=c:1m foo=1;", False),
     ("main", "worker_rlimit_nofile x;", False),
     # An invalid wildcard name is refused, on its address, where servers share the address (or a

@@ -275,3 +275,20 @@ def test_a_chunked_body_goes_chunked_only_while_it_is_read(make_server):
             assert (t1, h1.get("x-c"), h1.get("content-length"), body1) == ("/whole", None, "3", b"abc"), binary
             assert (t2, h2.get("x-c"), h2.get("transfer-encoding"), body2) == \
                 ("/streamed", "chunked", "chunked", b"defgh"), binary
+
+
+def test_proxy_pass_inside_limit_except_as_nginx(make_server):
+    # proxy_pass is one of the few directives limit_except takes: the methods it does not name are
+    # proxied, the others served by the location.
+    conf = """server { listen 127.0.0.1:%%%%PORT%%%%;
+        location /api/ { limit_except GET { proxy_pass http://127.0.0.1:%d; } } }"""
+    seen = []
+    for binary in (WEIR, NGINX):
+        with Backend() as b:
+            s = make_server(conf % b.port, files={"api/f.txt": b"static\n"}, binary=binary)
+            got = [(m, http_get(s.port, "/api/f.txt", method=m, body=b"" if m == "POST" else None))
+                   for m in ("GET", "POST", "DELETE")]
+            seen.append(([(m, r.status, r.body) for m, r in got], [x[:2] for x in b.requests]))
+    assert seen[0] == seen[1]
+    assert seen[0][0][0] == ("GET", 200, b"static\n")
+    assert seen[0][1] == [("POST", "/api/f.txt"), ("DELETE", "/api/f.txt")]

@@ -155,7 +155,7 @@ constexpr Directive kOwnDirectives[] = {
     directive<
         settings_detail::on_settings<F, &F::up, slot::send_lowat<&UpstreamSettings::send_lowat>>>(
         "fastcgi_send_lowat", kHttpMainSrvLoc | kTake1),
-    directive<set_split_path_info>("fastcgi_split_path_info", kHttpLocConf | kTake1),
+    directive<set_split_path_info>("fastcgi_split_path_info", kHttpMainSrvLoc | kTake1),
     directive<slot::flag<&F::keep_conn>>("fastcgi_keep_conn", kHttpMainSrvLoc | kFlag),
     directive<add_catch_stderr>("fastcgi_catch_stderr", kHttpMainSrvLoc | kTake1),
 };

@@ -498,7 +498,7 @@ Status merge_loc_conf(ConfContext& cf, const ProxyLocConf& prev, ProxyLocConf& c
 
 using P = ProxyLocConf;
 constexpr Directive kOwnDirectives[] = {
-    directive<set_pass>("proxy_pass", kHttpLocConf | kHttpLifConf | kTake1),
+    directive<set_pass>("proxy_pass", kHttpLocConf | kHttpLifConf | kHttpLmtConf | kTake1),
     directive<health_check>("health_check", kHttpLocConf | kAnyArgs),
     directive<set_header>("proxy_set_header", kHttpMainSrvLoc | kTake2),
     directive<

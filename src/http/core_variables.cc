@@ -286,6 +286,7 @@ void var_proxy_protocol_port(Request& r, VariableValue& v, uintptr_t which) {
 }
 
 void var_server_protocol(Request& r, VariableValue& v, uintptr_t) {
+  if (r.http_protocol.empty()) return v.set_not_found();  // HTTP/0.9 names none
   v.set(r.http_protocol);
 }
 void var_scheme(Request& r, VariableValue& v, uintptr_t) {
@@ -344,6 +345,7 @@ void var_request_method(Request& r, VariableValue& v, uintptr_t) {
 }
 
 void var_args(Request& r, VariableValue& v, uintptr_t) {
+  if (r.args.data() == nullptr) return v.set_not_found();  // no "?" at all
   v.set(r.args);
 }
 void set_args(Request& r, std::string_view value, uintptr_t) {

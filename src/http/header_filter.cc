@@ -127,13 +127,17 @@ Code header_filter(Request& r, HeaderNext) {
     p = put(p, "\r\n");
   }
   if (abs_location) {
-    p = put(p, c.ssl != nullptr ? "Location: https://" : "Location: http://");
+    p = put(p, "Location: ");
+    char* url = p;
+    p = put(p, c.ssl != nullptr ? "https://" : "http://");
     p = put(p, host);
     if (port != 0) {
       *p++ = ':';
       p = put_uint(p, port);
     }
     p = put(p, out.location->value);
+    // What was sent, for $sent_http_location in the log (as nginx updates it).
+    out.location->value = {url, static_cast<size_t>(p - url)};
     p = put(p, "\r\n");
   }
   if (r.chunked) p = put(p, "Transfer-Encoding: chunked\r\n");

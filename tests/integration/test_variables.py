@@ -2,7 +2,8 @@
 import os
 import re
 
-from conftest import raw
+from backend import Backend
+from conftest import NGINX, WEIR, Client, raw, wait_for
 
 
 def test_core_variables(make_server):
@@ -56,3 +57,42 @@ def test_status_and_bytes_in_log(make_server):
     lines = s.access_log("logs/v.log").splitlines()
     assert lines[0] == "200 %d 10 OK . 1" % (header_len + 10)
     assert lines[1].startswith("200 ") and lines[1].endswith(" 10 OK p 2")
+
+
+def test_logged_values_as_nginx(make_server):
+    # What the access log says where a variable has no value ("-") or was rewritten as sent, beside
+    # Debian's nginx: $args and $query_string of a URI without "?" (found but empty after a bare
+    # "?"), $server_protocol of an HTTP/0.9 request, $sent_http_location made absolute by the header
+    # filter, and $proxy_internal_body_length (the client's Content-Length, none without a body).
+    fields = ["$request", "$args", "$query_string", "$is_args", "$server_protocol",
+              "$sent_http_location", "$proxy_internal_body_length", "$status"]
+    requests = [
+        "GET /a.txt HTTP/1.1\r\nHost: v.test\r\n\r\n",
+        "GET /a.txt? HTTP/1.1\r\nHost: v.test\r\n\r\n",
+        "GET /a.txt?x=1 HTTP/1.1\r\nHost: v.test\r\n\r\n",
+        "GET /r/x HTTP/1.1\r\nHost: v.test\r\n\r\n",
+        "GET /p/up HTTP/1.1\r\nHost: v.test\r\n\r\n",
+        "POST /p/up HTTP/1.1\r\nHost: v.test\r\nContent-Length: 3\r\n\r\nabc",
+        "GET /a.txt\r\n",
+    ]
+    logs = []
+    for binary in (WEIR, NGINX):
+        with Backend() as b:
+            s = make_server("""
+                log_format v '%s';
+                server { listen 127.0.0.1:%%%%PORT%%%%; server_name v.test;
+                         access_log %%%%DIR%%%%/logs/v.log v;
+                         location /r/ { return 302 /elsewhere; }
+                         location /p/ { proxy_pass http://127.0.0.1:%d/; } }
+            """ % ("|".join(fields), b.port), files={"a.txt": b"a\n"}, binary=binary)
+            for req in requests:
+                c = Client(s.port)
+                c.send(req)
+                c.read_until_close() if "HTTP/1" not in req else c.response()
+                c.close()
+            wait_for(lambda: len(open(s.path("logs/v.log")).readlines()) == len(requests))
+            logs.append(open(s.path("logs/v.log")).read().replace(str(s.port), "PORT").splitlines())
+    assert logs[0] == logs[1]
+    assert logs[0][0] == "GET /a.txt HTTP/1.1|-|-||HTTP/1.1|-|-|200"
+    assert logs[0][3].endswith("|http://v.test:PORT/elsewhere|-|302")
+    assert logs[0][5].endswith("|3|200")

@@ -77,6 +77,9 @@ struct ProxyCtx {
   static constexpr Module* kModule = &http_proxy_module;
   Http1Response response;
   bool chunked_body = false;  // the request body goes chunked (no buffering, length unknown)
+  // $proxy_internal_body_length: proxy_set_body's length, else the client's body's (-1: none
+  // known, not found), as nginx's.
+  off_t internal_body_length = -1;
   // proxy_pass with variables: this request's $proxy_host, $proxy_port and URI part.
   std::string_view host_header;
   std::string_view port_text;

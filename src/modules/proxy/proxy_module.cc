@@ -214,14 +214,14 @@ void var_add_x_forwarded_for(Request& r, VariableValue& v, uintptr_t) {
 }
 
 void var_internal_body_length(Request& r, VariableValue& v, uintptr_t) {
-  if (r.request_body == nullptr) {
+  const ProxyCtx* ctx = r.get_ctx<ProxyCtx>();
+  if (ctx == nullptr || ctx->internal_body_length < 0) {
     v.set_not_found();
     return;
   }
-  off_t n = 0;
-  for (ChainLink* cl = r.request_body->bufs; cl != nullptr; cl = cl->next) n += cl->buf->size();
   char* p = r.pool->alloc_bytes(24);
-  v.set({p, static_cast<size_t>(put_uint(p, static_cast<uint64_t>(n)) - p)});
+  uint64_t n = static_cast<uint64_t>(ctx->internal_body_length);
+  v.set({p, static_cast<size_t>(put_uint(p, n) - p)});
 }
 
 // "chunked" while the request body goes to the upstream chunked (nginx's own header line uses it).

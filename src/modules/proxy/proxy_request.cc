@@ -177,6 +177,9 @@ Code create_request(Request& r) {
     body_len = append_request_body(r, body_tail);
   }
 
+  ctx.internal_body_length =
+      plcf.body != nullptr ? body_len : (ctx.chunked_body ? -1 : r.headers_in.content_length_n);
+
   // A response the cache may keep is asked for whole (nginx's headers_cache).
   const std::vector<SetHeader>& headers =
       u.cache != nullptr && u.cache->may_store && plcf.headers_cache != nullptr

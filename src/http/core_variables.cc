@@ -560,13 +560,20 @@ void var_sent_last_modified(Request& r, VariableValue& v, uintptr_t) {
   }
 }
 
+// What the Connection header said, or would have: an HTTP/2 stream is never kept alive itself
+// ("close" in nginx's logs too).
+bool sent_keepalive(const Request& r) {
+  return r.keepalive && r.http_version < 2000;
+}
+
 void var_sent_connection(Request& r, VariableValue& v, uintptr_t) {
-  v.set(r.keepalive ? "keep-alive" : "close");
+  if (r.headers_out.status == 101) return v.set("upgrade");
+  v.set(sent_keepalive(r) ? "keep-alive" : "close");
 }
 
 void var_sent_keep_alive(Request& r, VariableValue& v, uintptr_t) {
   time_t t = *core_loc(r).keepalive_header;
-  if (!r.keepalive || t == 0) {
+  if (!sent_keepalive(r) || t == 0) {
     v.set_not_found();
     return;
   }

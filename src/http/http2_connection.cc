@@ -60,6 +60,7 @@ struct Http2Stream {
   off_t out_room = 0;
 
   bool headers_done = false;
+  size_t header_block = 0;  // the request's HEADERS block as sent (compressed): $request_length
   bool headers_end_stream = false;  // END_STREAM came with the HEADERS: no body at all
   bool in_closed = false;           // END_STREAM came
   bool reset = false;               // the client reset it, or the connection went away
@@ -469,7 +470,7 @@ bool parse_request_head(Http2Stream& s, Request& r) {
   r.request_line = {l.request_start, static_cast<size_t>(l.request_end - l.request_start)};
   r.method = l.method;
   r.method_name = {l.request_start, static_cast<size_t>(l.method_end + 1 - l.request_start)};
-  r.request_length = static_cast<off_t>(len);
+  r.request_length = static_cast<off_t>(s.header_block);  // as nginx counts it, body added
   r.schema = s.scheme;
   return true;
 }
@@ -660,6 +661,9 @@ int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
       if (s == nullptr || s->hc.request == nullptr) return 0;
       if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) s->in_closed = true;
       if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        size_t priority = (frame->hd.flags & NGHTTP2_FLAG_PRIORITY) != 0 ? 5 : 0;
+        s->header_block =
+            frame->hd.length - std::min(frame->hd.length, frame->headers.padlen + priority);
         s->headers_done = true;
         s->headers_end_stream = s->in_closed;
         s->fc.read.handler = run_request;

@@ -92,7 +92,9 @@ Code http2_header_filter(Request& r, HeaderNext next) {
       q = put_uint(q, head.port);
     }
     q = put(q, out.location->value);
-    fields[i++] = {"location", {p, static_cast<size_t>(q - p)}};
+    // What was sent, for $sent_http_location in the log (as nginx updates it).
+    out.location->value = {p, static_cast<size_t>(q - p)};
+    fields[i++] = {"location", out.location->value};
   }
   if ((r.gzip_vary && *clcf.gzip_vary) || r.vary_coding) {
     fields[i++] = {"vary", "Accept-Encoding"};

@@ -264,7 +264,7 @@ void process_request_headers_impl(Event& ev) {
     if (rc == ParseResult::Again) continue;
     // Invalid header line.
     char bad = hl.value_end != nullptr ? *hl.value_end : '?';
-    log_error(LogLevel::Info, *c->log, 0, "client sent invalid header line: \"%.*s\\x%02X...\"",
+    log_error(LogLevel::Info, *c->log, 0, "client sent invalid header line: \"%.*s\\x%02x...\"",
               static_cast<int>(hl.value_end - hl.name_start), hl.name_start,
               static_cast<unsigned char>(bad));
     finalize_request(r, Code::status(400));

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import raw, read_to_end, status_codes, weir_and_nginx
+from conftest import NGINX, WEIR, raw, read_to_end, status_codes, wait_for, weir_and_nginx
 
 CONF = r"""
     server {
@@ -291,3 +291,17 @@ def test_fuzz_pipelined_pairs_like_nginx(pair, batch):
             out = send_in_pieces(s.port, data, cuts)
             got = status_codes(out)
             assert got == want and out.count(b"MARKER") == 1, (s.name, seed, i, got, data[:200])
+
+
+@pytest.mark.parametrize("line", [b": empty", b"X Bad: 1", b"\x7fX: 1", b"X:\x00"],
+                         ids=["colon", "space", "del", "nul"])
+def test_invalid_header_lines_logged_as_nginx(make_server, line):
+    # The info line names the bad byte in nginx's hex ("\x3a", lower case), so log parsers match.
+    said = []
+    for binary in (WEIR, NGINX):
+        s = make_server(CONF, files=FILES, binary=binary)
+        out = raw(s.port, b"GET / HTTP/1.1\r\nHost: localhost\r\n" + line + b"\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 400"), out[:40]
+        wait_for(lambda: "invalid header line" in s.error_log(), what="the log line")
+        said.append([l.split(": ", 1)[1] for l in s.error_log().splitlines() if "invalid header line" in l])
+    assert said[0] == said[1]

@@ -1,6 +1,6 @@
 """The upstream's Set-Cookie and Location headers as the client gets them through proxy_cookie_domain,
 proxy_cookie_path, proxy_cookie_flags (plain and regex rules, inheritance and `off`) and
-proxy_redirect (default and plain): every answer compared with Debian's nginx on the same
+proxy_redirect (default and plain, on Location and on Refresh's url=): every answer compared with Debian's nginx on the same
 configuration and backend."""
 from backend import Backend, Send, response
 from conftest import NGINX, http_get, raw
@@ -47,6 +47,9 @@ def answers(s, port):
     for path in ("/app/r1", "/app/r2", "/plain/r3", "/noredir/r1", "/app/r4", "/plain/r5",
                  "/rx/r6", "/rx/r7", "/rx/r8", "/var/r9"):
         out.append(http_get(s.port, path).header("Location").replace(str(s.port), "PORT"))
+    # Refresh's "url=" (any case) is rewritten by the same rules.
+    for path in ("/app/r10", "/rx/r11", "/plain/r12"):
+        out.append(http_get(s.port, path).header("Refresh").replace(str(s.port), "PORT"))
     return out
 
 
@@ -65,6 +68,9 @@ def test_cookie_and_redirect_rewrites_as_nginx(make_server):
         b.script("/rx/r7", [response(302, "", {"Location": "http://case.test/z"})])
         b.script("/rx/r8", [response(302, "", {"Location": "http://other.test/q"})])
         b.script("/var/r9", [response(302, "", {"Location": "http://localhost/p/q"})])
+        b.script("/back/r10", [response(200, "", {"Refresh": "5; url=%s/back/x" % here})])
+        b.script("/rx/r11", [response(200, "", {"Refresh": "0;URL=http://old.test/a"})])
+        b.script("/plain/r12", [response(200, "", {"Refresh": "3"})])
         got = answers(make_server(CONF % {"port": b.port}), b.port)
         want = answers(make_server(CONF % {"port": b.port}, binary=NGINX), b.port)
     assert got == want
@@ -79,6 +85,7 @@ def test_cookie_and_redirect_rewrites_as_nginx(make_server):
     assert got[len(COOKIES) + 8] == "http://localhost:PORT/case/"  # ~*: the whole value replaced
     assert got[len(COOKIES) + 9] == "http://other.test/q"  # no rule matched
     assert got[len(COOKIES) + 10] == "http://localhost:PORT/local/p/q"  # a prefix with variables
+    assert got[len(COOKIES) + 11:] == ["5; url=/app/x", "0;URL=/moved/a", "3"]
 
 
 def test_upstream_cookie_variables_as_nginx(make_server):

@@ -39,32 +39,47 @@ HeaderResult process_header(Request& r) {
   return http1_process_header(r, proxy_ctx(r).response);
 }
 
+// proxy_redirect's first rule that matches the URL in value from prefix on rewrites it (a regex
+// replaces all of it, a prefix its start); the text before prefix stays. True when one did.
+bool rewrite_redirect(Request& r, const std::vector<Redirect>& redirects, std::string_view& value,
+                      size_t prefix) {
+  std::string_view url = value.substr(prefix);
+  for (const Redirect& rd : redirects) {
+    std::string_view rest;
+    if (rd.regex != nullptr) {
+      if (!regex_exec(r, *rd.regex, url)) continue;  // replaces the whole URL
+    } else {
+      std::string_view from = rd.from_value != nullptr ? rd.from_value->eval(r) : rd.from;
+      if (!url.starts_with(from)) continue;
+      rest = url.substr(from.size());
+    }
+    std::string_view to = rd.to.eval(r);
+    char* p = r.pool->alloc_bytes(prefix + to.size() + rest.size());
+    // rest may be empty with no data: a regex replaced all
+    char* e = put(put(put(p, value.substr(0, prefix)), to), rest);
+    value = {p, static_cast<size_t>(e - p)};
+    return true;
+  }
+  return false;
+}
+
 // proxy_redirect: the upstream's Location, rewritten; a rewritten one is the response's redirect
-// (made absolute by the header filter when relative, as nginx).
+// (made absolute by the header filter when relative, as nginx). The URL of a Refresh header
+// ("5; url=...") is rewritten alike, as nginx's.
 void rewrite_location(Request& r) {
   ProxyLocConf& plcf = proxy_conf(r);
   if (plcf.redirects == nullptr) return;
   Header* loc = r.headers_out.location;  // absolute; a relative one is only in the list
-  for (auto it = r.headers_out.headers.begin(); loc == nullptr && it != r.headers_out.headers.end();
-       ++it) {
-    if ((*it)->hash != 0 && (*it)->lowcase_key == "location") loc = *it;
-  }
-  if (loc == nullptr) return;
-  for (const Redirect& rd : *plcf.redirects) {
-    std::string_view rest;
-    if (rd.regex != nullptr) {
-      if (!regex_exec(r, *rd.regex, loc->value)) continue;  // replaces the whole value
-    } else {
-      std::string_view from = rd.from_value != nullptr ? rd.from_value->eval(r) : rd.from;
-      if (loc->value.size() < from.size() || loc->value.substr(0, from.size()) != from) continue;
-      rest = loc->value.substr(from.size());
+  for (Header* h : r.headers_out.headers) {
+    if (h->hash == 0) continue;
+    if (loc == nullptr && h->lowcase_key == "location") loc = h;
+    if (h->lowcase_key == "refresh") {
+      size_t url = ifind(h->value, "url=");
+      if (url != std::string_view::npos) rewrite_redirect(r, *plcf.redirects, h->value, url + 4);
     }
-    std::string_view to = rd.to.eval(r);
-    char* p = r.pool->alloc_bytes(to.size() + rest.size());
-    char* e = put(put(p, to), rest);  // rest may be empty with no data: a regex replaced all
-    loc->value = {p, static_cast<size_t>(e - p)};
+  }
+  if (loc != nullptr && rewrite_redirect(r, *plcf.redirects, loc->value, 0)) {
     r.headers_out.location = loc;
-    return;
   }
 }
 

@@ -437,6 +437,13 @@ void var_version(Request&, VariableValue& v, uintptr_t) {
   v.set(WEIR_VERSION);
 }
 
+// $nginx_version: the nginx release whose behaviour weir gives, so that what tests it
+// (fastcgi_params' SERVER_SOFTWARE "nginx/$nginx_version", an application gating a feature on a
+// version) reads a version of nginx; $weir_version is weir's own.
+void var_nginx_version(Request&, VariableValue& v, uintptr_t) {
+  v.set("1.22.1");
+}
+
 void var_pipe(Request& r, VariableValue& v, uintptr_t) {
   v.set(r.connection->requests > 1 ? "p" : ".");
 }
@@ -676,7 +683,7 @@ const VariableDef kCoreVars[] = {
     {"connection", var_connection, nullptr, 0},
     {"connection_requests", var_connection_requests, nullptr, 0},
     {"connection_time", var_connection_time, nullptr, kVarNoCacheable},
-    {"nginx_version", var_version, nullptr, 0},
+    {"nginx_version", var_nginx_version, nullptr, 0},
     {"weir_version", var_version, nullptr, 0},
     {"hostname", var_hostname, nullptr, 0},
     {"pid", var_pid, nullptr, 0},

@@ -65,7 +65,7 @@ def test_logged_values_as_nginx(make_server):
     # "?"), $server_protocol of an HTTP/0.9 request, $sent_http_location made absolute by the header
     # filter, and $proxy_internal_body_length (the client's Content-Length, none without a body).
     fields = ["$request", "$args", "$query_string", "$is_args", "$server_protocol",
-              "$sent_http_location", "$proxy_internal_body_length", "$status"]
+              "$sent_http_location", "$proxy_internal_body_length", "$status", "$nginx_version"]
     requests = [
         "GET /a.txt HTTP/1.1\r\nHost: v.test\r\n\r\n",
         "GET /a.txt? HTTP/1.1\r\nHost: v.test\r\n\r\n",
@@ -93,6 +93,7 @@ def test_logged_values_as_nginx(make_server):
             wait_for(lambda: len(open(s.path("logs/v.log")).readlines()) == len(requests))
             logs.append(open(s.path("logs/v.log")).read().replace(str(s.port), "PORT").splitlines())
     assert logs[0] == logs[1]
-    assert logs[0][0] == "GET /a.txt HTTP/1.1|-|-||HTTP/1.1|-|-|200"
-    assert logs[0][3].endswith("|http://v.test:PORT/elsewhere|-|302")
-    assert logs[0][5].endswith("|3|200")
+    # $nginx_version is the nginx release weir behaves as (fastcgi_params' SERVER_SOFTWARE).
+    assert logs[0][0] == "GET /a.txt HTTP/1.1|-|-||HTTP/1.1|-|-|200|1.22.1"
+    assert logs[0][3].endswith("|http://v.test:PORT/elsewhere|-|302|1.22.1")
+    assert logs[0][5].endswith("|3|200|1.22.1")

@@ -84,7 +84,10 @@ Status ComplexValue::compile(ConfContext& cf, std::string_view value, bool allow
   return {};
 }
 
-std::string_view ComplexValue::eval_dynamic(Request& r, bool escape_captures) const {
+std::string_view ComplexValue::eval_dynamic(Request& r, CaptureEscape escape) const {
+  // Whether a capture at this point is escaped: all, or once a literal "?" has been written.
+  bool in_args = false;
+  auto escaped = [&] { return escape == CaptureEscape::All || in_args; };
   VariableValue* small[16];
   VariableValue** vals =
       parts_.size() <= 16
@@ -97,6 +100,9 @@ std::string_view ComplexValue::eval_dynamic(Request& r, bool escape_captures) co
     switch (p.kind) {
       case Kind::Literal:
         len += p.len;
+        if (escape == CaptureEscape::InArgs && literal(p).find('?') != std::string_view::npos) {
+          in_args = true;
+        }
         break;
       case Kind::Variable: {
         VariableValue* v = get_flushed_variable(r, p.index);
@@ -109,7 +115,7 @@ std::string_view ComplexValue::eval_dynamic(Request& r, bool escape_captures) co
         if (n + 1 < r.ncaptures && r.captures[n] >= 0) {
           std::string_view cap =
               r.captures_data.substr(r.captures[n], r.captures[n + 1] - r.captures[n]);
-          len += escape_captures ? escape_uri(nullptr, cap, Escape::Args) : cap.size();
+          len += escaped() ? escape_uri(nullptr, cap, Escape::Args) : cap.size();
         }
         break;
       }
@@ -117,11 +123,15 @@ std::string_view ComplexValue::eval_dynamic(Request& r, bool escape_captures) co
   }
   char* out = r.pool->alloc_bytes(len ? len : 1);
   char* e = out;
+  in_args = false;
   for (size_t i = 0; i < parts_.size(); i++) {
     const Part& p = parts_[i];
     switch (p.kind) {
       case Kind::Literal:
         e = put(e, literal(p));
+        if (escape == CaptureEscape::InArgs && literal(p).find('?') != std::string_view::npos) {
+          in_args = true;
+        }
         break;
       case Kind::Variable:
         if (vals[i]->valid) e = put(e, vals[i]->view());
@@ -131,8 +141,8 @@ std::string_view ComplexValue::eval_dynamic(Request& r, bool escape_captures) co
         if (n + 1 < r.ncaptures && r.captures[n] >= 0) {
           std::string_view cap =
               r.captures_data.substr(r.captures[n], r.captures[n + 1] - r.captures[n]);
-          e += escape_captures ? escape_uri(e, cap, Escape::Args)
-                               : (std::memcpy(e, cap.data(), cap.size()), cap.size());
+          e += escaped() ? escape_uri(e, cap, Escape::Args)
+                         : (std::memcpy(e, cap.data(), cap.size()), cap.size());
         }
         break;
       }

@@ -35,16 +35,20 @@ class ComplexValue {
   // Highest capture number referenced, for regexes that must provide it.
   int max_capture() const { return max_capture_; }
 
-  // Evaluates into r.pool (no allocation for a static value). escape_captures: %-escape captured
-  // text as URI args (rewrite's redirects when the original URI was escaped).
-  std::string_view eval(Request& r, bool escape_captures = false) const {
+  // Which regex captures are %-escaped as URI args: none, all (a rewrite's redirect), or those
+  // after the first "?" written in the value (a rewrite's new args) - nginx's rules for a URI that
+  // came escaped.
+  enum class CaptureEscape : uint8_t { None, All, InArgs };
+
+  // Evaluates into r.pool (no allocation for a static value).
+  std::string_view eval(Request& r, CaptureEscape escape = CaptureEscape::None) const {
     if (!dynamic_) return source_literal_;
     if (only_variable_ >= 0) return flushed_variable_text(r, only_variable_);
-    return eval_dynamic(r, escape_captures);
+    return eval_dynamic(r, escape);
   }
 
  private:
-  std::string_view eval_dynamic(Request& r, bool escape_captures) const;
+  std::string_view eval_dynamic(Request& r, CaptureEscape escape) const;
   enum class Kind : uint8_t { Literal, Variable, Capture };
   struct Part {
     Kind kind;

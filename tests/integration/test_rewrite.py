@@ -1,5 +1,6 @@
 """The rewrite module: return (codes, text, URLs), rewrite with last/break/redirect/permanent, set, if with
 every kind of condition, break, and their interplay with locations."""
+from conftest import NGINX, WEIR, Client
 
 
 def test_return_forms(make_server):
@@ -127,3 +128,36 @@ def test_rewrite_log_and_escaping(make_server):
     log = open(s.path("logs/rewrite.log")).read()
     assert '"^/u/(.*)$" matches "/u/a b"' in log
     assert 'rewritten data: "/v/a b", args: ""' in log
+
+
+def test_rewrites_of_escaped_uris_as_nginx(make_server):
+    # nginx %-escapes the regex captures of a URI that came escaped (or with "+") where they become
+    # args: all of a redirect, and what follows the "?" of an internal rewrite. Every answer beside
+    # Debian's nginx.
+    conf = r"""server { listen 127.0.0.1:%%PORT%%; server_name rw.test;
+        location /a/ { rewrite ^/a/(.*)$ /show/$1 last; }
+        location /b/ { rewrite ^/b/(.*)$ /show/$1? last; }
+        location /c/ { rewrite ^/c/(.*)$ /show/$1?x=$1 last; }
+        location /d/ { rewrite ^/d/(.*)$ http://other.test/$1 redirect; }
+        location /e/ { rewrite ^/e/(.*)$ /new/$1?v=$1 permanent; }
+        location /g/ { rewrite ^/g/(.*)$ /show/$1?$args&y=$1 last; }
+        location /show/ { return 200 "show:$uri|$args|$request_uri\n"; } }"""
+    paths = ["/a/x%20y?q=1", "/b/x%20y?q=1", "/c/a%20b?q=1", "/c/a+b", "/c/plain", "/d/p%2Fq?r=1",
+             "/e/x%3Fy?z", "/g/s%26t?a=1", "/a/%C3%A9"]
+    seen = []
+    for binary in (WEIR, NGINX):
+        s = make_server(conf, binary=binary)
+        got = []
+        for p in paths:
+            c = Client(s.port)
+            c.send("GET %s HTTP/1.1\r\nHost: rw.test\r\nConnection: close\r\n\r\n" % p)
+            head, _, body = c.read_until_close().partition(b"\r\n\r\n")
+            c.close()
+            loc = [l for l in head.split(b"\r\n") if l.lower().startswith(b"location:")]
+            got.append((head.split(b"\r\n")[0], [l.replace(str(s.port).encode(), b"PORT") for l in loc],
+                        body if head.startswith(b"HTTP/1.1 200") else b""))
+        seen.append(got)
+    assert seen[0] == seen[1]
+    assert seen[0][2][2] == b"show:/show/a b|x=a%20b&q=1|/c/a%20b?q=1\n"
+    assert seen[0][4][2] == b"show:/show/plain|x=plain|/c/plain\n"
+    assert seen[0][3][2] == b"show:/show/a+b|x=a%2Bb|/c/a+b\n"  # "+" asks for escaping too

@@ -114,7 +114,13 @@ bool eval_condition(Request& r, const Condition& c) {
 
 // Applies a matched rewrite. Returns a status for redirects, Error, or Declined to go on.
 Code apply_rewrite(Request& r, const Op& op, RewriteConf& rlcf) {
-  bool escape = (r.quoted_uri || r.plus_in_uri) && op.redirect;
+  // A URI that came escaped (or with "+") has its captures escaped where they become args: all of
+  // a redirect, the part after "?" of a new URI.
+  using CaptureEscape = ComplexValue::CaptureEscape;
+  CaptureEscape escape = CaptureEscape::None;
+  if (r.quoted_uri || r.plus_in_uri) {
+    escape = op.redirect ? CaptureEscape::All : (op.has_args ? CaptureEscape::InArgs : escape);
+  }
   std::string_view value = op.value->eval(r, escape);
   if (op.redirect) {
     // A redirect keeps what the client must see escaped, and carries the args over.

@@ -1208,6 +1208,7 @@ std::string ssl_client_cert_field(const Connection& c, SslCertField field) {
   if (c.ssl == nullptr) return {};
   X509* cert = SSL_get0_peer_certificate(c.ssl->ssl);
   if (cert == nullptr) return {};
+  auto pem = [&] { return printed([&](BIO* bio) { PEM_write_bio_X509(bio, cert); }); };
   switch (field) {
     case SslCertField::SDn:
       return name_text(X509_get_subject_name(cert));
@@ -1243,22 +1244,22 @@ std::string ssl_client_cert_field(const Connection& c, SslCertField field) {
       return out;
     }
     case SslCertField::RawCert:  // the PEM as it is, its last line break too (nginx's)
-      return printed([&](BIO* bio) { PEM_write_bio_X509(bio, cert); });
+      return pem();
     case SslCertField::Cert: {
-      std::string pem = printed([&](BIO* bio) { PEM_write_bio_X509(bio, cert); });
-      if (!pem.empty()) pem.pop_back();  // the last line break
+      std::string text = pem();
+      if (!text.empty()) text.pop_back();  // the last line break
       std::string out;
-      out.reserve(pem.size() + pem.size() / 64 + 1);
-      for (char ch : pem) {
+      out.reserve(text.size() + text.size() / 64 + 1);
+      for (char ch : text) {
         out += ch;
         if (ch == '\n') out += '\t';
       }
       return out;
     }
     case SslCertField::EscapedCert: {
-      std::string pem = printed([&](BIO* bio) { PEM_write_bio_X509(bio, cert); });
-      std::string out(escape_uri(nullptr, pem, Escape::UriComponent), '\0');
-      escape_uri(out.data(), pem, Escape::UriComponent);
+      std::string text = pem();
+      std::string out(escape_uri(nullptr, text, Escape::UriComponent), '\0');
+      escape_uri(out.data(), text, Escape::UriComponent);
       return out;
     }
     case SslCertField::VStart:

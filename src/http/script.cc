@@ -85,9 +85,17 @@ Status ComplexValue::compile(ConfContext& cf, std::string_view value, bool allow
 }
 
 std::string_view ComplexValue::eval_dynamic(Request& r, CaptureEscape escape) const {
-  // Whether a capture at this point is escaped: all, or once a literal "?" has been written.
-  bool in_args = false;
-  auto escaped = [&] { return escape == CaptureEscape::All || in_args; };
+  // The captures escaped: all, or those after the first literal part with a "?" (the args).
+  size_t args_from = escape == CaptureEscape::All ? 0 : parts_.size();
+  if (escape == CaptureEscape::InArgs) {
+    for (size_t i = 0; i < parts_.size(); i++) {
+      if (parts_[i].kind == Kind::Literal &&
+          literal(parts_[i]).find('?') != std::string_view::npos) {
+        args_from = i;
+        break;
+      }
+    }
+  }
   VariableValue* small[16];
   VariableValue** vals =
       parts_.size() <= 16
@@ -100,9 +108,6 @@ std::string_view ComplexValue::eval_dynamic(Request& r, CaptureEscape escape) co
     switch (p.kind) {
       case Kind::Literal:
         len += p.len;
-        if (escape == CaptureEscape::InArgs && literal(p).find('?') != std::string_view::npos) {
-          in_args = true;
-        }
         break;
       case Kind::Variable: {
         VariableValue* v = get_flushed_variable(r, p.index);
@@ -115,7 +120,7 @@ std::string_view ComplexValue::eval_dynamic(Request& r, CaptureEscape escape) co
         if (n + 1 < r.ncaptures && r.captures[n] >= 0) {
           std::string_view cap =
               r.captures_data.substr(r.captures[n], r.captures[n + 1] - r.captures[n]);
-          len += escaped() ? escape_uri(nullptr, cap, Escape::Args) : cap.size();
+          len += i >= args_from ? escape_uri(nullptr, cap, Escape::Args) : cap.size();
         }
         break;
       }
@@ -123,15 +128,11 @@ std::string_view ComplexValue::eval_dynamic(Request& r, CaptureEscape escape) co
   }
   char* out = r.pool->alloc_bytes(len ? len : 1);
   char* e = out;
-  in_args = false;
   for (size_t i = 0; i < parts_.size(); i++) {
     const Part& p = parts_[i];
     switch (p.kind) {
       case Kind::Literal:
         e = put(e, literal(p));
-        if (escape == CaptureEscape::InArgs && literal(p).find('?') != std::string_view::npos) {
-          in_args = true;
-        }
         break;
       case Kind::Variable:
         if (vals[i]->valid) e = put(e, vals[i]->view());
@@ -141,8 +142,8 @@ std::string_view ComplexValue::eval_dynamic(Request& r, CaptureEscape escape) co
         if (n + 1 < r.ncaptures && r.captures[n] >= 0) {
           std::string_view cap =
               r.captures_data.substr(r.captures[n], r.captures[n + 1] - r.captures[n]);
-          e += escaped() ? escape_uri(e, cap, Escape::Args)
-                         : (std::memcpy(e, cap.data(), cap.size()), cap.size());
+          e += i >= args_from ? escape_uri(e, cap, Escape::Args)
+                              : (std::memcpy(e, cap.data(), cap.size()), cap.size());
         }
         break;
       }

@@ -76,7 +76,11 @@ run_style() {
     grep -E "error:" "$results/format.log" | head -20; count "format (clang-format)" 0 1
   fi
   if scripts/check_layers.sh; then count "layering" 1 0; else count "layering" 0 1; fi
-  if git ls-files 'src/*.cc' | xargs -P "$jobs" -n 8 clang-tidy -p build --quiet >"$results/tidy.log" 2>&1; then
+  # clang has no GCC's string-operation strategy flags (CMakeLists.txt): its database goes without.
+  local db="$results/tidy-db"
+  mkdir -p "$db"
+  sed -E 's/ -mmem(set|cpy)-strategy=[^ "]*//g' build/compile_commands.json >"$db/compile_commands.json"
+  if git ls-files 'src/*.cc' | xargs -P "$jobs" -n 8 clang-tidy -p "$db" --quiet >"$results/tidy.log" 2>&1; then
     count "clang-tidy" 1 0
   else
     grep -E "(warning|error):" "$results/tidy.log" | sort -u | head -20; count "clang-tidy" 0 1

@@ -694,6 +694,13 @@ Status ssl_create_client_connection(Connection& c, ssl_ctx_st* ctx, const std::s
   return {};
 }
 
+Status ssl_use_certificate(Connection& c, const std::string& certificate, const std::string& key,
+                           const std::vector<std::string>& passwords) {
+  CertTarget to{.ssl = c.ssl->ssl};
+  if (Status st = load_certificate(to, certificate); !st.ok()) return st;
+  return load_key(to, key, passwords);
+}
+
 std::string ssl_verify_peer(Connection& c, std::string_view name) {
   SSL* ssl = c.ssl->ssl;
   long rc = SSL_get_verify_result(ssl);

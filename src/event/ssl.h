@@ -172,6 +172,10 @@ Result<ssl_ctx_st*> ssl_client_context(const SslClientConf& conf);
 // resume (or nullptr). Error: logged.
 Status ssl_create_client_connection(Connection& c, ssl_ctx_st* ctx, const std::string& server_name,
                                     void* session);
+// A client certificate (and the chain after it) and its key for this connection alone: a file or
+// "data:" and the PEM. An error says what could not be loaded, in nginx's words.
+Status ssl_use_certificate(Connection& c, const std::string& certificate, const std::string& key,
+                           const std::vector<std::string>& passwords);
 // After a client handshake: the peer's certificate checked against the trusted CAs and name (an
 // empty string, or nginx's error text); the session kept for the next connection (freed with
 // ssl_free_session).

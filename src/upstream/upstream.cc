@@ -448,6 +448,28 @@ bool may_send_as_sni(std::string_view name) {
   return !name.empty() && name[0] != '[' && !parse_addr_port(name, addr);
 }
 
+// *_ssl_certificate with variables: this connection's certificate and key, named for the request
+// (relative names by the configuration's directory); an empty name sends none. nginx:
+// ngx_http_upstream_ssl_certificate
+bool use_ssl_certificate(Request& r, Connection& c, const UpstreamConf& conf) {
+  auto full_name = [&](std::string_view v) {
+    return v.starts_with("data:") || v.starts_with('/') ? std::string(v)
+                                                        : *conf.ssl_conf_prefix + std::string(v);
+  };
+  std::string_view cert = conf.ssl_certificate->eval(r);
+  WEIR_DEBUG(*c.log, "http upstream ssl cert: \"%.*s\"", static_cast<int>(cert.size()),
+             cert.data());
+  if (cert.empty()) return true;
+  std::string cert_name = full_name(cert);
+  std::string key_name = full_name(conf.ssl_certificate_key->eval(r));
+  WEIR_DEBUG(*c.log, "http upstream ssl key: \"%s\"", key_name.c_str());
+  static const std::vector<std::string> kNoPasswords;
+  Status st = ssl_use_certificate(
+      c, cert_name, key_name, conf.ssl_passwords != nullptr ? *conf.ssl_passwords : kNoPasswords);
+  if (!st.ok()) log_error(LogLevel::Error, *c.log, 0, "%s", st.message().c_str());
+  return st.ok();
+}
+
 }  // namespace
 
 void start_upstream_ssl(Request& r, Upstream& u) {
@@ -461,6 +483,10 @@ void start_upstream_ssl(Request& r, Upstream& u) {
       !st.ok()) {
     log_error(LogLevel::Alert, *c.log, 0, "%s", st.message().c_str());
     next_upstream(r, u, kNextError);
+    return;
+  }
+  if (conf.ssl_certificate != nullptr && !use_ssl_certificate(r, c, conf)) {
+    finalize_upstream(r, u, Code::status(500));
     return;
   }
   c.log->action = "SSL handshaking to upstream";

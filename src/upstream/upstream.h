@@ -118,6 +118,12 @@ struct UpstreamConf {
   bool ssl_verify = false;
   bool ssl_session_reuse = true;
   mutable void* ssl_session = nullptr;  // this worker's last session, offered to the next handshake
+  // *_ssl_certificate with variables: the certificate and key made for each connection (an empty
+  // certificate name: none), and the key's passphrases.
+  const ComplexValue* ssl_certificate = nullptr;
+  const ComplexValue* ssl_certificate_key = nullptr;
+  const std::vector<std::string>* ssl_passwords = nullptr;
+  const std::string* ssl_conf_prefix = nullptr;  // where relative names are (the cycle's)
 };
 
 // The response header as the upstream sent it, and what the lifecycle needs to know of it.

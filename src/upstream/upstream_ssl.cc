@@ -24,6 +24,9 @@ Status merge_upstream_ssl(ConfContext& cf, std::string_view prefix, const Upstre
   conf.ciphers.merge(prev.ciphers, "DEFAULT");
   conf.trusted_certificate.merge(prev.trusted_certificate, "");
   conf.crl.merge(prev.crl, "");
+  if (conf.certificate_value == nullptr) conf.certificate_value = prev.certificate_value;
+  if (conf.certificate_key_value == nullptr)
+    conf.certificate_key_value = prev.certificate_key_value;
   conf.certificate.merge(prev.certificate, "");
   conf.certificate_key.merge(prev.certificate_key, "");
   if (conf.name == nullptr) conf.name = prev.name;
@@ -44,8 +47,20 @@ Status merge_upstream_ssl(ConfContext& cf, std::string_view prefix, const Upstre
   sc.trusted_certificate = *conf.trusted_certificate;
   sc.crl = *conf.crl;
   sc.verify_depth = static_cast<int>(*conf.verify_depth);
-  sc.certificate = *conf.certificate;
-  sc.key = *conf.certificate_key;
+  bool per_connection = !conf.certificate->empty() && (!conf.certificate_value->is_static() ||
+                                                       !conf.certificate_key_value->is_static());
+  if (per_connection) {
+    out.ssl_certificate = conf.certificate_value;
+    out.ssl_certificate_key = conf.certificate_key_value;
+    out.ssl_passwords = conf.passwords;
+    out.ssl_conf_prefix = &cf.cycle.conf_prefix;
+  } else {
+    auto full_name = [&](const std::string& name) {
+      return name.empty() || name.starts_with("data:") ? name : cf.full_name(name, true);
+    };
+    sc.certificate = full_name(*conf.certificate);
+    sc.key = full_name(*conf.certificate_key);
+  }
   if (conf.passwords != nullptr) sc.passwords = *conf.passwords;
   if (conf.conf_commands != nullptr) sc.conf_commands = *conf.conf_commands;
   sc.session_reuse = *conf.session_reuse;

@@ -24,6 +24,10 @@ struct UpstreamSsl {
   Setting<int64_t> verify_depth;
   Setting<uint32_t> protocols;
   Setting<std::string> ciphers, trusted_certificate, crl, certificate, certificate_key;
+  // *_ssl_certificate and _key as written (nginx 1.21.0 takes variables in them): with a variable
+  // in either, both are evaluated for each connection to the peer.
+  ComplexValue* certificate_value = nullptr;
+  ComplexValue* certificate_key_value = nullptr;
   std::vector<std::string>* passwords = nullptr;
   std::vector<std::pair<std::string, std::string>>* conf_commands = nullptr;
 };
@@ -37,13 +41,16 @@ Status merge_upstream_ssl(ConfContext& cf, std::string_view prefix, const Upstre
 namespace ssl_settings_detail {
 
 Status set_name(ConfContext& cf, const ConfNode& n, UpstreamSsl& s);
-// A file (nginx takes variables in these since 1.21.0; weir does not yet).
-template <Setting<std::string> UpstreamSsl::*M>
-Status set_file(ConfContext& cf, const ConfNode& n, UpstreamSsl& s) {
-  if (n.args[1].find('$') != std::string::npos) {
-    return Status::error("with variables is not supported by weir yet");
-  }
-  return ssl_slot::path<M>(cf, n, s);
+// A client certificate or its key: a file (by the configuration's directory), "data:" and the
+// PEM itself, or a name with variables, made for each connection. nginx: ngx_http_proxy_module's
+// ngx_http_set_complex_value_zero_slot, ngx_ssl_load_certificate
+template <Setting<std::string> UpstreamSsl::*M, ComplexValue* UpstreamSsl::*V>
+Status set_pem(ConfContext& cf, const ConfNode& n, UpstreamSsl& s) {
+  if (s.*V != nullptr) return Status::error("is duplicate");
+  s.*V = cf.pool.make<ComplexValue>();
+  if (Status st = (s.*V)->compile(cf, n.args[1]); !st.ok()) return st;
+  s.*M = n.args[1];  // as written: messages name it so
+  return {};
 }
 
 template <class Conf, UpstreamSsl Conf::*Ssl, auto Fn>
@@ -74,12 +81,13 @@ consteval auto upstream_ssl_directives() {
       row<Conf, Ssl, Prefix, "_ssl_server_name", slot::flag<&S::server_name>>(kWhere | kFlag),
       row<Conf, Ssl, Prefix, "_ssl_verify", slot::flag<&S::verify>>(kWhere | kFlag),
       row<Conf, Ssl, Prefix, "_ssl_verify_depth", slot::num<&S::verify_depth>>(kWhere | kTake1),
-      row<Conf, Ssl, Prefix, "_ssl_trusted_certificate", set_file<&S::trusted_certificate>>(kWhere |
-                                                                                            kTake1),
-      row<Conf, Ssl, Prefix, "_ssl_crl", set_file<&S::crl>>(kWhere | kTake1),
-      row<Conf, Ssl, Prefix, "_ssl_certificate", set_file<&S::certificate>>(kWhere | kTake1),
-      row<Conf, Ssl, Prefix, "_ssl_certificate_key", set_file<&S::certificate_key>>(kWhere |
-                                                                                    kTake1),
+      row<Conf, Ssl, Prefix, "_ssl_trusted_certificate", ssl_slot::path<&S::trusted_certificate>>(
+          kWhere | kTake1),
+      row<Conf, Ssl, Prefix, "_ssl_crl", ssl_slot::path<&S::crl>>(kWhere | kTake1),
+      row<Conf, Ssl, Prefix, "_ssl_certificate", set_pem<&S::certificate, &S::certificate_value>>(
+          kWhere | kTake1),
+      row<Conf, Ssl, Prefix, "_ssl_certificate_key",
+          set_pem<&S::certificate_key, &S::certificate_key_value>>(kWhere | kTake1),
       row<Conf, Ssl, Prefix, "_ssl_password_file", ssl_slot::password_file<&S::passwords>>(kWhere |
                                                                                            kTake1),
       row<Conf, Ssl, Prefix, "_ssl_conf_command", ssl_slot::conf_command<&S::conf_commands>>(

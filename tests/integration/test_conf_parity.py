@@ -221,6 +221,15 @@ CHECKED = [
     ("location", "limit_except GET { proxy_pass http://127.0.0.1:1/x/; }", False),
     ("location", "limit_except GET { fastcgi_pass 127.0.0.1:1; }", False),
     ("http", "proxy_cache_path %%DIR%%/c keys_zone=c:1m foo=1;", False),
+    # A client certificate for the upstream needs its key, named as written; with variables, both
+    # are made per connection (and a missing file is no load-time error).
+    ("location", "proxy_pass https://127.0.0.1:1; proxy_ssl_certificate c.crt;", False),
+    ("location", "proxy_pass https://127.0.0.1:1; proxy_ssl_certificate $host.crt;", False),
+    ("location", "proxy_pass https://127.0.0.1:1; proxy_ssl_certificate $host.crt; "
+                 "proxy_ssl_certificate_key $host.key;", True),
+    ("location", "proxy_pass https://127.0.0.1:1; proxy_ssl_certificate $host.crt; "
+                 "proxy_ssl_certificate_key $nosuch.key;", False),
+    ("location", "proxy_ssl_certificate a.crt; proxy_ssl_certificate b.crt;", False),
     ("main", "worker_rlimit_nofile x;", False),
     # An invalid wildcard name is refused, on its address, where servers share the address (or a
     # name's regex has captures): nginx checks names only where it builds their hash.

@@ -729,25 +729,96 @@ def test_early_data_as_nginx(make_server, certs):
         s.stop()
 
 
+def client_certs(certs):
+    """A CA ("Test CA") and client certificates it signed: alice (serial 0x1234) and bob. Returns the
+    CA's certificate and {name: (certificate, key)}."""
+    d = certs["dir"]
+    ca_key, ca_crt = os.path.join(d, "ca.key"), os.path.join(d, "ca.crt")
+    made = {"alice": (os.path.join(d, "alice.crt"), os.path.join(d, "alice.key")),
+            "bob": (os.path.join(d, "bob.crt"), os.path.join(d, "bob.key"))}
+    if os.path.exists(made["bob"][0]):
+        return ca_crt, made
+
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"]
+    run("req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=Test CA/O=weir tests", *ec, "-keyout", ca_key,
+        "-out", ca_crt)
+    for serial, (name, (crt, key)) in zip(("4660", "4661"), made.items()):
+        csr = crt[:-4] + ".csr"
+        run("req", "-new", "-nodes", "-subj", "/CN=%s/O=users" % name, *ec, "-keyout", key, "-out", csr)
+        run("x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-set_serial", serial, "-days", "2",
+            "-out", crt)
+        os.chmod(crt, 0o644)
+        os.chmod(key, 0o644)
+    os.chmod(ca_key, 0o644)
+    os.chmod(ca_crt, 0o644)
+    return ca_crt, made
+
+
+def test_proxy_ssl_certificate_as_nginx(make_server, certs):
+    """proxy_ssl_certificate and _key: a fixed client certificate, one named with variables for each
+    connection (relative names by the configuration's directory; an empty name sends none), and
+    "data:" with the PEM itself, beside Debian's nginx against an origin that asks for client
+    certificates: the origin sees the same certificates, and one that cannot be loaded is a 500
+    with nginx's log line."""
+    ca_crt, clients = client_certs(certs)
+    origin = make_server("""
+        server { listen 127.0.0.1:%%%%PORT%%%% ssl; server_name localhost;
+                 ssl_certificate %s; ssl_certificate_key %s; ssl_client_certificate %s;
+                 ssl_verify_client optional;
+                 location / { return 200 "$ssl_client_verify $ssl_client_s_dn\n"; } }"""
+                         % (*certs["a"], ca_crt), binary=NGINX)
+    pem = lambda f: open(f).read().strip()
+    front = """
+        map $http_x_user $user_cert { default ""; alice alice.crt; bob bob.crt; eve eve.crt; }
+        map $http_x_user $user_key { default ""; alice alice.key; bob bob.key; eve eve.key; }
+        server { listen 127.0.0.1:%%%%PORT%%%%;
+            proxy_ssl_session_reuse off;
+            location /fixed/ { proxy_pass https://127.0.0.1:%d/;
+                               proxy_ssl_certificate %s; proxy_ssl_certificate_key %s; }
+            location /byname/ { proxy_pass https://127.0.0.1:%d/;
+                                proxy_ssl_certificate $user_cert; proxy_ssl_certificate_key $user_key; }
+            location /keyname/ { proxy_pass https://127.0.0.1:%d/;
+                                 proxy_ssl_certificate %s; proxy_ssl_certificate_key $http_x_user.key; }
+            location /data/ { proxy_pass https://127.0.0.1:%d/;
+                              proxy_ssl_certificate "data:%s"; proxy_ssl_certificate_key "data:%s"; }
+            location /none/ { proxy_pass https://127.0.0.1:%d/; }
+        }""" % (origin.port, *clients["alice"], origin.port, origin.port, clients["bob"][0], origin.port,
+                pem(clients["bob"][0]), pem(clients["bob"][1]), origin.port)
+    requests = [("/fixed/", None), ("/byname/", "alice"), ("/byname/", "bob"), ("/byname/", None),
+                ("/byname/", "eve"), ("/keyname/", "bob"), ("/data/", None), ("/none/", None)]
+    seen = {}
+    for binary in (WEIR, NGINX):
+        s = make_server(front, binary=binary, start=False)
+        for name, (crt, key) in clients.items():
+            s.write(s.path("conf/%s.crt" % os.path.basename(crt)[:-4]), open(crt).read())
+            s.write(s.path("conf/%s.key" % os.path.basename(key)[:-4]), open(key).read())
+        s.start()
+        got = []
+        for path, user in requests:
+            r = s.get(path, headers={"X-User": user} if user else {})
+            got.append((path, user, r.status, r.body if r.status == 200 else b""))
+        wait_for(lambda: "cannot load certificate" in s.error_log(), what="log line")
+        line = [l for l in s.error_log().splitlines() if "cannot load certificate" in l][0]
+        seen[s.name] = (got, re.sub(r"^.*?\*\d+ ", "", line.replace(s.dir, "DIR")).split(", client:")[0])
+        s.stop()
+    assert seen["weir"] == seen["nginx"], seen
+    got, line = seen["weir"]
+    assert [g[3] for g in got] == [b"SUCCESS O=users,CN=alice\n", b"SUCCESS O=users,CN=alice\n",
+                                   b"SUCCESS O=users,CN=bob\n", b"NONE \n", b"", b"SUCCESS O=users,CN=bob\n",
+                                   b"SUCCESS O=users,CN=bob\n", b"NONE \n"], got
+    assert got[4][2] == 500
+    assert line.startswith('cannot load certificate "DIR/conf/eve.crt": BIO_new_file() failed'), line
+
+
 def test_client_certificates_as_nginx(make_server, certs):
     """ssl_verify_client on / optional / optional_no_ca with ssl_client_certificate: a client
     signed by the CA passes ($ssl_client_verify SUCCESS and its names); none is 496, a stranger's
     is 495 (nginx's pages and log lines); optional lets none through; optional_no_ca lets an
     unknown CA through with FAILED in the variable."""
-    d = certs["dir"]
-
-    def run(*args):
-        subprocess.run(["openssl", *args], check=True, capture_output=True)
-    ca_key, ca_crt = os.path.join(d, "ca.key"), os.path.join(d, "ca.crt")
-    run("req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=Test CA/O=weir tests", "-newkey", "ec",
-        "-pkeyopt", "ec_paramgen_curve:P-256", "-keyout", ca_key, "-out", ca_crt)
-    cl_key, cl_csr, cl_crt = (os.path.join(d, n) for n in ("client.key", "client.csr", "client.crt"))
-    run("req", "-new", "-nodes", "-subj", "/CN=alice/O=users", "-newkey", "ec", "-pkeyopt",
-        "ec_paramgen_curve:P-256", "-keyout", cl_key, "-out", cl_csr)
-    run("x509", "-req", "-in", cl_csr, "-CA", ca_crt, "-CAkey", ca_key, "-set_serial", "4660",
-        "-days", "2", "-out", cl_crt)
-    for f in (ca_key, ca_crt, cl_key, cl_crt):
-        os.chmod(f, 0o644)
+    ca_crt, clients = client_certs(certs)
+    cl_crt, cl_key = clients["alice"]
     stranger = certs["b"]
     http = """
     log_format cc '$uri|$ssl_client_verify|$ssl_client_s_dn|$ssl_client_i_dn|$ssl_client_serial|$ssl_client_fingerprint|$ssl_client_v_remain';

@@ -77,12 +77,13 @@ long protocol_options(uint32_t protocols) {
 Status load_dhparam(SSL_CTX* ctx, const std::string& file) {
   BIO* bio = BIO_new_file(file.c_str(), "r");
   if (bio == nullptr) return ssl_error("BIO_new_file(\"" + file + "\") failed");
+  // The messages name the calls nginx 1.22 makes for the same steps (OpenSSL 1.x's DH API).
   EVP_PKEY* dh = PEM_read_bio_Parameters(bio, nullptr);
   BIO_free(bio);
-  if (dh == nullptr) return ssl_error("PEM_read_bio_Parameters(\"" + file + "\") failed");
+  if (dh == nullptr) return ssl_error("PEM_read_bio_DHparams(\"" + file + "\") failed");
   if (SSL_CTX_set0_tmp_dh_pkey(ctx, dh) != 1) {
     EVP_PKEY_free(dh);
-    return ssl_error("SSL_CTX_set0_tmp_dh_pkey(\"" + file + "\") failed");
+    return ssl_error("SSL_CTX_set_tmp_dh(\"" + file + "\") failed");
   }
   return {};
 }

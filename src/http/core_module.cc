@@ -117,13 +117,12 @@ Status set_types(ConfContext& cf, const ConfNode& n, L& clcf) {
       std::string ext;
       for (char c : t.args[i]) ext += to_lower(c);
       if (std::string* previous = map->find(ext)) {
-        if (*previous != type) {
-          ConfContext w = cf;
-          w.node = &t;
-          w.warn(LogLevel::Warn,
-                 "duplicate extension \"%s\", content type: \"%s\", previous content type: \"%s\"",
-                 ext.c_str(), type.c_str(), previous->c_str());
-        }
+        // Warned of even when the type is the same, as nginx does.
+        ConfContext w = cf;
+        w.node = &t;
+        w.warn(LogLevel::Warn,
+               "duplicate extension \"%s\", content type: \"%s\", previous content type: \"%s\"",
+               ext.c_str(), type.c_str(), previous->c_str());
         *previous = type;
       } else {
         map->add(std::move(ext), type);

@@ -231,6 +231,10 @@ CHECKED = [
                  "proxy_ssl_certificate_key $nosuch.key;", False),
     ("location", "proxy_ssl_certificate a.crt; proxy_ssl_certificate b.crt;", False),
     ("main", "worker_rlimit_nofile x;", False),
+    # A second types block adds to the first, warning of every extension named again (even with the
+    # same type).
+    ("server", "types { text/css css; application/wasm wasm; } types { application/wasm wasm; text/x-css CSS; }",
+     True),
     # An invalid wildcard name is refused, on its address, where servers share the address (or a
     # name's regex has captures): nginx checks names only where it builds their hash.
     ("http", "server { listen 127.0.0.1:%%PORT%%; server_name *.*.a.com; }", False),

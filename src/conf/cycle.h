@@ -63,6 +63,8 @@ struct Cycle {
   bool test_config = false;
   bool quiet = false;
   bool debug_log = false;  // an error_log at debug, or debug_connection (g_debug_log)
+  // A *_bind is transparent: workers that give up root keep CAP_NET_RAW for IP_TRANSPARENT.
+  bool transparent = false;
 
   std::vector<void*> confs;        // core modules, by module index
   std::vector<bool> configured;    // by module index: a directive of the module appears

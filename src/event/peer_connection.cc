@@ -36,10 +36,22 @@ bool peer_fault(int err) {
 
 void no_handler(Event&) {}
 
-void set_option(int fd, int level, int name, int value, const Log& log, const char* what) {
+bool set_option(int fd, int level, int name, int value, const Log& log, const char* what) {
   if (::setsockopt(fd, level, name, &value, sizeof value) < 0) {
     log_error(LogLevel::Alert, log, errno, "setsockopt(%s) failed", what);
+    return false;
   }
+  return true;
+}
+
+// *_bind ... transparent: the socket may be bound to an address of another host (the client's),
+// for the kernel's transparent proxying (TPROXY). nginx: ngx_event_set_transparent
+bool set_transparent(int fd, int family, const Log& log) {
+  if (family == AF_INET6)
+    return set_option(fd, IPPROTO_IPV6, IPV6_TRANSPARENT, 1, log, "IPV6_TRANSPARENT");
+  if (family == AF_INET)
+    return set_option(fd, IPPROTO_IP, IP_TRANSPARENT, 1, log, "IP_TRANSPARENT");
+  return true;
 }
 
 }  // namespace
@@ -88,12 +100,17 @@ Rc open_peer(PeerConnection& pc) {
   if (pc.rcvbuf > 0) set_option(fd, SOL_SOCKET, SO_RCVBUF, pc.rcvbuf, log, "SO_RCVBUF");
   if (pc.so_keepalive) set_option(fd, SOL_SOCKET, SO_KEEPALIVE, 1, log, "SO_KEEPALIVE");
   if (pc.local != nullptr) {
+    if (pc.transparent && !set_transparent(fd, pc.local->family(), log)) {
+      close_connection(*c);
+      return Rc::Error;
+    }
     if (addr.family() != AF_UNIX) {
       // The port is chosen at connect time, so many connections can share one local address.
       set_option(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1, log, "IP_BIND_ADDRESS_NO_PORT");
     }
     if (::bind(fd, pc.local->sa(), pc.local->len) < 0) {
-      log_error(LogLevel::Crit, log, errno, "bind(%s) failed", pc.local->to_string().c_str());
+      log_error(LogLevel::Crit, log, errno, "bind(%.*s) failed",
+                static_cast<int>(pc.local_name.size()), pc.local_name.data());
       close_connection(*c);
       return Rc::Error;
     }

@@ -41,9 +41,11 @@ struct PeerConnection {
   void* data = nullptr;
 
   const SockAddr* local = nullptr;  // proxy_bind
-  int rcvbuf = 0;                   // 0: the kernel's default
-  bool so_keepalive = false;        // proxy_socket_keepalive
-  bool cached = false;              // the connection came from the keepalive cache
+  std::string_view local_name;      // ... as written or made (logs name it so, as nginx's)
+  bool transparent = false;   // ... transparent: local need not be this host's (IP_TRANSPARENT)
+  int rcvbuf = 0;             // 0: the kernel's default
+  bool so_keepalive = false;  // proxy_socket_keepalive
+  bool cached = false;        // the connection came from the keepalive cache
 
   // The client connection's log: the outbound connection shares it, so its messages name the client
   // and the request (nullptr: a log of its own). A connection that outlives the request (kept for

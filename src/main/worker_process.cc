@@ -167,7 +167,7 @@ void apply_worker_limits(Cycle& cycle, int slot) {
     }
   }
   if (::geteuid() == 0 && cc.user != static_cast<uid_t>(-1)) {
-    if (Status s = switch_user(cc.user, cc.group, cc.username); !s.ok()) {
+    if (Status s = switch_user(cc.user, cc.group, cc.username, cycle.transparent); !s.ok()) {
       log_error(LogLevel::Emerg, cycle.log, 0, "%s", s.message().c_str());
       ::_exit(2);
     }

@@ -2,9 +2,11 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -121,7 +123,7 @@ Status set_nofile_limit(long n) {
   return {};
 }
 
-Status switch_user(uid_t uid, gid_t gid, const std::string& user) {
+Status switch_user(uid_t uid, gid_t gid, const std::string& user, bool keep_net_raw) {
   if (::setgid(gid) < 0) {
     return Status::errorf("setgid(%d) failed (%d: %s)", static_cast<int>(gid), errno,
                           std::strerror(errno));
@@ -130,9 +132,22 @@ Status switch_user(uid_t uid, gid_t gid, const std::string& user) {
     return Status::errorf("initgroups(%s, %d) failed (%d: %s)", user.c_str(), static_cast<int>(gid),
                           errno, std::strerror(errno));
   }
+  if (keep_net_raw && ::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) {
+    return Status::errorf("prctl(PR_SET_KEEPCAPS, 1) failed (%d: %s)", errno, std::strerror(errno));
+  }
   if (::setuid(uid) < 0) {
     return Status::errorf("setuid(%d) failed (%d: %s)", static_cast<int>(uid), errno,
                           std::strerror(errno));
+  }
+  if (keep_net_raw) {
+    // Of what setuid() kept, CAP_NET_RAW alone, and in effect.
+    __user_cap_header_struct header{};
+    header.version = _LINUX_CAPABILITY_VERSION_1;
+    __user_cap_data_struct data{};
+    data.effective = data.permitted = 1u << CAP_NET_RAW;
+    if (::syscall(SYS_capset, &header, &data) < 0) {
+      return Status::errorf("capset() failed (%d: %s)", errno, std::strerror(errno));
+    }
   }
   ::prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
   return {};

@@ -28,6 +28,8 @@ Status set_nofile_limit(long n);
 // Sanitizer builds: a worker ends with _exit, which skips LeakSanitizer's check at exit; this runs
 // it.
 void check_leaks();
-Status switch_user(uid_t uid, gid_t gid, const std::string& user);
+// A root worker becomes the `user`; keep_net_raw: it keeps CAP_NET_RAW, which IP_TRANSPARENT needs
+// (a transparent *_bind), as nginx's workers keep it.
+Status switch_user(uid_t uid, gid_t gid, const std::string& user, bool keep_net_raw);
 
 }  // namespace weir

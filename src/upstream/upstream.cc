@@ -833,17 +833,25 @@ namespace {
 
 // proxy_bind's address for this request: the configured one, or its variables' value (none when
 // empty; an error logged, and none, when it is not an address). nginx: ngx_http_upstream_set_local
-const SockAddr* local_address(Request& r, const UpstreamConf& conf) {
-  if (conf.local_value == nullptr) return conf.local;
+// The local address to bind to (*_bind), and its text as configured or made, which logs name.
+void set_local_address(Request& r, const UpstreamConf& conf, PeerConnection& pc) {
+  pc.transparent = conf.local_transparent;
+  if (conf.local_value == nullptr) {
+    pc.local = conf.local;
+    pc.local_name = conf.local_name;
+    return;
+  }
+  pc.local = nullptr;
   std::string_view text = conf.local_value->eval(r);
-  if (text.empty()) return nullptr;
+  if (text.empty()) return;
   auto* addr = r.pool->make<SockAddr>();
   if (!parse_addr_port(text, *addr)) {
     log_error(LogLevel::Error, r.log(), 0, "invalid local address \"%.*s\"",
               static_cast<int>(text.size()), text.data());
-    return nullptr;
+    return;
   }
-  return addr;
+  pc.local = addr;
+  pc.local_name = text;
 }
 
 }  // namespace
@@ -859,7 +867,7 @@ void start_upstream(Request& r, Upstream& u) {
   if (u.conf->next_upstream_tries != 0 && u.peer.tries > u.conf->next_upstream_tries) {
     u.peer.tries = u.conf->next_upstream_tries;
   }
-  u.peer.local = local_address(r, *u.conf);
+  set_local_address(r, *u.conf, u.peer);
   u.peer.so_keepalive = u.conf->socket_keepalive;
   u.peer.start_msec = clock::msec();
   connect_upstream(r, u);

@@ -100,6 +100,8 @@ struct UpstreamConf {
   bool preserve_output = false;
   const SockAddr* local = nullptr;            // proxy_bind
   const ComplexValue* local_value = nullptr;  // proxy_bind with variables
+  std::string_view local_name;                // ... as written
+  bool local_transparent = false;             // proxy_bind ... transparent
   // proxy_store: a 200 response read whole is kept as a file, at store_path (with variables) or
   // where root/alias map the URI, with store_access's mode.
   bool store = false;

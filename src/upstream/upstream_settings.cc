@@ -57,10 +57,9 @@ Status set_bind(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) {
   s.bind_set = true;
   if (n.args[1] == "off") return {};
   if (n.nargs() > 1) {
-    if (n.args[2] == "transparent") {
-      return Status::error("\"transparent\" is not supported by weir yet");
-    }
-    return cf.errorf("invalid parameter \"%s\"", n.args[2].c_str());
+    if (n.args[2] != "transparent") return cf.errorf("invalid parameter \"%s\"", n.args[2].c_str());
+    s.bind_transparent = true;
+    cf.cycle.transparent = true;
   }
   ComplexValue value;
   if (Status st = value.compile(cf, n.args[1]); !st.ok()) return st;
@@ -72,6 +71,7 @@ Status set_bind(ConfContext& cf, const ConfNode& n, UpstreamSettings& s) {
   Result<std::vector<SockAddr>> a = parse_addresses(n.args[1], 0, false);
   if (!a.ok() || a->empty()) return cf.errorf("invalid address \"%s\"", n.args[1].c_str());
   s.bind_addr = (*a)[0];
+  s.bind_text = n.args[1];
   s.bind_on = true;
   return {};
 }
@@ -158,7 +158,9 @@ Status merge_upstream_settings(ConfContext& cf, std::string_view prefix, Setting
     conf.bind_set = prev.bind_set;
     conf.bind_on = prev.bind_on;
     conf.bind_addr = prev.bind_addr;
+    conf.bind_text = prev.bind_text;
     conf.bind_value = prev.bind_value;
+    conf.bind_transparent = prev.bind_transparent;
   }
   out.connect_timeout = *conf.connect_timeout;
   out.send_timeout = *conf.send_timeout;
@@ -170,6 +172,8 @@ Status merge_upstream_settings(ConfContext& cf, std::string_view prefix, Setting
   out.socket_keepalive = *conf.socket_keepalive;
   out.local = conf.bind_on && conf.bind_value == nullptr ? &conf.bind_addr : nullptr;
   out.local_value = conf.bind_value;
+  out.local_name = conf.bind_text;
+  out.local_transparent = conf.bind_transparent;
   if (kind != SettingsKind::Full) {
     out.buffering = false;
     return {};

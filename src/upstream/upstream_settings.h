@@ -43,10 +43,12 @@ struct UpstreamSettings {
   ComplexValue* store_path = nullptr;        // *_store <path>
   uint32_t store_access = 0;                 // 0: unset
   SockAddr bind_addr;
+  std::string bind_text;               // as written, for logs
   ComplexValue* bind_value = nullptr;  // *_bind with variables: an address per request
   bool bind_set = false;
   bool bind_on = false;
-  CacheSettings cache;  // *_cache, *_cache_key ... (Full only)
+  bool bind_transparent = false;  // *_bind ... transparent: any address, the client's say
+  CacheSettings cache;            // *_cache, *_cache_key ... (Full only)
 };
 
 // What a protocol's settings are made of: grpc's directives of this kind are the connection's only

@@ -230,6 +230,8 @@ CHECKED = [
     ("location", "proxy_pass https://127.0.0.1:1; proxy_ssl_certificate $host.crt; "
                  "proxy_ssl_certificate_key $nosuch.key;", False),
     ("location", "proxy_ssl_certificate a.crt; proxy_ssl_certificate b.crt;", False),
+    ("location", "proxy_bind $remote_addr transparent; fastcgi_bind 127.0.0.1 transparent;", True),
+    ("location", "proxy_bind 127.0.0.1 opaque;", False),
     ("main", "worker_rlimit_nofile x;", False),
     # A second types block adds to the first, warning of every extension named again (even with the
     # same type).

@@ -2,9 +2,11 @@
 (empty: none; not an address: none, and nginx's error line), `off` below a level that sets one -
 seen by a real back end (Debian's nginx answering $remote_addr), with weir in front answering as
 nginx in front does."""
+import os
+
 import pytest
 
-from conftest import NGINX, Server, http_get, wait_for, weir_and_nginx
+from conftest import NGINX, WEIR, Server, http_get, wait_for, weir_and_nginx
 
 FRONT = r"""
     server {
@@ -63,3 +65,46 @@ def test_an_invalid_address_is_logged_as_nginx_logs_it(pair):
         wait_for(lambda: 'invalid local address "not-an-address"' in front.error_log(), what="the line")
         line = [l for l in front.error_log().splitlines() if "invalid local address" in l][-1]
         assert "[error]" in line, line
+
+
+def cap_eff(pid):
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16)
+
+
+def test_transparent_binds_an_address_of_another_host_as_nginx(backend, make_server):
+    """proxy_bind ... transparent: the socket takes IP_TRANSPARENT before bind(), so an address this
+    host does not have (TEST-NET-1's, as a client's would be behind TPROXY) binds; here nothing
+    routes the answer back, so the connect times out (504), as with nginx. The workers that gave up
+    root keep CAP_NET_RAW for it, and only it, as nginx's do; without transparent the bind fails
+    (500, nginx's line) and the workers keep nothing."""
+    conf = r"""
+        server {
+            listen 127.0.0.1:%%%%PORT%%%%;
+            proxy_connect_timeout 1s;
+            location /transparent/ { proxy_bind 192.0.2.1 transparent; proxy_pass http://127.0.0.1:%d/; }
+            location /client/ { proxy_bind $arg_from transparent; proxy_pass http://127.0.0.1:%d/; }
+            location / { proxy_pass http://127.0.0.1:%d/; }
+        }""" % ((backend.port,) * 3)
+    plain = conf.replace(" transparent;", ";")
+    seen = {}
+    for binary in (WEIR, NGINX):
+        got = []
+        for text in (conf, plain):
+            s = make_server(text, binary=binary)
+            statuses = [http_get(s.port, path).status
+                        for path in ("/transparent/", "/client/?from=192.0.2.7", "/client/?from=127.0.0.9", "/")]
+            caps = {cap_eff(pid) for pid in s.worker_pids()}  # a worker that has served is past its set-up
+            log = s.error_log()
+            got.append((caps, statuses, "upstream timed out (110: Connection timed out) while connecting" in log,
+                        'bind(192.0.2.1) failed (99: Cannot assign requested address)' in log,
+                        'bind(192.0.2.7) failed (99: Cannot assign requested address)' in log))
+            s.stop()
+        seen[binary] = got
+    assert seen[WEIR] == seen[NGINX], seen
+    (caps, statuses, timed_out, bind_failed, _), (plain_caps, plain_statuses, _, plain_failed, made_failed) = seen[WEIR]
+    if os.geteuid() == 0:
+        assert caps == {1 << 13} and plain_caps == {0}, (caps, plain_caps)  # CAP_NET_RAW
+    assert statuses == [504, 504, 200, 200] and timed_out and not bind_failed
+    assert plain_statuses == [500, 500, 200, 200] and plain_failed and made_failed

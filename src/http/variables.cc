@@ -73,6 +73,7 @@ Status Variables::init(ConfContext& cf) {
       v.set = def.set;
       v.data = def.data;
       v.flags = def.flags | kVarIndexed;
+      def.flags |= kVarIndexed;  // by name too (SSI's echo, ...) its value is the indexed one
       def.index = static_cast<int>(i);
       v.index = static_cast<int>(i);
       continue;

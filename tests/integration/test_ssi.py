@@ -58,6 +58,10 @@ DOCS = {
     "lm/doc.html": b"x<!--#echo var=\"uri\" -->y\n",
     "plain.txt": b"<!--#echo var=\"uri\" -->\n",
     "comment.html": b"<!-- a comment --><!--- x --><!--#echo var=\"uri\"-->< !--#echo -->\n",
+    # Variables of the configuration by name: `set` ones (one never set here) and a named capture.
+    "vars/room.html": b"[<!--#echo var=\"room\" -->][<!--#echo var=\"kind\" -->]"
+                      b"[<!--#echo var=\"empty\" default=\"d\" -->][<!--#echo var=\"never\" default=\"d\" -->]"
+                      b"<!--#if expr=\"$room\" -->has $room<!--#endif -->\n",
 }
 
 CONF = r"""
@@ -70,6 +74,8 @@ CONF = r"""
         location /silent/ { ssi_silent_errors on; }
         location /lm/ { ssi_last_modified on; }
         location /small/ { alias %%DIR%%/html/; output_buffers 1 7; }
+        location ~ ^/vars/(?<kind>[a-z]+)/(.*)$ { set $room "$2"; set $empty ""; try_files /vars/room.html =404; }
+        location /never/ { set $never "x"; }
     }
 """
 
@@ -88,7 +94,7 @@ def get(port, path):
 PATHS = ["/basic.html", "/echo.html?a=1", "/if.html", "/if.html?x=1", "/if.html?y=yes",
          "/if.html?y=maybe", "/if.html?y=no", "/errors.html", "/block.html", "/set.html",
          "/proxied.html", "/silent/e.html", "/lm/doc.html", "/plain.txt", "/comment.html",
-         "/empty.html"]
+         "/empty.html", "/vars/abc/my-room"]
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -97,7 +103,7 @@ def test_answers_as_nginx(pair, path):
     assert get(weir.port, path) == get(nginx.port, path)
 
 
-@pytest.mark.parametrize("path", [p for p in PATHS if not p.startswith(("/silent", "/lm"))])
+@pytest.mark.parametrize("path", [p for p in PATHS if not p.startswith(("/silent", "/lm", "/vars"))])
 def test_commands_across_7_byte_buffers_as_nginx(pair, path):
     """output_buffers 1 7: the document reaches the filter 7 bytes at a time, so every command
     falls across buffers; the answer is the whole document's."""
@@ -121,6 +127,8 @@ def test_what_the_answers_hold(pair):
     assert b"[ONE]" in dechunk(body) and b"{ONE}" in dechunk(body)
     _, body = get(weir.port, "/proxied.html")
     assert dechunk(body) == b"<1SLOW2ONE3[NONEN]4>\n"
+    _, body = get(weir.port, "/vars/abc/my-room")
+    assert dechunk(body).startswith(b"[my-room][abc][]"), body
     lines, _ = get(weir.port, "/lm/doc.html")
     assert any(l.startswith("ETag: W/") for l in lines)
     assert any(l.startswith("Last-Modified:") for l in lines)

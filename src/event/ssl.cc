@@ -695,6 +695,11 @@ Status ssl_create_client_connection(Connection& c, ssl_ctx_st* ctx, const std::s
   return {};
 }
 
+std::string ssl_pem_name(std::string_view name, std::string_view conf_prefix) {
+  if (name.starts_with("data:") || name.starts_with('/')) return std::string(name);
+  return std::string(conf_prefix) + std::string(name);
+}
+
 Status ssl_use_certificate(Connection& c, const std::string& certificate, const std::string& key,
                            const std::vector<std::string>& passwords) {
   CertTarget to{.ssl = c.ssl->ssl};

@@ -172,6 +172,10 @@ Result<ssl_ctx_st*> ssl_client_context(const SslClientConf& conf);
 // resume (or nullptr). Error: logged.
 Status ssl_create_client_connection(Connection& c, ssl_ctx_st* ctx, const std::string& server_name,
                                     void* session);
+// A certificate or key as OpenSSL is given it: "data:" and the PEM as written, an absolute file
+// name as it is, a relative one under conf_prefix (the configuration's directory), as nginx names
+// them.
+std::string ssl_pem_name(std::string_view name, std::string_view conf_prefix);
 // A client certificate (and the chain after it) and its key for this connection alone: a file or
 // "data:" and the PEM. An error says what could not be loaded, in nginx's words.
 Status ssl_use_certificate(Connection& c, const std::string& certificate, const std::string& key,

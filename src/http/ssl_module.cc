@@ -165,10 +165,8 @@ Status not_yet(ConfContext&, const ConfNode&) {
 
 ssl_ctx_st* select_server(Connection& c, std::string_view name, bool& reject);
 
-// A certificate or key as OpenSSL is given it: "data:" and the PEM as written, a file by the
-// configuration's directory.
 std::string pem_name(ConfContext& cf, const std::string& name) {
-  return name.starts_with("data:") ? name : cf.full_name(name, true);
+  return ssl_pem_name(name, cf.cycle.conf_prefix);
 }
 
 // Certificates with variables: evaluated for this handshake in the server SNI chose, as nginx
@@ -190,11 +188,10 @@ bool handshake_certificates(Connection& c, std::vector<std::pair<std::string, st
   r.loc_conf = hc->conf_ctx->loc_conf;
   r.ctx = static_cast<void**>(c.pool.alloc_zeroed(sizeof(void*) * module_count(ModuleType::Http)));
   r.variables = new_variable_values(c.pool, core_main(r).variables.count());
-  auto name = [&](const ComplexValue& cv) {
-    std::string v(cv.eval(r));
-    return v.starts_with("data:") || v.starts_with("/") ? v : conf.conf_prefix + v;
-  };
-  for (const auto& [cv, kv] : *conf.cert_values) pairs.emplace_back(name(cv), name(kv));
+  for (const auto& [cv, kv] : *conf.cert_values) {
+    pairs.emplace_back(ssl_pem_name(cv.eval(r), conf.conf_prefix),
+                       ssl_pem_name(kv.eval(r), conf.conf_prefix));
+  }
   passwords = conf.passwords;
   return true;
 }

@@ -452,16 +452,12 @@ bool may_send_as_sni(std::string_view name) {
 // (relative names by the configuration's directory); an empty name sends none. nginx:
 // ngx_http_upstream_ssl_certificate
 bool use_ssl_certificate(Request& r, Connection& c, const UpstreamConf& conf) {
-  auto full_name = [&](std::string_view v) {
-    return v.starts_with("data:") || v.starts_with('/') ? std::string(v)
-                                                        : *conf.ssl_conf_prefix + std::string(v);
-  };
   std::string_view cert = conf.ssl_certificate->eval(r);
   WEIR_DEBUG(*c.log, "http upstream ssl cert: \"%.*s\"", static_cast<int>(cert.size()),
              cert.data());
   if (cert.empty()) return true;
-  std::string cert_name = full_name(cert);
-  std::string key_name = full_name(conf.ssl_certificate_key->eval(r));
+  std::string cert_name = ssl_pem_name(cert, *conf.ssl_conf_prefix);
+  std::string key_name = ssl_pem_name(conf.ssl_certificate_key->eval(r), *conf.ssl_conf_prefix);
   WEIR_DEBUG(*c.log, "http upstream ssl key: \"%s\"", key_name.c_str());
   static const std::vector<std::string> kNoPasswords;
   Status st = ssl_use_certificate(
@@ -831,9 +827,9 @@ void post_upstream_output(Upstream& u) {
 
 namespace {
 
-// proxy_bind's address for this request: the configured one, or its variables' value (none when
-// empty; an error logged, and none, when it is not an address). nginx: ngx_http_upstream_set_local
-// The local address to bind to (*_bind), and its text as configured or made, which logs name.
+// proxy_bind's address for this request, and its text as written or made, which logs name: the
+// configured one, or its variables' value (none when empty; an error logged, and none, when it is
+// not an address). nginx: ngx_http_upstream_set_local
 void set_local_address(Request& r, const UpstreamConf& conf, PeerConnection& pc) {
   pc.transparent = conf.local_transparent;
   if (conf.local_value == nullptr) {

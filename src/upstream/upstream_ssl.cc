@@ -55,11 +55,10 @@ Status merge_upstream_ssl(ConfContext& cf, std::string_view prefix, const Upstre
     out.ssl_passwords = conf.passwords;
     out.ssl_conf_prefix = &cf.cycle.conf_prefix;
   } else {
-    auto full_name = [&](const std::string& name) {
-      return name.empty() || name.starts_with("data:") ? name : cf.full_name(name, true);
-    };
-    sc.certificate = full_name(*conf.certificate);
-    sc.key = full_name(*conf.certificate_key);
+    if (!conf.certificate->empty()) {
+      sc.certificate = ssl_pem_name(*conf.certificate, cf.cycle.conf_prefix);
+      sc.key = ssl_pem_name(*conf.certificate_key, cf.cycle.conf_prefix);
+    }
   }
   if (conf.passwords != nullptr) sc.passwords = *conf.passwords;
   if (conf.conf_commands != nullptr) sc.conf_commands = *conf.conf_commands;

@@ -85,6 +85,9 @@ TestConf::TestConf(const std::string& http_block, const std::string& main_contex
   opt.conf_file = prefix_ + "conf/nginx.conf";
   cycle_ = load_cycle(opt, nullptr);
   status_ = cycle_->load();
+  // The logs and temp paths in the prefix, as a starting server has them (else every access-log
+  // line is an alert about a bad descriptor).
+  if (status_.ok()) status_ = cycle_->open_files_and_paths();
 }
 
 TestConf::~TestConf() {

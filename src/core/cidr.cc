@@ -63,7 +63,7 @@ CidrParse parse_cidr_or_name(std::string_view text, std::vector<Cidr>& out) {
     out.push_back(block);
     return parsed;
   }
-  Result<std::vector<SockAddr>> addrs = parse_addresses(text, 0, false);
+  Result<std::vector<SockAddr>> addrs = resolve_host(text);
   if (!addrs.ok() || addrs->empty()) return CidrParse::Invalid;
   for (const SockAddr& a : *addrs) {
     Cidr one;

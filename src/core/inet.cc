@@ -165,6 +165,19 @@ Status parse_into(std::string_view text, uint16_t default_port, bool port_requir
     out.push_back(a);
     return {};
   }
+  Result<std::vector<SockAddr>> found = resolve_host(host);
+  if (!found.ok()) return found.status();
+  for (SockAddr& r : *found) {
+    r.set_port(static_cast<uint16_t>(port));
+    out.push_back(r);
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::vector<SockAddr>> resolve_host(std::string_view host) {
+  std::string h(host);
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
@@ -172,23 +185,20 @@ Status parse_into(std::string_view text, uint16_t default_port, bool port_requir
   if (getaddrinfo(h.c_str(), nullptr, &hints, &res) != 0 || res == nullptr) {
     return Status::error("host not found");
   }
-  size_t before = out.size();
+  std::vector<SockAddr> out;
   for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
     if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
     SockAddr r;
     std::memcpy(&r.ss, ai->ai_addr, ai->ai_addrlen);
     r.len = ai->ai_addrlen;
-    r.set_port(static_cast<uint16_t>(port));
     bool dup = false;
-    for (size_t i = before; i < out.size(); i++) dup = dup || out[i] == r;
+    for (const SockAddr& o : out) dup = dup || o == r;
     if (!dup) out.push_back(r);
   }
   freeaddrinfo(res);
-  if (out.size() == before) return Status::error("host not found");
-  return {};
+  if (out.empty()) return Status::error("host not found");
+  return out;
 }
-
-}  // namespace
 
 bool parse_addr_port(std::string_view text, SockAddr& out) {
   auto parse = [&](std::string_view host, uint16_t port) {

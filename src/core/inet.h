@@ -41,6 +41,10 @@ size_t format_addr_text(const sockaddr* sa, char* buf, size_t size);
 // names: what nginx takes from a header or a variable. nginx: ngx_parse_addr_port
 bool parse_addr_port(std::string_view text, SockAddr& out);
 
+// Every address a host name (or address text) has, by getaddrinfo(), port 0: nginx's
+// ngx_inet_resolve_host, as debug_connection and set_real_ip_from take names ("0" is 0.0.0.0).
+Result<std::vector<SockAddr>> resolve_host(std::string_view host);
+
 // Parses a listen address: "80", "*:80", "127.0.0.1", "127.0.0.1:80", "[::1]:80", "localhost:80",
 // "unix:/tmp/s". A name resolves to every address it has. default_port is used when none is given.
 // On error returns the nginx-style reason ("invalid port", "host not found", ...).

@@ -233,6 +233,12 @@ CHECKED = [
     ("location", "proxy_bind $remote_addr transparent; fastcgi_bind 127.0.0.1 transparent;", True),
     ("location", "proxy_bind 127.0.0.1 opaque;", False),
     ("main", "worker_rlimit_nofile x;", False),
+    # Names in debug_connection and set_real_ip_from resolve as hosts ("0" is 0.0.0.0), never with a
+    # port.
+    ("events", "debug_connection 0;", True),
+    ("events", "debug_connection localhost:80;", False),
+    ("http", "set_real_ip_from 0;", True),
+    ("http", "set_real_ip_from localhost;", True),
     # A second types block adds to the first, warning of every extension named again (even with the
     # same type).
     ("server", "types { text/css css; application/wasm wasm; } types { application/wasm wasm; text/x-css CSS; }",

@@ -1158,6 +1158,7 @@ void ssl_shutdown(Connection& c) {
 }
 
 SslConnection::~SslConnection() {
+  ssl_ocsp_free(ocsp);  // before the SSL whose context and chain it uses
   ERR_clear_error();
   if (ssl != nullptr) SSL_free(ssl);
   delete[] out.start;

@@ -49,6 +49,7 @@ class SlabPool;
 // (a tree by session id, expired and evicted oldest first). The zone is mapped after the
 // configuration is read: its owner fills slab and store then.
 struct SslSessionShm {
+  static constexpr const char* kKind = "session cache";
   std::string name;
   SlabPool* slab = nullptr;
   void* store = nullptr;
@@ -187,6 +188,9 @@ std::string ssl_verify_peer(Connection& c, std::string_view name);
 void* ssl_get_session(Connection& c);
 void ssl_free_session(void* session);
 
+struct OcspCheck;  // event/ssl_ocsp.h
+void ssl_ocsp_free(OcspCheck* check);
+
 // Per connection, outside its pool (an idle keep-alive connection's pool is reset); released by
 // close_connection.
 struct SslConnection {
@@ -204,6 +208,7 @@ struct SslConnection {
   bool in_early = false;
   bool early_preread = false;
   char early_byte = 0;
+  OcspCheck* ocsp = nullptr;  // ssl_ocsp's check of the client's certificate
   ~SslConnection();
 };
 

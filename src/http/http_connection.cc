@@ -13,6 +13,7 @@
 #include "core/str.h"
 #include "event/event_loop.h"
 #include "event/listening.h"
+#include "event/ssl_ocsp.h"
 #include "http/core_module.h"
 #include "http/http2.h"
 #include "http/read_request.h"
@@ -265,6 +266,32 @@ void lingering_close_handler(Event& ev) {
   add_timer(c->read, timer);
 }
 
+// The handshake is over (and the client's certificate checked): HTTP/2 or requests.
+void after_handshake(Connection& c) {
+  if (ssl_alpn(c) == "h2") {
+    http2_init(c);
+    return;
+  }
+  c.log->action = "waiting for request";
+  c.read.handler = wait_request_handler;
+  c.write.handler = empty_handler;
+  // The request may be in already (with the handshake's last flight, or buffered by OpenSSL).
+  c.read.ready = true;
+  wait_request_handler(c.read);
+}
+
+// While the certificate's OCSP answers are fetched, the client's bytes wait in the socket; only a
+// timeout or a worker that exits ends the wait.
+void wait_ocsp_handler(Event& ev) {
+  auto* c = static_cast<Connection*>(ev.data);
+  if (ev.timedout) {
+    log_error(LogLevel::Info, *c->log, ETIMEDOUT, "client timed out");
+    close_http_connection(*c);
+    return;
+  }
+  if (c->close) close_http_connection(*c);
+}
+
 // listen ... ssl: the PROXY protocol header first when the address has one (peeked, then taken
 // off the socket, so OpenSSL reads from the TLS record on), then the first byte says TLS (a
 // handshake record, or an SSLv2-style hello) or plain HTTP, which is read as a request and answered
@@ -337,16 +364,18 @@ void ssl_handshake_handler(Event& ev) {
     close_http_connection(*c);
     return;
   }
-  if (ssl_alpn(*c) == "h2") {
-    http2_init(*c);
+  // ssl_ocsp: the client's certificate is checked before any request is read.
+  const auto& clcf = conf_of<CoreLocConf>(hc->conf_ctx->loc_conf);
+  rc = ssl_ocsp_validate(*c, clcf.resolver, *clcf.resolver_timeout, after_handshake);
+  if (rc == Rc::Again) {
+    c->read.handler = c->write.handler = wait_ocsp_handler;
     return;
   }
-  c->log->action = "waiting for request";
-  c->read.handler = wait_request_handler;
-  c->write.handler = empty_handler;
-  // The request may be in already (with the handshake's last flight, or buffered by OpenSSL).
-  c->read.ready = true;
-  wait_request_handler(c->read);
+  if (rc != Rc::Ok) {
+    close_http_connection(*c);
+    return;
+  }
+  after_handshake(*c);
 }
 
 }  // namespace

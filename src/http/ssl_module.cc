@@ -6,6 +6,7 @@
 #include "conf/cycle.h"
 #include "conf/setting.h"
 #include "core/str.h"
+#include "event/ssl_ocsp.h"
 #include "http/core_module.h"
 #include "http/headers_in.h"
 #include "http/http2.h"
@@ -57,6 +58,9 @@ struct SslSrvConf {
   Setting<int64_t> verify_depth;
   Setting<std::string> client_certificate, crl;
   Setting<std::string> stapling_file, stapling_responder, trusted_certificate;
+  Setting<SslOcspMode> ocsp;
+  Setting<std::string> ocsp_responder;
+  Setting<SslOcspCacheShm*> ocsp_cache;             // nullptr: off
   std::vector<std::string>* passwords = nullptr;    // ssl_password_file's lines
   std::vector<std::string>* ticket_keys = nullptr;  // ssl_session_ticket_key files
   std::vector<std::pair<std::string, std::string>>* conf_commands = nullptr;
@@ -96,20 +100,45 @@ Status add_certificate(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
   return {};
 }
 
-// A shared cache's zone: the store is made when the zone is mapped, or kept from the last
-// configuration's zone of the same name and size (its sessions stay valid across a reload).
-Status init_session_zone(SharedZone& zone, void* old_data) {
-  auto* shm = static_cast<SslSessionShm*>(zone.data);
+// A shared cache's zone (sessions, OCSP answers): the store is made when the zone is mapped, or
+// kept from the last configuration's zone of the same name and size (what it holds stays valid
+// across a reload).
+template <class Shm, void* (*Create)(SlabPool&)>
+Status init_store_zone(SharedZone& zone, void* old_data) {
+  auto* shm = static_cast<Shm*>(zone.data);
   shm->slab = zone.slab;
   if (old_data != nullptr) {
-    shm->store = static_cast<SslSessionShm*>(old_data)->store;
+    shm->store = static_cast<Shm*>(old_data)->store;
     return {};
   }
-  shm->store = ssl_session_store_create(*zone.slab);
-  if (shm->store == nullptr)
-    return Status::errorf("session cache \"%s\" is too small", zone.name.c_str());
+  shm->store = Create(*zone.slab);
+  if (shm->store == nullptr) {
+    return Status::errorf("%s \"%s\" is too small", Shm::kKind, zone.name.c_str());
+  }
   zone.slab->data = shm->store;
   return {};
+}
+
+// "shared:NAME:SIZE": the zone, declared for a Shm store (8 pages at least), or nginx's error.
+template <class Shm, void* (*Create)(SlabPool&)>
+Result<Shm*> shared_store(ConfContext& cf, std::string_view word, const void* tag) {
+  std::string w(word);
+  std::string_view rest = word.substr(7);
+  size_t colon = rest.find(':');
+  auto size = colon == std::string_view::npos || colon == 0 ? std::nullopt
+                                                            : parse_size(rest.substr(colon + 1));
+  if (!size) return cf.errorf("invalid %s \"%s\"", Shm::kKind, w.c_str());
+  if (*size < 8 * 4096) return cf.errorf("%s \"%s\" is too small", Shm::kKind, w.c_str());
+  std::string name(rest.substr(0, colon));
+  Result<SharedZone*> zone = cf.cycle.add_zone(name, *size, tag);
+  if (!zone.ok()) return zone.status();
+  if ((*zone)->data == nullptr) {
+    auto* shm = cf.pool.make<Shm>();
+    shm->name = name;
+    (*zone)->data = shm;
+    (*zone)->init = init_store_zone<Shm, Create>;
+  }
+  return static_cast<Shm*>((*zone)->data);
 }
 
 // ssl_session_cache off | none | [builtin[:size]] [shared:name:size].
@@ -132,23 +161,10 @@ Status set_session_cache(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
       spec.mode = SslSessionCache::Builtin;
       spec.builtin = true;
     } else if (a.starts_with("shared:")) {
-      std::string_view rest = a.substr(7);
-      size_t colon = rest.find(':');
-      if (colon == std::string_view::npos || colon == 0) return invalid();
-      std::string name(rest.substr(0, colon));
-      auto size = parse_size(rest.substr(colon + 1));
-      if (!size) return invalid();
-      if (*size < 8 * 4096)
-        return cf.errorf("session cache \"%s\" is too small", n.args[i].c_str());
-      Result<SharedZone*> zone = cf.cycle.add_zone(name, *size, &http_ssl_module);
-      if (!zone.ok()) return zone.status();
-      if ((*zone)->data == nullptr) {
-        auto* shm = cf.pool.make<SslSessionShm>();
-        shm->name = name;
-        (*zone)->data = shm;
-        (*zone)->init = init_session_zone;
-      }
-      spec.shared = static_cast<SslSessionShm*>((*zone)->data);
+      Result<SslSessionShm*> shm =
+          shared_store<SslSessionShm, ssl_session_store_create>(cf, a, &http_ssl_module);
+      if (!shm.ok()) return shm.status();
+      spec.shared = *shm;
     } else {
       return invalid();
     }
@@ -157,8 +173,23 @@ Status set_session_cache(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
   return {};
 }
 
-Status not_yet(ConfContext&, const ConfNode&) {
-  return Status::error("is not supported by weir yet");
+// The OCSP cache's zones are not the session cache's: one name cannot serve both (nginx's tags).
+constexpr char kOcspZoneTag = 0;
+
+// ssl_ocsp_cache off | shared:name:size.
+Status set_ocsp_cache(ConfContext& cf, const ConfNode& n, SslSrvConf& conf) {
+  if (conf.ocsp_cache.set) return Status::error("is duplicate");
+  std::string_view a = n.args[1];
+  if (a == "off") {
+    conf.ocsp_cache = nullptr;
+    return {};
+  }
+  if (!a.starts_with("shared:")) return cf.errorf("invalid OCSP cache \"%s\"", n.args[1].c_str());
+  Result<SslOcspCacheShm*> shm =
+      shared_store<SslOcspCacheShm, ssl_ocsp_cache_create>(cf, a, &kOcspZoneTag);
+  if (!shm.ok()) return shm.status();
+  conf.ocsp_cache = *shm;
+  return {};
 }
 
 // --- configuration -----------------------------------------------------------------------------
@@ -232,6 +263,9 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
   conf.verify_depth.merge(prev.verify_depth, 1);
   conf.client_certificate.merge(prev.client_certificate, "");
   conf.crl.merge(prev.crl, "");
+  conf.ocsp.merge(prev.ocsp, SslOcspMode::Off);
+  conf.ocsp_responder.merge(prev.ocsp_responder, "");
+  conf.ocsp_cache.merge(prev.ocsp_cache, nullptr);
   if (conf.passwords == nullptr) conf.passwords = prev.passwords;
   if (conf.ticket_keys == nullptr) conf.ticket_keys = prev.ticket_keys;
   if (conf.conf_commands == nullptr) conf.conf_commands = prev.conf_commands;
@@ -296,6 +330,20 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
   sc.stapling_responder = *conf.stapling_responder;
   sc.stapling_verify = *conf.stapling_verify;
   sc.early_data = *conf.early_data;
+  SslOcspConf ocsp;
+  if (*conf.ocsp != SslOcspMode::Off) {
+    if (*conf.verify_client == 3) {
+      return Status::located(
+          "\"ssl_ocsp\" is incompatible with \"ssl_verify_client optional_no_ca\"");
+    }
+    ocsp.mode = *conf.ocsp;
+    ocsp.cache = *conf.ocsp_cache;
+    if (!conf.ocsp_responder->empty()) {
+      Result<OcspResponder> rs = parse_ocsp_responder(*conf.ocsp_responder, true);
+      if (!rs.ok()) return Status::located(rs.status().message() + " in \"ssl_ocsp_responder\"");
+      ocsp.responder = std::move(*rs);
+    }
+  }
   std::vector<std::string> warnings;
   Result<ssl_ctx_st*> ctx = ssl_server_context(sc, &warnings);
   ConfContext plain = cf;
@@ -305,6 +353,7 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
   if (!ctx.ok()) return Status::located(ctx.status().message());
   conf.ctx = *ctx;
   keep_ssl_context(cf, *ctx);
+  if (ocsp.mode != SslOcspMode::Off) ssl_setup_ocsp(*ctx, ocsp);
   ssl_on_server_name(*ctx, select_server);
   ssl_on_alpn(*ctx, h2_allowed);
   if (dynamic) ssl_on_certificates(*ctx, handshake_certificates);
@@ -373,6 +422,10 @@ void var_ssl_client_verify(Request& r, VariableValue& v, uintptr_t) {
       v.set("NONE");
       return;
     case SslClientCert::Verified:
+      if (const char* why = ssl_ocsp_failure(*r.connection)) {
+        v.set(r.pool->dup(std::string("FAILED:") + why));
+        return;
+      }
       v.set("SUCCESS");
       return;
     case SslClientCert::Failed:
@@ -461,6 +514,9 @@ Status preconfiguration(ConfContext& cf) {
 constexpr EnumName<int> kVerifyClient[] = {
     {"off", 0}, {"on", 1}, {"optional", 2}, {"optional_no_ca", 3}};
 
+constexpr EnumName<SslOcspMode> kOcspModes[] = {
+    {"off", SslOcspMode::Off}, {"on", SslOcspMode::Chain}, {"leaf", SslOcspMode::Leaf}};
+
 constexpr uint32_t kWhere = kHttpMainSrv;
 constexpr Directive kDirectives[] = {
     directive<ssl_on>("ssl", kWhere | kFlag),
@@ -477,7 +533,6 @@ constexpr Directive kDirectives[] = {
     directive<slot::sec<&SslSrvConf::session_timeout>>("ssl_session_timeout", kWhere | kTake1),
     directive<slot::flag<&SslSrvConf::session_tickets>>("ssl_session_tickets", kWhere | kFlag),
     directive<slot::size<&SslSrvConf::buffer_size>>("ssl_buffer_size", kWhere | kTake1),
-    // nginx has these; weir does not yet, and says so rather than ignore them.
     directive<ssl_slot::password_file<&SslSrvConf::passwords>>("ssl_password_file",
                                                                kWhere | kTake1),
     directive<add_file<&SslSrvConf::ticket_keys>>("ssl_session_ticket_key", kWhere | kTake1),
@@ -497,9 +552,9 @@ constexpr Directive kDirectives[] = {
     directive<slot::str<&SslSrvConf::stapling_responder>>("ssl_stapling_responder",
                                                           kWhere | kTake1),
     directive<slot::flag<&SslSrvConf::stapling_verify>>("ssl_stapling_verify", kWhere | kFlag),
-    directive<not_yet>("ssl_ocsp", kWhere | kTake1),
-    directive<not_yet>("ssl_ocsp_cache", kWhere | kTake1),
-    directive<not_yet>("ssl_ocsp_responder", kWhere | kTake1),
+    directive<slot::enum_<&SslSrvConf::ocsp, kOcspModes>>("ssl_ocsp", kWhere | kTake1),
+    directive<set_ocsp_cache>("ssl_ocsp_cache", kWhere | kTake1),
+    directive<slot::str<&SslSrvConf::ocsp_responder>>("ssl_ocsp_responder", kWhere | kTake1),
     directive<slot::flag<&SslSrvConf::early_data>>("ssl_early_data", kWhere | kFlag),
 };
 static_assert(directives_of(kDirectives, &http_ssl_module));
@@ -529,6 +584,10 @@ Code verify_client_certificate(Request& r) {
   if (mode == 1 && cert == SslClientCert::None) {
     log_error(LogLevel::Info, *c.log, 0, "client sent no required SSL certificate");
     return Code::status(496);
+  }
+  if (const char* why = ssl_ocsp_failure(c)) {
+    log_error(LogLevel::Info, *c.log, 0, "client SSL certificate verify error: %s", why);
+    return Code::status(495);
   }
   return Rc::Ok;
 }

@@ -168,7 +168,7 @@ void OcspFetch::begin() {
   }
   OcspResponder& rs = q_.responder;
   SockAddr literal;
-  if (!q_.resolve_when_asked || parse_addr_port(rs.host, literal)) {
+  if (parse_addr_port(rs.host, literal)) {
     connect();
     return;
   }

@@ -52,9 +52,8 @@ struct OcspQuestion {
   OcspResponder responder;
   std::string name;        // the certificate's file, for logs ("" none)
   bool good_only = false;  // any status but good is an error (logged), as for a staple
-  // ssl_ocsp's way (nginx's ngx_ssl_ocsp_request): a host name is resolved when asked, with
-  // resolver (nullptr: none is configured); otherwise the addresses found at load are used.
-  bool resolve_when_asked = false;
+  // A host name is resolved when asked, as nginx's ngx_ssl_ocsp_request: with the resolver, or
+  // (nullptr: none is configured) the addresses found at load are used, with a warning.
   Resolver* resolver = nullptr;
   uint64_t resolver_timeout = 30000;
 };

@@ -25,6 +25,7 @@ struct ssl_ctx_st;
 namespace weir {
 
 struct Connection;
+class Resolver;
 
 // ssl_protocols (bits).
 enum : uint32_t {
@@ -79,7 +80,9 @@ struct SslServerConf {
   std::string stapling_file;        // a DER OCSP response stapled as it is
   std::string stapling_responder;   // ssl_stapling_responder
   bool stapling_verify = false;     // ssl_stapling_verify: fetched responses are verified
-  bool early_data = false;          // ssl_early_data: TLS 1.3 0-RTT data accepted
+  Resolver* resolver = nullptr;     // the server's, for a responder named by host (nullptr: none)
+  uint64_t resolver_timeout = 30000;
+  bool early_data = false;  // ssl_early_data: TLS 1.3 0-RTT data accepted
   // ssl_verify_client: 0 off, 1 on, 2 optional, 3 optional_no_ca; the handshake never fails for
   // it: the request is answered 495/496 (nginx's way, so error_page can tell the user).
   int verify_client = 0;

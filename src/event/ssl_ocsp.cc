@@ -155,8 +155,6 @@ struct OcspCheck {
   int next = 0;                      // the certificate asked about next
   CacheKey key{};                    // of the one being fetched (with a cache)
   OcspFetch* fetch = nullptr;
-  Resolver* resolver = nullptr;
-  uint64_t resolver_timeout = 0;
   SslOcspDone done = nullptr;
   State state = State::Checking;
   int cert_status = V_OCSP_CERTSTATUS_GOOD;
@@ -257,9 +255,8 @@ void check_next(OcspCheck& check) {
     q.issuer = issuer;
     q.chain = check.certs;
     q.store = SSL_CTX_get_cert_store(SSL_get_SSL_CTX(check.c->ssl->ssl));
-    q.resolve_when_asked = true;
-    q.resolver = check.resolver;
-    q.resolver_timeout = check.resolver_timeout;
+    q.resolver = conf.resolver;
+    q.resolver_timeout = conf.resolver_timeout;
     check.fetch = ocsp_fetch(std::move(q), fetched, &check, *check.c->log);
     return;
   }
@@ -293,8 +290,7 @@ void ssl_setup_ocsp(SSL_CTX* ctx, const SslOcspConf& conf) {
   SSL_CTX_set_ex_data(ctx, g_conf_index, new SslOcspConf(conf));
 }
 
-Rc ssl_ocsp_validate(Connection& c, Resolver* resolver, uint64_t resolver_timeout,
-                     SslOcspDone done) {
+Rc ssl_ocsp_validate(Connection& c, SslOcspDone done) {
   SslConnection* s = c.ssl;
   if (s == nullptr || s->ocsp != nullptr) return Rc::Ok;
   const SslOcspConf* conf = conf_of(SSL_get_SSL_CTX(s->ssl));
@@ -306,8 +302,6 @@ Rc ssl_ocsp_validate(Connection& c, Resolver* resolver, uint64_t resolver_timeou
   s->ocsp = check;
   check->c = &c;
   check->conf = conf;
-  check->resolver = resolver;
-  check->resolver_timeout = resolver_timeout;
   check->done = done;
   check->certs = verified_chain(c, cert);
   if (check->certs == nullptr) return Rc::Error;

@@ -38,6 +38,8 @@ struct SslOcspConf {
   SslOcspMode mode = SslOcspMode::Off;
   OcspResponder responder;  // ssl_ocsp_responder; no host: each certificate's own
   SslOcspCacheShm* cache = nullptr;
+  Resolver* resolver = nullptr;  // the server's, for responders named by host (nullptr: none)
+  uint64_t resolver_timeout = 30000;
 };
 // Client certificates of ctx's handshakes are checked as conf says.
 void ssl_setup_ocsp(ssl_ctx_st* ctx, const SslOcspConf& conf);
@@ -45,10 +47,8 @@ void ssl_setup_ocsp(ssl_ctx_st* ctx, const SslOcspConf& conf);
 using SslOcspDone = void (*)(Connection& c);
 // After the handshake. Ok: nothing to wait for (no check here, no verified certificate, or every
 // answer was in the cache); Again: answers are being fetched, and done(c) runs once they are in
-// (not when the connection closes first); Error: the chain could not be made (logged). The
-// resolver is the server's, for responders named by host (nullptr: none).
-Rc ssl_ocsp_validate(Connection& c, Resolver* resolver, uint64_t resolver_timeout,
-                     SslOcspDone done);
+// (not when the connection closes first); Error: the chain could not be made (logged).
+Rc ssl_ocsp_validate(Connection& c, SslOcspDone done);
 // Why the client's certificate failed its check, in nginx's words, or nullptr.
 const char* ssl_ocsp_failure(const Connection& c);
 

@@ -44,6 +44,8 @@ struct Staple {
 struct Staples {
   X509_STORE* store = nullptr;  // the context's trusted certificates (ssl_stapling_verify)
   bool verify = false;
+  Resolver* resolver = nullptr;  // the server's: responders named by host are resolved per fetch
+  uint64_t resolver_timeout = 0;
   std::vector<std::unique_ptr<Staple>> list;
   Staples() = default;
   Staples(const Staples&) = delete;
@@ -95,6 +97,8 @@ void start_fetch(const StaplesRef& staples, Staple& st, const Log& parent) {
   q.responder = st.responder;
   q.name = st.name;
   q.good_only = true;
+  q.resolver = staples->resolver;
+  q.resolver_timeout = staples->resolver_timeout;
   Log log;
   log.sink = parent.sink;
   ocsp_fetch(std::move(q), staple_fetched, new StapleFetch{staples, &st}, log);
@@ -186,6 +190,8 @@ Result<std::string> read_ocsp_file(const std::string& file) {
 Status setup_stapling(SSL_CTX* ctx, const SslServerConf& conf, std::vector<std::string>* warnings) {
   auto staples = std::make_shared<Staples>();
   staples->verify = conf.stapling_verify;
+  staples->resolver = conf.resolver;
+  staples->resolver_timeout = conf.resolver_timeout;
   staples->store = SSL_CTX_get_cert_store(ctx);
   if (staples->store != nullptr) X509_STORE_up_ref(staples->store);
   std::string response;

@@ -365,8 +365,7 @@ void ssl_handshake_handler(Event& ev) {
     return;
   }
   // ssl_ocsp: the client's certificate is checked before any request is read.
-  const auto& clcf = conf_of<CoreLocConf>(hc->conf_ctx->loc_conf);
-  rc = ssl_ocsp_validate(*c, clcf.resolver, *clcf.resolver_timeout, after_handshake);
+  rc = ssl_ocsp_validate(*c, after_handshake);
   if (rc == Rc::Again) {
     c->read.handler = c->write.handler = wait_ocsp_handler;
     return;

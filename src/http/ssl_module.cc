@@ -329,6 +329,10 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
   sc.stapling_file = *conf.stapling_file;
   sc.stapling_responder = *conf.stapling_responder;
   sc.stapling_verify = *conf.stapling_verify;
+  // The server's resolver (the core module's configuration is merged first), as nginx gives it.
+  const auto& clcf = conf_of<CoreLocConf>(cf.http->loc_conf);
+  sc.resolver = clcf.resolver;
+  sc.resolver_timeout = *clcf.resolver_timeout;
   sc.early_data = *conf.early_data;
   SslOcspConf ocsp;
   if (*conf.ocsp != SslOcspMode::Off) {
@@ -338,6 +342,8 @@ Status merge_srv_conf(ConfContext& cf, const SslSrvConf& prev, SslSrvConf& conf)
     }
     ocsp.mode = *conf.ocsp;
     ocsp.cache = *conf.ocsp_cache;
+    ocsp.resolver = sc.resolver;
+    ocsp.resolver_timeout = sc.resolver_timeout;
     if (!conf.ocsp_responder->empty()) {
       Result<OcspResponder> rs = parse_ocsp_responder(*conf.ocsp_responder, true);
       if (!rs.ok()) return Status::located(rs.status().message() + " in \"ssl_ocsp_responder\"");

@@ -690,6 +690,32 @@ def test_ocsp_stapling_fetched_from_the_responder_as_nginx(make_server, certs):
         revoked.stop()
 
 
+def test_ocsp_stapling_responder_by_name_as_nginx(make_server, certs):
+    """A responder named by host: resolved at load and, with no `resolver`, asked at those addresses
+    with nginx's warning on each fetch; the staple comes all the same."""
+    d = tempfile.mkdtemp(prefix="weir-ocsp-", dir=certs["dir"])
+    os.chmod(d, 0o755)
+    port = free_port()
+    cert, key = ocsp_certificate(d, "named", "http://localhost:%d/" % port)
+    responder = OcspResponder(d, cert, key, port)
+    http = """server { listen 127.0.0.1:%%%%PORT%%%% ssl; ssl_certificate %s; ssl_certificate_key %s;
+              ssl_stapling on; ssl_stapling_verify on; ssl_trusted_certificate %s; }""" % (cert, key, cert)
+    try:
+        lines = {}
+        for binary in (WEIR, NGINX):
+            s = make_server(http, binary=binary)
+            assert not stapled(s.port), binary
+            wait_for(lambda: stapled(s.port), what="a stapled response from %s" % binary)
+            s.stop()
+            lines[binary] = [x.split("] ", 1)[1].split(": ", 1)[1] for x in open(s.path("logs/error.log"))
+                             if "requesting certificate status" in x]
+        assert lines[WEIR] == lines[NGINX], lines
+        assert lines[WEIR][0] == ('no resolver defined to resolve localhost while requesting certificate status, '
+                                  'responder: localhost, certificate: "%s"\n' % cert)
+    finally:
+        responder.stop()
+
+
 def early_data_request(port, d, path):
     """A resumed TLS 1.3 connection (openssl s_client) that sends its request as early data: the
     answer's last line, and whether the server accepted the early data."""

@@ -12,6 +12,7 @@ import tempfile
 import pytest
 
 from conftest import NGINX, WEIR, check_conf, free_port, http_get, wait_for
+from dns_server import DnsServer
 
 
 def openssl(*args):
@@ -48,7 +49,9 @@ class Pki:
                                           % self.inter_revoked_port, key=self.inter_key)
         aia = "authorityInfoAccess=OCSP;URI:http://127.0.0.1:%d/\n" % self.leaf_port
         self.clients = {}
-        for name, serial, ext in (("alice", "4660", aia), ("bob", "4661", aia), ("carol", "4662", "")):
+        named = "authorityInfoAccess=OCSP;URI:http://ocsp.test:%d/\n" % self.leaf_port
+        for name, serial, ext in (("alice", "4660", aia), ("bob", "4661", aia), ("carol", "4662", ""),
+                                  ("dave", "4663", named)):
             crt, key = self.sign(name, self.inter, self.inter_key, serial, ext + "basicConstraints=CA:FALSE")
             chain = self.path(name + "-chain.pem")
             with open(chain, "w") as f:
@@ -88,7 +91,8 @@ class Pki:
         with open(index, "w") as f:
             for crt, state in entries:
                 revoked = "241201000000Z" if state == "R" else ""
-                f.write("%s\t301231235959Z\t%s\t%s\tunknown\t/CN=x\n" % (state, revoked, serial_of(crt)))
+                serial = serial_of(crt)
+                f.write("%s\t301231235959Z\t%s\t%s\tunknown\t/CN=%s\n" % (state, revoked, serial, serial))
         out = self.path("ocsp-%d.log" % port)
         with open(out, "w") as f:
             proc = subprocess.Popen(["openssl", "ocsp", "-index", index, "-port", str(port), "-rsigner", ca,
@@ -99,7 +103,8 @@ class Pki:
 
     def start(self):
         self.leaf_responder = self.responder(self.leaf_port, self.path("inter.crt"), self.inter_key,
-                                             [(self.path("alice.crt"), "V"), (self.path("bob.crt"), "R")])
+                                             [(self.path("alice.crt"), "V"), (self.path("bob.crt"), "R"),
+                                              (self.path("dave.crt"), "V")])
         self.responder(self.inter_port, self.root, self.root_key, [(self.inter, "V")])
         self.responder(self.inter_revoked_port, self.root, self.root_key, [(self.inter_revoked, "R")])
 
@@ -222,6 +227,26 @@ def test_responder_override_and_failures_as_nginx(make_server, pki):
         in seen[WEIR][2]
 
 
+def test_responder_named_in_certificate_as_nginx(make_server, pki):
+    """A certificate whose responder is named by host: resolved with the server's resolver when asked
+    (the DNS server is asked), and without one the check fails with nginx's line."""
+    with DnsServer({"ocsp.test": ["127.0.0.1"]}) as dns:
+        seen = run_both(make_server, pki, "leaf", ["dave"], extra="resolver 127.0.0.1:%d ipv6=off;" % dns.port)
+        assert seen[WEIR] == seen[NGINX], seen
+        assert seen[WEIR][1] == ["200 SUCCESS"]
+        assert dns.asked("ocsp.test")
+    seen = run_both(make_server, pki, "leaf", ["dave"])
+    assert seen[WEIR] == seen[NGINX], seen
+    assert seen[WEIR][1] == ["400 FAILED:certificate status request failed"]
+    assert "no resolver defined to resolve ocsp.test while requesting certificate status, responder: ocsp.test" \
+        in seen[WEIR][2]
+    with DnsServer({}) as dns:
+        seen = run_both(make_server, pki, "leaf", ["dave"], extra="resolver 127.0.0.1:%d ipv6=off;" % dns.port)
+    assert seen[WEIR] == seen[NGINX], seen
+    assert "ocsp.test could not be resolved (3: Host not found) while requesting certificate status, " \
+        "responder: ocsp.test" in seen[WEIR][2]
+
+
 def test_cache_as_nginx(make_server, pki):
     """ssl_ocsp_cache: an answer is kept in the shared zone, so a second connection is served while
     the responder is down; without the cache it fails."""
@@ -231,7 +256,8 @@ def test_cache_as_nginx(make_server, pki):
 
     def responder_up(i):
         pki.leaf_responder = pki.responder(pki.leaf_port, pki.path("inter.crt"), pki.inter_key,
-                                           [(pki.path("alice.crt"), "V"), (pki.path("bob.crt"), "R")])
+                                           [(pki.path("alice.crt"), "V"), (pki.path("bob.crt"), "R"),
+                                            (pki.path("dave.crt"), "V")])
 
     results = {}
     for cache in ("ssl_ocsp_cache shared:ocsp:1m;", "ssl_ocsp_cache off;"):

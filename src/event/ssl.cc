@@ -745,6 +745,7 @@ Status ssl_create_connection(Connection& c, ssl_ctx_st* ctx, size_t buffer_size)
   }
   SSL_set_accept_state(ssl);
   SslConnection* s = attach(c, ssl);
+  s->session_ctx = ctx;  // the connection's SSL holds it as its own session context
   s->buffer_size = buffer_size;
   s->try_early_data = SSL_CTX_get_max_early_data(ctx) > 0;
   return {};
@@ -1178,6 +1179,12 @@ SslClientCert ssl_client_certificate(const Connection& c, long* verify_error) {
   long rc = SSL_get_verify_result(c.ssl->ssl);
   if (verify_error != nullptr) *verify_error = rc;
   return rc == X509_V_OK ? SslClientCert::Verified : SslClientCert::Failed;
+}
+
+void ssl_forget_session(Connection& c) {
+  if (c.ssl == nullptr || c.ssl->session_ctx == nullptr) return;
+  if (SSL_SESSION* sess = SSL_get0_session(c.ssl->ssl))
+    SSL_CTX_remove_session(c.ssl->session_ctx, sess);
 }
 
 bool ssl_verify_error_optional(long error) {

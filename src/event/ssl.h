@@ -94,6 +94,9 @@ struct SslServerConf {
 // The client's certificate, after the handshake (ssl_verify_client).
 enum class SslClientCert : uint8_t { None, Verified, Failed };
 SslClientCert ssl_client_certificate(const Connection& c, long* verify_error);
+// The client's certificate failed: its session leaves the cache, so that the client's next
+// connection makes a full handshake (nginx's ngx_ssl_remove_cached_session).
+void ssl_forget_session(Connection& c);
 // Whether a verification error is one optional_no_ca lets through (an unknown CA).
 bool ssl_verify_error_optional(long error);
 std::string ssl_verify_error_text(long error);
@@ -211,7 +214,8 @@ struct SslConnection {
   bool in_early = false;
   bool early_preread = false;
   char early_byte = 0;
-  OcspCheck* ocsp = nullptr;  // ssl_ocsp's check of the client's certificate
+  OcspCheck* ocsp = nullptr;          // ssl_ocsp's check of the client's certificate
+  ssl_ctx_st* session_ctx = nullptr;  // the context sessions are cached under (SNI may change it)
   ~SslConnection();
 };
 

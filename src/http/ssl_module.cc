@@ -585,14 +585,17 @@ Code verify_client_certificate(Request& r) {
   if (cert == SslClientCert::Failed && (mode != 3 || !ssl_verify_error_optional(error))) {
     log_error(LogLevel::Info, *c.log, 0, "client SSL certificate verify error: (%ld:%s)", error,
               ssl_verify_error_text(error).c_str());
+    ssl_forget_session(c);
     return Code::status(495);
   }
   if (mode == 1 && cert == SslClientCert::None) {
     log_error(LogLevel::Info, *c.log, 0, "client sent no required SSL certificate");
+    ssl_forget_session(c);
     return Code::status(496);
   }
   if (const char* why = ssl_ocsp_failure(c)) {
     log_error(LogLevel::Info, *c.log, 0, "client SSL certificate verify error: %s", why);
+    ssl_forget_session(c);
     return Code::status(495);
   }
   return Rc::Ok;

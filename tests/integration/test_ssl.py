@@ -903,6 +903,42 @@ def test_client_certificates_as_nginx(make_server, certs):
     assert (none, bad) == (1, 1)
 
 
+def test_failed_client_certificate_forgets_the_session_as_nginx(make_server, certs):
+    """A client whose certificate failed verification (495) is not let back in on its session:
+    the session leaves the cache (shared and builtin), so its next connection makes a full handshake,
+    as nginx's; a good one resumes."""
+    ca, clients = client_certs(certs)
+    bad = certs["a"]  # self-signed: not from the CA
+    d = tempfile.mkdtemp(prefix="weir-sess-", dir=certs["dir"])
+    sc, sk = certs["b"]
+
+    def connect(port, cert, sess_arg, sess):
+        """A connection that asks for / with its status line, and whether the session was resumed."""
+        args = ["openssl", "s_client", "-tls1_2", "-connect", "127.0.0.1:%d" % port, "-ign_eof", sess_arg, sess]
+        if cert is not None:
+            args += ["-cert", cert[0], "-key", cert[1]]
+        out = subprocess.run(args, input=b"GET / HTTP/1.0\r\n\r\n", capture_output=True, timeout=20).stdout
+        status = re.search(rb"HTTP/1\.1 (\d+)", out)
+        return (status.group(1).decode() if status else "", b"\nReused, " in out)
+
+    seen = {}
+    for cache in ("shared:SSL:1m", "builtin"):
+        for binary in (WEIR, NGINX):
+            s = make_server("""server { listen 127.0.0.1:%%%%PORT%%%% ssl; ssl_certificate %s; ssl_certificate_key %s;
+                 ssl_protocols TLSv1.2; ssl_session_tickets off; ssl_session_cache %s;
+                 ssl_verify_client optional; ssl_client_certificate %s; location / { return 200 "ok\\n"; } }"""
+                            % (sc, sk, cache, ca), binary=binary)
+            out = []
+            for i, cert in enumerate((clients["alice"], bad)):
+                sess = os.path.join(d, "%s-%d-%d.pem" % (cache.split(":")[0], s.port, i))
+                out.append([connect(s.port, cert, "-sess_out", sess), connect(s.port, cert, "-sess_in", sess)])
+            s.stop()
+            seen[cache, binary] = out
+    for cache in ("shared:SSL:1m", "builtin"):
+        assert seen[cache, WEIR] == seen[cache, NGINX], seen
+        assert seen[cache, WEIR] == [[("200", False), ("200", True)], [("400", False), ("400", False)]], seen
+
+
 def test_client_certificate_texts_alpn_and_tcpinfo_as_nginx(make_server, certs):
     """$ssl_client_raw_cert, $ssl_client_cert (a tab after each inner line break),
     $ssl_client_escaped_cert, the legacy one-line names, $ssl_alpn_protocol (what ALPN chose, or

@@ -125,7 +125,7 @@ def pki():
     shutil.rmtree(d, ignore_errors=True)
 
 
-def server_conf(pki, ocsp, extra=""):
+def server_conf(pki, ocsp, extra="", depth=2):
     crt, key = pki.path("server.crt"), pki.path("server.key")
     if not os.path.exists(crt):
         openssl("req", "-x509", "-nodes", "-days", "2", "-subj", "/CN=localhost", "-newkey", "ec", "-pkeyopt",
@@ -135,9 +135,9 @@ def server_conf(pki, ocsp, extra=""):
     return """log_format v '$status $ssl_client_verify';
     server { listen 127.0.0.1:%%%%PORT%%%% ssl; ssl_certificate %s; ssl_certificate_key %s;
              access_log %%%%DIR%%%%/logs/verify.log v;
-             ssl_verify_client on; ssl_client_certificate %s; ssl_verify_depth 2;
+             ssl_verify_client on; ssl_client_certificate %s; ssl_verify_depth %d;
              ssl_ocsp %s; %s
-             location / { return 200 "$ssl_client_verify\\n"; } }""" % (crt, key, pki.root, ocsp, extra)
+             location / { return 200 "$ssl_client_verify\\n"; } }""" % (crt, key, pki.root, depth, ocsp, extra)
 
 
 def curl(port, client, http2=False):
@@ -163,11 +163,11 @@ def error_lines(s):
     return out
 
 
-def run_both(make_server, pki, ocsp, clients, extra="", http2=False, between=None):
+def run_both(make_server, pki, ocsp, clients, extra="", http2=False, between=None, depth=2):
     """Each binary's answers to clients in turn, the access log's lines and the error log's lines."""
     seen = {}
     for binary in (WEIR, NGINX):
-        s = make_server(server_conf(pki, ocsp, extra), binary=binary)
+        s = make_server(server_conf(pki, ocsp, extra, depth), binary=binary)
         answers = []
         for i, name in enumerate(clients):
             if between is not None and i > 0:
@@ -332,3 +332,43 @@ def test_client_gone_while_waiting_as_nginx(make_server, pki):
         assert seen[WEIR] == ("000", 400, ["client timed out (110: Connection timed out) while SSL handshaking"])
     finally:
         silent.close()
+
+
+def make_crl(pki, name, ca, ca_key, revoked=()):
+    """A CRL that ca issues, revoking the certificates given."""
+    d = pki.path("crl-" + name)
+    os.makedirs(d, exist_ok=True)
+    cnf = os.path.join(d, "ca.cnf")
+    with open(cnf, "w") as f:
+        f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = %s/index.txt\ncrlnumber = %s/crlnumber\n"
+                "default_md = sha256\ndefault_crl_days = 2\n" % (d, d))
+    open(os.path.join(d, "index.txt"), "w").close()
+    with open(os.path.join(d, "crlnumber"), "w") as f:
+        f.write("01\n")
+    cmd = ["-config", cnf, "-keyfile", ca_key, "-cert", ca]
+    for crt in revoked:
+        openssl("ca", *cmd, "-revoke", crt)
+    out = pki.path(name + ".crl")
+    openssl("ca", *cmd, "-gencrl", "-out", out)
+    os.chmod(out, 0o644)
+    return out
+
+
+def test_client_chain_crl_and_depth_as_nginx(make_server, pki):
+    """The chain's other checks, beside nginx: ssl_crl with a list from each CA (bob revoked by the
+    intermediate's), with only the intermediate's (every level needs one), and ssl_verify_depth too
+    small for the chain (0: no intermediate)."""
+    inter = make_crl(pki, "inter", pki.inter, pki.inter_key, [pki.path("bob.crt")])
+    root = make_crl(pki, "root", pki.root, pki.root_key)
+    both = pki.path("both.crl")
+    with open(both, "w") as f:
+        f.write(open(inter).read() + open(root).read())
+    os.chmod(both, 0o644)
+    cases = [("ssl_crl %s;" % both, 2, ["200 SUCCESS", "400 FAILED:certificate revoked"]),
+             ("ssl_crl %s;" % inter, 2, ["400 FAILED:unable to get certificate CRL"] * 2),
+             ("", 0, ["400 FAILED:unable to get local issuer certificate"] * 2)]
+    for extra, depth, want in cases:
+        seen = run_both(make_server, pki, "off", ["alice", "bob"], extra=extra, depth=depth)
+        assert seen[WEIR] == seen[NGINX], (extra, seen)
+        if want is not None:
+            assert seen[WEIR][1] == want, (extra, seen[WEIR])

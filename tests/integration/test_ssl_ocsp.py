@@ -1,8 +1,9 @@
-"""ssl_ocsp: client certificates checked at their OCSP responders after the handshake, beside Debian's
-nginx on the same configuration, with Debian's `openssl ocsp` as the responders. A test CA ("root")
-signs an intermediate CA whose Authority Information Access names one responder; the intermediate
-signs the clients' certificates, whose AIA names another. Each case compares the status, what
-$ssl_client_verify says and the error log's lines."""
+"""Client certificate chains checked beside Debian's nginx on the same configuration: ssl_ocsp (each
+certificate asked about at its OCSP responder after the handshake; Debian's `openssl ocsp` as the
+responders), ssl_ocsp_cache, ssl_crl and ssl_verify_depth. A test CA ("root") signs an intermediate
+CA whose Authority Information Access names one responder; the intermediate signs the clients'
+certificates, whose AIA names another. Each case compares the status, what $ssl_client_verify says
+and the error log's lines."""
 import os
 import shutil
 import socket

@@ -6,6 +6,7 @@ certificates, whose AIA names another. Each case compares the status, what $ssl_
 and the error log's lines."""
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -373,3 +374,25 @@ def test_client_chain_crl_and_depth_as_nginx(make_server, pki):
         assert seen[WEIR] == seen[NGINX], (extra, seen)
         if want is not None:
             assert seen[WEIR][1] == want, (extra, seen[WEIR])
+
+
+def test_cache_shared_by_workers_and_kept_across_reload(make_server, pki):
+    """ssl_ocsp_cache's zone is every worker's, and a reload keeps it (same name and size): with the
+    responder gone after the first answer, two workers and then the new workers still find it."""
+    s = make_server(server_conf(pki, "leaf", "ssl_ocsp_cache shared:ocsp:1m;"), main_conf="worker_processes 2;")
+    wait_for(lambda: len(s.worker_pids()) == 2, what="two workers")
+    assert curl(s.port, pki.clients["alice"]) == ("200", "SUCCESS")
+    pki.leaf_responder.kill()
+    pki.leaf_responder.wait()
+    try:
+        assert [curl(s.port, pki.clients["alice"]) for _ in range(6)] == [("200", "SUCCESS")] * 6
+        old = set(s.worker_pids())
+        s.send_signal(signal.SIGHUP)
+        wait_for(lambda: not set(s.worker_pids()) & old and len(s.worker_pids()) == 2, what="new workers")
+        assert [curl(s.port, pki.clients["alice"]) for _ in range(4)] == [("200", "SUCCESS")] * 4
+        # bob was never asked about: with the responder gone his check fails.
+        assert curl(s.port, pki.clients["bob"])[0] == "400"
+    finally:
+        pki.leaf_responder = pki.responder(pki.leaf_port, pki.path("inter.crt"), pki.inter_key,
+                                           [(pki.path("alice.crt"), "V"), (pki.path("bob.crt"), "R"),
+                                            (pki.path("dave.crt"), "V")])

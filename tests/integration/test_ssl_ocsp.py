@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 
 import pytest
 
@@ -396,3 +397,77 @@ def test_cache_shared_by_workers_and_kept_across_reload(make_server, pki):
         pki.leaf_responder = pki.responder(pki.leaf_port, pki.path("inter.crt"), pki.inter_key,
                                            [(pki.path("alice.crt"), "V"), (pki.path("bob.crt"), "R"),
                                             (pki.path("dave.crt"), "V")])
+
+
+class BadResponder:
+    """A responder that answers every request with the same bytes (after reading its head) and
+    closes: the faults an OCSP client must survive."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.done = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.done:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                continue
+            with c:
+                c.settimeout(5)
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data:
+                        chunk = c.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                    c.sendall(self.reply)
+                except OSError:
+                    pass
+
+    def stop(self):
+        self.done = True
+        self.thread.join(5)
+        self.sock.close()
+
+
+@pytest.mark.parametrize("reply, weir_says", [
+    # nginx logs nothing for a status other than 200, and reads a long answer to 16 KiB and then
+    # fails to decode it: weir says what happened.
+    (b"HTTP/1.0 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n", "OCSP responder sent status 500"),
+    (b"HTTP/1.0 200 OK\r\nContent-Type: application/ocsp-response\r\n\r\n" + b"x" * 20000,
+     "OCSP responder sent too long response"),
+    (b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<html></html>", None),
+    (b"HTTP/1.0 200 OK\r\nContent-Type: application/ocsp-response\r\n\r\n" + b"\x30\x82garbage", None),
+    (b"HTTP/1.0 200 OK\r\nContent-Type: appl", None),
+    (b"garbage\r\n\r\n", None),
+    (b"", None),
+], ids=["500", "too-long", "html", "bad-der", "cut-header", "not-http", "empty"])
+def test_responder_faults_as_nginx(make_server, pki, reply, weir_says):
+    """Whatever a broken responder sends, the check fails (400, "certificate status request failed")
+    with nginx's log line, and the server goes on."""
+    bad = BadResponder(reply)
+    try:
+        seen = run_both(make_server, pki, "leaf", ["alice", "alice"],
+                        extra="ssl_ocsp_responder http://127.0.0.1:%d/;" % bad.port)
+    finally:
+        bad.stop()
+    for binary in (WEIR, NGINX):
+        seen[binary] = (seen[binary][0], seen[binary][1],
+                        [line.replace(":%d" % bad.port, ":PORT") for line in seen[binary][2]])
+    if weir_says is not None:
+        context = " while requesting certificate status, responder: 127.0.0.1, peer: 127.0.0.1:PORT"
+        assert seen[WEIR][2].count(weir_says + context) == 2, seen[WEIR]
+        seen[WEIR] = (seen[WEIR][0], seen[WEIR][1], [line for line in seen[WEIR][2] if line != weir_says + context])
+        seen[NGINX] = (seen[NGINX][0], seen[NGINX][1],
+                       [line for line in seen[NGINX][2] if "requesting certificate status" not in line])
+    assert seen[WEIR] == seen[NGINX], seen
+    assert seen[WEIR][1] == ["400 FAILED:certificate status request failed"] * 2

@@ -13,7 +13,7 @@ if [ "${1:-}" = "--check-build" ]; then
   echo "weir: the build needs ${missing[*]}: run 'make deps' (as root, or with sudo) first" >&2
   exit 1
 fi
-pkgs=(cmake ninja-build g++ clang pkg-config libpcre2-dev zlib1g-dev libbrotli-dev libzstd-dev brotli zstd python3-brotli python3-zstandard libssl-dev libnghttp2-dev libgeoip-dev geoip-database libnginx-mod-http-geoip libgd-dev libnginx-mod-http-image-filter libmaxminddb-dev libnginx-mod-http-geoip2 libxslt1-dev libnginx-mod-http-xslt-filter python3-h2 python3-grpcio libcrypt-dev whois libc-ares-dev libgtest-dev python3-pytest python3-pytest-timeout systemd php8.2-fpm fcgiwrap uwsgi-core uwsgi-plugin-python3 memcached prometheus prometheus-nginx-exporter
+pkgs=(cmake ninja-build g++ clang pkg-config libpcre2-dev zlib1g-dev libbrotli-dev libzstd-dev brotli zstd python3-brotli python3-zstandard libssl-dev libnghttp2-dev libgeoip-dev geoip-database libnginx-mod-http-geoip libgd-dev libnginx-mod-http-image-filter libmaxminddb-dev libnginx-mod-http-geoip2 libxslt1-dev libnginx-mod-http-xslt-filter libnginx-mod-http-headers-more-filter python3-h2 python3-grpcio libcrypt-dev whois libc-ares-dev libgtest-dev python3-pytest python3-pytest-timeout systemd php8.2-fpm fcgiwrap uwsgi-core uwsgi-plugin-python3 memcached prometheus prometheus-nginx-exporter
       python3-pytest-xdist curl nginx wrk clang-format clang-tidy dpkg-dev file nghttp2-client
       libclang-rt-14-dev iproute2)
 [ "${WEIR_BENCH:-0}" = 1 ] && pkgs+=(h2o haproxy strace valgrind)

@@ -24,7 +24,6 @@ constexpr Owner kOwners[] = {
     {Match::Prefix, "js_", "ngx_http_js_module (njs)"},
     {Match::Prefix, "auth_pam", "ngx_http_auth_pam_module"},
     {Match::Prefix, "echo", "ngx_http_echo_module"},
-    {Match::Prefix, "more_", "ngx_http_headers_more_filter_module"},
     {Match::Prefix, "fancyindex", "ngx_http_fancyindex_module"},
     {Match::Prefix, "subs_filter", "ngx_http_subs_filter_module"},
     {Match::Exact, "upload_progress", "ngx_http_uploadprogress_module"},
@@ -47,12 +46,15 @@ constexpr Owner kOwners[] = {
 
 // Dynamic modules weir has built in: their load_module is a no-op.
 constexpr std::string_view kBuiltIn[] = {
-    "ngx_http_geoip_module",         // Debian's libnginx-mod-http-geoip
-    "ngx_http_geoip2_module",        // libnginx-mod-http-geoip2 (third-party)
-    "ngx_http_image_filter_module",  // libnginx-mod-http-image-filter
-    "ngx_http_xslt_filter_module",   // libnginx-mod-http-xslt-filter
-    "ngx_http_brotli_filter_module", "ngx_http_brotli_static_module",
-    "ngx_http_zstd_filter_module",   "ngx_http_zstd_static_module",
+    "ngx_http_geoip_module",                // Debian's libnginx-mod-http-geoip
+    "ngx_http_geoip2_module",               // libnginx-mod-http-geoip2 (third-party)
+    "ngx_http_image_filter_module",         // libnginx-mod-http-image-filter
+    "ngx_http_xslt_filter_module",          // libnginx-mod-http-xslt-filter
+    "ngx_http_headers_more_filter_module",  // libnginx-mod-http-headers-more-filter (third-party)
+    "ngx_http_brotli_filter_module",
+    "ngx_http_brotli_static_module",
+    "ngx_http_zstd_filter_module",
+    "ngx_http_zstd_static_module",
 };
 
 }  // namespace

@@ -20,6 +20,8 @@ std::string_view filter_name(FilterId id) {
       return "image_filter";
     case FilterId::Xslt:
       return "xslt";
+    case FilterId::HeadersMore:
+      return "headers_more";
     case FilterId::Headers:
       return "headers";
     case FilterId::Userid:

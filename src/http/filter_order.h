@@ -16,6 +16,7 @@ enum class FilterId {
   Copy,
   Xslt,
   Image,
+  HeadersMore,
   Headers,
   Userid,
   Gunzip,
@@ -40,12 +41,12 @@ enum class FilterId {
 // xslt are where Debian's nginx loads them, dynamic modules each put right before copy (in
 // modules-enabled's order), so that they run after copy has read the file into memory.
 inline constexpr std::array kSeedRegistrationOrder = {
-    FilterId::Write,       FilterId::Header, FilterId::Chunked, FilterId::Http2,
-    FilterId::RangeHeader, FilterId::Gzip,   FilterId::Zstd,    FilterId::Brotli,
-    FilterId::Postpone,    FilterId::Ssi,    FilterId::Charset, FilterId::Sub,
-    FilterId::Addition,    FilterId::Gunzip, FilterId::Userid,  FilterId::Headers,
-    FilterId::Image,       FilterId::Xslt,   FilterId::Copy,    FilterId::RangeBody,
-    FilterId::NotModified, FilterId::Slice,
+    FilterId::Write,       FilterId::Header,      FilterId::Chunked, FilterId::Http2,
+    FilterId::RangeHeader, FilterId::Gzip,        FilterId::Zstd,    FilterId::Brotli,
+    FilterId::Postpone,    FilterId::Ssi,         FilterId::Charset, FilterId::Sub,
+    FilterId::Addition,    FilterId::Gunzip,      FilterId::Userid,  FilterId::Headers,
+    FilterId::HeadersMore, FilterId::Image,       FilterId::Xslt,    FilterId::Copy,
+    FilterId::RangeBody,   FilterId::NotModified, FilterId::Slice,
 };
 
 // Run order: the registration order reversed.

@@ -33,6 +33,7 @@ extern Module http_slice_filter_module;
 extern Module http_range_filter_module;
 extern Module http_postpone_filter_module;
 extern Module http_headers_filter_module;
+extern Module http_headers_more_filter_module;
 extern Module http_gzip_filter_module;
 extern Module http_gzip_static_module;
 extern Module http_zstd_static_module;
@@ -139,6 +140,7 @@ auto g_list = std::to_array<Module*>({
     &http::http_gunzip_filter_module,
     &http::http_userid_filter_module,
     &http::http_headers_filter_module,
+    &http::http_headers_more_filter_module,
     &http::http_copy_filter_module,
     &http::http_not_modified_filter_module,
     &http::http_slice_filter_module,

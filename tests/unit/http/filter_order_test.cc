@@ -32,9 +32,10 @@ TEST(FilterOrder, IsTheSeeds) {
   // The HTTP/2 filter (HTTP_V2_FILTER_MODULE in auto/modules) right after chunked: for a stream it
   // writes the head as a HEADERS frame, and chunked and the HTTP/1 header filter never see it.
   with_gunzip.insert(with_gunzip.begin() + 3, "http2");
-  // image_filter and xslt, dynamic modules in Debian's build: nginx loads each right before copy.
+  // headers-more, image_filter and xslt, dynamic modules in Debian's build: nginx loads each right
+  // before copy, in modules-enabled's (alphabetical) order.
   with_gunzip.insert(std::find(with_gunzip.begin(), with_gunzip.end(), "copy"),
-                     {"image_filter", "xslt"});
+                     {"headers_more", "image_filter", "xslt"});
   with_gunzip.emplace_back("slice");
   std::vector<std::string> reg;
   for (FilterId id : kSeedRegistrationOrder) reg.emplace_back(filter_name(id));

@@ -117,3 +117,15 @@ def test_load_errors_as_nginx(directive, message):
         rc, err = check_conf(binary, full_conf="%s events {} http { server { listen 127.0.0.1:1; %s } }"
                              % (LOAD, directive))
         assert rc != 0 and message in err, (binary, err)
+
+
+def test_clearing_an_absent_cache_control(make_server):
+    """more_clear_headers Cache-Control on a response that has none: the module (0.34, on nginx
+    before 1.23) writes an empty "Cache-Control: " line; weir writes none."""
+    conf = "server { listen 127.0.0.1:%%PORT%%; root %%DIR%%/html; more_clear_headers Cache-Control; }"
+    seen = {}
+    for binary in (WEIR, NGINX):
+        s = make_server(conf, main_conf=LOAD, binary=binary, files={"a.txt": "a\n"})
+        seen[binary] = [l for l in answer_lines(s.port, "GET /a.txt HTTP/1.1", s.ports)[0]
+                        if l.lower().startswith("cache-control")]
+    assert seen == {NGINX: ["Cache-Control: "], WEIR: []}

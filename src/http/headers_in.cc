@@ -138,40 +138,7 @@ Rc connection_header(Request& r, Header* h, Header** slot) {
 Rc user_agent_header(Request& r, Header* h, Header** slot) {
   if (*slot != nullptr) return Rc::Ok;
   *slot = h;
-  std::string_view ua = h->value;
-  HeadersIn& in = r.headers_in;
-  // Browser quirks that keepalive_disable and msie_* directives act on.
-  if (size_t msie = ua.find("MSIE "); msie != std::string_view::npos && msie + 7 < ua.size()) {
-    in.msie = true;
-    if (ua[msie + 6] == '.') {
-      switch (ua[msie + 5]) {
-        case '4':
-        case '5':
-          in.msie6 = true;
-          break;
-        case '6':
-          if (ua.find("SV1", msie + 8) == std::string_view::npos) in.msie6 = true;
-          break;
-      }
-    }
-  }
-  if (ua.find("Opera") != std::string_view::npos) {
-    in.opera = true;
-    in.msie = false;
-    in.msie6 = false;
-  }
-  if (!in.msie && !in.opera) {
-    if (ua.find("Gecko/") != std::string_view::npos) {
-      in.gecko = true;
-    } else if (ua.find("Chrome/") != std::string_view::npos) {
-      in.chrome = true;
-    } else if (ua.find("Safari/") != std::string_view::npos &&
-               ua.find("Mac OS X") != std::string_view::npos) {
-      in.safari = true;
-    } else if (ua.find("Konqueror") != std::string_view::npos) {
-      in.konqueror = true;
-    }
-  }
+  detect_browser(r.headers_in, h->value);
   return Rc::Ok;
 }
 
@@ -204,6 +171,47 @@ constexpr KnownHeader<HeadersIn, HeaderHandler> kKnownHeaders[] = {
 constexpr KnownHeaderIndex kKnownHeaderIndex(kKnownHeaders);
 
 }  // namespace
+
+// Browser quirks that keepalive_disable and msie_* directives act on.
+void detect_browser(HeadersIn& in, std::string_view ua) {
+  in.msie = in.msie6 = in.opera = in.gecko = in.chrome = in.safari = in.konqueror = false;
+  if (size_t msie = ua.find("MSIE "); msie != std::string_view::npos && msie + 7 < ua.size()) {
+    in.msie = true;
+    if (ua[msie + 6] == '.') {
+      switch (ua[msie + 5]) {
+        case '4':
+        case '5':
+          in.msie6 = true;
+          break;
+        case '6':
+          if (ua.find("SV1", msie + 8) == std::string_view::npos) in.msie6 = true;
+          break;
+      }
+    }
+  }
+  if (ua.find("Opera") != std::string_view::npos) {
+    in.opera = true;
+    in.msie = false;
+    in.msie6 = false;
+  }
+  if (!in.msie && !in.opera) {
+    if (ua.find("Gecko/") != std::string_view::npos) {
+      in.gecko = true;
+    } else if (ua.find("Chrome/") != std::string_view::npos) {
+      in.chrome = true;
+    } else if (ua.find("Safari/") != std::string_view::npos &&
+               ua.find("Mac OS X") != std::string_view::npos) {
+      in.safari = true;
+    } else if (ua.find("Konqueror") != std::string_view::npos) {
+      in.konqueror = true;
+    }
+  }
+}
+
+Header** known_header_in(HeadersIn& in, std::string_view lowcase_key) {
+  const auto* k = kKnownHeaderIndex.find(lowcase_key);
+  return k != nullptr ? &(in.*(k->slot)) : nullptr;
+}
 
 Rc process_known_header(Request& r, Header* h) {
   const auto* k = kKnownHeaderIndex.find(h->lowcase_key);

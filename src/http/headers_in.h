@@ -69,6 +69,11 @@ Rc set_virtual_server(Request& r, std::string_view host);
 // Runs the handler of a known header (Host, Connection, If-*, Content-Length, ...): Ok, or Error
 // when it finalized the request (a duplicate, an invalid Host).
 Rc process_known_header(Request& r, Header* h);
+// The field of HeadersIn that a known header's first line is kept in (host, user_agent, ...), or
+// nullptr.
+Header** known_header_in(HeadersIn& in, std::string_view lowcase_key);
+// The browser a User-Agent names (HeadersIn's msie ... konqueror flags), set afresh.
+void detect_browser(HeadersIn& in, std::string_view user_agent);
 // The checks once the header is complete. Ok, or Error when it finalized the request.
 Rc process_request_header(Request& r);
 

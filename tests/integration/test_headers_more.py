@@ -1,6 +1,6 @@
-"""headers-more (more_set_headers, more_clear_headers) beside Debian's nginx with its
-libnginx-mod-http-headers-more-filter loaded: the same configuration and requests, the answers'
-header lines and bodies compared (Date masked unless a case sets it)."""
+"""headers-more (more_set_headers, more_clear_headers, more_set_input_headers, more_clear_input_headers)
+beside Debian's nginx with its libnginx-mod-http-headers-more-filter loaded: the same configuration and
+requests, the answers' header lines and bodies compared (Date masked unless a case sets it)."""
 import os
 import re
 
@@ -111,12 +111,18 @@ def test_more_set_and_clear_headers_as_nginx(make_server):
     ("more_clear_headers '*';", "more_clear_headers: wildcard key too short: *"),
     ("more_set_headers '   ';", "more_set_headers: no key found in the header argument:    "),
     ("more_set_headers 'A: $nosuchvar';", 'unknown "nosuchvar" variable'),
+    ("more_set_input_headers -s 200 'A: b';", 'more_set_input_headers: invalid option name: "-s"'),
+    ("more_clear_input_headers -t;", "more_clear_input_headers: option -t takes an argument."),
+    ("more_set_input_headers -r -t 'text/plain' 'A: b';", None),
 ])
 def test_load_errors_as_nginx(directive, message):
     for binary in (WEIR, NGINX):
         rc, err = check_conf(binary, full_conf="%s events {} http { server { listen 127.0.0.1:1; %s } }"
                              % (LOAD, directive))
-        assert rc != 0 and message in err, (binary, err)
+        if message is None:
+            assert rc == 0, (binary, err)
+        else:
+            assert rc != 0 and message in err, (binary, err)
 
 
 def test_clearing_an_absent_cache_control(make_server):
@@ -129,3 +135,62 @@ def test_clearing_an_absent_cache_control(make_server):
         seen[binary] = [l for l in answer_lines(s.port, "GET /a.txt HTTP/1.1", s.ports)[0]
                         if l.lower().startswith("cache-control")]
     assert seen == {NGINX: ["Cache-Control: "], WEIR: []}
+
+
+INPUT_CONF = """
+    server { listen 127.0.0.1:%%PORT1%%;
+             location / { return 200 "foo=$http_x_foo rep=$http_x_rep hidden=$http_x_hidden_a,$http_x_hidden_b ae=$http_accept_encoding host=$http_host json=$http_x_json ua=$http_user_agent uri=$http_x_uri cookie=$http_cookie\\n"; } }
+    server {
+        listen 127.0.0.1:%%PORT0%%;
+        more_set_input_headers 'X-Foo: server';
+        location / {
+            more_set_input_headers 'X-Foo: bar' 'X-Uri: $uri';
+            more_set_input_headers -r 'X-Rep: replaced';
+            more_clear_input_headers 'X-Hidden-*' Accept-Encoding;
+            more_set_input_headers -t 'application/json' 'X-Json: yes';
+            proxy_set_header Host $host;
+            proxy_pass http://127.0.0.1:%%PORT1%%/;
+            add_header X-Host $host;
+            add_header X-Foo-Seen $http_x_foo;
+        }
+        location /host { more_set_input_headers 'Host: other.example' 'User-Agent: agent/2' 'Cookie: c=1';
+                         proxy_set_header Host $host; proxy_pass http://127.0.0.1:%%PORT1%%/; add_header X-Host $host; }
+        location /clearhost { more_clear_input_headers Host; proxy_pass http://127.0.0.1:%%PORT1%%/; add_header X-Host $host; }
+        location /rewritten { rewrite ^ /x break; more_set_input_headers 'X-Foo: after-rewrite-$uri';
+                              proxy_pass http://127.0.0.1:%%PORT1%%; }
+    }
+"""
+
+INPUT_REQUESTS = [
+    "GET /a HTTP/1.1\r\nHost: h\r\n",
+    "GET /a HTTP/1.1\r\nHost: h\r\nX-Foo: one\r\nX-Foo: two\r\nX-Rep: old\r\nX-Hidden-A: a\r\nX-Hidden-B: b\r\n"
+    "Accept-Encoding: gzip\r\n",
+    "POST /a HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+    "POST /a HTTP/1.1\r\nHost: h\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: 2\r\n\r\n{}",
+    "GET /host HTTP/1.1\r\nHost: h\r\nUser-Agent: agent/1\r\nCookie: a=1\r\nCookie: b=2\r\n",
+    "GET /clearhost HTTP/1.1\r\nHost: h\r\n",
+    "GET /rewritten HTTP/1.1\r\nHost: h\r\n",
+    "GET /a HTTP/1.0\r\nX-Foo: ten\r\n",
+]
+
+
+def test_more_set_and_clear_input_headers_as_nginx(make_server):
+    seen = {}
+    for binary in (WEIR, NGINX):
+        s = make_server(INPUT_CONF, main_conf=LOAD, binary=binary, ports=2)
+        out = []
+        for req in INPUT_REQUESTS:
+            if "\r\n\r\n" not in req:
+                req += "Connection: close\r\n\r\n"
+            else:
+                req = req.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n", 1)
+            head, _, body = raw(s.port, req).partition(b"\r\n\r\n")
+            lines = [l for l in head.decode("latin-1").split("\r\n")
+                     if l.lower().startswith(("http/", "x-host", "x-foo-seen"))]
+            out.append((lines, body.decode("latin-1").replace(":%d" % s.ports[1], ":PORT1")))
+        seen[binary] = out
+    for i, req in enumerate(INPUT_REQUESTS):
+        assert seen[WEIR][i] == seen[NGINX][i], (req, seen[WEIR][i], seen[NGINX][i])
+    first = seen[WEIR][1][1]
+    assert "foo=bar " in first and "rep=replaced" in first and "hidden=," in first and "ae= " in first
+    assert "X-Host: other.example" in seen[WEIR][4][0]

@@ -3,15 +3,18 @@
 // add or remove response headers - the Server and Date lines nginx writes itself too - for the
 // statuses (-s) and content types (-t) given; a name ending in '*' names every header it begins.
 // The outer levels' directives run before the location's. The filter sits where Debian's nginx
-// loads the module, right before copy: it runs before add_header's, gzip's and charset's. The
-// request-header directives (more_set_input_headers, more_clear_input_headers) are refused at load
-// for now. https://github.com/openresty/headers-more-nginx-module
+// loads the module, right before copy: it runs before add_header's, gzip's and charset's.
+// `more_set_input_headers` (-r: only those the request has) and `more_clear_input_headers` change
+// the request's headers at the end of the rewrite phase, for -t's request content types, keeping
+// nginx's fields (Host's server name, Content-Length, the browser a User-Agent names) in step.
+// https://github.com/openresty/headers-more-nginx-module
 #include <cctype>
 #include <string>
 #include <vector>
 
 #include "core/str.h"
 #include "http/core_module.h"
+#include "http/headers_in.h"
 #include "http/script.h"
 
 namespace weir::http {
@@ -44,6 +47,8 @@ struct Command {
   std::vector<HeaderArg> headers;
   std::vector<std::string> types;
   std::vector<int> statuses;
+  bool input = false;         // more_*_input_headers
+  bool replace_only = false;  // -r
 };
 
 struct HeadersMoreLocConf {
@@ -51,6 +56,8 @@ struct HeadersMoreLocConf {
   static constexpr ConfLevel kLevel = ConfLevel::Loc;
 
   std::vector<Command>* cmds = nullptr;
+  bool output = false;  // any more_set_headers or more_clear_headers
+  bool input = false;   // any of the input ones
 };
 
 struct OutName {
@@ -216,10 +223,10 @@ bool status_matches(int status, const std::vector<int>& statuses) {
 
 Code headers_more_filter(Request& r, HeaderNext next) {
   const auto& conf = r.loc<HeadersMoreLocConf>();
-  if (conf.cmds != nullptr) {
+  if (conf.output) {
     const HeadersOut& out = r.headers_out;
     for (const Command& cmd : *conf.cmds) {
-      if (cmd.headers.empty()) continue;
+      if (cmd.input || cmd.headers.empty()) continue;
       if (!cmd.types.empty() && !type_matches(out.content_type, out.content_type_len, cmd.types)) {
         continue;
       }
@@ -230,6 +237,72 @@ Code headers_more_filter(Request& r, HeaderNext next) {
     }
   }
   return next(r);
+}
+
+// --- request headers ----------------------------------------------------------------------------
+
+// The request's lines of the name: the first takes the value, the others go (all go when the value
+// is empty; a wildcard names lines only to clear them); with none, a line is added unless -r. The
+// field nginx keeps the header's first line in follows, and what nginx read from it.
+Rc set_input(Request& r, const HeaderArg& hv, std::string_view value, bool replace_only) {
+  HeadersIn& in = r.headers_in;
+  Header* first = nullptr;
+  for (Header* h : in.headers) {
+    if (h->hash == 0) continue;
+    bool hit = hv.wildcard ? value.empty() && key_matches(hv, h->key) : iequals(h->key, hv.key);
+    if (!hit) continue;
+    if (value.empty() || first != nullptr) {
+      h->hash = 0;
+      continue;
+    }
+    h->value = value;
+    first = h;
+  }
+  if (first == nullptr && !value.empty() && !replace_only) {
+    first = in.headers.push(*r.pool, hv.key, value);
+    first->lowcase_key = r.pool->dup(lowercased(hv.key));
+  }
+  if (hv.wildcard) return Rc::Ok;
+  std::string lowcase = lowercased(hv.key);
+  if (Header** slot = known_header_in(in, lowcase)) *slot = first;
+  std::string_view now = first != nullptr ? first->value : std::string_view();
+  if (lowcase == "host") {
+    if (!now.empty() && !validate_host(now, *r.pool)) return Rc::Error;
+    in.server = now;
+  } else if (lowcase == "content-length") {
+    auto n = now.empty() ? std::optional<int64_t>(-1) : parse_int(now);
+    if (!n) return Rc::Error;
+    in.content_length_n = *n;
+  } else if (lowcase == "user-agent") {
+    detect_browser(in, now);
+  } else if (lowcase == "connection") {
+    in.connection_type = ConnectionType::None;
+    if (ifind(now, "close") != std::string_view::npos) {
+      in.connection_type = ConnectionType::Close;
+    } else if (ifind(now, "keep-alive") != std::string_view::npos) {
+      in.connection_type = ConnectionType::KeepAlive;
+    }
+  }
+  return Rc::Ok;
+}
+
+// At the end of the rewrite phase: the location's input commands (HTTP/1.0 and later).
+Code input_handler(Request& r) {
+  const auto& conf = r.loc<HeadersMoreLocConf>();
+  if (!conf.input || r.http_version < 1000) return Rc::Declined;
+  for (const Command& cmd : *conf.cmds) {
+    if (!cmd.input || cmd.headers.empty()) continue;
+    if (!cmd.types.empty()) {
+      const Header* ct = r.headers_in.content_type;
+      std::string_view type = ct != nullptr ? ct->value : std::string_view();
+      if (type.empty() || !type_matches(type, type.size(), cmd.types)) continue;
+    }
+    for (const HeaderArg& hv : cmd.headers) {
+      std::string_view value = hv.clear ? std::string_view() : hv.value.eval(r);
+      if (set_input(r, hv, value, cmd.replace_only) != Rc::Ok) return Code::status(500);
+    }
+  }
+  return Rc::Declined;
 }
 
 // --- configuration ------------------------------------------------------------------------------
@@ -276,7 +349,7 @@ Status parse_header(ConfContext& cf, const std::string& cmd_name, std::string_vi
         .at_error_level();
   }
   for (const OutName& n : kOutNames) {
-    if (iequals(hv.key, n.name)) {
+    if (!cmd.input && iequals(hv.key, n.name)) {
       hv.kind = n.kind;
       hv.field = n.field;
       break;
@@ -326,10 +399,11 @@ void parse_types(std::string_view list, Command& cmd) {
   }
 }
 
-template <bool Clear>
+template <bool Input, bool Clear>
 Status more_directive(ConfContext& cf, const ConfNode& n, HeadersMoreLocConf& conf) {
   if (conf.cmds == nullptr) conf.cmds = cf.pool.make<std::vector<Command>>();
   Command cmd;
+  cmd.input = Input;
   const std::string& name = n.args[0];
   for (size_t i = 1; i < n.args.size(); i++) {
     std::string_view a = n.args[i];
@@ -338,7 +412,11 @@ Status more_directive(ConfContext& cf, const ConfNode& n, HeadersMoreLocConf& co
       if (Status s = parse_header(cf, name, a, Clear, cmd); !s.ok()) return s;
       continue;
     }
-    if (a != "-t" && a != "-s") {
+    if (Input && a == "-r") {
+      cmd.replace_only = true;
+      continue;
+    }
+    if (a != "-t" && (Input || a != "-s")) {
       return Status::located(strprintf("%s: invalid option name: \"%.*s\"", name.c_str(),
                                        static_cast<int>(a.size()), a.data()))
           .at_error_level();
@@ -359,10 +437,6 @@ Status more_directive(ConfContext& cf, const ConfNode& n, HeadersMoreLocConf& co
   return {};
 }
 
-Status not_yet(ConfContext&, const ConfNode&) {
-  return Status::error("is not supported by weir yet");
-}
-
 HeadersMoreLocConf* create_loc_conf(ConfContext& cf) {
   return cf.pool.make<HeadersMoreLocConf>();
 }
@@ -376,20 +450,27 @@ Status merge_loc_conf(ConfContext& cf, const HeadersMoreLocConf& prev, HeadersMo
     all->insert(all->end(), conf.cmds->begin(), conf.cmds->end());
     conf.cmds = all;
   }
+  if (conf.cmds != nullptr) {
+    for (const Command& c : *conf.cmds) (c.input ? conf.input : conf.output) = true;
+  }
   return {};
 }
 
 Status init(ConfContext& cf) {
   if (!cf.configured(http_headers_more_filter_module)) return {};
   register_header_filter(cf, FilterId::HeadersMore, headers_more_filter);
+  // Registered first, so that it runs last in the phase: after the rewrite module's handlers.
+  auto& rewrite = core_main_conf(cf).phases[static_cast<int>(Phase::Rewrite)];
+  rewrite.insert(rewrite.begin(), input_handler);
   return {};
 }
 
 constexpr Directive kDirectives[] = {
-    directive<more_directive<false>>("more_set_headers", kHttpMainSrvLocLif | kOneMore),
-    directive<more_directive<true>>("more_clear_headers", kHttpMainSrvLocLif | kOneMore),
-    directive<not_yet>("more_set_input_headers", kHttpMainSrvLocLif | kOneMore),
-    directive<not_yet>("more_clear_input_headers", kHttpMainSrvLocLif | kOneMore),
+    directive<more_directive<false, false>>("more_set_headers", kHttpMainSrvLocLif | kOneMore),
+    directive<more_directive<false, true>>("more_clear_headers", kHttpMainSrvLocLif | kOneMore),
+    directive<more_directive<true, false>>("more_set_input_headers", kHttpMainSrvLocLif | kOneMore),
+    directive<more_directive<true, true>>("more_clear_input_headers",
+                                          kHttpMainSrvLocLif | kOneMore),
 };
 static_assert(directives_of(kDirectives, &http_headers_more_filter_module));
 

@@ -3,6 +3,7 @@ beside Debian's nginx with its libnginx-mod-http-headers-more-filter loaded: the
 requests, the answers' header lines and bodies compared (Date masked unless a case sets it)."""
 import os
 import re
+import subprocess
 
 import pytest
 
@@ -194,3 +195,30 @@ def test_more_set_and_clear_input_headers_as_nginx(make_server):
     first = seen[WEIR][1][1]
     assert "foo=bar " in first and "rep=replaced" in first and "hidden=," in first and "ae= " in first
     assert "X-Host: other.example" in seen[WEIR][4][0]
+
+
+def test_over_http2_as_nginx(make_server):
+    """The same filter and handler serve HTTP/2 streams (h2c here): Server and Date hidden or
+    replaced, a type set, input headers changed, as nginx with the module."""
+    conf = """server { listen 127.0.0.1:%%PORT1%%; location = /echo { return 200 "in=$http_x_in ua=$http_user_agent\\n"; } }
+    server { listen 127.0.0.1:%%PORT0%% http2; root %%DIR%%/html;
+      location /a { more_clear_headers Server Date; more_set_headers 'X-A: 1' 'Content-Type: text/x-thing';
+                    return 200 "a\\n"; }
+      location /b { more_set_headers 'Server: mine' -s 404 'X-Nf: 1'; }
+      location /c { more_set_input_headers 'X-In: v'; more_clear_input_headers User-Agent;
+                    proxy_pass http://127.0.0.1:%%PORT1%%/echo; }
+    }"""
+    seen = {}
+    for binary in (WEIR, NGINX):
+        s = make_server(conf, main_conf=LOAD, binary=binary, ports=2)
+        out = []
+        for path in ("/a", "/b/missing", "/c"):
+            text = subprocess.run(["curl", "-s", "-i", "--http2-prior-knowledge", "http://127.0.0.1:%d%s" % (s.port, path)],
+                                  capture_output=True, text=True, timeout=20).stdout
+            out.append([re.sub(r"(weir|nginx)/[\d.]+", "SERVER", l) for l in text.splitlines()
+                        if l and not l.startswith(("date:", "content-length:")) and "<" not in l])
+        seen[binary] = out
+    assert seen[WEIR] == seen[NGINX], seen
+    assert seen[WEIR][0] == ["HTTP/2 200 ", "content-type: text/x-thing", "x-a: 1", "a"]
+    assert "server: mine" in seen[WEIR][1] and "x-nf: 1" in seen[WEIR][1]
+    assert seen[WEIR][2][-1] == "in=v ua="

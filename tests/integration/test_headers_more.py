@@ -222,3 +222,22 @@ def test_over_http2_as_nginx(make_server):
     assert seen[WEIR][0] == ["HTTP/2 200 ", "content-type: text/x-thing", "x-a: 1", "a"]
     assert "server: mine" in seen[WEIR][1] and "x-nf: 1" in seen[WEIR][1]
     assert seen[WEIR][2][-1] == "in=v ua="
+
+
+def test_invalid_values_close_as_nginx(make_server):
+    """A Content-Length that is no number (more_set_headers) or an invalid Host (more_set_input_headers)
+    fails the request as the module fails it: the connection closes with nothing sent; the server
+    goes on."""
+    conf = """server { listen 127.0.0.1:%%PORT%%; root %%DIR%%/html;
+      location /a.txt { more_set_headers 'Content-Length: abc'; }
+      location /r { more_set_headers 'Content-Length: -5'; return 200 "x\\n"; }
+      location /host { more_set_input_headers 'Host: bad/host'; proxy_pass http://127.0.0.1:%%PORT%%/ok; }
+      location /ok { return 200 "ok\\n"; }
+    }"""
+    seen = {}
+    for binary in (WEIR, NGINX):
+        s = make_server(conf, main_conf=LOAD, binary=binary, files={"a.txt": "hello\n"})
+        got = [raw(s.port, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % p) for p in ("/a.txt", "/r", "/host")]
+        got.append(raw(s.port, "GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").split(b"\r\n")[0])
+        seen[binary] = got
+    assert seen[WEIR] == seen[NGINX] == [b"", b"", b"", b"HTTP/1.1 200 OK"], seen

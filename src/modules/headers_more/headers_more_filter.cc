@@ -176,35 +176,37 @@ void set_cache_control(Request& r, const HeaderArg& hv, std::string_view value) 
   out.cache_control = out.headers.push(*r.pool, "Cache-Control", value);
 }
 
-void set_output(Request& r, const HeaderArg& hv, std::string_view value) {
+// False: a Content-Length that is no number, which fails the response, as the module's does.
+bool set_output(Request& r, const HeaderArg& hv, std::string_view value) {
   switch (hv.kind) {
     case OutKind::Plain:
       set_plain(r, hv, value, nullptr, false);
-      return;
+      return true;
     case OutKind::Builtin:
       set_builtin(r, hv, value);
-      return;
+      return true;
     case OutKind::AcceptRanges:
       if (value.empty()) r.allow_ranges = false;
       set_builtin(r, hv, value);
-      return;
+      return true;
     case OutKind::ContentLength:
       if (value.empty()) {
         r.headers_out.content_length_n = -1;
       } else if (auto n = parse_int(value); n && *n >= 0) {
         r.headers_out.content_length_n = *n;
       } else {
-        return;  // the module fails the response for a length that is no number
+        return false;
       }
       set_builtin(r, hv, value);
-      return;
+      return true;
     case OutKind::ContentType:
       set_content_type(r, hv, value);
-      return;
+      return true;
     case OutKind::CacheControl:
       set_cache_control(r, hv, value);
-      return;
+      return true;
   }
+  return true;
 }
 
 bool type_matches(std::string_view type, size_t len, const std::vector<std::string>& types) {
@@ -232,7 +234,9 @@ Code headers_more_filter(Request& r, HeaderNext next) {
       }
       if (!cmd.statuses.empty() && !status_matches(out.status, cmd.statuses)) continue;
       for (const HeaderArg& hv : cmd.headers) {
-        set_output(r, hv, hv.clear ? std::string_view() : hv.value.eval(r));
+        if (!set_output(r, hv, hv.clear ? std::string_view() : hv.value.eval(r))) {
+          return Rc::Error;  // nginx's answer: the connection closes, nothing sent
+        }
       }
     }
   }
@@ -299,7 +303,8 @@ Code input_handler(Request& r) {
     }
     for (const HeaderArg& hv : cmd.headers) {
       std::string_view value = hv.clear ? std::string_view() : hv.value.eval(r);
-      if (set_input(r, hv, value, cmd.replace_only) != Rc::Ok) return Code::status(500);
+      // An invalid Host or Content-Length: the connection closes, nothing sent, as nginx's.
+      if (set_input(r, hv, value, cmd.replace_only) != Rc::Ok) return Rc::Error;
     }
   }
   return Rc::Declined;
